@@ -1,0 +1,375 @@
+// One typed symbol table for every libc call skiff makes, and thin wrappers that turn a -1 into a
+// SysError. Nothing outside ffi/ touches Deno.UnsafePointer.
+//
+// All calls are synchronous and run on the calling (JS main) thread. That matters: namespaces are
+// per thread, so after unshare/setns only these calls and Deno's *Sync APIs see the new namespaces.
+
+import { errnoName, SysError } from "./errors.ts";
+
+const symbols = {
+  unshare: { parameters: ["i32"], result: "i32" },
+  setns: { parameters: ["i32", "i32"], result: "i32" },
+  mount: { parameters: ["buffer", "buffer", "buffer", "u64", "buffer"], result: "i32" },
+  umount2: { parameters: ["buffer", "i32"], result: "i32" },
+  // syscall(long nr, ...) is variadic; on x86-64 SysV integer/pointer args may be passed as fixed args.
+  syscall_pp: { name: "syscall", parameters: ["i64", "buffer", "buffer"], result: "i64" },
+  syscall_iii: { name: "syscall", parameters: ["i64", "i64", "i64", "i64"], result: "i64" },
+  syscall_ibbi: { name: "syscall", parameters: ["i64", "i64", "buffer", "buffer", "i64"], result: "i64" },
+  syscall_bb: { name: "syscall", parameters: ["i64", "buffer", "buffer"], result: "i64" },
+  chdir: { parameters: ["buffer"], result: "i32" },
+  fchdir: { parameters: ["i32"], result: "i32" },
+  chroot: { parameters: ["buffer"], result: "i32" },
+  sethostname: { parameters: ["buffer", "usize"], result: "i32" },
+  execve: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
+  getpid: { parameters: [], result: "i32" },
+  gettid: { parameters: [], result: "i32" },
+  getppid: { parameters: [], result: "i32" },
+  getuid: { parameters: [], result: "u32" },
+  geteuid: { parameters: [], result: "u32" },
+  prctl: { parameters: ["i32", "u64", "u64", "u64", "u64"], result: "i32" },
+  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  mknod: { parameters: ["buffer", "u32", "u64"], result: "i32" },
+  mkfifo: { parameters: ["buffer", "u32"], result: "i32" },
+  dup2: { parameters: ["i32", "i32"], result: "i32" },
+  setsid: { parameters: [], result: "i32" },
+  setgroups: { parameters: ["usize", "buffer"], result: "i32" },
+  setresuid: { parameters: ["u32", "u32", "u32"], result: "i32" },
+  setresgid: { parameters: ["u32", "u32", "u32"], result: "i32" },
+  ioctl_buf: { name: "ioctl", parameters: ["i32", "u64", "buffer"], result: "i32" },
+  ioctl_int: { name: "ioctl", parameters: ["i32", "u64", "u64"], result: "i32" },
+  flock: { parameters: ["i32", "i32"], result: "i32" },
+  lsetxattr: { parameters: ["buffer", "buffer", "buffer", "usize", "i32"], result: "i32" },
+  lgetxattr: { parameters: ["buffer", "buffer", "buffer", "usize"], result: "isize" },
+  llistxattr: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
+  lchown: { parameters: ["buffer", "u32", "u32"], result: "i32" },
+  fchmodat: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
+  utimensat: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
+  kill: { parameters: ["i32", "i32"], result: "i32" },
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  unlockpt: { parameters: ["i32"], result: "i32" },
+  grantpt: { parameters: ["i32"], result: "i32" },
+  ptsname_r: { parameters: ["i32", "buffer", "usize"], result: "i32" },
+  isatty: { parameters: ["i32"], result: "i32" },
+  umask: { parameters: ["u32"], result: "u32" },
+  __errno_location: { parameters: [], result: "pointer" },
+  strerror: { parameters: ["i32"], result: "pointer" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+let lib: Deno.DynamicLibrary<typeof symbols> | undefined;
+/** The libc symbol table, opened on first use (commands that never need it never pay for it). */
+export function libc(): Deno.DynamicLibrary<typeof symbols>["symbols"] {
+  lib ??= Deno.dlopen("libc.so.6", symbols);
+  return lib.symbols;
+}
+
+const encoder = new TextEncoder();
+/** A NUL-terminated C string. */
+export function cstr(s: string): Uint8Array<ArrayBuffer> {
+  return encoder.encode(s + "\0");
+}
+const cstrOrNull = (s: string | null | undefined) => (s == null ? null : cstr(s));
+
+/** errno of the last failed call on this thread; read it right after the call. */
+export function errno(): number {
+  const p = libc().__errno_location();
+  return p ? new Deno.UnsafePointerView(p).getInt32(0) : 0;
+}
+
+export function strerror(code: number): string {
+  const p = libc().strerror(code);
+  return p ? Deno.UnsafePointerView.getCString(p) : `errno ${code}`;
+}
+
+/** Throws a SysError when a call returned -1; otherwise returns the result. */
+export function check<T extends number | bigint>(call: string, result: T, path?: string): T {
+  if (Number(result) === -1) {
+    const code = errno();
+    throw new SysError(call, code, errnoName(code), strerror(code), path);
+  }
+  return result;
+}
+
+// ---- constants (x86-64 Linux) ----
+export const CLONE = {
+  NEWTIME: 0x00000080,
+  FS: 0x00000200,
+  NEWNS: 0x00020000,
+  NEWCGROUP: 0x02000000,
+  NEWUTS: 0x04000000,
+  NEWIPC: 0x08000000,
+  NEWUSER: 0x10000000,
+  NEWPID: 0x20000000,
+  NEWNET: 0x40000000,
+} as const;
+export const MS = {
+  RDONLY: 1,
+  NOSUID: 2,
+  NODEV: 4,
+  NOEXEC: 8,
+  REMOUNT: 32,
+  BIND: 4096,
+  MOVE: 8192,
+  REC: 16384,
+  PRIVATE: 1 << 18,
+  SLAVE: 1 << 19,
+  STRICTATIME: 1 << 24,
+} as const;
+export const MNT_DETACH = 2;
+export const O = {
+  RDONLY: 0,
+  WRONLY: 1,
+  RDWR: 2,
+  CREAT: 0o100,
+  EXCL: 0o200,
+  NOCTTY: 0o400,
+  TRUNC: 0o1000,
+  NONBLOCK: 0o4000,
+  DIRECTORY: 0o200000,
+  NOFOLLOW: 0o400000,
+  CLOEXEC: 0o2000000,
+  PATH: 0o10000000,
+} as const;
+export const PR = {
+  SET_PDEATHSIG: 1,
+  SET_NAME: 15,
+  CAPBSET_DROP: 24,
+  SET_KEEPCAPS: 8,
+  SET_NO_NEW_PRIVS: 38,
+  CAP_AMBIENT: 47,
+  CAP_AMBIENT_CLEAR_ALL: 4,
+} as const;
+export const LOCK = { SH: 1, EX: 2, NB: 4, UN: 8 } as const;
+export const AT_FDCWD = -100;
+export const AT_SYMLINK_NOFOLLOW = 0x100;
+const SYS = {
+  rt_sigaction: 13,
+  rt_sigprocmask: 14,
+  capget: 125,
+  capset: 126,
+  pivot_root: 155,
+  close_range: 436,
+} as const;
+export const S_IFCHR = 0o020000, S_IFBLK = 0o060000, S_IFIFO = 0o010000;
+
+// ---- thin wrappers ----
+export const unshare = (flags: number) => void check("unshare", libc().unshare(flags));
+export const setns = (fd: number, nstype = 0) => void check("setns", libc().setns(fd, nstype));
+
+export function mount(
+  source: string | null,
+  target: string,
+  fstype: string | null,
+  flags: number,
+  data: string | null = null,
+): void {
+  check(
+    "mount",
+    libc().mount(cstrOrNull(source), cstr(target), cstrOrNull(fstype), BigInt(flags), cstrOrNull(data)),
+    target,
+  );
+}
+export const umount2 = (target: string, flags = 0) =>
+  void check("umount2", libc().umount2(cstr(target), flags), target);
+export const pivotRoot = (newRoot: string, putOld: string) =>
+  void check("pivot_root", libc().syscall_pp(BigInt(SYS.pivot_root), cstr(newRoot), cstr(putOld)), newRoot);
+export const chdir = (path: string) => void check("chdir", libc().chdir(cstr(path)), path);
+export const chroot = (path: string) => void check("chroot", libc().chroot(cstr(path)), path);
+export function sethostname(name: string): void {
+  const bytes = encoder.encode(name);
+  check("sethostname", libc().sethostname(bytes, BigInt(bytes.length)), name);
+}
+export const getpid = () => libc().getpid();
+export const gettid = () => libc().gettid();
+export const geteuid = () => libc().geteuid();
+export const prctl = (op: number, a = 0n, b = 0n, c = 0n, d = 0n) =>
+  check("prctl", libc().prctl(op, a, b, c, d));
+export const open = (path: string, flags: number, mode = 0) =>
+  check("open", libc().open(cstr(path), flags, mode), path);
+export const close = (fd: number) => void check("close", libc().close(fd));
+export function read(fd: number, buf: Uint8Array<ArrayBuffer>): number {
+  return Number(check("read", libc().read(fd, buf, BigInt(buf.length))));
+}
+export function write(fd: number, buf: Uint8Array<ArrayBuffer>): number {
+  return Number(check("write", libc().write(fd, buf, BigInt(buf.length))));
+}
+export const mknod = (path: string, mode: number, dev: bigint) =>
+  void check("mknod", libc().mknod(cstr(path), mode, dev), path);
+export const mkfifo = (path: string, mode: number) =>
+  void check("mkfifo", libc().mkfifo(cstr(path), mode), path);
+export const dup2 = (from: number, to: number) => void check("dup2", libc().dup2(from, to));
+export const setsid = () => check("setsid", libc().setsid());
+export const kill = (pid: number, sig: number) => void check("kill", libc().kill(pid, sig), String(pid));
+export const umask = (mask: number) => libc().umask(mask);
+export const isatty = (fd: number) => libc().isatty(fd) === 1;
+
+/** Linux dev_t encoding (glibc's gnu_dev_makedev). */
+export function makedev(major: number, minor: number): bigint {
+  return (BigInt(major & 0xfff) << 8n) | BigInt(minor & 0xff) | (BigInt(minor & ~0xff) << 12n) |
+    (BigInt(major & ~0xfff) << 32n);
+}
+
+export function setgroups(gids: number[]): void {
+  const arr = new Uint32Array(gids.length || 1);
+  gids.forEach((g, i) => (arr[i] = g));
+  check("setgroups", libc().setgroups(BigInt(gids.length), new Uint8Array(arr.buffer)));
+}
+export const setresuid = (uid: number) => void check("setresuid", libc().setresuid(uid, uid, uid));
+export const setresgid = (gid: number) => void check("setresgid", libc().setresgid(gid, gid, gid));
+
+export const ioctlBuf = (fd: number, request: number, buf: Uint8Array<ArrayBuffer>) =>
+  check("ioctl", libc().ioctl_buf(fd, BigInt(request), buf));
+export const ioctlInt = (fd: number, request: number, arg: number) =>
+  check("ioctl", libc().ioctl_int(fd, BigInt(request), BigInt(arg)));
+
+/** flock(); returns false instead of throwing when LOCK_NB finds the lock taken. */
+export function flock(fd: number, op: number, path?: string): boolean {
+  if (libc().flock(fd, op) === 0) return true;
+  const code = errno();
+  if (code === 11 /* EWOULDBLOCK */) return false;
+  throw new SysError("flock", code, errnoName(code), strerror(code), path);
+}
+
+export function lsetxattr(path: string, name: string, value: Uint8Array<ArrayBuffer>): void {
+  check("lsetxattr", libc().lsetxattr(cstr(path), cstr(name), value, BigInt(value.length), 0), path);
+}
+/** The value of an xattr, or null when the file has none of that name. */
+export function lgetxattr(path: string, name: string): Uint8Array | null {
+  const buf = new Uint8Array(65536);
+  const n = Number(libc().lgetxattr(cstr(path), cstr(name), buf, BigInt(buf.length)));
+  if (n === -1) {
+    const code = errno();
+    if (code === 61 /* ENODATA */) return null;
+    throw new SysError("lgetxattr", code, errnoName(code), strerror(code), path);
+  }
+  return buf.slice(0, n);
+}
+export function llistxattr(path: string): string[] {
+  const buf = new Uint8Array(65536);
+  const n = Number(check("llistxattr", libc().llistxattr(cstr(path), buf, BigInt(buf.length)), path));
+  return new TextDecoder().decode(buf.subarray(0, n)).split("\0").filter(Boolean);
+}
+export const lchown = (path: string, uid: number, gid: number) =>
+  void check("lchown", libc().lchown(cstr(path), uid, gid), path);
+/** chmod without following a final symlink is not supported by Linux; this follows (used on non-links). */
+export const chmod = (path: string, mode: number) =>
+  void check("fchmodat", libc().fchmodat(AT_FDCWD, cstr(path), mode, 0), path);
+/** Sets atime and mtime (seconds) of a path without following a final symlink. */
+export function lutimes(path: string, atimeSec: number, mtimeSec: number): void {
+  const ts = new BigInt64Array([BigInt(Math.trunc(atimeSec)), 0n, BigInt(Math.trunc(mtimeSec)), 0n]);
+  check(
+    "utimensat",
+    libc().utimensat(AT_FDCWD, cstr(path), new Uint8Array(ts.buffer), AT_SYMLINK_NOFOLLOW),
+    path,
+  );
+}
+
+export const closeRange = (first: number) =>
+  void check("close_range", libc().syscall_iii(BigInt(SYS.close_range), BigInt(first), 0xffffffffn, 0n));
+
+/** Resets every signal to SIG_DFL and clears the signal mask: ignored signals survive execve. */
+export function resetSignals(): void {
+  const dfl = new Uint8Array(32); // struct kernel_sigaction, all zero: SIG_DFL, no flags, empty mask
+  for (let sig = 1; sig <= 64; sig++) {
+    if (sig === 9 || sig === 19) continue; // SIGKILL and SIGSTOP cannot be changed
+    // the raw syscall, not glibc's signal(): glibc refuses 32/33, which Deno leaves ignored
+    libc().syscall_ibbi(BigInt(SYS.rt_sigaction), BigInt(sig), dfl, null, 8n);
+  }
+  libc().syscall_ibbi(BigInt(SYS.rt_sigprocmask), 2n, /* SIG_SETMASK */ new Uint8Array(8), null, 8n);
+}
+
+// ---- capabilities (v3: two 32-bit words per set) ----
+const CAP_V3 = 0x20080522;
+export interface CapSets {
+  effective: bigint;
+  permitted: bigint;
+  inheritable: bigint;
+}
+export function capget(): CapSets {
+  const header = new Uint32Array([CAP_V3, 0]);
+  const data = new Uint32Array(6);
+  check(
+    "capget",
+    libc().syscall_bb(BigInt(SYS.capget), new Uint8Array(header.buffer), new Uint8Array(data.buffer)),
+  );
+  const join = (lo: number, hi: number) => (BigInt(hi) << 32n) | BigInt(lo);
+  return {
+    effective: join(data[0], data[3]),
+    permitted: join(data[1], data[4]),
+    inheritable: join(data[2], data[5]),
+  };
+}
+export function capset(sets: CapSets): void {
+  const header = new Uint32Array([CAP_V3, 0]);
+  const lo = (v: bigint) => Number(v & 0xffffffffn);
+  const hi = (v: bigint) => Number(v >> 32n);
+  const data = new Uint32Array([
+    lo(sets.effective),
+    lo(sets.permitted),
+    lo(sets.inheritable),
+    hi(sets.effective),
+    hi(sets.permitted),
+    hi(sets.inheritable),
+  ]);
+  check(
+    "capset",
+    libc().syscall_bb(BigInt(SYS.capset), new Uint8Array(header.buffer), new Uint8Array(data.buffer)),
+  );
+}
+
+/** A NULL-terminated char*[] plus the string buffers behind it (keep both alive until the call). */
+function cstrArray(items: string[]): { array: Uint8Array<ArrayBuffer>; keep: Uint8Array[] } {
+  const keep = items.map(cstr);
+  const ptrs = new BigUint64Array(items.length + 1);
+  keep.forEach((b, i) => (ptrs[i] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(b)))));
+  return { array: new Uint8Array(ptrs.buffer), keep };
+}
+
+/** execve: returns only on failure, by throwing. */
+export function execve(path: string, argv: string[], env: string[]): never {
+  const a = cstrArray(argv);
+  const e = cstrArray(env);
+  const result = libc().execve(cstr(path), a.array, e.array);
+  void a.keep, e.keep; // referenced until after the call
+  check("execve", result, path);
+  throw new Error("execve returned");
+}
+
+/** Opens /dev/ptmx and returns the master fd and the slave's path. */
+export function openPty(): { master: number; slavePath: string } {
+  const master = open("/dev/ptmx", O.RDWR | O.NOCTTY | O.CLOEXEC);
+  check("grantpt", libc().grantpt(master));
+  check("unlockpt", libc().unlockpt(master));
+  const buf = new Uint8Array(128);
+  const rc = libc().ptsname_r(master, buf, BigInt(buf.length));
+  if (rc !== 0) throw new SysError("ptsname_r", rc, errnoName(rc), strerror(rc));
+  const end = buf.indexOf(0);
+  return { master, slavePath: new TextDecoder().decode(buf.subarray(0, end)) };
+}
+
+export const TIOC = { GWINSZ: 0x5413, SWINSZ: 0x5414, SCTTY: 0x540e } as const;
+export function getWinsize(fd: number): { rows: number; cols: number } | null {
+  const ws = new Uint16Array(4);
+  if (libc().ioctl_buf(fd, BigInt(TIOC.GWINSZ), new Uint8Array(ws.buffer)) !== 0) return null;
+  return { rows: ws[0], cols: ws[1] };
+}
+export function setWinsize(fd: number, rows: number, cols: number): void {
+  ioctlBuf(fd, TIOC.SWINSZ, new Uint8Array(new Uint16Array([rows, cols, 0, 0]).buffer));
+}
+
+/** Brings a network interface up (SIOCGIFFLAGS / SIOCSIFFLAGS on a datagram socket). */
+export function interfaceUp(name: string): void {
+  const fd = check("socket", libc().socket(2, /* AF_INET */ 2 /* SOCK_DGRAM */ | O.CLOEXEC, 0));
+  try {
+    const ifr = new Uint8Array(40); // struct ifreq: char name[16]; short flags; ...
+    ifr.set(encoder.encode(name).subarray(0, 15));
+    ioctlBuf(fd, 0x8913, /* SIOCGIFFLAGS */ ifr);
+    const view = new DataView(ifr.buffer);
+    view.setInt16(16, view.getInt16(16, true) | 0x1 /* IFF_UP */ | 0x40, /* IFF_RUNNING */ true);
+    ioctlBuf(fd, 0x8914, /* SIOCSIFFLAGS */ ifr);
+  } finally {
+    close(fd);
+  }
+}

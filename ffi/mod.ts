@@ -1,0 +1,2 @@
+export * from "./libc.ts";
+export { errnoName, SysError } from "./errors.ts";

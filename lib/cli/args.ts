@@ -1,0 +1,145 @@
+// Docker-style command-line parsing. node:util parseArgs cannot stop at the first positional, which
+// `run IMAGE CMD -c x` needs, so the verbs share this small parser instead.
+
+import { UsageError } from "../errors.ts";
+
+export type OptionKind = "bool" | "string" | "list";
+
+export interface OptionSpec {
+  /** Long name without dashes, e.g. "memory-swap". */
+  name: string;
+  short?: string;
+  kind: OptionKind;
+  /** Other long names that mean the same option (docker keeps a few aliases). */
+  aliases?: string[];
+}
+
+export interface Parsed {
+  /** Values keyed by the option's long name: boolean, string (last wins) or string[] for lists. */
+  options: Record<string, boolean | string | string[] | undefined>;
+  positionals: string[];
+}
+
+export interface ParseConfig {
+  verb: string;
+  options: OptionSpec[];
+  /** Stop parsing options at the first positional (run/exec: the rest is the container's command). */
+  stopAtPositional?: number;
+}
+
+const TRUE = new Set(["true", "1", "t", "T", "TRUE", "True"]);
+const FALSE = new Set(["false", "0", "f", "F", "FALSE", "False"]);
+
+export function parseArgs(args: string[], config: ParseConfig): Parsed {
+  const byLong = new Map<string, OptionSpec>();
+  const byShort = new Map<string, OptionSpec>();
+  for (const o of [...config.options, { name: "help", kind: "bool" } as OptionSpec]) {
+    byLong.set(o.name, o);
+    for (const a of o.aliases ?? []) byLong.set(a, o);
+    if (o.short) byShort.set(o.short, o);
+  }
+  const options: Parsed["options"] = {};
+  const positionals: string[] = [];
+  const set = (spec: OptionSpec, value: string | boolean, shown: string) => {
+    if (spec.kind === "bool") {
+      if (typeof value === "string") {
+        if (TRUE.has(value)) value = true;
+        else if (FALSE.has(value)) value = false;
+        else {throw new UsageError(
+            `invalid argument "${value}" for "${shown}" flag: parse error`,
+            config.verb,
+          );}
+      }
+      options[spec.name] = value;
+    } else if (spec.kind === "list") {
+      const list = (options[spec.name] as string[] | undefined) ?? [];
+      list.push(String(value));
+      options[spec.name] = list;
+    } else {
+      options[spec.name] = String(value);
+    }
+  };
+
+  let i = 0;
+  for (; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--") {
+      positionals.push(...args.slice(i + 1));
+      break;
+    }
+    if (arg.startsWith("--")) {
+      const eq = arg.indexOf("=");
+      const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
+      const spec = byLong.get(name);
+      if (!spec) throw new UsageError(`unknown flag: --${name}`, config.verb);
+      if (eq !== -1) set(spec, arg.slice(eq + 1), `--${name}`);
+      else if (spec.kind === "bool") set(spec, true, `--${name}`);
+      else {
+        if (i + 1 >= args.length) throw new UsageError(`flag needs an argument: --${name}`, config.verb);
+        set(spec, args[++i], `--${name}`);
+      }
+      continue;
+    }
+    if (arg.startsWith("-") && arg.length > 1) {
+      // -it, -e K=V, -eK=V, -p=80
+      for (let j = 1; j < arg.length; j++) {
+        const ch = arg[j];
+        const spec = byShort.get(ch);
+        if (!spec) throw new UsageError(`unknown shorthand flag: '${ch}' in ${arg}`, config.verb);
+        if (spec.kind === "bool") {
+          if (arg[j + 1] === "=") {
+            set(spec, arg.slice(j + 2), `-${ch}`);
+            break;
+          }
+          set(spec, true, `-${ch}`);
+          continue;
+        }
+        let value = arg.slice(j + 1);
+        if (value.startsWith("=")) value = value.slice(1);
+        if (value === "") {
+          if (i + 1 >= args.length) {
+            throw new UsageError(`flag needs an argument: '${ch}' in -${ch}`, config.verb);
+          }
+          value = args[++i];
+        }
+        set(spec, value, `-${ch}`);
+        break;
+      }
+      continue;
+    }
+    positionals.push(arg);
+    if (config.stopAtPositional !== undefined && positionals.length >= config.stopAtPositional) {
+      positionals.push(...args.slice(i + 1));
+      break;
+    }
+  }
+  return { options, positionals };
+}
+
+// Typed getters so verb modules read options without casts.
+export const str = (p: Parsed, name: string): string | undefined => p.options[name] as string | undefined;
+export const bool = (p: Parsed, name: string): boolean => p.options[name] === true;
+export const list = (p: Parsed, name: string): string[] => (p.options[name] as string[] | undefined) ?? [];
+
+/** Parses docker's byte sizes: 12, 12b, 512k, 64m, 1g (case-insensitive, base 1024). */
+export function parseBytes(value: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([bkmgtp]?)b?$/i.exec(value.trim());
+  if (!m) throw new UsageError(`invalid argument "${value}" for "${flag}" flag: invalid size: '${value}'`);
+  const unit = { "": 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 }[
+    m[2].toLowerCase() as "" | "b" | "k" | "m" | "g" | "t" | "p"
+  ];
+  return Math.floor(Number(m[1]) * unit);
+}
+
+/** Requires an exact count of positionals or throws docker's wording. */
+export function requireArgs(p: Parsed, verb: string, min: number, max = Infinity): void {
+  const n = p.positionals.length;
+  if (n < min || n > max) {
+    const what = min === max
+      ? `exactly ${min} argument${min === 1 ? "" : "s"}`
+      : max === Infinity
+      ? `at least ${min} argument${min === 1 ? "" : "s"}`
+      : `at least ${min} and at most ${max} arguments`;
+    throw new UsageError(`"skiff ${verb}" requires ${what}.`, verb);
+  }
+}

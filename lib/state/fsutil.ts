@@ -1,0 +1,85 @@
+// Small filesystem helpers shared by the stores: atomic writes and locks.
+
+import { dirname } from "node:path";
+import { close, flock, LOCK, O, open } from "../../ffi/libc.ts";
+
+const encoder = new TextEncoder();
+
+/** Writes a file so that readers see the old or the new content, never half of it. */
+export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): void {
+  const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    Deno.writeFileSync(tmp, typeof data === "string" ? encoder.encode(data) : data, { mode });
+    Deno.renameSync(tmp, path);
+  } catch (e) {
+    try {
+      Deno.removeSync(tmp);
+    } catch { /* never written */ }
+    throw e;
+  }
+}
+
+export function writeJsonAtomic(path: string, value: unknown, mode = 0o644): void {
+  writeFileAtomic(path, JSON.stringify(value, null, 2) + "\n", mode);
+}
+
+export function readJson<T>(path: string): T {
+  return JSON.parse(Deno.readTextFileSync(path)) as T;
+}
+
+export function readJsonOr<T>(path: string, fallback: T): T {
+  try {
+    return readJson<T>(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return fallback;
+    throw e;
+  }
+}
+
+export function exists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function removeIfExists(path: string): void {
+  try {
+    Deno.removeSync(path, { recursive: true });
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+}
+
+/**
+ * Holds an exclusive flock on `path` while `fn` runs. Waits by polling with LOCK_NB so the event
+ * loop keeps running (other async work of this process is not frozen while another skiff holds it).
+ */
+export async function withLock<T>(path: string, fn: () => T | Promise<T>): Promise<T> {
+  Deno.mkdirSync(dirname(path), { recursive: true });
+  const fd = open(path, O.RDWR | O.CREAT | O.CLOEXEC, 0o600);
+  try {
+    let delay = 1;
+    while (!flock(fd, LOCK.EX | LOCK.NB, path)) {
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 20);
+    }
+    return await fn();
+  } finally {
+    close(fd); // closing the fd releases the lock
+  }
+}
+
+/** The synchronous form, for code that runs after unshare/setns where async APIs are off limits. */
+export function withLockSync<T>(path: string, fn: () => T): T {
+  Deno.mkdirSync(dirname(path), { recursive: true });
+  const fd = open(path, O.RDWR | O.CREAT | O.CLOEXEC, 0o600);
+  try {
+    flock(fd, LOCK.EX, path);
+    return fn();
+  } finally {
+    close(fd);
+  }
+}

@@ -1,0 +1,150 @@
+// The records skiff keeps on disk. Field names follow docker's inspect output where one exists so
+// that `inspect` is a projection, not a translation.
+
+/** The parts of an OCI/docker image config's `config` object that skiff honours. */
+export interface ImageRunConfig {
+  User?: string;
+  Env?: string[];
+  Entrypoint?: string[] | null;
+  Cmd?: string[] | null;
+  WorkingDir?: string;
+  Labels?: Record<string, string> | null;
+  StopSignal?: string;
+  ExposedPorts?: Record<string, unknown>;
+  Volumes?: Record<string, unknown>;
+}
+
+/** The image config blob (OCI image-spec config / docker image JSON). */
+export interface ImageConfigBlob {
+  architecture?: string;
+  os?: string;
+  variant?: string;
+  created?: string;
+  author?: string;
+  config?: ImageRunConfig;
+  rootfs: { type: "layers"; diff_ids: string[] };
+  history?: { created?: string; created_by?: string; empty_layer?: boolean; comment?: string }[];
+}
+
+export interface LayerRef {
+  /** sha256 of the uncompressed tar. */
+  diffId: string;
+  /** OCI chain ID: names the unpacked directory <root>/layers/<hex>. */
+  chainId: string;
+  /** Digest of the blob as stored/distributed (compressed or not), if kept. */
+  blobDigest?: string;
+  blobMediaType?: string;
+  blobSize?: number;
+}
+
+export interface ImageRecord {
+  /** "sha256:<hex>" of the config blob: docker's image ID. */
+  id: string;
+  repoTags: string[];
+  repoDigests: string[];
+  /** Digest of the manifest stored in blobs/, when there is one. */
+  manifestDigest?: string;
+  layers: LayerRef[];
+  config: ImageConfigBlob;
+  /** ISO time the image was created (from the config), or when it was stored. */
+  created: string;
+  /** Unpacked size in bytes of all layers. */
+  size: number;
+}
+
+export type ContainerStatus =
+  | "created"
+  | "running"
+  | "paused"
+  | "restarting"
+  | "removing"
+  | "exited"
+  | "dead";
+
+export interface ContainerState {
+  Status: ContainerStatus;
+  Running: boolean;
+  Paused: boolean;
+  Restarting: boolean;
+  OOMKilled: boolean;
+  Dead: boolean;
+  Pid: number;
+  ExitCode: number;
+  Error: string;
+  StartedAt: string;
+  FinishedAt: string;
+  /** Not in docker's output: start time (clock ticks, /proc/<pid>/stat field 22) to detect pid reuse. */
+  PidStartTime?: number;
+  /** Not in docker's output: the skiff process that owns and waits on the container. */
+  MonitorPid?: number;
+}
+
+export interface ContainerConfig {
+  Hostname: string;
+  Domainname: string;
+  User: string;
+  AttachStdin: boolean;
+  AttachStdout: boolean;
+  AttachStderr: boolean;
+  Tty: boolean;
+  OpenStdin: boolean;
+  StdinOnce: boolean;
+  Env: string[];
+  Cmd: string[] | null;
+  Image: string;
+  Volumes: Record<string, unknown> | null;
+  WorkingDir: string;
+  Entrypoint: string[] | null;
+  Labels: Record<string, string>;
+  StopSignal?: string;
+}
+
+export interface DeviceRule {
+  type: "a" | "b" | "c";
+  major: number | "*";
+  minor: number | "*";
+  access: string;
+}
+
+export interface HostConfig {
+  AutoRemove: boolean;
+  Privileged: boolean;
+  ReadonlyRootfs: boolean;
+  CapAdd: string[] | null;
+  CapDrop: string[] | null;
+  NetworkMode: string;
+  /** Bytes; 0 = unlimited. */
+  Memory: number;
+  /** Bytes of memory+swap; 0 = unset, -1 = unlimited. */
+  MemorySwap: number;
+  /** CPUs × 1e9. */
+  NanoCpus: number;
+  CpuShares: number;
+  CpuPeriod: number;
+  CpuQuota: number;
+  CpusetCpus: string;
+  CpusetMems: string;
+  /** null = unlimited. */
+  PidsLimit: number | null;
+  BlkioWeight: number;
+  MaskedPaths: string[];
+  ReadonlyPaths: string[];
+}
+
+export interface ContainerRecord {
+  Id: string;
+  Created: string;
+  Path: string;
+  Args: string[];
+  State: ContainerState;
+  /** Image ID "sha256:...". */
+  Image: string;
+  /** "/name", as docker shows it. */
+  Name: string;
+  RestartCount: number;
+  Driver: "overlay2";
+  HostConfig: HostConfig;
+  Config: ContainerConfig;
+  /** Unpacked layer dirs, top-most first, as overlay lowerdir wants them. */
+  LowerDirs: string[];
+}

@@ -1,0 +1,135 @@
+// skiff: a Docker-compatible container engine. This file only dispatches: global flags, then the
+// verb module, loaded on demand so a verb pays only for what it uses.
+
+import { SkiffError, UsageError } from "./lib/errors.ts";
+import { resolveRoot } from "./lib/state/root.ts";
+import type { CliContext, Verb } from "./lib/cli/context.ts";
+import { SysError } from "./ffi/errors.ts";
+
+import { VERSION } from "./lib/version.ts";
+
+type VerbLoader = () => Promise<{ default: Verb }>;
+const VERBS: Record<string, VerbLoader> = {
+  run: () => import("./lib/cli/run.ts"),
+  images: () => import("./lib/cli/images.ts"),
+  rmi: () => import("./lib/cli/rmi.ts"),
+  tag: () => import("./lib/cli/tag.ts"),
+  load: () => import("./lib/cli/load.ts"),
+  import: () => import("./lib/cli/import.ts"),
+  ps: () => import("./lib/cli/ps.ts"),
+  rm: () => import("./lib/cli/rm.ts"),
+  inspect: () => import("./lib/cli/inspect.ts"),
+  version: () => import("./lib/cli/version.ts"),
+};
+// docker's management-command spellings
+const ALIASES: Record<string, string[]> = {
+  "container run": ["run"],
+  "container ls": ["ps"],
+  "container list": ["ps"],
+  "container ps": ["ps"],
+  "container rm": ["rm"],
+  "container inspect": ["inspect", "--type", "container"],
+  "image ls": ["images"],
+  "image list": ["images"],
+  "image rm": ["rmi"],
+  "image tag": ["tag"],
+  "image load": ["load"],
+  "image import": ["import"],
+  "image inspect": ["inspect", "--type", "image"],
+};
+
+const USAGE = `Usage:  skiff [OPTIONS] COMMAND
+
+A Docker-compatible container engine, one binary, no daemon.
+
+Options:
+      --root string   State directory (default /var/lib/skiff, or $SKIFF_ROOT)
+  -D, --debug         Show stack traces of errors
+  -v, --version       Print version information and quit
+
+Commands:
+  run        Create and run a new container from an image
+  ps         List containers
+  rm         Remove one or more containers
+  inspect    Return low-level information on containers or images
+  images     List images
+  rmi        Remove one or more images
+  tag        Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+  load       Load an image from a tar archive (docker-archive or OCI layout)
+  import     Import the contents of a tarball to create a filesystem image
+  version    Show the skiff version
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  let rootFlag: string | undefined;
+  let debug = false;
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--root") {
+      if (i + 1 >= argv.length) throw new UsageError("flag needs an argument: --root");
+      rootFlag = argv[++i];
+    } else if (a.startsWith("--root=")) rootFlag = a.slice(7);
+    else if (a === "-D" || a === "--debug") debug = true;
+    else if (a === "-v" || a === "--version") {
+      console.log(`skiff version ${VERSION}`);
+      return 0;
+    } else if (a === "-h" || a === "--help") {
+      console.log(USAGE);
+      return 0;
+    } else if (a.startsWith("-")) throw new UsageError(`unknown flag: ${a}`);
+    else break;
+  }
+  let rest = argv.slice(i);
+  if (rest.length === 0) {
+    console.log(USAGE);
+    return 0;
+  }
+  const alias = ALIASES[`${rest[0]} ${rest[1]}`];
+  if (alias) rest = [...alias, ...rest.slice(2)];
+  const loader = VERBS[rest[0]];
+  if (!loader) throw new UsageError(`'${rest[0]}' is not a skiff command. See 'skiff --help'`);
+  if (Deno.uid() !== 0 && rest[0] !== "version") {
+    throw new SkiffError("skiff needs root: run it as root (rootless mode is not supported yet)");
+  }
+  const ctx: CliContext = { root: resolveRoot(rootFlag), debug };
+  if (rest[0] !== "version") ctx.root.ensure();
+  const verb = (await loader()).default;
+  return await verb(rest.slice(1), ctx);
+}
+
+/** One line on stderr, docker's exit code. */
+export function reportError(e: unknown, debug: boolean): number {
+  if (e instanceof UsageError) {
+    console.error(`skiff: ${e.message}${e.verb ? ` (see 'skiff ${e.verb} --help')` : ""}`);
+    return e.exitCode;
+  }
+  if (e instanceof SkiffError) {
+    console.error(`skiff: ${e.message}`);
+    if (debug) console.error(e.stack);
+    return e.exitCode;
+  }
+  if (e instanceof SysError || e instanceof Error) {
+    console.error(`skiff: ${e.message}`);
+    if (debug) console.error(e.stack);
+    return 125;
+  }
+  console.error(`skiff: ${String(e)}`);
+  return 125;
+}
+
+if (import.meta.main) {
+  // The container-side stage re-executes this binary; it must not pay for CLI parsing.
+  if (Deno.args[0] === "__init") {
+    const { initMain } = await import("./lib/runtime/init.ts");
+    initMain(Deno.args.slice(1));
+  }
+  const debug = Deno.args.includes("-D") || Deno.args.includes("--debug");
+  let code: number;
+  try {
+    code = await main(Deno.args);
+  } catch (e) {
+    code = reportError(e, debug);
+  }
+  Deno.exit(code);
+}

@@ -1,0 +1,215 @@
+// Shared test harness: a temp state root per test, running skiff as a real process, a busybox
+// rootfs built from the host's static busybox, and a leak check that fails the test when a mount,
+// cgroup or process that mentions the test's root or its containers is left behind.
+
+import { join } from "node:path";
+import { fileURLToPath as fromFileUrl } from "node:url";
+
+export const MAIN = fromFileUrl(new URL("../main.ts", import.meta.url));
+export const BUSYBOX = "/bin/busybox";
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOptions {
+  stdin?: string;
+  env?: Record<string, string>;
+  timeoutMs?: number;
+}
+
+/** A temp state root and a `skiff` runner bound to it. */
+export class TestRoot {
+  private constructor(readonly path: string) {}
+
+  static async create(): Promise<TestRoot> {
+    return new TestRoot(await Deno.makeTempDir({ prefix: "skiff-test-" }));
+  }
+
+  /** Runs `skiff --root <root> ...args` and collects its output. */
+  async skiff(args: string[], opts: RunOptions = {}): Promise<RunResult> {
+    return await runSkiff(["--root", this.path, ...args], opts);
+  }
+
+  /** Like skiff() but throws with the output when the exit code is not 0. */
+  async ok(args: string[], opts: RunOptions = {}): Promise<string> {
+    const r = await this.skiff(args, opts);
+    if (r.code !== 0) {
+      throw new Error(`skiff ${args.join(" ")} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+    }
+    return r.stdout;
+  }
+
+  /** Container ids recorded under this root (also those whose record is half-written). */
+  containerIds(): string[] {
+    try {
+      return [...Deno.readDirSync(join(this.path, "containers"))].map((e) => e.name);
+    } catch {
+      return [];
+    }
+  }
+
+  /**
+   * Removes every container (rm -f), then checks that nothing the test made is left, then removes
+   * the root. Throws a description of each leak.
+   */
+  async cleanup(): Promise<void> {
+    const ids = this.containerIds();
+    if (ids.length) await this.skiff(["rm", "-f", ...ids]);
+    const leaks = findLeaks(this.path, ids);
+    // remove what we can even when there are leaks, so one failure does not cascade
+    for (const pid of leaks.pids) {
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch { /* gone */ }
+    }
+    for (const m of leaks.mounts.reverse()) {
+      await new Deno.Command("umount", { args: ["-l", m] }).output();
+    }
+    for (const cg of leaks.cgroups.reverse()) {
+      try {
+        Deno.removeSync(cg);
+      } catch { /* busy */ }
+    }
+    await Deno.remove(this.path, { recursive: true }).catch(() => {});
+    const problems = [
+      ...leaks.mounts.map((m) => `mount ${m}`),
+      ...leaks.cgroups.map((c) => `cgroup ${c}`),
+      ...leaks.pids.map((p) => `process ${p}`),
+    ];
+    if (problems.length) throw new Error(`leaked after test:\n  ${problems.join("\n  ")}`);
+  }
+}
+
+export async function runSkiff(args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  const cmd = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    stdin: opts.stdin !== undefined ? "piped" : "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: opts.env,
+  });
+  const child = cmd.spawn();
+  if (opts.stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(opts.stdin));
+    await w.close();
+  }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  if (opts.timeoutMs) timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs);
+  const out = await child.output();
+  clearTimeout(timer);
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+export interface Leaks {
+  mounts: string[];
+  cgroups: string[];
+  pids: number[];
+}
+
+/** Mounts, cgroups and processes that mention the root path or one of the container ids. */
+export function findLeaks(root: string, ids: string[]): Leaks {
+  const mentions = (s: string) => s.includes(root) || ids.some((id) => s.includes(id));
+  const mounts = Deno.readTextFileSync("/proc/self/mountinfo").split("\n")
+    .map((l) => l.split(" ")[4])
+    .filter((m) => m && mentions(m));
+  const cgroups: string[] = [];
+  for (const base of cgroupBases()) {
+    for (const id of ids) {
+      for (const p of [join(base, "skiff", id), join(base, id)]) {
+        try {
+          if (Deno.statSync(p).isDirectory) cgroups.push(p);
+        } catch { /* absent: good */ }
+      }
+    }
+  }
+  const pids: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name) || Number(e.name) === Deno.pid) continue;
+    try {
+      const cmdline = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).replaceAll("\0", " ");
+      if (mentions(cmdline)) pids.push(Number(e.name));
+    } catch { /* exited */ }
+  }
+  return { mounts, cgroups, pids };
+}
+
+function cgroupBases(): string[] {
+  const bases = ["/sys/fs/cgroup"];
+  try {
+    for (const e of Deno.readDirSync("/sys/fs/cgroup")) {
+      if (e.isDirectory) bases.push(join("/sys/fs/cgroup", e.name));
+    }
+  } catch { /* no cgroupfs */ }
+  return bases;
+}
+
+/** Test-scoped root: creates it, runs fn, always cleans up and checks for leaks. */
+export async function withRoot(fn: (root: TestRoot) => Promise<void>): Promise<void> {
+  const root = await TestRoot.create();
+  let failure: unknown;
+  try {
+    await fn(root);
+  } catch (e) {
+    failure = e;
+  }
+  try {
+    await root.cleanup();
+  } catch (e) {
+    if (!failure) failure = e;
+  }
+  if (failure) throw failure;
+}
+
+/**
+ * A minimal busybox rootfs tarball (static busybox + applet symlinks + passwd/group), made once per
+ * test process in a temp dir. Returns the tar's path.
+ */
+let busyboxTarPromise: Promise<string> | undefined;
+export function busyboxTar(): Promise<string> {
+  busyboxTarPromise ??= (async () => {
+    const dir = await Deno.makeTempDir({ prefix: "skiff-bbtar-" });
+    const rootfs = join(dir, "rootfs");
+    for (const d of ["bin", "etc", "tmp", "root", "home/user", "proc", "sys", "dev"]) {
+      Deno.mkdirSync(join(rootfs, d), { recursive: true });
+    }
+    Deno.chmodSync(join(rootfs, "tmp"), 0o1777);
+    Deno.copyFileSync(BUSYBOX, join(rootfs, "bin/busybox"));
+    Deno.chmodSync(join(rootfs, "bin/busybox"), 0o755);
+    const applets = new TextDecoder().decode(
+      (await new Deno.Command(BUSYBOX, { args: ["--list"] }).output()).stdout,
+    )
+      .split("\n").filter((a) => a && a !== "busybox");
+    for (const a of applets) Deno.symlinkSync("busybox", join(rootfs, "bin", a));
+    Deno.writeTextFileSync(
+      join(rootfs, "etc/passwd"),
+      "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    );
+    Deno.writeTextFileSync(
+      join(rootfs, "etc/group"),
+      "root:x:0:\nuser:x:1000:\nextra:x:2000:user\nnogroup:x:65534:\n",
+    );
+    const tar = join(dir, "busybox.tar");
+    const out = await new Deno.Command("tar", { args: ["-C", rootfs, "-cf", tar, "."] }).output();
+    if (!out.success) throw new Error(`tar failed: ${new TextDecoder().decode(out.stderr)}`);
+    globalThis.addEventListener("unload", () => {
+      try {
+        Deno.removeSync(dir, { recursive: true });
+      } catch { /* already gone */ }
+    });
+    return tar;
+  })();
+  return busyboxTarPromise;
+}
+
+/** A root with the busybox image imported as `busybox:latest`. */
+export async function withBusybox(fn: (root: TestRoot) => Promise<void>): Promise<void> {
+  await withRoot(async (root) => {
+    await root.ok(["import", await busyboxTar(), "busybox:latest"]);
+    await fn(root);
+  });
+}
