@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Lists what skiff may have left on this machine, one line per item: mounts that mention skiff,
+# skiff cgroups with children, processes of test roots, skiff network links and nft tables.
+# Prints nothing when the machine is clean. Used by test.sh; handy by hand after a failed run.
+set -uo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# mount points (field 5) and sources (after " - ") that mention skiff; the checkout itself may sit
+# in a folder called skiff on a bind mount, so the repo and its ancestors do not count
+awk -v repo="$repo" '{
+  mp = $5; src = ""
+  for (i = 7; i <= NF; i++) if ($i == "-") { src = $(i + 2); break }
+  if ((mp ~ /skiff/ || src ~ /skiff/) && index(repo "/", mp "/") != 1) print "mount " mp " (" src ")"
+}' /proc/self/mountinfo
+
+for dir in /sys/fs/cgroup/*/skiff /sys/fs/cgroup/skiff; do
+  [ -d "$dir" ] || continue
+  find "$dir" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | sed 's/^/cgroup /'
+done
+
+for proc in /proc/[0-9]*; do
+  pid=${proc#/proc/}
+  [ "$pid" = "$$" ] && continue
+  cmd=$(tr '\0' ' ' <"$proc/cmdline" 2>/dev/null) || continue
+  case "$cmd" in
+    *skiff-test-* | *"skiff __init"* | *"main.ts __init"*) echo "process $pid: ${cmd:0:160}" ;;
+  esac
+done
+
+if command -v ip >/dev/null; then
+  ip -o link show 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2); if ($2 ~ /^skiff/) print "link " $2 }'
+fi
+if command -v nft >/dev/null; then
+  nft list tables 2>/dev/null | awk '$3 ~ /skiff/ { print "nft table " $2 " " $3 }'
+fi
+exit 0
