@@ -16,6 +16,7 @@ const symbols = {
   syscall_iii: { name: "syscall", parameters: ["i64", "i64", "i64", "i64"], result: "i64" },
   syscall_ibbi: { name: "syscall", parameters: ["i64", "i64", "buffer", "buffer", "i64"], result: "i64" },
   syscall_bb: { name: "syscall", parameters: ["i64", "buffer", "buffer"], result: "i64" },
+  syscall_ibi: { name: "syscall", parameters: ["i64", "i64", "buffer", "i64"], result: "i64" },
   chdir: { parameters: ["buffer"], result: "i32" },
   fchdir: { parameters: ["i32"], result: "i32" },
   chroot: { parameters: ["buffer"], result: "i32" },
@@ -151,6 +152,7 @@ const SYS = {
   capset: 126,
   pivot_root: 155,
   close_range: 436,
+  bpf: 321,
 } as const;
 export const S_IFCHR = 0o020000, S_IFBLK = 0o060000, S_IFIFO = 0o010000;
 
@@ -372,4 +374,63 @@ export function interfaceUp(name: string): void {
   } finally {
     close(fd);
   }
+}
+
+// ---- bpf (cgroup v2 device filter) ----
+const BPF_CMD = { PROG_LOAD: 5, PROG_ATTACH: 8 } as const;
+const BPF_PROG_TYPE_CGROUP_DEVICE = 15;
+export const BPF_CGROUP_DEVICE = 6;
+export const BPF_F_ALLOW_MULTI = 2;
+const addressOf = (buf: Uint8Array) => BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
+
+function bpf(cmd: number, attr: Uint8Array<ArrayBuffer>): number {
+  return Number(libc().syscall_ibi(BigInt(SYS.bpf), BigInt(cmd), attr, BigInt(attr.length)));
+}
+
+/**
+ * Loads a BPF_PROG_TYPE_CGROUP_DEVICE program (raw 8-byte instructions) and returns its fd. When the
+ * verifier rejects it, the SysError's path carries the verifier's log.
+ */
+export function bpfLoadCgroupDeviceProgram(insns: Uint8Array<ArrayBuffer>): number {
+  const license = cstr("Apache-2.0");
+  const load = (log: Uint8Array<ArrayBuffer> | null) => {
+    const attr = new Uint8Array(128); // union bpf_attr, the BPF_PROG_LOAD part; the rest stays zero
+    const view = new DataView(attr.buffer);
+    view.setUint32(0, BPF_PROG_TYPE_CGROUP_DEVICE, true);
+    view.setUint32(4, insns.length / 8, true);
+    view.setBigUint64(8, addressOf(insns), true);
+    view.setBigUint64(16, addressOf(license), true);
+    if (log) {
+      view.setUint32(24, 1, true); // log_level
+      view.setUint32(28, log.length, true);
+      view.setBigUint64(32, addressOf(log), true);
+    }
+    view.setUint32(68, BPF_CGROUP_DEVICE, true); // expected_attach_type
+    const fd = bpf(BPF_CMD.PROG_LOAD, attr);
+    return { fd, code: fd === -1 ? errno() : 0 };
+  };
+  const first = load(null);
+  if (first.fd >= 0) return first.fd;
+  const log = new Uint8Array(65536);
+  const retry = load(log); // again with the verifier's log, to say why
+  if (retry.fd >= 0) return retry.fd;
+  const text = new TextDecoder().decode(log.subarray(0, Math.max(0, log.indexOf(0)))).trim();
+  throw new SysError(
+    "bpf(PROG_LOAD)",
+    first.code,
+    errnoName(first.code),
+    strerror(first.code),
+    text || undefined,
+  );
+}
+
+/** Attaches a loaded program to a cgroup directory fd; the cgroup then holds the program. */
+export function bpfProgAttach(cgroupFd: number, progFd: number, attachType: number, flags: number): void {
+  const attr = new Uint8Array(128);
+  const view = new DataView(attr.buffer);
+  view.setUint32(0, cgroupFd, true);
+  view.setUint32(4, progFd, true);
+  view.setUint32(8, attachType, true);
+  view.setUint32(12, flags, true);
+  check("bpf(PROG_ATTACH)", bpf(BPF_CMD.PROG_ATTACH, attr));
 }
