@@ -1,0 +1,93 @@
+// `deno task bench`: every skiff benchmark in one run, side by side with the peer engines that are
+// installed here (see bench/run_latency.ts), then bench/unpack.ts (layer unpack) when present.
+//
+//   deno task bench [--runs 20] [--warmup 3] [--no-hyperfine] [--only skiff,runc,podman,docker]
+//                   [--peers-up] [--peers-down] [--no-unpack] [--markdown FILE]
+//
+// --peers-up runs setup-peers.sh up first (installs and starts podman, dockerd, registry: slow the
+// first time); --peers-down stops them afterwards so their bridges and cgroups do not linger.
+
+import { dirname, join } from "node:path";
+import { parseArgs } from "node:util";
+import { REPO } from "./lib.ts";
+import { parseLatencyArgs, PEER_ENV_FILE, printRatios, runLatency } from "./run_latency.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    "peers-up": { type: "boolean", default: false },
+    "peers-down": { type: "boolean", default: false },
+    "no-unpack": { type: "boolean", default: false },
+    markdown: { type: "string" },
+  },
+  strict: false,
+});
+
+/** setup-peers.sh lives in the project's shared folder, beside the checkout (absent elsewhere). */
+function peersScript(): string | undefined {
+  const candidates = [
+    Deno.env.get("SKIFF_PEERS_SCRIPT"),
+    join(dirname(REPO), "shared/peers/setup-peers.sh"),
+    "/work/shared/peers/setup-peers.sh",
+  ];
+  return candidates.find((p) => {
+    try {
+      return p !== undefined && Deno.statSync(p).isFile;
+    } catch {
+      return false;
+    }
+  });
+}
+
+async function peers(action: "up" | "down"): Promise<void> {
+  const script = peersScript();
+  if (!script) {
+    console.log(`peers ${action}: setup-peers.sh not found (set SKIFF_PEERS_SCRIPT); skipping`);
+    return;
+  }
+  console.log(`peers ${action}: bash ${script} ${action}`);
+  const out = await new Deno.Command("bash", { args: [script, action], stdin: "null" }).output();
+  if (!out.success) console.log(`peers ${action}: exited ${out.code}`);
+}
+
+const sections: string[] = [];
+let failed = false;
+try {
+  if (values["peers-up"]) await peers("up");
+  else {
+    try {
+      Deno.statSync(PEER_ENV_FILE);
+    } catch {
+      console.log(`no ${PEER_ENV_FILE}: peers will be skipped (run with --peers-up to start them)`);
+    }
+  }
+
+  console.log("\n## container start latency");
+  const latency = await runLatency(parseLatencyArgs(Deno.args));
+  printRatios(latency.timings);
+  sections.push(`### Container start latency\n\n${latency.markdown}`);
+
+  const unpack = join(REPO, "bench/unpack.ts");
+  if (values["no-unpack"]) { /* asked not to */ }
+  else if ((await Deno.stat(unpack).catch(() => null))?.isFile) {
+    console.log("\n## layer unpack (bench/unpack.ts)");
+    const out = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", unpack], stdin: "null" })
+      .output();
+    if (!out.success) {
+      console.log(`bench/unpack.ts exited ${out.code}`);
+      failed = true;
+    }
+  } else console.log("\nbench/unpack.ts not present: unpack benchmark skipped");
+} catch (e) {
+  console.error(`bench: ${e instanceof Error ? e.message : String(e)}`);
+  failed = true;
+} finally {
+  if (values["peers-down"]) await peers("down");
+}
+
+if (sections.length) {
+  const markdown = sections.join("\n\n");
+  console.log(`\n---- markdown for README.md ----\n\n${markdown}\n`);
+  if (typeof values.markdown === "string") await Deno.writeTextFile(values.markdown, `${markdown}\n`);
+}
+Deno.exit(failed ? 1 : 0);
