@@ -1,0 +1,99 @@
+// The devices allow-list: docker's/runc's default rules, their cgroup v1 form ("c 1:3 rwm") and,
+// for cgroup v2 (which has no devices files), an eBPF BPF_PROG_TYPE_CGROUP_DEVICE program that
+// allows exactly the same accesses.
+
+export interface DeviceRule {
+  type: "a" | "c" | "b";
+  /** null: any ("*") */
+  major: number | null;
+  minor: number | null;
+  /** a subset of "rwm" */
+  access: string;
+}
+
+/**
+ * runc's DefaultAllowedDevices, which docker applies to every unprivileged container after denying
+ * everything: mknod of any node, and read/write/mknod of the harmless character devices.
+ */
+export const DEFAULT_ALLOWED_DEVICES: readonly DeviceRule[] = [
+  { type: "c", major: null, minor: null, access: "m" },
+  { type: "b", major: null, minor: null, access: "m" },
+  { type: "c", major: 1, minor: 3, access: "rwm" }, // /dev/null
+  { type: "c", major: 1, minor: 5, access: "rwm" }, // /dev/zero
+  { type: "c", major: 1, minor: 7, access: "rwm" }, // /dev/full
+  { type: "c", major: 1, minor: 8, access: "rwm" }, // /dev/random
+  { type: "c", major: 1, minor: 9, access: "rwm" }, // /dev/urandom
+  { type: "c", major: 5, minor: 0, access: "rwm" }, // /dev/tty
+  { type: "c", major: 5, minor: 1, access: "rwm" }, // /dev/console
+  { type: "c", major: 5, minor: 2, access: "rwm" }, // /dev/ptmx
+  { type: "c", major: 136, minor: null, access: "rwm" }, // /dev/pts/*
+  { type: "c", major: 10, minor: 200, access: "rwm" }, // /dev/net/tun
+];
+
+/** The v1 devices.allow / devices.deny line of a rule. */
+export function v1RuleLine(rule: DeviceRule): string {
+  if (rule.type === "a") return "a";
+  const num = (n: number | null) => (n === null ? "*" : String(n));
+  return `${rule.type} ${num(rule.major)}:${num(rule.minor)} ${rule.access}`;
+}
+
+// ---- eBPF (cgroup v2) ----
+// struct bpf_cgroup_dev_ctx { u32 access_type /* (access << 16) | type */; u32 major; u32 minor; }
+const DEV_BLOCK = 1, DEV_CHAR = 2;
+const ACC_MKNOD = 1, ACC_READ = 2, ACC_WRITE = 4;
+
+// opcodes (linux/bpf_common.h, linux/bpf.h)
+const LDX_MEM_W = 0x61; // dst = *(u32 *)(src + off)
+const ALU64_AND_K = 0x57, ALU64_RSH_K = 0x77, ALU64_MOV_K = 0xb7, ALU32_MOV_X = 0xbc;
+const JMP_JNE_K = 0x55, JMP_JSET_K = 0x45, JMP_EXIT = 0x95;
+
+interface Insn {
+  op: number;
+  dst: number;
+  src: number;
+  off: number;
+  imm: number;
+}
+const insn = (op: number, dst = 0, src = 0, off = 0, imm = 0): Insn => ({ op, dst, src, off, imm });
+
+function accessBits(access: string): number {
+  return (access.includes("m") ? ACC_MKNOD : 0) | (access.includes("r") ? ACC_READ : 0) |
+    (access.includes("w") ? ACC_WRITE : 0);
+}
+
+/**
+ * Assembles the device filter: allowed when any rule matches, denied otherwise (the rules here are
+ * all "allow" after docker's initial "deny all"). Returns the raw instructions (8 bytes each).
+ */
+export function assembleDeviceFilter(rules: readonly DeviceRule[]): Uint8Array<ArrayBuffer> {
+  const prog: Insn[] = [
+    insn(LDX_MEM_W, 2, 1, 0), // r2 = access_type
+    insn(ALU32_MOV_X, 3, 2), // r3 = r2
+    insn(ALU64_AND_K, 2, 0, 0, 0xffff), // r2 = device type
+    insn(ALU64_RSH_K, 3, 0, 0, 16), // r3 = requested access
+    insn(LDX_MEM_W, 4, 1, 4), // r4 = major
+    insn(LDX_MEM_W, 5, 1, 8), // r5 = minor
+  ];
+  for (const rule of rules) {
+    const checks: Insn[] = [];
+    if (rule.type !== "a") checks.push(insn(JMP_JNE_K, 2, 0, 0, rule.type === "c" ? DEV_CHAR : DEV_BLOCK));
+    const denied = ~accessBits(rule.access) & 7;
+    if (denied) checks.push(insn(JMP_JSET_K, 3, 0, 0, denied)); // asks for an access the rule lacks
+    if (rule.major !== null) checks.push(insn(JMP_JNE_K, 4, 0, 0, rule.major));
+    if (rule.minor !== null) checks.push(insn(JMP_JNE_K, 5, 0, 0, rule.minor));
+    // each failed check jumps past the rest of the block and its "allow" (2 instructions)
+    checks.forEach((c, i) => (c.off = checks.length - 1 - i + 2));
+    prog.push(...checks, insn(ALU64_MOV_K, 0, 0, 0, 1), insn(JMP_EXIT));
+  }
+  prog.push(insn(ALU64_MOV_K, 0, 0, 0, 0), insn(JMP_EXIT));
+
+  const bytes = new Uint8Array(prog.length * 8);
+  const view = new DataView(bytes.buffer);
+  prog.forEach((ins, i) => {
+    view.setUint8(i * 8, ins.op);
+    view.setUint8(i * 8 + 1, (ins.src << 4) | ins.dst);
+    view.setInt16(i * 8 + 2, ins.off, true);
+    view.setInt32(i * 8 + 4, ins.imm, true);
+  });
+  return bytes;
+}

@@ -1,0 +1,107 @@
+// Small synchronous helpers for cgroupfs files. Everything here is *Sync on purpose: the runtime
+// calls the cgroup module right after setns, where async Deno APIs would run in other namespaces.
+
+import { SkiffError } from "../errors.ts";
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+/** Blocks the calling thread for ms milliseconds (no async: see the header). */
+export function sleepSync(ms: number): void {
+  Atomics.wait(sleeper, 0, 0, ms);
+}
+
+export function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The trimmed content of a cgroup file, or null when it does not exist. */
+export function readOptional(path: string): string | null {
+  try {
+    return Deno.readTextFileSync(path).trim();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+}
+
+/** Writes one value to a cgroup file; a rejected value becomes a SkiffError naming file and value. */
+export function writeValue(path: string, value: string | number): void {
+  try {
+    Deno.writeTextFileSync(path, String(value), { create: false });
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new SkiffError(`cgroup file ${path} does not exist: the kernel does not support this limit`);
+    }
+    throw new SkiffError(`cannot write "${value}" to ${path}: ${(e as Error).message}`);
+  }
+}
+
+/** "key value" lines (memory.events, memory.oom_control, cpu.stat) as a map. */
+export function readKeyed(path: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of (readOptional(path) ?? "").split("\n")) {
+    const [key, value] = line.trim().split(/\s+/);
+    if (key && value !== undefined) out.set(key, Number(value));
+  }
+  return out;
+}
+
+/** The pids listed in a cgroup.procs file ([] when the group is gone). */
+export function readPids(procsFile: string): number[] {
+  const text = readOptional(procsFile);
+  if (!text) return [];
+  return text.split("\n").map(Number).filter((n) => n > 0);
+}
+
+/** mkdir that tolerates an existing directory; returns whether it created it. */
+export function mkdirIfAbsent(path: string): boolean {
+  try {
+    Deno.mkdirSync(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.AlreadyExists) return false;
+    throw e;
+  }
+}
+
+/**
+ * rmdir of a cgroup directory, retrying EBUSY for up to timeoutMs (a killed process can take a
+ * moment to leave). An absent directory is success.
+ */
+export function removeCgroupDir(path: string, timeoutMs = 2000): void {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    try {
+      Deno.removeSync(path); // rmdir(2): cgroupfs dirs hold only virtual files
+      return;
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return;
+      if (performance.now() > deadline) {
+        throw new SkiffError(`cannot remove cgroup ${path}: ${(e as Error).message}`);
+      }
+      sleepSync(10);
+    }
+  }
+}
+
+/** SIGKILLs every listed pid until none is left (bounded: ~2 s), since a fork can race the kill. */
+export function killUntilEmpty(list: () => number[], timeoutMs = 2000): void {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const pids = list();
+    if (pids.length === 0) return;
+    for (const pid of pids) {
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch { /* already gone */ }
+    }
+    if (performance.now() > deadline) {
+      throw new SkiffError(`processes ${pids.join(", ")} are still in the container's cgroup after SIGKILL`);
+    }
+    sleepSync(5);
+  }
+}

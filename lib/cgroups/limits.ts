@@ -1,0 +1,142 @@
+// The limit values, docker's validation of them, and host facts used by that validation.
+
+import { SkiffError } from "../errors.ts";
+import { readOptional } from "./fs.ts";
+
+export interface CgroupLimits {
+  /** bytes; 0/undefined: unlimited */
+  memory?: number;
+  /** bytes of memory+swap; -1 unlimited; 0/undefined: docker's default of 2 × memory */
+  memorySwap?: number;
+  /** cpus × 1e9 */
+  nanoCpus?: number;
+  cpuShares?: number;
+  cpusetCpus?: string;
+  cpusetMems?: string;
+  /** > 0: limit; 0 / -1 / undefined: unlimited */
+  pidsLimit?: number;
+  /** 10..1000 */
+  blkioWeight?: number;
+  /** devices: allow all */
+  privileged: boolean;
+}
+
+export interface ContainerCgroup {
+  readonly driver: "v1" | "v2";
+  /** Every cgroup directory of this container (one per v1 hierarchy, or the one v2 directory). */
+  readonly paths: string[];
+  addProcess(pid: number): void;
+  oomKilled(): boolean;
+  /** kills what is left (SIGKILL, or cgroup.kill on v2), waits until empty, rmdirs; idempotent; never throws for an already-removed cgroup */
+  destroy(): void;
+  pids(): number[];
+}
+
+/** Docker refuses smaller memory limits (daemon/daemon_unix.go linuxMinMemory). */
+export const MIN_MEMORY = 6 * 1024 * 1024;
+/** CFS period docker uses for --cpus. */
+export const CPU_PERIOD_US = 100_000;
+
+/** Online CPUs of the host (docker's sysinfo.NumCPU for --cpus validation). */
+export function hostCpuCount(): number {
+  const online = readOptional("/sys/devices/system/cpu/online");
+  if (online) {
+    try {
+      return parseCpuList(online).size;
+    } catch { /* fall through */ }
+  }
+  return navigator.hardwareConcurrency;
+}
+
+/** The CPUs a container may be pinned to (the root cpuset), as a list like "0-3". */
+export function hostCpusetCpus(): string {
+  return readOptional("/sys/fs/cgroup/cpuset/cpuset.effective_cpus") ||
+    readOptional("/sys/fs/cgroup/cpuset.cpus.effective") ||
+    readOptional("/sys/devices/system/cpu/online") || `0-${hostCpuCount() - 1}`;
+}
+
+/** The memory nodes a container may use, as a list like "0". */
+export function hostCpusetMems(): string {
+  return readOptional("/sys/fs/cgroup/cpuset/cpuset.effective_mems") ||
+    readOptional("/sys/fs/cgroup/cpuset.mems.effective") ||
+    readOptional("/sys/devices/system/node/online") || "0";
+}
+
+/**
+ * Docker's checks of the limits (daemon verifyPlatformContainerResources), with its wording. The
+ * CLI may call this before creating anything; createCgroup calls it too.
+ */
+export function validateLimits(limits: CgroupLimits): void {
+  const { memory = 0, memorySwap = 0, nanoCpus = 0, cpuShares = 0, blkioWeight = 0 } = limits;
+  for (const [name, value] of Object.entries(limits)) {
+    if (typeof value === "number" && !Number.isSafeInteger(value)) {
+      throw new SkiffError(`invalid ${name}: ${value} is not an integer`);
+    }
+  }
+  if (memory < 0) throw new SkiffError(`invalid memory limit: ${memory}`);
+  if (memory !== 0 && memory < MIN_MEMORY) throw new SkiffError("Minimum memory limit allowed is 6MB");
+  if (memory > 0 && memorySwap > 0 && memorySwap < memory) {
+    throw new SkiffError("Minimum memoryswap limit should be larger than memory limit, see usage");
+  }
+  if (memory === 0 && memorySwap > 0) {
+    throw new SkiffError("You should always set the Memory limit when using Memoryswap limit, see usage");
+  }
+  if (memorySwap < -1) throw new SkiffError(`invalid memory-swap limit: ${memorySwap}`);
+  const cpus = hostCpuCount();
+  // the kernel's minimum CFS quota is 1 ms of a 100 ms period: 0.01 CPUs
+  if (nanoCpus < 0 || nanoCpus > cpus * 1e9 || (nanoCpus > 0 && nanoCpus < 1e7)) {
+    throw new SkiffError(
+      `Range of CPUs is from 0.01 to ${cpus}.00, as there are only ${cpus} CPUs available`,
+    );
+  }
+  if (cpuShares < 0) {
+    throw new SkiffError(`invalid CPU shares (${cpuShares}): value must be a positive integer`);
+  }
+  if (blkioWeight !== 0 && (blkioWeight < 10 || blkioWeight > 1000)) {
+    throw new SkiffError("Range of blkio weight is from 10 to 1000");
+  }
+  if (limits.cpusetCpus !== undefined && limits.cpusetCpus !== "") {
+    checkSubset(limits.cpusetCpus, hostCpusetCpus(), "cpuset cpus", "CPUs");
+  }
+  if (limits.cpusetMems !== undefined && limits.cpusetMems !== "") {
+    checkSubset(limits.cpusetMems, hostCpusetMems(), "cpuset mems", "memory nodes");
+  }
+}
+
+function checkSubset(requested: string, available: string, what: string, noun: string): void {
+  let wanted: Set<number>;
+  try {
+    wanted = parseCpuList(requested);
+  } catch {
+    throw new SkiffError(`Invalid value ${requested} for ${what}`);
+  }
+  const have = parseCpuList(available);
+  if ([...wanted].some((n) => !have.has(n))) {
+    throw new SkiffError(
+      `Requested ${noun} are not available - requested ${requested}, available: ${available}`,
+    );
+  }
+}
+
+/** Parses a kernel cpu/node list ("0-3,5,7-8"); throws on bad syntax. */
+export function parseCpuList(list: string): Set<number> {
+  const out = new Set<number>();
+  for (const part of list.trim().split(",")) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
+    if (!m) throw new Error(`bad cpu list ${list}`);
+    const from = Number(m[1]), to = m[2] === undefined ? from : Number(m[2]);
+    if (to < from || to - from > 65536) throw new Error(`bad cpu list ${list}`);
+    for (let n = from; n <= to; n++) out.add(n);
+  }
+  return out;
+}
+
+/** Docker's default: with only --memory set, memory+swap is twice the memory. */
+export function effectiveMemorySwap(limits: CgroupLimits): { value: number; explicit: boolean } | null {
+  const memory = limits.memory ?? 0;
+  const swap = limits.memorySwap ?? 0;
+  if (swap === -1) return { value: -1, explicit: true };
+  if (swap > 0) return { value: swap, explicit: true };
+  if (memory > 0) return { value: 2 * memory, explicit: false };
+  return null;
+}

@@ -1,0 +1,38 @@
+// Container cgroups: the resource limits docker users know (--memory, --memory-swap, --cpus,
+// --cpu-shares, --cpuset-cpus/-mems, --pids-limit, --blkio-weight) and the devices allow-list, on
+// cgroup v1 (separate or co-mounted hierarchies) and on pure cgroup v2 hosts.
+//
+// Everything is synchronous: the runtime may call this right after setns (see platform notes).
+// Cgroups are created at absolute paths under the hierarchy roots (<mount>/skiff/<id>), never
+// relative to the caller's own cgroup.
+
+import type { StateRoot } from "../state/root.ts";
+import { readOptional } from "./fs.ts";
+import { type CgroupLimits, type ContainerCgroup, validateLimits } from "./limits.ts";
+import { createV1, openV1 } from "./v1.ts";
+import { createV2, openV2, V2_MOUNT } from "./v2.ts";
+
+export * from "./limits.ts";
+
+let driverCache: "v1" | "v2" | undefined;
+/** v2 when the unified hierarchy is mounted at /sys/fs/cgroup and offers controllers; else v1. */
+export function cgroupDriver(): "v1" | "v2" {
+  driverCache ??= (readOptional(`${V2_MOUNT}/cgroup.controllers`) ?? "") !== "" ? "v2" : "v1";
+  return driverCache;
+}
+
+/**
+ * Creates the container's cgroup(s) and applies the limits. Throws a SkiffError with docker's
+ * wording for an impossible limit, leaving nothing created.
+ */
+export function createCgroup(root: StateRoot, id: string, limits: CgroupLimits): ContainerCgroup {
+  validateLimits(limits);
+  return cgroupDriver() === "v2"
+    ? createV2(V2_MOUNT, root.cgroupParent, id, limits)
+    : createV1(root.cgroupParent, id, limits);
+}
+
+/** The cgroup(s) of an existing (or already removed) container, for cleanup and OOM checks. */
+export function openCgroup(root: StateRoot, id: string): ContainerCgroup {
+  return cgroupDriver() === "v2" ? openV2(V2_MOUNT, root.cgroupParent, id) : openV1(root.cgroupParent, id);
+}

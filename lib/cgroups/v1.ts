@@ -1,0 +1,242 @@
+// cgroup v1: one directory per hierarchy, <mount>/<parent>/<id>. Hierarchies are found in
+// mountinfo, so separate mounts (cpu, cpuacct, ...) and co-mounts (cpu,cpuacct) both work. On a
+// hybrid host the container also gets a directory in the unified (cgroup2) hierarchy: it adds
+// cgroup.kill and exit detection (cgroup.events) for free.
+
+import { join } from "node:path";
+import { SkiffError } from "../errors.ts";
+import type { CgroupLimits, ContainerCgroup } from "./limits.ts";
+import { CPU_PERIOD_US, effectiveMemorySwap, hostCpusetMems } from "./limits.ts";
+import { DEFAULT_ALLOWED_DEVICES, v1RuleLine } from "./devices.ts";
+import {
+  exists,
+  killUntilEmpty,
+  mkdirIfAbsent,
+  readKeyed,
+  readOptional,
+  readPids,
+  removeCgroupDir,
+  writeValue,
+} from "./fs.ts";
+
+/** The v1 controllers a container joins (docker's set, minus those these hosts lack). */
+const CONTROLLERS = ["memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "devices", "freezer"] as const;
+type Controller = typeof CONTROLLERS[number];
+
+interface Hierarchies {
+  /** controller -> mount point of its hierarchy */
+  byController: Map<Controller, string>;
+  /** mount point of the cgroup2 hierarchy of a hybrid host, if any */
+  unified?: string;
+}
+
+let hierarchiesCache: Hierarchies | undefined;
+function hierarchies(): Hierarchies {
+  if (hierarchiesCache) return hierarchiesCache;
+  const byController = new Map<Controller, string>();
+  let unified: string | undefined;
+  for (const line of Deno.readTextFileSync("/proc/self/mountinfo").split("\n")) {
+    const dash = line.indexOf(" - ");
+    if (dash < 0) continue;
+    const fields = line.slice(0, dash).split(" ");
+    const [fstype, , superOptions = ""] = line.slice(dash + 3).split(" ");
+    // a hierarchy mounted from a sub-cgroup (container, cgroup namespace) is not the host's root
+    if (fields[3] !== "/") continue;
+    const mountPoint = fields[4].replace(/\\040/g, " ");
+    if (fstype === "cgroup2") unified ??= mountPoint;
+    if (fstype !== "cgroup") continue;
+    for (const option of superOptions.split(",")) {
+      const c = CONTROLLERS.find((name) => name === option);
+      if (c && !byController.has(c)) byController.set(c, mountPoint);
+    }
+  }
+  hierarchiesCache = { byController, unified };
+  return hierarchiesCache;
+}
+
+/** Which controllers each limit needs; a missing one is an error, not a silently ignored flag. */
+function requiredControllers(limits: CgroupLimits): Map<Controller, string> {
+  const need = new Map<Controller, string>();
+  if (limits.memory || limits.memorySwap) need.set("memory", "--memory");
+  if (limits.nanoCpus) need.set("cpu", "--cpus");
+  if (limits.cpuShares) need.set("cpu", "--cpu-shares");
+  if (limits.cpusetCpus) need.set("cpuset", "--cpuset-cpus");
+  if (limits.cpusetMems) need.set("cpuset", "--cpuset-mems");
+  if ((limits.pidsLimit ?? 0) > 0) need.set("pids", "--pids-limit");
+  if (limits.blkioWeight) need.set("blkio", "--blkio-weight");
+  // without the devices controller an unprivileged container could open every host device
+  if (!limits.privileged) need.set("devices", "the devices allow-list");
+  return need;
+}
+
+class V1Cgroup implements ContainerCgroup {
+  readonly driver = "v1" as const;
+  constructor(
+    /** controller -> this container's directory */
+    private readonly dirs: Map<Controller, string>,
+    private readonly unifiedDir: string | undefined,
+  ) {}
+
+  get paths(): string[] {
+    const all = [...new Set(this.dirs.values())];
+    if (this.unifiedDir) all.push(this.unifiedDir);
+    return all;
+  }
+
+  private dir(c: Controller): string | undefined {
+    return this.dirs.get(c);
+  }
+
+  addProcess(pid: number): void {
+    for (const path of this.paths) writeValue(join(path, "cgroup.procs"), pid);
+  }
+
+  pids(): number[] {
+    const all = new Set<number>();
+    for (const path of this.paths) for (const pid of readPids(join(path, "cgroup.procs"))) all.add(pid);
+    return [...all].sort((a, b) => a - b);
+  }
+
+  oomKilled(): boolean {
+    const memory = this.dir("memory");
+    if (!memory) return false;
+    const control = readKeyed(join(memory, "memory.oom_control"));
+    const kills = control.get("oom_kill");
+    if (kills !== undefined) return kills > 0;
+    // kernels before 4.13 have no oom_kill counter: a group at its limit and under OOM is the best sign
+    return control.get("under_oom") === 1 || Number(readOptional(join(memory, "memory.failcnt")) ?? 0) > 0;
+  }
+
+  destroy(): void {
+    // a frozen (paused) process cannot die: thaw first
+    const freezer = this.dir("freezer");
+    if (freezer && exists(join(freezer, "freezer.state"))) {
+      try {
+        writeValue(join(freezer, "freezer.state"), "THAWED");
+      } catch { /* removed meanwhile */ }
+    }
+    if (this.unifiedDir && exists(join(this.unifiedDir, "cgroup.kill"))) {
+      try {
+        writeValue(join(this.unifiedDir, "cgroup.kill"), 1);
+      } catch { /* removed meanwhile */ }
+    }
+    killUntilEmpty(() => this.pids());
+    // children of the parent dirs first is not needed: a container dir has no sub-groups of ours
+    for (const path of this.paths) removeCgroupDir(path);
+  }
+}
+
+/** Directories of every hierarchy for <parent>/<id>. */
+function layout(parent: string, id: string): { dirs: Map<Controller, string>; unified?: string } {
+  const h = hierarchies();
+  const dirs = new Map<Controller, string>();
+  for (const [c, mount] of h.byController) dirs.set(c, join(mount, parent, id));
+  return { dirs, unified: h.unified ? join(h.unified, parent, id) : undefined };
+}
+
+export function openV1(parent: string, id: string): ContainerCgroup {
+  const { dirs, unified } = layout(parent, id);
+  return new V1Cgroup(dirs, unified);
+}
+
+/** Makes <mount>/<parent>; a cpuset parent needs cpus and mems before any child can use them. */
+function ensureParent(controller: Controller | "unified", mount: string, parent: string): void {
+  const dir = join(mount, parent);
+  mkdirIfAbsent(dir);
+  if (controller !== "cpuset") return;
+  for (const file of ["cpuset.cpus", "cpuset.mems"]) {
+    if (!readOptional(join(dir, file))) writeValue(join(dir, file), readOptional(join(mount, file)) ?? "");
+  }
+}
+
+export function createV1(parent: string, id: string, limits: CgroupLimits): ContainerCgroup {
+  const h = hierarchies();
+  for (const [controller, flag] of requiredControllers(limits)) {
+    if (!h.byController.has(controller)) {
+      throw new SkiffError(`cgroup v1 controller "${controller}" is not mounted: cannot apply ${flag}`);
+    }
+  }
+  const { dirs, unified } = layout(parent, id);
+  const created: string[] = [];
+  const cgroup = new V1Cgroup(dirs, unified);
+  try {
+    const hierarchyRoots: [Controller | "unified", string][] = [...h.byController];
+    if (h.unified) hierarchyRoots.push(["unified", h.unified]);
+    const seen = new Set<string>();
+    for (const [controller, mount] of hierarchyRoots) {
+      if (seen.has(mount)) continue; // co-mounted controllers share one directory
+      seen.add(mount);
+      ensureParent(controller, mount, parent);
+      const dir = join(mount, parent, id);
+      if (!mkdirIfAbsent(dir)) throw new SkiffError(`cgroup ${dir} already exists`);
+      created.push(dir);
+    }
+    applyLimits(dirs, limits);
+    return cgroup;
+  } catch (e) {
+    for (const dir of created.reverse()) {
+      try {
+        removeCgroupDir(dir, 500);
+      } catch { /* best effort; the original error matters more */ }
+    }
+    throw e;
+  }
+}
+
+function applyLimits(dirs: Map<Controller, string>, limits: CgroupLimits): void {
+  const at = (c: Controller, file: string) => join(dirs.get(c)!, file);
+
+  // cpuset first: a v1 cpuset group without cpus and mems cannot take processes
+  if (dirs.has("cpuset")) {
+    const parentDir = join(dirs.get("cpuset")!, "..");
+    writeValue(
+      at("cpuset", "cpuset.cpus"),
+      limits.cpusetCpus || readOptional(join(parentDir, "cpuset.cpus")) || "",
+    );
+    writeValue(
+      at("cpuset", "cpuset.mems"),
+      limits.cpusetMems || readOptional(join(parentDir, "cpuset.mems")) || hostCpusetMems(),
+    );
+  }
+
+  if (limits.memory) writeValue(at("memory", "memory.limit_in_bytes"), limits.memory);
+  const swap = effectiveMemorySwap(limits);
+  if (swap) {
+    const memsw = at("memory", "memory.memsw.limit_in_bytes");
+    if (exists(memsw)) writeValue(memsw, swap.value);
+    else if (swap.explicit && swap.value !== -1) {
+      throw new SkiffError(
+        "Your kernel does not support swap limit capabilities (no memory.memsw.limit_in_bytes): cannot apply --memory-swap",
+      );
+    }
+  }
+
+  if (limits.nanoCpus) {
+    writeValue(at("cpu", "cpu.cfs_period_us"), CPU_PERIOD_US);
+    writeValue(at("cpu", "cpu.cfs_quota_us"), Math.round((limits.nanoCpus * CPU_PERIOD_US) / 1e9));
+  }
+  if (limits.cpuShares) writeValue(at("cpu", "cpu.shares"), limits.cpuShares);
+
+  if ((limits.pidsLimit ?? 0) > 0) writeValue(at("pids", "pids.max"), limits.pidsLimit!);
+
+  if (limits.blkioWeight) {
+    // blkio.weight belongs to the removed CFQ scheduler; BFQ's file replaces it on newer kernels
+    const file = ["blkio.weight", "blkio.bfq.weight"].map((f) => at("blkio", f)).find(exists);
+    if (!file) {
+      throw new SkiffError(
+        "Your kernel does not support Block I/O weight (no blkio.weight or blkio.bfq.weight)",
+      );
+    }
+    writeValue(file, limits.blkioWeight);
+  }
+
+  if (dirs.has("devices")) {
+    if (limits.privileged) writeValue(at("devices", "devices.allow"), "a");
+    else {
+      writeValue(at("devices", "devices.deny"), "a");
+      for (const rule of DEFAULT_ALLOWED_DEVICES) {
+        writeValue(at("devices", "devices.allow"), v1RuleLine(rule));
+      }
+    }
+  }
+}

@@ -1,0 +1,184 @@
+// cgroup v2: one directory, <mount>/<parent>/<id>, with the controllers enabled down the path
+// through cgroup.subtree_control. v2 has no devices files: the allow-list is an eBPF program
+// attached to the directory.
+
+import { join } from "node:path";
+import { SkiffError } from "../errors.ts";
+import {
+  BPF_CGROUP_DEVICE,
+  BPF_F_ALLOW_MULTI,
+  bpfLoadCgroupDeviceProgram,
+  bpfProgAttach,
+  close,
+  O,
+  open,
+} from "../../ffi/libc.ts";
+import type { CgroupLimits, ContainerCgroup } from "./limits.ts";
+import { CPU_PERIOD_US, effectiveMemorySwap } from "./limits.ts";
+import { assembleDeviceFilter, DEFAULT_ALLOWED_DEVICES } from "./devices.ts";
+import {
+  exists,
+  killUntilEmpty,
+  mkdirIfAbsent,
+  readKeyed,
+  readOptional,
+  readPids,
+  removeCgroupDir,
+  writeValue,
+} from "./fs.ts";
+
+export const V2_MOUNT = "/sys/fs/cgroup";
+
+/** Controllers skiff enables for containers when the host offers them (limits and stats). */
+const WANTED = ["cpuset", "cpu", "io", "memory", "pids"] as const;
+
+class V2Cgroup implements ContainerCgroup {
+  readonly driver = "v2" as const;
+  constructor(readonly dir: string) {}
+
+  get paths(): string[] {
+    return [this.dir];
+  }
+
+  addProcess(pid: number): void {
+    writeValue(join(this.dir, "cgroup.procs"), pid);
+  }
+
+  pids(): number[] {
+    return readPids(join(this.dir, "cgroup.procs"));
+  }
+
+  oomKilled(): boolean {
+    return (readKeyed(join(this.dir, "memory.events")).get("oom_kill") ?? 0) > 0;
+  }
+
+  destroy(): void {
+    if (!exists(this.dir)) return;
+    // cgroup.kill (5.14+) kills frozen and forking processes alike; older kernels: kill one by one
+    if (exists(join(this.dir, "cgroup.kill"))) {
+      try {
+        writeValue(join(this.dir, "cgroup.kill"), 1);
+      } catch { /* removed meanwhile */ }
+    }
+    killUntilEmpty(() => this.pids());
+    removeCgroupDir(this.dir);
+  }
+}
+
+export function openV2(mount: string, parent: string, id: string): ContainerCgroup {
+  return new V2Cgroup(join(mount, parent, id));
+}
+
+/** Which controller each limit needs; a missing one is an error, not a silently ignored flag. */
+function requiredControllers(limits: CgroupLimits): Map<string, string> {
+  const need = new Map<string, string>();
+  if (limits.memory || (limits.memorySwap ?? 0) > 0) need.set("memory", "--memory");
+  if (limits.nanoCpus) need.set("cpu", "--cpus");
+  if (limits.cpuShares) need.set("cpu", "--cpu-shares");
+  if (limits.cpusetCpus) need.set("cpuset", "--cpuset-cpus");
+  if (limits.cpusetMems) need.set("cpuset", "--cpuset-mems");
+  if ((limits.pidsLimit ?? 0) > 0) need.set("pids", "--pids-limit");
+  if (limits.blkioWeight) need.set("io", "--blkio-weight");
+  return need;
+}
+
+const words = (s: string | null) => (s ?? "").split(/\s+/).filter(Boolean);
+
+/**
+ * Creates <mount>/<parent>/<id>. `mount` is a parameter so that the v2 code can also be exercised
+ * on a hybrid host's /sys/fs/cgroup/unified (which offers no resource controllers).
+ */
+export function createV2(mount: string, parent: string, id: string, limits: CgroupLimits): ContainerCgroup {
+  const available = new Set(words(readOptional(join(mount, "cgroup.controllers"))));
+  for (const [controller, flag] of requiredControllers(limits)) {
+    if (!available.has(controller)) {
+      throw new SkiffError(
+        `cgroup v2 controller "${controller}" is not available on this host: cannot apply ${flag}`,
+      );
+    }
+  }
+  const parentDir = join(mount, parent);
+  mkdirIfAbsent(parentDir);
+  // enable down the path: the root's subtree_control gives the parent the controllers, the
+  // parent's gives them to the container
+  const enable = WANTED.filter((c) => available.has(c));
+  for (const dir of [mount, parentDir]) {
+    const enabled = new Set(words(readOptional(join(dir, "cgroup.subtree_control"))));
+    for (const c of enable) if (!enabled.has(c)) writeValue(join(dir, "cgroup.subtree_control"), `+${c}`);
+  }
+
+  const dir = join(parentDir, id);
+  if (!mkdirIfAbsent(dir)) throw new SkiffError(`cgroup ${dir} already exists`);
+  try {
+    applyLimits(dir, limits);
+  } catch (e) {
+    try {
+      removeCgroupDir(dir, 500);
+    } catch { /* best effort; the original error matters more */ }
+    throw e;
+  }
+  return new V2Cgroup(dir);
+}
+
+/** runc's conversion of cpu.shares (2..262144) to cpu.weight (1..10000). */
+export function sharesToWeight(shares: number): number {
+  const clamped = Math.min(262144, Math.max(2, shares));
+  return 1 + Math.floor(((clamped - 2) * 9999) / 262142);
+}
+
+/** runc's conversion of a blkio weight (10..1000) to io.weight (1..10000). */
+export function blkioToIoWeight(weight: number): number {
+  return 1 + Math.floor(((weight - 10) * 9999) / 990);
+}
+
+function applyLimits(dir: string, limits: CgroupLimits): void {
+  const at = (file: string) => join(dir, file);
+  if (limits.cpusetCpus) writeValue(at("cpuset.cpus"), limits.cpusetCpus);
+  if (limits.cpusetMems) writeValue(at("cpuset.mems"), limits.cpusetMems);
+
+  if (limits.memory) writeValue(at("memory.max"), limits.memory);
+  const swap = effectiveMemorySwap(limits);
+  if (swap) {
+    // v2 limits swap alone; docker's value is memory + swap
+    const value = swap.value === -1 ? "max" : swap.value - (limits.memory ?? 0);
+    if (exists(at("memory.swap.max"))) writeValue(at("memory.swap.max"), value);
+    else if (swap.explicit && swap.value !== -1) {
+      throw new SkiffError(
+        "Your kernel does not support swap limit capabilities (no memory.swap.max): cannot apply --memory-swap",
+      );
+    }
+  }
+
+  if (limits.nanoCpus) {
+    writeValue(at("cpu.max"), `${Math.round((limits.nanoCpus * CPU_PERIOD_US) / 1e9)} ${CPU_PERIOD_US}`);
+  }
+  if (limits.cpuShares) writeValue(at("cpu.weight"), sharesToWeight(limits.cpuShares));
+
+  if ((limits.pidsLimit ?? 0) > 0) writeValue(at("pids.max"), limits.pidsLimit!);
+
+  if (limits.blkioWeight) {
+    if (exists(at("io.bfq.weight"))) writeValue(at("io.bfq.weight"), limits.blkioWeight);
+    else if (exists(at("io.weight"))) writeValue(at("io.weight"), blkioToIoWeight(limits.blkioWeight));
+    else {throw new SkiffError(
+        "Your kernel does not support Block I/O weight (no io.bfq.weight or io.weight)",
+      );}
+  }
+
+  if (!limits.privileged) attachDeviceFilter(dir);
+}
+
+/** Loads docker's default allow-list as an eBPF program and attaches it to the directory. */
+export function attachDeviceFilter(dir: string): void {
+  let prog = -1, cgroupFd = -1;
+  try {
+    prog = bpfLoadCgroupDeviceProgram(assembleDeviceFilter(DEFAULT_ALLOWED_DEVICES));
+    cgroupFd = open(dir, O.RDONLY | O.DIRECTORY | O.CLOEXEC);
+    // the attachment keeps the program alive after both fds are closed
+    bpfProgAttach(cgroupFd, prog, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI);
+  } catch (e) {
+    throw new SkiffError(`cannot install the devices allow-list on ${dir}: ${(e as Error).message}`);
+  } finally {
+    if (cgroupFd >= 0) close(cgroupFd);
+    if (prog >= 0) close(prog);
+  }
+}
