@@ -1,0 +1,231 @@
+// Registry credentials and tokens: docker's ~/.docker/config.json (`auths` → base64 "user:pass"),
+// the WWW-Authenticate challenge, and the bearer token flow with a per-scope cache.
+// Credentials never appear in an error message.
+
+import { join } from "node:path";
+import { SkiffError } from "../errors.ts";
+import { writeFileAtomic } from "../state/fsutil.ts";
+import { credentialKey, DEFAULT_DOMAIN } from "./reference.ts";
+
+export interface Credentials {
+  username: string;
+  password: string;
+}
+
+/** Where docker keeps config.json: $DOCKER_CONFIG, else ~/.docker. */
+export function dockerConfigDir(): string {
+  const fromEnv = Deno.env.get("DOCKER_CONFIG");
+  if (fromEnv) return fromEnv;
+  const home = Deno.env.get("HOME") ?? "/root";
+  return join(home, ".docker");
+}
+
+export function dockerConfigPath(): string {
+  return join(dockerConfigDir(), "config.json");
+}
+
+interface DockerConfigFile {
+  auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string }>;
+  [key: string]: unknown;
+}
+
+function readConfig(): DockerConfigFile {
+  const path = dockerConfigPath();
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return {};
+    throw e;
+  }
+  if (text.trim() === "") return {};
+  try {
+    const parsed = JSON.parse(text);
+    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new Error();
+    return parsed as DockerConfigFile;
+  } catch {
+    throw new SkiffError(`${path}: invalid JSON in the docker config file`);
+  }
+}
+
+/** The keys under which a domain's credentials may be stored (docker accepts URL forms too). */
+function candidateKeys(domain: string): string[] {
+  const key = credentialKey(domain);
+  if (domain === DEFAULT_DOMAIN) return [key, "index.docker.io", "docker.io", "registry-1.docker.io"];
+  return [key, `https://${domain}`, `http://${domain}`, `https://${domain}/v1/`, `https://${domain}/v2/`];
+}
+
+export function readCredentials(domain: string): Credentials | undefined {
+  const auths = readConfig().auths ?? {};
+  for (const key of candidateKeys(domain)) {
+    const entry = auths[key];
+    if (!entry) continue;
+    if (entry.auth) {
+      let decoded: string;
+      try {
+        decoded = new TextDecoder().decode(Uint8Array.from(atob(entry.auth), (c) => c.charCodeAt(0)));
+      } catch {
+        throw new SkiffError(`${dockerConfigPath()}: invalid auth entry for ${key}`);
+      }
+      const colon = decoded.indexOf(":");
+      if (colon === -1) throw new SkiffError(`${dockerConfigPath()}: invalid auth entry for ${key}`);
+      return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+    }
+    if (entry.username !== undefined && entry.password !== undefined) {
+      return { username: entry.username, password: entry.password };
+    }
+  }
+  return undefined;
+}
+
+function base64(text: string): string {
+  const bytes = new TextEncoder().encode(text);
+  let binary = "";
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary);
+}
+
+export function basicAuthHeader(creds: Credentials): string {
+  return `Basic ${base64(`${creds.username}:${creds.password}`)}`;
+}
+
+function writeConfig(config: DockerConfigFile): void {
+  const dir = dockerConfigDir();
+  Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const path = dockerConfigPath();
+  writeFileAtomic(path, JSON.stringify(config, null, "\t") + "\n", 0o600);
+  Deno.chmodSync(path, 0o600); // the umask may have narrowed or the file pre-existed wider
+}
+
+/** Stores credentials like `docker login`: auths[key].auth = base64(user:pass), file mode 0600. */
+export function saveCredentials(domain: string, creds: Credentials): void {
+  const config = readConfig();
+  const auths = config.auths ?? {};
+  for (const key of candidateKeys(domain)) delete auths[key];
+  auths[credentialKey(domain)] = { auth: base64(`${creds.username}:${creds.password}`) };
+  config.auths = auths;
+  writeConfig(config);
+}
+
+/** Removes a domain's credentials; returns false when there were none. */
+export function removeCredentials(domain: string): boolean {
+  const config = readConfig();
+  const auths = config.auths ?? {};
+  let found = false;
+  for (const key of candidateKeys(domain)) {
+    if (key in auths) {
+      delete auths[key];
+      found = true;
+    }
+  }
+  if (found) {
+    config.auths = auths;
+    writeConfig(config);
+  }
+  return found;
+}
+
+export interface Challenge {
+  scheme: string;
+  params: Record<string, string>;
+}
+
+/** Parses `Bearer realm="…",service="…",scope="…"` (quoted values may contain commas). */
+export function parseChallenge(header: string): Challenge | undefined {
+  const m = /^\s*([A-Za-z]+)\s*(.*)$/s.exec(header);
+  if (!m) return undefined;
+  const params: Record<string, string> = {};
+  const re = /([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))\s*,?\s*/g;
+  for (const p of m[2].matchAll(re)) {
+    params[p[1].toLowerCase()] = p[2] !== undefined ? p[2].replace(/\\(.)/g, "$1") : p[3];
+  }
+  return { scheme: m[1].toLowerCase(), params };
+}
+
+/** A registry's answer when credentials are missing or wrong. */
+export class UnauthorizedError extends SkiffError {
+  constructor(message: string) {
+    super(message, 125);
+    this.name = "UnauthorizedError";
+  }
+}
+
+interface CachedToken {
+  token: string;
+  expiresAt: number;
+}
+
+/** Bearer tokens per realm+service+scope, kept until shortly before they expire. */
+export class TokenCache {
+  private tokens = new Map<string, CachedToken>();
+
+  private key(realm: string, service: string, scope: string) {
+    return `${realm}\n${service}\n${scope}`;
+  }
+
+  get(realm: string, service: string, scope: string): string | undefined {
+    const k = this.key(realm, service, scope);
+    const hit = this.tokens.get(k);
+    if (!hit) return undefined;
+    if (Date.now() >= hit.expiresAt) {
+      this.tokens.delete(k);
+      return undefined;
+    }
+    return hit.token;
+  }
+
+  delete(realm: string, service: string, scope: string) {
+    this.tokens.delete(this.key(realm, service, scope));
+  }
+
+  set(realm: string, service: string, scope: string, token: string, expiresInSec: number) {
+    // renew 10 s early so a token never expires between the cache check and the registry's check
+    const ttl = Math.max(1, expiresInSec - 10) * 1000;
+    this.tokens.set(this.key(realm, service, scope), { token, expiresAt: Date.now() + ttl });
+  }
+}
+
+/**
+ * Asks the challenge's realm for a token for `scope` (anonymous when creds is undefined), as the
+ * distribution token spec describes: GET realm?service=…&scope=…, Basic auth when we have creds.
+ */
+export async function fetchBearerToken(
+  challenge: Challenge,
+  scopes: string[],
+  creds: Credentials | undefined,
+  fetchFn: (url: string, init: RequestInit) => Promise<Response>,
+): Promise<{ token: string; expiresIn: number }> {
+  const realm = challenge.params.realm;
+  if (!realm) throw new SkiffError("registry asked for a bearer token without a realm");
+  let url: URL;
+  try {
+    url = new URL(realm);
+  } catch {
+    throw new SkiffError(`registry gave an invalid token realm: ${realm}`);
+  }
+  if (challenge.params.service) url.searchParams.set("service", challenge.params.service);
+  for (const scope of scopes) if (scope) url.searchParams.append("scope", scope);
+  const headers: Record<string, string> = {};
+  if (creds) headers.Authorization = basicAuthHeader(creds);
+  const res = await fetchFn(url.toString(), { headers });
+  if (res.status === 401 || res.status === 403) {
+    await res.body?.cancel();
+    throw new UnauthorizedError(
+      creds ? "unauthorized: incorrect username or password" : "unauthorized: authentication required",
+    );
+  }
+  if (!res.ok) {
+    await res.body?.cancel();
+    throw new SkiffError(`token server ${url.origin} answered ${res.status} ${res.statusText}`);
+  }
+  let body: { token?: string; access_token?: string; expires_in?: number };
+  try {
+    body = await res.json();
+  } catch {
+    throw new SkiffError(`token server ${url.origin} sent an invalid answer`);
+  }
+  const token = body.token ?? body.access_token;
+  if (!token) throw new SkiffError(`token server ${url.origin} sent no token`);
+  const expiresIn = typeof body.expires_in === "number" && body.expires_in > 0 ? body.expires_in : 60;
+  return { token, expiresIn };
+}

@@ -1,0 +1,428 @@
+// Registry API v2 over fetch(): scheme choice (HTTPS, plain HTTP only for loopback and insecure
+// registries), authentication (bearer token flow, Basic), retries with backoff for dropped
+// connections, 5xx and 429 (Retry-After), timeouts, and blob streams that resume with Range.
+
+import { join } from "node:path";
+import { SkiffError } from "../errors.ts";
+import {
+  basicAuthHeader,
+  type Challenge,
+  type Credentials,
+  fetchBearerToken,
+  parseChallenge,
+  readCredentials,
+  TokenCache,
+  UnauthorizedError,
+} from "./auth.ts";
+import { registryHost } from "./reference.ts";
+
+/** A registry's error answer, with its distribution error code (MANIFEST_UNKNOWN, …) when sent. */
+export class RegistryError extends SkiffError {
+  constructor(message: string, readonly status: number, readonly code?: string) {
+    super(message, 125);
+    this.name = "RegistryError";
+  }
+}
+
+export interface ClientOptions {
+  /** undefined: read ~/.docker/config.json; null: anonymous; else these. */
+  credentials?: Credentials | null;
+  /** Milliseconds to wait for response headers and between body chunks. */
+  timeoutMs?: number;
+  /** Extra attempts after a failure that may be transient. */
+  retries?: number;
+}
+
+export interface RequestOptions {
+  headers?: Record<string, string>;
+  /** Re-sendable body only: a retry sends it again. */
+  body?: Uint8Array<ArrayBuffer> | string;
+  /** Token scopes this request needs, e.g. repository:library/busybox:pull. */
+  scopes?: string[];
+  /** Statuses returned to the caller instead of thrown (besides 2xx). */
+  accept?: number[];
+  /** Retry transient failures (default true). */
+  retry?: boolean;
+  signal?: AbortSignal;
+}
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+const MAX_RETRY_AFTER_MS = 30_000;
+
+function envNumber(name: string): number | undefined {
+  const v = Deno.env.get(name);
+  if (v === undefined || v === "") return undefined;
+  const n = Number(v);
+  return Number.isFinite(n) && n >= 0 ? n : undefined;
+}
+
+function isLoopback(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, "");
+  return h === "localhost" || h === "::1" || /^127\.\d+\.\d+\.\d+$/.test(h);
+}
+
+function ipv4ToInt(ip: string): number | undefined {
+  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(ip);
+  if (!m) return undefined;
+  const parts = m.slice(1).map(Number);
+  if (parts.some((p) => p > 255)) return undefined;
+  return ((parts[0] << 24) >>> 0) + (parts[1] << 16) + (parts[2] << 8) + parts[3];
+}
+
+/**
+ * Registries reachable over plain HTTP, docker's way: "insecure-registries" in
+ * /etc/docker/daemon.json (host[:port] or an IPv4 CIDR), plus SKIFF_INSECURE_REGISTRIES
+ * (comma-separated, same forms). Loopback hosts always are.
+ */
+export function insecureRegistries(): string[] {
+  const list: string[] = [];
+  try {
+    const daemon = JSON.parse(Deno.readTextFileSync("/etc/docker/daemon.json"));
+    if (Array.isArray(daemon["insecure-registries"])) list.push(...daemon["insecure-registries"].map(String));
+  } catch { /* absent or unreadable: none */ }
+  const env = Deno.env.get("SKIFF_INSECURE_REGISTRIES");
+  if (env) list.push(...env.split(",").map((s) => s.trim()).filter(Boolean));
+  return list.map((s) => s.replace(/^https?:\/\//, "").replace(/\/+$/, ""));
+}
+
+export function isInsecure(host: string): boolean {
+  const hostname = host.startsWith("[") ? host.slice(0, host.indexOf("]") + 1) : host.split(":")[0];
+  if (isLoopback(hostname)) return true;
+  for (const entry of insecureRegistries()) {
+    if (entry === host || entry === hostname) return true;
+    const cidr = /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(entry);
+    const ip = ipv4ToInt(hostname);
+    if (cidr && ip !== undefined) {
+      const base = ipv4ToInt(cidr[1]);
+      const bits = Number(cidr[2]);
+      if (base === undefined || bits > 32) continue;
+      const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
+      if (((ip & mask) >>> 0) === ((base & mask) >>> 0)) return true;
+    }
+  }
+  return false;
+}
+
+/** Extra CAs docker-style: /etc/docker/certs.d/<host>/*.crt, on top of the system's. */
+function httpClientFor(host: string): Deno.HttpClient | undefined {
+  const dir = join(Deno.env.get("SKIFF_CERTS_DIR") ?? "/etc/docker/certs.d", host);
+  const caCerts: string[] = [];
+  try {
+    for (const e of Deno.readDirSync(dir)) {
+      if (e.name.endsWith(".crt")) caCerts.push(Deno.readTextFileSync(join(dir, e.name)));
+    }
+  } catch { /* no directory: system CAs only */ }
+  return caCerts.length ? Deno.createHttpClient({ caCerts }) : undefined;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function retryAfterMs(res: Response): number | undefined {
+  const v = res.headers.get("retry-after");
+  if (!v) return undefined;
+  const seconds = Number(v);
+  if (Number.isFinite(seconds)) return Math.min(Math.max(0, seconds * 1000), MAX_RETRY_AFTER_MS);
+  const date = Date.parse(v);
+  if (Number.isFinite(date)) return Math.min(Math.max(0, date - Date.now()), MAX_RETRY_AFTER_MS);
+  return undefined;
+}
+
+/** The distribution error body: {"errors":[{"code","message","detail"}]}. */
+async function registryErrorOf(res: Response, what: string): Promise<RegistryError> {
+  let code: string | undefined;
+  let message = `${res.status} ${res.statusText}`.trim();
+  try {
+    const text = await res.text();
+    const body = JSON.parse(text);
+    const first = body?.errors?.[0];
+    if (first?.code) {
+      code = String(first.code);
+      message = `${code.toLowerCase().replaceAll("_", " ")}: ${first.message ?? code}`;
+    }
+  } catch { /* not JSON */ }
+  return new RegistryError(`${what}: ${message}`, res.status, code);
+}
+
+export class TimeoutError extends SkiffError {
+  constructor(message: string) {
+    super(message, 125);
+    this.name = "TimeoutError";
+  }
+}
+
+/** One registry (host[:port]); cheap to create, holds the scheme, challenge and tokens. */
+export class RegistryClient {
+  readonly host: string;
+  readonly timeoutMs: number;
+  readonly retries: number;
+  private baseUrl?: string;
+  private challenge?: Challenge;
+  private readonly tokens = new TokenCache();
+  private readonly credentials: Credentials | undefined;
+  private readonly httpClient?: Deno.HttpClient;
+  private pinging?: Promise<void>;
+
+  constructor(readonly domain: string, opts: ClientOptions = {}) {
+    this.host = registryHost(domain);
+    const envTimeout = envNumber("SKIFF_REGISTRY_TIMEOUT");
+    this.timeoutMs = opts.timeoutMs ?? (envTimeout ? envTimeout * 1000 : DEFAULT_TIMEOUT_MS);
+    this.retries = opts.retries ?? envNumber("SKIFF_REGISTRY_RETRIES") ?? 4;
+    this.credentials = opts.credentials === undefined
+      ? readCredentials(domain)
+      : (opts.credentials ?? undefined);
+    this.httpClient = httpClientFor(this.host);
+  }
+
+  close(): void {
+    this.httpClient?.close();
+  }
+
+  /** fetch with the registry's CA set and a timeout for the response headers. */
+  private async rawFetch(url: string, init: RequestInit, outer?: AbortSignal): Promise<Response> {
+    const controller = new AbortController();
+    const onOuterAbort = () => controller.abort(outer?.reason);
+    outer?.addEventListener("abort", onOuterAbort, { once: true });
+    const timer = setTimeout(() => controller.abort(new TimeoutError("timed out")), this.timeoutMs);
+    try {
+      return await fetch(url, {
+        ...init,
+        signal: controller.signal,
+        ...(this.httpClient ? { client: this.httpClient } : {}),
+      } as RequestInit);
+    } catch (e) {
+      if (controller.signal.aborted && controller.signal.reason instanceof TimeoutError) {
+        throw new TimeoutError(
+          `${this.host}: the registry did not answer within ${Math.round(this.timeoutMs / 1000)} s`,
+        );
+      }
+      throw e;
+    } finally {
+      clearTimeout(timer);
+      outer?.removeEventListener("abort", onOuterAbort);
+    }
+  }
+
+  /** Finds the scheme and the auth challenge with GET /v2/ (docker's ping). */
+  private ensureBase(): Promise<void> {
+    this.pinging ??= (async () => {
+      const schemes = isInsecure(this.host) ? ["https", "http"] : ["https"];
+      let lastError: unknown;
+      for (const scheme of schemes) {
+        const base = `${scheme}://${this.host}`;
+        for (let attempt = 0;; attempt++) {
+          try {
+            const res = await this.rawFetch(`${base}/v2/`, { method: "GET" });
+            await res.body?.cancel();
+            if ((res.status >= 500 || res.status === 429) && attempt < this.retries) {
+              await sleep(retryAfterMs(res) ?? this.backoff(attempt));
+              continue;
+            }
+            this.baseUrl = base;
+            if (res.status === 401) {
+              this.challenge = parseChallenge(res.headers.get("www-authenticate") ?? "");
+            }
+            return;
+          } catch (e) {
+            lastError = e;
+            if (e instanceof TimeoutError) throw e;
+            // a TLS handshake against a plain-HTTP port fails at once: try the next scheme
+            if (scheme === "https" && schemes.length > 1) break;
+            if (attempt >= this.retries) break;
+            await sleep(this.backoff(attempt));
+          }
+        }
+      }
+      const detail = lastError instanceof Error ? lastError.message : String(lastError);
+      throw new SkiffError(`cannot reach registry ${this.host}: ${detail}`);
+    })();
+    this.pinging.catch(() => {
+      this.pinging = undefined;
+    });
+    return this.pinging;
+  }
+
+  private backoff(attempt: number): number {
+    return Math.min(200 * 2 ** attempt, 4000) * (0.75 + Math.random() * 0.5);
+  }
+
+  private async authHeader(scopes: string[]): Promise<string | undefined> {
+    const ch = this.challenge;
+    if (!ch) return undefined;
+    if (ch.scheme === "basic") return this.credentials ? basicAuthHeader(this.credentials) : undefined;
+    if (ch.scheme !== "bearer") return undefined;
+    const realm = ch.params.realm ?? "";
+    const service = ch.params.service ?? "";
+    const scopeKey = scopes.join(" ");
+    let token = this.tokens.get(realm, service, scopeKey);
+    if (!token) {
+      const got = await fetchBearerToken(
+        ch,
+        scopes,
+        this.credentials,
+        (url, init) => this.rawFetch(url, init),
+      );
+      this.tokens.set(realm, service, scopeKey, got.token, got.expiresIn);
+      token = got.token;
+    }
+    return `Bearer ${token}`;
+  }
+
+  /** Absolute URL for an API path (or a Location header, which may be relative). */
+  async url(pathOrLocation: string): Promise<string> {
+    await this.ensureBase();
+    return new URL(pathOrLocation, this.baseUrl).toString();
+  }
+
+  /**
+   * Sends one API request with authentication and retries. 2xx and `accept` statuses are
+   * returned; anything else throws a RegistryError (or UnauthorizedError).
+   */
+  async request(method: string, pathOrUrl: string, opts: RequestOptions = {}): Promise<Response> {
+    await this.ensureBase();
+    const url = new URL(pathOrUrl, this.baseUrl).toString();
+    const scopes = opts.scopes ?? [];
+    const retry = opts.retry ?? true;
+    let authRetried = false;
+    for (let attempt = 0;; attempt++) {
+      const headers: Record<string, string> = { ...opts.headers };
+      const auth = await this.authHeader(scopes);
+      if (auth) headers.Authorization = auth;
+      let res: Response;
+      try {
+        res = await this.rawFetch(url, { method, headers, body: opts.body }, opts.signal);
+      } catch (e) {
+        if (opts.signal?.aborted) throw e;
+        if (retry && attempt < this.retries && !(e instanceof TimeoutError && attempt >= 1)) {
+          await sleep(this.backoff(attempt));
+          continue;
+        }
+        if (e instanceof SkiffError) throw e;
+        throw new SkiffError(`${method} ${url}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      if (res.status === 401 && !authRetried) {
+        const ch = parseChallenge(res.headers.get("www-authenticate") ?? "");
+        await res.body?.cancel();
+        if (ch && (ch.scheme === "bearer" || (ch.scheme === "basic" && this.credentials))) {
+          this.challenge = ch;
+          if (ch.scheme === "bearer") {
+            // the challenge may ask for more scope than we had, or our token went stale
+            for (const s of (ch.params.scope ?? "").split(" ")) if (s && !scopes.includes(s)) scopes.push(s);
+            this.tokens.delete(ch.params.realm ?? "", ch.params.service ?? "", scopes.join(" "));
+          }
+          authRetried = true;
+          attempt--;
+          continue;
+        }
+        throw new UnauthorizedError(
+          this.credentials
+            ? `${this.host}: unauthorized: incorrect username or password`
+            : `${this.host}: unauthorized: authentication required`,
+        );
+      }
+      if (res.status === 401) {
+        await res.body?.cancel();
+        throw new UnauthorizedError(`${this.host}: unauthorized: authentication required`);
+      }
+      if (res.ok || opts.accept?.includes(res.status)) return res;
+      if (retry && (res.status >= 500 || res.status === 429) && attempt < this.retries) {
+        const wait = retryAfterMs(res) ?? this.backoff(attempt);
+        await res.body?.cancel();
+        await sleep(wait);
+        continue;
+      }
+      if (res.status === 403) {
+        const err = await registryErrorOf(res, `${method} ${new URL(url).pathname}`);
+        throw new UnauthorizedError(`denied: ${err.message.replace(/^[^:]*: /, "")}`);
+      }
+      throw await registryErrorOf(res, `${method} ${new URL(url).pathname}`);
+    }
+  }
+
+  /** Checks the credentials against the registry: the request `docker login` makes. */
+  async verifyLogin(): Promise<void> {
+    await this.ensureBase();
+    await this.request("GET", "/v2/", { retry: true });
+  }
+
+  /**
+   * A blob as a stream that survives dropped connections: on a read error or an early end it
+   * asks again with `Range: bytes=<received>-`, and when the registry ignores Range it skips the
+   * bytes already delivered. The caller verifies the digest.
+   */
+  blobStream(repo: string, digest: string, size?: number): ReadableStream<Uint8Array> {
+    let delivered = 0;
+    let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+    let skip = 0;
+    let failures = 0;
+    const path = `/v2/${repo}/blobs/${digest}`;
+    const scopes = [`repository:${repo}:pull`];
+    const open = async () => {
+      const headers: Record<string, string> = {};
+      if (delivered > 0) headers.Range = `bytes=${delivered}-`;
+      const res = await this.request("GET", path, { headers, scopes });
+      skip = 0;
+      if (delivered > 0) {
+        const range = /^bytes (\d+)-/.exec(res.headers.get("content-range") ?? "");
+        if (res.status !== 206 || !range || Number(range[1]) !== delivered) skip = delivered;
+      }
+      if (!res.body) throw new SkiffError(`GET ${path}: empty response`);
+      reader = res.body.getReader();
+    };
+    const readWithTimeout = async (r: ReadableStreamDefaultReader<Uint8Array>) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new TimeoutError(`${this.host}: blob download stalled`)),
+          this.timeoutMs,
+        );
+      });
+      try {
+        return await Promise.race([r.read(), timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+    return new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        for (;;) {
+          try {
+            if (!reader) await open();
+            const { done, value } = await readWithTimeout(reader!);
+            if (done) {
+              if (size !== undefined && delivered < size) throw new SkiffError("connection closed early");
+              controller.close();
+              return;
+            }
+            let chunk = value;
+            if (skip > 0) {
+              const drop = Math.min(skip, chunk.length);
+              skip -= drop;
+              chunk = chunk.subarray(drop);
+              if (chunk.length === 0) continue;
+            }
+            if (size !== undefined && delivered + chunk.length > size) {
+              throw new RegistryError(`${digest}: the registry sent more than ${size} bytes`, 0);
+            }
+            delivered += chunk.length;
+            failures = 0;
+            controller.enqueue(chunk);
+            return;
+          } catch (e) {
+            reader?.cancel().catch(() => {});
+            reader = undefined;
+            // errors the registry meant (404, 401, size) are final; dropped connections are not
+            if (e instanceof RegistryError || e instanceof UnauthorizedError || failures >= this.retries) {
+              throw e instanceof SkiffError
+                ? e
+                : new SkiffError(`${digest}: download failed: ${(e as Error).message}`);
+            }
+            await sleep(this.backoff(failures++));
+          }
+        }
+      },
+      cancel: async () => {
+        await reader?.cancel().catch(() => {});
+      },
+    });
+  }
+}

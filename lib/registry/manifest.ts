@@ -1,0 +1,210 @@
+// Manifests as registries serve them: docker schema2 manifest and manifest list, OCI manifest and
+// index. Everything is validated (and size-capped) before any blob it names is fetched.
+
+import { z } from "zod";
+import { SkiffError } from "../errors.ts";
+
+export const MEDIA = {
+  dockerManifest: "application/vnd.docker.distribution.manifest.v2+json",
+  dockerManifestList: "application/vnd.docker.distribution.manifest.list.v2+json",
+  dockerConfig: "application/vnd.docker.container.image.v1+json",
+  dockerLayerGzip: "application/vnd.docker.image.rootfs.diff.tar.gzip",
+  dockerForeignLayer: "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+  ociManifest: "application/vnd.oci.image.manifest.v1+json",
+  ociIndex: "application/vnd.oci.image.index.v1+json",
+  ociConfig: "application/vnd.oci.image.config.v1+json",
+  ociLayer: "application/vnd.oci.image.layer.v1.tar",
+  ociLayerGzip: "application/vnd.oci.image.layer.v1.tar+gzip",
+  ociLayerZstd: "application/vnd.oci.image.layer.v1.tar+zstd",
+  ociLayerNondistributableGzip: "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+} as const;
+
+/** What we send in Accept: both single-image and multi-platform forms. */
+export const MANIFEST_ACCEPT = [
+  MEDIA.dockerManifest,
+  MEDIA.dockerManifestList,
+  MEDIA.ociManifest,
+  MEDIA.ociIndex,
+].join(", ");
+
+/** docker's limit for a manifest body, also used for configs (a config is metadata, not data). */
+export const MANIFEST_SIZE_LIMIT = 4 * 1024 * 1024;
+export const CONFIG_SIZE_LIMIT = 8 * 1024 * 1024;
+
+const digest = z.string().regex(/^sha256:[a-f0-9]{64}$/, "invalid digest");
+
+export const descriptorSchema = z.object({
+  mediaType: z.string().min(1),
+  digest,
+  size: z.number().int().nonnegative(),
+  urls: z.array(z.string()).optional(),
+  annotations: z.record(z.string(), z.string()).optional(),
+  platform: z.object({
+    architecture: z.string(),
+    os: z.string(),
+    variant: z.string().optional(),
+    "os.version": z.string().optional(),
+    "os.features": z.array(z.string()).optional(),
+  }).optional(),
+});
+export type Descriptor = z.infer<typeof descriptorSchema>;
+
+export const imageManifestSchema = z.object({
+  schemaVersion: z.literal(2),
+  mediaType: z.string().optional(),
+  config: descriptorSchema,
+  layers: z.array(descriptorSchema),
+  annotations: z.record(z.string(), z.string()).optional(),
+});
+export type ImageManifest = z.infer<typeof imageManifestSchema>;
+
+export const indexSchema = z.object({
+  schemaVersion: z.literal(2),
+  mediaType: z.string().optional(),
+  manifests: z.array(descriptorSchema),
+  annotations: z.record(z.string(), z.string()).optional(),
+});
+export type ImageIndex = z.infer<typeof indexSchema>;
+
+export const configSchema = z.object({
+  architecture: z.string().optional(),
+  os: z.string().optional(),
+  variant: z.string().optional(),
+  created: z.string().optional(),
+  author: z.string().optional(),
+  config: z.record(z.string(), z.unknown()).nullable().optional(),
+  rootfs: z.object({ type: z.literal("layers"), diff_ids: z.array(digest) }),
+  history: z.array(z.record(z.string(), z.unknown())).optional(),
+}).passthrough();
+
+export type ParsedManifest =
+  | { kind: "image"; mediaType: string; manifest: ImageManifest }
+  | { kind: "index"; mediaType: string; index: ImageIndex };
+
+const LAYER_TYPES: ReadonlySet<string> = new Set([
+  MEDIA.dockerLayerGzip,
+  MEDIA.ociLayerGzip,
+  MEDIA.ociLayer,
+  MEDIA.ociLayerNondistributableGzip,
+  MEDIA.dockerForeignLayer,
+]);
+
+export function isGzipLayer(mediaType: string): boolean {
+  return mediaType.endsWith("gzip");
+}
+
+function zodDetail(e: z.ZodError): string {
+  const issue = e.issues[0];
+  return `${issue.path.join(".") || "(root)"}: ${issue.message}`;
+}
+
+/**
+ * Parses a manifest body. The media type comes from the body when it names one, else from the
+ * Content-Type header; schema1 and unknown types are refused.
+ */
+export function parseManifest(bytes: Uint8Array, contentType: string | null): ParsedManifest {
+  if (bytes.length > MANIFEST_SIZE_LIMIT) {
+    throw new SkiffError(`manifest too large: ${bytes.length} bytes (limit ${MANIFEST_SIZE_LIMIT})`);
+  }
+  let json: any;
+  try {
+    json = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    throw new SkiffError("invalid manifest: not JSON");
+  }
+  if (json === null || typeof json !== "object") throw new SkiffError("invalid manifest: not an object");
+  if (json.schemaVersion === 1) {
+    throw new SkiffError(
+      "unsupported manifest format: docker schema1 manifests are no longer supported; push the image again with a newer client",
+    );
+  }
+  const header = (contentType ?? "").split(";")[0].trim();
+  let mediaType: string = typeof json.mediaType === "string" ? json.mediaType : header;
+  if (!mediaType || mediaType === "application/json" || mediaType === "text/plain") {
+    // OCI allows mediaType to be absent: tell by shape
+    mediaType = Array.isArray(json.manifests) ? MEDIA.ociIndex : MEDIA.ociManifest;
+  }
+  if (mediaType === MEDIA.dockerManifestList || mediaType === MEDIA.ociIndex) {
+    const r = indexSchema.safeParse(json);
+    if (!r.success) throw new SkiffError(`invalid manifest list: ${zodDetail(r.error)}`);
+    return { kind: "index", mediaType, index: r.data };
+  }
+  if (mediaType === MEDIA.dockerManifest || mediaType === MEDIA.ociManifest) {
+    const r = imageManifestSchema.safeParse(json);
+    if (!r.success) throw new SkiffError(`invalid manifest: ${zodDetail(r.error)}`);
+    for (const layer of r.data.layers) {
+      if (layer.mediaType === MEDIA.ociLayerZstd) {
+        throw new SkiffError(`unsupported layer compression (zstd) in layer ${layer.digest}`);
+      }
+      if (!LAYER_TYPES.has(layer.mediaType)) {
+        throw new SkiffError(`unsupported layer media type ${layer.mediaType} in layer ${layer.digest}`);
+      }
+    }
+    if (r.data.config.size > CONFIG_SIZE_LIMIT) {
+      throw new SkiffError(
+        `image config too large: ${r.data.config.size} bytes (limit ${CONFIG_SIZE_LIMIT})`,
+      );
+    }
+    return { kind: "image", mediaType, manifest: r.data };
+  }
+  throw new SkiffError(`unsupported manifest media type ${mediaType}`);
+}
+
+export interface Platform {
+  os: string;
+  architecture: string;
+  variant?: string;
+}
+
+const GO_ARCH: Record<string, string> = { x86_64: "amd64", aarch64: "arm64", arm: "arm", s390x: "s390x" };
+
+export function hostPlatform(): Platform {
+  const architecture = GO_ARCH[Deno.build.arch] ?? Deno.build.arch;
+  return { os: "linux", architecture, ...(architecture === "arm64" ? { variant: "v8" } : {}) };
+}
+
+/** Parses OS/ARCH[/VARIANT] like docker's --platform (also accepts just ARCH or OS). */
+export function parsePlatform(value: string): Platform {
+  const parts = value.toLowerCase().split("/");
+  if (parts.some((p) => p === "") || parts.length > 3) {
+    throw new SkiffError(`"${value}": unknown operating system or architecture: invalid argument`);
+  }
+  let [os, architecture, variant] = parts;
+  if (parts.length === 1) {
+    if (os === "linux" || os === "windows" || os === "darwin") architecture = hostPlatform().architecture;
+    else {
+      architecture = os;
+      os = "linux";
+    }
+  }
+  const archAlias: Record<string, string> = {
+    x86_64: "amd64",
+    "x86-64": "amd64",
+    aarch64: "arm64",
+    armhf: "arm",
+  };
+  architecture = archAlias[architecture] ?? architecture;
+  if (architecture === "arm64" && !variant) variant = "v8";
+  if (architecture === "arm" && !variant) variant = "v7";
+  return { os, architecture, ...(variant ? { variant } : {}) };
+}
+
+export function formatPlatform(p: Platform): string {
+  return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ""}`;
+}
+
+/** Picks the index entry for a platform, as containerd's matcher does (arm64's v8 is optional). */
+export function selectPlatform(index: ImageIndex, want: Platform): Descriptor | undefined {
+  const candidates = index.manifests.filter((m) =>
+    m.platform && m.platform.os === want.os && m.platform.architecture === want.architecture &&
+    (m.mediaType === MEDIA.dockerManifest || m.mediaType === MEDIA.ociManifest)
+  );
+  const variantOf = (m: Descriptor) => {
+    const v = m.platform?.variant;
+    if (!v && want.architecture === "arm64") return "v8";
+    return v;
+  };
+  return candidates.find((m) => variantOf(m) === want.variant) ??
+    (want.variant === undefined ? candidates[0] : undefined) ??
+    candidates.find((m) => variantOf(m) === undefined);
+}
