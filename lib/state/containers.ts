@@ -3,7 +3,7 @@
 
 import { join } from "node:path";
 import { NotFoundError, SkiffError } from "../errors.ts";
-import { readJson, removeIfExists, withLock, writeJsonAtomic } from "./fsutil.ts";
+import { readJson, removeIfExists, withLock, withLockSync, writeJsonAtomic } from "./fsutil.ts";
 import type { StateRoot } from "./root.ts";
 import type { ContainerRecord } from "./types.ts";
 
@@ -146,4 +146,38 @@ export function processStartTime(pid: number): number | undefined {
 export function isProcessAlive(pid: number, startTime: number | undefined): boolean {
   const now = processStartTime(pid);
   return now !== undefined && (startTime === undefined || now === startTime);
+}
+
+/**
+ * The flock that serialises changes to one container's record: the `skiff run` monitor recording
+ * the exit, `rm` removing the directory, and reconcile marking a dead container exited. It lives in
+ * <root>/locks, not in the container's directory, so removing the directory never races with it.
+ */
+export function containerLockPath(root: StateRoot, id: string): string {
+  return root.lock(`ctr-${id}`);
+}
+
+/**
+ * Loads, changes and saves one container's record under its lock. Returns the saved record, or
+ * undefined (and writes nothing) when the container was removed meanwhile: a monitor that finishes
+ * after `rm -f` must not bring the directory back. `change` may return false to skip the save.
+ * Synchronous so the runtime can call it after setns.
+ */
+export function updateContainerSync(
+  root: StateRoot,
+  id: string,
+  change: (record: ContainerRecord) => boolean | void,
+): ContainerRecord | undefined {
+  return withLockSync(containerLockPath(root, id), () => {
+    let record: ContainerRecord;
+    try {
+      record = loadContainer(root, id);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return undefined;
+      throw e;
+    }
+    if (change(record) === false) return record;
+    saveContainer(root, record);
+    return record;
+  });
 }
