@@ -1,0 +1,50 @@
+// skiff import FILE|- [REPOSITORY[:TAG]]: a rootfs tarball (plain or gzip) becomes a one-layer image.
+
+import type { Verb } from "./context.ts";
+import { list, parseArgs, requireArgs, str } from "./args.ts";
+import { ImageStore } from "../image/store.ts";
+import { importRootfs } from "../image/ingest.ts";
+import { fileChunks, stdinChunks } from "../image/stream.ts";
+import { SkiffError } from "../errors.ts";
+
+const HELP = `Usage:  skiff import [OPTIONS] file|- [REPOSITORY[:TAG]]
+
+Import the contents from a tarball to create a filesystem image
+
+Options:
+  -c, --change list       Apply Dockerfile instruction to the created image
+  -m, --message string    Set commit message for imported image
+      --platform string   Set platform if server is multi-platform capable
+`;
+
+const importVerb: Verb = async (args, ctx) => {
+  const p = parseArgs(args, {
+    verb: "import",
+    options: [
+      { name: "change", short: "c", kind: "list" },
+      { name: "message", short: "m", kind: "string" },
+      { name: "platform", kind: "string" },
+    ],
+  });
+  if (p.options.help) {
+    console.log(HELP);
+    return 0;
+  }
+  requireArgs(p, "import", 1, 2);
+  const [source, tag] = p.positionals;
+  if (/^https?:\/\//.test(source)) throw new SkiffError("importing from a URL is not supported");
+  const platform = str(p, "platform");
+  if (platform && platform !== "linux" && !/^linux\/(amd64|x86_64|arm64|aarch64)/.test(platform)) {
+    throw new SkiffError(`unsupported platform ${platform}`);
+  }
+  const store = new ImageStore(ctx.root);
+  const input = source === "-" ? stdinChunks() : fileChunks(source);
+  const image = await importRootfs(store, input, {
+    tag,
+    message: str(p, "message"),
+    changes: list(p, "change"),
+  });
+  console.log(image.id);
+  return 0;
+};
+export default importVerb;

@@ -1,0 +1,373 @@
+// The content-addressed image store.
+//
+//   <root>/images/<id-hex>.json       ImageRecord (id = sha256 of the config blob)
+//   <root>/repositories.json          { "busybox:latest": "sha256:<id>" }: the one truth about tags
+//   <root>/layers/<chainid-hex>/      diff/ (the unpacked files) + layer.json
+//   <root>/blobs/sha256/<hex>         configs, manifests, layer blobs
+//
+// Reading needs no lock (every file is replaced atomically). Every change to images, tags, layers or
+// blobs happens under the "images" lock. This module stays light: run and inspect import it, so the
+// hashing and unpacking code lives in ingest.ts/archive.ts.
+
+import { join } from "node:path";
+import { NotFoundError, SkiffError } from "../errors.ts";
+import { exists, readJson, readJsonOr, removeIfExists, withLock, writeJsonAtomic } from "../state/fsutil.ts";
+import type { StateRoot } from "../state/root.ts";
+import type { ImageRecord, LayerRef } from "../state/types.ts";
+import { isProcessAlive, listContainers, processStartTime } from "../state/containers.ts";
+import { familiarString, familiarTagged, normalizeTag, parseReference } from "./reference.ts";
+
+/** What layers/<hex>/layer.json holds. */
+export interface LayerInfo {
+  diffId: string;
+  chainId: string;
+  parent: string | null;
+  /** Bytes of regular file data in diff/. */
+  size: number;
+}
+
+/** One line of `rmi` output. */
+export type RemoveRecord = { untagged: string } | { deleted: string };
+
+const hexOf = (digest: string) => digest.slice(digest.indexOf(":") + 1);
+const TMP_RE = /^[a-z]+-(\d+)-(\d+)-[0-9a-f]+$/;
+
+/** Docker's "short" id: 12 hex digits without the algorithm. */
+export const shortId = (id: string) => hexOf(id).slice(0, 12);
+
+export class ImageStore {
+  constructor(readonly root: StateRoot) {}
+
+  // ---- read side ----
+
+  /** Tag → image id. */
+  tags(): Record<string, string> {
+    return readJsonOr<Record<string, string>>(this.root.repositories, {});
+  }
+
+  private imagePath(id: string): string {
+    return join(this.root.images, `${hexOf(id)}.json`);
+  }
+
+  /** The image with exactly this id ("sha256:<hex>"), tags filled in, or undefined. */
+  get(id: string, tags = this.tags()): ImageRecord | undefined {
+    let record: ImageRecord;
+    try {
+      record = readJson<ImageRecord>(this.imagePath(id));
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return undefined;
+      throw e;
+    }
+    record.repoTags = Object.keys(tags).filter((t) => tags[t] === record.id).sort();
+    return record;
+  }
+
+  /** Every image, newest first. */
+  list(): ImageRecord[] {
+    const tags = this.tags();
+    const out: ImageRecord[] = [];
+    let entries: Deno.DirEntry[] = [];
+    try {
+      entries = [...Deno.readDirSync(this.root.images)];
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    for (const e of entries) {
+      if (!e.isFile || !/^[0-9a-f]{64}\.json$/.test(e.name)) continue;
+      const record = this.get(`sha256:${e.name.slice(0, 64)}`, tags);
+      if (record) out.push(record);
+    }
+    return out.sort((a, b) => (b.created < a.created ? -1 : b.created > a.created ? 1 : 0));
+  }
+
+  /**
+   * Finds an image by name[:tag] (default tag latest, docker.io/library/ optional), by full or
+   * short id, or by "sha256:<hex>" (or a prefix of it). Throws NotFoundError otherwise.
+   */
+  resolve(ref: string): ImageRecord {
+    const found = this.find(ref);
+    if (found) return found;
+    let normalized = ref;
+    try {
+      normalized = familiarString(parseReference(ref));
+    } catch { /* not a name: report it as given */ }
+    throw new NotFoundError(`Unable to find image '${normalized}' locally`);
+  }
+
+  /** Like resolve() but returns undefined when nothing matches. */
+  find(ref: string): ImageRecord | undefined {
+    const tags = this.tags();
+    if (ref.startsWith("sha256:")) {
+      const hex = ref.slice(7);
+      return /^[0-9a-f]+$/.test(hex) ? this.byIdPrefix(hex, tags) : undefined;
+    }
+    if (/^[0-9a-f]{64}$/.test(ref)) return this.get(`sha256:${ref}`, tags);
+    let parsed;
+    try {
+      parsed = parseReference(ref);
+    } catch (e) {
+      if (/^[0-9a-f]+$/.test(ref)) return this.byIdPrefix(ref, tags);
+      throw e;
+    }
+    if (parsed.digest) {
+      const name = familiarString({ ...parsed, tag: undefined, digest: undefined }).replace(/:latest$/, "");
+      const wanted = `${name}@${parsed.digest}`;
+      const match = this.list().find((i) =>
+        i.repoDigests.includes(wanted) || i.manifestDigest === parsed.digest
+      );
+      if (match) return match;
+    } else {
+      const id = tags[familiarTagged(parsed)];
+      if (id) {
+        const record = this.get(id, tags);
+        if (record) return record;
+      }
+    }
+    if (/^[0-9a-f]+$/.test(ref)) return this.byIdPrefix(ref, tags);
+    return undefined;
+  }
+
+  private byIdPrefix(hexPrefix: string, tags: Record<string, string>): ImageRecord | undefined {
+    let entries: string[] = [];
+    try {
+      entries = [...Deno.readDirSync(this.root.images)].map((e) => e.name);
+    } catch { /* no images yet */ }
+    const matches = entries.filter((n) => /^[0-9a-f]{64}\.json$/.test(n) && n.startsWith(hexPrefix));
+    if (matches.length > 1) throw new SkiffError(`multiple IDs found with provided prefix: ${hexPrefix}`);
+    return matches.length ? this.get(`sha256:${matches[0].slice(0, 64)}`, tags) : undefined;
+  }
+
+  /** The directory of an unpacked layer (holding diff/ and layer.json). */
+  layerPath(chainId: string): string {
+    return join(this.root.layers, hexOf(chainId));
+  }
+
+  /** True when the layer is unpacked and complete. */
+  hasLayer(chainId: string): boolean {
+    return exists(join(this.layerPath(chainId), "layer.json"));
+  }
+
+  /** Absolute paths of the image's unpacked layer dirs, top-most first (overlay's lowerdir order). */
+  layerDirs(image: ImageRecord): string[] {
+    return image.layers.map((l) => join(this.layerPath(l.chainId), "diff")).reverse();
+  }
+
+  blobPath(digest: string): string {
+    return join(this.root.blobs, hexOf(digest));
+  }
+
+  // ---- temp dirs ----
+
+  /** A new private directory under <root>/tmp, named so a sweep can tell when its owner died. */
+  makeTmpDir(kind: string): string {
+    const start = processStartTime(Deno.pid) ?? 0;
+    const rand = Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, "0"))
+      .join("");
+    const dir = join(this.root.tmp, `${kind}-${Deno.pid}-${start}-${rand}`);
+    Deno.mkdirSync(this.root.tmp, { recursive: true, mode: 0o700 });
+    Deno.mkdirSync(dir, { mode: 0o700 });
+    return dir;
+  }
+
+  /** Removes temp dirs left by skiff processes that died (an interrupted unpack or load). */
+  sweepTmp(): void {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = [...Deno.readDirSync(this.root.tmp)];
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const m = TMP_RE.exec(e.name);
+      if (!m) continue;
+      const pid = Number(m[1]), start = Number(m[2]);
+      if (isProcessAlive(pid, start || undefined)) continue;
+      try {
+        Deno.removeSync(join(this.root.tmp, e.name), { recursive: true });
+      } catch { /* another sweeper got it */ }
+    }
+  }
+
+  // ---- changes ----
+
+  /** Runs fn under the images lock. */
+  locked<T>(fn: () => T | Promise<T>): Promise<T> {
+    return withLock(this.root.lock("images"), fn);
+  }
+
+  /**
+   * Moves a completely unpacked layer (a temp dir holding diff/ and layer.json) into place. When
+   * another process got the same layer in first, ours is discarded and theirs used.
+   */
+  commitLayer(tmpDir: string, info: LayerInfo): void {
+    const dest = this.layerPath(info.chainId);
+    writeJsonAtomic(join(tmpDir, "layer.json"), info);
+    try {
+      Deno.renameSync(tmpDir, dest);
+    } catch (e) {
+      if (!exists(join(dest, "layer.json"))) throw e;
+      removeIfExists(tmpDir); // same content already there
+    }
+  }
+
+  /**
+   * Records an image and points `tags` at it. Call after its config blob and layers are stored.
+   * Fails if a layer vanished meanwhile (an rmi that ran while this image was being unpacked).
+   */
+  async commitImage(image: Omit<ImageRecord, "repoTags">, tags: string[]): Promise<ImageRecord> {
+    return await this.locked(() => {
+      for (const layer of image.layers) {
+        if (!this.hasLayer(layer.chainId)) {
+          throw new SkiffError(`layer ${layer.chainId} was removed while the image was stored; try again`);
+        }
+      }
+      const existing = this.get(image.id);
+      const record: ImageRecord = {
+        ...image,
+        repoTags: [],
+        repoDigests: [...new Set([...(existing?.repoDigests ?? []), ...image.repoDigests])],
+      };
+      writeJsonAtomic(this.imagePath(record.id), record);
+      if (tags.length) {
+        const all = this.tags();
+        for (const t of tags) all[t] = record.id;
+        writeJsonAtomic(this.root.repositories, sortKeys(all));
+      }
+      return this.get(record.id)!;
+    });
+  }
+
+  /** `tag SOURCE TARGET`: points TARGET at SOURCE's image (moving it off another image if needed). */
+  async tag(source: string, target: string): Promise<void> {
+    const normalizedTarget = normalizeTag(target);
+    await this.locked(() => {
+      const image = this.resolveForChange(source);
+      const all = this.tags();
+      all[normalizedTarget] = image.id;
+      writeJsonAtomic(this.root.repositories, sortKeys(all));
+    });
+  }
+
+  /** resolve() with docker's wording for verbs that change an image (exit 1, "No such image"). */
+  private resolveForChange(ref: string): ImageRecord {
+    const found = this.find(ref);
+    if (found) return found;
+    let shown = ref;
+    try {
+      shown = familiarString(parseReference(ref));
+    } catch { /* as given */ }
+    throw new SkiffError(`No such image: ${shown}`, 1);
+  }
+
+  /**
+   * `rmi`: untags and/or deletes one image, following docker's rules. By name: untag; delete when
+   * that was its last tag. By id: delete, refused when it has several tags unless forced. A container
+   * using the image blocks it (a running one even with force). Layers and blobs no other image or
+   * container uses are deleted too.
+   */
+  async remove(ref: string, force: boolean): Promise<RemoveRecord[]> {
+    this.sweepTmp();
+    return await this.locked(() => {
+      const image = this.resolveForChange(ref);
+      const records: RemoveRecord[] = [];
+      const all = this.tags();
+      const imageTags = Object.keys(all).filter((t) => all[t] === image.id).sort();
+      const containers = listContainers(this.root).filter((c) => c.Image === image.id);
+      const running = containers.find((c) =>
+        c.State.Running && isProcessAlive(c.State.Pid, c.State.PidStartTime)
+      );
+      const stopped = containers.find((c) => c !== running);
+      const byId = !namesTag(ref, all, image.id);
+      const conflict = (hard: boolean, message: string) =>
+        new SkiffError(
+          `conflict: unable to delete ${shortId(image.id)} (${
+            hard ? "cannot" : "must"
+          } be forced) - ${message}`,
+          1,
+        );
+
+      if (!byId) {
+        const tagged = familiarTagged(parseReference(ref));
+        if (!force && imageTags.length <= 1 && containers.length) {
+          throw new SkiffError(
+            `conflict: unable to remove repository reference "${ref}" (must force) - container ${
+              containers[0].Id.slice(0, 12)
+            } is using its referenced image ${shortId(image.id)}`,
+            1,
+          );
+        }
+        delete all[tagged];
+        writeJsonAtomic(this.root.repositories, sortKeys(all));
+        records.push({ untagged: tagged });
+        if (imageTags.length > 1) return records; // other tags keep the image
+        // the last tag is gone: delete the image, but never under a running container (docker
+        // leaves it dangling then); a stopped one only got here with force
+        if (running) return records;
+      } else {
+        if (running) {
+          throw conflict(true, `image is being used by running container ${running.Id.slice(0, 12)}`);
+        }
+        if (!force && imageTags.length > 1) {
+          throw conflict(false, "image is referenced in multiple repositories");
+        }
+        if (!force && stopped) {
+          throw conflict(false, `image is being used by stopped container ${stopped.Id.slice(0, 12)}`);
+        }
+        for (const t of imageTags) {
+          delete all[t];
+          records.push({ untagged: t });
+        }
+        if (imageTags.length) writeJsonAtomic(this.root.repositories, sortKeys(all));
+      }
+      records.push(...this.deleteImage(image));
+      return records;
+    });
+  }
+
+  /** Deletes the image record, then layers and blobs nothing else uses. Call under the lock. */
+  private deleteImage(image: ImageRecord): RemoveRecord[] {
+    const records: RemoveRecord[] = [];
+    Deno.removeSync(this.imagePath(image.id));
+    records.push({ deleted: image.id });
+    const others = this.list();
+    const usedLayers = new Set(others.flatMap((i) => i.layers.map((l) => hexOf(l.chainId))));
+    for (const c of listContainers(this.root)) {
+      for (const dir of c.LowerDirs ?? []) usedLayers.add(dir.split("/").at(-2) ?? "");
+    }
+    const usedBlobs = new Set(
+      others.flatMap((i) => [i.id, i.manifestDigest, ...i.layers.map((l) => l.blobDigest)].filter(Boolean)),
+    );
+    // top-most first, as docker lists released layers
+    for (const layer of [...image.layers].reverse()) {
+      if (usedLayers.has(hexOf(layer.chainId))) continue;
+      usedLayers.add(hexOf(layer.chainId)); // an image may list one layer twice
+      const dir = this.layerPath(layer.chainId);
+      if (!exists(dir)) continue;
+      // move aside first so a half-deleted layer never looks complete
+      const trash = join(this.makeTmpDir("gc"), "layer");
+      Deno.renameSync(dir, trash);
+      removeIfExists(join(trash, ".."));
+      records.push({ deleted: layer.chainId });
+    }
+    for (const digest of [image.id, image.manifestDigest, ...image.layers.map((l) => l.blobDigest)]) {
+      if (digest && !usedBlobs.has(digest)) removeIfExists(this.blobPath(digest));
+    }
+    return records;
+  }
+}
+
+/** True when `ref` found the image through a tag rather than by its id. */
+function namesTag(ref: string, tags: Record<string, string>, id: string): boolean {
+  if (ref.startsWith("sha256:") || /^[0-9a-f]{64}$/.test(ref)) return false;
+  try {
+    return tags[familiarTagged(parseReference(ref))] === id;
+  } catch {
+    return false;
+  }
+}
+
+function sortKeys(o: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+export type { ImageRecord, LayerRef };

@@ -1,0 +1,273 @@
+// Unpacks one layer tar into a fresh directory, safely: no entry may write outside it.
+//
+// The directory is private to this unpack (a new temp dir), so an in-memory map of what this layer
+// has created there is the complete truth about it: every parent component of every entry is looked
+// up in that map, and an entry whose parent is a symlink (or not a directory) is refused. New files
+// are created with O_EXCL, which never follows a symlink. That makes an lstat per path component
+// unnecessary while giving the same guarantee.
+//
+// All filesystem work is synchronous (fewer round trips, and it keeps the data in order); only the
+// reading and gunzip of the input are async.
+
+import { SkiffError } from "../errors.ts";
+import { SysError } from "../../ffi/errors.ts";
+import {
+  chmod,
+  lchown,
+  lsetxattr,
+  lutimes,
+  makedev,
+  mkfifo,
+  mknod,
+  S_IFBLK,
+  S_IFCHR,
+} from "../../ffi/libc.ts";
+import { Sha256 } from "./digest.ts";
+import { type EntryHandler, type TarEntry, TarReader } from "./tar.ts";
+import { openDecompressed } from "./stream.ts";
+
+type Kind = "dir" | "file" | "symlink" | "other";
+
+const WHITEOUT_PREFIX = ".wh.";
+const OPAQUE_MARKER = ".wh..wh..opq";
+const encoder = new TextEncoder();
+
+function unsafe(name: string, reason: string): SkiffError {
+  return new SkiffError(`refusing to unpack layer entry "${name}": ${reason}`);
+}
+
+/** "./a//b/" → "a/b"; refuses absolute paths, ".." components and NUL bytes. "" is the layer root. */
+export function cleanEntryPath(raw: string, entryName = raw, what = "path"): string {
+  if (raw.includes("\0")) throw unsafe(entryName, `${what} contains a NUL byte`);
+  if (raw.startsWith("/")) throw unsafe(entryName, `absolute ${what} "${raw}" points outside the layer`);
+  const parts: string[] = [];
+  for (const part of raw.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") throw unsafe(entryName, `${what} "${raw}" contains ".." and could escape the layer`);
+    parts.push(part);
+  }
+  return parts.join("/");
+}
+
+/** Writes the entries of one layer into `dir` (which must exist and be empty). */
+export class LayerWriter {
+  private readonly kinds = new Map<string, Kind>([["", "dir"]]);
+  private readonly dirTimes = new Map<string, number>();
+  /** Bytes of regular file data written. */
+  size = 0;
+
+  constructor(readonly dir: string) {}
+
+  private abs(rel: string): string {
+    return rel === "" ? this.dir : `${this.dir}/${rel}`;
+  }
+
+  /** Makes sure every parent of `rel` is a real directory created by this layer. */
+  private ensureParents(rel: string, entryName: string): void {
+    let slash = rel.indexOf("/");
+    while (slash !== -1) {
+      const parent = rel.slice(0, slash);
+      const kind = this.kinds.get(parent);
+      if (kind === undefined) {
+        Deno.mkdirSync(this.abs(parent), { mode: 0o755 });
+        this.kinds.set(parent, "dir");
+      } else if (kind === "symlink") {
+        throw unsafe(entryName, `its parent "${parent}" is a symlink in this layer`);
+      } else if (kind !== "dir") {
+        throw unsafe(entryName, `its parent "${parent}" is not a directory`);
+      }
+      slash = rel.indexOf("/", slash + 1);
+    }
+  }
+
+  /** Removes what this layer put at `rel` before (a later entry replaces an earlier one). */
+  private removeExisting(rel: string): void {
+    const kind = this.kinds.get(rel);
+    if (kind === undefined) return;
+    Deno.removeSync(this.abs(rel), { recursive: kind === "dir" });
+    this.kinds.delete(rel);
+    this.dirTimes.delete(rel);
+    if (kind === "dir") {
+      const prefix = `${rel}/`;
+      for (const key of [...this.kinds.keys()]) {
+        if (key.startsWith(prefix)) {
+          this.kinds.delete(key);
+          this.dirTimes.delete(key);
+        }
+      }
+    }
+  }
+
+  /** Ownership, then mode (chown clears setuid/setgid, so chmod must come after), xattrs, mtime. */
+  private applyMetadata(rel: string, e: TarEntry, kind: Kind): void {
+    const path = this.abs(rel);
+    lchown(path, e.uid, e.gid);
+    if (kind !== "symlink") chmod(path, e.mode);
+    if (e.xattrs) {
+      for (const [name, value] of e.xattrs) {
+        // overlay's own metadata comes only from whiteout markers, never from a layer's xattrs
+        if (name.startsWith("trusted.overlay.")) continue;
+        try {
+          lsetxattr(path, name, new Uint8Array(value));
+        } catch (err) {
+          if (!(err instanceof SysError && err.code === "EOPNOTSUPP")) throw err;
+        }
+      }
+    }
+    if (kind === "dir") this.dirTimes.set(rel, e.mtime);
+    else lutimes(path, e.mtime, e.mtime);
+  }
+
+  /** Handles one tar entry; returns a data sink for regular files. */
+  entry(e: TarEntry): EntryHandler | undefined {
+    try {
+      return this.entryUnchecked(e);
+    } catch (err) {
+      if (err instanceof SkiffError) throw err;
+      const detail = err instanceof Error ? err.message : String(err);
+      throw new SkiffError(`failed to unpack layer entry "${e.name}": ${detail}`);
+    }
+  }
+
+  private entryUnchecked(e: TarEntry): EntryHandler | undefined {
+    const rel = cleanEntryPath(e.name);
+    if (rel === "") {
+      // The archive's "./" entry: its mode/owner are those of whatever directory it was made from
+      // (often a 0700 temp dir); like docker, keep the layer root as it is.
+      if (e.type !== "dir") throw unsafe(e.name, "the layer root must be a directory");
+      return undefined;
+    }
+    this.ensureParents(rel, e.name);
+    const slash = rel.lastIndexOf("/");
+    const base = rel.slice(slash + 1);
+    const parentRel = slash === -1 ? "" : rel.slice(0, slash);
+
+    if (base.startsWith(WHITEOUT_PREFIX)) {
+      if (base === OPAQUE_MARKER) {
+        lsetxattr(this.abs(parentRel), "trusted.overlay.opaque", encoder.encode("y"));
+        return undefined;
+      }
+      if (base.startsWith(WHITEOUT_PREFIX + WHITEOUT_PREFIX)) return undefined; // aufs metadata
+      const hidden = base.slice(WHITEOUT_PREFIX.length);
+      if (hidden === "" || hidden === "." || hidden === "..") throw unsafe(e.name, "invalid whiteout name");
+      const target = parentRel === "" ? hidden : `${parentRel}/${hidden}`;
+      this.removeExisting(target);
+      // overlayfs whiteout: a character device 0/0 with the hidden file's name
+      mknod(this.abs(target), S_IFCHR, 0n);
+      this.kinds.set(target, "other");
+      lchown(this.abs(target), e.uid, e.gid);
+      return undefined;
+    }
+
+    switch (e.type) {
+      case "dir": {
+        if (this.kinds.get(rel) !== "dir") {
+          this.removeExisting(rel);
+          Deno.mkdirSync(this.abs(rel), { mode: 0o755 });
+          this.kinds.set(rel, "dir");
+        }
+        this.applyMetadata(rel, e, "dir");
+        return undefined;
+      }
+      case "file": {
+        this.removeExisting(rel);
+        const path = this.abs(rel);
+        // createNew = O_CREAT|O_EXCL: fails rather than follow anything already at the path
+        const file = Deno.openSync(path, { write: true, createNew: true, mode: 0o600 });
+        this.kinds.set(rel, "file");
+        this.size += e.size;
+        return {
+          data: (chunk) => {
+            let off = 0;
+            while (off < chunk.length) off += file.writeSync(off === 0 ? chunk : chunk.subarray(off));
+          },
+          end: () => {
+            file.close();
+            this.applyMetadata(rel, e, "file");
+          },
+        };
+      }
+      case "link": {
+        const targetRel = cleanEntryPath(e.linkname, e.name, "hardlink target");
+        const targetKind = this.kinds.get(targetRel);
+        if (targetKind === undefined) {
+          throw unsafe(e.name, `hardlink target "${e.linkname}" is not in this layer`);
+        }
+        if (targetKind === "dir") throw unsafe(e.name, `hardlink target "${e.linkname}" is a directory`);
+        if (targetRel === rel) throw unsafe(e.name, "hardlink to itself");
+        this.ensureParents(targetRel, e.name);
+        this.removeExisting(rel);
+        Deno.linkSync(this.abs(targetRel), this.abs(rel));
+        this.kinds.set(rel, targetKind);
+        return undefined;
+      }
+      case "symlink": {
+        if (e.linkname.includes("\0")) throw unsafe(e.name, "symlink target contains a NUL byte");
+        this.removeExisting(rel);
+        Deno.symlinkSync(e.linkname, this.abs(rel));
+        this.kinds.set(rel, "symlink");
+        this.applyMetadata(rel, e, "symlink");
+        return undefined;
+      }
+      case "char":
+      case "block": {
+        this.removeExisting(rel);
+        const type = e.type === "char" ? S_IFCHR : S_IFBLK;
+        mknod(this.abs(rel), type | e.mode, makedev(e.devmajor, e.devminor));
+        this.kinds.set(rel, "other");
+        this.applyMetadata(rel, e, "other");
+        return undefined;
+      }
+      case "fifo": {
+        this.removeExisting(rel);
+        mkfifo(this.abs(rel), e.mode);
+        this.kinds.set(rel, "other");
+        this.applyMetadata(rel, e, "other");
+        return undefined;
+      }
+      default:
+        throw new SkiffError(`unsupported tar entry type '${e.typeFlag}' for layer entry "${e.name}"`);
+    }
+  }
+
+  /** Directory mtimes last: creating entries inside a directory changes its mtime. */
+  finish(): void {
+    for (const [rel, mtime] of this.dirTimes) lutimes(this.abs(rel), mtime, mtime);
+  }
+}
+
+export interface UnpackResult {
+  /** sha256 of the uncompressed tar stream. */
+  diffId: string;
+  /** sha256 and size of the stream as given (compressed or not). */
+  blobDigest: string;
+  blobSize: number;
+  compression: "gzip" | "none";
+  /** Bytes of regular file data. */
+  size: number;
+}
+
+/**
+ * Reads a layer (gzip or plain tar) from `input` and writes its files into `dir`, hashing the
+ * compressed and uncompressed streams on the way through.
+ */
+export async function unpackLayer(input: AsyncIterable<Uint8Array>, dir: string): Promise<UnpackResult> {
+  const writer = new LayerWriter(dir);
+  const diffHash = new Sha256();
+  const tar = new TarReader((entry) => writer.entry(entry));
+  const source = await openDecompressed(input);
+  for await (const chunk of source.plain) {
+    diffHash.update(chunk);
+    // keep hashing after the end marker: the diffID covers the whole stream, padding included
+    if (!tar.ended) tar.push(chunk);
+  }
+  tar.finish();
+  writer.finish();
+  return {
+    diffId: diffHash.digest(),
+    blobDigest: source.blobHash.digest(),
+    blobSize: source.blobHash.size,
+    compression: source.compression,
+    size: writer.size,
+  };
+}
