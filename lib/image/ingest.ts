@@ -7,7 +7,7 @@ import { exists, removeIfExists, writeFileAtomic } from "../state/fsutil.ts";
 import type { ImageConfigBlob, ImageRecord, ImageRunConfig, LayerRef } from "../state/types.ts";
 import { sha256Digest } from "./digest.ts";
 import { normalizeTag } from "./reference.ts";
-import { type ImageStore, type LayerInfo } from "./store.ts";
+import type { ImageStore, LayerInfo } from "./store.ts";
 import { unpackLayer, type UnpackResult } from "./unpack.ts";
 
 export interface StoredLayer extends UnpackResult {
