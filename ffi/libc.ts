@@ -268,8 +268,13 @@ export function lutimes(path: string, atimeSec: number, mtimeSec: number): void 
   );
 }
 
-export const closeRange = (first: number) =>
-  void check("close_range", libc().syscall_iii(BigInt(SYS.close_range), BigInt(first), 0xffffffffn, 0n));
+/** close_range flag: mark the fds close-on-exec instead of closing them (they stay usable until execve). */
+export const CLOSE_RANGE_CLOEXEC = 4;
+export const closeRange = (first: number, flags = 0) =>
+  void check(
+    "close_range",
+    libc().syscall_iii(BigInt(SYS.close_range), BigInt(first), 0xffffffffn, BigInt(flags)),
+  );
 
 /** Resets every signal to SIG_DFL and clears the signal mask: ignored signals survive execve. */
 export function resetSignals(): void {
@@ -342,13 +347,18 @@ export function execve(path: string, argv: string[], env: string[]): never {
 /** Opens /dev/ptmx and returns the master fd and the slave's path. */
 export function openPty(): { master: number; slavePath: string } {
   const master = open("/dev/ptmx", O.RDWR | O.NOCTTY | O.CLOEXEC);
+  return { master, slavePath: unlockPty(master) };
+}
+
+/** grantpt + unlockpt + ptsname on an open /dev/ptmx fd: returns the slave's path. */
+export function unlockPty(master: number): string {
   check("grantpt", libc().grantpt(master));
   check("unlockpt", libc().unlockpt(master));
   const buf = new Uint8Array(128);
   const rc = libc().ptsname_r(master, buf, BigInt(buf.length));
   if (rc !== 0) throw new SysError("ptsname_r", rc, errnoName(rc), strerror(rc));
   const end = buf.indexOf(0);
-  return { master, slavePath: new TextDecoder().decode(buf.subarray(0, end)) };
+  return new TextDecoder().decode(buf.subarray(0, end));
 }
 
 export const TIOC = { GWINSZ: 0x5413, SWINSZ: 0x5414, SCTTY: 0x540e } as const;

@@ -1,0 +1,230 @@
+// `skiff run [OPTIONS] IMAGE [COMMAND] [ARG...]`: create a container from an image and run it in the
+// foreground. Parses and validates every flag before anything is created (docker's wording, exit
+// 125), then hands over to the runtime. Kept lean: this is the hot path of `run --rm IMAGE true`.
+
+import { bool, list, type OptionSpec, parseArgs, parseBytes, requireArgs, str } from "./args.ts";
+import type { Verb } from "./context.ts";
+import { SkiffError, UsageError } from "../errors.ts";
+import { ImageStore } from "../image/store.ts";
+import { type CgroupLimits, createCgroup, validateLimits } from "../cgroups/mod.ts";
+import { validateCapabilityFlags } from "../runtime/caps.ts";
+import { createContainerFromImage, type ResourceSettings } from "../runtime/container.ts";
+import { runForeground } from "../runtime/process.ts";
+import { removeContainerDir } from "../state/containers.ts";
+
+const OPTIONS: OptionSpec[] = [
+  { name: "name", kind: "string" },
+  { name: "rm", kind: "bool" },
+  { name: "detach", short: "d", kind: "bool" },
+  { name: "env", short: "e", kind: "list" },
+  { name: "env-file", kind: "list" },
+  { name: "workdir", short: "w", kind: "string" },
+  { name: "user", short: "u", kind: "string" },
+  { name: "entrypoint", kind: "string" },
+  { name: "hostname", short: "h", kind: "string" },
+  { name: "interactive", short: "i", kind: "bool" },
+  { name: "tty", short: "t", kind: "bool" },
+  { name: "label", short: "l", kind: "list" },
+  { name: "label-file", kind: "list" },
+  { name: "privileged", kind: "bool" },
+  { name: "cap-add", kind: "list" },
+  { name: "cap-drop", kind: "list" },
+  { name: "read-only", kind: "bool" },
+  { name: "memory", short: "m", kind: "string" },
+  { name: "memory-swap", kind: "string" },
+  { name: "cpus", kind: "string" },
+  { name: "cpu-shares", short: "c", kind: "string" },
+  { name: "cpuset-cpus", kind: "string" },
+  { name: "cpuset-mems", kind: "string" },
+  { name: "pids-limit", kind: "string" },
+  { name: "blkio-weight", kind: "string" },
+];
+
+const USAGE = `Usage:  skiff run [OPTIONS] IMAGE [COMMAND] [ARG...]
+
+Create and run a new container from an image
+
+Options:
+      --blkio-weight uint16     Block IO (relative weight), between 10 and 1000, or 0 to disable
+      --cap-add list            Add Linux capabilities
+      --cap-drop list           Drop Linux capabilities
+  -c, --cpu-shares int          CPU shares (relative weight)
+      --cpus decimal            Number of CPUs
+      --cpuset-cpus string      CPUs in which to allow execution (0-3, 0,1)
+      --cpuset-mems string      MEMs in which to allow execution (0-3, 0,1)
+      --entrypoint string       Overwrite the default ENTRYPOINT of the image
+  -e, --env list                Set environment variables
+      --env-file list           Read in a file of environment variables
+  -h, --hostname string         Container host name
+  -i, --interactive             Keep STDIN open even if not attached
+  -l, --label list              Set meta data on a container
+      --label-file list         Read in a line delimited file of labels
+  -m, --memory bytes            Memory limit
+      --memory-swap bytes       Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+      --name string             Assign a name to the container
+      --pids-limit int          Tune container pids limit (set -1 for unlimited)
+      --privileged              Give extended privileges to this container
+      --read-only               Mount the container's root filesystem as read only
+      --rm                      Automatically remove the container when it exits
+  -t, --tty                     Allocate a pseudo-TTY
+  -u, --user string             Username or UID (format: <name|uid>[:<group|gid>])
+  -w, --workdir string          Working directory inside the container
+`;
+
+const invalid = (value: string, flag: string, why: string) =>
+  new UsageError(`invalid argument "${value}" for "${flag}" flag: ${why}`, "run");
+
+function bytesFlag(value: string | undefined, flag: string, allowMinusOne = false): number {
+  if (value === undefined || value === "") return 0;
+  if (allowMinusOne && value.trim() === "-1") return -1;
+  try {
+    return parseBytes(value, flag);
+  } catch {
+    throw invalid(value, flag, `invalid size: '${value}'`);
+  }
+}
+
+function intFlag(value: string | undefined, flag: string, unsigned = false): number | undefined {
+  if (value === undefined) return undefined;
+  const ok = unsigned ? /^\d+$/ : /^[-+]?\d+$/;
+  if (!ok.test(value)) {
+    throw invalid(
+      value,
+      flag,
+      `strconv.Parse${unsigned ? "Uint" : "Int"}: parsing "${value}": invalid syntax`,
+    );
+  }
+  return Number(value);
+}
+
+function cpusFlag(value: string | undefined): number {
+  if (value === undefined || value === "") return 0;
+  if (!/^[-+]?(\d+\.?\d*|\.\d+)$/.test(value)) {
+    throw invalid(value, "--cpus", `failed to parse ${value} as a rational number`);
+  }
+  return Math.round(Number(value) * 1e9);
+}
+
+/** Lines of a docker env/label file: blank lines and # comments skipped. */
+function readListFile(path: string): string[] {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (e) {
+    throw new SkiffError(
+      `open ${path}: ${
+        e instanceof Deno.errors.NotFound ? "no such file or directory" : (e as Error).message
+      }`,
+    );
+  }
+  return text.split(/\r?\n/).map((l) => l.trimStart()).filter((l) => l && !l.startsWith("#"));
+}
+
+/** docker's -e semantics: K=V as given, bare K takes skiff's own value (and is dropped when unset). */
+function environment(entries: string[]): string[] {
+  const out: string[] = [];
+  for (const entry of entries) {
+    const eq = entry.indexOf("=");
+    const key = eq === -1 ? entry : entry.slice(0, eq);
+    if (key === "") throw new SkiffError(`invalid environment variable: ${entry}`);
+    if (/\s/.test(key)) throw new SkiffError(`variable '${key}' contains whitespaces`);
+    if (eq !== -1) out.push(entry);
+    else {
+      const value = Deno.env.get(key);
+      if (value !== undefined) out.push(`${key}=${value}`);
+    }
+  }
+  return out;
+}
+
+function labels(entries: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const entry of entries) {
+    const eq = entry.indexOf("=");
+    const key = eq === -1 ? entry : entry.slice(0, eq);
+    if (key === "") throw new SkiffError(`invalid label '${entry}': empty name`);
+    out[key] = eq === -1 ? "" : entry.slice(eq + 1);
+  }
+  return out;
+}
+
+const run: Verb = async (args, ctx) => {
+  const parsed = parseArgs(args, { verb: "run", options: OPTIONS, stopAtPositional: 1 });
+  if (bool(parsed, "help")) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (bool(parsed, "detach")) {
+    throw new UsageError("detached mode (-d, --detach) is not supported yet", "run");
+  }
+  requireArgs(parsed, "run", 1);
+  const [imageRef, ...command] = parsed.positionals;
+
+  const env = environment([...list(parsed, "env-file").flatMap(readListFile), ...list(parsed, "env")]);
+  const labelMap = labels([...list(parsed, "label-file").flatMap(readListFile), ...list(parsed, "label")]);
+  const capAdd = list(parsed, "cap-add"), capDrop = list(parsed, "cap-drop");
+  validateCapabilityFlags(capAdd, capDrop);
+  const privileged = bool(parsed, "privileged");
+
+  const pidsLimit = intFlag(str(parsed, "pids-limit"), "--pids-limit");
+  const resources: ResourceSettings = {
+    Memory: bytesFlag(str(parsed, "memory"), "-m, --memory"),
+    MemorySwap: bytesFlag(str(parsed, "memory-swap"), "--memory-swap", true),
+    NanoCpus: cpusFlag(str(parsed, "cpus")),
+    CpuShares: intFlag(str(parsed, "cpu-shares"), "-c, --cpu-shares") ?? 0,
+    CpusetCpus: str(parsed, "cpuset-cpus") ?? "",
+    CpusetMems: str(parsed, "cpuset-mems") ?? "",
+    PidsLimit: pidsLimit !== undefined && pidsLimit > 0 ? pidsLimit : null,
+    BlkioWeight: intFlag(str(parsed, "blkio-weight"), "--blkio-weight", true) ?? 0,
+  };
+  const limits: CgroupLimits = {
+    memory: resources.Memory,
+    memorySwap: resources.MemorySwap,
+    nanoCpus: resources.NanoCpus,
+    cpuShares: resources.CpuShares,
+    cpusetCpus: resources.CpusetCpus,
+    cpusetMems: resources.CpusetMems,
+    pidsLimit: resources.PidsLimit ?? undefined,
+    blkioWeight: resources.BlkioWeight,
+    privileged,
+  };
+  validateLimits(limits);
+
+  const store = new ImageStore(ctx.root);
+  const image = store.resolve(imageRef);
+  const entrypoint = str(parsed, "entrypoint");
+  const record = await createContainerFromImage(ctx.root, {
+    image,
+    imageRef,
+    lowerDirs: store.layerDirs(image),
+    name: str(parsed, "name"),
+    command,
+    entrypoint: entrypoint === undefined ? undefined : entrypoint === "" ? [] : [entrypoint],
+    env,
+    workingDir: str(parsed, "workdir"),
+    user: str(parsed, "user"),
+    hostname: str(parsed, "hostname"),
+    tty: bool(parsed, "tty"),
+    interactive: bool(parsed, "interactive"),
+    labels: labelMap,
+    autoRemove: bool(parsed, "rm"),
+    privileged,
+    readOnlyRootfs: bool(parsed, "read-only"),
+    capAdd,
+    capDrop,
+    resources,
+  });
+
+  let cgroup;
+  try {
+    cgroup = createCgroup(ctx.root, record.Id, limits);
+  } catch (e) {
+    removeContainerDir(ctx.root, record.Id);
+    throw e;
+  }
+  const outcome = await runForeground(ctx.root, record, cgroup);
+  if (outcome.error) console.error(`skiff: unable to start container process: ${outcome.error}`);
+  return outcome.exitCode;
+};
+
+export default run;

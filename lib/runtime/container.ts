@@ -1,0 +1,188 @@
+// Creating a container: the record (docker's inspect shape) and its directory with the overlay dirs
+// and the files bound over /etc/hostname, /etc/hosts and /etc/resolv.conf.
+
+import { join } from "node:path";
+import { SkiffError } from "../errors.ts";
+import { createContainer } from "../state/containers.ts";
+import type { StateRoot } from "../state/root.ts";
+import type { ContainerRecord, HostConfig, ImageRecord } from "../state/types.ts";
+import { canonicalCapabilityList } from "./caps.ts";
+import { DEFAULT_MASKED_PATHS, DEFAULT_PATH, DEFAULT_READONLY_PATHS } from "./spec.ts";
+
+/** The cgroup-related HostConfig fields, validated by the CLI. */
+export type ResourceSettings = Pick<
+  HostConfig,
+  | "Memory"
+  | "MemorySwap"
+  | "NanoCpus"
+  | "CpuShares"
+  | "CpusetCpus"
+  | "CpusetMems"
+  | "PidsLimit"
+  | "BlkioWeight"
+>;
+
+export const NO_RESOURCE_LIMITS: ResourceSettings = {
+  Memory: 0,
+  MemorySwap: 0,
+  NanoCpus: 0,
+  CpuShares: 0,
+  CpusetCpus: "",
+  CpusetMems: "",
+  PidsLimit: null,
+  BlkioWeight: 0,
+};
+
+export interface CreateRequest {
+  image: ImageRecord;
+  /** The reference the user gave (docker's Config.Image). */
+  imageRef: string;
+  /** Unpacked layer dirs, top-most first. */
+  lowerDirs: string[];
+  name?: string;
+  /** Arguments after IMAGE; empty = the image's Cmd. */
+  command: string[];
+  /** undefined = the image's; [] (from `--entrypoint ""`) clears it. */
+  entrypoint?: string[];
+  /** KEY=VALUE from -e/--env-file, in order, applied over the image's Env. */
+  env: string[];
+  workingDir?: string;
+  user?: string;
+  hostname?: string;
+  tty: boolean;
+  interactive: boolean;
+  labels: Record<string, string>;
+  autoRemove: boolean;
+  privileged: boolean;
+  readOnlyRootfs: boolean;
+  capAdd: string[];
+  capDrop: string[];
+  resources: ResourceSettings;
+}
+
+/** Applies KEY=VALUE entries over a list: same key replaces in place, new keys are appended. */
+export function mergeEnv(base: string[], overrides: string[]): string[] {
+  const out = [...base];
+  for (const entry of overrides) {
+    const key = entry.split("=", 1)[0];
+    const i = out.findIndex((e) => e.split("=", 1)[0] === key);
+    if (i === -1) out.push(entry);
+    else out[i] = entry;
+  }
+  return out;
+}
+
+const HOSTS = `127.0.0.1\tlocalhost
+::1\tlocalhost ip6-localhost ip6-loopback
+fe00::0\tip6-localnet
+ff00::0\tip6-mcastprefix
+ff02::1\tip6-allnodes
+ff02::2\tip6-allrouters
+`;
+
+/** The host's resolv.conf without loopback name servers (unreachable from the container), as docker does. */
+function containerResolvConf(): string {
+  let host = "";
+  try {
+    host = Deno.readTextFileSync("/etc/resolv.conf");
+  } catch { /* no resolv.conf on the host */ }
+  const lines = host.split("\n").filter((l) => !/^\s*nameserver\s+(127\.|::1\s*$)/.test(l));
+  if (!lines.some((l) => /^\s*nameserver\s/.test(l))) {
+    lines.push("nameserver 8.8.8.8", "nameserver 8.8.4.4");
+  }
+  return lines.filter((l, i) => l !== "" || i < lines.length - 1).join("\n") + "\n";
+}
+
+/** Creates the container's record and directory. Throws SkiffError for name conflicts and empty commands. */
+export async function createContainerFromImage(
+  root: StateRoot,
+  req: CreateRequest,
+): Promise<ContainerRecord> {
+  const imageConfig = req.image.config.config ?? {};
+  const entrypoint = req.entrypoint !== undefined
+    ? (req.entrypoint.length ? req.entrypoint : null)
+    : (imageConfig.Entrypoint?.length ? imageConfig.Entrypoint : null);
+  // an explicit --entrypoint drops the image's Cmd, as docker does
+  const cmd = req.command.length
+    ? req.command
+    : req.entrypoint !== undefined
+    ? null
+    : (imageConfig.Cmd?.length ? imageConfig.Cmd : null);
+  const argv = [...(entrypoint ?? []), ...(cmd ?? [])];
+  if (argv.length === 0) throw new SkiffError("No command specified");
+
+  const imageEnv = imageConfig.Env ?? [];
+  const env = mergeEnv(
+    imageEnv.some((e) => e.startsWith("PATH=")) ? imageEnv : [`PATH=${DEFAULT_PATH}`, ...imageEnv],
+    req.env,
+  );
+  const workingDir = req.workingDir || imageConfig.WorkingDir || "/";
+  if (!workingDir.startsWith("/")) {
+    throw new SkiffError(`the working directory '${workingDir}' is invalid, it needs to be an absolute path`);
+  }
+
+  return await createContainer(root, req.name, (id, name, dir) => {
+    const hostname = req.hostname || id.slice(0, 12);
+    for (const sub of ["upper", "work", "merged"]) Deno.mkdirSync(join(dir, sub), { mode: 0o755 });
+    Deno.writeTextFileSync(join(dir, "hostname"), `${hostname}\n`);
+    Deno.writeTextFileSync(join(dir, "hosts"), HOSTS);
+    Deno.writeTextFileSync(join(dir, "resolv.conf"), containerResolvConf());
+    const record: ContainerRecord = {
+      Id: id,
+      Created: new Date().toISOString(),
+      Path: argv[0],
+      Args: argv.slice(1),
+      State: {
+        Status: "created",
+        Running: false,
+        Paused: false,
+        Restarting: false,
+        OOMKilled: false,
+        Dead: false,
+        Pid: 0,
+        ExitCode: 0,
+        Error: "",
+        StartedAt: "0001-01-01T00:00:00Z",
+        FinishedAt: "0001-01-01T00:00:00Z",
+      },
+      Image: req.image.id,
+      Name: `/${name}`,
+      RestartCount: 0,
+      Driver: "overlay2",
+      HostConfig: {
+        AutoRemove: req.autoRemove,
+        Privileged: req.privileged,
+        ReadonlyRootfs: req.readOnlyRootfs,
+        CapAdd: canonicalCapabilityList(req.capAdd),
+        CapDrop: canonicalCapabilityList(req.capDrop),
+        NetworkMode: "none",
+        ...req.resources,
+        CpuPeriod: 0,
+        CpuQuota: 0,
+        MaskedPaths: req.privileged ? [] : DEFAULT_MASKED_PATHS,
+        ReadonlyPaths: req.privileged ? [] : DEFAULT_READONLY_PATHS,
+      },
+      Config: {
+        Hostname: hostname,
+        Domainname: "",
+        User: req.user ?? imageConfig.User ?? "",
+        AttachStdin: req.interactive,
+        AttachStdout: true,
+        AttachStderr: true,
+        Tty: req.tty,
+        OpenStdin: req.interactive,
+        StdinOnce: req.interactive,
+        Env: env,
+        Cmd: cmd,
+        Image: req.imageRef,
+        Volumes: null,
+        WorkingDir: req.workingDir || imageConfig.WorkingDir || "",
+        Entrypoint: entrypoint,
+        Labels: { ...(imageConfig.Labels ?? {}), ...req.labels },
+        StopSignal: imageConfig.StopSignal,
+      },
+      LowerDirs: req.lowerDirs,
+    };
+    return record;
+  });
+}

@@ -1,0 +1,191 @@
+// The container-side init stage: `skiff __init SPEC`, started by `skiff run` as PID 1 of a fresh PID
+// namespace. It waits for the parent's go, unshares the other namespaces, builds the root filesystem,
+// becomes the container's user with docker's capabilities and execve()s the container's command.
+//
+// Only *Sync Deno APIs and FFI here: after unshare, async APIs would run on threads that still live
+// in the host's namespaces. No npm imports (this runs with --no-config).
+
+import {
+  capget,
+  capset,
+  CLONE,
+  CLOSE_RANGE_CLOEXEC,
+  closeRange,
+  dup2,
+  execve,
+  interfaceUp,
+  ioctlInt,
+  O,
+  open,
+  PR,
+  prctl,
+  read,
+  resetSignals,
+  setgroups,
+  sethostname,
+  setresgid,
+  setresuid,
+  setsid,
+  SysError,
+  TIOC,
+  umask,
+  unshare,
+  write,
+} from "../../ffi/mod.ts";
+import { close } from "../../ffi/mod.ts";
+import { enterWorkingDir, makeRootReadOnly, setupRootfs } from "./rootfs.ts";
+import { EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED, type InitSpec } from "./spec.ts";
+import { type ExecUser, resolveUser } from "./user.ts";
+
+/** A failure before execve, with the exit code docker gives it. */
+class InitFailure extends Error {
+  constructor(message: string, readonly exitCode: number) {
+    super(message);
+  }
+}
+
+const SIGKILL = 9n;
+
+/** Blocks until the parent writes its go byte; exits when the parent went away instead. */
+function waitForParent(spec: InitSpec): void {
+  try {
+    Deno.statSync(`/proc/${spec.parentPid}`); // the host's /proc: it is still mounted here
+  } catch {
+    Deno.exit(EXIT_SETUP_FAILED); // the parent died before PDEATHSIG was armed
+  }
+  const fd = open(spec.syncFifo, O.RDONLY | O.CLOEXEC);
+  const byte = new Uint8Array(1);
+  const n = read(fd, byte);
+  close(fd);
+  if (n !== 1) Deno.exit(EXIT_SETUP_FAILED);
+}
+
+/** Makes the pty slave our controlling terminal and stdio (before pivot_root: it is a host path). */
+function attachTerminal(slavePath: string): void {
+  const fd = open(slavePath, O.RDWR);
+  ioctlInt(fd, TIOC.SCTTY, 0);
+  for (const target of [0, 1, 2]) dup2(fd, target);
+  if (fd > 2) close(fd);
+}
+
+function envValue(env: string[], key: string): string | undefined {
+  const entry = env.find((e) => e.startsWith(`${key}=`));
+  return entry?.slice(key.length + 1);
+}
+
+function isExecutableFile(path: string): "ok" | "missing" | "directory" | "denied" {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.statSync(path);
+  } catch {
+    return "missing";
+  }
+  if (info.isDirectory) return "directory";
+  return (info.mode ?? 0) & 0o111 ? "ok" : "denied";
+}
+
+/** Go's exec.LookPath as runc uses it, with docker's wording and exit codes. */
+function findExecutable(name: string, searchPath: string): string {
+  if (name.includes("/")) {
+    const state = isExecutableFile(name);
+    if (state === "ok") return name;
+    if (state === "missing") {
+      throw new InitFailure(`exec: "${name}": stat ${name}: no such file or directory`, EXIT_NOT_FOUND);
+    }
+    throw new InitFailure(`exec: "${name}": permission denied`, EXIT_NOT_EXECUTABLE);
+  }
+  for (const dir of searchPath.split(":")) {
+    const candidate = `${dir || "."}/${name}`;
+    if (isExecutableFile(candidate) === "ok") return candidate;
+  }
+  throw new InitFailure(`exec: "${name}": executable file not found in $PATH`, EXIT_NOT_FOUND);
+}
+
+/** Bounding set first (needs CAP_SETPCAP), then the ids, then the remaining capability sets. */
+function becomeUser(spec: InitSpec, user: ExecUser): void {
+  const mask = BigInt(spec.capabilities);
+  if (!spec.privileged) {
+    const lastCap = Number(Deno.readTextFileSync("/proc/sys/kernel/cap_last_cap").trim());
+    for (let cap = 0; cap <= lastCap; cap++) {
+      if (!(mask & (1n << BigInt(cap)))) prctl(PR.CAPBSET_DROP, BigInt(cap));
+    }
+  }
+  if (user.uid !== 0) prctl(PR.SET_KEEPCAPS, 1n); // keep permitted caps across the uid change
+  setgroups(user.additionalGids);
+  setresgid(user.gid);
+  setresuid(user.uid);
+  if (!spec.privileged) {
+    // the host may lack some capability (these machines have no CAP_SYS_RESOURCE): grant what we hold
+    const held = capget().permitted & mask;
+    capset({ effective: held, permitted: held, inheritable: 0n });
+  }
+  prctl(PR.CAP_AMBIENT, BigInt(PR.CAP_AMBIENT_CLEAR_ALL));
+  // a credential change clears the parent-death signal: arm it again
+  prctl(PR.SET_PDEATHSIG, SIGKILL);
+}
+
+function execErrorCode(e: SysError): number {
+  if (e.code === "ENOENT" || e.code === "ENOTDIR") return EXIT_NOT_FOUND;
+  if (e.code === "EACCES" || e.code === "EPERM" || e.code === "ENOEXEC" || e.code === "EISDIR") {
+    return EXIT_NOT_EXECUTABLE;
+  }
+  return EXIT_SETUP_FAILED;
+}
+
+function run(spec: InitSpec): never {
+  prctl(PR.SET_PDEATHSIG, SIGKILL); // the container dies with its skiff
+  waitForParent(spec);
+  umask(0); // device nodes and files we create get exactly the modes we ask for
+  unshare(CLONE.NEWNS | CLONE.NEWUTS | CLONE.NEWIPC | CLONE.NEWNET);
+  setsid(); // a session of its own: the caller's terminal signals reach it only through skiff
+  if (spec.ttySlave) attachTerminal(spec.ttySlave);
+  setupRootfs(spec);
+  sethostname(spec.hostname);
+  interfaceUp("lo");
+
+  let user: ExecUser;
+  try {
+    user = resolveUser(spec.user);
+  } catch (e) {
+    throw new InitFailure((e as Error).message, EXIT_SETUP_FAILED);
+  }
+  const env = [...spec.env];
+  if (envValue(env, "HOME") === undefined) env.push(`HOME=${user.home}`);
+  enterWorkingDir(spec.workingDir);
+  if (spec.readOnlyRootfs) makeRootReadOnly();
+  const path = findExecutable(spec.args[0], envValue(env, "PATH") ?? "");
+
+  becomeUser(spec, user);
+  umask(0o022);
+  resetSignals();
+  closeRange(3, CLOSE_RANGE_CLOEXEC); // fds inherited from skiff's caller must not reach the container
+  try {
+    execve(path, spec.args, env);
+  } catch (e) {
+    if (e instanceof SysError) {
+      throw new InitFailure(`exec: "${spec.args[0]}": ${e.detail.toLowerCase()}`, execErrorCode(e));
+    }
+    throw e;
+  }
+}
+
+/** Entry point of `skiff __init SPEC_PATH`: never returns (execve or exit). */
+export function initMain(args: string[]): never {
+  let errorFd = -1;
+  try {
+    const spec = JSON.parse(Deno.readTextFileSync(args[0])) as InitSpec;
+    errorFd = open(spec.errorFile, O.WRONLY | O.CREAT | O.TRUNC | O.CLOEXEC, 0o600);
+    run(spec);
+  } catch (e) {
+    const code = e instanceof InitFailure ? e.exitCode : EXIT_SETUP_FAILED;
+    const message = e instanceof InitFailure
+      ? e.message
+      : `failed to set up the container: ${(e as Error).message ?? String(e)}`;
+    const line = new TextEncoder().encode(`${code} ${message}\n`);
+    try {
+      if (errorFd >= 0) write(errorFd, line);
+      else Deno.stderr.writeSync(line);
+    } catch { /* nowhere left to report */ }
+    Deno.exit(code);
+  }
+}

@@ -1,0 +1,288 @@
+// Running a created container in the foreground: the parent's half of the process model.
+//
+//   unshare(CLONE_NEWPID) → spawn `skiff __init SPEC` (lands in the new PID namespace as PID 1)
+//   → setns back → join cgroups → record "running" → release the child through the sync FIFO
+//   → forward signals (and pump the pty with -t) → wait → record "exited" (or remove with --rm).
+
+import { join } from "node:path";
+import { CLONE, close, kill, mkfifo, O, open, setns, unshare, write } from "../../ffi/libc.ts";
+import {
+  containerLockPath,
+  processStartTime,
+  removeContainerDir,
+  updateContainerSync,
+} from "../state/containers.ts";
+import { exists, withLockSync } from "../state/fsutil.ts";
+import type { StateRoot } from "../state/root.ts";
+import type { ContainerRecord } from "../state/types.ts";
+import { capabilityMask } from "./caps.ts";
+import { mergeEnv } from "./container.ts";
+import { PtyMaster, rawStdin } from "./pty.ts";
+import { selfCommand } from "./self.ts";
+import { DEFAULT_PATH, type InitSpec } from "./spec.ts";
+
+/** What the runtime needs of a container's cgroup (lib/cgroups/mod.ts's ContainerCgroup). */
+export interface CgroupHandle {
+  addProcess(pid: number): void;
+  oomKilled(): boolean;
+  destroy(): void;
+}
+
+export interface RunOutcome {
+  /** The container's exit code (128+N when killed by signal N), or the init stage's failure code. */
+  exitCode: number;
+  /** Set when the container's process never started: one line, docker's wording. */
+  error?: string;
+}
+
+/** Signals `skiff run` passes on to the container (docker's sig-proxy forwards these and more). */
+const FORWARDED_SIGNALS: Deno.Signal[] = [
+  "SIGINT",
+  "SIGTERM",
+  "SIGHUP",
+  "SIGQUIT",
+  "SIGUSR1",
+  "SIGUSR2",
+  "SIGALRM",
+  "SIGCONT",
+];
+const SIGNAL_NUMBERS: Partial<Record<Deno.Signal, number>> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGQUIT: 3,
+  SIGILL: 4,
+  SIGTRAP: 5,
+  SIGABRT: 6,
+  SIGBUS: 7,
+  SIGFPE: 8,
+  SIGKILL: 9,
+  SIGUSR1: 10,
+  SIGSEGV: 11,
+  SIGUSR2: 12,
+  SIGPIPE: 13,
+  SIGALRM: 14,
+  SIGTERM: 15,
+  SIGCHLD: 17,
+  SIGCONT: 18,
+  SIGSTOP: 19,
+  SIGTSTP: 20,
+  SIGTTIN: 21,
+  SIGTTOU: 22,
+  SIGURG: 23,
+  SIGXCPU: 24,
+  SIGXFSZ: 25,
+  SIGVTALRM: 26,
+  SIGPROF: 27,
+  SIGWINCH: 28,
+  SIGIO: 29,
+  SIGPWR: 30,
+  SIGSYS: 31,
+};
+
+function initSpec(root: StateRoot, record: ContainerRecord, ttySlave: string | undefined): InitSpec {
+  const dir = root.container(record.Id);
+  const base = [`PATH=${DEFAULT_PATH}`, `HOSTNAME=${record.Config.Hostname}`];
+  if (record.Config.Tty) base.push("TERM=xterm");
+  const host = record.HostConfig;
+  return {
+    containerDir: dir,
+    lowerDirs: record.LowerDirs,
+    upperDir: join(dir, "upper"),
+    workDir: join(dir, "work"),
+    mergedDir: join(dir, "merged"),
+    syncFifo: join(dir, "sync.fifo"),
+    errorFile: join(dir, "init-error"),
+    parentPid: Deno.pid,
+    hostname: record.Config.Hostname,
+    args: [record.Path, ...record.Args],
+    env: mergeEnv(base, record.Config.Env),
+    workingDir: record.Config.WorkingDir || "/",
+    user: record.Config.User,
+    ttySlave,
+    privileged: host.Privileged,
+    readOnlyRootfs: host.ReadonlyRootfs,
+    capabilities: capabilityMask(host.CapAdd ?? [], host.CapDrop ?? [], host.Privileged).toString(),
+    maskedPaths: host.MaskedPaths,
+    readonlyPaths: host.ReadonlyPaths,
+  };
+}
+
+/** Spawns the init stage as PID 1 of a new PID namespace; this process stays in its own. */
+function spawnInit(specPath: string, stdin: "inherit" | "null"): Deno.ChildProcess {
+  const self = selfCommand(["__init", specPath]);
+  const ownPidNs = open("/proc/self/ns/pid", O.RDONLY | O.CLOEXEC);
+  try {
+    unshare(CLONE.NEWPID); // affects only children spawned from this (the main) thread
+    try {
+      return new Deno.Command(self.cmd, { args: self.args, stdin, stdout: "inherit", stderr: "inherit" })
+        .spawn();
+    } finally {
+      setns(ownPidNs, CLONE.NEWPID);
+    }
+  } finally {
+    close(ownPidNs);
+  }
+}
+
+/** Saves a state change unless another skiff removed the container meanwhile (rm -f). */
+function updateRecord(root: StateRoot, id: string, change: (r: ContainerRecord) => void): void {
+  try {
+    updateContainerSync(root, id, change);
+  } catch { /* the record is gone or unreadable: the exit code still reaches the caller */ }
+}
+
+/** --rm: the container's directory goes, and with it the lock file of its record. */
+function removeContainer(root: StateRoot, id: string): void {
+  const lock = containerLockPath(root, id);
+  withLockSync(lock, () => removeContainerDir(root, id));
+  try {
+    Deno.removeSync(lock);
+  } catch { /* removed by another skiff */ }
+}
+
+function readInitError(path: string): { code: number; message: string } | undefined {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path).trim();
+  } catch {
+    return undefined;
+  }
+  const m = /^(\d+) (.*)$/s.exec(text);
+  return m ? { code: Number(m[1]), message: m[2] } : undefined;
+}
+
+function exitCodeOf(status: Deno.CommandStatus): number {
+  if (status.signal) return 128 + (SIGNAL_NUMBERS[status.signal] ?? 0);
+  return status.code;
+}
+
+/**
+ * Runs a created container in the foreground with skiff's own stdio and returns when it has exited.
+ * `cgroup` is already created with the container's limits; it is destroyed here.
+ */
+export async function runForeground(
+  root: StateRoot,
+  record: ContainerRecord,
+  cgroup: CgroupHandle | undefined,
+): Promise<RunOutcome> {
+  const id = record.Id;
+  const dir = root.container(id);
+  const tty = record.Config.Tty;
+  const interactive = record.Config.OpenStdin;
+  let pty: PtyMaster | undefined;
+  let fifoFd = -1;
+  let child: Deno.ChildProcess | undefined;
+  const cleanupFiles = () => {
+    for (const f of ["sync.fifo", "init.json", "init-error"]) {
+      try {
+        Deno.removeSync(join(dir, f));
+      } catch { /* not there */ }
+    }
+  };
+
+  try {
+    const spec = initSpec(root, record, undefined);
+    mkfifo(spec.syncFifo, 0o600);
+    // O_RDWR never blocks on a FIFO and keeps a writer alive, so the child's open() returns at once
+    fifoFd = open(spec.syncFifo, O.RDWR | O.CLOEXEC);
+    if (tty) {
+      pty = PtyMaster.open();
+      spec.ttySlave = pty.slavePath;
+      pty.syncWindowSize();
+    }
+    const specPath = join(dir, "init.json");
+    Deno.writeTextFileSync(specPath, JSON.stringify(spec));
+    child = spawnInit(specPath, interactive && !tty ? "inherit" : "null");
+    cgroup?.addProcess(child.pid);
+    const pid = child.pid;
+    updateRecord(root, id, (r) => {
+      r.State = {
+        ...r.State,
+        Status: "running",
+        Running: true,
+        Pid: pid,
+        PidStartTime: processStartTime(pid),
+        MonitorPid: Deno.pid,
+        StartedAt: new Date().toISOString(),
+        ExitCode: 0,
+        Error: "",
+      };
+    });
+    write(fifoFd, new Uint8Array([1]));
+  } catch (e) {
+    if (child) {
+      try {
+        kill(child.pid, 9);
+      } catch { /* already gone */ }
+      await child.status;
+    }
+    if (fifoFd >= 0) close(fifoFd);
+    pty?.close();
+    cgroup?.destroy();
+    if (record.HostConfig.AutoRemove) removeContainer(root, id);
+    else cleanupFiles();
+    throw e;
+  }
+
+  const running = child;
+  const forward = (signal: Deno.Signal) => () => {
+    try {
+      kill(running.pid, SIGNAL_NUMBERS[signal]!);
+    } catch { /* exited meanwhile */ }
+  };
+  const listeners = FORWARDED_SIGNALS.map((s) => [s, forward(s)] as const);
+  for (const [s, fn] of listeners) Deno.addSignalListener(s, fn);
+  let restoreStdin = () => {};
+  let output: Promise<void> | undefined;
+  const onWinch = () => pty?.syncWindowSize();
+  if (pty) {
+    Deno.addSignalListener("SIGWINCH", onWinch);
+    output = pty.pumpOutput();
+    if (interactive) {
+      restoreStdin = rawStdin();
+      pty.pumpInput();
+    }
+  }
+
+  const status = await running.status;
+  close(fifoFd);
+  for (const [s, fn] of listeners) Deno.removeSignalListener(s, fn);
+  if (pty) {
+    Deno.removeSignalListener("SIGWINCH", onWinch);
+    pty.releaseSlave();
+    // what the container wrote last is still in the pty: drain it, but never hang on it
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([output, new Promise((r) => (timer = setTimeout(r, 2000)))]);
+    clearTimeout(timer);
+    restoreStdin();
+    pty.close();
+  }
+
+  const initError = readInitError(join(dir, "init-error"));
+  const exitCode = initError?.code ?? exitCodeOf(status);
+  let oomKilled = false;
+  try {
+    oomKilled = cgroup?.oomKilled() ?? false;
+  } finally {
+    cgroup?.destroy();
+  }
+  if (record.HostConfig.AutoRemove) {
+    removeContainer(root, id);
+  } else if (exists(dir)) {
+    cleanupFiles();
+    updateRecord(root, id, (r) => {
+      r.State = {
+        ...r.State,
+        // docker leaves a container whose process never started in "created"
+        Status: initError ? "created" : "exited",
+        Running: false,
+        Pid: 0,
+        ExitCode: exitCode,
+        Error: initError?.message ?? "",
+        OOMKilled: oomKilled,
+        FinishedAt: new Date().toISOString(),
+      };
+    });
+  }
+  return { exitCode, error: initError?.message };
+}

@@ -1,0 +1,142 @@
+// The container's filesystem, built by the init stage inside its fresh mount namespace: overlay root,
+// /proc, /sys, a minimal /dev, the per-container /etc files, docker's masked and read-only paths,
+// then pivot_root. Sync APIs and FFI only (this runs after unshare).
+
+import {
+  chdir,
+  makedev,
+  mknod,
+  MNT_DETACH,
+  mount,
+  MS,
+  pivotRoot,
+  S_IFCHR,
+  SysError,
+  umount2,
+} from "../../ffi/mod.ts";
+import type { InitSpec } from "./spec.ts";
+
+const DEVICES: [name: string, major: number, minor: number][] = [
+  ["null", 1, 3],
+  ["zero", 1, 5],
+  ["full", 1, 7],
+  ["random", 1, 8],
+  ["urandom", 1, 9],
+  ["tty", 5, 0],
+];
+
+function mkdirp(path: string): void {
+  Deno.mkdirSync(path, { recursive: true });
+}
+
+/** Creates an empty file (and its parents) to bind a file over, unless something is there already. */
+function touch(path: string): void {
+  try {
+    Deno.lstatSync(path);
+  } catch {
+    mkdirp(path.slice(0, path.lastIndexOf("/")) || "/");
+    Deno.writeFileSync(path, new Uint8Array(), { mode: 0o644 });
+  }
+}
+
+function statOrNull(path: string): Deno.FileInfo | null {
+  try {
+    return Deno.statSync(path);
+  } catch {
+    return null;
+  }
+}
+
+/** A bind mount that is then made read-only (a bind mount ignores MS_RDONLY on creation). */
+function bindReadOnly(path: string): void {
+  mount(path, path, null, MS.BIND | MS.REC);
+  mount(path, path, null, MS.BIND | MS.REMOUNT | MS.RDONLY | MS.REC);
+}
+
+function mountDev(root: string, ttySlave: string | undefined): void {
+  const dev = `${root}/dev`;
+  mkdirp(dev);
+  mount("tmpfs", dev, "tmpfs", MS.NOSUID | MS.STRICTATIME, "mode=755,size=65536k");
+  for (const [name, major, minor] of DEVICES) mknod(`${dev}/${name}`, S_IFCHR | 0o666, makedev(major, minor));
+  mkdirp(`${dev}/pts`);
+  mount("devpts", `${dev}/pts`, "devpts", MS.NOSUID | MS.NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5");
+  Deno.symlinkSync("pts/ptmx", `${dev}/ptmx`);
+  mkdirp(`${dev}/shm`);
+  mount("shm", `${dev}/shm`, "tmpfs", MS.NOSUID | MS.NODEV | MS.NOEXEC, "mode=1777,size=65536k");
+  mkdirp(`${dev}/mqueue`);
+  try {
+    mount("mqueue", `${dev}/mqueue`, "mqueue", MS.NOSUID | MS.NODEV | MS.NOEXEC);
+  } catch { /* optional: kernels without POSIX message queues */ }
+  Deno.symlinkSync("/proc/self/fd", `${dev}/fd`);
+  Deno.symlinkSync("/proc/self/fd/0", `${dev}/stdin`);
+  Deno.symlinkSync("/proc/self/fd/1", `${dev}/stdout`);
+  Deno.symlinkSync("/proc/self/fd/2", `${dev}/stderr`);
+  Deno.symlinkSync("/proc/kcore", `${dev}/core`);
+  if (ttySlave) {
+    touch(`${dev}/console`);
+    mount(ttySlave, `${dev}/console`, null, MS.BIND);
+  }
+}
+
+function maskPath(root: string, path: string): void {
+  const target = root + path;
+  const info = statOrNull(target);
+  if (!info) return;
+  if (info.isDirectory) mount("tmpfs", target, "tmpfs", MS.RDONLY);
+  else mount(`${root}/dev/null`, target, null, MS.BIND);
+}
+
+/** Mounts everything below `spec.mergedDir`, then makes it the root and changes into it. */
+export function setupRootfs(spec: InitSpec): void {
+  const root = spec.mergedDir;
+  // nothing we mount may propagate back to the host
+  mount(null, "/", null, MS.REC | MS.PRIVATE);
+  mount(
+    "overlay",
+    root,
+    "overlay",
+    0,
+    `lowerdir=${spec.lowerDirs.join(":")},upperdir=${spec.upperDir},workdir=${spec.workDir}`,
+  );
+
+  mkdirp(`${root}/proc`);
+  mount("proc", `${root}/proc`, "proc", MS.NOSUID | MS.NODEV | MS.NOEXEC);
+  mkdirp(`${root}/sys`);
+  mount("sysfs", `${root}/sys`, "sysfs", MS.NOSUID | MS.NODEV | MS.NOEXEC | MS.RDONLY);
+  mountDev(root, spec.ttySlave);
+
+  for (const name of ["hostname", "hosts", "resolv.conf"]) {
+    const target = `${root}/etc/${name}`;
+    touch(target);
+    mount(`${spec.containerDir}/${name}`, target, null, MS.BIND);
+  }
+
+  if (!spec.privileged) {
+    for (const path of spec.maskedPaths) maskPath(root, path);
+    for (const path of spec.readonlyPaths) {
+      if (statOrNull(root + path)) bindReadOnly(root + path);
+    }
+  }
+
+  // pivot_root(".", ".") stacks the old root on top of the new one; detaching it leaves only ours
+  chdir(root);
+  pivotRoot(".", ".");
+  umount2(".", MNT_DETACH);
+  chdir("/");
+}
+
+/** --read-only: the overlay root becomes read-only; /dev, /proc and the /etc binds stay as they are. */
+export function makeRootReadOnly(): void {
+  mount(null, "/", null, MS.BIND | MS.REMOUNT | MS.RDONLY);
+}
+
+/** Creates the working directory when the image lacks it (docker does), then changes into it. */
+export function enterWorkingDir(path: string): void {
+  try {
+    chdir(path);
+  } catch (e) {
+    if (!(e instanceof SysError) || e.code !== "ENOENT") throw e;
+    mkdirp(path);
+    chdir(path);
+  }
+}

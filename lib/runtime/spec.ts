@@ -1,0 +1,71 @@
+// The contract between `skiff run` (the parent) and the container-side init stage: a JSON file the
+// parent writes into the container's directory and the init stage reads before it sets anything up.
+// Kept free of imports so the init stage loads nothing it does not need.
+
+export interface InitSpec {
+  /** Host paths; valid until pivot_root. */
+  containerDir: string;
+  /** Overlay lowerdirs, top-most first. */
+  lowerDirs: string[];
+  upperDir: string;
+  workDir: string;
+  mergedDir: string;
+  /** The parent writes one byte here when the init stage may go on (cgroups joined, state saved). */
+  syncFifo: string;
+  /** The init stage writes "<exit code> <message>" here when it fails before execve. */
+  errorFile: string;
+  /** Host pid of the parent: the init stage exits at once if it is already gone. */
+  parentPid: number;
+
+  hostname: string;
+  /** argv of the container's process (entrypoint + cmd), not yet resolved against PATH. */
+  args: string[];
+  /** KEY=VALUE, without HOME (added from the user's passwd entry when absent). */
+  env: string[];
+  /** Absolute; created when missing, as docker does. */
+  workingDir: string;
+  /** docker's -u syntax: "", "name", "uid", "name:group", "uid:gid". */
+  user: string;
+
+  /** Host path of the pty slave when -t was given. */
+  ttySlave?: string;
+  privileged: boolean;
+  readOnlyRootfs: boolean;
+  /** Bounding/effective/permitted set as a decimal string (JSON has no bigint). Ignored when privileged. */
+  capabilities: string;
+  maskedPaths: string[];
+  readonlyPaths: string[];
+}
+
+/** docker's default PATH when the image sets none. */
+export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/** Paths docker hides from unprivileged containers (files get /dev/null, dirs an empty read-only tmpfs). */
+export const DEFAULT_MASKED_PATHS = [
+  "/proc/asound",
+  "/proc/acpi",
+  "/proc/interrupts",
+  "/proc/kcore",
+  "/proc/keys",
+  "/proc/latency_stats",
+  "/proc/timer_list",
+  "/proc/timer_stats",
+  "/proc/sched_debug",
+  "/proc/scsi",
+  "/sys/firmware",
+  "/sys/devices/virtual/powercap",
+];
+
+/** Paths docker mounts read-only in unprivileged containers. */
+export const DEFAULT_READONLY_PATHS = [
+  "/proc/bus",
+  "/proc/fs",
+  "/proc/irq",
+  "/proc/sys",
+  "/proc/sysrq-trigger",
+];
+
+/** Exit codes of the init stage when it fails before the container's process runs (docker's). */
+export const EXIT_SETUP_FAILED = 125;
+export const EXIT_NOT_EXECUTABLE = 126;
+export const EXIT_NOT_FOUND = 127;
