@@ -1,0 +1,102 @@
+// skiff ps [-a] [-q] [-l] [-n N] [--no-trunc] [-s] [-f KEY=VALUE]... [--format TEMPLATE]
+
+import { UsageError } from "../errors.ts";
+import { alignTabs } from "../format/table.ts";
+import { parseTemplate, splitTableDirective, unescapeFormat } from "../format/template.ts";
+import {
+  containerRwSize,
+  DEFAULT_PS_FORMAT,
+  parseFilters,
+  psHeaderRow,
+  psRow,
+  selectContainers,
+} from "../inspect/ps.ts";
+import { bool, list, parseArgs, str } from "./args.ts";
+import type { Verb } from "./context.ts";
+
+const ps: Verb = (args, ctx) => {
+  const p = parseArgs(args, {
+    verb: "ps",
+    options: [
+      { name: "all", short: "a", kind: "bool" },
+      { name: "quiet", short: "q", kind: "bool" },
+      { name: "latest", short: "l", kind: "bool" },
+      { name: "last", short: "n", kind: "string" },
+      { name: "no-trunc", kind: "bool" },
+      { name: "size", short: "s", kind: "bool" },
+      { name: "filter", short: "f", kind: "list" },
+      { name: "format", kind: "string" },
+    ],
+  });
+  if (bool(p, "help")) {
+    console.log(USAGE);
+    return Promise.resolve(0);
+  }
+  if (p.positionals.length) throw new UsageError(`"skiff ps" accepts no arguments.`, "ps");
+  let last: number | undefined;
+  const lastFlag = str(p, "last");
+  if (lastFlag !== undefined) {
+    if (!/^-?\d+$/.test(lastFlag.trim())) {
+      throw new UsageError(
+        `invalid argument "${lastFlag}" for "-n, --last" flag: strconv.ParseInt: parsing "${lastFlag}": invalid syntax`,
+        "ps",
+      );
+    }
+    last = Number(lastFlag);
+  }
+  if (bool(p, "latest")) last = 1;
+  const filters = parseFilters(list(p, "filter"));
+  const noTrunc = bool(p, "no-trunc");
+
+  // parse the template before touching state: a bad template changes nothing
+  let format = str(p, "format") ?? "";
+  if (format === "" || format === "table") {
+    format = DEFAULT_PS_FORMAT + (bool(p, "size") ? "\t{{.Size}}" : "");
+  } else if (format === "json") format = "{{json .}}";
+  const { table, body } = splitTableDirective(format);
+  const template = bool(p, "quiet") ? undefined : parseTemplate(unescapeFormat(body.trim()));
+
+  const containers = selectContainers(ctx.root, { all: bool(p, "all"), last, filters });
+  if (!template) {
+    for (const c of containers) console.log(noTrunc ? c.Id : c.Id.slice(0, 12));
+    return Promise.resolve(0);
+  }
+  const wantSize = bool(p, "size") || /\.Size\b/.test(body);
+  const now = Date.now();
+  const rows = containers.map((c) => {
+    const size = wantSize ? { rw: containerRwSize(ctx.root, c), rootFs: 0 } : undefined;
+    return template.execute(psRow(c, { noTrunc, size, now }));
+  });
+  if (table) {
+    const text = [template.execute(psHeaderRow()), ...rows].map((r) => r + "\n").join("");
+    writeAll(alignTabs(text));
+  } else {
+    const text = rows.map((r) => r + "\n").join("");
+    writeAll(text);
+  }
+  return Promise.resolve(0);
+};
+export default ps;
+
+function writeAll(text: string): void {
+  const bytes = new TextEncoder().encode(text);
+  for (let off = 0; off < bytes.length;) off += Deno.stdout.writeSync(bytes.subarray(off));
+}
+
+const USAGE = `Usage:  skiff ps [OPTIONS]
+
+List containers
+
+Options:
+  -a, --all             Show all containers (default shows just running)
+  -f, --filter filter   Filter output based on conditions provided
+      --format string   Format output using a custom template:
+                        'table':            Print output in table format with column headers (default)
+                        'table TEMPLATE':   Print output in table format using the given Go template
+                        'json':             Print in JSON format
+                        'TEMPLATE':         Print output using the given Go template
+  -n, --last int        Show n last created containers (includes all states) (default -1)
+  -l, --latest          Show the latest created container (includes all states)
+      --no-trunc        Don't truncate output
+  -q, --quiet           Only display container IDs
+  -s, --size            Display total file sizes`;

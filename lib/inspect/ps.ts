@@ -1,0 +1,325 @@
+// The rows of `skiff ps`: which containers (filters, -a, -n, -l) and the docker-shaped row each one
+// prints (docker's formatter.ContainerContext: .ID .Image .Command .CreatedAt .RunningFor .Ports
+// .State .Status .Size .Names .Labels .Label "k" .Mounts .Networks .LocalVolumes).
+
+import { join } from "node:path";
+import { SkiffError } from "../errors.ts";
+import { goStruct } from "../format/template.ts";
+import { containerStatus, ellipsis, goTimeString, humanSize, shortId, timeAgo } from "../format/human.ts";
+import { goQuote } from "../format/template.ts";
+import { fullString, parseReference, withDefaultTag } from "../registry/reference.ts";
+import { findContainer } from "../state/containers.ts";
+import { listReconciled } from "../state/reconcile.ts";
+import type { StateRoot } from "../state/root.ts";
+import type { ContainerRecord, ContainerStatus } from "../state/types.ts";
+
+/** docker ps's default table. */
+export const DEFAULT_PS_FORMAT =
+  "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
+
+/** Header cells of the `table` directive, as docker names them. */
+export const PS_HEADERS: Record<string, string> = {
+  ID: "CONTAINER ID",
+  Image: "IMAGE",
+  Command: "COMMAND",
+  CreatedAt: "CREATED AT",
+  RunningFor: "CREATED",
+  Ports: "PORTS",
+  State: "STATE",
+  Status: "STATUS",
+  Size: "SIZE",
+  Names: "NAMES",
+  Labels: "LABELS",
+  Label: "LABEL",
+  Mounts: "MOUNTS",
+  Networks: "NETWORKS",
+  LocalVolumes: "LOCAL VOLUMES",
+};
+
+const FILTER_KEYS = new Set([
+  "ancestor",
+  "before",
+  "expose",
+  "exited",
+  "health",
+  "id",
+  "isolation",
+  "is-task",
+  "label",
+  "name",
+  "network",
+  "publish",
+  "since",
+  "status",
+  "volume",
+]);
+const STATUSES: ContainerStatus[] = [
+  "created",
+  "restarting",
+  "running",
+  "removing",
+  "paused",
+  "exited",
+  "dead",
+];
+
+/** A daemon-side error in docker (exit 1), e.g. an invalid filter value. */
+export class PsError extends SkiffError {
+  constructor(message: string) {
+    super(message, 1);
+  }
+}
+
+/** Parses `-f key=value` flags; values of one key are OR'ed, different keys AND'ed. */
+export function parseFilters(flags: string[]): Map<string, string[]> {
+  const filters = new Map<string, string[]>();
+  for (const f of flags) {
+    const eq = f.indexOf("=");
+    if (eq <= 0) throw new SkiffError(`bad format of filter (expected name=value)`);
+    const key = f.slice(0, eq).trim().toLowerCase();
+    const value = f.slice(eq + 1);
+    if (!FILTER_KEYS.has(key)) throw new PsError(`invalid filter '${key}'`);
+    filters.set(key, [...(filters.get(key) ?? []), value]);
+  }
+  for (const v of filters.get("status") ?? []) {
+    if (!STATUSES.includes(v as ContainerStatus)) throw new PsError(`invalid filter 'status=${v}'`);
+  }
+  for (const v of filters.get("exited") ?? []) {
+    if (!/^-?\d+$/.test(v)) throw new PsError(`strconv.Atoi: parsing ${goQuote(v)}: invalid syntax`);
+  }
+  for (const v of filters.get("name") ?? []) compileFilterRegex(v);
+  for (const v of filters.get("id") ?? []) compileFilterRegex(v);
+  return filters;
+}
+
+function compileFilterRegex(value: string): RegExp {
+  try {
+    return new RegExp(value);
+  } catch {
+    throw new PsError(`error parsing regexp: invalid filter value ${goQuote(value)}`);
+  }
+}
+
+export interface SelectOptions {
+  all: boolean;
+  /** Show the n last created (all states); undefined or negative = no limit. -l is 1. */
+  last?: number;
+  filters: Map<string, string[]>;
+  /** Resolves an image reference to its image id, or undefined when there is no such image. */
+  resolveImage?: (ref: string) => string | undefined;
+}
+
+const createdMs = (r: ContainerRecord) => Date.parse(r.Created);
+
+/** The containers ps shows, newest first, each reconciled with reality first. */
+export function selectContainers(root: StateRoot, opts: SelectOptions): ContainerRecord[] {
+  const all = listReconciled(root).sort((a, b) => createdMs(b) - createdMs(a) || a.Id.localeCompare(b.Id));
+  const f = opts.filters;
+  const showAll = opts.all || f.has("status") || (opts.last !== undefined && opts.last > 0);
+  const pick = (key: string) => f.get(key) ?? [];
+  const bound = (key: string) => {
+    const refs = pick(key);
+    if (!refs.length) return undefined;
+    return refs.map((ref) => createdMs(findContainer(root, ref)));
+  };
+  const before = bound("before");
+  const since = bound("since");
+  const ancestorIds = pick("ancestor").map((a) => ({ ref: a, id: opts.resolveImage?.(a) }));
+  const nameRes = pick("name").map(compileFilterRegex);
+  const idRes = pick("id").map(compileFilterRegex);
+
+  const out: ContainerRecord[] = [];
+  for (const c of all) {
+    const name = c.Name.replace(/^\//, "");
+    if (
+      !showAll && c.State.Status !== "running" && c.State.Status !== "paused" &&
+      c.State.Status !== "restarting"
+    ) {
+      continue;
+    }
+    if (nameRes.length && !nameRes.some((re) => re.test(c.Name) || re.test(name))) continue;
+    if (idRes.length && !idRes.some((re) => re.test(c.Id))) continue;
+    if (pick("status").length && !pick("status").includes(c.State.Status)) continue;
+    if (pick("exited").length) {
+      const exited = c.State.Status === "exited" && !c.State.StartedAt.startsWith("0001");
+      if (!exited || !pick("exited").some((code) => Number(code) === c.State.ExitCode)) continue;
+    }
+    if (pick("label").length && !pick("label").every((l) => labelMatches(c.Config.Labels ?? {}, l))) continue;
+    if (ancestorIds.length && !ancestorIds.some((a) => imageMatches(c, a.ref, a.id))) continue;
+    if (before && !before.every((t) => createdMs(c) < t)) continue;
+    if (since && !since.every((t) => createdMs(c) > t)) continue;
+    if (pick("network").length && !pick("network").some((n) => networkNames(c).includes(n))) continue;
+    if (pick("health").length && !pick("health").includes("none")) continue;
+    if (pick("is-task").length && !pick("is-task").includes("false")) continue;
+    if (pick("isolation").length && !pick("isolation").includes("default")) continue;
+    if (
+      pick("volume").length &&
+      !pick("volume").some((v) =>
+        mountsOf(c).some((m) => m.Source === v || m.Destination === v || m.Name === v)
+      )
+    ) continue;
+    if (pick("publish").length || pick("expose").length) {
+      const ports = Object.keys(portMap(c));
+      const wanted = [...pick("publish"), ...pick("expose")].map((p) => (p.includes("/") ? p : `${p}/tcp`));
+      if (!wanted.some((w) => ports.includes(w))) continue;
+    }
+    out.push(c);
+  }
+  if (opts.last !== undefined && opts.last > 0) return out.slice(0, opts.last);
+  return out;
+}
+
+/** Docker's label filter: "key" (present) or "key=value" (equal). */
+function labelMatches(labels: Record<string, string>, filter: string): boolean {
+  const eq = filter.indexOf("=");
+  if (eq === -1) return Object.hasOwn(labels, filter);
+  const key = filter.slice(0, eq);
+  return Object.hasOwn(labels, key) && labels[key] === filter.slice(eq + 1);
+}
+
+function normalizeRef(ref: string): string | undefined {
+  try {
+    return fullString(withDefaultTag(parseReference(ref)));
+  } catch {
+    return undefined;
+  }
+}
+
+function imageMatches(c: ContainerRecord, ref: string, resolvedId: string | undefined): boolean {
+  if (resolvedId) return c.Image === resolvedId;
+  const hex = ref.replace(/^sha256:/, "");
+  if (/^[0-9a-f]{4,64}$/.test(hex) && c.Image.replace(/^sha256:/, "").startsWith(hex)) return true;
+  const want = normalizeRef(ref);
+  return want !== undefined && normalizeRef(c.Config.Image) === want;
+}
+
+interface MountLike {
+  Name?: string;
+  Source?: string;
+  Destination?: string;
+  Driver?: string;
+}
+interface PortBinding {
+  HostIp?: string;
+  HostPort?: string;
+}
+// Fields the runtime may add to a record as networking and volumes land; read defensively.
+type Extended = ContainerRecord & {
+  Mounts?: MountLike[];
+  NetworkSettings?: { Networks?: Record<string, unknown>; Ports?: Record<string, PortBinding[] | null> };
+  HostConfig: { PortBindings?: Record<string, PortBinding[] | null> };
+};
+
+const mountsOf = (c: ContainerRecord): MountLike[] => (c as Extended).Mounts ?? [];
+
+function portMap(c: ContainerRecord): Record<string, PortBinding[] | null> {
+  const e = c as Extended;
+  return e.NetworkSettings?.Ports ?? e.HostConfig.PortBindings ?? {};
+}
+
+function networkNames(c: ContainerRecord): string[] {
+  const nets = (c as Extended).NetworkSettings?.Networks;
+  if (nets && Object.keys(nets).length) return Object.keys(nets).sort();
+  const mode = c.HostConfig.NetworkMode;
+  if (!mode) return [];
+  return [mode === "default" ? "bridge" : mode];
+}
+
+/** docker's ports column: "0.0.0.0:8080->80/tcp, 443/tcp". */
+export function formatPorts(c: ContainerRecord): string {
+  const parts: string[] = [];
+  const ports = portMap(c);
+  const order = (p: string) => [Number(p.split("/")[0]), p] as const;
+  for (const port of Object.keys(ports).sort((a, b) => order(a)[0] - order(b)[0] || a.localeCompare(b))) {
+    const bindings = ports[port];
+    if (!bindings || bindings.length === 0) {
+      parts.push(port);
+      continue;
+    }
+    for (const b of bindings) {
+      const ip = b.HostIp || "0.0.0.0";
+      parts.push(`${ip.includes(":") ? `[${ip}]` : ip}:${b.HostPort ?? ""}->${port}`);
+    }
+  }
+  return parts.join(", ");
+}
+
+/** The command line docker shows: Path and Args joined by spaces. */
+export function commandLine(c: ContainerRecord): string {
+  return [c.Path, ...(c.Args ?? [])].join(" ");
+}
+
+/** Bytes of the files a container wrote (its overlay upper dir): docker's SizeRw. */
+export function containerRwSize(root: StateRoot, c: ContainerRecord): number {
+  return dirSize(join(root.container(c.Id), "upper"));
+}
+
+function dirSize(path: string): number {
+  let total = 0;
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(path)];
+  } catch {
+    return 0;
+  }
+  for (const e of entries) {
+    const p = join(path, e.name);
+    try {
+      if (e.isDirectory) total += dirSize(p);
+      else if (e.isFile) total += Deno.lstatSync(p).size;
+    } catch { /* removed meanwhile */ }
+  }
+  return total;
+}
+
+export interface RowOptions {
+  noTrunc: boolean;
+  /** SizeRw and SizeRootFs when sizes were asked for. */
+  size?: { rw: number; rootFs: number };
+  now?: number;
+}
+
+/** One ps row, as docker's ContainerContext: a Go struct whose fields are strings. */
+export type PsRow = Record<string, string | ((key: string) => string)> & { toJSON(): Record<string, string> };
+
+export function psRow(c: ContainerRecord, opts: RowOptions): PsRow {
+  const trunc = !opts.noTrunc;
+  const now = opts.now ?? Date.now();
+  const labels = c.Config.Labels ?? {};
+  let image = c.Config.Image || c.Image;
+  if (trunc && /^sha256:[0-9a-f]{64}$/.test(image)) image = shortId(image);
+  const mounts = mountsOf(c).map((m) => {
+    const name = m.Name || m.Source || "";
+    return trunc ? ellipsis(name, 15) : name;
+  });
+  const sizeRw = opts.size?.rw ?? 0;
+  const sizeRoot = opts.size?.rootFs ?? 0;
+  const fields: Record<string, string> = {
+    ID: trunc ? shortId(c.Id) : c.Id,
+    Image: image,
+    Command: goQuote(trunc ? ellipsis(commandLine(c), 20) : commandLine(c)),
+    CreatedAt: goTimeString(c.Created),
+    RunningFor: timeAgo(c.Created, now),
+    Ports: formatPorts(c),
+    State: c.State.Status,
+    Status: containerStatus(c.State, now),
+    Size: sizeRoot > 0 ? `${humanSize(sizeRw)} (virtual ${humanSize(sizeRoot)})` : humanSize(sizeRw),
+    Names: c.Name.replace(/^\//, ""),
+    Labels: Object.keys(labels).sort().map((k) => `${k}=${labels[k]}`).join(","),
+    Mounts: mounts.join(","),
+    Networks: networkNames(c).join(","),
+    LocalVolumes: String(mountsOf(c).filter((m) => m.Driver === "local").length),
+  };
+  const row = {
+    ...fields,
+    Label: (key: string) => labels[key] ?? "",
+    toJSON: () => fields,
+  };
+  return goStruct("*formatter.ContainerContext", row) as unknown as PsRow;
+}
+
+/** The data the `table` header row is rendered from: each field name maps to its column title. */
+export function psHeaderRow(): Record<string, unknown> {
+  const row: Record<string, unknown> = { ...PS_HEADERS, Label: () => "LABEL" };
+  return goStruct("*formatter.ContainerContext", row);
+}

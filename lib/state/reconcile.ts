@@ -1,0 +1,90 @@
+// Truthful state: a record that says "running" is only believed while its process or its monitor
+// (the `skiff run` process that waits on it and records the exit) is alive. When both are gone,
+// e.g. after `kill -9` of skiff itself, nobody will ever record the exit, so the next ps, inspect
+// or rm does it.
+//
+// Exit code when the monitor vanished: 137 (128 + SIGKILL). The runtime gives every container
+// PR_SET_PDEATHSIG(SIGKILL), so when the monitor dies without recording the exit the kernel kills
+// the container with SIGKILL: 137 is what `wait` would have reported in that, the common, case.
+// The exit status is genuinely unknown, so State.Error says so instead of pretending.
+
+import { isProcessAlive, listContainers, processStartTime, updateContainerSync } from "./containers.ts";
+import type { StateRoot } from "./root.ts";
+import type { ContainerRecord } from "./types.ts";
+
+/** Exit code recorded for a container whose monitor died without recording one (see header). */
+export const LOST_EXIT_CODE = 137;
+
+/** True while the skiff process that waits on the container is alive (and is not a reused pid). */
+export function monitorAlive(record: ContainerRecord): boolean {
+  const pid = record.State.MonitorPid;
+  if (!pid) return false;
+  const started = processStartTime(pid);
+  if (started === undefined) return false;
+  // the monitor starts the container, so a "monitor" younger than the container is a reused pid
+  const containerStarted = record.State.PidStartTime;
+  return containerStarted === undefined || started <= containerStarted;
+}
+
+/** True when the record claims a live container whose process and monitor are both gone. */
+export function isStale(record: ContainerRecord): boolean {
+  const s = record.State;
+  const claimsLive = s.Running || s.Status === "running" || s.Status === "paused" ||
+    s.Status === "restarting";
+  if (!claimsLive) return false;
+  if (s.Pid && isProcessAlive(s.Pid, s.PidStartTime)) return false;
+  return !monitorAlive(record);
+}
+
+/** Marks a stale record exited in place. */
+function markLost(record: ContainerRecord, now: Date): void {
+  const monitor = record.State.MonitorPid;
+  Object.assign(record.State, {
+    Status: "exited",
+    Running: false,
+    Paused: false,
+    Restarting: false,
+    Pid: 0,
+    ExitCode: LOST_EXIT_CODE,
+    Error: `container monitor${monitor ? ` (skiff pid ${monitor})` : ""} died before recording the exit`,
+    FinishedAt: now.toISOString(),
+  });
+}
+
+/** Hooks run after a container was found dead, e.g. removing its cgroup. Errors are ignored. */
+export type CleanupHook = (root: StateRoot, id: string) => void;
+const cleanupHooks: CleanupHook[] = [];
+
+/** Registers cleanup to run for containers that reconcile marks exited. */
+export function onContainerLost(hook: CleanupHook): void {
+  cleanupHooks.push(hook);
+}
+
+/**
+ * Returns the record as it truly is: a stale "running" record is rewritten (under the container's
+ * lock, atomically) as exited with code 137, and its leftovers are cleaned. A record whose
+ * container was removed meanwhile is returned unchanged.
+ */
+export function reconcile(root: StateRoot, record: ContainerRecord, now = new Date()): ContainerRecord {
+  if (!isStale(record)) return record;
+  let changed = false;
+  const saved = updateContainerSync(root, record.Id, (current) => {
+    if (!isStale(current)) return false; // the monitor recorded it meanwhile
+    markLost(current, now);
+    changed = true;
+  });
+  if (!saved) return record;
+  if (changed) {
+    for (const hook of cleanupHooks) {
+      try {
+        hook(root, saved.Id);
+      } catch { /* best effort: rm -f retries the cleanup */ }
+    }
+  }
+  return saved;
+}
+
+/** Every container, reconciled. */
+export function listReconciled(root: StateRoot): ContainerRecord[] {
+  return listContainers(root).map((r) => reconcile(root, r));
+}
