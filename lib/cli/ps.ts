@@ -11,6 +11,7 @@ import {
   psRow,
   selectContainers,
 } from "../inspect/ps.ts";
+import { ImageStore } from "../image/store.ts";
 import { bool, list, parseArgs, str } from "./args.ts";
 import type { Verb } from "./context.ts";
 
@@ -56,7 +57,15 @@ const ps: Verb = (args, ctx) => {
   const { table, body } = splitTableDirective(format);
   const template = bool(p, "quiet") ? undefined : parseTemplate(unescapeFormat(body.trim()));
 
-  const containers = selectContainers(ctx.root, { all: bool(p, "all"), last, filters });
+  const images = new ImageStore(ctx.root);
+  const resolveImage = (ref: string) => {
+    try {
+      return images.find(ref)?.id;
+    } catch {
+      return undefined; // not a valid reference: docker matches nothing
+    }
+  };
+  const containers = selectContainers(ctx.root, { all: bool(p, "all"), last, filters, resolveImage });
   if (!template) {
     for (const c of containers) console.log(noTrunc ? c.Id : c.Id.slice(0, 12));
     return Promise.resolve(0);
@@ -64,7 +73,11 @@ const ps: Verb = (args, ctx) => {
   const wantSize = bool(p, "size") || /\.Size\b/.test(body);
   const now = Date.now();
   const rows = containers.map((c) => {
-    const size = wantSize ? { rw: containerRwSize(ctx.root, c), rootFs: 0 } : undefined;
+    let size;
+    if (wantSize) {
+      const rw = containerRwSize(ctx.root, c);
+      size = { rw, rootFs: rw + (images.get(c.Image)?.size ?? 0) };
+    }
     return template.execute(psRow(c, { noTrunc, size, now }));
   });
   if (table) {

@@ -9,6 +9,7 @@
 // The exit status is genuinely unknown, so State.Error says so instead of pretending.
 
 import { isProcessAlive, listContainers, processStartTime, updateContainerSync } from "./containers.ts";
+import { openCgroup } from "../cgroups/mod.ts";
 import type { StateRoot } from "./root.ts";
 import type { ContainerRecord } from "./types.ts";
 
@@ -51,13 +52,9 @@ function markLost(record: ContainerRecord, now: Date): void {
   });
 }
 
-/** Hooks run after a container was found dead, e.g. removing its cgroup. Errors are ignored. */
-export type CleanupHook = (root: StateRoot, id: string) => void;
-const cleanupHooks: CleanupHook[] = [];
-
-/** Registers cleanup to run for containers that reconcile marks exited. */
-export function onContainerLost(hook: CleanupHook): void {
-  cleanupHooks.push(hook);
+/** Kills whatever is left in the container's cgroup and removes it (idempotent). */
+export function destroyContainerCgroup(root: StateRoot, id: string): void {
+  openCgroup(root, id).destroy();
 }
 
 /**
@@ -75,11 +72,9 @@ export function reconcile(root: StateRoot, record: ContainerRecord, now = new Da
   });
   if (!saved) return record;
   if (changed) {
-    for (const hook of cleanupHooks) {
-      try {
-        hook(root, saved.Id);
-      } catch { /* best effort: rm -f retries the cleanup */ }
-    }
+    try {
+      destroyContainerCgroup(root, saved.Id);
+    } catch { /* best effort: rm retries the cleanup */ }
   }
   return saved;
 }
