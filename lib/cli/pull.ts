@@ -1,0 +1,114 @@
+// skiff pull [-q] [--platform OS/ARCH[/VARIANT]] [-a] NAME[:TAG|@DIGEST]
+
+import type { Verb } from "./context.ts";
+import { bool, parseArgs, requireArgs, str } from "./args.ts";
+import { UsageError } from "../errors.ts";
+import { isatty } from "../../ffi/libc.ts";
+import { parsePlatform } from "../registry/manifest.ts";
+import { ProgressRenderer } from "../registry/progress.ts";
+import {
+  familiarName,
+  familiarString,
+  fullName,
+  fullString,
+  parsePullReference,
+} from "../registry/reference.ts";
+
+const HELP = `Usage:  skiff pull [OPTIONS] NAME[:TAG|@DIGEST]
+
+Download an image from a registry
+
+Options:
+  -a, --all-tags                      Download all tagged images in the repository
+      --max-concurrent-downloads int  Layers downloaded at once (default 3, or $SKIFF_MAX_CONCURRENT_DOWNLOADS)
+      --platform string               Set platform if server is multi-platform capable
+  -q, --quiet                         Suppress verbose output
+`;
+
+const pull: Verb = async (args, ctx) => {
+  const p = parseArgs(args, {
+    verb: "pull",
+    options: [
+      { name: "all-tags", short: "a", kind: "bool" },
+      { name: "quiet", short: "q", kind: "bool" },
+      { name: "platform", kind: "string" },
+      { name: "max-concurrent-downloads", kind: "string" },
+      { name: "disable-content-trust", kind: "bool" },
+    ],
+  });
+  if (bool(p, "help")) {
+    console.log(HELP);
+    return 0;
+  }
+  requireArgs(p, "pull", 1, 1);
+  const quiet = bool(p, "quiet");
+  const allTags = bool(p, "all-tags");
+  const platformFlag = str(p, "platform");
+  const platform = platformFlag ? parsePlatform(platformFlag) : undefined;
+  let maxConcurrent: number | undefined;
+  const mcd = str(p, "max-concurrent-downloads");
+  if (mcd !== undefined) {
+    maxConcurrent = Number(mcd);
+    if (!Number.isInteger(maxConcurrent) || maxConcurrent < 1) {
+      throw new UsageError(
+        `invalid argument "${mcd}" for "--max-concurrent-downloads" flag: must be a positive integer`,
+        "pull",
+      );
+    }
+  }
+  const { ref, defaulted } = parsePullReference(p.positionals[0]);
+  if (allTags && (ref.digest || !defaulted)) {
+    throw new UsageError("tag can't be used with --all-tags/-a", "pull");
+  }
+
+  // validated everything: now load the engine
+  const { pullImage, listTags } = await import("../registry/pull.ts");
+  const { RegistryClient } = await import("../registry/client.ts");
+  const renderer = quiet ? undefined : new ProgressRenderer(Deno.stdout, isatty(1));
+  const say = (text: string) => renderer?.sink({ kind: "message", text });
+  const client = new RegistryClient(ref.domain);
+  try {
+    if (allTags) {
+      const tags = await listTags(client, ref.path);
+      let lastDigest = "";
+      let downloaded = false;
+      for (const tag of tags) {
+        const result = await pullImage(ctx.root, { ...ref, tag }, {
+          platform,
+          maxConcurrent,
+          onEvent: renderer?.sink,
+          client,
+        });
+        renderer?.flush();
+        lastDigest = result.digest;
+        downloaded ||= result.downloaded;
+      }
+      if (tags.length) say(`Digest: ${lastDigest}`);
+      say(
+        `Status: ${downloaded ? "Downloaded newer image" : "Image is up to date"} for ${familiarName(ref)}`,
+      );
+      console.log(fullName(ref));
+      return 0;
+    }
+    if (defaulted) say("Using default tag: latest");
+    const result = await pullImage(ctx.root, ref, {
+      platform,
+      maxConcurrent,
+      onEvent: renderer?.sink,
+      client,
+    });
+    renderer?.flush();
+    say(`Digest: ${result.digest}`);
+    say(
+      `Status: ${result.downloaded ? "Downloaded newer image" : "Image is up to date"} for ${
+        familiarString(ref)
+      }`,
+    );
+    console.log(fullString(ref));
+    return 0;
+  } finally {
+    renderer?.flush();
+    client.close();
+  }
+};
+export default pull;
