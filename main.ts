@@ -20,6 +20,10 @@ const VERBS: Record<string, VerbLoader> = {
   rm: () => import("./lib/cli/rm.ts"),
   inspect: () => import("./lib/cli/inspect.ts"),
   version: () => import("./lib/cli/version.ts"),
+  pull: () => import("./lib/cli/pull.ts"),
+  push: () => import("./lib/cli/push.ts"),
+  login: () => import("./lib/cli/login.ts"),
+  logout: () => import("./lib/cli/logout.ts"),
 };
 // docker's management-command spellings
 const ALIASES: Record<string, string[]> = {
