@@ -21,7 +21,7 @@ done
 for proc in /proc/[0-9]*; do
   pid=${proc#/proc/}
   [ "$pid" = "$$" ] && continue
-  cmd=$(tr '\0' ' ' <"$proc/cmdline" 2>/dev/null) || continue
+  cmd=$( { tr '\0' ' ' <"$proc/cmdline"; } 2>/dev/null) || continue
   case "$cmd" in
     *skiff-test-* | *"skiff __init"* | *"main.ts __init"*) echo "process $pid: ${cmd:0:160}" ;;
   esac

@@ -20,13 +20,16 @@ if [ -n "$leaks_before" ]; then
   echo "$leaks_before" | sed 's/^/  /'
 fi
 
+# A hung test must not eat CI's whole budget (90 min): stop after 70 and still run the leak check.
+limit=${SKIFF_TEST_TIMEOUT:-4200}
 echo "test.sh: deno test -A ${*:-tests/}"
 if [ $# -gt 0 ]; then
-  deno test -A --no-check=remote "$@" </dev/null
+  timeout --kill-after=30 "$limit" deno test -A --no-check=remote "$@" </dev/null
 else
-  deno task --quiet test </dev/null
+  timeout --kill-after=30 "$limit" deno task --quiet test </dev/null
 fi
 test_status=$?
+[ "$test_status" != 124 ] || echo "test.sh: deno test timed out after ${limit} s"
 
 # Processes of the last test may still be on their way out: give them a moment before judging.
 new_leaks=""
