@@ -8,13 +8,25 @@
 // the container with SIGKILL: 137 is what `wait` would have reported in that, the common, case.
 // The exit status is genuinely unknown, so State.Error says so instead of pretending.
 
-import { isProcessAlive, listContainers, processStartTime, updateContainerSync } from "./containers.ts";
+import { kill, MNT_DETACH, umount2 } from "../../ffi/libc.ts";
 import { openCgroup } from "../cgroups/mod.ts";
+import { SkiffError } from "../errors.ts";
+import {
+  containerLockPath,
+  isProcessAlive,
+  listContainers,
+  loadContainer,
+  processStartTime,
+  removeContainerDir,
+  updateContainerSync,
+} from "./containers.ts";
+import { withLockSync } from "./fsutil.ts";
 import type { StateRoot } from "./root.ts";
 import type { ContainerRecord } from "./types.ts";
 
 /** Exit code recorded for a container whose monitor died without recording one (see header). */
 export const LOST_EXIT_CODE = 137;
+const SIGKILL = 9;
 
 /** True while the skiff process that waits on the container is alive (and is not a reused pid). */
 export function monitorAlive(record: ContainerRecord): boolean {
@@ -82,4 +94,110 @@ export function reconcile(root: StateRoot, record: ContainerRecord, now = new Da
 /** Every container, reconciled. */
 export function listReconciled(root: StateRoot): ContainerRecord[] {
   return listContainers(root).map((r) => reconcile(root, r));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Removal (skiff rm): lives here because it is the other end of the same state machine: a
+// removal must agree with the monitor, through the container's lock, on who writes last.
+
+/** How long rm -f waits for the killed process, then for its monitor to record the exit. */
+const KILL_WAIT_MS = 10_000;
+const MONITOR_WAIT_MS = 5_000;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitUntil(done: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  let delay = 5;
+  while (!done()) {
+    if (Date.now() >= deadline) return false;
+    await sleep(delay);
+    delay = Math.min(delay * 2, 50);
+  }
+  return true;
+}
+
+const claimsRunning = (r: ContainerRecord) =>
+  r.State.Running || r.State.Status === "running" || r.State.Status === "paused" ||
+  r.State.Status === "restarting";
+
+/** A container that cannot be removed: docker's CLI prints it and exits 1. */
+export class RemoveError extends SkiffError {
+  constructor(message: string) {
+    super(message, 1);
+  }
+}
+
+export interface RemoveOptions {
+  /** Kill a running container first (rm -f). */
+  force: boolean;
+}
+
+/**
+ * Removes a container: refuses a running one unless forced; forced, SIGKILLs its process (after
+ * checking the pid was not reused), kills what is left in its cgroup, waits (bounded) until the
+ * process is gone and its monitor has recorded the exit, then removes the cgroup and, under the
+ * container's lock, its directory (overlay upper dir with root-owned files and whiteouts included).
+ */
+export async function removeContainer(
+  root: StateRoot,
+  record: ContainerRecord,
+  opts: RemoveOptions,
+): Promise<void> {
+  const current = reconcile(root, record);
+  const id = current.Id;
+  if (claimsRunning(current)) {
+    if (!opts.force) {
+      throw new RemoveError(
+        `cannot remove container "${current.Name}": container is running: stop the container before removing or force remove`,
+      );
+    }
+    const { Pid, PidStartTime } = current.State;
+    if (Pid && isProcessAlive(Pid, PidStartTime)) {
+      try {
+        kill(Pid, SIGKILL);
+      } catch { /* exited meanwhile */ }
+    }
+    destroyContainerCgroup(root, id); // thaws a paused container and kills what is left
+    if (Pid && !await waitUntil(() => !isProcessAlive(Pid, PidStartTime), KILL_WAIT_MS)) {
+      throw new RemoveError(`cannot remove container "${current.Name}": could not kill process ${Pid}`);
+    }
+    // let the monitor record the exit and finish (it may also remove the container itself: --rm)
+    await waitUntil(() => {
+      if (!monitorAlive(current)) return true;
+      try {
+        return !claimsRunning(loadContainer(root, id));
+      } catch {
+        return true; // removed by the monitor
+      }
+    }, MONITOR_WAIT_MS);
+  }
+  destroyContainerCgroup(root, id);
+  const dir = root.container(id);
+  const lock = containerLockPath(root, id);
+  withLockSync(lock, () => {
+    detachMountsUnder(dir);
+    removeContainerDir(root, id);
+  });
+  try {
+    Deno.removeSync(lock);
+  } catch { /* another skiff removed it */ }
+}
+
+/** Lazily unmounts anything left mounted below the container's directory (a crashed runtime). */
+function detachMountsUnder(dir: string): void {
+  let mountinfo: string;
+  try {
+    mountinfo = Deno.readTextFileSync("/proc/self/mountinfo");
+  } catch {
+    return;
+  }
+  const points = mountinfo.split("\n").map((l) => l.split(" ")[4]).filter((m) =>
+    m && (m === dir || m.startsWith(dir + "/"))
+  );
+  for (const m of points.sort((a, b) => b.length - a.length)) {
+    try {
+      umount2(m.replace(/\\040/g, " "), MNT_DETACH);
+    } catch { /* already gone */ }
+  }
 }

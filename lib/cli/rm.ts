@@ -1,0 +1,48 @@
+// skiff rm [-f] [-v] CONTAINER...
+// Each container is removed on its own: failures are reported one line each and the exit code is 1
+// when any failed, as docker does; the names of removed containers are printed as given.
+
+import { findContainer } from "../state/containers.ts";
+import { removeContainer } from "../state/reconcile.ts";
+import { bool, parseArgs, requireArgs } from "./args.ts";
+import type { Verb } from "./context.ts";
+
+const rm: Verb = async (args, ctx) => {
+  const p = parseArgs(args, {
+    verb: "rm",
+    options: [
+      { name: "force", short: "f", kind: "bool" },
+      // anonymous volumes: skiff has none yet, so there is nothing more to remove
+      { name: "volumes", short: "v", kind: "bool" },
+      { name: "link", short: "l", kind: "bool" },
+    ],
+  });
+  if (bool(p, "help")) {
+    console.log(USAGE);
+    return 0;
+  }
+  requireArgs(p, "rm", 1);
+  const force = bool(p, "force");
+  let failed = false;
+  for (const ref of p.positionals) {
+    try {
+      await removeContainer(ctx.root, findContainer(ctx.root, ref), { force });
+      console.log(ref);
+    } catch (e) {
+      failed = true;
+      // one container's failure (even an unexpected one) must not stop the others
+      console.error(`skiff: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  return failed ? 1 : 0;
+};
+export default rm;
+
+const USAGE = `Usage:  skiff rm [OPTIONS] CONTAINER [CONTAINER...]
+
+Remove one or more containers
+
+Options:
+  -f, --force     Force the removal of a running container (uses SIGKILL)
+  -l, --link      Remove the specified link
+  -v, --volumes   Remove anonymous volumes associated with the container`;
