@@ -70,7 +70,7 @@ apt_install() {
   local missing
   missing=$(missing_packages "$@")
   [ -n "$missing" ] || return 0
-  say "apt-get install $(echo $missing)"
+  say "apt-get install ${missing//$'\n'/ }"
   if [ "$apt_updated" = 0 ]; then
     apt-get update -qq >/dev/null
     apt_updated=1

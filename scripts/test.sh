@@ -7,7 +7,7 @@
 #   sudo bash scripts/test.sh tests/x_test.ts one file (any `deno test` arguments)
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
-cd "$SKIFF_REPO"
+cd "$SKIFF_REPO" || exit 1
 # CI reads deno test's closing "ok | N passed | N failed" line: keep it free of colour codes
 [ -t 1 ] || export NO_COLOR=1
 
