@@ -222,8 +222,13 @@ export class ImageStore {
         }
       }
       const existing = this.get(image.id);
+      // the same image loaded again (maybe from another archive format): keep what was recorded
+      // first, so the blobs it names stay the referenced ones
       const record: ImageRecord = {
         ...image,
+        ...(existing
+          ? { layers: existing.layers, manifestDigest: existing.manifestDigest ?? image.manifestDigest }
+          : {}),
         repoTags: [],
         repoDigests: [...new Set([...(existing?.repoDigests ?? []), ...image.repoDigests])],
       };
@@ -324,6 +329,17 @@ export class ImageStore {
     });
   }
 
+  /** Deletes an unpacked layer; false when it was not there. Call under the lock. */
+  removeLayer(chainId: string): boolean {
+    const dir = this.layerPath(chainId);
+    if (!exists(dir)) return false;
+    // move it aside first so a half-deleted layer never looks complete
+    const trash = this.makeTmpDir("gc");
+    Deno.renameSync(dir, join(trash, "layer"));
+    removeIfExists(trash);
+    return true;
+  }
+
   /** Deletes the image record, then layers and blobs nothing else uses. Call under the lock. */
   private deleteImage(image: ImageRecord): RemoveRecord[] {
     const records: RemoveRecord[] = [];
@@ -341,13 +357,7 @@ export class ImageStore {
     for (const layer of [...image.layers].reverse()) {
       if (usedLayers.has(hexOf(layer.chainId))) continue;
       usedLayers.add(hexOf(layer.chainId)); // an image may list one layer twice
-      const dir = this.layerPath(layer.chainId);
-      if (!exists(dir)) continue;
-      // move aside first so a half-deleted layer never looks complete
-      const trash = join(this.makeTmpDir("gc"), "layer");
-      Deno.renameSync(dir, trash);
-      removeIfExists(join(trash, ".."));
-      records.push({ deleted: layer.chainId });
+      if (this.removeLayer(layer.chainId)) records.push({ deleted: layer.chainId });
     }
     for (const digest of [image.id, image.manifestDigest, ...image.layers.map((l) => l.blobDigest)]) {
       if (digest && !usedBlobs.has(digest)) removeIfExists(this.blobPath(digest));
