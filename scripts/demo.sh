@@ -16,7 +16,8 @@ bash "$SKIFF_REPO/scripts/install.sh"
 work=$(mktemp -d /tmp/skiff-demo-XXXXXX)
 root=$work/root
 skiff() { skiff_cmd --root "$root" "$@"; }
-step() { printf '\n\033[1m$ skiff %s\033[0m\n' "$*"; }
+if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold="" plain=""; fi
+step() { printf '\n%s$ skiff %s%s\n' "$bold" "$*" "$plain"; }
 
 cleanup() {
   local ids
@@ -43,6 +44,16 @@ for applet in $("$busybox" --list); do
 done
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$rootfs/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$rootfs/etc/group"
+# what the container runs: a script, so `ps` shows a short command line
+cat >"$rootfs/bin/show" <<'SCRIPT'
+#!/bin/sh
+echo "hostname: $(hostname)"
+echo "--- ps: only the container's own processes"
+ps
+echo "--- ls /: its own root"
+ls /
+SCRIPT
+chmod 755 "$rootfs/bin/show"
 tar -C "$rootfs" -cf "$work/demo.tar" .
 
 echo "host: $(hostname), $(ps -e --no-headers | wc -l) processes, state root $root"
@@ -50,13 +61,8 @@ step import demo.tar demo:latest
 skiff import "$work/demo.tar" demo:latest
 step images
 skiff images
-step run --name skiff-demo demo:latest sh -c '...'
-skiff run --name skiff-demo demo:latest sh -c '
-  echo "hostname: $(hostname)"
-  echo "--- ps: only the container'"'"'s own processes"
-  ps
-  echo "--- ls /: its own root"
-  ls /'
+step run --name skiff-demo demo:latest show
+skiff run --name skiff-demo demo:latest show
 step ps -a
 skiff ps -a
 step rm skiff-demo
