@@ -279,7 +279,7 @@ export class TarReader {
   }
 }
 
-function concat(chunks: Uint8Array[]): Uint8Array {
+function concat(chunks: Uint8Array[]): Uint8Array<ArrayBuffer> {
   const total = chunks.reduce((n, c) => n + c.length, 0);
   const out = new Uint8Array(total);
   let o = 0;
@@ -365,7 +365,10 @@ function paxRecord(key: string, value: Uint8Array): Uint8Array {
 const padTo512 = (n: number) => (512 - (n % 512)) % 512;
 
 /** Builds a tar archive in memory (tests, small archives such as a layer made by `import -c`). */
-export function writeTar(entries: TarWriteEntry[], options: { endMarker?: boolean } = {}): Uint8Array {
+export function writeTar(
+  entries: TarWriteEntry[],
+  options: { endMarker?: boolean } = {},
+): Uint8Array<ArrayBuffer> {
   const parts: Uint8Array[] = [];
   const pushData = (data: Uint8Array) => {
     parts.push(data);
