@@ -1023,7 +1023,7 @@ class Executor {
   private out: string[] = [];
   private inRange = 0;
 
-  constructor(private root: unknown) {}
+  constructor(private root: unknown, private missingKeyError = false) {}
 
   run(nodes: Node[]): string {
     this.walk(nodes, this.root, { vars: new Map([["$", this.root]]) });
@@ -1195,24 +1195,24 @@ class Executor {
     for (let i = 0; i < chain.length; i++) {
       const name = chain[i];
       const last = i === chain.length - 1;
-      const at = "." + chain.slice(0, i + 1).join(".");
       if (v === null) {
         this.fail(pipe, text, `nil pointer evaluating ${typeName(v)}.${name}`);
       }
       if (v === undefined) {
-        if (i === 0) this.fail(pipe, at, `nil data; no entry for key "${name}"`);
+        if (i === 0) this.fail(pipe, text, `nil data; no entry for key "${name}"`);
         return undefined; // Go keeps the invalid value: prints <no value>
       }
       if (typeof v !== "object" || Array.isArray(v)) {
-        this.fail(pipe, at, `can't evaluate field ${name} in type ${typeName(v)}`);
+        this.fail(pipe, text, `can't evaluate field ${name} in type ${typeName(v)}`);
       }
       const obj = v as Record<string, unknown>;
       const isStruct = structName(v) !== undefined;
       if (!Object.hasOwn(obj, name) && !(isStruct && typeof obj[name] === "function")) {
-        if (isStruct) this.fail(pipe, at, `can't evaluate field ${name} in type ${structName(v)}`);
+        if (isStruct) this.fail(pipe, text, `can't evaluate field ${name} in type ${structName(v)}`);
+        if (this.missingKeyError) this.fail(pipe, text, `map has no entry for key "${name}"`);
         v = undefined;
         if (last && (args.length || final !== NO_FINAL)) {
-          this.fail(pipe, at, `can't give argument to non-function ${at}`);
+          this.fail(pipe, text, `can't give argument to non-function ${text}`);
         }
         continue;
       }
@@ -1223,11 +1223,11 @@ class Executor {
         try {
           v = (field as Fn).apply(obj, callArgs);
         } catch (e) {
-          this.fail(pipe, at, `error calling ${name}: ${(e as Error).message}`);
+          this.fail(pipe, text, `error calling ${name}: ${(e as Error).message}`);
         }
       } else {
         if (last && (args.length || final !== NO_FINAL)) {
-          this.fail(pipe, at, `${name} has arguments but cannot be invoked as function`);
+          this.fail(pipe, text, `${name} has arguments but cannot be invoked as function`);
         }
         v = field;
       }
@@ -1278,8 +1278,11 @@ const NO_FINAL = Symbol("noFinal");
 export interface Template {
   /** The source as given (without a `table` directive). */
   readonly source: string;
-  /** Renders the template against one value. */
-  execute(data: unknown): string;
+  /**
+   * Renders the template against one value. `missingKeyError` is Go's option missingkey=error: a
+   * missing map key fails instead of printing `<no value>` (docker inspect's fallback mode).
+   */
+  execute(data: unknown, opts?: { missingKeyError?: boolean }): string;
 }
 
 /** Parses a Go template; throws TemplateParseError (exit 125) on bad syntax or unknown functions. */
@@ -1288,7 +1291,8 @@ export function parseTemplate(source: string): Template {
   checkVars(nodes, [new Set(["$"])]);
   return {
     source,
-    execute: (data: unknown) => new Executor(data).run(nodes),
+    execute: (data: unknown, opts?: { missingKeyError?: boolean }) =>
+      new Executor(data, opts?.missingKeyError).run(nodes),
   };
 }
 

@@ -1,0 +1,220 @@
+// `skiff inspect` of a container: docker's ContainerJSON shape, fields in docker's order. Values
+// skiff does not have yet (networking, logs, volumes) are docker's empty values; anything the
+// runtime adds to the record under a docker field name shows through.
+
+import { join } from "node:path";
+import { goStruct } from "../format/template.ts";
+import type { StateRoot } from "../state/root.ts";
+import type { ContainerRecord } from "../state/types.ts";
+
+type Json = Record<string, unknown>;
+
+/** defaults in docker's field order, overridden (and extended) by what the record has. */
+function overlay(defaults: Json, actual: object | undefined): Json {
+  return { ...defaults, ...(actual ?? {}) };
+}
+
+/** Fields of our records that are skiff's own bookkeeping, not docker's. */
+const PRIVATE_STATE = ["PidStartTime", "MonitorPid"];
+const PRIVATE_TOP = ["LowerDirs"];
+
+const ZERO_TIME = "0001-01-01T00:00:00Z";
+
+export interface ContainerSizes {
+  rw: number;
+  rootFs: number;
+}
+
+/** The docker-shaped inspect object of a container (template-ready: nested structs are marked). */
+export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes?: ContainerSizes): Json {
+  const dir = root.container(record.Id);
+  const extra = record as unknown as Json;
+
+  const state: Json = overlay({
+    Status: "created",
+    Running: false,
+    Paused: false,
+    Restarting: false,
+    OOMKilled: false,
+    Dead: false,
+    Pid: 0,
+    ExitCode: 0,
+    Error: "",
+    StartedAt: ZERO_TIME,
+    FinishedAt: ZERO_TIME,
+  }, record.State);
+  for (const k of PRIVATE_STATE) delete state[k];
+
+  const host = record.HostConfig;
+  const hostConfig: Json = overlay({
+    Binds: null,
+    ContainerIDFile: "",
+    LogConfig: goStruct("container.LogConfig", { Type: "none", Config: {} }),
+    NetworkMode: "none",
+    PortBindings: {},
+    RestartPolicy: goStruct("container.RestartPolicy", { Name: "no", MaximumRetryCount: 0 }),
+    AutoRemove: false,
+    VolumeDriver: "",
+    VolumesFrom: null,
+    ConsoleSize: [0, 0],
+    CapAdd: null,
+    CapDrop: null,
+    CgroupnsMode: "host",
+    Dns: [],
+    DnsOptions: [],
+    DnsSearch: [],
+    ExtraHosts: null,
+    GroupAdd: null,
+    IpcMode: "private",
+    Cgroup: "",
+    Links: null,
+    OomScoreAdj: 0,
+    PidMode: "",
+    Privileged: false,
+    PublishAllPorts: false,
+    ReadonlyRootfs: false,
+    SecurityOpt: null,
+    UTSMode: "",
+    UsernsMode: "",
+    ShmSize: 67108864,
+    Runtime: "skiff",
+    Isolation: "",
+    CpuShares: 0,
+    Memory: 0,
+    NanoCpus: 0,
+    CgroupParent: "",
+    BlkioWeight: 0,
+    BlkioWeightDevice: [],
+    BlkioDeviceReadBps: [],
+    BlkioDeviceWriteBps: [],
+    BlkioDeviceReadIOps: [],
+    BlkioDeviceWriteIOps: [],
+    CpuPeriod: 0,
+    CpuQuota: 0,
+    CpuRealtimePeriod: 0,
+    CpuRealtimeRuntime: 0,
+    CpusetCpus: "",
+    CpusetMems: "",
+    Devices: [],
+    DeviceCgroupRules: null,
+    DeviceRequests: null,
+    MemoryReservation: 0,
+    MemorySwap: 0,
+    MemorySwappiness: null,
+    OomKillDisable: false,
+    PidsLimit: null,
+    Ulimits: [],
+    CpuCount: 0,
+    CpuPercent: 0,
+    IOMaximumIOps: 0,
+    IOMaximumBandwidth: 0,
+    MaskedPaths: [],
+    ReadonlyPaths: [],
+  }, host);
+
+  const config: Json = overlay({
+    Hostname: "",
+    Domainname: "",
+    User: "",
+    AttachStdin: false,
+    AttachStdout: false,
+    AttachStderr: false,
+    Tty: false,
+    OpenStdin: false,
+    StdinOnce: false,
+    Env: null,
+    Cmd: null,
+    Image: "",
+    Volumes: null,
+    WorkingDir: "",
+    Entrypoint: null,
+    OnBuild: null,
+    Labels: {},
+  }, record.Config);
+  if (config.StopSignal === undefined) delete config.StopSignal;
+
+  const networkMode = String(hostConfig.NetworkMode || "none");
+  const networkSettings: Json = overlay({
+    Bridge: "",
+    SandboxID: "",
+    SandboxKey: "",
+    Ports: {},
+    HairpinMode: false,
+    LinkLocalIPv6Address: "",
+    LinkLocalIPv6PrefixLen: 0,
+    SecondaryIPAddresses: null,
+    SecondaryIPv6Addresses: null,
+    EndpointID: "",
+    Gateway: "",
+    GlobalIPv6Address: "",
+    GlobalIPv6PrefixLen: 0,
+    IPAddress: "",
+    IPPrefixLen: 0,
+    IPv6Gateway: "",
+    MacAddress: "",
+    Networks: { [networkMode]: goStruct("*network.EndpointSettings", emptyEndpoint()) },
+  }, extra.NetworkSettings as object | undefined);
+
+  const out: Json = {
+    Id: record.Id,
+    Created: record.Created,
+    Path: record.Path,
+    Args: record.Args ?? [],
+    State: goStruct("*container.State", state),
+    Image: record.Image,
+    ResolvConfPath: join(dir, "resolv.conf"),
+    HostnamePath: join(dir, "hostname"),
+    HostsPath: join(dir, "hosts"),
+    LogPath: extra.LogPath ?? "",
+    Name: record.Name,
+    RestartCount: record.RestartCount ?? 0,
+    Driver: record.Driver ?? "overlay2",
+    Platform: "linux",
+    MountLabel: "",
+    ProcessLabel: "",
+    AppArmorProfile: "",
+    ExecIDs: extra.ExecIDs ?? null,
+    HostConfig: goStruct("*container.HostConfig", hostConfig),
+    GraphDriver: goStruct("storage.DriverData", {
+      Data: {
+        LowerDir: (record.LowerDirs ?? []).join(":"),
+        MergedDir: join(dir, "merged"),
+        UpperDir: join(dir, "upper"),
+        WorkDir: join(dir, "work"),
+      },
+      Name: "overlay2",
+    }),
+  };
+  if (sizes) {
+    out.SizeRw = sizes.rw;
+    out.SizeRootFs = sizes.rootFs;
+  }
+  out.Mounts = extra.Mounts ?? [];
+  out.Config = goStruct("*container.Config", config);
+  out.NetworkSettings = goStruct("*container.NetworkSettings", networkSettings);
+  // fields the runtime adds under docker names that are not placed above
+  for (const [k, v] of Object.entries(extra)) {
+    if (!(k in out) && !PRIVATE_TOP.includes(k)) out[k] = v;
+  }
+  return goStruct("container.InspectResponse", out);
+}
+
+function emptyEndpoint(): Json {
+  return {
+    IPAMConfig: null,
+    Links: null,
+    Aliases: null,
+    MacAddress: "",
+    DriverOpts: null,
+    GwPriority: 0,
+    NetworkID: "",
+    EndpointID: "",
+    Gateway: "",
+    IPAddress: "",
+    IPPrefixLen: 0,
+    IPv6Gateway: "",
+    GlobalIPv6Address: "",
+    GlobalIPv6PrefixLen: 0,
+    DNSNames: null,
+  };
+}
