@@ -59,11 +59,30 @@ const symbols = {
   strerror: { parameters: ["i32"], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
-let lib: Deno.DynamicLibrary<typeof symbols> | undefined;
-/** The libc symbol table, opened on first use (commands that never need it never pay for it). */
-export function libc(): Deno.DynamicLibrary<typeof symbols>["symbols"] {
-  lib ??= Deno.dlopen("libc.so.6", symbols);
-  return lib.symbols;
+type Symbols = Deno.DynamicLibrary<typeof symbols>["symbols"];
+type SymbolName = keyof typeof symbols;
+let table: Symbols | undefined;
+const opened: Deno.DynamicLibrary<Deno.ForeignLibraryInterface>[] = []; // referenced: never closed
+/**
+ * The libc symbol table, each symbol bound on its first use: Deno compiles a call trampoline per
+ * symbol at dlopen (~0.3 ms each, 16 ms for the whole table), and a `run` needs only a few of them.
+ */
+export function libc(): Symbols {
+  if (table) return table;
+  const bound: Partial<Record<SymbolName, unknown>> = {};
+  const bind = (name: SymbolName) => {
+    const one = Deno.dlopen("libc.so.6", { [name]: symbols[name] } as Deno.ForeignLibraryInterface);
+    opened.push(one);
+    return (bound[name] = one.symbols[name]);
+  };
+  // bound eagerly: a lazy bind between a failed call and the errno read could clobber errno
+  bind("__errno_location");
+  bind("strerror");
+  const lazy = {} as Symbols;
+  for (const name of Object.keys(symbols) as SymbolName[]) {
+    Object.defineProperty(lazy, name, { get: () => bound[name] ?? bind(name), enumerable: true });
+  }
+  return (table = lazy);
 }
 
 const encoder = new TextEncoder();

@@ -9,7 +9,7 @@ import { ImageStore } from "../image/store.ts";
 import { type CgroupLimits, createCgroup, validateLimits } from "../cgroups/mod.ts";
 import { validateCapabilityFlags } from "../runtime/caps.ts";
 import { createContainerFromImage, type ResourceSettings } from "../runtime/container.ts";
-import { runForeground } from "../runtime/process.ts";
+import { abortInitStage, runForeground, startInitStage } from "../runtime/process.ts";
 import { removeContainerDir } from "../state/containers.ts";
 
 const OPTIONS: OptionSpec[] = [
@@ -192,37 +192,44 @@ const run: Verb = async (args, ctx) => {
 
   const store = new ImageStore(ctx.root);
   const image = store.resolve(imageRef);
-  const entrypoint = str(parsed, "entrypoint");
-  const record = await createContainerFromImage(ctx.root, {
-    image,
-    imageRef,
-    lowerDirs: store.layerDirs(image),
-    name: str(parsed, "name"),
-    command,
-    entrypoint: entrypoint === undefined ? undefined : entrypoint === "" ? [] : [entrypoint],
-    env,
-    workingDir: str(parsed, "workdir"),
-    user: str(parsed, "user"),
-    hostname: str(parsed, "hostname"),
-    tty: bool(parsed, "tty"),
-    interactive: bool(parsed, "interactive"),
-    labels: labelMap,
-    autoRemove: bool(parsed, "rm"),
-    privileged,
-    readOnlyRootfs: bool(parsed, "read-only"),
-    capAdd,
-    capDrop,
-    resources,
-  });
-
-  let cgroup;
+  const tty = bool(parsed, "tty"), interactive = bool(parsed, "interactive");
+  // started now so its startup overlaps with creating the container; it waits for its spec
+  const stage = startInitStage(ctx.root, interactive && !tty ? "inherit" : "null");
+  let record, cgroup;
   try {
-    cgroup = createCgroup(ctx.root, record.Id, limits);
+    const entrypoint = str(parsed, "entrypoint");
+    record = await createContainerFromImage(ctx.root, {
+      image,
+      imageRef,
+      lowerDirs: store.layerDirs(image),
+      name: str(parsed, "name"),
+      command,
+      entrypoint: entrypoint === undefined ? undefined : entrypoint === "" ? [] : [entrypoint],
+      env,
+      workingDir: str(parsed, "workdir"),
+      user: str(parsed, "user"),
+      hostname: str(parsed, "hostname"),
+      tty,
+      interactive,
+      labels: labelMap,
+      autoRemove: bool(parsed, "rm"),
+      privileged,
+      readOnlyRootfs: bool(parsed, "read-only"),
+      capAdd,
+      capDrop,
+      resources,
+    });
+    try {
+      cgroup = createCgroup(ctx.root, record.Id, limits);
+    } catch (e) {
+      removeContainerDir(ctx.root, record.Id);
+      throw e;
+    }
   } catch (e) {
-    removeContainerDir(ctx.root, record.Id);
+    await abortInitStage(stage);
     throw e;
   }
-  const outcome = await runForeground(ctx.root, record, cgroup);
+  const outcome = await runForeground(ctx.root, record, cgroup, stage);
   if (outcome.error) console.error(`skiff: unable to start container process: ${outcome.error}`);
   return outcome.exitCode;
 };

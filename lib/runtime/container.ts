@@ -1,7 +1,6 @@
 // Creating a container: the record (docker's inspect shape) and its directory with the overlay dirs
 // and the files bound over /etc/hostname, /etc/hosts and /etc/resolv.conf.
 
-import { join } from "node:path";
 import { SkiffError } from "../errors.ts";
 import { createContainer } from "../state/containers.ts";
 import type { StateRoot } from "../state/root.ts";
@@ -71,6 +70,8 @@ export function mergeEnv(base: string[], overrides: string[]): string[] {
   }
   return out;
 }
+
+const join = (dir: string, name: string) => `${dir}/${name}`;
 
 const HOSTS = `127.0.0.1\tlocalhost
 ::1\tlocalhost ip6-localhost ip6-loopback

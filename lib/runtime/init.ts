@@ -46,18 +46,35 @@ class InitFailure extends Error {
 
 const SIGKILL = 9n;
 
-/** Blocks until the parent writes its go byte; exits when the parent went away instead. */
-function waitForParent(spec: InitSpec): void {
+/**
+ * Blocks until the parent sends the spec (one JSON line) through the FIFO. Exits quietly when the
+ * parent is gone instead: it died before PDEATHSIG was armed, or it aborted.
+ */
+function receiveSpec(fifo: string, parentPid: number): InitSpec {
   try {
-    Deno.statSync(`/proc/${spec.parentPid}`); // the host's /proc: it is still mounted here
+    Deno.statSync(`/proc/${parentPid}`); // the host's /proc: it is still mounted here
   } catch {
-    Deno.exit(EXIT_SETUP_FAILED); // the parent died before PDEATHSIG was armed
+    Deno.exit(EXIT_SETUP_FAILED);
   }
-  const fd = open(spec.syncFifo, O.RDONLY | O.CLOEXEC);
-  const byte = new Uint8Array(1);
-  const n = read(fd, byte);
+  const fd = open(fifo, O.RDONLY | O.CLOEXEC);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  while (true) {
+    const buf = new Uint8Array(65536);
+    const n = read(fd, buf);
+    if (n === 0) Deno.exit(EXIT_SETUP_FAILED); // every writer closed: the parent is gone
+    chunks.push(buf.subarray(0, n));
+    total += n;
+    if (buf[n - 1] === 0x0a) break;
+  }
   close(fd);
-  if (n !== 1) Deno.exit(EXIT_SETUP_FAILED);
+  const line = new Uint8Array(total);
+  let offset = 0;
+  for (const c of chunks) {
+    line.set(c, offset);
+    offset += c.length;
+  }
+  return JSON.parse(new TextDecoder().decode(line)) as InitSpec;
 }
 
 /** Makes the pty slave our controlling terminal and stdio (before pivot_root: it is a host path). */
@@ -133,8 +150,6 @@ function execErrorCode(e: SysError): number {
 }
 
 function run(spec: InitSpec): never {
-  prctl(PR.SET_PDEATHSIG, SIGKILL); // the container dies with its skiff
-  waitForParent(spec);
   umask(0); // device nodes and files we create get exactly the modes we ask for
   unshare(CLONE.NEWNS | CLONE.NEWUTS | CLONE.NEWIPC | CLONE.NEWNET);
   setsid(); // a session of its own: the caller's terminal signals reach it only through skiff
@@ -169,11 +184,12 @@ function run(spec: InitSpec): never {
   }
 }
 
-/** Entry point of `skiff __init SPEC_PATH`: never returns (execve or exit). */
+/** Entry point of `skiff __init FIFO PARENT_PID`: never returns (execve or exit). */
 export function initMain(args: string[]): never {
   let errorFd = -1;
   try {
-    const spec = JSON.parse(Deno.readTextFileSync(args[0])) as InitSpec;
+    prctl(PR.SET_PDEATHSIG, SIGKILL); // the container dies with its skiff
+    const spec = receiveSpec(args[0], Number(args[1]));
     errorFd = open(spec.errorFile, O.WRONLY | O.CREAT | O.TRUNC | O.CLOEXEC, 0o600);
     run(spec);
   } catch (e) {

@@ -4,7 +4,6 @@
 //   → setns back → join cgroups → record "running" → release the child through the sync FIFO
 //   → forward signals (and pump the pty with -t) → wait → record "exited" (or remove with --rm).
 
-import { join } from "node:path";
 import { CLONE, close, kill, mkfifo, O, open, setns, unshare, write } from "../../ffi/libc.ts";
 import {
   containerLockPath,
@@ -18,7 +17,7 @@ import type { ContainerRecord } from "../state/types.ts";
 import { capabilityMask } from "./caps.ts";
 import { mergeEnv } from "./container.ts";
 import { PtyMaster, rawStdin } from "./pty.ts";
-import { selfCommand } from "./self.ts";
+import { initCommand } from "./self.ts";
 import { DEFAULT_PATH, type InitSpec } from "./spec.ts";
 
 /** What the runtime needs of a container's cgroup (lib/cgroups/mod.ts's ContainerCgroup). */
@@ -79,6 +78,8 @@ const SIGNAL_NUMBERS: Partial<Record<Deno.Signal, number>> = {
   SIGSYS: 31,
 };
 
+const join = (dir: string, name: string) => `${dir}/${name}`;
+
 function initSpec(root: StateRoot, record: ContainerRecord, ttySlave: string | undefined): InitSpec {
   const dir = root.container(record.Id);
   const base = [`PATH=${DEFAULT_PATH}`, `HOSTNAME=${record.Config.Hostname}`];
@@ -90,9 +91,7 @@ function initSpec(root: StateRoot, record: ContainerRecord, ttySlave: string | u
     upperDir: join(dir, "upper"),
     workDir: join(dir, "work"),
     mergedDir: join(dir, "merged"),
-    syncFifo: join(dir, "sync.fifo"),
     errorFile: join(dir, "init-error"),
-    parentPid: Deno.pid,
     hostname: record.Config.Hostname,
     args: [record.Path, ...record.Args],
     env: mergeEnv(base, record.Config.Env),
@@ -107,21 +106,72 @@ function initSpec(root: StateRoot, record: ContainerRecord, ttySlave: string | u
   };
 }
 
-/** Spawns the init stage as PID 1 of a new PID namespace; this process stays in its own. */
-function spawnInit(specPath: string, stdin: "inherit" | "null"): Deno.ChildProcess {
-  const self = selfCommand(["__init", specPath]);
-  const ownPidNs = open("/proc/self/ns/pid", O.RDONLY | O.CLOEXEC);
+/** A started init stage waiting for its spec on the sync FIFO. */
+export interface InitStage {
+  child: Deno.ChildProcess;
+  fifoPath: string;
+  /** Our end of the FIFO, O_RDWR: the child's open() never blocks and never sees EOF while we live. */
+  fifoFd: number;
+}
+
+/**
+ * Spawns the init stage as PID 1 of a new PID namespace (this process stays in its own). It starts
+ * before the container exists: its ~40 ms of Deno startup overlap with creating the record and the
+ * cgroups, and it waits on the FIFO until runForeground() sends the spec.
+ */
+export function startInitStage(root: StateRoot, stdin: "inherit" | "null"): InitStage {
+  const rand = crypto.getRandomValues(new Uint32Array(1))[0].toString(16);
+  // <kind>-<pid>-<start time>-<hex>: the image store's tmp sweeper removes it once we are gone
+  const fifoPath = `${root.tmp}/initfifo-${Deno.pid}-${processStartTime(Deno.pid) ?? 0}-${rand}`;
+  mkfifo(fifoPath, 0o600);
+  let fifoFd = -1;
   try {
-    unshare(CLONE.NEWPID); // affects only children spawned from this (the main) thread
+    fifoFd = open(fifoPath, O.RDWR | O.CLOEXEC);
+    const self = initCommand(fifoPath, Deno.pid);
+    const ownPidNs = open("/proc/self/ns/pid", O.RDONLY | O.CLOEXEC);
     try {
-      return new Deno.Command(self.cmd, { args: self.args, stdin, stdout: "inherit", stderr: "inherit" })
-        .spawn();
+      unshare(CLONE.NEWPID); // affects only children spawned from this (the main) thread
+      try {
+        const child = new Deno.Command(self.cmd, {
+          args: self.args,
+          stdin,
+          stdout: "inherit",
+          stderr: "inherit",
+        })
+          .spawn();
+        return { child, fifoPath, fifoFd };
+      } finally {
+        setns(ownPidNs, CLONE.NEWPID);
+      }
     } finally {
-      setns(ownPidNs, CLONE.NEWPID);
+      close(ownPidNs);
     }
-  } finally {
-    close(ownPidNs);
+  } catch (e) {
+    if (fifoFd >= 0) close(fifoFd);
+    removeQuietly(fifoPath);
+    throw e;
   }
+}
+
+/** Kills an init stage that will never get a spec (the container could not be created). */
+export async function abortInitStage(stage: InitStage): Promise<void> {
+  try {
+    kill(stage.child.pid, 9);
+  } catch { /* already gone */ }
+  await stage.child.status;
+  close(stage.fifoFd);
+  removeQuietly(stage.fifoPath);
+}
+
+function removeQuietly(path: string): void {
+  try {
+    Deno.removeSync(path);
+  } catch { /* not there */ }
+}
+
+/** Writes all of `data` to a blocking fd. */
+function writeAll(fd: number, data: Uint8Array<ArrayBuffer>): void {
+  for (let done = 0; done < data.length;) done += write(fd, data.subarray(done));
 }
 
 /** Saves a state change unless another skiff removed the container meanwhile (rm -f). */
@@ -158,69 +208,51 @@ function exitCodeOf(status: Deno.CommandStatus): number {
 
 /**
  * Runs a created container in the foreground with skiff's own stdio and returns when it has exited.
- * `cgroup` is already created with the container's limits; it is destroyed here.
+ * `stage` comes from startInitStage(); `cgroup` is already created with the container's limits and
+ * is destroyed here.
  */
 export async function runForeground(
   root: StateRoot,
   record: ContainerRecord,
   cgroup: CgroupHandle | undefined,
+  stage: InitStage,
 ): Promise<RunOutcome> {
   const id = record.Id;
   const dir = root.container(id);
   const tty = record.Config.Tty;
   const interactive = record.Config.OpenStdin;
+  const child = stage.child;
   let pty: PtyMaster | undefined;
-  let fifoFd = -1;
-  let child: Deno.ChildProcess | undefined;
-  const cleanupFiles = () => {
-    for (const f of ["sync.fifo", "init.json", "init-error"]) {
-      try {
-        Deno.removeSync(join(dir, f));
-      } catch { /* not there */ }
-    }
-  };
 
   try {
     const spec = initSpec(root, record, undefined);
-    mkfifo(spec.syncFifo, 0o600);
-    // O_RDWR never blocks on a FIFO and keeps a writer alive, so the child's open() returns at once
-    fifoFd = open(spec.syncFifo, O.RDWR | O.CLOEXEC);
     if (tty) {
       pty = PtyMaster.open();
       spec.ttySlave = pty.slavePath;
       pty.syncWindowSize();
     }
-    const specPath = join(dir, "init.json");
-    Deno.writeTextFileSync(specPath, JSON.stringify(spec));
-    child = spawnInit(specPath, interactive && !tty ? "inherit" : "null");
     cgroup?.addProcess(child.pid);
-    const pid = child.pid;
     updateRecord(root, id, (r) => {
       r.State = {
         ...r.State,
         Status: "running",
         Running: true,
-        Pid: pid,
-        PidStartTime: processStartTime(pid),
+        Pid: child.pid,
+        PidStartTime: processStartTime(child.pid),
         MonitorPid: Deno.pid,
         StartedAt: new Date().toISOString(),
         ExitCode: 0,
         Error: "",
       };
     });
-    write(fifoFd, new Uint8Array([1]));
+    // the spec is the go signal: one JSON line (JSON.stringify never emits a raw newline)
+    writeAll(stage.fifoFd, new TextEncoder().encode(JSON.stringify(spec) + "\n"));
   } catch (e) {
-    if (child) {
-      try {
-        kill(child.pid, 9);
-      } catch { /* already gone */ }
-      await child.status;
-    }
-    if (fifoFd >= 0) close(fifoFd);
+    await abortInitStage(stage);
     pty?.close();
     cgroup?.destroy();
     if (record.HostConfig.AutoRemove) removeContainer(root, id);
-    else cleanupFiles();
+    else removeQuietly(join(dir, "init-error"));
     throw e;
   }
 
@@ -245,7 +277,8 @@ export async function runForeground(
   }
 
   const status = await running.status;
-  close(fifoFd);
+  close(stage.fifoFd);
+  removeQuietly(stage.fifoPath);
   for (const [s, fn] of listeners) Deno.removeSignalListener(s, fn);
   if (pty) {
     Deno.removeSignalListener("SIGWINCH", onWinch);
@@ -269,7 +302,7 @@ export async function runForeground(
   if (record.HostConfig.AutoRemove) {
     removeContainer(root, id);
   } else if (exists(dir)) {
-    cleanupFiles();
+    removeQuietly(join(dir, "init-error"));
     updateRecord(root, id, (r) => {
       r.State = {
         ...r.State,

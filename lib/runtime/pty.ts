@@ -1,7 +1,7 @@
 // The parent's side of `run -t`: a pty master as a Deno file (so it can be read asynchronously),
 // pumps between it and skiff's own stdio, raw mode and window-size forwarding.
 
-import { close, getWinsize, isatty, O, open, setWinsize, unlockPty } from "../../ffi/libc.ts";
+import { close, getWinsize, ioctlBuf, isatty, O, open, setWinsize, unlockPty } from "../../ffi/libc.ts";
 
 export class PtyMaster {
   private slaveHold = -1;
@@ -76,13 +76,35 @@ function findFd(targets: string[]): number {
   return found;
 }
 
-/** Puts skiff's stdin in raw mode when it is a terminal; returns the function that restores it. */
+// struct termios (kernel layout): four u32 flag words, c_line, c_cc[19]
+const TCGETS = 0x5401, TCSETS = 0x5402;
+const TERMIOS_SIZE = 36, CC_OFFSET = 17, VTIME = 5, VMIN = 6;
+
+/**
+ * Puts skiff's stdin in raw mode when it is a terminal, as docker's CLI does (moby/term MakeRaw:
+ * output post-processing off too, so the container's own pty alone turns \n into \r\n).
+ * Returns the function that restores the previous mode.
+ */
 export function rawStdin(): () => void {
   if (!isatty(0)) return () => {};
-  Deno.stdin.setRaw(true, { cbreak: false });
+  const saved = new Uint8Array(TERMIOS_SIZE);
+  ioctlBuf(0, TCGETS, saved);
+  const raw = saved.slice();
+  const flags = new DataView(raw.buffer);
+  const iflag = flags.getUint32(0, true) & ~(0x1 | 0x2 | 0x8 | 0x20 | 0x40 | 0x80 | 0x100 | 0x400);
+  const oflag = flags.getUint32(4, true) & ~0x1; // OPOST
+  const cflag = (flags.getUint32(8, true) & ~(0x30 | 0x100)) | 0x30; // CS8, no parity
+  const lflag = flags.getUint32(12, true) & ~(0x8 | 0x40 | 0x2 | 0x1 | 0x8000); // ECHO ECHONL ICANON ISIG IEXTEN
+  flags.setUint32(0, iflag >>> 0, true);
+  flags.setUint32(4, oflag >>> 0, true);
+  flags.setUint32(8, cflag >>> 0, true);
+  flags.setUint32(12, lflag >>> 0, true);
+  raw[CC_OFFSET + VMIN] = 1;
+  raw[CC_OFFSET + VTIME] = 0;
+  ioctlBuf(0, TCSETS, raw);
   return () => {
     try {
-      Deno.stdin.setRaw(false);
+      ioctlBuf(0, TCSETS, saved);
     } catch { /* not a terminal any more */ }
   };
 }

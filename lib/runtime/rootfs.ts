@@ -50,7 +50,8 @@ function statOrNull(path: string): Deno.FileInfo | null {
 /** A bind mount that is then made read-only (a bind mount ignores MS_RDONLY on creation). */
 function bindReadOnly(path: string): void {
   mount(path, path, null, MS.BIND | MS.REC);
-  mount(path, path, null, MS.BIND | MS.REMOUNT | MS.RDONLY | MS.REC);
+  // keep proc's nosuid/nodev/noexec: a remount replaces every per-mount flag
+  mount(path, path, null, MS.BIND | MS.REMOUNT | MS.RDONLY | MS.REC | MS.NOSUID | MS.NODEV | MS.NOEXEC);
 }
 
 function mountDev(root: string, ttySlave: string | undefined): void {

@@ -1,11 +1,21 @@
 // How skiff re-executes itself for its container-side stage: the compiled binary runs `skiff __init`,
-// a source checkout runs `deno run -A --no-config main.ts __init` (no config: the init stage imports
-// nothing from npm, and skipping the config saves ~30 ms of startup).
+// a source checkout runs `deno run -A --no-config lib/runtime/init_main.ts` (no config: the init stage
+// imports nothing from npm, and skipping the config saves ~30 ms of startup; its own entry skips
+// main.ts's imports, whose node: built-ins alone cost ~10 ms of CPU at every start).
 
-import { fileURLToPath as fromFileUrl } from "node:url";
+/** A source file of this checkout as a path (no node:url: it would load Node compatibility). */
+function sourcePath(relative: string): string {
+  return decodeURIComponent(new URL(relative, import.meta.url).pathname);
+}
 
 export function selfCommand(args: string[]): { cmd: string; args: string[] } {
   if (Deno.build.standalone) return { cmd: Deno.execPath(), args };
-  const mainPath = fromFileUrl(new URL("../../main.ts", import.meta.url));
-  return { cmd: Deno.execPath(), args: ["run", "-A", "--no-config", mainPath, ...args] };
+  return { cmd: Deno.execPath(), args: ["run", "-A", "--no-config", sourcePath("../../main.ts"), ...args] };
+}
+
+/** The command line of the init stage: it reads its spec from `fifo`, written by `parentPid`. */
+export function initCommand(fifo: string, parentPid: number): { cmd: string; args: string[] } {
+  const args = [fifo, String(parentPid)];
+  if (Deno.build.standalone) return { cmd: Deno.execPath(), args: ["__init", ...args] };
+  return { cmd: Deno.execPath(), args: ["run", "-A", "--no-config", sourcePath("init_main.ts"), ...args] };
 }

@@ -1,5 +1,6 @@
-// The contract between `skiff run` (the parent) and the container-side init stage: a JSON file the
-// parent writes into the container's directory and the init stage reads before it sets anything up.
+// The contract between `skiff run` (the parent) and the container-side init stage. The init stage is
+// started as `__init FIFO PARENT_PID` before the container exists; the parent writes this spec as one
+// JSON line into the FIFO once cgroups are joined and the state is saved: that line is the go signal.
 // Kept free of imports so the init stage loads nothing it does not need.
 
 export interface InitSpec {
@@ -10,13 +11,8 @@ export interface InitSpec {
   upperDir: string;
   workDir: string;
   mergedDir: string;
-  /** The parent writes one byte here when the init stage may go on (cgroups joined, state saved). */
-  syncFifo: string;
   /** The init stage writes "<exit code> <message>" here when it fails before execve. */
   errorFile: string;
-  /** Host pid of the parent: the init stage exits at once if it is already gone. */
-  parentPid: number;
-
   hostname: string;
   /** argv of the container's process (entrypoint + cmd), not yet resolved against PATH. */
   args: string[];
