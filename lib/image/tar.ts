@@ -190,7 +190,10 @@ export class TarReader {
       unsigned += v;
       signed += v > 127 ? v - 256 : v;
     }
-    const stored = parseNumber(b, 148, 8);
+    let stored = -1;
+    try {
+      stored = parseNumber(b, 148, 8);
+    } catch { /* garbage: reported below */ }
     if (stored !== unsigned && stored !== signed) {
       throw new SkiffError(
         this.sawEntry ? "invalid tar: bad header checksum" : "invalid tar: not a tar archive",
