@@ -2,7 +2,7 @@
 
 import type { Verb } from "./context.ts";
 import { bool, parseArgs, requireArgs, str } from "./args.ts";
-import { UsageError } from "../errors.ts";
+import { SkiffError, UsageError } from "../errors.ts";
 import { isatty } from "../../ffi/libc.ts";
 import { parsePlatform } from "../registry/manifest.ts";
 import { ProgressRenderer } from "../registry/progress.ts";
@@ -106,6 +106,10 @@ const pull: Verb = async (args, ctx) => {
     );
     console.log(fullString(ref));
     return 0;
+  } catch (e) {
+    // past argument checks every failure is the "daemon's": docker exits 1 for those
+    if (e instanceof SkiffError && e.exitCode === 125) throw new SkiffError(e.message, 1);
+    throw e;
   } finally {
     renderer?.flush();
     client.close();

@@ -58,6 +58,10 @@ const push: Verb = async (args, ctx) => {
       );
     }
     return 0;
+  } catch (e) {
+    // past argument checks every failure is the "daemon's": docker exits 1 for those
+    if (e instanceof SkiffError && e.exitCode === 125) throw new SkiffError(e.message, 1);
+    throw e;
   } finally {
     renderer?.flush();
     client.close();

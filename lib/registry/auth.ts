@@ -145,7 +145,7 @@ export function parseChallenge(header: string): Challenge | undefined {
 /** A registry's answer when credentials are missing or wrong. */
 export class UnauthorizedError extends SkiffError {
   constructor(message: string) {
-    super(message, 125);
+    super(message, 1);
     this.name = "UnauthorizedError";
   }
 }

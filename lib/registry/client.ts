@@ -19,7 +19,7 @@ import { registryHost } from "./reference.ts";
 /** A registry's error answer, with its distribution error code (MANIFEST_UNKNOWN, …) when sent. */
 export class RegistryError extends SkiffError {
   constructor(message: string, readonly status: number, readonly code?: string) {
-    super(message, 125);
+    super(message, 1);
     this.name = "RegistryError";
   }
 }
@@ -145,7 +145,7 @@ async function registryErrorOf(res: Response, what: string): Promise<RegistryErr
 
 export class TimeoutError extends SkiffError {
   constructor(message: string) {
-    super(message, 125);
+    super(message, 1);
     this.name = "TimeoutError";
   }
 }

@@ -1,0 +1,195 @@
+// skiff pull against a real docker-registry in its three set-ups (open, htpasswd, token): the image
+// skopeo pushed comes back with the same digests, is recorded with RepoTags/RepoDigests, and runs.
+
+import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
+import { join } from "node:path";
+import { type TestRoot, withRoot } from "./helpers.ts";
+import {
+  buildImage,
+  type BuiltImage,
+  PASSWORD,
+  type RegistryMode,
+  skopeoPush,
+  type TestRegistry,
+  USER,
+  withDockerConfig,
+  withRegistry,
+} from "./registry_harness.ts";
+
+let imagePromise: Promise<BuiltImage> | undefined;
+function testImage(): Promise<BuiltImage> {
+  imagePromise ??= buildImage({ name: "pulled" }).then((img) => {
+    globalThis.addEventListener("unload", () => Deno.removeSync(img.dir, { recursive: true }));
+    return img;
+  });
+  return imagePromise;
+}
+
+function imageRecords(root: TestRoot) {
+  return [...Deno.readDirSync(join(root.path, "images"))]
+    .map((e) => JSON.parse(Deno.readTextFileSync(join(root.path, "images", e.name))));
+}
+
+async function login(root: TestRoot, registry: TestRegistry, env: Record<string, string>) {
+  if (registry.mode === "open") return;
+  await root.ok(["login", "-u", USER, "--password-stdin", registry.host], { env, stdin: `${PASSWORD}\n` });
+}
+
+for (const mode of ["open", "basic", "token"] as RegistryMode[]) {
+  Deno.test(`pull (${mode}): skopeo-pushed image, progress lines, record, run, up to date`, async () => {
+    const img = await testImage();
+    await withRegistry(mode, async (registry) => {
+      await skopeoPush(registry, img.layout, "test/busybox:1.0");
+      await withDockerConfig(async (env) => {
+        await withRoot(async (root) => {
+          await login(root, registry, env);
+          const ref = `${registry.host}/test/busybox:1.0`;
+          const r = await root.skiff(["pull", ref], { env });
+          strictEqual(r.code, 0, r.stderr);
+          const lines = r.stdout.trim().split("\n");
+          strictEqual(lines[0], "1.0: Pulling from test/busybox");
+          for (const layer of img.layerDigests) {
+            const id = layer.slice(7, 19);
+            ok(lines.includes(`${id}: Pulling fs layer`), r.stdout);
+            ok(lines.includes(`${id}: Pull complete`), r.stdout);
+          }
+          ok(lines.includes(`Digest: ${img.manifestDigest}`), r.stdout);
+          ok(lines.includes(`Status: Downloaded newer image for ${ref}`), r.stdout);
+          strictEqual(lines.at(-1), ref);
+
+          const records = imageRecords(root);
+          strictEqual(records.length, 1);
+          strictEqual(records[0].id, img.configDigest);
+          deepStrictEqual(records[0].repoDigests, [`${registry.host}/test/busybox@${img.manifestDigest}`]);
+          strictEqual(records[0].manifestDigest, img.manifestDigest);
+          deepStrictEqual(
+            JSON.parse(Deno.readTextFileSync(join(root.path, "repositories.json"))),
+            { [ref]: img.configDigest },
+          );
+          // layer blobs are kept for push, verified by name
+          for (const d of img.layerDigests) {
+            ok(Deno.statSync(join(root.path, "blobs/sha256", d.slice(7))).isFile);
+          }
+          deepStrictEqual([...Deno.readDirSync(join(root.path, "tmp"))], []);
+
+          const run = await root.skiff(["run", "--rm", ref, "cat", "/skiff-image"]);
+          strictEqual(run.code, 0, run.stderr);
+          strictEqual(run.stdout, "pulled amd64\n");
+
+          const again = await root.skiff(["pull", ref], { env });
+          strictEqual(again.code, 0, again.stderr);
+          strictEqual(
+            again.stdout,
+            `1.0: Pulling from test/busybox\nDigest: ${img.manifestDigest}\nStatus: Image is up to date for ${ref}\n${ref}\n`,
+          );
+
+          // by digest, quietly: only the reference
+          const byDigest = `${registry.host}/test/busybox@${img.manifestDigest}`;
+          const q = await root.skiff(["pull", "-q", byDigest], { env });
+          strictEqual(q.code, 0, q.stderr);
+          strictEqual(q.stdout, `${byDigest}\n`);
+          strictEqual(imageRecords(root).length, 1);
+        });
+      });
+      if (mode === "token") {
+        // skiff asked for pull scope on the repository, with the stored credentials
+        ok(
+          registry.tokenRequests.some((t) =>
+            t.user === USER && t.scope.includes("repository:test/busybox:pull")
+          ),
+        );
+      }
+    });
+  });
+}
+
+Deno.test("pull: default tag, unknown tag and unknown repository", async () => {
+  const img = await testImage();
+  await withRegistry("open", async (registry) => {
+    await skopeoPush(registry, img.layout, "app:latest");
+    await withRoot(async (root) => {
+      const r = await root.skiff(["pull", `${registry.host}/app`]);
+      strictEqual(r.code, 0, r.stderr);
+      strictEqual(r.stdout.split("\n")[0], "Using default tag: latest");
+      strictEqual(r.stdout.split("\n")[1], "latest: Pulling from app");
+
+      const tag = await root.skiff(["pull", `${registry.host}/app:nope`]);
+      strictEqual(tag.code, 1);
+      strictEqual(
+        tag.stderr,
+        `skiff: manifest for ${registry.host}/app:nope not found: manifest unknown: manifest unknown\n`,
+      );
+      const repo = await root.skiff(["pull", `${registry.host}/nothing/here`]);
+      strictEqual(repo.code, 1);
+      match(
+        repo.stderr,
+        new RegExp(`^skiff: manifest for ${registry.host}/nothing/here:latest not found: manifest unknown`),
+      );
+      strictEqual(repo.stderr.split("\n").length, 2, "one line");
+      strictEqual(imageRecords(root).length, 1);
+    });
+  });
+});
+
+Deno.test("pull: credentials are required where the registry asks for them", async () => {
+  const img = await testImage();
+  for (const mode of ["basic", "token"] as RegistryMode[]) {
+    await withRegistry(mode, async (registry) => {
+      await skopeoPush(registry, img.layout, "private:latest");
+      await withDockerConfig(async (env) => {
+        await withRoot(async (root) => {
+          const r = await root.skiff(["pull", `${registry.host}/private`], { env });
+          strictEqual(r.code, 1, r.stdout);
+          match(r.stderr, /unauthorized: authentication required/);
+          deepStrictEqual(imageRecords(root), []);
+        });
+      });
+    });
+  }
+});
+
+Deno.test("pull: two pulls of the same image at once both succeed and store it once", async () => {
+  const img = await testImage();
+  await withRegistry("open", async (registry) => {
+    await skopeoPush(registry, img.layout, "same:latest");
+    await withRoot(async (root) => {
+      const ref = `${registry.host}/same:latest`;
+      const [a, b] = await Promise.all([root.skiff(["pull", "-q", ref]), root.skiff(["pull", "-q", ref])]);
+      strictEqual(a.code, 0, a.stderr);
+      strictEqual(b.code, 0, b.stderr);
+      strictEqual(imageRecords(root).length, 1);
+      strictEqual([...Deno.readDirSync(join(root.path, "layers"))].length, img.layerDigests.length);
+      deepStrictEqual([...Deno.readDirSync(join(root.path, "tmp"))], []);
+      const run = await root.skiff(["run", "--rm", ref, "cat", "/skiff-image"]);
+      strictEqual(run.stdout, "pulled amd64\n");
+    });
+  });
+});
+
+Deno.test("pull: bad arguments exit 125 and change nothing", async () => {
+  await withRoot(async (root) => {
+    for (
+      const [args, message] of [
+        [["pull"], `skiff: "skiff pull" requires exactly 1 argument. (see 'skiff pull --help')`],
+        [
+          ["pull", "upper/Case"],
+          "skiff: invalid reference format: repository name (upper/Case) must be lowercase",
+        ],
+        [["pull", "busybox:"], "skiff: invalid reference format"],
+        [
+          ["pull", "-a", "busybox:1"],
+          "skiff: tag can't be used with --all-tags/-a (see 'skiff pull --help')",
+        ],
+        [
+          ["pull", "--platform", "linux//x", "busybox"],
+          `skiff: "linux//x": unknown operating system or architecture: invalid argument`,
+        ],
+      ] as [string[], string][]
+    ) {
+      const r = await root.skiff(args);
+      strictEqual(r.code, 125, args.join(" "));
+      strictEqual(r.stderr.trim(), message);
+    }
+    deepStrictEqual(imageRecords(root), []);
+  });
+});
