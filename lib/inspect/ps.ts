@@ -244,9 +244,10 @@ export function formatPorts(c: ContainerRecord): string {
   return parts.join(", ");
 }
 
-/** The command line docker shows: Path and Args joined by spaces. */
+/** The command line docker shows: Path and Args joined by spaces, args with a space in '...'. */
 export function commandLine(c: ContainerRecord): string {
-  return [c.Path, ...(c.Args ?? [])].join(" ");
+  const args = (c.Args ?? []).map((a) => (a.includes(" ") ? `'${a}'` : a));
+  return args.length ? `${c.Path} ${args.join(" ")}` : c.Path;
 }
 
 /** Bytes of the files a container wrote (its overlay upper dir): docker's SizeRw. */
