@@ -321,7 +321,13 @@ export class RegistryClient {
       }
       if (res.status === 401) {
         await res.body?.cancel();
-        throw new UnauthorizedError(`${this.host}: unauthorized: authentication required`);
+        // Basic credentials refused twice are wrong; a bearer token refused lacks the access
+        const refusedBasic = this.challenge?.scheme === "basic" && headers.Authorization !== undefined;
+        throw new UnauthorizedError(
+          `${this.host}: unauthorized: ${
+            refusedBasic ? "incorrect username or password" : "authentication required"
+          }`,
+        );
       }
       if (res.ok || opts.accept?.includes(res.status)) return res;
       if (retry && (res.status >= 500 || res.status === 429) && attempt < this.retries) {
