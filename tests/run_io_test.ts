@@ -1,0 +1,181 @@
+// The foreground `skiff run` as a process: stdin with -i, a pty with -t, signals forwarded to the
+// container, SIGKILL and OOM as 137, and many runs at once.
+
+import { deepStrictEqual as assertEquals, match as assertMatch, ok as assert } from "node:assert/strict";
+import { join } from "node:path";
+import { MAIN, type TestRoot, withBusybox } from "./helpers.ts";
+
+/** A `skiff run ...` started without waiting, whose stdout and stderr are collected as they come. */
+class Running {
+  stdout = "";
+  stderr = "";
+  private readonly drained: Promise<void>;
+  readonly child: Deno.ChildProcess;
+
+  constructor(root: TestRoot, args: string[]) {
+    this.child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, "--root", root.path, ...args],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const collect = async (stream: ReadableStream<Uint8Array>, into: "stdout" | "stderr") => {
+      const decoder = new TextDecoder();
+      for await (const chunk of stream) this[into] += decoder.decode(chunk, { stream: true });
+    };
+    this.drained = Promise.all([collect(this.child.stdout, "stdout"), collect(this.child.stderr, "stderr")])
+      .then(() => {});
+  }
+
+  /** Waits until stdout contains `marker`. */
+  async waitFor(marker: string, timeoutMs = 15000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.stdout.includes(marker)) {
+      if (Date.now() > deadline) {
+        throw new Error(`timed out waiting for ${marker}; got ${this.stdout} ${this.stderr}`);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  async finish(): Promise<number> {
+    const [status] = await Promise.all([this.child.status, this.drained]);
+    return status.code;
+  }
+}
+
+function record(root: TestRoot, id: string) {
+  return JSON.parse(Deno.readTextFileSync(join(root.path, "containers", id, "container.json")));
+}
+
+Deno.test("run -i: stdin reaches the container; without -i it is empty", async () => {
+  await withBusybox(async (root) => {
+    assertEquals(
+      await root.ok(["run", "--rm", "-i", "busybox", "cat"], { stdin: "data line\n" }),
+      "data line\n",
+    );
+    assertEquals(await root.ok(["run", "--rm", "busybox", "cat"], { stdin: "ignored\n" }), "");
+  });
+});
+
+Deno.test("run -it: the container gets a terminal with the caller's size", async () => {
+  await withBusybox(async (root) => {
+    const inner =
+      `deno run -A ${MAIN} --root ${root.path} run --rm -it busybox sh -c 'tty; stty size; echo term=$TERM; [ -t 0 ] && echo stdin-tty'`;
+    const out = await new Deno.Command("script", {
+      args: ["-qec", `stty rows 33 cols 101; ${inner}`, "/dev/null"],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    assertEquals(out.code, 0, text);
+    assertMatch(text, /\/dev\/(console|pts\/\d+)\r?\n/);
+    assertMatch(text, /33 101/);
+    assertMatch(text, /term=xterm/);
+    assertMatch(text, /stdin-tty/);
+  });
+});
+
+Deno.test("run: SIGTERM to skiff reaches the container's trap", async () => {
+  await withBusybox(async (root) => {
+    const run = new Running(root, [
+      "run",
+      "--rm",
+      "busybox",
+      "sh",
+      "-c",
+      'trap "echo caught; exit 42" TERM; echo ready; while true; do sleep 0.1; done',
+    ]);
+    await run.waitFor("ready");
+    run.child.kill("SIGTERM");
+    assertEquals(await run.finish(), 42, run.stderr);
+    assertMatch(run.stdout, /caught/);
+  });
+});
+
+Deno.test("run: a container killed with SIGKILL exits 137 and the record says so", async () => {
+  await withBusybox(async (root) => {
+    const run = new Running(root, ["run", "--name", "victim", "busybox", "sh", "-c", "echo ready; sleep 30"]);
+    await run.waitFor("ready");
+    const [id] = root.containerIds();
+    const running = record(root, id);
+    assertEquals(running.State.Status, "running");
+    assertEquals(running.State.Running, true);
+    assert(running.State.Pid > 0);
+    assertEquals(running.State.MonitorPid, run.child.pid);
+    // from inside, PID 1 cannot be killed (the kernel protects a namespace's init): kill from the host
+    Deno.kill(running.State.Pid, "SIGKILL");
+    assertEquals(await run.finish(), 137, run.stderr);
+    const exited = record(root, id);
+    assertEquals(exited.State.Status, "exited");
+    assertEquals(exited.State.ExitCode, 137);
+    assertEquals(exited.State.Running, false);
+    assertEquals(exited.State.OOMKilled, false);
+  });
+});
+
+Deno.test("run: skiff killed with SIGKILL takes its container along", async () => {
+  await withBusybox(async (root) => {
+    const run = new Running(root, ["run", "--rm", "busybox", "sh", "-c", "echo ready; sleep 30"]);
+    await run.waitFor("ready");
+    const [id] = root.containerIds();
+    const pid = record(root, id).State.Pid;
+    run.child.kill("SIGKILL");
+    await run.finish();
+    const deadline = Date.now() + 5000;
+    while (Date.now() < deadline) {
+      try {
+        Deno.readTextFileSync(`/proc/${pid}/stat`);
+      } catch {
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    let gone = false;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+      gone = / [ZX] /.test(stat.slice(stat.lastIndexOf(")")));
+    } catch {
+      gone = true;
+    }
+    assert(gone, "the container outlived its skiff");
+  });
+});
+
+Deno.test("run: out of memory is 137 and OOMKilled", async () => {
+  await withBusybox(async (root) => {
+    // tail keeps a line without a newline in memory: it grows until the limit
+    const r = await root.skiff([
+      "run",
+      "--name",
+      "hog",
+      "-m",
+      "8m",
+      "--memory-swap",
+      "8m",
+      "busybox",
+      "tail",
+      "/dev/zero",
+    ]);
+    assertEquals(r.code, 137, r.stderr);
+    const [id] = root.containerIds();
+    const state = record(root, id).State;
+    assertEquals(state.OOMKilled, true);
+    assertEquals(state.ExitCode, 137);
+    assertEquals(record(root, id).HostConfig.Memory, 8 * 1024 * 1024);
+  });
+});
+
+Deno.test("run: 20 --rm runs at once all succeed, distinct, and leave nothing", async () => {
+  await withBusybox(async (root) => {
+    const runs = await Promise.all(
+      Array.from({ length: 20 }, () => root.skiff(["run", "--rm", "busybox", "hostname"])),
+    );
+    for (const r of runs) assertEquals(r.code, 0, r.stderr);
+    const hostnames = new Set(runs.map((r) => r.stdout.trim()));
+    assertEquals(hostnames.size, 20);
+    assertEquals(root.containerIds(), []);
+    assertEquals([...Deno.readDirSync(join(root.path, "tmp"))], []);
+  });
+});
