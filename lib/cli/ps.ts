@@ -91,9 +91,14 @@ const ps: Verb = (args, ctx) => {
 };
 export default ps;
 
+/** Writes all of it; a reader that went away (`| head`) ends the output quietly, as in docker. */
 function writeAll(text: string): void {
   const bytes = new TextEncoder().encode(text);
-  for (let off = 0; off < bytes.length;) off += Deno.stdout.writeSync(bytes.subarray(off));
+  try {
+    for (let off = 0; off < bytes.length;) off += Deno.stdout.writeSync(bytes.subarray(off));
+  } catch (e) {
+    if (!(e instanceof Deno.errors.BrokenPipe)) throw e;
+  }
 }
 
 const USAGE = `Usage:  skiff ps [OPTIONS]
