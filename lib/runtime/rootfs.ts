@@ -87,23 +87,41 @@ function maskPath(root: string, path: string): void {
   else mount(`${root}/dev/null`, target, null, MS.BIND);
 }
 
+/** The mount data is limited to one page: with many layers, name them through short symlinks. */
+const MAX_MOUNT_DATA = 4000;
+
+function mountOverlay(spec: InitSpec): void {
+  const options = (lower: string) => `lowerdir=${lower},upperdir=${spec.upperDir},workdir=${spec.workDir}`;
+  let lower = spec.lowerDirs.join(":");
+  if (options(lower).length > MAX_MOUNT_DATA) {
+    // <container>/lower/<n> -> n-th layer; overlay resolves relative lowerdirs against our cwd
+    const links = `${spec.containerDir}/lower`;
+    mkdirp(links);
+    spec.lowerDirs.forEach((dir, i) => {
+      try {
+        Deno.removeSync(`${links}/${i}`);
+      } catch { /* first start */ }
+      Deno.symlinkSync(dir, `${links}/${i}`);
+    });
+    chdir(links);
+    lower = spec.lowerDirs.map((_, i) => String(i)).join(":");
+  }
+  mount("overlay", spec.mergedDir, "overlay", 0, options(lower));
+}
+
 /** Mounts everything below `spec.mergedDir`, then makes it the root and changes into it. */
 export function setupRootfs(spec: InitSpec): void {
   const root = spec.mergedDir;
   // nothing we mount may propagate back to the host
   mount(null, "/", null, MS.REC | MS.PRIVATE);
-  mount(
-    "overlay",
-    root,
-    "overlay",
-    0,
-    `lowerdir=${spec.lowerDirs.join(":")},upperdir=${spec.upperDir},workdir=${spec.workDir}`,
-  );
+  mountOverlay(spec);
 
   mkdirp(`${root}/proc`);
   mount("proc", `${root}/proc`, "proc", MS.NOSUID | MS.NODEV | MS.NOEXEC);
   mkdirp(`${root}/sys`);
-  mount("sysfs", `${root}/sys`, "sysfs", MS.NOSUID | MS.NODEV | MS.NOEXEC | MS.RDONLY);
+  // read-only unless --privileged, as docker does
+  const sysReadOnly = spec.privileged ? 0 : MS.RDONLY;
+  mount("sysfs", `${root}/sys`, "sysfs", MS.NOSUID | MS.NODEV | MS.NOEXEC | sysReadOnly);
   mountDev(root, spec.ttySlave);
 
   for (const name of ["hostname", "hosts", "resolv.conf"]) {
