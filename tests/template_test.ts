@@ -68,7 +68,10 @@ Deno.test("template: structs reject unknown fields, maps don't", () => {
   const st = goStruct("*types.Thing", { A: 1 });
   assert.throws(() => r("{{.B}}", st), (e: Error) => {
     assert.ok(e instanceof TemplateExecError);
-    assert.match(e.message, /executing "" at <\.B>: can't evaluate field B in type \*types\.Thing/);
+    assert.equal(
+      e.message,
+      `template: :1:2: executing "" at <.B>: can't evaluate field B in type *types.Thing`,
+    );
     return true;
   });
   assert.throws(
@@ -76,6 +79,17 @@ Deno.test("template: structs reject unknown fields, maps don't", () => {
     /map has no entry for key "B"/,
   );
   assert.throws(() => r("{{.Nil.X}}"), /nil pointer evaluating/);
+  // Go's line:column of the failing node, and the whole command for a function call
+  assert.throws(
+    () => r('ab\n  {{printf "%s" .Nil.X}}'),
+    /template: :2:16: executing "" at <\.Nil\.X>: nil pointer/,
+  );
+  assert.throws(
+    () => r("{{index .Args 5}}"),
+    (e: Error) =>
+      e.message ===
+        `template: :1:2: executing "" at <index .Args 5>: error calling index: index out of range: 5`,
+  );
   assert.throws(() => r("{{.Name.X}}"), /can't evaluate field X in type string/);
 });
 

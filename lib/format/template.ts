@@ -172,6 +172,8 @@ interface Token {
   kind: TokKind;
   text: string;
   value?: string | number | boolean;
+  /** Offset of the token in the whole template source (for error positions). */
+  pos: number;
 }
 
 const KEYWORDS = new Set([
@@ -187,38 +189,40 @@ const KEYWORDS = new Set([
   "block",
 ]);
 
-function lexAction(src: string, line: number): Token[] {
+function lexAction(src: string, line: number, base: number): Token[] {
   const toks: Token[] = [];
+  let i = 0;
+  // every branch emits before advancing, so i is the token's start
+  const emit = (t: Omit<Token, "pos">): void => void toks.push({ ...t, pos: base + i });
   const err = (m: string): never => {
     throw new TemplateParseError(`template: :${line}: ${m}`);
   };
-  let i = 0;
   const isAlnum = (c: string) => /[\p{L}\p{N}_]/u.test(c);
   while (i < src.length) {
     const c = src[i];
     if (c === " " || c === "\t" || c === "\r" || c === "\n") {
       let j = i;
       while (j < src.length && " \t\r\n".includes(src[j])) j++;
-      toks.push({ kind: "space", text: src.slice(i, j) });
+      emit({ kind: "space", text: src.slice(i, j) });
       i = j;
     } else if (c === "|") {
-      toks.push({ kind: "pipe", text: c });
+      emit({ kind: "pipe", text: c });
       i++;
     } else if (c === "(") {
-      toks.push({ kind: "lparen", text: c });
+      emit({ kind: "lparen", text: c });
       i++;
     } else if (c === ")") {
-      toks.push({ kind: "rparen", text: c });
+      emit({ kind: "rparen", text: c });
       i++;
     } else if (c === ",") {
-      toks.push({ kind: "comma", text: c });
+      emit({ kind: "comma", text: c });
       i++;
     } else if (c === ":") {
       if (src[i + 1] !== "=") err("expected :=");
-      toks.push({ kind: "declare", text: ":=" });
+      emit({ kind: "declare", text: ":=" });
       i += 2;
     } else if (c === "=") {
-      toks.push({ kind: "assign", text: "=" });
+      emit({ kind: "assign", text: "=" });
       i++;
     } else if (c === '"') {
       let j = i + 1;
@@ -229,29 +233,29 @@ function lexAction(src: string, line: number): Token[] {
       }
       if (j >= src.length) err("unterminated quoted string");
       const text = src.slice(i, j + 1);
-      toks.push({ kind: "string", text, value: unquoteGo(text, err) });
+      emit({ kind: "string", text, value: unquoteGo(text, err) });
       i = j + 1;
     } else if (c === "`") {
       const j = src.indexOf("`", i + 1);
       if (j === -1) err("unterminated raw quoted string");
-      toks.push({ kind: "string", text: src.slice(i, j + 1), value: src.slice(i + 1, j) });
+      emit({ kind: "string", text: src.slice(i, j + 1), value: src.slice(i + 1, j) });
       i = j + 1;
     } else if (c === "'") {
       const m = /^'(\\.|[^'\\])'/.exec(src.slice(i));
       if (!m) err("unterminated character constant");
       const ch = m![1].startsWith("\\") ? unquoteGo(`"${m![1]}"`, err) : m![1];
-      toks.push({ kind: "char", text: m![0], value: ch.codePointAt(0)! });
+      emit({ kind: "char", text: m![0], value: ch.codePointAt(0)! });
       i += m![0].length;
     } else if (c === "." && !/[0-9]/.test(src[i + 1] ?? "")) {
       let j = i + 1;
       while (j < src.length && isAlnum(src[j])) j++;
-      if (j === i + 1) toks.push({ kind: "dot", text: "." });
-      else toks.push({ kind: "field", text: src.slice(i, j), value: src.slice(i + 1, j) });
+      if (j === i + 1) emit({ kind: "dot", text: "." });
+      else emit({ kind: "field", text: src.slice(i, j), value: src.slice(i + 1, j) });
       i = j;
     } else if (c === "$") {
       let j = i + 1;
       while (j < src.length && isAlnum(src[j])) j++;
-      toks.push({ kind: "var", text: src.slice(i, j) });
+      emit({ kind: "var", text: src.slice(i, j) });
       i = j;
     } else if (/[0-9+\-.]/.test(c)) {
       const m = /^[+-]?(0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|(\d[\d_]*)?\.?\d*([eE][+-]?\d+)?)/.exec(
@@ -269,16 +273,16 @@ function lexAction(src: string, line: number): Token[] {
         : /^0[bB]/.test(body)
         ? parseInt(body.slice(2), 2)
         : Number(body);
-      toks.push({ kind: "number", text, value: neg ? -n : n });
+      emit({ kind: "number", text, value: neg ? -n : n });
       i += text.length;
     } else if (isAlnum(c)) {
       let j = i;
       while (j < src.length && isAlnum(src[j])) j++;
       const word = src.slice(i, j);
       if (word === "true" || word === "false") {
-        toks.push({ kind: "bool", text: word, value: word === "true" });
-      } else if (word === "nil") toks.push({ kind: "nil", text: word });
-      else toks.push({ kind: "ident", text: word });
+        emit({ kind: "bool", text: word, value: word === "true" });
+      } else if (word === "nil") emit({ kind: "nil", text: word });
+      else emit({ kind: "ident", text: word });
       i = j;
     } else {
       const cp = src.codePointAt(i)!;
@@ -327,16 +331,22 @@ function unquoteGo(text: string, err: (m: string) => never): string {
 // Parse tree
 
 type Arg =
-  | { kind: "field"; chain: string[]; text: string }
-  | { kind: "dot" }
-  | { kind: "var"; name: string; chain: string[]; text: string }
-  | { kind: "const"; value: unknown }
-  | { kind: "nil" }
-  | { kind: "ident"; name: string }
-  | { kind: "pipe"; pipe: Pipe; chain: string[]; text: string };
+  & (
+    | { kind: "field"; chain: string[]; text: string }
+    | { kind: "dot" }
+    | { kind: "var"; name: string; chain: string[]; text: string }
+    | { kind: "const"; value: unknown }
+    | { kind: "nil" }
+    | { kind: "ident"; name: string }
+    | { kind: "pipe"; pipe: Pipe; chain: string[]; text: string }
+  )
+  & { pos: number };
 
 interface Command {
   args: Arg[];
+  /** The command's source text and offset, as Go shows them in execution errors. */
+  text: string;
+  pos: number;
 }
 
 interface Pipe {
@@ -358,6 +368,8 @@ interface RawAction {
   kind: "text" | "action";
   text: string;
   line: number;
+  /** Offset of `text` in the whole source. */
+  offset: number;
 }
 
 /** Splits the source into text and action pieces, applying the {{- and -}} trim markers. */
@@ -371,12 +383,12 @@ function splitSource(src: string): RawAction[] {
     let text = open === -1 ? src.slice(i) : src.slice(i, open);
     if (trimNextText) text = text.replace(/^[ \t\r\n]+/, "");
     if (open === -1) {
-      if (text) out.push({ kind: "text", text, line });
+      if (text) out.push({ kind: "text", text, line, offset: i });
       break;
     }
     const trimLeft = /^\{\{-[ \t\r\n]/.test(src.slice(open));
     if (trimLeft) text = text.replace(/[ \t\r\n]+$/, "");
-    if (text) out.push({ kind: "text", text, line });
+    if (text) out.push({ kind: "text", text, line, offset: i });
     line += (src.slice(i, open).match(/\n/g) ?? []).length;
     let j = open + (trimLeft ? 3 : 2);
     // find the closing }}, skipping quoted strings and comments
@@ -399,7 +411,7 @@ function splitSource(src: string): RawAction[] {
     if (close === -1) throw new TemplateParseError(`template: :${line}: unclosed action`);
     const trimRight = /[ \t\r\n]-$/.test(src.slice(open, close)) && close - 2 > open + 2;
     const inner = src.slice(open + (trimLeft ? 3 : 2), trimRight ? close - 2 : close);
-    out.push({ kind: "action", text: inner, line });
+    out.push({ kind: "action", text: inner, line, offset: open + (trimLeft ? 3 : 2) });
     line += (src.slice(open, close).match(/\n/g) ?? []).length;
     trimNextText = trimRight;
     i = close + 2;
@@ -442,7 +454,7 @@ class Parser {
         }
         continue;
       }
-      const toks = lexAction(piece.text, piece.line).filter((t, i, all) =>
+      const toks = lexAction(piece.text, piece.line, piece.offset).filter((t, i, all) =>
         // spaces only matter between operands; drop leading/trailing ones
         t.kind !== "space" || (i > 0 && i < all.length - 1)
       );
@@ -563,11 +575,14 @@ function parseCommands(
   const cmds: Command[] = [];
   let args: Arg[] = [];
   let i = start;
+  let cmdStart = -1; // token index of the current command's first operand
   let needSpace = false; // operands must be separated by spaces
   const finish = () => {
     if (args.length === 0) err("missing value for command");
-    cmds.push({ args });
+    const text = toks.slice(cmdStart, i).map((t) => t.text).join("").trim();
+    cmds.push({ args, text, pos: toks[cmdStart].pos });
     args = [];
+    cmdStart = -1;
   };
   while (i < toks.length) {
     const t = toks[i];
@@ -587,36 +602,38 @@ function parseCommands(
       continue;
     }
     if (needSpace) err(`unexpected "${t.text}" in operand`);
+    if (cmdStart === -1) cmdStart = i;
+    const pos = t.pos;
     let arg: Arg;
     switch (t.kind) {
       case "field": {
         const chain = [t.value as string];
         while (toks[i + 1]?.kind === "field") chain.push(toks[++i].value as string);
-        arg = { kind: "field", chain, text: "." + chain.join(".") };
+        arg = { kind: "field", chain, text: "." + chain.join("."), pos };
         break;
       }
       case "dot":
-        arg = { kind: "dot" };
+        arg = { kind: "dot", pos };
         break;
       case "var": {
         const chain: string[] = [];
         while (toks[i + 1]?.kind === "field") chain.push(toks[++i].value as string);
-        arg = { kind: "var", name: t.text, chain, text: t.text + chain.map((c) => "." + c).join("") };
+        arg = { kind: "var", name: t.text, chain, text: t.text + chain.map((c) => "." + c).join(""), pos };
         break;
       }
       case "string":
       case "number":
       case "bool":
       case "char":
-        arg = { kind: "const", value: t.value };
+        arg = { kind: "const", value: t.value, pos };
         break;
       case "nil":
-        arg = { kind: "nil" };
+        arg = { kind: "nil", pos };
         break;
       case "ident":
         if (KEYWORDS.has(t.text)) err(`unexpected <${t.text}> in command`);
         if (!(t.text in FUNCS)) err(`function "${t.text}" not defined`);
-        arg = { kind: "ident", name: t.text };
+        arg = { kind: "ident", name: t.text, pos };
         break;
       case "lparen": {
         const inner = parseCommands(toks, i + 1, line, true);
@@ -626,7 +643,13 @@ function parseCommands(
         i = inner.next;
         const chain: string[] = [];
         while (toks[i + 1]?.kind === "field") chain.push(toks[++i].value as string);
-        arg = { kind: "pipe", pipe: { decl: [], assign: false, cmds: inner.cmds, text, line }, chain, text };
+        arg = {
+          kind: "pipe",
+          pipe: { decl: [], assign: false, cmds: inner.cmds, text, line },
+          chain,
+          text,
+          pos,
+        };
         break;
       }
       default:
@@ -1023,15 +1046,19 @@ class Executor {
   private out: string[] = [];
   private inRange = 0;
 
-  constructor(private root: unknown, private missingKeyError = false) {}
+  constructor(private source: string, private root: unknown, private missingKeyError = false) {}
 
   run(nodes: Node[]): string {
     this.walk(nodes, this.root, { vars: new Map([["$", this.root]]) });
     return this.out.join("");
   }
 
-  private fail(pipe: Pipe, at: string, msg: string): never {
-    throw new TemplateExecError(`template: :${pipe.line}: executing "" at <${at}>: ${msg}`);
+  /** Go's execution error: `template: :LINE:COL: executing "" at <NODE>: MSG`. */
+  private fail(pos: number, at: string, msg: string): never {
+    const before = this.source.slice(0, pos);
+    const line = (before.match(/\n/g) ?? []).length + 1;
+    const col = pos - (before.lastIndexOf("\n") + 1);
+    throw new TemplateExecError(`template: :${line}:${col}: executing "" at <${at}>: ${msg}`);
   }
 
   private walk(nodes: Node[], dot: unknown, scope: Scope): void {
@@ -1074,7 +1101,7 @@ class Executor {
     else if (typeof v === "number" && Number.isInteger(v)) {
       items = Array.from({ length: Math.max(v, 0) }, (_, i) => [i, i]);
     } else if (v === null || v === undefined) items = [];
-    else this.fail(n.pipe, n.pipe.text, `range can't iterate over ${formatValue(v)}`);
+    else this.fail(n.pipe.cmds[0].pos, n.pipe.text, `range can't iterate over ${formatValue(v)}`);
     if (items!.length === 0) {
       if (n.elseList) this.walk(n.elseList, dot, { vars: new Map(), parent: scope });
       return;
@@ -1119,18 +1146,18 @@ class Executor {
     const [head, ...rest] = cmd.args;
     const hasFinal = final !== NO_FINAL;
     const notFn = (what: string) => {
-      if (rest.length || hasFinal) this.fail(pipe, what, `can't give argument to non-function ${what}`);
+      if (rest.length || hasFinal) this.fail(head.pos, what, `can't give argument to non-function ${what}`);
     };
     switch (head.kind) {
       case "field":
-        return this.evalChain(pipe, dot, head.chain, head.text, rest, final, dot, scope);
+        return this.evalChain(pipe, head.pos, dot, head.chain, head.text, rest, final, dot, scope);
       case "var": {
         const base = lookupVar(scope, head.name, pipe);
         if (head.chain.length === 0) {
           notFn(head.text);
           return base;
         }
-        return this.evalChain(pipe, base, head.chain, head.text, rest, final, dot, scope);
+        return this.evalChain(pipe, head.pos, base, head.chain, head.text, rest, final, dot, scope);
       }
       case "pipe": {
         const base = this.evalPipe(head.pipe, dot, { vars: new Map(), parent: scope });
@@ -1138,15 +1165,15 @@ class Executor {
           notFn(head.text);
           return base;
         }
-        return this.evalChain(pipe, base, head.chain, head.text, rest, final, dot, scope);
+        return this.evalChain(pipe, head.pos, base, head.chain, head.text, rest, final, dot, scope);
       }
       case "ident":
-        return this.callFunction(pipe, head.name, rest, final, dot, scope);
+        return this.callFunction(pipe, cmd, head.name, rest, final, dot, scope);
       case "dot":
         notFn(".");
         return dot;
       case "nil":
-        this.fail(pipe, "nil", "nil is not a command");
+        this.fail(head.pos, "nil", "nil is not a command");
         break;
       case "const":
         notFn(String(head.value));
@@ -1157,21 +1184,21 @@ class Executor {
   private evalArg(pipe: Pipe, arg: Arg, dot: unknown, scope: Scope): unknown {
     switch (arg.kind) {
       case "field":
-        return this.evalChain(pipe, dot, arg.chain, arg.text, [], NO_FINAL, dot, scope);
+        return this.evalChain(pipe, arg.pos, dot, arg.chain, arg.text, [], NO_FINAL, dot, scope);
       case "var": {
         const base = lookupVar(scope, arg.name, pipe);
         return arg.chain.length
-          ? this.evalChain(pipe, base, arg.chain, arg.text, [], NO_FINAL, dot, scope)
+          ? this.evalChain(pipe, arg.pos, base, arg.chain, arg.text, [], NO_FINAL, dot, scope)
           : base;
       }
       case "pipe": {
         const base = this.evalPipe(arg.pipe, dot, { vars: new Map(), parent: scope });
         return arg.chain.length
-          ? this.evalChain(pipe, base, arg.chain, arg.text, [], NO_FINAL, dot, scope)
+          ? this.evalChain(pipe, arg.pos, base, arg.chain, arg.text, [], NO_FINAL, dot, scope)
           : base;
       }
       case "ident":
-        return this.callFunction(pipe, arg.name, [], NO_FINAL, dot, scope);
+        return this.callFunction(pipe, { pos: arg.pos, text: arg.name }, arg.name, [], NO_FINAL, dot, scope);
       case "dot":
         return dot;
       case "nil":
@@ -1183,6 +1210,7 @@ class Executor {
 
   private evalChain(
     pipe: Pipe,
+    pos: number,
     receiver: unknown,
     chain: string[],
     text: string,
@@ -1196,23 +1224,23 @@ class Executor {
       const name = chain[i];
       const last = i === chain.length - 1;
       if (v === null) {
-        this.fail(pipe, text, `nil pointer evaluating ${typeName(v)}.${name}`);
+        this.fail(pos, text, `nil pointer evaluating ${typeName(v)}.${name}`);
       }
       if (v === undefined) {
-        if (i === 0) this.fail(pipe, text, `nil data; no entry for key "${name}"`);
+        if (i === 0) this.fail(pos, text, `nil data; no entry for key "${name}"`);
         return undefined; // Go keeps the invalid value: prints <no value>
       }
       if (typeof v !== "object" || Array.isArray(v)) {
-        this.fail(pipe, text, `can't evaluate field ${name} in type ${typeName(v)}`);
+        this.fail(pos, text, `can't evaluate field ${name} in type ${typeName(v)}`);
       }
       const obj = v as Record<string, unknown>;
       const isStruct = structName(v) !== undefined;
       if (!Object.hasOwn(obj, name) && !(isStruct && typeof obj[name] === "function")) {
-        if (isStruct) this.fail(pipe, text, `can't evaluate field ${name} in type ${structName(v)}`);
-        if (this.missingKeyError) this.fail(pipe, text, `map has no entry for key "${name}"`);
+        if (isStruct) this.fail(pos, text, `can't evaluate field ${name} in type ${structName(v)}`);
+        if (this.missingKeyError) this.fail(pos, text, `map has no entry for key "${name}"`);
         v = undefined;
         if (last && (args.length || final !== NO_FINAL)) {
-          this.fail(pipe, text, `can't give argument to non-function ${text}`);
+          this.fail(pos, text, `can't give argument to non-function ${text}`);
         }
         continue;
       }
@@ -1223,11 +1251,11 @@ class Executor {
         try {
           v = (field as Fn).apply(obj, callArgs);
         } catch (e) {
-          this.fail(pipe, text, `error calling ${name}: ${(e as Error).message}`);
+          this.fail(pos, text, `error calling ${name}: ${(e as Error).message}`);
         }
       } else {
         if (last && (args.length || final !== NO_FINAL)) {
-          this.fail(pipe, text, `${name} has arguments but cannot be invoked as function`);
+          this.fail(pos, text, `${name} has arguments but cannot be invoked as function`);
         }
         v = field;
       }
@@ -1237,6 +1265,7 @@ class Executor {
 
   private callFunction(
     pipe: Pipe,
+    at: { pos: number; text: string },
     name: string,
     args: Arg[],
     final: unknown,
@@ -1246,7 +1275,9 @@ class Executor {
     if (name === "and" || name === "or") {
       const all: (() => unknown)[] = args.map((a) => () => this.evalArg(pipe, a, dot, scope));
       if (final !== NO_FINAL) all.push(() => final);
-      if (all.length === 0) this.fail(pipe, name, `wrong number of args for ${name}: want at least 1 got 0`);
+      if (all.length === 0) {
+        this.fail(at.pos, at.text, `wrong number of args for ${name}: want at least 1 got 0`);
+      }
       let v: unknown;
       for (const get of all) {
         v = get();
@@ -1262,8 +1293,8 @@ class Executor {
       if (e instanceof TemplateExecError) throw e;
       const msg = (e as Error).message;
       this.fail(
-        pipe,
-        name,
+        at.pos,
+        at.text,
         msg.startsWith("error calling") || msg.startsWith("wrong") ? msg : `error calling ${name}: ${msg}`,
       );
     }
@@ -1292,7 +1323,7 @@ export function parseTemplate(source: string): Template {
   return {
     source,
     execute: (data: unknown, opts?: { missingKeyError?: boolean }) =>
-      new Executor(data, opts?.missingKeyError).run(nodes),
+      new Executor(source, data, opts?.missingKeyError).run(nodes),
   };
 }
 
