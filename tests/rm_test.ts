@@ -270,3 +270,16 @@ Deno.test("kill -9 of skiff run: the next ps shows the container exited, rm clea
     }
   });
 });
+
+Deno.test("rm: a full id whose creation never completed (no container.json) is cleared", async () => {
+  await withRoot(async (root) => {
+    const id = "f".repeat(64);
+    const dir = join(root.path, "containers", id);
+    Deno.mkdirSync(join(dir, "upper"), { recursive: true });
+    assert.equal(await root.ok(["ps", "-aq"]), ""); // not a container
+    const partial = await root.skiff(["rm", id.slice(0, 12)]);
+    assert.equal(partial.code, 1, "only the full id clears it");
+    assert.equal(await root.ok(["rm", id]), `${id}\n`);
+    assert.equal(exists(dir), false);
+  });
+});

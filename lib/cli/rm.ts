@@ -3,7 +3,8 @@
 // when any failed, as docker does; the names of removed containers are printed as given.
 
 import { findContainer } from "../state/containers.ts";
-import { removeContainer } from "../state/reconcile.ts";
+import { NotFoundError } from "../errors.ts";
+import { removeContainer, removeIncompleteContainer } from "../state/reconcile.ts";
 import { bool, parseArgs, requireArgs } from "./args.ts";
 import type { Verb } from "./context.ts";
 
@@ -26,7 +27,18 @@ const rm: Verb = async (args, ctx) => {
   let failed = false;
   for (const ref of p.positionals) {
     try {
-      await removeContainer(ctx.root, findContainer(ctx.root, ref), { force });
+      let record;
+      try {
+        record = findContainer(ctx.root, ref);
+      } catch (e) {
+        // a full id whose creation never completed (crash mid-create) is garbage: clear it
+        if (e instanceof NotFoundError && await removeIncompleteContainer(ctx.root, ref)) {
+          console.log(ref);
+          continue;
+        }
+        throw e;
+      }
+      await removeContainer(ctx.root, record, { force });
       console.log(ref);
     } catch (e) {
       failed = true;

@@ -20,7 +20,8 @@ import {
   removeContainerDir,
   updateContainerSync,
 } from "./containers.ts";
-import { withLockSync } from "./fsutil.ts";
+import { join } from "node:path";
+import { withLock, withLockSync } from "./fsutil.ts";
 import type { StateRoot } from "./root.ts";
 import type { ContainerRecord } from "./types.ts";
 
@@ -200,4 +201,29 @@ function detachMountsUnder(dir: string): void {
       umount2(m.replace(/\\040/g, " "), MNT_DETACH);
     } catch { /* already gone */ }
   }
+}
+
+/**
+ * Removes the directory of a container whose creation never completed (no container.json, e.g.
+ * skiff was killed mid-create). Takes the containers lock, under which creation runs, so a
+ * creation still in progress is never touched. Returns false when there is no such directory.
+ */
+export async function removeIncompleteContainer(root: StateRoot, id: string): Promise<boolean> {
+  if (!/^[0-9a-f]{64}$/.test(id)) return false;
+  const dir = root.container(id);
+  return await withLock(root.lock("containers"), () => {
+    try {
+      Deno.lstatSync(dir);
+    } catch {
+      return false;
+    }
+    try {
+      Deno.lstatSync(join(dir, "container.json"));
+      return false; // complete after all: not ours to remove this way
+    } catch { /* incomplete */ }
+    destroyContainerCgroup(root, id);
+    detachMountsUnder(dir);
+    removeContainerDir(root, id);
+    return true;
+  });
 }
