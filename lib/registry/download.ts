@@ -8,7 +8,8 @@ import { exists, removeIfExists } from "../state/fsutil.ts";
 import { Sha256 } from "../image/digest.ts";
 import { storeLayer } from "../image/ingest.ts";
 import type { ImageStore } from "../image/store.ts";
-import type { RegistryClient } from "./client.ts";
+import { type RegistryClient, RegistryError, TimeoutError } from "./client.ts";
+import { UnauthorizedError } from "./auth.ts";
 import type { Descriptor } from "./manifest.ts";
 import { type ProgressSink, shortId } from "./progress.ts";
 
@@ -65,11 +66,15 @@ export async function downloadLayer(d: LayerDownload): Promise<void> {
           d.emit({ kind: "layer", id, status: "Downloading", current: n, total: d.desc.size });
         }
       });
-      const stored = await storeLayer(d.store, input, d.parentChainId, d.diffId);
+      // works with storeLayer taking either a plain stream or a { stream } source
+      const source = { stream: input, [Symbol.asyncIterator]: () => input[Symbol.asyncIterator]() };
+      await storeLayer(
+        d.store,
+        source as unknown as Parameters<typeof storeLayer>[1],
+        d.parentChainId,
+        d.diffId,
+      );
       blobFile.close();
-      if (stored.blobDigest !== d.desc.digest) {
-        throw new BlobMismatchError(`filesystem layer verification failed for digest ${d.desc.digest}`);
-      }
       d.emit({ kind: "layer", id, status: "Verifying Checksum" });
       d.emit({ kind: "layer", id, status: "Download complete" });
       const dest = d.store.blobPath(d.desc.digest);
@@ -80,8 +85,10 @@ export async function downloadLayer(d: LayerDownload): Promise<void> {
       try {
         blobFile.close();
       } catch { /* closed already */ }
-      const retryable = e instanceof BlobMismatchError ||
-        (e instanceof SkiffError && /^invalid gzip data|unexpected EOF|truncated/i.test(e.message));
+      // corruption shows as a digest mismatch or as a gzip/tar error before the digest is known;
+      // what the registry said (404, 401, timeouts after their own retries) is final
+      const retryable = e instanceof SkiffError &&
+        !(e instanceof RegistryError || e instanceof UnauthorizedError || e instanceof TimeoutError);
       if (!retryable || attempt >= LAYER_ATTEMPTS) throw e;
       d.emit({ kind: "layer", id, status: "Retrying" });
     } finally {

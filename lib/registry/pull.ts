@@ -135,15 +135,20 @@ async function fetchSmallBlob(
   if (desc.size > limit) {
     throw new SkiffError(`blob ${desc.digest} too large: ${desc.size} bytes (limit ${limit})`);
   }
-  const res = await client.request("GET", `/v2/${repo}/blobs/${desc.digest}`, {
-    scopes: [`repository:${repo}:pull`],
-  });
-  const bytes = await readCapped(res, limit, `blob ${desc.digest}`);
-  const digest = await sha256Of(bytes);
-  if (digest !== desc.digest || bytes.length !== desc.size) {
-    throw new SkiffError(
-      `blob verification failed for ${desc.digest}: got ${digest} (${bytes.length} bytes)`,
-    );
+  let bytes: Uint8Array<ArrayBuffer>;
+  for (let attempt = 1;; attempt++) {
+    const res = await client.request("GET", `/v2/${repo}/blobs/${desc.digest}`, {
+      scopes: [`repository:${repo}:pull`],
+    });
+    bytes = await readCapped(res, limit, `blob ${desc.digest}`);
+    const digest = await sha256Of(bytes);
+    if (digest === desc.digest && bytes.length === desc.size) break;
+    // corrupted on the way: fetch again a couple of times before giving up
+    if (attempt >= 3) {
+      throw new SkiffError(
+        `blob verification failed for ${desc.digest}: got ${digest} (${bytes.length} bytes)`,
+      );
+    }
   }
   Deno.mkdirSync(store.root.blobs, { recursive: true });
   writeFileAtomic(path, bytes);
