@@ -1,8 +1,7 @@
 // skiff ps [-a] [-q] [-l] [-n N] [--no-trunc] [-s] [-f KEY=VALUE]... [--format TEMPLATE]
 
 import { UsageError } from "../errors.ts";
-import { alignTabs } from "../format/table.ts";
-import { parseTemplate, splitTableDirective, unescapeFormat } from "../format/template.ts";
+import { compileListFormat } from "../format/list.ts";
 import {
   containerRwSize,
   DEFAULT_PS_FORMAT,
@@ -50,12 +49,8 @@ const ps: Verb = (args, ctx) => {
   const noTrunc = bool(p, "no-trunc");
 
   // parse the template before touching state: a bad template changes nothing
-  let format = str(p, "format") ?? "";
-  if (format === "" || format === "table") {
-    format = DEFAULT_PS_FORMAT + (bool(p, "size") ? "\t{{.Size}}" : "");
-  } else if (format === "json") format = "{{json .}}";
-  const { table, body } = splitTableDirective(format);
-  const template = bool(p, "quiet") ? undefined : parseTemplate(unescapeFormat(body.trim()));
+  const defaultTable = DEFAULT_PS_FORMAT + (bool(p, "size") ? "\t{{.Size}}" : "");
+  const format = bool(p, "quiet") ? undefined : compileListFormat(str(p, "format") ?? "", defaultTable);
 
   const images = new ImageStore(ctx.root);
   const resolveImage = (ref: string) => {
@@ -66,11 +61,11 @@ const ps: Verb = (args, ctx) => {
     }
   };
   const containers = selectContainers(ctx.root, { all: bool(p, "all"), last, filters, resolveImage });
-  if (!template) {
-    for (const c of containers) console.log(noTrunc ? c.Id : c.Id.slice(0, 12));
+  if (!format) {
+    writeAll(containers.map((c) => (noTrunc ? c.Id : c.Id.slice(0, 12)) + "\n").join(""));
     return Promise.resolve(0);
   }
-  const wantSize = bool(p, "size") || /\.Size\b/.test(body);
+  const wantSize = bool(p, "size") || format.uses("Size");
   const now = Date.now();
   const rows = containers.map((c) => {
     let size;
@@ -78,15 +73,9 @@ const ps: Verb = (args, ctx) => {
       const rw = containerRwSize(ctx.root, c);
       size = { rw, rootFs: rw + (images.get(c.Image)?.size ?? 0) };
     }
-    return template.execute(psRow(c, { noTrunc, size, now }));
+    return psRow(c, { noTrunc, size, now });
   });
-  if (table) {
-    const text = [template.execute(psHeaderRow()), ...rows].map((r) => r + "\n").join("");
-    writeAll(alignTabs(text));
-  } else {
-    const text = rows.map((r) => r + "\n").join("");
-    writeAll(text);
-  }
+  writeAll(format.render(rows, psHeaderRow()));
   return Promise.resolve(0);
 };
 export default ps;
