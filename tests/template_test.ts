@@ -281,3 +281,37 @@ Deno.test("human: durations, statuses and sizes as docker words them", () => {
   assert.equal(ellipsis("sh -c 'while true; do x; done'", 20), "sh -c 'while true; …");
   assert.equal(ellipsis("short", 20), "short");
 });
+
+Deno.test("list formats: default table, table TEMPLATE, json, plain template, header from field names", async () => {
+  const { compileListFormat } = await import("../lib/format/list.ts");
+  const { imageRow, imagesHeaderRow, DEFAULT_IMAGES_FORMAT } = await import("../lib/inspect/images.ts");
+  const image = {
+    id: `sha256:${"a1".repeat(32)}`,
+    repoTags: ["busybox:latest"],
+    repoDigests: [],
+    layers: [],
+    config: { rootfs: { type: "layers" as const, diff_ids: [] } },
+    created: new Date(Date.now() - 3 * 3600_000).toISOString(),
+    size: 4_261_550,
+  };
+  const row = imageRow({ image, repository: "busybox", tag: "latest", digest: "<none>", noTrunc: false });
+  const def = compileListFormat("", DEFAULT_IMAGES_FORMAT);
+  assert.equal(def.table, true);
+  assert.equal(
+    def.render([row], imagesHeaderRow()),
+    "REPOSITORY   TAG       IMAGE ID       CREATED       SIZE\n" +
+      "busybox      latest    a1a1a1a1a1a1   3 hours ago   4.26MB\n",
+  );
+  const custom = compileListFormat("table {{.Repository}}:{{.Tag}}\\t{{.Size}}", DEFAULT_IMAGES_FORMAT);
+  assert.equal(custom.render([row], imagesHeaderRow()), "REPOSITORY:TAG   SIZE\nbusybox:latest   4.26MB\n");
+  assert.equal(
+    compileListFormat("{{.ID}}", DEFAULT_IMAGES_FORMAT).render([row, row], null),
+    "a1a1a1a1a1a1\na1a1a1a1a1a1\n",
+  );
+  const json = JSON.parse(compileListFormat("json", DEFAULT_IMAGES_FORMAT).render([row], null));
+  assert.equal(json.Repository, "busybox");
+  assert.equal(json.Size, "4.26MB");
+  assert.ok(compileListFormat("{{.Size}}", "").uses("Size"));
+  assert.ok(!compileListFormat("{{.SizeRw}}", "").uses("Size"));
+  assert.throws(() => compileListFormat("{{.Repository", ""), TemplateParseError);
+});
