@@ -155,6 +155,8 @@ Deno.test("template: pipelines, parentheses, variables, printf, print, println",
     'a=42 "q" [-c echo hi]  3.14|ab  |ff',
   );
   assert.equal(r('{{printf "%d" "x"}}'), "%!d(string=x)");
+  assert.equal(r('{{printf "%q" .Args}}'), '["-c" "echo hi"]');
+  assert.equal(r('{{slice .ID 0 12}}|{{.ID | printf "%.4s"}}'), "0123456789ab|0123");
   assert.equal(r('{{printf "%s %s" "x"}}'), "x %!s(MISSING)");
   assert.equal(r('{{print 1 2 "a" 3}}'), "1 2a3");
   assert.equal(r("{{println .Name 2}}"), "/web 2\n");

@@ -793,6 +793,10 @@ function formatVerb(verb: string, arg: unknown, flags: string, prec: number | un
   const bad = () => `%!${verb}(${typeName(arg)}=${formatValue(arg)})`;
   const plus = flags.includes("+") ? "+" : flags.includes(" ") ? " " : "";
   const signed = (n: number, s: string) => (n >= 0 ? plus : "") + s;
+  // fmt applies a verb to each element of a slice: %q of [a b] is ["a" "b"]
+  if (Array.isArray(arg) && verb !== "T" && verb !== "v" && !(verb === "s" && prec !== undefined)) {
+    return `[${arg.map((x) => formatVerb(verb, x, flags, prec)).join(" ")}]`;
+  }
   switch (verb) {
     case "v":
       return typeof arg === "number" ? signed(arg, formatNumber(arg)) : formatValue(arg);
