@@ -1,0 +1,451 @@
+// Unit-level tests of lib/cgroups against the real cgroupfs with real processes. Each test makes
+// its own cgroup id and temp root; the cgroup is destroyed and checked for leaks even on failure.
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  cgroupDriver,
+  type CgroupLimits,
+  type ContainerCgroup,
+  createCgroup,
+  hostCpusetCpus,
+  openCgroup,
+  parseCpuList,
+} from "../lib/cgroups/mod.ts";
+import { blkioToIoWeight, createV2, openV2, sharesToWeight } from "../lib/cgroups/v2.ts";
+import { assembleDeviceFilter, DEFAULT_ALLOWED_DEVICES } from "../lib/cgroups/devices.ts";
+import { SkiffError } from "../lib/errors.ts";
+import { StateRoot } from "../lib/state/root.ts";
+import { makedev, mknod, S_IFBLK, S_IFCHR } from "../ffi/libc.ts";
+import { BUSYBOX, findLeaks, withRoot } from "./helpers.ts";
+
+const V1 = cgroupDriver() === "v1";
+const MiB = 1024 * 1024;
+const UNIFIED = "/sys/fs/cgroup/unified";
+const hybrid = V1 && (() => {
+  try {
+    return Deno.statSync(join(UNIFIED, "cgroup.procs")).isFile;
+  } catch {
+    return false;
+  }
+})();
+
+const read = (path: string) => Deno.readTextFileSync(path).trim();
+const newId = () => `cgtest-${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`;
+/** Every directory named <id> under a skiff parent of any hierarchy. */
+function cgroupDirsOf(id: string): string[] {
+  const found: string[] = [];
+  for (const e of Deno.readDirSync("/sys/fs/cgroup")) {
+    for (const dir of [join("/sys/fs/cgroup", e.name, "skiff", id), join("/sys/fs/cgroup", "skiff", id)]) {
+      try {
+        if (Deno.statSync(dir).isDirectory) found.push(dir);
+      } catch { /* absent */ }
+    }
+  }
+  return [...new Set(found)];
+}
+
+/** A cgroup made by createCgroup for the test, destroyed afterwards; fails the test on a leak. */
+async function withCgroup(
+  limits: CgroupLimits,
+  fn: (cg: ContainerCgroup, ctx: { id: string; root: StateRoot; tmp: string }) => Promise<void>,
+): Promise<void> {
+  await withRoot(async (testRoot) => {
+    const root = new StateRoot(testRoot.path);
+    const id = newId();
+    let failure: unknown;
+    try {
+      await fn(createCgroup(root, id, limits), { id, root, tmp: testRoot.path });
+    } catch (e) {
+      failure = e;
+    }
+    try {
+      openCgroup(root, id).destroy();
+      const leaks = findLeaks(testRoot.path, [id]);
+      assert.deepEqual(cgroupDirsOf(id), [], "cgroup directories left");
+      assert.deepEqual(leaks.pids, [], "processes left");
+    } catch (e) {
+      failure ??= e;
+    }
+    if (failure) throw failure;
+  });
+}
+
+interface Outcome {
+  code: number;
+  signal: Deno.Signal | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a busybox shell script inside the cgroup: the shell is spawned, added to the cgroup, and only
+ * then told (through stdin) to run the script, so everything it does is accounted there.
+ */
+async function runIn(
+  cg: ContainerCgroup,
+  script: string,
+  timeoutMs = 20_000,
+): Promise<Outcome & { pid: number }> {
+  const child = new Deno.Command(BUSYBOX, {
+    args: ["sh", "-c", `read _go; ${script}`],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  try {
+    cg.addProcess(child.pid);
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode("go\n"));
+    await writer.close();
+    const out = await child.output();
+    const dec = new TextDecoder();
+    return {
+      pid: child.pid,
+      code: out.code,
+      signal: out.signal,
+      stdout: dec.decode(out.stdout),
+      stderr: dec.decode(out.stderr),
+    };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function dirOf(cg: ContainerCgroup, hierarchy: string): string {
+  const dir = cg.paths.find((p) => p.startsWith(`/sys/fs/cgroup/${hierarchy}/`));
+  assert.ok(dir, `no ${hierarchy} directory among ${cg.paths.join(", ")}`);
+  return dir;
+}
+
+// ---- limits written and read back ----
+
+Deno.test({ name: "cgroups: v1 limits are written to the controller files", ignore: !V1 }, async () => {
+  const lastCpu = Math.max(...parseCpuList(hostCpusetCpus()));
+  await withCgroup({
+    memory: 64 * MiB,
+    nanoCpus: 1.5e9,
+    cpuShares: 512,
+    cpusetCpus: String(lastCpu),
+    pidsLimit: 20,
+    blkioWeight: 300,
+    privileged: false,
+  }, async (cg, { id }) => {
+    assert.equal(cg.driver, "v1");
+    for (const c of ["memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "devices", "freezer"]) {
+      assert.equal(dirOf(cg, c), `/sys/fs/cgroup/${c}/skiff/${id}`);
+    }
+    if (hybrid) assert.ok(cg.paths.includes(join(UNIFIED, "skiff", id)));
+    for (const p of cg.paths) assert.ok(Deno.statSync(p).isDirectory);
+    assert.equal(read(join(dirOf(cg, "memory"), "memory.limit_in_bytes")), String(64 * MiB));
+    // docker's default with only --memory: memory+swap = 2 × memory
+    assert.equal(read(join(dirOf(cg, "memory"), "memory.memsw.limit_in_bytes")), String(128 * MiB));
+    assert.equal(read(join(dirOf(cg, "cpu"), "cpu.cfs_period_us")), "100000");
+    assert.equal(read(join(dirOf(cg, "cpu"), "cpu.cfs_quota_us")), "150000");
+    assert.equal(read(join(dirOf(cg, "cpu"), "cpu.shares")), "512");
+    assert.equal(read(join(dirOf(cg, "cpuset"), "cpuset.cpus")), String(lastCpu));
+    assert.equal(read(join(dirOf(cg, "cpuset"), "cpuset.mems")), read("/sys/fs/cgroup/cpuset/cpuset.mems"));
+    assert.equal(read(join(dirOf(cg, "pids"), "pids.max")), "20");
+    const blkio = dirOf(cg, "blkio");
+    const weightFile = ["blkio.weight", "blkio.bfq.weight"].map((f) => join(blkio, f)).find((f) => {
+      try {
+        return Deno.statSync(f).isFile;
+      } catch {
+        return false;
+      }
+    })!;
+    assert.match(read(weightFile), /(^|\s)300$/m);
+    await Promise.resolve();
+  });
+});
+
+Deno.test({ name: "cgroups: v1 explicit and unlimited memory-swap", ignore: !V1 }, async () => {
+  await withCgroup({ memory: 32 * MiB, memorySwap: 48 * MiB, privileged: false }, async (cg) => {
+    assert.equal(read(join(dirOf(cg, "memory"), "memory.memsw.limit_in_bytes")), String(48 * MiB));
+    await Promise.resolve();
+  });
+  await withCgroup({ memory: 32 * MiB, memorySwap: -1, privileged: false }, async (cg) => {
+    const memsw = BigInt(read(join(dirOf(cg, "memory"), "memory.memsw.limit_in_bytes")));
+    assert.ok(memsw > 1n << 60n, `memsw ${memsw} is not unlimited`);
+    await Promise.resolve();
+  });
+});
+
+Deno.test({ name: "cgroups: v1 devices list is docker's default allow-list", ignore: !V1 }, async () => {
+  await withCgroup({ privileged: false }, async (cg) => {
+    const list = read(join(dirOf(cg, "devices"), "devices.list")).split("\n");
+    assert.deepEqual(list, [
+      "c *:* m",
+      "b *:* m",
+      "c 1:3 rwm",
+      "c 1:5 rwm",
+      "c 1:7 rwm",
+      "c 1:8 rwm",
+      "c 1:9 rwm",
+      "c 5:0 rwm",
+      "c 5:1 rwm",
+      "c 5:2 rwm",
+      "c 136:* rwm",
+      "c 10:200 rwm",
+    ]);
+    await Promise.resolve();
+  });
+  await withCgroup({ privileged: true }, async (cg) => {
+    assert.equal(read(join(dirOf(cg, "devices"), "devices.list")), "a *:* rwm");
+    await Promise.resolve();
+  });
+});
+
+// ---- processes ----
+
+Deno.test("cgroups: addProcess puts a process in every hierarchy; destroy kills it and removes all", async () => {
+  await withCgroup({ privileged: false, pidsLimit: 50 }, async (cg, { id, root }) => {
+    const child = new Deno.Command("sleep", { args: ["60"] }).spawn();
+    try {
+      cg.addProcess(child.pid);
+      const lines = read(`/proc/${child.pid}/cgroup`).split("\n");
+      for (const path of cg.paths) {
+        const hierarchy = path.split("/")[4];
+        const line = lines.find((l) =>
+          hierarchy === "unified" || path.startsWith("/sys/fs/cgroup/skiff/")
+            ? l.startsWith("0::")
+            : l.split(":")[1].split(",").includes(hierarchy)
+        );
+        assert.equal(line?.split(":")[2], `/skiff/${id}`, `${path} in ${lines.join(" | ")}`);
+      }
+      assert.deepEqual(cg.pids(), [child.pid]);
+      assert.equal(cg.oomKilled(), false);
+
+      const start = performance.now();
+      openCgroup(root, id).destroy(); // as rm -f would: from a fresh handle
+      const ms = performance.now() - start;
+      const status = await child.status;
+      assert.equal(status.signal, "SIGKILL");
+      assert.deepEqual(cgroupDirsOf(id), []);
+      assert.ok(ms < 2000, `destroy took ${ms} ms`);
+      cg.destroy(); // idempotent
+      assert.deepEqual(cg.pids(), []);
+    } finally {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already dead */ }
+    }
+  });
+});
+
+Deno.test("cgroups: destroy of a never-created cgroup is a no-op", () => {
+  openCgroup(new StateRoot("/nonexistent"), newId()).destroy();
+});
+
+Deno.test({ name: "cgroups: destroy kills a frozen (paused) process", ignore: !V1 }, async () => {
+  await withCgroup({ privileged: false }, async (cg, { id, root }) => {
+    const child = new Deno.Command("sleep", { args: ["60"] }).spawn();
+    cg.addProcess(child.pid);
+    const state = join(dirOf(cg, "freezer"), "freezer.state");
+    Deno.writeTextFileSync(state, "FROZEN");
+    openCgroup(root, id).destroy();
+    assert.equal((await child.status).signal, "SIGKILL");
+  });
+});
+
+Deno.test("cgroups: a process over the memory limit is OOM-killed and oomKilled() says so", async () => {
+  await withCgroup({ memory: 32 * MiB, memorySwap: 32 * MiB, privileged: false }, async (cg) => {
+    // tail buffers a line that never ends: it grows until the OOM killer stops it
+    const out = await runIn(cg, "exec tail /dev/zero");
+    assert.equal(out.signal, "SIGKILL", `tail ended with ${out.code}/${out.signal}: ${out.stderr}`);
+    assert.equal(cg.oomKilled(), true);
+  });
+});
+
+Deno.test("cgroups: no OOM is reported for a process within its limit", async () => {
+  await withCgroup({ memory: 32 * MiB, privileged: false }, async (cg) => {
+    const out = await runIn(cg, "head -c 8m /dev/zero | wc -c");
+    assert.equal(out.code, 0, out.stderr);
+    assert.equal(out.stdout.trim(), String(8 * MiB));
+    assert.equal(cg.oomKilled(), false);
+  });
+});
+
+Deno.test("cgroups: the pids limit stops a fork bomb", async () => {
+  await withCgroup({ pidsLimit: 10, privileged: false }, async (cg) => {
+    const out = await runIn(cg, "for i in $(seq 50); do sleep 30 >/dev/null 2>&1 & done; echo forked");
+    assert.match(out.stderr, /can't fork|Resource temporarily unavailable/, out.stderr);
+    const pids = cg.pids();
+    assert.ok(pids.length <= 10, `${pids.length} processes in a group limited to 10`);
+    if (V1) assert.match(read(join(dirOf(cg, "pids"), "pids.events")), /^max [1-9]/);
+  });
+});
+
+Deno.test("cgroups: the cpuset is the process's affinity", async () => {
+  const lastCpu = Math.max(...parseCpuList(hostCpusetCpus()));
+  await withCgroup({ cpusetCpus: String(lastCpu), privileged: false }, async (cg) => {
+    const out = await runIn(cg, "grep Cpus_allowed_list /proc/self/status");
+    assert.equal(out.stdout.trim().split(/\s+/)[1], String(lastCpu));
+  });
+});
+
+/**
+ * Nodes (made in the test's temp dir) of devices outside docker's allow-list that the host itself can
+ * open: a block device (loop/zram) and /dev/kmsg (c 1:11).
+ */
+function deniedNodes(dir: string): { block: string; char: string } {
+  const canOpen = (path: string) => {
+    try {
+      Deno.openSync(path, { read: true }).close();
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const hostBlock = ["/dev/loop0", "/dev/zram0", "/dev/vda", "/dev/sda"].find((d) => {
+    try {
+      return Deno.statSync(d).isBlockDevice && canOpen(d);
+    } catch {
+      return false;
+    }
+  });
+  assert.ok(hostBlock, "no block device the host can open");
+  const block = join(dir, "block"), char = join(dir, "kmsg");
+  const rdev = Deno.statSync(hostBlock).rdev!;
+  mknod(block, S_IFBLK | 0o600, makedev((rdev >> 8) & 0xfff, (rdev & 0xff) | ((rdev >> 12) & ~0xff)));
+  mknod(char, S_IFCHR | 0o600, makedev(1, 11));
+  assert.ok(canOpen(block) && canOpen(char), "the host cannot open the test's device nodes");
+  return { block, char };
+}
+
+/** Opens each node from the shell (no read: kmsg would block); a subshell, as a failed redirection of `:` ends the shell. */
+const openScript = (nodes: string[]) => nodes.map((n) => `(: < ${n}) && echo opened ${n}`).join("; ");
+
+Deno.test("cgroups: the default devices list denies other devices and allows /dev/null", async () => {
+  await withCgroup({ privileged: false }, async (cg, { tmp }) => {
+    const { block, char } = deniedNodes(tmp);
+    const out = await runIn(
+      cg,
+      `${openScript([block, char, "/dev/null", "/dev/zero"])}; head -c 3 /dev/urandom | wc -c`,
+    );
+    assert.equal(out.stderr.match(/Operation not permitted/g)?.length, 2, out.stderr);
+    assert.deepEqual(out.stdout.trim().split("\n"), ["opened /dev/null", "opened /dev/zero", "3"]);
+  });
+});
+
+Deno.test("cgroups: privileged allows every device", async () => {
+  await withCgroup({ privileged: true }, async (cg, { tmp }) => {
+    const { block, char } = deniedNodes(tmp);
+    const out = await runIn(cg, openScript([block, char]));
+    assert.deepEqual(out.stdout.trim().split("\n"), [`opened ${block}`, `opened ${char}`], out.stderr);
+  });
+});
+
+// ---- impossible values ----
+
+const refusals: [string, Partial<CgroupLimits>, RegExp][] = [
+  [
+    "cpuset not on the host",
+    { cpusetCpus: "99" },
+    /^Requested CPUs are not available - requested 99, available: /,
+  ],
+  ["cpuset syntax", { cpusetCpus: "0-x" }, /^Invalid value 0-x for cpuset cpus$/],
+  ["memory nodes", { cpusetMems: "7" }, /^Requested memory nodes are not available/],
+  ["memory below 6 MB", { memory: 5 * MiB }, /^Minimum memory limit allowed is 6MB$/],
+  [
+    "swap below memory",
+    { memory: 32 * MiB, memorySwap: 16 * MiB },
+    /^Minimum memoryswap limit should be larger/,
+  ],
+  ["swap without memory", { memorySwap: 64 * MiB }, /^You should always set the Memory limit/],
+  [
+    "negative cpus",
+    { nanoCpus: -1e9 },
+    /^Range of CPUs is from 0.01 to \d+\.00, as there are only \d+ CPUs available$/,
+  ],
+  ["too many cpus", { nanoCpus: 999e9 }, /^Range of CPUs is from 0.01/],
+  ["blkio weight", { blkioWeight: 5 }, /^Range of blkio weight is from 10 to 1000$/],
+  ["negative shares", { cpuShares: -5 }, /^invalid CPU shares/],
+];
+for (const [what, limits, message] of refusals) {
+  Deno.test(`cgroups: refuses ${what} and creates nothing`, () => {
+    const id = newId();
+    assert.throws(
+      () => createCgroup(new StateRoot("/nonexistent"), id, { privileged: false, ...limits }),
+      (e) => e instanceof SkiffError && e.exitCode === 125 && message.test(e.message),
+    );
+    assert.deepEqual(cgroupDirsOf(id), []);
+  });
+}
+
+Deno.test("cgroups: a limit the kernel rejects removes what was already created", () => {
+  const id = newId();
+  // passes docker's checks, but pids.max takes at most PID_MAX_LIMIT (4194304): the write fails
+  // after the directories exist
+  assert.throws(
+    () =>
+      createCgroup(new StateRoot("/nonexistent"), id, {
+        privileged: false,
+        memory: 32 * MiB,
+        pidsLimit: 5e6,
+      }),
+    (e) => e instanceof SkiffError && /pids\.max/.test(e.message),
+  );
+  assert.deepEqual(cgroupDirsOf(id), []);
+});
+
+// ---- the v2 code path, on the hybrid host's unified hierarchy ----
+
+Deno.test({
+  name: "cgroups v2: create, devices eBPF filter, kill and remove (unified hierarchy)",
+  ignore: !hybrid,
+}, async () => {
+  await withRoot(async (testRoot) => {
+    const id = newId();
+    const cg = createV2(UNIFIED, "skiff", id, { privileged: false });
+    try {
+      assert.equal(cg.driver, "v2");
+      assert.deepEqual(cg.paths, [join(UNIFIED, "skiff", id)]);
+      const { block, char } = deniedNodes(testRoot.path);
+      const out = await runIn(
+        cg,
+        `${openScript([block, char, "/dev/null"])}; head -c 2 /dev/urandom | wc -c`,
+      );
+      assert.equal(out.stderr.match(/Operation not permitted/g)?.length, 2, out.stderr);
+      assert.deepEqual(out.stdout.trim().split("\n"), ["opened /dev/null", "2"]);
+      assert.equal(cg.oomKilled(), false);
+
+      const sleeper = new Deno.Command("sleep", { args: ["60"] }).spawn();
+      cg.addProcess(sleeper.pid);
+      assert.deepEqual(cg.pids(), [sleeper.pid]);
+      openV2(UNIFIED, "skiff", id).destroy(); // cgroup.kill
+      assert.equal((await sleeper.status).signal, "SIGKILL");
+      assert.deepEqual(cgroupDirsOf(id), []);
+    } finally {
+      cg.destroy();
+    }
+  });
+});
+
+Deno.test({
+  name: "cgroups v2: a limit whose controller is absent is refused, nothing created",
+  ignore: !hybrid,
+}, () => {
+  const id = newId();
+  assert.throws(
+    () => createV2(UNIFIED, "skiff", id, { privileged: false, memory: 32 * MiB }),
+    (e) => e instanceof SkiffError && /controller "memory" is not available/.test(e.message),
+  );
+  assert.deepEqual(cgroupDirsOf(id), []);
+});
+
+// ---- pure functions ----
+
+Deno.test("cgroups: conversions and the device filter program", () => {
+  assert.equal(sharesToWeight(2), 1);
+  assert.equal(sharesToWeight(1024), 39);
+  assert.equal(sharesToWeight(262144), 10000);
+  assert.equal(blkioToIoWeight(10), 1);
+  assert.equal(blkioToIoWeight(1000), 10000);
+  assert.deepEqual([...parseCpuList("0-2,5")], [0, 1, 2, 5]);
+  assert.throws(() => parseCpuList("1-"));
+  const prog = assembleDeviceFilter(DEFAULT_ALLOWED_DEVICES);
+  assert.equal(prog.length % 8, 0);
+  assert.equal(prog[prog.length - 8], 0x95); // ends in exit
+});
