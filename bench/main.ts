@@ -1,8 +1,9 @@
 // `deno task bench`: every skiff benchmark in one run, side by side with the peer engines that are
-// installed here (see bench/run_latency.ts), then bench/unpack.ts (layer unpack) when present.
+// installed here (see bench/run_latency.ts), then bench/unpack.ts (layer unpack) and bench/pull.ts
+// (image pull from a local registry) when present; those print their own tables.
 //
 //   deno task bench [--runs 20] [--warmup 3] [--no-hyperfine] [--only skiff,runc,podman,docker]
-//                   [--peers-up] [--peers-down] [--no-unpack] [--markdown FILE]
+//                   [--peers-up] [--peers-down] [--no-unpack] [--no-pull] [--markdown FILE]
 //
 // --peers-up runs setup-peers.sh up first (installs and starts podman, dockerd, registry: slow the
 // first time); --peers-down stops them afterwards so their bridges and cgroups do not linger.
@@ -18,6 +19,7 @@ const { values } = parseArgs({
     "peers-up": { type: "boolean", default: false },
     "peers-down": { type: "boolean", default: false },
     "no-unpack": { type: "boolean", default: false },
+    "no-pull": { type: "boolean", default: false },
     markdown: { type: "string" },
   },
   strict: false,
@@ -67,17 +69,22 @@ try {
   printRatios(latency.timings);
   sections.push(`### Container start latency\n\n${latency.markdown}`);
 
-  const unpack = join(REPO, "bench/unpack.ts");
-  if (values["no-unpack"]) { /* asked not to */ }
-  else if ((await Deno.stat(unpack).catch(() => null))?.isFile) {
-    console.log("\n## layer unpack (bench/unpack.ts)");
-    const out = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", unpack], stdin: "null" })
+  // the other benchmarks are standalone scripts written alongside the code they measure
+  for (const [name, title] of [["unpack", "layer unpack"], ["pull", "image pull"]]) {
+    const script = join(REPO, `bench/${name}.ts`);
+    if (values[`no-${name}`]) continue;
+    if (!(await Deno.stat(script).catch(() => null))?.isFile) {
+      console.log(`\nbench/${name}.ts not present: ${title} benchmark skipped`);
+      continue;
+    }
+    console.log(`\n## ${title} (bench/${name}.ts)`);
+    const out = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", script], stdin: "null" })
       .output();
     if (!out.success) {
-      console.log(`bench/unpack.ts exited ${out.code}`);
+      console.log(`bench/${name}.ts exited ${out.code}`);
       failed = true;
     }
-  } else console.log("\nbench/unpack.ts not present: unpack benchmark skipped");
+  }
 } catch (e) {
   console.error(`bench: ${e instanceof Error ? e.message : String(e)}`);
   failed = true;
