@@ -273,6 +273,10 @@ Deno.test("ps: --format placeholders, table directive, json, template errors", a
     assert.equal(json.State, "exited");
     assert.equal(json.Command, '"sleep 100"');
     assert.deepEqual(JSON.parse(await one("{{json .}}")), json);
+    // -s adds docker's SIZE column to the default table
+    const sized = lines(await root.ok(["ps", "-a", "-s"]));
+    assert.match(sized[0], /NAMES {5}SIZE$/);
+    assert.match(sized[1], /fmt {7}0B$/);
     // -q wins over --format, as in docker
     assert.equal(await root.ok(["ps", "-aq", "--format", "{{.Names}}"]), `${c.Id.slice(0, 12)}\n`);
 
