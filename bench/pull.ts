@@ -1,0 +1,274 @@
+// Pull benchmark: a >=100 MB image of five layers (busybox, many small files, one large random
+// file, medium files, semi-compressible data), made here and pushed to a docker-registry this
+// script starts on 127.0.0.1. Times a cold pull until the image is ready to run, for skiff and the
+// peers installed here (podman, docker via /tmp/peers/env.sh; skopeo copy to an OCI dir, which only
+// downloads and verifies), then a second pull with everything present.
+//
+//   deno run -A bench/pull.ts [--runs 5] [--warm-runs 10] [--only skiff,skopeo,podman,docker]
+
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { gzipSync } from "node:zlib";
+import { createHash } from "node:crypto";
+import { median } from "./lib.ts";
+import { busyboxTar, MAIN } from "../tests/helpers.ts";
+import { startRegistry } from "../tests/registry_harness.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    runs: { type: "string", default: "5" },
+    "warm-runs": { type: "string", default: "10" },
+    only: { type: "string" },
+  },
+});
+const RUNS = Number(values.runs);
+const WARM_RUNS = Number(values["warm-runs"]);
+const only = values.only?.split(",");
+const wanted = (name: string) => !only || only.includes(name);
+
+const sha256 = (d: Uint8Array) => `sha256:${createHash("sha256").update(d).digest("hex")}`;
+
+/** Deterministic pseudo-random bytes (xorshift), so every run of the bench builds the same image. */
+function pseudoRandom(size: number, seed: number): Uint8Array {
+  const out = new Uint8Array(size);
+  const view = new Uint32Array(out.buffer, 0, size >> 2);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < view.length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    view[i] = x >>> 0;
+  }
+  return out;
+}
+
+async function tarDir(fill: (dir: string) => void): Promise<Uint8Array> {
+  const dir = await Deno.makeTempDir({ prefix: "skiff-bench-layer-" });
+  try {
+    fill(dir);
+    const out = await new Deno.Command("tar", {
+      args: ["--sort=name", "--mtime=2020-01-01", "--owner=0", "--group=0", "-C", dir, "-cf", "-", "."],
+      stdout: "piped",
+    }).output();
+    return out.stdout;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function buildBenchImage(): Promise<{ layout: string; dir: string; compressed: number; unpacked: number }> {
+  const layers: Uint8Array[] = [
+    Deno.readFileSync(await busyboxTar()),
+    // 3000 small text files in 30 dirs (~24 MB, compresses well)
+    await tarDir((d) => {
+      for (let i = 0; i < 3000; i++) {
+        const sub = join(d, "small", `d${i % 30}`);
+        Deno.mkdirSync(sub, { recursive: true });
+        Deno.writeTextFileSync(join(sub, `f${i}.txt`), `line ${i} of a small file\n`.repeat(300 + (i % 17) * 20));
+      }
+    }),
+    // one 40 MB incompressible file
+    await tarDir((d) => Deno.writeFileSync(join(d, "large.bin"), pseudoRandom(40 * 1024 * 1024, 7))),
+    // 400 medium files of 64 KB, half random, half repetitive (~26 MB)
+    await tarDir((d) => {
+      Deno.mkdirSync(join(d, "medium"));
+      for (let i = 0; i < 400; i++) {
+        const data = i % 2 ? pseudoRandom(64 * 1024, i + 1) : new TextEncoder().encode("abcdefgh".repeat(8192));
+        Deno.writeFileSync(join(d, "medium", `m${i}.dat`), data);
+      }
+    }),
+    // 20 MB of hex text: compresses about 2:1
+    await tarDir((d) => {
+      const raw = pseudoRandom(10 * 1024 * 1024, 99);
+      Deno.writeTextFileSync(join(d, "data.hex"), Array.from(raw, (b) => b.toString(16).padStart(2, "0")).join(""));
+    }),
+  ];
+  const dir = await Deno.makeTempDir({ prefix: "skiff-bench-oci-" });
+  Deno.mkdirSync(join(dir, "blobs/sha256"), { recursive: true });
+  const put = (data: Uint8Array) => {
+    const digest = sha256(data);
+    Deno.writeFileSync(join(dir, "blobs/sha256", digest.slice(7)), data);
+    return digest;
+  };
+  const descs = layers.map((tar) => {
+    const gz = gzipSync(tar);
+    return {
+      mediaType: "application/vnd.oci.image.layer.v1.tar+gzip",
+      digest: put(gz),
+      size: gz.length,
+      diffId: sha256(tar),
+      unpacked: tar.length,
+    };
+  });
+  const config = new TextEncoder().encode(JSON.stringify({
+    architecture: "amd64",
+    os: "linux",
+    config: { Cmd: ["sh"] },
+    rootfs: { type: "layers", diff_ids: descs.map((l) => l.diffId) },
+  }));
+  const configDigest = put(config);
+  const manifest = new TextEncoder().encode(JSON.stringify({
+    schemaVersion: 2,
+    mediaType: "application/vnd.oci.image.manifest.v1+json",
+    config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: configDigest, size: config.length },
+    layers: descs.map(({ mediaType, digest, size }) => ({ mediaType, digest, size })),
+  }));
+  const manifestDigest = put(manifest);
+  Deno.writeTextFileSync(join(dir, "oci-layout"), '{"imageLayoutVersion":"1.0.0"}');
+  Deno.writeTextFileSync(
+    join(dir, "index.json"),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [{
+        mediaType: "application/vnd.oci.image.manifest.v1+json",
+        digest: manifestDigest,
+        size: manifest.length,
+        annotations: { "org.opencontainers.image.ref.name": "bench" },
+      }],
+    }),
+  );
+  return {
+    layout: `oci:${dir}:bench`,
+    dir,
+    compressed: descs.reduce((a, l) => a + l.size, 0),
+    unpacked: descs.reduce((a, l) => a + l.unpacked, 0),
+  };
+}
+
+async function exec(argv: string[], env?: Record<string, string>): Promise<void> {
+  const out = await new Deno.Command(argv[0], { args: argv.slice(1), env, stdout: "null", stderr: "piped" })
+    .output();
+  if (!out.success) throw new Error(`${argv.join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`);
+}
+
+async function timed(argv: string[], env?: Record<string, string>): Promise<number> {
+  const t0 = performance.now();
+  await exec(argv, env);
+  return performance.now() - t0;
+}
+
+function peerEnv(): Record<string, string> | undefined {
+  try {
+    const env: Record<string, string> = {};
+    for (const m of Deno.readTextFileSync("/tmp/peers/env.sh").matchAll(/^export (\w+)="?([^"\n]*)"?$/gm)) {
+      env[m[1]] = m[2];
+    }
+    return env;
+  } catch {
+    return undefined;
+  }
+}
+
+function have(cmd: string): boolean {
+  try {
+    return new Deno.Command("sh", { args: ["-c", `command -v ${cmd}`], stdout: "null" }).outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+interface Result {
+  name: string;
+  cold: number[];
+  warm: number[];
+  note: string;
+}
+
+const fmt = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`);
+
+async function main() {
+  console.log("building the bench image…");
+  const image = await buildBenchImage();
+  console.log(
+    `image: 5 layers, ${(image.compressed / 1e6).toFixed(1)} MB compressed, ${
+      (image.unpacked / 1e6).toFixed(1)
+    } MB unpacked`,
+  );
+  const registry = await startRegistry("open");
+  const results: Result[] = [];
+  try {
+    await exec(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", image.layout, `docker://${registry.host}/bench/big:1`]);
+    const ref = `${registry.host}/bench/big:1`;
+
+    if (wanted("skiff")) {
+      const cold: number[] = [];
+      const warm: number[] = [];
+      const skiff = (root: string) => [Deno.execPath(), "run", "-A", MAIN, "--root", root, "pull", "-q", ref];
+      for (let i = 0; i < RUNS; i++) {
+        const root = await Deno.makeTempDir({ prefix: "skiff-bench-root-" });
+        try {
+          cold.push(await timed(skiff(root)));
+          if (i === RUNS - 1) for (let j = 0; j < WARM_RUNS; j++) warm.push(await timed(skiff(root)));
+        } finally {
+          await Deno.remove(root, { recursive: true });
+        }
+      }
+      results.push({ name: "skiff", cold, warm, note: "download + verify + unpack (runnable)" });
+    }
+
+    if (wanted("skopeo") && have("skopeo")) {
+      const cold: number[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        const dir = await Deno.makeTempDir({ prefix: "skiff-bench-skopeo-" });
+        try {
+          cold.push(
+            await timed(["skopeo", "copy", "--quiet", "--src-tls-verify=false", `docker://${ref}`, `oci:${dir}:x`]),
+          );
+        } finally {
+          await Deno.remove(dir, { recursive: true });
+        }
+      }
+      results.push({ name: "skopeo copy", cold, warm: [], note: "download + verify to an OCI dir, no unpack" });
+    }
+
+    const env = peerEnv();
+    if (wanted("podman") && have("podman") && env) {
+      const cold: number[] = [];
+      const warm: number[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        await exec(["podman", "rmi", "-f", "--ignore", ref], env).catch(() => {});
+        cold.push(await timed(["podman", "pull", "-q", "--tls-verify=false", ref], env));
+      }
+      for (let j = 0; j < WARM_RUNS; j++) warm.push(await timed(["podman", "pull", "-q", "--tls-verify=false", ref], env));
+      await exec(["podman", "rmi", "-f", "--ignore", ref], env).catch(() => {});
+      results.push({ name: "podman", cold, warm, note: "" });
+    } else if (wanted("podman")) console.log("podman: not installed or peers not set up (/tmp/peers/env.sh): skipped");
+
+    const docker = env?.PEER_DOCKER?.split(" ");
+    if (wanted("docker") && docker && have(docker[0]) && (await exec([...docker, "info"]).then(() => true, () => false))) {
+      const cold: number[] = [];
+      const warm: number[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        await exec([...docker, "rmi", "-f", ref]).catch(() => {});
+        cold.push(await timed([...docker, "pull", "-q", ref]));
+      }
+      for (let j = 0; j < WARM_RUNS; j++) warm.push(await timed([...docker, "pull", "-q", ref]));
+      await exec([...docker, "rmi", "-f", ref]).catch(() => {});
+      results.push({ name: "docker", cold, warm, note: "" });
+    } else if (wanted("docker")) console.log("docker: no engine reachable through PEER_DOCKER: skipped");
+  } finally {
+    await registry.stop();
+    await Deno.remove(image.dir, { recursive: true });
+  }
+
+  console.log(`\n| engine | cold pull (median of ${RUNS}) | second pull (median of ${WARM_RUNS}) | note |`);
+  console.log("|---|---|---|---|");
+  for (const r of results) {
+    console.log(
+      `| ${r.name} | ${fmt(median(r.cold))} | ${r.warm.length ? fmt(median(r.warm)) : "-"} | ${r.note} |`,
+    );
+  }
+  const skiff = results.find((r) => r.name === "skiff");
+  if (skiff) {
+    console.log("");
+    for (const r of results) {
+      if (r === skiff) continue;
+      const cold = median(skiff.cold) / median(r.cold);
+      const warm = r.warm.length ? ` second pull ${(median(skiff.warm) / median(r.warm)).toFixed(2)}×` : "";
+      console.log(`skiff / ${r.name}: cold ${cold.toFixed(2)}×${warm}`);
+    }
+  }
+}
+
+await main();
