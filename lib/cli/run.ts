@@ -5,12 +5,10 @@
 import { bool, list, type OptionSpec, parseArgs, parseBytes, requireArgs, str } from "./args.ts";
 import type { Verb } from "./context.ts";
 import { SkiffError, UsageError } from "../errors.ts";
-import { ImageStore } from "../image/store.ts";
-import { type CgroupLimits, createCgroup, validateLimits } from "../cgroups/mod.ts";
+import type { CgroupLimits } from "../cgroups/mod.ts";
 import { validateCapabilityFlags } from "../runtime/caps.ts";
-import { createContainerFromImage, type ResourceSettings } from "../runtime/container.ts";
-import { abortInitStage, runForeground, startInitStage } from "../runtime/process.ts";
-import { removeContainerDir } from "../state/containers.ts";
+import type { ResourceSettings } from "../runtime/container.ts";
+import { abortInitStage, startInitStage } from "../runtime/stage.ts";
 
 const OPTIONS: OptionSpec[] = [
   { name: "name", kind: "string" },
@@ -188,15 +186,26 @@ const run: Verb = async (args, ctx) => {
     blkioWeight: resources.BlkioWeight,
     privileged,
   };
-  validateLimits(limits);
 
-  const store = new ImageStore(ctx.root);
-  const image = store.resolve(imageRef);
   const tty = bool(parsed, "tty"), interactive = bool(parsed, "interactive");
-  // started now so its startup overlaps with creating the container; it waits for its spec
+  // started before the rest of the runtime is even loaded: its startup overlaps with all that
+  // follows, and it waits for its spec (bad input from here on just kills it again)
   const stage = startInitStage(ctx.root, interactive && !tty ? "inherit" : "null");
-  let record, cgroup;
+  let runtime, record, cgroup;
   try {
+    const [{ ImageStore }, cgroups, { createContainerFromImage }, foreground, { removeContainerDir }] =
+      await Promise
+        .all([
+          import("../image/store.ts"),
+          import("../cgroups/mod.ts"),
+          import("../runtime/container.ts"),
+          import("../runtime/process.ts"),
+          import("../state/containers.ts"),
+        ]);
+    runtime = foreground;
+    cgroups.validateLimits(limits);
+    const store = new ImageStore(ctx.root);
+    const image = store.resolve(imageRef);
     const entrypoint = str(parsed, "entrypoint");
     record = await createContainerFromImage(ctx.root, {
       image,
@@ -220,7 +229,7 @@ const run: Verb = async (args, ctx) => {
       resources,
     });
     try {
-      cgroup = createCgroup(ctx.root, record.Id, limits);
+      cgroup = cgroups.createCgroup(ctx.root, record.Id, limits);
     } catch (e) {
       removeContainerDir(ctx.root, record.Id);
       throw e;
@@ -229,7 +238,7 @@ const run: Verb = async (args, ctx) => {
     await abortInitStage(stage);
     throw e;
   }
-  const outcome = await runForeground(ctx.root, record, cgroup, stage);
+  const outcome = await runtime.runForeground(ctx.root, record, cgroup, stage);
   if (outcome.error) console.error(`skiff: unable to start container process: ${outcome.error}`);
   return outcome.exitCode;
 };

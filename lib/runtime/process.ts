@@ -1,10 +1,11 @@
 // Running a created container in the foreground: the parent's half of the process model.
 //
-//   unshare(CLONE_NEWPID) → spawn `skiff __init SPEC` (lands in the new PID namespace as PID 1)
-//   → setns back → join cgroups → record "running" → release the child through the sync FIFO
-//   → forward signals (and pump the pty with -t) → wait → record "exited" (or remove with --rm).
+//   stage.ts: unshare(CLONE_NEWPID) → spawn `skiff __init FIFO` (PID 1 of the new namespace) → setns
+//   back; meanwhile the CLI creates the container and its cgroups; then here: join the cgroups →
+//   record "running" → send the spec through the FIFO (the go signal) → forward signals (and pump
+//   the pty with -t) → wait → record "exited" (or remove with --rm).
 
-import { CLONE, close, kill, mkfifo, O, open, setns, unshare, write } from "../../ffi/libc.ts";
+import { close, kill } from "../../ffi/libc.ts";
 import {
   containerLockPath,
   processStartTime,
@@ -17,7 +18,7 @@ import type { ContainerRecord } from "../state/types.ts";
 import { capabilityMask } from "./caps.ts";
 import { mergeEnv } from "./container.ts";
 import { PtyMaster, rawStdin } from "./pty.ts";
-import { initCommand } from "./self.ts";
+import { abortInitStage, type InitStage, removeQuietly, writeAll } from "./stage.ts";
 import { DEFAULT_PATH, type InitSpec } from "./spec.ts";
 
 /** What the runtime needs of a container's cgroup (lib/cgroups/mod.ts's ContainerCgroup). */
@@ -104,74 +105,6 @@ function initSpec(root: StateRoot, record: ContainerRecord, ttySlave: string | u
     maskedPaths: host.MaskedPaths,
     readonlyPaths: host.ReadonlyPaths,
   };
-}
-
-/** A started init stage waiting for its spec on the sync FIFO. */
-export interface InitStage {
-  child: Deno.ChildProcess;
-  fifoPath: string;
-  /** Our end of the FIFO, O_RDWR: the child's open() never blocks and never sees EOF while we live. */
-  fifoFd: number;
-}
-
-/**
- * Spawns the init stage as PID 1 of a new PID namespace (this process stays in its own). It starts
- * before the container exists: its ~40 ms of Deno startup overlap with creating the record and the
- * cgroups, and it waits on the FIFO until runForeground() sends the spec.
- */
-export function startInitStage(root: StateRoot, stdin: "inherit" | "null"): InitStage {
-  const rand = crypto.getRandomValues(new Uint32Array(1))[0].toString(16);
-  // <kind>-<pid>-<start time>-<hex>: the image store's tmp sweeper removes it once we are gone
-  const fifoPath = `${root.tmp}/initfifo-${Deno.pid}-${processStartTime(Deno.pid) ?? 0}-${rand}`;
-  mkfifo(fifoPath, 0o600);
-  let fifoFd = -1;
-  try {
-    fifoFd = open(fifoPath, O.RDWR | O.CLOEXEC);
-    const self = initCommand(fifoPath, Deno.pid);
-    const ownPidNs = open("/proc/self/ns/pid", O.RDONLY | O.CLOEXEC);
-    try {
-      unshare(CLONE.NEWPID); // affects only children spawned from this (the main) thread
-      try {
-        const child = new Deno.Command(self.cmd, {
-          args: self.args,
-          stdin,
-          stdout: "inherit",
-          stderr: "inherit",
-        })
-          .spawn();
-        return { child, fifoPath, fifoFd };
-      } finally {
-        setns(ownPidNs, CLONE.NEWPID);
-      }
-    } finally {
-      close(ownPidNs);
-    }
-  } catch (e) {
-    if (fifoFd >= 0) close(fifoFd);
-    removeQuietly(fifoPath);
-    throw e;
-  }
-}
-
-/** Kills an init stage that will never get a spec (the container could not be created). */
-export async function abortInitStage(stage: InitStage): Promise<void> {
-  try {
-    kill(stage.child.pid, 9);
-  } catch { /* already gone */ }
-  await stage.child.status;
-  close(stage.fifoFd);
-  removeQuietly(stage.fifoPath);
-}
-
-function removeQuietly(path: string): void {
-  try {
-    Deno.removeSync(path);
-  } catch { /* not there */ }
-}
-
-/** Writes all of `data` to a blocking fd. */
-function writeAll(fd: number, data: Uint8Array<ArrayBuffer>): void {
-  for (let done = 0; done < data.length;) done += write(fd, data.subarray(done));
 }
 
 /** Saves a state change unless another skiff removed the container meanwhile (rm -f). */
