@@ -15,7 +15,7 @@ import { chainIds, DIGEST_RE, hexOf, Sha256 } from "./digest.ts";
 import { hostPlatform, storeLayer } from "./ingest.ts";
 import { normalizeTag } from "./reference.ts";
 import type { ImageStore, LayerInfo } from "./store.ts";
-import { fileChunks, openDecompressed } from "./stream.ts";
+import { openDecompressed } from "./stream.ts";
 import { TarReader } from "./tar.ts";
 import { cleanEntryPath } from "./unpack.ts";
 
@@ -140,7 +140,7 @@ async function stage(input: AsyncIterable<Uint8Array>, dir: string): Promise<Sta
       },
     };
   });
-  const source = await openDecompressed(input);
+  const source = await openDecompressed({ stream: input });
   for await (const chunk of source.plain) if (!reader.ended) reader.push(chunk);
   reader.finish();
   return staged;
@@ -298,7 +298,7 @@ export async function loadArchive(store: ImageStore, input: AsyncIterable<Uint8A
         if (store.hasLayer(chains[i])) continue;
         const layer = await storeLayer(
           store,
-          fileChunks(plan.layers[i].file.path),
+          { path: plan.layers[i].file.path },
           i ? chains[i - 1] : null,
           diffIds[i],
         )

@@ -9,6 +9,7 @@ import { sha256Digest } from "./digest.ts";
 import { normalizeTag } from "./reference.ts";
 import type { ImageStore, LayerInfo } from "./store.ts";
 import { unpackLayer, type UnpackResult } from "./unpack.ts";
+import type { ByteSource } from "./stream.ts";
 
 export interface StoredLayer extends UnpackResult {
   chainId: string;
@@ -23,7 +24,7 @@ export interface StoredLayer extends UnpackResult {
  */
 export async function storeLayer(
   store: ImageStore,
-  input: AsyncIterable<Uint8Array>,
+  input: ByteSource,
   parentChainId: string | null,
   expectedDiffId?: string,
 ): Promise<StoredLayer> {
@@ -77,7 +78,7 @@ export interface ImportOptions {
 /** `import`: a rootfs tarball (plain or gzip) becomes a one-layer image. */
 export async function importRootfs(
   store: ImageStore,
-  input: AsyncIterable<Uint8Array>,
+  input: ByteSource,
   options: ImportOptions = {},
 ): Promise<ImageRecord> {
   // validate everything before reading input: bad arguments change nothing

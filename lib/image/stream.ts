@@ -44,10 +44,13 @@ export type Compression = "gzip" | "none";
 export interface DecompressedSource {
   /** The uncompressed bytes. */
   plain: AsyncIterable<Uint8Array>;
-  /** Hash and byte count of the raw input; final once `plain` is exhausted. */
-  blobHash: Sha256;
+  /** Hash and byte count of the raw input (when asked for); final once `plain` is exhausted. */
+  rawHash?: Sha256;
   compression: Compression;
 }
+
+/** Where bytes come from: a file (gunzipped by a gzip child reading it directly) or a stream. */
+export type ByteSource = { path: string } | { stream: AsyncIterable<Uint8Array> };
 
 function sniff(head: Uint8Array): Compression {
   if (head[0] === 0x1f && head[1] === 0x8b) return "gzip";
@@ -63,9 +66,41 @@ function sniff(head: Uint8Array): Compression {
   return "none";
 }
 
-/** Sniffs gzip by its magic bytes and returns the uncompressed stream plus a hash of the raw one. */
-export async function openDecompressed(input: AsyncIterable<Uint8Array>): Promise<DecompressedSource> {
-  const blobHash = new Sha256();
+function fileHead(path: string): Uint8Array {
+  let file: Deno.FsFile;
+  try {
+    file = Deno.openSync(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw new SkiffError(`open ${path}: no such file or directory`);
+    throw e;
+  }
+  try {
+    const head = new Uint8Array(4);
+    const n = file.readSync(head) ?? 0;
+    if (n === 0) throw new SkiffError("unexpected EOF: the archive is empty");
+    return head.subarray(0, n);
+  } finally {
+    file.close();
+  }
+}
+
+/**
+ * Sniffs gzip by its magic bytes and returns the uncompressed stream, plus a hash of the raw bytes
+ * when `hashRaw` is set. gunzip runs in a `gzip -dc` child when there is one: on another CPU, in
+ * parallel with unpacking, as GNU tar does it. Otherwise DecompressionStream on this thread.
+ */
+export async function openDecompressed(
+  source: ByteSource,
+  options: { hashRaw?: boolean } = {},
+): Promise<DecompressedSource> {
+  const rawHash = options.hashRaw ? new Sha256() : undefined;
+  if ("path" in source && !rawHash) {
+    const compression = sniff(fileHead(source.path));
+    if (compression === "none") return { plain: fileChunks(source.path), compression };
+    const child = spawnGunzip(["-dc", "--", source.path], "null");
+    if (child) return { plain: gunzipChild(child), compression };
+  }
+  const input = "path" in source ? fileChunks(source.path) : source.stream;
   const it = input[Symbol.asyncIterator]();
   let first = await it.next();
   while (!first.done && first.value.length === 0) first = await it.next();
@@ -73,21 +108,74 @@ export async function openDecompressed(input: AsyncIterable<Uint8Array>): Promis
   const head = first.value;
   const compression = sniff(head);
   async function* raw(): AsyncGenerator<Uint8Array> {
-    blobHash.update(head);
+    rawHash?.update(head);
     yield head;
     while (true) {
       const r = await it.next();
       if (r.done) return;
-      blobHash.update(r.value);
+      rawHash?.update(r.value);
       yield r.value;
     }
   }
-  if (compression === "none") return { plain: raw(), blobHash, compression };
-  const source = ReadableStream.from(raw() as AsyncIterable<Uint8Array<ArrayBuffer>>);
-  const plain = gunzipErrors(source.pipeThrough(new DecompressionStream("gzip")));
-  return { plain, blobHash, compression };
+  if (compression === "none") return { plain: raw(), rawHash, compression };
+  const child = spawnGunzip(["-dc"], "piped");
+  if (child) {
+    // feed the child in the background; a write error means gzip died, which its status reports
+    const writer = child.stdin.getWriter();
+    const feeding = (async () => {
+      try {
+        for await (const chunk of raw()) await writer.write(chunk as Uint8Array<ArrayBuffer>);
+        await writer.close();
+      } catch {
+        await writer.abort().catch(() => {});
+      }
+    })();
+    return { plain: gunzipChild(child, feeding), rawHash, compression };
+  }
+  const stream = ReadableStream.from(raw() as AsyncIterable<Uint8Array<ArrayBuffer>>);
+  const plain = gunzipErrors(stream.pipeThrough(new DecompressionStream("gzip")));
+  return { plain, rawHash, compression };
 }
 
+function spawnGunzip(args: string[], stdin: "null" | "piped"): Deno.ChildProcess | undefined {
+  try {
+    return new Deno.Command("gzip", { args, stdin, stdout: "piped", stderr: "piped" }).spawn();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined; // no gzip binary: decompress in-process
+    throw e;
+  }
+}
+
+/** Reads a gzip child's output in 1 MiB chunks; its failure becomes a SkiffError. */
+async function* gunzipChild(child: Deno.ChildProcess, feeding?: Promise<void>): AsyncGenerator<Uint8Array> {
+  const reader = child.stdout.getReader({ mode: "byob" });
+  let done = false;
+  try {
+    while (true) {
+      const r = await reader.read(new Uint8Array(CHUNK), { min: CHUNK });
+      if (r.value?.length) yield r.value;
+      if (r.done) break;
+    }
+    await feeding;
+    const status = await child.status;
+    // exit 2 is a warning (e.g. "trailing garbage ignored"): the data itself was fine
+    if (status.code !== 0 && status.code !== 2) {
+      const message = (await new Response(child.stderr).text()).trim().split("\n")[0].replace(/^gzip: /, "");
+      throw new SkiffError(`invalid gzip data: ${message || `gzip exited ${status.code}`}`);
+    }
+    done = true;
+  } finally {
+    if (!done) {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already exited */ }
+      await reader.cancel().catch(() => {});
+      await child.status;
+    }
+    if (done) await child.stderr.cancel().catch(() => {});
+    reader.releaseLock();
+  }
+}
 async function* gunzipErrors(stream: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
   const reader = stream.getReader();
   let done = false;

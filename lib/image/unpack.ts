@@ -24,7 +24,7 @@ import {
 } from "../../ffi/libc.ts";
 import { Sha256 } from "./digest.ts";
 import { type EntryHandler, type TarEntry, TarReader } from "./tar.ts";
-import { openDecompressed } from "./stream.ts";
+import { type ByteSource, openDecompressed } from "./stream.ts";
 
 type Kind = "dir" | "file" | "symlink" | "other";
 
@@ -239,24 +239,28 @@ export class LayerWriter {
 export interface UnpackResult {
   /** sha256 of the uncompressed tar stream. */
   diffId: string;
-  /** sha256 and size of the stream as given (compressed or not). */
-  blobDigest: string;
-  blobSize: number;
+  /** sha256 and size of the stream as given (compressed or not), when asked for. */
+  blobDigest?: string;
+  blobSize?: number;
   compression: "gzip" | "none";
   /** Bytes of regular file data. */
   size: number;
 }
 
 /**
- * Reads a layer (gzip or plain tar) from `input` and writes its files into `dir`, hashing the
- * compressed and uncompressed streams on the way through.
+ * Reads a layer (gzip or plain tar) and writes its files into `dir`, hashing the uncompressed
+ * stream (the diffID) on the way through, and the raw stream too when `hashBlob` is set.
  */
-export async function unpackLayer(input: AsyncIterable<Uint8Array>, dir: string): Promise<UnpackResult> {
+export async function unpackLayer(
+  source: ByteSource,
+  dir: string,
+  options: { hashBlob?: boolean } = {},
+): Promise<UnpackResult> {
   const writer = new LayerWriter(dir);
   const diffHash = new Sha256();
   const tar = new TarReader((entry) => writer.entry(entry));
-  const source = await openDecompressed(input);
-  for await (const chunk of source.plain) {
+  const input = await openDecompressed(source, { hashRaw: options.hashBlob });
+  for await (const chunk of input.plain) {
     diffHash.update(chunk);
     // keep hashing after the end marker: the diffID covers the whole stream, padding included
     if (!tar.ended) tar.push(chunk);
@@ -265,9 +269,8 @@ export async function unpackLayer(input: AsyncIterable<Uint8Array>, dir: string)
   writer.finish();
   return {
     diffId: diffHash.digest(),
-    blobDigest: source.blobHash.digest(),
-    blobSize: source.blobHash.size,
-    compression: source.compression,
+    ...(input.rawHash ? { blobDigest: input.rawHash.digest(), blobSize: input.rawHash.size } : {}),
+    compression: input.compression,
     size: writer.size,
   };
 }
