@@ -283,3 +283,45 @@ Deno.test("rm: a full id whose creation never completed (no container.json) is c
     assert.equal(exists(dir), false);
   });
 });
+
+Deno.test("rm -f racing a container that exits by itself (with and without --rm): always ends clean", async () => {
+  await withBusybox(async (root) => {
+    for (let i = 0; i < 6; i++) {
+      const autoRemove = i % 2 === 1;
+      const name = `race${i}`;
+      const run = spawnRun(root, [
+        ...(autoRemove ? ["--rm"] : []),
+        "--name",
+        name,
+        "busybox",
+        "sleep",
+        "0.4",
+      ]);
+      try {
+        await waitFor(
+          `${name} running`,
+          async () => (await root.ok(["ps", "-a", "--format", "{{.Names}}"])).includes(name),
+        );
+        await new Promise((r) => setTimeout(r, 80 * i)); // before, around and after the exit
+        const rm = await root.skiff(["rm", "-f", name]);
+        if (rm.code !== 0) {
+          // only acceptable failure: --rm removed it first
+          assert.ok(autoRemove, rm.stderr);
+          assert.equal(rm.stderr, `skiff: No such container: ${name}\n`);
+        }
+        const out = await run.output;
+        assert.ok(
+          [0, 137].includes(out.code),
+          `run exited ${out.code}: ${new TextDecoder().decode(out.stderr)}`,
+        );
+        assert.equal(await root.ok(["ps", "-aq"]), "");
+        assert.deepEqual(root.containerIds(), []);
+      } finally {
+        try {
+          run.child.kill("SIGKILL");
+        } catch { /* already exited */ }
+        await run.output;
+      }
+    }
+  });
+});
