@@ -36,8 +36,15 @@ export function writeValue(path: string, value: string | number): void {
     if (e instanceof Deno.errors.NotFound) {
       throw new SkiffError(`cgroup file ${path} does not exist: the kernel does not support this limit`);
     }
-    throw new SkiffError(`cannot write "${value}" to ${path}: ${(e as Error).message}`);
+    throw new SkiffError(`failed to write "${value}" to ${path}: ${osMessage(e)}`);
   }
+}
+
+/** "Invalid argument (os error 22): writefile '/x'" -> "invalid argument", as docker words errnos. */
+export function osMessage(e: unknown): string {
+  const text = (e as Error).message ?? String(e);
+  const m = /^(.*?) \(os error \d+\)/.exec(text);
+  return m ? m[1].charAt(0).toLowerCase() + m[1].slice(1) : text;
 }
 
 /** "key value" lines (memory.events, memory.oom_control, cpu.stat) as a map. */
@@ -81,7 +88,7 @@ export function removeCgroupDir(path: string, timeoutMs = 2000): void {
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) return;
       if (performance.now() > deadline) {
-        throw new SkiffError(`cannot remove cgroup ${path}: ${(e as Error).message}`);
+        throw new SkiffError(`cannot remove cgroup ${path}: ${osMessage(e)}`);
       }
       sleepSync(10);
     }
@@ -91,6 +98,7 @@ export function removeCgroupDir(path: string, timeoutMs = 2000): void {
 /** SIGKILLs every listed pid until none is left (bounded: ~2 s), since a fork can race the kill. */
 export function killUntilEmpty(list: () => number[], timeoutMs = 2000): void {
   const deadline = performance.now() + timeoutMs;
+  let pause = 1;
   for (;;) {
     const pids = list();
     if (pids.length === 0) return;
@@ -102,6 +110,7 @@ export function killUntilEmpty(list: () => number[], timeoutMs = 2000): void {
     if (performance.now() > deadline) {
       throw new SkiffError(`processes ${pids.join(", ")} are still in the container's cgroup after SIGKILL`);
     }
-    sleepSync(5);
+    sleepSync(pause);
+    pause = Math.min(pause * 2, 20); // a SIGKILLed process is usually gone within a millisecond
   }
 }

@@ -104,7 +104,20 @@ export function createV2(mount: string, parent: string, id: string, limits: Cgro
   const enable = WANTED.filter((c) => available.has(c));
   for (const dir of [mount, parentDir]) {
     const enabled = new Set(words(readOptional(join(dir, "cgroup.subtree_control"))));
-    for (const c of enable) if (!enabled.has(c)) writeValue(join(dir, "cgroup.subtree_control"), `+${c}`);
+    for (const c of enable) {
+      if (enabled.has(c)) continue;
+      try {
+        writeValue(join(dir, "cgroup.subtree_control"), `+${c}`);
+      } catch (e) {
+        // v2's "no internal processes" rule: e.g. inside a container whose cgroup root holds processes
+        const busy = /busy/i.test((e as Error).message);
+        throw busy
+          ? new SkiffError(
+            `cannot enable the ${c} controller in ${dir}: the cgroup holds processes of its own (move them to a child cgroup first)`,
+          )
+          : e;
+      }
+    }
   }
 
   const dir = join(parentDir, id);
