@@ -358,3 +358,26 @@ Deno.test("ps: end to end with skiff run: exited container shows its exit code, 
     assert.equal(await root.ok(["ps", "-a", "-f", "exited=3", "--format", "{{.Names}}"]), "three\n");
   });
 });
+
+Deno.test("ps: PORTS from the record's port bindings, docker's wording", async () => {
+  const { formatPorts } = await import("../lib/inspect/ps.ts");
+  await withRoot(async (root) => {
+    const c = await fakeContainer(root, { name: "ports" });
+    const withPorts = {
+      ...c,
+      HostConfig: {
+        ...c.HostConfig,
+        PortBindings: {
+          "80/tcp": [{ HostIp: "", HostPort: "8080" }, { HostIp: "::", HostPort: "8080" }],
+          "53/udp": [{ HostIp: "127.0.0.1", HostPort: "5353" }],
+          "443/tcp": null,
+        },
+      },
+    };
+    assert.equal(
+      formatPorts(withPorts),
+      "127.0.0.1:5353->53/udp, 0.0.0.0:8080->80/tcp, [::]:8080->80/tcp, 443/tcp",
+    );
+    assert.equal(formatPorts(c), "");
+  });
+});
