@@ -285,7 +285,7 @@ Deno.test("ps: --format placeholders, table directive, json, template errors", a
     assert.match(parse.stderr, /template parsing error: template: :1: unclosed action/);
     assert.equal(parse.stdout, "");
     const exec = await root.skiff(["ps", "-a", "--format", "{{.Nope}}"]);
-    assert.notEqual(exec.code, 0);
+    assert.equal(exec.code, 1);
     assert.match(exec.stderr, /can't evaluate field Nope/);
   });
 });

@@ -139,10 +139,10 @@ export class TemplateParseError extends SkiffError {
   }
 }
 
-/** A template that parsed but failed on the data (e.g. a field the type does not have). */
+/** A template that parsed but failed on the data (e.g. a field the type does not have): exit 1 as in docker. */
 export class TemplateExecError extends SkiffError {
   constructor(message: string) {
-    super(message, 125);
+    super(message, 1);
     this.name = "TemplateExecError";
   }
 }
