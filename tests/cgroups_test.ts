@@ -337,6 +337,102 @@ Deno.test("cgroups: privileged allows every device", async () => {
   });
 });
 
+/** Starts a gated busybox script in the cgroup without waiting for it (see runIn). */
+async function startIn(cg: ContainerCgroup, script: string): Promise<Deno.ChildProcess> {
+  const child = new Deno.Command(BUSYBOX, {
+    args: ["sh", "-c", `read _go; ${script}`],
+    stdin: "piped",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  cg.addProcess(child.pid);
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode("go\n"));
+  await writer.close();
+  return child;
+}
+
+async function until(done: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const readOr = (path: string) => {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return "";
+  }
+};
+
+/** freeze() stops a counting loop, thaw() lets it go on, destroy() kills it even when frozen. */
+async function checkFreeze(cg: ContainerCgroup, tmp: string, destroy: () => void): Promise<void> {
+  const counter = join(tmp, "counter");
+  const child = await startIn(cg, `i=0; while :; do i=$((i+1)); echo $i > ${counter}; done`);
+  try {
+    await until(() => readOr(counter) !== "", "the counter to start");
+    assert.equal(cg.frozen(), false);
+    cg.freeze();
+    assert.equal(cg.frozen(), true);
+    const before = readOr(counter);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(readOr(counter), before, "a frozen process kept counting");
+    cg.thaw();
+    assert.equal(cg.frozen(), false);
+    await until(() => readOr(counter) !== before, "the thawed counter to move on");
+    cg.freeze();
+    destroy();
+    assert.equal((await child.status).signal, "SIGKILL");
+  } finally {
+    try {
+      child.kill("SIGKILL");
+      await child.status;
+    } catch { /* already reaped */ }
+  }
+}
+
+Deno.test("cgroups: freeze and thaw (pause/unpause)", async () => {
+  await withCgroup({ privileged: false }, async (cg, { tmp, root, id }) => {
+    await checkFreeze(cg, tmp, () => openCgroup(root, id).destroy());
+  });
+});
+
+Deno.test("cgroups: stats count memory, cpu time and pids", async () => {
+  await withCgroup({ memory: 64 * MiB, privileged: false }, async (cg, { tmp }) => {
+    const ready = join(tmp, "ready");
+    const child = await startIn(
+      cg,
+      `x=$(head -c 12m /dev/zero | tr '\\0' a); i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; ` +
+        `touch ${ready}; sleep 30 & wait`,
+    );
+    try {
+      await until(() =>
+        readOr(ready) === "" && (() => {
+          try {
+            return Deno.statSync(ready).isFile;
+          } catch {
+            return false;
+          }
+        })(), "the script to be ready");
+      const stats = cg.stats();
+      assert.ok(stats.memoryUsage >= 12 * MiB, `memory usage ${stats.memoryUsage}`);
+      assert.ok(stats.memoryUsage < 64 * MiB, `memory usage ${stats.memoryUsage}`);
+      if (V1) assert.equal(stats.memoryLimit, 64 * MiB);
+      if (V1) assert.ok(stats.cpuNanos > 1e7, `cpu ${stats.cpuNanos} ns`);
+      if (V1) assert.equal(stats.pids, 2); // sh and its sleep
+    } finally {
+      child.kill("SIGKILL");
+      await child.status;
+    }
+  });
+  await withCgroup({ privileged: false }, async (cg) => {
+    assert.equal(cg.stats().memoryLimit, 0); // unlimited
+  });
+});
+
 // ---- impossible values ----
 
 const refusals: [string, Partial<CgroupLimits>, RegExp][] = [
@@ -422,6 +518,22 @@ Deno.test({
     }
   });
 });
+
+Deno.test(
+  { name: "cgroups v2: freeze and thaw through cgroup.freeze (unified hierarchy)", ignore: !hybrid },
+  async () => {
+    await withRoot(async (testRoot) => {
+      const id = newId();
+      const cg = createV2(UNIFIED, "skiff", id, { privileged: false });
+      try {
+        await checkFreeze(cg, testRoot.path, () => openV2(UNIFIED, "skiff", id).destroy());
+        assert.deepEqual(cgroupDirsOf(id), []);
+      } finally {
+        cg.destroy();
+      }
+    });
+  },
+);
 
 Deno.test({
   name: "cgroups v2: a limit whose controller is absent is refused, nothing created",

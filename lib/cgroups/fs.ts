@@ -114,3 +114,22 @@ export function killUntilEmpty(list: () => number[], timeoutMs = 2000): void {
     pause = Math.min(pause * 2, 20); // a SIGKILLed process is usually gone within a millisecond
   }
 }
+
+/** A number file ("max" and absurd "unlimited" values become 0); 0 when absent. */
+export function readNumber(path: string): number {
+  const text = readOptional(path);
+  if (!text || text === "max") return 0;
+  const n = Number(text);
+  return Number.isFinite(n) && n < 2 ** 62 ? n : 0;
+}
+
+/** Polls until done() or the timeout; throws a SkiffError saying what did not happen. */
+export function waitFor(done: () => boolean, what: string, timeoutMs = 2000): void {
+  const deadline = performance.now() + timeoutMs;
+  let pause = 1;
+  while (!done()) {
+    if (performance.now() > deadline) throw new SkiffError(`timed out waiting for ${what}`);
+    sleepSync(pause);
+    pause = Math.min(pause * 2, 20);
+  }
+}

@@ -30,6 +30,26 @@ export interface ContainerCgroup {
   /** kills what is left (SIGKILL, or cgroup.kill on v2), waits until empty, rmdirs; idempotent; never throws for an already-removed cgroup */
   destroy(): void;
   pids(): number[];
+  /** Freezes every process (docker pause); returns once the kernel reports the group frozen. */
+  freeze(): void;
+  /** Thaws a frozen group (docker unpause). */
+  thaw(): void;
+  frozen(): boolean;
+  /** Usage counters for `stats`; fields the host lacks are 0. */
+  stats(): CgroupStats;
+}
+
+/** What docker stats shows of a container's cgroup. */
+export interface CgroupStats {
+  /** bytes in use, without reclaimable inactive file cache (docker's "MEM USAGE") */
+  memoryUsage: number;
+  /** bytes; 0 when unlimited */
+  memoryLimit: number;
+  /** total CPU time used, nanoseconds */
+  cpuNanos: number;
+  pids: number;
+  blockReadBytes: number;
+  blockWriteBytes: number;
 }
 
 /** Docker refuses smaller memory limits (daemon/daemon_unix.go linuxMinMemory). */

@@ -5,7 +5,7 @@
 
 import { join } from "node:path";
 import { SkiffError } from "../errors.ts";
-import type { CgroupLimits, ContainerCgroup } from "./limits.ts";
+import type { CgroupLimits, CgroupStats, ContainerCgroup } from "./limits.ts";
 import { CPU_PERIOD_US, effectiveMemorySwap, hostCpusetMems } from "./limits.ts";
 import { DEFAULT_ALLOWED_DEVICES, v1RuleLine } from "./devices.ts";
 import {
@@ -13,9 +13,11 @@ import {
   killUntilEmpty,
   mkdirIfAbsent,
   readKeyed,
+  readNumber,
   readOptional,
   readPids,
   removeCgroupDir,
+  waitFor,
   writeValue,
 } from "./fs.ts";
 
@@ -95,6 +97,53 @@ class V1Cgroup implements ContainerCgroup {
     const all = new Set<number>();
     for (const path of this.paths) for (const pid of readPids(join(path, "cgroup.procs"))) all.add(pid);
     return [...all].sort((a, b) => a - b);
+  }
+
+  freeze(): void {
+    const state = this.freezerState();
+    writeValue(state, "FROZEN");
+    waitFor(() => readOptional(state) === "FROZEN", "the container to freeze");
+  }
+
+  thaw(): void {
+    writeValue(this.freezerState(), "THAWED");
+  }
+
+  frozen(): boolean {
+    const freezer = this.dir("freezer");
+    return !!freezer && readOptional(join(freezer, "freezer.state")) === "FROZEN";
+  }
+
+  private freezerState(): string {
+    const freezer = this.dir("freezer");
+    if (!freezer) throw new SkiffError('cgroup v1 controller "freezer" is not mounted: cannot pause');
+    return join(freezer, "freezer.state");
+  }
+
+  stats(): CgroupStats {
+    const file = (c: Controller, name: string) => join(this.dir(c) ?? "/nonexistent", name);
+    const memoryStat = readKeyed(file("memory", "memory.stat"));
+    const usage = readNumber(file("memory", "memory.usage_in_bytes"));
+    const io = { read: 0, write: 0 };
+    // "<major>:<minor> Read <bytes>" per device, then "Total <bytes>"
+    for (
+      const line of (readOptional(file("blkio", "blkio.throttle.io_service_bytes_recursive")) ?? "").split(
+        "\n",
+      )
+    ) {
+      const [device, op, bytes] = line.trim().split(/\s+/);
+      if (!device?.includes(":")) continue;
+      if (op === "Read") io.read += Number(bytes);
+      if (op === "Write") io.write += Number(bytes);
+    }
+    return {
+      memoryUsage: Math.max(0, usage - (memoryStat.get("total_inactive_file") ?? 0)),
+      memoryLimit: readNumber(file("memory", "memory.limit_in_bytes")),
+      cpuNanos: readNumber(file("cpuacct", "cpuacct.usage")),
+      pids: readNumber(file("pids", "pids.current")),
+      blockReadBytes: io.read,
+      blockWriteBytes: io.write,
+    };
   }
 
   oomKilled(): boolean {

@@ -13,7 +13,7 @@ import {
   O,
   open,
 } from "../../ffi/libc.ts";
-import type { CgroupLimits, ContainerCgroup } from "./limits.ts";
+import type { CgroupLimits, CgroupStats, ContainerCgroup } from "./limits.ts";
 import { CPU_PERIOD_US, effectiveMemorySwap } from "./limits.ts";
 import { assembleDeviceFilter, DEFAULT_ALLOWED_DEVICES } from "./devices.ts";
 import {
@@ -21,9 +21,11 @@ import {
   killUntilEmpty,
   mkdirIfAbsent,
   readKeyed,
+  readNumber,
   readOptional,
   readPids,
   removeCgroupDir,
+  waitFor,
   writeValue,
 } from "./fs.ts";
 
@@ -46,6 +48,41 @@ class V2Cgroup implements ContainerCgroup {
 
   pids(): number[] {
     return readPids(join(this.dir, "cgroup.procs"));
+  }
+
+  freeze(): void {
+    writeValue(join(this.dir, "cgroup.freeze"), 1);
+    waitFor(() => this.frozen(), "the container to freeze");
+  }
+
+  thaw(): void {
+    writeValue(join(this.dir, "cgroup.freeze"), 0);
+  }
+
+  frozen(): boolean {
+    return readKeyed(join(this.dir, "cgroup.events")).get("frozen") === 1;
+  }
+
+  stats(): CgroupStats {
+    const file = (name: string) => join(this.dir, name);
+    const io = { read: 0, write: 0 };
+    // "<major>:<minor> rbytes=N wbytes=N rios=N ..." per device
+    for (const line of (readOptional(file("io.stat")) ?? "").split("\n")) {
+      for (const field of line.trim().split(/\s+/).slice(1)) {
+        const [key, value] = field.split("=");
+        if (key === "rbytes") io.read += Number(value);
+        if (key === "wbytes") io.write += Number(value);
+      }
+    }
+    const usage = readNumber(file("memory.current"));
+    return {
+      memoryUsage: Math.max(0, usage - (readKeyed(file("memory.stat")).get("inactive_file") ?? 0)),
+      memoryLimit: readNumber(file("memory.max")),
+      cpuNanos: (readKeyed(file("cpu.stat")).get("usage_usec") ?? 0) * 1000,
+      pids: readNumber(file("pids.current")),
+      blockReadBytes: io.read,
+      blockWriteBytes: io.write,
+    };
   }
 
   oomKilled(): boolean {
