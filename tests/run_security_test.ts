@@ -108,6 +108,29 @@ Deno.test("run: masked paths are empty, read-only paths refuse writes, not with 
   });
 });
 
+Deno.test("run: /dev holds docker's minimal set; --privileged adds the host's devices", async () => {
+  await withBusybox(async (root) => {
+    const plain = (await root.ok(["run", "--rm", "busybox", "ls", "/dev"])).trim().split("\n");
+    for (const node of ["null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts", "shm"]) {
+      assert(plain.includes(node), `missing /dev/${node}: ${plain}`);
+    }
+    assert(!plain.includes("console"), "a container without -t has no /dev/console");
+    const hostNodes = [...Deno.readDirSync("/dev")].filter((e) => {
+      try {
+        const info = Deno.statSync(`/dev/${e.name}`);
+        return !e.isSymlink && (info.isCharDevice || info.isBlockDevice) && e.name !== "console";
+      } catch {
+        return false;
+      }
+    }).map((e) => e.name);
+    const privileged = (await root.ok(["run", "--rm", "--privileged", "busybox", "ls", "/dev"])).trim().split(
+      "\n",
+    );
+    for (const node of hostNodes) assert(privileged.includes(node), `--privileged lacks /dev/${node}`);
+    assert(hostNodes.some((n) => !plain.includes(n)), "the host has no device beyond the minimal set");
+  });
+});
+
 Deno.test("run: --read-only makes / read-only, /dev/shm stays writable", async () => {
   await withBusybox(async (root) => {
     const r = await root.skiff(["run", "--rm", "--read-only", "busybox", "touch", "/file"]);

@@ -54,7 +54,21 @@ function bindReadOnly(path: string): void {
   mount(path, path, null, MS.BIND | MS.REMOUNT | MS.RDONLY | MS.REC | MS.NOSUID | MS.NODEV | MS.NOEXEC);
 }
 
-function mountDev(root: string, ttySlave: string | undefined): void {
+/** --privileged: every device node at the top of the host's /dev, as docker gives it. */
+function copyHostDevices(dev: string): void {
+  for (const entry of Deno.readDirSync("/dev")) {
+    const target = `${dev}/${entry.name}`;
+    // the host's console stays the host's; a -t container gets its pty there instead
+    if (entry.name === "console" || entry.isDirectory || entry.isSymlink || statOrNull(target)) continue;
+    const info = statOrNull(`/dev/${entry.name}`);
+    if (!info || !(info.isCharDevice || info.isBlockDevice) || info.rdev === null) continue;
+    // st_mode carries the node type and permissions; st_rdev is the dev_t mknod wants
+    mknod(target, info.mode ?? 0, BigInt(info.rdev));
+    Deno.chownSync(target, info.uid, info.gid);
+  }
+}
+
+function mountDev(root: string, ttySlave: string | undefined, privileged: boolean): void {
   const dev = `${root}/dev`;
   mkdirp(dev);
   mount("tmpfs", dev, "tmpfs", MS.NOSUID | MS.STRICTATIME, "mode=755,size=65536k");
@@ -77,6 +91,7 @@ function mountDev(root: string, ttySlave: string | undefined): void {
     touch(`${dev}/console`);
     mount(ttySlave, `${dev}/console`, null, MS.BIND);
   }
+  if (privileged) copyHostDevices(dev);
 }
 
 function maskPath(root: string, path: string): void {
@@ -122,7 +137,7 @@ export function setupRootfs(spec: InitSpec): void {
   // read-only unless --privileged, as docker does
   const sysReadOnly = spec.privileged ? 0 : MS.RDONLY;
   mount("sysfs", `${root}/sys`, "sysfs", MS.NOSUID | MS.NODEV | MS.NOEXEC | sysReadOnly);
-  mountDev(root, spec.ttySlave);
+  mountDev(root, spec.ttySlave, spec.privileged);
 
   for (const name of ["hostname", "hosts", "resolv.conf"]) {
     const target = `${root}/etc/${name}`;
