@@ -121,10 +121,14 @@ Deno.test("run limits: --pids-limit stops a fork bomb", async () => {
       "busybox",
       "sh",
       "-c",
-      "for i in $(seq 50); do sleep 30 >/dev/null 2>&1 & done; echo forked",
+      "cat /proc/self/cgroup; for i in $(seq 50); do sleep 30 >/dev/null 2>&1 & done; echo forked",
     ]);
     assert.match(r.stderr, /can't fork|Resource temporarily unavailable/, r.stderr);
     assert.deepEqual(root.containerIds(), []);
+    // the sleeps that did fork were killed with the container: its cgroups are gone
+    const [id] = idsInCgroupText(r.stdout);
+    assert.ok(id, r.stdout);
+    assert.deepEqual(leftoverCgroups(id), []);
   });
 });
 
@@ -206,3 +210,55 @@ for (const [flags, message] of refused) {
     });
   });
 }
+
+/** Container ids named in a /proc/self/cgroup printed from inside (even --rm ones). */
+const idsInCgroupText = (
+  text: string,
+) => [...new Set([...text.matchAll(/\/skiff\/([0-9a-f]{64})$/gm)].map((m) => m[1]))];
+
+/** cgroup directories of a container left in any hierarchy. */
+function leftoverCgroups(id: string): string[] {
+  const found: string[] = [];
+  for (const e of Deno.readDirSync("/sys/fs/cgroup")) {
+    for (const dir of [join("/sys/fs/cgroup", e.name, "skiff", id), join("/sys/fs/cgroup/skiff", id)]) {
+      try {
+        if (Deno.statSync(dir).isDirectory) found.push(dir);
+      } catch { /* absent: good */ }
+    }
+  }
+  return found;
+}
+
+Deno.test("run limits: containers with limits started in parallel all run and leave no cgroup", async () => {
+  await withBusybox(async (root) => {
+    const runs = await Promise.all(
+      [0, 1, 2, 3].map((i) =>
+        root.skiff([
+          "run",
+          "--rm",
+          "--memory",
+          "32m",
+          "--pids-limit",
+          "20",
+          "--cpus",
+          "0.5",
+          "busybox",
+          "sh",
+          "-c",
+          `echo c${i}; cat /proc/self/cgroup`,
+        ])
+      ),
+    );
+    const ids = new Set<string>();
+    runs.forEach((r, i) => {
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.split("\n")[0], `c${i}`);
+      const [id] = idsInCgroupText(r.stdout);
+      assert.ok(id, `no skiff cgroup in:\n${r.stdout}`);
+      ids.add(id);
+    });
+    assert.equal(ids.size, 4);
+    assert.deepEqual(root.containerIds(), []);
+    for (const id of ids) assert.deepEqual(leftoverCgroups(id), []);
+  });
+});
