@@ -57,7 +57,9 @@ async function tarDir(fill: (dir: string) => void): Promise<Uint8Array> {
   }
 }
 
-async function buildBenchImage(): Promise<{ layout: string; dir: string; compressed: number; unpacked: number }> {
+export async function buildBenchImage(): Promise<
+  { layout: string; dir: string; compressed: number; unpacked: number }
+> {
   const layers: Uint8Array[] = [
     Deno.readFileSync(await busyboxTar()),
     // 3000 small text files in 30 dirs (~24 MB, compresses well)
@@ -65,7 +67,10 @@ async function buildBenchImage(): Promise<{ layout: string; dir: string; compres
       for (let i = 0; i < 3000; i++) {
         const sub = join(d, "small", `d${i % 30}`);
         Deno.mkdirSync(sub, { recursive: true });
-        Deno.writeTextFileSync(join(sub, `f${i}.txt`), `line ${i} of a small file\n`.repeat(300 + (i % 17) * 20));
+        Deno.writeTextFileSync(
+          join(sub, `f${i}.txt`),
+          `line ${i} of a small file\n`.repeat(300 + (i % 17) * 20),
+        );
       }
     }),
     // one 40 MB incompressible file
@@ -74,14 +79,19 @@ async function buildBenchImage(): Promise<{ layout: string; dir: string; compres
     await tarDir((d) => {
       Deno.mkdirSync(join(d, "medium"));
       for (let i = 0; i < 400; i++) {
-        const data = i % 2 ? pseudoRandom(64 * 1024, i + 1) : new TextEncoder().encode("abcdefgh".repeat(8192));
+        const data = i % 2
+          ? pseudoRandom(64 * 1024, i + 1)
+          : new TextEncoder().encode("abcdefgh".repeat(8192));
         Deno.writeFileSync(join(d, "medium", `m${i}.dat`), data);
       }
     }),
     // 20 MB of hex text: compresses about 2:1
     await tarDir((d) => {
       const raw = pseudoRandom(10 * 1024 * 1024, 99);
-      Deno.writeTextFileSync(join(d, "data.hex"), Array.from(raw, (b) => b.toString(16).padStart(2, "0")).join(""));
+      Deno.writeTextFileSync(
+        join(d, "data.hex"),
+        Array.from(raw, (b) => b.toString(16).padStart(2, "0")).join(""),
+      );
     }),
   ];
   const dir = await Deno.makeTempDir({ prefix: "skiff-bench-oci-" });
@@ -111,7 +121,11 @@ async function buildBenchImage(): Promise<{ layout: string; dir: string; compres
   const manifest = new TextEncoder().encode(JSON.stringify({
     schemaVersion: 2,
     mediaType: "application/vnd.oci.image.manifest.v1+json",
-    config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: configDigest, size: config.length },
+    config: {
+      mediaType: "application/vnd.oci.image.config.v1+json",
+      digest: configDigest,
+      size: config.length,
+    },
     layers: descs.map(({ mediaType, digest, size }) => ({ mediaType, digest, size })),
   }));
   const manifestDigest = put(manifest);
@@ -188,7 +202,14 @@ async function main() {
   const registry = await startRegistry("open");
   const results: Result[] = [];
   try {
-    await exec(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", image.layout, `docker://${registry.host}/bench/big:1`]);
+    await exec([
+      "skopeo",
+      "copy",
+      "--quiet",
+      "--dest-tls-verify=false",
+      image.layout,
+      `docker://${registry.host}/bench/big:1`,
+    ]);
     const ref = `${registry.host}/bench/big:1`;
 
     if (wanted("skiff")) {
@@ -199,7 +220,7 @@ async function main() {
         const root = await Deno.makeTempDir({ prefix: "skiff-bench-root-" });
         try {
           cold.push(await timed(skiff(root)));
-          if (i === RUNS - 1) for (let j = 0; j < WARM_RUNS; j++) warm.push(await timed(skiff(root)));
+          if (i === RUNS - 1) { for (let j = 0; j < WARM_RUNS; j++) warm.push(await timed(skiff(root))); }
         } finally {
           await Deno.remove(root, { recursive: true });
         }
@@ -213,13 +234,25 @@ async function main() {
         const dir = await Deno.makeTempDir({ prefix: "skiff-bench-skopeo-" });
         try {
           cold.push(
-            await timed(["skopeo", "copy", "--quiet", "--src-tls-verify=false", `docker://${ref}`, `oci:${dir}:x`]),
+            await timed([
+              "skopeo",
+              "copy",
+              "--quiet",
+              "--src-tls-verify=false",
+              `docker://${ref}`,
+              `oci:${dir}:x`,
+            ]),
           );
         } finally {
           await Deno.remove(dir, { recursive: true });
         }
       }
-      results.push({ name: "skopeo copy", cold, warm: [], note: "download + verify to an OCI dir, no unpack" });
+      results.push({
+        name: "skopeo copy",
+        cold,
+        warm: [],
+        note: "download + verify to an OCI dir, no unpack",
+      });
     }
 
     const env = peerEnv();
@@ -230,13 +263,20 @@ async function main() {
         await exec(["podman", "rmi", "-f", "--ignore", ref], env).catch(() => {});
         cold.push(await timed(["podman", "pull", "-q", "--tls-verify=false", ref], env));
       }
-      for (let j = 0; j < WARM_RUNS; j++) warm.push(await timed(["podman", "pull", "-q", "--tls-verify=false", ref], env));
+      for (let j = 0; j < WARM_RUNS; j++) {
+        warm.push(await timed(["podman", "pull", "-q", "--tls-verify=false", ref], env));
+      }
       await exec(["podman", "rmi", "-f", "--ignore", ref], env).catch(() => {});
       results.push({ name: "podman", cold, warm, note: "" });
-    } else if (wanted("podman")) console.log("podman: not installed or peers not set up (/tmp/peers/env.sh): skipped");
+    } else if (wanted("podman")) {
+      console.log("podman: not installed or peers not set up (/tmp/peers/env.sh): skipped");
+    }
 
     const docker = env?.PEER_DOCKER?.split(" ");
-    if (wanted("docker") && docker && have(docker[0]) && (await exec([...docker, "info"]).then(() => true, () => false))) {
+    if (
+      wanted("docker") && docker && have(docker[0]) &&
+      (await exec([...docker, "info"]).then(() => true, () => false))
+    ) {
       const cold: number[] = [];
       const warm: number[] = [];
       for (let i = 0; i < RUNS; i++) {
@@ -271,4 +311,4 @@ async function main() {
   }
 }
 
-await main();
+if (import.meta.main) await main();

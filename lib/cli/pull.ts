@@ -4,7 +4,7 @@ import type { Verb } from "./context.ts";
 import { bool, parseArgs, requireArgs, str } from "./args.ts";
 import { SkiffError, UsageError } from "../errors.ts";
 import { isatty } from "../../ffi/libc.ts";
-import { parsePlatform } from "../registry/manifest.ts";
+import { parsePlatform } from "../registry/mediatypes.ts";
 import { ProgressRenderer } from "../registry/progress.ts";
 import {
   familiarName,

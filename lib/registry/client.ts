@@ -205,7 +205,16 @@ export class RegistryClient {
   /** Finds the scheme and the auth challenge with GET /v2/ (docker's ping). */
   private ensureBase(): Promise<void> {
     this.pinging ??= (async () => {
-      const schemes = isInsecure(this.host) ? ["https", "http"] : ["https"];
+      // docker tries HTTPS first, then HTTP, for insecure registries; on loopback plain HTTP is
+      // the common case and a TLS client setup costs tens of ms, so HTTP goes first there
+      const hostname = this.host.startsWith("[")
+        ? this.host.slice(0, this.host.indexOf("]") + 1)
+        : this.host.split(":")[0];
+      const schemes = !isInsecure(this.host)
+        ? ["https"]
+        : isLoopback(hostname)
+        ? ["http", "https"]
+        : ["https", "http"];
       let lastError: unknown;
       for (const scheme of schemes) {
         const base = `${scheme}://${this.host}`;
@@ -217,6 +226,10 @@ export class RegistryClient {
               await sleep(retryAfterMs(res) ?? this.backoff(attempt));
               continue;
             }
+            // an HTTPS port answers a plain request with 400: try the other scheme
+            if (
+              res.status === 400 && scheme === "http" && schemes.includes("https") && schemes[0] === "http"
+            ) break;
             this.baseUrl = base;
             if (res.status === 401) {
               this.challenge = parseChallenge(res.headers.get("www-authenticate") ?? "");
@@ -225,8 +238,8 @@ export class RegistryClient {
           } catch (e) {
             lastError = e;
             if (e instanceof TimeoutError) throw e;
-            // a TLS handshake against a plain-HTTP port fails at once: try the next scheme
-            if (scheme === "https" && schemes.length > 1) break;
+            // a TLS handshake against a plain-HTTP port (or the reverse) fails at once: next scheme
+            if (scheme !== schemes.at(-1)) break;
             if (attempt >= this.retries) break;
             await sleep(this.backoff(attempt));
           }

@@ -9,19 +9,17 @@ import type { StateRoot } from "../state/root.ts";
 import type { ImageConfigBlob, ImageRecord, LayerRef } from "../state/types.ts";
 import { ImageStore } from "../image/store.ts";
 import { RegistryClient, RegistryError } from "./client.ts";
+import type { Descriptor, ImageManifest, ParsedManifest } from "./manifest.ts";
 import {
   CONFIG_SIZE_LIMIT,
-  configSchema,
-  type Descriptor,
   formatPlatform,
   hostPlatform,
-  type ImageManifest,
   MANIFEST_ACCEPT,
   MANIFEST_SIZE_LIMIT,
-  parseManifest,
+  MEDIA,
   type Platform,
   selectPlatform,
-} from "./manifest.ts";
+} from "./mediatypes.ts";
 import { type ProgressSink, shortId } from "./progress.ts";
 import { familiarName, fullString, type Reference } from "./reference.ts";
 
@@ -216,8 +214,30 @@ async function runBounded(tasks: (() => Promise<void>)[], limit: number): Promis
   if (failed) throw failure;
 }
 
+/**
+ * Parses a manifest. One whose blob is already in the store was validated when it was stored (the
+ * file is named by its digest), so it skips the zod schemas and their load time: the fast path of
+ * a second pull.
+ */
+async function parseTrusted(
+  store: ImageStore,
+  fetched: FetchedManifest,
+  contentType: string | null,
+): Promise<ParsedManifest> {
+  if (exists(store.blobPath(fetched.digest))) {
+    const json = JSON.parse(new TextDecoder().decode(fetched.bytes));
+    const mediaType = json.mediaType ?? (Array.isArray(json.manifests) ? MEDIA.ociIndex : MEDIA.ociManifest);
+    return Array.isArray(json.manifests)
+      ? { kind: "index", mediaType, index: json }
+      : { kind: "image", mediaType, manifest: json };
+  }
+  const { parseManifest } = await import("./manifest.ts");
+  return parseManifest(fetched.bytes, contentType);
+}
+
 /** Resolves the reference to one image manifest (following an index to the platform's entry). */
 async function resolveManifest(
+  store: ImageStore,
   client: RegistryClient,
   ref: Reference,
   platform: Platform,
@@ -227,7 +247,7 @@ async function resolveManifest(
 > {
   const display = fullString(ref).replace(/^docker\.io\/library\//, "").replace(/^docker\.io\//, "");
   const top = await fetchManifest(client, ref.path, ref.digest ?? ref.tag!, display);
-  const parsed = parseManifest(top.bytes, top.contentType);
+  const parsed = await parseTrusted(store, top, top.contentType);
   if (parsed.kind === "image") {
     return { top, manifestDigest: top.digest, manifestBytes: top.bytes, manifest: parsed.manifest };
   }
@@ -245,7 +265,7 @@ async function resolveManifest(
       `manifest verification failed for ${entry.digest}: size ${child.bytes.length}, expected ${entry.size}`,
     );
   }
-  const childParsed = parseManifest(child.bytes, child.contentType ?? entry.mediaType);
+  const childParsed = await parseTrusted(store, child, child.contentType ?? entry.mediaType);
   if (childParsed.kind !== "image") {
     throw new SkiffError(`${entry.digest}: nested manifest lists are not supported`);
   }
@@ -266,6 +286,7 @@ export async function pullImage(
   emit({ kind: "message", text: `${ref.digest ?? ref.tag}: Pulling from ${repo}` });
 
   const { top, manifestDigest, manifestBytes, manifest } = await resolveManifest(
+    store,
     client,
     ref,
     platform,
@@ -278,13 +299,19 @@ export async function pullImage(
   } catch {
     throw new SkiffError(`invalid image config ${manifest.config.digest}: not JSON`);
   }
-  const checked = configSchema.safeParse(configJson);
-  if (!checked.success) {
-    throw new SkiffError(
-      `invalid image config ${manifest.config.digest}: ${checked.error.issues[0].message}`,
-    );
+  let config: ImageConfigBlob;
+  if (store.get(manifest.config.digest)) {
+    config = configJson as ImageConfigBlob; // validated when that image was stored
+  } else {
+    const { configSchema } = await import("./manifest.ts");
+    const checked = configSchema.safeParse(configJson);
+    if (!checked.success) {
+      throw new SkiffError(
+        `invalid image config ${manifest.config.digest}: ${checked.error.issues[0].message}`,
+      );
+    }
+    config = checked.data as unknown as ImageConfigBlob;
   }
-  const config = checked.data as unknown as ImageConfigBlob;
   const diffIds = config.rootfs.diff_ids;
   if (diffIds.length !== manifest.layers.length) {
     throw new SkiffError(

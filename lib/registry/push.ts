@@ -9,7 +9,7 @@ import type { StateRoot } from "../state/root.ts";
 import type { ImageRecord } from "../state/types.ts";
 import { ImageStore } from "../image/store.ts";
 import { RegistryClient, RegistryError } from "./client.ts";
-import { MEDIA, parseManifest } from "./manifest.ts";
+import { MEDIA } from "./mediatypes.ts";
 import { type ProgressSink, shortId } from "./progress.ts";
 import { readBlobSources, recordBlobSources, sha256Of } from "./pull.ts";
 import { familiarName, familiarString, type Reference } from "./reference.ts";
@@ -70,6 +70,7 @@ async function planImage(
     image.layers.every((l) => l.blobDigest && fileExists(store.blobPath(l.blobDigest), l.blobSize))
   ) {
     const bytes = Deno.readFileSync(stored);
+    const { parseManifest } = await import("./manifest.ts");
     const parsed = parseManifest(bytes, null);
     if (parsed.kind === "image" && parsed.manifest.config.digest === image.id) {
       return {
