@@ -47,8 +47,8 @@ class InitFailure extends Error {
 const SIGKILL = 9n;
 
 /**
- * Blocks until the parent sends the spec (one JSON line) through the FIFO. Exits quietly when the
- * parent is gone instead: it died before PDEATHSIG was armed, or it aborted.
+ * Blocks until the parent sends the spec's path (one line) through the FIFO, then reads the spec.
+ * Exits quietly when the parent is gone instead: it died before PDEATHSIG was armed, or it aborted.
  */
 function receiveSpec(fifo: string, parentPid: number): InitSpec {
   try {
@@ -57,24 +57,17 @@ function receiveSpec(fifo: string, parentPid: number): InitSpec {
     Deno.exit(EXIT_SETUP_FAILED);
   }
   const fd = open(fifo, O.RDONLY | O.CLOEXEC);
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  while (true) {
-    const buf = new Uint8Array(65536);
-    const n = read(fd, buf);
+  const buf = new Uint8Array(4096);
+  let length = 0;
+  // the parent writes the line at once and it is shorter than PIPE_BUF, but a read may still split it
+  while (length === 0 || buf[length - 1] !== 0x0a) {
+    const n = read(fd, buf.subarray(length));
     if (n === 0) Deno.exit(EXIT_SETUP_FAILED); // every writer closed: the parent is gone
-    chunks.push(buf.subarray(0, n));
-    total += n;
-    if (buf[n - 1] === 0x0a) break;
+    length += n;
   }
   close(fd);
-  const line = new Uint8Array(total);
-  let offset = 0;
-  for (const c of chunks) {
-    line.set(c, offset);
-    offset += c.length;
-  }
-  return JSON.parse(new TextDecoder().decode(line)) as InitSpec;
+  const specPath = new TextDecoder().decode(buf.subarray(0, length - 1));
+  return JSON.parse(Deno.readTextFileSync(specPath)) as InitSpec;
 }
 
 /** Makes the pty slave our controlling terminal and stdio (before pivot_root: it is a host path). */

@@ -178,14 +178,16 @@ export async function runForeground(
         Error: "",
       };
     });
-    // the spec is the go signal: one JSON line (JSON.stringify never emits a raw newline)
-    writeAll(stage.fifoFd, new TextEncoder().encode(JSON.stringify(spec) + "\n"));
+    // the spec goes into a file (no size limit), its path through the FIFO is the go signal
+    const specPath = join(dir, "init.json");
+    Deno.writeTextFileSync(specPath, JSON.stringify(spec));
+    writeAll(stage.fifoFd, new TextEncoder().encode(specPath + "\n"));
   } catch (e) {
     await abortInitStage(stage);
     pty?.close();
     cgroup?.destroy();
     if (record.HostConfig.AutoRemove) removeContainer(root, id);
-    else removeQuietly(join(dir, "init-error"));
+    else for (const file of ["init-error", "init.json"]) removeQuietly(join(dir, file));
     throw e;
   }
 
@@ -235,7 +237,7 @@ export async function runForeground(
   if (record.HostConfig.AutoRemove) {
     removeContainer(root, id);
   } else if (exists(dir)) {
-    removeQuietly(join(dir, "init-error"));
+    for (const file of ["init-error", "init.json"]) removeQuietly(join(dir, file));
     updateRecord(root, id, (r) => {
       r.State = {
         ...r.State,

@@ -1,6 +1,7 @@
 // The contract between `skiff run` (the parent) and the container-side init stage. The init stage is
-// started as `__init FIFO PARENT_PID` before the container exists; the parent writes this spec as one
-// JSON line into the FIFO once cgroups are joined and the state is saved: that line is the go signal.
+// started as `__init FIFO PARENT_PID` before the container exists; once cgroups are joined and the
+// state is saved, the parent writes this spec to <container>/init.json and that path as one line
+// into the FIFO: that line is the go signal.
 // Kept free of imports so the init stage loads nothing it does not need.
 
 export interface InitSpec {
