@@ -143,6 +143,59 @@ Deno.test("run: skiff killed with SIGKILL takes its container along", async () =
   });
 });
 
+Deno.test("run: resource flags reach the container's cgroups and are recorded", async () => {
+  await withBusybox(async (root) => {
+    const run = new Running(root, [
+      "run",
+      "--rm",
+      "-m",
+      "32m",
+      "--cpus",
+      "0.5",
+      "--pids-limit",
+      "50",
+      "--cpu-shares",
+      "512",
+      "busybox",
+      "sh",
+      "-c",
+      "echo ready; sleep 30",
+    ]);
+    await run.waitFor("ready");
+    const [id] = root.containerIds();
+    const { HostConfig, State } = record(root, id);
+    assertEquals(
+      [HostConfig.Memory, HostConfig.NanoCpus, HostConfig.PidsLimit, HostConfig.CpuShares],
+      [32 * 1024 * 1024, 5e8, 50, 512],
+    );
+    // the container's PID 1 sits in cgroups named after the container, with the limits applied
+    const cgroups = Deno.readTextFileSync(`/proc/${State.Pid}/cgroup`);
+    const pathOf = (controller: string) => {
+      const line = cgroups.split("\n").find((l) => l.split(":")[1]?.split(",").includes(controller));
+      return line ? line.slice(line.indexOf(":", line.indexOf(":") + 1) + 1) : undefined;
+    };
+    const read = (controller: string, file: string) =>
+      Deno.readTextFileSync(`/sys/fs/cgroup/${controller}${pathOf(controller)}/${file}`).trim();
+    if (pathOf("memory")) {
+      assertMatch(pathOf("memory")!, new RegExp(id));
+      assertEquals(read("memory", "memory.limit_in_bytes"), String(32 * 1024 * 1024));
+      assertEquals(read("pids", "pids.max"), "50");
+      assertEquals(read("cpu", "cpu.cfs_quota_us"), "50000");
+      assertEquals(read("cpu", "cpu.shares"), "512");
+    } else {
+      // cgroup v2: one path for everything
+      const path = cgroups.split("\n").find((l) => l.startsWith("0::"))!.slice(3);
+      assertMatch(path, new RegExp(id));
+      const v2 = (file: string) => Deno.readTextFileSync(`/sys/fs/cgroup${path}/${file}`).trim();
+      assertEquals(v2("memory.max"), String(32 * 1024 * 1024));
+      assertEquals(v2("pids.max"), "50");
+      assertEquals(v2("cpu.max"), "50000 100000");
+    }
+    Deno.kill(State.Pid, "SIGKILL");
+    assertEquals(await run.finish(), 137);
+  });
+});
+
 Deno.test("run: out of memory is 137 and OOMKilled", async () => {
   await withBusybox(async (root) => {
     // tail keeps a line without a newline in memory: it grows until the limit
