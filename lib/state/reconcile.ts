@@ -103,6 +103,8 @@ export function listReconciled(root: StateRoot): ContainerRecord[] {
 
 /** How long rm -f waits for the killed process, then for its monitor to record the exit. */
 const KILL_WAIT_MS = 10_000;
+/** A SIGKILLed process is normally gone within milliseconds; longer means it is frozen. */
+const FROZEN_GRACE_MS = 2_000;
 const MONITOR_WAIT_MS = 5_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -154,14 +156,20 @@ export async function removeContainer(
       );
     }
     const { Pid, PidStartTime } = current.State;
-    if (Pid && isProcessAlive(Pid, PidStartTime)) {
+    const alive = () => Pid !== 0 && isProcessAlive(Pid, PidStartTime);
+    if (alive()) {
       try {
         kill(Pid, SIGKILL);
       } catch { /* exited meanwhile */ }
     }
-    destroyContainerCgroup(root, id); // thaws a paused container and kills what is left
-    if (Pid && !await waitUntil(() => !isProcessAlive(Pid, PidStartTime), KILL_WAIT_MS)) {
-      throw new RemoveError(`cannot remove container "${current.Name}": could not kill process ${Pid}`);
+    // The monitor tears the cgroup down itself once its child is gone; doing it at the same time
+    // races with it (a cgroup being removed answers ENODEV). Only a process that SIGKILL does not
+    // take down (frozen) needs the cgroup: destroy() thaws and kills.
+    if (!await waitUntil(() => !alive(), FROZEN_GRACE_MS)) {
+      destroyContainerCgroup(root, id);
+      if (!await waitUntil(() => !alive(), KILL_WAIT_MS)) {
+        throw new RemoveError(`cannot remove container "${current.Name}": could not kill process ${Pid}`);
+      }
     }
     // let the monitor record the exit and finish (it may also remove the container itself: --rm)
     await waitUntil(() => {
@@ -173,7 +181,13 @@ export async function removeContainer(
       }
     }, MONITOR_WAIT_MS);
   }
-  destroyContainerCgroup(root, id);
+  try {
+    destroyContainerCgroup(root, id);
+  } catch {
+    // a monitor still tearing it down makes the cgroup answer ENODEV for a moment: retry once
+    await sleep(100);
+    destroyContainerCgroup(root, id);
+  }
   const dir = root.container(id);
   const lock = containerLockPath(root, id);
   withLockSync(lock, () => {
