@@ -8,12 +8,14 @@ import {
   type CgroupLimits,
   type ContainerCgroup,
   createCgroup,
+  type DeviceRule,
   hostCpusetCpus,
   openCgroup,
   parseCpuList,
+  parseDeviceCgroupRule,
 } from "../lib/cgroups/mod.ts";
 import { blkioToIoWeight, createV2, openV2, sharesToWeight } from "../lib/cgroups/v2.ts";
-import { assembleDeviceFilter, DEFAULT_ALLOWED_DEVICES } from "../lib/cgroups/devices.ts";
+import { assembleDeviceFilter, DEFAULT_ALLOWED_DEVICES, v1RuleLines } from "../lib/cgroups/devices.ts";
 import { SkiffError } from "../lib/errors.ts";
 import { StateRoot } from "../lib/state/root.ts";
 import { makedev, mknod, S_IFBLK, S_IFCHR } from "../ffi/libc.ts";
@@ -406,7 +408,7 @@ Deno.test("cgroups: stats count memory, cpu time and pids", async () => {
     const child = await startIn(
       cg,
       `x=$(head -c 12m /dev/zero | tr '\\0' a); i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; ` +
-        `touch ${ready}; sleep 30 & wait`,
+        `sleep 30 & touch ${ready}; wait`,
     );
     try {
       await until(() => {
@@ -458,6 +460,25 @@ const refusals: [string, Partial<CgroupLimits>, RegExp][] = [
   ["too many cpus", { nanoCpus: 999e9 }, /^Range of CPUs is from 0.01/],
   ["blkio weight", { blkioWeight: 5 }, /^Range of blkio weight is from 10 to 1000$/],
   ["negative shares", { cpuShares: -5 }, /^invalid CPU shares/],
+  [
+    "cpus with a period",
+    { nanoCpus: 1e9, cpuPeriod: 50000 },
+    /^Conflicting options: Nano CPUs and CPU Period/,
+  ],
+  ["cpus with a quota", { nanoCpus: 1e9, cpuQuota: 50000 }, /^Conflicting options: Nano CPUs and CPU Quota/],
+  ["a period below 1 ms", { cpuPeriod: 500 }, /^CPU cfs period can not be less than 1ms/],
+  ["a quota below 1 ms", { cpuQuota: 500 }, /^CPU cfs quota can not be less than 1ms \(i\.e\. 1000\)$/],
+  ["a reservation below 6 MB", { memoryReservation: MiB }, /^Minimum memory reservation allowed is 6MB$/],
+  [
+    "a reservation above the limit",
+    { memory: 32 * MiB, memoryReservation: 64 * MiB },
+    /^Minimum memory limit can not be less than memory reservation limit/,
+  ],
+  [
+    "swappiness 101",
+    { memorySwappiness: 101 },
+    /^Invalid value: 101, valid memory swappiness range is 0-100$/,
+  ],
 ];
 for (const [what, limits, message] of refusals) {
   Deno.test(`cgroups: refuses ${what} and creates nothing`, () => {
@@ -485,6 +506,80 @@ Deno.test("cgroups: a limit the kernel rejects removes what was already created"
   );
   assert.deepEqual(cgroupDirsOf(id), []);
 });
+
+Deno.test(
+  { name: "cgroups: v1 cpu period/quota, reservation, swappiness, oom-kill-disable", ignore: !V1 },
+  async () => {
+    await withCgroup({
+      cpuPeriod: 50000,
+      cpuQuota: 25000,
+      memory: 64 * MiB,
+      memoryReservation: 32 * MiB,
+      memorySwappiness: 10,
+      oomKillDisable: true,
+      privileged: false,
+    }, async (cg) => {
+      assert.equal(read(join(dirOf(cg, "cpu"), "cpu.cfs_period_us")), "50000");
+      assert.equal(read(join(dirOf(cg, "cpu"), "cpu.cfs_quota_us")), "25000");
+      const memory = dirOf(cg, "memory");
+      assert.equal(read(join(memory, "memory.soft_limit_in_bytes")), String(32 * MiB));
+      assert.equal(read(join(memory, "memory.swappiness")), "10");
+      assert.match(read(join(memory, "memory.oom_control")), /^oom_kill_disable 1$/m);
+      await Promise.resolve();
+    });
+  },
+);
+
+Deno.test("cgroups: --device-cgroup-rule parsing and v1 lines", () => {
+  assert.deepEqual(parseDeviceCgroupRule("c 1:11 r"), { type: "c", major: 1, minor: 11, access: "r" });
+  assert.deepEqual(parseDeviceCgroupRule("b 7:* rwm"), { type: "b", major: 7, minor: null, access: "rwm" });
+  for (const bad of ["c 1:11", "x 1:1 r", "c 1:1 rx", "c a:1 r", " c 1:1 r"]) {
+    assert.throws(
+      () => parseDeviceCgroupRule(bad),
+      (e) => e instanceof SkiffError && e.message === `invalid device cgroup format '${bad}'`,
+    );
+  }
+  assert.deepEqual(v1RuleLines(parseDeviceCgroupRule("a *:* rwm")), ["a"]);
+  // the kernel reads any "a" line as everything: a narrower one is split
+  assert.deepEqual(v1RuleLines(parseDeviceCgroupRule("a 7:* r")), ["c 7:* r", "b 7:* r"]);
+});
+
+/** Extra rules allowing the test's denied nodes: kmsg for reading, the block device via an "a" rule. */
+function extraRules(block: string): DeviceRule[] {
+  const rdev = Deno.statSync(block).rdev!;
+  return [parseDeviceCgroupRule("c 1:11 r"), parseDeviceCgroupRule(`a ${(rdev >> 8) & 0xfff}:* r`)];
+}
+
+Deno.test("cgroups: extra device rules open exactly what they allow", async () => {
+  await withRoot(async (testRoot) => {
+    const { block, char } = deniedNodes(testRoot.path);
+    await withCgroup({ privileged: false, deviceRules: extraRules(block) }, async (cg) => {
+      if (V1) assert.match(read(join(dirOf(cg, "devices"), "devices.list")), /^c 1:11 r$/m);
+      const out = await runIn(cg, `${openScript([block, char])}; (echo x > ${char}) && echo wrote`);
+      assert.deepEqual(out.stdout.trim().split("\n"), [`opened ${block}`, `opened ${char}`], out.stderr);
+      assert.match(out.stderr, /Operation not permitted/); // read-only rule: no write
+    });
+  });
+});
+
+Deno.test(
+  { name: "cgroups v2: extra device rules in the eBPF filter (unified hierarchy)", ignore: !hybrid },
+  async () => {
+    await withRoot(async (testRoot) => {
+      const id = newId();
+      const { block, char } = deniedNodes(testRoot.path);
+      const cg = createV2(UNIFIED, "skiff", id, { privileged: false, deviceRules: extraRules(block) });
+      try {
+        const out = await runIn(cg, `${openScript([block, char])}; (echo x > ${char}) && echo wrote`);
+        assert.deepEqual(out.stdout.trim().split("\n"), [`opened ${block}`, `opened ${char}`], out.stderr);
+        assert.match(out.stderr, /Operation not permitted/);
+      } finally {
+        cg.destroy();
+      }
+      assert.deepEqual(cgroupDirsOf(id), []);
+    });
+  },
+);
 
 // ---- the v2 code path, on the hybrid host's unified hierarchy ----
 

@@ -2,6 +2,8 @@
 // for cgroup v2 (which has no devices files), an eBPF BPF_PROG_TYPE_CGROUP_DEVICE program that
 // allows exactly the same accesses.
 
+import { SkiffError } from "../errors.ts";
+
 export interface DeviceRule {
   type: "a" | "c" | "b";
   /** null: any ("*") */
@@ -30,11 +32,28 @@ export const DEFAULT_ALLOWED_DEVICES: readonly DeviceRule[] = [
   { type: "c", major: 10, minor: 200, access: "rwm" }, // /dev/net/tun
 ];
 
-/** The v1 devices.allow / devices.deny line of a rule. */
-export function v1RuleLine(rule: DeviceRule): string {
-  if (rule.type === "a") return "a";
+/**
+ * Parses a --device-cgroup-rule value ("c 1:3 rwm", "b 8:* r", "a *:* rwm") with docker's check and
+ * wording.
+ */
+export function parseDeviceCgroupRule(text: string): DeviceRule {
+  const m = /^([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})$/.exec(text);
+  if (!m) throw new SkiffError(`invalid device cgroup format '${text}'`);
+  const num = (s: string) => (s === "*" ? null : Number(s));
+  return { type: m[1] as DeviceRule["type"], major: num(m[2]), minor: num(m[3]), access: m[4] };
+}
+
+/**
+ * The v1 devices.allow lines of a rule. The kernel reads any "a ..." line as "everything", so an
+ * "a" rule narrower than "a *:* rwm" becomes its "c" and "b" halves.
+ */
+export function v1RuleLines(rule: DeviceRule): string[] {
   const num = (n: number | null) => (n === null ? "*" : String(n));
-  return `${rule.type} ${num(rule.major)}:${num(rule.minor)} ${rule.access}`;
+  if (rule.type === "a") {
+    if (rule.major === null && rule.minor === null && accessBits(rule.access) === 7) return ["a"];
+    return (["c", "b"] as const).flatMap((type) => v1RuleLines({ ...rule, type }));
+  }
+  return [`${rule.type} ${num(rule.major)}:${num(rule.minor)} ${rule.access}`];
 }
 
 // ---- eBPF (cgroup v2) ----

@@ -1,6 +1,7 @@
 // The limit values, docker's validation of them, and host facts used by that validation.
 
 import { SkiffError } from "../errors.ts";
+import type { DeviceRule } from "./devices.ts";
 import { readOptional } from "./fs.ts";
 
 export interface CgroupLimits {
@@ -19,6 +20,19 @@ export interface CgroupLimits {
   blkioWeight?: number;
   /** devices: allow all */
   privileged: boolean;
+  // Less common docker flags; optional, so callers that do not offer them need not change.
+  /** --cpu-period, µs (1000..1000000); not with nanoCpus */
+  cpuPeriod?: number;
+  /** --cpu-quota, µs per period (>= 1000, or -1 unlimited); not with nanoCpus */
+  cpuQuota?: number;
+  /** --memory-reservation: soft limit in bytes (v1 memory.soft_limit_in_bytes, v2 memory.low) */
+  memoryReservation?: number;
+  /** --memory-swappiness 0..100; -1/undefined: the host's default (cgroup v1 only) */
+  memorySwappiness?: number;
+  /** --oom-kill-disable (cgroup v1 only) */
+  oomKillDisable?: boolean;
+  /** extra allowed devices (--device-cgroup-rule, --device), after docker's default list */
+  deviceRules?: DeviceRule[];
 }
 
 export interface ContainerCgroup {
@@ -114,6 +128,32 @@ export function validateLimits(limits: CgroupLimits): void {
   }
   if (blkioWeight !== 0 && (blkioWeight < 10 || blkioWeight > 1000)) {
     throw new SkiffError("Range of blkio weight is from 10 to 1000");
+  }
+  const { cpuPeriod = 0, cpuQuota = 0, memoryReservation = 0, memorySwappiness = -1 } = limits;
+  if (nanoCpus > 0 && cpuPeriod > 0) {
+    throw new SkiffError("Conflicting options: Nano CPUs and CPU Period cannot both be set");
+  }
+  if (nanoCpus > 0 && cpuQuota > 0) {
+    throw new SkiffError("Conflicting options: Nano CPUs and CPU Quota cannot both be set");
+  }
+  if (cpuPeriod !== 0 && (cpuPeriod < 1000 || cpuPeriod > 1_000_000)) {
+    throw new SkiffError(
+      "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+    );
+  }
+  if (cpuQuota > 0 && cpuQuota < 1000) {
+    throw new SkiffError("CPU cfs quota can not be less than 1ms (i.e. 1000)");
+  }
+  if (cpuQuota < -1) throw new SkiffError(`invalid CPU quota: ${cpuQuota}`);
+  if (memoryReservation < 0) throw new SkiffError(`invalid memory reservation: ${memoryReservation}`);
+  if (memoryReservation > 0 && memoryReservation < MIN_MEMORY) {
+    throw new SkiffError("Minimum memory reservation allowed is 6MB");
+  }
+  if (memory > 0 && memoryReservation > memory) {
+    throw new SkiffError("Minimum memory limit can not be less than memory reservation limit, see usage");
+  }
+  if (memorySwappiness !== -1 && (memorySwappiness < 0 || memorySwappiness > 100)) {
+    throw new SkiffError(`Invalid value: ${memorySwappiness}, valid memory swappiness range is 0-100`);
   }
   if (limits.cpusetCpus !== undefined && limits.cpusetCpus !== "") {
     checkSubset(limits.cpusetCpus, hostCpusetCpus(), "cpuset cpus", "CPUs");

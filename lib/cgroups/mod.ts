@@ -36,3 +36,5 @@ export function createCgroup(root: StateRoot, id: string, limits: CgroupLimits):
 export function openCgroup(root: StateRoot, id: string): ContainerCgroup {
   return cgroupDriver() === "v2" ? openV2(V2_MOUNT, root.cgroupParent, id) : openV1(root.cgroupParent, id);
 }
+
+export { DEFAULT_ALLOWED_DEVICES, type DeviceRule, parseDeviceCgroupRule } from "./devices.ts";

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { SkiffError } from "../errors.ts";
 import type { CgroupLimits, CgroupStats, ContainerCgroup } from "./limits.ts";
 import { CPU_PERIOD_US, effectiveMemorySwap, hostCpusetMems } from "./limits.ts";
-import { DEFAULT_ALLOWED_DEVICES, v1RuleLine } from "./devices.ts";
+import { DEFAULT_ALLOWED_DEVICES, v1RuleLines } from "./devices.ts";
 import {
   exists,
   killUntilEmpty,
@@ -60,6 +60,10 @@ function hierarchies(): Hierarchies {
 function requiredControllers(limits: CgroupLimits): Map<Controller, string> {
   const need = new Map<Controller, string>();
   if (limits.memory || limits.memorySwap) need.set("memory", "--memory");
+  if (limits.memoryReservation) need.set("memory", "--memory-reservation");
+  if ((limits.memorySwappiness ?? -1) !== -1) need.set("memory", "--memory-swappiness");
+  if (limits.oomKillDisable) need.set("memory", "--oom-kill-disable");
+  if (limits.cpuPeriod || limits.cpuQuota) need.set("cpu", "--cpu-period/--cpu-quota");
   if (limits.nanoCpus) need.set("cpu", "--cpus");
   if (limits.cpuShares) need.set("cpu", "--cpu-shares");
   if (limits.cpusetCpus) need.set("cpuset", "--cpuset-cpus");
@@ -260,10 +264,20 @@ function applyLimits(dirs: Map<Controller, string>, limits: CgroupLimits): void 
     }
   }
 
+  if (limits.memoryReservation) {
+    writeValue(at("memory", "memory.soft_limit_in_bytes"), limits.memoryReservation);
+  }
+  if (limits.memorySwappiness !== undefined && limits.memorySwappiness !== -1) {
+    writeValue(at("memory", "memory.swappiness"), limits.memorySwappiness);
+  }
+  if (limits.oomKillDisable) writeValue(at("memory", "memory.oom_control"), 1);
+
   if (limits.nanoCpus) {
     writeValue(at("cpu", "cpu.cfs_period_us"), CPU_PERIOD_US);
     writeValue(at("cpu", "cpu.cfs_quota_us"), Math.round((limits.nanoCpus * CPU_PERIOD_US) / 1e9));
   }
+  if (limits.cpuPeriod) writeValue(at("cpu", "cpu.cfs_period_us"), limits.cpuPeriod);
+  if (limits.cpuQuota) writeValue(at("cpu", "cpu.cfs_quota_us"), limits.cpuQuota);
   if (limits.cpuShares) writeValue(at("cpu", "cpu.shares"), limits.cpuShares);
 
   if ((limits.pidsLimit ?? 0) > 0) writeValue(at("pids", "pids.max"), limits.pidsLimit!);
@@ -283,8 +297,8 @@ function applyLimits(dirs: Map<Controller, string>, limits: CgroupLimits): void 
     if (limits.privileged) writeValue(at("devices", "devices.allow"), "a");
     else {
       writeValue(at("devices", "devices.deny"), "a");
-      for (const rule of DEFAULT_ALLOWED_DEVICES) {
-        writeValue(at("devices", "devices.allow"), v1RuleLine(rule));
+      for (const rule of [...DEFAULT_ALLOWED_DEVICES, ...limits.deviceRules ?? []]) {
+        for (const line of v1RuleLines(rule)) writeValue(at("devices", "devices.allow"), line);
       }
     }
   }

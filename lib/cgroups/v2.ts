@@ -15,7 +15,7 @@ import {
 } from "../../ffi/libc.ts";
 import type { CgroupLimits, CgroupStats, ContainerCgroup } from "./limits.ts";
 import { CPU_PERIOD_US, effectiveMemorySwap } from "./limits.ts";
-import { assembleDeviceFilter, DEFAULT_ALLOWED_DEVICES } from "./devices.ts";
+import { assembleDeviceFilter, DEFAULT_ALLOWED_DEVICES, type DeviceRule } from "./devices.ts";
 import {
   exists,
   killUntilEmpty,
@@ -110,6 +110,8 @@ export function openV2(mount: string, parent: string, id: string): ContainerCgro
 function requiredControllers(limits: CgroupLimits): Map<string, string> {
   const need = new Map<string, string>();
   if (limits.memory || (limits.memorySwap ?? 0) > 0) need.set("memory", "--memory");
+  if (limits.memoryReservation) need.set("memory", "--memory-reservation");
+  if (limits.cpuPeriod || limits.cpuQuota) need.set("cpu", "--cpu-period/--cpu-quota");
   if (limits.nanoCpus) need.set("cpu", "--cpus");
   if (limits.cpuShares) need.set("cpu", "--cpu-shares");
   if (limits.cpusetCpus) need.set("cpuset", "--cpuset-cpus");
@@ -199,8 +201,20 @@ function applyLimits(dir: string, limits: CgroupLimits): void {
     }
   }
 
+  if (limits.memoryReservation) writeValue(at("memory.low"), limits.memoryReservation);
+  // v2 has neither per-group swappiness nor a switch for the OOM killer
+  if ((limits.memorySwappiness ?? -1) !== -1) {
+    throw new SkiffError("cgroup v2 has no memory swappiness setting: cannot apply --memory-swappiness");
+  }
+  if (limits.oomKillDisable) {
+    throw new SkiffError("cgroup v2 cannot disable the OOM killer: cannot apply --oom-kill-disable");
+  }
+
   if (limits.nanoCpus) {
     writeValue(at("cpu.max"), `${Math.round((limits.nanoCpus * CPU_PERIOD_US) / 1e9)} ${CPU_PERIOD_US}`);
+  } else if (limits.cpuPeriod || limits.cpuQuota) {
+    const quota = !limits.cpuQuota || limits.cpuQuota === -1 ? "max" : limits.cpuQuota;
+    writeValue(at("cpu.max"), `${quota} ${limits.cpuPeriod || CPU_PERIOD_US}`);
   }
   if (limits.cpuShares) writeValue(at("cpu.weight"), sharesToWeight(limits.cpuShares));
 
@@ -214,14 +228,14 @@ function applyLimits(dir: string, limits: CgroupLimits): void {
       );}
   }
 
-  if (!limits.privileged) attachDeviceFilter(dir);
+  if (!limits.privileged) attachDeviceFilter(dir, [...DEFAULT_ALLOWED_DEVICES, ...limits.deviceRules ?? []]);
 }
 
-/** Loads docker's default allow-list as an eBPF program and attaches it to the directory. */
-export function attachDeviceFilter(dir: string): void {
+/** Loads an allow-list as an eBPF program and attaches it to the directory. */
+export function attachDeviceFilter(dir: string, rules: readonly DeviceRule[]): void {
   let prog = -1, cgroupFd = -1;
   try {
-    prog = bpfLoadCgroupDeviceProgram(assembleDeviceFilter(DEFAULT_ALLOWED_DEVICES));
+    prog = bpfLoadCgroupDeviceProgram(assembleDeviceFilter(rules));
     cgroupFd = open(dir, O.RDONLY | O.DIRECTORY | O.CLOEXEC);
     // the attachment keeps the program alive after both fds are closed
     bpfProgAttach(cgroupFd, prog, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI);
