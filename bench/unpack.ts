@@ -2,6 +2,7 @@
 // GNU `tar -xzf` of the same file. Wall time and peak RSS (from /usr/bin/time -v), median of N runs.
 //
 //   deno run -A bench/unpack.ts [--runs 5] [--layer PATH (reuse or keep the generated layer)]
+//                               [--dir DIR (where to unpack, e.g. /dev/shm to leave the disk out)]
 //
 // The layer: ~6000 entries (directories, ~5900 small files 0.5–16 KB, 24 large files of 1–3 MB,
 // symlinks, hardlinks), part random (incompressible) and part text, ≥ 50 MB gzip.
@@ -121,7 +122,8 @@ function exists(path: string): boolean {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main() {
-  const work = await Deno.makeTempDir({ prefix: "skiff-bench-unpack-" });
+  const tmpBase = args.includes("--dir") ? args[args.indexOf("--dir") + 1] : undefined;
+  const work = await Deno.makeTempDir({ prefix: "skiff-bench-unpack-", dir: tmpBase });
   try {
     const keep = args.includes("--layer") ? args[args.indexOf("--layer") + 1] : undefined;
     const layer = keep && exists(keep) ? { path: keep, entries: NaN, bytes: NaN } : await makeLayer(work);

@@ -46,6 +46,9 @@ const symbols = {
   lgetxattr: { parameters: ["buffer", "buffer", "buffer", "usize"], result: "isize" },
   llistxattr: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
   lchown: { parameters: ["buffer", "u32", "u32"], result: "i32" },
+  fchown: { parameters: ["i32", "u32", "u32"], result: "i32" },
+  fchmod: { parameters: ["i32", "u32"], result: "i32" },
+  futimens: { parameters: ["i32", "buffer"], result: "i32" },
   fchmodat: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
   utimensat: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
   kill: { parameters: ["i32", "i32"], result: "i32" },
@@ -277,6 +280,15 @@ export const lchown = (path: string, uid: number, gid: number) =>
 /** chmod without following a final symlink is not supported by Linux; this follows (used on non-links). */
 export const chmod = (path: string, mode: number) =>
   void check("fchmodat", libc().fchmodat(AT_FDCWD, cstr(path), mode, 0), path);
+// fd-based metadata calls: no path walk per call (the layer unpacker sets all three on every file)
+export const fchown = (fd: number, uid: number, gid: number) =>
+  void check("fchown", libc().fchown(fd, uid, gid));
+export const fchmod = (fd: number, mode: number) => void check("fchmod", libc().fchmod(fd, mode));
+/** Sets atime and mtime (seconds) of an open file. */
+export function futimes(fd: number, atimeSec: number, mtimeSec: number): void {
+  const ts = new BigInt64Array([BigInt(Math.trunc(atimeSec)), 0n, BigInt(Math.trunc(mtimeSec)), 0n]);
+  check("futimens", libc().futimens(fd, new Uint8Array(ts.buffer)));
+}
 /** Sets atime and mtime (seconds) of a path without following a final symlink. */
 export function lutimes(path: string, atimeSec: number, mtimeSec: number): void {
   const ts = new BigInt64Array([BigInt(Math.trunc(atimeSec)), 0n, BigInt(Math.trunc(mtimeSec)), 0n]);
