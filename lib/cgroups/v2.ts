@@ -129,7 +129,8 @@ const words = (s: string | null) => (s ?? "").split(/\s+/).filter(Boolean);
  */
 export function createV2(mount: string, parent: string, id: string, limits: CgroupLimits): ContainerCgroup {
   const available = new Set(words(readOptional(join(mount, "cgroup.controllers"))));
-  for (const [controller, flag] of requiredControllers(limits)) {
+  const required = requiredControllers(limits);
+  for (const [controller, flag] of required) {
     if (!available.has(controller)) {
       throw new SkiffError(
         `cgroup v2 controller "${controller}" is not available on this host: cannot apply ${flag}`,
@@ -140,17 +141,15 @@ export function createV2(mount: string, parent: string, id: string, limits: Cgro
   mkdirIfAbsent(parentDir);
   // enable down the path: the root's subtree_control gives the parent the controllers, the
   // parent's gives them to the container
-  const enable = WANTED.filter((c) => available.has(c));
   for (const dir of [mount, parentDir]) {
     const enabled = new Set(words(readOptional(join(dir, "cgroup.subtree_control"))));
-    for (const c of enable) {
-      if (enabled.has(c)) continue;
+    for (const c of WANTED.filter((c) => available.has(c) && !enabled.has(c))) {
       try {
         writeValue(join(dir, "cgroup.subtree_control"), `+${c}`);
       } catch (e) {
+        if (!required.has(c)) continue; // only wanted for stats: do without
         // v2's "no internal processes" rule: e.g. inside a container whose cgroup root holds processes
-        const busy = /busy/i.test((e as Error).message);
-        throw busy
+        throw /busy/i.test((e as Error).message)
           ? new SkiffError(
             `cannot enable the ${c} controller in ${dir}: the cgroup holds processes of its own (move them to a child cgroup first)`,
           )
