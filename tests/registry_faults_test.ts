@@ -28,6 +28,8 @@ interface Faults {
   flipBlob?: number;
   /** Never answer anything. */
   hang?: boolean;
+  /** Blob GETs that stop sending (connection open) after this many bytes, this many times. */
+  stallBlob?: { times: number; afterBytes: number };
 }
 
 interface Proxy {
@@ -72,9 +74,17 @@ function startProxy(upstream: string, faults: Faults): Proxy {
     const isBlob = req.method === "GET" && url.pathname.includes("/blobs/sha256:") && res.body &&
       (res.status === 200 || res.status === 206);
     if (!isBlob) return new Response(res.body, { status: res.status, headers: res.headers });
-    const drop = faults.dropBlob && faults.dropBlob.times > 0 ? faults.dropBlob : undefined;
+    // only bodies long enough for the fault count against its budget
+    const length = Number(res.headers.get("content-length"));
+    const drop = faults.dropBlob && faults.dropBlob.times > 0 && length > faults.dropBlob.afterBytes
+      ? faults.dropBlob
+      : undefined;
     if (drop) drop.times--;
-    const flip = (faults.flipBlob ?? 0) > 0 && Number(res.headers.get("content-length")) > 100_000;
+    const stall = faults.stallBlob && faults.stallBlob.times > 0 && length > faults.stallBlob.afterBytes
+      ? faults.stallBlob
+      : undefined;
+    if (stall) stall.times--;
+    const flip = (faults.flipBlob ?? 0) > 0 && length > 100_000;
     if (flip) faults.flipBlob! -= 1;
     let sent = 0;
     let flipped = false;
@@ -92,6 +102,13 @@ function startProxy(upstream: string, faults: Faults): Proxy {
           const at = Math.max(0, 600 - sent);
           chunk[at] ^= 0xff;
           flipped = true;
+        }
+        if (stall && sent + chunk.length > stall.afterBytes) {
+          controller.enqueue(chunk.subarray(0, Math.max(0, stall.afterBytes - sent)));
+          reader.cancel().catch(() => {});
+          await new Promise<void>((resolve) => hangs.push(resolve)); // until the proxy stops
+          controller.close();
+          return;
         }
         if (drop && sent + chunk.length > drop.afterBytes) {
           controller.enqueue(chunk.subarray(0, Math.max(0, drop.afterBytes - sent)));
@@ -187,6 +204,24 @@ Deno.test("faults: connections dropped mid-blob are resumed with Range", async (
           JSON.stringify(proxy.log),
         );
         strictEqual(images(root).length, 1);
+        await assertRuns(root, ref);
+      });
+    });
+  });
+});
+
+Deno.test("faults: a blob download that stalls times out and resumes", async () => {
+  const img = await bigImage();
+  await withRegistry("open", async (registry) => {
+    await skopeoPush(registry, img.layout, "f/stall:1");
+    await withProxy(registry, { stallBlob: { times: 1, afterBytes: 300_000 } }, async (proxy) => {
+      await withRoot(async (root) => {
+        const ref = `${proxy.host}/f/stall:1`;
+        const r = await root.skiff(["pull", "-q", ref], {
+          env: { SKIFF_REGISTRY_TIMEOUT: "1", SKIFF_MAX_CONCURRENT_DOWNLOADS: "1" },
+        });
+        strictEqual(r.code, 0, r.stderr);
+        ok(proxy.log.some((e) => e.range === "bytes=300000-"), JSON.stringify(proxy.log));
         await assertRuns(root, ref);
       });
     });

@@ -193,3 +193,24 @@ Deno.test("pull: bad arguments exit 125 and change nothing", async () => {
     deepStrictEqual(imageRecords(root), []);
   });
 });
+
+Deno.test("pull -a: every tag of the repository", async () => {
+  const img = await testImage();
+  await withRegistry("open", async (registry) => {
+    await skopeoPush(registry, img.layout, "many:one");
+    await skopeoPush(registry, img.layout, "many:two");
+    await withRoot(async (root) => {
+      const r = await root.skiff(["pull", "-a", `${registry.host}/many`]);
+      strictEqual(r.code, 0, r.stderr);
+      ok(r.stdout.includes("one: Pulling from many"), r.stdout);
+      ok(r.stdout.includes("two: Pulling from many"), r.stdout);
+      ok(r.stdout.includes(`Status: Downloaded newer image for ${registry.host}/many\n`), r.stdout);
+      strictEqual(r.stdout.trim().split("\n").at(-1), `${registry.host}/many`);
+      deepStrictEqual(
+        Object.keys(JSON.parse(Deno.readTextFileSync(join(root.path, "repositories.json")))).sort(),
+        [`${registry.host}/many:one`, `${registry.host}/many:two`],
+      );
+      strictEqual(imageRecords(root).length, 1);
+    });
+  });
+});
