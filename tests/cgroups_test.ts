@@ -408,7 +408,7 @@ Deno.test("cgroups: stats count memory, cpu time and pids", async () => {
     const child = await startIn(
       cg,
       `x=$(head -c 12m /dev/zero | tr '\\0' a); i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; ` +
-        `sleep 30 & touch ${ready}; wait`,
+        `sleep 30 & echo > ${ready}; wait`,
     );
     try {
       await until(() => {
