@@ -1,6 +1,14 @@
 // Registry API v2 over fetch(): scheme choice (HTTPS, plain HTTP only for loopback and insecure
 // registries), authentication (bearer token flow, Basic), retries with backoff for dropped
 // connections, 5xx and 429 (Retry-After), timeouts, and blob streams that resume with Range.
+//
+// Settings (docker's files where docker has one, else environment variables):
+//   /etc/docker/daemon.json "insecure-registries"  hosts[:port] or IPv4 CIDRs reachable over HTTP
+//   SKIFF_INSECURE_REGISTRIES=a:5000,10.0.0.0/8     the same, comma-separated
+//   /etc/docker/certs.d/<host[:port]>/*.crt         extra CAs for that registry (SKIFF_CERTS_DIR)
+//   SKIFF_REGISTRY_TIMEOUT=<seconds>                 wait for headers / between body chunks (30)
+//   SKIFF_REGISTRY_RETRIES=<n>                       extra attempts for transient failures (4)
+// Loopback hosts (localhost, 127.0.0.0/8, ::1) are always insecure: HTTP first, then HTTPS.
 
 import { join } from "node:path";
 import { SkiffError } from "../errors.ts";

@@ -387,7 +387,8 @@ export async function pullImage(
     size += readJsonOr<{ size?: number }>(join(store.layerPath(l.chainId), "layer.json"), {}).size ?? 0;
   }
   const name = familiarName(ref);
-  const tagged = ref.tag !== undefined ? `${name}:${ref.tag}` : undefined;
+  // NAME:TAG@DIGEST pulls by digest and, like docker, does not move the tag
+  const tagged = ref.tag !== undefined && ref.digest === undefined ? `${name}:${ref.tag}` : undefined;
   const before = tagged ? store.tags()[tagged] : undefined;
   const image = await store.commitImage(
     {
