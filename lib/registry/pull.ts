@@ -426,3 +426,18 @@ export async function listTags(client: RegistryClient, repo: string): Promise<st
   }
   return tags;
 }
+
+/**
+ * For verbs that pull what is missing (`run`, `create`): parses NAME[:TAG|@DIGEST] like `docker pull`
+ * (default tag latest) and pulls it.
+ */
+export async function pullByName(root: StateRoot, name: string, opts: PullOptions = {}): Promise<PullResult> {
+  const { parsePullReference } = await import("./reference.ts");
+  const { ref } = parsePullReference(name);
+  const client = opts.client ?? new RegistryClient(ref.domain);
+  try {
+    return await pullImage(root, ref, { ...opts, client });
+  } finally {
+    if (!opts.client) client.close();
+  }
+}
