@@ -15,6 +15,7 @@ import {
   parseDeviceCgroupRule,
 } from "../lib/cgroups/mod.ts";
 import { blkioToIoWeight, createV2, openV2, sharesToWeight } from "../lib/cgroups/v2.ts";
+import { createV1, openV1 } from "../lib/cgroups/v1.ts";
 import { assembleDeviceFilter, DEFAULT_ALLOWED_DEVICES, v1RuleLines } from "../lib/cgroups/devices.ts";
 import { SkiffError } from "../lib/errors.ts";
 import { StateRoot } from "../lib/state/root.ts";
@@ -235,6 +236,41 @@ Deno.test("cgroups: addProcess puts a process in every hierarchy; destroy kills 
     }
   });
 });
+
+Deno.test(
+  { name: "cgroups: a fresh parent is created on demand, cpuset parent initialised", ignore: !V1 },
+  async () => {
+    const parent = `skiff-test-${crypto.randomUUID().slice(0, 8)}`;
+    const id = newId();
+    const parentDirs = () =>
+      [...Deno.readDirSync("/sys/fs/cgroup")].map((e) => join("/sys/fs/cgroup", e.name, parent)).filter(
+        (d) => {
+          try {
+            return Deno.statSync(d).isDirectory;
+          } catch {
+            return false;
+          }
+        },
+      );
+    try {
+      const cg = createV1(parent, id, { privileged: false });
+      const child = new Deno.Command("sleep", { args: ["60"] }).spawn();
+      try {
+        cg.addProcess(child.pid); // an uninitialised cpuset parent would make this fail (ENOSPC)
+        const cpuset = "/sys/fs/cgroup/cpuset";
+        assert.equal(read(join(cpuset, parent, "cpuset.cpus")), read(join(cpuset, "cpuset.cpus")));
+        assert.equal(read(join(cpuset, parent, "cpuset.mems")), read(join(cpuset, "cpuset.mems")));
+        assert.ok(parentDirs().length >= 8);
+      } finally {
+        openV1(parent, id).destroy();
+        assert.equal((await child.status).signal, "SIGKILL");
+      }
+    } finally {
+      for (const dir of parentDirs()) Deno.removeSync(dir);
+    }
+    assert.deepEqual(parentDirs(), []);
+  },
+);
 
 Deno.test("cgroups: destroy of a never-created cgroup is a no-op", () => {
   openCgroup(new StateRoot("/nonexistent"), newId()).destroy();

@@ -193,12 +193,14 @@ export function openV1(parent: string, id: string): ContainerCgroup {
 }
 
 /** Makes <mount>/<parent>; a cpuset parent needs cpus and mems before any child can use them. */
-function ensureParent(controller: Controller | "unified", mount: string, parent: string): void {
+function ensureParent(mount: string, parent: string): void {
   const dir = join(mount, parent);
   mkdirIfAbsent(dir);
-  if (controller !== "cpuset") return;
+  // by file, not by controller name: cpuset may be co-mounted with other controllers
   for (const file of ["cpuset.cpus", "cpuset.mems"]) {
-    if (!readOptional(join(dir, file))) writeValue(join(dir, file), readOptional(join(mount, file)) ?? "");
+    if (exists(join(dir, file)) && !readOptional(join(dir, file))) {
+      writeValue(join(dir, file), readOptional(join(mount, file)) ?? "");
+    }
   }
 }
 
@@ -213,13 +215,10 @@ export function createV1(parent: string, id: string, limits: CgroupLimits): Cont
   const created: string[] = [];
   const cgroup = new V1Cgroup(dirs, unified);
   try {
-    const hierarchyRoots: [Controller | "unified", string][] = [...h.byController];
-    if (h.unified) hierarchyRoots.push(["unified", h.unified]);
-    const seen = new Set<string>();
-    for (const [controller, mount] of hierarchyRoots) {
-      if (seen.has(mount)) continue; // co-mounted controllers share one directory
-      seen.add(mount);
-      ensureParent(controller, mount, parent);
+    // a Set: co-mounted controllers share one directory
+    const mounts = new Set([...h.byController.values(), ...(h.unified ? [h.unified] : [])]);
+    for (const mount of mounts) {
+      ensureParent(mount, parent);
       const dir = join(mount, parent, id);
       if (!mkdirIfAbsent(dir)) throw new SkiffError(`cgroup ${dir} already exists`);
       created.push(dir);
