@@ -23,7 +23,7 @@ for proc in /proc/[0-9]*; do
   [ "$pid" = "$$" ] && continue
   cmd=$( { tr '\0' ' ' <"$proc/cmdline"; } 2>/dev/null) || continue
   case "$cmd" in
-    *skiff-test-* | *"skiff __init"* | *"main.ts __init"*) echo "process $pid: ${cmd:0:160}" ;;
+    *skiff-test-* | *"skiff __init"* | *"main.ts __init"* | *runtime/init_main.ts*) echo "process $pid: ${cmd:0:160}" ;;
   esac
 done
 
