@@ -15,6 +15,7 @@ async function loadImage(
   tag: string,
   extraLayers: number,
   config: Record<string, unknown>,
+  topLayer?: TarWriteEntry[],
 ): Promise<void> {
   const layers: Uint8Array[] = [Deno.readFileSync(await busyboxTar())];
   for (let i = 0; i < extraLayers; i++) {
@@ -25,6 +26,7 @@ async function loadImage(
     ];
     layers.push(writeTar(entries));
   }
+  if (topLayer) layers.push(writeTar(topLayer));
   const members: TarWriteEntry[] = [];
   const layerPaths = layers.map((tar, i) => {
     const path = `${String(i).padStart(64, "0")}/layer.tar`;
@@ -97,5 +99,38 @@ Deno.test("run: 80 layers stack in order", async () => {
       "cat /layers/top /layers/f0 /layers/f79; ls /layers | wc -l",
     ]);
     assertEquals(out.split("\n").map((l) => l.trim()).join(" "), "79 0 79 81 ");
+  });
+});
+
+Deno.test("run: an image's symlinks cannot aim the /etc binds at host files", async () => {
+  await withRoot(async (root) => {
+    const hostFile = join(root.path, "host-secret");
+    const missingHostFile = join(root.path, "not-created");
+    Deno.writeTextFileSync(hostFile, "host secret\n");
+    await loadImage(root, "hostile:latest", 0, { Cmd: ["sh"] }, [
+      { name: "etc/", type: "dir", mode: 0o755 },
+      { name: "etc/hosts", type: "symlink", linkname: hostFile },
+      { name: "etc/hostname", type: "symlink", linkname: `../../../../../../..${missingHostFile}` },
+    ]);
+    const out = await root.ok([
+      "run",
+      "--rm",
+      "-h",
+      "inside",
+      "hostile",
+      "sh",
+      "-c",
+      "cat /etc/hosts /etc/hostname",
+    ]);
+    assertMatch(out, /localhost/);
+    assertMatch(out, /^inside$/m);
+    assertEquals(Deno.readTextFileSync(hostFile), "host secret\n");
+    let created = true;
+    try {
+      Deno.statSync(missingHostFile);
+    } catch {
+      created = false;
+    }
+    assertEquals(created, false);
   });
 });

@@ -47,6 +47,38 @@ function statOrNull(path: string): Deno.FileInfo | null {
   }
 }
 
+/**
+ * The host path of `path` inside the container's `root`, following the image's symlinks as if `root`
+ * were / (runc's securejoin): a hostile image's `/etc/hosts -> /etc/shadow` must resolve to the
+ * container's own /etc/shadow, never to the host's. Missing components are kept as named.
+ */
+export function resolveInRoot(root: string, path: string): string {
+  const pending = path.split("/").filter(Boolean);
+  const resolved: string[] = [];
+  let links = 0;
+  while (pending.length) {
+    const part = pending.shift()!;
+    if (part === ".") continue;
+    if (part === "..") {
+      resolved.pop(); // never above root
+      continue;
+    }
+    const candidate = `${root}/${[...resolved, part].join("/")}`;
+    let target: string | undefined;
+    try {
+      if (Deno.lstatSync(candidate).isSymlink) target = Deno.readLinkSync(candidate);
+    } catch { /* missing: taken as named */ }
+    if (target === undefined) {
+      resolved.push(part);
+      continue;
+    }
+    if (++links > 255) throw new Error(`too many levels of symbolic links in ${path}`);
+    if (target.startsWith("/")) resolved.length = 0;
+    pending.unshift(...target.split("/").filter(Boolean));
+  }
+  return resolved.length ? `${root}/${resolved.join("/")}` : root;
+}
+
 /** A bind mount that is then made read-only (a bind mount ignores MS_RDONLY on creation). */
 function bindReadOnly(path: string): void {
   mount(path, path, null, MS.BIND | MS.REC);
@@ -68,8 +100,7 @@ function copyHostDevices(dev: string): void {
   }
 }
 
-function mountDev(root: string, ttySlave: string | undefined, privileged: boolean): void {
-  const dev = `${root}/dev`;
+function mountDev(dev: string, ttySlave: string | undefined, privileged: boolean): void {
   mkdirp(dev);
   mount("tmpfs", dev, "tmpfs", MS.NOSUID | MS.STRICTATIME, "mode=755,size=65536k");
   for (const [name, major, minor] of DEVICES) mknod(`${dev}/${name}`, S_IFCHR | 0o666, makedev(major, minor));
@@ -95,11 +126,11 @@ function mountDev(root: string, ttySlave: string | undefined, privileged: boolea
 }
 
 function maskPath(root: string, path: string): void {
-  const target = root + path;
+  const target = resolveInRoot(root, path);
   const info = statOrNull(target);
   if (!info) return;
   if (info.isDirectory) mount("tmpfs", target, "tmpfs", MS.RDONLY);
-  else mount(`${root}/dev/null`, target, null, MS.BIND);
+  else mount(`${resolveInRoot(root, "/dev")}/null`, target, null, MS.BIND);
 }
 
 /** The mount data is limited to one page: with many layers, name them through short symlinks. */
@@ -131,16 +162,19 @@ export function setupRootfs(spec: InitSpec): void {
   mount(null, "/", null, MS.REC | MS.PRIVATE);
   mountOverlay(spec);
 
-  mkdirp(`${root}/proc`);
-  mount("proc", `${root}/proc`, "proc", MS.NOSUID | MS.NODEV | MS.NOEXEC);
-  mkdirp(`${root}/sys`);
+  // every mount point comes from the image: resolve it inside the root
+  const proc = resolveInRoot(root, "/proc");
+  mkdirp(proc);
+  mount("proc", proc, "proc", MS.NOSUID | MS.NODEV | MS.NOEXEC);
+  const sys = resolveInRoot(root, "/sys");
+  mkdirp(sys);
   // read-only unless --privileged, as docker does
   const sysReadOnly = spec.privileged ? 0 : MS.RDONLY;
-  mount("sysfs", `${root}/sys`, "sysfs", MS.NOSUID | MS.NODEV | MS.NOEXEC | sysReadOnly);
-  mountDev(root, spec.ttySlave, spec.privileged);
+  mount("sysfs", sys, "sysfs", MS.NOSUID | MS.NODEV | MS.NOEXEC | sysReadOnly);
+  mountDev(resolveInRoot(root, "/dev"), spec.ttySlave, spec.privileged);
 
   for (const name of ["hostname", "hosts", "resolv.conf"]) {
-    const target = `${root}/etc/${name}`;
+    const target = resolveInRoot(root, `/etc/${name}`);
     touch(target);
     mount(`${spec.containerDir}/${name}`, target, null, MS.BIND);
   }
@@ -148,7 +182,8 @@ export function setupRootfs(spec: InitSpec): void {
   if (!spec.privileged) {
     for (const path of spec.maskedPaths) maskPath(root, path);
     for (const path of spec.readonlyPaths) {
-      if (statOrNull(root + path)) bindReadOnly(root + path);
+      const target = resolveInRoot(root, path);
+      if (statOrNull(target)) bindReadOnly(target);
     }
   }
 
