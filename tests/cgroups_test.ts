@@ -7,6 +7,7 @@ import {
   cgroupDriver,
   type CgroupLimits,
   type ContainerCgroup,
+  containerCgroupView,
   createCgroup,
   type DeviceRule,
   hostCpusetCpus,
@@ -468,6 +469,37 @@ Deno.test("cgroups: stats count memory, cpu time and pids", async () => {
   await withCgroup({ privileged: false }, async (cg) => {
     assert.equal(cg.stats().memoryLimit, 0); // unlimited
     await Promise.resolve();
+  });
+});
+
+Deno.test({
+  name: "cgroups: the container view shows the container's own limits at /sys/fs/cgroup",
+  ignore: !V1,
+}, async () => {
+  await withCgroup({ memory: 48 * MiB, nanoCpus: 5e8, privileged: false }, async (_cg, { root, id, tmp }) => {
+    const view = containerCgroupView(root, id);
+    assert.ok(view.binds.some((b) => b.target === "/sys/fs/cgroup/memory"));
+    // build the view below a stand-in container root, in a private mount namespace (util-linux
+    // unshare makes the mounts private, and they vanish with it)
+    const r = join(tmp, "rootfs");
+    const script = [
+      "set -e",
+      `mkdir -p ${r}/sys/fs/cgroup`,
+      `mount -t tmpfs -o mode=755 tmpfs ${r}/sys/fs/cgroup`,
+      ...view.binds.map((b) => `mkdir -p ${r}${b.target} && mount --bind -o ro ${b.source} ${r}${b.target}`),
+      ...view.symlinks.map((l) => `ln -s ${l.target} ${r}${l.link}`),
+      `cd ${r}`,
+      "cat sys/fs/cgroup/memory/memory.limit_in_bytes sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+    ].join("\n");
+    const out = await new Deno.Command("unshare", {
+      args: ["-m", "sh", "-c", script],
+      stderr: "piped",
+      stdout: "piped",
+    })
+      .output();
+    const dec = new TextDecoder();
+    assert.equal(out.code, 0, dec.decode(out.stderr));
+    assert.deepEqual(dec.decode(out.stdout).trim().split("\n"), [String(48 * MiB), "50000"]);
   });
 });
 

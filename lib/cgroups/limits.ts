@@ -53,6 +53,18 @@ export interface ContainerCgroup {
   stats(): CgroupStats;
 }
 
+/**
+ * The container's own cgroups as it should see them under /sys/fs/cgroup (what runc mounts, and
+ * what JVMs and other runtimes read to size themselves): each source bind-mounted at its target
+ * (read-only unless privileged) and the symlinks, on a tmpfs at /sys/fs/cgroup unless a bind's
+ * target is /sys/fs/cgroup itself (v2).
+ */
+export interface CgroupView {
+  binds: { source: string; target: string }[];
+  /** link: absolute path in the container; target: the relative name it points to */
+  symlinks: { link: string; target: string }[];
+}
+
 /** What docker stats shows of a container's cgroup. */
 export interface CgroupStats {
   /** bytes in use, without reclaimable inactive file cache (docker's "MEM USAGE") */

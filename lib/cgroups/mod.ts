@@ -8,8 +8,8 @@
 
 import type { StateRoot } from "../state/root.ts";
 import { readOptional } from "./fs.ts";
-import { type CgroupLimits, type ContainerCgroup, validateLimits } from "./limits.ts";
-import { createV1, openV1 } from "./v1.ts";
+import { type CgroupLimits, type CgroupView, type ContainerCgroup, validateLimits } from "./limits.ts";
+import { createV1, openV1, v1ContainerView } from "./v1.ts";
 import { createV2, openV2, V2_MOUNT } from "./v2.ts";
 
 export * from "./limits.ts";
@@ -30,6 +30,18 @@ export function createCgroup(root: StateRoot, id: string, limits: CgroupLimits):
   return cgroupDriver() === "v2"
     ? createV2(V2_MOUNT, root.cgroupParent, id, limits)
     : createV1(root.cgroupParent, id, limits);
+}
+
+/**
+ * What to mount at /sys/fs/cgroup inside the container so that it sees its own limits
+ * (/sys/fs/cgroup/memory/memory.limit_in_bytes on v1, /sys/fs/cgroup/memory.max on v2).
+ */
+export function containerCgroupView(root: StateRoot, id: string): CgroupView {
+  if (cgroupDriver() === "v1") return v1ContainerView(root.cgroupParent, id);
+  return {
+    binds: [{ source: `${V2_MOUNT}/${root.cgroupParent}/${id}`, target: "/sys/fs/cgroup" }],
+    symlinks: [],
+  };
 }
 
 /** The cgroup(s) of an existing (or already removed) container, for cleanup and OOM checks. */

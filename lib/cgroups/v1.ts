@@ -3,9 +3,9 @@
 // hybrid host the container also gets a directory in the unified (cgroup2) hierarchy: it adds
 // cgroup.kill and exit detection (cgroup.events) for free.
 
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { SkiffError } from "../errors.ts";
-import type { CgroupLimits, CgroupStats, ContainerCgroup } from "./limits.ts";
+import type { CgroupLimits, CgroupStats, CgroupView, ContainerCgroup } from "./limits.ts";
 import { CPU_PERIOD_US, effectiveMemorySwap, hostCpusetMems } from "./limits.ts";
 import { DEFAULT_ALLOWED_DEVICES, v1RuleLines } from "./devices.ts";
 import {
@@ -301,4 +301,28 @@ function applyLimits(dirs: Map<Controller, string>, limits: CgroupLimits): void 
       }
     }
   }
+}
+
+/**
+ * What a container should see at /sys/fs/cgroup on a v1 host (runc's layout): each hierarchy's
+ * container directory bound at /sys/fs/cgroup/<mount name>, and a symlink per controller of a
+ * co-mounted hierarchy (cpu -> cpu,cpuacct).
+ */
+export function v1ContainerView(parent: string, id: string): CgroupView {
+  const h = hierarchies();
+  const binds: CgroupView["binds"] = [];
+  const symlinks: CgroupView["symlinks"] = [];
+  const seen = new Set<string>();
+  for (const [controller, mount] of h.byController) {
+    const name = basename(mount);
+    if (!seen.has(mount)) {
+      seen.add(mount);
+      binds.push({ source: join(mount, parent, id), target: `/sys/fs/cgroup/${name}` });
+    }
+    if (controller !== name) symlinks.push({ link: `/sys/fs/cgroup/${controller}`, target: name });
+  }
+  if (h.unified) {
+    binds.push({ source: join(h.unified, parent, id), target: `/sys/fs/cgroup/${basename(h.unified)}` });
+  }
+  return { binds, symlinks };
 }
