@@ -66,14 +66,7 @@ export async function downloadLayer(d: LayerDownload): Promise<void> {
           d.emit({ kind: "layer", id, status: "Downloading", current: n, total: d.desc.size });
         }
       });
-      // works with storeLayer taking either a plain stream or a { stream } source
-      const source = { stream: input, [Symbol.asyncIterator]: () => input[Symbol.asyncIterator]() };
-      await storeLayer(
-        d.store,
-        source as unknown as Parameters<typeof storeLayer>[1],
-        d.parentChainId,
-        d.diffId,
-      );
+      await storeLayer(d.store, { stream: input }, d.parentChainId, d.diffId);
       blobFile.close();
       d.emit({ kind: "layer", id, status: "Verifying Checksum" });
       d.emit({ kind: "layer", id, status: "Download complete" });
