@@ -547,6 +547,16 @@ const refusals: [string, Partial<CgroupLimits>, RegExp][] = [
     { memorySwappiness: 101 },
     /^Invalid value: 101, valid memory swappiness range is 0-100$/,
   ],
+  [
+    "a throttle on a missing device",
+    { blkioThrottle: { readBps: [{ path: "/dev/skiff-nope", rate: 1024 }] } },
+    /^invalid device \/dev\/skiff-nope for --device-read-bps: no such file or directory$/,
+  ],
+  [
+    "a throttle on a character device",
+    { blkioThrottle: { writeIops: [{ path: "/dev/null", rate: 10 }] } },
+    /^invalid device \/dev\/null for --device-write-iops: not a block device$/,
+  ],
 ];
 for (const [what, limits, message] of refusals) {
   Deno.test(`cgroups: refuses ${what} and creates nothing`, () => {
@@ -597,6 +607,35 @@ Deno.test(
     });
   },
 );
+
+Deno.test({ name: "cgroups: v1 block I/O throttles per device", ignore: !V1 }, async () => {
+  const disk = ["/dev/loop0", "/dev/vda", "/dev/sda"].find((d) => {
+    try {
+      return Deno.statSync(d).isBlockDevice;
+    } catch {
+      return false;
+    }
+  });
+  assert.ok(disk, "no block device to throttle");
+  const rdev = Deno.statSync(disk).rdev!;
+  const device = `${(rdev >> 8) & 0xfff}:${(rdev & 0xff) | ((rdev >> 12) & ~0xff)}`;
+  await withCgroup({
+    privileged: false,
+    blkioThrottle: {
+      readBps: [{ path: disk, rate: MiB }],
+      writeBps: [{ path: disk, rate: 2 * MiB }],
+      readIops: [{ path: disk, rate: 100 }],
+      writeIops: [{ path: disk, rate: 50 }],
+    },
+  }, async (cg) => {
+    const blkio = dirOf(cg, "blkio");
+    assert.equal(read(join(blkio, "blkio.throttle.read_bps_device")), `${device} ${MiB}`);
+    assert.equal(read(join(blkio, "blkio.throttle.write_bps_device")), `${device} ${2 * MiB}`);
+    assert.equal(read(join(blkio, "blkio.throttle.read_iops_device")), `${device} 100`);
+    assert.equal(read(join(blkio, "blkio.throttle.write_iops_device")), `${device} 50`);
+    await Promise.resolve();
+  });
+});
 
 Deno.test("cgroups: --device-cgroup-rule parsing and v1 lines", () => {
   assert.deepEqual(parseDeviceCgroupRule("c 1:11 r"), { type: "c", major: 1, minor: 11, access: "r" });

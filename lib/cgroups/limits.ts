@@ -33,6 +33,60 @@ export interface CgroupLimits {
   oomKillDisable?: boolean;
   /** extra allowed devices (--device-cgroup-rule, --device), after docker's default list */
   deviceRules?: DeviceRule[];
+  /** --device-read-bps, --device-write-bps (bytes/s), --device-read-iops, --device-write-iops */
+  blkioThrottle?: {
+    readBps?: DeviceRate[];
+    writeBps?: DeviceRate[];
+    readIops?: DeviceRate[];
+    writeIops?: DeviceRate[];
+  };
+}
+
+/** A per-device rate: `path` is a block device node on the host, e.g. /dev/sda. */
+export interface DeviceRate {
+  path: string;
+  rate: number;
+}
+
+/** major:minor of a host block device, for the throttle files; a SkiffError for anything else. */
+export function blockDeviceNumber(path: string, flag: string): string {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.statSync(path);
+  } catch (e) {
+    const why = e instanceof Deno.errors.NotFound ? "no such file or directory" : (e as Error).message;
+    throw new SkiffError(`invalid device ${path} for ${flag}: ${why}`);
+  }
+  if (!info.isBlockDevice || info.rdev === null) {
+    throw new SkiffError(`invalid device ${path} for ${flag}: not a block device`);
+  }
+  const rdev = info.rdev;
+  // glibc's gnu_dev_major/minor, in numbers small enough for doubles
+  const major = ((rdev >>> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff);
+  const minor = (rdev & 0xff) | ((rdev >>> 12) & ~0xff);
+  return `${major}:${minor}`;
+}
+
+/** The throttle entries by kind, with devices resolved: [kind, "M:m", rate]. */
+export function throttleEntries(
+  limits: CgroupLimits,
+): ["readBps" | "writeBps" | "readIops" | "writeIops", string, number][] {
+  const flags = {
+    readBps: "--device-read-bps",
+    writeBps: "--device-write-bps",
+    readIops: "--device-read-iops",
+    writeIops: "--device-write-iops",
+  } as const;
+  const out: ["readBps" | "writeBps" | "readIops" | "writeIops", string, number][] = [];
+  for (const kind of Object.keys(flags) as (keyof typeof flags)[]) {
+    for (const { path, rate } of limits.blkioThrottle?.[kind] ?? []) {
+      if (!Number.isSafeInteger(rate) || rate < 0) {
+        throw new SkiffError(`invalid rate ${rate} for ${flags[kind]} ${path}: must be a positive integer`);
+      }
+      out.push([kind, blockDeviceNumber(path, flags[kind]), rate]);
+    }
+  }
+  return out;
 }
 
 export interface ContainerCgroup {
@@ -167,6 +221,7 @@ export function validateLimits(limits: CgroupLimits): void {
   if (memorySwappiness !== -1 && (memorySwappiness < 0 || memorySwappiness > 100)) {
     throw new SkiffError(`Invalid value: ${memorySwappiness}, valid memory swappiness range is 0-100`);
   }
+  throttleEntries(limits);
   if (limits.cpusetCpus !== undefined && limits.cpusetCpus !== "") {
     checkSubset(limits.cpusetCpus, hostCpusetCpus(), "cpuset cpus", "CPUs");
   }

@@ -6,7 +6,7 @@
 import { basename, join } from "node:path";
 import { SkiffError } from "../errors.ts";
 import type { CgroupLimits, CgroupStats, CgroupView, ContainerCgroup } from "./limits.ts";
-import { CPU_PERIOD_US, effectiveMemorySwap, hostCpusetMems } from "./limits.ts";
+import { CPU_PERIOD_US, effectiveMemorySwap, hostCpusetMems, throttleEntries } from "./limits.ts";
 import { DEFAULT_ALLOWED_DEVICES, v1RuleLines } from "./devices.ts";
 import {
   exists,
@@ -70,6 +70,9 @@ function requiredControllers(limits: CgroupLimits): Map<Controller, string> {
   if (limits.cpusetMems) need.set("cpuset", "--cpuset-mems");
   if ((limits.pidsLimit ?? 0) > 0) need.set("pids", "--pids-limit");
   if (limits.blkioWeight) need.set("blkio", "--blkio-weight");
+  if (Object.values(limits.blkioThrottle ?? {}).some((l) => l?.length)) {
+    need.set("blkio", "--device-*-bps/iops");
+  }
   // without the devices controller an unprivileged container could open every host device
   if (!limits.privileged) need.set("devices", "the devices allow-list");
   return need;
@@ -290,6 +293,16 @@ function applyLimits(dirs: Map<Controller, string>, limits: CgroupLimits): void 
       );
     }
     writeValue(file, limits.blkioWeight);
+  }
+
+  const throttleFiles = {
+    readBps: "blkio.throttle.read_bps_device",
+    writeBps: "blkio.throttle.write_bps_device",
+    readIops: "blkio.throttle.read_iops_device",
+    writeIops: "blkio.throttle.write_iops_device",
+  } as const;
+  for (const [kind, device, rate] of throttleEntries(limits)) {
+    writeValue(at("blkio", throttleFiles[kind]), `${device} ${rate}`);
   }
 
   if (dirs.has("devices")) {

@@ -14,7 +14,7 @@ import {
   open,
 } from "../../ffi/libc.ts";
 import type { CgroupLimits, CgroupStats, ContainerCgroup } from "./limits.ts";
-import { CPU_PERIOD_US, effectiveMemorySwap } from "./limits.ts";
+import { CPU_PERIOD_US, effectiveMemorySwap, throttleEntries } from "./limits.ts";
 import { assembleDeviceFilter, DEFAULT_ALLOWED_DEVICES, type DeviceRule } from "./devices.ts";
 import {
   exists,
@@ -118,6 +118,7 @@ function requiredControllers(limits: CgroupLimits): Map<string, string> {
   if (limits.cpusetMems) need.set("cpuset", "--cpuset-mems");
   if ((limits.pidsLimit ?? 0) > 0) need.set("pids", "--pids-limit");
   if (limits.blkioWeight) need.set("io", "--blkio-weight");
+  if (Object.values(limits.blkioThrottle ?? {}).some((l) => l?.length)) need.set("io", "--device-*-bps/iops");
   return need;
 }
 
@@ -226,6 +227,14 @@ function applyLimits(dir: string, limits: CgroupLimits): void {
         "Your kernel does not support Block I/O weight (no io.bfq.weight or io.weight)",
       );}
   }
+
+  // io.max takes one line per device: "M:m rbps=N wbps=N riops=N wiops=N"
+  const keys = { readBps: "rbps", writeBps: "wbps", readIops: "riops", writeIops: "wiops" } as const;
+  const perDevice = new Map<string, string[]>();
+  for (const [kind, device, rate] of throttleEntries(limits)) {
+    perDevice.set(device, [...perDevice.get(device) ?? [], `${keys[kind]}=${rate}`]);
+  }
+  for (const [device, settings] of perDevice) writeValue(at("io.max"), `${device} ${settings.join(" ")}`);
 
   if (!limits.privileged) attachDeviceFilter(dir, [...DEFAULT_ALLOWED_DEVICES, ...limits.deviceRules ?? []]);
 }
