@@ -1,6 +1,8 @@
 // Container cgroups: the resource limits docker users know (--memory, --memory-swap, --cpus,
-// --cpu-shares, --cpuset-cpus/-mems, --pids-limit, --blkio-weight) and the devices allow-list, on
-// cgroup v1 (separate or co-mounted hierarchies) and on pure cgroup v2 hosts.
+// --cpu-shares, --cpuset-cpus/-mems, --pids-limit, --blkio-weight, and the rarer --cpu-period/-quota,
+// --memory-reservation/-swappiness, --oom-kill-disable, --device-*-bps/iops), the devices allow-list
+// (v1 devices files; an eBPF program on v2), pause (freezer) and stats counters, on cgroup v1
+// (separate or co-mounted hierarchies, plus the unified directory of a hybrid host) and on pure v2.
 //
 // Everything is synchronous: the runtime may call this right after setns (see platform notes).
 // Cgroups are created at absolute paths under the hierarchy roots (<mount>/skiff/<id>), never
