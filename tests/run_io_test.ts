@@ -232,3 +232,29 @@ Deno.test("run: 20 --rm runs at once all succeed, distinct, and leave nothing", 
     assertEquals([...Deno.readDirSync(join(root.path, "tmp"))], []);
   });
 });
+
+Deno.test("run: the container sees its own cgroup limits at /sys/fs/cgroup, read-only", async () => {
+  await withBusybox(async (root) => {
+    const v2 = (() => {
+      try {
+        return Deno.readTextFileSync("/sys/fs/cgroup/cgroup.controllers").trim() !== "";
+      } catch {
+        return false;
+      }
+    })();
+    const limitFile = v2 ? "/sys/fs/cgroup/memory.max" : "/sys/fs/cgroup/memory/memory.limit_in_bytes";
+    const r = await root.skiff([
+      "run",
+      "--rm",
+      "-m",
+      "64m",
+      "busybox",
+      "sh",
+      "-c",
+      `cat ${limitFile}; echo 1 > ${limitFile} && echo WROTE; true`,
+    ]);
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals(r.stdout.trim(), String(64 * 1024 * 1024));
+    assertMatch(r.stderr, /Read-only file system/);
+  });
+});

@@ -191,7 +191,7 @@ const run: Verb = async (args, ctx) => {
   // started before the rest of the runtime is even loaded: its startup overlaps with all that
   // follows, and it waits for its spec (bad input from here on just kills it again)
   const stage = startInitStage(ctx.root, interactive && !tty ? "inherit" : "null");
-  let runtime, record, cgroup;
+  let runtime, record, cgroup, cgroupView;
   try {
     const [{ ImageStore }, cgroups, { createContainerFromImage }, foreground, { removeContainerDir }] =
       await Promise
@@ -230,7 +230,9 @@ const run: Verb = async (args, ctx) => {
     });
     try {
       cgroup = cgroups.createCgroup(ctx.root, record.Id, limits);
+      cgroupView = cgroups.containerCgroupView(ctx.root, record.Id);
     } catch (e) {
+      cgroup?.destroy();
       removeContainerDir(ctx.root, record.Id);
       throw e;
     }
@@ -238,7 +240,7 @@ const run: Verb = async (args, ctx) => {
     await abortInitStage(stage);
     throw e;
   }
-  const outcome = await runtime.runForeground(ctx.root, record, cgroup, stage);
+  const outcome = await runtime.runForeground(ctx.root, record, cgroup, stage, cgroupView);
   if (outcome.error) console.error(`skiff: unable to start container process: ${outcome.error}`);
   return outcome.exitCode;
 };

@@ -142,13 +142,14 @@ function exitCodeOf(status: Deno.CommandStatus): number {
 /**
  * Runs a created container in the foreground with skiff's own stdio and returns when it has exited.
  * `stage` comes from startInitStage(); `cgroup` is already created with the container's limits and
- * is destroyed here.
+ * is destroyed here; `cgroupView` (lib/cgroups containerCgroupView) is mounted at /sys/fs/cgroup.
  */
 export async function runForeground(
   root: StateRoot,
   record: ContainerRecord,
   cgroup: CgroupHandle | undefined,
   stage: InitStage,
+  cgroupView?: InitSpec["cgroupView"],
 ): Promise<RunOutcome> {
   const id = record.Id;
   const dir = root.container(id);
@@ -159,6 +160,7 @@ export async function runForeground(
 
   try {
     const spec = initSpec(root, record, undefined);
+    spec.cgroupView = cgroupView;
     if (tty) {
       pty = PtyMaster.open();
       spec.ttySlave = pty.slavePath;

@@ -133,6 +133,30 @@ function maskPath(root: string, path: string): void {
   else mount(`${resolveInRoot(root, "/dev")}/null`, target, null, MS.BIND);
 }
 
+/**
+ * /sys/fs/cgroup as runc shows it: the container's own cgroup directories bound on a tmpfs (or the
+ * one cgroup2 directory bound there), read-only unless privileged.
+ */
+function mountCgroupView(sys: string, view: NonNullable<InitSpec["cgroupView"]>, privileged: boolean): void {
+  // the view names container paths below /sys: map them below our own fresh sysfs mount
+  const target = (path: string) => `${sys}${path.slice("/sys".length)}`;
+  const readOnly = (path: string) =>
+    mount(path, path, null, MS.BIND | MS.REMOUNT | MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC);
+  const onTmpfs = !view.binds.some((b) => b.target === "/sys/fs/cgroup");
+  if (onTmpfs) {
+    mount("tmpfs", target("/sys/fs/cgroup"), "tmpfs", MS.NOSUID | MS.NODEV | MS.NOEXEC, "mode=755");
+    for (const bind of view.binds) mkdirp(target(bind.target));
+    for (const link of view.symlinks) Deno.symlinkSync(link.target, target(link.link));
+  }
+  for (const bind of view.binds) {
+    mount(bind.source, target(bind.target), null, MS.BIND);
+    if (!privileged) readOnly(target(bind.target));
+  }
+  if (onTmpfs && !privileged) {
+    mount(null, target("/sys/fs/cgroup"), null, MS.REMOUNT | MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC);
+  }
+}
+
 /** The mount data is limited to one page: with many layers, name them through short symlinks. */
 const MAX_MOUNT_DATA = 4000;
 
@@ -171,6 +195,7 @@ export function setupRootfs(spec: InitSpec): void {
   // read-only unless --privileged, as docker does
   const sysReadOnly = spec.privileged ? 0 : MS.RDONLY;
   mount("sysfs", sys, "sysfs", MS.NOSUID | MS.NODEV | MS.NOEXEC | sysReadOnly);
+  if (spec.cgroupView) mountCgroupView(sys, spec.cgroupView, spec.privileged);
   mountDev(resolveInRoot(root, "/dev"), spec.ttySlave, spec.privileged);
 
   for (const name of ["hostname", "hosts", "resolv.conf"]) {

@@ -32,6 +32,11 @@ export interface InitSpec {
   capabilities: string;
   maskedPaths: string[];
   readonlyPaths: string[];
+  /** The container's own cgroups for /sys/fs/cgroup (lib/cgroups containerCgroupView). */
+  cgroupView?: {
+    binds: { source: string; target: string }[];
+    symlinks: { link: string; target: string }[];
+  };
 }
 
 /** docker's default PATH when the image sets none. */
