@@ -187,6 +187,9 @@ Deno.test("run: exit 125 and nothing on disk for unknown image, bad flags, name 
         [["--cpuset-cpus", "99"], /Requested CPUs are not available/],
         [["--memory", "1m"], /Minimum memory limit allowed is 6MB/],
         [["--cap-add", "NOPE"], /unknown capability: "CAP_NOPE"/],
+        [["--cpus", "1", "--cpu-period", "50000"], /Conflicting options: Nano CPUs and CPU Period/],
+        [["--device-cgroup-rule", "x 1:2"], /invalid device cgroup format 'x 1:2'/],
+        [["--memory-swappiness", "200"], /valid memory swappiness range is 0-100/],
         [["-d"], /not supported/],
         [["--name", "bad/name"], /Invalid container name/],
       ] as const

@@ -258,3 +258,35 @@ Deno.test("run: the container sees its own cgroup limits at /sys/fs/cgroup, read
     assertMatch(r.stderr, /Read-only file system/);
   });
 });
+
+Deno.test({
+  name: "run: --cpu-period/--cpu-quota, --memory-reservation, --device-cgroup-rule reach the cgroups (v1)",
+  ignore: (() => {
+    try {
+      return !Deno.statSync("/sys/fs/cgroup/memory").isDirectory;
+    } catch {
+      return true;
+    }
+  })(),
+}, async () => {
+  await withBusybox(async (root) => {
+    const out = await root.ok([
+      "run",
+      "--rm",
+      "--cpu-period",
+      "50000",
+      "--cpu-quota",
+      "25000",
+      "--memory-reservation",
+      "16m",
+      "--device-cgroup-rule",
+      "c 10:200 rwm",
+      "busybox",
+      "sh",
+      "-c",
+      "cd /sys/fs/cgroup; cat cpu/cpu.cfs_period_us cpu/cpu.cfs_quota_us memory/memory.soft_limit_in_bytes; " +
+      "grep -c '^c 10:200 rwm' devices/devices.list",
+    ]);
+    assertEquals(out.trim().split("\n"), ["50000", "25000", String(16 * 1024 * 1024), "1"]);
+  });
+});

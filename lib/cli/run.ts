@@ -36,6 +36,12 @@ const OPTIONS: OptionSpec[] = [
   { name: "cpuset-mems", kind: "string" },
   { name: "pids-limit", kind: "string" },
   { name: "blkio-weight", kind: "string" },
+  { name: "cpu-period", kind: "string" },
+  { name: "cpu-quota", kind: "string" },
+  { name: "memory-reservation", kind: "string" },
+  { name: "memory-swappiness", kind: "string" },
+  { name: "oom-kill-disable", kind: "bool" },
+  { name: "device-cgroup-rule", kind: "list" },
 ];
 
 const USAGE = `Usage:  skiff run [OPTIONS] IMAGE [COMMAND] [ARG...]
@@ -47,9 +53,12 @@ Options:
       --cap-add list            Add Linux capabilities
       --cap-drop list           Drop Linux capabilities
   -c, --cpu-shares int          CPU shares (relative weight)
+      --cpu-period int          Limit CPU CFS (Completely Fair Scheduler) period
+      --cpu-quota int           Limit CPU CFS (Completely Fair Scheduler) quota
       --cpus decimal            Number of CPUs
       --cpuset-cpus string      CPUs in which to allow execution (0-3, 0,1)
       --cpuset-mems string      MEMs in which to allow execution (0-3, 0,1)
+      --device-cgroup-rule list Add a rule to the cgroup allowed devices list
       --entrypoint string       Overwrite the default ENTRYPOINT of the image
   -e, --env list                Set environment variables
       --env-file list           Read in a file of environment variables
@@ -58,8 +67,11 @@ Options:
   -l, --label list              Set meta data on a container
       --label-file list         Read in a line delimited file of labels
   -m, --memory bytes            Memory limit
+      --memory-reservation bytes Memory soft limit
       --memory-swap bytes       Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+      --memory-swappiness int   Tune container memory swappiness (0 to 100) (default -1)
       --name string             Assign a name to the container
+      --oom-kill-disable        Disable OOM Killer
       --pids-limit int          Tune container pids limit (set -1 for unlimited)
       --privileged              Give extended privileges to this container
       --read-only               Mount the container's root filesystem as read only
@@ -165,6 +177,7 @@ const run: Verb = async (args, ctx) => {
   const privileged = bool(parsed, "privileged");
 
   const pidsLimit = intFlag(str(parsed, "pids-limit"), "--pids-limit");
+  const swappiness = intFlag(str(parsed, "memory-swappiness"), "--memory-swappiness");
   const resources: ResourceSettings = {
     Memory: bytesFlag(str(parsed, "memory"), "-m, --memory"),
     MemorySwap: bytesFlag(str(parsed, "memory-swap"), "--memory-swap", true),
@@ -174,6 +187,12 @@ const run: Verb = async (args, ctx) => {
     CpusetMems: str(parsed, "cpuset-mems") ?? "",
     PidsLimit: pidsLimit !== undefined && pidsLimit > 0 ? pidsLimit : null,
     BlkioWeight: intFlag(str(parsed, "blkio-weight"), "--blkio-weight", true) ?? 0,
+    CpuPeriod: intFlag(str(parsed, "cpu-period"), "--cpu-period") ?? 0,
+    CpuQuota: intFlag(str(parsed, "cpu-quota"), "--cpu-quota") ?? 0,
+    MemoryReservation: bytesFlag(str(parsed, "memory-reservation"), "--memory-reservation"),
+    MemorySwappiness: swappiness === undefined || swappiness === -1 ? null : swappiness,
+    OomKillDisable: bool(parsed, "oom-kill-disable"),
+    DeviceCgroupRules: list(parsed, "device-cgroup-rule").length ? list(parsed, "device-cgroup-rule") : null,
   };
   const limits: CgroupLimits = {
     memory: resources.Memory,
@@ -184,6 +203,11 @@ const run: Verb = async (args, ctx) => {
     cpusetMems: resources.CpusetMems,
     pidsLimit: resources.PidsLimit ?? undefined,
     blkioWeight: resources.BlkioWeight,
+    cpuPeriod: resources.CpuPeriod,
+    cpuQuota: resources.CpuQuota,
+    memoryReservation: resources.MemoryReservation,
+    memorySwappiness: swappiness,
+    oomKillDisable: resources.OomKillDisable,
     privileged,
   };
 
@@ -203,6 +227,7 @@ const run: Verb = async (args, ctx) => {
           import("../state/containers.ts"),
         ]);
     runtime = foreground;
+    limits.deviceRules = resources.DeviceCgroupRules?.map(cgroups.parseDeviceCgroupRule);
     cgroups.validateLimits(limits);
     const store = new ImageStore(ctx.root);
     const image = store.resolve(imageRef);

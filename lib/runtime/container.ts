@@ -19,6 +19,12 @@ export type ResourceSettings = Pick<
   | "CpusetMems"
   | "PidsLimit"
   | "BlkioWeight"
+  | "CpuPeriod"
+  | "CpuQuota"
+  | "MemoryReservation"
+  | "MemorySwappiness"
+  | "OomKillDisable"
+  | "DeviceCgroupRules"
 >;
 
 export const NO_RESOURCE_LIMITS: ResourceSettings = {
@@ -30,6 +36,8 @@ export const NO_RESOURCE_LIMITS: ResourceSettings = {
   CpusetMems: "",
   PidsLimit: null,
   BlkioWeight: 0,
+  CpuPeriod: 0,
+  CpuQuota: 0,
 };
 
 export interface CreateRequest {
@@ -158,8 +166,6 @@ export async function createContainerFromImage(
         CapDrop: canonicalCapabilityList(req.capDrop),
         NetworkMode: "none",
         ...req.resources,
-        CpuPeriod: 0,
-        CpuQuota: 0,
         MaskedPaths: req.privileged ? [] : DEFAULT_MASKED_PATHS,
         ReadonlyPaths: req.privileged ? [] : DEFAULT_READONLY_PATHS,
       },

@@ -127,6 +127,13 @@ export interface HostConfig {
   /** null = unlimited. */
   PidsLimit: number | null;
   BlkioWeight: number;
+  /** Soft limit in bytes (--memory-reservation); 0 = none. */
+  MemoryReservation?: number;
+  /** 0..100, or null for the host's default (--memory-swappiness). */
+  MemorySwappiness?: number | null;
+  OomKillDisable?: boolean;
+  /** --device-cgroup-rule values, e.g. "c 10:200 rwm". */
+  DeviceCgroupRules?: string[] | null;
   MaskedPaths: string[];
   ReadonlyPaths: string[];
 }
