@@ -308,3 +308,29 @@ Deno.test("unpack: the layer's diffID is the sha256 of the uncompressed tar, gzi
     assert.deepEqual(info.diffId, `sha256:${digest}`);
     assert.deepEqual(info.size, 5);
   }));
+
+Deno.test("unpack: corrupt or truncated gzip is refused and leaves nothing", () =>
+  withRoot(async (root) => {
+    const plain = writeTar([{ name: "data.txt", data: "hello layer ".repeat(20_000) }]);
+    const gz = new Uint8Array(
+      await new Response(new Blob([plain]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer(),
+    );
+    const corrupt = gz.slice();
+    for (let i = 40; i < gz.length - 40; i++) corrupt[i] ^= 0x5a;
+    for (
+      const [what, bytes] of [["corrupt", corrupt], ["truncated", gz.subarray(0, gz.length / 2)]] as const
+    ) {
+      const path = await writeTemp(bytes, ".tar.gz");
+      try {
+        const r = await root.skiff(["import", path, "bad:gz"]);
+        assert.equal(r.code, 125, `${what}: ${r.stderr}`);
+        assert.match(r.stderr, /invalid gzip data|unexpected end/, what);
+        assert.equal(r.stderr.trim().split("\n").length, 1, what);
+      } finally {
+        await Deno.remove(path);
+      }
+      assert.deepEqual(names(join(root.path, "layers")), [], what);
+      assert.deepEqual(names(join(root.path, "tmp")), [], what);
+      assert.deepEqual(names(join(root.path, "images")), [], what);
+    }
+  }));

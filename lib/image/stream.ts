@@ -86,8 +86,8 @@ function fileHead(path: string): Uint8Array {
 
 /**
  * Sniffs gzip by its magic bytes and returns the uncompressed stream, plus a hash of the raw bytes
- * when `hashRaw` is set. gunzip runs in a `gzip -dc` child when there is one: on another CPU, in
- * parallel with unpacking, as GNU tar does it. Otherwise DecompressionStream on this thread.
+ * when `hashRaw` is set. A gzip file is gunzipped on a worker thread, in parallel with the unpacking
+ * on this one (as GNU tar runs gzip beside itself); a stream is gunzipped on this thread.
  */
 export async function openDecompressed(
   source: ByteSource,
@@ -97,8 +97,7 @@ export async function openDecompressed(
   if ("path" in source && !rawHash) {
     const compression = sniff(fileHead(source.path));
     if (compression === "none") return { plain: fileChunks(source.path), compression };
-    const child = spawnGunzip(["-dc", "--", source.path], "null");
-    if (child) return { plain: gunzipChild(child), compression };
+    return { plain: gunzipOnWorker(source.path), compression };
   }
   const input = "path" in source ? fileChunks(source.path) : source.stream;
   const it = input[Symbol.asyncIterator]();
@@ -118,64 +117,110 @@ export async function openDecompressed(
     }
   }
   if (compression === "none") return { plain: raw(), rawHash, compression };
-  const child = spawnGunzip(["-dc"], "piped");
-  if (child) {
-    // feed the child in the background; a write error means gzip died, which its status reports
-    const writer = child.stdin.getWriter();
-    const feeding = (async () => {
-      try {
-        for await (const chunk of raw()) await writer.write(chunk as Uint8Array<ArrayBuffer>);
-        await writer.close();
-      } catch {
-        await writer.abort().catch(() => {});
-      }
-    })();
-    return { plain: gunzipChild(child, feeding), rawHash, compression };
-  }
   const stream = ReadableStream.from(raw() as AsyncIterable<Uint8Array<ArrayBuffer>>);
   const plain = gunzipErrors(stream.pipeThrough(new DecompressionStream("gzip")));
   return { plain, rawHash, compression };
 }
 
-function spawnGunzip(args: string[], stdin: "null" | "piped"): Deno.ChildProcess | undefined {
+// The gunzip thread, inline so that a `deno compile`d binary needs no extra file. It reads the file,
+// gunzips it and transfers each chunk to the main thread, never more than CREDITS chunks ahead so a
+// slow consumer cannot make it buffer the whole layer.
+const GUNZIP_WORKER = `
+let reader, credits = 0, pumping = false, done = false;
+async function pump() {
+  if (pumping) return;
+  pumping = true;
   try {
-    return new Deno.Command("gzip", { args, stdin, stdout: "piped", stderr: "piped" }).spawn();
+    while (credits > 0 && !done) {
+      credits--;
+      const r = await reader.read();
+      if (r.done) {
+        done = true;
+        self.postMessage({ type: "end" });
+        break;
+      }
+      const v = r.value;
+      self.postMessage({ type: "chunk", buffer: v.buffer, offset: v.byteOffset, length: v.byteLength }, [v.buffer]);
+    }
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return undefined; // no gzip binary: decompress in-process
-    throw e;
+    done = true;
+    self.postMessage({ type: "error", message: e && e.message ? e.message : String(e) });
+  } finally {
+    pumping = false;
+  }
+}
+self.onmessage = async (e) => {
+  const m = e.data;
+  if (m.type === "start") {
+    try {
+      // 1 MiB reads: the gunzip then yields few big chunks (file.readable's 64 KiB makes 16x more)
+      const file = await Deno.open(m.path);
+      const input = new ReadableStream({
+        async pull(controller) {
+          const buf = new Uint8Array(1 << 20);
+          let filled = 0;
+          while (filled < buf.length) {
+            const n = await file.read(buf.subarray(filled));
+            if (n === null) break;
+            filled += n;
+          }
+          if (filled > 0) controller.enqueue(buf.subarray(0, filled));
+          if (filled < buf.length) {
+            file.close();
+            controller.close();
+          }
+        },
+      });
+      reader = input.pipeThrough(new DecompressionStream("gzip")).getReader();
+    } catch (err) {
+      done = true;
+      self.postMessage({ type: "error", message: err && err.message ? err.message : String(err) });
+      return;
+    }
+  }
+  credits += m.credits;
+  pump();
+};
+`;
+const CREDITS = 4;
+
+type WorkerMessage =
+  | { type: "chunk"; buffer: ArrayBuffer; offset: number; length: number }
+  | { type: "end" }
+  | { type: "error"; message: string };
+
+/** Gunzips a file on a worker thread; yields its output in order. */
+async function* gunzipOnWorker(path: string): AsyncGenerator<Uint8Array> {
+  const url = URL.createObjectURL(new Blob([GUNZIP_WORKER], { type: "application/javascript" }));
+  const worker = new Worker(url, { type: "module" });
+  URL.revokeObjectURL(url);
+  const queue: WorkerMessage[] = [];
+  let wake: (() => void) | undefined;
+  const deliver = (m: WorkerMessage) => {
+    queue.push(m);
+    wake?.();
+    wake = undefined;
+  };
+  worker.onmessage = (e: MessageEvent<WorkerMessage>) => deliver(e.data);
+  worker.onerror = (e) => {
+    e.preventDefault();
+    deliver({ type: "error", message: e.message });
+  };
+  worker.postMessage({ type: "start", path, credits: CREDITS });
+  try {
+    while (true) {
+      if (queue.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+      const m = queue.shift()!;
+      if (m.type === "end") return;
+      if (m.type === "error") throw new SkiffError(`invalid gzip data: ${m.message}`);
+      worker.postMessage({ type: "credit", credits: 1 }); // let it work on the next chunk meanwhile
+      yield new Uint8Array(m.buffer, m.offset, m.length);
+    }
+  } finally {
+    worker.terminate();
   }
 }
 
-/** Reads a gzip child's output in 1 MiB chunks; its failure becomes a SkiffError. */
-async function* gunzipChild(child: Deno.ChildProcess, feeding?: Promise<void>): AsyncGenerator<Uint8Array> {
-  const reader = child.stdout.getReader({ mode: "byob" });
-  let done = false;
-  try {
-    while (true) {
-      const r = await reader.read(new Uint8Array(CHUNK), { min: CHUNK });
-      if (r.value?.length) yield r.value;
-      if (r.done) break;
-    }
-    await feeding;
-    const status = await child.status;
-    // exit 2 is a warning (e.g. "trailing garbage ignored"): the data itself was fine
-    if (status.code !== 0 && status.code !== 2) {
-      const message = (await new Response(child.stderr).text()).trim().split("\n")[0].replace(/^gzip: /, "");
-      throw new SkiffError(`invalid gzip data: ${message || `gzip exited ${status.code}`}`);
-    }
-    done = true;
-  } finally {
-    if (!done) {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* already exited */ }
-      await reader.cancel().catch(() => {});
-      await child.status;
-    }
-    if (done) await child.stderr.cancel().catch(() => {});
-    reader.releaseLock();
-  }
-}
 async function* gunzipErrors(stream: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
   const reader = stream.getReader();
   let done = false;
