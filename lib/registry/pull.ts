@@ -368,6 +368,21 @@ export async function pullImage(
     );
   }
 
+  const name = familiarName(ref);
+  // NAME:TAG@DIGEST pulls by digest and, like docker, does not move the tag
+  const tagged = ref.tag !== undefined && ref.digest === undefined ? `${name}:${ref.tag}` : undefined;
+  const repoDigest = `${name}@${top.digest}`;
+  if (!missing.length) {
+    // the common second pull: nothing to write, no lock to take
+    const existing = store.get(manifest.config.digest);
+    if (
+      existing && existing.manifestDigest === manifestDigest && existing.repoDigests.includes(repoDigest) &&
+      (!tagged || existing.repoTags.includes(tagged)) && exists(store.blobPath(top.digest))
+    ) {
+      return { image: existing, digest: top.digest, downloaded: false };
+    }
+  }
+
   // manifests are kept so push can send them unchanged and inspect can show them
   Deno.mkdirSync(store.root.blobs, { recursive: true });
   for (const bytes of [manifestBytes, top.bytes]) {
@@ -386,14 +401,11 @@ export async function pullImage(
   for (const l of layers) {
     size += readJsonOr<{ size?: number }>(join(store.layerPath(l.chainId), "layer.json"), {}).size ?? 0;
   }
-  const name = familiarName(ref);
-  // NAME:TAG@DIGEST pulls by digest and, like docker, does not move the tag
-  const tagged = ref.tag !== undefined && ref.digest === undefined ? `${name}:${ref.tag}` : undefined;
   const before = tagged ? store.tags()[tagged] : undefined;
   const image = await store.commitImage(
     {
       id: manifest.config.digest,
-      repoDigests: [`${name}@${top.digest}`],
+      repoDigests: [repoDigest],
       manifestDigest,
       layers,
       config,
