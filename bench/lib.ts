@@ -30,6 +30,11 @@ export interface MeasureOptions {
   warmup: number;
   /** false: never use hyperfine even when it is installed */
   hyperfine: boolean;
+  /**
+   * Built-in loop, round-robin: one run of each contender per round, so load from elsewhere on a
+   * shared machine falls on all of them alike (hyperfine runs each command's series in one block).
+   */
+  interleave?: boolean;
 }
 
 export function median(xs: number[]): number {
@@ -117,7 +122,7 @@ export function commandLine(argv: string[]): string {
  */
 export async function measure(contenders: Contender[], opts: MeasureOptions): Promise<Timing[]> {
   if (contenders.length === 0) return [];
-  const hyperfine = opts.hyperfine ? which("hyperfine") : undefined;
+  const hyperfine = opts.hyperfine && !opts.interleave ? which("hyperfine") : undefined;
   return hyperfine
     ? await measureHyperfine(hyperfine, contenders, opts)
     : await measureLoop(contenders, opts);
@@ -170,32 +175,38 @@ async function measureHyperfine(hyperfine: string, contenders: Contender[], opts
 }
 
 async function measureLoop(contenders: Contender[], opts: MeasureOptions): Promise<Timing[]> {
-  const timings: Timing[] = [];
-  for (const c of contenders) {
-    const env = c.env;
-    for (let i = 0; i < opts.warmup; i++) await run(c.argv, env);
-    const times: number[] = [];
-    for (let i = 0; i < opts.runs; i++) {
-      const t0 = performance.now();
-      const out = await run(c.argv, env);
-      const t = (performance.now() - t0) / 1000;
-      if (out.code !== 0) throw new Error(`${c.name}: exited ${out.code}: ${out.stderr.trim()}`);
-      times.push(t);
+  const times = new Map<Contender, number[]>(contenders.map((c) => [c, []]));
+  const once = async (c: Contender) => {
+    const t0 = performance.now();
+    const out = await run(c.argv, c.env);
+    const t = (performance.now() - t0) / 1000;
+    if (out.code !== 0) throw new Error(`${c.name}: exited ${out.code}: ${out.stderr.trim()}`);
+    return t;
+  };
+  if (opts.interleave) {
+    for (let i = 0; i < opts.warmup; i++) for (const c of contenders) await once(c);
+    for (let i = 0; i < opts.runs; i++) for (const c of contenders) times.get(c)!.push(await once(c));
+  } else {
+    for (const c of contenders) {
+      for (let i = 0; i < opts.warmup; i++) await once(c);
+      for (let i = 0; i < opts.runs; i++) times.get(c)!.push(await once(c));
     }
-    const mean = times.reduce((a, b) => a + b, 0) / times.length;
-    timings.push({
+  }
+  return contenders.map((c): Timing => {
+    const ts = times.get(c)!;
+    const mean = ts.reduce((a, b) => a + b, 0) / ts.length;
+    console.log(`  ${c.name.padEnd(14)} median ${ms(median(ts))} (${ts.length} runs)`);
+    return {
       name: c.name,
       command: commandLine(c.argv),
-      median: median(times),
+      median: median(ts),
       mean,
-      stddev: stddev(times),
-      min: Math.min(...times),
-      max: Math.max(...times),
-      runs: times.length,
-    });
-    console.log(`  ${c.name.padEnd(10)} median ${ms(median(times))} (${times.length} runs)`);
-  }
-  return timings;
+      stddev: stddev(ts),
+      min: Math.min(...ts),
+      max: Math.max(...ts),
+      runs: ts.length,
+    };
+  });
 }
 
 export function ms(seconds: number): string {

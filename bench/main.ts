@@ -2,7 +2,7 @@
 // installed here (see bench/run_latency.ts), then bench/unpack.ts (layer unpack) and bench/pull.ts
 // (image pull from a local registry) when present; those print their own tables.
 //
-//   deno task bench [--runs 20] [--warmup 3] [--no-hyperfine] [--only skiff,runc,podman,docker]
+//   deno task bench [--runs 20] [--warmup 3] [--no-hyperfine | --interleave] [--only skiff,runc,...]
 //                   [--peers-up] [--peers-down] [--no-unpack] [--no-pull] [--markdown FILE]
 //
 // --peers-up runs setup-peers.sh up first (installs and starts podman, dockerd, registry: slow the

@@ -3,7 +3,9 @@
 //   vs podman run --rm --network none   vs   docker run --rm --network none
 // Peers come from ../shared/peers/setup-peers.sh (env in /tmp/peers/env.sh); absent ones are skipped.
 //
-//   deno run -A bench/run_latency.ts [--runs 20] [--warmup 3] [--no-hyperfine] [--only skiff,runc]
+//   deno run -A bench/run_latency.ts [--runs 20] [--warmup 3] [--no-hyperfine | --interleave]
+//                                    [--only skiff,skiff-version,runc,podman,docker]
+// --interleave: built-in loop, one run of each per round (fairer on a machine shared with other work)
 
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -145,7 +147,11 @@ export async function runLatency(opts: LatencyOptions): Promise<LatencyResult> {
     for (const s of skipped) console.log(`skip ${s.name}: ${s.why}`);
     console.log(`timing ${runnable.map((c) => c.name).join(", ")} (skiff ${skiff.how})`);
     const timings = await measure(runnable, opts);
-    return { timings, skipped, markdown: latencyMarkdown(timings, skipped, skiff.how) };
+    return {
+      timings,
+      skipped,
+      markdown: latencyMarkdown(timings, skipped, skiff.how, opts.interleave === true),
+    };
   } finally {
     await cleanupSkiffRoot(skiff.argv, skiffRoot);
     await Deno.remove(work, { recursive: true }).catch(() => {});
@@ -171,6 +177,7 @@ function latencyMarkdown(
   timings: Timing[],
   skipped: { name: string; why: string }[],
   skiffHow: string,
+  interleaved: boolean,
 ): string {
   const skiff = timings.find((t) => t.name === "skiff");
   const rows = timings.map((t) => [
@@ -181,7 +188,7 @@ function latencyMarkdown(
   ]);
   const lines = [
     `Container start-to-exit, busybox \`true\`; ${machineLine()}; skiff ${skiffHow}; ` +
-    `${timings[0]?.runs ?? 0} runs each.`,
+    `${timings[0]?.runs ?? 0} runs each${interleaved ? ", interleaved" : ""}.`,
     "",
     markdownTable(["command", "median", "min – max", "skiff ÷ this"], rows),
   ];
@@ -228,6 +235,7 @@ export function parseLatencyArgs(args: string[]): LatencyOptions & Record<string
       runs: { type: "string", default: "20" },
       warmup: { type: "string", default: "3" },
       "no-hyperfine": { type: "boolean", default: false },
+      interleave: { type: "boolean", default: false },
       only: { type: "string", default: "" },
     },
     strict: false,
@@ -236,6 +244,7 @@ export function parseLatencyArgs(args: string[]): LatencyOptions & Record<string
     runs: Number(values.runs),
     warmup: Number(values.warmup),
     hyperfine: !values["no-hyperfine"],
+    interleave: values.interleave === true,
     only: String(values.only).split(",").filter(Boolean),
   };
 }
