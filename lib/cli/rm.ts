@@ -7,13 +7,14 @@ import { NotFoundError } from "../errors.ts";
 import { removeContainer, removeIncompleteContainer } from "../state/reconcile.ts";
 import { bool, parseArgs, requireArgs } from "./args.ts";
 import type { Verb } from "./context.ts";
+import { removeAnonymousVolumes } from "../volume/store.ts";
 
 const rm: Verb = async (args, ctx) => {
   const p = parseArgs(args, {
     verb: "rm",
     options: [
       { name: "force", short: "f", kind: "bool" },
-      // anonymous volumes: skiff has none yet, so there is nothing more to remove
+      // anonymous volumes of the container (named volumes stay, as in docker)
       { name: "volumes", short: "v", kind: "bool" },
       { name: "link", short: "l", kind: "bool" },
     ],
@@ -39,6 +40,7 @@ const rm: Verb = async (args, ctx) => {
         throw e;
       }
       await removeContainer(ctx.root, record, { force });
+      if (bool(p, "volumes")) await removeAnonymousVolumes(ctx.root, record);
       console.log(ref);
     } catch (e) {
       failed = true;

@@ -138,6 +138,21 @@ export interface HostConfig {
   ReadonlyPaths: string[];
 }
 
+/** One entry of docker's inspect Mounts (volumes, binds, tmpfs). */
+export interface MountPoint {
+  Type: "volume" | "bind" | "tmpfs";
+  /** Volume name (Type volume only). */
+  Name?: string;
+  /** Host path: the volume's _data dir or the bind source; "" for tmpfs. */
+  Source: string;
+  Destination: string;
+  /** "local" for volumes. */
+  Driver?: string;
+  Mode: string;
+  RW: boolean;
+  Propagation: string;
+}
+
 export interface ContainerRecord {
   Id: string;
   Created: string;
@@ -154,4 +169,6 @@ export interface ContainerRecord {
   Config: ContainerConfig;
   /** Unpacked layer dirs, top-most first, as overlay lowerdir wants them. */
   LowerDirs: string[];
+  /** Volumes, binds and tmpfs mounts (docker's inspect Mounts); absent on records without any. */
+  Mounts?: MountPoint[];
 }
