@@ -4,7 +4,15 @@
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
 import { withRoot } from "./helpers.ts";
-import { PASSWORD, type RegistryMode, USER, withDockerConfig, withRegistry } from "./registry_harness.ts";
+import {
+  buildImage,
+  PASSWORD,
+  type RegistryMode,
+  skopeoPush,
+  USER,
+  withDockerConfig,
+  withRegistry,
+} from "./registry_harness.ts";
 
 const configOf = (dir: string) => JSON.parse(Deno.readTextFileSync(join(dir, "config.json")));
 
@@ -86,6 +94,62 @@ Deno.test("login: Docker Hub is the default server and its key is docker's", asy
       const out = await root.skiff(["logout"], { env });
       strictEqual(out.stdout, "Removing login credentials for https://index.docker.io/v1/\n");
       deepStrictEqual(configOf(dir), { auths: {} });
+    });
+  });
+});
+
+Deno.test("login: a docker-credential helper named in config.json keeps the secret", async () => {
+  await withRegistry("basic", async (registry) => {
+    await withDockerConfig(async (env, dir) => {
+      // a fake helper speaking docker's protocol, storing one JSON file per server
+      const bin = join(dir, "bin");
+      const store = join(dir, "store");
+      Deno.mkdirSync(bin);
+      Deno.mkdirSync(store);
+      Deno.writeTextFileSync(
+        join(bin, "docker-credential-fake"),
+        `#!/bin/sh
+set -e
+key() { printf %s "$1" | sha256sum | cut -c1-16; }
+case "$1" in
+  store) json=$(cat); url=$(printf %s "$json" | sed -n 's/.*"ServerURL":"\\([^"]*\\)".*/\\1/p')
+         printf %s "$json" > "${store}/$(key "$url")" ;;
+  get) url=$(cat); f="${store}/$(key "$url")"
+       if [ -f "$f" ]; then cat "$f"; else echo "credentials not found in native keychain"; exit 1; fi ;;
+  erase) url=$(cat); rm -f "${store}/$(key "$url")" ;;
+esac
+`,
+      );
+      Deno.chmodSync(join(bin, "docker-credential-fake"), 0o755);
+      Deno.writeTextFileSync(join(dir, "config.json"), JSON.stringify({ credsStore: "fake" }));
+      const helperEnv = { ...env, PATH: `${bin}:${Deno.env.get("PATH")}` };
+      const img = await buildImage({ name: "helper" });
+      try {
+        await skopeoPush(registry, img.layout, "viahelper:1");
+        await withRoot(async (root) => {
+          const login = await root.skiff(["login", "-u", USER, "--password-stdin", registry.host], {
+            env: helperEnv,
+            stdin: PASSWORD,
+          });
+          strictEqual(login.code, 0, login.stderr);
+          strictEqual(login.stderr, "", "no plain-text warning with a helper");
+          deepStrictEqual(configOf(dir), { credsStore: "fake", auths: { [registry.host]: {} } });
+          ok(!Deno.readTextFileSync(join(dir, "config.json")).includes(PASSWORD));
+          strictEqual([...Deno.readDirSync(store)].length, 1);
+          // pull reads the credentials back through the helper
+          const pull = await root.skiff(["pull", "-q", `${registry.host}/viahelper:1`], { env: helperEnv });
+          strictEqual(pull.code, 0, pull.stderr);
+          const logout = await root.skiff(["logout", registry.host], { env: helperEnv });
+          strictEqual(logout.stdout, `Removing login credentials for ${registry.host}\n`);
+          strictEqual([...Deno.readDirSync(store)].length, 0);
+          // a helper that is not installed: a clear error
+          const missing = await root.skiff(["pull", "-q", `${registry.host}/viahelper:1`], { env });
+          strictEqual(missing.code, 1);
+          match(missing.stderr, /docker-credential-fake": executable file not found/);
+        });
+      } finally {
+        await Deno.remove(img.dir, { recursive: true });
+      }
     });
   });
 });

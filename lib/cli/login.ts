@@ -5,7 +5,7 @@ import type { Verb } from "./context.ts";
 import { bool, parseArgs, requireArgs, str } from "./args.ts";
 import { SkiffError, UsageError } from "../errors.ts";
 import { isatty } from "../../ffi/libc.ts";
-import { dockerConfigPath, saveCredentials } from "../registry/auth.ts";
+import { dockerConfigPath, saveCredentials, usesCredentialHelper } from "../registry/auth.ts";
 import { serverDomain } from "../registry/reference.ts";
 
 const HELP = `Usage:  skiff login [OPTIONS] [SERVER]
@@ -98,8 +98,10 @@ const login: Verb = async (args) => {
   } finally {
     client.close();
   }
-  saveCredentials(domain, { username, password });
-  console.error(`WARNING! Your password will be stored unencrypted in ${dockerConfigPath()}.`);
+  await saveCredentials(domain, { username, password });
+  if (!usesCredentialHelper(domain)) {
+    console.error(`WARNING! Your password will be stored unencrypted in ${dockerConfigPath()}.`);
+  }
   console.log("Login Succeeded");
   return 0;
 };

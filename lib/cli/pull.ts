@@ -66,8 +66,9 @@ const pull: Verb = async (args, ctx) => {
   const { RegistryClient } = await import("../registry/client.ts");
   const renderer = quiet ? undefined : new ProgressRenderer(Deno.stdout, isatty(1));
   const say = (text: string) => renderer?.sink({ kind: "message", text });
-  const client = new RegistryClient(ref.domain);
+  let client: InstanceType<typeof RegistryClient> | undefined;
   try {
+    client = new RegistryClient(ref.domain); // reads credentials: may fail like the daemon would
     if (allTags) {
       const tags = await listTags(client, ref.path);
       let lastDigest = "";
@@ -112,7 +113,7 @@ const pull: Verb = async (args, ctx) => {
     throw e;
   } finally {
     renderer?.flush();
-    client.close();
+    client?.close();
   }
 };
 export default pull;

@@ -46,8 +46,9 @@ const push: Verb = async (args, ctx) => {
     if (!tags.length) throw new SkiffError(`An image does not exist locally with the tag: ${name}`, 1);
   }
   const renderer = quiet ? undefined : new ProgressRenderer(Deno.stdout, isatty(1));
-  const client = new RegistryClient(ref.domain);
+  let client: InstanceType<typeof RegistryClient> | undefined;
   try {
+    client = new RegistryClient(ref.domain); // reads credentials: may fail like the daemon would
     for (const tag of tags) {
       const result = await pushImage(ctx.root, { ...ref, tag }, { onEvent: renderer?.sink, client });
       renderer?.flush();
@@ -64,7 +65,7 @@ const push: Verb = async (args, ctx) => {
     throw e;
   } finally {
     renderer?.flush();
-    client.close();
+    client?.close();
   }
 };
 export default push;

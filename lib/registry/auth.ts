@@ -26,7 +26,82 @@ export function dockerConfigPath(): string {
 
 interface DockerConfigFile {
   auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string }>;
+  /** A docker-credential-<name> helper for every registry, or per registry. */
+  credsStore?: string;
+  credHelpers?: Record<string, string>;
   [key: string]: unknown;
+}
+
+/** True when credentials for the domain live in a docker-credential-* helper, not in the file. */
+export function usesCredentialHelper(domain: string): boolean {
+  return helperFor(readConfig(), domain) !== undefined;
+}
+
+/** The credential helper docker would use for a domain, if the config names one. */
+function helperFor(config: DockerConfigFile, domain: string): string | undefined {
+  const key = credentialKey(domain);
+  const helper = config.credHelpers?.[key] ?? config.credHelpers?.[domain] ?? config.credsStore;
+  return helper && /^[A-Za-z0-9._-]+$/.test(helper) ? helper : undefined;
+}
+
+/**
+ * Runs `docker-credential-<helper> get|erase` with the server URL on stdin (docker's credential
+ * helper protocol). Its output carries a secret: it never goes into an error message.
+ */
+function runHelper(helper: string, action: "get" | "erase", serverUrl: string): string | undefined {
+  const program = `docker-credential-${helper}`;
+  // the input is only the server's name, so a shell pipe may carry it (outputSync has no stdin)
+  const out = new Deno.Command("sh", {
+    args: [
+      "-c",
+      'command -v "$0" >/dev/null || exit 127; printf "%s" "$2" | exec "$0" "$1"',
+      program,
+      action,
+      serverUrl,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).outputSync();
+  if (out.code === 127) {
+    throw new SkiffError(
+      `error getting credentials - err: exec: "${program}": executable file not found in $PATH`,
+    );
+  }
+  const text = new TextDecoder().decode(out.stdout).trim();
+  if (!out.success) {
+    if (action === "get" && /credentials not found/i.test(text + new TextDecoder().decode(out.stderr))) {
+      return undefined;
+    }
+    throw new SkiffError(`${program} ${action} failed (exit ${out.code})`);
+  }
+  return text;
+}
+
+/** `docker-credential-<helper> store` with the credentials as JSON on a pipe (never in argv). */
+async function storeWithHelper(helper: string, serverUrl: string, creds: Credentials): Promise<void> {
+  const program = `docker-credential-${helper}`;
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(program, { args: ["store"], stdin: "piped", stdout: "null", stderr: "null" })
+      .spawn();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new SkiffError(
+        `error storing credentials - err: exec: "${program}": executable file not found in $PATH`,
+      );
+    }
+    throw e;
+  }
+  const writer = child.stdin.getWriter();
+  await writer.write(
+    new TextEncoder().encode(
+      JSON.stringify({ ServerURL: serverUrl, Username: creds.username, Secret: creds.password }),
+    ),
+  ).catch(() => {});
+  await writer.close().catch(() => {});
+  const status = await child.status;
+  if (!status.success) throw new SkiffError(`${program} store failed (exit ${status.code})`);
 }
 
 function readConfig(): DockerConfigFile {
@@ -56,7 +131,20 @@ function candidateKeys(domain: string): string[] {
 }
 
 export function readCredentials(domain: string): Credentials | undefined {
-  const auths = readConfig().auths ?? {};
+  const config = readConfig();
+  const helper = helperFor(config, domain);
+  if (helper) {
+    const text = runHelper(helper, "get", credentialKey(domain));
+    if (text === undefined || text === "") return undefined;
+    try {
+      const got = JSON.parse(text);
+      if (typeof got.Username === "string" && typeof got.Secret === "string") {
+        return { username: got.Username, password: got.Secret };
+      }
+    } catch { /* fall through */ }
+    throw new SkiffError(`docker-credential-${helper} get: invalid answer`);
+  }
+  const auths = config.auths ?? {};
   for (const key of candidateKeys(domain)) {
     const entry = auths[key];
     if (!entry) continue;
@@ -97,12 +185,20 @@ function writeConfig(config: DockerConfigFile): void {
   Deno.chmodSync(path, 0o600); // the umask may have narrowed or the file pre-existed wider
 }
 
-/** Stores credentials like `docker login`: auths[key].auth = base64(user:pass), file mode 0600. */
-export function saveCredentials(domain: string, creds: Credentials): void {
+/**
+ * Stores credentials like `docker login`: auths[key].auth = base64(user:pass), file mode 0600, or
+ * in the credential helper the config names (then the file keeps an empty entry, as docker's does).
+ */
+export async function saveCredentials(domain: string, creds: Credentials): Promise<void> {
   const config = readConfig();
   const auths = config.auths ?? {};
   for (const key of candidateKeys(domain)) delete auths[key];
-  auths[credentialKey(domain)] = { auth: base64(`${creds.username}:${creds.password}`) };
+  const helper = helperFor(config, domain);
+  if (helper) {
+    // docker keeps an empty entry in the file and the secret in the helper's store
+    await storeWithHelper(helper, credentialKey(domain), creds);
+    auths[credentialKey(domain)] = {};
+  } else auths[credentialKey(domain)] = { auth: base64(`${creds.username}:${creds.password}`) };
   config.auths = auths;
   writeConfig(config);
 }
@@ -112,6 +208,11 @@ export function removeCredentials(domain: string): boolean {
   const config = readConfig();
   const auths = config.auths ?? {};
   let found = false;
+  const helper = helperFor(config, domain);
+  if (helper && readCredentials(domain)) {
+    runHelper(helper, "erase", credentialKey(domain));
+    found = true;
+  }
   for (const key of candidateKeys(domain)) {
     if (key in auths) {
       delete auths[key];
