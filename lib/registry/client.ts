@@ -301,7 +301,7 @@ export class RegistryClient {
   async request(method: string, pathOrUrl: string, opts: RequestOptions = {}): Promise<Response> {
     await this.ensureBase();
     const url = new URL(pathOrUrl, this.baseUrl).toString();
-    const scopes = opts.scopes ?? [];
+    const scopes = [...(opts.scopes ?? [])]; // a challenge may add to it: never the caller's array
     const retry = opts.retry ?? true;
     let authRetried = false;
     for (let attempt = 0;; attempt++) {
