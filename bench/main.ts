@@ -52,6 +52,24 @@ async function peers(action: "up" | "down"): Promise<void> {
   if (!out.success) console.log(`peers ${action}: exited ${out.code}`);
 }
 
+/** Runs a command with its output on our stdout as it comes, and returns that output too. */
+async function runShowing(argv: string[]): Promise<{ code: number; stdout: string }> {
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  })
+    .spawn();
+  const decoder = new TextDecoder();
+  let text = "";
+  for await (const chunk of child.stdout) {
+    await Deno.stdout.write(chunk);
+    text += decoder.decode(chunk, { stream: true });
+  }
+  return { code: (await child.status).code, stdout: text + decoder.decode() };
+}
+
 const sections: string[] = [];
 let failed = false;
 try {
@@ -78,11 +96,12 @@ try {
       continue;
     }
     console.log(`\n## ${title} (bench/${name}.ts)`);
-    const out = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", script], stdin: "null" })
-      .output();
-    if (!out.success) {
-      console.log(`bench/${name}.ts exited ${out.code}`);
+    const { code, stdout } = await runShowing([Deno.execPath(), "run", "-A", script]);
+    if (code !== 0) {
+      console.log(`bench/${name}.ts exited ${code}`);
       failed = true;
+    } else {
+      sections.push(`### ${title[0].toUpperCase()}${title.slice(1)}\n\n\`\`\`\n${stdout.trim()}\n\`\`\``);
     }
   }
 } catch (e) {
