@@ -105,6 +105,24 @@ export interface ContainerCgroup {
   frozen(): boolean;
   /** Usage counters for `stats`; fields the host lacks are 0. */
   stats(): CgroupStats;
+  /** `docker update`: writes the given values to the live cgroup; absent fields stay as they are. */
+  update(values: CgroupUpdate): void;
+}
+
+/**
+ * New values for a live cgroup (docker update). Unlike CgroupLimits these are final values: memory
+ * 0 and pidsLimit <= 0 mean unlimited, memorySwap is memory+swap (-1 unlimited), nanoCpus 0 lifts
+ * the CPU quota.
+ */
+export interface CgroupUpdate {
+  memory?: number;
+  memorySwap?: number;
+  nanoCpus?: number;
+  cpuShares?: number;
+  cpusetCpus?: string;
+  cpusetMems?: string;
+  pidsLimit?: number;
+  blkioWeight?: number;
 }
 
 /**

@@ -5,7 +5,7 @@
 
 import { basename, join } from "node:path";
 import { SkiffError } from "../errors.ts";
-import type { CgroupLimits, CgroupStats, CgroupView, ContainerCgroup } from "./limits.ts";
+import type { CgroupLimits, CgroupStats, CgroupUpdate, CgroupView, ContainerCgroup } from "./limits.ts";
 import { CPU_PERIOD_US, effectiveMemorySwap, hostCpusetMems, throttleEntries } from "./limits.ts";
 import { DEFAULT_ALLOWED_DEVICES, v1RuleLines } from "./devices.ts";
 import {
@@ -151,6 +151,51 @@ class V1Cgroup implements ContainerCgroup {
       blockReadBytes: io.read,
       blockWriteBytes: io.write,
     };
+  }
+
+  update(values: CgroupUpdate): void {
+    const at = (c: Controller, file: string) => {
+      const dir = this.dir(c);
+      if (!dir) throw new SkiffError(`cgroup v1 controller "${c}" is not mounted: cannot update ${file}`);
+      return join(dir, file);
+    };
+    if (values.cpusetCpus) writeValue(at("cpuset", "cpuset.cpus"), values.cpusetCpus);
+    if (values.cpusetMems) writeValue(at("cpuset", "cpuset.mems"), values.cpusetMems);
+    // the kernel keeps memory <= memory+swap at every step: raise memsw first, lower it last
+    const memory = values.memory === undefined ? undefined : values.memory || -1;
+    const swap = values.memorySwap;
+    const memsw = this.dir("memory") ? join(this.dir("memory")!, "memory.memsw.limit_in_bytes") : "";
+    const writeSwap = () => {
+      if (swap === undefined) return;
+      if (exists(memsw)) writeValue(memsw, swap);
+      else if (swap !== -1) {
+        throw new SkiffError(
+          "Your kernel does not support swap limit capabilities (no memory.memsw.limit_in_bytes): cannot apply --memory-swap",
+        );
+      }
+    };
+    // readNumber gives 0 for the kernel's "unlimited" value
+    const currentSwap = exists(memsw) ? readNumber(memsw) || Infinity : Infinity;
+    const swapFirst = swap !== undefined && (swap === -1 || swap > currentSwap);
+    if (swapFirst) writeSwap();
+    if (memory !== undefined) writeValue(at("memory", "memory.limit_in_bytes"), memory);
+    if (!swapFirst) writeSwap();
+    if (values.nanoCpus !== undefined) {
+      writeValue(at("cpu", "cpu.cfs_period_us"), CPU_PERIOD_US);
+      writeValue(
+        at("cpu", "cpu.cfs_quota_us"),
+        values.nanoCpus ? Math.round((values.nanoCpus * CPU_PERIOD_US) / 1e9) : -1,
+      );
+    }
+    if (values.cpuShares) writeValue(at("cpu", "cpu.shares"), values.cpuShares);
+    if (values.pidsLimit !== undefined) {
+      writeValue(at("pids", "pids.max"), values.pidsLimit > 0 ? values.pidsLimit : "max");
+    }
+    if (values.blkioWeight) {
+      const file = ["blkio.weight", "blkio.bfq.weight"].map((f) => at("blkio", f)).find(exists);
+      if (!file) throw new SkiffError("Your kernel does not support Block I/O weight (no blkio.weight)");
+      writeValue(file, values.blkioWeight);
+    }
   }
 
   oomKilled(): boolean {

@@ -13,7 +13,7 @@ import {
   O,
   open,
 } from "../../ffi/libc.ts";
-import type { CgroupLimits, CgroupStats, ContainerCgroup } from "./limits.ts";
+import type { CgroupLimits, CgroupStats, CgroupUpdate, ContainerCgroup } from "./limits.ts";
 import { CPU_PERIOD_US, effectiveMemorySwap, throttleEntries } from "./limits.ts";
 import { assembleDeviceFilter, DEFAULT_ALLOWED_DEVICES, type DeviceRule } from "./devices.ts";
 import {
@@ -83,6 +83,34 @@ class V2Cgroup implements ContainerCgroup {
       blockReadBytes: io.read,
       blockWriteBytes: io.write,
     };
+  }
+
+  update(values: CgroupUpdate): void {
+    const at = (file: string) => join(this.dir, file);
+    if (values.cpusetCpus) writeValue(at("cpuset.cpus"), values.cpusetCpus);
+    if (values.cpusetMems) writeValue(at("cpuset.mems"), values.cpusetMems);
+    if (values.memory !== undefined) writeValue(at("memory.max"), values.memory || "max");
+    if (values.memorySwap !== undefined && exists(at("memory.swap.max"))) {
+      // v2 limits swap alone; docker's value is memory + swap
+      const memory = values.memory ?? readNumber(at("memory.max"));
+      writeValue(
+        at("memory.swap.max"),
+        values.memorySwap === -1 ? "max" : Math.max(0, values.memorySwap - memory),
+      );
+    }
+    if (values.nanoCpus !== undefined) {
+      const quota = values.nanoCpus ? Math.round((values.nanoCpus * CPU_PERIOD_US) / 1e9) : "max";
+      writeValue(at("cpu.max"), `${quota} ${CPU_PERIOD_US}`);
+    }
+    if (values.cpuShares) writeValue(at("cpu.weight"), sharesToWeight(values.cpuShares));
+    if (values.pidsLimit !== undefined) {
+      writeValue(at("pids.max"), values.pidsLimit > 0 ? values.pidsLimit : "max");
+    }
+    if (values.blkioWeight) {
+      if (exists(at("io.bfq.weight"))) writeValue(at("io.bfq.weight"), values.blkioWeight);
+      else if (exists(at("io.weight"))) writeValue(at("io.weight"), blkioToIoWeight(values.blkioWeight));
+      else throw new SkiffError("Your kernel does not support Block I/O weight (no io.weight)");
+    }
   }
 
   oomKilled(): boolean {

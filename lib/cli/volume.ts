@@ -10,8 +10,8 @@ import {
   listVolumes,
   pruneVolumes,
   removeVolume,
-  volumeUsers,
   type VolumeRecord,
+  volumeUsers,
 } from "../volume/store.ts";
 import { listContainers } from "../state/containers.ts";
 import { bool, list, parseArgs, requireArgs, str } from "./args.ts";
@@ -149,7 +149,9 @@ function ls(args: string[], ctx: CliContext): number {
     return 0;
   }
   if (p.positionals.length) throw new UsageError(`"skiff volume ls" accepts no arguments.`, "volume ls");
-  const format = bool(p, "quiet") ? undefined : compileListFormat(str(p, "format") ?? "", "table {{.Driver}}\t{{.Name}}");
+  const format = bool(p, "quiet")
+    ? undefined
+    : compileListFormat(str(p, "format") ?? "", "table {{.Driver}}\t{{.Name}}");
   const keep = volumeFilter(ctx, list(p, "filter"));
   const volumes = listVolumes(ctx.root).filter(keep);
   if (!format) {
@@ -195,7 +197,9 @@ function inspect(args: string[], ctx: CliContext): number {
     options: [{ name: "format", short: "f", kind: "string" }],
   });
   if (bool(p, "help")) {
-    console.log("Usage:  skiff volume inspect [OPTIONS] VOLUME [VOLUME...]\n\nDisplay detailed information on one or more volumes");
+    console.log(
+      "Usage:  skiff volume inspect [OPTIONS] VOLUME [VOLUME...]\n\nDisplay detailed information on one or more volumes",
+    );
     return 0;
   }
   requireArgs(p, "volume inspect", 1);
@@ -265,7 +269,9 @@ async function prune(args: string[], ctx: CliContext): Promise<number> {
     console.log("Usage:  skiff volume prune [OPTIONS]\n\nRemove unused local volumes");
     return 0;
   }
-  if (p.positionals.length) throw new UsageError(`"skiff volume prune" accepts no arguments.`, "volume prune");
+  if (p.positionals.length) {
+    throw new UsageError(`"skiff volume prune" accepts no arguments.`, "volume prune");
+  }
   let all = bool(p, "all");
   const labels: ((v: VolumeRecord) => boolean)[] = [];
   for (const f of list(p, "filter")) {
@@ -281,7 +287,11 @@ async function prune(args: string[], ctx: CliContext): Promise<number> {
   }
   if (!bool(p, "force")) {
     const what = all ? "all local volumes" : "anonymous local volumes";
-    if (!confirm(`WARNING! This will remove ${what} not used by at least one container.\nAre you sure you want to continue?`)) {
+    if (
+      !confirm(
+        `WARNING! This will remove ${what} not used by at least one container.\nAre you sure you want to continue?`,
+      )
+    ) {
       return 0;
     }
   }
@@ -292,4 +302,3 @@ async function prune(args: string[], ctx: CliContext): Promise<number> {
   Deno.stdout.writeSync(new TextEncoder().encode(out));
   return 0;
 }
-

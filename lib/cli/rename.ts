@@ -1,0 +1,17 @@
+// skiff rename CONTAINER NEW_NAME
+
+import { renameContainer } from "../container/ops.ts";
+import { bool, parseArgs, requireArgs } from "./args.ts";
+import type { Verb } from "./context.ts";
+
+const rename: Verb = async (args, ctx) => {
+  const p = parseArgs(args, { verb: "rename", options: [] });
+  if (bool(p, "help")) {
+    console.log("Usage:  skiff rename CONTAINER NEW_NAME\n\nRename a container");
+    return 0;
+  }
+  requireArgs(p, "rename", 2, 2);
+  await renameContainer(ctx.root, p.positionals[0], p.positionals[1]);
+  return 0;
+};
+export default rename;

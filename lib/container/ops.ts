@@ -1,0 +1,113 @@
+// Small container operations that change a record: pause/unpause (cgroup freezer) and rename.
+// Each change to a record happens under the container's lock (the same lock the monitor takes to
+// record an exit), so a state written here never overwrites a newer one.
+
+import { openCgroup } from "../cgroups/mod.ts";
+import { SkiffError } from "../errors.ts";
+import {
+  findContainer,
+  isProcessAlive,
+  listContainers,
+  updateContainerSync,
+  validateName,
+} from "../state/containers.ts";
+import { withLock } from "../state/fsutil.ts";
+import { reconcile } from "../state/reconcile.ts";
+import type { StateRoot } from "../state/root.ts";
+import type { ContainerRecord } from "../state/types.ts";
+
+/** Finds a container (id, prefix or name) and returns its record as it truly is. */
+export function lookupContainer(root: StateRoot, ref: string): ContainerRecord {
+  return reconcile(root, findContainer(root, ref));
+}
+
+/** True while the container's process runs (paused counts as running, as in docker). */
+export function isRunning(record: ContainerRecord): boolean {
+  return record.State.Running && record.State.Pid > 0 &&
+    isProcessAlive(record.State.Pid, record.State.PidStartTime);
+}
+
+/** A failure docker's CLI reports per container with exit code 1. */
+export class ContainerOpError extends SkiffError {
+  constructor(message: string) {
+    super(message, 1);
+  }
+}
+
+const shortName = (r: ContainerRecord) => r.Id;
+
+/** `pause`: freezes every process of the container and records Status "paused". */
+export function pauseContainer(root: StateRoot, ref: string): ContainerRecord {
+  const found = lookupContainer(root, ref);
+  let result: ContainerRecord | undefined;
+  updateContainerSync(root, found.Id, (record) => {
+    if (!isRunning(record)) throw new ContainerOpError(`Container ${shortName(record)} is not running`);
+    if (record.State.Paused) throw new ContainerOpError(`Container ${shortName(record)} is already paused`);
+    openCgroup(root, record.Id).freeze();
+    record.State.Paused = true;
+    record.State.Status = "paused";
+    result = record;
+  });
+  if (!result) throw new ContainerOpError(`No such container: ${ref}`);
+  return result;
+}
+
+/** `unpause`: thaws the container and records Status "running". */
+export function unpauseContainer(root: StateRoot, ref: string): ContainerRecord {
+  const found = lookupContainer(root, ref);
+  let result: ContainerRecord | undefined;
+  updateContainerSync(root, found.Id, (record) => {
+    if (!record.State.Paused || !isRunning(record)) {
+      throw new ContainerOpError(`Container ${shortName(record)} is not paused`);
+    }
+    openCgroup(root, record.Id).thaw();
+    record.State.Paused = false;
+    record.State.Status = "running";
+    result = record;
+  });
+  if (!result) throw new ContainerOpError(`No such container: ${ref}`);
+  return result;
+}
+
+/** Freezes a running, unpaused container for the duration of `fn` (commit -p). */
+export async function whilePaused<T>(
+  root: StateRoot,
+  record: ContainerRecord,
+  fn: () => Promise<T>,
+): Promise<T> {
+  if (!isRunning(record) || record.State.Paused) return await fn();
+  const cgroup = openCgroup(root, record.Id);
+  cgroup.freeze();
+  try {
+    return await fn();
+  } finally {
+    cgroup.thaw();
+  }
+}
+
+/**
+ * `rename OLD NEW`: under the containers lock (where names are handed out) and the container's own
+ * lock, with docker's checks and wording.
+ */
+export async function renameContainer(root: StateRoot, ref: string, newName: string): Promise<void> {
+  const name = newName.startsWith("/") ? newName.slice(1) : newName;
+  if (!name) throw new SkiffError("Neither old nor new names may be empty");
+  validateName(name);
+  await withLock(root.lock("containers"), () => {
+    const record = findContainer(root, ref);
+    if (record.Name === `/${name}`) {
+      throw new SkiffError("Renaming a container with the same name as its current name");
+    }
+    const other = listContainers(root).find((c) => c.Name === `/${name}`);
+    if (other) {
+      throw new SkiffError(
+        `Conflict. The container name "/${name}" is already in use by container "${other.Id}". ` +
+          `You have to remove (or rename) that container to be able to reuse that name.`,
+      );
+    }
+    const saved = updateContainerSync(root, record.Id, (r) => {
+      r.Name = `/${name}`;
+    });
+    if (!saved) throw new SkiffError(`No such container: ${ref}`);
+  });
+}

@@ -1,0 +1,89 @@
+// `update`: new resource limits for a container. Validated like `run` (docker's wording), written to
+// the live cgroup when the container runs, and stored in HostConfig either way (a stopped container
+// gets them at its next start).
+
+import { type CgroupLimits, type CgroupUpdate, openCgroup, validateLimits } from "../cgroups/mod.ts";
+import { SkiffError } from "../errors.ts";
+import { updateContainerSync } from "../state/containers.ts";
+import type { StateRoot } from "../state/root.ts";
+import type { ContainerRecord, HostConfig } from "../state/types.ts";
+import { isRunning, lookupContainer } from "./ops.ts";
+
+/** The HostConfig fields `update` can change; absent = unchanged. */
+export type ResourceChanges = Partial<
+  Pick<
+    HostConfig,
+    | "Memory"
+    | "MemorySwap"
+    | "NanoCpus"
+    | "CpuShares"
+    | "CpusetCpus"
+    | "CpusetMems"
+    | "PidsLimit"
+    | "BlkioWeight"
+  >
+>;
+
+function limitsOf(h: HostConfig): CgroupLimits {
+  return {
+    memory: h.Memory,
+    memorySwap: h.MemorySwap,
+    nanoCpus: h.NanoCpus,
+    cpuShares: h.CpuShares,
+    cpusetCpus: h.CpusetCpus,
+    cpusetMems: h.CpusetMems,
+    pidsLimit: h.PidsLimit ?? undefined,
+    blkioWeight: h.BlkioWeight,
+    cpuPeriod: h.CpuPeriod,
+    cpuQuota: h.CpuQuota,
+    privileged: h.Privileged,
+  };
+}
+
+/** Applies the changes to one container; returns the saved record. */
+export function updateContainer(root: StateRoot, ref: string, changes: ResourceChanges): ContainerRecord {
+  const found = lookupContainer(root, ref);
+  const saved = updateContainerSync(root, found.Id, (record) => {
+    const before = record.HostConfig;
+    const after: HostConfig = { ...before, ...changes };
+    if (changes.PidsLimit !== undefined && (changes.PidsLimit ?? 0) <= 0) after.PidsLimit = null;
+    // docker: a new memory limit above an explicitly set memory+swap needs a new memory-swap too
+    if (
+      changes.Memory !== undefined && changes.MemorySwap === undefined && before.MemorySwap > 0 &&
+      changes.Memory > before.MemorySwap
+    ) {
+      throw new SkiffError(
+        "Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time",
+        1,
+      );
+    }
+    try {
+      validateLimits(limitsOf(after));
+    } catch (e) {
+      throw new SkiffError((e as Error).message, 1);
+    }
+    if (isRunning(record)) {
+      const values: CgroupUpdate = {
+        cpusetCpus: changes.CpusetCpus,
+        cpusetMems: changes.CpusetMems,
+        nanoCpus: changes.NanoCpus,
+        cpuShares: changes.CpuShares,
+        blkioWeight: changes.BlkioWeight,
+        pidsLimit: changes.PidsLimit === undefined ? undefined : changes.PidsLimit ?? 0,
+      };
+      if (changes.Memory !== undefined || changes.MemorySwap !== undefined) {
+        values.memory = after.Memory;
+        // 0 keeps docker's default of twice the memory; no memory limit leaves swap unlimited
+        values.memorySwap = after.MemorySwap === -1 || after.Memory === 0
+          ? -1
+          : after.MemorySwap > 0
+          ? after.MemorySwap
+          : 2 * after.Memory;
+      }
+      openCgroup(root, record.Id).update(values);
+    }
+    record.HostConfig = after;
+  });
+  if (!saved) throw new SkiffError(`No such container: ${ref}`, 1);
+  return saved;
+}
