@@ -91,6 +91,8 @@ async function makeLayer(dir: string): Promise<{ path: string; entries: number; 
 
 interface Sample {
   seconds: number;
+  /** user + system CPU seconds, children included (GNU tar's gzip). */
+  cpu: number;
   maxRssKb: number;
 }
 
@@ -107,7 +109,9 @@ async function timed(cmd: string[]): Promise<Sample> {
   const wall = /Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)/.exec(report)!;
   const seconds = Number(wall[1] ?? 0) * 3600 + Number(wall[2]) * 60 + Number(wall[3]);
   const maxRssKb = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(report)![1]);
-  return { seconds, maxRssKb };
+  const user = Number(/User time \(seconds\): ([\d.]+)/.exec(report)![1]);
+  const system = Number(/System time \(seconds\): ([\d.]+)/.exec(report)![1]);
+  return { seconds, cpu: user + system, maxRssKb };
 }
 
 function exists(path: string): boolean {
@@ -149,9 +153,11 @@ async function main() {
     }
     const s = median(skiff.map((x) => x.seconds)), g = median(gnu.map((x) => x.seconds));
     const fmt = (xs: Sample[]) =>
-      `median ${median(xs.map((x) => x.seconds)).toFixed(3)} s, peak RSS ${
-        (median(xs.map((x) => x.maxRssKb)) / 1024).toFixed(0)
-      } MB  (runs: ${xs.map((x) => x.seconds.toFixed(2)).join(" ")})`;
+      `median ${median(xs.map((x) => x.seconds)).toFixed(3)} s wall, ${
+        median(xs.map((x) => x.cpu)).toFixed(2)
+      } s CPU, peak RSS ${(median(xs.map((x) => x.maxRssKb)) / 1024).toFixed(0)} MB  (runs: ${
+        xs.map((x) => x.seconds.toFixed(2)).join(" ")
+      })`;
     console.log(`skiff import : ${fmt(skiff)}`);
     console.log(`GNU tar -xzf : ${fmt(gnu)}`);
     console.log(`ratio skiff/tar: ${(s / g).toFixed(2)}x (target <= 1.20x)`);

@@ -190,7 +190,16 @@ Deno.test("unpack: modes (setuid/setgid/sticky), owners, mtimes, hardlinks, syml
       { name: "run/fifo", type: "fifo", mode: 0o620 },
       { name: "dev/null", type: "char", mode: 0o666, devmajor: 1, devminor: 3 },
       { name: "dev/loop9", type: "block", mode: 0o660, devmajor: 7, devminor: 9 },
+      // a setgid dir would hand its group to new files: an explicit 0:0 entry must still be 0:0
+      { name: "shared/", type: "dir", mode: 0o2775, gid: 50 },
+      { name: "shared/root-owned", data: "x", mode: 0o444, uid: 0, gid: 0 },
+      { name: "group-writable", data: "x", mode: 0o666 },
     ]);
+    const shared = Deno.lstatSync(join(diff, "shared"));
+    assert.deepEqual([shared.mode! & 0o7777, shared.gid], [0o2775, 50]);
+    const rootOwned = Deno.lstatSync(join(diff, "shared/root-owned"));
+    assert.deepEqual([rootOwned.mode! & 0o7777, rootOwned.uid, rootOwned.gid], [0o444, 0, 0]);
+    assert.equal(Deno.lstatSync(join(diff, "group-writable")).mode! & 0o7777, 0o666);
     const su = Deno.lstatSync(join(diff, "bin/su"));
     assert.deepEqual(su.mode! & 0o7777, 0o4755);
     assert.deepEqual(su.mtime!.getTime(), 1_500_000_000_000);

@@ -44,6 +44,11 @@ export type Compression = "gzip" | "none";
 export interface DecompressedSource {
   /** The uncompressed bytes. */
   plain: AsyncIterable<Uint8Array>;
+  /**
+   * "sha256:<hex>" of the uncompressed bytes when the source computes it itself (the gunzip thread
+   * does); call once `plain` is exhausted. Otherwise the consumer hashes `plain`.
+   */
+  plainDigest?: () => string;
   /** Hash and byte count of the raw input (when asked for); final once `plain` is exhausted. */
   rawHash?: Sha256;
   compression: Compression;
@@ -97,7 +102,12 @@ export async function openDecompressed(
   if ("path" in source && !rawHash) {
     const compression = sniff(fileHead(source.path));
     if (compression === "none") return { plain: fileChunks(source.path), compression };
-    return { plain: gunzipOnWorker(source.path), compression };
+    const result: { digest?: string } = {};
+    const plainDigest = () => {
+      if (!result.digest) throw new Error("the gunzip thread has not finished");
+      return result.digest;
+    };
+    return { plain: gunzipOnWorker(source.path, result), plainDigest, compression };
   }
   const input = "path" in source ? fileChunks(source.path) : source.stream;
   const it = input[Symbol.asyncIterator]();
@@ -123,9 +133,12 @@ export async function openDecompressed(
 }
 
 // The gunzip thread, inline so that a `deno compile`d binary needs no extra file. It reads the file,
-// gunzips it and transfers each chunk to the main thread, never more than CREDITS chunks ahead so a
-// slow consumer cannot make it buffer the whole layer.
+// gunzips it, hashes the output (the diffID: ~20% of an unpack's CPU, taken off the main thread) and
+// transfers each chunk to the main thread, never more than CREDITS chunks ahead so a slow consumer
+// cannot make it buffer the whole layer.
 const GUNZIP_WORKER = `
+import { createHash } from "node:crypto";
+const hash = createHash("sha256");
 let reader, credits = 0, pumping = false, done = false;
 async function pump() {
   if (pumping) return;
@@ -136,10 +149,11 @@ async function pump() {
       const r = await reader.read();
       if (r.done) {
         done = true;
-        self.postMessage({ type: "end" });
+        self.postMessage({ type: "end", digest: "sha256:" + hash.digest("hex") });
         break;
       }
       const v = r.value;
+      hash.update(v);
       self.postMessage({ type: "chunk", buffer: v.buffer, offset: v.byteOffset, length: v.byteLength }, [v.buffer]);
     }
   } catch (e) {
@@ -186,11 +200,11 @@ const CREDITS = 4;
 
 type WorkerMessage =
   | { type: "chunk"; buffer: ArrayBuffer; offset: number; length: number }
-  | { type: "end" }
+  | { type: "end"; digest: string }
   | { type: "error"; message: string };
 
 /** Gunzips a file on a worker thread; yields its output in order. */
-async function* gunzipOnWorker(path: string): AsyncGenerator<Uint8Array> {
+async function* gunzipOnWorker(path: string, result: { digest?: string }): AsyncGenerator<Uint8Array> {
   const url = URL.createObjectURL(new Blob([GUNZIP_WORKER], { type: "application/javascript" }));
   const worker = new Worker(url, { type: "module" });
   URL.revokeObjectURL(url);
@@ -211,7 +225,10 @@ async function* gunzipOnWorker(path: string): AsyncGenerator<Uint8Array> {
     while (true) {
       if (queue.length === 0) await new Promise<void>((resolve) => (wake = resolve));
       const m = queue.shift()!;
-      if (m.type === "end") return;
+      if (m.type === "end") {
+        result.digest = m.digest;
+        return;
+      }
       if (m.type === "error") throw new SkiffError(`invalid gzip data: ${m.message}`);
       worker.postMessage({ type: "credit", credits: 1 }); // let it work on the next chunk meanwhile
       yield new Uint8Array(m.buffer, m.offset, m.length);

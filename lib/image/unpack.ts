@@ -27,6 +27,7 @@ import {
   open,
   S_IFBLK,
   S_IFCHR,
+  umask,
   write,
 } from "../../ffi/libc.ts";
 import { Sha256 } from "./digest.ts";
@@ -38,6 +39,12 @@ type Kind = "dir" | "file" | "symlink" | "other";
 const WHITEOUT_PREFIX = ".wh.";
 const OPAQUE_MARKER = ".wh..wh..opq";
 const encoder = new TextEncoder();
+
+function currentUmask(): number {
+  const mask = umask(0o022);
+  umask(mask);
+  return mask;
+}
 
 function unsafe(name: string, reason: string): SkiffError {
   return new SkiffError(`refusing to unpack layer entry "${name}": ${reason}`);
@@ -59,6 +66,12 @@ export function cleanEntryPath(raw: string, entryName = raw, what = "path"): str
 /** Writes the entries of one layer into `dir` (which must exist and be empty). */
 export class LayerWriter {
   private readonly kinds = new Map<string, Kind>([["", "dir"]]);
+  /** Directories with the setgid bit: files created inside take the directory's group. */
+  private readonly setgidDirs = new Set<string>();
+  /** New files come out owned by root:root (unless in a setgid dir), so 0:0 entries need no chown. */
+  private readonly createsAsRoot = Deno.uid() === 0 && Deno.gid() === 0;
+  /** With umask 0, open() gives a file its exact permission bits, so only special bits need chmod. */
+  private readonly umaskIsZero = currentUmask() === 0;
   private readonly dirTimes = new Map<string, number>();
   /** Bytes of regular file data written. */
   size = 0;
@@ -94,12 +107,14 @@ export class LayerWriter {
     Deno.removeSync(this.abs(rel), { recursive: kind === "dir" });
     this.kinds.delete(rel);
     this.dirTimes.delete(rel);
+    this.setgidDirs.delete(rel);
     if (kind === "dir") {
       const prefix = `${rel}/`;
       for (const key of [...this.kinds.keys()]) {
         if (key.startsWith(prefix)) {
           this.kinds.delete(key);
           this.dirTimes.delete(key);
+          this.setgidDirs.delete(key);
         }
       }
     }
@@ -132,7 +147,12 @@ export class LayerWriter {
   private createFile(rel: string, e: TarEntry): EntryHandler {
     const path = this.abs(rel);
     // O_EXCL|O_NOFOLLOW: fails rather than follow or reuse anything already at the path
-    const fd = open(path, O.WRONLY | O.CREAT | O.EXCL | O.NOFOLLOW | O.CLOEXEC, 0o600);
+    const fd = open(path, O.WRONLY | O.CREAT | O.EXCL | O.NOFOLLOW | O.CLOEXEC, e.mode & 0o777);
+    // skipping needless fchown/fchmod calls saves two syscalls on most files of a layer
+    const slash = rel.lastIndexOf("/");
+    const needsChown = !this.createsAsRoot || e.uid !== 0 || e.gid !== 0 ||
+      this.setgidDirs.has(slash === -1 ? "" : rel.slice(0, slash));
+    const needsChmod = !this.umaskIsZero || (e.mode & 0o7000) !== 0 || needsChown;
     this.kinds.set(rel, "file");
     this.size += e.size;
     let closed = false;
@@ -156,8 +176,8 @@ export class LayerWriter {
       },
       end: () => {
         try {
-          fchown(fd, e.uid, e.gid);
-          fchmod(fd, e.mode); // after chown, which clears setuid/setgid
+          if (needsChown) fchown(fd, e.uid, e.gid);
+          if (needsChmod) fchmod(fd, e.mode); // after chown, which clears setuid/setgid
           this.applyXattrs(path, e);
           futimes(fd, e.mtime, e.mtime);
         } catch (err) {
@@ -218,6 +238,8 @@ export class LayerWriter {
           this.kinds.set(rel, "dir");
         }
         this.applyMetadata(rel, e, "dir");
+        if (e.mode & 0o2000) this.setgidDirs.add(rel);
+        else this.setgidDirs.delete(rel);
         return undefined;
       }
       case "file": {
@@ -293,21 +315,27 @@ export async function unpackLayer(
   dir: string,
   options: { hashBlob?: boolean } = {},
 ): Promise<UnpackResult> {
-  const writer = new LayerWriter(dir);
-  const diffHash = new Sha256();
-  const tar = new TarReader((entry) => writer.entry(entry));
-  const input = await openDecompressed(source, { hashRaw: options.hashBlob });
-  for await (const chunk of input.plain) {
-    diffHash.update(chunk);
-    // keep hashing after the end marker: the diffID covers the whole stream, padding included
-    if (!tar.ended) tar.push(chunk);
+  // umask 0 while unpacking: files are created with their final permission bits (one chmod less each)
+  const savedUmask = umask(0);
+  try {
+    const writer = new LayerWriter(dir);
+    const tar = new TarReader((entry) => writer.entry(entry));
+    const input = await openDecompressed(source, { hashRaw: options.hashBlob });
+    const diffHash = input.plainDigest ? undefined : new Sha256();
+    for await (const chunk of input.plain) {
+      diffHash?.update(chunk);
+      // keep reading after the end marker: the diffID covers the whole stream, padding included
+      if (!tar.ended) tar.push(chunk);
+    }
+    tar.finish();
+    writer.finish();
+    return {
+      diffId: diffHash ? diffHash.digest() : input.plainDigest!(),
+      ...(input.rawHash ? { blobDigest: input.rawHash.digest(), blobSize: input.rawHash.size } : {}),
+      compression: input.compression,
+      size: writer.size,
+    };
+  } finally {
+    umask(savedUmask);
   }
-  tar.finish();
-  writer.finish();
-  return {
-    diffId: diffHash.digest(),
-    ...(input.rawHash ? { blobDigest: input.rawHash.digest(), blobSize: input.rawHash.size } : {}),
-    compression: input.compression,
-    size: writer.size,
-  };
 }
