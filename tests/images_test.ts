@@ -374,6 +374,21 @@ Deno.test("images: docker's columns, -q, --no-trunc, -a, REPOSITORY[:TAG] filter
     assert.equal(await root.ok(["images", "-q", "nothing"]), "");
     const noTrunc = (await root.ok(["images", "--no-trunc"])).split("\n")[1];
     assert.ok(noTrunc.includes(b.configDigest));
+    // --format (docker's ImageContext fields) and --filter
+    assert.equal(
+      await root.ok(["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]),
+      `example.com/team/beta:2 ${idB}\nalpha:1.0 ${idA}\nalpha:latest ${idA}\n`,
+    );
+    assert.equal(await root.ok(["images", "--format", "table {{.Tag}}", "alpha"]), "TAG\n1.0\nlatest\n");
+    assert.equal(await root.ok(["images", "-q", "--filter", "reference=alpha:l*"]), `${idA}\n`);
+    assert.equal(await root.ok(["images", "-q", "-f", "dangling=true"]), "");
+    assert.equal(await root.ok(["images", "-q", "-f", "before=example.com/team/beta:2"]), `${idA}\n${idA}\n`);
+    const bad = await root.skiff(["images", "--format", "{{.Nope"]);
+    assert.equal(bad.code, 125);
+    assert.match(bad.stderr, /template parsing error/);
+    const badFilter = await root.skiff(["images", "-f", "color=red"]);
+    assert.equal(badFilter.code, 125);
+    assert.match(badFilter.stderr, /invalid filter 'color'/);
   }));
 
 Deno.test("tag: moves tags, refuses bad names and unknown sources", () =>
