@@ -222,13 +222,12 @@ export class ImageStore {
         }
       }
       const existing = this.get(image.id);
-      // the same image loaded again (maybe from another archive format): keep what was recorded
-      // first, so the blobs it names stay the referenced ones
+      // the same image stored again (another archive format, a pull after a load): what the new
+      // copy does not say (no manifest, layers without blob digests) is kept from the first
       const record: ImageRecord = {
         ...image,
-        ...(existing
-          ? { layers: existing.layers, manifestDigest: existing.manifestDigest ?? image.manifestDigest }
-          : {}),
+        manifestDigest: image.manifestDigest ?? existing?.manifestDigest,
+        layers: image.layers.map((l, i) => (l.blobDigest ? l : existing?.layers[i] ?? l)),
         repoTags: [],
         repoDigests: [...new Set([...(existing?.repoDigests ?? []), ...image.repoDigests])],
       };
@@ -350,17 +349,23 @@ export class ImageStore {
     for (const c of listContainers(this.root)) {
       for (const dir of c.LowerDirs ?? []) usedLayers.add(dir.split("/").at(-2) ?? "");
     }
-    const usedBlobs = new Set(
-      others.flatMap((i) => [i.id, i.manifestDigest, ...i.layers.map((l) => l.blobDigest)].filter(Boolean)),
-    );
+    // an image's blobs: config, manifest, layer blobs, and the index/manifest its repo digests name
+    const blobsOf = (i: ImageRecord) =>
+      [
+        i.id,
+        i.manifestDigest,
+        ...i.layers.map((l) => l.blobDigest),
+        ...i.repoDigests.map((d) => d.slice(d.indexOf("@") + 1)),
+      ].filter((d): d is string => !!d && /^sha256:[0-9a-f]{64}$/.test(d));
+    const usedBlobs = new Set(others.flatMap(blobsOf));
     // top-most first, as docker lists released layers
     for (const layer of [...image.layers].reverse()) {
       if (usedLayers.has(hexOf(layer.chainId))) continue;
       usedLayers.add(hexOf(layer.chainId)); // an image may list one layer twice
       if (this.removeLayer(layer.chainId)) records.push({ deleted: layer.chainId });
     }
-    for (const digest of [image.id, image.manifestDigest, ...image.layers.map((l) => l.blobDigest)]) {
-      if (digest && !usedBlobs.has(digest)) removeIfExists(this.blobPath(digest));
+    for (const digest of blobsOf(image)) {
+      if (!usedBlobs.has(digest)) removeIfExists(this.blobPath(digest));
     }
     return records;
   }
