@@ -139,6 +139,7 @@ export async function openDecompressed(
 const GUNZIP_WORKER = `
 import { createHash } from "node:crypto";
 const hash = createHash("sha256");
+self.postMessage({ type: "ready" });
 let reader, credits = 0, pumping = false, done = false;
 async function pump() {
   if (pumping) return;
@@ -199,17 +200,28 @@ self.onmessage = async (e) => {
 const CREDITS = 4;
 
 type WorkerMessage =
+  | { type: "ready" }
   | { type: "chunk"; buffer: ArrayBuffer; offset: number; length: number }
   | { type: "end"; digest: string }
   | { type: "error"; message: string };
 
-/** Gunzips a file on a worker thread; yields its output in order. */
+/**
+ * Gunzips a file on a worker thread; yields its output in order and leaves the sha256 of the output
+ * in `result.digest`. If the thread cannot start at all, gunzips on this thread instead.
+ */
 async function* gunzipOnWorker(path: string, result: { digest?: string }): AsyncGenerator<Uint8Array> {
-  const url = URL.createObjectURL(new Blob([GUNZIP_WORKER], { type: "application/javascript" }));
-  const worker = new Worker(url, { type: "module" });
-  URL.revokeObjectURL(url);
+  let worker: Worker;
+  try {
+    const url = URL.createObjectURL(new Blob([GUNZIP_WORKER], { type: "application/javascript" }));
+    worker = new Worker(url, { type: "module" });
+    URL.revokeObjectURL(url);
+  } catch {
+    yield* gunzipHere(path, result);
+    return;
+  }
   const queue: WorkerMessage[] = [];
   let wake: (() => void) | undefined;
+  let ready = false;
   const deliver = (m: WorkerMessage) => {
     queue.push(m);
     wake?.();
@@ -225,17 +237,36 @@ async function* gunzipOnWorker(path: string, result: { digest?: string }): Async
     while (true) {
       if (queue.length === 0) await new Promise<void>((resolve) => (wake = resolve));
       const m = queue.shift()!;
+      if (m.type === "ready") {
+        ready = true;
+        continue;
+      }
       if (m.type === "end") {
         result.digest = m.digest;
         return;
       }
-      if (m.type === "error") throw new SkiffError(`invalid gzip data: ${m.message}`);
+      if (m.type === "error") {
+        if (!ready) break; // the thread never started (e.g. no node:crypto there): fall back below
+        throw new SkiffError(`invalid gzip data: ${m.message}`);
+      }
       worker.postMessage({ type: "credit", credits: 1 }); // let it work on the next chunk meanwhile
       yield new Uint8Array(m.buffer, m.offset, m.length);
     }
   } finally {
     worker.terminate();
   }
+  yield* gunzipHere(path, result);
+}
+
+/** The same on this thread. */
+async function* gunzipHere(path: string, result: { digest?: string }): AsyncGenerator<Uint8Array> {
+  const hash = new Sha256();
+  const stream = ReadableStream.from(fileChunks(path)).pipeThrough(new DecompressionStream("gzip"));
+  for await (const chunk of gunzipErrors(stream)) {
+    hash.update(chunk);
+    yield chunk;
+  }
+  result.digest = hash.digest();
 }
 
 async function* gunzipErrors(stream: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
