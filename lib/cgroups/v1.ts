@@ -3,7 +3,7 @@
 // hybrid host the container also gets a directory in the unified (cgroup2) hierarchy: it adds
 // cgroup.kill and exit detection (cgroup.events) for free.
 
-import { basename, join } from "node:path";
+import { basename, join } from "../state/path.ts";
 import { SkiffError } from "../errors.ts";
 import type { CgroupLimits, CgroupStats, CgroupUpdate, CgroupView, ContainerCgroup } from "./limits.ts";
 import { CPU_PERIOD_US, effectiveMemorySwap, hostCpusetMems, throttleEntries } from "./limits.ts";

@@ -1,7 +1,7 @@
 // The container store: one directory per container holding container.json (a ContainerRecord).
 // Creation takes the containers lock so names stay unique when many skiff processes run at once.
 
-import { join } from "node:path";
+import { join } from "./path.ts";
 import { NotFoundError, SkiffError } from "../errors.ts";
 import { readJson, removeIfExists, withLock, withLockSync, writeJsonAtomic } from "./fsutil.ts";
 import type { StateRoot } from "./root.ts";

@@ -1,6 +1,6 @@
 // Small filesystem helpers shared by the stores: atomic writes and locks.
 
-import { dirname } from "node:path";
+import { dirname } from "./path.ts";
 import { close, flock, LOCK, O, open } from "../../ffi/libc.ts";
 
 const encoder = new TextEncoder();

@@ -20,7 +20,7 @@ import {
   removeContainerDir,
   updateContainerSync,
 } from "./containers.ts";
-import { join } from "node:path";
+import { join } from "./path.ts";
 import { withLock, withLockSync } from "./fsutil.ts";
 import type { StateRoot } from "./root.ts";
 import type { ContainerRecord } from "./types.ts";
