@@ -273,6 +273,8 @@ Deno.test("faults: flipped bytes are caught; once is retried, always fails clean
         // the corrupted (large) layers left no blob file and no layer dir; only the small one is there
         const blobs = [...Deno.readDirSync(join(root.path, "blobs/sha256"))].map((e) => e.name);
         for (const d of [img.layerDigests[0], img.layerDigests[2]]) ok(!blobs.includes(d.slice(7)));
+        // nor the config or manifest of the image that failed
+        ok(!blobs.includes(img.configDigest.slice(7)) && !blobs.includes(img.manifestDigest.slice(7)));
         ok([...Deno.readDirSync(join(root.path, "layers"))].length <= 1);
       });
     });

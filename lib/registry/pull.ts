@@ -117,7 +117,7 @@ export async function fetchManifest(
   return { bytes, contentType: res.headers.get("content-type"), digest };
 }
 
-/** A small blob (config) verified by digest and size, from the store when present. */
+/** A small blob (config) verified by digest and size, from the store when present (stored later). */
 async function fetchSmallBlob(
   client: RegistryClient,
   store: ImageStore,
@@ -148,8 +148,6 @@ async function fetchSmallBlob(
       );
     }
   }
-  Deno.mkdirSync(store.root.blobs, { recursive: true });
-  writeFileAtomic(path, bytes);
   return bytes;
 }
 
@@ -383,9 +381,10 @@ export async function pullImage(
     }
   }
 
+  // config and manifests go in only now that the layers are: a failed pull leaves none of them;
   // manifests are kept so push can send them unchanged and inspect can show them
   Deno.mkdirSync(store.root.blobs, { recursive: true });
-  for (const bytes of [manifestBytes, top.bytes]) {
+  for (const bytes of [configBytes, manifestBytes, top.bytes]) {
     const path = store.blobPath(await sha256Of(bytes as Uint8Array<ArrayBuffer>));
     if (!exists(path)) writeFileAtomic(path, bytes);
   }
