@@ -77,6 +77,17 @@ Deno.test("run -it: the container gets a terminal with the caller's size", async
   });
 });
 
+Deno.test("run -it: refused when stdin is not a terminal, as docker does", async () => {
+  await withBusybox(async (root) => {
+    const r = await root.skiff(["run", "--rm", "-it", "busybox", "true"], { stdin: "" });
+    assertEquals(r.code, 1);
+    assertEquals(r.stderr.trim(), "skiff: the input device is not a TTY");
+    assertEquals(root.containerIds(), []);
+    // -t alone needs no terminal on our side
+    assertEquals((await root.skiff(["run", "--rm", "-t", "busybox", "true"])).code, 0);
+  });
+});
+
 Deno.test("run: SIGTERM to skiff reaches the container's trap", async () => {
   await withBusybox(async (root) => {
     const run = new Running(root, [

@@ -212,6 +212,9 @@ const run: Verb = async (args, ctx) => {
   };
 
   const tty = bool(parsed, "tty"), interactive = bool(parsed, "interactive");
+  if (tty && interactive && !Deno.stdin.isTerminal()) {
+    throw new SkiffError("the input device is not a TTY", 1); // docker's wording and exit code
+  }
   // started before the rest of the runtime is even loaded: its startup overlaps with all that
   // follows, and it waits for its spec (bad input from here on just kills it again)
   const stage = startInitStage(ctx.root, interactive && !tty ? "inherit" : "null");
