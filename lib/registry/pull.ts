@@ -239,7 +239,6 @@ async function resolveManifest(
   client: RegistryClient,
   ref: Reference,
   platform: Platform,
-  platformGiven: boolean,
 ): Promise<
   { top: FetchedManifest; manifestDigest: string; manifestBytes: Uint8Array; manifest: ImageManifest }
 > {
@@ -251,11 +250,7 @@ async function resolveManifest(
   }
   const entry = selectPlatform(parsed.index, platform);
   if (!entry) {
-    throw new SkiffError(
-      `no matching manifest for ${formatPlatform(platform)} in the manifest list entries${
-        platformGiven ? "" : ""
-      }`,
-    );
+    throw new SkiffError(`no matching manifest for ${formatPlatform(platform)} in the manifest list entries`);
   }
   const child = await fetchManifest(client, ref.path, entry.digest, display);
   if (child.bytes.length !== entry.size) {
@@ -288,7 +283,6 @@ export async function pullImage(
     client,
     ref,
     platform,
-    opts.platform !== undefined,
   );
   const configBytes = await fetchSmallBlob(client, store, repo, manifest.config, CONFIG_SIZE_LIMIT);
   let configJson: unknown;
