@@ -1,9 +1,11 @@
 // `deno task bench`: every skiff benchmark in one run, side by side with the peer engines that are
-// installed here (see bench/run_latency.ts), then bench/unpack.ts (layer unpack) and bench/pull.ts
+// installed here (see bench/run_latency.ts), the memory each keeps per running container
+// (bench/memory.ts), then bench/unpack.ts (layer unpack) and bench/pull.ts
 // (image pull from a local registry) when present; those print their own tables.
 //
 //   deno task bench [--runs 20] [--warmup 3] [--no-hyperfine | --interleave] [--only skiff,runc,...]
-//                   [--peers-up] [--peers-down] [--no-unpack] [--no-pull] [--markdown FILE]
+//                   [--peers-up] [--peers-down] [--no-memory] [--no-unpack] [--no-pull]
+//                   [--markdown FILE]
 //
 // --peers-up runs setup-peers.sh up first (installs and starts podman, dockerd, registry: slow the
 // first time); --peers-down stops them afterwards so their bridges and cgroups do not linger.
@@ -12,6 +14,7 @@ import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { REPO } from "./lib.ts";
 import { parseLatencyArgs, PEER_ENV_FILE, printRatios, runLatency } from "./run_latency.ts";
+import { measureMemory, memoryMarkdown } from "./memory.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -20,6 +23,7 @@ const { values } = parseArgs({
     "peers-down": { type: "boolean", default: false },
     "no-unpack": { type: "boolean", default: false },
     "no-pull": { type: "boolean", default: false },
+    "no-memory": { type: "boolean", default: false },
     markdown: { type: "string" },
   },
   strict: false,
@@ -86,6 +90,16 @@ try {
   const latency = await runLatency(parseLatencyArgs(Deno.args));
   printRatios(latency.timings);
   sections.push(`### Container start latency\n\n${latency.markdown}`);
+
+  const asked = parseLatencyArgs(Deno.args).only;
+  const only = asked.filter((n) => ["skiff", "podman", "docker"].includes(n));
+  if (!values["no-memory"] && (asked.length === 0 || only.length > 0)) {
+    console.log("\n## memory kept per running container (bench/memory.ts)");
+    const figures = await measureMemory(only, 3);
+    const markdown = memoryMarkdown(figures, 3);
+    console.log(markdown);
+    sections.push(`### Memory per running container\n\n${markdown}`);
+  }
 
   // the other benchmarks are standalone scripts written alongside the code they measure
   for (const [name, title] of [["unpack", "layer unpack"], ["pull", "image pull"]]) {
