@@ -1,5 +1,6 @@
 // skiff rename CONTAINER NEW_NAME
 
+import { SkiffError, UsageError } from "../errors.ts";
 import { renameContainer } from "../container/ops.ts";
 import { bool, parseArgs, requireArgs } from "./args.ts";
 import type { Verb } from "./context.ts";
@@ -11,7 +12,13 @@ const rename: Verb = async (args, ctx) => {
     return 0;
   }
   requireArgs(p, "rename", 2, 2);
-  await renameContainer(ctx.root, p.positionals[0], p.positionals[1]);
+  try {
+    await renameContainer(ctx.root, p.positionals[0], p.positionals[1]);
+  } catch (e) {
+    // the daemon's refusals: docker's CLI exits 1 for them
+    if (e instanceof SkiffError && !(e instanceof UsageError)) throw new SkiffError(e.message, 1);
+    throw e;
+  }
   return 0;
 };
 export default rename;

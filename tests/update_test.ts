@@ -1,0 +1,73 @@
+// skiff update: new limits reach the live cgroup (read back from the kernel's files) and the record;
+// invalid values are refused with docker's wording and change nothing.
+
+import assert from "node:assert/strict";
+import { withBusybox } from "./helpers.ts";
+import { withBackground } from "./background.ts";
+
+function cgroupFile(controller: string, id: string, file: string): string {
+  for (
+    const path of [`/sys/fs/cgroup/${controller}/skiff/${id}/${file}`, `/sys/fs/cgroup/skiff/${id}/${file}`]
+  ) {
+    try {
+      return Deno.readTextFileSync(path).trim();
+    } catch { /* other layout */ }
+  }
+  throw new Error(`no ${file} for ${id}`);
+}
+const memoryLimit = (id: string) => cgroupFile("memory", id, "memory.limit_in_bytes");
+
+Deno.test("update: raises and lowers memory and pids limits of a running container", async () => {
+  await withBusybox(async (root) => {
+    await withBackground(
+      root,
+      "u",
+      async (c) => {
+        assert.equal(memoryLimit(c.id), String(64 * 1024 * 1024));
+        assert.equal(cgroupFile("pids", c.id, "pids.max"), "50");
+
+        assert.equal(await root.ok(["update", "--memory", "128m", "--pids-limit", "200", "u"]), "u\n");
+        assert.equal(memoryLimit(c.id), String(128 * 1024 * 1024));
+        assert.equal(cgroupFile("pids", c.id, "pids.max"), "200");
+        assert.equal(
+          await root.ok(["inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}", "u"]),
+          `${128 * 1024 * 1024} 200\n`,
+        );
+
+        await root.ok(["update", "-m", "32m", "--pids-limit", "10", "u"]);
+        assert.equal(memoryLimit(c.id), String(32 * 1024 * 1024));
+        assert.equal(cgroupFile("pids", c.id, "pids.max"), "10");
+
+        // unlimited pids again
+        await root.ok(["update", "--pids-limit", "-1", "u"]);
+        assert.equal(cgroupFile("pids", c.id, "pids.max"), "max");
+
+        // invalid: below docker's minimum; nothing changes
+        const small = await root.skiff(["update", "--memory", "1m", "u"]);
+        assert.equal(small.code, 1);
+        assert.match(small.stderr, /Minimum memory limit allowed is 6MB/);
+        assert.equal(memoryLimit(c.id), String(32 * 1024 * 1024));
+        const badFlag = await root.skiff(["update", "--memory", "lots", "u"]);
+        assert.equal(badFlag.code, 125);
+        const noFlags = await root.skiff(["update", "u"]);
+        assert.equal(noFlags.code, 125);
+        assert.match(noFlags.stderr, /You must provide one or more flags/);
+      },
+      ["sleep", "100"],
+      ["--memory", "64m", "--pids-limit", "50"],
+    );
+  });
+});
+
+Deno.test("update: a stopped container gets the new values in its record", async () => {
+  await withBusybox(async (root) => {
+    await root.ok(["run", "--name", "idle", "busybox", "true"]);
+    await root.ok(["update", "--memory", "100m", "--cpus", "0.5", "idle"]);
+    assert.equal(
+      await root.ok(["inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}", "idle"]),
+      `${100 * 1024 * 1024} 500000000\n`,
+    );
+    const ghost = await root.skiff(["update", "-m", "10m", "ghost"]);
+    assert.equal(ghost.code, 1);
+  });
+});
