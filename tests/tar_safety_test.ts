@@ -343,3 +343,18 @@ Deno.test("unpack: corrupt or truncated gzip is refused and leaves nothing", () 
       assert.deepEqual(names(join(root.path, "images")), [], what);
     }
   }));
+
+Deno.test("unpack: a '/' root entry (as docker save writes it) is the layer root; size counts symlinks", () =>
+  withRoot(async (root) => {
+    const diff = await importLayer(root, [
+      { name: "/", type: "dir", mode: 0o700 },
+      { name: "bin/", type: "dir" },
+      { name: "bin/busybox", data: "0123456789" },
+      { name: "bin/sh", type: "symlink", linkname: "/bin/busybox" },
+      { name: "bin/hard", type: "link", linkname: "bin/busybox" },
+    ]);
+    // the root keeps 0755: an archive's "/" or "./" mode is that of whatever dir it was made from
+    assert.equal(Deno.statSync(diff).mode! & 0o777, 0o755);
+    const layer = JSON.parse(Deno.readTextFileSync(join(diff, "..", "layer.json")));
+    assert.equal(layer.size, 10 + "/bin/busybox".length, "regular files once, plus symlink targets");
+  }));

@@ -50,10 +50,13 @@ function unsafe(name: string, reason: string): SkiffError {
   return new SkiffError(`refusing to unpack layer entry "${name}": ${reason}`);
 }
 
-/** "./a//b/" → "a/b"; refuses absolute paths, ".." components and NUL bytes. "" is the layer root. */
+/** "./a//b/" → "a/b"; refuses absolute paths (but "/"), ".." and NUL bytes. "" is the layer root. */
 export function cleanEntryPath(raw: string, entryName = raw, what = "path"): string {
   if (raw.includes("\0")) throw unsafe(entryName, `${what} contains a NUL byte`);
-  if (raw.startsWith("/")) throw unsafe(entryName, `absolute ${what} "${raw}" points outside the layer`);
+  // "/" alone is the layer root (docker save writes it so); any other absolute name is refused
+  if (raw.startsWith("/") && !/^\/+\.?\/*$/.test(raw)) {
+    throw unsafe(entryName, `absolute ${what} "${raw}" points outside the layer`);
+  }
   const parts: string[] = [];
   for (const part of raw.split("/")) {
     if (part === "" || part === ".") continue;
@@ -73,7 +76,7 @@ export class LayerWriter {
   /** With umask 0, open() gives a file its exact permission bits, so only special bits need chmod. */
   private readonly umaskIsZero = currentUmask() === 0;
   private readonly dirTimes = new Map<string, number>();
-  /** Bytes of regular file data written. */
+  /** docker's layer size: bytes of regular files (hardlinks once) and symlink targets. */
   size = 0;
 
   constructor(readonly dir: string) {}
@@ -265,6 +268,8 @@ export class LayerWriter {
         this.removeExisting(rel);
         Deno.symlinkSync(e.linkname, this.abs(rel));
         this.kinds.set(rel, "symlink");
+        // docker's layer size counts a symlink's own size, the length of its target
+        this.size += encoder.encode(e.linkname).length;
         this.applyMetadata(rel, e, "symlink");
         return undefined;
       }
