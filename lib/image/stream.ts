@@ -249,8 +249,10 @@ async function* gunzipOnWorker(path: string, result: { digest?: string }): Async
         if (!ready) break; // the thread never started (e.g. no node:crypto there): fall back below
         throw new SkiffError(`invalid gzip data: ${m.message}`);
       }
-      worker.postMessage({ type: "credit", credits: 1 }); // let it work on the next chunk meanwhile
       yield new Uint8Array(m.buffer, m.offset, m.length);
+      // the consumer is done with the chunk: ask for another, and hand the buffer back so it dies
+      // in the worker's heap (each isolate keeps up to ~64 MB of dead buffers before collecting)
+      worker.postMessage({ type: "credit", credits: 1, buffer: m.buffer }, [m.buffer]);
     }
   } finally {
     worker.terminate();
