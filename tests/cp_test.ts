@@ -129,6 +129,10 @@ Deno.test("cp: a stopped container, both ways; no mount is left behind", async (
         await c.kill();
         assert.equal((await root.ok(["inspect", "-f", "{{.State.Running}}", "stopped"])).trim(), "false");
         await exerciseCp(root, "stopped", host);
+        // /etc/hosts is the container's own, as while it ran (not the empty mount point in upper)
+        const hosts = join(host, "hosts");
+        await root.ok(["cp", "stopped:/etc/hosts", hosts]);
+        assert.match(Deno.readTextFileSync(hosts), /^127\.0\.0\.1\tlocalhost$/m);
         // the files written while stopped are in the container's upper dir
         const upper = join(root.path, "containers", c.id, "upper");
         assert.equal(Deno.readTextFileSync(join(upper, "tmp/renamed.txt")), "file\n");

@@ -94,11 +94,32 @@ export function withContainerRoot<T>(
       chdir(cwd);
     }
     try {
+      bindContainerMounts(dir, merged, record);
       return fn(merged);
     } finally {
+      // detaching the overlay takes the binds on it along
       umount2(merged, MNT_DETACH);
     }
   });
+}
+
+/**
+ * What a running container sees beyond its overlay, bound into the mounted root as docker does for
+ * cp on a stopped container: its /etc/hostname, /etc/hosts and /etc/resolv.conf, and its volumes
+ * and bind mounts. Mount points resolve inside the root; missing ones are skipped (never created).
+ */
+function bindContainerMounts(dir: string, merged: string, record: ContainerRecord): void {
+  const binds: [source: string, destination: string][] = ["hostname", "hosts", "resolv.conf"]
+    .map((name) => [join(dir, name), `/etc/${name}`]);
+  for (const m of record.Mounts ?? []) {
+    if (m.Type !== "tmpfs" && m.Source) binds.push([m.Source, m.Destination]);
+  }
+  for (const [source, destination] of binds) {
+    const target = resolveInRoot(merged, destination);
+    const sourceInfo = lstatOrNull(source), targetInfo = lstatOrNull(target);
+    if (!sourceInfo || !targetInfo || sourceInfo.isDirectory !== targetInfo.isDirectory) continue;
+    mount(source, target, null, MS.BIND | MS.REC);
+  }
 }
 
 /** Writes all bytes to stdout, synchronously. */
