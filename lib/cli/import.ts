@@ -4,7 +4,6 @@ import type { Verb } from "./context.ts";
 import { list, parseArgs, requireArgs, str } from "./args.ts";
 import { ImageStore } from "../image/store.ts";
 import { importRootfs } from "../image/ingest.ts";
-import { stdinChunks } from "../image/stream.ts";
 import { SkiffError } from "../errors.ts";
 
 const HELP = `Usage:  skiff import [OPTIONS] file|- [REPOSITORY[:TAG]]
@@ -38,7 +37,7 @@ const importVerb: Verb = async (args, ctx) => {
     throw new SkiffError(`unsupported platform ${platform}`);
   }
   const store = new ImageStore(ctx.root);
-  const input = source === "-" ? { stream: stdinChunks() } : { path: source };
+  const input = source === "-" ? { stdin: true as const } : { path: source };
   const image = await importRootfs(store, input, {
     tag,
     message: str(p, "message"),

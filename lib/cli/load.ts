@@ -4,7 +4,6 @@ import type { Verb } from "./context.ts";
 import { parseArgs, requireArgs, str } from "./args.ts";
 import { ImageStore } from "../image/store.ts";
 import { loadArchive } from "../image/archive.ts";
-import { fileChunks, stdinChunks } from "../image/stream.ts";
 import { SkiffError } from "../errors.ts";
 import { isatty } from "../../ffi/libc.ts";
 
@@ -38,7 +37,7 @@ const load: Verb = async (args, ctx) => {
   if (file === undefined && isatty(0)) {
     throw new SkiffError("requested load from stdin, but stdin is empty");
   }
-  const input = file === undefined || file === "-" ? stdinChunks() : fileChunks(file);
+  const input = file === undefined || file === "-" ? { stdin: true as const } : { path: file };
   const result = await loadArchive(new ImageStore(ctx.root), input);
   // docker prints these lines with and without -q (-q only hides progress bars)
   for (const tag of result.tags) console.log(`Loaded image: ${tag}`);

@@ -15,7 +15,7 @@ import { chainIds, DIGEST_RE, hexOf, Sha256 } from "./digest.ts";
 import { hostPlatform, storeLayer } from "./ingest.ts";
 import { normalizeTag } from "./reference.ts";
 import type { ImageStore, LayerInfo } from "./store.ts";
-import { openDecompressed } from "./stream.ts";
+import { type ByteSource, openDecompressed } from "./stream.ts";
 import { TarReader } from "./tar.ts";
 import { cleanEntryPath } from "./unpack.ts";
 
@@ -107,7 +107,7 @@ class StagedArchive {
 }
 
 /** Spools the (possibly gzip-compressed) archive into `dir`, hashing each member. */
-async function stage(input: AsyncIterable<Uint8Array>, dir: string): Promise<StagedArchive> {
+async function stage(input: ByteSource, dir: string): Promise<StagedArchive> {
   const staged = new StagedArchive(dir);
   let count = 0;
   const reader = new TarReader((e) => {
@@ -140,7 +140,7 @@ async function stage(input: AsyncIterable<Uint8Array>, dir: string): Promise<Sta
       },
     };
   });
-  const source = await openDecompressed({ stream: input });
+  const source = await openDecompressed(input);
   for await (const chunk of source.plain) if (!reader.ended) reader.push(chunk);
   reader.finish();
   return staged;
@@ -269,7 +269,7 @@ function storeBlob(store: ImageStore, file: StagedFile): void {
 }
 
 /** Loads every image in a docker-archive or OCI-layout tarball into the store. */
-export async function loadArchive(store: ImageStore, input: AsyncIterable<Uint8Array>): Promise<LoadResult> {
+export async function loadArchive(store: ImageStore, input: ByteSource): Promise<LoadResult> {
   store.sweepTmp();
   const dir = store.makeTmpDir("load");
   const createdLayers: string[] = [];

@@ -54,8 +54,11 @@ export interface DecompressedSource {
   compression: Compression;
 }
 
-/** Where bytes come from: a file (gunzipped by a gzip child reading it directly) or a stream. */
-export type ByteSource = { path: string } | { stream: AsyncIterable<Uint8Array> };
+/**
+ * Where bytes come from: a file or stdin (read, gunzipped and hashed on a worker thread) or any
+ * other stream (gunzipped and hashed on this thread).
+ */
+export type ByteSource = { path: string } | { stdin: true } | { stream: AsyncIterable<Uint8Array> };
 
 function sniff(head: Uint8Array): Compression {
   if (head[0] === 0x1f && head[1] === 0x8b) return "gzip";
@@ -91,25 +94,25 @@ function fileHead(path: string): Uint8Array {
 
 /**
  * Sniffs gzip by its magic bytes and returns the uncompressed stream, plus a hash of the raw bytes
- * when `hashRaw` is set. A gzip file is gunzipped on a worker thread, in parallel with the unpacking
- * on this one (as GNU tar runs gzip beside itself); a stream is gunzipped on this thread.
+ * when `hashRaw` is set. A file or stdin is read, gunzipped and hashed on a worker thread, in
+ * parallel with the unpacking on this one (as GNU tar runs gzip beside itself); other streams are
+ * handled on this thread.
  */
 export async function openDecompressed(
   source: ByteSource,
   options: { hashRaw?: boolean } = {},
 ): Promise<DecompressedSource> {
   const rawHash = options.hashRaw ? new Sha256() : undefined;
-  if ("path" in source && !rawHash) {
-    const compression = sniff(fileHead(source.path));
-    if (compression === "none") return { plain: fileChunks(source.path), compression };
-    const result: { digest?: string } = {};
-    const plainDigest = () => {
-      if (!result.digest) throw new Error("the gunzip thread has not finished");
-      return result.digest;
-    };
-    return { plain: gunzipOnWorker(source.path, result), plainDigest, compression };
+  if (!("stream" in source) && !rawHash) {
+    if ("path" in source) fileHead(source.path); // a missing file fails here, with its name
+    const threaded = await readOnWorker(source);
+    if (threaded) return threaded;
   }
-  const input = "path" in source ? fileChunks(source.path) : source.stream;
+  const input = "path" in source
+    ? fileChunks(source.path)
+    : "stdin" in source
+    ? stdinChunks()
+    : source.stream;
   const it = input[Symbol.asyncIterator]();
   let first = await it.next();
   while (!first.done && first.value.length === 0) first = await it.next();
@@ -132,17 +135,65 @@ export async function openDecompressed(
   return { plain, rawHash, compression };
 }
 
-// The gunzip thread, inline so that a `deno compile`d binary needs no extra file. It reads the file,
-// gunzips it, hashes the output (the diffID: ~20% of an unpack's CPU, taken off the main thread) and
-// transfers each chunk to the main thread, never more than CREDITS chunks ahead so a slow consumer
-// cannot make it buffer the whole layer.
-const GUNZIP_WORKER = `
+// The reader thread, inline so that a `deno compile`d binary needs no extra file. It reads the file
+// or stdin in 1 MiB blocks, sniffs the compression, gunzips, hashes the output (the diffID: ~20% of
+// an unpack's CPU, taken off the main thread) and transfers each chunk to the main thread, never more
+// than CREDITS chunks ahead so a slow consumer cannot make it buffer the whole layer.
+const READER_WORKER = `
 import { createHash } from "node:crypto";
 const hash = createHash("sha256");
 self.postMessage({ type: "ready" });
 let reader, credits = 0, pumping = false, done = false;
+const fail = (kind, e) => {
+  done = true;
+  self.postMessage({ type: "error", kind, message: e && e.message ? e.message : String(e) });
+};
+function blocks(input) {
+  return new ReadableStream({
+    async pull(controller) {
+      const buf = new Uint8Array(${CHUNK});
+      let filled = 0;
+      while (filled < buf.length) {
+        const n = await input.read(buf.subarray(filled));
+        if (n === null) break;
+        filled += n;
+      }
+      if (filled > 0) controller.enqueue(buf.subarray(0, filled));
+      if (filled < buf.length) controller.close();
+    },
+  });
+}
+function sniff(h) {
+  if (h[0] === 0x1f && h[1] === 0x8b) return "gzip";
+  if (h[0] === 0x28 && h[1] === 0xb5 && h[2] === 0x2f && h[3] === 0xfd) throw new Error("zstd-compressed archives are not supported");
+  if (h[0] === 0x42 && h[1] === 0x5a && h[2] === 0x68) throw new Error("bzip2-compressed archives are not supported");
+  if (h[0] === 0xfd && h[1] === 0x37 && h[2] === 0x7a && h[3] === 0x58) throw new Error("xz-compressed archives are not supported");
+  return "none";
+}
+async function open(m) {
+  const input = m.path ? await Deno.open(m.path) : Deno.stdin;
+  const raw = blocks(input).getReader();
+  const first = await raw.read();
+  if (first.done) throw new Error("unexpected EOF: the archive is empty");
+  const compression = sniff(first.value);
+  let head = first.value;
+  const rest = new ReadableStream({
+    async pull(controller) {
+      if (head) {
+        controller.enqueue(head);
+        head = undefined;
+        return;
+      }
+      const r = await raw.read();
+      if (r.done) controller.close();
+      else controller.enqueue(r.value);
+    },
+  });
+  self.postMessage({ type: "opened", compression });
+  return (compression === "gzip" ? rest.pipeThrough(new DecompressionStream("gzip")) : rest).getReader();
+}
 async function pump() {
-  if (pumping) return;
+  if (pumping || !reader) return;
   pumping = true;
   try {
     while (credits > 0 && !done) {
@@ -158,42 +209,22 @@ async function pump() {
       self.postMessage({ type: "chunk", buffer: v.buffer, offset: v.byteOffset, length: v.byteLength }, [v.buffer]);
     }
   } catch (e) {
-    done = true;
-    self.postMessage({ type: "error", message: e && e.message ? e.message : String(e) });
+    fail("data", e);
   } finally {
     pumping = false;
   }
 }
 self.onmessage = async (e) => {
   const m = e.data;
+  credits += m.credits;
   if (m.type === "start") {
     try {
-      // 1 MiB reads: the gunzip then yields few big chunks (file.readable's 64 KiB makes 16x more)
-      const file = await Deno.open(m.path);
-      const input = new ReadableStream({
-        async pull(controller) {
-          const buf = new Uint8Array(1 << 20);
-          let filled = 0;
-          while (filled < buf.length) {
-            const n = await file.read(buf.subarray(filled));
-            if (n === null) break;
-            filled += n;
-          }
-          if (filled > 0) controller.enqueue(buf.subarray(0, filled));
-          if (filled < buf.length) {
-            file.close();
-            controller.close();
-          }
-        },
-      });
-      reader = input.pipeThrough(new DecompressionStream("gzip")).getReader();
+      reader = await open(m);
     } catch (err) {
-      done = true;
-      self.postMessage({ type: "error", message: err && err.message ? err.message : String(err) });
+      fail("open", err);
       return;
     }
   }
-  credits += m.credits;
   pump();
 };
 `;
@@ -201,23 +232,25 @@ const CREDITS = 4;
 
 type WorkerMessage =
   | { type: "ready" }
+  | { type: "opened"; compression: Compression }
   | { type: "chunk"; buffer: ArrayBuffer; offset: number; length: number }
   | { type: "end"; digest: string }
-  | { type: "error"; message: string };
+  | { type: "error"; kind: "open" | "data" | "startup"; message: string };
 
 /**
- * Gunzips a file on a worker thread; yields its output in order and leaves the sha256 of the output
- * in `result.digest`. If the thread cannot start at all, gunzips on this thread instead.
+ * Reads a file or stdin on a worker thread (see READER_WORKER). Returns undefined when the thread
+ * cannot start at all, so that the caller does the work on this thread instead.
  */
-async function* gunzipOnWorker(path: string, result: { digest?: string }): AsyncGenerator<Uint8Array> {
+async function readOnWorker(
+  source: { path: string } | { stdin: true },
+): Promise<DecompressedSource | undefined> {
   let worker: Worker;
   try {
-    const url = URL.createObjectURL(new Blob([GUNZIP_WORKER], { type: "application/javascript" }));
+    const url = URL.createObjectURL(new Blob([READER_WORKER], { type: "application/javascript" }));
     worker = new Worker(url, { type: "module" });
     URL.revokeObjectURL(url);
   } catch {
-    yield* gunzipHere(path, result);
-    return;
+    return undefined;
   }
   const queue: WorkerMessage[] = [];
   let wake: (() => void) | undefined;
@@ -230,45 +263,55 @@ async function* gunzipOnWorker(path: string, result: { digest?: string }): Async
   worker.onmessage = (e: MessageEvent<WorkerMessage>) => deliver(e.data);
   worker.onerror = (e) => {
     e.preventDefault();
-    deliver({ type: "error", message: e.message });
+    deliver({ type: "error", kind: ready ? "data" : "startup", message: e.message });
   };
-  worker.postMessage({ type: "start", path, credits: CREDITS });
-  try {
-    while (true) {
-      if (queue.length === 0) await new Promise<void>((resolve) => (wake = resolve));
-      const m = queue.shift()!;
-      if (m.type === "ready") {
-        ready = true;
-        continue;
-      }
-      if (m.type === "end") {
-        result.digest = m.digest;
-        return;
-      }
-      if (m.type === "error") {
-        if (!ready) break; // the thread never started (e.g. no node:crypto there): fall back below
-        throw new SkiffError(`invalid gzip data: ${m.message}`);
-      }
-      yield new Uint8Array(m.buffer, m.offset, m.length);
-      // the consumer is done with the chunk: ask for another, and hand the buffer back so it dies
-      // in the worker's heap (each isolate keeps up to ~64 MB of dead buffers before collecting)
-      worker.postMessage({ type: "credit", credits: 1, buffer: m.buffer }, [m.buffer]);
-    }
-  } finally {
+  const next = async (): Promise<WorkerMessage> => {
+    if (queue.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+    return queue.shift()!;
+  };
+  worker.postMessage({
+    type: "start",
+    ..."path" in source ? { path: source.path } : { stdin: true },
+    credits: CREDITS,
+  });
+  let opened: WorkerMessage;
+  do {
+    opened = await next();
+    if (opened.type === "ready") ready = true;
+  } while (opened.type === "ready");
+  if (opened.type === "error") {
     worker.terminate();
+    if (opened.kind === "startup") return undefined; // e.g. no node:crypto in a worker: do it here
+    throw new SkiffError(opened.message);
   }
-  yield* gunzipHere(path, result);
-}
-
-/** The same on this thread. */
-async function* gunzipHere(path: string, result: { digest?: string }): AsyncGenerator<Uint8Array> {
-  const hash = new Sha256();
-  const stream = ReadableStream.from(fileChunks(path)).pipeThrough(new DecompressionStream("gzip"));
-  for await (const chunk of gunzipErrors(stream)) {
-    hash.update(chunk);
-    yield chunk;
+  const compression = opened.type === "opened" ? opened.compression : "none";
+  let digest: string | undefined;
+  async function* plain(): AsyncGenerator<Uint8Array> {
+    try {
+      while (true) {
+        const m = await next();
+        if (m.type === "end") {
+          digest = m.digest;
+          return;
+        }
+        if (m.type === "error") {
+          throw new SkiffError(compression === "gzip" ? `invalid gzip data: ${m.message}` : m.message);
+        }
+        if (m.type !== "chunk") continue;
+        yield new Uint8Array(m.buffer, m.offset, m.length);
+        // the consumer is done with the chunk: ask for another, and hand the buffer back so it dies
+        // in the worker's heap (each isolate keeps up to ~64 MB of dead buffers before collecting)
+        worker.postMessage({ type: "credit", credits: 1, buffer: m.buffer }, [m.buffer]);
+      }
+    } finally {
+      worker.terminate();
+    }
   }
-  result.digest = hash.digest();
+  const plainDigest = () => {
+    if (!digest) throw new Error("the reader thread has not finished");
+    return digest;
+  };
+  return { plain: plain(), plainDigest, compression };
 }
 
 async function* gunzipErrors(stream: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
