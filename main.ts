@@ -36,6 +36,7 @@ const VERBS: Record<string, VerbLoader> = {
   stats: () => import("./lib/cli/stats.ts"),
   update: () => import("./lib/cli/update.ts"),
   "container-prune": () => import("./lib/cli/container_prune.ts"),
+  __cp: () => import("./lib/container/cphelper.ts"), // cp's helper inside a running container
 };
 // docker's management-command spellings
 const ALIASES: Record<string, string[]> = {

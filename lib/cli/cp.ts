@@ -21,7 +21,7 @@ Options:
   -a, --archive       Archive mode (copy all uid/gid information)
   -L, --follow-link   Always follow symbol link in SRC_PATH`;
 
-const cp: Verb = (args, ctx) => {
+const cp: Verb = async (args, ctx) => {
   const p = parseArgs(args, {
     verb: "cp",
     options: [
@@ -32,7 +32,7 @@ const cp: Verb = (args, ctx) => {
   });
   if (bool(p, "help")) {
     console.log(USAGE);
-    return Promise.resolve(0);
+    return 0;
   }
   requireArgs(p, "cp", 2, 2);
   const src = parseCpArg(p.positionals[0]);
@@ -58,8 +58,8 @@ const cp: Verb = (args, ctx) => {
     if (dest.path === "-" && Deno.stdout.isTerminal()) {
       throw new SkiffError("cowardly refusing to write a tar archive to a terminal");
     }
-    copyFromContainer(ctx.root, record, src.path, dest.path, opts);
-  } else copyToContainer(ctx.root, record, src.path, dest.path, opts);
-  return Promise.resolve(0);
+    await copyFromContainer(ctx.root, record, src.path, dest.path, opts);
+  } else await copyToContainer(ctx.root, record, src.path, dest.path, opts);
+  return 0;
 };
 export default cp;

@@ -2,25 +2,29 @@
 // rules (trailing "/." copies a directory's contents, a directory lands inside an existing one, a
 // file may get a new name) and tar streams on stdin/stdout for "-".
 //
-// Security: every path inside the container is resolved by resolveInRoot (lstat/readlink per
-// component, absolute targets re-rooted), so no symlink in the container leads to the host. A
-// running container is reached through /proc/<pid>/root (its own mounts included). A stopped one
-// has its overlay mounted in a private mount namespace of this process (unshare(CLONE_NEWNS), mounts
-// made private first): the mount is never visible to the host and vanishes with the process. From
-// that point on only synchronous APIs are used (see the platform notes), which is why everything
-// here is sync, stdin and stdout included.
+// Security: a path inside the container never resolves to the host.
+// - Running container: the container side runs in a `skiff __cp` helper that joined the container's
+//   mount namespace (cphelper.ts), so the kernel resolves every path, symlinks included, inside the
+//   container, even against a container process that swaps directories for symlinks meanwhile.
+//   Host data and container data meet only as tar streams over pipes.
+// - Stopped container: nothing in it runs, so paths are resolved by resolveInRoot (lstat/readlink per
+//   component, absolute targets re-rooted). Its overlay is mounted in a private mount namespace of
+//   this process (unshare(CLONE_NEWNS), mounts made private first): the mount is never visible to the
+//   host and vanishes with the process. From then on only synchronous APIs are used (platform
+//   notes), which is why that path is sync, stdin and stdout included.
 
 import { basename, dirname, join, resolve } from "node:path";
 import { chdir, CLONE, MNT_DETACH, mount, MS, umount2, unshare } from "../../ffi/libc.ts";
 import { SkiffError } from "../errors.ts";
-import { TarReader, type TarWriteEntry, writeTar } from "../image/tar.ts";
+import { TarReader, writeTar } from "../image/tar.ts";
 import { LayerWriter } from "../image/unpack.ts";
 import { containerLockPath } from "../state/containers.ts";
 import { removeIfExists, withLockSync } from "../state/fsutil.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
-import { copyTree, lstatOrNull, resolveInRoot } from "./fstree.ts";
-import { tarEntry } from "./layers.ts";
+import { copyTree, lstatOrNull, pathParts, resolveInRoot } from "./fstree.ts";
+import { treeEntries } from "./cphelper.ts";
+import { selfCommand } from "../runtime/self.ts";
 import { isRunning } from "./ops.ts";
 
 /** One side of a copy as given on the command line. */
@@ -54,9 +58,9 @@ export class CpError extends SkiffError {
 let unshared = false;
 
 /**
- * Runs `fn` with the host path of the container's root: /proc/<pid>/root while it runs, else its
- * overlay mounted (read-only unless `writable`) in this process's private mount namespace, under
- * the container's lock so it is not started meanwhile.
+ * Runs `fn` with the host path of a stopped container's root: its overlay mounted (read-only unless
+ * `writable`) in this process's private mount namespace, under the container's lock so it is not
+ * started meanwhile. (A running container's is /proc/<pid>/root: for reading only, e.g. tests.)
  */
 export function withContainerRoot<T>(
   root: StateRoot,
@@ -127,21 +131,6 @@ function writeStdout(bytes: Uint8Array): void {
   for (let off = 0; off < bytes.length;) off += Deno.stdout.writeSync(bytes.subarray(off));
 }
 
-/** Tar entries of a tree (names rooted at `name`), links kept as links. */
-function* treeEntries(
-  abs: string,
-  name: string,
-  info: Deno.FileInfo,
-  links: Map<string, string>,
-): Generator<TarWriteEntry> {
-  const entry = tarEntry(abs, name, info, links);
-  if (entry) yield entry;
-  if (!info.isDirectory) return;
-  for (const child of [...Deno.readDirSync(abs)].map((e) => e.name).sort()) {
-    yield* treeEntries(`${abs}/${child}`, `${name}/${child}`, Deno.lstatSync(`${abs}/${child}`), links);
-  }
-}
-
 const endsWithDot = (p: string) => p === "." || p.endsWith("/.");
 const endsWithSlash = (p: string) => p.endsWith("/") || endsWithDot(p);
 
@@ -204,7 +193,190 @@ function requireParent(destAbs: string, destGiven: string): void {
 }
 
 /** `cp CONTAINER:SRC DEST` (DEST "-" writes a tar stream to stdout). */
-export function copyFromContainer(
+export async function copyFromContainer(
+  root: StateRoot,
+  record: ContainerRecord,
+  srcPath: string,
+  dest: string,
+  opts: CpOptions,
+): Promise<void> {
+  if (isRunning(record)) await copyFromRunning(root, record, srcPath, dest, opts);
+  else copyFromStopped(root, record, srcPath, dest, opts);
+}
+
+/** `cp SRC CONTAINER:DEST` (SRC "-" reads a tar stream from stdin into the directory DEST). */
+export async function copyToContainer(
+  root: StateRoot,
+  record: ContainerRecord,
+  src: string,
+  destPath: string,
+  opts: CpOptions,
+): Promise<void> {
+  if (isRunning(record)) await copyToRunning(root, record, src, destPath, opts);
+  else copyToStopped(root, record, src, destPath, opts);
+}
+
+// ---- running: the container side runs in `skiff __cp` inside the container's mount namespace ----
+
+/** Normalises a container path for the helper: absolute, without trailing "/" or "/.". */
+function containerPath(path: string): string {
+  return "/" + pathParts(path).join("/");
+}
+
+function helper(root: StateRoot, record: ContainerRecord, args: string[], io: {
+  stdin: "piped" | "inherit" | "null";
+  stdout: "piped" | "inherit";
+}): Deno.ChildProcess {
+  const { cmd, args: argv } = selfCommand([
+    "--root",
+    root.path,
+    "__cp",
+    args[0],
+    String(record.State.Pid),
+    String(record.State.PidStartTime ?? 0),
+    ...args.slice(1),
+  ]);
+  return new Deno.Command(cmd, { args: argv, stdin: io.stdin, stdout: io.stdout, stderr: "piped" }).spawn();
+}
+
+async function helperDone(child: Deno.ChildProcess, what: string): Promise<void> {
+  const [status, stderr] = await Promise.all([child.status, new Response(child.stderr).text()]);
+  if (!status.success) throw new CpError(stderr.trim() || `${what} failed (exit ${status.code})`);
+}
+
+interface RemoteStat {
+  exists: boolean;
+  isDir: boolean;
+  parentIsDir: boolean;
+}
+
+async function statInContainer(root: StateRoot, record: ContainerRecord, path: string): Promise<RemoteStat> {
+  const child = helper(root, record, ["stat", path, "1"], { stdin: "null", stdout: "piped" });
+  const [out] = await Promise.all([new Response(child.stdout).text(), helperDone(child, "stat")]);
+  return JSON.parse(out) as RemoteStat;
+}
+
+async function copyFromRunning(
+  root: StateRoot,
+  record: ContainerRecord,
+  srcPath: string,
+  dest: string,
+  opts: CpOptions,
+): Promise<void> {
+  const follow = opts.followLink || endsWithSlash(srcPath) ? "1" : "0";
+  const path = containerPath(srcPath);
+  const notFound = () =>
+    new CpError(`Could not find the file ${srcPath} in container ${record.Name.slice(1)}`);
+  if (dest === "-") {
+    const child = helper(root, record, ["out", path, follow], { stdin: "null", stdout: "inherit" });
+    const status = await child.status;
+    if (status.code === 2) throw notFound();
+    if (!status.success) throw new CpError(new TextDecoder().decode((await child.output()).stderr).trim());
+    return;
+  }
+  // stage the tar on the host (A's unpacker: nothing escapes the staging dir), then copy by the rules
+  const staged = join(root.tmp, `cp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
+  Deno.mkdirSync(staged, { recursive: true, mode: 0o700 });
+  try {
+    const child = helper(root, record, ["out", path, follow], { stdin: "null", stdout: "piped" });
+    const writer = new LayerWriter(staged);
+    const tar = new TarReader((entry) => writer.entry(entry));
+    const stderr = new Response(child.stderr).text();
+    for await (const chunk of child.stdout) if (!tar.ended) tar.push(chunk);
+    const status = await child.status;
+    if (status.code === 2) throw notFound();
+    if (!status.success) throw new CpError((await stderr).trim());
+    tar.finish();
+    writer.finish();
+    const name = path === "/" ? "" : basename(path);
+    const top = name ? join(staged, name) : staged;
+    const info = Deno.lstatSync(top);
+    // "/" has no name of its own: its contents are copied, as docker does
+    const given = path === "/" && !endsWithDot(srcPath) ? "/." : srcPath;
+    copyBySemantics(top, info, given, resolve(dest), dest, { ...opts, followLink: false });
+  } finally {
+    removeIfExists(staged);
+  }
+}
+
+async function copyToRunning(
+  root: StateRoot,
+  record: ContainerRecord,
+  src: string,
+  destGiven: string,
+  opts: CpOptions,
+): Promise<void> {
+  const dest = containerPath(destGiven);
+  const destStat = await statInContainer(root, record, dest);
+  const shownDest = `${record.Name.slice(1)}:${destGiven}`;
+  const archive = opts.archive ? "1" : "0";
+  if (src === "-") {
+    if (!destStat.isDir) throw new CpError(`destination "${shownDest}" must be a directory`);
+    await helperDone(
+      helper(root, record, ["in", dest, archive], { stdin: "inherit", stdout: "inherit" }),
+      "cp",
+    );
+    return;
+  }
+  const srcAbs = resolve(src);
+  const srcInfo = opts.followLink ? statFollow(srcAbs) : lstatOrNull(srcAbs);
+  if (!srcInfo) throw new CpError(`lstat ${srcAbs}: no such file or directory`);
+  // where the tar is extracted, and the names of its top entries
+  let targetDir: string;
+  let tops: [abs: string, name: string][];
+  const parentOfDest = dirname(dest);
+  const missingParent = () =>
+    new CpError(`Could not find the file ${parentOfDest} in container ${record.Name.slice(1)}`);
+  if (srcInfo.isDirectory) {
+    if (!destStat.exists) {
+      if (!destStat.parentIsDir) throw missingParent();
+      targetDir = parentOfDest;
+      tops = [[srcAbs, basename(dest)]];
+    } else if (!destStat.isDir) {
+      throw new CpError(`cannot copy a directory to a file: ${destGiven}`);
+    } else {
+      targetDir = dest;
+      tops = endsWithDot(src)
+        ? [...Deno.readDirSync(srcAbs)].map((e) => [`${srcAbs}/${e.name}`, e.name] as [string, string])
+        : [[srcAbs, basename(srcAbs)]];
+    }
+  } else {
+    if (endsWithSlash(src)) throw new CpError(`${src}: not a directory`);
+    if (destStat.isDir) {
+      targetDir = dest;
+      tops = [[srcAbs, basename(srcAbs)]];
+    } else {
+      if (endsWithSlash(destGiven)) throw new CpError(`destination "${shownDest}" must be a directory`);
+      if (!destStat.parentIsDir) throw missingParent();
+      targetDir = parentOfDest;
+      tops = [[srcAbs, basename(dest)]];
+    }
+  }
+  const child = helper(root, record, ["in", targetDir, archive], { stdin: "piped", stdout: "inherit" });
+  const done = helperDone(child, "cp");
+  const writer = child.stdin.getWriter();
+  try {
+    const links = new Map<string, string>();
+    for (const [abs, name] of tops) {
+      const info = abs === srcAbs ? srcInfo : Deno.lstatSync(abs);
+      for (const entry of treeEntries(abs, name, info, links)) {
+        await writer.write(writeTar([entry], { endMarker: false }));
+      }
+    }
+    await writer.write(new Uint8Array(1024));
+    await writer.close();
+  } catch {
+    // the helper failed and closed its stdin: its message says why
+    try {
+      await writer.abort();
+    } catch { /* closed */ }
+  }
+  await done;
+}
+
+// ---- stopped: the overlay mounted in this process's private mount namespace ----
+
+function copyFromStopped(
   root: StateRoot,
   record: ContainerRecord,
   srcPath: string,
@@ -244,8 +416,7 @@ function readStdinSync(onChunk: (chunk: Uint8Array) => void): void {
   }
 }
 
-/** `cp SRC CONTAINER:DEST` (SRC "-" reads a tar stream from stdin into the directory DEST). */
-export function copyToContainer(
+function copyToStopped(
   root: StateRoot,
   record: ContainerRecord,
   src: string,
