@@ -279,6 +279,15 @@ Deno.test("load: docker-archive (legacy layout, gzip-compressed archive, -i and 
     }
     const image = new ImageStore(new StateRoot(root.path)).resolve("app:2");
     assert.equal(image.id, built.configDigest);
+    // loading another image under the same tag moves it, and docker says so
+    const other = await dockerArchive([TOP_B], ["app:2"]);
+    const moved = await skiffWithInput(root, ["load"], other.tar);
+    assert.equal(
+      moved.stdout,
+      `The image app:2 already exists, renaming the old one with ID ${built.configDigest} to empty string\n` +
+        "Loaded image: app:2\n",
+    );
+    await root.ok(["rmi", "app:2"]);
     assert.deepEqual(image.repoTags, ["app:1", "app:2"]);
     assert.equal(image.created, "2023-05-06T07:08:09Z");
     assert.equal(image.size, BASE.concat(TOP_A).reduce((n, e) => n + String(e.data ?? "").length, 0));

@@ -40,6 +40,9 @@ const load: Verb = async (args, ctx) => {
   const input = file === undefined || file === "-" ? { stdin: true as const } : { path: file };
   const result = await loadArchive(new ImageStore(ctx.root), input);
   // docker prints these lines with and without -q (-q only hides progress bars)
+  for (const { tag, from } of result.moved) {
+    console.log(`The image ${tag} already exists, renaming the old one with ID ${from} to empty string`);
+  }
   for (const tag of result.tags) console.log(`Loaded image: ${tag}`);
   for (const id of result.untaggedIds) console.log(`Loaded image ID: ${id}`);
   return 0;

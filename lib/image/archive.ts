@@ -30,6 +30,8 @@ export interface LoadResult {
   tags: string[];
   /** Ids of loaded images that have no tag. */
   untaggedIds: string[];
+  /** Tags that moved off another image (docker says so: "renaming the old one ... to empty string"). */
+  moved: { tag: string; from: string }[];
 }
 
 const MEDIA = {
@@ -311,7 +313,7 @@ export async function loadArchive(store: ImageStore, input: ByteSource): Promise
       }
     }
 
-    const result: LoadResult = { tags: [], untaggedIds: [] };
+    const result: LoadResult = { tags: [], untaggedIds: [], moved: [] };
     for (const plan of plans) {
       const diffIds = plan.configJson.rootfs.diff_ids;
       const chains = chainIds(diffIds);
@@ -327,6 +329,10 @@ export async function loadArchive(store: ImageStore, input: ByteSource): Promise
       for (const l of plan.layers) storeBlob(store, l.file);
       const size = chains.reduce((n, c) => n + layerSize(store, c), 0);
       const created = plan.configJson.created ?? new Date(0).toISOString();
+      const before = store.tags();
+      for (const tag of plan.tags) {
+        if (before[tag] && before[tag] !== plan.config.digest) result.moved.push({ tag, from: before[tag] });
+      }
       const record = await store.commitImage({
         id: plan.config.digest,
         repoDigests: [],
