@@ -244,18 +244,6 @@ async function helperDone(child: Deno.ChildProcess, what: string): Promise<void>
   if (!status.success) throw new CpError(stderr.trim() || `${what} failed (exit ${status.code})`);
 }
 
-interface RemoteStat {
-  exists: boolean;
-  isDir: boolean;
-  parentIsDir: boolean;
-}
-
-async function statInContainer(root: StateRoot, record: ContainerRecord, path: string): Promise<RemoteStat> {
-  const child = helper(root, record, ["stat", path, "1"], { stdin: "null", stdout: "piped" });
-  const [out] = await Promise.all([new Response(child.stdout).text(), helperDone(child, "stat")]);
-  return JSON.parse(out) as RemoteStat;
-}
-
 async function copyFromRunning(
   root: StateRoot,
   record: ContainerRecord,
@@ -307,52 +295,30 @@ async function copyToRunning(
   opts: CpOptions,
 ): Promise<void> {
   const dest = containerPath(destGiven);
-  const destStat = await statInContainer(root, record, dest);
-  const shownDest = `${record.Name.slice(1)}:${destGiven}`;
   const archive = opts.archive ? "1" : "0";
+  const shown = record.Name.slice(1);
+  const destSlash = endsWithSlash(destGiven) ? "1" : "0";
   if (src === "-") {
-    if (!destStat.isDir) throw new CpError(`destination "${shownDest}" must be a directory`);
-    await helperDone(
-      helper(root, record, ["in", dest, archive], { stdin: "inherit", stdout: "inherit" }),
-      "cp",
-    );
+    const child = helper(root, record, ["in", dest, archive, "stream", destSlash, shown], {
+      stdin: "inherit",
+      stdout: "inherit",
+    });
+    await helperDone(child, "cp");
     return;
   }
   const srcAbs = resolve(src);
   const srcInfo = opts.followLink ? statFollow(srcAbs) : lstatOrNull(srcAbs);
   if (!srcInfo) throw new CpError(`lstat ${srcAbs}: no such file or directory`);
-  // where the tar is extracted, and the names of its top entries
-  let targetDir: string;
-  let tops: [abs: string, name: string][];
-  const parentOfDest = dirname(dest);
-  const missingParent = () =>
-    new CpError(`Could not find the file ${parentOfDest} in container ${record.Name.slice(1)}`);
-  if (srcInfo.isDirectory) {
-    if (!destStat.exists) {
-      if (!destStat.parentIsDir) throw missingParent();
-      targetDir = parentOfDest;
-      tops = [[srcAbs, basename(dest)]];
-    } else if (!destStat.isDir) {
-      throw new CpError(`cannot copy a directory to a file: ${destGiven}`);
-    } else {
-      targetDir = dest;
-      tops = endsWithDot(src)
-        ? [...Deno.readDirSync(srcAbs)].map((e) => [`${srcAbs}/${e.name}`, e.name] as [string, string])
-        : [[srcAbs, basename(srcAbs)]];
-    }
-  } else {
-    if (endsWithSlash(src)) throw new CpError(`${src}: not a directory`);
-    if (destStat.isDir) {
-      targetDir = dest;
-      tops = [[srcAbs, basename(srcAbs)]];
-    } else {
-      if (endsWithSlash(destGiven)) throw new CpError(`destination "${shownDest}" must be a directory`);
-      if (!destStat.parentIsDir) throw missingParent();
-      targetDir = parentOfDest;
-      tops = [[srcAbs, basename(dest)]];
-    }
-  }
-  const child = helper(root, record, ["in", targetDir, archive], { stdin: "piped", stdout: "inherit" });
+  if (!srcInfo.isDirectory && endsWithSlash(src)) throw new CpError(`${src}: not a directory`);
+  // one helper decides where it lands (it sees the destination as the container does) and extracts
+  const kind = !srcInfo.isDirectory ? "file" : endsWithDot(src) ? "contents" : "dir";
+  const tops: [abs: string, name: string][] = kind === "contents"
+    ? [...Deno.readDirSync(srcAbs)].map((e) => [`${srcAbs}/${e.name}`, e.name] as [string, string])
+    : [[srcAbs, basename(srcAbs)]];
+  const child = helper(root, record, ["in", dest, archive, kind, destSlash, shown], {
+    stdin: "piped",
+    stdout: "inherit",
+  });
   const done = helperDone(child, "cp");
   const writer = child.stdin.getWriter();
   try {

@@ -89,9 +89,15 @@ export function packToStdout(path: string, follow: boolean, rootName?: string): 
  * entries replace what is there; owners are root unless `archive`. Names with ".." or a leading
  * "/" are refused.
  */
-export function extractStdin(dir: string, archive: boolean): void {
+export function extractStdin(dir: string, archive: boolean, renameTop?: string): void {
   const dirTimes: [string, TarEntry][] = [];
-  const at = (name: string) => `${dir === "/" ? "" : dir}/${name}`;
+  // the top entry may land under a new name (cp FILE ctr:/dir/newname)
+  const rename = (name: string) => {
+    if (renameTop === undefined) return name;
+    const slash = name.indexOf("/");
+    return slash === -1 ? renameTop : renameTop + name.slice(slash);
+  };
+  const at = (name: string) => `${dir === "/" ? "" : dir}/${rename(name)}`;
   const setMetadata = (path: string, e: TarEntry, symlink: boolean) => {
     lchown(path, archive ? e.uid : 0, archive ? e.gid : 0);
     if (!symlink) Deno.chmodSync(path, e.mode & 0o7777);
@@ -168,6 +174,59 @@ export function extractStdin(dir: string, archive: boolean): void {
   for (const [path, e] of dirTimes.reverse()) lutimes(path, Math.floor(e.mtime), Math.floor(e.mtime));
 }
 
+/** What the tar on stdin holds: one tree or file named after the source, or a directory's contents. */
+type SourceKind = "dir" | "file" | "contents" | "stream";
+
+/**
+ * docker's rules for where the copied source lands, decided here where the destination is seen
+ * as the container sees it: the directory to extract into, and the new name of the top entry.
+ */
+function placeIn(
+  dest: string,
+  kind: SourceKind,
+  destSlash: boolean,
+  shown: string,
+): { dir: string; rename?: string } {
+  const info = (() => {
+    try {
+      return Deno.statSync(dest);
+    } catch {
+      return null;
+    }
+  })();
+  const parent = dest.slice(0, dest.lastIndexOf("/")) || "/";
+  const name = dest.split("/").filter(Boolean).at(-1);
+  const requireParent = () => {
+    let ok = false;
+    try {
+      ok = Deno.statSync(parent).isDirectory;
+    } catch { /* missing */ }
+    if (!ok) throw new SkiffError(`Could not find the file ${parent} in container ${shown}`);
+  };
+  switch (kind) {
+    case "stream":
+      if (!info?.isDirectory) throw new SkiffError(`destination "${shown}:${dest}" must be a directory`);
+      return { dir: dest };
+    case "contents":
+      if (info && !info.isDirectory) throw new SkiffError(`cannot copy a directory to a file: ${dest}`);
+      if (!info) {
+        requireParent();
+        Deno.mkdirSync(dest, { mode: 0o755 });
+      }
+      return { dir: dest };
+    case "dir":
+      if (info && !info.isDirectory) throw new SkiffError(`cannot copy a directory to a file: ${dest}`);
+      if (info) return { dir: dest };
+      requireParent();
+      return { dir: parent, rename: name };
+    case "file":
+      if (info?.isDirectory) return { dir: dest };
+      if (destSlash) throw new SkiffError(`destination "${shown}:${dest}/" must be a directory`);
+      requireParent();
+      return { dir: parent, rename: name };
+  }
+}
+
 /** Entry point of `skiff __cp`. Returns the exit code; one line on stderr on failure. */
 export function cpHelperMain(args: string[]): number {
   const [mode, pid, startTime, path, flag] = args;
@@ -193,9 +252,11 @@ export function cpHelperMain(args: string[]): number {
           return 2;
         }
         return 0;
-      case "in":
-        extractStdin(path, flag === "1");
+      case "in": {
+        const { dir, rename } = placeIn(path, args[5] as SourceKind, args[6] === "1", args[7] ?? "");
+        extractStdin(dir, flag === "1", rename);
         return 0;
+      }
       default:
         console.error(`unknown __cp mode ${mode}`);
         return 1;
