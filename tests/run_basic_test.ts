@@ -141,6 +141,58 @@ Deno.test("run: -u user, -u uid:gid, unknown user", async () => {
   });
 });
 
+Deno.test("run: --add-host, --dns, --dns-search, --dns-option, --group-add", async () => {
+  await withBusybox(async (root) => {
+    const out = await root.ok([
+      "run",
+      "--rm",
+      "--add-host",
+      "db:10.0.0.5",
+      "--add-host",
+      "six:::1",
+      "--dns",
+      "192.0.2.53",
+      "--dns-search",
+      "example.test",
+      "--dns-option",
+      "ndots:2",
+      "--group-add",
+      "extra",
+      "--group-add",
+      "4242",
+      "-u",
+      "1000",
+      "busybox",
+      "sh",
+      "-c",
+      "grep -E 'db|six' /etc/hosts; cat /etc/resolv.conf; id -G",
+    ]);
+    assertEquals(
+      out,
+      "10.0.0.5\tdb\n::1\tsix\nnameserver 192.0.2.53\nsearch example.test\noptions ndots:2\n1000 2000 4242\n",
+    );
+    // without flags: the host's resolv.conf minus loopback servers, never empty
+    const plain = await root.ok(["run", "--rm", "busybox", "cat", "/etc/resolv.conf"]);
+    assertMatch(plain, /^nameserver /m);
+    assert(!/nameserver 127\./.test(plain), plain);
+    for (
+      const [flags, message] of [
+        [["--add-host", "nohost"], /bad format for add-host: "nohost"/],
+        [["--add-host", "h:not-an-ip"], /invalid IP address in add-host: "not-an-ip"/],
+        [["--dns", "dns.example"], /dns.example is not an ip address/],
+      ] as const
+    ) {
+      const r = await root.skiff(["run", "--rm", ...flags, "busybox", "true"]);
+      assertEquals(r.code, 125, r.stderr);
+      assertMatch(r.stderr, message);
+    }
+    const unknownGroup = await root.skiff(["run", "--rm", "--group-add", "nosuchgroup", "busybox", "true"]);
+    assertEquals(unknownGroup.code, 125);
+    assertMatch(unknownGroup.stderr, /unable to find group nosuchgroup/);
+    assertEquals(root.containerIds(), []);
+  });
+});
+
 Deno.test("run: exit codes 0, 1, N, 126, 127", async () => {
   await withBusybox(async (root) => {
     assertEquals((await root.skiff(["run", "--rm", "busybox", "true"])).code, 0);

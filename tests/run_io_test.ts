@@ -105,6 +105,25 @@ Deno.test("run: SIGTERM to skiff reaches the container's trap", async () => {
   });
 });
 
+Deno.test("run --sig-proxy=false: skiff's SIGTERM is not passed on", async () => {
+  await withBusybox(async (root) => {
+    const run = new Running(root, [
+      "run",
+      "--rm",
+      "--sig-proxy=false",
+      "busybox",
+      "sh",
+      "-c",
+      'trap "echo caught; exit 42" TERM; echo ready; while true; do sleep 0.1; done',
+    ]);
+    await run.waitFor("ready");
+    run.child.kill("SIGTERM");
+    // skiff itself dies of the signal; its container goes with it (parent-death signal)
+    assertEquals(await run.finish(), 143);
+    assert(!run.stdout.includes("caught"), run.stdout);
+  });
+});
+
 Deno.test("run: a container killed with SIGKILL exits 137 and the record says so", async () => {
   await withBusybox(async (root) => {
     const run = new Running(root, ["run", "--name", "victim", "busybox", "sh", "-c", "echo ready; sleep 30"]);

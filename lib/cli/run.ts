@@ -42,6 +42,12 @@ const OPTIONS: OptionSpec[] = [
   { name: "memory-swappiness", kind: "string" },
   { name: "oom-kill-disable", kind: "bool" },
   { name: "device-cgroup-rule", kind: "list" },
+  { name: "group-add", kind: "list" },
+  { name: "add-host", kind: "list" },
+  { name: "dns", kind: "list" },
+  { name: "dns-search", kind: "list" },
+  { name: "dns-option", kind: "list", aliases: ["dns-opt"] },
+  { name: "sig-proxy", kind: "bool" },
 ];
 
 const USAGE = `Usage:  skiff run [OPTIONS] IMAGE [COMMAND] [ARG...]
@@ -49,6 +55,7 @@ const USAGE = `Usage:  skiff run [OPTIONS] IMAGE [COMMAND] [ARG...]
 Create and run a new container from an image
 
 Options:
+      --add-host list           Add a custom host-to-IP mapping (host:ip)
       --blkio-weight uint16     Block IO (relative weight), between 10 and 1000, or 0 to disable
       --cap-add list            Add Linux capabilities
       --cap-drop list           Drop Linux capabilities
@@ -59,9 +66,13 @@ Options:
       --cpuset-cpus string      CPUs in which to allow execution (0-3, 0,1)
       --cpuset-mems string      MEMs in which to allow execution (0-3, 0,1)
       --device-cgroup-rule list Add a rule to the cgroup allowed devices list
+      --dns list                Set custom DNS servers
+      --dns-option list         Set DNS options
+      --dns-search list         Set custom DNS search domains
       --entrypoint string       Overwrite the default ENTRYPOINT of the image
   -e, --env list                Set environment variables
       --env-file list           Read in a file of environment variables
+      --group-add list          Add additional groups to join
   -h, --hostname string         Container host name
   -i, --interactive             Keep STDIN open even if not attached
   -l, --label list              Set meta data on a container
@@ -76,6 +87,7 @@ Options:
       --privileged              Give extended privileges to this container
       --read-only               Mount the container's root filesystem as read only
       --rm                      Automatically remove the container when it exits
+      --sig-proxy               Proxy received signals to the process (default true)
   -t, --tty                     Allocate a pseudo-TTY
   -u, --user string             Username or UID (format: <name|uid>[:<group|gid>])
   -w, --workdir string          Working directory inside the container
@@ -147,6 +159,24 @@ function environment(entries: string[]): string[] {
   return out;
 }
 
+function isIpAddress(text: string): boolean {
+  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
+  if (v4) return v4.slice(1).every((octet) => Number(octet) <= 255);
+  return text.includes(":") && /^[0-9a-fA-F:.]+$/.test(text);
+}
+
+/** --add-host host:ip (docker also takes host=ip), checked as docker does. */
+function extraHosts(entries: string[]): string[] {
+  return entries.map((entry) => {
+    const sep = entry.search(/[:=]/);
+    const host = sep > 0 ? entry.slice(0, sep) : "";
+    const ip = sep > 0 ? entry.slice(sep + 1).replace(/^\[(.*)\]$/, "$1") : "";
+    if (!host || !ip) throw invalid(entry, "--add-host", `bad format for add-host: "${entry}"`);
+    if (!isIpAddress(ip)) throw invalid(entry, "--add-host", `invalid IP address in add-host: "${ip}"`);
+    return `${host}:${ip}`;
+  });
+}
+
 function labels(entries: string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const entry of entries) {
@@ -172,6 +202,10 @@ const run: Verb = async (args, ctx) => {
 
   const env = environment([...list(parsed, "env-file").flatMap(readListFile), ...list(parsed, "env")]);
   const labelMap = labels([...list(parsed, "label-file").flatMap(readListFile), ...list(parsed, "label")]);
+  const hosts = extraHosts(list(parsed, "add-host"));
+  for (const ip of list(parsed, "dns")) {
+    if (!isIpAddress(ip)) throw invalid(ip, "--dns", `${ip} is not an ip address`);
+  }
   const capAdd = list(parsed, "cap-add"), capDrop = list(parsed, "cap-drop");
   validateCapabilityFlags(capAdd, capDrop);
   const privileged = bool(parsed, "privileged");
@@ -255,6 +289,11 @@ const run: Verb = async (args, ctx) => {
       capAdd,
       capDrop,
       resources,
+      groupAdd: list(parsed, "group-add"),
+      extraHosts: hosts,
+      dns: list(parsed, "dns"),
+      dnsSearch: list(parsed, "dns-search"),
+      dnsOptions: list(parsed, "dns-option"),
     });
     try {
       cgroup = cgroups.createCgroup(ctx.root, record.Id, limits);
@@ -268,7 +307,10 @@ const run: Verb = async (args, ctx) => {
     await abortInitStage(stage);
     throw e;
   }
-  const outcome = await runtime.runForeground(ctx.root, record, cgroup, stage, cgroupView);
+  const outcome = await runtime.runForeground(ctx.root, record, cgroup, stage, {
+    cgroupView,
+    signalProxy: parsed.options["sig-proxy"] !== false,
+  });
   if (outcome.error) console.error(`skiff: unable to start container process: ${outcome.error}`);
   return outcome.exitCode;
 };

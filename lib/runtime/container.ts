@@ -65,6 +65,14 @@ export interface CreateRequest {
   capAdd: string[];
   capDrop: string[];
   resources: ResourceSettings;
+  /** --group-add */
+  groupAdd?: string[];
+  /** --add-host, validated "host:ip" */
+  extraHosts?: string[];
+  /** --dns, --dns-search, --dns-option */
+  dns?: string[];
+  dnsSearch?: string[];
+  dnsOptions?: string[];
 }
 
 /** Applies KEY=VALUE entries over a list: same key replaces in place, new keys are appended. */
@@ -89,17 +97,29 @@ ff02::1\tip6-allnodes
 ff02::2\tip6-allrouters
 `;
 
-/** The host's resolv.conf without loopback name servers (unreachable from the container), as docker does. */
-function containerResolvConf(): string {
+/**
+ * The container's resolv.conf: the host's without loopback name servers (unreachable from the
+ * container; docker falls back to public ones then), each part replaced by --dns, --dns-search,
+ * --dns-option when given.
+ */
+function containerResolvConf(dns: string[], search: string[], options: string[]): string {
   let host = "";
   try {
     host = Deno.readTextFileSync("/etc/resolv.conf");
   } catch { /* no resolv.conf on the host */ }
-  const lines = host.split("\n").filter((l) => !/^\s*nameserver\s+(127\.|::1\s*$)/.test(l));
-  if (!lines.some((l) => /^\s*nameserver\s/.test(l))) {
-    lines.push("nameserver 8.8.8.8", "nameserver 8.8.4.4");
-  }
-  return lines.filter((l, i) => l !== "" || i < lines.length - 1).join("\n") + "\n";
+  const lines = host.split("\n");
+  const keyword = (l: string) => l.trim().split(/\s+/)[0];
+  let servers = lines.filter((l) => keyword(l) === "nameserver").map((l) => l.trim().split(/\s+/)[1])
+    .filter((ip) => ip && !ip.startsWith("127.") && ip !== "::1");
+  if (dns.length) servers = dns;
+  if (servers.length === 0) servers = ["8.8.8.8", "8.8.4.4"];
+  const searchLines = search.length
+    ? [`search ${search.join(" ")}`]
+    : lines.filter((l) => keyword(l) === "search" || keyword(l) === "domain");
+  const optionLines = options.length
+    ? [`options ${options.join(" ")}`]
+    : lines.filter((l) => keyword(l) === "options");
+  return [...servers.map((ip) => `nameserver ${ip}`), ...searchLines, ...optionLines].join("\n") + "\n";
 }
 
 /** Creates the container's record and directory. Throws SkiffError for name conflicts and empty commands. */
@@ -134,8 +154,15 @@ export async function createContainerFromImage(
     const hostname = req.hostname || id.slice(0, 12);
     for (const sub of ["upper", "work", "merged"]) Deno.mkdirSync(join(dir, sub), { mode: 0o755 });
     Deno.writeTextFileSync(join(dir, "hostname"), `${hostname}\n`);
-    Deno.writeTextFileSync(join(dir, "hosts"), HOSTS);
-    Deno.writeTextFileSync(join(dir, "resolv.conf"), containerResolvConf());
+    const extraHosts = (req.extraHosts ?? []).map((entry) => {
+      const colon = entry.indexOf(":");
+      return `${entry.slice(colon + 1)}\t${entry.slice(0, colon)}\n`;
+    });
+    Deno.writeTextFileSync(join(dir, "hosts"), HOSTS + extraHosts.join(""));
+    Deno.writeTextFileSync(
+      join(dir, "resolv.conf"),
+      containerResolvConf(req.dns ?? [], req.dnsSearch ?? [], req.dnsOptions ?? []),
+    );
     const record: ContainerRecord = {
       Id: id,
       Created: new Date().toISOString(),
@@ -166,6 +193,11 @@ export async function createContainerFromImage(
         CapDrop: canonicalCapabilityList(req.capDrop),
         NetworkMode: "none",
         ...req.resources,
+        GroupAdd: req.groupAdd?.length ? req.groupAdd : null,
+        ExtraHosts: req.extraHosts?.length ? req.extraHosts : null,
+        Dns: req.dns ?? [],
+        DnsSearch: req.dnsSearch ?? [],
+        DnsOptions: req.dnsOptions ?? [],
         MaskedPaths: req.privileged ? [] : DEFAULT_MASKED_PATHS,
         ReadonlyPaths: req.privileged ? [] : DEFAULT_READONLY_PATHS,
       },

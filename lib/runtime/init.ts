@@ -153,7 +153,7 @@ function run(spec: InitSpec): never {
 
   let user: ExecUser;
   try {
-    user = resolveUser(spec.user);
+    user = resolveUser(spec.user, spec.groupAdd);
   } catch (e) {
     throw new InitFailure((e as Error).message, EXIT_SETUP_FAILED);
   }

@@ -98,6 +98,7 @@ function initSpec(root: StateRoot, record: ContainerRecord, ttySlave: string | u
     env: mergeEnv(base, record.Config.Env),
     workingDir: record.Config.WorkingDir || "/",
     user: record.Config.User,
+    groupAdd: host.GroupAdd ?? [],
     ttySlave,
     privileged: host.Privileged,
     readOnlyRootfs: host.ReadonlyRootfs,
@@ -142,14 +143,21 @@ function exitCodeOf(status: Deno.CommandStatus): number {
 /**
  * Runs a created container in the foreground with skiff's own stdio and returns when it has exited.
  * `stage` comes from startInitStage(); `cgroup` is already created with the container's limits and
- * is destroyed here; `cgroupView` (lib/cgroups containerCgroupView) is mounted at /sys/fs/cgroup.
+ * is destroyed here.
  */
+export interface ForegroundOptions {
+  /** lib/cgroups containerCgroupView: mounted at /sys/fs/cgroup in the container. */
+  cgroupView?: InitSpec["cgroupView"];
+  /** docker's --sig-proxy (default true): pass skiff's signals on to the container. */
+  signalProxy?: boolean;
+}
+
 export async function runForeground(
   root: StateRoot,
   record: ContainerRecord,
   cgroup: CgroupHandle | undefined,
   stage: InitStage,
-  cgroupView?: InitSpec["cgroupView"],
+  options: ForegroundOptions = {},
 ): Promise<RunOutcome> {
   const id = record.Id;
   const dir = root.container(id);
@@ -160,7 +168,7 @@ export async function runForeground(
 
   try {
     const spec = initSpec(root, record, undefined);
-    spec.cgroupView = cgroupView;
+    spec.cgroupView = options.cgroupView;
     if (tty) {
       pty = PtyMaster.open();
       spec.ttySlave = pty.slavePath;
@@ -199,7 +207,9 @@ export async function runForeground(
       kill(running.pid, SIGNAL_NUMBERS[signal]!);
     } catch { /* exited meanwhile */ }
   };
-  const listeners = FORWARDED_SIGNALS.map((s) => [s, forward(s)] as const);
+  const listeners = options.signalProxy === false
+    ? []
+    : FORWARDED_SIGNALS.map((s) => [s, forward(s)] as const);
   for (const [s, fn] of listeners) Deno.addSignalListener(s, fn);
   let restoreStdin = () => {};
   let output: Promise<void> | undefined;

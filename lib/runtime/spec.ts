@@ -23,6 +23,8 @@ export interface InitSpec {
   workingDir: string;
   /** docker's -u syntax: "", "name", "uid", "name:group", "uid:gid". */
   user: string;
+  /** --group-add: group names (looked up in the image) or gids. */
+  groupAdd: string[];
 
   /** Host path of the pty slave when -t was given. */
   ttySlave?: string;

@@ -51,8 +51,16 @@ function groups(path: string): GroupEntry[] {
 
 const isId = (s: string) => /^\d+$/.test(s);
 
-/** Resolves a -u value. Throws an Error with runc's wording when a name is unknown. */
-export function resolveUser(spec: string, passwdPath = "/etc/passwd", groupPath = "/etc/group"): ExecUser {
+/**
+ * Resolves a -u value, plus --group-add groups (names or gids). Throws an Error with runc's wording
+ * when a name is unknown.
+ */
+export function resolveUser(
+  spec: string,
+  groupAdd: string[] = [],
+  passwdPath = "/etc/passwd",
+  groupPath = "/etc/group",
+): ExecUser {
   const [userPart, groupPart] = spec.includes(":")
     ? [spec.slice(0, spec.indexOf(":")), spec.slice(spec.indexOf(":") + 1)]
     : [spec, undefined];
@@ -79,6 +87,16 @@ export function resolveUser(spec: string, passwdPath = "/etc/passwd", groupPath 
   const additionalGids = groupPart !== undefined || !entry
     ? []
     : allGroups.filter((g) => g.members.includes(entry.name) && g.gid !== gid).map((g) => g.gid);
+  for (const extra of groupAdd) {
+    let extraGid: number;
+    if (isId(extra)) extraGid = Number(extra);
+    else {
+      const g = allGroups.find((g) => g.name === extra);
+      if (!g) throw new Error(`unable to find group ${extra}: no matching entries in group file`);
+      extraGid = g.gid;
+    }
+    if (!additionalGids.includes(extraGid)) additionalGids.push(extraGid);
+  }
   if (uid > 0xfffffffe || gid > 0xfffffffe) throw new Error(`uids and gids must be in range 0-4294967294`);
   return { uid, gid, additionalGids, home: entry?.home || "/" };
 }

@@ -134,6 +134,13 @@ export interface HostConfig {
   OomKillDisable?: boolean;
   /** --device-cgroup-rule values, e.g. "c 10:200 rwm". */
   DeviceCgroupRules?: string[] | null;
+  /** --group-add: extra groups (names or gids) of the container's process. */
+  GroupAdd?: string[] | null;
+  /** --add-host entries as "host:ip". */
+  ExtraHosts?: string[] | null;
+  Dns?: string[];
+  DnsSearch?: string[];
+  DnsOptions?: string[];
   MaskedPaths: string[];
   ReadonlyPaths: string[];
 }
