@@ -579,3 +579,36 @@ Deno.test("import: a killed unpack leaves no layer; its temp dir is swept next t
     assert.deepEqual(names(join(root.path, "tmp")), []);
     assert.equal(names(join(root.path, "layers")).length, 1);
   }));
+
+Deno.test("rmi and images with repo digests (pulled images): digest rows, untag by digest", () =>
+  withRoot(async (root) => {
+    const built = await ociLayout([BASE], { name: "app:v1" });
+    await skiffWithInput(root, ["load"], built.tar);
+    const store = new ImageStore(new StateRoot(root.path));
+    const image = store.resolve("app:v1");
+    const digest = `sha256:${"d".repeat(64)}`;
+    await store.commitImage({ ...image, repoDigests: [`app@${digest}`] }, []);
+    assert.equal(store.resolve(`app@${digest}`).id, image.id);
+    assert.match(
+      (await root.ok(["images", "--digests"])).split("\n")[1],
+      new RegExp(`^app\\s+v1\\s+${digest}\\s`),
+    );
+    // the last tag goes: its digest reference goes with it, then the image
+    assert.equal(
+      await root.ok(["rmi", "app:v1"]),
+      `Untagged: app:v1\nUntagged: app@${digest}\nDeleted: ${built.configDigest}\nDeleted: ${
+        image.layers[0].chainId
+      }\n`,
+    );
+    // an image known only by digest: listed as "app <none>", removed by its digest reference
+    const untagged = await ociLayout([BASE]);
+    await skiffWithInput(root, ["load"], untagged.tar);
+    const bare = store.resolve(untagged.configDigest);
+    await store.commitImage({ ...bare, repoDigests: [`app@${digest}`] }, []);
+    assert.match((await root.ok(["images"])).split("\n")[1], /^app\s+<none>\s+[0-9a-f]{12}\s/);
+    assert.equal(
+      await root.ok(["rmi", `app@${digest}`]),
+      `Untagged: app@${digest}\nDeleted: ${untagged.configDigest}\nDeleted: ${bare.layers[0].chainId}\n`,
+    );
+    assertStoreEmpty(root);
+  }));

@@ -96,8 +96,17 @@ const images: Verb = (args, ctx) => {
     const digestFor = (repo: string) =>
       image.repoDigests.find((d) => d.startsWith(`${repo}@`))?.split("@")[1] ?? "<none>";
     if (image.repoTags.length === 0) {
-      if (repoFilter || filter.hasReference) continue; // a reference filter never matches untagged images
-      rows.push({ image, repo: "<none>", tag: "<none>", digest: "<none>", id, created, size });
+      // pulled by digest only: docker shows "name <none>"; no name at all: "<none> <none>"
+      const named = image.repoDigests.map((d) => d.split("@"));
+      if (named.length === 0) {
+        if (repoFilter || filter.hasReference) continue; // a reference filter never matches these
+        rows.push({ image, repo: "<none>", tag: "<none>", digest: "<none>", id, created, size });
+      }
+      for (const [repository, digest] of named) {
+        if (repoFilter && !repoFilter.test(repository)) continue;
+        if (!filter.reference(repository, "<none>")) continue;
+        rows.push({ image, repo: repository, tag: "<none>", digest, id, created, size });
+      }
       continue;
     }
     for (const tagged of image.repoTags) {

@@ -15,7 +15,7 @@ import { exists, readJson, readJsonOr, removeIfExists, withLock, writeJsonAtomic
 import type { StateRoot } from "../state/root.ts";
 import type { ImageRecord, LayerRef } from "../state/types.ts";
 import { isProcessAlive, listContainers, processStartTime } from "../state/containers.ts";
-import { familiarString, familiarTagged, normalizeTag, parseReference } from "./reference.ts";
+import { familiarName, familiarString, familiarTagged, normalizeTag, parseReference } from "./reference.ts";
 
 /** What layers/<hex>/layer.json holds. */
 export interface LayerInfo {
@@ -110,8 +110,7 @@ export class ImageStore {
       throw e;
     }
     if (parsed.digest) {
-      const name = familiarString({ ...parsed, tag: undefined, digest: undefined }).replace(/:latest$/, "");
-      const wanted = `${name}@${parsed.digest}`;
+      const wanted = `${familiarName(parsed)}@${parsed.digest}`;
       const match = this.list().find((i) =>
         i.repoDigests.includes(wanted) || i.manifestDigest === parsed.digest
       );
@@ -290,8 +289,16 @@ export class ImageStore {
           1,
         );
 
-      if (!byId) {
-        const tagged = familiarTagged(parseReference(ref));
+      const digestRef = namesDigest(ref, image);
+      const untagDigests = (digests: string[]) => {
+        if (digests.length === 0) return;
+        for (const d of digests) records.push({ untagged: d });
+        const left = image.repoDigests.filter((d) => !digests.includes(d));
+        image.repoDigests = left;
+        writeJsonAtomic(this.imagePath(image.id), { ...image, repoTags: [] });
+      };
+
+      if (!byId || digestRef) {
         if (!force && imageTags.length <= 1 && containers.length) {
           throw new SkiffError(
             `conflict: unable to remove repository reference "${ref}" (must force) - container ${
@@ -300,12 +307,18 @@ export class ImageStore {
             1,
           );
         }
-        delete all[tagged];
-        writeJsonAtomic(this.root.repositories, sortKeys(all));
-        records.push({ untagged: tagged });
-        if (imageTags.length > 1) return records; // other tags keep the image
-        // the last tag is gone: delete the image, but never under a running container (docker
-        // leaves it dangling then); a stopped one only got here with force
+        if (digestRef) untagDigests([digestRef]);
+        else {
+          const tagged = familiarTagged(parseReference(ref));
+          delete all[tagged];
+          writeJsonAtomic(this.root.repositories, sortKeys(all));
+          records.push({ untagged: tagged });
+        }
+        const tagsLeft = Object.keys(all).filter((t) => all[t] === image.id);
+        if (tagsLeft.length > 0) return records; // other tags keep the image
+        // no tag left: the digest references go too (docker cleans them up), then the image, but
+        // never under a running container (docker leaves it dangling); a stopped one got here with force
+        untagDigests([...image.repoDigests]);
         if (running) return records;
       } else {
         if (running) {
@@ -322,6 +335,7 @@ export class ImageStore {
           records.push({ untagged: t });
         }
         if (imageTags.length) writeJsonAtomic(this.root.repositories, sortKeys(all));
+        for (const d of image.repoDigests) records.push({ untagged: d });
       }
       records.push(...this.deleteImage(image));
       return records;
@@ -368,6 +382,18 @@ export class ImageStore {
       if (!usedBlobs.has(digest)) removeIfExists(this.blobPath(digest));
     }
     return records;
+  }
+}
+
+/** The image's "name@sha256:..." entry that `ref` names, if it is a digest reference to it. */
+function namesDigest(ref: string, image: ImageRecord): string | undefined {
+  try {
+    const parsed = parseReference(ref);
+    if (!parsed.digest) return undefined;
+    const wanted = `${familiarName(parsed)}@${parsed.digest}`;
+    return image.repoDigests.includes(wanted) ? wanted : undefined;
+  } catch {
+    return undefined;
   }
 }
 
