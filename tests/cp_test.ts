@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { MAIN, type TestRoot, withBusybox } from "./helpers.ts";
 import { withBackground } from "./background.ts";
+import { writeTar } from "../lib/image/tar.ts";
 
 async function hostDir(): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "skiff-cp-host-" });
@@ -21,7 +22,11 @@ async function hostDir(): Promise<string> {
 }
 
 /** skiff with binary stdin/stdout. */
-async function skiffBytes(root: TestRoot, args: string[], stdin?: Uint8Array): Promise<Uint8Array> {
+async function skiffRaw(
+  root: TestRoot,
+  args: string[],
+  stdin?: Uint8Array,
+): Promise<{ code: number; stdout: Uint8Array; stderr: string }> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MAIN, "--root", root.path, ...args],
     stdin: stdin ? "piped" : "null",
@@ -34,8 +39,13 @@ async function skiffBytes(root: TestRoot, args: string[], stdin?: Uint8Array): P
     await w.close();
   }
   const out = await child.output();
-  assert.equal(out.code, 0, `skiff ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
-  return out.stdout;
+  return { code: out.code, stdout: out.stdout, stderr: new TextDecoder().decode(out.stderr) };
+}
+
+async function skiffBytes(root: TestRoot, args: string[], stdin?: Uint8Array): Promise<Uint8Array> {
+  const r = await skiffRaw(root, args, stdin);
+  assert.equal(r.code, 0, `skiff ${args.join(" ")}: ${r.stderr}`);
+  return r.stdout;
 }
 
 const untar = async (bytes: Uint8Array, dir: string) => {
@@ -164,6 +174,14 @@ for (const state of ["running", "stopped"]) {
           }
           await root.ok(["cp", join(host, marker), "esc:/tmp/toroot/"]);
           await root.ok(["cp", join(host, marker), "esc:/tmp/updir/tmp/"]);
+          // a tar stream whose entries climb out (or are absolute) is refused and writes nothing outside
+          for (const name of [`../../../../../../tmp/${marker}-tar`, `/tmp/${marker}-abs`]) {
+            const evil = writeTar([{ name, data: "x" }]);
+            const r = await skiffRaw(root, ["cp", "-", "esc:/tmp"], evil);
+            assert.notEqual(r.code, 0, `${name} must be refused`);
+            assert.match(r.stderr, /refusing|outside|\.\./);
+          }
+          assert.ok(await noHostFile(`/tmp/${marker}-tar`) && await noHostFile(`/tmp/${marker}-abs`));
           assert.ok(await noHostFile(`/${marker}`), "nothing written to the host's /");
           assert.ok(await noHostFile(`/tmp/${marker}`), "nothing written to the host's /tmp");
           // both landed in the container
