@@ -193,6 +193,33 @@ Deno.test("run: --add-host, --dns, --dns-search, --dns-option, --group-add", asy
   });
 });
 
+Deno.test("run: --tmpfs with docker's defaults and options, --shm-size", async () => {
+  await withBusybox(async (root) => {
+    const out = await root.ok([
+      "run",
+      "--rm",
+      "--shm-size",
+      "8m",
+      "--tmpfs",
+      "/scratch",
+      "--tmpfs",
+      "/run/app:size=1m,mode=700,exec",
+      "busybox",
+      "sh",
+      "-c",
+      "grep -E ' /(dev/shm|scratch|run/app) ' /proc/mounts; stat -c %a /run/app",
+    ]);
+    const mounts = out.trim().split("\n");
+    assertMatch(mounts[0], /^shm \/dev\/shm tmpfs rw,nosuid,nodev,noexec,.*size=8192k/);
+    assertMatch(mounts[1], /^tmpfs \/scratch tmpfs rw,nosuid,nodev,noexec,/);
+    assertMatch(mounts[2], /^tmpfs \/run\/app tmpfs rw,nosuid,nodev,relatime,size=1024k,mode=700/);
+    assertEquals(mounts[3], "700");
+    const bad = await root.skiff(["run", "--rm", "--tmpfs", "relative", "busybox", "true"]);
+    assertEquals(bad.code, 125);
+    assertMatch(bad.stderr, /mount path must be absolute/);
+  });
+});
+
 Deno.test("run: exit codes 0, 1, N, 126, 127", async () => {
   await withBusybox(async (root) => {
     assertEquals((await root.skiff(["run", "--rm", "busybox", "true"])).code, 0);

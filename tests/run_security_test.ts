@@ -137,6 +137,8 @@ Deno.test("run: --read-only makes / read-only, /dev/shm stays writable", async (
     assertEquals(r.code, 1);
     assertMatch(r.stderr, /Read-only file system/);
     await root.ok(["run", "--rm", "--read-only", "busybox", "touch", "/dev/shm/file"]);
+    // the usual pairing: a read-only root with a writable --tmpfs
+    await root.ok(["run", "--rm", "--read-only", "--tmpfs", "/scratch", "busybox", "touch", "/scratch/file"]);
     await root.ok(["run", "--rm", "busybox", "touch", "/file"]);
   });
 });

@@ -48,6 +48,8 @@ const OPTIONS: OptionSpec[] = [
   { name: "dns-search", kind: "list" },
   { name: "dns-option", kind: "list", aliases: ["dns-opt"] },
   { name: "sig-proxy", kind: "bool" },
+  { name: "shm-size", kind: "string" },
+  { name: "tmpfs", kind: "list" },
 ];
 
 const USAGE = `Usage:  skiff run [OPTIONS] IMAGE [COMMAND] [ARG...]
@@ -87,7 +89,9 @@ Options:
       --privileged              Give extended privileges to this container
       --read-only               Mount the container's root filesystem as read only
       --rm                      Automatically remove the container when it exits
+      --shm-size bytes          Size of /dev/shm
       --sig-proxy               Proxy received signals to the process (default true)
+      --tmpfs list              Mount a tmpfs directory (PATH[:OPTIONS])
   -t, --tty                     Allocate a pseudo-TTY
   -u, --user string             Username or UID (format: <name|uid>[:<group|gid>])
   -w, --workdir string          Working directory inside the container
@@ -165,6 +169,22 @@ function isIpAddress(text: string): boolean {
   return text.includes(":") && /^[0-9a-fA-F:.]+$/.test(text);
 }
 
+/** --tmpfs PATH[:OPTIONS] → { PATH: OPTIONS }; the path must be absolute. */
+function tmpfsMounts(entries: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const entry of entries) {
+    const colon = entry.indexOf(":");
+    const path = colon === -1 ? entry : entry.slice(0, colon);
+    if (!path.startsWith("/") || path === "/") {
+      throw new SkiffError(
+        `invalid mount config for type "tmpfs": invalid mount path: '${path}' mount path must be absolute`,
+      );
+    }
+    out[path] = colon === -1 ? "" : entry.slice(colon + 1);
+  }
+  return out;
+}
+
 /** --add-host host:ip (docker also takes host=ip), checked as docker does. */
 function extraHosts(entries: string[]): string[] {
   return entries.map((entry) => {
@@ -203,6 +223,8 @@ const run: Verb = async (args, ctx) => {
   const env = environment([...list(parsed, "env-file").flatMap(readListFile), ...list(parsed, "env")]);
   const labelMap = labels([...list(parsed, "label-file").flatMap(readListFile), ...list(parsed, "label")]);
   const hosts = extraHosts(list(parsed, "add-host"));
+  const tmpfs = tmpfsMounts(list(parsed, "tmpfs"));
+  const shmSize = bytesFlag(str(parsed, "shm-size"), "--shm-size");
   for (const ip of list(parsed, "dns")) {
     if (!isIpAddress(ip)) throw invalid(ip, "--dns", `${ip} is not an ip address`);
   }
@@ -294,6 +316,8 @@ const run: Verb = async (args, ctx) => {
       dns: list(parsed, "dns"),
       dnsSearch: list(parsed, "dns-search"),
       dnsOptions: list(parsed, "dns-option"),
+      shmSize,
+      tmpfs,
     });
     try {
       cgroup = cgroups.createCgroup(ctx.root, record.Id, limits);

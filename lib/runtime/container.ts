@@ -6,7 +6,7 @@ import { createContainer } from "../state/containers.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord, HostConfig, ImageRecord } from "../state/types.ts";
 import { canonicalCapabilityList } from "./caps.ts";
-import { DEFAULT_MASKED_PATHS, DEFAULT_PATH, DEFAULT_READONLY_PATHS } from "./spec.ts";
+import { DEFAULT_MASKED_PATHS, DEFAULT_PATH, DEFAULT_READONLY_PATHS, DEFAULT_SHM_SIZE } from "./spec.ts";
 
 /** The cgroup-related HostConfig fields, validated by the CLI. */
 export type ResourceSettings = Pick<
@@ -73,6 +73,10 @@ export interface CreateRequest {
   dns?: string[];
   dnsSearch?: string[];
   dnsOptions?: string[];
+  /** --shm-size in bytes; 0 = docker's 64 MiB */
+  shmSize?: number;
+  /** --tmpfs: path -> options */
+  tmpfs?: Record<string, string>;
 }
 
 /** Applies KEY=VALUE entries over a list: same key replaces in place, new keys are appended. */
@@ -198,6 +202,8 @@ export async function createContainerFromImage(
         Dns: req.dns ?? [],
         DnsSearch: req.dnsSearch ?? [],
         DnsOptions: req.dnsOptions ?? [],
+        ShmSize: req.shmSize || DEFAULT_SHM_SIZE,
+        Tmpfs: req.tmpfs && Object.keys(req.tmpfs).length ? req.tmpfs : null,
         MaskedPaths: req.privileged ? [] : DEFAULT_MASKED_PATHS,
         ReadonlyPaths: req.privileged ? [] : DEFAULT_READONLY_PATHS,
       },

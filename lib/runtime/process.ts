@@ -19,7 +19,7 @@ import { capabilityMask } from "./caps.ts";
 import { mergeEnv } from "./container.ts";
 import { PtyMaster, rawStdin } from "./pty.ts";
 import { abortInitStage, type InitStage, removeQuietly, writeAll } from "./stage.ts";
-import { DEFAULT_PATH, type InitSpec } from "./spec.ts";
+import { DEFAULT_PATH, DEFAULT_SHM_SIZE, type InitSpec } from "./spec.ts";
 
 /** What the runtime needs of a container's cgroup (lib/cgroups/mod.ts's ContainerCgroup). */
 export interface CgroupHandle {
@@ -102,6 +102,8 @@ function initSpec(root: StateRoot, record: ContainerRecord, ttySlave: string | u
     ttySlave,
     privileged: host.Privileged,
     readOnlyRootfs: host.ReadonlyRootfs,
+    shmSize: host.ShmSize || DEFAULT_SHM_SIZE,
+    tmpfs: Object.entries(host.Tmpfs ?? {}).map(([path, options]) => ({ path, options })),
     capabilities: capabilityMask(host.CapAdd ?? [], host.CapDrop ?? [], host.Privileged).toString(),
     maskedPaths: host.MaskedPaths,
     readonlyPaths: host.ReadonlyPaths,

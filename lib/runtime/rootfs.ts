@@ -100,7 +100,7 @@ function copyHostDevices(dev: string): void {
   }
 }
 
-function mountDev(dev: string, ttySlave: string | undefined, privileged: boolean): void {
+function mountDev(dev: string, ttySlave: string | undefined, privileged: boolean, shmSize: number): void {
   mkdirp(dev);
   mount("tmpfs", dev, "tmpfs", MS.NOSUID | MS.STRICTATIME, "mode=755,size=65536k");
   for (const [name, major, minor] of DEVICES) mknod(`${dev}/${name}`, S_IFCHR | 0o666, makedev(major, minor));
@@ -108,7 +108,7 @@ function mountDev(dev: string, ttySlave: string | undefined, privileged: boolean
   mount("devpts", `${dev}/pts`, "devpts", MS.NOSUID | MS.NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5");
   Deno.symlinkSync("pts/ptmx", `${dev}/ptmx`);
   mkdirp(`${dev}/shm`);
-  mount("shm", `${dev}/shm`, "tmpfs", MS.NOSUID | MS.NODEV | MS.NOEXEC, "mode=1777,size=65536k");
+  mount("shm", `${dev}/shm`, "tmpfs", MS.NOSUID | MS.NODEV | MS.NOEXEC, `mode=1777,size=${shmSize}`);
   mkdirp(`${dev}/mqueue`);
   try {
     mount("mqueue", `${dev}/mqueue`, "mqueue", MS.NOSUID | MS.NODEV | MS.NOEXEC);
@@ -157,6 +157,39 @@ function mountCgroupView(sys: string, view: NonNullable<InitSpec["cgroupView"]>,
   }
 }
 
+const TMPFS_FLAGS: Record<string, number> = {
+  ro: MS.RDONLY,
+  nosuid: MS.NOSUID,
+  nodev: MS.NODEV,
+  noexec: MS.NOEXEC,
+  sync: 16,
+  dirsync: 128,
+  noatime: 1024,
+  nodiratime: 2048,
+  relatime: 1 << 21,
+  strictatime: MS.STRICTATIME,
+};
+/** Options that turn a flag above off again. */
+const TMPFS_CLEARS: Record<string, number> = {
+  rw: MS.RDONLY,
+  suid: MS.NOSUID,
+  dev: MS.NODEV,
+  exec: MS.NOEXEC,
+};
+
+/** --tmpfs PATH[:OPTIONS]: docker's defaults are noexec,nosuid,nodev; options may override them. */
+function mountTmpfs(target: string, options: string): void {
+  let flags = MS.NOEXEC | MS.NOSUID | MS.NODEV;
+  const data: string[] = [];
+  for (const option of options.split(",").filter(Boolean)) {
+    if (option in TMPFS_FLAGS) flags |= TMPFS_FLAGS[option];
+    else if (option in TMPFS_CLEARS) flags &= ~TMPFS_CLEARS[option];
+    else data.push(option); // size=, mode=, uid=, gid=, nr_inodes=: for tmpfs itself
+  }
+  mkdirp(target);
+  mount("tmpfs", target, "tmpfs", flags, data.join(",") || null);
+}
+
 /** The mount data is limited to one page: with many layers, name them through short symlinks. */
 const MAX_MOUNT_DATA = 4000;
 
@@ -196,7 +229,8 @@ export function setupRootfs(spec: InitSpec): void {
   const sysReadOnly = spec.privileged ? 0 : MS.RDONLY;
   mount("sysfs", sys, "sysfs", MS.NOSUID | MS.NODEV | MS.NOEXEC | sysReadOnly);
   if (spec.cgroupView) mountCgroupView(sys, spec.cgroupView, spec.privileged);
-  mountDev(resolveInRoot(root, "/dev"), spec.ttySlave, spec.privileged);
+  mountDev(resolveInRoot(root, "/dev"), spec.ttySlave, spec.privileged, spec.shmSize);
+  for (const { path, options } of spec.tmpfs) mountTmpfs(resolveInRoot(root, path), options);
 
   for (const name of ["hostname", "hosts", "resolv.conf"]) {
     const target = resolveInRoot(root, `/etc/${name}`);

@@ -30,6 +30,10 @@ export interface InitSpec {
   ttySlave?: string;
   privileged: boolean;
   readOnlyRootfs: boolean;
+  /** Bytes of /dev/shm. */
+  shmSize: number;
+  /** --tmpfs mounts: container path and tmpfs options. */
+  tmpfs: { path: string; options: string }[];
   /** Bounding/effective/permitted set as a decimal string (JSON has no bigint). Ignored when privileged. */
   capabilities: string;
   maskedPaths: string[];
@@ -40,6 +44,9 @@ export interface InitSpec {
     symlinks: { link: string; target: string }[];
   };
 }
+
+/** docker's default size of /dev/shm. */
+export const DEFAULT_SHM_SIZE = 64 * 1024 * 1024;
 
 /** docker's default PATH when the image sets none. */
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

@@ -141,6 +141,10 @@ export interface HostConfig {
   Dns?: string[];
   DnsSearch?: string[];
   DnsOptions?: string[];
+  /** Bytes of /dev/shm (--shm-size); docker's default is 64 MiB. */
+  ShmSize?: number;
+  /** --tmpfs: container path -> mount options ("" for docker's defaults). */
+  Tmpfs?: Record<string, string> | null;
   MaskedPaths: string[];
   ReadonlyPaths: string[];
 }
