@@ -66,3 +66,13 @@ Deno.test("stats: streaming prints again and again when not on a terminal", asyn
     });
   });
 });
+
+Deno.test("stats: CPU % of a busy container comes from two samples", async () => {
+  await withBusybox(async (root) => {
+    await withBackground(root, "busy", async () => {
+      const out = await root.ok(["stats", "--no-stream", "--format", "{{.CPUPerc}}", "busy"]);
+      const cpu = Number(out.trim().replace("%", ""));
+      assert.ok(cpu > 20 && cpu < 250, `a spinning shell uses a CPU: ${out}`);
+    }, ["sh", "-c", "while :; do :; done"]);
+  });
+});

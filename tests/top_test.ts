@@ -34,3 +34,32 @@ Deno.test("top: lists the sleep with ps -ef columns; ps options pass through", a
     assert.match(stopped.stderr, /is not running/);
   });
 });
+
+Deno.test("top: without a ps binary the listing comes from /proc", async () => {
+  await withBusybox(async (root) => {
+    await withBackground(root, "np", async (c) => {
+      const out = await root.ok(["top", "np"], { env: { PATH: "/nonexistent" } });
+      const [header, row, ...rest] = out.trimEnd().split("\n");
+      assert.equal(rest.length, 0, out);
+      assert.deepEqual(header.trim().split(/\s+/), [
+        "UID",
+        "PID",
+        "PPID",
+        "C",
+        "STIME",
+        "TTY",
+        "TIME",
+        "CMD",
+      ]);
+      const fields = row.trim().split(/\s+/);
+      assert.equal(fields[0], "root");
+      assert.equal(Number(fields[1]), c.pid);
+      assert.match(fields[4], /^\d\d:\d\d$/);
+      assert.match(fields[6], /^\d\d:\d\d:\d\d$/);
+      assert.match(row, /sleep 100$/);
+      // ps options need ps
+      const r = await root.skiff(["top", "np", "-o", "pid"], { env: { PATH: "/nonexistent" } });
+      assert.equal(r.code, 1);
+    });
+  });
+});
