@@ -86,6 +86,17 @@ Commands:
   load       Load an image from a tar archive (docker-archive or OCI layout)
   import     Import the contents of a tarball to create a filesystem image
   version    Show the skiff version
+  cp         Copy files/folders between a container and the local filesystem
+  export     Export a container's filesystem as a tar archive
+  diff       Inspect changes to files or directories on a container's filesystem
+  commit     Create a new image from a container's changes
+  pause      Pause all processes within one or more containers
+  unpause    Unpause all processes within one or more containers
+  rename     Rename a container
+  top        Display the running processes of a container
+  stats      Display a live stream of container(s) resource usage statistics
+  update     Update configuration of one or more containers
+  volume     Manage volumes (create, ls, inspect, rm, prune)
 `;
 
 export async function main(argv: string[]): Promise<number> {
