@@ -2,12 +2,12 @@
 // foreground. Parses and validates every flag before anything is created (docker's wording, exit
 // 125), then hands over to the runtime. Kept lean: this is the hot path of `run --rm IMAGE true`.
 
-import { bool, list, type OptionSpec, parseArgs, parseBytes, requireArgs, str } from "./args.ts";
+import { bool, list, type OptionSpec, parseArgs, parseBytes, type Parsed, requireArgs, str } from "./args.ts";
 import type { Verb } from "./context.ts";
 import { SkiffError, UsageError } from "../errors.ts";
 import type { CgroupLimits } from "../cgroups/mod.ts";
 import { validateCapabilityFlags } from "../runtime/caps.ts";
-import type { ResourceSettings } from "../runtime/container.ts";
+import type { CreateRequest, ResourceSettings } from "../runtime/container.ts";
 import { abortInitStage, startInitStage } from "../runtime/stage.ts";
 
 const OPTIONS: OptionSpec[] = [
@@ -208,23 +208,17 @@ function labels(entries: string[]): Record<string, string> {
   return out;
 }
 
-const run: Verb = async (args, ctx) => {
-  const parsed = parseArgs(args, { verb: "run", options: OPTIONS, stopAtPositional: 1 });
-  if (bool(parsed, "help")) {
-    console.log(USAGE);
-    return 0;
-  }
-  if (bool(parsed, "detach")) {
-    throw new UsageError("detached mode (-d, --detach) is not supported yet", "run");
-  }
+/** Everything `run` needs from its flags, validated; nothing is created yet. */
+interface RunRequest {
+  imageRef: string;
+  container: Omit<CreateRequest, "image" | "imageRef" | "lowerDirs">;
+  limits: CgroupLimits;
+  signalProxy: boolean;
+}
+
+function runRequest(parsed: Parsed): RunRequest {
   requireArgs(parsed, "run", 1);
   const [imageRef, ...command] = parsed.positionals;
-
-  const env = environment([...list(parsed, "env-file").flatMap(readListFile), ...list(parsed, "env")]);
-  const labelMap = labels([...list(parsed, "label-file").flatMap(readListFile), ...list(parsed, "label")]);
-  const hosts = extraHosts(list(parsed, "add-host"));
-  const tmpfs = tmpfsMounts(list(parsed, "tmpfs"));
-  const shmSize = bytesFlag(str(parsed, "shm-size"), "--shm-size");
   for (const ip of list(parsed, "dns")) {
     if (!isIpAddress(ip)) throw invalid(ip, "--dns", `${ip} is not an ip address`);
   }
@@ -234,6 +228,7 @@ const run: Verb = async (args, ctx) => {
 
   const pidsLimit = intFlag(str(parsed, "pids-limit"), "--pids-limit");
   const swappiness = intFlag(str(parsed, "memory-swappiness"), "--memory-swappiness");
+  const deviceRules = list(parsed, "device-cgroup-rule");
   const resources: ResourceSettings = {
     Memory: bytesFlag(str(parsed, "memory"), "-m, --memory"),
     MemorySwap: bytesFlag(str(parsed, "memory-swap"), "--memory-swap", true),
@@ -248,7 +243,7 @@ const run: Verb = async (args, ctx) => {
     MemoryReservation: bytesFlag(str(parsed, "memory-reservation"), "--memory-reservation"),
     MemorySwappiness: swappiness === undefined || swappiness === -1 ? null : swappiness,
     OomKillDisable: bool(parsed, "oom-kill-disable"),
-    DeviceCgroupRules: list(parsed, "device-cgroup-rule").length ? list(parsed, "device-cgroup-rule") : null,
+    DeviceCgroupRules: deviceRules.length ? deviceRules : null,
   };
   const limits: CgroupLimits = {
     memory: resources.Memory,
@@ -271,40 +266,22 @@ const run: Verb = async (args, ctx) => {
   if (tty && interactive && !Deno.stdin.isTerminal()) {
     throw new SkiffError("the input device is not a TTY", 1); // docker's wording and exit code
   }
-  // started before the rest of the runtime is even loaded: its startup overlaps with all that
-  // follows, and it waits for its spec (bad input from here on just kills it again)
-  const stage = startInitStage(ctx.root, interactive && !tty ? "inherit" : "null");
-  let runtime, record, cgroup, cgroupView;
-  try {
-    const [{ ImageStore }, cgroups, { createContainerFromImage }, foreground, { removeContainerDir }] =
-      await Promise
-        .all([
-          import("../image/store.ts"),
-          import("../cgroups/mod.ts"),
-          import("../runtime/container.ts"),
-          import("../runtime/process.ts"),
-          import("../state/containers.ts"),
-        ]);
-    runtime = foreground;
-    limits.deviceRules = resources.DeviceCgroupRules?.map(cgroups.parseDeviceCgroupRule);
-    cgroups.validateLimits(limits);
-    const store = new ImageStore(ctx.root);
-    const image = store.resolve(imageRef);
-    const entrypoint = str(parsed, "entrypoint");
-    record = await createContainerFromImage(ctx.root, {
-      image,
-      imageRef,
-      lowerDirs: store.layerDirs(image),
+  const entrypoint = str(parsed, "entrypoint");
+  return {
+    imageRef,
+    limits,
+    signalProxy: parsed.options["sig-proxy"] !== false,
+    container: {
       name: str(parsed, "name"),
       command,
       entrypoint: entrypoint === undefined ? undefined : entrypoint === "" ? [] : [entrypoint],
-      env,
+      env: environment([...list(parsed, "env-file").flatMap(readListFile), ...list(parsed, "env")]),
       workingDir: str(parsed, "workdir"),
       user: str(parsed, "user"),
       hostname: str(parsed, "hostname"),
       tty,
       interactive,
-      labels: labelMap,
+      labels: labels([...list(parsed, "label-file").flatMap(readListFile), ...list(parsed, "label")]),
       autoRemove: bool(parsed, "rm"),
       privileged,
       readOnlyRootfs: bool(parsed, "read-only"),
@@ -312,12 +289,52 @@ const run: Verb = async (args, ctx) => {
       capDrop,
       resources,
       groupAdd: list(parsed, "group-add"),
-      extraHosts: hosts,
+      extraHosts: extraHosts(list(parsed, "add-host")),
       dns: list(parsed, "dns"),
       dnsSearch: list(parsed, "dns-search"),
       dnsOptions: list(parsed, "dns-option"),
-      shmSize,
-      tmpfs,
+      shmSize: bytesFlag(str(parsed, "shm-size"), "--shm-size"),
+      tmpfs: tmpfsMounts(list(parsed, "tmpfs")),
+    },
+  };
+}
+
+const run: Verb = async (args, ctx) => {
+  const parsed = parseArgs(args, { verb: "run", options: OPTIONS, stopAtPositional: 1 });
+  if (bool(parsed, "help")) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (bool(parsed, "detach")) {
+    throw new UsageError("detached mode (-d, --detach) is not supported yet", "run");
+  }
+  const request = runRequest(parsed);
+  const { tty, interactive } = request.container;
+
+  // started before the rest of the runtime is even loaded: its startup overlaps with all that
+  // follows, and it waits for its spec (bad input from here on just kills it again)
+  const stage = startInitStage(ctx.root, interactive && !tty ? "inherit" : "null");
+  let runtime, record, cgroup, cgroupView;
+  try {
+    const [{ ImageStore }, cgroups, { createContainerFromImage }, foreground, { removeContainerDir }] =
+      await Promise.all([
+        import("../image/store.ts"),
+        import("../cgroups/mod.ts"),
+        import("../runtime/container.ts"),
+        import("../runtime/process.ts"),
+        import("../state/containers.ts"),
+      ]);
+    runtime = foreground;
+    const limits = request.limits;
+    limits.deviceRules = request.container.resources.DeviceCgroupRules?.map(cgroups.parseDeviceCgroupRule);
+    cgroups.validateLimits(limits);
+    const store = new ImageStore(ctx.root);
+    const image = store.resolve(request.imageRef);
+    record = await createContainerFromImage(ctx.root, {
+      ...request.container,
+      image,
+      imageRef: request.imageRef,
+      lowerDirs: store.layerDirs(image),
     });
     try {
       cgroup = cgroups.createCgroup(ctx.root, record.Id, limits);
@@ -333,7 +350,7 @@ const run: Verb = async (args, ctx) => {
   }
   const outcome = await runtime.runForeground(ctx.root, record, cgroup, stage, {
     cgroupView,
-    signalProxy: parsed.options["sig-proxy"] !== false,
+    signalProxy: request.signalProxy,
   });
   if (outcome.error) console.error(`skiff: unable to start container process: ${outcome.error}`);
   return outcome.exitCode;
