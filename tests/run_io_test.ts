@@ -320,3 +320,15 @@ Deno.test({
     assertEquals(out.trim().split("\n"), ["50000", "25000", String(16 * 1024 * 1024), "1"]);
   });
 });
+
+Deno.test("run: rm -f from elsewhere ends the run and the container does not come back", async () => {
+  await withBusybox(async (root) => {
+    const run = new Running(root, ["run", "--name", "doomed", "busybox", "sh", "-c", "echo ready; sleep 30"]);
+    await run.waitFor("ready");
+    const removed = await root.skiff(["rm", "-f", "doomed"]);
+    assertEquals(removed.code, 0, removed.stderr);
+    assertEquals(await run.finish(), 137, run.stderr);
+    assertEquals(root.containerIds(), []);
+    assertEquals(run.stderr, "");
+  });
+});
