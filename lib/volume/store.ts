@@ -5,7 +5,7 @@
 
 import { join } from "node:path";
 import { NotFoundError, SkiffError } from "../errors.ts";
-import { listContainers } from "../state/containers.ts";
+import { listContainers, processStartTime } from "../state/containers.ts";
 import { exists, readJson, removeIfExists, withLock, writeJsonAtomic } from "../state/fsutil.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
@@ -212,6 +212,21 @@ export async function removeVolume(root: StateRoot, name: string, force = false)
   });
 }
 
+/** Removes leftovers (.tmp-NAME-PID, .rm-NAME-PID) of skiff processes that died mid-change. */
+function sweepLeftovers(root: StateRoot): void {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(volumesDir(root))];
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    const m = /^\.(?:tmp|rm)-.+-(\d+)$/.exec(e.name);
+    if (!m || processStartTime(Number(m[1])) !== undefined) continue;
+    removeIfExists(join(volumesDir(root), e.name));
+  }
+}
+
 export interface PruneResult {
   deleted: string[];
   reclaimed: number;
@@ -223,6 +238,7 @@ export async function pruneVolumes(
   opts: { all: boolean; labels?: ((v: VolumeRecord) => boolean)[] },
 ): Promise<PruneResult> {
   return await withLock(lockPath(root), () => {
+    sweepLeftovers(root);
     const containers = listContainers(root);
     const result: PruneResult = { deleted: [], reclaimed: 0 };
     for (const v of listVolumes(root)) {
