@@ -612,3 +612,22 @@ Deno.test("rmi and images with repo digests (pulled images): digest rows, untag 
     );
     assertStoreEmpty(root);
   }));
+
+Deno.test("import: from an http URL (served on 127.0.0.1), and a 404", () =>
+  withRoot(async (root) => {
+    const body = await gzip(Deno.readFileSync(await busyboxTar()));
+    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) =>
+      new URL(req.url).pathname === "/rootfs.tar.gz"
+        ? new Response(body)
+        : new Response("nope", { status: 404, statusText: "Not Found" }));
+    try {
+      const base = `http://127.0.0.1:${server.addr.port}`;
+      const id = (await root.ok(["import", `${base}/rootfs.tar.gz`, "fromurl"])).trim();
+      assert.equal(new ImageStore(new StateRoot(root.path)).resolve("fromurl").id, id);
+      const r = await root.skiff(["import", `${base}/missing.tar`, "nothing"]);
+      assert.equal(r.code, 125);
+      assert.match(r.stderr, /404 Not Found/);
+    } finally {
+      await server.shutdown();
+    }
+  }));

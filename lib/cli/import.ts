@@ -31,13 +31,17 @@ const importVerb: Verb = async (args, ctx) => {
   }
   requireArgs(p, "import", 1, 2);
   const [source, tag] = p.positionals;
-  if (/^https?:\/\//.test(source)) throw new SkiffError("importing from a URL is not supported");
+
   const platform = str(p, "platform");
   if (platform && platform !== "linux" && !/^linux\/(amd64|x86_64|arm64|aarch64)/.test(platform)) {
     throw new SkiffError(`unsupported platform ${platform}`);
   }
   const store = new ImageStore(ctx.root);
-  const input = source === "-" ? { stdin: true as const } : { path: source };
+  const input = source === "-"
+    ? { stdin: true as const }
+    : /^https?:\/\//.test(source)
+    ? { stream: await download(source) }
+    : { path: source };
   const image = await importRootfs(store, input, {
     tag,
     message: str(p, "message"),
@@ -47,3 +51,18 @@ const importVerb: Verb = async (args, ctx) => {
   return 0;
 };
 export default importVerb;
+
+/** docker import also takes an http(s) URL of the tarball. */
+async function download(url: string): Promise<AsyncIterable<Uint8Array>> {
+  let response: Response;
+  try {
+    response = await fetch(url);
+  } catch (e) {
+    throw new SkiffError(`Get "${url}": ${e instanceof Error ? e.message : String(e)}`);
+  }
+  if (!response.ok || !response.body) {
+    await response.body?.cancel();
+    throw new SkiffError(`Get "${url}": ${response.status} ${response.statusText}`.trimEnd());
+  }
+  return response.body;
+}
