@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type TestRoot, withRoot } from "./helpers.ts";
+import { MAIN, type TestRoot, withRoot } from "./helpers.ts";
 import { type TarWriteEntry, writeTar } from "../lib/image/tar.ts";
 import { lgetxattr } from "../ffi/libc.ts";
 
@@ -357,4 +357,36 @@ Deno.test("unpack: a '/' root entry (as docker save writes it) is the layer root
     assert.equal(Deno.statSync(diff).mode! & 0o777, 0o755);
     const layer = JSON.parse(Deno.readTextFileSync(join(diff, "..", "layer.json")));
     assert.equal(layer.size, 10 + "/bin/busybox".length, "regular files once, plus symlink targets");
+  }));
+
+Deno.test("unpack: exact modes whatever skiff's umask is", () =>
+  withRoot(async (root) => {
+    const tar = await writeTemp(writeTar([
+      { name: "implied/dir/f666", data: "x", mode: 0o666 },
+      { name: "f777", data: "x", mode: 0o777 },
+      { name: "f640", data: "x", mode: 0o640 },
+      { name: "d775/", type: "dir", mode: 0o775 },
+    ]));
+    try {
+      // run skiff under umask 077 (sh sets it, then execs skiff)
+      const out = await new Deno.Command("sh", {
+        args: [
+          "-c",
+          'umask 077 && exec "$0" run -A "$1" --root "$2" import "$3" umasked',
+          Deno.execPath(),
+          MAIN,
+          root.path,
+          tar,
+        ],
+      }).output();
+      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    } finally {
+      await Deno.remove(tar);
+    }
+    const diff = join(root.path, "layers", names(join(root.path, "layers"))[0], "diff");
+    const mode = (p: string) => Deno.lstatSync(join(diff, p)).mode! & 0o7777;
+    assert.deepEqual(
+      ["implied", "implied/dir", "implied/dir/f666", "f777", "f640", "d775"].map(mode),
+      [0o755, 0o755, 0o666, 0o777, 0o640, 0o775],
+    );
   }));

@@ -27,7 +27,6 @@ import {
   open,
   S_IFBLK,
   S_IFCHR,
-  umask,
   write,
 } from "../../ffi/libc.ts";
 import { Sha256 } from "./digest.ts";
@@ -40,10 +39,16 @@ const WHITEOUT_PREFIX = ".wh.";
 const OPAQUE_MARKER = ".wh..wh..opq";
 const encoder = new TextEncoder();
 
+/**
+ * The process umask, read without changing it (/proc/self/status): setting it, even briefly, would
+ * race with files other threads create. 0o022 when it cannot be read.
+ */
 function currentUmask(): number {
-  const mask = umask(0o022);
-  umask(mask);
-  return mask;
+  try {
+    const m = /^Umask:\s*([0-7]+)$/m.exec(Deno.readTextFileSync("/proc/self/status"));
+    if (m) return parseInt(m[1], 8);
+  } catch { /* no procfs */ }
+  return 0o022;
 }
 
 function unsafe(name: string, reason: string): SkiffError {
@@ -73,8 +78,8 @@ export class LayerWriter {
   private readonly setgidDirs = new Set<string>();
   /** New files come out owned by root:root (unless in a setgid dir), so 0:0 entries need no chown. */
   private readonly createsAsRoot = Deno.uid() === 0 && Deno.gid() === 0;
-  /** With umask 0, open() gives a file its exact permission bits, so only special bits need chmod. */
-  private readonly umaskIsZero = currentUmask() === 0;
+  /** open() applies it: a file needs chmod only when the umask took away some of its bits. */
+  private readonly umask = currentUmask();
   private readonly dirTimes = new Map<string, number>();
   /** docker's layer size: bytes of regular files (hardlinks once) and symlink targets. */
   size = 0;
@@ -92,7 +97,9 @@ export class LayerWriter {
       const parent = rel.slice(0, slash);
       const kind = this.kinds.get(parent);
       if (kind === undefined) {
+        // a directory the archive implies without an entry of its own: 0755, whatever the umask
         Deno.mkdirSync(this.abs(parent), { mode: 0o755 });
+        if (this.umask & 0o755) chmod(this.abs(parent), 0o755);
         this.kinds.set(parent, "dir");
       } else if (kind === "symlink") {
         throw unsafe(entryName, `its parent "${parent}" is a symlink in this layer`);
@@ -155,7 +162,7 @@ export class LayerWriter {
     const slash = rel.lastIndexOf("/");
     const needsChown = !this.createsAsRoot || e.uid !== 0 || e.gid !== 0 ||
       this.setgidDirs.has(slash === -1 ? "" : rel.slice(0, slash));
-    const needsChmod = !this.umaskIsZero || (e.mode & 0o7000) !== 0 || needsChown;
+    const needsChmod = (e.mode & this.umask) !== 0 || (e.mode & 0o7000) !== 0 || needsChown;
     this.kinds.set(rel, "file");
     this.size += e.size;
     let closed = false;
@@ -320,27 +327,21 @@ export async function unpackLayer(
   dir: string,
   options: { hashBlob?: boolean } = {},
 ): Promise<UnpackResult> {
-  // umask 0 while unpacking: files are created with their final permission bits (one chmod less each)
-  const savedUmask = umask(0);
-  try {
-    const writer = new LayerWriter(dir);
-    const tar = new TarReader((entry) => writer.entry(entry));
-    const input = await openDecompressed(source, { hashRaw: options.hashBlob });
-    const diffHash = input.plainDigest ? undefined : new Sha256();
-    for await (const chunk of input.plain) {
-      diffHash?.update(chunk);
-      // keep reading after the end marker: the diffID covers the whole stream, padding included
-      if (!tar.ended) tar.push(chunk);
-    }
-    tar.finish();
-    writer.finish();
-    return {
-      diffId: diffHash ? diffHash.digest() : input.plainDigest!(),
-      ...(input.rawHash ? { blobDigest: input.rawHash.digest(), blobSize: input.rawHash.size } : {}),
-      compression: input.compression,
-      size: writer.size,
-    };
-  } finally {
-    umask(savedUmask);
+  const writer = new LayerWriter(dir);
+  const tar = new TarReader((entry) => writer.entry(entry));
+  const input = await openDecompressed(source, { hashRaw: options.hashBlob });
+  const diffHash = input.plainDigest ? undefined : new Sha256();
+  for await (const chunk of input.plain) {
+    diffHash?.update(chunk);
+    // keep reading after the end marker: the diffID covers the whole stream, padding included
+    if (!tar.ended) tar.push(chunk);
   }
+  tar.finish();
+  writer.finish();
+  return {
+    diffId: diffHash ? diffHash.digest() : input.plainDigest!(),
+    ...(input.rawHash ? { blobDigest: input.rawHash.digest(), blobSize: input.rawHash.size } : {}),
+    compression: input.compression,
+    size: writer.size,
+  };
 }
