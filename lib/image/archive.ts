@@ -7,7 +7,7 @@
 // checked against the config's diff_ids; only then are blobs moved into the store and the images
 // recorded. A failure removes the layers this load added and leaves the store as it was.
 
-import { join, posix } from "node:path";
+import { dirname, join, normalize } from "../state/path.ts";
 import { SkiffError } from "../errors.ts";
 import { readJson, removeIfExists } from "../state/fsutil.ts";
 import type { ImageConfigBlob, LayerRef } from "../state/types.ts";
@@ -115,10 +115,8 @@ async function stage(input: ByteSource, dir: string): Promise<StagedArchive> {
   const reader = new TarReader((e) => {
     const rel = cleanEntryPath(e.name, e.name);
     if (e.type === "symlink") {
-      const target = e.linkname.startsWith("/")
-        ? e.linkname.slice(1)
-        : posix.join(posix.dirname(rel), e.linkname);
-      staged.links.set(rel, cleanEntryPath(posix.normalize(target), e.name, "link target"));
+      const target = e.linkname.startsWith("/") ? e.linkname.slice(1) : join(dirname(rel), e.linkname);
+      staged.links.set(rel, cleanEntryPath(normalize(target), e.name, "link target"));
       return undefined;
     }
     if (e.type === "link") {
