@@ -134,3 +134,42 @@ Deno.test("run: an image's symlinks cannot aim the /etc binds at host files", as
     assertEquals(created, false);
   });
 });
+
+Deno.test("run: an image VOLUME becomes an anonymous volume with the image's files; --rm removes it", async () => {
+  await withRoot(async (root) => {
+    await loadImage(root, "withvol:latest", 0, { Cmd: ["sh"], Volumes: { "/data": {} } }, [
+      { name: "data/", type: "dir", mode: 0o755 },
+      { name: "data/seed", data: "seeded\n" },
+    ]);
+    const volumes = () => {
+      try {
+        return [...Deno.readDirSync(join(root.path, "volumes"))].filter((e) => e.isDirectory).length;
+      } catch {
+        return 0;
+      }
+    };
+    const out = await root.ok([
+      "run",
+      "--rm",
+      "withvol",
+      "sh",
+      "-c",
+      "cat /data/seed; grep -c ' /data ' /proc/mounts",
+    ]);
+    assertEquals(out, "seeded\n1\n");
+    assertEquals(volumes(), 0);
+    // --tmpfs over the same path replaces the volume, as docker does
+    const tmp = await root.ok([
+      "run",
+      "--rm",
+      "--tmpfs",
+      "/data",
+      "withvol",
+      "sh",
+      "-c",
+      "ls -A /data | wc -l",
+    ]);
+    assertEquals(tmp.trim(), "0");
+    assertEquals(volumes(), 0);
+  });
+});

@@ -8,6 +8,7 @@ import { SkiffError, UsageError } from "../errors.ts";
 import type { CgroupLimits } from "../cgroups/mod.ts";
 import { validateCapabilityFlags } from "../runtime/caps.ts";
 import type { CreateRequest, ResourceSettings } from "../runtime/container.ts";
+import { discardVolumes, parseVolumeFlag, prepareMounts, type VolumeFlag } from "../runtime/mounts.ts";
 import { abortInitStage, startInitStage } from "../runtime/stage.ts";
 
 const OPTIONS: OptionSpec[] = [
@@ -50,6 +51,7 @@ const OPTIONS: OptionSpec[] = [
   { name: "sig-proxy", kind: "bool" },
   { name: "shm-size", kind: "string" },
   { name: "tmpfs", kind: "list" },
+  { name: "volume", short: "v", kind: "list" },
 ];
 
 const USAGE = `Usage:  skiff run [OPTIONS] IMAGE [COMMAND] [ARG...]
@@ -94,6 +96,7 @@ Options:
       --tmpfs list              Mount a tmpfs directory (PATH[:OPTIONS])
   -t, --tty                     Allocate a pseudo-TTY
   -u, --user string             Username or UID (format: <name|uid>[:<group|gid>])
+  -v, --volume list             Bind mount a volume ([SOURCE:]DESTINATION[:MODE])
   -w, --workdir string          Working directory inside the container
 `;
 
@@ -212,6 +215,7 @@ function labels(entries: string[]): Record<string, string> {
 interface RunRequest {
   imageRef: string;
   container: Omit<CreateRequest, "image" | "imageRef" | "lowerDirs">;
+  volumes: VolumeFlag[];
   limits: CgroupLimits;
   signalProxy: boolean;
 }
@@ -270,6 +274,7 @@ function runRequest(parsed: Parsed): RunRequest {
   return {
     imageRef,
     limits,
+    volumes: list(parsed, "volume").map(parseVolumeFlag),
     signalProxy: parsed.options["sig-proxy"] !== false,
     container: {
       name: str(parsed, "name"),
@@ -314,7 +319,7 @@ const run: Verb = async (args, ctx) => {
   // started before the rest of the runtime is even loaded: its startup overlaps with all that
   // follows, and it waits for its spec (bad input from here on just kills it again)
   const stage = startInitStage(ctx.root, interactive && !tty ? "inherit" : "null");
-  let runtime, record, cgroup, cgroupView;
+  let runtime, record, cgroup, cgroupView, createdVolumes: string[] = [];
   try {
     const [{ ImageStore }, cgroups, { createContainerFromImage }, foreground, { removeContainerDir }] =
       await Promise.all([
@@ -330,18 +335,32 @@ const run: Verb = async (args, ctx) => {
     cgroups.validateLimits(limits);
     const store = new ImageStore(ctx.root);
     const image = store.resolve(request.imageRef);
-    record = await createContainerFromImage(ctx.root, {
-      ...request.container,
-      image,
-      imageRef: request.imageRef,
-      lowerDirs: store.layerDirs(image),
-    });
+    const { mounts, createdVolumes: made } = await prepareMounts(
+      ctx.root,
+      request.volumes,
+      Object.keys(image.config.config?.Volumes ?? {}),
+      Object.keys(request.container.tmpfs ?? {}),
+    );
+    try {
+      record = await createContainerFromImage(ctx.root, {
+        ...request.container,
+        image,
+        imageRef: request.imageRef,
+        lowerDirs: store.layerDirs(image),
+        mounts,
+      });
+    } catch (e) {
+      await discardVolumes(ctx.root, made);
+      throw e;
+    }
+    createdVolumes = made;
     try {
       cgroup = cgroups.createCgroup(ctx.root, record.Id, limits);
       cgroupView = cgroups.containerCgroupView(ctx.root, record.Id);
     } catch (e) {
       cgroup?.destroy();
       removeContainerDir(ctx.root, record.Id);
+      await discardVolumes(ctx.root, createdVolumes);
       throw e;
     }
   } catch (e) {

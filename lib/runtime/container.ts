@@ -4,7 +4,7 @@
 import { SkiffError } from "../errors.ts";
 import { createContainer } from "../state/containers.ts";
 import type { StateRoot } from "../state/root.ts";
-import type { ContainerRecord, HostConfig, ImageRecord } from "../state/types.ts";
+import type { ContainerRecord, HostConfig, ImageRecord, MountPoint } from "../state/types.ts";
 import { canonicalCapabilityList } from "./caps.ts";
 import { DEFAULT_MASKED_PATHS, DEFAULT_PATH, DEFAULT_READONLY_PATHS, DEFAULT_SHM_SIZE } from "./spec.ts";
 
@@ -77,6 +77,8 @@ export interface CreateRequest {
   shmSize?: number;
   /** --tmpfs: path -> options */
   tmpfs?: Record<string, string>;
+  /** -v binds and volumes, prepared by mounts.ts */
+  mounts?: MountPoint[];
 }
 
 /** Applies KEY=VALUE entries over a list: same key replaces in place, new keys are appended. */
@@ -228,6 +230,7 @@ export async function createContainerFromImage(
       },
       LowerDirs: req.lowerDirs,
     };
+    if (req.mounts?.length) record.Mounts = req.mounts;
     return record;
   });
 }

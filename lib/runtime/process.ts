@@ -104,6 +104,13 @@ function initSpec(root: StateRoot, record: ContainerRecord, ttySlave: string | u
     readOnlyRootfs: host.ReadonlyRootfs,
     shmSize: host.ShmSize || DEFAULT_SHM_SIZE,
     tmpfs: Object.entries(host.Tmpfs ?? {}).map(([path, options]) => ({ path, options })),
+    mounts: (record.Mounts ?? []).filter((m) => m.Type !== "tmpfs").map((m) => ({
+      source: m.Source,
+      destination: m.Destination,
+      readOnly: !m.RW,
+      // docker copies the image's files into an empty volume, never into a bind
+      copyUp: m.Type === "volume" && !m.Mode.split(",").includes("nocopy"),
+    })),
     capabilities: capabilityMask(host.CapAdd ?? [], host.CapDrop ?? [], host.Privileged).toString(),
     maskedPaths: host.MaskedPaths,
     readonlyPaths: host.ReadonlyPaths,
@@ -117,13 +124,17 @@ function updateRecord(root: StateRoot, id: string, change: (r: ContainerRecord) 
   } catch { /* the record is gone or unreadable: the exit code still reaches the caller */ }
 }
 
-/** --rm: the container's directory goes, and with it the lock file of its record. */
-function removeContainer(root: StateRoot, id: string): void {
-  const lock = containerLockPath(root, id);
-  withLockSync(lock, () => removeContainerDir(root, id));
+/** --rm: the container's directory goes, with the lock file of its record and its anonymous volumes. */
+async function removeContainer(root: StateRoot, record: ContainerRecord): Promise<void> {
+  const lock = containerLockPath(root, record.Id);
+  withLockSync(lock, () => removeContainerDir(root, record.Id));
   try {
     Deno.removeSync(lock);
   } catch { /* removed by another skiff */ }
+  if (record.Mounts?.some((m) => m.Type === "volume")) {
+    const { removeAnonymousVolumes } = await import("../volume/store.ts");
+    await removeAnonymousVolumes(root, record);
+  }
 }
 
 function readInitError(path: string): { code: number; message: string } | undefined {
@@ -198,7 +209,7 @@ export async function runForeground(
     await abortInitStage(stage);
     pty?.close();
     cgroup?.destroy();
-    if (record.HostConfig.AutoRemove) removeContainer(root, id);
+    if (record.HostConfig.AutoRemove) await removeContainer(root, record);
     else for (const file of ["init-error", "init.json"]) removeQuietly(join(dir, file));
     throw e;
   }
@@ -249,7 +260,7 @@ export async function runForeground(
     cgroup?.destroy();
   }
   if (record.HostConfig.AutoRemove) {
-    removeContainer(root, id);
+    await removeContainer(root, record);
   } else if (exists(dir)) {
     for (const file of ["init-error", "init.json"]) removeQuietly(join(dir, file));
     updateRecord(root, id, (r) => {

@@ -14,6 +14,7 @@ import {
   SysError,
   umount2,
 } from "../../ffi/mod.ts";
+import { copyTree, isEmptyDir, lstatOrNull } from "../container/fstree.ts";
 import type { InitSpec } from "./spec.ts";
 
 const DEVICES: [name: string, major: number, minor: number][] = [
@@ -190,6 +191,33 @@ function mountTmpfs(target: string, options: string): void {
   mount("tmpfs", target, "tmpfs", flags, data.join(",") || null);
 }
 
+/**
+ * -v binds and volumes, parents before children. A volume that is still empty first gets the image's
+ * files at its destination (docker's copy-up; the volume store's copyUpIfEmpty does the same).
+ */
+function mountVolumes(root: string, mounts: InitSpec["mounts"]): void {
+  const depth = (path: string) => path.split("/").filter(Boolean).length;
+  for (const m of [...mounts].sort((a, b) => depth(a.destination) - depth(b.destination))) {
+    const target = resolveInRoot(root, m.destination);
+    const source = Deno.statSync(m.source);
+    if (source.isDirectory) mkdirp(target);
+    else touch(target);
+    if (m.copyUp && source.isDirectory) copyUpIfEmpty(m.source, target);
+    mount(m.source, target, null, MS.BIND | MS.REC);
+    if (m.readOnly) mount(target, target, null, MS.BIND | MS.REMOUNT | MS.RDONLY | MS.REC);
+  }
+}
+
+function copyUpIfEmpty(volume: string, imageDir: string): void {
+  const dir = lstatOrNull(imageDir);
+  if (!dir?.isDirectory || !isEmptyDir(volume)) return;
+  for (const entry of Deno.readDirSync(imageDir)) {
+    copyTree(`${imageDir}/${entry.name}`, `${volume}/${entry.name}`, { preserveOwner: true });
+  }
+  Deno.chownSync(volume, dir.uid, dir.gid);
+  Deno.chmodSync(volume, (dir.mode ?? 0o755) & 0o7777);
+}
+
 /** The mount data is limited to one page: with many layers, name them through short symlinks. */
 const MAX_MOUNT_DATA = 4000;
 
@@ -231,6 +259,7 @@ export function setupRootfs(spec: InitSpec): void {
   if (spec.cgroupView) mountCgroupView(sys, spec.cgroupView, spec.privileged);
   mountDev(resolveInRoot(root, "/dev"), spec.ttySlave, spec.privileged, spec.shmSize);
   for (const { path, options } of spec.tmpfs) mountTmpfs(resolveInRoot(root, path), options);
+  mountVolumes(root, spec.mounts);
 
   for (const name of ["hostname", "hosts", "resolv.conf"]) {
     const target = resolveInRoot(root, `/etc/${name}`);

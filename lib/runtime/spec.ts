@@ -34,6 +34,8 @@ export interface InitSpec {
   shmSize: number;
   /** --tmpfs mounts: container path and tmpfs options. */
   tmpfs: { path: string; options: string }[];
+  /** -v binds and volumes: host source, container destination. */
+  mounts: { source: string; destination: string; readOnly: boolean; copyUp: boolean }[];
   /** Bounding/effective/permitted set as a decimal string (JSON has no bigint). Ignored when privileged. */
   capabilities: string;
   maskedPaths: string[];
