@@ -174,7 +174,8 @@ function parseFilters(filters: string[], store: ImageStore): ImageFilter {
       case "before":
       case "since": {
         const pivot = store.resolve(value);
-        tests.push((i) => (key === "before" ? i.created < pivot.created : i.created > pivot.created));
+        const at = (i: ImageRecord) => Date.parse(i.created) || 0;
+        tests.push((i) => (key === "before" ? at(i) < at(pivot) : at(i) > at(pivot)));
         break;
       }
       case "label": {

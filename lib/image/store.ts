@@ -77,7 +77,9 @@ export class ImageStore {
       const record = this.get(`sha256:${e.name.slice(0, 64)}`, tags);
       if (record) out.push(record);
     }
-    return out.sort((a, b) => (b.created < a.created ? -1 : b.created > a.created ? 1 : 0));
+    // by time, not by string: configs write "Z", "+02:00" and 0 to 9 fraction digits
+    const time = (i: ImageRecord) => Date.parse(i.created) || 0;
+    return out.sort((a, b) => time(b) - time(a));
   }
 
   /**
