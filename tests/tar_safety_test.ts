@@ -52,6 +52,21 @@ async function expectRefused(root: TestRoot, entries: TarWriteEntry[], entryName
   assert.deepEqual(names(join(root.path, "images")), [], "an image was recorded");
 }
 
+/** Runs skiff with a file as its stdin. */
+async function skiffStdin(root: TestRoot, args: string[], stdinPath: string) {
+  const file = await Deno.open(stdinPath);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, "--root", root.path, ...args],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  await file.readable.pipeTo(child.stdin).catch(() => {}); // skiff may stop reading at a bad byte
+  const result = await child.output();
+  const dec = new TextDecoder();
+  return { code: result.code, stdout: dec.decode(result.stdout), stderr: dec.decode(result.stderr) };
+}
+
 /** A fresh empty dir outside the state root: the target of escape attempts. */
 async function outsideDir(): Promise<string> {
   return await Deno.makeTempDir({ prefix: "skiff-outside-" });
@@ -326,12 +341,19 @@ Deno.test("unpack: corrupt or truncated gzip is refused and leaves nothing", () 
     );
     const corrupt = gz.slice();
     for (let i = 40; i < gz.length - 40; i++) corrupt[i] ^= 0x5a;
+    const cases: [string, Uint8Array, boolean][] = [];
+    // from a file (small: read on the main thread) and from stdin (read on the reader thread)
     for (
       const [what, bytes] of [["corrupt", corrupt], ["truncated", gz.subarray(0, gz.length / 2)]] as const
     ) {
+      cases.push([what, bytes, false], [`${what} via stdin`, bytes, true]);
+    }
+    for (const [what, bytes, viaStdin] of cases) {
       const path = await writeTemp(bytes, ".tar.gz");
       try {
-        const r = await root.skiff(["import", path, "bad:gz"]);
+        const r = viaStdin
+          ? await skiffStdin(root, ["import", "-", "bad:gz"], path)
+          : await root.skiff(["import", path, "bad:gz"]);
         assert.equal(r.code, 125, `${what}: ${r.stderr}`);
         assert.match(r.stderr, /invalid gzip data|unexpected end/, what);
         assert.equal(r.stderr.trim().split("\n").length, 1, what);
@@ -389,4 +411,29 @@ Deno.test("unpack: exact modes whatever skiff's umask is", () =>
       ["implied", "implied/dir", "implied/dir/f666", "f777", "f640", "d775"].map(mode),
       [0o755, 0o755, 0o666, 0o777, 0o640, 0o775],
     );
+  }));
+
+Deno.test("unpack: a big gzip file (read on the reader thread) gets the right diffID and content", () =>
+  withRoot(async (root) => {
+    const big = new Uint8Array(9 << 20);
+    for (let off = 0; off < big.length; off += 65536) crypto.getRandomValues(big.subarray(off, off + 65536));
+    const plain = writeTar([{ name: "big.bin", data: big }, { name: "small.txt", data: "ok" }]);
+    const gz = new Uint8Array(
+      await new Response(new Blob([plain]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer(),
+    );
+    assert.ok(gz.length > 8 << 20, "the file must be big enough for the reader thread");
+    const digest = Array.from(
+      new Uint8Array(await crypto.subtle.digest("SHA-256", plain)),
+      (b) => b.toString(16).padStart(2, "0"),
+    ).join("");
+    const path = await writeTemp(gz, ".tar.gz");
+    try {
+      await root.ok(["import", path, "big:gz"]);
+    } finally {
+      await Deno.remove(path);
+    }
+    assert.deepEqual(names(join(root.path, "layers")), [digest]);
+    const diff = join(root.path, "layers", digest, "diff");
+    assert.deepEqual(Deno.readFileSync(join(diff, "big.bin")), big);
+    assert.equal(Deno.readTextFileSync(join(diff, "small.txt")), "ok");
   }));

@@ -5,6 +5,8 @@ import { SkiffError } from "../errors.ts";
 import { Sha256 } from "./digest.ts";
 
 const CHUNK = 1 << 20;
+/** Below this, a file is read on the main thread: the worker's start-up (~30 ms) would not pay off. */
+const SMALL_FILE = 8 << 20;
 
 /** Reads a file in 1 MiB chunks (each a fresh buffer: consumers may hold on to them). */
 export async function* fileChunks(path: string): AsyncGenerator<Uint8Array<ArrayBuffer>> {
@@ -104,8 +106,9 @@ export async function openDecompressed(
 ): Promise<DecompressedSource> {
   const rawHash = options.hashRaw ? new Sha256() : undefined;
   if (!("stream" in source) && !rawHash) {
-    if ("path" in source) fileHead(source.path); // a missing file fails here, with its name
-    const threaded = await readOnWorker(source);
+    // a missing file fails here, with its name; a small one is not worth starting a thread for
+    const small = "path" in source && (fileHead(source.path), Deno.statSync(source.path).size < SMALL_FILE);
+    const threaded = small ? undefined : await readOnWorker(source as { path: string } | { stdin: true });
     if (threaded) return threaded;
   }
   const input = "path" in source
