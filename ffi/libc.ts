@@ -32,6 +32,9 @@ const symbols = {
   close: { parameters: ["i32"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  // the same calls on a thread of Deno's blocking pool: for fds that may block for long (a pty master)
+  read_async: { name: "read", parameters: ["i32", "buffer", "usize"], result: "isize", nonblocking: true },
+  write_async: { name: "write", parameters: ["i32", "buffer", "usize"], result: "isize", nonblocking: true },
   mknod: { parameters: ["buffer", "u32", "u64"], result: "i32" },
   mkfifo: { parameters: ["buffer", "u32"], result: "i32" },
   dup2: { parameters: ["i32", "i32"], result: "i32" },
@@ -218,6 +221,17 @@ export function read(fd: number, buf: Uint8Array<ArrayBuffer>): number {
 }
 export function write(fd: number, buf: Uint8Array<ArrayBuffer>): number {
   return Number(check("write", libc().write(fd, buf, BigInt(buf.length))));
+}
+/**
+ * read() without blocking the JS thread. Returns -1 on failure: errno is not available, the call ran
+ * on another thread. Keep `buf` untouched until the promise settles.
+ */
+export async function readAsync(fd: number, buf: Uint8Array<ArrayBuffer>): Promise<number> {
+  return Number(await libc().read_async(fd, buf, BigInt(buf.length)));
+}
+/** write() without blocking the JS thread; -1 on failure (see readAsync). */
+export async function writeAsync(fd: number, buf: Uint8Array<ArrayBuffer>): Promise<number> {
+  return Number(await libc().write_async(fd, buf, BigInt(buf.length)));
 }
 export const mknod = (path: string, mode: number, dev: bigint) =>
   void check("mknod", libc().mknod(cstr(path), mode, dev), path);

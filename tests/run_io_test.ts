@@ -77,6 +77,41 @@ Deno.test("run -it: the container gets a terminal with the caller's size", async
   });
 });
 
+Deno.test("run -it: typed input reaches the container and ^D ends it", async () => {
+  await withBusybox(async (root) => {
+    const inner =
+      `deno run -A ${MAIN} --root ${root.path} run --rm -it busybox sh -c 'echo ready; cat; echo cat-done; exit 3'; echo skiff-rc=$?`;
+    const child = new Deno.Command("script", {
+      args: ["-qec", inner, "/dev/null"],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    let text = "";
+    const decoder = new TextDecoder();
+    const reading = (async () => {
+      for await (const chunk of child.stdout) text += decoder.decode(chunk, { stream: true });
+    })();
+    const waitFor = async (marker: string) => {
+      const deadline = Date.now() + 15000;
+      while (!text.includes(marker)) {
+        if (Date.now() > deadline) throw new Error(`no ${marker} in ${JSON.stringify(text)}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    const input = child.stdin.getWriter();
+    await waitFor("ready");
+    await input.write(new TextEncoder().encode("typed-line\n"));
+    await waitFor("typed-line\r\ntyped-line"); // the pty's echo, then cat's copy
+    await input.write(new Uint8Array([4])); // ^D: end of input for cat
+    await waitFor("skiff-rc=");
+    await input.close();
+    await Promise.all([child.status, reading, child.stderr.cancel()]);
+    assertMatch(text, /cat-done/);
+    assertMatch(text, /skiff-rc=3/);
+  });
+});
+
 Deno.test("run -it: refused when stdin is not a terminal, as docker does", async () => {
   await withBusybox(async (root) => {
     const r = await root.skiff(["run", "--rm", "-it", "busybox", "true"], { stdin: "" });

@@ -1,19 +1,33 @@
-// The parent's side of `run -t`: a pty master as a Deno file (so it can be read asynchronously),
-// pumps between it and skiff's own stdio, raw mode and window-size forwarding.
+// The parent's side of `run -t`: a pty master, pumps between it and skiff's own stdio, raw mode and
+// window-size forwarding.
 
-import { close, getWinsize, ioctlBuf, isatty, O, open, setWinsize, unlockPty } from "../../ffi/libc.ts";
+import {
+  close,
+  getWinsize,
+  ioctlBuf,
+  isatty,
+  O,
+  open,
+  openPty,
+  readAsync,
+  setWinsize,
+  writeAsync,
+} from "../../ffi/libc.ts";
 
 export class PtyMaster {
   private slaveHold = -1;
-  private constructor(readonly file: Deno.FsFile, readonly fd: number, readonly slavePath: string) {}
+  private constructor(readonly fd: number, readonly slavePath: string) {}
 
-  /** Opens a new pty pair. The parent keeps the slave open until release(), so reads of the master
-   * never see a hang-up before the container attached to it. */
+  /**
+   * Opens a new pty pair. The parent keeps the slave open until releaseSlave(), so reads of the
+   * master never see a hang-up before the container attached to it. The master is a raw fd read
+   * and written on Deno's blocking pool: one Deno file cannot be read and written at the same time
+   * (a pending read holds it), and the input must reach the container while its output is awaited.
+   */
   static open(): PtyMaster {
-    const file = Deno.openSync("/dev/ptmx", { read: true, write: true });
-    const fd = findFd(["/dev/ptmx", Deno.realPathSync("/dev/ptmx")]);
-    const pty = new PtyMaster(file, fd, unlockPty(fd));
-    pty.slaveHold = open(pty.slavePath, O.RDWR | O.NOCTTY | O.CLOEXEC);
+    const { master, slavePath } = openPty();
+    const pty = new PtyMaster(master, slavePath);
+    pty.slaveHold = open(slavePath, O.RDWR | O.NOCTTY | O.CLOEXEC);
     return pty;
   }
 
@@ -32,48 +46,34 @@ export class PtyMaster {
   /** Copies everything the container writes to skiff's stdout until the pty hangs up. */
   async pumpOutput(): Promise<void> {
     const buf = new Uint8Array(32 * 1024);
-    try {
-      while (true) {
-        const n = await this.file.read(buf);
-        if (n === null) return;
-        let written = 0;
-        while (written < n) written += await Deno.stdout.write(buf.subarray(written, n));
-      }
-    } catch { /* EIO: every slave fd is closed */ }
+    while (true) {
+      const n = await readAsync(this.fd, buf);
+      if (n <= 0) return; // EIO: every slave fd is closed
+      let written = 0;
+      while (written < n) written += await Deno.stdout.write(buf.subarray(written, n));
+    }
   }
 
-  /** Copies skiff's stdin to the container's terminal until stdin ends. */
+  /** Copies skiff's stdin to the container's terminal until stdin ends or the pty is gone. */
   async pumpInput(): Promise<void> {
     const buf = new Uint8Array(32 * 1024);
     try {
       while (true) {
         const n = await Deno.stdin.read(buf);
         if (n === null) return;
-        let written = 0;
-        while (written < n) written += await this.file.write(buf.subarray(written, n));
+        for (let written = 0; written < n;) {
+          const w = await writeAsync(this.fd, buf.subarray(written, n));
+          if (w < 0) return; // the container is gone
+          written += w;
+        }
       }
-    } catch { /* the pty is closed: the container is gone */ }
+    } catch { /* stdin closed */ }
   }
 
   close(): void {
     this.releaseSlave();
-    try {
-      this.file.close();
-    } catch { /* already closed */ }
+    close(this.fd);
   }
-}
-
-/** The highest fd of this process that points at one of `targets` (Deno files do not expose their fd). */
-function findFd(targets: string[]): number {
-  let found = -1;
-  for (const entry of Deno.readDirSync("/proc/self/fd")) {
-    const fd = Number(entry.name);
-    try {
-      if (targets.includes(Deno.readLinkSync(`/proc/self/fd/${fd}`)) && fd > found) found = fd;
-    } catch { /* closed meanwhile */ }
-  }
-  if (found < 0) throw new Error(`cannot find the fd of ${targets[0]}`);
-  return found;
 }
 
 // struct termios (kernel layout): four u32 flag words, c_line, c_cc[19]
