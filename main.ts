@@ -15,6 +15,7 @@ const VERBS: Record<string, VerbLoader> = {
   rmi: () => import("./lib/cli/rmi.ts"),
   tag: () => import("./lib/cli/tag.ts"),
   load: () => import("./lib/cli/load.ts"),
+  save: () => import("./lib/cli/save.ts"),
   import: () => import("./lib/cli/import.ts"),
   ps: () => import("./lib/cli/ps.ts"),
   rm: () => import("./lib/cli/rm.ts"),
@@ -62,6 +63,7 @@ const ALIASES: Record<string, string[]> = {
   "image rm": ["rmi"],
   "image tag": ["tag"],
   "image load": ["load"],
+  "image save": ["save"],
   "image import": ["import"],
   "image inspect": ["inspect", "--type", "image"],
 };
@@ -84,6 +86,7 @@ Commands:
   rmi        Remove one or more images
   tag        Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
   load       Load an image from a tar archive (docker-archive or OCI layout)
+  save       Save one or more images to a tar archive
   import     Import the contents of a tarball to create a filesystem image
   version    Show the skiff version
   cp         Copy files/folders between a container and the local filesystem

@@ -5,16 +5,38 @@ import { join } from "../state/path.ts";
 import { SkiffError } from "../errors.ts";
 import { exists, removeIfExists, writeFileAtomic } from "../state/fsutil.ts";
 import type { ImageConfigBlob, ImageRecord, ImageRunConfig, LayerRef } from "../state/types.ts";
-import { sha256Digest } from "./digest.ts";
+import { Sha256, sha256Digest } from "./digest.ts";
 import { normalizeTag } from "./reference.ts";
 import type { ImageStore, LayerInfo } from "./store.ts";
 import { unpackLayer, type UnpackResult } from "./unpack.ts";
-import type { ByteSource } from "./stream.ts";
+import { type ByteSource, fileChunks, stdinChunks } from "./stream.ts";
 
 export interface StoredLayer extends UnpackResult {
   chainId: string;
   /** False when the layer was already in the store and this copy was discarded. */
   created: boolean;
+  /** The input as stored in blobs/ (with `keepBlob`): spread it into the image's LayerRef. */
+  blob?: { blobDigest: string; blobSize: number; blobMediaType: string };
+}
+
+/** docker's layer media types, by the compression of the stored blob. */
+export const LAYER_MEDIA = {
+  gzip: "application/vnd.docker.image.rootfs.diff.tar.gzip",
+  none: "application/vnd.docker.image.rootfs.diff.tar",
+} as const;
+
+/** Copies every chunk of `source` into `file` while passing it on (the layer's blob, kept as given). */
+async function* teeToFile(source: ByteSource, file: Deno.FsFile): AsyncGenerator<Uint8Array> {
+  const input = "path" in source
+    ? fileChunks(source.path)
+    : "stdin" in source
+    ? stdinChunks()
+    : source.stream;
+  for await (const chunk of input) {
+    let off = 0;
+    while (off < chunk.length) off += file.writeSync(chunk.subarray(off));
+    yield chunk;
+  }
 }
 
 /**
@@ -27,13 +49,35 @@ export async function storeLayer(
   input: ByteSource,
   parentChainId: string | null,
   expectedDiffId?: string,
+  options: { keepBlob?: boolean } = {},
 ): Promise<StoredLayer> {
   const tmp = store.makeTmpDir("layer");
   try {
     const diff = join(tmp, "diff");
     Deno.mkdirSync(diff);
     Deno.chmodSync(diff, 0o755);
-    const result = await unpackLayer(input, diff);
+    // keepBlob: the input is also written, as given, to a file that becomes blobs/sha256/<digest>
+    // (save and push need the layer's tar; imported and committed layers would have none otherwise)
+    const blobTmp = join(tmp, "blob");
+    const blobFile = options.keepBlob
+      ? Deno.openSync(blobTmp, { write: true, createNew: true, mode: 0o644 })
+      : undefined;
+    let result: UnpackResult;
+    try {
+      if (blobFile && "path" in input) {
+        // a file keeps the threaded gunzip: unpack it, then copy it (from the page cache) and hash it
+        result = await unpackLayer(input, diff);
+        const hash = new Sha256();
+        for await (const chunk of teeToFile(input, blobFile)) hash.update(chunk);
+        result = { ...result, blobDigest: hash.digest(), blobSize: hash.size };
+      } else {
+        result = blobFile
+          ? await unpackLayer({ stream: teeToFile(input, blobFile) }, diff, { hashBlob: true })
+          : await unpackLayer(input, diff);
+      }
+    } finally {
+      blobFile?.close();
+    }
     if (expectedDiffId && result.diffId !== expectedDiffId) {
       throw new SkiffError(`layer digest mismatch: expected ${expectedDiffId}, got ${result.diffId}`);
     }
@@ -42,8 +86,21 @@ export async function storeLayer(
       : sha256Digest(`${parentChainId} ${result.diffId}`);
     const created = !store.hasLayer(chainId);
     const info: LayerInfo = { diffId: result.diffId, chainId, parent: parentChainId, size: result.size };
+    let blob: StoredLayer["blob"];
+    if (blobFile && result.blobDigest) {
+      // the blob goes in before the layer, so a layer that names it never lacks it
+      const dest = store.blobPath(result.blobDigest);
+      Deno.mkdirSync(store.root.blobs, { recursive: true });
+      if (exists(dest)) Deno.removeSync(blobTmp);
+      else Deno.renameSync(blobTmp, dest);
+      blob = {
+        blobDigest: result.blobDigest,
+        blobSize: result.blobSize ?? 0,
+        blobMediaType: LAYER_MEDIA[result.compression],
+      };
+    }
     if (created) store.commitLayer(tmp, info);
-    return { ...result, chainId, created };
+    return { ...result, chainId, created, ...(blob ? { blob } : {}) };
   } finally {
     removeIfExists(tmp); // gone already when it was committed
   }
@@ -85,7 +142,7 @@ export async function importRootfs(
   const tag = options.tag !== undefined ? normalizeTag(options.tag) : undefined;
   const runConfig = applyChanges({}, options.changes ?? []);
   store.sweepTmp();
-  const layer = await storeLayer(store, input, null);
+  const layer = await storeLayer(store, input, null, undefined, { keepBlob: true });
   const created = new Date().toISOString();
   const config: ImageConfigBlob = {
     ...hostPlatform(),
@@ -95,7 +152,7 @@ export async function importRootfs(
     history: [{ created, ...(options.message ? { comment: options.message } : {}) }],
   };
   const id = writeBlob(store, JSON.stringify(config));
-  const ref: LayerRef = { diffId: layer.diffId, chainId: layer.chainId };
+  const ref: LayerRef = { diffId: layer.diffId, chainId: layer.chainId, ...layer.blob };
   return await store.commitImage(
     { id, repoDigests: [], layers: [ref], config, created, size: layer.size },
     tag ? [tag] : [],
