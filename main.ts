@@ -11,11 +11,13 @@ import { VERSION } from "./lib/version.ts";
 type VerbLoader = () => Promise<{ default: Verb }>;
 const VERBS: Record<string, VerbLoader> = {
   run: () => import("./lib/cli/run.ts"),
+  exec: () => import("./lib/cli/exec.ts"),
   images: () => import("./lib/cli/images.ts"),
   rmi: () => import("./lib/cli/rmi.ts"),
   tag: () => import("./lib/cli/tag.ts"),
   load: () => import("./lib/cli/load.ts"),
   save: () => import("./lib/cli/save.ts"),
+  history: () => import("./lib/cli/history.ts"),
   import: () => import("./lib/cli/import.ts"),
   ps: () => import("./lib/cli/ps.ts"),
   rm: () => import("./lib/cli/rm.ts"),
@@ -42,6 +44,7 @@ const VERBS: Record<string, VerbLoader> = {
 // docker's management-command spellings
 const ALIASES: Record<string, string[]> = {
   "container run": ["run"],
+  "container exec": ["exec"],
   "container ls": ["ps"],
   "container list": ["ps"],
   "container ps": ["ps"],
@@ -64,6 +67,7 @@ const ALIASES: Record<string, string[]> = {
   "image tag": ["tag"],
   "image load": ["load"],
   "image save": ["save"],
+  "image history": ["history"],
   "image import": ["import"],
   "image inspect": ["inspect", "--type", "image"],
 };
@@ -79,6 +83,7 @@ Options:
 
 Commands:
   run        Create and run a new container from an image
+  exec       Execute a command in a running container
   ps         List containers
   rm         Remove one or more containers
   inspect    Return low-level information on containers or images
@@ -87,6 +92,7 @@ Commands:
   tag        Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
   load       Load an image from a tar archive (docker-archive or OCI layout)
   save       Save one or more images to a tar archive
+  history    Show the history of an image
   import     Import the contents of a tarball to create a filesystem image
   version    Show the skiff version
   cp         Copy files/folders between a container and the local filesystem

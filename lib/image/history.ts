@@ -1,0 +1,49 @@
+// `history`: an image's config history, newest first, with each layer's size, as docker's daemon
+// builds it (ImageHistory): the top entry carries the image id, the ones below "<missing>" (skiff
+// keeps no parent images), entries marked empty_layer have size 0.
+
+import { join } from "../state/path.ts";
+import { readJsonOr } from "../state/fsutil.ts";
+import type { ImageRecord } from "../state/types.ts";
+import type { ImageStore, LayerInfo } from "./store.ts";
+
+export interface HistoryEntry {
+  /** The image id on the top entry, "<missing>" on the others. */
+  id: string;
+  /** ISO time, or "" when the entry has none. */
+  created: string;
+  createdBy: string;
+  /** Bytes the entry's layer adds (0 for an empty layer). */
+  size: number;
+  comment: string;
+  /** Tags of the image, on the top entry only. */
+  tags: string[];
+}
+
+export function imageHistory(store: ImageStore, image: ImageRecord): HistoryEntry[] {
+  const entries: HistoryEntry[] = [];
+  let layer = 0;
+  for (const h of image.config.history ?? []) {
+    let size = 0;
+    if (!h.empty_layer) {
+      const ref = image.layers[layer++];
+      if (ref) {
+        size = readJsonOr<Partial<LayerInfo>>(join(store.layerPath(ref.chainId), "layer.json"), {}).size ?? 0;
+      }
+    }
+    entries.push({
+      id: "<missing>",
+      created: h.created ?? "",
+      createdBy: h.created_by ?? "",
+      size,
+      comment: h.comment ?? "",
+      tags: [],
+    });
+  }
+  entries.reverse();
+  if (entries.length) {
+    entries[0].id = image.id;
+    entries[0].tags = image.repoTags;
+  }
+  return entries;
+}
