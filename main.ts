@@ -11,7 +11,6 @@ import { VERSION } from "./lib/version.ts";
 type VerbLoader = () => Promise<{ default: Verb }>;
 const VERBS: Record<string, VerbLoader> = {
   run: () => import("./lib/cli/run.ts"),
-  exec: () => import("./lib/cli/exec.ts"),
   images: () => import("./lib/cli/images.ts"),
   rmi: () => import("./lib/cli/rmi.ts"),
   tag: () => import("./lib/cli/tag.ts"),
@@ -44,7 +43,6 @@ const VERBS: Record<string, VerbLoader> = {
 // docker's management-command spellings
 const ALIASES: Record<string, string[]> = {
   "container run": ["run"],
-  "container exec": ["exec"],
   "container ls": ["ps"],
   "container list": ["ps"],
   "container ps": ["ps"],
