@@ -11,12 +11,14 @@ import { VERSION } from "./lib/version.ts";
 type VerbLoader = () => Promise<{ default: Verb }>;
 const VERBS: Record<string, VerbLoader> = {
   run: () => import("./lib/cli/run.ts"),
+  exec: () => import("./lib/cli/exec.ts"),
   images: () => import("./lib/cli/images.ts"),
   rmi: () => import("./lib/cli/rmi.ts"),
   tag: () => import("./lib/cli/tag.ts"),
   load: () => import("./lib/cli/load.ts"),
   save: () => import("./lib/cli/save.ts"),
   history: () => import("./lib/cli/history.ts"),
+  "image-prune": () => import("./lib/cli/image_prune.ts"),
   import: () => import("./lib/cli/import.ts"),
   ps: () => import("./lib/cli/ps.ts"),
   rm: () => import("./lib/cli/rm.ts"),
@@ -43,6 +45,7 @@ const VERBS: Record<string, VerbLoader> = {
 // docker's management-command spellings
 const ALIASES: Record<string, string[]> = {
   "container run": ["run"],
+  "container exec": ["exec"],
   "container ls": ["ps"],
   "container list": ["ps"],
   "container ps": ["ps"],
@@ -66,6 +69,7 @@ const ALIASES: Record<string, string[]> = {
   "image load": ["load"],
   "image save": ["save"],
   "image history": ["history"],
+  "image prune": ["image-prune"],
   "image import": ["import"],
   "image inspect": ["inspect", "--type", "image"],
 };

@@ -175,6 +175,9 @@ const SYS = {
   rt_sigprocmask: 14,
   capget: 125,
   capset: 126,
+  setgroups: 116,
+  setresuid: 117,
+  setresgid: 119,
   pivot_root: 155,
   close_range: 436,
   bpf: 321,
@@ -257,6 +260,22 @@ export function setgroups(gids: number[]): void {
 export const setresuid = (uid: number) => void check("setresuid", libc().setresuid(uid, uid, uid));
 export const setresgid = (gid: number) => void check("setresgid", libc().setresgid(gid, gid, gid));
 
+// The raw syscalls change only the calling thread's credentials (glibc's wrappers change every
+// thread): `exec` drops to the container's user on the main thread, spawns from it, and keeps root
+// on the other threads for its cleanup.
+export function setgroupsThread(gids: number[]): void {
+  const arr = new Uint32Array(gids.length || 1);
+  gids.forEach((g, i) => (arr[i] = g));
+  check(
+    "setgroups",
+    libc().syscall_ibi(BigInt(SYS.setgroups), BigInt(gids.length), new Uint8Array(arr.buffer), 0n),
+  );
+}
+export const setresuidThread = (uid: number) =>
+  void check("setresuid", libc().syscall_iii(BigInt(SYS.setresuid), BigInt(uid), BigInt(uid), BigInt(uid)));
+export const setresgidThread = (gid: number) =>
+  void check("setresgid", libc().syscall_iii(BigInt(SYS.setresgid), BigInt(gid), BigInt(gid), BigInt(gid)));
+
 export const ioctlBuf = (fd: number, request: number, buf: Uint8Array<ArrayBuffer>) =>
   check("ioctl", libc().ioctl_buf(fd, BigInt(request), buf));
 export const ioctlInt = (fd: number, request: number, arg: number) =>
@@ -330,6 +349,12 @@ export function resetSignals(): void {
     libc().syscall_ibbi(BigInt(SYS.rt_sigaction), BigInt(sig), dfl, null, 8n);
   }
   libc().syscall_ibbi(BigInt(SYS.rt_sigprocmask), 2n, /* SIG_SETMASK */ new Uint8Array(8), null, 8n);
+}
+
+/** Sets one signal back to SIG_DFL (the raw syscall: glibc refuses 32 and 33). */
+export function defaultSignal(sig: number): void {
+  const dfl = new Uint8Array(32);
+  check("rt_sigaction", libc().syscall_ibbi(BigInt(SYS.rt_sigaction), BigInt(sig), dfl, null, 8n));
 }
 
 // ---- capabilities (v3: two 32-bit words per set) ----

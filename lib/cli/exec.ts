@@ -1,0 +1,81 @@
+// `skiff exec [OPTIONS] CONTAINER COMMAND [ARG...]`: run a command in a running container.
+
+import { bool, list, type OptionSpec, parseArgs, requireArgs, str } from "./args.ts";
+import type { Verb } from "./context.ts";
+import { environment, readListFile } from "./envflags.ts";
+import { SkiffError } from "../errors.ts";
+import { afterFailedExec, execTarget, spawnInContainer } from "../runtime/exec.ts";
+
+const OPTIONS: OptionSpec[] = [
+  { name: "detach", short: "d", kind: "bool" },
+  { name: "detach-keys", kind: "string" },
+  { name: "env", short: "e", kind: "list" },
+  { name: "env-file", kind: "list" },
+  { name: "interactive", short: "i", kind: "bool" },
+  { name: "privileged", kind: "bool" },
+  { name: "tty", short: "t", kind: "bool" },
+  { name: "user", short: "u", kind: "string" },
+  { name: "workdir", short: "w", kind: "string" },
+];
+
+const USAGE = `Usage:  skiff exec [OPTIONS] CONTAINER COMMAND [ARG...]
+
+Execute a command in a running container
+
+Options:
+  -d, --detach               Detached mode: run command in the background
+      --detach-keys string   Override the key sequence for detaching a container
+  -e, --env list             Set environment variables
+      --env-file list        Read in a file of environment variables
+  -i, --interactive          Keep STDIN open even if not attached
+      --privileged           Give extended privileges to the command
+  -t, --tty                  Allocate a pseudo-TTY
+  -u, --user string          Username or UID (format: "<name|uid>[:<group|gid>]")
+  -w, --workdir string       Working directory inside the container`;
+
+const exec: Verb = async (args, ctx) => {
+  const parsed = parseArgs(args, { verb: "exec", options: OPTIONS, stopAtPositional: 1 });
+  if (bool(parsed, "help")) {
+    console.log(USAGE);
+    return 0;
+  }
+  requireArgs(parsed, "exec", 2);
+  const [ref, ...command] = parsed.positionals;
+  const detach = bool(parsed, "detach"), interactive = bool(parsed, "interactive");
+  const tty = bool(parsed, "tty");
+  if (tty && interactive && !detach && !Deno.stdin.isTerminal()) {
+    throw new SkiffError("the input device is not a TTY", 1);
+  }
+  const request = {
+    command,
+    env: environment([...list(parsed, "env-file").flatMap(readListFile), ...list(parsed, "env")]),
+    workingDir: str(parsed, "workdir"),
+    user: str(parsed, "user"),
+    privileged: bool(parsed, "privileged"),
+    tty,
+  };
+  const record = execTarget(ctx.root, ref);
+  if (tty && !detach) {
+    throw new SkiffError("exec -t is not supported yet");
+  }
+  let started;
+  try {
+    started = spawnInContainer(record, request, {
+      stdin: interactive && !detach ? "inherit" : "null",
+      stdout: detach ? "null" : "inherit",
+      stderr: detach ? "null" : "inherit",
+    });
+  } catch (e) {
+    await afterFailedExec(e);
+    throw e;
+  }
+  if (detach) {
+    started.child.unref();
+    await started.cleanedUp;
+    return 0;
+  }
+  const [status] = await Promise.all([started.child.status, started.cleanedUp]);
+  return status.code;
+};
+
+export default exec;
