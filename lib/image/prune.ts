@@ -1,0 +1,153 @@
+// `image prune`: removes dangling images (no tag, no digest reference), or with `all` every image no
+// container uses, then the layers and blobs no image or container refers to any more (what a pull
+// or load killed half-way left behind). Orphans younger than ORPHAN_GRACE_MS are kept: they may
+// belong to a pull that is still running (it stores layers before it records the image).
+
+import { join } from "../state/path.ts";
+import { SkiffError } from "../errors.ts";
+import { readJsonOr, removeIfExists } from "../state/fsutil.ts";
+import { listContainers } from "../state/containers.ts";
+import type { ImageRecord } from "../state/types.ts";
+import type { ImageStore, LayerInfo, RemoveRecord } from "./store.ts";
+
+export const ORPHAN_GRACE_MS = 10 * 60_000;
+
+export interface ImagePruneOptions {
+  all?: boolean;
+  /** docker's --filter values: until=…, label=…, label!=…. */
+  filters?: string[];
+  now?: number;
+  /** Age an unreferenced layer or blob must have to go (default ORPHAN_GRACE_MS). */
+  orphanGraceMs?: number;
+}
+
+export interface ImagePruneResult {
+  records: RemoveRecord[];
+  /** Bytes of the layers and blobs deleted. */
+  reclaimed: number;
+}
+
+const hexOf = (digest: string) => digest.slice(digest.indexOf(":") + 1);
+
+/** Parses --filter values up front (a bad filter changes nothing). */
+export function imagePruneFilter(filters: string[], now = Date.now()): (i: ImageRecord) => boolean {
+  const checks: ((i: ImageRecord) => boolean)[] = [];
+  for (const f of filters) {
+    const m = /^([a-z]+)(!?=)(.*)$/s.exec(f);
+    if (!m) throw new SkiffError(`bad format of filter (expected name=value)`);
+    const [, key, op, value] = m;
+    if (key === "until" && op === "=") {
+      const cutoff = untilTime(value, now);
+      checks.push((i) => (Date.parse(i.created) || 0) < cutoff);
+    } else if (key === "label") {
+      const eq = value.indexOf("=");
+      const has = (i: ImageRecord) => {
+        const labels = i.config.config?.Labels ?? {};
+        return eq === -1 ? value in labels : labels[value.slice(0, eq)] === value.slice(eq + 1);
+      };
+      checks.push(op === "=" ? has : (i) => !has(i));
+    } else if (key === "dangling" && op === "=") {
+      if (!["true", "false", "1", "0"].includes(value)) {
+        throw new SkiffError(`invalid filter 'dangling=${value}'`);
+      }
+    } else {
+      throw new SkiffError(`invalid filter '${key}'`);
+    }
+  }
+  return (i) => checks.every((c) => c(i));
+}
+
+/** until=: a Unix timestamp, an RFC 3339 date, or a Go duration before now (10m, 2h30m). */
+function untilTime(value: string, now: number): number {
+  if (/^\d+(\.\d+)?$/.test(value)) return Number(value) * 1000;
+  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const parts = [...value.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
+  if (parts.length && parts.map((p) => p[0]).join("") === value) {
+    return now - parts.reduce((sum, p) => sum + Number(p[1]) * units[p[2]], 0);
+  }
+  const date = Date.parse(value);
+  if (!Number.isNaN(date)) return date;
+  throw new SkiffError(`failed to parse value as time or duration: "${value}"`);
+}
+
+function layerSize(store: ImageStore, chainId: string): number {
+  return readJsonOr<Partial<LayerInfo>>(join(store.layerPath(chainId), "layer.json"), {}).size ?? 0;
+}
+
+export async function pruneImages(
+  store: ImageStore,
+  options: ImagePruneOptions = {},
+): Promise<ImagePruneResult> {
+  const now = options.now ?? Date.now();
+  // a filters value of dangling=false means "all", as in docker
+  const danglingFalse = (options.filters ?? []).some((f) => /^dangling=(false|0)$/.test(f));
+  const all = options.all || danglingFalse;
+  const keep = imagePruneFilter(options.filters ?? [], now);
+  store.sweepTmp();
+  const result: ImagePruneResult = { records: [], reclaimed: 0 };
+  const used = new Set(listContainers(store.root).map((c) => c.Image));
+  for (const image of store.list()) {
+    if (used.has(image.id) || !keep(image)) continue;
+    if (!all && (image.repoTags.length || image.repoDigests.length)) continue;
+    const sizes = new Map(image.layers.map((l) => [l.chainId, layerSize(store, l.chainId)]));
+    let records: RemoveRecord[];
+    try {
+      records = await store.remove(image.id, true);
+    } catch {
+      continue; // a container started using it meanwhile, or it is gone
+    }
+    for (const r of records) if ("deleted" in r) result.reclaimed += sizes.get(r.deleted) ?? 0;
+    result.records.push(...records);
+  }
+  result.reclaimed += await removeOrphans(store, now - (options.orphanGraceMs ?? ORPHAN_GRACE_MS));
+  return result;
+}
+
+/** Deletes layers and blobs nothing refers to, older than `before`; returns the bytes freed. */
+export async function removeOrphans(store: ImageStore, before: number): Promise<number> {
+  return await store.locked(() => {
+    let freed = 0;
+    const images = store.list();
+    const usedLayers = new Set(images.flatMap((i) => i.layers.map((l) => hexOf(l.chainId))));
+    for (const c of listContainers(store.root)) {
+      for (const dir of c.LowerDirs ?? []) usedLayers.add(dir.split("/").at(-2) ?? "");
+    }
+    const usedBlobs = new Set(
+      images.flatMap((i) => [
+        i.id,
+        i.manifestDigest,
+        ...i.layers.map((l) => l.blobDigest),
+        ...i.repoDigests.map((d) => d.slice(d.indexOf("@") + 1)),
+      ]).filter((d): d is string => !!d).map(hexOf),
+    );
+    const old = (path: string) => {
+      try {
+        return (Deno.lstatSync(path).mtime?.getTime() ?? 0) < before;
+      } catch {
+        return false;
+      }
+    };
+    for (const name of listDir(store.root.layers)) {
+      if (usedLayers.has(name) || !old(join(store.root.layers, name))) continue;
+      const size = layerSize(store, `sha256:${name}`);
+      if (store.removeLayer(`sha256:${name}`)) freed += size;
+    }
+    for (const name of listDir(store.root.blobs)) {
+      const path = join(store.root.blobs, name);
+      if (usedBlobs.has(name) || !old(path)) continue;
+      try {
+        freed += Deno.lstatSync(path).size;
+      } catch { /* gone */ }
+      removeIfExists(path);
+    }
+    return freed;
+  });
+}
+
+function listDir(dir: string): string[] {
+  try {
+    return [...Deno.readDirSync(dir)].map((e) => e.name);
+  } catch {
+    return [];
+  }
+}
