@@ -19,6 +19,7 @@ const VERBS: Record<string, VerbLoader> = {
   save: () => import("./lib/cli/save.ts"),
   history: () => import("./lib/cli/history.ts"),
   "image-prune": () => import("./lib/cli/image_prune.ts"),
+  system: () => import("./lib/cli/system.ts"),
   import: () => import("./lib/cli/import.ts"),
   ps: () => import("./lib/cli/ps.ts"),
   rm: () => import("./lib/cli/rm.ts"),
@@ -70,6 +71,7 @@ const ALIASES: Record<string, string[]> = {
   "image save": ["save"],
   "image history": ["history"],
   "image prune": ["image-prune"],
+  "system fsck": ["system", "check"],
   "image import": ["import"],
   "image inspect": ["inspect", "--type", "image"],
 };
@@ -108,6 +110,7 @@ Commands:
   stats      Display a live stream of container(s) resource usage statistics
   update     Update configuration of one or more containers
   volume     Manage volumes (create, ls, inspect, rm, prune)
+  system     Manage skiff (system check: verify the image store)
 `;
 
 export async function main(argv: string[]): Promise<number> {

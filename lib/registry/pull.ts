@@ -326,7 +326,11 @@ export async function pullImage(
     );
   }
   const missing: number[] = [];
-  for (let i = 0; i < manifest.layers.length; i++) if (!store.hasLayer(chain[i])) missing.push(i);
+  // a layer whose blob is gone (a pull killed between unpacking and keeping the blob, or a blob
+  // that system check --repair removed) is fetched again: the unpack is discarded, the blob kept
+  for (let i = 0; i < manifest.layers.length; i++) {
+    if (!store.hasLayer(chain[i]) || !exists(store.blobPath(manifest.layers[i].digest))) missing.push(i);
+  }
   const hadImage = store.get(manifest.config.digest) !== undefined;
   // docker lists shared layers as "Already exists", but says nothing of them for an image it has
   if (!hadImage || missing.length) {
