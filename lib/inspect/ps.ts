@@ -2,7 +2,7 @@
 // prints (docker's formatter.ContainerContext: .ID .Image .Command .CreatedAt .RunningFor .Ports
 // .State .Status .Size .Names .Labels .Label "k" .Mounts .Networks .LocalVolumes).
 
-import { join } from "node:path";
+import { join } from "../state/path.ts";
 import { SkiffError } from "../errors.ts";
 import { goStruct } from "../format/template.ts";
 import { containerStatus, ellipsis, goTimeString, humanSize, shortId, timeAgo } from "../format/human.ts";

@@ -3,7 +3,7 @@
 // place, so a half-made volume is never listed. Changes run under the "volumes" lock; the in-use
 // check reads the containers' Mounts.
 
-import { join } from "node:path";
+import { join } from "../state/path.ts";
 import { NotFoundError, SkiffError } from "../errors.ts";
 import { listContainers, processStartTime } from "../state/containers.ts";
 import { exists, readJson, removeIfExists, withLock, writeJsonAtomic } from "../state/fsutil.ts";
