@@ -42,6 +42,13 @@ const VERBS: Record<string, VerbLoader> = {
   update: () => import("./lib/cli/update.ts"),
   "container-prune": () => import("./lib/cli/container_prune.ts"),
   __cp: () => import("./lib/container/cphelper.ts"), // cp's helper inside a running container
+  logs: () => import("./lib/cli/logs.ts"),
+  start: () => import("./lib/cli/start.ts"),
+  stop: () => import("./lib/cli/stop.ts"),
+  kill: () => import("./lib/cli/kill.ts"),
+  restart: () => import("./lib/cli/restart.ts"),
+  wait: () => import("./lib/cli/wait.ts"),
+  __supervisor: () => import("./lib/runtime/monitor.ts"), // owns detached containers (run -d, start)
 };
 // docker's management-command spellings
 const ALIASES: Record<string, string[]> = {

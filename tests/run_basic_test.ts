@@ -269,7 +269,7 @@ Deno.test("run: exit 125 and nothing on disk for unknown image, bad flags, name 
         [["--cpus", "1", "--cpu-period", "50000"], /Conflicting options: Nano CPUs and CPU Period/],
         [["--device-cgroup-rule", "x 1:2"], /invalid device cgroup format 'x 1:2'/],
         [["--memory-swappiness", "200"], /valid memory swappiness range is 0-100/],
-        [["-d"], /not supported/],
+        [["-d", "--restart", "always"], /Conflicting options: --restart and --rm/],
         [["--name", "bad/name"], /Invalid container name/],
       ] as const
     ) {

@@ -10,6 +10,9 @@ import { validateCapabilityFlags } from "../runtime/caps.ts";
 import type { CreateRequest, ResourceSettings } from "../runtime/container.ts";
 import { discardVolumes, parseVolumeFlag, prepareMounts, type VolumeFlag } from "../runtime/mounts.ts";
 import { abortInitStage, startInitStage } from "../runtime/stage.ts";
+import { parseRestartPolicy } from "../runtime/restart.ts";
+import { logConfigOf } from "../runtime/logs.ts";
+import { parseSignal } from "../runtime/signals.ts";
 
 const OPTIONS: OptionSpec[] = [
   { name: "name", kind: "string" },
@@ -52,6 +55,11 @@ const OPTIONS: OptionSpec[] = [
   { name: "shm-size", kind: "string" },
   { name: "tmpfs", kind: "list" },
   { name: "volume", short: "v", kind: "list" },
+  { name: "restart", kind: "string" },
+  { name: "log-driver", kind: "string" },
+  { name: "log-opt", kind: "list" },
+  { name: "stop-signal", kind: "string" },
+  { name: "stop-timeout", kind: "string" },
 ];
 
 const USAGE = `Usage:  skiff run [OPTIONS] IMAGE [COMMAND] [ARG...]
@@ -69,6 +77,7 @@ Options:
       --cpus decimal            Number of CPUs
       --cpuset-cpus string      CPUs in which to allow execution (0-3, 0,1)
       --cpuset-mems string      MEMs in which to allow execution (0-3, 0,1)
+  -d, --detach                  Run container in background and print container ID
       --device-cgroup-rule list Add a rule to the cgroup allowed devices list
       --dns list                Set custom DNS servers
       --dns-option list         Set DNS options
@@ -81,6 +90,8 @@ Options:
   -i, --interactive             Keep STDIN open even if not attached
   -l, --label list              Set meta data on a container
       --label-file list         Read in a line delimited file of labels
+      --log-driver string       Logging driver for the container (json-file, none)
+      --log-opt list            Log driver options (max-size, max-file)
   -m, --memory bytes            Memory limit
       --memory-reservation bytes Memory soft limit
       --memory-swap bytes       Swap limit equal to memory plus swap: '-1' to enable unlimited swap
@@ -90,9 +101,12 @@ Options:
       --pids-limit int          Tune container pids limit (set -1 for unlimited)
       --privileged              Give extended privileges to this container
       --read-only               Mount the container's root filesystem as read only
+      --restart string          Restart policy to apply when a container exits (default "no")
       --rm                      Automatically remove the container when it exits
       --shm-size bytes          Size of /dev/shm
       --sig-proxy               Proxy received signals to the process (default true)
+      --stop-signal string      Signal to stop the container
+      --stop-timeout int        Timeout (in seconds) to stop a container
       --tmpfs list              Mount a tmpfs directory (PATH[:OPTIONS])
   -t, --tty                     Allocate a pseudo-TTY
   -u, --user string             Username or UID (format: <name|uid>[:<group|gid>])
@@ -271,6 +285,12 @@ function runRequest(parsed: Parsed): RunRequest {
     throw new SkiffError("the input device is not a TTY", 1); // docker's wording and exit code
   }
   const entrypoint = str(parsed, "entrypoint");
+  const restartPolicy = parseRestartPolicy(str(parsed, "restart"));
+  if (restartPolicy.Name !== "no" && bool(parsed, "rm")) {
+    throw new SkiffError("Conflicting options: --restart and --rm");
+  }
+  const stopSignal = str(parsed, "stop-signal");
+  if (stopSignal !== undefined) parseSignal(stopSignal);
   return {
     imageRef,
     limits,
@@ -300,8 +320,24 @@ function runRequest(parsed: Parsed): RunRequest {
       dnsOptions: list(parsed, "dns-option"),
       shmSize: bytesFlag(str(parsed, "shm-size"), "--shm-size"),
       tmpfs: tmpfsMounts(list(parsed, "tmpfs")),
+      restartPolicy,
+      logConfig: logConfigOf(str(parsed, "log-driver"), list(parsed, "log-opt")),
+      stopSignal,
+      stopTimeout: intFlag(str(parsed, "stop-timeout"), "--stop-timeout"),
     },
   };
+}
+
+/** run -d: the supervisor starts the created container; prints its id once its command runs. */
+async function runDetached(ctx: Parameters<Verb>[1], id: string): Promise<number> {
+  const { startDetached } = await import("../runtime/detach.ts");
+  const reply = await startDetached(ctx.root, id);
+  if (!reply.ok) {
+    console.error(`skiff: unable to start container process: ${reply.error}`);
+    return reply.exitCode;
+  }
+  console.log(id);
+  return 0;
 }
 
 const run: Verb = async (args, ctx) => {
@@ -310,15 +346,14 @@ const run: Verb = async (args, ctx) => {
     console.log(USAGE);
     return 0;
   }
-  if (bool(parsed, "detach")) {
-    throw new UsageError("detached mode (-d, --detach) is not supported yet", "run");
-  }
+  const detach = bool(parsed, "detach");
   const request = runRequest(parsed);
   const { tty, interactive } = request.container;
 
   // started before the rest of the runtime is even loaded: its startup overlaps with all that
-  // follows, and it waits for its spec (bad input from here on just kills it again)
-  const stage = startInitStage(ctx.root, interactive && !tty ? "inherit" : "null");
+  // follows, and it waits for its spec (bad input from here on just kills it again); a detached
+  // container's init stage is the supervisor's child instead (see runtime/monitor.ts)
+  const stage = detach ? undefined : startInitStage(ctx.root, interactive && !tty ? "inherit" : "null");
   let runtime, record, cgroup, cgroupView, createdVolumes: string[] = [];
   try {
     const [{ ImageStore }, cgroups, { createContainerFromImage }, foreground, { removeContainerDir }] =
@@ -354,6 +389,7 @@ const run: Verb = async (args, ctx) => {
       throw e;
     }
     createdVolumes = made;
+    if (detach) return await runDetached(ctx, record.Id);
     try {
       cgroup = cgroups.createCgroup(ctx.root, record.Id, limits);
       cgroupView = cgroups.containerCgroupView(ctx.root, record.Id);
@@ -364,10 +400,10 @@ const run: Verb = async (args, ctx) => {
       throw e;
     }
   } catch (e) {
-    await abortInitStage(stage);
+    if (stage) await abortInitStage(stage);
     throw e;
   }
-  const outcome = await runtime.runForeground(ctx.root, record, cgroup, stage, {
+  const outcome = await runtime.runForeground(ctx.root, record, cgroup, stage!, {
     cgroupView,
     signalProxy: request.signalProxy,
   });

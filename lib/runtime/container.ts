@@ -79,6 +79,12 @@ export interface CreateRequest {
   tmpfs?: Record<string, string>;
   /** -v binds and volumes, prepared by mounts.ts */
   mounts?: MountPoint[];
+  /** --restart, --log-driver/--log-opt (validated) */
+  restartPolicy?: HostConfig["RestartPolicy"];
+  logConfig?: HostConfig["LogConfig"];
+  /** --stop-signal (else the image's), --stop-timeout seconds */
+  stopSignal?: string;
+  stopTimeout?: number;
 }
 
 /** Applies KEY=VALUE entries over a list: same key replaces in place, new keys are appended. */
@@ -208,6 +214,8 @@ export async function createContainerFromImage(
         Tmpfs: req.tmpfs && Object.keys(req.tmpfs).length ? req.tmpfs : null,
         MaskedPaths: req.privileged ? [] : DEFAULT_MASKED_PATHS,
         ReadonlyPaths: req.privileged ? [] : DEFAULT_READONLY_PATHS,
+        RestartPolicy: req.restartPolicy ?? { Name: "no", MaximumRetryCount: 0 },
+        LogConfig: req.logConfig ?? { Type: "json-file", Config: {} },
       },
       Config: {
         Hostname: hostname,
@@ -226,7 +234,8 @@ export async function createContainerFromImage(
         WorkingDir: req.workingDir || imageConfig.WorkingDir || "",
         Entrypoint: entrypoint,
         Labels: { ...(imageConfig.Labels ?? {}), ...req.labels },
-        StopSignal: imageConfig.StopSignal,
+        StopSignal: req.stopSignal ?? imageConfig.StopSignal,
+        ...(req.stopTimeout !== undefined ? { StopTimeout: req.stopTimeout } : {}),
       },
       LowerDirs: req.lowerDirs,
     };

@@ -130,8 +130,9 @@ function becomeUser(spec: InitSpec, user: ExecUser): void {
     capset({ effective: held, permitted: held, inheritable: 0n });
   }
   prctl(PR.CAP_AMBIENT, BigInt(PR.CAP_AMBIENT_CLEAR_ALL));
-  // a credential change clears the parent-death signal: arm it again
-  prctl(PR.SET_PDEATHSIG, SIGKILL);
+  // a credential change clears the parent-death signal: arm it again (a detached container must
+  // survive its monitor: it has none from here on)
+  prctl(PR.SET_PDEATHSIG, spec.detached ? 0n : SIGKILL);
 }
 
 function execErrorCode(e: SysError): number {

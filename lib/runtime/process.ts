@@ -19,6 +19,7 @@ import { capabilityMask } from "./caps.ts";
 import { mergeEnv } from "./container.ts";
 import { PtyMaster, rawStdin } from "./pty.ts";
 import { abortInitStage, type InitStage, removeQuietly, writeAll } from "./stage.ts";
+import { SIGNAL_NUMBERS } from "./signals.ts";
 import { DEFAULT_PATH, DEFAULT_SHM_SIZE, type InitSpec } from "./spec.ts";
 
 /** What the runtime needs of a container's cgroup (lib/cgroups/mod.ts's ContainerCgroup). */
@@ -46,38 +47,6 @@ const FORWARDED_SIGNALS: Deno.Signal[] = [
   "SIGALRM",
   "SIGCONT",
 ];
-const SIGNAL_NUMBERS: Partial<Record<Deno.Signal, number>> = {
-  SIGHUP: 1,
-  SIGINT: 2,
-  SIGQUIT: 3,
-  SIGILL: 4,
-  SIGTRAP: 5,
-  SIGABRT: 6,
-  SIGBUS: 7,
-  SIGFPE: 8,
-  SIGKILL: 9,
-  SIGUSR1: 10,
-  SIGSEGV: 11,
-  SIGUSR2: 12,
-  SIGPIPE: 13,
-  SIGALRM: 14,
-  SIGTERM: 15,
-  SIGCHLD: 17,
-  SIGCONT: 18,
-  SIGSTOP: 19,
-  SIGTSTP: 20,
-  SIGTTIN: 21,
-  SIGTTOU: 22,
-  SIGURG: 23,
-  SIGXCPU: 24,
-  SIGXFSZ: 25,
-  SIGVTALRM: 26,
-  SIGPROF: 27,
-  SIGWINCH: 28,
-  SIGIO: 29,
-  SIGPWR: 30,
-  SIGSYS: 31,
-};
 
 const join = (dir: string, name: string) => `${dir}/${name}`;
 
@@ -153,39 +122,37 @@ function exitCodeOf(status: Deno.CommandStatus): number {
   return status.code;
 }
 
-/**
- * Runs a created container in the foreground with skiff's own stdio and returns when it has exited.
- * `stage` comes from startInitStage(); `cgroup` is already created with the container's limits and
- * is destroyed here.
- */
-export interface ForegroundOptions {
+export interface LaunchOptions {
   /** lib/cgroups containerCgroupView: mounted at /sys/fs/cgroup in the container. */
   cgroupView?: InitSpec["cgroupView"];
-  /** docker's --sig-proxy (default true): pass skiff's signals on to the container. */
-  signalProxy?: boolean;
+  /** run -d / start: the container outlives the launching process (see monitor.ts). */
+  detached?: boolean;
 }
 
-export async function runForeground(
+/**
+ * Sends a waiting init stage its spec: joins the cgroup, records "running" with this process as the
+ * monitor, and gives the go. With -t, returns the pty master whose slave the container gets. On
+ * failure everything is undone (the stage killed, the cgroup destroyed, --rm honoured) and it throws.
+ */
+export async function launchContainer(
   root: StateRoot,
   record: ContainerRecord,
   cgroup: CgroupHandle | undefined,
   stage: InitStage,
-  options: ForegroundOptions = {},
-): Promise<RunOutcome> {
+  options: LaunchOptions = {},
+): Promise<PtyMaster | undefined> {
   const id = record.Id;
   const dir = root.container(id);
-  const tty = record.Config.Tty;
-  const interactive = record.Config.OpenStdin;
   const child = stage.child;
   let pty: PtyMaster | undefined;
-
   try {
     const spec = initSpec(root, record, undefined);
     spec.cgroupView = options.cgroupView;
-    if (tty) {
+    spec.detached = options.detached;
+    if (record.Config.Tty) {
       pty = PtyMaster.open();
       spec.ttySlave = pty.slavePath;
-      pty.syncWindowSize();
+      if (!options.detached) pty.syncWindowSize();
     }
     cgroup?.addProcess(child.pid);
     updateRecord(root, id, (r) => {
@@ -193,6 +160,8 @@ export async function runForeground(
         ...r.State,
         Status: "running",
         Running: true,
+        Paused: false,
+        Restarting: false,
         Pid: child.pid,
         PidStartTime: processStartTime(child.pid),
         MonitorPid: Deno.pid,
@@ -205,6 +174,7 @@ export async function runForeground(
     const specPath = join(dir, "init.json");
     Deno.writeTextFileSync(specPath, JSON.stringify(spec));
     writeAll(stage.fifoFd, new TextEncoder().encode(specPath + "\n"));
+    return pty;
   } catch (e) {
     await abortInitStage(stage);
     pty?.close();
@@ -213,44 +183,23 @@ export async function runForeground(
     else for (const file of ["init-error", "init.json"]) removeQuietly(join(dir, file));
     throw e;
   }
+}
 
-  const running = child;
-  const forward = (signal: Deno.Signal) => () => {
-    try {
-      kill(running.pid, SIGNAL_NUMBERS[signal]!);
-    } catch { /* exited meanwhile */ }
-  };
-  const listeners = options.signalProxy === false
-    ? []
-    : FORWARDED_SIGNALS.map((s) => [s, forward(s)] as const);
-  for (const [s, fn] of listeners) Deno.addSignalListener(s, fn);
-  let restoreStdin = () => {};
-  let output: Promise<void> | undefined;
-  const onWinch = () => pty?.syncWindowSize();
-  if (pty) {
-    Deno.addSignalListener("SIGWINCH", onWinch);
-    output = pty.pumpOutput();
-    if (interactive) {
-      restoreStdin = rawStdin();
-      pty.pumpInput();
-    }
-  }
-
-  const status = await running.status;
+/**
+ * After the init stage exited: reads why (init error or exit status), tears the cgroup down and
+ * records the exit, or removes the container (--rm).
+ */
+export async function finishContainer(
+  root: StateRoot,
+  record: ContainerRecord,
+  cgroup: CgroupHandle | undefined,
+  stage: InitStage,
+  status: Deno.CommandStatus,
+): Promise<RunOutcome> {
+  const id = record.Id;
+  const dir = root.container(id);
   close(stage.fifoFd);
   removeQuietly(stage.fifoPath);
-  for (const [s, fn] of listeners) Deno.removeSignalListener(s, fn);
-  if (pty) {
-    Deno.removeSignalListener("SIGWINCH", onWinch);
-    pty.releaseSlave();
-    // what the container wrote last is still in the pty: drain it, but never hang on it
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([output, new Promise((r) => (timer = setTimeout(r, 2000)))]);
-    clearTimeout(timer);
-    restoreStdin();
-    pty.close();
-  }
-
   const initError = readInitError(join(dir, "init-error"));
   const exitCode = initError?.code ?? exitCodeOf(status);
   let oomKilled = false;
@@ -269,6 +218,7 @@ export async function runForeground(
         // docker leaves a container whose process never started in "created"
         Status: initError ? "created" : "exited",
         Running: false,
+        Paused: false,
         Pid: 0,
         ExitCode: exitCode,
         Error: initError?.message ?? "",
@@ -278,4 +228,66 @@ export async function runForeground(
     });
   }
   return { exitCode, error: initError?.message };
+}
+
+/** Waits (bounded) for a pump of the container's output to deliver what is left. */
+export async function drain(output: Promise<void> | undefined, ms = 2000): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([output, new Promise((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+}
+
+export interface ForegroundOptions {
+  /** lib/cgroups containerCgroupView: mounted at /sys/fs/cgroup in the container. */
+  cgroupView?: InitSpec["cgroupView"];
+  /** docker's --sig-proxy (default true): pass skiff's signals on to the container. */
+  signalProxy?: boolean;
+}
+
+/**
+ * Runs a created container in the foreground with skiff's own stdio and returns when it has exited.
+ * `stage` comes from startInitStage(); `cgroup` is already created with the container's limits and
+ * is destroyed here.
+ */
+export async function runForeground(
+  root: StateRoot,
+  record: ContainerRecord,
+  cgroup: CgroupHandle | undefined,
+  stage: InitStage,
+  options: ForegroundOptions = {},
+): Promise<RunOutcome> {
+  const pty = await launchContainer(root, record, cgroup, stage, { cgroupView: options.cgroupView });
+  const running = stage.child;
+  const forward = (signal: Deno.Signal) => () => {
+    try {
+      kill(running.pid, SIGNAL_NUMBERS[signal]!);
+    } catch { /* exited meanwhile */ }
+  };
+  const listeners = options.signalProxy === false
+    ? []
+    : FORWARDED_SIGNALS.map((s) => [s, forward(s)] as const);
+  for (const [s, fn] of listeners) Deno.addSignalListener(s, fn);
+  let restoreStdin = () => {};
+  let output: Promise<void> | undefined;
+  const onWinch = () => pty?.syncWindowSize();
+  if (pty) {
+    Deno.addSignalListener("SIGWINCH", onWinch);
+    output = pty.pumpOutput();
+    if (record.Config.OpenStdin) {
+      restoreStdin = rawStdin();
+      pty.pumpInput();
+    }
+  }
+
+  const status = await running.status;
+  for (const [s, fn] of listeners) Deno.removeSignalListener(s, fn);
+  if (pty) {
+    Deno.removeSignalListener("SIGWINCH", onWinch);
+    pty.releaseSlave();
+    // what the container wrote last is still in the pty: drain it, but never hang on it
+    await drain(output);
+    restoreStdin();
+    pty.close();
+  }
+  return await finishContainer(root, record, cgroup, stage, status);
 }

@@ -43,12 +43,16 @@ export class PtyMaster {
     this.slaveHold = -1;
   }
 
-  /** Copies everything the container writes to skiff's stdout until the pty hangs up. */
-  async pumpOutput(): Promise<void> {
+  /** Copies everything the container writes to skiff's stdout (or `sink`) until the pty hangs up. */
+  async pumpOutput(sink?: (chunk: Uint8Array) => void): Promise<void> {
     const buf = new Uint8Array(32 * 1024);
     while (true) {
       const n = await readAsync(this.fd, buf);
       if (n <= 0) return; // EIO: every slave fd is closed
+      if (sink) {
+        sink(buf.slice(0, n));
+        continue;
+      }
       let written = 0;
       while (written < n) written += await Deno.stdout.write(buf.subarray(written, n));
     }

@@ -45,6 +45,8 @@ export interface InitSpec {
     binds: { source: string; target: string }[];
     symlinks: { link: string; target: string }[];
   };
+  /** run -d / start: the container outlives its monitor (no parent-death signal once set up). */
+  detached?: boolean;
 }
 
 /** docker's default size of /dev/shm. */

@@ -17,10 +17,15 @@ export interface InitStage {
 
 /**
  * Spawns the init stage as PID 1 of a new PID namespace (this process stays in its own). It starts
- * before the container exists and waits on the FIFO until runForeground() sends the spec; a caller
- * that cannot create the container must abortInitStage().
+ * before the container exists and waits on the FIFO until launchContainer() sends the spec; a caller
+ * that cannot create the container must abortInitStage(). `output` "piped": the detached monitor
+ * reads the container's stdout/stderr (into its log).
  */
-export function startInitStage(root: StateRoot, stdin: "inherit" | "null"): InitStage {
+export function startInitStage(
+  root: StateRoot,
+  stdin: "inherit" | "null" | "piped",
+  output: "inherit" | "piped" = "inherit",
+): InitStage {
   const rand = crypto.getRandomValues(new Uint32Array(1))[0].toString(16);
   // <kind>-<pid>-<start time>-<hex>: the image store's tmp sweeper removes it once we are gone
   const fifoPath = `${root.tmp}/initfifo-${Deno.pid}-${processStartTime(Deno.pid) ?? 0}-${rand}`;
@@ -36,8 +41,8 @@ export function startInitStage(root: StateRoot, stdin: "inherit" | "null"): Init
         const child = new Deno.Command(self.cmd, {
           args: self.args,
           stdin,
-          stdout: "inherit",
-          stderr: "inherit",
+          stdout: output,
+          stderr: output,
         })
           .spawn();
         return { child, fifoPath, fifoFd };

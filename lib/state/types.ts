@@ -97,6 +97,8 @@ export interface ContainerConfig {
   Entrypoint: string[] | null;
   Labels: Record<string, string>;
   StopSignal?: string;
+  /** --stop-timeout: seconds stop waits before SIGKILL (absent: 10). */
+  StopTimeout?: number;
 }
 
 export interface DeviceRule {
@@ -147,6 +149,10 @@ export interface HostConfig {
   Tmpfs?: Record<string, string> | null;
   MaskedPaths: string[];
   ReadonlyPaths: string[];
+  /** --restart (absent on records made before restart policies: "no"). */
+  RestartPolicy?: { Name: "no" | "always" | "on-failure" | "unless-stopped"; MaximumRetryCount: number };
+  /** --log-driver / --log-opt (absent: json-file without rotation). */
+  LogConfig?: { Type: "json-file" | "none"; Config: Record<string, string> };
 }
 
 /** One entry of docker's inspect Mounts (volumes, binds, tmpfs). */

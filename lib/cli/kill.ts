@@ -1,0 +1,27 @@
+// skiff kill [-s SIG] CONTAINER...: a signal (default KILL) to each container's main process.
+
+import { killContainer } from "../runtime/lifecycle.ts";
+import { parseSignal } from "../runtime/signals.ts";
+import { bool, parseArgs, requireArgs, str } from "./args.ts";
+import type { Verb } from "./context.ts";
+import { eachContainer } from "./stop.ts";
+
+const kill: Verb = async (args, ctx) => {
+  const p = parseArgs(args, { verb: "kill", options: [{ name: "signal", short: "s", kind: "string" }] });
+  if (bool(p, "help")) {
+    console.log(USAGE);
+    return 0;
+  }
+  requireArgs(p, "kill", 1);
+  const signal = str(p, "signal") ?? "KILL";
+  parseSignal(signal); // a bad signal is refused before any container is touched
+  return await eachContainer(p.positionals, ctx, (r) => killContainer(ctx.root, r, signal));
+};
+export default kill;
+
+const USAGE = `Usage:  skiff kill [OPTIONS] CONTAINER [CONTAINER...]
+
+Kill one or more running containers
+
+Options:
+  -s, --signal string   Signal to send to the container (default "KILL")`;

@@ -1,0 +1,72 @@
+// The client side of the supervisor (monitor.ts): `run -d`, `start` and `restart` ask it to start a
+// created or stopped container and get the answer once the container's command runs. Starts the
+// supervisor when none answers on <root>/supervisor.sock (several clients may race to do so: the
+// supervisor's flock lets one win, the others exit at once).
+
+import { SkiffError } from "../errors.ts";
+import type { StateRoot } from "../state/root.ts";
+import { type StartReply, supervisorSocket } from "./monitor.ts";
+import { selfCommand } from "./self.ts";
+
+const CONNECT_DEADLINE_MS = 20_000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function spawnSupervisor(root: StateRoot): { exited: () => boolean } {
+  const self = selfCommand(["--root", root.path, "__supervisor"]);
+  const child = new Deno.Command(self.cmd, {
+    args: self.args,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+    detached: true, // its own session: it outlives this command and the caller's terminal
+  }).spawn();
+  let exited = false;
+  child.status.then(() => (exited = true));
+  child.unref();
+  return { exited: () => exited };
+}
+
+async function exchange(path: string, request: string): Promise<string | undefined> {
+  const conn = await Deno.connect({ transport: "unix", path });
+  try {
+    await conn.write(new TextEncoder().encode(request + "\n"));
+    let text = "";
+    const buf = new Uint8Array(4096);
+    const decoder = new TextDecoder();
+    while (true) {
+      const n = await conn.read(buf).catch(() => null);
+      if (n === null) break;
+      text += decoder.decode(buf.subarray(0, n));
+    }
+    return text.includes("\n") ? text.slice(0, text.indexOf("\n")) : undefined;
+  } finally {
+    try {
+      conn.close();
+    } catch { /* closed */ }
+  }
+}
+
+/**
+ * Has the supervisor start container `id` (created or exited); resolves when its command runs, or
+ * with why it could not start (exitCode 125/126/127 as docker gives them).
+ */
+export async function startDetached(root: StateRoot, id: string): Promise<StartReply> {
+  const path = supervisorSocket(root);
+  const request = JSON.stringify({ op: "start", id });
+  const deadline = Date.now() + CONNECT_DEADLINE_MS;
+  let supervisor: { exited: () => boolean } | undefined;
+  for (let delay = 2;; delay = Math.min(delay * 2, 50)) {
+    let line: string | undefined;
+    try {
+      line = await exchange(path, request);
+    } catch { /* nobody listening (yet) */ }
+    // no answer: no supervisor, or one that was exiting as we connected; it is safe to ask again,
+    // as a supervisor answers "running" for a container it already started
+    if (line !== undefined) return JSON.parse(line) as StartReply;
+    if (Date.now() > deadline) {
+      throw new SkiffError("cannot reach the skiff supervisor (see <root>/supervisor.log)");
+    }
+    if (!supervisor || supervisor.exited()) supervisor = spawnSupervisor(root);
+    await sleep(delay);
+  }
+}

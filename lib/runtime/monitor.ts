@@ -1,0 +1,287 @@
+// The supervisor: one process per state root that owns every detached container (run -d, start).
+// `skiff __supervisor` is started on demand by detach.ts (setsid, no stdio), holds
+// <root>/supervisor.lock for its whole life, listens on <root>/supervisor.sock and exits as soon as
+// it owns no container and serves no request. See MONITOR.md for the design and its figures.
+//
+// Per container it: creates the cgroup from the record, spawns the init stage (so it is the parent
+// and can wait on it), pumps stdout/stderr (or the pty) into the json log, answers the requester once
+// the container's command runs (or why it did not), records the exit, and applies the restart policy.
+// Containers get no parent-death signal: they keep running when the supervisor is killed.
+
+import { flock, LOCK, O, open } from "../../ffi/libc.ts";
+import {
+  type CgroupLimits,
+  containerCgroupView,
+  createCgroup,
+  parseDeviceCgroupRule,
+} from "../cgroups/mod.ts";
+import type { Verb } from "../cli/context.ts";
+import { loadContainer, updateContainerSync } from "../state/containers.ts";
+import { exists, removeIfExists } from "../state/fsutil.ts";
+import { reconcile } from "../state/reconcile.ts";
+import type { StateRoot } from "../state/root.ts";
+import type { ContainerRecord, HostConfig } from "../state/types.ts";
+import { JsonLogWriter, logPath, logSettings, type LogStream } from "./logs.ts";
+import { drain, finishContainer, launchContainer, type RunOutcome } from "./process.ts";
+import { Backoff, NO_RESTART, shouldRestart } from "./restart.ts";
+import { startInitStage } from "./stage.ts";
+
+/** What the supervisor answers to a start request (one JSON line). */
+export type StartReply =
+  | { ok: true; pid: number }
+  | { ok: false; error: string; exitCode: number };
+
+export const supervisorSocket = (root: StateRoot) => `${root.path}/supervisor.sock`;
+export const supervisorLock = (root: StateRoot) => `${root.path}/supervisor.lock`;
+/** Marker in the container's directory: stop, kill or rm asked for the next exit (no restart). */
+export const STOP_MARKER = "stop-requested";
+
+export function stopRequested(root: StateRoot, id: string): boolean {
+  return exists(`${root.container(id)}/${STOP_MARKER}`);
+}
+
+/** The cgroup limits a record asks for (the same the run flags gave). */
+export function cgroupLimitsOf(host: HostConfig): CgroupLimits {
+  return {
+    memory: host.Memory,
+    memorySwap: host.MemorySwap,
+    nanoCpus: host.NanoCpus,
+    cpuShares: host.CpuShares,
+    cpusetCpus: host.CpusetCpus,
+    cpusetMems: host.CpusetMems,
+    pidsLimit: host.PidsLimit ?? undefined,
+    blkioWeight: host.BlkioWeight,
+    cpuPeriod: host.CpuPeriod,
+    cpuQuota: host.CpuQuota,
+    memoryReservation: host.MemoryReservation,
+    memorySwappiness: host.MemorySwappiness ?? undefined,
+    oomKillDisable: host.OomKillDisable,
+    deviceRules: host.DeviceCgroupRules?.map(parseDeviceCgroupRule),
+    privileged: host.Privileged,
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Resolves true once the init stage has execve()d the container's command, false if it exited first. */
+async function waitForExec(pid: number, exited: () => boolean): Promise<boolean> {
+  const self = Deno.execPath();
+  for (let delay = 1; !exited(); delay = Math.min(delay * 2, 8)) {
+    try {
+      if (Deno.readLinkSync(`/proc/${pid}/exe`) !== self) return true;
+    } catch {
+      return false; // gone (or a zombie)
+    }
+    await sleep(delay);
+  }
+  return false;
+}
+
+async function pumpStream(stream: ReadableStream<Uint8Array>, name: LogStream, log: JsonLogWriter) {
+  try {
+    for await (const chunk of stream) log.write(name, chunk);
+  } catch { /* the pipe broke: nothing more to log */ }
+}
+
+/**
+ * One run of the container: from a fresh init stage to the recorded exit. `onRunning` is called
+ * once its command runs (or it already ended without an init error).
+ */
+async function runOnce(
+  root: StateRoot,
+  record: ContainerRecord,
+  onRunning: (pid: number) => void,
+): Promise<RunOutcome> {
+  const id = record.Id;
+  const cgroup = createCgroup(root, id, cgroupLimitsOf(record.HostConfig));
+  const keepStdin = record.Config.OpenStdin && !record.Config.Tty;
+  let stage;
+  try {
+    stage = startInitStage(root, keepStdin ? "piped" : "null", "piped");
+  } catch (e) {
+    cgroup.destroy();
+    throw e;
+  }
+  const child = stage.child;
+  const log = new JsonLogWriter(logPath(root, id), logSettings(record));
+  const pty = await launchContainer(root, record, cgroup, stage, {
+    cgroupView: containerCgroupView(root, id),
+    detached: true,
+  });
+  const pumps = [pumpStream(child.stdout, "stdout", log), pumpStream(child.stderr, "stderr", log)];
+  if (pty) pumps.push(pty.pumpOutput((chunk) => log.write("stdout", chunk)));
+  let exited = false;
+  const status = child.status.then((s) => {
+    exited = true;
+    return s;
+  });
+  if (await waitForExec(child.pid, () => exited)) onRunning(child.pid);
+  const final = await status;
+  pty?.releaseSlave();
+  await drain(Promise.all(pumps).then(() => {}));
+  pty?.close();
+  log.close();
+  const outcome = await finishContainer(root, record, cgroup, stage, final);
+  if (!outcome.error) onRunning(child.pid); // it ran and ended before we saw the exec
+  return outcome;
+}
+
+function updateQuietly(root: StateRoot, id: string, change: (r: ContainerRecord) => void): void {
+  try {
+    updateContainerSync(root, id, change);
+  } catch { /* removed meanwhile */ }
+}
+
+/** Waits `ms` unless stop/rm asks for the container meanwhile; true when the wait was cut short. */
+async function backoffWait(root: StateRoot, id: string, ms: number): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (stopRequested(root, id) || !exists(root.container(id))) return true;
+    await sleep(Math.min(50, until - Date.now()));
+  }
+  return stopRequested(root, id) || !exists(root.container(id));
+}
+
+/**
+ * Owns a container until it is down for good: runs it, restarts it as its policy says. `reply`
+ * gets the outcome of the first start.
+ */
+async function supervise(root: StateRoot, id: string, reply: (r: StartReply) => void): Promise<void> {
+  const backoff = new Backoff();
+  let first = true;
+  const answer = (r: StartReply) => {
+    if (first) reply(r);
+    first = false;
+  };
+  while (true) {
+    let record: ContainerRecord;
+    try {
+      record = loadContainer(root, id);
+    } catch {
+      return answer({ ok: false, error: `No such container: ${id}`, exitCode: 1 });
+    }
+    const startedAt = Date.now();
+    let outcome: RunOutcome;
+    try {
+      outcome = await runOnce(root, record, (pid) => answer({ ok: true, pid }));
+    } catch (e) {
+      updateQuietly(root, id, (r) => {
+        Object.assign(r.State, { Status: "exited", Running: false, Restarting: false, Pid: 0 });
+        r.State.Error = (e as Error).message;
+      });
+      return answer({ ok: false, error: (e as Error).message, exitCode: 125 });
+    }
+    if (outcome.error) return answer({ ok: false, error: outcome.error, exitCode: outcome.exitCode });
+    if (!exists(root.container(id))) return;
+    let current: ContainerRecord;
+    try {
+      current = loadContainer(root, id);
+    } catch {
+      return;
+    }
+    const policy = current.HostConfig.RestartPolicy ?? NO_RESTART;
+    if (!shouldRestart(policy, outcome.exitCode, current.RestartCount, stopRequested(root, id))) return;
+    updateQuietly(root, id, (r) => {
+      Object.assign(r.State, { Status: "restarting", Restarting: true, MonitorPid: Deno.pid });
+    });
+    if (await backoffWait(root, id, backoff.next(Date.now() - startedAt))) {
+      updateQuietly(root, id, (r) => Object.assign(r.State, { Status: "exited", Restarting: false }));
+      return;
+    }
+    updateQuietly(root, id, (r) => void r.RestartCount++);
+  }
+}
+
+function diagnose(root: StateRoot, message: string): void {
+  try {
+    Deno.writeTextFileSync(`${root.path}/supervisor.log`, `${new Date().toISOString()} ${message}\n`, {
+      append: true,
+    });
+  } catch { /* nowhere to report */ }
+}
+
+/** Serves one connection: a single JSON request line, a single JSON reply line. */
+async function serve(
+  root: StateRoot,
+  conn: Deno.Conn,
+  owned: Set<string>,
+  onDone: () => void,
+): Promise<void> {
+  const decoder = new TextDecoder();
+  let text = "";
+  const buf = new Uint8Array(4096);
+  while (!text.includes("\n")) {
+    const n = await conn.read(buf);
+    if (n === null) return;
+    text += decoder.decode(buf.subarray(0, n));
+  }
+  const request = JSON.parse(text.slice(0, text.indexOf("\n"))) as { op: string; id: string };
+  let answer: StartReply;
+  if (request.op !== "start") {
+    answer = { ok: false, error: `unknown request ${request.op}`, exitCode: 125 };
+  } else if (owned.has(request.id)) {
+    answer = { ok: true, pid: 0 }; // being started or already running under us
+  } else {
+    let record: ContainerRecord | undefined;
+    try {
+      record = reconcile(root, loadContainer(root, request.id));
+    } catch { /* answered by supervise */ }
+    if (record?.State.Running) {
+      answer = { ok: true, pid: record.State.Pid };
+    } else {
+      removeIfExists(`${root.container(request.id)}/${STOP_MARKER}`);
+      owned.add(request.id);
+      answer = await new Promise<StartReply>((resolve) => {
+        supervise(root, request.id, resolve)
+          .catch((e) => {
+            diagnose(root, `container ${request.id}: ${(e as Error).stack ?? e}`);
+            resolve({ ok: false, error: (e as Error).message, exitCode: 125 });
+          })
+          .finally(() => {
+            owned.delete(request.id);
+            onDone();
+          });
+      });
+    }
+  }
+  await conn.write(new TextEncoder().encode(JSON.stringify(answer) + "\n"));
+}
+
+/** `skiff __supervisor`: see the header. */
+const supervisor: Verb = async (_args, ctx) => {
+  const root = ctx.root;
+  const lockFd = open(supervisorLock(root), O.RDWR | O.CREAT | O.CLOEXEC, 0o600);
+  if (!flock(lockFd, LOCK.EX | LOCK.NB)) return 0; // another supervisor serves this root
+  globalThis.addEventListener("unhandledrejection", (e) => {
+    diagnose(root, `unhandled: ${e.reason?.stack ?? e.reason}`);
+    e.preventDefault();
+  });
+  const path = supervisorSocket(root);
+  removeIfExists(path);
+  const listener = Deno.listen({ transport: "unix", path });
+  const owned = new Set<string>();
+  let busy = 0;
+  const exitWhenIdle = () => {
+    if (owned.size === 0 && busy === 0) {
+      listener.close();
+      Deno.exit(0); // the lock goes with the process; the next supervisor rebinds the socket
+    }
+  };
+  // started for a request that never came (its sender died): do not linger
+  setTimeout(exitWhenIdle, 10_000);
+  for await (const conn of listener) {
+    busy++;
+    serve(root, conn, owned, exitWhenIdle)
+      .catch((e) => diagnose(root, `request: ${(e as Error).stack ?? e}`))
+      .finally(() => {
+        try {
+          conn.close();
+        } catch { /* closed */ }
+        busy--;
+        exitWhenIdle();
+      });
+  }
+  return 0;
+};
+
+export default supervisor;
