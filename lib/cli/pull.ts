@@ -1,6 +1,8 @@
 // skiff pull [-q] [--platform OS/ARCH[/VARIANT]] [-a] NAME[:TAG|@DIGEST]
 
-import type { Verb } from "./context.ts";
+import type { CliContext, Verb } from "./context.ts";
+import type { ImageStore } from "../image/store.ts";
+import type { ImageRecord } from "../state/types.ts";
 import { bool, parseArgs, requireArgs, str } from "./args.ts";
 import { SkiffError, UsageError } from "../errors.ts";
 import { isatty } from "../../ffi/libc.ts";
@@ -117,3 +119,56 @@ const pull: Verb = async (args, ctx) => {
   }
 };
 export default pull;
+
+export type PullPolicy = "missing" | "always" | "never";
+
+/** `run --pull`: docker's three policies and its wording for anything else. */
+export function parsePullPolicy(value: string | undefined): PullPolicy {
+  const policy = value ?? "missing";
+  if (policy !== "missing" && policy !== "always" && policy !== "never") {
+    throw new SkiffError(`invalid pull option: '${policy}': must be one of "always", "missing" or "never"`);
+  }
+  return policy;
+}
+
+/**
+ * The image `run`/`create` start from: pulled first when it is missing (or always), with docker's
+ * "Unable to find image ... locally" and the pull progress on stderr (stdout is the container's).
+ * Failures are the run's own (exit 125).
+ */
+export async function imageForRun(
+  ctx: CliContext,
+  store: ImageStore,
+  name: string,
+  pullFlag: string | undefined,
+): Promise<ImageRecord> {
+  const policy = parsePullPolicy(pullFlag);
+  const present = policy === "always" ? undefined : store.find(name);
+  if (present) return present;
+  if (policy === "never") return store.resolve(name); // throws docker's "Unable to find image"
+  const { ref } = parsePullReference(name);
+  if (policy === "missing") console.error(`Unable to find image '${familiarString(ref)}' locally`);
+  const { pullImage } = await import("../registry/pull.ts");
+  const { RegistryClient } = await import("../registry/client.ts");
+  const renderer = new ProgressRenderer(Deno.stderr, isatty(2));
+  const say = (text: string) => renderer.sink({ kind: "message", text });
+  let client: InstanceType<typeof RegistryClient> | undefined;
+  try {
+    client = new RegistryClient(ref.domain);
+    const result = await pullImage(ctx.root, ref, { onEvent: renderer.sink, client });
+    renderer.flush();
+    say(`Digest: ${result.digest}`);
+    say(
+      `Status: ${result.downloaded ? "Downloaded newer image" : "Image is up to date"} for ${
+        familiarString(ref)
+      }`,
+    );
+    return result.image;
+  } catch (e) {
+    if (e instanceof SkiffError && e.exitCode !== 125) throw new SkiffError(e.message, 125);
+    throw e;
+  } finally {
+    renderer.flush();
+    client?.close();
+  }
+}

@@ -17,6 +17,7 @@ import { parseSignal } from "../runtime/signals.ts";
 const OPTIONS: OptionSpec[] = [
   { name: "name", kind: "string" },
   { name: "rm", kind: "bool" },
+  { name: "pull", kind: "string" },
   { name: "detach", short: "d", kind: "bool" },
   { name: "env", short: "e", kind: "list" },
   { name: "env-file", kind: "list" },
@@ -102,6 +103,7 @@ Options:
       --privileged              Give extended privileges to this container
       --read-only               Mount the container's root filesystem as read only
       --restart string          Restart policy to apply when a container exits (default "no")
+      --pull string             Pull image before running ("always", "missing", "never") (default "missing")
       --rm                      Automatically remove the container when it exits
       --shm-size bytes          Size of /dev/shm
       --sig-proxy               Proxy received signals to the process (default true)
@@ -369,7 +371,10 @@ const run: Verb = async (args, ctx) => {
     limits.deviceRules = request.container.resources.DeviceCgroupRules?.map(cgroups.parseDeviceCgroupRule);
     cgroups.validateLimits(limits);
     const store = new ImageStore(ctx.root);
-    const image = store.resolve(request.imageRef);
+    // a missing image is pulled first (docker's --pull=missing); pull.ts loads only then
+    const pullFlag = str(parsed, "pull");
+    const image = (pullFlag === undefined || pullFlag === "missing") && store.find(request.imageRef) ||
+      await (await import("./pull.ts")).imageForRun(ctx, store, request.imageRef, pullFlag);
     const { mounts, createdVolumes: made } = await prepareMounts(
       ctx.root,
       request.volumes,
