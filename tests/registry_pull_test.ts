@@ -214,3 +214,46 @@ Deno.test("pull -a: every tag of the repository", async () => {
     });
   });
 });
+
+Deno.test("run of a missing image pulls it first; --pull never|always|bogus", async () => {
+  const img = await testImage();
+  await withRegistry("open", async (registry) => {
+    await skopeoPush(registry, img.layout, "auto/busybox:1.0");
+    const ref = `${registry.host}/auto/busybox:1.0`;
+    await withRoot(async (root) => {
+      const never = await root.skiff(["run", "--rm", "--pull", "never", ref, "true"]);
+      strictEqual(never.code, 125);
+      strictEqual(never.stderr.trim(), `skiff: Unable to find image '${ref}' locally`);
+      const bogus = await root.skiff(["run", "--rm", "--pull", "bogus", ref, "true"]);
+      strictEqual(bogus.code, 125);
+      strictEqual(
+        bogus.stderr.trim(),
+        `skiff: invalid pull option: 'bogus': must be one of "always", "missing" or "never"`,
+      );
+      deepStrictEqual(root.containerIds(), []);
+
+      const r = await root.skiff(["run", "--rm", ref, "cat", "/skiff-image"]);
+      strictEqual(r.code, 0, r.stderr);
+      strictEqual(r.stdout, "pulled amd64\n"); // stdout is the container's alone
+      const lines = r.stderr.trim().split("\n");
+      strictEqual(lines[0], `Unable to find image '${ref}' locally`);
+      strictEqual(lines[1], "1.0: Pulling from auto/busybox");
+      ok(lines.includes(`Digest: ${img.manifestDigest}`), r.stderr);
+      strictEqual(lines.at(-1), `Status: Downloaded newer image for ${ref}`);
+
+      // present: no pull, nothing on stderr; always: pulls (up to date) anyway
+      const again = await root.skiff(["run", "--rm", ref, "true"]);
+      strictEqual(again.stderr, "");
+      const always = await root.skiff(["run", "--rm", "--pull=always", ref, "true"]);
+      strictEqual(always.code, 0, always.stderr);
+      ok(always.stderr.includes(`Status: Image is up to date for ${ref}`), always.stderr);
+      ok(!always.stderr.includes("Unable to find"), always.stderr);
+    });
+    await withRoot(async (root) => {
+      const missing = await root.skiff(["run", "--rm", `${registry.host}/auto/nosuch:1`, "true"]);
+      strictEqual(missing.code, 125);
+      ok(missing.stderr.startsWith(`Unable to find image '${registry.host}/auto/nosuch:1' locally\n`));
+      match(missing.stderr, /skiff: .*not found/);
+    });
+  });
+});
