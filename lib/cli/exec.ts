@@ -4,7 +4,7 @@ import { bool, list, type OptionSpec, parseArgs, requireArgs, str } from "./args
 import type { Verb } from "./context.ts";
 import { environment, readListFile } from "./envflags.ts";
 import { SkiffError } from "../errors.ts";
-import { afterFailedExec, execTarget, spawnInContainer } from "../runtime/exec.ts";
+import { execTarget, spawnInContainer } from "../runtime/exec.ts";
 
 const OPTIONS: OptionSpec[] = [
   { name: "detach", short: "d", kind: "bool" },
@@ -58,24 +58,16 @@ const exec: Verb = async (args, ctx) => {
   if (tty && !detach) {
     throw new SkiffError("exec -t is not supported yet");
   }
-  let started;
-  try {
-    started = spawnInContainer(record, request, {
-      stdin: interactive && !detach ? "inherit" : "null",
-      stdout: detach ? "null" : "inherit",
-      stderr: detach ? "null" : "inherit",
-    });
-  } catch (e) {
-    await afterFailedExec(e);
-    throw e;
-  }
+  const { child } = spawnInContainer(record, request, {
+    stdin: interactive && !detach ? "inherit" : "null",
+    stdout: detach ? "null" : "inherit",
+    stderr: detach ? "null" : "inherit",
+  });
   if (detach) {
-    started.child.unref();
-    await started.cleanedUp;
+    child.unref(); // it lives on in the container (its PID 1 reaps it)
     return 0;
   }
-  const [status] = await Promise.all([started.child.status, started.cleanedUp]);
-  return status.code;
+  return (await child.status).code;
 };
 
 export default exec;

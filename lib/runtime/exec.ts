@@ -36,7 +36,6 @@ import { SkiffError } from "../errors.ts";
 import { processStartTime } from "../state/containers.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
-import { capabilityMask } from "./caps.ts";
 import { DEFAULT_PATH, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND } from "./spec.ts";
 import { type ExecUser, resolveUser } from "./user.ts";
 
@@ -164,11 +163,11 @@ function joinCgroups(moves: CgroupMove[]): void {
   }
 }
 
-/** Runs on another thread (async I/O): it still sees the host's /sys and has root's credentials. */
-async function leaveCgroups(moves: CgroupMove[], mainTid: number): Promise<void> {
+/** Back to our own cgroups, once the main thread is in our own namespaces again. */
+function leaveCgroups(moves: CgroupMove[]): void {
   for (const m of moves) {
     try {
-      await Deno.writeTextFile(`${m.ownDir}/${m.file}`, String(m.file === "tasks" ? mainTid : Deno.pid));
+      Deno.writeTextFileSync(`${m.ownDir}/${m.file}`, String(m.file === "tasks" ? gettid() : Deno.pid));
     } catch { /* our own cgroup is gone: nothing to go back to */ }
   }
 }
@@ -184,20 +183,34 @@ const NAMESPACES: [string, number][] = [
   ["mnt", CLONE.NEWNS],
 ];
 
-/** The fds of the PID 1's namespaces that differ from ours (setns into our own is pointless). */
-function openNamespaces(pid: number): [number, number][] {
-  const fds: [number, number][] = [];
+interface NamespacePair {
+  target: number;
+  own: number;
+  type: number;
+}
+
+/** Fds of PID 1's namespaces that differ from ours, with ours to come back to. */
+function openNamespaces(pid: number): NamespacePair[] {
+  const pairs: NamespacePair[] = [];
   try {
     for (const [name, type] of NAMESPACES) {
       const path = `/proc/${pid}/ns/${name}`;
       if (Deno.readLinkSync(path) === Deno.readLinkSync(`/proc/self/ns/${name}`)) continue;
-      fds.push([open(path, O.RDONLY | O.CLOEXEC), type]);
+      const target = open(path, O.RDONLY | O.CLOEXEC);
+      pairs.push({ target, own: open(`/proc/self/ns/${name}`, O.RDONLY | O.CLOEXEC), type });
     }
   } catch (e) {
-    for (const [fd] of fds) close(fd);
+    closeNamespaces(pairs);
     throw e;
   }
-  return fds;
+  return pairs;
+}
+
+function closeNamespaces(pairs: NamespacePair[]): void {
+  for (const { target, own } of pairs) {
+    close(target);
+    close(own);
+  }
 }
 
 interface ProcessSecurity {
@@ -211,27 +224,45 @@ function processSecurity(pid: number): ProcessSecurity {
   return { boundingSet: BigInt(`0x${field("CapBnd")}`), noNewPrivs: field("NoNewPrivs") === "1" };
 }
 
-/** This thread becomes the user with the container's capabilities (and bounding set). */
-function becomeUserOnThisThread(
-  user: ExecUser,
-  caps: bigint,
-  security: ProcessSecurity,
-  privileged: boolean,
-) {
+const CAP_SETGID = 6n;
+
+/**
+ * This thread becomes the user with the container's bounding set. Its permitted set stays (KEEPCAPS)
+ * so that it can come back afterwards: execve computes the child's sets from the ids and the bounding
+ * set alone (root gets the bounding set, any other user nothing), as the container's PID 1 got them.
+ */
+function becomeUserOnThisThread(user: ExecUser, security: ProcessSecurity, privileged: boolean): void {
   if (!privileged) {
     const lastCap = Number(Deno.readTextFileSync("/proc/sys/kernel/cap_last_cap").trim());
     for (let cap = 0; cap <= lastCap; cap++) {
       if (!(security.boundingSet & (1n << BigInt(cap)))) prctl(PR.CAPBSET_DROP, BigInt(cap));
     }
   }
-  if (user.uid !== 0) prctl(PR.SET_KEEPCAPS, 1n);
+  prctl(PR.SET_KEEPCAPS, 1n);
   setgroupsThread(user.additionalGids);
   setresgidThread(user.gid);
   setresuidThread(user.uid);
-  const held = capget().permitted & caps;
-  capset({ effective: held, permitted: held, inheritable: 0n });
+  const { permitted } = capget();
+  // Deno's child calls setgroups(0) for its gid option: without CAP_SETGID in the effective set
+  // that fails (ignored) and the groups stay
+  capset({ effective: user.uid === 0 ? permitted & ~(1n << CAP_SETGID) : 0n, permitted, inheritable: 0n });
   prctl(PR.CAP_AMBIENT, BigInt(PR.CAP_AMBIENT_CLEAR_ALL));
   if (security.noNewPrivs && !privileged) prctl(PR.SET_NO_NEW_PRIVS, 1n);
+}
+
+/** Root again (the bounding set and no_new_privs stay: this thread never execs). */
+function restoreCredentials(groups: number[]): void {
+  const { permitted } = capget();
+  capset({ effective: permitted, permitted, inheritable: 0n });
+  setresuidThread(0);
+  setresgidThread(0);
+  setgroupsThread(groups);
+  prctl(PR.SET_KEEPCAPS, 0n);
+}
+
+function ownGroups(): number[] {
+  const status = Deno.readTextFileSync("/proc/self/status");
+  return (status.match(/^Groups:(.*)$/m)?.[1] ?? "").trim().split(/\s+/).filter(Boolean).map(Number);
 }
 
 function statOrNull(path: string): Deno.FileInfo | null {
@@ -279,14 +310,13 @@ export interface StdioChoice {
 
 export interface StartedExec {
   child: Deno.ChildProcess;
-  /** Resolves once this process has left the container's cgroups again. */
-  cleanedUp: Promise<void>;
 }
 
 /**
  * Starts `request.command` inside the running container. Throws ExecFailed (126/127) when the
- * command cannot start. The calling process must not use its main thread for anything but waiting
- * afterwards: that thread has joined the container and dropped to its user.
+ * command cannot start. The main thread joins the container only for the spawn: it returns to its
+ * own namespaces, cgroups and credentials before this returns (a thread in another PID namespace
+ * could not even start new threads).
  */
 export function spawnInContainer(
   record: ContainerRecord,
@@ -296,11 +326,11 @@ export function spawnInContainer(
   const pid = record.State.Pid;
   const security = processSecurity(pid);
   const privileged = request.privileged || record.HostConfig.Privileged;
-  const caps = capabilityMask(record.HostConfig.CapAdd ?? [], record.HostConfig.CapDrop ?? [], privileged);
+  const groups = ownGroups();
+  const cwd = Deno.cwd();
   const moves = planCgroupMoves(pid);
   const namespaces = openNamespaces(pid);
-  const mainTid = gettid();
-  let joined = false;
+  let joined = false, credentialsChanged = false;
   try {
     // the fds pin the namespaces: make sure they are still the container's
     if (processStartTime(pid) !== record.State.PidStartTime) {
@@ -310,7 +340,7 @@ export function spawnInContainer(
     joined = true;
     joinCgroups(moves);
     unshare(CLONE.FS); // setns into a mount namespace needs fs info of our own
-    for (const [fd, type] of namespaces) setns(fd, type);
+    for (const { target, type } of namespaces) setns(target, type);
 
     let user: ExecUser;
     try {
@@ -331,11 +361,11 @@ export function spawnInContainer(
     }
     const path = env.find((e) => e.startsWith("PATH="))!.slice(5);
     checkExecutable(request.command[0], path);
-    becomeUserOnThisThread(user, caps, security, privileged);
+    credentialsChanged = true;
+    becomeUserOnThisThread(user, security, privileged);
     closeRange(3, CLOSE_RANGE_CLOEXEC); // fds inherited from skiff's caller must not reach the container
-    let child: Deno.ChildProcess;
     try {
-      child = new Deno.Command(request.command[0], {
+      const child = new Deno.Command(request.command[0], {
         args: request.command.slice(1),
         clearEnv: true,
         env: Object.fromEntries(env.map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)])),
@@ -344,22 +374,18 @@ export function spawnInContainer(
         gid: user.gid,
         ...stdio,
       }).spawn();
+      return { child };
     } catch (e) {
       const code = e instanceof Deno.errors.NotFound ? EXIT_NOT_FOUND : EXIT_NOT_EXECUTABLE;
       throw new ExecFailed(`exec: "${request.command[0]}": ${(e as Error).message}`, code);
     }
-    return { child, cleanedUp: leaveCgroups(moves, mainTid) };
-  } catch (e) {
-    // the caller only reports the error: it waits for this cleanup first (afterFailedExec)
-    if (joined) throw Object.assign(e as Error, { cleanedUp: leaveCgroups(moves, mainTid) });
-    throw e;
   } finally {
-    for (const [fd] of namespaces) close(fd);
+    if (credentialsChanged) restoreCredentials(groups);
+    if (joined) {
+      for (const { own, type } of [...namespaces].reverse()) setns(own, type);
+      chdir(cwd);
+      leaveCgroups(moves);
+    }
+    closeNamespaces(namespaces);
   }
-}
-
-/** Waits for the cleanup attached to an error thrown by spawnInContainer, if any. */
-export async function afterFailedExec(e: unknown): Promise<void> {
-  const pending = (e as { cleanedUp?: Promise<void> })?.cleanedUp;
-  if (pending) await pending;
 }
