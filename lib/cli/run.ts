@@ -9,6 +9,8 @@ import type { CgroupLimits } from "../cgroups/mod.ts";
 import { validateCapabilityFlags } from "../runtime/caps.ts";
 import type { CreateRequest, ResourceSettings } from "../runtime/container.ts";
 import { discardVolumes, parseVolumeFlag, prepareMounts, type VolumeFlag } from "../runtime/mounts.ts";
+import { parseMountFlag } from "../runtime/mountflag.ts";
+import { environment, readListFile } from "./envflags.ts";
 import { abortInitStage, startInitStage } from "../runtime/stage.ts";
 import { parseRestartPolicy } from "../runtime/restart.ts";
 import { logConfigOf } from "../runtime/logs.ts";
@@ -56,6 +58,7 @@ const OPTIONS: OptionSpec[] = [
   { name: "shm-size", kind: "string" },
   { name: "tmpfs", kind: "list" },
   { name: "volume", short: "v", kind: "list" },
+  { name: "mount", kind: "list" },
   { name: "restart", kind: "string" },
   { name: "log-driver", kind: "string" },
   { name: "log-opt", kind: "list" },
@@ -113,6 +116,7 @@ Options:
   -t, --tty                     Allocate a pseudo-TTY
   -u, --user string             Username or UID (format: <name|uid>[:<group|gid>])
   -v, --volume list             Bind mount a volume ([SOURCE:]DESTINATION[:MODE])
+      --mount mount             Attach a filesystem mount to the container
   -w, --workdir string          Working directory inside the container
 `;
 
@@ -148,38 +152,6 @@ function cpusFlag(value: string | undefined): number {
     throw invalid(value, "--cpus", `failed to parse ${value} as a rational number`);
   }
   return Math.round(Number(value) * 1e9);
-}
-
-/** Lines of a docker env/label file: blank lines and # comments skipped. */
-function readListFile(path: string): string[] {
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(path);
-  } catch (e) {
-    throw new SkiffError(
-      `open ${path}: ${
-        e instanceof Deno.errors.NotFound ? "no such file or directory" : (e as Error).message
-      }`,
-    );
-  }
-  return text.split(/\r?\n/).map((l) => l.trimStart()).filter((l) => l && !l.startsWith("#"));
-}
-
-/** docker's -e semantics: K=V as given, bare K takes skiff's own value (and is dropped when unset). */
-function environment(entries: string[]): string[] {
-  const out: string[] = [];
-  for (const entry of entries) {
-    const eq = entry.indexOf("=");
-    const key = eq === -1 ? entry : entry.slice(0, eq);
-    if (key === "") throw new SkiffError(`invalid environment variable: ${entry}`);
-    if (/\s/.test(key)) throw new SkiffError(`variable '${key}' contains whitespaces`);
-    if (eq !== -1) out.push(entry);
-    else {
-      const value = Deno.env.get(key);
-      if (value !== undefined) out.push(`${key}=${value}`);
-    }
-  }
-  return out;
 }
 
 function isIpAddress(text: string): boolean {
@@ -287,6 +259,7 @@ function runRequest(parsed: Parsed): RunRequest {
     throw new SkiffError("the input device is not a TTY", 1); // docker's wording and exit code
   }
   const entrypoint = str(parsed, "entrypoint");
+  const mountFlags = list(parsed, "mount").map(parseMountFlag);
   const restartPolicy = parseRestartPolicy(str(parsed, "restart"));
   if (restartPolicy.Name !== "no" && bool(parsed, "rm")) {
     throw new SkiffError("Conflicting options: --restart and --rm");
@@ -296,7 +269,10 @@ function runRequest(parsed: Parsed): RunRequest {
   return {
     imageRef,
     limits,
-    volumes: list(parsed, "volume").map(parseVolumeFlag),
+    volumes: [
+      ...list(parsed, "volume").map(parseVolumeFlag),
+      ...mountFlags.flatMap((m) => m.type === "tmpfs" ? [] : [m.volume]),
+    ],
     signalProxy: parsed.options["sig-proxy"] !== false,
     container: {
       name: str(parsed, "name"),
@@ -321,7 +297,10 @@ function runRequest(parsed: Parsed): RunRequest {
       dnsSearch: list(parsed, "dns-search"),
       dnsOptions: list(parsed, "dns-option"),
       shmSize: bytesFlag(str(parsed, "shm-size"), "--shm-size"),
-      tmpfs: tmpfsMounts(list(parsed, "tmpfs")),
+      tmpfs: {
+        ...tmpfsMounts(list(parsed, "tmpfs")),
+        ...Object.fromEntries(mountFlags.flatMap((m) => m.type === "tmpfs" ? [[m.path, m.options]] : [])),
+      },
       restartPolicy,
       logConfig: logConfigOf(str(parsed, "log-driver"), list(parsed, "log-opt")),
       stopSignal,

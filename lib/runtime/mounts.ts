@@ -3,6 +3,7 @@
 // shape); the init stage mounts them from there.
 
 import { SkiffError } from "../errors.ts";
+import { exists } from "../state/fsutil.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { MountPoint } from "../state/types.ts";
 
@@ -17,6 +18,8 @@ export interface VolumeFlag {
   /** Volumes only: do not copy the image's files into an empty volume. */
   noCopy: boolean;
   propagation: string;
+  /** --mount's binds: a missing source is an error (-v creates it). */
+  mustExist?: boolean;
 }
 
 const PROPAGATIONS = ["private", "rprivate", "shared", "rshared", "slave", "rslave"];
@@ -83,6 +86,12 @@ export async function prepareMounts(
   for (const f of flags) {
     if (seen.has(f.destination)) throw new SkiffError(`Duplicate mount point: ${f.destination}`);
     seen.add(f.destination);
+    // before anything is created: a volume made for an earlier flag would be left behind
+    if (f.mustExist && !exists(f.source!)) {
+      throw new SkiffError(
+        `invalid mount config for type "bind": bind source path does not exist: ${f.source}`,
+      );
+    }
   }
   const implicit = imageVolumes.map((v) => v.replace(/(.)\/+$/, "$1"))
     .filter((dest) => !seen.has(dest) && !tmpfsPaths.includes(dest));

@@ -1,0 +1,139 @@
+// `run --mount type=bind|volume|tmpfs,source=…,target=…,readonly,…`: docker's CSV syntax, parsed
+// into what -v and --tmpfs already produce (VolumeFlag, tmpfs options), with docker's validation.
+// Unlike -v, a bind source must exist (prepareMounts checks mustExist).
+
+import { SkiffError } from "../errors.ts";
+import type { VolumeFlag } from "./mounts.ts";
+
+export type MountFlag =
+  | { type: "bind" | "volume"; volume: VolumeFlag }
+  | { type: "tmpfs"; path: string; options: string };
+
+const PROPAGATIONS = ["private", "rprivate", "shared", "rshared", "slave", "rslave"];
+const TRUE = new Set(["1", "t", "T", "true", "TRUE", "True"]);
+const FALSE = new Set(["0", "f", "F", "false", "FALSE", "False"]);
+const SIZE_UNITS: Record<string, number> = { "": 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+
+/** Splits a CSV line as Go's encoding/csv does for one record (double quotes group commas). */
+function csvFields(spec: string): string[] {
+  const fields: string[] = [];
+  let current = "", quoted = false;
+  for (let i = 0; i < spec.length; i++) {
+    const ch = spec[i];
+    if (ch === '"') {
+      if (quoted && spec[i + 1] === '"') {
+        current += '"';
+        i++;
+      } else quoted = !quoted;
+    } else if (ch === "," && !quoted) {
+      fields.push(current);
+      current = "";
+    } else current += ch;
+  }
+  fields.push(current);
+  return fields;
+}
+
+/** Parses one --mount value; throws docker's messages (exit 125). */
+export function parseMountFlag(spec: string): MountFlag {
+  const invalid = (why: string) => new SkiffError(`invalid argument "${spec}" for "--mount" flag: ${why}`);
+  let type = "volume", source: string | undefined, target = "", readOnly = false, noCopy = false;
+  let propagation: string | undefined, tmpfsSize: number | undefined, tmpfsMode: number | undefined;
+  const bool = (key: string, value: string) => {
+    if (TRUE.has(value)) return true;
+    if (FALSE.has(value)) return false;
+    throw invalid(`invalid value for ${key}: ${value}`);
+  };
+  const used = new Set<string>();
+  for (const field of csvFields(spec)) {
+    const eq = field.indexOf("=");
+    const key = (eq === -1 ? field : field.slice(0, eq)).trim().toLowerCase();
+    const value = eq === -1 ? undefined : field.slice(eq + 1);
+    if (value === undefined) {
+      // a few flags may stand alone
+      if (key === "readonly" || key === "ro") readOnly = true;
+      else if (key === "volume-nocopy") noCopy = true, used.add("volume");
+      else throw invalid(`invalid field '${field}' must be a key=value pair`);
+      continue;
+    }
+    switch (key) {
+      case "type":
+        type = value.toLowerCase();
+        break;
+      case "source":
+      case "src":
+        source = value;
+        break;
+      case "target":
+      case "dst":
+      case "destination":
+        target = value;
+        break;
+      case "readonly":
+      case "ro":
+        readOnly = bool(key, value);
+        break;
+      case "bind-propagation":
+        if (!PROPAGATIONS.includes(value.toLowerCase())) throw invalid(`invalid propagation mode: ${value}`);
+        propagation = value.toLowerCase();
+        used.add("bind");
+        break;
+      case "volume-nocopy":
+        noCopy = bool(key, value);
+        used.add("volume");
+        break;
+      case "tmpfs-size": {
+        const m = /^(\d+(?:\.\d+)?)\s*([kmgtb]?)i?b?$/i.exec(value.trim());
+        if (!m) throw invalid(`invalid size: '${value}'`);
+        tmpfsSize = Math.floor(Number(m[1]) * SIZE_UNITS[m[2].toLowerCase()]);
+        used.add("tmpfs");
+        break;
+      }
+      case "tmpfs-mode":
+        if (!/^[0-7]+$/.test(value)) throw invalid(`strconv.ParseUint: parsing "${value}": invalid syntax`);
+        tmpfsMode = parseInt(value, 8);
+        used.add("tmpfs");
+        break;
+      case "consistency":
+        break; // docker accepts and ignores it on Linux
+      default:
+        throw invalid(`unexpected key '${key}' in '${field}'`);
+    }
+  }
+  if (!["bind", "volume", "tmpfs"].includes(type)) throw invalid(`invalid mount type: ${type}`);
+  if (target === "") throw invalid("target is required");
+  for (const kind of used) {
+    if (kind !== type) throw invalid(`cannot mix '${kind}-*' options with mount type '${type}'`);
+  }
+  const config = (why: string) => new SkiffError(`invalid mount config for type "${type}": ${why}`);
+  if (!target.startsWith("/")) throw config(`invalid mount path: '${target}' mount path must be absolute`);
+  const destination = target.replace(/(.)\/+$/, "$1");
+  if (destination === "/") throw config("invalid specification: destination can't be '/'");
+
+  if (type === "tmpfs") {
+    if (source) throw config("field Source must not be specified");
+    const options = [
+      ...(readOnly ? ["ro"] : []),
+      ...(tmpfsSize !== undefined ? [`size=${tmpfsSize}`] : []),
+      ...(tmpfsMode !== undefined ? [`mode=${tmpfsMode.toString(8).padStart(4, "0")}`] : []),
+    ];
+    return { type: "tmpfs", path: destination, options: options.join(",") };
+  }
+  if (type === "bind") {
+    if (!source) throw config("field Source must not be empty");
+    if (!source.startsWith("/")) throw config(`invalid mount path: '${source}' mount path must be absolute`);
+  }
+  return {
+    type,
+    volume: {
+      type,
+      source: source || undefined,
+      destination,
+      readOnly,
+      mode: "",
+      noCopy,
+      propagation: type === "bind" ? propagation ?? "rprivate" : "",
+      mustExist: type === "bind",
+    },
+  } as MountFlag;
+}
