@@ -120,7 +120,7 @@ export class JsonLogWriter {
       entries.push(this.entry(stream, concat(this.partial[stream]), time));
       this.partial[stream] = [];
     }
-    if (entries.length) this.append(entries.join(""));
+    if (entries.length) this.append(entries);
   }
 
   /** Writes what is left of unfinished lines (docker logs them without a newline) and closes. */
@@ -128,7 +128,7 @@ export class JsonLogWriter {
     if (!this.file) return;
     const time = nanoTimestamp();
     for (const stream of ["stdout", "stderr"] as const) {
-      if (this.partial[stream].length) this.append(this.entry(stream, concat(this.partial[stream]), time));
+      if (this.partial[stream].length) this.append([this.entry(stream, concat(this.partial[stream]), time)]);
       this.partial[stream] = [];
     }
     this.file.close();
@@ -139,13 +139,28 @@ export class JsonLogWriter {
     return JSON.stringify({ log: this.decoder.decode(bytes), stream, time }) + "\n";
   }
 
-  private append(text: string): void {
-    const data = this.encoder.encode(text);
+  /** Writes entries in as few writes as the size cap allows (rotation happens between entries). */
+  private append(entries: string[]): void {
     const { maxSize, maxFile } = this.settings;
-    if (maxSize > 0 && this.size > 0 && this.size + data.length > maxSize) this.rotate(maxFile);
-    let done = 0;
-    while (done < data.length) done += this.file!.writeSync(data.subarray(done));
-    this.size += data.length;
+    let batch: Uint8Array[] = [], batchSize = 0;
+    const flush = () => {
+      const data = concat(batch);
+      let done = 0;
+      while (done < data.length) done += this.file!.writeSync(data.subarray(done));
+      this.size += data.length;
+      batch = [];
+      batchSize = 0;
+    };
+    for (const entry of entries) {
+      const data = this.encoder.encode(entry);
+      if (maxSize > 0 && this.size + batchSize > 0 && this.size + batchSize + data.length > maxSize) {
+        if (batch.length) flush();
+        this.rotate(maxFile);
+      }
+      batch.push(data);
+      batchSize += data.length;
+    }
+    if (batch.length) flush();
   }
 
   private rotate(maxFile: number): void {

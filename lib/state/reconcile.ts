@@ -155,6 +155,10 @@ export async function removeContainer(
         `cannot remove container "${current.Name}": container is running: stop the container before removing or force remove`,
       );
     }
+    // no restart policy may bring it back: the supervisor (runtime/monitor.ts) checks this marker
+    try {
+      Deno.writeTextFileSync(join(root.container(id), "stop-requested"), "");
+    } catch { /* removed meanwhile */ }
     const { Pid, PidStartTime } = current.State;
     const alive = () => Pid !== 0 && isProcessAlive(Pid, PidStartTime);
     if (alive()) {

@@ -1,0 +1,129 @@
+// logs: docker's json-file log of detached containers.
+
+import assert from "node:assert/strict";
+import { eventually, inspect, runDetached, status, withDetached } from "./detach_helpers.ts";
+
+const exited = (root: Parameters<Parameters<typeof withDetached>[0]>[0], ref: string) =>
+  eventually(`${ref} exits`, async () => (await status(root, ref)) === "exited");
+
+Deno.test("logs: stdout and stderr are kept apart, in order, each on its own stream", async () => {
+  await withDetached(async (root) => {
+    await runDetached(root, [
+      "--name",
+      "both",
+      "busybox",
+      "sh",
+      "-c",
+      "echo o1; echo e1 >&2; echo o2; printf partial",
+    ]);
+    await exited(root, "both");
+    const r = await root.skiff(["logs", "both"]);
+    assert.equal(r.code, 0);
+    assert.equal(r.stdout, "o1\no2\npartial");
+    assert.equal(r.stderr, "e1\n");
+    const id = await inspect(root, "both", "{{.Id}}");
+    const lines = Deno.readTextFileSync(`${root.path}/containers/${id}/${id}-json.log`).trim().split("\n");
+    const first = JSON.parse(lines[0]);
+    assert.deepEqual(Object.keys(first).sort(), ["log", "stream", "time"]);
+    assert.match(first.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/);
+  });
+});
+
+Deno.test("logs -f follows until the container exits", async () => {
+  await withDetached(async (root) => {
+    await runDetached(root, ["--name", "f", "busybox", "sh", "-c", "echo a; sleep 1; echo b; sleep 0.5"]);
+    const start = Date.now();
+    const r = await root.skiff(["logs", "-f", "f"], { timeoutMs: 15_000 });
+    const took = Date.now() - start;
+    assert.equal(r.code, 0);
+    assert.equal(r.stdout, "a\nb\n");
+    assert.ok(took >= 1000 && took < 6000, `took ${took} ms`);
+  });
+});
+
+Deno.test("logs --tail, -t, --since, --until", async () => {
+  await withDetached(async (root) => {
+    await runDetached(root, ["--name", "t", "busybox", "sh", "-c", "for i in 1 2 3 4 5; do echo $i; done"]);
+    await exited(root, "t");
+    assert.equal(await root.ok(["logs", "--tail", "2", "t"]), "4\n5\n");
+    assert.equal(await root.ok(["logs", "-n", "0", "t"]), "");
+    assert.equal(await root.ok(["logs", "--tail", "all", "t"]), "1\n2\n3\n4\n5\n");
+    const stamped = (await root.ok(["logs", "-t", "--tail", "1", "t"])).trimEnd();
+    assert.match(stamped, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z 5$/);
+    assert.equal(await root.ok(["logs", "--since", "1m", "t"]), "1\n2\n3\n4\n5\n");
+    const future = new Date(Date.now() + 60_000).toISOString();
+    assert.equal(await root.ok(["logs", "--since", future, "t"]), "");
+    assert.equal(await root.ok(["logs", "--until", "2000-01-01T00:00:00Z", "t"]), "");
+    assert.equal(
+      await root.ok(["logs", "--since", String(Math.floor(Date.now() / 1000) - 60), "t"]).then((s) =>
+        s.length
+      ),
+      10,
+    );
+    const bad = await root.skiff(["logs", "--tail", "x", "t"]);
+    assert.equal(bad.code, 125);
+    const missing = await root.skiff(["logs", "nosuch"]);
+    assert.equal(missing.code, 125);
+    assert.match(missing.stderr, /No such container: nosuch/);
+  });
+});
+
+Deno.test("logs: max-size/max-file rotation keeps the newest output within the cap", async () => {
+  await withDetached(async (root) => {
+    const id = await runDetached(root, [
+      "--name",
+      "rot",
+      "--log-opt",
+      "max-size=2k",
+      "--log-opt",
+      "max-file=2",
+      "busybox",
+      "sh",
+      "-c",
+      "i=0; while [ $i -lt 400 ]; do echo line-$i; i=$((i+1)); done",
+    ]);
+    await exited(root, "rot");
+    const dir = `${root.path}/containers/${id}`;
+    const files = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => n.includes("-json.log")).sort();
+    assert.deepEqual(files, [`${id}-json.log`, `${id}-json.log.1`]);
+    for (const f of files) assert.ok(Deno.statSync(`${dir}/${f}`).size <= 2048, f);
+    const out = (await root.ok(["logs", "rot"])).trim().split("\n");
+    assert.equal(out.at(-1), "line-399");
+    assert.ok(out.length < 400 && out.length > 20, `${out.length} lines`);
+    // consecutive: nothing lost between the rotated file and the live one
+    const first = Number(out[0].slice(5));
+    assert.deepEqual(out, out.map((_, i) => `line-${first + i}`));
+  });
+});
+
+Deno.test("logs: --log-driver none and bad --log-opt", async () => {
+  await withDetached(async (root) => {
+    await runDetached(root, ["--name", "quiet", "--log-driver", "none", "busybox", "echo", "hi"]);
+    const r = await root.skiff(["logs", "quiet"]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /configured logging driver does not support reading/);
+    for (
+      const flags of [["--log-opt", "bogus=1"], ["--log-driver", "syslogx"], ["--log-opt", "max-size=abc"]]
+    ) {
+      const bad = await root.skiff(["run", "-d", ...flags, "busybox", "true"]);
+      assert.equal(bad.code, 125, flags.join(" "));
+    }
+  });
+});
+
+Deno.test("logs survive stop and start", async () => {
+  await withDetached(async (root) => {
+    await runDetached(root, [
+      "--name",
+      "s",
+      "busybox",
+      "sh",
+      "-c",
+      "echo run; trap 'exit 0' TERM; while :; do sleep 0.1; done",
+    ]);
+    await eventually("first output", async () => (await root.ok(["logs", "s"])) === "run\n");
+    await root.ok(["stop", "s"]);
+    await root.ok(["start", "s"]);
+    await eventually("second output", async () => (await root.ok(["logs", "s"])) === "run\nrun\n");
+  });
+});
