@@ -77,6 +77,11 @@ for (const mode of ["open", "basic", "token"] as RegistryMode[]) {
           await withRoot(async (fresh) => {
             const p = await fresh.skiff(["pull", "-q", ref], { env });
             strictEqual(p.code, 0, p.stderr);
+            // the imported layer kept its tar: sent gzipped, same diffID, so the same image ID
+            strictEqual(
+              (await fresh.ok(["inspect", "--format", "{{.Id}}", ref])).trim(),
+              (await root.ok(["inspect", "--format", "{{.Id}}", "busybox:latest"])).trim(),
+            );
             const out = await fresh.skiff(["run", "--rm", ref, "cat", "/etc/group"]);
             strictEqual(out.code, 0, out.stderr);
             match(out.stdout, /^root:x:0:/);

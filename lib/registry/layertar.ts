@@ -118,3 +118,31 @@ export async function generateLayerBlob(store: ImageStore, diffDir: string): Pro
     } catch { /* gone */ }
   }
 }
+
+/** Gzips a stored plain-tar blob into a new blob (same diffID); returns the new blob's digest and size. */
+export async function gzipBlob(store: ImageStore, path: string): Promise<{ digest: string; size: number }> {
+  const tmp = store.makeTmpDir("blob");
+  try {
+    const blobPath = join(tmp, "blob");
+    const file = Deno.openSync(blobPath, { write: true, create: true, mode: 0o644 });
+    const blobHash = new Sha256();
+    try {
+      const input = await Deno.open(path);
+      for await (const chunk of input.readable.pipeThrough(new CompressionStream("gzip"))) {
+        blobHash.update(chunk);
+        let off = 0;
+        while (off < chunk.length) off += file.writeSync(chunk.subarray(off));
+      }
+    } finally {
+      file.close();
+    }
+    const digest = blobHash.digest();
+    Deno.mkdirSync(store.root.blobs, { recursive: true });
+    Deno.renameSync(blobPath, store.blobPath(digest));
+    return { digest, size: blobHash.size };
+  } finally {
+    try {
+      Deno.removeSync(tmp, { recursive: true });
+    } catch { /* gone */ }
+  }
+}

@@ -60,6 +60,7 @@ export type ParsedManifest =
 
 const LAYER_TYPES: ReadonlySet<string> = new Set([
   MEDIA.dockerLayerGzip,
+  MEDIA.dockerLayer,
   MEDIA.ociLayerGzip,
   MEDIA.ociLayer,
   MEDIA.ociLayerNondistributableGzip,

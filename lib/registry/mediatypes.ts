@@ -8,6 +8,7 @@ export const MEDIA = {
   dockerManifestList: "application/vnd.docker.distribution.manifest.list.v2+json",
   dockerConfig: "application/vnd.docker.container.image.v1+json",
   dockerLayerGzip: "application/vnd.docker.image.rootfs.diff.tar.gzip",
+  dockerLayer: "application/vnd.docker.image.rootfs.diff.tar",
   dockerForeignLayer: "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
   ociManifest: "application/vnd.oci.image.manifest.v1+json",
   ociIndex: "application/vnd.oci.image.index.v1+json",

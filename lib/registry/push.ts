@@ -87,6 +87,27 @@ async function planImage(
   const layers: BlobToPush[] = [];
   const diffIds: string[] = [];
   for (const l of image.layers) {
+    const plain = l.blobDigest === l.diffId || l.blobMediaType === MEDIA.dockerLayer ||
+      l.blobMediaType === MEDIA.ociLayer;
+    if (plain && l.blobDigest && fileExists(store.blobPath(l.blobDigest), l.blobSize)) {
+      // an imported/committed layer kept as a plain tar: sent gzipped, as docker does; the diffID
+      // (and so the config and the image ID) stays the same
+      let g = generated[l.chainId];
+      if (!g || g.diffId !== l.diffId || !fileExists(store.blobPath(g.digest), g.size)) {
+        const { gzipBlob } = await import("./layertar.ts");
+        g = { diffId: l.diffId, ...await gzipBlob(store, store.blobPath(l.blobDigest)) };
+        generated[l.chainId] = g;
+        changed = true;
+      }
+      layers.push({
+        digest: g.digest,
+        size: g.size,
+        mediaType: MEDIA.dockerLayerGzip,
+        path: store.blobPath(g.digest),
+      });
+      diffIds.push(l.diffId);
+      continue;
+    }
     if (l.blobDigest && fileExists(store.blobPath(l.blobDigest), l.blobSize)) {
       layers.push({
         digest: l.blobDigest,
