@@ -4,7 +4,7 @@
 // (image pull from a local registry) when present; those print their own tables.
 //
 //   deno task bench [--runs 20] [--warmup 3] [--no-hyperfine | --interleave] [--only skiff,runc,...]
-//                   [--peers-up] [--peers-down] [--no-memory] [--no-unpack] [--no-pull]
+//                   [--peers-up] [--peers-down] [--no-memory] [--no-unpack] [--no-pull] [--no-exec]
 //                   [--markdown FILE]
 //
 // --peers-up runs setup-peers.sh up first (installs and starts podman, dockerd, registry: slow the
@@ -23,6 +23,7 @@ const { values } = parseArgs({
     "peers-down": { type: "boolean", default: false },
     "no-unpack": { type: "boolean", default: false },
     "no-pull": { type: "boolean", default: false },
+    "no-exec": { type: "boolean", default: false },
     "no-memory": { type: "boolean", default: false },
     markdown: { type: "string" },
   },
@@ -102,7 +103,9 @@ try {
   }
 
   // the other benchmarks are standalone scripts written alongside the code they measure
-  for (const [name, title] of [["unpack", "layer unpack"], ["pull", "image pull"]]) {
+  for (
+    const [name, title] of [["unpack", "layer unpack"], ["pull", "image pull"], ["exec", "exec latency"]]
+  ) {
     const script = join(REPO, `bench/${name}.ts`);
     if (values[`no-${name}`]) continue;
     if (!(await Deno.stat(script).catch(() => null))?.isFile) {
