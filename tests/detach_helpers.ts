@@ -35,7 +35,7 @@ export async function withDetached(fn: (root: TestRoot) => Promise<void>): Promi
     } finally {
       const ids = root.containerIds();
       if (ids.length) await root.skiff(["rm", "-f", ...ids]);
-      await eventually("the supervisor exits", () => supervisorPids(root).length === 0, 5000);
+      await eventually("the supervisor exits", () => supervisorPids(root).length === 0, 8000);
     }
   });
 }

@@ -268,7 +268,7 @@ const supervisor: Verb = async (_args, ctx) => {
     }
   };
   // started for a request that never came (its sender died): do not linger
-  setTimeout(exitWhenIdle, 10_000);
+  setTimeout(exitWhenIdle, 3_000);
   for await (const conn of listener) {
     busy++;
     serve(root, conn, owned, exitWhenIdle)
