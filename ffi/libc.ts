@@ -66,29 +66,50 @@ const symbols = {
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type Symbols = Deno.DynamicLibrary<typeof symbols>["symbols"];
-type SymbolName = keyof typeof symbols;
+export type SymbolName = keyof typeof symbols;
 let table: Symbols | undefined;
+const bound: Partial<Record<SymbolName, unknown>> = {};
 const opened: Deno.DynamicLibrary<Deno.ForeignLibraryInterface>[] = []; // referenced: never closed
+
+function bindNow(names: readonly SymbolName[]): void {
+  const missing = names.filter((name) => !(name in bound));
+  if (missing.length === 0) return;
+  const lib = Deno.dlopen(
+    "libc.so.6",
+    Object.fromEntries(missing.map((name) => [name, symbols[name]])) as Deno.ForeignLibraryInterface,
+  );
+  opened.push(lib);
+  for (const name of missing) bound[name] = lib.symbols[name];
+}
+
 /**
  * The libc symbol table, each symbol bound on its first use: Deno compiles a call trampoline per
- * symbol at dlopen (~0.3 ms each, 16 ms for the whole table), and a `run` needs only a few of them.
+ * symbol at dlopen (~0.2 ms each, 10+ ms for the whole table), and a `run` needs only a few of them.
  */
 export function libc(): Symbols {
   if (table) return table;
-  const bound: Partial<Record<SymbolName, unknown>> = {};
-  const bind = (name: SymbolName) => {
-    const one = Deno.dlopen("libc.so.6", { [name]: symbols[name] } as Deno.ForeignLibraryInterface);
-    opened.push(one);
-    return (bound[name] = one.symbols[name]);
-  };
   // bound eagerly: a lazy bind between a failed call and the errno read could clobber errno
-  bind("__errno_location");
-  bind("strerror");
+  bindNow(["__errno_location", "strerror"]);
   const lazy = {} as Symbols;
   for (const name of Object.keys(symbols) as SymbolName[]) {
-    Object.defineProperty(lazy, name, { get: () => bound[name] ?? bind(name), enumerable: true });
+    Object.defineProperty(lazy, name, {
+      get: () => {
+        if (!(name in bound)) bindNow([name]);
+        return bound[name];
+      },
+      enumerable: true,
+    });
   }
   return (table = lazy);
+}
+
+/**
+ * Binds these symbols now instead of on first use: a process that knows what it will call binds it
+ * while it would otherwise wait (the init stage, before it blocks on its go signal).
+ */
+export function bindLibc(names: readonly SymbolName[]): void {
+  libc();
+  bindNow(names);
 }
 
 const encoder = new TextEncoder();
