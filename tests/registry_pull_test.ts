@@ -257,3 +257,42 @@ Deno.test("run of a missing image pulls it first; --pull never|always|bogus", as
     });
   });
 });
+
+Deno.test("second pull: up to date through the HEAD fast path; a moved tag is pulled again", async () => {
+  const first = await testImage();
+  const second = await buildImage({ name: "moved" });
+  try {
+    await withRegistry("open", async (registry) => {
+      await skopeoPush(registry, first.layout, "fast/bb:1");
+      const ref = `${registry.host}/fast/bb:1`;
+      await withRoot(async (root) => {
+        await root.ok(["pull", "-q", ref]);
+        const again = await root.skiff(["pull", ref]);
+        strictEqual(again.code, 0, again.stderr);
+        strictEqual(
+          again.stdout,
+          `1: Pulling from fast/bb\nDigest: ${first.manifestDigest}\nStatus: Image is up to date for ${ref}\n${ref}\n`,
+        );
+        strictEqual((await root.ok(["pull", "-q", ref])).trim(), ref);
+
+        // the tag now names another manifest: the HEAD sees another digest, the full pull runs
+        await skopeoPush(registry, second.layout, "fast/bb:1");
+        const moved = await root.skiff(["pull", ref]);
+        strictEqual(moved.code, 0, moved.stderr);
+        ok(moved.stdout.includes(`Digest: ${second.manifestDigest}`), moved.stdout);
+        ok(moved.stdout.includes(`Status: Downloaded newer image for ${ref}`), moved.stdout);
+        strictEqual((await root.ok(["run", "--rm", ref, "cat", "/skiff-image"])).trim(), "moved amd64");
+
+        // a layer blob gone (removed by system check --repair): not up to date, fetched again
+        const record = imageRecords(root).find((r) => r.id === second.configDigest);
+        Deno.removeSync(join(root.path, "blobs", "sha256", record.layers[1].blobDigest.slice(7)));
+        const healed = await root.skiff(["pull", ref]);
+        strictEqual(healed.code, 0, healed.stderr);
+        ok(Deno.statSync(join(root.path, "blobs", "sha256", record.layers[1].blobDigest.slice(7))).isFile);
+        strictEqual((await root.skiff(["system", "check"])).code, 0);
+      });
+    });
+  } finally {
+    Deno.removeSync(second.dir, { recursive: true });
+  }
+});

@@ -63,6 +63,25 @@ const pull: Verb = async (args, ctx) => {
     throw new UsageError("tag can't be used with --all-tags/-a", "pull");
   }
 
+  // the second pull of a tag: one HEAD decides, before the registry modules are even loaded
+  if (!allTags && !platform) {
+    const { upToDate } = await import("../registry/uptodate.ts");
+    const fast = await upToDate(ctx.root, ref);
+    if (fast) {
+      if (!quiet) {
+        const lines = [
+          ...(defaulted ? ["Using default tag: latest"] : []),
+          `${ref.tag}: Pulling from ${ref.path}`,
+          `Digest: ${fast.digest}`,
+          `Status: Image is up to date for ${familiarString(ref)}`,
+        ];
+        console.log(lines.join("\n"));
+      }
+      console.log(fullString(ref));
+      return 0;
+    }
+  }
+
   // validated everything: now load the engine
   const { pullImage, listTags } = await import("../registry/pull.ts");
   const { RegistryClient } = await import("../registry/client.ts");

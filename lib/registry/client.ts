@@ -10,7 +10,7 @@
 //   SKIFF_REGISTRY_RETRIES=<n>                       extra attempts for transient failures (4)
 // Loopback hosts (localhost, 127.0.0.0/8, ::1) are always insecure: HTTP first, then HTTPS.
 
-import { join } from "node:path";
+import { join } from "../state/path.ts";
 import { SkiffError } from "../errors.ts";
 import {
   basicAuthHeader,
@@ -64,7 +64,7 @@ function envNumber(name: string): number | undefined {
   return Number.isFinite(n) && n >= 0 ? n : undefined;
 }
 
-function isLoopback(hostname: string): boolean {
+export function isLoopback(hostname: string): boolean {
   const h = hostname.replace(/^\[|\]$/g, "");
   return h === "localhost" || h === "::1" || /^127\.\d+\.\d+\.\d+$/.test(h);
 }
