@@ -184,6 +184,10 @@ if (import.meta.main) {
     const { initMain } = await import("./lib/runtime/init.ts");
     initMain(Deno.args.slice(1));
   }
+  if (Deno.args[0] === "__exec-stage") {
+    const { execStageMain } = await import("./lib/runtime/exec_stage.ts");
+    execStageMain(Deno.args.slice(1));
+  }
   const debug = Deno.args.includes("-D") || Deno.args.includes("--debug");
   let code: number;
   try {

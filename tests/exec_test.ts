@@ -2,7 +2,7 @@
 // container (namespaces, cgroups, capabilities) while PID 1 is busy and ignores SIGTERM.
 
 import assert from "node:assert/strict";
-import { withBusybox } from "./helpers.ts";
+import { MAIN, withBusybox } from "./helpers.ts";
 import { withBackground } from "./background.ts";
 
 const statusField = (status: string, name: string) =>
@@ -154,6 +154,43 @@ Deno.test("exec: unknown, stopped and paused containers are refused", async () =
       assert.equal(paused.code, 1);
       assert.match(paused.stderr, /Container [0-9a-f]{64} is paused, unpause the container before exec/);
       await root.ok(["unpause", "ex5"]);
+    });
+  });
+});
+
+Deno.test("exec -t / -it: the command gets a pty as controlling terminal (under script)", async () => {
+  await withBusybox(async (root) => {
+    await withBackground(root, "ex6", async () => {
+      const skiff = `${Deno.execPath()} run -A ${MAIN} --root ${root.path}`;
+      const script = async (line: string, input = "") => {
+        const child = new Deno.Command("script", {
+          args: ["-qec", line, "/dev/null"],
+          stdin: "piped",
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn();
+        const writer = child.stdin.getWriter();
+        if (input) {
+          await new Promise((r) => setTimeout(r, 1500)); // typed once the command is up
+          await writer.write(new TextEncoder().encode(input));
+        }
+        await writer.close();
+        const out = await child.output();
+        return { code: out.code, stdout: new TextDecoder().decode(out.stdout) };
+      };
+      // field 7 of /proc/self/stat: the controlling terminal (0 when there is none)
+      const t = await script(
+        `${skiff} exec -t ex6 sh -c 'test -t 0 && test -t 1 && echo both-ttys; echo $TERM; cut -d" " -f7 /proc/self/stat; exit 4'`,
+      );
+      assert.equal(t.code, 4);
+      assert.match(t.stdout, /both-ttys\r+\nxterm\r+\n/); // no raw mode without -i: \r\r\n
+      assert.doesNotMatch(t.stdout, /^0\r/m);
+      const it = await script(`${skiff} exec -it ex6 head -n1`, "typed\n");
+      assert.equal(it.code, 0);
+      assert.match(it.stdout, /typed\r\n/);
+      const missing = await script(`${skiff} exec -t ex6 nosuch`);
+      assert.equal(missing.code, 127);
+      assert.match(missing.stdout, /executable file not found in \$PATH/);
     });
   });
 });

@@ -56,7 +56,8 @@ const exec: Verb = async (args, ctx) => {
   };
   const record = execTarget(ctx.root, ref);
   if (tty && !detach) {
-    throw new SkiffError("exec -t is not supported yet");
+    const { execWithTerminal } = await import("../runtime/exec_tty.ts");
+    return await execWithTerminal(record, request, interactive);
   }
   const { child } = spawnInContainer(record, request, {
     stdin: interactive && !detach ? "inherit" : "null",

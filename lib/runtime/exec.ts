@@ -83,21 +83,21 @@ export function execTarget(root: StateRoot, ref: string): ContainerRecord {
 export function execEnvironment(
   record: ContainerRecord,
   extra: string[],
-  home: string,
+  home: string | undefined,
   tty: boolean,
 ): string[] {
   const byKey = new Map<string, string>();
   const key = (entry: string) => entry.includes("=") ? entry.slice(0, entry.indexOf("=")) : entry;
   for (const entry of [...(record.Config.Env ?? []), ...extra]) byKey.set(key(entry), entry);
   if (!byKey.has("PATH")) byKey.set("PATH", `PATH=${DEFAULT_PATH}`);
-  if (!byKey.has("HOME")) byKey.set("HOME", `HOME=${home}`);
+  if (!byKey.has("HOME") && home !== undefined) byKey.set("HOME", `HOME=${home}`);
   if (tty && !byKey.has("TERM")) byKey.set("TERM", "TERM=xterm");
   return [...byKey.values()];
 }
 
 // ---- cgroups ----
 
-interface CgroupMove {
+export interface CgroupMove {
   /** v1: `tasks` takes one thread; v2: `cgroup.procs` moves the whole process. */
   file: "tasks" | "cgroup.procs";
   containerDir: string;
@@ -136,7 +136,7 @@ function cgroupMounts(): Map<string, string> {
 }
 
 /** Where the main thread goes for the container's cgroups and where it comes back to. */
-function planCgroupMoves(pid: number): CgroupMove[] {
+export function planCgroupMoves(pid: number): CgroupMove[] {
   const mounts = cgroupMounts();
   const own = cgroupPaths("/proc/thread-self/cgroup");
   const moves: CgroupMove[] = [];
@@ -157,14 +157,14 @@ function planCgroupMoves(pid: number): CgroupMove[] {
   return moves;
 }
 
-function joinCgroups(moves: CgroupMove[]): void {
+export function joinCgroups(moves: CgroupMove[]): void {
   for (const m of moves) {
     Deno.writeTextFileSync(`${m.containerDir}/${m.file}`, String(m.file === "tasks" ? gettid() : Deno.pid));
   }
 }
 
 /** Back to our own cgroups, once the main thread is in our own namespaces again. */
-function leaveCgroups(moves: CgroupMove[]): void {
+export function leaveCgroups(moves: CgroupMove[]): void {
   for (const m of moves) {
     try {
       Deno.writeTextFileSync(`${m.ownDir}/${m.file}`, String(m.file === "tasks" ? gettid() : Deno.pid));
@@ -183,14 +183,14 @@ const NAMESPACES: [string, number][] = [
   ["mnt", CLONE.NEWNS],
 ];
 
-interface NamespacePair {
+export interface NamespacePair {
   target: number;
   own: number;
   type: number;
 }
 
 /** Fds of PID 1's namespaces that differ from ours, with ours to come back to. */
-function openNamespaces(pid: number): NamespacePair[] {
+export function openNamespaces(pid: number): NamespacePair[] {
   const pairs: NamespacePair[] = [];
   try {
     for (const [name, type] of NAMESPACES) {
@@ -206,19 +206,19 @@ function openNamespaces(pid: number): NamespacePair[] {
   return pairs;
 }
 
-function closeNamespaces(pairs: NamespacePair[]): void {
+export function closeNamespaces(pairs: NamespacePair[]): void {
   for (const { target, own } of pairs) {
     close(target);
     close(own);
   }
 }
 
-interface ProcessSecurity {
+export interface ProcessSecurity {
   boundingSet: bigint;
   noNewPrivs: boolean;
 }
 
-function processSecurity(pid: number): ProcessSecurity {
+export function processSecurity(pid: number): ProcessSecurity {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);
   const field = (name: string) => status.match(new RegExp(`^${name}:\\s*(\\S+)`, "m"))?.[1] ?? "0";
   return { boundingSet: BigInt(`0x${field("CapBnd")}`), noNewPrivs: field("NoNewPrivs") === "1" };
@@ -231,7 +231,7 @@ const CAP_SETGID = 6n;
  * so that it can come back afterwards: execve computes the child's sets from the ids and the bounding
  * set alone (root gets the bounding set, any other user nothing), as the container's PID 1 got them.
  */
-function becomeUserOnThisThread(user: ExecUser, security: ProcessSecurity, privileged: boolean): void {
+export function becomeUserOnThisThread(user: ExecUser, security: ProcessSecurity, privileged: boolean): void {
   if (!privileged) {
     const lastCap = Number(Deno.readTextFileSync("/proc/sys/kernel/cap_last_cap").trim());
     for (let cap = 0; cap <= lastCap; cap++) {
@@ -273,8 +273,8 @@ function statOrNull(path: string): Deno.FileInfo | null {
   }
 }
 
-/** Go's exec.LookPath as runc uses it: only for docker's error messages, the child does the lookup. */
-function checkExecutable(name: string, searchPath: string): void {
+/** Go's exec.LookPath as runc uses it, with docker's errors; the path found. */
+export function checkExecutable(name: string, searchPath: string): string {
   const executable = (info: Deno.FileInfo | null) => info && !info.isDirectory && ((info.mode ?? 0) & 0o111);
   if (name.includes("/")) {
     const info = statOrNull(name);
@@ -282,10 +282,11 @@ function checkExecutable(name: string, searchPath: string): void {
       throw new ExecFailed(`exec: "${name}": stat ${name}: no such file or directory`, EXIT_NOT_FOUND);
     }
     if (!executable(info)) throw new ExecFailed(`exec: "${name}": permission denied`, EXIT_NOT_EXECUTABLE);
-    return;
+    return name;
   }
   for (const dir of searchPath.split(":")) {
-    if (executable(statOrNull(`${dir || "."}/${name}`))) return;
+    const candidate = `${dir || "."}/${name}`;
+    if (executable(statOrNull(candidate))) return candidate;
   }
   throw new ExecFailed(`exec: "${name}": executable file not found in $PATH`, EXIT_NOT_FOUND);
 }
