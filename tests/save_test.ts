@@ -102,6 +102,12 @@ Deno.test("save of a missing image: exit 1, one line, no file", async () => {
       [...Deno.readDirSync(root.path)].map((e) => e.name).filter((n) => n.includes(".tmp")),
       [],
     );
+    const nodir = await root.skiff(["save", "-o", "/nonexistent-dir/x.tar", "busybox"]);
+    assert.equal(nodir.code, 125);
+    assert.equal(
+      nodir.stderr.trim(),
+      'skiff: failed to save image: invalid output path: directory "/nonexistent-dir" does not exist',
+    );
     const none = await root.skiff(["save", "-o", out]);
     assert.equal(none.code, 125);
   });

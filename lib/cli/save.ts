@@ -5,6 +5,7 @@ import { parseArgs, requireArgs, str } from "./args.ts";
 import { ImageStore } from "../image/store.ts";
 import { SkiffError } from "../errors.ts";
 import { isatty } from "../../ffi/libc.ts";
+import { dirname } from "../state/path.ts";
 
 const HELP = `Usage:  skiff save [OPTIONS] IMAGE [IMAGE...]
 
@@ -33,6 +34,16 @@ const save: Verb = async (args, ctx) => {
   const output = str(p, "output");
   if ((output === undefined || output === "-") && isatty(1)) {
     throw new SkiffError("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+  }
+  if (output !== undefined && output !== "-") {
+    const dir = dirname(output);
+    let isDir = false;
+    try {
+      isDir = Deno.statSync(dir).isDirectory;
+    } catch { /* absent */ }
+    if (!isDir) {
+      throw new SkiffError(`failed to save image: invalid output path: directory "${dir}" does not exist`);
+    }
   }
   const { saveImages } = await import("../image/save.ts");
   const store = new ImageStore(ctx.root);
