@@ -209,6 +209,21 @@ class V1Cgroup implements ContainerCgroup {
   }
 
   destroy(): void {
+    // every process of a container joins every hierarchy: when the unified group says it is empty,
+    // an exited container costs no thaw, no kill and no cgroup.procs reads
+    const events = this.unifiedDir ? readKeyed(join(this.unifiedDir, "cgroup.events")) : undefined;
+    if (events?.get("populated") === 0) {
+      try {
+        for (const path of this.paths) removeCgroupDir(path, 200);
+        return;
+      } catch { /* a process sits in a v1 group only (a half-done join): kill it below */ }
+    }
+    this.killAll();
+    // children of the parent dirs first is not needed: a container dir has no sub-groups of ours
+    for (const path of this.paths) removeCgroupDir(path);
+  }
+
+  private killAll(): void {
     // a frozen (paused) process cannot die: thaw first
     const freezer = this.dir("freezer");
     if (freezer && exists(join(freezer, "freezer.state"))) {
@@ -222,8 +237,6 @@ class V1Cgroup implements ContainerCgroup {
       } catch { /* removed meanwhile */ }
     }
     killUntilEmpty(() => this.pids());
-    // children of the parent dirs first is not needed: a container dir has no sub-groups of ours
-    for (const path of this.paths) removeCgroupDir(path);
   }
 }
 
@@ -240,16 +253,33 @@ export function openV1(parent: string, id: string): ContainerCgroup {
   return new V1Cgroup(dirs, unified);
 }
 
-/** Makes <mount>/<parent>; a cpuset parent needs cpus and mems before any child can use them. */
-function ensureParent(mount: string, parent: string): void {
-  const dir = join(mount, parent);
-  mkdirIfAbsent(dir);
+/** A cpuset group starts with empty cpus and mems and takes no process until they are set. */
+function inheritCpuset(dir: string): void {
   // by file, not by controller name: cpuset may be co-mounted with other controllers
   for (const file of ["cpuset.cpus", "cpuset.mems"]) {
     if (exists(join(dir, file)) && !readOptional(join(dir, file))) {
-      writeValue(join(dir, file), readOptional(join(mount, file)) ?? "");
+      writeValue(join(dir, file), readOptional(join(dir, "..", file)) ?? "");
     }
   }
+}
+
+/**
+ * mkdir of the container's group. The parent (<mount>/<parent>) is made only when missing: it
+ * exists after the first container, and checking it for every run costs 3 calls per hierarchy.
+ */
+function makeGroup(mount: string, parent: string, id: string): string {
+  const dir = join(mount, parent, id);
+  try {
+    Deno.mkdirSync(dir);
+    return dir;
+  } catch (e) {
+    if (e instanceof Deno.errors.AlreadyExists) throw new SkiffError(`cgroup ${dir} already exists`);
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  mkdirIfAbsent(join(mount, parent));
+  inheritCpuset(join(mount, parent));
+  if (!mkdirIfAbsent(dir)) throw new SkiffError(`cgroup ${dir} already exists`);
+  return dir;
 }
 
 export function createV1(parent: string, id: string, limits: CgroupLimits): ContainerCgroup {
@@ -265,12 +295,7 @@ export function createV1(parent: string, id: string, limits: CgroupLimits): Cont
   try {
     // a Set: co-mounted controllers share one directory
     const mounts = new Set([...h.byController.values(), ...(h.unified ? [h.unified] : [])]);
-    for (const mount of mounts) {
-      ensureParent(mount, parent);
-      const dir = join(mount, parent, id);
-      if (!mkdirIfAbsent(dir)) throw new SkiffError(`cgroup ${dir} already exists`);
-      created.push(dir);
-    }
+    for (const mount of mounts) created.push(makeGroup(mount, parent, id));
     applyLimits(dirs, limits);
     return cgroup;
   } catch (e) {
@@ -289,14 +314,16 @@ function applyLimits(dirs: Map<Controller, string>, limits: CgroupLimits): void 
   // cpuset first: a v1 cpuset group without cpus and mems cannot take processes
   if (dirs.has("cpuset")) {
     const parentDir = join(dirs.get("cpuset")!, "..");
-    writeValue(
-      at("cpuset", "cpuset.cpus"),
-      limits.cpusetCpus || readOptional(join(parentDir, "cpuset.cpus")) || "",
-    );
-    writeValue(
-      at("cpuset", "cpuset.mems"),
-      limits.cpusetMems || readOptional(join(parentDir, "cpuset.mems")) || hostCpusetMems(),
-    );
+    let parentCpus = readOptional(join(parentDir, "cpuset.cpus"));
+    let parentMems = readOptional(join(parentDir, "cpuset.mems"));
+    if (!parentCpus || !parentMems) {
+      // a parent made by someone else (or left half-made) may still be empty
+      inheritCpuset(parentDir);
+      parentCpus = readOptional(join(parentDir, "cpuset.cpus"));
+      parentMems = readOptional(join(parentDir, "cpuset.mems"));
+    }
+    writeValue(at("cpuset", "cpuset.cpus"), limits.cpusetCpus || parentCpus || "");
+    writeValue(at("cpuset", "cpuset.mems"), limits.cpusetMems || parentMems || hostCpusetMems());
   }
 
   if (limits.memory) writeValue(at("memory", "memory.limit_in_bytes"), limits.memory);
