@@ -28,7 +28,7 @@ interface Sample {
 }
 
 /** Rss, Pss and private memory (kB) of one process. */
-function smaps(pid: number): Sample {
+export function smaps(pid: number): Sample {
   const text = Deno.readTextFileSync(`/proc/${pid}/smaps_rollup`);
   const field = (name: string) => Number(text.match(new RegExp(`^${name}:\\s+(\\d+) kB`, "m"))?.[1] ?? 0);
   return {
