@@ -181,8 +181,8 @@ export function reportError(e: unknown, debug: boolean): number {
 if (import.meta.main) {
   // The container-side stage re-executes this binary; it must not pay for CLI parsing.
   if (Deno.args[0] === "__init") {
-    const { initMain } = await import("./lib/runtime/init.ts");
-    initMain(Deno.args.slice(1));
+    const { runInitStage } = await import("./lib/runtime/init_main.ts");
+    runInitStage(Deno.args.slice(1));
   }
   if (Deno.args[0] === "__exec-stage") {
     const { execStageMain } = await import("./lib/runtime/exec_stage.ts");

@@ -21,10 +21,10 @@ import {
   prctl,
   read,
   resetSignals,
-  setgroups,
+  setgroupsThread,
   sethostname,
-  setresgid,
-  setresuid,
+  setresgidThread,
+  setresuidThread,
   setsid,
   SysError,
   TIOC,
@@ -121,9 +121,11 @@ function becomeUser(spec: InitSpec, user: ExecUser): void {
     }
   }
   if (user.uid !== 0) prctl(PR.SET_KEEPCAPS, 1n); // keep permitted caps across the uid change
-  setgroups(user.additionalGids);
-  setresgid(user.gid);
-  setresuid(user.uid);
+  // this thread only: glibc's wrappers signal every Deno thread and wait for each (~1 ms, more on a
+  // busy machine); execve leaves only this thread anyway
+  setgroupsThread(user.additionalGids);
+  setresgidThread(user.gid);
+  setresuidThread(user.uid);
   if (!spec.privileged) {
     // the host may lack some capability (these machines have no CAP_SYS_RESOURCE): grant what we hold
     const held = capget().permitted & mask;

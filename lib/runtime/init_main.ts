@@ -26,9 +26,7 @@ const INIT_SYMBOLS: readonly SymbolName[] = [
   "sethostname",
   "socket",
   "ioctl_buf", // lo up
-  "setgroups",
-  "setresgid",
-  "setresuid",
+  "syscall_ibi", // setgroups of this thread (syscall_iii: setresuid/setresgid)
   "syscall_bb", // capget, capset
   "syscall_iii", // close_range
   "syscall_ibbi", // rt_sigaction
