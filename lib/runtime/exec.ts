@@ -157,6 +157,7 @@ export function planCgroupMoves(pid: number): CgroupMove[] {
   return moves;
 }
 
+/** Moves the main thread (v1) or the process (v2) into the container's cgroups. */
 export function joinCgroups(moves: CgroupMove[]): void {
   for (const m of moves) {
     Deno.writeTextFileSync(`${m.containerDir}/${m.file}`, String(m.file === "tasks" ? gettid() : Deno.pid));
