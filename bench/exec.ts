@@ -81,7 +81,7 @@ async function startPeer(name: string, cli: string[], env?: Record<string, strin
     "100000",
   ], env);
   if (started.code !== 0) {
-    throw new Error(`exits ${started.code}: ${started.stderr.trim().split("\n").pop()}`);
+    throw new Error(`exits ${started.code}: ${started.stderr.trim().split("\n")[0]}`);
   }
   return {
     contender: { name, argv: [...cli, "exec", NAME, "true"], env },
