@@ -11,7 +11,6 @@ import type { ImageRecord } from "../state/types.ts";
 import { ImageStore } from "../image/store.ts";
 import { MANIFEST_ACCEPT } from "./mediatypes.ts";
 import { familiarName, type Reference, registryHost } from "./reference.ts";
-import { isLoopback } from "./client.ts";
 
 const HEAD_TIMEOUT_MS = 2000;
 
@@ -24,7 +23,10 @@ export async function upToDate(
   const host = registryHost(ref.domain);
   const bracket = host.startsWith("[");
   const hostname = bracket ? host.slice(1, host.indexOf("]")) : host.split(":")[0];
-  if (!isLoopback(hostname)) return undefined;
+  // loopback only: the client talks plain HTTP to those first (client.ts is not loaded here)
+  if (!(hostname === "localhost" || hostname === "::1" || /^127\.\d+\.\d+\.\d+$/.test(hostname))) {
+    return undefined;
+  }
   const portText = bracket ? host.slice(host.indexOf("]") + 2) : host.split(":")[1];
   const port = portText ? Number(portText) : 80;
 
