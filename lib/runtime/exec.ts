@@ -11,6 +11,7 @@
 // Only *Sync Deno APIs and FFI on the main thread once it has joined (see the platform notes).
 
 import {
+  bindLibc,
   capget,
   capset,
   chdir,
@@ -310,6 +311,9 @@ export interface StdioChoice {
   stderr: "inherit" | "null";
 }
 
+// setgroups, setresuid/gid and close_range, capget/capset, rt_sigaction
+const SYSCALLS = ["syscall_ibi", "syscall_iii", "syscall_bb", "syscall_ibbi"] as const;
+
 export interface StartedExec {
   child: Deno.ChildProcess;
 }
@@ -325,6 +329,8 @@ export function spawnInContainer(
   request: ExecRequest,
   stdio: StdioChoice,
 ): StartedExec {
+  // one dlopen for every libc call below instead of one per first use
+  bindLibc(["open", "close", "gettid", "unshare", "setns", "chdir", "prctl", ...SYSCALLS]);
   const pid = record.State.Pid;
   const security = processSecurity(pid);
   const privileged = request.privileged || record.HostConfig.Privileged;
