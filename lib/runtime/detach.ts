@@ -5,8 +5,16 @@
 
 import { SkiffError } from "../errors.ts";
 import type { StateRoot } from "../state/root.ts";
-import { type StartReply, supervisorSocket } from "./monitor.ts";
 import { selfCommand } from "./self.ts";
+
+/** What the supervisor answers to a start request (one JSON line). */
+export type StartReply =
+  | { ok: true; pid: number }
+  | { ok: false; error: string; exitCode: number };
+
+export const supervisorSocket = (root: StateRoot) => `${root.path}/supervisor.sock`;
+/** Marker in the container's directory: stop, kill or rm asked for the next exit (no restart). */
+export const STOP_MARKER = "stop-requested";
 
 const CONNECT_DEADLINE_MS = 20_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -9,8 +9,7 @@ import { isProcessAlive, loadContainer } from "../state/containers.ts";
 import { reconcile } from "../state/reconcile.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
-import { startDetached } from "./detach.ts";
-import { STOP_MARKER } from "./monitor.ts";
+import { startDetached, STOP_MARKER } from "./detach.ts";
 import { parseSignal } from "./signals.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -16,6 +16,7 @@ import {
   parseDeviceCgroupRule,
 } from "../cgroups/mod.ts";
 import type { Verb } from "../cli/context.ts";
+import { type StartReply, STOP_MARKER, supervisorSocket } from "./detach.ts";
 import { loadContainer, updateContainerSync } from "../state/containers.ts";
 import { exists, removeIfExists } from "../state/fsutil.ts";
 import { reconcile } from "../state/reconcile.ts";
@@ -27,15 +28,7 @@ import { Backoff, NO_RESTART, shouldRestart } from "./restart.ts";
 import { type InitStage, removeQuietly, startInitStage } from "./stage.ts";
 import { close, kill } from "../../ffi/libc.ts";
 
-/** What the supervisor answers to a start request (one JSON line). */
-export type StartReply =
-  | { ok: true; pid: number }
-  | { ok: false; error: string; exitCode: number };
-
-export const supervisorSocket = (root: StateRoot) => `${root.path}/supervisor.sock`;
 export const supervisorLock = (root: StateRoot) => `${root.path}/supervisor.lock`;
-/** Marker in the container's directory: stop, kill or rm asked for the next exit (no restart). */
-export const STOP_MARKER = "stop-requested";
 
 export function stopRequested(root: StateRoot, id: string): boolean {
   return exists(`${root.container(id)}/${STOP_MARKER}`);
