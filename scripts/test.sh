@@ -11,6 +11,9 @@ cd "$SKIFF_REPO" || exit 1
 # CI reads deno test's closing "ok | N passed | N failed" line: keep it free of colour codes
 [ -t 1 ] || export NO_COLOR=1
 
+# No test may reach the internet: Docker Hub names go to a closed loopback port (see lib/registry/reference.ts)
+export SKIFF_DOCKER_HUB_HOST=127.0.0.1:2
+
 bash scripts/install.sh --test || { echo "test.sh: install.sh failed" >&2; exit 1; }
 
 # Leaks that were already there (another run on this machine) are reported but are not this run's.

@@ -5,6 +5,10 @@
 import { join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
 
+// Docker Hub names resolve to a closed loopback port in every skiff a test starts (they inherit this
+// process's environment): tests send traffic only to 127.0.0.0/8, never to the internet.
+Deno.env.set("SKIFF_DOCKER_HUB_HOST", "127.0.0.1:2");
+
 export const MAIN = fromFileUrl(new URL("../main.ts", import.meta.url));
 export const BUSYBOX = "/bin/busybox";
 

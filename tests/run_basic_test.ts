@@ -254,7 +254,9 @@ Deno.test("run: a failed start leaves the container 'created' with docker's exit
 
 Deno.test("run: exit 125 and nothing on disk for unknown image, bad flags, name in use", async () => {
   await withBusybox(async (root) => {
-    const unknown = await root.skiff(["run", "--rm", "nosuchimage", "true"]);
+    // --pull never: a name without a registry host would otherwise be pulled from Docker Hub, and
+    // tests send traffic only to 127.0.0.0/8
+    const unknown = await root.skiff(["run", "--rm", "--pull", "never", "nosuchimage", "true"]);
     assertEquals(unknown.code, 125);
     assertEquals(unknown.stderr.trim(), "skiff: Unable to find image 'nosuchimage:latest' locally");
     for (
@@ -293,7 +295,7 @@ Deno.test("run: exit 125 and nothing on disk for unknown image, bad flags, name 
 
 Deno.test("run: unknown image needs no image at all", async () => {
   await withRoot(async (root) => {
-    const r = await root.skiff(["run", "--rm", "busybox"]);
+    const r = await root.skiff(["run", "--rm", "--pull", "never", "busybox"]);
     assertEquals(r.code, 125);
     assertEquals(r.stderr.trim(), "skiff: Unable to find image 'busybox:latest' locally");
   });

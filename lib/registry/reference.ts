@@ -168,9 +168,14 @@ export function fullString(ref: Reference): string {
     (ref.digest !== undefined ? `@${ref.digest}` : "");
 }
 
-/** The host that serves the registry API for a domain (Docker Hub's is not docker.io). */
+/**
+ * The host that serves the registry API for a domain (Docker Hub's is not docker.io).
+ * SKIFF_DOCKER_HUB_HOST points Docker Hub names at another host[:port] (an air-gapped pull-through
+ * cache; the test suite points it at a closed loopback port so no test can reach the internet).
+ */
 export function registryHost(domain: string): string {
-  return domain === DEFAULT_DOMAIN ? "registry-1.docker.io" : domain;
+  if (domain !== DEFAULT_DOMAIN) return domain;
+  return Deno.env.get("SKIFF_DOCKER_HUB_HOST") || "registry-1.docker.io";
 }
 
 /** The key docker uses in config.json `auths` for a domain. */
