@@ -40,6 +40,18 @@ export function writeValue(path: string, value: string | number): void {
   }
 }
 
+/** writeValue on Deno's blocking pool (this process's own namespaces: never after setns). */
+export async function writeValueAsync(path: string, value: string | number): Promise<void> {
+  try {
+    await Deno.writeTextFile(path, String(value), { create: false });
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new SkiffError(`cgroup file ${path} does not exist: the kernel does not support this limit`);
+    }
+    throw new SkiffError(`failed to write "${value}" to ${path}: ${osMessage(e)}`);
+  }
+}
+
 /** "Invalid argument (os error 22): writefile '/x'" -> "invalid argument", as docker words errnos. */
 export function osMessage(e: unknown): string {
   const text = (e as Error).message ?? String(e);

@@ -94,6 +94,8 @@ export interface ContainerCgroup {
   /** Every cgroup directory of this container (one per v1 hierarchy, or the one v2 directory). */
   readonly paths: string[];
   addProcess(pid: number): void;
+  /** addProcess on Deno's blocking pool: the first cgroup.procs write waits for an RCU grace period. */
+  addProcessAsync(pid: number): Promise<void>;
   oomKilled(): boolean;
   /** kills what is left (SIGKILL, or cgroup.kill on v2), waits until empty, rmdirs; idempotent; never throws for an already-removed cgroup */
   destroy(): void;

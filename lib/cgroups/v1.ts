@@ -19,6 +19,7 @@ import {
   removeCgroupDir,
   waitFor,
   writeValue,
+  writeValueAsync,
 } from "./fs.ts";
 
 /** The v1 controllers a container joins (docker's set, minus those these hosts lack). */
@@ -98,6 +99,10 @@ class V1Cgroup implements ContainerCgroup {
 
   addProcess(pid: number): void {
     for (const path of this.paths) writeValue(join(path, "cgroup.procs"), pid);
+  }
+
+  async addProcessAsync(pid: number): Promise<void> {
+    for (const path of this.paths) await writeValueAsync(join(path, "cgroup.procs"), pid);
   }
 
   pids(): number[] {

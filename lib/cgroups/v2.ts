@@ -27,6 +27,7 @@ import {
   removeCgroupDir,
   waitFor,
   writeValue,
+  writeValueAsync,
 } from "./fs.ts";
 
 export const V2_MOUNT = "/sys/fs/cgroup";
@@ -44,6 +45,10 @@ class V2Cgroup implements ContainerCgroup {
 
   addProcess(pid: number): void {
     writeValue(join(this.dir, "cgroup.procs"), pid);
+  }
+
+  addProcessAsync(pid: number): Promise<void> {
+    return writeValueAsync(join(this.dir, "cgroup.procs"), pid);
   }
 
   pids(): number[] {

@@ -336,19 +336,34 @@ const run: Verb = async (args, ctx) => {
   // container's init stage is the supervisor's child instead (see runtime/monitor.ts)
   const stage = detach ? undefined : startInitStage(ctx.root, interactive && !tty ? "inherit" : "null");
   let runtime, record, cgroup, cgroupView, createdVolumes: string[] = [];
+  let joined: Promise<void> | undefined;
   try {
-    const [{ ImageStore }, cgroups, { createContainerFromImage }, foreground, { removeContainerDir }] =
-      await Promise.all([
-        import("../image/store.ts"),
-        import("../cgroups/mod.ts"),
-        import("../runtime/container.ts"),
-        import("../runtime/process.ts"),
-        import("../state/containers.ts"),
-      ]);
+    const [
+      { ImageStore },
+      cgroups,
+      { createContainerFromImage },
+      foreground,
+      { newContainerId, removeContainerDir },
+    ] = await Promise.all([
+      import("../image/store.ts"),
+      import("../cgroups/mod.ts"),
+      import("../runtime/container.ts"),
+      import("../runtime/process.ts"),
+      import("../state/containers.ts"),
+    ]);
     runtime = foreground;
     const limits = request.limits;
     limits.deviceRules = request.container.resources.DeviceCgroupRules?.map(cgroups.parseDeviceCgroupRule);
     cgroups.validateLimits(limits);
+    const id = newContainerId();
+    if (stage) {
+      // the cgroups come first and the init stage joins them on Deno's blocking pool: the first
+      // cgroup.procs write sleeps for an RCU grace period (~10 ms), now while the record is made
+      cgroup = cgroups.createCgroup(ctx.root, id, limits);
+      joined = cgroup.addProcessAsync(stage.child.pid);
+      joined.catch(() => {}); // awaited below
+      cgroupView = cgroups.containerCgroupView(ctx.root, id);
+    }
     const store = new ImageStore(ctx.root);
     // a missing image is pulled first (docker's --pull=missing); pull.ts loads only then
     const pullFlag = str(parsed, "pull");
@@ -363,6 +378,7 @@ const run: Verb = async (args, ctx) => {
     try {
       record = await createContainerFromImage(ctx.root, {
         ...request.container,
+        id,
         image,
         imageRef: request.imageRef,
         lowerDirs: store.layerDirs(image),
@@ -375,19 +391,26 @@ const run: Verb = async (args, ctx) => {
     createdVolumes = made;
     if (detach) return await runDetached(ctx, record.Id);
     try {
-      cgroup = cgroups.createCgroup(ctx.root, record.Id, limits);
-      cgroupView = cgroups.containerCgroupView(ctx.root, record.Id);
+      await joined;
     } catch (e) {
-      cgroup?.destroy();
       removeContainerDir(ctx.root, record.Id);
       await discardVolumes(ctx.root, createdVolumes);
       throw e;
     }
   } catch (e) {
+    await joined?.catch(() => {});
+    cgroup?.destroy();
     if (stage) await abortInitStage(stage);
     throw e;
   }
-  const outcome = await runtime.runForeground(ctx.root, record, cgroup, stage!, {
+  const joinedCgroup = cgroup;
+  // already joined above: runForeground's addProcess has nothing left to do
+  const cgroupHandle = joinedCgroup && {
+    addProcess: () => {},
+    oomKilled: () => joinedCgroup.oomKilled(),
+    destroy: () => joinedCgroup.destroy(),
+  };
+  const outcome = await runtime.runForeground(ctx.root, record, cgroupHandle, stage!, {
     cgroupView,
     signalProxy: request.signalProxy,
   });

@@ -41,6 +41,8 @@ export const NO_RESOURCE_LIMITS: ResourceSettings = {
 };
 
 export interface CreateRequest {
+  /** A fresh id from newContainerId(); one is made when absent. */
+  id?: string;
   image: ImageRecord;
   /** The reference the user gave (docker's Config.Image). */
   imageRef: string;
@@ -241,5 +243,5 @@ export async function createContainerFromImage(
     };
     if (req.mounts?.length) record.Mounts = req.mounts;
     return record;
-  });
+  }, req.id);
 }

@@ -85,9 +85,10 @@ export async function createContainer(
   root: StateRoot,
   requestedName: string | undefined,
   build: (id: string, name: string, dir: string) => ContainerRecord | Promise<ContainerRecord>,
+  /** run picks it up front to create the container's cgroups while the record is still being made */
+  id: string = newContainerId(),
 ): Promise<ContainerRecord> {
   if (requestedName !== undefined) validateName(requestedName);
-  const id = newContainerId();
   const dir = root.container(id);
   return await withLock(root.lock("containers"), async () => {
     const taken = new Set(listContainers(root).map((c) => c.Name.slice(1)));
