@@ -5,33 +5,11 @@ import { bindLibc, type SymbolName } from "../../ffi/libc.ts";
 import { initMain } from "./init.ts";
 
 /**
- * The libc calls between the go signal and execve (a -t container adds dup2/ioctl_int, bound on
- * use). Each costs ~0.2 ms to bind: done before waiting for the spec, that time is off the
- * critical path whenever the parent is still creating the container.
+ * The libc symbols between the go signal and execve: every call there is a raw system call through
+ * the one syscall6 binding (a -t container adds nothing). Binding costs ~0.2 ms per symbol: done
+ * before waiting for the spec, and kept to one, it is off the critical path.
  */
-const INIT_SYMBOLS: readonly SymbolName[] = [
-  "prctl",
-  "open",
-  "read",
-  "write",
-  "close",
-  "umask",
-  "unshare",
-  "setsid",
-  "mount",
-  "umount2",
-  "mknod",
-  "chdir",
-  "syscall_pp", // pivot_root
-  "sethostname",
-  "socket",
-  "ioctl_buf", // lo up
-  "syscall_ibi", // setgroups of this thread (syscall_iii: setresuid/setresgid)
-  "syscall_bb", // capget, capset
-  "syscall_iii", // close_range
-  "syscall_ibbi", // rt_sigaction
-  "execve",
-];
+const INIT_SYMBOLS: readonly SymbolName[] = ["syscall6"];
 
 /** `skiff __init FIFO PARENT_PID`: never returns. */
 export function runInitStage(args: string[]): never {
