@@ -22,6 +22,12 @@ export function selfCommand(args: string[]): { cmd: string; args: string[] } {
   };
 }
 
+/**
+ * Environment of skiff's own re-executions: Deno's update check reads its cache file and arms a
+ * timer at every start (~2 ms of the init stage's start-up); a helper process has no use for it.
+ */
+export const SELF_ENV: Record<string, string> = { DENO_NO_UPDATE_CHECK: "1" };
+
 /** The command line of the init stage: it reads its spec from `fifo`, written by `parentPid`. */
 export function initCommand(fifo: string, parentPid: number): { cmd: string; args: string[] } {
   const args = [fifo, String(parentPid)];

@@ -5,7 +5,7 @@
 import { CLONE, close, kill, mkfifo, O, open, setns, unshare, write } from "../../ffi/libc.ts";
 import { processStartTime } from "../state/containers.ts";
 import type { StateRoot } from "../state/root.ts";
-import { initCommand } from "./self.ts";
+import { initCommand, SELF_ENV } from "./self.ts";
 
 /** A started init stage waiting for its spec on the sync FIFO. */
 export interface InitStage {
@@ -40,6 +40,7 @@ export function startInitStage(
       try {
         const child = new Deno.Command(self.cmd, {
           args: self.args,
+          env: SELF_ENV,
           stdin,
           stdout: output,
           stderr: output,
