@@ -103,13 +103,14 @@ function refillSpare(root: StateRoot): void {
 /** Resolves true once the init stage has execve()d the container's command, false if it exited first. */
 async function waitForExec(pid: number, exited: () => boolean): Promise<boolean> {
   const self = Deno.execPath();
-  for (let delay = 1; !exited(); delay = Math.min(delay * 2, 8)) {
+  // the exec usually comes within ~30 ms of the go: poll tightly first (the answer waits on it)
+  for (let polls = 0; !exited(); polls++) {
     try {
       if (Deno.readLinkSync(`/proc/${pid}/exe`) !== self) return true;
     } catch {
       return false; // gone (or a zombie)
     }
-    await sleep(delay);
+    await sleep(polls < 50 ? 1 : 5);
   }
   return false;
 }
