@@ -51,11 +51,10 @@ const SIGKILL = 9n;
  * Exits quietly when the parent is gone instead: it died before PDEATHSIG was armed, or it aborted.
  */
 function receiveSpec(fifo: string, parentPid: number): InitSpec {
-  try {
-    Deno.statSync(`/proc/${parentPid}`); // the host's /proc: it is still mounted here
-  } catch {
-    Deno.exit(EXIT_SETUP_FAILED);
-  }
+  // reparented: the parent died before PDEATHSIG was armed. getppid() says 0 in a new PID
+  // namespace and /proc/<parent> outlives the parent as a zombie: ask the host's /proc for our ppid
+  const stat = Deno.readTextFileSync("/proc/self/stat");
+  if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) !== parentPid) Deno.exit(EXIT_SETUP_FAILED);
   const fd = open(fifo, O.RDONLY | O.CLOEXEC);
   const buf = new Uint8Array(4096);
   let length = 0;

@@ -65,8 +65,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const SPARE_IDLE_MS = 1000;
 let spare: { stage: InitStage; timer: ReturnType<typeof setTimeout> } | undefined;
 
-function dropSpare(): void {
-  if (!spare) return;
+/** Kills the spare; resolves once it is gone. */
+function dropSpare(): Promise<unknown> {
+  if (!spare) return Promise.resolve();
   clearTimeout(spare.timer);
   const { stage } = spare;
   spare = undefined;
@@ -75,6 +76,7 @@ function dropSpare(): void {
   } catch { /* gone */ }
   close(stage.fifoFd);
   removeQuietly(stage.fifoPath);
+  return stage.child.status;
 }
 
 function takeSpare(): InitStage | undefined {
@@ -300,12 +302,13 @@ const supervisor: Verb = async (_args, ctx) => {
   removeIfExists(path);
   const listener = Deno.listen({ transport: "unix", path });
   const owned = new Set<string>();
-  let busy = 0;
+  let busy = 0, exiting = false;
   const exitWhenIdle = () => {
-    if (owned.size === 0 && busy === 0) {
-      dropSpare();
+    if (owned.size === 0 && busy === 0 && !exiting) {
+      exiting = true;
       listener.close();
-      Deno.exit(0); // the lock goes with the process; the next supervisor rebinds the socket
+      // the lock goes with the process; the next supervisor rebinds the socket
+      dropSpare().finally(() => Deno.exit(0));
     }
   };
   // started for a request that never came (its sender died): do not linger
@@ -322,6 +325,7 @@ const supervisor: Verb = async (_args, ctx) => {
         exitWhenIdle();
       });
   }
+  await new Promise(() => {}); // the listener closed: exitWhenIdle() exits once the spare is gone
   return 0;
 };
 
