@@ -75,7 +75,7 @@ const logs: Verb = async (args, ctx) => {
   }
   const now = Date.now();
   const since = str(p, "since") ? parseLogTime(str(p, "since")!, now) : undefined;
-  const until = str(p, "until") ? parseLogTime(str(p, "until")!, now) : undefined;
+  const until = str(p, "until") ? parseLogTime(str(p, "until")!, now, "until") : undefined;
   const record = findContainer(ctx.root, p.positionals[0]);
   const settings = logSettings(record);
   if (settings.driver === "none") {

@@ -225,7 +225,7 @@ export function readLogEntries(path: string, maxFile: number): { entries: LogEnt
 }
 
 /** docker's --since/--until: RFC3339 (date or date-time), a unix timestamp, or a duration ago. */
-export function parseLogTime(value: string, now = Date.now()): number {
+export function parseLogTime(value: string, now = Date.now(), flag = "since"): number {
   const duration = /^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$/.exec(value);
   if (value && duration && duration[0]) {
     const [, h = "0", m = "0", sec = "0"] = duration;
@@ -234,7 +234,7 @@ export function parseLogTime(value: string, now = Date.now()): number {
   if (/^\d+(\.\d+)?$/.test(value)) return Number(value) * 1000;
   const t = Date.parse(value);
   if (!Number.isNaN(t)) return t;
-  throw new SkiffError(`invalid value for "since": failed to parse value as time or duration: "${value}"`);
+  throw new SkiffError(`invalid value for "${flag}": failed to parse value as time or duration: "${value}"`);
 }
 
 /** An entry's time in ms (the nanoseconds beyond are dropped). */
