@@ -10,8 +10,8 @@
 
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { machineLine, markdownTable, median, readEnvFile, run, which } from "./lib.ts";
-import { smaps } from "./memory.ts";
+import { machineLine, markdownTable, median, readEnvFile, run } from "./lib.ts";
+import { peerClis, smaps } from "./memory.ts";
 import { PEER_ENV_FILE, skiffArgv } from "./run_latency.ts";
 
 const PEER_IMAGE = "localhost/bb:latest";
@@ -131,15 +131,7 @@ async function engines(only: string[]): Promise<Engine[]> {
       });
     }
   }
-  const peers: [string, string[] | undefined, Record<string, string> | undefined][] = [
-    [
-      "podman",
-      env.CONTAINERS_CONF && which("podman") ? ["podman"] : undefined,
-      { CONTAINERS_CONF: env.CONTAINERS_CONF, CONTAINERS_STORAGE_CONF: env.CONTAINERS_STORAGE_CONF },
-    ],
-    ["docker", env.PEER_DOCKER?.split(/\s+/), undefined],
-  ];
-  for (const [name, cli, penv] of peers) {
+  for (const [name, cli, penv] of peerClis(env)) {
     if (!wanted(name)) continue;
     if (!cli) {
       console.log(`${name}: skipped (not set up: ${PEER_ENV_FILE})`);

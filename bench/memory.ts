@@ -96,6 +96,20 @@ function summarize(engine: string, process: string, samples: Sample[]): MemoryFi
   };
 }
 
+/** podman and docker as the peers' env.sh sets them up: [name, CLI argv or undefined, env]. */
+export function peerClis(
+  peerEnv: Record<string, string>,
+): [string, string[] | undefined, Record<string, string> | undefined][] {
+  return [
+    [
+      "podman",
+      peerEnv.CONTAINERS_CONF && which("podman") ? ["podman"] : undefined,
+      { CONTAINERS_CONF: peerEnv.CONTAINERS_CONF, CONTAINERS_STORAGE_CONF: peerEnv.CONTAINERS_STORAGE_CONF },
+    ],
+    ["docker", peerEnv.PEER_DOCKER?.split(/\s+/), undefined],
+  ];
+}
+
 export async function measureMemory(only: string[], samples: number): Promise<MemoryFigure[]> {
   const wanted = (n: string) => only.length === 0 || only.includes(n);
   const peerEnv = readEnvFile(PEER_ENV_FILE) ?? {};
@@ -121,15 +135,7 @@ export async function measureMemory(only: string[], samples: number): Promise<Me
       await Deno.remove(work, { recursive: true }).catch(() => {});
     }
   }
-  const peers: [string, string[] | undefined, Record<string, string> | undefined][] = [
-    [
-      "podman",
-      peerEnv.CONTAINERS_CONF && which("podman") ? ["podman"] : undefined,
-      { CONTAINERS_CONF: peerEnv.CONTAINERS_CONF, CONTAINERS_STORAGE_CONF: peerEnv.CONTAINERS_STORAGE_CONF },
-    ],
-    ["docker", peerEnv.PEER_DOCKER?.split(/\s+/), undefined],
-  ];
-  for (const [engine, argv, env] of peers) {
+  for (const [engine, argv, env] of peerClis(peerEnv)) {
     if (!wanted(engine)) continue;
     if (!argv) {
       console.log(`${engine}: skipped (not set up: ${PEER_ENV_FILE})`);
