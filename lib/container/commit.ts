@@ -55,9 +55,10 @@ export async function commitContainer(
 
   store.sweepTmp();
   const parentChain = parent.layers.at(-1)?.chainId ?? null;
-  const read = () => storeLayer(store, { stream: layerTar(upperDir(root, record)) }, parentChain, undefined, {
-    keepBlob: true,
-  });
+  const read = () =>
+    storeLayer(store, { stream: layerTar(upperDir(root, record)) }, parentChain, undefined, {
+      keepBlob: true,
+    });
   const layer = opts.pause === false ? await read() : await whilePaused(root, record, read);
 
   const created = new Date().toISOString();
@@ -80,7 +81,11 @@ export async function commitContainer(
   };
   if (!opts.author) delete config.author;
   const id = writeBlob(store, JSON.stringify(config));
-  const layers: LayerRef[] = [...parent.layers, { diffId: layer.diffId, chainId: layer.chainId, ...layer.blob }];
+  const layers: LayerRef[] = [...parent.layers, {
+    diffId: layer.diffId,
+    chainId: layer.chainId,
+    ...layer.blob,
+  }];
   return await store.commitImage(
     { id, repoDigests: [], layers, config, created, size: parent.size + layer.size },
     tag ? [tag] : [],
