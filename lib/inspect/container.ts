@@ -5,7 +5,7 @@
 import { join } from "../state/path.ts";
 import { goStruct } from "../format/template.ts";
 import type { StateRoot } from "../state/root.ts";
-import type { ContainerRecord } from "../state/types.ts";
+import { type ContainerRecord, initialState } from "../state/types.ts";
 
 type Json = Record<string, unknown>;
 
@@ -18,8 +18,6 @@ function overlay(defaults: Json, actual: object | undefined): Json {
 const PRIVATE_STATE = ["PidStartTime", "MonitorPid"];
 const PRIVATE_TOP = ["LowerDirs"];
 
-const ZERO_TIME = "0001-01-01T00:00:00Z";
-
 export interface ContainerSizes {
   rw: number;
   rootFs: number;
@@ -30,19 +28,7 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
   const dir = root.container(record.Id);
   const extra = record as unknown as Json;
 
-  const state: Json = overlay({
-    Status: "created",
-    Running: false,
-    Paused: false,
-    Restarting: false,
-    OOMKilled: false,
-    Dead: false,
-    Pid: 0,
-    ExitCode: 0,
-    Error: "",
-    StartedAt: ZERO_TIME,
-    FinishedAt: ZERO_TIME,
-  }, record.State);
+  const state: Json = overlay({ ...initialState() }, record.State);
   for (const k of PRIVATE_STATE) delete state[k];
 
   const host = record.HostConfig;

@@ -4,7 +4,13 @@
 import { SkiffError } from "../errors.ts";
 import { createContainer } from "../state/containers.ts";
 import type { StateRoot } from "../state/root.ts";
-import type { ContainerRecord, HostConfig, ImageRecord, MountPoint } from "../state/types.ts";
+import {
+  type ContainerRecord,
+  type HostConfig,
+  type ImageRecord,
+  initialState,
+  type MountPoint,
+} from "../state/types.ts";
 import { canonicalCapabilityList } from "./caps.ts";
 import { DEFAULT_MASKED_PATHS, DEFAULT_PATH, DEFAULT_READONLY_PATHS, DEFAULT_SHM_SIZE } from "./spec.ts";
 
@@ -182,19 +188,7 @@ export async function createContainerFromImage(
       Created: new Date().toISOString(),
       Path: argv[0],
       Args: argv.slice(1),
-      State: {
-        Status: "created",
-        Running: false,
-        Paused: false,
-        Restarting: false,
-        OOMKilled: false,
-        Dead: false,
-        Pid: 0,
-        ExitCode: 0,
-        Error: "",
-        StartedAt: "0001-01-01T00:00:00Z",
-        FinishedAt: "0001-01-01T00:00:00Z",
-      },
+      State: initialState(),
       Image: req.image.id,
       Name: `/${name}`,
       RestartCount: 0,

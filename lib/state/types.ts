@@ -79,6 +79,26 @@ export interface ContainerState {
   MonitorPid?: number;
 }
 
+/** Go's zero time, which docker prints for a time that has not happened yet. */
+export const ZERO_TIME = "0001-01-01T00:00:00Z";
+
+/** The state of a container that has been created and never started. */
+export function initialState(): ContainerState {
+  return {
+    Status: "created",
+    Running: false,
+    Paused: false,
+    Restarting: false,
+    OOMKilled: false,
+    Dead: false,
+    Pid: 0,
+    ExitCode: 0,
+    Error: "",
+    StartedAt: ZERO_TIME,
+    FinishedAt: ZERO_TIME,
+  };
+}
+
 export interface ContainerConfig {
   Hostname: string;
   Domainname: string;
