@@ -134,7 +134,12 @@ function startTokenServer(
   return { url: `http://127.0.0.1:${server.addr.port}/token`, shutdown: () => server.shutdown() };
 }
 
-export async function startRegistry(mode: RegistryMode): Promise<TestRegistry> {
+export interface RegistryOptions {
+  /** Serve HTTPS only (registry config http.tls): PEM files for the server certificate and key. */
+  tls?: { certificate: string; key: string };
+}
+
+export async function startRegistry(mode: RegistryMode, opts: RegistryOptions = {}): Promise<TestRegistry> {
   const dir = await Deno.makeTempDir({ prefix: "skiff-registry-" });
   let proc: Deno.ChildProcess | undefined;
   let tokenServer: TokenServer | undefined;
@@ -181,6 +186,9 @@ export async function startRegistry(mode: RegistryMode): Promise<TestRegistry> {
       auth = `auth:\n  token:\n    realm: ${tokenServer.url}\n    service: ${service}\n` +
         `    issuer: ${issuer}\n    rootcertbundle: ${cert}\n`;
     }
+    const tls = opts.tls
+      ? `  tls:\n    certificate: ${opts.tls.certificate}\n    key: ${opts.tls.key}\n`
+      : "";
     const config = `version: 0.1
 log:
   level: error
@@ -194,7 +202,7 @@ storage:
 http:
   addr: 127.0.0.1:${port}
   secret: skiff-test-secret
-${auth}`;
+${tls}${auth}`;
     Deno.writeTextFileSync(join(dir, "config.yml"), config);
     // the registry's log goes to a file: a closed pipe would kill it on its next log line
     const log = await Deno.open(join(dir, "registry.log"), { write: true, create: true });
@@ -214,6 +222,7 @@ ${auth}`;
     const deadline = Date.now() + 10_000;
     for (;;) {
       try {
+        // a TLS-only registry answers plain HTTP with 400, which is enough to know it is up
         const res = await fetch(`http://${host}/v2/`);
         await res.body?.cancel();
         break;
@@ -239,8 +248,12 @@ ${auth}`;
   }
 }
 
-export async function withRegistry(mode: RegistryMode, fn: (r: TestRegistry) => Promise<void>) {
-  const registry = await startRegistry(mode);
+export async function withRegistry(
+  mode: RegistryMode,
+  fn: (r: TestRegistry) => Promise<void>,
+  opts: RegistryOptions = {},
+) {
+  const registry = await startRegistry(mode, opts);
   try {
     await fn(registry);
   } finally {

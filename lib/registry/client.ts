@@ -159,6 +159,27 @@ export class TimeoutError extends SkiffError {
 }
 
 /** One registry (host[:port]); cheap to create, holds the scheme, challenge and tokens. */
+/** The registry's certificate did not verify (unknown CA, wrong name, expired): never retried. */
+export class CertificateError extends SkiffError {}
+
+/**
+ * Deno's fetch rejects with "fetch failed" and the reason in the cause chain, e.g. "error sending
+ * request for url (...): client error (Connect): invalid peer certificate: UnknownIssuer"; this
+ * gives the innermost reason without the URL prefix, as a CertificateError when TLS verification failed.
+ */
+function connectError(e: unknown): Error {
+  let inner: unknown = e;
+  while (inner instanceof Error && inner.cause instanceof Error) inner = inner.cause;
+  const detail = (inner instanceof Error ? inner.message : String(inner))
+    .replace(/^error sending request for url \([^)]*\): /, "");
+  if (/invalid peer certificate|certificate/i.test(detail)) {
+    return new CertificateError(
+      `tls: failed to verify certificate: ${detail.replace(/^.*?invalid peer/, "invalid peer")}`,
+    );
+  }
+  return new Error(detail);
+}
+
 export class RegistryClient {
   readonly host: string;
   readonly timeoutMs: number;
@@ -203,7 +224,8 @@ export class RegistryClient {
           `${this.host}: the registry did not answer within ${Math.round(this.timeoutMs / 1000)} s`,
         );
       }
-      throw e;
+      if (outer?.aborted) throw e;
+      throw connectError(e);
     } finally {
       clearTimeout(timer);
       outer?.removeEventListener("abort", onOuterAbort);
@@ -248,7 +270,7 @@ export class RegistryClient {
             if (e instanceof TimeoutError) throw e;
             // a TLS handshake against a plain-HTTP port (or the reverse) fails at once: next scheme
             if (scheme !== schemes.at(-1)) break;
-            if (attempt >= this.retries) break;
+            if (attempt >= this.retries || e instanceof CertificateError) break;
             await sleep(this.backoff(attempt));
           }
         }
@@ -313,7 +335,10 @@ export class RegistryClient {
         res = await this.rawFetch(url, { method, headers, body: opts.body }, opts.signal);
       } catch (e) {
         if (opts.signal?.aborted) throw e;
-        if (retry && attempt < this.retries && !(e instanceof TimeoutError && attempt >= 1)) {
+        if (
+          retry && attempt < this.retries && !(e instanceof TimeoutError && attempt >= 1) &&
+          !(e instanceof CertificateError)
+        ) {
           await sleep(this.backoff(attempt));
           continue;
         }

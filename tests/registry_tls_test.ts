@@ -1,0 +1,203 @@
+// skiff pull from a TLS-only docker-registry on 127.0.0.1: the server certificate is signed by a
+// test CA made with openssl, trusted only through docker's per-registry convention
+// <certs.d>/<host:port>/ca.crt. The certs.d directory is a temp dir passed as SKIFF_CERTS_DIR,
+// so the tests never write to the real /etc/docker.
+
+import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
+import { join } from "node:path";
+import { type TestRoot, withRoot } from "./helpers.ts";
+import {
+  buildImage,
+  type BuiltImage,
+  run,
+  skopeoPush,
+  type TestRegistry,
+  withRegistry,
+} from "./registry_harness.ts";
+
+let imagePromise: Promise<BuiltImage> | undefined;
+function testImage(): Promise<BuiltImage> {
+  imagePromise ??= buildImage({ name: "tls" }).then((img) => {
+    globalThis.addEventListener("unload", () => Deno.removeSync(img.dir, { recursive: true }));
+    return img;
+  });
+  return imagePromise;
+}
+
+async function openssl(args: string[]): Promise<void> {
+  const r = await run("openssl", args);
+  if (r.code !== 0) throw new Error(`openssl ${args.join(" ")} failed: ${r.stderr}`);
+}
+
+interface TestPki {
+  dir: string;
+  caCert: string;
+  serverCert: string;
+  serverKey: string;
+}
+
+/** A CA and a server certificate it signed for 127.0.0.1 (IP SAN) and localhost. */
+async function makePki(dir: string): Promise<TestPki> {
+  const caKey = join(dir, "ca.key");
+  const caCert = join(dir, "ca.crt");
+  const serverKey = join(dir, "server.key");
+  const csr = join(dir, "server.csr");
+  const serverCert = join(dir, "server.crt");
+  const ext = join(dir, "server.ext");
+  await openssl([
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    caKey,
+    "-out",
+    caCert,
+    "-days",
+    "2",
+    "-subj",
+    "/CN=skiff test CA",
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
+  ]);
+  await openssl([
+    "req",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    serverKey,
+    "-out",
+    csr,
+    "-subj",
+    "/CN=127.0.0.1",
+  ]);
+  Deno.writeTextFileSync(
+    ext,
+    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n" +
+      "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+  );
+  await openssl([
+    "x509",
+    "-req",
+    "-in",
+    csr,
+    "-CA",
+    caCert,
+    "-CAkey",
+    caKey,
+    "-CAcreateserial",
+    "-out",
+    serverCert,
+    "-days",
+    "2",
+    "-extfile",
+    ext,
+  ]);
+  return { dir, caCert, serverCert, serverKey };
+}
+
+interface TlsSetup {
+  registry: TestRegistry;
+  pki: TestPki;
+  /** Empty certs.d for SKIFF_CERTS_DIR; trust(host) puts the CA in it for that host[:port]. */
+  certsDir: string;
+  trust(host: string): void;
+  env: Record<string, string>;
+}
+
+/** A TLS-only registry holding test/busybox:1 (pushed by skopeo), and an empty certs.d. */
+async function withTlsRegistry(fn: (setup: TlsSetup) => Promise<void>): Promise<void> {
+  const img = await testImage();
+  const dir = await Deno.makeTempDir({ prefix: "skiff-tls-" });
+  try {
+    const pki = await makePki(dir);
+    const certsDir = join(dir, "certs.d");
+    const dockerConfig = join(dir, "docker");
+    Deno.mkdirSync(certsDir);
+    Deno.mkdirSync(dockerConfig);
+    await withRegistry("open", async (registry) => {
+      await skopeoPush(registry, img.layout, "test/busybox:1");
+      const trust = (host: string) => {
+        Deno.mkdirSync(join(certsDir, host), { recursive: true });
+        Deno.copyFileSync(pki.caCert, join(certsDir, host, "ca.crt"));
+      };
+      const env = { SKIFF_CERTS_DIR: certsDir, DOCKER_CONFIG: dockerConfig, SKIFF_INSECURE_REGISTRIES: "" };
+      await fn({ registry, pki, certsDir, trust, env });
+    }, { tls: { certificate: pki.serverCert, key: pki.serverKey } });
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+function dirEntries(path: string): string[] {
+  try {
+    return [...Deno.readDirSync(path)].map((e) => e.name);
+  } catch {
+    return [];
+  }
+}
+
+async function assertPulledAndRuns(root: TestRoot, ref: string, env: Record<string, string>) {
+  const img = await testImage();
+  const r = await root.skiff(["pull", ref], { env });
+  strictEqual(r.code, 0, r.stderr);
+  ok(r.stdout.includes(`Digest: ${img.manifestDigest}`), r.stdout);
+  strictEqual((await root.ok(["images", "-q", "--no-trunc"])).trim(), img.configDigest);
+  for (const d of img.layerDigests) ok(Deno.statSync(join(root.path, "blobs/sha256", d.slice(7))).isFile);
+}
+
+Deno.test("tls: the registry is TLS-only (plain HTTP gets 400), so a loopback pull must fall back to HTTPS", async () => {
+  await withTlsRegistry(async ({ registry }) => {
+    const res = await fetch(`http://${registry.host}/v2/`);
+    await res.body?.cancel();
+    strictEqual(res.status, 400);
+  });
+});
+
+Deno.test("tls: pull with the CA in certs.d/<host:port>/ca.crt succeeds (HTTP first on loopback, then HTTPS)", async () => {
+  await withTlsRegistry(async ({ registry, trust, env }) => {
+    trust(registry.host);
+    await withRoot(async (root) => {
+      await assertPulledAndRuns(root, `${registry.host}/test/busybox:1`, env);
+    });
+  });
+});
+
+Deno.test("tls: the certificate's DNS name works too: localhost:<port> with certs.d/localhost:<port>", async () => {
+  await withTlsRegistry(async ({ registry, trust, env }) => {
+    const host = registry.host.replace("127.0.0.1", "localhost");
+    trust(host);
+    await withRoot(async (root) => {
+      await assertPulledAndRuns(root, `${host}/test/busybox:1`, env);
+    });
+  });
+});
+
+Deno.test("tls: without the CA the pull fails with one line about the certificate and stores nothing", async () => {
+  await withTlsRegistry(async ({ registry, trust, env }) => {
+    // a CA filed under another host must not be used for this one
+    trust("127.0.0.1:1");
+    await withRoot(async (root) => {
+      const started = Date.now();
+      const r = await root.skiff(["pull", `${registry.host}/test/busybox:1`], { env });
+      const elapsed = Date.now() - started;
+      ok(r.code !== 0, r.stderr);
+      const lines = r.stderr.trim().split("\n");
+      strictEqual(lines.length, 1, r.stderr);
+      match(lines[0], /certificate/i);
+      match(lines[0], /UnknownIssuer/);
+      match(lines[0], new RegExp(registry.host.replaceAll(".", "\\.")));
+      strictEqual((await root.ok(["images", "-q"])).trim(), "");
+      deepStrictEqual(dirEntries(join(root.path, "blobs", "sha256")), []);
+      deepStrictEqual(dirEntries(join(root.path, "layers")), []);
+      deepStrictEqual(dirEntries(join(root.path, "images")), []);
+      deepStrictEqual(dirEntries(join(root.path, "tmp")), []);
+      // a certificate error is not transient: no retries with backoff
+      ok(elapsed < 5000, `took ${elapsed} ms`);
+    });
+  });
+});
