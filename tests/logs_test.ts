@@ -2,6 +2,7 @@
 
 import assert from "node:assert/strict";
 import { eventually, inspect, runDetached, status, withDetached } from "./detach_helpers.ts";
+import { MAIN } from "./helpers.ts";
 
 const exited = (root: Parameters<Parameters<typeof withDetached>[0]>[0], ref: string) =>
   eventually(`${ref} exits`, async () => (await status(root, ref)) === "exited");
@@ -125,5 +126,69 @@ Deno.test("logs survive stop and start", async () => {
     await root.ok(["stop", "s"]);
     await root.ok(["start", "s"]);
     await eventually("second output", async () => (await root.ok(["logs", "s"])) === "run\nrun\n");
+  });
+});
+
+Deno.test("logs of a foreground run: stdout and stderr apart, and the caller got both", async () => {
+  await withDetached(async (root) => {
+    const run = await root.skiff([
+      "run",
+      "--name",
+      "fg",
+      "busybox",
+      "sh",
+      "-c",
+      "echo o1; echo e1 >&2; exit 3",
+    ]);
+    assert.equal(run.code, 3);
+    assert.equal(run.stdout, "o1\n");
+    assert.equal(run.stderr, "e1\n");
+    const r = await root.skiff(["logs", "fg"]);
+    assert.equal(r.code, 0);
+    assert.equal(r.stdout, "o1\n");
+    assert.equal(r.stderr, "e1\n");
+    // --log-driver none: nothing is written
+    await root.ok(["run", "--name", "quiet", "--log-driver", "none", "busybox", "echo", "x"]);
+    const id = await inspect(root, "quiet", "{{.Id}}");
+    assert.throws(() => Deno.statSync(`${root.path}/containers/${id}/${id}-json.log`));
+  });
+});
+
+Deno.test("logs of a foreground run survive start", async () => {
+  await withDetached(async (root) => {
+    assert.equal(await root.ok(["run", "--name", "again", "busybox", "echo", "run"]), "run\n");
+    await root.ok(["start", "again"]);
+    await exited(root, "again");
+    await eventually("second output", async () => (await root.ok(["logs", "again"])) === "run\nrun\n");
+  });
+});
+
+Deno.test("foreground run: 10 MB of output pass through byte-exact", async () => {
+  await withDetached(async (root) => {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        MAIN,
+        "--root",
+        root.path,
+        "run",
+        "--name",
+        "big",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 10485760 /dev/urandom > /tmp/d; sha256sum /tmp/d >&2; cat /tmp/d",
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    });
+    const out = await child.output();
+    assert.equal(out.code, 0);
+    assert.equal(out.stdout.length, 10 * 1024 * 1024);
+    const digest = Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", out.stdout)))
+      .map((b) => b.toString(16).padStart(2, "0")).join("");
+    assert.equal(new TextDecoder().decode(out.stderr).split(" ")[0], digest);
   });
 });

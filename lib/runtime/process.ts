@@ -17,6 +17,7 @@ import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
 import { capabilityMask } from "./caps.ts";
 import { mergeEnv } from "./container.ts";
+import type { JsonLogWriter, LogStream } from "./logs.ts";
 import { PtyMaster, rawStdin } from "./pty.ts";
 import { abortInitStage, type InitStage, removeQuietly, writeAll } from "./stage.ts";
 import { SIGNAL_NUMBERS } from "./signals.ts";
@@ -242,6 +243,45 @@ export interface ForegroundOptions {
   cgroupView?: InitSpec["cgroupView"];
   /** docker's --sig-proxy (default true): pass skiff's signals on to the container. */
   signalProxy?: boolean;
+  /** -t: tee the pty's output into the json log (without -t, piped stage output means a log). */
+  keepLog?: boolean;
+}
+
+/**
+ * Copies one of the container's output pipes to the caller's matching stream and into its log.
+ * When the caller's end is closed (`| head`), the pipe is closed too: the container's next write
+ * fails with EPIPE, as with docker's attach.
+ */
+async function teeOutput(
+  source: ReadableStream<Uint8Array>,
+  caller: typeof Deno.stdout | typeof Deno.stderr,
+  stream: LogStream,
+  log: JsonLogWriter,
+): Promise<void> {
+  const reader = source.getReader();
+  try {
+    while (true) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      log.write(stream, value);
+      try {
+        for (let written = 0; written < value.length;) written += await caller.write(value.subarray(written));
+      } catch {
+        await reader.cancel();
+        return;
+      }
+    }
+  } catch { /* the pipe broke: nothing more to copy */ }
+}
+
+/** Writes a pty chunk to skiff's stdout; false once stdout is closed. */
+function writeStdoutSync(chunk: Uint8Array): boolean {
+  try {
+    for (let written = 0; written < chunk.length;) written += Deno.stdout.writeSync(chunk.subarray(written));
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -269,10 +309,30 @@ export async function runForeground(
   for (const [s, fn] of listeners) Deno.addSignalListener(s, fn);
   let restoreStdin = () => {};
   let output: Promise<void> | undefined;
+  // the stage's stdout/stderr are piped only when the run keeps a json log (see run.ts)
+  const piped = stage.outputPiped;
+  let log: JsonLogWriter | undefined;
+  if (piped || (pty && options.keepLog)) {
+    const { JsonLogWriter, logPath, logSettings } = await import("./logs.ts");
+    log = new JsonLogWriter(logPath(root, record.Id), logSettings(record));
+  }
+  const pipes = piped && log
+    ? [
+      teeOutput(running.stdout, Deno.stdout, "stdout", log),
+      teeOutput(running.stderr, Deno.stderr, "stderr", log),
+    ]
+    : [];
   const onWinch = () => pty?.syncWindowSize();
   if (pty) {
     Deno.addSignalListener("SIGWINCH", onWinch);
-    output = pty.pumpOutput();
+    let callerOpen = true;
+    const ptyLog = log;
+    output = ptyLog
+      ? pty.pumpOutput((chunk) => {
+        ptyLog.write("stdout", chunk);
+        if (callerOpen) callerOpen = writeStdoutSync(chunk);
+      })
+      : pty.pumpOutput();
     if (record.Config.OpenStdin) {
       restoreStdin = rawStdin();
       pty.pumpInput();
@@ -289,5 +349,8 @@ export async function runForeground(
     restoreStdin();
     pty.close();
   }
+  // every byte the container wrote reaches the caller and the log before the exit is recorded
+  await Promise.all(pipes);
+  log?.close();
   return await finishContainer(root, record, cgroup, stage, status);
 }

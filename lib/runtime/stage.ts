@@ -13,6 +13,8 @@ export interface InitStage {
   fifoPath: string;
   /** Our end of the FIFO, O_RDWR: the child's open() never blocks and never sees EOF while we live. */
   fifoFd: number;
+  /** The child's stdout/stderr are pipes (Deno's child.stdout throws when they are not). */
+  outputPiped: boolean;
 }
 
 /**
@@ -46,7 +48,7 @@ export function startInitStage(
           stderr: output,
         })
           .spawn();
-        return { child, fifoPath, fifoFd };
+        return { child, fifoPath, fifoFd, outputPiped: output === "piped" };
       } finally {
         setns(ownPidNs, CLONE.NEWPID);
       }
