@@ -192,3 +192,40 @@ Deno.test("foreground run: 10 MB of output pass through byte-exact", async () =>
     assert.equal(new TextDecoder().decode(out.stderr).split(" ")[0], digest);
   });
 });
+
+Deno.test("logs of a foreground run -t: the terminal's output, all as stdout", async () => {
+  await withDetached(async (root) => {
+    const run = await root.skiff([
+      "run",
+      "-t",
+      "--name",
+      "tty",
+      "busybox",
+      "sh",
+      "-c",
+      "echo out; echo err >&2",
+    ]);
+    assert.equal(run.code, 0);
+    assert.equal(run.stdout, "out\r\nerr\r\n");
+    const r = await root.skiff(["logs", "tty"]);
+    assert.equal(r.stdout, "out\r\nerr\r\n");
+    assert.equal(r.stderr, "");
+  });
+});
+
+Deno.test("foreground run: the caller's stdout closed, the container's writes fail (EPIPE)", async () => {
+  await withDetached(async (root) => {
+    const out = await new Deno.Command("sh", {
+      args: [
+        "-c",
+        `deno run -A ${MAIN} --root ${root.path} run --name p busybox sh -c 'yes; echo "yes=$?" >&2' | head -c 4`,
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(new TextDecoder().decode(out.stdout), "y\ny\n");
+    assert.equal(new TextDecoder().decode(out.stderr), "yes=141\n");
+    assert.equal((await root.skiff(["logs", "p"])).stderr, "yes=141\n");
+  });
+});
