@@ -2,6 +2,7 @@
 
 import { SkiffError, UsageError } from "../errors.ts";
 import { compileListFormat } from "../format/list.ts";
+import { labelMatches } from "../format/filters.ts";
 import { humanSize } from "../format/human.ts";
 import { goJson, parseTemplate } from "../format/template.ts";
 import {
@@ -118,13 +119,9 @@ function volumeFilter(ctx: CliContext, filters: string[]): (v: VolumeRecord) => 
       case "name":
         checks.push((v) => v.Name.includes(value));
         break;
-      case "label": {
-        const le = value.indexOf("=");
-        checks.push((v) =>
-          le === -1 ? value in (v.Labels ?? {}) : v.Labels?.[value.slice(0, le)] === value.slice(le + 1)
-        );
+      case "label":
+        checks.push((v) => labelMatches(v.Labels, value));
         break;
-      }
       case "driver":
         checks.push((v) => v.Driver === value);
         break;
@@ -279,9 +276,7 @@ async function prune(args: string[], ctx: CliContext): Promise<number> {
     else if (f.startsWith("label=") || f.startsWith("label!=")) {
       const negate = f.startsWith("label!=");
       const value = f.slice(negate ? 7 : 6);
-      const le = value.indexOf("=");
-      const has = (v: VolumeRecord) =>
-        le === -1 ? value in (v.Labels ?? {}) : v.Labels?.[value.slice(0, le)] === value.slice(le + 1);
+      const has = (v: VolumeRecord) => labelMatches(v.Labels, value);
       labels.push(negate ? (v) => !has(v) : has);
     } else throw new SkiffError(`invalid filter '${f.split("=")[0]}'`);
   }

@@ -5,6 +5,7 @@
 
 import { join } from "../state/path.ts";
 import { SkiffError } from "../errors.ts";
+import { pruneFilter } from "../format/filters.ts";
 import { readJsonOr, removeIfExists } from "../state/fsutil.ts";
 import { listContainers } from "../state/containers.ts";
 import type { ImageRecord } from "../state/types.ts";
@@ -31,43 +32,18 @@ const hexOf = (digest: string) => digest.slice(digest.indexOf(":") + 1);
 
 /** Parses --filter values up front (a bad filter changes nothing). */
 export function imagePruneFilter(filters: string[], now = Date.now()): (i: ImageRecord) => boolean {
-  const checks: ((i: ImageRecord) => boolean)[] = [];
-  for (const f of filters) {
-    const m = /^([a-z]+)(!?=)(.*)$/s.exec(f);
-    if (!m) throw new SkiffError(`bad format of filter (expected name=value)`);
-    const [, key, op, value] = m;
-    if (key === "until" && op === "=") {
-      const cutoff = untilTime(value, now);
-      checks.push((i) => (Date.parse(i.created) || 0) < cutoff);
-    } else if (key === "label") {
-      const eq = value.indexOf("=");
-      const has = (i: ImageRecord) => {
-        const labels = i.config.config?.Labels ?? {};
-        return eq === -1 ? value in labels : labels[value.slice(0, eq)] === value.slice(eq + 1);
-      };
-      checks.push(op === "=" ? has : (i) => !has(i));
-    } else if (key === "dangling" && op === "=") {
+  return pruneFilter<ImageRecord>(filters, {
+    created: (i) => Date.parse(i.created),
+    labels: (i) => i.config.config?.Labels,
+    // dangling= is the verb's mode (-a), not a per-image check: validated here, applied by the caller
+    extra: (key, op, value) => {
+      if (key !== "dangling" || op !== "=") return false;
       if (!["true", "false", "1", "0"].includes(value)) {
         throw new SkiffError(`invalid filter 'dangling=${value}'`);
       }
-    } else {
-      throw new SkiffError(`invalid filter '${key}'`);
-    }
-  }
-  return (i) => checks.every((c) => c(i));
-}
-
-/** until=: a Unix timestamp, an RFC 3339 date, or a Go duration before now (10m, 2h30m). */
-function untilTime(value: string, now: number): number {
-  if (/^\d+(\.\d+)?$/.test(value)) return Number(value) * 1000;
-  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  const parts = [...value.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
-  if (parts.length && parts.map((p) => p[0]).join("") === value) {
-    return now - parts.reduce((sum, p) => sum + Number(p[1]) * units[p[2]], 0);
-  }
-  const date = Date.parse(value);
-  if (!Number.isNaN(date)) return date;
-  throw new SkiffError(`failed to parse value as time or duration: "${value}"`);
+      return true;
+    },
+  }, now);
 }
 
 function layerSize(store: ImageStore, chainId: string): number {

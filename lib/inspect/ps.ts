@@ -5,6 +5,7 @@
 import { join } from "../state/path.ts";
 import { SkiffError } from "../errors.ts";
 import { goStruct } from "../format/template.ts";
+import { labelMatches } from "../format/filters.ts";
 import { containerStatus, ellipsis, goTimeString, humanSize, shortId, timeAgo } from "../format/human.ts";
 import { goQuote } from "../format/template.ts";
 import { fullString, parseReference, withDefaultTag } from "../registry/reference.ts";
@@ -167,14 +168,6 @@ export function selectContainers(root: StateRoot, opts: SelectOptions): Containe
   }
   if (opts.last !== undefined && opts.last > 0) return out.slice(0, opts.last);
   return out;
-}
-
-/** Docker's label filter: "key" (present) or "key=value" (equal). */
-function labelMatches(labels: Record<string, string>, filter: string): boolean {
-  const eq = filter.indexOf("=");
-  if (eq === -1) return Object.hasOwn(labels, filter);
-  const key = filter.slice(0, eq);
-  return Object.hasOwn(labels, key) && labels[key] === filter.slice(eq + 1);
 }
 
 function normalizeRef(ref: string): string | undefined {

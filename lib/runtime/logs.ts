@@ -4,6 +4,7 @@
 // `logs` reads, following the live file across rotations.
 
 import { SkiffError } from "../errors.ts";
+import { parseTimeOrDuration } from "../format/filters.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
 import { parseBytes } from "../cli/args.ts";
@@ -226,15 +227,11 @@ export function readLogEntries(path: string, maxFile: number): { entries: LogEnt
 
 /** docker's --since/--until: RFC3339 (date or date-time), a unix timestamp, or a duration ago. */
 export function parseLogTime(value: string, now = Date.now(), flag = "since"): number {
-  const duration = /^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$/.exec(value);
-  if (value && duration && duration[0]) {
-    const [, h = "0", m = "0", sec = "0"] = duration;
-    return now - ((Number(h) * 60 + Number(m)) * 60 + Number(sec)) * 1000;
+  try {
+    return parseTimeOrDuration(value, now);
+  } catch (e) {
+    throw new SkiffError(`invalid value for "${flag}": ${(e as Error).message}`);
   }
-  if (/^\d+(\.\d+)?$/.test(value)) return Number(value) * 1000;
-  const t = Date.parse(value);
-  if (!Number.isNaN(t)) return t;
-  throw new SkiffError(`invalid value for "${flag}": failed to parse value as time or duration: "${value}"`);
 }
 
 /** An entry's time in ms (the nanoseconds beyond are dropped). */
