@@ -143,3 +143,64 @@ export function requireArgs(p: Parsed, verb: string, min: number, max = Infinity
     throw new UsageError(`"skiff ${verb}" requires ${what}.`, verb);
   }
 }
+
+/** docker's wording for a flag value that does not parse. */
+export function invalidValue(verb: string, value: string, flag: string, why: string): UsageError {
+  return new UsageError(`invalid argument "${value}" for "${flag}" flag: ${why}`, verb);
+}
+
+/** A byte-size flag (--memory 64m); "" or absent → 0; "-1" → -1 where the flag allows "unlimited". */
+export function bytesFlag(
+  verb: string,
+  value: string | undefined,
+  flag: string,
+  allowMinusOne = false,
+): number {
+  if (value === undefined || value === "") return 0;
+  if (allowMinusOne && value.trim() === "-1") return -1;
+  try {
+    return parseBytes(value, flag);
+  } catch {
+    throw invalidValue(verb, value, flag, `invalid size: '${value}'`);
+  }
+}
+
+/** An integer flag, worded like Go's strconv errors; absent → undefined. */
+export function intFlag(
+  verb: string,
+  value: string | undefined,
+  flag: string,
+  unsigned = false,
+): number | undefined {
+  if (value === undefined) return undefined;
+  if (!(unsigned ? /^\d+$/ : /^[-+]?\d+$/).test(value)) {
+    throw invalidValue(
+      verb,
+      value,
+      flag,
+      `strconv.Parse${unsigned ? "Uint" : "Int"}: parsing "${value}": invalid syntax`,
+    );
+  }
+  return Number(value);
+}
+
+/** --cpus 1.5 → NanoCpus; "" or absent → 0. */
+export function cpusFlag(verb: string, value: string | undefined): number {
+  if (value === undefined || value === "") return 0;
+  if (!/^[-+]?(\d+\.?\d*|\.\d+)$/.test(value)) {
+    throw invalidValue(verb, value, "--cpus", `failed to parse ${value} as a rational number`);
+  }
+  return Math.round(Number(value) * 1e9);
+}
+
+/** The resource flags `run` and `update` share (docker's names and shorthands). */
+export const RESOURCE_OPTIONS: OptionSpec[] = [
+  { name: "memory", short: "m", kind: "string" },
+  { name: "memory-swap", kind: "string" },
+  { name: "cpus", kind: "string" },
+  { name: "cpu-shares", short: "c", kind: "string" },
+  { name: "cpuset-cpus", kind: "string" },
+  { name: "cpuset-mems", kind: "string" },
+  { name: "pids-limit", kind: "string" },
+  { name: "blkio-weight", kind: "string" },
+];

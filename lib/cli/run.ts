@@ -2,9 +2,22 @@
 // foreground. Parses and validates every flag before anything is created (docker's wording, exit
 // 125), then hands over to the runtime. Kept lean: this is the hot path of `run --rm IMAGE true`.
 
-import { bool, list, type OptionSpec, parseArgs, parseBytes, type Parsed, requireArgs, str } from "./args.ts";
+import {
+  bool,
+  bytesFlag,
+  cpusFlag,
+  intFlag,
+  invalidValue,
+  list,
+  type OptionSpec,
+  parseArgs,
+  type Parsed,
+  requireArgs,
+  RESOURCE_OPTIONS,
+  str,
+} from "./args.ts";
 import type { Verb } from "./context.ts";
-import { SkiffError, UsageError } from "../errors.ts";
+import { SkiffError } from "../errors.ts";
 import type { CgroupLimits } from "../cgroups/mod.ts";
 import { validateCapabilityFlags } from "../runtime/caps.ts";
 import type { CreateRequest, ResourceSettings } from "../runtime/container.ts";
@@ -35,14 +48,7 @@ const OPTIONS: OptionSpec[] = [
   { name: "cap-add", kind: "list" },
   { name: "cap-drop", kind: "list" },
   { name: "read-only", kind: "bool" },
-  { name: "memory", short: "m", kind: "string" },
-  { name: "memory-swap", kind: "string" },
-  { name: "cpus", kind: "string" },
-  { name: "cpu-shares", short: "c", kind: "string" },
-  { name: "cpuset-cpus", kind: "string" },
-  { name: "cpuset-mems", kind: "string" },
-  { name: "pids-limit", kind: "string" },
-  { name: "blkio-weight", kind: "string" },
+  ...RESOURCE_OPTIONS,
   { name: "cpu-period", kind: "string" },
   { name: "cpu-quota", kind: "string" },
   { name: "memory-reservation", kind: "string" },
@@ -120,39 +126,7 @@ Options:
   -w, --workdir string          Working directory inside the container
 `;
 
-const invalid = (value: string, flag: string, why: string) =>
-  new UsageError(`invalid argument "${value}" for "${flag}" flag: ${why}`, "run");
-
-function bytesFlag(value: string | undefined, flag: string, allowMinusOne = false): number {
-  if (value === undefined || value === "") return 0;
-  if (allowMinusOne && value.trim() === "-1") return -1;
-  try {
-    return parseBytes(value, flag);
-  } catch {
-    throw invalid(value, flag, `invalid size: '${value}'`);
-  }
-}
-
-function intFlag(value: string | undefined, flag: string, unsigned = false): number | undefined {
-  if (value === undefined) return undefined;
-  const ok = unsigned ? /^\d+$/ : /^[-+]?\d+$/;
-  if (!ok.test(value)) {
-    throw invalid(
-      value,
-      flag,
-      `strconv.Parse${unsigned ? "Uint" : "Int"}: parsing "${value}": invalid syntax`,
-    );
-  }
-  return Number(value);
-}
-
-function cpusFlag(value: string | undefined): number {
-  if (value === undefined || value === "") return 0;
-  if (!/^[-+]?(\d+\.?\d*|\.\d+)$/.test(value)) {
-    throw invalid(value, "--cpus", `failed to parse ${value} as a rational number`);
-  }
-  return Math.round(Number(value) * 1e9);
-}
+const invalid = (value: string, flag: string, why: string) => invalidValue("run", value, flag, why);
 
 function isIpAddress(text: string): boolean {
   const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
@@ -218,21 +192,21 @@ function runRequest(parsed: Parsed): RunRequest {
   validateCapabilityFlags(capAdd, capDrop);
   const privileged = bool(parsed, "privileged");
 
-  const pidsLimit = intFlag(str(parsed, "pids-limit"), "--pids-limit");
-  const swappiness = intFlag(str(parsed, "memory-swappiness"), "--memory-swappiness");
+  const pidsLimit = intFlag("run", str(parsed, "pids-limit"), "--pids-limit");
+  const swappiness = intFlag("run", str(parsed, "memory-swappiness"), "--memory-swappiness");
   const deviceRules = list(parsed, "device-cgroup-rule");
   const resources: ResourceSettings = {
-    Memory: bytesFlag(str(parsed, "memory"), "-m, --memory"),
-    MemorySwap: bytesFlag(str(parsed, "memory-swap"), "--memory-swap", true),
-    NanoCpus: cpusFlag(str(parsed, "cpus")),
-    CpuShares: intFlag(str(parsed, "cpu-shares"), "-c, --cpu-shares") ?? 0,
+    Memory: bytesFlag("run", str(parsed, "memory"), "-m, --memory"),
+    MemorySwap: bytesFlag("run", str(parsed, "memory-swap"), "--memory-swap", true),
+    NanoCpus: cpusFlag("run", str(parsed, "cpus")),
+    CpuShares: intFlag("run", str(parsed, "cpu-shares"), "-c, --cpu-shares") ?? 0,
     CpusetCpus: str(parsed, "cpuset-cpus") ?? "",
     CpusetMems: str(parsed, "cpuset-mems") ?? "",
     PidsLimit: pidsLimit !== undefined && pidsLimit > 0 ? pidsLimit : null,
-    BlkioWeight: intFlag(str(parsed, "blkio-weight"), "--blkio-weight", true) ?? 0,
-    CpuPeriod: intFlag(str(parsed, "cpu-period"), "--cpu-period") ?? 0,
-    CpuQuota: intFlag(str(parsed, "cpu-quota"), "--cpu-quota") ?? 0,
-    MemoryReservation: bytesFlag(str(parsed, "memory-reservation"), "--memory-reservation"),
+    BlkioWeight: intFlag("run", str(parsed, "blkio-weight"), "--blkio-weight", true) ?? 0,
+    CpuPeriod: intFlag("run", str(parsed, "cpu-period"), "--cpu-period") ?? 0,
+    CpuQuota: intFlag("run", str(parsed, "cpu-quota"), "--cpu-quota") ?? 0,
+    MemoryReservation: bytesFlag("run", str(parsed, "memory-reservation"), "--memory-reservation"),
     MemorySwappiness: swappiness === undefined || swappiness === -1 ? null : swappiness,
     OomKillDisable: bool(parsed, "oom-kill-disable"),
     DeviceCgroupRules: deviceRules.length ? deviceRules : null,
@@ -296,7 +270,7 @@ function runRequest(parsed: Parsed): RunRequest {
       dns: list(parsed, "dns"),
       dnsSearch: list(parsed, "dns-search"),
       dnsOptions: list(parsed, "dns-option"),
-      shmSize: bytesFlag(str(parsed, "shm-size"), "--shm-size"),
+      shmSize: bytesFlag("run", str(parsed, "shm-size"), "--shm-size"),
       tmpfs: {
         ...tmpfsMounts(list(parsed, "tmpfs")),
         ...Object.fromEntries(mountFlags.flatMap((m) => m.type === "tmpfs" ? [[m.path, m.options]] : [])),
@@ -304,7 +278,7 @@ function runRequest(parsed: Parsed): RunRequest {
       restartPolicy,
       logConfig: logConfigOf(str(parsed, "log-driver"), list(parsed, "log-opt")),
       stopSignal,
-      stopTimeout: intFlag(str(parsed, "stop-timeout"), "--stop-timeout"),
+      stopTimeout: intFlag("run", str(parsed, "stop-timeout"), "--stop-timeout"),
     },
   };
 }

@@ -2,19 +2,20 @@
 
 import { UsageError } from "../errors.ts";
 import { type ResourceChanges, updateContainer } from "../container/update.ts";
-import { bool, type OptionSpec, parseArgs, parseBytes, requireArgs, str } from "./args.ts";
+import {
+  bool,
+  bytesFlag,
+  cpusFlag,
+  intFlag,
+  type OptionSpec,
+  parseArgs,
+  requireArgs,
+  RESOURCE_OPTIONS,
+  str,
+} from "./args.ts";
 import type { Verb } from "./context.ts";
 
-const OPTIONS: OptionSpec[] = [
-  { name: "memory", short: "m", kind: "string" },
-  { name: "memory-swap", kind: "string" },
-  { name: "cpus", kind: "string" },
-  { name: "cpu-shares", short: "c", kind: "string" },
-  { name: "cpuset-cpus", kind: "string" },
-  { name: "cpuset-mems", kind: "string" },
-  { name: "pids-limit", kind: "string" },
-  { name: "blkio-weight", kind: "string" },
-];
+const OPTIONS: OptionSpec[] = RESOURCE_OPTIONS;
 
 const USAGE = `Usage:  skiff update [OPTIONS] CONTAINER [CONTAINER...]
 
@@ -30,52 +31,29 @@ Options:
       --memory-swap bytes     Swap limit equal to memory plus swap: -1 to enable unlimited swap
       --pids-limit int        Tune container pids limit (set -1 for unlimited)`;
 
-const invalid = (value: string, flag: string, why: string) =>
-  new UsageError(`invalid argument "${value}" for "${flag}" flag: ${why}`, "update");
-
-function bytes(value: string, flag: string, allowMinusOne = false): number {
-  if (allowMinusOne && value.trim() === "-1") return -1;
-  try {
-    return parseBytes(value, flag);
-  } catch {
-    throw invalid(value, flag, `invalid size: '${value}'`);
-  }
-}
-
-function int(value: string, flag: string, unsigned = false): number {
-  if (!(unsigned ? /^\d+$/ : /^[-+]?\d+$/).test(value)) {
-    throw invalid(
-      value,
-      flag,
-      `strconv.Parse${unsigned ? "Uint" : "Int"}: parsing "${value}": invalid syntax`,
-    );
-  }
-  return Number(value);
-}
-
 /** The flags given, as HostConfig changes (docker's parsing and wording). */
 export function parseChanges(args: string[]): { changes: ResourceChanges; refs: string[]; help: boolean } {
   const p = parseArgs(args, { verb: "update", options: OPTIONS });
   if (bool(p, "help")) return { changes: {}, refs: [], help: true };
   const changes: ResourceChanges = {};
   const v = (name: string) => str(p, name);
-  if (v("memory") !== undefined) changes.Memory = bytes(v("memory")!, "-m, --memory");
-  if (v("memory-swap") !== undefined) changes.MemorySwap = bytes(v("memory-swap")!, "--memory-swap", true);
-  if (v("cpus") !== undefined) {
-    const cpus = v("cpus")!;
-    if (!/^[-+]?(\d+\.?\d*|\.\d+)$/.test(cpus)) {
-      throw invalid(cpus, "--cpus", `failed to parse ${cpus} as a rational number`);
-    }
-    changes.NanoCpus = Math.round(Number(cpus) * 1e9);
+  if (v("memory") !== undefined) changes.Memory = bytesFlag("update", v("memory"), "-m, --memory");
+  if (v("memory-swap") !== undefined) {
+    changes.MemorySwap = bytesFlag("update", v("memory-swap"), "--memory-swap", true);
   }
-  if (v("cpu-shares") !== undefined) changes.CpuShares = int(v("cpu-shares")!, "-c, --cpu-shares");
+  if (v("cpus") !== undefined) changes.NanoCpus = cpusFlag("update", v("cpus"));
+  if (v("cpu-shares") !== undefined) {
+    changes.CpuShares = intFlag("update", v("cpu-shares"), "-c, --cpu-shares");
+  }
   if (v("cpuset-cpus") !== undefined) changes.CpusetCpus = v("cpuset-cpus");
   if (v("cpuset-mems") !== undefined) changes.CpusetMems = v("cpuset-mems");
   if (v("pids-limit") !== undefined) {
-    const n = int(v("pids-limit")!, "--pids-limit");
+    const n = intFlag("update", v("pids-limit"), "--pids-limit")!;
     changes.PidsLimit = n > 0 ? n : null;
   }
-  if (v("blkio-weight") !== undefined) changes.BlkioWeight = int(v("blkio-weight")!, "--blkio-weight", true);
+  if (v("blkio-weight") !== undefined) {
+    changes.BlkioWeight = intFlag("update", v("blkio-weight"), "--blkio-weight", true);
+  }
   return { changes, refs: p.positionals, help: false };
 }
 
