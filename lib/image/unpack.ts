@@ -7,10 +7,13 @@
 // unnecessary while giving the same guarantee.
 //
 // All filesystem work is synchronous (fewer round trips, and it keeps the data in order); only the
-// reading and gunzip of the input are async.
+// reading and gunzip of the input are async. The one exception: once a layer has shown many files,
+// whole small files are created by worker threads (file_pool.ts). A file job's parent is a
+// directory in the map like any other, and every step that could change what a pending job's path
+// means (removing or replacing an entry, hardlinking to a pending file, re-applying a directory's
+// metadata, the final directory times) first waits for the jobs in flight.
 
 import { SkiffError } from "../errors.ts";
-import { SysError } from "../../ffi/errors.ts";
 import {
   chmod,
   close,
@@ -30,6 +33,8 @@ import {
   write,
 } from "../../ffi/libc.ts";
 import { Sha256 } from "./digest.ts";
+import { applyXattrs } from "./file_job.ts";
+import { FileJobGroup, SMALL_FILE } from "./file_pool.ts";
 import { type EntryHandler, type TarEntry, TarReader } from "./tar.ts";
 import { type ByteSource, openDecompressed } from "./stream.ts";
 
@@ -38,6 +43,8 @@ type Kind = "dir" | "file" | "symlink" | "other";
 const WHITEOUT_PREFIX = ".wh.";
 const OPAQUE_MARKER = ".wh..wh..opq";
 const encoder = new TextEncoder();
+/** Regular files a layer must show before worker threads are started for it (small layers never need them). */
+const PARALLEL_AFTER = 48;
 
 /**
  * The process umask, read without changing it (/proc/self/status): setting it, even briefly, would
@@ -83,8 +90,19 @@ export class LayerWriter {
   private readonly dirTimes = new Map<string, number>();
   /** docker's layer size: bytes of regular files (hardlinks once) and symlink targets. */
   size = 0;
+  private filesSeen = 0;
+  private jobs: FileJobGroup | undefined;
+  /** Files handed to the workers since the last drain. */
+  private readonly pendingFiles = new Set<string>();
 
-  constructor(readonly dir: string) {}
+  /** `parallel`: create small files on worker threads once the layer shows many of them. */
+  constructor(readonly dir: string, private readonly options: { parallel?: boolean } = {}) {}
+
+  /** Waits for the files in flight on the workers; throws the first failure among them. */
+  private settle(): void {
+    if (this.jobs?.pending) this.jobs.drain();
+    this.pendingFiles.clear();
+  }
 
   private abs(rel: string): string {
     return rel === "" ? this.dir : `${this.dir}/${rel}`;
@@ -114,6 +132,7 @@ export class LayerWriter {
   private removeExisting(rel: string): void {
     const kind = this.kinds.get(rel);
     if (kind === undefined) return;
+    this.settle();
     Deno.removeSync(this.abs(rel), { recursive: kind === "dir" });
     this.kinds.delete(rel);
     this.dirTimes.delete(rel);
@@ -135,29 +154,14 @@ export class LayerWriter {
     const path = this.abs(rel);
     lchown(path, e.uid, e.gid);
     if (kind !== "symlink") chmod(path, e.mode);
-    this.applyXattrs(path, e);
+    applyXattrs(path, e.xattrs);
     if (kind === "dir") this.dirTimes.set(rel, e.mtime);
     else lutimes(path, e.mtime, e.mtime);
-  }
-
-  private applyXattrs(path: string, e: TarEntry): void {
-    if (!e.xattrs) return;
-    for (const [name, value] of e.xattrs) {
-      // overlay's own metadata comes only from whiteout markers, never from a layer's xattrs
-      if (name.startsWith("trusted.overlay.")) continue;
-      try {
-        lsetxattr(path, name, new Uint8Array(value));
-      } catch (err) {
-        if (!(err instanceof SysError && err.code === "EOPNOTSUPP")) throw err;
-      }
-    }
   }
 
   /** A regular file: written and finished through its fd (no path walk per call; see bench/unpack.ts). */
   private createFile(rel: string, e: TarEntry): EntryHandler {
     const path = this.abs(rel);
-    // O_EXCL|O_NOFOLLOW: fails rather than follow or reuse anything already at the path
-    const fd = open(path, O.WRONLY | O.CREAT | O.EXCL | O.NOFOLLOW | O.CLOEXEC, e.mode & 0o777);
     // skipping needless fchown/fchmod calls saves two syscalls on most files of a layer
     const slash = rel.lastIndexOf("/");
     const needsChown = !this.createsAsRoot || e.uid !== 0 || e.gid !== 0 ||
@@ -165,6 +169,10 @@ export class LayerWriter {
     const needsChmod = (e.mode & this.umask) !== 0 || (e.mode & 0o7000) !== 0 || needsChown;
     this.kinds.set(rel, "file");
     this.size += e.size;
+    if (this.options.parallel && ++this.filesSeen === PARALLEL_AFTER) this.jobs = new FileJobGroup();
+    if (this.jobs?.available && e.size <= SMALL_FILE) return this.queueFile(rel, e, needsChown, needsChmod);
+    // O_EXCL|O_NOFOLLOW: fails rather than follow or reuse anything already at the path
+    const fd = open(path, O.WRONLY | O.CREAT | O.EXCL | O.NOFOLLOW | O.CLOEXEC, e.mode & 0o777);
     let closed = false;
     const closeOnce = () => {
       if (!closed) {
@@ -188,13 +196,43 @@ export class LayerWriter {
         try {
           if (needsChown) fchown(fd, e.uid, e.gid);
           if (needsChmod) fchmod(fd, e.mode); // after chown, which clears setuid/setgid
-          this.applyXattrs(path, e);
+          applyXattrs(path, e.xattrs);
           futimes(fd, e.mtime, e.mtime);
         } catch (err) {
           throw new SkiffError(`failed to unpack layer entry "${e.name}": ${(err as Error).message}`);
         } finally {
           closeOnce();
         }
+      },
+    };
+  }
+
+  /** A small file: its bytes are collected, then the whole file goes to a worker thread. */
+  private queueFile(rel: string, e: TarEntry, chown: boolean, chmod: boolean): EntryHandler {
+    const data = new Uint8Array(e.size);
+    let filled = 0;
+    return {
+      data: (chunk) => {
+        if (filled + chunk.length > data.length) {
+          throw new SkiffError(`failed to unpack layer entry "${e.name}": more data than its size`);
+        }
+        data.set(chunk, filled);
+        filled += chunk.length;
+      },
+      end: () => {
+        this.jobs!.submit({
+          path: this.abs(rel),
+          name: e.name,
+          data,
+          mode: e.mode,
+          uid: e.uid,
+          gid: e.gid,
+          chown,
+          chmod,
+          mtime: e.mtime,
+          xattrs: e.xattrs ? [...e.xattrs] : undefined,
+        });
+        this.pendingFiles.add(rel);
       },
     };
   }
@@ -246,6 +284,8 @@ export class LayerWriter {
           this.removeExisting(rel);
           Deno.mkdirSync(this.abs(rel), { mode: 0o755 });
           this.kinds.set(rel, "dir");
+        } else {
+          this.settle(); // new owner or setgid bit: files still being made inside must not race it
         }
         this.applyMetadata(rel, e, "dir");
         if (e.mode & 0o2000) this.setgidDirs.add(rel);
@@ -264,6 +304,7 @@ export class LayerWriter {
         }
         if (targetKind === "dir") throw unsafe(e.name, `hardlink target "${e.linkname}" is a directory`);
         if (targetRel === rel) throw unsafe(e.name, "hardlink to itself");
+        if (this.pendingFiles.has(targetRel)) this.settle();
         this.ensureParents(targetRel, e.name);
         this.removeExisting(rel);
         Deno.linkSync(this.abs(targetRel), this.abs(rel));
@@ -303,7 +344,13 @@ export class LayerWriter {
 
   /** Directory mtimes last: creating entries inside a directory changes its mtime. */
   finish(): void {
+    this.settle();
     for (const [rel, mtime] of this.dirTimes) lutimes(this.abs(rel), mtime, mtime);
+  }
+
+  /** Waits for any files still in flight and frees the workers; call on every path, errors too. */
+  close(): void {
+    this.jobs?.close();
   }
 }
 
@@ -327,17 +374,22 @@ export async function unpackLayer(
   dir: string,
   options: { hashBlob?: boolean } = {},
 ): Promise<UnpackResult> {
-  const writer = new LayerWriter(dir);
+  const writer = new LayerWriter(dir, { parallel: true });
   const tar = new TarReader((entry) => writer.entry(entry));
   const input = await openDecompressed(source, { hashRaw: options.hashBlob });
   const diffHash = input.plainDigest ? undefined : new Sha256();
-  for await (const chunk of input.plain) {
-    diffHash?.update(chunk);
-    // keep reading after the end marker: the diffID covers the whole stream, padding included
-    if (!tar.ended) tar.push(chunk);
+  try {
+    for await (const chunk of input.plain) {
+      diffHash?.update(chunk);
+      // keep reading after the end marker: the diffID covers the whole stream, padding included
+      if (!tar.ended) tar.push(chunk);
+    }
+    tar.finish();
+    writer.finish();
+  } finally {
+    // no worker may still be writing into `dir` when the caller removes or renames it
+    writer.close();
   }
-  tar.finish();
-  writer.finish();
   return {
     diffId: diffHash ? diffHash.digest() : input.plainDigest!(),
     ...(input.rawHash ? { blobDigest: input.rawHash.digest(), blobSize: input.rawHash.size } : {}),
