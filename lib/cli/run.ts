@@ -20,8 +20,10 @@ import type { Verb } from "./context.ts";
 import { SkiffError } from "../errors.ts";
 import type { CgroupLimits } from "../cgroups/mod.ts";
 import { validateCapabilityFlags } from "../runtime/caps.ts";
-import type { CreateRequest, ResourceSettings } from "../runtime/container.ts";
-import { discardVolumes, parseVolumeFlag, prepareMounts, type VolumeFlag } from "../runtime/mounts.ts";
+import type { ResourceSettings } from "../runtime/container.ts";
+import { discardVolumes, parseVolumeFlag } from "../runtime/mounts.ts";
+import { checkLimits, createForRun, type RunRequest } from "../runtime/create_run.ts";
+import type { StartReply } from "../runtime/detach.ts";
 import { parseMountFlag } from "../runtime/mountflag.ts";
 import { environment, readListFile } from "./envflags.ts";
 import { abortInitStage, startInitStage } from "../runtime/stage.ts";
@@ -174,14 +176,6 @@ function labels(entries: string[]): Record<string, string> {
 }
 
 /** Everything `run` needs from its flags, validated; nothing is created yet. */
-interface RunRequest {
-  imageRef: string;
-  container: Omit<CreateRequest, "image" | "imageRef" | "lowerDirs">;
-  volumes: VolumeFlag[];
-  limits: CgroupLimits;
-  signalProxy: boolean;
-}
-
 function runRequest(parsed: Parsed): RunRequest {
   requireArgs(parsed, "run", 1);
   const [imageRef, ...command] = parsed.positionals;
@@ -286,13 +280,32 @@ function runRequest(parsed: Parsed): RunRequest {
 /** run -d: the supervisor starts the created container; prints its id once its command runs. */
 async function runDetached(ctx: Parameters<Verb>[1], id: string): Promise<number> {
   const { startDetached } = await import("../runtime/detach.ts");
-  const reply = await startDetached(ctx.root, id);
+  return reportDetached(await startDetached(ctx.root, id), id);
+}
+
+function reportDetached(reply: StartReply, id: string): number {
   if (!reply.ok) {
+    // the supervisor could not create it: the same line and code as when the CLI fails to
+    if (reply.phase === "create") throw new SkiffError(reply.error, reply.exitCode);
     console.error(`skiff: unable to start container process: ${reply.error}`);
     return reply.exitCode;
   }
-  console.log(id);
+  console.log(reply.id ?? id);
   return 0;
+}
+
+/**
+ * run -d of an image that is here: the supervisor creates and starts the container, so this
+ * process loads next to nothing. undefined: the image must be pulled first (the CLI's own path).
+ */
+async function runDetachedBySupervisor(
+  ctx: Parameters<Verb>[1],
+  request: RunRequest,
+): Promise<number | undefined> {
+  const { runDetachedRequest } = await import("../runtime/detach.ts");
+  const reply = await runDetachedRequest(ctx.root, request);
+  if (!reply.ok && reply.imageMissing) return undefined;
+  return reportDetached(reply, "");
 }
 
 const run: Verb = async (args, ctx) => {
@@ -304,6 +317,11 @@ const run: Verb = async (args, ctx) => {
   const detach = bool(parsed, "detach");
   const request = runRequest(parsed);
   const { tty, interactive } = request.container;
+  const pullFlag = str(parsed, "pull");
+  if (detach && (pullFlag === undefined || pullFlag === "missing")) {
+    const code = await runDetachedBySupervisor(ctx, request);
+    if (code !== undefined) return code;
+  }
 
   // started before the rest of the runtime is even loaded: its startup overlaps with all that
   // follows, and it waits for its spec (bad input from here on just kills it again); a detached
@@ -323,20 +341,17 @@ const run: Verb = async (args, ctx) => {
     const [
       { ImageStore },
       cgroups,
-      { createContainerFromImage },
       foreground,
       { newContainerId, removeContainerDir },
     ] = await Promise.all([
       import("../image/store.ts"),
       import("../cgroups/mod.ts"),
-      import("../runtime/container.ts"),
       import("../runtime/process.ts"),
       import("../state/containers.ts"),
     ]);
+    checkLimits(request);
     runtime = foreground;
     const limits = request.limits;
-    limits.deviceRules = request.container.resources.DeviceCgroupRules?.map(cgroups.parseDeviceCgroupRule);
-    cgroups.validateLimits(limits);
     const id = newContainerId();
     if (stage) {
       // the cgroups come first and the init stage joins them on Deno's blocking pool: the first
@@ -348,29 +363,9 @@ const run: Verb = async (args, ctx) => {
     }
     const store = new ImageStore(ctx.root);
     // a missing image is pulled first (docker's --pull=missing); pull.ts loads only then
-    const pullFlag = str(parsed, "pull");
     const image = (pullFlag === undefined || pullFlag === "missing") && store.find(request.imageRef) ||
       await (await import("./pull.ts")).imageForRun(ctx, store, request.imageRef, pullFlag);
-    const { mounts, createdVolumes: made } = await prepareMounts(
-      ctx.root,
-      request.volumes,
-      Object.keys(image.config.config?.Volumes ?? {}),
-      Object.keys(request.container.tmpfs ?? {}),
-    );
-    try {
-      record = await createContainerFromImage(ctx.root, {
-        ...request.container,
-        id,
-        image,
-        imageRef: request.imageRef,
-        lowerDirs: store.layerDirs(image),
-        mounts,
-      });
-    } catch (e) {
-      await discardVolumes(ctx.root, made);
-      throw e;
-    }
-    createdVolumes = made;
+    ({ record, createdVolumes } = await createForRun(ctx.root, request, image, store.layerDirs(image), id));
     if (detach) return await runDetached(ctx, record.Id);
     try {
       await joined;

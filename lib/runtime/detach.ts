@@ -6,11 +6,16 @@
 import { SkiffError } from "../errors.ts";
 import type { StateRoot } from "../state/root.ts";
 import { selfCommand } from "./self.ts";
+import type { RunRequest } from "./create_run.ts";
 
-/** What the supervisor answers to a start request (one JSON line). */
+/**
+ * What the supervisor answers to a start or run request (one JSON line). `phase` "create": the
+ * container could not be made (bad input, name conflict: nothing was made); `imageMissing`: the
+ * image must be pulled first.
+ */
 export type StartReply =
-  | { ok: true; pid: number }
-  | { ok: false; error: string; exitCode: number };
+  | { ok: true; pid: number; id?: string }
+  | { ok: false; error: string; exitCode: number; phase?: "create"; imageMissing?: boolean };
 
 export const supervisorSocket = (root: StateRoot) => `${root.path}/supervisor.sock`;
 /** Marker in the container's directory: stop, kill or rm asked for the next exit (no restart). */
@@ -58,9 +63,17 @@ async function exchange(path: string, request: string): Promise<string | undefin
  * Has the supervisor start container `id` (created or exited); resolves when its command runs, or
  * with why it could not start (exitCode 125/126/127 as docker gives them).
  */
-export async function startDetached(root: StateRoot, id: string): Promise<StartReply> {
+export function startDetached(root: StateRoot, id: string): Promise<StartReply> {
+  return ask(root, JSON.stringify({ op: "start", id }));
+}
+
+/** Has the supervisor create a container from a parsed `run -d` and start it (see create_run.ts). */
+export function runDetachedRequest(root: StateRoot, run: RunRequest): Promise<StartReply> {
+  return ask(root, JSON.stringify({ op: "run", run }));
+}
+
+async function ask(root: StateRoot, request: string): Promise<StartReply> {
   const path = supervisorSocket(root);
-  const request = JSON.stringify({ op: "start", id });
   const deadline = Date.now() + CONNECT_DEADLINE_MS;
   let supervisor: { exited: () => boolean } | undefined;
   for (let delay = 2;; delay = Math.min(delay * 2, 50)) {

@@ -17,6 +17,8 @@ import {
 } from "../cgroups/mod.ts";
 import type { Verb } from "../cli/context.ts";
 import { type StartReply, STOP_MARKER, supervisorSocket } from "./detach.ts";
+import { createDetached, ImageNotPresentError, type RunRequest } from "./create_run.ts";
+import { SkiffError } from "../errors.ts";
 import { loadContainer, updateContainerSync } from "../state/containers.ts";
 import { exists, removeIfExists } from "../state/fsutil.ts";
 import { reconcile } from "../state/reconcile.ts";
@@ -257,10 +259,27 @@ async function serve(
     if (n === null) return;
     text += decoder.decode(buf.subarray(0, n));
   }
-  const request = JSON.parse(text.slice(0, text.indexOf("\n"))) as { op: string; id: string };
-  let answer: StartReply;
-  if (request.op !== "start") {
+  const request = JSON.parse(text.slice(0, text.indexOf("\n"))) as {
+    op: string;
+    id: string;
+    run?: RunRequest;
+  };
+  let answer: StartReply | undefined;
+  if (request.op === "run") {
+    // run -d: made here, then started like any other (its id is new: nobody else can start it)
+    try {
+      request.id = (await createDetached(root, request.run!)).Id;
+    } catch (e) {
+      const error = e instanceof Error ? e.message : String(e);
+      answer = e instanceof ImageNotPresentError
+        ? { ok: false, error, exitCode: 125, imageMissing: true }
+        : { ok: false, error, exitCode: e instanceof SkiffError ? e.exitCode : 125, phase: "create" };
+    }
+  } else if (request.op !== "start") {
     answer = { ok: false, error: `unknown request ${request.op}`, exitCode: 125 };
+  }
+  if (answer) {
+    // answered already
   } else if (owned.has(request.id)) {
     answer = { ok: true, pid: 0 }; // being started or already running under us
   } else {
@@ -286,6 +305,7 @@ async function serve(
       });
     }
   }
+  if (answer.ok && request.op === "run") answer = { ...answer, id: request.id };
   await conn.write(new TextEncoder().encode(JSON.stringify(answer) + "\n"));
 }
 

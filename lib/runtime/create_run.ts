@@ -1,0 +1,72 @@
+// A container made from a parsed `run` request: the image's layers, the volumes and mounts, the
+// record. Shared by the CLI's own path (foreground runs, and `run -d` when the image must be pulled
+// first) and by the supervisor, which creates `run -d` containers itself: its modules are loaded and
+// compiled already, which takes that work off the CLI's start (see MONITOR.md for the figures).
+
+import { SkiffError } from "../errors.ts";
+import { type CgroupLimits, parseDeviceCgroupRule, validateLimits } from "../cgroups/mod.ts";
+import { ImageStore } from "../image/store.ts";
+import { newContainerId } from "../state/containers.ts";
+import type { ImageRecord } from "../state/types.ts";
+import type { StateRoot } from "../state/root.ts";
+import type { ContainerRecord } from "../state/types.ts";
+import { createContainerFromImage, type CreateRequest } from "./container.ts";
+import { discardVolumes, prepareMounts, type VolumeFlag } from "./mounts.ts";
+
+/** `run`'s flags, parsed and checked by the CLI (in its own environment: -e VAR, --env-file). */
+export interface RunRequest {
+  imageRef: string;
+  container: Omit<CreateRequest, "image" | "imageRef" | "lowerDirs">;
+  volumes: VolumeFlag[];
+  limits: CgroupLimits;
+  signalProxy: boolean;
+}
+
+/** The image is not in the store: the CLI pulls it (with its progress on the user's terminal). */
+export class ImageNotPresentError extends SkiffError {}
+
+/** Checks the limits (device rules parsed into `limits`) before anything is made. */
+export function checkLimits(request: RunRequest): void {
+  const limits = request.limits;
+  limits.deviceRules = request.container.resources.DeviceCgroupRules?.map(parseDeviceCgroupRule);
+  validateLimits(limits);
+}
+
+/** Volumes, then the record; volumes this made are removed again when the record cannot be. */
+export async function createForRun(
+  root: StateRoot,
+  request: RunRequest,
+  image: ImageRecord,
+  layerDirs: string[],
+  id: string,
+): Promise<{ record: ContainerRecord; createdVolumes: string[] }> {
+  const { mounts, createdVolumes } = await prepareMounts(
+    root,
+    request.volumes,
+    Object.keys(image.config.config?.Volumes ?? {}),
+    Object.keys(request.container.tmpfs ?? {}),
+  );
+  try {
+    const record = await createContainerFromImage(root, {
+      ...request.container,
+      id,
+      image,
+      imageRef: request.imageRef,
+      lowerDirs: layerDirs,
+      mounts,
+    });
+    return { record, createdVolumes };
+  } catch (e) {
+    await discardVolumes(root, createdVolumes);
+    throw e;
+  }
+}
+
+/** The supervisor's side of `run -d`: a container from a request whose image is already here. */
+export async function createDetached(root: StateRoot, request: RunRequest): Promise<ContainerRecord> {
+  checkLimits(request);
+  const store = new ImageStore(root);
+  const image = store.find(request.imageRef);
+  if (!image) throw new ImageNotPresentError(`Unable to find image '${request.imageRef}' locally`);
+  return (await createForRun(root, request, image, store.layerDirs(image), newContainerId())).record;
+}
