@@ -22,7 +22,7 @@ import type { CgroupLimits } from "../cgroups/mod.ts";
 import { validateCapabilityFlags } from "../runtime/caps.ts";
 import type { ResourceSettings } from "../runtime/container.ts";
 import { discardVolumes, parseVolumeFlag } from "../runtime/mounts.ts";
-import { checkLimits, createForRun, type RunRequest } from "../runtime/create_run.ts";
+import type { RunRequest } from "../runtime/create_run.ts";
 import type { StartReply } from "../runtime/detach.ts";
 import { parseMountFlag } from "../runtime/mountflag.ts";
 import { environment, readListFile } from "./envflags.ts";
@@ -343,11 +343,13 @@ const run: Verb = async (args, ctx) => {
       cgroups,
       foreground,
       { newContainerId, removeContainerDir },
+      { checkLimits, createForRun },
     ] = await Promise.all([
       import("../image/store.ts"),
       import("../cgroups/mod.ts"),
       import("../runtime/process.ts"),
       import("../state/containers.ts"),
+      import("../runtime/create_run.ts"),
     ]);
     checkLimits(request);
     runtime = foreground;

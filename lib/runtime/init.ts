@@ -50,23 +50,35 @@ const SIGKILL = 9n;
  * Blocks until the parent sends the spec's path (one line) through the FIFO, then reads the spec.
  * Exits quietly when the parent is gone instead: it died before PDEATHSIG was armed, or it aborted.
  */
-function receiveSpec(fifo: string, parentPid: number): InitSpec {
+function receiveSpec(fifo: string, parentPid: number): { spec: InitSpec; fifo: FifoReader } {
   // reparented: the parent died before PDEATHSIG was armed. getppid() says 0 in a new PID
   // namespace and /proc/<parent> outlives the parent as a zombie: ask the host's /proc for our ppid
   const stat = Deno.readTextFileSync("/proc/self/stat");
   if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) !== parentPid) Deno.exit(EXIT_SETUP_FAILED);
-  const fd = open(fifo, O.RDONLY | O.CLOEXEC);
-  const buf = new Uint8Array(4096);
-  let length = 0;
-  // the parent writes the line at once and it is shorter than PIPE_BUF, but a read may still split it
-  while (length === 0 || buf[length - 1] !== 0x0a) {
-    const n = read(fd, buf.subarray(length));
-    if (n === 0) Deno.exit(EXIT_SETUP_FAILED); // every writer closed: the parent is gone
-    length += n;
+  const reader = new FifoReader(open(fifo, O.RDONLY | O.CLOEXEC));
+  const specPath = reader.line();
+  return { spec: JSON.parse(Deno.readTextFileSync(specPath)) as InitSpec, fifo: reader };
+}
+
+/** Lines from the parent through the FIFO; a read may split a line or hold two. */
+class FifoReader {
+  private buf = new Uint8Array(4096);
+  private length = 0;
+  constructor(readonly fd: number) {}
+
+  /** The next line; exits quietly when every writer closed (the parent is gone). */
+  line(): string {
+    let end: number;
+    while ((end = this.buf.subarray(0, this.length).indexOf(0x0a)) === -1) {
+      const n = read(this.fd, this.buf.subarray(this.length));
+      if (n === 0) Deno.exit(EXIT_SETUP_FAILED);
+      this.length += n;
+    }
+    const text = new TextDecoder().decode(this.buf.subarray(0, end));
+    this.buf.copyWithin(0, end + 1, this.length);
+    this.length -= end + 1;
+    return text;
   }
-  close(fd);
-  const specPath = new TextDecoder().decode(buf.subarray(0, length - 1));
-  return JSON.parse(Deno.readTextFileSync(specPath)) as InitSpec;
 }
 
 /** Makes the pty slave our controlling terminal and stdio (before pivot_root: it is a host path). */
@@ -144,7 +156,7 @@ function execErrorCode(e: SysError): number {
   return EXIT_SETUP_FAILED;
 }
 
-function run(spec: InitSpec): never {
+function run(spec: InitSpec, fifo: FifoReader): never {
   umask(0); // device nodes and files we create get exactly the modes we ask for
   unshare(CLONE.NEWNS | CLONE.NEWUTS | CLONE.NEWIPC | CLONE.NEWNET);
   setsid(); // a session of its own: the caller's terminal signals reach it only through skiff
@@ -164,6 +176,10 @@ function run(spec: InitSpec): never {
   enterWorkingDir(spec.workingDir);
   if (spec.readOnlyRootfs) makeRootReadOnly();
   const path = findExecutable(spec.args[0], envValue(env, "PATH") ?? "");
+  if (spec.awaitCgroup && fifo.line() !== "cgroup") {
+    throw new InitFailure("unexpected go signal", EXIT_SETUP_FAILED);
+  }
+  close(fifo.fd);
 
   becomeUser(spec, user);
   umask(0o022);
@@ -184,9 +200,9 @@ export function initMain(args: string[]): never {
   let errorFd = -1;
   try {
     prctl(PR.SET_PDEATHSIG, SIGKILL); // the container dies with its skiff
-    const spec = receiveSpec(args[0], Number(args[1]));
+    const { spec, fifo } = receiveSpec(args[0], Number(args[1]));
     errorFd = open(spec.errorFile, O.WRONLY | O.CREAT | O.TRUNC | O.CLOEXEC, 0o600);
-    run(spec);
+    run(spec, fifo);
   } catch (e) {
     const code = e instanceof InitFailure ? e.exitCode : EXIT_SETUP_FAILED;
     const message = e instanceof InitFailure

@@ -26,6 +26,8 @@ import { DEFAULT_PATH, DEFAULT_SHM_SIZE, type InitSpec } from "./spec.ts";
 /** What the runtime needs of a container's cgroup (lib/cgroups/mod.ts's ContainerCgroup). */
 export interface CgroupHandle {
   addProcess(pid: number): void;
+  /** addProcess on Deno's blocking pool (see lib/cgroups): lets the caller go on meanwhile. */
+  addProcessAsync?(pid: number): Promise<void>;
   oomKilled(): boolean;
   destroy(): void;
 }
@@ -130,6 +132,16 @@ export interface LaunchOptions {
   detached?: boolean;
 }
 
+/** True when the process has exited, reaped or not (a zombie cannot join a cgroup: ESRCH). */
+function exitedOrZombie(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat[stat.lastIndexOf(")") + 2] === "Z";
+  } catch {
+    return true;
+  }
+}
+
 /**
  * Sends a waiting init stage its spec: joins the cgroup, records "running" with this process as the
  * monitor, and gives the go. With -t, returns the pty master whose slave the container gets. On
@@ -155,7 +167,11 @@ export async function launchContainer(
       spec.ttySlave = pty.slavePath;
       if (!options.detached) pty.syncWindowSize();
     }
-    cgroup?.addProcess(child.pid);
+    // detached: the first cgroup.procs write waits ~10-20 ms for an RCU grace period; the stage
+    // sets up the rootfs meanwhile and waits for the "cgroup" line before it becomes the container
+    const overlap = options.detached === true && cgroup?.addProcessAsync !== undefined;
+    spec.awaitCgroup = overlap;
+    if (!overlap) cgroup?.addProcess(child.pid);
     updateRecord(root, id, (r) => {
       r.State = {
         ...r.State,
@@ -175,6 +191,15 @@ export async function launchContainer(
     const specPath = join(dir, "init.json");
     Deno.writeTextFileSync(specPath, JSON.stringify(spec));
     writeAll(stage.fifoFd, new TextEncoder().encode(specPath + "\n"));
+    if (overlap) {
+      try {
+        await cgroup!.addProcessAsync!(child.pid);
+      } catch (e) {
+        // a stage that failed its setup is gone already: its init error says why, not this
+        if (!exitedOrZombie(child.pid)) throw e;
+      }
+      writeAll(stage.fifoFd, new TextEncoder().encode("cgroup\n"));
+    }
     return pty;
   } catch (e) {
     await abortInitStage(stage);

@@ -47,6 +47,11 @@ export interface InitSpec {
   };
   /** run -d / start: the container outlives its monitor (no parent-death signal once set up). */
   detached?: boolean;
+  /**
+   * The parent joins the stage to the container's cgroups while it sets up the rootfs: a second
+   * line on the FIFO says it is done, and the stage waits for it before it becomes the container.
+   */
+  awaitCgroup?: boolean;
 }
 
 /** docker's default size of /dev/shm. */
