@@ -85,13 +85,20 @@ function snapshot(dir: string): Map<string, string> {
   return out;
 }
 
-/** The tar as a stream that pauses after its first part, as a network would: the workers get time to start. */
+/**
+ * The tar as a stream that waits, as a network would, once the unpacker has seen enough files to
+ * start its workers, until they run (they take ~50 ms to start, longer on a loaded machine).
+ */
 function slowStream(tar: Uint8Array): AsyncIterable<Uint8Array> {
   return (async function* () {
     const step = 16 * 1024;
     for (let off = 0, n = 1; off < tar.length; off += step, n++) {
       yield tar.subarray(off, Math.min(tar.length, off + step));
-      if (n % 8 === 0) await new Promise((r) => setTimeout(r, 100));
+      if (n % 8 === 0) {
+        for (let waited = 0; poolStats.workersStarting && waited < 10_000; waited += 20) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
     }
   })();
 }

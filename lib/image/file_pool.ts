@@ -21,6 +21,8 @@ import {
 
 /** Files up to this size are handed to a worker whole; larger ones are streamed on the main thread. */
 export const SMALL_FILE = 256 * 1024;
+/** Jobs go to a worker in batches of this many (or fewer, at a flush): one message each. */
+const BATCH = 16;
 /** At most this many jobs of one group in flight: bounds the memory of queued file data (≤ 32 MB). */
 const MAX_IN_FLIGHT = 128;
 /** A worker that makes no progress for this long is taken as dead. */
@@ -54,13 +56,23 @@ class FilePool {
     return Atomics.load(this.readyCounter, POOL_READY) === this.workers.length;
   }
 
-  /** Files of one directory go to one worker: creates in the same directory contend for its lock. */
-  post(job: FileJob, group: SharedArrayBuffer): void {
-    const dir = job.path.slice(0, job.path.lastIndexOf("/"));
+  get size(): number {
+    return this.workers.length;
+  }
+
+  /**
+   * Files of one directory go to one worker: creates in the same directory contend for its lock
+   * (two threads creating in one directory took 2.2 s for what one took 0.29 s).
+   */
+  workerFor(path: string): number {
+    const dir = path.slice(0, path.lastIndexOf("/"));
     let hash = 0;
     for (let i = 0; i < dir.length; i++) hash = (hash * 31 + dir.charCodeAt(i)) | 0;
-    const worker = this.workers[(hash >>> 0) % this.workers.length];
-    worker.postMessage({ job, group }, [job.data.buffer]);
+    return (hash >>> 0) % this.workers.length;
+  }
+
+  post(worker: number, jobs: FileJob[], group: SharedArrayBuffer): void {
+    this.workers[worker].postMessage({ jobs, group }, jobs.map((j) => j.data.buffer));
   }
 
   terminate(): void {
@@ -91,8 +103,13 @@ function releasePool(pool: FilePool): void {
   Deno.unrefTimer(pool.idleTimer as unknown as number);
 }
 
-/** Files handed to workers by this process, for tests that must see the parallel path taken. */
-export const poolStats = { jobs: 0 };
+/** For tests that must see the parallel path taken: files handed to workers; workers on their way. */
+export const poolStats = {
+  jobs: 0,
+  get workersStarting(): boolean {
+    return shared !== undefined && !shared.ready;
+  },
+};
 
 /** The file jobs of one layer: submitted in order, drained before any step that depends on them. */
 export class FileJobGroup {
@@ -101,9 +118,11 @@ export class FileJobGroup {
   private submitted = 0;
   private pool: FilePool | undefined;
   private released = false;
+  private batches: FileJob[][] = [];
 
   constructor() {
     this.pool = acquirePool();
+    this.batches = Array.from({ length: this.pool?.size ?? 0 }, () => []);
   }
 
   /** Whether a job can be handed over now (the workers run and this group is still open). */
@@ -117,15 +136,34 @@ export class FileJobGroup {
   }
 
   submit(job: FileJob): void {
-    this.waitUntil(this.submitted - MAX_IN_FLIGHT + 1);
+    if (this.submitted - Atomics.load(this.counters, GROUP_DONE) >= MAX_IN_FLIGHT) {
+      this.flush();
+      this.waitUntil(this.submitted - MAX_IN_FLIGHT + 1);
+    }
     this.throwIfFailed();
-    this.pool!.post(job, this.sab);
+    const worker = this.pool!.workerFor(job.path);
+    const batch = this.batches[worker];
+    batch.push(job);
     this.submitted++;
     poolStats.jobs++;
+    if (batch.length >= BATCH) this.flushWorker(worker);
+  }
+
+  /** Hands every batched job to its worker (before waiting for input, so none sits idle). */
+  flush(): void {
+    for (let w = 0; w < this.batches.length; w++) this.flushWorker(w);
+  }
+
+  private flushWorker(worker: number): void {
+    const batch = this.batches[worker];
+    if (batch.length === 0) return;
+    this.batches[worker] = [];
+    this.pool!.post(worker, batch, this.sab);
   }
 
   /** Waits for every submitted job; throws the first failure among them. */
   drain(): void {
+    this.flush();
     this.waitUntil(this.submitted);
     this.throwIfFailed();
   }
@@ -134,6 +172,7 @@ export class FileJobGroup {
   close(): void {
     if (this.released) return;
     try {
+      this.flush();
       this.waitUntil(this.submitted);
     } finally {
       this.released = true;

@@ -29,19 +29,20 @@ addEventListener("message", (event) => {
     Atomics.notify(ready, POOL_READY);
     return;
   }
-  const job = msg.job as FileJob;
   const counters = new Int32Array(msg.group as SharedArrayBuffer, 0, 4);
-  try {
-    writeFileJob(job);
-  } catch (err) {
-    const detail = err instanceof Error ? err.message : String(err);
-    fail(
-      counters,
-      new Uint8Array(msg.group, GROUP_ERROR_BYTES),
-      `failed to unpack layer entry "${job.name}": ${detail}`,
-    );
-  } finally {
-    Atomics.add(counters, GROUP_DONE, 1);
-    Atomics.notify(counters, GROUP_DONE);
+  for (const job of msg.jobs as FileJob[]) {
+    try {
+      writeFileJob(job);
+    } catch (err) {
+      const detail = err instanceof Error ? err.message : String(err);
+      fail(
+        counters,
+        new Uint8Array(msg.group, GROUP_ERROR_BYTES),
+        `failed to unpack layer entry "${job.name}": ${detail}`,
+      );
+    } finally {
+      Atomics.add(counters, GROUP_DONE, 1);
+      Atomics.notify(counters, GROUP_DONE);
+    }
   }
 });

@@ -348,6 +348,11 @@ export class LayerWriter {
     for (const [rel, mtime] of this.dirTimes) lutimes(this.abs(rel), mtime, mtime);
   }
 
+  /** Hands batched files to the workers now. */
+  flush(): void {
+    this.jobs?.flush();
+  }
+
   /** Waits for any files still in flight and frees the workers; call on every path, errors too. */
   close(): void {
     this.jobs?.close();
@@ -383,6 +388,7 @@ export async function unpackLayer(
       diffHash?.update(chunk);
       // keep reading after the end marker: the diffID covers the whole stream, padding included
       if (!tar.ended) tar.push(chunk);
+      writer.flush(); // the workers get what this chunk held before we wait for the next
     }
     tar.finish();
     writer.finish();
