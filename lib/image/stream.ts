@@ -1,6 +1,9 @@
 // Input plumbing for archives and layers: read a file or stdin in big chunks, sniff the compression,
 // hash the raw bytes, gunzip on the way through.
 
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { createGunzip } from "node:zlib";
 import { SkiffError } from "../errors.ts";
 import { Sha256 } from "./digest.ts";
 
@@ -133,9 +136,7 @@ export async function openDecompressed(
     }
   }
   if (compression === "none") return { plain: raw(), rawHash, compression };
-  const stream = ReadableStream.from(raw() as AsyncIterable<Uint8Array<ArrayBuffer>>);
-  const plain = gunzipErrors(stream.pipeThrough(new DecompressionStream("gzip")));
-  return { plain, rawHash, compression };
+  return { plain: gunzip(raw()), rawHash, compression };
 }
 
 // The reader thread, inline so that a `deno compile`d binary needs no extra file. It reads the file
@@ -324,27 +325,37 @@ async function readOnWorker(
   return { plain: plain(), plainDigest, compression };
 }
 
-async function* gunzipErrors(stream: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
-  const reader = stream.getReader();
+/**
+ * node:zlib's gunzip: on the pull bench image's five layers it took 340-360 ms where
+ * DecompressionStream took 565-710 ms (same input, same process, two rounds). An error of the
+ * input (a digest mismatch, a timeout) comes out as it was; zlib's own as "invalid gzip data".
+ */
+async function* gunzip(input: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const unzip = createGunzip({ chunkSize: 64 * 1024 });
+  let inputError: unknown;
+  const feeding = pipeline(
+    Readable.from((async function* () {
+      try {
+        yield* input;
+      } catch (e) {
+        inputError = e ?? new Error("input failed");
+        throw e;
+      }
+    })()),
+    unzip,
+  );
+  feeding.catch(() => {}); // seen through the iteration below
   let done = false;
   try {
-    while (true) {
-      let r: ReadableStreamReadResult<Uint8Array>;
-      try {
-        r = await reader.read();
-      } catch (e) {
-        if (e instanceof SkiffError) throw e;
-        throw new SkiffError(`invalid gzip data: ${e instanceof Error ? e.message : String(e)}`);
-      }
-      if (r.done) {
-        done = true;
-        return;
-      }
-      yield r.value;
-    }
+    for await (const chunk of unzip) yield chunk as Uint8Array;
+    await feeding;
+    done = true;
+  } catch (e) {
+    const cause = inputError ?? e;
+    if (cause instanceof SkiffError) throw cause;
+    throw new SkiffError(`invalid gzip data: ${cause instanceof Error ? cause.message : String(cause)}`);
   } finally {
     // the consumer stopped early (a bad entry): stop reading the input too
-    if (!done) await reader.cancel().catch(() => {});
-    reader.releaseLock();
+    if (!done) unzip.destroy();
   }
 }
