@@ -26,7 +26,7 @@ const BATCH = 16;
 /** At most this many jobs of one group in flight: bounds the memory of queued file data (≤ 32 MB). */
 const MAX_IN_FLIGHT = 128;
 /** A worker that makes no progress for this long is taken as dead. */
-const STALL_MS = 120_000;
+const STALL_MS = 60_000;
 const IDLE_MS = 200;
 
 /** SKIFF_UNPACK_THREADS=0 turns the workers off; default: one per CPU, at most 4. */
@@ -46,6 +46,10 @@ class FilePool {
     const url = new URL("./file_worker.ts", import.meta.url).href;
     for (let i = 0; i < count; i++) {
       const worker = new Worker(url, { type: "module" });
+      // a worker that cannot load never reports ready, so nothing is handed to it; one that dies
+      // later leaves its jobs unfinished, which waitUntil reports as a stall. Neither may take
+      // this process down with it.
+      worker.onerror = (e) => e.preventDefault();
       worker.postMessage({ ready: this.readyCounter.buffer });
       this.workers.push(worker);
     }
@@ -81,11 +85,20 @@ class FilePool {
 }
 
 let shared: FilePool | undefined;
+let workersUnavailable = false;
 
 function acquirePool(): FilePool | undefined {
   const count = workerCount();
-  if (count === 0) return undefined;
-  if (!shared) shared = new FilePool(count);
+  if (count === 0 || workersUnavailable) return undefined;
+  if (!shared) {
+    try {
+      shared = new FilePool(count);
+    } catch {
+      // no workers here (a runtime without them): the unpacker writes everything itself
+      workersUnavailable = true;
+      return undefined;
+    }
+  }
   clearTimeout(shared.idleTimer);
   shared.users++;
   return shared;
