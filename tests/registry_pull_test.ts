@@ -3,7 +3,8 @@
 
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
-import { type TestRoot, withRoot } from "./helpers.ts";
+import { MAIN, type TestRoot, withRoot } from "./helpers.ts";
+import { ProgressRenderer } from "../lib/registry/progress.ts";
 import {
   buildImage,
   type BuiltImage,
@@ -295,4 +296,64 @@ Deno.test("second pull: up to date through the HEAD fast path; a moved tag is pu
   } finally {
     Deno.removeSync(second.dir, { recursive: true });
   }
+});
+
+Deno.test("pull on a terminal: per-layer lines redrawn in place; -q prints only the name", async () => {
+  const img = await testImage();
+  await withRegistry("open", async (registry) => {
+    await skopeoPush(registry, img.layout, "test/tty:1");
+    await withRoot(async (root) => {
+      const ref = `${registry.host}/test/tty:1`;
+      // util-linux script(1) gives the command a pty for its stdout, as a user's terminal would
+      const onTerminal = async (args: string[]) => {
+        const command = [Deno.execPath(), "run", "-A", MAIN, "--root", root.path, ...args].join(" ");
+        const out = await new Deno.Command("script", {
+          args: ["-qec", command, "/dev/null"],
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        strictEqual(out.code, 0, new TextDecoder().decode(out.stderr));
+        return new TextDecoder().decode(out.stdout);
+      };
+      const text = await onTerminal(["pull", ref]);
+      // each redraw moves the cursor up over the block of layer lines and rewrites every line
+      // deno-lint-ignore no-control-regex
+      match(text, /\x1b\[2A\x1b\[2K\r[0-9a-f]{12}: /);
+      for (const layer of img.layerDigests) {
+        ok(text.includes(`\x1b[2K\r${layer.slice(7, 19)}: Pulling fs layer\r\n`), text);
+        ok(text.includes(`\x1b[2K\r${layer.slice(7, 19)}: Pull complete\r\n`), text);
+      }
+      ok(text.includes(`Status: Downloaded newer image for ${ref}`), text);
+      await root.ok(["rmi", ref]);
+      const quiet = await onTerminal(["pull", "-q", ref]);
+      strictEqual(quiet.replace(/\r/g, "").trim(), ref);
+    });
+  });
+});
+
+Deno.test("progress on a terminal: a Downloading line carries docker's bar and sizes", () => {
+  const chunks: Uint8Array[] = [];
+  const out = { writeSync: (p: Uint8Array) => (chunks.push(p.slice()), p.length) };
+  const renderer = new ProgressRenderer(out, true);
+  renderer.sink({
+    kind: "layer",
+    id: "0123456789ab",
+    status: "Downloading",
+    current: 5_000_000,
+    total: 10_000_000,
+  });
+  renderer.flush();
+  const text = new TextDecoder().decode(new Uint8Array(chunks.flatMap((c) => [...c])));
+  strictEqual(
+    text.split("\r").at(-1),
+    `0123456789ab: Downloading [========================>                         ]  5MB/10MB\n`,
+  );
+  const plain: Uint8Array[] = [];
+  const lines = new ProgressRenderer({ writeSync: (p) => (plain.push(p.slice()), p.length) }, false);
+  lines.sink({ kind: "layer", id: "0123456789ab", status: "Downloading", current: 1, total: 2 });
+  lines.sink({ kind: "layer", id: "0123456789ab", status: "Downloading", current: 2, total: 2 });
+  strictEqual(
+    new TextDecoder().decode(new Uint8Array(plain.flatMap((c) => [...c]))),
+    "0123456789ab: Downloading\n",
+  );
 });
