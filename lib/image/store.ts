@@ -10,9 +10,16 @@
 // hashing and unpacking code lives in ingest.ts/archive.ts.
 
 import { join } from "../state/path.ts";
-import { setTopDirFlag } from "../../ffi/libc.ts";
 import { NotFoundError, SkiffError } from "../errors.ts";
-import { exists, readJson, readJsonOr, removeIfExists, withLock, writeJsonAtomic } from "../state/fsutil.ts";
+import {
+  exists,
+  readJson,
+  readJsonOr,
+  removeIfExists,
+  spreadSubdirs,
+  withLock,
+  writeJsonAtomic,
+} from "../state/fsutil.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ImageRecord, LayerRef } from "../state/types.ts";
 import { isProcessAlive, listContainers, processStartTime } from "../state/containers.ts";
@@ -35,23 +42,6 @@ const TMP_RE = /^[a-z]+-(\d+)-(\d+)-[0-9a-f]+$/;
 
 /** Docker's "short" id: 12 hex digits without the algorithm. */
 export const shortId = (id: string) => hexOf(id).slice(0, 12);
-
-let tmpSpread = false;
-
-/**
- * Layers are unpacked in dirs made under tmp/, and their files go to those dirs' block groups. On
- * ext4 without a journal (these machines) the inode allocator checks, one by one, every inode of the
- * group freed in the last 60-360 s and skips it: after an image with a few thousand files was
- * removed, creating files beside where it was took 0.97 s per 1000 instead of 0.05 s. With tmp/
- * marked as a top directory, each new layer dir goes to a fresh group (0.05 s in the same test).
- * Only a hint: other filesystems have no such flag and lose nothing.
- */
-function spreadLayerDirs(tmp: string): void {
-  tmpSpread = true;
-  try {
-    setTopDirFlag(tmp);
-  } catch { /* not ext2/3/4 */ }
-}
 
 export class ImageStore {
   constructor(readonly root: StateRoot) {}
@@ -184,7 +174,7 @@ export class ImageStore {
       .join("");
     const dir = join(this.root.tmp, `${kind}-${Deno.pid}-${start}-${rand}`);
     Deno.mkdirSync(this.root.tmp, { recursive: true, mode: 0o700 });
-    if (kind === "layer" && !tmpSpread) spreadLayerDirs(this.root.tmp);
+    if (kind === "layer") spreadSubdirs(this.root.tmp); // see spreadSubdirs: layers land in fresh groups
     Deno.mkdirSync(dir, { mode: 0o700 });
     return dir;
   }

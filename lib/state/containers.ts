@@ -3,7 +3,14 @@
 
 import { join } from "./path.ts";
 import { NotFoundError, SkiffError } from "../errors.ts";
-import { readJson, removeIfExists, withLock, withLockSync, writeJsonAtomic } from "./fsutil.ts";
+import {
+  readJson,
+  removeIfExists,
+  spreadSubdirs,
+  withLock,
+  withLockSync,
+  writeJsonAtomic,
+} from "./fsutil.ts";
 import type { StateRoot } from "./root.ts";
 import type { ContainerRecord } from "./types.ts";
 
@@ -101,6 +108,7 @@ export async function createContainer(
       );
     }
     while (name === undefined || taken.has(name)) name = randomName();
+    spreadSubdirs(root.containers);
     Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
     try {
       const record = await build(id, name, dir);

@@ -1,7 +1,7 @@
 // Small filesystem helpers shared by the stores: atomic writes and locks.
 
 import { dirname } from "./path.ts";
-import { close, flock, LOCK, O, open } from "../../ffi/libc.ts";
+import { close, flock, LOCK, O, open, setTopDirFlag } from "../../ffi/libc.ts";
 
 const encoder = new TextEncoder();
 
@@ -82,4 +82,22 @@ export function withLockSync<T>(path: string, fn: () => T): T {
   } finally {
     close(fd);
   }
+}
+
+const spread = new Set<string>();
+
+/**
+ * Has ext4 place each new subdirectory of `dir` in a fresh block group (the top-directory flag,
+ * `chattr +T`), once per process and directory. On ext4 without a journal (these machines) the inode
+ * allocator checks, one by one, every inode of the group freed in the last 60-360 s and skips it:
+ * after an image with a few thousand files was removed, creating files beside where it was took
+ * 0.97 s per 1000 instead of 0.05 s; in a spread dir, 0.05 s. Layer dirs (under tmp/) and container
+ * dirs are made this way. Only a hint: other filesystems have no such flag and lose nothing.
+ */
+export function spreadSubdirs(dir: string): void {
+  if (spread.has(dir)) return;
+  spread.add(dir);
+  try {
+    setTopDirFlag(dir);
+  } catch { /* not ext2/3/4, or not there yet */ }
 }
