@@ -10,7 +10,8 @@ import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { gzipSync } from "node:zlib";
 import { createHash } from "node:crypto";
-import { median } from "./lib.ts";
+import { median, readEnvFile, which } from "./lib.ts";
+import { PEER_ENV_FILE } from "./run_latency.ts";
 import { busyboxTar, MAIN } from "../tests/helpers.ts";
 import { startRegistry } from "../tests/registry_harness.ts";
 
@@ -164,25 +165,7 @@ async function timed(argv: string[], env?: Record<string, string>): Promise<numb
   return performance.now() - t0;
 }
 
-function peerEnv(): Record<string, string> | undefined {
-  try {
-    const env: Record<string, string> = {};
-    for (const m of Deno.readTextFileSync("/tmp/peers/env.sh").matchAll(/^export (\w+)="?([^"\n]*)"?$/gm)) {
-      env[m[1]] = m[2];
-    }
-    return env;
-  } catch {
-    return undefined;
-  }
-}
-
-function have(cmd: string): boolean {
-  try {
-    return new Deno.Command("sh", { args: ["-c", `command -v ${cmd}`], stdout: "null" }).outputSync().success;
-  } catch {
-    return false;
-  }
-}
+const have = (cmd: string) => which(cmd) !== undefined;
 
 /**
  * Lets the disk forget the last round's deletions before the next cold pulls. ext4 without a
@@ -239,7 +222,7 @@ async function main() {
       `docker://${registry.host}/bench/big:1`,
     ]);
     const ref = `${registry.host}/bench/big:1`;
-    const env = peerEnv();
+    const env = readEnvFile(PEER_ENV_FILE);
     const docker = env?.PEER_DOCKER?.split(" ");
     const dockerUp = !!docker && have(docker[0]) &&
       (await exec([...docker, "info"]).then(() => true, () => false));

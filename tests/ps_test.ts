@@ -5,10 +5,14 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createContainer, loadContainer, processStartTime } from "../lib/state/containers.ts";
 import { StateRoot } from "../lib/state/root.ts";
-import type { ContainerRecord, ContainerState } from "../lib/state/types.ts";
+import {
+  type ContainerRecord,
+  type ContainerState,
+  initialState,
+  ZERO_TIME as ZERO,
+} from "../lib/state/types.ts";
 import { type TestRoot, withBusybox, withRoot } from "./helpers.ts";
 
-const ZERO = "0001-01-01T00:00:00Z";
 const ago = (ms: number) => new Date(Date.now() - ms).toISOString();
 
 interface Fake {
@@ -34,17 +38,7 @@ async function fakeContainer(root: TestRoot, f: Fake): Promise<ContainerRecord> 
       Path: f.path ?? "sleep",
       Args: f.args ?? ["100"],
       State: {
-        Status: "created",
-        Running: false,
-        Paused: false,
-        Restarting: false,
-        OOMKilled: false,
-        Dead: false,
-        Pid: 0,
-        ExitCode: 0,
-        Error: "",
-        StartedAt: ZERO,
-        FinishedAt: ZERO,
+        ...initialState(),
         ...f.state,
       },
       Image: f.imageId ?? `sha256:${"ab".repeat(32)}`,

@@ -5,10 +5,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createContainer, processStartTime } from "../lib/state/containers.ts";
 import { StateRoot } from "../lib/state/root.ts";
-import type { ContainerState } from "../lib/state/types.ts";
+import { type ContainerState, initialState, ZERO_TIME as ZERO } from "../lib/state/types.ts";
 import { MAIN, type TestRoot, withBusybox, withRoot } from "./helpers.ts";
-
-const ZERO = "0001-01-01T00:00:00Z";
 
 async function fakeContainer(root: TestRoot, name: string, state: Partial<ContainerState> = {}) {
   const sr = new StateRoot(root.path);
@@ -21,17 +19,7 @@ async function fakeContainer(root: TestRoot, name: string, state: Partial<Contai
       Path: "sleep",
       Args: ["100"],
       State: {
-        Status: "created",
-        Running: false,
-        Paused: false,
-        Restarting: false,
-        OOMKilled: false,
-        Dead: false,
-        Pid: 0,
-        ExitCode: 0,
-        Error: "",
-        StartedAt: ZERO,
-        FinishedAt: ZERO,
+        ...initialState(),
         ...state,
       },
       Image: `sha256:${"ab".repeat(32)}`,

@@ -283,14 +283,15 @@ async function runDetached(ctx: Parameters<Verb>[1], id: string): Promise<number
   return reportDetached(await startDetached(ctx.root, id), id);
 }
 
-function reportDetached(reply: StartReply, id: string): number {
+/** Prints the id as `run -d` does (the supervisor's, or the one this process created), or fails. */
+function reportDetached(reply: StartReply, createdId?: string): number {
   if (!reply.ok) {
     // the supervisor could not create it: the same line and code as when the CLI fails to
     if (reply.phase === "create") throw new SkiffError(reply.error, reply.exitCode);
     console.error(`skiff: unable to start container process: ${reply.error}`);
     return reply.exitCode;
   }
-  console.log(reply.id ?? id);
+  console.log(reply.id ?? createdId);
   return 0;
 }
 
@@ -305,7 +306,7 @@ async function runDetachedBySupervisor(
   const { runDetachedRequest } = await import("../runtime/detach.ts");
   const reply = await runDetachedRequest(ctx.root, request);
   if (!reply.ok && reply.imageMissing) return undefined;
-  return reportDetached(reply, "");
+  return reportDetached(reply);
 }
 
 const run: Verb = async (args, ctx) => {

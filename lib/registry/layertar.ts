@@ -93,42 +93,27 @@ export async function generateLayerBlob(store: ImageStore, diffDir: string): Pro
     diffHash.update(end);
     yield end;
   }
-  const tmp = store.makeTmpDir("blob");
-  try {
-    const blobPath = join(tmp, "blob");
-    const file = Deno.openSync(blobPath, { write: true, create: true, mode: 0o644 });
-    const blobHash = new Sha256();
-    try {
-      const gz = ReadableStream.from(tarChunks()).pipeThrough(new CompressionStream("gzip"));
-      for await (const chunk of gz) {
-        blobHash.update(chunk);
-        let off = 0;
-        while (off < chunk.length) off += file.writeSync(chunk.subarray(off));
-      }
-    } finally {
-      file.close();
-    }
-    const digest = blobHash.digest();
-    Deno.mkdirSync(store.root.blobs, { recursive: true });
-    Deno.renameSync(blobPath, store.blobPath(digest));
-    return { diffId: diffHash.digest(), digest, size: blobHash.size };
-  } finally {
-    try {
-      Deno.removeSync(tmp, { recursive: true });
-    } catch { /* gone */ }
-  }
+  const { digest, size } = await storeGzipped(store, ReadableStream.from(tarChunks()));
+  return { diffId: diffHash.digest(), digest, size };
 }
 
 /** Gzips a stored plain-tar blob into a new blob (same diffID); returns the new blob's digest and size. */
 export async function gzipBlob(store: ImageStore, path: string): Promise<{ digest: string; size: number }> {
+  return await storeGzipped(store, (await Deno.open(path)).readable);
+}
+
+/** Gzips a stream into a new blob of the store (written aside, renamed in by its digest). */
+async function storeGzipped(
+  store: ImageStore,
+  plain: ReadableStream<Uint8Array<ArrayBuffer>>,
+): Promise<{ digest: string; size: number }> {
   const tmp = store.makeTmpDir("blob");
   try {
     const blobPath = join(tmp, "blob");
     const file = Deno.openSync(blobPath, { write: true, create: true, mode: 0o644 });
     const blobHash = new Sha256();
     try {
-      const input = await Deno.open(path);
-      for await (const chunk of input.readable.pipeThrough(new CompressionStream("gzip"))) {
+      for await (const chunk of plain.pipeThrough(new CompressionStream("gzip"))) {
         blobHash.update(chunk);
         let off = 0;
         while (off < chunk.length) off += file.writeSync(chunk.subarray(off));

@@ -85,6 +85,13 @@ async function planImage(
   const generated = readJsonOr<GeneratedIndex>(generatedIndexPath(root), {});
   let changed = false;
   const layers: BlobToPush[] = [];
+  // a blob skiff gzipped itself (kept beside the layer's own, see layertar.ts)
+  const gzippedBlob = (g: { digest: string; size: number }): BlobToPush => ({
+    digest: g.digest,
+    size: g.size,
+    mediaType: MEDIA.dockerLayerGzip,
+    path: store.blobPath(g.digest),
+  });
   const diffIds: string[] = [];
   for (const l of image.layers) {
     const plain = l.blobDigest === l.diffId || l.blobMediaType === MEDIA.dockerLayer ||
@@ -99,12 +106,7 @@ async function planImage(
         generated[l.chainId] = g;
         changed = true;
       }
-      layers.push({
-        digest: g.digest,
-        size: g.size,
-        mediaType: MEDIA.dockerLayerGzip,
-        path: store.blobPath(g.digest),
-      });
+      layers.push(gzippedBlob(g));
       diffIds.push(l.diffId);
       continue;
     }
@@ -124,12 +126,7 @@ async function planImage(
       generated[l.chainId] = g;
       changed = true;
     }
-    layers.push({
-      digest: g.digest,
-      size: g.size,
-      mediaType: MEDIA.dockerLayerGzip,
-      path: store.blobPath(g.digest),
-    });
+    layers.push(gzippedBlob(g));
     diffIds.push(g.diffId);
   }
   if (changed) {

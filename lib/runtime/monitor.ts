@@ -244,6 +244,53 @@ function diagnose(root: StateRoot, message: string): void {
   } catch { /* nowhere to report */ }
 }
 
+/** Starts container `id` under this supervisor; resolves once its command runs (or why it did not). */
+async function start(
+  root: StateRoot,
+  id: string,
+  owned: Set<string>,
+  onDone: () => void,
+): Promise<StartReply> {
+  if (owned.has(id)) return { ok: true, pid: 0 }; // being started or already running under us
+  let record: ContainerRecord | undefined;
+  try {
+    record = reconcile(root, loadContainer(root, id));
+  } catch { /* answered by supervise */ }
+  if (record?.State.Running) return { ok: true, pid: record.State.Pid };
+  removeIfExists(`${root.container(id)}/${STOP_MARKER}`);
+  owned.add(id);
+  return await new Promise<StartReply>((resolve) => {
+    supervise(root, id, resolve)
+      .catch((e) => {
+        diagnose(root, `container ${id}: ${(e as Error).stack ?? e}`);
+        resolve({ ok: false, error: (e as Error).message, exitCode: 125 });
+      })
+      .finally(() => {
+        owned.delete(id);
+        onDone();
+      });
+  });
+}
+
+/** run -d: made here, then started like any other (its id is new: nobody else can start it). */
+async function createAndStart(
+  root: StateRoot,
+  run: RunRequest,
+  owned: Set<string>,
+  onDone: () => void,
+): Promise<StartReply> {
+  let id: string;
+  try {
+    id = (await createDetached(root, run)).Id;
+  } catch (e) {
+    const error = e instanceof Error ? e.message : String(e);
+    if (e instanceof ImageNotPresentError) return { ok: false, error, exitCode: 125, imageMissing: true };
+    return { ok: false, error, exitCode: e instanceof SkiffError ? e.exitCode : 125, phase: "create" };
+  }
+  const started = await start(root, id, owned, onDone);
+  return started.ok ? { ...started, id } : started;
+}
+
 /** Serves one connection: a single JSON request line, a single JSON reply line. */
 async function serve(
   root: StateRoot,
@@ -264,48 +311,14 @@ async function serve(
     id: string;
     run?: RunRequest;
   };
-  let answer: StartReply | undefined;
+  let answer: StartReply;
   if (request.op === "run") {
-    // run -d: made here, then started like any other (its id is new: nobody else can start it)
-    try {
-      request.id = (await createDetached(root, request.run!)).Id;
-    } catch (e) {
-      const error = e instanceof Error ? e.message : String(e);
-      answer = e instanceof ImageNotPresentError
-        ? { ok: false, error, exitCode: 125, imageMissing: true }
-        : { ok: false, error, exitCode: e instanceof SkiffError ? e.exitCode : 125, phase: "create" };
-    }
-  } else if (request.op !== "start") {
+    answer = await createAndStart(root, request.run!, owned, onDone);
+  } else if (request.op === "start") {
+    answer = await start(root, request.id, owned, onDone);
+  } else {
     answer = { ok: false, error: `unknown request ${request.op}`, exitCode: 125 };
   }
-  if (answer) {
-    // answered already
-  } else if (owned.has(request.id)) {
-    answer = { ok: true, pid: 0 }; // being started or already running under us
-  } else {
-    let record: ContainerRecord | undefined;
-    try {
-      record = reconcile(root, loadContainer(root, request.id));
-    } catch { /* answered by supervise */ }
-    if (record?.State.Running) {
-      answer = { ok: true, pid: record.State.Pid };
-    } else {
-      removeIfExists(`${root.container(request.id)}/${STOP_MARKER}`);
-      owned.add(request.id);
-      answer = await new Promise<StartReply>((resolve) => {
-        supervise(root, request.id, resolve)
-          .catch((e) => {
-            diagnose(root, `container ${request.id}: ${(e as Error).stack ?? e}`);
-            resolve({ ok: false, error: (e as Error).message, exitCode: 125 });
-          })
-          .finally(() => {
-            owned.delete(request.id);
-            onDone();
-          });
-      });
-    }
-  }
-  if (answer.ok && request.op === "run") answer = { ...answer, id: request.id };
   await conn.write(new TextEncoder().encode(JSON.stringify(answer) + "\n"));
 }
 

@@ -8,6 +8,7 @@
 import { close, kill } from "../../ffi/libc.ts";
 import {
   containerLockPath,
+  isProcessAlive,
   processStartTime,
   removeContainerDir,
   updateContainerSync,
@@ -132,16 +133,6 @@ export interface LaunchOptions {
   detached?: boolean;
 }
 
-/** True when the process has exited, reaped or not (a zombie cannot join a cgroup: ESRCH). */
-function exitedOrZombie(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return stat[stat.lastIndexOf(")") + 2] === "Z";
-  } catch {
-    return true;
-  }
-}
-
 /**
  * Sends a waiting init stage its spec: joins the cgroup, records "running" with this process as the
  * monitor, and gives the go. With -t, returns the pty master whose slave the container gets. On
@@ -195,8 +186,9 @@ export async function launchContainer(
       try {
         await cgroup!.addProcessAsync!(child.pid);
       } catch (e) {
-        // a stage that failed its setup is gone already: its init error says why, not this
-        if (!exitedOrZombie(child.pid)) throw e;
+        // a stage that failed its setup is gone already (a zombie cannot join: ESRCH): its init
+        // error says why, not this
+        if (isProcessAlive(child.pid, undefined)) throw e;
       }
       writeAll(stage.fifoFd, new TextEncoder().encode("cgroup\n"));
     }
