@@ -36,6 +36,17 @@ function workerCount(): number {
   return Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1));
 }
 
+/**
+ * Whether a layer should use file workers when `busyThreads` of this process already work on it.
+ * SKIFF_UNPACK_THREADS decides when set; otherwise only where a core is left for them: on 2 CPUs,
+ * file workers beside the reader thread made `skiff import` slower (bench/unpack.ts, tmpfs:
+ * 0.89 -> 1.09 s; disk: 1.06 -> 1.16 s), while a registry stream gunzipped on the main thread gains.
+ */
+export function fileWorkersWanted(busyThreads: number): boolean {
+  if (Deno.env.get("SKIFF_UNPACK_THREADS") !== undefined) return workerCount() > 0;
+  return (navigator.hardwareConcurrency || 1) > busyThreads;
+}
+
 class FilePool {
   private readonly readyCounter = new Int32Array(new SharedArrayBuffer(4));
   private readonly workers: Worker[] = [];

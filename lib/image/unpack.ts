@@ -34,7 +34,7 @@ import {
 } from "../../ffi/libc.ts";
 import { Sha256 } from "./digest.ts";
 import { applyXattrs } from "./file_job.ts";
-import { FileJobGroup, SMALL_FILE } from "./file_pool.ts";
+import { FileJobGroup, fileWorkersWanted, SMALL_FILE } from "./file_pool.ts";
 import { type EntryHandler, type TarEntry, TarReader } from "./tar.ts";
 import { type ByteSource, openDecompressed } from "./stream.ts";
 
@@ -379,9 +379,10 @@ export async function unpackLayer(
   dir: string,
   options: { hashBlob?: boolean } = {},
 ): Promise<UnpackResult> {
-  const writer = new LayerWriter(dir, { parallel: true });
-  const tar = new TarReader((entry) => writer.entry(entry));
   const input = await openDecompressed(source, { hashRaw: options.hashBlob });
+  // a file or stdin is gunzipped and hashed on a reader thread: that and this one are busy already
+  const writer = new LayerWriter(dir, { parallel: fileWorkersWanted(input.plainDigest ? 2 : 1) });
+  const tar = new TarReader((entry) => writer.entry(entry));
   const diffHash = input.plainDigest ? undefined : new Sha256();
   try {
     for await (const chunk of input.plain) {
