@@ -307,6 +307,35 @@ Deno.test("faults: a registry that never answers times out with a clear error", 
   });
 });
 
+Deno.test("faults: an image present and a registry that stops answering: the up-to-date check gives up", async () => {
+  const img = await bigImage();
+  await withRegistry("open", async (registry) => {
+    await skopeoPush(registry, img.layout, "f/later:1");
+    const faults: Faults = {};
+    await withProxy(registry, faults, async (proxy) => {
+      await withRoot(async (root) => {
+        const ref = `${proxy.host}/f/later:1`;
+        await root.ok(["pull", "-q", ref]);
+        const before = images(root);
+        // the second pull's HEAD (the fast path, on a raw socket) meets a registry that never
+        // answers: its own deadline ends it, then the full path times out as configured
+        faults.hang = true;
+        const t0 = performance.now();
+        const r = await root.skiff(["pull", ref], { env: { SKIFF_REGISTRY_TIMEOUT: "1" } });
+        strictEqual(r.code, 1);
+        strictEqual(r.stderr, `skiff: ${proxy.host}: the registry did not answer within 1 s\n`);
+        ok(performance.now() - t0 < 10_000);
+        ok(
+          proxy.log.some((e) => e.method === "HEAD" && e.path === "/v2/f/later/manifests/1"),
+          "fast path asked",
+        );
+        deepStrictEqual(images(root), before);
+        deepStrictEqual([...Deno.readDirSync(join(root.path, "tmp"))], []);
+      });
+    });
+  });
+});
+
 Deno.test("platforms: an index resolves to the host's platform, --platform picks another", async () => {
   const amd = await buildImage({ name: "multi", architecture: "amd64" });
   const arm = await buildImage({ name: "multi", architecture: "arm64", variant: "v8" });
