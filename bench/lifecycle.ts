@@ -150,42 +150,62 @@ async function engines(only: string[]): Promise<Engine[]> {
 
 export async function measureLifecycle(only: string[], rounds: number, count: number) {
   const figures: LifecycleFigures[] = [];
-  for (const engine of await engines(only)) {
-    try {
-      const seq: number[] = [], par: number[] = [];
-      for (let r = 0; r < rounds; r++) {
-        for (const parallel of [false, true]) {
-          const { secs, ids } = await startMany(engine, count, parallel);
-          (parallel ? par : seq).push(secs);
-          await removeAll(engine, ids);
+  const all = await engines(only);
+  const times = new Map(all.map((e) => [e.name, { seq: [] as number[], par: [] as number[] }]));
+  const failed = new Set<string>();
+  try {
+    // rounds interleave the engines (skiff, podman, docker, skiff, …): the machine's drift over
+    // the minutes a run takes lands on every engine alike, not on whichever ran last
+    for (let r = 0; r < rounds; r++) {
+      const line: string[] = [];
+      for (const engine of all) {
+        if (failed.has(engine.name)) continue;
+        try {
+          for (const parallel of [false, true]) {
+            const { secs, ids } = await startMany(engine, count, parallel);
+            (parallel ? times.get(engine.name)!.par : times.get(engine.name)!.seq).push(secs);
+            await removeAll(engine, ids);
+          }
+          const t = times.get(engine.name)!;
+          line.push(`${engine.name} ${t.seq.at(-1)!.toFixed(2)}/${t.par.at(-1)!.toFixed(2)} s`);
+        } catch (e) {
+          failed.add(engine.name);
+          console.log(`${engine.name}: failed (${e instanceof Error ? e.message : String(e)})`);
         }
       }
-      const at1: number[] = [];
-      for (let r = 0; r < rounds; r++) at1.push(await memoryPerContainer(engine, 1));
-      const at20 = await memoryPerContainer(engine, 20);
-      const kept = engine.name === "skiff"
-        ? "supervisor (one per root)"
-        : engine.name === "podman"
-        ? "conmon per container"
-        : "containerd-shim per container";
-      figures.push({
-        engine: engine.name,
-        sequential: median(seq),
-        concurrent: median(par),
-        pssAt1: median(at1),
-        pssAt20: at20,
-        kept,
-      });
-      console.log(
-        `${engine.name}: ${count} sequential ${median(seq).toFixed(2)} s, all at once ${
-          median(par).toFixed(2)
-        } s; PSS/container ${(median(at1) / 1024).toFixed(2)} MB (1), ${(at20 / 1024).toFixed(2)} MB (20)`,
-      );
-    } catch (e) {
-      console.log(`${engine.name}: failed (${e instanceof Error ? e.message : String(e)})`);
-    } finally {
-      await engine.cleanup?.();
+      console.log(`round ${r + 1} (one after another/all at once): ${line.join(", ")}`);
     }
+    for (const engine of all) {
+      if (failed.has(engine.name)) continue;
+      try {
+        const { seq, par } = times.get(engine.name)!;
+        const at1: number[] = [];
+        for (let r = 0; r < rounds; r++) at1.push(await memoryPerContainer(engine, 1));
+        const at20 = await memoryPerContainer(engine, 20);
+        const kept = engine.name === "skiff"
+          ? "supervisor (one per root)"
+          : engine.name === "podman"
+          ? "conmon per container"
+          : "containerd-shim per container";
+        figures.push({
+          engine: engine.name,
+          sequential: median(seq),
+          concurrent: median(par),
+          pssAt1: median(at1),
+          pssAt20: at20,
+          kept,
+        });
+        console.log(
+          `${engine.name}: ${count} sequential ${median(seq).toFixed(2)} s, all at once ${
+            median(par).toFixed(2)
+          } s; PSS/container ${(median(at1) / 1024).toFixed(2)} MB (1), ${(at20 / 1024).toFixed(2)} MB (20)`,
+        );
+      } catch (e) {
+        console.log(`${engine.name}: failed (${e instanceof Error ? e.message : String(e)})`);
+      }
+    }
+  } finally {
+    for (const engine of all) await engine.cleanup?.();
   }
   return figures;
 }

@@ -21,12 +21,10 @@ import { SkiffError } from "../errors.ts";
 import type { CgroupLimits } from "../cgroups/mod.ts";
 import { validateCapabilityFlags } from "../runtime/caps.ts";
 import type { ResourceSettings } from "../runtime/container.ts";
-import { discardVolumes, parseVolumeFlag } from "../runtime/mounts.ts";
 import type { RunRequest } from "../runtime/create_run.ts";
 import type { StartReply } from "../runtime/detach.ts";
-import { parseMountFlag } from "../runtime/mountflag.ts";
+import { parseMountFlag, parseVolumeFlag } from "../runtime/mountflag.ts";
 import { environment, readListFile } from "./envflags.ts";
-import { abortInitStage, startInitStage } from "../runtime/stage.ts";
 import { parseRestartPolicy } from "../runtime/restart.ts";
 import { logConfigOf } from "../runtime/logs.ts";
 import { parseSignal } from "../runtime/signals.ts";
@@ -331,6 +329,8 @@ const run: Verb = async (args, ctx) => {
   // container is not logged: docker logs it, but nobody can read that log once it is removed, and
   // skipping it keeps `run --rm` as fast as before
   const keepLog = !request.container.autoRemove && request.container.logConfig?.Type !== "none";
+  // loaded here, not at the top: `run -d` above never needs it (nor the FFI bindings it brings)
+  const { abortInitStage, startInitStage } = await import("../runtime/stage.ts");
   const stage = detach ? undefined : startInitStage(
     ctx.root,
     interactive && !tty ? "inherit" : "null",
@@ -374,7 +374,7 @@ const run: Verb = async (args, ctx) => {
       await joined;
     } catch (e) {
       removeContainerDir(ctx.root, record.Id);
-      await discardVolumes(ctx.root, createdVolumes);
+      await (await import("../runtime/mounts.ts")).discardVolumes(ctx.root, createdVolumes);
       throw e;
     }
   } catch (e) {

@@ -11,7 +11,8 @@ import type { ImageRecord } from "../state/types.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
 import { createContainerFromImage, type CreateRequest } from "./container.ts";
-import { discardVolumes, prepareMounts, type VolumeFlag } from "./mounts.ts";
+import { discardVolumes, prepareMounts } from "./mounts.ts";
+import type { VolumeFlag } from "./mountflag.ts";
 
 /** `run`'s flags, parsed and checked by the CLI (in its own environment: -e VAR, --env-file). */
 export interface RunRequest {

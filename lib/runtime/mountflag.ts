@@ -1,15 +1,72 @@
-// `run --mount type=bind|volume|tmpfs,source=…,target=…,readonly,…`: docker's CSV syntax, parsed
-// into what -v and --tmpfs already produce (VolumeFlag, tmpfs options), with docker's validation.
-// Unlike -v, a bind source must exist (prepareMounts checks mustExist).
+// `run -v [SOURCE:]DESTINATION[:MODE]` and `run --mount type=bind|volume|tmpfs,source=…,target=…,…`
+// (docker's CSV syntax) parsed into VolumeFlags and tmpfs options, with docker's validation. Pure
+// parsing, no file system: `run -d` loads this and not the runtime. Unlike -v, a --mount bind source
+// must exist (prepareMounts checks mustExist).
 
 import { SkiffError } from "../errors.ts";
-import type { VolumeFlag } from "./mounts.ts";
 
 export type MountFlag =
   | { type: "bind" | "volume"; volume: VolumeFlag }
   | { type: "tmpfs"; path: string; options: string };
 
 const PROPAGATIONS = ["private", "rprivate", "shared", "rshared", "slave", "rslave"];
+
+export interface VolumeFlag {
+  type: "bind" | "volume";
+  /** Host path (bind) or volume name (volume); undefined for an anonymous volume. */
+  source?: string;
+  destination: string;
+  readOnly: boolean;
+  /** The mode as given ("ro", "ro,z", "nocopy", ...): docker's Mode field. */
+  mode: string;
+  /** Volumes only: do not copy the image's files into an empty volume. */
+  noCopy: boolean;
+  propagation: string;
+  /** --mount's binds: a missing source is an error (-v creates it). */
+  mustExist?: boolean;
+}
+
+const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
+
+function isMode(text: string): boolean {
+  return text.split(",").every((m) => ["ro", "rw", "z", "Z", "nocopy", ...PROPAGATIONS].includes(m));
+}
+
+/** Parses one -v value, with docker's messages for what it refuses. */
+export function parseVolumeFlag(spec: string): VolumeFlag {
+  const invalid = (why?: string) =>
+    new SkiffError(`invalid volume specification: '${spec}'${why ? `: ${why}` : ""}`);
+  const parts = spec.split(":");
+  let source: string | undefined, destination: string, mode = "";
+  if (parts.length === 1) destination = parts[0];
+  else if (parts.length === 2 && isMode(parts[1]) && parts[0].startsWith("/")) [destination, mode] = parts;
+  else if (parts.length === 2) [source, destination] = parts;
+  else if (parts.length === 3) [source, destination, mode] = parts;
+  else throw invalid();
+  if (source === "") throw invalid();
+  if (!destination.startsWith("/")) {
+    throw invalid(`invalid mount path: '${destination}' mount path must be absolute`);
+  }
+  if (destination.replace(/\/+$/, "") === "") throw invalid("destination can't be '/'");
+  if (mode && !isMode(mode)) throw new SkiffError(`invalid mode: ${mode}`);
+  const modes = mode ? mode.split(",") : [];
+  const type = source?.startsWith("/") ? "bind" : "volume";
+  if (type === "volume" && source !== undefined && !VOLUME_NAME.test(source)) {
+    throw new SkiffError(
+      `create ${source}: "${source}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`,
+    );
+  }
+  if (type === "bind" && modes.includes("nocopy")) throw new SkiffError(`invalid mode: ${mode}`);
+  return {
+    type,
+    source,
+    destination: destination.replace(/(.)\/+$/, "$1"),
+    readOnly: modes.includes("ro"),
+    mode,
+    noCopy: modes.includes("nocopy"),
+    propagation: modes.find((m) => PROPAGATIONS.includes(m)) ?? (type === "bind" ? "rprivate" : ""),
+  };
+}
 const TRUE = new Set(["1", "t", "T", "true", "TRUE", "True"]);
 const FALSE = new Set(["0", "f", "F", "false", "FALSE", "False"]);
 const SIZE_UNITS: Record<string, number> = { "": 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };

@@ -1,69 +1,12 @@
-// `run -v`: docker's [SOURCE:]DESTINATION[:MODE] for binds (absolute host source), named volumes and
-// anonymous volumes, plus the image's VOLUMEs. The result is the record's Mounts (docker's inspect
-// shape); the init stage mounts them from there.
+// The volumes of a container: parsed -v/--mount flags (mountflag.ts) and the image's VOLUMEs become
+// the record's Mounts (docker's inspect shape), creating the volumes they name; the init stage
+// mounts them from there.
 
 import { SkiffError } from "../errors.ts";
 import { exists } from "../state/fsutil.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { MountPoint } from "../state/types.ts";
-
-export interface VolumeFlag {
-  type: "bind" | "volume";
-  /** Host path (bind) or volume name (volume); undefined for an anonymous volume. */
-  source?: string;
-  destination: string;
-  readOnly: boolean;
-  /** The mode as given ("ro", "ro,z", "nocopy", ...): docker's Mode field. */
-  mode: string;
-  /** Volumes only: do not copy the image's files into an empty volume. */
-  noCopy: boolean;
-  propagation: string;
-  /** --mount's binds: a missing source is an error (-v creates it). */
-  mustExist?: boolean;
-}
-
-const PROPAGATIONS = ["private", "rprivate", "shared", "rshared", "slave", "rslave"];
-const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
-
-function isMode(text: string): boolean {
-  return text.split(",").every((m) => ["ro", "rw", "z", "Z", "nocopy", ...PROPAGATIONS].includes(m));
-}
-
-/** Parses one -v value, with docker's messages for what it refuses. */
-export function parseVolumeFlag(spec: string): VolumeFlag {
-  const invalid = (why?: string) =>
-    new SkiffError(`invalid volume specification: '${spec}'${why ? `: ${why}` : ""}`);
-  const parts = spec.split(":");
-  let source: string | undefined, destination: string, mode = "";
-  if (parts.length === 1) destination = parts[0];
-  else if (parts.length === 2 && isMode(parts[1]) && parts[0].startsWith("/")) [destination, mode] = parts;
-  else if (parts.length === 2) [source, destination] = parts;
-  else if (parts.length === 3) [source, destination, mode] = parts;
-  else throw invalid();
-  if (source === "") throw invalid();
-  if (!destination.startsWith("/")) {
-    throw invalid(`invalid mount path: '${destination}' mount path must be absolute`);
-  }
-  if (destination.replace(/\/+$/, "") === "") throw invalid("destination can't be '/'");
-  if (mode && !isMode(mode)) throw new SkiffError(`invalid mode: ${mode}`);
-  const modes = mode ? mode.split(",") : [];
-  const type = source?.startsWith("/") ? "bind" : "volume";
-  if (type === "volume" && source !== undefined && !VOLUME_NAME.test(source)) {
-    throw new SkiffError(
-      `create ${source}: "${source}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`,
-    );
-  }
-  if (type === "bind" && modes.includes("nocopy")) throw new SkiffError(`invalid mode: ${mode}`);
-  return {
-    type,
-    source,
-    destination: destination.replace(/(.)\/+$/, "$1"),
-    readOnly: modes.includes("ro"),
-    mode,
-    noCopy: modes.includes("nocopy"),
-    propagation: modes.find((m) => PROPAGATIONS.includes(m)) ?? (type === "bind" ? "rprivate" : ""),
-  };
-}
+import type { VolumeFlag } from "./mountflag.ts";
 
 export interface PreparedMounts {
   mounts: MountPoint[];
