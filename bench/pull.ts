@@ -4,7 +4,10 @@
 // peers installed here (podman, docker via /tmp/peers/env.sh; skopeo copy to an OCI dir, which only
 // downloads and verifies), then a second pull with everything present.
 //
-//   deno run -A bench/pull.ts [--runs 3] [--warm-runs 10] [--settle 65] [--only skiff,skopeo,podman,docker]
+// A row "floor" times `tar -xzf` of the layer blobs (local files, all at once): what unpacking
+// alone costs on this machine with the system's C tools.
+//
+//   deno run -A bench/pull.ts [--runs 3] [--warm-runs 10] [--settle 65] [--only skiff,skopeo,floor,podman,docker]
 
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
@@ -61,7 +64,7 @@ async function tarDir(fill: (dir: string) => void): Promise<Uint8Array> {
 }
 
 export async function buildBenchImage(): Promise<
-  { layout: string; dir: string; compressed: number; unpacked: number }
+  { layout: string; dir: string; compressed: number; unpacked: number; layerBlobs: string[] }
 > {
   const layers: Uint8Array[] = [
     Deno.readFileSync(await busyboxTar()),
@@ -150,6 +153,7 @@ export async function buildBenchImage(): Promise<
     dir,
     compressed: descs.reduce((a, l) => a + l.size, 0),
     unpacked: descs.reduce((a, l) => a + l.unpacked, 0),
+    layerBlobs: descs.map((l) => join(dir, "blobs/sha256", l.digest.slice(7))),
   };
 }
 
@@ -234,6 +238,7 @@ async function main() {
     // 1.51 s inside podman's store, in the same minute; 1000 creates took 0.87-1.10 s in new dirs
     // under /tmp and 0.37-0.40 s in podman's store.)
     const engines: Engine[] = [];
+    let skiffRoot = "";
     if (wanted("skiff")) {
       // beside podman's store when it is set up: same parent directory, so the same place on disk
       const podmanRoot = env && have("podman")
@@ -245,7 +250,7 @@ async function main() {
         })
           .output().then((o) => new TextDecoder().decode(o.stdout).trim(), () => "")
         : "";
-      const root = await Deno.makeTempDir({
+      const root = skiffRoot = await Deno.makeTempDir({
         prefix: "skiff-bench-root-",
         ...(podmanRoot ? { dir: dirname(podmanRoot) } : {}),
       });
@@ -281,6 +286,29 @@ async function main() {
         warm: false,
       });
     }
+    if (wanted("floor") && have("tar") && have("gzip")) {
+      // What unpacking alone costs here, with the system's C tools at their fastest: every layer's
+      // blob, already on local disk, through `tar -xzf` at once (one process each). No download, no
+      // digest, no blob kept: a floor under any engine that unpacks, beside skopeo, which doesn't.
+      const parent = engines.length && engines[0].name === "skiff" ? dirname(skiffRoot) : undefined;
+      let dir = "";
+      engines.push({
+        name: "floor: tar -xzf",
+        note: "local blobs, every layer at once; no download, no verify",
+        pull: async () => {
+          dir = await Deno.makeTempDir({ prefix: "skiff-bench-floor-", ...(parent ? { dir: parent } : {}) });
+          const t0 = performance.now();
+          await Promise.all(image.layerBlobs.map(async (blob, n) => {
+            await Deno.mkdir(join(dir, String(n)));
+            await exec(["tar", "-xzf", blob, "-C", join(dir, String(n))]);
+          }));
+          return performance.now() - t0;
+        },
+        remove: () => Deno.remove(dir, { recursive: true }),
+        cleanup: () => Promise.resolve(),
+        warm: false,
+      });
+    }
     if (wanted("podman") && have("podman") && env) {
       engines.push({
         name: "podman",
@@ -306,7 +334,7 @@ async function main() {
 
     try {
       for (const e of engines) {
-        if (e.name !== "skopeo copy") await e.remove().catch(() => {});
+        if (e.name !== "skopeo copy" && !e.name.startsWith("floor")) await e.remove().catch(() => {});
         results.push({ name: e.name, cold: [], warm: [], note: e.note });
       }
       for (let i = 0; i < RUNS; i++) {
