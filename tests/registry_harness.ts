@@ -136,7 +136,11 @@ function startTokenServer(
 
 export interface RegistryOptions {
   /** Serve HTTPS only (registry config http.tls): PEM files for the server certificate and key. */
-  tls?: { certificate: string; key: string };
+  tls?: {
+    certificate: string;
+    key: string; /** CA file: clients must present a certificate it signed */
+    clientCa?: string;
+  };
 }
 
 export async function startRegistry(mode: RegistryMode, opts: RegistryOptions = {}): Promise<TestRegistry> {
@@ -187,7 +191,8 @@ export async function startRegistry(mode: RegistryMode, opts: RegistryOptions = 
         `    issuer: ${issuer}\n    rootcertbundle: ${cert}\n`;
     }
     const tls = opts.tls
-      ? `  tls:\n    certificate: ${opts.tls.certificate}\n    key: ${opts.tls.key}\n`
+      ? `  tls:\n    certificate: ${opts.tls.certificate}\n    key: ${opts.tls.key}\n` +
+        (opts.tls.clientCa ? `    clientcas:\n      - ${opts.tls.clientCa}\n` : "")
       : "";
     const config = `version: 0.1
 log:
@@ -372,9 +377,16 @@ export async function buildImage(opts: {
 }
 
 /** skopeo copy from an OCI layout (or any transport) into the test registry. */
-export async function skopeoPush(registry: TestRegistry, source: string, dest: string): Promise<void> {
+export async function skopeoPush(
+  registry: TestRegistry,
+  source: string,
+  dest: string,
+  /** docker-style certs dir (client.cert/client.key) for a registry that wants a client certificate */
+  certDir?: string,
+): Promise<void> {
   const args = ["copy", "--quiet", "--dest-tls-verify=false", "--preserve-digests"];
   if (registry.creds) args.push("--dest-creds", registry.creds);
+  if (certDir) args.push("--dest-cert-dir", certDir);
   await mustRun("skopeo", [...args, source, `docker://${registry.host}/${dest}`]);
 }
 

@@ -34,6 +34,9 @@ interface TestPki {
   caCert: string;
   serverCert: string;
   serverKey: string;
+  /** a client certificate (extendedKeyUsage clientAuth) signed by the same CA, and its key */
+  clientCert: string;
+  clientKey: string;
 }
 
 /** A CA and a server certificate it signed for 127.0.0.1 (IP SAN) and localhost. */
@@ -97,7 +100,44 @@ async function makePki(dir: string): Promise<TestPki> {
     "-extfile",
     ext,
   ]);
-  return { dir, caCert, serverCert, serverKey };
+  const clientKey = join(dir, "client.key");
+  const clientCsr = join(dir, "client.csr");
+  const clientCert = join(dir, "client.cert");
+  const clientExt = join(dir, "client.ext");
+  await openssl([
+    "req",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    clientKey,
+    "-out",
+    clientCsr,
+    "-subj",
+    "/CN=skiff test client",
+  ]);
+  Deno.writeTextFileSync(
+    clientExt,
+    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n",
+  );
+  await openssl([
+    "x509",
+    "-req",
+    "-in",
+    clientCsr,
+    "-CA",
+    caCert,
+    "-CAkey",
+    caKey,
+    "-CAcreateserial",
+    "-out",
+    clientCert,
+    "-days",
+    "2",
+    "-extfile",
+    clientExt,
+  ]);
+  return { dir, caCert, serverCert, serverKey, clientCert, clientKey };
 }
 
 interface TlsSetup {
@@ -109,8 +149,14 @@ interface TlsSetup {
   env: Record<string, string>;
 }
 
-/** A TLS-only registry holding test/busybox:1 (pushed by skopeo), and an empty certs.d. */
-async function withTlsRegistry(fn: (setup: TlsSetup) => Promise<void>): Promise<void> {
+/**
+ * A TLS-only registry holding test/busybox:1 (pushed by skopeo), and an empty certs.d. clientAuth:
+ * the registry wants a client certificate signed by the test CA (skopeo pushes with one).
+ */
+async function withTlsRegistry(
+  fn: (setup: TlsSetup) => Promise<void>,
+  { clientAuth = false } = {},
+): Promise<void> {
   const img = await testImage();
   const dir = await Deno.makeTempDir({ prefix: "skiff-tls-" });
   try {
@@ -119,15 +165,25 @@ async function withTlsRegistry(fn: (setup: TlsSetup) => Promise<void>): Promise<
     const dockerConfig = join(dir, "docker");
     Deno.mkdirSync(certsDir);
     Deno.mkdirSync(dockerConfig);
+    let pushCerts: string | undefined;
+    if (clientAuth) {
+      pushCerts = join(dir, "push-certs");
+      Deno.mkdirSync(pushCerts);
+      Deno.copyFileSync(pki.caCert, join(pushCerts, "ca.crt"));
+      Deno.copyFileSync(pki.clientCert, join(pushCerts, "client.cert"));
+      Deno.copyFileSync(pki.clientKey, join(pushCerts, "client.key"));
+    }
     await withRegistry("open", async (registry) => {
-      await skopeoPush(registry, img.layout, "test/busybox:1");
+      await skopeoPush(registry, img.layout, "test/busybox:1", pushCerts);
       const trust = (host: string) => {
         Deno.mkdirSync(join(certsDir, host), { recursive: true });
         Deno.copyFileSync(pki.caCert, join(certsDir, host, "ca.crt"));
       };
       const env = { SKIFF_CERTS_DIR: certsDir, DOCKER_CONFIG: dockerConfig, SKIFF_INSECURE_REGISTRIES: "" };
       await fn({ registry, pki, certsDir, trust, env });
-    }, { tls: { certificate: pki.serverCert, key: pki.serverKey } });
+    }, {
+      tls: { certificate: pki.serverCert, key: pki.serverKey, clientCa: clientAuth ? pki.caCert : undefined },
+    });
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
@@ -203,4 +259,52 @@ Deno.test("tls: without the CA the pull fails with one line about the certificat
       ok(elapsed < 2000, `took ${elapsed} ms`);
     });
   });
+});
+
+Deno.test("tls: a registry that wants a client certificate: X.cert + X.key in certs.d, as docker reads them", async () => {
+  await withTlsRegistry(async ({ registry, pki, certsDir, trust, env }) => {
+    trust(registry.host);
+    const hostDir = join(certsDir, registry.host);
+    const ref = `${registry.host}/test/busybox:1`;
+    await withRoot(async (root) => {
+      const assertNothingStored = async () => {
+        strictEqual((await root.ok(["images", "-q"])).trim(), "");
+        deepStrictEqual(dirEntries(join(root.path, "blobs", "sha256")), []);
+        deepStrictEqual(dirEntries(join(root.path, "layers")), []);
+        deepStrictEqual(dirEntries(join(root.path, "tmp")), []);
+      };
+      // the CA alone: the registry refuses the handshake; one line, nothing stored
+      const bare = await root.skiff(["pull", ref], { env });
+      strictEqual(bare.code, 1, bare.stderr);
+      strictEqual(bare.stderr.trim().split("\n").length, 1, bare.stderr);
+      match(
+        bare.stderr,
+        /^skiff: cannot reach registry .*: remote error: tls: (bad certificate|certificate required)\n$/,
+      );
+      await assertNothingStored();
+
+      // a certificate without its key, and a key without its certificate: docker's messages
+      Deno.copyFileSync(pki.clientCert, join(hostDir, "client.cert"));
+      const noKey = await root.skiff(["pull", ref], { env });
+      strictEqual(noKey.code, 1);
+      strictEqual(
+        noKey.stderr,
+        "skiff: missing key client.key for client certificate client.cert. CA certificates must use the extension .crt\n",
+      );
+      Deno.removeSync(join(hostDir, "client.cert"));
+      Deno.copyFileSync(pki.clientKey, join(hostDir, "client.key"));
+      const noCert = await root.skiff(["pull", ref], { env });
+      strictEqual(noCert.code, 1);
+      strictEqual(noCert.stderr, "skiff: missing client certificate client.cert for key client.key\n");
+      await assertNothingStored();
+
+      // both: the pull goes through and the image runs
+      Deno.copyFileSync(pki.clientCert, join(hostDir, "client.cert"));
+      await assertPulledAndRuns(root, ref, env);
+      // and the key never shows: nothing printed mentions it
+      const again = await root.skiff(["pull", ref], { env });
+      strictEqual(again.code, 0, again.stderr);
+      ok(!again.stdout.includes("PRIVATE KEY") && !again.stderr.includes("PRIVATE KEY"));
+    });
+  }, { clientAuth: true });
 });

@@ -6,6 +6,7 @@
 //   /etc/docker/daemon.json "insecure-registries"  hosts[:port] or IPv4 CIDRs reachable over HTTP
 //   SKIFF_INSECURE_REGISTRIES=a:5000,10.0.0.0/8     the same, comma-separated
 //   /etc/docker/certs.d/<host[:port]>/*.crt         extra CAs for that registry (SKIFF_CERTS_DIR)
+//   /etc/docker/certs.d/<host[:port]>/X.cert + X.key  a client certificate for that registry
 //   SKIFF_REGISTRY_TIMEOUT=<seconds>                 wait for headers / between body chunks (30)
 //   SKIFF_REGISTRY_RETRIES=<n>                       extra attempts for transient failures (4)
 // Loopback hosts (localhost, 127.0.0.0/8, ::1) are always insecure: HTTP first, then HTTPS.
@@ -111,16 +112,53 @@ export function isInsecure(host: string): boolean {
   return false;
 }
 
-/** Extra CAs docker-style: /etc/docker/certs.d/<host>/*.crt, on top of the system's. */
+/**
+ * Docker's certs.d for one registry, on top of the system's CAs: every `*.crt` is a CA; `X.cert` with
+ * `X.key` is a client certificate (the first pair by name: a Deno client holds one). A `.cert` without
+ * its `.key`, or the reverse, is refused with docker's message.
+ */
 function httpClientFor(host: string): Deno.HttpClient | undefined {
   const dir = join(Deno.env.get("SKIFF_CERTS_DIR") ?? "/etc/docker/certs.d", host);
-  const caCerts: string[] = [];
+  let names: string[];
   try {
-    for (const e of Deno.readDirSync(dir)) {
-      if (e.name.endsWith(".crt")) caCerts.push(Deno.readTextFileSync(join(dir, e.name)));
+    names = [...Deno.readDirSync(dir)].filter((e) => !e.isDirectory).map((e) => e.name).sort();
+  } catch {
+    return undefined; // no directory: system CAs only
+  }
+  const has = new Set(names);
+  const read = (name: string) => {
+    try {
+      return Deno.readTextFileSync(join(dir, name));
+    } catch (e) {
+      throw new SkiffError(`open ${join(dir, name)}: ${e instanceof Error ? e.message : String(e)}`, 1);
     }
-  } catch { /* no directory: system CAs only */ }
-  return caCerts.length ? Deno.createHttpClient({ caCerts }) : undefined;
+  };
+  const caCerts: string[] = [];
+  let client: { cert: string; key: string } | undefined;
+  for (const name of names) {
+    if (name.endsWith(".crt")) caCerts.push(read(name));
+    else if (name.endsWith(".cert")) {
+      const keyName = `${name.slice(0, -".cert".length)}.key`;
+      if (!has.has(keyName)) {
+        throw new SkiffError(
+          `missing key ${keyName} for client certificate ${name}. CA certificates must use the extension .crt`,
+          1,
+        );
+      }
+      client ??= { cert: read(name), key: read(keyName) };
+    } else if (name.endsWith(".key")) {
+      const certName = `${name.slice(0, -".key".length)}.cert`;
+      if (!has.has(certName)) {
+        throw new SkiffError(`missing client certificate ${certName} for key ${name}`, 1);
+      }
+    }
+  }
+  if (!caCerts.length && !client) return undefined;
+  try {
+    return Deno.createHttpClient({ caCerts, ...client });
+  } catch (e) {
+    throw new SkiffError(`${dir}: ${e instanceof Error ? e.message : String(e)}`, 1);
+  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -158,7 +196,6 @@ export class TimeoutError extends SkiffError {
   }
 }
 
-/** One registry (host[:port]); cheap to create, holds the scheme, challenge and tokens. */
 /** The registry's certificate did not verify (unknown CA, wrong name, expired): never retried. */
 export class CertificateError extends SkiffError {}
 
@@ -172,6 +209,13 @@ function connectError(e: unknown): Error {
   while (inner instanceof Error && inner.cause instanceof Error) inner = inner.cause;
   const detail = (inner instanceof Error ? inner.message : String(inner))
     .replace(/^error sending request for url \([^)]*\): /, "");
+  // the registry refused the handshake (no client certificate, or one it doesn't trust): Go's wording
+  const alert = /received fatal alert: (\w+)/.exec(detail);
+  if (alert) {
+    return new CertificateError(
+      `remote error: tls: ${alert[1].replace(/(?<=.)([A-Z])/g, " $1").toLowerCase()}`,
+    );
+  }
   if (/invalid peer certificate|certificate/i.test(detail)) {
     return new CertificateError(
       `tls: failed to verify certificate: ${detail.replace(/^.*?invalid peer/, "invalid peer")}`,
@@ -180,6 +224,7 @@ function connectError(e: unknown): Error {
   return new Error(detail);
 }
 
+/** One registry (host[:port]); cheap to create, holds the scheme, challenge and tokens. */
 export class RegistryClient {
   readonly host: string;
   readonly timeoutMs: number;
