@@ -15,9 +15,6 @@ const symbols = {
   // syscall6 serves most wrappers below: one binding instead of one per function (~0.2 ms each).
   syscall6: { name: "syscall", parameters: ["i64", "i64", "i64", "i64", "i64", "i64", "i64"], result: "i64" },
   syscall_pp: { name: "syscall", parameters: ["i64", "buffer", "buffer"], result: "i64" },
-  syscall_iii: { name: "syscall", parameters: ["i64", "i64", "i64", "i64"], result: "i64" },
-  syscall_ibbi: { name: "syscall", parameters: ["i64", "i64", "buffer", "buffer", "i64"], result: "i64" },
-  syscall_bb: { name: "syscall", parameters: ["i64", "buffer", "buffer"], result: "i64" },
   syscall_ibi: { name: "syscall", parameters: ["i64", "i64", "buffer", "i64"], result: "i64" },
   chdir: { parameters: ["buffer"], result: "i32" },
   fchdir: { parameters: ["i32"], result: "i32" },

@@ -59,7 +59,7 @@ const exec: Verb = async (args, ctx) => {
     const { execWithTerminal } = await import("../runtime/exec_tty.ts");
     return await execWithTerminal(record, request, interactive);
   }
-  const { child } = spawnInContainer(record, request, {
+  const { child } = await spawnInContainer(record, request, {
     stdin: interactive && !detach ? "inherit" : "null",
     stdout: detach ? "null" : "inherit",
     stderr: detach ? "null" : "inherit",
