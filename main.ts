@@ -88,9 +88,11 @@ const USAGE = `Usage:  skiff [OPTIONS] COMMAND
 A Docker-compatible container engine, one binary, no daemon.
 
 Options:
-      --root string   State directory (default /var/lib/skiff, or $SKIFF_ROOT)
-  -D, --debug         Show stack traces of errors
-  -v, --version       Print version information and quit
+      --insecure-registry list   A registry (host[:port] or IPv4 CIDR) to reach over plain HTTP;
+                                 repeatable (also /etc/docker/daemon.json "insecure-registries")
+      --root string              State directory (default /var/lib/skiff, or $SKIFF_ROOT)
+  -D, --debug                    Show stack traces of errors
+  -v, --version                  Print version information and quit
 
 Commands:
   run        Create and run a new container from an image
@@ -105,6 +107,16 @@ Commands:
   save       Save one or more images to a tar archive
   history    Show the history of an image
   import     Import the contents of a tarball to create a filesystem image
+  pull       Download an image from a registry
+  push       Upload an image to a registry
+  login      Log in to a registry
+  logout     Log out from a registry
+  logs       Fetch the logs of a container
+  start      Start one or more stopped containers
+  stop       Stop one or more running containers
+  restart    Restart one or more containers
+  kill       Kill one or more running containers
+  wait       Block until one or more containers stop, then print their exit codes
   version    Show the skiff version
   cp         Copy files/folders between a container and the local filesystem
   export     Export a container's filesystem as a tar archive
@@ -123,14 +135,21 @@ Commands:
 export async function main(argv: string[]): Promise<number> {
   let rootFlag: string | undefined;
   let debug = false;
+  const insecure: string[] = [];
   let i = 0;
+  const value = (flag: string) => {
+    if (i + 1 >= argv.length || argv[i + 1] === "") throw new UsageError(`flag needs an argument: ${flag}`);
+    return argv[++i];
+  };
   for (; i < argv.length; i++) {
     const a = argv[i];
-    if (a === "--root") {
-      if (i + 1 >= argv.length) throw new UsageError("flag needs an argument: --root");
-      rootFlag = argv[++i];
-    } else if (a.startsWith("--root=")) rootFlag = a.slice(7);
-    else if (a === "-D" || a === "--debug") debug = true;
+    if (a === "--root") rootFlag = value("--root");
+    else if (a.startsWith("--root=")) rootFlag = a.slice(7);
+    else if (a === "--insecure-registry") insecure.push(value("--insecure-registry"));
+    else if (a.startsWith("--insecure-registry=")) {
+      if (a.length === 20) throw new UsageError("flag needs an argument: --insecure-registry");
+      insecure.push(a.slice(20));
+    } else if (a === "-D" || a === "--debug") debug = true;
     else if (a === "-v" || a === "--version") {
       console.log(`skiff version ${VERSION}`);
       return 0;
@@ -139,6 +158,11 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     } else if (a.startsWith("-")) throw new UsageError(`unknown flag: ${a}`);
     else break;
+  }
+  if (insecure.length) {
+    // dockerd's --insecure-registry, for this command: the registry client reads this list
+    const listed = Deno.env.get("SKIFF_INSECURE_REGISTRIES");
+    Deno.env.set("SKIFF_INSECURE_REGISTRIES", [...(listed ? [listed] : []), ...insecure].join(","));
   }
   let rest = argv.slice(i);
   if (rest.length === 0) {

@@ -16,7 +16,7 @@ export const PASSWORD = "s3cret-pass";
 
 export interface TestRegistry {
   mode: RegistryMode;
-  /** 127.0.0.1:<port> */
+  /** <listen address>:<port>: 127.0.0.1, or the netns address */
   host: string;
   dir: string;
   /** "user:pass" for skopeo --creds, when the registry needs them. */
@@ -138,9 +138,15 @@ export interface RegistryOptions {
   /** Serve HTTPS only (registry config http.tls): PEM files for the server certificate and key. */
   tls?: {
     certificate: string;
-    key: string; /** CA file: clients must present a certificate it signed */
+    key: string;
+    /** CA file: clients must present a certificate it signed */
     clientCa?: string;
   };
+  /**
+   * Run the registry inside this network namespace (made by the test), listening on `address`
+   * there, instead of on 127.0.0.1: a registry that is not on loopback.
+   */
+  netns?: { name: string; address: string };
 }
 
 export async function startRegistry(mode: RegistryMode, opts: RegistryOptions = {}): Promise<TestRegistry> {
@@ -158,6 +164,7 @@ export async function startRegistry(mode: RegistryMode, opts: RegistryOptions = 
   };
   try {
     const port = freePort();
+    const listenHost = opts.netns?.address ?? "127.0.0.1";
     let auth = "";
     if (mode === "basic") {
       Deno.writeTextFileSync(join(dir, "htpasswd"), (await bcryptLine(USER, PASSWORD)) + "\n");
@@ -205,25 +212,25 @@ storage:
   delete:
     enabled: true
 http:
-  addr: 127.0.0.1:${port}
+  addr: ${listenHost}:${port}
   secret: skiff-test-secret
 ${tls}${auth}`;
     Deno.writeTextFileSync(join(dir, "config.yml"), config);
     // the registry's log goes to a file: a closed pipe would kill it on its next log line
     const log = await Deno.open(join(dir, "registry.log"), { write: true, create: true });
-    proc = new Deno.Command("sh", {
-      args: [
-        "-c",
-        `exec /usr/bin/docker-registry serve "$1" >>"$2" 2>&1`,
-        "sh",
-        join(dir, "config.yml"),
-        join(dir, "registry.log"),
-      ],
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
+    const serve = [
+      "sh",
+      "-c",
+      `exec /usr/bin/docker-registry serve "$1" >>"$2" 2>&1`,
+      "sh",
+      join(dir, "config.yml"),
+      join(dir, "registry.log"),
+    ];
+    // `ip netns exec` execs the command: the pid is still the registry's own
+    const argv = opts.netns ? ["ip", "netns", "exec", opts.netns.name, ...serve] : serve;
+    proc = new Deno.Command(argv[0], { args: argv.slice(1), stdout: "null", stderr: "null" }).spawn();
     log.close();
-    const host = `127.0.0.1:${port}`;
+    const host = `${listenHost}:${port}`;
     const deadline = Date.now() + 10_000;
     for (;;) {
       try {
@@ -377,6 +384,20 @@ export async function buildImage(opts: {
 }
 
 /** skopeo copy from an OCI layout (or any transport) into the test registry. */
+const sharedImages = new Map<string, Promise<BuiltImage>>();
+/** buildImage({ name }) once per test process, removed again when the process ends. */
+export function sharedImage(name: string): Promise<BuiltImage> {
+  let image = sharedImages.get(name);
+  if (!image) {
+    image = buildImage({ name }).then((img) => {
+      globalThis.addEventListener("unload", () => Deno.removeSync(img.dir, { recursive: true }));
+      return img;
+    });
+    sharedImages.set(name, image);
+  }
+  return image;
+}
+
 export async function skopeoPush(
   registry: TestRegistry,
   source: string,

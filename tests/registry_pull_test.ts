@@ -7,9 +7,9 @@ import { MAIN, type TestRoot, withRoot } from "./helpers.ts";
 import { ProgressRenderer } from "../lib/registry/progress.ts";
 import {
   buildImage,
-  type BuiltImage,
   PASSWORD,
   type RegistryMode,
+  sharedImage,
   skopeoPush,
   type TestRegistry,
   USER,
@@ -17,14 +17,7 @@ import {
   withRegistry,
 } from "./registry_harness.ts";
 
-let imagePromise: Promise<BuiltImage> | undefined;
-function testImage(): Promise<BuiltImage> {
-  imagePromise ??= buildImage({ name: "pulled" }).then((img) => {
-    globalThis.addEventListener("unload", () => Deno.removeSync(img.dir, { recursive: true }));
-    return img;
-  });
-  return imagePromise;
-}
+const testImage = () => sharedImage("pulled");
 
 function imageRecords(root: TestRoot) {
   return [...Deno.readDirSync(join(root.path, "images"))]

@@ -6,23 +6,9 @@
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
 import { type TestRoot, withRoot } from "./helpers.ts";
-import {
-  buildImage,
-  type BuiltImage,
-  run,
-  skopeoPush,
-  type TestRegistry,
-  withRegistry,
-} from "./registry_harness.ts";
+import { run, sharedImage, skopeoPush, type TestRegistry, withRegistry } from "./registry_harness.ts";
 
-let imagePromise: Promise<BuiltImage> | undefined;
-function testImage(): Promise<BuiltImage> {
-  imagePromise ??= buildImage({ name: "tls" }).then((img) => {
-    globalThis.addEventListener("unload", () => Deno.removeSync(img.dir, { recursive: true }));
-    return img;
-  });
-  return imagePromise;
-}
+const testImage = () => sharedImage("tls");
 
 async function openssl(args: string[]): Promise<void> {
   const r = await run("openssl", args);

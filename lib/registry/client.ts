@@ -4,7 +4,8 @@
 //
 // Settings (docker's files where docker has one, else environment variables):
 //   /etc/docker/daemon.json "insecure-registries"  hosts[:port] or IPv4 CIDRs reachable over HTTP
-//   SKIFF_INSECURE_REGISTRIES=a:5000,10.0.0.0/8     the same, comma-separated
+//   SKIFF_INSECURE_REGISTRIES=a:5000,10.0.0.0/8     the same, comma-separated (the global
+//                                                   --insecure-registry flag adds to it)
 //   /etc/docker/certs.d/<host[:port]>/*.crt         extra CAs for that registry (SKIFF_CERTS_DIR)
 //   /etc/docker/certs.d/<host[:port]>/X.cert + X.key  a client certificate for that registry
 //   SKIFF_REGISTRY_TIMEOUT=<seconds>                 wait for headers / between body chunks (30)
@@ -196,7 +197,7 @@ export class TimeoutError extends SkiffError {
   }
 }
 
-/** The registry's certificate did not verify (unknown CA, wrong name, expired): never retried. */
+/** TLS could not be set up (certificate not verified, ours refused, plain HTTP answered): never retried. */
 export class CertificateError extends SkiffError {}
 
 /**
@@ -209,6 +210,10 @@ function connectError(e: unknown): Error {
   while (inner instanceof Error && inner.cause instanceof Error) inner = inner.cause;
   const detail = (inner instanceof Error ? inner.message : String(inner))
     .replace(/^error sending request for url \([^)]*\): /, "");
+  // plain HTTP where TLS was expected: an insecure registry that is not listed as one (docker's wording)
+  if (/corrupt message of type InvalidContentType/.test(detail)) {
+    return new CertificateError("http: server gave HTTP response to HTTPS client");
+  }
   // the registry refused the handshake (no client certificate, or one it doesn't trust): Go's wording
   const alert = /received fatal alert: (\w+)/.exec(detail);
   if (alert) {
