@@ -179,7 +179,11 @@ export function joinCgroups(moves: CgroupMove[]): void {
  */
 export function joinCgroupsAsync(moves: CgroupMove[]): Promise<void> {
   // v1 first: a v2 write holds the cgroup mutex while it waits, and would hold these up
-  joinCgroups(moves.filter((m) => m.file === "tasks"));
+  try {
+    joinCgroups(moves.filter((m) => m.file === "tasks"));
+  } catch (e) {
+    return Promise.reject(e); // the caller leaves what was joined, as after any failure
+  }
   const processMoves = moves.filter((m) => m.file !== "tasks");
   return (async () => {
     for (const m of processMoves) await Deno.writeTextFile(`${m.containerDir}/${m.file}`, String(Deno.pid));
@@ -350,14 +354,15 @@ export async function spawnInContainer(
   const pid = record.State.Pid;
   const notRunning = () => new ExecRefused(`Container ${record.Id} is not running`);
   if (processStartTime(pid) !== record.State.PidStartTime) throw notRunning();
+  const groups = ownGroups();
+  const cwd = Deno.cwd();
   const moves = planCgroupMoves(pid);
-  // started first: the v2 part finishes on a blocking-pool thread while this one gets ready
+  // started first: the v2 part finishes on a blocking-pool thread while this one gets ready; from
+  // here on, the finally below leaves whatever was joined
   const joining = joinCgroupsAsync(moves);
   joining.catch(() => {}); // awaited below
   let joined = false, credentialsChanged = false;
   let namespaces: NamespacePair[] = [];
-  const groups = ownGroups();
-  const cwd = Deno.cwd();
   try {
     // every call below is a raw system call through the one syscall6 binding (each bound symbol
     // costs 0.2-0.4 ms: the ten bound here before took 3-5 ms)
