@@ -172,22 +172,9 @@ export function joinCgroups(moves: CgroupMove[]): void {
   }
 }
 
-/**
- * joinCgroups with the v2 moves (`cgroup.procs`, whose first write waits for an RCU grace period)
- * on a blocking-pool thread, so that the main thread gets the exec ready meanwhile; the v1 moves,
- * which the main thread makes for itself cheaply, are made at once.
- */
-export function joinCgroupsAsync(moves: CgroupMove[]): Promise<void> {
-  // v1 first: a v2 write holds the cgroup mutex while it waits, and would hold these up
-  try {
-    joinCgroups(moves.filter((m) => m.file === "tasks"));
-  } catch (e) {
-    return Promise.reject(e); // the caller leaves what was joined, as after any failure
-  }
-  const processMoves = moves.filter((m) => m.file !== "tasks");
-  return (async () => {
-    for (const m of processMoves) await Deno.writeTextFile(`${m.containerDir}/${m.file}`, String(Deno.pid));
-  })();
+/** Moves the whole process through `cgroup.procs`, on a blocking-pool thread. */
+async function joinProcessAsync(moves: CgroupMove[]): Promise<void> {
+  for (const m of moves) await Deno.writeTextFile(`${m.containerDir}/${m.file}`, String(Deno.pid));
 }
 
 /** Back to our own cgroups, once the main thread is in our own namespaces again. */
@@ -357,9 +344,15 @@ export async function spawnInContainer(
   const groups = ownGroups();
   const cwd = Deno.cwd();
   const moves = planCgroupMoves(pid);
-  // started first: the v2 part finishes on a blocking-pool thread while this one gets ready; from
-  // here on, the finally below leaves whatever was joined
-  const joining = joinCgroupsAsync(moves);
+  // On a hybrid host the v2 hierarchy carries no controllers: joining it early charges nothing to
+  // the container, and its RCU wait passes on a blocking-pool thread while this one gets ready. The
+  // v1 joins ("0" to tasks, 0.3 ms) come last, so that the container's memory cgroup sees none of
+  // skiff's own allocations; on a pure v2 host everything is joined there, as late as possible.
+  const hybrid = moves.some((m) => m.file === "tasks");
+  const early = hybrid ? moves.filter((m) => m.file !== "tasks") : [];
+  const late = hybrid ? moves.filter((m) => m.file === "tasks") : moves;
+  // from here on, the finally below leaves whatever was joined
+  const joining = joinProcessAsync(early);
   joining.catch(() => {}); // awaited below
   let joined = false, credentialsChanged = false;
   let namespaces: NamespacePair[] = [];
@@ -377,6 +370,7 @@ export async function spawnInContainer(
     // Deno loads its subprocess code on the first Deno.Command (3-5 ms): now, while the join waits
     new Deno.Command(Deno.execPath());
     await joining;
+    joinCgroups(late);
     unshare(CLONE.FS); // setns into a mount namespace needs fs info of our own
     for (const { target, type } of namespaces) setns(target, type);
 
