@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Lists what skiff may have left on this machine, one line per item: mounts that mention skiff,
-# skiff cgroups with children, processes of test roots, skiff network links and nft tables.
+# skiff cgroups (the parents included), processes of test roots, skiff network links and nft tables.
 # Prints nothing when the machine is clean. Used by test.sh; handy by hand after a failed run.
 set -uo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -13,8 +13,10 @@ awk -v repo="$repo" '{
   if ((mp ~ /skiff/ || src ~ /skiff/) && index(repo "/", mp "/") != 1) print "mount " mp " (" src ")"
 }' /proc/self/mountinfo
 
+# skiff's parent groups too: they go with the last container's group
 for dir in /sys/fs/cgroup/*/skiff /sys/fs/cgroup/skiff; do
   [ -d "$dir" ] || continue
+  echo "cgroup $dir"
   find "$dir" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | sed 's/^/cgroup /'
 done
 

@@ -115,7 +115,10 @@ export interface Leaks {
   pids: number[];
 }
 
-/** Mounts, cgroups and processes that mention the root path or one of the container ids. */
+/**
+ * Mounts, cgroups and processes that mention the root path or one of the container ids, and skiff's
+ * parent cgroups when they are empty (the tests run one at a time: no other container is meant to run).
+ */
 export function findLeaks(root: string, ids: string[]): Leaks {
   const mentions = (s: string) => s.includes(root) || ids.some((id) => s.includes(id));
   const mounts = Deno.readTextFileSync("/proc/self/mountinfo").split("\n")
@@ -123,6 +126,11 @@ export function findLeaks(root: string, ids: string[]): Leaks {
     .filter((m) => m && mentions(m));
   const cgroups: string[] = [];
   for (const base of cgroupBases()) {
+    // skiff's parent group must go with the last container's: once a test is done, none is left
+    const parent = join(base, "skiff");
+    try {
+      if ([...Deno.readDirSync(parent)].every((e) => !e.isDirectory)) cgroups.push(parent);
+    } catch { /* absent: good */ }
     for (const id of ids) {
       for (const p of [join(base, "skiff", id), join(base, id)]) {
         try {

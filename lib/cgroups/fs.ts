@@ -107,6 +107,30 @@ export function removeCgroupDir(path: string, timeoutMs = 2000): void {
   }
 }
 
+/**
+ * rmdir of the parent of a container's group once it holds no other group: a machine that runs no
+ * container keeps no skiff cgroup. EBUSY (other groups in it) and ENOENT are fine.
+ */
+export function removeParentIfEmpty(groupDir: string): void {
+  try {
+    Deno.removeSync(groupDir.slice(0, groupDir.lastIndexOf("/")));
+  } catch { /* still in use, or gone */ }
+}
+
+/**
+ * Makes a container's group with `make`, again when it failed because the parent vanished under it:
+ * the last container's destroy may remove the parent between this process's mkdirs.
+ */
+export function makeInParent<T>(parentDir: string, make: () => T): T {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return make();
+    } catch (e) {
+      if (attempt >= 5 || exists(parentDir)) throw e;
+    }
+  }
+}
+
 /** SIGKILLs every listed pid until none is left (bounded: ~2 s), since a fork can race the kill. */
 export function killUntilEmpty(list: () => number[], timeoutMs = 2000): void {
   const deadline = performance.now() + timeoutMs;

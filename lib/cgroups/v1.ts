@@ -11,12 +11,14 @@ import { DEFAULT_ALLOWED_DEVICES, v1RuleLines } from "./devices.ts";
 import {
   exists,
   killUntilEmpty,
+  makeInParent,
   mkdirIfAbsent,
   readKeyed,
   readNumber,
   readOptional,
   readPids,
   removeCgroupDir,
+  removeParentIfEmpty,
   waitFor,
   writeValue,
   writeValueAsync,
@@ -217,15 +219,19 @@ class V1Cgroup implements ContainerCgroup {
     // every process of a container joins every hierarchy: when the unified group says it is empty,
     // an exited container costs no thaw, no kill and no cgroup.procs reads
     const events = this.unifiedDir ? readKeyed(join(this.unifiedDir, "cgroup.events")) : undefined;
+    let removed = false;
     if (events?.get("populated") === 0) {
       try {
         for (const path of this.paths) removeCgroupDir(path, 200);
-        return;
+        removed = true;
       } catch { /* a process sits in a v1 group only (a half-done join): kill it below */ }
     }
-    this.killAll();
-    // children of the parent dirs first is not needed: a container dir has no sub-groups of ours
-    for (const path of this.paths) removeCgroupDir(path);
+    if (!removed) {
+      this.killAll();
+      // children of the parent dirs first is not needed: a container dir has no sub-groups of ours
+      for (const path of this.paths) removeCgroupDir(path);
+    }
+    for (const path of this.paths) removeParentIfEmpty(path);
   }
 
   private killAll(): void {
@@ -281,10 +287,12 @@ function makeGroup(mount: string, parent: string, id: string): string {
     if (e instanceof Deno.errors.AlreadyExists) throw new SkiffError(`cgroup ${dir} already exists`);
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
-  mkdirIfAbsent(join(mount, parent));
-  inheritCpuset(join(mount, parent));
-  if (!mkdirIfAbsent(dir)) throw new SkiffError(`cgroup ${dir} already exists`);
-  return dir;
+  return makeInParent(join(mount, parent), () => {
+    mkdirIfAbsent(join(mount, parent));
+    inheritCpuset(join(mount, parent));
+    if (!mkdirIfAbsent(dir)) throw new SkiffError(`cgroup ${dir} already exists`);
+    return dir;
+  });
 }
 
 export function createV1(parent: string, id: string, limits: CgroupLimits): ContainerCgroup {
@@ -307,6 +315,7 @@ export function createV1(parent: string, id: string, limits: CgroupLimits): Cont
     for (const dir of created.reverse()) {
       try {
         removeCgroupDir(dir, 500);
+        removeParentIfEmpty(dir);
       } catch { /* best effort; the original error matters more */ }
     }
     throw e;

@@ -19,12 +19,14 @@ import { assembleDeviceFilter, DEFAULT_ALLOWED_DEVICES, type DeviceRule } from "
 import {
   exists,
   killUntilEmpty,
+  makeInParent,
   mkdirIfAbsent,
   readKeyed,
   readNumber,
   readOptional,
   readPids,
   removeCgroupDir,
+  removeParentIfEmpty,
   waitFor,
   writeValue,
   writeValueAsync,
@@ -132,6 +134,7 @@ class V2Cgroup implements ContainerCgroup {
     }
     killUntilEmpty(() => this.pids());
     removeCgroupDir(this.dir);
+    removeParentIfEmpty(this.dir);
   }
 }
 
@@ -172,33 +175,36 @@ export function createV2(mount: string, parent: string, id: string, limits: Cgro
     }
   }
   const parentDir = join(mount, parent);
-  mkdirIfAbsent(parentDir);
-  // enable down the path: the root's subtree_control gives the parent the controllers, the
-  // parent's gives them to the container
-  for (const dir of [mount, parentDir]) {
-    const enabled = new Set(words(readOptional(join(dir, "cgroup.subtree_control"))));
-    for (const c of WANTED.filter((c) => available.has(c) && !enabled.has(c))) {
-      try {
-        writeValue(join(dir, "cgroup.subtree_control"), `+${c}`);
-      } catch (e) {
-        if (!required.has(c)) continue; // only wanted for stats: do without
-        // v2's "no internal processes" rule: e.g. inside a container whose cgroup root holds processes
-        throw /busy/i.test((e as Error).message)
-          ? new SkiffError(
-            `cannot enable the ${c} controller in ${dir}: the cgroup holds processes of its own (move them to a child cgroup first)`,
-          )
-          : e;
+  const dir = makeInParent(parentDir, () => {
+    mkdirIfAbsent(parentDir);
+    // enable down the path: the root's subtree_control gives the parent the controllers, the
+    // parent's gives them to the container
+    for (const dir of [mount, parentDir]) {
+      const enabled = new Set(words(readOptional(join(dir, "cgroup.subtree_control"))));
+      for (const c of WANTED.filter((c) => available.has(c) && !enabled.has(c))) {
+        try {
+          writeValue(join(dir, "cgroup.subtree_control"), `+${c}`);
+        } catch (e) {
+          if (!required.has(c)) continue; // only wanted for stats: do without
+          // v2's "no internal processes" rule: e.g. inside a container whose cgroup root holds processes
+          throw /busy/i.test((e as Error).message)
+            ? new SkiffError(
+              `cannot enable the ${c} controller in ${dir}: the cgroup holds processes of its own (move them to a child cgroup first)`,
+            )
+            : e;
+        }
       }
     }
-  }
-
-  const dir = join(parentDir, id);
-  if (!mkdirIfAbsent(dir)) throw new SkiffError(`cgroup ${dir} already exists`);
+    const dir = join(parentDir, id);
+    if (!mkdirIfAbsent(dir)) throw new SkiffError(`cgroup ${dir} already exists`);
+    return dir;
+  });
   try {
     applyLimits(dir, limits);
   } catch (e) {
     try {
       removeCgroupDir(dir, 500);
+      removeParentIfEmpty(dir);
     } catch { /* best effort; the original error matters more */ }
     throw e;
   }
