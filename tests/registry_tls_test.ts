@@ -25,14 +25,13 @@ interface TestPki {
   clientKey: string;
 }
 
-/** A CA and a server certificate it signed for 127.0.0.1 (IP SAN) and localhost. */
+/**
+ * A CA; a server certificate it signed for 127.0.0.1 (IP SAN) and localhost; a client certificate
+ * it signed too.
+ */
 async function makePki(dir: string): Promise<TestPki> {
   const caKey = join(dir, "ca.key");
   const caCert = join(dir, "ca.crt");
-  const serverKey = join(dir, "server.key");
-  const csr = join(dir, "server.csr");
-  const serverCert = join(dir, "server.crt");
-  const ext = join(dir, "server.ext");
   await openssl([
     "req",
     "-x509",
@@ -52,78 +51,50 @@ async function makePki(dir: string): Promise<TestPki> {
     "-addext",
     "keyUsage=critical,keyCertSign,cRLSign",
   ]);
-  await openssl([
-    "req",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    serverKey,
-    "-out",
-    csr,
-    "-subj",
+  /** A key and a certificate the CA signed, with these extensions; written as <name>.key, <name><certExt>. */
+  const issue = async (name: string, subject: string, extensions: string, certExt: string) => {
+    const key = join(dir, `${name}.key`), csr = join(dir, `${name}.csr`), ext = join(dir, `${name}.ext`);
+    const cert = join(dir, `${name}${certExt}`);
+    await openssl(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", subject]);
+    Deno.writeTextFileSync(
+      ext,
+      `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n${extensions}`,
+    );
+    await openssl([
+      "x509",
+      "-req",
+      "-in",
+      csr,
+      "-CA",
+      caCert,
+      "-CAkey",
+      caKey,
+      "-CAcreateserial",
+      "-out",
+      cert,
+      "-days",
+      "2",
+      "-extfile",
+      ext,
+    ]);
+    return { key, cert };
+  };
+  const server = await issue(
+    "server",
     "/CN=127.0.0.1",
-  ]);
-  Deno.writeTextFileSync(
-    ext,
-    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n" +
-      "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    ".crt",
   );
-  await openssl([
-    "x509",
-    "-req",
-    "-in",
-    csr,
-    "-CA",
+  // docker's certs.d names a client certificate X.cert (a .crt there is a CA)
+  const client = await issue("client", "/CN=skiff test client", "extendedKeyUsage=clientAuth\n", ".cert");
+  return {
+    dir,
     caCert,
-    "-CAkey",
-    caKey,
-    "-CAcreateserial",
-    "-out",
-    serverCert,
-    "-days",
-    "2",
-    "-extfile",
-    ext,
-  ]);
-  const clientKey = join(dir, "client.key");
-  const clientCsr = join(dir, "client.csr");
-  const clientCert = join(dir, "client.cert");
-  const clientExt = join(dir, "client.ext");
-  await openssl([
-    "req",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    clientKey,
-    "-out",
-    clientCsr,
-    "-subj",
-    "/CN=skiff test client",
-  ]);
-  Deno.writeTextFileSync(
-    clientExt,
-    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n",
-  );
-  await openssl([
-    "x509",
-    "-req",
-    "-in",
-    clientCsr,
-    "-CA",
-    caCert,
-    "-CAkey",
-    caKey,
-    "-CAcreateserial",
-    "-out",
-    clientCert,
-    "-days",
-    "2",
-    "-extfile",
-    clientExt,
-  ]);
-  return { dir, caCert, serverCert, serverKey, clientCert, clientKey };
+    serverCert: server.cert,
+    serverKey: server.key,
+    clientCert: client.cert,
+    clientKey: client.key,
+  };
 }
 
 interface TlsSetup {

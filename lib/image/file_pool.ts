@@ -142,7 +142,7 @@ export class FileJobGroup {
   private submitted = 0;
   private pool: FilePool | undefined;
   private released = false;
-  private batches: FileJob[][] = [];
+  private batches: FileJob[][];
 
   constructor() {
     this.pool = acquirePool();

@@ -99,5 +99,5 @@ export function spreadSubdirs(dir: string): void {
   spread.add(dir);
   try {
     setTopDirFlag(dir);
-  } catch { /* not ext2/3/4, or not there yet */ }
+  } catch { /* not ext2/3/4: nothing to gain there */ }
 }
