@@ -83,6 +83,8 @@ apt_install busybox-static ca-certificates
 if [ "$with_test" = 1 ]; then
   # apache2-utils: htpasswd for the Basic-auth registry; openssl: the token server key and TLS certs
   apt_install skopeo docker-registry nftables iptables iproute2 util-linux procps tar gzip curl apache2-utils openssl
+  # gcc + libc6-dev: the security tests compile their attack programs statically
+  apt_install gcc libc6-dev
   # hyperfine only makes the benchmark nicer; the bench has a built-in loop without it
   apt_install hyperfine 2>/dev/null || say "hyperfine not available; bench/main.ts will use its own loop"
 fi
