@@ -210,7 +210,7 @@ if (import.meta.main) {
   }
   if (Deno.args[0] === "__exec-stage") {
     const { execStageMain } = await import("./lib/runtime/exec_stage.ts");
-    execStageMain(Deno.args.slice(1));
+    execStageMain();
   }
   const debug = Deno.args.includes("-D") || Deno.args.includes("--debug");
   let code: number;

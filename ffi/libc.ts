@@ -62,6 +62,17 @@ const symbols = {
   umask: { parameters: ["u32"], result: "u32" },
   __errno_location: { parameters: [], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },
+  // exec's stage (lib/runtime/exec_stage.ts): glibc's posix_spawn forks from the calling thread
+  // (clone CLONE_VM|CLONE_VFORK) and runs only C until execve; libc symbols, not syscall numbers,
+  // so they are right on every architecture
+  posix_spawn: { parameters: ["buffer", "buffer", "pointer", "buffer", "buffer", "buffer"], result: "i32" },
+  posix_spawnattr_init: { parameters: ["buffer"], result: "i32" },
+  posix_spawnattr_setflags: { parameters: ["buffer", "i16"], result: "i32" },
+  posix_spawnattr_setsigdefault: { parameters: ["buffer", "buffer"], result: "i32" },
+  posix_spawnattr_setsigmask: { parameters: ["buffer", "buffer"], result: "i32" },
+  waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  _exit: { parameters: ["i32"], result: "void" },
+  dup3: { parameters: ["i32", "i32", "i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type Symbols = Deno.DynamicLibrary<typeof symbols>["symbols"];
@@ -142,6 +153,7 @@ export function check<T extends number | bigint>(call: string, result: T, path?:
 export const CLONE = {
   NEWTIME: 0x00000080,
   FS: 0x00000200,
+  FILES: 0x00000400,
   NEWNS: 0x00020000,
   NEWCGROUP: 0x02000000,
   NEWUTS: 0x04000000,
@@ -180,6 +192,7 @@ export const O = {
 } as const;
 export const PR = {
   SET_PDEATHSIG: 1,
+  SET_DUMPABLE: 4,
   SET_NAME: 15,
   CAPBSET_DROP: 24,
   SET_KEEPCAPS: 8,
@@ -492,6 +505,52 @@ export function execve(path: string, argv: string[], env: string[]): never {
   check("execve", result, path);
   throw new Error("execve returned");
 }
+
+// ---- exec's stage: spawn from a thread with a private fd table, wait, exit ----
+const POSIX_SPAWN_SETSIGDEF = 0x04, POSIX_SPAWN_SETSIGMASK = 0x08;
+
+/**
+ * posix_spawn(3) from the calling thread: the child copies this thread's namespaces, root, cwd,
+ * credentials and fd table, every signal back to its default and none blocked. Returns the child's
+ * pid; throws a SysError with posix_spawn's errno (ENOENT, EACCES, ENOEXEC ...) when it cannot exec.
+ */
+export function spawnFromThisThread(path: string, argv: string[], env: string[]): number {
+  const attr = new Uint8Array(1024); // posix_spawnattr_t: 336 bytes on x86-64 and arm64 glibc
+  const everySignal = new Uint8Array(128).fill(0xff); // sigset_t
+  const noSignal = new Uint8Array(128);
+  const lib = libc();
+  lib.posix_spawnattr_init(attr);
+  lib.posix_spawnattr_setsigdefault(attr, everySignal);
+  lib.posix_spawnattr_setsigmask(attr, noSignal);
+  lib.posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  const a = cstrArray(argv), e = cstrArray(env);
+  const pid = new Int32Array(1);
+  const rc = lib.posix_spawn(new Uint8Array(pid.buffer), cstr(path), null, attr, a.array, e.array);
+  void a.keep, e.keep; // referenced until after the call
+  if (rc !== 0) throw new SysError("posix_spawn", rc, errnoName(rc), strerror(rc), path);
+  return pid[0];
+}
+
+/** Blocks until the child ends: its exit code, or 128 + the signal that killed it. */
+export function waitForExit(pid: number): number {
+  const status = new Int32Array(1);
+  while (libc().waitpid(pid, new Uint8Array(status.buffer), 0) === -1) {
+    if (errno() !== 4 /* EINTR */) {
+      throw new SysError("waitpid", errno(), errnoName(errno()), strerror(errno()));
+    }
+  }
+  const s = status[0];
+  return (s & 0x7f) === 0 ? (s >> 8) & 0xff : 128 + (s & 0x7f);
+}
+
+/** _exit(2): ends the process at once, no runtime clean-up (its fds may be gone). */
+export function exitNow(code: number): never {
+  libc()._exit(code);
+  throw new Error("_exit returned");
+}
+
+export const dup3 = (from: number, to: number, flags: number) =>
+  void check("dup3", libc().dup3(from, to, flags));
 
 /** Opens /dev/ptmx and returns the master fd and the slave's path. */
 export function openPty(): { master: number; slavePath: string } {

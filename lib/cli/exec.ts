@@ -4,7 +4,7 @@ import { bool, list, type OptionSpec, parseArgs, requireArgs, str } from "./args
 import type { Verb } from "./context.ts";
 import { environment, readListFile } from "./envflags.ts";
 import { SkiffError } from "../errors.ts";
-import { execTarget, spawnInContainer } from "../runtime/exec.ts";
+import { type ExecStdio, startExecStage } from "../runtime/exec_stage.ts";
 
 const OPTIONS: OptionSpec[] = [
   { name: "detach", short: "d", kind: "bool" },
@@ -54,21 +54,22 @@ const exec: Verb = async (args, ctx) => {
     privileged: bool(parsed, "privileged"),
     tty,
   };
-  const record = execTarget(ctx.root, ref);
-  if (tty && !detach) {
+  const stdio: ExecStdio = detach ? "detached" : tty ? "tty" : "pipes";
+  // the stage starts before the rest loads: its start-up overlaps with finding the container
+  const stage = startExecStage(stdio);
+  const { abortExecStage, execTarget, execWithPipes } = await import("../runtime/exec.ts");
+  let record;
+  try {
+    record = execTarget(ctx.root, ref);
+  } catch (e) {
+    await abortExecStage(stage);
+    throw e;
+  }
+  if (stdio === "tty") {
     const { execWithTerminal } = await import("../runtime/exec_tty.ts");
-    return await execWithTerminal(record, request, interactive);
+    return await execWithTerminal(ctx.root, record, request, stage, interactive);
   }
-  const { child } = await spawnInContainer(record, request, {
-    stdin: interactive && !detach ? "inherit" : "null",
-    stdout: detach ? "null" : "inherit",
-    stderr: detach ? "null" : "inherit",
-  });
-  if (detach) {
-    child.unref(); // it lives on in the container (its PID 1 reaps it)
-    return 0;
-  }
-  return (await child.status).code;
+  return await execWithPipes(ctx.root, record, request, stage, interactive);
 };
 
 export default exec;
