@@ -321,10 +321,9 @@ Deno.test("exec, exec -t: nothing of skiff with the host's root, cwd or fds is v
                 hits.filter((h) => !h.startsWith("exe ")).map((h) => h.split(" ")[1]),
               ).size;
               report.push(
-                `${label}: ${pids} of ${rounds} execs exposed something (root ${pidsBy("root")}, cwd ${
-                  pidsBy("cwd")
-                }, ` +
-                  `fd opened ${pidsBy("fd-open")}, fd seen ${pidsBy("fd")}, exe ${pidsBy("exe")})` +
+                `${label}: ${pids} of ${rounds} execs exposed something: root ${pidsBy("root")}, ` +
+                  `cwd ${pidsBy("cwd")}, fd opened ${pidsBy("fd-open")}, fd seen ${pidsBy("fd")}, ` +
+                  `exe writable ${pidsBy("exe-writable")} (exe read-only: ${pidsBy("exe")})` +
                   (hits.length ? `\n  ${hits.slice(0, 12).join("\n  ")}` : ""),
               );
             }
