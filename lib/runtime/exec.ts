@@ -147,6 +147,7 @@ export function execStageSpec(
   const host = record.HostConfig;
   const privileged = request.privileged || host.Privileged;
   return {
+    containerId: record.Id,
     pid: record.State.Pid,
     startTime: record.State.PidStartTime,
     cgroups: planCgroupMoves(root, record.Id),

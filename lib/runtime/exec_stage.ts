@@ -70,6 +70,7 @@ export interface CgroupMove {
 
 /** What `skiff exec` sends the stage: everything comes from the container's record. */
 export interface ExecStageSpec {
+  containerId: string;
   /** Host pid of the container's PID 1 and its start time (whose namespaces are joined). */
   pid: number;
   startTime?: number;
@@ -265,6 +266,11 @@ function becomeContainerUser(user: ExecUser, spec: ExecStageSpec, lastCap: numbe
 
 const encoder = new TextEncoder();
 
+function sameFile(a: string, b: string): boolean {
+  const x = Deno.statSync(a), y = Deno.statSync(b);
+  return x.dev === y.dev && x.ino === y.ino;
+}
+
 function run(spec: ExecStageSpec, report: { fd: number }): never {
   // everything the container may not get is opened now, in the host's namespaces
   const lastCap = Number(Deno.readTextFileSync("/proc/sys/kernel/cap_last_cap").trim());
@@ -272,6 +278,11 @@ function run(spec: ExecStageSpec, report: { fd: number }): never {
   // the fds pin the namespaces: make sure they are still the container's
   if (processStartTime(spec.pid) !== spec.startTime) {
     throw new SkiffError("the container stopped meanwhile", EXIT_SETUP_FAILED);
+  }
+  // and that PID 1 is the container's command already, not skiff's init stage setting it up: its
+  // mount namespace would still have the host's root, and the stage its host fds
+  if (sameFile(`/proc/${spec.pid}/root`, "/") || sameFile(`/proc/${spec.pid}/exe`, "/proc/self/exe")) {
+    throw new SkiffError(`Container ${spec.containerId} is not running`, 1);
   }
   let stdioSource = -1;
   if (spec.stdio === "tty") {

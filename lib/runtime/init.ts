@@ -200,6 +200,8 @@ export function initMain(args: string[]): never {
   let errorFd = -1;
   try {
     prctl(PR.SET_PDEATHSIG, SIGKILL); // the container dies with its skiff
+    // until execve nothing in the container may read this process's host fds or root through /proc
+    prctl(PR.SET_DUMPABLE, 0n);
     const { spec, fifo } = receiveSpec(args[0], Number(args[1]));
     errorFd = open(spec.errorFile, O.WRONLY | O.CREAT | O.TRUNC | O.CLOEXEC, 0o600);
     run(spec, fifo);
