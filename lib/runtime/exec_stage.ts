@@ -334,6 +334,8 @@ function run(spec: ExecStageSpec, report: { fd: number }): never {
   if (pidNamespace) setns(pidNamespace.fd, CLONE.NEWPID);
   closeRange(report.fd === 3 ? 4 : 3);
   becomeContainerUser(user, spec, lastCap);
+  // the container's seccomp filter goes on here, on this thread only: posix_spawn's child inherits it
+  // (docker's profile lets posix_spawn through: clone3 gets ENOSYS, glibc falls back to clone)
   let child: number;
   try {
     child = spawnFromThisThread(path, spec.command, env);
