@@ -21,7 +21,7 @@ import {
 } from "./exec_stage.ts";
 import { SIGNAL_NUMBERS } from "./signals.ts";
 import { DEFAULT_PATH } from "./spec.ts";
-import { copyOutput, drainAfterExit, feedInput } from "./stdio.ts";
+import { copyOutput, drainAfterExit, feedInput, sleep } from "./stdio.ts";
 
 export { checkExecutable, ExecFailed, type ExecStage } from "./exec_stage.ts";
 
@@ -217,7 +217,7 @@ export async function leaveWhenSpawned(stage: ExecStage, moves: CgroupMove[]): P
     } catch {
       return; // gone
     }
-    await new Promise((r) => setTimeout(r, 1));
+    await sleep(5);
   }
   for (const m of moves) {
     try {

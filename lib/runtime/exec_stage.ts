@@ -50,7 +50,6 @@ import {
 } from "../../ffi/libc.ts";
 import { SysError } from "../../ffi/errors.ts";
 import { SkiffError } from "../errors.ts";
-import { processStartTime } from "../state/containers.ts";
 import { EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED } from "./spec.ts";
 import { type ExecUser, resolveUser } from "./user.ts";
 
@@ -266,6 +265,17 @@ function becomeContainerUser(user: ExecUser, spec: ExecStageSpec, lastCap: numbe
 
 const encoder = new TextEncoder();
 
+/** Field 22 of /proc/<pid>/stat (as lib/state/containers.ts reads it; not imported: start-up cost). */
+function processStartTime(pid: number): number | undefined {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return fields[0] === "Z" || fields[0] === "X" ? undefined : Number(fields[19]);
+  } catch {
+    return undefined;
+  }
+}
+
 function sameFile(a: string, b: string): boolean {
   const x = Deno.statSync(a), y = Deno.statSync(b);
   return x.dev === y.dev && x.ino === y.ino;
@@ -355,10 +365,6 @@ function run(spec: ExecStageSpec, report: { fd: number }): never {
 const STAGE_SYMBOLS: readonly SymbolName[] = [
   "syscall6",
   "posix_spawn",
-  "posix_spawnattr_init",
-  "posix_spawnattr_setflags",
-  "posix_spawnattr_setsigdefault",
-  "posix_spawnattr_setsigmask",
   "waitpid",
   "_exit",
   "dup3",

@@ -13,6 +13,7 @@ import {
   statusCode,
 } from "./exec.ts";
 import { PtyMaster, rawStdin } from "./pty.ts";
+import { sleep } from "./stdio.ts";
 
 /** Runs the command on a new pty; resolves to its exit code. */
 export async function execWithTerminal(
@@ -42,9 +43,7 @@ export async function execWithTerminal(
     const status = await stage.child.status;
     pty.releaseSlave();
     // what the command wrote last is still in the pty: drain it, but never hang on it
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([output, new Promise((r) => (timer = setTimeout(r, 500)))]);
-    clearTimeout(timer);
+    await Promise.race([output, sleep(500)]);
     return statusCode(status);
   } finally {
     Deno.removeSignalListener("SIGWINCH", onWinch);
