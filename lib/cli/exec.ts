@@ -4,7 +4,7 @@ import { bool, list, type OptionSpec, parseArgs, requireArgs, str } from "./args
 import type { Verb } from "./context.ts";
 import { environment, readListFile } from "./envflags.ts";
 import { SkiffError } from "../errors.ts";
-import { type ExecStdio, startExecStage } from "../runtime/exec_stage.ts";
+import { abortExecStage, type ExecStdio, takeExecStage } from "../runtime/exec_stage.ts";
 
 const OPTIONS: OptionSpec[] = [
   { name: "detach", short: "d", kind: "bool" },
@@ -34,30 +34,38 @@ Options:
   -w, --workdir string       Working directory inside the container`;
 
 const exec: Verb = async (args, ctx) => {
-  const parsed = parseArgs(args, { verb: "exec", options: OPTIONS, stopAtPositional: 1 });
-  if (bool(parsed, "help")) {
-    console.log(USAGE);
-    return 0;
+  // started by main.ts already: its start-up overlaps with everything below
+  const stage = takeExecStage();
+  let request, ref, stdio: ExecStdio, interactive;
+  try {
+    const parsed = parseArgs(args, { verb: "exec", options: OPTIONS, stopAtPositional: 1 });
+    if (bool(parsed, "help")) {
+      await abortExecStage(stage);
+      console.log(USAGE);
+      return 0;
+    }
+    requireArgs(parsed, "exec", 2);
+    let command;
+    [ref, ...command] = parsed.positionals;
+    const detach = bool(parsed, "detach"), tty = bool(parsed, "tty");
+    interactive = bool(parsed, "interactive");
+    if (tty && interactive && !detach && !Deno.stdin.isTerminal()) {
+      throw new SkiffError("the input device is not a TTY", 1);
+    }
+    request = {
+      command,
+      env: environment([...list(parsed, "env-file").flatMap(readListFile), ...list(parsed, "env")]),
+      workingDir: str(parsed, "workdir"),
+      user: str(parsed, "user"),
+      privileged: bool(parsed, "privileged"),
+      tty,
+    };
+    stdio = detach ? "detached" : tty ? "tty" : "pipes";
+  } catch (e) {
+    await abortExecStage(stage);
+    throw e;
   }
-  requireArgs(parsed, "exec", 2);
-  const [ref, ...command] = parsed.positionals;
-  const detach = bool(parsed, "detach"), interactive = bool(parsed, "interactive");
-  const tty = bool(parsed, "tty");
-  if (tty && interactive && !detach && !Deno.stdin.isTerminal()) {
-    throw new SkiffError("the input device is not a TTY", 1);
-  }
-  const request = {
-    command,
-    env: environment([...list(parsed, "env-file").flatMap(readListFile), ...list(parsed, "env")]),
-    workingDir: str(parsed, "workdir"),
-    user: str(parsed, "user"),
-    privileged: bool(parsed, "privileged"),
-    tty,
-  };
-  const stdio: ExecStdio = detach ? "detached" : tty ? "tty" : "pipes";
-  // the stage starts before the rest loads: its start-up overlaps with finding the container
-  const stage = startExecStage(stdio);
-  const { abortExecStage, execTarget, execWithPipes } = await import("../runtime/exec.ts");
+  const { execTarget, execWithPipes } = await import("../runtime/exec.ts");
   let record;
   try {
     record = execTarget(ctx.root, ref);
@@ -69,7 +77,7 @@ const exec: Verb = async (args, ctx) => {
     const { execWithTerminal } = await import("../runtime/exec_tty.ts");
     return await execWithTerminal(ctx.root, record, request, stage, interactive);
   }
-  return await execWithPipes(ctx.root, record, request, stage, interactive);
+  return await execWithPipes(ctx.root, record, request, stage, stdio, interactive);
 };
 
 export default exec;

@@ -23,7 +23,7 @@ import { SIGNAL_NUMBERS } from "./signals.ts";
 import { DEFAULT_PATH } from "./spec.ts";
 import { copyOutput, drainAfterExit, feedInput, sleep } from "./stdio.ts";
 
-export { checkExecutable, ExecFailed, type ExecStage } from "./exec_stage.ts";
+export { abortExecStage, checkExecutable, ExecFailed, type ExecStage } from "./exec_stage.ts";
 
 export interface ExecRequest {
   /** argv, not yet resolved against PATH. */
@@ -167,19 +167,6 @@ export function execStageSpec(
 
 // ---- the stage, from skiff exec's side ----
 
-/** A stage that will get no spec (the container cannot be exec'd into). */
-export async function abortExecStage(stage: ExecStage): Promise<void> {
-  try {
-    stage.child.kill("SIGKILL");
-  } catch { /* gone */ }
-  await stage.child.status;
-  for (const stream of [stage.child.stdout, stage.child.stderr]) {
-    try {
-      await stream?.cancel();
-    } catch { /* not piped */ }
-  }
-}
-
 /**
  * Sends the spec: the go signal. On a hybrid host the stage joins the container's v2 group from
  * here first (it charges nothing there; its RCU grace period passes while the stage starts up).
@@ -243,20 +230,18 @@ export async function execWithPipes(
   record: ContainerRecord,
   request: ExecRequest,
   stage: ExecStage,
+  stdio: "pipes" | "detached",
   interactive: boolean,
 ): Promise<number> {
   const child = stage.child;
-  const outputs = [
-    ...(stage.stdio === "pipes" ? [copyOutput(child.stdout, Deno.stdout)] : []),
-    copyOutput(child.stderr, Deno.stderr),
-  ];
+  const outputs = [copyOutput(child.stdout, Deno.stdout), copyOutput(child.stderr, Deno.stderr)];
   let writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
   try {
-    const spec = execStageSpec(root, record, request, stage.stdio, interactive);
+    const spec = execStageSpec(root, record, request, stdio, interactive);
     writer = await sendExecSpec(stage, spec);
     leaveWhenSpawned(stage, spec.cgroups);
   } catch { /* the stage is gone: its status and stderr say why */ }
-  if (writer && interactive && stage.stdio === "pipes") feedInput(writer);
+  if (writer && interactive && stdio === "pipes") feedInput(writer);
   else writer?.close().catch(() => {});
   const code = statusCode(await child.status);
   await drainAfterExit(outputs);

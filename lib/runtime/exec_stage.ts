@@ -114,15 +114,30 @@ function execStageCommand(): { cmd: string; args: string[] } {
 /** A started stage, waiting for its spec on stdin. */
 export interface ExecStage {
   child: Deno.ChildProcess;
-  stdio: ExecStdio;
+}
+
+let prestarted: ExecStage | undefined;
+
+/**
+ * main.ts starts the stage as soon as it sees `exec`, before the verb's modules load: the stage's
+ * Deno start-up then overlaps with all of skiff exec's own work. The verb takes it.
+ */
+export function prestartExecStage(): void {
+  prestarted ??= spawnExecStage();
+}
+
+/** The stage main.ts started, or a new one. */
+export function takeExecStage(): ExecStage {
+  const stage = prestarted ?? spawnExecStage();
+  prestarted = undefined;
+  return stage;
 }
 
 /**
- * Starts the stage (skiff exec does so first thing: its Deno start-up overlaps with loading the
- * container). Its stdin carries the spec, then the command's input; with pipes its stdout and stderr
- * are the command's. With a pty its stderr stays ours for failures before it takes the terminal.
+ * Its stdin carries the spec, then the command's input with -i; its stdout and stderr are the
+ * command's with pipes, and its own failures go to its stderr in every mode.
  */
-export function startExecStage(stdio: ExecStdio): ExecStage {
+function spawnExecStage(): ExecStage {
   const { cmd, args } = execStageCommand();
   const child = withReadOnlyBinary(cmd, () =>
     new Deno.Command(cmd, {
@@ -130,10 +145,19 @@ export function startExecStage(stdio: ExecStdio): ExecStage {
       env: { DENO_NO_UPDATE_CHECK: "1" },
       clearEnv: true,
       stdin: "piped",
-      stdout: stdio === "pipes" ? "piped" : "null",
-      stderr: stdio === "tty" ? "inherit" : "piped",
+      stdout: "piped",
+      stderr: "piped",
     }).spawn());
-  return { child, stdio };
+  return { child };
+}
+
+/** A stage that will get no spec (bad flags, or the container cannot be exec'd into). */
+export async function abortExecStage(stage: ExecStage): Promise<void> {
+  try {
+    stage.child.kill("SIGKILL");
+  } catch { /* gone */ }
+  await stage.child.status;
+  for (const stream of [stage.child.stdout, stage.child.stderr]) await stream.cancel().catch(() => {});
 }
 
 /**

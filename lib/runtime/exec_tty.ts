@@ -13,7 +13,7 @@ import {
   statusCode,
 } from "./exec.ts";
 import { PtyMaster, rawStdin } from "./pty.ts";
-import { sleep } from "./stdio.ts";
+import { copyOutput, drainAfterExit, sleep } from "./stdio.ts";
 
 /** Runs the command on a new pty; resolves to its exit code. */
 export async function execWithTerminal(
@@ -24,6 +24,8 @@ export async function execWithTerminal(
   interactive: boolean,
 ): Promise<number> {
   const pty = PtyMaster.open();
+  // the stage's own failures before it takes the terminal (its stdout stays unused)
+  const outputs = [copyOutput(stage.child.stdout, Deno.stdout), copyOutput(stage.child.stderr, Deno.stderr)];
   let restoreStdin = () => {};
   const onWinch = () => pty.syncWindowSize();
   try {
@@ -44,6 +46,7 @@ export async function execWithTerminal(
     pty.releaseSlave();
     // what the command wrote last is still in the pty: drain it, but never hang on it
     await Promise.race([output, sleep(500)]);
+    await drainAfterExit(outputs);
     return statusCode(status);
   } finally {
     Deno.removeSignalListener("SIGWINCH", onWinch);
