@@ -346,3 +346,24 @@ Deno.test("exec, exec -t: nothing of skiff with the host's root, cwd or fds is v
     });
   });
 });
+
+Deno.test("exec -u: a passwd file that is a FIFO or /dev/zero neither hangs skiff nor eats its memory", async () => {
+  await withBusybox(async (root) => {
+    await withBackground(root, "idfiles", async (c) => {
+      for (const swap of ["rm /etc/passwd && mkfifo /etc/passwd", "ln -sf /dev/zero /etc/passwd"]) {
+        await root.ok(["exec", c.name, "sh", "-c", swap]);
+        const started = Date.now();
+        const r = await root.skiff(["exec", "-u", "user", c.name, "true"], { timeoutMs: 20_000 });
+        assert.equal(r.code, 126, `${swap}: ${r.stderr}`);
+        assert.match(r.stderr, /unable to find user user: no matching entries in passwd file/);
+        assert.ok(Date.now() - started < 10_000, `${swap}: took ${Date.now() - started} ms`);
+        // numeric ids need no passwd entry
+        // (the command itself does not look at passwd: busybox's id would wait on the FIFO, in docker too)
+        assert.match(
+          await root.ok(["exec", "-u", "1000:1000", c.name, "grep", "^Uid:", "/proc/self/status"]),
+          /^Uid:\s+1000\s/,
+        );
+      }
+    });
+  });
+});
