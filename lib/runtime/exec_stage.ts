@@ -171,7 +171,10 @@ export async function abortExecStage(stage: ExecStage): Promise<void> {
  */
 function withReadOnlyBinary<T>(binary: string, spawn: () => T): T {
   bindLibc(["syscall6"]);
-  const cwd = Deno.cwd();
+  let cwd: string | undefined;
+  try {
+    cwd = Deno.cwd();
+  } catch { /* removed under us: the stage starts at / then */ }
   const own = open("/proc/self/ns/mnt", O.RDONLY | O.CLOEXEC);
   try {
     unshare(CLONE.FS | CLONE.NEWNS); // this thread only: Deno's others stay where they are
@@ -182,7 +185,7 @@ function withReadOnlyBinary<T>(binary: string, spawn: () => T): T {
       return spawn();
     } finally {
       setns(own, CLONE.NEWNS);
-      chdir(cwd); // setns into a mount namespace moved this thread's cwd to its root
+      if (cwd !== undefined) chdir(cwd); // setns into a mount namespace moved this thread's cwd to its root
     }
   } finally {
     close(own);
