@@ -23,8 +23,6 @@ import { SIGNAL_NUMBERS } from "./signals.ts";
 import { DEFAULT_PATH } from "./spec.ts";
 import { copyOutput, drainAfterExit, feedInput, sleep } from "./stdio.ts";
 
-export { abortExecStage, checkExecutable, ExecFailed, type ExecStage } from "./exec_stage.ts";
-
 export interface ExecRequest {
   /** argv, not yet resolved against PATH. */
   command: string[];

@@ -1,5 +1,5 @@
 // exec's stage: the process that puts a command into a running container. `skiff exec` starts it in
-// the host's namespaces as soon as it has parsed its flags, then sends it a spec made from the
+// the host's namespaces as soon as main.ts sees the verb, then sends it a spec made from the
 // container's stored configuration (never from anything the container can change) on its stdin.
 //
 //   skiff __exec-stage   (source checkout: deno run -A --no-config lib/runtime/exec_stage.ts)
@@ -95,7 +95,7 @@ export interface ExecStageSpec {
 }
 
 /** The command could not start: runc's wording, docker's exit codes (126, 127). */
-export class ExecFailed extends SkiffError {
+class ExecFailed extends SkiffError {
   constructor(detail: string, exitCode: number) {
     super(
       `OCI runtime exec failed: exec failed: unable to start container process: ${detail}: unknown`,
@@ -222,7 +222,7 @@ function readSpec(): ExecStageSpec {
 }
 
 /** Go's exec.LookPath as runc uses it, with docker's errors; the path found. */
-export function checkExecutable(name: string, searchPath: string): string {
+function checkExecutable(name: string, searchPath: string): string {
   const statOrNull = (path: string) => {
     try {
       return Deno.statSync(path);

@@ -4,14 +4,8 @@
 
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
-import {
-  type ExecRequest,
-  type ExecStage,
-  execStageSpec,
-  leaveWhenSpawned,
-  sendExecSpec,
-  statusCode,
-} from "./exec.ts";
+import { type ExecRequest, execStageSpec, leaveWhenSpawned, sendExecSpec, statusCode } from "./exec.ts";
+import type { ExecStage } from "./exec_stage.ts";
 import { PtyMaster, rawStdin } from "./pty.ts";
 import { copyOutput, drainAfterExit, sleep } from "./stdio.ts";
 
