@@ -69,6 +69,8 @@ const symbols = {
   waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32" },
   _exit: { parameters: ["i32"], result: "void" },
   dup3: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  pipe2: { parameters: ["buffer", "i32"], result: "i32" },
+  statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type Symbols = Deno.DynamicLibrary<typeof symbols>["symbols"];
@@ -545,6 +547,23 @@ export function exitNow(code: number): never {
 
 export const dup3 = (from: number, to: number, flags: number) =>
   void check("dup3", libc().dup3(from, to, flags));
+
+/** pipe2(2): [read end, write end]. */
+export function pipe(flags: number = O.CLOEXEC): [number, number] {
+  const fds = new Int32Array(2);
+  check("pipe2", libc().pipe2(new Uint8Array(fds.buffer), flags));
+  return [fds[0], fds[1]];
+}
+
+/** Whether an open fd is the null character device (1:3): statx(2) on the fd itself. */
+export function isNullDevice(fd: number): boolean {
+  const AT_EMPTY_PATH = 0x1000, STATX_TYPE = 0x1, S_IFMT = 0o170000;
+  const buf = new Uint8Array(256); // struct statx: the same layout on every architecture
+  check("statx", libc().statx(fd, cstr(""), AT_EMPTY_PATH, STATX_TYPE, buf));
+  const view = new DataView(buf.buffer);
+  const mode = view.getUint16(0x1c, true);
+  return (mode & S_IFMT) === S_IFCHR && view.getUint32(0x80, true) === 1 && view.getUint32(0x84, true) === 3;
+}
 
 /** Opens /dev/ptmx and returns the master fd and the slave's path. */
 export function openPty(): { master: number; slavePath: string } {

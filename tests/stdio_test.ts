@@ -9,7 +9,14 @@ import { join } from "node:path";
 import { MAIN, type TestRoot, withBusybox } from "./helpers.ts";
 import { withBackground } from "./background.ts";
 
-const FDS = "for f in 0 1 2; do readlink /proc/self/fd/$f; done";
+// the three links, then which inode stdin is (the host's /dev/null must not be it: root in the
+// container could chmod the host's device through /proc/self/fd/0, as with docker)
+const FDS = "for f in 0 1 2; do readlink /proc/self/fd/$f; done; stat -L -c %d:%i /proc/self/fd/0";
+
+const hostNull = () => {
+  const info = Deno.statSync("/dev/null");
+  return `${info.dev}:${info.ino}`;
+};
 
 const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
 
@@ -58,7 +65,8 @@ Deno.test("run, exec: the caller's files are not the container's stdio: pipes, /
             const r = await new Deno.Command("sh", { args: ["-c", shell] }).output();
             const out = await Deno.readTextFile(files[1]);
             assert.equal(r.code, 0, `${verb}: ${out}${await Deno.readTextFile(files[2])}`);
-            const [fd0, fd1, fd2] = out.trim().split("\n");
+            const [fd0, fd1, fd2, stdinInode] = out.trim().split("\n");
+            assert.notEqual(stdinInode, hostNull(), `${verb}: stdin is the host's /dev/null`);
             const label = `${verb}${interactive ? " -i" : ""}`;
             assert.equal(
               fd0,
@@ -90,9 +98,10 @@ Deno.test("run, exec: the caller's files are not the container's stdio: pipes, /
           }).output();
           const seen = new TextDecoder().decode(t.stdout).trim().split(/\r?\n/);
           assert.equal(seen[0], "/dev/null", `${verb} on a terminal: stdin`);
-          for (const fd of seen.slice(1)) {
+          for (const fd of seen.slice(1, 3)) {
             assert.match(fd, /^pipe:\[\d+\]$/, `${verb} on a terminal: ${seen}`);
           }
+          assert.notEqual(seen[3], hostNull(), `${verb} on a terminal: stdin is the host's /dev/null`);
         }
       });
     } finally {

@@ -29,10 +29,12 @@ import {
   dup3,
   exitNow,
   ioctlInt,
+  isNullDevice,
   mount,
   MS,
   O,
   open,
+  pipe,
   PR,
   prctl,
   read,
@@ -308,6 +310,23 @@ function sameFile(a: string, b: string): boolean {
   return x.dev === y.dev && x.ino === y.ino;
 }
 
+/**
+ * What docker gives a command without -i: /dev/null. The container's own (skiff made it with mknod in
+ * the container's /dev), never the host's: root in the container could chmod or chown that inode
+ * through /proc/self/fd/0. Opened inside the container's root, so it is checked to be the null
+ * device (the container may have replaced it); otherwise an empty pipe, which reads as EOF too.
+ */
+function containerNull(): number {
+  try {
+    const fd = open("/dev/null", O.RDWR | O.NOFOLLOW | O.NONBLOCK | O.NOCTTY | O.CLOEXEC);
+    if (isNullDevice(fd)) return fd;
+    close(fd);
+  } catch { /* absent, or a FIFO without a writer, or ... */ }
+  const [readEnd, writeEnd] = pipe();
+  close(writeEnd);
+  return readEnd;
+}
+
 function run(spec: ExecStageSpec, report: { fd: number }): never {
   // everything the container may not get is opened now, in the host's namespaces
   const lastCap = Number(Deno.readTextFileSync("/proc/sys/kernel/cap_last_cap").trim());
@@ -325,8 +344,6 @@ function run(spec: ExecStageSpec, report: { fd: number }): never {
   if (spec.stdio === "tty") {
     stdioSource = open(spec.ttySlave!, O.RDWR | O.NOCTTY | O.CLOEXEC);
     ioctlInt(stdioSource, TIOC.SCTTY, 0); // the session's terminal: the command's too
-  } else if (spec.stdio === "detached" || !spec.interactive) {
-    stdioSource = open("/dev/null", O.RDWR | O.CLOEXEC); // what docker gives a command without -i
   }
   // v1: "0" moves only the writing thread, and costs no RCU grace period (see exec.ts); skiff exec
   // moves us back once the command is born
@@ -357,6 +374,9 @@ function run(spec: ExecStageSpec, report: { fd: number }): never {
   }
   const env = spec.env.some((e) => e.startsWith("HOME=")) ? spec.env : [...spec.env, `HOME=${user.home}`];
   const path = checkExecutable(spec.command[0], env.find((e) => e.startsWith("PATH="))?.slice(5) ?? "");
+  if (spec.stdio === "detached" || (spec.stdio === "pipes" && !spec.interactive)) {
+    stdioSource = containerNull();
+  }
 
   // the command's stdio on 0-2, and nothing else in this thread's table
   if (spec.stdio === "detached") {
@@ -395,6 +415,8 @@ const STAGE_SYMBOLS: readonly SymbolName[] = [
   "waitpid",
   "_exit",
   "dup3",
+  "statx",
+  "pipe2",
 ];
 
 /** Entry point of `skiff __exec-stage`: never returns. */

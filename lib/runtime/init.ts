@@ -162,6 +162,11 @@ function run(spec: InitSpec, fifo: FifoReader): never {
   setsid(); // a session of its own: the caller's terminal signals reach it only through skiff
   if (spec.ttySlave) attachTerminal(spec.ttySlave);
   setupRootfs(spec);
+  if (spec.nullStdin) {
+    const devNull = open("/dev/null", O.RDWR | O.CLOEXEC); // made by setupRootfs: the container's own
+    dup2(devNull, 0);
+    close(devNull);
+  }
   sethostname(spec.hostname);
   interfaceUp("lo");
 

@@ -74,6 +74,7 @@ function initSpec(root: StateRoot, record: ContainerRecord, ttySlave: string | u
     user: record.Config.User,
     groupAdd: host.GroupAdd ?? [],
     ttySlave,
+    nullStdin: !record.Config.OpenStdin && !record.Config.Tty,
     privileged: host.Privileged,
     readOnlyRootfs: host.ReadonlyRootfs,
     shmSize: host.ShmSize || DEFAULT_SHM_SIZE,
