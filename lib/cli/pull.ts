@@ -14,7 +14,7 @@ import {
   fullName,
   fullString,
   parsePullReference,
-} from "../registry/reference.ts";
+} from "../image/reference.ts";
 
 const HELP = `Usage:  skiff pull [OPTIONS] NAME[:TAG|@DIGEST]
 

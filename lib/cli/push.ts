@@ -5,7 +5,7 @@ import { bool, parseArgs, requireArgs } from "./args.ts";
 import { SkiffError } from "../errors.ts";
 import { isatty } from "../../ffi/libc.ts";
 import { ProgressRenderer } from "../registry/progress.ts";
-import { familiarName, parseReference } from "../registry/reference.ts";
+import { familiarName, parseReference } from "../image/reference.ts";
 
 const HELP = `Usage:  skiff push [OPTIONS] NAME[:TAG]
 

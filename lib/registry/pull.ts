@@ -21,7 +21,7 @@ import {
   selectPlatform,
 } from "./mediatypes.ts";
 import { type ProgressSink, shortId } from "./progress.ts";
-import { familiarName, fullString, type Reference } from "./reference.ts";
+import { familiarName, fullString, type Reference } from "../image/reference.ts";
 
 export interface PullOptions {
   /** The platform to pick from a multi-platform index (default: the host's). */
@@ -441,7 +441,7 @@ export async function listTags(client: RegistryClient, repo: string): Promise<st
  * (default tag latest) and pulls it.
  */
 export async function pullByName(root: StateRoot, name: string, opts: PullOptions = {}): Promise<PullResult> {
-  const { parsePullReference } = await import("./reference.ts");
+  const { parsePullReference } = await import("../image/reference.ts");
   const { ref } = parsePullReference(name);
   const client = opts.client ?? new RegistryClient(ref.domain);
   try {
