@@ -68,14 +68,15 @@ function kernelVersion(): [number, number] {
 }
 
 /** The profile to compile for a container, or undefined for none. */
-async function profileFor(
+function profileFor(
   host: HostSecurity,
   settings: SecuritySettings,
-): Promise<SeccompProfile | undefined> {
+): SeccompProfile | undefined {
   if (settings.seccomp === "unconfined") return undefined;
   if (settings.seccomp === "default") return host.Privileged ? undefined : DEFAULT_PROFILE;
-  const { parseProfileJson } = await import("./profile.ts");
-  return parseProfileJson(settings.seccomp.json);
+  // validated with zod when the container was created (lib/cli/security_opt.ts); the supervisor,
+  // which launches detached containers, runs without the import map that names zod
+  return JSON.parse(settings.seccomp.json) as SeccompProfile;
 }
 
 /** The HostConfig fields the confinement depends on. */
@@ -103,9 +104,9 @@ export function compileProfile(profile: SeccompProfile, capabilities: bigint): C
 }
 
 /** The container's filter and no-new-privileges, from its HostConfig. */
-export async function containerConfinement(host: HostSecurity): Promise<Confinement> {
+export function containerConfinement(host: HostSecurity): Confinement {
   const settings = securitySettings(host.SecurityOpt);
-  const profile = await profileFor(host, settings);
+  const profile = profileFor(host, settings);
   const caps = capabilityMask(host.CapAdd ?? [], host.CapDrop ?? [], host.Privileged);
   return {
     ...(profile ? compileProfile(profile, caps) : {}),
