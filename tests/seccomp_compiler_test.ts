@@ -8,6 +8,7 @@ import { DEFAULT_PROFILE } from "../lib/seccomp/default_profile.ts";
 import { parseProfileJson } from "../lib/seccomp/profile.ts";
 import type { SeccompProfile } from "../lib/seccomp/profile_types.ts";
 import { resolveProfile, RET, type SeccompArch, SYSCALL_TABLES } from "../lib/seccomp/resolve.ts";
+import { COMPILER_REVISION, containerConfinement } from "../lib/seccomp/mod.ts";
 
 /** Runs a classic BPF seccomp program on (arch, nr, args); returns the SECCOMP_RET value. */
 export function runBpf(prog: Uint8Array, arch: number, nr: number, args: bigint[] = []): number {
@@ -244,4 +245,46 @@ Deno.test("seccomp profile loading: docker's JSON format, validated", () => {
       ),
     /both 'name' and 'names'/,
   );
+});
+
+Deno.test("seccomp: COMPILER_REVISION matches the compiler's sources (the cache key)", async () => {
+  const files = [
+    "bpf.ts",
+    "compile.ts",
+    "default_profile.ts",
+    "profile_types.ts",
+    "resolve.ts",
+    "syscall_tables.ts",
+  ];
+  const text = files.map((f) => Deno.readTextFileSync(new URL(`../lib/seccomp/${f}`, import.meta.url))).join(
+    "\n--\n",
+  );
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+  const hex = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("").slice(0, 16);
+  assertEquals(COMPILER_REVISION, hex, `update COMPILER_REVISION in lib/seccomp/mod.ts to "${hex}"`);
+});
+
+Deno.test("seccomp: a cached program is the one the compiler makes", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "skiff-seccomp-cache-" });
+  try {
+    Deno.mkdirSync(`${dir}/tmp`);
+    const host = { Privileged: false, CapAdd: ["CAP_SYS_ADMIN"], CapDrop: null };
+    const fresh = await containerConfinement(host);
+    const first = await containerConfinement(host, dir);
+    const second = await containerConfinement(host, dir);
+    assertEquals(first, fresh);
+    assertEquals(second, fresh);
+    assertEquals([...Deno.readDirSync(`${dir}/seccomp`)].length, 1);
+    assertEquals([...Deno.readDirSync(`${dir}/tmp`)].length, 0);
+    // another capability set is another program
+    const other = await containerConfinement({ ...host, CapAdd: null }, dir);
+    assert(other.seccompFilter !== fresh.seccompFilter);
+    assertEquals(await containerConfinement({ ...host, Privileged: true }, dir), {});
+    assertEquals(
+      await containerConfinement({ ...host, SecurityOpt: ["seccomp=unconfined", "no-new-privileges"] }, dir),
+      { noNewPrivileges: true },
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -57,7 +57,7 @@ const exec: Verb = async (args, ctx) => {
   };
   const record = execTarget(ctx.root, ref);
   // the container's own filter and no-new-privileges, from its record (docker: exec --privileged too)
-  const confinement = containerConfinement(record.HostConfig);
+  const confinement = await containerConfinement(record.HostConfig, ctx.root.path);
   if (tty && !detach) {
     const { execWithTerminal } = await import("../runtime/exec_tty.ts");
     return await execWithTerminal(record, request, interactive, confinement);
