@@ -4,52 +4,12 @@
 
 import { deepStrictEqual as assertEquals, ok as assert, throws as assertThrows } from "node:assert/strict";
 import { AUDIT_ARCH, compileFilter } from "../lib/seccomp/bpf.ts";
+import { runBpf } from "./bpf_interp.ts";
 import { DEFAULT_PROFILE } from "../lib/seccomp/default_profile.ts";
 import { parseProfileJson } from "../lib/seccomp/profile.ts";
 import type { SeccompProfile } from "../lib/seccomp/profile_types.ts";
 import { resolveProfile, RET, type SeccompArch, SYSCALL_TABLES } from "../lib/seccomp/resolve.ts";
 import { COMPILER_REVISION, containerConfinement } from "../lib/seccomp/mod.ts";
-
-/** Runs a classic BPF seccomp program on (arch, nr, args); returns the SECCOMP_RET value. */
-export function runBpf(prog: Uint8Array, arch: number, nr: number, args: bigint[] = []): number {
-  const view = new DataView(prog.buffer, prog.byteOffset, prog.byteLength);
-  const data = new DataView(new ArrayBuffer(64));
-  data.setUint32(0, nr >>> 0, true);
-  data.setUint32(4, arch >>> 0, true);
-  args.forEach((a, i) => data.setBigUint64(16 + 8 * i, BigInt.asUintN(64, a), true));
-  let A = 0, pc = 0;
-  for (let steps = 0; steps < 10000; steps++) {
-    const code = view.getUint16(pc * 8, true), jt = view.getUint8(pc * 8 + 2), jf = view.getUint8(pc * 8 + 3);
-    const k = view.getUint32(pc * 8 + 4, true);
-    pc++;
-    switch (code) {
-      case 0x20:
-        A = data.getUint32(k, true);
-        break;
-      case 0x54:
-        A = (A & k) >>> 0;
-        break;
-      case 0x05:
-        pc += k;
-        break;
-      case 0x15:
-        pc += A === k ? jt : jf;
-        break;
-      case 0x25:
-        pc += A > k ? jt : jf;
-        break;
-      case 0x35:
-        pc += A >= k ? jt : jf;
-        break;
-      case 0x06:
-        return k >>> 0;
-      default:
-        throw new Error(`unknown BPF opcode ${code.toString(16)} at ${pc - 1}`);
-    }
-    if (pc * 8 >= prog.length) throw new Error("ran off the end of the program");
-  }
-  throw new Error("no return");
-}
 
 const EPERM = RET.ERRNO | 1, ENOSYS = RET.ERRNO | 38;
 const DEFAULT_CAPS = [

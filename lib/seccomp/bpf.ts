@@ -2,7 +2,8 @@
 // laid out as libseccomp lays out its filters where it matters:
 //
 //   ld arch; another architecture → KILL (libseccomp's bad-arch action; i386 and arm32 compat calls
-//   included: skiff has no tables for them); x86-64: an x32 call (nr ≥ 0x40000000) → KILL too;
+//   included: skiff has no tables for them); nr -1 → the default action; x86-64: an x32 call
+//   (nr ≥ 0x40000000) → KILL too;
 //   then a binary search over ranges of syscall numbers that share one outcome (a return, or the
 //   argument tests of one syscall), so that a call costs ~log2(ranges) comparisons, not one per rule.
 //
@@ -208,11 +209,12 @@ export function compileFilter(filter: ResolvedFilter): Uint8Array<ArrayBuffer> {
   p.jump(OP.JEQ, AUDIT_ARCH[filter.arch], 1, 0);
   p.ret(badArch);
   p.stmt(OP.LD_ABS, NR);
+  // -1 (a call a tracer skipped) gets the default action, as in libseccomp's filters
+  p.jump(OP.JEQ, 0xffffffff, 0, 1);
+  p.ret(filter.defaultAction);
   if (filter.arch === "x86_64") {
-    // x32 calls share the x86-64 audit arch and differ by this bit; -1 (a tracer's skipped call)
-    // goes on to the search, as in libseccomp's filters
-    p.jump(OP.JGE, X32_SYSCALL_BIT, 0, 2);
-    p.jump(OP.JEQ, 0xffffffff, 1, 0);
+    // x32 calls share the x86-64 audit arch and differ by this bit
+    p.jump(OP.JGE, X32_SYSCALL_BIT, 0, 1);
     p.ret(badArch);
   }
   emitSearch(p, ranges(filter, 0xffffffff));
