@@ -71,6 +71,8 @@ export async function checkSeccompProfiles(securityOpt: string[]): Promise<void>
   const { parseProfileJson } = await import("../seccomp/profile.ts");
   const { resolveProfile, nativeArch } = await import("../seccomp/resolve.ts");
   const profile = parseProfileJson(settings.seccomp.json);
+  const actions = [profile.defaultAction, ...(profile.syscalls ?? []).map((s) => s.action)];
+  if (actions.includes("SCMP_ACT_NOTIFY")) throw new SkiffError("seccomp: SCMP_ACT_NOTIFY is not supported");
   const arch = nativeArch();
   if (arch) resolveProfile(profile, { arch, capabilities: [], kernel: [0, 0] }); // name/names, archMap
 }
