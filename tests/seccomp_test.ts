@@ -349,6 +349,24 @@ Deno.test("seccomp: exec (plain, -t, --privileged) gets the container's filter",
       stderr: "piped",
     }).output();
     assertMatch(new TextDecoder().decode(tty.stdout), /^Seccomp:\s+2\r?$/m);
+    // exec -d: confined too, its output discarded; a command that cannot start still says so
+    const detached = await root.skiff([
+      "exec",
+      "-d",
+      "c",
+      "sh",
+      "-c",
+      "echo out; echo err >&2; grep Seccomp: /proc/self/status >/tmp/d",
+    ]);
+    assertEquals([detached.code, detached.stdout, detached.stderr], [0, "", ""]);
+    let written = "";
+    for (let i = 0; i < 50 && !written.includes("Seccomp"); i++) {
+      written = (await root.skiff(["exec", "c", "cat", "/tmp/d"])).stdout;
+    }
+    assertMatch(written, /^Seccomp:\s+2$/m);
+    const missing = await root.skiff(["exec", "-d", "c", "no-such-command"]);
+    assertEquals(missing.code, 127);
+    assertMatch(missing.stderr, /exec: "no-such-command": executable file not found in \$PATH/);
 
     await root.ok([
       "run",

@@ -67,9 +67,12 @@ const exec: Verb = async (args, ctx) => {
     stdout: detach ? "null" : "inherit",
     stderr: detach ? "null" : "inherit",
   } as const;
-  const child = confinement.seccompFilter
-    ? (await import("../runtime/exec_confined.ts")).spawnConfinedExec(record, request, confinement, stdio)
-    : (await spawnInContainer(record, request, stdio)).child;
+  if (confinement.seccompFilter) {
+    const { detachedStart, spawnConfinedExec } = await import("../runtime/exec_confined.ts");
+    const child = spawnConfinedExec(record, request, confinement, stdio, detach);
+    return detach ? await detachedStart(child) : (await child.status).code;
+  }
+  const { child } = await spawnInContainer(record, request, stdio);
   if (detach) {
     child.unref(); // it lives on in the container (its PID 1 reaps it)
     return 0;

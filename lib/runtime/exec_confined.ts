@@ -10,11 +10,13 @@ import type { StageConfinement } from "./confine.ts";
 import { execEnvironment, ExecRefused, type ExecRequest } from "./exec.ts";
 import { spawnStage } from "./exec_tty.ts";
 
+/** Runs the command through the exec stage; with `detach`, resolves once it runs (0) or failed. */
 export function spawnConfinedExec(
   record: ContainerRecord,
   request: ExecRequest,
   confinement: StageConfinement,
   stdio: { stdin: "inherit" | "null"; stdout: "inherit" | "null"; stderr: "inherit" | "null" },
+  detach = false,
 ): Deno.ChildProcess {
   if (processStartTime(record.State.Pid) !== record.State.PidStartTime) {
     throw new ExecRefused(`Container ${record.Id} is not running`);
@@ -28,6 +30,23 @@ export function spawnConfinedExec(
     workingDir: request.workingDir || record.Config.WorkingDir || "/",
     command: request.command,
     privileged: request.privileged || record.HostConfig.Privileged,
+    detached: detach || undefined,
     ...confinement,
-  }, stdio);
+  }, detach ? { stdin: "null", stdout: "null", stderr: "piped" } : stdio);
+}
+
+/**
+ * exec -d through the stage: its errors come through the stderr pipe until it swaps that for
+ * /dev/null just before execve. At EOF a stage that is gone (its /proc/PID/exe unreadable: the kernel
+ * drops the mm before the files on exit) failed and says how; one still there runs the command.
+ */
+export async function detachedStart(child: Deno.ChildProcess): Promise<number> {
+  for await (const chunk of child.stderr) Deno.stderr.writeSync(chunk);
+  try {
+    Deno.readLinkSync(`/proc/${child.pid}/exe`);
+  } catch {
+    return (await child.status).code;
+  }
+  child.unref();
+  return 0;
 }

@@ -52,6 +52,8 @@ export interface ExecStageSpec extends StageConfinement {
   workingDir: string;
   command: string[];
   privileged: boolean;
+  /** exec -d: stderr (a pipe to skiff, for this stage's errors) becomes /dev/null right before execve. */
+  detached?: boolean;
 }
 
 /** How the parent starts the stage: the compiled binary's hidden verb, or this file from source. */
@@ -65,6 +67,7 @@ export function execStageCommand(spec: ExecStageSpec): { cmd: string; args: stri
 function run(spec: ExecStageSpec): never {
   const security = processSecurity(spec.pid); // the host's /proc: before setns
   const slave = spec.slavePath ? open(spec.slavePath, O.RDWR) : -1; // a host path: before setns
+  const devNull = spec.detached ? open("/dev/null", O.WRONLY | O.CLOEXEC) : -1; // the host's, likewise
   const namespaces = openNamespaces(spec.pid).filter((n) => n.type !== CLONE.NEWPID);
   if (processStartTime(spec.pid) !== spec.startTime) {
     throw new ExecFailed("the container stopped meanwhile", EXIT_SETUP_FAILED);
@@ -103,6 +106,7 @@ function run(spec: ExecStageSpec): never {
   resetSignals();
   closeRange(3, CLOSE_RANGE_CLOEXEC);
   confineLast(spec);
+  if (devNull >= 0) dup2(devNull, 2); // skiff sees EOF: the command is about to run
   try {
     execve(path, spec.command, env);
   } catch (e) {

@@ -13,7 +13,7 @@ import type { StageConfinement } from "./confine.ts";
 export function spawnStage(
   record: ContainerRecord,
   spec: ExecStageSpec,
-  stdio: { stdin: "inherit" | "null"; stdout: "inherit" | "null"; stderr?: "inherit" | "null" } = {
+  stdio: { stdin: "inherit" | "null"; stdout: "inherit" | "null"; stderr?: "inherit" | "null" | "piped" } = {
     stdin: "null",
     stdout: "null",
   },
