@@ -151,7 +151,10 @@ export async function launchContainer(
   const child = stage.child;
   let pty: PtyMaster | undefined;
   try {
-    const spec = { ...initSpec(root, record, undefined), ...await containerConfinement(record.HostConfig, root.path) };
+    const spec = {
+      ...initSpec(root, record, undefined),
+      ...await containerConfinement(record.HostConfig, root.path),
+    };
     spec.cgroupView = options.cgroupView;
     spec.detached = options.detached;
     if (record.Config.Tty) {
