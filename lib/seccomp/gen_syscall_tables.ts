@@ -28,6 +28,9 @@ const LATER: Record<string, number> = {
   file_setattr: 469,
 };
 
+/** x86-64 only, newer than the host's headers (arch/x86/entry/syscalls/syscall_64.tbl, Linux 6.11). */
+const X86_64_LATER: Record<string, number> = { uretprobe: 335 };
+
 function parse(text: string): Map<string, string> {
   const map = new Map<string, string>();
   for (const line of text.split("\n")) {
@@ -37,7 +40,7 @@ function parse(text: string): Map<string, string> {
   return map;
 }
 
-function table(defs: Map<string, string>): Record<string, number> {
+function table(defs: Map<string, string>, later: Record<string, number>): Record<string, number> {
   const resolve = (value: string, depth = 0): number | undefined => {
     if (depth > 10) return undefined;
     const expr = value.replace(
@@ -53,7 +56,7 @@ function table(defs: Map<string, string>): Record<string, number> {
     const nr = resolve(value);
     if (nr !== undefined && Number.isInteger(nr)) out[name.slice(5)] = nr;
   }
-  for (const [name, nr] of Object.entries(LATER)) {
+  for (const [name, nr] of Object.entries(later)) {
     if (!(name in out)) out[name] = nr;
   }
   return Object.fromEntries(Object.entries(out).sort((a, b) => a[1] - b[1]));
@@ -71,7 +74,7 @@ async function gcc(header: string, defines: string[]): Promise<Map<string, strin
   return parse(new TextDecoder().decode((await child.output()).stdout));
 }
 
-const x86 = table(await gcc("asm/unistd_64.h", []));
+const x86 = table(await gcc("asm/unistd_64.h", []), { ...LATER, ...X86_64_LATER });
 const arm = table(
   await gcc("asm-generic/unistd.h", [
     "__ARCH_WANT_RENAMEAT",
@@ -81,6 +84,7 @@ const arm = table(
     "__ARCH_WANT_SYS_CLONE3",
     "__ARCH_WANT_MEMFD_SECRET",
   ]),
+  LATER,
 );
 const render = (t: Record<string, number>) =>
   "{\n" + Object.entries(t).map(([k, v]) => `  ${k}: ${v},`).join("\n") + "\n}";

@@ -70,7 +70,7 @@ function kernelVersion(): [number, number] {
  * compiler or profile never meets a program compiled by the old one; tests/seccomp_compiler_test.ts
  * fails (and prints the new value) when it is out of date.
  */
-export const COMPILER_REVISION = "8f23e0ab2b1fc91b";
+export const COMPILER_REVISION = "ee9645ed336df7d9";
 
 /** The HostConfig fields the confinement depends on. */
 export interface HostSecurity {
