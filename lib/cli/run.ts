@@ -28,6 +28,7 @@ import { environment, readListFile } from "./envflags.ts";
 import { parseRestartPolicy } from "../runtime/restart.ts";
 import { logConfigOf } from "../runtime/logs.ts";
 import { parseSignal } from "../runtime/signals.ts";
+import { checkSeccompProfiles, securityOptFlags } from "./security_opt.ts";
 
 const OPTIONS: OptionSpec[] = [
   { name: "name", kind: "string" },
@@ -48,6 +49,7 @@ const OPTIONS: OptionSpec[] = [
   { name: "cap-add", kind: "list" },
   { name: "cap-drop", kind: "list" },
   { name: "read-only", kind: "bool" },
+  { name: "security-opt", kind: "list" },
   ...RESOURCE_OPTIONS,
   { name: "cpu-period", kind: "string" },
   { name: "cpu-quota", kind: "string" },
@@ -114,6 +116,7 @@ Options:
       --restart string          Restart policy to apply when a container exits (default "no")
       --pull string             Pull image before running ("always", "missing", "never") (default "missing")
       --rm                      Automatically remove the container when it exits
+      --security-opt list       Security Options
       --shm-size bytes          Size of /dev/shm
       --sig-proxy               Proxy received signals to the process (default true)
       --stop-signal string      Signal to stop the container
@@ -256,6 +259,7 @@ function runRequest(parsed: Parsed): RunRequest {
       readOnlyRootfs: bool(parsed, "read-only"),
       capAdd,
       capDrop,
+      securityOpt: securityOptFlags(list(parsed, "security-opt")),
       resources,
       groupAdd: list(parsed, "group-add"),
       extraHosts: extraHosts(list(parsed, "add-host")),
@@ -315,6 +319,7 @@ const run: Verb = async (args, ctx) => {
   }
   const detach = bool(parsed, "detach");
   const request = runRequest(parsed);
+  await checkSeccompProfiles(request.container.securityOpt ?? []);
   const { tty, interactive } = request.container;
   const pullFlag = str(parsed, "pull");
   if (detach && (pullFlag === undefined || pullFlag === "missing")) {

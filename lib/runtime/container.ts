@@ -72,6 +72,8 @@ export interface CreateRequest {
   readOnlyRootfs: boolean;
   capAdd: string[];
   capDrop: string[];
+  /** --security-opt, as HostConfig.SecurityOpt keeps it (lib/cli/security_opt.ts). */
+  securityOpt?: string[];
   resources: ResourceSettings;
   /** --group-add */
   groupAdd?: string[];
@@ -199,6 +201,7 @@ export async function createContainerFromImage(
         ReadonlyRootfs: req.readOnlyRootfs,
         CapAdd: canonicalCapabilityList(req.capAdd),
         CapDrop: canonicalCapabilityList(req.capDrop),
+        SecurityOpt: req.securityOpt?.length ? req.securityOpt : null,
         NetworkMode: "none",
         ...req.resources,
         GroupAdd: req.groupAdd?.length ? req.groupAdd : null,

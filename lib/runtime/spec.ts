@@ -52,6 +52,11 @@ export interface InitSpec {
    * line on the FIFO says it is done, and the stage waits for it before it becomes the container.
    */
   awaitCgroup?: boolean;
+  /** The container's seccomp filter (BPF, base64; compiled by the parent) and flags. */
+  seccompFilter?: string;
+  seccompFlags?: number;
+  /** --security-opt no-new-privileges. */
+  noNewPrivileges?: boolean;
 }
 
 /** docker's default size of /dev/shm. */

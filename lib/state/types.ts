@@ -134,6 +134,8 @@ export interface HostConfig {
   ReadonlyRootfs: boolean;
   CapAdd: string[] | null;
   CapDrop: string[] | null;
+  /** --security-opt as docker keeps it ("seccomp=unconfined", "seccomp=<profile JSON>", "no-new-privileges"). */
+  SecurityOpt?: string[] | null;
   NetworkMode: string;
   /** Bytes; 0 = unlimited. */
   Memory: number;
