@@ -275,6 +275,25 @@ function runRequest(parsed: Parsed): RunRequest {
   };
 }
 
+/**
+ * docker's daemon discards a limit the host's cgroups cannot apply (no BFQ: no --blkio-weight) and
+ * the CLI prints its warning; the probe is loaded only when a limit is asked for.
+ */
+async function adaptLimitsToHost(request: RunRequest): Promise<void> {
+  const { privileged: _, ...asked } = request.limits;
+  if (!Object.values(asked).some((v) => v !== undefined && v !== 0 && v !== "" && v !== false && v !== -1)) {
+    return;
+  }
+  const support = await import("../cgroups/support.ts");
+  const resources = request.container.resources;
+  if (!support.asksForLimits(resources)) return;
+  const host = support.hostSupport();
+  const refusal = support.unsupportedError(resources, host);
+  if (refusal) throw new SkiffError(refusal);
+  for (const warning of support.discardUnsupported(resources, host)) console.error(`WARNING: ${warning}`);
+  request.limits = support.limitsWith(request.limits, resources);
+}
+
 /** run -d: the supervisor starts the created container; prints its id once its command runs. */
 async function runDetached(ctx: Parameters<Verb>[1], id: string): Promise<number> {
   const { startDetached } = await import("../runtime/detach.ts");
@@ -315,6 +334,7 @@ const run: Verb = async (args, ctx) => {
   }
   const detach = bool(parsed, "detach");
   const request = runRequest(parsed);
+  await adaptLimitsToHost(request);
   const { tty, interactive } = request.container;
   const pullFlag = str(parsed, "pull");
   if (detach && (pullFlag === undefined || pullFlag === "missing")) {
