@@ -232,6 +232,7 @@ const SYS = {
   setresgid: 119,
   pivot_root: 155,
   close_range: 436,
+  mount_setattr: 442, // the same number on arm64 (both use the common table from 5.12 on)
   bpf: 321,
 } as const;
 export const S_IFCHR = 0o020000, S_IFBLK = 0o060000, S_IFIFO = 0o010000;
@@ -544,6 +545,20 @@ export function interfaceUp(name: string): void {
   } finally {
     close(fd);
   }
+}
+
+// ---- mount_setattr (5.12+): attributes of a whole mount tree at once ----
+export const MOUNT_ATTR_RDONLY = 0x1;
+export const AT_RECURSIVE = 0x8000;
+
+/** mount_setattr(2) on the mount at `path` and, with AT_RECURSIVE, every mount below it. */
+export function mountSetattr(path: string, flags: number, attrSet: number, attrClr = 0): void {
+  const attr = new BigUint64Array([BigInt(attrSet), BigInt(attrClr), 0n, 0n]); // struct mount_attr
+  check(
+    "mount_setattr",
+    sys(SYS.mount_setattr, AT_FDCWD, cstr(path), flags, new Uint8Array(attr.buffer), attr.byteLength),
+    path,
+  );
 }
 
 // ---- unix stream sockets (the supervisor's; libc's wrappers: no syscall numbers per architecture) ----
