@@ -72,6 +72,20 @@ Deno.test("input: accepted values are written as docker writes them", async () =
       "grep -E '^(search|options|nameserver)' /etc/resolv.conf | grep -v nameserver; grep -w db /etc/hosts; hostname",
     ]);
     assert.equal(out, "search example.com\noptions ndots:2\n10.0.0.7\tdb\nbox\n");
+    // "." alone: no search line, not even the host's
+    assert.equal(
+      await root.ok([
+        "run",
+        "--rm",
+        "--dns-search",
+        ".",
+        "busybox",
+        "sh",
+        "-c",
+        "grep -c ^search /etc/resolv.conf; true",
+      ]),
+      "0\n",
+    );
     // the largest gid runc takes is fine
     assert.match(
       await root.ok(["run", "--rm", "--group-add", "2147483647", "busybox", "id", "-G"]),
