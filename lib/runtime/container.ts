@@ -135,8 +135,9 @@ function containerResolvConf(dns: string[], search: string[], options: string[])
     .filter((ip) => ip && !ip.startsWith("127.") && ip !== "::1");
   if (dns.length) servers = dns;
   if (servers.length === 0) servers = ["8.8.8.8", "8.8.4.4"];
+  // `--dns-search .` alone: no search domains at all, not even the host's (docker)
   const searchLines = search.length
-    ? [`search ${search.join(" ")}`]
+    ? search.join(" ") === "." ? [] : [`search ${search.join(" ")}`]
     : lines.filter((l) => keyword(l) === "search" || keyword(l) === "domain");
   const optionLines = options.length
     ? [`options ${options.join(" ")}`]

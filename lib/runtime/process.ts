@@ -82,6 +82,7 @@ function initSpec(root: StateRoot, record: ContainerRecord, ttySlave: string | u
       source: m.Source,
       destination: m.Destination,
       readOnly: !m.RW,
+      recursive: m.BindRecursive ?? "enabled",
       // docker copies the image's files into an empty volume, never into a bind
       copyUp: m.Type === "volume" && !m.Mode.split(",").includes("nocopy"),
     })),

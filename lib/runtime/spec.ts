@@ -35,7 +35,14 @@ export interface InitSpec {
   /** --tmpfs mounts: container path and tmpfs options. */
   tmpfs: { path: string; options: string }[];
   /** -v binds and volumes: host source, container destination. */
-  mounts: { source: string; destination: string; readOnly: boolean; copyUp: boolean }[];
+  mounts: {
+    source: string;
+    destination: string;
+    readOnly: boolean;
+    /** docker 25's bind-recursive: "enabled" makes read-only mounts recursively so where the kernel can */
+    recursive?: "enabled" | "disabled" | "writable" | "readonly";
+    copyUp: boolean;
+  }[];
   /** Bounding/effective/permitted set as a decimal string (JSON has no bigint). Ignored when privileged. */
   capabilities: string;
   maskedPaths: string[];

@@ -190,6 +190,11 @@ export interface MountPoint {
   Mode: string;
   RW: boolean;
   Propagation: string;
+  /**
+   * --mount's bind-recursive when not "enabled" (docker 25: BindOptions NonRecursive,
+   * ReadOnlyNonRecursive, ReadOnlyForceRecursive); skiff's own, not shown by inspect.
+   */
+  BindRecursive?: "disabled" | "writable" | "readonly";
 }
 
 export interface ContainerRecord {
