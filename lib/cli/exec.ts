@@ -5,6 +5,7 @@ import type { Verb } from "./context.ts";
 import { environment, readListFile } from "./envflags.ts";
 import { SkiffError } from "../errors.ts";
 import { abortExecStage, type ExecStdio, takeExecStage } from "../runtime/exec_stage.ts";
+import { containerConfinement } from "../seccomp/mod.ts";
 
 const OPTIONS: OptionSpec[] = [
   { name: "detach", short: "d", kind: "bool" },
@@ -73,11 +74,19 @@ const exec: Verb = async (args, ctx) => {
     await abortExecStage(stage);
     throw e;
   }
+  let confinement;
+  try {
+    // the container's own filter and no-new-privileges, from its record (docker: exec --privileged too)
+    confinement = await containerConfinement(record.HostConfig, ctx.root.path);
+  } catch (e) {
+    await abortExecStage(stage);
+    throw e;
+  }
   if (stdio === "tty") {
     const { execWithTerminal } = await import("../runtime/exec_tty.ts");
-    return await execWithTerminal(ctx.root, record, request, stage, interactive);
+    return await execWithTerminal(ctx.root, record, request, stage, interactive, confinement);
   }
-  return await execWithPipes(ctx.root, record, request, stage, stdio, interactive);
+  return await execWithPipes(ctx.root, record, request, stage, stdio, interactive, confinement);
 };
 
 export default exec;

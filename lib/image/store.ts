@@ -23,7 +23,14 @@ import {
 import type { StateRoot } from "../state/root.ts";
 import type { ImageRecord, LayerRef } from "../state/types.ts";
 import { isProcessAlive, listContainers, processStartTime } from "../state/containers.ts";
-import { familiarName, familiarString, familiarTagged, normalizeTag, parseReference } from "./reference.ts";
+import {
+  familiarName,
+  familiarString,
+  familiarTagged,
+  normalizeTag,
+  parseReference,
+  withDefaultTag,
+} from "./reference.ts";
 
 /** What layers/<hex>/layer.json holds. */
 export interface LayerInfo {
@@ -99,7 +106,7 @@ export class ImageStore {
     if (found) return found;
     let normalized = ref;
     try {
-      normalized = familiarString(parseReference(ref));
+      normalized = familiarString(withDefaultTag(parseReference(ref)));
     } catch { /* not a name: report it as given */ }
     throw new NotFoundError(`Unable to find image '${normalized}' locally`);
   }
@@ -268,7 +275,7 @@ export class ImageStore {
     if (found) return found;
     let shown = ref;
     try {
-      shown = familiarString(parseReference(ref));
+      shown = familiarString(withDefaultTag(parseReference(ref)));
     } catch { /* as given */ }
     throw new SkiffError(`No such image: ${shown}`, 1);
   }

@@ -5,7 +5,8 @@
 import { join } from "../state/path.ts";
 import { SkiffError } from "../errors.ts";
 import { writeFileAtomic } from "../state/fsutil.ts";
-import { credentialKey, DEFAULT_DOMAIN } from "./reference.ts";
+import { DEFAULT_DOMAIN } from "../image/reference.ts";
+import { credentialKey } from "./reference.ts";
 
 export interface Credentials {
   username: string;

@@ -10,7 +10,8 @@ import { isRunning, lookupContainer } from "../container/ops.ts";
 import { SkiffError } from "../errors.ts";
 import { exists } from "../state/fsutil.ts";
 import type { StateRoot } from "../state/root.ts";
-import type { ContainerRecord, HostConfig } from "../state/types.ts";
+import type { ContainerRecord } from "../state/types.ts";
+import type { StageConfinement } from "./confine.ts";
 import { capabilityMask } from "./caps.ts";
 import {
   type CgroupMove,
@@ -67,12 +68,6 @@ export function execEnvironment(
   if (!byKey.has("HOME") && home !== undefined) byKey.set("HOME", `HOME=${home}`);
   if (tty && !byKey.has("TERM")) byKey.set("TERM", "TERM=xterm");
   return [...byKey.values()];
-}
-
-/** docker's `--security-opt no-new-privileges[=true|:true]` in the container's configuration. */
-export function noNewPrivileges(host: HostConfig): boolean {
-  const options = (host as { SecurityOpt?: string[] | null }).SecurityOpt ?? [];
-  return options.some((o) => /^no-new-privileges([:=]true)?$/.test(o));
 }
 
 // ---- cgroups ----
@@ -140,6 +135,7 @@ export function execStageSpec(
   request: ExecRequest,
   stdio: ExecStdio,
   interactive: boolean,
+  confinement: StageConfinement,
   ttySlave?: string,
 ): ExecStageSpec {
   const host = record.HostConfig;
@@ -159,7 +155,8 @@ export function execStageSpec(
     command: request.command,
     capabilities: capabilityMask(host.CapAdd ?? [], host.CapDrop ?? [], privileged).toString(),
     privileged,
-    noNewPrivileges: noNewPrivileges(host),
+    // the container's seccomp filter and no-new-privileges (docker: exec --privileged keeps them)
+    ...confinement,
   };
 }
 
@@ -230,12 +227,13 @@ export async function execWithPipes(
   stage: ExecStage,
   stdio: "pipes" | "detached",
   interactive: boolean,
+  confinement: StageConfinement,
 ): Promise<number> {
   const child = stage.child;
   const outputs = [copyOutput(child.stdout, Deno.stdout), copyOutput(child.stderr, Deno.stderr)];
   let writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
   try {
-    const spec = execStageSpec(root, record, request, stdio, interactive);
+    const spec = execStageSpec(root, record, request, stdio, interactive, confinement);
     writer = await sendExecSpec(stage, spec);
     leaveWhenSpawned(stage, spec.cgroups);
   } catch { /* the stage is gone: its status and stderr say why */ }

@@ -52,6 +52,7 @@ import {
 } from "../../ffi/libc.ts";
 import { SysError } from "../../ffi/errors.ts";
 import { SkiffError } from "../errors.ts";
+import { confineBeforeCredentials, confineLast, type StageConfinement } from "./confine.ts";
 import { EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED } from "./spec.ts";
 import { type ExecUser, resolveUser } from "./user.ts";
 
@@ -70,7 +71,7 @@ export interface CgroupMove {
 }
 
 /** What `skiff exec` sends the stage: everything comes from the container's record. */
-export interface ExecStageSpec {
+export interface ExecStageSpec extends StageConfinement {
   containerId: string;
   /** Host pid of the container's PID 1 and its start time (whose namespaces are joined). */
   pid: number;
@@ -92,8 +93,6 @@ export interface ExecStageSpec {
   capabilities: string;
   /** The container's or exec's --privileged: the host's bounding set is kept. */
   privileged: boolean;
-  /** The container's no-new-privileges security option. */
-  noNewPrivileges: boolean;
 }
 
 /** The command could not start: runc's wording, docker's exit codes (126, 127). */
@@ -110,7 +109,8 @@ class ExecFailed extends SkiffError {
 function execStageCommand(): { cmd: string; args: string[] } {
   if (Deno.build.standalone) return { cmd: Deno.execPath(), args: ["__exec-stage"] };
   const self = decodeURIComponent(new URL(import.meta.url).pathname);
-  return { cmd: Deno.execPath(), args: ["run", "-A", "--no-config", self] };
+  // no V8 code cache: its SQLite fds are gone from the main thread after close_range (see below)
+  return { cmd: Deno.execPath(), args: ["run", "-A", "--no-config", "--no-code-cache", self] };
 }
 
 /** A started stage, waiting for its spec on stdin. */
@@ -289,7 +289,6 @@ function becomeContainerUser(user: ExecUser, spec: ExecStageSpec, lastCap: numbe
   const held = capget().permitted & (spec.privileged ? ~0n : mask);
   capset({ effective: held, permitted: held, inheritable: 0n });
   prctl(PR.CAP_AMBIENT, BigInt(PR.CAP_AMBIENT_CLEAR_ALL));
-  if (spec.noNewPrivileges) prctl(PR.SET_NO_NEW_PRIVS, 1n);
 }
 
 const encoder = new TextEncoder();
@@ -390,9 +389,12 @@ function run(spec: ExecStageSpec, report: { fd: number }): never {
   } else if (stdioSource >= 0) dup2(stdioSource, 0);
   if (pidNamespace) setns(pidNamespace.fd, CLONE.NEWPID);
   closeRange(report.fd === 3 ? 4 : 3);
+  // the container's seccomp filter and no-new-privileges on this thread, in runc's order (see
+  // confine.ts); posix_spawn's child inherits them. docker's profile lets posix_spawn, waitpid and
+  // _exit through (clone3 gets ENOSYS: glibc falls back to clone without namespace flags).
+  confineBeforeCredentials(spec);
   becomeContainerUser(user, spec, lastCap);
-  // the container's seccomp filter goes on here, on this thread only: posix_spawn's child inherits it
-  // (docker's profile lets posix_spawn through: clone3 gets ENOSYS, glibc falls back to clone)
+  confineLast(spec);
   let child: number;
   try {
     child = spawnFromThisThread(path, spec.command, env);
@@ -424,6 +426,11 @@ export function execStageMain(): never {
   const report = { fd: 2 };
   try {
     bindLibc(STAGE_SYMBOLS);
+    // Deno loads some built-ins on first use (atob: confine.ts decodes the filter with it) and looks
+    // them up in its code cache, whose fds the main thread no longer has after close_range: SQLite
+    // then retried its lock for 20 s. So the stage runs without the code cache, and what is used
+    // after close_range is used once now (a compiled skiff cannot take the flag).
+    atob("");
     // nothing of this process may be read through /proc by the container (root there, uid 0 here)
     prctl(PR.SET_DUMPABLE, 0n);
     // a session of its own: the caller's terminal signals reach the command only through skiff,

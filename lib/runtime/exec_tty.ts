@@ -6,6 +6,7 @@ import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
 import { type ExecRequest, execStageSpec, leaveWhenSpawned, sendExecSpec, statusCode } from "./exec.ts";
 import type { ExecStage } from "./exec_stage.ts";
+import type { StageConfinement } from "./confine.ts";
 import { PtyMaster, rawStdin } from "./pty.ts";
 import { copyOutput, drainAfterExit, sleep } from "./stdio.ts";
 
@@ -16,6 +17,7 @@ export async function execWithTerminal(
   request: ExecRequest,
   stage: ExecStage,
   interactive: boolean,
+  confinement: StageConfinement,
 ): Promise<number> {
   const pty = PtyMaster.open();
   // the stage's own failures before it takes the terminal (its stdout stays unused)
@@ -25,7 +27,7 @@ export async function execWithTerminal(
   try {
     pty.syncWindowSize();
     try {
-      const spec = execStageSpec(root, record, request, "tty", false, pty.slavePath);
+      const spec = execStageSpec(root, record, request, "tty", false, confinement, pty.slavePath);
       const writer = await sendExecSpec(stage, spec);
       await writer.close(); // the command's input comes through the pty
       leaveWhenSpawned(stage, spec.cgroups);
