@@ -21,6 +21,7 @@ import { LayerWriter } from "../image/unpack.ts";
 import { containerLockPath } from "../state/containers.ts";
 import { removeIfExists, withLockSync } from "../state/fsutil.ts";
 import type { StateRoot } from "../state/root.ts";
+import { tmpPath } from "../state/tmp.ts";
 import type { ContainerRecord } from "../state/types.ts";
 import { copyTree, lstatOrNull, pathParts, resolveInRoot } from "./fstree.ts";
 import { treeEntries } from "./cphelper.ts";
@@ -263,7 +264,7 @@ async function copyFromRunning(
     return;
   }
   // stage the tar on the host (A's unpacker: nothing escapes the staging dir), then copy by the rules
-  const staged = join(root.tmp, `cp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
+  const staged = tmpPath(root, "cp");
   Deno.mkdirSync(staged, { recursive: true, mode: 0o700 });
   try {
     const child = helper(root, record, ["out", path, follow], { stdin: "null", stdout: "piped" });
@@ -397,7 +398,7 @@ function copyToStopped(
     if (!srcInfo) throw new CpError(`lstat ${srcAbs}: no such file or directory`);
   } else {
     // unpack the stream on the host first (A's safe unpacker: no entry escapes the directory)
-    staged = join(root.tmp, `cp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
+    staged = tmpPath(root, "cp");
     Deno.mkdirSync(staged, { recursive: true, mode: 0o700 });
     srcAbs = staged;
   }

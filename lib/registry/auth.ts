@@ -5,6 +5,8 @@
 import { join } from "../state/path.ts";
 import { SkiffError } from "../errors.ts";
 import { writeFileAtomic } from "../state/fsutil.ts";
+import { dockerConfigSchema, parseWith } from "../state/schemas.ts";
+import { InvalidState } from "../state/validate.ts";
 import { credentialKey, DEFAULT_DOMAIN } from "./reference.ts";
 
 export interface Credentials {
@@ -115,11 +117,10 @@ function readConfig(): DockerConfigFile {
   }
   if (text.trim() === "") return {};
   try {
-    const parsed = JSON.parse(text);
-    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new Error();
-    return parsed as DockerConfigFile;
-  } catch {
-    throw new SkiffError(`${path}: invalid JSON in the docker config file`);
+    return parseWith(text, dockerConfigSchema) as DockerConfigFile;
+  } catch (e) {
+    if (!(e instanceof InvalidState)) throw e;
+    throw new SkiffError(`${path}: invalid docker config file: ${e.message}`);
   }
 }
 

@@ -5,11 +5,61 @@ import { close, flock, LOCK, O, open, setTopDirFlag } from "../../ffi/libc.ts";
 
 const encoder = new TextEncoder();
 
-/** Writes a file so that readers see the old or the new content, never half of it. */
-export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): void {
-  const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+let ownStart: string | undefined;
+
+/**
+ * The temp name writeFileAtomic writes beside `path` first: `<path>.tmp-<pid>-<start>-<hex>`, the
+ * owner's pid and start time in it so a sweep (sweepAtomicTemps) removes it only once that process
+ * is gone.
+ */
+function atomicTempPath(path: string): string {
+  if (ownStart === undefined) {
+    try {
+      const stat = Deno.readTextFileSync("/proc/self/stat");
+      ownStart = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+    } catch {
+      ownStart = "0";
+    }
+  }
+  const rand = Array.from(crypto.getRandomValues(new Uint8Array(4)), (b) => b.toString(16).padStart(2, "0"))
+    .join("");
+  return `${path}.tmp-${Deno.pid}-${ownStart}-${rand}`;
+}
+
+/** A writeFileAtomic temp name: the owner's pid and start time, or undefined. */
+export function atomicTempOwner(name: string): { pid: number; start: number } | undefined {
+  const m = /\.tmp-(\d+)-(\d+)-[0-9a-f]+$/.exec(name);
+  return m ? { pid: Number(m[1]), start: Number(m[2]) } : undefined;
+}
+
+/** fsync of a directory: makes the names created, renamed or removed in it survive a crash. */
+export function syncDir(dir: string): void {
+  const d = Deno.openSync(dir, { read: true });
   try {
-    Deno.writeFileSync(tmp, typeof data === "string" ? encoder.encode(data) : data, { mode });
+    d.syncSync();
+  } finally {
+    d.close();
+  }
+}
+
+/**
+ * Writes a file so that readers see the old or the new content, never half of it: a temp file
+ * beside it, renamed over it. `durable` (the default) also makes it survive a crash of the machine:
+ * the data is synced before the rename and the directory after it (without the first sync, ext4
+ * may put the rename on disk before the data, and a crash leaves an empty file under the real
+ * name). ARCHITECTURE.md ("Crash consistency") says which writes need it and what it costs.
+ */
+export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644, durable = true): void {
+  const tmp = atomicTempPath(path);
+  try {
+    const file = Deno.openSync(tmp, { write: true, createNew: true, mode });
+    try {
+      const bytes = typeof data === "string" ? encoder.encode(data) : data;
+      for (let off = 0; off < bytes.length;) off += file.writeSync(bytes.subarray(off));
+      if (durable) file.syncDataSync();
+    } finally {
+      file.close();
+    }
     Deno.renameSync(tmp, path);
   } catch (e) {
     try {
@@ -17,10 +67,11 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
     } catch { /* never written */ }
     throw e;
   }
+  if (durable) syncDir(dirname(path));
 }
 
-export function writeJsonAtomic(path: string, value: unknown, mode = 0o644): void {
-  writeFileAtomic(path, JSON.stringify(value, null, 2) + "\n", mode);
+export function writeJsonAtomic(path: string, value: unknown, mode = 0o644, durable = true): void {
+  writeFileAtomic(path, JSON.stringify(value, null, 2) + "\n", mode, durable);
 }
 
 export function readJson<T>(path: string): T {
