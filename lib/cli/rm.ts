@@ -5,7 +5,7 @@
 import { BrokenContainerError, findContainer } from "../state/containers.ts";
 import { NotFoundError } from "../errors.ts";
 import { removeBrokenContainer, removeContainer, removeIncompleteContainer } from "../state/reconcile.ts";
-import { sweepTmp } from "../state/tmp.ts";
+import { sweepTmp } from "../state/fsutil.ts";
 import { bool, parseArgs, requireArgs } from "./args.ts";
 import type { Verb } from "./context.ts";
 import { removeAnonymousVolumes } from "../volume/store.ts";

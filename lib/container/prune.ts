@@ -11,7 +11,7 @@ import {
   removeContainer,
 } from "../state/reconcile.ts";
 import { deadPlaceholder, scanContainers } from "../state/containers.ts";
-import { sweepTmp } from "../state/tmp.ts";
+import { sweepTmp } from "../state/fsutil.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
 import { isRunning } from "./ops.ts";

@@ -7,7 +7,7 @@
 import { join } from "../state/path.ts";
 import { atomicTempOwner, withLock } from "../state/fsutil.ts";
 import { layerInfoSchema, parseWith } from "../state/schemas.ts";
-import { imageConfigBlob } from "../state/shapes.ts";
+import { imageConfigBlob } from "../state/validate.ts";
 import { InvalidState, parseState } from "../state/validate.ts";
 import { listContainersWithDead } from "../state/containers.ts";
 import type { ImageConfigBlob, ImageRecord } from "../state/types.ts";

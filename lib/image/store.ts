@@ -11,13 +11,12 @@
 
 import { join } from "../state/path.ts";
 import { NotFoundError, SkiffError } from "../errors.ts";
-import { exists, removeIfExists, withLock, writeJsonAtomic } from "../state/fsutil.ts";
+import { exists, makeTmpDir, removeIfExists, sweepTmp, withLock, writeJsonAtomic } from "../state/fsutil.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ImageRecord, LayerRef } from "../state/types.ts";
-import { imageRecord, tagIndex } from "../state/shapes.ts";
+import { imageRecord, tagIndex } from "../state/validate.ts";
 import { InvalidState, nullable, num, object, parseState, str } from "../state/validate.ts";
 import { isProcessAlive, listContainersWithDead } from "../state/containers.ts";
-import { makeTmpDir, sweepTmp } from "../state/tmp.ts";
 import { familiarName, familiarString, familiarTagged, normalizeTag, parseReference } from "./reference.ts";
 
 /** What layers/<hex>/layer.json holds. */

@@ -6,8 +6,7 @@
 import { join } from "./path.ts";
 import { scanContainers } from "./containers.ts";
 import { cgroupBusy, incompleteContainers, removeBrokenContainer } from "./reconcile.ts";
-import { sweepAtomicTemps } from "./tmp.ts";
-import { writeJsonAtomic } from "./fsutil.ts";
+import { sweepAtomicTemps, writeJsonAtomic } from "./fsutil.ts";
 import type { StateRoot } from "./root.ts";
 import { type BrokenVolumeError, listVolumes, volumesDir } from "../volume/store.ts";
 

@@ -3,13 +3,23 @@
 
 import { join } from "./path.ts";
 import { NotFoundError, SkiffError } from "../errors.ts";
-import { isProcessAlive, processStartTime } from "./proc.ts";
-import { tmpPath } from "./tmp.ts";
-import { exists, removeIfExists, spreadSubdirs, withLock, withLockSync, writeJsonAtomic } from "./fsutil.ts";
+import {
+  exists,
+  isProcessAlive,
+  processStartTime,
+  removeIfExists,
+  spreadSubdirs,
+  tmpPath,
+  withLock,
+  withLockSync,
+  writeJsonAtomic,
+} from "./fsutil.ts";
 import type { StateRoot } from "./root.ts";
-import { type ContainerRecord, initialState } from "./types.ts";
-import { CONTAINER_ID_RE, containerRecord } from "./shapes.ts";
-import { InvalidState, parseState } from "./validate.ts";
+import type { ContainerRecord } from "./types.ts";
+
+/** Go's zero time (types.ts has it too; a value import of types.ts would load one more module). */
+const ZERO_TIME = "0001-01-01T00:00:00Z";
+import { CONTAINER_ID_RE, containerRecord, InvalidState, parseState } from "./validate.ts";
 
 export { isProcessAlive, processStartTime };
 
@@ -103,8 +113,13 @@ export function loadContainer(root: StateRoot, id: string): ContainerRecord {
   return record;
 }
 
+/**
+ * Writes the record atomically, and durably except for a --rm container, whose record is transient
+ * (ARCHITECTURE.md, "Crash consistency"): a crash leaves at worst an unreadable record, which shows
+ * as a dead container and goes with the next prune.
+ */
 export function saveContainer(root: StateRoot, record: ContainerRecord): void {
-  writeJsonAtomic(recordPath(root, record.Id), record, 0o600);
+  writeJsonAtomic(recordPath(root, record.Id), record, 0o600, !record.HostConfig.AutoRemove);
 }
 
 export interface ContainerScan {
@@ -197,7 +212,19 @@ export function deadPlaceholder(b: BrokenContainer): ContainerRecord {
     Created: b.created,
     Path: "",
     Args: [],
-    State: { ...initialState(), Status: "dead", Dead: true, Error: `unreadable record: ${b.detail}` },
+    State: {
+      Status: "dead",
+      Running: false,
+      Paused: false,
+      Restarting: false,
+      OOMKilled: false,
+      Dead: true,
+      Pid: 0,
+      ExitCode: 0,
+      Error: `unreadable record: ${b.detail}`,
+      StartedAt: ZERO_TIME,
+      FinishedAt: ZERO_TIME,
+    },
     Image: b.image ?? "",
     Name: b.name ?? "",
     RestartCount: 0,

@@ -6,8 +6,7 @@
 import { join } from "../state/path.ts";
 import { NotFoundError, SkiffError } from "../errors.ts";
 import { listContainers, processStartTime } from "../state/containers.ts";
-import { exists, removeIfExists, withLock, writeJsonAtomic } from "../state/fsutil.ts";
-import { tmpPath } from "../state/tmp.ts";
+import { exists, removeIfExists, tmpPath, withLock, writeJsonAtomic } from "../state/fsutil.ts";
 import { InvalidState, nullable, object, parseState, record, str } from "../state/validate.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
@@ -261,7 +260,7 @@ export async function removeVolume(root: StateRoot, name: string, force = false)
 
 /**
  * Removes leftovers (.tmp-NAME-PID, .rm-NAME-PID) of skiff processes that died mid-change, as
- * skiff before the tmp/ naming scheme (lib/state/tmp.ts) left them.
+ * skiff before the tmp/ naming scheme (lib/state/fsutil.ts, tmp/) left them.
  */
 function sweepLeftovers(root: StateRoot): void {
   let entries: Deno.DirEntry[];
