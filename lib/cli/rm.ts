@@ -36,7 +36,7 @@ const rm: Verb = async (args, ctx) => {
       } catch (e) {
         // a container whose record is unreadable (docker's "Dead") is removed by what its id names
         if (e instanceof BrokenContainerError) {
-          removeBrokenContainer(ctx.root, e.id, { force });
+          await removeBrokenContainer(ctx.root, e.id, { force });
           console.log(ref);
           continue;
         }

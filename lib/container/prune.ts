@@ -44,7 +44,7 @@ export async function pruneContainers(
     if (!keep(dead) || cgroupBusy(root, b.id)) continue;
     const size = containerRwSize(root, dead);
     try {
-      removeBrokenContainer(root, b.id, { force: false });
+      await removeBrokenContainer(root, b.id, { force: false });
     } catch {
       continue;
     }

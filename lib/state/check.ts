@@ -38,7 +38,7 @@ export async function checkState(root: StateRoot, repair: boolean): Promise<Stat
       }`,
     });
     if (repair && !busy) {
-      removeBrokenContainer(root, b.id, { force: false });
+      await removeBrokenContainer(root, b.id, { force: false });
       result.repaired.push(`removed dead container ${b.id}`);
     }
   }

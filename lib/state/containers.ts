@@ -119,7 +119,7 @@ export function loadContainer(root: StateRoot, id: string): ContainerRecord {
  * as a dead container and goes with the next prune.
  */
 export function saveContainer(root: StateRoot, record: ContainerRecord): void {
-  writeJsonAtomic(recordPath(root, record.Id), record, 0o600, !record.HostConfig.AutoRemove);
+  writeJsonAtomic(recordPath(root, record.Id), record, 0o600, !record.HostConfig?.AutoRemove);
 }
 
 export interface ContainerScan {

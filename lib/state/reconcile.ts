@@ -252,7 +252,7 @@ export async function removeIncompleteContainer(root: StateRoot, id: string): Pr
  * killed; refused without force, since it may be a running container), the mounts below its
  * directory, the directory and its lock.
  */
-export function removeBrokenContainer(root: StateRoot, id: string, opts: RemoveOptions): void {
+export async function removeBrokenContainer(root: StateRoot, id: string, opts: RemoveOptions): Promise<void> {
   let pids: number[] = [];
   try {
     pids = openCgroup(root, id).pids();
@@ -262,7 +262,13 @@ export function removeBrokenContainer(root: StateRoot, id: string, opts: RemoveO
       `cannot remove container "${id}": its record is unreadable and processes still run in its cgroup: force remove`,
     );
   }
-  destroyContainerCgroup(root, id);
+  try {
+    destroyContainerCgroup(root, id);
+  } catch {
+    // its monitor, seeing the process die, tears the same cgroup down: ENODEV for a moment
+    await sleep(100);
+    destroyContainerCgroup(root, id);
+  }
   const lock = containerLockPath(root, id);
   withLockSync(lock, () => {
     detachMountsUnder(root.container(id));
