@@ -5,8 +5,7 @@
 import { join } from "../state/path.ts";
 import { SkiffError } from "../errors.ts";
 import { writeFileAtomic } from "../state/fsutil.ts";
-import { dockerConfigSchema, parseWith } from "../state/schemas.ts";
-import { InvalidState } from "../state/validate.ts";
+import { InvalidState, object, optional, parseState, record, str } from "../state/validate.ts";
 import { credentialKey, DEFAULT_DOMAIN } from "./reference.ts";
 
 export interface Credentials {
@@ -106,6 +105,21 @@ async function storeWithHelper(helper: string, serverUrl: string, creds: Credent
   if (!status.success) throw new SkiffError(`${program} store failed (exit ${status.code})`);
 }
 
+/**
+ * The docker config file as far as skiff reads it. Hand-checked, not zod: this module is on every
+ * pull's path, the fast one too (a second pull is one HEAD, ~44 ms).
+ */
+const dockerConfigShape = object<DockerConfigFile>({
+  auths: optional(record(object({
+    auth: optional(str),
+    username: optional(str),
+    password: optional(str),
+    identitytoken: optional(str),
+  }))),
+  credsStore: optional(str),
+  credHelpers: optional(record(str)),
+});
+
 function readConfig(): DockerConfigFile {
   const path = dockerConfigPath();
   let text: string;
@@ -117,7 +131,7 @@ function readConfig(): DockerConfigFile {
   }
   if (text.trim() === "") return {};
   try {
-    return parseWith(text, dockerConfigSchema) as DockerConfigFile;
+    return parseState(text, dockerConfigShape);
   } catch (e) {
     if (!(e instanceof InvalidState)) throw e;
     throw new SkiffError(`${path}: invalid docker config file: ${e.message}`);

@@ -1,7 +1,7 @@
 // zod schemas of the state files off the hot paths (validate.ts says why the hot ones are
-// hand-written): layer.json, the registry bookkeeping under <root>/registry/, the docker config
-// file that holds credentials, and the lines of json-file logs. Import only from modules that the
-// start-up guard (tests/startup_test.ts) does not cover: zod costs ~10 ms to load.
+// hand-written): layer.json as `system check` judges it, and registry/generated-layers.json, which
+// push reads. Import only from modules that no hot verb loads (tests/startup_test.ts guards run, ps,
+// images, inspect, rm; pull's fast path must stay clear too): zod costs ~10 ms to load.
 
 import { z } from "zod";
 import { InvalidState } from "./validate.ts";
@@ -25,21 +25,6 @@ export const generatedIndexSchema = z.record(
   z.looseObject({ diffId: digest, digest, size: z.number().int().nonnegative() }),
 );
 
-/** The docker config file (~/.docker/config.json), as far as skiff reads it. */
-export const dockerConfigSchema = z.looseObject({
-  auths: z.record(
-    z.string(),
-    z.looseObject({
-      auth: z.string().optional(),
-      username: z.string().optional(),
-      password: z.string().optional(),
-      identitytoken: z.string().optional(),
-    }),
-  ).optional(),
-  credsStore: z.string().optional(),
-  credHelpers: z.record(z.string(), z.string()).optional(),
-});
-
 /** The first problem zod found, as one line: `path.to.field: message`. */
 export function zodDetail(e: z.ZodError): string {
   const issue = e.issues[0];
@@ -61,16 +46,4 @@ export function parseWith<T>(text: string, schema: z.ZodType<T>): T {
   const r = schema.safeParse(value);
   if (!r.success) throw new InvalidState(zodDetail(r.error));
   return r.data;
-}
-
-/** Reads and checks a state file; `fallback` when it does not exist. */
-export function readStateOr<T>(path: string, schema: z.ZodType<T>, fallback: T): T {
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return fallback;
-    throw e;
-  }
-  return parseWith(text, schema);
 }
