@@ -167,16 +167,21 @@ export function listContainersWithDead(root: StateRoot): ContainerRecord[] {
   return [...records, ...broken.map(deadPlaceholder)];
 }
 
+const NAME_FIELD_RE = /^\/[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
+/** A string field of a damaged record's text, when it is still whole there and looks right. */
+function salvagedField(text: string, name: string, re: RegExp): string | undefined {
+  const m = new RegExp(`"${name}":\\s*"([^"\\\\]*)"`).exec(text);
+  return m && re.test(m[1]) ? m[1] : undefined;
+}
+
 function salvage(root: StateRoot, err: BrokenContainerError): BrokenContainer {
   const dir = root.container(err.id);
   let text = "";
   try {
     text = Deno.readTextFileSync(join(dir, "container.json"));
   } catch { /* gone meanwhile */ }
-  const field = (name: string, re: RegExp) => {
-    const m = new RegExp(`"${name}":\\s*"([^"\\\\]*)"`).exec(text);
-    return m && re.test(m[1]) ? m[1] : undefined;
-  };
+  const field = (name: string, re: RegExp) => salvagedField(text, name, re);
   let created = field("Created", /^\d{4}-\d\d-\d\dT[\d:.]+(Z|[+-][\d:]+)$/);
   if (!created) {
     try {
@@ -290,10 +295,7 @@ export async function createContainer(
   const dir = root.container(id);
   return await withLock(root.lock("containers"), async () => {
     // a dead container's salvaged name stays taken until it is removed, as in docker
-    const { records, broken } = scanContainers(root);
-    const owners = new Map<string, string>();
-    for (const b of broken) if (b.name) owners.set(b.name.slice(1), b.id);
-    for (const c of records) owners.set(c.Name.slice(1), c.Id);
+    const owners = namesInUse(root);
     const taken = new Set(owners.keys());
     let name = requestedName;
     if (name !== undefined && taken.has(name)) {
@@ -316,26 +318,89 @@ export async function createContainer(
   });
 }
 
+/** The container ids (directory names) that hold a record, readable or not. */
+function recordIds(root: StateRoot): string[] {
+  try {
+    return [...Deno.readDirSync(root.containers)]
+      .filter((e) => e.isDirectory && CONTAINER_ID_RE.test(e.name) && exists(recordPath(root, e.name)))
+      .map((e) => e.name);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+}
+
 /**
- * Finds a container by full id, unique id prefix, or name (with or without the leading /). A ref
- * that names a container whose record is unreadable throws BrokenContainerError.
+ * The name a container's record claims, without checking the rest of it (lookups by name read every
+ * record; only the one found is checked in full): from the parsed record when it is this
+ * container's, else salvaged from a damaged text.
+ */
+function claimedName(root: StateRoot, id: string): string | undefined {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(recordPath(root, id));
+  } catch {
+    return undefined; // removed meanwhile
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return salvagedField(text, "Name", NAME_FIELD_RE);
+  }
+  const r = value as { Id?: unknown; Name?: unknown } | null;
+  return r && typeof r === "object" && r.Id === id && typeof r.Name === "string" ? r.Name : undefined;
+}
+
+/** Every name in use (a dead container's salvaged one too, as in docker) → the container's id. */
+function namesInUse(root: StateRoot): Map<string, string> {
+  const owners = new Map<string, string>();
+  for (const id of recordIds(root)) {
+    const name = claimedName(root, id);
+    if (name) owners.set(name.slice(1), id);
+  }
+  return owners;
+}
+
+/** The record, checked; a BrokenContainerError when it is unreadable (with what can be salvaged). */
+function loadOrBroken(root: StateRoot, id: string): ContainerRecord | BrokenContainer | undefined {
+  try {
+    return loadContainer(root, id);
+  } catch (e) {
+    if (e instanceof BrokenContainerError) return salvage(root, e);
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw e;
+  }
+}
+
+const isBroken = (r: ContainerRecord | BrokenContainer): r is BrokenContainer => "detail" in r;
+
+/**
+ * Finds a container by full id, name (with or without the leading /), or unique id prefix, in
+ * docker's order. Only the record found is checked in full (exec, inspect, start... read one
+ * container); a ref that names a container whose record is unreadable throws BrokenContainerError.
  */
 export function findContainer(root: StateRoot, ref: string): ContainerRecord {
-  const { records: all, broken } = scanContainers(root);
-  const name = ref.startsWith("/") ? ref : `/${ref}`;
-  const exact = all.find((c) => c.Id === ref) ?? all.find((c) => c.Name === name);
-  if (exact) return exact;
-  const deadExact = broken.find((b) => b.id === ref) ??
-    broken.find((b) => b.name === name && !all.some((c) => c.Name === name));
-  if (deadExact) throw new BrokenContainerError(deadExact.id, deadExact.detail);
-  const hex = /^[0-9a-f]+$/.test(ref);
-  const byPrefix = hex ? all.filter((c) => c.Id.startsWith(ref)) : [];
-  const deadByPrefix = hex ? broken.filter((b) => b.id.startsWith(ref)) : [];
-  if (byPrefix.length + deadByPrefix.length > 1) {
-    throw new SkiffError(`multiple IDs found with provided prefix: ${ref}`);
+  const ids = recordIds(root);
+  const found = (r: ContainerRecord | BrokenContainer | undefined) => {
+    if (r && isBroken(r)) throw new BrokenContainerError(r.id, r.detail);
+    return r;
+  };
+  if (ids.includes(ref)) {
+    const r = found(loadOrBroken(root, ref));
+    if (r) return r;
   }
-  if (byPrefix.length === 1) return byPrefix[0];
-  if (deadByPrefix.length === 1) throw new BrokenContainerError(deadByPrefix[0].id, deadByPrefix[0].detail);
+  const name = ref.startsWith("/") ? ref : `/${ref}`;
+  const named = ids.filter((id) => claimedName(root, id) === name).map((id) => loadOrBroken(root, id));
+  const valid = named.find((r) => r && !isBroken(r));
+  if (valid) return valid as ContainerRecord;
+  found(named.find((r) => r !== undefined));
+  const byPrefix = /^[0-9a-f]+$/.test(ref) ? ids.filter((id) => id.startsWith(ref)) : [];
+  if (byPrefix.length > 1) throw new SkiffError(`multiple IDs found with provided prefix: ${ref}`);
+  if (byPrefix.length === 1) {
+    const r = found(loadOrBroken(root, byPrefix[0]));
+    if (r) return r;
+  }
   throw new NotFoundError(`No such container: ${ref}`);
 }
 
