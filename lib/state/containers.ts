@@ -318,11 +318,11 @@ export async function createContainer(
   });
 }
 
-/** The container ids (directory names) that hold a record, readable or not. */
-function recordIds(root: StateRoot): string[] {
+/** The container ids (directory names); a directory may lack its record (mid-creation). */
+function containerIds(root: StateRoot): string[] {
   try {
     return [...Deno.readDirSync(root.containers)]
-      .filter((e) => e.isDirectory && CONTAINER_ID_RE.test(e.name) && exists(recordPath(root, e.name)))
+      .filter((e) => e.isDirectory && CONTAINER_ID_RE.test(e.name))
       .map((e) => e.name);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return [];
@@ -355,7 +355,7 @@ function claimedName(root: StateRoot, id: string): string | undefined {
 /** Every name in use (a dead container's salvaged one too, as in docker) → the container's id. */
 function namesInUse(root: StateRoot): Map<string, string> {
   const owners = new Map<string, string>();
-  for (const id of recordIds(root)) {
+  for (const id of containerIds(root)) {
     const name = claimedName(root, id);
     if (name) owners.set(name.slice(1), id);
   }
@@ -381,7 +381,7 @@ const isBroken = (r: ContainerRecord | BrokenContainer): r is BrokenContainer =>
  * container); a ref that names a container whose record is unreadable throws BrokenContainerError.
  */
 export function findContainer(root: StateRoot, ref: string): ContainerRecord {
-  const ids = recordIds(root);
+  const ids = containerIds(root);
   const found = (r: ContainerRecord | BrokenContainer | undefined) => {
     if (r && isBroken(r)) throw new BrokenContainerError(r.id, r.detail);
     return r;
@@ -395,7 +395,9 @@ export function findContainer(root: StateRoot, ref: string): ContainerRecord {
   const valid = named.find((r) => r && !isBroken(r));
   if (valid) return valid as ContainerRecord;
   found(named.find((r) => r !== undefined));
-  const byPrefix = /^[0-9a-f]+$/.test(ref) ? ids.filter((id) => id.startsWith(ref)) : [];
+  const byPrefix = /^[0-9a-f]+$/.test(ref)
+    ? ids.filter((id) => id.startsWith(ref) && exists(recordPath(root, id)))
+    : [];
   if (byPrefix.length > 1) throw new SkiffError(`multiple IDs found with provided prefix: ${ref}`);
   if (byPrefix.length === 1) {
     const r = found(loadOrBroken(root, byPrefix[0]));
