@@ -3,11 +3,12 @@
 // gets one busybox container running `sleep`, started before and removed after the timing.
 //
 //   deno run -A bench/exec.ts [--runs 20] [--warmup 3] [--no-hyperfine | --interleave]
-//                             [--only skiff,podman,docker]
+//                             [--only skiff,podman,docker] [--before DIR]
+// --before DIR: also time the skiff of another checkout as "skiff-before" (see bench/run_latency.ts)
 
 import { join } from "node:path";
 import { type Contender, markdownTable, measure, ms, readEnvFile, run, which } from "./lib.ts";
-import { parseLatencyArgs, PEER_ENV_FILE, skiffArgv } from "./run_latency.ts";
+import { beforeArgv, parseLatencyArgs, PEER_ENV_FILE, skiffArgv } from "./run_latency.ts";
 
 const PEER_IMAGE = "localhost/bb:latest";
 const SKIFF_IMAGE = "bench/busybox:latest";
@@ -34,10 +35,14 @@ async function busyboxTar(dir: string, peerEnv: Record<string, string>): Promise
   return tar;
 }
 
-/** skiff has no `run -d` yet here: `skiff run` stays in the background as a child of this script. */
-async function startSkiff(work: string, peerEnv: Record<string, string>): Promise<Engine> {
-  const skiff = skiffArgv().argv;
-  const root = join(work, "root");
+/** A foreground `skiff run` stays in the background as a child of this script (no supervisor involved). */
+async function startSkiff(
+  work: string,
+  peerEnv: Record<string, string>,
+  skiff = skiffArgv().argv,
+  name = "skiff",
+): Promise<Engine> {
+  const root = join(work, `root-${name}`);
   await Deno.mkdir(root, { mode: 0o700 });
   const base = [...skiff, "--root", root];
   const imported = await run([...base, "import", await busyboxTar(work, peerEnv), SKIFF_IMAGE]);
@@ -58,7 +63,7 @@ async function startSkiff(work: string, peerEnv: Record<string, string>): Promis
   for (let i = 0; i < 200; i++) {
     const state = await run([...base, "inspect", "-f", "{{.State.Running}}", NAME]);
     if (state.stdout.trim() === "true") {
-      return { contender: { name: "skiff", argv: [...base, "exec", NAME, "true"] }, stop };
+      return { contender: { name, argv: [...base, "exec", NAME, "true"] }, stop };
     }
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -105,6 +110,10 @@ if (import.meta.main) {
   };
   try {
     if (wanted("skiff")) await tryStart("skiff", () => startSkiff(work, peerEnv));
+    const before = opts.before;
+    if (before) {
+      await tryStart("skiff-before", () => startSkiff(work, peerEnv, beforeArgv(before), "skiff-before"));
+    }
     if (wanted("podman")) {
       if (!peerEnv.CONTAINERS_CONF || !which("podman")) skipped.push(`podman: not set up (${PEER_ENV_FILE})`);
       else {

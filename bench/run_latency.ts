@@ -4,7 +4,9 @@
 // Peers come from ../shared/peers/setup-peers.sh (env in /tmp/peers/env.sh); absent ones are skipped.
 //
 //   deno run -A bench/run_latency.ts [--runs 20] [--warmup 3] [--no-hyperfine | --interleave]
-//                                    [--only skiff,skiff-version,runc,podman,docker]
+//                                    [--only skiff,skiff-version,runc,podman,docker] [--before DIR]
+// --before DIR: also time the skiff of another checkout (e.g. `git worktree add --detach DIR <commit>`)
+//   as "skiff-before", with its own state root: a before/after figure from the same run as the peers
 // --interleave: built-in loop, one run of each per round (fairer on a machine shared with other work)
 
 import { join } from "node:path";
@@ -31,6 +33,13 @@ const SKIFF_IMAGE = "bench/busybox:latest";
 export interface LatencyOptions extends MeasureOptions {
   /** contender names to keep; empty: all */
   only: string[];
+  /** another checkout of skiff to time beside this one ("skiff-before") */
+  before?: string;
+}
+
+/** skiff from another checkout (from source), for before/after figures. */
+export function beforeArgv(dir: string): string[] {
+  return [Deno.execPath(), "run", "-A", join(dir, "main.ts")];
 }
 
 export interface LatencyResult {
@@ -103,6 +112,21 @@ export async function runLatency(opts: LatencyOptions): Promise<LatencyResult> {
         });
       }
     }
+    const beforeRoot = join(work, "root-before");
+    if (opts.before) {
+      await Deno.mkdir(beforeRoot, { mode: 0o700 });
+      const before = beforeArgv(opts.before);
+      const tar = await busyboxRootfsTar(work, peerEnv);
+      const imported = await run([...before, "--root", beforeRoot, "import", tar, SKIFF_IMAGE]);
+      if (imported.code !== 0) {
+        skipped.push({ name: "skiff-before", why: `import failed: ${imported.stderr.trim()}` });
+      } else {
+        contenders.push({
+          name: "skiff-before",
+          argv: [...before, "--root", beforeRoot, "run", "--rm", SKIFF_IMAGE, "true"],
+        });
+      }
+    }
     // the fixed cost of starting skiff at all, for reading the figures above
     if (wanted("skiff-version")) {
       contenders.push({ name: "skiff-version", argv: [...skiff.argv, "--root", skiffRoot, "version"] });
@@ -154,6 +178,7 @@ export async function runLatency(opts: LatencyOptions): Promise<LatencyResult> {
     };
   } finally {
     await cleanupSkiffRoot(skiff.argv, skiffRoot);
+    if (opts.before) await cleanupSkiffRoot(beforeArgv(opts.before), join(work, "root-before"));
     await Deno.remove(work, { recursive: true }).catch(() => {});
   }
 }
@@ -205,6 +230,8 @@ function shortCommand(t: Timing): string {
   switch (t.name) {
     case "skiff":
       return "skiff run --rm IMG true";
+    case "skiff-before":
+      return "skiff run --rm IMG true (before)";
     case "runc":
       return "runc run -b BUNDLE ID";
     case "podman":
@@ -237,6 +264,7 @@ export function parseLatencyArgs(args: string[]): LatencyOptions & Record<string
       "no-hyperfine": { type: "boolean", default: false },
       interleave: { type: "boolean", default: false },
       only: { type: "string", default: "" },
+      before: { type: "string" },
     },
     strict: false,
   });
@@ -246,6 +274,7 @@ export function parseLatencyArgs(args: string[]): LatencyOptions & Record<string
     hyperfine: !values["no-hyperfine"],
     interleave: values.interleave === true,
     only: String(values.only).split(",").filter(Boolean),
+    before: typeof values.before === "string" ? values.before : undefined,
   };
 }
 

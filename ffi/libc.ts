@@ -55,6 +55,17 @@ const symbols = {
   utimensat: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
   kill: { parameters: ["i32", "i32"], result: "i32" },
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  listen: { parameters: ["i32", "i32"], result: "i32" },
+  shutdown: { parameters: ["i32", "i32"], result: "i32" },
+  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+  // on Deno's blocking pool: the supervisor waits for connections without blocking its event loop
+  accept4_async: {
+    name: "accept4",
+    parameters: ["i32", "buffer", "buffer", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
   unlockpt: { parameters: ["i32"], result: "i32" },
   grantpt: { parameters: ["i32"], result: "i32" },
   ptsname_r: { parameters: ["i32", "buffer", "usize"], result: "i32" },
@@ -221,6 +232,7 @@ const SYS = {
   setresgid: 119,
   pivot_root: 155,
   close_range: 436,
+  mount_setattr: 442, // the same number on arm64 (both use the common table from 5.12 on)
   bpf: 321,
 } as const;
 export const S_IFCHR = 0o020000, S_IFBLK = 0o060000, S_IFIFO = 0o010000;
@@ -436,6 +448,25 @@ export function defaultSignal(sig: number): void {
   check("rt_sigaction", sys(SYS.rt_sigaction, sig, dfl, null, 8));
 }
 
+// ---- seccomp ----
+/** seccomp(2): 317 on x86-64, 277 on arm64 (asm-generic). */
+const SYS_SECCOMP = Deno.build.arch === "aarch64" ? 277 : 317;
+const SECCOMP_SET_MODE_FILTER = 1;
+
+/**
+ * Installs a seccomp filter (struct sock_filter[] bytes) on the calling thread: it stays for this
+ * thread and whatever it execs. Needs no_new_privs or CAP_SYS_ADMIN in the effective set.
+ */
+export function seccompSetFilter(program: Uint8Array<ArrayBuffer>, flags = 0): void {
+  void program.buffer; // off the V8 heap before its address is taken
+  const fprog = new BigUint64Array(2); // struct sock_fprog: unsigned short len; struct sock_filter *filter
+  fprog[0] = BigInt(program.length / 8);
+  fprog[1] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(program)));
+  const result = sys(SYS_SECCOMP, SECCOMP_SET_MODE_FILTER, flags, new Uint8Array(fprog.buffer));
+  void program; // referenced until after the call
+  check("seccomp", result);
+}
+
 // ---- capabilities (v3: two 32-bit words per set) ----
 const CAP_V3 = 0x20080522;
 export interface CapSets {
@@ -533,6 +564,60 @@ export function interfaceUp(name: string): void {
   } finally {
     close(fd);
   }
+}
+
+// ---- mount_setattr (5.12+): attributes of a whole mount tree at once ----
+export const MOUNT_ATTR_RDONLY = 0x1;
+export const AT_RECURSIVE = 0x8000;
+
+/** mount_setattr(2) on the mount at `path` and, with AT_RECURSIVE, every mount below it. */
+export function mountSetattr(path: string, flags: number, attrSet: number, attrClr = 0): void {
+  const attr = new BigUint64Array([BigInt(attrSet), BigInt(attrClr), 0n, 0n]); // struct mount_attr
+  check(
+    "mount_setattr",
+    sys(SYS.mount_setattr, AT_FDCWD, cstr(path), flags, new Uint8Array(attr.buffer), attr.byteLength),
+    path,
+  );
+}
+
+// ---- unix stream sockets (the supervisor's; libc's wrappers: no syscall numbers per architecture) ----
+const AF_UNIX = 1, SOCK_STREAM = 1, SOL_SOCKET = 1, SO_PEERCRED = 17, SHUT_RDWR = 2;
+
+/** A listening unix stream socket at `path` (close-on-exec); its mode follows the umask of the call. */
+export function listenUnix(path: string, backlog = 128): number {
+  const name = encoder.encode(path);
+  if (name.length > 107) throw new SysError("bind", 36, "ENAMETOOLONG", "File name too long", path);
+  const addr = new Uint8Array(110); // struct sockaddr_un: sa_family_t sun_family; char sun_path[108]
+  new DataView(addr.buffer).setUint16(0, AF_UNIX, true);
+  addr.set(name, 2);
+  const fd = check("socket", libc().socket(AF_UNIX, SOCK_STREAM | O.CLOEXEC, 0));
+  try {
+    check("bind", libc().bind(fd, addr, addr.length), path);
+    check("listen", libc().listen(fd, backlog), path);
+    return fd;
+  } catch (e) {
+    close(fd);
+    throw e;
+  }
+}
+
+/** accept4(CLOEXEC) without blocking the JS thread: the new fd, or -1 (errno is not available). */
+export async function acceptAsync(listenFd: number): Promise<number> {
+  return await libc().accept4_async(listenFd, null, null, O.CLOEXEC);
+}
+
+/** Wakes a thread blocked in accept on `fd` (close alone does not). */
+export const shutdownSocket = (fd: number) => void libc().shutdown(fd, SHUT_RDWR);
+
+/** The credentials of a unix socket's peer, as the kernel recorded them at connect (SO_PEERCRED). */
+export function peerCredentials(fd: number): { pid: number; uid: number; gid: number } {
+  const cred = new Int32Array(3); // struct ucred: pid_t pid; uid_t uid; gid_t gid
+  const len = new Uint32Array([12]);
+  check(
+    "getsockopt",
+    libc().getsockopt(fd, SOL_SOCKET, SO_PEERCRED, new Uint8Array(cred.buffer), new Uint8Array(len.buffer)),
+  );
+  return { pid: cred[0], uid: cred[1] >>> 0, gid: cred[2] >>> 0 };
 }
 
 // ---- bpf (cgroup v2 device filter) ----

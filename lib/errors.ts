@@ -22,3 +22,8 @@ export class NotFoundError extends SkiffError {
     this.name = "NotFoundError";
   }
 }
+
+/** An error's message on one line (stderr gets one line per failure). */
+export function oneLine(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).replace(/\s*\n\s*/g, " ").trim();
+}

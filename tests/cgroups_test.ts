@@ -19,6 +19,7 @@ import { blkioToIoWeight, createV2, openV2, sharesToWeight } from "../lib/cgroup
 import { createV1, openV1 } from "../lib/cgroups/v1.ts";
 import { assembleDeviceFilter, DEFAULT_ALLOWED_DEVICES, v1RuleLines } from "../lib/cgroups/devices.ts";
 import { SkiffError } from "../lib/errors.ts";
+import { discardUnsupported, type HostSupport, hostSupport, type Resources } from "../lib/cgroups/support.ts";
 import { StateRoot } from "../lib/state/root.ts";
 import { makedev, mknod, S_IFBLK, S_IFCHR } from "../ffi/libc.ts";
 import { BUSYBOX, findLeaks, withRoot } from "./helpers.ts";
@@ -125,6 +126,14 @@ function dirOf(cg: ContainerCgroup, hierarchy: string): string {
 
 // ---- limits written and read back ----
 
+// What this host's kernel offers (BFQ or CFQ for the weight, swap accounting, ...): the tests
+// assert docker's behaviour either way.
+const HOST = hostSupport();
+const WEIGHT_DISCARDED =
+  "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.";
+const SWAP_DISCARDED =
+  "Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap.";
+
 Deno.test({ name: "cgroups: v1 limits are written to the controller files", ignore: !V1 }, async () => {
   const lastCpu = Math.max(...parseCpuList(hostCpusetCpus()));
   await withCgroup({
@@ -133,7 +142,6 @@ Deno.test({ name: "cgroups: v1 limits are written to the controller files", igno
     cpuShares: 512,
     cpusetCpus: String(lastCpu),
     pidsLimit: 20,
-    blkioWeight: 300,
     privileged: false,
   }, async (cg, { id }) => {
     assert.equal(cg.driver, "v1");
@@ -143,28 +151,68 @@ Deno.test({ name: "cgroups: v1 limits are written to the controller files", igno
     if (hybrid) assert.ok(cg.paths.includes(join(UNIFIED, "skiff", id)));
     for (const p of cg.paths) assert.ok(Deno.statSync(p).isDirectory);
     assert.equal(read(join(dirOf(cg, "memory"), "memory.limit_in_bytes")), String(64 * MiB));
-    // docker's default with only --memory: memory+swap = 2 × memory
-    assert.equal(read(join(dirOf(cg, "memory"), "memory.memsw.limit_in_bytes")), String(128 * MiB));
+    const memsw = join(dirOf(cg, "memory"), "memory.memsw.limit_in_bytes");
+    // docker's default with only --memory: memory+swap = 2 × memory, where the kernel accounts swap
+    if (HOST.swapLimit) assert.equal(read(memsw), String(128 * MiB));
+    else assert.throws(() => Deno.statSync(memsw), Deno.errors.NotFound);
     assert.equal(read(join(dirOf(cg, "cpu"), "cpu.cfs_period_us")), "100000");
     assert.equal(read(join(dirOf(cg, "cpu"), "cpu.cfs_quota_us")), "150000");
     assert.equal(read(join(dirOf(cg, "cpu"), "cpu.shares")), "512");
     assert.equal(read(join(dirOf(cg, "cpuset"), "cpuset.cpus")), String(lastCpu));
     assert.equal(read(join(dirOf(cg, "cpuset"), "cpuset.mems")), read("/sys/fs/cgroup/cpuset/cpuset.mems"));
     assert.equal(read(join(dirOf(cg, "pids"), "pids.max")), "20");
-    const blkio = dirOf(cg, "blkio");
-    const weightFile = ["blkio.weight", "blkio.bfq.weight"].map((f) => join(blkio, f)).find((f) => {
-      try {
-        return Deno.statSync(f).isFile;
-      } catch {
-        return false;
-      }
-    })!;
-    assert.match(read(weightFile), /(^|\s)300$/m);
     await Promise.resolve();
   });
 });
 
+Deno.test(
+  { name: "cgroups: v1 blkio weight where the kernel has it, else docker's discard", ignore: !V1 },
+  async () => {
+    const weightFiles = ["blkio.weight", "blkio.bfq.weight"];
+    const hasWeight = weightFiles.some((f) => {
+      try {
+        return Deno.statSync(join("/sys/fs/cgroup/blkio", f)).isFile;
+      } catch {
+        return false;
+      }
+    });
+    assert.equal(HOST.blkioWeight, hasWeight);
+    const resources: Partial<Resources> = { BlkioWeight: 300 };
+    const warnings = discardUnsupported(resources, HOST);
+    if (!hasWeight) {
+      // no CFQ and no BFQ (e.g. mq-deadline only): docker warns, drops the weight and runs
+      assert.deepEqual(warnings, [WEIGHT_DISCARDED]);
+      assert.equal(resources.BlkioWeight, 0);
+      return;
+    }
+    assert.deepEqual(warnings, []);
+    assert.equal(resources.BlkioWeight, 300);
+    await withCgroup({ blkioWeight: 300, privileged: false }, async (cg) => {
+      const file = weightFiles.map((f) => join(dirOf(cg, "blkio"), f)).find((f) => {
+        try {
+          return Deno.statSync(f).isFile;
+        } catch {
+          return false;
+        }
+      })!;
+      assert.match(read(file), /(^|\s)300$/m);
+      await Promise.resolve();
+    });
+  },
+);
+
 Deno.test({ name: "cgroups: v1 explicit and unlimited memory-swap", ignore: !V1 }, async () => {
+  if (!HOST.swapLimit) {
+    // no swap accounting: docker runs with memory only (MemorySwap -1)
+    const resources: Partial<Resources> = { Memory: 32 * MiB, MemorySwap: 48 * MiB };
+    assert.deepEqual(discardUnsupported(resources, HOST), [SWAP_DISCARDED]);
+    assert.equal(resources.MemorySwap, -1);
+    await withCgroup({ memory: 32 * MiB, memorySwap: -1, privileged: false }, async (cg) => {
+      assert.equal(read(join(dirOf(cg, "memory"), "memory.limit_in_bytes")), String(32 * MiB));
+      await Promise.resolve();
+    });
+    return;
+  }
   await withCgroup({ memory: 32 * MiB, memorySwap: 48 * MiB, privileged: false }, async (cg) => {
     assert.equal(read(join(dirOf(cg, "memory"), "memory.memsw.limit_in_bytes")), String(48 * MiB));
     await Promise.resolve();
@@ -174,6 +222,77 @@ Deno.test({ name: "cgroups: v1 explicit and unlimited memory-swap", ignore: !V1 
     assert.ok(memsw > 1n << 60n, `memsw ${memsw} is not unlimited`);
     await Promise.resolve();
   });
+});
+
+Deno.test("cgroups: limits the host lacks are discarded with docker's warnings", () => {
+  const none: HostSupport = {
+    memoryLimit: false,
+    swapLimit: false,
+    memoryReservation: false,
+    memorySwappiness: false,
+    oomKillDisable: false,
+    pidsLimit: false,
+    cpuShares: false,
+    cpuCfs: false,
+    cpuset: false,
+    blkioWeight: false,
+  };
+  const all: HostSupport = Object.fromEntries(
+    Object.keys(none).map((k) => [k, true]),
+  ) as unknown as HostSupport;
+  const asked = (): Partial<Resources> => ({
+    Memory: 64 * MiB,
+    MemorySwap: 0,
+    MemoryReservation: 32 * MiB,
+    MemorySwappiness: 10,
+    OomKillDisable: true,
+    PidsLimit: 20,
+    CpuShares: 512,
+    CpuPeriod: 50000,
+    CpuQuota: 25000,
+    CpusetCpus: "0",
+    BlkioWeight: 300,
+  });
+  const kept = asked();
+  assert.deepEqual(discardUnsupported(kept, all), []);
+  assert.deepEqual(kept, asked());
+
+  const dropped = asked();
+  assert.deepEqual(discardUnsupported(dropped, none), [
+    "Your kernel does not support memory limit capabilities or the cgroup is not mounted. Limitation discarded.",
+    "Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. Memory swappiness discarded.",
+    "Your kernel does not support memory soft limit capabilities or the cgroup is not mounted. Limitation discarded.",
+    "Your kernel does not support OomKillDisable. OomKillDisable discarded.",
+    "Your kernel does not support PIDs limit capabilities or the cgroup is not mounted. PIDs limit discarded.",
+    "Your kernel does not support CPU shares or the cgroup is not mounted. Shares discarded.",
+    "Your kernel does not support CPU CFS scheduler. CPU period/quota discarded.",
+    "Your kernel does not support cpuset or the cgroup is not mounted. Cpuset discarded.",
+    WEIGHT_DISCARDED,
+  ]);
+  assert.deepEqual(dropped, {
+    Memory: 0,
+    MemorySwap: -1,
+    MemoryReservation: 0,
+    MemorySwappiness: null,
+    OomKillDisable: false,
+    PidsLimit: null,
+    CpuShares: 0,
+    CpuPeriod: 0,
+    CpuQuota: 0,
+    CpusetCpus: "",
+    CpusetMems: "",
+    BlkioWeight: 0,
+  });
+
+  // memory without swap accounting: the memory limit stays, swap goes unlimited
+  const swapless = { Memory: 64 * MiB, MemorySwap: 128 * MiB };
+  assert.deepEqual(discardUnsupported(swapless, { ...all, swapLimit: false }), [SWAP_DISCARDED]);
+  assert.deepEqual(swapless, { Memory: 64 * MiB, MemorySwap: -1 });
+  // --oom-kill-disable without -m: docker's warning, the setting stays
+  const oomOnly = { OomKillDisable: true };
+  assert.deepEqual(discardUnsupported(oomOnly, all), [
+    "OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.",
+  ]);
 });
 
 Deno.test({ name: "cgroups: v1 devices list is docker's default allow-list", ignore: !V1 }, async () => {
@@ -586,7 +705,11 @@ Deno.test("cgroups: a limit the kernel rejects removes what was already created"
 });
 
 Deno.test(
-  { name: "cgroups: v1 cpu period/quota, reservation, swappiness, oom-kill-disable", ignore: !V1 },
+  {
+    name: "cgroups: v1 cpu period/quota, reservation, swappiness, oom-kill-disable",
+    // docker discards swappiness and oom-kill-disable where the root group lacks their files
+    ignore: !V1 || !HOST.memorySwappiness || !HOST.oomKillDisable,
+  },
   async () => {
     await withCgroup({
       cpuPeriod: 50000,
@@ -608,7 +731,17 @@ Deno.test(
   },
 );
 
-Deno.test({ name: "cgroups: v1 block I/O throttles per device", ignore: !V1 }, async () => {
+Deno.test({
+  name: "cgroups: v1 block I/O throttles per device",
+  // the throttle files exist only with CONFIG_BLK_DEV_THROTTLING (run offers no throttle flags)
+  ignore: !V1 || (() => {
+    try {
+      return !Deno.statSync("/sys/fs/cgroup/blkio/blkio.throttle.read_bps_device").isFile;
+    } catch {
+      return true;
+    }
+  })(),
+}, async () => {
   const disk = ["/dev/loop0", "/dev/vda", "/dev/sda"].find((d) => {
     try {
       return Deno.statSync(d).isBlockDevice;

@@ -30,6 +30,31 @@ interface Faults {
   hang?: boolean;
   /** Blob GETs that stop sending (connection open) after this many bytes, this many times. */
   stallBlob?: { times: number; afterBytes: number };
+  /** GETs of these paths (manifests, the config) cut after this many bytes, this many times. */
+  dropBody?: { times: number; path: RegExp; afterBytes: number }[];
+}
+
+/** A body that ends in a dropped connection after `afterBytes` (the response says its full length). */
+function cutAfter(body: ReadableStream<Uint8Array>, afterBytes: number): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  let sent = 0;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { done, value } = await reader.read();
+      if (done) return controller.close();
+      if (sent + value.length > afterBytes) {
+        controller.enqueue(value.subarray(0, Math.max(0, afterBytes - sent)));
+        reader.cancel().catch(() => {});
+        controller.error(new Error("injected connection drop"));
+        return;
+      }
+      sent += value.length;
+      controller.enqueue(value);
+    },
+    cancel() {
+      reader.cancel().catch(() => {});
+    },
+  });
 }
 
 interface Proxy {
@@ -72,6 +97,15 @@ function startProxy(upstream: string, faults: Faults): Proxy {
       redirect: "manual",
     });
     entry.status = res.status;
+    const cut = req.method === "GET" && res.ok && res.body
+      ? faults.dropBody?.find((d) =>
+        d.times > 0 && d.path.test(url.pathname) && Number(res.headers.get("content-length")) > d.afterBytes
+      )
+      : undefined;
+    if (cut) {
+      cut.times--;
+      return new Response(cutAfter(res.body!, cut.afterBytes), { status: res.status, headers: res.headers });
+    }
     const isBlob = req.method === "GET" && url.pathname.includes("/blobs/sha256:") && res.body &&
       (res.status === 200 || res.status === 206);
     if (!isBlob) {
@@ -214,6 +248,50 @@ Deno.test("faults: connections dropped mid-blob are resumed with Range", async (
         await assertRuns(root, ref);
       });
     });
+  });
+});
+
+// Finding 12: before, a connection dropped in the middle of the config blob (or of a manifest or an
+// index) failed the pull with "error reading a body from connection" and exit 125, every time.
+Deno.test("faults: a connection dropped mid-config and mid-manifest is retried; always dropped: exit 1, one line", async () => {
+  const img = await bigImage();
+  await withRegistry("open", async (registry) => {
+    await skopeoPush(registry, img.layout, "f/body:1");
+    const once = (): Faults => ({
+      dropBody: [
+        { times: 1, path: /\/manifests\//, afterBytes: 100 },
+        { times: 1, path: new RegExp(`/blobs/${img.configDigest}$`), afterBytes: 100 },
+      ],
+    });
+    await withProxy(registry, once(), async (proxy) => {
+      await withRoot(async (root) => {
+        const ref = `${proxy.host}/f/body:1`;
+        const r = await root.skiff(["pull", ref]);
+        strictEqual(r.code, 0, r.stderr);
+        const gets = (re: RegExp) => proxy.log.filter((e) => e.method === "GET" && re.test(e.path)).length;
+        strictEqual(gets(/\/manifests\//), 2, JSON.stringify(proxy.log));
+        strictEqual(gets(new RegExp(`/blobs/${img.configDigest}$`)), 2, JSON.stringify(proxy.log));
+        await assertRuns(root, ref);
+      });
+    });
+    for (const path of [/\/manifests\//, new RegExp(`/blobs/${img.configDigest}$`)]) {
+      await withProxy(registry, { dropBody: [{ times: Infinity, path, afterBytes: 100 }] }, async (proxy) => {
+        await withRoot(async (root) => {
+          const r = await root.skiff(["pull", `${proxy.host}/f/body:1`], {
+            env: { SKIFF_REGISTRY_RETRIES: "2" },
+          });
+          strictEqual(r.code, 1, r.stderr);
+          strictEqual(r.stderr.trim().split("\n").length, 1, r.stderr);
+          match(
+            r.stderr,
+            /^skiff: GET \/v2\/f\/body\/(manifests|blobs)\/\S+: error reading a body from connection/,
+          );
+          // the first try and two retries
+          strictEqual(proxy.log.filter((e) => e.method === "GET" && path.test(e.path)).length, 3);
+          assertNothingCommitted(root);
+        });
+      });
+    }
   });
 });
 

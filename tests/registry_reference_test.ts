@@ -3,12 +3,15 @@
 import { deepStrictEqual, strictEqual, throws } from "node:assert/strict";
 import {
   familiarString,
+  familiarTagged,
   fullString,
   InvalidReferenceError,
+  normalizeTag,
   parsePullReference,
   parseReference,
-  registryHost,
-} from "../lib/registry/reference.ts";
+  splitTagged,
+} from "../lib/image/reference.ts";
+import { registryHost } from "../lib/registry/reference.ts";
 import type { SkiffError } from "../lib/errors.ts";
 import { withRoot } from "./helpers.ts";
 
@@ -111,4 +114,15 @@ Deno.test("reference: skiff pull with an invalid reference exits 125 with one li
     strictEqual(r.stdout, "");
     deepStrictEqual([...Deno.readDirSync(`${root.path}/images`)], []);
   });
+});
+
+Deno.test("reference: one parser for local names and pulls (IPv6 registries, digest algorithms)", () => {
+  // [::1]:5000/foo was refused locally while pull took it; foo@sha512 the other way round
+  strictEqual(normalizeTag("[::1]:5000/foo"), "[::1]:5000/foo:latest");
+  throws(() => parseReference(`foo@sha512:${"a".repeat(128)}`), /unsupported digest algorithm/);
+  strictEqual(familiarTagged(parseReference("docker.io/library/busybox")), "busybox:latest");
+  throws(() => normalizeTag(`busybox@sha256:${"a".repeat(64)}`), /refusing to create a tag with a digest/);
+  throws(() => normalizeTag(`${"a".repeat(64)}:v1`), /cannot specify 64-byte hexadecimal strings/);
+  deepStrictEqual(splitTagged("localhost:5000/app"), { repository: "localhost:5000/app", tag: "latest" });
+  deepStrictEqual(splitTagged("localhost:5000/app:v1"), { repository: "localhost:5000/app", tag: "v1" });
 });

@@ -6,7 +6,7 @@ import { parseChallenge, TokenCache } from "../lib/registry/auth.ts";
 import { isInsecure } from "../lib/registry/client.ts";
 import { MANIFEST_SIZE_LIMIT, MEDIA, parseManifest } from "../lib/registry/manifest.ts";
 import { formatPlatform, parsePlatform, selectPlatform } from "../lib/registry/mediatypes.ts";
-import { humanSize } from "../lib/registry/progress.ts";
+import { humanSize } from "../lib/format/human.ts";
 import { serverDomain } from "../lib/registry/reference.ts";
 
 const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
@@ -151,8 +151,12 @@ Deno.test("platforms: parsing and selection follow docker/containerd", () => {
 });
 
 Deno.test("misc: sizes as docker prints them, login server names", () => {
+  // go-units: tables use HumanSizeWithPrecision(x, 3), progress bars HumanSize (precision 4)
   strictEqual(humanSize(999), "999B");
   strictEqual(humanSize(1_234_567), "1.23MB");
+  strictEqual(humanSize(1_234_567, 4), "1.235MB");
+  strictEqual(humanSize(999_999), "1e+03kB");
+  strictEqual(humanSize(999_999, 4), "1000kB");
   strictEqual(serverDomain(undefined), "docker.io");
   strictEqual(serverDomain("https://index.docker.io/v1/"), "docker.io");
   strictEqual(serverDomain("http://LocalHost:5000/"), "localhost:5000");

@@ -4,6 +4,14 @@
 import assert from "node:assert/strict";
 import { withBusybox } from "./helpers.ts";
 import { withBackground } from "./background.ts";
+import { hostSupport } from "../lib/cgroups/support.ts";
+
+/** What this host's kernel offers: the tests assert docker's behaviour either way. */
+const HOST = hostSupport();
+/** docker update prints the daemon's warnings after the names, on stdout. */
+const SWAP_WARNING = HOST.swapLimit
+  ? ""
+  : "Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap.\n";
 
 function cgroupFile(controller: string, id: string, file: string): string {
   for (
@@ -26,7 +34,10 @@ Deno.test("update: raises and lowers memory and pids limits of a running contain
         assert.equal(memoryLimit(c.id), String(64 * 1024 * 1024));
         assert.equal(cgroupFile("pids", c.id, "pids.max"), "50");
 
-        assert.equal(await root.ok(["update", "--memory", "128m", "--pids-limit", "200", "u"]), "u\n");
+        assert.equal(
+          await root.ok(["update", "--memory", "128m", "--pids-limit", "200", "u"]),
+          `u\n${SWAP_WARNING}`,
+        );
         assert.equal(memoryLimit(c.id), String(128 * 1024 * 1024));
         assert.equal(cgroupFile("pids", c.id, "pids.max"), "200");
         assert.equal(
@@ -69,5 +80,27 @@ Deno.test("update: a stopped container gets the new values in its record", async
     );
     const ghost = await root.skiff(["update", "-m", "10m", "ghost"]);
     assert.equal(ghost.code, 1);
+  });
+});
+
+Deno.test("update: --blkio-weight where the kernel has no weight is discarded with docker's warning", async () => {
+  await withBusybox(async (root) => {
+    await withBackground(
+      root,
+      "bw",
+      async () => {
+        const r = await root.skiff(["update", "--blkio-weight", "300", "bw"]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(r.stderr, "");
+        const warning =
+          "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.\n";
+        assert.equal(r.stdout, HOST.blkioWeight ? "bw\n" : `bw\n${warning}`);
+        assert.equal(
+          await root.ok(["inspect", "-f", "{{.HostConfig.BlkioWeight}}", "bw"]),
+          HOST.blkioWeight ? "300\n" : "0\n",
+        );
+      },
+      ["sleep", "100"],
+    );
   });
 });

@@ -36,7 +36,8 @@ interface Hierarchies {
 }
 
 let hierarchiesCache: Hierarchies | undefined;
-function hierarchies(): Hierarchies {
+/** The host's v1 hierarchies by controller (from mountinfo; read once per process). */
+export function hierarchies(): Hierarchies {
   if (hierarchiesCache) return hierarchiesCache;
   const byController = new Map<Controller, string>();
   let unified: string | undefined;

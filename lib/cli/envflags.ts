@@ -2,11 +2,19 @@
 
 import { SkiffError } from "../errors.ts";
 
-/** Lines of a docker env/label file: blank lines and # comments skipped. */
+/** bufio.Scanner's longest line (MaxScanTokenSize): docker reads env and label files with one. */
+const MAX_LINE = 64 * 1024;
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Lines of a docker env/label file (docker's parseKeyValueFile): blank lines and # comments
+ * skipped, read line by line, so a line of 64 KiB or more (/dev/zero) is an error, as docker's
+ * scanner gives, instead of an endless read; invalid UTF-8 and blanks in a name are refused.
+ */
 export function readListFile(path: string): string[] {
-  let text: string;
+  let file: Deno.FsFile;
   try {
-    text = Deno.readTextFileSync(path);
+    file = Deno.openSync(path);
   } catch (e) {
     throw new SkiffError(
       `open ${path}: ${
@@ -14,7 +22,48 @@ export function readListFile(path: string): string[] {
       }`,
     );
   }
-  return text.split(/\r?\n/).map((l) => l.trimStart()).filter((l) => l && !l.startsWith("#"));
+  const lines: string[] = [];
+  const take = (bytes: Uint8Array) => {
+    const raw = bytes[bytes.length - 1] === 0x0d ? bytes.subarray(0, -1) : bytes;
+    let text: string;
+    try {
+      text = strictUtf8.decode(raw);
+    } catch {
+      throw new SkiffError(
+        `env file ${path} contains invalid utf8 bytes at line ${lines.length + 1}: [${raw.join(" ")}]`,
+      );
+    }
+    lines.push(text);
+  };
+  try {
+    const buf = new Uint8Array(MAX_LINE);
+    let filled = 0;
+    for (;;) {
+      const n = file.readSync(buf.subarray(filled));
+      if (n === null) break;
+      let start = 0;
+      for (let i = filled; i < filled + n; i++) {
+        if (buf[i] === 0x0a) {
+          take(buf.subarray(start, i));
+          start = i + 1;
+        }
+      }
+      buf.copyWithin(0, start, filled + n);
+      filled = filled + n - start;
+      if (filled === MAX_LINE) throw new SkiffError("bufio.Scanner: token too long");
+    }
+    if (filled > 0) take(buf.subarray(0, filled));
+  } finally {
+    file.close();
+  }
+  const kept = lines.map((l) => l.trimStart()).filter((l) => l && !l.startsWith("#"));
+  for (const line of kept) {
+    const name = line.split("=", 1)[0];
+    if (/[ \t]/.test(name)) {
+      throw new SkiffError(`poorly formatted environment: variable '${name}' contains whitespaces`);
+    }
+  }
+  return kept;
 }
 
 /** docker's -e semantics: K=V as given, bare K takes skiff's own value (and is dropped when unset). */

@@ -5,6 +5,7 @@ import type { Verb } from "./context.ts";
 import { environment, readListFile } from "./envflags.ts";
 import { SkiffError } from "../errors.ts";
 import { execTarget, spawnInContainer } from "../runtime/exec.ts";
+import { containerConfinement } from "../seccomp/mod.ts";
 
 const OPTIONS: OptionSpec[] = [
   { name: "detach", short: "d", kind: "bool" },
@@ -55,15 +56,23 @@ const exec: Verb = async (args, ctx) => {
     tty,
   };
   const record = execTarget(ctx.root, ref);
+  // the container's own filter and no-new-privileges, from its record (docker: exec --privileged too)
+  const confinement = await containerConfinement(record.HostConfig, ctx.root.path);
   if (tty && !detach) {
     const { execWithTerminal } = await import("../runtime/exec_tty.ts");
-    return await execWithTerminal(record, request, interactive);
+    return await execWithTerminal(record, request, interactive, confinement);
   }
-  const { child } = await spawnInContainer(record, request, {
+  const stdio = {
     stdin: interactive && !detach ? "inherit" : "null",
     stdout: detach ? "null" : "inherit",
     stderr: detach ? "null" : "inherit",
-  });
+  } as const;
+  if (confinement.seccompFilter) {
+    const { detachedStart, spawnConfinedExec } = await import("../runtime/exec_confined.ts");
+    const child = spawnConfinedExec(record, request, confinement, stdio, detach);
+    return detach ? await detachedStart(child) : (await child.status).code;
+  }
+  const { child } = await spawnInContainer(record, request, stdio);
   if (detach) {
     child.unref(); // it lives on in the container (its PID 1 reaps it)
     return 0;

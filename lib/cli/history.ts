@@ -8,7 +8,7 @@ import { compileListFormat } from "../format/list.ts";
 import { goStruct } from "../format/template.ts";
 import { ellipsis, humanSize, shortId, timeAgo } from "../format/human.ts";
 import { SkiffError } from "../errors.ts";
-import { familiarString, parseReference } from "../image/reference.ts";
+import { familiarString, parseReference, withDefaultTag } from "../image/reference.ts";
 
 const HELP = `Usage:  skiff history [OPTIONS] IMAGE
 
@@ -66,7 +66,7 @@ const history: Verb = (args, ctx) => {
   if (!image) {
     let shown = p.positionals[0];
     try {
-      shown = familiarString(parseReference(shown));
+      shown = familiarString(withDefaultTag(parseReference(shown)));
     } catch { /* as given */ }
     throw new SkiffError(`No such image: ${shown}`, 1);
   }

@@ -3,7 +3,8 @@
 import type { Verb } from "./context.ts";
 import { bool, list, parseArgs, requireArgs, str } from "./args.ts";
 import { ImageStore, shortId } from "../image/store.ts";
-import { createdSince, formatTable, humanSize } from "../image/human.ts";
+import { createdSince, humanSize } from "../format/human.ts";
+import { formatTable } from "../format/table.ts";
 import { splitTagged } from "../image/reference.ts";
 import { familiarName, parseReference } from "../image/reference.ts";
 import { compileListFormat } from "../format/list.ts";

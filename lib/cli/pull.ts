@@ -4,7 +4,7 @@ import type { CliContext, Verb } from "./context.ts";
 import type { ImageStore } from "../image/store.ts";
 import type { ImageRecord } from "../state/types.ts";
 import { bool, parseArgs, requireArgs, str } from "./args.ts";
-import { SkiffError, UsageError } from "../errors.ts";
+import { oneLine, SkiffError, UsageError } from "../errors.ts";
 import { isatty } from "../../ffi/libc.ts";
 import { parsePlatform } from "../registry/mediatypes.ts";
 import { ProgressRenderer } from "../registry/progress.ts";
@@ -14,7 +14,7 @@ import {
   fullName,
   fullString,
   parsePullReference,
-} from "../registry/reference.ts";
+} from "../image/reference.ts";
 
 const HELP = `Usage:  skiff pull [OPTIONS] NAME[:TAG|@DIGEST]
 
@@ -129,9 +129,9 @@ const pull: Verb = async (args, ctx) => {
     console.log(fullString(ref));
     return 0;
   } catch (e) {
-    // past argument checks every failure is the "daemon's": docker exits 1 for those
-    if (e instanceof SkiffError && e.exitCode === 125) throw new SkiffError(e.message, 1);
-    throw e;
+    // past argument checks every failure is the "daemon's": docker exits 1 for those, one line
+    if (e instanceof SkiffError && e.exitCode !== 125) throw e;
+    throw new SkiffError(oneLine(e), 1);
   } finally {
     renderer?.flush();
     client?.close();

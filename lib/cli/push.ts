@@ -2,10 +2,10 @@
 
 import type { Verb } from "./context.ts";
 import { bool, parseArgs, requireArgs } from "./args.ts";
-import { SkiffError } from "../errors.ts";
+import { oneLine, SkiffError } from "../errors.ts";
 import { isatty } from "../../ffi/libc.ts";
 import { ProgressRenderer } from "../registry/progress.ts";
-import { familiarName, parseReference } from "../registry/reference.ts";
+import { familiarName, parseReference } from "../image/reference.ts";
 
 const HELP = `Usage:  skiff push [OPTIONS] NAME[:TAG]
 
@@ -60,9 +60,9 @@ const push: Verb = async (args, ctx) => {
     }
     return 0;
   } catch (e) {
-    // past argument checks every failure is the "daemon's": docker exits 1 for those
-    if (e instanceof SkiffError && e.exitCode === 125) throw new SkiffError(e.message, 1);
-    throw e;
+    // past argument checks every failure is the "daemon's": docker exits 1 for those, one line
+    if (e instanceof SkiffError && e.exitCode !== 125) throw e;
+    throw new SkiffError(oneLine(e), 1);
   } finally {
     renderer?.flush();
     client?.close();

@@ -28,6 +28,8 @@ import { environment, readListFile } from "./envflags.ts";
 import { parseRestartPolicy } from "../runtime/restart.ts";
 import { logConfigOf } from "../runtime/logs.ts";
 import { parseSignal } from "../runtime/signals.ts";
+import { checkSeccompProfiles, securityOptFlags } from "./security_opt.ts";
+import { MAX_ID } from "../runtime/user.ts";
 
 const OPTIONS: OptionSpec[] = [
   { name: "name", kind: "string" },
@@ -48,6 +50,7 @@ const OPTIONS: OptionSpec[] = [
   { name: "cap-add", kind: "list" },
   { name: "cap-drop", kind: "list" },
   { name: "read-only", kind: "bool" },
+  { name: "security-opt", kind: "list" },
   ...RESOURCE_OPTIONS,
   { name: "cpu-period", kind: "string" },
   { name: "cpu-quota", kind: "string" },
@@ -114,6 +117,7 @@ Options:
       --restart string          Restart policy to apply when a container exits (default "no")
       --pull string             Pull image before running ("always", "missing", "never") (default "missing")
       --rm                      Automatically remove the container when it exits
+      --security-opt list       Security Options
       --shm-size bytes          Size of /dev/shm
       --sig-proxy               Proxy received signals to the process (default true)
       --stop-signal string      Signal to stop the container
@@ -150,16 +154,75 @@ function tmpfsMounts(entries: string[]): Record<string, string> {
   return out;
 }
 
+/** Go's %q of a string, as pflag quotes a flag's value (a newline stays on one line). */
+const goQuote = (value: string) => JSON.stringify(value);
+/** Whitespace or control characters: what would start a new line or field in a file of the container. */
+// deno-lint-ignore no-control-regex -- control characters are what it looks for
+const LINE_BREAKING = /[\s\x00-\x1f\x7f]/;
+
 /** --add-host host:ip (docker also takes host=ip), checked as docker does. */
 function extraHosts(entries: string[]): string[] {
   return entries.map((entry) => {
     const sep = entry.search(/[:=]/);
     const host = sep > 0 ? entry.slice(0, sep) : "";
     const ip = sep > 0 ? entry.slice(sep + 1).replace(/^\[(.*)\]$/, "$1") : "";
-    if (!host || !ip) throw invalid(entry, "--add-host", `bad format for add-host: "${entry}"`);
+    // the name becomes a field of an /etc/hosts line: no blank or newline may end it early
+    if (!host || !ip || LINE_BREAKING.test(host)) {
+      throw invalid(goQuote(entry).slice(1, -1), "--add-host", `bad format for add-host: ${goQuote(entry)}`);
+    }
     if (!isIpAddress(ip)) throw invalid(entry, "--add-host", `invalid IP address in add-host: "${ip}"`);
     return `${host}:${ip}`;
   });
+}
+
+/** docker's opts.ValidateDNSSearch: "." or a domain name (a trailing dot and blanks dropped). */
+function dnsSearchDomains(entries: string[]): string[] {
+  return entries.map((entry) => {
+    const value = entry.replace(/^ +| +$/g, "");
+    if (value === ".") return value;
+    const label = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
+    const m = new RegExp(`^(${label}(?:\\.${label})*)\\.?\\s*$`).exec(value);
+    if (!/[a-zA-Z]/.test(value) || !m || m[1].length >= 255) {
+      throw invalid(
+        goQuote(entry).slice(1, -1),
+        "--dns-search",
+        `${goQuote(value).slice(1, -1)} is not a valid domain`,
+      );
+    }
+    return m[1];
+  });
+}
+
+/** --dns-option: one word each on resolv.conf's options line. */
+function dnsOptions(entries: string[]): string[] {
+  for (const entry of entries) {
+    if (entry === "" || LINE_BREAKING.test(entry)) {
+      throw invalid(
+        goQuote(entry).slice(1, -1),
+        "--dns-option",
+        `${goQuote(entry)} is not a valid DNS option`,
+      );
+    }
+  }
+  return entries;
+}
+
+/** -h: the name goes into /etc/hostname and /etc/hosts, and sethostname takes at most 64 bytes. */
+function hostname(value: string | undefined): string | undefined {
+  if (value !== undefined && (LINE_BREAKING.test(value) || new TextEncoder().encode(value).length > 64)) {
+    throw new SkiffError(`invalid hostname format: ${goQuote(value).slice(1, -1)}`);
+  }
+  return value;
+}
+
+/** --group-add: names are looked up at start; a gid must be in runc's range (no silent wrap). */
+function groupAdd(entries: string[]): string[] {
+  for (const entry of entries) {
+    if (/^\d+$/.test(entry) && Number(entry) > MAX_ID) {
+      throw new SkiffError(`uids and gids must be in range 0-${MAX_ID}`);
+    }
+  }
+  return entries;
 }
 
 function labels(entries: string[]): Record<string, string> {
@@ -247,7 +310,7 @@ function runRequest(parsed: Parsed): RunRequest {
       env: environment([...list(parsed, "env-file").flatMap(readListFile), ...list(parsed, "env")]),
       workingDir: str(parsed, "workdir"),
       user: str(parsed, "user"),
-      hostname: str(parsed, "hostname"),
+      hostname: hostname(str(parsed, "hostname")),
       tty,
       interactive,
       labels: labels([...list(parsed, "label-file").flatMap(readListFile), ...list(parsed, "label")]),
@@ -256,12 +319,13 @@ function runRequest(parsed: Parsed): RunRequest {
       readOnlyRootfs: bool(parsed, "read-only"),
       capAdd,
       capDrop,
+      securityOpt: securityOptFlags(list(parsed, "security-opt")),
       resources,
-      groupAdd: list(parsed, "group-add"),
+      groupAdd: groupAdd(list(parsed, "group-add")),
       extraHosts: extraHosts(list(parsed, "add-host")),
       dns: list(parsed, "dns"),
-      dnsSearch: list(parsed, "dns-search"),
-      dnsOptions: list(parsed, "dns-option"),
+      dnsSearch: dnsSearchDomains(list(parsed, "dns-search")),
+      dnsOptions: dnsOptions(list(parsed, "dns-option")),
       shmSize: bytesFlag("run", str(parsed, "shm-size"), "--shm-size"),
       tmpfs: {
         ...tmpfsMounts(list(parsed, "tmpfs")),
@@ -273,6 +337,25 @@ function runRequest(parsed: Parsed): RunRequest {
       stopTimeout: intFlag("run", str(parsed, "stop-timeout"), "--stop-timeout"),
     },
   };
+}
+
+/**
+ * docker's daemon discards a limit the host's cgroups cannot apply (no BFQ: no --blkio-weight) and
+ * the CLI prints its warning; the probe is loaded only when a limit is asked for.
+ */
+async function adaptLimitsToHost(request: RunRequest): Promise<void> {
+  const { privileged: _, ...asked } = request.limits;
+  if (!Object.values(asked).some((v) => v !== undefined && v !== 0 && v !== "" && v !== false && v !== -1)) {
+    return;
+  }
+  const support = await import("../cgroups/support.ts");
+  const resources = request.container.resources;
+  if (!support.asksForLimits(resources)) return;
+  const host = support.hostSupport();
+  const refusal = support.unsupportedError(resources, host);
+  if (refusal) throw new SkiffError(refusal);
+  for (const warning of support.discardUnsupported(resources, host)) console.error(`WARNING: ${warning}`);
+  request.limits = support.limitsWith(request.limits, resources);
 }
 
 /** run -d: the supervisor starts the created container; prints its id once its command runs. */
@@ -315,6 +398,8 @@ const run: Verb = async (args, ctx) => {
   }
   const detach = bool(parsed, "detach");
   const request = runRequest(parsed);
+  await checkSeccompProfiles(request.container.securityOpt ?? []);
+  await adaptLimitsToHost(request);
   const { tty, interactive } = request.container;
   const pullFlag = str(parsed, "pull");
   if (detach && (pullFlag === undefined || pullFlag === "missing")) {

@@ -3,6 +3,7 @@
 // redraws the table once a second on a terminal and prints it again and again otherwise.
 
 import { compileListFormat } from "../format/list.ts";
+import { goStruct } from "../format/template.ts";
 import { DEFAULT_STATS_FORMAT, sampleStats, STATS_HEADER, statsRow } from "../container/stats.ts";
 import { isRunning, lookupContainer } from "../container/ops.ts";
 import { listReconciled } from "../state/reconcile.ts";
@@ -72,7 +73,11 @@ const stats: Verb = async (args, ctx) => {
       const rows = containers.map(([c, shown]) => {
         const after = sampleStats(ctx.root, c);
         next.set(c.Id, after);
-        return statsRow(c, shown, previous.get(c.Id) ?? after, after, noTrunc);
+        // docker's row type: a field it lacks is a template error (exit 1), not "<no value>"
+        return goStruct(
+          "*container.statsContext",
+          statsRow(c, shown, previous.get(c.Id) ?? after, after, noTrunc),
+        );
       });
       const table = format.render(rows, STATS_HEADER);
       write(stream && terminal ? `\x1b[2J\x1b[H${table}` : table);

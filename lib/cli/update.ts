@@ -68,15 +68,18 @@ const update: Verb = (args, ctx) => {
     throw new UsageError("You must provide one or more flags when using this command.", "update");
   }
   let failed = false;
+  const warnings: string[] = [];
   for (const ref of refs) {
     try {
-      updateContainer(ctx.root, ref, changes);
+      warnings.push(...updateContainer(ctx.root, ref, changes).warnings);
       console.log(ref);
     } catch (e) {
       failed = true;
       console.error(`skiff: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
+  // docker prints the daemon's warnings after the names, on stdout, without a prefix
+  if (warnings.length) console.log(warnings.join("\n"));
   return Promise.resolve(failed ? 1 : 0);
 };
 export default update;

@@ -4,7 +4,7 @@ import { SkiffError, UsageError } from "../errors.ts";
 import { compileListFormat } from "../format/list.ts";
 import { labelMatches } from "../format/filters.ts";
 import { humanSize } from "../format/human.ts";
-import { goJson, parseTemplate } from "../format/template.ts";
+import { goJson, goStruct, parseTemplate, TemplateExecError } from "../format/template.ts";
 import {
   createVolume,
   getVolume,
@@ -156,20 +156,23 @@ function ls(args: string[], ctx: CliContext): number {
     return 0;
   }
   const containers = listContainers(ctx.root);
-  const rows = volumes.map((v) => ({
-    Driver: v.Driver,
-    Name: v.Name,
-    Mountpoint: v.Mountpoint,
-    Scope: v.Scope,
-    CreatedAt: v.CreatedAt,
-    Labels: Object.entries(v.Labels ?? {}).map(([k, val]) => `${k}=${val}`).join(","),
-    Label: (name: string) => v.Labels?.[name] ?? "",
-    Links: String(volumeUsers(ctx.root, v.Name, containers).length),
-    Size: "N/A",
-    Availability: "N/A",
-    Group: "N/A",
-    Status: "N/A",
-  }));
+  // docker's row type: a field it lacks is a template error (exit 1), not "<no value>"
+  const rows = volumes.map((v) =>
+    goStruct("*formatter.volumeContext", {
+      Driver: v.Driver,
+      Name: v.Name,
+      Mountpoint: v.Mountpoint,
+      Scope: v.Scope,
+      CreatedAt: v.CreatedAt,
+      Labels: Object.entries(v.Labels ?? {}).map(([k, val]) => `${k}=${val}`).join(","),
+      Label: (name: string) => v.Labels?.[name] ?? "",
+      Links: String(volumeUsers(ctx.root, v.Name, containers).length),
+      Size: "N/A",
+      Availability: "N/A",
+      Group: "N/A",
+      Status: "N/A",
+    })
+  );
   const header = {
     Driver: "DRIVER",
     Name: "VOLUME NAME",
@@ -210,8 +213,20 @@ function inspect(args: string[], ctx: CliContext): number {
     else errors.push(`Error: No such volume: ${name}`);
   }
   let out: string;
-  if (template) out = found.map((v) => template.execute(v) + "\n").join("");
-  else if (format === "json") out = `[${found.map(goJson).join(",")}]\n`;
+  if (template) {
+    // docker runs it on the typed volume, then on the raw JSON with missingkey=error: a field the
+    // volume lacks is an error, exit 1
+    const lines: string[] = [];
+    for (const v of found) {
+      try {
+        lines.push(template.execute(JSON.parse(goJson(v)), { missingKeyError: true }) + "\n");
+      } catch (e) {
+        if (!(e instanceof TemplateExecError)) throw e;
+        errors.push(`template parsing error: ${e.message}`);
+      }
+    }
+    out = lines.length ? lines.join("") : "\n";
+  } else if (format === "json") out = `[${found.map(goJson).join(",")}]\n`;
   else out = JSON.stringify(found, null, 4) + "\n";
   Deno.stdout.writeSync(new TextEncoder().encode(out));
   for (const e of errors) console.error(e);

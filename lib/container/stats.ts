@@ -3,7 +3,7 @@
 
 import { openCgroup } from "../cgroups/mod.ts";
 import { humanSize } from "../format/human.ts";
-import { formatFloatG } from "../format/template.ts";
+import { formatFloatG } from "../format/gofloat.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
 import { isRunning } from "./ops.ts";

@@ -3,6 +3,7 @@
 // gets them at its next start).
 
 import { type CgroupLimits, type CgroupUpdate, openCgroup, validateLimits } from "../cgroups/mod.ts";
+import { discardUnsupported, hostSupport, unsupportedError } from "../cgroups/support.ts";
 import { SkiffError } from "../errors.ts";
 import { updateContainerSync } from "../state/containers.ts";
 import type { StateRoot } from "../state/root.ts";
@@ -40,9 +41,24 @@ function limitsOf(h: HostConfig): CgroupLimits {
   };
 }
 
-/** Applies the changes to one container; returns the saved record. */
-export function updateContainer(root: StateRoot, ref: string, changes: ResourceChanges): ContainerRecord {
+/**
+ * Applies the changes to one container; returns the saved record and docker's warnings for the
+ * changes this host cannot apply (those are discarded, as docker does).
+ */
+export function updateContainer(
+  root: StateRoot,
+  ref: string,
+  requested: ResourceChanges,
+): { record: ContainerRecord; warnings: string[] } {
   const found = lookupContainer(root, ref);
+  const changes = { ...requested };
+  const refusal = unsupportedError(changes, hostSupport());
+  if (refusal) throw new SkiffError(refusal, 1);
+  const warnings = discardUnsupported(changes, hostSupport());
+  // a discarded value changes nothing (docker's update skips zero values)
+  for (const key of Object.keys(changes) as (keyof ResourceChanges)[]) {
+    if (changes[key] !== requested[key] && (changes[key] === 0 || changes[key] === "")) delete changes[key];
+  }
   const saved = updateContainerSync(root, found.Id, (record) => {
     const before = record.HostConfig;
     const after: HostConfig = { ...before, ...changes };
@@ -85,5 +101,5 @@ export function updateContainer(root: StateRoot, ref: string, changes: ResourceC
     record.HostConfig = after;
   });
   if (!saved) throw new SkiffError(`No such container: ${ref}`, 1);
-  return saved;
+  return { record: saved, warnings };
 }

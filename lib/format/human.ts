@@ -1,7 +1,7 @@
 // Human-readable durations, times and sizes, worded exactly as docker prints them
 // (github.com/docker/go-units HumanDuration and HumanSizeWithPrecision).
 
-import { formatFloatG } from "./template.ts";
+import { formatFloatG } from "./gofloat.ts";
 
 /** go-units HumanDuration: "Less than a second", "3 seconds", "About a minute", "2 hours", ... */
 export function humanDuration(ms: number): string {
@@ -19,6 +19,13 @@ export function humanDuration(ms: number): string {
   if (hours < 24 * 30 * 2) return `${Math.trunc(hours / 24 / 7)} weeks`;
   if (hours < 24 * 365 * 2) return `${Math.trunc(hours / 24 / 30)} months`;
   return `${Math.trunc(Math.trunc(ms / 3_600_000) / 24 / 365)} years`;
+}
+
+/** docker's CREATED column for images: "<duration> ago", or "N/A" for a missing or zero timestamp. */
+export function createdSince(created: string | undefined, now = Date.now()): string {
+  const t = created ? Date.parse(created) : NaN;
+  if (!Number.isFinite(t) || t <= 0) return "N/A";
+  return `${humanDuration(Math.max(0, now - t))} ago`;
 }
 
 /** "3 hours ago", docker's CREATED column. */
@@ -66,7 +73,10 @@ export function containerStatus(state: StatusInput, now = Date.now()): string {
 
 const DECIMAL_UNITS = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
 
-/** go-units HumanSizeWithPrecision(size, 3): decimal units, "1.24MB", "0B", "12.3kB". */
+/**
+ * go-units HumanSizeWithPrecision: decimal units, "1.24MB", "0B", "12.3kB"; 999999 bytes is "1e+03kB" as in
+ * Go. Tables use precision 3 (docker's default); pull/push progress uses 4 (go-units HumanSize).
+ */
 export function humanSize(bytes: number, precision = 3): string {
   let size = bytes;
   let i = 0;

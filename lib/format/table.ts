@@ -71,3 +71,19 @@ function formatSegment(lines: string[][], opts: TabwriterOptions): string[] {
   format(0, lines.length);
   return result;
 }
+
+/**
+ * Aligns rows the way docker's tabwriter does (minwidth 10, padding 3): every column but the last is
+ * padded to max(10, widest cell + 3).
+ */
+export function formatTable(rows: string[][]): string {
+  const widths: number[] = [];
+  for (const row of rows) {
+    row.forEach((cell, i) => {
+      widths[i] = Math.max(widths[i] ?? 10, [...cell].length + 3);
+    });
+  }
+  return rows
+    .map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]))).join(""))
+    .join("\n");
+}

@@ -11,7 +11,7 @@ import { SkiffError } from "../errors.ts";
 import { removeIfExists } from "../state/fsutil.ts";
 import type { ImageRecord } from "../state/types.ts";
 import { hexOf, Sha256, sha256Digest } from "./digest.ts";
-import { familiarName, familiarString, parseReference, splitTagged } from "./reference.ts";
+import { familiarName, familiarString, parseReference, splitTagged, withDefaultTag } from "./reference.ts";
 import type { ImageStore } from "./store.ts";
 import { fileChunks, openDecompressed } from "./stream.ts";
 
@@ -39,7 +39,7 @@ export function planSave(store: ImageStore, refs: string[]): SavePlan {
     if (!image) {
       let shown = ref;
       try {
-        shown = familiarString(parseReference(ref));
+        shown = familiarString(withDefaultTag(parseReference(ref)));
       } catch { /* as given */ }
       throw new SkiffError(`No such image: ${shown}`, 1);
     }

@@ -14,10 +14,25 @@ import { NotFoundError, SkiffError } from "../errors.ts";
 import { exists, makeTmpDir, removeIfExists, sweepTmp, withLock, writeJsonAtomic } from "../state/fsutil.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ImageRecord, LayerRef } from "../state/types.ts";
-import { imageRecord, tagIndex } from "../state/validate.ts";
-import { InvalidState, nullable, num, object, parseState, str } from "../state/validate.ts";
+import {
+  imageRecord,
+  InvalidState,
+  nullable,
+  num,
+  object,
+  parseState,
+  str,
+  tagIndex,
+} from "../state/validate.ts";
 import { isProcessAlive, listContainersWithDead } from "../state/containers.ts";
-import { familiarName, familiarString, familiarTagged, normalizeTag, parseReference } from "./reference.ts";
+import {
+  familiarName,
+  familiarString,
+  familiarTagged,
+  normalizeTag,
+  parseReference,
+  withDefaultTag,
+} from "./reference.ts";
 
 /** What layers/<hex>/layer.json holds. */
 export interface LayerInfo {
@@ -196,7 +211,7 @@ export class ImageStore {
     if (found) return found;
     let normalized = ref;
     try {
-      normalized = familiarString(parseReference(ref));
+      normalized = familiarString(withDefaultTag(parseReference(ref)));
     } catch { /* not a name: report it as given */ }
     throw new NotFoundError(`Unable to find image '${normalized}' locally`);
   }
@@ -357,7 +372,7 @@ export class ImageStore {
     if (found) return found;
     let shown = ref;
     try {
-      shown = familiarString(parseReference(ref));
+      shown = familiarString(withDefaultTag(parseReference(ref)));
     } catch { /* as given */ }
     throw new SkiffError(`No such image: ${shown}`, 1);
   }

@@ -221,11 +221,15 @@ export class TarReader {
       const v = pax?.get(key) ?? global.get(key);
       return v === undefined ? undefined : decoder.decode(v);
     };
-    const paxNum = (key: string): number | undefined => {
+    // GNU tar's forms: sizes and ids plain decimal digits in range, times an optional minus and a
+    // decimal fraction; "0.5", "1e3", "+1", " 1", "0x10" are malformed headers to it, and here
+    const paxNum = (key: "size" | "uid" | "gid" | "mtime"): number | undefined => {
       const v = paxStr(key);
       if (v === undefined) return undefined;
+      const form = key === "mtime" ? /^-?[0-9]+(\.[0-9]*)?$/ : /^[0-9]+$/;
       const n = Number(v);
-      if (!Number.isFinite(n)) throw new SkiffError(`invalid tar: bad pax ${key} "${v}"`);
+      const max = key === "size" || key === "mtime" ? Number.MAX_SAFE_INTEGER : 2 ** 32 - 1;
+      if (!form.test(v) || !(Math.abs(n) <= max)) throw new SkiffError(`invalid tar: bad pax ${key} "${v}"`);
       return n;
     };
     const name = paxStr("path") ?? this.longName ?? (prefix ? `${prefix}/` : "") + cString(b, 0, 100);

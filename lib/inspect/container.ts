@@ -175,7 +175,8 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
     out.SizeRw = sizes.rw;
     out.SizeRootFs = sizes.rootFs;
   }
-  out.Mounts = extra.Mounts ?? [];
+  // BindRecursive is skiff's own record of --mount's bind-recursive: docker shows it in HostConfig.Mounts only
+  out.Mounts = (record.Mounts ?? []).map(({ BindRecursive: _, ...shown }) => shown);
   out.Config = goStruct("*container.Config", config);
   out.NetworkSettings = goStruct("*container.NetworkSettings", networkSettings);
   // fields the runtime adds under docker names that are not placed above

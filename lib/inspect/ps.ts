@@ -8,7 +8,7 @@ import { goStruct } from "../format/template.ts";
 import { labelMatches } from "../format/filters.ts";
 import { containerStatus, ellipsis, goTimeString, humanSize, shortId, timeAgo } from "../format/human.ts";
 import { goQuote } from "../format/template.ts";
-import { fullString, parseReference, withDefaultTag } from "../registry/reference.ts";
+import { fullString, parseReference, withDefaultTag } from "../image/reference.ts";
 import { deadPlaceholder, findContainer, scanContainers } from "../state/containers.ts";
 import { reconcile } from "../state/reconcile.ts";
 import type { StateRoot } from "../state/root.ts";

@@ -6,7 +6,8 @@ import { join } from "../state/path.ts";
 import { SkiffError } from "../errors.ts";
 import { writeFileAtomic } from "../state/fsutil.ts";
 import { InvalidState, object, optional, parseState, record, str } from "../state/validate.ts";
-import { credentialKey, DEFAULT_DOMAIN } from "./reference.ts";
+import { DEFAULT_DOMAIN } from "../image/reference.ts";
+import { credentialKey } from "./reference.ts";
 
 export interface Credentials {
   username: string;

@@ -13,7 +13,7 @@
 // Loopback hosts (localhost, 127.0.0.0/8, ::1) are always insecure: HTTP first, then HTTPS.
 
 import { join } from "../state/path.ts";
-import { SkiffError } from "../errors.ts";
+import { oneLine, SkiffError } from "../errors.ts";
 import {
   basicAuthHeader,
   type Challenge,
@@ -437,6 +437,43 @@ export class RegistryClient {
         throw new UnauthorizedError(`denied: ${err.message.replace(/^[^:]*: /, "")}`);
       }
       throw await registryErrorOf(res, `${method} ${new URL(url).pathname}`);
+    }
+  }
+
+  /**
+   * A GET whose body is read whole by `read` (a manifest, an index, a config, a tag list). A
+   * connection dropped or stalled while the body arrives is retried as a blob stream's is; what the
+   * registry meant (404, 401, too large, bad digest: SkiffErrors from `read`) is final.
+   */
+  async getWhole<T>(
+    path: string,
+    opts: RequestOptions,
+    read: (res: Response) => Promise<T>,
+  ): Promise<{ res: Response; body: T }> {
+    for (let failures = 0;; failures++) {
+      const res = await this.request("GET", path, opts);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const stalled = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new TimeoutError(`${this.host}: the body of GET ${path} stalled`)),
+          this.timeoutMs,
+        );
+      });
+      const reading = read(res);
+      reading.catch(() => {}); // after a stall it rejects once the body is cancelled: handled below
+      try {
+        return { res, body: await Promise.race([reading, stalled]) };
+      } catch (e) {
+        await res.body?.cancel().catch(() => {});
+        const transient = e instanceof TimeoutError || !(e instanceof SkiffError);
+        if (!transient) throw e;
+        if (failures >= this.retries) {
+          throw new SkiffError(`GET ${new URL(path, this.baseUrl).pathname}: ${oneLine(e)}`);
+        }
+        await sleep(this.backoff(failures));
+      } finally {
+        clearTimeout(timer);
+      }
     }
   }
 

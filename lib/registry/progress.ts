@@ -2,6 +2,8 @@
 // with progress bars on a terminal, one plain line per status change otherwise. The engine only
 // emits events; the CLI owns the writer.
 
+import { humanSize } from "../format/human.ts";
+
 export type LayerStatus =
   | "Pulling fs layer"
   | "Waiting"
@@ -25,18 +27,6 @@ export type ProgressEvent =
 export type ProgressSink = (event: ProgressEvent) => void;
 
 export const shortId = (digest: string) => digest.slice(digest.indexOf(":") + 1, digest.indexOf(":") + 13);
-
-/** docker's units.HumanSize: 3 significant digits, decimal units. */
-export function humanSize(bytes: number): string {
-  const units = ["B", "kB", "MB", "GB", "TB"];
-  let v = bytes;
-  let i = 0;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return `${Number(v.toPrecision(3))}${units[i]}`;
-}
 
 function bar(current: number, total: number): string {
   const width = 50;
@@ -84,7 +74,7 @@ export class ProgressRenderer {
     }
     if (!this.lines.has(e.id)) this.order.push(e.id);
     const progress = e.current !== undefined && e.total
-      ? ` ${bar(e.current, e.total)}  ${humanSize(e.current)}/${humanSize(e.total)}`
+      ? ` ${bar(e.current, e.total)}  ${humanSize(e.current, 4)}/${humanSize(e.total, 4)}`
       : "";
     this.lines.set(e.id, `${e.id}: ${text}${progress}`);
     const now = Date.now();

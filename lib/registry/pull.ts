@@ -22,7 +22,7 @@ import {
   selectPlatform,
 } from "./mediatypes.ts";
 import { type ProgressSink, shortId } from "./progress.ts";
-import { familiarName, fullString, type Reference } from "./reference.ts";
+import { familiarName, fullString, type Reference } from "../image/reference.ts";
 
 export interface PullOptions {
   /** The platform to pick from a multi-platform index (default: the host's). */
@@ -86,12 +86,12 @@ export async function fetchManifest(
   reference: string,
   displayRef: string,
 ): Promise<FetchedManifest> {
-  let res: Response;
+  let res: Response, bytes: Uint8Array<ArrayBuffer>;
   try {
-    res = await client.request("GET", `/v2/${repo}/manifests/${reference}`, {
+    ({ res, body: bytes } = await client.getWhole(`/v2/${repo}/manifests/${reference}`, {
       headers: { Accept: MANIFEST_ACCEPT },
       scopes: [`repository:${repo}:pull`],
-    });
+    }, (res) => readCapped(res, MANIFEST_SIZE_LIMIT, "manifest")));
   } catch (e) {
     if (e instanceof RegistryError && e.status === 404) {
       throw new RegistryError(
@@ -104,7 +104,6 @@ export async function fetchManifest(
     }
     throw e;
   }
-  const bytes = await readCapped(res, MANIFEST_SIZE_LIMIT, "manifest");
   const digest = await sha256Of(bytes);
   if (reference.startsWith("sha256:") && digest !== reference) {
     throw new SkiffError(`manifest verification failed for digest ${reference}: got ${digest}`);
@@ -136,10 +135,11 @@ async function fetchSmallBlob(
   }
   let bytes: Uint8Array<ArrayBuffer>;
   for (let attempt = 1;; attempt++) {
-    const res = await client.request("GET", `/v2/${repo}/blobs/${desc.digest}`, {
-      scopes: [`repository:${repo}:pull`],
-    });
-    bytes = await readCapped(res, limit, `blob ${desc.digest}`);
+    ({ body: bytes } = await client.getWhole(
+      `/v2/${repo}/blobs/${desc.digest}`,
+      { scopes: [`repository:${repo}:pull`] },
+      (res) => readCapped(res, limit, `blob ${desc.digest}`),
+    ));
     const digest = await sha256Of(bytes);
     if (digest === desc.digest && bytes.length === desc.size) break;
     // corrupted on the way: fetch again a couple of times before giving up
@@ -439,11 +439,15 @@ export async function listTags(client: RegistryClient, repo: string): Promise<st
   const tags: string[] = [];
   let path: string | null = `/v2/${repo}/tags/list?n=1000`;
   while (path) {
-    const res: Response = await client.request("GET", path, { scopes: [`repository:${repo}:pull`] });
-    const body = JSON.parse(new TextDecoder().decode(await readCapped(res, MANIFEST_SIZE_LIMIT, "tag list")));
+    const got: { res: Response; body: Uint8Array<ArrayBuffer> } = await client.getWhole(
+      path as string,
+      { scopes: [`repository:${repo}:pull`] },
+      (res) => readCapped(res, MANIFEST_SIZE_LIMIT, "tag list"),
+    );
+    const body = JSON.parse(new TextDecoder().decode(got.body));
     tags.push(...((body.tags ?? []) as string[]));
-    const link = res.headers.get("link");
-    const m = link ? /<([^>]+)>\s*;\s*rel="?next"?/.exec(link) : null;
+    const link: string | null = got.res.headers.get("link");
+    const m: RegExpExecArray | null = link ? /<([^>]+)>\s*;\s*rel="?next"?/.exec(link) : null;
     path = m ? m[1] : null;
   }
   return tags;
@@ -454,7 +458,7 @@ export async function listTags(client: RegistryClient, repo: string): Promise<st
  * (default tag latest) and pulls it.
  */
 export async function pullByName(root: StateRoot, name: string, opts: PullOptions = {}): Promise<PullResult> {
-  const { parsePullReference } = await import("./reference.ts");
+  const { parsePullReference } = await import("../image/reference.ts");
   const { ref } = parsePullReference(name);
   const client = opts.client ?? new RegistryClient(ref.domain);
   try {

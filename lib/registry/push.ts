@@ -14,7 +14,7 @@ import { RegistryClient, RegistryError } from "./client.ts";
 import { MEDIA } from "./mediatypes.ts";
 import { type ProgressSink, shortId } from "./progress.ts";
 import { readBlobSources, recordBlobSources, sha256Of } from "./pull.ts";
-import { familiarName, familiarString, type Reference } from "./reference.ts";
+import { familiarName, familiarString, type Reference } from "../image/reference.ts";
 
 /** Blobs up to this size go in one PUT; larger ones in PATCH chunks of this size. */
 export const CHUNK_SIZE = 8 * 1024 * 1024;

@@ -10,7 +10,8 @@ import type { StateRoot } from "../state/root.ts";
 import type { ImageRecord } from "../state/types.ts";
 import { ImageStore } from "../image/store.ts";
 import { MANIFEST_ACCEPT } from "./mediatypes.ts";
-import { familiarName, type Reference, registryHost } from "./reference.ts";
+import { familiarName, type Reference } from "../image/reference.ts";
+import { registryHost } from "./reference.ts";
 
 const HEAD_TIMEOUT_MS = 2000;
 

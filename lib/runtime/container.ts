@@ -72,6 +72,8 @@ export interface CreateRequest {
   readOnlyRootfs: boolean;
   capAdd: string[];
   capDrop: string[];
+  /** --security-opt, as HostConfig.SecurityOpt keeps it (lib/cli/security_opt.ts). */
+  securityOpt?: string[];
   resources: ResourceSettings;
   /** --group-add */
   groupAdd?: string[];
@@ -133,8 +135,9 @@ function containerResolvConf(dns: string[], search: string[], options: string[])
     .filter((ip) => ip && !ip.startsWith("127.") && ip !== "::1");
   if (dns.length) servers = dns;
   if (servers.length === 0) servers = ["8.8.8.8", "8.8.4.4"];
+  // `--dns-search .` alone: no search domains at all, not even the host's (docker)
   const searchLines = search.length
-    ? [`search ${search.join(" ")}`]
+    ? search.join(" ") === "." ? [] : [`search ${search.join(" ")}`]
     : lines.filter((l) => keyword(l) === "search" || keyword(l) === "domain");
   const optionLines = options.length
     ? [`options ${options.join(" ")}`]
@@ -199,6 +202,7 @@ export async function createContainerFromImage(
         ReadonlyRootfs: req.readOnlyRootfs,
         CapAdd: canonicalCapabilityList(req.capAdd),
         CapDrop: canonicalCapabilityList(req.capDrop),
+        SecurityOpt: req.securityOpt?.length ? req.securityOpt : null,
         NetworkMode: "none",
         ...req.resources,
         GroupAdd: req.groupAdd?.length ? req.groupAdd : null,

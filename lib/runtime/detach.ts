@@ -1,6 +1,6 @@
 // The client side of the supervisor (monitor.ts): `run -d`, `start` and `restart` ask it to start a
 // created or stopped container and get the answer once the container's command runs. Starts the
-// supervisor when none answers on <root>/supervisor.sock (several clients may race to do so: the
+// supervisor when none answers on <root>/supervisor/sock (several clients may race to do so: the
 // supervisor's flock lets one win, the others exit at once).
 
 import { SkiffError } from "../errors.ts";
@@ -17,7 +17,8 @@ export type StartReply =
   | { ok: true; pid: number; id?: string }
   | { ok: false; error: string; exitCode: number; phase?: "create"; imageMissing?: boolean };
 
-export const supervisorSocket = (root: StateRoot) => `${root.path}/supervisor.sock`;
+/** In a directory of its own: the supervisor keeps it private (see monitor.ts). */
+export const supervisorSocket = (root: StateRoot) => `${root.path}/supervisor/sock`;
 /** Marker in the container's directory: stop, kill or rm asked for the next exit (no restart). */
 export const STOP_MARKER = "stop-requested";
 

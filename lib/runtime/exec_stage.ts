@@ -34,16 +34,17 @@ import {
   processSecurity,
 } from "./exec.ts";
 import { processStartTime } from "../state/containers.ts";
+import { confineBeforeCredentials, confineLast, type StageConfinement } from "./confine.ts";
 import { EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED } from "./spec.ts";
 import { type ExecUser, resolveUser } from "./user.ts";
 
-/** What `skiff exec -t` hands to the stage (one JSON argument). */
-export interface ExecStageSpec {
+/** What `skiff exec` hands to the stage (one JSON argument); the container's confinement with it. */
+export interface ExecStageSpec extends StageConfinement {
   /** Host pid of the container's PID 1 and its start time. */
   pid: number;
   startTime?: number;
-  /** Host path of the pty slave. */
-  slavePath: string;
+  /** Host path of the pty slave (-t); without it the stage keeps the stdio it was given. */
+  slavePath?: string;
   user: string;
   groupAdd: string[];
   /** The container's env with exec's -e on top, without HOME (the user's home is added). */
@@ -51,6 +52,8 @@ export interface ExecStageSpec {
   workingDir: string;
   command: string[];
   privileged: boolean;
+  /** exec -d: stderr (a pipe to skiff, for this stage's errors) becomes /dev/null right before execve. */
+  detached?: boolean;
 }
 
 /** How the parent starts the stage: the compiled binary's hidden verb, or this file from source. */
@@ -63,7 +66,8 @@ export function execStageCommand(spec: ExecStageSpec): { cmd: string; args: stri
 
 function run(spec: ExecStageSpec): never {
   const security = processSecurity(spec.pid); // the host's /proc: before setns
-  const slave = open(spec.slavePath, O.RDWR); // a host path: before setns
+  const slave = spec.slavePath ? open(spec.slavePath, O.RDWR) : -1; // a host path: before setns
+  const devNull = spec.detached ? open("/dev/null", O.WRONLY | O.CLOEXEC) : -1; // the host's, likewise
   const namespaces = openNamespaces(spec.pid).filter((n) => n.type !== CLONE.NEWPID);
   if (processStartTime(spec.pid) !== spec.startTime) {
     throw new ExecFailed("the container stopped meanwhile", EXIT_SETUP_FAILED);
@@ -91,13 +95,18 @@ function run(spec: ExecStageSpec): never {
   }
   const path = checkExecutable(spec.command[0], env.find((e) => e.startsWith("PATH="))?.slice(5) ?? "");
 
-  setsid();
-  ioctlInt(slave, TIOC.SCTTY, 0);
-  for (const fd of [0, 1, 2]) dup2(slave, fd);
-  if (slave > 2) close(slave);
+  if (slave >= 0) {
+    setsid();
+    ioctlInt(slave, TIOC.SCTTY, 0);
+    for (const fd of [0, 1, 2]) dup2(slave, fd);
+    if (slave > 2) close(slave);
+  }
+  confineBeforeCredentials(spec);
   becomeUserOnThisThread(user, security, spec.privileged);
   resetSignals();
   closeRange(3, CLOSE_RANGE_CLOEXEC);
+  confineLast(spec);
+  if (devNull >= 0) dup2(devNull, 2); // skiff sees EOF: the command is about to run
   try {
     execve(path, spec.command, env);
   } catch (e) {

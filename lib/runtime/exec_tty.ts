@@ -7,8 +7,17 @@ import type { ContainerRecord } from "../state/types.ts";
 import { execEnvironment, type ExecRequest, joinCgroups, leaveCgroups, planCgroupMoves } from "./exec.ts";
 import { execStageCommand, type ExecStageSpec } from "./exec_stage.ts";
 import { PtyMaster, rawStdin } from "./pty.ts";
+import type { StageConfinement } from "./confine.ts";
 
-function spawnStage(record: ContainerRecord, spec: ExecStageSpec): Deno.ChildProcess {
+/** Starts the exec stage in the container's PID namespace and cgroups, with this stdio. */
+export function spawnStage(
+  record: ContainerRecord,
+  spec: ExecStageSpec,
+  stdio: { stdin: "inherit" | "null"; stdout: "inherit" | "null"; stderr?: "inherit" | "null" | "piped" } = {
+    stdin: "null",
+    stdout: "null",
+  },
+): Deno.ChildProcess {
   const { cmd, args } = execStageCommand(spec);
   const moves = planCgroupMoves(record.State.Pid);
   const target = open(`/proc/${record.State.Pid}/ns/pid`, O.RDONLY | O.CLOEXEC);
@@ -18,7 +27,7 @@ function spawnStage(record: ContainerRecord, spec: ExecStageSpec): Deno.ChildPro
     setns(target, CLONE.NEWPID); // only children feel it: the stage starts inside
     try {
       // stderr stays ours: the stage reports a failure before it takes the terminal
-      return new Deno.Command(cmd, { args, stdin: "null", stdout: "null", stderr: "inherit" }).spawn();
+      return new Deno.Command(cmd, { args, stderr: "inherit", ...stdio }).spawn();
     } finally {
       setns(own, CLONE.NEWPID);
     }
@@ -34,6 +43,7 @@ export async function execWithTerminal(
   record: ContainerRecord,
   request: ExecRequest,
   interactive: boolean,
+  confinement: StageConfinement = {},
 ): Promise<number> {
   const pty = PtyMaster.open();
   let restoreStdin = () => {};
@@ -50,6 +60,7 @@ export async function execWithTerminal(
       workingDir: request.workingDir || record.Config.WorkingDir || "/",
       command: request.command,
       privileged: request.privileged || record.HostConfig.Privileged,
+      ...confinement,
     });
     Deno.addSignalListener("SIGWINCH", onWinch);
     const output = pty.pumpOutput();

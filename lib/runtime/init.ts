@@ -33,6 +33,7 @@ import {
   write,
 } from "../../ffi/mod.ts";
 import { close } from "../../ffi/mod.ts";
+import { confineBeforeCredentials, confineLast } from "./confine.ts";
 import { enterWorkingDir, makeRootReadOnly, setupRootfs } from "./rootfs.ts";
 import { EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED, type InitSpec } from "./spec.ts";
 import { type ExecUser, resolveUser } from "./user.ts";
@@ -181,10 +182,12 @@ function run(spec: InitSpec, fifo: FifoReader): never {
   }
   close(fifo.fd);
 
+  confineBeforeCredentials(spec);
   becomeUser(spec, user);
   umask(0o022);
   resetSignals();
   closeRange(3, CLOSE_RANGE_CLOEXEC); // fds inherited from skiff's caller must not reach the container
+  confineLast(spec);
   try {
     execve(path, spec.args, env);
   } catch (e) {

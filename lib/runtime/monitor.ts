@@ -1,14 +1,32 @@
 // The supervisor: one process per state root that owns every detached container (run -d, start).
 // `skiff __supervisor` is started on demand by detach.ts (setsid, no stdio), holds
-// <root>/supervisor.lock for its whole life, listens on <root>/supervisor.sock and exits as soon as
+// <root>/supervisor.lock for its whole life, listens on <root>/supervisor/sock and exits as soon as
 // it owns no container and serves no request. See MONITOR.md for the design and its figures.
+// Whoever may talk to it may run any container as root: the socket is 0600 in a 0700 directory
+// whatever the caller's umask, and a peer that is neither root nor the state root's owner
+// (SO_PEERCRED) is disconnected before anything of its request is read.
 //
 // Per container it: creates the cgroup from the record, spawns the init stage (so it is the parent
 // and can wait on it), pumps stdout/stderr (or the pty) into the json log, answers the requester once
 // the container's command runs (or why it did not), records the exit, and applies the restart policy.
 // Containers get no parent-death signal: they keep running when the supervisor is killed.
 
-import { flock, LOCK, O, open } from "../../ffi/libc.ts";
+import {
+  acceptAsync,
+  chmod,
+  close as closeFd,
+  flock,
+  geteuid,
+  listenUnix,
+  LOCK,
+  O,
+  open,
+  peerCredentials,
+  readAsync,
+  shutdownSocket,
+  umask,
+  writeAsync,
+} from "../../ffi/libc.ts";
 import {
   type CgroupLimits,
   containerCgroupView,
@@ -294,7 +312,7 @@ async function createAndStart(
 /** Serves one connection: a single JSON request line, a single JSON reply line. */
 async function serve(
   root: StateRoot,
-  conn: Deno.Conn,
+  fd: number,
   owned: Set<string>,
   onDone: () => void,
 ): Promise<void> {
@@ -302,8 +320,8 @@ async function serve(
   let text = "";
   const buf = new Uint8Array(4096);
   while (!text.includes("\n")) {
-    const n = await conn.read(buf);
-    if (n === null) return;
+    const n = await readAsync(fd, buf);
+    if (n <= 0) return;
     text += decoder.decode(buf.subarray(0, n));
   }
   const request = JSON.parse(text.slice(0, text.indexOf("\n"))) as {
@@ -319,7 +337,55 @@ async function serve(
   } else {
     answer = { ok: false, error: `unknown request ${request.op}`, exitCode: 125 };
   }
-  await conn.write(new TextEncoder().encode(JSON.stringify(answer) + "\n"));
+  let reply = new TextEncoder().encode(JSON.stringify(answer) + "\n");
+  while (reply.length > 0) {
+    const n = await writeAsync(fd, reply);
+    if (n <= 0) return; // the requester went away
+    reply = reply.subarray(n);
+  }
+}
+
+/** Only root and the owner of the state root may ask for containers (who else could read its state). */
+function peerAllowed(fd: number, rootOwner: number): boolean {
+  try {
+    const { uid } = peerCredentials(fd);
+    return uid === 0 || uid === rootOwner;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Binds the supervisor's socket 0600 inside a 0700 directory owned by this user, whatever the
+ * umask it was started with; returns the listening fd.
+ */
+export function listenPrivately(path: string): number {
+  const dir = path.slice(0, path.lastIndexOf("/"));
+  try {
+    Deno.mkdirSync(dir, { mode: 0o700 });
+  } catch (e) {
+    if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+  }
+  const info = Deno.lstatSync(dir);
+  if (!info.isDirectory || info.uid !== geteuid()) {
+    throw new SkiffError(`${dir} is not a directory of this user: refusing to listen there`);
+  }
+  chmod(dir, 0o700); // mkdir's mode went through the umask; an old directory may be wider
+  removeIfExists(path);
+  const saved = umask(0o177);
+  let fd: number;
+  try {
+    fd = listenUnix(path);
+  } finally {
+    umask(saved);
+  }
+  chmod(path, 0o600);
+  const mode = (Deno.lstatSync(path).mode ?? 0) & 0o777;
+  if (mode !== 0o600) {
+    closeFd(fd);
+    throw new SkiffError(`${path} has mode ${mode.toString(8)}, not 600`);
+  }
+  return fd;
 }
 
 /** `skiff __supervisor`: see the header. */
@@ -331,34 +397,43 @@ const supervisor: Verb = async (_args, ctx) => {
     diagnose(root, `unhandled: ${e.reason?.stack ?? e.reason}`);
     e.preventDefault();
   });
-  const path = supervisorSocket(root);
-  removeIfExists(path);
-  const listener = Deno.listen({ transport: "unix", path });
+  const listenFd = listenPrivately(supervisorSocket(root));
+  const rootOwner = Deno.statSync(root.path).uid ?? 0;
   const owned = new Set<string>();
   let busy = 0, exiting = false;
   const exitWhenIdle = () => {
     if (owned.size === 0 && busy === 0 && !exiting) {
       exiting = true;
-      listener.close();
+      shutdownSocket(listenFd); // wakes the pending accept
       // the lock goes with the process; the next supervisor rebinds the socket
       dropSpare().finally(() => Deno.exit(0));
     }
   };
   // started for a request that never came (its sender died): do not linger
   setTimeout(exitWhenIdle, 3_000);
-  for await (const conn of listener) {
+  while (!exiting) {
+    const fd = await acceptAsync(listenFd);
+    if (fd < 0) {
+      // EINTR, ECONNABORTED, EMFILE: try again shortly; after shutdown, `exiting` ends the loop
+      if (!exiting) await sleep(5);
+      continue;
+    }
+    if (!peerAllowed(fd, rootOwner)) {
+      closeFd(fd);
+      continue;
+    }
     busy++;
-    serve(root, conn, owned, exitWhenIdle)
+    serve(root, fd, owned, exitWhenIdle)
       .catch((e) => diagnose(root, `request: ${(e as Error).stack ?? e}`))
       .finally(() => {
         try {
-          conn.close();
+          closeFd(fd);
         } catch { /* closed */ }
         busy--;
         exitWhenIdle();
       });
   }
-  await new Promise(() => {}); // the listener closed: exitWhenIdle() exits once the spare is gone
+  await new Promise(() => {}); // exitWhenIdle() exits once the spare is gone
   return 0;
 };
 

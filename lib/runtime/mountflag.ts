@@ -24,6 +24,8 @@ export interface VolumeFlag {
   propagation: string;
   /** --mount's binds: a missing source is an error (-v creates it). */
   mustExist?: boolean;
+  /** --mount's bind-recursive, when not docker's default "enabled" (see rootfs.ts mountVolumes). */
+  bindRecursive?: "disabled" | "writable" | "readonly";
 }
 
 const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
@@ -96,6 +98,7 @@ export function parseMountFlag(spec: string): MountFlag {
   const invalid = (why: string) => new SkiffError(`invalid argument "${spec}" for "--mount" flag: ${why}`);
   let type = "volume", source: string | undefined, target = "", readOnly = false, noCopy = false;
   let propagation: string | undefined, tmpfsSize: number | undefined, tmpfsMode: number | undefined;
+  let bindRecursive: VolumeFlag["bindRecursive"];
   const bool = (key: string, value: string) => {
     if (TRUE.has(value)) return true;
     if (FALSE.has(value)) return false;
@@ -133,6 +136,22 @@ export function parseMountFlag(spec: string): MountFlag {
       case "bind-propagation":
         if (!PROPAGATIONS.includes(value.toLowerCase())) throw invalid(`invalid propagation mode: ${value}`);
         propagation = value.toLowerCase();
+        used.add("bind");
+        break;
+      case "bind-recursive": {
+        // booleans stand for enabled / disabled, as in docker's CLI
+        const mode = TRUE.has(value) ? "enabled" : FALSE.has(value) ? "disabled" : value;
+        if (!["enabled", "disabled", "writable", "readonly"].includes(mode)) {
+          throw invalid(
+            `invalid value for ${key}: ${value} (must be "enabled", "disabled", "writable", or "readonly")`,
+          );
+        }
+        bindRecursive = mode === "enabled" ? undefined : mode as VolumeFlag["bindRecursive"];
+        used.add("bind");
+        break;
+      }
+      case "bind-nonrecursive": // deprecated spelling of bind-recursive=disabled
+        bindRecursive = bool(key, value) ? "disabled" : undefined;
         used.add("bind");
         break;
       case "volume-nocopy":
@@ -178,6 +197,9 @@ export function parseMountFlag(spec: string): MountFlag {
   }
   if (type === "bind") {
     if (!source) throw config("field Source must not be empty");
+    if ((bindRecursive === "writable" || bindRecursive === "readonly") && !readOnly) {
+      throw config("must be read-only");
+    }
     if (!source.startsWith("/")) throw config(`invalid mount path: '${source}' mount path must be absolute`);
   }
   return {
@@ -191,6 +213,7 @@ export function parseMountFlag(spec: string): MountFlag {
       noCopy,
       propagation: type === "bind" ? propagation ?? "rprivate" : "",
       mustExist: type === "bind",
+      ...(bindRecursive ? { bindRecursive } : {}),
     },
   } as MountFlag;
 }

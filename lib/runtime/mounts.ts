@@ -70,6 +70,7 @@ export async function prepareMounts(
           Mode: w.mode,
           RW: !w.readOnly,
           Propagation: w.propagation,
+          ...(w.bindRecursive ? { BindRecursive: w.bindRecursive } : {}),
         });
         continue;
       }

@@ -17,6 +17,7 @@ import { exists, withLockSync } from "../state/fsutil.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
 import { capabilityMask } from "./caps.ts";
+import { containerConfinement } from "../seccomp/mod.ts";
 import { mergeEnv } from "./container.ts";
 import type { JsonLogWriter, LogStream } from "./logs.ts";
 import { PtyMaster, rawStdin } from "./pty.ts";
@@ -81,6 +82,7 @@ function initSpec(root: StateRoot, record: ContainerRecord, ttySlave: string | u
       source: m.Source,
       destination: m.Destination,
       readOnly: !m.RW,
+      recursive: m.BindRecursive ?? "enabled",
       // docker copies the image's files into an empty volume, never into a bind
       copyUp: m.Type === "volume" && !m.Mode.split(",").includes("nocopy"),
     })),
@@ -150,7 +152,10 @@ export async function launchContainer(
   const child = stage.child;
   let pty: PtyMaster | undefined;
   try {
-    const spec = initSpec(root, record, undefined);
+    const spec = {
+      ...initSpec(root, record, undefined),
+      ...await containerConfinement(record.HostConfig, root.path),
+    };
     spec.cgroupView = options.cgroupView;
     spec.detached = options.detached;
     if (record.Config.Tty) {

@@ -3,11 +3,14 @@
 // then pivot_root. Sync APIs and FFI only (this runs after unshare).
 
 import {
+  AT_RECURSIVE,
   chdir,
   makedev,
   mknod,
   MNT_DETACH,
   mount,
+  MOUNT_ATTR_RDONLY,
+  mountSetattr,
   MS,
   pivotRoot,
   S_IFCHR,
@@ -118,7 +121,8 @@ function mountDev(dev: string, ttySlave: string | undefined, privileged: boolean
   Deno.symlinkSync("/proc/self/fd/0", `${dev}/stdin`);
   Deno.symlinkSync("/proc/self/fd/1", `${dev}/stdout`);
   Deno.symlinkSync("/proc/self/fd/2", `${dev}/stderr`);
-  Deno.symlinkSync("/proc/kcore", `${dev}/core`);
+  // runc links /dev/core only where the kernel has a /proc/kcore (CONFIG_PROC_KCORE)
+  if (lstatOrNull("/proc/kcore")) Deno.symlinkSync("/proc/kcore", `${dev}/core`);
   if (ttySlave) {
     touch(`${dev}/console`);
     mount(ttySlave, `${dev}/console`, null, MS.BIND);
@@ -203,8 +207,31 @@ function mountVolumes(root: string, mounts: InitSpec["mounts"]): void {
     if (source.isDirectory) mkdirp(target);
     else touch(target);
     if (m.copyUp && source.isDirectory) copyUpIfEmpty(m.source, target);
-    mount(m.source, target, null, MS.BIND | MS.REC);
-    if (m.readOnly) mount(target, target, null, MS.BIND | MS.REMOUNT | MS.RDONLY | MS.REC);
+    const recursive = m.recursive ?? "enabled";
+    mount(m.source, target, null, MS.BIND | (recursive === "disabled" ? 0 : MS.REC));
+    if (m.readOnly) makeReadOnly(target, recursive);
+  }
+}
+
+/**
+ * A read-only bind as docker 25 makes it. A remount changes the top mount only (MS_REC does not
+ * carry MS_RDONLY down): a tmpfs mounted under the source would stay writable. mount_setattr
+ * (Linux 5.12+) makes the whole tree read-only; on an older kernel docker's default ("enabled")
+ * falls back to the top mount alone, bind-recursive=readonly refuses, and "writable" asks for the
+ * top mount alone (docker 24).
+ */
+function makeReadOnly(target: string, recursive: "enabled" | "disabled" | "writable" | "readonly"): void {
+  mount(target, target, null, MS.BIND | MS.REMOUNT | MS.RDONLY);
+  if (recursive === "writable" || recursive === "disabled") return;
+  try {
+    mountSetattr(target, AT_RECURSIVE, MOUNT_ATTR_RDONLY);
+  } catch (e) {
+    if (!(e instanceof SysError && e.code === "ENOSYS")) throw e;
+    if (recursive === "readonly") {
+      throw new Error(
+        `cannot make ${target} recursively read-only: the kernel has no mount_setattr (Linux 5.12+)`,
+      );
+    }
   }
 }
 

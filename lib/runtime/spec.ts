@@ -35,7 +35,14 @@ export interface InitSpec {
   /** --tmpfs mounts: container path and tmpfs options. */
   tmpfs: { path: string; options: string }[];
   /** -v binds and volumes: host source, container destination. */
-  mounts: { source: string; destination: string; readOnly: boolean; copyUp: boolean }[];
+  mounts: {
+    source: string;
+    destination: string;
+    readOnly: boolean;
+    /** docker 25's bind-recursive: "enabled" makes read-only mounts recursively so where the kernel can */
+    recursive?: "enabled" | "disabled" | "writable" | "readonly";
+    copyUp: boolean;
+  }[];
   /** Bounding/effective/permitted set as a decimal string (JSON has no bigint). Ignored when privileged. */
   capabilities: string;
   maskedPaths: string[];
@@ -52,6 +59,11 @@ export interface InitSpec {
    * line on the FIFO says it is done, and the stage waits for it before it becomes the container.
    */
   awaitCgroup?: boolean;
+  /** The container's seccomp filter (BPF, base64; compiled by the parent) and flags. */
+  seccompFilter?: string;
+  seccompFlags?: number;
+  /** --security-opt no-new-privileges. */
+  noNewPrivileges?: boolean;
 }
 
 /** docker's default size of /dev/shm. */

@@ -51,6 +51,9 @@ function groups(path: string): GroupEntry[] {
 
 const isId = (s: string) => /^\d+$/.test(s);
 
+/** runc's largest uid or gid (libcontainer/user: 2^31 - 1). */
+export const MAX_ID = 2 ** 31 - 1;
+
 /**
  * Resolves a -u value, plus --group-add groups (names or gids). Throws an Error with runc's wording
  * when a name is unknown.
@@ -95,6 +98,7 @@ export function resolveUser(
       if (!g) throw new Error(`unable to find group ${extra}: no matching entries in group file`);
       extraGid = g.gid;
     }
+    if (extraGid > MAX_ID) throw new Error(`uids and gids must be in range 0-${MAX_ID}`);
     if (!additionalGids.includes(extraGid)) additionalGids.push(extraGid);
   }
   if (uid > 0xfffffffe || gid > 0xfffffffe) throw new Error(`uids and gids must be in range 0-4294967294`);

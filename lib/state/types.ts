@@ -134,6 +134,8 @@ export interface HostConfig {
   ReadonlyRootfs: boolean;
   CapAdd: string[] | null;
   CapDrop: string[] | null;
+  /** --security-opt as docker keeps it ("seccomp=unconfined", "seccomp=<profile JSON>", "no-new-privileges"). */
+  SecurityOpt?: string[] | null;
   NetworkMode: string;
   /** Bytes; 0 = unlimited. */
   Memory: number;
@@ -188,6 +190,11 @@ export interface MountPoint {
   Mode: string;
   RW: boolean;
   Propagation: string;
+  /**
+   * --mount's bind-recursive when not "enabled" (docker 25: BindOptions NonRecursive,
+   * ReadOnlyNonRecursive, ReadOnlyForceRecursive); skiff's own, not shown by inspect.
+   */
+  BindRecursive?: "disabled" | "writable" | "readonly";
 }
 
 export interface ContainerRecord {

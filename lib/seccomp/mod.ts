@@ -1,0 +1,149 @@
+// A container's seccomp filter and no-new-privileges, from its HostConfig (never from anything the
+// container can change): `--security-opt` as moby's parseSecurityOpt reads it, docker's default
+// profile unless `seccomp=unconfined` or a custom profile, none with --privileged (as docker, unless
+// a custom profile is given), compiled to BPF in the parent (compile.ts, cached in the state root);
+// the init and exec stages only install the bytes (lib/runtime/confine.ts).
+
+import { SkiffError } from "../errors.ts";
+import { capabilityMask } from "../runtime/caps.ts";
+import type { SeccompProfile } from "./profile_types.ts";
+
+export interface SecuritySettings {
+  /** "default", "unconfined", or a custom profile's JSON text. */
+  seccomp: "default" | "unconfined" | { json: string };
+  noNewPrivileges: boolean;
+}
+
+/** What the init and exec stages apply just before execve (InitSpec and ExecStageSpec carry it). */
+export interface Confinement {
+  /** The BPF program (struct sock_filter[]), base64; absent: no filter. */
+  seccompFilter?: string;
+  /** SECCOMP_FILTER_FLAG_* for seccomp(2). */
+  seccompFlags?: number;
+  noNewPrivileges?: boolean;
+}
+
+/** HostConfig.SecurityOpt → settings, as moby's parseSecurityOpt; throws docker's errors. */
+export function securitySettings(securityOpt: readonly string[] | null | undefined): SecuritySettings {
+  const settings: SecuritySettings = { seccomp: "default", noNewPrivileges: false };
+  for (const opt of securityOpt ?? []) {
+    if (opt === "no-new-privileges") {
+      settings.noNewPrivileges = true;
+      continue;
+    }
+    const sep = opt.includes("=") ? "=" : opt.includes(":") ? ":" : "";
+    if (!sep) throw new SkiffError(`invalid --security-opt 1: ${JSON.stringify(opt)}`);
+    const key = opt.slice(0, opt.indexOf(sep)), value = opt.slice(opt.indexOf(sep) + 1);
+    if (key === "seccomp") {
+      // the CLI sent a file's content; "builtin" is docker's name of its default profile
+      settings.seccomp = value === "unconfined"
+        ? "unconfined"
+        : value === "builtin"
+        ? "default"
+        : { json: value };
+    } else if (key === "no-new-privileges") {
+      const parsed = parseGoBool(value);
+      if (parsed === undefined) throw new SkiffError(`invalid --security-opt 2: ${JSON.stringify(opt)}`);
+      settings.noNewPrivileges = parsed;
+    } else if (key !== "label" && key !== "apparmor") {
+      throw new SkiffError(`invalid --security-opt 2: ${JSON.stringify(opt)}`);
+    }
+  }
+  return settings;
+}
+
+/** Go's strconv.ParseBool. */
+export function parseGoBool(text: string): boolean | undefined {
+  if (["1", "t", "T", "TRUE", "true", "True"].includes(text)) return true;
+  if (["0", "f", "F", "FALSE", "false", "False"].includes(text)) return false;
+  return undefined;
+}
+
+function kernelVersion(): [number, number] {
+  const [v, m] = Deno.osRelease().split(/[.-]/).map(Number);
+  return [v || 0, m || 0];
+}
+
+/**
+ * sha256 (first 16 hex digits) of the compiler's sources: bpf.ts, compile.ts, default_profile.ts,
+ * profile_types.ts, resolve.ts, syscall_tables.ts. Part of every cache key, so that a changed
+ * compiler or profile never meets a program compiled by the old one; tests/seccomp_compiler_test.ts
+ * fails (and prints the new value) when it is out of date.
+ */
+export const COMPILER_REVISION = "ee9645ed336df7d9";
+
+/** The HostConfig fields the confinement depends on. */
+export interface HostSecurity {
+  SecurityOpt?: string[] | null;
+  Privileged: boolean;
+  CapAdd: string[] | null;
+  CapDrop: string[] | null;
+}
+
+/** FNV-1a, 64 bits: a cache key, not a defence (the cache lives in the root-only state root). */
+function fnv(text: string): string {
+  let h = 0xcbf29ce484222325n;
+  for (let i = 0; i < text.length; i++) {
+    h = ((h ^ BigInt(text.charCodeAt(i))) * 0x100000001b3n) & 0xffffffffffffffffn;
+  }
+  return h.toString(16);
+}
+
+/**
+ * The container's filter and no-new-privileges, from its HostConfig. Compiled programs are kept in
+ * the state root's seccomp/ (`stateRoot`): a run then reads ~2 KB instead of loading the compiler.
+ */
+export async function containerConfinement(host: HostSecurity, stateRoot?: string): Promise<Confinement> {
+  const settings = securitySettings(host.SecurityOpt);
+  const nnp = settings.noNewPrivileges ? { noNewPrivileges: true } : {};
+  // docker: --privileged runs unconfined unless a profile is named; seccomp=unconfined always
+  if (settings.seccomp === "unconfined" || (settings.seccomp === "default" && host.Privileged)) return nnp;
+  const caps = capabilityMask(host.CapAdd ?? [], host.CapDrop ?? [], host.Privileged);
+  const kernel = kernelVersion();
+  const profileText = typeof settings.seccomp === "object" ? settings.seccomp.json : "default";
+  const key = fnv(
+    [COMPILER_REVISION, Deno.build.arch, kernel.join("."), caps.toString(16), profileText].join("|"),
+  );
+  const cached = stateRoot ? readCache(`${stateRoot}/seccomp/${key}`) : undefined;
+  if (cached) return { ...cached, ...nnp };
+  const { compileForContainer } = await import("./compile.ts");
+  // a custom profile was validated with zod when the container was created (lib/cli/security_opt.ts);
+  // the supervisor, which launches detached containers, runs without the import map that names zod
+  const profile = typeof settings.seccomp === "object"
+    ? JSON.parse(settings.seccomp.json) as SeccompProfile
+    : undefined;
+  const compiled = compileForContainer(profile, caps, kernel);
+  const confinement = {
+    seccompFilter: compiled.program,
+    ...(compiled.flags ? { seccompFlags: compiled.flags } : {}),
+  };
+  if (stateRoot) writeCache(stateRoot, key, confinement);
+  return { ...confinement, ...nnp };
+}
+
+function readCache(path: string): Confinement | undefined {
+  try {
+    const [flags, program] = Deno.readTextFileSync(path).split(" ");
+    return program
+      ? { seccompFilter: program.trim(), ...(Number(flags) ? { seccompFlags: Number(flags) } : {}) }
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function writeCache(stateRoot: string, key: string, c: Confinement): void {
+  // in tmp/ under a name the store's sweeper knows (<kind>-<pid>-<start>-<hex>), then renamed
+  const rand = Array.from(crypto.getRandomValues(new Uint8Array(4)), (b) => b.toString(16).padStart(2, "0"))
+    .join("");
+  const tmp = `${stateRoot}/tmp/seccomp-${Deno.pid}-0-${rand}`;
+  try {
+    Deno.mkdirSync(`${stateRoot}/seccomp`, { recursive: true, mode: 0o700 });
+    Deno.writeTextFileSync(tmp, `${c.seccompFlags ?? 0} ${c.seccompFilter}\n`, { mode: 0o600 });
+    Deno.renameSync(tmp, `${stateRoot}/seccomp/${key}`);
+  } catch {
+    try {
+      Deno.removeSync(tmp);
+    } catch { /* never written */ }
+  }
+}

@@ -1,0 +1,250 @@
+// The seccomp compiler (lib/seccomp) without root: its BPF run through a small classic-BPF
+// interpreter on seccomp_data inputs. The real-kernel tests are tests/seccomp_test.ts; this checks
+// the corners the kernel tests cannot reach cheaply (64-bit comparisons, x32, other arches).
+
+import { deepStrictEqual as assertEquals, ok as assert, throws as assertThrows } from "node:assert/strict";
+import { AUDIT_ARCH, compileFilter } from "../lib/seccomp/bpf.ts";
+import { runBpf } from "./bpf_interp.ts";
+import { DEFAULT_PROFILE } from "../lib/seccomp/default_profile.ts";
+import { parseProfileJson } from "../lib/seccomp/profile.ts";
+import type { SeccompProfile } from "../lib/seccomp/profile_types.ts";
+import { resolveProfile, RET, type SeccompArch, SYSCALL_TABLES } from "../lib/seccomp/resolve.ts";
+import { COMPILER_REVISION, containerConfinement } from "../lib/seccomp/mod.ts";
+
+const EPERM = RET.ERRNO | 1, ENOSYS = RET.ERRNO | 38;
+const DEFAULT_CAPS = [
+  "CAP_CHOWN",
+  "CAP_DAC_OVERRIDE",
+  "CAP_FSETID",
+  "CAP_FOWNER",
+  "CAP_MKNOD",
+  "CAP_NET_RAW",
+  "CAP_SETGID",
+  "CAP_SETUID",
+  "CAP_SETFCAP",
+  "CAP_SETPCAP",
+  "CAP_NET_BIND_SERVICE",
+  "CAP_SYS_CHROOT",
+  "CAP_KILL",
+  "CAP_AUDIT_WRITE",
+];
+
+function compile(profile: SeccompProfile, arch: SeccompArch = "x86_64", caps = DEFAULT_CAPS) {
+  const prog = compileFilter(resolveProfile(profile, { arch, capabilities: caps, kernel: [6, 18] }));
+  const table = SYSCALL_TABLES[arch];
+  return {
+    prog,
+    call: (name: string, ...args: bigint[]) => runBpf(prog, AUDIT_ARCH[arch], table[name], args),
+  };
+}
+
+const CLONE_NEWUSER = 0x10000000n, CLONE_NEWNS = 0x00020000n, SIGCHLD = 17n;
+
+for (const arch of ["x86_64", "aarch64"] as const) {
+  Deno.test(`seccomp compiler: docker's default profile on ${arch}`, () => {
+    const { prog, call } = compile(DEFAULT_PROFILE, arch);
+    assert(prog.length / 8 < 4096);
+    for (const name of ["read", "write", "openat", "execve", "futex", "capset", "setresuid", "close_range"]) {
+      assertEquals(call(name), RET.ALLOW, name);
+    }
+    for (
+      const name of [
+        "mount",
+        "umount2",
+        "unshare",
+        "setns",
+        "keyctl",
+        "add_key",
+        "request_key",
+        "bpf",
+        "perf_event_open",
+        "acct",
+        "swapon",
+        "kexec_load",
+        "open_by_handle_at",
+        "reboot",
+        "init_module",
+      ]
+    ) assertEquals(call(name), EPERM, name);
+    assertEquals(call("ptrace"), RET.ALLOW, "ptrace (kernel >= 4.8)");
+    assertEquals(call("clone3"), ENOSYS);
+    assertEquals(call("clone", SIGCHLD), RET.ALLOW);
+    assertEquals(call("clone", CLONE_NEWUSER | SIGCHLD), EPERM);
+    assertEquals(call("clone", CLONE_NEWNS), EPERM);
+    for (const p of [0n, 8n, 0x20000n, 0x20008n, 0xffffffffn]) {
+      assertEquals(call("personality", p), RET.ALLOW);
+    }
+    for (const p of [0x400000n, 1n, 0x1_00000000n]) assertEquals(call("personality", p), EPERM);
+    for (const domain of [1n, 2n, 10n, 16n, 37n, 39n, 41n, 45n]) {
+      assertEquals(call("socket", domain), RET.ALLOW);
+    }
+    for (const domain of [38n, 40n]) assertEquals(call("socket", domain), EPERM);
+    // above every syscall the profile names: ENOSYS, as runc answers
+    assertEquals(runBpf(prog, AUDIT_ARCH[arch], 1000), ENOSYS);
+    // another architecture's call: killed (libseccomp's bad-arch action)
+    assertEquals(runBpf(prog, 0x40000003, /* i386 */ 1), RET.KILL_THREAD);
+    if (arch === "x86_64") {
+      assertEquals(runBpf(prog, AUDIT_ARCH.x86_64, 0x40000000 + 1), RET.KILL_THREAD, "x32 refused");
+      assertEquals(call("arch_prctl"), RET.ALLOW);
+    } else {
+      assertEquals(call("arch_prctl" in SYSCALL_TABLES.aarch64 ? "arch_prctl" : "read"), RET.ALLOW);
+    }
+  });
+}
+
+Deno.test("seccomp compiler: capability-conditional rules follow the container's capabilities", () => {
+  const { call } = compile(DEFAULT_PROFILE, "x86_64", [...DEFAULT_CAPS, "CAP_SYS_ADMIN"]);
+  for (const name of ["mount", "umount2", "unshare", "setns", "bpf", "perf_event_open"]) {
+    assertEquals(call(name), RET.ALLOW, name);
+  }
+  assertEquals(call("clone3"), RET.ALLOW);
+  assertEquals(call("clone", CLONE_NEWUSER), RET.ALLOW);
+  assertEquals(call("keyctl"), EPERM);
+  const ptrace = compile(DEFAULT_PROFILE, "x86_64", [
+    ...DEFAULT_CAPS,
+    "CAP_SYS_PTRACE",
+    "CAP_DAC_READ_SEARCH",
+  ]);
+  assertEquals(ptrace.call("kcmp"), RET.ALLOW);
+  assertEquals(ptrace.call("open_by_handle_at"), RET.ALLOW);
+  assertEquals(ptrace.call("mount"), EPERM);
+});
+
+Deno.test("seccomp compiler: 64-bit argument comparisons", () => {
+  const rule = (op: string, value: number, valueTwo?: number) =>
+    compile({
+      defaultAction: "SCMP_ACT_ERRNO",
+      syscalls: [{
+        names: ["ioctl"],
+        action: "SCMP_ACT_ALLOW",
+        args: [{ index: 1, value, valueTwo, op } as never],
+      }],
+    }).call;
+  const big = 0x1_0000_0005; // high word 1, low word 5
+  const cases: [string, number, bigint, boolean][] = [
+    ["SCMP_CMP_EQ", big, 0x1_0000_0005n, true],
+    ["SCMP_CMP_EQ", big, 5n, false],
+    ["SCMP_CMP_NE", big, 5n, true],
+    ["SCMP_CMP_NE", big, 0x1_0000_0005n, false],
+    ["SCMP_CMP_GT", big, 0x1_0000_0006n, true],
+    ["SCMP_CMP_GT", big, 0x1_0000_0005n, false],
+    ["SCMP_CMP_GT", big, 0x2_0000_0000n, true],
+    ["SCMP_CMP_GT", big, 0xffff_ffffn, false],
+    ["SCMP_CMP_GE", big, 0x1_0000_0005n, true],
+    ["SCMP_CMP_GE", big, 0x1_0000_0004n, false],
+    ["SCMP_CMP_LT", big, 0x1_0000_0004n, true],
+    ["SCMP_CMP_LT", big, 0xffff_ffffn, true],
+    ["SCMP_CMP_LT", big, 0x1_0000_0005n, false],
+    ["SCMP_CMP_LT", big, 0x2_0000_0000n, false],
+    ["SCMP_CMP_LE", big, 0x1_0000_0005n, true],
+    ["SCMP_CMP_LE", big, 0x1_0000_0006n, false],
+  ];
+  for (const [op, value, arg, allowed] of cases) {
+    assertEquals(rule(op, value)("ioctl", 0n, arg), allowed ? RET.ALLOW : EPERM, `${op} ${value} on ${arg}`);
+  }
+  const masked = rule("SCMP_CMP_MASKED_EQ", 0xff00_0000_00ff, 0x1200_0000_0034);
+  assertEquals(masked("ioctl", 0n, 0x12ab_cdef_0034n), RET.ALLOW);
+  assertEquals(masked("ioctl", 0n, 0x13ab_cdef_0034n), EPERM);
+  assertEquals(masked("ioctl", 0n, 0x12ab_cdef_0035n), EPERM);
+});
+
+Deno.test("seccomp compiler: actions, errnoRet, and one argument tested twice is an OR (runc)", () => {
+  const { call } = compile({
+    defaultAction: "SCMP_ACT_ALLOW",
+    syscalls: [
+      { names: ["mkdir", "mkdirat"], action: "SCMP_ACT_ERRNO", errnoRet: 13 },
+      { names: ["rmdir"], action: "SCMP_ACT_KILL_PROCESS" },
+      { names: ["unlink"], action: "SCMP_ACT_TRAP" },
+      { names: ["rename"], action: "SCMP_ACT_TRACE", errnoRet: 7 },
+      { names: ["chmod"], action: "SCMP_ACT_LOG" },
+      { names: ["chown"], action: "SCMP_ACT_KILL" },
+      {
+        names: ["kill"],
+        action: "SCMP_ACT_ERRNO",
+        args: [{ index: 1, value: 9, op: "SCMP_CMP_EQ" }, { index: 1, value: 15, op: "SCMP_CMP_EQ" }],
+      },
+    ],
+  });
+  assertEquals(call("mkdir"), RET.ERRNO | 13);
+  assertEquals(call("mkdirat"), RET.ERRNO | 13);
+  assertEquals(call("rmdir"), RET.KILL_PROCESS);
+  assertEquals(call("unlink"), RET.TRAP);
+  assertEquals(call("rename"), RET.TRACE | 7);
+  assertEquals(call("chmod"), RET.LOG);
+  assertEquals(call("chown"), RET.KILL_THREAD);
+  assertEquals(call("kill", 1n, 9n), EPERM);
+  assertEquals(call("kill", 1n, 15n), EPERM);
+  assertEquals(call("kill", 1n, 2n), RET.ALLOW);
+  assertEquals(call("read"), RET.ALLOW);
+  assertEquals(runBpf(compile({ defaultAction: "SCMP_ACT_ALLOW" }).prog, AUDIT_ARCH.x86_64, 1000), RET.ALLOW);
+});
+
+Deno.test("seccomp profile loading: docker's JSON format, validated", () => {
+  const p = parseProfileJson(JSON.stringify(DEFAULT_PROFILE));
+  assertEquals(p.syscalls?.length, DEFAULT_PROFILE.syscalls?.length);
+  assertThrows(() => parseProfileJson("{"), /Decoding seccomp profile failed/);
+  assertThrows(
+    () => parseProfileJson('{"defaultAction":"SCMP_ACT_NOPE"}'),
+    /Decoding seccomp profile failed/,
+  );
+  assertThrows(
+    () =>
+      parseProfileJson(
+        '{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["x"],"action":"SCMP_ACT_ERRNO","args":[{"index":9,"value":1,"op":"SCMP_CMP_EQ"}]}]}',
+      ),
+    /Decoding seccomp profile failed/,
+  );
+  assertThrows(
+    () =>
+      resolveProfile(
+        {
+          defaultAction: "SCMP_ACT_ALLOW",
+          syscalls: [{ name: "a", names: ["b"], action: "SCMP_ACT_ALLOW" }],
+        },
+        { arch: "x86_64", capabilities: [], kernel: [6, 1] },
+      ),
+    /both 'name' and 'names'/,
+  );
+});
+
+Deno.test("seccomp: COMPILER_REVISION matches the compiler's sources (the cache key)", async () => {
+  const files = [
+    "bpf.ts",
+    "compile.ts",
+    "default_profile.ts",
+    "profile_types.ts",
+    "resolve.ts",
+    "syscall_tables.ts",
+  ];
+  const text = files.map((f) => Deno.readTextFileSync(new URL(`../lib/seccomp/${f}`, import.meta.url))).join(
+    "\n--\n",
+  );
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+  const hex = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("").slice(0, 16);
+  assertEquals(COMPILER_REVISION, hex, `update COMPILER_REVISION in lib/seccomp/mod.ts to "${hex}"`);
+});
+
+Deno.test("seccomp: a cached program is the one the compiler makes", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "skiff-seccomp-cache-" });
+  try {
+    Deno.mkdirSync(`${dir}/tmp`);
+    const host = { Privileged: false, CapAdd: ["CAP_SYS_ADMIN"], CapDrop: null };
+    const fresh = await containerConfinement(host);
+    const first = await containerConfinement(host, dir);
+    const second = await containerConfinement(host, dir);
+    assertEquals(first, fresh);
+    assertEquals(second, fresh);
+    assertEquals([...Deno.readDirSync(`${dir}/seccomp`)].length, 1);
+    assertEquals([...Deno.readDirSync(`${dir}/tmp`)].length, 0);
+    // another capability set is another program
+    const other = await containerConfinement({ ...host, CapAdd: null }, dir);
+    assert(other.seccompFilter !== fresh.seccompFilter);
+    assertEquals(await containerConfinement({ ...host, Privileged: true }, dir), {});
+    assertEquals(
+      await containerConfinement({ ...host, SecurityOpt: ["seccomp=unconfined", "no-new-privileges"] }, dir),
+      { noNewPrivileges: true },
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
