@@ -257,6 +257,25 @@ Deno.test("unreadable volume record: volume ls lists the others; check reports i
     assert.equal((await root.skiff(["system", "check"])).code, 0);
   }));
 
+Deno.test("unreadable registry caches: check reports them, --repair removes them", () =>
+  withRoot(async (root) => {
+    const dir = join(root.path, "registry");
+    Deno.mkdirSync(dir, { recursive: true });
+    Deno.writeTextFileSync(join(dir, "blob-sources.json"), '{"r": {"sha256:x": "not a list"}}');
+    Deno.writeTextFileSync(join(dir, "generated-layers.json"), "null");
+    const check = await root.skiff(["system", "check"]);
+    assert.equal(check.code, 1);
+    assert.match(
+      check.stdout,
+      /^cache registry\/blob-sources\.json: unreadable \(\["r"\]\["sha256:x"\]: expected an array, got "not a list"\)$/m,
+    );
+    assert.match(check.stdout, /^cache registry\/generated-layers\.json: unreadable \(.+\)$/m);
+    const repair = await root.ok(["system", "check", "--repair"]);
+    assert.match(repair, /^removed registry\/blob-sources\.json \(a cache: pull and push write it anew\)$/m);
+    assert.ok(!exists(join(dir, "generated-layers.json")));
+    assert.equal((await root.skiff(["system", "check"])).code, 0);
+  }));
+
 /** A pid that was alive a moment ago and is not now. */
 async function deadPid(): Promise<number> {
   const child = new Deno.Command("true").spawn();

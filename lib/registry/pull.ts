@@ -5,7 +5,7 @@
 import { join } from "../state/path.ts";
 import { SkiffError } from "../errors.ts";
 import { exists, withLock, writeFileAtomic, writeJsonAtomic } from "../state/fsutil.ts";
-import { array, InvalidState, parseState, record, str } from "../state/validate.ts";
+import { blobSourcesShape, InvalidState, parseState } from "../state/validate.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ImageConfigBlob, ImageRecord, LayerRef } from "../state/types.ts";
 import { ImageStore } from "../image/store.ts";
@@ -181,8 +181,6 @@ export async function recordBlobSources(root: StateRoot, domain: string, repo: s
     if (changed) writeJsonAtomic(path, all);
   });
 }
-
-const blobSourcesShape = record(record(array(str)));
 
 /**
  * registry/blob-sources.json, checked. It is only a hint (where a blob may be mounted from on a

@@ -9,9 +9,11 @@ import { cgroupBusy, incompleteContainers, removeBrokenContainer } from "./recon
 import { sweepAtomicTemps, writeJsonAtomic } from "./fsutil.ts";
 import type { StateRoot } from "./root.ts";
 import { type BrokenVolumeError, listVolumes, volumesDir } from "../volume/store.ts";
+import { blobSourcesShape, InvalidState, parseState } from "./validate.ts";
+import { generatedIndexSchema, parseWith } from "./schemas.ts";
 
 export interface StateProblem {
-  kind: "container" | "volume";
+  kind: "container" | "volume" | "cache";
   subject: string;
   detail: string;
 }
@@ -21,6 +23,15 @@ export interface StateCheckResult {
   repaired: string[];
   checked: { containers: number; volumes: number };
 }
+
+/**
+ * The registry's bookkeeping under <root>/registry/ (lib/registry/pull.ts, push.ts): caches, which
+ * pull and push read as empty when unreadable and write anew; --repair removes an unreadable one.
+ */
+const CACHES: [string, (text: string) => unknown][] = [
+  ["blob-sources.json", (text) => parseState(text, blobSourcesShape)],
+  ["generated-layers.json", (text) => parseWith(text, generatedIndexSchema)],
+];
 
 export async function checkState(root: StateRoot, repair: boolean): Promise<StateCheckResult> {
   const result: StateCheckResult = { problems: [], repaired: [], checked: { containers: 0, volumes: 0 } };
@@ -52,6 +63,30 @@ export async function checkState(root: StateRoot, repair: boolean): Promise<Stat
   if (repair && incomplete.length) {
     for (const id of await incompleteContainers(root, true)) {
       result.repaired.push(`removed incomplete container ${id}`);
+    }
+  }
+
+  for (const [name, check] of CACHES) {
+    const path = join(root.path, "registry", name);
+    let text: string;
+    try {
+      text = Deno.readTextFileSync(path);
+    } catch {
+      continue; // none yet
+    }
+    try {
+      check(text);
+    } catch (e) {
+      if (!(e instanceof InvalidState)) throw e;
+      result.problems.push({
+        kind: "cache",
+        subject: `registry/${name}`,
+        detail: `unreadable (${e.message})`,
+      });
+      if (repair) {
+        Deno.removeSync(path);
+        result.repaired.push(`removed registry/${name} (a cache: pull and push write it anew)`);
+      }
     }
   }
 

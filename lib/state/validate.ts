@@ -293,3 +293,6 @@ export const imageRecord: Check<ImageRecord> = object<ImageRecord>({
 
 /** repositories.json: tag → image id. */
 export const tagIndex: Check<Record<string, string>> = record(DIGEST);
+
+/** registry/blob-sources.json: registry → blob digest → the repositories it came from. */
+export const blobSourcesShape: Check<Record<string, Record<string, string[]>>> = record(record(array(str)));
