@@ -9,9 +9,12 @@ import { join } from "node:path";
 import { lgetxattr } from "../../ffi/libc.ts";
 import {
   closeFd,
+  DT_CHR,
+  DT_UNKNOWN,
   ENOENT,
   isOpaqueDir,
   openHostDir,
+  readDirEntries,
   readDirNames,
   type Stat,
   statAt,
@@ -193,10 +196,11 @@ export function* unionEntries(layers: string[]): Generator<TarWriteEntry> {
     // name -> index of the layer that provides it (or -1 when whited out)
     const owner = new Map<string, number>();
     for (let i = 0; i < dirFds.length; i++) {
-      for (const name of readDirNames(dirFds[i])) {
+      for (const { name, dtype } of readDirEntries(dirFds[i])) {
         if (owner.has(name)) continue;
-        const stat = statAt(dirFds[i], name);
-        if (stat) owner.set(name, isWhiteoutStat(stat) ? -1 : i);
+        // only a character device can be a whiteout: the others need no stat
+        const stat = dtype === DT_CHR || dtype === DT_UNKNOWN ? statAt(dirFds[i], name) : undefined;
+        if (stat !== null) owner.set(name, stat && isWhiteoutStat(stat) ? -1 : i);
       }
       if (isOpaqueDir(dirFds[i])) break;
     }

@@ -78,6 +78,7 @@ export interface Stat {
 }
 
 const statBuf = new Uint8Array(256);
+const EMPTY = new Uint8Array(1);
 const statView = new DataView(statBuf.buffer);
 
 function parseStatx(): Stat {
@@ -108,7 +109,7 @@ export function statAt(dirFd: number, name: string): Stat | null {
 
 /** fstat of an open fd (whatever it was opened as, O_PATH included). */
 export function fstat(fd: number): Stat {
-  checkAt("statx", statxAt(fd, "", AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH, statBuf));
+  checkAt("statx", statxAt(fd, EMPTY, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH, statBuf));
   return parseStatx();
 }
 
@@ -186,11 +187,16 @@ function walkInRoot(rootFd: number, rel: string, flags: number, mode: number): n
 
 /** Names in an open directory (getdents64, from its start), without "." and "..". */
 export function readDirNames(dirFd: number): string[] {
+  return readDirEntries(dirFd).map((e) => e.name);
+}
+
+export const DT_UNKNOWN = 0, DT_CHR = 2;
+/** Names and d_type (DT_*; DT_UNKNOWN where the filesystem does not say) of an open directory. */
+export function readDirEntries(dirFd: number): { name: string; dtype: number }[] {
   checkAt("lseek", rewindFd(dirFd));
-  const names: string[] = [];
+  const names: { name: string; dtype: number }[] = [];
   const buf = new Uint8Array(32768);
   const view = new DataView(buf.buffer);
-  const decoder = new TextDecoder();
   while (true) {
     const n = checkAt("getdents64", getdents64(dirFd, buf));
     if (n === 0) return names;
@@ -199,17 +205,18 @@ export function readDirNames(dirFd: number): string[] {
       const start = off + 19;
       const end = buf.indexOf(0, start);
       const name = decoder.decode(buf.subarray(start, end));
-      if (name !== "." && name !== "..") names.push(name);
+      if (name !== "." && name !== "..") names.push({ name, dtype: buf[off + 18] });
       off += reclen;
     }
   }
 }
 
+const decoder = new TextDecoder();
 const linkBuf = new Uint8Array(4097);
 /** The target of the symlink `name` in `dirFd` ("" = an O_PATH fd of the link). Throws EINVAL if not a link. */
 export function readLinkAt(dirFd: number, name: string): string {
   const n = checkAt("readlinkat", readlinkAt(dirFd, name, linkBuf), name);
-  return new TextDecoder().decode(linkBuf.subarray(0, n));
+  return decoder.decode(linkBuf.subarray(0, n));
 }
 
 /** Reads up to `size` bytes from the fd (less if the file shrank meanwhile). */
@@ -249,27 +256,11 @@ export function prepareReopen(): void {
 }
 
 /**
- * Opens the regular file `name` in `dirFd` ("" = an O_PATH fd of it) for reading, never through a
- * symlink and never opening anything else: a device node or fifo swapped in is not opened (its
- * driver never runs). The name is pinned with O_PATH, checked with fstat, then that very inode is
- * reopened through /proc/self/fd. Returns the fd and the checked stat, or the stat alone when the
- * name is no regular file (any more), or null when it vanished.
+ * Opens for reading the regular file pinned by the O_PATH fd `pathFd` (its type checked with fstat
+ * by the caller): that very inode, reopened through /proc/self/fd, so a device node or fifo
+ * swapped in under the name is never opened (its driver never runs).
  */
-export function openRegularAt(dirFd: number, name: string): { fd?: number; stat: Stat } | null {
+export function reopenPinned(pathFd: number, shown: string): number {
   prepareReopen();
-  const pathFd = name === "" ? dirFd : openAt(dirFd, name, OAT.PATH | OAT.NOFOLLOW | OAT.CLOEXEC);
-  if (pathFd === -ENOENT) return null;
-  checkAt("openat", pathFd, name);
-  try {
-    const stat = fstat(pathFd);
-    if (stat.type !== "file") return { stat };
-    const fd = checkAt(
-      "open",
-      openAt(procFdDir!, String(pathFd), OAT.RDONLY | OAT.NOCTTY | OAT.CLOEXEC),
-      name,
-    );
-    return { fd, stat: fstat(fd) };
-  } finally {
-    if (pathFd !== dirFd) closeFd(pathFd);
-  }
+  return checkAt("open", openAt(procFdDir!, String(pathFd), OAT.RDONLY | OAT.NOCTTY | OAT.CLOEXEC), shown);
 }

@@ -7,10 +7,12 @@
 import type { TarWriteEntry } from "../image/tar.ts";
 import {
   AT_SYMLINK_NOFOLLOW,
+  cstr,
   fchmodAt2,
   fchmodFd,
   fchownAt,
   fchownFd,
+  futimes,
   linkAt,
   makedev,
   mkdirAt,
@@ -28,7 +30,6 @@ import {
   checkAt,
   closeFd,
   EEXIST,
-  EINVAL,
   ELOOP,
   ENOENT,
   ENOSYS,
@@ -36,10 +37,10 @@ import {
   EOPNOTSUPP,
   fstat,
   OAT,
-  openRegularAt,
   readDirNames,
   readFdFully,
   readLinkAt,
+  reopenPinned,
   type Stat,
   statAt,
   tryOpenDirAt,
@@ -65,47 +66,46 @@ export interface ReadNode {
   fileFd?: number;
 }
 
+const DOT = cstr(".");
+
 /** Attempts before giving up on a name that keeps changing type under us. */
 const RETRIES = 16;
 
 /**
- * Reads one name without following it; null when it vanished. Directories come back open, and
- * regular files too with `openFiles` (else their data is read).
+ * Reads one name without following it; null when it vanished. The name is pinned first (an O_PATH
+ * fd, which opens nothing), and everything after reads that very inode: a swap of the name
+ * meanwhile changes nothing. Directories come back open, and regular files too with `openFiles`
+ * (else their data is read).
  */
 export function readNode(at: At, openFiles = false): ReadNode | null {
-  for (let attempt = 0; attempt < RETRIES; attempt++) {
-    const stat = statAt(at.dir, at.name);
-    if (!stat) return null;
-    if (stat.type === "dir") {
-      const fd = tryOpenDirAt(at.dir, at.name);
-      if (fd === -ENOENT) return null;
-      if (fd === -ENOTDIR || fd === -ELOOP) continue; // swapped meanwhile: look again
-      checkAt("openat", fd, at.name);
-      return { stat: fstat(fd), dirFd: fd };
-    }
-    if (stat.type === "file") {
-      const opened = openRegularAt(at.dir, at.name);
-      if (!opened) return null;
-      if (opened.fd === undefined) continue;
-      if (openFiles) return { stat: opened.stat, fileFd: opened.fd };
-      try {
-        return { stat: opened.stat, data: readFdFully(opened.fd, opened.stat.size) };
-      } finally {
-        closeFd(opened.fd);
+  const pin = at.name === "" ? at.dir : openAt(at.dir, at.name, OAT.PATH | OAT.NOFOLLOW | OAT.CLOEXEC);
+  if (pin === -ENOENT) return null;
+  checkAt("openat", pin, at.name);
+  try {
+    const stat = fstat(pin);
+    switch (stat.type) {
+      case "dir":
+        return {
+          stat,
+          dirFd: checkAt("openat", openAt(pin, DOT, OAT.RDONLY | OAT.DIRECTORY | OAT.CLOEXEC), at.name),
+        };
+      case "file": {
+        const fd = reopenPinned(pin, at.name);
+        if (openFiles) return { stat, fileFd: fd };
+        try {
+          return { stat, data: readFdFully(fd, stat.size) };
+        } finally {
+          closeFd(fd);
+        }
       }
+      case "symlink":
+        return { stat, linkname: readLinkAt(pin, "") };
+      default:
+        return { stat }; // devices, fifos, sockets: never opened
     }
-    if (stat.type === "symlink") {
-      try {
-        return { stat, linkname: readLinkAt(at.dir, at.name) };
-      } catch (e) {
-        if ((e as { errno?: number }).errno === EINVAL) continue; // no link any more
-        if ((e as { errno?: number }).errno === ENOENT) return null;
-        throw e;
-      }
-    }
-    return { stat }; // devices, fifos, sockets: never opened
+  } finally {
+    if (pin !== at.dir) closeFd(pin);
   }
-  throw new Error(`${at.name}: keeps changing while it is read`);
 }
 
 /** The tar header fields of a stat. */
@@ -181,7 +181,7 @@ export class OverwriteDirError extends Error {}
 export function setFdMeta(fd: number, meta: Meta): void {
   checkAt("fchown", fchownFd(fd, meta.uid, meta.gid));
   checkAt("fchmod", fchmodFd(fd, meta.perm));
-  checkAt("utimensat", utimensAt(fd, null, meta.atime, meta.mtime, 0));
+  futimes(fd, meta.atime, meta.mtime);
 }
 
 /** Removes a non-directory at `at`; throws OverwriteDirError for a directory. */
