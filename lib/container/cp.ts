@@ -31,7 +31,7 @@ import {
   tryOpenDirAt,
   tryOpenInRoot,
 } from "../fs/at.ts";
-import { type At, copyTreeAt, OverwriteDirError, tarTree } from "../fs/tree.ts";
+import { type At, type CopyOptions, copyTreeAt, tarTree } from "../fs/tree.ts";
 import { TarReader, writeTar } from "../image/tar.ts";
 import { LayerWriter } from "../image/unpack.ts";
 import { containerLockPath } from "../state/containers.ts";
@@ -259,6 +259,16 @@ function placeInRoot(rootFd: number, path: string, fds: Fds): Place {
   throw new CpError(`too many levels of symbolic links: ${path}`);
 }
 
+/** copyTreeAt; a failure part-way (a directory in the way, a name swapped meanwhile) is docker's exit 1. */
+function copyTreeOrFail(from: At, to: At, opts: CopyOptions): void {
+  try {
+    copyTreeAt(from, to, opts);
+  } catch (e) {
+    if (e instanceof SkiffError || !(e instanceof Error)) throw e;
+    throw new CpError(e.message);
+  }
+}
+
 /**
  * Copies `src` to the destination by docker's rules. `destGiven` is the path as the user wrote it
  * (a trailing slash matters), `srcGiven` likewise.
@@ -274,14 +284,7 @@ function copyBySemantics(
   const requireParent = () => {
     if (!dest.at) throw new CpError(`no such directory: ${dirname(destGiven) || "."}`);
   };
-  const copy = (from: At, to: At) => {
-    try {
-      copyTreeAt(from, to, copyOpts);
-    } catch (e) {
-      if (e instanceof OverwriteDirError) throw new CpError(e.message);
-      throw e;
-    }
-  };
+  const copy = (from: At, to: At) => copyTreeOrFail(from, to, copyOpts);
   if (src.stat.type === "dir") {
     if (!dest.info) {
       requireParent();
@@ -553,7 +556,9 @@ function copyToStopped(
         const from = fds.add(openHostDir(staged));
         const into = dest.openDir();
         const copyOpts = { preserveOwner: opts.archive, owner: { uid: 0, gid: 0 } };
-        for (const name of readDirNames(from)) copyTreeAt({ dir: from, name }, { dir: into, name }, copyOpts);
+        for (const name of readDirNames(from)) {
+          copyTreeOrFail({ dir: from, name }, { dir: into, name }, copyOpts);
+        }
         return;
       }
       copyBySemantics(source!, src, dest, destPath, opts);
