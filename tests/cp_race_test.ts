@@ -192,10 +192,11 @@ async function checkTar(tarBytes: Uint8Array, fx: Fixture, what: string): Promis
   const text = new TextDecoder("latin1").decode(tarBytes);
   if (text.includes(fx.secretText)) return false;
   const child = new Deno.Command("tar", { args: ["-tvf", "-"], stdin: "piped", stdout: "piped" }).spawn();
+  const output = child.output(); // read while writing: the listing can outgrow a pipe
   const w = child.stdin.getWriter();
   await w.write(tarBytes);
   await w.close();
-  const out = await child.output();
+  const out = await output;
   assert.ok(out.success, `${what}: tar could not list the archive`);
   for (const line of new TextDecoder().decode(out.stdout).split("\n")) {
     const fields = line.trim().split(/\s+/);
