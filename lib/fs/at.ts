@@ -263,6 +263,12 @@ export function prepareReopen(): void {
   procFdDir = fd;
 }
 
+/** Closes the /proc/self/fd directory fd (the init stage holds no host fd longer than it must). */
+export function releaseReopen(): void {
+  if (procFdDir !== undefined) closeFd(procFdDir);
+  procFdDir = undefined;
+}
+
 /**
  * Opens for reading the regular file pinned by the O_PATH fd `pathFd` (its type checked with fstat
  * by the caller): that very inode, reopened through /proc/self/fd, so a device node or fifo

@@ -15,7 +15,16 @@ import {
   umount2,
 } from "../../ffi/mod.ts";
 import { fchmodFd, fchownFd } from "../../ffi/libc.ts";
-import { checkAt, closeFd, fstat, OAT, openHostDir, readDirNames, tryOpenInRoot } from "../fs/at.ts";
+import {
+  checkAt,
+  closeFd,
+  fstat,
+  OAT,
+  openHostDir,
+  readDirNames,
+  releaseReopen,
+  tryOpenInRoot,
+} from "../fs/at.ts";
 import { copyDirContents } from "../fs/tree.ts";
 import type { InitSpec } from "./spec.ts";
 
@@ -232,6 +241,7 @@ function copyUpIfEmpty(volume: string, root: string, destination: string): void 
   } finally {
     closeFd(volumeFd);
     closeFd(image);
+    releaseReopen(); // the host's /proc/self/fd, opened to read the image's files
   }
 }
 
