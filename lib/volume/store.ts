@@ -10,7 +10,10 @@ import { exists, removeIfExists, tmpPath, withLock, writeJsonAtomic } from "../s
 import { InvalidState, nullable, object, parseState, record, str } from "../state/validate.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
-import { copyTree, isEmptyDir, lstatOrNull, treeSize } from "../container/fstree.ts";
+import { AT_FDCWD, fchmodFd, fchownFd, openAt } from "../../ffi/libc.ts";
+import { treeSize } from "../container/fstree.ts";
+import { checkAt, closeFd, fstat, OAT, openHostDir, readDirNames } from "../fs/at.ts";
+import { copyDirContents } from "../fs/tree.ts";
 
 /** docker sets this label on the volumes it makes for `VOLUME`/`-v /path` (anonymous volumes). */
 export const ANONYMOUS_LABEL = "com.docker.volume.anonymous";
@@ -204,17 +207,23 @@ export async function anonymousVolume(root: StateRoot): Promise<EnsuredVolume> {
  * happens when it is missing or not a directory. Sync: the runtime may call it after unshare.
  */
 export function copyUpIfEmpty(volumePath: string, imageDirView: string): boolean {
-  const source = lstatOrNull(imageDirView);
-  if (!source?.isDirectory || !isEmptyDir(volumePath)) return false;
-  let copied = false;
-  for (const entry of Deno.readDirSync(imageDirView)) {
-    copyTree(`${imageDirView}/${entry.name}`, `${volumePath}/${entry.name}`, { preserveOwner: true });
-    copied = true;
+  const image = openAt(AT_FDCWD, imageDirView, OAT.RDONLY | OAT.DIRECTORY | OAT.NOFOLLOW | OAT.CLOEXEC);
+  if (image < 0) return false;
+  const volume = openHostDir(volumePath);
+  try {
+    const names = readDirNames(image);
+    if (readDirNames(volume).length > 0) return false;
+    // on directory fds: another container sharing the volume may swap names in it meanwhile
+    copyDirContents(image, volume, { preserveOwner: true });
+    // the volume's root takes the directory's owner and mode, as docker does
+    const dir = fstat(image);
+    checkAt("fchown", fchownFd(volume, dir.uid, dir.gid));
+    checkAt("fchmod", fchmodFd(volume, dir.perm));
+    return names.length > 0;
+  } finally {
+    closeFd(volume);
+    closeFd(image);
   }
-  // the volume's root takes the directory's owner and mode, as docker does
-  Deno.chownSync(volumePath, source.uid, source.gid);
-  Deno.chmodSync(volumePath, (source.mode ?? 0o755) & 0o7777);
-  return copied;
 }
 
 /** Ids of the containers (any state) whose Mounts name the volume. */
