@@ -133,7 +133,7 @@ function mountDev(dev: string, ttySlave: string | undefined, privileged: boolean
   Deno.symlinkSync("/proc/self/fd/1", `${dev}/stdout`);
   Deno.symlinkSync("/proc/self/fd/2", `${dev}/stderr`);
   // runc links /dev/core only where the kernel has a /proc/kcore (CONFIG_PROC_KCORE)
-  if (lstatOrNull("/proc/kcore")) Deno.symlinkSync("/proc/kcore", `${dev}/core`);
+  if (statOrNull("/proc/kcore")) Deno.symlinkSync("/proc/kcore", `${dev}/core`);
   if (ttySlave) {
     touch(`${dev}/console`);
     mount(ttySlave, `${dev}/console`, null, MS.BIND);
