@@ -71,6 +71,15 @@ const symbols = {
   ptsname_r: { parameters: ["i32", "buffer", "usize"], result: "i32" },
   isatty: { parameters: ["i32"], result: "i32" },
   umask: { parameters: ["u32"], result: "u32" },
+  // lib/fs walks: the calls made per file, typed (Deno's fast path: no BigInt, no pointer boxing)
+  openat: { parameters: ["i32", "buffer", "i32", "u32"], result: "i32" },
+  statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
+  getdents64: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  readlinkat: { parameters: ["i32", "buffer", "buffer", "usize"], result: "isize" },
+  fgetxattr: { parameters: ["i32", "buffer", "buffer", "usize"], result: "isize" },
+  mkdirat: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  unlinkat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  lseek: { parameters: ["i32", "i64", "i32"], result: "i64" },
   __errno_location: { parameters: [], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },
   // exec's stage (lib/runtime/exec_stage.ts): glibc's posix_spawn forks from the calling thread
@@ -749,4 +758,129 @@ export function bpfProgAttach(cgroupFd: number, progFd: number, attachType: numb
   view.setUint32(8, attachType, true);
   view.setUint32(12, flags, true);
   check("bpf(PROG_ATTACH)", bpf(BPF_CMD.PROG_ATTACH, attr));
+}
+
+// ---- dirfd-based file access (lib/fs): every path below a container root or volume is looked up
+// relative to a directory fd, never as a host path string. The calls a walk makes per file are
+// typed glibc symbols (table above); the rarer ones are raw syscalls through syscall6, with x86-64
+// and arm64 numbers. The struct layouts used (statx, linux_dirent64, open_how) are the same on both.
+const ARM64 = Deno.build.arch === "aarch64";
+const SYS_AT = ARM64
+  ? {
+    openat2: 437,
+    mknodat: 33,
+    fchownat: 54,
+    fchmodat2: 452,
+    renameat2: 276,
+    linkat: 37,
+    symlinkat: 36,
+    utimensat: 88,
+    fstatfs: 44,
+  }
+  : {
+    openat2: 437,
+    mknodat: 259,
+    fchownat: 260,
+    fchmodat2: 452,
+    renameat2: 316,
+    linkat: 265,
+    symlinkat: 266,
+    utimensat: 280,
+    fstatfs: 138,
+  };
+/** open flags of the *at calls (O_DIRECTORY and O_NOFOLLOW differ on arm64). */
+export const OAT = {
+  RDONLY: 0,
+  WRONLY: 1,
+  CREAT: 0o100,
+  EXCL: 0o200,
+  NOCTTY: 0o400,
+  NONBLOCK: 0o4000,
+  DIRECTORY: ARM64 ? 0o40000 : 0o200000,
+  NOFOLLOW: ARM64 ? 0o100000 : 0o400000,
+  CLOEXEC: 0o2000000,
+  PATH: 0o10000000,
+} as const;
+export const RESOLVE = { NO_XDEV: 1, NO_MAGICLINKS: 2, NO_SYMLINKS: 4, BENEATH: 8, IN_ROOT: 16 } as const;
+export const AT_REMOVEDIR = 0x200, AT_EMPTY_PATH = 0x1000;
+
+/** A failed *at call: -errno (no throw), for callers that branch on ENOENT/EEXIST/ELOOP. */
+function sysAt(nr: number, a: Word = 0, b: Word = 0, c: Word = 0, d: Word = 0, e: Word = 0): number {
+  const r = sys(nr, a, b, c, d, e);
+  return r === -1 ? -errno() : r;
+}
+/** A result of a typed call: -errno instead of -1. */
+function typed(result: number | bigint): number {
+  const n = Number(result);
+  return n === -1 ? -errno() : n;
+}
+/** A name for the *at calls: a string, or one encoded once with cstr() for many calls. */
+export type CName = string | Uint8Array<ArrayBuffer>;
+const cname = (name: CName) => (typeof name === "string" ? cstr(name) : name);
+/** Throws a SysError for a negative result of sysAt. */
+export function checkAt<T extends number>(call: string, result: T, path?: string): T {
+  if (result < 0) throw new SysError(call, -result, errnoName(-result), strerror(-result), path);
+  return result;
+}
+export const openAt = (dirFd: number, name: CName, flags: number, mode = 0) =>
+  typed(libc().openat(dirFd, cname(name), flags, mode));
+/** openat2(2): `resolve` is a RESOLVE_* mask; -ENOSYS on kernels before 5.6. */
+export function openAt2(dirFd: number, path: string, flags: number, resolve: number, mode = 0): number {
+  const how = new BigUint64Array([BigInt(flags), BigInt(mode), BigInt(resolve)]);
+  return sysAt(SYS_AT.openat2, dirFd, cstr(path), new Uint8Array(how.buffer), 24);
+}
+export const closeFd = (fd: number) => void libc().close(fd);
+export const readFd = (fd: number, buf: Uint8Array, length = buf.length) =>
+  typed(libc().read(fd, buf as Uint8Array<ArrayBuffer>, BigInt(length)));
+export const writeFd = (fd: number, buf: Uint8Array, length = buf.length) =>
+  typed(libc().write(fd, buf as Uint8Array<ArrayBuffer>, BigInt(length)));
+export const mkdirAt = (dirFd: number, name: CName, mode: number) =>
+  typed(libc().mkdirat(dirFd, cname(name), mode));
+export const mknodAt = (dirFd: number, name: string, mode: number, dev: bigint) =>
+  sysAt(SYS_AT.mknodat, dirFd, cstr(name), mode, dev & 0xffffffffn);
+export const symlinkAt = (target: string, dirFd: number, name: string) =>
+  sysAt(SYS_AT.symlinkat, cstr(target), dirFd, cstr(name));
+export const linkAt = (fromDir: number, fromName: string, toDir: number, toName: string, flags = 0) =>
+  sysAt(SYS_AT.linkat, fromDir, cstr(fromName), toDir, cstr(toName), flags);
+export const unlinkAt = (dirFd: number, name: CName, flags = 0) =>
+  typed(libc().unlinkat(dirFd, cname(name), flags));
+export const renameAt = (fromDir: number, fromName: string, toDir: number, toName: string) =>
+  sysAt(SYS_AT.renameat2, fromDir, cstr(fromName), toDir, cstr(toName), 0);
+export const fchownAt = (dirFd: number, name: string, uid: number, gid: number, flags: number) =>
+  sysAt(SYS_AT.fchownat, dirFd, cstr(name), uid, gid, flags);
+export const fchownFd = (fd: number, uid: number, gid: number) => typed(libc().fchown(fd, uid, gid));
+export const fchmodFd = (fd: number, mode: number) => typed(libc().fchmod(fd, mode));
+/** fchmodat2(2) (Linux 6.6): with AT_SYMLINK_NOFOLLOW it never follows a final symlink. */
+export const fchmodAt2 = (dirFd: number, name: string, mode: number, flags: number) =>
+  sysAt(SYS_AT.fchmodat2, dirFd, cstr(name), mode, flags);
+/** utimensat(2) with whole-second times; `name` "" with AT_EMPTY_PATH is not supported: use futimensFd. */
+export function utimensAt(
+  dirFd: number,
+  name: string | null,
+  atimeSec: number,
+  mtimeSec: number,
+  flags: number,
+) {
+  const ts = new BigInt64Array([BigInt(Math.trunc(atimeSec)), 0n, BigInt(Math.trunc(mtimeSec)), 0n]);
+  return sysAt(SYS_AT.utimensat, dirFd, name === null ? null : cstr(name), new Uint8Array(ts.buffer), flags);
+}
+/** readlinkat(2) into `buf`: the length, or -errno. */
+export const readlinkAt = (dirFd: number, name: CName, buf: Uint8Array<ArrayBuffer>) =>
+  typed(libc().readlinkat(dirFd, cname(name), buf, BigInt(buf.length)));
+/** statx(2) into a 256-byte buffer (same layout on every architecture). */
+export const statxAt = (dirFd: number, name: CName, flags: number, buf: Uint8Array<ArrayBuffer>) =>
+  typed(libc().statx(dirFd, cname(name), flags, 0x7ff, /* STATX_BASIC_STATS */ buf));
+/** lseek(fd, 0, SEEK_SET): a directory fd lists from its start again. */
+export const rewindFd = (fd: number) => typed(libc().lseek(fd, 0n, 0 /* SEEK_SET */));
+/** getdents64(2) into `buf`: bytes filled, 0 at the end, or -errno. */
+export const getdents64 = (fd: number, buf: Uint8Array<ArrayBuffer>) =>
+  typed(libc().getdents64(fd, buf, BigInt(buf.length)));
+/** fgetxattr(2): the value's length, or -errno (-ENODATA when absent). */
+export const fgetxattrFd = (fd: number, name: CName, buf: Uint8Array<ArrayBuffer>) =>
+  typed(libc().fgetxattr(fd, cname(name), buf, BigInt(buf.length)));
+/** fstatfs(2): f_type (the filesystem's magic number), or -errno. */
+export function fstatfsType(fd: number): number {
+  const buf = new BigInt64Array(15); // struct statfs: f_type is the first word on both architectures
+  const r = sysAt(SYS_AT.fstatfs, fd, new Uint8Array(buf.buffer));
+  return r < 0 ? r : Number(buf[0]);
 }

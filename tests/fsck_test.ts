@@ -22,7 +22,10 @@ Deno.test("system check: a clean store passes; fsck is the same verb", async () 
   await withBusybox(async (root) => {
     const r = await root.skiff(["system", "check"]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /^checked \d+ blobs, 1 layers, 1 images, 1 tags: no problems\n$/);
+    assert.match(
+      r.stdout,
+      /^checked \d+ blobs, 1 layers, 1 images, 1 tags, 0 containers, 0 volumes: no problems\n$/,
+    );
     assert.equal((await root.skiff(["system", "fsck"])).code, 0);
     assert.equal((await root.skiff(["system", "bogus"])).code, 125);
   });

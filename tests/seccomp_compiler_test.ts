@@ -236,6 +236,23 @@ Deno.test("seccomp: a cached program is the one the compiler makes", async () =>
     assertEquals(second, fresh);
     assertEquals([...Deno.readDirSync(`${dir}/seccomp`)].length, 1);
     assertEquals([...Deno.readDirSync(`${dir}/tmp`)].length, 0);
+    // a damaged cache file (cut short, or a program that is not the one written) is compiled again,
+    // never loaded as a weaker filter
+    const [file] = [...Deno.readDirSync(`${dir}/seccomp`)].map((e) => `${dir}/seccomp/${e.name}`);
+    const whole = Deno.readTextFileSync(file);
+    const [flags, program, check] = whole.trimEnd().split(" ");
+    for (
+      const damaged of [
+        `${flags} ${program.slice(0, program.length - 16)}`,
+        `${flags} ${program.slice(0, program.length - 16)} ${check}\n`,
+        `${flags} ${program.slice(16)} ${check}\n`,
+        "",
+      ]
+    ) {
+      Deno.writeTextFileSync(file, damaged);
+      assertEquals(await containerConfinement(host, dir), fresh);
+      assertEquals(Deno.readTextFileSync(file), whole);
+    }
     // another capability set is another program
     const other = await containerConfinement({ ...host, CapAdd: null }, dir);
     assert(other.seccompFilter !== fresh.seccompFilter);

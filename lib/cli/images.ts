@@ -119,6 +119,11 @@ const images: Verb = (args, ctx) => {
     }
   }
 
+  // an unreadable state file is one line each; the listing shows what can still be known
+  for (const [path, detail] of store.problems) {
+    console.error(`WARNING: ${path} is unreadable (${detail}); "skiff system check --repair" mends it`);
+  }
+
   if (custom && !bool(p, "quiet")) {
     const rendered = rows.map((r) =>
       imageRow({ image: r.image, repository: r.repo, tag: r.tag, digest: r.digest, noTrunc, now })

@@ -9,7 +9,7 @@ import { ImageStore } from "../image/store.ts";
 import { inspectContainer } from "../inspect/container.ts";
 import { inspectImage } from "../inspect/image.ts";
 import { containerRwSize } from "../inspect/ps.ts";
-import { findContainer } from "../state/containers.ts";
+import { BrokenContainerError, findContainer } from "../state/containers.ts";
 import { reconcile } from "../state/reconcile.ts";
 import type { StateRoot } from "../state/root.ts";
 import { bool, parseArgs, requireArgs, str } from "./args.ts";
@@ -89,6 +89,7 @@ function lookup(
       }
       return inspectContainer(root, record, sizes);
     } catch (e) {
+      if (e instanceof BrokenContainerError) throw new Error(`Error: ${e.message}`);
       if (!(e instanceof NotFoundError)) throw e;
       if (type === "container") throw new Error(`Error: No such container: ${ref}`);
     }

@@ -2,9 +2,10 @@
 // Each container is removed on its own: failures are reported one line each and the exit code is 1
 // when any failed, as docker does; the names of removed containers are printed as given.
 
-import { findContainer } from "../state/containers.ts";
+import { BrokenContainerError, findContainer } from "../state/containers.ts";
 import { NotFoundError } from "../errors.ts";
-import { removeContainer, removeIncompleteContainer } from "../state/reconcile.ts";
+import { removeBrokenContainer, removeContainer, removeIncompleteContainer } from "../state/reconcile.ts";
+import { sweepTmp } from "../state/fsutil.ts";
 import { bool, parseArgs, requireArgs } from "./args.ts";
 import type { Verb } from "./context.ts";
 import { removeAnonymousVolumes } from "../volume/store.ts";
@@ -25,6 +26,7 @@ const rm: Verb = async (args, ctx) => {
   }
   requireArgs(p, "rm", 1);
   const force = bool(p, "force");
+  sweepTmp(ctx.root); // what an rm killed half-way left (its tombstone) goes now
   let failed = false;
   for (const ref of p.positionals) {
     try {
@@ -32,6 +34,12 @@ const rm: Verb = async (args, ctx) => {
       try {
         record = findContainer(ctx.root, ref);
       } catch (e) {
+        // a container whose record is unreadable (docker's "Dead") is removed by what its id names
+        if (e instanceof BrokenContainerError) {
+          await removeBrokenContainer(ctx.root, e.id, { force });
+          console.log(ref);
+          continue;
+        }
         // a full id whose creation never completed (crash mid-create) is garbage: clear it
         if (e instanceof NotFoundError && await removeIncompleteContainer(ctx.root, ref)) {
           console.log(ref);

@@ -10,19 +10,22 @@ const HELP = `Usage:  skiff system COMMAND
 Manage skiff
 
 Commands:
-  check       Verify the image store: re-hash every blob, check layers, images and tags (alias: fsck)
+  check       Verify the state: re-hash every blob, check layers, images, tags, containers and volumes (alias: fsck)
 `;
 
 const CHECK_HELP = `Usage:  skiff system check [OPTIONS]
 
-Verify the image store. Prints one line per problem and exits 1 when there is any.
+Verify the image store, the container and volume records. Prints one line per problem and exits 1
+when there is any.
 
 Aliases:
   skiff system check, skiff system fsck
 
 Options:
       --repair   Remove corrupt blobs and layers, the images that depend on them and tags that
-                 point nowhere (pull fetches them again)
+                 point nowhere (pull fetches them again); rebuild an unreadable repositories.json
+                 from the image store and an unreadable volume record; remove containers whose
+                 record is unreadable (their cgroups and mounts released first)
 `;
 
 const system: Verb = async (args, ctx) => {
@@ -43,16 +46,21 @@ const system: Verb = async (args, ctx) => {
     throw new UsageError(`"skiff system check" accepts no arguments.`, "system check");
   }
   const { checkStore } = await import("../image/fsck.ts");
+  const { checkState } = await import("../state/check.ts");
   const repair = bool(p, "repair");
   const result = await checkStore(new ImageStore(ctx.root), { repair });
+  const state = await checkState(ctx.root, repair);
   let out = "";
-  for (const problem of result.problems) out += `${problem.kind} ${problem.subject}: ${problem.detail}\n`;
-  for (const line of result.repaired) out += `${line}\n`;
-  const c = result.checked;
-  const n = result.problems.length;
-  out += `checked ${c.blobs} blobs, ${c.layers} layers, ${c.images} images, ${c.tags} tags: ${
-    n === 0 ? "no problems" : `${n} problem${n === 1 ? "" : "s"}${repair ? ", repaired" : ""}`
-  }\n`;
+  for (const problem of [...result.problems, ...state.problems]) {
+    out += `${problem.kind} ${problem.subject}: ${problem.detail}\n`;
+  }
+  for (const line of [...result.repaired, ...state.repaired]) out += `${line}\n`;
+  const c = { ...result.checked, ...state.checked };
+  const n = result.problems.length + state.problems.length;
+  out += `checked ${c.blobs} blobs, ${c.layers} layers, ${c.images} images, ${c.tags} tags, ` +
+    `${c.containers} containers, ${c.volumes} volumes: ${
+      n === 0 ? "no problems" : `${n} problem${n === 1 ? "" : "s"}${repair ? ", repaired" : ""}`
+    }\n`;
   Deno.stdout.writeSync(new TextEncoder().encode(out));
   return n && !repair ? 1 : 0;
 };

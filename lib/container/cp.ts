@@ -7,23 +7,39 @@
 //   mount namespace (cphelper.ts), so the kernel resolves every path, symlinks included, inside the
 //   container, even against a container process that swaps directories for symlinks meanwhile.
 //   Host data and container data meet only as tar streams over pipes.
-// - Stopped container: nothing in it runs, so paths are resolved by resolveInRoot (lstat/readlink per
-//   component, absolute targets re-rooted). Its overlay is mounted in a private mount namespace of
-//   this process (unshare(CLONE_NEWNS), mounts made private first): the mount is never visible to the
-//   host and vanishes with the process. From then on only synchronous APIs are used (platform
-//   notes), which is why that path is sync, stdin and stdout included.
+// - Stopped container: its overlay is mounted in a private mount namespace of this process
+//   (unshare(CLONE_NEWNS), mounts made private first): the mount is never visible to the host and
+//   vanishes with the process. Another container that shares a volume with it may still swap names
+//   there meanwhile, so every path is resolved from a directory fd of the mounted root with
+//   openat2(RESOLVE_IN_ROOT), and every file is read and written through directory fds (lib/fs).
+//   From then on only synchronous APIs are used (platform notes), which is why that path is sync,
+//   stdin and stdout included.
 
 import { basename, dirname, join, resolve } from "node:path";
-import { chdir, CLONE, MNT_DETACH, mount, MS, umount2, unshare } from "../../ffi/libc.ts";
+import { AT_FDCWD, chdir, CLONE, MNT_DETACH, mount, MS, openAt, umount2, unshare } from "../../ffi/libc.ts";
 import { SkiffError } from "../errors.ts";
+import {
+  checkAt,
+  closeFd,
+  fstat,
+  OAT,
+  openHostDir,
+  readDirNames,
+  readLinkAt,
+  type Stat,
+  statAt,
+  tryOpenDirAt,
+  tryOpenInRoot,
+} from "../fs/at.ts";
+import { type At, type CopyOptions, copyTreeAt, tarTree } from "../fs/tree.ts";
 import { TarReader, writeTar } from "../image/tar.ts";
 import { LayerWriter } from "../image/unpack.ts";
 import { containerLockPath } from "../state/containers.ts";
-import { removeIfExists, withLockSync } from "../state/fsutil.ts";
+import { removeIfExists, tmpPath, withLockSync } from "../state/fsutil.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
-import { copyTree, lstatOrNull, pathParts, resolveInRoot } from "./fstree.ts";
-import { treeEntries } from "./cphelper.ts";
+import { pathParts } from "./fstree.ts";
+import { openSource, tarToStdout } from "./cphelper.ts";
 import { selfCommand } from "../runtime/self.ts";
 import { isRunning } from "./ops.ts";
 
@@ -58,7 +74,7 @@ export class CpError extends SkiffError {
 let unshared = false;
 
 /**
- * Runs `fn` with the host path of a stopped container's root: its overlay mounted (read-only unless
+ * Runs `fn` with an fd of a stopped container's root: its overlay mounted (read-only unless
  * `writable`) in this process's private mount namespace, under the container's lock so it is not
  * started meanwhile. (A running container's is /proc/<pid>/root: for reading only, e.g. tests.)
  */
@@ -66,9 +82,17 @@ export function withContainerRoot<T>(
   root: StateRoot,
   record: ContainerRecord,
   writable: boolean,
-  fn: (rootPath: string) => T,
+  fn: (rootFd: number) => T,
 ): T {
-  if (isRunning(record)) return fn(`/proc/${record.State.Pid}/root`);
+  const withFd = (path: string) => {
+    const fd = openHostDir(path);
+    try {
+      return fn(fd);
+    } finally {
+      closeFd(fd);
+    }
+  };
+  if (isRunning(record)) return withFd(`/proc/${record.State.Pid}/root`);
   return withLockSync(containerLockPath(root, record.Id), () => {
     const dir = root.container(record.Id);
     const merged = join(dir, "merged");
@@ -98,8 +122,14 @@ export function withContainerRoot<T>(
       chdir(cwd);
     }
     try {
-      bindContainerMounts(dir, merged, record);
-      return fn(merged);
+      const rootFd = openHostDir(merged);
+      try {
+        bindContainerMounts(dir, rootFd, record);
+      } finally {
+        closeFd(rootFd);
+      }
+      // opened again: the fd must see the binds made on top of the overlay
+      return withFd(merged);
     } finally {
       // detaching the overlay takes the binds on it along
       umount2(merged, MNT_DETACH);
@@ -110,85 +140,181 @@ export function withContainerRoot<T>(
 /**
  * What a running container sees beyond its overlay, bound into the mounted root as docker does for
  * cp on a stopped container: its /etc/hostname, /etc/hosts and /etc/resolv.conf, and its volumes
- * and bind mounts. Mount points resolve inside the root; missing ones are skipped (never created).
+ * and bind mounts. Mount points resolve inside the root (openat2 RESOLVE_IN_ROOT: a volume another
+ * container swaps meanwhile cannot redirect a later bind), and the bind goes onto the fd that was
+ * checked, through its /proc/self/fd link; missing ones are skipped (never created).
  */
-function bindContainerMounts(dir: string, merged: string, record: ContainerRecord): void {
+function bindContainerMounts(dir: string, rootFd: number, record: ContainerRecord): void {
   const binds: [source: string, destination: string][] = ["hostname", "hosts", "resolv.conf"]
     .map((name) => [join(dir, name), `/etc/${name}`]);
   for (const m of record.Mounts ?? []) {
     if (m.Type !== "tmpfs" && m.Source) binds.push([m.Source, m.Destination]);
   }
   for (const [source, destination] of binds) {
-    const target = resolveInRoot(merged, destination);
-    const sourceInfo = lstatOrNull(source), targetInfo = lstatOrNull(target);
-    if (!sourceInfo || !targetInfo || sourceInfo.isDirectory !== targetInfo.isDirectory) continue;
-    mount(source, target, null, MS.BIND | MS.REC);
+    const target = tryOpenInRoot(rootFd, destination, OAT.PATH);
+    if (target < 0) continue;
+    try {
+      const sourceInfo = hostStat(source, false);
+      if (!sourceInfo || (sourceInfo.type === "dir") !== (fstat(target).type === "dir")) continue;
+      mount(source, `/proc/self/fd/${target}`, null, MS.BIND | MS.REC);
+    } finally {
+      closeFd(target);
+    }
   }
-}
-
-/** Writes all bytes to stdout, synchronously. */
-function writeStdout(bytes: Uint8Array): void {
-  for (let off = 0; off < bytes.length;) off += Deno.stdout.writeSync(bytes.subarray(off));
 }
 
 const endsWithDot = (p: string) => p === "." || p.endsWith("/.");
 const endsWithSlash = (p: string) => p.endsWith("/") || endsWithDot(p);
 
+/** Closes the fds a copy opened, whatever happens. */
+class Fds {
+  private readonly fds: number[] = [];
+  add(fd: number): number {
+    this.fds.push(fd);
+    return fd;
+  }
+  closeAll(): void {
+    for (const fd of this.fds.splice(0)) closeFd(fd);
+  }
+}
+
+/** The source of a copy: an O_PATH fd of it (name ""), its stat and the name it is copied under. */
+interface Source {
+  at: At;
+  stat: Stat;
+  /** the name the copy gets inside a destination directory */
+  base: string;
+}
+
+/** The destination of a copy, resolved: where a new entry goes, and what is there already. */
+interface Place {
+  /** what is there, following a final symlink (inside the root for a container); null when missing */
+  info: Stat | null;
+  /** the name to create or replace, in its parent directory's fd (null when the parent is missing) */
+  at: At | null;
+  /** the directory itself, when `info` is one */
+  openDir(): number;
+}
+
+/** lstat (or stat with `follow`) of a host path given by the user. */
+function hostStat(path: string, follow: boolean): Stat | null {
+  const fd = openAt(AT_FDCWD, path, OAT.PATH | OAT.CLOEXEC | (follow ? 0 : OAT.NOFOLLOW));
+  if (fd < 0) return null;
+  try {
+    return fstat(fd);
+  } finally {
+    closeFd(fd);
+  }
+}
+
+/** A host source path given by the user (the host is the user's own: plain lookups). */
+function hostSource(path: string, follow: boolean, fds: Fds): Source | null {
+  const fd = openAt(AT_FDCWD, path, OAT.PATH | OAT.CLOEXEC | (follow ? 0 : OAT.NOFOLLOW));
+  if (fd < 0) return null;
+  fds.add(fd);
+  return { at: { dir: fd, name: "" }, stat: fstat(fd), base: basename(path) };
+}
+
+/** A host destination path given by the user. */
+function hostPlace(abs: string, fds: Fds): Place {
+  const parent = openAt(AT_FDCWD, dirname(abs), OAT.PATH | OAT.DIRECTORY | OAT.CLOEXEC);
+  return {
+    info: hostStat(abs, true),
+    at: parent < 0 ? null : { dir: fds.add(parent), name: basename(abs) },
+    openDir: () =>
+      fds.add(checkAt("open", openAt(AT_FDCWD, abs, OAT.RDONLY | OAT.DIRECTORY | OAT.CLOEXEC), abs)),
+  };
+}
+
 /**
- * Copies `srcAbs` (a host path: on the host or inside the container root, already resolved) to the
- * destination by docker's rules. `destAbs` is the resolved destination, `destGiven` the path as the
- * user wrote it (trailing slash matters), `srcGiven` likewise.
+ * A destination inside a container root: final symlinks followed inside the root (as the container
+ * would see them), every step from a directory fd resolved with RESOLVE_IN_ROOT.
+ */
+function placeInRoot(rootFd: number, path: string, fds: Fds): Place {
+  let current = "/" + pathParts(path).join("/");
+  for (let links = 0; links <= 40; links++) {
+    const parts = pathParts(current);
+    const name = parts.at(-1);
+    if (name === undefined || name === "..") {
+      const fd = tryOpenInRoot(rootFd, current, OAT.PATH | OAT.DIRECTORY);
+      const info = fd < 0 ? null : fstat(fds.add(fd));
+      return { info, at: null, openDir: () => fds.add(checkAt("openat", tryOpenDirAt(fd, ""), path)) };
+    }
+    const parentPath = "/" + parts.slice(0, -1).join("/");
+    const parent = tryOpenInRoot(rootFd, parentPath, OAT.PATH | OAT.DIRECTORY);
+    if (parent < 0) return { info: null, at: null, openDir: () => -1 };
+    fds.add(parent);
+    const info = statAt(parent, name);
+    if (info?.type === "symlink") {
+      const target = readLinkAt(parent, name);
+      current = target.startsWith("/") ? target : `${parentPath}/${target}`;
+      continue;
+    }
+    return {
+      info,
+      at: { dir: parent, name },
+      openDir: () => fds.add(checkAt("openat", tryOpenDirAt(parent, name), path)),
+    };
+  }
+  throw new CpError(`too many levels of symbolic links: ${path}`);
+}
+
+/** copyTreeAt; a failure part-way (a directory in the way, a name swapped meanwhile) is docker's exit 1. */
+function copyTreeOrFail(from: At, to: At, opts: CopyOptions): void {
+  try {
+    copyTreeAt(from, to, opts);
+  } catch (e) {
+    if (e instanceof SkiffError || !(e instanceof Error)) throw e;
+    throw new CpError(e.message);
+  }
+}
+
+/**
+ * Copies `src` to the destination by docker's rules. `destGiven` is the path as the user wrote it
+ * (a trailing slash matters), `srcGiven` likewise.
  */
 function copyBySemantics(
-  srcAbs: string,
-  srcInfo: Deno.FileInfo,
+  src: Source,
   srcGiven: string,
-  destAbs: string,
+  dest: Place,
   destGiven: string,
   opts: CpOptions,
 ): void {
-  const copyOpts = { preserveOwner: opts.archive, owner: { uid: 0, gid: 0 }, followTop: opts.followLink };
-  const destInfo = statFollow(destAbs);
-  if (srcInfo.isDirectory) {
-    if (!destInfo) {
-      requireParent(destAbs, destGiven);
-      copyTree(srcAbs, destAbs, copyOpts);
-    } else if (!destInfo.isDirectory) {
+  const copyOpts = { preserveOwner: opts.archive, owner: { uid: 0, gid: 0 } };
+  const requireParent = () => {
+    if (!dest.at) throw new CpError(`no such directory: ${dirname(destGiven) || "."}`);
+  };
+  const copy = (from: At, to: At) => copyTreeOrFail(from, to, copyOpts);
+  if (src.stat.type === "dir") {
+    if (!dest.info) {
+      requireParent();
+      copy(src.at, dest.at!);
+    } else if (dest.info.type !== "dir") {
       throw new CpError(`cannot copy a directory to a file: ${destGiven}`);
     } else if (endsWithDot(srcGiven)) {
-      for (const e of Deno.readDirSync(srcAbs)) {
-        copyTree(`${srcAbs}/${e.name}`, `${destAbs}/${e.name}`, copyOpts);
+      const from = tryOpenDirAt(src.at.dir, src.at.name);
+      checkAt("openat", from, srcGiven);
+      const into = dest.openDir();
+      try {
+        for (const name of readDirNames(from)) copy({ dir: from, name }, { dir: into, name });
+      } finally {
+        closeFd(from);
       }
     } else {
-      copyTree(srcAbs, `${destAbs}/${basename(srcAbs)}`, copyOpts);
+      copy(src.at, { dir: dest.openDir(), name: src.base });
     }
     return;
   }
   if (endsWithSlash(srcGiven)) throw new CpError(`${srcGiven}: not a directory`);
-  if (!destInfo) {
+  if (!dest.info) {
     if (endsWithSlash(destGiven)) throw new CpError(`destination "${destGiven}" must be a directory`);
-    requireParent(destAbs, destGiven);
-    copyTree(srcAbs, destAbs, copyOpts);
-  } else if (destInfo.isDirectory) {
-    copyTree(srcAbs, `${destAbs}/${basename(srcAbs)}`, copyOpts);
+    requireParent();
+    copy(src.at, dest.at!);
+  } else if (dest.info.type === "dir") {
+    copy(src.at, { dir: dest.openDir(), name: src.base });
   } else {
     if (endsWithSlash(destGiven)) throw new CpError(`destination "${destGiven}" must be a directory`);
-    copyTree(srcAbs, destAbs, copyOpts);
-  }
-}
-
-/** stat that follows a final symlink only when it stays a plain host lookup (resolved paths). */
-function statFollow(path: string): Deno.FileInfo | null {
-  try {
-    return Deno.statSync(path);
-  } catch {
-    return lstatOrNull(path);
-  }
-}
-
-function requireParent(destAbs: string, destGiven: string): void {
-  if (!statFollow(dirname(destAbs))?.isDirectory) {
-    throw new CpError(`no such directory: ${dirname(destGiven) || "."}`);
+    copy(src.at, dest.at!);
   }
 }
 
@@ -263,7 +389,7 @@ async function copyFromRunning(
     return;
   }
   // stage the tar on the host (A's unpacker: nothing escapes the staging dir), then copy by the rules
-  const staged = join(root.tmp, `cp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
+  const staged = tmpPath(root, "cp");
   Deno.mkdirSync(staged, { recursive: true, mode: 0o700 });
   try {
     const child = helper(root, record, ["out", path, follow], { stdin: "null", stdout: "piped" });
@@ -278,10 +404,16 @@ async function copyFromRunning(
     writer.finish();
     const name = path === "/" ? "" : basename(path);
     const top = name ? join(staged, name) : staged;
-    const info = Deno.lstatSync(top);
     // "/" has no name of its own: its contents are copied, as docker does
     const given = path === "/" && !endsWithDot(srcPath) ? "/." : srcPath;
-    copyBySemantics(top, info, given, resolve(dest), dest, { ...opts, followLink: false });
+    const fds = new Fds();
+    try {
+      const source = hostSource(top, false, fds);
+      if (!source) throw notFound();
+      copyBySemantics(source, given, hostPlace(resolve(dest), fds), dest, opts);
+    } finally {
+      fds.closeAll();
+    }
   } finally {
     removeIfExists(staged);
   }
@@ -307,37 +439,44 @@ async function copyToRunning(
     return;
   }
   const srcAbs = resolve(src);
-  const srcInfo = opts.followLink ? statFollow(srcAbs) : lstatOrNull(srcAbs);
-  if (!srcInfo) throw new CpError(`lstat ${srcAbs}: no such file or directory`);
-  if (!srcInfo.isDirectory && endsWithSlash(src)) throw new CpError(`${src}: not a directory`);
-  // one helper decides where it lands (it sees the destination as the container does) and extracts
-  const kind = !srcInfo.isDirectory ? "file" : endsWithDot(src) ? "contents" : "dir";
-  const tops: [abs: string, name: string][] = kind === "contents"
-    ? [...Deno.readDirSync(srcAbs)].map((e) => [`${srcAbs}/${e.name}`, e.name] as [string, string])
-    : [[srcAbs, basename(srcAbs)]];
-  const child = helper(root, record, ["in", dest, archive, kind, destSlash, shown], {
-    stdin: "piped",
-    stdout: "inherit",
-  });
-  const done = helperDone(child, "cp");
-  const writer = child.stdin.getWriter();
+  const fds = new Fds();
   try {
-    const links = new Map<string, string>();
-    for (const [abs, name] of tops) {
-      const info = abs === srcAbs ? srcInfo : Deno.lstatSync(abs);
-      for (const entry of treeEntries(abs, name, info, links)) {
-        await writer.write(writeTar([entry], { endMarker: false }));
-      }
+    const source = hostSource(srcAbs, opts.followLink, fds);
+    if (!source) throw new CpError(`lstat ${srcAbs}: no such file or directory`);
+    const isDir = source.stat.type === "dir";
+    if (!isDir && endsWithSlash(src)) throw new CpError(`${src}: not a directory`);
+    // one helper decides where it lands (it sees the destination as the container does) and extracts
+    const kind = !isDir ? "file" : endsWithDot(src) ? "contents" : "dir";
+    let tops: [at: At, name: string][] = [[source.at, source.base]];
+    if (kind === "contents") {
+      const dirFd = fds.add(checkAt("openat", tryOpenDirAt(source.at.dir, ""), srcAbs));
+      tops = readDirNames(dirFd).map((name) => [{ dir: dirFd, name }, name]);
     }
-    await writer.write(new Uint8Array(1024));
-    await writer.close();
-  } catch {
-    // the helper failed and closed its stdin: its message says why
+    const child = helper(root, record, ["in", dest, archive, kind, destSlash, shown], {
+      stdin: "piped",
+      stdout: "inherit",
+    });
+    const done = helperDone(child, "cp");
+    const writer = child.stdin.getWriter();
     try {
-      await writer.abort();
-    } catch { /* closed */ }
+      const links = new Map<string, string>();
+      for (const [at, name] of tops) {
+        for (const entry of tarTree(at, name, links)) {
+          await writer.write(writeTar([entry], { endMarker: false }));
+        }
+      }
+      await writer.write(new Uint8Array(1024));
+      await writer.close();
+    } catch {
+      // the helper failed and closed its stdin: its message says why
+      try {
+        await writer.abort();
+      } catch { /* closed */ }
+    }
+    await done;
+  } finally {
+    fds.closeAll();
   }
-  await done;
 }
 
 // ---- stopped: the overlay mounted in this process's private mount namespace ----
@@ -349,26 +488,24 @@ function copyFromStopped(
   dest: string,
   opts: CpOptions,
 ): void {
-  withContainerRoot(root, record, false, (croot) => {
+  withContainerRoot(root, record, false, (rootFd) => {
     const followFinal = opts.followLink || endsWithSlash(srcPath);
-    const srcAbs = resolveInRoot(croot, srcPath, followFinal);
-    const srcInfo = lstatOrNull(srcAbs);
-    if (!srcInfo) {
+    const fd = openSource(rootFd, srcPath, followFinal);
+    if (fd < 0) {
       throw new CpError(`Could not find the file ${srcPath} in container ${record.Name.slice(1)}`);
     }
-    if (dest === "-") {
-      const name = srcAbs === croot ? "." : basename(srcAbs);
-      for (const entry of treeEntries(srcAbs, name, srcInfo, new Map())) {
-        writeStdout(writeTar([entry], { endMarker: false }));
-      }
-      writeStdout(new Uint8Array(1024));
-      return;
-    }
-    if (srcInfo.isDirectory && srcAbs === croot && !endsWithDot(srcPath)) {
+    const fds = new Fds();
+    fds.add(fd);
+    try {
+      const isRoot = pathParts(srcPath).length === 0;
+      const source: Source = { at: { dir: fd, name: "" }, stat: fstat(fd), base: basename(srcPath) || "." };
+      if (dest === "-") return tarToStdout(source.at, isRoot ? "." : source.base);
       // the container's / has no name of its own: copy its contents, as docker does
-      return copyBySemantics(srcAbs, srcInfo, "/.", resolve(dest), dest, opts);
+      const given = isRoot && source.stat.type === "dir" && !endsWithDot(srcPath) ? "/." : srcPath;
+      copyBySemantics(source, given, hostPlace(resolve(dest), fds), dest, opts);
+    } finally {
+      fds.closeAll();
     }
-    copyBySemantics(srcAbs, srcInfo, srcPath, resolve(dest), dest, opts);
   });
 }
 
@@ -390,16 +527,15 @@ function copyToStopped(
   opts: CpOptions,
 ): void {
   let staged: string | undefined;
-  let srcAbs = src === "-" ? "" : resolve(src);
-  let srcInfo: Deno.FileInfo | null = null;
+  const fds = new Fds();
+  let source: Source | null = null;
   if (src !== "-") {
-    srcInfo = opts.followLink ? statFollow(srcAbs) : lstatOrNull(srcAbs);
-    if (!srcInfo) throw new CpError(`lstat ${srcAbs}: no such file or directory`);
+    source = hostSource(resolve(src), opts.followLink, fds);
+    if (!source) throw new CpError(`lstat ${resolve(src)}: no such file or directory`);
   } else {
     // unpack the stream on the host first (A's safe unpacker: no entry escapes the directory)
-    staged = join(root.tmp, `cp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
+    staged = tmpPath(root, "cp");
     Deno.mkdirSync(staged, { recursive: true, mode: 0o700 });
-    srcAbs = staged;
   }
   try {
     if (staged) {
@@ -411,21 +547,24 @@ function copyToStopped(
       tar.finish();
       writer.finish();
     }
-    withContainerRoot(root, record, true, (croot) => {
-      const destAbs = resolveInRoot(croot, destPath, true);
+    withContainerRoot(root, record, true, (rootFd) => {
+      const dest = placeInRoot(rootFd, destPath, fds);
       if (staged) {
-        if (!statFollow(destAbs)?.isDirectory) {
+        if (dest.info?.type !== "dir") {
           throw new CpError(`destination "${record.Name.slice(1)}:${destPath}" must be a directory`);
         }
+        const from = fds.add(openHostDir(staged));
+        const into = dest.openDir();
         const copyOpts = { preserveOwner: opts.archive, owner: { uid: 0, gid: 0 } };
-        for (const e of Deno.readDirSync(staged)) {
-          copyTree(`${staged}/${e.name}`, `${destAbs}/${e.name}`, copyOpts);
+        for (const name of readDirNames(from)) {
+          copyTreeOrFail({ dir: from, name }, { dir: into, name }, copyOpts);
         }
         return;
       }
-      copyBySemantics(srcAbs, srcInfo!, src, destAbs, destPath, opts);
+      copyBySemantics(source!, src, dest, destPath, opts);
     });
   } finally {
+    fds.closeAll();
     if (staged) removeIfExists(staged);
   }
 }

@@ -2,16 +2,32 @@
 // commit) and the union of upper and image layers (export), computed by walking the directories as
 // overlayfs would merge them: the top-most layer wins, a whiteout (0/0 char device) hides the name
 // below it, an opaque directory (trusted.overlay.opaque=y) hides everything below it.
+// The upper dir changes under a running container: every walk holds directory fds and reads each
+// name through them (lib/fs), so a name swapped for a symlink never leads out of the layer.
 
 import { join } from "node:path";
 import { lgetxattr } from "../../ffi/libc.ts";
+import {
+  closeFd,
+  DT_CHR,
+  DT_UNKNOWN,
+  ENOENT,
+  isOpaqueDir,
+  openHostDir,
+  readDirEntries,
+  readDirNames,
+  type Stat,
+  statAt,
+  tryOpenDirAt,
+} from "../fs/at.ts";
+import { readNode, tarBase, tarEntryOf } from "../fs/tree.ts";
 import type { TarWriteEntry } from "../image/tar.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
-import { lstatOrNull, S_IFIFO, S_IFMT } from "./fstree.ts";
+import { lstatOrNull } from "./fstree.ts";
 
 const S_IFCHR = 0o020000;
-const S_IFBLK = 0o060000;
+const S_IFMT = 0o170000;
 
 /** Files the runtime creates in the upper dir only as mount points for its own binds. */
 const PLACEHOLDER_FILES = new Set(["etc/hostname", "etc/hosts", "etc/resolv.conf"]);
@@ -32,9 +48,22 @@ export function isOpaque(path: string): boolean {
   }
 }
 
+/** A whiteout as statx sees it. */
+const isWhiteoutStat = (stat: Stat) => stat.type === "char" && stat.rdevMajor === 0 && stat.rdevMinor === 0;
+
 /** An empty regular file the runtime put there to bind /etc/hosts etc. over: not a user change. */
-function isPlaceholder(rel: string, info: Deno.FileInfo): boolean {
-  return PLACEHOLDER_FILES.has(rel) && info.isFile && info.size === 0;
+function isPlaceholder(rel: string, stat: Stat): boolean {
+  return PLACEHOLDER_FILES.has(rel) && stat.type === "file" && stat.size === 0;
+}
+
+/** A layer directory's fd, or undefined when it is missing. */
+function openLayer(path: string): number | undefined {
+  try {
+    return openHostDir(path);
+  } catch (e) {
+    if ((e as { errno?: number }).errno === ENOENT) return undefined;
+    throw e;
+  }
 }
 
 /** True when `rel` exists in the merged view of `lowers` (top-most first). */
@@ -66,22 +95,30 @@ export function containerChanges(root: StateRoot, record: ContainerRecord): Chan
   const changes: Change[] = [];
   const lowers = record.LowerDirs;
   // returns true when something below `rel` was reported
-  const walk = (dir: string, rel: string, parentIsNew: boolean): boolean => {
+  const walk = (dirFd: number, rel: string, parentIsNew: boolean): boolean => {
     let reported = false;
-    for (const entry of Deno.readDirSync(dir)) {
-      const childRel = rel ? `${rel}/${entry.name}` : entry.name;
-      const abs = join(dir, entry.name);
-      const info = Deno.lstatSync(abs);
-      if (isWhiteout(info)) {
+    for (const name of readDirNames(dirFd)) {
+      const childRel = rel ? `${rel}/${name}` : name;
+      const stat = statAt(dirFd, name);
+      if (!stat) continue;
+      if (isWhiteoutStat(stat)) {
         changes.push({ kind: "D", path: `/${childRel}` });
         reported = true;
         continue;
       }
-      if (isPlaceholder(childRel, info)) continue;
+      if (isPlaceholder(childRel, stat)) continue;
       const isNew = parentIsNew || !existsInLowers(lowers, childRel);
-      if (info.isDirectory) {
-        const below = walk(abs, childRel, isNew);
-        if (isNew || below || isOpaque(abs)) {
+      if (stat.type === "dir") {
+        const fd = tryOpenDirAt(dirFd, name);
+        if (fd < 0) continue; // swapped meanwhile: no longer a directory
+        let below: boolean, opaque: boolean;
+        try {
+          below = walk(fd, childRel, isNew);
+          opaque = isOpaqueDir(fd);
+        } finally {
+          closeFd(fd);
+        }
+        if (isNew || below || opaque) {
           changes.push({ kind: isNew ? "A" : "C", path: `/${childRel}` });
           reported = true;
         }
@@ -92,49 +129,15 @@ export function containerChanges(root: StateRoot, record: ContainerRecord): Chan
     }
     return reported;
   };
-  const upper = upperDir(root, record);
-  if (lstatOrNull(upper)?.isDirectory) walk(upper, "", false);
+  const upper = openLayer(upperDir(root, record));
+  if (upper !== undefined) {
+    try {
+      walk(upper, "", false);
+    } finally {
+      closeFd(upper);
+    }
+  }
   return changes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-}
-
-function tarBase(info: Deno.FileInfo) {
-  return {
-    mode: (info.mode ?? 0) & 0o7777,
-    uid: info.uid ?? 0,
-    gid: info.gid ?? 0,
-    mtime: Math.floor((info.mtime?.getTime() ?? 0) / 1000),
-  };
-}
-
-/** One file as a tar entry (data read into memory); undefined for sockets. */
-export function tarEntry(
-  abs: string,
-  name: string,
-  info: Deno.FileInfo,
-  links: Map<string, string>,
-): TarWriteEntry | undefined {
-  const base = { ...tarBase(info), name };
-  const type = (info.mode ?? 0) & S_IFMT;
-  if (info.isDirectory) return { ...base, name: `${name}/`, type: "dir" };
-  if (info.isSymlink) return { ...base, type: "symlink", linkname: Deno.readLinkSync(abs) };
-  if (info.isFile && (info.nlink ?? 1) > 1) {
-    const key = `${info.dev}:${info.ino}`;
-    const first = links.get(key);
-    if (first) return { ...base, type: "link", linkname: first };
-    links.set(key, name);
-  }
-  if (info.isFile) return { ...base, type: "file", data: Deno.readFileSync(abs) };
-  if (type === S_IFCHR || type === S_IFBLK) {
-    const rdev = info.rdev ?? 0;
-    return {
-      ...base,
-      type: type === S_IFCHR ? "char" : "block",
-      devmajor: (rdev >> 8) & 0xfff,
-      devminor: (rdev & 0xff) | ((rdev >> 12) & 0xfff00),
-    };
-  }
-  if (type === S_IFIFO) return { ...base, type: "fifo" };
-  return undefined;
 }
 
 /**
@@ -144,33 +147,42 @@ export function tarEntry(
  */
 export function* upperLayerEntries(upper: string): Generator<TarWriteEntry> {
   const links = new Map<string, string>();
-  function* walk(dir: string, rel: string): Generator<TarWriteEntry> {
-    const names = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
-    for (const name of names) {
-      const abs = join(dir, name);
+  function* walk(dirFd: number, rel: string): Generator<TarWriteEntry> {
+    for (const name of readDirNames(dirFd).sort()) {
       const path = rel ? `${rel}/${name}` : name;
-      const info = Deno.lstatSync(abs);
-      if (isWhiteout(info)) {
-        yield {
-          ...tarBase(info),
-          name: rel ? `${rel}/.wh.${name}` : `.wh.${name}`,
-          type: "file",
-          mode: 0o644,
-        };
-        continue;
-      }
-      if (isPlaceholder(path, info)) continue;
-      const entry = tarEntry(abs, path, info, links);
-      if (entry) yield entry;
-      if (info.isDirectory) {
-        if (isOpaque(abs)) {
-          yield { ...tarBase(info), name: `${path}/.wh..wh..opq`, type: "file", mode: 0o644 };
+      const node = readNode({ dir: dirFd, name });
+      if (!node) continue;
+      try {
+        if (isWhiteoutStat(node.stat)) {
+          yield {
+            ...tarBase(node.stat),
+            name: rel ? `${rel}/.wh.${name}` : `.wh.${name}`,
+            type: "file",
+            mode: 0o644,
+          };
+          continue;
         }
-        yield* walk(abs, path);
+        if (isPlaceholder(path, node.stat)) continue;
+        const entry = tarEntryOf(node, path, links);
+        if (entry) yield entry;
+        if (node.dirFd !== undefined) {
+          if (isOpaqueDir(node.dirFd)) {
+            yield { ...tarBase(node.stat), name: `${path}/.wh..wh..opq`, type: "file", mode: 0o644 };
+          }
+          yield* walk(node.dirFd, path);
+        }
+      } finally {
+        if (node.dirFd !== undefined) closeFd(node.dirFd);
       }
     }
   }
-  if (lstatOrNull(upper)?.isDirectory) yield* walk(upper, "");
+  const fd = openLayer(upper);
+  if (fd === undefined) return;
+  try {
+    yield* walk(fd, "");
+  } finally {
+    closeFd(fd);
+  }
 }
 
 /**
@@ -179,44 +191,57 @@ export function* upperLayerEntries(upper: string): Generator<TarWriteEntry> {
  */
 export function* unionEntries(layers: string[]): Generator<TarWriteEntry> {
   const links = new Map<string, string>();
-  function* walk(dirs: string[], rel: string): Generator<TarWriteEntry> {
+  // dirFds: the same directory in each layer that still contributes, top-most first
+  function* walk(dirFds: number[], rel: string): Generator<TarWriteEntry> {
     // name -> index of the layer that provides it (or -1 when whited out)
     const owner = new Map<string, number>();
-    for (let i = 0; i < dirs.length; i++) {
-      const dir = dirs[i];
-      let entries: Deno.DirEntry[];
-      try {
-        entries = [...Deno.readDirSync(dir)];
-      } catch {
-        continue;
+    for (let i = 0; i < dirFds.length; i++) {
+      for (const { name, dtype } of readDirEntries(dirFds[i])) {
+        if (owner.has(name)) continue;
+        // only a character device can be a whiteout: the others need no stat
+        const stat = dtype === DT_CHR || dtype === DT_UNKNOWN ? statAt(dirFds[i], name) : undefined;
+        if (stat !== null) owner.set(name, stat && isWhiteoutStat(stat) ? -1 : i);
       }
-      for (const e of entries) {
-        if (owner.has(e.name)) continue;
-        owner.set(e.name, isWhiteout(Deno.lstatSync(join(dir, e.name))) ? -1 : i);
-      }
-      if (isOpaque(dir)) break;
+      if (isOpaqueDir(dirFds[i])) break;
     }
     for (const name of [...owner.keys()].sort()) {
       const i = owner.get(name)!;
       if (i < 0) continue;
-      const abs = join(dirs[i], name);
       const path = rel ? `${rel}/${name}` : name;
-      const info = Deno.lstatSync(abs);
-      const entry = tarEntry(abs, path, info, links);
-      if (entry) yield entry;
-      if (!info.isDirectory) continue;
-      // the same directory in lower layers contributes until a layer hides it
-      const below: string[] = [abs];
-      for (const dir of dirs.slice(i + 1)) {
-        const other = lstatOrNull(join(dir, name));
-        if (!other) continue;
-        if (!other.isDirectory) break;
-        below.push(join(dir, name));
-        if (isOpaque(join(dir, name))) break;
+      const node = readNode({ dir: dirFds[i], name });
+      if (!node) continue;
+      const below: number[] = [];
+      try {
+        const entry = tarEntryOf(node, path, links);
+        if (entry) yield entry;
+        if (node.dirFd === undefined) continue;
+        // the same directory in lower layers contributes until a layer hides it
+        below.push(node.dirFd);
+        if (!isOpaqueDir(node.dirFd)) {
+          for (const dirFd of dirFds.slice(i + 1)) {
+            const other = statAt(dirFd, name);
+            if (!other) continue;
+            const fd = other.type === "dir" ? tryOpenDirAt(dirFd, name) : -1;
+            if (fd < 0) break;
+            below.push(fd);
+            if (isOpaqueDir(fd)) break;
+          }
+        }
+        yield* walk(below, path);
+      } finally {
+        for (const fd of below) closeFd(fd);
+        if (node.dirFd !== undefined && !below.includes(node.dirFd)) closeFd(node.dirFd);
       }
-      if (isOpaque(abs)) below.length = 1;
-      yield* walk(below, path);
     }
   }
-  yield* walk(layers, "");
+  const fds: number[] = [];
+  try {
+    for (const layer of layers) {
+      const fd = openLayer(layer);
+      if (fd !== undefined) fds.push(fd);
+    }
+    yield* walk(fds, "");
+  } finally {
+    for (const fd of fds) closeFd(fd);
+  }
 }

@@ -3,7 +3,15 @@
 
 import { containerRwSize } from "../inspect/ps.ts";
 import { pruneFilter as pruneFilterOf } from "../format/filters.ts";
-import { listReconciled, removeContainer } from "../state/reconcile.ts";
+import {
+  cgroupBusy,
+  incompleteContainers,
+  reconcile,
+  removeBrokenContainer,
+  removeContainer,
+} from "../state/reconcile.ts";
+import { deadPlaceholder, scanContainers } from "../state/containers.ts";
+import { sweepTmp } from "../state/fsutil.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
 import { isRunning } from "./ops.ts";
@@ -26,7 +34,24 @@ export async function pruneContainers(
   keep: (c: ContainerRecord) => boolean,
 ): Promise<ContainerPruneResult> {
   const result: ContainerPruneResult = { deleted: [], reclaimed: 0 };
-  for (const c of listReconciled(root)) {
+  sweepTmp(root); // tombstones of an rm killed half-way
+  await incompleteContainers(root, true); // directories whose creator died before the record
+  const { records, broken } = scanContainers(root);
+  // containers whose record is unreadable are dead, as docker would call them: removed unless
+  // something still runs in their cgroup (then they may be running; rm -f removes them)
+  for (const b of broken) {
+    const dead = deadPlaceholder(b);
+    if (!keep(dead) || cgroupBusy(root, b.id)) continue;
+    const size = containerRwSize(root, dead);
+    try {
+      await removeBrokenContainer(root, b.id, { force: false });
+    } catch {
+      continue;
+    }
+    result.deleted.push(b.id);
+    result.reclaimed += size;
+  }
+  for (const c of records.map((r) => reconcile(root, r))) {
     if (isRunning(c) || c.State.Status === "running" || c.State.Status === "paused" || !keep(c)) continue;
     const size = containerRwSize(root, c);
     try {

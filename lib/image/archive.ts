@@ -14,7 +14,7 @@ import type { ImageConfigBlob, LayerRef } from "../state/types.ts";
 import { chainIds, DIGEST_RE, hexOf, Sha256 } from "./digest.ts";
 import { hostPlatform, storeLayer } from "./ingest.ts";
 import { normalizeTag } from "./reference.ts";
-import type { ImageStore, LayerInfo } from "./store.ts";
+import type { ImageStore } from "./store.ts";
 import { type ByteSource, openDecompressed } from "./stream.ts";
 import { TarReader } from "./tar.ts";
 import { cleanEntryPath } from "./unpack.ts";
@@ -359,9 +359,5 @@ export async function loadArchive(store: ImageStore, input: ByteSource): Promise
 }
 
 function layerSize(store: ImageStore, chainId: string): number {
-  try {
-    return readJson<LayerInfo>(join(store.layerPath(chainId), "layer.json")).size;
-  } catch {
-    return 0;
-  }
+  return store.layerSize(chainId);
 }

@@ -5,8 +5,11 @@
 // that depend on them and the tags that point nowhere, so a later pull fetches them again.
 
 import { join } from "../state/path.ts";
-import { readJson, withLock, writeJsonAtomic } from "../state/fsutil.ts";
-import { listContainers } from "../state/containers.ts";
+import { atomicTempOwner, withLock } from "../state/fsutil.ts";
+import { layerInfoSchema, parseWith } from "../state/schemas.ts";
+import { imageConfigBlob } from "../state/validate.ts";
+import { InvalidState, parseState } from "../state/validate.ts";
+import { listContainersWithDead } from "../state/containers.ts";
 import type { ImageConfigBlob, ImageRecord } from "../state/types.ts";
 import { chainIds, hexOf, Sha256, sha256Digest } from "./digest.ts";
 import type { ImageStore, LayerInfo } from "./store.ts";
@@ -64,6 +67,7 @@ async function checkLocked(store: ImageStore, repair: boolean): Promise<CheckRes
   // ---- blobs ----
   for (const e of listDir(store.root.blobs)) {
     const path = join(store.root.blobs, e.name);
+    if (atomicTempOwner(e.name)) continue; // being written (the sweep removed those of dead writers)
     result.checked.blobs++;
     if (!e.isFile || !HEX64.test(e.name)) {
       problems.push({ kind: "blob", subject: e.name, detail: "not a blob (unexpected name or type)" });
@@ -92,9 +96,11 @@ async function checkLocked(store: ImageStore, repair: boolean): Promise<CheckRes
     }
     let info: LayerInfo;
     try {
-      info = readJson<LayerInfo>(join(dir, "layer.json"));
+      info = parseWith(Deno.readTextFileSync(join(dir, "layer.json")), layerInfoSchema);
     } catch (err) {
-      bad(err instanceof Deno.errors.NotFound ? "incomplete: no layer.json" : "layer.json is not valid JSON");
+      if (err instanceof Deno.errors.NotFound) bad("incomplete: no layer.json");
+      else if (err instanceof InvalidState) bad(`layer.json is unreadable (${err.message})`);
+      else throw err;
       continue;
     }
     const expectedChain = info.parent ? sha256Digest(`${info.parent} ${info.diffId}`) : info.diffId;
@@ -115,6 +121,7 @@ async function checkLocked(store: ImageStore, repair: boolean): Promise<CheckRes
   const badImages = new Map<string, ImageRecord | undefined>();
   const imageIds = new Set<string>();
   for (const e of listDir(store.root.images)) {
+    if (atomicTempOwner(e.name)) continue; // being written (the sweep removed those of dead writers)
     result.checked.images++;
     const m = /^([0-9a-f]{64})\.json$/.exec(e.name);
     const bad = (subject: string, detail: string, record?: ImageRecord) => {
@@ -126,15 +133,10 @@ async function checkLocked(store: ImageStore, repair: boolean): Promise<CheckRes
       continue;
     }
     const id = `sha256:${m[1]}`;
-    let record: ImageRecord;
-    try {
-      record = readJson<ImageRecord>(join(store.root.images, e.name));
-    } catch {
-      bad(id, "record is not valid JSON");
-      continue;
-    }
-    if (record.id !== id) {
-      bad(id, `record says id ${record.id}`, record);
+    const record = store.loadRecord(m[1]);
+    if (!record) {
+      const why = store.problems.get(join(store.root.images, e.name));
+      bad(id, why ? `record is unreadable (${why})` : "record vanished");
       continue;
     }
     imageIds.add(id);
@@ -145,9 +147,10 @@ async function checkLocked(store: ImageStore, repair: boolean): Promise<CheckRes
     }
     let config: ImageConfigBlob;
     try {
-      config = readJson<ImageConfigBlob>(store.blobPath(id));
-    } catch {
-      bad(id, "config blob is not valid JSON", record);
+      config = parseState(Deno.readTextFileSync(store.blobPath(id)), imageConfigBlob) as ImageConfigBlob;
+    } catch (err) {
+      if (!(err instanceof InvalidState)) throw err;
+      bad(id, `config blob is unreadable (${err.message})`, record);
       continue;
     }
     const diffIds = config.rootfs?.diff_ids ?? [];
@@ -180,7 +183,14 @@ async function checkLocked(store: ImageStore, repair: boolean): Promise<CheckRes
   }
 
   // ---- tags ----
-  const tags = store.tags();
+  const read = store.readTags();
+  let tags = read.tags;
+  let rebuildTags = false;
+  if (read.broken !== undefined) {
+    problems.push({ kind: "tag", subject: "repositories.json", detail: `unreadable (${read.broken})` });
+    tags = store.recoverTags(read.text);
+    rebuildTags = true;
+  }
   const badTags: string[] = [];
   for (const [tag, id] of Object.entries(tags)) {
     result.checked.tags++;
@@ -193,7 +203,7 @@ async function checkLocked(store: ImageStore, repair: boolean): Promise<CheckRes
   }
 
   if (repair && problems.length) {
-    const usedByContainers = new Set(listContainers(store.root).map((c) => c.Image));
+    const usedByContainers = new Set(listContainersWithDead(store.root).map((c) => c.Image));
     for (const hex of badBlobs) {
       Deno.removeSync(join(store.root.blobs, hex), { recursive: true });
       result.repaired.push(`removed blob ${HEX64.test(hex) ? `sha256:${hex}` : hex}`);
@@ -206,17 +216,24 @@ async function checkLocked(store: ImageStore, repair: boolean): Promise<CheckRes
     }
     for (const [file, record] of badImages) {
       Deno.removeSync(join(store.root.images, file));
-      const id = record?.id ?? file;
+      const named = /^([0-9a-f]{64})\.json$/.exec(file);
+      const id = record?.id ?? (named ? `sha256:${named[1]}` : file);
       const note = record && usedByContainers.has(record.id) ? " (containers still use it)" : "";
       result.repaired.push(`removed image ${id}${note}`);
     }
-    if (badTags.length) {
+    if (badTags.length || rebuildTags) {
       const left = { ...tags };
       for (const t of badTags) {
         delete left[t];
         result.repaired.push(`removed tag ${t}`);
       }
-      writeJsonAtomic(store.root.repositories, left);
+      store.saveTags(left);
+      if (rebuildTags) {
+        const n = Object.keys(left).length;
+        result.repaired.push(
+          `rebuilt repositories.json from the image store (${n} tag${n === 1 ? "" : "s"})`,
+        );
+      }
     }
   }
   return result;

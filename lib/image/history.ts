@@ -2,10 +2,8 @@
 // builds it (ImageHistory): the top entry carries the image id, the ones below "<missing>" (skiff
 // keeps no parent images), entries marked empty_layer have size 0.
 
-import { join } from "../state/path.ts";
-import { readJsonOr } from "../state/fsutil.ts";
 import type { ImageRecord } from "../state/types.ts";
-import type { ImageStore, LayerInfo } from "./store.ts";
+import type { ImageStore } from "./store.ts";
 
 export interface HistoryEntry {
   /** The image id on the top entry, "<missing>" on the others. */
@@ -28,7 +26,7 @@ export function imageHistory(store: ImageStore, image: ImageRecord): HistoryEntr
     if (!h.empty_layer) {
       const ref = image.layers[layer++];
       if (ref) {
-        size = readJsonOr<Partial<LayerInfo>>(join(store.layerPath(ref.chainId), "layer.json"), {}).size ?? 0;
+        size = store.layerSize(ref.chainId);
       }
     }
     entries.push({

@@ -6,10 +6,10 @@
 import { join } from "../state/path.ts";
 import { SkiffError } from "../errors.ts";
 import { pruneFilter } from "../format/filters.ts";
-import { readJsonOr, removeIfExists } from "../state/fsutil.ts";
-import { listContainers } from "../state/containers.ts";
+import { removeIfExists } from "../state/fsutil.ts";
+import { listContainersWithDead } from "../state/containers.ts";
 import type { ImageRecord } from "../state/types.ts";
-import type { ImageStore, LayerInfo, RemoveRecord } from "./store.ts";
+import type { ImageStore, RemoveRecord } from "./store.ts";
 
 export const ORPHAN_GRACE_MS = 10 * 60_000;
 
@@ -47,7 +47,7 @@ export function imagePruneFilter(filters: string[], now = Date.now()): (i: Image
 }
 
 function layerSize(store: ImageStore, chainId: string): number {
-  return readJsonOr<Partial<LayerInfo>>(join(store.layerPath(chainId), "layer.json"), {}).size ?? 0;
+  return store.layerSize(chainId);
 }
 
 export async function pruneImages(
@@ -61,7 +61,7 @@ export async function pruneImages(
   const keep = imagePruneFilter(options.filters ?? [], now);
   store.sweepTmp();
   const result: ImagePruneResult = { records: [], reclaimed: 0 };
-  const used = new Set(listContainers(store.root).map((c) => c.Image));
+  const used = new Set(listContainersWithDead(store.root).map((c) => c.Image));
   for (const image of store.list()) {
     if (used.has(image.id) || !keep(image)) continue;
     if (!all && (image.repoTags.length || image.repoDigests.length)) continue;
@@ -85,7 +85,7 @@ export async function removeOrphans(store: ImageStore, before: number): Promise<
     let freed = 0;
     const images = store.list();
     const usedLayers = new Set(images.flatMap((i) => i.layers.map((l) => hexOf(l.chainId))));
-    for (const c of listContainers(store.root)) {
+    for (const c of listContainersWithDead(store.root)) {
       for (const dir of c.LowerDirs ?? []) usedLayers.add(dir.split("/").at(-2) ?? "");
     }
     const usedBlobs = new Set(

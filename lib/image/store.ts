@@ -11,18 +11,20 @@
 
 import { join } from "../state/path.ts";
 import { NotFoundError, SkiffError } from "../errors.ts";
-import {
-  exists,
-  readJson,
-  readJsonOr,
-  removeIfExists,
-  spreadSubdirs,
-  withLock,
-  writeJsonAtomic,
-} from "../state/fsutil.ts";
+import { exists, makeTmpDir, removeIfExists, sweepTmp, withLock, writeJsonAtomic } from "../state/fsutil.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ImageRecord, LayerRef } from "../state/types.ts";
-import { isProcessAlive, listContainers, processStartTime } from "../state/containers.ts";
+import {
+  imageRecord,
+  InvalidState,
+  nullable,
+  num,
+  object,
+  parseState,
+  str,
+  tagIndex,
+} from "../state/validate.ts";
+import { isProcessAlive, listContainersWithDead } from "../state/containers.ts";
 import {
   familiarName,
   familiarString,
@@ -44,8 +46,9 @@ export interface LayerInfo {
 /** One line of `rmi` output. */
 export type RemoveRecord = { untagged: string } | { deleted: string };
 
+const layerInfo = object<LayerInfo>({ diffId: str, chainId: str, parent: nullable(str), size: num });
+
 const hexOf = (digest: string) => digest.slice(digest.indexOf(":") + 1);
-const TMP_RE = /^[a-z]+-(\d+)-(\d+)-[0-9a-f]+$/;
 
 /** Docker's "short" id: 12 hex digits without the algorithm. */
 export const shortId = (id: string) => hexOf(id).slice(0, 12);
@@ -55,24 +58,133 @@ export class ImageStore {
 
   // ---- read side ----
 
-  /** Tag → image id. */
+  /**
+   * State files found unreadable while reading (path → why). Reads go on without them, with what
+   * can be known; the CLI reports them on stderr and `system check --repair` mends them.
+   */
+  readonly problems = new Map<string, string>();
+
+  /**
+   * Tag → image id. When repositories.json is unreadable, the tags that can still be known: the
+   * whole entries left in a truncated file, and the tags each image record keeps as a hint.
+   */
   tags(): Record<string, string> {
-    return readJsonOr<Record<string, string>>(this.root.repositories, {});
+    const read = this.readTags();
+    if (read.broken === undefined) return read.tags;
+    this.problems.set(this.root.repositories, read.broken);
+    return this.recoverTags(read.text);
+  }
+
+  /** repositories.json as it is on disk: its tags, or why it is unreadable. */
+  readTags(): { tags: Record<string, string>; broken?: string; text: string } {
+    let text: string;
+    try {
+      text = Deno.readTextFileSync(this.root.repositories);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return { tags: {}, text: "" };
+      throw e;
+    }
+    try {
+      return { tags: parseState(text, tagIndex), text };
+    } catch (e) {
+      if (!(e instanceof InvalidState)) throw e;
+      return { tags: {}, broken: e.message, text };
+    }
+  }
+
+  /**
+   * The tags that can be known without a readable repositories.json: the complete `"tag": "id"`
+   * lines of the damaged text first, then the hints the image records keep (see saveTags), for
+   * images that are still there.
+   */
+  recoverTags(damaged: string): Record<string, string> {
+    const images = new Map<string, string[]>();
+    for (const hex of this.imageHexes()) {
+      const record = this.loadRecord(hex);
+      if (record) images.set(record.id, record.repoTags ?? []);
+    }
+    const out: Record<string, string> = {};
+    for (const m of damaged.matchAll(/^\s*"([^"\\]+)": "(sha256:[0-9a-f]{64})",?$/gm)) {
+      if (images.has(m[2])) out[m[1]] = m[2];
+    }
+    for (const [id, hinted] of images) for (const t of hinted) out[t] ??= id;
+    return sortKeys(out);
+  }
+
+  /** Tag → image id for a change: refused while repositories.json is unreadable (no tag is lost). */
+  private tagsForChange(): Record<string, string> {
+    const read = this.readTags();
+    if (read.broken !== undefined) {
+      throw new SkiffError(
+        `${this.root.repositories} is unreadable (${read.broken}): "skiff system check --repair" rebuilds it`,
+      );
+    }
+    return read.tags;
+  }
+
+  /**
+   * Writes repositories.json, then has every image record keep its own tags as a hint, so that a
+   * lost or damaged repositories.json can be rebuilt from the image store. Call under the lock.
+   */
+  saveTags(all: Record<string, string>): void {
+    writeJsonAtomic(this.root.repositories, sortKeys(all));
+    const byImage = new Map<string, string[]>();
+    for (const [tag, id] of Object.entries(all)) byImage.set(id, [...(byImage.get(id) ?? []), tag]);
+    for (const hex of this.imageHexes()) {
+      const record = this.loadRecord(hex);
+      if (!record) continue;
+      const want = (byImage.get(record.id) ?? []).sort();
+      if (JSON.stringify(record.repoTags ?? []) !== JSON.stringify(want)) {
+        writeJsonAtomic(this.imagePath(record.id), { ...record, repoTags: want });
+      }
+    }
   }
 
   private imagePath(id: string): string {
     return join(this.root.images, `${hexOf(id)}.json`);
   }
 
-  /** The image with exactly this id ("sha256:<hex>"), tags filled in, or undefined. */
-  get(id: string, tags = this.tags()): ImageRecord | undefined {
-    let record: ImageRecord;
+  /** The hex ids of every image record file. */
+  imageHexes(): string[] {
+    let entries: Deno.DirEntry[] = [];
     try {
-      record = readJson<ImageRecord>(this.imagePath(id));
+      entries = [...Deno.readDirSync(this.root.images)];
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    return entries.filter((e) => e.isFile && /^[0-9a-f]{64}\.json$/.test(e.name)).map((e) =>
+      e.name.slice(0, 64)
+    );
+  }
+
+  /**
+   * The record as stored (its repoTags are the hint), checked: undefined when it is missing, and when
+   * it is unreadable (then noted in problems).
+   */
+  loadRecord(hex: string): ImageRecord | undefined {
+    const path = join(this.root.images, `${hex}.json`);
+    let text: string;
+    try {
+      text = Deno.readTextFileSync(path);
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) return undefined;
       throw e;
     }
+    try {
+      const record = parseState(text, imageRecord);
+      if (record.id !== `sha256:${hex}`) throw new InvalidState(`it names another image, ${record.id}`);
+      return record;
+    } catch (e) {
+      if (!(e instanceof InvalidState)) throw e;
+      this.problems.set(path, e.message);
+      return undefined;
+    }
+  }
+
+  /** The image with exactly this id ("sha256:<hex>"), tags filled in, or undefined. */
+  get(id: string, tags = this.tags()): ImageRecord | undefined {
+    const record = this.loadRecord(hexOf(id));
+    if (!record) return undefined;
     record.repoTags = Object.keys(tags).filter((t) => tags[t] === record.id).sort();
     return record;
   }
@@ -81,15 +193,8 @@ export class ImageStore {
   list(): ImageRecord[] {
     const tags = this.tags();
     const out: ImageRecord[] = [];
-    let entries: Deno.DirEntry[] = [];
-    try {
-      entries = [...Deno.readDirSync(this.root.images)];
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-    }
-    for (const e of entries) {
-      if (!e.isFile || !/^[0-9a-f]{64}\.json$/.test(e.name)) continue;
-      const record = this.get(`sha256:${e.name.slice(0, 64)}`, tags);
+    for (const hex of this.imageHexes()) {
+      const record = this.get(`sha256:${hex}`, tags);
       if (record) out.push(record);
     }
     // by time, not by string: configs write "Z", "+02:00" and 0 to 9 fraction digits
@@ -158,6 +263,18 @@ export class ImageStore {
     return join(this.root.layers, hexOf(chainId));
   }
 
+  /**
+   * Bytes of regular file data in an unpacked layer (its layer.json, checked); 0 when the layer is
+   * missing or its layer.json unreadable (a size is informational: `system check` reports those).
+   */
+  layerSize(chainId: string): number {
+    try {
+      return parseState(Deno.readTextFileSync(join(this.layerPath(chainId), "layer.json")), layerInfo).size;
+    } catch {
+      return 0;
+    }
+  }
+
   /** True when the layer is unpacked and complete. */
   hasLayer(chainId: string): boolean {
     return exists(join(this.layerPath(chainId), "layer.json"));
@@ -176,33 +293,12 @@ export class ImageStore {
 
   /** A new private directory under <root>/tmp, named so a sweep can tell when its owner died. */
   makeTmpDir(kind: string): string {
-    const start = processStartTime(Deno.pid) ?? 0;
-    const rand = Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, "0"))
-      .join("");
-    const dir = join(this.root.tmp, `${kind}-${Deno.pid}-${start}-${rand}`);
-    Deno.mkdirSync(this.root.tmp, { recursive: true, mode: 0o700 });
-    if (kind === "layer") spreadSubdirs(this.root.tmp); // see spreadSubdirs: layers land in fresh groups
-    Deno.mkdirSync(dir, { mode: 0o700 });
-    return dir;
+    return makeTmpDir(this.root, kind);
   }
 
-  /** Removes temp dirs left by skiff processes that died (an interrupted unpack or load). */
+  /** Removes temp dirs left by skiff processes that died (an interrupted unpack, load, cp or rm). */
   sweepTmp(): void {
-    let entries: Deno.DirEntry[];
-    try {
-      entries = [...Deno.readDirSync(this.root.tmp)];
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      const m = TMP_RE.exec(e.name);
-      if (!m) continue;
-      const pid = Number(m[1]), start = Number(m[2]);
-      if (isProcessAlive(pid, start || undefined)) continue;
-      try {
-        Deno.removeSync(join(this.root.tmp, e.name), { recursive: true });
-      } catch { /* another sweeper got it */ }
-    }
+    sweepTmp(this.root);
   }
 
   // ---- changes ----
@@ -238,21 +334,22 @@ export class ImageStore {
           throw new SkiffError(`layer ${layer.chainId} was removed while the image was stored; try again`);
         }
       }
-      const existing = this.get(image.id);
+      const current = this.tagsForChange();
+      const existing = this.get(image.id, current);
       // the same image stored again (another archive format, a pull after a load): what the new
       // copy does not say (no manifest, layers without blob digests) is kept from the first
       const record: ImageRecord = {
         ...image,
         manifestDigest: image.manifestDigest ?? existing?.manifestDigest,
         layers: image.layers.map((l, i) => (l.blobDigest ? l : existing?.layers[i] ?? l)),
-        repoTags: [],
+        repoTags: Object.keys(current).filter((t) => current[t] === image.id).sort(),
         repoDigests: [...new Set([...(existing?.repoDigests ?? []), ...image.repoDigests])],
       };
       writeJsonAtomic(this.imagePath(record.id), record);
       if (tags.length) {
-        const all = this.tags();
+        const all = this.tagsForChange();
         for (const t of tags) all[t] = record.id;
-        writeJsonAtomic(this.root.repositories, sortKeys(all));
+        this.saveTags(all);
       }
       return this.get(record.id)!;
     });
@@ -262,10 +359,10 @@ export class ImageStore {
   async tag(source: string, target: string): Promise<void> {
     const normalizedTarget = normalizeTag(target);
     await this.locked(() => {
+      const all = this.tagsForChange();
       const image = this.resolveForChange(source);
-      const all = this.tags();
       all[normalizedTarget] = image.id;
-      writeJsonAtomic(this.root.repositories, sortKeys(all));
+      this.saveTags(all);
     });
   }
 
@@ -289,11 +386,11 @@ export class ImageStore {
   async remove(ref: string, force: boolean): Promise<RemoveRecord[]> {
     this.sweepTmp();
     return await this.locked(() => {
+      const all = this.tagsForChange();
       const image = this.resolveForChange(ref);
       const records: RemoveRecord[] = [];
-      const all = this.tags();
       const imageTags = Object.keys(all).filter((t) => all[t] === image.id).sort();
-      const containers = listContainers(this.root).filter((c) => c.Image === image.id);
+      const containers = listContainersWithDead(this.root).filter((c) => c.Image === image.id);
       const running = containers.find((c) =>
         c.State.Running && isProcessAlive(c.State.Pid, c.State.PidStartTime)
       );
@@ -313,7 +410,8 @@ export class ImageStore {
         for (const d of digests) records.push({ untagged: d });
         const left = image.repoDigests.filter((d) => !digests.includes(d));
         image.repoDigests = left;
-        writeJsonAtomic(this.imagePath(image.id), { ...image, repoTags: [] });
+        const hint = Object.keys(all).filter((t) => all[t] === image.id).sort();
+        writeJsonAtomic(this.imagePath(image.id), { ...image, repoTags: hint });
       };
 
       if (!byId || digestRef) {
@@ -329,7 +427,7 @@ export class ImageStore {
         else {
           const tagged = familiarTagged(parseReference(ref));
           delete all[tagged];
-          writeJsonAtomic(this.root.repositories, sortKeys(all));
+          this.saveTags(all);
           records.push({ untagged: tagged });
         }
         const tagsLeft = Object.keys(all).filter((t) => all[t] === image.id);
@@ -352,7 +450,7 @@ export class ImageStore {
           delete all[t];
           records.push({ untagged: t });
         }
-        if (imageTags.length) writeJsonAtomic(this.root.repositories, sortKeys(all));
+        if (imageTags.length) this.saveTags(all);
         for (const d of image.repoDigests) records.push({ untagged: d });
       }
       records.push(...this.deleteImage(image));
@@ -378,7 +476,7 @@ export class ImageStore {
     records.push({ deleted: image.id });
     const others = this.list();
     const usedLayers = new Set(others.flatMap((i) => i.layers.map((l) => hexOf(l.chainId))));
-    for (const c of listContainers(this.root)) {
+    for (const c of listContainersWithDead(this.root)) {
       for (const dir of c.LowerDirs ?? []) usedLayers.add(dir.split("/").at(-2) ?? "");
     }
     // an image's blobs: config, manifest, layer blobs, and the index/manifest its repo digests name

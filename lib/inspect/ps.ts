@@ -9,8 +9,8 @@ import { labelMatches } from "../format/filters.ts";
 import { containerStatus, ellipsis, goTimeString, humanSize, shortId, timeAgo } from "../format/human.ts";
 import { goQuote } from "../format/template.ts";
 import { fullString, parseReference, withDefaultTag } from "../image/reference.ts";
-import { findContainer } from "../state/containers.ts";
-import { listReconciled } from "../state/reconcile.ts";
+import { deadPlaceholder, findContainer, scanContainers } from "../state/containers.ts";
+import { reconcile } from "../state/reconcile.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord, ContainerStatus } from "../state/types.ts";
 
@@ -112,9 +112,14 @@ export interface SelectOptions {
 
 const createdMs = (r: ContainerRecord) => Date.parse(r.Created);
 
-/** The containers ps shows, newest first, each reconciled with reality first. */
+/**
+ * The containers ps shows, newest first, each reconciled with reality first. A container whose
+ * record is unreadable shows as docker shows a dead one, with what can be known of it.
+ */
 export function selectContainers(root: StateRoot, opts: SelectOptions): ContainerRecord[] {
-  const all = listReconciled(root).sort((a, b) => createdMs(b) - createdMs(a) || a.Id.localeCompare(b.Id));
+  const { records, broken } = scanContainers(root);
+  const all = [...records.map((r) => reconcile(root, r)), ...broken.map(deadPlaceholder)]
+    .sort((a, b) => createdMs(b) - createdMs(a) || a.Id.localeCompare(b.Id));
   const f = opts.filters;
   const showAll = opts.all || f.has("status") || (opts.last !== undefined && opts.last > 0);
   const pick = (key: string) => f.get(key) ?? [];

@@ -4,7 +4,8 @@
 
 import { join } from "../state/path.ts";
 import { SkiffError } from "../errors.ts";
-import { exists, readJsonOr, withLock, writeFileAtomic, writeJsonAtomic } from "../state/fsutil.ts";
+import { exists, withLock, writeFileAtomic, writeJsonAtomic } from "../state/fsutil.ts";
+import { blobSourcesShape, InvalidState, parseState } from "../state/validate.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ImageConfigBlob, ImageRecord, LayerRef } from "../state/types.ts";
 import { ImageStore } from "../image/store.ts";
@@ -166,7 +167,7 @@ export async function recordBlobSources(root: StateRoot, domain: string, repo: s
   const path = blobSourcesPath(root);
   Deno.mkdirSync(join(root.path, "registry"), { recursive: true, mode: 0o700 });
   await withLock(root.lock("registry"), () => {
-    const all = readJsonOr<BlobSources>(path, {});
+    const all = readBlobSources(root);
     const forDomain = all[domain] ??= {};
     let changed = false;
     for (const d of digests) {
@@ -181,8 +182,18 @@ export async function recordBlobSources(root: StateRoot, domain: string, repo: s
   });
 }
 
+/**
+ * registry/blob-sources.json, checked. It is only a hint (where a blob may be mounted from on a
+ * push), so an unreadable one counts as empty and the next pull writes it anew. Hand-checked, not
+ * zod: this module is on the fast path of a second pull (~44 ms).
+ */
 export function readBlobSources(root: StateRoot): BlobSources {
-  return readJsonOr<BlobSources>(blobSourcesPath(root), {});
+  try {
+    return parseState(Deno.readTextFileSync(blobSourcesPath(root)), blobSourcesShape);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound || e instanceof InvalidState) return {};
+    throw e;
+  }
 }
 
 function envConcurrency(): number | undefined {
@@ -396,7 +407,7 @@ export async function pullImage(
   }));
   let size = 0;
   for (const l of layers) {
-    size += readJsonOr<{ size?: number }>(join(store.layerPath(l.chainId), "layer.json"), {}).size ?? 0;
+    size += store.layerSize(l.chainId);
   }
   const before = tagged ? store.tags()[tagged] : undefined;
   const image = await store.commitImage(

@@ -4,7 +4,9 @@
 
 import { join } from "../state/path.ts";
 import { SkiffError } from "../errors.ts";
-import { readJsonOr, withLock, writeFileAtomic, writeJsonAtomic } from "../state/fsutil.ts";
+import { withLock, writeFileAtomic, writeJsonAtomic } from "../state/fsutil.ts";
+import { generatedIndexSchema, parseWith } from "../state/schemas.ts";
+import { InvalidState } from "../state/validate.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ImageRecord } from "../state/types.ts";
 import { ImageStore } from "../image/store.ts";
@@ -42,6 +44,19 @@ function generatedIndexPath(root: StateRoot) {
   return join(root.path, "registry", "generated-layers.json");
 }
 type GeneratedIndex = Record<string, { diffId: string; digest: string; size: number }>;
+
+/**
+ * registry/generated-layers.json, checked. A cache (the gzipped tars skiff made for earlier
+ * pushes): an unreadable one counts as empty, and the layers are compressed again.
+ */
+function readGeneratedIndex(root: StateRoot): GeneratedIndex {
+  try {
+    return parseWith(Deno.readTextFileSync(generatedIndexPath(root)), generatedIndexSchema);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound || e instanceof InvalidState) return {};
+    throw e;
+  }
+}
 
 function fileExists(path: string, size?: number): boolean {
   try {
@@ -82,7 +97,7 @@ async function planImage(
     }
   }
   const { generateLayerBlob } = await import("./layertar.ts");
-  const generated = readJsonOr<GeneratedIndex>(generatedIndexPath(root), {});
+  const generated = readGeneratedIndex(root);
   let changed = false;
   const layers: BlobToPush[] = [];
   // a blob skiff gzipped itself (kept beside the layer's own, see layertar.ts)
@@ -132,7 +147,7 @@ async function planImage(
   if (changed) {
     Deno.mkdirSync(join(root.path, "registry"), { recursive: true, mode: 0o700 });
     await withLock(root.lock("registry"), () => {
-      const current = readJsonOr<GeneratedIndex>(generatedIndexPath(root), {});
+      const current = readGeneratedIndex(root);
       writeJsonAtomic(generatedIndexPath(root), { ...current, ...generated });
     });
   }

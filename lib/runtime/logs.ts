@@ -6,6 +6,7 @@
 import { SkiffError } from "../errors.ts";
 import { parseTimeOrDuration } from "../format/filters.ts";
 import type { StateRoot } from "../state/root.ts";
+import { object, oneOf, parseState, str } from "../state/validate.ts";
 import type { ContainerRecord } from "../state/types.ts";
 import { parseBytes } from "../cli/args.ts";
 
@@ -192,13 +193,16 @@ function concat(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
+const logLine = object<LogEntry>({ log: str, stream: oneOf("stdout", "stderr"), time: str });
+
+/** The entries of a json-file log; a line that is not one (cut by a crash mid-write) is skipped. */
 function parseLines(text: string): LogEntry[] {
   const out: LogEntry[] = [];
   for (const line of text.split("\n")) {
     if (!line) continue;
     try {
-      out.push(JSON.parse(line) as LogEntry);
-    } catch { /* a line cut by a crash mid-write */ }
+      out.push(parseState(line, logLine));
+    } catch { /* a line cut by a crash mid-write, or not a log entry */ }
   }
   return out;
 }

@@ -17,7 +17,18 @@ import {
   SysError,
   umount2,
 } from "../../ffi/mod.ts";
-import { copyTree, isEmptyDir, lstatOrNull } from "../container/fstree.ts";
+import { fchmodFd, fchownFd } from "../../ffi/libc.ts";
+import {
+  checkAt,
+  closeFd,
+  fstat,
+  OAT,
+  openHostDir,
+  readDirNames,
+  releaseReopen,
+  tryOpenInRoot,
+} from "../fs/at.ts";
+import { copyDirContents } from "../fs/tree.ts";
 import type { InitSpec } from "./spec.ts";
 
 const DEVICES: [name: string, major: number, minor: number][] = [
@@ -122,7 +133,7 @@ function mountDev(dev: string, ttySlave: string | undefined, privileged: boolean
   Deno.symlinkSync("/proc/self/fd/1", `${dev}/stdout`);
   Deno.symlinkSync("/proc/self/fd/2", `${dev}/stderr`);
   // runc links /dev/core only where the kernel has a /proc/kcore (CONFIG_PROC_KCORE)
-  if (lstatOrNull("/proc/kcore")) Deno.symlinkSync("/proc/kcore", `${dev}/core`);
+  if (statOrNull("/proc/kcore")) Deno.symlinkSync("/proc/kcore", `${dev}/core`);
   if (ttySlave) {
     touch(`${dev}/console`);
     mount(ttySlave, `${dev}/console`, null, MS.BIND);
@@ -206,7 +217,7 @@ function mountVolumes(root: string, mounts: InitSpec["mounts"]): void {
     const source = Deno.statSync(m.source);
     if (source.isDirectory) mkdirp(target);
     else touch(target);
-    if (m.copyUp && source.isDirectory) copyUpIfEmpty(m.source, target);
+    if (m.copyUp && source.isDirectory) copyUpIfEmpty(m.source, root, m.destination);
     const recursive = m.recursive ?? "enabled";
     mount(m.source, target, null, MS.BIND | (recursive === "disabled" ? 0 : MS.REC));
     if (m.readOnly) makeReadOnly(target, recursive);
@@ -235,14 +246,30 @@ function makeReadOnly(target: string, recursive: "enabled" | "disabled" | "writa
   }
 }
 
-function copyUpIfEmpty(volume: string, imageDir: string): void {
-  const dir = lstatOrNull(imageDir);
-  if (!dir?.isDirectory || !isEmptyDir(volume)) return;
-  for (const entry of Deno.readDirSync(imageDir)) {
-    copyTree(`${imageDir}/${entry.name}`, `${volume}/${entry.name}`, { preserveOwner: true });
+/**
+ * docker's copy-up into an empty volume, done on directory fds: the image's directory opened inside
+ * the root (RESOLVE_IN_ROOT), the volume by its host path (skiff's own), and every file created
+ * relative to a directory fd we hold (lib/fs). Another container that shares the volume may swap
+ * any name in it for a symlink meanwhile: nothing is followed, nothing leaves the volume.
+ */
+function copyUpIfEmpty(volume: string, root: string, destination: string): void {
+  const rootFd = openHostDir(root);
+  const image = tryOpenInRoot(rootFd, destination, OAT.RDONLY | OAT.DIRECTORY);
+  closeFd(rootFd);
+  if (image < 0) return; // missing or not a directory in the image
+  const volumeFd = openHostDir(volume);
+  try {
+    if (readDirNames(volumeFd).length > 0) return;
+    copyDirContents(image, volumeFd, { preserveOwner: true });
+    // the volume's root takes the directory's owner and mode, as docker does
+    const dir = fstat(image);
+    checkAt("fchown", fchownFd(volumeFd, dir.uid, dir.gid));
+    checkAt("fchmod", fchmodFd(volumeFd, dir.perm));
+  } finally {
+    closeFd(volumeFd);
+    closeFd(image);
+    releaseReopen(); // the host's /proc/self/fd, opened to read the image's files
   }
-  Deno.chownSync(volume, dir.uid, dir.gid);
-  Deno.chmodSync(volume, (dir.mode ?? 0o755) & 0o7777);
 }
 
 /** The mount data is limited to one page: with many layers, name them through short symlinks. */

@@ -104,7 +104,7 @@ export async function containerConfinement(host: HostSecurity, stateRoot?: strin
   const key = fnv(
     [COMPILER_REVISION, Deno.build.arch, kernel.join("."), caps.toString(16), profileText].join("|"),
   );
-  const cached = stateRoot ? readCache(`${stateRoot}/seccomp/${key}`) : undefined;
+  const cached = stateRoot ? readCache(`${stateRoot}/seccomp/${key}`, key) : undefined;
   if (cached) return { ...cached, ...nnp };
   const { compileForContainer } = await import("./compile.ts");
   // a custom profile was validated with zod when the container was created (lib/cli/security_opt.ts);
@@ -121,16 +121,21 @@ export async function containerConfinement(host: HostSecurity, stateRoot?: strin
   return { ...confinement, ...nnp };
 }
 
-function readCache(path: string): Confinement | undefined {
+/**
+ * "<flags> <program> <check>": the check covers key, flags and program, so a damaged or truncated
+ * file (the cache is not fsynced) is compiled again instead of loading a weaker filter.
+ */
+function readCache(path: string, key: string): Confinement | undefined {
   try {
-    const [flags, program] = Deno.readTextFileSync(path).split(" ");
-    return program
-      ? { seccompFilter: program.trim(), ...(Number(flags) ? { seccompFlags: Number(flags) } : {}) }
-      : undefined;
+    const [flags, program, check, extra] = Deno.readTextFileSync(path).trimEnd().split(" ");
+    if (!program || extra !== undefined || check !== cacheCheck(key, flags, program)) return undefined;
+    return { seccompFilter: program, ...(Number(flags) ? { seccompFlags: Number(flags) } : {}) };
   } catch {
     return undefined;
   }
 }
+
+const cacheCheck = (key: string, flags: string, program: string) => fnv(`${key}|${flags}|${program}`);
 
 function writeCache(stateRoot: string, key: string, c: Confinement): void {
   // in tmp/ under a name the store's sweeper knows (<kind>-<pid>-<start>-<hex>), then renamed
@@ -139,7 +144,9 @@ function writeCache(stateRoot: string, key: string, c: Confinement): void {
   const tmp = `${stateRoot}/tmp/seccomp-${Deno.pid}-0-${rand}`;
   try {
     Deno.mkdirSync(`${stateRoot}/seccomp`, { recursive: true, mode: 0o700 });
-    Deno.writeTextFileSync(tmp, `${c.seccompFlags ?? 0} ${c.seccompFilter}\n`, { mode: 0o600 });
+    const flags = String(c.seccompFlags ?? 0);
+    const check = cacheCheck(key, flags, c.seccompFilter ?? "");
+    Deno.writeTextFileSync(tmp, `${flags} ${c.seccompFilter} ${check}\n`, { mode: 0o600 });
     Deno.renameSync(tmp, `${stateRoot}/seccomp/${key}`);
   } catch {
     try {

@@ -4,15 +4,24 @@
 import { join } from "./path.ts";
 import { NotFoundError, SkiffError } from "../errors.ts";
 import {
-  readJson,
+  exists,
+  isProcessAlive,
+  processStartTime,
   removeIfExists,
   spreadSubdirs,
+  tmpPath,
   withLock,
   withLockSync,
   writeJsonAtomic,
 } from "./fsutil.ts";
 import type { StateRoot } from "./root.ts";
 import type { ContainerRecord } from "./types.ts";
+
+/** Go's zero time (types.ts has it too; a value import of types.ts would load one more module). */
+const ZERO_TIME = "0001-01-01T00:00:00Z";
+import { CONTAINER_ID_RE, containerRecord, InvalidState, parseState } from "./validate.ts";
+
+export { isProcessAlive, processStartTime };
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
@@ -57,32 +66,219 @@ export function validateName(name: string): void {
 
 const recordPath = (root: StateRoot, id: string) => join(root.container(id), "container.json");
 
+/**
+ * A container whose directory is there but whose container.json is not a record skiff wrote (empty,
+ * truncated, null, wrong types, another container's id). docker shows such a container as "Dead";
+ * it can be removed (rm, container prune) and `system check --repair` removes it.
+ */
+export class BrokenContainerError extends SkiffError {
+  constructor(readonly id: string, readonly detail: string) {
+    super(
+      `container ${id} is dead: its record (container.json) is unreadable (${detail}); "skiff rm" removes it`,
+      1,
+    );
+    this.name = "BrokenContainerError";
+  }
+}
+
+/** What can be known of a container whose record is unreadable. */
+export interface BrokenContainer {
+  /** From the directory's name. */
+  id: string;
+  /** Why the record is unreadable. */
+  detail: string;
+  /** Salvaged from the damaged text when it still holds them (a truncated record often does). */
+  name?: string;
+  image?: string;
+  /** Its image's layer dirs, salvaged: they stay while the container exists. */
+  lowerDirs: string[];
+  /** The record's own Created when salvageable, else the directory's birth or change time. */
+  created: string;
+}
+
+/**
+ * The container's record, checked. NotFound (Deno.errors) when the directory or the record is
+ * missing; BrokenContainerError when the record is there but unreadable.
+ */
 export function loadContainer(root: StateRoot, id: string): ContainerRecord {
-  return readJson<ContainerRecord>(recordPath(root, id));
+  const text = Deno.readTextFileSync(recordPath(root, id));
+  let record: ContainerRecord;
+  try {
+    record = parseState(text, containerRecord);
+  } catch (e) {
+    if (e instanceof InvalidState) throw new BrokenContainerError(id, e.message);
+    throw e;
+  }
+  if (record.Id !== id) throw new BrokenContainerError(id, `it names another container, ${record.Id}`);
+  return record;
 }
 
+/**
+ * Writes the record atomically, and durably except for a --rm container, whose record is transient
+ * (ARCHITECTURE.md, "Crash consistency"): a crash leaves at worst an unreadable record, which shows
+ * as a dead container and goes with the next prune.
+ */
 export function saveContainer(root: StateRoot, record: ContainerRecord): void {
-  writeJsonAtomic(recordPath(root, record.Id), record, 0o600);
+  writeJsonAtomic(recordPath(root, record.Id), record, 0o600, !record.HostConfig?.AutoRemove);
 }
 
-/** Every container whose record is complete; a directory without container.json is mid-creation. */
-export function listContainers(root: StateRoot): ContainerRecord[] {
-  const out: ContainerRecord[] = [];
+export interface ContainerScan {
+  records: ContainerRecord[];
+  broken: BrokenContainer[];
+}
+
+/**
+ * Every container directory: the readable records, and the ones whose record is unreadable. A
+ * directory without container.json is mid-creation (or its creator died: see
+ * removeIncompleteContainer) and is in neither list.
+ */
+export function scanContainers(root: StateRoot): ContainerScan {
+  const scan: ContainerScan = { records: [], broken: [] };
   let entries: Deno.DirEntry[];
   try {
     entries = [...Deno.readDirSync(root.containers)];
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return out;
+    if (e instanceof Deno.errors.NotFound) return scan;
     throw e;
   }
   for (const e of entries) {
-    if (!e.isDirectory) continue;
+    if (!e.isDirectory || !CONTAINER_ID_RE.test(e.name)) continue;
     try {
-      out.push(loadContainer(root, e.name));
-    } catch { /* removed or being created by another process */ }
+      scan.records.push(loadContainer(root, e.name));
+    } catch (err) {
+      if (err instanceof BrokenContainerError) scan.broken.push(salvage(root, err));
+      // otherwise removed or being created by another process
+    }
   }
-  return out;
+  return scan;
 }
+
+/** Every container whose record is complete and readable. */
+export function listContainers(root: StateRoot): ContainerRecord[] {
+  return scanContainers(root).records;
+}
+
+/**
+ * Every container, those whose record is unreadable as dead placeholders: for the checks that
+ * protect what a container uses (an image it was made from stays while it exists).
+ */
+export function listContainersWithDead(root: StateRoot): ContainerRecord[] {
+  const { records, broken } = scanContainers(root);
+  return [...records, ...broken.map(deadPlaceholder)];
+}
+
+const NAME_FIELD_RE = /^\/[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
+/** A string field of a damaged record's text, when it is still whole there and looks right. */
+function salvagedField(text: string, name: string, re: RegExp): string | undefined {
+  const m = new RegExp(`"${name}":\\s*"([^"\\\\]*)"`).exec(text);
+  return m && re.test(m[1]) ? m[1] : undefined;
+}
+
+function salvage(root: StateRoot, err: BrokenContainerError): BrokenContainer {
+  const dir = root.container(err.id);
+  let text = "";
+  try {
+    text = Deno.readTextFileSync(join(dir, "container.json"));
+  } catch { /* gone meanwhile */ }
+  const field = (name: string, re: RegExp) => salvagedField(text, name, re);
+  let created = field("Created", /^\d{4}-\d\d-\d\dT[\d:.]+(Z|[+-][\d:]+)$/);
+  if (!created) {
+    try {
+      const st = Deno.statSync(dir);
+      created = (st.birthtime ?? st.ctime ?? st.mtime ?? new Date(0)).toISOString();
+    } catch {
+      created = new Date(0).toISOString();
+    }
+  }
+  const lowers = /"LowerDirs":\s*\[([^\]]*)\]/.exec(text)?.[1] ?? "";
+  const lowerDirs = [...lowers.matchAll(/"([^"\\]+)"/g)].map((m) => m[1])
+    .filter((d) => d.startsWith(`${root.layers}/`));
+  return {
+    id: err.id,
+    detail: err.detail,
+    lowerDirs,
+    // a record that names another container holds that one's name, not this one's
+    name: err.detail.startsWith("it names another container")
+      ? undefined
+      : field("Name", /^\/[a-zA-Z0-9][a-zA-Z0-9_.-]*$/),
+    image: field("Image", /^sha256:[0-9a-f]{64}$/),
+    created,
+  };
+}
+
+/**
+ * A stand-in record for a broken container, for listings: docker's "Dead" state with what can be
+ * known (the id from the directory's name; name, image and creation time when salvaged).
+ */
+export function deadPlaceholder(b: BrokenContainer): ContainerRecord {
+  return {
+    Id: b.id,
+    Created: b.created,
+    Path: "",
+    Args: [],
+    State: {
+      Status: "dead",
+      Running: false,
+      Paused: false,
+      Restarting: false,
+      OOMKilled: false,
+      Dead: true,
+      Pid: 0,
+      ExitCode: 0,
+      Error: `unreadable record: ${b.detail}`,
+      StartedAt: ZERO_TIME,
+      FinishedAt: ZERO_TIME,
+    },
+    Image: b.image ?? "",
+    Name: b.name ?? "",
+    RestartCount: 0,
+    Driver: "overlay2",
+    HostConfig: {
+      AutoRemove: false,
+      Privileged: false,
+      ReadonlyRootfs: false,
+      CapAdd: null,
+      CapDrop: null,
+      NetworkMode: "none",
+      Memory: 0,
+      MemorySwap: 0,
+      NanoCpus: 0,
+      CpuShares: 0,
+      CpuPeriod: 0,
+      CpuQuota: 0,
+      CpusetCpus: "",
+      CpusetMems: "",
+      PidsLimit: null,
+      BlkioWeight: 0,
+      MaskedPaths: [],
+      ReadonlyPaths: [],
+    },
+    Config: {
+      Hostname: "",
+      Domainname: "",
+      User: "",
+      AttachStdin: false,
+      AttachStdout: false,
+      AttachStderr: false,
+      Tty: false,
+      OpenStdin: false,
+      StdinOnce: false,
+      Env: [],
+      Cmd: null,
+      Image: b.image ?? "",
+      Volumes: null,
+      WorkingDir: "",
+      Entrypoint: null,
+      Labels: {},
+    },
+    LowerDirs: b.lowerDirs,
+  };
+}
+
+/** True for a record made by deadPlaceholder. */
+export const isPlaceholder = (r: ContainerRecord) =>
+  r.State.Dead && r.State.Error.startsWith("unreadable record: ");
 
 /**
  * Creates the container's directory and record under the containers lock. `build` fills in the
@@ -98,12 +294,13 @@ export async function createContainer(
   if (requestedName !== undefined) validateName(requestedName);
   const dir = root.container(id);
   return await withLock(root.lock("containers"), async () => {
-    const taken = new Set(listContainers(root).map((c) => c.Name.slice(1)));
+    // a dead container's salvaged name stays taken until it is removed, as in docker
+    const owners = namesInUse(root);
+    const taken = new Set(owners.keys());
     let name = requestedName;
     if (name !== undefined && taken.has(name)) {
-      const other = listContainers(root).find((c) => c.Name === `/${name}`)!;
       throw new SkiffError(
-        `Conflict. The container name "/${name}" is already in use by container "${other.Id}". ` +
+        `Conflict. The container name "/${name}" is already in use by container "${owners.get(name)}". ` +
           `You have to remove (or rename) that container to be able to reuse that name.`,
       );
     }
@@ -121,40 +318,116 @@ export async function createContainer(
   });
 }
 
-/** Finds a container by full id, unique id prefix, or name (with or without the leading /). */
-export function findContainer(root: StateRoot, ref: string): ContainerRecord {
-  const all = listContainers(root);
-  const name = ref.startsWith("/") ? ref : `/${ref}`;
-  const exact = all.find((c) => c.Id === ref) ?? all.find((c) => c.Name === name);
-  if (exact) return exact;
-  const byPrefix = /^[0-9a-f]+$/.test(ref) ? all.filter((c) => c.Id.startsWith(ref)) : [];
-  if (byPrefix.length === 1) return byPrefix[0];
-  if (byPrefix.length > 1) throw new SkiffError(`multiple IDs found with provided prefix: ${ref}`);
-  throw new NotFoundError(`No such container: ${ref}`);
-}
-
-export function removeContainerDir(root: StateRoot, id: string): void {
-  removeIfExists(root.container(id));
-}
-
-/** Start time of a process in clock ticks since boot, or undefined when it does not exist. */
-export function processStartTime(pid: number): number | undefined {
-  if (!pid) return undefined;
+/** The container ids (directory names); a directory may lack its record (mid-creation). */
+function containerIds(root: StateRoot): string[] {
   try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    // the command name may contain spaces and parentheses: fields start after the last ')'
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (fields[0] === "Z" || fields[0] === "X") return undefined; // a zombie is not running
-    return Number(fields[19]);
-  } catch {
-    return undefined;
+    return [...Deno.readDirSync(root.containers)]
+      .filter((e) => e.isDirectory && CONTAINER_ID_RE.test(e.name))
+      .map((e) => e.name);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
   }
 }
 
-/** True when the record's process is still the one skiff started (not exited, pid not reused). */
-export function isProcessAlive(pid: number, startTime: number | undefined): boolean {
-  const now = processStartTime(pid);
-  return now !== undefined && (startTime === undefined || now === startTime);
+/**
+ * The name a container's record claims, without checking the rest of it (lookups by name read every
+ * record; only the one found is checked in full): from the parsed record when it is this
+ * container's, else salvaged from a damaged text.
+ */
+function claimedName(root: StateRoot, id: string): string | undefined {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(recordPath(root, id));
+  } catch {
+    return undefined; // removed meanwhile
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return salvagedField(text, "Name", NAME_FIELD_RE);
+  }
+  const r = value as { Id?: unknown; Name?: unknown } | null;
+  return r && typeof r === "object" && r.Id === id && typeof r.Name === "string" ? r.Name : undefined;
+}
+
+/** Every name in use (a dead container's salvaged one too, as in docker) → the container's id. */
+function namesInUse(root: StateRoot): Map<string, string> {
+  const owners = new Map<string, string>();
+  for (const id of containerIds(root)) {
+    const name = claimedName(root, id);
+    if (name) owners.set(name.slice(1), id);
+  }
+  return owners;
+}
+
+/** The record, checked; a BrokenContainerError when it is unreadable (with what can be salvaged). */
+function loadOrBroken(root: StateRoot, id: string): ContainerRecord | BrokenContainer | undefined {
+  try {
+    return loadContainer(root, id);
+  } catch (e) {
+    if (e instanceof BrokenContainerError) return salvage(root, e);
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw e;
+  }
+}
+
+const isBroken = (r: ContainerRecord | BrokenContainer): r is BrokenContainer => "detail" in r;
+
+/**
+ * Finds a container by full id, name (with or without the leading /), or unique id prefix, in
+ * docker's order. Only the record found is checked in full (exec, inspect, start... read one
+ * container); a ref that names a container whose record is unreadable throws BrokenContainerError.
+ */
+export function findContainer(root: StateRoot, ref: string): ContainerRecord {
+  const ids = containerIds(root);
+  const found = (r: ContainerRecord | BrokenContainer | undefined) => {
+    if (r && isBroken(r)) throw new BrokenContainerError(r.id, r.detail);
+    return r;
+  };
+  if (ids.includes(ref)) {
+    const r = found(loadOrBroken(root, ref));
+    if (r) return r;
+  }
+  const name = ref.startsWith("/") ? ref : `/${ref}`;
+  const named = ids.filter((id) => claimedName(root, id) === name).map((id) => loadOrBroken(root, id));
+  const valid = named.find((r) => r && !isBroken(r));
+  if (valid) return valid as ContainerRecord;
+  found(named.find((r) => r !== undefined));
+  const byPrefix = /^[0-9a-f]+$/.test(ref)
+    ? ids.filter((id) => id.startsWith(ref) && exists(recordPath(root, id)))
+    : [];
+  if (byPrefix.length > 1) throw new SkiffError(`multiple IDs found with provided prefix: ${ref}`);
+  if (byPrefix.length === 1) {
+    const r = found(loadOrBroken(root, byPrefix[0]));
+    if (r) return r;
+  }
+  throw new NotFoundError(`No such container: ${ref}`);
+}
+
+/**
+ * Removes a container's directory: first one atomic rename into tmp/ under a tombstone name owned by
+ * this process, then the delete. Killed half-way, what is left is a tmp/ entry of a dead process,
+ * which the next sweep removes; never a container directory with half its files, listed nowhere.
+ */
+export function removeContainerDir(root: StateRoot, id: string): void {
+  const tomb = tmpPath(root, "rm");
+  try {
+    Deno.renameSync(root.container(id), tomb);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      if (!exists(root.tmp)) { // a state root from before tmp/ existed: make it and try again
+        Deno.mkdirSync(root.tmp, { recursive: true, mode: 0o700 });
+        return removeContainerDir(root, id);
+      }
+      return; // removed already
+    }
+    // a directory the kernel will not move (EBUSY: something still mounted on it): delete in place
+    removeIfExists(root.container(id));
+    return;
+  }
+  removeIfExists(tomb);
 }
 
 /**

@@ -21,7 +21,7 @@ import {
   updateContainerSync,
 } from "./containers.ts";
 import { join } from "./path.ts";
-import { withLock, withLockSync } from "./fsutil.ts";
+import { exists, withLock, withLockSync } from "./fsutil.ts";
 import type { StateRoot } from "./root.ts";
 import type { ContainerRecord } from "./types.ts";
 
@@ -243,5 +243,77 @@ export async function removeIncompleteContainer(root: StateRoot, id: string): Pr
     detachMountsUnder(dir);
     removeContainerDir(root, id);
     return true;
+  });
+}
+
+/**
+ * Removes a container whose record is unreadable (docker's "Dead"). Nothing in the record can be
+ * trusted, so what is released is what its id names: its cgroup (whatever still runs there is
+ * killed; refused without force, since it may be a running container), the mounts below its
+ * directory, the directory and its lock.
+ */
+export async function removeBrokenContainer(root: StateRoot, id: string, opts: RemoveOptions): Promise<void> {
+  let pids: number[] = [];
+  try {
+    pids = openCgroup(root, id).pids();
+  } catch { /* no cgroup left */ }
+  if (pids.length && !opts.force) {
+    throw new RemoveError(
+      `cannot remove container "${id}": its record is unreadable and processes still run in its cgroup: force remove`,
+    );
+  }
+  try {
+    destroyContainerCgroup(root, id);
+  } catch {
+    // its monitor, seeing the process die, tears the same cgroup down: ENODEV for a moment
+    await sleep(100);
+    destroyContainerCgroup(root, id);
+  }
+  const lock = containerLockPath(root, id);
+  withLockSync(lock, () => {
+    detachMountsUnder(root.container(id));
+    removeContainerDir(root, id);
+  });
+  try {
+    Deno.removeSync(lock);
+  } catch { /* another skiff removed it */ }
+}
+
+/** True when processes still run in the container's cgroup. */
+export function cgroupBusy(root: StateRoot, id: string): boolean {
+  try {
+    return openCgroup(root, id).pids().length > 0;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The container directories that have no container.json although no creation is under way (their
+ * creator died): found under the containers lock, which every creation holds until its record is
+ * written. With `remove`, their cgroups and mounts are released and the directories removed.
+ */
+export async function incompleteContainers(root: StateRoot, remove: boolean): Promise<string[]> {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(root.containers)];
+  } catch {
+    return [];
+  }
+  const candidates = entries.filter((e) => e.isDirectory && /^[0-9a-f]{64}$/.test(e.name)).map((e) => e.name)
+    .filter((id) => !exists(join(root.container(id), "container.json")));
+  if (!candidates.length) return [];
+  return await withLock(root.lock("containers"), () => {
+    const found = candidates.filter((id) =>
+      exists(root.container(id)) && !exists(join(root.container(id), "container.json"))
+    );
+    if (remove) {
+      for (const id of found) {
+        destroyContainerCgroup(root, id);
+        detachMountsUnder(root.container(id));
+        removeContainerDir(root, id);
+      }
+    }
+    return found;
   });
 }

@@ -6,10 +6,14 @@
 import { join } from "../state/path.ts";
 import { NotFoundError, SkiffError } from "../errors.ts";
 import { listContainers, processStartTime } from "../state/containers.ts";
-import { exists, readJson, removeIfExists, withLock, writeJsonAtomic } from "../state/fsutil.ts";
+import { exists, removeIfExists, tmpPath, withLock, writeJsonAtomic } from "../state/fsutil.ts";
+import { InvalidState, nullable, object, parseState, record, str } from "../state/validate.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
-import { copyTree, isEmptyDir, lstatOrNull, treeSize } from "../container/fstree.ts";
+import { AT_FDCWD, fchmodFd, fchownFd, openAt } from "../../ffi/libc.ts";
+import { treeSize } from "../container/fstree.ts";
+import { checkAt, closeFd, fstat, OAT, openHostDir, readDirNames } from "../fs/at.ts";
+import { copyDirContents } from "../fs/tree.ts";
 
 /** docker sets this label on the volumes it makes for `VOLUME`/`-v /path` (anonymous volumes). */
 export const ANONYMOUS_LABEL = "com.docker.volume.anonymous";
@@ -58,9 +62,41 @@ export function isAnonymous(v: VolumeRecord): boolean {
 export function getVolume(root: StateRoot, name: string): VolumeRecord | undefined {
   if (!NAME_RE.test(name)) return undefined;
   try {
-    return readJson<VolumeRecord>(join(volumeDir(root, name), "volume.json"));
+    return loadVolume(root, name);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return undefined;
+    throw e;
+  }
+}
+
+const volumeRecord = object<VolumeRecord>({
+  CreatedAt: str,
+  Driver: str,
+  Labels: record(str),
+  Mountpoint: str,
+  Name: str,
+  Options: nullable(record(str)),
+  Scope: str,
+});
+
+/** A volume whose volume.json is unreadable: refused by name, reported by `system check`. */
+export class BrokenVolumeError extends SkiffError {
+  constructor(readonly volume: string, readonly detail: string) {
+    super(`volume ${volume}: its record (volume.json) is unreadable (${detail})`);
+  }
+}
+
+/** volume.json, checked (and its Name and Mountpoint must be this volume's). */
+export function loadVolume(root: StateRoot, name: string): VolumeRecord {
+  const dir = volumeDir(root, name);
+  try {
+    const v = parseState(Deno.readTextFileSync(join(dir, "volume.json")), volumeRecord);
+    if (v.Name !== name || v.Mountpoint !== join(dir, "_data")) {
+      throw new InvalidState(`it names another volume, ${v.Name} at ${v.Mountpoint}`);
+    }
+    return v;
+  } catch (e) {
+    if (e instanceof InvalidState) throw new BrokenVolumeError(name, e.message);
     throw e;
   }
 }
@@ -72,8 +108,8 @@ export function requireVolume(root: StateRoot, name: string): VolumeRecord {
   return v;
 }
 
-/** Every complete volume, sorted by name. */
-export function listVolumes(root: StateRoot): VolumeRecord[] {
+/** Every complete volume, sorted by name; the unreadable ones go to `broken` when given. */
+export function listVolumes(root: StateRoot, broken?: BrokenVolumeError[]): VolumeRecord[] {
   let entries: Deno.DirEntry[];
   try {
     entries = [...Deno.readDirSync(volumesDir(root))];
@@ -84,8 +120,13 @@ export function listVolumes(root: StateRoot): VolumeRecord[] {
   const out: VolumeRecord[] = [];
   for (const e of entries) {
     if (!e.isDirectory || e.name.startsWith(".")) continue;
-    const v = getVolume(root, e.name);
-    if (v) out.push(v);
+    try {
+      const v = getVolume(root, e.name);
+      if (v) out.push(v);
+    } catch (err) {
+      if (!(err instanceof BrokenVolumeError)) throw err;
+      broken?.push(err);
+    }
   }
   return out.sort((a, b) => (a.Name < b.Name ? -1 : a.Name > b.Name ? 1 : 0));
 }
@@ -93,8 +134,9 @@ export function listVolumes(root: StateRoot): VolumeRecord[] {
 /** Creates the volume's directory tree and record; call under the lock, with a free name. */
 function createLocked(root: StateRoot, name: string, labels: Record<string, string>): VolumeRecord {
   const dir = volumeDir(root, name);
-  const tmp = join(volumesDir(root), `.tmp-${name}-${Deno.pid}`);
-  removeIfExists(tmp);
+  // made in tmp/ under this process's name: the sweeper removes it if we die before the rename
+  Deno.mkdirSync(root.tmp, { recursive: true, mode: 0o700 });
+  const tmp = tmpPath(root, "vol");
   Deno.mkdirSync(join(tmp, "_data"), { recursive: true, mode: 0o755 });
   Deno.chmodSync(tmp, 0o701);
   const record: VolumeRecord = {
@@ -165,17 +207,23 @@ export async function anonymousVolume(root: StateRoot): Promise<EnsuredVolume> {
  * happens when it is missing or not a directory. Sync: the runtime may call it after unshare.
  */
 export function copyUpIfEmpty(volumePath: string, imageDirView: string): boolean {
-  const source = lstatOrNull(imageDirView);
-  if (!source?.isDirectory || !isEmptyDir(volumePath)) return false;
-  let copied = false;
-  for (const entry of Deno.readDirSync(imageDirView)) {
-    copyTree(`${imageDirView}/${entry.name}`, `${volumePath}/${entry.name}`, { preserveOwner: true });
-    copied = true;
+  const image = openAt(AT_FDCWD, imageDirView, OAT.RDONLY | OAT.DIRECTORY | OAT.NOFOLLOW | OAT.CLOEXEC);
+  if (image < 0) return false;
+  const volume = openHostDir(volumePath);
+  try {
+    const names = readDirNames(image);
+    if (readDirNames(volume).length > 0) return false;
+    // on directory fds: another container sharing the volume may swap names in it meanwhile
+    copyDirContents(image, volume, { preserveOwner: true });
+    // the volume's root takes the directory's owner and mode, as docker does
+    const dir = fstat(image);
+    checkAt("fchown", fchownFd(volume, dir.uid, dir.gid));
+    checkAt("fchmod", fchmodFd(volume, dir.perm));
+    return names.length > 0;
+  } finally {
+    closeFd(volume);
+    closeFd(image);
   }
-  // the volume's root takes the directory's owner and mode, as docker does
-  Deno.chownSync(volumePath, source.uid, source.gid);
-  Deno.chmodSync(volumePath, (source.mode ?? 0o755) & 0o7777);
-  return copied;
 }
 
 /** Ids of the containers (any state) whose Mounts name the volume. */
@@ -194,7 +242,8 @@ export class VolumeInUseError extends SkiffError {
 function removeLocked(root: StateRoot, name: string): void {
   // rename first: a half-removed volume must never look complete
   const dir = volumeDir(root, name);
-  const trash = join(volumesDir(root), `.rm-${name}-${Deno.pid}`);
+  Deno.mkdirSync(root.tmp, { recursive: true, mode: 0o700 });
+  const trash = tmpPath(root, "rm");
   Deno.renameSync(dir, trash);
   removeIfExists(trash);
 }
@@ -202,7 +251,13 @@ function removeLocked(root: StateRoot, name: string): void {
 /** `volume rm [-f]`: -f only hides "no such volume"; a volume in use is always refused. */
 export async function removeVolume(root: StateRoot, name: string, force = false): Promise<void> {
   await withLock(lockPath(root), () => {
-    if (!getVolume(root, name)) {
+    let found = true;
+    try {
+      found = getVolume(root, name) !== undefined;
+    } catch (e) {
+      if (!(e instanceof BrokenVolumeError)) throw e; // an unreadable record does not keep it
+    }
+    if (!found) {
       if (force) return;
       throw new SkiffError(`get ${name}: no such volume`, 1);
     }
@@ -212,7 +267,10 @@ export async function removeVolume(root: StateRoot, name: string, force = false)
   });
 }
 
-/** Removes leftovers (.tmp-NAME-PID, .rm-NAME-PID) of skiff processes that died mid-change. */
+/**
+ * Removes leftovers (.tmp-NAME-PID, .rm-NAME-PID) of skiff processes that died mid-change, as
+ * skiff before the tmp/ naming scheme (lib/state/fsutil.ts, tmp/) left them.
+ */
 function sweepLeftovers(root: StateRoot): void {
   let entries: Deno.DirEntry[];
   try {

@@ -1,0 +1,391 @@
+// The two tree walks over container content, both on directory fds (./at.ts): reading a tree into
+// tar entries (export, commit, diff, cp out, save of a commit) and copying a tree into a directory
+// (cp in and out of a stopped container, volume copy-up). A name swapped for a symlink, a device or
+// a fifo meanwhile is never followed or opened: what is read is what the fd that was checked holds.
+// Sync, no node: built-ins (the init stage copies volumes up with copyDirContents).
+
+import type { TarWriteEntry } from "../image/tar.ts";
+import {
+  AT_SYMLINK_NOFOLLOW,
+  cstr,
+  fchmodAt2,
+  fchmodFd,
+  fchownAt,
+  fchownFd,
+  futimes,
+  linkAt,
+  makedev,
+  mkdirAt,
+  mknodAt,
+  openAt,
+  openAt2,
+  readFd,
+  RESOLVE,
+  symlinkAt,
+  unlinkAt,
+  utimensAt,
+  writeFd,
+} from "../../ffi/libc.ts";
+import {
+  checkAt,
+  closeFd,
+  EEXIST,
+  ELOOP,
+  ENOENT,
+  ENOSYS,
+  ENOTDIR,
+  EOPNOTSUPP,
+  fstat,
+  OAT,
+  readDirNames,
+  readFdFully,
+  readLinkAt,
+  reopenPinned,
+  type Stat,
+  statAt,
+  tryOpenDirAt,
+  TYPE_BITS,
+} from "./at.ts";
+
+/** A name to read or write: `name` in the directory `dir` ("" = the fd `dir` itself, e.g. O_PATH). */
+export interface At {
+  dir: number;
+  name: string;
+}
+
+/** A file read through its checked fd: its stat, and for a directory an open fd (the caller closes it). */
+export interface ReadNode {
+  stat: Stat;
+  /** regular file: its data, from the fd that was checked */
+  data?: Uint8Array;
+  /** symlink: its target */
+  linkname?: string;
+  /** directory: an O_RDONLY fd of it */
+  dirFd?: number;
+  /** regular file opened instead of read (readNode's `openFiles`): the caller closes it */
+  fileFd?: number;
+}
+
+const DOT = cstr(".");
+
+/** Attempts before giving up on a name that keeps changing type under us. */
+const RETRIES = 16;
+
+/**
+ * Reads one name without following it; null when it vanished. The name is pinned first (an O_PATH
+ * fd, which opens nothing), and everything after reads that very inode: a swap of the name
+ * meanwhile changes nothing. Directories come back open, and regular files too with `openFiles`
+ * (else their data is read).
+ */
+export function readNode(at: At, openFiles = false): ReadNode | null {
+  const pin = at.name === "" ? at.dir : openAt(at.dir, at.name, OAT.PATH | OAT.NOFOLLOW | OAT.CLOEXEC);
+  if (pin === -ENOENT) return null;
+  checkAt("openat", pin, at.name);
+  try {
+    const stat = fstat(pin);
+    switch (stat.type) {
+      case "dir":
+        return {
+          stat,
+          dirFd: checkAt("openat", openAt(pin, DOT, OAT.RDONLY | OAT.DIRECTORY | OAT.CLOEXEC), at.name),
+        };
+      case "file": {
+        const fd = reopenPinned(pin, at.name);
+        if (openFiles) return { stat, fileFd: fd };
+        try {
+          return { stat, data: readFdFully(fd, stat.size) };
+        } finally {
+          closeFd(fd);
+        }
+      }
+      case "symlink":
+        return { stat, linkname: readLinkAt(pin, "") };
+      default:
+        return { stat }; // devices, fifos, sockets: never opened
+    }
+  } finally {
+    if (pin !== at.dir) closeFd(pin);
+  }
+}
+
+/** The tar header fields of a stat. */
+export function tarBase(stat: Stat) {
+  return { mode: stat.perm, uid: stat.uid, gid: stat.gid, mtime: stat.mtime };
+}
+
+/**
+ * One node as a tar entry; undefined for sockets. A regular file seen before (same inode, more
+ * than one link) becomes a hard link to its first name.
+ */
+export function tarEntryOf(
+  node: ReadNode,
+  name: string,
+  links: Map<string, string>,
+): TarWriteEntry | undefined {
+  const { stat } = node;
+  const base = { ...tarBase(stat), name };
+  switch (stat.type) {
+    case "dir":
+      return { ...base, name: `${name}/`, type: "dir" };
+    case "symlink":
+      return { ...base, type: "symlink", linkname: node.linkname };
+    case "file": {
+      if (stat.nlink > 1) {
+        const first = links.get(stat.key);
+        if (first) return { ...base, type: "link", linkname: first };
+        links.set(stat.key, name);
+      }
+      return { ...base, type: "file", data: node.data };
+    }
+    case "char":
+    case "block":
+      return { ...base, type: stat.type, devmajor: stat.rdevMajor, devminor: stat.rdevMinor };
+    case "fifo":
+      return { ...base, type: "fifo" };
+    default:
+      return undefined;
+  }
+}
+
+/** Tar entries of the tree at `at` (names rooted at `name`, children in name order), links kept as links. */
+export function* tarTree(at: At, name: string, links: Map<string, string>): Generator<TarWriteEntry> {
+  const node = readNode(at);
+  if (!node) return;
+  try {
+    const entry = tarEntryOf(node, name, links);
+    if (entry) yield entry;
+    if (node.dirFd === undefined) return;
+    for (const child of readDirNames(node.dirFd).sort()) {
+      yield* tarTree({ dir: node.dirFd, name: child }, `${name}/${child}`, links);
+    }
+  } finally {
+    if (node.dirFd !== undefined) closeFd(node.dirFd);
+  }
+}
+
+// ---- writing ----
+
+/** Owner, mode and times to give a file we create. */
+export interface Meta {
+  uid: number;
+  gid: number;
+  perm: number;
+  atime: number;
+  mtime: number;
+}
+
+/** Thrown when a copy would replace a directory with a non-directory. */
+export class OverwriteDirError extends Error {}
+
+/** Metadata on an fd we created: chown first (it clears setuid bits), then mode, then times. */
+export function setFdMeta(fd: number, meta: Meta): void {
+  checkAt("fchown", fchownFd(fd, meta.uid, meta.gid));
+  checkAt("fchmod", fchmodFd(fd, meta.perm));
+  futimes(fd, meta.atime, meta.mtime);
+}
+
+/** Removes a non-directory at `at`; throws OverwriteDirError for a directory. */
+function clearName(at: At, shown: string): void {
+  const existing = statAt(at.dir, at.name);
+  if (!existing) return;
+  if (existing.type === "dir") {
+    throw new OverwriteDirError(`cannot overwrite directory "${shown}" with non-directory`);
+  }
+  const r = unlinkAt(at.dir, at.name);
+  if (r !== -ENOENT) checkAt("unlinkat", r, shown);
+}
+
+/**
+ * A new regular file at `dest` (replacing a non-directory there), created O_EXCL|O_NOFOLLOW in the
+ * directory fd: returns its O_WRONLY fd; set its metadata with setFdMeta once written.
+ */
+export function createFileAt(dest: At, shown: string): number {
+  for (let attempt = 0;; attempt++) {
+    clearName(dest, shown);
+    const fd = openAt(
+      dest.dir,
+      dest.name,
+      OAT.WRONLY | OAT.CREAT | OAT.EXCL | OAT.NOFOLLOW | OAT.CLOEXEC,
+      0o600,
+    );
+    // someone made the name again between our unlink and create: try again, then give up
+    if (fd === -EEXIST && attempt < RETRIES) continue;
+    return checkAt("openat", fd, shown);
+  }
+}
+
+/**
+ * A symlink, device node or fifo at `dest` (replacing a non-directory there), with its metadata set
+ * by name without following it: if the name is swapped meanwhile, the call changes whatever now
+ * sits in this directory, never what a link points at.
+ */
+export function createSpecialAt(
+  dest: At,
+  shown: string,
+  type: "symlink" | "char" | "block" | "fifo",
+  meta: Meta,
+  target: { linkname?: string; major?: number; minor?: number },
+): void {
+  for (let attempt = 0;; attempt++) {
+    clearName(dest, shown);
+    const r = type === "symlink"
+      ? symlinkAt(target.linkname ?? "", dest.dir, dest.name)
+      : mknodAt(dest.dir, dest.name, TYPE_BITS[type] | 0o600, makedev(target.major ?? 0, target.minor ?? 0));
+    if (r === -EEXIST && attempt < RETRIES) continue;
+    checkAt(type === "symlink" ? "symlinkat" : "mknodat", r, shown);
+    break;
+  }
+  checkAt("fchownat", fchownAt(dest.dir, dest.name, meta.uid, meta.gid, AT_SYMLINK_NOFOLLOW), shown);
+  if (type !== "symlink") {
+    const r = fchmodAt2(dest.dir, dest.name, meta.perm, AT_SYMLINK_NOFOLLOW);
+    // before Linux 6.6 there is no chmod that cannot follow a link: the node keeps mode 0600
+    if (r !== -ENOSYS && r !== -EOPNOTSUPP) checkAt("fchmodat2", r, shown);
+  }
+  checkAt("utimensat", utimensAt(dest.dir, dest.name, meta.atime, meta.mtime, AT_SYMLINK_NOFOLLOW), shown);
+}
+
+/** A hard link at `dest` to `from` (replacing a non-directory there); -errno on failure. */
+export function linkFileAt(from: At, dest: At, shown: string): number {
+  clearName(dest, shown);
+  return linkAt(from.dir, from.name, dest.dir, dest.name, 0);
+}
+
+/** The directory at `dest`, made (mode 0700) when missing, replacing a non-directory: an O_RDONLY fd of it. */
+export function openOrMakeDirAt(dest: At): number {
+  for (let attempt = 0; attempt < RETRIES; attempt++) {
+    const fd = tryOpenDirAt(dest.dir, dest.name);
+    if (fd >= 0) return fd;
+    if (fd === -ENOTDIR || fd === -ELOOP) {
+      const r = unlinkAt(dest.dir, dest.name);
+      if (r !== -ENOENT) checkAt("unlinkat", r, dest.name);
+    } else if (fd !== -ENOENT) {
+      checkAt("openat", fd, dest.name);
+    }
+    const made = mkdirAt(dest.dir, dest.name, 0o700);
+    if (made !== -EEXIST) checkAt("mkdirat", made, dest.name);
+  }
+  throw new Error(`${dest.name}: keeps changing while it is written`);
+}
+
+/**
+ * The directory `rel` below `top` exactly as a copy made it: beneath `top`, through no symlink at
+ * all. -errno on failure (also before Linux 5.6: then callers copy instead of linking).
+ */
+export function openMadeDir(top: number, rel: string): number {
+  if (rel === "") return tryOpenDirAt(top, "");
+  return openAt2(
+    top,
+    rel,
+    OAT.PATH | OAT.DIRECTORY | OAT.CLOEXEC,
+    RESOLVE.BENEATH | RESOLVE.NO_SYMLINKS | RESOLVE.NO_MAGICLINKS | RESOLVE.NO_XDEV,
+  );
+}
+
+export interface CopyOptions {
+  /** Keep the source's uid/gid (cp -a, volume copy-up); otherwise new entries belong to `owner`. */
+  preserveOwner: boolean;
+  owner?: { uid: number; gid: number };
+}
+
+interface CopyState {
+  opts: CopyOptions;
+  /** the directory the copy's relative paths start from */
+  top: number;
+  /** inode key of a multiply linked source file -> its copy's path relative to `top` */
+  links: Map<string, string>;
+  buf: Uint8Array;
+}
+
+/**
+ * Copies the tree at `src` to the name `dest` (its parent directory fd and a name): merges into an
+ * existing directory, replaces other existing entries, never follows a symlink on either side.
+ */
+export function copyTreeAt(src: At, dest: At, opts: CopyOptions): void {
+  const node = readNode(src, true);
+  if (!node) throw Object.assign(new Error(`${src.name}: no such file or directory`), { errno: ENOENT });
+  copyNode(node, dest, "", { opts, top: dest.dir, links: new Map(), buf: new Uint8Array(1 << 18) });
+}
+
+/** Copies what is inside the directory `srcDir` into the directory `destDir` (volume copy-up). */
+export function copyDirContents(srcDir: number, destDir: number, opts: CopyOptions): void {
+  const state = { opts, top: destDir, links: new Map(), buf: new Uint8Array(1 << 18) };
+  for (const name of readDirNames(srcDir)) {
+    const node = readNode({ dir: srcDir, name }, true);
+    if (node) copyNode(node, { dir: destDir, name }, "", state);
+  }
+}
+
+function metaOf(stat: Stat, opts: CopyOptions): Meta {
+  const [uid, gid] = opts.preserveOwner ? [stat.uid, stat.gid] : [opts.owner?.uid ?? 0, opts.owner?.gid ?? 0];
+  return { uid, gid, perm: stat.perm, atime: stat.atime, mtime: stat.mtime };
+}
+
+function copyNode(node: ReadNode, dest: At, rel: string, state: CopyState): void {
+  try {
+    copyOpenNode(node, dest, rel ? `${rel}/${dest.name}` : dest.name, state);
+  } finally {
+    if (node.fileFd !== undefined) closeFd(node.fileFd);
+    if (node.dirFd !== undefined) closeFd(node.dirFd);
+  }
+}
+
+function copyOpenNode(node: ReadNode, dest: At, path: string, state: CopyState): void {
+  const { stat } = node;
+  const meta = metaOf(stat, state.opts);
+  if (node.dirFd !== undefined) {
+    const dirFd = openOrMakeDirAt(dest);
+    try {
+      for (const child of readDirNames(node.dirFd)) {
+        const childNode = readNode({ dir: node.dirFd, name: child }, true);
+        if (childNode) copyNode(childNode, { dir: dirFd, name: child }, path, state);
+      }
+      setFdMeta(dirFd, meta);
+    } finally {
+      closeFd(dirFd);
+    }
+    return;
+  }
+  switch (stat.type) {
+    case "file": {
+      if (stat.nlink > 1) {
+        const first = state.links.get(stat.key);
+        if (first !== undefined && linkToFirst(state, first, dest, path)) return;
+        state.links.set(stat.key, path);
+      }
+      const fd = createFileAt(dest, path);
+      try {
+        copyData(node.fileFd!, fd, state.buf);
+        setFdMeta(fd, meta);
+      } finally {
+        closeFd(fd);
+      }
+      return;
+    }
+    case "symlink":
+      return createSpecialAt(dest, path, "symlink", meta, { linkname: node.linkname });
+    case "char":
+    case "block":
+    case "fifo":
+      return createSpecialAt(dest, path, stat.type, meta, { major: stat.rdevMajor, minor: stat.rdevMinor });
+    default:
+      return; // sockets are not copied (docker skips them too)
+  }
+}
+
+/** A hard link to the copy made first; false when that copy is gone (then the file is copied). */
+function linkToFirst(state: CopyState, first: string, dest: At, path: string): boolean {
+  const slash = first.lastIndexOf("/");
+  const parent = openMadeDir(state.top, slash === -1 ? "" : first.slice(0, slash));
+  if (parent < 0) return false;
+  try {
+    return linkFileAt({ dir: parent, name: first.slice(slash + 1) }, dest, path) === 0;
+  } finally {
+    closeFd(parent);
+  }
+}
+
+function copyData(from: number, to: number, buf: Uint8Array): void {
+  for (let n; (n = checkAt("read", readFd(from, buf))) > 0;) {
+    for (let off = 0; off < n;) off += checkAt("write", writeFd(to, buf.subarray(off), n - off));
+  }
+}
