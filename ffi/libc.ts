@@ -202,8 +202,9 @@ export const O = {
   NOCTTY: 0o400,
   TRUNC: 0o1000,
   NONBLOCK: 0o4000,
-  DIRECTORY: 0o200000,
-  NOFOLLOW: 0o400000,
+  // arm64 swaps these two bits' meanings with O_DIRECT/O_LARGEFILE
+  DIRECTORY: Deno.build.arch === "aarch64" ? 0o40000 : 0o200000,
+  NOFOLLOW: Deno.build.arch === "aarch64" ? 0o100000 : 0o400000,
   CLOEXEC: 0o2000000,
   PATH: 0o10000000,
 } as const;
@@ -220,15 +221,20 @@ export const PR = {
 export const LOCK = { SH: 1, EX: 2, NB: 4, UN: 8 } as const;
 export const AT_FDCWD = -100;
 export const AT_SYMLINK_NOFOLLOW = 0x100;
-const SYS = {
+/**
+ * The system calls made by number, per architecture (x86-64's own table; arm64 uses the generic
+ * one, which has no open, dup2 or mknod: their *at and dup3 forms serve both). Checked against
+ * lib/seccomp/syscall_tables.ts by tests/engine_plan_test.ts.
+ */
+const SYS_X86_64 = {
   read: 0,
   write: 1,
-  open: 2,
+  openat: 257,
   close: 3,
   ioctl: 16,
   rt_sigaction: 13,
   rt_sigprocmask: 14,
-  dup2: 33,
+  dup3: 292,
   socket: 41,
   execve: 59,
   kill: 62,
@@ -236,7 +242,7 @@ const SYS = {
   chdir: 80,
   umask: 95,
   setsid: 112,
-  mknod: 133,
+  mknodat: 259,
   chroot: 161,
   mount: 165,
   umount2: 166,
@@ -251,9 +257,48 @@ const SYS = {
   setresgid: 119,
   pivot_root: 155,
   close_range: 436,
-  mount_setattr: 442, // the same number on arm64 (both use the common table from 5.12 on)
+  mount_setattr: 442,
   bpf: 321,
+  seccomp: 317,
 } as const;
+const SYS_AARCH64: Record<keyof typeof SYS_X86_64, number> = {
+  read: 63,
+  write: 64,
+  openat: 56,
+  close: 57,
+  ioctl: 29,
+  rt_sigaction: 134,
+  rt_sigprocmask: 135,
+  dup3: 24,
+  socket: 198,
+  execve: 221,
+  kill: 129,
+  flock: 32,
+  chdir: 49,
+  umask: 166,
+  setsid: 157,
+  mknodat: 33,
+  chroot: 51,
+  mount: 40,
+  umount2: 39,
+  sethostname: 161,
+  prctl: 167,
+  unshare: 97,
+  setns: 268,
+  capget: 90,
+  capset: 91,
+  setgroups: 159,
+  setresuid: 147,
+  setresgid: 149,
+  pivot_root: 41,
+  close_range: 436,
+  mount_setattr: 442,
+  bpf: 280,
+  seccomp: 277,
+};
+/** Both tables, for the test that checks them against the kernel headers' numbers. */
+export const SYSCALL_NUMBERS = { x86_64: SYS_X86_64, aarch64: SYS_AARCH64 } as const;
+const SYS: Record<keyof typeof SYS_X86_64, number> = Deno.build.arch === "aarch64" ? SYS_AARCH64 : SYS_X86_64;
 export const S_IFCHR = 0o020000, S_IFBLK = 0o060000, S_IFIFO = 0o010000;
 
 /** An argument of a raw system call: a number, or a buffer passed as its address. */
@@ -265,7 +310,7 @@ function word(value: Word): bigint {
   return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(value)));
 }
 /**
- * A raw x86-64 system call through glibc's syscall() (-1 and errno on failure). Buffers must stay
+ * A raw system call (this architecture's number) through glibc's syscall() (-1 and errno on failure). Buffers must stay
  * referenced until it returns: as arguments of the caller they are.
  */
 function sys(nr: number, a: Word = 0, b: Word = 0, c: Word = 0, d: Word = 0, e: Word = 0): number {
@@ -305,7 +350,7 @@ export const geteuid = () => libc().geteuid();
 export const prctl = (op: number, a = 0n, b = 0n, c = 0n, d = 0n) =>
   check("prctl", sys(SYS.prctl, op, a, b, c, d));
 export const open = (path: string, flags: number, mode = 0) =>
-  check("open", sys(SYS.open, cstr(path), flags, mode), path);
+  check("open", sys(SYS.openat, AT_FDCWD, cstr(path), flags, mode), path);
 export const close = (fd: number) => void check("close", sys(SYS.close, fd));
 export function read(fd: number, buf: Uint8Array<ArrayBuffer>): number {
   return check("read", sys(SYS.read, fd, buf, buf.length));
@@ -326,10 +371,13 @@ export async function writeAsync(fd: number, buf: Uint8Array<ArrayBuffer>): Prom
 }
 // the kernel's dev is 32 bits; glibc's 64-bit encoding (makedev) agrees with it below 2^32
 export const mknod = (path: string, mode: number, dev: bigint) =>
-  void check("mknod", sys(SYS.mknod, cstr(path), mode, dev & 0xffffffffn), path);
+  void check("mknod", sys(SYS.mknodat, AT_FDCWD, cstr(path), mode, dev & 0xffffffffn), path);
 export const mkfifo = (path: string, mode: number) =>
-  void check("mkfifo", sys(SYS.mknod, cstr(path), S_IFIFO | (mode & 0o7777), 0), path);
-export const dup2 = (from: number, to: number) => void check("dup2", sys(SYS.dup2, from, to));
+  void check("mkfifo", sys(SYS.mknodat, AT_FDCWD, cstr(path), S_IFIFO | (mode & 0o7777), 0), path);
+/** dup2(2) as dup3 (arm64 has no dup2); dup3 refuses from === to, where dup2 does nothing. */
+export const dup2 = (from: number, to: number) => {
+  if (from !== to) check("dup2", sys(SYS.dup3, from, to, 0));
+};
 export const setsid = () => check("setsid", sys(SYS.setsid));
 export const kill = (pid: number, sig: number) => void check("kill", sys(SYS.kill, pid, sig), String(pid));
 export const umask = (mask: number) => sys(SYS.umask, mask);
@@ -468,8 +516,6 @@ export function defaultSignal(sig: number): void {
 }
 
 // ---- seccomp ----
-/** seccomp(2): 317 on x86-64, 277 on arm64 (asm-generic). */
-const SYS_SECCOMP = Deno.build.arch === "aarch64" ? 277 : 317;
 const SECCOMP_SET_MODE_FILTER = 1;
 
 /**
@@ -481,7 +527,7 @@ export function seccompSetFilter(program: Uint8Array<ArrayBuffer>, flags = 0): v
   const fprog = new BigUint64Array(2); // struct sock_fprog: unsigned short len; struct sock_filter *filter
   fprog[0] = BigInt(program.length / 8);
   fprog[1] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(program)));
-  const result = sys(SYS_SECCOMP, SECCOMP_SET_MODE_FILTER, flags, new Uint8Array(fprog.buffer));
+  const result = sys(SYS.seccomp, SECCOMP_SET_MODE_FILTER, flags, new Uint8Array(fprog.buffer));
   void program; // referenced until after the call
   check("seccomp", result);
 }

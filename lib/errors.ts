@@ -1,15 +1,38 @@
 // Errors the CLI turns into one line on stderr and an exit code. The engine throws; it never prints.
+// Each error carries a kind (what went wrong, for a caller to act on: an API's HTTP status, a retry)
+// apart from the exit code (what docker's CLI returns for it); a cause keeps the error underneath.
+
+/** What went wrong, independent of who reports it (CLI exit code, HTTP status). */
+export type ErrorKind =
+  | "not-found"
+  | "conflict"
+  | "invalid-argument"
+  | "not-modified"
+  | "unavailable"
+  | "system";
+
+export interface ErrorDetail {
+  /** The kind when it is not the class's own (see `defaultKind`). */
+  kind?: ErrorKind;
+  cause?: unknown;
+}
 
 /** skiff's own failure: docker's exit code 125 unless said otherwise. */
 export class SkiffError extends Error {
-  constructor(message: string, readonly exitCode = 125) {
-    super(message);
+  /** The kind of every error of this class that does not name its own. */
+  static readonly defaultKind: ErrorKind = "system";
+  readonly kind: ErrorKind;
+
+  constructor(message: string, readonly exitCode = 125, detail: ErrorDetail = {}) {
+    super(message, detail.cause === undefined ? undefined : { cause: detail.cause });
     this.name = "SkiffError";
+    this.kind = detail.kind ?? (new.target as typeof SkiffError).defaultKind;
   }
 }
 
 /** Bad command line: unknown flag, malformed value, missing argument. */
 export class UsageError extends SkiffError {
+  static override readonly defaultKind: ErrorKind = "invalid-argument";
   constructor(message: string, readonly verb?: string) {
     super(message, 125);
     this.name = "UsageError";
@@ -17,10 +40,52 @@ export class UsageError extends SkiffError {
 }
 
 export class NotFoundError extends SkiffError {
-  constructor(message: string) {
-    super(message, 125);
+  static override readonly defaultKind: ErrorKind = "not-found";
+  constructor(message: string, exitCode = 125, detail: ErrorDetail = {}) {
+    super(message, exitCode, detail);
     this.name = "NotFoundError";
   }
+}
+
+/**
+ * The one "No such container" error, with docker's wording. Its exit code is 125 where docker's CLI
+ * creates (run, create, logs of skiff's tests) and 1 for the verbs that act on a container: the
+ * verb says which with `exitCode`.
+ */
+export class NoSuchContainerError extends NotFoundError {
+  constructor(readonly ref: string, exitCode = 125) {
+    super(`No such container: ${ref}`, exitCode);
+    this.name = "NoSuchContainerError";
+  }
+}
+
+/** The same error with the exit code a verb reports it with (docker's CLI differs per verb). */
+export function withExitCode(e: SkiffError, exitCode: number): SkiffError {
+  if (e.exitCode === exitCode) return e;
+  return new SkiffError(e.message, exitCode, { kind: e.kind, cause: e });
+}
+
+/** The HTTP status an API answers for an error of this kind (moby's errdefs mapping). */
+export function httpStatusOf(kind: ErrorKind): number {
+  switch (kind) {
+    case "not-found":
+      return 404;
+    case "conflict":
+      return 409;
+    case "invalid-argument":
+      return 400;
+    case "not-modified":
+      return 304;
+    case "unavailable":
+      return 503;
+    case "system":
+      return 500;
+  }
+}
+
+/** The kind of any thrown value: a SkiffError's own, else "system". */
+export function kindOf(e: unknown): ErrorKind {
+  return e instanceof SkiffError ? e.kind : "system";
 }
 
 /** An error's message on one line (stderr gets one line per failure). */

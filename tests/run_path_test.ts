@@ -2,7 +2,7 @@
 
 import { strictEqual } from "node:assert/strict";
 import * as node from "node:path";
-import { basename, dirname, join, normalize } from "../lib/state/path.ts";
+import { basename, dirname, join, normalize } from "../lib/path.ts";
 
 const SAMPLES = [
   "",

@@ -58,7 +58,6 @@ function attackRequest(name: string): string {
   const run: RunRequest = {
     imageRef: "busybox",
     volumes: [parseVolumeFlag("/:/host")],
-    limits: { privileged: true },
     signalProxy: true,
     container: {
       name,

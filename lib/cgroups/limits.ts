@@ -1,8 +1,54 @@
 // The limit values, docker's validation of them, and host facts used by that validation.
 
 import { SkiffError } from "../errors.ts";
-import type { DeviceRule } from "./devices.ts";
+import { type DeviceRule, parseDeviceCgroupRule } from "./devices.ts";
 import { readOptional } from "./fs.ts";
+
+/**
+ * The resource fields of docker's HostConfig (the container record's, `run`'s flags, an API's
+ * request body), by docker's names: what `cgroupLimitsOf` reads.
+ */
+export interface HostResources {
+  Memory: number;
+  MemorySwap: number;
+  NanoCpus: number;
+  CpuShares: number;
+  CpusetCpus: string;
+  CpusetMems: string;
+  PidsLimit: number | null;
+  BlkioWeight: number;
+  CpuPeriod?: number;
+  CpuQuota?: number;
+  MemoryReservation?: number;
+  MemorySwappiness?: number | null;
+  OomKillDisable?: boolean;
+  DeviceCgroupRules?: string[] | null;
+  Privileged: boolean;
+}
+
+/**
+ * The one mapping from HostConfig to the cgroup limits: `run`, the supervisor's start and `update`
+ * derive a container's limits here, so a field added to one is added to all.
+ */
+export function cgroupLimitsOf(host: HostResources): CgroupLimits {
+  return {
+    memory: host.Memory,
+    memorySwap: host.MemorySwap,
+    nanoCpus: host.NanoCpus,
+    cpuShares: host.CpuShares,
+    cpusetCpus: host.CpusetCpus,
+    cpusetMems: host.CpusetMems,
+    pidsLimit: host.PidsLimit ?? undefined,
+    blkioWeight: host.BlkioWeight,
+    cpuPeriod: host.CpuPeriod,
+    cpuQuota: host.CpuQuota,
+    memoryReservation: host.MemoryReservation,
+    memorySwappiness: host.MemorySwappiness ?? undefined,
+    oomKillDisable: host.OomKillDisable,
+    deviceRules: host.DeviceCgroupRules?.map(parseDeviceCgroupRule),
+    privileged: host.Privileged,
+  };
+}
 
 export interface CgroupLimits {
   /** bytes; 0/undefined: unlimited */

@@ -8,13 +8,17 @@
 // Cgroups are created at absolute paths under the hierarchy roots (<mount>/skiff/<id>), never
 // relative to the caller's own cgroup.
 
-import type { StateRoot } from "../state/root.ts";
 import { readOptional } from "./fs.ts";
 import { type CgroupLimits, type CgroupView, type ContainerCgroup, validateLimits } from "./limits.ts";
 import { createV1, openV1, v1ContainerView } from "./v1.ts";
 import { createV2, openV2, V2_MOUNT } from "./v2.ts";
 
 export * from "./limits.ts";
+
+/** Whose containers: the parent group every container's cgroup is made in (a state root has one). */
+export interface CgroupOwner {
+  cgroupParent: string;
+}
 
 let driverCache: "v1" | "v2" | undefined;
 /** v2 when the unified hierarchy is mounted at /sys/fs/cgroup and offers controllers; else v1. */
@@ -27,7 +31,7 @@ export function cgroupDriver(): "v1" | "v2" {
  * Creates the container's cgroup(s) and applies the limits. Throws a SkiffError with docker's
  * wording for an impossible limit, leaving nothing created.
  */
-export function createCgroup(root: StateRoot, id: string, limits: CgroupLimits): ContainerCgroup {
+export function createCgroup(root: CgroupOwner, id: string, limits: CgroupLimits): ContainerCgroup {
   validateLimits(limits);
   return cgroupDriver() === "v2"
     ? createV2(V2_MOUNT, root.cgroupParent, id, limits)
@@ -38,7 +42,7 @@ export function createCgroup(root: StateRoot, id: string, limits: CgroupLimits):
  * What to mount at /sys/fs/cgroup inside the container so that it sees its own limits
  * (/sys/fs/cgroup/memory/memory.limit_in_bytes on v1, /sys/fs/cgroup/memory.max on v2).
  */
-export function containerCgroupView(root: StateRoot, id: string): CgroupView {
+export function containerCgroupView(root: CgroupOwner, id: string): CgroupView {
   if (cgroupDriver() === "v1") return v1ContainerView(root.cgroupParent, id);
   return {
     binds: [{ source: `${V2_MOUNT}/${root.cgroupParent}/${id}`, target: "/sys/fs/cgroup" }],
@@ -47,7 +51,7 @@ export function containerCgroupView(root: StateRoot, id: string): CgroupView {
 }
 
 /** The cgroup(s) of an existing (or already removed) container, for cleanup and OOM checks. */
-export function openCgroup(root: StateRoot, id: string): ContainerCgroup {
+export function openCgroup(root: CgroupOwner, id: string): ContainerCgroup {
   return cgroupDriver() === "v2" ? openV2(V2_MOUNT, root.cgroupParent, id) : openV1(root.cgroupParent, id);
 }
 

@@ -4,9 +4,8 @@
 // cgroup is not mounted. Weight discarded." and runs the container; inspect then shows 0). The
 // probe reads the hierarchy roots as docker's sysinfo does; the planning is pure.
 
-import { join } from "../state/path.ts";
-import type { HostConfig } from "../state/types.ts";
-import { type CgroupLimits, MIN_MEMORY } from "./limits.ts";
+import { join } from "../path.ts";
+import { type HostResources, MIN_MEMORY } from "./limits.ts";
 import { exists, readOptional } from "./fs.ts";
 import { hierarchies } from "./v1.ts";
 
@@ -26,7 +25,7 @@ export interface HostSupport {
 
 /** The HostConfig fields docker adjusts to the host (docker's names and meanings). */
 export type Resources = Pick<
-  HostConfig,
+  HostResources,
   | "Memory"
   | "MemorySwap"
   | "NanoCpus"
@@ -125,25 +124,6 @@ export function unsupportedError(r: Partial<Resources>, host: HostSupport): stri
   if ((r.NanoCpus ?? 0) > 0 && !host.cpuCfs) {
     return "NanoCPUs can not be set, as your kernel does not support CPU CFS scheduler or the cgroup is not mounted";
   }
-}
-
-/** Copies the adjusted resources into the cgroup limits made from them. */
-export function limitsWith(limits: CgroupLimits, r: Partial<Resources>): CgroupLimits {
-  return {
-    ...limits,
-    memory: r.Memory ?? limits.memory,
-    memorySwap: r.MemorySwap ?? limits.memorySwap,
-    memoryReservation: r.MemoryReservation ?? limits.memoryReservation,
-    memorySwappiness: r.MemorySwappiness === null ? undefined : r.MemorySwappiness ?? limits.memorySwappiness,
-    oomKillDisable: r.OomKillDisable ?? limits.oomKillDisable,
-    pidsLimit: r.PidsLimit === null ? undefined : r.PidsLimit ?? limits.pidsLimit,
-    cpuShares: r.CpuShares ?? limits.cpuShares,
-    cpuPeriod: r.CpuPeriod ?? limits.cpuPeriod,
-    cpuQuota: r.CpuQuota ?? limits.cpuQuota,
-    cpusetCpus: r.CpusetCpus ?? limits.cpusetCpus,
-    cpusetMems: r.CpusetMems ?? limits.cpusetMems,
-    blkioWeight: r.BlkioWeight ?? limits.blkioWeight,
-  };
 }
 
 let supportCache: HostSupport | undefined;

@@ -3,8 +3,9 @@
 // hybrid host the container also gets a directory in the unified (cgroup2) hierarchy: it adds
 // cgroup.kill and exit detection (cgroup.events) for free.
 
-import { basename, join } from "../state/path.ts";
+import { basename, join } from "../path.ts";
 import { SkiffError } from "../errors.ts";
+import { readMountInfo } from "../mountinfo.ts";
 import type { CgroupLimits, CgroupStats, CgroupUpdate, CgroupView, ContainerCgroup } from "./limits.ts";
 import { CPU_PERIOD_US, effectiveMemorySwap, hostCpusetMems, throttleEntries } from "./limits.ts";
 import { DEFAULT_ALLOWED_DEVICES, v1RuleLines } from "./devices.ts";
@@ -41,19 +42,14 @@ export function hierarchies(): Hierarchies {
   if (hierarchiesCache) return hierarchiesCache;
   const byController = new Map<Controller, string>();
   let unified: string | undefined;
-  for (const line of Deno.readTextFileSync("/proc/self/mountinfo").split("\n")) {
-    const dash = line.indexOf(" - ");
-    if (dash < 0) continue;
-    const fields = line.slice(0, dash).split(" ");
-    const [fstype, , superOptions = ""] = line.slice(dash + 3).split(" ");
+  for (const m of readMountInfo()) {
     // a hierarchy mounted from a sub-cgroup (container, cgroup namespace) is not the host's root
-    if (fields[3] !== "/") continue;
-    const mountPoint = fields[4].replace(/\\040/g, " ");
-    if (fstype === "cgroup2") unified ??= mountPoint;
-    if (fstype !== "cgroup") continue;
-    for (const option of superOptions.split(",")) {
+    if (m.root !== "/") continue;
+    if (m.fsType === "cgroup2") unified ??= m.mountPoint;
+    if (m.fsType !== "cgroup") continue;
+    for (const option of m.superOptions.split(",")) {
       const c = CONTROLLERS.find((name) => name === option);
-      if (c && !byController.has(c)) byController.set(c, mountPoint);
+      if (c && !byController.has(c)) byController.set(c, m.mountPoint);
     }
   }
   hierarchiesCache = { byController, unified };

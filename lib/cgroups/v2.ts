@@ -2,7 +2,7 @@
 // through cgroup.subtree_control. v2 has no devices files: the allow-list is an eBPF program
 // attached to the directory.
 
-import { join } from "../state/path.ts";
+import { join } from "../path.ts";
 import { SkiffError } from "../errors.ts";
 import {
   BPF_CGROUP_DEVICE,

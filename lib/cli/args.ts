@@ -2,6 +2,7 @@
 // `run IMAGE CMD -c x` needs, so the verbs share this small parser instead.
 
 import { UsageError } from "../errors.ts";
+import { parseBytes } from "../format/human.ts";
 
 export type OptionKind = "bool" | "string" | "list";
 
@@ -120,16 +121,6 @@ export function parseArgs(args: string[], config: ParseConfig): Parsed {
 export const str = (p: Parsed, name: string): string | undefined => p.options[name] as string | undefined;
 export const bool = (p: Parsed, name: string): boolean => p.options[name] === true;
 export const list = (p: Parsed, name: string): string[] => (p.options[name] as string[] | undefined) ?? [];
-
-/** Parses docker's byte sizes: 12, 12b, 512k, 64m, 1g (case-insensitive, base 1024). */
-export function parseBytes(value: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([bkmgtp]?)b?$/i.exec(value.trim());
-  if (!m) throw new UsageError(`invalid argument "${value}" for "${flag}" flag: invalid size: '${value}'`);
-  const unit = { "": 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 }[
-    m[2].toLowerCase() as "" | "b" | "k" | "m" | "g" | "t" | "p"
-  ];
-  return Math.floor(Number(m[1]) * unit);
-}
 
 /** Requires an exact count of positionals or throws docker's wording. */
 export function requireArgs(p: Parsed, verb: string, min: number, max = Infinity): void {

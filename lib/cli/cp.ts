@@ -1,9 +1,9 @@
 // skiff cp [-a] [-L] CONTAINER:SRC_PATH DEST_PATH|-
 // skiff cp [-a] [-L] SRC_PATH|- CONTAINER:DEST_PATH
 
-import { NotFoundError, SkiffError, UsageError } from "../errors.ts";
+import { NoSuchContainerError, SkiffError, UsageError } from "../errors.ts";
 import { copyFromContainer, copyToContainer, parseCpArg } from "../container/cp.ts";
-import { lookupContainer } from "../container/ops.ts";
+import { lookupContainer } from "../state/reconcile.ts";
 import { bool, parseArgs, requireArgs } from "./args.ts";
 import type { Verb } from "./context.ts";
 
@@ -50,7 +50,7 @@ const cp: Verb = async (args, ctx) => {
   try {
     record = lookupContainer(ctx.root, side);
   } catch (e) {
-    if (e instanceof NotFoundError) throw new SkiffError(`No such container: ${side}`, 1);
+    if (e instanceof NoSuchContainerError) throw new NoSuchContainerError(side, 1);
     throw e;
   }
   const opts = { followLink: bool(p, "follow-link"), archive: bool(p, "archive") };

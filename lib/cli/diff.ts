@@ -2,7 +2,7 @@
 
 import { NotFoundError, SkiffError } from "../errors.ts";
 import { containerChanges } from "../container/layers.ts";
-import { lookupContainer } from "../container/ops.ts";
+import { lookupContainer } from "../state/reconcile.ts";
 import { bool, parseArgs, requireArgs } from "./args.ts";
 import type { Verb } from "./context.ts";
 

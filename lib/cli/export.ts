@@ -3,7 +3,7 @@
 import { dirname, resolve } from "node:path";
 import { NotFoundError, SkiffError } from "../errors.ts";
 import { exportContainer } from "../container/export.ts";
-import { lookupContainer } from "../container/ops.ts";
+import { lookupContainer } from "../state/reconcile.ts";
 import { bool, parseArgs, requireArgs, str } from "./args.ts";
 import type { Verb } from "./context.ts";
 

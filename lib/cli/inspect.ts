@@ -3,7 +3,7 @@
 // array indented with four spaces, `-f json` compact, or one template line per object. Objects
 // that were found are printed even when others were not; each miss is one line on stderr, exit 1.
 
-import { NotFoundError, UsageError } from "../errors.ts";
+import { NoSuchContainerError, NotFoundError, UsageError } from "../errors.ts";
 import { goJson, parseTemplate, type Template, TemplateExecError } from "../format/template.ts";
 import { ImageStore } from "../image/store.ts";
 import { inspectContainer } from "../inspect/container.ts";
@@ -91,7 +91,7 @@ function lookup(
     } catch (e) {
       if (e instanceof BrokenContainerError) throw new Error(`Error: ${e.message}`);
       if (!(e instanceof NotFoundError)) throw e;
-      if (type === "container") throw new Error(`Error: No such container: ${ref}`);
+      if (type === "container") throw new Error(`Error: ${new NoSuchContainerError(ref).message}`);
     }
   }
   let image;

@@ -18,7 +18,6 @@ import {
 } from "./args.ts";
 import type { Verb } from "./context.ts";
 import { SkiffError } from "../errors.ts";
-import type { CgroupLimits } from "../cgroups/mod.ts";
 import { validateCapabilityFlags } from "../runtime/caps.ts";
 import type { ResourceSettings } from "../runtime/container.ts";
 import type { RunRequest } from "../runtime/create_run.ts";
@@ -266,22 +265,6 @@ function runRequest(parsed: Parsed): RunRequest {
     OomKillDisable: bool(parsed, "oom-kill-disable"),
     DeviceCgroupRules: deviceRules.length ? deviceRules : null,
   };
-  const limits: CgroupLimits = {
-    memory: resources.Memory,
-    memorySwap: resources.MemorySwap,
-    nanoCpus: resources.NanoCpus,
-    cpuShares: resources.CpuShares,
-    cpusetCpus: resources.CpusetCpus,
-    cpusetMems: resources.CpusetMems,
-    pidsLimit: resources.PidsLimit ?? undefined,
-    blkioWeight: resources.BlkioWeight,
-    cpuPeriod: resources.CpuPeriod,
-    cpuQuota: resources.CpuQuota,
-    memoryReservation: resources.MemoryReservation,
-    memorySwappiness: swappiness,
-    oomKillDisable: resources.OomKillDisable,
-    privileged,
-  };
 
   const tty = bool(parsed, "tty"), interactive = bool(parsed, "interactive");
   if (tty && interactive && !Deno.stdin.isTerminal()) {
@@ -297,7 +280,6 @@ function runRequest(parsed: Parsed): RunRequest {
   if (stopSignal !== undefined) parseSignal(stopSignal);
   return {
     imageRef,
-    limits,
     volumes: [
       ...list(parsed, "volume").map(parseVolumeFlag),
       ...mountFlags.flatMap((m) => m.type === "tmpfs" ? [] : [m.volume]),
@@ -344,18 +326,17 @@ function runRequest(parsed: Parsed): RunRequest {
  * the CLI prints its warning; the probe is loaded only when a limit is asked for.
  */
 async function adaptLimitsToHost(request: RunRequest): Promise<void> {
-  const { privileged: _, ...asked } = request.limits;
-  if (!Object.values(asked).some((v) => v !== undefined && v !== 0 && v !== "" && v !== false && v !== -1)) {
-    return;
-  }
-  const support = await import("../cgroups/support.ts");
   const resources = request.container.resources;
+  const asked = (v: unknown) =>
+    v !== undefined && v !== null && v !== 0 && v !== "" && v !== false && v !== -1;
+  if (!Object.values(resources).some(asked)) return;
+  const support = await import("../cgroups/support.ts");
   if (!support.asksForLimits(resources)) return;
   const host = support.hostSupport();
   const refusal = support.unsupportedError(resources, host);
   if (refusal) throw new SkiffError(refusal);
+  // the limits are derived from the resources later, so what is discarded here is not applied
   for (const warning of support.discardUnsupported(resources, host)) console.error(`WARNING: ${warning}`);
-  request.limits = support.limitsWith(request.limits, resources);
 }
 
 /** run -d: the supervisor starts the created container; prints its id once its command runs. */
@@ -438,9 +419,8 @@ const run: Verb = async (args, ctx) => {
       import("../state/containers.ts"),
       import("../runtime/create_run.ts"),
     ]);
-    checkLimits(request);
+    const limits = checkLimits(request);
     runtime = foreground;
-    const limits = request.limits;
     const id = newContainerId();
     if (stage) {
       // the cgroups come first and the init stage joins them on Deno's blocking pool: the first

@@ -5,7 +5,7 @@ import { parseArgs, requireArgs, str } from "./args.ts";
 import { ImageStore } from "../image/store.ts";
 import { SkiffError } from "../errors.ts";
 import { isatty } from "../../ffi/libc.ts";
-import { dirname } from "../state/path.ts";
+import { dirname } from "../path.ts";
 
 const HELP = `Usage:  skiff save [OPTIONS] IMAGE [IMAGE...]
 

@@ -5,10 +5,10 @@
 import { compileListFormat } from "../format/list.ts";
 import { goStruct } from "../format/template.ts";
 import { DEFAULT_STATS_FORMAT, sampleStats, STATS_HEADER, statsRow } from "../container/stats.ts";
-import { isRunning, lookupContainer } from "../container/ops.ts";
+import { isRunning, lookupContainer } from "../state/reconcile.ts";
 import { listReconciled } from "../state/reconcile.ts";
 import type { ContainerRecord } from "../state/types.ts";
-import { NotFoundError, SkiffError } from "../errors.ts";
+import { NoSuchContainerError } from "../errors.ts";
 import { bool, parseArgs, str } from "./args.ts";
 import type { Verb } from "./context.ts";
 
@@ -55,7 +55,7 @@ const stats: Verb = async (args, ctx) => {
       try {
         return [lookupContainer(ctx.root, ref), ref];
       } catch (e) {
-        if (e instanceof NotFoundError) throw new SkiffError(`No such container: ${ref}`, 1);
+        if (e instanceof NoSuchContainerError) throw new NoSuchContainerError(ref, 1);
         throw e;
       }
     });

@@ -11,7 +11,8 @@ import { writeTar } from "../image/tar.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ImageConfigBlob, ImageRecord, ImageRunConfig, LayerRef } from "../state/types.ts";
 import { upperDir, upperLayerEntries } from "./layers.ts";
-import { lookupContainer, whilePaused } from "./ops.ts";
+import { lookupContainer } from "../state/reconcile.ts";
+import { whilePaused } from "./ops.ts";
 
 export interface CommitOptions {
   /** REPOSITORY[:TAG] */

@@ -41,7 +41,7 @@ import type { ContainerRecord } from "../state/types.ts";
 import { pathParts } from "./fstree.ts";
 import { openSource, tarToStdout } from "./cphelper.ts";
 import { selfCommand } from "../runtime/self.ts";
-import { isRunning } from "./ops.ts";
+import { isRunning } from "../state/reconcile.ts";
 
 /** One side of a copy as given on the command line. */
 export interface CpArg {

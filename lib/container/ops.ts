@@ -3,32 +3,16 @@
 // record an exit), so a state written here never overwrites a newer one.
 
 import { openCgroup } from "../cgroups/mod.ts";
-import { SkiffError } from "../errors.ts";
-import {
-  findContainer,
-  isProcessAlive,
-  listContainers,
-  updateContainerSync,
-  validateName,
-} from "../state/containers.ts";
+import { type ErrorKind, NoSuchContainerError, SkiffError } from "../errors.ts";
+import { findContainer, listContainers, updateContainerSync, validateName } from "../state/containers.ts";
 import { withLock } from "../state/fsutil.ts";
-import { reconcile } from "../state/reconcile.ts";
+import { isRunning, lookupContainer } from "../state/reconcile.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
 
-/** Finds a container (id, prefix or name) and returns its record as it truly is. */
-export function lookupContainer(root: StateRoot, ref: string): ContainerRecord {
-  return reconcile(root, findContainer(root, ref));
-}
-
-/** True while the container's process runs (paused counts as running, as in docker). */
-export function isRunning(record: ContainerRecord): boolean {
-  return record.State.Running && record.State.Pid > 0 &&
-    isProcessAlive(record.State.Pid, record.State.PidStartTime);
-}
-
 /** A failure docker's CLI reports per container with exit code 1. */
 export class ContainerOpError extends SkiffError {
+  static override readonly defaultKind: ErrorKind = "conflict";
   constructor(message: string) {
     super(message, 1);
   }
@@ -48,7 +32,7 @@ export function pauseContainer(root: StateRoot, ref: string): ContainerRecord {
     record.State.Status = "paused";
     result = record;
   });
-  if (!result) throw new ContainerOpError(`No such container: ${ref}`);
+  if (!result) throw new NoSuchContainerError(ref, 1);
   return result;
 }
 
@@ -65,7 +49,7 @@ export function unpauseContainer(root: StateRoot, ref: string): ContainerRecord 
     record.State.Status = "running";
     result = record;
   });
-  if (!result) throw new ContainerOpError(`No such container: ${ref}`);
+  if (!result) throw new NoSuchContainerError(ref, 1);
   return result;
 }
 
@@ -108,6 +92,6 @@ export async function renameContainer(root: StateRoot, ref: string, newName: str
     const saved = updateContainerSync(root, record.Id, (r) => {
       r.Name = `/${name}`;
     });
-    if (!saved) throw new SkiffError(`No such container: ${ref}`);
+    if (!saved) throw new NoSuchContainerError(ref);
   });
 }

@@ -14,7 +14,7 @@ import { deadPlaceholder, scanContainers } from "../state/containers.ts";
 import { sweepTmp } from "../state/fsutil.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
-import { isRunning } from "./ops.ts";
+import { isRunning } from "../state/reconcile.ts";
 
 export interface ContainerPruneResult {
   deleted: string[];

@@ -6,7 +6,7 @@ import { humanSize } from "../format/human.ts";
 import { formatFloatG } from "../format/gofloat.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
-import { isRunning } from "./ops.ts";
+import { isRunning } from "../state/reconcile.ts";
 
 export interface StatsSample {
   /** performance.now() in ms when taken */

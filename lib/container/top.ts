@@ -5,7 +5,7 @@
 import { openCgroup } from "../cgroups/mod.ts";
 import { SkiffError } from "../errors.ts";
 import type { StateRoot } from "../state/root.ts";
-import { isRunning, lookupContainer } from "./ops.ts";
+import { isRunning, lookupContainer } from "../state/reconcile.ts";
 
 export interface TopResult {
   titles: string[];

@@ -2,13 +2,13 @@
 // the live cgroup when the container runs, and stored in HostConfig either way (a stopped container
 // gets them at its next start).
 
-import { type CgroupLimits, type CgroupUpdate, openCgroup, validateLimits } from "../cgroups/mod.ts";
+import { cgroupLimitsOf, type CgroupUpdate, openCgroup, validateLimits } from "../cgroups/mod.ts";
 import { discardUnsupported, hostSupport, unsupportedError } from "../cgroups/support.ts";
-import { SkiffError } from "../errors.ts";
+import { NoSuchContainerError, SkiffError } from "../errors.ts";
 import { updateContainerSync } from "../state/containers.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord, HostConfig } from "../state/types.ts";
-import { isRunning, lookupContainer } from "./ops.ts";
+import { isRunning, lookupContainer } from "../state/reconcile.ts";
 
 /** The HostConfig fields `update` can change; absent = unchanged. */
 export type ResourceChanges = Partial<
@@ -24,22 +24,6 @@ export type ResourceChanges = Partial<
     | "BlkioWeight"
   >
 >;
-
-function limitsOf(h: HostConfig): CgroupLimits {
-  return {
-    memory: h.Memory,
-    memorySwap: h.MemorySwap,
-    nanoCpus: h.NanoCpus,
-    cpuShares: h.CpuShares,
-    cpusetCpus: h.CpusetCpus,
-    cpusetMems: h.CpusetMems,
-    pidsLimit: h.PidsLimit ?? undefined,
-    blkioWeight: h.BlkioWeight,
-    cpuPeriod: h.CpuPeriod,
-    cpuQuota: h.CpuQuota,
-    privileged: h.Privileged,
-  };
-}
 
 /**
  * Applies the changes to one container; returns the saved record and docker's warnings for the
@@ -74,7 +58,7 @@ export function updateContainer(
       );
     }
     try {
-      validateLimits(limitsOf(after));
+      validateLimits(cgroupLimitsOf(after));
     } catch (e) {
       throw new SkiffError((e as Error).message, 1);
     }
@@ -100,6 +84,6 @@ export function updateContainer(
     }
     record.HostConfig = after;
   });
-  if (!saved) throw new SkiffError(`No such container: ${ref}`, 1);
+  if (!saved) throw new NoSuchContainerError(ref, 1);
   return { record: saved, warnings };
 }

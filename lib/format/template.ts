@@ -12,7 +12,7 @@
 // printed `{v1 v2}` in field order), as docker's inspect types are. A function-valued field is a
 // method: `{{.Label "k"}}` calls it with the arguments.
 
-import { SkiffError } from "../errors.ts";
+import { type ErrorKind, SkiffError } from "../errors.ts";
 import { formatFloatG } from "./gofloat.ts";
 
 export { formatFloatG };
@@ -109,6 +109,7 @@ export function goJson(v: unknown): string {
 
 /** A template that does not parse: docker prints `template parsing error: ...`, exit 125. */
 export class TemplateParseError extends SkiffError {
+  static override readonly defaultKind: ErrorKind = "invalid-argument";
   constructor(message: string) {
     super(`template parsing error: ${message}`, 125);
     this.name = "TemplateParseError";

@@ -7,7 +7,7 @@
 // checked against the config's diff_ids; only then are blobs moved into the store and the images
 // recorded. A failure removes the layers this load added and leaves the store as it was.
 
-import { dirname, join, normalize } from "../state/path.ts";
+import { dirname, join, normalize } from "../path.ts";
 import { SkiffError } from "../errors.ts";
 import { readJson, removeIfExists } from "../state/fsutil.ts";
 import type { ImageConfigBlob, LayerRef } from "../state/types.ts";

@@ -4,7 +4,7 @@
 // tag must point at an image. With `repair`, corrupt blobs and layers are removed, then the images
 // that depend on them and the tags that point nowhere, so a later pull fetches them again.
 
-import { join } from "../state/path.ts";
+import { join } from "../path.ts";
 import { atomicTempOwner, withLock } from "../state/fsutil.ts";
 import { layerInfoSchema, parseWith } from "../state/schemas.ts";
 import { imageConfigBlob } from "../state/validate.ts";

@@ -1,7 +1,7 @@
 // Getting content into the store: unpacking a layer into layers/<chainid>, writing verified blobs,
 // and `import` (a rootfs tarball → a one-layer image).
 
-import { join } from "../state/path.ts";
+import { join } from "../path.ts";
 import { SkiffError } from "../errors.ts";
 import { exists, removeIfExists, writeFileAtomic } from "../state/fsutil.ts";
 import type { ImageConfigBlob, ImageRecord, ImageRunConfig, LayerRef } from "../state/types.ts";

@@ -3,7 +3,7 @@
 // or load killed half-way left behind). Orphans younger than ORPHAN_GRACE_MS are kept: they may
 // belong to a pull that is still running (it stores layers before it records the image).
 
-import { join } from "../state/path.ts";
+import { join } from "../path.ts";
 import { SkiffError } from "../errors.ts";
 import { pruneFilter } from "../format/filters.ts";
 import { removeIfExists } from "../state/fsutil.ts";

@@ -4,7 +4,7 @@
 // The one parser for every caller: local tags are stored in docker's familiar form
 // (docker.io/library/busybox:latest → busybox:latest), pull and push use the same grammar.
 
-import { SkiffError } from "../errors.ts";
+import { type ErrorKind, SkiffError } from "../errors.ts";
 
 export const DEFAULT_DOMAIN = "docker.io";
 const LEGACY_DEFAULT_DOMAIN = "index.docker.io";
@@ -41,6 +41,7 @@ export interface Reference {
 
 /** Raised for every malformed reference; the CLI prints it and exits 125. */
 export class InvalidReferenceError extends SkiffError {
+  static override readonly defaultKind: ErrorKind = "invalid-argument";
   constructor(detail?: string) {
     super(detail ? `invalid reference format: ${detail}` : "invalid reference format", 125);
     this.name = "InvalidReferenceError";

@@ -6,7 +6,7 @@
 // Every layer tar is checked against its diffID before the archive is written: a stored gzip blob
 // is gunzipped to a temp file first; a layer with no stored blob cannot be saved (its tar is gone).
 
-import { join } from "../state/path.ts";
+import { join } from "../path.ts";
 import { SkiffError } from "../errors.ts";
 import { removeIfExists } from "../state/fsutil.ts";
 import type { ImageRecord } from "../state/types.ts";

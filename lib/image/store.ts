@@ -9,7 +9,7 @@
 // blobs happens under the "images" lock. This module stays light: run and inspect import it, so the
 // hashing and unpacking code lives in ingest.ts/archive.ts.
 
-import { join } from "../state/path.ts";
+import { join } from "../path.ts";
 import { NotFoundError, SkiffError } from "../errors.ts";
 import { exists, makeTmpDir, removeIfExists, sweepTmp, withLock, writeJsonAtomic } from "../state/fsutil.ts";
 import type { StateRoot } from "../state/root.ts";

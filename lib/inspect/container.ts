@@ -2,7 +2,7 @@
 // skiff does not have yet (networking, logs, volumes) are docker's empty values; anything the
 // runtime adds to the record under a docker field name shows through.
 
-import { join } from "../state/path.ts";
+import { join } from "../path.ts";
 import { goStruct } from "../format/template.ts";
 import type { StateRoot } from "../state/root.ts";
 import { type ContainerRecord, initialState } from "../state/types.ts";

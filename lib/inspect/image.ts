@@ -1,6 +1,6 @@
 // `skiff inspect` of an image: docker's image inspect shape, fields in docker's order.
 
-import { join } from "../state/path.ts";
+import { join } from "../path.ts";
 import { goStruct } from "../format/template.ts";
 import type { ImageRecord } from "../state/types.ts";
 

@@ -2,8 +2,8 @@
 // prints (docker's formatter.ContainerContext: .ID .Image .Command .CreatedAt .RunningFor .Ports
 // .State .Status .Size .Names .Labels .Label "k" .Mounts .Networks .LocalVolumes).
 
-import { join } from "../state/path.ts";
-import { SkiffError } from "../errors.ts";
+import { join } from "../path.ts";
+import { type ErrorKind, SkiffError } from "../errors.ts";
 import { goStruct } from "../format/template.ts";
 import { labelMatches } from "../format/filters.ts";
 import { containerStatus, ellipsis, goTimeString, humanSize, shortId, timeAgo } from "../format/human.ts";
@@ -66,6 +66,7 @@ const STATUSES: ContainerStatus[] = [
 
 /** A daemon-side error in docker (exit 1), e.g. an invalid filter value. */
 export class PsError extends SkiffError {
+  static override readonly defaultKind: ErrorKind = "invalid-argument";
   constructor(message: string) {
     super(message, 1);
   }

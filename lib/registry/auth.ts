@@ -2,7 +2,7 @@
 // the WWW-Authenticate challenge, and the bearer token flow with a per-scope cache.
 // Credentials never appear in an error message.
 
-import { join } from "../state/path.ts";
+import { join } from "../path.ts";
 import { SkiffError } from "../errors.ts";
 import { writeFileAtomic } from "../state/fsutil.ts";
 import { InvalidState, object, optional, parseState, record, str } from "../state/validate.ts";

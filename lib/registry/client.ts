@@ -12,8 +12,8 @@
 //   SKIFF_REGISTRY_RETRIES=<n>                       extra attempts for transient failures (4)
 // Loopback hosts (localhost, 127.0.0.0/8, ::1) are always insecure: HTTP first, then HTTPS.
 
-import { join } from "../state/path.ts";
-import { oneLine, SkiffError } from "../errors.ts";
+import { join } from "../path.ts";
+import { type ErrorKind, oneLine, SkiffError } from "../errors.ts";
 import {
   basicAuthHeader,
   type Challenge,
@@ -191,6 +191,7 @@ async function registryErrorOf(res: Response, what: string): Promise<RegistryErr
 }
 
 export class TimeoutError extends SkiffError {
+  static override readonly defaultKind: ErrorKind = "unavailable";
   constructor(message: string) {
     super(message, 1);
     this.name = "TimeoutError";

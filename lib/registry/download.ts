@@ -2,7 +2,7 @@
 // a blob file (for push) and fed to the image store's unpacker, all while it arrives. A digest or
 // size mismatch throws before the unpacker finishes, so a bad layer is never committed.
 
-import { join } from "../state/path.ts";
+import { join } from "../path.ts";
 import { SkiffError } from "../errors.ts";
 import { exists, removeIfExists } from "../state/fsutil.ts";
 import { Sha256 } from "../image/digest.ts";

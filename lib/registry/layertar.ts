@@ -2,7 +2,7 @@
 // blob is not stored (imported ones). Deterministic: entries sorted by name, overlay whiteouts
 // turned back into OCI `.wh.` markers, hard links as link entries.
 
-import { join } from "../state/path.ts";
+import { join } from "../path.ts";
 import { lgetxattr } from "../../ffi/libc.ts";
 import { Sha256 } from "../image/digest.ts";
 import type { ImageStore } from "../image/store.ts";

@@ -2,7 +2,7 @@
 // download → sha256 → gunzip → untar in one pass into a private temp dir and committed only when
 // its digest, size and diffID match. The image record comes last, so a failed pull leaves no image.
 
-import { join } from "../state/path.ts";
+import { join } from "../path.ts";
 import { SkiffError } from "../errors.ts";
 import { exists, withLock, writeFileAtomic, writeJsonAtomic } from "../state/fsutil.ts";
 import { blobSourcesShape, InvalidState, parseState } from "../state/validate.ts";

@@ -2,7 +2,7 @@
 // another repository on the same registry holds them, else uploaded: POST then one PUT for small
 // blobs, PATCH chunks then PUT for large ones), the config, and the manifest last.
 
-import { join } from "../state/path.ts";
+import { join } from "../path.ts";
 import { SkiffError } from "../errors.ts";
 import { withLock, writeFileAtomic, writeJsonAtomic } from "../state/fsutil.ts";
 import { generatedIndexSchema, parseWith } from "../state/schemas.ts";

@@ -3,8 +3,8 @@
 // first) and by the supervisor, which creates `run -d` containers itself: its modules are loaded and
 // compiled already, which takes that work off the CLI's start (see MONITOR.md for the figures).
 
-import { SkiffError } from "../errors.ts";
-import { type CgroupLimits, parseDeviceCgroupRule, validateLimits } from "../cgroups/mod.ts";
+import { type ErrorKind, SkiffError } from "../errors.ts";
+import { type CgroupLimits, cgroupLimitsOf, validateLimits } from "../cgroups/mod.ts";
 import { ImageStore } from "../image/store.ts";
 import { newContainerId } from "../state/containers.ts";
 import type { StateRoot } from "../state/root.ts";
@@ -18,18 +18,24 @@ export interface RunRequest {
   imageRef: string;
   container: Omit<CreateRequest, "image" | "imageRef" | "lowerDirs">;
   volumes: VolumeFlag[];
-  limits: CgroupLimits;
   signalProxy: boolean;
 }
 
 /** The image is not in the store: the CLI pulls it (with its progress on the user's terminal). */
-export class ImageNotPresentError extends SkiffError {}
+export class ImageNotPresentError extends SkiffError {
+  static override readonly defaultKind: ErrorKind = "not-found";
+}
 
-/** Checks the limits (device rules parsed into `limits`) before anything is made. */
-export function checkLimits(request: RunRequest): void {
-  const limits = request.limits;
-  limits.deviceRules = request.container.resources.DeviceCgroupRules?.map(parseDeviceCgroupRule);
+/** The cgroup limits a request asks for: the one HostConfig mapping, as for a stored record. */
+export function limitsOfRequest(request: RunRequest): CgroupLimits {
+  return cgroupLimitsOf({ ...request.container.resources, Privileged: request.container.privileged });
+}
+
+/** Checks the limits before anything is made (docker's wording); returns them. */
+export function checkLimits(request: RunRequest): CgroupLimits {
+  const limits = limitsOfRequest(request);
   validateLimits(limits);
+  return limits;
 }
 
 /** Volumes, then the record; volumes this made are removed again when the record cannot be. */

@@ -6,8 +6,8 @@
 // joins the container and spawns the command; skiff copies its stdio through pipes (docker's
 // attach: the container never gets the caller's own files or terminal) and returns its exit code.
 
-import { isRunning, lookupContainer } from "../container/ops.ts";
-import { SkiffError } from "../errors.ts";
+import { isRunning, lookupContainer } from "../state/reconcile.ts";
+import { type ErrorKind, SkiffError } from "../errors.ts";
 import { exists } from "../state/fsutil.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
@@ -20,6 +20,7 @@ import {
   type ExecStageSpec,
   type ExecStdio,
 } from "./exec_stage.ts";
+import { readMountInfo } from "../mountinfo.ts";
 import { SIGNAL_NUMBERS } from "./signals.ts";
 import { DEFAULT_PATH } from "./spec.ts";
 import { copyOutput, drainAfterExit, feedInput, sleep } from "./stdio.ts";
@@ -39,6 +40,7 @@ export interface ExecRequest {
 
 /** A container refused for exec: docker's CLI reports it with exit code 1. */
 export class ExecRefused extends SkiffError {
+  static override readonly defaultKind: ErrorKind = "conflict";
   constructor(message: string) {
     super(message, 1);
   }
@@ -88,21 +90,16 @@ const asSet = (controllers: string) => controllers.split(",").filter(Boolean).so
 /** Mount point of each cgroup hierarchy's root in our mount namespace, keyed by its sorted controllers. */
 function cgroupMounts(): Map<string, string> {
   const out = new Map<string, string>();
-  for (const line of Deno.readTextFileSync("/proc/self/mountinfo").split("\n")) {
-    const [left, right] = line.split(" - ");
-    if (!right) continue;
-    const fields = left.split(" ");
-    if (fields[3] !== "/") continue; // a hierarchy mounted from a sub-cgroup is not its root
-    const [fstype, , superOptions] = right.split(" ");
-    const mountPoint = fields[4].replace(/\\040/g, " ");
-    if (fstype === "cgroup2" && !out.has("")) out.set("", mountPoint);
-    if (fstype !== "cgroup") continue;
-    const names = superOptions.split(",").filter((o) =>
+  for (const m of readMountInfo()) {
+    if (m.root !== "/") continue; // a hierarchy mounted from a sub-cgroup is not its root
+    if (m.fsType === "cgroup2" && !out.has("")) out.set("", m.mountPoint);
+    if (m.fsType !== "cgroup") continue;
+    const names = m.superOptions.split(",").filter((o) =>
       !["rw", "ro", "xattr", "noprefix", "clone_children", "cpuset_v2_mode"].includes(o) &&
       !o.startsWith("release_agent=")
     );
     const key = asSet(names.join(","));
-    if (!out.has(key)) out.set(key, mountPoint);
+    if (!out.has(key)) out.set(key, m.mountPoint);
   }
   return out;
 }

@@ -4,7 +4,7 @@
 
 import { kill } from "../../ffi/libc.ts";
 import { openCgroup } from "../cgroups/mod.ts";
-import { NotFoundError, SkiffError } from "../errors.ts";
+import { NoSuchContainerError, NotFoundError, SkiffError } from "../errors.ts";
 import { isProcessAlive, loadContainer } from "../state/containers.ts";
 import { reconcile } from "../state/reconcile.ts";
 import type { StateRoot } from "../state/root.ts";
@@ -131,14 +131,14 @@ export async function waitContainer(root: StateRoot, record: ContainerRecord): P
     last = current(root, record.Id);
     return !last || !isUp(last);
   }, Infinity);
-  if (!last) throw new NotFoundError(`No such container: ${record.Id}`);
+  if (!last) throw new NoSuchContainerError(record.Id);
   return last.State.ExitCode;
 }
 
 /** docker start of one container: a no-op when it runs; else the supervisor starts it. */
 export async function startContainer(root: StateRoot, record: ContainerRecord): Promise<void> {
   const now = current(root, record.Id);
-  if (!now) throw new NotFoundError(`No such container: ${record.Id}`);
+  if (!now) throw new NoSuchContainerError(record.Id);
   if (now.State.Status === "paused") {
     throw new SkiffError(`cannot start a paused container, try unpause instead`);
   }

@@ -5,10 +5,10 @@
 
 import { SkiffError } from "../errors.ts";
 import { parseTimeOrDuration } from "../format/filters.ts";
+import { parseBytes } from "../format/human.ts";
 import type { StateRoot } from "../state/root.ts";
 import { object, oneOf, parseState, str } from "../state/validate.ts";
 import type { ContainerRecord } from "../state/types.ts";
-import { parseBytes } from "../cli/args.ts";
 
 export type LogStream = "stdout" | "stderr";
 

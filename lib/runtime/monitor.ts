@@ -27,21 +27,15 @@ import {
   umask,
   writeAsync,
 } from "../../ffi/libc.ts";
-import {
-  type CgroupLimits,
-  containerCgroupView,
-  createCgroup,
-  parseDeviceCgroupRule,
-} from "../cgroups/mod.ts";
-import type { Verb } from "../cli/context.ts";
+import { cgroupLimitsOf, containerCgroupView, createCgroup } from "../cgroups/mod.ts";
 import { type StartReply, STOP_MARKER, supervisorSocket } from "./detach.ts";
 import { createDetached, ImageNotPresentError, type RunRequest } from "./create_run.ts";
-import { SkiffError } from "../errors.ts";
+import { NoSuchContainerError, SkiffError } from "../errors.ts";
 import { loadContainer, updateContainerSync } from "../state/containers.ts";
 import { exists, removeIfExists } from "../state/fsutil.ts";
 import { reconcile } from "../state/reconcile.ts";
 import type { StateRoot } from "../state/root.ts";
-import type { ContainerRecord, HostConfig } from "../state/types.ts";
+import type { ContainerRecord } from "../state/types.ts";
 import { JsonLogWriter, logPath, logSettings, type LogStream } from "./logs.ts";
 import { drain, finishContainer, launchContainer, type RunOutcome } from "./process.ts";
 import { Backoff, NO_RESTART, shouldRestart } from "./restart.ts";
@@ -52,27 +46,6 @@ export const supervisorLock = (root: StateRoot) => `${root.path}/supervisor.lock
 
 export function stopRequested(root: StateRoot, id: string): boolean {
   return exists(`${root.container(id)}/${STOP_MARKER}`);
-}
-
-/** The cgroup limits a record asks for (the same the run flags gave). */
-export function cgroupLimitsOf(host: HostConfig): CgroupLimits {
-  return {
-    memory: host.Memory,
-    memorySwap: host.MemorySwap,
-    nanoCpus: host.NanoCpus,
-    cpuShares: host.CpuShares,
-    cpusetCpus: host.CpusetCpus,
-    cpusetMems: host.CpusetMems,
-    pidsLimit: host.PidsLimit ?? undefined,
-    blkioWeight: host.BlkioWeight,
-    cpuPeriod: host.CpuPeriod,
-    cpuQuota: host.CpuQuota,
-    memoryReservation: host.MemoryReservation,
-    memorySwappiness: host.MemorySwappiness ?? undefined,
-    oomKillDisable: host.OomKillDisable,
-    deviceRules: host.DeviceCgroupRules?.map(parseDeviceCgroupRule),
-    privileged: host.Privileged,
-  };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -220,7 +193,7 @@ async function supervise(root: StateRoot, id: string, reply: (r: StartReply) => 
     try {
       record = loadContainer(root, id);
     } catch {
-      return answer({ ok: false, error: `No such container: ${id}`, exitCode: 1 });
+      return answer({ ok: false, error: new NoSuchContainerError(id).message, exitCode: 1 });
     }
     const startedAt = Date.now();
     let outcome: RunOutcome;
@@ -389,7 +362,7 @@ export function listenPrivately(path: string): number {
 }
 
 /** `skiff __supervisor`: see the header. */
-const supervisor: Verb = async (_args, ctx) => {
+const supervisor = async (_args: string[], ctx: { root: StateRoot }): Promise<number> => {
   const root = ctx.root;
   const lockFd = open(supervisorLock(root), O.RDWR | O.CREAT | O.CLOEXEC, 0o600);
   if (!flock(lockFd, LOCK.EX | LOCK.NB)) return 0; // another supervisor serves this root

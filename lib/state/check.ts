@@ -3,7 +3,7 @@
 // `repair`, what cannot be read is removed once what it holds is released (a dead container's
 // cgroup and mounts) or rebuilt when it can be (a volume's record, from its directory).
 
-import { join } from "./path.ts";
+import { join } from "../path.ts";
 import { scanContainers } from "./containers.ts";
 import { cgroupBusy, incompleteContainers, removeBrokenContainer } from "./reconcile.ts";
 import { sweepAtomicTemps, writeJsonAtomic } from "./fsutil.ts";

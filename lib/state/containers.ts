@@ -1,8 +1,8 @@
 // The container store: one directory per container holding container.json (a ContainerRecord).
 // Creation takes the containers lock so names stay unique when many skiff processes run at once.
 
-import { join } from "./path.ts";
-import { NotFoundError, SkiffError } from "../errors.ts";
+import { join } from "../path.ts";
+import { NoSuchContainerError, SkiffError } from "../errors.ts";
 import {
   exists,
   isProcessAlive,
@@ -403,7 +403,7 @@ export function findContainer(root: StateRoot, ref: string): ContainerRecord {
     const r = found(loadOrBroken(root, byPrefix[0]));
     if (r) return r;
   }
-  throw new NotFoundError(`No such container: ${ref}`);
+  throw new NoSuchContainerError(ref);
 }
 
 /**

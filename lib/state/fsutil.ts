@@ -2,7 +2,7 @@
 // time, and the temps under <root>/tmp. One module, not four: each module a verb loads costs ~1 ms
 // of start-up (measured on `ps`), and every verb needs these.
 
-import { dirname, join } from "./path.ts";
+import { dirname, join } from "../path.ts";
 import type { StateRoot } from "./root.ts";
 import { close, flock, LOCK, O, open, setTopDirFlag } from "../../ffi/libc.ts";
 

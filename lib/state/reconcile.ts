@@ -10,9 +10,10 @@
 
 import { kill, MNT_DETACH, umount2 } from "../../ffi/libc.ts";
 import { openCgroup } from "../cgroups/mod.ts";
-import { SkiffError } from "../errors.ts";
+import { type ErrorKind, SkiffError } from "../errors.ts";
 import {
   containerLockPath,
+  findContainer,
   isProcessAlive,
   listContainers,
   loadContainer,
@@ -20,7 +21,8 @@ import {
   removeContainerDir,
   updateContainerSync,
 } from "./containers.ts";
-import { join } from "./path.ts";
+import { readMountInfo } from "../mountinfo.ts";
+import { join } from "../path.ts";
 import { exists, withLock, withLockSync } from "./fsutil.ts";
 import type { StateRoot } from "./root.ts";
 import type { ContainerRecord } from "./types.ts";
@@ -92,6 +94,17 @@ export function reconcile(root: StateRoot, record: ContainerRecord, now = new Da
   return saved;
 }
 
+/** Finds a container (id, prefix or name) and returns its record as it truly is. */
+export function lookupContainer(root: StateRoot, ref: string): ContainerRecord {
+  return reconcile(root, findContainer(root, ref));
+}
+
+/** True while the container's process runs (paused counts as running, as in docker). */
+export function isRunning(record: ContainerRecord): boolean {
+  return record.State.Running && record.State.Pid > 0 &&
+    isProcessAlive(record.State.Pid, record.State.PidStartTime);
+}
+
 /** Every container, reconciled. */
 export function listReconciled(root: StateRoot): ContainerRecord[] {
   return listContainers(root).map((r) => reconcile(root, r));
@@ -126,6 +139,7 @@ const claimsRunning = (r: ContainerRecord) =>
 
 /** A container that cannot be removed: docker's CLI prints it and exits 1. */
 export class RemoveError extends SkiffError {
+  static override readonly defaultKind: ErrorKind = "conflict";
   constructor(message: string) {
     super(message, 1);
   }
@@ -205,18 +219,16 @@ export async function removeContainer(
 
 /** Lazily unmounts anything left mounted below the container's directory (a crashed runtime). */
 function detachMountsUnder(dir: string): void {
-  let mountinfo: string;
+  let mounts;
   try {
-    mountinfo = Deno.readTextFileSync("/proc/self/mountinfo");
+    mounts = readMountInfo();
   } catch {
     return;
   }
-  const points = mountinfo.split("\n").map((l) => l.split(" ")[4]).filter((m) =>
-    m && (m === dir || m.startsWith(dir + "/"))
-  );
+  const points = mounts.map((m) => m.mountPoint).filter((m) => m === dir || m.startsWith(dir + "/"));
   for (const m of points.sort((a, b) => b.length - a.length)) {
     try {
-      umount2(m.replace(/\\040/g, " "), MNT_DETACH);
+      umount2(m, MNT_DETACH);
     } catch { /* already gone */ }
   }
 }

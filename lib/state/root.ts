@@ -8,7 +8,7 @@
 //   <root>/tmp/                      partial writes, renamed into place when complete
 //   <root>/locks/                    flock files
 
-import { join } from "./path.ts";
+import { join } from "../path.ts";
 import { SkiffError } from "../errors.ts";
 
 export const DEFAULT_ROOT = "/var/lib/skiff";

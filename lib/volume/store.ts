@@ -3,8 +3,8 @@
 // place, so a half-made volume is never listed. Changes run under the "volumes" lock; the in-use
 // check reads the containers' Mounts.
 
-import { join } from "../state/path.ts";
-import { NotFoundError, SkiffError } from "../errors.ts";
+import { join } from "../path.ts";
+import { type ErrorKind, NotFoundError, SkiffError } from "../errors.ts";
 import { listContainers, processStartTime } from "../state/containers.ts";
 import { exists, removeIfExists, tmpPath, withLock, writeJsonAtomic } from "../state/fsutil.ts";
 import { InvalidState, nullable, object, parseState, record, str } from "../state/validate.ts";
@@ -234,6 +234,7 @@ export function volumeUsers(root: StateRoot, name: string, containers = listCont
 
 /** A volume that cannot be removed: docker's CLI prints it and exits 1. */
 export class VolumeInUseError extends SkiffError {
+  static override readonly defaultKind: ErrorKind = "conflict";
   constructor(name: string, ids: string[]) {
     super(`remove ${name}: volume is in use - [${ids.join(", ")}]`, 1);
   }

@@ -1,5 +1,6 @@
 // POSIX path helpers with node:path's results, for modules on skiff's start-up path: importing any
 // node: built-in loads Deno's Node compatibility layer, ~10 ms of CPU on every skiff invocation.
+// Pure string work, so it stands below every folder of lib/ (cgroups/ and state/ both use it).
 
 /** node:path posix normalize(). */
 export function normalize(path: string): string {

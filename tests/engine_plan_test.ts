@@ -1,0 +1,145 @@
+// Unit tests of the engine's pure parts, without root: error kinds, the one HostConfig → cgroup
+// limits mapping, the mountinfo parser, the per-architecture syscall numbers.
+
+import assert from "node:assert/strict";
+import {
+  httpStatusOf,
+  kindOf,
+  NoSuchContainerError,
+  NotFoundError,
+  SkiffError,
+  UsageError,
+  withExitCode,
+} from "../lib/errors.ts";
+import { cgroupLimitsOf, type HostResources } from "../lib/cgroups/limits.ts";
+import { parseMountInfo } from "../lib/mountinfo.ts";
+import { SYSCALL_NUMBERS } from "../ffi/libc.ts";
+import { AARCH64_SYSCALLS, X86_64_SYSCALLS } from "../lib/seccomp/syscall_tables.ts";
+import { ContainerOpError } from "../lib/container/ops.ts";
+import { RemoveError } from "../lib/state/reconcile.ts";
+
+Deno.test("errors: a kind per class, overridable, with a cause; kinds map to HTTP statuses", () => {
+  assert.equal(new SkiffError("x").kind, "system");
+  assert.equal(new SkiffError("x").exitCode, 125);
+  assert.equal(new UsageError("bad flag").kind, "invalid-argument");
+  assert.equal(new NotFoundError("gone").kind, "not-found");
+  assert.equal(new ContainerOpError("Container x is not running").kind, "conflict");
+  assert.equal(new RemoveError("cannot remove").kind, "conflict");
+  const cause = new Error("EBUSY");
+  const e = new SkiffError("busy", 1, { kind: "unavailable", cause });
+  assert.equal(e.kind, "unavailable");
+  assert.equal(e.cause, cause);
+  assert.equal(kindOf(new Error("plain")), "system");
+  assert.deepEqual(
+    (["not-found", "conflict", "invalid-argument", "not-modified", "unavailable", "system"] as const).map(
+      httpStatusOf,
+    ),
+    [404, 409, 400, 304, 503, 500],
+  );
+});
+
+Deno.test("errors: one No such container error, docker's wording, its exit code per verb", () => {
+  const e = new NoSuchContainerError("ghost");
+  assert.equal(e.message, "No such container: ghost");
+  assert.equal(e.kind, "not-found");
+  assert.ok(e instanceof NotFoundError);
+  assert.equal(e.exitCode, 125);
+  const forVerb = withExitCode(e, 1);
+  assert.equal(forVerb.exitCode, 1);
+  assert.equal(forVerb.kind, "not-found");
+  assert.equal(forVerb.message, e.message);
+  assert.equal(new NoSuchContainerError("ghost", 1).exitCode, 1);
+});
+
+const NO_LIMITS: HostResources = {
+  Memory: 0,
+  MemorySwap: 0,
+  NanoCpus: 0,
+  CpuShares: 0,
+  CpusetCpus: "",
+  CpusetMems: "",
+  PidsLimit: null,
+  BlkioWeight: 0,
+  Privileged: false,
+};
+
+Deno.test("cgroupLimitsOf: every HostConfig resource field reaches the limits", () => {
+  const limits = cgroupLimitsOf({
+    Memory: 64 << 20,
+    MemorySwap: -1,
+    NanoCpus: 1.5e9,
+    CpuShares: 512,
+    CpusetCpus: "0",
+    CpusetMems: "0",
+    PidsLimit: 10,
+    BlkioWeight: 300,
+    CpuPeriod: 100000,
+    CpuQuota: 50000,
+    MemoryReservation: 32 << 20,
+    MemorySwappiness: 60,
+    OomKillDisable: true,
+    DeviceCgroupRules: ["c 1:3 rwm"],
+    Privileged: true,
+  });
+  assert.deepEqual(limits, {
+    memory: 64 << 20,
+    memorySwap: -1,
+    nanoCpus: 1.5e9,
+    cpuShares: 512,
+    cpusetCpus: "0",
+    cpusetMems: "0",
+    pidsLimit: 10,
+    blkioWeight: 300,
+    cpuPeriod: 100000,
+    cpuQuota: 50000,
+    memoryReservation: 32 << 20,
+    memorySwappiness: 60,
+    oomKillDisable: true,
+    deviceRules: [{ type: "c", major: 1, minor: 3, access: "rwm" }],
+    privileged: true,
+  });
+});
+
+Deno.test("cgroupLimitsOf: docker's 'unset' values (null pids limit, null swappiness) are no limit", () => {
+  const limits = cgroupLimitsOf({ ...NO_LIMITS, MemorySwappiness: null, DeviceCgroupRules: null });
+  assert.equal(limits.pidsLimit, undefined);
+  assert.equal(limits.memorySwappiness, undefined);
+  assert.equal(limits.deviceRules, undefined);
+  assert.equal(limits.privileged, false);
+});
+
+const MOUNTINFO = [
+  "22 1 0:21 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw",
+  "35 22 0:30 / /sys/fs/cgroup/memory rw,nosuid shared:16 - cgroup cgroup rw,memory",
+  "36 22 0:31 /docker /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct",
+  "90 1 0:50 / /var/lib/skiff/containers/a\\040b/merged rw - overlay overlay rw,lowerdir=/l",
+  "not a mountinfo line",
+].join("\n");
+
+Deno.test("parseMountInfo: fields, optional fields skipped, octal escapes undone, bad lines skipped", () => {
+  const mounts = parseMountInfo(MOUNTINFO);
+  assert.equal(mounts.length, 4);
+  assert.deepEqual(mounts[1], {
+    mountId: 35,
+    parentId: 22,
+    device: "0:30",
+    root: "/",
+    mountPoint: "/sys/fs/cgroup/memory",
+    mountOptions: "rw,nosuid",
+    fsType: "cgroup",
+    source: "cgroup",
+    superOptions: "rw,memory",
+  });
+  assert.equal(mounts[2].root, "/docker");
+  assert.equal(mounts[3].mountPoint, "/var/lib/skiff/containers/a b/merged");
+});
+
+Deno.test("syscall numbers: the x86-64 and arm64 tables agree with the kernel headers' numbers", () => {
+  const headers = { x86_64: X86_64_SYSCALLS, aarch64: AARCH64_SYSCALLS };
+  for (const arch of ["x86_64", "aarch64"] as const) {
+    for (const [name, nr] of Object.entries(SYSCALL_NUMBERS[arch])) {
+      assert.equal(nr, headers[arch][name], `${arch} ${name}`);
+    }
+  }
+  assert.deepEqual(Object.keys(SYSCALL_NUMBERS.aarch64).sort(), Object.keys(SYSCALL_NUMBERS.x86_64).sort());
+});
