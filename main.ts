@@ -48,7 +48,7 @@ const VERBS: Record<string, VerbLoader> = {
   kill: () => import("./lib/cli/kill.ts"),
   restart: () => import("./lib/cli/restart.ts"),
   wait: () => import("./lib/cli/wait.ts"),
-  __supervisor: () => import("./lib/runtime/monitor.ts"), // owns detached containers (run -d, start)
+  __supervisor: () => import("./lib/engine/monitor.ts"), // owns detached containers (run -d, start)
 };
 // docker's management-command spellings
 const ALIASES: Record<string, string[]> = {

@@ -1,5 +1,6 @@
 // Unit tests of the engine's pure parts, without root: error kinds, the one HostConfig → cgroup
-// limits mapping, the mountinfo parser, the per-architecture syscall numbers.
+// limits mapping (the cgroup plan), the mount plan, the namespaces, the resource list, the
+// mountinfo parser, the per-architecture syscall numbers.
 
 import assert from "node:assert/strict";
 import {
@@ -16,7 +17,10 @@ import { parseMountInfo } from "../lib/mountinfo.ts";
 import { SYSCALL_NUMBERS } from "../ffi/libc.ts";
 import { AARCH64_SYSCALLS, X86_64_SYSCALLS } from "../lib/seccomp/syscall_tables.ts";
 import { ContainerOpError } from "../lib/container/ops.ts";
-import { RemoveError } from "../lib/state/reconcile.ts";
+import { RemoveError } from "../lib/engine/remove.ts";
+import { CONTAINER_RESOURCES } from "../lib/engine/resources.ts";
+import { MAX_MOUNT_DATA, mountsFor, overlayMountData } from "../lib/runtime/mountplan.ts";
+import { DEFAULT_NAMESPACES } from "../lib/runtime/spec.ts";
 
 Deno.test("errors: a kind per class, overridable, with a cause; kinds map to HTTP statuses", () => {
   assert.equal(new SkiffError("x").kind, "system");
@@ -142,4 +146,82 @@ Deno.test("syscall numbers: the x86-64 and arm64 tables agree with the kernel he
     }
   }
   assert.deepEqual(Object.keys(SYSCALL_NUMBERS.aarch64).sort(), Object.keys(SYSCALL_NUMBERS.x86_64).sort());
+});
+
+const RECORD = {
+  Mounts: [
+    {
+      Type: "bind",
+      Source: "/srv/data",
+      Destination: "/data",
+      Mode: "",
+      RW: false,
+      Propagation: "rprivate",
+    },
+    {
+      Type: "volume",
+      Name: "v1",
+      Source: "/var/lib/skiff/volumes/v1/_data",
+      Destination: "/v",
+      Mode: "z",
+      RW: true,
+      Propagation: "",
+    },
+    {
+      Type: "volume",
+      Name: "v2",
+      Source: "/vol2",
+      Destination: "/w",
+      Mode: "nocopy",
+      RW: true,
+      Propagation: "",
+    },
+    { Type: "tmpfs", Source: "", Destination: "/t", Mode: "", RW: true, Propagation: "" },
+  ],
+  HostConfig: { Tmpfs: { "/run": "size=1m" } },
+} as unknown as Parameters<typeof mountsFor>[0];
+
+Deno.test("mountsFor: the container's overlay, binds (volumes copied up unless nocopy) and tmpfs", () => {
+  const plan = mountsFor(RECORD, ["/l/b", "/l/a"], "/c/1");
+  assert.deepEqual(plan.rootfs, {
+    lowerDirs: ["/l/b", "/l/a"],
+    upperDir: "/c/1/upper",
+    workDir: "/c/1/work",
+    target: "/c/1/merged",
+  });
+  assert.deepEqual(plan.binds.map((b) => [b.source, b.destination, b.readOnly, b.copyUp, b.recursive]), [
+    ["/srv/data", "/data", true, false, "enabled"],
+    ["/var/lib/skiff/volumes/v1/_data", "/v", false, true, "enabled"],
+    ["/vol2", "/w", false, false, "enabled"],
+  ]);
+  assert.deepEqual(plan.tmpfs, [{ path: "/run", options: "size=1m" }]);
+});
+
+Deno.test("mountsFor: read-only (cp of a stopped container) reads the upper dir as the top layer", () => {
+  const { rootfs } = mountsFor(RECORD, ["/l/b", "/l/a"], "/c/1", true);
+  assert.deepEqual(rootfs, { lowerDirs: ["/c/1/upper", "/l/b", "/l/a"], target: "/c/1/merged" });
+  assert.deepEqual(overlayMountData(rootfs), { data: "lowerdir=/c/1/upper:/l/b:/l/a" });
+});
+
+Deno.test("overlayMountData: full paths within a page; beyond it the layers are named by index", () => {
+  const plan = { lowerDirs: ["/l/b", "/l/a"], upperDir: "/u", workDir: "/w", target: "/m" };
+  assert.deepEqual(overlayMountData(plan), { data: "lowerdir=/l/b:/l/a,upperdir=/u,workdir=/w" });
+  const many = Array.from({ length: 200 }, (_, i) => `/var/lib/skiff/layers/${"f".repeat(40)}${i}/fs`);
+  const long = overlayMountData({ ...plan, lowerDirs: many });
+  assert.ok(long.data.length <= MAX_MOUNT_DATA);
+  assert.equal(long.data, `lowerdir=${many.map((_, i) => i).join(":")},upperdir=/u,workdir=/w`);
+  assert.deepEqual(long.links, many);
+});
+
+Deno.test("namespaces: docker's default set, each made anew (no path), pid made by the stage", () => {
+  assert.deepEqual(DEFAULT_NAMESPACES.map((n) => n.type), ["mount", "uts", "ipc", "network"]);
+  assert.ok(DEFAULT_NAMESPACES.every((n) => n.path === undefined));
+});
+
+Deno.test("resources: one list; the cgroup goes when the run ends, mounts and volumes with the container", () => {
+  assert.deepEqual(CONTAINER_RESOURCES.map((r) => [r.name, r.releasedAt]), [
+    ["cgroup", "exit"],
+    ["mounts", "remove"],
+    ["volumes", "removed"],
+  ]);
 });

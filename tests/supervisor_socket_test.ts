@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { compileStatic } from "./cprog.ts";
 import { MAIN } from "./helpers.ts";
 import { runDetached, supervisorPids, withDetached } from "./detach_helpers.ts";
-import type { RunRequest } from "../lib/runtime/create_run.ts";
+import type { RunRequest } from "../lib/engine/create_run.ts";
 import { parseVolumeFlag } from "../lib/runtime/mountflag.ts";
 
 const NOBODY = 65534;

@@ -1,6 +1,6 @@
 // skiff kill [-s SIG] CONTAINER...: a signal (default KILL) to each container's main process.
 
-import { killContainer } from "../runtime/lifecycle.ts";
+import { Engine } from "../engine/engine.ts";
 import { parseSignal } from "../runtime/signals.ts";
 import { bool, parseArgs, requireArgs, str } from "./args.ts";
 import type { Verb } from "./context.ts";
@@ -15,7 +15,8 @@ const kill: Verb = async (args, ctx) => {
   requireArgs(p, "kill", 1);
   const signal = str(p, "signal") ?? "KILL";
   parseSignal(signal); // a bad signal is refused before any container is touched
-  return await eachContainer(p.positionals, ctx, (r) => killContainer(ctx.root, r, signal));
+  const engine = new Engine({ root: ctx.root });
+  return await eachContainer(p.positionals, ctx, (r) => engine.kill(r, signal));
 };
 export default kill;
 

@@ -2,7 +2,7 @@
 // json log, each entry to the stream it came from (stdout or stderr).
 
 import { SkiffError, UsageError } from "../errors.ts";
-import { current, isUp } from "../runtime/lifecycle.ts";
+import { current, isUp } from "../engine/lifecycle.ts";
 import {
   entryTime,
   followLog,

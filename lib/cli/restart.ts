@@ -1,15 +1,16 @@
 // skiff restart [-t N] [-s SIG] CONTAINER...: stop (as `stop` does), then start detached.
 
-import { startContainer, stopContainer } from "../runtime/lifecycle.ts";
+import { Engine } from "../engine/engine.ts";
 import type { Verb } from "./context.ts";
 import { eachContainer, stopArgs } from "./stop.ts";
 
 const restart: Verb = async (args, ctx) => {
   const a = stopArgs(args, "restart", USAGE);
   if (!a) return 0;
+  const engine = new Engine({ root: ctx.root });
   return await eachContainer(a.refs, ctx, async (r) => {
-    await stopContainer(ctx.root, r, a);
-    await startContainer(ctx.root, r);
+    await engine.stop(r, a);
+    await engine.start(r);
   });
 };
 export default restart;

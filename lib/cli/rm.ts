@@ -4,11 +4,11 @@
 
 import { BrokenContainerError, findContainer } from "../state/containers.ts";
 import { NotFoundError } from "../errors.ts";
-import { removeBrokenContainer, removeContainer, removeIncompleteContainer } from "../state/reconcile.ts";
+import { Engine } from "../engine/engine.ts";
+import { removeBrokenContainer, removeIncompleteContainer } from "../engine/remove.ts";
 import { sweepTmp } from "../state/fsutil.ts";
 import { bool, parseArgs, requireArgs } from "./args.ts";
 import type { Verb } from "./context.ts";
-import { removeAnonymousVolumes } from "../volume/store.ts";
 
 const rm: Verb = async (args, ctx) => {
   const p = parseArgs(args, {
@@ -27,6 +27,7 @@ const rm: Verb = async (args, ctx) => {
   requireArgs(p, "rm", 1);
   const force = bool(p, "force");
   sweepTmp(ctx.root); // what an rm killed half-way left (its tombstone) goes now
+  const engine = new Engine({ root: ctx.root });
   let failed = false;
   for (const ref of p.positionals) {
     try {
@@ -47,8 +48,7 @@ const rm: Verb = async (args, ctx) => {
         }
         throw e;
       }
-      await removeContainer(ctx.root, record, { force });
-      if (bool(p, "volumes")) await removeAnonymousVolumes(ctx.root, record);
+      await engine.remove(record, { force, volumes: bool(p, "volumes") });
       console.log(ref);
     } catch (e) {
       failed = true;

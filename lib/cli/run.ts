@@ -20,8 +20,9 @@ import type { Verb } from "./context.ts";
 import { SkiffError } from "../errors.ts";
 import { validateCapabilityFlags } from "../runtime/caps.ts";
 import type { ResourceSettings } from "../runtime/container.ts";
-import type { RunRequest } from "../runtime/create_run.ts";
-import type { StartReply } from "../runtime/detach.ts";
+import type { RunRequest } from "../engine/create_run.ts";
+import type { StartReply } from "../engine/detach.ts";
+import type { ImageStore } from "../image/store.ts";
 import { parseMountFlag, parseVolumeFlag } from "../runtime/mountflag.ts";
 import { environment, readListFile } from "./envflags.ts";
 import { parseRestartPolicy } from "../runtime/restart.ts";
@@ -341,7 +342,7 @@ async function adaptLimitsToHost(request: RunRequest): Promise<void> {
 
 /** run -d: the supervisor starts the created container; prints its id once its command runs. */
 async function runDetached(ctx: Parameters<Verb>[1], id: string): Promise<number> {
-  const { startDetached } = await import("../runtime/detach.ts");
+  const { startDetached } = await import("../engine/detach.ts");
   return reportDetached(await startDetached(ctx.root, id), id);
 }
 
@@ -365,7 +366,7 @@ async function runDetachedBySupervisor(
   ctx: Parameters<Verb>[1],
   request: RunRequest,
 ): Promise<number | undefined> {
-  const { runDetachedRequest } = await import("../runtime/detach.ts");
+  const { runDetachedRequest } = await import("../engine/detach.ts");
   const reply = await runDetachedRequest(ctx.root, request);
   if (!reply.ok && reply.imageMissing) return undefined;
   return reportDetached(reply);
@@ -381,85 +382,32 @@ const run: Verb = async (args, ctx) => {
   const request = runRequest(parsed);
   await checkSeccompProfiles(request.container.securityOpt ?? []);
   await adaptLimitsToHost(request);
-  const { tty, interactive } = request.container;
   const pullFlag = str(parsed, "pull");
   if (detach && (pullFlag === undefined || pullFlag === "missing")) {
     const code = await runDetachedBySupervisor(ctx, request);
     if (code !== undefined) return code;
   }
 
-  // started before the rest of the runtime is even loaded: its startup overlaps with all that
-  // follows, and it waits for its spec (bad input from here on just kills it again); a detached
-  // container's init stage is the supervisor's child instead (see runtime/monitor.ts)
-  // the json log of a foreground run (see runForeground). A --rm container is not logged: docker logs it, but nobody can read that log once it is removed, and
-  // skipping it keeps `run --rm` as fast as before
-  const keepLog = !request.container.autoRemove && request.container.logConfig?.Type !== "none";
-  // loaded here, not at the top: `run -d` above never needs it (nor the FFI bindings it brings)
-  const { abortInitStage, startInitStage } = await import("../runtime/stage.ts");
-  // the container gets pipes that skiff copies, never the caller's own stdio (docker's attach);
-  // with -t the pty replaces all three before the container's command runs
-  const stage = detach ? undefined : startInitStage(
-    ctx.root,
-    interactive && !tty ? "piped" : "null",
-    tty ? "inherit" : "piped",
-  );
-  let runtime, record, cgroup, cgroupView, createdVolumes: string[] = [];
-  let joined: Promise<void> | undefined;
-  try {
-    const [
-      { ImageStore },
-      cgroups,
-      foreground,
-      { newContainerId, removeContainerDir },
-      { checkLimits, createForRun },
-    ] = await Promise.all([
-      import("../image/store.ts"),
-      import("../cgroups/mod.ts"),
-      import("../runtime/process.ts"),
-      import("../state/containers.ts"),
-      import("../runtime/create_run.ts"),
-    ]);
-    const limits = checkLimits(request);
-    runtime = foreground;
-    const id = newContainerId();
-    if (stage) {
-      // the cgroups come first and the init stage joins them on Deno's blocking pool: the first
-      // cgroup.procs write sleeps for an RCU grace period (~10 ms), now while the record is made
-      cgroup = cgroups.createCgroup(ctx.root, id, limits);
-      joined = cgroup.addProcessAsync(stage.child.pid);
-      joined.catch(() => {}); // awaited below
-      cgroupView = cgroups.containerCgroupView(ctx.root, id);
-    }
-    const store = new ImageStore(ctx.root);
-    // a missing image is pulled first (docker's --pull=missing); pull.ts loads only then
-    const image = (pullFlag === undefined || pullFlag === "missing") && store.find(request.imageRef) ||
-      await (await import("./pull.ts")).imageForRun(ctx, store, request.imageRef, pullFlag);
-    ({ record, createdVolumes } = await createForRun(ctx.root, request, image, store.layerDirs(image), id));
-    if (detach) return await runDetached(ctx, record.Id);
-    try {
-      await joined;
-    } catch (e) {
-      removeContainerDir(ctx.root, record.Id);
-      await (await import("../runtime/mounts.ts")).discardVolumes(ctx.root, createdVolumes);
-      throw e;
-    }
-  } catch (e) {
-    await joined?.catch(() => {});
-    cgroup?.destroy();
-    if (stage) await abortInitStage(stage);
-    throw e;
+  const { Engine } = await import("../engine/engine.ts");
+  const engine = new Engine({ root: ctx.root });
+  // a missing image is pulled first (docker's --pull=missing); pull.ts loads only then
+  const image = async (store: ImageStore) =>
+    (pullFlag === undefined || pullFlag === "missing") && store.find(request.imageRef) ||
+    await (await import("./pull.ts")).imageForRun(ctx, store, request.imageRef, pullFlag);
+  if (detach) {
+    // the image had to be pulled (or --pull always): this process creates, the supervisor starts
+    const { ImageStore } = await import("../image/store.ts");
+    const id = await engine.create(request, await image(new ImageStore(ctx.root)));
+    return await runDetached(ctx, id);
   }
-  const joinedCgroup = cgroup;
-  // already joined above: runForeground's addProcess has nothing left to do
-  const cgroupHandle = joinedCgroup && {
-    addProcess: () => {},
-    oomKilled: () => joinedCgroup.oomKilled(),
-    destroy: () => joinedCgroup.destroy(),
-  };
-  const outcome = await runtime.runForeground(ctx.root, record, cgroupHandle, stage!, {
-    cgroupView,
-    signalProxy: request.signalProxy,
-    keepLog,
+  const { callerIO } = await import("../runtime/stdio.ts");
+  const outcome = await engine.runForeground({
+    request,
+    image,
+    io: callerIO(),
+    // a --rm container is not logged: docker logs it, but nobody can read that log once it is
+    // removed, and skipping it keeps `run --rm` as fast as before
+    keepLog: !request.container.autoRemove && request.container.logConfig?.Type !== "none",
   });
   if (outcome.error) console.error(`skiff: unable to start container process: ${outcome.error}`);
   return outcome.exitCode;

@@ -3,7 +3,7 @@
 // container until it stops and exits with its code.
 
 import { SkiffError } from "../errors.ts";
-import { startContainer, waitContainer } from "../runtime/lifecycle.ts";
+import { Engine } from "../engine/engine.ts";
 import { logPath } from "../runtime/logs.ts";
 import { findContainer } from "../state/containers.ts";
 import { bool, parseArgs, requireArgs } from "./args.ts";
@@ -24,8 +24,9 @@ const start: Verb = async (args, ctx) => {
     return 0;
   }
   requireArgs(p, "start", 1);
+  const engine = new Engine({ root: ctx.root });
   if (!bool(p, "attach") && !bool(p, "interactive")) {
-    return await eachContainer(p.positionals, ctx, (r) => startContainer(ctx.root, r));
+    return await eachContainer(p.positionals, ctx, (r) => engine.start(r));
   }
   if (p.positionals.length > 1) {
     throw new SkiffError("you cannot start and attach multiple containers at once");
@@ -35,9 +36,9 @@ const start: Verb = async (args, ctx) => {
   try {
     offset = Deno.statSync(logPath(ctx.root, record.Id)).size; // only what this run writes
   } catch { /* no output yet */ }
-  await startContainer(ctx.root, record);
+  await engine.start(record);
   await followContainerLog(ctx.root, record, offset, printer({}));
-  return await waitContainer(ctx.root, record);
+  return await engine.wait(record);
 };
 export default start;
 

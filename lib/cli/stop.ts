@@ -4,7 +4,7 @@
 import { findContainer } from "../state/containers.ts";
 import type { ContainerRecord } from "../state/types.ts";
 import { UsageError } from "../errors.ts";
-import { stopContainer } from "../runtime/lifecycle.ts";
+import { Engine } from "../engine/engine.ts";
 import { bool, parseArgs, requireArgs, str } from "./args.ts";
 import type { Verb } from "./context.ts";
 
@@ -67,7 +67,8 @@ export function stopArgs(
 const stop: Verb = async (args, ctx) => {
   const a = stopArgs(args, "stop", USAGE);
   if (!a) return 0;
-  return await eachContainer(a.refs, ctx, (r) => stopContainer(ctx.root, r, a));
+  const engine = new Engine({ root: ctx.root });
+  return await eachContainer(a.refs, ctx, (r) => engine.stop(r, a));
 };
 export default stop;
 

@@ -46,7 +46,7 @@ const system: Verb = async (args, ctx) => {
     throw new UsageError(`"skiff system check" accepts no arguments.`, "system check");
   }
   const { checkStore } = await import("../image/fsck.ts");
-  const { checkState } = await import("../state/check.ts");
+  const { checkState } = await import("../engine/check.ts");
   const repair = bool(p, "repair");
   const result = await checkStore(new ImageStore(ctx.root), { repair });
   const state = await checkState(ctx.root, repair);

@@ -1,6 +1,6 @@
 // skiff wait CONTAINER...: blocks until each container stops, then prints its exit code.
 
-import { waitContainer } from "../runtime/lifecycle.ts";
+import { Engine } from "../engine/engine.ts";
 import { bool, parseArgs, requireArgs } from "./args.ts";
 import type { Verb } from "./context.ts";
 import { eachContainer } from "./stop.ts";
@@ -14,10 +14,11 @@ const wait: Verb = async (args, ctx) => {
     return 0;
   }
   requireArgs(p, "wait", 1);
+  const engine = new Engine({ root: ctx.root });
   return await eachContainer(
     p.positionals,
     ctx,
-    async (r) => console.log(await waitContainer(ctx.root, r)),
+    async (r) => console.log(await engine.wait(r)),
     true,
   );
 };

@@ -16,7 +16,7 @@
 //   stdin and stdout included.
 
 import { basename, dirname, join, resolve } from "node:path";
-import { AT_FDCWD, chdir, CLONE, MNT_DETACH, mount, MS, openAt, umount2, unshare } from "../../ffi/libc.ts";
+import { AT_FDCWD, CLONE, MNT_DETACH, mount, MS, openAt, umount2, unshare } from "../../ffi/libc.ts";
 import { SkiffError } from "../errors.ts";
 import {
   checkAt,
@@ -41,6 +41,8 @@ import type { ContainerRecord } from "../state/types.ts";
 import { pathParts } from "./fstree.ts";
 import { openSource, tarToStdout } from "./cphelper.ts";
 import { selfCommand } from "../runtime/self.ts";
+import { mountsFor } from "../runtime/mountplan.ts";
+import { mountOverlay } from "../runtime/overlay.ts";
 import { isRunning } from "../state/reconcile.ts";
 
 /** One side of a copy as given on the command line. */
@@ -102,25 +104,10 @@ export function withContainerRoot<T>(
       mount(null, "/", null, MS.REC | MS.PRIVATE);
       unshared = true;
     }
-    const upper = join(dir, "upper");
     // read-only: the upper dir as the top lower layer, so nothing of the container is written
-    let lowers = writable ? record.LowerDirs : [upper, ...record.LowerDirs];
-    const options = (l: string[]) =>
-      writable
-        ? `lowerdir=${l.join(":")},upperdir=${upper},workdir=${join(dir, "work")}`
-        : `lowerdir=${l.join(":")}`;
-    const cwd = Deno.cwd();
-    if (options(lowers).length > 4000) {
-      // the mount data is one page: name the layers relative to the layers dir instead
-      chdir(root.layers);
-      lowers = lowers.map((l) => (l.startsWith(root.layers + "/") ? l.slice(root.layers.length + 1) : l));
-    }
+    const { rootfs } = mountsFor(record, record.LowerDirs, dir, !writable);
     Deno.mkdirSync(merged, { recursive: true });
-    try {
-      mount("overlay", merged, "overlay", writable ? 0 : MS.RDONLY, options(lowers));
-    } finally {
-      chdir(cwd);
-    }
+    mountOverlay(rootfs, join(dir, "cp-lower"), writable ? 0 : MS.RDONLY);
     try {
       const rootFd = openHostDir(merged);
       try {

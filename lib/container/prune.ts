@@ -6,15 +6,14 @@ import { pruneFilter as pruneFilterOf } from "../format/filters.ts";
 import {
   cgroupBusy,
   incompleteContainers,
-  reconcile,
   removeBrokenContainer,
   removeContainer,
-} from "../state/reconcile.ts";
+} from "../engine/remove.ts";
+import { isRunning, reconcile } from "../state/reconcile.ts";
 import { deadPlaceholder, scanContainers } from "../state/containers.ts";
 import { sweepTmp } from "../state/fsutil.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
-import { isRunning } from "../state/reconcile.ts";
 
 export interface ContainerPruneResult {
   deleted: string[];

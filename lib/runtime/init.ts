@@ -23,6 +23,7 @@ import {
   resetSignals,
   setgroupsThread,
   sethostname,
+  setns,
   setresgidThread,
   setresuidThread,
   setsid,
@@ -35,7 +36,13 @@ import {
 import { close } from "../../ffi/mod.ts";
 import { confineBeforeCredentials, confineLast } from "./confine.ts";
 import { enterWorkingDir, makeRootReadOnly, setupRootfs } from "./rootfs.ts";
-import { EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED, type InitSpec } from "./spec.ts";
+import {
+  EXIT_NOT_EXECUTABLE,
+  EXIT_NOT_FOUND,
+  EXIT_SETUP_FAILED,
+  type InitSpec,
+  type NamespaceSpec,
+} from "./spec.ts";
 import { type ExecUser, resolveUser } from "./user.ts";
 
 /** A failure before execve, with the exit code docker gives it. */
@@ -157,9 +164,35 @@ function execErrorCode(e: SysError): number {
   return EXIT_SETUP_FAILED;
 }
 
+const NAMESPACE_FLAGS: Record<NamespaceSpec["type"], number> = {
+  mount: CLONE.NEWNS,
+  uts: CLONE.NEWUTS,
+  ipc: CLONE.NEWIPC,
+  network: CLONE.NEWNET,
+  cgroup: CLONE.NEWCGROUP,
+};
+
+/** Joins the namespaces the spec names by path (setns), then makes the others anew in one unshare. */
+function enterNamespaces(namespaces: NamespaceSpec[]): void {
+  let fresh = 0;
+  for (const ns of namespaces) {
+    if (ns.path === undefined) {
+      fresh |= NAMESPACE_FLAGS[ns.type];
+      continue;
+    }
+    const fd = open(ns.path, O.RDONLY | O.CLOEXEC);
+    try {
+      setns(fd, NAMESPACE_FLAGS[ns.type]); // the flag makes the kernel check the fd's kind
+    } finally {
+      close(fd);
+    }
+  }
+  if (fresh) unshare(fresh);
+}
+
 function run(spec: InitSpec, fifo: FifoReader): never {
   umask(0); // device nodes and files we create get exactly the modes we ask for
-  unshare(CLONE.NEWNS | CLONE.NEWUTS | CLONE.NEWIPC | CLONE.NEWNET);
+  enterNamespaces(spec.namespaces);
   setsid(); // a session of its own: the caller's terminal signals reach it only through skiff
   if (spec.ttySlave) attachTerminal(spec.ttySlave);
   setupRootfs(spec);

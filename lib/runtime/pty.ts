@@ -13,6 +13,7 @@ import {
   setWinsize,
   writeAsync,
 } from "../../ffi/libc.ts";
+import type { ByteSink, ByteSource } from "./stdio.ts";
 
 export class PtyMaster {
   private slaveHold = -1;
@@ -43,27 +44,30 @@ export class PtyMaster {
     this.slaveHold = -1;
   }
 
-  /** Copies everything the container writes to skiff's stdout (or `sink`) until the pty hangs up. */
-  async pumpOutput(sink?: (chunk: Uint8Array) => void): Promise<void> {
+  /** Copies everything the container writes to `out` (or `sink`) until the pty hangs up. */
+  async pumpOutput(
+    sink?: (chunk: Uint8Array) => void | Promise<void>,
+    out: ByteSink = Deno.stdout,
+  ): Promise<void> {
     const buf = new Uint8Array(32 * 1024);
     while (true) {
       const n = await readAsync(this.fd, buf);
       if (n <= 0) return; // EIO: every slave fd is closed
       if (sink) {
-        sink(buf.slice(0, n));
+        await sink(buf.slice(0, n));
         continue;
       }
       let written = 0;
-      while (written < n) written += await Deno.stdout.write(buf.subarray(written, n));
+      while (written < n) written += await out.write(buf.subarray(written, n));
     }
   }
 
-  /** Copies skiff's stdin to the container's terminal until stdin ends or the pty is gone. */
-  async pumpInput(): Promise<void> {
+  /** Copies `input` (skiff's stdin) to the container's terminal until it ends or the pty is gone. */
+  async pumpInput(input: ByteSource = Deno.stdin): Promise<void> {
     const buf = new Uint8Array(32 * 1024);
     try {
       while (true) {
-        const n = await Deno.stdin.read(buf);
+        const n = await input.read(buf);
         if (n === null) return;
         for (let written = 0; written < n;) {
           const w = await writeAsync(this.fd, buf.subarray(written, n));

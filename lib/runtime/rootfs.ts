@@ -29,6 +29,7 @@ import {
   tryOpenInRoot,
 } from "../fs/at.ts";
 import { copyDirContents } from "../fs/tree.ts";
+import { mountOverlay } from "./overlay.ts";
 import type { InitSpec } from "./spec.ts";
 
 const DEVICES: [name: string, major: number, minor: number][] = [
@@ -272,26 +273,14 @@ function copyUpIfEmpty(volume: string, root: string, destination: string): void 
   }
 }
 
-/** The mount data is limited to one page: with many layers, name them through short symlinks. */
-const MAX_MOUNT_DATA = 4000;
-
-function mountOverlay(spec: InitSpec): void {
-  const options = (lower: string) => `lowerdir=${lower},upperdir=${spec.upperDir},workdir=${spec.workDir}`;
-  let lower = spec.lowerDirs.join(":");
-  if (options(lower).length > MAX_MOUNT_DATA) {
-    // <container>/lower/<n> -> n-th layer; overlay resolves relative lowerdirs against our cwd
-    const links = `${spec.containerDir}/lower`;
-    mkdirp(links);
-    spec.lowerDirs.forEach((dir, i) => {
-      try {
-        Deno.removeSync(`${links}/${i}`);
-      } catch { /* first start */ }
-      Deno.symlinkSync(dir, `${links}/${i}`);
-    });
-    chdir(links);
-    lower = spec.lowerDirs.map((_, i) => String(i)).join(":");
-  }
-  mount("overlay", spec.mergedDir, "overlay", 0, options(lower));
+function mountRootOverlay(spec: InitSpec): void {
+  const plan = {
+    lowerDirs: spec.lowerDirs,
+    upperDir: spec.upperDir,
+    workDir: spec.workDir,
+    target: spec.mergedDir,
+  };
+  mountOverlay(plan, `${spec.containerDir}/lower`);
 }
 
 /** Mounts everything below `spec.mergedDir`, then makes it the root and changes into it. */
@@ -299,7 +288,7 @@ export function setupRootfs(spec: InitSpec): void {
   const root = spec.mergedDir;
   // nothing we mount may propagate back to the host
   mount(null, "/", null, MS.REC | MS.PRIVATE);
-  mountOverlay(spec);
+  mountRootOverlay(spec);
 
   // every mount point comes from the image: resolve it inside the root
   const proc = resolveInRoot(root, "/proc");

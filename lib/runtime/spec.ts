@@ -4,9 +4,28 @@
 // into the FIFO: that line is the go signal.
 // Kept free of imports so the init stage loads nothing it does not need.
 
+/** An OCI runtime spec namespace: joined when `path` names one (setns), else made anew (unshare). */
+export interface NamespaceSpec {
+  type: "mount" | "uts" | "ipc" | "network" | "cgroup";
+  path?: string;
+}
+
+/**
+ * The namespaces the init stage enters (the PID namespace is made by the stage's parent, see
+ * stage.ts): docker's default, each new. A later `--network container:X` names X's by path.
+ */
+export const DEFAULT_NAMESPACES: readonly NamespaceSpec[] = [
+  { type: "mount" },
+  { type: "uts" },
+  { type: "ipc" },
+  { type: "network" },
+];
+
 export interface InitSpec {
   /** Host paths; valid until pivot_root. */
   containerDir: string;
+  /** The namespaces to join or make, in order (the OCI spec's linux.namespaces, without pid). */
+  namespaces: NamespaceSpec[];
   /** Overlay lowerdirs, top-most first. */
   lowerDirs: string[];
   upperDir: string;

@@ -3,6 +3,32 @@
 
 import type { JsonLogWriter, LogStream } from "./logs.ts";
 
+/** A byte sink: the caller's stdout/stderr, or any stream (a later API frames it docker's way). */
+export interface ByteSink {
+  write(chunk: Uint8Array): Promise<number>;
+}
+
+/** A byte source: the caller's stdin, or any stream. */
+export interface ByteSource {
+  read(buf: Uint8Array): Promise<number | null>;
+}
+
+/**
+ * Where a container's stdio goes. `terminal`: the caller's stdin is a terminal that follows the
+ * container's pty (raw mode, window size): the CLI's adapter.
+ */
+export interface ContainerIO {
+  stdin: ByteSource;
+  stdout: ByteSink;
+  stderr: ByteSink;
+  terminal: boolean;
+}
+
+/** The CLI's I/O: skiff's own stdio, its terminal when it has one. */
+export function callerIO(): ContainerIO {
+  return { stdin: Deno.stdin, stdout: Deno.stdout, stderr: Deno.stderr, terminal: true };
+}
+
 /** A copy of one output pipe under way. */
 export interface OutputCopy {
   done: Promise<void>;
@@ -19,7 +45,7 @@ export interface OutputCopy {
  */
 export function copyOutput(
   source: ReadableStream<Uint8Array>,
-  caller: typeof Deno.stdout | typeof Deno.stderr,
+  caller: ByteSink,
   log?: { writer: JsonLogWriter; stream: LogStream },
 ): OutputCopy {
   const copy: OutputCopy = { done: Promise.resolve(), writing: false, lastActivity: Date.now() };
@@ -53,11 +79,14 @@ export function copyOutput(
  * Copies skiff's stdin into the child's until stdin ends, then closes it: the container reads EOF.
  * Stops quietly when the child no longer reads.
  */
-export async function feedInput(writer: WritableStreamDefaultWriter<Uint8Array>): Promise<void> {
+export async function feedInput(
+  writer: WritableStreamDefaultWriter<Uint8Array>,
+  input: ByteSource = Deno.stdin,
+): Promise<void> {
   const buf = new Uint8Array(64 * 1024);
   try {
     while (true) {
-      const n = await Deno.stdin.read(buf);
+      const n = await input.read(buf);
       if (n === null) break;
       await writer.write(buf.slice(0, n));
     }

@@ -4,13 +4,13 @@
 // cgroup and mounts) or rebuilt when it can be (a volume's record, from its directory).
 
 import { join } from "../path.ts";
-import { scanContainers } from "./containers.ts";
-import { cgroupBusy, incompleteContainers, removeBrokenContainer } from "./reconcile.ts";
-import { sweepAtomicTemps, writeJsonAtomic } from "./fsutil.ts";
-import type { StateRoot } from "./root.ts";
+import { scanContainers } from "../state/containers.ts";
+import { cgroupBusy, incompleteContainers, removeBrokenContainer } from "./remove.ts";
+import { sweepAtomicTemps, writeJsonAtomic } from "../state/fsutil.ts";
+import type { StateRoot } from "../state/root.ts";
 import { type BrokenVolumeError, listVolumes, volumesDir } from "../volume/store.ts";
-import { blobSourcesShape, InvalidState, parseState } from "./validate.ts";
-import { generatedIndexSchema, parseWith } from "./schemas.ts";
+import { blobSourcesShape, InvalidState, parseState } from "../state/validate.ts";
+import { generatedIndexSchema, parseWith } from "../state/schemas.ts";
 
 export interface StateProblem {
   kind: "container" | "volume" | "cache";

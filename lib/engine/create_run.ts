@@ -9,9 +9,9 @@ import { ImageStore } from "../image/store.ts";
 import { newContainerId } from "../state/containers.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord, ImageRecord } from "../state/types.ts";
-import { createContainerFromImage, type CreateRequest } from "./container.ts";
-import { discardVolumes, prepareMounts } from "./mounts.ts";
-import type { VolumeFlag } from "./mountflag.ts";
+import { createContainerFromImage, type CreateRequest } from "../runtime/container.ts";
+import { discardVolumes, prepareMounts } from "../runtime/mounts.ts";
+import type { VolumeFlag } from "../runtime/mountflag.ts";
 
 /** `run`'s flags, parsed and checked by the CLI (in its own environment: -e VAR, --env-file). */
 export interface RunRequest {
@@ -68,11 +68,15 @@ export async function createForRun(
   }
 }
 
-/** The supervisor's side of `run -d`: a container from a request whose image is already here. */
-export async function createDetached(root: StateRoot, request: RunRequest): Promise<ContainerRecord> {
+/** `run -d`'s create (the supervisor's, or the CLI's after a pull): the image given, or found here. */
+export async function createDetached(
+  root: StateRoot,
+  request: RunRequest,
+  given?: ImageRecord,
+): Promise<ContainerRecord> {
   checkLimits(request);
   const store = new ImageStore(root);
-  const image = store.find(request.imageRef);
+  const image = given ?? store.find(request.imageRef);
   if (!image) throw new ImageNotPresentError(`Unable to find image '${request.imageRef}' locally`);
   return (await createForRun(root, request, image, store.layerDirs(image), newContainerId())).record;
 }

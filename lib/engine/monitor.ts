@@ -27,7 +27,8 @@ import {
   umask,
   writeAsync,
 } from "../../ffi/libc.ts";
-import { cgroupLimitsOf, containerCgroupView, createCgroup } from "../cgroups/mod.ts";
+import { cgroupLimitsOf, containerCgroupView } from "../cgroups/mod.ts";
+import { startCgroup } from "./resources.ts";
 import { type StartReply, STOP_MARKER, supervisorSocket } from "./detach.ts";
 import { createDetached, ImageNotPresentError, type RunRequest } from "./create_run.ts";
 import { NoSuchContainerError, SkiffError } from "../errors.ts";
@@ -36,10 +37,10 @@ import { exists, removeIfExists } from "../state/fsutil.ts";
 import { reconcile } from "../state/reconcile.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
-import { JsonLogWriter, logPath, logSettings, type LogStream } from "./logs.ts";
+import { JsonLogWriter, logPath, logSettings, type LogStream } from "../runtime/logs.ts";
 import { drain, finishContainer, launchContainer, type RunOutcome } from "./process.ts";
-import { Backoff, NO_RESTART, shouldRestart } from "./restart.ts";
-import { type InitStage, removeQuietly, startInitStage } from "./stage.ts";
+import { Backoff, NO_RESTART, shouldRestart } from "../runtime/restart.ts";
+import { type InitStage, removeQuietly, startInitStage } from "../runtime/stage.ts";
 import { close, kill } from "../../ffi/libc.ts";
 
 export const supervisorLock = (root: StateRoot) => `${root.path}/supervisor.lock`;
@@ -126,7 +127,7 @@ async function runOnce(
   onRunning: (pid: number) => void,
 ): Promise<RunOutcome> {
   const id = record.Id;
-  const cgroup = createCgroup(root, id, cgroupLimitsOf(record.HostConfig));
+  const cgroup = startCgroup(root, id, cgroupLimitsOf(record.HostConfig));
   const keepStdin = record.Config.OpenStdin && !record.Config.Tty;
   let stage;
   try {

@@ -6,34 +6,21 @@
 //   the pty with -t) → wait → record "exited" (or remove with --rm).
 
 import { close, kill } from "../../ffi/libc.ts";
-import {
-  containerLockPath,
-  isProcessAlive,
-  processStartTime,
-  removeContainerDir,
-  updateContainerSync,
-} from "../state/containers.ts";
-import { exists, withLockSync } from "../state/fsutil.ts";
+import { isProcessAlive, processStartTime, updateContainerSync } from "../state/containers.ts";
+import { exists } from "../state/fsutil.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
-import { capabilityMask } from "./caps.ts";
+import { capabilityMask } from "../runtime/caps.ts";
 import { containerConfinement } from "../seccomp/mod.ts";
-import { mergeEnv } from "./container.ts";
-import type { JsonLogWriter } from "./logs.ts";
-import { PtyMaster, rawStdin } from "./pty.ts";
-import { abortInitStage, type InitStage, removeQuietly, writeAll } from "./stage.ts";
-import { SIGNAL_NUMBERS } from "./signals.ts";
-import { DEFAULT_PATH, DEFAULT_SHM_SIZE, type InitSpec } from "./spec.ts";
-import { copyOutput, feedInput } from "./stdio.ts";
-
-/** What the runtime needs of a container's cgroup (lib/cgroups/mod.ts's ContainerCgroup). */
-export interface CgroupHandle {
-  addProcess(pid: number): void;
-  /** addProcess on Deno's blocking pool (see lib/cgroups): lets the caller go on meanwhile. */
-  addProcessAsync?(pid: number): Promise<void>;
-  oomKilled(): boolean;
-  destroy(): void;
-}
+import { mergeEnv } from "../runtime/container.ts";
+import type { JsonLogWriter } from "../runtime/logs.ts";
+import { PtyMaster, rawStdin } from "../runtime/pty.ts";
+import { abortInitStage, type InitStage, removeQuietly, writeAll } from "../runtime/stage.ts";
+import { SIGNAL_NUMBERS } from "../runtime/signals.ts";
+import { mountsFor } from "../runtime/mountplan.ts";
+import { DEFAULT_NAMESPACES, DEFAULT_PATH, DEFAULT_SHM_SIZE, type InitSpec } from "../runtime/spec.ts";
+import { type ByteSink, type ContainerIO, copyOutput, feedInput } from "../runtime/stdio.ts";
+import { type CgroupHandle, releaseAndRemove } from "./resources.ts";
 
 export interface RunOutcome {
   /** The container's exit code (128+N when killed by signal N), or the init stage's failure code. */
@@ -61,12 +48,14 @@ function initSpec(root: StateRoot, record: ContainerRecord, ttySlave: string | u
   const base = [`PATH=${DEFAULT_PATH}`, `HOSTNAME=${record.Config.Hostname}`];
   if (record.Config.Tty) base.push("TERM=xterm");
   const host = record.HostConfig;
+  const mounts = mountsFor(record, record.LowerDirs, dir);
   return {
     containerDir: dir,
-    lowerDirs: record.LowerDirs,
-    upperDir: join(dir, "upper"),
-    workDir: join(dir, "work"),
-    mergedDir: join(dir, "merged"),
+    namespaces: [...DEFAULT_NAMESPACES],
+    lowerDirs: mounts.rootfs.lowerDirs,
+    upperDir: mounts.rootfs.upperDir!,
+    workDir: mounts.rootfs.workDir!,
+    mergedDir: mounts.rootfs.target,
     errorFile: join(dir, "init-error"),
     hostname: record.Config.Hostname,
     args: [record.Path, ...record.Args],
@@ -79,15 +68,8 @@ function initSpec(root: StateRoot, record: ContainerRecord, ttySlave: string | u
     privileged: host.Privileged,
     readOnlyRootfs: host.ReadonlyRootfs,
     shmSize: host.ShmSize || DEFAULT_SHM_SIZE,
-    tmpfs: Object.entries(host.Tmpfs ?? {}).map(([path, options]) => ({ path, options })),
-    mounts: (record.Mounts ?? []).filter((m) => m.Type !== "tmpfs").map((m) => ({
-      source: m.Source,
-      destination: m.Destination,
-      readOnly: !m.RW,
-      recursive: m.BindRecursive ?? "enabled",
-      // docker copies the image's files into an empty volume, never into a bind
-      copyUp: m.Type === "volume" && !m.Mode.split(",").includes("nocopy"),
-    })),
+    tmpfs: mounts.tmpfs,
+    mounts: mounts.binds,
     capabilities: capabilityMask(host.CapAdd ?? [], host.CapDrop ?? [], host.Privileged).toString(),
     maskedPaths: host.MaskedPaths,
     readonlyPaths: host.ReadonlyPaths,
@@ -103,15 +85,7 @@ function updateRecord(root: StateRoot, id: string, change: (r: ContainerRecord) 
 
 /** --rm: the container's directory goes, with the lock file of its record and its anonymous volumes. */
 async function removeContainer(root: StateRoot, record: ContainerRecord): Promise<void> {
-  const lock = containerLockPath(root, record.Id);
-  withLockSync(lock, () => removeContainerDir(root, record.Id));
-  try {
-    Deno.removeSync(lock);
-  } catch { /* removed by another skiff */ }
-  if (record.Mounts?.some((m) => m.Type === "volume")) {
-    const { removeAnonymousVolumes } = await import("../volume/store.ts");
-    await removeAnonymousVolumes(root, record);
-  }
+  await releaseAndRemove({ root, id: record.Id, record, removeVolumes: true }, { exitReleased: true });
 }
 
 function readInitError(path: string): { code: number; message: string } | undefined {
@@ -133,6 +107,10 @@ function exitCodeOf(status: Deno.CommandStatus): number {
 export interface LaunchOptions {
   /** lib/cgroups containerCgroupView: mounted at /sys/fs/cgroup in the container. */
   cgroupView?: InitSpec["cgroupView"];
+  /** The stage joined the cgroup already (the foreground run overlaps the join with its create). */
+  cgroupJoined?: boolean;
+  /** The caller's terminal follows the container's pty (window size). */
+  terminal?: boolean;
   /** run -d / start: the container outlives the launching process (see monitor.ts). */
   detached?: boolean;
 }
@@ -163,13 +141,14 @@ export async function launchContainer(
     if (record.Config.Tty) {
       pty = PtyMaster.open();
       spec.ttySlave = pty.slavePath;
-      if (!options.detached) pty.syncWindowSize();
+      if (!options.detached && options.terminal !== false) pty.syncWindowSize();
     }
     // detached: the first cgroup.procs write waits ~10-20 ms for an RCU grace period; the stage
     // sets up the rootfs meanwhile and waits for the "cgroup" line before it becomes the container
-    const overlap = options.detached === true && cgroup?.addProcessAsync !== undefined;
+    const overlap = !options.cgroupJoined && options.detached === true &&
+      cgroup?.addProcessAsync !== undefined;
     spec.awaitCgroup = overlap;
-    if (!overlap) cgroup?.addProcess(child.pid);
+    if (!overlap && !options.cgroupJoined) cgroup?.addProcess(child.pid);
     updateRecord(root, id, (r) => {
       r.State = {
         ...r.State,
@@ -269,12 +248,16 @@ export interface ForegroundOptions {
   signalProxy?: boolean;
   /** Tee the container's output (its pipes, or the pty with -t) into the json log. */
   keepLog?: boolean;
+  /** The stage joined the cgroup already. */
+  cgroupJoined?: boolean;
+  /** Where the container's stdio goes (the CLI: callerIO()). */
+  io: ContainerIO;
 }
 
-/** Writes a pty chunk to skiff's stdout; false once stdout is closed. */
-function writeStdoutSync(chunk: Uint8Array): boolean {
+/** Writes a chunk to the caller; false once the caller's end is closed. */
+async function writeAllTo(sink: ByteSink, chunk: Uint8Array): Promise<boolean> {
   try {
-    for (let written = 0; written < chunk.length;) written += Deno.stdout.writeSync(chunk.subarray(written));
+    for (let written = 0; written < chunk.length;) written += await sink.write(chunk.subarray(written));
     return true;
   } catch {
     return false;
@@ -291,9 +274,14 @@ export async function runForeground(
   record: ContainerRecord,
   cgroup: CgroupHandle | undefined,
   stage: InitStage,
-  options: ForegroundOptions = {},
+  options: ForegroundOptions,
 ): Promise<RunOutcome> {
-  const pty = await launchContainer(root, record, cgroup, stage, { cgroupView: options.cgroupView });
+  const io = options.io;
+  const pty = await launchContainer(root, record, cgroup, stage, {
+    cgroupView: options.cgroupView,
+    cgroupJoined: options.cgroupJoined,
+    terminal: io.terminal,
+  });
   const running = stage.child;
   const forward = (signal: Deno.Signal) => () => {
     try {
@@ -310,37 +298,37 @@ export async function runForeground(
   const piped = stage.outputPiped;
   let log: JsonLogWriter | undefined;
   if (options.keepLog && (piped || pty)) {
-    const { JsonLogWriter, logPath, logSettings } = await import("./logs.ts");
+    const { JsonLogWriter, logPath, logSettings } = await import("../runtime/logs.ts");
     log = new JsonLogWriter(logPath(root, record.Id), logSettings(record));
   }
   const pipes = piped
     ? [
-      copyOutput(running.stdout, Deno.stdout, log && { writer: log, stream: "stdout" }),
-      copyOutput(running.stderr, Deno.stderr, log && { writer: log, stream: "stderr" }),
+      copyOutput(running.stdout, io.stdout, log && { writer: log, stream: "stdout" }),
+      copyOutput(running.stderr, io.stderr, log && { writer: log, stream: "stderr" }),
     ]
     : [];
-  if (stage.inputPiped) feedInput(running.stdin.getWriter());
+  if (stage.inputPiped) feedInput(running.stdin.getWriter(), io.stdin);
   const onWinch = () => pty?.syncWindowSize();
   if (pty) {
-    Deno.addSignalListener("SIGWINCH", onWinch);
+    if (io.terminal) Deno.addSignalListener("SIGWINCH", onWinch);
     let callerOpen = true;
     const ptyLog = log;
     output = ptyLog
-      ? pty.pumpOutput((chunk) => {
+      ? pty.pumpOutput(async (chunk) => {
         ptyLog.write("stdout", chunk);
-        if (callerOpen) callerOpen = writeStdoutSync(chunk);
+        if (callerOpen) callerOpen = await writeAllTo(io.stdout, chunk);
       })
-      : pty.pumpOutput();
+      : pty.pumpOutput(undefined, io.stdout);
     if (record.Config.OpenStdin) {
-      restoreStdin = rawStdin();
-      pty.pumpInput();
+      if (io.terminal) restoreStdin = rawStdin();
+      pty.pumpInput(io.stdin);
     }
   }
 
   const status = await running.status;
   for (const [s, fn] of listeners) Deno.removeSignalListener(s, fn);
   if (pty) {
-    Deno.removeSignalListener("SIGWINCH", onWinch);
+    if (io.terminal) Deno.removeSignalListener("SIGWINCH", onWinch);
     pty.releaseSlave();
     // what the container wrote last is still in the pty: drain it, but never hang on it
     await drain(output);

@@ -5,7 +5,7 @@
 
 import { SkiffError } from "../errors.ts";
 import type { StateRoot } from "../state/root.ts";
-import { selfCommand } from "./self.ts";
+import { selfCommand } from "../runtime/self.ts";
 import type { RunRequest } from "./create_run.ts";
 
 /**

@@ -10,7 +10,7 @@ import { reconcile } from "../state/reconcile.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
 import { startDetached, STOP_MARKER } from "./detach.ts";
-import { parseSignal } from "./signals.ts";
+import { parseSignal } from "../runtime/signals.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const DEFAULT_STOP_TIMEOUT = 10;

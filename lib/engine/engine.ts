@@ -1,0 +1,160 @@
+// The container engine: the one place that creates, starts, waits for, signals, stops and removes
+// containers. The CLI's verbs parse flags, call it and print; the supervisor (monitor.ts) runs
+// detached containers through the same create (create_run.ts), launch and finish (process.ts) and
+// the same resource list (resources.ts); a later HTTP API or a build's RUN step calls it unchanged.
+//
+// Everything that enters a namespace or a cgroup runs in a child (the init stage, the exec stage),
+// never in the engine's own process. The one namespace call on the engine's thread is stage.ts's
+// unshare(CLONE_NEWPID) + setns back around the init stage's spawn: it only sets the namespace of
+// children spawned next from this thread, and both calls run synchronously around the spawn with no
+// await between them, so no other request's spawn can fall between them.
+//
+// Modules are loaded per call (dynamic imports): `run -d` and `stop` must not pay for the runtime.
+
+import type { StateRoot } from "../state/root.ts";
+import type { ContainerRecord, ImageRecord } from "../state/types.ts";
+import type { ImageStore } from "../image/store.ts";
+import type { RunRequest } from "./create_run.ts";
+import type { RunOutcome } from "./process.ts";
+import type { ContainerIO } from "../runtime/stdio.ts";
+import type { StopOptions } from "./lifecycle.ts";
+
+/** What an engine serves: explicit, never read from the environment. */
+export interface EngineConfig {
+  root: StateRoot;
+}
+
+export interface RemoveOptions {
+  /** rm -f: kill a running container first. */
+  force?: boolean;
+  /** rm -v: its anonymous volumes go too. */
+  volumes?: boolean;
+}
+
+/** How a foreground run starts its container (decided by the caller before the image is known). */
+export interface ForegroundRun {
+  request: RunRequest;
+  /** The image for the request (the CLI pulls a missing one, showing its progress). */
+  image(store: ImageStore): Promise<ImageRecord>;
+  io: ContainerIO;
+  /** Keep the json log of the run (not for --rm, nor --log-driver none). */
+  keepLog: boolean;
+}
+
+export class Engine {
+  constructor(readonly config: EngineConfig) {}
+
+  private get root(): StateRoot {
+    return this.config.root;
+  }
+
+  /** The container an id, id prefix or name names; NoSuchContainerError else. */
+  async find(ref: string | ContainerRecord): Promise<ContainerRecord> {
+    if (typeof ref !== "string") return ref;
+    const { findContainer } = await import("../state/containers.ts");
+    return findContainer(this.root, ref);
+  }
+
+  /** A container from a request: of `image`, else of the image the request names, which must be here. */
+  async create(request: RunRequest, image?: ImageRecord): Promise<string> {
+    const { createDetached } = await import("./create_run.ts");
+    return (await createDetached(this.root, request, image)).Id;
+  }
+
+  /** Starts a created or stopped container in the background: the supervisor owns it. */
+  async start(ref: string | ContainerRecord): Promise<void> {
+    const [{ startContainer }, record] = await Promise.all([import("./lifecycle.ts"), this.find(ref)]);
+    await startContainer(this.root, record);
+  }
+
+  /** Resolves with the exit code once the container is down (at once for a stopped one). */
+  async wait(ref: string | ContainerRecord): Promise<number> {
+    const [{ waitContainer }, record] = await Promise.all([import("./lifecycle.ts"), this.find(ref)]);
+    return await waitContainer(this.root, record);
+  }
+
+  async kill(ref: string | ContainerRecord, signal = "KILL"): Promise<void> {
+    const [{ killContainer }, record] = await Promise.all([import("./lifecycle.ts"), this.find(ref)]);
+    await killContainer(this.root, record, signal);
+  }
+
+  async stop(ref: string | ContainerRecord, opts: StopOptions = {}): Promise<void> {
+    const [{ stopContainer }, record] = await Promise.all([import("./lifecycle.ts"), this.find(ref)]);
+    await stopContainer(this.root, record, opts);
+  }
+
+  /** Removes a container and releases what it holds (resources.ts). */
+  async remove(ref: string | ContainerRecord, opts: RemoveOptions = {}): Promise<void> {
+    const [{ removeContainer }, record] = await Promise.all([import("./remove.ts"), this.find(ref)]);
+    await removeContainer(this.root, record, { force: opts.force ?? false, volumes: opts.volumes });
+  }
+
+  /**
+   * Creates a container and runs it in the foreground with the caller's I/O; resolves once it has
+   * exited. The init stage is started first, before the image is even looked up: its start-up
+   * overlaps with all the rest. Its cgroup is created and joined (on Deno's blocking pool) while
+   * the record is made; on any failure what was made is released again.
+   */
+  async runForeground(run: ForegroundRun): Promise<RunOutcome> {
+    const root = this.root;
+    const { request } = run;
+    const { tty, interactive } = request.container;
+    const { abortInitStage, startInitStage } = await import("../runtime/stage.ts");
+    // the container gets pipes that skiff copies, never the caller's own stdio (docker's attach);
+    // with -t the pty replaces all three before the container's command runs
+    const stage = startInitStage(root, interactive && !tty ? "piped" : "null", tty ? "inherit" : "piped");
+    let cgroup, record;
+    let joined: Promise<void> | undefined;
+    let ready;
+    try {
+      const [
+        { ImageStore },
+        cgroups,
+        foreground,
+        { newContainerId, removeContainerDir },
+        { checkLimits, createForRun },
+        { startCgroup },
+      ] = await Promise.all([
+        import("../image/store.ts"),
+        import("../cgroups/mod.ts"),
+        import("./process.ts"),
+        import("../state/containers.ts"),
+        import("./create_run.ts"),
+        import("./resources.ts"),
+      ]);
+      const limits = checkLimits(request);
+      const id = newContainerId();
+      // the first cgroup.procs write sleeps for an RCU grace period (~10 ms): now, while the
+      // record is made
+      cgroup = startCgroup(root, id, limits);
+      joined = cgroup.addProcessAsync!(stage.child.pid);
+      joined.catch(() => {}); // awaited below
+      const cgroupView = cgroups.containerCgroupView(root, id);
+      const store = new ImageStore(root);
+      const image = await run.image(store);
+      let createdVolumes;
+      ({ record, createdVolumes } = await createForRun(root, request, image, store.layerDirs(image), id));
+      try {
+        await joined;
+      } catch (e) {
+        removeContainerDir(root, record.Id);
+        await (await import("../runtime/mounts.ts")).discardVolumes(root, createdVolumes);
+        throw e;
+      }
+      ready = { foreground, record, cgroup, cgroupView };
+    } catch (e) {
+      await joined?.catch(() => {});
+      cgroup?.destroy();
+      await abortInitStage(stage);
+      throw e;
+    }
+    // from here on launchContainer undoes what it must itself
+    return await ready.foreground.runForeground(root, ready.record, ready.cgroup, stage, {
+      cgroupView: ready.cgroupView,
+      signalProxy: request.signalProxy,
+      keepLog: run.keepLog,
+      cgroupJoined: true,
+      io: run.io,
+    });
+  }
+}
