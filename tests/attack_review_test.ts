@@ -235,3 +235,39 @@ Deno.test("seccomp: 32-bit calls (int 0x80, x32) from a 64-bit program never get
     );
   });
 });
+
+// The container points its /etc/passwd, /etc/group and working directory at host paths: a file
+// the test made on the host (a user "hostuser" with uid 4242 and a group "hostgrp" with gid 4343),
+// directly, through /proc/1/root/.. and through /proc/self/root (self: the exec stage, which the
+// container's /proc does not show). exec resolves all of them inside the container's root, where
+// they do not exist. Held before this review; kept to protect exec's stage.
+Deno.test("exec -u and -w: the container's passwd, group and cwd never resolve to host files", async () => {
+  const hostDir = await Deno.makeTempDir({ prefix: "skiff-hostids-" });
+  try {
+    await Deno.writeTextFile(join(hostDir, "passwd"), "hostuser:x:4242:4242::/:/bin/sh\n");
+    await Deno.writeTextFile(join(hostDir, "group"), "hostgrp:x:4343:\n");
+    await withBusybox(async (root) => {
+      await withBackground(root, "hostids", async (c) => {
+        for (const via of ["", "/proc/1/root/../../..", "/proc/self/root"]) {
+          await root.ok([
+            "exec",
+            c.name,
+            "sh",
+            "-c",
+            `ln -sfn ${via}${hostDir}/passwd /etc/passwd && ln -sfn ${via}${hostDir}/group /etc/group`,
+          ]);
+          const user = await root.skiff(["exec", "-u", "hostuser", c.name, "id"]);
+          assert.equal(user.code, 126, `${via}: ${user.stdout}${user.stderr}`);
+          assert.match(user.stderr, /unable to find user hostuser: no matching entries in passwd file/);
+          const group = await root.skiff(["exec", "-u", "0:hostgrp", c.name, "id"]);
+          assert.equal(group.code, 126, `${via}: ${group.stdout}${group.stderr}`);
+          assert.match(group.stderr, /unable to find group hostgrp: no matching entries in group file/);
+          const cwd = await root.skiff(["exec", "-w", `${via}${hostDir}`, c.name, "ls"]);
+          assert.ok(!cwd.stdout.includes("passwd"), `${via}: the host directory was listed: ${cwd.stdout}`);
+        }
+      });
+    });
+  } finally {
+    await Deno.remove(hostDir, { recursive: true });
+  }
+});
