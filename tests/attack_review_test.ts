@@ -96,8 +96,8 @@ async function libcExitOffset(): Promise<string> {
 }
 
 // OPEN (found in this review; main at 6b8d9bc, this machine, 2 vCPU, 13:20-13:26 UTC): the container
-// held the exec stage's memory in 8 of 20, 13 of 30 and 7 of 30 execs ("memory of
-// /work/main/.deno/node_modules/@deno/linux-x64-glibc/deno"), and in 2 of 2 runs of this test the
+// held the exec stage's memory in 8 of 20, 13 of 30, 7 of 30 and 7 of 30 execs ("memory of
+// /work/main/.deno/node_modules/@deno/linux-x64-glibc/deno"), and in 3 of 3 runs of this test the
 // patched stage killed the host process. The stage's other threads run as root with every capability,
 // no seccomp, the host's root and skiff's host fds: code written into their memory runs on the host;
 // even the main thread is in the host's PID namespace with the container's CAP_SYS_PTRACE and
