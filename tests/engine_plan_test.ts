@@ -19,8 +19,8 @@ import { AARCH64_SYSCALLS, X86_64_SYSCALLS } from "../lib/seccomp/syscall_tables
 import { ContainerOpError } from "../lib/container/ops.ts";
 import { RemoveError } from "../lib/engine/remove.ts";
 import { CONTAINER_RESOURCES } from "../lib/engine/resources.ts";
-import { MAX_MOUNT_DATA, mountsFor, overlayMountData } from "../lib/runtime/mountplan.ts";
-import { DEFAULT_NAMESPACES } from "../lib/runtime/spec.ts";
+import { mountsFor } from "../lib/runtime/mountplan.ts";
+import { DEFAULT_NAMESPACES, MAX_MOUNT_DATA, overlayMountData } from "../lib/runtime/spec.ts";
 
 Deno.test("errors: a kind per class, overridable, with a cause; kinds map to HTTP statuses", () => {
   assert.equal(new SkiffError("x").kind, "system");

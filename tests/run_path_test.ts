@@ -1,4 +1,4 @@
-// lib/state/path.ts must give node:path's answers (it replaces node:path on skiff's start-up path).
+// lib/path.ts must give node:path's answers (it replaces node:path on skiff's start-up path).
 
 import { strictEqual } from "node:assert/strict";
 import * as node from "node:path";

@@ -2,7 +2,7 @@
 // `run IMAGE CMD -c x` needs, so the verbs share this small parser instead.
 
 import { UsageError } from "../errors.ts";
-import { parseBytes } from "../format/human.ts";
+import { parseBytes } from "../format/bytes.ts";
 
 export type OptionKind = "bool" | "string" | "list";
 

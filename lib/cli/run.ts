@@ -400,11 +400,11 @@ const run: Verb = async (args, ctx) => {
     const id = await engine.create(request, await image(new ImageStore(ctx.root)));
     return await runDetached(ctx, id);
   }
-  const { callerIO } = await import("../runtime/stdio.ts");
   const outcome = await engine.runForeground({
     request,
     image,
-    io: callerIO(),
+    // skiff's own stdio, its terminal following the container's pty (runtime/stdio.ts ContainerIO)
+    io: { stdin: Deno.stdin, stdout: Deno.stdout, stderr: Deno.stderr, terminal: true },
     // a --rm container is not logged: docker logs it, but nobody can read that log once it is
     // removed, and skipping it keeps `run --rm` as fast as before
     keepLog: !request.container.autoRemove && request.container.logConfig?.Type !== "none",

@@ -42,7 +42,7 @@ import { pathParts } from "./fstree.ts";
 import { openSource, tarToStdout } from "./cphelper.ts";
 import { selfCommand } from "../runtime/self.ts";
 import { mountsFor } from "../runtime/mountplan.ts";
-import { mountOverlay } from "../runtime/overlay.ts";
+import { mountOverlay } from "../runtime/rootfs.ts";
 import { isRunning } from "../state/reconcile.ts";
 
 /** One side of a copy as given on the command line. */

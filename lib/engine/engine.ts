@@ -9,8 +9,11 @@
 // children spawned next from this thread, and both calls run synchronously around the spawn with no
 // await between them, so no other request's spawn can fall between them.
 //
-// Modules are loaded per call (dynamic imports): `run -d` and `stop` must not pay for the runtime.
+// Modules are loaded per call (dynamic imports), but for the init stage's start: a verb loads what
+// its call needs.
 
+// static: the foreground run starts its init stage first thing, without another module round trip
+import { abortInitStage, startInitStage } from "../runtime/stage.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord, ImageRecord } from "../state/types.ts";
 import type { ImageStore } from "../image/store.ts";
@@ -99,7 +102,6 @@ export class Engine {
     const root = this.root;
     const { request } = run;
     const { tty, interactive } = request.container;
-    const { abortInitStage, startInitStage } = await import("../runtime/stage.ts");
     // the container gets pipes that skiff copies, never the caller's own stdio (docker's attach);
     // with -t the pty replaces all three before the container's command runs
     const stage = startInitStage(root, interactive && !tty ? "piped" : "null", tty ? "inherit" : "piped");

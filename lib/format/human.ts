@@ -1,7 +1,6 @@
 // Human-readable durations, times and sizes, worded exactly as docker prints them
 // (github.com/docker/go-units HumanDuration and HumanSizeWithPrecision).
 
-import { UsageError } from "../errors.ts";
 import { formatFloatG } from "./gofloat.ts";
 
 /** go-units HumanDuration: "Less than a second", "3 seconds", "About a minute", "2 hours", ... */
@@ -124,14 +123,4 @@ export function ellipsis(s: string, max: number): string {
   if (max === 1) return runes[0] ?? "";
   if (runes.length <= max) return s;
   return runes.slice(0, max - 1).join("") + "…";
-}
-
-/** Parses docker's byte sizes: 12, 12b, 512k, 64m, 1g (case-insensitive, base 1024). */
-export function parseBytes(value: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([bkmgtp]?)b?$/i.exec(value.trim());
-  if (!m) throw new UsageError(`invalid argument "${value}" for "${flag}" flag: invalid size: '${value}'`);
-  const unit = { "": 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 }[
-    m[2].toLowerCase() as "" | "b" | "k" | "m" | "g" | "t" | "p"
-  ];
-  return Math.floor(Number(m[1]) * unit);
 }

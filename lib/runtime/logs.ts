@@ -5,7 +5,7 @@
 
 import { SkiffError } from "../errors.ts";
 import { parseTimeOrDuration } from "../format/filters.ts";
-import { parseBytes } from "../format/human.ts";
+import { parseBytes } from "../format/bytes.ts";
 import type { StateRoot } from "../state/root.ts";
 import { object, oneOf, parseState, str } from "../state/validate.ts";
 import type { ContainerRecord } from "../state/types.ts";

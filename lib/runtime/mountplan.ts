@@ -1,20 +1,11 @@
 // The container's mounts as a plan: pure data derived from its record, the one place the overlay
-// (lower, upper, work, merged dirs and its mount data), the -v binds and volumes and the --tmpfs
-// mounts are worked out. The init stage (rootfs.ts) and `cp` of a stopped container
-// (container/cp.ts) execute it; nothing here touches the system, so it is unit-tested without root.
-// Type imports only: the init stage loads this.
+// (lower, upper, work and merged dirs; its mount data is spec.ts overlayMountData), the -v binds
+// and volumes and the --tmpfs mounts are worked out. The init stage (rootfs.ts) and `cp` of a
+// stopped container (container/cp.ts) execute it; nothing here touches the system, so it is
+// unit-tested without root.
 
 import type { ContainerRecord } from "../state/types.ts";
-
-/** An overlay root: read-only without an upper dir. */
-export interface OverlayPlan {
-  /** Top-most first. */
-  lowerDirs: string[];
-  upperDir?: string;
-  workDir?: string;
-  /** Where it is mounted. */
-  target: string;
-}
+import type { OverlayPlan } from "./spec.ts";
 
 export interface BindPlan {
   source: string;
@@ -64,23 +55,4 @@ export function mountsFor(
     })),
     tmpfs: Object.entries(record.HostConfig.Tmpfs ?? {}).map(([path, options]) => ({ path, options })),
   };
-}
-
-/** The mount data is limited to one page. */
-export const MAX_MOUNT_DATA = 4000;
-
-/**
- * The overlay's mount data. When the full lowerdir paths do not fit in a page, the lowerdirs are
- * named "0:1:..." instead, and `links` says which directory each name must be a symlink to (the
- * executor makes them in a directory of its own and mounts with that as its working directory:
- * overlay resolves relative lowerdirs against it).
- */
-export function overlayMountData(plan: OverlayPlan): { data: string; links?: string[] } {
-  const options = (lower: string) =>
-    plan.upperDir === undefined
-      ? `lowerdir=${lower}`
-      : `lowerdir=${lower},upperdir=${plan.upperDir},workdir=${plan.workDir}`;
-  const full = options(plan.lowerDirs.join(":"));
-  if (full.length <= MAX_MOUNT_DATA) return { data: full };
-  return { data: options(plan.lowerDirs.map((_, i) => String(i)).join(":")), links: plan.lowerDirs };
 }

@@ -29,8 +29,7 @@ import {
   tryOpenInRoot,
 } from "../fs/at.ts";
 import { copyDirContents } from "../fs/tree.ts";
-import { mountOverlay } from "./overlay.ts";
-import type { InitSpec } from "./spec.ts";
+import { type InitSpec, overlayMountData, type OverlayPlan } from "./spec.ts";
 
 const DEVICES: [name: string, major: number, minor: number][] = [
   ["null", 1, 3],
@@ -270,6 +269,33 @@ function copyUpIfEmpty(volume: string, root: string, destination: string): void 
     closeFd(volumeFd);
     closeFd(image);
     releaseReopen(); // the host's /proc/self/fd, opened to read the image's files
+  }
+}
+
+/**
+ * Mounts an overlay plan at `plan.target` with `flags` (MS_*): the container's root here, a stopped
+ * container's for cp. Lowerdirs too long for the mount data are named through symlinks in `linkDir`
+ * (made here; the working directory is restored after).
+ */
+export function mountOverlay(plan: OverlayPlan, linkDir: string, flags = 0): void {
+  const { data, links } = overlayMountData(plan);
+  if (!links) {
+    mount("overlay", plan.target, "overlay", flags, data);
+    return;
+  }
+  Deno.mkdirSync(linkDir, { recursive: true });
+  links.forEach((dir, i) => {
+    try {
+      Deno.removeSync(`${linkDir}/${i}`);
+    } catch { /* first use */ }
+    Deno.symlinkSync(dir, `${linkDir}/${i}`);
+  });
+  const cwd = Deno.cwd();
+  chdir(linkDir);
+  try {
+    mount("overlay", plan.target, "overlay", flags, data);
+  } finally {
+    chdir(cwd);
   }
 }
 

@@ -90,6 +90,35 @@ export interface InitSpec {
   noNewPrivileges?: boolean;
 }
 
+/** An overlay root: read-only without an upper dir. */
+export interface OverlayPlan {
+  /** Top-most first. */
+  lowerDirs: string[];
+  upperDir?: string;
+  workDir?: string;
+  /** Where it is mounted. */
+  target: string;
+}
+
+/** The mount data is limited to one page. */
+export const MAX_MOUNT_DATA = 4000;
+
+/**
+ * The overlay's mount data. When the full lowerdir paths do not fit in a page, the lowerdirs are
+ * named "0:1:..." instead, and `links` says which directory each name must be a symlink to (the
+ * executor makes them in a directory of its own and mounts with that as its working directory:
+ * overlay resolves relative lowerdirs against it).
+ */
+export function overlayMountData(plan: OverlayPlan): { data: string; links?: string[] } {
+  const options = (lower: string) =>
+    plan.upperDir === undefined
+      ? `lowerdir=${lower}`
+      : `lowerdir=${lower},upperdir=${plan.upperDir},workdir=${plan.workDir}`;
+  const full = options(plan.lowerDirs.join(":"));
+  if (full.length <= MAX_MOUNT_DATA) return { data: full };
+  return { data: options(plan.lowerDirs.map((_, i) => String(i)).join(":")), links: plan.lowerDirs };
+}
+
 /** docker's default size of /dev/shm. */
 export const DEFAULT_SHM_SIZE = 64 * 1024 * 1024;
 

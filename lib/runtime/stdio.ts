@@ -24,11 +24,6 @@ export interface ContainerIO {
   terminal: boolean;
 }
 
-/** The CLI's I/O: skiff's own stdio, its terminal when it has one. */
-export function callerIO(): ContainerIO {
-  return { stdin: Deno.stdin, stdout: Deno.stdout, stderr: Deno.stderr, terminal: true };
-}
-
 /** A copy of one output pipe under way. */
 export interface OutputCopy {
   done: Promise<void>;
