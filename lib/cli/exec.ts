@@ -6,6 +6,7 @@ import { environment, readListFile } from "./envflags.ts";
 import { SkiffError } from "../errors.ts";
 import { execTarget, spawnInContainer } from "../runtime/exec.ts";
 import { containerConfinement } from "../seccomp/mod.ts";
+import { execEvents } from "../state/events.ts";
 
 const OPTIONS: OptionSpec[] = [
   { name: "detach", short: "d", kind: "bool" },
@@ -56,8 +57,22 @@ const exec: Verb = async (args, ctx) => {
     tty,
   };
   const record = execTarget(ctx.root, ref);
+  const events = execEvents(ctx.root, record, command);
+  const code = await execIn(record, request, detach, interactive, tty, ctx.root.path);
+  if (!detach) events.died(code);
+  return code;
+};
+
+async function execIn(
+  record: ReturnType<typeof execTarget>,
+  request: Parameters<typeof spawnInContainer>[1],
+  detach: boolean,
+  interactive: boolean,
+  tty: boolean,
+  rootPath: string,
+): Promise<number> {
   // the container's own filter and no-new-privileges, from its record (docker: exec --privileged too)
-  const confinement = await containerConfinement(record.HostConfig, ctx.root.path);
+  const confinement = await containerConfinement(record.HostConfig, rootPath);
   if (tty && !detach) {
     const { execWithTerminal } = await import("../runtime/exec_tty.ts");
     return await execWithTerminal(record, request, interactive, confinement);
@@ -78,6 +93,6 @@ const exec: Verb = async (args, ctx) => {
     return 0;
   }
   return (await child.status).code;
-};
+}
 
 export default exec;

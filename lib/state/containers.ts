@@ -16,6 +16,7 @@ import {
 } from "./fsutil.ts";
 import type { StateRoot } from "./root.ts";
 import type { ContainerRecord } from "./types.ts";
+import { containerEvent } from "./events.ts";
 
 /** Go's zero time (types.ts has it too; a value import of types.ts would load one more module). */
 const ZERO_TIME = "0001-01-01T00:00:00Z";
@@ -310,6 +311,7 @@ export async function createContainer(
     try {
       const record = await build(id, name, dir);
       saveContainer(root, record);
+      containerEvent(root, record, "create");
       return record;
     } catch (e) {
       removeIfExists(dir);
@@ -460,6 +462,35 @@ export function updateContainerSync(
     }
     if (change(record) === false) return record;
     saveContainer(root, record);
+    return record;
+  });
+}
+
+/**
+ * The one writer of a container's State: applies `change` to the record under its lock (see
+ * updateContainerSync: undefined when the container is gone, `change` may return false to write
+ * nothing) and, when it was saved and `action` is given, appends the container event
+ * (`attributes` may depend on the changed record, e.g. the exit code).
+ */
+export function transition(
+  root: StateRoot,
+  id: string,
+  action: string | null,
+  change: (record: ContainerRecord) => boolean | void,
+  attributes?: (record: ContainerRecord) => Record<string, string>,
+): ContainerRecord | undefined {
+  return withLockSync(containerLockPath(root, id), () => {
+    let record: ContainerRecord;
+    try {
+      record = loadContainer(root, id);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return undefined;
+      throw e;
+    }
+    if (change(record) === false) return record;
+    saveContainer(root, record);
+    // under the lock: the log's order is the order of the changes
+    if (action) containerEvent(root, record, action, attributes?.(record));
     return record;
   });
 }
