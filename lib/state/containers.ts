@@ -488,9 +488,10 @@ export function transition(
       throw e;
     }
     if (change(record) === false) return record;
-    saveContainer(root, record);
-    // under the lock: the log's order is the order of the changes
+    // under the lock, so the log's order is the order of the changes; and before the save, so
+    // whoever sees the new state (stop, rm waiting for the exit) appends its own event after this one
     if (action) containerEvent(root, record, action, attributes?.(record));
+    saveContainer(root, record);
     return record;
   });
 }

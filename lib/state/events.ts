@@ -146,6 +146,11 @@ export function execEvents(
   };
 }
 
+/** An image's labels, which docker copies into its events' attributes. */
+export function imageLabels(image: { config: { config?: { Labels?: Record<string, string> | null } } }) {
+  return { ...(image.config.config?.Labels ?? {}) };
+}
+
 export function imageEvent(
   root: StateRoot,
   action: string,
