@@ -35,7 +35,8 @@ export async function startBackground(
   while (true) {
     const r = await root.skiff(["inspect", "-f", "{{.State.Running}} {{.State.Pid}} {{.Id}}", name]);
     const [running, pid, id] = r.stdout.trim().split(" ");
-    if (running === "true") {
+    // "running" is recorded before the init stage execs the command: wait until PID 1 is the command
+    if (running === "true" && !stillInitStage(Number(pid))) {
       return {
         name,
         id,
@@ -79,5 +80,14 @@ export async function withBackground(
     await fn(c);
   } finally {
     await c.stop();
+  }
+}
+
+/** True while the process is still skiff's Deno init stage (its exe is this Deno binary). */
+function stillInitStage(pid: number): boolean {
+  try {
+    return Deno.readLinkSync(`/proc/${pid}/exe`) === Deno.execPath();
+  } catch {
+    return false; // gone, or not readable: let the caller see what the record says
   }
 }

@@ -4,7 +4,7 @@ import { bool, list, type OptionSpec, parseArgs, requireArgs, str } from "./args
 import type { Verb } from "./context.ts";
 import { environment, readListFile } from "./envflags.ts";
 import { SkiffError } from "../errors.ts";
-import { execTarget, spawnInContainer } from "../runtime/exec.ts";
+import { abortExecStage, type ExecStdio, takeExecStage } from "../runtime/exec_stage.ts";
 import { containerConfinement } from "../seccomp/mod.ts";
 import { execEvents } from "../state/events.ts";
 
@@ -36,63 +36,61 @@ Options:
   -w, --workdir string       Working directory inside the container`;
 
 const exec: Verb = async (args, ctx) => {
-  const parsed = parseArgs(args, { verb: "exec", options: OPTIONS, stopAtPositional: 1 });
-  if (bool(parsed, "help")) {
-    console.log(USAGE);
-    return 0;
+  // started by main.ts already: its start-up overlaps with everything below
+  const stage = takeExecStage();
+  let request, ref, stdio: ExecStdio, interactive;
+  try {
+    const parsed = parseArgs(args, { verb: "exec", options: OPTIONS, stopAtPositional: 1 });
+    if (bool(parsed, "help")) {
+      await abortExecStage(stage);
+      console.log(USAGE);
+      return 0;
+    }
+    requireArgs(parsed, "exec", 2);
+    let command;
+    [ref, ...command] = parsed.positionals;
+    const detach = bool(parsed, "detach"), tty = bool(parsed, "tty");
+    interactive = bool(parsed, "interactive");
+    if (tty && interactive && !detach && !Deno.stdin.isTerminal()) {
+      throw new SkiffError("the input device is not a TTY", 1);
+    }
+    request = {
+      command,
+      env: environment([...list(parsed, "env-file").flatMap(readListFile), ...list(parsed, "env")]),
+      workingDir: str(parsed, "workdir"),
+      user: str(parsed, "user"),
+      privileged: bool(parsed, "privileged"),
+      tty,
+    };
+    stdio = detach ? "detached" : tty ? "tty" : "pipes";
+  } catch (e) {
+    await abortExecStage(stage);
+    throw e;
   }
-  requireArgs(parsed, "exec", 2);
-  const [ref, ...command] = parsed.positionals;
-  const detach = bool(parsed, "detach"), interactive = bool(parsed, "interactive");
-  const tty = bool(parsed, "tty");
-  if (tty && interactive && !detach && !Deno.stdin.isTerminal()) {
-    throw new SkiffError("the input device is not a TTY", 1);
+  const { execTarget, execWithPipes } = await import("../runtime/exec.ts");
+  let record;
+  try {
+    record = execTarget(ctx.root, ref);
+  } catch (e) {
+    await abortExecStage(stage);
+    throw e;
   }
-  const request = {
-    command,
-    env: environment([...list(parsed, "env-file").flatMap(readListFile), ...list(parsed, "env")]),
-    workingDir: str(parsed, "workdir"),
-    user: str(parsed, "user"),
-    privileged: bool(parsed, "privileged"),
-    tty,
-  };
-  const record = execTarget(ctx.root, ref);
-  const events = execEvents(ctx.root, record, command);
-  const code = await execIn(record, request, detach, interactive, tty, ctx.root.path);
-  if (!detach) events.died(code);
+  let confinement;
+  try {
+    // the container's own filter and no-new-privileges, from its record (docker: exec --privileged too)
+    confinement = await containerConfinement(record.HostConfig, ctx.root.path);
+  } catch (e) {
+    await abortExecStage(stage);
+    throw e;
+  }
+  const events = execEvents(ctx.root, record, request.command);
+  let code;
+  if (stdio === "tty") {
+    const { execWithTerminal } = await import("../runtime/exec_tty.ts");
+    code = await execWithTerminal(ctx.root, record, request, stage, interactive, confinement);
+  } else code = await execWithPipes(ctx.root, record, request, stage, stdio, interactive, confinement);
+  if (stdio !== "detached") events.died(code); // a detached command's exit is nobody's to see
   return code;
 };
-
-async function execIn(
-  record: ReturnType<typeof execTarget>,
-  request: Parameters<typeof spawnInContainer>[1],
-  detach: boolean,
-  interactive: boolean,
-  tty: boolean,
-  rootPath: string,
-): Promise<number> {
-  // the container's own filter and no-new-privileges, from its record (docker: exec --privileged too)
-  const confinement = await containerConfinement(record.HostConfig, rootPath);
-  if (tty && !detach) {
-    const { execWithTerminal } = await import("../runtime/exec_tty.ts");
-    return await execWithTerminal(record, request, interactive, confinement);
-  }
-  const stdio = {
-    stdin: interactive && !detach ? "inherit" : "null",
-    stdout: detach ? "null" : "inherit",
-    stderr: detach ? "null" : "inherit",
-  } as const;
-  if (confinement.seccompFilter) {
-    const { detachedStart, spawnConfinedExec } = await import("../runtime/exec_confined.ts");
-    const child = spawnConfinedExec(record, request, confinement, stdio, detach);
-    return detach ? await detachedStart(child) : (await child.status).code;
-  }
-  const { child } = await spawnInContainer(record, request, stdio);
-  if (detach) {
-    child.unref(); // it lives on in the container (its PID 1 reaps it)
-    return 0;
-  }
-  return (await child.status).code;
-}
 
 export default exec;

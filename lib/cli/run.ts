@@ -117,16 +117,17 @@ const run: Verb = async (args, ctx) => {
   // started before the rest of the runtime is even loaded: its startup overlaps with all that
   // follows, and it waits for its spec (bad input from here on just kills it again); a detached
   // container's init stage is the supervisor's child instead (see runtime/monitor.ts)
-  // the json log of a foreground run: its output is piped through skiff (see runForeground). A --rm
-  // container is not logged: docker logs it, but nobody can read that log once it is removed, and
+  // the json log of a foreground run (see runForeground). A --rm container is not logged: docker logs it, but nobody can read that log once it is removed, and
   // skipping it keeps `run --rm` as fast as before
   const keepLog = !request.container.autoRemove && request.container.logConfig?.Type !== "none";
   // loaded here, not at the top: `run -d` above never needs it (nor the FFI bindings it brings)
   const { abortInitStage, startInitStage } = await import("../runtime/stage.ts");
+  // the container gets pipes that skiff copies, never the caller's own stdio (docker's attach);
+  // with -t the pty replaces all three before the container's command runs
   const stage = detach ? undefined : startInitStage(
     ctx.root,
-    interactive && !tty ? "inherit" : "null",
-    keepLog && !tty ? "piped" : "inherit",
+    interactive && !tty ? "piped" : "null",
+    tty ? "inherit" : "piped",
   );
   let runtime, record, cgroup, cgroupView, createdVolumes: string[] = [];
   let joined: Promise<void> | undefined;
@@ -185,7 +186,7 @@ const run: Verb = async (args, ctx) => {
   const outcome = await runtime.runForeground(ctx.root, record, cgroupHandle, stage!, {
     cgroupView,
     signalProxy: request.signalProxy,
-    keepLog: keepLog && tty,
+    keepLog,
   });
   if (outcome.error) console.error(`skiff: unable to start container process: ${outcome.error}`);
   return outcome.exitCode;

@@ -29,6 +29,7 @@ import {
 export { checkAt, closeFd, OAT };
 
 export const ENOENT = 2,
+  EAGAIN = 11,
   EEXIST = 17,
   ENOTDIR = 20,
   EISDIR = 21,
@@ -127,6 +128,7 @@ export function openDirAt(dirFd: number, name: string): number {
 }
 
 let openat2Missing = false;
+const OPENAT2_RETRIES = 32;
 const IN_ROOT = RESOLVE.IN_ROOT | RESOLVE.NO_MAGICLINKS;
 
 /**
@@ -138,9 +140,16 @@ const IN_ROOT = RESOLVE.IN_ROOT | RESOLVE.NO_MAGICLINKS;
 export function tryOpenInRoot(rootFd: number, path: string, flags: number, mode = 0): number {
   const rel = path.split("/").filter((p) => p !== "" && p !== ".").join("/") || ".";
   if (!openat2Missing) {
-    const fd = openAt2(rootFd, rel, flags | OAT.CLOEXEC, IN_ROOT, mode);
-    if (fd !== -ENOSYS) return fd;
-    openat2Missing = true;
+    // EAGAIN: a rename or mount anywhere on the host raced a ".." step (the kernel's seqlock check);
+    // retry, and past that take the walk below, which is as safe and needs no seqlock
+    for (let attempt = 0; attempt < OPENAT2_RETRIES; attempt++) {
+      const fd = openAt2(rootFd, rel, flags | OAT.CLOEXEC, IN_ROOT, mode);
+      if (fd === -ENOSYS) {
+        openat2Missing = true;
+        break;
+      }
+      if (fd !== -EAGAIN) return fd;
+    }
   }
   return walkInRoot(rootFd, rel, flags | OAT.CLOEXEC, mode);
 }

@@ -1,78 +1,49 @@
-// `exec -t`: a pty, and the exec stage (exec_stage.ts) spawned inside the container's PID namespace
-// and cgroups; our side pumps the pty (raw mode with -i, window size and SIGWINCH) until the
-// command exits. The main thread joins the PID namespace and the cgroups only for the spawn.
+// `exec -t`: a pty whose slave the exec stage (exec_stage.ts) makes its session's terminal and the
+// command's stdio; our side pumps the master (raw mode with -i, window size and SIGWINCH) until the
+// command exits.
 
-import { CLONE, close, O, open, setns } from "../../ffi/libc.ts";
+import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
-import { execEnvironment, type ExecRequest, joinCgroups, leaveCgroups, planCgroupMoves } from "./exec.ts";
-import { execStageCommand, type ExecStageSpec } from "./exec_stage.ts";
-import { PtyMaster, rawStdin } from "./pty.ts";
+import { type ExecRequest, execStageSpec, leaveWhenSpawned, sendExecSpec, statusCode } from "./exec.ts";
+import type { ExecStage } from "./exec_stage.ts";
 import type { StageConfinement } from "./confine.ts";
-
-/** Starts the exec stage in the container's PID namespace and cgroups, with this stdio. */
-export function spawnStage(
-  record: ContainerRecord,
-  spec: ExecStageSpec,
-  stdio: { stdin: "inherit" | "null"; stdout: "inherit" | "null"; stderr?: "inherit" | "null" | "piped" } = {
-    stdin: "null",
-    stdout: "null",
-  },
-): Deno.ChildProcess {
-  const { cmd, args } = execStageCommand(spec);
-  const moves = planCgroupMoves(record.State.Pid);
-  const target = open(`/proc/${record.State.Pid}/ns/pid`, O.RDONLY | O.CLOEXEC);
-  const own = open("/proc/self/ns/pid", O.RDONLY | O.CLOEXEC);
-  try {
-    joinCgroups(moves);
-    setns(target, CLONE.NEWPID); // only children feel it: the stage starts inside
-    try {
-      // stderr stays ours: the stage reports a failure before it takes the terminal
-      return new Deno.Command(cmd, { args, stderr: "inherit", ...stdio }).spawn();
-    } finally {
-      setns(own, CLONE.NEWPID);
-    }
-  } finally {
-    leaveCgroups(moves);
-    close(target);
-    close(own);
-  }
-}
+import { PtyMaster, rawStdin } from "./pty.ts";
+import { copyOutput, drainAfterExit, sleep } from "./stdio.ts";
 
 /** Runs the command on a new pty; resolves to its exit code. */
 export async function execWithTerminal(
+  root: StateRoot,
   record: ContainerRecord,
   request: ExecRequest,
+  stage: ExecStage,
   interactive: boolean,
-  confinement: StageConfinement = {},
+  confinement: StageConfinement,
 ): Promise<number> {
   const pty = PtyMaster.open();
+  // the stage's own failures before it takes the terminal (its stdout stays unused)
+  const outputs = [copyOutput(stage.child.stdout, Deno.stdout), copyOutput(stage.child.stderr, Deno.stderr)];
   let restoreStdin = () => {};
   const onWinch = () => pty.syncWindowSize();
   try {
     pty.syncWindowSize();
-    const child = spawnStage(record, {
-      pid: record.State.Pid,
-      startTime: record.State.PidStartTime,
-      slavePath: pty.slavePath,
-      user: request.user ?? record.Config.User ?? "",
-      groupAdd: record.HostConfig.GroupAdd ?? [],
-      env: execEnvironment(record, request.env, undefined, true),
-      workingDir: request.workingDir || record.Config.WorkingDir || "/",
-      command: request.command,
-      privileged: request.privileged || record.HostConfig.Privileged,
-      ...confinement,
-    });
+    try {
+      const spec = execStageSpec(root, record, request, "tty", false, confinement, pty.slavePath);
+      const writer = await sendExecSpec(stage, spec);
+      await writer.close(); // the command's input comes through the pty
+      leaveWhenSpawned(stage, spec.cgroups);
+    } catch { /* the stage is gone: its status and stderr say why */ }
     Deno.addSignalListener("SIGWINCH", onWinch);
     const output = pty.pumpOutput();
     if (interactive) {
       restoreStdin = rawStdin();
       pty.pumpInput();
     }
-    const status = await child.status;
+    const status = await stage.child.status;
     pty.releaseSlave();
     // what the command wrote last is still in the pty: drain it, but never hang on it
-    await Promise.race([output, new Promise((r) => setTimeout(r, 500))]);
-    return status.code;
+    await Promise.race([output, sleep(500)]);
+    await drainAfterExit(outputs);
+    return statusCode(status);
   } finally {
     Deno.removeSignalListener("SIGWINCH", onWinch);
     restoreStdin();

@@ -163,6 +163,11 @@ function run(spec: InitSpec, fifo: FifoReader): never {
   setsid(); // a session of its own: the caller's terminal signals reach it only through skiff
   if (spec.ttySlave) attachTerminal(spec.ttySlave);
   setupRootfs(spec);
+  if (spec.nullStdin) {
+    const devNull = open("/dev/null", O.RDWR | O.CLOEXEC); // made by setupRootfs: the container's own
+    dup2(devNull, 0);
+    close(devNull);
+  }
   sethostname(spec.hostname);
   interfaceUp("lo");
 
@@ -203,6 +208,8 @@ export function initMain(args: string[]): never {
   let errorFd = -1;
   try {
     prctl(PR.SET_PDEATHSIG, SIGKILL); // the container dies with its skiff
+    // until execve nothing in the container may read this process's host fds or root through /proc
+    prctl(PR.SET_DUMPABLE, 0n);
     const { spec, fifo } = receiveSpec(args[0], Number(args[1]));
     errorFd = open(spec.errorFile, O.WRONLY | O.CREAT | O.TRUNC | O.CLOEXEC, 0o600);
     run(spec, fifo);

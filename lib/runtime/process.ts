@@ -20,11 +20,12 @@ import type { ContainerRecord } from "../state/types.ts";
 import { capabilityMask } from "./caps.ts";
 import { containerConfinement } from "../seccomp/mod.ts";
 import { mergeEnv } from "./container.ts";
-import type { JsonLogWriter, LogStream } from "./logs.ts";
+import type { JsonLogWriter } from "./logs.ts";
 import { PtyMaster, rawStdin } from "./pty.ts";
 import { abortInitStage, type InitStage, removeQuietly, writeAll } from "./stage.ts";
 import { SIGNAL_NUMBERS } from "./signals.ts";
 import { DEFAULT_PATH, DEFAULT_SHM_SIZE, type InitSpec } from "./spec.ts";
+import { copyOutput, feedInput } from "./stdio.ts";
 
 /** What the runtime needs of a container's cgroup (lib/cgroups/mod.ts's ContainerCgroup). */
 export interface CgroupHandle {
@@ -75,6 +76,7 @@ function initSpec(root: StateRoot, record: ContainerRecord, ttySlave: string | u
     user: record.Config.User,
     groupAdd: host.GroupAdd ?? [],
     ttySlave,
+    nullStdin: !record.Config.OpenStdin && !record.Config.Tty,
     privileged: host.Privileged,
     readOnlyRootfs: host.ReadonlyRootfs,
     shmSize: host.ShmSize || DEFAULT_SHM_SIZE,
@@ -275,35 +277,8 @@ export interface ForegroundOptions {
   cgroupView?: InitSpec["cgroupView"];
   /** docker's --sig-proxy (default true): pass skiff's signals on to the container. */
   signalProxy?: boolean;
-  /** -t: tee the pty's output into the json log (without -t, piped stage output means a log). */
+  /** Tee the container's output (its pipes, or the pty with -t) into the json log. */
   keepLog?: boolean;
-}
-
-/**
- * Copies one of the container's output pipes to the caller's matching stream and into its log.
- * When the caller's end is closed (`| head`), the pipe is closed too: the container's next write
- * fails with EPIPE, as with docker's attach.
- */
-async function teeOutput(
-  source: ReadableStream<Uint8Array>,
-  caller: typeof Deno.stdout | typeof Deno.stderr,
-  stream: LogStream,
-  log: JsonLogWriter,
-): Promise<void> {
-  const reader = source.getReader();
-  try {
-    while (true) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      log.write(stream, value);
-      try {
-        for (let written = 0; written < value.length;) written += await caller.write(value.subarray(written));
-      } catch {
-        await reader.cancel();
-        return;
-      }
-    }
-  } catch { /* the pipe broke: nothing more to copy */ }
 }
 
 /** Writes a pty chunk to skiff's stdout; false once stdout is closed. */
@@ -341,19 +316,20 @@ export async function runForeground(
   for (const [s, fn] of listeners) Deno.addSignalListener(s, fn);
   let restoreStdin = () => {};
   let output: Promise<void> | undefined;
-  // the stage's stdout/stderr are piped only when the run keeps a json log (see run.ts)
+  // without -t the container's stdout/stderr are pipes skiff copies (see run.ts), stdin with -i too
   const piped = stage.outputPiped;
   let log: JsonLogWriter | undefined;
-  if (piped || (pty && options.keepLog)) {
+  if (options.keepLog && (piped || pty)) {
     const { JsonLogWriter, logPath, logSettings } = await import("./logs.ts");
     log = new JsonLogWriter(logPath(root, record.Id), logSettings(record));
   }
-  const pipes = piped && log
+  const pipes = piped
     ? [
-      teeOutput(running.stdout, Deno.stdout, "stdout", log),
-      teeOutput(running.stderr, Deno.stderr, "stderr", log),
+      copyOutput(running.stdout, Deno.stdout, log && { writer: log, stream: "stdout" }),
+      copyOutput(running.stderr, Deno.stderr, log && { writer: log, stream: "stderr" }),
     ]
     : [];
+  if (stage.inputPiped) feedInput(running.stdin.getWriter());
   const onWinch = () => pty?.syncWindowSize();
   if (pty) {
     Deno.addSignalListener("SIGWINCH", onWinch);
@@ -382,7 +358,7 @@ export async function runForeground(
     pty.close();
   }
   // every byte the container wrote reaches the caller and the log before the exit is recorded
-  await Promise.all(pipes);
+  await Promise.all(pipes.map((p) => p.done));
   log?.close();
   return await finishContainer(root, record, cgroup, stage, status);
 }

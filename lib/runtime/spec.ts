@@ -28,6 +28,11 @@ export interface InitSpec {
 
   /** Host path of the pty slave when -t was given. */
   ttySlave?: string;
+  /**
+   * Neither -i nor -t: stdin becomes the container's own /dev/null (the stage got the host's, whose
+   * inode the container's root could chmod through /proc/self/fd/0).
+   */
+  nullStdin?: boolean;
   privileged: boolean;
   readOnlyRootfs: boolean;
   /** Bytes of /dev/shm. */

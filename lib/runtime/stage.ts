@@ -15,6 +15,8 @@ export interface InitStage {
   fifoFd: number;
   /** The child's stdout/stderr are pipes (Deno's child.stdout throws when they are not). */
   outputPiped: boolean;
+  /** The child's stdin is a pipe that skiff feeds (run -i). */
+  inputPiped: boolean;
 }
 
 /**
@@ -48,7 +50,7 @@ export function startInitStage(
           stderr: output,
         })
           .spawn();
-        return { child, fifoPath, fifoFd, outputPiped: output === "piped" };
+        return { child, fifoPath, fifoFd, outputPiped: output === "piped", inputPiped: stdin === "piped" };
       } finally {
         setns(ownPidNs, CLONE.NEWPID);
       }

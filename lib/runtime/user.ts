@@ -1,6 +1,8 @@
 // docker's -u: "name", "uid", "name:group", "uid:gid", looked up in the container's /etc/passwd and
-// /etc/group (read after pivot_root, so paths are the container's). Sync reads only: it runs in
-// the init stage.
+// /etc/group (read after pivot_root or setns, so paths are the container's). Sync reads only: it runs
+// in the init stage and in exec's stage.
+
+import { close, O, open, read } from "../../ffi/libc.ts";
 
 export interface ExecUser {
   uid: number;
@@ -22,10 +24,38 @@ interface GroupEntry {
   members: string[];
 }
 
+/** More than any real passwd or group file: a link to /dev/zero must not eat skiff's memory. */
+const MAX_ID_FILE = 4 << 20;
+
+/**
+ * The file's text, read by root from a tree the container controls: a FIFO or a device must not
+ * block (O_NONBLOCK: a FIFO without writer reads as empty) and an endless file stops at MAX_ID_FILE.
+ */
+function readBounded(path: string): string {
+  const fd = open(path, O.RDONLY | O.NONBLOCK | O.NOCTTY | O.CLOEXEC);
+  try {
+    let buf = new Uint8Array(64 * 1024);
+    let length = 0;
+    while (length < MAX_ID_FILE) {
+      if (length === buf.length) {
+        const bigger = new Uint8Array(buf.length * 4);
+        bigger.set(buf);
+        buf = bigger;
+      }
+      const n = read(fd, buf.subarray(length));
+      if (n === 0) break;
+      length += n;
+    }
+    return new TextDecoder().decode(buf.subarray(0, length));
+  } finally {
+    close(fd);
+  }
+}
+
 function readLines(path: string): string[][] {
   let text: string;
   try {
-    text = Deno.readTextFileSync(path);
+    text = readBounded(path);
   } catch {
     return []; // an image without the file: numeric ids still work
   }
