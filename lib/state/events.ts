@@ -71,10 +71,11 @@ export function containerAttributes(
   record: Pick<ContainerRecord, "Name" | "Config">,
   extra: Record<string, string> = {},
 ): Record<string, string> {
+  // optional chaining: a record being salvaged or made by hand may lack parts; an event never throws
   return {
-    ...(record.Config.Labels ?? {}),
-    image: record.Config.Image,
-    name: record.Name.replace(/^\/+/, ""),
+    ...(record.Config?.Labels ?? {}),
+    image: record.Config?.Image ?? "",
+    name: (record.Name ?? "").replace(/^\/+/, ""),
     ...extra,
   };
 }
