@@ -7,7 +7,15 @@ import { join } from "node:path";
 import { MAIN, type TestRoot } from "./helpers.ts";
 import { eventually, withDetached } from "./detach_helpers.ts";
 import { eventMatches, parseEventFilters, prettyEvent } from "../lib/cli/events.ts";
-import { decodeEvent, encodeEvent, eventMessage } from "../lib/state/events.ts";
+import {
+  appendEvent,
+  decodeEvent,
+  encodeEvent,
+  eventMessage,
+  EVENTS_CAP_BYTES,
+  EventsReader,
+} from "../lib/state/events.ts";
+import { StateRoot } from "../lib/state/root.ts";
 import { parseEventTime } from "../lib/format/filters.ts";
 
 interface Ev {
@@ -430,4 +438,36 @@ Deno.test("events (unit): docker's time forms, message encoding, filters, defaul
     ),
     "2026-12-06T13:20:01.000000042Z container start c0ffee (image=busybox, name=n)\n",
   );
+});
+
+Deno.test("events (unit): the log rotates past its cap; a follower and the history lose nothing across it", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "skiff-events-" });
+  try {
+    const root = new StateRoot(dir);
+    const follower = new EventsReader(root);
+    follower.skipToEnd();
+    const seen: string[] = [];
+    const total = Math.ceil(EVENTS_CAP_BYTES / 200) + 500; // more than one generation's worth
+    for (let i = 0; i < total; i++) {
+      appendEvent(root, eventMessage("container", "start", `c${i}`, { name: `n${i}`, image: "busybox" }));
+      if (i % 100 === 99) seen.push(...follower.drain().map((e) => e.Actor.ID));
+    }
+    seen.push(...follower.drain().map((e) => e.Actor.ID));
+    follower.close();
+    assert.ok(Deno.statSync(join(dir, "events.jsonl.1")).size > EVENTS_CAP_BYTES, "rotated");
+    assert.ok(Deno.statSync(join(dir, "events.jsonl")).size <= EVENTS_CAP_BYTES);
+    assert.deepEqual(seen, Array.from({ length: total }, (_, i) => `c${i}`));
+    const reader = new EventsReader(root);
+    const kept = reader.history().map((e) => Number(e.Actor.ID.slice(1)));
+    reader.close();
+    assert.equal(reader.bad.count, 0);
+    assert.equal(kept.at(-1), total - 1);
+    assert.deepEqual(
+      kept,
+      Array.from({ length: kept.length }, (_, i) => kept[0] + i),
+      "in order, none missing",
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
