@@ -126,6 +126,7 @@ Deno.test("events: rename, pause/unpause, exec and a run --rm's die/destroy", as
     await root.ok(["rename", "old", "new"]);
     await root.ok(["pause", "new"]);
     await root.ok(["unpause", "new"]);
+    await root.ok(["update", "--pids-limit", "50", "new"]);
     assert.equal((await root.skiff(["exec", "new", "sh", "-c", "exit 3"])).code, 3);
     await root.ok(["run", "--rm", "--name", "gone", "busybox", "sh", "-c", "exit 5"]).catch(() => {});
     const evs = await allEvents(root);
@@ -138,6 +139,7 @@ Deno.test("events: rename, pause/unpause, exec and a run --rm's die/destroy", as
         "rename",
         "pause",
         "unpause",
+        "update",
         "exec_create: sh -c exit 3",
         "exec_start: sh -c exit 3",
         "exec_die exitCode=3",
