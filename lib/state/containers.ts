@@ -445,25 +445,14 @@ export function containerLockPath(root: StateRoot, id: string): string {
  * Loads, changes and saves one container's record under its lock. Returns the saved record, or
  * undefined (and writes nothing) when the container was removed meanwhile: a monitor that finishes
  * after `rm -f` must not bring the directory back. `change` may return false to skip the save.
- * Synchronous so the runtime can call it after setns.
+ * Synchronous so the runtime can call it after setns. A change with no event: see transition().
  */
 export function updateContainerSync(
   root: StateRoot,
   id: string,
   change: (record: ContainerRecord) => boolean | void,
 ): ContainerRecord | undefined {
-  return withLockSync(containerLockPath(root, id), () => {
-    let record: ContainerRecord;
-    try {
-      record = loadContainer(root, id);
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return undefined;
-      throw e;
-    }
-    if (change(record) === false) return record;
-    saveContainer(root, record);
-    return record;
-  });
+  return transition(root, id, null, change);
 }
 
 /**
