@@ -473,3 +473,34 @@ Deno.test("events (unit): the log rotates past its cap; a follower and the histo
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("events: image tag/untag/delete/save and volume create/destroy, as docker names them", async () => {
+  await withDetached(async (root) => {
+    const id = (await root.ok(["inspect", "-f", "{{.Id}}", "busybox"])).trim();
+    await root.ok(["tag", "busybox", "mine:1"]);
+    await root.ok(["rmi", "mine:1"]);
+    await root.ok(["save", "-o", join(root.path, "bb.tar"), "busybox"]);
+    await root.ok(["volume", "create", "vol1"]);
+    await root.ok(["volume", "rm", "vol1"]);
+    const images = await allEvents(root, "--filter", "type=image");
+    assert.deepEqual(images.map((e) => `${e.Action} ${e.Actor.ID} ${e.Actor.Attributes.name}`), [
+      `import ${id} ${id}`,
+      `tag ${id} mine:1`,
+      `untag ${id} ${id}`,
+      `save ${id} ${id}`,
+    ]);
+    for (const e of images) assert.equal(e.status, e.Action);
+    // by the image's name (stripped of its tag) too, as docker's image= filter
+    assert.equal((await allEvents(root, "--filter", "image=mine", "--filter", "type=image")).length, 1);
+    const volumes = await allEvents(root, "--filter", "type=volume");
+    assert.deepEqual(volumes.map((e) => `${e.Action} ${e.Actor.ID} ${e.Actor.Attributes.driver}`), [
+      "create vol1 local",
+      "destroy vol1 local",
+    ]);
+    assert.equal(volumes[0].status, undefined); // docker fills status/id/from for containers and images only
+    // rmi by id: its tag goes (untag) and the image with it (delete)
+    await root.ok(["rmi", "-f", id]);
+    const last = (await allEvents(root, "--filter", "type=image")).slice(-2);
+    assert.deepEqual(last.map((e) => e.Action), ["untag", "delete"]);
+  });
+});
