@@ -2,6 +2,7 @@
 
 import { Engine } from "../engine/engine.ts";
 import type { Verb } from "./context.ts";
+import { containerEvent } from "../state/events.ts";
 import { eachContainer, stopArgs } from "./stop.ts";
 
 const restart: Verb = async (args, ctx) => {
@@ -11,6 +12,7 @@ const restart: Verb = async (args, ctx) => {
   return await eachContainer(a.refs, ctx, async (r) => {
     await engine.stop(r, a);
     await engine.start(r);
+    containerEvent(ctx.root, r, "restart");
   });
 };
 export default restart;

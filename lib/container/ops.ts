@@ -4,7 +4,7 @@
 
 import { openCgroup } from "../cgroups/mod.ts";
 import { type ErrorKind, NoSuchContainerError, SkiffError } from "../errors.ts";
-import { findContainer, listContainers, updateContainerSync, validateName } from "../state/containers.ts";
+import { findContainer, listContainers, transition, validateName } from "../state/containers.ts";
 import { withLock } from "../state/fsutil.ts";
 import { isRunning, lookupContainer } from "../state/reconcile.ts";
 import type { StateRoot } from "../state/root.ts";
@@ -24,7 +24,7 @@ const shortName = (r: ContainerRecord) => r.Id;
 export function pauseContainer(root: StateRoot, ref: string): ContainerRecord {
   const found = lookupContainer(root, ref);
   let result: ContainerRecord | undefined;
-  updateContainerSync(root, found.Id, (record) => {
+  transition(root, found.Id, "pause", (record) => {
     if (!isRunning(record)) throw new ContainerOpError(`Container ${shortName(record)} is not running`);
     if (record.State.Paused) throw new ContainerOpError(`Container ${shortName(record)} is already paused`);
     openCgroup(root, record.Id).freeze();
@@ -40,7 +40,7 @@ export function pauseContainer(root: StateRoot, ref: string): ContainerRecord {
 export function unpauseContainer(root: StateRoot, ref: string): ContainerRecord {
   const found = lookupContainer(root, ref);
   let result: ContainerRecord | undefined;
-  updateContainerSync(root, found.Id, (record) => {
+  transition(root, found.Id, "unpause", (record) => {
     if (!record.State.Paused || !isRunning(record)) {
       throw new ContainerOpError(`Container ${shortName(record)} is not paused`);
     }
@@ -89,9 +89,9 @@ export async function renameContainer(root: StateRoot, ref: string, newName: str
           `You have to remove (or rename) that container to be able to reuse that name.`,
       );
     }
-    const saved = updateContainerSync(root, record.Id, (r) => {
+    const saved = transition(root, record.Id, "rename", (r) => {
       r.Name = `/${name}`;
-    });
+    }, () => ({ oldName: record.Name }));
     if (!saved) throw new NoSuchContainerError(ref);
   });
 }

@@ -6,7 +6,8 @@
 //   the pty with -t) → wait → record "exited" (or remove with --rm).
 
 import { close, kill } from "../../ffi/libc.ts";
-import { isProcessAlive, processStartTime, updateContainerSync } from "../state/containers.ts";
+import { isProcessAlive, processStartTime, transition } from "../state/containers.ts";
+import { containerEvent } from "../state/events.ts";
 import { exists } from "../state/fsutil.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
@@ -76,16 +77,25 @@ function initSpec(root: StateRoot, record: ContainerRecord, ttySlave: string | u
   };
 }
 
-/** Saves a state change unless another skiff removed the container meanwhile (rm -f). */
-function updateRecord(root: StateRoot, id: string, change: (r: ContainerRecord) => void): void {
+/** Saves a state change (and its event) unless another skiff removed the container meanwhile (rm -f). */
+function updateRecord(
+  root: StateRoot,
+  id: string,
+  action: string,
+  change: (r: ContainerRecord) => void,
+  attributes?: (r: ContainerRecord) => Record<string, string>,
+): void {
   try {
-    updateContainerSync(root, id, change);
+    transition(root, id, action, change, attributes);
   } catch { /* the record is gone or unreadable: the exit code still reaches the caller */ }
 }
 
 /** --rm: the container's directory goes, with the lock file of its record and its anonymous volumes. */
 async function removeContainer(root: StateRoot, record: ContainerRecord): Promise<void> {
-  await releaseAndRemove({ root, id: record.Id, record, removeVolumes: true }, { exitReleased: true });
+  await releaseAndRemove({ root, id: record.Id, record, removeVolumes: true }, {
+    exitReleased: true,
+    onRemoved: () => containerEvent(root, record, "destroy"),
+  });
 }
 
 function readInitError(path: string): { code: number; message: string } | undefined {
@@ -149,7 +159,7 @@ export async function launchContainer(
       cgroup?.addProcessAsync !== undefined;
     spec.awaitCgroup = overlap;
     if (!overlap && !options.cgroupJoined) cgroup?.addProcess(child.pid);
-    updateRecord(root, id, (r) => {
+    updateRecord(root, id, "start", (r) => {
       r.State = {
         ...r.State,
         Status: "running",
@@ -212,11 +222,13 @@ export async function finishContainer(
   } finally {
     cgroup?.destroy();
   }
+  if (oomKilled) containerEvent(root, record, "oom");
   if (record.HostConfig.AutoRemove) {
+    containerEvent(root, record, "die", { exitCode: String(exitCode) });
     await removeContainer(root, record);
   } else if (exists(dir)) {
     for (const file of ["init-error", "init.json"]) removeQuietly(join(dir, file));
-    updateRecord(root, id, (r) => {
+    updateRecord(root, id, "die", (r) => {
       r.State = {
         ...r.State,
         // docker leaves a container whose process never started in "created"
@@ -229,7 +241,7 @@ export async function finishContainer(
         OOMKilled: oomKilled,
         FinishedAt: new Date().toISOString(),
       };
-    });
+    }, () => ({ exitCode: String(exitCode) }));
   }
   return { exitCode, error: initError?.message };
 }

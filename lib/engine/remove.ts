@@ -8,6 +8,7 @@ import { openCgroup } from "../cgroups/mod.ts";
 import { type ErrorKind, SkiffError } from "../errors.ts";
 import { join } from "../path.ts";
 import { isProcessAlive, loadContainer } from "../state/containers.ts";
+import { appendEvent, containerEvent, eventMessage } from "../state/events.ts";
 import { exists, withLock } from "../state/fsutil.ts";
 import { monitorAlive, reconcile } from "../state/reconcile.ts";
 import type { StateRoot } from "../state/root.ts";
@@ -81,6 +82,7 @@ export async function removeContainer(
     const alive = () => Pid !== 0 && isProcessAlive(Pid, PidStartTime);
     if (alive()) {
       try {
+        containerEvent(root, current, "kill", { signal: String(SIGKILL) }); // before: the die follows
         kill(Pid, SIGKILL);
       } catch { /* exited meanwhile */ }
     }
@@ -103,7 +105,9 @@ export async function removeContainer(
       }
     }, MONITOR_WAIT_MS);
   }
-  await releaseAndRemove({ root, id, record: current, removeVolumes: opts.volumes });
+  await releaseAndRemove({ root, id, record: current, removeVolumes: opts.volumes }, {
+    onRemoved: () => containerEvent(root, current, "destroy"),
+  });
 }
 
 /**
@@ -146,7 +150,10 @@ export async function removeBrokenContainer(root: StateRoot, id: string, opts: R
     );
   }
   // its monitor, seeing the process die, tears the same cgroup down: releaseAndRemove retries
-  await releaseAndRemove({ root, id });
+  await releaseAndRemove({ root, id }, {
+    // its record is unreadable: what docker would name is unknown
+    onRemoved: () => appendEvent(root, eventMessage("container", "destroy", id, {})),
+  });
 }
 
 /** True when processes still run in the container's cgroup. */

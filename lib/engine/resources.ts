@@ -113,6 +113,8 @@ export interface RemovalOptions {
    * recorded container). false: the caller holds the containers lock (a half-created one).
    */
   containerLock?: boolean;
+  /** Called once the directory is gone, before the "removed" resources (the destroy event). */
+  onRemoved?: () => void;
 }
 
 /**
@@ -142,6 +144,7 @@ export async function releaseAndRemove(ctx: ReleaseContext, opts: RemovalOptions
       Deno.removeSync(lock);
     } catch { /* another skiff removed it */ }
   }
+  opts.onRemoved?.();
   for (const resource of CONTAINER_RESOURCES.filter((r) => r.releasedAt === "removed")) {
     await resource.release(ctx);
   }

@@ -9,13 +9,7 @@
 // The exit status is genuinely unknown, so State.Error says so instead of pretending.
 
 import { openCgroup } from "../cgroups/mod.ts";
-import {
-  findContainer,
-  isProcessAlive,
-  listContainers,
-  processStartTime,
-  updateContainerSync,
-} from "./containers.ts";
+import { findContainer, isProcessAlive, listContainers, processStartTime, transition } from "./containers.ts";
 import type { StateRoot } from "./root.ts";
 import type { ContainerRecord } from "./types.ts";
 
@@ -75,11 +69,11 @@ function destroyContainerCgroup(root: StateRoot, id: string): void {
 export function reconcile(root: StateRoot, record: ContainerRecord, now = new Date()): ContainerRecord {
   if (!isStale(record)) return record;
   let changed = false;
-  const saved = updateContainerSync(root, record.Id, (current) => {
+  const saved = transition(root, record.Id, "die", (current) => {
     if (!isStale(current)) return false; // the monitor recorded it meanwhile
     markLost(current, now);
     changed = true;
-  });
+  }, (r) => ({ exitCode: String(r.State.ExitCode) }));
   if (!saved) return record;
   if (changed) {
     try {
