@@ -100,7 +100,9 @@ export function capabilityMask(add: string[], drop: string[], privileged: boolea
   if (privileged) return everything;
   const adds = validated(add, "CapAdd");
   const drops = validated(drop, "CapDrop");
-  if (adds.all) return everything;
+  // ALL added: every capability but the ones dropped (moby: "Add all capabilities except ones on
+  // capDrop"); a drop must never be lost to ALL
+  if (adds.all) return drops.caps.reduce((m, n) => m & ~bit(n), everything);
   if (drops.all) return adds.caps.reduce((m, n) => m | bit(n), 0n);
   let mask = 0n;
   for (const name of DEFAULT_CAPABILITIES) if (!drops.caps.includes(name)) mask |= bit(name);
