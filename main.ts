@@ -48,11 +48,15 @@ const VERBS: Record<string, VerbLoader> = {
   kill: () => import("./lib/cli/kill.ts"),
   restart: () => import("./lib/cli/restart.ts"),
   wait: () => import("./lib/cli/wait.ts"),
+  create: () => import("./lib/cli/create.ts"),
+  events: () => import("./lib/cli/events.ts"),
   __supervisor: () => import("./lib/runtime/monitor.ts"), // owns detached containers (run -d, start)
 };
 // docker's management-command spellings
 const ALIASES: Record<string, string[]> = {
   "container run": ["run"],
+  "container create": ["create"],
+  "system events": ["events"],
   "container exec": ["exec"],
   "container ls": ["ps"],
   "container list": ["ps"],
@@ -96,6 +100,7 @@ Options:
 
 Commands:
   run        Create and run a new container from an image
+  create     Create a new container
   exec       Execute a command in a running container
   ps         List containers
   rm         Remove one or more containers
@@ -117,6 +122,7 @@ Commands:
   restart    Restart one or more containers
   kill       Kill one or more running containers
   wait       Block until one or more containers stop, then print their exit codes
+  events     Get real time events from the server
   version    Show the skiff version
   cp         Copy files/folders between a container and the local filesystem
   export     Export a container's filesystem as a tar archive

@@ -6,6 +6,7 @@ import { environment, readListFile } from "./envflags.ts";
 import { SkiffError } from "../errors.ts";
 import { abortExecStage, type ExecStdio, takeExecStage } from "../runtime/exec_stage.ts";
 import { containerConfinement } from "../seccomp/mod.ts";
+import { execEvents } from "../state/events.ts";
 
 const OPTIONS: OptionSpec[] = [
   { name: "detach", short: "d", kind: "bool" },
@@ -82,11 +83,14 @@ const exec: Verb = async (args, ctx) => {
     await abortExecStage(stage);
     throw e;
   }
+  const events = execEvents(ctx.root, record, request.command);
+  let code;
   if (stdio === "tty") {
     const { execWithTerminal } = await import("../runtime/exec_tty.ts");
-    return await execWithTerminal(ctx.root, record, request, stage, interactive, confinement);
-  }
-  return await execWithPipes(ctx.root, record, request, stage, stdio, interactive, confinement);
+    code = await execWithTerminal(ctx.root, record, request, stage, interactive, confinement);
+  } else code = await execWithPipes(ctx.root, record, request, stage, stdio, interactive, confinement);
+  if (stdio !== "detached") events.died(code); // a detached command's exit is nobody's to see
+  return code;
 };
 
 export default exec;

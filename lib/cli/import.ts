@@ -1,5 +1,6 @@
 // skiff import FILE|- [REPOSITORY[:TAG]]: a rootfs tarball (plain or gzip) becomes a one-layer image.
 
+import { imageEvent, imageLabels } from "../state/events.ts";
 import type { Verb } from "./context.ts";
 import { list, parseArgs, requireArgs, str } from "./args.ts";
 import { ImageStore } from "../image/store.ts";
@@ -47,6 +48,7 @@ const importVerb: Verb = async (args, ctx) => {
     message: str(p, "message"),
     changes: list(p, "change"),
   });
+  imageEvent(ctx.root, "import", image.id, { ...imageLabels(image), name: image.id });
   console.log(image.id);
   return 0;
 };

@@ -1,5 +1,6 @@
 // skiff load [-i FILE] [-q]: images from a docker-archive or OCI-layout tarball (stdin by default).
 
+import { imageEvent } from "../state/events.ts";
 import type { Verb } from "./context.ts";
 import { parseArgs, requireArgs, str } from "./args.ts";
 import { ImageStore } from "../image/store.ts";
@@ -38,7 +39,10 @@ const load: Verb = async (args, ctx) => {
     throw new SkiffError("requested load from stdin, but stdin is empty");
   }
   const input = file === undefined || file === "-" ? { stdin: true as const } : { path: file };
-  const result = await loadArchive(new ImageStore(ctx.root), input);
+  const store = new ImageStore(ctx.root);
+  const result = await loadArchive(store, input);
+  const loaded = new Set([...result.tags.map((t) => store.find(t)?.id), ...result.untaggedIds]);
+  for (const id of loaded) if (id) imageEvent(ctx.root, "load", id, { name: id });
   // docker prints these lines with and without -q (-q only hides progress bars)
   for (const { tag, from } of result.moved) {
     console.log(`The image ${tag} already exists, renaming the old one with ID ${from} to empty string`);

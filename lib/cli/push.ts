@@ -1,5 +1,6 @@
 // skiff push [-q] NAME[:TAG]
 
+import { imageEvent } from "../state/events.ts";
 import type { Verb } from "./context.ts";
 import { bool, parseArgs, requireArgs } from "./args.ts";
 import { oneLine, SkiffError } from "../errors.ts";
@@ -52,6 +53,8 @@ const push: Verb = async (args, ctx) => {
     for (const tag of tags) {
       const result = await pushImage(ctx.root, { ...ref, tag }, { onEvent: renderer?.sink, client });
       renderer?.flush();
+      const pushed = `${familiarName(ref)}:${tag}`;
+      imageEvent(ctx.root, "push", pushed, { name: familiarName(ref) });
       console.log(
         quiet
           ? `${familiarName(ref)}:${tag}`

@@ -2,6 +2,7 @@
 
 import { startContainer, stopContainer } from "../runtime/lifecycle.ts";
 import type { Verb } from "./context.ts";
+import { containerEvent } from "../state/events.ts";
 import { eachContainer, stopArgs } from "./stop.ts";
 
 const restart: Verb = async (args, ctx) => {
@@ -10,6 +11,7 @@ const restart: Verb = async (args, ctx) => {
   return await eachContainer(a.refs, ctx, async (r) => {
     await stopContainer(ctx.root, r, a);
     await startContainer(ctx.root, r);
+    containerEvent(ctx.root, r, "restart");
   });
 };
 export default restart;

@@ -1,5 +1,6 @@
 // skiff save [-o FILE] IMAGE...: a docker-archive (with the OCI layout beside it) on stdout or in FILE.
 
+import { imageEvent } from "../state/events.ts";
 import type { Verb } from "./context.ts";
 import { parseArgs, requireArgs, str } from "./args.ts";
 import { ImageStore } from "../image/store.ts";
@@ -56,6 +57,8 @@ const save: Verb = async (args, ctx) => {
     }
     : { path: output };
   await saveImages(store, p.positionals, target);
+  const saved = new Set(p.positionals.map((ref) => store.find(ref)?.id));
+  for (const id of saved) if (id) imageEvent(ctx.root, "save", id, { name: id });
   return 0;
 };
 export default save;

@@ -8,7 +8,7 @@ import {
   findContainer,
   isProcessAlive,
   listContainers,
-  updateContainerSync,
+  transition,
   validateName,
 } from "../state/containers.ts";
 import { withLock } from "../state/fsutil.ts";
@@ -40,7 +40,7 @@ const shortName = (r: ContainerRecord) => r.Id;
 export function pauseContainer(root: StateRoot, ref: string): ContainerRecord {
   const found = lookupContainer(root, ref);
   let result: ContainerRecord | undefined;
-  updateContainerSync(root, found.Id, (record) => {
+  transition(root, found.Id, "pause", (record) => {
     if (!isRunning(record)) throw new ContainerOpError(`Container ${shortName(record)} is not running`);
     if (record.State.Paused) throw new ContainerOpError(`Container ${shortName(record)} is already paused`);
     openCgroup(root, record.Id).freeze();
@@ -56,7 +56,7 @@ export function pauseContainer(root: StateRoot, ref: string): ContainerRecord {
 export function unpauseContainer(root: StateRoot, ref: string): ContainerRecord {
   const found = lookupContainer(root, ref);
   let result: ContainerRecord | undefined;
-  updateContainerSync(root, found.Id, (record) => {
+  transition(root, found.Id, "unpause", (record) => {
     if (!record.State.Paused || !isRunning(record)) {
       throw new ContainerOpError(`Container ${shortName(record)} is not paused`);
     }
@@ -105,9 +105,9 @@ export async function renameContainer(root: StateRoot, ref: string, newName: str
           `You have to remove (or rename) that container to be able to reuse that name.`,
       );
     }
-    const saved = updateContainerSync(root, record.Id, (r) => {
+    const saved = transition(root, record.Id, "rename", (r) => {
       r.Name = `/${name}`;
-    });
+    }, () => ({ oldName: record.Name }));
     if (!saved) throw new SkiffError(`No such container: ${ref}`);
   });
 }

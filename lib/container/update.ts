@@ -5,7 +5,7 @@
 import { type CgroupLimits, type CgroupUpdate, openCgroup, validateLimits } from "../cgroups/mod.ts";
 import { discardUnsupported, hostSupport, unsupportedError } from "../cgroups/support.ts";
 import { SkiffError } from "../errors.ts";
-import { updateContainerSync } from "../state/containers.ts";
+import { transition } from "../state/containers.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord, HostConfig } from "../state/types.ts";
 import { isRunning, lookupContainer } from "./ops.ts";
@@ -59,7 +59,7 @@ export function updateContainer(
   for (const key of Object.keys(changes) as (keyof ResourceChanges)[]) {
     if (changes[key] !== requested[key] && (changes[key] === 0 || changes[key] === "")) delete changes[key];
   }
-  const saved = updateContainerSync(root, found.Id, (record) => {
+  const saved = transition(root, found.Id, "update", (record) => {
     const before = record.HostConfig;
     const after: HostConfig = { ...before, ...changes };
     if (changes.PidsLimit !== undefined && (changes.PidsLimit ?? 0) <= 0) after.PidsLimit = null;

@@ -60,3 +60,54 @@ export function pruneFilter<T>(
   }
   return (item) => checks.every((check) => check(item));
 }
+
+const GO_DURATION = /^[-+]?((\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h))+$/;
+const GO_UNITS_NS: Record<string, number> = {
+  ns: 1,
+  us: 1e3,
+  "µs": 1e3,
+  "μs": 1e3,
+  ms: 1e6,
+  s: 1e9,
+  m: 60e9,
+  h: 3600e9,
+};
+
+/**
+ * docker's --since/--until for events (the CLI's GetTimestamp): nanoseconds since the epoch from a
+ * Go duration before `nowMs` (cut to the second, as docker's CLI sends it), a Unix timestamp
+ * (seconds[.nanoseconds]), or a date (RFC 3339, `2006-01-02T15:04:05[.999999999]`, `2006-01-02`;
+ * local time without a zone). Throws docker's wording.
+ */
+export function parseEventTime(value: string, nowMs = Date.now()): bigint {
+  if (value !== "0" && GO_DURATION.test(value)) {
+    const sign = value.startsWith("-") ? -1 : 1;
+    let ns = 0;
+    for (const m of value.matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/g)) {
+      ns += Number(m[1]) * GO_UNITS_NS[m[2]];
+    }
+    return BigInt(Math.floor((nowMs - sign * ns / 1e6) / 1000)) * 1_000_000_000n;
+  }
+  const unix = /^(\d+)(?:\.(\d{1,9}))?$/.exec(value);
+  if (unix) return BigInt(unix[1]) * 1_000_000_000n + BigInt((unix[2] ?? "").padEnd(9, "0") || "0");
+  const date =
+    /^(\d{4})-(\d\d)-(\d\d)(?:T(\d\d)(?::(\d\d)(?::(\d\d)(?:\.(\d{1,9}))?)?)?)?(Z|z|[+-]\d\d:\d\d)?$/.exec(
+      value,
+    );
+  if (date) {
+    const [, y, mo, d, h = "0", mi = "0", s = "0", frac = "", zone] = date;
+    const fields = [Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s)] as const;
+    let ms: number;
+    if (zone) {
+      const offset = /^[zZ]$/.test(zone) ? 0 : (zone[0] === "-" ? -1 : 1) *
+        (Number(zone.slice(1, 3)) * 60 + Number(zone.slice(4, 6)));
+      ms = Date.UTC(...fields) - offset * 60_000;
+    } else {
+      ms = new Date(...fields).getTime();
+    }
+    if (!Number.isNaN(ms) && Number(mo) <= 12 && Number(d) <= 31) {
+      return BigInt(ms) * 1_000_000n + BigInt(frac.padEnd(9, "0") || "0");
+    }
+  }
+  throw new SkiffError(`failed to parse value as time or duration: "${value}"`, 1);
+}

@@ -96,6 +96,7 @@ export function goJson(v: unknown): string {
     return JSON.stringify(v).replace(/[\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`);
   }
   if (typeof v === "number") return isFinite(v) ? JSON.stringify(v) : "null";
+  if (typeof v === "bigint") return v.toString(); // int64 values beyond a double (nanosecond times)
   if (typeof v === "boolean") return String(v);
   if (Array.isArray(v)) return `[${v.map(goJson).join(",")}]`;
   const obj = v as Record<string, unknown>;

@@ -10,6 +10,7 @@
 // hashing and unpacking code lives in ingest.ts/archive.ts.
 
 import { join } from "../state/path.ts";
+import { imageEvent, imageLabels } from "../state/events.ts";
 import { NotFoundError, SkiffError } from "../errors.ts";
 import { exists, makeTmpDir, removeIfExists, sweepTmp, withLock, writeJsonAtomic } from "../state/fsutil.ts";
 import type { StateRoot } from "../state/root.ts";
@@ -363,6 +364,7 @@ export class ImageStore {
       const image = this.resolveForChange(source);
       all[normalizedTarget] = image.id;
       this.saveTags(all);
+      imageEvent(this.root, "tag", image.id, { ...imageLabels(image), name: normalizedTarget });
     });
   }
 
@@ -385,9 +387,10 @@ export class ImageStore {
    */
   async remove(ref: string, force: boolean): Promise<RemoveRecord[]> {
     this.sweepTmp();
-    return await this.locked(() => {
+    let subject: ImageRecord | undefined;
+    const done = await this.locked(() => {
       const all = this.tagsForChange();
-      const image = this.resolveForChange(ref);
+      const image = subject = this.resolveForChange(ref);
       const records: RemoveRecord[] = [];
       const imageTags = Object.keys(all).filter((t) => all[t] === image.id).sort();
       const containers = listContainersWithDead(this.root).filter((c) => c.Image === image.id);
@@ -456,6 +459,15 @@ export class ImageStore {
       records.push(...this.deleteImage(image));
       return records;
     });
+    // docker's events: an untag per reference removed, a delete for the image itself
+    for (const r of done) {
+      if ("untagged" in r) {
+        imageEvent(this.root, "untag", subject!.id, { ...imageLabels(subject!), name: subject!.id });
+      } else if (r.deleted === subject!.id) {
+        imageEvent(this.root, "delete", subject!.id, { name: subject!.id });
+      }
+    }
+    return done;
   }
 
   /** Deletes an unpacked layer; false when it was not there. Call under the lock. */

@@ -22,7 +22,8 @@ import {
   selectPlatform,
 } from "./mediatypes.ts";
 import { type ProgressSink, shortId } from "./progress.ts";
-import { familiarName, fullString, type Reference } from "../image/reference.ts";
+import { familiarName, familiarString, fullString, type Reference } from "../image/reference.ts";
+import { imageEvent, imageLabels } from "../state/events.ts";
 
 export interface PullOptions {
   /** The platform to pick from a multi-platform index (default: the host's). */
@@ -386,6 +387,7 @@ export async function pullImage(
       existing && existing.manifestDigest === manifestDigest && existing.repoDigests.includes(repoDigest) &&
       (!tagged || existing.repoTags.includes(tagged)) && exists(store.blobPath(top.digest))
     ) {
+      pulled(root, ref, existing);
       return { image: existing, digest: top.digest, downloaded: false };
     }
   }
@@ -429,7 +431,13 @@ export async function pullImage(
     manifest.layers.map((l) => l.digest).concat(manifest.config.digest),
   );
   const downloaded = missing.length > 0 || !hadImage || (tagged !== undefined && before !== image.id);
+  pulled(root, ref, image);
   return { image, digest: top.digest, downloaded };
+}
+
+/** docker's pull event: the reference as pulled, named by its repository, with the image's labels. */
+function pulled(root: StateRoot, ref: Reference, image: ImageRecord): void {
+  imageEvent(root, "pull", familiarString(ref), { ...imageLabels(image), name: familiarName(ref) });
 }
 
 /** `pull -a`: the repository's tags, sorted as the registry lists them. */

@@ -6,6 +6,7 @@ import { kill } from "../../ffi/libc.ts";
 import { openCgroup } from "../cgroups/mod.ts";
 import { NotFoundError, SkiffError } from "../errors.ts";
 import { isProcessAlive, loadContainer } from "../state/containers.ts";
+import { containerEvent } from "../state/events.ts";
 import { reconcile } from "../state/reconcile.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
@@ -85,17 +86,20 @@ export async function stopContainer(root: StateRoot, record: ContainerRecord, op
   }
   if (processAlive(now)) {
     try {
+      containerEvent(root, now, "kill", { signal: String(signal) }); // before: the die follows it
       kill(now.State.Pid, signal);
     } catch { /* exited meanwhile */ }
     const ms = timeout < 0 ? Infinity : timeout * 1000;
     if (!await until(() => !processAlive(now), ms)) {
       try {
+        containerEvent(root, now, "kill", { signal: "9" });
         kill(now.State.Pid, 9); // PID 1 of its namespace: the kernel kills the rest with it
       } catch { /* exited meanwhile */ }
       await until(() => !processAlive(now), RECORD_WAIT_MS);
     }
   }
   await untilRecordedDown(root, id);
+  containerEvent(root, now, "stop");
 }
 
 /** docker kill: the signal to the container's PID 1; refuses a container that is not running. */
@@ -110,6 +114,7 @@ export async function killContainer(root: StateRoot, record: ContainerRecord, si
   }
   markStopRequested(root, record.Id);
   try {
+    containerEvent(root, now, "kill", { signal: String(signal) }); // before: the die follows it
     kill(now.State.Pid, signal);
   } catch {
     throw new SkiffError(

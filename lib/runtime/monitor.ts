@@ -37,7 +37,7 @@ import type { Verb } from "../cli/context.ts";
 import { type StartReply, STOP_MARKER, supervisorSocket } from "./detach.ts";
 import { createDetached, ImageNotPresentError, type RunRequest } from "./create_run.ts";
 import { SkiffError } from "../errors.ts";
-import { loadContainer, updateContainerSync } from "../state/containers.ts";
+import { loadContainer, transition } from "../state/containers.ts";
 import { exists, removeIfExists } from "../state/fsutil.ts";
 import { reconcile } from "../state/reconcile.ts";
 import type { StateRoot } from "../state/root.ts";
@@ -190,7 +190,7 @@ async function runOnce(
 
 function updateQuietly(root: StateRoot, id: string, change: (r: ContainerRecord) => void): void {
   try {
-    updateContainerSync(root, id, change);
+    transition(root, id, null, change); // restarting/back-off: docker has no event for these
   } catch { /* removed meanwhile */ }
 }
 

@@ -11,8 +11,9 @@ import {
   isProcessAlive,
   processStartTime,
   removeContainerDir,
-  updateContainerSync,
+  transition,
 } from "../state/containers.ts";
+import { containerEvent } from "../state/events.ts";
 import { exists, withLockSync } from "../state/fsutil.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
@@ -94,10 +95,16 @@ function initSpec(root: StateRoot, record: ContainerRecord, ttySlave: string | u
   };
 }
 
-/** Saves a state change unless another skiff removed the container meanwhile (rm -f). */
-function updateRecord(root: StateRoot, id: string, change: (r: ContainerRecord) => void): void {
+/** Saves a state change (and its event) unless another skiff removed the container meanwhile (rm -f). */
+function updateRecord(
+  root: StateRoot,
+  id: string,
+  action: string,
+  change: (r: ContainerRecord) => void,
+  attributes?: (r: ContainerRecord) => Record<string, string>,
+): void {
   try {
-    updateContainerSync(root, id, change);
+    transition(root, id, action, change, attributes);
   } catch { /* the record is gone or unreadable: the exit code still reaches the caller */ }
 }
 
@@ -105,6 +112,7 @@ function updateRecord(root: StateRoot, id: string, change: (r: ContainerRecord) 
 async function removeContainer(root: StateRoot, record: ContainerRecord): Promise<void> {
   const lock = containerLockPath(root, record.Id);
   withLockSync(lock, () => removeContainerDir(root, record.Id));
+  containerEvent(root, record, "destroy");
   try {
     Deno.removeSync(lock);
   } catch { /* removed by another skiff */ }
@@ -170,7 +178,7 @@ export async function launchContainer(
     const overlap = options.detached === true && cgroup?.addProcessAsync !== undefined;
     spec.awaitCgroup = overlap;
     if (!overlap) cgroup?.addProcess(child.pid);
-    updateRecord(root, id, (r) => {
+    updateRecord(root, id, "start", (r) => {
       r.State = {
         ...r.State,
         Status: "running",
@@ -233,11 +241,13 @@ export async function finishContainer(
   } finally {
     cgroup?.destroy();
   }
+  if (oomKilled) containerEvent(root, record, "oom");
   if (record.HostConfig.AutoRemove) {
+    containerEvent(root, record, "die", { exitCode: String(exitCode) });
     await removeContainer(root, record);
   } else if (exists(dir)) {
     for (const file of ["init-error", "init.json"]) removeQuietly(join(dir, file));
-    updateRecord(root, id, (r) => {
+    updateRecord(root, id, "die", (r) => {
       r.State = {
         ...r.State,
         // docker leaves a container whose process never started in "created"
@@ -250,7 +260,7 @@ export async function finishContainer(
         OOMKilled: oomKilled,
         FinishedAt: new Date().toISOString(),
       };
-    });
+    }, () => ({ exitCode: String(exitCode) }));
   }
   return { exitCode, error: initError?.message };
 }

@@ -16,6 +16,7 @@ import {
 } from "./fsutil.ts";
 import type { StateRoot } from "./root.ts";
 import type { ContainerRecord } from "./types.ts";
+import { containerEvent } from "./events.ts";
 
 /** Go's zero time (types.ts has it too; a value import of types.ts would load one more module). */
 const ZERO_TIME = "0001-01-01T00:00:00Z";
@@ -310,6 +311,7 @@ export async function createContainer(
     try {
       const record = await build(id, name, dir);
       saveContainer(root, record);
+      containerEvent(root, record, "create");
       return record;
     } catch (e) {
       removeIfExists(dir);
@@ -443,12 +445,28 @@ export function containerLockPath(root: StateRoot, id: string): string {
  * Loads, changes and saves one container's record under its lock. Returns the saved record, or
  * undefined (and writes nothing) when the container was removed meanwhile: a monitor that finishes
  * after `rm -f` must not bring the directory back. `change` may return false to skip the save.
- * Synchronous so the runtime can call it after setns.
+ * Synchronous so the runtime can call it after setns. A change with no event: see transition().
  */
 export function updateContainerSync(
   root: StateRoot,
   id: string,
   change: (record: ContainerRecord) => boolean | void,
+): ContainerRecord | undefined {
+  return transition(root, id, null, change);
+}
+
+/**
+ * The one writer of a container's State: applies `change` to the record under its lock (see
+ * updateContainerSync: undefined when the container is gone, `change` may return false to write
+ * nothing) and, when it was saved and `action` is given, appends the container event
+ * (`attributes` may depend on the changed record, e.g. the exit code).
+ */
+export function transition(
+  root: StateRoot,
+  id: string,
+  action: string | null,
+  change: (record: ContainerRecord) => boolean | void,
+  attributes?: (record: ContainerRecord) => Record<string, string>,
 ): ContainerRecord | undefined {
   return withLockSync(containerLockPath(root, id), () => {
     let record: ContainerRecord;
@@ -459,6 +477,9 @@ export function updateContainerSync(
       throw e;
     }
     if (change(record) === false) return record;
+    // under the lock, so the log's order is the order of the changes; and before the save, so
+    // whoever sees the new state (stop, rm waiting for the exit) appends its own event after this one
+    if (action) containerEvent(root, record, action, attributes?.(record));
     saveContainer(root, record);
     return record;
   });

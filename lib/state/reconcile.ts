@@ -18,8 +18,9 @@ import {
   loadContainer,
   processStartTime,
   removeContainerDir,
-  updateContainerSync,
+  transition,
 } from "./containers.ts";
+import { appendEvent, containerEvent, eventMessage } from "./events.ts";
 import { join } from "./path.ts";
 import { exists, withLock, withLockSync } from "./fsutil.ts";
 import type { StateRoot } from "./root.ts";
@@ -78,11 +79,11 @@ export function destroyContainerCgroup(root: StateRoot, id: string): void {
 export function reconcile(root: StateRoot, record: ContainerRecord, now = new Date()): ContainerRecord {
   if (!isStale(record)) return record;
   let changed = false;
-  const saved = updateContainerSync(root, record.Id, (current) => {
+  const saved = transition(root, record.Id, "die", (current) => {
     if (!isStale(current)) return false; // the monitor recorded it meanwhile
     markLost(current, now);
     changed = true;
-  });
+  }, (r) => ({ exitCode: String(r.State.ExitCode) }));
   if (!saved) return record;
   if (changed) {
     try {
@@ -163,6 +164,7 @@ export async function removeContainer(
     const alive = () => Pid !== 0 && isProcessAlive(Pid, PidStartTime);
     if (alive()) {
       try {
+        containerEvent(root, current, "kill", { signal: String(SIGKILL) }); // before: the die follows
         kill(Pid, SIGKILL);
       } catch { /* exited meanwhile */ }
     }
@@ -197,6 +199,7 @@ export async function removeContainer(
   withLockSync(lock, () => {
     detachMountsUnder(dir);
     removeContainerDir(root, id);
+    containerEvent(root, current, "destroy");
   });
   try {
     Deno.removeSync(lock);
@@ -273,6 +276,8 @@ export async function removeBrokenContainer(root: StateRoot, id: string, opts: R
   withLockSync(lock, () => {
     detachMountsUnder(root.container(id));
     removeContainerDir(root, id);
+    // its record is unreadable: what docker would name is unknown
+    appendEvent(root, eventMessage("container", "destroy", id, {}));
   });
   try {
     Deno.removeSync(lock);

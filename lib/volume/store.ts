@@ -3,6 +3,7 @@
 // place, so a half-made volume is never listed. Changes run under the "volumes" lock; the in-use
 // check reads the containers' Mounts.
 
+import { volumeEvent } from "../state/events.ts";
 import { join } from "../state/path.ts";
 import { NotFoundError, SkiffError } from "../errors.ts";
 import { listContainers, processStartTime } from "../state/containers.ts";
@@ -155,6 +156,7 @@ function createLocked(root: StateRoot, name: string, labels: Record<string, stri
     removeIfExists(tmp);
     throw e;
   }
+  volumeEvent(root, "create", name);
   return record;
 }
 
@@ -246,6 +248,7 @@ function removeLocked(root: StateRoot, name: string): void {
   const trash = tmpPath(root, "rm");
   Deno.renameSync(dir, trash);
   removeIfExists(trash);
+  volumeEvent(root, "destroy", name);
 }
 
 /** `volume rm [-f]`: -f only hides "no such volume"; a volume in use is always refused. */

@@ -1,0 +1,304 @@
+// `run`'s flags, shared with `create`: the option table and their parsing into a RunRequest,
+// validated with docker's wording before anything is created. Kept lean: `run --rm IMAGE true`
+// loads it.
+
+import {
+  bool,
+  bytesFlag,
+  cpusFlag,
+  intFlag,
+  invalidValue,
+  list,
+  type OptionSpec,
+  type Parsed,
+  requireArgs,
+  RESOURCE_OPTIONS,
+  str,
+} from "./args.ts";
+import { SkiffError } from "../errors.ts";
+import type { CgroupLimits } from "../cgroups/mod.ts";
+import { validateCapabilityFlags } from "../runtime/caps.ts";
+import type { ResourceSettings } from "../runtime/container.ts";
+import type { RunRequest } from "../runtime/create_run.ts";
+import { parseMountFlag, parseVolumeFlag } from "../runtime/mountflag.ts";
+import { environment, readListFile } from "./envflags.ts";
+import { parseRestartPolicy } from "../runtime/restart.ts";
+import { logConfigOf } from "../runtime/logs.ts";
+import { parseSignal } from "../runtime/signals.ts";
+import { securityOptFlags } from "./security_opt.ts";
+import { MAX_ID } from "../runtime/user.ts";
+
+export const RUN_OPTIONS: OptionSpec[] = [
+  { name: "name", kind: "string" },
+  { name: "rm", kind: "bool" },
+  { name: "pull", kind: "string" },
+  { name: "detach", short: "d", kind: "bool" },
+  { name: "env", short: "e", kind: "list" },
+  { name: "env-file", kind: "list" },
+  { name: "workdir", short: "w", kind: "string" },
+  { name: "user", short: "u", kind: "string" },
+  { name: "entrypoint", kind: "string" },
+  { name: "hostname", short: "h", kind: "string" },
+  { name: "interactive", short: "i", kind: "bool" },
+  { name: "tty", short: "t", kind: "bool" },
+  { name: "label", short: "l", kind: "list" },
+  { name: "label-file", kind: "list" },
+  { name: "privileged", kind: "bool" },
+  { name: "cap-add", kind: "list" },
+  { name: "cap-drop", kind: "list" },
+  { name: "read-only", kind: "bool" },
+  { name: "security-opt", kind: "list" },
+  ...RESOURCE_OPTIONS,
+  { name: "cpu-period", kind: "string" },
+  { name: "cpu-quota", kind: "string" },
+  { name: "memory-reservation", kind: "string" },
+  { name: "memory-swappiness", kind: "string" },
+  { name: "oom-kill-disable", kind: "bool" },
+  { name: "device-cgroup-rule", kind: "list" },
+  { name: "group-add", kind: "list" },
+  { name: "add-host", kind: "list" },
+  { name: "dns", kind: "list" },
+  { name: "dns-search", kind: "list" },
+  { name: "dns-option", kind: "list", aliases: ["dns-opt"] },
+  { name: "sig-proxy", kind: "bool" },
+  { name: "shm-size", kind: "string" },
+  { name: "tmpfs", kind: "list" },
+  { name: "volume", short: "v", kind: "list" },
+  { name: "mount", kind: "list" },
+  { name: "restart", kind: "string" },
+  { name: "log-driver", kind: "string" },
+  { name: "log-opt", kind: "list" },
+  { name: "stop-signal", kind: "string" },
+  { name: "stop-timeout", kind: "string" },
+];
+
+const invalid = (value: string, flag: string, why: string) => invalidValue("run", value, flag, why);
+
+function isIpAddress(text: string): boolean {
+  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
+  if (v4) return v4.slice(1).every((octet) => Number(octet) <= 255);
+  return text.includes(":") && /^[0-9a-fA-F:.]+$/.test(text);
+}
+
+/** --tmpfs PATH[:OPTIONS] → { PATH: OPTIONS }; the path must be absolute. */
+function tmpfsMounts(entries: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const entry of entries) {
+    const colon = entry.indexOf(":");
+    const path = colon === -1 ? entry : entry.slice(0, colon);
+    if (!path.startsWith("/") || path === "/") {
+      throw new SkiffError(
+        `invalid mount config for type "tmpfs": invalid mount path: '${path}' mount path must be absolute`,
+      );
+    }
+    out[path] = colon === -1 ? "" : entry.slice(colon + 1);
+  }
+  return out;
+}
+
+/** Go's %q of a string, as pflag quotes a flag's value (a newline stays on one line). */
+const goQuote = (value: string) => JSON.stringify(value);
+/** Whitespace or control characters: what would start a new line or field in a file of the container. */
+// deno-lint-ignore no-control-regex -- control characters are what it looks for
+const LINE_BREAKING = /[\s\x00-\x1f\x7f]/;
+
+/** --add-host host:ip (docker also takes host=ip), checked as docker does. */
+function extraHosts(entries: string[]): string[] {
+  return entries.map((entry) => {
+    const sep = entry.search(/[:=]/);
+    const host = sep > 0 ? entry.slice(0, sep) : "";
+    const ip = sep > 0 ? entry.slice(sep + 1).replace(/^\[(.*)\]$/, "$1") : "";
+    // the name becomes a field of an /etc/hosts line: no blank or newline may end it early
+    if (!host || !ip || LINE_BREAKING.test(host)) {
+      throw invalid(goQuote(entry).slice(1, -1), "--add-host", `bad format for add-host: ${goQuote(entry)}`);
+    }
+    if (!isIpAddress(ip)) throw invalid(entry, "--add-host", `invalid IP address in add-host: "${ip}"`);
+    return `${host}:${ip}`;
+  });
+}
+
+/** docker's opts.ValidateDNSSearch: "." or a domain name (a trailing dot and blanks dropped). */
+function dnsSearchDomains(entries: string[]): string[] {
+  return entries.map((entry) => {
+    const value = entry.replace(/^ +| +$/g, "");
+    if (value === ".") return value;
+    const label = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
+    const m = new RegExp(`^(${label}(?:\\.${label})*)\\.?\\s*$`).exec(value);
+    if (!/[a-zA-Z]/.test(value) || !m || m[1].length >= 255) {
+      throw invalid(
+        goQuote(entry).slice(1, -1),
+        "--dns-search",
+        `${goQuote(value).slice(1, -1)} is not a valid domain`,
+      );
+    }
+    return m[1];
+  });
+}
+
+/** --dns-option: one word each on resolv.conf's options line. */
+function dnsOptions(entries: string[]): string[] {
+  for (const entry of entries) {
+    if (entry === "" || LINE_BREAKING.test(entry)) {
+      throw invalid(
+        goQuote(entry).slice(1, -1),
+        "--dns-option",
+        `${goQuote(entry)} is not a valid DNS option`,
+      );
+    }
+  }
+  return entries;
+}
+
+/** -h: the name goes into /etc/hostname and /etc/hosts, and sethostname takes at most 64 bytes. */
+function hostname(value: string | undefined): string | undefined {
+  if (value !== undefined && (LINE_BREAKING.test(value) || new TextEncoder().encode(value).length > 64)) {
+    throw new SkiffError(`invalid hostname format: ${goQuote(value).slice(1, -1)}`);
+  }
+  return value;
+}
+
+/** --group-add: names are looked up at start; a gid must be in runc's range (no silent wrap). */
+function groupAdd(entries: string[]): string[] {
+  for (const entry of entries) {
+    if (/^\d+$/.test(entry) && Number(entry) > MAX_ID) {
+      throw new SkiffError(`uids and gids must be in range 0-${MAX_ID}`);
+    }
+  }
+  return entries;
+}
+
+function labels(entries: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const entry of entries) {
+    const eq = entry.indexOf("=");
+    const key = eq === -1 ? entry : entry.slice(0, eq);
+    if (key === "") throw new SkiffError(`invalid label '${entry}': empty name`);
+    out[key] = eq === -1 ? "" : entry.slice(eq + 1);
+  }
+  return out;
+}
+
+/**
+ * Everything `run` needs from its flags, validated; nothing is created yet. `attach` false (create):
+ * no terminal is needed for -it now.
+ */
+export function runRequest(parsed: Parsed, attach = true): RunRequest {
+  requireArgs(parsed, "run", 1);
+  const [imageRef, ...command] = parsed.positionals;
+  for (const ip of list(parsed, "dns")) {
+    if (!isIpAddress(ip)) throw invalid(ip, "--dns", `${ip} is not an ip address`);
+  }
+  const capAdd = list(parsed, "cap-add"), capDrop = list(parsed, "cap-drop");
+  validateCapabilityFlags(capAdd, capDrop);
+  const privileged = bool(parsed, "privileged");
+
+  const pidsLimit = intFlag("run", str(parsed, "pids-limit"), "--pids-limit");
+  const swappiness = intFlag("run", str(parsed, "memory-swappiness"), "--memory-swappiness");
+  const deviceRules = list(parsed, "device-cgroup-rule");
+  const resources: ResourceSettings = {
+    Memory: bytesFlag("run", str(parsed, "memory"), "-m, --memory"),
+    MemorySwap: bytesFlag("run", str(parsed, "memory-swap"), "--memory-swap", true),
+    NanoCpus: cpusFlag("run", str(parsed, "cpus")),
+    CpuShares: intFlag("run", str(parsed, "cpu-shares"), "-c, --cpu-shares") ?? 0,
+    CpusetCpus: str(parsed, "cpuset-cpus") ?? "",
+    CpusetMems: str(parsed, "cpuset-mems") ?? "",
+    PidsLimit: pidsLimit !== undefined && pidsLimit > 0 ? pidsLimit : null,
+    BlkioWeight: intFlag("run", str(parsed, "blkio-weight"), "--blkio-weight", true) ?? 0,
+    CpuPeriod: intFlag("run", str(parsed, "cpu-period"), "--cpu-period") ?? 0,
+    CpuQuota: intFlag("run", str(parsed, "cpu-quota"), "--cpu-quota") ?? 0,
+    MemoryReservation: bytesFlag("run", str(parsed, "memory-reservation"), "--memory-reservation"),
+    MemorySwappiness: swappiness === undefined || swappiness === -1 ? null : swappiness,
+    OomKillDisable: bool(parsed, "oom-kill-disable"),
+    DeviceCgroupRules: deviceRules.length ? deviceRules : null,
+  };
+  const limits: CgroupLimits = {
+    memory: resources.Memory,
+    memorySwap: resources.MemorySwap,
+    nanoCpus: resources.NanoCpus,
+    cpuShares: resources.CpuShares,
+    cpusetCpus: resources.CpusetCpus,
+    cpusetMems: resources.CpusetMems,
+    pidsLimit: resources.PidsLimit ?? undefined,
+    blkioWeight: resources.BlkioWeight,
+    cpuPeriod: resources.CpuPeriod,
+    cpuQuota: resources.CpuQuota,
+    memoryReservation: resources.MemoryReservation,
+    memorySwappiness: swappiness,
+    oomKillDisable: resources.OomKillDisable,
+    privileged,
+  };
+
+  const tty = bool(parsed, "tty"), interactive = bool(parsed, "interactive");
+  if (attach && tty && interactive && !Deno.stdin.isTerminal()) {
+    throw new SkiffError("the input device is not a TTY", 1); // docker's wording and exit code
+  }
+  const entrypoint = str(parsed, "entrypoint");
+  const mountFlags = list(parsed, "mount").map(parseMountFlag);
+  const restartPolicy = parseRestartPolicy(str(parsed, "restart"));
+  if (restartPolicy.Name !== "no" && bool(parsed, "rm")) {
+    throw new SkiffError("Conflicting options: --restart and --rm");
+  }
+  const stopSignal = str(parsed, "stop-signal");
+  if (stopSignal !== undefined) parseSignal(stopSignal);
+  return {
+    imageRef,
+    limits,
+    volumes: [
+      ...list(parsed, "volume").map(parseVolumeFlag),
+      ...mountFlags.flatMap((m) => m.type === "tmpfs" ? [] : [m.volume]),
+    ],
+    signalProxy: parsed.options["sig-proxy"] !== false,
+    container: {
+      name: str(parsed, "name"),
+      command,
+      entrypoint: entrypoint === undefined ? undefined : entrypoint === "" ? [] : [entrypoint],
+      env: environment([...list(parsed, "env-file").flatMap(readListFile), ...list(parsed, "env")]),
+      workingDir: str(parsed, "workdir"),
+      user: str(parsed, "user"),
+      hostname: hostname(str(parsed, "hostname")),
+      tty,
+      interactive,
+      labels: labels([...list(parsed, "label-file").flatMap(readListFile), ...list(parsed, "label")]),
+      autoRemove: bool(parsed, "rm"),
+      privileged,
+      readOnlyRootfs: bool(parsed, "read-only"),
+      capAdd,
+      capDrop,
+      securityOpt: securityOptFlags(list(parsed, "security-opt")),
+      resources,
+      groupAdd: groupAdd(list(parsed, "group-add")),
+      extraHosts: extraHosts(list(parsed, "add-host")),
+      dns: list(parsed, "dns"),
+      dnsSearch: dnsSearchDomains(list(parsed, "dns-search")),
+      dnsOptions: dnsOptions(list(parsed, "dns-option")),
+      shmSize: bytesFlag("run", str(parsed, "shm-size"), "--shm-size"),
+      tmpfs: {
+        ...tmpfsMounts(list(parsed, "tmpfs")),
+        ...Object.fromEntries(mountFlags.flatMap((m) => m.type === "tmpfs" ? [[m.path, m.options]] : [])),
+      },
+      restartPolicy,
+      logConfig: logConfigOf(str(parsed, "log-driver"), list(parsed, "log-opt")),
+      stopSignal,
+      stopTimeout: intFlag("run", str(parsed, "stop-timeout"), "--stop-timeout"),
+    },
+  };
+}
+
+/**
+ * docker's daemon discards a limit the host's cgroups cannot apply (no BFQ: no --blkio-weight) and
+ * the CLI prints its warning; the probe is loaded only when a limit is asked for.
+ */
+export async function adaptLimitsToHost(request: RunRequest): Promise<void> {
+  const { privileged: _, ...asked } = request.limits;
+  if (!Object.values(asked).some((v) => v !== undefined && v !== 0 && v !== "" && v !== false && v !== -1)) {
+    return;
+  }
+  const support = await import("../cgroups/support.ts");
+  const resources = request.container.resources;
+  if (!support.asksForLimits(resources)) return;
+  const host = support.hostSupport();
+  const refusal = support.unsupportedError(resources, host);
+  if (refusal) throw new SkiffError(refusal);
+  for (const warning of support.discardUnsupported(resources, host)) console.error(`WARNING: ${warning}`);
+  request.limits = support.limitsWith(request.limits, resources);
+}
