@@ -83,7 +83,11 @@ function mountOf(fd: number): { id?: bigint; isRoot?: boolean } {
 export class RootMounts {
   readonly rootFd: number;
   private readonly procFd: number;
-  private openTreeMissing = false;
+  /**
+   * No open_tree (Linux < 5.2): binds by mount(2) through /proc/self/fd. SKIFF_MOUNT_API=legacy
+   * takes that path on any kernel (the tests run the attacks against it too).
+   */
+  private openTreeMissing = Deno.env.get("SKIFF_MOUNT_API") === "legacy";
 
   constructor(readonly root: string) {
     this.rootFd = openHostDir(root);
@@ -135,7 +139,6 @@ export class RootMounts {
     data: string | null,
     shown: string,
   ) {
-    this.assertInside(targetFd, shown);
     try {
       mount(source, magic(targetFd), fstype, flags, data);
     } catch (e) {
@@ -189,18 +192,17 @@ export class RootMounts {
     const readOnly = options.readOnly ?? "no";
     const lockdown = options.lockdown ?? false;
     const remountFlags = MS.BIND | MS.RDONLY | (lockdown ? MS.NOSUID | MS.NODEV | MS.NOEXEC : 0);
-    this.assertInside(targetFd, shown);
+    const attrs = MOUNT_ATTR_RDONLY |
+      (lockdown ? MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC : 0);
     const tree = this.openTreeMissing ? -ENOSYS : openSource(source, recursive);
     if (tree === -ENOSYS) {
       this.openTreeMissing = true;
-      return this.bindByPath(source, targetFd, shown, recursive, readOnly, remountFlags);
+      return this.bindByPath(source, targetFd, shown, recursive, readOnly, remountFlags, attrs);
     }
     if (tree < 0) fail("open_tree", tree, typeof source === "string" ? source : source.name);
     try {
       let remountAfter = false;
       if (readOnly !== "no") {
-        const attrs = MOUNT_ATTR_RDONLY |
-          (lockdown ? MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC : 0);
         const r = mountSetattrFd(tree, readOnly === "top" ? 0 : AT_RECURSIVE, attrs);
         if (r === -ENOSYS) {
           if (readOnly === "tree") {
@@ -227,9 +229,12 @@ export class RootMounts {
     recursive: boolean,
     readOnly: ReadOnly,
     remountFlags: number,
+    attrs: number,
   ): void {
     const sourceFd = typeof source === "string"
       ? checkAt("open", openAt(-100, source, OAT.PATH | OAT.CLOEXEC), source)
+      : source.name === ""
+      ? source.dirFd // the fd itself (a path bound onto itself)
       : checkAt(
         "openat",
         openAt(source.dirFd, source.name, OAT.PATH | OAT.NOFOLLOW | OAT.CLOEXEC),
@@ -243,24 +248,27 @@ export class RootMounts {
       }
       this.assertInside(targetFd, shown);
       if (readOnly === "no") return;
-      if (readOnly === "tree") {
-        throw new Error(
-          `cannot make ${shown} recursively read-only: the kernel has no mount_setattr (Linux 5.12+)`,
-        );
-      }
-      // what the target's path leads to now must be the root of the bind: the source's inode
-      const path = readLinkAt(this.procFd, String(targetFd));
-      const mounted = checkAt("open", openAt(-100, path, OAT.PATH | OAT.NOFOLLOW | OAT.CLOEXEC), shown);
+      // the container path again, resolved inside the root: it must lead to the root of the bind
+      // (the source's inode; the covered target is another one)
+      const mounted = checkAt("openat2", this.tryOpen(shown), shown);
       try {
         if (fstat(mounted).key !== fstat(sourceFd).key) {
           throw new Error(`the mount at ${shown} was moved away during setup`);
         }
         this.remount(mounted, remountFlags, shown);
+        if (readOnly === "top") return;
+        const r = mountSetattrFd(mounted, AT_RECURSIVE, attrs);
+        if (r !== -ENOSYS) fail2("mount_setattr", r, shown);
+        else if (readOnly === "tree") {
+          throw new Error(
+            `cannot make ${shown} recursively read-only: the kernel has no mount_setattr (Linux 5.12+)`,
+          );
+        }
       } finally {
         closeFd(mounted);
       }
     } finally {
-      closeFd(sourceFd);
+      if (typeof source === "string" || sourceFd !== source.dirFd) closeFd(sourceFd);
     }
   }
 }
