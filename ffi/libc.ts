@@ -769,7 +769,12 @@ export function checkAt<T extends number>(call: string, result: T, path?: string
  * typed symbols stay the fast path for tree walks over thousands of files.
  */
 let rawAt = false;
-export const useRawAtCalls = () => void (rawAt = true);
+/** Switches the *at calls to raw syscalls (true) or the typed symbols (false); returns the old setting. */
+export function setRawAtCalls(on: boolean): boolean {
+  const was = rawAt;
+  rawAt = on;
+  return was;
+}
 export const openAt = (dirFd: number, name: CName, flags: number, mode = 0) =>
   rawAt
     ? sysAt(SYS_AT.openat, dirFd, cname(name), flags, mode)

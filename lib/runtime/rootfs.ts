@@ -22,6 +22,7 @@ import {
   mkdirAt,
   mknodAt,
   openAt,
+  setRawAtCalls,
   symlinkAt,
 } from "../../ffi/libc.ts";
 import { checkAt, closeFd, fstat, OAT, openHostDir, readDirNames, releaseReopen, statAt } from "../fs/at.ts";
@@ -334,6 +335,8 @@ function copyUpIfEmpty(volume: string, targetFd: number): void {
   const image = openAt(targetFd, ".", OAT.RDONLY | OAT.DIRECTORY | OAT.CLOEXEC);
   if (image < 0) return; // not a directory in the image
   const volumeFd = openHostDir(volume);
+  // thousands of calls: the typed symbols (bound now) beat the raw syscalls the init stage uses
+  const raw = setRawAtCalls(false);
   try {
     if (readDirNames(volumeFd).length > 0) return;
     copyDirContents(image, volumeFd, { preserveOwner: true });
@@ -342,6 +345,7 @@ function copyUpIfEmpty(volume: string, targetFd: number): void {
     checkAt("fchown", fchownFd(volumeFd, dir.uid, dir.gid));
     checkAt("fchmod", fchmodFd(volumeFd, dir.perm));
   } finally {
+    setRawAtCalls(raw);
     closeFd(volumeFd);
     closeFd(image);
     releaseReopen(); // the host's /proc/self/fd, opened to read the image's files
