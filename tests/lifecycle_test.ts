@@ -4,6 +4,17 @@ import assert from "node:assert/strict";
 import { eventually, inspect, runDetached, status, withDetached } from "./detach_helpers.ts";
 
 const LOOP = "while :; do sleep 0.1; done";
+// `run -d` answers once the command runs, not once the shell has set its traps: a signal sent before
+// that is ignored (PID 1 without a handler). The scripts print "ready" after their traps.
+const READY = "echo ready";
+
+async function trapsSet(root: Parameters<typeof inspect>[0], name: string, times = 1): Promise<void> {
+  await eventually(
+    `${name} set its traps`,
+    async () =>
+      (await root.skiff(["logs", name])).stdout.split("\n").filter((l) => l === "ready").length >= times,
+  );
+}
 
 Deno.test("stop: a PID 1 that ignores SIGTERM is killed after the timeout, not much later", async () => {
   await withDetached(async (root) => {
@@ -21,16 +32,26 @@ Deno.test("stop: a PID 1 that ignores SIGTERM is killed after the timeout, not m
 
 Deno.test("stop: a shell that exits on SIGTERM gives 143; --stop-signal and -s choose the signal", async () => {
   await withDetached(async (root) => {
-    await runDetached(root, ["--name", "polite", "busybox", "sh", "-c", `trap "exit 143" TERM; ${LOOP}`]);
+    await runDetached(root, [
+      "--name",
+      "polite",
+      "busybox",
+      "sh",
+      "-c",
+      `trap "exit 143" TERM; ${READY}; ${LOOP}`,
+    ]);
+    await trapsSet(root, "polite");
     const start = Date.now();
     await root.ok(["stop", "polite"]);
     assert.ok(Date.now() - start < 2000);
     assert.equal(await inspect(root, "polite", "{{.State.ExitCode}}"), "143");
-    const trapUsr1 = `trap "exit 10" USR1; trap "exit 15" TERM; ${LOOP}`;
+    const trapUsr1 = `trap "exit 10" USR1; trap "exit 15" TERM; ${READY}; ${LOOP}`;
     await runDetached(root, ["--name", "usr1", "--stop-signal", "USR1", "busybox", "sh", "-c", trapUsr1]);
+    await trapsSet(root, "usr1");
     await root.ok(["stop", "usr1"]);
     assert.equal(await inspect(root, "usr1", "{{.State.ExitCode}}"), "10");
     await root.ok(["start", "usr1"]);
+    await trapsSet(root, "usr1", 2);
     await root.ok(["stop", "-s", "TERM", "usr1"]);
     assert.equal(await inspect(root, "usr1", "{{.State.ExitCode}}"), "15");
     // stopping a stopped container is fine; an unknown one is not
@@ -86,10 +107,18 @@ Deno.test("wait prints the exit code, also from several waiters and for a stoppe
 
 Deno.test("kill: -s delivers the signal; refuses containers that do not run and bad signals", async () => {
   await withDetached(async (root) => {
-    await runDetached(root, ["--name", "k", "busybox", "sh", "-c", `trap "echo got; exit 5" USR1; ${LOOP}`]);
+    await runDetached(root, [
+      "--name",
+      "k",
+      "busybox",
+      "sh",
+      "-c",
+      `trap "echo got; exit 5" USR1; ${READY}; ${LOOP}`,
+    ]);
+    await trapsSet(root, "k");
     assert.equal(await root.ok(["kill", "-s", "SIGUSR1", "k"]), "k\n");
     assert.equal((await root.ok(["wait", "k"])).trim(), "5");
-    assert.equal(await root.ok(["logs", "k"]), "got\n");
+    assert.equal(await root.ok(["logs", "k"]), "ready\ngot\n");
     const notRunning = await root.skiff(["kill", "k"]);
     assert.equal(notRunning.code, 1);
     assert.match(notRunning.stderr, /is not running/);
@@ -105,7 +134,8 @@ Deno.test("kill: -s delivers the signal; refuses containers that do not run and 
 
 Deno.test("restart: stops and starts again (new pid, same container)", async () => {
   await withDetached(async (root) => {
-    await runDetached(root, ["--name", "r", "busybox", "sh", "-c", `echo up; trap "exit 0" TERM; ${LOOP}`]);
+    await runDetached(root, ["--name", "r", "busybox", "sh", "-c", `trap "exit 0" TERM; echo up; ${LOOP}`]);
+    await eventually("r set its trap", async () => (await root.ok(["logs", "r"])) === "up\n");
     const pid = await inspect(root, "r", "{{.State.Pid}}");
     assert.equal(await root.ok(["restart", "-t", "1", "r"]), "r\n");
     assert.equal(await status(root, "r"), "running");

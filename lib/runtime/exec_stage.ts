@@ -10,8 +10,11 @@
 // (unshare CLONE_FILES|CLONE_FS: Deno's other threads keep theirs), joins the container's other
 // namespaces (setns to the mount namespace makes its root and cwd the container's), closes every fd
 // but the command's stdio in its own table and takes the container's credentials (per-thread
-// syscalls), and only then forks the command with glibc's posix_spawn, which runs nothing but C
-// before execve. The process is non-dumpable throughout. The stage stays outside, waits for the
+// syscalls), and only then forks the command: a fork of its own (clone without CLONE_VM) that runs
+// nothing but a few machine instructions before execve (ffi forkExecFromThisThread). posix_spawn's
+// child would share the stage's memory until its execve, and a container with CAP_SYS_PTRACE that
+// opens its /proc/N/mem in that instant keeps the stage's memory, whose other threads hold the host's
+// root, fds and capabilities. The process is non-dumpable throughout. The stage stays outside, waits for the
 // command and exits with its code: its main thread is of no further use to Deno (its fds are gone,
 // and a thread whose children go to another PID namespace cannot start threads).
 //
@@ -28,6 +31,7 @@ import {
   dup2,
   dup3,
   exitNow,
+  forkExecFromThisThread,
   ioctlInt,
   isNullDevice,
   mount,
@@ -37,13 +41,14 @@ import {
   pipe,
   PR,
   prctl,
+  prepareForkExec,
   read,
+  resetSignals,
   setgroupsThread,
   setns,
   setresgidThread,
   setresuidThread,
   setsid,
-  spawnFromThisThread,
   type SymbolName,
   TIOC,
   unshare,
@@ -389,15 +394,19 @@ function run(spec: ExecStageSpec, report: { fd: number }): never {
   } else if (stdioSource >= 0) dup2(stdioSource, 0);
   if (pidNamespace) setns(pidNamespace.fd, CLONE.NEWPID);
   closeRange(report.fd === 3 ? 4 : 3);
+  // the child inherits this thread's mask and the process's ignored signals (SIGPIPE: Deno's), which
+  // survive execve; the stage runs only synchronous code from here on
+  resetSignals();
+  const execError = pipe(); // close-on-exec: EOF once the command's execve went through
   // the container's seccomp filter and no-new-privileges on this thread, in runc's order (see
-  // confine.ts); posix_spawn's child inherits them. docker's profile lets posix_spawn, waitpid and
-  // _exit through (clone3 gets ENOSYS: glibc falls back to clone without namespace flags).
+  // confine.ts); the forked child inherits them. docker's profile lets clone (no namespace flags),
+  // read, close, waitpid and _exit through.
   confineBeforeCredentials(spec);
   becomeContainerUser(user, spec, lastCap);
   confineLast(spec);
   let child: number;
   try {
-    child = spawnFromThisThread(path, spec.command, env);
+    child = forkExecFromThisThread(path, spec.command, env, execError);
   } catch (e) {
     if (!(e instanceof SysError)) throw e;
     const code = e.code === "ENOENT" || e.code === "ENOTDIR" ? EXIT_NOT_FOUND : EXIT_NOT_EXECUTABLE;
@@ -413,7 +422,9 @@ function run(spec: ExecStageSpec, report: { fd: number }): never {
  */
 const STAGE_SYMBOLS: readonly SymbolName[] = [
   "syscall6",
-  "posix_spawn",
+  "clone",
+  "mmap",
+  "mprotect",
   "waitpid",
   "_exit",
   "dup3",
@@ -431,6 +442,7 @@ export function execStageMain(): never {
     // then retried its lock for 20 s. So the stage runs without the code cache, and what is used
     // after close_range is used once now (a compiled skiff cannot take the flag).
     atob("");
+    prepareForkExec(); // the forked child's code and stack, off the critical path
     // nothing of this process may be read through /proc by the container (root there, uid 0 here)
     prctl(PR.SET_DUMPABLE, 0n);
     // a session of its own: the caller's terminal signals reach the command only through skiff,

@@ -3,31 +3,30 @@
 // then pivot_root. Sync APIs and FFI only (this runs after unshare).
 
 import {
-  AT_RECURSIVE,
   chdir,
   makedev,
-  mknod,
   MNT_DETACH,
   mount,
-  MOUNT_ATTR_RDONLY,
-  mountSetattr,
   MS,
   pivotRoot,
   S_IFCHR,
   SysError,
   umount2,
 } from "../../ffi/mod.ts";
-import { fchmodFd, fchownFd } from "../../ffi/libc.ts";
 import {
-  checkAt,
-  closeFd,
-  fstat,
-  OAT,
-  openHostDir,
-  readDirNames,
-  releaseReopen,
-  tryOpenInRoot,
-} from "../fs/at.ts";
+  AT_SYMLINK_NOFOLLOW,
+  fchmodFd,
+  fchownAt,
+  fchownFd,
+  fstatfsType,
+  mkdirAt,
+  mknodAt,
+  openAt,
+  setRawAtCalls,
+  symlinkAt,
+} from "../../ffi/libc.ts";
+import { checkAt, closeFd, fstat, OAT, openHostDir, readDirNames, releaseReopen, statAt } from "../fs/at.ts";
+import { type ReadOnly, RootMounts, type TargetKind } from "../fs/mount_at.ts";
 import { copyDirContents } from "../fs/tree.ts";
 import { type InitSpec, overlayMountData, type OverlayPlan } from "./spec.ts";
 
@@ -40,19 +39,7 @@ const DEVICES: [name: string, major: number, minor: number][] = [
   ["tty", 5, 0],
 ];
 
-function mkdirp(path: string): void {
-  Deno.mkdirSync(path, { recursive: true });
-}
-
-/** Creates an empty file (and its parents) to bind a file over, unless something is there already. */
-function touch(path: string): void {
-  try {
-    Deno.lstatSync(path);
-  } catch {
-    mkdirp(path.slice(0, path.lastIndexOf("/")) || "/");
-    Deno.writeFileSync(path, new Uint8Array(), { mode: 0o644 });
-  }
-}
+const TMPFS_MAGIC = 0x01021994;
 
 function statOrNull(path: string): Deno.FileInfo | null {
   try {
@@ -62,114 +49,192 @@ function statOrNull(path: string): Deno.FileInfo | null {
   }
 }
 
-/**
- * The host path of `path` inside the container's `root`, following the image's symlinks as if `root`
- * were / (runc's securejoin): a hostile image's `/etc/hosts -> /etc/shadow` must resolve to the
- * container's own /etc/shadow, never to the host's. Missing components are kept as named.
- */
-export function resolveInRoot(root: string, path: string): string {
-  const pending = path.split("/").filter(Boolean);
-  const resolved: string[] = [];
-  let links = 0;
-  while (pending.length) {
-    const part = pending.shift()!;
-    if (part === ".") continue;
-    if (part === "..") {
-      resolved.pop(); // never above root
-      continue;
-    }
-    const candidate = `${root}/${[...resolved, part].join("/")}`;
-    let target: string | undefined;
-    try {
-      if (Deno.lstatSync(candidate).isSymlink) target = Deno.readLinkSync(candidate);
-    } catch { /* missing: taken as named */ }
-    if (target === undefined) {
-      resolved.push(part);
-      continue;
-    }
-    if (++links > 255) throw new Error(`too many levels of symbolic links in ${path}`);
-    if (target.startsWith("/")) resolved.length = 0;
-    pending.unshift(...target.split("/").filter(Boolean));
-  }
-  return resolved.length ? `${root}/${resolved.join("/")}` : root;
-}
-
-/** A bind mount that is then made read-only (a bind mount ignores MS_RDONLY on creation). */
-function bindReadOnly(path: string): void {
-  mount(path, path, null, MS.BIND | MS.REC);
-  // keep proc's nosuid/nodev/noexec: a remount replaces every per-mount flag
-  mount(path, path, null, MS.BIND | MS.REMOUNT | MS.RDONLY | MS.REC | MS.NOSUID | MS.NODEV | MS.NOEXEC);
+/** Creates `name` in the directory fd (mknodat, symlinkat, mkdirat); a failure names the container path. */
+function made(call: string, result: number, shown: string): void {
+  checkAt(call, result, shown);
 }
 
 /** --privileged: every device node at the top of the host's /dev, as docker gives it. */
-function copyHostDevices(dev: string): void {
+function copyHostDevices(devFd: number): void {
   for (const entry of Deno.readDirSync("/dev")) {
-    const target = `${dev}/${entry.name}`;
     // the host's console stays the host's; a -t container gets its pty there instead
-    if (entry.name === "console" || entry.isDirectory || entry.isSymlink || statOrNull(target)) continue;
+    if (entry.name === "console" || entry.isDirectory || entry.isSymlink || statAt(devFd, entry.name)) {
+      continue;
+    }
     const info = statOrNull(`/dev/${entry.name}`);
     if (!info || !(info.isCharDevice || info.isBlockDevice) || info.rdev === null) continue;
     // st_mode carries the node type and permissions; st_rdev is the dev_t mknod wants
-    mknod(target, info.mode ?? 0, BigInt(info.rdev));
-    Deno.chownSync(target, info.uid, info.gid);
+    made("mknodat", mknodAt(devFd, entry.name, info.mode ?? 0, BigInt(info.rdev)), `/dev/${entry.name}`);
+    made(
+      "fchownat",
+      fchownAt(devFd, entry.name, info.uid ?? 0, info.gid ?? 0, AT_SYMLINK_NOFOLLOW),
+      `/dev/${entry.name}`,
+    );
   }
 }
 
-function mountDev(dev: string, ttySlave: string | undefined, privileged: boolean, shmSize: number): void {
-  mkdirp(dev);
-  mount("tmpfs", dev, "tmpfs", MS.NOSUID | MS.STRICTATIME, "mode=755,size=65536k");
-  for (const [name, major, minor] of DEVICES) mknod(`${dev}/${name}`, S_IFCHR | 0o666, makedev(major, minor));
-  mkdirp(`${dev}/pts`);
-  mount("devpts", `${dev}/pts`, "devpts", MS.NOSUID | MS.NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5");
-  Deno.symlinkSync("pts/ptmx", `${dev}/ptmx`);
-  mkdirp(`${dev}/shm`);
-  mount("shm", `${dev}/shm`, "tmpfs", MS.NOSUID | MS.NODEV | MS.NOEXEC, `mode=1777,size=${shmSize}`);
-  mkdirp(`${dev}/mqueue`);
+/** A new filesystem on `path` in the root (created as a directory when missing). */
+function mountFsAt(
+  m: RootMounts,
+  fstype: string,
+  source: string,
+  path: string,
+  flags: number,
+  data: string | null,
+) {
+  const target = m.target(path, "dir");
   try {
-    mount("mqueue", `${dev}/mqueue`, "mqueue", MS.NOSUID | MS.NODEV | MS.NOEXEC);
-  } catch { /* optional: kernels without POSIX message queues */ }
-  Deno.symlinkSync("/proc/self/fd", `${dev}/fd`);
-  Deno.symlinkSync("/proc/self/fd/0", `${dev}/stdin`);
-  Deno.symlinkSync("/proc/self/fd/1", `${dev}/stdout`);
-  Deno.symlinkSync("/proc/self/fd/2", `${dev}/stderr`);
-  // runc links /dev/core only where the kernel has a /proc/kcore (CONFIG_PROC_KCORE)
-  if (statOrNull("/proc/kcore")) Deno.symlinkSync("/proc/kcore", `${dev}/core`);
-  if (ttySlave) {
-    touch(`${dev}/console`);
-    mount(ttySlave, `${dev}/console`, null, MS.BIND);
+    m.mountFs(fstype, source, target, flags, data, path);
+  } finally {
+    closeFd(target);
   }
-  if (privileged) copyHostDevices(dev);
 }
 
-function maskPath(root: string, path: string): void {
-  const target = resolveInRoot(root, path);
-  const info = statOrNull(target);
-  if (!info) return;
-  if (info.isDirectory) mount("tmpfs", target, "tmpfs", MS.RDONLY);
-  else mount(`${resolveInRoot(root, "/dev")}/null`, target, null, MS.BIND);
+function mountDev(m: RootMounts, ttySlave: string | undefined, privileged: boolean, shmSize: number): void {
+  const covered = m.target("/dev", "dir");
+  let devFd: number;
+  try {
+    m.mountFs("tmpfs", "tmpfs", covered, MS.NOSUID | MS.STRICTATIME, "mode=755,size=65536k", "/dev");
+    // the fresh tmpfs itself: every node and link below is made relative to it
+    devFd = m.reopenMounted("/dev", covered);
+  } finally {
+    closeFd(covered);
+  }
+  try {
+    if (fstatfsType(devFd) !== TMPFS_MAGIC) throw new Error("/dev is not the tmpfs just mounted");
+    for (const [name, major, minor] of DEVICES) {
+      made("mknodat", mknodAt(devFd, name, S_IFCHR | 0o666, makedev(major, minor)), `/dev/${name}`);
+    }
+    for (
+      const [name, fstype, flags, data] of [
+        ["pts", "devpts", MS.NOSUID | MS.NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5"],
+        ["shm", "tmpfs", MS.NOSUID | MS.NODEV | MS.NOEXEC, `mode=1777,size=${shmSize}`],
+        ["mqueue", "mqueue", MS.NOSUID | MS.NODEV | MS.NOEXEC, null],
+      ] as const
+    ) {
+      made("mkdirat", mkdirAt(devFd, name, 0o755), `/dev/${name}`);
+      const target = openDirPath(devFd, name);
+      try {
+        m.mountFs(fstype, fstype === "tmpfs" ? "shm" : fstype, target, flags, data, `/dev/${name}`);
+      } catch (e) {
+        if (name !== "mqueue") throw e; // optional: kernels without POSIX message queues
+      } finally {
+        closeFd(target);
+      }
+    }
+    const links: [string, string][] = [
+      ["ptmx", "pts/ptmx"],
+      ["fd", "/proc/self/fd"],
+      ["stdin", "/proc/self/fd/0"],
+      ["stdout", "/proc/self/fd/1"],
+      ["stderr", "/proc/self/fd/2"],
+    ];
+    // runc links /dev/core only where the kernel has a /proc/kcore (CONFIG_PROC_KCORE)
+    if (statOrNull("/proc/kcore")) links.push(["core", "/proc/kcore"]);
+    for (const [name, target] of links) made("symlinkat", symlinkAt(target, devFd, name), `/dev/${name}`);
+    if (ttySlave) {
+      const console = openAt(
+        devFd,
+        "console",
+        OAT.WRONLY | OAT.CREAT | OAT.EXCL | OAT.NOFOLLOW | OAT.CLOEXEC,
+        0o644,
+      );
+      made("openat", console, "/dev/console");
+      closeFd(console);
+      const target = openDirPath(devFd, "console");
+      try {
+        m.bind(ttySlave, target, "/dev/console", { recursive: false });
+      } finally {
+        closeFd(target);
+      }
+    }
+    if (privileged) copyHostDevices(devFd);
+  } finally {
+    closeFd(devFd);
+  }
+}
+
+/** An O_PATH fd of a name we just made in a directory fd (never through a symlink). */
+function openDirPath(dirFd: number, name: string): number {
+  return checkAt("openat", openAt(dirFd, name, OAT.PATH | OAT.NOFOLLOW | OAT.CLOEXEC), name);
+}
+
+/** docker's masked paths: a directory gets an empty read-only tmpfs, anything else /dev/null. */
+function maskPath(m: RootMounts, path: string): void {
+  const target = m.tryOpen(path);
+  if (target < 0) return; // missing (or unreachable): nothing to hide
+  try {
+    if (fstat(target).type === "dir") m.mountFs("tmpfs", "tmpfs", target, MS.RDONLY, null, path);
+    else {
+      const dev = m.tryOpen("/dev", OAT.PATH | OAT.DIRECTORY);
+      try {
+        m.bind({ dirFd: checkAt("openat2", dev, "/dev"), name: "null" }, target, path, { recursive: false });
+      } finally {
+        if (dev >= 0) closeFd(dev);
+      }
+    }
+  } finally {
+    closeFd(target);
+  }
+}
+
+/** docker's read-only paths: a read-only bind of the path onto itself (keeping proc's nosuid/nodev/noexec). */
+function readOnlyPath(m: RootMounts, path: string): void {
+  const target = m.tryOpen(path);
+  if (target < 0) return;
+  try {
+    m.bind({ dirFd: target, name: "" }, target, path, {
+      readOnly: "tree-if-possible",
+      lockdown: true,
+    });
+  } finally {
+    closeFd(target);
+  }
 }
 
 /**
  * /sys/fs/cgroup as runc shows it: the container's own cgroup directories bound on a tmpfs (or the
  * one cgroup2 directory bound there), read-only unless privileged.
  */
-function mountCgroupView(sys: string, view: NonNullable<InitSpec["cgroupView"]>, privileged: boolean): void {
-  // the view names container paths below /sys: map them below our own fresh sysfs mount
-  const target = (path: string) => `${sys}${path.slice("/sys".length)}`;
-  const readOnly = (path: string) =>
-    mount(path, path, null, MS.BIND | MS.REMOUNT | MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC);
+function mountCgroupView(
+  m: RootMounts,
+  view: NonNullable<InitSpec["cgroupView"]>,
+  privileged: boolean,
+): void {
+  const readOnly = privileged ? "no" : "top";
   const onTmpfs = !view.binds.some((b) => b.target === "/sys/fs/cgroup");
-  if (onTmpfs) {
-    mount("tmpfs", target("/sys/fs/cgroup"), "tmpfs", MS.NOSUID | MS.NODEV | MS.NOEXEC, "mode=755");
-    for (const bind of view.binds) mkdirp(target(bind.target));
-    for (const link of view.symlinks) Deno.symlinkSync(link.target, target(link.link));
+  if (!onTmpfs) {
+    for (const bind of view.binds) bindAt(m, bind.source, bind.target, "dir", readOnly, true);
+    return;
   }
-  for (const bind of view.binds) {
-    mount(bind.source, target(bind.target), null, MS.BIND);
-    if (!privileged) readOnly(target(bind.target));
+  const covered = m.target("/sys/fs/cgroup", "dir");
+  let cgroupFd: number;
+  try {
+    m.mountFs("tmpfs", "tmpfs", covered, MS.NOSUID | MS.NODEV | MS.NOEXEC, "mode=755", "/sys/fs/cgroup");
+    cgroupFd = m.reopenMounted("/sys/fs/cgroup", covered);
+  } finally {
+    closeFd(covered);
   }
-  if (onTmpfs && !privileged) {
-    mount(null, target("/sys/fs/cgroup"), null, MS.REMOUNT | MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC);
+  try {
+    // the view names container paths below /sys/fs/cgroup: made relative to the new tmpfs
+    const below = (path: string) => path.slice("/sys/fs/cgroup/".length);
+    for (const bind of view.binds) {
+      made("mkdirat", mkdirAt(cgroupFd, below(bind.target), 0o755), bind.target);
+      const target = openDirPath(cgroupFd, below(bind.target));
+      try {
+        m.bind(bind.source, target, bind.target, { recursive: false, readOnly, lockdown: true });
+      } finally {
+        closeFd(target);
+      }
+    }
+    for (const link of view.symlinks) {
+      made("symlinkat", symlinkAt(link.target, cgroupFd, below(link.link)), link.link);
+    }
+    if (!privileged) {
+      m.remount(cgroupFd, MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC, "/sys/fs/cgroup");
+    }
+  } finally {
+    closeFd(cgroupFd);
   }
 }
 
@@ -194,7 +259,7 @@ const TMPFS_CLEARS: Record<string, number> = {
 };
 
 /** --tmpfs PATH[:OPTIONS]: docker's defaults are noexec,nosuid,nodev; options may override them. */
-function mountTmpfs(target: string, options: string): void {
+function mountTmpfs(m: RootMounts, path: string, options: string): void {
   let flags = MS.NOEXEC | MS.NOSUID | MS.NODEV;
   const data: string[] = [];
   for (const option of options.split(",").filter(Boolean)) {
@@ -202,62 +267,76 @@ function mountTmpfs(target: string, options: string): void {
     else if (option in TMPFS_CLEARS) flags &= ~TMPFS_CLEARS[option];
     else data.push(option); // size=, mode=, uid=, gid=, nr_inodes=: for tmpfs itself
   }
-  mkdirp(target);
-  mount("tmpfs", target, "tmpfs", flags, data.join(",") || null);
+  mountFsAt(m, "tmpfs", "tmpfs", path, flags, data.join(",") || null);
 }
 
-/**
- * -v binds and volumes, parents before children. A volume that is still empty first gets the image's
- * files at its destination (docker's copy-up; the volume store's copyUpIfEmpty does the same).
- */
-function mountVolumes(root: string, mounts: InitSpec["mounts"]): void {
-  const depth = (path: string) => path.split("/").filter(Boolean).length;
-  for (const m of [...mounts].sort((a, b) => depth(a.destination) - depth(b.destination))) {
-    const target = resolveInRoot(root, m.destination);
-    const source = Deno.statSync(m.source);
-    if (source.isDirectory) mkdirp(target);
-    else touch(target);
-    if (m.copyUp && source.isDirectory) copyUpIfEmpty(m.source, root, m.destination);
-    const recursive = m.recursive ?? "enabled";
-    mount(m.source, target, null, MS.BIND | (recursive === "disabled" ? 0 : MS.REC));
-    if (m.readOnly) makeReadOnly(target, recursive);
+/** A bind of a host path onto `path` in the root (created as `kind` when missing). */
+function bindAt(
+  m: RootMounts,
+  source: string,
+  path: string,
+  kind: TargetKind,
+  readOnly: ReadOnly,
+  lockdown = false,
+): void {
+  const target = m.target(path, kind);
+  try {
+    m.bind(source, target, path, { recursive: false, readOnly, lockdown });
+  } finally {
+    closeFd(target);
   }
 }
 
 /**
- * A read-only bind as docker 25 makes it. A remount changes the top mount only (MS_REC does not
- * carry MS_RDONLY down): a tmpfs mounted under the source would stay writable. mount_setattr
- * (Linux 5.12+) makes the whole tree read-only; on an older kernel docker's default ("enabled")
- * falls back to the top mount alone, bind-recursive=readonly refuses, and "writable" asks for the
- * top mount alone (docker 24).
+ * -v binds and volumes and --tmpfs mounts, parents before children (docker sorts them together: a
+ * tmpfs at /a/b goes on top of a volume at /a). A volume that is still empty first gets the image's
+ * files at its destination (docker's copy-up; the volume store's copyUpIfEmpty does the same).
  */
-function makeReadOnly(target: string, recursive: "enabled" | "disabled" | "writable" | "readonly"): void {
-  mount(target, target, null, MS.BIND | MS.REMOUNT | MS.RDONLY);
-  if (recursive === "writable" || recursive === "disabled") return;
-  try {
-    mountSetattr(target, AT_RECURSIVE, MOUNT_ATTR_RDONLY);
-  } catch (e) {
-    if (!(e instanceof SysError && e.code === "ENOSYS")) throw e;
-    if (recursive === "readonly") {
-      throw new Error(
-        `cannot make ${target} recursively read-only: the kernel has no mount_setattr (Linux 5.12+)`,
-      );
+function mountVolumes(m: RootMounts, mounts: InitSpec["mounts"], tmpfs: InitSpec["tmpfs"]): void {
+  const depth = (path: string) => path.split("/").filter(Boolean).length;
+  const all = [
+    ...mounts.map((v) => ({ destination: v.destination, volume: v, tmpfs: undefined })),
+    ...tmpfs.map((t) => ({ destination: t.path, volume: undefined, tmpfs: t })),
+  ];
+  for (
+    const { destination, volume, tmpfs } of all.sort((a, b) => depth(a.destination) - depth(b.destination))
+  ) {
+    if (tmpfs) {
+      mountTmpfs(m, tmpfs.path, tmpfs.options);
+      continue;
+    }
+    const v = volume!;
+    const isDir = Deno.statSync(v.source).isDirectory; // a host path skiff or the user chose
+    const target = m.target(destination, isDir ? "dir" : "file");
+    try {
+      if (v.copyUp && isDir) copyUpIfEmpty(v.source, target);
+      const recursive = v.recursive ?? "enabled";
+      const readOnly: ReadOnly = !v.readOnly
+        ? "no"
+        : recursive === "writable" || recursive === "disabled"
+        ? "top"
+        : recursive === "readonly"
+        ? "tree"
+        : "tree-if-possible";
+      m.bind(v.source, target, destination, { recursive: recursive !== "disabled", readOnly });
+    } finally {
+      closeFd(target);
     }
   }
 }
 
 /**
- * docker's copy-up into an empty volume, done on directory fds: the image's directory opened inside
- * the root (RESOLVE_IN_ROOT), the volume by its host path (skiff's own), and every file created
- * relative to a directory fd we hold (lib/fs). Another container that shares the volume may swap
- * any name in it for a symlink meanwhile: nothing is followed, nothing leaves the volume.
+ * docker's copy-up into an empty volume, done on directory fds: from the image's directory that the
+ * volume is about to cover (the target fd we hold), into the volume by its host path (skiff's own),
+ * every file created relative to a directory fd (lib/fs). Another container that shares the volume
+ * may swap any name in it for a symlink meanwhile: nothing is followed, nothing leaves the volume.
  */
-function copyUpIfEmpty(volume: string, root: string, destination: string): void {
-  const rootFd = openHostDir(root);
-  const image = tryOpenInRoot(rootFd, destination, OAT.RDONLY | OAT.DIRECTORY);
-  closeFd(rootFd);
-  if (image < 0) return; // missing or not a directory in the image
+function copyUpIfEmpty(volume: string, targetFd: number): void {
+  const image = openAt(targetFd, ".", OAT.RDONLY | OAT.DIRECTORY | OAT.CLOEXEC);
+  if (image < 0) return; // not a directory in the image
   const volumeFd = openHostDir(volume);
+  // thousands of calls: the typed symbols (bound now) beat the raw syscalls the init stage uses
+  const raw = setRawAtCalls(false);
   try {
     if (readDirNames(volumeFd).length > 0) return;
     copyDirContents(image, volumeFd, { preserveOwner: true });
@@ -266,6 +345,7 @@ function copyUpIfEmpty(volume: string, root: string, destination: string): void 
     checkAt("fchown", fchownFd(volumeFd, dir.uid, dir.gid));
     checkAt("fchmod", fchmodFd(volumeFd, dir.perm));
   } finally {
+    setRawAtCalls(raw);
     closeFd(volumeFd);
     closeFd(image);
     releaseReopen(); // the host's /proc/self/fd, opened to read the image's files
@@ -309,39 +389,36 @@ function mountRootOverlay(spec: InitSpec): void {
   mountOverlay(plan, `${spec.containerDir}/lower`);
 }
 
-/** Mounts everything below `spec.mergedDir`, then makes it the root and changes into it. */
+/**
+ * Mounts everything below `spec.mergedDir`, then makes it the root and changes into it. The
+ * overlay's own paths are skiff's; every mount target inside it is resolved and mounted by fd.
+ */
 export function setupRootfs(spec: InitSpec): void {
   const root = spec.mergedDir;
   // nothing we mount may propagate back to the host
   mount(null, "/", null, MS.REC | MS.PRIVATE);
   mountRootOverlay(spec);
 
-  // every mount point comes from the image: resolve it inside the root
-  const proc = resolveInRoot(root, "/proc");
-  mkdirp(proc);
-  mount("proc", proc, "proc", MS.NOSUID | MS.NODEV | MS.NOEXEC);
-  const sys = resolveInRoot(root, "/sys");
-  mkdirp(sys);
-  // read-only unless --privileged, as docker does
-  const sysReadOnly = spec.privileged ? 0 : MS.RDONLY;
-  mount("sysfs", sys, "sysfs", MS.NOSUID | MS.NODEV | MS.NOEXEC | sysReadOnly);
-  if (spec.cgroupView) mountCgroupView(sys, spec.cgroupView, spec.privileged);
-  mountDev(resolveInRoot(root, "/dev"), spec.ttySlave, spec.privileged, spec.shmSize);
-  for (const { path, options } of spec.tmpfs) mountTmpfs(resolveInRoot(root, path), options);
-  mountVolumes(root, spec.mounts);
+  const m = new RootMounts(root);
+  try {
+    mountFsAt(m, "proc", "proc", "/proc", MS.NOSUID | MS.NODEV | MS.NOEXEC, null);
+    // read-only unless --privileged, as docker does
+    const sysReadOnly = spec.privileged ? 0 : MS.RDONLY;
+    mountFsAt(m, "sysfs", "sysfs", "/sys", MS.NOSUID | MS.NODEV | MS.NOEXEC | sysReadOnly, null);
+    if (spec.cgroupView) mountCgroupView(m, spec.cgroupView, spec.privileged);
+    mountDev(m, spec.ttySlave, spec.privileged, spec.shmSize);
+    mountVolumes(m, spec.mounts, spec.tmpfs);
 
-  for (const name of ["hostname", "hosts", "resolv.conf"]) {
-    const target = resolveInRoot(root, `/etc/${name}`);
-    touch(target);
-    mount(`${spec.containerDir}/${name}`, target, null, MS.BIND);
-  }
-
-  if (!spec.privileged) {
-    for (const path of spec.maskedPaths) maskPath(root, path);
-    for (const path of spec.readonlyPaths) {
-      const target = resolveInRoot(root, path);
-      if (statOrNull(target)) bindReadOnly(target);
+    for (const name of ["hostname", "hosts", "resolv.conf"]) {
+      bindAt(m, `${spec.containerDir}/${name}`, `/etc/${name}`, "file", "no");
     }
+
+    if (!spec.privileged) {
+      for (const path of spec.maskedPaths) maskPath(m, path);
+      for (const path of spec.readonlyPaths) readOnlyPath(m, path);
+    }
+  } finally {
+    m.close();
   }
 
   // pivot_root(".", ".") stacks the old root on top of the new one; detaching it leaves only ours
@@ -362,7 +439,7 @@ export function enterWorkingDir(path: string): void {
     chdir(path);
   } catch (e) {
     if (!(e instanceof SysError) || e.code !== "ENOENT") throw e;
-    mkdirp(path);
+    Deno.mkdirSync(path, { recursive: true }); // after pivot_root: inside the container's own root
     chdir(path);
   }
 }
