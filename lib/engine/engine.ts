@@ -7,7 +7,9 @@
 // never in the engine's own process. The one namespace call on the engine's thread is stage.ts's
 // unshare(CLONE_NEWPID) + setns back around the init stage's spawn: it only sets the namespace of
 // children spawned next from this thread, and both calls run synchronously around the spawn with no
-// await between them, so no other request's spawn can fall between them.
+// await between them, so no other request's spawn can fall between them. Not yet so: `cp` of a
+// stopped container (container/cp.ts) unshares a mount namespace on its own thread for good; it
+// must move into a child before one long-lived process serves cp requests.
 //
 // Modules are loaded per call (dynamic imports), but for the init stage's start: a verb loads what
 // its call needs.
