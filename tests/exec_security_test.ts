@@ -271,8 +271,15 @@ int main(int argc, char **argv) {
 }
 `;
 
-const seenCount = async (out: string) =>
-  Number((await Deno.readTextFile(join(out, "seen")).catch(() => "0")).trim());
+// the attacker rewrites /out/seen in place (truncate, then write): a read in between sees it empty
+async function seenCount(out: string): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const text = (await Deno.readTextFile(join(out, "seen")).catch(() => "0")).trim();
+    if (text !== "") return Number(text);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error("the attacker's /out/seen stayed empty");
+}
 
 // How often this hit before the fix (commit 3dc6bf0, this machine, 2 vCPU, six runs of 25 each): plain
 // exec exposed skiff's host fds (Deno's cache databases, opened) and a writable /proc/N/exe of the
