@@ -7,6 +7,7 @@
 //
 // A measurement harness: skiff itself never loads libseccomp (README, Dependencies).
 
+import { DEFAULT_CAPABILITIES } from "../lib/runtime/caps.ts";
 import { close, O, open as openFd } from "../ffi/libc.ts";
 import { AUDIT_ARCH, compileFilter } from "../lib/seccomp/bpf.ts";
 import { DEFAULT_PROFILE } from "../lib/seccomp/default_profile.ts";
@@ -69,23 +70,7 @@ function libseccompCompile(filter: ResolvedFilter): { program: Uint8Array; unkno
   return { program, unknown: [] };
 }
 
-const DEFAULT_CAPS = [
-  "CHOWN",
-  "DAC_OVERRIDE",
-  "FSETID",
-  "FOWNER",
-  "MKNOD",
-  "NET_RAW",
-  "SETGID",
-  "SETUID",
-  "SETFCAP",
-  "SETPCAP",
-  "NET_BIND_SERVICE",
-  "SYS_CHROOT",
-  "KILL",
-  "AUDIT_WRITE",
-]
-  .map((c) => `CAP_${c}`);
+const DEFAULT_CAPS = DEFAULT_CAPABILITIES.map((c) => `CAP_${c}`);
 
 function resolved(caps: string[]): ResolvedFilter {
   return resolveProfile(DEFAULT_PROFILE, { arch: nativeArch()!, capabilities: caps, kernel: [6, 18] });

@@ -24,34 +24,13 @@
 
 import assert from "node:assert/strict";
 import { basename, dirname, join } from "node:path";
-import { compileStatic } from "./cprog.ts";
+import { compileStatic, EXCHANGE_LOOP_C } from "./cprog.ts";
 import { busyboxTar, type TestRoot, withBusybox } from "./helpers.ts";
 
 const SCALE = Number(Deno.env.get("SKIFF_RACE_ROUNDS") ?? "1");
 const rounds = (n: number) => Math.max(1, Math.round(n * SCALE));
 /** SKIFF_RACE_MEASURE=1 only counts the hits (to measure the code before a fix), never fails. */
 const MEASURE = Deno.env.get("SKIFF_RACE_MEASURE") === "1";
-
-/** `swap DIR N`: exchanges DIR/fI and DIR/lI (I < N) with renameat2(RENAME_EXCHANGE), forever. */
-const SWAP_C = `
-#define _GNU_SOURCE
-#include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-int main(int argc, char **argv) {
-  int n = atoi(argv[2]), dir = open(argv[1], O_RDONLY | O_DIRECTORY);
-  char a[256][16], b[256][16];
-  if (dir < 0 || n > 256) return 2;
-  for (int i = 0; i < n; i++) {
-    snprintf(a[i], 16, "f%d", i);
-    snprintf(b[i], 16, "l%d", i);
-  }
-  for (;;)
-    for (int i = 0; i < n; i++) syscall(SYS_renameat2, dir, a[i], dir, b[i], 2 /* RENAME_EXCHANGE */);
-}
-`;
 
 /**
  * \`grab VOL TARGET\`: waits for a directory to appear in VOL, moves it aside and puts a symlink to
@@ -102,7 +81,7 @@ interface Fixture {
 }
 
 async function withFixture(fn: (root: TestRoot, fx: Fixture) => Promise<void>): Promise<void> {
-  const swap = await compileStatic("swap", SWAP_C);
+  const swap = await compileStatic("exchange-loop", EXCHANGE_LOOP_C);
   const grab = await compileStatic("grab", GRAB_C);
   const tmp = await Deno.makeTempDir({ prefix: "skiff-race-" });
   try {
@@ -185,7 +164,9 @@ const swapPairs = (dir: string, fx: Fixture) =>
   `if [ $i -lt 10 ]; then ln -s ${fx.secret} ${dir}/l$i; mkdir ${dir}/d/f$i; ` +
   `for j in $(seq 0 49); do echo innocent > ${dir}/d/f$i/s$j; done; ln -s ${fx.secretDir} ${dir}/d/l$i; ` +
   `else mknod ${dir}/l$i c 1 3; fi; done`;
-const runSwappers = (dir: string, fx: Fixture) => `(${fx.swap} ${dir}/d 10 &) && exec ${fx.swap} ${dir} 20`;
+// exchanges DIR/f<i> and DIR/l<i>
+const runSwappers = (dir: string, fx: Fixture) =>
+  `(${fx.swap} ${dir}/d 10 f l &) && exec ${fx.swap} ${dir} 20 f l`;
 
 /** A tar must hold no byte of the secret, and every regular fI/lI/sI must be "innocent\n". */
 async function checkTar(tarBytes: Uint8Array, fx: Fixture, what: string): Promise<boolean> {
@@ -291,7 +272,7 @@ Deno.test("race: export, diff, commit and cp out of a running container never re
     // directories of the same names, each with a host-only name in it
     const dirs = `mkdir /d && for i in $(seq 0 9); do mkdir /d/f$i && for j in $(seq 0 49); do ` +
       `mkdir /d/f$i/s$j && echo in > /d/f$i/s$j/inside; done; ln -s ${fx.listDir} /d/l$i; done && ` +
-      `exec ${fx.swap} /d 10`;
+      `exec ${fx.swap} /d 10 f l`;
     await root.ok([
       "run",
       "-d",

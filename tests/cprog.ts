@@ -45,3 +45,28 @@ export function compileStatic(name: string, source: string): Promise<string> {
   }
   return p;
 }
+
+/**
+ * `PROG DIR N A B`: exchanges DIR/A<i> and DIR/B<i> (i < N) with renameat2(RENAME_EXCHANGE), forever:
+ * the symlink swap a hostile container runs against skiff's path handling (the race tests).
+ */
+export const EXCHANGE_LOOP_C = `
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  if (argc != 5) return 2;
+  int n = atoi(argv[2]), dir = open(argv[1], O_RDONLY | O_DIRECTORY);
+  char a[256][32], b[256][32];
+  if (dir < 0 || n > 256) return 2;
+  for (int i = 0; i < n; i++) {
+    snprintf(a[i], 32, "%s%d", argv[3], i);
+    snprintf(b[i], 32, "%s%d", argv[4], i);
+  }
+  for (;;)
+    for (int i = 0; i < n; i++) syscall(SYS_renameat2, dir, a[i], dir, b[i], 2 /* RENAME_EXCHANGE */);
+}
+`;

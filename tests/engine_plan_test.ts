@@ -21,6 +21,7 @@ import { RemoveError } from "../lib/engine/remove.ts";
 import { CONTAINER_RESOURCES } from "../lib/engine/resources.ts";
 import { mountsFor } from "../lib/runtime/mountplan.ts";
 import { DEFAULT_NAMESPACES, MAX_MOUNT_DATA, overlayMountData } from "../lib/runtime/spec.ts";
+import { NO_RESOURCE_LIMITS } from "../lib/state/types.ts";
 
 Deno.test("errors: a kind per class, overridable, with a cause; kinds map to HTTP statuses", () => {
   assert.equal(new SkiffError("x").kind, "system");
@@ -55,17 +56,7 @@ Deno.test("errors: one No such container error, docker's wording, its exit code 
   assert.equal(new NoSuchContainerError("ghost", 1).exitCode, 1);
 });
 
-const NO_LIMITS: HostResources = {
-  Memory: 0,
-  MemorySwap: 0,
-  NanoCpus: 0,
-  CpuShares: 0,
-  CpusetCpus: "",
-  CpusetMems: "",
-  PidsLimit: null,
-  BlkioWeight: 0,
-  Privileged: false,
-};
+const NO_LIMITS: HostResources = { ...NO_RESOURCE_LIMITS, Privileged: false };
 
 Deno.test("cgroupLimitsOf: every HostConfig resource field reaches the limits", () => {
   const limits = cgroupLimitsOf({

@@ -20,7 +20,7 @@
 
 import assert from "node:assert/strict";
 import { basename, dirname, join } from "node:path";
-import { compileStatic } from "./cprog.ts";
+import { compileStatic, EXCHANGE_LOOP_C } from "./cprog.ts";
 import { type TestRoot, withBusybox } from "./helpers.ts";
 
 const SCALE = Number(Deno.env.get("SKIFF_RACE_ROUNDS") ?? "1");
@@ -29,27 +29,6 @@ const MEASURE = Deno.env.get("SKIFF_RACE_MEASURE") === "1";
 
 /** Pairs the attacker swaps: /w/bI (a directory) and /w/xI (a symlink to the host directory hostI). */
 const PAIRS = 8;
-
-/** `xchg DIR N`: exchanges DIR/bI and DIR/xI (I < N) with renameat2(RENAME_EXCHANGE), forever. */
-const XCHG_C = `
-#define _GNU_SOURCE
-#include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-int main(int argc, char **argv) {
-  int n = atoi(argv[2]), dir = open(argv[1], O_RDONLY | O_DIRECTORY);
-  char a[64][16], b[64][16];
-  if (dir < 0 || n > 64) return 2;
-  for (int i = 0; i < n; i++) {
-    snprintf(a[i], 16, "b%d", i);
-    snprintf(b[i], 16, "x%d", i);
-  }
-  for (;;)
-    for (int i = 0; i < n; i++) syscall(SYS_renameat2, dir, a[i], dir, b[i], 2 /* RENAME_EXCHANGE */);
-}
-`;
 
 interface Fixture {
   root: TestRoot;
@@ -62,7 +41,7 @@ interface Fixture {
 }
 
 async function withAttacker(fn: (fx: Fixture) => Promise<void>): Promise<void> {
-  const xchg = await compileStatic("xchg", XCHG_C);
+  const xchg = await compileStatic("exchange-loop", EXCHANGE_LOOP_C);
   const tmp = await Deno.makeTempDir({ prefix: "skiff-mount-race-" });
   try {
     const hostDirs = Array.from({ length: PAIRS }, (_, i) => join(tmp, `host${i}`));
@@ -86,7 +65,7 @@ async function withAttacker(fn: (fx: Fixture) => Promise<void>): Promise<void> {
         "sh",
         "-c",
         `for i in $(seq 0 ${PAIRS - 1}); do mkdir /w/b$i && ln -s ${tmp}/host$i /w/x$i; done && ` +
-        `(/attack/${basename(xchg)} /w ${PAIRS} &) && exec /attack/${basename(xchg)} /w ${PAIRS}`,
+        `(/attack/${basename(xchg)} /w ${PAIRS} b x &) && exec /attack/${basename(xchg)} /w ${PAIRS} b x`,
       ]);
       for (
         let i = 0;

@@ -2,6 +2,7 @@
 // interpreter on seccomp_data inputs. The real-kernel tests are tests/seccomp_test.ts; this checks
 // the corners the kernel tests cannot reach cheaply (64-bit comparisons, x32, other arches).
 
+import { DEFAULT_CAPABILITIES } from "../lib/runtime/caps.ts";
 import { deepStrictEqual as assertEquals, ok as assert, throws as assertThrows } from "node:assert/strict";
 import { AUDIT_ARCH, compileFilter } from "../lib/seccomp/bpf.ts";
 import { runBpf } from "./bpf_interp.ts";
@@ -12,22 +13,7 @@ import { resolveProfile, RET, type SeccompArch, SYSCALL_TABLES } from "../lib/se
 import { COMPILER_REVISION, containerConfinement } from "../lib/seccomp/mod.ts";
 
 const EPERM = RET.ERRNO | 1, ENOSYS = RET.ERRNO | 38;
-const DEFAULT_CAPS = [
-  "CAP_CHOWN",
-  "CAP_DAC_OVERRIDE",
-  "CAP_FSETID",
-  "CAP_FOWNER",
-  "CAP_MKNOD",
-  "CAP_NET_RAW",
-  "CAP_SETGID",
-  "CAP_SETUID",
-  "CAP_SETFCAP",
-  "CAP_SETPCAP",
-  "CAP_NET_BIND_SERVICE",
-  "CAP_SYS_CHROOT",
-  "CAP_KILL",
-  "CAP_AUDIT_WRITE",
-];
+const DEFAULT_CAPS = DEFAULT_CAPABILITIES.map((c) => `CAP_${c}`);
 
 function compile(profile: SeccompProfile, arch: SeccompArch = "x86_64", caps = DEFAULT_CAPS) {
   const prog = compileFilter(resolveProfile(profile, { arch, capabilities: caps, kernel: [6, 18] }));

@@ -10,6 +10,7 @@ import { MAIN } from "./helpers.ts";
 import { runDetached, supervisorPids, withDetached } from "./detach_helpers.ts";
 import type { RunRequest } from "../lib/engine/create_run.ts";
 import { parseVolumeFlag } from "../lib/runtime/mountflag.ts";
+import { NO_RESOURCE_LIMITS } from "../lib/state/types.ts";
 
 const NOBODY = 65534;
 
@@ -71,18 +72,7 @@ function attackRequest(name: string): string {
       readOnlyRootfs: false,
       capAdd: [],
       capDrop: [],
-      resources: {
-        Memory: 0,
-        MemorySwap: 0,
-        NanoCpus: 0,
-        CpuShares: 0,
-        CpusetCpus: "",
-        CpusetMems: "",
-        PidsLimit: null,
-        BlkioWeight: 0,
-        CpuPeriod: 0,
-        CpuQuota: 0,
-      },
+      resources: NO_RESOURCE_LIMITS,
     },
   };
   return JSON.stringify({ op: "run", run });

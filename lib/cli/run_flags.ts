@@ -17,7 +17,7 @@ import {
 } from "./args.ts";
 import { SkiffError } from "../errors.ts";
 import { validateCapabilityFlags } from "../runtime/caps.ts";
-import type { ResourceSettings } from "../runtime/container.ts";
+import type { ResourceSettings } from "../state/types.ts";
 import type { RunRequest } from "../engine/create_run.ts";
 import { parseMountFlag, parseVolumeFlag } from "../runtime/mountflag.ts";
 import { environment, readListFile } from "./envflags.ts";

@@ -10,41 +10,10 @@ import {
   type ImageRecord,
   initialState,
   type MountPoint,
+  type ResourceSettings,
 } from "../state/types.ts";
 import { canonicalCapabilityList } from "./caps.ts";
 import { DEFAULT_MASKED_PATHS, DEFAULT_PATH, DEFAULT_READONLY_PATHS, DEFAULT_SHM_SIZE } from "./spec.ts";
-
-/** The cgroup-related HostConfig fields, validated by the CLI. */
-export type ResourceSettings = Pick<
-  HostConfig,
-  | "Memory"
-  | "MemorySwap"
-  | "NanoCpus"
-  | "CpuShares"
-  | "CpusetCpus"
-  | "CpusetMems"
-  | "PidsLimit"
-  | "BlkioWeight"
-  | "CpuPeriod"
-  | "CpuQuota"
-  | "MemoryReservation"
-  | "MemorySwappiness"
-  | "OomKillDisable"
-  | "DeviceCgroupRules"
->;
-
-export const NO_RESOURCE_LIMITS: ResourceSettings = {
-  Memory: 0,
-  MemorySwap: 0,
-  NanoCpus: 0,
-  CpuShares: 0,
-  CpusetCpus: "",
-  CpusetMems: "",
-  PidsLimit: null,
-  BlkioWeight: 0,
-  CpuPeriod: 0,
-  CpuQuota: 0,
-};
 
 export interface CreateRequest {
   /** A fresh id from newContainerId(); one is made when absent. */

@@ -15,7 +15,7 @@ import {
   writeJsonAtomic,
 } from "./fsutil.ts";
 import type { StateRoot } from "./root.ts";
-import type { ContainerRecord } from "./types.ts";
+import { type ContainerRecord, NO_RESOURCE_LIMITS } from "./types.ts";
 import { containerEvent } from "./events.ts";
 
 /** Go's zero time (types.ts has it too; a value import of types.ts would load one more module). */
@@ -242,16 +242,7 @@ export function deadPlaceholder(b: BrokenContainer): ContainerRecord {
       CapAdd: null,
       CapDrop: null,
       NetworkMode: "none",
-      Memory: 0,
-      MemorySwap: 0,
-      NanoCpus: 0,
-      CpuShares: 0,
-      CpuPeriod: 0,
-      CpuQuota: 0,
-      CpusetCpus: "",
-      CpusetMems: "",
-      PidsLimit: null,
-      BlkioWeight: 0,
+      ...NO_RESOURCE_LIMITS,
       MaskedPaths: [],
       ReadonlyPaths: [],
     },

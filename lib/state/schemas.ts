@@ -4,7 +4,7 @@
 // images, inspect, rm; pull's fast path must stay clear too): zod costs ~10 ms to load.
 
 import { z } from "zod";
-import { InvalidState } from "./validate.ts";
+import { InvalidState, parseStateJson } from "./validate.ts";
 
 const digest = z.string().regex(/^sha256:[0-9a-f]{64}$/);
 
@@ -35,15 +35,7 @@ export function zodDetail(e: z.ZodError): string {
 
 /** Parses a state file's text against a schema; InvalidState for bad JSON and for a bad shape. */
 export function parseWith<T>(text: string, schema: z.ZodType<T>): T {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (e) {
-    throw new InvalidState(
-      text.trim() === "" ? "the file is empty" : `not valid JSON (${(e as Error).message})`,
-    );
-  }
-  const r = schema.safeParse(value);
+  const r = schema.safeParse(parseStateJson(text));
   if (!r.success) throw new InvalidState(zodDetail(r.error));
   return r.data;
 }

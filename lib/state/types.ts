@@ -216,3 +216,36 @@ export interface ContainerRecord {
   /** Volumes, binds and tmpfs mounts (docker's inspect Mounts); absent on records without any. */
   Mounts?: MountPoint[];
 }
+
+/** The cgroup-related HostConfig fields, validated by the CLI. */
+export type ResourceSettings = Pick<
+  HostConfig,
+  | "Memory"
+  | "MemorySwap"
+  | "NanoCpus"
+  | "CpuShares"
+  | "CpusetCpus"
+  | "CpusetMems"
+  | "PidsLimit"
+  | "BlkioWeight"
+  | "CpuPeriod"
+  | "CpuQuota"
+  | "MemoryReservation"
+  | "MemorySwappiness"
+  | "OomKillDisable"
+  | "DeviceCgroupRules"
+>;
+
+/** A container without limits (what docker records when no limit flag is given). */
+export const NO_RESOURCE_LIMITS: ResourceSettings = {
+  Memory: 0,
+  MemorySwap: 0,
+  NanoCpus: 0,
+  CpuShares: 0,
+  CpusetCpus: "",
+  CpusetMems: "",
+  PidsLimit: null,
+  BlkioWeight: 0,
+  CpuPeriod: 0,
+  CpuQuota: 0,
+};

@@ -118,16 +118,20 @@ export function object<T>(shape: Record<string, Check<unknown>>): Check<T> {
   };
 }
 
-/** Parses and checks a state file's text; InvalidState for both bad JSON and a bad shape. */
-export function parseState<T>(text: string, check: Check<T>): T {
-  let value: unknown;
+/** A state file's JSON; InvalidState when it is empty or not JSON. */
+export function parseStateJson(text: string): unknown {
   try {
-    value = JSON.parse(text);
+    return JSON.parse(text);
   } catch (e) {
     throw new InvalidState(
       text.trim() === "" ? "the file is empty" : `not valid JSON (${(e as Error).message})`,
     );
   }
+}
+
+/** Parses and checks a state file's text; InvalidState for both bad JSON and a bad shape. */
+export function parseState<T>(text: string, check: Check<T>): T {
+  const value = parseStateJson(text);
   try {
     return check(value);
   } catch (e) {
