@@ -798,16 +798,6 @@ export const MOUNT_ATTR_RDONLY = 0x1,
   MOUNT_ATTR_NOEXEC = 0x8;
 export const AT_RECURSIVE = 0x8000;
 
-/** mount_setattr(2) on the mount at `path` and, with AT_RECURSIVE, every mount below it. */
-export function mountSetattr(path: string, flags: number, attrSet: number, attrClr = 0): void {
-  const attr = new BigUint64Array([BigInt(attrSet), BigInt(attrClr), 0n, 0n]); // struct mount_attr
-  check(
-    "mount_setattr",
-    sys(SYS.mount_setattr, AT_FDCWD, cstr(path), flags, new Uint8Array(attr.buffer), attr.byteLength),
-    path,
-  );
-}
-
 // ---- unix stream sockets (the supervisor's; libc's wrappers: no syscall numbers per architecture) ----
 const AF_UNIX = 1, SOCK_STREAM = 1, SOL_SOCKET = 1, SO_PEERCRED = 17, SHUT_RDWR = 2;
 
@@ -959,7 +949,7 @@ export const OAT = {
   PATH: 0o10000000,
 } as const;
 export const RESOLVE = { NO_XDEV: 1, NO_MAGICLINKS: 2, NO_SYMLINKS: 4, BENEATH: 8, IN_ROOT: 16 } as const;
-export const AT_REMOVEDIR = 0x200, AT_EMPTY_PATH = 0x1000;
+export const AT_EMPTY_PATH = 0x1000;
 
 /** A failed *at call: -errno (no throw), for callers that branch on ENOENT/EEXIST/ELOOP. */
 function sysAt(nr: number, a: Word = 0, b: Word = 0, c: Word = 0, d: Word = 0, e: Word = 0): number {
@@ -1015,8 +1005,6 @@ export const linkAt = (fromDir: number, fromName: string, toDir: number, toName:
   sysAt(SYS_AT.linkat, fromDir, cstr(fromName), toDir, cstr(toName), flags);
 export const unlinkAt = (dirFd: number, name: CName, flags = 0) =>
   typed(libc().unlinkat(dirFd, cname(name), flags));
-export const renameAt = (fromDir: number, fromName: string, toDir: number, toName: string) =>
-  sysAt(SYS_AT.renameat2, fromDir, cstr(fromName), toDir, cstr(toName), 0);
 export const fchownAt = (dirFd: number, name: string, uid: number, gid: number, flags: number) =>
   sysAt(SYS_AT.fchownat, dirFd, cstr(name), uid, gid, flags);
 export const fchownFd = (fd: number, uid: number, gid: number) => typed(libc().fchown(fd, uid, gid));

@@ -123,10 +123,6 @@ export function openHostDir(path: string): number {
 export function tryOpenDirAt(dirFd: number, name: string): number {
   return openAt(dirFd, name === "" ? "." : name, OAT.RDONLY | OAT.DIRECTORY | OAT.NOFOLLOW | OAT.CLOEXEC);
 }
-export function openDirAt(dirFd: number, name: string): number {
-  return checkAt("openat", tryOpenDirAt(dirFd, name), name);
-}
-
 let openat2Missing = false;
 const OPENAT2_RETRIES = 32;
 const IN_ROOT = RESOLVE.IN_ROOT | RESOLVE.NO_MAGICLINKS;

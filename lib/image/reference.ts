@@ -26,7 +26,6 @@ const digestPattern = "[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][0-
 const namePattern = `(?:${domainAndPort}/)?${pathComponent}(?:/${pathComponent})*`;
 const REFERENCE = new RegExp(`^(${namePattern})(?::(${tag}))?(?:@(${digestPattern}))?$`);
 const ANCHORED_IDENTIFIER = /^[a-f0-9]{64}$/;
-const TAG = new RegExp(`^${tag}$`);
 
 /** A fully qualified reference: registry domain, repository path, and a tag and/or digest. */
 export interface Reference {
@@ -136,11 +135,6 @@ export function parsePullReference(input: string): { ref: Reference; defaulted: 
   const parsed = parseReference(input);
   const ref = withDefaultTag(parsed);
   return { ref, defaulted: ref !== parsed };
-}
-
-/** Checks a tag on its own (push/tag targets). */
-export function isValidTag(value: string): boolean {
-  return TAG.test(value);
 }
 
 /** Fully qualified name without tag/digest: docker.io/library/busybox. */

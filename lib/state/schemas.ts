@@ -16,9 +16,6 @@ export const layerInfoSchema = z.looseObject({
   size: z.number().int().nonnegative(),
 });
 
-/** registry/blob-sources.json: digest → registry → repositories the blob came from. */
-export const blobSourcesSchema = z.record(z.string(), z.record(z.string(), z.array(z.string())));
-
 /** registry/generated-layers.json: layers skiff compressed for a push. */
 export const generatedIndexSchema = z.record(
   z.string(),
