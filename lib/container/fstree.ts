@@ -14,13 +14,3 @@ export function lstatOrNull(path: string): Deno.FileInfo | null {
 export function pathParts(path: string): string[] {
   return path.split("/").filter((p) => p !== "" && p !== ".");
 }
-
-/** Bytes of regular file data below `path` (0 when it is missing). */
-export function treeSize(path: string): number {
-  const info = lstatOrNull(path);
-  if (!info) return 0;
-  if (!info.isDirectory) return info.isFile ? info.size : 0;
-  let total = 0;
-  for (const e of Deno.readDirSync(path)) total += treeSize(`${path}/${e.name}`);
-  return total;
-}

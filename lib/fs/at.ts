@@ -283,3 +283,24 @@ export function reopenPinned(pathFd: number, shown: string): number {
   prepareReopen();
   return checkAt("open", openAt(procFdDir!, String(pathFd), OAT.RDONLY | OAT.NOCTTY | OAT.CLOEXEC), shown);
 }
+
+/**
+ * Bytes of regular-file data below an open directory, walked through fds: a directory that a
+ * container swaps for a symlink meanwhile is skipped, never followed out of the tree.
+ */
+export function treeSizeAt(dirFd: number): number {
+  let total = 0;
+  for (const name of readDirNames(dirFd)) {
+    const st = statAt(dirFd, name);
+    if (st?.type === "file") total += st.size;
+    if (st?.type !== "dir") continue;
+    const fd = tryOpenDirAt(dirFd, name);
+    if (fd < 0) continue; // swapped or gone since the stat
+    try {
+      total += treeSizeAt(fd);
+    } finally {
+      closeFd(fd);
+    }
+  }
+  return total;
+}

@@ -12,8 +12,7 @@ import { InvalidState, nullable, object, parseState, record, str } from "../stat
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
 import { AT_FDCWD, fchmodFd, fchownFd, openAt } from "../../ffi/libc.ts";
-import { treeSize } from "../container/fstree.ts";
-import { checkAt, closeFd, fstat, OAT, openHostDir, readDirNames } from "../fs/at.ts";
+import { checkAt, closeFd, fstat, OAT, openHostDir, readDirNames, treeSizeAt } from "../fs/at.ts";
 import { copyDirContents } from "../fs/tree.ts";
 
 /** docker sets this label on the volumes it makes for `VOLUME`/`-v /path` (anonymous volumes). */
@@ -307,7 +306,7 @@ export async function pruneVolumes(
       if (!opts.all && !isAnonymous(v)) continue;
       if (!(opts.labels ?? []).every((f) => f(v))) continue;
       if (volumeUsers(root, v.Name, containers).length) continue;
-      result.reclaimed += treeSize(v.Mountpoint);
+      result.reclaimed += volumeDataSize(v.Mountpoint);
       removeLocked(root, v.Name);
       result.deleted.push(v.Name);
     }
@@ -333,4 +332,19 @@ export async function removeAnonymousVolumes(root: StateRoot, record: ContainerR
     }
     return removed;
   });
+}
+
+/** Bytes in a volume's data (containers write there: walked through fds); 0 when it is gone. */
+function volumeDataSize(mountpoint: string): number {
+  let fd: number;
+  try {
+    fd = openHostDir(mountpoint);
+  } catch {
+    return 0;
+  }
+  try {
+    return treeSizeAt(fd);
+  } finally {
+    closeFd(fd);
+  }
 }
