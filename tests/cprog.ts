@@ -21,9 +21,9 @@ function buildDir(): Promise<string> {
   return dirPromise;
 }
 
-/** Compiles `source` as a static executable and returns its host path. */
-export function compileStatic(name: string, source: string): Promise<string> {
-  const key = createHash("sha256").update(name + "\0" + source).digest("hex").slice(0, 16);
+/** Compiles `source` as a static executable (with gcc's `flags`) and returns its host path. */
+export function compileStatic(name: string, source: string, flags: string[] = []): Promise<string> {
+  const key = createHash("sha256").update([name, source, ...flags].join("\0")).digest("hex").slice(0, 16);
   let p = built.get(key);
   if (!p) {
     p = (async () => {
@@ -32,7 +32,7 @@ export function compileStatic(name: string, source: string): Promise<string> {
       const bin = join(dir, `${name}-${key}`);
       await Deno.writeTextFile(src, source);
       const out = await new Deno.Command("gcc", {
-        args: ["-static", "-O1", "-o", bin, src],
+        args: ["-static", "-O1", ...flags, "-o", bin, src],
         stdout: "piped",
         stderr: "piped",
       }).output();

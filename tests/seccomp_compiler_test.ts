@@ -9,19 +9,28 @@ import { runBpf } from "./bpf_interp.ts";
 import { DEFAULT_PROFILE } from "../lib/seccomp/default_profile.ts";
 import { parseProfileJson } from "../lib/seccomp/profile.ts";
 import type { SeccompProfile } from "../lib/seccomp/profile_types.ts";
-import { resolveProfile, RET, type SeccompArch, SYSCALL_TABLES } from "../lib/seccomp/resolve.ts";
+import {
+  filterArches,
+  type NativeArch,
+  resolveProfile,
+  RET,
+  type SeccompArch,
+  SYSCALL_TABLES,
+} from "../lib/seccomp/resolve.ts";
 import { COMPILER_REVISION, containerConfinement } from "../lib/seccomp/mod.ts";
 
 const EPERM = RET.ERRNO | 1, ENOSYS = RET.ERRNO | 38;
 const DEFAULT_CAPS = DEFAULT_CAPABILITIES.map((c) => `CAP_${c}`);
 
-function compile(profile: SeccompProfile, arch: SeccompArch = "x86_64", caps = DEFAULT_CAPS) {
+function compile(profile: SeccompProfile, arch: NativeArch = "x86_64", caps = DEFAULT_CAPS) {
   const prog = compileFilter(resolveProfile(profile, { arch, capabilities: caps, kernel: [6, 18] }));
-  const table = SYSCALL_TABLES[arch];
-  return {
-    prog,
-    call: (name: string, ...args: bigint[]) => runBpf(prog, AUDIT_ARCH[arch], table[name], args),
+  /** A call of `abi` (the host's own by default) by name. */
+  const callOf = (abi: SeccompArch) => (name: string, ...args: bigint[]) => {
+    const nr = SYSCALL_TABLES[abi][name];
+    if (nr === undefined) throw new Error(`${abi} has no ${name}`);
+    return runBpf(prog, AUDIT_ARCH[abi], nr, args);
   };
+  return { prog, call: callOf(arch), callOf };
 }
 
 const CLONE_NEWUSER = 0x10000000n, CLONE_NEWNS = 0x00020000n, SIGCHLD = 17n;
@@ -67,16 +76,100 @@ for (const arch of ["x86_64", "aarch64"] as const) {
     for (const domain of [38n, 40n]) assertEquals(call("socket", domain), EPERM);
     // above every syscall the profile names: ENOSYS, as runc answers
     assertEquals(runBpf(prog, AUDIT_ARCH[arch], 1000), ENOSYS);
-    // another architecture's call: killed (libseccomp's bad-arch action)
-    assertEquals(runBpf(prog, 0x40000003, /* i386 */ 1), RET.KILL_THREAD);
+    // an architecture the profile's archMap does not give this host: killed (libseccomp's bad-arch
+    // action); arm64's arm and x86-64's i386 are given
+    assertEquals(runBpf(prog, arch === "x86_64" ? AUDIT_ARCH.arm : AUDIT_ARCH.x86, 1), RET.KILL_THREAD);
+    assertEquals(runBpf(prog, AUDIT_ARCH.aarch64 ^ (arch === "x86_64" ? 0 : 0xffff), 1), RET.KILL_THREAD);
     if (arch === "x86_64") {
-      assertEquals(runBpf(prog, AUDIT_ARCH.x86_64, 0x40000000 + 1), RET.KILL_THREAD, "x32 refused");
       assertEquals(call("arch_prctl"), RET.ALLOW);
     } else {
       assertEquals(call("arch_prctl" in SYSCALL_TABLES.aarch64 ? "arch_prctl" : "read"), RET.ALLOW);
     }
   });
 }
+
+Deno.test("seccomp compiler: the compat ABIs of docker's archMap (i386 and x32 on x86-64, arm on arm64)", () => {
+  assertEquals(filterArches(DEFAULT_PROFILE, "x86_64"), ["x86_64", "x86", "x32"]);
+  assertEquals(filterArches(DEFAULT_PROFILE, "aarch64"), ["aarch64", "arm"]);
+  for (const [native, abis] of [["x86_64", ["x86", "x32"]], ["aarch64", ["arm"]]] as const) {
+    const { callOf } = compile(DEFAULT_PROFILE, native);
+    for (const abi of abis) {
+      const call = callOf(abi);
+      // the same names as the host's own calls, by the ABI's own numbers
+      for (const name of ["read", "write", "openat", "execve", "exit_group", "futex", "capset"]) {
+        assertEquals(call(name), RET.ALLOW, `${abi} ${name}`);
+      }
+      for (const name of ["mount", "umount2", "unshare", "setns", "keyctl", "bpf", "kexec_load", "reboot"]) {
+        assertEquals(call(name), EPERM, `${abi} ${name}`);
+      }
+      // argument rules too: clone may not make namespaces; personality only the listed values
+      assertEquals(call("clone", SIGCHLD), RET.ALLOW, `${abi} clone`);
+      assertEquals(call("clone", CLONE_NEWUSER | SIGCHLD), EPERM, `${abi} clone NEWUSER`);
+      assertEquals(call("personality", 8n), RET.ALLOW, `${abi} personality`);
+      assertEquals(call("personality", 0x400000n), EPERM, `${abi} personality`);
+    }
+  }
+  // i386 only: its own calls (socketcall, the 32-bit ids), and the time64 calls; arm: its private calls
+  const x86 = compile(DEFAULT_PROFILE, "x86_64");
+  for (const name of ["socketcall", "setuid32", "clock_gettime64", "set_thread_area", "mmap2"]) {
+    assertEquals(x86.callOf("x86")(name), RET.ALLOW, `i386 ${name}`);
+  }
+  assertEquals(x86.callOf("x32")("rt_sigaction"), RET.ALLOW, "x32 rt_sigaction (512 + the x32 bit)");
+  const arm = compile(DEFAULT_PROFILE, "aarch64");
+  for (const name of ["set_tls", "cacheflush", "breakpoint", "clock_gettime64"]) {
+    assertEquals(arm.callOf("arm")(name), RET.ALLOW, `arm ${name}`);
+  }
+  // a profile without archMap or architectures covers the host's ABI alone (libseccomp's default)
+  const bare = compile({
+    defaultAction: "SCMP_ACT_ERRNO",
+    syscalls: [{ names: ["read"], action: "SCMP_ACT_ALLOW" }],
+  });
+  assertEquals(bare.call("read"), RET.ALLOW);
+  assertEquals(bare.callOf("x86")("read"), RET.KILL_THREAD, "i386 refused");
+  assertEquals(bare.callOf("x32")("read"), RET.KILL_THREAD, "x32 refused");
+  // `architectures` names them one by one
+  const listed = compile({
+    defaultAction: "SCMP_ACT_ERRNO",
+    architectures: ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+    syscalls: [{ names: ["read"], action: "SCMP_ACT_ALLOW" }],
+  });
+  assertEquals(listed.callOf("x86")("read"), RET.ALLOW);
+  assertEquals(listed.callOf("x86")("exit"), EPERM); // below the highest listed: the default action
+  assertEquals(listed.callOf("x32")("read"), RET.KILL_THREAD);
+});
+
+Deno.test("seccomp compiler: 32-bit ABIs compare arguments by their low word", () => {
+  const rule = (op: string, value: number | bigint, valueTwo?: number) =>
+    compile({
+      defaultAction: "SCMP_ACT_ERRNO",
+      architectures: ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+      syscalls: [{
+        names: ["ioctl"],
+        action: "SCMP_ACT_ALLOW",
+        args: [{ index: 1, value, valueTwo, op } as never],
+      }],
+    }).callOf("x86");
+  const cases: [string, number, bigint, boolean, number?][] = [
+    ["SCMP_CMP_EQ", 5, 5n, true],
+    ["SCMP_CMP_EQ", 5, 6n, false],
+    ["SCMP_CMP_EQ", 0x1_0000_0005, 5n, false], // no 32-bit value has a high word
+    ["SCMP_CMP_NE", 0x1_0000_0005, 5n, true],
+    ["SCMP_CMP_GT", 5, 6n, true],
+    ["SCMP_CMP_GT", 0x1_0000_0000, 0xffff_ffffn, false],
+    ["SCMP_CMP_LT", 0x1_0000_0000, 0xffff_ffffn, true],
+    ["SCMP_CMP_LE", 5, 5n, true],
+    ["SCMP_CMP_GE", 5, 4n, false],
+    ["SCMP_CMP_MASKED_EQ", 0xff, 0x1234n, true, 0x34],
+    ["SCMP_CMP_MASKED_EQ", 0xff, 0x1235n, false, 0x34],
+  ];
+  for (const [op, value, arg, allowed, two] of cases) {
+    assertEquals(
+      rule(op, value, two)("ioctl", 0n, arg),
+      allowed ? RET.ALLOW : EPERM,
+      `${op} ${value} on ${arg}`,
+    );
+  }
+});
 
 Deno.test("seccomp compiler: capability-conditional rules follow the container's capabilities", () => {
   const { call } = compile(DEFAULT_PROFILE, "x86_64", [...DEFAULT_CAPS, "CAP_SYS_ADMIN"]);

@@ -386,3 +386,85 @@ Deno.test("seccomp: exec (plain, -t, --privileged) gets the container's filter",
     assertMatch(status, /^NoNewPrivs:\s+1$/m);
   });
 });
+
+/**
+ * An i386 program without libc (gcc -m32 needs no 32-bit libc for it): `int $0x80` calls, one line
+ * per probe, "0" when the call succeeded, else minus the errno.
+ */
+const I386_PROBES_C = `
+static long sys(long n, long a, long b, long c) {
+  long r;
+  __asm__ volatile("int $0x80" : "=a"(r) : "a"(n), "b"(a), "c"(b), "d"(c) : "memory");
+  return r;
+}
+static void out(const char *s) { long n = 0; while (s[n]) n++; sys(4, 1, (long)s, n); }
+static void line(const char *name, long r) {
+  char b[16]; int i = 15; b[i] = 0; b[--i] = '\\n';
+  long v = r < 0 ? -r : 0;
+  do { b[--i] = '0' + v % 10; v /= 10; } while (v);
+  if (r < 0) b[--i] = '-';
+  out(name); out(" "); out(b + i);
+}
+void _start(void) {
+  line("getpid", sys(20, 0, 0, 0) > 0 ? 0 : -1);
+  line("unshare", sys(310, 0x20000, 0, 0));                 /* CLONE_NEWNS */
+  line("mount", sys(21, (long)"t", (long)"/mnt", (long)"tmpfs"));
+  line("keyctl", sys(288, 0, 0, 0));
+  line("personality", sys(136, 0xffffffff, 0, 0) >= 0 ? 0 : -1);
+  sys(1, 0, 0, 0);
+}
+`;
+
+Deno.test("seccomp: 32-bit (i386) programs get docker's profile by their own numbers, not SIGSYS", async () => {
+  if (Deno.build.arch !== "x86_64") return; // the i386 ABI exists on x86-64 hosts only
+  const bin = await compileStatic("i386-probes", I386_PROBES_C, [
+    "-m32",
+    "-nostdlib",
+    "-ffreestanding",
+    "-fno-pic",
+    "-fno-stack-protector",
+  ]);
+  // a kernel without IA32 emulation runs no i386 program at all, in a container or not (docker alike)
+  let hostRuns = true;
+  try {
+    await new Deno.Command(bin, { stdout: "null", stderr: "null" }).output();
+  } catch {
+    hostRuns = false;
+  }
+  await withBusybox(async (root) => {
+    const r = await root.skiff([
+      "run",
+      "--rm",
+      "-v",
+      `${dirname(bin)}:/probe:ro`,
+      "busybox",
+      `/probe/${basename(bin)}`,
+    ]);
+    if (!hostRuns) {
+      assert(r.code !== 0, "an i386 program ran in a container on a host that cannot run it");
+      return;
+    }
+    assertEquals(r.code, 0, r.stderr);
+    // docker (amd64, default profile: archMap gives x86 and x32): the same errnos as a 64-bit program
+    assertEquals(parse(r.stdout), {
+      getpid: "0",
+      unshare: "-1",
+      mount: "-1",
+      keyctl: "-1",
+      personality: "0",
+    });
+    // unconfined, the calls reach the kernel: keyctl answers with its own errno, not the filter's EPERM
+    const bare = await root.skiff([
+      "run",
+      "--rm",
+      "--security-opt",
+      "seccomp=unconfined",
+      "-v",
+      `${dirname(bin)}:/probe:ro`,
+      "busybox",
+      `/probe/${basename(bin)}`,
+    ]);
+    assertEquals(bare.code, 0, bare.stderr);
+    assert(parse(bare.stdout).keyctl !== "-1", `keyctl reached the kernel: ${bare.stdout}`);
+  });
+});

@@ -1,21 +1,39 @@
 // Compiles a resolved filter (resolve.ts) to a classic BPF program for seccomp(SECCOMP_SET_MODE_FILTER),
 // laid out as libseccomp lays out its filters where it matters:
 //
-//   ld arch; another architecture → KILL (libseccomp's bad-arch action; i386 and arm32 compat calls
-//   included: skiff has no tables for them); nr -1 → the default action; x86-64: an x32 call
-//   (nr ≥ 0x40000000) → KILL too;
+//   ld arch; one section per architecture the profile covers (the host's, and the compat ABIs of
+//   docker's archMap: i386 and x32 on x86-64, arm on arm64), another architecture → KILL
+//   (libseccomp's bad-arch action); in a section: nr -1 → the default action; x86-64: a call with
+//   the x32 bit (nr ≥ 0x40000000) goes to the x32 section, or is killed without one;
 //   then a binary search over ranges of syscall numbers that share one outcome (a return, or the
 //   argument tests of one syscall), so that a call costs ~log2(ranges) comparisons, not one per rule.
 //
-// Arguments are 64 bits and BPF words 32: each comparison tests the high word, then the low one
-// (both architectures are little-endian: the low word is at the lower offset). Above the highest
+// Arguments of a 64-bit ABI are 64 bits and BPF words 32: each comparison tests the high word, then
+// the low one (every architecture here is little-endian: the low word is at the lower offset); a
+// 32-bit ABI's arguments are its low words alone, as libseccomp compares them. Above the highest
 // syscall the profile names, the answer is ENOSYS, as runc patches its filters to do (new syscalls
 // then fail the way an old kernel would, and libc falls back), unless the default action allows.
 
-import { ENOSYS, type ResolvedFilter, type ResolvedRule, RET, type SeccompArch } from "./resolve.ts";
+import {
+  ENOSYS,
+  type ResolvedFilter,
+  type ResolvedRule,
+  type ResolvedSection,
+  RET,
+  type SeccompArch,
+} from "./resolve.ts";
 import type { SeccompArg } from "./profile_types.ts";
 
-export const AUDIT_ARCH: Record<SeccompArch, number> = { x86_64: 0xc000003e, aarch64: 0xc00000b7 };
+/** AUDIT_ARCH_*: x32 calls carry x86-64's and differ by the x32 bit of their number. */
+export const AUDIT_ARCH: Record<SeccompArch, number> = {
+  x86_64: 0xc000003e,
+  aarch64: 0xc00000b7,
+  x86: 0x40000003,
+  x32: 0xc000003e,
+  arm: 0x40000028,
+};
+/** The ABIs whose arguments are 32 bits wide. */
+const NARROW: ReadonlySet<SeccompArch> = new Set(["x86", "arm"]);
 const X32_SYSCALL_BIT = 0x40000000;
 /** The kernel's limit on one filter (BPF_MAXINSNS). */
 const MAX_INSNS = 4096;
@@ -103,9 +121,9 @@ interface Range {
   fallback?: number;
 }
 
-function ranges(filter: ResolvedFilter, top: number): Range[] {
+function ranges(filter: ResolvedFilter, section: ResolvedSection, top: number): Range[] {
   const bySyscall = new Map<number, ResolvedRule[]>();
-  for (const rule of filter.rules) {
+  for (const rule of section.rules) {
     const list = bySyscall.get(rule.nr) ?? [];
     list.push(rule);
     bySyscall.set(rule.nr, list);
@@ -128,6 +146,45 @@ function ranges(filter: ResolvedFilter, top: number): Range[] {
   }
   if (next <= top) add({ start: next, ret: bySyscall.size ? beyond : filter.defaultAction });
   return out;
+}
+
+/**
+ * Tests one 32-bit argument (its low word): falls through when it holds, jumps to `fail` when not.
+ * A value with high bits set is one no 32-bit argument can equal, exceed or fall below.
+ */
+function emitNarrowArgTest(p: Program, arg: SeccompArg, fail: { label: number }): void {
+  const value = BigInt(arg.value), datum = BigInt(arg.valueTwo ?? 0);
+  const fits = value >> 32n === 0n, lo = Number(value & 0xffffffffn);
+  const pass = p.newLabel();
+  switch (arg.op) {
+    case "SCMP_CMP_EQ":
+    case "SCMP_CMP_NE": {
+      const [eq, ne] = arg.op === "SCMP_CMP_EQ" ? [pass, fail] : [fail, pass];
+      if (!fits) return arg.op === "SCMP_CMP_EQ" ? p.ja(fail) : undefined;
+      p.stmt(OP.LD_ABS, argLow(arg.index));
+      p.jump(OP.JEQ, lo, eq, ne);
+      break;
+    }
+    case "SCMP_CMP_GT":
+    case "SCMP_CMP_GE":
+      if (!fits) return p.ja(fail);
+      p.stmt(OP.LD_ABS, argLow(arg.index));
+      p.jump(arg.op === "SCMP_CMP_GT" ? OP.JGT : OP.JGE, lo, pass, fail);
+      break;
+    case "SCMP_CMP_LT":
+    case "SCMP_CMP_LE":
+      if (!fits) return;
+      p.stmt(OP.LD_ABS, argLow(arg.index));
+      p.jump(arg.op === "SCMP_CMP_LT" ? OP.JGE : OP.JGT, lo, fail, pass);
+      break;
+    case "SCMP_CMP_MASKED_EQ":
+      if (datum >> 32n !== 0n) return p.ja(fail); // a 32-bit argument's high word is 0
+      p.stmt(OP.LD_ABS, argLow(arg.index));
+      p.stmt(OP.AND_K, lo);
+      p.jump(OP.JEQ, Number(datum & 0xffffffffn), pass, fail);
+      break;
+  }
+  p.place(pass);
 }
 
 /** Tests one 64-bit argument; falls through when it holds, jumps to `fail` when not. */
@@ -178,11 +235,11 @@ function emitArgTest(p: Program, arg: SeccompArg, fail: { label: number }): void
   p.place(pass);
 }
 
-function emitRange(p: Program, range: Range): void {
+function emitRange(p: Program, range: Range, narrow: boolean): void {
   if (range.ret !== undefined) return p.ret(range.ret);
   for (const rule of range.rules!) {
     const next = p.newLabel();
-    for (const arg of rule.args) emitArgTest(p, arg, next);
+    for (const arg of rule.args) (narrow ? emitNarrowArgTest : emitArgTest)(p, arg, next);
     p.ret(rule.action);
     p.place(next);
   }
@@ -190,33 +247,48 @@ function emitRange(p: Program, range: Range): void {
 }
 
 /** Binary search on the syscall number (in A) over sorted ranges. */
-function emitSearch(p: Program, list: Range[]): void {
-  if (list.length === 1) return emitRange(p, list[0]);
+function emitSearch(p: Program, list: Range[], narrow: boolean): void {
+  if (list.length === 1) return emitRange(p, list[0], narrow);
   const mid = list.length >> 1;
   const right = p.newLabel();
   p.jump(OP.JGE, list[mid].start, 0, 1);
   p.ja(right);
-  emitSearch(p, list.slice(0, mid));
+  emitSearch(p, list.slice(0, mid), narrow);
   p.place(right);
-  emitSearch(p, list.slice(mid));
+  emitSearch(p, list.slice(mid), narrow);
 }
 
 /** The filter as struct sock_filter[] bytes, ready for seccomp(2). */
 export function compileFilter(filter: ResolvedFilter): Uint8Array<ArrayBuffer> {
   const p = new Program();
   const badArch = RET.KILL_THREAD; // libseccomp's default SCMP_FLTATR_ACT_BADARCH
+  const byArch = new Map(filter.sections.map((s) => [s.arch, s]));
+  const dispatched = filter.sections.filter((s) => s.arch !== "x32"); // x32 shares x86-64's audit arch
+  const starts = dispatched.map(() => p.newLabel());
   p.stmt(OP.LD_ABS, ARCH);
-  p.jump(OP.JEQ, AUDIT_ARCH[filter.arch], 1, 0);
+  dispatched.forEach((section, i) => {
+    p.jump(OP.JEQ, AUDIT_ARCH[section.arch], 0, 1);
+    p.ja(starts[i]);
+  });
   p.ret(badArch);
-  p.stmt(OP.LD_ABS, NR);
-  // -1 (a call a tracer skipped) gets the default action, as in libseccomp's filters
-  p.jump(OP.JEQ, 0xffffffff, 0, 1);
-  p.ret(filter.defaultAction);
-  if (filter.arch === "x86_64") {
-    // x32 calls share the x86-64 audit arch and differ by this bit
-    p.jump(OP.JGE, X32_SYSCALL_BIT, 0, 1);
-    p.ret(badArch);
-  }
-  emitSearch(p, ranges(filter, 0xffffffff));
+  const emitSection = (section: ResolvedSection) =>
+    emitSearch(p, ranges(filter, section, 0xffffffff), NARROW.has(section.arch));
+  dispatched.forEach((section, i) => {
+    p.place(starts[i]);
+    p.stmt(OP.LD_ABS, NR);
+    // -1 (a call a tracer skipped) gets the default action, as in libseccomp's filters
+    p.jump(OP.JEQ, 0xffffffff, 0, 1);
+    p.ret(filter.defaultAction);
+    if (section.arch === "x86_64") {
+      const x32 = byArch.get("x32");
+      const native = p.newLabel();
+      p.jump(OP.JGE, X32_SYSCALL_BIT, 1, 0);
+      p.ja(native);
+      if (x32) emitSection(x32);
+      else p.ret(badArch);
+      p.place(native);
+    }
+    emitSection(section);
+  });
   return p.assemble();
 }

@@ -70,7 +70,7 @@ function kernelVersion(): [number, number] {
  * compiler or profile never meets a program compiled by the old one; tests/seccomp_compiler_test.ts
  * fails (and prints the new value) when it is out of date.
  */
-export const COMPILER_REVISION = "ee9645ed336df7d9";
+export const COMPILER_REVISION = "f4ebc808ad0c769e";
 
 /** The HostConfig fields the confinement depends on. */
 export interface HostSecurity {

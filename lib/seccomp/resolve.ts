@@ -5,13 +5,22 @@
 
 import { SkiffError } from "../errors.ts";
 import type { ScmpAction, SeccompArg, SeccompCondition, SeccompProfile } from "./profile_types.ts";
-import { AARCH64_SYSCALLS, X86_64_SYSCALLS } from "./syscall_tables.ts";
+import {
+  AARCH64_SYSCALLS,
+  ARM_SYSCALLS,
+  I386_SYSCALLS,
+  X32_SYSCALLS,
+  X86_64_SYSCALLS,
+} from "./syscall_tables.ts";
 
-export type SeccompArch = "x86_64" | "aarch64";
+/** The host architectures skiff runs on. */
+export type NativeArch = "x86_64" | "aarch64";
+/** A filter's architectures: the host's own and the compat ABIs its kernel may run (i386 and x32 on x86-64, arm on arm64). */
+export type SeccompArch = NativeArch | "x86" | "x32" | "arm";
 
 /** What a rule may depend on. */
 export interface SeccompTarget {
-  arch: SeccompArch;
+  arch: NativeArch;
   /** The container's bounding set, "CAP_*" names. */
   capabilities: readonly string[];
   /** The running kernel: [version, major], e.g. [6, 18]. */
@@ -26,13 +35,19 @@ export interface ResolvedRule {
   args: SeccompArg[];
 }
 
-export interface ResolvedFilter {
+/** The rules of one architecture of a filter, with that architecture's syscall numbers. */
+export interface ResolvedSection {
   arch: SeccompArch;
-  defaultAction: number;
   /** In the profile's order. */
   rules: ResolvedRule[];
-  /** The highest syscall number the profile names: runc answers ENOSYS above it. */
-  highestNr: number;
+}
+
+export interface ResolvedFilter {
+  /** The host's architecture: the first section, and the one the profile's `arches` conditions name. */
+  arch: NativeArch;
+  defaultAction: number;
+  /** The host's architecture first, then the compat ABIs the profile covers. */
+  sections: ResolvedSection[];
   /** SECCOMP_FILTER_FLAG_* bits for seccomp(2). */
   flags: number;
 }
@@ -50,13 +65,46 @@ export const RET = {
 const EPERM = 1;
 export const ENOSYS = 38;
 
-/** libseccomp's names of the architectures this compiler knows. */
-const LIBSECCOMP_ARCH: Record<SeccompArch, string> = { x86_64: "amd64", aarch64: "arm64" };
+/** libseccomp's names of the host architectures (what a rule's `arches` condition names). */
+const LIBSECCOMP_ARCH: Record<NativeArch, string> = { x86_64: "amd64", aarch64: "arm64" };
 
 export const SYSCALL_TABLES: Record<SeccompArch, Readonly<Record<string, number>>> = {
   x86_64: X86_64_SYSCALLS,
   aarch64: AARCH64_SYSCALLS,
+  x86: I386_SYSCALLS,
+  x32: X32_SYSCALLS,
+  arm: ARM_SYSCALLS,
 };
+
+/** A profile's SCMP_ARCH_* names of the architectures a host of each kind can meet. */
+const PROFILE_ARCH: Record<NativeArch, Record<string, SeccompArch>> = {
+  x86_64: { SCMP_ARCH_X86_64: "x86_64", SCMP_ARCH_X86: "x86", SCMP_ARCH_X32: "x32" },
+  aarch64: { SCMP_ARCH_AARCH64: "aarch64", SCMP_ARCH_ARM: "arm" },
+};
+
+/**
+ * The architectures a profile's filter covers on this host, the host's first: with `archMap`, the
+ * entry of the host's architecture and its subArchitectures (moby); with `architectures`, those
+ * listed (runc adds each to the filter); with neither, the host's alone (libseccomp's default). A
+ * call of any other architecture is killed. Architectures this host cannot run are left out: no call
+ * of theirs can reach the filter.
+ */
+export function filterArches(profile: SeccompProfile, native: NativeArch): SeccompArch[] {
+  const own = PROFILE_ARCH[native];
+  let names: string[] = [];
+  if (profile.archMap?.length) {
+    const entry = profile.archMap.find((a) => own[a.architecture] === native);
+    names = entry ? [entry.architecture, ...(entry.subArchitectures ?? [])] : [];
+  } else if (profile.architectures?.length) {
+    names = profile.architectures;
+  }
+  const arches: SeccompArch[] = [native];
+  for (const name of names) {
+    const arch = own[name];
+    if (arch && !arches.includes(arch)) arches.push(arch);
+  }
+  return arches;
+}
 
 const FILTER_FLAGS: Record<string, number> = {
   SECCOMP_FILTER_FLAG_TSYNC: 1,
@@ -120,9 +168,7 @@ export function resolveProfile(profile: SeccompProfile, target: SeccompTarget): 
       "both 'architectures' and 'archMap' are specified in the seccomp profile, use either 'architectures' or 'archMap'",
     );
   }
-  const table = SYSCALL_TABLES[target.arch];
-  const rules: ResolvedRule[] = [];
-  let highestNr = -1;
+  const sections = filterArches(profile, target.arch).map((arch) => ({ arch, rules: [] as ResolvedRule[] }));
   for (const call of profile.syscalls ?? []) {
     if (call.name && call.names?.length) {
       throw new SkiffError(
@@ -135,10 +181,11 @@ export function resolveProfile(profile: SeccompProfile, target: SeccompTarget): 
     const indexes = args.map((a) => a.index);
     const groups = new Set(indexes).size < indexes.length ? args.map((a) => [a]) : [args];
     for (const name of call.name ? [call.name] : call.names ?? []) {
-      const nr = table[name];
-      if (nr === undefined) continue; // not a syscall of this architecture (libseccomp skips it too)
-      highestNr = Math.max(highestNr, nr);
-      for (const group of groups) rules.push({ nr, action, args: group });
+      for (const section of sections) {
+        const nr = SYSCALL_TABLES[section.arch][name];
+        if (nr === undefined) continue; // not a syscall of this architecture (libseccomp skips it too)
+        for (const group of groups) section.rules.push({ nr, action, args: group });
+      }
     }
   }
   let flags = 0;
@@ -151,14 +198,13 @@ export function resolveProfile(profile: SeccompProfile, target: SeccompTarget): 
   return {
     arch: target.arch,
     defaultAction: actionValue(profile.defaultAction, profile.defaultErrnoRet),
-    rules,
-    highestNr,
+    sections,
     flags,
   };
 }
 
 /** This machine's architecture for seccomp, or undefined where skiff has no syscall table. */
-export function nativeArch(): SeccompArch | undefined {
+export function nativeArch(): NativeArch | undefined {
   const arch = Deno.build.arch as string;
   return arch === "x86_64" || arch === "aarch64" ? arch : undefined;
 }
