@@ -165,11 +165,6 @@ export async function main(argv: string[]): Promise<number> {
     } else if (a.startsWith("-")) throw new UsageError(`unknown flag: ${a}`);
     else break;
   }
-  if (insecure.length) {
-    // dockerd's --insecure-registry, for this command: the registry client reads this list
-    const listed = Deno.env.get("SKIFF_INSECURE_REGISTRIES");
-    Deno.env.set("SKIFF_INSECURE_REGISTRIES", [...(listed ? [listed] : []), ...insecure].join(","));
-  }
   let rest = argv.slice(i);
   if (rest.length === 0) {
     console.log(USAGE);
@@ -182,7 +177,7 @@ export async function main(argv: string[]): Promise<number> {
   if (Deno.uid() !== 0 && rest[0] !== "version") {
     throw new SkiffError("skiff needs root: run it as root (rootless mode is not supported yet)");
   }
-  const ctx: CliContext = { root: resolveRoot(rootFlag), debug };
+  const ctx: CliContext = { root: resolveRoot(rootFlag), debug, insecureRegistries: insecure };
   if (rest[0] !== "version") ctx.root.ensure();
   // exec's stage (a second Deno process) starts before the verb loads: its start-up overlaps
   if (rest[0] === "exec") (await import("./lib/runtime/exec_stage.ts")).prestartExecStage();

@@ -40,7 +40,7 @@ function libseccompCompile(filter: ResolvedFilter): { program: Uint8Array; unkno
     seccomp_release: { parameters: ["pointer"], result: "void" },
   });
   const ctx = lib.symbols.seccomp_init(filter.defaultAction);
-  for (const rule of filter.rules) {
+  for (const rule of filter.sections[0].rules) { // the host's ABI: libseccomp's native arch
     if (rule.action === filter.defaultAction) continue; // runc skips these (libseccomp refuses them)
     const args = new DataView(new ArrayBuffer(Math.max(1, rule.args.length) * 24));
     rule.args.forEach((a, i) => {
@@ -118,12 +118,13 @@ for (
   const theirs = libseccompCompile(filter).program;
   let cases = 0, same = 0, enosysStub = 0;
   const differ: string[] = [];
-  for (let nr = 0; nr <= filter.highestNr + 20; nr++) {
+  const highestNr = Math.max(...filter.sections[0].rules.map((r) => r.nr));
+  for (let nr = 0; nr <= highestNr + 20; nr++) {
     for (const args of ARG_CASES) {
       cases++;
       const a = runBpf(mine, AUDIT_ARCH[arch], nr, args), b = runBpf(theirs, AUDIT_ARCH[arch], nr, args);
       if (a === b) same++;
-      else if (nr > filter.highestNr && a === (RET.ERRNO | 38) && b === filter.defaultAction) enosysStub++;
+      else if (nr > highestNr && a === (RET.ERRNO | 38) && b === filter.defaultAction) enosysStub++;
       else {differ.push(
           `${names[nr] ?? nr}(${args.join(",")}): skiff ${a.toString(16)} libseccomp ${b.toString(16)}`,
         );}

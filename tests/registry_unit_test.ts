@@ -3,7 +3,9 @@
 
 import { deepStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
 import { parseChallenge, TokenCache } from "../lib/registry/auth.ts";
-import { isInsecure } from "../lib/registry/client.ts";
+import { isInsecure, RegistryClient } from "../lib/registry/client.ts";
+import { DEFAULT_REGISTRY_SETTINGS } from "../lib/registry/settings.ts";
+import { registrySettingsFromEnvironment } from "../lib/cli/registry_settings.ts";
 import { MANIFEST_SIZE_LIMIT, MEDIA, parseManifest } from "../lib/registry/manifest.ts";
 import { formatPlatform, parsePlatform, selectPlatform } from "../lib/registry/mediatypes.ts";
 import { humanSize } from "../lib/format/human.ts";
@@ -46,19 +48,46 @@ Deno.test("auth: tokens are cached per scope until shortly before expiry", () =>
 });
 
 Deno.test("client: plain HTTP only for loopback and listed insecure registries", () => {
-  ok(isInsecure("localhost:5000"));
-  ok(isInsecure("127.0.0.1:5000"));
-  ok(isInsecure("127.8.9.10"));
-  ok(isInsecure("[::1]:5000"));
-  ok(!isInsecure("registry.example.com"));
-  ok(!isInsecure("10.1.2.3:5000"));
-  Deno.env.set("SKIFF_INSECURE_REGISTRIES", "registry.example.com, 10.0.0.0/8");
+  for (const host of ["localhost:5000", "127.0.0.1:5000", "127.8.9.10", "[::1]:5000"]) {
+    ok(isInsecure(host, []));
+  }
+  ok(!isInsecure("registry.example.com", []));
+  ok(!isInsecure("10.1.2.3:5000", []));
+  const listed = ["registry.example.com", "10.0.0.0/8"];
+  ok(isInsecure("registry.example.com", listed));
+  ok(isInsecure("10.1.2.3:5000", listed));
+  ok(!isInsecure("11.1.2.3", listed));
+});
+
+Deno.test("registry settings: the CLI's environment and flags, read once; the client reads none", () => {
+  const saved = Object.fromEntries(
+    ["SKIFF_INSECURE_REGISTRIES", "SKIFF_DOCKER_HUB_HOST", "DOCKER_CONFIG", "SKIFF_REGISTRY_TIMEOUT"].map((
+      k,
+    ) => [k, Deno.env.get(k)]),
+  );
   try {
-    ok(isInsecure("registry.example.com"));
-    ok(isInsecure("10.1.2.3:5000"));
-    ok(!isInsecure("11.1.2.3"));
+    Deno.env.set("SKIFF_INSECURE_REGISTRIES", "a.example:5000, http://b.example/");
+    Deno.env.set("SKIFF_DOCKER_HUB_HOST", "127.0.0.1:2");
+    Deno.env.set("DOCKER_CONFIG", "/tmp/dc");
+    Deno.env.set("SKIFF_REGISTRY_TIMEOUT", "7");
+    const s = registrySettingsFromEnvironment(["c.example"]);
+    ok(
+      s.insecure.includes("a.example:5000") && s.insecure.includes("b.example") &&
+        s.insecure.includes("c.example"),
+    );
+    strictEqual(s.dockerHubHost, "127.0.0.1:2");
+    strictEqual(s.dockerConfigDir, "/tmp/dc");
+    strictEqual(s.timeoutMs, 7000);
+    // a client made with other settings uses those, whatever the environment says
+    const client = new RegistryClient("docker.io", {
+      ...DEFAULT_REGISTRY_SETTINGS,
+      dockerConfigDir: "/nonexistent",
+    });
+    strictEqual(client.host, "registry-1.docker.io");
+    strictEqual(client.timeoutMs, DEFAULT_REGISTRY_SETTINGS.timeoutMs);
+    client.close();
   } finally {
-    Deno.env.delete("SKIFF_INSECURE_REGISTRIES");
+    for (const [k, v] of Object.entries(saved)) v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
   }
 });
 

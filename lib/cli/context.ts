@@ -5,6 +5,8 @@ import type { StateRoot } from "../state/root.ts";
 export interface CliContext {
   root: StateRoot;
   debug: boolean;
+  /** The global --insecure-registry flags (dockerd's): see registry_settings.ts. */
+  insecureRegistries: string[];
 }
 
 /** A verb module's entry point: parses its own args, calls the engine, returns the exit code. */

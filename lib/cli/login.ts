@@ -6,6 +6,7 @@ import { bool, parseArgs, requireArgs, str } from "./args.ts";
 import { SkiffError, UsageError } from "../errors.ts";
 import { isatty } from "../../ffi/libc.ts";
 import { dockerConfigPath, saveCredentials, usesCredentialHelper } from "../registry/auth.ts";
+import { registrySettingsFromEnvironment } from "./registry_settings.ts";
 import { serverDomain } from "../registry/reference.ts";
 
 const HELP = `Usage:  skiff login [OPTIONS] [SERVER]
@@ -48,7 +49,7 @@ function readSecret(message: string): string {
   return new TextDecoder().decode(new Uint8Array(bytes));
 }
 
-const login: Verb = async (args) => {
+const login: Verb = async (args, ctx) => {
   const p = parseArgs(args, {
     verb: "login",
     options: [
@@ -88,7 +89,8 @@ const login: Verb = async (args) => {
   if (!password) throw new SkiffError("Password: Must not be empty", 1);
 
   const { RegistryClient } = await import("../registry/client.ts");
-  const client = new RegistryClient(domain, { credentials: { username, password } });
+  const settings = registrySettingsFromEnvironment(ctx.insecureRegistries);
+  const client = new RegistryClient(domain, settings, { credentials: { username, password } });
   try {
     await client.verifyLogin();
   } catch (e) {
@@ -98,9 +100,11 @@ const login: Verb = async (args) => {
   } finally {
     client.close();
   }
-  await saveCredentials(domain, { username, password });
-  if (!usesCredentialHelper(domain)) {
-    console.error(`WARNING! Your password will be stored unencrypted in ${dockerConfigPath()}.`);
+  await saveCredentials(settings.dockerConfigDir, domain, { username, password });
+  if (!usesCredentialHelper(settings.dockerConfigDir, domain)) {
+    console.error(
+      `WARNING! Your password will be stored unencrypted in ${dockerConfigPath(settings.dockerConfigDir)}.`,
+    );
   }
   console.log("Login Succeeded");
   return 0;

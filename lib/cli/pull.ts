@@ -8,6 +8,7 @@ import { oneLine, SkiffError, UsageError } from "../errors.ts";
 import { isatty } from "../../ffi/libc.ts";
 import { parsePlatform } from "../registry/mediatypes.ts";
 import { ProgressRenderer } from "../registry/progress.ts";
+import { registrySettingsFromEnvironment } from "./registry_settings.ts";
 import {
   familiarName,
   familiarString,
@@ -66,7 +67,11 @@ const pull: Verb = async (args, ctx) => {
   // the second pull of a tag: one HEAD decides, before the registry modules are even loaded
   if (!allTags && !platform) {
     const { upToDate } = await import("../registry/uptodate.ts");
-    const fast = await upToDate(ctx.root, ref);
+    const fast = await upToDate(
+      ctx.root,
+      ref,
+      registrySettingsFromEnvironment(ctx.insecureRegistries).dockerHubHost,
+    );
     if (fast) {
       if (!quiet) {
         const lines = [
@@ -89,7 +94,8 @@ const pull: Verb = async (args, ctx) => {
   const say = (text: string) => renderer?.sink({ kind: "message", text });
   let client: InstanceType<typeof RegistryClient> | undefined;
   try {
-    client = new RegistryClient(ref.domain); // reads credentials: may fail like the daemon would
+    // reads credentials: may fail like the daemon would
+    client = new RegistryClient(ref.domain, registrySettingsFromEnvironment(ctx.insecureRegistries));
     if (allTags) {
       const tags = await listTags(client, ref.path);
       let lastDigest = "";
@@ -173,7 +179,7 @@ export async function imageForRun(
   const say = (text: string) => renderer.sink({ kind: "message", text });
   let client: InstanceType<typeof RegistryClient> | undefined;
   try {
-    client = new RegistryClient(ref.domain);
+    client = new RegistryClient(ref.domain, registrySettingsFromEnvironment(ctx.insecureRegistries));
     const result = await pullImage(ctx.root, ref, { onEvent: renderer.sink, client });
     renderer.flush();
     say(`Digest: ${result.digest}`);

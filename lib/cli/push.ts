@@ -1,6 +1,7 @@
 // skiff push [-q] NAME[:TAG]
 
 import { imageEvent } from "../state/events.ts";
+import { registrySettingsFromEnvironment } from "./registry_settings.ts";
 import type { Verb } from "./context.ts";
 import { bool, parseArgs, requireArgs } from "./args.ts";
 import { oneLine, SkiffError } from "../errors.ts";
@@ -49,7 +50,8 @@ const push: Verb = async (args, ctx) => {
   const renderer = quiet ? undefined : new ProgressRenderer(Deno.stdout, isatty(1));
   let client: InstanceType<typeof RegistryClient> | undefined;
   try {
-    client = new RegistryClient(ref.domain); // reads credentials: may fail like the daemon would
+    // reads credentials: may fail like the daemon would
+    client = new RegistryClient(ref.domain, registrySettingsFromEnvironment(ctx.insecureRegistries));
     for (const tag of tags) {
       const result = await pushImage(ctx.root, { ...ref, tag }, { onEvent: renderer?.sink, client });
       renderer?.flush();

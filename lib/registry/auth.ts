@@ -14,16 +14,9 @@ export interface Credentials {
   password: string;
 }
 
-/** Where docker keeps config.json: $DOCKER_CONFIG, else ~/.docker. */
-export function dockerConfigDir(): string {
-  const fromEnv = Deno.env.get("DOCKER_CONFIG");
-  if (fromEnv) return fromEnv;
-  const home = Deno.env.get("HOME") ?? "/root";
-  return join(home, ".docker");
-}
-
-export function dockerConfigPath(): string {
-  return join(dockerConfigDir(), "config.json");
+/** docker's config.json in its directory (RegistrySettings.dockerConfigDir). */
+export function dockerConfigPath(configDir: string): string {
+  return join(configDir, "config.json");
 }
 
 interface DockerConfigFile {
@@ -35,8 +28,8 @@ interface DockerConfigFile {
 }
 
 /** True when credentials for the domain live in a docker-credential-* helper, not in the file. */
-export function usesCredentialHelper(domain: string): boolean {
-  return helperFor(readConfig(), domain) !== undefined;
+export function usesCredentialHelper(configDir: string, domain: string): boolean {
+  return helperFor(readConfig(configDir), domain) !== undefined;
 }
 
 /** The credential helper docker would use for a domain, if the config names one. */
@@ -121,8 +114,8 @@ const dockerConfigShape = object<DockerConfigFile>({
   credHelpers: optional(record(str)),
 });
 
-function readConfig(): DockerConfigFile {
-  const path = dockerConfigPath();
+function readConfig(configDir: string): DockerConfigFile {
+  const path = dockerConfigPath(configDir);
   let text: string;
   try {
     text = Deno.readTextFileSync(path);
@@ -146,8 +139,8 @@ function candidateKeys(domain: string): string[] {
   return [key, `https://${domain}`, `http://${domain}`, `https://${domain}/v1/`, `https://${domain}/v2/`];
 }
 
-export function readCredentials(domain: string): Credentials | undefined {
-  const config = readConfig();
+export function readCredentials(configDir: string, domain: string): Credentials | undefined {
+  const config = readConfig(configDir);
   const helper = helperFor(config, domain);
   if (helper) {
     const text = runHelper(helper, "get", credentialKey(domain));
@@ -169,10 +162,10 @@ export function readCredentials(domain: string): Credentials | undefined {
       try {
         decoded = new TextDecoder().decode(Uint8Array.from(atob(entry.auth), (c) => c.charCodeAt(0)));
       } catch {
-        throw new SkiffError(`${dockerConfigPath()}: invalid auth entry for ${key}`);
+        throw new SkiffError(`${dockerConfigPath(configDir)}: invalid auth entry for ${key}`);
       }
       const colon = decoded.indexOf(":");
-      if (colon === -1) throw new SkiffError(`${dockerConfigPath()}: invalid auth entry for ${key}`);
+      if (colon === -1) throw new SkiffError(`${dockerConfigPath(configDir)}: invalid auth entry for ${key}`);
       return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
     }
     if (entry.username !== undefined && entry.password !== undefined) {
@@ -193,10 +186,9 @@ export function basicAuthHeader(creds: Credentials): string {
   return `Basic ${base64(`${creds.username}:${creds.password}`)}`;
 }
 
-function writeConfig(config: DockerConfigFile): void {
-  const dir = dockerConfigDir();
-  Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const path = dockerConfigPath();
+function writeConfig(configDir: string, config: DockerConfigFile): void {
+  Deno.mkdirSync(configDir, { recursive: true, mode: 0o700 });
+  const path = dockerConfigPath(configDir);
   writeFileAtomic(path, JSON.stringify(config, null, "\t") + "\n", 0o600);
   Deno.chmodSync(path, 0o600); // the umask may have narrowed or the file pre-existed wider
 }
@@ -205,8 +197,8 @@ function writeConfig(config: DockerConfigFile): void {
  * Stores credentials like `docker login`: auths[key].auth = base64(user:pass), file mode 0600, or
  * in the credential helper the config names (then the file keeps an empty entry, as docker's does).
  */
-export async function saveCredentials(domain: string, creds: Credentials): Promise<void> {
-  const config = readConfig();
+export async function saveCredentials(configDir: string, domain: string, creds: Credentials): Promise<void> {
+  const config = readConfig(configDir);
   const auths = config.auths ?? {};
   for (const key of candidateKeys(domain)) delete auths[key];
   const helper = helperFor(config, domain);
@@ -216,16 +208,16 @@ export async function saveCredentials(domain: string, creds: Credentials): Promi
     auths[credentialKey(domain)] = {};
   } else auths[credentialKey(domain)] = { auth: base64(`${creds.username}:${creds.password}`) };
   config.auths = auths;
-  writeConfig(config);
+  writeConfig(configDir, config);
 }
 
 /** Removes a domain's credentials; returns false when there were none. */
-export function removeCredentials(domain: string): boolean {
-  const config = readConfig();
+export function removeCredentials(configDir: string, domain: string): boolean {
+  const config = readConfig(configDir);
   const auths = config.auths ?? {};
   let found = false;
   const helper = helperFor(config, domain);
-  if (helper && readCredentials(domain)) {
+  if (helper && readCredentials(configDir, domain)) {
     runHelper(helper, "erase", credentialKey(domain));
     found = true;
   }
@@ -237,7 +229,7 @@ export function removeCredentials(domain: string): boolean {
   }
   if (found) {
     config.auths = auths;
-    writeConfig(config);
+    writeConfig(configDir, config);
   }
   return found;
 }

@@ -25,6 +25,7 @@ import {
   UnauthorizedError,
 } from "./auth.ts";
 import { registryHost } from "./reference.ts";
+import type { RegistrySettings } from "./settings.ts";
 
 /** A registry's error answer, with its distribution error code (MANIFEST_UNKNOWN, …) when sent. */
 export class RegistryError extends SkiffError {
@@ -56,15 +57,7 @@ export interface RequestOptions {
   signal?: AbortSignal;
 }
 
-const DEFAULT_TIMEOUT_MS = 30_000;
 const MAX_RETRY_AFTER_MS = 30_000;
-
-function envNumber(name: string): number | undefined {
-  const v = Deno.env.get(name);
-  if (v === undefined || v === "") return undefined;
-  const n = Number(v);
-  return Number.isFinite(n) && n >= 0 ? n : undefined;
-}
 
 export function isLoopback(hostname: string): boolean {
   const h = hostname.replace(/^\[|\]$/g, "");
@@ -79,26 +72,11 @@ function ipv4ToInt(ip: string): number | undefined {
   return ((parts[0] << 24) >>> 0) + (parts[1] << 16) + (parts[2] << 8) + parts[3];
 }
 
-/**
- * Registries reachable over plain HTTP, docker's way: "insecure-registries" in
- * /etc/docker/daemon.json (host[:port] or an IPv4 CIDR), plus SKIFF_INSECURE_REGISTRIES
- * (comma-separated, same forms). Loopback hosts always are.
- */
-export function insecureRegistries(): string[] {
-  const list: string[] = [];
-  try {
-    const daemon = JSON.parse(Deno.readTextFileSync("/etc/docker/daemon.json"));
-    if (Array.isArray(daemon["insecure-registries"])) list.push(...daemon["insecure-registries"].map(String));
-  } catch { /* absent or unreadable: none */ }
-  const env = Deno.env.get("SKIFF_INSECURE_REGISTRIES");
-  if (env) list.push(...env.split(",").map((s) => s.trim()).filter(Boolean));
-  return list.map((s) => s.replace(/^https?:\/\//, "").replace(/\/+$/, ""));
-}
-
-export function isInsecure(host: string): boolean {
+/** Spoken to over plain HTTP first, docker's way: loopback, and the settings' insecure list (host[:port] or IPv4 CIDR). */
+export function isInsecure(host: string, insecure: readonly string[]): boolean {
   const hostname = host.startsWith("[") ? host.slice(0, host.indexOf("]") + 1) : host.split(":")[0];
   if (isLoopback(hostname)) return true;
-  for (const entry of insecureRegistries()) {
+  for (const entry of insecure) {
     if (entry === host || entry === hostname) return true;
     const cidr = /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(entry);
     const ip = ipv4ToInt(hostname);
@@ -118,8 +96,8 @@ export function isInsecure(host: string): boolean {
  * `X.key` is a client certificate (the first pair by name: a Deno client holds one). A `.cert` without
  * its `.key`, or the reverse, is refused with docker's message.
  */
-function httpClientFor(host: string): Deno.HttpClient | undefined {
-  const dir = join(Deno.env.get("SKIFF_CERTS_DIR") ?? "/etc/docker/certs.d", host);
+function httpClientFor(certsDir: string, host: string): Deno.HttpClient | undefined {
+  const dir = join(certsDir, host);
   let names: string[];
   try {
     names = [...Deno.readDirSync(dir)].filter((e) => !e.isDirectory).map((e) => e.name).sort();
@@ -242,15 +220,14 @@ export class RegistryClient {
   private readonly httpClient?: Deno.HttpClient;
   private pinging?: Promise<void>;
 
-  constructor(readonly domain: string, opts: ClientOptions = {}) {
-    this.host = registryHost(domain);
-    const envTimeout = envNumber("SKIFF_REGISTRY_TIMEOUT");
-    this.timeoutMs = opts.timeoutMs ?? (envTimeout ? envTimeout * 1000 : DEFAULT_TIMEOUT_MS);
-    this.retries = opts.retries ?? envNumber("SKIFF_REGISTRY_RETRIES") ?? 4;
+  constructor(readonly domain: string, readonly settings: RegistrySettings, opts: ClientOptions = {}) {
+    this.host = registryHost(domain, settings.dockerHubHost);
+    this.timeoutMs = opts.timeoutMs ?? settings.timeoutMs;
+    this.retries = opts.retries ?? settings.retries;
     this.credentials = opts.credentials === undefined
-      ? readCredentials(domain)
+      ? readCredentials(settings.dockerConfigDir, domain)
       : (opts.credentials ?? undefined);
-    this.httpClient = httpClientFor(this.host);
+    this.httpClient = httpClientFor(settings.certsDir, this.host);
   }
 
   close(): void {
@@ -291,7 +268,7 @@ export class RegistryClient {
       const hostname = this.host.startsWith("[")
         ? this.host.slice(0, this.host.indexOf("]") + 1)
         : this.host.split(":")[0];
-      const schemes = !isInsecure(this.host)
+      const schemes = !isInsecure(this.host, this.settings.insecure)
         ? ["https"]
         : isLoopback(hostname)
         ? ["http", "https"]

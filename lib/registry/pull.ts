@@ -9,7 +9,7 @@ import { blobSourcesShape, InvalidState, parseState } from "../state/validate.ts
 import type { StateRoot } from "../state/root.ts";
 import type { ImageConfigBlob, ImageRecord, LayerRef } from "../state/types.ts";
 import { ImageStore } from "../image/store.ts";
-import { RegistryClient, RegistryError } from "./client.ts";
+import { type RegistryClient, RegistryError } from "./client.ts";
 import type { Descriptor, ImageManifest, ParsedManifest } from "./manifest.ts";
 import {
   CONFIG_SIZE_LIMIT,
@@ -28,10 +28,10 @@ import { imageEvent, imageLabels } from "../state/events.ts";
 export interface PullOptions {
   /** The platform to pick from a multi-platform index (default: the host's). */
   platform?: Platform;
-  /** Layers downloaded at once (default 3, or SKIFF_MAX_CONCURRENT_DOWNLOADS). */
+  /** Layers downloaded at once (default: the client's settings). */
   maxConcurrent?: number;
   onEvent?: ProgressSink;
-  client?: RegistryClient;
+  client: RegistryClient;
 }
 
 export interface PullResult {
@@ -197,11 +197,6 @@ export function readBlobSources(root: StateRoot): BlobSources {
   }
 }
 
-function envConcurrency(): number | undefined {
-  const v = Number(Deno.env.get("SKIFF_MAX_CONCURRENT_DOWNLOADS"));
-  return Number.isInteger(v) && v > 0 ? v : undefined;
-}
-
 /** Runs tasks with at most `limit` at once; waits for all, then throws the first failure. */
 async function runBounded(tasks: (() => Promise<void>)[], limit: number): Promise<void> {
   let next = 0;
@@ -281,11 +276,11 @@ async function resolveManifest(
 export async function pullImage(
   root: StateRoot,
   ref: Reference,
-  opts: PullOptions = {},
+  opts: PullOptions,
 ): Promise<PullResult> {
   const emit: ProgressSink = opts.onEvent ?? (() => {});
   const store = new ImageStore(root);
-  const client = opts.client ?? new RegistryClient(ref.domain);
+  const client = opts.client;
   const platform = opts.platform ?? hostPlatform();
   const repo = ref.path;
   emit({ kind: "message", text: `${ref.digest ?? ref.tag}: Pulling from ${repo}` });
@@ -359,7 +354,7 @@ export async function pullImage(
   if (missing.length) {
     store.sweepTmp();
     const { downloadLayer } = await import("./download.ts");
-    const limit = opts.maxConcurrent ?? envConcurrency() ?? 3;
+    const limit = opts.maxConcurrent ?? client.settings.maxConcurrentDownloads;
     await runBounded(
       missing.map((i) => () =>
         downloadLayer({
@@ -457,19 +452,4 @@ export async function listTags(client: RegistryClient, repo: string): Promise<st
     path = m ? m[1] : null;
   }
   return tags;
-}
-
-/**
- * For verbs that pull what is missing (`run`, `create`): parses NAME[:TAG|@DIGEST] like `docker pull`
- * (default tag latest) and pulls it.
- */
-export async function pullByName(root: StateRoot, name: string, opts: PullOptions = {}): Promise<PullResult> {
-  const { parsePullReference } = await import("../image/reference.ts");
-  const { ref } = parsePullReference(name);
-  const client = opts.client ?? new RegistryClient(ref.domain);
-  try {
-    return await pullImage(root, ref, { ...opts, client });
-  } finally {
-    if (!opts.client) client.close();
-  }
 }

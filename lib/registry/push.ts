@@ -10,7 +10,7 @@ import { InvalidState } from "../state/validate.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ImageRecord } from "../state/types.ts";
 import { ImageStore } from "../image/store.ts";
-import { RegistryClient, RegistryError } from "./client.ts";
+import { type RegistryClient, RegistryError } from "./client.ts";
 import { MEDIA } from "./mediatypes.ts";
 import { type ProgressSink, shortId } from "./progress.ts";
 import { readBlobSources, recordBlobSources, sha256Of } from "./pull.ts";
@@ -22,7 +22,7 @@ const UPLOAD_ATTEMPTS = 3;
 
 export interface PushOptions {
   onEvent?: ProgressSink;
-  client?: RegistryClient;
+  client: RegistryClient;
 }
 
 export interface PushResult {
@@ -305,7 +305,7 @@ async function pushBlob(
 export async function pushImage(
   root: StateRoot,
   ref: Reference,
-  opts: PushOptions = {},
+  opts: PushOptions,
 ): Promise<PushResult> {
   const emit: ProgressSink = opts.onEvent ?? (() => {});
   const store = new ImageStore(root);
@@ -313,7 +313,7 @@ export async function pushImage(
   const local = familiarString({ ...ref, tag, digest: undefined });
   const image = store.find(local);
   if (!image) throw new SkiffError(`An image does not exist locally with the tag: ${familiarName(ref)}`, 1);
-  const client = opts.client ?? new RegistryClient(ref.domain);
+  const client = opts.client;
   const repo = ref.path;
   emit({ kind: "message", text: `The push refers to repository [${ref.domain}/${repo}]` });
   const plan = await planImage(root, store, image);

@@ -4,13 +4,11 @@
 import { DEFAULT_DOMAIN, InvalidReferenceError } from "../image/reference.ts";
 
 /**
- * The host that serves the registry API for a domain (Docker Hub's is not docker.io).
- * SKIFF_DOCKER_HUB_HOST points Docker Hub names at another host[:port] (an air-gapped pull-through
- * cache; the test suite points it at a closed loopback port so no test can reach the internet).
+ * The host that serves the registry API for a domain: Docker Hub's is not docker.io but
+ * RegistrySettings.dockerHubHost (registry-1.docker.io, or an air-gapped pull-through cache).
  */
-export function registryHost(domain: string): string {
-  if (domain !== DEFAULT_DOMAIN) return domain;
-  return Deno.env.get("SKIFF_DOCKER_HUB_HOST") || "registry-1.docker.io";
+export function registryHost(domain: string, dockerHubHost: string): string {
+  return domain === DEFAULT_DOMAIN ? dockerHubHost : domain;
 }
 
 /** The key docker uses in config.json `auths` for a domain. */

@@ -19,9 +19,10 @@ const HEAD_TIMEOUT_MS = 2000;
 export async function upToDate(
   root: StateRoot,
   ref: Reference,
+  dockerHubHost: string,
 ): Promise<{ image: ImageRecord; digest: string } | undefined> {
   if (ref.tag === undefined || ref.digest !== undefined) return undefined;
-  const host = registryHost(ref.domain);
+  const host = registryHost(ref.domain, dockerHubHost);
   const bracket = host.startsWith("[");
   const hostname = bracket ? host.slice(1, host.indexOf("]")) : host.split(":")[0];
   // loopback only: the client talks plain HTTP to those first (client.ts is not loaded here)
