@@ -42,6 +42,7 @@ const VERBS: Record<string, VerbLoader> = {
   update: () => import("./lib/cli/update.ts"),
   "container-prune": () => import("./lib/cli/container_prune.ts"),
   __cp: () => import("./lib/container/cphelper.ts"), // cp's helper inside a running container
+  "__cp-stopped": () => import("./lib/container/cp_stopped.ts"), // cp of a stopped container
   logs: () => import("./lib/cli/logs.ts"),
   start: () => import("./lib/cli/start.ts"),
   stop: () => import("./lib/cli/stop.ts"),

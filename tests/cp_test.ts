@@ -1,5 +1,5 @@
 // skiff cp against real containers: both directions, running (through /proc/<pid>/root) and stopped
-// (overlay in a private mount namespace), files, directories, symlinks, tar streams, docker's path
+// (overlay in a private mount namespace of a child), files, directories, symlinks, tar streams, docker's path
 // rules, and symlinks in the container that point at / or ../.. never leading to the host.
 
 import assert from "node:assert/strict";
@@ -206,5 +206,30 @@ Deno.test("cp: argument errors", async () => {
     const ghost = await root.skiff(["cp", "ghost:/x", "/tmp"]);
     assert.equal(ghost.code, 1);
     assert.match(ghost.stderr, /No such container: ghost/);
+  });
+});
+
+Deno.test("cp of a stopped container leaves the caller's mount namespace as it was (the child mounts)", async () => {
+  const { resolveRoot } = await import("../lib/state/root.ts");
+  const { findContainer } = await import("../lib/state/containers.ts");
+  const { copyFromContainer } = await import("../lib/container/cp.ts");
+  await withBusybox(async (root) => {
+    await root.ok(["create", "--name", "still", "busybox", "true"]);
+    const out = await Deno.makeTempDir({ prefix: "skiff-cp-ns-" });
+    try {
+      // thread-self: a test may not run on the process's main thread, and namespaces are per thread
+      const namespaces = () => ["self", "thread-self"].map((p) => Deno.readLinkSync(`/proc/${p}/ns/mnt`));
+      const before = namespaces();
+      const state = resolveRoot(root.path);
+      // the engine's call, in this (the test's) process: what an API server would do
+      await copyFromContainer(state, findContainer(state, "still"), "/etc/passwd", join(out, "passwd"), {
+        followLink: false,
+        archive: false,
+      });
+      assert.deepEqual(namespaces(), before, "the caller's mount namespace changed");
+      assert.match(Deno.readTextFileSync(join(out, "passwd")), /^root:/);
+    } finally {
+      Deno.removeSync(out, { recursive: true });
+    }
   });
 });

@@ -7,9 +7,10 @@
 //   mount namespace (cphelper.ts), so the kernel resolves every path, symlinks included, inside the
 //   container, even against a container process that swaps directories for symlinks meanwhile.
 //   Host data and container data meet only as tar streams over pipes.
-// - Stopped container: its overlay is mounted in a private mount namespace of this process
-//   (unshare(CLONE_NEWNS), mounts made private first): the mount is never visible to the host and
-//   vanishes with the process. Another container that shares a volume with it may still swap names
+// - Stopped container: a `skiff __cp-stopped` child (cp_stopped.ts: the caller's own process, an
+//   engine that may serve other requests, never changes its namespaces) mounts its overlay in a
+//   private mount namespace of its own (unshare(CLONE_NEWNS), mounts made private first): the mount
+//   is never visible to the host and vanishes with the process. Another container that shares a volume with it may still swap names
 //   there meanwhile, so every path is resolved from a directory fd of the mounted root with
 //   openat2(RESOLVE_IN_ROOT), and every file is read and written through directory fds (lib/fs).
 //   From then on only synchronous APIs are used (platform notes), which is why that path is sync,
@@ -314,7 +315,7 @@ export async function copyFromContainer(
   opts: CpOptions,
 ): Promise<void> {
   if (isRunning(record)) await copyFromRunning(root, record, srcPath, dest, opts);
-  else copyFromStopped(root, record, srcPath, dest, opts);
+  else await inStoppedHelper(root, record, ["from", srcPath, dest], opts);
 }
 
 /** `cp SRC CONTAINER:DEST` (SRC "-" reads a tar stream from stdin into the directory DEST). */
@@ -326,7 +327,35 @@ export async function copyToContainer(
   opts: CpOptions,
 ): Promise<void> {
   if (isRunning(record)) await copyToRunning(root, record, src, destPath, opts);
-  else copyToStopped(root, record, src, destPath, opts);
+  else await inStoppedHelper(root, record, ["to", src, destPath], opts);
+}
+
+/**
+ * Runs the copy of a stopped container in `skiff __cp-stopped` (cp_stopped.ts), which mounts the
+ * container's root in a mount namespace of its own; the caller's stdio and cwd are the child's, so
+ * "-" streams and relative host paths mean what they meant here. Its failure comes back as the
+ * same one line and exit code.
+ */
+async function inStoppedHelper(
+  root: StateRoot,
+  record: ContainerRecord,
+  [direction, from, to]: [string, string, string],
+  opts: CpOptions,
+): Promise<void> {
+  const { cmd, args } = selfCommand([
+    "--root",
+    root.path,
+    "__cp-stopped",
+    direction,
+    record.Id,
+    from,
+    to,
+    opts.followLink ? "1" : "0",
+    opts.archive ? "1" : "0",
+  ]);
+  const child = new Deno.Command(cmd, { args, stdin: "inherit", stdout: "inherit", stderr: "piped" }).spawn();
+  const [status, stderr] = await Promise.all([child.status, new Response(child.stderr).text()]);
+  if (!status.success) throw new SkiffError(stderr.trim() || `cp failed (exit ${status.code})`, status.code);
 }
 
 // ---- running: the container side runs in `skiff __cp` inside the container's mount namespace ----
@@ -468,7 +497,7 @@ async function copyToRunning(
 
 // ---- stopped: the overlay mounted in this process's private mount namespace ----
 
-function copyFromStopped(
+export function copyFromStopped(
   root: StateRoot,
   record: ContainerRecord,
   srcPath: string,
@@ -506,7 +535,7 @@ function readStdinSync(onChunk: (chunk: Uint8Array) => void): void {
   }
 }
 
-function copyToStopped(
+export function copyToStopped(
   root: StateRoot,
   record: ContainerRecord,
   src: string,
