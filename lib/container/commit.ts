@@ -25,7 +25,8 @@ export interface CommitOptions {
   pause?: boolean;
 }
 
-async function* layerTar(upper: string): AsyncGenerator<Uint8Array> {
+/** The changes in a container's upper dir as one layer tar, streamed (commit, a build's RUN step). */
+export async function* upperLayerTar(upper: string): AsyncGenerator<Uint8Array> {
   for (const entry of upperLayerEntries(upper)) yield writeTar([entry], { endMarker: false });
   yield new Uint8Array(1024);
 }
@@ -57,7 +58,7 @@ export async function commitContainer(
   store.sweepTmp();
   const parentChain = parent.layers.at(-1)?.chainId ?? null;
   const read = () =>
-    storeLayer(store, { stream: layerTar(upperDir(root, record)) }, parentChain, undefined, {
+    storeLayer(store, { stream: upperLayerTar(upperDir(root, record)) }, parentChain, undefined, {
       keepBlob: true,
     });
   const layer = opts.pause === false ? await read() : await whilePaused(root, record, read);

@@ -44,6 +44,8 @@ export interface ForegroundRun {
   io: ContainerIO;
   /** Keep the json log of the run (not for --rm, nor --log-driver none). */
   keepLog: boolean;
+  /** The container's id, when the caller names it before it exists (a build's `Running in ID`). */
+  id?: string;
 }
 
 export class Engine {
@@ -127,7 +129,7 @@ export class Engine {
         import("./resources.ts"),
       ]);
       const limits = checkLimits(request);
-      const id = newContainerId();
+      const id = run.id ?? newContainerId();
       // the first cgroup.procs write sleeps for an RCU grace period (~10 ms): now, while the
       // record is made
       cgroup = startCgroup(root, id, limits);

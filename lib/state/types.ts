@@ -12,6 +12,17 @@ export interface ImageRunConfig {
   StopSignal?: string;
   ExposedPorts?: Record<string, unknown>;
   Volumes?: Record<string, unknown>;
+  /** set by `build` (HEALTHCHECK, SHELL, ONBUILD) */
+  Healthcheck?: {
+    Test: string[];
+    Interval?: number;
+    Timeout?: number;
+    StartPeriod?: number;
+    StartInterval?: number;
+    Retries?: number;
+  };
+  Shell?: string[];
+  OnBuild?: string[] | null;
 }
 
 /** The image config blob (OCI image-spec config / docker image JSON). */

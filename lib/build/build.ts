@@ -1,0 +1,643 @@
+// `build`'s executor: runs a plan (plan.ts) step by step against the store. Every step's result is
+// an image (untagged until the end), found again through the build cache (a step's key → the image
+// it made). RUN steps are containers created, started and waited for by the engine; their upper dir
+// becomes the step's layer. COPY/ADD and a WORKDIR that must be made write a layer without a process.
+// Tags move only once the whole build succeeded. Nothing here prints: progress goes to `out`.
+
+import { join } from "../path.ts";
+import { SkiffError } from "../errors.ts";
+import { hostPlatform, storeLayer, writeBlob } from "../image/ingest.ts";
+import { normalizeTag } from "../image/reference.ts";
+import { ImageStore, shortId } from "../image/store.ts";
+import { type TarWriteEntry, writeTar } from "../image/tar.ts";
+import { hexOf } from "../image/digest.ts";
+import { exists, writeFileAtomic } from "../state/fsutil.ts";
+import type { StateRoot } from "../state/root.ts";
+import type { ImageConfigBlob, ImageRecord, ImageRunConfig } from "../state/types.ts";
+import type { ByteSink } from "../runtime/stdio.ts";
+import { DockerfileSyntaxError, type Instruction, parseDockerfile } from "./parse.ts";
+import {
+  type BuildPlan,
+  cacheKey,
+  cleanPath,
+  commandOf,
+  configStep,
+  findStage,
+  nop,
+  planBuild,
+  runBuildArgs,
+  runHistoryCommand,
+  type Stage,
+  type StageState,
+  substitutionVars,
+} from "./plan.ts";
+import { processWord, processWords } from "./shell.ts";
+import {
+  BuildContext,
+  cleanSource,
+  collectCopy,
+  contentHash,
+  type CopyEntry,
+  copyLayerEntries,
+  type CopyOwner,
+  globToRegExp,
+  resolveChown,
+} from "./copy.ts";
+import { UnionView } from "./union.ts";
+import { extractArchive, isArchive } from "./archive.ts";
+
+export interface BuildOptions {
+  dockerfile: string;
+  /** the Dockerfile's name in errors */
+  file: string;
+  contextDir?: string;
+  tags: string[];
+  buildArgs: Map<string, string | undefined>;
+  target?: string;
+  noCache: boolean;
+  labels: Record<string, string>;
+  /** remove intermediate containers (default true) */
+  rm: boolean;
+  network?: string;
+  /** progress lines (docker's classic builder output) */
+  out(line: string): void;
+  /** where RUN steps' output goes */
+  runOutput: ByteSink;
+  /** a base image not in the store: pulled by the CLI (its progress on stderr) */
+  pullBase(store: ImageStore, ref: string): Promise<ImageRecord>;
+}
+
+/** A RUN whose command failed: docker's message, and its exit code as the build's. */
+export class RunStepError extends SkiffError {}
+
+const SCRATCH: ImageRecord = {
+  id: "",
+  repoTags: [],
+  repoDigests: [],
+  layers: [],
+  config: { rootfs: { type: "layers", diff_ids: [] }, history: [] },
+  created: "",
+  size: 0,
+};
+
+/** The build cache: a step's key → the image it made. */
+class BuildCache {
+  constructor(private readonly root: StateRoot) {}
+  private path(key: string) {
+    return join(this.root.path, "build-cache", hexOf(key));
+  }
+  get(store: ImageStore, key: string): ImageRecord | undefined {
+    try {
+      return store.get(Deno.readTextFileSync(this.path(key)).trim());
+    } catch {
+      return undefined;
+    }
+  }
+  set(key: string, id: string): void {
+    const dir = join(this.root.path, "build-cache");
+    if (!exists(dir)) Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeFileAtomic(this.path(key), id, 0o600);
+  }
+}
+
+interface StageResult {
+  image: ImageRecord;
+}
+
+async function* tarStream(entries: Iterable<TarWriteEntry>): AsyncGenerator<Uint8Array> {
+  for (const e of entries) yield writeTar([e], { endMarker: false });
+  yield new Uint8Array(1024);
+}
+
+const flagOf = (instr: Instruction, name: string) => instr.flags.find((f) => f.name === name)?.value;
+
+export class Builder {
+  private readonly store: ImageStore;
+  private readonly cache: BuildCache;
+  private plan!: BuildPlan;
+  private step = 0;
+  private context!: BuildContext;
+  private readonly results = new Map<number, StageResult>();
+
+  constructor(private readonly root: StateRoot, private readonly opts: BuildOptions) {
+    this.store = new ImageStore(root);
+    this.cache = new BuildCache(root);
+  }
+
+  async run(): Promise<ImageRecord> {
+    const o = this.opts;
+    // tags are checked before anything runs
+    const tags = o.tags.map((t) => normalizeTag(t));
+    this.plan = planBuild(o.dockerfile, { file: o.file, buildArgs: o.buildArgs, target: o.target });
+    const last = this.plan.build.at(-1)!;
+    if (Object.keys(o.labels).length) {
+      // docker's classic builder: --label becomes a LABEL step at the end of the last stage
+      const text = Object.entries(o.labels).map(([k, v]) => `${JSON.stringify(k)}=${JSON.stringify(v)}`).join(
+        " ",
+      );
+      last.instructions.push({
+        keyword: "LABEL",
+        rest: text,
+        flags: [],
+        heredocs: [],
+        line: 0,
+        original: `LABEL ${text}`,
+      });
+      this.plan.totalSteps++;
+    }
+    this.context = await BuildContext.open(o.contextDir);
+    try {
+      for (const meta of this.plan.metaArgs) this.announce(meta);
+      let image = SCRATCH;
+      for (const stage of this.plan.build) {
+        image = await this.buildStage(stage);
+        this.results.set(stage.index, { image });
+      }
+      if (image === SCRATCH) throw new SkiffError("No image was generated. Is your Dockerfile empty?");
+      o.out(`Successfully built ${shortId(image.id)}`);
+      if (tags.length) {
+        for (const t of tags) await this.store.tag(image.id, t);
+        for (const t of o.tags) o.out(`Successfully tagged ${tags[o.tags.indexOf(t)]}`);
+      }
+      return this.store.get(image.id) ?? image;
+    } finally {
+      this.context.close();
+    }
+  }
+
+  private announce(instr: Instruction): void {
+    this.step++;
+    this.opts.out(`Step ${this.step}/${this.plan.totalSteps} : ${instr.original}`);
+  }
+
+  private fail(instr: Instruction, e: unknown): never {
+    if (e instanceof RunStepError || e instanceof DockerfileSyntaxError || !(e instanceof SkiffError)) {
+      throw e;
+    }
+    const prefix = ["COPY", "ADD"].includes(instr.keyword) ? `${instr.keyword} failed: ` : "";
+    throw new SkiffError(`${prefix}${e.message}`, 1);
+  }
+
+  private async baseImage(stage: Stage): Promise<ImageRecord> {
+    if (stage.base === "scratch") return SCRATCH;
+    const ref = findStage(this.plan, stage.base, stage.index);
+    if (ref) {
+      const done = this.results.get(ref.index);
+      if (!done) throw new SkiffError(`stage ${stage.base} was not built`);
+      return done.image;
+    }
+    return this.store.find(stage.base) ?? await this.opts.pullBase(this.store, stage.base);
+  }
+
+  private async buildStage(stage: Stage): Promise<ImageRecord> {
+    this.announce(stage.from);
+    let image: ImageRecord;
+    try {
+      image = await this.baseImage(stage);
+    } catch (e) {
+      this.fail(stage.from, e);
+    }
+    if (image !== SCRATCH) this.opts.out(` ---> ${shortId(image.id)}`);
+    const state: StageState = {
+      config: { ...(image.config.config ?? {}) },
+      args: new Map(),
+      escape: this.plan.escape,
+      buildArgs: this.opts.buildArgs,
+      metaValues: this.plan.metaValues,
+    };
+    // ONBUILD triggers of the base run first; the child image does not inherit them
+    const triggers = state.config.OnBuild ?? [];
+    if (triggers.length) {
+      this.opts.out(`# Executing ${triggers.length} build trigger${triggers.length > 1 ? "s" : ""}`);
+      state.config.OnBuild = null;
+      for (const t of parseDockerfile(triggers.join("\n"), this.opts.file).instructions) {
+        image = await this.runStep(stage, image, state, t, false);
+      }
+    }
+    for (const instr of stage.instructions) {
+      this.announce(instr);
+      image = await this.runStep(stage, image, state, instr, true);
+      this.opts.out(` ---> ${shortId(image.id)}`);
+    }
+    return image;
+  }
+
+  private async runStep(
+    stage: Stage,
+    image: ImageRecord,
+    state: StageState,
+    instr: Instruction,
+    _shown: boolean,
+  ): Promise<ImageRecord> {
+    try {
+      switch (instr.keyword) {
+        case "RUN":
+          return await this.runRun(image, state, instr);
+        case "COPY":
+        case "ADD":
+          return await this.runCopy(stage, image, state, instr);
+        case "WORKDIR":
+          return await this.runWorkdir(image, state, instr);
+        default: {
+          const step = configStep(state, instr);
+          state.config = step.config;
+          return await this.cached(
+            image,
+            cacheKey(image.id, step.createdBy),
+            () => this.commit(image, state.config, step.createdBy, undefined, step.author),
+          );
+        }
+      }
+    } catch (e) {
+      this.fail(instr, e);
+    }
+  }
+
+  /** The cached image for `key`, else `make()`'s (then remembered under `key`). */
+  private async cached(
+    _parent: ImageRecord,
+    key: string,
+    make: () => Promise<ImageRecord>,
+  ): Promise<ImageRecord> {
+    if (!this.opts.noCache) {
+      const hit = this.cache.get(this.store, key);
+      if (hit) {
+        this.opts.out(" ---> Using cache");
+        return hit;
+      }
+    }
+    const made = await make();
+    this.cache.set(key, made.id);
+    return made;
+  }
+
+  /** A child image of `parent`: its config, and a layer from `entries` (none: an empty_layer step). */
+  private async commit(
+    parent: ImageRecord,
+    runConfig: ImageRunConfig,
+    createdBy: string,
+    entries?: AsyncIterable<Uint8Array>,
+    author?: string,
+  ): Promise<ImageRecord> {
+    const created = new Date().toISOString();
+    let layer;
+    if (entries) {
+      this.store.sweepTmp();
+      layer = await storeLayer(
+        this.store,
+        { stream: entries },
+        parent.layers.at(-1)?.chainId ?? null,
+        undefined,
+        {
+          keepBlob: true,
+        },
+      );
+    }
+    const config: ImageConfigBlob = {
+      ...hostPlatform(),
+      ...parent.config,
+      created,
+      ...(author ? { author } : {}),
+      config: runConfig,
+      rootfs: {
+        type: "layers",
+        diff_ids: [...parent.config.rootfs.diff_ids, ...(layer ? [layer.diffId] : [])],
+      },
+      history: [
+        ...(parent.config.history ?? []),
+        { created, created_by: createdBy, ...(layer ? {} : { empty_layer: true }) },
+      ],
+    };
+    const id = writeBlob(this.store, JSON.stringify(config));
+    const layers = layer
+      ? [...parent.layers, { diffId: layer.diffId, chainId: layer.chainId, ...layer.blob }]
+      : parent.layers;
+    return await this.store.commitImage(
+      { id, repoDigests: [], layers, config, created, size: parent.size + (layer?.size ?? 0) },
+      [],
+    );
+  }
+
+  private view(image: ImageRecord): UnionView | undefined {
+    return image.layers.length ? new UnionView(this.store.layerDirs(image)) : undefined;
+  }
+
+  private async runWorkdir(image: ImageRecord, state: StageState, instr: Instruction): Promise<ImageRecord> {
+    const step = configStep(state, instr);
+    state.config = step.config;
+    const dir = step.config.WorkingDir!;
+    return await this.cached(image, cacheKey(image.id, step.createdBy), async () => {
+      // made when missing (as docker does), in a layer of its own
+      const view = this.view(image);
+      let entries: TarWriteEntry[] | undefined;
+      try {
+        const parts = view ? view.resolve(dir) : dir.split("/").filter(Boolean);
+        if (parts.length && !(view?.lookup(parts)?.stat.type === "dir")) {
+          entries = copyLayerEntries(view, [], "/" + parts.join("/"), { uid: 0, gid: 0 });
+        }
+      } finally {
+        view?.close();
+      }
+      return await this.commit(image, state.config, step.createdBy, entries && tarStream(entries));
+    });
+  }
+
+  private async runRun(image: ImageRecord, state: StageState, instr: Instruction): Promise<ImageRecord> {
+    const argv = commandOf(instr, state.config);
+    const buildArgs = runBuildArgs(state);
+    const createdBy = runHistoryCommand(argv, buildArgs);
+    return await this.cached(image, cacheKey(image.id, createdBy), async () => {
+      if (image === SCRATCH) throw new SkiffError("no such file or directory: a RUN needs a base image");
+      const id = await this.runContainer(image, state.config, argv, buildArgs);
+      try {
+        const { upperLayerEntries, upperDir } = await import("../container/layers.ts");
+        const upper = upperDir(this.root, { Id: id } as Parameters<typeof upperDir>[1]);
+        // an empty change is an empty_layer step, as docker's
+        const iter = upperLayerEntries(upper);
+        const first = iter.next();
+        const entries = first.done ? undefined : (async function* () {
+          yield writeTar([first.value], { endMarker: false });
+          for (const e of iter) yield writeTar([e], { endMarker: false });
+          yield new Uint8Array(1024);
+        })();
+        return await this.commit(image, state.config, createdBy, entries);
+      } finally {
+        if (this.opts.rm) await this.removeContainer(id);
+      }
+    });
+  }
+
+  private async removeContainer(id: string): Promise<void> {
+    const { Engine } = await import("../engine/engine.ts");
+    await new Engine({ root: this.root }).remove(id, { force: true, volumes: true });
+    this.opts.out(`Removing intermediate container ${id.slice(0, 12)}`);
+  }
+
+  /** Runs `argv` in a container of `image` through the engine; its id once it exited 0. */
+  private async runContainer(
+    image: ImageRecord,
+    config: ImageRunConfig,
+    argv: string[],
+    buildArgs: string[],
+  ): Promise<string> {
+    const [{ Engine }, { newContainerId }, { parseArgs }, { RUN_OPTIONS, runRequest }] = await Promise.all([
+      import("../engine/engine.ts"),
+      import("../state/containers.ts"),
+      import("../cli/args.ts"),
+      import("../cli/run_flags.ts"),
+    ]);
+    const flags = ["--entrypoint", ""];
+    for (const e of buildArgs) flags.push("-e", e);
+    if (config.User) flags.push("-u", config.User);
+    if (config.WorkingDir) flags.push("-w", config.WorkingDir);
+    if (this.opts.network && RUN_OPTIONS.some((o) => o.name === "network")) {
+      flags.push("--network", this.opts.network);
+    }
+    const request = runRequest(
+      parseArgs([...flags, image.id, ...argv], { verb: "run", options: RUN_OPTIONS, stopAtPositional: 1 }),
+    );
+    request.imageRef = image.id;
+    const id = newContainerId();
+    this.opts.out(` ---> Running in ${id.slice(0, 12)}`);
+    const engine = new Engine({ root: this.root });
+    const outcome = await engine.runForeground({
+      request,
+      id,
+      image: () => Promise.resolve(image),
+      io: {
+        stdin: { read: () => Promise.resolve(null) },
+        stdout: this.opts.runOutput,
+        stderr: this.opts.runOutput,
+        terminal: false,
+      },
+      keepLog: false,
+    });
+    if (outcome.exitCode !== 0 || outcome.error) {
+      if (this.opts.rm) await this.removeContainer(id).catch(() => {});
+      const detail = outcome.error ? `: ${outcome.error}` : "";
+      throw new RunStepError(
+        `The command '${argv.join(" ")}' returned a non-zero code: ${outcome.exitCode}${detail}`,
+        outcome.exitCode || 1,
+      );
+    }
+    return id;
+  }
+
+  private async runCopy(
+    stage: Stage,
+    image: ImageRecord,
+    state: StageState,
+    instr: Instruction,
+  ): Promise<ImageRecord> {
+    const vars = substitutionVars(state);
+    const esc = state.escape;
+    const words = instr.json
+      ? instr.json.map((w) => processWord(w, vars, esc))
+      : processWords(instr.rest, vars, esc);
+    if (words.length < 2) throw new SkiffError(`${instr.keyword} requires at least two arguments`);
+    let dest = words.at(-1)!;
+    const sources = words.slice(0, -1);
+    // relative to WORKDIR; a trailing slash (or ".") says "a directory"
+    const trailing = dest.endsWith("/") || dest === "." || dest.endsWith("/.");
+    dest = cleanPath(dest.startsWith("/") ? dest : `${state.config.WorkingDir || "/"}/${dest}`) +
+      (trailing ? "/" : "");
+    const view = this.view(image);
+    try {
+      const chown = flagOf(instr, "chown");
+      const chmodText = flagOf(instr, "chmod");
+      const chmod = chmodText === undefined ? undefined : parseInt(chmodText, 8);
+      if (chmodText !== undefined && (!/^[0-7]{3,4}$/.test(chmodText))) {
+        throw new SkiffError(`invalid chmod parameter: ${chmodText}`);
+      }
+      const owner: CopyOwner | undefined = chown !== undefined
+        ? resolveChown(processWord(chown, vars, esc), view)
+        : undefined;
+      for (const f of instr.flags) {
+        if (
+          !["chown", "chmod", "from", "link"].includes(f.name) ||
+          (f.name === "from" && instr.keyword === "ADD")
+        ) {
+          throw new SkiffError(`Unknown flag: ${f.name}`);
+        }
+      }
+      const destIsDir = (rel: string) => {
+        if (!view || rel === "") return rel === "";
+        return view.lookup(view.resolve(rel))?.stat.type === "dir";
+      };
+      const from = flagOf(instr, "from");
+      let entries: CopyEntry[];
+      let fromId = "";
+      const heredocs = new Map(instr.heredocs.map((h) => [`<<${h.name}`, h]));
+      if (sources.every((s) => /^<<-?/.test(s))) {
+        // COPY <<EOF /file: the heredoc is the file
+        entries = sources.map((s) => {
+          const h = heredocs.get(s.replace(/^<<-?["']?/, "<<").replace(/["']$/, ""));
+          if (!h) throw new SkiffError(`unknown heredoc ${s}`);
+          const name = (sources.length > 1 || trailing ? `${dest.replace(/\/$/, "")}/${h.name}` : dest).slice(
+            1,
+          );
+          return {
+            name,
+            source: h.name,
+            type: "file",
+            mode: chmod ?? 0o644,
+            uid: owner?.uid ?? 0,
+            gid: owner?.gid ?? 0,
+            mtime: 0,
+            data: h.quoted ? h.content : processWord(h.content.replace(/"/g, '\\"'), vars, esc),
+          } as CopyEntry;
+        });
+      } else if (from !== undefined) {
+        const ref = processWord(from, vars, esc);
+        const src = findStage(this.plan, ref, stage.index);
+        let fromImage: ImageRecord | undefined;
+        if (src) fromImage = this.results.get(src.index)?.image;
+        else if (/^\d+$/.test(ref)) {
+          throw new SkiffError(`invalid from flag value ${ref}: refers to current build stage`);
+        } else {
+          fromImage = this.store.find(ref);
+          if (!fromImage) {
+            try {
+              fromImage = await this.opts.pullBase(this.store, ref);
+            } catch {
+              throw new SkiffError(
+                `invalid from flag value ${ref}: pull access denied for ${ref}, repository does not exist or may require 'docker login'`,
+              );
+            }
+          }
+        }
+        if (!fromImage) throw new SkiffError(`invalid from flag value ${ref}`);
+        fromId = fromImage.id;
+        entries = await collectFromImage(this.store, fromImage, sources, dest, destIsDir, { owner, chmod });
+      } else {
+        entries = collectCopy(this.context.fd, sources, dest, destIsDir, {
+          owner,
+          chmod,
+          ignore: this.context,
+        });
+        if (instr.keyword === "ADD") entries = await expandArchives(entries, sources, dest, owner);
+      }
+      const single = entries.length === 1 && sources.length === 1;
+      const kind = sources.length > 1 ? "multi" : single && entries[0].type !== "dir" ? "file" : "dir";
+      const createdBy = nop(`${instr.keyword} ${kind}:${hexOf(contentHash(entries))} in ${dest} `);
+      const key = cacheKey(image.id, createdBy, { owner, chmod, fromId });
+      return await this.cached(image, key, async () => {
+        // the entries live under the destination directory: its parents come from the image
+        const destDir = dest.endsWith("/") || entries.some((e) =>
+            e.name.startsWith(dest.slice(1).replace(/\/$/, "") + "/")
+          )
+          ? dest
+          : dest.slice(0, dest.lastIndexOf("/")) || "/";
+        const layer = copyLayerEntries(view, entries, destDir, owner ?? { uid: 0, gid: 0 });
+        return await this.commit(image, state.config, createdBy, tarStream(layer));
+      });
+    } finally {
+      view?.close();
+    }
+  }
+}
+
+/** COPY --from: the files of another image (its merged tree), as collectCopy does for the context. */
+async function collectFromImage(
+  store: ImageStore,
+  image: ImageRecord,
+  sources: string[],
+  dest: string,
+  destIsDir: (rel: string) => boolean,
+  opts: { owner?: CopyOwner; chmod?: number },
+): Promise<CopyEntry[]> {
+  const { unionEntries } = await import("../container/layers.ts");
+  const view = new UnionView(store.layerDirs(image));
+  const trailing = dest.endsWith("/");
+  const destClean = cleanPath(dest).slice(1);
+  const out: CopyEntry[] = [];
+  try {
+    const wanted = sources.map((s) => {
+      const clean = cleanSource(s.replace(/^\/+/, ""));
+      return /[*?[]/.test(clean)
+        ? { glob: globToRegExp(clean) }
+        : { path: view.resolve(clean, false).join("/") };
+    });
+    const all = [...unionEntries(store.layerDirs(image))].map((e) => ({
+      ...e,
+      name: e.name.replace(/\/$/, ""),
+    }));
+    let matched = 0;
+    for (const w of wanted) {
+      const glob = w.glob;
+      const roots = glob ? all.filter((e) => glob.test(e.name)).map((e) => e.name) : [w.path!];
+      for (const root of roots) {
+        const top = all.find((e) => e.name === root);
+        if (!top && root !== "") {
+          throw new SkiffError(`failed to compute cache key: "/${root}" not found: not found`);
+        }
+        matched++;
+        const isDir = root === "" || top!.type === "dir";
+        const base = root.split("/").at(-1)!;
+        const target = isDir
+          ? destClean
+          : trailing || destIsDir(destClean)
+          ? [destClean, base].filter(Boolean).join("/")
+          : destClean;
+        const inside = all.filter((e) =>
+          isDir ? (root === "" ? true : e.name.startsWith(root + "/")) : e.name === root
+        );
+        for (const e of inside) {
+          const rel = isDir ? e.name.slice(root === "" ? 0 : root.length + 1) : "";
+          const name = [target, rel].filter(Boolean).join("/");
+          const mode = opts.chmod !== undefined && (e.type === "file" || e.type === "dir")
+            ? opts.chmod
+            : e.mode;
+          const linkname = e.type === "link" && e.linkname
+            ? [target, e.linkname.slice(root === "" ? 0 : root.length + 1)].filter(Boolean).join("/")
+            : e.linkname;
+          out.push({
+            ...e,
+            name: e.type === "dir" ? `${name}/` : name,
+            linkname,
+            mode,
+            uid: opts.owner?.uid ?? 0,
+            gid: opts.owner?.gid ?? 0,
+            source: e.name,
+          });
+        }
+      }
+    }
+    if (matched === 0) throw new SkiffError("no source files were specified");
+  } finally {
+    view.close();
+  }
+  return out;
+}
+
+/** ADD: a local tar archive (plain or gzip) among the sources is extracted into the destination. */
+async function expandArchives(
+  entries: CopyEntry[],
+  sources: string[],
+  dest: string,
+  owner: CopyOwner | undefined,
+): Promise<CopyEntry[]> {
+  const tops = new Set(sources.map((s) => cleanSource(s)));
+  const out: CopyEntry[] = [];
+  for (const e of entries) {
+    const data = typeof e.data === "string" ? new TextEncoder().encode(e.data) : e.data;
+    if (e.type === "file" && tops.has(e.source) && data && isArchive(data)) {
+      const dir = cleanPath(dest).slice(1);
+      for (const x of await extractArchive(data)) {
+        const name = [dir, x.name].filter(Boolean).join("/");
+        out.push({
+          ...x,
+          name: x.type === "dir" ? `${name.replace(/\/$/, "")}/` : name,
+          ...(x.type === "link" && x.linkname
+            ? { linkname: [dir, x.linkname].filter(Boolean).join("/") }
+            : {}),
+          ...(owner ? { uid: owner.uid, gid: owner.gid } : {}),
+          source: e.source,
+        });
+      }
+      continue;
+    }
+    out.push(e);
+  }
+  return out;
+}

@@ -1,0 +1,142 @@
+// An image's file tree as overlayfs would merge its unpacked layers, read without mounting: the
+// top-most layer that has a name wins, a whiteout (0/0 char device) hides it, an opaque directory
+// hides the layers below. Every lookup goes through directory fds with O_NOFOLLOW; symlinks are
+// resolved here, as paths inside the image (an absolute target or `..` never leaves its root), so a
+// hostile base image's links only ever name other paths of the same image.
+
+import { closeFd, isOpaqueDir, openHostDir, readLinkAt, type Stat, statAt, tryOpenDirAt } from "../fs/at.ts";
+import { readNode } from "../fs/tree.ts";
+import { SkiffError } from "../errors.ts";
+
+const isWhiteout = (s: Stat) => s.type === "char" && s.rdevMajor === 0 && s.rdevMinor === 0;
+
+export interface Found {
+  stat: Stat;
+  /** the layer (index into the view's layers) that provides it */
+  layer: number;
+}
+
+export class UnionView {
+  private fds: number[];
+
+  /** `layerDirs` top-most first (ImageStore.layerDirs). */
+  constructor(layerDirs: string[]) {
+    this.fds = [];
+    try {
+      for (const d of layerDirs) this.fds.push(openHostDir(d));
+    } catch (e) {
+      this.close();
+      throw e;
+    }
+  }
+
+  close(): void {
+    for (const fd of this.fds) closeFd(fd);
+    this.fds = [];
+  }
+
+  /** The entry at `parts` (no symlink followed), or null when the merged tree has none. */
+  lookup(parts: string[]): Found | null {
+    if (parts.length === 0) {
+      for (let i = 0; i < this.fds.length; i++) {
+        const st = statAt(this.fds[i], "");
+        if (st) return { stat: st, layer: i };
+      }
+      return null;
+    }
+    for (let i = 0; i < this.fds.length; i++) {
+      // walk the parent directories in this layer
+      let fd = this.fds[i];
+      const opened: number[] = [];
+      let hiddenBelow = false;
+      try {
+        let reached = true;
+        for (let k = 0; k < parts.length - 1; k++) {
+          const st = statAt(fd, parts[k]);
+          if (!st) {
+            reached = false;
+            break;
+          }
+          if (st.type !== "dir") return null; // a file, link or whiteout here hides the path
+          const next = tryOpenDirAt(fd, parts[k]);
+          if (next < 0) return null;
+          opened.push(next);
+          fd = next;
+          if (isOpaqueDir(fd)) hiddenBelow = true;
+        }
+        if (reached) {
+          const st = statAt(fd, parts.at(-1)!);
+          if (st) return isWhiteout(st) ? null : { stat: st, layer: i };
+          if (hiddenBelow) return null;
+        }
+      } finally {
+        for (const o of opened) closeFd(o);
+      }
+    }
+    return null;
+  }
+
+  /**
+   * Resolves `path` inside the image: every symlink along it (the last one too when `followLast`)
+   * is followed as a path of the image. Returns the resolved components.
+   */
+  resolve(path: string, followLast = true): string[] {
+    const todo = path.split("/").filter((p) => p !== "" && p !== ".");
+    const out: string[] = [];
+    let hops = 0;
+    while (todo.length) {
+      const part = todo.shift()!;
+      if (part === "..") {
+        out.pop();
+        continue;
+      }
+      out.push(part);
+      if (!followLast && todo.length === 0) break;
+      const found = this.lookup(out);
+      if (!found || found.stat.type !== "symlink") continue;
+      if (++hops > 255) throw new SkiffError(`too many levels of symbolic links: ${path}`);
+      const target = this.readLink(out, found.layer);
+      out.pop();
+      if (target.startsWith("/")) out.length = 0;
+      todo.unshift(...target.split("/").filter((p) => p !== "" && p !== "."));
+    }
+    return out;
+  }
+
+  /** Opens the directory `parts` in layer `layer` (no symlinks), or -1. */
+  private openIn(layer: number, parts: string[]): number {
+    let fd = this.fds[layer];
+    let owned = -1;
+    for (const p of parts) {
+      const next = tryOpenDirAt(fd, p);
+      if (owned >= 0) closeFd(owned);
+      if (next < 0) return -1;
+      owned = fd = next;
+    }
+    return owned >= 0 ? owned : -2; // -2: the layer root itself
+  }
+
+  private readLink(parts: string[], layer: number): string {
+    const dir = this.openIn(layer, parts.slice(0, -1));
+    if (dir === -1) return "";
+    try {
+      return readLinkAt(dir === -2 ? this.fds[layer] : dir, parts.at(-1)!);
+    } finally {
+      if (dir >= 0) closeFd(dir);
+    }
+  }
+
+  /** A regular file's contents at `path` (symlinks resolved in the image), or undefined. */
+  readFile(path: string): Uint8Array | undefined {
+    const parts = this.resolve(path);
+    const found = this.lookup(parts);
+    if (!found || found.stat.type !== "file") return undefined;
+    const dir = this.openIn(found.layer, parts.slice(0, -1));
+    if (dir === -1) return undefined;
+    try {
+      return readNode({ dir: dir === -2 ? this.fds[found.layer] : dir, name: parts.at(-1)! })?.data;
+    } finally {
+      if (dir >= 0) closeFd(dir);
+    }
+  }
+}

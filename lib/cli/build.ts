@@ -1,0 +1,146 @@
+// skiff build [OPTIONS] PATH | -
+// docker's classic builder (DOCKER_BUILDKIT=0): its flags, its output, its exit codes. The work is
+// lib/build/build.ts's; this parses, reads the Dockerfile and the context's path, and prints.
+
+import { resolve } from "node:path";
+import { SkiffError, UsageError } from "../errors.ts";
+import { bool, list, parseArgs, str } from "./args.ts";
+import type { Verb } from "./context.ts";
+
+const USAGE = `Usage:  skiff build [OPTIONS] PATH | -
+
+Build an image from a Dockerfile
+
+Options:
+      --build-arg list          Set build-time variables
+      --force-rm                Always remove intermediate containers
+  -f, --file string             Name of the Dockerfile (Default is 'PATH/Dockerfile')
+      --iidfile string          Write the image ID to the file
+      --label list              Set metadata for an image
+      --network string          Set the networking mode for the RUN instructions during build (default "default")
+      --no-cache                Do not use cache when building the image
+      --platform string         Set platform if server is multi-platform capable
+      --pull                    Always attempt to pull a newer version of the image
+  -q, --quiet                   Suppress the build output and print image ID on success
+      --rm                      Remove intermediate containers after a successful build (default true)
+  -t, --tag list                Name and optionally a tag in the 'name:tag' format
+      --target string           Set the target build stage to build.`;
+
+const OPTIONS = [
+  { name: "build-arg", kind: "list" },
+  { name: "force-rm", kind: "bool" },
+  { name: "file", short: "f", kind: "string" },
+  { name: "iidfile", kind: "string" },
+  { name: "label", kind: "list" },
+  { name: "network", kind: "string" },
+  { name: "no-cache", kind: "bool" },
+  { name: "platform", kind: "string" },
+  { name: "pull", kind: "bool" },
+  { name: "quiet", short: "q", kind: "bool" },
+  { name: "rm", kind: "bool" },
+  { name: "tag", short: "t", kind: "list" },
+  { name: "target", kind: "string" },
+] as const;
+
+async function readStdin(): Promise<string> {
+  return await new Response(Deno.stdin.readable).text();
+}
+
+const build: Verb = async (args, ctx) => {
+  const p = parseArgs(args, { verb: "build", options: [...OPTIONS] });
+  if (bool(p, "help")) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (p.positionals.length !== 1) {
+    throw new UsageError(`"build" requires exactly 1 argument.`, "build");
+  }
+  const quiet = bool(p, "quiet");
+  const contextArg = p.positionals[0];
+  const fileFlag = str(p, "file");
+  let dockerfile: string;
+  let fileName: string;
+  let contextDir: string | undefined;
+  if (contextArg === "-") {
+    if (fileFlag !== undefined) {
+      throw new SkiffError("can't use -f with a Dockerfile from stdin (use '-')", 1);
+    }
+    dockerfile = await readStdin();
+    fileName = "Dockerfile";
+  } else {
+    contextDir = resolve(contextArg);
+    try {
+      if (!Deno.statSync(contextDir).isDirectory) throw new Error();
+    } catch {
+      throw new SkiffError(`unable to prepare context: path "${contextArg}" not found`, 1);
+    }
+    const path = fileFlag === "-"
+      ? undefined
+      : fileFlag !== undefined
+      ? resolve(fileFlag)
+      : `${contextDir}/Dockerfile`;
+    fileName = fileFlag === undefined || fileFlag === "-" ? "Dockerfile" : fileFlag;
+    try {
+      dockerfile = path === undefined ? await readStdin() : Deno.readTextFileSync(path);
+    } catch {
+      throw new SkiffError(
+        `unable to prepare context: unable to evaluate symlinks in Dockerfile path: lstat ${path}: no such file or directory`,
+        1,
+      );
+    }
+  }
+  const buildArgs = new Map<string, string | undefined>();
+  for (const a of list(p, "build-arg")) {
+    const eq = a.indexOf("=");
+    // `--build-arg K` takes K's value from skiff's environment (docker's rule), unset when absent
+    if (eq < 0) buildArgs.set(a, Deno.env.get(a));
+    else buildArgs.set(a.slice(0, eq), a.slice(eq + 1));
+  }
+  const labels: Record<string, string> = {};
+  for (const l of list(p, "label")) {
+    const eq = l.indexOf("=");
+    labels[eq < 0 ? l : l.slice(0, eq)] = eq < 0 ? "" : l.slice(eq + 1);
+  }
+  const network = str(p, "network");
+  if (network !== undefined && !["default", "bridge", "none", "host"].includes(network)) {
+    throw new SkiffError(`network mode "${network}" not supported by skiff build yet`, 1);
+  }
+  const enc = new TextEncoder();
+  const out = (line: string) => {
+    if (!quiet) Deno.stdout.writeSync(enc.encode(line + "\n"));
+  };
+  const [{ Builder, RunStepError }, { imageForRun }] = await Promise.all([
+    import("../build/build.ts"),
+    import("./pull.ts"),
+  ]);
+  const builder = new Builder(ctx.root, {
+    dockerfile,
+    file: fileName,
+    contextDir,
+    tags: list(p, "tag"),
+    buildArgs,
+    target: str(p, "target"),
+    noCache: bool(p, "no-cache"),
+    labels,
+    rm: p.options.rm !== false || bool(p, "force-rm"),
+    network,
+    out,
+    runOutput: quiet ? { write: (c) => Promise.resolve(c.length) } : Deno.stdout,
+    pullBase: (store, ref) => imageForRun(ctx, store, ref, bool(p, "pull") ? "always" : undefined),
+  });
+  try {
+    const image = await builder.run();
+    if (quiet) console.log(image.id);
+    const iidfile = str(p, "iidfile");
+    if (iidfile) Deno.writeTextFileSync(iidfile, image.id);
+    return 0;
+  } catch (e) {
+    if (e instanceof RunStepError) {
+      console.error(e.message);
+      return e.exitCode;
+    }
+    if (e instanceof SkiffError && !(e instanceof UsageError)) throw new SkiffError(e.message, 1);
+    throw e;
+  }
+};
+export default build;
