@@ -241,7 +241,12 @@ export function collectCopy(
       const probe = readNode({ dir: parentFd, name }, true);
       if (probe?.fileFd !== undefined) closeFd(probe.fileFd);
       if (probe?.dirFd !== undefined && probe.dirFd !== parentFd) closeFd(probe.dirFd);
-      const isDir = probe?.stat.type === "dir";
+      if (!probe) {
+        throw new SkiffError(
+          `file not found in build context or excluded by .dockerignore: stat ${src}: file does not exist`,
+        );
+      }
+      const isDir = probe.stat.type === "dir";
       // a file goes into dest when dest ends with / or is a directory in the image, else becomes dest
       const target = isDir
         ? destClean
