@@ -27,13 +27,15 @@ export function inspectImage(image: ImageRecord, layerDirs: string[]): Json {
     StdinOnce: false,
     Env: run.Env ?? null,
     Cmd: run.Cmd ?? null,
+    ...(run.Healthcheck ? { Healthcheck: run.Healthcheck } : {}),
     Image: "",
     Volumes: run.Volumes ?? null,
     WorkingDir: run.WorkingDir ?? "",
     Entrypoint: run.Entrypoint ?? null,
-    OnBuild: null,
+    OnBuild: run.OnBuild ?? null,
     Labels: run.Labels ?? null,
     ...(run.StopSignal ? { StopSignal: run.StopSignal } : {}),
+    ...(run.Shell ? { Shell: run.Shell } : {}),
   };
   const data: Json = {};
   if (layerDirs.length > 1) data.LowerDir = layerDirs.slice(1).join(":");
