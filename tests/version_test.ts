@@ -27,7 +27,7 @@ Deno.test("version: docker's fields through --format, json, and the default text
   assert.equal(json.Server.Components[0].Name, "Engine");
   const text = await version();
   assert.match(text.out, /^Client:\n Version: +\d+\.\d+\.\d+\n/);
-  assert.match(text.out, /\nServer: .*\n Engine:\n  Version: /);
+  assert.match(text.out, /\nServer: .*\n Engine:\n {2}Version: /);
   // docker: template: ...: can't evaluate field Nope in type ..., exit 1
   const bad = await version("--format", "{{.Nope}}");
   assert.equal(bad.code, 1);
