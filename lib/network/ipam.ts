@@ -54,11 +54,18 @@ export function parseBip(bip: string): Subnet {
 /** skiff's default bridge subnet: not docker's 172.17.0.0/16, nor podman's 10.88.0.0/16. */
 export const DEFAULT_BIP = "10.89.0.1/16";
 
-/** The lowest address of the subnet that is neither the network, the gateway, the broadcast nor used. */
-export function lowestFree(subnet: Subnet, used: ReadonlySet<string>): string | undefined {
-  const last = subnet.network + 2 ** (32 - subnet.prefixLen) - 1;
-  for (let n = subnet.network + 1; n < last; n++) {
-    const ip = intToIp(n);
+/**
+ * The first address from `after` on (wrapping around) that is neither the network, the gateway, the
+ * broadcast nor used. Sequential, as docker's allocator: an address released a moment ago is not
+ * handed out again at once (the kernel may still be tearing down the namespace that had it).
+ */
+export function nextFree(subnet: Subnet, used: ReadonlySet<string>, after?: string): string | undefined {
+  const first = subnet.network + 1, last = subnet.network + 2 ** (32 - subnet.prefixLen) - 2;
+  const count = last - first + 1;
+  const previous = after === undefined ? first - 1 : ipToInt(after);
+  const start = previous >= first && previous <= last ? previous + 1 : first;
+  for (let i = 0; i < count; i++) {
+    const ip = intToIp(first + ((start - first + i) % count));
     if (ip !== subnet.gateway && !used.has(ip)) return ip;
   }
   return undefined;
@@ -77,12 +84,16 @@ export interface Lease {
   /** The skiff process that made it, and its start time (a reused pid is not the holder). */
   Holder: number;
   HolderStart?: number;
+  /** Containers started with `--network container:` this one: they share its namespace. */
+  Joiners?: string[];
 }
 
 export interface BridgeState {
   /** The network's id (docker's NetworkID), made once per state root. */
   Id: string;
   Leases: Record<string, Lease>;
+  /** The address handed out last: the next allocation starts after it. */
+  Last?: string;
 }
 
 const randomHex = (bytes: number) =>
@@ -135,23 +146,32 @@ export function leasedContainers(state: BridgeState): string[] {
   return Object.values(state.Leases).map((l) => l.Container);
 }
 
-/** Takes the lowest free address for a container (dropping a lease it held already). */
+/** Takes the next free address for a container (dropping a lease it held already). */
 export function lease(state: BridgeState, subnet: Subnet, lease: Lease): string {
   releaseLease(state, lease.Container);
-  const ip = lowestFree(subnet, new Set(Object.keys(state.Leases)));
+  const ip = nextFree(subnet, new Set(Object.keys(state.Leases)), state.Last);
   if (!ip) throw new SkiffError(`no available IPv4 address on the bridge network ${subnet.cidr}`);
   state.Leases[ip] = lease;
+  state.Last = ip;
   return ip;
 }
 
-/** Drops every lease of a container; true when one was held. */
-export function releaseLease(state: BridgeState, containerId: string): boolean {
-  let found = false;
+/** Drops every lease of a container; returns the dropped ones. */
+export function releaseLease(state: BridgeState, containerId: string): Lease[] {
+  const dropped: Lease[] = [];
   for (const [ip, l] of Object.entries(state.Leases)) {
     if (l.Container === containerId) {
       delete state.Leases[ip];
-      found = true;
+      dropped.push(l);
     }
   }
-  return found;
+  return dropped;
+}
+
+/** Notes that `joiner` shares the namespace of `containerId`'s endpoint; false when it has none. */
+export function addJoiner(state: BridgeState, containerId: string, joiner: string): boolean {
+  const held = Object.values(state.Leases).find((l) => l.Container === containerId);
+  if (!held) return false;
+  held.Joiners = [...new Set([...(held.Joiners ?? []), joiner])];
+  return true;
 }

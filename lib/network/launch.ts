@@ -14,7 +14,7 @@ import { isProcessAlive, processStartTime } from "../state/containers.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
 import { DEFAULT_NAMESPACES, type NamespaceSpec } from "../runtime/spec.ts";
-import { createEndpoint, type Endpoint, holdNamespace } from "./bridge.ts";
+import { createEndpoint, type Endpoint, holdNamespace, noteJoiner } from "./bridge.ts";
 import { hostsFile, joinedContainer } from "./mode.ts";
 
 export interface ContainerNetwork {
@@ -51,6 +51,7 @@ function joinContainerNamespace(root: StateRoot, record: ContainerRecord, ref: s
     throw new SkiffError(`cannot join network namespace of container ${other.Name.slice(1)}: it exited`);
   }
   holdNamespace(record.Id, fd);
+  noteJoiner(root, other.Id, record.Id);
   return withNetwork(`/proc/${Deno.pid}/fd/${fd}`);
 }
 

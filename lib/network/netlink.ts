@@ -18,8 +18,10 @@ export const IFLA = {
   MASTER: 10,
   LINKINFO: 18,
   NET_NS_PID: 19,
+  AF_SPEC: 26,
   NET_NS_FD: 28,
 } as const;
+const AF_INET6 = 10, IFLA_INET6_ADDR_GEN_MODE = 8, IN6_ADDR_GEN_MODE_NONE = 1;
 export const IFLA_INFO = { KIND: 1, DATA: 2 } as const;
 export const VETH_INFO_PEER = 1;
 export const IFA = { ADDRESS: 1, LOCAL: 2 } as const;
@@ -174,6 +176,21 @@ function peerAttrs(pair: VethPair): Attr[] {
 /** RTM_NEWLINK on an existing link: sets IFF_UP. */
 export function setLinkUp(seq: number, index: number): Uint8Array<ArrayBuffer> {
   return message(RTM.NEWLINK, REQUEST_ACK, seq, ifinfomsg(index, IFF_UP, IFF_UP));
+}
+
+/**
+ * RTM_NEWLINK on an existing link (down): no IPv6 link-local address (addr_gen_mode none; the kernel
+ * refuses IFLA_AF_SPEC at creation). The bridge network is IPv4 only, as docker's default one
+ * (docker disables IPv6 on such an eth0).
+ */
+export function noIpv6LinkLocal(seq: number, index: number): Uint8Array<ArrayBuffer> {
+  return message(RTM.NEWLINK, REQUEST_ACK, seq, ifinfomsg(index), [{
+    type: IFLA.AF_SPEC,
+    value: [{
+      type: AF_INET6,
+      value: [bytesAttr(IFLA_INET6_ADDR_GEN_MODE, new Uint8Array([IN6_ADDR_GEN_MODE_NONE]))],
+    }],
+  }]);
 }
 
 /** RTM_DELLINK by name (deleting one end of a veth pair deletes both). */
