@@ -198,7 +198,13 @@ export function createEndpoint(root: StateRoot, containerId: string): PreparedEn
     const inner = made.value;
     const mac = macForIp(ip);
     try {
-      const pair = { hostName: hostInterface, master, peerName: "eth0", peerMac: mac, peerNetnsFd: nsFd };
+      const pair = {
+        hostName: hostInterface,
+        master,
+        peerName: "eth0",
+        peerMac: mac,
+        peerNetns: { fd: nsFd },
+      };
       try {
         rtnl.request(`create veth ${hostInterface}`, (seq) => nl.newVethPair(seq, pair));
       } catch (e) {

@@ -1,7 +1,7 @@
 // rtnetlink messages, built and parsed as bytes (no I/O here: rtnl.ts sends them). Layouts are the
 // kernel's uapi structs (linux/netlink.h, rtnetlink.h, if_link.h, if_addr.h, veth.h), little-endian
 // on every architecture skiff runs on (x86-64, arm64); tests/netlink_unit_test.ts checks them
-// against bytes captured from iproute2 talking to this kernel.
+// against bytes captured from iproute2 talking to this kernel (attributes in iproute2's order).
 
 export const NLMSG = { ERROR: 2, DONE: 3 } as const;
 export const RTM = {
@@ -45,12 +45,14 @@ export const u32Attr = (type: number, value: number): Attr => {
   new DataView(b.buffer).setUint32(0, value, true);
   return { type, value: b };
 };
-/** A NUL-terminated string attribute (IFLA_IFNAME, IFLA_INFO_KIND). */
+/** A NUL-terminated string attribute (IFLA_IFNAME). */
 export const stringAttr = (type: number, value: string): Attr => ({
   type,
   value: encoder.encode(value + "\0"),
 });
 export const bytesAttr = (type: number, value: Uint8Array): Attr => ({ type, value });
+/** A string attribute without the NUL, as iproute2 sends IFLA_INFO_KIND (the kernel takes both). */
+const kindAttr = (kind: string): Attr => ({ type: IFLA_INFO.KIND, value: encoder.encode(kind) });
 
 function attrsLength(attrs: Attr[]): number {
   let n = 0;
@@ -128,7 +130,7 @@ export function macBytes(mac: string): Uint8Array {
 export function newBridge(seq: number, name: string): Uint8Array<ArrayBuffer> {
   return message(RTM.NEWLINK, CREATE_NEW, seq, ifinfomsg(0, IFF_UP, IFF_UP), [
     stringAttr(IFLA.IFNAME, name),
-    { type: IFLA.LINKINFO, value: [stringAttr(IFLA_INFO.KIND, "bridge")] },
+    { type: IFLA.LINKINFO, value: [kindAttr("bridge")] },
   ]);
 }
 
@@ -136,10 +138,10 @@ export interface VethPair {
   /** The host end: its name, and the bridge's index it is enslaved to. */
   hostName: string;
   master: number;
-  /** The other end: its name and MAC, created in the namespace the fd refers to. */
+  /** The other end: its name and MAC, created in the namespace an fd refers to (or a process is in). */
   peerName: string;
   peerMac: string;
-  peerNetnsFd: number;
+  peerNetns: { fd: number } | { pid: number };
 }
 
 /**
@@ -153,12 +155,12 @@ export function newVethPair(seq: number, pair: VethPair): Uint8Array<ArrayBuffer
   peer.set(ifinfomsg());
   writeAttrs(new DataView(peer.buffer), peer, 16, peerAttrs(pair));
   return message(RTM.NEWLINK, CREATE_NEW, seq, ifinfomsg(0, IFF_UP, IFF_UP), [
-    stringAttr(IFLA.IFNAME, pair.hostName),
     u32Attr(IFLA.MASTER, pair.master),
+    stringAttr(IFLA.IFNAME, pair.hostName),
     {
       type: IFLA.LINKINFO,
       value: [
-        stringAttr(IFLA_INFO.KIND, "veth"),
+        kindAttr("veth"),
         { type: IFLA_INFO.DATA, value: [bytesAttr(VETH_INFO_PEER, peer)] },
       ],
     },
@@ -166,10 +168,11 @@ export function newVethPair(seq: number, pair: VethPair): Uint8Array<ArrayBuffer
 }
 
 function peerAttrs(pair: VethPair): Attr[] {
+  const ns = pair.peerNetns;
   return [
-    stringAttr(IFLA.IFNAME, pair.peerName),
     bytesAttr(IFLA.ADDRESS, macBytes(pair.peerMac)),
-    u32Attr(IFLA.NET_NS_FD, pair.peerNetnsFd),
+    "fd" in ns ? u32Attr(IFLA.NET_NS_FD, ns.fd) : u32Attr(IFLA.NET_NS_PID, ns.pid),
+    stringAttr(IFLA.IFNAME, pair.peerName),
   ];
 }
 
@@ -271,7 +274,7 @@ export function parseReplies(buf: Uint8Array): Reply[] {
 /** An NLMSG_ERROR's code: 0 is the ACK, else a positive errno. */
 export function errorCode(reply: Reply): number {
   const view = new DataView(reply.payload.buffer, reply.payload.byteOffset, reply.payload.byteLength);
-  return -view.getInt32(0, true);
+  return 0 - view.getInt32(0, true); // not -0 for the ACK
 }
 
 /** The attributes after a fixed header of `headerLength` bytes, as type → payload (top level only). */

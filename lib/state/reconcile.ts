@@ -99,9 +99,16 @@ export function isRunning(record: ContainerRecord): boolean {
 /** Every container, reconciled. */
 export function listReconciled(root: StateRoot): ContainerRecord[] {
   const records = listContainers(root).map((r) => reconcile(root, r));
-  // endpoints of runs killed before their record said "running" (reconcile cannot see those)
+  sweepLostEndpoints(root);
+  return records;
+}
+
+/**
+ * Releases the bridge endpoints of skiff processes killed before their container's record said
+ * "running" (reconcile of a record cannot see those): every listing does it (ps, stats).
+ */
+export function sweepLostEndpoints(root: StateRoot): void {
   try {
     sweepDeadEndpoints(root);
   } catch { /* best effort: the next allocation sweeps too */ }
-  return records;
 }
