@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import * as nl from "../lib/network/netlink.ts";
 import { intToIp, ipToInt, macForIp, nextFree, parseBip, vethName } from "../lib/network/ipam.ts";
 import { parseNetworkMode } from "../lib/network/mode.ts";
+import { cidrsOverlap } from "../lib/network/bridge.ts";
 
 const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 /** The message as hex with its sequence number zeroed. */
@@ -191,4 +192,24 @@ Deno.test("network modes: docker's names, the default, unknown networks", () => 
   assert.equal(parseNetworkMode("container:web"), "container:web");
   assert.throws(() => parseNetworkMode("container:"), /invalid container format container:<name\|id>/);
   assert.throws(() => parseNetworkMode("mynet"), /network mynet not found/);
+});
+
+Deno.test("routes: a dump's answer parsed; overlapping subnets found", () => {
+  assert.equal(new DataView(nl.dumpRoutes(1).buffer).getUint16(6, true), 0x301); // REQUEST|DUMP
+  // RTM_NEWROUTE 192.0.2.0/24 dev 2, table main, as the kernel answers a dump
+  const payload = new Uint8Array([
+    ...[2, 24, 0, 0, 254, 2, 253, 1, 0, 0, 0, 0], // rtmsg: AF_INET, /24, main, kernel, link, unicast
+    ...[8, 0, 15, 0, 254, 0, 0, 0], // RTA_TABLE 254
+    ...[8, 0, 1, 0, 192, 0, 2, 0], // RTA_DST
+    ...[8, 0, 4, 0, 2, 0, 0, 0], // RTA_OIF 2
+  ]);
+  assert.deepEqual(nl.parseRoute({ type: nl.RTM.NEWROUTE, flags: 2, seq: 1, payload }), {
+    dst: "192.0.2.0/24",
+    table: nl.MAIN_TABLE,
+    oif: 2,
+  });
+  assert.ok(cidrsOverlap("10.89.0.0/16", "10.89.3.0/24"));
+  assert.ok(cidrsOverlap("10.0.0.0/8", "10.89.0.0/16"));
+  assert.ok(!cidrsOverlap("10.89.0.0/16", "10.88.0.0/16"));
+  assert.ok(!cidrsOverlap("172.17.0.0/16", "10.89.0.0/16"));
 });

@@ -187,6 +187,30 @@ Deno.test("bridge: the default is skiff0 on 10.89.0.0/16; a bridge deleted by ha
     assert.match(Deno.readTextFileSync(`/sys/class/net/${bridge.name}/operstate`), /up|down|unknown/);
     const addrs = await sh("ip", ["-o", "-4", "addr", "show", "dev", bridge.name]);
     assert.match(addrs.stdout, new RegExp(`inet ${bridge.prefix.replaceAll(".", "\\.")}\\.1/24`));
+    // a subnet that overlaps a host route (the host's own eth0 network here) is refused before
+    // anything is made
+    const route = (await sh("ip", ["-o", "-4", "route", "show", "table", "main", "scope", "link"])).stdout
+      .split("\n").map((l) => l.split(" ")[0]).find((dst) => /^\d+\.\d+\.\d+\.\d+\/\d+$/.test(dst));
+    if (route) {
+      const clashing = `skifft${suffix()}`;
+      const [net, len] = route.split("/");
+      const first = net.split(".").map(Number);
+      first[3] += 1;
+      Deno.writeTextFileSync(
+        join(root.path, "daemon.json"),
+        JSON.stringify({ bridge: clashing, bip: `${first.join(".")}/${len}` }),
+      );
+      const before = Object.keys(leases(root)).length;
+      const r = await root.skiff(["run", "--rm", "busybox", "true"]);
+      assert.equal(r.code, 125, r.stderr);
+      assert.match(
+        r.stderr,
+        /overlaps the host's route to .*: set another "bip" in the state root's daemon.json/,
+      );
+      assert.equal(r.stderr.trim().split("\n").length, 1);
+      assert.ok(!linkExists(clashing));
+      assert.equal(Object.keys(leases(root)).length, before);
+    }
   });
 });
 

@@ -10,8 +10,9 @@ export const RTM = {
   GETLINK: 18,
   NEWADDR: 20,
   NEWROUTE: 24,
+  GETROUTE: 26,
 } as const;
-export const NLM_F = { REQUEST: 1, ACK: 4, REPLACE: 0x100, EXCL: 0x200, CREATE: 0x400 } as const;
+export const NLM_F = { REQUEST: 1, ACK: 4, DUMP: 0x300, REPLACE: 0x100, EXCL: 0x200, CREATE: 0x400 } as const;
 export const IFLA = {
   ADDRESS: 1,
   IFNAME: 3,
@@ -240,6 +241,38 @@ export function newDefaultRoute(seq: number, gateway: string, index: number): Ui
     u32Attr(RTA.OIF, index),
   ]);
 }
+
+/** RTM_GETROUTE dump of the IPv4 routes (answered with RTM_NEWROUTE messages, then NLMSG_DONE). */
+export function dumpRoutes(seq: number): Uint8Array<ArrayBuffer> {
+  const header = new Uint8Array(12);
+  header[0] = AF_INET;
+  return message(RTM.GETROUTE, NLM_F.REQUEST | NLM_F.DUMP, seq, header);
+}
+
+export interface Route {
+  /** "a.b.c.d/len"; "0.0.0.0/0" for a default route. */
+  dst: string;
+  table: number;
+  /** The outgoing link's index (0 when the route has none, e.g. multipath). */
+  oif: number;
+}
+
+/** An RTM_NEWROUTE answer of an IPv4 dump. */
+export function parseRoute(reply: Reply): Route {
+  const p = reply.payload;
+  const attrs = parseAttrs(p, 12);
+  const dst = attrs.get(RTA.DST);
+  const table = attrs.get(RTA_TABLE);
+  const oif = attrs.get(RTA.OIF);
+  const u32 = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(0, true);
+  return {
+    dst: `${dst ? [...dst].join(".") : "0.0.0.0"}/${p[1]}`,
+    table: table ? u32(table) : p[4],
+    oif: oif ? u32(oif) : 0,
+  };
+}
+const RTA_TABLE = 15;
+export const MAIN_TABLE = RT_TABLE_MAIN;
 
 // ---- parsing ----
 
