@@ -120,7 +120,7 @@ export async function runSkiff(args: string[], opts: RunOptions = {}): Promise<R
 }
 
 export interface Leaks {
-  /** Host ends of the test's containers' veth pairs (veth + 11 hex of the id). */
+  /** Host ends of the test's containers' veth pairs (veth, 7 hex of the id, 4 random hex). */
   links: string[];
   /** Bridge address leases still held in the root ("ip container"). */
   leases: string[];
@@ -161,14 +161,12 @@ export function findLeaks(root: string, ids: string[]): Leaks {
       if (mentions(cmdline)) pids.push(Number(e.name));
     } catch { /* exited */ }
   }
-  const links = ids.map((id) => `veth${id.slice(0, 11)}`).filter((name) => {
-    try {
-      Deno.lstatSync(`/sys/class/net/${name}`);
-      return true;
-    } catch {
-      return false;
-    }
-  });
+  let links: string[] = [];
+  try {
+    const prefixes = ids.map((id) => `veth${id.slice(0, 7)}`);
+    links = [...Deno.readDirSync("/sys/class/net")].map((e) => e.name)
+      .filter((name) => name.length === 15 && prefixes.some((p) => name.startsWith(p)));
+  } catch { /* no sysfs */ }
   let leases: string[] = [];
   try {
     const state = JSON.parse(Deno.readTextFileSync(join(root, "network", "bridge.json")));

@@ -160,8 +160,8 @@ Deno.test("ipam: bip parsing, docker's MAC, the veth name", () => {
   }
   assert.equal(macForIp("10.89.0.2"), "02:42:0a:59:00:02");
   assert.equal(macForIp("172.17.0.2"), "02:42:ac:11:00:02"); // docker's first container's MAC
-  assert.equal(vethName("0123456789abcdef"), "veth0123456789a");
-  assert.equal(vethName("0123456789abcdef").length, 15); // IFNAMSIZ - 1
+  assert.equal(vethName("0123456789abcdef", "beef"), "veth0123456beef");
+  assert.match(vethName("0123456789abcdef"), /^veth0123456[0-9a-f]{4}$/); // IFNAMSIZ - 1 characters
   assert.equal(intToIp(ipToInt("255.254.1.0")), "255.254.1.0");
 });
 

@@ -60,13 +60,18 @@ async function inspect(root: TestRoot, ref: string) {
   return JSON.parse(await root.ok(["inspect", ref]))[0];
 }
 
-/** Waits (bounded) for the kernel's asynchronous teardown of dead namespaces to take their veths. */
-async function vethsGone(names: string[], ms = 5000): Promise<string[]> {
+/** The host ends of a container's veth pairs now (veth, 7 hex of its id, 4 random hex). */
+const vethsOf = (id: string) =>
+  [...Deno.readDirSync("/sys/class/net")].map((e) => e.name)
+    .filter((n) => n.length === 15 && n.startsWith(`veth${id.slice(0, 7)}`));
+
+/** Waits (bounded) for the kernel's asynchronous teardown of dead namespaces to take the containers' veths. */
+async function vethsGone(ids: string[], ms = 5000): Promise<string[]> {
   for (let waited = 0; waited < ms; waited += 50) {
-    if (!names.some(linkExists)) return [];
+    if (!ids.some((id) => vethsOf(id).length)) return [];
     await new Promise((r) => setTimeout(r, 50));
   }
-  return names.filter(linkExists);
+  return ids.flatMap(vethsOf);
 }
 
 Deno.test("bridge: two containers reach each other by address; inspect shows their endpoints as docker", async () => {
@@ -134,7 +139,7 @@ Deno.test("bridge: two containers reach each other by address; inspect shows the
     assert.match(inside, new RegExp(`^${ipA.replaceAll(".", "\\.")}\\t${a.slice(0, 12)}$`, "m"));
     // the host end of each pair is on the test's bridge
     assert.equal(
-      Deno.readLinkSync(`/sys/class/net/veth${a.slice(0, 11)}/master`).split("/").pop(),
+      Deno.readLinkSync(`/sys/class/net/${vethsOf(a)[0]}/master`).split("/").pop(),
       bridge.name,
     );
     // traffic between the two namespaces only: ping and a TCP exchange
@@ -155,13 +160,13 @@ Deno.test("bridge: two containers reach each other by address; inspect shows the
     assert.equal(stopped.Networks.bridge.IPAddress, "");
     assert.equal(stopped.Networks.bridge.NetworkID, ia.NetworkSettings.Networks.bridge.NetworkID);
     assert.deepEqual(Object.values(leases(root)).map((l) => l.Container), [b]);
-    assert.deepEqual(await vethsGone([`veth${a.slice(0, 11)}`]), []);
+    assert.deepEqual(await vethsGone([a]), []);
     // started again: a new address (sequential: not the one just released)
     await root.ok(["start", "a"]);
     assert.equal((await inspect(root, "a")).NetworkSettings.IPAddress, `${bridge.prefix}.4`);
     await root.ok(["rm", "-f", "a", "b"]);
     assert.deepEqual(leases(root), {});
-    assert.deepEqual(await vethsGone([`veth${a.slice(0, 11)}`, `veth${b.slice(0, 11)}`]), []);
+    assert.deepEqual(await vethsGone([a, b]), []);
   });
 });
 
@@ -341,7 +346,7 @@ Deno.test("bridge: 30 containers started at once get 30 distinct addresses; rm -
     }
     await root.ok(["rm", "-f", ...ids]);
     assert.deepEqual(leases(root), {});
-    assert.deepEqual(await vethsGone(ids.map((id) => `veth${id.slice(0, 11)}`)), []);
+    assert.deepEqual(await vethsGone(ids), []);
   });
 });
 
@@ -385,7 +390,7 @@ Deno.test("bridge: kill -9 of skiff between veth creation and start leaks nothin
       child.kill("SIGKILL");
       await child.status;
       assert.equal(veth.length, 1, "the veth appeared");
-      const ids = root.containerIds().filter((id) => veth[0] === `veth${id.slice(0, 11)}`);
+      const ids = root.containerIds().filter((id) => veth[0].startsWith(`veth${id.slice(0, 7)}`));
       if (ids.length) {
         const state =
           JSON.parse(Deno.readTextFileSync(join(root.path, "containers", ids[0], "container.json"))).State;
@@ -394,7 +399,7 @@ Deno.test("bridge: kill -9 of skiff between veth creation and start leaks nothin
       // the next command: ps reconciles the lost run and sweeps its lease
       await root.ok(["ps", "-a"]);
       assert.deepEqual(leases(root), {}, `round ${i}`);
-      assert.deepEqual(await vethsGone(veth), [], `round ${i}`);
+      assert.deepEqual(await vethsGone(ids), [], `round ${i}`);
     }
     assert.ok(hits > 0, `no kill landed before the start in ${rounds} rounds`);
   });

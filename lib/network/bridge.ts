@@ -177,7 +177,8 @@ function sweepLeases(root: StateRoot, state: BridgeState, rtnl: Rtnl): number {
   let swept = 0;
   for (const ip of Object.keys(state.Leases)) {
     if (leaseAlive(root, state, ip, alive)) continue;
-    rtnl.deleteLink(vethName(state.Leases[ip].Container));
+    const veth = state.Leases[ip].Veth;
+    if (veth) rtnl.deleteLink(veth);
     delete state.Leases[ip];
     swept++;
   }
@@ -212,12 +213,18 @@ export function createEndpoint(root: StateRoot, containerId: string): PreparedEn
   const rtnl = new Rtnl();
   let nsFd = -1;
   let leased = false;
+  let created = true; // whether a link named hostInterface is ours to delete on failure
   try {
     const { ip, networkId } = withBridgeState(root, (state) => {
       sweepLeases(root, state, rtnl);
       const holderStart = processStartTime(Deno.pid);
       return {
-        ip: lease(state, subnet, { Container: containerId, Holder: Deno.pid, HolderStart: holderStart }),
+        ip: lease(state, subnet, {
+          Container: containerId,
+          Holder: Deno.pid,
+          HolderStart: holderStart,
+          Veth: hostInterface,
+        }),
         networkId: state.Id,
       };
     });
@@ -238,9 +245,9 @@ export function createEndpoint(root: StateRoot, containerId: string): PreparedEn
       try {
         rtnl.request(`create veth ${hostInterface}`, (seq) => nl.newVethPair(seq, pair));
       } catch (e) {
-        if (!(e instanceof SysError && e.code === "EEXIST")) throw e;
-        rtnl.deleteLink(hostInterface); // left by a run of this container that was killed
-        rtnl.request(`create veth ${hostInterface}`, (seq) => nl.newVethPair(seq, pair));
+        // another link has the name (the odds: 1 in 65536 per start): the catch below must not delete it
+        if (e instanceof SysError && e.code === "EEXIST") created = false;
+        throw e;
       }
       const eth0 = inner.linkIndex("eth0");
       if (eth0 === undefined) throw new SkiffError("eth0 missing in the container's network namespace");
@@ -274,7 +281,7 @@ export function createEndpoint(root: StateRoot, containerId: string): PreparedEn
   } catch (e) {
     if (nsFd >= 0) close(nsFd);
     try {
-      rtnl.deleteLink(hostInterface);
+      if (created) rtnl.deleteLink(hostInterface);
     } catch { /* the first failure is the one to report */ }
     if (leased) withBridgeState(root, (state) => releaseLease(state, containerId));
     if (e instanceof SkiffError) throw e;
@@ -310,7 +317,8 @@ export function releaseEndpoint(root: StateRoot, containerId: string): void {
   }
   if (!Object.values(state.Leases ?? {}).some((l) => l.Container === containerId)) return;
   const dropped = withBridgeState(root, (s) => releaseLease(s, containerId));
-  if (dropped.some((l) => l.Joiners?.length)) withRtnl((rtnl) => rtnl.deleteLink(vethName(containerId)));
+  const shared = dropped.filter((l) => l.Joiners?.length && l.Veth);
+  if (shared.length) withRtnl((rtnl) => shared.forEach((l) => rtnl.deleteLink(l.Veth!)));
 }
 
 /** Notes a container that joins `containerId`'s namespace (its endpoint is then deleted explicitly). */

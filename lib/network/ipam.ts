@@ -76,14 +76,20 @@ export function macForIp(ip: string): string {
   return ["02", "42", ...ip.split(".").map((o) => Number(o).toString(16).padStart(2, "0"))].join(":");
 }
 
-/** The host end's name: veth + 11 hex of the container id (IFNAMSIZ leaves 15 characters). */
-export const vethName = (containerId: string) => `veth${containerId.slice(0, 11)}`;
+/**
+ * A host end's name: veth, 7 hex of the container id, 4 random hex (IFNAMSIZ leaves 15 characters).
+ * A new name at each start: the last run's pair may still be on its way out with its namespace.
+ */
+export const vethName = (containerId: string, random = randomHex(2)) =>
+  `veth${containerId.slice(0, 7)}${random}`;
 
 export interface Lease {
   Container: string;
   /** The skiff process that made it, and its start time (a reused pid is not the holder). */
   Holder: number;
   HolderStart?: number;
+  /** The host end of its veth pair (made after the lease, so a crash leaves a lease that names it). */
+  Veth?: string;
   /** Containers started with `--network container:` this one: they share its namespace. */
   Joiners?: string[];
 }
