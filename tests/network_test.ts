@@ -355,9 +355,7 @@ Deno.test("bridge: 200 run --rm cycles leave no veth and no lease", async () => 
     const lanes = 4, cycles = 200;
     const made = new Set<string>();
     const watch = setInterval(() => {
-      for (const e of Deno.readDirSync("/sys/class/net")) {
-        if (/^veth[0-9a-f]{11}$/.test(e.name)) made.add(e.name);
-      }
+      for (const port of bridgePorts(bridge.name)) made.add(port);
     }, 20);
     try {
       await Promise.all(Array.from({ length: lanes }, async () => {
@@ -447,5 +445,111 @@ Deno.test("run: bad --network values: one line, docker's exit code, nothing crea
     assert.equal(d.code, 125);
     assert.match(d.stderr, /invalid container format container:<name\|id>/);
     assert.deepEqual(root.containerIds(), []);
+  });
+});
+
+Deno.test("network create/ls/inspect/rm/prune: docker's shapes and errors; containers on a user network reach each other", async () => {
+  await withBusybox(async (root) => {
+    const third = crypto.getRandomValues(new Uint8Array(1))[0];
+    const subnet = `10.214.${third}.0/24`;
+    const prefix = `10.214.${third}`;
+    const id = (await root.ok(["network", "create", "--subnet", subnet, "--label", "team=a", "appnet"]))
+      .trim();
+    assert.match(id, /^[0-9a-f]{64}$/);
+    const ls = await root.ok(["network", "ls"]);
+    assert.match(ls, /^NETWORK ID\s+NAME\s+DRIVER\s+SCOPE$/m);
+    assert.match(ls, new RegExp(`^${id.slice(0, 12)}\\s+appnet\\s+bridge\\s+local$`, "m"));
+    for (const [name, driver] of [["bridge", "bridge"], ["host", "host"], ["none", "null"]]) {
+      assert.match(ls, new RegExp(`^[0-9a-f]{12}\\s+${name}\\s+${driver}\\s+local$`, "m"));
+    }
+    assert.equal(await root.ok(["network", "ls", "-q", "--filter", "name=appnet", "--no-trunc"]), `${id}\n`);
+    assert.equal(
+      await root.ok(["network", "ls", "--filter", "type=custom", "--format", "{{.Name}}"]),
+      "appnet\n",
+    );
+    const [net] = JSON.parse(await root.ok(["network", "inspect", "appnet"]));
+    assert.deepEqual(Object.keys(net), [
+      "Name",
+      "Id",
+      "Created",
+      "Scope",
+      "Driver",
+      "EnableIPv4",
+      "EnableIPv6",
+      "IPAM",
+      "Internal",
+      "Attachable",
+      "Ingress",
+      "ConfigFrom",
+      "ConfigOnly",
+      "Containers",
+      "Options",
+      "Labels",
+    ]);
+    assert.deepEqual(net.IPAM.Config, [{ Subnet: subnet, Gateway: `${prefix}.1` }]);
+    assert.deepEqual(net.Labels, { team: "a" });
+    assert.equal(await root.ok(["network", "inspect", "-f", "{{.Id}}", id.slice(0, 10)]), `${id}\n`);
+
+    // errors: docker's wording, exit 1, nothing changed
+    for (
+      const [args, message] of [
+        [["network", "create", "appnet"], /network with name appnet already exists/],
+        [["network", "create", "--subnet", `10.214.${third}.128/25`, "x"], /Pool overlaps with other one/],
+        [["network", "create", "bridge"], /operation is not permitted on predefined bridge network/],
+        [["network", "rm", "host"], /host is a pre-defined network and cannot be removed/],
+        [["network", "rm", "nosuchnet"], /No such network: nosuchnet/],
+        [["network", "inspect", "nosuchnet"], /No such network: nosuchnet/],
+      ] as const
+    ) {
+      const r = await root.skiff([...args]);
+      assert.equal(r.code, 1, `${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+    }
+
+    // two containers on it: addresses of its subnet, on its own bridge, traffic between them only
+    await root.ok(["run", "-d", "--name", "u1", "--network", "appnet", "busybox", "sleep", "60"]);
+    await root.ok(["run", "-d", "--name", "u2", "--net", id.slice(0, 12), "busybox", "sleep", "60"]);
+    const u1 = await inspect(root, "u1");
+    assert.equal(u1.HostConfig.NetworkMode, "appnet");
+    assert.deepEqual(Object.keys(u1.NetworkSettings.Networks), ["appnet"]);
+    const ep = u1.NetworkSettings.Networks.appnet;
+    assert.equal(ep.IPAddress, `${prefix}.2`);
+    assert.equal(ep.NetworkID, id);
+    assert.equal(u1.NetworkSettings.IPAddress, ""); // docker fills the top-level fields for the default bridge only
+    assert.ok(linkExists(`br-${id.slice(0, 12)}`));
+    const ping = await root.skiff(["exec", "u1", "ping", "-c", "1", "-W", "2", `${prefix}.3`]);
+    assert.equal(ping.code, 0, ping.stdout + ping.stderr);
+    const containers = JSON.parse(
+      await root.ok(["network", "inspect", "-f", "{{json .Containers}}", "appnet"]),
+    );
+    assert.deepEqual(
+      Object.values(containers).map((c) => (c as { Name: string; IPv4Address: string }).IPv4Address).sort(),
+      [`${prefix}.2/24`, `${prefix}.3/24`],
+    );
+    const inUse = await root.skiff(["network", "rm", "appnet"]);
+    assert.equal(inUse.code, 1);
+    assert.match(
+      inUse.stderr,
+      new RegExp(`error while removing network: network appnet id ${id} has active endpoints`),
+    );
+    await root.ok(["rm", "-f", "u1", "u2"]);
+
+    // --internal: no way out (no default route)
+    await root.ok(["network", "create", "--internal", "--subnet", `10.215.${third}.0/24`, "inside"]);
+    const routes = await root.ok(["run", "--rm", "--network", "inside", "busybox", "ip", "route"]);
+    assert.ok(!/^default/m.test(routes), routes);
+    assert.match(routes, new RegExp(`10\\.215\\.${third}\\.0/24 dev eth0`));
+
+    // prune: every network no container names; then the bridges are gone
+    const kept = (await root.ok(["create", "--network", "inside", "busybox", "true"])).trim();
+    const pruned = await root.ok(["network", "prune", "-f"]);
+    assert.equal(pruned, "Deleted Networks:\nappnet\n\n");
+    assert.ok(!linkExists(`br-${id.slice(0, 12)}`));
+    await root.ok(["rm", kept]);
+    assert.equal(await root.ok(["network", "rm", "inside"]), "inside\n");
+    assert.equal(await root.ok(["network", "ls", "-q", "--filter", "type=custom"]), "");
+    const gone = await root.skiff(["run", "--rm", "--network", "appnet", "busybox", "true"]);
+    assert.equal(gone.code, 125);
+    assert.match(gone.stderr, /network appnet not found/);
   });
 });
