@@ -20,7 +20,7 @@ import {
   stateFiles,
   userNetworkPath,
 } from "./ipam.ts";
-import { bridgeConfig, cidrsOverlap, DEFAULT_BRIDGE, userBridgeName } from "./bridge.ts";
+import { bridgeConfig, cidrsOverlap, DEFAULT_BRIDGE, sweepDeadEndpoints, userBridgeName } from "./bridge.ts";
 import { withRtnl } from "./rtnl.ts";
 import * as nl from "./netlink.ts";
 
@@ -241,6 +241,7 @@ function containersOn(root: StateRoot, view: NetworkView): string[] {
 export async function removeNetwork(root: StateRoot, ref: string): Promise<void> {
   const view = await findNetwork(root, ref);
   if (view.builtin) throw new SkiffError(`${view.Name} is a pre-defined network and cannot be removed`, 1);
+  sweepDeadEndpoints(root); // leases of runs killed with their skiff are not active endpoints
   withLockSync(root.lock("network"), () => {
     const state = readStateFile(userNetworkPath(root, view.Id));
     if (!state) return;
