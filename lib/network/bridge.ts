@@ -99,9 +99,12 @@ export function cidrsOverlap(a: string, b: string): boolean {
  */
 function checkHostRoutes(rtnl: Rtnl, config: BridgeConfig): void {
   const routes = rtnl.request("dump routes", (seq) => nl.dumpRoutes(seq)).map(nl.parseRoute);
-  // the bridge is missing, so no route of the host goes through it
+  // another skiff may have made the bridge (and its route) since we found it missing: its routes
+  // are the bridge's own (looked up after the dump, so a route in the dump is never missed)
+  const bridge = rtnl.linkIndex(config.name);
   const clash = routes.find((r) =>
-    r.table === nl.MAIN_TABLE && !r.dst.endsWith("/0") && cidrsOverlap(r.dst, config.subnet.cidr)
+    r.table === nl.MAIN_TABLE && !r.dst.endsWith("/0") && r.oif !== bridge &&
+    cidrsOverlap(r.dst, config.subnet.cidr)
   );
   if (clash) {
     throw new SkiffError(
