@@ -409,7 +409,7 @@ Deno.test("attack: a container writes 50 MB while its attached client reads noth
         "the other container ran",
         async () => (await root.ok(["logs", other])).includes("other-ran"),
       );
-      await eventually("the flood is logged", async () => {
+      await eventually("the flood is logged", () => {
         const log = Deno.readTextFileSync(`${root.path}/containers/${id}/${id}-json.log`);
         return log.includes("flood-done");
       }, 120_000);
