@@ -188,6 +188,14 @@ Deno.test("attach: sees new output of a running container, exits with its code; 
       const running = await runDetached(root, ["busybox", "sleep", "30"]);
       const keys = await root.skiff(["attach", "--detach-keys", "ctrl-P", running]);
       assertEquals([keys.code, keys.stderr], [1, "skiff: Invalid detach keys (ctrl-P) provided\n"]);
+      // a foreground run's container: its output is that process's, nothing to attach to
+      const fg = track(
+        Proc.skiff(root, ["run", "--name", "fg", "busybox", "sh", "-c", "echo fg-up; sleep 30"]),
+      );
+      await fg.waitFor("fg-up");
+      const foreground = await root.skiff(["attach", "fg"]);
+      assertEquals(foreground.code, 1);
+      assertMatch(foreground.stderr, /not run by the skiff supervisor/);
       const usage = await root.skiff(["attach"]);
       assertEquals(usage.code, 125);
       assertEquals(await status(root, running), "running");

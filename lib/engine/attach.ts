@@ -182,6 +182,7 @@ export function attachableRun(record: ContainerRecord, stage: InitStage, pty?: P
     output: (stream, chunk) => hub.output(stream, chunk),
     end: async () => {
       ended = true;
+      ports.closeInput?.(); // the run's stdin pipe goes with it (Deno keeps the resource otherwise)
       if (hub.run === ports) hub.run = undefined;
       for (const c of hub.clients) c.end();
       hub.clients.clear();
@@ -264,11 +265,15 @@ export async function serveAttach(
   await Promise.all([client.writeLoop(), readLoop(hub, client)]);
 }
 
+/** A running container that no supervisor serves: a foreground `skiff run`'s, or a dead supervisor's. */
+export const NOT_SUPERVISED =
+  "cannot attach: the container is not run by the skiff supervisor (a foreground `skiff run` owns its output)";
+
 function notAttachable(running: boolean): AttachReply {
   return running
     ? {
       ok: false,
-      error: "cannot attach: the container's output goes to the `skiff run` that started it",
+      error: NOT_SUPERVISED,
       exitCode: 1,
     }
     : { ok: false, error: "You cannot attach to a stopped container, start it first", exitCode: 1 };

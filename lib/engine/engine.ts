@@ -113,8 +113,12 @@ export class Engine {
     if (options.start && current(this.root, record.Id)?.State.Status === "paused") {
       throw new SkiffError(`cannot start a paused container, try unpause instead`);
     }
+    // nobody listening: its output goes to a foreground `skiff run` (or its supervisor died)
     const notOwned = () =>
-      new SkiffError("cannot attach: the container's output goes to the `skiff run` that started it", 1);
+      new SkiffError(
+        "cannot attach: the container is not run by the skiff supervisor (a foreground `skiff run` owns its output)",
+        1,
+      );
     try {
       return await openAttach(this.root, record.Id, io, options, notOwned);
     } catch (e) {
