@@ -166,14 +166,15 @@ Deno.test("attach: sees new output of a running container, exits with its code; 
         "busybox",
         "sh",
         "-c",
-        "echo before; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo after-out; echo after-err >&2; exit 9",
+        "echo before; while [ ! -e /tmp/go ]; do echo waiting; sleep 0.1; done; echo after-out; echo after-err >&2; exit 9",
       ]);
       await eventually("before is logged", async () => (await root.ok(["logs", id])).includes("before"));
       const a = track(Proc.skiff(root, ["attach", "--no-stdin", id]));
-      await sleep(1500); // attached
+      await a.waitFor("waiting\n"); // attached
       await root.ok(["exec", id, "touch", "/tmp/go"]);
       assertEquals(await a.finish(), 9);
-      assertEquals(a.stdout, "after-out\n"); // what came before the attach is not replayed (docker)
+      // what came before the attach is not replayed (docker)
+      assertMatch(a.stdout, /^(waiting\n)+after-out\n$/);
       assertEquals(a.stderr, "after-err\n");
       // stopped, missing, created: docker's words, exit 1
       const stopped = await root.skiff(["attach", id]);
@@ -219,10 +220,14 @@ Deno.test("run -d -i, then attach -i: input reaches the container; --no-stdin se
       const quiet = track(Proc.skiff(root, ["attach", "--no-stdin", id], { stdin: true }));
       await quiet.send("not-for-the-container\n");
       const a = track(Proc.skiff(root, ["attach", id], { stdin: true }));
-      await sleep(1500);
-      await a.send("hello\n");
+      await a.send("hello\n"); // waits in the pipe until the attach is up
       await a.waitFor("got:hello\n");
-      await quiet.waitFor("got:hello\n"); // every attached client sees the output
+      // every attached client sees the output (once the quiet one is up)
+      for (let i = 0; !quiet.stdout.includes("got:ping"); i++) {
+        assert(i < 100, `the --no-stdin attach saw nothing: ${quiet.stdout} ${quiet.stderr}`);
+        await a.send("ping\n");
+        await sleep(200);
+      }
       await a.send("again\n");
       await a.waitFor("got:again\n");
       // run -d -i is not StdinOnce: the end of this client's input ends its attach, not the stdin
@@ -230,7 +235,7 @@ Deno.test("run -d -i, then attach -i: input reaches the container; --no-stdin se
       await sleep(500);
       assertEquals(await status(root, id), "running");
       const logs = await root.ok(["logs", id]);
-      assertEquals(logs, "got:hello\ngot:again\n");
+      assertMatch(logs, /^got:hello\n(got:ping\n)+got:again\n$/); // nothing of the --no-stdin client
       await root.ok(["stop", "-t", "1", id]);
       await a.finish();
       await quiet.finish();
@@ -247,8 +252,7 @@ Deno.test("attach -t: raw terminal, window size, ctrl-p ctrl-q and --detach-keys
       const t = track(
         Proc.onPty(`stty rows 33 cols 101; ${skiffLine(root, `attach ${id}`)}; echo attach-rc=$?`),
       );
-      await sleep(1500);
-      await t.send("stty size; echo mark-$((6*7))\r");
+      await t.send("stty size; echo mark-$((6*7))\r"); // kept by the pty until the attach reads it
       await t.waitFor("mark-42");
       assertMatch(t.stdout, /33 101/);
       await t.send(new Uint8Array([16]));
@@ -264,7 +268,8 @@ Deno.test("attach -t: raw terminal, window size, ctrl-p ctrl-q and --detach-keys
       const k = track(
         Proc.onPty(`${skiffLine(root, `attach --detach-keys ctrl-a,x ${id}`)}; echo attach-rc=$?`),
       );
-      await sleep(1500);
+      await k.send("echo ready-$((3+4))\r");
+      await k.waitFor("ready-7"); // attached, the terminal raw
       await k.send(new Uint8Array([16, 17]));
       await k.send("echo still-$((1+1))\r");
       await k.waitFor("still-2");
@@ -283,7 +288,6 @@ Deno.test("attach -t: raw terminal, window size, ctrl-p ctrl-q and --detach-keys
 
       // exit through the terminal: attach returns the code
       const e = track(Proc.onPty(`${skiffLine(root, `attach ${id}`)}; echo attach-rc=$?`));
-      await sleep(1500);
       await e.send("exit 5\r");
       await e.waitFor("attach-rc=5");
       await e.closeInput();
@@ -316,19 +320,19 @@ Deno.test("attach --sig-proxy: SIGTERM and SIGINT reach the container; with =fal
   await withDetached(async (root) => {
     await withProcs(async (track) => {
       const script = 'trap "echo got-term; exit 5" TERM; trap "echo got-int; exit 6" INT; echo up; ' +
-        "while true; do sleep 0.1; done";
+        "while true; do echo tick; sleep 0.2; done";
       for (const [signal, code, word] of [["SIGTERM", 5, "got-term"], ["SIGINT", 6, "got-int"]] as const) {
         const id = await runDetached(root, ["busybox", "sh", "-c", script]);
         await eventually("up", async () => (await root.ok(["logs", id])).includes("up"));
         const a = track(Proc.skiff(root, ["attach", id]));
-        await sleep(1500);
+        await a.waitFor("tick\n"); // attached, its signal handlers on
         a.child.kill(signal);
         assertEquals(await a.finish(), code);
-        assertEquals(a.stdout, `${word}\n`);
+        assertMatch(a.stdout, new RegExp(`^(tick\n)+${word}\n$`));
       }
       const id = await runDetached(root, ["busybox", "sh", "-c", script]);
       const a = track(Proc.skiff(root, ["attach", "--sig-proxy=false", id]));
-      await sleep(1500);
+      await a.waitFor("tick\n");
       a.child.kill("SIGTERM");
       await a.finish();
       await sleep(300);
@@ -355,19 +359,25 @@ Deno.test("attack: a container that never reads stdin while attach sends 32 MiB 
         "i=0; while true; do echo tick$i; i=$((i+1)); sleep 0.1; done",
       ]);
       const a = track(Proc.skiff(root, ["attach", deaf], { stdin: true }));
-      await sleep(1500);
-      const chunk = new Uint8Array(1 << 20).fill(65);
+      const chunk = new Uint8Array(64 << 10).fill(65);
       let sent = 0;
       const flooding = (async () => {
         try {
-          for (let i = 0; i < 32; i++) {
+          for (let i = 0; i < 512; i++) {
             await a.send(chunk);
             sent++;
           }
         } catch { /* the attach was killed */ }
       })();
-      await sleep(2000);
-      assert(sent < 32, "a container that never reads cannot have taken 32 MiB");
+      // more than the attach's own stdin pipe holds went: it is connected and copying; then it stalls
+      await eventually("the attach takes input", () => sent >= 2, 20_000);
+      let last = -1;
+      await eventually("the input stalls", async () => {
+        const now = sent;
+        await sleep(1000);
+        return now === sent && (last = sent) >= 0;
+      }, 20_000);
+      assert(last < 512, "a container that never reads cannot have taken 32 MiB");
       // the supervisor still serves: a new container starts, another's output keeps flowing, an
       // attach to it works
       const t0 = Date.now();
@@ -402,12 +412,13 @@ Deno.test("attack: a container writes 50 MB while its attached client reads noth
         "busybox",
         "sh",
         "-c",
-        `echo ready; while [ ! -e /tmp/go ]; do sleep 0.05; done; yes ${line} | head -n ${lines}; echo flood-done`,
+        `while [ ! -e /tmp/go ]; do echo waiting; sleep 0.1; done; yes ${line} | head -n ${lines}; echo flood-done`,
       ]);
-      await eventually("ready", async () => (await root.ok(["logs", id])).includes("ready"));
-      // a client that never reads its output: its stdout pipe fills, it stops reading the socket
+      // a client that reads its first output, then nothing: its stdout pipe fills, it stops reading
+      // the socket
       const a = track(Proc.skiff(root, ["attach", "--no-stdin", id], { holdStdout: true }));
-      await sleep(1500);
+      const reader = a.child.stdout.getReader();
+      let received = (await reader.read()).value?.length ?? 0; // attached
       const [sup] = supervisorPids(root);
       const t0 = Date.now();
       await root.ok(["exec", id, "touch", "/tmp/go"]);
@@ -434,8 +445,7 @@ Deno.test("attack: a container writes 50 MB while its attached client reads noth
       await eventually("the container exits", async () => (await status(root, id)) === "exited", 30_000);
       console.log(`50 MB through the supervisor with a stuck client: ${took} ms`);
       // dropped, not buffered for it: it gets what its pipes and its 1 MiB queue held, not 50 MB
-      let received = 0;
-      for await (const chunk of a.child.stdout) received += chunk.length;
+      for (let r = await reader.read(); !r.done; r = await reader.read()) received += r.value.length;
       assert(received > 0 && received < 8 << 20, `the stuck client received ${received} bytes`);
       await a.finish();
     });
