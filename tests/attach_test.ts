@@ -151,6 +151,13 @@ Deno.test("create + start -a: stdout and stderr apart, the container's exit code
     const cat = (await root.ok(["create", "-i", "busybox", "sh", "-c", "cat; echo cat-done; exit 4"])).trim();
     const i = await root.skiff(["start", "-a", "-i", cat], { stdin: "line one\nline two\n" });
     assertEquals([i.code, i.stdout], [4, "line one\nline two\ncat-done\n"]);
+    // --rm: the container is gone when start -a / attach / wait ask for its code (its die event has it)
+    const rm = (await root.ok(["create", "--rm", "busybox", "sh", "-c", "echo bye; exit 5"])).trim();
+    const gone = await root.skiff(["start", "-a", rm]);
+    assertEquals([gone.code, gone.stdout, gone.stderr], [5, "bye\n", ""]);
+    assertEquals(root.containerIds().includes(rm), false);
+    const rmd = (await root.ok(["run", "-d", "--rm", "busybox", "sh", "-c", "sleep 1; exit 6"])).trim();
+    assertEquals(await root.ok(["wait", rmd]), "6\n");
     // start -a of a container whose command does not exist: docker's line and 127
     const bad = (await root.ok(["create", "busybox", "/nonexistent"])).trim();
     const b = await root.skiff(["start", "-a", bad]);

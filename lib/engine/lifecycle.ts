@@ -136,8 +136,33 @@ export async function waitContainer(root: StateRoot, record: ContainerRecord): P
     last = current(root, record.Id);
     return !last || !isUp(last);
   }, Infinity);
-  if (!last) throw new NoSuchContainerError(record.Id);
+  if (!last) {
+    // removed meanwhile (--rm): its exit code is in its last die event, as docker's daemon knows it
+    const code = await exitCodeFromEvents(root, record.Id);
+    if (code === undefined) throw new NoSuchContainerError(record.Id);
+    return code;
+  }
   return last.State.ExitCode;
+}
+
+/** The exit code of the container's last `die` event, if the events log still has it. */
+async function exitCodeFromEvents(root: StateRoot, id: string): Promise<number | undefined> {
+  const { EventsReader } = await import("../state/events.ts");
+  const reader = new EventsReader(root);
+  let events;
+  try {
+    events = reader.history();
+  } finally {
+    reader.close();
+  }
+  for (let i = events.length - 1; i >= 0; i--) {
+    const e = events[i];
+    if (e.Type === "container" && e.Action === "die" && e.Actor.ID === id) {
+      const code = Number(e.Actor.Attributes.exitCode);
+      return Number.isInteger(code) ? code : undefined;
+    }
+  }
+  return undefined;
 }
 
 /** docker start of one container: a no-op when it runs; else the supervisor starts it. */
