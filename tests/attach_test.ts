@@ -303,6 +303,42 @@ Deno.test("attach -t: raw terminal, window size, ctrl-p ctrl-q and --detach-keys
   });
 });
 
+Deno.test("attach -t: a new size of the caller's terminal reaches the container's pty (SIGWINCH)", async () => {
+  await withDetached(async (root) => {
+    await withProcs(async (track) => {
+      const id = await runDetached(root, ["-it", "busybox", "sh"]);
+      // the attach in the background of a shell on the pty, so the shell can resize that terminal
+      const dir = await Deno.makeTempDir({ prefix: "skiff-attach-winch-" });
+      try {
+        const script = `${dir}/resize.sh`;
+        Deno.writeTextFileSync(
+          script,
+          `stty rows 20 cols 70\n${skiffLine(root, `attach ${id}`)} </dev/tty &\n` +
+            `while [ ! -e ${dir}/resize ]; do sleep 0.05; done\n` +
+            `stty rows 41 cols 123; kill -WINCH $!\nwait $!\necho attach-rc=$?\n`,
+        );
+        const t = track(Proc.onPty(`sh ${script}`));
+        await t.send("stty size\r");
+        await t.waitFor("20 70");
+        Deno.writeTextFileSync(`${dir}/resize`, "");
+        for (let i = 0; !t.stdout.includes("41 123"); i++) {
+          assert(i < 50, t.stdout);
+          await t.send("stty size\r");
+          await sleep(200);
+        }
+        await t.send(new Uint8Array([16]));
+        await sleep(200);
+        await t.send(new Uint8Array([17]));
+        await t.waitFor("attach-rc=1");
+        await t.closeInput();
+        await t.finish();
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    });
+  });
+});
+
 Deno.test("start -a -i on a pty: create -it, type, detach quietly with ctrl-p ctrl-q", async () => {
   await withDetached(async (root) => {
     await withProcs(async (track) => {
