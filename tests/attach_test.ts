@@ -211,6 +211,25 @@ Deno.test("attach: sees new output of a running container, exits with its code; 
   });
 });
 
+Deno.test("attach to a container with --restart always: it returns at the run's exit, with its code", async () => {
+  await withDetached(async (root) => {
+    await withProcs(async (track) => {
+      const id = await runDetached(root, [
+        "--restart",
+        "always",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 8 ]; do echo run; i=$((i+1)); sleep 0.2; done; exit 3",
+      ]);
+      const a = track(Proc.skiff(root, ["attach", "--no-stdin", id]));
+      await a.waitFor("run\n");
+      assertEquals(await a.finish(), 3);
+      await eventually("it restarts", async () => Number(await inspect(root, id, "{{.RestartCount}}")) >= 1);
+    });
+  });
+});
+
 Deno.test("run -d -i, then attach -i: input reaches the container; --no-stdin sends nothing", async () => {
   await withDetached(async (root) => {
     await withProcs(async (track) => {

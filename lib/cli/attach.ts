@@ -118,7 +118,7 @@ export async function attachTerminal(
   }
   try {
     if (how === "detached") return "detached";
-    return await engine.wait(record);
+    return await engine.waitRun(record, session!.pid);
   } finally {
     for (const [s, fn] of proxied) Deno.removeSignalListener(s, fn);
   }

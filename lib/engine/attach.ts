@@ -38,11 +38,13 @@ export interface AttachRequest {
 
 /** The reply line of an attach or start -a. */
 export type AttachReply =
-  | { ok: true; tty: boolean }
+  | { ok: true; tty: boolean; pid: number }
   | { ok: false; error: string; exitCode: number; phase?: "start" };
 
 /** The container's side of one run, as the attached clients see it. */
 interface RunPorts {
+  /** The container's PID 1 on the host: the run the client is attached to. */
+  pid: number;
   tty: boolean;
   /** StdinOnce: the end of an attached stdin closes the container's (docker's CloseStdin). */
   closeStdinAtEnd: boolean;
@@ -155,6 +157,7 @@ export function attachableRun(record: ContainerRecord, stage: InitStage, pty?: P
   let inFlight: Promise<unknown> = Promise.resolve();
   let ended = false;
   const ports: RunPorts = {
+    pid: stage.child.pid,
     tty: record.Config.Tty,
     closeStdinAtEnd: record.Config.StdinOnce && !record.Config.Tty,
   };
@@ -245,14 +248,14 @@ export async function serveAttach(
       reply = { ok: false, error: started.error, exitCode: started.exitCode, phase: "start" };
     } else if (!client.bound && (started.pid !== 0 || !isRunning())) {
       reply = notAttachable(isRunning());
-    } else reply = { ok: true, tty: hub.run?.tty ?? false };
+    } else reply = { ok: true, tty: hub.run?.tty ?? false, pid: hub.run?.pid ?? started.pid };
   } else if (!hub.run) {
     reply = notAttachable(isRunning());
   } else {
     client.bound = true;
     hub.clients.add(client);
     if (options.rows && options.cols) hub.run.resize?.(options.rows, options.cols);
-    reply = { ok: true, tty: hub.run.tty };
+    reply = { ok: true, tty: hub.run.tty, pid: hub.run.pid };
   }
   if (!reply.ok) {
     hub.clients.delete(client);

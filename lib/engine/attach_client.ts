@@ -23,6 +23,8 @@ export interface AttachOptions {
 export interface AttachSession {
   /** The container has a pty: its output is one raw stream. */
   tty: boolean;
+  /** The host pid of the run attached to (0: not known). */
+  pid: number;
   /** Resolves once the stream ends: the run ended (or let this client go), or the caller detached. */
   done: Promise<"ended" | "detached">;
   /** Leaves the container running and ends the session. */
@@ -163,6 +165,7 @@ export async function openAttach(
   }
   return {
     tty,
+    pid: reply.pid,
     done: output,
     detach: () => {
       detached = true;

@@ -132,6 +132,12 @@ export class Engine {
     }
   }
 
+  /** After an attach (AttachSession.pid): the exit code of that run, a restart policy or not. */
+  async waitRun(ref: string | ContainerRecord, pid: number): Promise<number> {
+    const [{ waitRunEnd }, record] = await Promise.all([import("./lifecycle.ts"), this.find(ref)]);
+    return await waitRunEnd(this.root, record, pid);
+  }
+
   /** Resolves with the exit code once the container is down (at once for a stopped one). */
   async wait(ref: string | ContainerRecord): Promise<number> {
     const [{ waitContainer }, record] = await Promise.all([import("./lifecycle.ts"), this.find(ref)]);
