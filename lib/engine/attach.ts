@@ -148,16 +148,31 @@ export interface AttachableRun {
   end(): Promise<void>;
 }
 
+/** What of a run attach needs: its PID 1, its stdin pipe (run -i without -t), its pty (-t). */
+export interface RunHandles {
+  pid: number;
+  stdin?: WritableStream<Uint8Array>;
+  pty?: PtyMaster;
+}
+
+/** The handles of a run the supervisor started from `stage`. */
+export const stageHandles = (stage: InitStage, pty?: PtyMaster): RunHandles => ({
+  pid: stage.child.pid,
+  stdin: stage.inputPiped ? stage.child.stdin : undefined,
+  pty,
+});
+
 /**
- * Opens a run of `record` to attach clients: its stdin pipe (run -i: the stage's) or its pty. Call
- * before the output pumps start, so that a start -a client sees everything.
+ * Opens a run of `record` to attach clients: its stdin pipe or its pty. Call before the output
+ * pumps start, so that a start -a client sees everything.
  */
-export function attachableRun(record: ContainerRecord, stage: InitStage, pty?: PtyMaster): AttachableRun {
+export function attachableRun(record: ContainerRecord, run: RunHandles): AttachableRun {
+  const { pty } = run;
   const hub = hubOf(record.Id);
   let inFlight: Promise<unknown> = Promise.resolve();
   let ended = false;
   const ports: RunPorts = {
-    pid: stage.child.pid,
+    pid: run.pid,
     tty: record.Config.Tty,
     closeStdinAtEnd: record.Config.StdinOnce && !record.Config.Tty,
   };
@@ -173,8 +188,8 @@ export function attachableRun(record: ContainerRecord, stage: InitStage, pty?: P
     ports.resize = (rows, cols) => {
       if (!ended && rows > 0 && cols > 0) setWinsize(pty.fd, rows, cols);
     };
-  } else if (stage.inputPiped) {
-    const writer = stage.child.stdin.getWriter();
+  } else if (run.stdin) {
+    const writer = run.stdin.getWriter();
     ports.input = (chunk) => writer.write(chunk).then(() => true, () => false);
     ports.closeInput = () => void writer.close().catch(() => {});
   }

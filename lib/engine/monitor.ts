@@ -42,7 +42,13 @@ import { drain, finishContainer, launchContainer, type RunOutcome } from "./proc
 import { Backoff, NO_RESTART, shouldRestart } from "../runtime/restart.ts";
 import { type InitStage, removeQuietly, startInitStage } from "../runtime/stage.ts";
 import { close, kill } from "../../ffi/libc.ts";
-import { type AttachableRun, attachableRun, type AttachRequest, serveAttach } from "./attach.ts";
+import {
+  type AttachableRun,
+  attachableRun,
+  type AttachRequest,
+  serveAttach,
+  stageHandles,
+} from "./attach.ts";
 
 export const supervisorLock = (root: StateRoot) => `${root.path}/supervisor.lock`;
 
@@ -154,7 +160,7 @@ async function runOnce(
     cgroupView: containerCgroupView(root, id),
     detached: true,
   });
-  const attached = attachableRun(record, stage, pty);
+  const attached = attachableRun(record, stageHandles(stage, pty));
   const pumps = [
     pumpStream(child.stdout, "stdout", log, attached),
     pumpStream(child.stderr, "stderr", log, attached),
