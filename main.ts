@@ -47,6 +47,7 @@ const VERBS: Record<string, VerbLoader> = {
   "__cp-stopped": () => import("./lib/container/cp_stopped.ts"), // cp of a stopped container
   logs: () => import("./lib/cli/logs.ts"),
   start: () => import("./lib/cli/start.ts"),
+  attach: () => import("./lib/cli/attach.ts"),
   stop: () => import("./lib/cli/stop.ts"),
   kill: () => import("./lib/cli/kill.ts"),
   restart: () => import("./lib/cli/restart.ts"),
@@ -59,6 +60,7 @@ const VERBS: Record<string, VerbLoader> = {
 const ALIASES: Record<string, string[]> = {
   "container run": ["run"],
   "container create": ["create"],
+  "container attach": ["attach"],
   "system events": ["events"],
   "container exec": ["exec"],
   "container ls": ["ps"],
@@ -106,6 +108,7 @@ Commands:
   run        Create and run a new container from an image
   create     Create a new container
   exec       Execute a command in a running container
+  attach     Attach local standard input, output, and error streams to a running container
   ps         List containers
   rm         Remove one or more containers
   inspect    Return low-level information on containers or images

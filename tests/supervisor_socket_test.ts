@@ -123,6 +123,20 @@ Deno.test("supervisor socket: private under umask 000, and peers other than root
     );
     assert.deepEqual(root.containerIds().sort(), before);
     assert.equal((await root.skiff(["inspect", "evil2"])).code, 1);
+    // attach and resize go through the same check: no stream, no reply for that peer
+    const keep = (await root.ok(["inspect", "-f", "{{.Id}}", "keep"])).trim();
+    for (
+      const op of [{ op: "attach", id: keep, stdin: true }, { op: "resize", id: keep, rows: 1, cols: 1 }]
+    ) {
+      assert.match(
+        await client(socket, JSON.stringify(op), "fsroot"),
+        /^(reply: |write: (Broken pipe|Connection reset by peer)\n)$/,
+      );
+    }
+    assert.equal(
+      await client(socket, JSON.stringify({ op: "resize", id: keep, rows: 1, cols: 1 }), "root"),
+      'reply: {"ok":true}\n',
+    );
 
     // the same request from root is served: the refusals above are the peer check, not a bad request
     const served = await client(socket, attackRequest("control"), "root");

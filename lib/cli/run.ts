@@ -106,7 +106,7 @@ const run: Verb = async (args, ctx) => {
     return 0;
   }
   const detach = bool(parsed, "detach");
-  const request = runRequest(parsed);
+  const request = runRequest(parsed, !detach); // docker checks the terminal only when it attaches
   await checkSeccompProfiles(request.container.securityOpt ?? []);
   await adaptLimitsToHost(request);
   const pullFlag = str(parsed, "pull");

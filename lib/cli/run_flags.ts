@@ -242,6 +242,8 @@ export function runRequest(parsed: Parsed, attach = true): RunRequest {
       hostname: hostname(str(parsed, "hostname")),
       tty,
       interactive,
+      // docker's StdinOnce: -i attached closes stdin at the client's end; run -d -i keeps it open
+      stdinOnce: interactive && !bool(parsed, "detach"),
       labels: labels([...list(parsed, "label-file").flatMap(readListFile), ...list(parsed, "label")]),
       autoRemove: bool(parsed, "rm"),
       privileged,

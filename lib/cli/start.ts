@@ -1,14 +1,13 @@
-// skiff start [-a] [-i] CONTAINER...: starts created or stopped containers in the background (the
-// supervisor owns them), re-using their container layer. -a follows the output of the one
-// container until it stops and exits with its code.
+// skiff start [-a] [-i] [--detach-keys KEYS] CONTAINER...: starts created or stopped containers in
+// the background (the supervisor owns them), re-using their container layer. -a / -i attach the
+// caller's terminal to the one container before it starts (lib/cli/attach.ts), as docker's start:
+// its output (and with -i its stdin) until it stops, then its exit code.
 
 import { SkiffError } from "../errors.ts";
 import { Engine } from "../engine/engine.ts";
-import { logPath } from "../runtime/logs.ts";
 import { findContainer } from "../state/containers.ts";
-import { bool, parseArgs, requireArgs } from "./args.ts";
+import { bool, parseArgs, requireArgs, str } from "./args.ts";
 import type { Verb } from "./context.ts";
-import { followContainerLog, printer } from "./logs.ts";
 import { eachContainer } from "./stop.ts";
 
 const start: Verb = async (args, ctx) => {
@@ -17,6 +16,7 @@ const start: Verb = async (args, ctx) => {
     options: [
       { name: "attach", short: "a", kind: "bool" },
       { name: "interactive", short: "i", kind: "bool" },
+      { name: "detach-keys", kind: "string" },
     ],
   });
   if (bool(p, "help")) {
@@ -32,13 +32,14 @@ const start: Verb = async (args, ctx) => {
     throw new SkiffError("you cannot start and attach multiple containers at once");
   }
   const record = findContainer(ctx.root, p.positionals[0]);
-  let offset = 0;
-  try {
-    offset = Deno.statSync(logPath(ctx.root, record.Id)).size; // only what this run writes
-  } catch { /* no output yet */ }
-  await engine.start(record);
-  await followContainerLog(ctx.root, record, offset, printer({}));
-  return await engine.wait(record);
+  const { attachTerminal } = await import("./attach.ts");
+  const outcome = await attachTerminal(engine, record, {
+    start: true,
+    stdin: bool(p, "interactive") && record.Config.OpenStdin,
+    detachKeys: str(p, "detach-keys"),
+    sigProxy: true, // docker's start -a forwards signals (not with -t)
+  });
+  return outcome === "detached" ? 0 : outcome; // a detach ends start -a quietly
 };
 export default start;
 
@@ -47,5 +48,6 @@ const USAGE = `Usage:  skiff start [OPTIONS] CONTAINER [CONTAINER...]
 Start one or more stopped containers
 
 Options:
-  -a, --attach        Attach STDOUT/STDERR and forward signals
-  -i, --interactive   Attach container's STDIN`;
+  -a, --attach               Attach STDOUT/STDERR and forward signals
+      --detach-keys string   Override the key sequence for detaching a container
+  -i, --interactive          Attach container's STDIN`;

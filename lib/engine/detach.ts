@@ -25,7 +25,7 @@ export const STOP_MARKER = "stop-requested";
 const CONNECT_DEADLINE_MS = 20_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function spawnSupervisor(root: StateRoot): { exited: () => boolean } {
+export function spawnSupervisor(root: StateRoot): { exited: () => boolean } {
   const self = selfCommand(["--root", root.path, "__supervisor"]);
   const child = new Deno.Command(self.cmd, {
     args: self.args,

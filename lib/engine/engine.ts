@@ -23,6 +23,8 @@ import type { RunRequest } from "./create_run.ts";
 import type { RunOutcome } from "./process.ts";
 import type { ContainerIO } from "../runtime/stdio.ts";
 import type { StopOptions } from "./lifecycle.ts";
+import type { AttachOptions, AttachSession } from "./attach_client.ts";
+import { NoSuchContainerError, SkiffError } from "../errors.ts";
 
 /** What an engine serves: explicit, never read from the environment. */
 export interface EngineConfig {
@@ -72,6 +74,70 @@ export class Engine {
   async start(ref: string | ContainerRecord): Promise<void> {
     const [{ startContainer }, record] = await Promise.all([import("./lifecycle.ts"), this.find(ref)]);
     await startContainer(this.root, record);
+  }
+
+  /**
+   * The container as it is now, if it can be attached to: docker's error (exit 1) for one that is
+   * stopped, paused or restarting.
+   */
+  async attachable(ref: string | ContainerRecord): Promise<ContainerRecord> {
+    const [{ current }, record] = await Promise.all([import("./lifecycle.ts"), this.find(ref)]);
+    const now = current(this.root, record.Id);
+    if (!now) throw new NoSuchContainerError(record.Id, 1);
+    if (now.State.Status === "paused") {
+      throw new SkiffError("You cannot attach to a paused container, unpause it first", 1);
+    }
+    if (now.State.Status === "restarting") {
+      throw new SkiffError("You cannot attach to a restarting container, wait until it is running", 1);
+    }
+    if (!now.State.Running) {
+      throw new SkiffError("You cannot attach to a stopped container, start it first", 1);
+    }
+    return now;
+  }
+
+  /**
+   * Attaches `io` to a running container (options.start: starts it first, attached before its
+   * command runs, as `start -a`). Output goes to io.stdout/io.stderr (one raw stream with -t),
+   * io.stdin to the container when options.stdin. The supervisor owns the container: one that a
+   * foreground `skiff run` started cannot be attached to.
+   */
+  async attach(
+    ref: string | ContainerRecord,
+    io: ContainerIO,
+    options: AttachOptions,
+  ): Promise<AttachSession> {
+    const [{ openAttach, AttachRefusedError }, { current }, record] = await Promise.all([
+      import("./attach_client.ts"),
+      import("./lifecycle.ts"),
+      this.find(ref),
+    ]);
+    if (options.start && current(this.root, record.Id)?.State.Status === "paused") {
+      throw new SkiffError(`cannot start a paused container, try unpause instead`);
+    }
+    // nobody listening: its output goes to a foreground `skiff run` (or its supervisor died)
+    const notOwned = () =>
+      new SkiffError(
+        "cannot attach: the container is not run by the skiff supervisor (a foreground `skiff run` owns its output)",
+        1,
+      );
+    try {
+      return await openAttach(this.root, record.Id, io, options, notOwned);
+    } catch (e) {
+      if (e instanceof AttachRefusedError && e.phase === "start") {
+        throw new SkiffError(
+          `failed to create task for container: failed to create shim task: OCI runtime create failed: ${e.message}: unknown`,
+          e.exitCode,
+        );
+      }
+      throw e;
+    }
+  }
+
+  /** After an attach (AttachSession.pid): the exit code of that run, a restart policy or not. */
+  async waitRun(ref: string | ContainerRecord, pid: number): Promise<number> {
+    const [{ waitRunEnd }, record] = await Promise.all([import("./lifecycle.ts"), this.find(ref)]);
+    return await waitRunEnd(this.root, record, pid);
   }
 
   /** Resolves with the exit code once the container is down (at once for a stopped one). */

@@ -136,8 +136,57 @@ export async function waitContainer(root: StateRoot, record: ContainerRecord): P
     last = current(root, record.Id);
     return !last || !isUp(last);
   }, Infinity);
+  if (!last) {
+    // removed meanwhile (--rm): its exit code is in its last die event, as docker's daemon knows it
+    const code = await exitCodeFromEvents(root, record.Id);
+    if (code === undefined) throw new NoSuchContainerError(record.Id);
+    return code;
+  }
+  return last.State.ExitCode;
+}
+
+/**
+ * After an attach to the run whose PID 1 is `pid` ended: that run's exit code (docker's attach and
+ * start -a wait for the next exit, not for a restart policy to give up). A restart may already be
+ * under way: then the code is the one of the last `die` event.
+ */
+export async function waitRunEnd(root: StateRoot, record: ContainerRecord, pid: number): Promise<number> {
+  if (pid === 0) return await waitContainer(root, record);
+  let last: ContainerRecord | undefined;
+  await until(() => {
+    last = current(root, record.Id);
+    return !last || !(last.State.Running && last.State.Pid === pid && last.State.Status === "running");
+  }, Infinity);
+  if (
+    last &&
+    (last.State.Status === "exited" || last.State.Status === "created" || last.State.Status === "dead")
+  ) {
+    return last.State.ExitCode;
+  }
+  const code = await exitCodeFromEvents(root, record.Id);
+  if (code !== undefined) return code;
   if (!last) throw new NoSuchContainerError(record.Id);
   return last.State.ExitCode;
+}
+
+/** The exit code of the container's last `die` event, if the events log still has it. */
+async function exitCodeFromEvents(root: StateRoot, id: string): Promise<number | undefined> {
+  const { EventsReader } = await import("../state/events.ts");
+  const reader = new EventsReader(root);
+  let events;
+  try {
+    events = reader.history();
+  } finally {
+    reader.close();
+  }
+  for (let i = events.length - 1; i >= 0; i--) {
+    const e = events[i];
+    if (e.Type === "container" && e.Action === "die" && e.Actor.ID === id) {
+      const code = Number(e.Actor.Attributes.exitCode);
+      return Number.isInteger(code) ? code : undefined;
+    }
+  }
+  return undefined;
 }
 
 /** docker start of one container: a no-op when it runs; else the supervisor starts it. */

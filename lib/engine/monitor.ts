@@ -42,6 +42,13 @@ import { drain, finishContainer, launchContainer, type RunOutcome } from "./proc
 import { Backoff, NO_RESTART, shouldRestart } from "../runtime/restart.ts";
 import { type InitStage, removeQuietly, startInitStage } from "../runtime/stage.ts";
 import { close, kill } from "../../ffi/libc.ts";
+import {
+  type AttachableRun,
+  attachableRun,
+  type AttachRequest,
+  serveAttach,
+  stageHandles,
+} from "./attach.ts";
 
 export const supervisorLock = (root: StateRoot) => `${root.path}/supervisor.lock`;
 
@@ -111,9 +118,18 @@ async function waitForExec(pid: number, exited: () => boolean): Promise<boolean>
   return false;
 }
 
-async function pumpStream(stream: ReadableStream<Uint8Array>, name: LogStream, log: JsonLogWriter) {
+/** Where every output chunk of a container enters: its json log and its attached clients. */
+async function pumpStream(
+  stream: ReadableStream<Uint8Array>,
+  name: LogStream,
+  log: JsonLogWriter,
+  attached: AttachableRun,
+) {
   try {
-    for await (const chunk of stream) log.write(name, chunk);
+    for await (const chunk of stream) {
+      log.write(name, chunk);
+      attached.output(name, chunk);
+    }
   } catch { /* the pipe broke: nothing more to log */ }
 }
 
@@ -144,8 +160,17 @@ async function runOnce(
     cgroupView: containerCgroupView(root, id),
     detached: true,
   });
-  const pumps = [pumpStream(child.stdout, "stdout", log), pumpStream(child.stderr, "stderr", log)];
-  if (pty) pumps.push(pty.pumpOutput((chunk) => log.write("stdout", chunk)));
+  const attached = attachableRun(record, stageHandles(stage, pty));
+  const pumps = [
+    pumpStream(child.stdout, "stdout", log, attached),
+    pumpStream(child.stderr, "stderr", log, attached),
+  ];
+  if (pty) {
+    pumps.push(pty.pumpOutput((chunk) => {
+      log.write("stdout", chunk);
+      attached.output("stdout", chunk);
+    }));
+  }
   let exited = false;
   const status = child.status.then((s) => {
     exited = true;
@@ -155,6 +180,7 @@ async function runOnce(
   const final = await status;
   pty?.releaseSlave();
   await drain(Promise.all(pumps).then(() => {}));
+  await attached.end();
   pty?.close();
   log.close();
   const outcome = await finishContainer(root, record, cgroup, stage, final);
@@ -302,7 +328,19 @@ async function serve(
     op: string;
     id: string;
     run?: RunRequest;
+    attach?: AttachRequest["attach"];
   };
+  if (request.op === "attach" || request.op === "resize" || (request.op === "start" && request.attach)) {
+    const running = () => {
+      try {
+        return reconcile(root, loadContainer(root, request.id)).State.Running;
+      } catch {
+        return false;
+      }
+    };
+    const startIt = () => start(root, request.id, owned, onDone);
+    return await serveAttach(fd, request as unknown as AttachRequest, startIt, running);
+  }
   let answer: StartReply;
   if (request.op === "run") {
     answer = await createAndStart(root, request.run!, owned, onDone);

@@ -37,6 +37,8 @@ export interface CreateRequest {
   hostname?: string;
   tty: boolean;
   interactive: boolean;
+  /** docker's StdinOnce: the end of an attached stdin closes the container's (-i, but not run -d). */
+  stdinOnce?: boolean;
   labels: Record<string, string>;
   autoRemove: boolean;
   privileged: boolean;
@@ -251,7 +253,7 @@ export async function createContainerFromImage(
         AttachStderr: true,
         Tty: req.tty,
         OpenStdin: req.interactive,
-        StdinOnce: req.interactive,
+        StdinOnce: req.stdinOnce ?? req.interactive,
         Env: env,
         Cmd: cmd,
         Image: req.imageRef,

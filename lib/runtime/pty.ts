@@ -84,6 +84,12 @@ export class PtyMaster {
   }
 }
 
+/** The caller's terminal size (stdout's, else stdin's), if it has one. */
+export function callerWindowSize(): { rows: number; cols: number } | undefined {
+  const size = getWinsize(1) ?? getWinsize(0);
+  return size && size.rows > 0 ? size : undefined;
+}
+
 // struct termios (kernel layout): four u32 flag words, c_line, c_cc[19]
 const TCGETS = 0x5401, TCSETS = 0x5402;
 const TERMIOS_SIZE = 36, CC_OFFSET = 17, VTIME = 5, VMIN = 6;
