@@ -6,11 +6,9 @@
 
 import { join } from "../path.ts";
 import { SkiffError } from "../errors.ts";
-import { hostPlatform, storeLayer, writeBlob } from "../image/ingest.ts";
 import { normalizeTag } from "../image/reference.ts";
 import { ImageStore, shortId } from "../image/store.ts";
 import { type TarWriteEntry, writeTar } from "../image/tar.ts";
-import { hexOf } from "../image/digest.ts";
 import { exists, writeFileAtomic } from "../state/fsutil.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ImageConfigBlob, ImageRecord, ImageRunConfig } from "../state/types.ts";
@@ -44,7 +42,9 @@ import {
   resolveChown,
 } from "./copy.ts";
 import { UnionView } from "./union.ts";
-import { extractArchive, isArchive } from "./archive.ts";
+import { FileHashCache } from "./hash.ts";
+
+const hexOf = (digest: string) => digest.slice(digest.indexOf(":") + 1);
 
 export interface BuildOptions {
   dockerfile: string;
@@ -61,6 +61,8 @@ export interface BuildOptions {
   network?: string;
   /** progress lines (docker's classic builder output) */
   out(line: string): void;
+  /** something wrong that did not stop the build (a damaged cache file) */
+  warn?(line: string): void;
   /** where RUN steps' output goes */
   runOutput: ByteSink;
   /** a base image not in the store: pulled by the CLI (its progress on stderr) */
@@ -118,10 +120,13 @@ export class Builder {
   private step = 0;
   private context!: BuildContext;
   private readonly results = new Map<number, StageResult>();
+  private readonly hashes: FileHashCache;
 
   constructor(private readonly root: StateRoot, private readonly opts: BuildOptions) {
     this.store = new ImageStore(root);
     this.cache = new BuildCache(root);
+    this.hashes = new FileHashCache(join(root.path, "build-cache"));
+    for (const p of this.hashes.problems) opts.warn?.(p);
   }
 
   async run(): Promise<ImageRecord> {
@@ -156,12 +161,19 @@ export class Builder {
       if (image === SCRATCH) throw new SkiffError("No image was generated. Is your Dockerfile empty?");
       o.out(`Successfully built ${shortId(image.id)}`);
       if (tags.length) {
-        for (const t of tags) await this.store.tag(image.id, t);
+        // a tag already on the image is not written again (an unchanged rebuild changes nothing)
+        const current = this.store.readTags().tags;
+        for (const t of tags) if (current[t] !== image.id) await this.store.tag(image.id, t);
         for (const t of o.tags) o.out(`Successfully tagged ${tags[o.tags.indexOf(t)]}`);
       }
       return this.store.get(image.id) ?? image;
     } finally {
       this.context.close();
+      try {
+        this.hashes.save();
+      } catch (e) {
+        o.warn?.(`the build's file hash cache was not saved: ${(e as Error).message}`);
+      }
     }
   }
 
@@ -243,7 +255,7 @@ export class Builder {
           state.config = step.config;
           return await this.cached(
             image,
-            cacheKey(image.id, step.createdBy),
+            await cacheKey(image.id, step.createdBy),
             () => this.commit(image, state.config, step.createdBy, undefined, step.author),
           );
         }
@@ -280,6 +292,7 @@ export class Builder {
     author?: string,
   ): Promise<ImageRecord> {
     const created = new Date().toISOString();
+    const { hostPlatform, storeLayer, writeBlob } = await import("../image/ingest.ts");
     let layer;
     if (entries) {
       this.store.sweepTmp();
@@ -326,7 +339,7 @@ export class Builder {
     const step = configStep(state, instr);
     state.config = step.config;
     const dir = step.config.WorkingDir!;
-    return await this.cached(image, cacheKey(image.id, step.createdBy), async () => {
+    return await this.cached(image, await cacheKey(image.id, step.createdBy), async () => {
       // made when missing (as docker does), in a layer of its own
       const view = this.view(image);
       let entries: TarWriteEntry[] | undefined;
@@ -346,7 +359,7 @@ export class Builder {
     const argv = commandOf(instr, state.config);
     const buildArgs = runBuildArgs(state);
     const createdBy = runHistoryCommand(argv, buildArgs);
-    return await this.cached(image, cacheKey(image.id, createdBy), async () => {
+    return await this.cached(image, await cacheKey(image.id, createdBy), async () => {
       if (image === SCRATCH) throw new SkiffError("no such file or directory: a RUN needs a base image");
       const id = await this.runContainer(image, state.config, argv, buildArgs);
       try {
@@ -514,14 +527,27 @@ export class Builder {
           owner,
           chmod,
           ignore: this.context,
+          hashes: instr.keyword === "COPY" ? this.hashes : undefined,
         });
         if (instr.keyword === "ADD") entries = await expandArchives(entries, sources, dest, owner);
       }
       const single = entries.length === 1 && sources.length === 1;
       const kind = sources.length > 1 ? "multi" : single && entries[0].type !== "dir" ? "file" : "dir";
-      const createdBy = nop(`${instr.keyword} ${kind}:${hexOf(contentHash(entries))} in ${dest} `);
-      const key = cacheKey(image.id, createdBy, { owner, chmod, fromId });
+      const hash = await contentHash(entries, this.hashes);
+      const createdBy = nop(`${instr.keyword} ${kind}:${hexOf(hash)} in ${dest} `);
+      const key = await cacheKey(image.id, createdBy, { owner, chmod, fromId });
       return await this.cached(image, key, async () => {
+        if (entries.some((e) => e.type === "file" && e.data === undefined)) {
+          // files known by their hash were not read: read them now, and they must be what was hashed
+          entries = collectCopy(this.context.fd, sources, dest, destIsDir, {
+            owner,
+            chmod,
+            ignore: this.context,
+          });
+          if (await contentHash(entries) !== hash) {
+            throw new SkiffError("the build context changed while the build was reading it");
+          }
+        }
         // the entries live under the destination directory: its parents come from the image
         const destDir = dest.endsWith("/") || entries.some((e) =>
             e.name.startsWith(dest.slice(1).replace(/\/$/, "") + "/")
@@ -618,6 +644,8 @@ async function expandArchives(
   owner: CopyOwner | undefined,
 ): Promise<CopyEntry[]> {
   const tops = new Set(sources.map((s) => cleanSource(s)));
+  // loaded here: it reads tars through the layer unpacker (node:zlib, node:crypto)
+  const { extractArchive, isArchive } = await import("./archive.ts");
   const out: CopyEntry[] = [];
   for (const e of entries) {
     const data = typeof e.data === "string" ? new TextEncoder().encode(e.data) : e.data;

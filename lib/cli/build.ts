@@ -2,7 +2,7 @@
 // docker's classic builder (DOCKER_BUILDKIT=0): its flags, its output, its exit codes. The work is
 // lib/build/build.ts's; this parses, reads the Dockerfile and the context's path, and prints.
 
-import { resolve } from "node:path";
+import { join } from "../path.ts";
 import { SkiffError, UsageError } from "../errors.ts";
 import { bool, list, parseArgs, str } from "./args.ts";
 import type { Verb } from "./context.ts";
@@ -41,6 +41,9 @@ const OPTIONS = [
   { name: "tag", short: "t", kind: "list" },
   { name: "target", kind: "string" },
 ] as const;
+
+/** An absolute path (node:path's resolve without loading Deno's Node layer). */
+const resolve = (p: string) => join(p.startsWith("/") ? "/" : Deno.cwd(), p);
 
 async function readStdin(): Promise<string> {
   return await new Response(Deno.stdin.readable).text();
@@ -109,10 +112,8 @@ const build: Verb = async (args, ctx) => {
   const out = (line: string) => {
     if (!quiet) Deno.stdout.writeSync(enc.encode(line + "\n"));
   };
-  const [{ Builder, RunStepError }, { imageForRun }] = await Promise.all([
-    import("../build/build.ts"),
-    import("./pull.ts"),
-  ]);
+  // the registry client loads only when a base image must be pulled
+  const { Builder, RunStepError } = await import("../build/build.ts");
   const builder = new Builder(ctx.root, {
     dockerfile,
     file: fileName,
@@ -125,8 +126,12 @@ const build: Verb = async (args, ctx) => {
     rm: p.options.rm !== false || bool(p, "force-rm"),
     network,
     out,
+    warn: (line) => console.error(`WARNING: ${line}`),
     runOutput: quiet ? { write: (c) => Promise.resolve(c.length) } : Deno.stdout,
-    pullBase: (store, ref) => imageForRun(ctx, store, ref, bool(p, "pull") ? "always" : undefined),
+    pullBase: async (store, ref) => {
+      const { imageForRun } = await import("./pull.ts");
+      return await imageForRun(ctx, store, ref, bool(p, "pull") ? "always" : undefined);
+    },
   });
   try {
     const image = await builder.run();
