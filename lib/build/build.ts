@@ -326,7 +326,15 @@ export class Builder {
       ? [...parent.layers, { diffId: layer.diffId, chainId: layer.chainId, ...layer.blob }]
       : parent.layers;
     return await this.store.commitImage(
-      { id, repoDigests: [], layers, config, created, size: parent.size + (layer?.size ?? 0) },
+      {
+        id,
+        repoDigests: [],
+        layers,
+        config,
+        created,
+        size: parent.size + (layer?.size ?? 0),
+        ...(parent.id ? { parent: parent.id } : {}),
+      },
       [],
     );
   }

@@ -51,7 +51,7 @@ export function inspectImage(image: ImageRecord, layerDirs: string[]): Json {
     Id: image.id,
     RepoTags: image.repoTags ?? [],
     RepoDigests: image.repoDigests ?? [],
-    Parent: "",
+    Parent: image.parent ?? "",
     Comment: history.length ? history[history.length - 1].comment ?? "" : "",
     Created: blob.created ?? image.created,
     DockerVersion: "",

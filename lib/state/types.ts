@@ -61,6 +61,8 @@ export interface ImageRecord {
   created: string;
   /** Unpacked size in bytes of all layers. */
   size: number;
+  /** The image a build step made this one from (docker's Parent; built images only). */
+  parent?: string;
 }
 
 export type ContainerStatus =
