@@ -78,6 +78,8 @@ export interface BuildOptions {
 /** A RUN whose command failed: docker's message, and its exit code as the build's. */
 export class RunStepError extends SkiffError {}
 
+const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 const SCRATCH: ImageRecord = {
   id: "",
   repoTags: [],
@@ -269,6 +271,10 @@ export class Builder {
       buildArgs: this.opts.buildArgs,
       metaValues: this.plan.metaValues,
     };
+    // docker's classic builder gives every stage a PATH (its default) when the base has none
+    if (!(state.config.Env ?? []).some((e) => e.startsWith("PATH="))) {
+      state.config.Env = [...(state.config.Env ?? []), `PATH=${DEFAULT_PATH}`];
+    }
     // ONBUILD triggers of the base run first; the child image does not inherit them
     const triggers = state.config.OnBuild ?? [];
     if (triggers.length) {
@@ -363,7 +369,8 @@ export class Builder {
       ...parent.config,
       created,
       ...(author ? { author } : {}),
-      config: runConfig,
+      // docker's classic builder records the step's parent image in the config
+      config: { ...runConfig, Image: parent.id },
       rootfs: {
         type: "layers",
         diff_ids: [...parent.config.rootfs.diff_ids, ...(layer ? [layer.diffId] : [])],
@@ -426,13 +433,25 @@ export class Builder {
         const { upperLayerEntries, upperDir } = await import("../container/layers.ts");
         const upper = upperDir(this.root, { Id: id } as Parameters<typeof upperDir>[1]);
         // an empty change is an empty_layer step, as docker's
-        const iter = upperLayerEntries(upper);
-        const first = iter.next();
+        const parentView = this.view(image);
+        const iter = asDockerLayer(upperLayerEntries(upper), parentView);
+        let first;
+        try {
+          first = iter.next();
+        } catch (e) {
+          parentView?.close();
+          throw e;
+        }
         const entries = first.done ? undefined : (async function* () {
           yield writeTar([first.value], { endMarker: false });
-          for (const e of iter) yield writeTar([e], { endMarker: false });
+          try {
+            for (const e of iter) yield writeTar([e], { endMarker: false });
+          } finally {
+            parentView?.close();
+          }
           yield new Uint8Array(1024);
         })();
+        if (!entries) parentView?.close();
         return await this.commit(image, state.config, createdBy, entries);
       } finally {
         if (this.opts.rm) await this.removeContainer(id);
@@ -625,6 +644,44 @@ export class Builder {
       view?.close();
     }
   }
+}
+
+/** Directories the runtime writes into (its /etc/hosts, /etc/hostname, /etc/resolv.conf mount points). */
+const RUNTIME_DIRS = new Set(["etc/"]);
+
+/**
+ * A RUN's upper dir as docker's classic builder would commit it: a runtime directory that holds
+ * nothing of the step's and is as the image has it is left out (docker keeps those mount points in
+ * a layer of its own, below the container's), and whiteouts carry docker's modes (0600, an opaque
+ * marker its directory's).
+ */
+function* asDockerLayer(
+  entries: Iterable<TarWriteEntry>,
+  parent: UnionView | undefined,
+): Generator<TarWriteEntry> {
+  let held: TarWriteEntry | undefined;
+  let dirMode = 0o755;
+  const unchanged = (e: TarWriteEntry) => {
+    const found = parent?.lookup(e.name.replace(/\/$/, "").split("/"));
+    return found?.stat.type === "dir" && found.stat.perm === e.mode && found.stat.uid === e.uid &&
+      found.stat.gid === e.gid;
+  };
+  for (const e of entries) {
+    if (held) {
+      if (e.name.startsWith(held.name) || !unchanged(held)) yield held;
+      held = undefined;
+    }
+    if (e.type === "dir") dirMode = e.mode ?? 0o755;
+    if (e.type === "dir" && RUNTIME_DIRS.has(e.name)) {
+      held = e;
+      continue;
+    }
+    const base = e.name.slice(e.name.lastIndexOf("/") + 1);
+    if (base === ".wh..wh..opq") yield { ...e, mode: dirMode };
+    else if (base.startsWith(".wh.")) yield { ...e, mode: 0o600 };
+    else yield e;
+  }
+  if (held && !unchanged(held)) yield held;
 }
 
 /** COPY --from: the files of another image (its merged tree), as collectCopy does for the context. */

@@ -28,7 +28,7 @@ export function inspectImage(image: ImageRecord, layerDirs: string[]): Json {
     Env: run.Env ?? null,
     Cmd: run.Cmd ?? null,
     ...(run.Healthcheck ? { Healthcheck: run.Healthcheck } : {}),
-    Image: "",
+    Image: run.Image ?? "",
     Volumes: run.Volumes ?? null,
     WorkingDir: run.WorkingDir ?? "",
     Entrypoint: run.Entrypoint ?? null,

@@ -23,6 +23,8 @@ export interface ImageRunConfig {
   };
   Shell?: string[];
   OnBuild?: string[] | null;
+  /** set by `build`: the image the step was made from (docker's classic builder) */
+  Image?: string;
 }
 
 /** The image config blob (OCI image-spec config / docker image JSON). */
