@@ -770,9 +770,12 @@ async function expandArchives(
   const out: CopyEntry[] = [];
   for (const e of entries) {
     const data = typeof e.data === "string" ? new TextEncoder().encode(e.data) : e.data;
-    if (e.type === "file" && tops.has(e.source) && data && isArchive(data)) {
+    const extracted = e.type === "file" && tops.has(e.source) && data && isArchive(data)
+      ? await extractArchive(data)
+      : undefined;
+    if (extracted) {
       const dir = cleanPath(dest).slice(1);
-      for (const x of await extractArchive(data)) {
+      for (const x of extracted) {
         const name = [dir, x.name].filter(Boolean).join("/");
         out.push({
           ...x,

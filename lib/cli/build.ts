@@ -45,6 +45,32 @@ const OPTIONS = [
 /** An absolute path (node:path's resolve without loading Deno's Node layer). */
 const resolve = (p: string) => join(p.startsWith("/") ? "/" : Deno.cwd(), p);
 
+const HOST_ARCH = ({ x86_64: "amd64", aarch64: "arm64" } as Record<string, string>)[Deno.build.arch] ??
+  Deno.build.arch;
+const ARCH_ALIASES: Record<string, string> = { x86_64: "amd64", "x86-64": "amd64", aarch64: "arm64" };
+
+/** `--platform`: docker's syntax check; only the host's platform can be built (no emulation). */
+function checkPlatform(spec: string): void {
+  for (const part of spec.split("/")) {
+    if (!/^[A-Za-z0-9_-]+$/.test(part)) {
+      throw new SkiffError(
+        `failed to parse platform ${spec}: "${part}" is an invalid component of "${spec}": platform specifier component must match "^[A-Za-z0-9_-]+$": invalid argument`,
+        1,
+      );
+    }
+  }
+  const [os, arch] = spec.toLowerCase().split("/");
+  // "linux", "linux/amd64", "linux/amd64/v2"; a bare "amd64" means linux/amd64, as containerd reads it
+  const isArch = (a: string) => (ARCH_ALIASES[a] ?? a) === HOST_ARCH;
+  const ok = arch === undefined ? os === "linux" || isArch(os) : os === "linux" && isArch(arch);
+  if (!ok) {
+    throw new SkiffError(
+      `failed to build for platform ${spec}: this engine builds for linux/${HOST_ARCH} only (no emulation)`,
+      1,
+    );
+  }
+}
+
 async function readStdin(): Promise<string> {
   return await new Response(Deno.stdin.readable).text();
 }
@@ -104,6 +130,8 @@ const build: Verb = async (args, ctx) => {
     const eq = l.indexOf("=");
     labels[eq < 0 ? l : l.slice(0, eq)] = eq < 0 ? "" : l.slice(eq + 1);
   }
+  const platform = str(p, "platform");
+  if (platform !== undefined && platform !== "") checkPlatform(platform);
   const network = str(p, "network");
   if (network !== undefined && !["default", "bridge", "none", "host"].includes(network)) {
     throw new SkiffError(`network mode "${network}" not supported by skiff build yet`, 1);

@@ -1,0 +1,109 @@
+// The rest of the Dockerfile language on the real kernel: ONBUILD triggers run when the image is a
+// base, ADD of tar archives in each of docker's compressions (a compressed non-tar is copied as it
+// is), `--platform`.
+
+import { deepStrictEqual as assertEqual, ok as assert } from "node:assert/strict";
+import { join } from "node:path";
+import { type TestRoot, withBusybox } from "./helpers.ts";
+
+async function withDir(fn: (dir: string) => Promise<void>) {
+  const dir = await Deno.makeTempDir({ prefix: "skiff-build-lang-" });
+  try {
+    await fn(dir);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
+async function sh(cmd: string, cwd: string) {
+  const out = await new Deno.Command("sh", { args: ["-c", cmd], cwd, stderr: "piped" }).output();
+  assert(out.success, `${cmd}: ${new TextDecoder().decode(out.stderr)}`);
+}
+
+const runIn = (root: TestRoot, image: string, cmd: string) =>
+  root.ok(["run", "--rm", image, "sh", "-c", cmd]);
+
+Deno.test("build: ONBUILD triggers run in the child's build, before its own steps, and are not inherited", async () => {
+  await withBusybox(async (root) => {
+    await withDir(async (dir) => {
+      Deno.writeTextFileSync(join(dir, "f"), "from the child's context\n");
+      Deno.writeTextFileSync(
+        join(dir, "Dockerfile"),
+        "FROM busybox\nONBUILD RUN echo triggered > /onbuild\nONBUILD COPY f /from-trigger\n",
+      );
+      await root.ok(["build", "-q", "-t", "parent", dir]);
+      assertEqual(
+        JSON.parse(await root.ok(["inspect", "-f", "{{json .Config.OnBuild}}", "parent"])),
+        ["RUN echo triggered > /onbuild", "COPY f /from-trigger"],
+      );
+      Deno.writeTextFileSync(
+        join(dir, "Dockerfile"),
+        "FROM parent\nRUN cat /onbuild /from-trigger > /seen\n",
+      );
+      const out = await root.ok(["build", "-t", "child", dir]);
+      assert(out.includes("# Executing 2 build triggers\n"), out);
+      assert(out.indexOf("# Executing") < out.indexOf("Step 2/2"), out);
+      assertEqual(await runIn(root, "child", "cat /seen"), "triggered\nfrom the child's context\n");
+      assertEqual((await root.ok(["inspect", "-f", "{{json .Config.OnBuild}}", "child"])).trim(), "null");
+      // a grandchild runs no trigger
+      Deno.writeTextFileSync(join(dir, "Dockerfile"), "FROM child\nRUN true\n");
+      assert(!(await root.ok(["build", dir])).includes("# Executing"));
+    });
+  });
+});
+
+Deno.test("build: ADD extracts tar, tar.gz, tar.bz2 and tar.xz; a compressed file that is not a tar is copied", async () => {
+  await withBusybox(async (root) => {
+    await withDir(async (dir) => {
+      Deno.mkdirSync(join(dir, "src/sub"), { recursive: true });
+      Deno.writeTextFileSync(join(dir, "src/sub/a.txt"), "archived\n");
+      Deno.symlinkSync("sub/a.txt", join(dir, "src/link"));
+      await sh(
+        "tar -C src -cf t.tar . && gzip -kc t.tar > t.tar.gz && bzip2 -kc t.tar > t.tar.bz2 && " +
+          "xz -kc t.tar > t.tar.xz && echo plain > note.txt && xz -k note.txt",
+        dir,
+      );
+      Deno.writeTextFileSync(
+        join(dir, "Dockerfile"),
+        "FROM busybox\n" +
+          ["tar", "tar.gz", "tar.bz2", "tar.xz"].map((ext) => `ADD t.${ext} /x/${ext}/\n`).join("") +
+          "ADD note.txt.xz /n/\n",
+      );
+      await root.ok(["build", "-q", "-t", "added", dir]);
+      const out = await runIn(
+        root,
+        "added",
+        "for e in tar tar.gz tar.bz2 tar.xz; do cat /x/$e/sub/a.txt; readlink /x/$e/link; done; ls /n",
+      );
+      assertEqual(out, "archived\nsub/a.txt\n".repeat(4) + "note.txt.xz\n");
+    });
+  });
+});
+
+Deno.test("build: --platform takes the host's; another is refused, a malformed one with docker's message", async () => {
+  await withBusybox(async (root) => {
+    await withDir(async (dir) => {
+      Deno.writeTextFileSync(join(dir, "Dockerfile"), "FROM busybox\nRUN true\n");
+      const host = ({ x86_64: "amd64", aarch64: "arm64" } as Record<string, string>)[Deno.build.arch];
+      await root.ok(["build", "-q", "--platform", `linux/${host}`, dir]);
+      const other = await root.skiff(["build", "--platform", "linux/s390x", "-t", "nope", dir]);
+      assertEqual(other.code, 1);
+      assert(
+        other.stderr.endsWith(
+          `failed to build for platform linux/s390x: this engine builds for linux/${host} only (no emulation)\n`,
+        ),
+        other.stderr,
+      );
+      assertEqual(other.stderr.split("\n").length, 2); // one line
+      const bad = await root.skiff(["build", "--platform", "bogus///", dir]);
+      assertEqual(bad.code, 1);
+      assert(
+        bad.stderr.includes(
+          `"" is an invalid component of "bogus///": platform specifier component must match "^[A-Za-z0-9_-]+$": invalid argument`,
+        ),
+        bad.stderr,
+      );
+      assertEqual((await root.skiff(["inspect", "nope"])).code, 1);
+    });
+  });
+});
