@@ -107,3 +107,54 @@ Deno.test("build: --platform takes the host's; another is refused, a malformed o
     });
   });
 });
+
+// `SETCAP PATH`: gives PATH cap_net_raw+ep (a VFS_CAP_REVISION_2 security.capability), as setcap does
+const SETCAP_C = `
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/xattr.h>
+int main(int argc, char **argv) {
+  uint32_t cap[5] = {0x02000000 | 1, 1u << 13, 0, 0, 0};
+  if (setxattr(argv[1], "security.capability", cap, sizeof cap, 0) != 0) { perror("setxattr"); return 1; }
+  return 0;
+}
+`;
+
+/** getcap of `name` in each of the root's stored layers that has it, by layer. */
+async function layerCaps(root: TestRoot, name: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const l of Deno.readDirSync(join(root.path, "layers"))) {
+    const path = join(root.path, "layers", l.name, "diff", name);
+    try {
+      Deno.lstatSync(path);
+    } catch {
+      continue;
+    }
+    const r = await new Deno.Command("getcap", { args: [path], stdout: "piped" }).output();
+    out.push(new TextDecoder().decode(r.stdout).trim().replace(path, "").trim());
+  }
+  return out.sort();
+}
+
+Deno.test("build: file capabilities (security.capability) are kept in COPY and RUN layers", async () => {
+  await withBusybox(async (root) => {
+    await withDir(async (dir) => {
+      const { compileStatic } = await import("./cprog.ts");
+      Deno.copyFileSync(await compileStatic("setcap", SETCAP_C), join(dir, "setcap"));
+      Deno.chmodSync(join(dir, "setcap"), 0o755);
+      Deno.writeTextFileSync(join(dir, "copied"), "x");
+      await sh("setcap cap_net_raw+ep copied", dir);
+      Deno.writeTextFileSync(
+        join(dir, "Dockerfile"),
+        "FROM busybox\nCOPY copied setcap /\nRUN cp /bin/busybox /capped && /setcap /capped\n",
+      );
+      await root.ok(["build", "-q", "-t", "caps", dir]);
+      assertEqual(await layerCaps(root, "copied"), ["cap_net_raw=ep"]);
+      assertEqual(await layerCaps(root, "capped"), ["cap_net_raw=ep"]);
+      // the capability is part of COPY's cache key: dropping it re-runs the COPY
+      await sh("setcap -r copied", dir);
+      const again = await root.ok(["build", dir]);
+      assert(/Step 2\/3 : COPY copied setcap \/\n ---> [0-9a-f]{12}\n/.test(again), again);
+    });
+  });
+});

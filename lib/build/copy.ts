@@ -288,6 +288,7 @@ export function collectCopy(
  */
 export async function contentHash(entries: CopyEntry[], hashes?: FileHashCache): Promise<string> {
   const lines: string[] = [];
+  const enc = new TextEncoder();
   for (const e of entries) {
     if (e.digest === undefined && e.data !== undefined) {
       e.digest = await sha256Hex(e.data);
@@ -302,6 +303,12 @@ export async function contentHash(entries: CopyEntry[], hashes?: FileHashCache):
       e.linkname ?? "",
       e.digest ?? "",
     ];
+    // file capabilities are part of what is copied
+    for (const [k, v] of Object.entries(e.xattrs ?? {})) {
+      head.push(
+        `${k}=${Array.from(typeof v === "string" ? enc.encode(v) : v, (b) => b.toString(16)).join(".")}`,
+      );
+    }
     lines.push(JSON.stringify(head));
   }
   return `sha256:${await sha256Hex(lines.join("\n"))}`;
