@@ -158,3 +158,61 @@ Deno.test("build: file capabilities (security.capability) are kept in COPY and R
     });
   });
 });
+
+Deno.test("build - < a context tar (plain, gzip, xz; -f inside it); its Dockerfile never names a host file", async () => {
+  await withBusybox(async (root) => {
+    await withDir(async (dir) => {
+      Deno.mkdirSync(join(dir, "ctx/sub"), { recursive: true });
+      Deno.writeTextFileSync(join(dir, "ctx/Dockerfile"), 'FROM busybox\nCOPY f /f\nCMD ["cat", "/f"]\n');
+      Deno.writeTextFileSync(join(dir, "ctx/sub/Other"), 'FROM busybox\nCOPY sub/g /g\nCMD ["cat", "/g"]\n');
+      Deno.writeTextFileSync(join(dir, "ctx/f"), "from the tar\n");
+      Deno.writeTextFileSync(join(dir, "ctx/sub/g"), "other file\n");
+      await sh(
+        "tar -C ctx -cf ctx.tar . && gzip -kc ctx.tar > ctx.tar.gz && xz -kc ctx.tar > ctx.tar.xz",
+        dir,
+      );
+      for (const name of ["ctx.tar", "ctx.tar.gz", "ctx.tar.xz"]) {
+        const stdin = await Deno.readFile(join(dir, name));
+        const r = await runWithStdin(root, ["build", "-q", "-t", "fromtar", "-"], stdin);
+        assertEqual(r.code, 0, `${name}: ${r.stderr}`);
+        assertEqual(await root.ok(["run", "--rm", "fromtar"]), "from the tar\n");
+      }
+      const other = await runWithStdin(
+        root,
+        ["build", "-q", "-f", "sub/Other", "-t", "other", "-"],
+        await Deno.readFile(join(dir, "ctx.tar")),
+      );
+      assertEqual(other.code, 0, other.stderr);
+      assertEqual(await root.ok(["run", "--rm", "other"]), "other file\n");
+
+      // a Dockerfile that is a symlink to a host file: resolved inside the context, where it is missing
+      Deno.removeSync(join(dir, "ctx/Dockerfile"));
+      Deno.symlinkSync("/etc/shadow", join(dir, "ctx/Dockerfile"));
+      await sh("tar -C ctx -cf evil.tar .", dir);
+      const evil = await runWithStdin(root, ["build", "-"], await Deno.readFile(join(dir, "evil.tar")));
+      assertEqual(evil.code, 1);
+      assert(evil.stderr.includes("Cannot locate specified Dockerfile: Dockerfile"), evil.stderr);
+      assert(!evil.stderr.includes("root:"), evil.stderr);
+      assertEqual(
+        [...Deno.readDirSync(join(root.path, "tmp"))].filter((e) => e.name.startsWith("buildctx")),
+        [],
+      );
+    });
+  });
+});
+
+async function runWithStdin(root: TestRoot, args: string[], stdin: Uint8Array) {
+  const { MAIN } = await import("./helpers.ts");
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, "--root", root.path, ...args],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const w = child.stdin.getWriter();
+  await w.write(stdin as Uint8Array<ArrayBuffer>);
+  await w.close();
+  const out = await child.output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}

@@ -52,18 +52,23 @@ async function decompressWith(cmd: string, data: Uint8Array): Promise<Uint8Array
   return out.stdout;
 }
 
-/**
- * The archive's entries, names cleaned (absolute names and `..` refused as for layers); undefined
- * when the (decompressed) data is not a tar: the file is then copied as it is.
- */
-export async function extractArchive(data: Uint8Array): Promise<TarWriteEntry[] | undefined> {
-  const tar = startsWith(data, GZIP)
+/** `data` decompressed when it is gzip, bzip2 or xz; else as it is. */
+export async function decompress(data: Uint8Array): Promise<Uint8Array> {
+  return startsWith(data, GZIP)
     ? await gunzip(data)
     : startsWith(data, BZIP2)
     ? await decompressWith("bzip2", data)
     : startsWith(data, XZ)
     ? await decompressWith("xz", data)
     : data;
+}
+
+/**
+ * The archive's entries, names cleaned (absolute names and `..` refused as for layers); undefined
+ * when the (decompressed) data is not a tar: the file is then copied as it is.
+ */
+export async function extractArchive(data: Uint8Array): Promise<TarWriteEntry[] | undefined> {
+  const tar = await decompress(data);
   if (!isTar(tar)) return undefined;
   const out: TarWriteEntry[] = [];
   const reader = new TarReader((e) => {
