@@ -216,3 +216,55 @@ async function runWithStdin(root: TestRoot, args: string[], stdin: Uint8Array) {
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
+
+Deno.test("build: ADD of a URL fetches it (mode 0600, Last-Modified time, not extracted); a 404 stops the build", async () => {
+  const gz = new Uint8Array(
+    await new Response(new Blob(["not extracted\n"]).stream().pipeThrough(new CompressionStream("gzip")))
+      .arrayBuffer(),
+  );
+  const requests: string[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const path = new URL(req.url).pathname;
+    requests.push(path);
+    if (path === "/files/data.txt") {
+      return new Response("fetched\n", { headers: { "last-modified": "Wed, 21 Oct 2015 07:28:00 GMT" } });
+    }
+    if (path === "/files/a.tar.gz") return new Response(gz);
+    return new Response("404 page not found\n", { status: 404, statusText: "Not Found" });
+  });
+  const base = `http://127.0.0.1:${server.addr.port}`;
+  try {
+    await withBusybox(async (root) => {
+      await withDir(async (dir) => {
+        Deno.writeTextFileSync(
+          join(dir, "Dockerfile"),
+          `FROM busybox\nADD ${base}/files/data.txt /web/\nADD ${base}/files/a.tar.gz /web/named.gz\n`,
+        );
+        await root.ok(["build", "-q", "-t", "web", dir]);
+        const out = await runIn(
+          root,
+          "web",
+          "cat /web/data.txt; stat -c '%a %Y' /web/data.txt; zcat /web/named.gz",
+        );
+        assertEqual(out, "fetched\n600 1445412480\nnot extracted\n");
+        assert(requests.includes("/files/data.txt") && requests.includes("/files/a.tar.gz"), requests.join());
+
+        Deno.writeTextFileSync(join(dir, "Dockerfile"), `FROM busybox\nADD ${base}/missing /m\n`);
+        const r = await root.skiff(["build", "-t", "nope", dir]);
+        assertEqual(r.code, 1);
+        assert(
+          r.stderr.includes(
+            `ADD failed: failed to GET ${base}/missing with status 404 Not Found: 404 page not found`,
+          ),
+          r.stderr,
+        );
+        Deno.writeTextFileSync(join(dir, "Dockerfile"), `FROM busybox\nCOPY ${base}/files/data.txt /m\n`);
+        const c = await root.skiff(["build", dir]);
+        assertEqual(c.code, 1);
+        assert(c.stderr.includes("source can't be a URL for COPY"), c.stderr);
+      });
+    });
+  } finally {
+    await server.shutdown();
+  }
+});

@@ -71,6 +71,8 @@ export interface BuildOptions {
   warn?(line: string): void;
   /** where RUN steps' output goes */
   runOutput: ByteSink;
+  /** ADD of a URL: its body and Last-Modified header, through the registry client's HTTP stack */
+  fetchUrl?(url: string): Promise<{ data: Uint8Array; lastModified?: string | null }>;
   /** a base image not in the store: pulled by the CLI (its progress on stderr) */
   pullBase(store: ImageStore, ref: string): Promise<ImageRecord>;
 }
@@ -519,6 +521,38 @@ export class Builder {
     return id;
   }
 
+  /** ADD URL: the file, as docker makes it (mode 0600, the Last-Modified time; never extracted). */
+  private async download(
+    url: string,
+    dest: string,
+    destIsDir: (rel: string) => boolean,
+    owner: CopyOwner | undefined,
+    chmod: number | undefined,
+  ): Promise<CopyEntry> {
+    if (!this.opts.fetchUrl) throw new SkiffError(`ADD of a URL is not available here: ${url}`);
+    const destClean = cleanPath(dest).slice(1);
+    let name = destClean;
+    if (dest.endsWith("/") || destIsDir(destClean)) {
+      const base = decodeURIComponent(new URL(url).pathname.split("/").at(-1) ?? "");
+      if (!base || base === "." || base === "..") {
+        throw new SkiffError(`cannot determine filename from url: ${url}`);
+      }
+      name = [destClean, base].filter(Boolean).join("/");
+    }
+    const { data, lastModified } = await this.opts.fetchUrl(url);
+    const modified = lastModified ? Date.parse(lastModified) : NaN;
+    return {
+      name,
+      source: url,
+      type: "file",
+      mode: chmod ?? 0o600,
+      uid: owner?.uid ?? 0,
+      gid: owner?.gid ?? 0,
+      mtime: Number.isFinite(modified) ? Math.floor(modified / 1000) : 0,
+      data,
+    };
+  }
+
   private async runCopy(
     stage: Stage,
     image: ImageRecord,
@@ -606,13 +640,24 @@ export class Builder {
         fromId = fromImage.id;
         entries = await collectFromImage(this.store, fromImage, sources, dest, destIsDir, { owner, chmod });
       } else {
-        entries = collectCopy(this.context.fd, sources, dest, destIsDir, {
-          owner,
-          chmod,
-          ignore: this.context,
-          hashes: instr.keyword === "COPY" ? this.hashes : undefined,
-        });
-        if (instr.keyword === "ADD") entries = await expandArchives(entries, sources, dest, owner);
+        const urls = sources.filter(isUrl);
+        const locals = sources.filter((s) => !isUrl(s));
+        if (urls.length && instr.keyword === "COPY") throw new SkiffError("source can't be a URL for COPY");
+        if (urls.length && sources.length > 1 && !trailing) {
+          throw new SkiffError(
+            `When using ${instr.keyword} with more than one source file, the destination must be a directory and end with a /`,
+          );
+        }
+        entries = locals.length
+          ? collectCopy(this.context.fd, locals, dest, destIsDir, {
+            owner,
+            chmod,
+            ignore: this.context,
+            hashes: instr.keyword === "COPY" ? this.hashes : undefined,
+          })
+          : [];
+        if (instr.keyword === "ADD") entries = await expandArchives(entries, locals, dest, owner);
+        for (const url of urls) entries.push(await this.download(url, dest, destIsDir, owner, chmod));
       }
       const single = entries.length === 1 && sources.length === 1;
       const kind = sources.length > 1 ? "multi" : single && entries[0].type !== "dir" ? "file" : "dir";
@@ -683,6 +728,8 @@ function* asDockerLayer(
   }
   if (held && !unchanged(held)) yield held;
 }
+
+const isUrl = (s: string) => /^https?:\/\//i.test(s);
 
 /** COPY --from: the files of another image (its merged tree), as collectCopy does for the context. */
 async function collectFromImage(

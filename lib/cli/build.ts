@@ -183,6 +183,24 @@ const build: Verb = async (args, ctx) => {
       out,
       warn: (line) => console.error(`WARNING: ${line}`),
       runOutput: quiet ? { write: (c) => Promise.resolve(c.length) } : Deno.stdout,
+      fetchUrl: async (url) => {
+        const [{ RegistryClient }, { registrySettingsFromEnvironment }] = await Promise.all([
+          import("../registry/client.ts"),
+          import("./registry_settings.ts"),
+        ]);
+        const settings = registrySettingsFromEnvironment(ctx.insecureRegistries);
+        const client = new RegistryClient(new URL(url).host, settings, { credentials: null });
+        try {
+          const r = await client.fetchUrl(url);
+          if (r.status < 200 || r.status > 299) {
+            const text = new TextDecoder().decode(r.body.subarray(0, 200)).trim();
+            throw new SkiffError(`failed to GET ${url} with status ${r.status} ${r.statusText}: ${text}`, 1);
+          }
+          return { data: r.body, lastModified: r.headers.get("last-modified") };
+        } finally {
+          client.close();
+        }
+      },
       pullBase: async (store, ref) => {
         const { imageForRun } = await import("./pull.ts");
         return await imageForRun(ctx, store, ref, bool(p, "pull") ? "always" : undefined);
