@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Lists what skiff may have left on this machine, one line per item: mounts that mention skiff,
-# skiff cgroups (the parents included), processes of test roots, skiff network links and nft tables.
+# skiff cgroups (the parents included), processes of test roots, skiff network links (container veths;
+# not the default bridge) and nft tables.
 # Prints nothing when the machine is clean. Used by test.sh; handy by hand after a failed run.
 set -uo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -29,8 +30,11 @@ for proc in /proc/[0-9]*; do
   esac
 done
 
+# skiff's links: a container's veth (veth + 7 hex of its id + 4 random hex) outlives nothing of it; the default
+# bridge skiff0 may stay, as docker0 does; any other skiff* link is a leak
 if command -v ip >/dev/null; then
-  ip -o link show 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2); if ($2 ~ /^skiff/) print "link " $2 }'
+  ip -o link show 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2)
+    if (($2 ~ /^skiff/ && $2 != "skiff0") || $2 ~ /^veth[0-9a-f]{11}$/) print "link " $2 }'
 fi
 if command -v nft >/dev/null; then
   nft list tables 2>/dev/null | awk '$3 ~ /skiff/ { print "nft table " $2 " " $3 }'

@@ -62,7 +62,24 @@ export class TestRoot {
   async cleanup(): Promise<void> {
     const ids = this.containerIds();
     if (ids.length) await this.skiff(["rm", "-f", ...ids]);
+    // user-defined networks the test left: their bridges go with them
+    const networks = userNetworkIds(this.path);
+    if (networks.length) await this.skiff(["network", "rm", ...networks]);
+    // a veth goes with its network namespace, which the kernel tears down asynchronously (tens of
+    // ms): give it a bounded while before calling it a leak
+    for (let waited = 0; waited < 5000 && findLeaks(this.path, ids).links.length; waited += 50) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
     const leaks = findLeaks(this.path, ids);
+    for (const id of networks) {
+      try {
+        Deno.lstatSync(`/sys/class/net/br-${id.slice(0, 12)}`);
+        leaks.links.push(`br-${id.slice(0, 12)}`);
+      } catch { /* removed with its network */ }
+    }
+    for (const link of leaks.links) {
+      await new Deno.Command("ip", { args: ["link", "del", link] }).output().catch(() => {});
+    }
     // remove what we can even when there are leaks, so one failure does not cascade
     for (const pid of leaks.pids) {
       try {
@@ -79,6 +96,8 @@ export class TestRoot {
     }
     await Deno.remove(this.path, { recursive: true }).catch(() => {});
     const problems = [
+      ...leaks.links.map((l) => `link ${l}`),
+      ...leaks.leases.map((l) => `address lease ${l}`),
       ...leaks.mounts.map((m) => `mount ${m}`),
       ...leaks.cgroups.map((c) => `cgroup ${c}`),
       ...leaks.pids.map((p) => `process ${p}`),
@@ -109,15 +128,29 @@ export async function runSkiff(args: string[], opts: RunOptions = {}): Promise<R
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
+/** The ids of the user-defined networks of a root (their state files). */
+function userNetworkIds(root: string): string[] {
+  try {
+    return [...Deno.readDirSync(join(root, "network"))].map((e) => /^([0-9a-f]{64})\.json$/.exec(e.name)?.[1])
+      .filter((id): id is string => !!id);
+  } catch {
+    return [];
+  }
+}
+
 export interface Leaks {
+  /** Host ends of the test's containers' veth pairs (veth, 7 hex of the id, 4 random hex). */
+  links: string[];
+  /** Address leases still held in the root ("ip container"), and bridges of its user networks. */
+  leases: string[];
   mounts: string[];
   cgroups: string[];
   pids: number[];
 }
 
 /**
- * Mounts, cgroups and processes that mention the root path or one of the container ids, and skiff's
- * parent cgroups when they are empty (the tests run one at a time: no other container is meant to run).
+ * Mounts, cgroups and processes that mention the root path or one of the container ids, their veth
+ * links and address leases, and skiff's parent cgroups when they are empty (the tests run one at a time: no other container is meant to run).
  */
 export function findLeaks(root: string, ids: string[]): Leaks {
   const mentions = (s: string) => s.includes(root) || ids.some((id) => s.includes(id));
@@ -147,7 +180,20 @@ export function findLeaks(root: string, ids: string[]): Leaks {
       if (mentions(cmdline)) pids.push(Number(e.name));
     } catch { /* exited */ }
   }
-  return { mounts, cgroups, pids };
+  let links: string[] = [];
+  try {
+    const prefixes = ids.map((id) => `veth${id.slice(0, 7)}`);
+    links = [...Deno.readDirSync("/sys/class/net")].map((e) => e.name)
+      .filter((name) => name.length === 15 && prefixes.some((p) => name.startsWith(p)));
+  } catch { /* no sysfs */ }
+  let leases: string[] = [];
+  try {
+    const state = JSON.parse(Deno.readTextFileSync(join(root, "network", "bridge.json")));
+    leases = Object.entries(state.Leases ?? {}).map(([ip, l]) =>
+      `${ip} ${(l as { Container: string }).Container}`
+    );
+  } catch { /* no bridge endpoint was ever made */ }
+  return { links, leases, mounts, cgroups, pids };
 }
 
 function cgroupBases(): string[] {

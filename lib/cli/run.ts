@@ -46,6 +46,7 @@ Options:
       --memory-swap bytes       Swap limit equal to memory plus swap: '-1' to enable unlimited swap
       --memory-swappiness int   Tune container memory swappiness (0 to 100) (default -1)
       --name string             Assign a name to the container
+      --network network         Connect a container to a network (bridge, none, host, container:NAME)
       --oom-kill-disable        Disable OOM Killer
       --pids-limit int          Tune container pids limit (set -1 for unlimited)
       --privileged              Give extended privileges to this container

@@ -26,6 +26,7 @@ import { logConfigOf } from "../runtime/logs.ts";
 import { parseSignal } from "../runtime/signals.ts";
 import { securityOptFlags } from "./security_opt.ts";
 import { MAX_ID } from "../runtime/user.ts";
+import { parseNetworkMode } from "../network/mode.ts";
 
 export const RUN_OPTIONS: OptionSpec[] = [
   { name: "name", kind: "string" },
@@ -56,6 +57,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
   { name: "device-cgroup-rule", kind: "list" },
   { name: "group-add", kind: "list" },
   { name: "add-host", kind: "list" },
+  { name: "network", kind: "string", aliases: ["net"] },
   { name: "dns", kind: "list" },
   { name: "dns-search", kind: "list" },
   { name: "dns-option", kind: "list", aliases: ["dns-opt"] },
@@ -249,6 +251,7 @@ export function runRequest(parsed: Parsed, attach = true): RunRequest {
       securityOpt: securityOptFlags(list(parsed, "security-opt")),
       resources,
       groupAdd: groupAdd(list(parsed, "group-add")),
+      networkMode: parseNetworkMode(str(parsed, "network")),
       extraHosts: extraHosts(list(parsed, "add-host")),
       dns: list(parsed, "dns"),
       dnsSearch: dnsSearchDomains(list(parsed, "dns-search")),

@@ -21,7 +21,8 @@ import { SIGNAL_NUMBERS } from "../runtime/signals.ts";
 import { mountsFor } from "../runtime/mountplan.ts";
 import { DEFAULT_NAMESPACES, DEFAULT_PATH, DEFAULT_SHM_SIZE, type InitSpec } from "../runtime/spec.ts";
 import { type ByteSink, type ContainerIO, copyOutput, feedInput } from "../runtime/stdio.ts";
-import { type CgroupHandle, releaseAndRemove } from "./resources.ts";
+import { type CgroupHandle, releaseAndRemove, releaseNetwork } from "./resources.ts";
+import { type ContainerNetwork, publishPorts, setupNetwork } from "../network/launch.ts";
 
 export interface RunOutcome {
   /** The container's exit code (128+N when killed by signal N), or the init stage's failure code. */
@@ -123,6 +124,11 @@ export interface LaunchOptions {
   terminal?: boolean;
   /** run -d / start: the container outlives the launching process (see monitor.ts). */
   detached?: boolean;
+  /**
+   * The network, set up by the caller already (the foreground run does it while its cgroup join
+   * waits for the kernel), or why that failed: launch fails then as if it had tried itself.
+   */
+  network?: ContainerNetwork | Error;
 }
 
 /**
@@ -159,7 +165,14 @@ export async function launchContainer(
       cgroup?.addProcessAsync !== undefined;
     spec.awaitCgroup = overlap;
     if (!overlap && !options.cgroupJoined) cgroup?.addProcess(child.pid);
+    // the network before the go: the stage joins the namespace made (or named) here
+    if (options.network instanceof Error) throw options.network;
+    const network = options.network ?? setupNetwork(root, record, dir);
+    spec.namespaces = network.namespaces;
+    publishPorts(root, record, network.endpoint);
     updateRecord(root, id, "start", (r) => {
+      if (network.endpoint) r.NetworkEndpoint = network.endpoint;
+      else delete r.NetworkEndpoint;
       r.State = {
         ...r.State,
         Status: "running",
@@ -193,6 +206,7 @@ export async function launchContainer(
     await abortInitStage(stage);
     pty?.close();
     cgroup?.destroy();
+    if (!cgroup) releaseNetwork(root, id);
     if (record.HostConfig.AutoRemove) await removeContainer(root, record);
     else for (const file of ["init-error", "init.json"]) removeQuietly(join(dir, file));
     throw e;
@@ -241,6 +255,7 @@ export async function finishContainer(
         OOMKilled: oomKilled,
         FinishedAt: new Date().toISOString(),
       };
+      delete r.NetworkEndpoint; // released with the cgroup ("exit" resources)
     }, () => ({ exitCode: String(exitCode) }));
   }
   return { exitCode, error: initError?.message };
@@ -262,6 +277,8 @@ export interface ForegroundOptions {
   keepLog?: boolean;
   /** The stage joined the cgroup already. */
   cgroupJoined?: boolean;
+  /** See LaunchOptions.network. */
+  network?: ContainerNetwork | Error;
   /** Where the container's stdio goes (the CLI: callerIO()). */
   io: ContainerIO;
 }
@@ -292,6 +309,7 @@ export async function runForeground(
   const pty = await launchContainer(root, record, cgroup, stage, {
     cgroupView: options.cgroupView,
     cgroupJoined: options.cgroupJoined,
+    network: options.network,
     terminal: io.terminal,
   });
   const running = stage.child;

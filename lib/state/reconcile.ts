@@ -9,6 +9,7 @@
 // The exit status is genuinely unknown, so State.Error says so instead of pretending.
 
 import { openCgroup } from "../cgroups/mod.ts";
+import { releaseEndpoint, sweepDeadEndpoints } from "../network/bridge.ts";
 import { findContainer, isProcessAlive, listContainers, processStartTime, transition } from "./containers.ts";
 import type { StateRoot } from "./root.ts";
 import type { ContainerRecord } from "./types.ts";
@@ -53,12 +54,13 @@ function markLost(record: ContainerRecord, now: Date): void {
 }
 
 /**
- * Kills whatever is left in a lost container's cgroup and removes it (idempotent): the "exit"
- * resources of engine/resources.ts, which state/ (below the engine) cannot reach; the rest of what
- * a lost container holds is released when it is removed.
+ * Kills whatever is left in a lost container's cgroup and removes it, and releases its network
+ * endpoint (idempotent): the "exit" resources of engine/resources.ts, which state/ (below the
+ * engine) cannot reach; the rest of what a lost container holds is released when it is removed.
  */
 function destroyContainerCgroup(root: StateRoot, id: string): void {
   openCgroup(root, id).destroy();
+  releaseEndpoint(root, id);
 }
 
 /**
@@ -96,5 +98,17 @@ export function isRunning(record: ContainerRecord): boolean {
 
 /** Every container, reconciled. */
 export function listReconciled(root: StateRoot): ContainerRecord[] {
-  return listContainers(root).map((r) => reconcile(root, r));
+  const records = listContainers(root).map((r) => reconcile(root, r));
+  sweepLostEndpoints(root);
+  return records;
+}
+
+/**
+ * Releases the bridge endpoints of skiff processes killed before their container's record said
+ * "running" (reconcile of a record cannot see those): every listing does it (ps, stats).
+ */
+export function sweepLostEndpoints(root: StateRoot): void {
+  try {
+    sweepDeadEndpoints(root);
+  } catch { /* best effort: the next allocation sweeps too */ }
 }

@@ -246,6 +246,18 @@ export const containerRecord: Check<ContainerRecord> = object<ContainerRecord>({
   Config: containerConfig,
   LowerDirs: strings,
   Mounts: optional(array(mountPoint)),
+  NetworkEndpoint: optional(object({
+    bridge: str,
+    subnet: str,
+    gateway: str,
+    ipAddress: str,
+    prefixLen: int,
+    macAddress: str,
+    hostInterface: str,
+    networkId: str,
+    endpointId: str,
+    sandboxId: str,
+  })),
 });
 
 const imageRunConfig = object({
