@@ -268,3 +268,27 @@ Deno.test("build: ADD of a URL fetches it (mode 0600, Last-Modified time, not ex
     await server.shutdown();
   }
 });
+
+Deno.test("build --network: RUN steps on the bridge by default, none, host", async () => {
+  await withBusybox(async (root) => {
+    await withDir(async (dir) => {
+      Deno.writeTextFileSync(join(dir, "Dockerfile"), "FROM busybox\nRUN cat /proc/net/dev > /netdev\n");
+      const ifaces = async (flags: string[]) => {
+        await root.ok(["build", "-q", "--no-cache", ...flags, "-t", "net", dir]);
+        const text = await runIn(root, "net", "cat /netdev");
+        return text.split("\n").slice(2).map((l) => l.split(":")[0].trim()).filter(Boolean).sort();
+      };
+      assertEqual(await ifaces([]), ["eth0", "lo"]);
+      assertEqual(await ifaces(["--network", "default"]), ["eth0", "lo"]);
+      assertEqual(await ifaces(["--network", "none"]), ["lo"]);
+      // the host's own interfaces (containers' veths come and go on this machine)
+      const uplink = Deno.readTextFileSync("/proc/net/route").split("\n").map((l) => l.split("\t"))
+        .find((f) => f[1] === "00000000")?.[0];
+      const onHost = await ifaces(["--network", "host"]);
+      // skiff's bridge (made by the default builds above) is a host interface, never a container's
+      assert(uplink && onHost.includes(uplink) && onHost.includes("skiff0"), onHost.join());
+      const missing = await root.skiff(["build", "--no-cache", "--network", "nosuchnet", dir]);
+      assert(missing.code !== 0 && /nosuchnet/.test(missing.stderr), missing.stderr);
+    });
+  });
+});

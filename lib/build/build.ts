@@ -486,9 +486,7 @@ export class Builder {
     for (const e of buildArgs) flags.push("-e", e);
     if (config.User) flags.push("-u", config.User);
     if (config.WorkingDir) flags.push("-w", config.WorkingDir);
-    if (this.opts.network && RUN_OPTIONS.some((o) => o.name === "network")) {
-      flags.push("--network", this.opts.network);
-    }
+    if (this.opts.network) flags.push("--network", this.opts.network);
     const request = runRequest(
       parseArgs([...flags, image.id, ...argv], { verb: "run", options: RUN_OPTIONS, stopAtPositional: 1 }),
     );

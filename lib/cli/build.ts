@@ -159,9 +159,11 @@ const build: Verb = async (args, ctx) => {
     }
     const platform = str(p, "platform");
     if (platform !== undefined && platform !== "") checkPlatform(platform);
+    // RUN steps join the given network (docker's default: the bridge); a bad value fails before any step
     const network = str(p, "network");
-    if (network !== undefined && !["default", "bridge", "none", "host"].includes(network)) {
-      throw new SkiffError(`network mode "${network}" not supported by skiff build yet`, 1);
+    if (network !== undefined) {
+      const { parseNetworkMode } = await import("../network/mode.ts");
+      parseNetworkMode(network);
     }
     const enc = new TextEncoder();
     const out = (line: string) => {
