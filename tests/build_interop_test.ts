@@ -90,6 +90,23 @@ for i in t.getmembers():
   return (await mustRun("python3", ["-c", script, tarPath])).trim().split("\n").filter(Boolean).sort();
 }
 
+/** podman's environment from the peers' set-up, when it is there and works. */
+async function podmanPeer(): Promise<Record<string, string> | undefined> {
+  try {
+    const text = Deno.readTextFileSync("/tmp/peers/env.sh");
+    const conf = /^export CONTAINERS_CONF="?([^"\n]*)"?$/m.exec(text)?.[1];
+    const storage = /^export CONTAINERS_STORAGE_CONF="?([^"\n]*)"?$/m.exec(text)?.[1];
+    if (!conf || !storage) return undefined;
+    const env = { CONTAINERS_CONF: conf, CONTAINERS_STORAGE_CONF: storage };
+    const ok = await new Deno.Command("podman", { args: ["version"], env, stdout: "null", stderr: "null" })
+      .output();
+    return ok.success ? env : undefined;
+  } catch {
+    return undefined;
+  }
+}
+const podmanEnv = await podmanPeer();
+
 const configOf = async (root: TestRoot, ref: string) =>
   JSON.parse(await root.ok(["inspect", "-f", "{{json .Config}}", ref]));
 
@@ -166,6 +183,30 @@ Deno.test("build interop: pushed, copied by skopeo to an OCI layout (whiteouts a
           Deno.removeSync(oci, { recursive: true });
           Deno.removeSync(tree, { recursive: true });
         }
+
+        // podman (where the peers set it up) pulls it from the registry and runs it
+        if (podmanEnv) {
+          const podman = (args: string[]) =>
+            new Deno.Command("podman", { args, env: podmanEnv, stdout: "piped", stderr: "piped" }).output();
+          try {
+            const pulled = await podman(["pull", "-q", "--tls-verify=false", ref]);
+            assertEqual(pulled.code, 0, new TextDecoder().decode(pulled.stderr));
+            const ran = await podman([
+              "run",
+              "--rm",
+              "--network",
+              "none",
+              "--entrypoint",
+              "ls",
+              ref,
+              "/data/d",
+              "/opq",
+            ]);
+            assertEqual(new TextDecoder().decode(ran.stdout), "/data/d:\nhard\nkept\nlink\n\n/opq:\nnew\n");
+          } finally {
+            await podman(["rmi", "-f", ref]);
+          }
+        } else console.log("podman is not configured (/tmp/peers/env.sh): its pull not checked");
 
         // pulled into another root: the same image, and it runs
         await withRoot(async (fresh) => {
