@@ -105,7 +105,7 @@ Deno.test("config steps: ENV both forms, LABEL, CMD/ENTRYPOINT forms, EXPOSE, VO
   assertThrows(() => configStep(s, instr("SHELL /bin/sh")), /JSON form/);
 });
 
-Deno.test("ARG: defaults, --build-arg, ENV wins in substitution, RUN's cache command", () => {
+Deno.test("ARG: defaults, --build-arg, ENV wins in substitution, RUN's cache command", async () => {
   const s = state({ Env: ["E=env"] });
   s.buildArgs = new Map([["V", "cli"], ["HTTP_PROXY", "p"]]);
   configStep(s, instr("ARG V=def W=w E=arg"));
@@ -120,8 +120,8 @@ Deno.test("ARG: defaults, --build-arg, ENV wins in substitution, RUN's cache com
   other.buildArgs = new Map([["V", "other"]]);
   const argStep = configStep(other, instr("ARG V=def W=w E=arg"));
   assertEqual(argStep.createdBy, configStep(s, instr("ARG V=def W=w E=arg")).createdBy);
-  const k1 = cacheKey("sha256:p", runHistoryCommand(["x"], runBuildArgs(s)));
-  const k2 = cacheKey("sha256:p", runHistoryCommand(["x"], runBuildArgs(other)));
+  const k1 = await cacheKey("sha256:p", runHistoryCommand(["x"], runBuildArgs(s)));
+  const k2 = await cacheKey("sha256:p", runHistoryCommand(["x"], runBuildArgs(other)));
   assertEqual(k1 === k2, false);
 });
 

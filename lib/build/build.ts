@@ -6,12 +6,16 @@
 
 import { join } from "../path.ts";
 import { SkiffError } from "../errors.ts";
-import { hostPlatform, storeLayer, writeBlob } from "../image/ingest.ts";
 import { normalizeTag } from "../image/reference.ts";
 import { ImageStore, shortId } from "../image/store.ts";
 import { type TarWriteEntry, writeTar } from "../image/tar.ts";
-import { hexOf } from "../image/digest.ts";
-import { exists, writeFileAtomic } from "../state/fsutil.ts";
+import {
+  exists,
+  isProcessAlive,
+  processStartTime,
+  removeIfExists,
+  writeFileAtomic,
+} from "../state/fsutil.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ImageConfigBlob, ImageRecord, ImageRunConfig } from "../state/types.ts";
 import type { ByteSink } from "../runtime/stdio.ts";
@@ -44,7 +48,9 @@ import {
   resolveChown,
 } from "./copy.ts";
 import { UnionView } from "./union.ts";
-import { extractArchive, isArchive } from "./archive.ts";
+import { FileHashCache } from "./hash.ts";
+
+const hexOf = (digest: string) => digest.slice(digest.indexOf(":") + 1);
 
 export interface BuildOptions {
   dockerfile: string;
@@ -61,14 +67,20 @@ export interface BuildOptions {
   network?: string;
   /** progress lines (docker's classic builder output) */
   out(line: string): void;
+  /** something wrong that did not stop the build (a damaged cache file) */
+  warn?(line: string): void;
   /** where RUN steps' output goes */
   runOutput: ByteSink;
+  /** ADD of a URL: its body and Last-Modified header, through the registry client's HTTP stack */
+  fetchUrl?(url: string): Promise<{ data: Uint8Array; lastModified?: string | null }>;
   /** a base image not in the store: pulled by the CLI (its progress on stderr) */
   pullBase(store: ImageStore, ref: string): Promise<ImageRecord>;
 }
 
 /** A RUN whose command failed: docker's message, and its exit code as the build's. */
 export class RunStepError extends SkiffError {}
+
+const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 const SCRATCH: ImageRecord = {
   id: "",
@@ -100,6 +112,49 @@ class BuildCache {
   }
 }
 
+/**
+ * The RUN containers of builds in progress: build-cache/containers/<id> names the builder (pid and
+ * start time). A builder killed mid-RUN leaves its container (exited 137 once reconciled); the next
+ * build removes the containers of builders that are gone, as it would have.
+ */
+class BuildContainers {
+  private readonly dir: string;
+  constructor(private readonly root: StateRoot) {
+    this.dir = join(root.path, "build-cache", "containers");
+  }
+  add(id: string): void {
+    if (!exists(this.dir)) Deno.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    const owner = { pid: Deno.pid, start: processStartTime(Deno.pid) };
+    writeFileAtomic(join(this.dir, id), JSON.stringify(owner), 0o600, false);
+  }
+  done(id: string): void {
+    removeIfExists(join(this.dir, id));
+  }
+  /** Removes the containers of dead builders. */
+  async sweep(): Promise<void> {
+    let names: string[];
+    try {
+      names = [...Deno.readDirSync(this.dir)].map((e) => e.name).filter((n) => /^[0-9a-f]{64}$/.test(n));
+    } catch {
+      return;
+    }
+    for (const id of names) {
+      let owner: { pid?: unknown; start?: unknown } = {};
+      try {
+        owner = JSON.parse(Deno.readTextFileSync(join(this.dir, id)));
+      } catch { /* unreadable: its writer died mid-write */ }
+      const alive = typeof owner.pid === "number" &&
+        isProcessAlive(owner.pid, typeof owner.start === "number" ? owner.start : undefined);
+      if (alive) continue;
+      const { Engine } = await import("../engine/engine.ts");
+      try {
+        await new Engine({ root: this.root }).remove(id, { force: true, volumes: true });
+      } catch { /* already removed */ }
+      this.done(id);
+    }
+  }
+}
+
 interface StageResult {
   image: ImageRecord;
 }
@@ -118,10 +173,15 @@ export class Builder {
   private step = 0;
   private context!: BuildContext;
   private readonly results = new Map<number, StageResult>();
+  private readonly hashes: FileHashCache;
+  private readonly containers: BuildContainers;
 
   constructor(private readonly root: StateRoot, private readonly opts: BuildOptions) {
     this.store = new ImageStore(root);
     this.cache = new BuildCache(root);
+    this.hashes = new FileHashCache(join(root.path, "build-cache"));
+    this.containers = new BuildContainers(root);
+    for (const p of this.hashes.problems) opts.warn?.(p);
   }
 
   async run(): Promise<ImageRecord> {
@@ -145,6 +205,7 @@ export class Builder {
       });
       this.plan.totalSteps++;
     }
+    await this.containers.sweep();
     this.context = await BuildContext.open(o.contextDir);
     try {
       for (const meta of this.plan.metaArgs) this.announce(meta);
@@ -156,12 +217,19 @@ export class Builder {
       if (image === SCRATCH) throw new SkiffError("No image was generated. Is your Dockerfile empty?");
       o.out(`Successfully built ${shortId(image.id)}`);
       if (tags.length) {
-        for (const t of tags) await this.store.tag(image.id, t);
+        // a tag already on the image is not written again (an unchanged rebuild changes nothing)
+        const current = this.store.readTags().tags;
+        for (const t of tags) if (current[t] !== image.id) await this.store.tag(image.id, t);
         for (const t of o.tags) o.out(`Successfully tagged ${tags[o.tags.indexOf(t)]}`);
       }
       return this.store.get(image.id) ?? image;
     } finally {
       this.context.close();
+      try {
+        this.hashes.save();
+      } catch (e) {
+        o.warn?.(`the build's file hash cache was not saved: ${(e as Error).message}`);
+      }
     }
   }
 
@@ -205,6 +273,10 @@ export class Builder {
       buildArgs: this.opts.buildArgs,
       metaValues: this.plan.metaValues,
     };
+    // docker's classic builder gives every stage a PATH (its default) when the base has none
+    if (!(state.config.Env ?? []).some((e) => e.startsWith("PATH="))) {
+      state.config.Env = [...(state.config.Env ?? []), `PATH=${DEFAULT_PATH}`];
+    }
     // ONBUILD triggers of the base run first; the child image does not inherit them
     const triggers = state.config.OnBuild ?? [];
     if (triggers.length) {
@@ -243,7 +315,7 @@ export class Builder {
           state.config = step.config;
           return await this.cached(
             image,
-            cacheKey(image.id, step.createdBy),
+            await cacheKey(image.id, step.createdBy),
             () => this.commit(image, state.config, step.createdBy, undefined, step.author),
           );
         }
@@ -280,6 +352,7 @@ export class Builder {
     author?: string,
   ): Promise<ImageRecord> {
     const created = new Date().toISOString();
+    const { hostPlatform, storeLayer, writeBlob } = await import("../image/ingest.ts");
     let layer;
     if (entries) {
       this.store.sweepTmp();
@@ -298,7 +371,8 @@ export class Builder {
       ...parent.config,
       created,
       ...(author ? { author } : {}),
-      config: runConfig,
+      // docker's classic builder records the step's parent image in the config
+      config: { ...runConfig, Image: parent.id },
       rootfs: {
         type: "layers",
         diff_ids: [...parent.config.rootfs.diff_ids, ...(layer ? [layer.diffId] : [])],
@@ -313,7 +387,15 @@ export class Builder {
       ? [...parent.layers, { diffId: layer.diffId, chainId: layer.chainId, ...layer.blob }]
       : parent.layers;
     return await this.store.commitImage(
-      { id, repoDigests: [], layers, config, created, size: parent.size + (layer?.size ?? 0) },
+      {
+        id,
+        repoDigests: [],
+        layers,
+        config,
+        created,
+        size: parent.size + (layer?.size ?? 0),
+        ...(parent.id ? { parent: parent.id } : {}),
+      },
       [],
     );
   }
@@ -326,7 +408,7 @@ export class Builder {
     const step = configStep(state, instr);
     state.config = step.config;
     const dir = step.config.WorkingDir!;
-    return await this.cached(image, cacheKey(image.id, step.createdBy), async () => {
+    return await this.cached(image, await cacheKey(image.id, step.createdBy), async () => {
       // made when missing (as docker does), in a layer of its own
       const view = this.view(image);
       let entries: TarWriteEntry[] | undefined;
@@ -346,23 +428,36 @@ export class Builder {
     const argv = commandOf(instr, state.config);
     const buildArgs = runBuildArgs(state);
     const createdBy = runHistoryCommand(argv, buildArgs);
-    return await this.cached(image, cacheKey(image.id, createdBy), async () => {
+    return await this.cached(image, await cacheKey(image.id, createdBy), async () => {
       if (image === SCRATCH) throw new SkiffError("no such file or directory: a RUN needs a base image");
       const id = await this.runContainer(image, state.config, argv, buildArgs);
       try {
         const { upperLayerEntries, upperDir } = await import("../container/layers.ts");
         const upper = upperDir(this.root, { Id: id } as Parameters<typeof upperDir>[1]);
         // an empty change is an empty_layer step, as docker's
-        const iter = upperLayerEntries(upper);
-        const first = iter.next();
+        const parentView = this.view(image);
+        const iter = asDockerLayer(upperLayerEntries(upper), parentView);
+        let first;
+        try {
+          first = iter.next();
+        } catch (e) {
+          parentView?.close();
+          throw e;
+        }
         const entries = first.done ? undefined : (async function* () {
           yield writeTar([first.value], { endMarker: false });
-          for (const e of iter) yield writeTar([e], { endMarker: false });
+          try {
+            for (const e of iter) yield writeTar([e], { endMarker: false });
+          } finally {
+            parentView?.close();
+          }
           yield new Uint8Array(1024);
         })();
+        if (!entries) parentView?.close();
         return await this.commit(image, state.config, createdBy, entries);
       } finally {
         if (this.opts.rm) await this.removeContainer(id);
+        else this.containers.done(id); // kept, as asked
       }
     });
   }
@@ -370,6 +465,7 @@ export class Builder {
   private async removeContainer(id: string): Promise<void> {
     const { Engine } = await import("../engine/engine.ts");
     await new Engine({ root: this.root }).remove(id, { force: true, volumes: true });
+    this.containers.done(id);
     this.opts.out(`Removing intermediate container ${id.slice(0, 12)}`);
   }
 
@@ -390,14 +486,13 @@ export class Builder {
     for (const e of buildArgs) flags.push("-e", e);
     if (config.User) flags.push("-u", config.User);
     if (config.WorkingDir) flags.push("-w", config.WorkingDir);
-    if (this.opts.network && RUN_OPTIONS.some((o) => o.name === "network")) {
-      flags.push("--network", this.opts.network);
-    }
+    if (this.opts.network) flags.push("--network", this.opts.network);
     const request = runRequest(
       parseArgs([...flags, image.id, ...argv], { verb: "run", options: RUN_OPTIONS, stopAtPositional: 1 }),
     );
     request.imageRef = image.id;
     const id = newContainerId();
+    this.containers.add(id);
     this.opts.out(` ---> Running in ${id.slice(0, 12)}`);
     const engine = new Engine({ root: this.root });
     const outcome = await engine.runForeground({
@@ -414,6 +509,7 @@ export class Builder {
     });
     if (outcome.exitCode !== 0 || outcome.error) {
       if (this.opts.rm) await this.removeContainer(id).catch(() => {});
+      else this.containers.done(id);
       const detail = outcome.error ? `: ${outcome.error}` : "";
       throw new RunStepError(
         `The command '${argv.join(" ")}' returned a non-zero code: ${outcome.exitCode}${detail}`,
@@ -421,6 +517,38 @@ export class Builder {
       );
     }
     return id;
+  }
+
+  /** ADD URL: the file, as docker makes it (mode 0600, the Last-Modified time; never extracted). */
+  private async download(
+    url: string,
+    dest: string,
+    destIsDir: (rel: string) => boolean,
+    owner: CopyOwner | undefined,
+    chmod: number | undefined,
+  ): Promise<CopyEntry> {
+    if (!this.opts.fetchUrl) throw new SkiffError(`ADD of a URL is not available here: ${url}`);
+    const destClean = cleanPath(dest).slice(1);
+    let name = destClean;
+    if (dest.endsWith("/") || destIsDir(destClean)) {
+      const base = decodeURIComponent(new URL(url).pathname.split("/").at(-1) ?? "");
+      if (!base || base === "." || base === "..") {
+        throw new SkiffError(`cannot determine filename from url: ${url}`);
+      }
+      name = [destClean, base].filter(Boolean).join("/");
+    }
+    const { data, lastModified } = await this.opts.fetchUrl(url);
+    const modified = lastModified ? Date.parse(lastModified) : NaN;
+    return {
+      name,
+      source: url,
+      type: "file",
+      mode: chmod ?? 0o600,
+      uid: owner?.uid ?? 0,
+      gid: owner?.gid ?? 0,
+      mtime: Number.isFinite(modified) ? Math.floor(modified / 1000) : 0,
+      data,
+    };
   }
 
   private async runCopy(
@@ -510,18 +638,42 @@ export class Builder {
         fromId = fromImage.id;
         entries = await collectFromImage(this.store, fromImage, sources, dest, destIsDir, { owner, chmod });
       } else {
-        entries = collectCopy(this.context.fd, sources, dest, destIsDir, {
-          owner,
-          chmod,
-          ignore: this.context,
-        });
-        if (instr.keyword === "ADD") entries = await expandArchives(entries, sources, dest, owner);
+        const urls = sources.filter(isUrl);
+        const locals = sources.filter((s) => !isUrl(s));
+        if (urls.length && instr.keyword === "COPY") throw new SkiffError("source can't be a URL for COPY");
+        if (urls.length && sources.length > 1 && !trailing) {
+          throw new SkiffError(
+            `When using ${instr.keyword} with more than one source file, the destination must be a directory and end with a /`,
+          );
+        }
+        entries = locals.length
+          ? collectCopy(this.context.fd, locals, dest, destIsDir, {
+            owner,
+            chmod,
+            ignore: this.context,
+            hashes: instr.keyword === "COPY" ? this.hashes : undefined,
+          })
+          : [];
+        if (instr.keyword === "ADD") entries = await expandArchives(entries, locals, dest, owner);
+        for (const url of urls) entries.push(await this.download(url, dest, destIsDir, owner, chmod));
       }
       const single = entries.length === 1 && sources.length === 1;
       const kind = sources.length > 1 ? "multi" : single && entries[0].type !== "dir" ? "file" : "dir";
-      const createdBy = nop(`${instr.keyword} ${kind}:${hexOf(contentHash(entries))} in ${dest} `);
-      const key = cacheKey(image.id, createdBy, { owner, chmod, fromId });
+      const hash = await contentHash(entries, this.hashes);
+      const createdBy = nop(`${instr.keyword} ${kind}:${hexOf(hash)} in ${dest} `);
+      const key = await cacheKey(image.id, createdBy, { owner, chmod, fromId });
       return await this.cached(image, key, async () => {
+        if (entries.some((e) => e.type === "file" && e.data === undefined)) {
+          // files known by their hash were not read: read them now, and they must be what was hashed
+          entries = collectCopy(this.context.fd, sources, dest, destIsDir, {
+            owner,
+            chmod,
+            ignore: this.context,
+          });
+          if (await contentHash(entries) !== hash) {
+            throw new SkiffError("the build context changed while the build was reading it");
+          }
+        }
         // the entries live under the destination directory: its parents come from the image
         const destDir = dest.endsWith("/") || entries.some((e) =>
             e.name.startsWith(dest.slice(1).replace(/\/$/, "") + "/")
@@ -536,6 +688,46 @@ export class Builder {
     }
   }
 }
+
+/** Directories the runtime writes into (its /etc/hosts, /etc/hostname, /etc/resolv.conf mount points). */
+const RUNTIME_DIRS = new Set(["etc/"]);
+
+/**
+ * A RUN's upper dir as docker's classic builder would commit it: a runtime directory that holds
+ * nothing of the step's and is as the image has it is left out (docker keeps those mount points in
+ * a layer of its own, below the container's), and whiteouts carry docker's modes (0600, an opaque
+ * marker its directory's).
+ */
+function* asDockerLayer(
+  entries: Iterable<TarWriteEntry>,
+  parent: UnionView | undefined,
+): Generator<TarWriteEntry> {
+  let held: TarWriteEntry | undefined;
+  let dirMode = 0o755;
+  const unchanged = (e: TarWriteEntry) => {
+    const found = parent?.lookup(e.name.replace(/\/$/, "").split("/"));
+    return found?.stat.type === "dir" && found.stat.perm === e.mode && found.stat.uid === e.uid &&
+      found.stat.gid === e.gid;
+  };
+  for (const e of entries) {
+    if (held) {
+      if (e.name.startsWith(held.name) || !unchanged(held)) yield held;
+      held = undefined;
+    }
+    if (e.type === "dir") dirMode = e.mode ?? 0o755;
+    if (e.type === "dir" && RUNTIME_DIRS.has(e.name)) {
+      held = e;
+      continue;
+    }
+    const base = e.name.slice(e.name.lastIndexOf("/") + 1);
+    if (base === ".wh..wh..opq") yield { ...e, mode: dirMode };
+    else if (base.startsWith(".wh.")) yield { ...e, mode: 0o600 };
+    else yield e;
+  }
+  if (held && !unchanged(held)) yield held;
+}
+
+const isUrl = (s: string) => /^https?:\/\//i.test(s);
 
 /** COPY --from: the files of another image (its merged tree), as collectCopy does for the context. */
 async function collectFromImage(
@@ -618,12 +810,17 @@ async function expandArchives(
   owner: CopyOwner | undefined,
 ): Promise<CopyEntry[]> {
   const tops = new Set(sources.map((s) => cleanSource(s)));
+  // loaded here: it reads tars through the layer unpacker (node:zlib, node:crypto)
+  const { extractArchive, isArchive } = await import("./archive.ts");
   const out: CopyEntry[] = [];
   for (const e of entries) {
     const data = typeof e.data === "string" ? new TextEncoder().encode(e.data) : e.data;
-    if (e.type === "file" && tops.has(e.source) && data && isArchive(data)) {
+    const extracted = e.type === "file" && tops.has(e.source) && data && isArchive(data)
+      ? await extractArchive(data)
+      : undefined;
+    if (extracted) {
       const dir = cleanPath(dest).slice(1);
-      for (const x of await extractArchive(data)) {
+      for (const x of extracted) {
         const name = [dir, x.name].filter(Boolean).join("/");
         out.push({
           ...x,

@@ -7,7 +7,8 @@
 import { SkiffError } from "../errors.ts";
 import { closeFd, openHostDir, readDirNames } from "../fs/at.ts";
 import { readNode, tarEntryOf } from "../fs/tree.ts";
-import { Sha256 } from "../image/digest.ts";
+import { readFdFully } from "../fs/at.ts";
+import { type FileHashCache, type FileIdentity, fileIdentity, sha256Hex } from "./hash.ts";
 import type { TarWriteEntry } from "../image/tar.ts";
 import { cleanPath } from "./plan.ts";
 import { UnionView } from "./union.ts";
@@ -66,6 +67,10 @@ export class BuildContext {
 export interface CopyEntry extends TarWriteEntry {
   /** the name in the source tree (for the ignore check) */
   source: string;
+  /** a regular file's content hash (hex); its data may then be absent (FileHashCache hit) */
+  digest?: string;
+  /** the source file's identity, to record its hash under */
+  identity?: FileIdentity;
 }
 
 export interface CopyOwner {
@@ -80,6 +85,8 @@ export interface CollectOptions {
   keepOwner?: boolean;
   /** apply .dockerignore */
   ignore?: BuildContext;
+  /** known content hashes: a file found there is not read (its entry has a digest and no data) */
+  hashes?: FileHashCache;
 }
 
 const GLOB_CHARS = /[*?[]/;
@@ -192,7 +199,18 @@ export function collectCopy(
   const join = (a: string, b: string) => (a ? (b ? `${a}/${b}` : a) : b);
   // walks a node's tree: `srcRel` in the source, `destRel` in the image
   const walk = (dirFd: number, name: string, srcRel: string, destRel: string, top: boolean) => {
-    const node = readNode({ dir: dirFd, name });
+    const node = readNode({ dir: dirFd, name }, opts.hashes !== undefined);
+    let digest: string | undefined;
+    let identity: FileIdentity | undefined;
+    if (node?.fileFd !== undefined) {
+      try {
+        identity = fileIdentity(node.fileFd);
+        digest = opts.hashes!.get(identity);
+        if (digest === undefined) node.data = readFdFully(node.fileFd, node.stat.size);
+      } finally {
+        closeFd(node.fileFd);
+      }
+    }
     if (!node) {
       if (top) {
         throw new SkiffError(
@@ -205,7 +223,10 @@ export function collectCopy(
       if (!top && opts.ignore?.isIgnored(srcRel) && node.dirFd === undefined) return;
       const entry = tarEntryOf(node, destRel, links);
       if (node.dirFd === undefined) {
-        if (entry) out.push({ ...own(entry, false), source: srcRel } as CopyEntry);
+        if (entry) {
+          const file = entry.type === "file" ? { ...(digest ? { digest } : {}), identity } : {};
+          out.push({ ...own(entry, false), source: srcRel, ...file } as CopyEntry);
+        }
         return;
       }
       // a directory: itself (unless it is the copied source, whose contents go to dest), then its contents
@@ -261,12 +282,18 @@ export function collectCopy(
   return out;
 }
 
-/** The cache's content hash: names, types, modes, owners, link targets and contents; not mtimes. */
-export function contentHash(entries: TarWriteEntry[]): string {
-  const h = new Sha256();
+/**
+ * The cache's content hash: names, types, modes, owners, link targets and each file's content
+ * hash; not mtimes. Files read now get their digest set, and recorded in `hashes`.
+ */
+export async function contentHash(entries: CopyEntry[], hashes?: FileHashCache): Promise<string> {
+  const lines: string[] = [];
   const enc = new TextEncoder();
   for (const e of entries) {
-    const data = typeof e.data === "string" ? enc.encode(e.data) : e.data;
+    if (e.digest === undefined && e.data !== undefined) {
+      e.digest = await sha256Hex(e.data);
+      if (e.identity && hashes) hashes.set(e.identity, e.digest);
+    }
     const head = [
       e.name,
       e.type ?? "file",
@@ -274,12 +301,17 @@ export function contentHash(entries: TarWriteEntry[]): string {
       e.uid ?? 0,
       e.gid ?? 0,
       e.linkname ?? "",
-      data?.length ?? 0,
+      e.digest ?? "",
     ];
-    h.update(enc.encode(JSON.stringify(head) + "\n"));
-    if (data) h.update(data);
+    // file capabilities are part of what is copied
+    for (const [k, v] of Object.entries(e.xattrs ?? {})) {
+      head.push(
+        `${k}=${Array.from(typeof v === "string" ? enc.encode(v) : v, (b) => b.toString(16)).join(".")}`,
+      );
+    }
+    lines.push(JSON.stringify(head));
   }
-  return h.digest();
+  return `sha256:${await sha256Hex(lines.join("\n"))}`;
 }
 
 /** uid:gid of `--chown=user[:group]`, names looked up in the image's /etc/passwd and /etc/group. */

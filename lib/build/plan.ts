@@ -14,7 +14,7 @@ import {
   parseJsonForm,
 } from "./parse.ts";
 import { processWord, processWords, splitKeyValues, type Vars } from "./shell.ts";
-import { sha256Digest } from "../image/digest.ts";
+import { sha256Hex } from "./hash.ts";
 
 export interface Stage {
   index: number;
@@ -433,6 +433,10 @@ export function cleanPath(p: string): string {
 }
 
 /** A step's cache key: the parent image, what the step does, and what it reads. */
-export function cacheKey(parentId: string, createdBy: string, extra: Record<string, unknown> = {}): string {
-  return sha256Digest(JSON.stringify({ parent: parentId, createdBy, ...extra }));
+export async function cacheKey(
+  parentId: string,
+  createdBy: string,
+  extra: Record<string, unknown> = {},
+): Promise<string> {
+  return `sha256:${await sha256Hex(JSON.stringify({ parent: parentId, createdBy, ...extra }))}`;
 }

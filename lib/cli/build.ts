@@ -2,10 +2,11 @@
 // docker's classic builder (DOCKER_BUILDKIT=0): its flags, its output, its exit codes. The work is
 // lib/build/build.ts's; this parses, reads the Dockerfile and the context's path, and prints.
 
-import { resolve } from "node:path";
+import { join } from "../path.ts";
 import { SkiffError, UsageError } from "../errors.ts";
 import { bool, list, parseArgs, str } from "./args.ts";
 import type { Verb } from "./context.ts";
+import type { StateRoot } from "../state/root.ts";
 
 const USAGE = `Usage:  skiff build [OPTIONS] PATH | -
 
@@ -42,6 +43,35 @@ const OPTIONS = [
   { name: "target", kind: "string" },
 ] as const;
 
+/** An absolute path (node:path's resolve without loading Deno's Node layer). */
+const resolve = (p: string) => join(p.startsWith("/") ? "/" : Deno.cwd(), p);
+
+const HOST_ARCH = ({ x86_64: "amd64", aarch64: "arm64" } as Record<string, string>)[Deno.build.arch] ??
+  Deno.build.arch;
+const ARCH_ALIASES: Record<string, string> = { x86_64: "amd64", "x86-64": "amd64", aarch64: "arm64" };
+
+/** `--platform`: docker's syntax check; only the host's platform can be built (no emulation). */
+function checkPlatform(spec: string): void {
+  for (const part of spec.split("/")) {
+    if (!/^[A-Za-z0-9_-]+$/.test(part)) {
+      throw new SkiffError(
+        `failed to parse platform ${spec}: "${part}" is an invalid component of "${spec}": platform specifier component must match "^[A-Za-z0-9_-]+$": invalid argument`,
+        1,
+      );
+    }
+  }
+  const [os, arch] = spec.toLowerCase().split("/");
+  // "linux", "linux/amd64", "linux/amd64/v2"; a bare "amd64" means linux/amd64, as containerd reads it
+  const isArch = (a: string) => (ARCH_ALIASES[a] ?? a) === HOST_ARCH;
+  const ok = arch === undefined ? os === "linux" || isArch(os) : os === "linux" && isArch(arch);
+  if (!ok) {
+    throw new SkiffError(
+      `failed to build for platform ${spec}: this engine builds for linux/${HOST_ARCH} only (no emulation)`,
+      1,
+    );
+  }
+}
+
 async function readStdin(): Promise<string> {
   return await new Response(Deno.stdin.readable).text();
 }
@@ -61,86 +91,162 @@ const build: Verb = async (args, ctx) => {
   let dockerfile: string;
   let fileName: string;
   let contextDir: string | undefined;
-  if (contextArg === "-") {
-    if (fileFlag !== undefined) {
-      throw new SkiffError("can't use -f with a Dockerfile from stdin (use '-')", 1);
-    }
-    dockerfile = await readStdin();
-    fileName = "Dockerfile";
-  } else {
-    contextDir = resolve(contextArg);
-    try {
-      if (!Deno.statSync(contextDir).isDirectory) throw new Error();
-    } catch {
-      throw new SkiffError(`unable to prepare context: path "${contextArg}" not found`, 1);
-    }
-    const path = fileFlag === "-"
-      ? undefined
-      : fileFlag !== undefined
-      ? resolve(fileFlag)
-      : `${contextDir}/Dockerfile`;
-    fileName = fileFlag === undefined || fileFlag === "-" ? "Dockerfile" : fileFlag;
-    try {
-      dockerfile = path === undefined ? await readStdin() : Deno.readTextFileSync(path);
-    } catch {
-      throw new SkiffError(
-        `unable to prepare context: unable to evaluate symlinks in Dockerfile path: lstat ${path}: no such file or directory`,
-        1,
-      );
-    }
-  }
-  const buildArgs = new Map<string, string | undefined>();
-  for (const a of list(p, "build-arg")) {
-    const eq = a.indexOf("=");
-    // `--build-arg K` takes K's value from skiff's environment (docker's rule), unset when absent
-    if (eq < 0) buildArgs.set(a, Deno.env.get(a));
-    else buildArgs.set(a.slice(0, eq), a.slice(eq + 1));
-  }
-  const labels: Record<string, string> = {};
-  for (const l of list(p, "label")) {
-    const eq = l.indexOf("=");
-    labels[eq < 0 ? l : l.slice(0, eq)] = eq < 0 ? "" : l.slice(eq + 1);
-  }
-  const network = str(p, "network");
-  if (network !== undefined && !["default", "bridge", "none", "host"].includes(network)) {
-    throw new SkiffError(`network mode "${network}" not supported by skiff build yet`, 1);
-  }
-  const enc = new TextEncoder();
-  const out = (line: string) => {
-    if (!quiet) Deno.stdout.writeSync(enc.encode(line + "\n"));
-  };
-  const [{ Builder, RunStepError }, { imageForRun }] = await Promise.all([
-    import("../build/build.ts"),
-    import("./pull.ts"),
-  ]);
-  const builder = new Builder(ctx.root, {
-    dockerfile,
-    file: fileName,
-    contextDir,
-    tags: list(p, "tag"),
-    buildArgs,
-    target: str(p, "target"),
-    noCache: bool(p, "no-cache"),
-    labels,
-    rm: p.options.rm !== false || bool(p, "force-rm"),
-    network,
-    out,
-    runOutput: quiet ? { write: (c) => Promise.resolve(c.length) } : Deno.stdout,
-    pullBase: (store, ref) => imageForRun(ctx, store, ref, bool(p, "pull") ? "always" : undefined),
-  });
+  // `build -` with a tar on stdin: the context, unpacked into <root>/tmp for this build
+  let stdinContext: string | undefined;
   try {
-    const image = await builder.run();
-    if (quiet) console.log(image.id);
-    const iidfile = str(p, "iidfile");
-    if (iidfile) Deno.writeTextFileSync(iidfile, image.id);
-    return 0;
-  } catch (e) {
-    if (e instanceof RunStepError) {
-      console.error(e.message);
-      return e.exitCode;
+    if (contextArg === "-") {
+      const input = new Uint8Array(await new Response(Deno.stdin.readable).arrayBuffer());
+      const { isArchive } = await import("../build/archive.ts");
+      if (isArchive(input)) {
+        stdinContext = await unpackContext(ctx.root, input);
+        contextDir = stdinContext;
+        fileName = fileFlag === undefined || fileFlag === "-" ? "Dockerfile" : fileFlag;
+        const { UnionView } = await import("../build/union.ts");
+        const view = new UnionView([stdinContext]);
+        try {
+          // read inside the context: a Dockerfile that is a symlink names a file of the context, never the host's
+          const data = view.readFile(fileName);
+          if (!data) {
+            throw new SkiffError(
+              `Cannot locate specified Dockerfile: ${fileName}`,
+              1,
+            );
+          }
+          dockerfile = new TextDecoder().decode(data);
+        } finally {
+          view.close();
+        }
+      } else {
+        if (fileFlag !== undefined) {
+          throw new SkiffError("can't use -f with a Dockerfile from stdin (use '-')", 1);
+        }
+        dockerfile = new TextDecoder().decode(input);
+        fileName = "Dockerfile";
+      }
+    } else {
+      contextDir = resolve(contextArg);
+      try {
+        if (!Deno.statSync(contextDir).isDirectory) throw new Error();
+      } catch {
+        throw new SkiffError(`unable to prepare context: path "${contextArg}" not found`, 1);
+      }
+      const path = fileFlag === "-"
+        ? undefined
+        : fileFlag !== undefined
+        ? resolve(fileFlag)
+        : `${contextDir}/Dockerfile`;
+      fileName = fileFlag === undefined || fileFlag === "-" ? "Dockerfile" : fileFlag;
+      try {
+        dockerfile = path === undefined ? await readStdin() : Deno.readTextFileSync(path);
+      } catch {
+        throw new SkiffError(
+          `unable to prepare context: unable to evaluate symlinks in Dockerfile path: lstat ${path}: no such file or directory`,
+          1,
+        );
+      }
     }
-    if (e instanceof SkiffError && !(e instanceof UsageError)) throw new SkiffError(e.message, 1);
-    throw e;
+    const buildArgs = new Map<string, string | undefined>();
+    for (const a of list(p, "build-arg")) {
+      const eq = a.indexOf("=");
+      // `--build-arg K` takes K's value from skiff's environment (docker's rule), unset when absent
+      if (eq < 0) buildArgs.set(a, Deno.env.get(a));
+      else buildArgs.set(a.slice(0, eq), a.slice(eq + 1));
+    }
+    const labels: Record<string, string> = {};
+    for (const l of list(p, "label")) {
+      const eq = l.indexOf("=");
+      labels[eq < 0 ? l : l.slice(0, eq)] = eq < 0 ? "" : l.slice(eq + 1);
+    }
+    const platform = str(p, "platform");
+    if (platform !== undefined && platform !== "") checkPlatform(platform);
+    // RUN steps join the given network (docker's default: the bridge); a bad value fails before any step
+    const network = str(p, "network");
+    if (network !== undefined) {
+      const { parseNetworkMode } = await import("../network/mode.ts");
+      parseNetworkMode(network);
+    }
+    const enc = new TextEncoder();
+    const out = (line: string) => {
+      if (!quiet) Deno.stdout.writeSync(enc.encode(line + "\n"));
+    };
+    // the registry client loads only when a base image must be pulled
+    const { Builder, RunStepError } = await import("../build/build.ts");
+    const builder = new Builder(ctx.root, {
+      dockerfile,
+      file: fileName,
+      contextDir,
+      tags: list(p, "tag"),
+      buildArgs,
+      target: str(p, "target"),
+      noCache: bool(p, "no-cache"),
+      labels,
+      rm: p.options.rm !== false || bool(p, "force-rm"),
+      network,
+      out,
+      warn: (line) => console.error(`WARNING: ${line}`),
+      runOutput: quiet ? { write: (c) => Promise.resolve(c.length) } : Deno.stdout,
+      fetchUrl: async (url) => {
+        const [{ RegistryClient }, { registrySettingsFromEnvironment }] = await Promise.all([
+          import("../registry/client.ts"),
+          import("./registry_settings.ts"),
+        ]);
+        const settings = registrySettingsFromEnvironment(ctx.insecureRegistries);
+        const client = new RegistryClient(new URL(url).host, settings, { credentials: null });
+        try {
+          const r = await client.fetchUrl(url);
+          if (r.status < 200 || r.status > 299) {
+            const text = new TextDecoder().decode(r.body.subarray(0, 200)).trim();
+            throw new SkiffError(`failed to GET ${url} with status ${r.status} ${r.statusText}: ${text}`, 1);
+          }
+          return { data: r.body, lastModified: r.headers.get("last-modified") };
+        } finally {
+          client.close();
+        }
+      },
+      pullBase: async (store, ref) => {
+        const { imageForRun } = await import("./pull.ts");
+        return await imageForRun(ctx, store, ref, bool(p, "pull") ? "always" : undefined);
+      },
+    });
+    try {
+      const image = await builder.run();
+      if (quiet) console.log(image.id);
+      const iidfile = str(p, "iidfile");
+      if (iidfile) Deno.writeTextFileSync(iidfile, image.id);
+      return 0;
+    } catch (e) {
+      if (e instanceof RunStepError) {
+        console.error(e.message);
+        return e.exitCode;
+      }
+      if (e instanceof SkiffError && !(e instanceof UsageError)) throw new SkiffError(e.message, 1);
+      throw e;
+    }
+  } finally {
+    if (stdinContext) Deno.removeSync(stdinContext, { recursive: true });
   }
 };
+
+/** A context tar from stdin (plain, gzip, bzip2 or xz) unpacked as a layer is: nothing escapes the dir. */
+async function unpackContext(root: StateRoot, input: Uint8Array): Promise<string> {
+  const [{ makeTmpDir }, { unpackLayer }, { decompress }] = await Promise.all([
+    import("../state/fsutil.ts"),
+    import("../image/unpack.ts"),
+    import("../build/archive.ts"),
+  ]);
+  const dir = makeTmpDir(root, "buildctx");
+  try {
+    const tar = await decompress(input);
+    await unpackLayer({
+      stream: (async function* () {
+        yield tar;
+      })(),
+    }, dir);
+    return dir;
+  } catch (e) {
+    Deno.removeSync(dir, { recursive: true });
+    if (e instanceof SkiffError) throw e;
+    throw new SkiffError(`unable to prepare context: ${(e as Error).message}`, 1);
+  }
+}
 export default build;

@@ -61,7 +61,12 @@ const images: Verb = (args, ctx) => {
     ? compileListFormat(formatFlag, DEFAULT_IMAGES_FORMAT)
     : undefined;
   const store = new ImageStore(ctx.root);
-  const filter = parseFilters(list(p, "filter"), store);
+  const all = store.list();
+  // docker: an untagged image that another image was built from is an intermediate image (a build
+  // step's), listed only with -a, and never "dangling"
+  const parents = new Set(all.map((i) => i.parent).filter((id) => id !== undefined));
+  const filter = parseFilters(list(p, "filter"), store, parents);
+  const showAll = bool(p, "all");
 
   let repoFilter: RegExp | undefined;
   let tagFilter: RegExp | undefined;
@@ -89,8 +94,10 @@ const images: Verb = (args, ctx) => {
     size: string;
   }[] = [];
   const now = Date.now();
-  for (const image of store.list()) {
+  for (const image of all) {
     if (!filter.image(image)) continue;
+    const untagged = image.repoTags.length === 0 && image.repoDigests.length === 0;
+    if (untagged && !showAll && parents.has(image.id)) continue;
     const id = noTrunc ? image.id : shortId(image.id);
     const created = createdSince(image.created, now);
     const size = humanSize(image.size);
@@ -152,7 +159,7 @@ interface ImageFilter {
 }
 
 /** docker's `images --filter`: dangling, reference, before, since, label. */
-function parseFilters(filters: string[], store: ImageStore): ImageFilter {
+function parseFilters(filters: string[], store: ImageStore, parents: Set<string>): ImageFilter {
   const tests: ((image: ImageRecord) => boolean)[] = [];
   const references: { repo: RegExp; tag?: RegExp }[] = [];
   for (const f of filters) {
@@ -165,7 +172,7 @@ function parseFilters(filters: string[], store: ImageStore): ImageFilter {
           throw new UsageError(`invalid filter 'dangling=${value}'`, "images");
         }
         const want = value === "true" || value === "1";
-        tests.push((i) => (i.repoTags.length === 0) === want);
+        tests.push((i) => (i.repoTags.length === 0 && !parents.has(i.id)) === want);
         break;
       }
       case "reference": {

@@ -12,6 +12,7 @@ import {
   fchmodFd,
   fchownAt,
   fchownFd,
+  fgetxattrFd,
   futimes,
   linkAt,
   makedev,
@@ -64,6 +65,15 @@ export interface ReadNode {
   dirFd?: number;
   /** regular file opened instead of read (readNode's `openFiles`): the caller closes it */
   fileFd?: number;
+  /** regular file: the extended attributes a layer keeps (docker's: security.capability) */
+  xattrs?: Record<string, Uint8Array>;
+}
+
+const capBuf = new Uint8Array(256);
+/** A file's capabilities (security.capability): docker's layers keep that xattr and no other. */
+function keptXattrs(fd: number): Record<string, Uint8Array> | undefined {
+  const n = fgetxattrFd(fd, "security.capability", capBuf);
+  return n > 0 ? { "security.capability": capBuf.slice(0, n) } : undefined;
 }
 
 const DOT = cstr(".");
@@ -91,9 +101,10 @@ export function readNode(at: At, openFiles = false): ReadNode | null {
         };
       case "file": {
         const fd = reopenPinned(pin, at.name);
-        if (openFiles) return { stat, fileFd: fd };
+        const xattrs = keptXattrs(fd);
+        if (openFiles) return { stat, fileFd: fd, ...(xattrs ? { xattrs } : {}) };
         try {
-          return { stat, data: readFdFully(fd, stat.size) };
+          return { stat, data: readFdFully(fd, stat.size), ...(xattrs ? { xattrs } : {}) };
         } finally {
           closeFd(fd);
         }
@@ -135,7 +146,7 @@ export function tarEntryOf(
         if (first) return { ...base, type: "link", linkname: first };
         links.set(stat.key, name);
       }
-      return { ...base, type: "file", data: node.data };
+      return { ...base, type: "file", data: node.data, ...(node.xattrs ? { xattrs: node.xattrs } : {}) };
     }
     case "char":
     case "block":

@@ -39,9 +39,14 @@ export function imageHistory(store: ImageStore, image: ImageRecord): HistoryEntr
     });
   }
   entries.reverse();
-  if (entries.length) {
-    entries[0].id = image.id;
-    entries[0].tags = image.repoTags;
+  // as docker: the newest entry is the image, each older one its parent's (a built image's steps
+  // are its parents); past the first image without a parent in the store, "<missing>"
+  let at: ImageRecord | undefined = image;
+  for (const entry of entries) {
+    if (!at) break;
+    entry.id = at.id;
+    entry.tags = at.repoTags;
+    at = at.parent ? store.get(at.parent) : undefined;
   }
   return entries;
 }

@@ -1,5 +1,5 @@
-// `image prune`: removes dangling images (no tag, no digest reference), or with `all` every image no
-// container uses, then the layers and blobs no image or container refers to any more (what a pull
+// `image prune`: removes dangling images (no tag, no digest reference, no image built from them)
+// with the untagged build steps they were made from, or with `all` every image no container uses, then the layers and blobs no image or container refers to any more (what a pull
 // or load killed half-way left behind). Orphans younger than ORPHAN_GRACE_MS are kept: they may
 // belong to a pull that is still running (it stores layers before it records the image).
 
@@ -62,19 +62,51 @@ export async function pruneImages(
   store.sweepTmp();
   const result: ImagePruneResult = { records: [], reclaimed: 0 };
   const used = new Set(listContainersWithDead(store.root).map((c) => c.Image));
-  for (const image of store.list()) {
-    if (used.has(image.id) || !keep(image)) continue;
-    if (!all && (image.repoTags.length || image.repoDigests.length)) continue;
+  const images = new Map(store.list().map((i) => [i.id, i]));
+  // a build step's image is the parent of the next step's: docker keeps an image while another
+  // image was built from it, and removing an image also removes the untagged parents it leaves
+  // childless (the intermediate images of a build), as docker's `rmi` does
+  const children = new Map<string, number>();
+  for (const i of images.values()) if (i.parent) children.set(i.parent, (children.get(i.parent) ?? 0) + 1);
+  const tagged = (i: ImageRecord) => i.repoTags.length > 0 || i.repoDigests.length > 0;
+  const removable = (i: ImageRecord) => !used.has(i.id) && !children.get(i.id);
+  const remove = async (image: ImageRecord): Promise<boolean> => {
     const sizes = new Map(image.layers.map((l) => [l.chainId, layerSize(store, l.chainId)]));
     let records: RemoveRecord[];
     try {
       records = await store.remove(image.id, true);
     } catch {
-      continue; // a container started using it meanwhile, or it is gone
+      return false; // a container started using it meanwhile, or it is gone
     }
+    images.delete(image.id);
+    if (image.parent) children.set(image.parent, (children.get(image.parent) ?? 1) - 1);
     for (const r of records) if ("deleted" in r) result.reclaimed += sizes.get(r.deleted) ?? 0;
     result.records.push(...records);
+    return true;
+  };
+  const removeWithParents = async (image: ImageRecord) => {
+    let at: ImageRecord | undefined = image;
+    while (at && await remove(at)) {
+      const parent: ImageRecord | undefined = at.parent ? images.get(at.parent) : undefined;
+      at = parent && !tagged(parent) && removable(parent) ? parent : undefined;
+    }
+  };
+  if (all) {
+    // every unused image, leaves first, until nothing more goes
+    for (let progress = true; progress;) {
+      progress = false;
+      for (const image of [...images.values()]) {
+        if (images.has(image.id) && removable(image) && keep(image) && await remove(image)) progress = true;
+      }
+    }
+  } else {
+    for (const image of [...images.values()]) {
+      if (images.has(image.id) && !tagged(image) && removable(image) && keep(image)) {
+        await removeWithParents(image);
+      }
+    }
   }
+  if (result.records.length) forgetBuildSteps(store);
   result.reclaimed += await removeOrphans(store, now - (options.orphanGraceMs ?? ORPHAN_GRACE_MS));
   return result;
 }
@@ -118,6 +150,17 @@ export async function removeOrphans(store: ImageStore, before: number): Promise<
     }
     return freed;
   });
+}
+
+/** Drops the build cache's entries (a step's key → its image, build-cache/<hex>) whose image is gone. */
+function forgetBuildSteps(store: ImageStore): void {
+  const dir = join(store.root.path, "build-cache");
+  for (const name of listDir(dir)) {
+    if (!/^[0-9a-f]{64}$/.test(name)) continue; // files.json: the sources' hashes
+    try {
+      if (!store.get(Deno.readTextFileSync(join(dir, name)).trim())) removeIfExists(join(dir, name));
+    } catch { /* gone meanwhile */ }
+  }
 }
 
 function listDir(dir: string): string[] {

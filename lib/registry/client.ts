@@ -234,6 +234,46 @@ export class RegistryClient {
     this.httpClient?.close();
   }
 
+  /**
+   * GET of any URL on this client's host with its HTTP stack (certs.d CAs and client certificate,
+   * timeouts, docker's connection error wording), redirects followed, no registry credentials sent:
+   * `build`'s ADD of a URL. The body is read whole, each chunk within the timeout.
+   */
+  async fetchUrl(
+    url: string,
+  ): Promise<{ status: number; statusText: string; body: Uint8Array; headers: Headers }> {
+    const res = await this.rawFetch(url, { redirect: "follow" });
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    const reader = res.body?.getReader();
+    for (;;) {
+      if (!reader) break;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const next = await Promise.race([
+        reader.read(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new TimeoutError(`${url}: no data within ${this.timeoutMs} ms`)),
+            this.timeoutMs,
+          );
+        }),
+      ]).catch(async (e) => {
+        await reader.cancel().catch(() => {});
+        throw e;
+      }).finally(() => clearTimeout(timer));
+      if (next.done) break;
+      chunks.push(next.value);
+      total += next.value.length;
+    }
+    const body = new Uint8Array(total);
+    let off = 0;
+    for (const c of chunks) {
+      body.set(c, off);
+      off += c.length;
+    }
+    return { status: res.status, statusText: res.statusText, body, headers: res.headers };
+  }
+
   /** fetch with the registry's CA set and a timeout for the response headers. */
   private async rawFetch(url: string, init: RequestInit, outer?: AbortSignal): Promise<Response> {
     const controller = new AbortController();

@@ -23,6 +23,8 @@ export interface ImageRunConfig {
   };
   Shell?: string[];
   OnBuild?: string[] | null;
+  /** set by `build`: the image the step was made from (docker's classic builder) */
+  Image?: string;
 }
 
 /** The image config blob (OCI image-spec config / docker image JSON). */
@@ -61,6 +63,8 @@ export interface ImageRecord {
   created: string;
   /** Unpacked size in bytes of all layers. */
   size: number;
+  /** The image a build step made this one from (docker's Parent; built images only). */
+  parent?: string;
 }
 
 export type ContainerStatus =

@@ -305,6 +305,7 @@ export const imageRecord: Check<ImageRecord> = object<ImageRecord>({
   config: imageConfigBlob,
   created: str,
   size: num,
+  parent: optional(DIGEST),
 });
 
 /** repositories.json: tag → image id. */
