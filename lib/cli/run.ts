@@ -32,6 +32,7 @@ Options:
       --dns-option list         Set DNS options
       --dns-search list         Set custom DNS search domains
       --entrypoint string       Overwrite the default ENTRYPOINT of the image
+      --expose list             Expose a port or a range of ports
   -e, --env list                Set environment variables
       --env-file list           Read in a file of environment variables
       --group-add list          Add additional groups to join
@@ -49,6 +50,8 @@ Options:
       --oom-kill-disable        Disable OOM Killer
       --pids-limit int          Tune container pids limit (set -1 for unlimited)
       --privileged              Give extended privileges to this container
+  -p, --publish list            Publish a container's port(s) to the host
+  -P, --publish-all             Publish all exposed ports to random ports
       --read-only               Mount the container's root filesystem as read only
       --restart string          Restart policy to apply when a container exits (default "no")
       --pull string             Pull image before running ("always", "missing", "never") (default "missing")

@@ -26,6 +26,7 @@ import { logConfigOf } from "../runtime/logs.ts";
 import { parseSignal } from "../runtime/signals.ts";
 import { securityOptFlags } from "./security_opt.ts";
 import { MAX_ID } from "../runtime/user.ts";
+import { portSettings } from "../network/ports.ts";
 
 export const RUN_OPTIONS: OptionSpec[] = [
   { name: "name", kind: "string" },
@@ -69,6 +70,9 @@ export const RUN_OPTIONS: OptionSpec[] = [
   { name: "log-opt", kind: "list" },
   { name: "stop-signal", kind: "string" },
   { name: "stop-timeout", kind: "string" },
+  { name: "publish", short: "p", kind: "list" },
+  { name: "publish-all", short: "P", kind: "bool" },
+  { name: "expose", kind: "list" },
 ];
 
 const invalid = (value: string, flag: string, why: string) => invalidValue("run", value, flag, why);
@@ -262,6 +266,7 @@ export function runRequest(parsed: Parsed, attach = true): RunRequest {
       logConfig: logConfigOf(str(parsed, "log-driver"), list(parsed, "log-opt")),
       stopSignal,
       stopTimeout: intFlag("run", str(parsed, "stop-timeout"), "--stop-timeout"),
+      ports: portSettings(list(parsed, "publish"), bool(parsed, "publish-all"), list(parsed, "expose")),
     },
   };
 }

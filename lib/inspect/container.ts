@@ -6,6 +6,7 @@ import { join } from "../path.ts";
 import { goStruct } from "../format/template.ts";
 import type { StateRoot } from "../state/root.ts";
 import { type ContainerRecord, initialState } from "../state/types.ts";
+import { type PortMap, runningPorts } from "../network/ports.ts";
 
 type Json = Record<string, unknown>;
 
@@ -140,6 +141,7 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
     MacAddress: "",
     Networks: { [networkMode]: goStruct("*network.EndpointSettings", emptyEndpoint()) },
   }, extra.NetworkSettings as object | undefined);
+  networkSettings.Ports = containerPorts(record);
 
   const out: Json = {
     Id: record.Id,
@@ -184,6 +186,11 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
     if (!(k in out) && !PRIVATE_TOP.includes(k)) out[k] = v;
   }
   return goStruct("container.InspectResponse", out);
+}
+
+/** NetworkSettings.Ports: what is published while the container runs on a bridge, {} otherwise. */
+export function containerPorts(record: ContainerRecord): PortMap {
+  return runningPorts(record.State.Running, record.Config.ExposedPorts, record.PublishedPorts);
 }
 
 function emptyEndpoint(): Json {

@@ -13,6 +13,7 @@ import { deadPlaceholder, findContainer, scanContainers } from "../state/contain
 import { reconcile } from "../state/reconcile.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord, ContainerStatus } from "../state/types.ts";
+import { displayablePorts, type PortMap, runningPorts } from "../network/ports.ts";
 
 /** docker ps's default table. */
 export const DEFAULT_PS_FORMAT =
@@ -198,22 +199,16 @@ interface MountLike {
   Destination?: string;
   Driver?: string;
 }
-interface PortBinding {
-  HostIp?: string;
-  HostPort?: string;
-}
 // Fields the runtime may add to a record as networking and volumes land; read defensively.
 type Extended = ContainerRecord & {
   Mounts?: MountLike[];
-  NetworkSettings?: { Networks?: Record<string, unknown>; Ports?: Record<string, PortBinding[] | null> };
-  HostConfig: { PortBindings?: Record<string, PortBinding[] | null> };
+  NetworkSettings?: { Networks?: Record<string, unknown> };
 };
 
 const mountsOf = (c: ContainerRecord): MountLike[] => (c as Extended).Mounts ?? [];
 
-function portMap(c: ContainerRecord): Record<string, PortBinding[] | null> {
-  const e = c as Extended;
-  return e.NetworkSettings?.Ports ?? e.HostConfig.PortBindings ?? {};
+function portMap(c: ContainerRecord): PortMap {
+  return runningPorts(c.State.Running, c.Config.ExposedPorts, c.PublishedPorts);
 }
 
 function networkNames(c: ContainerRecord): string[] {
@@ -224,23 +219,9 @@ function networkNames(c: ContainerRecord): string[] {
   return [mode === "default" ? "bridge" : mode];
 }
 
-/** docker's ports column: "0.0.0.0:8080->80/tcp, 443/tcp". */
+/** docker's ports column: "0.0.0.0:8080->80/tcp, 443/tcp" (ranges grouped as docker groups them). */
 export function formatPorts(c: ContainerRecord): string {
-  const parts: string[] = [];
-  const ports = portMap(c);
-  const order = (p: string) => [Number(p.split("/")[0]), p] as const;
-  for (const port of Object.keys(ports).sort((a, b) => order(a)[0] - order(b)[0] || a.localeCompare(b))) {
-    const bindings = ports[port];
-    if (!bindings || bindings.length === 0) {
-      parts.push(port);
-      continue;
-    }
-    for (const b of bindings) {
-      const ip = b.HostIp || "0.0.0.0";
-      parts.push(`${ip.includes(":") ? `[${ip}]` : ip}:${b.HostPort ?? ""}->${port}`);
-    }
-  }
-  return parts.join(", ");
+  return displayablePorts(portMap(c));
 }
 
 /** The command line docker shows: Path and Args joined by spaces, args with a space in '...'. */

@@ -1,0 +1,427 @@
+// Published ports and a network's NAT, applied: host ports chosen and checked, the rules of
+// nat_plan.ts put into the kernel through `nft` (one `nft` call per container start), or through
+// `iptables-save` + `iptables-restore --noflush` where nft is not installed; chosen at run time.
+// Kernel NAT only: no userland proxy process stands in the data path.
+//
+// Host ports are a host-wide resource, shared by every state root and every other process: the
+// allocation runs under one host-wide lock (/run/lock/skiff-nat.lock), sees the ports of every
+// root's live rules as taken, binds a socket to a candidate to learn whether another process holds
+// it (docker's allocator does the same), and records the allocation in the state root
+// (network/ports.json: which container holds what) before the rules go in. Everything here is
+// synchronous: a resource release ("exit" phase) must be.
+
+import { udpPortBindable } from "../../ffi/libc.ts";
+import { SkiffError } from "../errors.ts";
+import { join } from "../path.ts";
+import { readJsonOr, withLockSync, writeJsonAtomic } from "../state/fsutil.ts";
+import type { StateRoot } from "../state/root.ts";
+import {
+  iptDeleteBatch,
+  iptNetworkBatch,
+  iptNetworkRemoveBatch,
+  iptRuleComment,
+  iptRulePort,
+  iptSetupBatch,
+  type NatNetwork,
+  NFT_TABLE,
+  nftDeleteBatch,
+  nftNetworkBatch,
+  nftNetworkRemoveBatch,
+  nftSetupBatch,
+  parseIptablesSave,
+  parseNftPorts,
+  parseTag,
+  rootKey,
+  ruleTag,
+} from "./nat_plan.ts";
+import type { PortMapping, PublishRequest } from "./ports.ts";
+
+export type Firewall = "nft" | "iptables";
+
+/** The one line a bridge run gets on a host that has neither tool. */
+export const NO_FIREWALL =
+  "the bridge network needs nftables or iptables for its NAT rules, and neither `nft` nor `iptables` is installed: install one (apt-get install nftables), or run with --network none or --network host";
+
+/** The executable's path when it is on PATH. */
+function onPath(name: string): string | undefined {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    if (!dir) continue;
+    try {
+      const path = `${dir}/${name}`;
+      if (Deno.statSync(path).isFile) return path;
+    } catch { /* not here */ }
+  }
+  return undefined;
+}
+
+/** nft where it is installed, iptables otherwise; SKIFF_FIREWALL=nft|iptables picks one (tests). */
+export function firewall(): Firewall | undefined {
+  const forced = Deno.env.get("SKIFF_FIREWALL");
+  if (forced === "nft" || forced === "iptables") {
+    return onPath(forced === "nft" ? "nft" : "iptables-restore") ? forced : undefined;
+  }
+  if (onPath("nft")) return "nft";
+  if (onPath("iptables-restore") && onPath("iptables-save")) return "iptables";
+  return undefined;
+}
+
+/** The firewall, or the one-line error that says what to install. */
+export function requireFirewall(): Firewall {
+  const fw = firewall();
+  if (!fw) throw new SkiffError(NO_FIREWALL, 125, { kind: "unavailable" });
+  return fw;
+}
+
+function run(cmd: string, args: string[]): string {
+  const out = new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped", stdin: "null" }).outputSync();
+  if (!out.success) {
+    const err = new TextDecoder().decode(out.stderr).trim().split("\n")[0];
+    throw new SkiffError(`${cmd} ${args[0] ?? ""}: ${err || `exit ${out.code}`}`);
+  }
+  return new TextDecoder().decode(out.stdout);
+}
+
+/** iptables-restore reads its batch from a file (outputSync cannot feed stdin). */
+function iptablesRestore(_root: StateRoot, batch: string): void {
+  const file = Deno.makeTempFileSync({ prefix: "skiff-iptables-" });
+  Deno.writeTextFileSync(file, batch);
+  try {
+    run("iptables-restore", ["--noflush", "-w", "5", file]);
+  } finally {
+    try {
+      Deno.removeSync(file);
+    } catch { /* gone */ }
+  }
+}
+
+/** The ports chain as nft lists it; [] when skiff's table does not exist yet. */
+function nftListPorts(): ReturnType<typeof parseNftPorts> {
+  const out = new Deno.Command("nft", {
+    args: ["-j", "-a", "list", "chain", "ip", NFT_TABLE, "ports"],
+    stdout: "piped",
+    stderr: "piped",
+  }).outputSync();
+  if (!out.success) return []; // no table, no chain: nothing published
+  return parseNftPorts(new TextDecoder().decode(out.stdout));
+}
+
+const iptSaved = () => parseIptablesSave(run("iptables-save", ["-t", "nat"]));
+
+/** A host port some live rule publishes (any state root's). */
+interface LivePort {
+  tag: string;
+  proto: string;
+  hostPort: number;
+  /** absent: every address */
+  hostIp?: string;
+}
+
+/** The live rules, listed once: the ports they publish, and a batch that deletes some of them. */
+interface Snapshot {
+  live: LivePort[];
+  deleteBatch(drop: (tag: string) => boolean): string;
+  saved?: ReturnType<typeof parseIptablesSave>;
+}
+
+function snapshot(fw: Firewall): Snapshot {
+  if (fw === "nft") {
+    const rules = nftListPorts();
+    return {
+      live: rules.flatMap((r) =>
+        r.comment && r.hostPort
+          ? [{ tag: r.comment, proto: r.proto!, hostPort: r.hostPort, hostIp: r.hostIp }]
+          : []
+      ),
+      deleteBatch: (drop) => nftDeleteBatch(rules, drop),
+    };
+  }
+  const saved = iptSaved();
+  return {
+    live: saved.rules.flatMap((rule) => {
+      const tag = iptRuleComment(rule), port = iptRulePort(rule);
+      return tag && port ? [{ tag, ...port }] : [];
+    }),
+    deleteBatch: (drop) => iptDeleteBatch(saved, drop),
+    saved,
+  };
+}
+
+// ---- the allocation ---------------------------------------------------------------------------
+
+/** One container's allocation as recorded in the state root. */
+interface Allocation {
+  proto: string;
+  hostIp: string;
+  hostPort: number;
+}
+interface PortsFile {
+  containers: Record<string, Allocation[]>;
+  /** Where the next ephemeral search starts, per protocol (docker's allocator goes round the range). */
+  next: Record<string, number>;
+}
+
+const portsFile = (root: StateRoot) => join(root.path, "network", "ports.json");
+const HOST_LOCK = "/run/lock/skiff-nat.lock";
+
+/** The ephemeral range (/proc/sys/net/ipv4/ip_local_port_range), docker's default when unreadable. */
+export function ephemeralRange(): [number, number] {
+  try {
+    const [a, b] = Deno.readTextFileSync("/proc/sys/net/ipv4/ip_local_port_range").trim().split(/\s+/).map(
+      Number,
+    );
+    if (a > 0 && b >= a && b <= 65535) return [a, b];
+  } catch { /* no procfs */ }
+  return [32768, 60999];
+}
+
+const overlaps = (a: string | undefined, b: string) =>
+  a === undefined || a === "0.0.0.0" || a === "" || b === "0.0.0.0" || b === "" || a === b;
+
+/** Why the host port cannot be had: "allocated" (skiff holds it), "in use" (another socket). */
+function portProblem(
+  proto: string,
+  hostIp: string,
+  port: number,
+  taken: { proto: string; hostPort: number; hostIp?: string }[],
+): "allocated" | "in use" | undefined {
+  if (taken.some((t) => t.proto === proto && t.hostPort === port && overlaps(t.hostIp, hostIp))) {
+    return "allocated";
+  }
+  const ip = hostIp || "0.0.0.0";
+  if (proto === "udp") return udpPortBindable(ip, port) ? undefined : "in use";
+  try {
+    Deno.listen({ hostname: ip, port, transport: "tcp" }).close();
+    return undefined;
+  } catch (e) {
+    if (e instanceof Deno.errors.AddrInUse) return "in use";
+    if (e instanceof Deno.errors.AddrNotAvailable) {
+      throw new SkiffError(
+        `failed to bind host port for ${ip}:${port}/${proto}: cannot assign requested address`,
+      );
+    }
+    throw e;
+  }
+}
+
+export interface PublishContext {
+  root: StateRoot;
+  id: string;
+  /** The container's name, as docker names its endpoint in the error. */
+  name: string;
+  containerIp: string;
+  network: NatNetwork;
+  /** The host end of the container's veth (a port of the bridge): hairpin mode goes on for it. */
+  hostInterface?: string;
+  requests: PublishRequest[];
+}
+
+/** docker 28's wording: "failed to set up container networking: driver failed programming …". */
+function programmingError(ctx: PublishContext, detail: string): SkiffError {
+  return new SkiffError(
+    `failed to set up container networking: driver failed programming external connectivity on endpoint ${ctx.name} (${ctx.id}): ${detail}`,
+    125,
+    { kind: "conflict" },
+  );
+}
+
+/** Host ports for every request: the asked ones checked, the others picked from the ephemeral range. */
+function allocate(ctx: PublishContext, file: PortsFile, taken: LivePort[]): PortMapping[] {
+  const made: PortMapping[] = [];
+  const held = (): LivePort[] => [
+    ...taken,
+    ...Object.entries(file.containers).flatMap(([id, list]) =>
+      list.map((a) => ({ tag: id, proto: a.proto, hostPort: a.hostPort, hostIp: a.hostIp }))
+    ),
+    ...made.map((m) => ({ tag: ctx.id, proto: m.proto, hostPort: m.hostPort, hostIp: m.hostIp })),
+  ];
+  const [low, high] = ephemeralRange();
+  for (const r of ctx.requests) {
+    const hostIp = r.hostIp || "0.0.0.0";
+    const target = (port: number) => `${hostIp}:${port}:${ctx.containerIp}:${r.containerPort}/${r.proto}`;
+    if (r.hostPortFirst !== 0 && r.hostPortFirst === r.hostPortLast) {
+      const problem = portProblem(r.proto, hostIp, r.hostPortFirst, held());
+      if (problem === "allocated") {
+        throw programmingError(
+          ctx,
+          `Bind for ${hostIp}:${r.hostPortFirst} failed: port is already allocated`,
+        );
+      }
+      if (problem === "in use") {
+        throw programmingError(
+          ctx,
+          `failed to bind host port for ${target(r.hostPortFirst)}: address already in use`,
+        );
+      }
+      made.push({ proto: r.proto, hostIp, hostPort: r.hostPortFirst, containerPort: r.containerPort });
+      continue;
+    }
+    // a range to pick from: the given one from its start, else the ephemeral one round from `next`
+    const [first, last] = r.hostPortFirst ? [r.hostPortFirst, r.hostPortLast] : [low, high];
+    const start = r.hostPortFirst ? first : Math.min(Math.max(file.next[r.proto] ?? low, low), high);
+    let chosen: number | undefined;
+    for (let i = 0; i <= last - first; i++) {
+      const port = first + ((start - first + i) % (last - first + 1));
+      if (!portProblem(r.proto, hostIp, port, held())) {
+        chosen = port;
+        break;
+      }
+    }
+    if (chosen === undefined) {
+      throw programmingError(
+        ctx,
+        r.hostPortFirst
+          ? `Bind for ${hostIp}:${first}-${last} failed: port is already allocated`
+          : `all ports are allocated`,
+      );
+    }
+    if (!r.hostPortFirst) file.next[r.proto] = chosen === high ? low : chosen + 1;
+    made.push({ proto: r.proto, hostIp, hostPort: chosen, containerPort: r.containerPort });
+  }
+  return made;
+}
+
+/** The kernel settings a bridge's NAT needs: forwarding, and 127.0.0.1 routable to the bridge. */
+function kernelSettings(network: NatNetwork): void {
+  const write = (path: string, value: string) => {
+    try {
+      if (Deno.readTextFileSync(path).trim() === value) return;
+    } catch { /* absent: the write says */ }
+    Deno.writeTextFileSync(path, value);
+  };
+  write("/proc/sys/net/ipv4/ip_forward", "1");
+  write(`/proc/sys/net/ipv4/conf/${network.bridge}/route_localnet`, "1");
+}
+
+/**
+ * Publishes a starting container's ports and makes sure its network's NAT is in place: one host-wide
+ * critical section that picks and checks the host ports, records them, and applies the rules in one
+ * batch. Returns the mappings made (NetworkSettings.Ports). Throws docker's errors; nothing is left
+ * behind when it does.
+ */
+export function publishPorts(ctx: PublishContext): PortMapping[] {
+  const fw = requireFirewall();
+  const { root, id } = ctx;
+  kernelSettings(ctx.network);
+  // with bridge-nf-call-iptables the DNAT of the container's own published port sends the frame
+  // back out of the port it came in by: the bridge drops that unless the port is in hairpin mode
+  if (ctx.requests.length && ctx.hostInterface && /^[A-Za-z0-9_.-]{1,15}$/.test(ctx.hostInterface)) {
+    try {
+      Deno.writeTextFileSync(`/sys/class/net/${ctx.hostInterface}/brport/hairpin_mode`, "1");
+    } catch { /* not a bridge port: nothing to hairpin */ }
+  }
+  return withLockSync(HOST_LOCK, () => {
+    const path = portsFile(root);
+    const file = readJsonOr<PortsFile>(path, { containers: {}, next: {} });
+    file.containers ??= {};
+    file.next ??= {};
+    const tag = ruleTag(root.path, id);
+    // a restart: what this container held before is its own again
+    delete file.containers[id];
+    const snap = snapshot(fw);
+    const mappings = allocate(ctx, file, snap.live.filter((p) => p.tag !== tag));
+    if (mappings.length) {
+      file.containers[id] = mappings.map((m) => ({ proto: m.proto, hostIp: m.hostIp, hostPort: m.hostPort }));
+    }
+    Deno.mkdirSync(join(root.path, "network"), { recursive: true, mode: 0o700 });
+    writeJsonAtomic(path, file, 0o600, false);
+    const endpoint = { tag, containerIp: ctx.containerIp, network: ctx.network, mappings };
+    try {
+      // one call: leftovers of a crashed earlier start out, the rules in
+      const stale = snap.deleteBatch((t) => t === tag);
+      if (fw === "nft") run("nft", [stale + nftSetupBatch(endpoint)]);
+      else iptablesRestore(root, stale + iptSetupBatch(snap.saved!, endpoint));
+    } catch (e) {
+      delete file.containers[id];
+      writeJsonAtomic(path, file, 0o600, false);
+      throw e;
+    }
+    return mappings;
+  });
+}
+
+function removeRules(fw: Firewall, root: StateRoot, drop: (tag: string) => boolean): void {
+  const batch = snapshot(fw).deleteBatch(drop);
+  if (!batch) return;
+  if (fw === "nft") run("nft", [batch]);
+  else iptablesRestore(root, batch);
+}
+
+/**
+ * Removes a container's rules and frees its host ports (idempotent: nothing published, nothing
+ * done). The release of the "ports" resource, on every path a run ends.
+ */
+export function unpublishPorts(root: StateRoot, id: string): void {
+  const path = portsFile(root);
+  const tag = ruleTag(root.path, id);
+  const fw = firewall();
+  withLockSync(HOST_LOCK, () => {
+    if (fw) removeRules(fw, root, (t) => t === tag);
+    const file = readJsonOr<PortsFile | undefined>(path, undefined);
+    if (file?.containers?.[id]) {
+      delete file.containers[id];
+      writeJsonAtomic(path, file, 0o600, false);
+    }
+  });
+}
+
+/**
+ * The reconcile step: rules and allocations of this state root whose container is not running
+ * (`alive(id)` false) go. Rules of other roots are never touched.
+ */
+export function sweepPorts(root: StateRoot, alive: (id: string) => boolean): string[] {
+  const fw = firewall();
+  const key = rootKey(root.path);
+  const gone = new Set<string>();
+  withLockSync(HOST_LOCK, () => {
+    const drop = (tag: string) => {
+      const parsed = parseTag(tag);
+      if (!parsed || parsed.rootKey !== key || alive(parsed.id)) return false;
+      gone.add(parsed.id);
+      return true;
+    };
+    if (fw) removeRules(fw, root, drop);
+    const path = portsFile(root);
+    const file = readJsonOr<PortsFile | undefined>(path, undefined);
+    if (!file?.containers) return;
+    const stale = Object.keys(file.containers).filter((id) => !alive(id));
+    for (const id of stale) {
+      delete file.containers[id];
+      gone.add(id);
+    }
+    if (stale.length) writeJsonAtomic(path, file, 0o600, false);
+  });
+  return [...gone];
+}
+
+/** Sets up a network's NAT without a container (the bridge's creator may call it). */
+export function ensureNetworkNat(root: StateRoot, network: NatNetwork): void {
+  const fw = requireFirewall();
+  kernelSettings(network);
+  withLockSync(HOST_LOCK, () => {
+    if (fw === "nft") run("nft", [nftNetworkBatch(network)]);
+    else iptablesRestore(root, iptNetworkBatch(iptSaved(), network));
+  });
+}
+
+/** Removes a network's NAT (its containers' rules are gone with them). */
+export function removeNetworkNat(root: StateRoot, network: NatNetwork): void {
+  const fw = firewall();
+  if (!fw) return;
+  withLockSync(HOST_LOCK, () => {
+    if (fw === "nft") {
+      try {
+        run("nft", [nftNetworkRemoveBatch(network)]);
+      } catch { /* not there */ }
+    } else {
+      const batch = iptNetworkRemoveBatch(iptSaved(), network);
+      if (batch) iptablesRestore(root, batch);
+    }
+  });
+}
+
+/** Every live rule tag of skiff's (for the leak checks): the tags and the tool that lists them. */
+export function liveRuleTags(): string[] {
+  const fw = firewall();
+  if (!fw) return [];
+  return snapshot(fw).live.map((p) => p.tag);
+}
