@@ -4,6 +4,8 @@
 
 import { join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
+import { allRuleTags } from "../lib/network/nat.ts";
+import { parseTag, rootKey } from "../lib/network/nat_plan.ts";
 
 // Docker Hub names resolve to a closed loopback port in every skiff a test starts (they inherit this
 // process's environment): tests send traffic only to 127.0.0.0/8, never to the internet.
@@ -77,11 +79,17 @@ export class TestRoot {
         Deno.removeSync(cg);
       } catch { /* busy */ }
     }
+    if (leaks.rules.length) {
+      const { sweepPorts } = await import("../lib/network/nat.ts");
+      const { StateRoot } = await import("../lib/state/root.ts");
+      sweepPorts(new StateRoot(this.path), () => false);
+    }
     await Deno.remove(this.path, { recursive: true }).catch(() => {});
     const problems = [
       ...leaks.mounts.map((m) => `mount ${m}`),
       ...leaks.cgroups.map((c) => `cgroup ${c}`),
       ...leaks.pids.map((p) => `process ${p}`),
+      ...leaks.rules.map((r) => `NAT rule ${r}`),
     ];
     if (problems.length) throw new Error(`leaked after test:\n  ${problems.join("\n  ")}`);
   }
@@ -113,6 +121,8 @@ export interface Leaks {
   mounts: string[];
   cgroups: string[];
   pids: number[];
+  /** Tags of skiff's NAT rules (nft table ip skiff, iptables chain SKIFF) of this root's containers. */
+  rules: string[];
 }
 
 /**
@@ -147,7 +157,16 @@ export function findLeaks(root: string, ids: string[]): Leaks {
       if (mentions(cmdline)) pids.push(Number(e.name));
     } catch { /* exited */ }
   }
-  return { mounts, cgroups, pids };
+  // every container of the root is gone by now: any rule of the root's is a leak
+  // (a root that never published has no ports.json: the rules are written after it, the listing
+  // costs two processes)
+  const key = rootKey(root);
+  let published = false;
+  try {
+    published = Deno.statSync(join(root, "network", "ports.json")).isFile;
+  } catch { /* never published */ }
+  const rules = published ? allRuleTags().filter((tag) => parseTag(tag)?.rootKey === key) : [];
+  return { mounts, cgroups, pids, rules };
 }
 
 function cgroupBases(): string[] {

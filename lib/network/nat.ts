@@ -419,9 +419,21 @@ export function removeNetworkNat(root: StateRoot, network: NatNetwork): void {
   });
 }
 
-/** Every live rule tag of skiff's (for the leak checks): the tags and the tool that lists them. */
+/** The tags of skiff's live DNAT rules, through the firewall in use. */
 export function liveRuleTags(): string[] {
   const fw = firewall();
   if (!fw) return [];
   return snapshot(fw).live.map((p) => p.tag);
+}
+
+/** The tags of skiff's DNAT rules in nft's table and in iptables' chains, whichever exist (leak checks). */
+export function allRuleTags(): string[] {
+  const tags: string[] = [];
+  if (onPath("nft")) tags.push(...snapshot("nft").live.map((p) => p.tag));
+  if (onPath("iptables-save")) {
+    try {
+      tags.push(...snapshot("iptables").live.map((p) => p.tag));
+    } catch { /* no nat table */ }
+  }
+  return tags;
 }
