@@ -36,7 +36,15 @@ const ERRNO_NAMES: Record<number, string> = {
   39: "ENOTEMPTY",
   40: "ELOOP",
   61: "ENODATA",
+  34: "ERANGE",
+  90: "EMSGSIZE",
+  93: "EPROTONOSUPPORT",
   95: "EOPNOTSUPP",
+  97: "EAFNOSUPPORT",
+  98: "EADDRINUSE",
+  99: "EADDRNOTAVAIL",
+  101: "ENETUNREACH",
+  105: "ENOBUFS",
   110: "ETIMEDOUT",
 };
 

@@ -59,6 +59,9 @@ const symbols = {
   listen: { parameters: ["i32", "i32"], result: "i32" },
   shutdown: { parameters: ["i32", "i32"], result: "i32" },
   getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+  // rtnetlink (lib/network/rtnl.ts): libc's wrappers, no syscall numbers per architecture
+  send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
+  recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
   // on Deno's blocking pool: the supervisor waits for connections without blocking its event loop
   accept4_async: {
     name: "accept4",
@@ -788,6 +791,51 @@ export function interfaceUp(name: string): void {
     ioctlBuf(fd, 0x8914, /* SIOCSIFFLAGS */ ifr);
   } finally {
     close(fd);
+  }
+}
+
+// ---- rtnetlink sockets (lib/network/rtnl.ts builds and parses the messages) ----
+const AF_NETLINK = 16, SOCK_RAW = 3, NETLINK_ROUTE = 0;
+
+/** An AF_NETLINK/NETLINK_ROUTE socket (close-on-exec), in the network namespace of the calling thread. */
+export const netlinkSocket = () =>
+  check("socket", libc().socket(AF_NETLINK, SOCK_RAW | O.CLOEXEC, NETLINK_ROUTE));
+
+/** Sends one buffer of netlink messages (the kernel autobinds the socket on its first send). */
+export function netlinkSend(fd: number, message: Uint8Array<ArrayBuffer>): void {
+  const sent = Number(check("send", libc().send(fd, message, BigInt(message.length), 0)));
+  if (sent !== message.length) throw new SysError("send", 90, "EMSGSIZE", "short netlink send");
+}
+
+/** Receives one datagram of netlink messages into `buf`; returns its length. */
+export const netlinkReceive = (fd: number, buf: Uint8Array<ArrayBuffer>) =>
+  Number(check("recv", libc().recv(fd, buf, BigInt(buf.length), 0)));
+
+/** The network namespace of the calling thread as an fd (close-on-exec). */
+export const openThreadNetns = () => open("/proc/thread-self/ns/net", O.RDONLY | O.CLOEXEC);
+
+/**
+ * A new network namespace, made on this thread and left again at once: its fd, and whatever `inside`
+ * opened while the thread was in it (a netlink socket keeps the namespace it was created in).
+ * Synchronous from unshare to setns back, so nothing else of this process ever runs in it.
+ */
+export function withNewNetns<T>(inside: () => T): { nsFd: number; value: T } {
+  const hostNs = openThreadNetns();
+  try {
+    unshare(CLONE.NEWNET);
+    let nsFd = -1;
+    try {
+      nsFd = openThreadNetns();
+      return { nsFd, value: inside() };
+    } catch (e) {
+      if (nsFd >= 0) close(nsFd);
+      throw e;
+    } finally {
+      // never go on in the new namespace: a failure here leaves the process unusable
+      setns(hostNs, CLONE.NEWNET);
+    }
+  } finally {
+    close(hostNs);
   }
 }
 

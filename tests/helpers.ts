@@ -82,7 +82,7 @@ export class TestRoot {
     if (leaks.rules.length) {
       const { sweepPorts } = await import("../lib/network/nat.ts");
       const { StateRoot } = await import("../lib/state/root.ts");
-      sweepPorts(new StateRoot(this.path), () => false);
+      sweepPorts(new StateRoot(this.path), () => false, true);
     }
     await Deno.remove(this.path, { recursive: true }).catch(() => {});
     const problems = [

@@ -260,6 +260,12 @@ for (const fw of ["nft", "iptables"] as const) {
             }],
           });
           assert.notEqual(second[0].hostPort, tcp.hostPort);
+          // while the skiff that published lives, its start is in progress: not swept
+          assert.deepEqual(sweepPorts(root, (id) => id === ID1), []);
+          const portsJson = `${root.path}/network/ports.json`;
+          const book = JSON.parse(Deno.readTextFileSync(portsJson));
+          book.holders[ID2] = { pid: 2 ** 22 + 1 }; // a pid that cannot exist: the publisher died
+          Deno.writeTextFileSync(portsJson, JSON.stringify(book));
           assert.deepEqual(sweepPorts(root, (id) => id === ID1), [ID2]);
           assert.ok(!liveRuleTags().includes(ruleTag(root.path, ID2)));
           assert.ok(liveRuleTags().includes(ruleTag(root.path, ID1)));

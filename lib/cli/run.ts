@@ -9,7 +9,7 @@ import type { RunRequest } from "../engine/create_run.ts";
 import type { StartReply } from "../engine/detach.ts";
 import type { ImageStore } from "../image/store.ts";
 import { checkSeccompProfiles } from "./security_opt.ts";
-import { adaptLimitsToHost, RUN_OPTIONS as OPTIONS, runRequest } from "./run_flags.ts";
+import { adaptLimitsToHost, RUN_OPTIONS as OPTIONS, runRequest, warnAboutPorts } from "./run_flags.ts";
 
 export const USAGE = `Usage:  skiff run [OPTIONS] IMAGE [COMMAND] [ARG...]
 
@@ -47,6 +47,7 @@ Options:
       --memory-swap bytes       Swap limit equal to memory plus swap: '-1' to enable unlimited swap
       --memory-swappiness int   Tune container memory swappiness (0 to 100) (default -1)
       --name string             Assign a name to the container
+      --network network         Connect a container to a network (bridge, none, host, container:NAME)
       --oom-kill-disable        Disable OOM Killer
       --pids-limit int          Tune container pids limit (set -1 for unlimited)
       --privileged              Give extended privileges to this container
@@ -79,7 +80,9 @@ async function runDetached(ctx: Parameters<Verb>[1], id: string): Promise<number
 function reportDetached(reply: StartReply, createdId?: string): number {
   if (!reply.ok) {
     // the supervisor could not create it: the same line and code as when the CLI fails to
-    if (reply.phase === "create") throw new SkiffError(reply.error, reply.exitCode);
+    if (reply.phase === "create" || reply.phase === "setup") {
+      throw new SkiffError(reply.error, reply.exitCode);
+    }
     console.error(`skiff: unable to start container process: ${reply.error}`);
     return reply.exitCode;
   }
@@ -109,6 +112,7 @@ const run: Verb = async (args, ctx) => {
   }
   const detach = bool(parsed, "detach");
   const request = runRequest(parsed);
+  warnAboutPorts(request);
   await checkSeccompProfiles(request.container.securityOpt ?? []);
   await adaptLimitsToHost(request);
   const pullFlag = str(parsed, "pull");

@@ -26,7 +26,8 @@ import { logConfigOf } from "../runtime/logs.ts";
 import { parseSignal } from "../runtime/signals.ts";
 import { securityOptFlags } from "./security_opt.ts";
 import { MAX_ID } from "../runtime/user.ts";
-import { portSettings } from "../network/ports.ts";
+import { checkPortsForMode, portSettings } from "../network/ports.ts";
+import { parseNetworkMode } from "../network/mode.ts";
 
 export const RUN_OPTIONS: OptionSpec[] = [
   { name: "name", kind: "string" },
@@ -57,6 +58,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
   { name: "device-cgroup-rule", kind: "list" },
   { name: "group-add", kind: "list" },
   { name: "add-host", kind: "list" },
+  { name: "network", kind: "string", aliases: ["net"] },
   { name: "dns", kind: "list" },
   { name: "dns-search", kind: "list" },
   { name: "dns-option", kind: "list", aliases: ["dns-opt"] },
@@ -253,6 +255,7 @@ export function runRequest(parsed: Parsed, attach = true): RunRequest {
       securityOpt: securityOptFlags(list(parsed, "security-opt")),
       resources,
       groupAdd: groupAdd(list(parsed, "group-add")),
+      networkMode: parseNetworkMode(str(parsed, "network")),
       extraHosts: extraHosts(list(parsed, "add-host")),
       dns: list(parsed, "dns"),
       dnsSearch: dnsSearchDomains(list(parsed, "dns-search")),
@@ -269,6 +272,14 @@ export function runRequest(parsed: Parsed, attach = true): RunRequest {
       ports: portSettings(list(parsed, "publish"), bool(parsed, "publish-all"), list(parsed, "expose")),
     },
   };
+}
+
+/** docker's refusals of ports in a network mode (exit 125); its warnings go to stderr. */
+export function warnAboutPorts(request: RunRequest): void {
+  const mode = request.container.networkMode ?? "bridge";
+  for (const warning of checkPortsForMode(mode, request.container.ports)) {
+    console.error(`WARNING: ${warning}`);
+  }
 }
 
 /**

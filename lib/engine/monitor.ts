@@ -205,7 +205,10 @@ async function supervise(root: StateRoot, id: string, reply: (r: StartReply) => 
         Object.assign(r.State, { Status: "exited", Running: false, Restarting: false, Pid: 0 });
         r.State.Error = (e as Error).message;
       });
-      return answer({ ok: false, error: (e as Error).message, exitCode: 125 });
+      // refused before its process ran (a taken host port, no NAT tool): the engine's own words,
+      // as docker's daemon answers them, not the runtime's "unable to start container process"
+      const phase = e instanceof SkiffError ? "setup" as const : undefined;
+      return answer({ ok: false, error: (e as Error).message, exitCode: 125, phase });
     }
     if (outcome.error) return answer({ ok: false, error: outcome.error, exitCode: outcome.exitCode });
     if (!exists(root.container(id))) return;

@@ -21,7 +21,8 @@ import { SIGNAL_NUMBERS } from "../runtime/signals.ts";
 import { mountsFor } from "../runtime/mountplan.ts";
 import { DEFAULT_NAMESPACES, DEFAULT_PATH, DEFAULT_SHM_SIZE, type InitSpec } from "../runtime/spec.ts";
 import { type ByteSink, type ContainerIO, copyOutput, feedInput } from "../runtime/stdio.ts";
-import { type CgroupHandle, releaseAndRemove } from "./resources.ts";
+import { type CgroupHandle, releaseAndRemove, releaseNetwork } from "./resources.ts";
+import { publishPorts, setupNetwork } from "../network/launch.ts";
 
 export interface RunOutcome {
   /** The container's exit code (128+N when killed by signal N), or the init stage's failure code. */
@@ -159,7 +160,15 @@ export async function launchContainer(
       cgroup?.addProcessAsync !== undefined;
     spec.awaitCgroup = overlap;
     if (!overlap && !options.cgroupJoined) cgroup?.addProcess(child.pid);
+    // the network before the go: the stage joins the namespace made (or named) here
+    const network = setupNetwork(root, record, dir);
+    spec.namespaces = network.namespaces;
+    const published = publishPorts(root, record, network.endpoint);
     updateRecord(root, id, "start", (r) => {
+      if (network.endpoint) r.NetworkEndpoint = network.endpoint;
+      else delete r.NetworkEndpoint;
+      if (published) r.PublishedPorts = published;
+      else delete r.PublishedPorts;
       r.State = {
         ...r.State,
         Status: "running",
@@ -193,6 +202,7 @@ export async function launchContainer(
     await abortInitStage(stage);
     pty?.close();
     cgroup?.destroy();
+    if (!cgroup) releaseNetwork(root, id);
     if (record.HostConfig.AutoRemove) await removeContainer(root, record);
     else for (const file of ["init-error", "init.json"]) removeQuietly(join(dir, file));
     throw e;
@@ -241,6 +251,8 @@ export async function finishContainer(
         OOMKilled: oomKilled,
         FinishedAt: new Date().toISOString(),
       };
+      delete r.NetworkEndpoint; // released with the cgroup ("exit" resources)
+      delete r.PublishedPorts;
     }, () => ({ exitCode: String(exitCode) }));
   }
   return { exitCode, error: initError?.message };

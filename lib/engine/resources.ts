@@ -14,6 +14,8 @@ import { type CgroupLimits, createCgroup, openCgroup } from "../cgroups/mod.ts";
 import { readMountInfo } from "../mountinfo.ts";
 import { containerLockPath, removeContainerDir } from "../state/containers.ts";
 import { withLockSync } from "../state/fsutil.ts";
+import { releaseEndpoint } from "../network/bridge.ts";
+import { unpublishPorts } from "../network/nat.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
 
@@ -65,6 +67,20 @@ export const CONTAINER_RESOURCES: readonly ContainerResource[] = [
     release: ({ root, id }) => openCgroup(root, id).destroy(),
   },
   {
+    // the NAT rules of its published ports and their host ports (network/nat.ts), before the
+    // endpoint they lead to goes
+    name: "ports",
+    releasedAt: "exit",
+    release: ({ root, id }) => unpublishPorts(root, id),
+  },
+  {
+    // the veth pair and the address lease of the bridge endpoint, the network namespace fd held
+    // (network/bridge.ts); a stopped container has no address, as in docker
+    name: "network",
+    releasedAt: "exit",
+    release: ({ root, id }) => releaseEndpoint(root, id),
+  },
+  {
     // the init stage mounts in its own namespace; only a crashed runtime leaves mounts on the host,
     // and the directory must not be deleted through one
     name: "mounts",
@@ -96,6 +112,15 @@ function releaseSync(ctx: ReleaseContext, phase: "exit" | "remove"): void {
     }
   }
   if (failure !== undefined) throw failure;
+}
+
+/** A container's network endpoint alone (a start that failed before its cgroup existed). */
+export function releaseNetwork(root: StateRoot, id: string): void {
+  try {
+    unpublishPorts(root, id);
+  } finally {
+    releaseEndpoint(root, id);
+  }
 }
 
 /** What a run's end (or a failed start, or a lost run found by reconcile) releases. */

@@ -1,5 +1,5 @@
 // `skiff inspect` of a container: docker's ContainerJSON shape, fields in docker's order. Values
-// skiff does not have yet (networking, logs, volumes) are docker's empty values; anything the
+// skiff does not have yet are docker's empty values; anything the
 // runtime adds to the record under a docker field name shows through.
 
 import { join } from "../path.ts";
@@ -7,6 +7,8 @@ import { goStruct } from "../format/template.ts";
 import type { StateRoot } from "../state/root.ts";
 import { type ContainerRecord, initialState } from "../state/types.ts";
 import { type PortMap, runningPorts } from "../network/ports.ts";
+import { networkSettings } from "../network/mode.ts";
+import { bridgeNetworkId } from "../network/ipam.ts";
 
 type Json = Record<string, unknown>;
 
@@ -17,7 +19,7 @@ function overlay(defaults: Json, actual: object | undefined): Json {
 
 /** Fields of our records that are skiff's own bookkeeping, not docker's. */
 const PRIVATE_STATE = ["PidStartTime", "MonitorPid"];
-const PRIVATE_TOP = ["LowerDirs"];
+const PRIVATE_TOP = ["LowerDirs", "NetworkEndpoint"];
 
 export interface ContainerSizes {
   rw: number;
@@ -121,27 +123,21 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
   if (config.StopSignal === undefined) delete config.StopSignal;
 
   const networkMode = String(hostConfig.NetworkMode || "none");
-  const networkSettings: Json = overlay({
-    Bridge: "",
-    SandboxID: "",
-    SandboxKey: "",
-    Ports: {},
-    HairpinMode: false,
-    LinkLocalIPv6Address: "",
-    LinkLocalIPv6PrefixLen: 0,
-    SecondaryIPAddresses: null,
-    SecondaryIPv6Addresses: null,
-    EndpointID: "",
-    Gateway: "",
-    GlobalIPv6Address: "",
-    GlobalIPv6PrefixLen: 0,
-    IPAddress: "",
-    IPPrefixLen: 0,
-    IPv6Gateway: "",
-    MacAddress: "",
-    Networks: { [networkMode]: goStruct("*network.EndpointSettings", emptyEndpoint()) },
-  }, extra.NetworkSettings as object | undefined);
-  networkSettings.Ports = containerPorts(record);
+  const running = record.State.Running && record.State.Pid > 0;
+  const endpoint = running ? record.NetworkEndpoint : undefined;
+  const { settings, networks } = networkSettings(
+    networkMode,
+    endpoint,
+    `/proc/${record.State.Pid}/ns/net`,
+    networkMode === "bridge" ? bridgeNetworkId(root) : "",
+  );
+  const networkSettingsJson: Json = {
+    ...settings,
+    Ports: containerPorts(record),
+    Networks: Object.fromEntries(
+      Object.entries(networks).map(([name, value]) => [name, goStruct("*network.EndpointSettings", value)]),
+    ),
+  };
 
   const out: Json = {
     Id: record.Id,
@@ -180,7 +176,7 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
   // BindRecursive is skiff's own record of --mount's bind-recursive: docker shows it in HostConfig.Mounts only
   out.Mounts = (record.Mounts ?? []).map(({ BindRecursive: _, ...shown }) => shown);
   out.Config = goStruct("*container.Config", config);
-  out.NetworkSettings = goStruct("*container.NetworkSettings", networkSettings);
+  out.NetworkSettings = goStruct("*container.NetworkSettings", networkSettingsJson);
   // fields the runtime adds under docker names that are not placed above
   for (const [k, v] of Object.entries(extra)) {
     if (!(k in out) && !PRIVATE_TOP.includes(k)) out[k] = v;
@@ -191,24 +187,4 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
 /** NetworkSettings.Ports: what is published while the container runs on a bridge, {} otherwise. */
 export function containerPorts(record: ContainerRecord): PortMap {
   return runningPorts(record.State.Running, record.Config.ExposedPorts, record.PublishedPorts);
-}
-
-function emptyEndpoint(): Json {
-  return {
-    IPAMConfig: null,
-    Links: null,
-    Aliases: null,
-    MacAddress: "",
-    DriverOpts: null,
-    GwPriority: 0,
-    NetworkID: "",
-    EndpointID: "",
-    Gateway: "",
-    IPAddress: "",
-    IPPrefixLen: 0,
-    IPv6Gateway: "",
-    GlobalIPv6Address: "",
-    GlobalIPv6PrefixLen: 0,
-    DNSNames: null,
-  };
 }

@@ -13,7 +13,13 @@
 import { udpPortBindable } from "../../ffi/libc.ts";
 import { SkiffError } from "../errors.ts";
 import { join } from "../path.ts";
-import { readJsonOr, withLockSync, writeJsonAtomic } from "../state/fsutil.ts";
+import {
+  isProcessAlive,
+  processStartTime,
+  readJsonOr,
+  withLockSync,
+  writeJsonAtomic,
+} from "../state/fsutil.ts";
 import type { StateRoot } from "../state/root.ts";
 import {
   iptDeleteBatch,
@@ -154,8 +160,14 @@ interface Allocation {
   hostIp: string;
   hostPort: number;
 }
+/** The skiff process that published (its pid and start time): while it lives, the start is its own. */
+interface Holder {
+  pid: number;
+  start?: number;
+}
 interface PortsFile {
   containers: Record<string, Allocation[]>;
+  holders?: Record<string, Holder>;
   /** Where the next ephemeral search starts, per protocol (docker's allocator goes round the range). */
   next: Record<string, number>;
 }
@@ -280,16 +292,31 @@ function allocate(ctx: PublishContext, file: PortsFile, taken: LivePort[]): Port
   return made;
 }
 
-/** The kernel settings a bridge's NAT needs: forwarding, and 127.0.0.1 routable to the bridge. */
-function kernelSettings(network: NatNetwork): void {
-  const write = (path: string, value: string) => {
-    try {
-      if (Deno.readTextFileSync(path).trim() === value) return;
-    } catch { /* absent: the write says */ }
-    Deno.writeTextFileSync(path, value);
-  };
-  write("/proc/sys/net/ipv4/ip_forward", "1");
-  write(`/proc/sys/net/ipv4/conf/${network.bridge}/route_localnet`, "1");
+function writeSetting(path: string, value: string): void {
+  try {
+    if (Deno.readTextFileSync(path).trim() === value) return;
+  } catch { /* absent: the write says */ }
+  Deno.writeTextFileSync(path, value);
+}
+
+const routeLocalnet = (bridge: string) => `/proc/sys/net/ipv4/conf/${bridge}/route_localnet`;
+
+/** Forwarding on: the bridge's traffic is routed. */
+const forwarding = () => writeSetting("/proc/sys/net/ipv4/ip_forward", "1");
+
+/**
+ * 127.0.0.1 routable to the bridge (the DNAT of 127.0.0.1:P needs it, with the masquerade of
+ * 127.0.0.0/8): set once the network's NAT is in, so it also marks a bridge whose NAT is in place
+ * (a bridge made anew, after a reboot or by hand, starts with 0).
+ */
+const markNetworkNat = (network: NatNetwork) => writeSetting(routeLocalnet(network.bridge), "1");
+
+function networkNatMarked(network: NatNetwork): boolean {
+  try {
+    return Deno.readTextFileSync(routeLocalnet(network.bridge)).trim() === "1";
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -301,7 +328,10 @@ function kernelSettings(network: NatNetwork): void {
 export function publishPorts(ctx: PublishContext): PortMapping[] {
   const fw = requireFirewall();
   const { root, id } = ctx;
-  kernelSettings(ctx.network);
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(ctx.network.bridge)) {
+    throw new SkiffError(`bad bridge name ${ctx.network.bridge}`);
+  }
+  forwarding();
   // with bridge-nf-call-iptables the DNAT of the container's own published port sends the frame
   // back out of the port it came in by: the bridge drops that unless the port is in hairpin mode
   if (ctx.requests.length && ctx.hostInterface && /^[A-Za-z0-9_.-]{1,15}$/.test(ctx.hostInterface)) {
@@ -319,8 +349,11 @@ export function publishPorts(ctx: PublishContext): PortMapping[] {
     delete file.containers[id];
     const snap = snapshot(fw);
     const mappings = allocate(ctx, file, snap.live.filter((p) => p.tag !== tag));
+    file.holders ??= {};
+    delete file.holders[id];
     if (mappings.length) {
       file.containers[id] = mappings.map((m) => ({ proto: m.proto, hostIp: m.hostIp, hostPort: m.hostPort }));
+      file.holders[id] = { pid: Deno.pid, start: processStartTime(Deno.pid) };
     }
     Deno.mkdirSync(join(root.path, "network"), { recursive: true, mode: 0o700 });
     writeJsonAtomic(path, file, 0o600, false);
@@ -330,8 +363,10 @@ export function publishPorts(ctx: PublishContext): PortMapping[] {
       const stale = snap.deleteBatch((t) => t === tag);
       if (fw === "nft") run("nft", [stale + nftSetupBatch(endpoint)]);
       else iptablesRestore(root, stale + iptSetupBatch(snap.saved!, endpoint));
+      markNetworkNat(ctx.network);
     } catch (e) {
       delete file.containers[id];
+      delete file.holders[id];
       writeJsonAtomic(path, file, 0o600, false);
       throw e;
     }
@@ -346,11 +381,23 @@ function removeRules(fw: Firewall, root: StateRoot, drop: (tag: string) => boole
   else iptablesRestore(root, batch);
 }
 
+/** The state root's port bookkeeping, read without the lock (a peek); undefined when there is none. */
+function peekPorts(root: StateRoot): PortsFile | undefined {
+  try {
+    return readJsonOr<PortsFile | undefined>(portsFile(root), undefined);
+  } catch {
+    return undefined; // unreadable: the locked pass rewrites it
+  }
+}
+
 /**
  * Removes a container's rules and frees its host ports (idempotent: nothing published, nothing
- * done). The release of the "ports" resource, on every path a run ends.
+ * done, for the price of one small read). The release of the "ports" resource, on every path a
+ * run ends. Rules exist only while the bookkeeping names the container: they are written after it
+ * and removed before it.
  */
 export function unpublishPorts(root: StateRoot, id: string): void {
+  if (!peekPorts(root)?.containers?.[id]) return;
   const path = portsFile(root);
   const tag = ruleTag(root.path, id);
   const fw = firewall();
@@ -359,47 +406,68 @@ export function unpublishPorts(root: StateRoot, id: string): void {
     const file = readJsonOr<PortsFile | undefined>(path, undefined);
     if (file?.containers?.[id]) {
       delete file.containers[id];
+      delete file.holders?.[id];
       writeJsonAtomic(path, file, 0o600, false);
     }
   });
 }
 
 /**
- * The reconcile step: rules and allocations of this state root whose container is not running
- * (`alive(id)` false) go. Rules of other roots are never touched.
+ * The reconcile step: rules and allocations of this state root whose container does not run
+ * (`alive(id)` false) and whose publishing skiff is gone too (a start in progress is not swept).
+ * `everything`: every rule of the root, whatever the bookkeeping says (the tests' leak check).
+ * Rules of other roots are never touched. Returns the containers swept.
  */
-export function sweepPorts(root: StateRoot, alive: (id: string) => boolean): string[] {
+export function sweepPorts(root: StateRoot, alive: (id: string) => boolean, everything = false): string[] {
+  const holderAlive = (file: PortsFile, id: string) => {
+    const h = file.holders?.[id];
+    return h !== undefined && isProcessAlive(h.pid, h.start);
+  };
+  const stale = (file: PortsFile | undefined) =>
+    Object.keys(file?.containers ?? {}).filter((id) => !alive(id) && (everything || !holderAlive(file!, id)));
+  if (!everything && !stale(peekPorts(root)).length) return [];
   const fw = firewall();
   const key = rootKey(root.path);
   const gone = new Set<string>();
   withLockSync(HOST_LOCK, () => {
-    const drop = (tag: string) => {
-      const parsed = parseTag(tag);
-      if (!parsed || parsed.rootKey !== key || alive(parsed.id)) return false;
-      gone.add(parsed.id);
-      return true;
-    };
-    if (fw) removeRules(fw, root, drop);
     const path = portsFile(root);
     const file = readJsonOr<PortsFile | undefined>(path, undefined);
-    if (!file?.containers) return;
-    const stale = Object.keys(file.containers).filter((id) => !alive(id));
-    for (const id of stale) {
+    const doomed = new Set(stale(file));
+    if (fw) {
+      removeRules(fw, root, (tag) => {
+        const parsed = parseTag(tag);
+        if (!parsed || parsed.rootKey !== key || !(everything || doomed.has(parsed.id))) return false;
+        gone.add(parsed.id);
+        return true;
+      });
+    }
+    if (!file?.containers || !doomed.size) return;
+    for (const id of doomed) {
       delete file.containers[id];
+      delete file.holders?.[id];
       gone.add(id);
     }
-    if (stale.length) writeJsonAtomic(path, file, 0o600, false);
+    writeJsonAtomic(path, file, 0o600, false);
   });
   return [...gone];
 }
 
-/** Sets up a network's NAT without a container (the bridge's creator may call it). */
+/**
+ * A network's NAT (its way out, and what 127.0.0.1 and hairpin need) without ports: applied once
+ * per bridge (see markNetworkNat), so a run on the bridge that publishes nothing pays one small
+ * read here, not an nft call.
+ */
 export function ensureNetworkNat(root: StateRoot, network: NatNetwork): void {
   const fw = requireFirewall();
-  kernelSettings(network);
+  if (networkNatMarked(network)) return;
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(network.bridge)) {
+    throw new SkiffError(`bad bridge name ${network.bridge}`);
+  }
+  forwarding();
   withLockSync(HOST_LOCK, () => {
     if (fw === "nft") run("nft", [nftNetworkBatch(network)]);
     else iptablesRestore(root, iptNetworkBatch(iptSaved(), network));
+    markNetworkNat(network);
   });
 }
 
@@ -408,6 +476,9 @@ export function removeNetworkNat(root: StateRoot, network: NatNetwork): void {
   const fw = firewall();
   if (!fw) return;
   withLockSync(HOST_LOCK, () => {
+    try {
+      writeSetting(routeLocalnet(network.bridge), "0");
+    } catch { /* the bridge is gone */ }
     if (fw === "nft") {
       try {
         run("nft", [nftNetworkRemoveBatch(network)]);

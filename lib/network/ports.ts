@@ -225,6 +225,27 @@ export function portSettings(publish: string[], publishAll: boolean, expose: str
   return { exposedPorts, portBindings, publishAll };
 }
 
+/**
+ * What docker's daemon says of ports in a network mode: an error for `container:NAME` (the
+ * namespace is another container's), a warning for `host` (nothing to publish: the ports are the
+ * host's already). Returns the warnings.
+ */
+export function checkPortsForMode(mode: string, ports: PortSettings | undefined): string[] {
+  const published = Object.keys(ports?.portBindings ?? {}).length > 0 || (ports?.publishAll ?? false);
+  if (mode.startsWith("container:")) {
+    if (published) {
+      throw new SkiffError("conflicting options: port publishing and the container type network mode");
+    }
+    if (Object.keys(ports?.exposedPorts ?? {}).length) {
+      throw new SkiffError("conflicting options: port exposing and the container type network mode");
+    }
+  }
+  if (mode === "host" && Object.keys(ports?.portBindings ?? {}).length) {
+    return ["Published ports are discarded when using host network mode"];
+  }
+  return [];
+}
+
 /** "80/tcp" → [80, "tcp"]. */
 export function splitPortKey(key: string): [number, Proto] {
   const [port, proto] = key.split("/");

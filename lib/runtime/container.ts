@@ -2,7 +2,8 @@
 // and the files bound over /etc/hostname, /etc/hosts and /etc/resolv.conf.
 
 import { SkiffError } from "../errors.ts";
-import { createContainer } from "../state/containers.ts";
+import { createContainer, findContainer } from "../state/containers.ts";
+import { DEFAULT_HOSTS, hostsFile, joinedContainer } from "../network/mode.ts";
 import type { StateRoot } from "../state/root.ts";
 import {
   type ContainerRecord,
@@ -47,6 +48,8 @@ export interface CreateRequest {
   resources: ResourceSettings;
   /** --group-add */
   groupAdd?: string[];
+  /** --network: "bridge" (docker's default), "none", "host", "container:NAME" (lib/network/mode.ts) */
+  networkMode?: string;
   /** --add-host, validated "host:ip" */
   extraHosts?: string[];
   /** --dns, --dns-search, --dns-option */
@@ -83,28 +86,26 @@ export function mergeEnv(base: string[], overrides: string[]): string[] {
 
 const join = (dir: string, name: string) => `${dir}/${name}`;
 
-const HOSTS = `127.0.0.1\tlocalhost
-::1\tlocalhost ip6-localhost ip6-loopback
-fe00::0\tip6-localnet
-ff00::0\tip6-mcastprefix
-ff02::1\tip6-allnodes
-ff02::2\tip6-allrouters
-`;
-
 /**
  * The container's resolv.conf: the host's without loopback name servers (unreachable from the
  * container; docker falls back to public ones then), each part replaced by --dns, --dns-search,
  * --dns-option when given.
  */
-function containerResolvConf(dns: string[], search: string[], options: string[]): string {
+function containerResolvConf(
+  dns: string[],
+  search: string[],
+  options: string[],
+  hostNetwork: boolean,
+): string {
   let host = "";
   try {
     host = Deno.readTextFileSync("/etc/resolv.conf");
   } catch { /* no resolv.conf on the host */ }
   const lines = host.split("\n");
   const keyword = (l: string) => l.trim().split(/\s+/)[0];
+  // on the host's network a loopback resolver is reachable: docker keeps it
   let servers = lines.filter((l) => keyword(l) === "nameserver").map((l) => l.trim().split(/\s+/)[1])
-    .filter((ip) => ip && !ip.startsWith("127.") && ip !== "::1");
+    .filter((ip) => ip && (hostNetwork || (!ip.startsWith("127.") && ip !== "::1")));
   if (dns.length) servers = dns;
   if (servers.length === 0) servers = ["8.8.8.8", "8.8.4.4"];
   // `--dns-search .` alone: no search domains at all, not even the host's (docker)
@@ -126,6 +127,55 @@ function exposedPorts(
   for (const key of Object.keys(image ?? {})) ports[key.includes("/") ? key : `${key}/tcp`] = {};
   Object.assign(ports, asked ?? {});
   return Object.keys(ports).length ? { ExposedPorts: ports } : {};
+}
+
+/** The lines /etc/hosts, /etc/resolv.conf and /etc/hostname get in a network mode, as docker writes them. */
+function networkFiles(
+  root: StateRoot,
+  req: CreateRequest,
+  mode: string,
+): { hosts: string; resolvConf: string; hostname?: string } {
+  const joined = joinedContainer(mode);
+  if (joined !== undefined) {
+    // docker refuses what would contradict the joined container's network, then shares its files
+    if (req.hostname) throw new SkiffError("conflicting options: hostname and the network mode");
+    if (req.extraHosts?.length) {
+      throw new SkiffError("conflicting options: custom host-to-IP mapping and the network mode");
+    }
+    if (req.dns?.length || req.dnsSearch?.length || req.dnsOptions?.length) {
+      throw new SkiffError("conflicting options: dns and the network mode");
+    }
+    const other = findContainer(root, joined);
+    const read = (file: string) => {
+      try {
+        return Deno.readTextFileSync(join(root.container(other.Id), file));
+      } catch {
+        return "";
+      }
+    };
+    return { hosts: read("hosts"), resolvConf: read("resolv.conf"), hostname: other.Config.Hostname };
+  }
+  const resolvConf = containerResolvConf(
+    req.dns ?? [],
+    req.dnsSearch ?? [],
+    req.dnsOptions ?? [],
+    mode === "host",
+  );
+  if (mode === "host") {
+    // the host's own files: its hostname, its /etc/hosts with the --add-host lines after it
+    let hosts = "";
+    try {
+      hosts = Deno.readTextFileSync("/etc/hosts");
+    } catch { /* none on the host */ }
+    if (hosts && !hosts.endsWith("\n")) hosts += "\n";
+    return {
+      hosts: hosts + hostsFile(req.extraHosts ?? []).slice(DEFAULT_HOSTS.length),
+      resolvConf,
+      hostname: req.hostname || Deno.hostname(),
+    };
+  }
+  // the bridge's own address line is added when the container starts (network/launch.ts)
+  return { hosts: hostsFile(req.extraHosts ?? []), resolvConf };
 }
 
 /** Creates the container's record and directory. Throws SkiffError for name conflicts and empty commands. */
@@ -156,19 +206,15 @@ export async function createContainerFromImage(
     throw new SkiffError(`the working directory '${workingDir}' is invalid, it needs to be an absolute path`);
   }
 
+  const networkMode = req.networkMode ?? "bridge";
+  const files = networkFiles(root, req, networkMode);
+
   return await createContainer(root, req.name, (id, name, dir) => {
-    const hostname = req.hostname || id.slice(0, 12);
+    const hostname = files.hostname ?? (req.hostname || id.slice(0, 12));
     for (const sub of ["upper", "work", "merged"]) Deno.mkdirSync(join(dir, sub), { mode: 0o755 });
     Deno.writeTextFileSync(join(dir, "hostname"), `${hostname}\n`);
-    const extraHosts = (req.extraHosts ?? []).map((entry) => {
-      const colon = entry.indexOf(":");
-      return `${entry.slice(colon + 1)}\t${entry.slice(0, colon)}\n`;
-    });
-    Deno.writeTextFileSync(join(dir, "hosts"), HOSTS + extraHosts.join(""));
-    Deno.writeTextFileSync(
-      join(dir, "resolv.conf"),
-      containerResolvConf(req.dns ?? [], req.dnsSearch ?? [], req.dnsOptions ?? []),
-    );
+    Deno.writeTextFileSync(join(dir, "hosts"), files.hosts);
+    Deno.writeTextFileSync(join(dir, "resolv.conf"), files.resolvConf);
     const record: ContainerRecord = {
       Id: id,
       Created: new Date().toISOString(),
@@ -186,7 +232,7 @@ export async function createContainerFromImage(
         CapAdd: canonicalCapabilityList(req.capAdd),
         CapDrop: canonicalCapabilityList(req.capDrop),
         SecurityOpt: req.securityOpt?.length ? req.securityOpt : null,
-        NetworkMode: "none",
+        NetworkMode: networkMode,
         ...req.resources,
         GroupAdd: req.groupAdd?.length ? req.groupAdd : null,
         ExtraHosts: req.extraHosts?.length ? req.extraHosts : null,

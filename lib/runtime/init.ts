@@ -202,7 +202,8 @@ function run(spec: InitSpec, fifo: FifoReader): never {
     close(devNull);
   }
   sethostname(spec.hostname);
-  interfaceUp("lo");
+  // a namespace of its own (--network none) has lo down; a joined one is set up already
+  if (spec.namespaces.some((ns) => ns.type === "network" && ns.path === undefined)) interfaceUp("lo");
 
   let user: ExecUser;
   try {

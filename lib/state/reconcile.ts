@@ -9,6 +9,8 @@
 // The exit status is genuinely unknown, so State.Error says so instead of pretending.
 
 import { openCgroup } from "../cgroups/mod.ts";
+import { releaseEndpoint, sweepDeadEndpoints } from "../network/bridge.ts";
+import { sweepPorts, unpublishPorts } from "../network/nat.ts";
 import { findContainer, isProcessAlive, listContainers, processStartTime, transition } from "./containers.ts";
 import type { StateRoot } from "./root.ts";
 import type { ContainerRecord } from "./types.ts";
@@ -53,12 +55,14 @@ function markLost(record: ContainerRecord, now: Date): void {
 }
 
 /**
- * Kills whatever is left in a lost container's cgroup and removes it (idempotent): the "exit"
- * resources of engine/resources.ts, which state/ (below the engine) cannot reach; the rest of what
- * a lost container holds is released when it is removed.
+ * Kills whatever is left in a lost container's cgroup and removes it, and releases its network
+ * endpoint (idempotent): the "exit" resources of engine/resources.ts, which state/ (below the
+ * engine) cannot reach; the rest of what a lost container holds is released when it is removed.
  */
 function destroyContainerCgroup(root: StateRoot, id: string): void {
   openCgroup(root, id).destroy();
+  unpublishPorts(root, id);
+  releaseEndpoint(root, id);
 }
 
 /**
@@ -96,5 +100,15 @@ export function isRunning(record: ContainerRecord): boolean {
 
 /** Every container, reconciled. */
 export function listReconciled(root: StateRoot): ContainerRecord[] {
-  return listContainers(root).map((r) => reconcile(root, r));
+  const records = listContainers(root).map((r) => reconcile(root, r));
+  // endpoints of runs killed before their record said "running" (reconcile cannot see those)
+  try {
+    sweepDeadEndpoints(root);
+  } catch { /* best effort: the next allocation sweeps too */ }
+  // and the ports (rules, allocations) of containers that no longer run or exist
+  const running = new Set(records.filter((r) => r.State.Running).map((r) => r.Id));
+  try {
+    sweepPorts(root, (id) => running.has(id));
+  } catch { /* best effort: the next listing sweeps again */ }
+  return records;
 }

@@ -231,6 +231,22 @@ export interface ContainerRecord {
     hostPort: number;
     containerPort: number;
   }[];
+  /**
+   * skiff's own: the bridge endpoint while the container runs (lib/network/bridge.ts Endpoint),
+   * shown by inspect as NetworkSettings; absent when it does not run.
+   */
+  NetworkEndpoint?: {
+    bridge: string;
+    subnet: string;
+    gateway: string;
+    ipAddress: string;
+    prefixLen: number;
+    macAddress: string;
+    hostInterface: string;
+    networkId: string;
+    endpointId: string;
+    sandboxId: string;
+  };
 }
 
 /** The cgroup-related HostConfig fields, validated by the CLI. */

@@ -255,6 +255,18 @@ export const containerRecord: Check<ContainerRecord> = object<ContainerRecord>({
     hostPort: int,
     containerPort: int,
   }))),
+  NetworkEndpoint: optional(object({
+    bridge: str,
+    subnet: str,
+    gateway: str,
+    ipAddress: str,
+    prefixLen: int,
+    macAddress: str,
+    hostInterface: str,
+    networkId: str,
+    endpointId: str,
+    sandboxId: str,
+  })),
 });
 
 const imageRunConfig = object({

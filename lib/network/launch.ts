@@ -1,0 +1,115 @@
+// A starting container's network, by its mode (HostConfig.NetworkMode), for the launch path
+// (engine/process.ts launchContainer, shared by foreground runs, `run -d`/start in the supervisor):
+//   bridge            an endpoint on the default bridge (bridge.ts) in a namespace made here
+//   none              a fresh namespace with lo only (the init stage unshares it)
+//   host              no network namespace of its own
+//   container:NAME    NAME's namespace, joined by an fd this process holds
+// and the one place where published ports get their rules before the container's process starts
+// (`publishPorts`, deliverable 2 of issue 11).
+
+import { close, O, open } from "../../ffi/mod.ts";
+import { SkiffError } from "../errors.ts";
+import { lookupContainer } from "../state/reconcile.ts";
+import { isProcessAlive, processStartTime } from "../state/containers.ts";
+import type { StateRoot } from "../state/root.ts";
+import type { ContainerRecord } from "../state/types.ts";
+import { DEFAULT_NAMESPACES, type NamespaceSpec } from "../runtime/spec.ts";
+import { createEndpoint, type Endpoint, holdNamespace, noteJoiner } from "./bridge.ts";
+import { hostsFile, joinedContainer } from "./mode.ts";
+import { ensureNetworkNat, publishPorts as natPublish } from "./nat.ts";
+import { checkPublishable, type PortMapping, publishRequests } from "./ports.ts";
+
+export interface ContainerNetwork {
+  /** The init stage's namespaces (the OCI spec's linux.namespaces, without pid). */
+  namespaces: NamespaceSpec[];
+  /** The bridge endpoint, kept in the record while the container runs. */
+  endpoint?: Endpoint;
+}
+
+const withNetwork = (path: string | undefined): NamespaceSpec[] =>
+  DEFAULT_NAMESPACES.map((ns) => (ns.type === "network" ? { type: "network", path } : { ...ns }));
+
+/** Opens NAME's network namespace through its process, checked to be that container's process. */
+function joinContainerNamespace(root: StateRoot, record: ContainerRecord, ref: string): NamespaceSpec[] {
+  const other = lookupContainer(root, ref);
+  if (other.Id === record.Id) {
+    throw new SkiffError("cannot join own network namespace", 125, { kind: "invalid-argument" });
+  }
+  const { Pid, PidStartTime, Running } = other.State;
+  if (!Running || !Pid || !isProcessAlive(Pid, PidStartTime)) {
+    throw new SkiffError(
+      `cannot join network namespace of a non running container: container ${other.Name.slice(1)} is ${
+        other.State.Status === "running" ? "exited" : other.State.Status
+      }`,
+      125,
+      { kind: "conflict" },
+    );
+  }
+  const fd = open(`/proc/${Pid}/ns/net`, O.RDONLY | O.CLOEXEC);
+  // the pid may have been reused between the check and the open: the fd is the right one only if
+  // the process is still the container's
+  if (processStartTime(Pid) !== PidStartTime) {
+    close(fd);
+    throw new SkiffError(`cannot join network namespace of container ${other.Name.slice(1)}: it exited`);
+  }
+  holdNamespace(record.Id, fd);
+  noteJoiner(root, other.Id, record.Id);
+  return withNetwork(`/proc/${Deno.pid}/fd/${fd}`);
+}
+
+/**
+ * Sets up the network of a container about to start. Released (idempotently) with the container's
+ * "exit" resources (engine/resources.ts), which also runs when the start fails after this.
+ */
+export function setupNetwork(root: StateRoot, record: ContainerRecord, dir: string): ContainerNetwork {
+  const mode = record.HostConfig.NetworkMode;
+  if (mode === "host") return { namespaces: DEFAULT_NAMESPACES.filter((ns) => ns.type !== "network") };
+  const joined = joinedContainer(mode);
+  if (joined !== undefined) return { namespaces: joinContainerNamespace(root, record, joined) };
+  if (mode !== "bridge") return { namespaces: [...DEFAULT_NAMESPACES] }; // none
+  const { endpoint, netnsPath } = createEndpoint(root, record.Id);
+  // docker writes the container's own address into its /etc/hosts when it starts
+  Deno.writeTextFileSync(
+    `${dir}/hosts`,
+    hostsFile(record.HostConfig.ExtraHosts ?? [], {
+      ip: endpoint.ipAddress,
+      hostname: record.Config.Hostname,
+    }),
+  );
+  return { namespaces: withNetwork(netnsPath), endpoint };
+}
+
+/**
+ * Where published ports (-p/-P) get their NAT rules: after the endpoint exists, before the
+ * container's process starts; released with the container's "exit" resources (engine/resources.ts
+ * "ports"). A bridge endpoint always needs its network's NAT (the way out); that is put in once per
+ * bridge (lib/network/nat.ts). Returns what was published (the record's PublishedPorts), undefined
+ * for a container without an endpoint of its own (none, host, container:NAME: nothing published).
+ */
+export function publishPorts(
+  root: StateRoot,
+  record: ContainerRecord,
+  endpoint: Endpoint | undefined,
+): PortMapping[] | undefined {
+  if (!endpoint) return undefined;
+  const requests = publishRequests(
+    record.HostConfig.PortBindings,
+    record.Config.ExposedPorts,
+    record.HostConfig.PublishAllPorts ?? false,
+  );
+  checkPublishable(requests);
+  const network = { bridge: endpoint.bridge, subnet: endpoint.subnet };
+  if (!requests.length) {
+    ensureNetworkNat(root, network);
+    return [];
+  }
+  return natPublish({
+    root,
+    id: record.Id,
+    name: record.Name.replace(/^\//, ""),
+    containerIp: endpoint.ipAddress,
+    network,
+    hostInterface: endpoint.hostInterface,
+    requests,
+  });
+}
