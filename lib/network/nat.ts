@@ -33,7 +33,7 @@ import {
   nftDeleteBatch,
   nftNetworkBatch,
   nftNetworkRemoveBatch,
-  nftSetupBatch,
+  nftRulesBatch,
   parseIptablesSave,
   parseNftPorts,
   parseTag,
@@ -100,14 +100,14 @@ function iptablesRestore(_root: StateRoot, batch: string): void {
   }
 }
 
-/** The ports chain as nft lists it; [] when skiff's table does not exist yet. */
-function nftListPorts(): ReturnType<typeof parseNftPorts> {
+/** The ports chain as nft lists it; undefined when skiff's table (or the chain) does not exist. */
+function nftListPorts(): ReturnType<typeof parseNftPorts> | undefined {
   const out = new Deno.Command("nft", {
-    args: ["-j", "-a", "list", "chain", "ip", NFT_TABLE, "ports"],
+    args: ["-a", "list", "chain", "ip", NFT_TABLE, "ports"],
     stdout: "piped",
     stderr: "piped",
   }).outputSync();
-  if (!out.success) return []; // no table, no chain: nothing published
+  if (!out.success) return undefined; // no table, no chain: nothing published
   return parseNftPorts(new TextDecoder().decode(out.stdout));
 }
 
@@ -125,14 +125,18 @@ interface LivePort {
 /** The live rules, listed once: the ports they publish, and a batch that deletes some of them. */
 interface Snapshot {
   live: LivePort[];
+  /** nft: skiff's table is not there (flushed by hand, a reboot without the bridge made anew). */
+  tableMissing?: boolean;
   deleteBatch(drop: (tag: string) => boolean): string;
   saved?: ReturnType<typeof parseIptablesSave>;
 }
 
 function snapshot(fw: Firewall): Snapshot {
   if (fw === "nft") {
-    const rules = nftListPorts();
+    const listed = nftListPorts();
+    const rules = listed ?? [];
     return {
+      tableMissing: listed === undefined,
       live: rules.flatMap((r) =>
         r.comment && r.hostPort
           ? [{ tag: r.comment, proto: r.proto!, hostPort: r.hostPort, hostIp: r.hostIp }]
@@ -304,16 +308,35 @@ const routeLocalnet = (bridge: string) => `/proc/sys/net/ipv4/conf/${bridge}/rou
 /** Forwarding on: the bridge's traffic is routed. */
 const forwarding = () => writeSetting("/proc/sys/net/ipv4/ip_forward", "1");
 
-/**
- * 127.0.0.1 routable to the bridge (the DNAT of 127.0.0.1:P needs it, with the masquerade of
- * 127.0.0.0/8): set once the network's NAT is in, so it also marks a bridge whose NAT is in place
- * (a bridge made anew, after a reboot or by hand, starts with 0).
- */
-const markNetworkNat = (network: NatNetwork) => writeSetting(routeLocalnet(network.bridge), "1");
-
-function networkNatMarked(network: NatNetwork): boolean {
+/** The bridge's interface index: a bridge made anew (after a reboot, or by hand) has a new one. */
+function bridgeIndex(bridge: string): string | undefined {
   try {
-    return Deno.readTextFileSync(routeLocalnet(network.bridge)).trim() === "1";
+    return Deno.readTextFileSync(`/sys/class/net/${bridge}/ifindex`).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Where the NAT of a bridge incarnation is noted as in place, per tool (/run goes with a reboot). */
+const natMarker = (fw: Firewall, bridge: string) => `/run/skiff/nat-${fw}-${bridge}`;
+
+/**
+ * Notes the network's NAT as in place, and makes 127.0.0.1 routable to the bridge (the DNAT of
+ * 127.0.0.1:P needs it, with the masquerade of 127.0.0.0/8).
+ */
+function markNetworkNat(fw: Firewall, network: NatNetwork): void {
+  writeSetting(routeLocalnet(network.bridge), "1");
+  const index = bridgeIndex(network.bridge);
+  if (index === undefined) return;
+  Deno.mkdirSync("/run/skiff", { recursive: true, mode: 0o700 });
+  Deno.writeTextFileSync(natMarker(fw, network.bridge), index);
+}
+
+function networkNatMarked(fw: Firewall, network: NatNetwork): boolean {
+  try {
+    const index = bridgeIndex(network.bridge);
+    return index !== undefined && Deno.readTextFileSync(natMarker(fw, network.bridge)) === index &&
+      Deno.readTextFileSync(routeLocalnet(network.bridge)).trim() === "1";
   } catch {
     return false;
   }
@@ -339,6 +362,7 @@ export function publishPorts(ctx: PublishContext): PortMapping[] {
       Deno.writeTextFileSync(`/sys/class/net/${ctx.hostInterface}/brport/hairpin_mode`, "1");
     } catch { /* not a bridge port: nothing to hairpin */ }
   }
+  ensureNetworkNat(root, ctx.network);
   return withLockSync(HOST_LOCK, () => {
     const path = portsFile(root);
     const file = readJsonOr<PortsFile>(path, { containers: {}, next: {} });
@@ -359,11 +383,13 @@ export function publishPorts(ctx: PublishContext): PortMapping[] {
     writeJsonAtomic(path, file, 0o600, false);
     const endpoint = { tag, containerIp: ctx.containerIp, network: ctx.network, mappings };
     try {
-      // one call: leftovers of a crashed earlier start out, the rules in
+      // one call: leftovers of a crashed earlier start out, the rules in (for nft only the DNAT
+      // rules: the table is there since ensureNetworkNat; made again if it was flushed by hand)
       const stale = snap.deleteBatch((t) => t === tag);
-      if (fw === "nft") run("nft", [stale + nftSetupBatch(endpoint)]);
-      else iptablesRestore(root, stale + iptSetupBatch(snap.saved!, endpoint));
-      markNetworkNat(ctx.network);
+      if (fw === "iptables") iptablesRestore(root, stale + iptSetupBatch(snap.saved!, endpoint));
+      else if (snap.tableMissing) run("nft", [nftNetworkBatch(ctx.network) + nftRulesBatch(endpoint)]);
+      else run("nft", [stale + nftRulesBatch(endpoint)]);
+      markNetworkNat(fw, ctx.network);
     } catch (e) {
       delete file.containers[id];
       delete file.holders[id];
@@ -459,7 +485,7 @@ export function sweepPorts(root: StateRoot, alive: (id: string) => boolean, ever
  */
 export function ensureNetworkNat(root: StateRoot, network: NatNetwork): void {
   const fw = requireFirewall();
-  if (networkNatMarked(network)) return;
+  if (networkNatMarked(fw, network)) return;
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(network.bridge)) {
     throw new SkiffError(`bad bridge name ${network.bridge}`);
   }
@@ -467,7 +493,7 @@ export function ensureNetworkNat(root: StateRoot, network: NatNetwork): void {
   withLockSync(HOST_LOCK, () => {
     if (fw === "nft") run("nft", [nftNetworkBatch(network)]);
     else iptablesRestore(root, iptNetworkBatch(iptSaved(), network));
-    markNetworkNat(network);
+    markNetworkNat(fw, network);
   });
 }
 
@@ -477,8 +503,8 @@ export function removeNetworkNat(root: StateRoot, network: NatNetwork): void {
   if (!fw) return;
   withLockSync(HOST_LOCK, () => {
     try {
-      writeSetting(routeLocalnet(network.bridge), "0");
-    } catch { /* the bridge is gone */ }
+      Deno.removeSync(natMarker(fw, network.bridge));
+    } catch { /* not marked */ }
     if (fw === "nft") {
       try {
         run("nft", [nftNetworkRemoveBatch(network)]);

@@ -104,23 +104,23 @@ function nftBase(): string[] {
   ];
 }
 
-/** One `nft -f -` batch: the table (idempotent), the network's set entries, the container's DNATs. */
-export function nftSetupBatch(endpoint: NatEndpoint): string {
+/**
+ * A container's DNAT rules, one per published port: the whole per-container batch. The table,
+ * chains and sets (nftNetworkBatch) go in once per bridge: declaring them again, even unchanged,
+ * costs nft ~10 ms (measured: a batch with them 12-20 ms, the rules alone 2.5 ms).
+ */
+export function nftRulesBatch(endpoint: NatEndpoint): string {
   check(endpoint);
-  const t = `ip ${NFT_TABLE}`;
-  const { network, containerIp, mappings, tag } = endpoint;
-  const lines = [
-    ...nftBase(),
-    `add element ${t} bridges { "${network.bridge}" }`,
-    `add element ${t} subnets { ${network.subnet} }`,
-  ];
-  for (const m of mappings) {
+  const { containerIp, mappings, tag } = endpoint;
+  return mappings.map((m) => {
     const daddr = anyAddress(m.hostIp) ? "" : ` ip daddr ${m.hostIp}`;
-    lines.push(
-      `add rule ${t} ports${daddr} ${m.proto} dport ${m.hostPort} dnat to ${containerIp}:${m.containerPort} comment "${tag}"`,
-    );
-  }
-  return lines.join("\n") + "\n";
+    return `add rule ip ${NFT_TABLE} ports${daddr} ${m.proto} dport ${m.hostPort} dnat to ${containerIp}:${m.containerPort} comment "${tag}"\n`;
+  }).join("");
+}
+
+/** Everything at once: the network's NAT (idempotent) and the container's DNAT rules. */
+export function nftSetupBatch(endpoint: NatEndpoint): string {
+  return nftNetworkBatch(endpoint.network) + nftRulesBatch(endpoint);
 }
 
 /** A network's NAT without containers (rules of its containers go with them). */
@@ -151,30 +151,25 @@ export interface NftRule {
   hostIp?: string;
 }
 
-/** The rules of `nft -j -a list chain ip skiff ports`. */
-export function parseNftPorts(json: string): NftRule[] {
+/**
+ * The rules of `nft -a list chain ip skiff ports` (the text form: 1 ms faster than -j), e.g.
+ * `ip daddr 127.0.0.1 tcp dport 8080 dnat to 10.89.0.2:80 comment "skiff:…" # handle 12`.
+ */
+export function parseNftPorts(text: string): NftRule[] {
   const out: NftRule[] = [];
-  const doc = JSON.parse(json) as { nftables?: Record<string, unknown>[] };
-  for (const item of doc.nftables ?? []) {
-    const rule = item.rule as
-      | { handle: number; comment?: string; expr?: Record<string, unknown>[] }
-      | undefined;
-    if (!rule) continue;
-    const entry: NftRule = { handle: rule.handle, comment: rule.comment };
-    for (const e of rule.expr ?? []) {
-      const match = e.match as
-        | { left?: { payload?: { protocol: string; field: string } }; right?: unknown }
-        | undefined;
-      const payload = match?.left?.payload;
-      if (!payload) continue;
-      if (payload.field === "dport" && typeof match!.right === "number") {
-        entry.hostPort = match!.right;
-        entry.proto = payload.protocol;
-      }
-      if (payload.protocol === "ip" && payload.field === "daddr" && typeof match!.right === "string") {
-        entry.hostIp = match!.right;
-      }
+  for (const line of text.split("\n")) {
+    const handle = /# handle (\d+)\s*$/.exec(line);
+    if (!handle || !line.includes(" dnat ")) continue;
+    const entry: NftRule = { handle: Number(handle[1]) };
+    const comment = /comment "([^"]*)"/.exec(line);
+    if (comment) entry.comment = comment[1];
+    const port = /\b(tcp|udp) dport (\d+)\b/.exec(line);
+    if (port) {
+      entry.proto = port[1];
+      entry.hostPort = Number(port[2]);
     }
+    const daddr = /\bip daddr (\d+\.\d+\.\d+\.\d+)\b/.exec(line);
+    if (daddr) entry.hostIp = daddr[1];
     out.push(entry);
   }
   return out;
