@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Lists what skiff may have left on this machine, one line per item: mounts that mention skiff,
-# skiff cgroups (the parents included), processes of test roots, skiff network links, nft tables
-# other than skiff's own, and NAT rules (nft table ip skiff, iptables chains SKIFF*) of containers
-# or bridges that no longer exist.
+# skiff cgroups (the parents included), processes of test roots, skiff network links (container veths;
+# not the default bridge), nft tables other than skiff's own, and NAT rules (nft table ip skiff,
+# iptables chains SKIFF*) of containers or bridges that no longer exist.
 # Prints nothing when the machine is clean. Used by test.sh; handy by hand after a failed run.
 set -uo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -31,8 +31,11 @@ for proc in /proc/[0-9]*; do
   esac
 done
 
+# skiff's links: a container's veth (veth + 11 hex of its id) outlives nothing of it; the default
+# bridge skiff0 may stay, as docker0 does; any other skiff* link is a leak
 if command -v ip >/dev/null; then
-  ip -o link show 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2); if ($2 ~ /^skiff/) print "link " $2 }'
+  ip -o link show 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2)
+    if (($2 ~ /^skiff/ && $2 != "skiff0") || $2 ~ /^veth[0-9a-f]{11}$/) print "link " $2 }'
 fi
 # a rule's tag is skiff:<root key>:<container id>: a leak when no state root here has that container
 container_exists() {

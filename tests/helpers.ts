@@ -64,7 +64,15 @@ export class TestRoot {
   async cleanup(): Promise<void> {
     const ids = this.containerIds();
     if (ids.length) await this.skiff(["rm", "-f", ...ids]);
+    // a veth goes with its network namespace, which the kernel tears down asynchronously (tens of
+    // ms): give it a bounded while before calling it a leak
+    for (let waited = 0; waited < 5000 && findLeaks(this.path, ids).links.length; waited += 50) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
     const leaks = findLeaks(this.path, ids);
+    for (const link of leaks.links) {
+      await new Deno.Command("ip", { args: ["link", "del", link] }).output().catch(() => {});
+    }
     // remove what we can even when there are leaks, so one failure does not cascade
     for (const pid of leaks.pids) {
       try {
@@ -86,6 +94,8 @@ export class TestRoot {
     }
     await Deno.remove(this.path, { recursive: true }).catch(() => {});
     const problems = [
+      ...leaks.links.map((l) => `link ${l}`),
+      ...leaks.leases.map((l) => `address lease ${l}`),
       ...leaks.mounts.map((m) => `mount ${m}`),
       ...leaks.cgroups.map((c) => `cgroup ${c}`),
       ...leaks.pids.map((p) => `process ${p}`),
@@ -118,6 +128,10 @@ export async function runSkiff(args: string[], opts: RunOptions = {}): Promise<R
 }
 
 export interface Leaks {
+  /** Host ends of the test's containers' veth pairs (veth + 11 hex of the id). */
+  links: string[];
+  /** Bridge address leases still held in the root ("ip container"). */
+  leases: string[];
   mounts: string[];
   cgroups: string[];
   pids: number[];
@@ -126,8 +140,8 @@ export interface Leaks {
 }
 
 /**
- * Mounts, cgroups and processes that mention the root path or one of the container ids, and skiff's
- * parent cgroups when they are empty (the tests run one at a time: no other container is meant to run).
+ * Mounts, cgroups and processes that mention the root path or one of the container ids, their veth
+ * links and address leases, and skiff's parent cgroups when they are empty (the tests run one at a time: no other container is meant to run).
  */
 export function findLeaks(root: string, ids: string[]): Leaks {
   const mentions = (s: string) => s.includes(root) || ids.some((id) => s.includes(id));
@@ -157,6 +171,21 @@ export function findLeaks(root: string, ids: string[]): Leaks {
       if (mentions(cmdline)) pids.push(Number(e.name));
     } catch { /* exited */ }
   }
+  const links = ids.map((id) => `veth${id.slice(0, 11)}`).filter((name) => {
+    try {
+      Deno.lstatSync(`/sys/class/net/${name}`);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  let leases: string[] = [];
+  try {
+    const state = JSON.parse(Deno.readTextFileSync(join(root, "network", "bridge.json")));
+    leases = Object.entries(state.Leases ?? {}).map(([ip, l]) =>
+      `${ip} ${(l as { Container: string }).Container}`
+    );
+  } catch { /* no bridge endpoint was ever made */ }
   // every container of the root is gone by now: any rule of the root's is a leak
   // (a root that never published has no ports.json: the rules are written after it, the listing
   // costs two processes)
@@ -166,7 +195,7 @@ export function findLeaks(root: string, ids: string[]): Leaks {
     published = Deno.statSync(join(root, "network", "ports.json")).isFile;
   } catch { /* never published */ }
   const rules = published ? allRuleTags().filter((tag) => parseTag(tag)?.rootKey === key) : [];
-  return { mounts, cgroups, pids, rules };
+  return { links, leases, mounts, cgroups, pids, rules };
 }
 
 function cgroupBases(): string[] {

@@ -120,7 +120,7 @@ Deno.test("inspect: container shape, docker's field order and types", async () =
     assert.deepEqual(c.Config.Cmd, ["sh", "-c", "echo a > /f; exit 4"]);
     assert.equal(typeof c.Config.Labels, "object");
     assert.equal(typeof c.HostConfig.Memory, "number");
-    assert.equal(c.HostConfig.NetworkMode, "none");
+    assert.equal(c.HostConfig.NetworkMode, "bridge"); // docker's default
     assert.deepEqual(c.HostConfig.RestartPolicy, { Name: "no", MaximumRetryCount: 0 });
     assert.equal(c.NetworkSettings.IPAddress, "");
     assert.equal(c.NetworkSettings.Bridge, "");

@@ -118,6 +118,7 @@ export class Engine {
         { newContainerId, removeContainerDir },
         { checkLimits, createForRun },
         { startCgroup },
+        { setupNetwork },
       ] = await Promise.all([
         import("../image/store.ts"),
         import("../cgroups/mod.ts"),
@@ -125,6 +126,7 @@ export class Engine {
         import("../state/containers.ts"),
         import("./create_run.ts"),
         import("./resources.ts"),
+        import("../network/launch.ts"),
       ]);
       const limits = checkLimits(request);
       const id = newContainerId();
@@ -138,6 +140,13 @@ export class Engine {
       const image = await run.image(store);
       let createdVolumes;
       ({ record, createdVolumes } = await createForRun(root, request, image, store.layerDirs(image), id));
+      // the network while the cgroup join waits for the kernel (~10 ms); a failure is launch's to report
+      let network;
+      try {
+        network = setupNetwork(root, record, root.container(record.Id));
+      } catch (e) {
+        network = e instanceof Error ? e : new Error(String(e));
+      }
       try {
         await joined;
       } catch (e) {
@@ -145,7 +154,7 @@ export class Engine {
         await (await import("../runtime/mounts.ts")).discardVolumes(root, createdVolumes);
         throw e;
       }
-      ready = { foreground, record, cgroup, cgroupView };
+      ready = { foreground, record, cgroup, cgroupView, network };
     } catch (e) {
       await joined?.catch(() => {});
       cgroup?.destroy();
@@ -158,6 +167,7 @@ export class Engine {
       signalProxy: request.signalProxy,
       keepLog: run.keepLog,
       cgroupJoined: true,
+      network: ready.network,
       io: run.io,
     });
   }

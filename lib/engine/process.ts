@@ -22,7 +22,7 @@ import { mountsFor } from "../runtime/mountplan.ts";
 import { DEFAULT_NAMESPACES, DEFAULT_PATH, DEFAULT_SHM_SIZE, type InitSpec } from "../runtime/spec.ts";
 import { type ByteSink, type ContainerIO, copyOutput, feedInput } from "../runtime/stdio.ts";
 import { type CgroupHandle, releaseAndRemove, releaseNetwork } from "./resources.ts";
-import { publishPorts, setupNetwork } from "../network/launch.ts";
+import { type ContainerNetwork, publishPorts, setupNetwork } from "../network/launch.ts";
 
 export interface RunOutcome {
   /** The container's exit code (128+N when killed by signal N), or the init stage's failure code. */
@@ -124,6 +124,11 @@ export interface LaunchOptions {
   terminal?: boolean;
   /** run -d / start: the container outlives the launching process (see monitor.ts). */
   detached?: boolean;
+  /**
+   * The network, set up by the caller already (the foreground run does it while its cgroup join
+   * waits for the kernel), or why that failed: launch fails then as if it had tried itself.
+   */
+  network?: ContainerNetwork | Error;
 }
 
 /**
@@ -161,7 +166,8 @@ export async function launchContainer(
     spec.awaitCgroup = overlap;
     if (!overlap && !options.cgroupJoined) cgroup?.addProcess(child.pid);
     // the network before the go: the stage joins the namespace made (or named) here
-    const network = setupNetwork(root, record, dir);
+    if (options.network instanceof Error) throw options.network;
+    const network = options.network ?? setupNetwork(root, record, dir);
     spec.namespaces = network.namespaces;
     const published = publishPorts(root, record, network.endpoint);
     updateRecord(root, id, "start", (r) => {
@@ -274,6 +280,8 @@ export interface ForegroundOptions {
   keepLog?: boolean;
   /** The stage joined the cgroup already. */
   cgroupJoined?: boolean;
+  /** See LaunchOptions.network. */
+  network?: ContainerNetwork | Error;
   /** Where the container's stdio goes (the CLI: callerIO()). */
   io: ContainerIO;
 }
@@ -304,6 +312,7 @@ export async function runForeground(
   const pty = await launchContainer(root, record, cgroup, stage, {
     cgroupView: options.cgroupView,
     cgroupJoined: options.cgroupJoined,
+    network: options.network,
     terminal: io.terminal,
   });
   const running = stage.child;

@@ -22,6 +22,7 @@ import {
   type BridgeState,
   bridgeStatePath,
   DEFAULT_BIP,
+  ipToInt,
   lease,
   macForIp,
   parseBip,
@@ -81,10 +82,39 @@ function enableForwarding(): void {
   } catch { /* a read-only /proc/sys: the bridge still works between containers */ }
 }
 
+/** Whether two IPv4 CIDRs share an address. */
+export function cidrsOverlap(a: string, b: string): boolean {
+  const [ipA, lenA] = a.split("/"), [ipB, lenB] = b.split("/");
+  const len = Math.min(Number(lenA), Number(lenB));
+  const block = 2 ** (32 - len);
+  return Math.floor(ipToInt(ipA) / block) === Math.floor(ipToInt(ipB) / block);
+}
+
+/**
+ * Refuses a subnet that overlaps a route of the host's main table through another link (the
+ * containers could not reach what lies behind it, and replies to the host would go astray).
+ */
+function checkHostRoutes(rtnl: Rtnl, config: BridgeConfig, bridgeIndex?: number): void {
+  const routes = rtnl.request("dump routes", (seq) => nl.dumpRoutes(seq)).map(nl.parseRoute);
+  const clash = routes.find((r) =>
+    r.table === nl.MAIN_TABLE && !r.dst.endsWith("/0") && r.oif !== bridgeIndex &&
+    cidrsOverlap(r.dst, config.subnet.cidr)
+  );
+  if (clash) {
+    throw new SkiffError(
+      `the bridge network's subnet ${config.subnet.cidr} overlaps the host's route to ${clash.dst}: ` +
+        `set another "bip" in the state root's daemon.json`,
+      125,
+      { kind: "conflict" },
+    );
+  }
+}
+
 /** The bridge's index; made (up, with the gateway's address) when missing. */
 export function ensureBridge(rtnl: Rtnl, config: BridgeConfig): number {
   let index = rtnl.linkIndex(config.name);
   if (index === undefined) {
+    checkHostRoutes(rtnl, config);
     try {
       rtnl.request(`create bridge ${config.name}`, (seq) => nl.newBridge(seq, config.name));
     } catch (e) {
@@ -198,7 +228,13 @@ export function createEndpoint(root: StateRoot, containerId: string): PreparedEn
     const inner = made.value;
     const mac = macForIp(ip);
     try {
-      const pair = { hostName: hostInterface, master, peerName: "eth0", peerMac: mac, peerNetnsFd: nsFd };
+      const pair = {
+        hostName: hostInterface,
+        master,
+        peerName: "eth0",
+        peerMac: mac,
+        peerNetns: { fd: nsFd },
+      };
       try {
         rtnl.request(`create veth ${hostInterface}`, (seq) => nl.newVethPair(seq, pair));
       } catch (e) {

@@ -1,7 +1,7 @@
 // rtnetlink messages, built and parsed as bytes (no I/O here: rtnl.ts sends them). Layouts are the
 // kernel's uapi structs (linux/netlink.h, rtnetlink.h, if_link.h, if_addr.h, veth.h), little-endian
 // on every architecture skiff runs on (x86-64, arm64); tests/netlink_unit_test.ts checks them
-// against bytes captured from iproute2 talking to this kernel.
+// against bytes captured from iproute2 talking to this kernel (attributes in iproute2's order).
 
 export const NLMSG = { ERROR: 2, DONE: 3 } as const;
 export const RTM = {
@@ -10,8 +10,9 @@ export const RTM = {
   GETLINK: 18,
   NEWADDR: 20,
   NEWROUTE: 24,
+  GETROUTE: 26,
 } as const;
-export const NLM_F = { REQUEST: 1, ACK: 4, REPLACE: 0x100, EXCL: 0x200, CREATE: 0x400 } as const;
+export const NLM_F = { REQUEST: 1, ACK: 4, DUMP: 0x300, REPLACE: 0x100, EXCL: 0x200, CREATE: 0x400 } as const;
 export const IFLA = {
   ADDRESS: 1,
   IFNAME: 3,
@@ -45,12 +46,14 @@ export const u32Attr = (type: number, value: number): Attr => {
   new DataView(b.buffer).setUint32(0, value, true);
   return { type, value: b };
 };
-/** A NUL-terminated string attribute (IFLA_IFNAME, IFLA_INFO_KIND). */
+/** A NUL-terminated string attribute (IFLA_IFNAME). */
 export const stringAttr = (type: number, value: string): Attr => ({
   type,
   value: encoder.encode(value + "\0"),
 });
 export const bytesAttr = (type: number, value: Uint8Array): Attr => ({ type, value });
+/** A string attribute without the NUL, as iproute2 sends IFLA_INFO_KIND (the kernel takes both). */
+const kindAttr = (kind: string): Attr => ({ type: IFLA_INFO.KIND, value: encoder.encode(kind) });
 
 function attrsLength(attrs: Attr[]): number {
   let n = 0;
@@ -128,7 +131,7 @@ export function macBytes(mac: string): Uint8Array {
 export function newBridge(seq: number, name: string): Uint8Array<ArrayBuffer> {
   return message(RTM.NEWLINK, CREATE_NEW, seq, ifinfomsg(0, IFF_UP, IFF_UP), [
     stringAttr(IFLA.IFNAME, name),
-    { type: IFLA.LINKINFO, value: [stringAttr(IFLA_INFO.KIND, "bridge")] },
+    { type: IFLA.LINKINFO, value: [kindAttr("bridge")] },
   ]);
 }
 
@@ -136,10 +139,10 @@ export interface VethPair {
   /** The host end: its name, and the bridge's index it is enslaved to. */
   hostName: string;
   master: number;
-  /** The other end: its name and MAC, created in the namespace the fd refers to. */
+  /** The other end: its name and MAC, created in the namespace an fd refers to (or a process is in). */
   peerName: string;
   peerMac: string;
-  peerNetnsFd: number;
+  peerNetns: { fd: number } | { pid: number };
 }
 
 /**
@@ -153,12 +156,12 @@ export function newVethPair(seq: number, pair: VethPair): Uint8Array<ArrayBuffer
   peer.set(ifinfomsg());
   writeAttrs(new DataView(peer.buffer), peer, 16, peerAttrs(pair));
   return message(RTM.NEWLINK, CREATE_NEW, seq, ifinfomsg(0, IFF_UP, IFF_UP), [
-    stringAttr(IFLA.IFNAME, pair.hostName),
     u32Attr(IFLA.MASTER, pair.master),
+    stringAttr(IFLA.IFNAME, pair.hostName),
     {
       type: IFLA.LINKINFO,
       value: [
-        stringAttr(IFLA_INFO.KIND, "veth"),
+        kindAttr("veth"),
         { type: IFLA_INFO.DATA, value: [bytesAttr(VETH_INFO_PEER, peer)] },
       ],
     },
@@ -166,10 +169,11 @@ export function newVethPair(seq: number, pair: VethPair): Uint8Array<ArrayBuffer
 }
 
 function peerAttrs(pair: VethPair): Attr[] {
+  const ns = pair.peerNetns;
   return [
-    stringAttr(IFLA.IFNAME, pair.peerName),
     bytesAttr(IFLA.ADDRESS, macBytes(pair.peerMac)),
-    u32Attr(IFLA.NET_NS_FD, pair.peerNetnsFd),
+    "fd" in ns ? u32Attr(IFLA.NET_NS_FD, ns.fd) : u32Attr(IFLA.NET_NS_PID, ns.pid),
+    stringAttr(IFLA.IFNAME, pair.peerName),
   ];
 }
 
@@ -238,6 +242,38 @@ export function newDefaultRoute(seq: number, gateway: string, index: number): Ui
   ]);
 }
 
+/** RTM_GETROUTE dump of the IPv4 routes (answered with RTM_NEWROUTE messages, then NLMSG_DONE). */
+export function dumpRoutes(seq: number): Uint8Array<ArrayBuffer> {
+  const header = new Uint8Array(12);
+  header[0] = AF_INET;
+  return message(RTM.GETROUTE, NLM_F.REQUEST | NLM_F.DUMP, seq, header);
+}
+
+export interface Route {
+  /** "a.b.c.d/len"; "0.0.0.0/0" for a default route. */
+  dst: string;
+  table: number;
+  /** The outgoing link's index (0 when the route has none, e.g. multipath). */
+  oif: number;
+}
+
+/** An RTM_NEWROUTE answer of an IPv4 dump. */
+export function parseRoute(reply: Reply): Route {
+  const p = reply.payload;
+  const attrs = parseAttrs(p, 12);
+  const dst = attrs.get(RTA.DST);
+  const table = attrs.get(RTA_TABLE);
+  const oif = attrs.get(RTA.OIF);
+  const u32 = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(0, true);
+  return {
+    dst: `${dst ? [...dst].join(".") : "0.0.0.0"}/${p[1]}`,
+    table: table ? u32(table) : p[4],
+    oif: oif ? u32(oif) : 0,
+  };
+}
+const RTA_TABLE = 15;
+export const MAIN_TABLE = RT_TABLE_MAIN;
+
 // ---- parsing ----
 
 export interface Reply {
@@ -271,7 +307,7 @@ export function parseReplies(buf: Uint8Array): Reply[] {
 /** An NLMSG_ERROR's code: 0 is the ACK, else a positive errno. */
 export function errorCode(reply: Reply): number {
   const view = new DataView(reply.payload.buffer, reply.payload.byteOffset, reply.payload.byteLength);
-  return -view.getInt32(0, true);
+  return 0 - view.getInt32(0, true); // not -0 for the ACK
 }
 
 /** The attributes after a fixed header of `headerLength` bytes, as type → payload (top level only). */

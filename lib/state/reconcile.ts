@@ -101,14 +101,28 @@ export function isRunning(record: ContainerRecord): boolean {
 /** Every container, reconciled. */
 export function listReconciled(root: StateRoot): ContainerRecord[] {
   const records = listContainers(root).map((r) => reconcile(root, r));
-  // endpoints of runs killed before their record said "running" (reconcile cannot see those)
-  try {
-    sweepDeadEndpoints(root);
-  } catch { /* best effort: the next allocation sweeps too */ }
-  // and the ports (rules, allocations) of containers that no longer run or exist
+  sweepLostEndpoints(root);
+  sweepLostPorts(root, records);
+  return records;
+}
+
+/**
+ * Removes the published ports (rules, allocations) of containers that no longer run and whose
+ * publishing skiff is gone (killed before or after the record said "running"): every listing.
+ */
+export function sweepLostPorts(root: StateRoot, records: ContainerRecord[]): void {
   const running = new Set(records.filter((r) => r.State.Running).map((r) => r.Id));
   try {
     sweepPorts(root, (id) => running.has(id));
   } catch { /* best effort: the next listing sweeps again */ }
-  return records;
+}
+
+/**
+ * Releases the bridge endpoints of skiff processes killed before their container's record said
+ * "running" (reconcile of a record cannot see those): every listing does it (ps, stats).
+ */
+export function sweepLostEndpoints(root: StateRoot): void {
+  try {
+    sweepDeadEndpoints(root);
+  } catch { /* best effort: the next allocation sweeps too */ }
 }
