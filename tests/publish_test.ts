@@ -212,6 +212,11 @@ for (const fw of ["nft", "iptables"] as const) {
             `9000/tcp, 127.0.0.1:${udp}->53/udp, 0.0.0.0:${any}->80/tcp, 127.0.0.1:${local}->80/tcp`,
           );
 
+          // ps filters as docker's: publish (PortBindings), expose (ExposedPorts)
+          assert.equal((await run(["ps", "-q", "--no-trunc", "-f", "publish=53/udp"])).trim(), id);
+          assert.equal((await run(["ps", "-q", "--no-trunc", "-f", "expose=9000"])).trim(), id);
+          assert.equal((await run(["ps", "-q", "-f", "publish=9000"])).trim(), "");
+
           // a taken host port: refused before the container starts, docker's words, nothing left
           const taken = await root.skiff(
             ["run", "-d", "--name", "late", "-p", `127.0.0.1:${local}:80`, "busybox", "sleep", "60"],

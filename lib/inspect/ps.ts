@@ -168,11 +168,12 @@ export function selectContainers(root: StateRoot, opts: SelectOptions): Containe
         mountsOf(c).some((m) => m.Source === v || m.Destination === v || m.Name === v)
       )
     ) continue;
-    if (pick("publish").length || pick("expose").length) {
-      const ports = Object.keys(portMap(c));
-      const wanted = [...pick("publish"), ...pick("expose")].map((p) => (p.includes("/") ? p : `${p}/tcp`));
-      if (!wanted.some((w) => ports.includes(w))) continue;
-    }
+    // docker's: publish matches HostConfig.PortBindings, expose Config.ExposedPorts, in any state
+    const portKey = (p: string) => (p.includes("/") ? p : `${p}/tcp`);
+    const boundPorts = Object.keys(c.HostConfig.PortBindings ?? {});
+    if (pick("publish").length && !pick("publish").some((p) => boundPorts.includes(portKey(p)))) continue;
+    const exposed = Object.keys(c.Config.ExposedPorts ?? {});
+    if (pick("expose").length && !pick("expose").some((p) => exposed.includes(portKey(p)))) continue;
     out.push(c);
   }
   if (opts.last !== undefined && opts.last > 0) return out.slice(0, opts.last);
