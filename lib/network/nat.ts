@@ -4,11 +4,11 @@
 // Kernel NAT only: no userland proxy process stands in the data path.
 //
 // Host ports are a host-wide resource, shared by every state root and every other process: the
-// allocation runs under one host-wide lock (/run/lock/skiff-nat.lock), sees the ports of every
-// root's live rules as taken, binds a socket to a candidate to learn whether another process holds
-// it (docker's allocator does the same), and records the allocation in the state root
-// (network/ports.json: which container holds what) before the rules go in. Everything here is
-// synchronous: a resource release ("exit" phase) must be.
+// allocation runs under one host-wide lock (/run/skiff/nat.lock: /run is root's alone, unlike the
+// world-writable /run/lock), sees the ports of every root's live rules as taken, binds a socket to a
+// candidate to learn whether another process holds it (docker's allocator does the same), and
+// records the allocation in the state root (network/ports.json: which container holds what) before
+// the rules go in. Everything here is synchronous: a resource release ("exit" phase) must be.
 
 import { udpPortBindable } from "../../ffi/libc.ts";
 import { SkiffError } from "../errors.ts";
@@ -81,8 +81,9 @@ export function requireFirewall(): Firewall {
 function run(cmd: string, args: string[]): string {
   const out = new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped", stdin: "null" }).outputSync();
   if (!out.success) {
+    // one line: the tool's first line of complaint (nft's batch itself is not repeated)
     const err = new TextDecoder().decode(out.stderr).trim().split("\n")[0];
-    throw new SkiffError(`${cmd} ${args[0] ?? ""}: ${err || `exit ${out.code}`}`);
+    throw new SkiffError(`setting up NAT rules: ${cmd}: ${err || `exit ${out.code}`}`);
   }
   return new TextDecoder().decode(out.stdout);
 }
@@ -177,7 +178,7 @@ interface PortsFile {
 }
 
 const portsFile = (root: StateRoot) => join(root.path, "network", "ports.json");
-const HOST_LOCK = "/run/lock/skiff-nat.lock";
+const HOST_LOCK = "/run/skiff/nat.lock";
 
 /** The ephemeral range (/proc/sys/net/ipv4/ip_local_port_range), docker's default when unreadable. */
 export function ephemeralRange(): [number, number] {
