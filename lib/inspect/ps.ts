@@ -10,7 +10,7 @@ import { containerStatus, ellipsis, goTimeString, humanSize, shortId, timeAgo } 
 import { goQuote } from "../format/template.ts";
 import { fullString, parseReference, withDefaultTag } from "../image/reference.ts";
 import { deadPlaceholder, findContainer, scanContainers } from "../state/containers.ts";
-import { reconcile, sweepLostEndpoints, sweepLostPorts } from "../state/reconcile.ts";
+import { reconcile, sweepLostEndpoints } from "../state/reconcile.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord, ContainerStatus } from "../state/types.ts";
 import { displayablePorts, type PortMap, runningPorts } from "../network/ports.ts";
@@ -123,7 +123,6 @@ export function selectContainers(root: StateRoot, opts: SelectOptions): Containe
   const all = [...records.map((r) => reconcile(root, r)), ...broken.map(deadPlaceholder)]
     .sort((a, b) => createdMs(b) - createdMs(a) || a.Id.localeCompare(b.Id));
   sweepLostEndpoints(root);
-  sweepLostPorts(root, all);
   const f = opts.filters;
   const showAll = opts.all || f.has("status") || (opts.last !== undefined && opts.last > 0);
   const pick = (key: string) => f.get(key) ?? [];

@@ -13,13 +13,8 @@
 import { udpPortBindable } from "../../ffi/libc.ts";
 import { SkiffError } from "../errors.ts";
 import { join } from "../path.ts";
-import {
-  isProcessAlive,
-  processStartTime,
-  readJsonOr,
-  withLockSync,
-  writeJsonAtomic,
-} from "../state/fsutil.ts";
+import { processStartTime, readJsonOr, withLockSync, writeJsonAtomic } from "../state/fsutil.ts";
+import { peekPorts, type PortsFile, portsFile, staleHolders } from "./ports_book.ts";
 import type { StateRoot } from "../state/root.ts";
 import {
   iptDeleteBatch,
@@ -159,25 +154,6 @@ function snapshot(fw: Firewall): Snapshot {
 
 // ---- the allocation ---------------------------------------------------------------------------
 
-/** One container's allocation as recorded in the state root. */
-interface Allocation {
-  proto: string;
-  hostIp: string;
-  hostPort: number;
-}
-/** The skiff process that published (its pid and start time): while it lives, the start is its own. */
-interface Holder {
-  pid: number;
-  start?: number;
-}
-interface PortsFile {
-  containers: Record<string, Allocation[]>;
-  holders?: Record<string, Holder>;
-  /** Where the next ephemeral search starts, per protocol (docker's allocator goes round the range). */
-  next: Record<string, number>;
-}
-
-const portsFile = (root: StateRoot) => join(root.path, "network", "ports.json");
 const HOST_LOCK = "/run/skiff/nat.lock";
 
 /** The ephemeral range (/proc/sys/net/ipv4/ip_local_port_range), docker's default when unreadable. */
@@ -408,15 +384,6 @@ function removeRules(fw: Firewall, root: StateRoot, drop: (tag: string) => boole
   else iptablesRestore(root, batch);
 }
 
-/** The state root's port bookkeeping, read without the lock (a peek); undefined when there is none. */
-function peekPorts(root: StateRoot): PortsFile | undefined {
-  try {
-    return readJsonOr<PortsFile | undefined>(portsFile(root), undefined);
-  } catch {
-    return undefined; // unreadable: the locked pass rewrites it
-  }
-}
-
 /**
  * Removes a container's rules and frees its host ports (idempotent: nothing published, nothing
  * done, for the price of one small read). The release of the "ports" resource, on every path a
@@ -446,12 +413,7 @@ export function unpublishPorts(root: StateRoot, id: string): void {
  * Rules of other roots are never touched. Returns the containers swept.
  */
 export function sweepPorts(root: StateRoot, alive: (id: string) => boolean, everything = false): string[] {
-  const holderAlive = (file: PortsFile, id: string) => {
-    const h = file.holders?.[id];
-    return h !== undefined && isProcessAlive(h.pid, h.start);
-  };
-  const stale = (file: PortsFile | undefined) =>
-    Object.keys(file?.containers ?? {}).filter((id) => !alive(id) && (everything || !holderAlive(file!, id)));
+  const stale = (file: PortsFile | undefined) => staleHolders(file, alive, everything);
   if (!everything && !stale(peekPorts(root)).length) return [];
   const fw = firewall();
   const key = rootKey(root.path);
