@@ -30,6 +30,7 @@ const VERBS: Record<string, VerbLoader> = {
   login: () => import("./lib/cli/login.ts"),
   logout: () => import("./lib/cli/logout.ts"),
   volume: () => import("./lib/cli/volume.ts"),
+  network: () => import("./lib/cli/network.ts"),
   cp: () => import("./lib/cli/cp.ts"),
   export: () => import("./lib/cli/export.ts"),
   diff: () => import("./lib/cli/diff.ts"),
@@ -138,6 +139,7 @@ Commands:
   stats      Display a live stream of container(s) resource usage statistics
   update     Update configuration of one or more containers
   volume     Manage volumes (create, ls, inspect, rm, prune)
+  network    Manage networks (create, ls, inspect, rm, prune)
   system     Manage skiff (system check: verify the image store)
 `;
 

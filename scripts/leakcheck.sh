@@ -31,7 +31,7 @@ for proc in /proc/[0-9]*; do
   esac
 done
 
-# skiff's links: a container's veth (veth + 11 hex of its id) outlives nothing of it; the default
+# skiff's links: a container's veth (veth + 7 hex of its id + 4 random hex) outlives nothing of it; the default
 # bridge skiff0 may stay, as docker0 does; any other skiff* link is a leak
 if command -v ip >/dev/null; then
   ip -o link show 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2)

@@ -64,12 +64,21 @@ export class TestRoot {
   async cleanup(): Promise<void> {
     const ids = this.containerIds();
     if (ids.length) await this.skiff(["rm", "-f", ...ids]);
+    // user-defined networks the test left: their bridges go with them
+    const networks = userNetworkIds(this.path);
+    if (networks.length) await this.skiff(["network", "rm", ...networks]);
     // a veth goes with its network namespace, which the kernel tears down asynchronously (tens of
     // ms): give it a bounded while before calling it a leak
     for (let waited = 0; waited < 5000 && findLeaks(this.path, ids).links.length; waited += 50) {
       await new Promise((r) => setTimeout(r, 50));
     }
     const leaks = findLeaks(this.path, ids);
+    for (const id of networks) {
+      try {
+        Deno.lstatSync(`/sys/class/net/br-${id.slice(0, 12)}`);
+        leaks.links.push(`br-${id.slice(0, 12)}`);
+      } catch { /* removed with its network */ }
+    }
     for (const link of leaks.links) {
       await new Deno.Command("ip", { args: ["link", "del", link] }).output().catch(() => {});
     }
@@ -127,10 +136,20 @@ export async function runSkiff(args: string[], opts: RunOptions = {}): Promise<R
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
+/** The ids of the user-defined networks of a root (their state files). */
+function userNetworkIds(root: string): string[] {
+  try {
+    return [...Deno.readDirSync(join(root, "network"))].map((e) => /^([0-9a-f]{64})\.json$/.exec(e.name)?.[1])
+      .filter((id): id is string => !!id);
+  } catch {
+    return [];
+  }
+}
+
 export interface Leaks {
-  /** Host ends of the test's containers' veth pairs (veth + 11 hex of the id). */
+  /** Host ends of the test's containers' veth pairs (veth, 7 hex of the id, 4 random hex). */
   links: string[];
-  /** Bridge address leases still held in the root ("ip container"). */
+  /** Address leases still held in the root ("ip container"), and bridges of its user networks. */
   leases: string[];
   mounts: string[];
   cgroups: string[];
@@ -171,14 +190,12 @@ export function findLeaks(root: string, ids: string[]): Leaks {
       if (mentions(cmdline)) pids.push(Number(e.name));
     } catch { /* exited */ }
   }
-  const links = ids.map((id) => `veth${id.slice(0, 11)}`).filter((name) => {
-    try {
-      Deno.lstatSync(`/sys/class/net/${name}`);
-      return true;
-    } catch {
-      return false;
-    }
-  });
+  let links: string[] = [];
+  try {
+    const prefixes = ids.map((id) => `veth${id.slice(0, 7)}`);
+    links = [...Deno.readDirSync("/sys/class/net")].map((e) => e.name)
+      .filter((name) => name.length === 15 && prefixes.some((p) => name.startsWith(p)));
+  } catch { /* no sysfs */ }
   let leases: string[] = [];
   try {
     const state = JSON.parse(Deno.readTextFileSync(join(root, "network", "bridge.json")));

@@ -160,8 +160,8 @@ Deno.test("ipam: bip parsing, docker's MAC, the veth name", () => {
   }
   assert.equal(macForIp("10.89.0.2"), "02:42:0a:59:00:02");
   assert.equal(macForIp("172.17.0.2"), "02:42:ac:11:00:02"); // docker's first container's MAC
-  assert.equal(vethName("0123456789abcdef"), "veth0123456789a");
-  assert.equal(vethName("0123456789abcdef").length, 15); // IFNAMSIZ - 1
+  assert.equal(vethName("0123456789abcdef", "beef"), "veth0123456beef");
+  assert.match(vethName("0123456789abcdef"), /^veth0123456[0-9a-f]{4}$/); // IFNAMSIZ - 1 characters
   assert.equal(intToIp(ipToInt("255.254.1.0")), "255.254.1.0");
 });
 
@@ -184,14 +184,15 @@ Deno.test("ipam: sequential allocation skips network, gateway, broadcast and use
   assert.ok(!used.has("10.89.0.1"));
 });
 
-Deno.test("network modes: docker's names, the default, unknown networks", () => {
+Deno.test("network modes: docker's names, the default, user networks", () => {
   assert.equal(parseNetworkMode(undefined), "bridge");
   assert.equal(parseNetworkMode("default"), "bridge");
   assert.equal(parseNetworkMode("none"), "none");
   assert.equal(parseNetworkMode("host"), "host");
   assert.equal(parseNetworkMode("container:web"), "container:web");
   assert.throws(() => parseNetworkMode("container:"), /invalid container format container:<name\|id>/);
-  assert.throws(() => parseNetworkMode("mynet"), /network mynet not found/);
+  // any other name is a user-defined network, checked against the root when the container is made
+  assert.equal(parseNetworkMode("mynet"), "mynet");
 });
 
 Deno.test("routes: a dump's answer parsed; overlapping subnets found", () => {

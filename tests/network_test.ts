@@ -60,13 +60,18 @@ async function inspect(root: TestRoot, ref: string) {
   return JSON.parse(await root.ok(["inspect", ref]))[0];
 }
 
-/** Waits (bounded) for the kernel's asynchronous teardown of dead namespaces to take their veths. */
-async function vethsGone(names: string[], ms = 5000): Promise<string[]> {
+/** The host ends of a container's veth pairs now (veth, 7 hex of its id, 4 random hex). */
+const vethsOf = (id: string) =>
+  [...Deno.readDirSync("/sys/class/net")].map((e) => e.name)
+    .filter((n) => n.length === 15 && n.startsWith(`veth${id.slice(0, 7)}`));
+
+/** Waits (bounded) for the kernel's asynchronous teardown of dead namespaces to take the containers' veths. */
+async function vethsGone(ids: string[], ms = 5000): Promise<string[]> {
   for (let waited = 0; waited < ms; waited += 50) {
-    if (!names.some(linkExists)) return [];
+    if (!ids.some((id) => vethsOf(id).length)) return [];
     await new Promise((r) => setTimeout(r, 50));
   }
-  return names.filter(linkExists);
+  return ids.flatMap(vethsOf);
 }
 
 Deno.test("bridge: two containers reach each other by address; inspect shows their endpoints as docker", async () => {
@@ -134,7 +139,7 @@ Deno.test("bridge: two containers reach each other by address; inspect shows the
     assert.match(inside, new RegExp(`^${ipA.replaceAll(".", "\\.")}\\t${a.slice(0, 12)}$`, "m"));
     // the host end of each pair is on the test's bridge
     assert.equal(
-      Deno.readLinkSync(`/sys/class/net/veth${a.slice(0, 11)}/master`).split("/").pop(),
+      Deno.readLinkSync(`/sys/class/net/${vethsOf(a)[0]}/master`).split("/").pop(),
       bridge.name,
     );
     // traffic between the two namespaces only: ping and a TCP exchange
@@ -155,13 +160,13 @@ Deno.test("bridge: two containers reach each other by address; inspect shows the
     assert.equal(stopped.Networks.bridge.IPAddress, "");
     assert.equal(stopped.Networks.bridge.NetworkID, ia.NetworkSettings.Networks.bridge.NetworkID);
     assert.deepEqual(Object.values(leases(root)).map((l) => l.Container), [b]);
-    assert.deepEqual(await vethsGone([`veth${a.slice(0, 11)}`]), []);
+    assert.deepEqual(await vethsGone([a]), []);
     // started again: a new address (sequential: not the one just released)
     await root.ok(["start", "a"]);
     assert.equal((await inspect(root, "a")).NetworkSettings.IPAddress, `${bridge.prefix}.4`);
     await root.ok(["rm", "-f", "a", "b"]);
     assert.deepEqual(leases(root), {});
-    assert.deepEqual(await vethsGone([`veth${a.slice(0, 11)}`, `veth${b.slice(0, 11)}`]), []);
+    assert.deepEqual(await vethsGone([a, b]), []);
   });
 });
 
@@ -341,27 +346,57 @@ Deno.test("bridge: 30 containers started at once get 30 distinct addresses; rm -
     }
     await root.ok(["rm", "-f", ...ids]);
     assert.deepEqual(leases(root), {});
-    assert.deepEqual(await vethsGone(ids.map((id) => `veth${id.slice(0, 11)}`)), []);
+    assert.deepEqual(await vethsGone(ids), []);
   });
 });
 
-/** New veth names of skiff's shape (veth + 11 hex) that were not there before. */
-function newVeths(before: Set<string>): string[] {
-  return [...Deno.readDirSync("/sys/class/net")].map((e) => e.name)
-    .filter((n) => /^veth[0-9a-f]{11}$/.test(n) && !before.has(n));
+Deno.test("bridge: 200 run --rm cycles leave no veth and no lease", async () => {
+  await withOwnBridge(async (root, bridge) => {
+    const lanes = 4, cycles = 200;
+    const made = new Set<string>();
+    const watch = setInterval(() => {
+      for (const port of bridgePorts(bridge.name)) made.add(port);
+    }, 20);
+    try {
+      await Promise.all(Array.from({ length: lanes }, async () => {
+        for (let i = 0; i < cycles / lanes; i++) {
+          const r = await root.skiff(["run", "--rm", "busybox", "true"]);
+          assert.equal(r.code, 0, r.stderr);
+        }
+      }));
+    } finally {
+      clearInterval(watch);
+    }
+    assert.ok(made.size > 0, "the runs made veths (seen while they ran)");
+    assert.deepEqual(root.containerIds(), []);
+    assert.deepEqual(leases(root), {});
+    // every pair goes with its namespace (asynchronously, in the kernel)
+    for (let waited = 0; waited < 5000 && [...made].some(linkExists); waited += 50) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.deepEqual([...made].filter(linkExists), []);
+  });
+});
+
+/** The links on a bridge (only this test's containers are on the test's own bridge). */
+function bridgePorts(bridge: string): string[] {
+  try {
+    return [...Deno.readDirSync(`/sys/class/net/${bridge}/brif`)].map((e) => e.name);
+  } catch {
+    return [];
+  }
 }
 
-// The kill lands right after skiff made the veth: the test polls /sys/class/net in a busy loop and
-// sends SIGKILL as soon as the container's veth appears, i.e. between the veth's creation and the
+// The kill lands right after skiff made the veth: the test polls the test bridge's ports in a busy
+// loop and sends SIGKILL as soon as the container's veth appears on it, i.e. between the veth's creation and the
 // container's start (setup takes ~1-2 ms from there to the go signal). Checked that it hits: the
 // container's record stays "created" (never marked started) in 4 of 6 rounds measured, and without
 // the sweep of ps (lib/inspect/ps.ts sweepLostEndpoints) the lease is left in the first round.
 Deno.test("bridge: kill -9 of skiff between veth creation and start leaks nothing after the next command", async () => {
-  await withOwnBridge(async (root) => {
+  await withOwnBridge(async (root, bridge) => {
     let hits = 0;
     const rounds = 8;
     for (let i = 0; i < rounds; i++) {
-      const before = new Set([...Deno.readDirSync("/sys/class/net")].map((e) => e.name));
       const child = new Deno.Command(Deno.execPath(), {
         args: [
           "run",
@@ -379,13 +414,13 @@ Deno.test("bridge: kill -9 of skiff between veth creation and start leaks nothin
       }).spawn();
       const deadline = Date.now() + 10_000;
       let veth: string[] = [];
-      while (Date.now() < deadline && (veth = newVeths(before)).length === 0) {
+      while (Date.now() < deadline && (veth = bridgePorts(bridge.name)).length === 0) {
         /* busy: the window is short */
       }
       child.kill("SIGKILL");
       await child.status;
       assert.equal(veth.length, 1, "the veth appeared");
-      const ids = root.containerIds().filter((id) => veth[0] === `veth${id.slice(0, 11)}`);
+      const ids = root.containerIds().filter((id) => veth[0].startsWith(`veth${id.slice(0, 7)}`));
       if (ids.length) {
         const state =
           JSON.parse(Deno.readTextFileSync(join(root.path, "containers", ids[0], "container.json"))).State;
@@ -394,7 +429,7 @@ Deno.test("bridge: kill -9 of skiff between veth creation and start leaks nothin
       // the next command: ps reconciles the lost run and sweeps its lease
       await root.ok(["ps", "-a"]);
       assert.deepEqual(leases(root), {}, `round ${i}`);
-      assert.deepEqual(await vethsGone(veth), [], `round ${i}`);
+      assert.deepEqual(await vethsGone(ids), [], `round ${i}`);
     }
     assert.ok(hits > 0, `no kill landed before the start in ${rounds} rounds`);
   });
@@ -410,5 +445,111 @@ Deno.test("run: bad --network values: one line, docker's exit code, nothing crea
     assert.equal(d.code, 125);
     assert.match(d.stderr, /invalid container format container:<name\|id>/);
     assert.deepEqual(root.containerIds(), []);
+  });
+});
+
+Deno.test("network create/ls/inspect/rm/prune: docker's shapes and errors; containers on a user network reach each other", async () => {
+  await withBusybox(async (root) => {
+    const third = crypto.getRandomValues(new Uint8Array(1))[0];
+    const subnet = `10.214.${third}.0/24`;
+    const prefix = `10.214.${third}`;
+    const id = (await root.ok(["network", "create", "--subnet", subnet, "--label", "team=a", "appnet"]))
+      .trim();
+    assert.match(id, /^[0-9a-f]{64}$/);
+    const ls = await root.ok(["network", "ls"]);
+    assert.match(ls, /^NETWORK ID\s+NAME\s+DRIVER\s+SCOPE$/m);
+    assert.match(ls, new RegExp(`^${id.slice(0, 12)}\\s+appnet\\s+bridge\\s+local$`, "m"));
+    for (const [name, driver] of [["bridge", "bridge"], ["host", "host"], ["none", "null"]]) {
+      assert.match(ls, new RegExp(`^[0-9a-f]{12}\\s+${name}\\s+${driver}\\s+local$`, "m"));
+    }
+    assert.equal(await root.ok(["network", "ls", "-q", "--filter", "name=appnet", "--no-trunc"]), `${id}\n`);
+    assert.equal(
+      await root.ok(["network", "ls", "--filter", "type=custom", "--format", "{{.Name}}"]),
+      "appnet\n",
+    );
+    const [net] = JSON.parse(await root.ok(["network", "inspect", "appnet"]));
+    assert.deepEqual(Object.keys(net), [
+      "Name",
+      "Id",
+      "Created",
+      "Scope",
+      "Driver",
+      "EnableIPv4",
+      "EnableIPv6",
+      "IPAM",
+      "Internal",
+      "Attachable",
+      "Ingress",
+      "ConfigFrom",
+      "ConfigOnly",
+      "Containers",
+      "Options",
+      "Labels",
+    ]);
+    assert.deepEqual(net.IPAM.Config, [{ Subnet: subnet, Gateway: `${prefix}.1` }]);
+    assert.deepEqual(net.Labels, { team: "a" });
+    assert.equal(await root.ok(["network", "inspect", "-f", "{{.Id}}", id.slice(0, 10)]), `${id}\n`);
+
+    // errors: docker's wording, exit 1, nothing changed
+    for (
+      const [args, message] of [
+        [["network", "create", "appnet"], /network with name appnet already exists/],
+        [["network", "create", "--subnet", `10.214.${third}.128/25`, "x"], /Pool overlaps with other one/],
+        [["network", "create", "bridge"], /operation is not permitted on predefined bridge network/],
+        [["network", "rm", "host"], /host is a pre-defined network and cannot be removed/],
+        [["network", "rm", "nosuchnet"], /No such network: nosuchnet/],
+        [["network", "inspect", "nosuchnet"], /No such network: nosuchnet/],
+      ] as const
+    ) {
+      const r = await root.skiff([...args]);
+      assert.equal(r.code, 1, `${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+    }
+
+    // two containers on it: addresses of its subnet, on its own bridge, traffic between them only
+    await root.ok(["run", "-d", "--name", "u1", "--network", "appnet", "busybox", "sleep", "60"]);
+    await root.ok(["run", "-d", "--name", "u2", "--net", id.slice(0, 12), "busybox", "sleep", "60"]);
+    const u1 = await inspect(root, "u1");
+    assert.equal(u1.HostConfig.NetworkMode, "appnet");
+    assert.deepEqual(Object.keys(u1.NetworkSettings.Networks), ["appnet"]);
+    const ep = u1.NetworkSettings.Networks.appnet;
+    assert.equal(ep.IPAddress, `${prefix}.2`);
+    assert.equal(ep.NetworkID, id);
+    assert.equal(u1.NetworkSettings.IPAddress, ""); // docker fills the top-level fields for the default bridge only
+    assert.ok(linkExists(`br-${id.slice(0, 12)}`));
+    const ping = await root.skiff(["exec", "u1", "ping", "-c", "1", "-W", "2", `${prefix}.3`]);
+    assert.equal(ping.code, 0, ping.stdout + ping.stderr);
+    const containers = JSON.parse(
+      await root.ok(["network", "inspect", "-f", "{{json .Containers}}", "appnet"]),
+    );
+    assert.deepEqual(
+      Object.values(containers).map((c) => (c as { Name: string; IPv4Address: string }).IPv4Address).sort(),
+      [`${prefix}.2/24`, `${prefix}.3/24`],
+    );
+    const inUse = await root.skiff(["network", "rm", "appnet"]);
+    assert.equal(inUse.code, 1);
+    assert.match(
+      inUse.stderr,
+      new RegExp(`error while removing network: network appnet id ${id} has active endpoints`),
+    );
+    await root.ok(["rm", "-f", "u1", "u2"]);
+
+    // --internal: no way out (no default route)
+    await root.ok(["network", "create", "--internal", "--subnet", `10.215.${third}.0/24`, "inside"]);
+    const routes = await root.ok(["run", "--rm", "--network", "inside", "busybox", "ip", "route"]);
+    assert.ok(!/^default/m.test(routes), routes);
+    assert.match(routes, new RegExp(`10\\.215\\.${third}\\.0/24 dev eth0`));
+
+    // prune: every network no container names; then the bridges are gone
+    const kept = (await root.ok(["create", "--network", "inside", "busybox", "true"])).trim();
+    const pruned = await root.ok(["network", "prune", "-f"]);
+    assert.equal(pruned, "Deleted Networks:\nappnet\n\n");
+    assert.ok(!linkExists(`br-${id.slice(0, 12)}`));
+    await root.ok(["rm", kept]);
+    assert.equal(await root.ok(["network", "rm", "inside"]), "inside\n");
+    assert.equal(await root.ok(["network", "ls", "-q", "--filter", "type=custom"]), "");
+    const gone = await root.skiff(["run", "--rm", "--network", "appnet", "busybox", "true"]);
+    assert.equal(gone.code, 125);
+    assert.match(gone.stderr, /network appnet not found/);
   });
 });

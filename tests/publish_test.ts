@@ -425,3 +425,46 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "publish: on a user network; nothing on an --internal one; network rm takes the network's NAT along",
+  ignore: !hasTools || !onPath("nft"),
+  fn: async () => {
+    await withBusybox(async (root) => {
+      const n = 10 + Math.floor(Math.random() * 200);
+      const id = (await root.ok(["network", "create", "--subnet", `10.211.${n}.0/24`, "pubnet"])).trim();
+      const bridge = `br-${id.slice(0, 12)}`;
+      await root.ok([
+        "run",
+        "-d",
+        "--name",
+        "w",
+        "--network",
+        "pubnet",
+        "-p",
+        "127.0.0.1::80",
+        "busybox",
+        "sh",
+        "-c",
+        HTTPD,
+      ]);
+      const port = Number((await root.ok(["port", "w", "80"])).trim().split(":").pop());
+      await until(
+        async () => (await curl(`http://127.0.0.1:${port}/`)).startsWith("hello-"),
+        "httpd on pubnet",
+      );
+      const bridges = async () => (await sh("nft list set ip skiff bridges")).out;
+      assert.ok((await bridges()).includes(`"${bridge}"`), "the network's bridge in the NAT set");
+      await root.ok(["rm", "-f", "w"]);
+      await root.ok(["network", "rm", "pubnet"]);
+      assert.ok(!(await bridges()).includes(`"${bridge}"`), "the set entry went with the network");
+
+      await root.ok(["network", "create", "--internal", "--subnet", `10.212.${n}.0/24`, "inner"]);
+      await root.ok(["run", "-d", "--name", "i", "--network", "inner", "-p", "80", "busybox", "sleep", "60"]);
+      assert.equal(await root.ok(["port", "i"]), "", "nothing published on an --internal network");
+      assert.deepEqual(rulesOf(root), []);
+      await root.ok(["rm", "-f", "i"]);
+      await root.ok(["network", "rm", "inner"]);
+    });
+  },
+});

@@ -8,7 +8,7 @@ import type { StateRoot } from "../state/root.ts";
 import { type ContainerRecord, initialState } from "../state/types.ts";
 import { type PortMap, runningPorts } from "../network/ports.ts";
 import { networkSettings } from "../network/mode.ts";
-import { bridgeNetworkId } from "../network/ipam.ts";
+import { networkIdOfMode } from "../network/networks.ts";
 
 type Json = Record<string, unknown>;
 
@@ -129,7 +129,7 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
     networkMode,
     endpoint,
     `/proc/${record.State.Pid}/ns/net`,
-    networkMode === "bridge" ? bridgeNetworkId(root) : "",
+    networkIdOfMode(root, networkMode),
   );
   const networkSettingsJson: Json = {
     ...settings,

@@ -27,10 +27,13 @@ import {
   macForIp,
   parseBip,
   randomHex,
+  readStateFile,
   releaseLease,
+  stateFiles,
   type Subnet,
+  userNetworkPath,
   vethName,
-  withBridgeState,
+  withNetworkState,
 } from "./ipam.ts";
 import * as nl from "./netlink.ts";
 import { Rtnl, withRtnl } from "./rtnl.ts";
@@ -177,7 +180,8 @@ function sweepLeases(root: StateRoot, state: BridgeState, rtnl: Rtnl): number {
   let swept = 0;
   for (const ip of Object.keys(state.Leases)) {
     if (leaseAlive(root, state, ip, alive)) continue;
-    rtnl.deleteLink(vethName(state.Leases[ip].Container));
+    const veth = state.Leases[ip].Veth;
+    if (veth) rtnl.deleteLink(veth);
     delete state.Leases[ip];
     swept++;
   }
@@ -190,34 +194,75 @@ function sweepLeases(root: StateRoot, state: BridgeState, rtnl: Rtnl): number {
  * to do costs one small read.
  */
 export function sweepDeadEndpoints(root: StateRoot): void {
-  let state: BridgeState;
-  try {
-    state = JSON.parse(Deno.readTextFileSync(bridgeStatePath(root)));
-  } catch {
-    return;
-  }
   const alive = new Map<number, boolean>();
-  if (Object.keys(state.Leases ?? {}).every((ip) => leaseAlive(root, state, ip, alive))) return;
-  withRtnl((rtnl) => withBridgeState(root, (s) => sweepLeases(root, s, rtnl)));
+  for (const file of stateFiles(root)) {
+    const state = readStateFile(file);
+    if (!state || Object.keys(state.Leases).every((ip) => leaseAlive(root, state, ip, alive))) continue;
+    withRtnl((rtnl) => withNetworkState(root, file, (s) => sweepLeases(root, s, rtnl)));
+  }
+}
+
+/** Where a container's endpoint goes: the default bridge, or a user-defined network. */
+export interface NetworkTarget {
+  /** The network's name as the container's NetworkSettings.Networks key shows it. */
+  name: string;
+  /** Its state file (ipam.ts). */
+  file: string;
+  config: BridgeConfig;
+  /** --internal: no default route. */
+  internal: boolean;
+}
+
+/** The bridge a user network gets, as docker names it: br- and 12 hex of the network's id. */
+export const userBridgeName = (networkId: string) => `br-${networkId.slice(0, 12)}`;
+
+/** The target for a container of the default bridge. */
+export function defaultTarget(root: StateRoot): NetworkTarget {
+  return { name: "bridge", file: bridgeStatePath(root), config: bridgeConfig(root), internal: false };
+}
+
+/** The target for a user-defined network's state. */
+export function userTarget(root: StateRoot, state: BridgeState): NetworkTarget {
+  const net = state.Network!;
+  const prefixLen = Number(net.Subnet.split("/")[1]);
+  return {
+    name: net.Name,
+    file: userNetworkPath(root, state.Id),
+    config: {
+      name: userBridgeName(state.Id),
+      subnet: { ...parseBip(net.Subnet), gateway: net.Gateway, prefixLen },
+    },
+    internal: net.Internal,
+  };
 }
 
 /**
  * The container's endpoint: an address leased, the bridge ensured, a network namespace made with
  * eth0 and lo configured in it. On failure nothing is left (no lease, no veth, no namespace).
  */
-export function createEndpoint(root: StateRoot, containerId: string): PreparedEndpoint {
-  const config = bridgeConfig(root);
+export function createEndpoint(
+  root: StateRoot,
+  containerId: string,
+  target: NetworkTarget = defaultTarget(root),
+): PreparedEndpoint {
+  const { config } = target;
   const { subnet } = config;
   const hostInterface = vethName(containerId);
   const rtnl = new Rtnl();
   let nsFd = -1;
   let leased = false;
+  let created = true; // whether a link named hostInterface is ours to delete on failure
   try {
-    const { ip, networkId } = withBridgeState(root, (state) => {
+    const { ip, networkId } = withNetworkState(root, target.file, (state) => {
       sweepLeases(root, state, rtnl);
       const holderStart = processStartTime(Deno.pid);
       return {
-        ip: lease(state, subnet, { Container: containerId, Holder: Deno.pid, HolderStart: holderStart }),
+        ip: lease(state, subnet, {
+          Container: containerId,
+          Holder: Deno.pid,
+          HolderStart: holderStart,
+          Veth: hostInterface,
+        }),
         networkId: state.Id,
       };
     });
@@ -238,9 +283,9 @@ export function createEndpoint(root: StateRoot, containerId: string): PreparedEn
       try {
         rtnl.request(`create veth ${hostInterface}`, (seq) => nl.newVethPair(seq, pair));
       } catch (e) {
-        if (!(e instanceof SysError && e.code === "EEXIST")) throw e;
-        rtnl.deleteLink(hostInterface); // left by a run of this container that was killed
-        rtnl.request(`create veth ${hostInterface}`, (seq) => nl.newVethPair(seq, pair));
+        // another link has the name (the odds: 1 in 65536 per start): the catch below must not delete it
+        if (e instanceof SysError && e.code === "EEXIST") created = false;
+        throw e;
       }
       const eth0 = inner.linkIndex("eth0");
       if (eth0 === undefined) throw new SkiffError("eth0 missing in the container's network namespace");
@@ -248,10 +293,12 @@ export function createEndpoint(root: StateRoot, containerId: string): PreparedEn
       inner.request(`address ${ip} on eth0`, (seq) => nl.newAddress(seq, eth0, ip, subnet.prefixLen));
       inner.request("up lo", (seq) => nl.setLinkUp(seq, 1)); // lo is index 1 in every namespace
       inner.request("up eth0", (seq) => nl.setLinkUp(seq, eth0));
-      inner.request(
-        `default route via ${subnet.gateway}`,
-        (seq) => nl.newDefaultRoute(seq, subnet.gateway, eth0),
-      );
+      if (!target.internal) { // an --internal network has no way out
+        inner.request(
+          `default route via ${subnet.gateway}`,
+          (seq) => nl.newDefaultRoute(seq, subnet.gateway, eth0),
+        );
+      }
     } finally {
       inner.close();
     }
@@ -274,9 +321,9 @@ export function createEndpoint(root: StateRoot, containerId: string): PreparedEn
   } catch (e) {
     if (nsFd >= 0) close(nsFd);
     try {
-      rtnl.deleteLink(hostInterface);
+      if (created) rtnl.deleteLink(hostInterface);
     } catch { /* the first failure is the one to report */ }
-    if (leased) withBridgeState(root, (state) => releaseLease(state, containerId));
+    if (leased) withNetworkState(root, target.file, (state) => releaseLease(state, containerId));
     if (e instanceof SkiffError) throw e;
     throw new SkiffError(`failed to set up the container's network: ${(e as Error).message}`, 125, {
       cause: e,
@@ -302,18 +349,22 @@ export function releaseEndpoint(root: StateRoot, containerId: string): void {
     heldNamespaces.delete(containerId);
     close(nsFd);
   }
-  let state: BridgeState;
-  try {
-    state = JSON.parse(Deno.readTextFileSync(bridgeStatePath(root)));
-  } catch {
-    return; // no lease file: this root never had a bridge endpoint
+  // a lease file per network (no file: this root never had an endpoint)
+  for (const file of stateFiles(root)) {
+    const state = readStateFile(file);
+    if (!state || !Object.values(state.Leases).some((l) => l.Container === containerId)) continue;
+    const dropped = withNetworkState(root, file, (s) => releaseLease(s, containerId));
+    const shared = dropped.filter((l) => l.Joiners?.length && l.Veth);
+    if (shared.length) withRtnl((rtnl) => shared.forEach((l) => rtnl.deleteLink(l.Veth!)));
   }
-  if (!Object.values(state.Leases ?? {}).some((l) => l.Container === containerId)) return;
-  const dropped = withBridgeState(root, (s) => releaseLease(s, containerId));
-  if (dropped.some((l) => l.Joiners?.length)) withRtnl((rtnl) => rtnl.deleteLink(vethName(containerId)));
 }
 
 /** Notes a container that joins `containerId`'s namespace (its endpoint is then deleted explicitly). */
 export function noteJoiner(root: StateRoot, containerId: string, joiner: string): void {
-  withBridgeState(root, (state) => addJoiner(state, containerId, joiner));
+  for (const file of stateFiles(root)) {
+    const state = readStateFile(file);
+    if (state && Object.values(state.Leases).some((l) => l.Container === containerId)) {
+      withNetworkState(root, file, (s) => addJoiner(s, containerId, joiner));
+    }
+  }
 }

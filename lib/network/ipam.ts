@@ -76,69 +76,119 @@ export function macForIp(ip: string): string {
   return ["02", "42", ...ip.split(".").map((o) => Number(o).toString(16).padStart(2, "0"))].join(":");
 }
 
-/** The host end's name: veth + 11 hex of the container id (IFNAMSIZ leaves 15 characters). */
-export const vethName = (containerId: string) => `veth${containerId.slice(0, 11)}`;
+/**
+ * A host end's name: veth, 7 hex of the container id, 4 random hex (IFNAMSIZ leaves 15 characters).
+ * A new name at each start: the last run's pair may still be on its way out with its namespace.
+ */
+export const vethName = (containerId: string, random = randomHex(2)) =>
+  `veth${containerId.slice(0, 7)}${random}`;
 
 export interface Lease {
   Container: string;
   /** The skiff process that made it, and its start time (a reused pid is not the holder). */
   Holder: number;
   HolderStart?: number;
+  /** The host end of its veth pair (made after the lease, so a crash leaves a lease that names it). */
+  Veth?: string;
   /** Containers started with `--network container:` this one: they share its namespace. */
   Joiners?: string[];
 }
 
+/** A user-defined network (`network create`): what docker's `network inspect` shows of it. */
+export interface UserNetwork {
+  Name: string;
+  Created: string;
+  /** "a.b.c.d/len" */
+  Subnet: string;
+  Gateway: string;
+  Internal: boolean;
+  Labels: Record<string, string>;
+  Options: Record<string, string>;
+}
+
+/**
+ * One network's state file: `<root>/network/bridge.json` for the default bridge, `<id>.json` for a
+ * user-defined network (which then also holds its definition).
+ */
 export interface BridgeState {
-  /** The network's id (docker's NetworkID), made once per state root. */
+  /** The network's id (docker's NetworkID), made once. */
   Id: string;
   Leases: Record<string, Lease>;
   /** The address handed out last: the next allocation starts after it. */
   Last?: string;
+  Network?: UserNetwork;
 }
 
 const randomHex = (bytes: number) =>
   Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (b) => b.toString(16).padStart(2, "0")).join("");
 export { randomHex };
 
-export const bridgeStatePath = (root: StateRoot) => join(root.path, "network", "bridge.json");
+export const networkDir = (root: StateRoot) => join(root.path, "network");
+export const bridgeStatePath = (root: StateRoot) => join(networkDir(root), "bridge.json");
+export const userNetworkPath = (root: StateRoot, id: string) => join(networkDir(root), `${id}.json`);
 
-function readState(root: StateRoot): BridgeState {
+/** A state file's content, or undefined when it is absent or unreadable. */
+export function readStateFile(file: string): BridgeState | undefined {
   try {
-    const parsed = JSON.parse(Deno.readTextFileSync(bridgeStatePath(root)));
+    const parsed = JSON.parse(Deno.readTextFileSync(file));
     if (
       typeof parsed?.Id === "string" && /^[0-9a-f]{64}$/.test(parsed.Id) && parsed.Leases &&
       typeof parsed.Leases === "object"
     ) {
       return parsed as BridgeState;
     }
-  } catch { /* absent or unreadable: a fresh one (the holders' veths are swept by name) */ }
-  return { Id: randomHex(32), Leases: {} };
+  } catch { /* absent or unreadable */ }
+  return undefined;
 }
 
-function writeState(root: StateRoot, state: BridgeState): void {
-  Deno.mkdirSync(join(root.path, "network"), { recursive: true });
-  // not synced: after a crash every lease is stale anyway (its holder is gone)
-  writeFileAtomic(bridgeStatePath(root), JSON.stringify(state), 0o644, false);
+/** Every network state file of the root (the default bridge's first). */
+export function stateFiles(root: StateRoot): string[] {
+  const files: string[] = [];
+  try {
+    for (const e of Deno.readDirSync(networkDir(root))) {
+      if (e.isFile && /^(bridge|[0-9a-f]{64})\.json$/.test(e.name)) {
+        files.push(join(networkDir(root), e.name));
+      }
+    }
+  } catch { /* no network ever made */ }
+  return files.sort((a, b) => Number(!a.endsWith("/bridge.json")) - Number(!b.endsWith("/bridge.json")));
 }
 
-/** Reads and changes the lease file under the network lock; `change` returns what to give back. */
-export function withBridgeState<T>(root: StateRoot, change: (state: BridgeState) => T): T {
+function writeState(root: StateRoot, file: string, state: BridgeState): void {
+  Deno.mkdirSync(networkDir(root), { recursive: true });
+  // not synced: after a crash every lease is stale anyway (its holder is gone); a user network's
+  // definition is synced when it is created (network.ts)
+  writeFileAtomic(file, JSON.stringify(state), 0o644, false);
+}
+
+/**
+ * Reads and changes a network's state file under the network lock; `change` returns what to give
+ * back. A default bridge file that does not exist yet is made (its id must not change).
+ */
+export function withNetworkState<T>(root: StateRoot, file: string, change: (state: BridgeState) => T): T {
   return withLockSync(root.lock("network"), () => {
-    const state = readState(root);
-    const before = JSON.stringify(state);
+    const found = readStateFile(file);
+    const state = found ?? { Id: randomHex(32), Leases: {} };
+    const before = found ? JSON.stringify(state) : "";
     const result = change(state);
-    if (JSON.stringify(state) !== before) writeState(root, state);
+    if (JSON.stringify(state) !== before) writeState(root, file, state);
     return result;
   });
 }
 
-/** The network id without taking the lock (inspect). */
+/** withNetworkState of the default bridge. */
+export function withBridgeState<T>(root: StateRoot, change: (state: BridgeState) => T): T {
+  return withNetworkState(root, bridgeStatePath(root), change);
+}
+
+/** The default bridge's id, "" before the network was first used (inspect reads; it never writes). */
 export function bridgeNetworkId(root: StateRoot): string {
-  try {
-    return (JSON.parse(Deno.readTextFileSync(bridgeStatePath(root))) as BridgeState).Id ?? "";
-  } catch {
-    return "";
-  }
+  return readStateFile(bridgeStatePath(root))?.Id ?? "";
+}
+
+/** The default bridge's id, made now when it has none yet (so it never changes after). */
+export function ensureBridgeNetworkId(root: StateRoot): string {
+  return readStateFile(bridgeStatePath(root))?.Id ?? withBridgeState(root, (s) => s.Id);
 }
 
 /** The leases' containers (for the leak checks and the sweep). */

@@ -1,6 +1,7 @@
 // A starting container's network, by its mode (HostConfig.NetworkMode), for the launch path
 // (engine/process.ts launchContainer, shared by foreground runs, `run -d`/start in the supervisor):
 //   bridge            an endpoint on the default bridge (bridge.ts) in a namespace made here
+//   NAME              the same on a user-defined network's bridge (networks.ts)
 //   none              a fresh namespace with lo only (the init stage unshares it)
 //   host              no network namespace of its own
 //   container:NAME    NAME's namespace, joined by an fd this process holds
@@ -8,13 +9,14 @@
 // (`publishPorts`, deliverable 2 of issue 11).
 
 import { close, O, open } from "../../ffi/mod.ts";
-import { SkiffError } from "../errors.ts";
+import { NotFoundError, SkiffError } from "../errors.ts";
 import { lookupContainer } from "../state/reconcile.ts";
 import { isProcessAlive, processStartTime } from "../state/containers.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
 import { DEFAULT_NAMESPACES, type NamespaceSpec } from "../runtime/spec.ts";
-import { createEndpoint, type Endpoint, holdNamespace, noteJoiner } from "./bridge.ts";
+import { createEndpoint, type Endpoint, holdNamespace, noteJoiner, userTarget } from "./bridge.ts";
+import { userNetworkState } from "./networks.ts";
 import { hostsFile, joinedContainer } from "./mode.ts";
 import { ensureNetworkNat, publishPorts as natPublish } from "./nat.ts";
 import { checkPublishable, type PortMapping, publishRequests } from "./ports.ts";
@@ -66,8 +68,14 @@ export function setupNetwork(root: StateRoot, record: ContainerRecord, dir: stri
   if (mode === "host") return { namespaces: DEFAULT_NAMESPACES.filter((ns) => ns.type !== "network") };
   const joined = joinedContainer(mode);
   if (joined !== undefined) return { namespaces: joinContainerNamespace(root, record, joined) };
-  if (mode !== "bridge") return { namespaces: [...DEFAULT_NAMESPACES] }; // none
-  const { endpoint, netnsPath } = createEndpoint(root, record.Id);
+  if (mode === "none") return { namespaces: [...DEFAULT_NAMESPACES] };
+  let target;
+  if (mode !== "bridge") {
+    const state = userNetworkState(root, mode);
+    if (!state) throw new NotFoundError(`network ${mode} not found`);
+    target = userTarget(root, state);
+  }
+  const { endpoint, netnsPath } = createEndpoint(root, record.Id, target);
   // docker writes the container's own address into its /etc/hosts when it starts
   Deno.writeTextFileSync(
     `${dir}/hosts`,
@@ -92,6 +100,9 @@ export function publishPorts(
   endpoint: Endpoint | undefined,
 ): PortMapping[] | undefined {
   if (!endpoint) return undefined;
+  const mode = record.HostConfig.NetworkMode;
+  // an --internal network has no way out: no NAT, nothing published (docker's)
+  if (mode !== "bridge" && userNetworkState(root, mode)?.Network?.Internal) return [];
   const requests = publishRequests(
     record.HostConfig.PortBindings,
     record.Config.ExposedPorts,

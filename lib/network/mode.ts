@@ -1,8 +1,9 @@
 // `--network` / `--net`: docker's modes. Pure: parsing, and the NetworkSettings inspect shows.
 
-import { NotFoundError, SkiffError } from "../errors.ts";
+import { SkiffError } from "../errors.ts";
 
-export type NetworkMode = "bridge" | "none" | "host" | `container:${string}`;
+/** A built-in mode, another container's namespace, or a user-defined network's name (or id). */
+export type NetworkMode = "bridge" | "none" | "host" | `container:${string}` | string;
 
 /** docker's --network value → the mode kept in HostConfig.NetworkMode ("default" is the bridge). */
 export function parseNetworkMode(value: string | undefined): NetworkMode {
@@ -14,9 +15,13 @@ export function parseNetworkMode(value: string | undefined): NetworkMode {
     }
     return value as NetworkMode;
   }
-  // user-defined networks are not there yet: every other name is unknown, as to docker
-  throw new NotFoundError(`network ${value} not found`);
+  // a user-defined network: whether it exists is checked when the container is created
+  return value;
 }
+
+/** True for a mode that names a user-defined network. */
+export const isUserNetwork = (mode: string) =>
+  mode !== "bridge" && mode !== "none" && mode !== "host" && !mode.startsWith("container:");
 
 /** The container a `container:NAME` mode joins, else undefined. */
 export function joinedContainer(mode: string): string | undefined {
@@ -59,19 +64,19 @@ export function endpointSettings(endpoint: EndpointView | undefined, networkId =
 
 /**
  * docker's NetworkSettings (without Networks' struct markers: inspect adds them). A running
- * container on the bridge shows its endpoint; a stopped one docker's empty values with the
- * network's id; `container:NAME` has no networks of its own.
+ * container shows its endpoint under its network's name (and, on the default bridge only, in the
+ * top-level fields too, as docker); a stopped one docker's empty values with the network's id;
+ * `container:NAME` has no networks of its own.
  */
 export function networkSettings(
   mode: string,
   endpoint: EndpointView | undefined,
   sandboxKey: string,
-  bridgeNetworkId: string,
+  networkId: string,
 ): { settings: Json; networks: Record<string, Json> } {
   const networks: Record<string, Json> = {};
-  if (!mode.startsWith("container:")) {
-    networks[mode] = endpointSettings(endpoint, mode === "bridge" ? bridgeNetworkId : "");
-  }
+  if (!mode.startsWith("container:")) networks[mode] = endpointSettings(endpoint, networkId);
+  const top = mode === "bridge" ? endpoint : undefined;
   return {
     settings: {
       Bridge: "",
@@ -83,14 +88,14 @@ export function networkSettings(
       LinkLocalIPv6PrefixLen: 0,
       SecondaryIPAddresses: null,
       SecondaryIPv6Addresses: null,
-      EndpointID: endpoint?.endpointId ?? "",
-      Gateway: endpoint?.gateway ?? "",
+      EndpointID: top?.endpointId ?? "",
+      Gateway: top?.gateway ?? "",
       GlobalIPv6Address: "",
       GlobalIPv6PrefixLen: 0,
-      IPAddress: endpoint?.ipAddress ?? "",
-      IPPrefixLen: endpoint?.prefixLen ?? 0,
+      IPAddress: top?.ipAddress ?? "",
+      IPPrefixLen: top?.prefixLen ?? 0,
       IPv6Gateway: "",
-      MacAddress: endpoint?.macAddress ?? "",
+      MacAddress: top?.macAddress ?? "",
     },
     networks,
   };

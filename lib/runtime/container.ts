@@ -1,9 +1,10 @@
 // Creating a container: the record (docker's inspect shape) and its directory with the overlay dirs
 // and the files bound over /etc/hostname, /etc/hosts and /etc/resolv.conf.
 
-import { SkiffError } from "../errors.ts";
+import { NotFoundError, SkiffError } from "../errors.ts";
 import { createContainer, findContainer } from "../state/containers.ts";
-import { DEFAULT_HOSTS, hostsFile, joinedContainer } from "../network/mode.ts";
+import { DEFAULT_HOSTS, hostsFile, isUserNetwork, joinedContainer } from "../network/mode.ts";
+import { userNetworkState } from "../network/networks.ts";
 import type { StateRoot } from "../state/root.ts";
 import {
   type ContainerRecord,
@@ -174,7 +175,10 @@ function networkFiles(
       hostname: req.hostname || Deno.hostname(),
     };
   }
-  // the bridge's own address line is added when the container starts (network/launch.ts)
+  if (isUserNetwork(mode) && !userNetworkState(root, mode)) {
+    throw new NotFoundError(`network ${mode} not found`);
+  }
+  // the container's own address line is added when it starts (network/launch.ts)
   return { hosts: hostsFile(req.extraHosts ?? []), resolvConf };
 }
 
@@ -206,7 +210,13 @@ export async function createContainerFromImage(
     throw new SkiffError(`the working directory '${workingDir}' is invalid, it needs to be an absolute path`);
   }
 
-  const networkMode = req.networkMode ?? "bridge";
+  let networkMode = req.networkMode ?? "bridge";
+  if (isUserNetwork(networkMode)) {
+    // by name, id or id prefix, kept by name (docker shows the network's name)
+    const network = userNetworkState(root, networkMode);
+    if (!network) throw new NotFoundError(`network ${networkMode} not found`);
+    networkMode = network.Network!.Name;
+  }
   const files = networkFiles(root, req, networkMode);
 
   return await createContainer(root, req.name, (id, name, dir) => {

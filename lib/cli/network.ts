@@ -1,0 +1,281 @@
+// skiff network create|ls|inspect|rm|prune: docker's network commands for bridge networks (no name
+// resolution yet, no connect/disconnect).
+
+import { SkiffError, UsageError } from "../errors.ts";
+import { compileListFormat } from "../format/list.ts";
+import { labelMatches } from "../format/filters.ts";
+import { goJson, goStruct, parseTemplate, TemplateExecError } from "../format/template.ts";
+import {
+  createNetwork,
+  findNetwork,
+  inspectNetwork,
+  listNetworks,
+  type NetworkView,
+  pruneNetworks,
+  removeNetwork,
+} from "../network/networks.ts";
+import { bool, list, parseArgs, requireArgs, str } from "./args.ts";
+import type { CliContext, Verb } from "./context.ts";
+import { confirm } from "./volume.ts";
+
+const USAGE = `Usage:  skiff network COMMAND
+
+Manage networks
+
+Commands:
+  create      Create a network
+  inspect     Display detailed information on one or more networks
+  ls          List networks
+  prune       Remove all unused networks
+  rm          Remove one or more networks`;
+
+const network: Verb = async (args, ctx) => {
+  const [sub, ...rest] = args;
+  switch (sub) {
+    case "create":
+      return create(rest, ctx);
+    case "ls":
+    case "list":
+      return await ls(rest, ctx);
+    case "inspect":
+      return await inspect(rest, ctx);
+    case "rm":
+    case "remove":
+      return await rm(rest, ctx);
+    case "prune":
+      return await prune(rest, ctx);
+    case undefined:
+    case "--help":
+    case "-h":
+      console.log(USAGE);
+      return 0;
+    default:
+      throw new UsageError(`'network ${sub}' is not a skiff command. See 'skiff network --help'`);
+  }
+};
+export default network;
+
+function keyValues(entries: string[], what: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const e of entries) {
+    const eq = e.indexOf("=");
+    const key = eq === -1 ? e : e.slice(0, eq);
+    if (!key) throw new SkiffError(`invalid ${what} '${e}': empty name`);
+    out[key] = eq === -1 ? "" : e.slice(eq + 1);
+  }
+  return out;
+}
+
+function create(args: string[], ctx: CliContext): number {
+  const p = parseArgs(args, {
+    verb: "network create",
+    options: [
+      { name: "driver", short: "d", kind: "string" },
+      { name: "subnet", kind: "list" },
+      { name: "gateway", kind: "list" },
+      { name: "internal", kind: "bool" },
+      { name: "label", kind: "list" },
+      { name: "opt", short: "o", kind: "list" },
+    ],
+  });
+  if (bool(p, "help")) {
+    console.log("Usage:  skiff network create [OPTIONS] NETWORK\n\nCreate a network");
+    return 0;
+  }
+  requireArgs(p, "network create", 1, 1);
+  const driver = str(p, "driver") ?? "bridge";
+  if (driver !== "bridge") throw new SkiffError(`plugin "${driver}" not found`, 1, { kind: "not-found" });
+  const subnets = list(p, "subnet"), gateways = list(p, "gateway");
+  if (subnets.length > 1 || gateways.length > 1) {
+    throw new SkiffError("skiff networks take one --subnet and one --gateway", 1);
+  }
+  const id = createNetwork(ctx.root, {
+    name: p.positionals[0],
+    subnet: subnets[0],
+    gateway: gateways[0],
+    internal: bool(p, "internal"),
+    labels: keyValues(list(p, "label"), "label"),
+    options: keyValues(list(p, "opt"), "option"),
+  });
+  console.log(id);
+  return 0;
+}
+
+/** docker's network filters: name (substring), id (prefix), driver, label, type (custom|builtin). */
+function networkFilter(filters: string[]): (n: NetworkView) => boolean {
+  const byKey = new Map<string, string[]>();
+  for (const f of filters) {
+    const eq = f.indexOf("=");
+    if (eq === -1) throw new SkiffError(`invalid filter '${f}'`);
+    const key = f.slice(0, eq);
+    if (!["name", "id", "driver", "label", "type", "scope"].includes(key)) {
+      throw new SkiffError(`invalid filter '${key}'`);
+    }
+    byKey.set(key, [...(byKey.get(key) ?? []), f.slice(eq + 1)]);
+  }
+  for (const t of byKey.get("type") ?? []) {
+    if (t !== "custom" && t !== "builtin") throw new SkiffError(`invalid filter: 'type'='${t}'`);
+  }
+  // values of one key: any may match; different keys: all must
+  const any = (key: string, test: (v: string) => boolean) => {
+    const values = byKey.get(key);
+    return !values || values.some(test);
+  };
+  return (n) =>
+    any("name", (v) => n.Name.includes(v)) && any("id", (v) => n.Id.startsWith(v)) &&
+    any("driver", (v) => n.Driver === v) && any("scope", (v) => v === n.Scope) &&
+    any("type", (v) => (v === "builtin") === n.builtin) &&
+    (byKey.get("label") ?? []).every((v) => labelMatches(n.Labels, v));
+}
+
+async function ls(args: string[], ctx: CliContext): Promise<number> {
+  const p = parseArgs(args, {
+    verb: "network ls",
+    options: [
+      { name: "quiet", short: "q", kind: "bool" },
+      { name: "filter", short: "f", kind: "list" },
+      { name: "format", kind: "string" },
+      { name: "no-trunc", kind: "bool" },
+    ],
+  });
+  if (bool(p, "help")) {
+    console.log("Usage:  skiff network ls [OPTIONS]\n\nList networks");
+    return 0;
+  }
+  if (p.positionals.length) throw new UsageError(`"skiff network ls" accepts no arguments.`, "network ls");
+  const keep = networkFilter(list(p, "filter"));
+  const networks = (await listNetworks(ctx.root)).filter(keep)
+    .sort((a, b) => a.Name.localeCompare(b.Name));
+  const id = (n: NetworkView) => (bool(p, "no-trunc") ? n.Id : n.Id.slice(0, 12));
+  if (bool(p, "quiet")) {
+    for (const n of networks) console.log(id(n));
+    return 0;
+  }
+  const format = compileListFormat(
+    str(p, "format") ?? "",
+    "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
+  );
+  const rows = networks.map((n) =>
+    goStruct("*formatter.networkContext", {
+      ID: id(n),
+      Name: n.Name,
+      Driver: n.Driver,
+      Scope: n.Scope,
+      IPv4: "true",
+      IPv6: "false",
+      Internal: String(n.Internal),
+      CreatedAt: n.Created,
+      Labels: Object.entries(n.Labels).map(([k, v]) => `${k}=${v}`).join(","),
+      Label: (name: string) => n.Labels[name] ?? "",
+    })
+  );
+  const header = {
+    ID: "NETWORK ID",
+    Name: "NAME",
+    Driver: "DRIVER",
+    Scope: "SCOPE",
+    IPv4: "IPV4",
+    IPv6: "IPV6",
+    Internal: "INTERNAL",
+    CreatedAt: "CREATED",
+    Labels: "LABELS",
+    Label: () => "LABEL",
+  };
+  Deno.stdout.writeSync(new TextEncoder().encode(format.render(rows, header)));
+  return 0;
+}
+
+async function inspect(args: string[], ctx: CliContext): Promise<number> {
+  const p = parseArgs(args, {
+    verb: "network inspect",
+    options: [{ name: "format", short: "f", kind: "string" }, { name: "verbose", short: "v", kind: "bool" }],
+  });
+  if (bool(p, "help")) {
+    console.log(
+      "Usage:  skiff network inspect [OPTIONS] NETWORK [NETWORK...]\n\nDisplay detailed information on one or more networks",
+    );
+    return 0;
+  }
+  requireArgs(p, "network inspect", 1);
+  const format = str(p, "format") ?? "";
+  const template = format === "" || format === "json" ? undefined : parseTemplate(format);
+  const found: Record<string, unknown>[] = [];
+  const errors: string[] = [];
+  for (const ref of p.positionals) {
+    try {
+      found.push(inspectNetwork(ctx.root, await findNetwork(ctx.root, ref)));
+    } catch {
+      errors.push(`Error: No such network: ${ref}`);
+    }
+  }
+  let out: string;
+  if (template) {
+    const lines: string[] = [];
+    for (const n of found) {
+      try {
+        lines.push(template.execute(JSON.parse(goJson(n)), { missingKeyError: true }) + "\n");
+      } catch (e) {
+        if (!(e instanceof TemplateExecError)) throw e;
+        errors.push(`template parsing error: ${e.message}`);
+      }
+    }
+    out = lines.join("");
+  } else if (format === "json") out = `[${found.map(goJson).join(",")}]\n`;
+  else out = JSON.stringify(found, null, 4) + "\n";
+  Deno.stdout.writeSync(new TextEncoder().encode(out));
+  for (const e of errors) console.error(e);
+  return errors.length ? 1 : 0;
+}
+
+async function rm(args: string[], ctx: CliContext): Promise<number> {
+  const p = parseArgs(args, {
+    verb: "network rm",
+    options: [{ name: "force", short: "f", kind: "bool" }],
+  });
+  if (bool(p, "help")) {
+    console.log("Usage:  skiff network rm NETWORK [NETWORK...]\n\nRemove one or more networks");
+    return 0;
+  }
+  requireArgs(p, "network rm", 1);
+  let failed = false;
+  for (const ref of p.positionals) {
+    try {
+      await removeNetwork(ctx.root, ref);
+      console.log(ref);
+    } catch (e) {
+      if (bool(p, "force") && (e as SkiffError).kind === "not-found") continue;
+      failed = true;
+      const message = (e as SkiffError).kind === "not-found"
+        ? `No such network: ${ref}`
+        : (e as Error).message;
+      console.error(`skiff: ${message}`);
+    }
+  }
+  return failed ? 1 : 0;
+}
+
+async function prune(args: string[], ctx: CliContext): Promise<number> {
+  const p = parseArgs(args, {
+    verb: "network prune",
+    options: [{ name: "force", short: "f", kind: "bool" }, { name: "filter", kind: "list" }],
+  });
+  if (bool(p, "help")) {
+    console.log("Usage:  skiff network prune [OPTIONS]\n\nRemove all unused networks");
+    return 0;
+  }
+  if (p.positionals.length) {
+    throw new UsageError(`"skiff network prune" accepts no arguments.`, "network prune");
+  }
+  if (list(p, "filter").length) throw new SkiffError("network prune --filter is not supported by skiff yet");
+  if (
+    !bool(p, "force") &&
+    !confirm(
+      "WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue?",
+    )
+  ) {
+    return 0;
+  }
+  const removed = await pruneNetworks(ctx.root);
+  if (removed.length) console.log(`Deleted Networks:\n${removed.join("\n")}\n`);
+  return 0;
+}
