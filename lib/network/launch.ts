@@ -118,6 +118,7 @@ export function publishPorts(
     root,
     id: record.Id,
     name: record.Name.replace(/^\//, ""),
+    endpointId: endpoint.endpointId,
     containerIp: endpoint.ipAddress,
     network,
     hostInterface: endpoint.hostInterface,

@@ -201,6 +201,8 @@ export interface PublishContext {
   id: string;
   /** The container's name, as docker names its endpoint in the error. */
   name: string;
+  /** The endpoint's id, shown in docker's error beside the name (the container's id when absent). */
+  endpointId?: string;
   containerIp: string;
   network: NatNetwork;
   /** The host end of the container's veth (a port of the bridge): hairpin mode goes on for it. */
@@ -211,7 +213,9 @@ export interface PublishContext {
 /** docker 28's wording: "failed to set up container networking: driver failed programming …". */
 function programmingError(ctx: PublishContext, detail: string): SkiffError {
   return new SkiffError(
-    `failed to set up container networking: driver failed programming external connectivity on endpoint ${ctx.name} (${ctx.id}): ${detail}`,
+    `failed to set up container networking: driver failed programming external connectivity on endpoint ${ctx.name} (${
+      ctx.endpointId ?? ctx.id
+    }): ${detail}`,
     125,
     { kind: "conflict" },
   );
