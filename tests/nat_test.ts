@@ -136,13 +136,35 @@ class Lab {
 const ID1 = "1".repeat(64), ID2 = "2".repeat(64);
 const hasTools = onPath("ip") && onPath("curl");
 
-for (const fw of ["nft", "iptables"] as const) {
+/**
+ * A PATH whose iptables tools are the legacy backend's (skiff runs whatever `iptables-restore` the
+ * host has: this is how a host set to legacy looks to it).
+ */
+function legacyPath(): string | undefined {
+  if (!onPath("iptables-legacy-restore") || !onPath("iptables-legacy-save")) return undefined;
+  const dir = Deno.makeTempDirSync({ prefix: "skiff-legacy-" });
+  for (const tool of ["iptables", "iptables-save", "iptables-restore"]) {
+    Deno.symlinkSync(
+      tool === "iptables"
+        ? "/usr/sbin/iptables-legacy"
+        : `/usr/sbin/${tool.replace("iptables", "iptables-legacy")}`,
+      `${dir}/${tool}`,
+    );
+  }
+  return dir;
+}
+
+for (const fw of ["nft", "iptables", "iptables-legacy"] as const) {
   Deno.test({
     name:
       `nat (${fw}): a published port answers on 127.0.0.1, the host's address, from outside, from another container and to itself; udp; outbound masquerade; rules go with the container`,
-    ignore: !hasTools || !onPath(fw === "nft" ? "nft" : "iptables-restore"),
+    ignore: !hasTools ||
+      !onPath(fw === "nft" ? "nft" : fw === "iptables" ? "iptables-restore" : "iptables-legacy-restore"),
     fn: async () => {
-      Deno.env.set("SKIFF_FIREWALL", fw);
+      Deno.env.set("SKIFF_FIREWALL", fw === "nft" ? "nft" : "iptables");
+      const path = Deno.env.get("PATH")!;
+      const legacy = fw === "iptables-legacy" ? legacyPath() : undefined;
+      if (legacy) Deno.env.set("PATH", `${legacy}:${path}`);
       const lab = new Lab();
       try {
         await withRoot(async (testRoot) => {
@@ -282,6 +304,17 @@ for (const fw of ["nft", "iptables"] as const) {
       } finally {
         await lab.down();
         Deno.env.delete("SKIFF_FIREWALL");
+        Deno.env.set("PATH", path);
+        if (legacy) {
+          Deno.removeSync(legacy, { recursive: true });
+          // the host is not legacy: take skiff's empty legacy chains out again (-X fails if in use)
+          await sh(
+            `L="iptables-legacy -t nat"; $L -D PREROUTING -m addrtype --dst-type LOCAL -j SKIFF; ` +
+              `$L -D OUTPUT -m addrtype --dst-type LOCAL -j SKIFF; $L -D POSTROUTING -j SKIFF-POSTROUTING; ` +
+              `$L -X SKIFF; $L -X SKIFF-POSTROUTING`,
+            false,
+          );
+        }
       }
     },
   });
