@@ -468,3 +468,29 @@ Deno.test({
     });
   },
 });
+
+// Both roots start their ephemeral search at the same port: only the host-wide lock and the other
+// root's live rules keep them apart (with the live rules ignored, this failed 2 runs of 2).
+Deno.test({
+  name: "publish: 8 runs at once, from two state roots, get 8 different host ports",
+  ignore: !hasTools || !onPath("nft") && !onPath("iptables-restore"),
+  fn: async () => {
+    await withBusybox(async (a) => {
+      await withBusybox(async (b) => {
+        const start = (root: TestRoot) =>
+          root.ok(["run", "-d", "-p", "127.0.0.1::80", "-p", "127.0.0.1::53/udp", "busybox", "sleep", "60"]);
+        const ids = await Promise.all([a, b, a, b, a, b, a, b].map(start));
+        const ports = await Promise.all(
+          ids.map((id, i) => [a, b][i % 2].ok(["port", id.trim()])),
+        );
+        const tcp = ports.map((p) => p.split("\n").find((l) => l.startsWith("80/tcp"))!);
+        const udp = ports.map((p) => p.split("\n").find((l) => l.startsWith("53/udp"))!);
+        assert.equal(new Set(tcp).size, 8, tcp.join("\n"));
+        assert.equal(new Set(udp).size, 8, udp.join("\n"));
+        await a.ok(["rm", "-f", ...ids.filter((_, i) => i % 2 === 0).map((s) => s.trim())]);
+        await b.ok(["rm", "-f", ...ids.filter((_, i) => i % 2 === 1).map((s) => s.trim())]);
+        assert.deepEqual([...rulesOf(a), ...rulesOf(b)], []);
+      });
+    });
+  },
+});
