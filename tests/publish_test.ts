@@ -230,8 +230,9 @@ for (const fw of ["nft", "iptables"] as const) {
             ),
           );
           assert.equal(
-            (await run(["inspect", "-f", "{{.State.Running}} {{.State.Pid}}", "late"])).trim(),
-            "false 0",
+            (await run(["inspect", "-f", "{{.State.Status}} {{.State.Running}} {{.State.Pid}}", "late"]))
+              .trim(),
+            "created false 0",
           );
           const squatter = Deno.listen({ hostname: "127.0.0.1", port: 0 });
           const held = (squatter.addr as Deno.NetAddr).port;
