@@ -9,7 +9,9 @@ import {
   nftDeleteBatch,
   nftRulesBatch,
   nftSetupBatch,
+  nftStaleNetworksBatch,
   parseIptablesSave,
+  parseNftNetworks,
   parseNftPorts,
   parseTag,
   rootKey,
@@ -43,7 +45,7 @@ Deno.test("nat plan: one nft batch: table, fixed chains rewritten, the network's
   assert.ok(lines.includes("flush chain ip skiff postrouting"));
   assert.ok(lines.includes("add rule ip skiff output fib daddr type local jump ports"));
   assert.ok(lines.includes('add element ip skiff bridges { "skiff0" }'));
-  assert.ok(lines.includes("add element ip skiff subnets { 10.88.0.0/16 }"));
+  assert.ok(lines.includes('add element ip skiff subnets { 10.88.0.0/16 comment "skiff0" }'));
   assert.deepEqual(lines.filter((l) => l.includes(" dnat to ")), [
     `add rule ip skiff ports tcp dport 8080 dnat to 10.88.5.2:80 comment "${TAG}"`,
     `add rule ip skiff ports ip daddr 127.0.0.1 udp dport 5353 dnat to 10.88.5.2:53 comment "${TAG}"`,
@@ -142,4 +144,35 @@ COMMIT
     `*nat\n-D SKIFF -p tcp -m tcp --dport 8080 -m comment --comment "${TAG}" -j DNAT --to-destination 10.88.5.2:80\nCOMMIT\n`,
   );
   assert.equal(iptDeleteBatch(parseIptablesSave(saved), (t) => t === "nope"), "");
+});
+
+Deno.test("nat plan: the set entries of bridges that are gone are found and deleted", () => {
+  const json = JSON.stringify({
+    nftables: [
+      { metainfo: { version: "1.0.6" } },
+      { set: { name: "bridges", elem: ["skiff0", "skifft1234"] } },
+      {
+        set: {
+          name: "subnets",
+          elem: [
+            { elem: { val: { prefix: { addr: "10.89.0.0", len: 16 } }, comment: "skiff0" } },
+            { elem: { val: { prefix: { addr: "10.213.7.0", len: 24 } }, comment: "skifft1234" } },
+            { prefix: { addr: "10.99.0.0", len: 16 } },
+          ],
+        },
+      },
+    ],
+  });
+  const nets = parseNftNetworks(json);
+  assert.deepEqual(nets.bridges, ["skiff0", "skifft1234"]);
+  assert.deepEqual(nets.subnets, [
+    { cidr: "10.89.0.0/16", bridge: "skiff0" },
+    { cidr: "10.213.7.0/24", bridge: "skifft1234" },
+    { cidr: "10.99.0.0/16", bridge: undefined },
+  ]);
+  assert.equal(
+    nftStaleNetworksBatch(nets, (b) => b === "skiff0"),
+    'delete element ip skiff bridges { "skifft1234" }\ndelete element ip skiff subnets { 10.213.7.0/24 }\n',
+  );
+  assert.equal(nftStaleNetworksBatch(nets, () => true), "");
 });

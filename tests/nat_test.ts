@@ -298,7 +298,7 @@ for (const fw of ["nft", "iptables", "iptables-legacy"] as const) {
           assert.ok(!liveRuleTags().includes(ruleTag(root.path, ID1)));
           assert.equal(await lab.curl(undefined, url("127.0.0.1")), "", "no answer once unpublished");
           unpublishPorts(root, ID1); // idempotent
-          removeNetworkNat(root, network);
+          removeNetworkNat(network);
           console.log(`${fw}: publish ${setupMs.toFixed(1)} ms, unpublish ${teardownMs.toFixed(1)} ms`);
         });
       } finally {

@@ -29,7 +29,9 @@ import {
   nftNetworkBatch,
   nftNetworkRemoveBatch,
   nftRulesBatch,
+  nftStaleNetworksBatch,
   parseIptablesSave,
+  parseNftNetworks,
   parseNftPorts,
   parseTag,
   rootKey,
@@ -84,7 +86,7 @@ function run(cmd: string, args: string[]): string {
 }
 
 /** iptables-restore reads its batch from a file (outputSync cannot feed stdin). */
-function iptablesRestore(_root: StateRoot, batch: string): void {
+function iptablesRestore(batch: string): void {
   const file = Deno.makeTempFileSync({ prefix: "skiff-iptables-" });
   Deno.writeTextFileSync(file, batch);
   try {
@@ -151,6 +153,87 @@ function snapshot(fw: Firewall): Snapshot {
     saved,
   };
 }
+
+function safeReadDir(dir: string): string[] {
+  try {
+    return [...Deno.readDirSync(dir)].map((e) => e.name);
+  } catch {
+    return [];
+  }
+}
+
+function removeQuietly(path: string): void {
+  try {
+    Deno.removeSync(path);
+  } catch { /* gone */ }
+}
+
+// ---- nft: the index of skiff's DNAT rules -------------------------------------------------------
+
+/**
+ * nft only: skiff's DNAT rules on this host as skiff put them in, with the handles nft gave them
+ * (`nft -e -a` echoes them), so publishing and unpublishing need no listing (each `nft` process
+ * costs 3-5 ms here). It lives in /run beside the kernel's rules (a reboot clears both) and is only
+ * read and written under HOST_LOCK. Whenever the rules may have changed behind it (a sweep by
+ * listing, the table made anew: its handles start again from 1, so an old handle could name
+ * another container's rule) it is dropped, and the next publish builds it again from one listing.
+ */
+interface NftIndex {
+  rules: Record<string, { ports: Omit<LivePort, "tag">[]; handles: number[] }>;
+}
+/** Per network namespace (its inode): another namespace has other rules under the same names. */
+const nftIndexPath = () => {
+  let ns = "host";
+  try {
+    ns = String(Deno.statSync("/proc/self/ns/net").ino);
+  } catch { /* no procfs */ }
+  return `/run/skiff/nft-rules-${ns}.json`;
+};
+
+function readNftIndex(): NftIndex | undefined {
+  try {
+    const index = JSON.parse(Deno.readTextFileSync(nftIndexPath())) as NftIndex;
+    return typeof index?.rules === "object" && index.rules !== null ? index : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function writeNftIndex(index: NftIndex): void {
+  Deno.mkdirSync("/run/skiff", { recursive: true, mode: 0o700 });
+  writeJsonAtomic(nftIndexPath(), index, 0o600, false);
+}
+
+function dropNftIndex(): void {
+  try {
+    Deno.removeSync(nftIndexPath());
+  } catch { /* none */ }
+}
+
+/** The index from a listing of the ports chain (undefined when the table is not there). */
+function nftIndexFromListing(): NftIndex | undefined {
+  const listed = nftListPorts();
+  if (!listed) return undefined;
+  const index: NftIndex = { rules: {} };
+  for (const r of listed) {
+    if (!r.comment) continue;
+    const entry = index.rules[r.comment] ??= { ports: [], handles: [] };
+    entry.handles.push(r.handle);
+    if (r.hostPort && r.proto) entry.ports.push({ proto: r.proto, hostPort: r.hostPort, hostIp: r.hostIp });
+  }
+  return index;
+}
+
+/** The handles of the rules an `nft -e -a` batch added, in order. */
+function echoedHandles(out: string): number[] {
+  return out.split("\n").filter((l) => l.startsWith("add rule ")).map((l) =>
+    Number(/# handle (\d+)/.exec(l)?.[1])
+  )
+    .filter((h) => Number.isInteger(h) && h > 0);
+}
+
+const deleteByHandles = (handles: number[]) =>
+  handles.map((h) => `delete rule ip ${NFT_TABLE} ports handle ${h}\n`).join("");
 
 // ---- the allocation ---------------------------------------------------------------------------
 
@@ -324,6 +407,41 @@ function networkNatMarked(fw: Firewall, network: NatNetwork): boolean {
 }
 
 /**
+ * The nft batch of a publish when the index is there: the container's leftover rules (a crashed
+ * earlier start) out by handle, its DNAT rules in, their handles noted. When nft refuses (the table
+ * flushed by hand, a handle gone), the index is dropped and the batch made again from a listing.
+ */
+function publishIndexed(
+  index: NftIndex,
+  tag: string,
+  network: NatNetwork,
+  endpoint: Parameters<typeof nftRulesBatch>[0],
+  mappings: PortMapping[],
+): void {
+  const rules = nftRulesBatch(endpoint);
+  let out: string;
+  try {
+    out = run("nft", ["-e", "-a", deleteByHandles(index.rules[tag]?.handles ?? []) + rules]);
+  } catch {
+    dropNftIndex();
+    const listed = nftListPorts();
+    const stale = nftDeleteBatch(listed ?? [], (t) => t === tag);
+    if (listed) run("nft", [stale + rules]);
+    else run("nft", [nftNetworkBatch(network) + rules]);
+    const rebuilt = nftIndexFromListing();
+    if (rebuilt) writeNftIndex(rebuilt);
+    return;
+  }
+  const ports = mappings.map((m) => ({
+    proto: m.proto,
+    hostPort: m.hostPort,
+    ...(m.hostIp === "0.0.0.0" ? {} : { hostIp: m.hostIp }),
+  }));
+  index.rules[tag] = { ports, handles: echoedHandles(out) };
+  writeNftIndex(index);
+}
+
+/**
  * Publishes a starting container's ports and makes sure its network's NAT is in place: one host-wide
  * critical section that picks and checks the host ports, records them, and applies the rules in one
  * batch. Returns the mappings made (NetworkSettings.Ports). Throws docker's errors; nothing is left
@@ -352,8 +470,13 @@ export function publishPorts(ctx: PublishContext): PortMapping[] {
     const tag = ruleTag(root.path, id);
     // a restart: what this container held before is its own again
     delete file.containers[id];
-    const snap = snapshot(fw);
-    const mappings = allocate(ctx, file, snap.live.filter((p) => p.tag !== tag));
+    // nft: the index knows every root's ports (one listing builds it when it is not there)
+    const index = fw === "nft" ? readNftIndex() ?? nftIndexFromListing() : undefined;
+    const snap = index ? undefined : snapshot(fw);
+    const live = index
+      ? Object.entries(index.rules).flatMap(([t, e]) => e.ports.map((p) => ({ tag: t, ...p })))
+      : snap!.live;
+    const mappings = allocate(ctx, file, live.filter((p) => p.tag !== tag));
     file.holders ??= {};
     delete file.holders[id];
     if (mappings.length) {
@@ -366,10 +489,16 @@ export function publishPorts(ctx: PublishContext): PortMapping[] {
     try {
       // one call: leftovers of a crashed earlier start out, the rules in (for nft only the DNAT
       // rules: the table is there since ensureNetworkNat; made again if it was flushed by hand)
-      const stale = snap.deleteBatch((t) => t === tag);
-      if (fw === "iptables") iptablesRestore(root, stale + iptSetupBatch(snap.saved!, endpoint));
-      else if (snap.tableMissing) run("nft", [nftNetworkBatch(ctx.network) + nftRulesBatch(endpoint)]);
-      else run("nft", [stale + nftRulesBatch(endpoint)]);
+      if (index) publishIndexed(index, tag, ctx.network, endpoint, mappings);
+      else if (fw === "iptables") {
+        iptablesRestore(snap!.deleteBatch((t) => t === tag) + iptSetupBatch(snap!.saved!, endpoint));
+      } else {
+        // no table: made anew with the rules, and the index from what is there now
+        run("nft", [nftNetworkBatch(ctx.network) + nftRulesBatch(endpoint)]);
+        dropNftIndex();
+        const rebuilt = nftIndexFromListing();
+        if (rebuilt) writeNftIndex(rebuilt);
+      }
       markNetworkNat(fw, ctx.network);
     } catch (e) {
       delete file.containers[id];
@@ -385,7 +514,24 @@ function removeRules(fw: Firewall, root: StateRoot, drop: (tag: string) => boole
   const batch = snapshot(fw).deleteBatch(drop);
   if (!batch) return;
   if (fw === "nft") run("nft", [batch]);
-  else iptablesRestore(root, batch);
+  else iptablesRestore(batch);
+}
+
+/** nft: a container's rules out by the handles the index has; by a listing when it has none or nft refuses. */
+function unpublishIndexed(root: StateRoot, tag: string): void {
+  const index = readNftIndex();
+  const entry = index?.rules[tag];
+  if (index && entry) {
+    try {
+      if (entry.handles.length) run("nft", [deleteByHandles(entry.handles)]);
+      delete index.rules[tag];
+      writeNftIndex(index);
+      return;
+    } catch {
+      dropNftIndex(); // the rules changed behind it
+    }
+  }
+  removeRules("nft", root, (t) => t === tag);
 }
 
 /**
@@ -400,7 +546,8 @@ export function unpublishPorts(root: StateRoot, id: string): void {
   const tag = ruleTag(root.path, id);
   const fw = firewall();
   withLockSync(HOST_LOCK, () => {
-    if (fw) removeRules(fw, root, (t) => t === tag);
+    if (fw === "nft") unpublishIndexed(root, tag);
+    else if (fw) removeRules(fw, root, (t) => t === tag);
     const file = readJsonOr<PortsFile | undefined>(path, undefined);
     if (file?.containers?.[id]) {
       delete file.containers[id];
@@ -426,6 +573,7 @@ export function sweepPorts(root: StateRoot, alive: (id: string) => boolean, ever
     const path = portsFile(root);
     const file = readJsonOr<PortsFile | undefined>(path, undefined);
     const doomed = new Set(stale(file));
+    if (fw === "nft") dropNftIndex(); // rules go by a listing: the next publish lists again
     if (fw) {
       removeRules(fw, root, (tag) => {
         const parsed = parseTag(tag);
@@ -458,14 +606,35 @@ export function ensureNetworkNat(root: StateRoot, network: NatNetwork): void {
   }
   forwarding();
   withLockSync(HOST_LOCK, () => {
-    if (fw === "nft") run("nft", [nftNetworkBatch(network)]);
-    else iptablesRestore(root, iptNetworkBatch(iptSaved(), network));
+    // once per bridge: the entries of bridges that are gone go in the same call
+    const exists = (bridge: string) => bridgeIndex(bridge) !== undefined;
+    if (fw === "nft") {
+      const listed = new Deno.Command("nft", {
+        args: ["-j", "list", "table", "ip", NFT_TABLE],
+        stdout: "piped",
+        stderr: "null",
+      })
+        .outputSync();
+      const stale = listed.success
+        ? nftStaleNetworksBatch(parseNftNetworks(new TextDecoder().decode(listed.stdout)), exists)
+        : "";
+      run("nft", [stale + nftNetworkBatch(network)]);
+      dropNftIndex(); // the table may be new: its handles start again
+    } else {
+      const saved = iptSaved();
+      const stale = iptDeleteBatch(saved, (tag) => tag.startsWith("skiff-net:") && !exists(tag.slice(10)));
+      iptablesRestore(stale + iptNetworkBatch(saved, network));
+    }
     markNetworkNat(fw, network);
+    for (const entry of safeReadDir("/run/skiff")) {
+      const m = /^nat-(?:nft|iptables)-(.+)$/.exec(entry);
+      if (m && !exists(m[1])) removeQuietly(`/run/skiff/${entry}`);
+    }
   });
 }
 
 /** Removes a network's NAT (its containers' rules are gone with them). */
-export function removeNetworkNat(root: StateRoot, network: NatNetwork): void {
+export function removeNetworkNat(network: NatNetwork): void {
   const fw = firewall();
   if (!fw) return;
   withLockSync(HOST_LOCK, () => {
@@ -478,7 +647,7 @@ export function removeNetworkNat(root: StateRoot, network: NatNetwork): void {
       } catch { /* not there */ }
     } else {
       const batch = iptNetworkRemoveBatch(iptSaved(), network);
-      if (batch) iptablesRestore(root, batch);
+      if (batch) iptablesRestore(batch);
     }
   });
 }

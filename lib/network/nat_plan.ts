@@ -130,8 +130,48 @@ export function nftNetworkBatch(network: NatNetwork): string {
   return [
     ...nftBase(),
     `add element ${t} bridges { "${network.bridge}" }`,
-    `add element ${t} subnets { ${network.subnet} }`,
+    // the bridge's name on its subnet: a network's entries can go when its bridge is gone
+    `add element ${t} subnets { ${network.subnet} comment "${network.bridge}" }`,
   ].join("\n") + "\n";
+}
+
+/** The networks in skiff's sets, from `nft -j list table ip skiff`: bridges, subnets with their bridge. */
+export function parseNftNetworks(
+  json: string,
+): { bridges: string[]; subnets: { cidr: string; bridge?: string }[] } {
+  const out = { bridges: [] as string[], subnets: [] as { cidr: string; bridge?: string }[] };
+  const doc = JSON.parse(json) as { nftables?: { set?: { name: string; elem?: unknown[] } }[] };
+  for (const item of doc.nftables ?? []) {
+    const set = item.set;
+    if (!set?.elem) continue;
+    for (const raw of set.elem) {
+      const el = raw as { elem?: { val: unknown; comment?: string } } & Record<string, unknown>;
+      const val = el.elem ? el.elem.val : raw;
+      const comment = el.elem?.comment;
+      if (set.name === "bridges" && typeof val === "string") out.bridges.push(val);
+      const prefix = (val as { prefix?: { addr: string; len: number } })?.prefix;
+      if (set.name === "subnets" && prefix) {
+        out.subnets.push({ cidr: `${prefix.addr}/${prefix.len}`, bridge: comment });
+      }
+    }
+  }
+  return out;
+}
+
+/** Deletes the set entries of bridges that are gone (a network removed by hand, a test's bridge). */
+export function nftStaleNetworksBatch(
+  networks: ReturnType<typeof parseNftNetworks>,
+  exists: (bridge: string) => boolean,
+): string {
+  const t = `ip ${NFT_TABLE}`;
+  const gone = networks.bridges.filter((b) => NAME.test(b) && !exists(b));
+  const lines = gone.map((b) => `delete element ${t} bridges { "${b}" }`);
+  for (const s of networks.subnets) {
+    if (s.bridge && NAME.test(s.bridge) && !exists(s.bridge) && CIDR.test(s.cidr)) {
+      lines.push(`delete element ${t} subnets { ${s.cidr} }`);
+    }
+  }
+  return lines.map((l) => l + "\n").join("");
 }
 
 /** Removes a network's set entries (its containers' rules are gone already). */

@@ -255,7 +255,7 @@ export async function removeNetwork(root: StateRoot, ref: string): Promise<void>
     }
     // its NAT (the set entries of its bridge and subnet) before the bridge
     if (state.Network && !state.Network.Internal) {
-      removeNetworkNat(root, {
+      removeNetworkNat({
         bridge: userBridgeName(view.Id),
         subnet: parseBip(state.Network.Subnet).cidr,
       });
