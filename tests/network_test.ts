@@ -381,6 +381,27 @@ Deno.test("bridge: 200 run --rm cycles leave no veth and no lease", async () => 
   });
 });
 
+Deno.test("bridge: foreground runs of separate skiff processes at once get distinct addresses (the lease lock)", async () => {
+  await withOwnBridge(async (root, bridge) => {
+    // 12 processes allocate concurrently; each container holds its address while the others start.
+    // With the lease file's flock taken out, 4 runs of 4 gave two containers the same address (and
+    // a fifth showed a race of two first runs making the bridge, fixed in bridge.ts checkHostRoutes).
+    const runs = await Promise.all(
+      Array.from(
+        { length: 12 },
+        () => root.skiff(["run", "--rm", "busybox", "sh", "-c", "ip -o -4 addr show eth0; sleep 2"]),
+      ),
+    );
+    const addresses = runs.map((r) => {
+      assert.equal(r.code, 0, r.stderr);
+      return / inet ([\d.]+)\/24/.exec(r.stdout)?.[1];
+    });
+    assert.ok(addresses.every((a) => a?.startsWith(`${bridge.prefix}.`)), addresses.join(" "));
+    assert.equal(new Set(addresses).size, 12, addresses.join(" "));
+    assert.deepEqual(leases(root), {});
+  });
+});
+
 /** The links on a bridge (only this test's containers are on the test's own bridge). */
 function bridgePorts(bridge: string): string[] {
   try {

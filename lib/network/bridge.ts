@@ -1,5 +1,5 @@
-// The default `bridge` network's executor: the bridge itself (made on demand, remade when deleted by
-// hand), and one endpoint per running container: a veth pair whose host end is on the bridge and
+// The bridge networks' executor (the default one and user-defined ones): the bridge itself (made on
+// demand, remade when deleted by hand), and one endpoint per running container: a veth pair whose host end is on the bridge and
 // whose other end is eth0 in a network namespace made here, with the leased address, docker's MAC,
 // the default route via the gateway, and lo up. All through rtnetlink (rtnl.ts), no `ip` binary.
 //
@@ -97,16 +97,21 @@ export function cidrsOverlap(a: string, b: string): boolean {
  * Refuses a subnet that overlaps a route of the host's main table through another link (the
  * containers could not reach what lies behind it, and replies to the host would go astray).
  */
-function checkHostRoutes(rtnl: Rtnl, config: BridgeConfig, bridgeIndex?: number): void {
+function checkHostRoutes(rtnl: Rtnl, config: BridgeConfig): void {
   const routes = rtnl.request("dump routes", (seq) => nl.dumpRoutes(seq)).map(nl.parseRoute);
+  // another skiff may have made the bridge (and its route) since we found it missing: its routes
+  // are the bridge's own (looked up after the dump, so a route in the dump is never missed)
+  const bridge = rtnl.linkIndex(config.name);
   const clash = routes.find((r) =>
-    r.table === nl.MAIN_TABLE && !r.dst.endsWith("/0") && r.oif !== bridgeIndex &&
+    r.table === nl.MAIN_TABLE && !r.dst.endsWith("/0") && r.oif !== bridge &&
     cidrsOverlap(r.dst, config.subnet.cidr)
   );
   if (clash) {
     throw new SkiffError(
-      `the bridge network's subnet ${config.subnet.cidr} overlaps the host's route to ${clash.dst}: ` +
-        `set another "bip" in the state root's daemon.json`,
+      `the subnet ${config.subnet.cidr} of bridge ${config.name} overlaps the host's route to ${clash.dst}: ` +
+        (config.name.startsWith("br-")
+          ? "remove the network and create it with another subnet"
+          : `set another "bip" in the state root's daemon.json`),
       125,
       { kind: "conflict" },
     );
