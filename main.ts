@@ -54,6 +54,7 @@ const VERBS: Record<string, VerbLoader> = {
   wait: () => import("./lib/cli/wait.ts"),
   create: () => import("./lib/cli/create.ts"),
   events: () => import("./lib/cli/events.ts"),
+  port: () => import("./lib/cli/port.ts"),
   __supervisor: () => import("./lib/engine/monitor.ts"), // owns detached containers (run -d, start)
 };
 // docker's management-command spellings
@@ -66,6 +67,7 @@ const ALIASES: Record<string, string[]> = {
   "container ls": ["ps"],
   "container list": ["ps"],
   "container ps": ["ps"],
+  "container port": ["port"],
   "container rm": ["rm"],
   "container inspect": ["inspect", "--type", "container"],
   "container cp": ["cp"],
@@ -130,6 +132,7 @@ Commands:
   kill       Kill one or more running containers
   wait       Block until one or more containers stop, then print their exit codes
   events     Get real time events from the server
+  port       List port mappings or a specific mapping for the container
   version    Show the skiff version
   cp         Copy files/folders between a container and the local filesystem
   export     Export a container's filesystem as a tar archive

@@ -1,12 +1,12 @@
 // `deno task bench`: every skiff benchmark in one run, side by side with the peer engines that are
 // installed here (see bench/run_latency.ts), the memory each keeps per running container
 // (bench/memory.ts), then bench/unpack.ts (layer unpack) and bench/pull.ts
-// (image pull from a local registry), bench/exec.ts and bench/lifecycle.ts (detached containers) when
-// present; those print their own tables.
+// (image pull from a local registry), bench/exec.ts, bench/lifecycle.ts (detached containers) and
+// bench/publish.ts (a published port's throughput) when present; those print their own tables.
 //
 //   deno task bench [--runs 20] [--warmup 3] [--no-hyperfine | --interleave] [--only skiff,runc,...]
 //                   [--peers-up] [--peers-down] [--no-memory] [--no-unpack] [--no-pull] [--no-exec]
-//                   [--no-lifecycle] [--markdown FILE]
+//                   [--no-lifecycle] [--no-publish] [--markdown FILE]
 //
 // --peers-up runs setup-peers.sh up first (installs and starts podman, dockerd, registry: slow the
 // first time); --peers-down stops them afterwards so their bridges and cgroups do not linger.
@@ -26,6 +26,7 @@ const { values } = parseArgs({
     "no-pull": { type: "boolean", default: false },
     "no-exec": { type: "boolean", default: false },
     "no-lifecycle": { type: "boolean", default: false },
+    "no-publish": { type: "boolean", default: false },
     "no-memory": { type: "boolean", default: false },
     markdown: { type: "string" },
   },
@@ -110,6 +111,7 @@ try {
     ["pull", "image pull"],
     ["exec", "exec latency"],
     ["lifecycle", "detached containers"],
+    ["publish", "published port throughput"],
   ];
   for (const [name, title] of scripts) {
     const script = join(REPO, `bench/${name}.ts`);

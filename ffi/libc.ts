@@ -1137,3 +1137,26 @@ export function mountSetattrFd(fd: number, flags: number, attrSet: number, attrC
     attr.byteLength,
   );
 }
+
+// ---- IPv4 port probe (the port allocator: is a host port free, as a bind tells) ----
+/**
+ * Binds a throw-away IPv4 datagram socket to ip:port and closes it: false when the kernel answers
+ * EADDRINUSE (another socket holds it), true when the bind worked. libc's wrappers: no syscall
+ * numbers per architecture. (TCP goes through Deno.listen, which sets SO_REUSEADDR as Go does.)
+ */
+export function udpPortBindable(ip: string, port: number): boolean {
+  const addr = new Uint8Array(16); // struct sockaddr_in: family, port (network order), address
+  const view = new DataView(addr.buffer);
+  view.setUint16(0, /* AF_INET */ 2, true);
+  view.setUint16(2, port, false);
+  addr.set(ip.split(".").map(Number), 4);
+  const fd = check("socket", libc().socket(2, /* SOCK_DGRAM */ 2 | O.CLOEXEC, 0));
+  try {
+    if (libc().bind(fd, addr, addr.length) === 0) return true;
+    const err = errno();
+    if (err === 98 /* EADDRINUSE */) return false;
+    throw new SysError("bind", err, errnoName(err), strerror(err), `${ip}:${port}/udp`);
+  } finally {
+    close(fd);
+  }
+}

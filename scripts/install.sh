@@ -2,7 +2,8 @@
 # Installs what skiff needs on a fresh Debian 12 machine that has node and npm, as root. Idempotent:
 # a second run changes nothing and reaches no network when everything is already there.
 #
-#   bash scripts/install.sh          Deno 2.9.6 (project-local, from npm), busybox-static, npm deps
+#   bash scripts/install.sh          Deno 2.9.6 (project-local, from npm), busybox-static, nftables
+#                                    (the bridge network's NAT), npm deps
 #   bash scripts/install.sh --test   also the packages the test suite uses
 #
 # Networks used: the Debian archive (apt) and the npm registry, nothing else.
@@ -14,7 +15,7 @@ with_test=0
 for arg in "$@"; do
   case "$arg" in
     --test) with_test=1 ;;
-    -h | --help) sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install.sh: unknown option: $arg" >&2; exit 2 ;;
   esac
 done
@@ -79,9 +80,12 @@ apt_install() {
   apt-get install -y -qq --no-install-recommends $missing >/dev/null
 }
 
-apt_install busybox-static ca-certificates
+# nftables: every run on the default bridge needs kernel NAT (the way out, published ports); skiff
+# uses `nft`, or `iptables` where only that is installed, and without either only --network none|host
+apt_install busybox-static ca-certificates nftables
 if [ "$with_test" = 1 ]; then
   # apache2-utils: htpasswd for the Basic-auth registry; openssl: the token server key and TLS certs
+  # iptables: the NAT tests run both executors; iproute2: the tests' own namespaces and links
   apt_install skopeo docker-registry nftables iptables iproute2 util-linux procps tar gzip curl apache2-utils openssl
   # gcc + libc6-dev: the security tests compile their attack programs statically
   apt_install gcc libc6-dev

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Lists what skiff may have left on this machine, one line per item: mounts that mention skiff,
 # skiff cgroups (the parents included), processes of test roots, skiff network links (container veths;
-# not the default bridge) and nft tables.
+# not the default bridge), nft tables other than skiff's own, and NAT rules (nft table ip skiff,
+# iptables chains SKIFF*) of containers or bridges that no longer exist.
 # Prints nothing when the machine is clean. Used by test.sh; handy by hand after a failed run.
 set -uo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -36,7 +37,31 @@ if command -v ip >/dev/null; then
   ip -o link show 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2)
     if (($2 ~ /^skiff/ && $2 != "skiff0") || $2 ~ /^veth[0-9a-f]{11}$/) print "link " $2 }'
 fi
+# a rule's tag is skiff:<root key>:<container id>: a leak when no state root here has that container
+container_exists() {
+  local d
+  for d in /var/lib/skiff/containers/"$1" ${SKIFF_ROOT:+"$SKIFF_ROOT"/containers/"$1"} /tmp/skiff-test-*/containers/"$1"; do
+    [ -d "$d" ] && return 0
+  done
+  return 1
+}
+link_exists() { [ -e "/sys/class/net/$1" ]; }
+
 if command -v nft >/dev/null; then
-  nft list tables 2>/dev/null | awk '$3 ~ /skiff/ { print "nft table " $2 " " $3 }'
+  # skiff's own table stays (its base chains are empty without containers); any other is a leak
+  nft list tables 2>/dev/null | awk '$3 ~ /skiff/ && !($2 == "ip" && $3 == "skiff") { print "nft table " $2 " " $3 }'
+  nft list chain ip skiff ports 2>/dev/null | grep -o 'comment "skiff:[0-9a-f]*:[0-9a-f]*"' | tr -d '"' |
+    while read -r _ tag; do container_exists "${tag##*:}" || echo "nft rule of a removed container: $tag"; done
+  nft -j list set ip skiff bridges 2>/dev/null | grep -o '"elem": \[[^]]*\]' | grep -o '"[^"]*"' | tr -d '"' |
+    grep -v '^elem$' | while read -r br; do link_exists "$br" || echo "nft set element of a removed bridge: $br"; done
+fi
+if command -v iptables-save >/dev/null; then
+  iptables-save -t nat 2>/dev/null | grep -o -- '--comment "\?skiff[-:][^" ]*' | sed 's/.*--comment "\?//' | sort -u |
+    while read -r tag; do
+      case "$tag" in
+        skiff-net:*) link_exists "${tag#skiff-net:}" || echo "iptables rules of a removed bridge: $tag" ;;
+        skiff:*) container_exists "${tag##*:}" || echo "iptables rule of a removed container: $tag" ;;
+      esac
+    done
 fi
 exit 0

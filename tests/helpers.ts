@@ -4,6 +4,8 @@
 
 import { join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
+import { allRuleTags } from "../lib/network/nat.ts";
+import { parseTag, rootKey } from "../lib/network/nat_plan.ts";
 
 // Docker Hub names resolve to a closed loopback port in every skiff a test starts (they inherit this
 // process's environment): tests send traffic only to 127.0.0.0/8, never to the internet.
@@ -94,6 +96,11 @@ export class TestRoot {
         Deno.removeSync(cg);
       } catch { /* busy */ }
     }
+    if (leaks.rules.length) {
+      const { sweepPorts } = await import("../lib/network/nat.ts");
+      const { StateRoot } = await import("../lib/state/root.ts");
+      sweepPorts(new StateRoot(this.path), () => false, true);
+    }
     await Deno.remove(this.path, { recursive: true }).catch(() => {});
     const problems = [
       ...leaks.links.map((l) => `link ${l}`),
@@ -101,6 +108,7 @@ export class TestRoot {
       ...leaks.mounts.map((m) => `mount ${m}`),
       ...leaks.cgroups.map((c) => `cgroup ${c}`),
       ...leaks.pids.map((p) => `process ${p}`),
+      ...leaks.rules.map((r) => `NAT rule ${r}`),
     ];
     if (problems.length) throw new Error(`leaked after test:\n  ${problems.join("\n  ")}`);
   }
@@ -146,6 +154,8 @@ export interface Leaks {
   mounts: string[];
   cgroups: string[];
   pids: number[];
+  /** Tags of skiff's NAT rules (nft table ip skiff, iptables chain SKIFF) of this root's containers. */
+  rules: string[];
 }
 
 /**
@@ -193,7 +203,16 @@ export function findLeaks(root: string, ids: string[]): Leaks {
       `${ip} ${(l as { Container: string }).Container}`
     );
   } catch { /* no bridge endpoint was ever made */ }
-  return { links, leases, mounts, cgroups, pids };
+  // every container of the root is gone by now: any rule of the root's is a leak
+  // (a root that never published has no ports.json: the rules are written after it, the listing
+  // costs two processes)
+  const key = rootKey(root);
+  let published = false;
+  try {
+    published = Deno.statSync(join(root, "network", "ports.json")).isFile;
+  } catch { /* never published */ }
+  const rules = published ? allRuleTags().filter((tag) => parseTag(tag)?.rootKey === key) : [];
+  return { links, leases, mounts, cgroups, pids, rules };
 }
 
 function cgroupBases(): string[] {

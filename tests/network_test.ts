@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { runSkiff, type TestRoot, withBusybox } from "./helpers.ts";
+import { removeNetworkNat } from "../lib/network/nat.ts";
 
 const suffix = () => crypto.getRandomValues(new Uint32Array(1))[0].toString(16).padStart(8, "0").slice(0, 4);
 
@@ -45,6 +46,8 @@ async function withOwnBridge(
     });
   } finally {
     if (linkExists(name)) await sh("ip", ["link", "del", name]);
+    // the NAT skiff put in for the bridge (its set entries) goes with it
+    removeNetworkNat({ bridge: name, subnet: `${prefix}.0/24` });
   }
 }
 

@@ -353,25 +353,27 @@ Deno.test("ps: end to end with skiff run: exited container shows its exit code, 
   });
 });
 
-Deno.test("ps: PORTS from the record's port bindings, docker's wording", async () => {
+Deno.test("ps: PORTS of a running container from what it published, docker's grouping", async () => {
   const { formatPorts } = await import("../lib/inspect/ps.ts");
   await withRoot(async (root) => {
     const c = await fakeContainer(root, { name: "ports" });
-    const withPorts = {
+    const running = {
       ...c,
-      HostConfig: {
-        ...c.HostConfig,
-        PortBindings: {
-          "80/tcp": [{ HostIp: "", HostPort: "8080" }, { HostIp: "::", HostPort: "8080" }],
-          "53/udp": [{ HostIp: "127.0.0.1", HostPort: "5353" }],
-          "443/tcp": null,
-        },
-      },
+      State: { ...c.State, Running: true, Status: "running" as const },
+      Config: { ...c.Config, ExposedPorts: { "80/tcp": {}, "53/udp": {}, "443/tcp": {}, "444/tcp": {} } },
+      PublishedPorts: [
+        { proto: "tcp" as const, hostIp: "0.0.0.0", hostPort: 8080, containerPort: 80 },
+        { proto: "udp" as const, hostIp: "127.0.0.1", hostPort: 5353, containerPort: 53 },
+        { proto: "tcp" as const, hostIp: "0.0.0.0", hostPort: 9000, containerPort: 9000 },
+      ],
     };
+    // docker's DisplayablePorts: unpublished and same-port groups first, then the mappings
     assert.equal(
-      formatPorts(withPorts),
-      "127.0.0.1:5353->53/udp, 0.0.0.0:8080->80/tcp, [::]:8080->80/tcp, 443/tcp",
+      formatPorts(running),
+      "443-444/tcp, 0.0.0.0:9000->9000/tcp, 127.0.0.1:5353->53/udp, 0.0.0.0:8080->80/tcp",
     );
+    // a stopped container shows no ports, as docker's list does
+    assert.equal(formatPorts({ ...running, State: c.State }), "");
     assert.equal(formatPorts(c), "");
   });
 });

@@ -77,6 +77,83 @@ Deno.test("leakcheck.sh reports skiff network links and nft tables", async () =>
   });
 });
 
+Deno.test("leakcheck.sh reports NAT rules of removed containers and set entries of removed bridges", async () => {
+  const hasNft = (await sh("nft", ["--version"]).catch(() => ({ code: 1 }))).code === 0;
+  const hasIpt = (await sh("iptables-save", ["--version"]).catch(() => ({ code: 1 }))).code === 0;
+  await withRoot(async () => {
+    const tag = `skiff:0badc0de:${
+      suffix().padEnd(6, "0").repeat(11).slice(0, 64).replace(/[^0-9a-f]/g, "e")
+    }`;
+    const bridge = `sknprb${suffix()}`.slice(0, 15);
+    const undo: string[][] = [];
+    try {
+      if (hasNft) {
+        const batch =
+          `add table ip skiff\nadd set ip skiff bridges { type ifname; }\nadd chain ip skiff ports\n` +
+          `add element ip skiff bridges { "${bridge}" }\n` +
+          `add rule ip skiff ports tcp dport 9 dnat to 10.255.255.2:9 comment "${tag}"\n`;
+        assert.equal((await sh("nft", [batch])).code, 0);
+      }
+      if (hasIpt) {
+        const rule = [
+          "-t",
+          "nat",
+          "-A",
+          "SKIFF",
+          "-p",
+          "tcp",
+          "--dport",
+          "9",
+          "-m",
+          "comment",
+          "--comment",
+          tag,
+        ];
+        await sh("iptables", ["-t", "nat", "-N", "SKIFF"]); // exists already: fine
+        assert.equal(
+          (await sh("iptables", [...rule, "-j", "DNAT", "--to-destination", "10.255.255.2:9"])).code,
+          0,
+        );
+        undo.push([
+          "iptables",
+          ...rule.map((a) => (a === "-A" ? "-D" : a)),
+          "-j",
+          "DNAT",
+          "--to-destination",
+          "10.255.255.2:9",
+        ]);
+      }
+      const found = await leaks();
+      if (hasNft) {
+        assert.ok(
+          found.includes(`nft rule of a removed container: ${tag}`),
+          `nft rule not reported: ${found}`,
+        );
+        assert.ok(
+          found.includes(`nft set element of a removed bridge: ${bridge}`),
+          `element not reported: ${found}`,
+        );
+      }
+      if (hasIpt) {
+        assert.ok(
+          found.includes(`iptables rule of a removed container: ${tag}`),
+          `iptables rule not reported: ${found}`,
+        );
+      }
+    } finally {
+      for (const [cmd, ...args] of undo) await sh(cmd, args);
+      if (hasNft) {
+        const listed = await sh("nft", ["-a", "list", "chain", "ip", "skiff", "ports"]);
+        const handle = listed.out.split("\n").find((l) => l.includes(tag))?.match(/handle (\d+)/)?.[1];
+        if (handle) await sh("nft", ["delete", "rule", "ip", "skiff", "ports", "handle", handle]);
+        await sh("nft", [`delete element ip skiff bridges { "${bridge}" }`]);
+      }
+    }
+    const after = await leaks();
+    assert.ok(!after.some((l) => l.includes(tag) || l.includes(bridge)), `still reported: ${after}`);
+  });
+});
+
 Deno.test("leakcheck.sh reports a child cgroup under a skiff parent", async () => {
   await withRoot(async () => {
     const parent = "/sys/fs/cgroup/pids/skiff";

@@ -6,7 +6,7 @@ import { bool, parseArgs, str } from "./args.ts";
 import type { Verb } from "./context.ts";
 import { UsageError } from "../errors.ts";
 import { checkSeccompProfiles } from "./security_opt.ts";
-import { adaptLimitsToHost, RUN_OPTIONS, runRequest } from "./run_flags.ts";
+import { adaptLimitsToHost, RUN_OPTIONS, runRequest, warnAboutPorts } from "./run_flags.ts";
 
 /** `run`'s flags less those about attaching to a run (docker's create has no -d, --sig-proxy). */
 const OPTIONS = RUN_OPTIONS.filter((o) => o.name !== "detach" && o.name !== "sig-proxy");
@@ -37,6 +37,7 @@ const create: Verb = async (args, ctx) => {
     throw new UsageError(`"skiff create" requires at least 1 argument.`, "create");
   }
   const request = asCreate(() => runRequest(parsed, false));
+  warnAboutPorts(request);
   await checkSeccompProfiles(request.container.securityOpt ?? []);
   await adaptLimitsToHost(request);
   const [{ ImageStore }, { Engine }] = await Promise.all([

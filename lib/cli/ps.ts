@@ -13,6 +13,7 @@ import {
 import { ImageStore } from "../image/store.ts";
 import { bool, list, parseArgs, str } from "./args.ts";
 import type { Verb } from "./context.ts";
+import { sweepLostPorts } from "../state/reconcile.ts";
 
 const ps: Verb = (args, ctx) => {
   const p = parseArgs(args, {
@@ -61,9 +62,11 @@ const ps: Verb = (args, ctx) => {
     }
   };
   const containers = selectContainers(ctx.root, { all: bool(p, "all"), last, filters, resolveImage });
+  // what lost runs left published (network/nat.ts loads only when there is something)
+  const swept = sweepLostPorts(ctx.root).then(() => 0);
   if (!format) {
     writeAll(containers.map((c) => (noTrunc ? c.Id : c.Id.slice(0, 12)) + "\n").join(""));
-    return Promise.resolve(0);
+    return swept;
   }
   const wantSize = bool(p, "size") || format.uses("Size");
   const now = Date.now();
@@ -76,7 +79,7 @@ const ps: Verb = (args, ctx) => {
     return psRow(c, { noTrunc, size, now });
   });
   writeAll(format.render(rows, psHeaderRow()));
-  return Promise.resolve(0);
+  return swept;
 };
 export default ps;
 

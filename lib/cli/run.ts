@@ -9,7 +9,7 @@ import type { RunRequest } from "../engine/create_run.ts";
 import type { StartReply } from "../engine/detach.ts";
 import type { ImageStore } from "../image/store.ts";
 import { checkSeccompProfiles } from "./security_opt.ts";
-import { adaptLimitsToHost, RUN_OPTIONS as OPTIONS, runRequest } from "./run_flags.ts";
+import { adaptLimitsToHost, RUN_OPTIONS as OPTIONS, runRequest, warnAboutPorts } from "./run_flags.ts";
 
 export const USAGE = `Usage:  skiff run [OPTIONS] IMAGE [COMMAND] [ARG...]
 
@@ -32,6 +32,7 @@ Options:
       --dns-option list         Set DNS options
       --dns-search list         Set custom DNS search domains
       --entrypoint string       Overwrite the default ENTRYPOINT of the image
+      --expose list             Expose a port or a range of ports
   -e, --env list                Set environment variables
       --env-file list           Read in a file of environment variables
       --group-add list          Add additional groups to join
@@ -50,6 +51,8 @@ Options:
       --oom-kill-disable        Disable OOM Killer
       --pids-limit int          Tune container pids limit (set -1 for unlimited)
       --privileged              Give extended privileges to this container
+  -p, --publish list            Publish a container's port(s) to the host
+  -P, --publish-all             Publish all exposed ports to random ports
       --read-only               Mount the container's root filesystem as read only
       --restart string          Restart policy to apply when a container exits (default "no")
       --pull string             Pull image before running ("always", "missing", "never") (default "missing")
@@ -77,7 +80,9 @@ async function runDetached(ctx: Parameters<Verb>[1], id: string): Promise<number
 function reportDetached(reply: StartReply, createdId?: string): number {
   if (!reply.ok) {
     // the supervisor could not create it: the same line and code as when the CLI fails to
-    if (reply.phase === "create") throw new SkiffError(reply.error, reply.exitCode);
+    if (reply.phase === "create" || reply.phase === "setup") {
+      throw new SkiffError(reply.error, reply.exitCode);
+    }
     console.error(`skiff: unable to start container process: ${reply.error}`);
     return reply.exitCode;
   }
@@ -107,6 +112,7 @@ const run: Verb = async (args, ctx) => {
   }
   const detach = bool(parsed, "detach");
   const request = runRequest(parsed, !detach); // docker checks the terminal only when it attaches
+  warnAboutPorts(request);
   await checkSeccompProfiles(request.container.securityOpt ?? []);
   await adaptLimitsToHost(request);
   const pullFlag = str(parsed, "pull");

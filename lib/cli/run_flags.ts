@@ -26,6 +26,7 @@ import { logConfigOf } from "../runtime/logs.ts";
 import { parseSignal } from "../runtime/signals.ts";
 import { securityOptFlags } from "./security_opt.ts";
 import { MAX_ID } from "../runtime/user.ts";
+import { checkPortsForMode, portSettings } from "../network/ports.ts";
 import { parseNetworkMode } from "../network/mode.ts";
 
 export const RUN_OPTIONS: OptionSpec[] = [
@@ -71,6 +72,9 @@ export const RUN_OPTIONS: OptionSpec[] = [
   { name: "log-opt", kind: "list" },
   { name: "stop-signal", kind: "string" },
   { name: "stop-timeout", kind: "string" },
+  { name: "publish", short: "p", kind: "list" },
+  { name: "publish-all", short: "P", kind: "bool" },
+  { name: "expose", kind: "list" },
 ];
 
 const invalid = (value: string, flag: string, why: string) => invalidValue("run", value, flag, why);
@@ -267,8 +271,17 @@ export function runRequest(parsed: Parsed, attach = true): RunRequest {
       logConfig: logConfigOf(str(parsed, "log-driver"), list(parsed, "log-opt")),
       stopSignal,
       stopTimeout: intFlag("run", str(parsed, "stop-timeout"), "--stop-timeout"),
+      ports: portSettings(list(parsed, "publish"), bool(parsed, "publish-all"), list(parsed, "expose")),
     },
   };
+}
+
+/** docker's refusals of ports in a network mode (exit 125); its warnings go to stderr. */
+export function warnAboutPorts(request: RunRequest): void {
+  const mode = request.container.networkMode ?? "bridge";
+  for (const warning of checkPortsForMode(mode, request.container.ports)) {
+    console.error(`WARNING: ${warning}`);
+  }
 }
 
 /**

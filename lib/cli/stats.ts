@@ -6,7 +6,7 @@ import { compileListFormat } from "../format/list.ts";
 import { goStruct } from "../format/template.ts";
 import { DEFAULT_STATS_FORMAT, sampleStats, STATS_HEADER, statsRow } from "../container/stats.ts";
 import { isRunning, lookupContainer } from "../state/reconcile.ts";
-import { listReconciled } from "../state/reconcile.ts";
+import { listReconciled, sweepLostPorts } from "../state/reconcile.ts";
 import type { ContainerRecord } from "../state/types.ts";
 import { NoSuchContainerError } from "../errors.ts";
 import { bool, parseArgs, str } from "./args.ts";
@@ -64,6 +64,7 @@ const stats: Verb = async (args, ctx) => {
   const stream = !bool(p, "no-stream");
   const terminal = Deno.stdout.isTerminal();
   let containers = select();
+  if (!named.length) await sweepLostPorts(ctx.root); // what lost runs left published
   let previous = new Map(containers.map(([c]) => [c.Id, sampleStats(ctx.root, c)]));
   // the first CPU figure needs a second sample
   await sleep(stream ? 1000 : 500);

@@ -10,12 +10,13 @@ import type { RunRequest } from "./create_run.ts";
 
 /**
  * What the supervisor answers to a start or run request (one JSON line). `phase` "create": the
- * container could not be made (bad input, name conflict: nothing was made); `imageMissing`: the
- * image must be pulled first.
+ * container could not be made (bad input, name conflict: nothing was made); "setup": it was made
+ * but refused to start before its process ran (a taken host port); `imageMissing`: the image must
+ * be pulled first.
  */
 export type StartReply =
   | { ok: true; pid: number; id?: string }
-  | { ok: false; error: string; exitCode: number; phase?: "create"; imageMissing?: boolean };
+  | { ok: false; error: string; exitCode: number; phase?: "create" | "setup"; imageMissing?: boolean };
 
 /** In a directory of its own: the supervisor keeps it private (see monitor.ts). */
 export const supervisorSocket = (root: StateRoot) => `${root.path}/supervisor/sock`;

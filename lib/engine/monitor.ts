@@ -36,7 +36,7 @@ import { loadContainer, transition } from "../state/containers.ts";
 import { exists, removeIfExists } from "../state/fsutil.ts";
 import { reconcile } from "../state/reconcile.ts";
 import type { StateRoot } from "../state/root.ts";
-import type { ContainerRecord } from "../state/types.ts";
+import { type ContainerRecord, ZERO_TIME } from "../state/types.ts";
 import { JsonLogWriter, logPath, logSettings, type LogStream } from "../runtime/logs.ts";
 import { drain, finishContainer, launchContainer, type RunOutcome } from "./process.ts";
 import { Backoff, NO_RESTART, shouldRestart } from "../runtime/restart.ts";
@@ -228,10 +228,15 @@ async function supervise(root: StateRoot, id: string, reply: (r: StartReply) => 
       outcome = await runOnce(root, record, (pid) => answer({ ok: true, pid }));
     } catch (e) {
       updateQuietly(root, id, (r) => {
-        Object.assign(r.State, { Status: "exited", Running: false, Restarting: false, Pid: 0 });
+        // one that never ran stays "created", as docker leaves it when its start fails
+        const status = r.State.StartedAt === ZERO_TIME ? "created" : "exited";
+        Object.assign(r.State, { Status: status, Running: false, Restarting: false, Pid: 0 });
         r.State.Error = (e as Error).message;
       });
-      return answer({ ok: false, error: (e as Error).message, exitCode: 125 });
+      // refused before its process ran (a taken host port, no NAT tool): the engine's own words,
+      // as docker's daemon answers them, not the runtime's "unable to start container process"
+      const phase = e instanceof SkiffError ? "setup" as const : undefined;
+      return answer({ ok: false, error: (e as Error).message, exitCode: 125, phase });
     }
     if (outcome.error) return answer({ ok: false, error: outcome.error, exitCode: outcome.exitCode });
     if (!exists(root.container(id))) return;

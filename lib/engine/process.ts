@@ -169,10 +169,12 @@ export async function launchContainer(
     if (options.network instanceof Error) throw options.network;
     const network = options.network ?? setupNetwork(root, record, dir);
     spec.namespaces = network.namespaces;
-    publishPorts(root, record, network.endpoint);
+    const published = publishPorts(root, record, network.endpoint);
     updateRecord(root, id, "start", (r) => {
       if (network.endpoint) r.NetworkEndpoint = network.endpoint;
       else delete r.NetworkEndpoint;
+      if (published) r.PublishedPorts = published;
+      else delete r.PublishedPorts;
       r.State = {
         ...r.State,
         Status: "running",
@@ -256,6 +258,7 @@ export async function finishContainer(
         FinishedAt: new Date().toISOString(),
       };
       delete r.NetworkEndpoint; // released with the cgroup ("exit" resources)
+      delete r.PublishedPorts;
     }, () => ({ exitCode: String(exitCode) }));
   }
   return { exitCode, error: initError?.message };

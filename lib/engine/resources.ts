@@ -15,6 +15,7 @@ import { readMountInfo } from "../mountinfo.ts";
 import { containerLockPath, removeContainerDir } from "../state/containers.ts";
 import { withLockSync } from "../state/fsutil.ts";
 import { releaseEndpoint } from "../network/bridge.ts";
+import { unpublishPorts } from "../network/nat.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
 
@@ -66,6 +67,13 @@ export const CONTAINER_RESOURCES: readonly ContainerResource[] = [
     release: ({ root, id }) => openCgroup(root, id).destroy(),
   },
   {
+    // the NAT rules of its published ports and their host ports (network/nat.ts), before the
+    // endpoint they lead to goes
+    name: "ports",
+    releasedAt: "exit",
+    release: ({ root, id }) => unpublishPorts(root, id),
+  },
+  {
     // the veth pair and the address lease of the bridge endpoint, the network namespace fd held
     // (network/bridge.ts); a stopped container has no address, as in docker
     name: "network",
@@ -108,7 +116,11 @@ function releaseSync(ctx: ReleaseContext, phase: "exit" | "remove"): void {
 
 /** A container's network endpoint alone (a start that failed before its cgroup existed). */
 export function releaseNetwork(root: StateRoot, id: string): void {
-  releaseEndpoint(root, id);
+  try {
+    unpublishPorts(root, id);
+  } finally {
+    releaseEndpoint(root, id);
+  }
 }
 
 /** What a run's end (or a failed start, or a lost run found by reconcile) releases. */

@@ -6,6 +6,7 @@ import { join } from "../path.ts";
 import { goStruct } from "../format/template.ts";
 import type { StateRoot } from "../state/root.ts";
 import { type ContainerRecord, initialState } from "../state/types.ts";
+import { type PortMap, runningPorts } from "../network/ports.ts";
 import { networkSettings } from "../network/mode.ts";
 import { networkIdOfMode } from "../network/networks.ts";
 
@@ -132,6 +133,7 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
   );
   const networkSettingsJson: Json = {
     ...settings,
+    Ports: containerPorts(record),
     Networks: Object.fromEntries(
       Object.entries(networks).map(([name, value]) => [name, goStruct("*network.EndpointSettings", value)]),
     ),
@@ -180,4 +182,9 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
     if (!(k in out) && !PRIVATE_TOP.includes(k)) out[k] = v;
   }
   return goStruct("container.InspectResponse", out);
+}
+
+/** NetworkSettings.Ports: what is published while the container runs on a bridge, {} otherwise. */
+export function containerPorts(record: ContainerRecord): PortMap {
+  return runningPorts(record.State.Running, record.Config.ExposedPorts, record.PublishedPorts);
 }

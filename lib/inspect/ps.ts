@@ -13,6 +13,7 @@ import { deadPlaceholder, findContainer, scanContainers } from "../state/contain
 import { reconcile, sweepLostEndpoints } from "../state/reconcile.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord, ContainerStatus } from "../state/types.ts";
+import { displayablePorts, type PortMap, runningPorts } from "../network/ports.ts";
 
 /** docker ps's default table. */
 export const DEFAULT_PS_FORMAT =
@@ -166,11 +167,12 @@ export function selectContainers(root: StateRoot, opts: SelectOptions): Containe
         mountsOf(c).some((m) => m.Source === v || m.Destination === v || m.Name === v)
       )
     ) continue;
-    if (pick("publish").length || pick("expose").length) {
-      const ports = Object.keys(portMap(c));
-      const wanted = [...pick("publish"), ...pick("expose")].map((p) => (p.includes("/") ? p : `${p}/tcp`));
-      if (!wanted.some((w) => ports.includes(w))) continue;
-    }
+    // docker's: publish matches HostConfig.PortBindings, expose Config.ExposedPorts, in any state
+    const portKey = (p: string) => (p.includes("/") ? p : `${p}/tcp`);
+    const boundPorts = Object.keys(c.HostConfig.PortBindings ?? {});
+    if (pick("publish").length && !pick("publish").some((p) => boundPorts.includes(portKey(p)))) continue;
+    const exposed = Object.keys(c.Config.ExposedPorts ?? {});
+    if (pick("expose").length && !pick("expose").some((p) => exposed.includes(portKey(p)))) continue;
     out.push(c);
   }
   if (opts.last !== undefined && opts.last > 0) return out.slice(0, opts.last);
@@ -199,22 +201,16 @@ interface MountLike {
   Destination?: string;
   Driver?: string;
 }
-interface PortBinding {
-  HostIp?: string;
-  HostPort?: string;
-}
 // Fields the runtime may add to a record as networking and volumes land; read defensively.
 type Extended = ContainerRecord & {
   Mounts?: MountLike[];
-  NetworkSettings?: { Networks?: Record<string, unknown>; Ports?: Record<string, PortBinding[] | null> };
-  HostConfig: { PortBindings?: Record<string, PortBinding[] | null> };
+  NetworkSettings?: { Networks?: Record<string, unknown> };
 };
 
 const mountsOf = (c: ContainerRecord): MountLike[] => (c as Extended).Mounts ?? [];
 
-function portMap(c: ContainerRecord): Record<string, PortBinding[] | null> {
-  const e = c as Extended;
-  return e.NetworkSettings?.Ports ?? e.HostConfig.PortBindings ?? {};
+function portMap(c: ContainerRecord): PortMap {
+  return runningPorts(c.State.Running, c.Config.ExposedPorts, c.PublishedPorts);
 }
 
 function networkNames(c: ContainerRecord): string[] {
@@ -225,23 +221,9 @@ function networkNames(c: ContainerRecord): string[] {
   return [mode === "default" ? "bridge" : mode];
 }
 
-/** docker's ports column: "0.0.0.0:8080->80/tcp, 443/tcp". */
+/** docker's ports column: "0.0.0.0:8080->80/tcp, 443/tcp" (ranges grouped as docker groups them). */
 export function formatPorts(c: ContainerRecord): string {
-  const parts: string[] = [];
-  const ports = portMap(c);
-  const order = (p: string) => [Number(p.split("/")[0]), p] as const;
-  for (const port of Object.keys(ports).sort((a, b) => order(a)[0] - order(b)[0] || a.localeCompare(b))) {
-    const bindings = ports[port];
-    if (!bindings || bindings.length === 0) {
-      parts.push(port);
-      continue;
-    }
-    for (const b of bindings) {
-      const ip = b.HostIp || "0.0.0.0";
-      parts.push(`${ip.includes(":") ? `[${ip}]` : ip}:${b.HostPort ?? ""}->${port}`);
-    }
-  }
-  return parts.join(", ");
+  return displayablePorts(portMap(c));
 }
 
 /** The command line docker shows: Path and Args joined by spaces, args with a space in '...'. */

@@ -18,6 +18,8 @@ import { DEFAULT_NAMESPACES, type NamespaceSpec } from "../runtime/spec.ts";
 import { createEndpoint, type Endpoint, holdNamespace, noteJoiner, userTarget } from "./bridge.ts";
 import { userNetworkState } from "./networks.ts";
 import { hostsFile, joinedContainer } from "./mode.ts";
+import { ensureNetworkNat, publishPorts as natPublish } from "./nat.ts";
+import { checkPublishable, type PortMapping, publishRequests } from "./ports.ts";
 
 export interface ContainerNetwork {
   /** The init stage's namespaces (the OCI spec's linux.namespaces, without pid). */
@@ -87,11 +89,39 @@ export function setupNetwork(root: StateRoot, record: ContainerRecord, dir: stri
 
 /**
  * Where published ports (-p/-P) get their NAT rules: after the endpoint exists, before the
- * container's process starts; released with the container's "exit" resources. Nothing to publish
- * yet (issue 11, deliverable 2 fills this in).
+ * container's process starts; released with the container's "exit" resources (engine/resources.ts
+ * "ports"). A bridge endpoint always needs its network's NAT (the way out); that is put in once per
+ * bridge (lib/network/nat.ts). Returns what was published (the record's PublishedPorts), undefined
+ * for a container without an endpoint of its own (none, host, container:NAME: nothing published).
  */
 export function publishPorts(
-  _root: StateRoot,
-  _record: ContainerRecord,
-  _endpoint: Endpoint | undefined,
-): void {}
+  root: StateRoot,
+  record: ContainerRecord,
+  endpoint: Endpoint | undefined,
+): PortMapping[] | undefined {
+  if (!endpoint) return undefined;
+  const mode = record.HostConfig.NetworkMode;
+  // an --internal network has no way out: no NAT, nothing published (docker's)
+  if (mode !== "bridge" && userNetworkState(root, mode)?.Network?.Internal) return [];
+  const requests = publishRequests(
+    record.HostConfig.PortBindings,
+    record.Config.ExposedPorts,
+    record.HostConfig.PublishAllPorts ?? false,
+  );
+  checkPublishable(requests);
+  const network = { bridge: endpoint.bridge, subnet: endpoint.subnet };
+  if (!requests.length) {
+    ensureNetworkNat(root, network);
+    return [];
+  }
+  return natPublish({
+    root,
+    id: record.Id,
+    name: record.Name.replace(/^\//, ""),
+    endpointId: endpoint.endpointId,
+    containerIp: endpoint.ipAddress,
+    network,
+    hostInterface: endpoint.hostInterface,
+    requests,
+  });
+}

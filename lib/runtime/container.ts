@@ -15,6 +15,7 @@ import {
   type ResourceSettings,
 } from "../state/types.ts";
 import { canonicalCapabilityList } from "./caps.ts";
+import type { PortSettings } from "../network/ports.ts";
 import { DEFAULT_MASKED_PATHS, DEFAULT_PATH, DEFAULT_READONLY_PATHS, DEFAULT_SHM_SIZE } from "./spec.ts";
 
 export interface CreateRequest {
@@ -70,6 +71,8 @@ export interface CreateRequest {
   /** --stop-signal (else the image's), --stop-timeout seconds */
   stopSignal?: string;
   stopTimeout?: number;
+  /** -p, -P, --expose (lib/network/ports.ts) */
+  ports?: PortSettings;
 }
 
 /** Applies KEY=VALUE entries over a list: same key replaces in place, new keys are appended. */
@@ -116,6 +119,17 @@ function containerResolvConf(
     ? [`options ${options.join(" ")}`]
     : lines.filter((l) => keyword(l) === "options");
   return [...servers.map((ip) => `nameserver ${ip}`), ...searchLines, ...optionLines].join("\n") + "\n";
+}
+
+/** Config.ExposedPorts: the image's EXPOSE and the request's, as docker merges them (absent: none). */
+function exposedPorts(
+  image: Record<string, unknown> | undefined,
+  asked: Record<string, Record<string, never>> | undefined,
+): { ExposedPorts?: Record<string, Record<string, never>> } {
+  const ports: Record<string, Record<string, never>> = {};
+  for (const key of Object.keys(image ?? {})) ports[key.includes("/") ? key : `${key}/tcp`] = {};
+  Object.assign(ports, asked ?? {});
+  return Object.keys(ports).length ? { ExposedPorts: ports } : {};
 }
 
 /** The lines /etc/hosts, /etc/resolv.conf and /etc/hostname get in a network mode, as docker writes them. */
@@ -243,6 +257,8 @@ export async function createContainerFromImage(
         ReadonlyPaths: req.privileged ? [] : DEFAULT_READONLY_PATHS,
         RestartPolicy: req.restartPolicy ?? { Name: "no", MaximumRetryCount: 0 },
         LogConfig: req.logConfig ?? { Type: "json-file", Config: {} },
+        PortBindings: req.ports?.portBindings ?? {},
+        PublishAllPorts: req.ports?.publishAll ?? false,
       },
       Config: {
         Hostname: hostname,
@@ -263,6 +279,7 @@ export async function createContainerFromImage(
         Labels: { ...(imageConfig.Labels ?? {}), ...req.labels },
         StopSignal: req.stopSignal ?? imageConfig.StopSignal,
         ...(req.stopTimeout !== undefined ? { StopTimeout: req.stopTimeout } : {}),
+        ...exposedPorts(imageConfig.ExposedPorts, req.ports?.exposedPorts),
       },
       LowerDirs: req.lowerDirs,
     };

@@ -10,7 +10,15 @@
 
 import { openCgroup } from "../cgroups/mod.ts";
 import { releaseEndpoint, sweepDeadEndpoints } from "../network/bridge.ts";
-import { findContainer, isProcessAlive, listContainers, processStartTime, transition } from "./containers.ts";
+import { peekPorts, staleHolders } from "../network/ports_book.ts";
+import {
+  findContainer,
+  isProcessAlive,
+  listContainers,
+  loadContainer,
+  processStartTime,
+  transition,
+} from "./containers.ts";
 import type { StateRoot } from "./root.ts";
 import type { ContainerRecord } from "./types.ts";
 
@@ -101,6 +109,27 @@ export function listReconciled(root: StateRoot): ContainerRecord[] {
   const records = listContainers(root).map((r) => reconcile(root, r));
   sweepLostEndpoints(root);
   return records;
+}
+
+/**
+ * Removes the published ports (rules, allocations) of containers that no longer run and whose
+ * publishing skiff is gone (killed before or after the record said "running", or a lost run that
+ * reconcile found): the listings (ps, stats) do it. The record of ports is peeked first, and the
+ * rules' executor (network/nat.ts) is loaded only when something was left: a listing pays one small
+ * read.
+ */
+export async function sweepLostPorts(root: StateRoot): Promise<void> {
+  const running = (id: string) => {
+    try {
+      return isRunning(loadContainer(root, id));
+    } catch {
+      return false; // gone or unreadable: nothing runs that the rules could lead to
+    }
+  };
+  if (!staleHolders(peekPorts(root), running).length) return;
+  try {
+    (await import("../network/nat.ts")).sweepPorts(root, running);
+  } catch { /* best effort: the next listing sweeps again */ }
 }
 
 /**

@@ -134,6 +134,8 @@ export interface ContainerConfig {
   StopSignal?: string;
   /** --stop-timeout: seconds stop waits before SIGKILL (absent: 10). */
   StopTimeout?: number;
+  /** -p, --expose and the image's EXPOSE: "80/tcp" → {}. */
+  ExposedPorts?: Record<string, Record<string, never>>;
 }
 
 export interface DeviceRule {
@@ -190,6 +192,10 @@ export interface HostConfig {
   RestartPolicy?: { Name: "no" | "always" | "on-failure" | "unless-stopped"; MaximumRetryCount: number };
   /** --log-driver / --log-opt (absent: json-file without rotation). */
   LogConfig?: { Type: "json-file" | "none"; Config: Record<string, string> };
+  /** -p as docker keeps it: "80/tcp" → [{HostIp, HostPort}] ("" where not given). */
+  PortBindings?: Record<string, { HostIp: string; HostPort: string }[] | null>;
+  /** -P: every exposed port on a free host port. */
+  PublishAllPorts?: boolean;
 }
 
 /** One entry of docker's inspect Mounts (volumes, binds, tmpfs). */
@@ -230,6 +236,16 @@ export interface ContainerRecord {
   LowerDirs: string[];
   /** Volumes, binds and tmpfs mounts (docker's inspect Mounts); absent on records without any. */
   Mounts?: MountPoint[];
+  /**
+   * skiff's own: the host ports published while the container runs (lib/network/nat.ts), shown by
+   * inspect as NetworkSettings.Ports; absent when it does not run.
+   */
+  PublishedPorts?: {
+    proto: "tcp" | "udp" | "sctp";
+    hostIp: string;
+    hostPort: number;
+    containerPort: number;
+  }[];
   /**
    * skiff's own: the bridge endpoint while the container runs (lib/network/bridge.ts Endpoint),
    * shown by inspect as NetworkSettings; absent when it does not run.

@@ -197,6 +197,8 @@ const hostConfig = object({
     MaximumRetryCount: int,
   })),
   LogConfig: optional(object({ Type: oneOf("json-file", "none"), Config: labels })),
+  PortBindings: optional(nullable(record(nullable(array(object({ HostIp: str, HostPort: str })))))),
+  PublishAllPorts: optional(bool),
 });
 
 const containerConfig = object({
@@ -218,6 +220,7 @@ const containerConfig = object({
   Labels: labels,
   StopSignal: optional(str),
   StopTimeout: optional(int),
+  ExposedPorts: optional(nullable(record(unknownValue))),
 });
 
 const mountPoint = object({
@@ -246,6 +249,12 @@ export const containerRecord: Check<ContainerRecord> = object<ContainerRecord>({
   Config: containerConfig,
   LowerDirs: strings,
   Mounts: optional(array(mountPoint)),
+  PublishedPorts: optional(array(object({
+    proto: oneOf("tcp", "udp", "sctp"),
+    hostIp: str,
+    hostPort: int,
+    containerPort: int,
+  }))),
   NetworkEndpoint: optional(object({
     bridge: str,
     subnet: str,
