@@ -44,7 +44,8 @@ Deno.test("stats --no-stream: memory figure, limit, PIDS; --format; -a shows sto
         assert.match(all, /^-- 0B \/ 0B 0$/m);
       },
       ["sleep", "100"],
-      ["--memory", "64m"],
+      // no network: loopback only, so NET I/O is docker's 0B / 0B (a bridged one sees the bridge's traffic)
+      ["--memory", "64m", "--network", "none"],
     );
     const ghost = await root.skiff(["stats", "--no-stream", "ghost"]);
     assert.equal(ghost.code, 1);
