@@ -4,7 +4,7 @@ import { bool, list, type OptionSpec, parseArgs, requireArgs, str } from "./args
 import type { Verb } from "./context.ts";
 import { environment, readListFile } from "./envflags.ts";
 import { SkiffError } from "../errors.ts";
-import { abortExecStage, type ExecStdio, takeExecStage } from "../runtime/exec_stage.ts";
+import type { ExecStdio } from "../runtime/exec.ts";
 import { containerConfinement } from "../seccomp/mod.ts";
 import { execEvents } from "../state/events.ts";
 
@@ -36,13 +36,10 @@ Options:
   -w, --workdir string       Working directory inside the container`;
 
 const exec: Verb = async (args, ctx) => {
-  // started by main.ts already: its start-up overlaps with everything below
-  const stage = takeExecStage();
   let request, ref, stdio: ExecStdio, interactive;
-  try {
+  {
     const parsed = parseArgs(args, { verb: "exec", options: OPTIONS, stopAtPositional: 1 });
     if (bool(parsed, "help")) {
-      await abortExecStage(stage);
       console.log(USAGE);
       return 0;
     }
@@ -63,32 +60,13 @@ const exec: Verb = async (args, ctx) => {
       tty,
     };
     stdio = detach ? "detached" : tty ? "tty" : "pipes";
-  } catch (e) {
-    await abortExecStage(stage);
-    throw e;
   }
-  const { execTarget, execWithPipes } = await import("../runtime/exec.ts");
-  let record;
-  try {
-    record = execTarget(ctx.root, ref);
-  } catch (e) {
-    await abortExecStage(stage);
-    throw e;
-  }
-  let confinement;
-  try {
-    // the container's own filter and no-new-privileges, from its record (docker: exec --privileged too)
-    confinement = await containerConfinement(record.HostConfig, ctx.root.path);
-  } catch (e) {
-    await abortExecStage(stage);
-    throw e;
-  }
+  const { execTarget, execInContainer } = await import("../runtime/exec.ts");
+  const record = execTarget(ctx.root, ref);
+  // the container's own filter and no-new-privileges, from its record (docker: exec --privileged too)
+  const confinement = await containerConfinement(record.HostConfig, ctx.root.path);
   const events = execEvents(ctx.root, record, request.command);
-  let code;
-  if (stdio === "tty") {
-    const { execWithTerminal } = await import("../runtime/exec_tty.ts");
-    code = await execWithTerminal(ctx.root, record, request, stage, interactive, confinement);
-  } else code = await execWithPipes(ctx.root, record, request, stage, stdio, interactive, confinement);
+  const code = await execInContainer(ctx.root, record, request, stdio, interactive, confinement);
   if (stdio !== "detached") events.died(code); // a detached command's exit is nobody's to see
   return code;
 };
