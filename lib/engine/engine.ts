@@ -3,7 +3,7 @@
 // detached containers through the same create (create_run.ts), launch and finish (process.ts) and
 // the same resource list (resources.ts); a later HTTP API or a build's RUN step calls it unchanged.
 //
-// Everything that enters a namespace or a cgroup runs in a child (the init stage, the exec stage),
+// Everything that enters a namespace or a cgroup runs in a child (the init stage, exec's forked program),
 // never in the engine's own process. The one namespace call on the engine's thread is stage.ts's
 // unshare(CLONE_NEWPID) + setns back around the init stage's spawn: it only sets the namespace of
 // children spawned next from this thread, and both calls run synchronously around the spawn with no
