@@ -78,7 +78,14 @@ Deno.test("exec program: every fd but the error pipe and the PID namespace's is 
 
 Deno.test("exec program: the encoding points at its own data and result fields", () => {
   const program = planExecProgram(plan());
-  const layout = { base: 0x7f0000000000n, size: 64 * 1024, codeSize: 4096, cloneNr: 56 };
+  const layout = {
+    base: 0x7f0000000000n,
+    size: 64 * 1024,
+    codeSize: 4096,
+    cloneNr: 56,
+    clone3Nr: 435,
+    stackSize: 16384,
+  };
   const bytes = encodeProgram(program, layout);
   const v = new DataView(bytes.buffer);
   assert.equal(v.getBigUint64(0, true), 56n);

@@ -33,6 +33,7 @@ import {
 } from "../../ffi/libc.ts";
 import { forkProgram, mapProgram, rseqRegistration, unmapProgram } from "../../ffi/exec_program.ts";
 import { CLONE } from "../../ffi/libc.ts";
+import { SysError } from "../../ffi/errors.ts";
 import { fstat, tryOpenInRoot } from "../fs/at.ts";
 import { resolveUser } from "./user.ts";
 import {
@@ -350,7 +351,15 @@ export async function execInContainer(
     const env = baseEnv.some((e) => e.startsWith("HOME=")) ? baseEnv : [...baseEnv, `HOME=${user.home}`];
     const searchPath = env.find((e) => e.startsWith("PATH="))?.slice(5) ?? "";
     const path = lookPath(rootFd, workingDir, request.command[0], searchPath);
-    const cgroupFds = containerCgroupFiles(root, record.Id).map((f) => own(open(f, O.WRONLY | O.CLOEXEC)));
+    // v2: the middle is forked into the group (clone3 CLONE_INTO_CGROUP) where the kernel can: a
+    // write to cgroup.procs waits for an RCU grace period (~5 ms here)
+    const cgroupFiles = containerCgroupFiles(root, record.Id);
+    const v2File = cgroupFiles.find((f) => f.endsWith("/cgroup.procs"));
+    const intoCgroupFd = v2File && !clone3Refused
+      ? own(open(v2File.slice(0, -"/cgroup.procs".length), O.RDONLY | O.DIRECTORY | O.CLOEXEC))
+      : undefined;
+    const cgroupFds = cgroupFiles.filter((f) => f !== v2File || intoCgroupFd === undefined)
+      .map((f) => own(open(f, O.WRONLY | O.CLOEXEC)));
 
     let stdioFds: [number, number, number];
     if (stdio === "tty") {
@@ -382,6 +391,7 @@ export async function execInContainer(
       rseq: rseqRegistration(),
       exeFd: own(sealedEmptyMemfd("skiff-exec")),
       cgroupFds,
+      intoCgroupFd,
       namespaces: namespaces.filter((n) => n !== pidNamespace),
       pidNamespaceFd: pidNamespace?.fd,
       workingDir,
@@ -410,12 +420,18 @@ export async function execInContainer(
       notExecutable: EXIT_NOT_EXECUTABLE,
     };
     program = planExecProgram(plan);
-    const sizing = encodeProgram(program, { base: 0n, size: 0, codeSize: 0, cloneNr: SYSCALLS.clone });
-    const mapping = mapProgram(sizing.length, 16 * 1024);
     try {
-      middle = forkProgram(mapping, encodeProgram(program, { ...mapping, cloneNr: SYSCALLS.clone }));
-    } finally {
-      unmapProgram(mapping); // the child has its own copy
+      middle = fork(program);
+    } catch (e) {
+      // clone3 or CLONE_INTO_CGROUP unknown to this kernel (before 5.7): the middle writes cgroup.procs
+      if (!(e instanceof SysError) || ![7, 22, 38].includes(e.errno) || plan.intoCgroupFd === undefined) {
+        throw e;
+      }
+      clone3Refused = true;
+      plan.cgroupFds = [...plan.cgroupFds, own(open(v2File!, O.WRONLY | O.CLOEXEC))];
+      plan.intoCgroupFd = undefined;
+      program = planExecProgram(plan);
+      middle = fork(program);
     }
   } catch (e) {
     for (const fd of [errorRead, ...Object.values(parentEnds)]) if (fd >= 0) close(fd);
@@ -465,6 +481,21 @@ export async function execInContainer(
     return code;
   }
   return await pumpTerminal(pty!, commandPid, interactive, io);
+}
+
+let clone3Refused = false;
+const STACK_SIZE = 16 * 1024;
+
+/** Maps, encodes and forks the program: the middle's pid. */
+function fork(program: ExecProgram): number {
+  const layout = { cloneNr: SYSCALLS.clone, clone3Nr: SYSCALLS.clone3, stackSize: STACK_SIZE };
+  const sizing = encodeProgram(program, { base: 0n, size: 0, codeSize: 0, ...layout });
+  const mapping = mapProgram(sizing.length, STACK_SIZE);
+  try {
+    return forkProgram(mapping, encodeProgram(program, { ...mapping, ...layout }));
+  } finally {
+    unmapProgram(mapping); // the child has its own copy
+  }
 }
 
 /** A failed step of the program as docker words it. */

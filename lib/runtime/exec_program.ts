@@ -44,6 +44,8 @@ export interface Step {
 
 export interface ExecProgram {
   steps: Step[];
+  /** A cgroup v2 directory fd: the fork goes there at birth (clone3 CLONE_INTO_CGROUP, no RCU wait). */
+  intoCgroupFd?: number;
   /** Where a failing step writes {index + 1, errno}; the middle writes {0, pid} there too. */
   errorFd: number;
 }
@@ -76,6 +78,8 @@ export interface ExecPlan {
   exeFd: number;
   /** `tasks` (v1) / `cgroup.procs` (v2) of the container's groups, open for writing. */
   cgroupFds: number[];
+  /** The container's v2 group (a directory fd) to fork into instead of writing its cgroup.procs. */
+  intoCgroupFd?: number;
   /** The container's namespaces other than pid, in joining order (mnt last), and its pid one. */
   namespaces: { fd: number; type: number; name: string }[];
   pidNamespaceFd?: number;
@@ -107,6 +111,7 @@ export interface ExecPlan {
 const PR_SET_DUMPABLE = 4, PR_SET_KEEPCAPS = 8, PR_CAPBSET_DROP = 24, PR_SET_MM = 35, PR_SET_MM_MAP = 14;
 const PR_SET_NO_NEW_PRIVS = 38, PR_CAP_AMBIENT = 47, PR_CAP_AMBIENT_CLEAR_ALL = 4;
 const SECCOMP_SET_MODE_FILTER = 1, CLONE_NEWPID = 0x20000000, CLONE_PARENT = 0x8000, SIGCHLD = 17;
+const CLONE_INTO_CGROUP = 0x200000000n;
 const TIOCSCTTY = 0x540e, SIG_SETMASK = 2, CAP_V3 = 0x20080522;
 export const PRCTL_MM_MAP_SIZE = 104;
 
@@ -190,7 +195,7 @@ export function planExecProgram(p: ExecPlan): ExecProgram {
   call("exit_group", s.exit_group, [p.notFound]);
   call("report pid", s.write, [p.errorFd, { resultOf: "clone" }, 8]);
   call("exit_group", s.exit_group, [0]);
-  return { steps, errorFd: p.errorFd };
+  return { steps, errorFd: p.errorFd, intoCgroupFd: p.intoCgroupFd };
 }
 
 function cString(s: string): Uint8Array {
@@ -221,6 +226,8 @@ export interface ProgramLayout {
   size: number;
   codeSize: number;
   cloneNr: number;
+  clone3Nr: number;
+  stackSize: number;
 }
 
 /**
@@ -270,9 +277,23 @@ export function encodeProgram(program: ExecProgram, layout: ProgramLayout): Uint
   };
   const table = new DataView(new ArrayBuffer(HEADER + ENTRY * program.steps.length));
   const u64 = (at: number, v: bigint) => table.setBigUint64(at, v, true);
-  u64(0, BigInt(layout.cloneNr)); // skiff_fork: clone(SIGCHLD, the stack's top)
-  u64(8, BigInt(SIGCHLD));
-  u64(16, layout.base + BigInt(layout.size));
+  const top = layout.base + BigInt(layout.size);
+  if (program.intoCgroupFd === undefined) {
+    u64(0, BigInt(layout.cloneNr)); // skiff_fork: clone(SIGCHLD, the stack's top)
+    u64(8, BigInt(SIGCHLD));
+    u64(16, top);
+  } else {
+    // clone3: struct clone_args (v2, 88 bytes) with CLONE_INTO_CGROUP and the stack at the end
+    const args = new BigUint64Array(11);
+    args[0] = CLONE_INTO_CGROUP;
+    args[4] = BigInt(SIGCHLD);
+    args[5] = top - BigInt(layout.stackSize);
+    args[6] = BigInt(layout.stackSize);
+    args[10] = BigInt(program.intoCgroupFd);
+    u64(0, BigInt(layout.clone3Nr));
+    u64(8, place(new Uint8Array(args.buffer)));
+    u64(16, 88n);
+  }
   u64(48, layout.base);
   u64(56, layout.base + BigInt(layout.size));
   u64(64, BigInt(program.errorFd));
