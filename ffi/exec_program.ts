@@ -2,7 +2,7 @@
 // interpreter is ffi/exec_program/interpreter.c, its bytes in ./exec_program/code.ts): one mapping
 // of code, program and stack, forked from the calling thread by the interpreter's skiff_fork.
 
-import { mapAnonymous, pageSize, protectCode, unmap } from "./libc.ts";
+import { mapAnonymous, PAGE_GRANULE, protectCode, unmap } from "./libc.ts";
 import { errnoName, SysError } from "./errors.ts";
 import { EXEC_PROGRAM_CODE } from "./exec_program/code.ts";
 
@@ -25,8 +25,7 @@ export interface ProgramMapping {
 
 /** Maps `dataSize` bytes of program and `stackSize` of stack after a page-rounded code part. */
 export function mapProgram(dataSize: number, stackSize: number): ProgramMapping {
-  const page = pageSize();
-  const round = (n: number) => Math.ceil(n / page) * page;
+  const round = (n: number) => Math.ceil(n / PAGE_GRANULE) * PAGE_GRANULE;
   const codeSize = round(interpreterCode().length);
   const size = codeSize + round(dataSize) + round(stackSize);
   const pointer = mapAnonymous(size);

@@ -5,8 +5,6 @@ import type { Verb } from "./context.ts";
 import { environment, readListFile } from "./envflags.ts";
 import { SkiffError } from "../errors.ts";
 import type { ExecStdio } from "../runtime/exec.ts";
-import { containerConfinement } from "../seccomp/mod.ts";
-import { execEvents } from "../state/events.ts";
 
 const OPTIONS: OptionSpec[] = [
   { name: "detach", short: "d", kind: "bool" },
@@ -36,39 +34,29 @@ Options:
   -w, --workdir string       Working directory inside the container`;
 
 const exec: Verb = async (args, ctx) => {
-  let request, ref, stdio: ExecStdio, interactive;
-  {
-    const parsed = parseArgs(args, { verb: "exec", options: OPTIONS, stopAtPositional: 1 });
-    if (bool(parsed, "help")) {
-      console.log(USAGE);
-      return 0;
-    }
-    requireArgs(parsed, "exec", 2);
-    let command;
-    [ref, ...command] = parsed.positionals;
-    const detach = bool(parsed, "detach"), tty = bool(parsed, "tty");
-    interactive = bool(parsed, "interactive");
-    if (tty && interactive && !detach && !Deno.stdin.isTerminal()) {
-      throw new SkiffError("the input device is not a TTY", 1);
-    }
-    request = {
-      command,
-      env: environment([...list(parsed, "env-file").flatMap(readListFile), ...list(parsed, "env")]),
-      workingDir: str(parsed, "workdir"),
-      user: str(parsed, "user"),
-      privileged: bool(parsed, "privileged"),
-      tty,
-    };
-    stdio = detach ? "detached" : tty ? "tty" : "pipes";
+  const parsed = parseArgs(args, { verb: "exec", options: OPTIONS, stopAtPositional: 1 });
+  if (bool(parsed, "help")) {
+    console.log(USAGE);
+    return 0;
   }
-  const { execTarget, execInContainer } = await import("../runtime/exec.ts");
-  const record = execTarget(ctx.root, ref);
-  // the container's own filter and no-new-privileges, from its record (docker: exec --privileged too)
-  const confinement = await containerConfinement(record.HostConfig, ctx.root.path);
-  const events = execEvents(ctx.root, record, request.command);
-  const code = await execInContainer(ctx.root, record, request, stdio, interactive, confinement);
-  if (stdio !== "detached") events.died(code); // a detached command's exit is nobody's to see
-  return code;
+  requireArgs(parsed, "exec", 2);
+  const [ref, ...command] = parsed.positionals;
+  const detach = bool(parsed, "detach"), tty = bool(parsed, "tty");
+  const interactive = bool(parsed, "interactive");
+  if (tty && interactive && !detach && !Deno.stdin.isTerminal()) {
+    throw new SkiffError("the input device is not a TTY", 1);
+  }
+  const request = {
+    command,
+    env: environment([...list(parsed, "env-file").flatMap(readListFile), ...list(parsed, "env")]),
+    workingDir: str(parsed, "workdir"),
+    user: str(parsed, "user"),
+    privileged: bool(parsed, "privileged"),
+    tty,
+  };
+  const stdio: ExecStdio = detach ? "detached" : tty ? "tty" : "pipes";
+  const { Engine } = await import("../engine/engine.ts");
+  return await new Engine({ root: ctx.root }).exec(ref, { request, stdio, interactive });
 };
 
 export default exec;

@@ -8,6 +8,7 @@
 // or a pty, and returns its exit code.
 
 import { isRunning, lookupContainer } from "../state/reconcile.ts";
+import { processStartTime } from "../state/containers.ts";
 import { type ErrorKind, SkiffError } from "../errors.ts";
 import { exists } from "../state/fsutil.ts";
 import type { StateRoot } from "../state/root.ts";
@@ -163,17 +164,6 @@ const NAMESPACES: [string, number][] = [
   ["pid", CLONE.NEWPID],
   ["mnt", CLONE.NEWNS], // last: it changes the root, and /proc with it
 ];
-
-/** Field 22 of /proc/<pid>/stat: the start time that tells this PID 1 from a later process. */
-function processStartTime(pid: number): number | undefined {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return fields[0] === "Z" || fields[0] === "X" ? undefined : Number(fields[19]);
-  } catch {
-    return undefined;
-  }
-}
 
 function sameFile(a: string, b: string): boolean {
   const x = Deno.statSync(a), y = Deno.statSync(b);
