@@ -637,11 +637,18 @@ export const PAGE_GRANULE = 64 * 1024;
 /** The syscall numbers of this architecture (exec's program is made of them). */
 export const SYSCALLS = SYS;
 
-/** memfd_create(2), sealed empty (no write, grow, shrink, further seals), reopened read-only. */
+/**
+ * memfd_create(2), executable, sealed empty (no write, grow, shrink, further seals), reopened
+ * read-only. Fails (EACCES) where vm.memfd_noexec=2 forbids executable memfds.
+ */
 export function sealedEmptyMemfd(name: string): number {
-  const MFD_CLOEXEC = 1, MFD_ALLOW_SEALING = 2, F_ADD_SEALS = 1033;
+  const MFD_CLOEXEC = 1, MFD_ALLOW_SEALING = 2, MFD_EXEC = 0x10, F_ADD_SEALS = 1033;
   const SEALS = 0x1 /* SEAL */ | 0x2 /* SHRINK */ | 0x4 /* GROW */ | 0x8 /* WRITE */;
-  const fd = check("memfd_create", sys(SYS.memfd_create, cstr(name), MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  // executable (a process's exe must be): asked for explicitly where vm.memfd_noexec=1 would make it
+  // noexec; kernels before 6.3 do not know the flag (EINVAL) and make it executable anyway
+  let fd = sys(SYS.memfd_create, cstr(name), MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+  if (fd === -1 && errno() === 22) fd = sys(SYS.memfd_create, cstr(name), MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  check("memfd_create", fd);
   try {
     check("fcntl", sys(SYS.fcntl, fd, F_ADD_SEALS, SEALS));
     // an fd open for writing would keep the kernel from taking it as a process's exe (ETXTBSY)
