@@ -439,16 +439,29 @@ export async function execInContainer(
     ]
     : [];
   let commandPid = 0, failure: { failed: number; errno: number } | undefined;
-  const record8 = new Uint8Array(8);
-  while (await readAsync(errorRead, record8) === 8) {
-    const got = decodeRecord(record8);
-    if ("pid" in got) commandPid = got.pid;
-    else failure ??= got;
-  }
-  close(errorRead);
+  let pidKnown = () => {};
+  const known = new Promise<void>((resolve) => pidKnown = resolve);
+  const records = (async () => {
+    const record = new Uint8Array(8);
+    while (await readAsync(errorRead, record) === 8) {
+      const got = decodeRecord(record);
+      if ("pid" in got) {
+        commandPid ||= got.pid;
+        pidKnown();
+      } else failure ??= got;
+    }
+    close(errorRead);
+  })();
+  await Promise.race([records, known]);
   await waitForExitAsync(middle);
+  // a container with CAP_SYS_PTRACE can open the command's end of the pipe before its execve and
+  // hold it: once the command is known, its exit ends the wait as the pipe's EOF does
+  const exited = commandPid ? waitForExitAsync(commandPid) : undefined;
+  if (exited && !(await Promise.race([records.then(() => true), exited.then(() => false)]))) {
+    await Promise.race([records, sleep(20)]); // its execve's failure, written before it exited
+  }
   if (failure) {
-    if (commandPid) await waitForExitAsync(commandPid).catch(() => {});
+    await exited?.catch(() => {});
     for (const fd of [parentEnds.stdin]) if (fd !== undefined) close(fd);
     await drainAfterExit(outputs);
     pty?.close();
@@ -459,18 +472,18 @@ export async function execInContainer(
       workingDir,
     );
   }
-  if (!commandPid) {
+  if (!exited) {
     pty?.close();
     throw new SkiffError("exec: the command was not started", EXIT_SETUP_FAILED);
   }
   if (stdio === "detached") return 0; // the container's PID 1 reaps it once we are gone
   if (stdio === "pipes") {
     if (interactive) feedInput(fdWritable(parentEnds.stdin!).getWriter(), io.stdin);
-    const code = await waitForExitAsync(commandPid);
+    const code = await exited;
     await drainAfterExit(outputs);
     return code;
   }
-  return await pumpTerminal(pty!, commandPid, interactive, io);
+  return await pumpTerminal(pty!, exited, interactive, io);
 }
 
 let clone3Refused = false;
@@ -507,7 +520,7 @@ function programFailure(label: string, errno: number, command: string, workingDi
 }
 
 /** exec -t: our side of the pty until the command exits (raw mode with -i, window size). */
-async function pumpTerminal(pty: PtyMaster, commandPid: number, interactive: boolean, io: ExecIO) {
+async function pumpTerminal(pty: PtyMaster, exited: Promise<number>, interactive: boolean, io: ExecIO) {
   let restoreStdin = () => {};
   const onWinch = () => pty.syncWindowSize();
   try {
@@ -517,7 +530,7 @@ async function pumpTerminal(pty: PtyMaster, commandPid: number, interactive: boo
       if (io.terminal) restoreStdin = rawStdin();
       pty.pumpInput(io.stdin);
     }
-    const code = await waitForExitAsync(commandPid);
+    const code = await exited;
     pty.releaseSlave();
     // what the command wrote last is still in the pty: drain it, but never hang on it
     await Promise.race([output, sleep(500)]);
