@@ -3,7 +3,7 @@
 // detached containers through the same create (create_run.ts), launch and finish (process.ts) and
 // the same resource list (resources.ts); a later HTTP API or a build's RUN step calls it unchanged.
 //
-// Everything that enters a namespace or a cgroup runs in a child (the init stage, the exec stage),
+// Everything that enters a namespace or a cgroup runs in a child (the init stage, exec's forked program),
 // never in the engine's own process. The one namespace call on the engine's thread is stage.ts's
 // unshare(CLONE_NEWPID) + setns back around the init stage's spawn: it only sets the namespace of
 // children spawned next from this thread, and both calls run synchronously around the spawn with no
@@ -25,6 +25,7 @@ import type { ContainerIO } from "../runtime/stdio.ts";
 import type { StopOptions } from "./lifecycle.ts";
 import type { AttachOptions, AttachSession } from "./attach_client.ts";
 import { NoSuchContainerError, SkiffError } from "../errors.ts";
+import type { ExecIO, ExecRequest, ExecStdio } from "../runtime/exec.ts";
 
 /** What an engine serves: explicit, never read from the environment. */
 export interface EngineConfig {
@@ -48,6 +49,15 @@ export interface ForegroundRun {
   keepLog: boolean;
   /** The container's id, when the caller names it before it exists (a build's `Running in ID`). */
   id?: string;
+}
+
+/** One exec: the command and its flags, and how its stdio is made. */
+export interface ExecSpec {
+  request: ExecRequest;
+  /** pipes copied to the caller (docker's attach), a pty (-t), or nothing (-d). */
+  stdio: ExecStdio;
+  /** -i: the caller's input reaches the command (else its stdin is the container's /dev/null). */
+  interactive: boolean;
 }
 
 export class Engine {
@@ -160,6 +170,34 @@ export class Engine {
   async remove(ref: string | ContainerRecord, opts: RemoveOptions = {}): Promise<void> {
     const [{ removeContainer }, record] = await Promise.all([import("./remove.ts"), this.find(ref)]);
     await removeContainer(this.root, record, { force: opts.force ?? false, volumes: opts.volumes });
+  }
+
+  /**
+   * Runs a command in a running container (lib/runtime/exec.ts): resolves with its exit code (0 at
+   * once with -d), throws ExecRefused, ExecFailed (126, 127) or a SkiffError when it cannot start.
+   * Everything about its privileges comes from the container's record, never from its processes.
+   */
+  async exec(ref: string | ContainerRecord, spec: ExecSpec, io?: ExecIO): Promise<number> {
+    const [{ execTarget, execInContainer }, { containerConfinement }, { execEvents }] = await Promise.all([
+      import("../runtime/exec.ts"),
+      import("../seccomp/mod.ts"),
+      import("../state/events.ts"),
+    ]);
+    const record = execTarget(this.root, typeof ref === "string" ? ref : ref.Id);
+    // the container's own filter and no-new-privileges (docker: exec --privileged keeps them)
+    const confinement = await containerConfinement(record.HostConfig, this.root.path);
+    const events = execEvents(this.root, record, spec.request.command);
+    const code = await execInContainer(
+      this.root,
+      record,
+      spec.request,
+      spec.stdio,
+      spec.interactive,
+      confinement,
+      io,
+    );
+    if (spec.stdio !== "detached") events.died(code); // a detached command's exit is nobody's to see
+    return code;
   }
 
   /**

@@ -1,4 +1,4 @@
-// Installs a container's seccomp filter and no-new-privileges in the init and exec stages, with the
+// Installs a container's seccomp filter and no-new-privileges in the init stage, with the
 // order runc uses: without no_new_privs, installing a filter needs CAP_SYS_ADMIN, so it goes on
 // before the process drops to the container's capabilities (the profile must then allow the few
 // calls that follow: capset, setresuid, prctl, close_range, execve...); with no_new_privs it goes
