@@ -98,7 +98,8 @@ export class Engine {
    * Creates a container and runs it in the foreground with the caller's I/O; resolves once it has
    * exited. The init stage is started first, before the image is even looked up: its start-up
    * overlaps with all the rest. Its cgroup is created and joined (on Deno's blocking pool) while
-   * the record is made; on any failure what was made is released again.
+   * the record is made and the stage sets up the rootfs; on any failure what was made is released
+   * again.
    */
   async runForeground(run: ForegroundRun): Promise<RunOutcome> {
     const root = this.root;
@@ -115,7 +116,7 @@ export class Engine {
         { ImageStore },
         cgroups,
         foreground,
-        { newContainerId, removeContainerDir },
+        { newContainerId },
         { checkLimits, createForRun },
         { startCgroup },
       ] = await Promise.all([
@@ -132,20 +133,12 @@ export class Engine {
       // record is made
       cgroup = startCgroup(root, id, limits);
       joined = cgroup.addProcessAsync!(stage.child.pid);
-      joined.catch(() => {}); // awaited below
+      joined.catch(() => {}); // awaited by launchContainer, or below on failure
       const cgroupView = cgroups.containerCgroupView(root, id);
       const store = new ImageStore(root);
       const image = await run.image(store);
-      let createdVolumes;
-      ({ record, createdVolumes } = await createForRun(root, request, image, store.layerDirs(image), id));
-      try {
-        await joined;
-      } catch (e) {
-        removeContainerDir(root, record.Id);
-        await (await import("../runtime/mounts.ts")).discardVolumes(root, createdVolumes);
-        throw e;
-      }
-      ready = { foreground, record, cgroup, cgroupView };
+      ({ record } = await createForRun(root, request, image, store.layerDirs(image), id));
+      ready = { foreground, record, cgroup, cgroupView, joined };
     } catch (e) {
       await joined?.catch(() => {});
       cgroup?.destroy();
@@ -157,7 +150,8 @@ export class Engine {
       cgroupView: ready.cgroupView,
       signalProxy: request.signalProxy,
       keepLog: run.keepLog,
-      cgroupJoined: true,
+      // the join goes on while the stage sets up the rootfs; launchContainer waits for it
+      cgroupJoin: ready.joined,
       io: run.io,
     });
   }

@@ -80,7 +80,8 @@ export interface InitSpec {
   detached?: boolean;
   /**
    * The parent joins the stage to the container's cgroups while it sets up the rootfs: a second
-   * line on the FIFO says it is done, and the stage waits for it before it becomes the container.
+   * line on the FIFO says it is done, and the stage waits for it once its mounts are made, before
+   * it reads anything of the container by path or becomes the container.
    */
   awaitCgroup?: boolean;
   /** The container's seccomp filter (BPF, base64; compiled by the parent) and flags. */
