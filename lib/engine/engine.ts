@@ -15,12 +15,13 @@
 // its call needs.
 
 // static: the foreground run starts its init stage first thing, without another module round trip
-import { abortInitStage, startInitStage } from "../runtime/stage.ts";
+import { abortInitStage, type InitStage, startInitStage } from "../runtime/stage.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord, ImageRecord } from "../state/types.ts";
 import type { ImageStore } from "../image/store.ts";
 import type { RunRequest } from "./create_run.ts";
 import type { RunOutcome } from "./process.ts";
+import type { CgroupHandle } from "./resources.ts";
 import type { ContainerIO } from "../runtime/stdio.ts";
 import type { StopOptions } from "./lifecycle.ts";
 
@@ -44,6 +45,11 @@ export interface ForegroundRun {
   io: ContainerIO;
   /** Keep the json log of the run (not for --rm, nor --log-driver none). */
   keepLog: boolean;
+  /**
+   * An init stage the caller started already (the CLI starts it as soon as it has parsed its command
+   * line), with the stdio run.ts gives it; from here on the engine owns it (and aborts it on failure).
+   */
+  stage?: InitStage;
 }
 
 export class Engine {
@@ -107,33 +113,43 @@ export class Engine {
     const { tty, interactive } = request.container;
     // the container gets pipes that skiff copies, never the caller's own stdio (docker's attach);
     // with -t the pty replaces all three before the container's command runs
-    const stage = startInitStage(root, interactive && !tty ? "piped" : "null", tty ? "inherit" : "piped");
-    let cgroup, record;
+    const stage = run.stage ??
+      startInitStage(root, interactive && !tty ? "piped" : "null", tty ? "inherit" : "piped");
+    stage.taken = true;
+    let cgroup: CgroupHandle | undefined, record;
     let joined: Promise<void> | undefined;
     let ready;
     try {
+      // the cgroup first, before the rest loads: the first cgroup.procs write sleeps for an RCU
+      // grace period (~10-15 ms), on Deno's blocking pool while the modules load, the record is
+      // made and the stage sets up the rootfs
+      const [cgroups, { limitsOfRequest }, { newContainerId }] = await Promise.all([
+        import("../cgroups/mod.ts"),
+        import("./request_limits.ts"),
+        import("../state/ids.ts"),
+      ]);
+      const id = newContainerId();
+      const made = cgroups.createCgroup(root, id, limitsOfRequest(request)); // checks them first
+      cgroup = {
+        addProcess: (pid) => made.addProcess(pid),
+        oomKilled: () => made.oomKilled(),
+        // what a run's end releases (resources.ts), loaded with the rest below
+        destroy: () => made.destroy(),
+      };
+      joined = made.addProcessAsync(stage.child.pid);
+      joined.catch(() => {}); // awaited by launchContainer, or below on failure
       const [
         { ImageStore },
-        cgroups,
         foreground,
-        { newContainerId },
-        { checkLimits, createForRun },
-        { startCgroup },
+        { createForRun },
+        { releaseExitResources },
       ] = await Promise.all([
         import("../image/store.ts"),
-        import("../cgroups/mod.ts"),
         import("./process.ts"),
-        import("../state/containers.ts"),
         import("./create_run.ts"),
         import("./resources.ts"),
       ]);
-      const limits = checkLimits(request);
-      const id = newContainerId();
-      // the first cgroup.procs write sleeps for an RCU grace period (~10 ms): now, while the
-      // record is made
-      cgroup = startCgroup(root, id, limits);
-      joined = cgroup.addProcessAsync!(stage.child.pid);
-      joined.catch(() => {}); // awaited by launchContainer, or below on failure
+      cgroup.destroy = () => releaseExitResources({ root, id });
       const cgroupView = cgroups.containerCgroupView(root, id);
       const store = new ImageStore(root);
       const image = await run.image(store);

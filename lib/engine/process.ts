@@ -15,7 +15,7 @@ import { capabilityMask } from "../runtime/caps.ts";
 import { containerConfinement } from "../seccomp/mod.ts";
 import { mergeEnv } from "../runtime/container.ts";
 import type { JsonLogWriter } from "../runtime/logs.ts";
-import { PtyMaster, rawStdin } from "../runtime/pty.ts";
+import type { PtyMaster } from "../runtime/pty.ts";
 import { abortInitStage, type InitStage, removeQuietly, writeAll } from "../runtime/stage.ts";
 import { SIGNAL_NUMBERS } from "../runtime/signals.ts";
 import { mountsFor } from "../runtime/mountplan.ts";
@@ -152,7 +152,8 @@ export async function launchContainer(
     spec.cgroupView = options.cgroupView;
     spec.detached = options.detached;
     if (record.Config.Tty) {
-      pty = PtyMaster.open();
+      // loaded for -t only: a run without a terminal never needs it
+      pty = (await import("../runtime/pty.ts")).PtyMaster.open();
       spec.ttySlave = pty.slavePath;
       if (!options.detached && options.terminal !== false) pty.syncWindowSize();
     }
@@ -351,7 +352,7 @@ export async function runForeground(
       })
       : pty.pumpOutput(undefined, io.stdout);
     if (record.Config.OpenStdin) {
-      if (io.terminal) restoreStdin = rawStdin();
+      if (io.terminal) restoreStdin = (await import("../runtime/pty.ts")).rawStdin();
       pty.pumpInput(io.stdin);
     }
   }

@@ -155,3 +155,6 @@ export const DEFAULT_READONLY_PATHS = [
 export const EXIT_SETUP_FAILED = 125;
 export const EXIT_NOT_EXECUTABLE = 126;
 export const EXIT_NOT_FOUND = 127;
+
+/** runc's largest uid or gid (libcontainer/user: 2^31 - 1); here so that run's flags need not load user.ts. */
+export const MAX_ID = 2 ** 31 - 1;

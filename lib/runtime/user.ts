@@ -3,6 +3,7 @@
 // in the init stage and in exec's stage.
 
 import { close, O, open, read } from "../../ffi/libc.ts";
+import { MAX_ID } from "./spec.ts";
 
 export interface ExecUser {
   uid: number;
@@ -81,8 +82,7 @@ function groups(path: string): GroupEntry[] {
 
 const isId = (s: string) => /^\d+$/.test(s);
 
-/** runc's largest uid or gid (libcontainer/user: 2^31 - 1). */
-export const MAX_ID = 2 ** 31 - 1;
+export { MAX_ID };
 
 /**
  * Resolves a -u value, plus --group-add groups (names or gids). Throws an Error with runc's wording
