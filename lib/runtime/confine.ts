@@ -14,7 +14,9 @@ export interface StageConfinement {
 }
 
 function install(c: StageConfinement): void {
-  const bytes = Uint8Array.from(atob(c.seccompFilter!), (ch) => ch.charCodeAt(0));
+  // V8's own decoder: Uint8Array.from(atob(...), fn) took ~1 ms over docker's 2 KB program (a
+  // callback per byte, not yet compiled), on the init stage's critical path
+  const bytes = Uint8Array.fromBase64(c.seccompFilter!);
   seccompSetFilter(bytes, c.seccompFlags ?? 0);
 }
 

@@ -4,6 +4,7 @@
 
 import { close, O, open, read } from "../../ffi/libc.ts";
 import { openInRoot } from "../fs/at.ts";
+import { MAX_ID } from "./spec.ts";
 
 export interface ExecUser {
   uid: number;
@@ -83,8 +84,7 @@ function groups(path: string, rootFd?: number): GroupEntry[] {
 
 const isId = (s: string) => /^\d+$/.test(s);
 
-/** runc's largest uid or gid (libcontainer/user: 2^31 - 1). */
-export const MAX_ID = 2 ** 31 - 1;
+export { MAX_ID };
 
 /**
  * Resolves a -u value, plus --group-add groups (names or gids). Throws an Error with runc's wording
