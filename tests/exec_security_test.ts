@@ -238,12 +238,21 @@ int main(int argc, char **argv) {
       fd = open(path, O_RDONLY | O_NONBLOCK);
       if (fd >= 0) { hit("cwd", pid, path); close(fd); }
       snprintf(path, sizeof path, "/proc/%s/exe", pid);
+      // the exe's name before and after the open: a process that execve()d in between (skiff's
+      // memfd opened, the container's /bin/busybox named) says nothing about either
+      char before[512];
+      ssize_t nb = readlink(path, before, sizeof before - 1);
+      before[nb > 0 ? nb : 0] = 0;
       fd = open(path, O_RDONLY | O_NONBLOCK);
       if (fd >= 0) {
         struct stat st;
+        ssize_t n = readlink(path, target, sizeof target - 1);
+        target[n > 0 ? n : 0] = 0;
+        if (strcmp(before, target)) {
+          close(fd);
+          continue;
+        }
         if (fstat(fd, &st) == 0 && st.st_dev != own_root.st_dev) {
-          ssize_t n = readlink(path, target, sizeof target - 1);
-          target[n > 0 ? n : 0] = 0;
           // skiff's own empty, sealed memfd (per exec, reachable from nowhere else): its mode may
           // change, its content (none) cannot; anything else is a file from the host
           if (!strncmp(target, "/memfd:skiff-exec", 17)) {
