@@ -265,7 +265,8 @@ export class Builder {
           state.config = step.config;
           return await this.cached(
             image,
-            await cacheKey(image.id, step.createdBy),
+            // the config too, as docker compares it: `LABEL a="b c=d"` and `LABEL a=b c=d` show alike
+            await cacheKey(image.id, step.createdBy, { config: state.config }),
             () => this.commit(image, state.config, step.createdBy, undefined, step.author),
           );
         }
@@ -378,7 +379,9 @@ export class Builder {
     const argv = commandOf(instr, state.config);
     const buildArgs = runBuildArgs(state);
     const createdBy = runHistoryCommand(argv, buildArgs);
-    return await this.cached(image, await cacheKey(image.id, createdBy), async () => {
+    // the argv and the args as lists, as docker compares them: their joined text can be alike
+    const key = await cacheKey(image.id, createdBy, { argv, buildArgs });
+    return await this.cached(image, key, async () => {
       if (image === SCRATCH) throw new SkiffError("no such file or directory: a RUN needs a base image");
       const id = await this.runContainer(image, state.config, argv, buildArgs);
       try {

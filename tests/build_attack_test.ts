@@ -1,0 +1,177 @@
+// `build` against what a hostile Dockerfile, context, base image or build argument would try: each
+// test is the attack, and it must fail to escape (the host untouched, nothing read from the host,
+// no hang) or to confuse the cache (a step reused for a different instruction).
+
+import { deepStrictEqual as assertEqual, ok as assert } from "node:assert/strict";
+import { join } from "node:path";
+import { type TestRoot, withBusybox } from "./helpers.ts";
+import { writeTar } from "../lib/image/tar.ts";
+
+async function withDirs(fn: (ctx: string, host: string) => Promise<void>) {
+  const ctx = await Deno.makeTempDir({ prefix: "skiff-attack-ctx-" });
+  const host = await Deno.makeTempDir({ prefix: "skiff-attack-host-" });
+  try {
+    await fn(ctx, host);
+  } finally {
+    Deno.removeSync(ctx, { recursive: true });
+    Deno.removeSync(host, { recursive: true });
+  }
+}
+
+const hostNames = (dir: string) => [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+const build = (root: TestRoot, dir: string, tag: string, extra: string[] = []) =>
+  root.skiff(["build", "-q", ...extra, "-t", tag, dir], { timeoutMs: 60_000 });
+const out = async (root: TestRoot, image: string, ...cmd: string[]) =>
+  (await root.ok(["run", "--rm", image, ...cmd])).trim();
+
+Deno.test("build attack: the cache is never shared by instructions that only join to the same text", async () => {
+  await withBusybox(async (root) => {
+    await withDirs(async (ctx) => {
+      // exec-form RUN: ["sh","-c","echo $0 > /r","a b"] and ["sh","-c","echo $0 > /r a","b"] print
+      // the same history line; docker compares the argv, and so must the cache
+      const df = (argv: string[]) => `FROM busybox\nRUN ${JSON.stringify(argv)}\n`;
+      Deno.writeTextFileSync(join(ctx, "Dockerfile"), df(["sh", "-c", "echo $0 > /r", "a b"]));
+      await root.ok(["build", "-q", "-t", "one", ctx]);
+      Deno.writeTextFileSync(join(ctx, "Dockerfile"), df(["sh", "-c", "echo $0 > /r a", "b"]));
+      await root.ok(["build", "-q", "-t", "two", ctx]);
+      assertEqual(await out(root, "one", "cat", "/r"), "a b");
+      assertEqual(await out(root, "two", "cat", "/r"), "b a");
+
+      // build args whose values hold what separates them ("|2 A=x B=y B=z" either way), and a newline
+      Deno.writeTextFileSync(join(ctx, "Dockerfile"), 'FROM busybox\nARG A\nARG B\nRUN echo "$A|$B" > /r\n');
+      const argSets = [
+        ["x B=y", "z", "x B=y|z"],
+        ["x", "y B=z", "x|y B=z"],
+        ["x\nB=y", "z", "x\nB=y|z"],
+      ];
+      for (const [i, [a, b]] of argSets.entries()) {
+        await root.ok([
+          "build",
+          "-q",
+          "--build-arg",
+          `A=${a}`,
+          "--build-arg",
+          `B=${b}`,
+          "-t",
+          `arg${i}`,
+          ctx,
+        ]);
+      }
+      for (const [i, [, , want]] of argSets.entries()) {
+        assertEqual(await out(root, `arg${i}`, "cat", "/r"), want);
+      }
+
+      // LABEL a="b c=d" and LABEL a=b c=d are the same history text, different labels
+      Deno.writeTextFileSync(join(ctx, "Dockerfile"), 'FROM busybox\nLABEL a="b c=d"\n');
+      await root.ok(["build", "-q", "-t", "l1", ctx]);
+      Deno.writeTextFileSync(join(ctx, "Dockerfile"), "FROM busybox\nLABEL a=b c=d\n");
+      await root.ok(["build", "-q", "-t", "l2", ctx]);
+      const labels = async (ref: string) =>
+        JSON.parse(await root.ok(["inspect", "-f", "{{json .Config.Labels}}", ref]));
+      assertEqual(await labels("l1"), { a: "b c=d" });
+      assertEqual(await labels("l2"), { a: "b", c: "d" });
+    });
+  });
+});
+
+Deno.test("build attack: a base image's symlinks never lead WORKDIR, COPY or COPY --from to the host", async () => {
+  await withBusybox(async (root) => {
+    await withDirs(async (ctx, host) => {
+      Deno.writeTextFileSync(join(host, "secret"), "host secret\n");
+      const rel = "../".repeat(12) + host.slice(1);
+      // the base: /w an absolute link to the host dir's path, /a -> /b -> ../../..(host dir)
+      Deno.writeTextFileSync(
+        join(ctx, "Dockerfile"),
+        `FROM busybox\nRUN ln -s ${host} /w && ln -s /b /a && ln -s ${rel} /b\n`,
+      );
+      await root.ok(["build", "-q", "-t", "evil-base", ctx]);
+      Deno.writeTextFileSync(join(ctx, "f"), "from the context\n");
+      Deno.writeTextFileSync(
+        join(ctx, "Dockerfile"),
+        "FROM evil-base\nWORKDIR /w/sub\nCOPY f .\nCOPY f /a/\nRUN echo ran > here\n",
+      );
+      const r = await build(root, ctx, "evil");
+      assertEqual(r.code, 0, r.stderr);
+      // inside the image, at the link's path as the image resolves it; the host dir untouched
+      assertEqual(hostNames(host), ["secret"]);
+      assertEqual(Deno.readTextFileSync(join(host, "secret")), "host secret\n");
+      assertEqual(
+        await out(root, "evil", "cat", `${host}/sub/f`, `${host}/sub/here`, `${host}/f`),
+        "from the context\nran\nfrom the context",
+      );
+
+      // COPY --from the image: its links resolve in it, so the host's secret is not found
+      Deno.writeTextFileSync(join(ctx, "Dockerfile"), "FROM busybox\nCOPY --from=evil-base /a/secret /got\n");
+      const from = await build(root, ctx, "stolen");
+      assert(from.code !== 0, `COPY --from read through the link: ${from.stdout}`);
+      assert(from.stderr.includes("not found"), from.stderr);
+      Deno.writeTextFileSync(join(ctx, "Dockerfile"), "FROM busybox\nCOPY --from=evil-base /b/ /got/\n");
+      const dir = await build(root, ctx, "stolen2");
+      if (dir.code === 0) assert(!(await out(root, "stolen2", "ls", "-a", "/got")).includes("secret"));
+    });
+  });
+});
+
+Deno.test("build attack: ADD of a tar with ../ names and symlinks out of the destination writes nothing on the host", async () => {
+  await withBusybox(async (root) => {
+    await withDirs(async (ctx, host) => {
+      const up = "../".repeat(12) + host.slice(1);
+      Deno.writeFileSync(
+        join(ctx, "evil.tar"),
+        writeTar([
+          { name: `${up}/dotdot`, data: "1" },
+          { name: "abs", type: "symlink", linkname: host },
+          { name: "abs/through-abs", data: "2" },
+          { name: "rel", type: "symlink", linkname: up },
+          { name: "rel/through-rel", data: "3" },
+          { name: "hard", type: "link", linkname: `${up}/secret` },
+        ]),
+      );
+      Deno.writeTextFileSync(join(host, "secret"), "host secret\n");
+      Deno.writeTextFileSync(join(ctx, "Dockerfile"), "FROM busybox\nADD evil.tar /dst/\n");
+      const r = await build(root, ctx, "evil");
+      assertEqual(hostNames(host), ["secret"], r.stdout + r.stderr);
+      assertEqual(Deno.readTextFileSync(join(host, "secret")), "host secret\n");
+      if (r.code === 0) {
+        // whatever was kept is inside the image, and no entry holds the host's file
+        const found = await out(root, "evil", "sh", "-c", "grep -rl 'host secret' / 2>/dev/null || true");
+        assertEqual(found, "");
+      }
+    });
+  });
+});
+
+Deno.test("build attack: .dockerignore cannot bring in a file outside the context; a FIFO or device in it is not read", async () => {
+  await withBusybox(async (root) => {
+    await withDirs(async (parent, host) => {
+      const ctx = join(parent, "ctx");
+      Deno.mkdirSync(ctx);
+      Deno.writeTextFileSync(join(parent, "outside"), "outside the context\n");
+      Deno.writeTextFileSync(join(ctx, "inside"), "in\n");
+      Deno.writeTextFileSync(
+        join(ctx, ".dockerignore"),
+        "*\n!inside\n!../outside\n!/../outside\n!Dockerfile\n",
+      );
+      Deno.writeTextFileSync(join(ctx, "Dockerfile"), "FROM busybox\nCOPY . /c/\n");
+      await root.ok(["build", "-q", "-t", "ign", ctx]);
+      assertEqual(await out(root, "ign", "sh", "-c", "cd /c && find . | sort"), ".\n./Dockerfile\n./inside");
+
+      // a FIFO (nobody writes it: reading it would block) and /dev/zero's device (endless)
+      Deno.removeSync(join(ctx, ".dockerignore"));
+      const mk = async (args: string[]) =>
+        assert((await new Deno.Command(args[0], { args: args.slice(1) }).output()).success);
+      await mk(["mkfifo", join(ctx, "fifo")]);
+      await mk(["mknod", join(ctx, "zero"), "c", "1", "5"]);
+      const started = Date.now();
+      const r = await build(root, ctx, "special");
+      assert(Date.now() - started < 50_000, "the build hung on a special file");
+      assertEqual(r.code, 0, r.stderr);
+      // copied as what they are (docker's context tar carries them as a FIFO and a device node)
+      assertEqual(
+        await out(root, "special", "stat", "-c", "%F %t:%T", "/c/fifo", "/c/zero"),
+        "fifo 0:0\ncharacter special file 1:5",
+      );
+      assertEqual(hostNames(host), []);
+    });
+  });
+});
