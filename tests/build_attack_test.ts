@@ -74,7 +74,7 @@ Deno.test("build attack: the cache is never shared by instructions that only joi
   });
 });
 
-Deno.test("build attack: a base image's symlinks never lead WORKDIR, COPY or COPY --from to the host", async () => {
+Deno.test("build attack: a base image's symlinks never lead WORKDIR, COPY, COPY --from or --chown to the host", async () => {
   await withBusybox(async (root) => {
     await withDirs(async (ctx, host) => {
       Deno.writeTextFileSync(join(host, "secret"), "host secret\n");
@@ -108,6 +108,18 @@ Deno.test("build attack: a base image's symlinks never lead WORKDIR, COPY or COP
       Deno.writeTextFileSync(join(ctx, "Dockerfile"), "FROM busybox\nCOPY --from=evil-base /b/ /got/\n");
       const dir = await build(root, ctx, "stolen2");
       if (dir.code === 0) assert(!(await out(root, "stolen2", "ls", "-a", "/got")).includes("secret"));
+
+      // --chown by name reads the image's /etc/passwd: a link to a host file names the image's path
+      Deno.writeTextFileSync(join(host, "passwd"), "evil:x:4242:4242::/:/bin/sh\n");
+      Deno.writeTextFileSync(
+        join(ctx, "Dockerfile"),
+        `FROM busybox\nRUN ln -sf ${host}/passwd /etc/passwd\n`,
+      );
+      await root.ok(["build", "-q", "-t", "evil-passwd", ctx]);
+      Deno.writeTextFileSync(join(ctx, "Dockerfile"), "FROM evil-passwd\nCOPY --chown=evil f /f\n");
+      const chown = await build(root, ctx, "chowned");
+      assertEqual(chown.code, 1, chown.stdout);
+      assert(chown.stderr.includes("can't find uid for evil"), chown.stderr);
     });
   });
 });
