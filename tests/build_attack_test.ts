@@ -190,3 +190,42 @@ Deno.test("build attack: .dockerignore cannot bring in a file outside the contex
     });
   });
 });
+
+Deno.test("build attack: --iidfile that is a symlink is replaced, as docker's, never written through; a failed build leaves no stale id", async () => {
+  await withBusybox(async (root) => {
+    await withDirs(async (ctx, host) => {
+      Deno.writeTextFileSync(join(host, "target"), "keep me\n");
+      const iid = join(ctx, "..", `${ctx.split("/").at(-1)}.iid`);
+      Deno.symlinkSync(join(host, "target"), iid);
+      try {
+        Deno.writeTextFileSync(join(ctx, "Dockerfile"), "FROM busybox\nRUN echo a > /a\n");
+        await root.ok(["build", "-q", "--iidfile", iid, ctx]);
+        assertEqual(Deno.readTextFileSync(join(host, "target")), "keep me\n");
+        const st = Deno.lstatSync(iid);
+        assert(st.isFile && !st.isSymlink, "the iidfile is still a symlink");
+        assertEqual(
+          Deno.readTextFileSync(iid),
+          (await root.ok(["images", "-q", "--no-trunc"])).split("\n")[0],
+        );
+
+        Deno.writeTextFileSync(join(ctx, "Dockerfile"), "FROM busybox\nRUN exit 3\n");
+        const failed = await root.skiff(["build", "-q", "--iidfile", iid, ctx]);
+        assertEqual(failed.code, 3, failed.stderr);
+        assert(!existsPath(iid), "a stale iidfile was left by a failed build");
+      } finally {
+        try {
+          Deno.removeSync(iid);
+        } catch { /* removed by the build */ }
+      }
+    });
+  });
+});
+
+function existsPath(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
