@@ -6,6 +6,7 @@ import { deepStrictEqual as assertEqual, ok as assert } from "node:assert/strict
 import { join } from "node:path";
 import { type TestRoot, withBusybox } from "./helpers.ts";
 import { type TarWriteEntry, writeTar } from "../lib/image/tar.ts";
+import { createHash } from "node:crypto";
 
 async function withDirs(fn: (ctx: string, host: string) => Promise<void>) {
   const ctx = await Deno.makeTempDir({ prefix: "skiff-attack-ctx-" });
@@ -229,3 +230,52 @@ function existsPath(path: string): boolean {
     return false;
   }
 }
+
+/** Loads `ref`: `from`'s image with its config's OnBuild replaced (a hand-made config, as a registry could serve). */
+async function withTriggers(root: TestRoot, from: string, ref: string, onBuild: string[]) {
+  const dir = await Deno.makeTempDir({ prefix: "skiff-attack-save-" });
+  try {
+    await root.ok(["save", "-o", join(dir, "in.tar"), from]);
+    const tree = join(dir, "tree");
+    Deno.mkdirSync(tree);
+    const tar = async (args: string[]) => assert((await new Deno.Command("tar", { args }).output()).success);
+    await tar(["-xf", join(dir, "in.tar"), "-C", tree]);
+    const manifest = JSON.parse(Deno.readTextFileSync(join(tree, "manifest.json")));
+    const config = JSON.parse(Deno.readTextFileSync(join(tree, manifest[0].Config)));
+    config.config.OnBuild = onBuild;
+    const text = new TextEncoder().encode(JSON.stringify(config));
+    const hex = createHash("sha256").update(text).digest("hex");
+    Deno.removeSync(join(tree, manifest[0].Config));
+    Deno.writeFileSync(join(tree, "blobs", "sha256", hex), text);
+    manifest[0].Config = `blobs/sha256/${hex}`;
+    manifest[0].RepoTags = [ref];
+    Deno.writeTextFileSync(join(tree, "manifest.json"), JSON.stringify(manifest));
+    for (const oci of ["index.json", "oci-layout"]) Deno.removeSync(join(tree, oci), { recursive: true });
+    await tar(["-cf", join(dir, "out.tar"), "-C", tree, "."]);
+    await root.ok(["load", "-q", "-i", join(dir, "out.tar")]);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
+Deno.test("build attack: a base image's hand-made ONBUILD triggers are checked as docker checks them", async () => {
+  await withBusybox(async (root) => {
+    await withDirs(async (ctx, host) => {
+      const cases: [string[], string][] = [
+        [["FROM busybox"], "FROM isn't allowed as an ONBUILD trigger"],
+        [["MAINTAINER x"], "MAINTAINER isn't allowed as an ONBUILD trigger"],
+        [["ONBUILD RUN true"], "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"],
+        // one trigger that is two instructions (joined, the second would have run as a trigger of its own)
+        [[`RUN true\nRUN touch /ran`], "onbuild trigger should be a single expression"],
+      ];
+      for (const [i, [onBuild, message]] of cases.entries()) {
+        await withTriggers(root, "busybox", `trig${i}:latest`, onBuild);
+        Deno.writeTextFileSync(join(ctx, "Dockerfile"), `FROM trig${i}\nRUN true\n`);
+        const r = await build(root, ctx, "child");
+        assertEqual([r.code, r.stderr], [1, `skiff: ${message}\n`], onBuild.join(" "));
+        assert(!r.stdout.includes(" ---> Running in "), r.stdout); // nothing of the bad trigger ran
+      }
+      assertEqual(hostNames(host), []);
+    });
+  });
+});

@@ -232,7 +232,18 @@ export class Builder {
     if (triggers.length) {
       this.opts.out(`# Executing ${triggers.length} build trigger${triggers.length > 1 ? "s" : ""}`);
       state.config.OnBuild = null;
-      for (const t of parseDockerfile(triggers.join("\n"), this.opts.file).instructions) {
+      // a base image's config can hold any text: docker parses each trigger on its own, checks it
+      // again, and runs it, in turn
+      for (const text of triggers) {
+        const parsed = parseDockerfile(text, this.opts.file).instructions;
+        if (parsed.length !== 1) throw new SkiffError("onbuild trigger should be a single expression", 1);
+        const t = parsed[0];
+        if (t.keyword === "ONBUILD") {
+          throw new SkiffError("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed", 1);
+        }
+        if (t.keyword === "FROM" || t.keyword === "MAINTAINER") {
+          throw new SkiffError(`${t.keyword} isn't allowed as an ONBUILD trigger`, 1);
+        }
         image = await this.runStep(stage, image, state, t, false);
       }
     }
