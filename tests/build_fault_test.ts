@@ -80,6 +80,25 @@ Deno.test("build faults: kill -9 during a RUN, a COPY and a layer's commit leave
       assertEqual(root.containerIds().length, 1); // what the next build must remove
       await checkAfter(root, dir, "during RUN");
 
+      // docker's daemon kills and removes a cancelled build's RUN container: the next `ps -a` (or
+      // `container prune`) must not show it, and removes it. Before the sweep in the listing
+      // commands, `ps -a` showed it "Exited (137)" and `container prune` listed it.
+      Deno.writeTextFileSync(join(dir, "Dockerfile"), "FROM busybox\nRUN echo started && sleep 30\n");
+      for (const listing of [["ps", "-a", "-q", "--no-trunc"], ["container", "prune", "-f"]]) {
+        await killBuild(root, dir, (out) => out.includes("started\n"));
+        const ids = root.containerIds();
+        assertEqual(ids.length, 1, listing.join(" "));
+        const shown = await root.ok(listing);
+        assert(
+          !shown.includes(ids[0]),
+          `${listing.join(" ")} showed the killed build's container:\n${shown}`,
+        );
+        assertEqual(root.containerIds(), [], listing.join(" "));
+        const leaks = findLeaks(root.path, ids);
+        assertEqual([leaks.mounts, leaks.pids], [[], []], listing.join(" "));
+        assertEqual(leaks.cgroups.filter((c) => c.includes(ids[0])), [], listing.join(" "));
+      }
+
       // during a COPY of a 200 MB file (read, hashed, stored as a layer)
       const big = join(dir, "big");
       const f = Deno.openSync(big, { write: true, create: true });

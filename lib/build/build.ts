@@ -9,13 +9,8 @@ import { SkiffError } from "../errors.ts";
 import { normalizeTag } from "../image/reference.ts";
 import { ImageStore, shortId } from "../image/store.ts";
 import { type TarWriteEntry, writeTar } from "../image/tar.ts";
-import {
-  exists,
-  isProcessAlive,
-  processStartTime,
-  removeIfExists,
-  writeFileAtomic,
-} from "../state/fsutil.ts";
+import { exists, writeFileAtomic } from "../state/fsutil.ts";
+import { ownBuildContainer, releaseBuildContainer, sweepDeadBuilders } from "./containers.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ImageConfigBlob, ImageRecord, ImageRunConfig } from "../state/types.ts";
 import type { ByteSink } from "../runtime/stdio.ts";
@@ -112,49 +107,6 @@ class BuildCache {
   }
 }
 
-/**
- * The RUN containers of builds in progress: build-cache/containers/<id> names the builder (pid and
- * start time). A builder killed mid-RUN leaves its container (exited 137 once reconciled); the next
- * build removes the containers of builders that are gone, as it would have.
- */
-class BuildContainers {
-  private readonly dir: string;
-  constructor(private readonly root: StateRoot) {
-    this.dir = join(root.path, "build-cache", "containers");
-  }
-  add(id: string): void {
-    if (!exists(this.dir)) Deno.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    const owner = { pid: Deno.pid, start: processStartTime(Deno.pid) };
-    writeFileAtomic(join(this.dir, id), JSON.stringify(owner), 0o600, false);
-  }
-  done(id: string): void {
-    removeIfExists(join(this.dir, id));
-  }
-  /** Removes the containers of dead builders. */
-  async sweep(): Promise<void> {
-    let names: string[];
-    try {
-      names = [...Deno.readDirSync(this.dir)].map((e) => e.name).filter((n) => /^[0-9a-f]{64}$/.test(n));
-    } catch {
-      return;
-    }
-    for (const id of names) {
-      let owner: { pid?: unknown; start?: unknown } = {};
-      try {
-        owner = JSON.parse(Deno.readTextFileSync(join(this.dir, id)));
-      } catch { /* unreadable: its writer died mid-write */ }
-      const alive = typeof owner.pid === "number" &&
-        isProcessAlive(owner.pid, typeof owner.start === "number" ? owner.start : undefined);
-      if (alive) continue;
-      const { Engine } = await import("../engine/engine.ts");
-      try {
-        await new Engine({ root: this.root }).remove(id, { force: true, volumes: true });
-      } catch { /* already removed */ }
-      this.done(id);
-    }
-  }
-}
-
 interface StageResult {
   image: ImageRecord;
 }
@@ -174,13 +126,11 @@ export class Builder {
   private context!: BuildContext;
   private readonly results = new Map<number, StageResult>();
   private readonly hashes: FileHashCache;
-  private readonly containers: BuildContainers;
 
   constructor(private readonly root: StateRoot, private readonly opts: BuildOptions) {
     this.store = new ImageStore(root);
     this.cache = new BuildCache(root);
     this.hashes = new FileHashCache(join(root.path, "build-cache"));
-    this.containers = new BuildContainers(root);
     for (const p of this.hashes.problems) opts.warn?.(p);
   }
 
@@ -205,7 +155,7 @@ export class Builder {
       });
       this.plan.totalSteps++;
     }
-    await this.containers.sweep();
+    await sweepDeadBuilders(this.root);
     this.context = await BuildContext.open(o.contextDir);
     try {
       for (const meta of this.plan.metaArgs) this.announce(meta);
@@ -282,7 +232,18 @@ export class Builder {
     if (triggers.length) {
       this.opts.out(`# Executing ${triggers.length} build trigger${triggers.length > 1 ? "s" : ""}`);
       state.config.OnBuild = null;
-      for (const t of parseDockerfile(triggers.join("\n"), this.opts.file).instructions) {
+      // a base image's config can hold any text: docker parses each trigger on its own, checks it
+      // again, and runs it, in turn
+      for (const text of triggers) {
+        const parsed = parseDockerfile(text, this.opts.file).instructions;
+        if (parsed.length !== 1) throw new SkiffError("onbuild trigger should be a single expression", 1);
+        const t = parsed[0];
+        if (t.keyword === "ONBUILD") {
+          throw new SkiffError("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed", 1);
+        }
+        if (t.keyword === "FROM" || t.keyword === "MAINTAINER") {
+          throw new SkiffError(`${t.keyword} isn't allowed as an ONBUILD trigger`, 1);
+        }
         image = await this.runStep(stage, image, state, t, false);
       }
     }
@@ -315,7 +276,8 @@ export class Builder {
           state.config = step.config;
           return await this.cached(
             image,
-            await cacheKey(image.id, step.createdBy),
+            // the config too, as docker compares it: `LABEL a="b c=d"` and `LABEL a=b c=d` show alike
+            await cacheKey(image.id, step.createdBy, { config: state.config }),
             () => this.commit(image, state.config, step.createdBy, undefined, step.author),
           );
         }
@@ -428,7 +390,9 @@ export class Builder {
     const argv = commandOf(instr, state.config);
     const buildArgs = runBuildArgs(state);
     const createdBy = runHistoryCommand(argv, buildArgs);
-    return await this.cached(image, await cacheKey(image.id, createdBy), async () => {
+    // the argv and the args as lists, as docker compares them: their joined text can be alike
+    const key = await cacheKey(image.id, createdBy, { argv, buildArgs });
+    return await this.cached(image, key, async () => {
       if (image === SCRATCH) throw new SkiffError("no such file or directory: a RUN needs a base image");
       const id = await this.runContainer(image, state.config, argv, buildArgs);
       try {
@@ -457,7 +421,7 @@ export class Builder {
         return await this.commit(image, state.config, createdBy, entries);
       } finally {
         if (this.opts.rm) await this.removeContainer(id);
-        else this.containers.done(id); // kept, as asked
+        else releaseBuildContainer(this.root, id); // kept, as asked
       }
     });
   }
@@ -465,7 +429,7 @@ export class Builder {
   private async removeContainer(id: string): Promise<void> {
     const { Engine } = await import("../engine/engine.ts");
     await new Engine({ root: this.root }).remove(id, { force: true, volumes: true });
-    this.containers.done(id);
+    releaseBuildContainer(this.root, id);
     this.opts.out(`Removing intermediate container ${id.slice(0, 12)}`);
   }
 
@@ -492,7 +456,7 @@ export class Builder {
     );
     request.imageRef = image.id;
     const id = newContainerId();
-    this.containers.add(id);
+    ownBuildContainer(this.root, id);
     this.opts.out(` ---> Running in ${id.slice(0, 12)}`);
     const engine = new Engine({ root: this.root });
     const outcome = await engine.runForeground({
@@ -509,7 +473,7 @@ export class Builder {
     });
     if (outcome.exitCode !== 0 || outcome.error) {
       if (this.opts.rm) await this.removeContainer(id).catch(() => {});
-      else this.containers.done(id);
+      else releaseBuildContainer(this.root, id);
       const detail = outcome.error ? `: ${outcome.error}` : "";
       throw new RunStepError(
         `The command '${argv.join(" ")}' returned a non-zero code: ${outcome.exitCode}${detail}`,

@@ -208,11 +208,22 @@ const build: Verb = async (args, ctx) => {
         return await imageForRun(ctx, store, ref, bool(p, "pull") ? "always" : undefined);
       },
     });
+    const iidfile = str(p, "iidfile");
+    // docker removes the file first (a failed build leaves no stale id), then creates it anew: a
+    // symlink there is replaced, never written through
+    if (iidfile) {
+      try {
+        Deno.removeSync(iidfile);
+      } catch (e) {
+        if (!(e instanceof Deno.errors.NotFound)) {
+          throw new SkiffError(`Removing image ID file: ${(e as Error).message}`, 1);
+        }
+      }
+    }
     try {
       const image = await builder.run();
       if (quiet) console.log(image.id);
-      const iidfile = str(p, "iidfile");
-      if (iidfile) Deno.writeTextFileSync(iidfile, image.id);
+      if (iidfile) Deno.writeTextFileSync(iidfile, image.id, { createNew: true, mode: 0o666 });
       return 0;
     } catch (e) {
       if (e instanceof RunStepError) {

@@ -6,6 +6,7 @@ import { pruneContainers, pruneFilter } from "../container/prune.ts";
 import { confirm } from "./volume.ts";
 import { bool, list, parseArgs } from "./args.ts";
 import type { Verb } from "./context.ts";
+import { sweepDeadBuilders } from "../build/containers.ts";
 
 const containerPrune: Verb = async (args, ctx) => {
   const p = parseArgs(args, {
@@ -29,6 +30,7 @@ const containerPrune: Verb = async (args, ctx) => {
       return 0;
     }
   }
+  await sweepDeadBuilders(ctx.root); // a killed build's RUN container is not the user's to prune
   const result = await pruneContainers(ctx.root, keep);
   let out = "";
   if (result.deleted.length) out += `Deleted Containers:\n${result.deleted.join("\n")}\n\n`;

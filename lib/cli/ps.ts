@@ -11,11 +11,12 @@ import {
   selectContainers,
 } from "../inspect/ps.ts";
 import { ImageStore } from "../image/store.ts";
+import { join } from "../path.ts";
 import { bool, list, parseArgs, str } from "./args.ts";
 import type { Verb } from "./context.ts";
 import { sweepLostPorts } from "../state/reconcile.ts";
 
-const ps: Verb = (args, ctx) => {
+const ps: Verb = async (args, ctx) => {
   const p = parseArgs(args, {
     verb: "ps",
     options: [
@@ -31,7 +32,7 @@ const ps: Verb = (args, ctx) => {
   });
   if (bool(p, "help")) {
     console.log(USAGE);
-    return Promise.resolve(0);
+    return 0;
   }
   if (p.positionals.length) throw new UsageError(`"skiff ps" accepts no arguments.`, "ps");
   let last: number | undefined;
@@ -53,6 +54,11 @@ const ps: Verb = (args, ctx) => {
   const defaultTable = DEFAULT_PS_FORMAT + (bool(p, "size") ? "\t{{.Size}}" : "");
   const format = bool(p, "quiet") ? undefined : compileListFormat(str(p, "format") ?? "", defaultTable);
 
+  // a killed build's RUN container: docker's daemon removes it when the build is cancelled. The
+  // sweep loads only when a build is running or was killed (a listed container of a builder).
+  if (hasEntries(join(ctx.root.path, "build-cache", "containers"))) {
+    await (await import("../build/containers.ts")).sweepDeadBuilders(ctx.root);
+  }
   const images = new ImageStore(ctx.root);
   const resolveImage = (ref: string) => {
     try {
@@ -66,7 +72,7 @@ const ps: Verb = (args, ctx) => {
   const swept = sweepLostPorts(ctx.root).then(() => 0);
   if (!format) {
     writeAll(containers.map((c) => (noTrunc ? c.Id : c.Id.slice(0, 12)) + "\n").join(""));
-    return swept;
+    return await swept;
   }
   const wantSize = bool(p, "size") || format.uses("Size");
   const now = Date.now();
@@ -79,9 +85,16 @@ const ps: Verb = (args, ctx) => {
     return psRow(c, { noTrunc, size, now });
   });
   writeAll(format.render(rows, psHeaderRow()));
-  return swept;
+  return await swept;
 };
 export default ps;
+
+function hasEntries(dir: string): boolean {
+  try {
+    for (const _ of Deno.readDirSync(dir)) return true;
+  } catch { /* no build ever ran a step here */ }
+  return false;
+}
 
 /** Writes all of it; a reader that went away (`| head`) ends the output quietly, as in docker. */
 function writeAll(text: string): void {

@@ -35,7 +35,7 @@ const rmi: Verb = async (args, ctx) => {
   let failed = false;
   for (const ref of p.positionals) {
     try {
-      for (const r of await store.remove(ref, bool(p, "force"))) {
+      for (const r of await store.remove(ref, bool(p, "force"), !bool(p, "no-prune"))) {
         console.log("untagged" in r ? `Untagged: ${r.untagged}` : `Deleted: ${r.deleted}`);
       }
     } catch (e) {

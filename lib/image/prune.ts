@@ -74,7 +74,7 @@ export async function pruneImages(
     const sizes = new Map(image.layers.map((l) => [l.chainId, layerSize(store, l.chainId)]));
     let records: RemoveRecord[];
     try {
-      records = await store.remove(image.id, true);
+      records = await store.remove(image.id, true, false); // its parents: removeWithParents
     } catch {
       return false; // a container started using it meanwhile, or it is gone
     }

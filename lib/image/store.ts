@@ -382,18 +382,24 @@ export class ImageStore {
   /**
    * `rmi`: untags and/or deletes one image, following docker's rules. By name: untag; delete when
    * that was its last tag. By id: delete, refused when it has several tags unless forced. A container
-   * using the image blocks it (a running one even with force). Layers and blobs no other image or
-   * container uses are deleted too.
+   * using the image blocks it (a running one even with force), and so does an image built from it
+   * (never forced). Layers and blobs no other image or container uses are deleted too, and, unless
+   * `prune` is false (`--no-prune`), the untagged parents the deletion leaves unused, as docker.
    */
-  async remove(ref: string, force: boolean): Promise<RemoveRecord[]> {
+  async remove(ref: string, force: boolean, prune = true): Promise<RemoveRecord[]> {
     this.sweepTmp();
     let subject: ImageRecord | undefined;
+    const deletedImages: ImageRecord[] = [];
     const done = await this.locked(() => {
       const all = this.tagsForChange();
       const image = subject = this.resolveForChange(ref);
       const records: RemoveRecord[] = [];
       const imageTags = Object.keys(all).filter((t) => all[t] === image.id).sort();
-      const containers = listContainersWithDead(this.root).filter((c) => c.Image === image.id);
+      const everyContainer = listContainersWithDead(this.root);
+      const containers = everyContainer.filter((c) => c.Image === image.id);
+      const images = this.list();
+      const hasChildren = (id: string) =>
+        images.some((i) => i.parent === id && !deletedImages.some((d) => d.id === i.id));
       const running = containers.find((c) =>
         c.State.Running && isProcessAlive(c.State.Pid, c.State.PidStartTime)
       );
@@ -438,8 +444,11 @@ export class ImageStore {
         // no tag left: the digest references go too (docker cleans them up), then the image, but
         // never under a running container (docker leaves it dangling); a stopped one got here with force
         untagDigests([...image.repoDigests]);
-        if (running) return records;
+        // an image other images were built from stays (docker: "not dangling", quietly)
+        if (running || hasChildren(image.id)) return records;
       } else {
+        // docker checks this first, and no force overrides it
+        if (hasChildren(image.id)) throw conflict(true, "image has dependent child images");
         if (running) {
           throw conflict(true, `image is being used by running container ${running.Id.slice(0, 12)}`);
         }
@@ -457,14 +466,28 @@ export class ImageStore {
         for (const d of image.repoDigests) records.push({ untagged: d });
       }
       records.push(...this.deleteImage(image));
+      deletedImages.push(image);
+      // docker's prune of the parents: each untagged one that nothing else uses goes too, quietly
+      // stopping at the first that has a tag, a digest, another child or a container
+      for (let at = image; prune && at.parent;) {
+        const parent = images.find((i) => i.id === at.parent);
+        if (
+          !parent || parent.repoTags.length || parent.repoDigests.length || hasChildren(parent.id) ||
+          everyContainer.some((c) => c.Image === parent.id)
+        ) break;
+        records.push(...this.deleteImage(parent));
+        deletedImages.push(parent);
+        at = parent;
+      }
       return records;
     });
     // docker's events: an untag per reference removed, a delete for the image itself
     for (const r of done) {
       if ("untagged" in r) {
         imageEvent(this.root, "untag", subject!.id, { ...imageLabels(subject!), name: subject!.id });
-      } else if (r.deleted === subject!.id) {
-        imageEvent(this.root, "delete", subject!.id, { name: subject!.id });
+      } else {
+        const image = deletedImages.find((i) => i.id === r.deleted);
+        if (image) imageEvent(this.root, "delete", image.id, { name: image.id });
       }
     }
     return done;
