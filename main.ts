@@ -186,7 +186,8 @@ export async function main(argv: string[]): Promise<number> {
   if (rest[0] !== "version") ctx.root.ensure();
   // exec's stage (a second Deno process) starts before the verb loads: its start-up overlaps
   if (rest[0] === "exec") (await import("./lib/runtime/exec_stage.ts")).prestartExecStage();
-  const verb = (await loader()).default;
+  // a detached container whose supervisor is gone wakes a new one in any command that sees it
+  const [{ default: verb }] = await Promise.all([loader(), import("./lib/engine/wake.ts")]);
   return await verb(rest.slice(1), ctx);
 }
 

@@ -17,6 +17,8 @@ export type StartReply =
   | { ok: true; pid: number; id?: string }
   | { ok: false; error: string; exitCode: number; phase?: "create"; imageMissing?: boolean };
 
+/** Held (flock) by the state root's supervisor for its whole life. */
+export const supervisorLock = (root: StateRoot) => `${root.path}/supervisor.lock`;
 /** In a directory of its own: the supervisor keeps it private (see monitor.ts). */
 export const supervisorSocket = (root: StateRoot) => `${root.path}/supervisor/sock`;
 /** Marker in the container's directory: stop, kill or rm asked for the next exit (no restart). */
@@ -25,7 +27,7 @@ export const STOP_MARKER = "stop-requested";
 const CONNECT_DEADLINE_MS = 20_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function spawnSupervisor(root: StateRoot): { exited: () => boolean } {
+export function spawnSupervisor(root: StateRoot): { exited: () => boolean } {
   const self = selfCommand(["--root", root.path, "__supervisor"]);
   const child = new Deno.Command(self.cmd, {
     args: self.args,

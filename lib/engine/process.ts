@@ -123,6 +123,8 @@ export interface LaunchOptions {
   terminal?: boolean;
   /** run -d / start: the container outlives the launching process (see monitor.ts). */
   detached?: boolean;
+  /** Detached, without -t: the output pipes the stage takes for fds 1 and 2 (engine/output.ts). */
+  outputPipes?: InitSpec["outputPipes"];
 }
 
 /**
@@ -148,6 +150,7 @@ export async function launchContainer(
     };
     spec.cgroupView = options.cgroupView;
     spec.detached = options.detached;
+    spec.outputPipes = options.outputPipes;
     if (record.Config.Tty) {
       pty = PtyMaster.open();
       spec.ttySlave = pty.slavePath;
@@ -169,6 +172,7 @@ export async function launchContainer(
         Pid: child.pid,
         PidStartTime: processStartTime(child.pid),
         MonitorPid: Deno.pid,
+        MonitorStartTime: processStartTime(Deno.pid),
         StartedAt: new Date().toISOString(),
         ExitCode: 0,
         Error: "",
@@ -207,13 +211,15 @@ export async function finishContainer(
   root: StateRoot,
   record: ContainerRecord,
   cgroup: CgroupHandle | undefined,
-  stage: InitStage,
+  stage: InitStage | undefined,
   status: Deno.CommandStatus,
 ): Promise<RunOutcome> {
   const id = record.Id;
   const dir = root.container(id);
-  close(stage.fifoFd);
-  removeQuietly(stage.fifoPath);
+  if (stage) { // undefined: a container adopted by a new supervisor (adopt.ts)
+    close(stage.fifoFd);
+    removeQuietly(stage.fifoPath);
+  }
   const initError = readInitError(join(dir, "init-error"));
   const exitCode = initError?.code ?? exitCodeOf(status);
   let oomKilled = false;
