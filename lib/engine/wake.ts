@@ -1,25 +1,19 @@
 // Wakes a supervisor for orphans: reconcile (lib/state) finds a detached container that claims to
-// be up while its supervisor is gone, and any command that looked at it starts a new supervisor,
-// which adopts it (adopt.ts). Registered with reconcile when main.ts loads this module.
+// be up while its supervisor is gone, and the command that looked at it starts a new supervisor,
+// which adopts it (adopt.ts). main.ts loads this module for every command; it is kept light (no
+// libc): a supervisor started while another runs loses the root's flock and exits at once.
 
-import { close, flock, LOCK, O, open } from "../../ffi/libc.ts";
-import { setOrphanWaker } from "../state/reconcile.ts";
+import { setOrphanWaker } from "../state/orphans.ts";
 import type { StateRoot } from "../state/root.ts";
-import { spawnSupervisor, supervisorLock } from "./detach.ts";
+import { spawnSupervisor } from "./detach.ts";
 
 const woken = new Set<string>();
 
-/** Starts the root's supervisor unless one runs (it holds the lock); once per root and process. */
+/** Starts a supervisor for the root, once per command. */
 export function wakeSupervisor(root: StateRoot): void {
   if (woken.has(root.path)) return;
   woken.add(root.path);
   try {
-    const fd = open(supervisorLock(root), O.RDWR | O.CREAT | O.CLOEXEC, 0o600);
-    try {
-      if (!flock(fd, LOCK.EX | LOCK.NB)) return; // a supervisor runs: it adopted its orphans at start
-    } finally {
-      close(fd); // and with it our lock
-    }
     spawnSupervisor(root);
   } catch { /* the next command tries again */ }
 }

@@ -10,11 +10,12 @@
 //
 // Detached containers (the supervisor's: their directory holds SUPERVISED_MARKER) outlive their
 // supervisor. One that claims to be up while its supervisor is gone is an orphan: it is left as it
-// is, and a new supervisor is woken (setOrphanWaker: lib/engine/wake.ts), which adopts it and
+// is, and a new supervisor is woken (orphans.ts, lib/engine/wake.ts), which adopts it and
 // records the truth, its exit status included (engine/adopt.ts, MONITOR.md).
 
 import { openCgroup } from "../cgroups/mod.ts";
 import { exists } from "./fsutil.ts";
+import { wakeSupervisorFor } from "./orphans.ts";
 import { findContainer, isProcessAlive, listContainers, processStartTime, transition } from "./containers.ts";
 import type { StateRoot } from "./root.ts";
 import type { ContainerRecord } from "./types.ts";
@@ -24,12 +25,6 @@ export const LOST_EXIT_CODE = 137;
 
 /** In a container's directory while the supervisor keeps it (written by engine/output.ts). */
 export const SUPERVISED_MARKER = "output.state";
-
-let orphanWaker: ((root: StateRoot) => void) | undefined;
-/** Who starts a supervisor for orphans (lib/engine/wake.ts registers itself). */
-export function setOrphanWaker(waker: (root: StateRoot) => void): void {
-  orphanWaker = waker;
-}
 
 const claimsLive = (s: ContainerRecord["State"]) =>
   s.Running || s.Status === "running" || s.Status === "paused" || s.Status === "restarting";
@@ -91,7 +86,7 @@ function destroyContainerCgroup(root: StateRoot, id: string): void {
  */
 export function reconcile(root: StateRoot, record: ContainerRecord, now = new Date()): ContainerRecord {
   if (isOrphan(root, record)) {
-    orphanWaker?.(root);
+    wakeSupervisorFor(root);
     return record;
   }
   if (!isStale(record)) return record;
