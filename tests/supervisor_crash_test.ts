@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { MAIN, type TestRoot } from "./helpers.ts";
+import { loggedSince } from "../lib/runtime/logs.ts";
 import {
   eventually,
   inspect,
@@ -334,4 +335,26 @@ Deno.test("-t container and a supervisor crash: it is adopted; the terminal is h
     await root.ok(["stop", "-t", "1", "t"]);
     assert.equal(await status(root, "t"), "exited");
   });
+});
+
+Deno.test("loggedSince: counts each stream's bytes after the commit, across a rotation; cuts a half-written line", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "skiff-loggedsince-" });
+  try {
+    const path = `${dir}/c-json.log`;
+    const entry = (log: string, stream: string) =>
+      JSON.stringify({ log, stream, time: "2026-12-06T00:00:00.000000000Z" }) + "\n";
+    Deno.writeTextFileSync(path, entry("before\n", "stdout"));
+    const committed = { ino: Deno.statSync(path).ino!, size: Deno.statSync(path).size };
+    // written after the commit, then rotated (max-file 3), then more in the new live file and a cut line
+    Deno.writeTextFileSync(path, entry("é1\n", "stdout") + entry("err\n", "stderr"), { append: true });
+    Deno.renameSync(path, `${path}.1`);
+    Deno.writeTextFileSync(path, entry("22\n", "stdout") + entry("333", "stdout").slice(0, 20));
+    const counts = loggedSince(path, 3, committed);
+    assert.deepEqual(counts, { stdout: new TextEncoder().encode("é1\n22\n").length, stderr: 4 });
+    assert.equal(Deno.readTextFileSync(path), entry("22\n", "stdout"), "the cut line is gone");
+    // the committed file is the live one: only what follows the committed length counts
+    assert.deepEqual(loggedSince(`${path}.1`, 1, committed), { stdout: 4, stderr: 4 });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

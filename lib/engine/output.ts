@@ -119,6 +119,7 @@ export class ContainerOutput {
     if (!saved.pipes) return undefined;
     // entries the dead supervisor wrote after its last commit are in the log already
     const after = loggedSince(log.path, log.settings.maxFile, saved.log);
+    log.resync();
     const streams: Stream[] = [];
     for (const name of STREAMS) {
       const spool = openSpool(root, id, name, false);

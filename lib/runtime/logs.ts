@@ -109,6 +109,14 @@ export class JsonLogWriter {
     this.ino = info.ino ?? 0;
   }
 
+  /** Reads the live file's length again (after loggedSince() cut a half-written last line). */
+  resync(): void {
+    if (!this.file) return;
+    const info = this.file.statSync();
+    this.size = info.size;
+    this.ino = info.ino ?? 0;
+  }
+
   /** The live file and its length: where the next entry goes. */
   position(): { ino: number; size: number } {
     return { ino: this.ino, size: this.size };
