@@ -23,6 +23,8 @@ const STATE_SIZE = 512;
 /** Spool blocks already logged are freed (hole punched) past this much. */
 const PUNCH_EVERY = 1 << 20;
 const SPLICE_MAX = 1 << 20;
+/** One for every stream: the spool is read synchronously and each chunk copied out of it. */
+const spoolBuffer = new Uint8Array(64 * 1024);
 
 /** What output.state says (JSON). */
 interface OutputState {
@@ -165,7 +167,7 @@ export class ContainerOutput {
   }
 
   private async *chunks(s: Stream): AsyncGenerator<Uint8Array> {
-    const buf = new Uint8Array(64 * 1024);
+    const buf = spoolBuffer;
     while (true) {
       while (s.handed < s.spooled) {
         s.spool.seekSync(s.handed, Deno.SeekMode.Start);
