@@ -9,7 +9,9 @@
 // Per container it: creates the cgroup from the record, spawns the init stage (so it is the parent
 // and can wait on it), pumps stdout/stderr (or the pty) into the json log, answers the requester once
 // the container's command runs (or why it did not), records the exit, and applies the restart policy.
-// Containers get no parent-death signal: they keep running when the supervisor is killed.
+// Containers get no parent-death signal: they keep running when the supervisor is killed, their
+// output waits in pipes they hold themselves (output.ts), and the next supervisor adopts them at its
+// start (adopt.ts).
 
 import {
   acceptAsync,
