@@ -85,6 +85,8 @@ function destroyContainerCgroup(root: StateRoot, id: string): void {
  * container was removed meanwhile is returned unchanged.
  */
 export function reconcile(root: StateRoot, record: ContainerRecord, now = new Date()): ContainerRecord {
+  // a live monitor first: the common case costs one /proc read, as before orphans were adopted
+  if (!claimsLive(record.State) || monitorAlive(record)) return record;
   if (isOrphan(root, record)) {
     wakeSupervisorFor(root);
     return record;
