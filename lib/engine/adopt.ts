@@ -10,7 +10,7 @@ import { isOrphan } from "../state/reconcile.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
 import { JsonLogWriter, logPath, logSettings, type LogStream } from "../runtime/logs.ts";
-import { ContainerOutput } from "./output.ts";
+import { ContainerOutput, SPOOL_DRAIN_MS } from "./output.ts";
 import { poller } from "./poller.ts";
 import { drain, finishContainer, type RunOutcome } from "./process.ts";
 import { type CgroupHandle, releaseExitResources } from "./resources.ts";
@@ -97,7 +97,7 @@ function adoptRun(root: StateRoot, record: ContainerRecord, pump: Pump): () => P
       await poller.readable(pidfd); // readable once PID 1 has exited; its namespace goes with it
       close(pidfd);
     }
-    await drain(Promise.all(pumps).then(() => {}));
+    await drain(Promise.all(pumps).then(() => {}), SPOOL_DRAIN_MS);
     log.close();
     output?.close();
     const cgroup = existingCgroup(root, id);

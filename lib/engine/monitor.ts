@@ -43,7 +43,7 @@ import { JsonLogWriter, logPath, logSettings, type LogStream } from "../runtime/
 import { drain, finishContainer, launchContainer, type RunOutcome } from "./process.ts";
 import { Backoff, NO_RESTART, shouldRestart } from "../runtime/restart.ts";
 import { abortInitStage, type InitStage, removeQuietly, startInitStage } from "../runtime/stage.ts";
-import { ContainerOutput } from "./output.ts";
+import { ContainerOutput, SPOOL_DRAIN_MS } from "./output.ts";
 import { adoptOrphans } from "./adopt.ts";
 import { close, kill } from "../../ffi/libc.ts";
 
@@ -178,7 +178,7 @@ async function runOnce(
   const final = await status;
   pty?.releaseSlave();
   // the pipes end with the container's last process (PID 1's exit takes the others down)
-  await drain(Promise.all(pumps).then(() => {}));
+  await drain(Promise.all(pumps).then(() => {}), SPOOL_DRAIN_MS);
   pty?.close();
   log.close();
   output.close();

@@ -23,6 +23,11 @@ const STATE_SIZE = 512;
 /** Spool blocks already logged are freed (hole punched) past this much. */
 const PUNCH_EVERY = 1 << 20;
 const SPLICE_MAX = 1 << 20;
+/**
+ * How long the output may take to be logged once the container has exited. The pipes end then (no
+ * writer outlives the container's PID namespace), but what is still spooled must be logged first.
+ */
+export const SPOOL_DRAIN_MS = 15_000;
 /** One for every stream: the spool is read synchronously and each chunk copied out of it. */
 const spoolBuffer = new Uint8Array(64 * 1024);
 
@@ -67,6 +72,7 @@ interface Stream {
 
 export class ContainerOutput {
   private readonly state: Deno.FsFile;
+  private closed = false;
   private constructor(
     private readonly streams: Stream[],
     private readonly pipes: OutputState["pipes"],
@@ -170,6 +176,7 @@ export class ContainerOutput {
     const buf = spoolBuffer;
     while (true) {
       while (s.handed < s.spooled) {
+        if (this.closed) return;
         s.spool.seekSync(s.handed, Deno.SeekMode.Start);
         const n = s.spool.readSync(buf.subarray(0, Math.min(buf.length, s.spooled - s.handed)));
         if (!n) break;
@@ -177,7 +184,8 @@ export class ContainerOutput {
         yield buf.slice(0, n);
         this.commit(); // the consumer has logged the chunk (what makes whole entries of it)
       }
-      if (s.pipeFd < 0) return;
+      // closed (the drain gave up): its fd numbers may be another container's by now
+      if (this.closed || s.pipeFd < 0) return;
       const n = spliceNow(s.pipeFd, s.spoolFd, SPLICE_MAX);
       if (n === 0) return; // every writer is gone: the container has ended
       if (n < 0) {
@@ -192,6 +200,7 @@ export class ContainerOutput {
 
   /** Records how far each stream is in the log (see the header). */
   private commit(): void {
+    if (this.closed) return;
     const logged = {} as Record<LogStream, number>;
     for (const s of this.streams) {
       logged[s.name] = s.base + this.log.logged[s.name];
@@ -210,6 +219,8 @@ export class ContainerOutput {
 
   /** After the streams ended and the log is closed. */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     this.releaseWriters();
     for (const s of this.streams) closeStream(s);
     this.state.close();
