@@ -30,7 +30,7 @@ import {
   writeAsync,
 } from "../../ffi/libc.ts";
 import { cgroupLimitsOf, containerCgroupView } from "../cgroups/mod.ts";
-import { startCgroup } from "./resources.ts";
+import { releaseExitResources, startCgroup } from "./resources.ts";
 import { type StartReply, STOP_MARKER, supervisorLock, supervisorSocket } from "./detach.ts";
 import { createDetached, ImageNotPresentError, type RunRequest } from "./create_run.ts";
 import { NoSuchContainerError, SkiffError } from "../errors.ts";
@@ -318,6 +318,13 @@ async function resumeRestart(root: StateRoot, id: string): Promise<void> {
   if (stopRequested(root, id) || !exists(root.container(id))) {
     updateQuietly(root, id, (r) => Object.assign(r.State, { Status: "exited", Restarting: false }));
     return;
+  }
+  // killed while it started the next run, the old supervisor may have left that run's cgroup (its
+  // init stage died with it): the new run makes its own
+  try {
+    releaseExitResources({ root, id });
+  } catch (e) {
+    diagnose(root, `container ${id}: ${(e as Error).message}`); // the start below says why it fails
   }
   updateQuietly(root, id, (r) => void r.RestartCount++);
   await supervise(root, id, () => {});
