@@ -190,7 +190,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   const ctx: CliContext = { root: resolveRoot(rootFlag), debug, insecureRegistries: insecure };
   if (rest[0] !== "version") ctx.root.ensure();
-  const verb = (await loader()).default;
+  // a detached container whose supervisor is gone wakes a new one in any command that sees it
+  const [{ default: verb }] = await Promise.all([loader(), import("./lib/engine/wake.ts")]);
   return await verb(rest.slice(1), ctx);
 }
 

@@ -90,6 +90,12 @@ const symbols = {
   waitpid_async: { name: "waitpid", parameters: ["i32", "buffer", "i32"], result: "i32", nonblocking: true },
   _exit: { parameters: ["i32"], result: "void" },
   dup3: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  // the supervisor's output spool (lib/engine/output.ts): a pipe's bytes moved into a file by the
+  // kernel; one poll on Deno's blocking pool for every pipe and pidfd it waits on (the pool has 32
+  // threads: a blocking call per container would exhaust it)
+  splice: { parameters: ["i32", "buffer", "i32", "buffer", "usize", "u32"], result: "isize" },
+  poll_async: { name: "poll", parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
+  fallocate: { parameters: ["i32", "i32", "i64", "i64"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type Symbols = Deno.DynamicLibrary<typeof symbols>["symbols"];
@@ -269,6 +275,8 @@ const SYS_X86_64 = {
   exit_group: 231,
   memfd_create: 319,
   fcntl: 72,
+  pidfd_open: 434,
+  pidfd_getfd: 438,
 } as const;
 const SYS_AARCH64: Record<keyof typeof SYS_X86_64, number> = {
   read: 63,
@@ -313,6 +321,8 @@ const SYS_AARCH64: Record<keyof typeof SYS_X86_64, number> = {
   exit_group: 94,
   memfd_create: 279,
   fcntl: 25,
+  pidfd_open: 434,
+  pidfd_getfd: 438,
 };
 /** Both tables, for the test that checks them against the kernel headers' numbers. */
 export const SYSCALL_NUMBERS = { x86_64: SYS_X86_64, aarch64: SYS_AARCH64 } as const;
@@ -702,6 +712,48 @@ export function pipe(flags: number = O.CLOEXEC): [number, number] {
   const fds = new Int32Array(2);
   check("pipe2", sys(SYS.pipe2, new Uint8Array(fds.buffer), flags));
   return [fds[0], fds[1]];
+}
+
+/** pidfd_open(2) (Linux 5.3): an fd that polls readable once process `pid` has exited. */
+export const pidfdOpen = (pid: number) => check("pidfd_open", sys(SYS.pidfd_open, pid, 0));
+/**
+ * pidfd_getfd(2) (Linux 5.6): a copy of fd `targetFd` of the process (its very open file, nothing
+ * is opened anew), close-on-exec. Needs ptrace access to it.
+ */
+export const pidfdGetfd = (pidfd: number, targetFd: number) =>
+  check("pidfd_getfd", sys(SYS.pidfd_getfd, pidfd, targetFd, 0));
+
+/**
+ * Moves up to `length` bytes from pipe `from` to `to` at its file position (splice(2), no offsets),
+ * without waiting for the pipe: the count, 0 once every writer is gone, -1 when it is empty.
+ */
+export function spliceNow(from: number, to: number, length: number): number {
+  const SPLICE_F_MOVE = 1, SPLICE_F_NONBLOCK = 2, EAGAIN = 11;
+  const n = Number(libc().splice(from, null, to, null, BigInt(length), SPLICE_F_MOVE | SPLICE_F_NONBLOCK));
+  if (n === -1 && errno() === EAGAIN) return -1;
+  return Number(check("splice", n));
+}
+
+/**
+ * poll(2) for readability of `fds` on Deno's blocking pool, no timeout: resolves with the revents
+ * of each (non-zero: readable, hung up or in error).
+ */
+export async function pollReadable(fds: readonly number[]): Promise<number[]> {
+  const POLLIN = 1;
+  const pollfds = new Uint8Array(8 * fds.length); // struct pollfd { int fd; short events; short revents; }
+  const view = new DataView(pollfds.buffer);
+  fds.forEach((fd, i) => {
+    view.setInt32(8 * i, fd, true);
+    view.setInt16(8 * i + 4, POLLIN, true);
+  });
+  while (Number(await libc().poll_async(pollfds, BigInt(fds.length), -1)) < 1) { /* EINTR: again */ }
+  return fds.map((_, i) => view.getInt16(8 * i + 6, true));
+}
+
+/** Frees a file's blocks in [0, length) and keeps its size (fallocate PUNCH_HOLE); false if unsupported. */
+export function punchHole(fd: number, length: number): boolean {
+  const FALLOC_FL_KEEP_SIZE = 1, FALLOC_FL_PUNCH_HOLE = 2;
+  return libc().fallocate(fd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, 0n, BigInt(length)) === 0;
 }
 
 /** Whether an open fd is the null character device (1:3): statx(2) on the fd itself. */
@@ -1122,3 +1174,5 @@ export function udpPortBindable(ip: string, port: number): boolean {
     close(fd);
   }
 }
+/** lseek(fd, 0, SEEK_END): the file's size, where the next write at the file position goes. */
+export const seekToEnd = (fd: number) => Number(check("lseek", libc().lseek(fd, 0n, 2 /* SEEK_END */)));

@@ -18,6 +18,8 @@ export type StartReply =
   | { ok: true; pid: number; id?: string }
   | { ok: false; error: string; exitCode: number; phase?: "create" | "setup"; imageMissing?: boolean };
 
+/** Held (flock) by the state root's supervisor for its whole life. */
+export const supervisorLock = (root: StateRoot) => `${root.path}/supervisor.lock`;
 /** In a directory of its own: the supervisor keeps it private (see monitor.ts). */
 export const supervisorSocket = (root: StateRoot) => `${root.path}/supervisor/sock`;
 /** Marker in the container's directory: stop, kill or rm asked for the next exit (no restart). */

@@ -9,7 +9,9 @@
 // Per container it: creates the cgroup from the record, spawns the init stage (so it is the parent
 // and can wait on it), pumps stdout/stderr (or the pty) into the json log, answers the requester once
 // the container's command runs (or why it did not), records the exit, and applies the restart policy.
-// Containers get no parent-death signal: they keep running when the supervisor is killed.
+// Containers get no parent-death signal: they keep running when the supervisor is killed, their
+// output waits in pipes they hold themselves (output.ts), and the next supervisor adopts them at its
+// start (adopt.ts).
 
 import {
   acceptAsync,
@@ -28,8 +30,8 @@ import {
   writeAsync,
 } from "../../ffi/libc.ts";
 import { cgroupLimitsOf, containerCgroupView } from "../cgroups/mod.ts";
-import { startCgroup } from "./resources.ts";
-import { type StartReply, STOP_MARKER, supervisorSocket } from "./detach.ts";
+import { releaseExitResources, startCgroup } from "./resources.ts";
+import { type StartReply, STOP_MARKER, supervisorLock, supervisorSocket } from "./detach.ts";
 import { createDetached, ImageNotPresentError, type RunRequest } from "./create_run.ts";
 import { NoSuchContainerError, SkiffError } from "../errors.ts";
 import { loadContainer, transition } from "../state/containers.ts";
@@ -40,7 +42,9 @@ import { type ContainerRecord, ZERO_TIME } from "../state/types.ts";
 import { JsonLogWriter, logPath, logSettings, type LogStream } from "../runtime/logs.ts";
 import { drain, finishContainer, launchContainer, type RunOutcome } from "./process.ts";
 import { Backoff, NO_RESTART, shouldRestart } from "../runtime/restart.ts";
-import { type InitStage, removeQuietly, startInitStage } from "../runtime/stage.ts";
+import { abortInitStage, type InitStage, removeQuietly, startInitStage } from "../runtime/stage.ts";
+import { ContainerOutput, SPOOL_DRAIN_MS } from "./output.ts";
+import { adoptOrphans } from "./adopt.ts";
 import { close, kill } from "../../ffi/libc.ts";
 import {
   type AttachableRun,
@@ -50,7 +54,7 @@ import {
   stageHandles,
 } from "./attach.ts";
 
-export const supervisorLock = (root: StateRoot) => `${root.path}/supervisor.lock`;
+export { supervisorLock };
 
 export function stopRequested(root: StateRoot, id: string): boolean {
   return exists(`${root.container(id)}/${STOP_MARKER}`);
@@ -95,7 +99,7 @@ function refillSpare(root: StateRoot): void {
     return;
   }
   try {
-    const stage = startInitStage(root, "null", "piped");
+    const stage = startInitStage(root, "null", "null");
     stage.child.status.then(() => {
       if (spare?.stage === stage) dropSpare(); // died waiting: not usable
     });
@@ -120,13 +124,13 @@ async function waitForExec(pid: number, exited: () => boolean): Promise<boolean>
 
 /** Where every output chunk of a container enters: its json log and its attached clients. */
 async function pumpStream(
-  stream: ReadableStream<Uint8Array>,
+  source: AsyncIterable<Uint8Array>,
   name: LogStream,
   log: JsonLogWriter,
   attached: AttachableRun,
 ) {
   try {
-    for await (const chunk of stream) {
+    for await (const chunk of source) {
       log.write(name, chunk);
       attached.output(name, chunk);
     }
@@ -148,7 +152,7 @@ async function runOnce(
   let stage;
   try {
     stage = (keepStdin ? undefined : takeSpare()) ??
-      startInitStage(root, keepStdin ? "piped" : "null", "piped");
+      startInitStage(root, keepStdin ? "piped" : "null", "null");
     setTimeout(() => refillSpare(root), 0);
   } catch (e) {
     cgroup.destroy();
@@ -156,15 +160,29 @@ async function runOnce(
   }
   const child = stage.child;
   const log = new JsonLogWriter(logPath(root, id), logSettings(record));
-  const pty = await launchContainer(root, record, cgroup, stage, {
-    cgroupView: containerCgroupView(root, id),
-    detached: true,
-  });
+  let output: ContainerOutput;
+  try {
+    output = ContainerOutput.create(root, id, log, record.Config.Tty);
+  } catch (e) {
+    log.close();
+    await abortInitStage(stage);
+    cgroup.destroy();
+    throw e;
+  }
+  let pty;
+  try {
+    pty = await launchContainer(root, record, cgroup, stage, {
+      cgroupView: containerCgroupView(root, id),
+      detached: true,
+      outputPipes: output.spec(),
+    });
+  } catch (e) {
+    output.close();
+    log.close();
+    throw e;
+  }
   const attached = attachableRun(record, stageHandles(stage, pty));
-  const pumps = [
-    pumpStream(child.stdout, "stdout", log, attached),
-    pumpStream(child.stderr, "stderr", log, attached),
-  ];
+  const pumps = output.sources().map(([name, source]) => pumpStream(source, name, log, attached));
   if (pty) {
     pumps.push(pty.pumpOutput((chunk) => {
       log.write("stdout", chunk);
@@ -177,12 +195,15 @@ async function runOnce(
     return s;
   });
   if (await waitForExec(child.pid, () => exited)) onRunning(child.pid);
+  output.releaseWriters(); // the container holds its own ends now (or is gone)
   const final = await status;
   pty?.releaseSlave();
-  await drain(Promise.all(pumps).then(() => {}));
+  // the pipes end with the container's last process (PID 1's exit takes the others down)
+  await drain(Promise.all(pumps).then(() => {}), SPOOL_DRAIN_MS);
   await attached.end();
   pty?.close();
   log.close();
+  output.close();
   const outcome = await finishContainer(root, record, cgroup, stage, final);
   if (!outcome.error) onRunning(child.pid); // it ran and ended before we saw the exec
   return outcome;
@@ -208,7 +229,12 @@ async function backoffWait(root: StateRoot, id: string, ms: number): Promise<boo
  * Owns a container until it is down for good: runs it, restarts it as its policy says. `reply`
  * gets the outcome of the first start.
  */
-async function supervise(root: StateRoot, id: string, reply: (r: StartReply) => void): Promise<void> {
+async function supervise(
+  root: StateRoot,
+  id: string,
+  reply: (r: StartReply) => void,
+  adopted?: () => Promise<RunOutcome>,
+): Promise<void> {
   const backoff = new Backoff();
   let first = true;
   const answer = (r: StartReply) => {
@@ -222,10 +248,12 @@ async function supervise(root: StateRoot, id: string, reply: (r: StartReply) => 
     } catch {
       return answer({ ok: false, error: new NoSuchContainerError(id).message, exitCode: 1 });
     }
-    const startedAt = Date.now();
+    const startedAt = adopted ? Date.parse(record.State.StartedAt) : Date.now();
     let outcome: RunOutcome;
     try {
-      outcome = await runOnce(root, record, (pid) => answer({ ok: true, pid }));
+      const run = adopted ?? (() => runOnce(root, record, (pid) => answer({ ok: true, pid })));
+      adopted = undefined;
+      outcome = await run();
     } catch (e) {
       updateQuietly(root, id, (r) => {
         // one that never ran stays "created", as docker leaves it when its start fails
@@ -281,18 +309,62 @@ async function start(
   } catch { /* answered by supervise */ }
   if (record?.State.Running) return { ok: true, pid: record.State.Pid };
   removeIfExists(`${root.container(id)}/${STOP_MARKER}`);
-  owned.add(id);
   return await new Promise<StartReply>((resolve) => {
-    supervise(root, id, resolve)
-      .catch((e) => {
-        diagnose(root, `container ${id}: ${(e as Error).stack ?? e}`);
-        resolve({ ok: false, error: (e as Error).message, exitCode: 125 });
-      })
-      .finally(() => {
-        owned.delete(id);
-        onDone();
-      });
+    own(root, id, owned, onDone, () => supervise(root, id, resolve), (e) => {
+      resolve({ ok: false, error: (e as Error).message, exitCode: 125 });
+    });
   });
+}
+
+/** Runs `task` as the owner of container `id` until it is down for good. */
+function own(
+  root: StateRoot,
+  id: string,
+  owned: Set<string>,
+  onDone: () => void,
+  task: () => Promise<void>,
+  onError: (e: unknown) => void = () => {},
+): void {
+  owned.add(id);
+  task()
+    .catch((e) => {
+      diagnose(root, `container ${id}: ${(e as Error).stack ?? e}`);
+      onError(e);
+    })
+    .finally(() => {
+      owned.delete(id);
+      onDone();
+    });
+}
+
+/**
+ * A container whose supervisor died during its restart back-off: started again, unless stop or rm
+ * asked for it meanwhile.
+ */
+async function resumeRestart(root: StateRoot, id: string): Promise<void> {
+  if (stopRequested(root, id) || !exists(root.container(id))) {
+    updateQuietly(root, id, (r) => Object.assign(r.State, { Status: "exited", Restarting: false }));
+    return;
+  }
+  // killed while it started the next run, the old supervisor may have left that run's cgroup (its
+  // init stage died with it): the new run makes its own
+  try {
+    releaseExitResources({ root, id });
+  } catch (e) {
+    diagnose(root, `container ${id}: ${(e as Error).message}`); // the start below says why it fails
+  }
+  updateQuietly(root, id, (r) => void r.RestartCount++);
+  await supervise(root, id, () => {});
+}
+
+/** At start: takes over the orphans a killed supervisor left (adopt.ts). */
+function adoptAll(root: StateRoot, owned: Set<string>, onDone: () => void): void {
+  for (const orphan of adoptOrphans(root, pumpStream)) {
+    const task = orphan.restart
+      ? () => resumeRestart(root, orphan.id)
+      : () => supervise(root, orphan.id, () => {}, orphan.run);
+    own(root, orphan.id, owned, onDone, task);
+  }
 }
 
 /** run -d: made here, then started like any other (its id is new: nobody else can start it). */
@@ -418,6 +490,11 @@ const supervisor = async (_args: string[], ctx: { root: StateRoot }): Promise<nu
   const rootOwner = Deno.statSync(root.path).uid ?? 0;
   const owned = new Set<string>();
   let busy = 0, exiting = false;
+  try {
+    adoptAll(root, owned, () => exitWhenIdle());
+  } catch (e) {
+    diagnose(root, `adoption: ${(e as Error).stack ?? e}`);
+  }
   const exitWhenIdle = () => {
     if (owned.size === 0 && busy === 0 && !exiting) {
       exiting = true;

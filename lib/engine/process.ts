@@ -132,6 +132,8 @@ export interface LaunchOptions {
    * waits for the kernel), or why that failed: launch fails then as if it had tried itself.
    */
   network?: ContainerNetwork | Error;
+  /** Detached, without -t: the output pipes the stage takes for fds 1 and 2 (engine/output.ts). */
+  outputPipes?: InitSpec["outputPipes"];
 }
 
 /**
@@ -157,6 +159,7 @@ export async function launchContainer(
     };
     spec.cgroupView = options.cgroupView;
     spec.detached = options.detached;
+    spec.outputPipes = options.outputPipes;
     if (record.Config.Tty) {
       // loaded for -t only: a run without a terminal never needs it
       pty = (await import("../runtime/pty.ts")).PtyMaster.open();
@@ -189,6 +192,7 @@ export async function launchContainer(
         Pid: child.pid,
         PidStartTime: processStartTime(child.pid),
         MonitorPid: Deno.pid,
+        MonitorStartTime: processStartTime(Deno.pid),
         StartedAt: new Date().toISOString(),
         ExitCode: 0,
         Error: "",
@@ -228,13 +232,15 @@ export async function finishContainer(
   root: StateRoot,
   record: ContainerRecord,
   cgroup: CgroupHandle | undefined,
-  stage: InitStage,
+  stage: InitStage | undefined,
   status: Deno.CommandStatus,
 ): Promise<RunOutcome> {
   const id = record.Id;
   const dir = root.container(id);
-  close(stage.fifoFd);
-  removeQuietly(stage.fifoPath);
+  if (stage) { // undefined: a container adopted by a new supervisor (adopt.ts)
+    close(stage.fifoFd);
+    removeQuietly(stage.fifoPath);
+  }
   const initError = readInitError(join(dir, "init-error"));
   const exitCode = initError?.code ?? exitCodeOf(status);
   let oomKilled = false;

@@ -18,7 +18,7 @@ function overlay(defaults: Json, actual: object | undefined): Json {
 }
 
 /** Fields of our records that are skiff's own bookkeeping, not docker's. */
-const PRIVATE_STATE = ["PidStartTime", "MonitorPid"];
+const PRIVATE_STATE = ["PidStartTime", "MonitorPid", "MonitorStartTime"];
 const PRIVATE_TOP = ["LowerDirs", "NetworkEndpoint"];
 
 export interface ContainerSizes {

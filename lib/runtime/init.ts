@@ -97,6 +97,20 @@ function attachTerminal(slavePath: string): void {
   if (fd > 2) close(fd);
 }
 
+/**
+ * Detached: fds 1 and 2 become the supervisor's output pipes, opened read-write (see
+ * InitSpec.outputPipes). Anonymous pipes, not files: the container can reopen or chmod them through
+ * /proc/self/fd, which reaches nothing of the host's filesystem.
+ */
+function attachOutput(pipes: { stdout: string; stderr: string }): void {
+  const targets = [[pipes.stdout, 1], [pipes.stderr, 2]] as const;
+  for (const [path, target] of targets) {
+    const fd = open(path, O.RDWR | O.CLOEXEC);
+    dup2(fd, target); // dup2 clears close-on-exec on the copy
+    close(fd);
+  }
+}
+
 function envValue(env: string[], key: string): string | undefined {
   const entry = env.find((e) => e.startsWith(`${key}=`));
   return entry?.slice(key.length + 1);
@@ -192,6 +206,7 @@ function enterNamespaces(namespaces: NamespaceSpec[]): void {
 
 function run(spec: InitSpec, fifo: FifoReader): never {
   umask(0); // device nodes and files we create get exactly the modes we ask for
+  if (spec.outputPipes) attachOutput(spec.outputPipes); // the host's /proc, before any unshare
   enterNamespaces(spec.namespaces);
   setsid(); // a session of its own: the caller's terminal signals reach it only through skiff
   if (spec.ttySlave) attachTerminal(spec.ttySlave);

@@ -94,6 +94,9 @@ const MAX_PARTIAL = 16 * 1024;
 export class JsonLogWriter {
   private file: Deno.FsFile | undefined;
   private size = 0;
+  private ino = 0;
+  /** Bytes of each stream in the entries written so far (the supervisor's spool commits by them). */
+  readonly logged: Record<LogStream, number> = { stdout: 0, stderr: 0 };
   private partial: Record<LogStream, Uint8Array[]> = { stdout: [], stderr: [] };
   private readonly encoder = new TextEncoder();
   private readonly decoder = new TextDecoder();
@@ -101,12 +104,30 @@ export class JsonLogWriter {
   constructor(readonly path: string, readonly settings: LogSettings) {
     if (settings.driver === "none") return;
     this.file = Deno.openSync(path, { append: true, create: true, mode: 0o640 });
-    this.size = this.file.statSync().size;
+    const info = this.file.statSync();
+    this.size = info.size;
+    this.ino = info.ino ?? 0;
+  }
+
+  /** Reads the live file's length again (after loggedSince() cut a half-written last line). */
+  resync(): void {
+    if (!this.file) return;
+    const info = this.file.statSync();
+    this.size = info.size;
+    this.ino = info.ino ?? 0;
+  }
+
+  /** The live file and its length: where the next entry goes. */
+  position(): { ino: number; size: number } {
+    return { ino: this.ino, size: this.size };
   }
 
   /** Takes a chunk as read from the container; complete lines are written at once. */
   write(stream: LogStream, chunk: Uint8Array): void {
-    if (!this.file) return;
+    if (!this.file) {
+      this.logged[stream] += chunk.length; // --log-driver none: nothing to keep
+      return;
+    }
     const entries: string[] = [];
     const time = nanoTimestamp();
     let start = 0;
@@ -138,6 +159,7 @@ export class JsonLogWriter {
   }
 
   private entry(stream: LogStream, bytes: Uint8Array, time: string): string {
+    this.logged[stream] += bytes.length;
     return JSON.stringify({ log: this.decoder.decode(bytes), stream, time }) + "\n";
   }
 
@@ -179,7 +201,49 @@ export class JsonLogWriter {
     }
     this.file = Deno.openSync(this.path, { append: true, create: true, mode: 0o640 });
     this.size = 0;
+    this.ino = this.file.statSync().ino ?? 0;
   }
+}
+
+/**
+ * After a writer was killed: the bytes of each stream in the entries written from `offset` of the
+ * file `ino` on (that file, found among the live one and its rotations, and every newer one). A
+ * last line cut by the kill is removed from the live file first, so the next entry starts a line.
+ */
+export function loggedSince(
+  path: string,
+  maxFile: number,
+  from: { ino: number; size: number },
+): Record<LogStream, number> {
+  const counts: Record<LogStream, number> = { stdout: 0, stderr: 0 };
+  try {
+    const live = Deno.readFileSync(path);
+    const end = live.lastIndexOf(0x0a) + 1;
+    if (end < live.length) Deno.truncateSync(path, end);
+  } catch { /* no live file */ }
+  const files = [path, ...Array.from({ length: maxFile - 1 }, (_, i) => `${path}.${i + 1}`)];
+  const texts: string[] = []; // newest first
+  for (const file of files) {
+    let bytes: Uint8Array, ino: number | null;
+    try {
+      bytes = Deno.readFileSync(file);
+      ino = Deno.statSync(file).ino;
+    } catch {
+      break;
+    }
+    if (ino === from.ino) {
+      // shorter than committed: truncated in place by a rotation (max-file 1) since
+      texts.push(new TextDecoder().decode(bytes.length < from.size ? bytes : bytes.subarray(from.size)));
+      break;
+    }
+    texts.push(new TextDecoder().decode(bytes));
+  }
+  // not found: the committed file was rotated out, every file left is newer
+  const encoder = new TextEncoder();
+  for (const text of texts) {
+    for (const entry of parseLines(text)) counts[entry.stream] += encoder.encode(entry.log).length;
+  }
+  return counts;
 }
 
 function concat(parts: Uint8Array[]): Uint8Array {

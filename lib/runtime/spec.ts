@@ -76,6 +76,13 @@ export interface InitSpec {
     binds: { source: string; target: string }[];
     symlinks: { link: string; target: string }[];
   };
+  /**
+   * run -d / start without -t: the supervisor's output pipes as `/proc/<supervisor>/fd/<n>`. The
+   * stage reopens each read-write for its fd 1 and 2 (before pivot_root), so the pipe always has a
+   * reader in the container itself: with the supervisor gone, a write blocks once the pipe is full
+   * instead of failing with EPIPE, and the next supervisor reads on from there (engine/output.ts).
+   */
+  outputPipes?: { stdout: string; stderr: string };
   /** run -d / start: the container outlives its monitor (no parent-death signal once set up). */
   detached?: boolean;
   /**

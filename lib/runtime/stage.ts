@@ -25,13 +25,14 @@ export interface InitStage {
 /**
  * Spawns the init stage as PID 1 of a new PID namespace (this process stays in its own). It starts
  * before the container exists and waits on the FIFO until launchContainer() sends the spec; a caller
- * that cannot create the container must abortInitStage(). `output` "piped": the detached monitor
- * reads the container's stdout/stderr (into its log).
+ * that cannot create the container must abortInitStage(). `output` "piped": the caller reads the
+ * container's stdout/stderr; "null": the supervisor, which gives the stage pipes of its own
+ * through the spec (engine/output.ts).
  */
 export function startInitStage(
   root: StateRoot,
   stdin: "inherit" | "null" | "piped",
-  output: "inherit" | "piped" = "inherit",
+  output: "inherit" | "piped" | "null" = "inherit",
 ): InitStage {
   const rand = crypto.getRandomValues(new Uint32Array(1))[0].toString(16);
   // <kind>-<pid>-<start time>-<hex>: the image store's tmp sweeper removes it once we are gone

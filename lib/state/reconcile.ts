@@ -7,10 +7,17 @@
 // PR_SET_PDEATHSIG(SIGKILL), so when the monitor dies without recording the exit the kernel kills
 // the container with SIGKILL: 137 is what `wait` would have reported in that, the common, case.
 // The exit status is genuinely unknown, so State.Error says so instead of pretending.
+//
+// Detached containers (the supervisor's: their directory holds SUPERVISED_MARKER) outlive their
+// supervisor. One that claims to be up while its supervisor is gone is an orphan: it is left as it
+// is, and a new supervisor is woken (orphans.ts, lib/engine/wake.ts), which adopts it and
+// records the truth, its exit status included (engine/adopt.ts, MONITOR.md).
 
 import { openCgroup } from "../cgroups/mod.ts";
 import { releaseEndpoint, sweepDeadEndpoints } from "../network/bridge.ts";
 import { peekPorts, staleHolders } from "../network/ports_book.ts";
+import { exists } from "./fsutil.ts";
+import { wakeSupervisorFor } from "./orphans.ts";
 import {
   findContainer,
   isProcessAlive,
@@ -25,12 +32,25 @@ import type { ContainerRecord } from "./types.ts";
 /** Exit code recorded for a container whose monitor died without recording one (see header). */
 export const LOST_EXIT_CODE = 137;
 
+/** In a container's directory while the supervisor keeps it (written by engine/output.ts). */
+export const SUPERVISED_MARKER = "output.state";
+
+const claimsLive = (s: ContainerRecord["State"]) =>
+  s.Running || s.Status === "running" || s.Status === "paused" || s.Status === "restarting";
+
+/** A detached container that claims to be up while its supervisor is gone (see the header). */
+export function isOrphan(root: StateRoot, record: ContainerRecord): boolean {
+  return claimsLive(record.State) && !monitorAlive(record) &&
+    exists(`${root.container(record.Id)}/${SUPERVISED_MARKER}`);
+}
+
 /** True while the skiff process that waits on the container is alive (and is not a reused pid). */
 export function monitorAlive(record: ContainerRecord): boolean {
   const pid = record.State.MonitorPid;
   if (!pid) return false;
   const started = processStartTime(pid);
   if (started === undefined) return false;
+  if (record.State.MonitorStartTime !== undefined) return started === record.State.MonitorStartTime;
   // the monitor starts the container, so a "monitor" younger than the container is a reused pid
   const containerStarted = record.State.PidStartTime;
   return containerStarted === undefined || started <= containerStarted;
@@ -39,9 +59,7 @@ export function monitorAlive(record: ContainerRecord): boolean {
 /** True when the record claims a live container whose process and monitor are both gone. */
 export function isStale(record: ContainerRecord): boolean {
   const s = record.State;
-  const claimsLive = s.Running || s.Status === "running" || s.Status === "paused" ||
-    s.Status === "restarting";
-  if (!claimsLive) return false;
+  if (!claimsLive(s)) return false;
   if (s.Pid && isProcessAlive(s.Pid, s.PidStartTime)) return false;
   return !monitorAlive(record);
 }
@@ -77,10 +95,16 @@ function destroyContainerCgroup(root: StateRoot, id: string): void {
  * container was removed meanwhile is returned unchanged.
  */
 export function reconcile(root: StateRoot, record: ContainerRecord, now = new Date()): ContainerRecord {
+  // a live monitor first: the common case costs one /proc read, as before orphans were adopted
+  if (!claimsLive(record.State) || monitorAlive(record)) return record;
+  if (isOrphan(root, record)) {
+    wakeSupervisorFor(root);
+    return record;
+  }
   if (!isStale(record)) return record;
   let changed = false;
   const saved = transition(root, record.Id, "die", (current) => {
-    if (!isStale(current)) return false; // the monitor recorded it meanwhile
+    if (!isStale(current) || isOrphan(root, current)) return false; // recorded meanwhile, or adopted
     markLost(current, now);
     changed = true;
   }, (r) => ({ exitCode: String(r.State.ExitCode) }));

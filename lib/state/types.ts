@@ -92,6 +92,8 @@ export interface ContainerState {
   PidStartTime?: number;
   /** Not in docker's output: the skiff process that owns and waits on the container. */
   MonitorPid?: number;
+  /** Its start time (as PidStartTime): a supervisor that adopted the container is younger than it. */
+  MonitorStartTime?: number;
 }
 
 /** Go's zero time, which docker prints for a time that has not happened yet. */

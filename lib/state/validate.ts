@@ -160,6 +160,7 @@ const containerState = object({
   FinishedAt: str,
   PidStartTime: optional(num),
   MonitorPid: optional(int),
+  MonitorStartTime: optional(num),
 });
 
 const hostConfig = object({

@@ -1,0 +1,121 @@
+// Adoption: a supervisor that starts finds the detached containers of its root whose supervisor
+// died (reconcile's orphans) and takes them over: the running ones from where they are (their
+// output from the first byte not logged, their exit through a pidfd: it is not their parent), the
+// ones killed in a restart back-off started again. See MONITOR.md, "A supervisor crash".
+
+import { close, pidfdOpen } from "../../ffi/libc.ts";
+import { openCgroup } from "../cgroups/mod.ts";
+import { isProcessAlive, listContainers, processStartTime, transition } from "../state/containers.ts";
+import { isOrphan } from "../state/reconcile.ts";
+import type { StateRoot } from "../state/root.ts";
+import type { ContainerRecord } from "../state/types.ts";
+import { JsonLogWriter, logPath, logSettings, type LogStream } from "../runtime/logs.ts";
+import { ContainerOutput, SPOOL_DRAIN_MS } from "./output.ts";
+import { poller } from "./poller.ts";
+import { drain, finishContainer, type RunOutcome } from "./process.ts";
+import { type CgroupHandle, releaseExitResources } from "./resources.ts";
+import { type AttachableRun, attachableRun } from "./attach.ts";
+
+/**
+ * The exit code recorded when a container's exit status cannot be known: what docker records when
+ * containerd has no exit status for a container it restores (moby daemon/daemon.go, restore():
+ * `ces.ExitCode = 255` when the task's status is unknown; FinishedAt is then the time it noticed).
+ */
+export const UNKNOWN_EXIT_CODE = 255;
+
+export type Pump = (
+  source: AsyncIterable<Uint8Array>,
+  name: LogStream,
+  log: JsonLogWriter,
+  attached: AttachableRun,
+) => Promise<void>;
+
+export interface Adoption {
+  id: string;
+  /** A running container: resolves with its outcome once it has exited. */
+  run?: () => Promise<RunOutcome>;
+  /** Killed during a restart back-off: due to be started again. */
+  restart?: boolean;
+}
+
+/** Takes over every orphan of the root (the record names this process as the monitor from now on). */
+export function adoptOrphans(root: StateRoot, pump: Pump): Adoption[] {
+  const adopted: Adoption[] = [];
+  const startTime = processStartTime(Deno.pid);
+  for (const record of listContainers(root)) {
+    if (!isOrphan(root, record)) continue;
+    let current: ContainerRecord | undefined;
+    try {
+      let taken = false;
+      current = transition(root, record.Id, null, (r) => {
+        if (!isOrphan(root, r)) return false;
+        Object.assign(r.State, { MonitorPid: Deno.pid, MonitorStartTime: startTime });
+        taken = true;
+      });
+      if (!taken) continue;
+    } catch {
+      continue; // removed or unreadable meanwhile
+    }
+    if (!current) continue;
+    if (current.State.Status === "restarting") adopted.push({ id: current.Id, restart: true });
+    else adopted.push({ id: current.Id, run: adoptRun(root, current, pump) });
+  }
+  return adopted;
+}
+
+/** The cgroup of a container that runs already. */
+function existingCgroup(root: StateRoot, id: string): CgroupHandle {
+  return {
+    addProcess: () => {},
+    oomKilled: () => openCgroup(root, id).oomKilled(),
+    destroy: () => releaseExitResources({ root, id }),
+  };
+}
+
+/** A pidfd of the container's PID 1 if it still runs (checked again once held: no reused pid). */
+function pidfdOf(record: ContainerRecord): number {
+  const { Pid: pid, PidStartTime: started } = record.State;
+  if (!pid || !isProcessAlive(pid, started)) return -1;
+  let pidfd: number;
+  try {
+    pidfd = pidfdOpen(pid);
+  } catch {
+    return -1;
+  }
+  if (isProcessAlive(pid, started)) return pidfd;
+  close(pidfd);
+  return -1;
+}
+
+function adoptRun(root: StateRoot, record: ContainerRecord, pump: Pump): () => Promise<RunOutcome> {
+  const id = record.Id;
+  const pidfd = pidfdOf(record);
+  const log = new JsonLogWriter(logPath(root, id), logSettings(record));
+  let output: ContainerOutput | undefined;
+  if (pidfd >= 0) {
+    try {
+      output = ContainerOutput.adopt(root, id, record.State.Pid, pidfd, log);
+    } catch { /* its output cannot be had: it still gets its exit and restart policy */ }
+  }
+  // attach sees its output from here on (its stdin pipe, if any, died with the old supervisor)
+  const attached = attachableRun(record, { pid: record.State.Pid });
+  const pumps = output?.sources().map(([name, source]) => pump(source, name, log, attached)) ?? [];
+  return async () => {
+    if (pidfd >= 0) {
+      await poller.readable(pidfd); // readable once PID 1 has exited; its namespace goes with it
+      close(pidfd);
+    }
+    await drain(Promise.all(pumps).then(() => {}), SPOOL_DRAIN_MS);
+    await attached.end();
+    log.close();
+    output?.close();
+    const cgroup = existingCgroup(root, id);
+    let oomKilled = false;
+    try {
+      oomKilled = cgroup.oomKilled();
+    } catch { /* no cgroup left */ }
+    // not our child: its status went to whoever reaped it. An OOM kill still shows in its cgroup
+    const code = oomKilled ? 137 : UNKNOWN_EXIT_CODE;
+    return await finishContainer(root, record, cgroup, undefined, { success: false, code, signal: null });
+  };
+}
