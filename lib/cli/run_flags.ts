@@ -27,7 +27,7 @@ import { parseSignal } from "../runtime/signals.ts";
 import { securityOptFlags } from "./security_opt.ts";
 import { MAX_ID } from "../runtime/user.ts";
 import { checkPortsForMode, portSettings } from "../network/ports.ts";
-import { parseNetworkMode } from "../network/mode.ts";
+import { parseNetworkMode, requestedIp } from "../network/mode.ts";
 
 export const RUN_OPTIONS: OptionSpec[] = [
   { name: "name", kind: "string" },
@@ -59,6 +59,8 @@ export const RUN_OPTIONS: OptionSpec[] = [
   { name: "group-add", kind: "list" },
   { name: "add-host", kind: "list" },
   { name: "network", kind: "string", aliases: ["net"] },
+  { name: "network-alias", kind: "list", aliases: ["net-alias"] },
+  { name: "ip", kind: "string" },
   { name: "dns", kind: "list" },
   { name: "dns-search", kind: "list" },
   { name: "dns-option", kind: "list", aliases: ["dns-opt"] },
@@ -258,6 +260,8 @@ export function runRequest(parsed: Parsed, attach = true): RunRequest {
       resources,
       groupAdd: groupAdd(list(parsed, "group-add")),
       networkMode: parseNetworkMode(str(parsed, "network")),
+      networkAliases: list(parsed, "network-alias"),
+      ip: requestedIp(str(parsed, "ip")),
       extraHosts: extraHosts(list(parsed, "add-host")),
       dns: list(parsed, "dns"),
       dnsSearch: dnsSearchDomains(list(parsed, "dns-search")),

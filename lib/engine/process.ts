@@ -258,6 +258,7 @@ export async function finishContainer(
         FinishedAt: new Date().toISOString(),
       };
       delete r.NetworkEndpoint; // released with the cgroup ("exit" resources)
+      delete r.ExtraEndpoints; // network connect's, released with it
       delete r.PublishedPorts;
     }, () => ({ exitCode: String(exitCode) }));
   }

@@ -7,7 +7,7 @@ import { goStruct } from "../format/template.ts";
 import type { StateRoot } from "../state/root.ts";
 import { type ContainerRecord, initialState } from "../state/types.ts";
 import { type PortMap, runningPorts } from "../network/ports.ts";
-import { networkSettings } from "../network/mode.ts";
+import { networkSettings, userSettingsOf } from "../network/mode.ts";
 import { networkIdOfMode } from "../network/networks.ts";
 
 type Json = Record<string, unknown>;
@@ -130,6 +130,14 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
     endpoint,
     `/proc/${record.State.Pid}/ns/net`,
     networkIdOfMode(root, networkMode),
+    {
+      user: (network) => userSettingsOf(record, network),
+      connected: Object.fromEntries(
+        Object.entries(record.ExtraEndpoints ?? {}).map((
+          [name, ep],
+        ) => [name, [running ? ep : undefined, ep.networkId]]),
+      ),
+    },
   );
   const networkSettingsJson: Json = {
     ...settings,

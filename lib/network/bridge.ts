@@ -36,6 +36,7 @@ import {
   withNetworkState,
 } from "./ipam.ts";
 import * as nl from "./netlink.ts";
+import { refreshNames } from "./names.ts";
 import { Rtnl, withRtnl } from "./rtnl.ts";
 
 export const DEFAULT_BRIDGE = "skiff0";
@@ -203,7 +204,13 @@ export function sweepDeadEndpoints(root: StateRoot): void {
   for (const file of stateFiles(root)) {
     const state = readStateFile(file);
     if (!state || Object.keys(state.Leases).every((ip) => leaseAlive(root, state, ip, alive))) continue;
-    withRtnl((rtnl) => withNetworkState(root, file, (s) => sweepLeases(root, s, rtnl)));
+    const swept = withRtnl((rtnl) => withNetworkState(root, file, (s) => sweepLeases(root, s, rtnl)));
+    // a user network's survivors lose the dead members' names (names.ts)
+    const remaining = state.Network ? readStateFile(file) : undefined;
+    if (swept && remaining) {
+      const members = Object.values(remaining.Leases).map((l) => l.Container);
+      if (members.length) refreshNames(root, members[0], members);
+    }
   }
 }
 
@@ -249,6 +256,7 @@ export function createEndpoint(
   root: StateRoot,
   containerId: string,
   target: NetworkTarget = defaultTarget(root),
+  wantedIp?: string,
 ): PreparedEndpoint {
   const { config } = target;
   const { subnet } = config;
@@ -267,7 +275,7 @@ export function createEndpoint(
           Holder: Deno.pid,
           HolderStart: holderStart,
           Veth: hostInterface,
-        }),
+        }, wantedIp),
         networkId: state.Id,
       };
     });
@@ -355,13 +363,23 @@ export function releaseEndpoint(root: StateRoot, containerId: string): void {
     close(nsFd);
   }
   // a lease file per network (no file: this root never had an endpoint)
+  const formerPeers: string[] = [];
+  let onUserNetwork = false;
   for (const file of stateFiles(root)) {
     const state = readStateFile(file);
     if (!state || !Object.values(state.Leases).some((l) => l.Container === containerId)) continue;
+    if (state.Network) {
+      onUserNetwork = true;
+      for (const l of Object.values(state.Leases)) {
+        if (l.Container !== containerId) formerPeers.push(l.Container);
+      }
+    }
     const dropped = withNetworkState(root, file, (s) => releaseLease(s, containerId));
     const shared = dropped.filter((l) => l.Joiners?.length && l.Veth);
     if (shared.length) withRtnl((rtnl) => shared.forEach((l) => rtnl.deleteLink(l.Veth!)));
   }
+  // the names it had on user networks go from the other members' /etc/hosts
+  if (onUserNetwork) refreshNames(root, containerId, formerPeers);
 }
 
 /** Notes a container that joins `containerId`'s namespace (its endpoint is then deleted explicitly). */

@@ -18,6 +18,7 @@ import { DEFAULT_NAMESPACES, type NamespaceSpec } from "../runtime/spec.ts";
 import { createEndpoint, type Endpoint, holdNamespace, noteJoiner, userTarget } from "./bridge.ts";
 import { userNetworkState } from "./networks.ts";
 import { hostsFile, joinedContainer } from "./mode.ts";
+import { refreshNames } from "./names.ts";
 import { ensureNetworkNat, publishPorts as natPublish } from "./nat.ts";
 import { checkPublishable, type PortMapping, publishRequests } from "./ports.ts";
 
@@ -75,15 +76,21 @@ export function setupNetwork(root: StateRoot, record: ContainerRecord, dir: stri
     if (!state) throw new NotFoundError(`network ${mode} not found`);
     target = userTarget(root, state);
   }
-  const { endpoint, netnsPath } = createEndpoint(root, record.Id, target);
-  // docker writes the container's own address into its /etc/hosts when it starts
-  Deno.writeTextFileSync(
-    `${dir}/hosts`,
-    hostsFile(record.HostConfig.ExtraHosts ?? [], {
-      ip: endpoint.ipAddress,
-      hostname: record.Config.Hostname,
-    }),
-  );
+  const wanted = target ? record.NetworkIps?.[target.name] : undefined;
+  const { endpoint, netnsPath } = createEndpoint(root, record.Id, target, wanted);
+  if (target) {
+    // a user network: its members' names in every member's /etc/hosts, this one's address included
+    refreshNames(root, record.Id);
+  } else {
+    // docker writes the container's own address into its /etc/hosts when it starts
+    Deno.writeTextFileSync(
+      `${dir}/hosts`,
+      hostsFile(record.HostConfig.ExtraHosts ?? [], {
+        ip: endpoint.ipAddress,
+        hostname: record.Config.Hostname,
+      }),
+    );
+  }
   return { namespaces: withNetwork(netnsPath), endpoint };
 }
 

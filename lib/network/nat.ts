@@ -510,7 +510,7 @@ export function publishPorts(ctx: PublishContext): PortMapping[] {
   });
 }
 
-function removeRules(fw: Firewall, root: StateRoot, drop: (tag: string) => boolean): void {
+function removeRules(fw: Firewall, _root: StateRoot, drop: (tag: string) => boolean): void {
   const batch = snapshot(fw).deleteBatch(drop);
   if (!batch) return;
   if (fw === "nft") run("nft", [batch]);
@@ -598,7 +598,7 @@ export function sweepPorts(root: StateRoot, alive: (id: string) => boolean, ever
  * per bridge (see markNetworkNat), so a run on the bridge that publishes nothing pays one small
  * read here, not an nft call.
  */
-export function ensureNetworkNat(root: StateRoot, network: NatNetwork): void {
+export function ensureNetworkNat(_root: StateRoot, network: NatNetwork): void {
   const fw = requireFirewall();
   if (networkNatMarked(fw, network)) return;
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(network.bridge)) {

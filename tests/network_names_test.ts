@@ -1,0 +1,178 @@
+// Name resolution on user-defined networks (lib/network/names.ts) and the endpoint options of
+// run/create (--ip, --network-alias) as root against the real kernel.
+//
+// Traffic goes only between containers of the test's own networks (subnets of 10.216.0.0/16 and
+// 10.217.0.0/16 on bridges the test's root made), never to the host's or anyone else's addresses; the
+// default-bridge case only checks that a name does not resolve (nothing is sent).
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { type TestRoot, withBusybox } from "./helpers.ts";
+import { memberHostsFile, memberNames } from "../lib/network/names.ts";
+
+const third = () => crypto.getRandomValues(new Uint8Array(1))[0];
+
+async function inspect(root: TestRoot, ref: string) {
+  return JSON.parse(await root.ok(["inspect", ref]))[0];
+}
+
+/** Whether `name` resolves inside `ctr` (busybox ping resolves through /etc/hosts, then DNS). */
+async function resolves(root: TestRoot, ctr: string, name: string): Promise<boolean> {
+  const r = await root.skiff(["exec", ctr, "ping", "-c", "1", "-W", "2", name]);
+  if (r.code !== 0) assert.match(r.stderr + r.stdout, /bad address/, `${ctr} → ${name}: ${r.stderr}`);
+  return r.code === 0;
+}
+
+Deno.test("names: members' lines, pure", () => {
+  const names = memberNames(
+    { Id: "0123456789abcdef".repeat(4), Name: "/web", NetworkAliases: { net: ["www", "web"] } },
+    "net",
+  );
+  assert.deepEqual(names, ["web", "0123456789ab", "www"]);
+  assert.equal(
+    memberHostsFile(["h:10.0.0.9"], { ip: "10.1.0.2", hostname: "me" }, [{ ip: "10.1.0.3", names }]).split(
+      "\n",
+    ).slice(-4).join("\n"),
+    "10.0.0.9\th\n10.1.0.2\tme\n10.1.0.3\tweb 0123456789ab www\n",
+  );
+});
+
+Deno.test("user network: containers resolve each other by name, alias and short id; it follows start, stop, rename, rm", async () => {
+  await withBusybox(async (root) => {
+    const prefix = `10.216.${third()}`;
+    await root.ok(["network", "create", "--subnet", `${prefix}.0/24`, "names"]);
+    const a = (await root.ok([
+      "run",
+      "-d",
+      "--name",
+      "a",
+      "--network",
+      "names",
+      "--network-alias",
+      "web",
+      "--net-alias",
+      "www",
+      "busybox",
+      "sleep",
+      "120",
+    ])).trim();
+    await root.ok(["run", "-d", "--name", "b", "--network", "names", "busybox", "sleep", "120"]);
+    assert.ok(await resolves(root, "b", "a"));
+    assert.ok(await resolves(root, "b", "web"));
+    assert.ok(await resolves(root, "b", "www"));
+    assert.ok(await resolves(root, "b", a.slice(0, 12)));
+    // a late joiner: the members that started before it find it too
+    await root.ok(["run", "-d", "--name", "c", "--network", "names", "busybox", "sleep", "120"]);
+    assert.ok(await resolves(root, "a", "c"));
+    assert.ok(await resolves(root, "c", "b"));
+
+    const ep = (await inspect(root, "a")).NetworkSettings.Networks.names;
+    assert.deepEqual(ep.Aliases, ["web", "www"]);
+    assert.deepEqual(ep.DNSNames, ["a", "web", "www", a.slice(0, 12)]);
+    assert.equal(ep.IPAMConfig, null);
+
+    // rename: the new name resolves, the old one no more
+    await root.ok(["rename", "c", "c2"]);
+    assert.ok(await resolves(root, "a", "c2"));
+    assert.ok(!(await resolves(root, "a", "c")));
+
+    // stop and start
+    await root.ok(["stop", "-t", "0", "b"]);
+    assert.ok(!(await resolves(root, "a", "b")));
+    await root.ok(["start", "b"]);
+    assert.ok(await resolves(root, "a", "b"));
+    assert.ok(await resolves(root, "b", "web"));
+
+    // rm -f: its names go from the others' files
+    await root.ok(["rm", "-f", "a"]);
+    assert.ok(!(await resolves(root, "b", "web")));
+    assert.ok(!(await resolves(root, "c2", "a")));
+    // the host's resolvers stay the container's resolvers (names outside the network go there)
+    const resolv = await root.ok(["exec", "b", "cat", "/etc/resolv.conf"]);
+    assert.equal(
+      resolv,
+      Deno.readTextFileSync(join(root.path, "containers", (await inspect(root, "b")).Id, "resolv.conf")),
+    );
+    assert.ok(!/127\.0\.0\.11/.test(resolv));
+    await root.ok(["rm", "-f", "b", "c2"]);
+
+    // the default bridge has no name resolution (docker's): nothing is sent, the name is unknown
+    await root.ok(["run", "-d", "--name", "d1", "busybox", "sleep", "60"]);
+    await root.ok(["run", "-d", "--name", "d2", "busybox", "sleep", "60"]);
+    assert.ok(!(await resolves(root, "d2", "d1")));
+    await root.ok(["rm", "-f", "d1", "d2"]);
+    await root.ok(["network", "rm", "names"]);
+  });
+});
+
+Deno.test("--ip and --network-alias: docker's errors off user networks; the address asked for", async () => {
+  await withBusybox(async (root) => {
+    const prefix = `10.217.${third()}`;
+    await root.ok(["network", "create", "--subnet", `${prefix}.0/24`, "fixed"]);
+    for (
+      const [args, message] of [
+        [["--ip", `${prefix}.9`], /user specified IP address is supported on user defined networks only/],
+        [
+          ["--network-alias", "x"],
+          /network-scoped alias is supported only for containers in user defined networks/,
+        ],
+        [["--network", "fixed", "--ip", "10.1.2"], /invalid argument "10.1.2" for "--ip" flag/],
+      ] as const
+    ) {
+      const r = await root.skiff(["create", ...args, "busybox", "true"]);
+      assert.equal(r.code, 125, r.stderr);
+      assert.match(r.stderr, message);
+      assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    }
+    assert.deepEqual(root.containerIds(), []);
+
+    await root.ok([
+      "run",
+      "-d",
+      "--name",
+      "f",
+      "--network",
+      "fixed",
+      "--ip",
+      `${prefix}.77`,
+      "busybox",
+      "sleep",
+      "60",
+    ]);
+    const ep = (await inspect(root, "f")).NetworkSettings.Networks.fixed;
+    assert.equal(ep.IPAddress, `${prefix}.77`);
+    assert.deepEqual(ep.IPAMConfig, { IPv4Address: `${prefix}.77` });
+    const addr = await root.ok(["exec", "f", "ip", "-4", "-o", "addr", "show", "eth0"]);
+    assert.match(addr, new RegExp(`inet ${prefix.replaceAll(".", "\\.")}\\.77/24`));
+    // the same address again: docker's IPAM error, the container not started
+    const taken = await root.skiff([
+      "run",
+      "--rm",
+      "--network",
+      "fixed",
+      "--ip",
+      `${prefix}.77`,
+      "busybox",
+      "true",
+    ]);
+    assert.equal(taken.code, 125);
+    assert.match(taken.stderr, /Address already in use/);
+    const outside = await root.skiff([
+      "run",
+      "--rm",
+      "--network",
+      "fixed",
+      "--ip",
+      "10.9.9.9",
+      "busybox",
+      "true",
+    ]);
+    assert.equal(outside.code, 125);
+    assert.match(
+      outside.stderr,
+      /Invalid address 10\.9\.9\.9: It does not belong to any of this network's subnets/,
+    );
+    await root.ok(["rm", "-f", "f"]);
+    await root.ok(["network", "rm", "fixed"]);
+  });
+});
