@@ -839,6 +839,25 @@ export function withNewNetns<T>(inside: () => T): { nsFd: number; value: T } {
   }
 }
 
+/**
+ * Runs `inside` with this thread in the network namespace `nsFd` and comes back at once (as
+ * withNewNetns: synchronous, so nothing else of this process runs there): for a netlink socket of
+ * a running container's namespace (`network connect`).
+ */
+export function inNetns<T>(nsFd: number, inside: () => T): T {
+  const hostNs = openThreadNetns();
+  try {
+    setns(nsFd, CLONE.NEWNET);
+    try {
+      return inside();
+    } finally {
+      setns(hostNs, CLONE.NEWNET);
+    }
+  } finally {
+    close(hostNs);
+  }
+}
+
 // ---- mount_setattr (5.12+): attributes of a whole mount tree at once ----
 export const MOUNT_ATTR_RDONLY = 0x1,
   MOUNT_ATTR_NOSUID = 0x2,

@@ -176,3 +176,74 @@ Deno.test("--ip and --network-alias: docker's errors off user networks; the addr
     await root.ok(["network", "rm", "fixed"]);
   });
 });
+
+Deno.test("network connect/disconnect: a second interface, its lease and names; released on disconnect and stop", async () => {
+  await withBusybox(async (root) => {
+    const p1 = `10.216.${third()}`, p2 = `10.217.${third()}`;
+    await root.ok(["network", "create", "--subnet", `${p1}.0/24`, "front"]);
+    await root.ok(["network", "create", "--subnet", `${p2}.0/24`, "back"]);
+    await root.ok(["run", "-d", "--name", "app", "--network", "front", "busybox", "sleep", "120"]);
+    await root.ok(["run", "-d", "--name", "db", "--network", "back", "busybox", "sleep", "120"]);
+    assert.ok(!(await resolves(root, "app", "db")));
+
+    await root.ok(["network", "connect", "--alias", "api", "--ip", `${p2}.50`, "back", "app"]);
+    const addr = await root.ok(["exec", "app", "ip", "-4", "-o", "addr"]);
+    assert.match(addr, new RegExp(`eth1\\s+inet ${p2.replaceAll(".", "\\.")}\\.50/24`));
+    assert.ok(await resolves(root, "app", "db"));
+    assert.ok(await resolves(root, "db", "app"));
+    assert.ok(await resolves(root, "db", "api"));
+    // the default route stays the first network's
+    const routes = await root.ok(["exec", "app", "ip", "route"]);
+    assert.match(routes, new RegExp(`^default via ${p1.replaceAll(".", "\\.")}\\.1 dev eth0`, "m"));
+    const nets = (await inspect(root, "app")).NetworkSettings.Networks;
+    assert.deepEqual(Object.keys(nets).sort(), ["back", "front"]);
+    assert.equal(nets.back.IPAddress, `${p2}.50`);
+    assert.deepEqual(nets.back.Aliases, ["api"]);
+    assert.deepEqual(nets.back.IPAMConfig, { IPv4Address: `${p2}.50` });
+
+    // errors: docker's words, exit 1, nothing changed
+    for (
+      const [args, message] of [
+        [["network", "connect", "back", "app"], /endpoint with name app already exists in network back/],
+        [["network", "connect", "nonet", "app"], /network nonet not found/],
+        [["network", "connect", "back", "nosuch"], /No such container: nosuch/],
+        [["network", "disconnect", "front", "db"], /is not connected to network front/],
+        [
+          ["network", "connect", "--ip", "10.1.1.1", "bridge", "db"],
+          /user specified IP address is supported on user defined networks only/,
+        ],
+      ] as const
+    ) {
+      const r = await root.skiff([...args]);
+      assert.notEqual(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+    }
+
+    await root.ok(["network", "disconnect", "back", "app"]);
+    assert.ok(!(await resolves(root, "db", "app")));
+    assert.ok(!(await resolves(root, "app", "db")));
+    const after = await root.ok(["exec", "app", "ip", "-o", "link"]);
+    assert.ok(!/eth1/.test(after), after);
+    assert.deepEqual(Object.keys((await inspect(root, "app")).NetworkSettings.Networks), ["front"]);
+    const back = JSON.parse(
+      Deno.readTextFileSync(
+        join(
+          root.path,
+          "network",
+          `${(JSON.parse(await root.ok(["network", "inspect", "back"])))[0].Id}.json`,
+        ),
+      ),
+    );
+    assert.deepEqual(Object.values(back.Leases).map((l) => (l as { Container: string }).Container), [
+      (await inspect(root, "db")).Id,
+    ]);
+
+    // connected again, then stopped: the lease goes with the container's others
+    await root.ok(["network", "connect", "back", "app"]);
+    assert.ok(await resolves(root, "db", "app"));
+    await root.ok(["stop", "-t", "0", "app"]);
+    assert.ok(!(await resolves(root, "db", "app")));
+    await root.ok(["rm", "-f", "app", "db"]);
+    await root.ok(["network", "rm", "front", "back"]);
+  });
+});

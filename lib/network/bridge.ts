@@ -11,7 +11,7 @@
 // Settings: `<root>/daemon.json`, dockerd's keys: "bip" (the bridge's address and prefix, default
 // 10.89.0.1/16) and "bridge" (its name, default skiff0).
 
-import { close, SysError, withNewNetns } from "../../ffi/mod.ts";
+import { close, inNetns, SysError, withNewNetns } from "../../ffi/mod.ts";
 import { SkiffError } from "../errors.ts";
 import { join } from "../path.ts";
 import { isProcessAlive, processStartTime } from "../state/containers.ts";
@@ -257,6 +257,8 @@ export function createEndpoint(
   containerId: string,
   target: NetworkTarget = defaultTarget(root),
   wantedIp?: string,
+  /** `network connect`: the running container's namespace (the caller's fd) instead of a new one */
+  existingNetns?: number,
 ): PreparedEndpoint {
   const { config } = target;
   const { subnet } = config;
@@ -281,17 +283,27 @@ export function createEndpoint(
     });
     leased = true;
     const master = ensureBridge(rtnl, config);
-    const made = withNewNetns(() => new Rtnl());
-    nsFd = made.nsFd;
-    const inner = made.value;
+    let inner: Rtnl;
+    if (existingNetns === undefined) {
+      const made = withNewNetns(() => new Rtnl());
+      nsFd = made.nsFd;
+      inner = made.value;
+    } else {
+      inner = inNetns(existingNetns, () => new Rtnl());
+    }
     const mac = macForIp(ip);
+    // eth0 in a new namespace; a connected network's is the next free ethN
+    let ifName = "eth0";
+    for (let n = 1; existingNetns !== undefined && inner.linkIndex(ifName) !== undefined; n++) {
+      ifName = `eth${n}`;
+    }
     try {
       const pair = {
         hostName: hostInterface,
         master,
-        peerName: "eth0",
+        peerName: ifName,
         peerMac: mac,
-        peerNetns: { fd: nsFd },
+        peerNetns: { fd: existingNetns ?? nsFd },
       };
       try {
         rtnl.request(`create veth ${hostInterface}`, (seq) => nl.newVethPair(seq, pair));
@@ -300,13 +312,14 @@ export function createEndpoint(
         if (e instanceof SysError && e.code === "EEXIST") created = false;
         throw e;
       }
-      const eth0 = inner.linkIndex("eth0");
-      if (eth0 === undefined) throw new SkiffError("eth0 missing in the container's network namespace");
-      inner.request("eth0 without IPv6 link-local", (seq) => nl.noIpv6LinkLocal(seq, eth0));
-      inner.request(`address ${ip} on eth0`, (seq) => nl.newAddress(seq, eth0, ip, subnet.prefixLen));
+      const eth0 = inner.linkIndex(ifName);
+      if (eth0 === undefined) throw new SkiffError(`${ifName} missing in the container's network namespace`);
+      inner.request(`${ifName} without IPv6 link-local`, (seq) => nl.noIpv6LinkLocal(seq, eth0));
+      inner.request(`address ${ip} on ${ifName}`, (seq) => nl.newAddress(seq, eth0, ip, subnet.prefixLen));
       inner.request("up lo", (seq) => nl.setLinkUp(seq, 1)); // lo is index 1 in every namespace
-      inner.request("up eth0", (seq) => nl.setLinkUp(seq, eth0));
-      if (!target.internal) { // an --internal network has no way out
+      inner.request(`up ${ifName}`, (seq) => nl.setLinkUp(seq, eth0));
+      // an --internal network has no way out; a connected network keeps the first one's default route
+      if (!target.internal && existingNetns === undefined) {
         inner.request(
           `default route via ${subnet.gateway}`,
           (seq) => nl.newDefaultRoute(seq, subnet.gateway, eth0),
@@ -315,7 +328,7 @@ export function createEndpoint(
     } finally {
       inner.close();
     }
-    holdNamespace(containerId, nsFd);
+    if (existingNetns === undefined) holdNamespace(containerId, nsFd);
     return {
       endpoint: {
         bridge: config.name,
