@@ -18,6 +18,7 @@ import { peekPorts, type PortsFile, portsFile, staleHolders } from "./ports_book
 import type { StateRoot } from "../state/root.ts";
 import {
   iptDeleteBatch,
+  iptForwardBatch,
   iptNetworkBatch,
   iptNetworkRemoveBatch,
   iptRuleComment,
@@ -625,12 +626,30 @@ export function ensureNetworkNat(_root: StateRoot, network: NatNetwork): void {
       const stale = iptDeleteBatch(saved, (tag) => tag.startsWith("skiff-net:") && !exists(tag.slice(10)));
       iptablesRestore(stale + iptNetworkBatch(saved, network));
     }
+    forwardAccept(network, exists);
     markNetworkNat(fw, network);
     for (const entry of safeReadDir("/run/skiff")) {
       const m = /^nat-(?:nft|iptables)-(.+)$/.exec(entry);
       if (m && !exists(m[1])) removeQuietly(`/run/skiff/${entry}`);
     }
   });
+}
+
+/**
+ * The bridge's ACCEPT rules in iptables' filter FORWARD (nat_plan.ts iptForwardBatch), whichever
+ * tool does the NAT: a FORWARD policy of DROP would drop its traffic otherwise. The rules of
+ * bridges that are gone go in the same call. Nothing without iptables (no such chain to pass).
+ */
+function forwardAccept(network: NatNetwork, exists: (bridge: string) => boolean): void {
+  if (!onPath("iptables-save") || !onPath("iptables-restore")) return;
+  const saved = parseIptablesSave(run("iptables-save", ["-t", "filter"]), "filter");
+  const stale = iptDeleteBatch(
+    saved,
+    (tag) => tag.startsWith("skiff-net:") && tag !== `skiff-net:${network.bridge}` && !exists(tag.slice(10)),
+    "filter",
+  );
+  const batch = stale + iptForwardBatch(saved, network);
+  if (batch) iptablesRestore(batch);
 }
 
 /** Removes a network's NAT (its containers' rules are gone with them). */
@@ -648,6 +667,13 @@ export function removeNetworkNat(network: NatNetwork): void {
     } else {
       const batch = iptNetworkRemoveBatch(iptSaved(), network);
       if (batch) iptablesRestore(batch);
+    }
+    if (onPath("iptables-save") && onPath("iptables-restore")) {
+      try {
+        const saved = parseIptablesSave(run("iptables-save", ["-t", "filter"]), "filter");
+        const batch = iptDeleteBatch(saved, (tag) => tag === `skiff-net:${network.bridge}`, "filter");
+        if (batch) iptablesRestore(batch);
+      } catch { /* no filter table */ }
     }
   });
 }
