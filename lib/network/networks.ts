@@ -1,7 +1,7 @@
 // User-defined networks (`network create/ls/inspect/rm/prune`): each is a bridge of its own
 // (br-<12 hex of its id>, made on its first container's start) with a subnet of its own, kept in
-// `<root>/network/<id>.json` beside its address leases. Name resolution between their containers is
-// not there yet (issue 11, deliverable 3); the built-in networks are bridge, host and none.
+// `<root>/network/<id>.json` beside its address leases. Their containers resolve each other by name
+// (names.ts); the built-in networks are bridge, host and none.
 
 import { NotFoundError, SkiffError } from "../errors.ts";
 import { withLockSync, writeFileAtomic } from "../state/fsutil.ts";
