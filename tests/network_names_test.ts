@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type TestRoot, withBusybox } from "./helpers.ts";
+import { MAIN, type TestRoot, withBusybox } from "./helpers.ts";
 import { memberHostsFile, memberNames } from "../lib/network/names.ts";
 
 const third = () => crypto.getRandomValues(new Uint8Array(1))[0];
@@ -245,5 +245,68 @@ Deno.test("network connect/disconnect: a second interface, its lease and names; 
     assert.ok(!(await resolves(root, "db", "app")));
     await root.ok(["rm", "-f", "app", "db"]);
     await root.ok(["network", "rm", "front", "back"]);
+  });
+});
+
+Deno.test("names: a member whose skiff was killed (kill -9) leaves the others' files at the next command", async () => {
+  await withBusybox(async (root) => {
+    const prefix = `10.216.${third()}`;
+    await root.ok(["network", "create", "--subnet", `${prefix}.0/24`, "crash"]);
+    await root.ok(["run", "-d", "--name", "stay", "--network", "crash", "busybox", "sleep", "120"]);
+    // a foreground run: its skiff holds the lease; killed with its container, nothing releases it
+    const fg = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        MAIN,
+        "--root",
+        root.path,
+        "run",
+        "--name",
+        "gone",
+        "--network",
+        "crash",
+        "busybox",
+        "sleep",
+        "120",
+      ],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    try {
+      let seen = false;
+      for (let i = 0; i < 100 && !seen; i++) {
+        seen = (await root.skiff(["exec", "stay", "ping", "-c", "1", "-W", "1", "gone"])).code === 0;
+        if (!seen) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(seen, "gone resolves while it runs");
+      const pid = (await inspect(root, "gone")).State.Pid;
+      fg.kill("SIGKILL");
+      await fg.status;
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch { /* gone with its skiff */ }
+      for (let i = 0; i < 50; i++) {
+        try {
+          Deno.readTextFileSync(`/proc/${pid}/stat`);
+          await new Promise((r) => setTimeout(r, 50));
+        } catch {
+          break;
+        }
+      }
+      // the next listing sweeps the dead lease and takes its name out of the survivors' files
+      await root.ok(["ps", "-a"]);
+      assert.ok(!(await resolves(root, "stay", "gone")));
+      const hosts = await root.ok(["exec", "stay", "cat", "/etc/hosts"]);
+      assert.ok(!/\tgone\b/.test(hosts), hosts);
+    } finally {
+      try {
+        fg.kill("SIGKILL");
+        await fg.status;
+      } catch { /* already */ }
+    }
+    await root.ok(["rm", "-f", "stay", "gone"]);
+    await root.ok(["network", "rm", "crash"]);
   });
 });
