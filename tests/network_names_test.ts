@@ -243,6 +243,24 @@ Deno.test("network connect/disconnect: a second interface, its lease and names; 
     assert.ok(await resolves(root, "db", "app"));
     await root.ok(["stop", "-t", "0", "app"]);
     assert.ok(!(await resolves(root, "db", "app")));
+    // the connection is kept (docker's): shown while stopped, joined again at the next start
+    assert.deepEqual(Object.keys((await inspect(root, "app")).NetworkSettings.Networks).sort(), [
+      "back",
+      "front",
+    ]);
+    assert.equal((await inspect(root, "app")).NetworkSettings.Networks.back.IPAddress, "");
+    await root.ok(["start", "app"]);
+    assert.ok(await resolves(root, "db", "app"));
+    assert.match(await root.ok(["exec", "app", "ip", "-o", "link"]), /eth1/);
+    // a stopped container: disconnect and connect only change what its next start joins
+    await root.ok(["stop", "-t", "0", "app"]);
+    await root.ok(["network", "disconnect", "back", "app"]);
+    await root.ok(["start", "app"]);
+    assert.ok(!(await resolves(root, "db", "app")));
+    await root.ok(["stop", "-t", "0", "app"]);
+    await root.ok(["network", "connect", "--alias", "late", "back", "app"]);
+    await root.ok(["start", "app"]);
+    assert.ok(await resolves(root, "db", "late"));
     await root.ok(["rm", "-f", "app", "db"]);
     await root.ok(["network", "rm", "front", "back"]);
   });

@@ -173,6 +173,8 @@ export async function launchContainer(
     updateRecord(root, id, "start", (r) => {
       if (network.endpoint) r.NetworkEndpoint = network.endpoint;
       else delete r.NetworkEndpoint;
+      if (network.extraEndpoints) r.ExtraEndpoints = network.extraEndpoints;
+      else delete r.ExtraEndpoints;
       if (published) r.PublishedPorts = published;
       else delete r.PublishedPorts;
       r.State = {

@@ -132,10 +132,14 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
     networkIdOfMode(root, networkMode),
     {
       user: (network) => userSettingsOf(record, network),
+      // networks joined with `network connect`: empty values while stopped, as docker shows them
       connected: Object.fromEntries(
-        Object.entries(record.ExtraEndpoints ?? {}).map((
-          [name, ep],
-        ) => [name, [running ? ep : undefined, ep.networkId]]),
+        [...new Set([...(record.ConnectedNetworks ?? []), ...Object.keys(record.ExtraEndpoints ?? {})])].map((
+          name,
+        ) => {
+          const ep = running ? record.ExtraEndpoints?.[name] : undefined;
+          return [name, [ep, ep?.networkId ?? networkIdOfMode(root, name)]];
+        }),
       ),
     },
   );

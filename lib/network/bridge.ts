@@ -156,6 +156,8 @@ export interface PreparedEndpoint {
   endpoint: Endpoint;
   /** The path the init stage joins the namespace by. */
   netnsPath: string;
+  /** The namespace's fd (this process holds it until the endpoint is released). */
+  nsFd: number;
 }
 
 /** True while a lease's holder (the skiff that made it) or its container's process is alive. */
@@ -343,6 +345,7 @@ export function createEndpoint(
         sandboxId: randomHex(32),
       },
       netnsPath: `/proc/${Deno.pid}/fd/${nsFd}`,
+      nsFd,
     };
   } catch (e) {
     if (nsFd >= 0) close(nsFd);

@@ -4,7 +4,9 @@
 // the network, the container's names in its members' /etc/hosts (names.ts). The lease is released
 // with the container's other leases when it stops ("exit" resources: releaseEndpoint walks every
 // network's leases), the veth going with the namespace; disconnect deletes the veth and the lease
-// at once. The record keeps the endpoint in ExtraEndpoints while the container runs.
+// at once. The record keeps the endpoint in ExtraEndpoints while the container runs, and the
+// network in ConnectedNetworks: every start joins it again (launch.ts), as docker does; a stopped
+// container's connect only records it.
 
 import { close, O, open } from "../../ffi/mod.ts";
 import { NotFoundError, SkiffError } from "../errors.ts";
@@ -22,7 +24,7 @@ import { withRtnl } from "./rtnl.ts";
 const conflict = (message: string) => new SkiffError(message, 1, { kind: "conflict" });
 
 /** The target of a network reference: "bridge" or a user network by name, id or id prefix. */
-function targetOf(root: StateRoot, ref: string): NetworkTarget {
+export function connectTarget(root: StateRoot, ref: string): NetworkTarget {
   if (ref === "bridge") return defaultTarget(root);
   if (ref === "host" || ref === "none") {
     throw conflict("container cannot be disconnected from host network or connected to host network");
@@ -54,14 +56,14 @@ function checkMode(record: ContainerRecord): void {
   }
 }
 
-/** `network connect`: a running container gets an endpoint on one more network. */
+/** `network connect`: a running container gets an endpoint on one more network now, a stopped one at its next start. */
 export function connectContainer(
   root: StateRoot,
   networkRef: string,
   containerRef: string,
   opts: { ip?: string; aliases: string[] },
 ): void {
-  const target = targetOf(root, networkRef);
+  const target = connectTarget(root, networkRef);
   const record = findContainer(root, containerRef);
   checkMode(record);
   const name = record.Name.slice(1);
@@ -74,27 +76,32 @@ export function connectContainer(
       { kind: "invalid-argument" },
     );
   }
-  const { Pid, PidStartTime, Running } = record.State;
-  if (!Running || !Pid || !isProcessAlive(Pid, PidStartTime)) {
-    throw conflict(`container ${name} is not running: skiff connects running containers only`);
-  }
   if (
-    record.HostConfig.NetworkMode === target.name || record.ExtraEndpoints?.[target.name] ||
-    leaseOf(target.file, record.Id)
+    record.HostConfig.NetworkMode === target.name || record.ConnectedNetworks?.includes(target.name) ||
+    record.ExtraEndpoints?.[target.name] || leaseOf(target.file, record.Id)
   ) {
     throw new SkiffError(`endpoint with name ${name} already exists in network ${target.name}`, 1, {
       kind: "conflict",
     });
+  }
+  // kept in the record: joined again at every start (docker keeps it in the container's settings)
+  const remember = (r: ContainerRecord) => {
+    r.ConnectedNetworks = [...(r.ConnectedNetworks ?? []).filter((n) => n !== target.name), target.name];
+    if (opts.aliases.length) r.NetworkAliases = { ...r.NetworkAliases, [target.name]: opts.aliases };
+    if (opts.ip) r.NetworkIps = { ...r.NetworkIps, [target.name]: opts.ip };
+  };
+  const { Pid, PidStartTime, Running } = record.State;
+  if (!Running || !Pid || !isProcessAlive(Pid, PidStartTime)) {
+    // a stopped container: its next start joins the network
+    updateContainerSync(root, record.Id, remember);
+    return;
   }
   const nsFd = open(`/proc/${Pid}/ns/net`, O.RDONLY | O.CLOEXEC);
   try {
     // the pid may have been reused between the check and the open
     if (processStartTime(Pid) !== PidStartTime) throw conflict(`container ${name} is not running`);
     // the aliases are in the record before the names are written (names.ts reads them there)
-    updateContainerSync(root, record.Id, (r) => {
-      if (opts.aliases.length) r.NetworkAliases = { ...r.NetworkAliases, [target.name]: opts.aliases };
-      if (opts.ip) r.NetworkIps = { ...r.NetworkIps, [target.name]: opts.ip };
-    });
+    updateContainerSync(root, record.Id, remember);
     let endpoint;
     try {
       endpoint = createEndpoint(root, record.Id, target, opts.ip, nsFd).endpoint;
@@ -127,6 +134,11 @@ function dropEndpoint(root: StateRoot, id: string, target: NetworkTarget): boole
       delete r.ExtraEndpoints[target.name];
       changed = true;
     }
+    if (r.ConnectedNetworks?.includes(target.name)) {
+      r.ConnectedNetworks = r.ConnectedNetworks.filter((n) => n !== target.name);
+      if (!r.ConnectedNetworks.length) delete r.ConnectedNetworks;
+      changed = true;
+    }
     if (r.HostConfig.NetworkMode === target.name && r.NetworkEndpoint) {
       delete r.NetworkEndpoint;
       changed = true;
@@ -150,7 +162,7 @@ export function disconnectContainer(
   containerRef: string,
   force: boolean,
 ): void {
-  const target = targetOf(root, networkRef);
+  const target = connectTarget(root, networkRef);
   let record: ContainerRecord | undefined;
   try {
     record = findContainer(root, containerRef);
@@ -160,7 +172,13 @@ export function disconnectContainer(
   }
   if (!record) return;
   checkMode(record);
-  const connected = !!leaseOf(target.file, record.Id) || !!record.ExtraEndpoints?.[target.name];
+  const connected = !!leaseOf(target.file, record.Id) || !!record.ExtraEndpoints?.[target.name] ||
+    !!record.ConnectedNetworks?.includes(target.name);
+  if (!connected && record.HostConfig.NetworkMode === target.name) {
+    throw conflict(
+      `skiff cannot disconnect a stopped container from the network it was created on (${target.name})`,
+    );
+  }
   if (!connected) {
     throw conflict(`container ${record.Id} is not connected to network ${target.name}`);
   }

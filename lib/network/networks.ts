@@ -233,7 +233,8 @@ export function createNetwork(root: StateRoot, opts: CreateNetworkOptions): stri
 /** Containers (records) that name a network in their NetworkMode. */
 function containersOn(root: StateRoot, view: NetworkView): string[] {
   return listContainers(root).filter((c) =>
-    c.HostConfig.NetworkMode === view.Name || c.HostConfig.NetworkMode === view.Id
+    c.HostConfig.NetworkMode === view.Name || c.HostConfig.NetworkMode === view.Id ||
+    c.ConnectedNetworks?.includes(view.Name)
   )
     .map((c) => c.Id);
 }

@@ -257,6 +257,11 @@ export interface ContainerRecord {
   NetworkAliases?: Record<string, string[]>;
   /** skiff's own: `--ip` / `network connect --ip`, per network name: the address asked for. */
   NetworkIps?: Record<string, string>;
+  /**
+   * skiff's own: networks joined with `network connect` besides NetworkMode's, in order; joined
+   * again at every start, as docker keeps a connection in the container's settings.
+   */
+  ConnectedNetworks?: string[];
   /** skiff's own: endpoints of networks joined with `network connect` while it runs. */
   ExtraEndpoints?: Record<string, {
     bridge: string;

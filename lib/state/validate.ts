@@ -269,6 +269,7 @@ export const containerRecord: Check<ContainerRecord> = object<ContainerRecord>({
     containerPort: int,
   }))),
   NetworkAliases: optional(record(strings)),
+  ConnectedNetworks: optional(strings),
   NetworkIps: optional(record(str)),
   NetworkEndpoint: optional(endpoint),
   ExtraEndpoints: optional(record(endpoint)),
