@@ -1164,18 +1164,26 @@ export function mountSetattrFd(fd: number, flags: number, attrSet: number, attrC
  * numbers per architecture. (TCP goes through Deno.listen, which sets SO_REUSEADDR as Go does.)
  */
 export function udpPortBindable(ip: string, port: number): boolean {
+  const fd = udpPortBind(ip, port);
+  if (fd === undefined) return false;
+  close(fd);
+  return true;
+}
+
+/**
+ * An IPv4 datagram socket bound to ip:port (close-on-exec), kept by the caller; undefined when
+ * another socket holds the port (EADDRINUSE). The port stays the caller's until it closes the fd.
+ */
+export function udpPortBind(ip: string, port: number): number | undefined {
   const addr = new Uint8Array(16); // struct sockaddr_in: family, port (network order), address
   const view = new DataView(addr.buffer);
   view.setUint16(0, /* AF_INET */ 2, true);
   view.setUint16(2, port, false);
   addr.set(ip.split(".").map(Number), 4);
   const fd = check("socket", libc().socket(2, /* SOCK_DGRAM */ 2 | O.CLOEXEC, 0));
-  try {
-    if (libc().bind(fd, addr, addr.length) === 0) return true;
-    const err = errno();
-    if (err === 98 /* EADDRINUSE */) return false;
-    throw new SysError("bind", err, errnoName(err), strerror(err), `${ip}:${port}/udp`);
-  } finally {
-    close(fd);
-  }
+  if (libc().bind(fd, addr, addr.length) === 0) return fd;
+  const err = errno();
+  close(fd);
+  if (err === 98 /* EADDRINUSE */) return undefined;
+  throw new SysError("bind", err, errnoName(err), strerror(err), `${ip}:${port}/udp`);
 }

@@ -10,7 +10,7 @@
 // records the allocation in the state root (network/ports.json: which container holds what) before
 // the rules go in. Everything here is synchronous: a resource release ("exit" phase) must be.
 
-import { udpPortBindable } from "../../ffi/libc.ts";
+import { close, udpPortBind } from "../../ffi/libc.ts";
 import { SkiffError } from "../errors.ts";
 import { join } from "../path.ts";
 import { processStartTime, readJsonOr, withLockSync, writeJsonAtomic } from "../state/fsutil.ts";
@@ -254,20 +254,48 @@ export function ephemeralRange(): [number, number] {
 const overlaps = (a: string | undefined, b: string) =>
   a === undefined || a === "0.0.0.0" || a === "" || b === "0.0.0.0" || b === "" || a === b;
 
-/** Why the host port cannot be had: "allocated" (skiff holds it), "in use" (another socket). */
+/**
+ * Sockets bound to the host ports this process published, per container: docker 28 keeps one per
+ * published port while the container runs, so another process cannot bind the port (it would
+ * succeed and never see a packet: the DNAT comes first). The publishing process (the foreground
+ * run, or the supervisor of a detached container) lives as long as the container; the sockets are
+ * closed with the container's "ports" release in this process (unpublishPorts), or with it.
+ */
+const heldPorts = new Map<string, { close(): void }[]>();
+
+/** Closes the sockets held for a container's ports (idempotent). */
+function releaseHeldPorts(id: string): void {
+  for (const socket of heldPorts.get(id) ?? []) {
+    try {
+      socket.close();
+    } catch { /* closed */ }
+  }
+  heldPorts.delete(id);
+}
+
+/**
+ * Why the host port cannot be had: "allocated" (skiff holds it), "in use" (another socket). A free
+ * port's socket is kept in `hold` (the caller keeps it for the container's life or closes it).
+ */
 function portProblem(
   proto: string,
   hostIp: string,
   port: number,
   taken: { proto: string; hostPort: number; hostIp?: string }[],
+  hold: { close(): void }[],
 ): "allocated" | "in use" | undefined {
   if (taken.some((t) => t.proto === proto && t.hostPort === port && overlaps(t.hostIp, hostIp))) {
     return "allocated";
   }
   const ip = hostIp || "0.0.0.0";
-  if (proto === "udp") return udpPortBindable(ip, port) ? undefined : "in use";
+  if (proto === "udp") {
+    const fd = udpPortBind(ip, port);
+    if (fd === undefined) return "in use";
+    hold.push({ close: () => close(fd) });
+    return undefined;
+  }
   try {
-    Deno.listen({ hostname: ip, port, transport: "tcp" }).close();
+    hold.push(Deno.listen({ hostname: ip, port, transport: "tcp" }));
     return undefined;
   } catch (e) {
     if (e instanceof Deno.errors.AddrInUse) return "in use";
@@ -306,7 +334,12 @@ function programmingError(ctx: PublishContext, detail: string): SkiffError {
 }
 
 /** Host ports for every request: the asked ones checked, the others picked from the ephemeral range. */
-function allocate(ctx: PublishContext, file: PortsFile, taken: LivePort[]): PortMapping[] {
+function allocate(
+  ctx: PublishContext,
+  file: PortsFile,
+  taken: LivePort[],
+  hold: { close(): void }[],
+): PortMapping[] {
   const made: PortMapping[] = [];
   const held = (): LivePort[] => [
     ...taken,
@@ -320,7 +353,7 @@ function allocate(ctx: PublishContext, file: PortsFile, taken: LivePort[]): Port
     const hostIp = r.hostIp || "0.0.0.0";
     const target = (port: number) => `${hostIp}:${port}:${ctx.containerIp}:${r.containerPort}/${r.proto}`;
     if (r.hostPortFirst !== 0 && r.hostPortFirst === r.hostPortLast) {
-      const problem = portProblem(r.proto, hostIp, r.hostPortFirst, held());
+      const problem = portProblem(r.proto, hostIp, r.hostPortFirst, held(), hold);
       if (problem === "allocated") {
         throw programmingError(
           ctx,
@@ -342,7 +375,7 @@ function allocate(ctx: PublishContext, file: PortsFile, taken: LivePort[]): Port
     let chosen: number | undefined;
     for (let i = 0; i <= last - first; i++) {
       const port = first + ((start - first + i) % (last - first + 1));
-      if (!portProblem(r.proto, hostIp, port, held())) {
+      if (!portProblem(r.proto, hostIp, port, held(), hold)) {
         chosen = port;
         break;
       }
@@ -477,7 +510,15 @@ export function publishPorts(ctx: PublishContext): PortMapping[] {
     const live = index
       ? Object.entries(index.rules).flatMap(([t, e]) => e.ports.map((p) => ({ tag: t, ...p })))
       : snap!.live;
-    const mappings = allocate(ctx, file, live.filter((p) => p.tag !== tag));
+    const hold: { close(): void }[] = [];
+    const closeHeld = () => hold.forEach((s) => s.close());
+    let mappings: PortMapping[];
+    try {
+      mappings = allocate(ctx, file, live.filter((p) => p.tag !== tag), hold);
+    } catch (e) {
+      closeHeld();
+      throw e;
+    }
     file.holders ??= {};
     delete file.holders[id];
     if (mappings.length) {
@@ -505,8 +546,11 @@ export function publishPorts(ctx: PublishContext): PortMapping[] {
       delete file.containers[id];
       delete file.holders[id];
       writeJsonAtomic(path, file, 0o600, false);
+      closeHeld();
       throw e;
     }
+    releaseHeldPorts(id);
+    heldPorts.set(id, hold);
     return mappings;
   });
 }
@@ -542,6 +586,7 @@ function unpublishIndexed(root: StateRoot, tag: string): void {
  * and removed before it.
  */
 export function unpublishPorts(root: StateRoot, id: string): void {
+  releaseHeldPorts(id);
   if (!peekPorts(root)?.containers?.[id]) return;
   const path = portsFile(root);
   const tag = ruleTag(root.path, id);
