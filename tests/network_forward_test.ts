@@ -164,14 +164,38 @@ for (const tool of ["nft", "iptables"] as const) {
             // container to container across the bridge (bridge-nf-call-iptables sends it through FORWARD)
             const between = await ok(["exec", "peer", "sh", "-c", httpGet(webIp, 80, "/hosts")]);
             assert.match(between, /localhost/);
+            // an --internal network: its containers still reach each other
+            await ok(["network", "create", "--internal", "--subnet", `10.220.${third}.0/24`, "inner"]);
+            await ok([
+              "run",
+              "-d",
+              "--name",
+              "i1",
+              "--network",
+              "inner",
+              "busybox",
+              "httpd",
+              "-f",
+              "-p",
+              "80",
+              "-h",
+              "/etc",
+            ]);
+            await ok(["run", "-d", "--name", "i2", "--network", "inner", "busybox", "sleep", "60"]);
+            const inner = await skiff(["exec", "i2", "sh", "-c", httpGet("i1", 80, "/hosts")]);
+            assert.match(inner.stdout, /localhost/, `internal network: ${inner.code} ${inner.stderr}`);
             // skiff's chain is jumped to from FORWARD; the policy stays the host's
             const rules = (await sh(`ip netns exec ${host} iptables -S FORWARD`)).out;
             assert.match(rules, /^-P FORWARD DROP$/m);
             assert.match(rules, /^-A FORWARD -j SKIFF-FORWARD$/m);
           } finally {
-            await skiff(["rm", "-f", "web", "peer"]);
+            await skiff(["rm", "-f", "web", "peer", "i1", "i2"]);
+            await skiff(["network", "rm", "inner"]);
           }
-          // the bridge's rules go with the network's NAT (removed with the bridge, as the NAT is)
+          // the internal network's rule went with `network rm` (the default bridge's stay, as docker's)
+          const left = (await sh(`ip netns exec ${host} iptables -S ${"SKIFF-FORWARD"}`)).out;
+          assert.ok(!/-i (br-[0-9a-f]+) -o \1 /.test(left), left);
+          assert.match(left, new RegExp(`-i ${bridge} `));
         });
       } finally {
         try {

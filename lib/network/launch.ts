@@ -20,7 +20,7 @@ import { createEndpoint, type Endpoint, holdNamespace, noteJoiner, userTarget } 
 import { userNetworkState } from "./networks.ts";
 import { hostsFile, joinedContainer } from "./mode.ts";
 import { refreshNames } from "./names.ts";
-import { ensureNetworkNat, publishPorts as natPublish } from "./nat.ts";
+import { ensureInternalForward, ensureNetworkNat, publishPorts as natPublish } from "./nat.ts";
 import { checkPublishable, type PortMapping, publishRequests } from "./ports.ts";
 
 export interface ContainerNetwork {
@@ -132,7 +132,11 @@ export function publishPorts(
   if (!endpoint) return undefined;
   const mode = record.HostConfig.NetworkMode;
   // an --internal network has no way out: no NAT, nothing published (docker's)
-  if (mode !== "bridge" && userNetworkState(root, mode)?.Network?.Internal) return [];
+  if (mode !== "bridge" && userNetworkState(root, mode)?.Network?.Internal) {
+    // its containers still reach each other where the FORWARD policy is DROP
+    ensureInternalForward({ bridge: endpoint.bridge, subnet: endpoint.subnet });
+    return [];
+  }
   const requests = publishRequests(
     record.HostConfig.PortBindings,
     record.Config.ExposedPorts,

@@ -685,7 +685,7 @@ export function ensureNetworkNat(_root: StateRoot, network: NatNetwork): void {
  * tool does the NAT: a FORWARD policy of DROP would drop its traffic otherwise. The rules of
  * bridges that are gone go in the same call. Nothing without iptables (no such chain to pass).
  */
-function forwardAccept(network: NatNetwork, exists: (bridge: string) => boolean): void {
+function forwardAccept(network: NatNetwork, exists: (bridge: string) => boolean, internal = false): void {
   if (!onPath("iptables-save") || !onPath("iptables-restore")) return;
   const saved = parseIptablesSave(run("iptables-save", ["-t", "filter"]), "filter");
   const stale = iptDeleteBatch(
@@ -693,8 +693,42 @@ function forwardAccept(network: NatNetwork, exists: (bridge: string) => boolean)
     (tag) => tag.startsWith("skiff-net:") && tag !== `skiff-net:${network.bridge}` && !exists(tag.slice(10)),
     "filter",
   );
-  const batch = stale + iptForwardBatch(saved, network);
+  const batch = stale + iptForwardBatch(saved, network, internal);
   if (batch) iptablesRestore(batch);
+}
+
+/**
+ * An --internal network's FORWARD rules (between its containers only; it has no NAT): once per
+ * bridge, noted as the NAT is (`/run/skiff/fwd-<bridge>` with the bridge's ifindex).
+ */
+export function ensureInternalForward(network: NatNetwork): void {
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(network.bridge)) {
+    throw new SkiffError(`bad bridge name ${network.bridge}`);
+  }
+  const marker = `/run/skiff/fwd-${network.bridge}`;
+  const index = bridgeIndex(network.bridge);
+  try {
+    if (index !== undefined && Deno.readTextFileSync(marker) === index) return;
+  } catch { /* not yet */ }
+  withLockSync(HOST_LOCK, () => {
+    forwardAccept(network, (bridge) => bridgeIndex(bridge) !== undefined, true);
+    if (index === undefined) return;
+    Deno.mkdirSync("/run/skiff", { recursive: true, mode: 0o700 });
+    Deno.writeTextFileSync(marker, index);
+  });
+}
+
+/** Removes an --internal network's FORWARD rules. */
+export function removeInternalForward(network: NatNetwork): void {
+  if (!onPath("iptables-save") || !onPath("iptables-restore")) return;
+  withLockSync(HOST_LOCK, () => {
+    removeQuietly(`/run/skiff/fwd-${network.bridge}`);
+    try {
+      const saved = parseIptablesSave(run("iptables-save", ["-t", "filter"]), "filter");
+      const batch = iptDeleteBatch(saved, (tag) => tag === `skiff-net:${network.bridge}`, "filter");
+      if (batch) iptablesRestore(batch);
+    } catch { /* no filter table */ }
+  });
 }
 
 /** Removes a network's NAT (its containers' rules are gone with them). */

@@ -338,9 +338,13 @@ export function iptDeleteBatch(
 
 export const IPT_FORWARD = "SKIFF-FORWARD";
 
-/** A bridge's forwarding rules: replies in, published ports in, between its containers, the way out. */
-function iptForwardRules(bridge: string): string[] {
+/**
+ * A bridge's forwarding rules: replies in, published ports in, between its containers, the way
+ * out; an --internal network's: between its containers only.
+ */
+function iptForwardRules(bridge: string, internal: boolean): string[] {
   const tag = `-m comment --comment skiff-net:${bridge}`;
+  if (internal) return [`-A ${IPT_FORWARD} -i ${bridge} -o ${bridge} ${tag} -j ACCEPT`];
   return [
     `-A ${IPT_FORWARD} -o ${bridge} -m conntrack --ctstate RELATED,ESTABLISHED ${tag} -j ACCEPT`,
     `-A ${IPT_FORWARD} -o ${bridge} -m conntrack --ctstate DNAT ${tag} -j ACCEPT`,
@@ -349,7 +353,7 @@ function iptForwardRules(bridge: string): string[] {
 }
 
 /** The `iptables-restore --noflush` batch that makes a bridge's traffic pass FORWARD; "" when it does. */
-export function iptForwardBatch(saved: IptSaved, network: NatNetwork): string {
+export function iptForwardBatch(saved: IptSaved, network: NatNetwork, internal = false): string {
   check({ tag: "x", containerIp: "0.0.0.0", network, mappings: [] });
   const lines: string[] = [];
   if (!saved.chains.has(IPT_FORWARD)) lines.push(`:${IPT_FORWARD} - [0:0]`);
@@ -357,7 +361,7 @@ export function iptForwardBatch(saved: IptSaved, network: NatNetwork): string {
     lines.push(`-I FORWARD 1 -j ${IPT_FORWARD}`);
   }
   if (!hasRule(saved, IPT_FORWARD, "ACCEPT", `skiff-net:${network.bridge}`)) {
-    lines.push(...iptForwardRules(network.bridge));
+    lines.push(...iptForwardRules(network.bridge, internal));
   }
   return lines.length ? ["*filter", ...lines, "COMMIT", ""].join("\n") : "";
 }

@@ -22,7 +22,7 @@ import {
 } from "./ipam.ts";
 import { bridgeConfig, cidrsOverlap, DEFAULT_BRIDGE, sweepDeadEndpoints, userBridgeName } from "./bridge.ts";
 import { withRtnl } from "./rtnl.ts";
-import { removeNetworkNat } from "./nat.ts";
+import { removeInternalForward, removeNetworkNat } from "./nat.ts";
 import * as nl from "./netlink.ts";
 
 export const BUILTIN_NETWORKS = ["bridge", "host", "none"] as const;
@@ -255,11 +255,10 @@ export async function removeNetwork(root: StateRoot, ref: string): Promise<void>
       );
     }
     // its NAT (the set entries of its bridge and subnet) before the bridge
-    if (state.Network && !state.Network.Internal) {
-      removeNetworkNat({
-        bridge: userBridgeName(view.Id),
-        subnet: parseBip(state.Network.Subnet).cidr,
-      });
+    if (state.Network) {
+      const network = { bridge: userBridgeName(view.Id), subnet: parseBip(state.Network.Subnet).cidr };
+      if (state.Network.Internal) removeInternalForward(network);
+      else removeNetworkNat(network);
     }
     withRtnl((rtnl) => rtnl.deleteLink(userBridgeName(view.Id)));
     Deno.removeSync(userNetworkPath(root, view.Id));
