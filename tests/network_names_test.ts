@@ -200,6 +200,11 @@ Deno.test("network connect/disconnect: a second interface, its lease and names; 
     assert.equal(nets.back.IPAddress, `${p2}.50`);
     assert.deepEqual(nets.back.Aliases, ["api"]);
     assert.deepEqual(nets.back.IPAMConfig, { IPv4Address: `${p2}.50` });
+    const members = JSON.parse(await root.ok(["network", "inspect", "-f", "{{json .Containers}}", "back"]));
+    const shown = members[(await inspect(root, "app")).Id];
+    assert.equal(shown.IPv4Address, `${p2}.50/24`);
+    assert.equal(shown.MacAddress, nets.back.MacAddress);
+    assert.equal(shown.EndpointID, nets.back.EndpointID);
 
     // errors: docker's words, exit 1, nothing changed
     for (

@@ -286,7 +286,9 @@ export function inspectNetwork(root: StateRoot, view: NetworkView): Record<strin
   const records = new Map(listContainers(root).map((c) => [c.Id, c]));
   for (const [ip, lease] of Object.entries(leases)) {
     const c = records.get(lease.Container);
-    const ep = c?.NetworkEndpoint;
+    // the endpoint of this network: the primary one, or one of `network connect`
+    const ep = c?.ExtraEndpoints?.[view.Name] ??
+      (c?.HostConfig.NetworkMode === view.Name ? c.NetworkEndpoint : undefined);
     containers[lease.Container] = {
       Name: c?.Name.slice(1) ?? "",
       EndpointID: ep?.endpointId ?? "",
