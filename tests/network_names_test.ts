@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { MAIN, type TestRoot, withBusybox } from "./helpers.ts";
 import { memberHostsFile, memberNames } from "../lib/network/names.ts";
 
@@ -332,4 +333,94 @@ Deno.test("names: a member whose skiff was killed (kill -9) leaves the others' f
     await root.ok(["rm", "-f", "stay", "gone"]);
     await root.ok(["network", "rm", "crash"]);
   });
+});
+
+Deno.test("user network: names outside it go to the host's resolvers (here a resolver of the test's own)", async () => {
+  const tag = crypto.getRandomValues(new Uint32Array(1))[0].toString(16).padStart(8, "0").slice(0, 5);
+  const ns = `skdns${tag}`, veth = `skdv${tag}`, n = third();
+  const dnsIp = `10.223.${n}.2`;
+  const resolv = await Deno.makeTempFile({ prefix: "skiff-resolv-" });
+  const sh = async (script: string) =>
+    (await new Deno.Command("sh", { args: ["-c", script], stdout: "piped", stderr: "piped" }).output()).code;
+  let peer: Deno.ChildProcess | undefined;
+  try {
+    assert.equal(
+      await sh(`set -e; ip netns add ${ns}; ip link add ${veth} type veth peer name eth0 netns ${ns}
+        ip addr add 10.223.${n}.1/24 dev ${veth}; ip link set ${veth} up
+        ip -n ${ns} addr add ${dnsIp}/24 dev eth0; ip -n ${ns} link set eth0 up; ip -n ${ns} link set lo up`),
+      0,
+    );
+    peer = new Deno.Command("ip", {
+      args: [
+        "netns",
+        "exec",
+        ns,
+        Deno.execPath(),
+        "run",
+        "-A",
+        "--unstable-net",
+        fileURLToPath(new URL("./network_dns_peer.ts", import.meta.url)),
+        dnsIp,
+        "outside.skiff.test",
+        "10.9.8.7",
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    let up = false;
+    for (let i = 0; i < 50 && !up; i++) {
+      up =
+        await sh(`ip netns exec ${ns} busybox nslookup outside.skiff.test ${dnsIp} | grep -q 10.9.8.7`) === 0;
+      if (!up) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(up, "the test's resolver answers");
+    // the host's resolv.conf as this run of skiff sees it: the test's resolver
+    Deno.writeTextFileSync(resolv, `nameserver ${dnsIp}\n`);
+    await withBusybox(async (root) => {
+      await root.ok(["network", "create", "--subnet", `10.216.${third()}.0/24`, "ext"]);
+      const run = await new Deno.Command("unshare", {
+        args: [
+          "-m",
+          "--propagation",
+          "private",
+          "sh",
+          "-c",
+          'mount --bind "$0" /etc/resolv.conf && exec "$@"',
+          resolv,
+          Deno.execPath(),
+          "run",
+          "-A",
+          MAIN,
+          "--root",
+          root.path,
+          "run",
+          "-d",
+          "--name",
+          "q",
+          "--network",
+          "ext",
+          "busybox",
+          "sleep",
+          "60",
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(run.code, 0, new TextDecoder().decode(run.stderr));
+      await root.ok(["run", "-d", "--name", "r", "--network", "ext", "busybox", "sleep", "60"]);
+      const looked = await root.skiff(["exec", "q", "nslookup", "outside.skiff.test"]);
+      assert.match(looked.stdout, /10\.9\.8\.7/, looked.stdout + looked.stderr);
+      // a member's name still comes from the network, not from that resolver
+      assert.ok(await resolves(root, "q", "r"));
+      await root.ok(["rm", "-f", "q", "r"]);
+      await root.ok(["network", "rm", "ext"]);
+    });
+  } finally {
+    try {
+      peer?.kill("SIGKILL");
+      await peer?.status;
+    } catch { /* gone */ }
+    await sh(`ip netns del ${ns}; ip link del ${veth}`);
+    await Deno.remove(resolv).catch(() => {});
+  }
 });
