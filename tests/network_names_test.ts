@@ -424,3 +424,20 @@ Deno.test("user network: names outside it go to the host's resolvers (here a res
     await Deno.remove(resolv).catch(() => {});
   }
 });
+
+Deno.test("names: 8 containers started at once on a user network each list the 7 others", async () => {
+  await withBusybox(async (root) => {
+    await root.ok(["network", "create", "--subnet", `10.217.${third()}.0/24`, "crowd"]);
+    const names = Array.from({ length: 8 }, (_, i) => `m${i}`);
+    await Promise.all(
+      names.map((n) => root.ok(["run", "-d", "--name", n, "--network", "crowd", "busybox", "sleep", "60"])),
+    );
+    for (const n of names) {
+      const hosts = await root.ok(["exec", n, "cat", "/etc/hosts"]);
+      const listed = hosts.split("\n").map((l) => l.split(/\s+/)[1]).filter((x) => names.includes(x));
+      assert.deepEqual(listed.sort(), names.filter((o) => o !== n).sort(), `${n}:\n${hosts}`);
+    }
+    await root.ok(["rm", "-f", ...names]);
+    await root.ok(["network", "rm", "crowd"]);
+  });
+});
