@@ -190,8 +190,6 @@ export async function main(argv: string[]): Promise<number> {
   }
   const ctx: CliContext = { root: resolveRoot(rootFlag), debug, insecureRegistries: insecure };
   if (rest[0] !== "version") ctx.root.ensure();
-  // exec's stage (a second Deno process) starts before the verb loads: its start-up overlaps
-  if (rest[0] === "exec") (await import("./lib/runtime/exec_stage.ts")).prestartExecStage();
   const verb = (await loader()).default;
   return await verb(rest.slice(1), ctx);
 }
@@ -221,10 +219,6 @@ if (import.meta.main) {
   if (Deno.args[0] === "__init") {
     const { runInitStage } = await import("./lib/runtime/init_main.ts");
     runInitStage(Deno.args.slice(1));
-  }
-  if (Deno.args[0] === "__exec-stage") {
-    const { execStageMain } = await import("./lib/runtime/exec_stage.ts");
-    execStageMain();
   }
   const debug = Deno.args.includes("-D") || Deno.args.includes("--debug");
   let code: number;

@@ -85,16 +85,11 @@ const symbols = {
   lseek: { parameters: ["i32", "i64", "i32"], result: "i64" },
   __errno_location: { parameters: [], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },
-  // exec's stage (lib/runtime/exec_stage.ts): glibc's clone() forks from the calling thread and runs
-  // the child on a stack of ours in machine code of ours (forkExecFromThisThread); libc symbols, not
-  // syscall numbers, so they are right on every architecture
-  clone: { parameters: ["pointer", "pointer", "i32", "buffer"], result: "i32" },
-  mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
-  mprotect: { parameters: ["pointer", "usize", "i32"], result: "i32" },
+  // exec's syscall program (ffi/exec_program.ts): its pages, and waiting for its command
   waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  waitpid_async: { name: "waitpid", parameters: ["i32", "buffer", "i32"], result: "i32", nonblocking: true },
   _exit: { parameters: ["i32"], result: "void" },
   dup3: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  pipe2: { parameters: ["buffer", "i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type Symbols = Deno.DynamicLibrary<typeof symbols>["symbols"];
@@ -265,6 +260,15 @@ const SYS_X86_64 = {
   mount_setattr: 442,
   bpf: 321,
   seccomp: 317,
+  clone: 56,
+  mmap: 9,
+  mprotect: 10,
+  munmap: 11,
+  pipe2: 293,
+  clone3: 435,
+  exit_group: 231,
+  memfd_create: 319,
+  fcntl: 72,
 } as const;
 const SYS_AARCH64: Record<keyof typeof SYS_X86_64, number> = {
   read: 63,
@@ -300,6 +304,15 @@ const SYS_AARCH64: Record<keyof typeof SYS_X86_64, number> = {
   mount_setattr: 442,
   bpf: 280,
   seccomp: 277,
+  clone: 220,
+  mmap: 222,
+  mprotect: 226,
+  munmap: 215,
+  pipe2: 59,
+  clone3: 435,
+  exit_group: 94,
+  memfd_create: 279,
+  fcntl: 25,
 };
 /** Both tables, for the test that checks them against the kernel headers' numbers. */
 export const SYSCALL_NUMBERS = { x86_64: SYS_X86_64, aarch64: SYS_AARCH64 } as const;
@@ -594,124 +607,73 @@ export function execve(path: string, argv: string[], env: string[]): never {
   throw new Error("execve returned");
 }
 
-// ---- exec's stage: fork from a thread with a private fd table, exec, wait, exit ----
+// ---- exec's syscall program (ffi/exec_program.ts) ----
 
-/**
- * The forked child's whole program, in machine code: execve(args[0], args[1], args[2]); if that
- * fails, write the errno (4 bytes) to fd args[3] and exit_group(127). A fork of a Deno process cannot
- * run JavaScript (it dies of SIGSEGV at once), and posix_spawn's child (CLONE_VM) would share the
- * stage's memory, hence this. Assembled with llvm-mc; the source is beside each line.
- */
-function hexBytes(instructions: string[]): Uint8Array {
-  const hex = instructions.join("");
-  return Uint8Array.from({ length: hex.length / 2 }, (_, i) => parseInt(hex.slice(2 * i, 2 * i + 2), 16));
-}
-const EXEC_CHILD_CODE = Deno.build.arch === "aarch64"
-  ? new Uint32Array([
-    0xaa0003f3, // mov  x19, x0
-    0xf9400401, // ldr  x1, [x0, #8]
-    0xf9400802, // ldr  x2, [x0, #16]
-    0xf9400000, // ldr  x0, [x0]
-    0xd2801ba8, // mov  x8, #221          execve
-    0xd4000001, // svc  #0
-    0x4b0003e0, // neg  w0, w0            -errno -> errno
-    0xd10043ff, // sub  sp, sp, #16
-    0xb90003e0, // str  w0, [sp]
-    0xb9401a60, // ldr  w0, [x19, #24]    the error pipe
-    0x910003e1, // mov  x1, sp
-    0xd2800082, // mov  x2, #4
-    0xd2800808, // mov  x8, #64           write
-    0xd4000001, // svc  #0
-    0xd2800fe0, // mov  x0, #127
-    0xd2800bc8, // mov  x8, #94           exit_group
-    0xd4000001, // svc  #0
-    0xd4200000, // brk  #0
-  ])
-  : hexBytes([
-    "4889fb", //           mov  rbx, rdi
-    "488b7708", //         mov  rsi, [rdi+8]
-    "488b5710", //         mov  rdx, [rdi+16]
-    "488b3f", //           mov  rdi, [rdi]
-    "b83b000000", //       mov  eax, 59          execve
-    "0f05", //             syscall
-    "f7d8", //             neg  eax              -errno -> errno
-    "50", //               push rax
-    "8b7b18", //           mov  edi, [rbx+24]    the error pipe
-    "4889e6", //           mov  rsi, rsp
-    "ba04000000", //       mov  edx, 4
-    "b801000000", //       mov  eax, 1           write
-    "0f05", //             syscall
-    "bf7f000000", //       mov  edi, 127
-    "b8e7000000", //       mov  eax, 231         exit_group
-    "0f05", //             syscall
-    "0f0b", //             ud2
-  ]);
-const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4, MAP_PRIVATE = 0x02, MAP_ANONYMOUS = 0x20, SIGCHLD = 17;
-const CHILD_STACK = 64 * 1024;
-let execChild: { code: Deno.PointerValue; stackTop: Deno.PointerValue } | undefined;
+const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4, MAP_PRIVATE = 0x02, MAP_ANONYMOUS = 0x20;
 
-function mapAnonymous(length: number): Deno.PointerObject {
-  const p = libc().mmap(null, BigInt(length), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0n);
-  if (p === null || Deno.UnsafePointer.value(p) === 0xffffffffffffffffn) {
+/** An anonymous private read-write mapping of `length` bytes. */
+// (raw system calls through the syscall6 binding: each libc symbol bound costs ~0.2 ms on exec's path)
+export function mapAnonymous(length: number): Deno.PointerObject {
+  const address = libc().syscall6(
+    BigInt(SYS.mmap),
+    0n,
+    BigInt(length),
+    BigInt(PROT_READ | PROT_WRITE),
+    BigInt(MAP_PRIVATE | MAP_ANONYMOUS),
+    -1n,
+    0n,
+  );
+  const p = Deno.UnsafePointer.create(BigInt.asUintN(64, BigInt(address)));
+  if (p === null || Number(address) === -1) {
     throw new SysError("mmap", errno(), errnoName(errno()), strerror(errno()));
   }
   return p;
 }
+/** Makes the first `length` bytes of a mapping read + execute. */
+export const protectCode = (p: Deno.PointerObject, length: number) =>
+  void check("mprotect", sys(SYS.mprotect, Deno.UnsafePointer.value(p), length, PROT_READ | PROT_EXEC));
+export const unmap = (p: Deno.PointerObject, length: number) =>
+  void sys(SYS.munmap, Deno.UnsafePointer.value(p), length);
+/** A multiple of every page size Linux has on x86-64 and arm64 (4, 16 and 64 KiB). */
+export const PAGE_GRANULE = 64 * 1024;
+
+/** The syscall numbers of this architecture (exec's program is made of them). */
+export const SYSCALLS = SYS;
 
 /**
- * Maps the child's code (read + execute once written) and its stack. Before the seccomp filter goes
- * on: a strict profile need not allow mmap/mprotect.
+ * memfd_create(2), executable, sealed empty (no write, grow, shrink, further seals), reopened
+ * read-only. Fails (EACCES) where vm.memfd_noexec=2 forbids executable memfds.
  */
-export function prepareForkExec(): void {
-  if (execChild) return;
-  const code = mapAnonymous(4096);
-  new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(code, EXEC_CHILD_CODE.byteLength)).set(
-    new Uint8Array(EXEC_CHILD_CODE.buffer),
-  );
-  check("mprotect", libc().mprotect(code, 4096n, PROT_READ | PROT_EXEC));
-  const stack = mapAnonymous(CHILD_STACK);
-  execChild = { code, stackTop: Deno.UnsafePointer.offset(stack, CHILD_STACK) };
+export function sealedEmptyMemfd(name: string): number {
+  const MFD_CLOEXEC = 1, MFD_ALLOW_SEALING = 2, MFD_EXEC = 0x10, F_ADD_SEALS = 1033;
+  const SEALS = 0x1 /* SEAL */ | 0x2 /* SHRINK */ | 0x4 /* GROW */ | 0x8 /* WRITE */;
+  // executable (a process's exe must be): asked for explicitly where vm.memfd_noexec=1 would make it
+  // noexec; kernels before 6.3 do not know the flag (EINVAL) and make it executable anyway
+  let fd = sys(SYS.memfd_create, cstr(name), MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+  if (fd === -1 && errno() === 22) fd = sys(SYS.memfd_create, cstr(name), MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  check("memfd_create", fd);
+  try {
+    check("fcntl", sys(SYS.fcntl, fd, F_ADD_SEALS, SEALS));
+    // an fd open for writing would keep the kernel from taking it as a process's exe (ETXTBSY)
+    return open(`/proc/self/fd/${fd}`, O.RDONLY | O.CLOEXEC);
+  } finally {
+    close(fd);
+  }
 }
 
-/**
- * Forks from the calling thread (clone without CLONE_VM: the child gets a copy of our memory, never a
- * share of it) and execs `path` in the child, which copies this thread's namespaces, root, cwd,
- * credentials, seccomp filter, signal mask and fd table; ignored signals stay ignored (reset them
- * first). `errorPipe` (close-on-exec, from pipe()) carries an execve failure back; both ends are
- * closed here. Returns the child's pid; throws a SysError with execve's errno (ENOENT, EACCES,
- * ENOEXEC ...) when it cannot exec, after reaping it.
- */
-export function forkExecFromThisThread(
-  path: string,
-  argv: string[],
-  env: string[],
-  errorPipe: [number, number],
-): number {
-  prepareForkExec();
-  const file = cstr(path), a = cstrArray(argv), e = cstrArray(env);
-  const args = new BigUint64Array(4);
-  args[0] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(file)));
-  args[1] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(a.array)));
-  args[2] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(e.array)));
-  args[3] = BigInt(errorPipe[1]);
-  const pid = libc().clone(execChild!.code, execChild!.stackTop, SIGCHLD, new Uint8Array(args.buffer));
-  const cloneErrno = pid === -1 ? errno() : 0;
-  void file, a.keep, e.keep; // referenced until after the call
-  close(errorPipe[1]);
-  const failure = new Int32Array(1);
-  let n = 0;
-  try {
-    if (pid !== -1) n = read(errorPipe[0], new Uint8Array(failure.buffer)); // EOF: execve went through
-  } finally {
-    close(errorPipe[0]);
+/** fcntl(F_DUPFD_CLOEXEC): a copy of `fd` numbered `lowest` or above. */
+export const dupAbove = (fd: number, lowest: number) =>
+  check("fcntl", sys(SYS.fcntl, fd, 1030, /* F_DUPFD_CLOEXEC */ lowest));
+
+/** waitpid on a thread of Deno's blocking pool: the exit code, or 128 + the signal that killed it. */
+export async function waitForExitAsync(pid: number): Promise<number> {
+  const status = new Int32Array(1);
+  // errno is the pool thread's, not ours: a failure is reported without it (ECHILD: not our child)
+  if (await libc().waitpid_async(pid, new Uint8Array(status.buffer), 0) !== pid) {
+    throw new SysError("waitpid", 10, "ECHILD", "No child processes");
   }
-  if (pid === -1) throw new SysError("clone", cloneErrno, errnoName(cloneErrno), strerror(cloneErrno));
-  if (n === 4) {
-    waitForExit(pid);
-    const err = failure[0];
-    throw new SysError("execve", err, errnoName(err), strerror(err), path);
-  }
-  return pid;
+  const s = status[0];
+  return (s & 0x7f) === 0 ? (s >> 8) & 0xff : 128 + (s & 0x7f);
 }
 
 /** Blocks until the child ends: its exit code, or 128 + the signal that killed it. */
@@ -738,7 +700,7 @@ export const dup3 = (from: number, to: number, flags: number) =>
 /** pipe2(2): [read end, write end]. */
 export function pipe(flags: number = O.CLOEXEC): [number, number] {
   const fds = new Int32Array(2);
-  check("pipe2", libc().pipe2(new Uint8Array(fds.buffer), flags));
+  check("pipe2", sys(SYS.pipe2, new Uint8Array(fds.buffer), flags));
   return [fds[0], fds[1]];
 }
 

@@ -209,9 +209,10 @@ Deno.test("namespaces: docker's default set, each made anew (no path), pid made 
   assert.ok(DEFAULT_NAMESPACES.every((n) => n.path === undefined));
 });
 
-Deno.test("resources: one list; the cgroup and the network endpoint go when the run ends, mounts and volumes with the container", () => {
+Deno.test("resources: one list; the cgroup, published ports and the network endpoint go when the run ends, mounts and volumes with the container", () => {
   assert.deepEqual(CONTAINER_RESOURCES.map((r) => [r.name, r.releasedAt]), [
     ["cgroup", "exit"],
+    ["ports", "exit"], // before the endpoint: its rules name the endpoint's address
     ["network", "exit"],
     ["mounts", "remove"],
     ["volumes", "removed"],

@@ -4,9 +4,7 @@ import { bool, list, type OptionSpec, parseArgs, requireArgs, str } from "./args
 import type { Verb } from "./context.ts";
 import { environment, readListFile } from "./envflags.ts";
 import { SkiffError } from "../errors.ts";
-import { abortExecStage, type ExecStdio, takeExecStage } from "../runtime/exec_stage.ts";
-import { containerConfinement } from "../seccomp/mod.ts";
-import { execEvents } from "../state/events.ts";
+import type { ExecStdio } from "../runtime/exec.ts";
 
 const OPTIONS: OptionSpec[] = [
   { name: "detach", short: "d", kind: "bool" },
@@ -36,61 +34,29 @@ Options:
   -w, --workdir string       Working directory inside the container`;
 
 const exec: Verb = async (args, ctx) => {
-  // started by main.ts already: its start-up overlaps with everything below
-  const stage = takeExecStage();
-  let request, ref, stdio: ExecStdio, interactive;
-  try {
-    const parsed = parseArgs(args, { verb: "exec", options: OPTIONS, stopAtPositional: 1 });
-    if (bool(parsed, "help")) {
-      await abortExecStage(stage);
-      console.log(USAGE);
-      return 0;
-    }
-    requireArgs(parsed, "exec", 2);
-    let command;
-    [ref, ...command] = parsed.positionals;
-    const detach = bool(parsed, "detach"), tty = bool(parsed, "tty");
-    interactive = bool(parsed, "interactive");
-    if (tty && interactive && !detach && !Deno.stdin.isTerminal()) {
-      throw new SkiffError("the input device is not a TTY", 1);
-    }
-    request = {
-      command,
-      env: environment([...list(parsed, "env-file").flatMap(readListFile), ...list(parsed, "env")]),
-      workingDir: str(parsed, "workdir"),
-      user: str(parsed, "user"),
-      privileged: bool(parsed, "privileged"),
-      tty,
-    };
-    stdio = detach ? "detached" : tty ? "tty" : "pipes";
-  } catch (e) {
-    await abortExecStage(stage);
-    throw e;
+  const parsed = parseArgs(args, { verb: "exec", options: OPTIONS, stopAtPositional: 1 });
+  if (bool(parsed, "help")) {
+    console.log(USAGE);
+    return 0;
   }
-  const { execTarget, execWithPipes } = await import("../runtime/exec.ts");
-  let record;
-  try {
-    record = execTarget(ctx.root, ref);
-  } catch (e) {
-    await abortExecStage(stage);
-    throw e;
+  requireArgs(parsed, "exec", 2);
+  const [ref, ...command] = parsed.positionals;
+  const detach = bool(parsed, "detach"), tty = bool(parsed, "tty");
+  const interactive = bool(parsed, "interactive");
+  if (tty && interactive && !detach && !Deno.stdin.isTerminal()) {
+    throw new SkiffError("the input device is not a TTY", 1);
   }
-  let confinement;
-  try {
-    // the container's own filter and no-new-privileges, from its record (docker: exec --privileged too)
-    confinement = await containerConfinement(record.HostConfig, ctx.root.path);
-  } catch (e) {
-    await abortExecStage(stage);
-    throw e;
-  }
-  const events = execEvents(ctx.root, record, request.command);
-  let code;
-  if (stdio === "tty") {
-    const { execWithTerminal } = await import("../runtime/exec_tty.ts");
-    code = await execWithTerminal(ctx.root, record, request, stage, interactive, confinement);
-  } else code = await execWithPipes(ctx.root, record, request, stage, stdio, interactive, confinement);
-  if (stdio !== "detached") events.died(code); // a detached command's exit is nobody's to see
-  return code;
+  const request = {
+    command,
+    env: environment([...list(parsed, "env-file").flatMap(readListFile), ...list(parsed, "env")]),
+    workingDir: str(parsed, "workdir"),
+    user: str(parsed, "user"),
+    privileged: bool(parsed, "privileged"),
+    tty,
+  };
+  const stdio: ExecStdio = detach ? "detached" : tty ? "tty" : "pipes";
+  const { Engine } = await import("../engine/engine.ts");
+  return await new Engine({ root: ctx.root }).exec(ref, { request, stdio, interactive });
 };
 
 export default exec;

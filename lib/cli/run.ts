@@ -2,14 +2,14 @@
 // foreground. Parses and validates every flag before anything is created (docker's wording, exit
 // 125), then hands over to the engine. Kept lean: this is the hot path of `run --rm IMAGE true`.
 
-import { bool, parseArgs, str } from "./args.ts";
+import { bool, parseArgs, type Parsed, str } from "./args.ts";
 import type { Verb } from "./context.ts";
 import { SkiffError } from "../errors.ts";
 import type { RunRequest } from "../engine/create_run.ts";
 import type { StartReply } from "../engine/detach.ts";
 import type { ImageStore } from "../image/store.ts";
-import { checkSeccompProfiles } from "./security_opt.ts";
-import { adaptLimitsToHost, RUN_OPTIONS as OPTIONS, runRequest, warnAboutPorts } from "./run_flags.ts";
+import { RUN_OPTIONS as OPTIONS } from "./run_options.ts";
+import { abortInitStage, type InitStage, startInitStage } from "../runtime/stage.ts";
 
 export const USAGE = `Usage:  skiff run [OPTIONS] IMAGE [COMMAND] [ARG...]
 
@@ -111,6 +111,32 @@ const run: Verb = async (args, ctx) => {
     return 0;
   }
   const detach = bool(parsed, "detach");
+  // the foreground run's init stage starts now, before the flags' parsers and the engine load: its
+  // Deno start-up (~15 ms) overlaps with all of that; bad input below kills it again. The container
+  // gets pipes that skiff copies, never the caller's own stdio (docker's attach); with -t the pty
+  // replaces all three before the container's command runs
+  const tty = bool(parsed, "tty"), interactive = bool(parsed, "interactive");
+  const stage = detach
+    ? undefined
+    : startInitStage(ctx.root, interactive && !tty ? "piped" : "null", tty ? "inherit" : "piped");
+  try {
+    return await runWithStage(parsed, ctx, detach, stage);
+  } catch (e) {
+    if (stage && !stage.taken) await abortInitStage(stage);
+    throw e;
+  }
+};
+
+async function runWithStage(
+  parsed: Parsed,
+  ctx: Parameters<Verb>[1],
+  detach: boolean,
+  stage: InitStage | undefined,
+): Promise<number> {
+  const [{ adaptLimitsToHost, runRequest, warnAboutPorts }, { checkSeccompProfiles }] = await Promise.all([
+    import("./run_flags.ts"),
+    import("./security_opt.ts"),
+  ]);
   const request = runRequest(parsed, !detach); // docker checks the terminal only when it attaches
   warnAboutPorts(request);
   await checkSeccompProfiles(request.container.securityOpt ?? []);
@@ -136,6 +162,7 @@ const run: Verb = async (args, ctx) => {
   const outcome = await engine.runForeground({
     request,
     image,
+    stage,
     // skiff's own stdio, its terminal following the container's pty (runtime/stdio.ts ContainerIO)
     io: { stdin: Deno.stdin, stdout: Deno.stdout, stderr: Deno.stderr, terminal: true },
     // a --rm container is not logged: docker logs it, but nobody can read that log once it is
@@ -144,6 +171,6 @@ const run: Verb = async (args, ctx) => {
   });
   if (outcome.error) console.error(`skiff: unable to start container process: ${outcome.error}`);
   return outcome.exitCode;
-};
+}
 
 export default run;

@@ -9,10 +9,8 @@ import {
   intFlag,
   invalidValue,
   list,
-  type OptionSpec,
   type Parsed,
   requireArgs,
-  RESOURCE_OPTIONS,
   str,
 } from "./args.ts";
 import { SkiffError } from "../errors.ts";
@@ -25,59 +23,11 @@ import { parseRestartPolicy } from "../runtime/restart.ts";
 import { logConfigOf } from "../runtime/logs.ts";
 import { parseSignal } from "../runtime/signals.ts";
 import { securityOptFlags } from "./security_opt.ts";
-import { MAX_ID } from "../runtime/user.ts";
+import { MAX_ID } from "../runtime/spec.ts";
 import { checkPortsForMode, portSettings } from "../network/ports.ts";
 import { parseNetworkMode, requestedIp } from "../network/mode.ts";
 
-export const RUN_OPTIONS: OptionSpec[] = [
-  { name: "name", kind: "string" },
-  { name: "rm", kind: "bool" },
-  { name: "pull", kind: "string" },
-  { name: "detach", short: "d", kind: "bool" },
-  { name: "env", short: "e", kind: "list" },
-  { name: "env-file", kind: "list" },
-  { name: "workdir", short: "w", kind: "string" },
-  { name: "user", short: "u", kind: "string" },
-  { name: "entrypoint", kind: "string" },
-  { name: "hostname", short: "h", kind: "string" },
-  { name: "interactive", short: "i", kind: "bool" },
-  { name: "tty", short: "t", kind: "bool" },
-  { name: "label", short: "l", kind: "list" },
-  { name: "label-file", kind: "list" },
-  { name: "privileged", kind: "bool" },
-  { name: "cap-add", kind: "list" },
-  { name: "cap-drop", kind: "list" },
-  { name: "read-only", kind: "bool" },
-  { name: "security-opt", kind: "list" },
-  ...RESOURCE_OPTIONS,
-  { name: "cpu-period", kind: "string" },
-  { name: "cpu-quota", kind: "string" },
-  { name: "memory-reservation", kind: "string" },
-  { name: "memory-swappiness", kind: "string" },
-  { name: "oom-kill-disable", kind: "bool" },
-  { name: "device-cgroup-rule", kind: "list" },
-  { name: "group-add", kind: "list" },
-  { name: "add-host", kind: "list" },
-  { name: "network", kind: "string", aliases: ["net"] },
-  { name: "network-alias", kind: "list", aliases: ["net-alias"] },
-  { name: "ip", kind: "string" },
-  { name: "dns", kind: "list" },
-  { name: "dns-search", kind: "list" },
-  { name: "dns-option", kind: "list", aliases: ["dns-opt"] },
-  { name: "sig-proxy", kind: "bool" },
-  { name: "shm-size", kind: "string" },
-  { name: "tmpfs", kind: "list" },
-  { name: "volume", short: "v", kind: "list" },
-  { name: "mount", kind: "list" },
-  { name: "restart", kind: "string" },
-  { name: "log-driver", kind: "string" },
-  { name: "log-opt", kind: "list" },
-  { name: "stop-signal", kind: "string" },
-  { name: "stop-timeout", kind: "string" },
-  { name: "publish", short: "p", kind: "list" },
-  { name: "publish-all", short: "P", kind: "bool" },
-  { name: "expose", kind: "list" },
-];
+export { RUN_OPTIONS } from "./run_options.ts";
 
 const invalid = (value: string, flag: string, why: string) => invalidValue("run", value, flag, why);
 

@@ -4,7 +4,8 @@
 // compiled already, which takes that work off the CLI's start (see MONITOR.md for the figures).
 
 import { type ErrorKind, SkiffError } from "../errors.ts";
-import { type CgroupLimits, cgroupLimitsOf, validateLimits } from "../cgroups/mod.ts";
+import { type CgroupLimits, validateLimits } from "../cgroups/mod.ts";
+import { limitsOfRequest } from "./request_limits.ts";
 import { ImageStore } from "../image/store.ts";
 import { newContainerId } from "../state/containers.ts";
 import type { StateRoot } from "../state/root.ts";
@@ -26,10 +27,7 @@ export class ImageNotPresentError extends SkiffError {
   static override readonly defaultKind: ErrorKind = "not-found";
 }
 
-/** The cgroup limits a request asks for: the one HostConfig mapping, as for a stored record. */
-export function limitsOfRequest(request: RunRequest): CgroupLimits {
-  return cgroupLimitsOf({ ...request.container.resources, Privileged: request.container.privileged });
-}
+export { limitsOfRequest };
 
 /** Checks the limits before anything is made (docker's wording); returns them. */
 export function checkLimits(request: RunRequest): CgroupLimits {

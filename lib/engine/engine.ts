@@ -3,7 +3,7 @@
 // detached containers through the same create (create_run.ts), launch and finish (process.ts) and
 // the same resource list (resources.ts); a later HTTP API or a build's RUN step calls it unchanged.
 //
-// Everything that enters a namespace or a cgroup runs in a child (the init stage, the exec stage),
+// Everything that enters a namespace or a cgroup runs in a child (the init stage, exec's forked program),
 // never in the engine's own process. The one namespace call on the engine's thread is stage.ts's
 // unshare(CLONE_NEWPID) + setns back around the init stage's spawn: it only sets the namespace of
 // children spawned next from this thread, and both calls run synchronously around the spawn with no
@@ -15,16 +15,18 @@
 // its call needs.
 
 // static: the foreground run starts its init stage first thing, without another module round trip
-import { abortInitStage, startInitStage } from "../runtime/stage.ts";
+import { abortInitStage, type InitStage, startInitStage } from "../runtime/stage.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord, ImageRecord } from "../state/types.ts";
 import type { ImageStore } from "../image/store.ts";
 import type { RunRequest } from "./create_run.ts";
 import type { RunOutcome } from "./process.ts";
+import type { CgroupHandle } from "./resources.ts";
 import type { ContainerIO } from "../runtime/stdio.ts";
 import type { StopOptions } from "./lifecycle.ts";
 import type { AttachOptions, AttachSession } from "./attach_client.ts";
 import { NoSuchContainerError, SkiffError } from "../errors.ts";
+import type { ExecIO, ExecRequest, ExecStdio } from "../runtime/exec.ts";
 
 /** What an engine serves: explicit, never read from the environment. */
 export interface EngineConfig {
@@ -48,6 +50,20 @@ export interface ForegroundRun {
   keepLog: boolean;
   /** The container's id, when the caller names it before it exists (a build's `Running in ID`). */
   id?: string;
+  /**
+   * An init stage the caller started already (the CLI starts it as soon as it has parsed its command
+   * line), with the stdio run.ts gives it; from here on the engine owns it (and aborts it on failure).
+   */
+  stage?: InitStage;
+}
+
+/** One exec: the command and its flags, and how its stdio is made. */
+export interface ExecSpec {
+  request: ExecRequest;
+  /** pipes copied to the caller (docker's attach), a pty (-t), or nothing (-d). */
+  stdio: ExecStdio;
+  /** -i: the caller's input reaches the command (else its stdin is the container's /dev/null). */
+  interactive: boolean;
 }
 
 export class Engine {
@@ -163,10 +179,39 @@ export class Engine {
   }
 
   /**
+   * Runs a command in a running container (lib/runtime/exec.ts): resolves with its exit code (0 at
+   * once with -d), throws ExecRefused, ExecFailed (126, 127) or a SkiffError when it cannot start.
+   * Everything about its privileges comes from the container's record, never from its processes.
+   */
+  async exec(ref: string | ContainerRecord, spec: ExecSpec, io?: ExecIO): Promise<number> {
+    const [{ execTarget, execInContainer }, { containerConfinement }, { execEvents }] = await Promise.all([
+      import("../runtime/exec.ts"),
+      import("../seccomp/mod.ts"),
+      import("../state/events.ts"),
+    ]);
+    const record = execTarget(this.root, typeof ref === "string" ? ref : ref.Id);
+    // the container's own filter and no-new-privileges (docker: exec --privileged keeps them)
+    const confinement = await containerConfinement(record.HostConfig, this.root.path);
+    const events = execEvents(this.root, record, spec.request.command);
+    const code = await execInContainer(
+      this.root,
+      record,
+      spec.request,
+      spec.stdio,
+      spec.interactive,
+      confinement,
+      io,
+    );
+    if (spec.stdio !== "detached") events.died(code); // a detached command's exit is nobody's to see
+    return code;
+  }
+
+  /**
    * Creates a container and runs it in the foreground with the caller's I/O; resolves once it has
    * exited. The init stage is started first, before the image is even looked up: its start-up
    * overlaps with all the rest. Its cgroup is created and joined (on Deno's blocking pool) while
-   * the record is made; on any failure what was made is released again.
+   * the record is made and the stage sets up the rootfs; on any failure what was made is released
+   * again.
    */
   async runForeground(run: ForegroundRun): Promise<RunOutcome> {
     const root = this.root;
@@ -174,40 +219,49 @@ export class Engine {
     const { tty, interactive } = request.container;
     // the container gets pipes that skiff copies, never the caller's own stdio (docker's attach);
     // with -t the pty replaces all three before the container's command runs
-    const stage = startInitStage(root, interactive && !tty ? "piped" : "null", tty ? "inherit" : "piped");
-    let cgroup, record;
+    const stage = run.stage ??
+      startInitStage(root, interactive && !tty ? "piped" : "null", tty ? "inherit" : "piped");
+    stage.taken = true;
+    let cgroup: CgroupHandle | undefined, record;
     let joined: Promise<void> | undefined;
     let ready;
     try {
+      // the cgroup first, before the rest loads: the first cgroup.procs write sleeps for an RCU
+      // grace period (~10-15 ms), on Deno's blocking pool while the modules load, the record is
+      // made and the stage sets up the rootfs
+      const [cgroups, { limitsOfRequest }, { newContainerId }] = await Promise.all([
+        import("../cgroups/mod.ts"),
+        import("./request_limits.ts"),
+        import("../state/ids.ts"),
+      ]);
+      const id = run.id ?? newContainerId();
+      const made = cgroups.createCgroup(root, id, limitsOfRequest(request)); // checks them first
+      cgroup = {
+        addProcess: (pid) => made.addProcess(pid),
+        oomKilled: () => made.oomKilled(),
+        // what a run's end releases (resources.ts), loaded with the rest below
+        destroy: () => made.destroy(),
+      };
+      joined = made.addProcessAsync(stage.child.pid);
+      joined.catch(() => {}); // awaited by launchContainer, or below on failure
       const [
         { ImageStore },
-        cgroups,
         foreground,
-        { newContainerId, removeContainerDir },
-        { checkLimits, createForRun },
-        { startCgroup },
+        { createForRun },
+        { releaseExitResources },
         { setupNetwork },
       ] = await Promise.all([
         import("../image/store.ts"),
-        import("../cgroups/mod.ts"),
         import("./process.ts"),
-        import("../state/containers.ts"),
         import("./create_run.ts"),
         import("./resources.ts"),
         import("../network/launch.ts"),
       ]);
-      const limits = checkLimits(request);
-      const id = run.id ?? newContainerId();
-      // the first cgroup.procs write sleeps for an RCU grace period (~10 ms): now, while the
-      // record is made
-      cgroup = startCgroup(root, id, limits);
-      joined = cgroup.addProcessAsync!(stage.child.pid);
-      joined.catch(() => {}); // awaited below
+      cgroup.destroy = () => releaseExitResources({ root, id });
       const cgroupView = cgroups.containerCgroupView(root, id);
       const store = new ImageStore(root);
       const image = await run.image(store);
-      let createdVolumes;
-      ({ record, createdVolumes } = await createForRun(root, request, image, store.layerDirs(image), id));
+      ({ record } = await createForRun(root, request, image, store.layerDirs(image), id));
       // the network while the cgroup join waits for the kernel (~10 ms); a failure is launch's to report
       let network;
       try {
@@ -215,14 +269,7 @@ export class Engine {
       } catch (e) {
         network = e instanceof Error ? e : new Error(String(e));
       }
-      try {
-        await joined;
-      } catch (e) {
-        removeContainerDir(root, record.Id);
-        await (await import("../runtime/mounts.ts")).discardVolumes(root, createdVolumes);
-        throw e;
-      }
-      ready = { foreground, record, cgroup, cgroupView, network };
+      ready = { foreground, record, cgroup, cgroupView, joined, network };
     } catch (e) {
       await joined?.catch(() => {});
       cgroup?.destroy();
@@ -234,7 +281,8 @@ export class Engine {
       cgroupView: ready.cgroupView,
       signalProxy: request.signalProxy,
       keepLog: run.keepLog,
-      cgroupJoined: true,
+      // the join goes on while the stage sets up the rootfs; launchContainer waits for it
+      cgroupJoin: ready.joined,
       network: ready.network,
       io: run.io,
     });

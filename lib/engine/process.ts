@@ -15,7 +15,7 @@ import { capabilityMask } from "../runtime/caps.ts";
 import { containerConfinement } from "../seccomp/mod.ts";
 import { mergeEnv } from "../runtime/container.ts";
 import type { JsonLogWriter } from "../runtime/logs.ts";
-import { PtyMaster, rawStdin } from "../runtime/pty.ts";
+import type { PtyMaster } from "../runtime/pty.ts";
 import { abortInitStage, type InitStage, removeQuietly, writeAll } from "../runtime/stage.ts";
 import { SIGNAL_NUMBERS } from "../runtime/signals.ts";
 import { mountsFor } from "../runtime/mountplan.ts";
@@ -118,8 +118,11 @@ function exitCodeOf(status: Deno.CommandStatus): number {
 export interface LaunchOptions {
   /** lib/cgroups containerCgroupView: mounted at /sys/fs/cgroup in the container. */
   cgroupView?: InitSpec["cgroupView"];
-  /** The stage joined the cgroup already (the foreground run overlaps the join with its create). */
-  cgroupJoined?: boolean;
+  /**
+   * The stage's cgroup join, started by the caller (the foreground run starts it right after the
+   * spawn): the stage sets up the rootfs while it completes and becomes the container only after.
+   */
+  cgroupJoin?: Promise<void>;
   /** The caller's terminal follows the container's pty (window size). */
   terminal?: boolean;
   /** run -d / start: the container outlives the launching process (see monitor.ts). */
@@ -155,16 +158,18 @@ export async function launchContainer(
     spec.cgroupView = options.cgroupView;
     spec.detached = options.detached;
     if (record.Config.Tty) {
-      pty = PtyMaster.open();
+      // loaded for -t only: a run without a terminal never needs it
+      pty = (await import("../runtime/pty.ts")).PtyMaster.open();
       spec.ttySlave = pty.slavePath;
       if (!options.detached && options.terminal !== false) pty.syncWindowSize();
     }
-    // detached: the first cgroup.procs write waits ~10-20 ms for an RCU grace period; the stage
-    // sets up the rootfs meanwhile and waits for the "cgroup" line before it becomes the container
-    const overlap = !options.cgroupJoined && options.detached === true &&
-      cgroup?.addProcessAsync !== undefined;
+    // the first cgroup.procs write waits ~10-20 ms for an RCU grace period; the stage sets up the
+    // rootfs meanwhile and waits for the "cgroup" line before it takes the container's user,
+    // capabilities and filter and execs its command: nothing of the container runs before the join
+    const overlap = options.cgroupJoin !== undefined ||
+      (options.detached === true && cgroup?.addProcessAsync !== undefined);
     spec.awaitCgroup = overlap;
-    if (!overlap && !options.cgroupJoined) cgroup?.addProcess(child.pid);
+    if (!overlap) cgroup?.addProcess(child.pid);
     // the network before the go: the stage joins the namespace made (or named) here
     if (options.network instanceof Error) throw options.network;
     const network = options.network ?? setupNetwork(root, record, dir);
@@ -197,7 +202,7 @@ export async function launchContainer(
     writeAll(stage.fifoFd, new TextEncoder().encode(specPath + "\n"));
     if (overlap) {
       try {
-        await cgroup!.addProcessAsync!(child.pid);
+        await (options.cgroupJoin ?? cgroup!.addProcessAsync!(child.pid));
       } catch (e) {
         // a stage that failed its setup is gone already (a zombie cannot join: ESRCH): its init
         // error says why, not this
@@ -281,8 +286,8 @@ export interface ForegroundOptions {
   signalProxy?: boolean;
   /** Tee the container's output (its pipes, or the pty with -t) into the json log. */
   keepLog?: boolean;
-  /** The stage joined the cgroup already. */
-  cgroupJoined?: boolean;
+  /** The stage's cgroup join under way (LaunchOptions.cgroupJoin). */
+  cgroupJoin?: Promise<void>;
   /** See LaunchOptions.network. */
   network?: ContainerNetwork | Error;
   /** Where the container's stdio goes (the CLI: callerIO()). */
@@ -312,12 +317,27 @@ export async function runForeground(
   options: ForegroundOptions,
 ): Promise<RunOutcome> {
   const io = options.io;
-  const pty = await launchContainer(root, record, cgroup, stage, {
-    cgroupView: options.cgroupView,
-    cgroupJoined: options.cgroupJoined,
-    network: options.network,
-    terminal: io.terminal,
-  });
+  let pty;
+  try {
+    pty = await launchContainer(root, record, cgroup, stage, {
+      cgroupView: options.cgroupView,
+      cgroupJoin: options.cgroupJoin,
+      network: options.network,
+      terminal: io.terminal,
+    });
+  } catch (e) {
+    // launchContainer undid the rest; the record must not stay "running" (the cgroup join can fail
+    // after it was written), as the supervisor records a detached one's failed start
+    if (!record.HostConfig.AutoRemove) {
+      try {
+        transition(root, record.Id, null, (r) => {
+          if (!r.State.Running || r.State.MonitorPid !== Deno.pid) return false;
+          Object.assign(r.State, { Status: "exited", Running: false, Pid: 0, Error: (e as Error).message });
+        });
+      } catch { /* removed meanwhile */ }
+    }
+    throw e;
+  }
   const running = stage.child;
   const forward = (signal: Deno.Signal) => () => {
     try {
@@ -356,7 +376,7 @@ export async function runForeground(
       })
       : pty.pumpOutput(undefined, io.stdout);
     if (record.Config.OpenStdin) {
-      if (io.terminal) restoreStdin = rawStdin();
+      if (io.terminal) restoreStdin = (await import("../runtime/pty.ts")).rawStdin();
       pty.pumpInput(io.stdin);
     }
   }

@@ -130,7 +130,10 @@ export class RootMounts {
     }
   }
 
-  /** mount(2) of a new filesystem onto the inode `targetFd` holds (through its /proc/self/fd link). */
+  /**
+   * mount(2) of a new filesystem onto the inode `targetFd` holds (through its /proc/self/fd link).
+   * `inFreshMount`: see bind().
+   */
   mountFs(
     fstype: string,
     source: string,
@@ -138,13 +141,14 @@ export class RootMounts {
     flags: number,
     data: string | null,
     shown: string,
+    inFreshMount = false,
   ) {
     try {
       mount(source, magic(targetFd), fstype, flags, data);
     } catch (e) {
       throw about(e, shown);
     }
-    this.assertInside(targetFd, shown);
+    if (!inFreshMount) this.assertInside(targetFd, shown);
   }
 
   /** A remount of the mount whose root `mountRootFd` is (from reopenMounted or a bind's tree fd). */
@@ -186,18 +190,27 @@ export class RootMounts {
       readOnly?: ReadOnly;
       /** with readOnly: nosuid, nodev and noexec too (MOUNT_ATTR_* bits; MS_* bits for the remount) */
       lockdown?: boolean;
+      /**
+       * The target is a name this stage just made (mkdirat/openat O_EXCL, then opened O_NOFOLLOW)
+       * in the root fd of a tmpfs it mounted itself and checked with reopenMounted (/dev,
+       * /sys/fs/cgroup): nothing else can reach that tmpfs (the container has no process yet and
+       * the mount namespace is the stage's own), so the mount lies inside the root by construction
+       * and reading its place back (a readlink of /proc/self/fd) proves nothing more.
+       */
+      inFreshMount?: boolean;
     } = {},
   ): void {
     const recursive = options.recursive ?? true;
     const readOnly = options.readOnly ?? "no";
     const lockdown = options.lockdown ?? false;
+    const inFresh = options.inFreshMount ?? false;
     const remountFlags = MS.BIND | MS.RDONLY | (lockdown ? MS.NOSUID | MS.NODEV | MS.NOEXEC : 0);
     const attrs = MOUNT_ATTR_RDONLY |
       (lockdown ? MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC : 0);
     const tree = this.openTreeMissing ? -ENOSYS : openSource(source, recursive);
     if (tree === -ENOSYS) {
       this.openTreeMissing = true;
-      return this.bindByPath(source, targetFd, shown, recursive, readOnly, remountFlags, attrs);
+      return this.bindByPath(source, targetFd, shown, recursive, readOnly, remountFlags, attrs, inFresh);
     }
     if (tree < 0) fail("open_tree", tree, typeof source === "string" ? source : source.name);
     try {
@@ -215,7 +228,7 @@ export class RootMounts {
       }
       fail2("move_mount", moveMountFd(tree, targetFd), shown);
       // the mount itself, where it now is: inside the root
-      this.assertInside(tree, shown);
+      if (!inFresh) this.assertInside(tree, shown);
       if (remountAfter) this.remount(tree, remountFlags, shown);
     } finally {
       closeFd(tree);
@@ -230,6 +243,7 @@ export class RootMounts {
     readOnly: ReadOnly,
     remountFlags: number,
     attrs: number,
+    inFresh: boolean,
   ): void {
     const sourceFd = typeof source === "string"
       ? checkAt("open", openAt(-100, source, OAT.PATH | OAT.CLOEXEC), source)
@@ -246,7 +260,7 @@ export class RootMounts {
       } catch (e) {
         throw about(e, shown);
       }
-      this.assertInside(targetFd, shown);
+      if (!inFresh) this.assertInside(targetFd, shown);
       if (readOnly === "no") return;
       // the container path again, resolved inside the root: it must lead to the root of the bind
       // (the source's inode; the covered target is another one)

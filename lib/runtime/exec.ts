@@ -1,29 +1,54 @@
-// `exec`: a new process in a running container. `skiff exec` starts the exec stage (exec_stage.ts)
-// first thing, in the host's namespaces, and meanwhile makes its spec from the container's stored
-// configuration: the capabilities from HostConfig (CapAdd, CapDrop, Privileged) and exec's own
-// --privileged, the user from -u or Config.User, the cgroups from the container's id. Nothing that
-// decides the new process's privileges or paths is read from the container's processes. The stage
-// joins the container and spawns the command; skiff copies its stdio through pipes (docker's
-// attach: the container never gets the caller's own files or terminal) and returns its exit code.
+// `exec`: a new process in a running container. `skiff exec` makes everything from the container's
+// stored configuration: the capabilities from HostConfig (CapAdd, CapDrop, Privileged) and exec's own
+// --privileged, the user from -u or Config.User (looked up in the container's root through a
+// directory fd), the cgroups from the container's id. Nothing that decides the new process's
+// privileges or paths is read from the container's processes. It then plans the way in as a syscall
+// program (exec_program.ts) that a fork of its own runs in machine code; skiff copies the command's
+// stdio through pipes (docker's attach: the container never gets the caller's own files or terminal)
+// or a pty, and returns its exit code.
 
 import { isRunning, lookupContainer } from "../state/reconcile.ts";
+import { processStartTime } from "../state/containers.ts";
 import { type ErrorKind, SkiffError } from "../errors.ts";
 import { exists } from "../state/fsutil.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
 import type { StageConfinement } from "./confine.ts";
 import { capabilityMask } from "./caps.ts";
-import {
-  type CgroupMove,
-  encodeSpec,
-  type ExecStage,
-  type ExecStageSpec,
-  type ExecStdio,
-} from "./exec_stage.ts";
 import { readMountInfo } from "../mountinfo.ts";
-import { SIGNAL_NUMBERS } from "./signals.ts";
-import { DEFAULT_PATH } from "./spec.ts";
-import { copyOutput, drainAfterExit, feedInput, sleep } from "./stdio.ts";
+import { DEFAULT_PATH, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED } from "./spec.ts";
+import {
+  capget,
+  close,
+  dupAbove,
+  isNullDevice,
+  O,
+  open,
+  pipe,
+  readAsync,
+  sealedEmptyMemfd,
+  strerror,
+  SYSCALLS,
+  waitForExitAsync,
+  writeAsync,
+} from "../../ffi/libc.ts";
+import { forkProgram, mapProgram, rseqRegistration, unmapProgram } from "../../ffi/exec_program.ts";
+import { CLONE } from "../../ffi/libc.ts";
+import { SysError } from "../../ffi/errors.ts";
+import { fstat, tryOpenInRoot } from "../fs/at.ts";
+import { resolveUser } from "./user.ts";
+import {
+  decodeRecord,
+  encodeProgram,
+  type ExecPlan,
+  type ExecProgram,
+  planExecProgram,
+} from "./exec_program.ts";
+import { type ByteSink, type ByteSource, copyOutput, drainAfterExit, feedInput, sleep } from "./stdio.ts";
+import { PtyMaster, rawStdin } from "./pty.ts";
+
+/** How the command's stdio is made: pipes to skiff (docker's attach), a pty, or nothing (-d). */
+export type ExecStdio = "pipes" | "tty" | "detached";
 
 export interface ExecRequest {
   /** argv, not yet resolved against PATH. */
@@ -105,138 +130,414 @@ function cgroupMounts(): Map<string, string> {
 }
 
 /**
- * The container's groups, named by its id under skiff's parent in every hierarchy (as `run` made
- * them), with the groups the stage comes from. Never read from /proc/<pid>/cgroup: the container's
+ * The files that put a process into the container's groups, named by its id under skiff's parent in
+ * every hierarchy we are in (as `run` made them): v1 `tasks` ("0" moves only the writing thread and
+ * costs no RCU grace period), v2 `cgroup.procs`. Never read from /proc/<pid>/cgroup: the container's
  * PID 1 could have moved.
  */
-export function planCgroupMoves(root: StateRoot, id: string): CgroupMove[] {
+export function containerCgroupFiles(root: StateRoot, id: string): string[] {
   const own = new Map([...cgroupPaths("/proc/thread-self/cgroup")].map(([k, v]) => [asSet(k), v]));
-  const moves: CgroupMove[] = [];
+  const files: string[] = [];
   for (const [controllers, mount] of cgroupMounts()) {
-    const ownPath = own.get(controllers);
     const containerDir = `${mount}/${root.cgroupParent}/${id}`;
-    if (ownPath === undefined || !exists(containerDir)) continue;
-    moves.push({
-      file: controllers === "" ? "cgroup.procs" : "tasks",
-      containerDir,
-      ownDir: `${mount}${ownPath === "/" ? "" : ownPath}`,
-    });
+    if (!own.has(controllers) || !exists(containerDir)) continue;
+    files.push(`${containerDir}/${controllers === "" ? "cgroup.procs" : "tasks"}`);
   }
-  return moves;
+  return files;
 }
 
-/** What the stage is told: all of it from the record and exec's flags. */
-export function execStageSpec(
+/** The command could not start: runc's wording, docker's exit codes (126, 127). */
+export class ExecFailed extends SkiffError {
+  constructor(detail: string, exitCode: number) {
+    super(
+      `OCI runtime exec failed: exec failed: unable to start container process: ${detail}: unknown`,
+      exitCode,
+    );
+  }
+}
+
+const NAMESPACES: [string, number][] = [
+  ["cgroup", CLONE.NEWCGROUP],
+  ["ipc", CLONE.NEWIPC],
+  ["uts", CLONE.NEWUTS],
+  ["net", CLONE.NEWNET],
+  ["pid", CLONE.NEWPID],
+  ["mnt", CLONE.NEWNS], // last: it changes the root, and /proc with it
+];
+
+function sameFile(a: string, b: string): boolean {
+  const x = Deno.statSync(a), y = Deno.statSync(b);
+  return x.dev === y.dev && x.ino === y.ino;
+}
+
+/** Go's exec.LookPath as runc uses it, in the container's root and -w; docker's errors. */
+function lookPath(rootFd: number, workingDir: string, name: string, searchPath: string): string {
+  const executable = (path: string) => {
+    const fd = tryOpenInRoot(rootFd, path.startsWith("/") ? path : `${workingDir}/${path}`, O.PATH);
+    if (fd < 0) return fd === -2 || fd === -20 ? "missing" : "denied";
+    try {
+      const st = fstat(fd);
+      return st.type !== "dir" && (st.perm & 0o111) ? "ok" : "denied";
+    } finally {
+      close(fd);
+    }
+  };
+  if (name.includes("/")) {
+    const found = executable(name);
+    if (found === "missing") {
+      throw new ExecFailed(`exec: "${name}": stat ${name}: no such file or directory`, EXIT_NOT_FOUND);
+    }
+    if (found === "denied") throw new ExecFailed(`exec: "${name}": permission denied`, EXIT_NOT_EXECUTABLE);
+    return name;
+  }
+  for (const dir of searchPath.split(":")) {
+    const candidate = `${dir || "."}/${name}`;
+    if (executable(candidate) === "ok") return candidate;
+  }
+  throw new ExecFailed(`exec: "${name}": executable file not found in $PATH`, EXIT_NOT_FOUND);
+}
+
+/**
+ * What docker gives a command without -i: /dev/null. The container's own (skiff made it in the
+ * container's /dev), never the host's: root in the container could chmod or chown that inode through
+ * /proc/self/fd/0. Checked to be the null device (the container may have replaced it); otherwise an
+ * empty pipe, which reads as EOF too.
+ */
+function containerNull(rootFd: number): number {
+  const fd = tryOpenInRoot(rootFd, "/dev/null", O.RDWR | O.NOFOLLOW | O.NONBLOCK | O.NOCTTY);
+  if (fd >= 0) {
+    try {
+      if (isNullDevice(fd)) return fd;
+    } catch { /* not a device */ }
+    close(fd);
+  }
+  const [readEnd, writeEnd] = pipe();
+  close(writeEnd);
+  return readEnd;
+}
+
+/** The caller's side of the command's stdio. */
+export interface ExecIO {
+  stdin: ByteSource;
+  stdout: ByteSink;
+  stderr: ByteSink;
+  /** The caller's stdin is a terminal to put in raw mode (exec -it). */
+  terminal: boolean;
+}
+
+const callerIO = (): ExecIO => ({
+  stdin: Deno.stdin,
+  stdout: Deno.stdout,
+  stderr: Deno.stderr,
+  terminal: Deno.stdin.isTerminal(),
+});
+
+/** A raw fd read on Deno's blocking pool, as a stream; closed at its end. */
+function fdReadable(fd: number): ReadableStream<Uint8Array> {
+  let closed = false;
+  const closeOnce = () => {
+    if (!closed) close(fd);
+    closed = true;
+  };
+  return new ReadableStream({
+    async pull(controller) {
+      const buf = new Uint8Array(64 * 1024);
+      const n = await readAsync(fd, buf);
+      if (closed) return;
+      if (n <= 0) {
+        closeOnce();
+        controller.close();
+      } else controller.enqueue(buf.subarray(0, n));
+    },
+    cancel: closeOnce,
+  });
+}
+
+/** A raw fd written on Deno's blocking pool; closed when the stream closes. */
+function fdWritable(fd: number): WritableStream<Uint8Array> {
+  let closed = false;
+  const closeOnce = () => {
+    if (!closed) close(fd);
+    closed = true;
+  };
+  return new WritableStream({
+    async write(chunk) {
+      const bytes = new Uint8Array(chunk);
+      for (let done = 0; done < bytes.length;) {
+        const n = await writeAsync(fd, bytes.subarray(done));
+        if (n < 0) throw new Error("the command's stdin is closed");
+        done += n;
+      }
+    },
+    close: closeOnce,
+    abort: closeOnce,
+  });
+}
+
+/** An fd of ours at 3 or above: the program puts the command's stdio on 0-2 from these. */
+function aboveStdio(fd: number): number {
+  if (fd >= 3) return fd;
+  const copy = dupAbove(fd, 3);
+  close(fd);
+  return copy;
+}
+
+/**
+ * Runs `request` in the container: the command's exit code (128 + N for a signal), 0 at once with
+ * -d; throws ExecFailed (126, 127) or SkiffError when it could not start.
+ */
+export async function execInContainer(
   root: StateRoot,
   record: ContainerRecord,
   request: ExecRequest,
   stdio: ExecStdio,
   interactive: boolean,
   confinement: StageConfinement,
-  ttySlave?: string,
-): ExecStageSpec {
+  io: ExecIO = callerIO(),
+): Promise<number> {
   const host = record.HostConfig;
   const privileged = request.privileged || host.Privileged;
-  return {
-    containerId: record.Id,
-    pid: record.State.Pid,
-    startTime: record.State.PidStartTime,
-    cgroups: planCgroupMoves(root, record.Id),
-    stdio,
-    interactive: interactive && stdio === "pipes",
-    ttySlave,
-    user: request.user ?? record.Config.User ?? "",
-    groupAdd: host.GroupAdd ?? [],
-    env: execEnvironment(record, request.env, undefined, request.tty),
-    workingDir: request.workingDir || record.Config.WorkingDir || "/",
-    command: request.command,
-    capabilities: capabilityMask(host.CapAdd ?? [], host.CapDrop ?? [], privileged).toString(),
-    privileged,
-    // the container's seccomp filter and no-new-privileges (docker: exec --privileged keeps them)
-    ...confinement,
+  const pid = record.State.Pid;
+  const childFds: number[] = []; // the command's side: closed here once it is forked
+  const own = (fd: number) => {
+    const high = aboveStdio(fd);
+    childFds.push(high);
+    return high;
   };
-}
-
-// ---- the stage, from skiff exec's side ----
-
-/**
- * Sends the spec: the go signal. On a hybrid host the stage joins the container's v2 group from
- * here first (it charges nothing there; its RCU grace period passes while the stage starts up).
- */
-export async function sendExecSpec(
-  stage: ExecStage,
-  spec: ExecStageSpec,
-): Promise<WritableStreamDefaultWriter<Uint8Array>> {
-  const hybrid = spec.cgroups.some((m) => m.file === "tasks");
-  for (const m of spec.cgroups) {
-    if (!hybrid || m.file !== "cgroup.procs") continue;
-    await Deno.writeTextFile(`${m.containerDir}/${m.file}`, String(stage.child.pid));
-    m.joined = true;
-  }
-  const writer = stage.child.stdin.getWriter();
-  await writer.write(encodeSpec(spec));
-  return writer;
-}
-
-/**
- * Once the command is born (the stage's child), the stage's main thread (v1) or the whole stage (v2)
- * goes back to skiff's own groups: only the command stays in the container's. From here, by
- * polling: the stage's main thread can start no thread to do it (its children go to another PID
- * namespace), and never sooner, or the command would be born outside the container's limits.
- */
-export async function leaveWhenSpawned(stage: ExecStage, moves: CgroupMove[]): Promise<void> {
-  if (moves.length === 0) return;
-  const pid = stage.child.pid;
-  let exited = false;
-  stage.child.status.then(() => exited = true);
-  while (true) {
-    if (exited) return;
-    try {
-      if (Deno.readTextFileSync(`/proc/${pid}/task/${pid}/children`).trim()) break;
-    } catch {
-      return; // gone
-    }
-    await sleep(5);
-  }
-  for (const m of moves) {
-    try {
-      await Deno.writeTextFile(`${m.ownDir}/${m.file}`, String(pid));
-    } catch { /* it exited meanwhile */ }
-  }
-}
-
-/** The stage exits with the command's code (128 + N when a signal killed it); so does skiff. */
-export function statusCode(status: Deno.CommandStatus): number {
-  if (status.signal) return 128 + (SIGNAL_NUMBERS[status.signal] ?? 0);
-  return status.code;
-}
-
-/**
- * exec without -t: the command's stdio are pipes copied by skiff (stdin only with -i: without it
- * the command gets /dev/null, as with docker); with -d nothing is attached and skiff returns once
- * the command runs. Resolves to the exit code: the command's, or 126/127 (and the stage's line on
- * stderr) when it could not start.
- */
-export async function execWithPipes(
-  root: StateRoot,
-  record: ContainerRecord,
-  request: ExecRequest,
-  stage: ExecStage,
-  stdio: "pipes" | "detached",
-  interactive: boolean,
-  confinement: StageConfinement,
-): Promise<number> {
-  const child = stage.child;
-  const outputs = [copyOutput(child.stdout, Deno.stdout), copyOutput(child.stderr, Deno.stderr)];
-  let writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
+  let errorRead = -1, pty: PtyMaster | undefined;
+  const parentEnds: { stdin?: number; stdout?: number; stderr?: number } = {};
+  let middle: number, program: ExecProgram;
+  const workingDir = request.workingDir || record.Config.WorkingDir || "/";
   try {
-    const spec = execStageSpec(root, record, request, stdio, interactive, confinement);
-    writer = await sendExecSpec(stage, spec);
-    leaveWhenSpawned(stage, spec.cgroups);
-  } catch { /* the stage is gone: its status and stderr say why */ }
-  if (writer && interactive && stdio === "pipes") feedInput(writer);
-  else writer?.close().catch(() => {});
-  const code = statusCode(await child.status);
-  await drainAfterExit(outputs);
-  return code;
+    const namespaces: { fd: number; type: number; name: string }[] = [];
+    for (const [name, type] of NAMESPACES) {
+      const path = `/proc/${pid}/ns/${name}`;
+      if (Deno.readLinkSync(path) === Deno.readLinkSync(`/proc/self/ns/${name}`)) continue;
+      namespaces.push({ fd: own(open(path, O.RDONLY | O.CLOEXEC)), type, name });
+    }
+    // the fds pin the namespaces: make sure they are still the container's
+    if (processStartTime(pid) !== record.State.PidStartTime) {
+      throw new SkiffError("the container stopped meanwhile", EXIT_SETUP_FAILED);
+    }
+    // and that PID 1 is the container's command already, not skiff's init stage setting it up: its
+    // mount namespace would still have the host's root
+    if (sameFile(`/proc/${pid}/root`, "/") || sameFile(`/proc/${pid}/exe`, "/proc/self/exe")) {
+      throw new ExecRefused(`Container ${record.Id} is not running`);
+    }
+    const rootFd = own(open(`/proc/${pid}/root`, O.PATH | O.DIRECTORY | O.CLOEXEC));
+    let user;
+    try {
+      user = resolveUser(
+        request.user ?? record.Config.User ?? "",
+        host.GroupAdd ?? [],
+        undefined,
+        undefined,
+        rootFd,
+      );
+    } catch (e) {
+      throw new ExecFailed((e as Error).message, EXIT_NOT_EXECUTABLE);
+    }
+    const baseEnv = execEnvironment(record, request.env, undefined, request.tty);
+    const env = baseEnv.some((e) => e.startsWith("HOME=")) ? baseEnv : [...baseEnv, `HOME=${user.home}`];
+    const searchPath = env.find((e) => e.startsWith("PATH="))?.slice(5) ?? "";
+    const path = lookPath(rootFd, workingDir, request.command[0], searchPath);
+    // v2: the middle is forked into the group (clone3 CLONE_INTO_CGROUP) where the kernel can: a
+    // write to cgroup.procs waits for an RCU grace period (~5 ms here)
+    const cgroupFiles = containerCgroupFiles(root, record.Id);
+    const v2File = cgroupFiles.find((f) => f.endsWith("/cgroup.procs"));
+    const intoCgroupFd = v2File && !clone3Refused
+      ? own(open(v2File.slice(0, -"/cgroup.procs".length), O.RDONLY | O.DIRECTORY | O.CLOEXEC))
+      : undefined;
+    const cgroupFds = cgroupFiles.filter((f) => f !== v2File || intoCgroupFd === undefined)
+      .map((f) => own(open(f, O.WRONLY | O.CLOEXEC)));
+
+    let stdioFds: [number, number, number];
+    if (stdio === "tty") {
+      pty = PtyMaster.open();
+      pty.syncWindowSize();
+      const slave = own(open(pty.slavePath, O.RDWR | O.NOCTTY | O.CLOEXEC));
+      stdioFds = [slave, slave, slave];
+    } else if (stdio === "detached") {
+      const nullFd = own(containerNull(rootFd));
+      stdioFds = [nullFd, nullFd, nullFd];
+    } else {
+      let stdinFd: number;
+      if (interactive) {
+        const [r, w] = pipe();
+        stdinFd = own(r);
+        parentEnds.stdin = w;
+      } else stdinFd = own(containerNull(rootFd));
+      const [outR, outW] = pipe(), [errR, errW] = pipe();
+      parentEnds.stdout = outR;
+      parentEnds.stderr = errR;
+      stdioFds = [stdinFd, own(outW), own(errW)];
+    }
+    const [r, w] = pipe();
+    errorRead = r;
+    const errorFd = own(w);
+    const pidNamespace = namespaces.find((n) => n.type === CLONE.NEWPID);
+    const plan: ExecPlan = {
+      sys: SYSCALLS,
+      rseq: rseqRegistration(),
+      exeFd: own(sealedEmptyMemfd("skiff-exec")),
+      cgroupFds,
+      intoCgroupFd,
+      namespaces: namespaces.filter((n) => n !== pidNamespace),
+      pidNamespaceFd: pidNamespace?.fd,
+      workingDir,
+      stdio: stdioFds,
+      errorFd,
+      tty: stdio === "tty",
+      uid: user.uid,
+      gid: user.gid,
+      additionalGids: user.additionalGids,
+      capabilities: capabilityMask(host.CapAdd ?? [], host.CapDrop ?? [], privileged),
+      privileged,
+      lastCap: Number(Deno.readTextFileSync("/proc/sys/kernel/cap_last_cap").trim()),
+      held: capget().permitted,
+      seccomp: confinement.seccompFilter
+        ? {
+          filter: Uint8Array.from(atob(confinement.seccompFilter), (c) => c.charCodeAt(0)),
+          flags: confinement.seccompFlags ?? 0,
+        }
+        : undefined,
+      noNewPrivileges: confinement.noNewPrivileges ?? false,
+      path,
+      argv: request.command,
+      env,
+      setupFailed: EXIT_SETUP_FAILED,
+      notFound: EXIT_NOT_FOUND,
+      notExecutable: EXIT_NOT_EXECUTABLE,
+    };
+    program = planExecProgram(plan);
+    try {
+      middle = fork(program);
+    } catch (e) {
+      // clone3 or CLONE_INTO_CGROUP unknown to this kernel (before 5.7): the middle writes cgroup.procs
+      if (!(e instanceof SysError) || ![7, 22, 38].includes(e.errno) || plan.intoCgroupFd === undefined) {
+        throw e;
+      }
+      clone3Refused = true;
+      plan.cgroupFds = [...plan.cgroupFds, own(open(v2File!, O.WRONLY | O.CLOEXEC))];
+      plan.intoCgroupFd = undefined;
+      program = planExecProgram(plan);
+      middle = fork(program);
+    }
+  } catch (e) {
+    for (const fd of [errorRead, ...Object.values(parentEnds)]) if (fd >= 0) close(fd);
+    pty?.close();
+    throw e;
+  } finally {
+    for (const fd of childFds) close(fd);
+  }
+
+  // what the program says: the command's pid, or the step that failed (EOF: execve went through)
+  const outputs = stdio === "pipes"
+    ? [
+      copyOutput(fdReadable(parentEnds.stdout!), io.stdout),
+      copyOutput(fdReadable(parentEnds.stderr!), io.stderr),
+    ]
+    : [];
+  let commandPid = 0, failure: { failed: number; errno: number } | undefined;
+  let pidKnown = () => {};
+  const known = new Promise<void>((resolve) => pidKnown = resolve);
+  const records = (async () => {
+    const record = new Uint8Array(8);
+    while (await readAsync(errorRead, record) === 8) {
+      const got = decodeRecord(record);
+      if ("pid" in got) {
+        commandPid ||= got.pid;
+        pidKnown();
+      } else failure ??= got;
+    }
+    close(errorRead);
+  })();
+  await Promise.race([records, known]);
+  await waitForExitAsync(middle);
+  // a container with CAP_SYS_PTRACE can open the command's end of the pipe before its execve and
+  // hold it: once the command is known, its exit ends the wait as the pipe's EOF does
+  const exited = commandPid ? waitForExitAsync(commandPid) : undefined;
+  if (exited && !(await Promise.race([records.then(() => true), exited.then(() => false)]))) {
+    await Promise.race([records, sleep(20)]); // its execve's failure, written before it exited
+  }
+  if (failure) {
+    await exited?.catch(() => {});
+    for (const fd of [parentEnds.stdin]) if (fd !== undefined) close(fd);
+    await drainAfterExit(outputs);
+    pty?.close();
+    throw programFailure(
+      program.steps[failure.failed]?.label ?? "?",
+      failure.errno,
+      request.command[0],
+      workingDir,
+    );
+  }
+  if (!exited) {
+    pty?.close();
+    throw new SkiffError("exec: the command was not started", EXIT_SETUP_FAILED);
+  }
+  if (stdio === "detached") return 0; // the container's PID 1 reaps it once we are gone
+  if (stdio === "pipes") {
+    if (interactive) feedInput(fdWritable(parentEnds.stdin!).getWriter(), io.stdin);
+    const code = await exited;
+    await drainAfterExit(outputs);
+    return code;
+  }
+  return await pumpTerminal(pty!, exited, interactive, io);
+}
+
+let clone3Refused = false;
+const STACK_SIZE = 16 * 1024;
+
+/** Maps, encodes and forks the program: the middle's pid. */
+function fork(program: ExecProgram): number {
+  const layout = { cloneNr: SYSCALLS.clone, clone3Nr: SYSCALLS.clone3, stackSize: STACK_SIZE };
+  const sizing = encodeProgram(program, { base: 0n, size: 0, codeSize: 0, ...layout });
+  const mapping = mapProgram(sizing.length, STACK_SIZE);
+  try {
+    return forkProgram(mapping, encodeProgram(program, { ...mapping, ...layout }));
+  } finally {
+    unmapProgram(mapping); // the child has its own copy
+  }
+}
+
+/** A failed step of the program as docker words it. */
+function programFailure(label: string, errno: number, command: string, workingDir: string): SkiffError {
+  const why = strerror(errno).toLowerCase();
+  if (label === "chdir") {
+    return new ExecFailed(
+      `chdir to cwd ("${workingDir}") set in config.json failed: ${why}`,
+      EXIT_NOT_EXECUTABLE,
+    );
+  }
+  if (label === "execve") {
+    return new ExecFailed(
+      `exec: "${command}": ${why}`,
+      errno === 2 || errno === 20 ? EXIT_NOT_FOUND : EXIT_NOT_EXECUTABLE,
+    );
+  }
+  return new SkiffError(`exec failed: ${label}: ${why}`, EXIT_SETUP_FAILED);
+}
+
+/** exec -t: our side of the pty until the command exits (raw mode with -i, window size). */
+async function pumpTerminal(pty: PtyMaster, exited: Promise<number>, interactive: boolean, io: ExecIO) {
+  let restoreStdin = () => {};
+  const onWinch = () => pty.syncWindowSize();
+  try {
+    Deno.addSignalListener("SIGWINCH", onWinch);
+    const output = pty.pumpOutput(undefined, io.stdout);
+    if (interactive) {
+      if (io.terminal) restoreStdin = rawStdin();
+      pty.pumpInput(io.stdin);
+    }
+    const code = await exited;
+    pty.releaseSlave();
+    // what the command wrote last is still in the pty: drain it, but never hang on it
+    await Promise.race([output, sleep(500)]);
+    return code;
+  } finally {
+    Deno.removeSignalListener("SIGWINCH", onWinch);
+    restoreStdin();
+    pty.close();
+  }
 }

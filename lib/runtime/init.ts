@@ -196,6 +196,14 @@ function run(spec: InitSpec, fifo: FifoReader): never {
   setsid(); // a session of its own: the caller's terminal signals reach it only through skiff
   if (spec.ttySlave) attachTerminal(spec.ttySlave);
   setupRootfs(spec);
+  // the mounts above open nothing the container controls but by O_PATH (lib/fs: a device node is
+  // never opened); what follows reads its files by path (/etc/passwd and /etc/group, which an image
+  // or an earlier run may have made device nodes): from here on only as a member of its cgroups,
+  // whose device rules then apply, as they do to the container
+  if (spec.awaitCgroup && fifo.line() !== "cgroup") {
+    throw new InitFailure("unexpected go signal", EXIT_SETUP_FAILED);
+  }
+  close(fifo.fd);
   if (spec.nullStdin) {
     const devNull = open("/dev/null", O.RDWR | O.CLOEXEC); // made by setupRootfs: the container's own
     dup2(devNull, 0);
@@ -216,10 +224,6 @@ function run(spec: InitSpec, fifo: FifoReader): never {
   enterWorkingDir(spec.workingDir);
   if (spec.readOnlyRootfs) makeRootReadOnly();
   const path = findExecutable(spec.args[0], envValue(env, "PATH") ?? "");
-  if (spec.awaitCgroup && fifo.line() !== "cgroup") {
-    throw new InitFailure("unexpected go signal", EXIT_SETUP_FAILED);
-  }
-  close(fifo.fd);
 
   confineBeforeCredentials(spec);
   becomeUser(spec, user);

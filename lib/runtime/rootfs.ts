@@ -115,7 +115,7 @@ function mountDev(m: RootMounts, ttySlave: string | undefined, privileged: boole
       made("mkdirat", mkdirAt(devFd, name, 0o755), `/dev/${name}`);
       const target = openDirPath(devFd, name);
       try {
-        m.mountFs(fstype, fstype === "tmpfs" ? "shm" : fstype, target, flags, data, `/dev/${name}`);
+        m.mountFs(fstype, fstype === "tmpfs" ? "shm" : fstype, target, flags, data, `/dev/${name}`, true);
       } catch (e) {
         if (name !== "mqueue") throw e; // optional: kernels without POSIX message queues
       } finally {
@@ -143,7 +143,7 @@ function mountDev(m: RootMounts, ttySlave: string | undefined, privileged: boole
       closeFd(console);
       const target = openDirPath(devFd, "console");
       try {
-        m.bind(ttySlave, target, "/dev/console", { recursive: false });
+        m.bind(ttySlave, target, "/dev/console", { recursive: false, inFreshMount: true });
       } finally {
         closeFd(target);
       }
@@ -222,7 +222,12 @@ function mountCgroupView(
       made("mkdirat", mkdirAt(cgroupFd, below(bind.target), 0o755), bind.target);
       const target = openDirPath(cgroupFd, below(bind.target));
       try {
-        m.bind(bind.source, target, bind.target, { recursive: false, readOnly, lockdown: true });
+        m.bind(bind.source, target, bind.target, {
+          recursive: false,
+          readOnly,
+          lockdown: true,
+          inFreshMount: true,
+        });
       } finally {
         closeFd(target);
       }

@@ -80,7 +80,8 @@ export interface InitSpec {
   detached?: boolean;
   /**
    * The parent joins the stage to the container's cgroups while it sets up the rootfs: a second
-   * line on the FIFO says it is done, and the stage waits for it before it becomes the container.
+   * line on the FIFO says it is done, and the stage waits for it once its mounts are made, before
+   * it reads anything of the container by path or becomes the container.
    */
   awaitCgroup?: boolean;
   /** The container's seccomp filter (BPF, base64; compiled by the parent) and flags. */
@@ -154,3 +155,6 @@ export const DEFAULT_READONLY_PATHS = [
 export const EXIT_SETUP_FAILED = 125;
 export const EXIT_NOT_EXECUTABLE = 126;
 export const EXIT_NOT_FOUND = 127;
+
+/** runc's largest uid or gid (libcontainer/user: 2^31 - 1); here so that run's flags need not load user.ts. */
+export const MAX_ID = 2 ** 31 - 1;

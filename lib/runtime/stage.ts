@@ -1,9 +1,10 @@
 // The init stage's process, started as early as `skiff run` can: PID 1 of a new PID namespace,
-// waiting on a FIFO for its spec. Its Deno startup (~20 ms) then overlaps with loading the rest of
-// the runtime, creating the container and its cgroups. Kept small: run.ts imports it up front.
+// waiting on a FIFO for its spec. Its Deno startup (~15-20 ms) then overlaps with loading the rest
+// of the runtime, creating the container and its cgroups. Kept small: run.ts imports it up front
+// and starts the stage right after parsing its command line.
 
 import { CLONE, close, kill, mkfifo, O, open, setns, unshare, write } from "../../ffi/libc.ts";
-import { processStartTime } from "../state/containers.ts";
+import { processStartTime } from "../state/fsutil.ts";
 import type { StateRoot } from "../state/root.ts";
 import { initCommand, SELF_ENV } from "./self.ts";
 
@@ -17,6 +18,8 @@ export interface InitStage {
   outputPiped: boolean;
   /** The child's stdin is a pipe that skiff feeds (run -i). */
   inputPiped: boolean;
+  /** Set by whoever took the stage over (Engine.runForeground): it aborts the stage on failure. */
+  taken?: boolean;
 }
 
 /**

@@ -3,6 +3,8 @@
 // in the init stage and in exec's stage.
 
 import { close, O, open, read } from "../../ffi/libc.ts";
+import { openInRoot } from "../fs/at.ts";
+import { MAX_ID } from "./spec.ts";
 
 export interface ExecUser {
   uid: number;
@@ -31,8 +33,9 @@ const MAX_ID_FILE = 4 << 20;
  * The file's text, read by root from a tree the container controls: a FIFO or a device must not
  * block (O_NONBLOCK: a FIFO without writer reads as empty) and an endless file stops at MAX_ID_FILE.
  */
-function readBounded(path: string): string {
-  const fd = open(path, O.RDONLY | O.NONBLOCK | O.NOCTTY | O.CLOEXEC);
+function readBounded(path: string, rootFd?: number): string {
+  const flags = O.RDONLY | O.NONBLOCK | O.NOCTTY | O.CLOEXEC;
+  const fd = rootFd === undefined ? open(path, flags) : openInRoot(rootFd, path, flags);
   try {
     let buf = new Uint8Array(64 * 1024);
     let length = 0;
@@ -52,18 +55,18 @@ function readBounded(path: string): string {
   }
 }
 
-function readLines(path: string): string[][] {
+function readLines(path: string, rootFd?: number): string[][] {
   let text: string;
   try {
-    text = readBounded(path);
+    text = readBounded(path, rootFd);
   } catch {
     return []; // an image without the file: numeric ids still work
   }
   return text.split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.split(":"));
 }
 
-function passwd(path: string): PasswdEntry[] {
-  return readLines(path).filter((f) => f.length >= 6).map((f) => ({
+function passwd(path: string, rootFd?: number): PasswdEntry[] {
+  return readLines(path, rootFd).filter((f) => f.length >= 6).map((f) => ({
     name: f[0],
     uid: Number(f[2]),
     gid: Number(f[3]),
@@ -71,8 +74,8 @@ function passwd(path: string): PasswdEntry[] {
   }));
 }
 
-function groups(path: string): GroupEntry[] {
-  return readLines(path).filter((f) => f.length >= 3).map((f) => ({
+function groups(path: string, rootFd?: number): GroupEntry[] {
+  return readLines(path, rootFd).filter((f) => f.length >= 3).map((f) => ({
     name: f[0],
     gid: Number(f[2]),
     members: (f[3] ?? "").split(",").filter(Boolean),
@@ -81,23 +84,23 @@ function groups(path: string): GroupEntry[] {
 
 const isId = (s: string) => /^\d+$/.test(s);
 
-/** runc's largest uid or gid (libcontainer/user: 2^31 - 1). */
-export const MAX_ID = 2 ** 31 - 1;
+export { MAX_ID };
 
 /**
  * Resolves a -u value, plus --group-add groups (names or gids). Throws an Error with runc's wording
- * when a name is unknown.
+ * when a name is unknown. With `rootFd` the files are looked up in that root (RESOLVE_IN_ROOT).
  */
 export function resolveUser(
   spec: string,
   groupAdd: string[] = [],
   passwdPath = "/etc/passwd",
   groupPath = "/etc/group",
+  rootFd?: number,
 ): ExecUser {
   const [userPart, groupPart] = spec.includes(":")
     ? [spec.slice(0, spec.indexOf(":")), spec.slice(spec.indexOf(":") + 1)]
     : [spec, undefined];
-  const users = passwd(passwdPath);
+  const users = passwd(passwdPath, rootFd);
   const userName = userPart || "0";
   const entry = isId(userName)
     ? users.find((u) => u.uid === Number(userName))
@@ -107,7 +110,7 @@ export function resolveUser(
   }
   const uid = entry ? entry.uid : Number(userName);
   let gid = entry ? entry.gid : 0;
-  const allGroups = groups(groupPath);
+  const allGroups = groups(groupPath, rootFd);
   if (groupPart !== undefined && groupPart !== "") {
     if (isId(groupPart)) gid = Number(groupPart);
     else {

@@ -2,6 +2,7 @@
 // Creation takes the containers lock so names stay unique when many skiff processes run at once.
 
 import { join } from "../path.ts";
+import { newContainerId } from "./ids.ts";
 import { NoSuchContainerError, SkiffError } from "../errors.ts";
 import {
   exists,
@@ -26,10 +27,7 @@ export { isProcessAlive, processStartTime };
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
-export function newContainerId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(32));
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
+export { newContainerId };
 
 const ADJECTIVES = [
   "brave",

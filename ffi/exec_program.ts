@@ -1,0 +1,82 @@
+// Loads and starts exec's syscall program (lib/runtime/exec_program.ts plans and encodes it; the
+// interpreter is ffi/exec_program/interpreter.c, its bytes in ./exec_program/code.ts): one mapping
+// of code, program and stack, forked from the calling thread by the interpreter's skiff_fork.
+
+import { mapAnonymous, PAGE_GRANULE, protectCode, unmap } from "./libc.ts";
+import { errnoName, SysError } from "./errors.ts";
+import { EXEC_PROGRAM_CODE } from "./exec_program/code.ts";
+
+const arch = Deno.build.arch === "aarch64" ? "aarch64" : "x86_64";
+let code: Uint8Array<ArrayBuffer> | undefined;
+
+/** The interpreter's machine code for this architecture. */
+export function interpreterCode(): Uint8Array<ArrayBuffer> {
+  code ??= Uint8Array.from(atob(EXEC_PROGRAM_CODE[arch]), (c) => c.charCodeAt(0));
+  return code;
+}
+
+/** A mapping for one program: `codeSize` bytes of code at its start, then data and stack. */
+export interface ProgramMapping {
+  pointer: Deno.PointerObject;
+  base: bigint;
+  size: number;
+  codeSize: number;
+}
+
+/** Maps `dataSize` bytes of program and `stackSize` of stack after a page-rounded code part. */
+export function mapProgram(dataSize: number, stackSize: number): ProgramMapping {
+  const round = (n: number) => Math.ceil(n / PAGE_GRANULE) * PAGE_GRANULE;
+  const codeSize = round(interpreterCode().length);
+  const size = codeSize + round(dataSize) + round(stackSize);
+  const pointer = mapAnonymous(size);
+  return { pointer, base: BigInt(Deno.UnsafePointer.value(pointer)), size, codeSize };
+}
+
+/**
+ * Writes the code and the encoded program (placed right after the code), makes the code
+ * executable, and forks: the child runs the program, the caller gets its pid.
+ */
+export function forkProgram(mapping: ProgramMapping, program: Uint8Array): number {
+  const view = new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(mapping.pointer, mapping.size));
+  view.set(interpreterCode());
+  view.set(program, mapping.codeSize);
+  protectCode(mapping.pointer, mapping.codeSize);
+  const definition = { parameters: ["pointer"], result: "i64" } as const;
+  const fork = new Deno.UnsafeFnPointer(
+    mapping.pointer as Deno.PointerObject<typeof definition>,
+    definition,
+  );
+  const pid = Number(fork.call(Deno.UnsafePointer.offset(mapping.pointer, mapping.codeSize)));
+  if (pid < 0) throw new SysError("clone", -pid, errnoName(-pid), `errno ${-pid}`);
+  return pid;
+}
+
+export const unmapProgram = (mapping: ProgramMapping) => unmap(mapping.pointer, mapping.size);
+
+export interface RseqRegistration {
+  /** From the thread pointer (glibc's __rseq_offset). */
+  offset: bigint;
+  size: number;
+  signature: number;
+}
+let rseq: RseqRegistration | null | undefined;
+
+/** glibc's rseq registration of the calling thread (the child must undo it), or null. */
+export function rseqRegistration(): RseqRegistration | null {
+  if (rseq !== undefined) return rseq;
+  try {
+    const lib = Deno.dlopen(
+      "libc.so.6",
+      {
+        __rseq_offset: { type: "i64" },
+        __rseq_size: { type: "u32" },
+      } as const,
+    );
+    const size = Number(lib.symbols.__rseq_size);
+    const offset = BigInt(lib.symbols.__rseq_offset);
+    rseq = size === 0 ? null : { offset, size, signature: arch === "aarch64" ? 0xd428bc00 : 0x53053053 };
+  } catch {
+    rseq = null; // a glibc before 2.35 registers none
+  }
+  return rseq;
+}
