@@ -853,6 +853,25 @@ export function withNewNetns<T>(inside: () => T): { nsFd: number; value: T } {
   }
 }
 
+/**
+ * Runs `inside` with this thread in the network namespace `nsFd` and comes back at once (as
+ * withNewNetns: synchronous, so nothing else of this process runs there): for a netlink socket of
+ * a running container's namespace (`network connect`).
+ */
+export function inNetns<T>(nsFd: number, inside: () => T): T {
+  const hostNs = openThreadNetns();
+  try {
+    setns(nsFd, CLONE.NEWNET);
+    try {
+      return inside();
+    } finally {
+      setns(hostNs, CLONE.NEWNET);
+    }
+  } finally {
+    close(hostNs);
+  }
+}
+
 // ---- mount_setattr (5.12+): attributes of a whole mount tree at once ----
 export const MOUNT_ATTR_RDONLY = 0x1,
   MOUNT_ATTR_NOSUID = 0x2,
@@ -1159,20 +1178,28 @@ export function mountSetattrFd(fd: number, flags: number, attrSet: number, attrC
  * numbers per architecture. (TCP goes through Deno.listen, which sets SO_REUSEADDR as Go does.)
  */
 export function udpPortBindable(ip: string, port: number): boolean {
+  const fd = udpPortBind(ip, port);
+  if (fd === undefined) return false;
+  close(fd);
+  return true;
+}
+
+/**
+ * An IPv4 datagram socket bound to ip:port (close-on-exec), kept by the caller; undefined when
+ * another socket holds the port (EADDRINUSE). The port stays the caller's until it closes the fd.
+ */
+export function udpPortBind(ip: string, port: number): number | undefined {
   const addr = new Uint8Array(16); // struct sockaddr_in: family, port (network order), address
   const view = new DataView(addr.buffer);
   view.setUint16(0, /* AF_INET */ 2, true);
   view.setUint16(2, port, false);
   addr.set(ip.split(".").map(Number), 4);
   const fd = check("socket", libc().socket(2, /* SOCK_DGRAM */ 2 | O.CLOEXEC, 0));
-  try {
-    if (libc().bind(fd, addr, addr.length) === 0) return true;
-    const err = errno();
-    if (err === 98 /* EADDRINUSE */) return false;
-    throw new SysError("bind", err, errnoName(err), strerror(err), `${ip}:${port}/udp`);
-  } finally {
-    close(fd);
-  }
+  if (libc().bind(fd, addr, addr.length) === 0) return fd;
+  const err = errno();
+  close(fd);
+  if (err === 98 /* EADDRINUSE */) return undefined;
+  throw new SysError("bind", err, errnoName(err), strerror(err), `${ip}:${port}/udp`);
 }
 /** lseek(fd, 0, SEEK_END): the file's size, where the next write at the file position goes. */
 export const seekToEnd = (fd: number) => Number(check("lseek", libc().lseek(fd, 0n, 2 /* SEEK_END */)));

@@ -196,13 +196,19 @@ export function findLeaks(root: string, ids: string[]): Leaks {
     links = [...Deno.readDirSync("/sys/class/net")].map((e) => e.name)
       .filter((name) => name.length === 15 && prefixes.some((p) => name.startsWith(p)));
   } catch { /* no sysfs */ }
-  let leases: string[] = [];
+  // every network's leases: the default bridge's and the user networks' (connect's included)
+  const leases: string[] = [];
   try {
-    const state = JSON.parse(Deno.readTextFileSync(join(root, "network", "bridge.json")));
-    leases = Object.entries(state.Leases ?? {}).map(([ip, l]) =>
-      `${ip} ${(l as { Container: string }).Container}`
-    );
-  } catch { /* no bridge endpoint was ever made */ }
+    for (const e of Deno.readDirSync(join(root, "network"))) {
+      if (!e.name.endsWith(".json") || e.name === "ports.json") continue;
+      try {
+        const state = JSON.parse(Deno.readTextFileSync(join(root, "network", e.name)));
+        for (const [ip, l] of Object.entries(state.Leases ?? {})) {
+          leases.push(`${ip} ${(l as { Container: string }).Container}`);
+        }
+      } catch { /* not a network's state */ }
+    }
+  } catch { /* no network was ever used */ }
   // every container of the root is gone by now: any rule of the root's is a leak
   // (a root that never published has no ports.json: the rules are written after it, the listing
   // costs two processes)

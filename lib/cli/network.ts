@@ -1,5 +1,5 @@
-// skiff network create|ls|inspect|rm|prune: docker's network commands for bridge networks (no name
-// resolution yet, no connect/disconnect).
+// skiff network create|ls|inspect|rm|prune|connect|disconnect: docker's network commands for bridge
+// networks.
 
 import { SkiffError, UsageError } from "../errors.ts";
 import { compileListFormat } from "../format/list.ts";
@@ -14,6 +14,8 @@ import {
   pruneNetworks,
   removeNetwork,
 } from "../network/networks.ts";
+import { connectContainer, disconnectContainer } from "../network/connect.ts";
+import { requestedIp } from "../network/mode.ts";
 import { bool, list, parseArgs, requireArgs, str } from "./args.ts";
 import type { CliContext, Verb } from "./context.ts";
 import { confirm } from "./volume.ts";
@@ -23,7 +25,9 @@ const USAGE = `Usage:  skiff network COMMAND
 Manage networks
 
 Commands:
+  connect     Connect a container to a network
   create      Create a network
+  disconnect  Disconnect a container from a network
   inspect     Display detailed information on one or more networks
   ls          List networks
   prune       Remove all unused networks
@@ -44,6 +48,10 @@ const network: Verb = async (args, ctx) => {
       return await rm(rest, ctx);
     case "prune":
       return await prune(rest, ctx);
+    case "connect":
+      return connect(rest, ctx);
+    case "disconnect":
+      return disconnect(rest, ctx);
     case undefined:
     case "--help":
     case "-h":
@@ -64,6 +72,54 @@ function keyValues(entries: string[], what: string): Record<string, string> {
     out[key] = eq === -1 ? "" : e.slice(eq + 1);
   }
   return out;
+}
+
+function connect(args: string[], ctx: CliContext): number {
+  const p = parseArgs(args, {
+    verb: "network connect",
+    options: [
+      { name: "ip", kind: "string" },
+      { name: "alias", kind: "list" },
+      { name: "ip6", kind: "string" },
+      { name: "link", kind: "list" },
+      { name: "link-local-ip", kind: "list" },
+      { name: "driver-opt", kind: "list" },
+    ],
+  });
+  if (bool(p, "help")) {
+    console.log(
+      "Usage:  skiff network connect [OPTIONS] NETWORK CONTAINER\n\nConnect a container to a network",
+    );
+    return 0;
+  }
+  requireArgs(p, "network connect", 2, 2);
+  for (const unsupported of ["ip6", "link", "link-local-ip", "driver-opt"]) {
+    const v = p.options[unsupported];
+    if (v !== undefined && !(Array.isArray(v) && v.length === 0)) {
+      throw new SkiffError(`--${unsupported} is not supported by skiff`, 1, { kind: "invalid-argument" });
+    }
+  }
+  connectContainer(ctx.root, p.positionals[0], p.positionals[1], {
+    ip: requestedIp(str(p, "ip")),
+    aliases: list(p, "alias"),
+  });
+  return 0;
+}
+
+function disconnect(args: string[], ctx: CliContext): number {
+  const p = parseArgs(args, {
+    verb: "network disconnect",
+    options: [{ name: "force", short: "f", kind: "bool" }],
+  });
+  if (bool(p, "help")) {
+    console.log(
+      "Usage:  skiff network disconnect [OPTIONS] NETWORK CONTAINER\n\nDisconnect a container from a network",
+    );
+    return 0;
+  }
+  requireArgs(p, "network disconnect", 2, 2);
+  disconnectContainer(ctx.root, p.positionals[0], p.positionals[1], bool(p, "force"));
+  return 0;
 }
 
 function create(args: string[], ctx: CliContext): number {

@@ -25,7 +25,7 @@ import { parseSignal } from "../runtime/signals.ts";
 import { securityOptFlags } from "./security_opt.ts";
 import { MAX_ID } from "../runtime/spec.ts";
 import { checkPortsForMode, portSettings } from "../network/ports.ts";
-import { parseNetworkMode } from "../network/mode.ts";
+import { parseNetworkMode, requestedIp } from "../network/mode.ts";
 
 export { RUN_OPTIONS } from "./run_options.ts";
 
@@ -210,6 +210,8 @@ export function runRequest(parsed: Parsed, attach = true): RunRequest {
       resources,
       groupAdd: groupAdd(list(parsed, "group-add")),
       networkMode: parseNetworkMode(str(parsed, "network")),
+      networkAliases: list(parsed, "network-alias"),
+      ip: requestedIp(str(parsed, "ip")),
       extraHosts: extraHosts(list(parsed, "add-host")),
       dns: list(parsed, "dns"),
       dnsSearch: dnsSearchDomains(list(parsed, "dns-search")),

@@ -33,6 +33,8 @@ export const RUN_OPTIONS: OptionSpec[] = [
   { name: "group-add", kind: "list" },
   { name: "add-host", kind: "list" },
   { name: "network", kind: "string", aliases: ["net"] },
+  { name: "network-alias", kind: "list", aliases: ["net-alias"] },
+  { name: "ip", kind: "string" },
   { name: "dns", kind: "list" },
   { name: "dns-search", kind: "list" },
   { name: "dns-option", kind: "list", aliases: ["dns-opt"] },

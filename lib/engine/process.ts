@@ -181,6 +181,8 @@ export async function launchContainer(
     updateRecord(root, id, "start", (r) => {
       if (network.endpoint) r.NetworkEndpoint = network.endpoint;
       else delete r.NetworkEndpoint;
+      if (network.extraEndpoints) r.ExtraEndpoints = network.extraEndpoints;
+      else delete r.ExtraEndpoints;
       if (published) r.PublishedPorts = published;
       else delete r.PublishedPorts;
       r.State = {
@@ -269,6 +271,7 @@ export async function finishContainer(
         FinishedAt: new Date().toISOString(),
       };
       delete r.NetworkEndpoint; // released with the cgroup ("exit" resources)
+      delete r.ExtraEndpoints; // network connect's, released with it
       delete r.PublishedPorts;
     }, () => ({ exitCode: String(exitCode) }));
   }

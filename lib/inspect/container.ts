@@ -7,7 +7,7 @@ import { goStruct } from "../format/template.ts";
 import type { StateRoot } from "../state/root.ts";
 import { type ContainerRecord, initialState } from "../state/types.ts";
 import { type PortMap, runningPorts } from "../network/ports.ts";
-import { networkSettings } from "../network/mode.ts";
+import { networkSettings, userSettingsOf } from "../network/mode.ts";
 import { networkIdOfMode } from "../network/networks.ts";
 
 type Json = Record<string, unknown>;
@@ -130,6 +130,18 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
     endpoint,
     `/proc/${record.State.Pid}/ns/net`,
     networkIdOfMode(root, networkMode),
+    {
+      user: (network) => userSettingsOf(record, network),
+      // networks joined with `network connect`: empty values while stopped, as docker shows them
+      connected: Object.fromEntries(
+        [...new Set([...(record.ConnectedNetworks ?? []), ...Object.keys(record.ExtraEndpoints ?? {})])].map((
+          name,
+        ) => {
+          const ep = running ? record.ExtraEndpoints?.[name] : undefined;
+          return [name, [ep, ep?.networkId ?? networkIdOfMode(root, name)]];
+        }),
+      ),
+    },
   );
   const networkSettingsJson: Json = {
     ...settings,

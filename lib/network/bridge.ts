@@ -11,7 +11,7 @@
 // Settings: `<root>/daemon.json`, dockerd's keys: "bip" (the bridge's address and prefix, default
 // 10.89.0.1/16) and "bridge" (its name, default skiff0).
 
-import { close, SysError, withNewNetns } from "../../ffi/mod.ts";
+import { close, inNetns, SysError, withNewNetns } from "../../ffi/mod.ts";
 import { SkiffError } from "../errors.ts";
 import { join } from "../path.ts";
 import { isProcessAlive, processStartTime } from "../state/containers.ts";
@@ -36,6 +36,7 @@ import {
   withNetworkState,
 } from "./ipam.ts";
 import * as nl from "./netlink.ts";
+import { refreshNames } from "./names.ts";
 import { Rtnl, withRtnl } from "./rtnl.ts";
 
 export const DEFAULT_BRIDGE = "skiff0";
@@ -155,6 +156,8 @@ export interface PreparedEndpoint {
   endpoint: Endpoint;
   /** The path the init stage joins the namespace by. */
   netnsPath: string;
+  /** The namespace's fd (this process holds it until the endpoint is released). */
+  nsFd: number;
 }
 
 /** True while a lease's holder (the skiff that made it) or its container's process is alive. */
@@ -203,7 +206,13 @@ export function sweepDeadEndpoints(root: StateRoot): void {
   for (const file of stateFiles(root)) {
     const state = readStateFile(file);
     if (!state || Object.keys(state.Leases).every((ip) => leaseAlive(root, state, ip, alive))) continue;
-    withRtnl((rtnl) => withNetworkState(root, file, (s) => sweepLeases(root, s, rtnl)));
+    const swept = withRtnl((rtnl) => withNetworkState(root, file, (s) => sweepLeases(root, s, rtnl)));
+    // a user network's survivors lose the dead members' names (names.ts)
+    const remaining = state.Network ? readStateFile(file) : undefined;
+    if (swept && remaining) {
+      const members = Object.values(remaining.Leases).map((l) => l.Container);
+      if (members.length) refreshNames(root, members[0], members);
+    }
   }
 }
 
@@ -249,6 +258,9 @@ export function createEndpoint(
   root: StateRoot,
   containerId: string,
   target: NetworkTarget = defaultTarget(root),
+  wantedIp?: string,
+  /** `network connect`: the running container's namespace (the caller's fd) instead of a new one */
+  existingNetns?: number,
 ): PreparedEndpoint {
   const { config } = target;
   const { subnet } = config;
@@ -267,23 +279,33 @@ export function createEndpoint(
           Holder: Deno.pid,
           HolderStart: holderStart,
           Veth: hostInterface,
-        }),
+        }, wantedIp),
         networkId: state.Id,
       };
     });
     leased = true;
     const master = ensureBridge(rtnl, config);
-    const made = withNewNetns(() => new Rtnl());
-    nsFd = made.nsFd;
-    const inner = made.value;
+    let inner: Rtnl;
+    if (existingNetns === undefined) {
+      const made = withNewNetns(() => new Rtnl());
+      nsFd = made.nsFd;
+      inner = made.value;
+    } else {
+      inner = inNetns(existingNetns, () => new Rtnl());
+    }
     const mac = macForIp(ip);
+    // eth0 in a new namespace; a connected network's is the next free ethN
+    let ifName = "eth0";
+    for (let n = 1; existingNetns !== undefined && inner.linkIndex(ifName) !== undefined; n++) {
+      ifName = `eth${n}`;
+    }
     try {
       const pair = {
         hostName: hostInterface,
         master,
-        peerName: "eth0",
+        peerName: ifName,
         peerMac: mac,
-        peerNetns: { fd: nsFd },
+        peerNetns: { fd: existingNetns ?? nsFd },
       };
       try {
         rtnl.request(`create veth ${hostInterface}`, (seq) => nl.newVethPair(seq, pair));
@@ -292,13 +314,14 @@ export function createEndpoint(
         if (e instanceof SysError && e.code === "EEXIST") created = false;
         throw e;
       }
-      const eth0 = inner.linkIndex("eth0");
-      if (eth0 === undefined) throw new SkiffError("eth0 missing in the container's network namespace");
-      inner.request("eth0 without IPv6 link-local", (seq) => nl.noIpv6LinkLocal(seq, eth0));
-      inner.request(`address ${ip} on eth0`, (seq) => nl.newAddress(seq, eth0, ip, subnet.prefixLen));
+      const eth0 = inner.linkIndex(ifName);
+      if (eth0 === undefined) throw new SkiffError(`${ifName} missing in the container's network namespace`);
+      inner.request(`${ifName} without IPv6 link-local`, (seq) => nl.noIpv6LinkLocal(seq, eth0));
+      inner.request(`address ${ip} on ${ifName}`, (seq) => nl.newAddress(seq, eth0, ip, subnet.prefixLen));
       inner.request("up lo", (seq) => nl.setLinkUp(seq, 1)); // lo is index 1 in every namespace
-      inner.request("up eth0", (seq) => nl.setLinkUp(seq, eth0));
-      if (!target.internal) { // an --internal network has no way out
+      inner.request(`up ${ifName}`, (seq) => nl.setLinkUp(seq, eth0));
+      // an --internal network has no way out; a connected network keeps the first one's default route
+      if (!target.internal && existingNetns === undefined) {
         inner.request(
           `default route via ${subnet.gateway}`,
           (seq) => nl.newDefaultRoute(seq, subnet.gateway, eth0),
@@ -307,7 +330,7 @@ export function createEndpoint(
     } finally {
       inner.close();
     }
-    holdNamespace(containerId, nsFd);
+    if (existingNetns === undefined) holdNamespace(containerId, nsFd);
     return {
       endpoint: {
         bridge: config.name,
@@ -322,6 +345,7 @@ export function createEndpoint(
         sandboxId: randomHex(32),
       },
       netnsPath: `/proc/${Deno.pid}/fd/${nsFd}`,
+      nsFd,
     };
   } catch (e) {
     if (nsFd >= 0) close(nsFd);
@@ -355,13 +379,23 @@ export function releaseEndpoint(root: StateRoot, containerId: string): void {
     close(nsFd);
   }
   // a lease file per network (no file: this root never had an endpoint)
+  const formerPeers: string[] = [];
+  let onUserNetwork = false;
   for (const file of stateFiles(root)) {
     const state = readStateFile(file);
     if (!state || !Object.values(state.Leases).some((l) => l.Container === containerId)) continue;
+    if (state.Network) {
+      onUserNetwork = true;
+      for (const l of Object.values(state.Leases)) {
+        if (l.Container !== containerId) formerPeers.push(l.Container);
+      }
+    }
     const dropped = withNetworkState(root, file, (s) => releaseLease(s, containerId));
     const shared = dropped.filter((l) => l.Joiners?.length && l.Veth);
     if (shared.length) withRtnl((rtnl) => shared.forEach((l) => rtnl.deleteLink(l.Veth!)));
   }
+  // the names it had on user networks go from the other members' /etc/hosts
+  if (onUserNetwork) refreshNames(root, containerId, formerPeers);
 }
 
 /** Notes a container that joins `containerId`'s namespace (its endpoint is then deleted explicitly). */

@@ -197,8 +197,25 @@ export function leasedContainers(state: BridgeState): string[] {
 }
 
 /** Takes the next free address for a container (dropping a lease it held already). */
-export function lease(state: BridgeState, subnet: Subnet, lease: Lease): string {
+export function lease(state: BridgeState, subnet: Subnet, lease: Lease, wanted?: string): string {
   releaseLease(state, lease.Container);
+  if (wanted !== undefined) {
+    // --ip: docker's IPAM errors
+    const n = ipToInt(wanted);
+    const inside = n > subnet.network && n < subnet.network + 2 ** (32 - subnet.prefixLen) - 1;
+    if (!inside) {
+      throw new SkiffError(
+        `Invalid address ${wanted}: It does not belong to any of this network's subnets`,
+        125,
+        { kind: "invalid-argument" },
+      );
+    }
+    if (wanted === subnet.gateway || state.Leases[wanted]) {
+      throw new SkiffError(`Address already in use`, 125, { kind: "conflict" });
+    }
+    state.Leases[wanted] = lease;
+    return wanted;
+  }
   const ip = nextFree(subnet, new Set(Object.keys(state.Leases)), state.Last);
   if (!ip) throw new SkiffError(`no available IPv4 address on the bridge network ${subnet.cidr}`);
   state.Leases[ip] = lease;

@@ -15,10 +15,12 @@ import { isProcessAlive, processStartTime } from "../state/containers.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
 import { DEFAULT_NAMESPACES, type NamespaceSpec } from "../runtime/spec.ts";
+import { connectTarget } from "./connect.ts";
 import { createEndpoint, type Endpoint, holdNamespace, noteJoiner, userTarget } from "./bridge.ts";
 import { userNetworkState } from "./networks.ts";
 import { hostsFile, joinedContainer } from "./mode.ts";
-import { ensureNetworkNat, publishPorts as natPublish } from "./nat.ts";
+import { refreshNames } from "./names.ts";
+import { ensureInternalForward, ensureNetworkNat, publishPorts as natPublish } from "./nat.ts";
 import { checkPublishable, type PortMapping, publishRequests } from "./ports.ts";
 
 export interface ContainerNetwork {
@@ -26,6 +28,8 @@ export interface ContainerNetwork {
   namespaces: NamespaceSpec[];
   /** The bridge endpoint, kept in the record while the container runs. */
   endpoint?: Endpoint;
+  /** The endpoints of the networks joined with `network connect` (record.ConnectedNetworks). */
+  extraEndpoints?: Record<string, Endpoint>;
 }
 
 const withNetwork = (path: string | undefined): NamespaceSpec[] =>
@@ -75,16 +79,42 @@ export function setupNetwork(root: StateRoot, record: ContainerRecord, dir: stri
     if (!state) throw new NotFoundError(`network ${mode} not found`);
     target = userTarget(root, state);
   }
-  const { endpoint, netnsPath } = createEndpoint(root, record.Id, target);
-  // docker writes the container's own address into its /etc/hosts when it starts
-  Deno.writeTextFileSync(
-    `${dir}/hosts`,
-    hostsFile(record.HostConfig.ExtraHosts ?? [], {
-      ip: endpoint.ipAddress,
-      hostname: record.Config.Hostname,
-    }),
-  );
-  return { namespaces: withNetwork(netnsPath), endpoint };
+  const wanted = target ? record.NetworkIps?.[target.name] : undefined;
+  const { endpoint, netnsPath, nsFd } = createEndpoint(root, record.Id, target, wanted);
+  // the networks joined with `network connect` are joined again (released with the rest at exit)
+  const extraEndpoints = connectAgain(root, record, nsFd);
+  if (target || extraEndpoints) {
+    // a user network: its members' names in every member's /etc/hosts, this one's address included
+    refreshNames(root, record.Id);
+  } else {
+    // docker writes the container's own address into its /etc/hosts when it starts
+    Deno.writeTextFileSync(
+      `${dir}/hosts`,
+      hostsFile(record.HostConfig.ExtraHosts ?? [], {
+        ip: endpoint.ipAddress,
+        hostname: record.Config.Hostname,
+      }),
+    );
+  }
+  return { namespaces: withNetwork(netnsPath), endpoint, ...(extraEndpoints ? { extraEndpoints } : {}) };
+}
+
+/** The endpoints of record.ConnectedNetworks in the namespace `nsFd`, as eth1, eth2, … */
+function connectAgain(
+  root: StateRoot,
+  record: ContainerRecord,
+  nsFd: number,
+): Record<string, Endpoint> | undefined {
+  const names = record.ConnectedNetworks ?? [];
+  if (!names.length) return undefined;
+  const out: Record<string, Endpoint> = {};
+  for (const name of names) {
+    const target = connectTarget(root, name);
+    const { endpoint } = createEndpoint(root, record.Id, target, record.NetworkIps?.[name], nsFd);
+    if (!target.internal) ensureNetworkNat(root, { bridge: endpoint.bridge, subnet: endpoint.subnet });
+    out[name] = endpoint;
+  }
+  return out;
 }
 
 /**
@@ -102,7 +132,11 @@ export function publishPorts(
   if (!endpoint) return undefined;
   const mode = record.HostConfig.NetworkMode;
   // an --internal network has no way out: no NAT, nothing published (docker's)
-  if (mode !== "bridge" && userNetworkState(root, mode)?.Network?.Internal) return [];
+  if (mode !== "bridge" && userNetworkState(root, mode)?.Network?.Internal) {
+    // its containers still reach each other where the FORWARD policy is DROP
+    ensureInternalForward({ bridge: endpoint.bridge, subnet: endpoint.subnet });
+    return [];
+  }
   const requests = publishRequests(
     record.HostConfig.PortBindings,
     record.Config.ExposedPorts,

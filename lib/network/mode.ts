@@ -19,6 +19,42 @@ export function parseNetworkMode(value: string | undefined): NetworkMode {
   return value;
 }
 
+/** `--ip`: an IPv4 address (docker's CLI refuses anything else before the request). */
+export function requestedIp(value: string | undefined): string | undefined {
+  if (value === undefined || value === "") return undefined;
+  const parts = value.split(".");
+  if (parts.length !== 4 || !parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255)) {
+    throw new SkiffError(
+      `invalid argument "${value}" for "--ip" flag: invalid string being converted to IP address: ${value}`,
+      125,
+      { kind: "invalid-argument" },
+    );
+  }
+  return parts.map(Number).join(".");
+}
+
+/**
+ * docker's refusals of --ip and --network-alias outside user-defined networks (the daemon's words,
+ * exit 125 from run/create).
+ */
+export function checkEndpointOptions(mode: string, ip: string | undefined, aliases: string[]): void {
+  if (isUserNetwork(mode)) return;
+  if (ip) {
+    throw new SkiffError("user specified IP address is supported on user defined networks only", 125, {
+      kind: "invalid-argument",
+    });
+  }
+  if (aliases.length) {
+    throw new SkiffError(
+      "network-scoped alias is supported only for containers in user defined networks",
+      125,
+      {
+        kind: "invalid-argument",
+      },
+    );
+  }
+}
+
 /** True for a mode that names a user-defined network. */
 export const isUserNetwork = (mode: string) =>
   mode !== "bridge" && mode !== "none" && mode !== "host" && !mode.startsWith("container:");
@@ -42,11 +78,15 @@ export interface EndpointView {
 type Json = Record<string, unknown>;
 
 /** docker's EndpointSettings; empty values for a container that does not run. */
-export function endpointSettings(endpoint: EndpointView | undefined, networkId = ""): Json {
+export function endpointSettings(
+  endpoint: EndpointView | undefined,
+  networkId = "",
+  user: EndpointUserSettings = {},
+): Json {
   return {
-    IPAMConfig: null,
+    IPAMConfig: user.ip ? { IPv4Address: user.ip } : null,
     Links: null,
-    Aliases: null,
+    Aliases: user.aliases?.length ? user.aliases : null,
     MacAddress: endpoint?.macAddress ?? "",
     DriverOpts: null,
     GwPriority: 0,
@@ -58,7 +98,35 @@ export function endpointSettings(endpoint: EndpointView | undefined, networkId =
     IPv6Gateway: "",
     GlobalIPv6Address: "",
     GlobalIPv6PrefixLen: 0,
-    DNSNames: null,
+    DNSNames: endpoint && user.dnsNames?.length ? user.dnsNames : null,
+  };
+}
+
+/** What the user asked for an endpoint (--ip, --network-alias, connect's) and the names it answers to. */
+export interface EndpointUserSettings {
+  ip?: string;
+  aliases?: string[];
+  /** a user network's: name, aliases, short id (docker's DNSNames) */
+  dnsNames?: string[];
+}
+
+/** The per-network settings of a record (skiff's NetworkIps/NetworkAliases), for inspect. */
+export function userSettingsOf(
+  record: {
+    Id: string;
+    Name: string;
+    NetworkIps?: Record<string, string>;
+    NetworkAliases?: Record<string, string[]>;
+  },
+  network: string,
+): EndpointUserSettings {
+  const aliases = record.NetworkAliases?.[network] ?? [];
+  return {
+    ip: record.NetworkIps?.[network],
+    aliases,
+    dnsNames: isUserNetwork(network)
+      ? [...new Set([record.Name.replace(/^\//, ""), ...aliases, record.Id.slice(0, 12)])]
+      : undefined,
   };
 }
 
@@ -73,9 +141,19 @@ export function networkSettings(
   endpoint: EndpointView | undefined,
   sandboxKey: string,
   networkId: string,
+  extra: {
+    user?: (network: string) => EndpointUserSettings;
+    /** networks joined with `network connect`: name → [endpoint, network id] */
+    connected?: Record<string, [EndpointView | undefined, string]>;
+  } = {},
 ): { settings: Json; networks: Record<string, Json> } {
   const networks: Record<string, Json> = {};
-  if (!mode.startsWith("container:")) networks[mode] = endpointSettings(endpoint, networkId);
+  if (!mode.startsWith("container:")) {
+    networks[mode] = endpointSettings(endpoint, networkId, extra.user?.(mode));
+  }
+  for (const [name, [ep, id]] of Object.entries(extra.connected ?? {})) {
+    networks[name] = endpointSettings(ep, id, extra.user?.(name));
+  }
   const top = mode === "bridge" ? endpoint : undefined;
   return {
     settings: {

@@ -10,7 +10,7 @@
 // records the allocation in the state root (network/ports.json: which container holds what) before
 // the rules go in. Everything here is synchronous: a resource release ("exit" phase) must be.
 
-import { udpPortBindable } from "../../ffi/libc.ts";
+import { close, udpPortBind } from "../../ffi/libc.ts";
 import { SkiffError } from "../errors.ts";
 import { join } from "../path.ts";
 import { processStartTime, readJsonOr, withLockSync, writeJsonAtomic } from "../state/fsutil.ts";
@@ -18,6 +18,7 @@ import { peekPorts, type PortsFile, portsFile, staleHolders } from "./ports_book
 import type { StateRoot } from "../state/root.ts";
 import {
   iptDeleteBatch,
+  iptForwardBatch,
   iptNetworkBatch,
   iptNetworkRemoveBatch,
   iptRuleComment,
@@ -253,20 +254,48 @@ export function ephemeralRange(): [number, number] {
 const overlaps = (a: string | undefined, b: string) =>
   a === undefined || a === "0.0.0.0" || a === "" || b === "0.0.0.0" || b === "" || a === b;
 
-/** Why the host port cannot be had: "allocated" (skiff holds it), "in use" (another socket). */
+/**
+ * Sockets bound to the host ports this process published, per container: docker 28 keeps one per
+ * published port while the container runs, so another process cannot bind the port (it would
+ * succeed and never see a packet: the DNAT comes first). The publishing process (the foreground
+ * run, or the supervisor of a detached container) lives as long as the container; the sockets are
+ * closed with the container's "ports" release in this process (unpublishPorts), or with it.
+ */
+const heldPorts = new Map<string, { close(): void }[]>();
+
+/** Closes the sockets held for a container's ports (idempotent). */
+function releaseHeldPorts(id: string): void {
+  for (const socket of heldPorts.get(id) ?? []) {
+    try {
+      socket.close();
+    } catch { /* closed */ }
+  }
+  heldPorts.delete(id);
+}
+
+/**
+ * Why the host port cannot be had: "allocated" (skiff holds it), "in use" (another socket). A free
+ * port's socket is kept in `hold` (the caller keeps it for the container's life or closes it).
+ */
 function portProblem(
   proto: string,
   hostIp: string,
   port: number,
   taken: { proto: string; hostPort: number; hostIp?: string }[],
+  hold: { close(): void }[],
 ): "allocated" | "in use" | undefined {
   if (taken.some((t) => t.proto === proto && t.hostPort === port && overlaps(t.hostIp, hostIp))) {
     return "allocated";
   }
   const ip = hostIp || "0.0.0.0";
-  if (proto === "udp") return udpPortBindable(ip, port) ? undefined : "in use";
+  if (proto === "udp") {
+    const fd = udpPortBind(ip, port);
+    if (fd === undefined) return "in use";
+    hold.push({ close: () => close(fd) });
+    return undefined;
+  }
   try {
-    Deno.listen({ hostname: ip, port, transport: "tcp" }).close();
+    hold.push(Deno.listen({ hostname: ip, port, transport: "tcp" }));
     return undefined;
   } catch (e) {
     if (e instanceof Deno.errors.AddrInUse) return "in use";
@@ -305,7 +334,12 @@ function programmingError(ctx: PublishContext, detail: string): SkiffError {
 }
 
 /** Host ports for every request: the asked ones checked, the others picked from the ephemeral range. */
-function allocate(ctx: PublishContext, file: PortsFile, taken: LivePort[]): PortMapping[] {
+function allocate(
+  ctx: PublishContext,
+  file: PortsFile,
+  taken: LivePort[],
+  hold: { close(): void }[],
+): PortMapping[] {
   const made: PortMapping[] = [];
   const held = (): LivePort[] => [
     ...taken,
@@ -319,7 +353,7 @@ function allocate(ctx: PublishContext, file: PortsFile, taken: LivePort[]): Port
     const hostIp = r.hostIp || "0.0.0.0";
     const target = (port: number) => `${hostIp}:${port}:${ctx.containerIp}:${r.containerPort}/${r.proto}`;
     if (r.hostPortFirst !== 0 && r.hostPortFirst === r.hostPortLast) {
-      const problem = portProblem(r.proto, hostIp, r.hostPortFirst, held());
+      const problem = portProblem(r.proto, hostIp, r.hostPortFirst, held(), hold);
       if (problem === "allocated") {
         throw programmingError(
           ctx,
@@ -341,7 +375,7 @@ function allocate(ctx: PublishContext, file: PortsFile, taken: LivePort[]): Port
     let chosen: number | undefined;
     for (let i = 0; i <= last - first; i++) {
       const port = first + ((start - first + i) % (last - first + 1));
-      if (!portProblem(r.proto, hostIp, port, held())) {
+      if (!portProblem(r.proto, hostIp, port, held(), hold)) {
         chosen = port;
         break;
       }
@@ -476,7 +510,15 @@ export function publishPorts(ctx: PublishContext): PortMapping[] {
     const live = index
       ? Object.entries(index.rules).flatMap(([t, e]) => e.ports.map((p) => ({ tag: t, ...p })))
       : snap!.live;
-    const mappings = allocate(ctx, file, live.filter((p) => p.tag !== tag));
+    const hold: { close(): void }[] = [];
+    const closeHeld = () => hold.forEach((s) => s.close());
+    let mappings: PortMapping[];
+    try {
+      mappings = allocate(ctx, file, live.filter((p) => p.tag !== tag), hold);
+    } catch (e) {
+      closeHeld();
+      throw e;
+    }
     file.holders ??= {};
     delete file.holders[id];
     if (mappings.length) {
@@ -504,13 +546,16 @@ export function publishPorts(ctx: PublishContext): PortMapping[] {
       delete file.containers[id];
       delete file.holders[id];
       writeJsonAtomic(path, file, 0o600, false);
+      closeHeld();
       throw e;
     }
+    releaseHeldPorts(id);
+    heldPorts.set(id, hold);
     return mappings;
   });
 }
 
-function removeRules(fw: Firewall, root: StateRoot, drop: (tag: string) => boolean): void {
+function removeRules(fw: Firewall, _root: StateRoot, drop: (tag: string) => boolean): void {
   const batch = snapshot(fw).deleteBatch(drop);
   if (!batch) return;
   if (fw === "nft") run("nft", [batch]);
@@ -541,6 +586,7 @@ function unpublishIndexed(root: StateRoot, tag: string): void {
  * and removed before it.
  */
 export function unpublishPorts(root: StateRoot, id: string): void {
+  releaseHeldPorts(id);
   if (!peekPorts(root)?.containers?.[id]) return;
   const path = portsFile(root);
   const tag = ruleTag(root.path, id);
@@ -598,7 +644,7 @@ export function sweepPorts(root: StateRoot, alive: (id: string) => boolean, ever
  * per bridge (see markNetworkNat), so a run on the bridge that publishes nothing pays one small
  * read here, not an nft call.
  */
-export function ensureNetworkNat(root: StateRoot, network: NatNetwork): void {
+export function ensureNetworkNat(_root: StateRoot, network: NatNetwork): void {
   const fw = requireFirewall();
   if (networkNatMarked(fw, network)) return;
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(network.bridge)) {
@@ -625,11 +671,63 @@ export function ensureNetworkNat(root: StateRoot, network: NatNetwork): void {
       const stale = iptDeleteBatch(saved, (tag) => tag.startsWith("skiff-net:") && !exists(tag.slice(10)));
       iptablesRestore(stale + iptNetworkBatch(saved, network));
     }
+    forwardAccept(network, exists);
     markNetworkNat(fw, network);
     for (const entry of safeReadDir("/run/skiff")) {
       const m = /^nat-(?:nft|iptables)-(.+)$/.exec(entry);
       if (m && !exists(m[1])) removeQuietly(`/run/skiff/${entry}`);
     }
+  });
+}
+
+/**
+ * The bridge's ACCEPT rules in iptables' filter FORWARD (nat_plan.ts iptForwardBatch), whichever
+ * tool does the NAT: a FORWARD policy of DROP would drop its traffic otherwise. The rules of
+ * bridges that are gone go in the same call. Nothing without iptables (no such chain to pass).
+ */
+function forwardAccept(network: NatNetwork, exists: (bridge: string) => boolean, internal = false): void {
+  if (!onPath("iptables-save") || !onPath("iptables-restore")) return;
+  const saved = parseIptablesSave(run("iptables-save", ["-t", "filter"]), "filter");
+  const stale = iptDeleteBatch(
+    saved,
+    (tag) => tag.startsWith("skiff-net:") && tag !== `skiff-net:${network.bridge}` && !exists(tag.slice(10)),
+    "filter",
+  );
+  const batch = stale + iptForwardBatch(saved, network, internal);
+  if (batch) iptablesRestore(batch);
+}
+
+/**
+ * An --internal network's FORWARD rules (between its containers only; it has no NAT): once per
+ * bridge, noted as the NAT is (`/run/skiff/fwd-<bridge>` with the bridge's ifindex).
+ */
+export function ensureInternalForward(network: NatNetwork): void {
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(network.bridge)) {
+    throw new SkiffError(`bad bridge name ${network.bridge}`);
+  }
+  const marker = `/run/skiff/fwd-${network.bridge}`;
+  const index = bridgeIndex(network.bridge);
+  try {
+    if (index !== undefined && Deno.readTextFileSync(marker) === index) return;
+  } catch { /* not yet */ }
+  withLockSync(HOST_LOCK, () => {
+    forwardAccept(network, (bridge) => bridgeIndex(bridge) !== undefined, true);
+    if (index === undefined) return;
+    Deno.mkdirSync("/run/skiff", { recursive: true, mode: 0o700 });
+    Deno.writeTextFileSync(marker, index);
+  });
+}
+
+/** Removes an --internal network's FORWARD rules. */
+export function removeInternalForward(network: NatNetwork): void {
+  if (!onPath("iptables-save") || !onPath("iptables-restore")) return;
+  withLockSync(HOST_LOCK, () => {
+    removeQuietly(`/run/skiff/fwd-${network.bridge}`);
+    try {
+      const saved = parseIptablesSave(run("iptables-save", ["-t", "filter"]), "filter");
+      const batch = iptDeleteBatch(saved, (tag) => tag === `skiff-net:${network.bridge}`, "filter");
+      if (batch) iptablesRestore(batch);
+    } catch { /* no filter table */ }
   });
 }
 
@@ -648,6 +746,13 @@ export function removeNetworkNat(network: NatNetwork): void {
     } else {
       const batch = iptNetworkRemoveBatch(iptSaved(), network);
       if (batch) iptablesRestore(batch);
+    }
+    if (onPath("iptables-save") && onPath("iptables-restore")) {
+      try {
+        const saved = parseIptablesSave(run("iptables-save", ["-t", "filter"]), "filter");
+        const batch = iptDeleteBatch(saved, (tag) => tag === `skiff-net:${network.bridge}`, "filter");
+        if (batch) iptablesRestore(batch);
+      } catch { /* no filter table */ }
     }
   });
 }

@@ -229,12 +229,12 @@ export interface IptSaved {
   rules: string[];
 }
 
-export function parseIptablesSave(text: string): IptSaved {
+export function parseIptablesSave(text: string, table: "nat" | "filter" = "nat"): IptSaved {
   const chains = new Set<string>();
   const rules: string[] = [];
   let inNat = false;
   for (const line of text.split("\n")) {
-    if (line.startsWith("*")) inNat = line === "*nat";
+    if (line.startsWith("*")) inNat = line === `*${table}`;
     else if (!inNat) continue;
     else if (line.startsWith(":")) chains.add(line.slice(1).split(" ")[0]);
     else if (line.startsWith("-A ")) rules.push(line);
@@ -314,13 +314,56 @@ export function iptRulePort(rule: string): { hostPort: number; proto: string; ho
 }
 
 /** Deletes the saved rules whose tag `drop` picks; "" when there is none. */
-export function iptDeleteBatch(saved: IptSaved, drop: (tag: string) => boolean): string {
+export function iptDeleteBatch(
+  saved: IptSaved,
+  drop: (tag: string) => boolean,
+  table: "nat" | "filter" = "nat",
+): string {
   const doomed = saved.rules.filter((r) => {
     const tag = iptRuleComment(r);
     return tag !== undefined && drop(tag);
   });
   if (!doomed.length) return "";
-  return ["*nat", ...doomed.map((r) => "-D" + r.slice(2)), "COMMIT", ""].join("\n");
+  return [`*${table}`, ...doomed.map((r) => "-D" + r.slice(2)), "COMMIT", ""].join("\n");
+}
+
+// ---- the filter table's FORWARD chain --------------------------------------------------------
+//
+// A host whose FORWARD policy is DROP (docker sets it) drops the bridges' forwarded traffic, and an
+// accept in skiff's own nft table cannot help: with nft every base chain at the hook must accept,
+// and iptables' FORWARD is one of them. So, as docker and netavark do, skiff puts ACCEPT rules in
+// iptables' filter table (whatever its backend): its own chain SKIFF-FORWARD, jumped to first
+// from FORWARD, with the rules of each bridge tagged `skiff-net:<bridge>` (kept with the bridge's
+// NAT, removed with the network).
+
+export const IPT_FORWARD = "SKIFF-FORWARD";
+
+/**
+ * A bridge's forwarding rules: replies in, published ports in, between its containers, the way
+ * out; an --internal network's: between its containers only.
+ */
+function iptForwardRules(bridge: string, internal: boolean): string[] {
+  const tag = `-m comment --comment skiff-net:${bridge}`;
+  if (internal) return [`-A ${IPT_FORWARD} -i ${bridge} -o ${bridge} ${tag} -j ACCEPT`];
+  return [
+    `-A ${IPT_FORWARD} -o ${bridge} -m conntrack --ctstate RELATED,ESTABLISHED ${tag} -j ACCEPT`,
+    `-A ${IPT_FORWARD} -o ${bridge} -m conntrack --ctstate DNAT ${tag} -j ACCEPT`,
+    `-A ${IPT_FORWARD} -i ${bridge} ${tag} -j ACCEPT`,
+  ];
+}
+
+/** The `iptables-restore --noflush` batch that makes a bridge's traffic pass FORWARD; "" when it does. */
+export function iptForwardBatch(saved: IptSaved, network: NatNetwork, internal = false): string {
+  check({ tag: "x", containerIp: "0.0.0.0", network, mappings: [] });
+  const lines: string[] = [];
+  if (!saved.chains.has(IPT_FORWARD)) lines.push(`:${IPT_FORWARD} - [0:0]`);
+  if (!saved.rules.some((r) => r === `-A FORWARD -j ${IPT_FORWARD}`)) {
+    lines.push(`-I FORWARD 1 -j ${IPT_FORWARD}`);
+  }
+  if (!hasRule(saved, IPT_FORWARD, "ACCEPT", `skiff-net:${network.bridge}`)) {
+    lines.push(...iptForwardRules(network.bridge, internal));
+  }
+  return lines.length ? ["*filter", ...lines, "COMMIT", ""].join("\n") : "";
 }
 
 /** Removes a network's rules. */

@@ -1,7 +1,7 @@
 // User-defined networks (`network create/ls/inspect/rm/prune`): each is a bridge of its own
 // (br-<12 hex of its id>, made on its first container's start) with a subnet of its own, kept in
-// `<root>/network/<id>.json` beside its address leases. Name resolution between their containers is
-// not there yet (issue 11, deliverable 3); the built-in networks are bridge, host and none.
+// `<root>/network/<id>.json` beside its address leases. Their containers resolve each other by name
+// (names.ts); the built-in networks are bridge, host and none.
 
 import { NotFoundError, SkiffError } from "../errors.ts";
 import { withLockSync, writeFileAtomic } from "../state/fsutil.ts";
@@ -22,7 +22,7 @@ import {
 } from "./ipam.ts";
 import { bridgeConfig, cidrsOverlap, DEFAULT_BRIDGE, sweepDeadEndpoints, userBridgeName } from "./bridge.ts";
 import { withRtnl } from "./rtnl.ts";
-import { removeNetworkNat } from "./nat.ts";
+import { removeInternalForward, removeNetworkNat } from "./nat.ts";
 import * as nl from "./netlink.ts";
 
 export const BUILTIN_NETWORKS = ["bridge", "host", "none"] as const;
@@ -233,7 +233,8 @@ export function createNetwork(root: StateRoot, opts: CreateNetworkOptions): stri
 /** Containers (records) that name a network in their NetworkMode. */
 function containersOn(root: StateRoot, view: NetworkView): string[] {
   return listContainers(root).filter((c) =>
-    c.HostConfig.NetworkMode === view.Name || c.HostConfig.NetworkMode === view.Id
+    c.HostConfig.NetworkMode === view.Name || c.HostConfig.NetworkMode === view.Id ||
+    c.ConnectedNetworks?.includes(view.Name)
   )
     .map((c) => c.Id);
 }
@@ -254,11 +255,10 @@ export async function removeNetwork(root: StateRoot, ref: string): Promise<void>
       );
     }
     // its NAT (the set entries of its bridge and subnet) before the bridge
-    if (state.Network && !state.Network.Internal) {
-      removeNetworkNat({
-        bridge: userBridgeName(view.Id),
-        subnet: parseBip(state.Network.Subnet).cidr,
-      });
+    if (state.Network) {
+      const network = { bridge: userBridgeName(view.Id), subnet: parseBip(state.Network.Subnet).cidr };
+      if (state.Network.Internal) removeInternalForward(network);
+      else removeNetworkNat(network);
     }
     withRtnl((rtnl) => rtnl.deleteLink(userBridgeName(view.Id)));
     Deno.removeSync(userNetworkPath(root, view.Id));
@@ -286,7 +286,9 @@ export function inspectNetwork(root: StateRoot, view: NetworkView): Record<strin
   const records = new Map(listContainers(root).map((c) => [c.Id, c]));
   for (const [ip, lease] of Object.entries(leases)) {
     const c = records.get(lease.Container);
-    const ep = c?.NetworkEndpoint;
+    // the endpoint of this network: the primary one, or one of `network connect`
+    const ep = c?.ExtraEndpoints?.[view.Name] ??
+      (c?.HostConfig.NetworkMode === view.Name ? c.NetworkEndpoint : undefined);
     containers[lease.Container] = {
       Name: c?.Name.slice(1) ?? "",
       EndpointID: ep?.endpointId ?? "",

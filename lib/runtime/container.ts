@@ -3,7 +3,13 @@
 
 import { NotFoundError, SkiffError } from "../errors.ts";
 import { createContainer, findContainer } from "../state/containers.ts";
-import { DEFAULT_HOSTS, hostsFile, isUserNetwork, joinedContainer } from "../network/mode.ts";
+import {
+  checkEndpointOptions,
+  DEFAULT_HOSTS,
+  hostsFile,
+  isUserNetwork,
+  joinedContainer,
+} from "../network/mode.ts";
 import { userNetworkState } from "../network/networks.ts";
 import type { StateRoot } from "../state/root.ts";
 import {
@@ -53,6 +59,9 @@ export interface CreateRequest {
   groupAdd?: string[];
   /** --network: "bridge" (docker's default), "none", "host", "container:NAME" (lib/network/mode.ts) */
   networkMode?: string;
+  /** --network-alias, --ip: a user-defined network's endpoint (lib/network/names.ts) */
+  networkAliases?: string[];
+  ip?: string;
   /** --add-host, validated "host:ip" */
   extraHosts?: string[];
   /** --dns, --dns-search, --dns-option */
@@ -219,6 +228,7 @@ export async function createContainerFromImage(
     if (!network) throw new NotFoundError(`network ${networkMode} not found`);
     networkMode = network.Network!.Name;
   }
+  checkEndpointOptions(networkMode, req.ip, req.networkAliases ?? []);
   const files = networkFiles(root, req, networkMode);
 
   return await createContainer(root, req.name, (id, name, dir) => {
@@ -237,6 +247,8 @@ export async function createContainerFromImage(
       Name: `/${name}`,
       RestartCount: 0,
       Driver: "overlay2",
+      ...(req.networkAliases?.length ? { NetworkAliases: { [networkMode]: req.networkAliases } } : {}),
+      ...(req.ip ? { NetworkIps: { [networkMode]: req.ip } } : {}),
       HostConfig: {
         AutoRemove: req.autoRemove,
         Privileged: req.privileged,

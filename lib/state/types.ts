@@ -252,6 +252,31 @@ export interface ContainerRecord {
    * skiff's own: the bridge endpoint while the container runs (lib/network/bridge.ts Endpoint),
    * shown by inspect as NetworkSettings; absent when it does not run.
    */
+  /**
+   * skiff's own: `--network-alias` / `network connect --alias`, per network name: the extra names
+   * the container answers to there (lib/network/names.ts).
+   */
+  NetworkAliases?: Record<string, string[]>;
+  /** skiff's own: `--ip` / `network connect --ip`, per network name: the address asked for. */
+  NetworkIps?: Record<string, string>;
+  /**
+   * skiff's own: networks joined with `network connect` besides NetworkMode's, in order; joined
+   * again at every start, as docker keeps a connection in the container's settings.
+   */
+  ConnectedNetworks?: string[];
+  /** skiff's own: endpoints of networks joined with `network connect` while it runs. */
+  ExtraEndpoints?: Record<string, {
+    bridge: string;
+    subnet: string;
+    gateway: string;
+    ipAddress: string;
+    prefixLen: number;
+    macAddress: string;
+    hostInterface: string;
+    networkId: string;
+    endpointId: string;
+    sandboxId: string;
+  }>;
   NetworkEndpoint?: {
     bridge: string;
     subnet: string;

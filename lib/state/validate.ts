@@ -235,6 +235,19 @@ const mountPoint = object({
   Propagation: str,
 });
 
+const endpoint = object({
+  bridge: str,
+  subnet: str,
+  gateway: str,
+  ipAddress: str,
+  prefixLen: int,
+  macAddress: str,
+  hostInterface: str,
+  networkId: str,
+  endpointId: str,
+  sandboxId: str,
+});
+
 /** container.json */
 export const containerRecord: Check<ContainerRecord> = object<ContainerRecord>({
   Id: matching(CONTAINER_ID_RE, "a 64-hex container id"),
@@ -256,18 +269,11 @@ export const containerRecord: Check<ContainerRecord> = object<ContainerRecord>({
     hostPort: int,
     containerPort: int,
   }))),
-  NetworkEndpoint: optional(object({
-    bridge: str,
-    subnet: str,
-    gateway: str,
-    ipAddress: str,
-    prefixLen: int,
-    macAddress: str,
-    hostInterface: str,
-    networkId: str,
-    endpointId: str,
-    sandboxId: str,
-  })),
+  NetworkAliases: optional(record(strings)),
+  ConnectedNetworks: optional(strings),
+  NetworkIps: optional(record(str)),
+  NetworkEndpoint: optional(endpoint),
+  ExtraEndpoints: optional(record(endpoint)),
 });
 
 const imageRunConfig = object({
