@@ -24,7 +24,7 @@ interface Engine {
   cli: string[];
   env?: Record<string, string>;
   image: string;
-  /** extra run flags (the peers: no network, as skiff has none) */
+  /** extra run flags (every engine here: no network) */
   runFlags: string[];
   /** Pids of the engine's processes attributable to these containers (ids as `run -d` printed). */
   keptPids(ids: string[]): Promise<number[]>;
@@ -125,7 +125,7 @@ async function engines(only: string[]): Promise<Engine[]> {
         name: "skiff",
         cli,
         image: SKIFF_IMAGE,
-        runFlags: [],
+        runFlags: ["--network", "none"], // as the peers (bench/network.ts compares the bridges)
         keptPids: () => Promise.resolve(supervisorPids(root)),
         cleanup: () => Deno.remove(work, { recursive: true }).catch(() => {}),
       });

@@ -108,7 +108,8 @@ export async function runLatency(opts: LatencyOptions): Promise<LatencyResult> {
       } else {
         contenders.push({
           name: "skiff",
-          argv: [...skiff.argv, "--root", skiffRoot, "run", "--rm", SKIFF_IMAGE, "true"],
+          // no network, as the peers here (bench/network.ts compares the default bridges)
+          argv: [...skiff.argv, "--root", skiffRoot, "run", "--rm", "--network", "none", SKIFF_IMAGE, "true"],
         });
       }
     }
