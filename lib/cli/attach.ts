@@ -8,21 +8,10 @@ import type { AttachSession } from "../engine/attach_client.ts";
 import { DEFAULT_DETACH_KEYS, EscapeDetector, parseDetachKeys } from "../engine/attach_stream.ts";
 import type { ContainerRecord } from "../state/types.ts";
 import type { ByteSource } from "../runtime/stdio.ts";
+import { PROXIED_SIGNALS } from "../runtime/signals.ts";
 import { callerWindowSize, rawStdin } from "../runtime/pty.ts";
 import { bool, parseArgs, requireArgs, str } from "./args.ts";
 import type { Verb } from "./context.ts";
-
-/** What attach and start -a forward to the container (docker forwards every signal it can catch). */
-const PROXIED_SIGNALS: Deno.Signal[] = [
-  "SIGINT",
-  "SIGTERM",
-  "SIGHUP",
-  "SIGQUIT",
-  "SIGUSR1",
-  "SIGUSR2",
-  "SIGALRM",
-  "SIGCONT",
-];
 
 export interface TerminalAttach {
   /** start -a: start the container, attached before its command runs. */

@@ -17,7 +17,7 @@ import { mergeEnv } from "../runtime/container.ts";
 import type { JsonLogWriter } from "../runtime/logs.ts";
 import type { PtyMaster } from "../runtime/pty.ts";
 import { abortInitStage, type InitStage, removeQuietly, writeAll } from "../runtime/stage.ts";
-import { SIGNAL_NUMBERS } from "../runtime/signals.ts";
+import { PROXIED_SIGNALS, SIGNAL_NUMBERS } from "../runtime/signals.ts";
 import { mountsFor } from "../runtime/mountplan.ts";
 import { DEFAULT_NAMESPACES, DEFAULT_PATH, DEFAULT_SHM_SIZE, type InitSpec } from "../runtime/spec.ts";
 import { type ByteSink, type ContainerIO, copyOutput, feedInput } from "../runtime/stdio.ts";
@@ -30,18 +30,6 @@ export interface RunOutcome {
   /** Set when the container's process never started: one line, docker's wording. */
   error?: string;
 }
-
-/** Signals `skiff run` passes on to the container (docker's sig-proxy forwards these and more). */
-const FORWARDED_SIGNALS: Deno.Signal[] = [
-  "SIGINT",
-  "SIGTERM",
-  "SIGHUP",
-  "SIGQUIT",
-  "SIGUSR1",
-  "SIGUSR2",
-  "SIGALRM",
-  "SIGCONT",
-];
 
 const join = (dir: string, name: string) => `${dir}/${name}`;
 
@@ -350,9 +338,7 @@ export async function runForeground(
       kill(running.pid, SIGNAL_NUMBERS[signal]!);
     } catch { /* exited meanwhile */ }
   };
-  const listeners = options.signalProxy === false
-    ? []
-    : FORWARDED_SIGNALS.map((s) => [s, forward(s)] as const);
+  const listeners = options.signalProxy === false ? [] : PROXIED_SIGNALS.map((s) => [s, forward(s)] as const);
   for (const [s, fn] of listeners) Deno.addSignalListener(s, fn);
   let restoreStdin = () => {};
   let output: Promise<void> | undefined;

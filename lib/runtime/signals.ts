@@ -2,6 +2,18 @@
 
 import { SkiffError } from "../errors.ts";
 
+/** What `run`, `attach` and `start -a` pass on to the container (docker's sig-proxy: every signal it can catch). */
+export const PROXIED_SIGNALS: readonly Deno.Signal[] = [
+  "SIGINT",
+  "SIGTERM",
+  "SIGHUP",
+  "SIGQUIT",
+  "SIGUSR1",
+  "SIGUSR2",
+  "SIGALRM",
+  "SIGCONT",
+];
+
 export const SIGNAL_NUMBERS: Partial<Record<Deno.Signal, number>> = {
   SIGHUP: 1,
   SIGINT: 2,
