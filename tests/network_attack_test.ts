@@ -19,6 +19,11 @@
 // 5. Rule injection: values that reach nft/iptables text are refused before the tool sees them.
 // 6. Exhaustion: huge port ranges, -P on a huge exposed range, a thousand aliases: no hang, nothing
 //    half-installed.
+// 7. Router Advertisements: the host end of a bridge had IPv6 on with accept_ra=1 (the kernel's
+//    default while IPv6 forwarding is off), so a container's RA made it the host's IPv6 default
+//    router (a default route "proto ra ... pref high" via the bridge) in 3 of 3 runs before skiff
+//    set accept_ra=0 on its bridges (docker0 here has accept_ra=0 too), 0 of 3 after; run in a
+//    network namespace of the test's own, so the machine's routes are never touched.
 //
 // Traffic goes only to 127.0.0.1 and to addresses of a bridge the test made (its gateway) and its
 // containers' namespaces.
@@ -28,7 +33,7 @@ import { join } from "node:path";
 import { allRuleTags, removeNetworkNat } from "../lib/network/nat.ts";
 import { parseTag, rootKey } from "../lib/network/nat_plan.ts";
 import { compileStatic } from "./cprog.ts";
-import { busyboxTar, type TestRoot, withBusybox } from "./helpers.ts";
+import { busyboxTar, MAIN, type TestRoot, withBusybox } from "./helpers.ts";
 
 function onPath(name: string): boolean {
   return (Deno.env.get("PATH") ?? "").split(":").some((d) => {
@@ -555,5 +560,140 @@ Deno.test({
         await root.skiff(["network", "rm", net]);
       }
     });
+  },
+});
+
+const RA_C = String.raw`
+// PROG [LIFETIME]: from inside a container, a Router Advertisement (high preference, no prefix) to
+// ff02::1 through a packet socket on eth0: the host end of the bridge takes it when accept_ra is on,
+// making the container the host's IPv6 default router.
+#include <arpa/inet.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int main(int argc, char **argv) {
+  int lifetime = argc > 1 ? atoi(argv[1]) : 600;
+  int s = socket(AF_INET, SOCK_DGRAM, 0);
+  struct ifreq ifr = {0};
+  strcpy(ifr.ifr_name, "eth0");
+  if (ioctl(s, SIOCGIFINDEX, &ifr)) { perror("ifindex"); return 2; }
+  int ifindex = ifr.ifr_ifindex;
+  if (ioctl(s, SIOCGIFHWADDR, &ifr)) { perror("hwaddr"); return 2; }
+  unsigned char mac[6];
+  memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
+  unsigned char f[14 + 40 + 16 + 8];
+  memset(f, 0, sizeof f);
+  unsigned char dmac[6] = {0x33, 0x33, 0, 0, 0, 1};
+  memcpy(f, dmac, 6); memcpy(f + 6, mac, 6); f[12] = 0x86; f[13] = 0xdd;
+  unsigned char *ip = f + 14, *icmp = f + 54;
+  int plen = 16 + 8;
+  ip[0] = 0x60; ip[4] = plen >> 8; ip[5] = plen & 0xff; ip[6] = 58; ip[7] = 255;
+  // source fe80::EUI-64 of the MAC, destination ff02::1
+  ip[8] = 0xfe; ip[9] = 0x80;
+  ip[16] = mac[0] ^ 2; ip[17] = mac[1]; ip[18] = mac[2]; ip[19] = 0xff; ip[20] = 0xfe;
+  ip[21] = mac[3]; ip[22] = mac[4]; ip[23] = mac[5];
+  ip[24] = 0xff; ip[25] = 0x02; ip[39] = 1;
+  icmp[0] = 134; icmp[4] = 64; icmp[5] = 0x08; // hop limit, router preference high
+  icmp[6] = lifetime >> 8; icmp[7] = lifetime & 0xff;
+  icmp[16] = 1; icmp[17] = 1; memcpy(icmp + 18, mac, 6); // source link-layer address
+  unsigned sum = 0;
+  for (int i = 0; i < 32; i += 2) sum += (ip[8 + i] << 8) | ip[9 + i];
+  sum += plen + 58;
+  for (int i = 0; i < plen; i += 2) sum += (icmp[i] << 8) | icmp[i + 1];
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  sum = ~sum & 0xffff;
+  icmp[2] = sum >> 8; icmp[3] = sum & 0xff;
+  int ps = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_IPV6));
+  if (ps < 0) { perror("packet socket"); return 2; }
+  struct sockaddr_ll ll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_IPV6), .sll_ifindex = ifindex,
+                            .sll_halen = 6 };
+  memcpy(ll.sll_addr, dmac, 6);
+  for (int i = 0; i < 5; i++) {
+    if (sendto(ps, f, sizeof f, 0, (struct sockaddr *)&ll, sizeof ll) < 0) { perror("sendto"); return 2; }
+    usleep(100000);
+  }
+  printf("sent\n");
+  return 0;
+}
+`;
+
+Deno.test({
+  name: "network attack: a container's Router Advertisement does not make it the host's IPv6 router",
+  ignore: !hasTools || !onPath("nft") || !onPath("nsenter") ||
+    !Deno.statSync("/proc/sys/net/ipv6").isDirectory,
+  fn: async () => {
+    const ra = await compileStatic("ra", RA_C);
+    const host = `sra-${suffix()}`;
+    const bridge = `skiffr${suffix()}`;
+    const run = (cmd: string, args: string[]) =>
+      new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+    assert.ok((await run("ip", ["netns", "add", host])).success);
+    try {
+      await run("ip", ["-n", host, "link", "set", "lo", "up"]);
+      await withBusybox(async (root) => {
+        Deno.writeTextFileSync(
+          join(root.path, "daemon.json"),
+          JSON.stringify({ bridge, bip: "10.219.3.1/24" }),
+        );
+        // skiff inside the test's "host" namespace, with that namespace's sysfs for /sys/class/net
+        const skiff = async (args: string[]) => {
+          const script = `set -e; t=$(mktemp -d); mount -t sysfs none "$t"
+            mount --bind "$t/class/net" /sys/class/net; mount --bind "$t/devices/virtual/net" /sys/devices/virtual/net
+            umount -l "$t"; rmdir "$t"; exec "$@"`;
+          const out = await new Deno.Command("nsenter", {
+            args: [
+              `--net=/run/netns/${host}`,
+              "unshare",
+              "-m",
+              "--propagation",
+              "private",
+              "sh",
+              "-c",
+              script,
+              "sh",
+              Deno.execPath(),
+              "run",
+              "-A",
+              MAIN,
+              "--root",
+              root.path,
+              ...args,
+            ],
+            stdout: "piped",
+            stderr: "piped",
+            env: { SKIFF_FIREWALL: "nft" },
+          }).output();
+          const dec = new TextDecoder();
+          const r = { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+          assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
+          return r.stdout;
+        };
+        const id = (await skiff(["run", "-d", "-v", `${ra}:/ra:ro`, "busybox", "sleep", "600"])).trim();
+        try {
+          assert.equal((await skiff(["exec", id, "/ra", "120"])).trim(), "sent");
+          await sleep(500);
+          const routes = new TextDecoder().decode(
+            (await run("ip", ["-n", host, "-6", "route", "show"])).stdout,
+          );
+          assert.doesNotMatch(
+            routes,
+            new RegExp(`default .*dev ${bridge}`),
+            `the container became the host's router:\n${routes}`,
+          );
+          assert.doesNotMatch(routes, /proto ra/, routes);
+        } finally {
+          await skiff(["rm", "-f", id]);
+        }
+      });
+    } finally {
+      await run("ip", ["netns", "del", host]);
+    }
   },
 });
