@@ -56,7 +56,7 @@ if command -v nft >/dev/null; then
     grep -v '^elem$' | while read -r br; do link_exists "$br" || echo "nft set element of a removed bridge: $br"; done
 fi
 if command -v iptables-save >/dev/null; then
-  iptables-save -t nat 2>/dev/null | grep -o -- '--comment "\?skiff[-:][^" ]*' | sed 's/.*--comment "\?//' | sort -u |
+  { iptables-save -t nat; iptables-save -t raw; } 2>/dev/null | grep -o -- '--comment "\?skiff[-:][^" ]*' | sed 's/.*--comment "\?//' | sort -u |
     while read -r tag; do
       case "$tag" in
         skiff-net:*) link_exists "${tag#skiff-net:}" || echo "iptables rules of a removed bridge: $tag" ;;

@@ -4,9 +4,11 @@
 import assert from "node:assert/strict";
 import {
   iptDeleteBatch,
+  iptRawBatch,
   iptSetupBatch,
   type NatEndpoint,
   nftDeleteBatch,
+  nftNetworkBatch,
   nftRulesBatch,
   nftSetupBatch,
   nftStaleNetworksBatch,
@@ -175,4 +177,34 @@ Deno.test("nat plan: the set entries of bridges that are gone are found and dele
     'delete element ip skiff bridges { "skifft1234" }\ndelete element ip skiff subnets { 10.213.7.0/24 }\n',
   );
   assert.equal(nftStaleNetworksBatch(nets, () => true), "");
+});
+
+Deno.test("nat plan: packets entering a bridge for 127.0.0.0/8 are dropped before conntrack (route_localnet)", () => {
+  const network = { bridge: "skiff0", subnet: "10.88.0.0/16" };
+  const nft = nftNetworkBatch(network).split("\n");
+  const chain =
+    "add chain ip skiff rawprerouting { type filter hook prerouting priority raw; policy accept; }";
+  assert.ok(nft.includes(chain), nft.join("\n"));
+  const rule = "add rule ip skiff rawprerouting iifname @bridges ip daddr 127.0.0.0/8 drop";
+  assert.ok(nft.indexOf("flush chain ip skiff rawprerouting") < nft.indexOf(rule), "flushed, then once");
+  const empty = parseIptablesSave("*raw\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n", "raw");
+  assert.equal(
+    iptRawBatch(empty, network),
+    [
+      "*raw",
+      ":SKIFF-PREROUTING - [0:0]",
+      "-I PREROUTING 1 -j SKIFF-PREROUTING",
+      "-A SKIFF-PREROUTING -d 127.0.0.0/8 -i skiff0 -m comment --comment skiff-net:skiff0 -j DROP",
+      "COMMIT",
+      "",
+    ].join("\n"),
+  );
+  // in place (as iptables-save prints it): nothing to add
+  const saved = parseIptablesSave(
+    "*raw\n:PREROUTING ACCEPT [0:0]\n:SKIFF-PREROUTING - [0:0]\n-A PREROUTING -j SKIFF-PREROUTING\n" +
+      '-A SKIFF-PREROUTING -d 127.0.0.0/8 -i skiff0 -m comment --comment "skiff-net:skiff0" -j DROP\nCOMMIT\n',
+    "raw",
+  );
+  assert.equal(iptRawBatch(saved, network), "");
+  assert.throws(() => iptRawBatch(empty, { bridge: "a -j ACCEPT", subnet: "10.88.0.0/16" }));
 });

@@ -182,3 +182,11 @@ Deno.test("ports: IP addresses as Go's net.ParseIP", () => {
     assert.ok(!isIP(bad), bad);
   }
 });
+
+Deno.test("ports: an image's exposed keys never reach a rule unless they are ports; ranges are expanded", () => {
+  for (const key of ["80/tcp; flush ruleset", "80;x/tcp", "0/tcp", "65536/tcp", "80/icmp", "1-2;3/tcp"]) {
+    assert.throws(() => publishRequests(undefined, { [key]: {} }, true), /invalid containerPort/, key);
+  }
+  const reqs = publishRequests(undefined, { "8000-8002/udp": {} }, true);
+  assert.deepEqual(reqs.map((r) => `${r.containerPort}/${r.proto}`), ["8000/udp", "8001/udp", "8002/udp"]);
+});

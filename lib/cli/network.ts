@@ -15,8 +15,8 @@ import {
   removeNetwork,
 } from "../network/networks.ts";
 import { connectContainer, disconnectContainer } from "../network/connect.ts";
-import { requestedIp } from "../network/mode.ts";
-import { bool, list, parseArgs, requireArgs, str } from "./args.ts";
+import { aliasProblem, requestedIp } from "../network/mode.ts";
+import { bool, invalidValue, list, parseArgs, requireArgs, str } from "./args.ts";
 import type { CliContext, Verb } from "./context.ts";
 import { confirm } from "./volume.ts";
 
@@ -99,9 +99,14 @@ function connect(args: string[], ctx: CliContext): number {
       throw new SkiffError(`--${unsupported} is not supported by skiff`, 1, { kind: "invalid-argument" });
     }
   }
+  const aliases = list(p, "alias");
+  for (const alias of aliases) {
+    const why = aliasProblem(alias);
+    if (why) throw invalidValue("network connect", JSON.stringify(alias).slice(1, -1), "--alias", why);
+  }
   connectContainer(ctx.root, p.positionals[0], p.positionals[1], {
     ip: requestedIp(str(p, "ip")),
-    aliases: list(p, "alias"),
+    aliases,
   });
   return 0;
 }

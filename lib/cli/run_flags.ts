@@ -25,7 +25,7 @@ import { parseSignal } from "../runtime/signals.ts";
 import { securityOptFlags } from "./security_opt.ts";
 import { MAX_ID } from "../runtime/spec.ts";
 import { checkPortsForMode, portSettings } from "../network/ports.ts";
-import { parseNetworkMode, requestedIp } from "../network/mode.ts";
+import { aliasProblem, parseNetworkMode, requestedIp } from "../network/mode.ts";
 
 export { RUN_OPTIONS } from "./run_options.ts";
 
@@ -58,6 +58,15 @@ const goQuote = (value: string) => JSON.stringify(value);
 /** Whitespace or control characters: what would start a new line or field in a file of the container. */
 // deno-lint-ignore no-control-regex -- control characters are what it looks for
 const LINE_BREAKING = /[\s\x00-\x1f\x7f]/;
+
+/** --network-alias: each becomes a field of the other members' /etc/hosts (names.ts aliasProblem). */
+function networkAliases(entries: string[]): string[] {
+  for (const entry of entries) {
+    const why = aliasProblem(entry);
+    if (why) throw invalid(goQuote(entry).slice(1, -1), "--network-alias", why);
+  }
+  return entries;
+}
 
 /** --add-host host:ip (docker also takes host=ip), checked as docker does. */
 function extraHosts(entries: string[]): string[] {
@@ -210,7 +219,7 @@ export function runRequest(parsed: Parsed, attach = true): RunRequest {
       resources,
       groupAdd: groupAdd(list(parsed, "group-add")),
       networkMode: parseNetworkMode(str(parsed, "network")),
-      networkAliases: list(parsed, "network-alias"),
+      networkAliases: networkAliases(list(parsed, "network-alias")),
       ip: requestedIp(str(parsed, "ip")),
       extraHosts: extraHosts(list(parsed, "add-host")),
       dns: list(parsed, "dns"),

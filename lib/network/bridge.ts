@@ -139,7 +139,22 @@ export function ensureBridge(rtnl: Rtnl, config: BridgeConfig): number {
     (seq) => nl.newAddress(seq, index, gateway, prefixLen, true),
   );
   rtnl.request(`up ${config.name}`, (seq) => nl.setLinkUp(seq, index));
+  refuseRouterAdvertisements(config.name);
   return index;
+}
+
+/**
+ * The host end of a bridge takes no IPv6 Router Advertisements: with the kernel's default
+ * (accept_ra=1 while IPv6 forwarding is off) a container's RA (CAP_NET_RAW) made it the host's IPv6
+ * default router, preference high (tests/network_attack_test.ts). skiff's networks are IPv4 only;
+ * checked at every start (one small read) so a bridge made before gets it too.
+ */
+function refuseRouterAdvertisements(bridge: string): void {
+  if (bridge === "all" || bridge === "default") return; // those names are the host-wide settings
+  const path = `/proc/sys/net/ipv6/conf/${bridge}/accept_ra`;
+  try {
+    if (Deno.readTextFileSync(path).trim() !== "0") Deno.writeTextFileSync(path, "0\n");
+  } catch { /* no IPv6 in this kernel, or a read-only /proc/sys */ }
 }
 
 /** Network namespace fds this process holds for the containers it launched (see header). */

@@ -196,3 +196,18 @@ export function hostsFile(extraHosts: string[], own?: { ip: string; hostname: st
   });
   return DEFAULT_HOSTS + extra.join("") + (own ? `${own.ip}\t${own.hostname}\n` : "");
 }
+
+/**
+ * Why a network alias cannot be used, or undefined. Every alias becomes a field of the other
+ * members' /etc/hosts lines: a blank, a newline or a control character would end the field or the
+ * line and let one container give a name of its choice (another member's) an address of its choice
+ * in everyone's file; a `#` would comment out the rest of the line. docker's aliases go to its DNS
+ * server and are not checked; skiff's go into files, so these are refused.
+ */
+export function aliasProblem(alias: string): string | undefined {
+  // deno-lint-ignore no-control-regex -- control characters are what it looks for
+  if (alias === "" || /[\s\x00-\x1f\x7f#]/.test(alias)) {
+    return "a network alias cannot be empty or contain blanks, control characters or '#'";
+  }
+  return undefined;
+}

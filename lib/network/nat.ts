@@ -21,6 +21,7 @@ import {
   iptForwardBatch,
   iptNetworkBatch,
   iptNetworkRemoveBatch,
+  iptRawBatch,
   iptRuleComment,
   iptRulePort,
   iptSetupBatch,
@@ -76,7 +77,21 @@ export function requireFirewall(): Firewall {
   return fw;
 }
 
+/** Beyond this, an nft batch goes through a file: one argument may not exceed 128 KiB (MAX_ARG_STRLEN). */
+const NFT_ARG_MAX = 64 * 1024;
+
 function run(cmd: string, args: string[]): string {
+  const batch = args[args.length - 1];
+  if (cmd === "nft" && batch !== undefined && batch.length > NFT_ARG_MAX) {
+    // a large publish (-p 20000-29999:20000-29999 is 10000 rules): E2BIG as an argument
+    const file = Deno.makeTempFileSync({ prefix: "skiff-nft-" });
+    try {
+      Deno.writeTextFileSync(file, batch);
+      return run(cmd, [...args.slice(0, -1), "-f", file]);
+    } finally {
+      removeQuietly(file);
+    }
+  }
   const out = new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped", stdin: "null" }).outputSync();
   if (!out.success) {
     // one line: the tool's first line of complaint (nft's batch itself is not repeated)
@@ -304,6 +319,12 @@ function portProblem(
         `failed to bind host port for ${ip}:${port}/${proto}: cannot assign requested address`,
       );
     }
+    // every published port is held open (see "Held ports"): a huge range meets the fd limit
+    if (/os error 24\b/.test(String((e as Error)?.message))) {
+      throw new SkiffError(
+        `failed to bind host port for ${ip}:${port}/${proto}: too many open files (every published port is held open: publish fewer ports or raise the open file limit)`,
+      );
+    }
     throw e;
   }
 }
@@ -419,6 +440,12 @@ function bridgeIndex(bridge: string): string | undefined {
 const natMarker = (fw: Firewall, bridge: string) => `/run/skiff/nat-${fw}-${bridge}`;
 
 /**
+ * What the marker holds: the bridge's ifindex and the rules' version, so a bridge whose NAT went in
+ * before the loopback drop (version 2) gets its rules again from the next start.
+ */
+const markerText = (index: string) => `${index} v2`;
+
+/**
  * Notes the network's NAT as in place, and makes 127.0.0.1 routable to the bridge (the DNAT of
  * 127.0.0.1:P needs it, with the masquerade of 127.0.0.0/8).
  */
@@ -427,13 +454,14 @@ function markNetworkNat(fw: Firewall, network: NatNetwork): void {
   const index = bridgeIndex(network.bridge);
   if (index === undefined) return;
   Deno.mkdirSync("/run/skiff", { recursive: true, mode: 0o700 });
-  Deno.writeTextFileSync(natMarker(fw, network.bridge), index);
+  Deno.writeTextFileSync(natMarker(fw, network.bridge), markerText(index));
 }
 
 function networkNatMarked(fw: Firewall, network: NatNetwork): boolean {
   try {
     const index = bridgeIndex(network.bridge);
-    return index !== undefined && Deno.readTextFileSync(natMarker(fw, network.bridge)) === index &&
+    return index !== undefined &&
+      Deno.readTextFileSync(natMarker(fw, network.bridge)) === markerText(index) &&
       Deno.readTextFileSync(routeLocalnet(network.bridge)).trim() === "1";
   } catch {
     return false;
@@ -670,6 +698,7 @@ export function ensureNetworkNat(_root: StateRoot, network: NatNetwork): void {
       const saved = iptSaved();
       const stale = iptDeleteBatch(saved, (tag) => tag.startsWith("skiff-net:") && !exists(tag.slice(10)));
       iptablesRestore(stale + iptNetworkBatch(saved, network));
+      loopbackDrop(network, exists);
     }
     forwardAccept(network, exists);
     markNetworkNat(fw, network);
@@ -694,6 +723,21 @@ function forwardAccept(network: NatNetwork, exists: (bridge: string) => boolean,
     "filter",
   );
   const batch = stale + iptForwardBatch(saved, network, internal);
+  if (batch) iptablesRestore(batch);
+}
+
+/**
+ * iptables: the bridge's drop of loopback destinations in the raw table (nat_plan.ts iptRawBatch;
+ * nft has it in skiff's table), with the rules of bridges that are gone.
+ */
+function loopbackDrop(network: NatNetwork, exists: (bridge: string) => boolean): void {
+  const saved = parseIptablesSave(run("iptables-save", ["-t", "raw"]), "raw");
+  const stale = iptDeleteBatch(
+    saved,
+    (tag) => tag.startsWith("skiff-net:") && tag !== `skiff-net:${network.bridge}` && !exists(tag.slice(10)),
+    "raw",
+  );
+  const batch = stale + iptRawBatch(saved, network);
   if (batch) iptablesRestore(batch);
 }
 
@@ -746,6 +790,11 @@ export function removeNetworkNat(network: NatNetwork): void {
     } else {
       const batch = iptNetworkRemoveBatch(iptSaved(), network);
       if (batch) iptablesRestore(batch);
+      try {
+        const raw = parseIptablesSave(run("iptables-save", ["-t", "raw"]), "raw");
+        const drop = iptDeleteBatch(raw, (tag) => tag === `skiff-net:${network.bridge}`, "raw");
+        if (drop) iptablesRestore(drop);
+      } catch { /* no raw table */ }
     }
     if (onPath("iptables-save") && onPath("iptables-restore")) {
       try {

@@ -11,8 +11,15 @@
 //     ct status dnat oifname @bridges ip saddr @subnets      another container, and hairpin
 //   The last two make the container answer through the host: without them the reply to 127.0.0.1
 //   or to the container's own address never comes back the way the connection went.
+//   rawprerouting (filter, raw), fixed: iifname @bridges ip daddr 127.0.0.0/8 drop
+//   route_localnet (which the DNAT of 127.0.0.1:P needs) also lets a container that crafts a packet
+//   to 127.0.0.1 with the gateway's MAC reach the host's loopback-only services (CVE-2020-8558);
+//   nothing legitimate enters a bridge with a loopback destination (host clients of 127.0.0.1:P
+//   are DNATed in the output path), so it is dropped before conntrack sees it, as docker's
+//   raw-PREROUTING drop of loopback traffic from other interfaces.
 // iptables (nft or legacy backend): the same rules in the nat table's chains SKIFF (DNAT, jumped to
-// from PREROUTING and OUTPUT for local addresses) and SKIFF-POSTROUTING (from POSTROUTING).
+// from PREROUTING and OUTPUT for local addresses) and SKIFF-POSTROUTING (from POSTROUTING), and
+// the loopback drop per bridge in the raw table's SKIFF-PREROUTING (from PREROUTING).
 
 import type { PortMapping } from "./ports.ts";
 
@@ -92,10 +99,13 @@ function nftBase(): string[] {
     `add chain ${t} output { type nat hook output priority -100; policy accept; }`,
     `add chain ${t} postrouting { type nat hook postrouting priority srcnat; policy accept; }`,
     `add chain ${t} ports`,
+    `add chain ${t} rawprerouting { type filter hook prerouting priority raw; policy accept; }`,
     // the base chains' rules are rewritten in the same transaction: never doubled, never missing
     `flush chain ${t} prerouting`,
     `flush chain ${t} output`,
     `flush chain ${t} postrouting`,
+    `flush chain ${t} rawprerouting`,
+    `add rule ${t} rawprerouting iifname @bridges ip daddr 127.0.0.0/8 drop`,
     `add rule ${t} prerouting fib daddr type local jump ports`,
     `add rule ${t} output fib daddr type local jump ports`,
     `add rule ${t} postrouting ip saddr @subnets oifname != @bridges masquerade`,
@@ -229,7 +239,7 @@ export interface IptSaved {
   rules: string[];
 }
 
-export function parseIptablesSave(text: string, table: "nat" | "filter" = "nat"): IptSaved {
+export function parseIptablesSave(text: string, table: "nat" | "filter" | "raw" = "nat"): IptSaved {
   const chains = new Set<string>();
   const rules: string[] = [];
   let inNat = false;
@@ -317,7 +327,7 @@ export function iptRulePort(rule: string): { hostPort: number; proto: string; ho
 export function iptDeleteBatch(
   saved: IptSaved,
   drop: (tag: string) => boolean,
-  table: "nat" | "filter" = "nat",
+  table: "nat" | "filter" | "raw" = "nat",
 ): string {
   const doomed = saved.rules.filter((r) => {
     const tag = iptRuleComment(r);
@@ -364,6 +374,30 @@ export function iptForwardBatch(saved: IptSaved, network: NatNetwork, internal =
     lines.push(...iptForwardRules(network.bridge, internal));
   }
   return lines.length ? ["*filter", ...lines, "COMMIT", ""].join("\n") : "";
+}
+
+// ---- the raw table: no loopback destination from a bridge ------------------------------------
+
+export const IPT_RAW = "SKIFF-PREROUTING";
+
+/**
+ * The `iptables-restore --noflush` batch that drops packets entering the bridge for 127.0.0.0/8
+ * (see the head of this file: route_localnet would route them to the host's loopback services);
+ * "" when it is in place.
+ */
+export function iptRawBatch(saved: IptSaved, network: NatNetwork): string {
+  check({ tag: "x", containerIp: "0.0.0.0", network, mappings: [] });
+  const lines: string[] = [];
+  if (!saved.chains.has(IPT_RAW)) lines.push(`:${IPT_RAW} - [0:0]`);
+  if (!saved.rules.some((r) => r === `-A PREROUTING -j ${IPT_RAW}`)) {
+    lines.push(`-I PREROUTING 1 -j ${IPT_RAW}`);
+  }
+  if (!hasRule(saved, IPT_RAW, "DROP", `skiff-net:${network.bridge}`)) {
+    lines.push(
+      `-A ${IPT_RAW} -d 127.0.0.0/8 -i ${network.bridge} -m comment --comment skiff-net:${network.bridge} -j DROP`,
+    );
+  }
+  return lines.length ? ["*raw", ...lines, "COMMIT", ""].join("\n") : "";
 }
 
 /** Removes a network's rules. */

@@ -246,6 +246,22 @@ export function checkPortsForMode(mode: string, ports: PortSettings | undefined)
   return [];
 }
 
+/** A port key as docker stores it ("80/tcp"): anything else never reaches a rule. */
+const PORT_KEY = /^([1-9]\d{0,4})\/(tcp|udp|sctp)$/;
+
+/**
+ * An image's exposed port key as keys: an image's config is its author's input (docker's builder
+ * stores "8000-8002/tcp" as three keys, skiff's as one), so a range is expanded and anything that
+ * is not a port is refused before it could reach a rule's text.
+ */
+function exposedKeys(key: string): string[] {
+  const m = /^(\d{1,5})-(\d{1,5})\/(tcp|udp|sctp)$/.exec(key);
+  if (!m) return [key];
+  const [first, last] = [Number(m[1]), Number(m[2])];
+  if (first < 1 || last > 65535 || last < first) throw new SkiffError(`invalid containerPort: ${key}`);
+  return Array.from({ length: last - first + 1 }, (_, i) => `${first + i}/${m[3]}`);
+}
+
 /** "80/tcp" → [80, "tcp"]. */
 export function splitPortKey(key: string): [number, Proto] {
   const [port, proto] = key.split("/");
@@ -269,8 +285,12 @@ export function publishRequests(
   const out: PublishRequest[] = [];
   const bindings = portBindings ?? {};
   const keys = new Set(Object.keys(bindings));
-  if (publishAll) { for (const k of Object.keys(exposedPorts ?? {})) keys.add(k); }
+  if (publishAll) {
+    for (const k of Object.keys(exposedPorts ?? {})) for (const p of exposedKeys(k)) keys.add(p);
+  }
   for (const key of [...keys].sort(portOrder)) {
+    const valid = PORT_KEY.exec(key);
+    if (!valid || Number(valid[1]) > 65535) throw new SkiffError(`invalid containerPort: ${key}`);
     const [containerPort, proto] = splitPortKey(key);
     const list = bindings[key]?.length ? bindings[key]! : [{ HostIp: "", HostPort: "" }];
     for (const b of list) {
