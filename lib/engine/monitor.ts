@@ -186,9 +186,14 @@ async function runOnce(
   // the stdin pipe, named while the stage is still skiff's (nothing of the container's chose it)
   const stdinPipe = stage.inputPiped ? fdTarget(child.pid, 0) : undefined;
   let holder: Holder | undefined;
+  // a StdinOnce attach that ends the stdin ends the holder's copy too (or keeps it from taking one)
+  let stdinClosed = false;
   const attached = attachableRun(record, {
     ...stageHandles(stage, pty),
-    onStdinClosed: () => holder?.kill(),
+    onStdinClosed: () => {
+      stdinClosed = true;
+      holder?.kill();
+    },
   });
   const pumps = output.sources().map(([name, source]) => pumpStream(source, name, log, attached));
   if (pty) {
@@ -209,7 +214,7 @@ async function runOnce(
     // its terminal and stdin outlive a crash of this supervisor (holder.ts); once the answer is on
     // its way, so that the fork is not on run -d's path
     await sleep(0);
-    const stdinFd = writeEndOf(stdinPipe);
+    const stdinFd = stdinClosed ? undefined : writeEndOf(stdinPipe);
     if (!exited && (pty || stdinFd !== undefined)) {
       holder = await Holder.start(
         child.pid,
@@ -217,7 +222,8 @@ async function runOnce(
         { pty: pty?.fd, stdin: stdinFd },
         (m) => diagnose(root, m),
       );
-      if (holder) output.setHolder(holder.info);
+      if (holder && stdinClosed && stdinFd !== undefined) holder.kill(); // closed during the fork
+      else if (holder) output.setHolder(holder.info);
     }
   }
   const final = await status;
