@@ -72,6 +72,11 @@ export class TestRoot {
     for (let waited = 0; waited < 5000 && findLeaks(this.path, ids).links.length; waited += 50) {
       await new Promise((r) => setTimeout(r, 50));
     }
+    // a holder exits once the container it watches has: give it a bounded while as well
+    const orphanHolders = () => holders().filter((h) => !existsPath(`/proc/${h.watches}`)).length;
+    for (let waited = 0; waited < 2000 && orphanHolders(); waited += 50) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
     const leaks = findLeaks(this.path, ids);
     for (const id of networks) {
       try {
@@ -158,6 +163,15 @@ export interface Leaks {
   rules: string[];
 }
 
+function existsPath(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The holders of containers' terminals and stdin pipes running on this host (their exe is the
  * sealed memfd "skiff-holder"), each with the pid it watches (its pidfd's fdinfo; -1: exited).
@@ -217,13 +231,7 @@ export function findLeaks(root: string, ids: string[]): Leaks {
   }
   // a container's holder (lib/engine/holder.ts) outlives nothing: once the container it watches is
   // gone, it must be too (it has no command line to mention the root)
-  for (const h of holders()) {
-    try {
-      Deno.statSync(`/proc/${h.watches}`);
-    } catch {
-      pids.push(h.pid);
-    }
-  }
+  for (const h of holders()) if (!existsPath(`/proc/${h.watches}`)) pids.push(h.pid);
   let links: string[] = [];
   try {
     const prefixes = ids.map((id) => `veth${id.slice(0, 7)}`);

@@ -6,7 +6,8 @@
 //
 //   holder (host PID namespace: never visible in the container; not in its cgroups)
 //     unregister glibc's rseq, unmap every page but the program's, exe := a sealed empty memfd
-//     (PR_SET_MM_MAP), non-dumpable, signals to default (and all blocked, from the fork), setsid;
+//     (PR_SET_MM_MAP), non-dumpable, signals to default (and all blocked, from the fork), setsid,
+//     named skiff-holder;
 //     close every fd but the held ones and a pidfd of the container's PID 1 (the error pipe goes
 //     too: its EOF tells the supervisor the holder is ready); ppoll(pidfd) until PID 1 has exited;
 //     exit
@@ -30,7 +31,7 @@ export interface HolderPlan {
   setupFailed: number;
 }
 
-const PR_SET_DUMPABLE = 4, PR_SET_MM = 35, PR_SET_MM_MAP = 14, POLLIN = 1;
+const PR_SET_DUMPABLE = 4, PR_SET_NAME = 15, PR_SET_MM = 35, PR_SET_MM_MAP = 14, POLLIN = 1;
 
 export function planHolderProgram(p: HolderPlan): ExecProgram {
   const s = p.sys;
@@ -50,6 +51,8 @@ export function planHolderProgram(p: HolderPlan): ExecProgram {
   call("prctl PR_SET_DUMPABLE", s.prctl, [PR_SET_DUMPABLE, 0]);
   steps.push({ label: "signals", op: "resetSignals", exitCode: p.setupFailed });
   call("setsid", s.setsid, []);
+  // its name in ps (the fork's was the supervisor's; its cmdline is empty)
+  call("prctl PR_SET_NAME", s.prctl, [PR_SET_NAME, { bytes: new TextEncoder().encode("skiff-holder\0") }]);
   // every fd but the held ones and the pidfd; the error pipe last of all (its EOF: ready)
   const keep = [...new Set([...p.held, p.pidfd, p.errorFd])].sort((a, b) => a - b);
   let first = 0;
