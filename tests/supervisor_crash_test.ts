@@ -3,6 +3,8 @@
 // next command wakes a new supervisor that adopts the containers: their output goes on byte-exact
 // from where it stopped, their restart policy fires, stop/kill/wait work. With no supervisor at
 // all a container's output blocks; it is never lost (before this, the writer died of SIGPIPE).
+// -t and -d -i containers keep their terminal and stdin through their holder (4 runs of 4 failed on
+// the code before it: the interactive shell exited at the hang-up, the -d -i container read EOF).
 
 import assert from "node:assert/strict";
 import { holders, MAIN, type TestRoot } from "./helpers.ts";
@@ -347,6 +349,8 @@ Deno.test("-t container and a supervisor crash: its terminal is held; logs go on
         "-t",
         "--name",
         "t",
+        "--restart",
+        "always",
         "busybox",
         "sh",
         "-c",
@@ -391,8 +395,20 @@ Deno.test("-t container and a supervisor crash: its terminal is held; logs go on
       await e.closeInput();
       await e.finish();
       await eventually("sh exited", async () => (await status(root, shell)) === "exited");
+      // the adopted -t container's restart policy: a new run, a new terminal and holder
+      Deno.kill(pid, "SIGKILL");
+      await eventually(
+        "restarted",
+        async () => (await inspect(root, t, "{{.RestartCount}} {{.State.Status}}")) === "1 running",
+        15_000,
+      );
+      const pid2 = Number(await inspect(root, t, "{{.State.Pid}}"));
+      await eventually("a holder for the new run", () => holderOf(pid2).length === 1);
       await root.ok(["stop", "-t", "1", t]);
-      await eventually("no holder left", () => holderOf(pid).length + holderOf(shellPid).length === 0);
+      await eventually(
+        "no holder left",
+        () => holderOf(pid).length + holderOf(shellPid).length + holderOf(pid2).length === 0,
+      );
     });
   });
 });
