@@ -2,11 +2,13 @@
 //   - 50 `run -d IMAGE sleep` one after another, and 50 all at once: total time (median of rounds);
 //   - host memory per idle detached container with 1 and with 20 running: the sum of the PSS
 //     (/proc/PID/smaps_rollup) of every engine process kept for them, divided by the containers.
-//     skiff: its supervisor (one per state root); podman: conmon per container; docker: the
-//     containerd-shim per container (dockerd and containerd themselves are not counted).
+//     skiff: its supervisor (one per state root) and, with -t or -i, each container's holder;
+//     podman: conmon per container; docker: the containerd-shim per container (dockerd and
+//     containerd themselves are not counted).
 // Every container the bench starts is removed again, the peers' too.
 //
-//   deno run -A bench/lifecycle.ts [--only skiff,podman,docker] [--rounds 3] [--count 50]
+//   deno run -A bench/lifecycle.ts [--only skiff,podman,docker] [--rounds 3] [--count 50] [--tty]
+// (--tty: every container with -t)
 
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -45,6 +47,19 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function parentPid(pid: number): number {
   return Number(Deno.readTextFileSync(`/proc/${pid}/status`).match(/^PPid:\s+(\d+)/m)?.[1] ?? 0);
+}
+
+/** The holders (lib/engine/holder.ts) the supervisor `pid` forked. */
+function holderPids(supervisor: number): number[] {
+  const out: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      if (!Deno.readLinkSync(`/proc/${e.name}/exe`).startsWith("/memfd:skiff-holder")) continue;
+      if (parentPid(Number(e.name)) === supervisor) out.push(Number(e.name));
+    } catch { /* exited */ }
+  }
+  return out;
 }
 
 function supervisorPids(root: string): number[] {
@@ -126,7 +141,7 @@ async function engines(only: string[]): Promise<Engine[]> {
         cli,
         image: SKIFF_IMAGE,
         runFlags: ["--network", "none"], // as the peers (bench/network.ts compares the bridges)
-        keptPids: () => Promise.resolve(supervisorPids(root)),
+        keptPids: () => Promise.resolve(supervisorPids(root).flatMap((pid) => [pid, ...holderPids(pid)])),
         cleanup: () => Deno.remove(work, { recursive: true }).catch(() => {}),
       });
     }
@@ -148,9 +163,10 @@ async function engines(only: string[]): Promise<Engine[]> {
   return out;
 }
 
-export async function measureLifecycle(only: string[], rounds: number, count: number) {
+export async function measureLifecycle(only: string[], rounds: number, count: number, tty = false) {
   const figures: LifecycleFigures[] = [];
   const all = await engines(only);
+  if (tty) { for (const engine of all) engine.runFlags.push("-t"); }
   const times = new Map(all.map((e) => [e.name, { seq: [] as number[], par: [] as number[] }]));
   const failed = new Set<string>();
   try {
@@ -248,10 +264,12 @@ if (import.meta.main) {
     options: {
       only: { type: "string", default: "" },
       rounds: { type: "string", default: "3" },
+      tty: { type: "boolean", default: false },
       count: { type: "string", default: "50" },
     },
   });
   const rounds = Number(values.rounds), count = Number(values.count);
-  const figures = await measureLifecycle(String(values.only).split(",").filter(Boolean), rounds, count);
+  const only = String(values.only).split(",").filter(Boolean);
+  const figures = await measureLifecycle(only, rounds, count, values.tty);
   console.log(`\n${lifecycleMarkdown(figures, rounds, count)}`);
 }

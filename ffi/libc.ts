@@ -277,6 +277,8 @@ const SYS_X86_64 = {
   fcntl: 72,
   pidfd_open: 434,
   pidfd_getfd: 438,
+  pidfd_send_signal: 424,
+  ppoll: 271,
 } as const;
 const SYS_AARCH64: Record<keyof typeof SYS_X86_64, number> = {
   read: 63,
@@ -323,6 +325,8 @@ const SYS_AARCH64: Record<keyof typeof SYS_X86_64, number> = {
   fcntl: 25,
   pidfd_open: 434,
   pidfd_getfd: 438,
+  pidfd_send_signal: 424,
+  ppoll: 73,
 };
 /** Both tables, for the test that checks them against the kernel headers' numbers. */
 export const SYSCALL_NUMBERS = { x86_64: SYS_X86_64, aarch64: SYS_AARCH64 } as const;
@@ -722,6 +726,16 @@ export const pidfdOpen = (pid: number) => check("pidfd_open", sys(SYS.pidfd_open
  */
 export const pidfdGetfd = (pidfd: number, targetFd: number) =>
   check("pidfd_getfd", sys(SYS.pidfd_getfd, pidfd, targetFd, 0));
+
+/** pidfd_send_signal(2) (Linux 5.1): a signal to the process the pidfd names (never a reused pid). */
+export const pidfdSignal = (pidfd: number, sig: number) =>
+  void check("pidfd_send_signal", sys(SYS.pidfd_send_signal, pidfd, sig, 0, 0));
+
+/** waitpid(pid, WNOHANG): reaps the child if it has exited; true then. */
+export function reapIfExited(pid: number): boolean {
+  const status = new Int32Array(1);
+  return libc().waitpid(pid, new Uint8Array(status.buffer), 1 /* WNOHANG */) === pid;
+}
 
 /**
  * Moves up to `length` bytes from pipe `from` to `to` at its file position (splice(2), no offsets),

@@ -4,15 +4,17 @@
 // client reads nothing (the supervisor, the log and other containers must not suffer).
 
 import { deepStrictEqual as assertEquals, match as assertMatch, ok as assert } from "node:assert/strict";
-import { MAIN, type TestRoot } from "./helpers.ts";
 import {
   eventually,
   inspect,
+  Proc,
   runDetached,
+  skiffLine,
   sleep,
   status,
   supervisorPids,
   withDetached,
+  withProcs,
 } from "./detach_helpers.ts";
 import {
   DEFAULT_DETACH_KEYS,
@@ -21,102 +23,6 @@ import {
   FrameDecoder,
   parseDetachKeys,
 } from "../lib/engine/attach_stream.ts";
-
-/** A skiff process started without waiting; its output collected unless `hold` (then never read). */
-class Proc {
-  stdout = "";
-  stderr = "";
-  readonly child: Deno.ChildProcess;
-  private readonly input?: WritableStreamDefaultWriter<Uint8Array>;
-  private readonly drained: Promise<void>;
-
-  constructor(cmd: string, args: string[], opts: { stdin?: boolean; holdStdout?: boolean } = {}) {
-    this.child = new Deno.Command(cmd, {
-      args,
-      stdin: opts.stdin ? "piped" : "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    if (opts.stdin) this.input = this.child.stdin.getWriter();
-    const collect = async (stream: ReadableStream<Uint8Array>, into: "stdout" | "stderr") => {
-      const decoder = new TextDecoder();
-      for await (const chunk of stream) this[into] += decoder.decode(chunk, { stream: true });
-    };
-    this.drained = Promise.all([
-      opts.holdStdout ? Promise.resolve() : collect(this.child.stdout, "stdout"),
-      collect(this.child.stderr, "stderr"),
-    ]).then(() => {});
-  }
-
-  static skiff(root: TestRoot, args: string[], opts: { stdin?: boolean; holdStdout?: boolean } = {}) {
-    return new Proc(Deno.execPath(), ["run", "-A", MAIN, "--root", root.path, ...args], opts);
-  }
-
-  /** script(1): `command` runs with a pty as its terminal; our pipe is that terminal's keyboard. */
-  static onPty(command: string) {
-    return new Proc("script", ["-qec", command, "/dev/null"], { stdin: true });
-  }
-
-  async send(text: string | Uint8Array): Promise<void> {
-    await this.input!.write(typeof text === "string" ? new TextEncoder().encode(text) : text);
-  }
-
-  async closeInput(): Promise<void> {
-    await this.input!.close().catch(() => {});
-  }
-
-  async waitFor(marker: string | RegExp, ms = 15_000): Promise<void> {
-    const seen = () => typeof marker === "string" ? this.stdout.includes(marker) : marker.test(this.stdout);
-    const deadline = Date.now() + ms;
-    while (!seen()) {
-      if (Date.now() > deadline) {
-        throw new Error(
-          `timed out waiting for ${marker}; stdout ${JSON.stringify(this.stdout)} stderr ${this.stderr}`,
-        );
-      }
-      await sleep(20);
-    }
-  }
-
-  async finish(ms = 20_000): Promise<number> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`still running; stdout ${this.stdout} stderr ${this.stderr}`)),
-        ms,
-      );
-    });
-    try {
-      const [s] = await Promise.race([Promise.all([this.child.status, this.drained]), timeout]);
-      return s.signal ? 128 + (s.signal === "SIGTERM" ? 15 : s.signal === "SIGKILL" ? 9 : 0) : s.code;
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** Cleanup on failure: the process and whatever it holds go. */
-  async kill(): Promise<void> {
-    try {
-      this.child.kill("SIGKILL");
-    } catch { /* gone */ }
-    await this.input?.close().catch(() => {});
-    await this.child.status;
-    await this.child.stdout.cancel().catch(() => {});
-    await this.drained.catch(() => {});
-  }
-}
-
-/** Runs `fn` with the processes it starts killed afterwards whatever happens. */
-async function withProcs(fn: (track: <P extends Proc>(p: P) => P) => Promise<void>): Promise<void> {
-  const procs: Proc[] = [];
-  try {
-    await fn((p) => (procs.push(p), p));
-  } finally {
-    await Promise.all(procs.map((p) => p.kill()));
-  }
-}
-
-const skiffLine = (root: TestRoot, args: string) => `deno run -A ${MAIN} --root ${root.path} ${args}`;
 
 Deno.test("attach stream: stdcopy frames split anywhere decode back; docker's detach keys", () => {
   const frames = [encodeFrame(1, new TextEncoder().encode("out")), encodeFrame(2, new Uint8Array(70_000))];

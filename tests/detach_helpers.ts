@@ -1,7 +1,7 @@
 // Shared by the detached-container tests (detach, logs, lifecycle, restart, robust): a busybox root
 // whose containers are all removed, and whose supervisor has exited, before the leak check runs.
 
-import { type TestRoot, withBusybox } from "./helpers.ts";
+import { MAIN, type TestRoot, withBusybox } from "./helpers.ts";
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -52,3 +52,99 @@ export async function inspect(root: TestRoot, ref: string, format: string): Prom
 export async function status(root: TestRoot, ref: string): Promise<string> {
   return await inspect(root, ref, "{{.State.Status}}");
 }
+
+/** A skiff process started without waiting; its output collected unless `hold` (then never read). */
+export class Proc {
+  stdout = "";
+  stderr = "";
+  readonly child: Deno.ChildProcess;
+  private readonly input?: WritableStreamDefaultWriter<Uint8Array>;
+  private readonly drained: Promise<void>;
+
+  constructor(cmd: string, args: string[], opts: { stdin?: boolean; holdStdout?: boolean } = {}) {
+    this.child = new Deno.Command(cmd, {
+      args,
+      stdin: opts.stdin ? "piped" : "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    if (opts.stdin) this.input = this.child.stdin.getWriter();
+    const collect = async (stream: ReadableStream<Uint8Array>, into: "stdout" | "stderr") => {
+      const decoder = new TextDecoder();
+      for await (const chunk of stream) this[into] += decoder.decode(chunk, { stream: true });
+    };
+    this.drained = Promise.all([
+      opts.holdStdout ? Promise.resolve() : collect(this.child.stdout, "stdout"),
+      collect(this.child.stderr, "stderr"),
+    ]).then(() => {});
+  }
+
+  static skiff(root: TestRoot, args: string[], opts: { stdin?: boolean; holdStdout?: boolean } = {}) {
+    return new Proc(Deno.execPath(), ["run", "-A", MAIN, "--root", root.path, ...args], opts);
+  }
+
+  /** script(1): `command` runs with a pty as its terminal; our pipe is that terminal's keyboard. */
+  static onPty(command: string) {
+    return new Proc("script", ["-qec", command, "/dev/null"], { stdin: true });
+  }
+
+  async send(text: string | Uint8Array): Promise<void> {
+    await this.input!.write(typeof text === "string" ? new TextEncoder().encode(text) : text);
+  }
+
+  async closeInput(): Promise<void> {
+    await this.input!.close().catch(() => {});
+  }
+
+  async waitFor(marker: string | RegExp, ms = 15_000): Promise<void> {
+    const seen = () => typeof marker === "string" ? this.stdout.includes(marker) : marker.test(this.stdout);
+    const deadline = Date.now() + ms;
+    while (!seen()) {
+      if (Date.now() > deadline) {
+        throw new Error(
+          `timed out waiting for ${marker}; stdout ${JSON.stringify(this.stdout)} stderr ${this.stderr}`,
+        );
+      }
+      await sleep(20);
+    }
+  }
+
+  async finish(ms = 20_000): Promise<number> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`still running; stdout ${this.stdout} stderr ${this.stderr}`)),
+        ms,
+      );
+    });
+    try {
+      const [s] = await Promise.race([Promise.all([this.child.status, this.drained]), timeout]);
+      return s.signal ? 128 + (s.signal === "SIGTERM" ? 15 : s.signal === "SIGKILL" ? 9 : 0) : s.code;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Cleanup on failure: the process and whatever it holds go. */
+  async kill(): Promise<void> {
+    try {
+      this.child.kill("SIGKILL");
+    } catch { /* gone */ }
+    await this.input?.close().catch(() => {});
+    await this.child.status;
+    await this.child.stdout.cancel().catch(() => {});
+    await this.drained.catch(() => {});
+  }
+}
+
+/** Runs `fn` with the processes it starts killed afterwards whatever happens. */
+export async function withProcs(fn: (track: <P extends Proc>(p: P) => P) => Promise<void>): Promise<void> {
+  const procs: Proc[] = [];
+  try {
+    await fn((p) => (procs.push(p), p));
+  } finally {
+    await Promise.all(procs.map((p) => p.kill()));
+  }
+}
+
+export const skiffLine = (root: TestRoot, args: string) => `deno run -A ${MAIN} --root ${root.path} ${args}`;

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { EXEC_PROGRAM_CODE } from "../ffi/exec_program/code.ts";
 import { SYSCALL_NUMBERS } from "../ffi/libc.ts";
 import { decodeRecord, encodeProgram, type ExecPlan, planExecProgram } from "../lib/runtime/exec_program.ts";
+import { planHolderProgram } from "../lib/runtime/holder_program.ts";
 import { compileStatic } from "./cprog.ts";
 import { MAIN, withBusybox } from "./helpers.ts";
 import { withBackground } from "./background.ts";
@@ -74,6 +75,33 @@ Deno.test("exec program: out of skiff's memory first, then cgroups, namespaces, 
 Deno.test("exec program: every fd but the error pipe and the PID namespace's is closed", () => {
   const steps = planExecProgram(plan()).steps.filter((s) => s.label === "close_range");
   assert.deepEqual(steps.map((s) => s.args!.slice(0, 2)), [[3, 14], [16, 18], [20, 0xffffffff]]);
+});
+
+Deno.test("holder program: out of skiff's memory first; only the held fds and the pidfd stay; ppoll last", () => {
+  const program = planHolderProgram({
+    sys: SYSCALL_NUMBERS.x86_64,
+    rseq: { offset: 2336n, size: 20, signature: 0x53053053 },
+    exeFd: 5,
+    held: [9, 4],
+    pidfd: 7,
+    errorFd: 12,
+    setupFailed: 125,
+  });
+  const l = program.steps.map((s) => s.label);
+  assert.deepEqual(l.slice(0, 6), [
+    "rseq unregister",
+    "unmap",
+    "prctl PR_SET_MM_MAP",
+    "prctl PR_SET_DUMPABLE",
+    "signals",
+    "setsid",
+  ]);
+  assert.deepEqual(l.slice(-3), ["close error pipe", "ppoll", "exit_group"]);
+  const closed = program.steps.filter((s) => s.label.startsWith("close")).map((s) => s.args!.slice(0, 2));
+  // 0-3, 5-6 (the exe memfd goes once it is the exe), 8, 10-11, 13 on; then the error pipe: its EOF
+  assert.deepEqual(closed, [[0, 3], [5, 6], [8, 8], [10, 11], [13, 0xffffffff], [12, 12]]);
+  const pollfd = program.steps.find((s) => s.label === "ppoll")!.args![0] as { bytes: Uint8Array };
+  assert.deepEqual([...pollfd.bytes], [7, 0, 0, 0, 1, 0, 0, 0]);
 });
 
 Deno.test("exec program: the encoding points at its own data and result fields", () => {

@@ -72,6 +72,11 @@ export class TestRoot {
     for (let waited = 0; waited < 5000 && findLeaks(this.path, ids).links.length; waited += 50) {
       await new Promise((r) => setTimeout(r, 50));
     }
+    // a holder exits once the container it watches has: give it a bounded while as well
+    const orphanHolders = () => holders().filter((h) => !existsPath(`/proc/${h.watches}`)).length;
+    for (let waited = 0; waited < 2000 && orphanHolders(); waited += 50) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
     const leaks = findLeaks(this.path, ids);
     for (const id of networks) {
       try {
@@ -158,6 +163,40 @@ export interface Leaks {
   rules: string[];
 }
 
+function existsPath(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The holders of containers' terminals and stdin pipes running on this host (their exe is the
+ * sealed memfd "skiff-holder"), each with the pid it watches (its pidfd's fdinfo; -1: exited).
+ */
+export function holders(): { pid: number; watches: number; fds: string[] }[] {
+  const out: { pid: number; watches: number; fds: string[] }[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      if (!Deno.readLinkSync(`/proc/${e.name}/exe`).startsWith("/memfd:skiff-holder")) continue;
+      let watches = -1;
+      const fds: string[] = [];
+      for (const fd of Deno.readDirSync(`/proc/${e.name}/fd`)) {
+        const target = Deno.readLinkSync(`/proc/${e.name}/fd/${fd.name}`);
+        fds.push(`${fd.name} ${target}`);
+        if (!target.includes("pidfd")) continue;
+        const info = Deno.readTextFileSync(`/proc/${e.name}/fdinfo/${fd.name}`);
+        watches = Number(/Pid:\s+(-?\d+)/.exec(info)?.[1] ?? -1);
+      }
+      out.push({ pid: Number(e.name), watches, fds });
+    } catch { /* exited, or not ours to read */ }
+  }
+  return out;
+}
+
 /**
  * Mounts, cgroups and processes that mention the root path or one of the container ids, their veth
  * links and address leases, and skiff's parent cgroups when they are empty (the tests run one at a time: no other container is meant to run).
@@ -190,6 +229,9 @@ export function findLeaks(root: string, ids: string[]): Leaks {
       if (mentions(cmdline)) pids.push(Number(e.name));
     } catch { /* exited */ }
   }
+  // a container's holder (lib/engine/holder.ts) outlives nothing: once the container it watches is
+  // gone, it must be too (it has no command line to mention the root)
+  for (const h of holders()) if (!existsPath(`/proc/${h.watches}`)) pids.push(h.pid);
   let links: string[] = [];
   try {
     const prefixes = ids.map((id) => `veth${id.slice(0, 7)}`);

@@ -3,18 +3,23 @@
 // next command wakes a new supervisor that adopts the containers: their output goes on byte-exact
 // from where it stopped, their restart policy fires, stop/kill/wait work. With no supervisor at
 // all a container's output blocks; it is never lost (before this, the writer died of SIGPIPE).
+// -t and -d -i containers keep their terminal and stdin through their holder (4 runs of 4 failed on
+// the code before it: the interactive shell exited at the hang-up, the -d -i container read EOF).
 
 import assert from "node:assert/strict";
-import { MAIN, type TestRoot } from "./helpers.ts";
+import { holders, MAIN, type TestRoot } from "./helpers.ts";
 import { loggedSince } from "../lib/runtime/logs.ts";
 import {
   eventually,
   inspect,
+  Proc,
   runDetached,
+  skiffLine,
   sleep,
   status,
   supervisorPids,
   withDetached,
+  withProcs,
 } from "./detach_helpers.ts";
 
 const alive = (pid: number) => {
@@ -325,28 +330,158 @@ Deno.test("attack: /proc/self/fd/1 and /2 of a detached container reach nothing 
   });
 });
 
-// -t: the supervisor holds the pty master (MONITOR.md). At its death the kernel hangs the terminal
-// up: a process that only writes keeps running (PID 1 of its namespace ignores the SIGHUP) but its
-// output is gone (EIO); the new supervisor still adopts it: exit, restart policy, stop.
-Deno.test("-t container and a supervisor crash: it is adopted; the terminal is hung up", async () => {
+// -t and -d -i: a holder (lib/engine/holder.ts), a fork of the supervisor that runs only exec's
+// interpreter, keeps a copy of the pty master and of the stdin pipe's write end for the container's
+// life. Before it, the kill hung the terminal up (an interactive shell as PID 1 exited at the EOF,
+// a writer's output was lost: EIO) and a -d -i container read EOF.
+
+/** The holder of container PID 1 `pid` (engine/holder.ts): watched through its pidfd's fdinfo. */
+const holderOf = (pid: number) => holders().filter((h) => h.watches === pid);
+
+/** stdout from the log without the pty's carriage returns. */
+const ttyStdout = (root: TestRoot, id: string) => loggedStdout(root, id).replaceAll("\r", "");
+
+Deno.test("-t container and a supervisor crash: its terminal is held; logs go on without loss; attach works", async () => {
   await withDetached(async (root) => {
-    await runDetached(root, ["-t", "--name", "t", "--restart", "always", "busybox", "sh", "-c", COUNTER]);
-    await eventually("t logs", async () => (await root.ok(["logs", "t"])).split("\n").length > 5);
-    await killSupervisor(root);
-    const pid = Number(await inspect(root, "t", "{{.State.Pid}}")); // wakes the next supervisor
-    await sleep(500);
-    assert.ok(alive(pid), "a -t container that only writes survives the hang-up");
-    Deno.kill(pid, "SIGKILL");
-    await eventually(
-      "restarted",
-      async () => (await inspect(root, "t", "{{.RestartCount}} {{.State.Status}}")) === "1 running",
-      15_000,
+    await withProcs(async (track) => {
+      // a line a second, through the pty
+      const t = await runDetached(root, [
+        "-t",
+        "--name",
+        "t",
+        "--restart",
+        "always",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while true; do i=$((i+1)); echo $i; sleep 1; done",
+      ]);
+      const shell = await runDetached(root, ["-it", "--name", "sh", "busybox", "sh"]);
+      const pid = Number(await inspect(root, t, "{{.State.Pid}}"));
+      const shellPid = Number(await inspect(root, shell, "{{.State.Pid}}"));
+      await eventually(
+        "a holder per -t container",
+        () => holderOf(pid).length + holderOf(shellPid).length === 2,
+      );
+      await eventually("t logs", () => ttyStdout(root, t).split("\n").length > 2);
+      await killSupervisor(root);
+      const atKill = ttyStdout(root, t).split("\n").length - 1;
+      await sleep(3000); // it goes on writing into its terminal meanwhile
+      assert.ok(alive(pid) && alive(shellPid), "both survive the crash");
+      assert.equal(recordOnDisk(root, shell).State.Status, "running");
+      await inspect(root, t, "{{.State.Pid}}"); // wakes the next supervisor, which adopts them
+      await eventually("the lines written without a supervisor are logged", () => {
+        return ttyStdout(root, t).split("\n").length - 1 >= atKill + 4;
+      }, 15_000);
+      assertCounting(ttyStdout(root, t), atKill + 4);
+      // the interactive shell kept its terminal: attach, type, detach with ctrl-p ctrl-q
+      const a = track(Proc.onPty(`${skiffLine(root, `attach ${shell}`)}; echo attach-rc=$?`));
+      await a.send("echo mark-$((6*7))\r");
+      await a.waitFor("mark-42");
+      await a.send(new Uint8Array([16]));
+      await sleep(200);
+      await a.send(new Uint8Array([17]));
+      await a.waitFor("attach-rc=1");
+      assert.match(a.stdout, /read escape sequence/);
+      await a.closeInput();
+      await a.finish();
+      assert.equal(await status(root, shell), "running");
+      // and its output reached the log too
+      assert.match(ttyStdout(root, shell), /mark-42/);
+      // exit through the terminal after the adoption: recorded, and the holders go with them
+      const e = track(Proc.onPty(`${skiffLine(root, `attach ${shell}`)}; echo attach-rc=$?`));
+      await e.send("exit 3\r");
+      await e.waitFor("attach-rc=");
+      await e.closeInput();
+      await e.finish();
+      await eventually("sh exited", async () => (await status(root, shell)) === "exited");
+      // the adopted -t container's restart policy: a new run, a new terminal and holder
+      Deno.kill(pid, "SIGKILL");
+      await eventually(
+        "restarted",
+        async () => (await inspect(root, t, "{{.RestartCount}} {{.State.Status}}")) === "1 running",
+        15_000,
+      );
+      const pid2 = Number(await inspect(root, t, "{{.State.Pid}}"));
+      await eventually("a holder for the new run", () => holderOf(pid2).length === 1);
+      await root.ok(["stop", "-t", "1", t]);
+      await eventually(
+        "no holder left",
+        () => holderOf(pid).length + holderOf(shellPid).length + holderOf(pid2).length === 0,
+      );
+    });
+  });
+});
+
+Deno.test("-d -i container and a supervisor crash: its stdin is held; attach sends input after the adoption", async () => {
+  await withDetached(async (root) => {
+    await withProcs(async (track) => {
+      const id = await runDetached(root, [
+        "-i",
+        "busybox",
+        "sh",
+        "-c",
+        "while read l; do echo got:$l; done; echo eof",
+      ]);
+      const pid = Number(await inspect(root, id, "{{.State.Pid}}"));
+      await eventually("a holder", () => holderOf(pid).length === 1);
+      await killSupervisor(root);
+      await sleep(500);
+      assert.ok(alive(pid), "it did not read EOF");
+      await inspect(root, id, "{{.State.Pid}}"); // wakes the next supervisor
+      const a = track(Proc.skiff(root, ["attach", id], { stdin: true }));
+      await a.send("hello\n");
+      await a.waitFor("got:hello\n");
+      await a.closeInput(); // not StdinOnce: ends this attach only, not the container's stdin
+      await sleep(500);
+      assert.equal(await status(root, id), "running");
+      assert.equal(await root.ok(["logs", id]), "got:hello\n");
+      await root.ok(["stop", "-t", "1", id]);
+      await a.finish(); // attach waits for the container, as docker's
+      await eventually("the holder went with the container", () => holderOf(pid).length === 0);
+    });
+  });
+});
+
+// What a holder is, seen from the host and from its container. Before the holder program unmaps
+// skiff, the fork is a copy of the supervisor: every check below is what must not remain of it.
+Deno.test("attack: a holder has no pid in its container, none of skiff's memory, and only the held fds", async () => {
+  await withDetached(async (root) => {
+    const id = await runDetached(root, ["-it", "busybox", "sh"]);
+    const pid = Number(await inspect(root, id, "{{.State.Pid}}"));
+    await eventually("a holder", () => holderOf(pid).length === 1);
+    const [h] = holderOf(pid);
+    // its exe is the sealed empty memfd, not skiff's binary
+    assert.equal(Deno.readLinkSync(`/proc/${h.pid}/exe`), "/memfd:skiff-holder (deleted)");
+    // its memory: the program's pages only (no file mapped, nothing of Deno, libc or the heap)
+    const maps = Deno.readTextFileSync(`/proc/${h.pid}/maps`).trim().split("\n");
+    for (const line of maps) {
+      const name = line.split(/\s+/).slice(5).join(" ");
+      assert.ok(["", "[stack]", "[heap]", "[vsyscall]"].includes(name), `a mapping of skiff: ${line}`);
+    }
+    const rss = Number(/Rss:\s+(\d+)/.exec(Deno.readTextFileSync(`/proc/${h.pid}/smaps_rollup`))![1]);
+    assert.ok(rss <= 256, `${rss} kB resident`);
+    assert.equal(Deno.readTextFileSync(`/proc/${h.pid}/cmdline`), "");
+    // its fds: the pty master and the pidfd of the container's PID 1, nothing else
+    assert.deepEqual(
+      h.fds.map((f) => f.split(" ")[1].replace(/^\/dev\/pts\/ptmx$/, "/dev/ptmx")).sort(),
+      ["/dev/ptmx", "anon_inode:[pidfd]"],
     );
-    // the new run has a new terminal, logged again
-    const before = (await root.ok(["logs", "t"])).length;
-    await eventually("t logs again", async () => (await root.ok(["logs", "t"])).length > before + 20);
-    await root.ok(["stop", "-t", "1", "t"]);
-    assert.equal(await status(root, "t"), "exited");
+    // the host's PID namespace only (one NSpid entry; the container's PID 1 has two), not in the
+    // container's cgroups
+    const nspid = (p: number) =>
+      /NSpid:\s+(.*)/.exec(Deno.readTextFileSync(`/proc/${p}/status`))![1].split(/\s+/);
+    assert.equal(nspid(h.pid).length, 1);
+    assert.equal(nspid(pid).length, 2);
+    assert.equal(Deno.readLinkSync(`/proc/${h.pid}/ns/pid`), Deno.readLinkSync("/proc/self/ns/pid"));
+    assert.ok(!Deno.readTextFileSync(`/proc/${h.pid}/cgroup`).includes(id), "not in the container's cgroup");
+    // from inside: every process there is the container's own (sh, and exec's sh and cat), none
+    // named skiff-holder
+    assert.equal(Deno.readTextFileSync(`/proc/${h.pid}/comm`), "skiff-holder\n");
+    const seen = (await root.ok(["exec", id, "sh", "-c", "cat /proc/[0-9]*/stat"])).trim().split("\n");
+    assert.ok(seen.length >= 2 && seen.every((s) => /^\d+ \((sh|cat)\)/.test(s)), seen.join("\n"));
+    await root.ok(["rm", "-f", id]);
+    await eventually("the holder went with the container", () => holderOf(pid).length === 0);
   });
 });
 

@@ -15,6 +15,8 @@ import { poller } from "./poller.ts";
 import { drain, finishContainer, type RunOutcome } from "./process.ts";
 import { type CgroupHandle, releaseExitResources } from "./resources.ts";
 import { type AttachableRun, attachableRun } from "./attach.ts";
+import { Holder } from "./holder.ts";
+import { PtyMaster } from "../runtime/pty.ts";
 
 /**
  * The exit code recorded when a container's exit status cannot be known: what docker records when
@@ -97,9 +99,24 @@ function adoptRun(root: StateRoot, record: ContainerRecord, pump: Pump): () => P
       output = ContainerOutput.adopt(root, id, record.State.Pid, pidfd, log);
     } catch { /* its output cannot be had: it still gets its exit and restart policy */ }
   }
-  // attach sees its output from here on (its stdin pipe, if any, died with the old supervisor)
-  const attached = attachableRun(record, { pid: record.State.Pid });
+  // its terminal or stdin pipe, from the holder the dead supervisor forked (holder.ts)
+  const taken = output?.holder ? Holder.adopt(output.holder) : undefined;
+  const pty = taken?.pty !== undefined ? PtyMaster.adopt(taken.pty) : undefined;
+  if (taken && taken.stdin === undefined && taken.pty === undefined) taken.holder.release();
+  // attach sees its output from here on, and reaches its stdin where the holder kept it
+  const attached = attachableRun(record, {
+    pid: record.State.Pid,
+    pty,
+    stdinFd: taken?.stdin,
+    onStdinClosed: () => taken?.holder.kill(),
+  });
   const pumps = output?.sources().map(([name, source]) => pump(source, name, log, attached)) ?? [];
+  if (pty) {
+    pumps.push(pty.pumpOutput((chunk) => {
+      log.write("stdout", chunk);
+      attached.output("stdout", chunk);
+    }));
+  }
   return async () => {
     if (pidfd >= 0) {
       await poller.readable(pidfd); // readable once PID 1 has exited; its namespace goes with it
@@ -107,6 +124,8 @@ function adoptRun(root: StateRoot, record: ContainerRecord, pump: Pump): () => P
     }
     await drain(Promise.all(pumps).then(() => {}), SPOOL_DRAIN_MS);
     await attached.end();
+    pty?.close();
+    taken?.holder.release();
     log.close();
     output?.close();
     const cgroup = existingCgroup(root, id);

@@ -15,7 +15,7 @@
 //   {"op":"start","id","attach":{"stdin","rows"?,"cols"?}} start -a: attached before the start
 //   {"op":"resize","id","rows","cols"}                     the caller's terminal changed size
 
-import { readAsync, setWinsize, shutdownSocket, writeAsync } from "../../ffi/libc.ts";
+import { close, readAsync, setWinsize, shutdownSocket, writeAsync } from "../../ffi/libc.ts";
 import type { ContainerRecord } from "../state/types.ts";
 import type { LogStream } from "../runtime/logs.ts";
 import type { PtyMaster } from "../runtime/pty.ts";
@@ -152,7 +152,11 @@ export interface AttachableRun {
 export interface RunHandles {
   pid: number;
   stdin?: WritableStream<Uint8Array>;
+  /** The stdin pipe's write end as a raw fd (taken back from the holder by a new supervisor). */
+  stdinFd?: number;
   pty?: PtyMaster;
+  /** Called when the container's stdin is closed: the holder's copy must go too. */
+  onStdinClosed?: () => void;
 }
 
 /** The handles of a run the supervisor started from `stage`. */
@@ -188,10 +192,13 @@ export function attachableRun(record: ContainerRecord, run: RunHandles): Attacha
     ports.resize = (rows, cols) => {
       if (!ended && rows > 0 && cols > 0) setWinsize(pty.fd, rows, cols);
     };
-  } else if (run.stdin) {
-    const writer = run.stdin.getWriter();
+  } else if (run.stdin || run.stdinFd !== undefined) {
+    const writer = (run.stdin ?? fdWritable(run.stdinFd!)).getWriter();
     ports.input = (chunk) => writer.write(chunk).then(() => true, () => false);
-    ports.closeInput = () => void writer.close().catch(() => {});
+    ports.closeInput = () => {
+      void writer.close().catch(() => {});
+      run.onStdinClosed?.();
+    };
   }
   hub.run = ports;
   for (const c of hub.clients) c.bound = true;
@@ -210,6 +217,22 @@ export function attachableRun(record: ContainerRecord, run: RunHandles): Attacha
       await Promise.race([inFlight, new Promise((r) => setTimeout(r, 1000))]);
     },
   };
+}
+
+/** A raw fd written on Deno's blocking pool; closed with the stream. */
+function fdWritable(fd: number): WritableStream<Uint8Array> {
+  let closed = false;
+  const closeOnce = () => {
+    if (!closed) close(fd);
+    closed = true;
+  };
+  return new WritableStream({
+    async write(chunk) {
+      if (!await writeAllAsync(fd, new Uint8Array(chunk))) throw new Error("the container's stdin is closed");
+    },
+    close: closeOnce,
+    abort: closeOnce,
+  });
 }
 
 /** Reads the client's input into the container until the client ends it or goes. */

@@ -34,7 +34,7 @@ import { releaseExitResources, startCgroup } from "./resources.ts";
 import { type StartReply, STOP_MARKER, supervisorLock, supervisorSocket } from "./detach.ts";
 import { createDetached, ImageNotPresentError, type RunRequest } from "./create_run.ts";
 import { NoSuchContainerError, SkiffError } from "../errors.ts";
-import { loadContainer, transition } from "../state/containers.ts";
+import { loadContainer, processStartTime, transition } from "../state/containers.ts";
 import { exists, removeIfExists } from "../state/fsutil.ts";
 import { reconcile } from "../state/reconcile.ts";
 import type { StateRoot } from "../state/root.ts";
@@ -45,6 +45,7 @@ import { Backoff, NO_RESTART, shouldRestart } from "../runtime/restart.ts";
 import { abortInitStage, type InitStage, removeQuietly, startInitStage } from "../runtime/stage.ts";
 import { ContainerOutput, SPOOL_DRAIN_MS } from "./output.ts";
 import { adoptOrphans } from "./adopt.ts";
+import { fdTarget, Holder, writeEndOf } from "./holder.ts";
 import { close, kill } from "../../ffi/libc.ts";
 import {
   type AttachableRun,
@@ -159,6 +160,7 @@ async function runOnce(
     throw e;
   }
   const child = stage.child;
+  const childStart = processStartTime(child.pid);
   const log = new JsonLogWriter(logPath(root, id), logSettings(record));
   let output: ContainerOutput;
   try {
@@ -181,7 +183,18 @@ async function runOnce(
     log.close();
     throw e;
   }
-  const attached = attachableRun(record, stageHandles(stage, pty));
+  // the stdin pipe, named while the stage is still skiff's (nothing of the container's chose it)
+  const stdinPipe = stage.inputPiped ? fdTarget(child.pid, 0) : undefined;
+  let holder: Holder | undefined;
+  // a StdinOnce attach that ends the stdin ends the holder's copy too (or keeps it from taking one)
+  let stdinClosed = false;
+  const attached = attachableRun(record, {
+    ...stageHandles(stage, pty),
+    onStdinClosed: () => {
+      stdinClosed = true;
+      holder?.kill();
+    },
+  });
   const pumps = output.sources().map(([name, source]) => pumpStream(source, name, log, attached));
   if (pty) {
     pumps.push(pty.pumpOutput((chunk) => {
@@ -194,8 +207,25 @@ async function runOnce(
     exited = true;
     return s;
   });
-  if (await waitForExec(child.pid, () => exited)) onRunning(child.pid);
+  const ran = await waitForExec(child.pid, () => exited);
+  if (ran) onRunning(child.pid);
   output.releaseWriters(); // the container holds its own ends now (or is gone)
+  if (ran && (pty || stdinPipe)) {
+    // its terminal and stdin outlive a crash of this supervisor (holder.ts); once the answer is on
+    // its way, so that the fork is not on run -d's path
+    await sleep(0);
+    const stdinFd = stdinClosed ? undefined : writeEndOf(stdinPipe);
+    if (!exited && (pty || stdinFd !== undefined)) {
+      holder = await Holder.start(
+        child.pid,
+        childStart,
+        { pty: pty?.fd, stdin: stdinFd },
+        (m) => diagnose(root, m),
+      );
+      if (holder && stdinClosed && stdinFd !== undefined) holder.kill(); // closed during the fork
+      else if (holder) output.setHolder(holder.info);
+    }
+  }
   const final = await status;
   pty?.releaseSlave();
   // the pipes end with the container's last process (PID 1's exit takes the others down)

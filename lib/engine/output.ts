@@ -16,6 +16,7 @@ import type { StateRoot } from "../state/root.ts";
 import { type JsonLogWriter, loggedSince, type LogStream } from "../runtime/logs.ts";
 import { SUPERVISED_MARKER } from "../state/reconcile.ts";
 import { poller } from "./poller.ts";
+import type { HolderInfo } from "./holder.ts";
 
 const STREAMS: readonly LogStream[] = ["stdout", "stderr"];
 /** output.state is rewritten in place at this fixed size: one write that a kill cannot cut. */
@@ -39,6 +40,8 @@ interface OutputState {
   log: { ino: number; size: number };
   /** Per stream, the spool offset up to which the bytes are in the log. */
   logged: Record<LogStream, number>;
+  /** The process that holds the container's pty master or stdin pipe (holder.ts). */
+  holder?: HolderInfo;
 }
 
 const statePath = (root: StateRoot, id: string) => `${root.container(id)}/${SUPERVISED_MARKER}`;
@@ -73,6 +76,8 @@ interface Stream {
 export class ContainerOutput {
   private readonly state: Deno.FsFile;
   private closed = false;
+  /** The container's holder (-t, -i), once it is set up. */
+  holder?: HolderInfo;
   private constructor(
     private readonly streams: Stream[],
     private readonly pipes: OutputState["pipes"],
@@ -109,7 +114,8 @@ export class ContainerOutput {
 
   /**
    * Takes over the output of a running container whose supervisor died: its pipes from one of its
-   * processes, the spools and the commit. Undefined for a container with no output kept (-t).
+   * processes, the spools and the commit, and what it says of the container's holder. Undefined
+   * without an output.state.
    */
   static adopt(
     root: StateRoot,
@@ -124,7 +130,13 @@ export class ContainerOutput {
     } catch {
       return undefined;
     }
-    if (!saved.pipes) return undefined;
+    if (!saved.pipes) {
+      // -t: no pipes, only the holder of its terminal (if it had one)
+      const output = new ContainerOutput([], undefined, statePath(root, id), log);
+      output.holder = saved.holder;
+      output.commit();
+      return output;
+    }
     // entries the dead supervisor wrote after its last commit are in the log already
     const after = loggedSince(log.path, log.settings.maxFile, saved.log);
     log.resync();
@@ -145,8 +157,15 @@ export class ContainerOutput {
       });
     }
     const output = new ContainerOutput(streams, saved.pipes, statePath(root, id), log);
+    output.holder = saved.holder;
     output.commit();
     return output;
+  }
+
+  /** Records the container's holder (or that it has none any more). */
+  setHolder(holder: HolderInfo | undefined): void {
+    this.holder = holder;
+    this.commit();
   }
 
   /** The init stage's InitSpec.outputPipes (undefined with -t). */
@@ -211,7 +230,7 @@ export class ContainerOutput {
       }
     }
     for (const name of STREAMS) logged[name] ??= 0;
-    const state: OutputState = { pipes: this.pipes, log: this.log.position(), logged };
+    const state: OutputState = { pipes: this.pipes, log: this.log.position(), logged, holder: this.holder };
     const bytes = new TextEncoder().encode(JSON.stringify(state).padEnd(STATE_SIZE - 1) + "\n");
     this.state.seekSync(0, Deno.SeekMode.Start);
     this.state.writeSync(bytes);

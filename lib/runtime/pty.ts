@@ -32,6 +32,11 @@ export class PtyMaster {
     return pty;
   }
 
+  /** A master taken back from the container's holder (a new supervisor's: no slave of its own). */
+  static adopt(master: number): PtyMaster {
+    return new PtyMaster(master, "");
+  }
+
   /** Copies the caller's terminal size (stdout's, else stdin's) to the pty. */
   syncWindowSize(): void {
     const size = getWinsize(1) ?? getWinsize(0);
