@@ -166,7 +166,8 @@ Deno.test("run: --add-host, --dns, --dns-search, --dns-option, --group-add", asy
       "busybox",
       "sh",
       "-c",
-      "grep -E 'db|six' /etc/hosts; cat /etc/resolv.conf; id -G",
+      // whole words: the container's own line names its id, which may contain "db"
+      "grep -wE 'db|six' /etc/hosts; cat /etc/resolv.conf; id -G",
     ]);
     assertEquals(
       out,

@@ -14,6 +14,7 @@ import { ownBuildContainer, releaseBuildContainer, sweepDeadBuilders } from "./c
 import type { StateRoot } from "../state/root.ts";
 import type { ImageConfigBlob, ImageRecord, ImageRunConfig } from "../state/types.ts";
 import type { ByteSink } from "../runtime/stdio.ts";
+import type { RunRequest } from "../engine/create_run.ts";
 import { DockerfileSyntaxError, type Instruction, parseDockerfile } from "./parse.ts";
 import {
   type BuildPlan,
@@ -70,6 +71,11 @@ export interface BuildOptions {
   fetchUrl?(url: string): Promise<{ data: Uint8Array; lastModified?: string | null }>;
   /** a base image not in the store: pulled by the CLI (its progress on stderr) */
   pullBase(store: ImageStore, ref: string): Promise<ImageRecord>;
+  /**
+   * A RUN step's container request from `run`'s flags and the image and command (the CLI's own flag
+   * parser, handed in: the engine side does not load the CLI's modules).
+   */
+  runRequest(args: string[]): RunRequest;
 }
 
 /** A RUN whose command failed: docker's message, and its exit code as the build's. */
@@ -440,20 +446,16 @@ export class Builder {
     argv: string[],
     buildArgs: string[],
   ): Promise<string> {
-    const [{ Engine }, { newContainerId }, { parseArgs }, { RUN_OPTIONS, runRequest }] = await Promise.all([
+    const [{ Engine }, { newContainerId }] = await Promise.all([
       import("../engine/engine.ts"),
       import("../state/containers.ts"),
-      import("../cli/args.ts"),
-      import("../cli/run_flags.ts"),
     ]);
     const flags = ["--entrypoint", ""];
     for (const e of buildArgs) flags.push("-e", e);
     if (config.User) flags.push("-u", config.User);
     if (config.WorkingDir) flags.push("-w", config.WorkingDir);
     if (this.opts.network) flags.push("--network", this.opts.network);
-    const request = runRequest(
-      parseArgs([...flags, image.id, ...argv], { verb: "run", options: RUN_OPTIONS, stopAtPositional: 1 }),
-    );
+    const request = this.opts.runRequest([...flags, image.id, ...argv]);
     request.imageRef = image.id;
     const id = newContainerId();
     ownBuildContainer(this.root, id);

@@ -170,7 +170,10 @@ const build: Verb = async (args, ctx) => {
       if (!quiet) Deno.stdout.writeSync(enc.encode(line + "\n"));
     };
     // the registry client loads only when a base image must be pulled
-    const { Builder, RunStepError } = await import("../build/build.ts");
+    const [{ Builder, RunStepError }, { RUN_OPTIONS, runRequest }] = await Promise.all([
+      import("../build/build.ts"),
+      import("./run_flags.ts"),
+    ]);
     const builder = new Builder(ctx.root, {
       dockerfile,
       file: fileName,
@@ -184,6 +187,8 @@ const build: Verb = async (args, ctx) => {
       network,
       out,
       warn: (line) => console.error(`WARNING: ${line}`),
+      runRequest: (args) =>
+        runRequest(parseArgs(args, { verb: "run", options: RUN_OPTIONS, stopAtPositional: 1 })),
       runOutput: quiet ? { write: (c) => Promise.resolve(c.length) } : Deno.stdout,
       fetchUrl: async (url) => {
         const [{ RegistryClient }, { registrySettingsFromEnvironment }] = await Promise.all([

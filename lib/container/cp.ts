@@ -7,7 +7,7 @@
 //   mount namespace (cphelper.ts), so the kernel resolves every path, symlinks included, inside the
 //   container, even against a container process that swaps directories for symlinks meanwhile.
 //   Host data and container data meet only as tar streams over pipes.
-// - Stopped container: a `skiff __cp-stopped` child (cp_stopped.ts: the caller's own process, an
+// - Stopped container: a `skiff __cp-stopped` child (lib/cli/cp_stopped.ts: the caller's own process, an
 //   engine that may serve other requests, never changes its namespaces) mounts its overlay in a
 //   private mount namespace of its own (unshare(CLONE_NEWNS), mounts made private first): the mount
 //   is never visible to the host and vanishes with the process. Another container that shares a volume with it may still swap names

@@ -255,7 +255,7 @@ export class Engine {
         import("./process.ts"),
         import("./create_run.ts"),
         import("./resources.ts"),
-        import("../network/launch.ts"),
+        import("./network.ts"),
       ]);
       cgroup.destroy = () => releaseExitResources({ root, id });
       const cgroupView = cgroups.containerCgroupView(root, id);

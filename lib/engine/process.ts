@@ -22,7 +22,7 @@ import { mountsFor } from "../runtime/mountplan.ts";
 import { DEFAULT_NAMESPACES, DEFAULT_PATH, DEFAULT_SHM_SIZE, type InitSpec } from "../runtime/spec.ts";
 import { type ByteSink, type ContainerIO, copyOutput, feedInput } from "../runtime/stdio.ts";
 import { type CgroupHandle, releaseAndRemove, releaseNetwork } from "./resources.ts";
-import { type ContainerNetwork, publishPorts, setupNetwork } from "../network/launch.ts";
+import { type ContainerNetwork, publishPorts, setupNetwork } from "./network.ts";
 
 export interface RunOutcome {
   /** The container's exit code (128+N when killed by signal N), or the init stage's failure code. */

@@ -5,7 +5,7 @@
 // with the container's other leases when it stops ("exit" resources: releaseEndpoint walks every
 // network's leases), the veth going with the namespace; disconnect deletes the veth and the lease
 // at once. The record keeps the endpoint in ExtraEndpoints while the container runs, and the
-// network in ConnectedNetworks: every start joins it again (launch.ts), as docker does; a stopped
+// network in ConnectedNetworks: every start joins it again (engine/network.ts), as docker does; a stopped
 // container's connect only records it.
 
 import { close, O, open } from "../../ffi/mod.ts";

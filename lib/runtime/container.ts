@@ -189,7 +189,7 @@ function networkFiles(
   if (isUserNetwork(mode) && !userNetworkState(root, mode)) {
     throw new NotFoundError(`network ${mode} not found`);
   }
-  // the container's own address line is added when it starts (network/launch.ts)
+  // the container's own address line is added when it starts (engine/network.ts)
   return { hosts: hostsFile(req.extraHosts ?? []), resolvConf };
 }
 

@@ -3,10 +3,10 @@
 // container's root: the process that asked keeps its own. One line on stderr and the copy's exit
 // code on failure.
 
-import type { CliContext } from "../cli/context.ts";
+import type { CliContext } from "./context.ts";
 import { SkiffError } from "../errors.ts";
 import { findContainer } from "../state/containers.ts";
-import { copyFromStopped, copyToStopped } from "./cp.ts";
+import { copyFromStopped, copyToStopped } from "../container/cp.ts";
 
 const cpStopped = (args: string[], ctx: CliContext): Promise<number> => {
   const [direction, id, from, to, follow, archive] = args;

@@ -15,13 +15,13 @@ import { isProcessAlive, processStartTime } from "../state/containers.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
 import { DEFAULT_NAMESPACES, type NamespaceSpec } from "../runtime/spec.ts";
-import { connectTarget } from "./connect.ts";
-import { createEndpoint, type Endpoint, holdNamespace, noteJoiner, userTarget } from "./bridge.ts";
-import { userNetworkState } from "./networks.ts";
-import { hostsFile, joinedContainer } from "./mode.ts";
-import { refreshNames } from "./names.ts";
-import { ensureInternalForward, ensureNetworkNat, publishPorts as natPublish } from "./nat.ts";
-import { checkPublishable, type PortMapping, publishRequests } from "./ports.ts";
+import { connectTarget } from "../network/connect.ts";
+import { createEndpoint, type Endpoint, holdNamespace, noteJoiner, userTarget } from "../network/bridge.ts";
+import { userNetworkState } from "../network/networks.ts";
+import { hostsFile, joinedContainer } from "../network/mode.ts";
+import { refreshNames } from "../network/names.ts";
+import { ensureInternalForward, ensureNetworkNat, publishPorts as natPublish } from "../network/nat.ts";
+import { checkPublishable, type PortMapping, publishRequests } from "../network/ports.ts";
 
 export interface ContainerNetwork {
   /** The init stage's namespaces (the OCI spec's linux.namespaces, without pid). */
