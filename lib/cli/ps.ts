@@ -14,7 +14,7 @@ import { ImageStore } from "../image/store.ts";
 import { join } from "../path.ts";
 import { bool, list, parseArgs, str } from "./args.ts";
 import type { Verb } from "./context.ts";
-import { sweepLostPorts } from "../state/reconcile.ts";
+import { sweepLostPorts } from "../network/sweep.ts";
 
 const ps: Verb = async (args, ctx) => {
   const p = parseArgs(args, {

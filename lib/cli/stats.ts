@@ -6,7 +6,8 @@ import { compileListFormat } from "../format/list.ts";
 import { goStruct } from "../format/template.ts";
 import { DEFAULT_STATS_FORMAT, sampleStats, STATS_HEADER, statsRow } from "../container/stats.ts";
 import { isRunning, lookupContainer } from "../state/reconcile.ts";
-import { listReconciled, sweepLostPorts } from "../state/reconcile.ts";
+import { listReconciled } from "../state/reconcile.ts";
+import { sweepLostEndpoints, sweepLostPorts } from "../network/sweep.ts";
 import type { ContainerRecord } from "../state/types.ts";
 import { NoSuchContainerError } from "../errors.ts";
 import { bool, parseArgs, str } from "./args.ts";
@@ -48,7 +49,9 @@ const stats: Verb = async (args, ctx) => {
   const named = p.positionals;
   const select = (): [ContainerRecord, string][] => {
     if (!named.length) {
-      return listReconciled(ctx.root).filter((c) => bool(p, "all") || isRunning(c))
+      const listed = listReconciled(ctx.root);
+      sweepLostEndpoints(ctx.root); // the leases of lost runs, as ps does
+      return listed.filter((c) => bool(p, "all") || isRunning(c))
         .sort((a, b) => (a.Created < b.Created ? 1 : -1)).map((c) => [c, c.Id.slice(0, 12)]);
     }
     return named.map((ref) => {

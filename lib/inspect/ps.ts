@@ -10,7 +10,8 @@ import { containerStatus, ellipsis, goTimeString, humanSize, shortId, timeAgo } 
 import { goQuote } from "../format/template.ts";
 import { fullString, parseReference, withDefaultTag } from "../image/reference.ts";
 import { deadPlaceholder, findContainer, scanContainers } from "../state/containers.ts";
-import { reconcile, sweepLostEndpoints } from "../state/reconcile.ts";
+import { reconcile } from "../state/reconcile.ts";
+import { sweepLostEndpoints } from "../network/sweep.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord, ContainerStatus } from "../state/types.ts";
 import { displayablePorts, type PortMap, runningPorts } from "../network/ports.ts";

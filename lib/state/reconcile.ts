@@ -14,8 +14,6 @@
 // records the truth, its exit status included (engine/adopt.ts, MONITOR.md).
 
 import { openCgroup } from "../cgroups/mod.ts";
-import { releaseEndpoint, sweepDeadEndpoints } from "../network/bridge.ts";
-import { peekPorts, staleHolders } from "../network/ports_book.ts";
 import { exists } from "./fsutil.ts";
 import { wakeSupervisorFor } from "./orphans.ts";
 import {
@@ -80,13 +78,13 @@ function markLost(record: ContainerRecord, now: Date): void {
 }
 
 /**
- * Kills whatever is left in a lost container's cgroup and removes it, and releases its network
- * endpoint (idempotent): the "exit" resources of engine/resources.ts, which state/ (below the
- * engine) cannot reach; the rest of what a lost container holds is released when it is removed.
+ * Kills whatever is left in a lost container's cgroup and removes it (idempotent): the first "exit"
+ * resource of engine/resources.ts, which state/ (below the engine) cannot reach. Its network lease
+ * and published ports go with the next listing's or allocation's sweep of dead holders
+ * (network/sweep.ts), the rest when it is removed.
  */
 function destroyContainerCgroup(root: StateRoot, id: string): void {
   openCgroup(root, id).destroy();
-  releaseEndpoint(root, id);
 }
 
 /**
@@ -130,38 +128,5 @@ export function isRunning(record: ContainerRecord): boolean {
 
 /** Every container, reconciled. */
 export function listReconciled(root: StateRoot): ContainerRecord[] {
-  const records = listContainers(root).map((r) => reconcile(root, r));
-  sweepLostEndpoints(root);
-  return records;
-}
-
-/**
- * Removes the published ports (rules, allocations) of containers that no longer run and whose
- * publishing skiff is gone (killed before or after the record said "running", or a lost run that
- * reconcile found): the listings (ps, stats) do it. The record of ports is peeked first, and the
- * rules' executor (network/nat.ts) is loaded only when something was left: a listing pays one small
- * read.
- */
-export async function sweepLostPorts(root: StateRoot): Promise<void> {
-  const running = (id: string) => {
-    try {
-      return isRunning(loadContainer(root, id));
-    } catch {
-      return false; // gone or unreadable: nothing runs that the rules could lead to
-    }
-  };
-  if (!staleHolders(peekPorts(root), running).length) return;
-  try {
-    (await import("../network/nat.ts")).sweepPorts(root, running);
-  } catch { /* best effort: the next listing sweeps again */ }
-}
-
-/**
- * Releases the bridge endpoints of skiff processes killed before their container's record said
- * "running" (reconcile of a record cannot see those): every listing does it (ps, stats).
- */
-export function sweepLostEndpoints(root: StateRoot): void {
-  try {
-    sweepDeadEndpoints(root);
-  } catch { /* best effort: the next allocation sweeps too */ }
+  return listContainers(root).map((r) => reconcile(root, r));
 }
