@@ -221,6 +221,10 @@ if (import.meta.main) {
     const { runInitStage } = await import("./lib/runtime/init_main.ts");
     runInitStage(Deno.args.slice(1));
   }
+  // the default bridge's collector (lib/network/gc.ts): no state root, no CLI
+  if (Deno.args[0] === "__netgc") {
+    Deno.exit(await (await import("./lib/network/gc.ts")).netgcMain(Deno.args.slice(1)));
+  }
   const debug = Deno.args.includes("-D") || Deno.args.includes("--debug");
   let code: number;
   try {

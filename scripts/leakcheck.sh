@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Lists what skiff may have left on this machine, one line per item: mounts that mention skiff,
 # skiff cgroups (the parents included), processes of test roots, skiff network links (container veths;
-# not the default bridge), nft tables other than skiff's own, and NAT rules (nft table ip skiff,
+# the default bridge too once it has no container), nft tables (skiff's own too), and NAT rules (nft table ip skiff,
 # iptables chains SKIFF*) of containers or bridges that no longer exist.
 # Prints nothing when the machine is clean. Used by test.sh; handy by hand after a failed run.
 set -uo pipefail
@@ -31,11 +31,17 @@ for proc in /proc/[0-9]*; do
   esac
 done
 
-# skiff's links: a container's veth (veth + 7 hex of its id + 4 random hex) outlives nothing of it; the default
-# bridge skiff0 may stay, as docker0 does; any other skiff* link is a leak
+# skiff's links: a container's veth (veth + 7 hex of its id + 4 random hex) outlives nothing of it, and the
+# default bridge goes ~2 s after its last container (lib/network/gc.ts: waited for here, up to 10 s, while
+# it has no port); any skiff* link left is a leak
+for _ in $(seq 50); do
+  [ -d /sys/class/net/skiff0 ] || break
+  [ -z "$(ls /sys/class/net/skiff0/brif 2>/dev/null)" ] || break
+  sleep 0.2
+done
 if command -v ip >/dev/null; then
   ip -o link show 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2)
-    if (($2 ~ /^skiff/ && $2 != "skiff0") || $2 ~ /^veth[0-9a-f]{11}$/) print "link " $2 }'
+    if ($2 ~ /^skiff/ || $2 ~ /^veth[0-9a-f]{11}$/) print "link " $2 }'
 fi
 # a rule's tag is skiff:<root key>:<container id>: a leak when no state root here has that container
 container_exists() {
@@ -48,8 +54,8 @@ container_exists() {
 link_exists() { [ -e "/sys/class/net/$1" ]; }
 
 if command -v nft >/dev/null; then
-  # skiff's own table stays (its base chains are empty without containers); any other is a leak
-  nft list tables 2>/dev/null | awk '$3 ~ /skiff/ && !($2 == "ip" && $3 == "skiff") { print "nft table " $2 " " $3 }'
+  # skiff's own table goes with its last bridge (lib/network/gc.ts); any skiff table left is a leak
+  nft list tables 2>/dev/null | awk '$3 ~ /skiff/ { print "nft table " $2 " " $3 }'
   nft list chain ip skiff ports 2>/dev/null | grep -o 'comment "skiff:[0-9a-f]*:[0-9a-f]*"' | tr -d '"' |
     while read -r _ tag; do container_exists "${tag##*:}" || echo "nft rule of a removed container: $tag"; done
   nft -j list set ip skiff bridges 2>/dev/null | grep -o '"elem": \[[^]]*\]' | grep -o '"[^"]*"' | tr -d '"' |

@@ -222,6 +222,46 @@ Deno.test("bridge: the default is skiff0 on 10.89.0.0/16; a bridge deleted by ha
   });
 });
 
+/** Waits up to `ms` for `done`; its last answer. */
+async function eventually(done: () => boolean, ms: number): Promise<boolean> {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 100))) {
+    if (done()) return true;
+  }
+  return done();
+}
+
+const nftTables = () =>
+  new TextDecoder().decode(
+    new Deno.Command("nft", { args: ["list", "tables"], stdout: "piped", stderr: "null" })
+      .outputSync().stdout,
+  );
+
+Deno.test("bridge: skiff0 and skiff's nft table go after the last container, and come back with the next", async () => {
+  // containers of other state roots on this host keep the bridge: then only "it stays while used" holds
+  const othersUseIt = () => {
+    try {
+      return [...Deno.readDirSync("/sys/class/net/skiff0/brif")].length > 0;
+    } catch {
+      return false;
+    }
+  };
+  await withBusybox(async (root) => {
+    const id = (await root.ok(["run", "-d", "busybox", "sleep", "60"])).trim();
+    // in use: kept past the collector's grace
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.ok(linkExists("skiff0"), "the bridge went while a container used it");
+    await root.ok(["rm", "-f", id]);
+    if (othersUseIt() && !(await eventually(() => !othersUseIt(), 3000))) return;
+    assert.ok(await eventually(() => !linkExists("skiff0"), 8000), "skiff0 outlived its last container");
+    assert.ok(
+      await eventually(() => !/table ip skiff\b/.test(nftTables()), 3000),
+      `skiff's nft table outlived its last bridge: ${nftTables()}`,
+    );
+    // the next run makes both again, NAT included
+    assert.equal(await root.ok(["run", "--rm", "busybox", "sh", "-c", "ip route | grep -c default"]), "1\n");
+  });
+});
+
 Deno.test("--network none has only lo; --net host sees the host's links and files", async () => {
   await withBusybox(async (root) => {
     const none = await root.ok([

@@ -38,6 +38,7 @@ import {
 import * as nl from "./netlink.ts";
 import { refreshNames } from "./names.ts";
 import { Rtnl, withRtnl } from "./rtnl.ts";
+import { scheduleBridgeGc, withBridgeInUse } from "./gc.ts";
 
 export const DEFAULT_BRIDGE = "skiff0";
 
@@ -222,6 +223,7 @@ export function sweepDeadEndpoints(root: StateRoot): void {
     const state = readStateFile(file);
     if (!state || Object.keys(state.Leases).every((ip) => leaseAlive(root, state, ip, alive))) continue;
     const swept = withRtnl((rtnl) => withNetworkState(root, file, (s) => sweepLeases(root, s, rtnl)));
+    if (swept && file === bridgeStatePath(root)) collectIdleDefaultBridge(root);
     // a user network's survivors lose the dead members' names (names.ts)
     const remaining = state.Network ? readStateFile(file) : undefined;
     if (swept && remaining) {
@@ -276,6 +278,17 @@ export function createEndpoint(
   wantedIp?: string,
   /** `network connect`: the running container's namespace (the caller's fd) instead of a new one */
   existingNetns?: number,
+): PreparedEndpoint {
+  // the default bridge's collector (gc.ts) waits while a run ensures the bridge and attaches to it
+  return withBridgeInUse(() => createEndpointNow(root, containerId, target, wantedIp, existingNetns));
+}
+
+function createEndpointNow(
+  root: StateRoot,
+  containerId: string,
+  target: NetworkTarget,
+  wantedIp: string | undefined,
+  existingNetns: number | undefined,
 ): PreparedEndpoint {
   const { config } = target;
   const { subnet } = config;
@@ -411,6 +424,18 @@ export function releaseEndpoint(root: StateRoot, containerId: string): void {
   }
   // the names it had on user networks go from the other members' /etc/hosts
   if (onUserNetwork) refreshNames(root, containerId, formerPeers);
+  collectIdleDefaultBridge(root);
+}
+
+/**
+ * The default bridge goes once no container of any root uses it (gc.ts): when this root holds no lease
+ * on it any more, a collector is started that checks the bridge's ports (the kernel's, host-wide).
+ */
+function collectIdleDefaultBridge(root: StateRoot): void {
+  const state = readStateFile(bridgeStatePath(root));
+  if (state && Object.keys(state.Leases).length) return;
+  const config = bridgeConfig(root);
+  scheduleBridgeGc(config.name, config.subnet.cidr);
 }
 
 /** Notes a container that joins `containerId`'s namespace (its endpoint is then deleted explicitly). */

@@ -775,9 +775,11 @@ export function removeInternalForward(network: NatNetwork): void {
   });
 }
 
-/** Removes a network's NAT (its containers' rules are gone with them). */
-export function removeNetworkNat(network: NatNetwork): void {
-  const fw = firewall();
+/**
+ * Removes a network's NAT (its containers' rules are gone with them), through the firewall in use or
+ * the one named (the bridge's collector removes both backends' entries: runs may have used either).
+ */
+export function removeNetworkNat(network: NatNetwork, fw: Firewall | undefined = firewall()): void {
   if (!fw) return;
   withLockSync(HOST_LOCK, () => {
     try {
@@ -803,6 +805,28 @@ export function removeNetworkNat(network: NatNetwork): void {
         if (batch) iptablesRestore(batch);
       } catch { /* no filter table */ }
     }
+  });
+}
+
+/**
+ * Deletes skiff's nft table once no bridge is in its set (the default bridge's collector, gc.ts): its
+ * base chains are made again with the next bridge's NAT. iptables' empty SKIFF chains stay.
+ */
+export function dropTableIfUnused(): void {
+  if (firewall() !== "nft") return;
+  withLockSync(HOST_LOCK, () => {
+    let listed: string;
+    try {
+      listed = run("nft", ["-j", "list", "set", "ip", NFT_TABLE, "bridges"]);
+    } catch {
+      return; // no table (or no set): nothing to drop
+    }
+    const elems = (JSON.parse(listed).nftables as { set?: { elem?: unknown[] } }[])
+      .find((o) => o.set)?.set?.elem ?? [];
+    if (elems.length) return;
+    try {
+      run("nft", [`delete table ip ${NFT_TABLE}`]);
+    } catch { /* gone meanwhile */ }
   });
 }
 

@@ -16,14 +16,7 @@
 import { openCgroup } from "../cgroups/mod.ts";
 import { exists } from "./fsutil.ts";
 import { wakeSupervisorFor } from "./orphans.ts";
-import {
-  findContainer,
-  isProcessAlive,
-  listContainers,
-  loadContainer,
-  processStartTime,
-  transition,
-} from "./containers.ts";
+import { findContainer, isProcessAlive, listContainers, processStartTime, transition } from "./containers.ts";
 import type { StateRoot } from "./root.ts";
 import type { ContainerRecord } from "./types.ts";
 
