@@ -432,10 +432,12 @@ export function releaseEndpoint(root: StateRoot, containerId: string): void {
  * on it any more, a collector is started that checks the bridge's ports (the kernel's, host-wide).
  */
 function collectIdleDefaultBridge(root: StateRoot): void {
-  const state = readStateFile(bridgeStatePath(root));
-  if (state && Object.keys(state.Leases).length) return;
-  const config = bridgeConfig(root);
-  scheduleBridgeGc(config.name, config.subnet.cidr);
+  try {
+    const state = readStateFile(bridgeStatePath(root));
+    if (state && Object.keys(state.Leases).length) return;
+    const config = bridgeConfig(root);
+    scheduleBridgeGc(config.name, config.subnet.cidr);
+  } catch { /* best effort (a daemon.json refused meanwhile): never in the way of a release */ }
 }
 
 /** Notes a container that joins `containerId`'s namespace (its endpoint is then deleted explicitly). */
