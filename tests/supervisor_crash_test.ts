@@ -429,6 +429,11 @@ Deno.test("-d -i container and a supervisor crash: its stdin is held; attach sen
       await sleep(500);
       assert.ok(alive(pid), "it did not read EOF");
       await inspect(root, id, "{{.State.Pid}}"); // wakes the next supervisor
+      // attach is served once the new supervisor has taken the container over (it records itself)
+      await eventually("the adoption", () => {
+        const monitor = (recordOnDisk(root, id).State as { MonitorPid?: number }).MonitorPid;
+        return supervisorPids(root).length === 1 && monitor === supervisorPids(root)[0];
+      }, 15_000);
       const a = track(Proc.skiff(root, ["attach", id], { stdin: true }));
       await a.send("hello\n");
       await a.waitFor("got:hello\n");
