@@ -45,6 +45,8 @@ function ports(bridge: string): number | undefined {
 
 /** Starts a collector for `bridge` unless one is pending already (best effort: never fails a run). */
 export function scheduleBridgeGc(bridge: string, subnet: string): void {
+  // no bridge, nothing to collect: a `--network none` run never pays for a second Deno process
+  if (ports(bridge) === undefined) return;
   try {
     const fd = lockFd(GC_LOCK);
     try {
