@@ -7,7 +7,7 @@
 // --before DIR: also time the skiff of another checkout as "skiff-before" (see bench/run_latency.ts)
 
 import { join } from "node:path";
-import { type Contender, markdownTable, measure, ms, readEnvFile, run, which } from "./lib.ts";
+import { type Contender, markdownTable, measure, ms, pairedRatio, readEnvFile, run, which } from "./lib.ts";
 import { beforeArgv, parseLatencyArgs, PEER_ENV_FILE, skiffArgv } from "./run_latency.ts";
 
 const PEER_IMAGE = "localhost/bb:latest";
@@ -133,12 +133,12 @@ if (import.meta.main) {
     const skiff = timings.find((t) => t.name === "skiff");
     console.log(
       markdownTable(
-        ["engine", "`exec CTR true` median", "mean ± σ", "skiff / engine"],
+        ["engine", "`exec CTR true` median", "mean ± σ", "skiff / engine (paired when interleaved)"],
         timings.map((t) => [
           t.name,
           ms(t.median),
           `${ms(t.mean)} ± ${ms(t.stddev)}`,
-          skiff ? (skiff.median / t.median).toFixed(2) : "",
+          skiff ? (pairedRatio(skiff, t) ?? skiff.median / t.median).toFixed(2) : "",
         ]),
       ),
     );

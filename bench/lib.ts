@@ -23,6 +23,17 @@ export interface Timing {
   min: number;
   max: number;
   runs: number;
+  /** seconds of each run in order; with --interleave, run i of every contender is from round i */
+  times?: number[];
+}
+
+/**
+ * The median over rounds of a's time ÷ b's time in the same round: the paired ratio the brief asks
+ * for (drift in the machine's speed falls on both of a pair); undefined unless both were interleaved.
+ */
+export function pairedRatio(a: Timing, b: Timing): number | undefined {
+  if (!a.times || !b.times || a.times.length !== b.times.length || !a.times.length) return undefined;
+  return median(a.times.map((t, i) => t / b.times![i]));
 }
 
 export interface MeasureOptions {
@@ -205,6 +216,7 @@ async function measureLoop(contenders: Contender[], opts: MeasureOptions): Promi
       min: Math.min(...ts),
       max: Math.max(...ts),
       runs: ts.length,
+      times: opts.interleave ? ts : undefined,
     };
   });
 }

@@ -19,6 +19,7 @@ import {
   measure,
   type MeasureOptions,
   ms,
+  pairedRatio,
   readEnvFile,
   REPO,
   run,
@@ -210,13 +211,16 @@ function latencyMarkdown(
     t.name === "skiff-version" ? "`skiff version` (startup floor)" : `\`${shortCommand(t)}\``,
     ms(t.median),
     `${ms(t.min)} – ${ms(t.max)}`,
-    skiff && t !== skiff && t.name !== "skiff-version" ? `${(skiff.median / t.median).toFixed(2)}×` : "",
+    skiff && t !== skiff && t.name !== "skiff-version" ? ratioText(skiff, t) : "",
   ]);
   const lines = [
     `Container start-to-exit, busybox \`true\`; ${machineLine()}; skiff ${skiffHow}; ` +
     `${timings[0]?.runs ?? 0} runs each${interleaved ? ", interleaved" : ""}.`,
     "",
-    markdownTable(["command", "median", "min – max", "skiff ÷ this"], rows),
+    markdownTable(
+      ["command", "median", "min – max", interleaved ? "skiff ÷ this (paired)" : "skiff ÷ this"],
+      rows,
+    ),
   ];
   if (skipped.length) {
     lines.push(
@@ -225,6 +229,12 @@ function latencyMarkdown(
     );
   }
   return lines.join("\n");
+}
+
+/** The paired ratio (median of per-round ratios) when interleaved, else the ratio of medians. */
+function ratioText(skiff: Timing, t: Timing): string {
+  const paired = pairedRatio(skiff, t);
+  return paired !== undefined ? `${paired.toFixed(2)}× (paired)` : `${(skiff.median / t.median).toFixed(2)}×`;
 }
 
 function shortCommand(t: Timing): string {
@@ -252,7 +262,7 @@ export function printRatios(timings: Timing[]): void {
   if (!skiff) return;
   for (const t of timings) {
     if (t === skiff || t.name === "skiff-version") continue;
-    console.log(`skiff/${t.name}: ${(skiff.median / t.median).toFixed(2)}`);
+    console.log(`skiff/${t.name}: ${ratioText(skiff, t)}`);
   }
 }
 
