@@ -4,7 +4,8 @@
 import { SkiffError, UsageError } from "../errors.ts";
 import { compileListFormat } from "../format/list.ts";
 import { labelMatches } from "../format/filters.ts";
-import { goJson, goStruct, parseTemplate, TemplateExecError } from "../format/template.ts";
+import { goStruct, parseTemplate } from "../format/template.ts";
+import { renderInspect } from "../format/inspect_output.ts";
 import {
   createNetwork,
   findNetwork,
@@ -269,20 +270,7 @@ async function inspect(args: string[], ctx: CliContext): Promise<number> {
       errors.push(`Error: No such network: ${ref}`);
     }
   }
-  let out: string;
-  if (template) {
-    const lines: string[] = [];
-    for (const n of found) {
-      try {
-        lines.push(template.execute(JSON.parse(goJson(n)), { missingKeyError: true }) + "\n");
-      } catch (e) {
-        if (!(e instanceof TemplateExecError)) throw e;
-        errors.push(`template parsing error: ${e.message}`);
-      }
-    }
-    out = lines.join("");
-  } else if (format === "json") out = `[${found.map(goJson).join(",")}]\n`;
-  else out = JSON.stringify(found, null, 4) + "\n";
+  const out = renderInspect(found, format, template, errors);
   Deno.stdout.writeSync(new TextEncoder().encode(out));
   for (const e of errors) console.error(e);
   return errors.length ? 1 : 0;

@@ -4,7 +4,8 @@ import { SkiffError, UsageError } from "../errors.ts";
 import { compileListFormat } from "../format/list.ts";
 import { labelMatches } from "../format/filters.ts";
 import { humanSize } from "../format/human.ts";
-import { goJson, goStruct, parseTemplate, TemplateExecError } from "../format/template.ts";
+import { goStruct, parseTemplate } from "../format/template.ts";
+import { renderInspect } from "../format/inspect_output.ts";
 import {
   createVolume,
   getVolume,
@@ -212,22 +213,7 @@ function inspect(args: string[], ctx: CliContext): number {
     if (v) found.push(v);
     else errors.push(`Error: No such volume: ${name}`);
   }
-  let out: string;
-  if (template) {
-    // docker runs it on the typed volume, then on the raw JSON with missingkey=error: a field the
-    // volume lacks is an error, exit 1
-    const lines: string[] = [];
-    for (const v of found) {
-      try {
-        lines.push(template.execute(JSON.parse(goJson(v)), { missingKeyError: true }) + "\n");
-      } catch (e) {
-        if (!(e instanceof TemplateExecError)) throw e;
-        errors.push(`template parsing error: ${e.message}`);
-      }
-    }
-    out = lines.length ? lines.join("") : "\n";
-  } else if (format === "json") out = `[${found.map(goJson).join(",")}]\n`;
-  else out = JSON.stringify(found, null, 4) + "\n";
+  const out = renderInspect(found, format, template, errors, true);
   Deno.stdout.writeSync(new TextEncoder().encode(out));
   for (const e of errors) console.error(e);
   return errors.length ? 1 : 0;
