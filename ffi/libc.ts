@@ -432,6 +432,13 @@ export function setRlimit(resource: number, soft: bigint, hard: bigint): void {
   check("prlimit64", sys(SYS.prlimit64, 0, resource, new Uint8Array(limits.buffer), null));
 }
 
+/** prlimit64(0, resource, NULL, &old): this process's soft and hard limit (2^64-1: RLIM_INFINITY). */
+export function getRlimit(resource: number): { soft: bigint; hard: bigint } {
+  const limits = new BigUint64Array(2);
+  check("prlimit64", sys(SYS.prlimit64, 0, resource, null, new Uint8Array(limits.buffer)));
+  return { soft: limits[0], hard: limits[1] };
+}
+
 export function setgroups(gids: number[]): void {
   const arr = new Uint32Array(gids.length || 1);
   gids.forEach((g, i) => (arr[i] = g));

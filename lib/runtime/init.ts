@@ -246,11 +246,12 @@ function run(spec: InitSpec, fifo: FifoReader): never {
 
   confineBeforeCredentials(spec);
   // as runc does: while the capabilities last (raising a hard limit takes CAP_SYS_RESOURCE)
-  if (spec.rlimits) applyRlimits(spec.rlimits);
+  if (spec.rlimits) applyRlimits(spec.rlimits, "privileged");
   becomeUser(spec, user);
   umask(0o022);
   resetSignals();
   closeRange(3, CLOSE_RANGE_CLOEXEC); // fds inherited from skiff's caller must not reach the container
+  if (spec.rlimits) applyRlimits(spec.rlimits, "final");
   confineLast(spec);
   try {
     execve(path, spec.args, env);

@@ -1,7 +1,7 @@
 // The init stage's half of --ulimit, --sysctl, --oom-score-adj and --device (the checks are
 // process_limits.ts and lib/cgroups/devices.ts). Sync APIs and FFI only: this runs after unshare.
 
-import { makedev, O, open, S_IFCHR, setRlimit, SysError, write } from "../../ffi/mod.ts";
+import { getRlimit, makedev, O, open, S_IFCHR, setRlimit, SysError, write } from "../../ffi/mod.ts";
 import { AT_SYMLINK_NOFOLLOW, checkAt, fchownAt, mknodAt, openAt } from "../../ffi/libc.ts";
 import { closeFd, OAT } from "../fs/at.ts";
 import type { RootMounts } from "../fs/mount_at.ts";
@@ -35,11 +35,26 @@ export function setOomScoreAdj(value: number): void {
   }
 }
 
-/** --ulimit, with runc's wording when the kernel refuses (above the hard limit without CAP_SYS_RESOURCE). */
-export function applyRlimits(rlimits: NonNullable<InitSpec["rlimits"]>): void {
+const RLIMIT_NOFILE = 7;
+
+/**
+ * --ulimit, with runc's wording when the kernel refuses (above the hard limit without
+ * CAP_SYS_RESOURCE). "privileged" runs while the stage still holds its capabilities, as runc sets
+ * them; the open-files limit is only raised there (a low one would leave the stage itself no fd
+ * for the files it still reads) and takes its value in the "final" call, just before execve.
+ */
+export function applyRlimits(rlimits: NonNullable<InitSpec["rlimits"]>, phase: "privileged" | "final"): void {
   for (const r of rlimits) {
+    let soft = BigInt.asUintN(64, BigInt(r.soft)), hard = BigInt.asUintN(64, BigInt(r.hard));
+    if ((r.resource === RLIMIT_NOFILE) !== (phase === "final")) {
+      if (phase === "final") continue;
+      // the open-files limit, first pass: a higher hard limit while CAP_SYS_RESOURCE may allow it
+      const now = getRlimit(r.resource);
+      if (hard <= now.hard) continue;
+      soft = now.soft;
+    }
     try {
-      setRlimit(r.resource, BigInt(r.soft), BigInt(r.hard));
+      setRlimit(r.resource, soft, hard);
     } catch (e) {
       throw new LimitFailure(`error setting rlimit type ${r.resource}: ${lower(e)}`);
     }
