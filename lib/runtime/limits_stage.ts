@@ -45,7 +45,8 @@ const RLIMIT_NOFILE = 7;
  */
 export function applyRlimits(rlimits: NonNullable<InitSpec["rlimits"]>, phase: "privileged" | "final"): void {
   for (const r of rlimits) {
-    let soft = BigInt.asUintN(64, BigInt(r.soft)), hard = BigInt.asUintN(64, BigInt(r.hard));
+    const hard = BigInt.asUintN(64, BigInt(r.hard));
+    let soft = BigInt.asUintN(64, BigInt(r.soft));
     if ((r.resource === RLIMIT_NOFILE) !== (phase === "final")) {
       if (phase === "final") continue;
       // the open-files limit, first pass: a higher hard limit while CAP_SYS_RESOURCE may allow it
