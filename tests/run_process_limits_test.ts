@@ -18,6 +18,7 @@ import { type ExecPlan, planExecProgram } from "../lib/runtime/exec_program.ts";
 import { SYSCALL_NUMBERS } from "../ffi/libc.ts";
 import { busyboxTar, type TestRoot, withBusybox } from "./helpers.ts";
 import { withBackground } from "./background.ts";
+import { eventually, runDetached, withDetached } from "./detach_helpers.ts";
 
 const V1 = cgroupDriver() === "v1";
 /** This host lacks CAP_SYS_RESOURCE (these machines do): raising a hard limit must fail, as in docker. */
@@ -472,6 +473,12 @@ Deno.test("run --device: nodes as docker makes them, the cgroup's permissions, d
       line(r.stderr),
       'skiff: error gathering device information while adding custom device "/dev/nope": no such file or directory',
     );
+    // docker creates the container first and fails its start: without --rm it stays "Created"
+    r = await root.skiff(["run", "--name", "left", "--device", "/dev/nope", "busybox", "true"]);
+    assert.equal(r.code, 127);
+    assert.equal((await root.ok(["inspect", "-f", "{{.State.Status}}", "left"])).trim(), "created");
+    await root.ok(["create", "--name", "made", "--device", "/dev/nope", "busybox", "true"]);
+    await root.ok(["rm", "left", "made"]);
     r = await run(root, ["--device", "/etc/hostname"], "true");
     assert.equal(r.code, 125);
     assert.match(line(r.stderr), /adding custom device "\/etc\/hostname": not a device node$/);
@@ -568,4 +575,34 @@ Deno.test("run --device attack: a symlinked /dev or target directory never puts 
   } finally {
     Deno.removeSync(hostDir, { recursive: true });
   }
+});
+
+Deno.test("run -d: the supervisor's start applies all four, and start again after a stop", async () => {
+  await withDetached(async (root) => {
+    const script = "ulimit -n; ulimit -Hn; cat /proc/1/oom_score_adj /proc/sys/kernel/msgmax; ls -l /dev/fz";
+    const flags = ["--ulimit", "nofile=100:200", "--oom-score-adj", "200", "--sysctl", "kernel.msgmax=100"];
+    await runDetached(root, [
+      "--name",
+      "d",
+      ...flags,
+      "--device",
+      "/dev/fuse:/dev/fz",
+      "busybox",
+      "sh",
+      "-c",
+      script,
+    ]);
+    const expected = /^100\n200\n200\n100\ncrw------- .* 10, +229 .* \/dev\/fz\n$/;
+    let logs = "";
+    await eventually("the container has run", async () => {
+      logs = await root.ok(["logs", "d"]);
+      return logs.includes("/dev/fz");
+    });
+    assert.match(logs, expected);
+    await root.ok(["start", "d"]);
+    await eventually(
+      "it has run again",
+      async () => (await root.ok(["logs", "d"])).split("/dev/fz").length === 3,
+    );
+  });
 });

@@ -34,13 +34,23 @@ export interface HostResources {
   Devices?: DeviceMapping[] | null;
 }
 
-/** --device-cgroup-rule's rules, then those of --device's nodes; undefined when there are none. */
+/**
+ * --device-cgroup-rule's rules, then those of --device's nodes; undefined when there are none. A
+ * device that cannot be read adds no rule here: the start reads the devices again for the init
+ * stage and fails there with docker's error, once the container exists (docker creates it, then
+ * its start fails).
+ */
 function deviceRulesOf(host: HostResources): DeviceRule[] | undefined {
+  const nodeRules = (m: DeviceMapping) => {
+    try {
+      return hostDevices(m).map((node) => deviceNodeRule(node, m.CgroupPermissions));
+    } catch {
+      return [];
+    }
+  };
   const rules = [
     ...host.DeviceCgroupRules?.map(parseDeviceCgroupRule) ?? [],
-    ...(host.Devices ?? []).flatMap((m) =>
-      hostDevices(m).map((node) => deviceNodeRule(node, m.CgroupPermissions))
-    ),
+    ...(host.Devices ?? []).flatMap(nodeRules),
   ];
   return host.DeviceCgroupRules || rules.length ? rules : undefined;
 }
