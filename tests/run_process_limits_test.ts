@@ -443,6 +443,20 @@ Deno.test("run --device: nodes as docker makes them, the cgroup's permissions, d
       .sort();
     r = await run(root, ["--device", "/dev/net:/dev/hostnet"], "ls", "/dev/hostnet");
     assert.deepEqual(r.stdout.trim().split(/\s+/).filter(Boolean), cpuNodes, r.stderr);
+    // the cgroup enforces the mapping's permissions (busybox sh leaves at a failed redirection of
+    // ":"). docker, for :r, :rw and :w of /dev/fuse as /dev/fz:
+    //   r:  stdout "r=0", stderr "sh: can't create /dev/fz: Operation not permitted"
+    //   rw: stdout "r=0\nw=0"
+    //   w:  stdout "",    stderr "sh: can't open /dev/fz: Operation not permitted"
+    const probe = ": < /dev/fz; echo r=$?; : > /dev/fz; echo w=$?";
+    r = await run(root, ["--device", "/dev/fuse:/dev/fz:r"], "sh", "-c", probe);
+    assert.equal(r.stdout, "r=0\n");
+    assert.equal(r.stderr, "sh: can't create /dev/fz: Operation not permitted\n");
+    r = await run(root, ["--device", "/dev/fuse:/dev/fz:rw"], "sh", "-c", probe);
+    assert.equal(r.stdout, "r=0\nw=0\n", r.stderr);
+    r = await run(root, ["--device", "/dev/fuse:/dev/fz:w"], "sh", "-c", probe);
+    assert.equal(r.stdout, "");
+    assert.equal(r.stderr, "sh: can't open /dev/fz: Operation not permitted\n");
     if (hasLoop) {
       // r only: the cgroup refuses the open for writing (docker: "sh: can't create /dev/xvda:
       // Operation not permitted"); the node itself is the host's 7:0 with its mode
