@@ -279,6 +279,7 @@ const SYS_X86_64 = {
   pidfd_getfd: 438,
   pidfd_send_signal: 424,
   ppoll: 271,
+  prlimit64: 302,
 } as const;
 const SYS_AARCH64: Record<keyof typeof SYS_X86_64, number> = {
   read: 63,
@@ -327,6 +328,7 @@ const SYS_AARCH64: Record<keyof typeof SYS_X86_64, number> = {
   pidfd_getfd: 438,
   pidfd_send_signal: 424,
   ppoll: 73,
+  prlimit64: 261,
 };
 /** Both tables, for the test that checks them against the kernel headers' numbers. */
 export const SYSCALL_NUMBERS = { x86_64: SYS_X86_64, aarch64: SYS_AARCH64 } as const;
@@ -419,6 +421,22 @@ export const isatty = (fd: number) => libc().isatty(fd) === 1;
 export function makedev(major: number, minor: number): bigint {
   return (BigInt(major & 0xfff) << 8n) | BigInt(minor & 0xff) | (BigInt(minor & ~0xff) << 12n) |
     (BigInt(major & ~0xfff) << 32n);
+}
+
+/**
+ * prlimit64(0, resource, {soft, hard}, NULL): this process's limit, inherited across execve.
+ * -1n (or any value past 2^63) is RLIM_INFINITY.
+ */
+export function setRlimit(resource: number, soft: bigint, hard: bigint): void {
+  const limits = new BigUint64Array([BigInt.asUintN(64, soft), BigInt.asUintN(64, hard)]);
+  check("prlimit64", sys(SYS.prlimit64, 0, resource, new Uint8Array(limits.buffer), null));
+}
+
+/** prlimit64(0, resource, NULL, &old): this process's soft and hard limit (2^64-1: RLIM_INFINITY). */
+export function getRlimit(resource: number): { soft: bigint; hard: bigint } {
+  const limits = new BigUint64Array(2);
+  check("prlimit64", sys(SYS.prlimit64, 0, resource, null, new Uint8Array(limits.buffer)));
+  return { soft: limits[0], hard: limits[1] };
 }
 
 export function setgroups(gids: number[]): void {

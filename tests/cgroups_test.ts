@@ -21,6 +21,8 @@ import { assembleDeviceFilter, DEFAULT_ALLOWED_DEVICES, v1RuleLines } from "../l
 import { SkiffError } from "../lib/errors.ts";
 import { discardUnsupported, type HostSupport, hostSupport, type Resources } from "../lib/cgroups/support.ts";
 import { StateRoot } from "../lib/state/root.ts";
+import { cgroupLimitsOf } from "../lib/cgroups/limits.ts";
+import { NO_RESOURCE_LIMITS } from "../lib/state/types.ts";
 import { makedev, mknod, S_IFBLK, S_IFCHR } from "../ffi/libc.ts";
 import { BUSYBOX, findLeaks, withRoot } from "./helpers.ts";
 
@@ -895,4 +897,32 @@ Deno.test("cgroups: conversions and the device filter program", () => {
   const prog = assembleDeviceFilter(DEFAULT_ALLOWED_DEVICES);
   assert.equal(prog.length % 8, 0);
   assert.equal(prog[prog.length - 8], 0x95); // ends in exit
+});
+
+// --device's nodes become rules through the one HostConfig mapping (cgroupLimitsOf), on v1's
+// devices.allow and in v2's eBPF filter alike: /dev/fuse given "r" opens for reading only
+Deno.test("cgroups: a --device node's permissions, on v1 and in the v2 filter", async () => {
+  const limits = cgroupLimitsOf({
+    ...NO_RESOURCE_LIMITS,
+    Privileged: false,
+    Devices: [{ PathOnHost: "/dev/fuse", PathInContainer: "/dev/fz", CgroupPermissions: "r" }],
+  });
+  assert.deepEqual(limits.deviceRules, [{ type: "c", major: 10, minor: 229, access: "r" }]);
+  const script = ": < /dev/fuse && echo read; (: > /dev/fuse) && echo wrote";
+  await withCgroup(limits, async (cg) => {
+    const out = await runIn(cg, script);
+    assert.equal(out.stdout, "read\n", out.stderr);
+    assert.match(out.stderr, /Operation not permitted/);
+  });
+  if (!hybrid) return;
+  const id = newId();
+  const cg = createV2(UNIFIED, "skiff", id, limits);
+  try {
+    const out = await runIn(cg, script);
+    assert.equal(out.stdout, "read\n", out.stderr);
+    assert.match(out.stderr, /Operation not permitted/);
+  } finally {
+    cg.destroy();
+  }
+  assert.deepEqual(cgroupDirsOf(id), []);
 });

@@ -116,3 +116,149 @@ export function assembleDeviceFilter(rules: readonly DeviceRule[]): Uint8Array<A
   });
   return bytes;
 }
+
+// ---- --device ----
+
+/** HostConfig.Devices' entry. */
+export interface DeviceMapping {
+  PathOnHost: string;
+  PathInContainer: string;
+  CgroupPermissions: string;
+}
+
+/** A device node the init stage makes in the container (its host facts gathered at start). */
+export interface DeviceNode {
+  /** Absolute path in the container. */
+  path: string;
+  type: "c" | "b";
+  major: number;
+  minor: number;
+  /** The host node's permission bits, owner and group (runc copies them). */
+  perm: number;
+  uid: number;
+  gid: number;
+}
+
+/** docker's validDeviceMode: each of r, w, m at most once, nothing else. */
+function isDeviceMode(mode: string): boolean {
+  return mode !== "" && /^[rwm]+$/.test(mode) && new Set(mode).size === mode.length;
+}
+
+/** Go's path.Clean for an absolute or relative path. */
+function cleanPath(path: string): string {
+  const absolute = path.startsWith("/");
+  const out: string[] = [];
+  for (const part of path.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") {
+      if (out.length && out[out.length - 1] !== "..") out.pop();
+      else if (!absolute) out.push("..");
+    } else out.push(part);
+  }
+  const joined = out.join("/");
+  return absolute ? `/${joined}` : joined || ".";
+}
+
+/**
+ * docker's CLI check and parse of --device HOST[:CONTAINER][:PERMISSIONS] (opts validateLinuxPath
+ * and parseLinuxDevice); throws docker's reason.
+ */
+export function parseDeviceFlag(text: string): DeviceMapping {
+  const split = text.split(":");
+  if (split.length > 3 || split[0] === "") throw new SkiffError(`bad format for path: ${text}`);
+  let host = split[0], container = split[0], mode = "rwm";
+  if (split.length === 1) host = container = cleanPath(split[0]);
+  else if (split.length === 2) {
+    if (isDeviceMode(split[1])) {
+      host = container = cleanPath(split[0]);
+      mode = split[1];
+    } else container = cleanPath(split[1]);
+  } else {
+    container = split[1];
+    mode = split[2];
+    if (!isDeviceMode(mode)) throw new SkiffError(`bad mode specified: ${mode}`);
+  }
+  if (!container.startsWith("/")) throw new SkiffError(`${container} is not an absolute path`);
+  return { PathOnHost: host, PathInContainer: container, CgroupPermissions: mode };
+}
+
+/** glibc's major()/minor() of a dev_t that fits a double. */
+export function deviceNumbers(rdev: number): { major: number; minor: number } {
+  return {
+    major: ((rdev >>> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff),
+    minor: (rdev & 0xff) | ((rdev >>> 12) & ~0xff),
+  };
+}
+
+/** A host path's device node, without following a final symlink (runc's DeviceFromPath). */
+function deviceAt(hostPath: string): DeviceNode | "not a device node" {
+  const info = Deno.lstatSync(hostPath);
+  if (!(info.isCharDevice || info.isBlockDevice) || info.rdev === null) return "not a device node";
+  return {
+    path: "",
+    type: info.isCharDevice ? "c" : "b",
+    ...deviceNumbers(info.rdev),
+    perm: (info.mode ?? 0) & 0o7777,
+    uid: info.uid ?? 0,
+    gid: info.gid ?? 0,
+  };
+}
+
+/**
+ * The nodes one --device stands for, read from the host as docker's daemon does at start: the node
+ * itself (a symlink is resolved first), or every node below a directory (symlinks inside are
+ * skipped). Its error is docker's; exit 127 for a missing path, as docker's CLI gives it.
+ */
+export function hostDevices(mapping: DeviceMapping): DeviceNode[] {
+  const failed = (why: string, code = 125) =>
+    new SkiffError(
+      `error gathering device information while adding custom device "${mapping.PathOnHost}": ${why}`,
+      code,
+    );
+  let resolved = mapping.PathOnHost;
+  try {
+    if (Deno.lstatSync(resolved).isSymlink) resolved = Deno.realPathSync(resolved);
+  } catch { /* reported below */ }
+  let found: DeviceNode | "not a device node";
+  try {
+    found = deviceAt(resolved);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw failed("no such file or directory", 127);
+    throw failed((e as Error).message);
+  }
+  if (found !== "not a device node") return [{ ...found, path: mapping.PathInContainer }];
+  const nodes: DeviceNode[] = [];
+  let isDir = false;
+  try {
+    isDir = Deno.statSync(resolved).isDirectory;
+  } catch { /* not a directory */ }
+  const base = resolved.replace(/\/+$/, "");
+  const walk = (dir: string) => {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = [...Deno.readDirSync(dir)].sort((a, b) => (a.name < b.name ? -1 : 1)); // Go's Walk: lexical
+    } catch {
+      return;
+    }
+    for (const entry of entries) {
+      const path = `${dir === "/" ? "" : dir}/${entry.name}`;
+      if (entry.isDirectory) walk(path);
+      else if (!entry.isSymlink) {
+        try {
+          const node = deviceAt(path);
+          if (node !== "not a device node") {
+            nodes.push({ ...node, path: mapping.PathInContainer + path.slice(base.length) });
+          }
+        } catch { /* gone meanwhile: skipped, as docker does */ }
+      }
+    }
+  };
+  if (isDir) walk(base || "/");
+  if (nodes.length === 0) throw failed("not a device node");
+  return nodes;
+}
+
+/** The cgroup rule that lets the container use a node with the mapping's permissions. */
+export function deviceNodeRule(node: DeviceNode, access: string): DeviceRule {
+  return { type: node.type, major: node.major, minor: node.minor, access };
+}

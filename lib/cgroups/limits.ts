@@ -1,7 +1,13 @@
 // The limit values, docker's validation of them, and host facts used by that validation.
 
 import { SkiffError } from "../errors.ts";
-import { type DeviceRule, parseDeviceCgroupRule } from "./devices.ts";
+import {
+  type DeviceMapping,
+  deviceNodeRule,
+  type DeviceRule,
+  hostDevices,
+  parseDeviceCgroupRule,
+} from "./devices.ts";
 import { readOptional } from "./fs.ts";
 
 /**
@@ -24,6 +30,29 @@ export interface HostResources {
   OomKillDisable?: boolean;
   DeviceCgroupRules?: string[] | null;
   Privileged: boolean;
+  /** --device: the nodes' rules are gathered from the host (docker's error when one is missing) */
+  Devices?: DeviceMapping[] | null;
+}
+
+/**
+ * --device-cgroup-rule's rules, then those of --device's nodes; undefined when there are none. A
+ * device that cannot be read adds no rule here: the start reads the devices again for the init
+ * stage and fails there with docker's error, once the container exists (docker creates it, then
+ * its start fails).
+ */
+function deviceRulesOf(host: HostResources): DeviceRule[] | undefined {
+  const nodeRules = (m: DeviceMapping) => {
+    try {
+      return hostDevices(m).map((node) => deviceNodeRule(node, m.CgroupPermissions));
+    } catch {
+      return [];
+    }
+  };
+  const rules = [
+    ...host.DeviceCgroupRules?.map(parseDeviceCgroupRule) ?? [],
+    ...(host.Devices ?? []).flatMap(nodeRules),
+  ];
+  return host.DeviceCgroupRules || rules.length ? rules : undefined;
 }
 
 /**
@@ -45,7 +74,7 @@ export function cgroupLimitsOf(host: HostResources): CgroupLimits {
     memoryReservation: host.MemoryReservation,
     memorySwappiness: host.MemorySwappiness ?? undefined,
     oomKillDisable: host.OomKillDisable,
-    deviceRules: host.DeviceCgroupRules?.map(parseDeviceCgroupRule),
+    deviceRules: deviceRulesOf(host),
     privileged: host.Privileged,
   };
 }

@@ -27,6 +27,7 @@ Options:
       --cpuset-cpus string      CPUs in which to allow execution (0-3, 0,1)
       --cpuset-mems string      MEMs in which to allow execution (0-3, 0,1)
   -d, --detach                  Run container in background and print container ID
+      --device list             Add a host device to the container
       --device-cgroup-rule list Add a rule to the cgroup allowed devices list
       --dns list                Set custom DNS servers
       --dns-option list         Set DNS options
@@ -49,6 +50,7 @@ Options:
       --name string             Assign a name to the container
       --network network         Connect a container to a network (bridge, none, host, container:NAME)
       --oom-kill-disable        Disable OOM Killer
+      --oom-score-adj int       Tune host's OOM preferences (-1000 to 1000)
       --pids-limit int          Tune container pids limit (set -1 for unlimited)
       --privileged              Give extended privileges to this container
   -p, --publish list            Publish a container's port(s) to the host
@@ -62,9 +64,11 @@ Options:
       --sig-proxy               Proxy received signals to the process (default true)
       --stop-signal string      Signal to stop the container
       --stop-timeout int        Timeout (in seconds) to stop a container
+      --sysctl map              Sysctl options (default map[])
       --tmpfs list              Mount a tmpfs directory (PATH[:OPTIONS])
   -t, --tty                     Allocate a pseudo-TTY
   -u, --user string             Username or UID (format: <name|uid>[:<group|gid>])
+      --ulimit ulimit           Ulimit options (default [])
   -v, --volume list             Bind mount a volume ([SOURCE:]DESTINATION[:MODE])
       --mount mount             Attach a filesystem mount to the container
   -w, --workdir string          Working directory inside the container

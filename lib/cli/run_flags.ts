@@ -13,7 +13,7 @@ import {
   requireArgs,
   str,
 } from "./args.ts";
-import { SkiffError } from "../errors.ts";
+import { SkiffError, UsageError } from "../errors.ts";
 import { validateCapabilityFlags } from "../runtime/caps.ts";
 import type { ResourceSettings } from "../state/types.ts";
 import type { RunRequest } from "../engine/create_run.ts";
@@ -26,6 +26,13 @@ import { securityOptFlags } from "./security_opt.ts";
 import { MAX_ID } from "../runtime/spec.ts";
 import { checkPortsForMode, portSettings } from "../network/ports.ts";
 import { aliasProblem, parseNetworkMode, requestedIp } from "../network/mode.ts";
+import {
+  oomScoreAdjProblem,
+  parseUlimit,
+  sysctlFlagProblem,
+  type Ulimit,
+} from "../runtime/process_limits.ts";
+import { type DeviceMapping, parseDeviceFlag } from "../cgroups/devices.ts";
 
 export { RUN_OPTIONS } from "./run_options.ts";
 
@@ -144,6 +151,53 @@ function labels(entries: string[]): Record<string, string> {
   return out;
 }
 
+/** --ulimit NAME=SOFT[:HARD]: a name given again replaces its limit (docker keeps one per name). */
+function ulimits(entries: string[]): Ulimit[] | null {
+  const byName = new Map<string, Ulimit>();
+  for (const entry of entries) {
+    let limit: Ulimit;
+    try {
+      limit = parseUlimit(entry);
+    } catch (e) {
+      throw invalid(entry, "--ulimit", (e as Error).message);
+    }
+    byName.set(limit.Name, limit);
+  }
+  return byName.size ? [...byName.values()] : null;
+}
+
+/** --sysctl KEY=VALUE, docker's allow-list (namespaces are checked at start, as runc does). */
+function sysctls(entries: string[]): Record<string, string> | undefined {
+  const out: Record<string, string> = {};
+  for (const entry of entries) {
+    const why = sysctlFlagProblem(entry);
+    if (why) throw invalid(entry, "--sysctl", why);
+    const eq = entry.indexOf("=");
+    out[entry.slice(0, eq)] = entry.slice(eq + 1);
+  }
+  return entries.length ? out : undefined;
+}
+
+/** --oom-score-adj: an integer; the range is the daemon's check (not a usage error). */
+function oomScoreAdj(value: string | undefined): number | undefined {
+  const adj = intFlag("run", value, "--oom-score-adj");
+  const why = adj === undefined ? undefined : oomScoreAdjProblem(adj);
+  if (why) throw new SkiffError(why);
+  return adj;
+}
+
+/** --device: docker's CLI checks; the nodes are read from the host when the container starts. */
+function devices(entries: string[]): DeviceMapping[] | null {
+  const out = entries.map((entry) => {
+    try {
+      return parseDeviceFlag(entry);
+    } catch (e) {
+      throw new UsageError((e as Error).message, "run");
+    }
+  });
+  return out.length ? out : null;
+}
+
 /**
  * Everything `run` needs from its flags, validated; nothing is created yet. `attach` false (create):
  * no terminal is needed for -it now.
@@ -176,6 +230,7 @@ export function runRequest(parsed: Parsed, attach = true): RunRequest {
     MemorySwappiness: swappiness === undefined || swappiness === -1 ? null : swappiness,
     OomKillDisable: bool(parsed, "oom-kill-disable"),
     DeviceCgroupRules: deviceRules.length ? deviceRules : null,
+    Devices: devices(list(parsed, "device")),
   };
 
   const tty = bool(parsed, "tty"), interactive = bool(parsed, "interactive");
@@ -235,6 +290,9 @@ export function runRequest(parsed: Parsed, attach = true): RunRequest {
       stopSignal,
       stopTimeout: intFlag("run", str(parsed, "stop-timeout"), "--stop-timeout"),
       ports: portSettings(list(parsed, "publish"), bool(parsed, "publish-all"), list(parsed, "expose")),
+      ulimits: ulimits(list(parsed, "ulimit")),
+      sysctls: sysctls(list(parsed, "sysctl")),
+      oomScoreAdj: oomScoreAdj(str(parsed, "oom-score-adj")),
     },
   };
 }

@@ -51,4 +51,8 @@ export const RUN_OPTIONS: OptionSpec[] = [
   { name: "publish", short: "p", kind: "list" },
   { name: "publish-all", short: "P", kind: "bool" },
   { name: "expose", kind: "list" },
+  { name: "ulimit", kind: "list" },
+  { name: "sysctl", kind: "list" },
+  { name: "oom-score-adj", kind: "string" },
+  { name: "device", kind: "list" },
 ];

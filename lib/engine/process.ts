@@ -19,6 +19,8 @@ import type { PtyMaster } from "../runtime/pty.ts";
 import { abortInitStage, type InitStage, removeQuietly, writeAll } from "../runtime/stage.ts";
 import { PROXIED_SIGNALS, SIGNAL_NUMBERS } from "../runtime/signals.ts";
 import { mountsFor } from "../runtime/mountplan.ts";
+import { rlimitSettings } from "../runtime/process_limits.ts";
+import { hostDevices } from "../cgroups/devices.ts";
 import { DEFAULT_NAMESPACES, DEFAULT_PATH, DEFAULT_SHM_SIZE, type InitSpec } from "../runtime/spec.ts";
 import { type ByteSink, type ContainerIO, copyOutput, feedInput } from "../runtime/stdio.ts";
 import { type CgroupHandle, releaseAndRemove, releaseNetwork } from "./resources.ts";
@@ -63,7 +65,19 @@ function initSpec(root: StateRoot, record: ContainerRecord, ttySlave: string | u
     capabilities: capabilityMask(host.CapAdd ?? [], host.CapDrop ?? [], host.Privileged).toString(),
     maskedPaths: host.MaskedPaths,
     readonlyPaths: host.ReadonlyPaths,
+    ...processLimits(host),
   };
+}
+
+/** --ulimit, --sysctl, --oom-score-adj and --device's nodes (read from the host now, as docker does). */
+function processLimits(host: ContainerRecord["HostConfig"]): Partial<InitSpec> {
+  const out: Partial<InitSpec> = {};
+  if (host.Ulimits?.length) out.rlimits = rlimitSettings(host.Ulimits);
+  if (host.Sysctls && Object.keys(host.Sysctls).length) out.sysctls = host.Sysctls;
+  if (host.OomScoreAdj) out.oomScoreAdj = host.OomScoreAdj;
+  // --privileged: docker gives every host device already; the mapped ones are made all the same
+  if (host.Devices?.length) out.devices = host.Devices.flatMap(hostDevices);
+  return out;
 }
 
 /** Saves a state change (and its event) unless another skiff removed the container meanwhile (rm -f). */

@@ -66,6 +66,7 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
     UTSMode: "",
     UsernsMode: "",
     ShmSize: 67108864,
+    Sysctls: null,
     Runtime: "skiff",
     Isolation: "",
     CpuShares: 0,
@@ -92,7 +93,7 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
     MemorySwappiness: null,
     OomKillDisable: false,
     PidsLimit: null,
-    Ulimits: [],
+    Ulimits: null,
     CpuCount: 0,
     CpuPercent: 0,
     IOMaximumIOps: 0,
@@ -100,6 +101,24 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
     MaskedPaths: [],
     ReadonlyPaths: [],
   }, host);
+  // docker leaves out an empty Sysctls and shows no devices as []
+  if (!host.Sysctls || Object.keys(host.Sysctls).length === 0) {
+    // absent from the JSON (docker's omitempty), yet a template still reads it as Go's nil map
+    delete hostConfig.Sysctls;
+    Object.defineProperty(hostConfig, "Sysctls", { value: null, enumerable: false });
+  }
+  hostConfig.Devices = (host.Devices ?? []).map((d) =>
+    goStruct("container.DeviceMapping", {
+      PathOnHost: d.PathOnHost,
+      PathInContainer: d.PathInContainer,
+      CgroupPermissions: d.CgroupPermissions,
+    })
+  );
+  if (host.Ulimits) {
+    hostConfig.Ulimits = host.Ulimits.map((u) =>
+      goStruct("*units.Ulimit", { Name: u.Name, Hard: u.Hard, Soft: u.Soft })
+    );
+  }
 
   const config: Json = overlay({
     Hostname: "",

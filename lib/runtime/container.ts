@@ -82,6 +82,10 @@ export interface CreateRequest {
   stopTimeout?: number;
   /** -p, -P, --expose (lib/network/ports.ts) */
   ports?: PortSettings;
+  /** --ulimit, --sysctl, --oom-score-adj (validated: lib/runtime/process_limits.ts) */
+  ulimits?: HostConfig["Ulimits"];
+  sysctls?: HostConfig["Sysctls"];
+  oomScoreAdj?: number;
 }
 
 /** Applies KEY=VALUE entries over a list: same key replaces in place, new keys are appended. */
@@ -271,6 +275,9 @@ export async function createContainerFromImage(
         LogConfig: req.logConfig ?? { Type: "json-file", Config: {} },
         PortBindings: req.ports?.portBindings ?? {},
         PublishAllPorts: req.ports?.publishAll ?? false,
+        Ulimits: req.ulimits?.length ? req.ulimits : null,
+        ...(req.sysctls && Object.keys(req.sysctls).length ? { Sysctls: req.sysctls } : {}),
+        OomScoreAdj: req.oomScoreAdj ?? 0,
       },
       Config: {
         Hostname: hostname,

@@ -37,6 +37,7 @@ import { CLONE } from "../../ffi/libc.ts";
 import { SysError } from "../../ffi/errors.ts";
 import { fstat, tryOpenInRoot } from "../fs/at.ts";
 import { resolveUser } from "./user.ts";
+import { RLIMIT_NUMBERS } from "./process_limits.ts";
 import {
   decodeRecord,
   encodeProgram,
@@ -307,6 +308,7 @@ export async function execInContainer(
   let errorRead = -1, pty: PtyMaster | undefined;
   const parentEnds: { stdin?: number; stdout?: number; stderr?: number } = {};
   let middle: number, program: ExecProgram;
+  let restoreOomScore: (() => void) | undefined;
   const workingDir = request.workingDir || record.Config.WorkingDir || "/";
   try {
     const namespaces: { fd: number; type: number; name: string }[] = [];
@@ -408,8 +410,15 @@ export async function execInContainer(
       setupFailed: EXIT_SETUP_FAILED,
       notFound: EXIT_NOT_FOUND,
       notExecutable: EXIT_NOT_EXECUTABLE,
+      rlimits: host.Ulimits?.map((u) => ({
+        resource: RLIMIT_NUMBERS[u.Name],
+        soft: BigInt(u.Soft),
+        hard: BigInt(u.Hard),
+      })),
     };
     program = planExecProgram(plan);
+    // --oom-score-adj: the middle and the command inherit skiff exec's own score at the fork
+    restoreOomScore = host.OomScoreAdj ? takeOomScoreAdj(host.OomScoreAdj) : undefined;
     try {
       middle = fork(program);
     } catch (e) {
@@ -429,6 +438,7 @@ export async function execInContainer(
     throw e;
   } finally {
     for (const fd of childFds) close(fd);
+    restoreOomScore?.();
   }
 
   // what the program says: the command's pid, or the step that failed (EOF: execve went through)
@@ -484,6 +494,25 @@ export async function execInContainer(
     return code;
   }
   return await pumpTerminal(pty!, exited, interactive, io);
+}
+
+/**
+ * Gives this process the container's oom_score_adj (so the fork inherits it, as runc's exec sets
+ * it); returns what puts the old score back (lowering needs nothing below the process's minimum).
+ */
+function takeOomScoreAdj(value: number): () => void {
+  const path = "/proc/self/oom_score_adj";
+  const before = Deno.readTextFileSync(path).trim();
+  try {
+    Deno.writeTextFileSync(path, String(value));
+  } catch (e) {
+    throw new SkiffError(`write ${path}: ${(e as Error).message}`, EXIT_SETUP_FAILED);
+  }
+  return () => {
+    try {
+      Deno.writeTextFileSync(path, before);
+    } catch { /* without CAP_SYS_RESOURCE a score lowered by the container stays: harmless for a client */ }
+  };
 }
 
 let clone3Refused = false;

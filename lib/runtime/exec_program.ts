@@ -70,7 +70,8 @@ export interface ExecPlan {
     | "exit_group"
     | "ioctl"
     | "rt_sigprocmask"
-    | "execve",
+    | "execve"
+    | "prlimit64",
     number
   >;
   rseq: RseqRegistration | null;
@@ -106,6 +107,8 @@ export interface ExecPlan {
   setupFailed: number;
   notFound: number;
   notExecutable: number;
+  /** The container's --ulimit (docker's exec gets them from the container's spec), soft and hard. */
+  rlimits?: { resource: number; soft: bigint; hard: bigint }[];
 }
 
 const PR_SET_DUMPABLE = 4, PR_SET_KEEPCAPS = 8, PR_CAPBSET_DROP = 24, PR_SET_MM = 35, PR_SET_MM_MAP = 14;
@@ -152,6 +155,11 @@ export function planExecProgram(p: ExecPlan): ExecProgram {
   if (p.pidNamespaceFd !== undefined) {
     call("setns pid", s.setns, [p.pidNamespaceFd, CLONE_NEWPID]);
     call("close", s.close, [p.pidNamespaceFd]);
+  }
+  // while the capabilities last (raising a hard limit takes CAP_SYS_RESOURCE); the clone inherits them
+  for (const r of p.rlimits ?? []) {
+    const limits = new BigUint64Array([BigInt.asUintN(64, r.soft), BigInt.asUintN(64, r.hard)]);
+    call(`rlimit ${r.resource}`, s.prlimit64, [0, r.resource, { bytes: new Uint8Array(limits.buffer) }, 0]);
   }
   // runc's order: without no_new_privs the filter needs CAP_SYS_ADMIN, so it goes on first
   const filter = () =>

@@ -44,6 +44,7 @@ import {
   type NamespaceSpec,
 } from "./spec.ts";
 import { type ExecUser, resolveUser } from "./user.ts";
+import { applyRlimits, checkSysctls, LimitFailure, setOomScoreAdj, writeSysctls } from "./limits_stage.ts";
 
 /** A failure before execve, with the exit code docker gives it. */
 class InitFailure extends Error {
@@ -207,10 +208,13 @@ function enterNamespaces(namespaces: NamespaceSpec[]): void {
 function run(spec: InitSpec, fifo: FifoReader): never {
   umask(0); // device nodes and files we create get exactly the modes we ask for
   if (spec.outputPipes) attachOutput(spec.outputPipes); // the host's /proc, before any unshare
+  if (spec.oomScoreAdj !== undefined) setOomScoreAdj(spec.oomScoreAdj);
+  const hostNet = spec.sysctls ? namespaceInode("net") : undefined;
   enterNamespaces(spec.namespaces);
+  if (spec.sysctls) checkSysctls(spec.sysctls, ownNamespaces(spec.namespaces, hostNet!));
   setsid(); // a session of its own: the caller's terminal signals reach it only through skiff
   if (spec.ttySlave) attachTerminal(spec.ttySlave);
-  setupRootfs(spec);
+  setupRootfs(spec, spec.sysctls ? (procFd) => writeSysctls(procFd, spec.sysctls!) : undefined);
   // the mounts above open nothing the container controls but by O_PATH (lib/fs: a device node is
   // never opened); what follows reads its files by path (/etc/passwd and /etc/group, which an image
   // or an earlier run may have made device nodes): from here on only as a member of its cgroups,
@@ -241,10 +245,13 @@ function run(spec: InitSpec, fifo: FifoReader): never {
   const path = findExecutable(spec.args[0], envValue(env, "PATH") ?? "");
 
   confineBeforeCredentials(spec);
+  // as runc does: while the capabilities last (raising a hard limit takes CAP_SYS_RESOURCE)
+  if (spec.rlimits) applyRlimits(spec.rlimits, "privileged");
   becomeUser(spec, user);
   umask(0o022);
   resetSignals();
   closeRange(3, CLOSE_RANGE_CLOEXEC); // fds inherited from skiff's caller must not reach the container
+  if (spec.rlimits) applyRlimits(spec.rlimits, "final");
   confineLast(spec);
   try {
     execve(path, spec.args, env);
@@ -254,6 +261,23 @@ function run(spec: InitSpec, fifo: FifoReader): never {
     }
     throw e;
   }
+}
+
+/** The inode of one of this process's namespaces (which one it is in now). */
+function namespaceInode(type: string): number {
+  return Deno.statSync(`/proc/self/ns/${type}`).ino ?? -1;
+}
+
+/** What runc's sysctl check asks: which namespaces are the container's own. */
+function ownNamespaces(namespaces: NamespaceSpec[], hostNet: number) {
+  const has = (type: NamespaceSpec["type"]) => namespaces.some((ns) => ns.type === type);
+  return {
+    ipc: has("ipc"),
+    network: has("network"),
+    // a joined namespace may be skiff's own (a container:X whose X runs with --network host)
+    networkIsHost: namespaceInode("net") === hostNet,
+    uts: has("uts"),
+  };
 }
 
 /** Entry point of `skiff __init FIFO PARENT_PID`: never returns (execve or exit). */
@@ -267,8 +291,8 @@ export function initMain(args: string[]): never {
     errorFd = open(spec.errorFile, O.WRONLY | O.CREAT | O.TRUNC | O.CLOEXEC, 0o600);
     run(spec, fifo);
   } catch (e) {
-    const code = e instanceof InitFailure ? e.exitCode : EXIT_SETUP_FAILED;
-    const message = e instanceof InitFailure
+    const code = e instanceof InitFailure || e instanceof LimitFailure ? e.exitCode : EXIT_SETUP_FAILED;
+    const message = e instanceof InitFailure || e instanceof LimitFailure
       ? e.message
       : `failed to set up the container: ${(e as Error).message ?? String(e)}`;
     const line = new TextEncoder().encode(`${code} ${message}\n`);

@@ -29,6 +29,7 @@ import { checkAt, closeFd, fstat, OAT, openHostDir, readDirNames, releaseReopen,
 import { type ReadOnly, RootMounts, type TargetKind } from "../fs/mount_at.ts";
 import { copyDirContents } from "../fs/tree.ts";
 import { type InitSpec, overlayMountData, type OverlayPlan } from "./spec.ts";
+import { makeDevices } from "./limits_stage.ts";
 
 const DEVICES: [name: string, major: number, minor: number][] = [
   ["null", 1, 3],
@@ -394,11 +395,31 @@ function mountRootOverlay(spec: InitSpec): void {
   mountOverlay(plan, `${spec.containerDir}/lower`);
 }
 
+const PROC_SUPER_MAGIC = 0x9fa0;
+
+/** /proc, then `use` gets the fresh mount's root (checked to be a proc of its own) before the rest. */
+function mountProcAnd(m: RootMounts, use: (procFd: number) => void): void {
+  const covered = m.target("/proc", "dir");
+  let procFd: number;
+  try {
+    m.mountFs("proc", "proc", covered, MS.NOSUID | MS.NODEV | MS.NOEXEC, null, "/proc");
+    procFd = m.reopenMounted("/proc", covered);
+  } finally {
+    closeFd(covered);
+  }
+  try {
+    if (fstatfsType(procFd) !== PROC_SUPER_MAGIC) throw new Error("/proc is not the proc just mounted");
+    use(procFd);
+  } finally {
+    closeFd(procFd);
+  }
+}
+
 /**
  * Mounts everything below `spec.mergedDir`, then makes it the root and changes into it. The
  * overlay's own paths are skiff's; every mount target inside it is resolved and mounted by fd.
  */
-export function setupRootfs(spec: InitSpec): void {
+export function setupRootfs(spec: InitSpec, onProc?: (procFd: number) => void): void {
   const root = spec.mergedDir;
   // nothing we mount may propagate back to the host
   mount(null, "/", null, MS.REC | MS.PRIVATE);
@@ -406,7 +427,8 @@ export function setupRootfs(spec: InitSpec): void {
 
   const m = new RootMounts(root);
   try {
-    mountFsAt(m, "proc", "proc", "/proc", MS.NOSUID | MS.NODEV | MS.NOEXEC, null);
+    if (onProc) mountProcAnd(m, onProc);
+    else mountFsAt(m, "proc", "proc", "/proc", MS.NOSUID | MS.NODEV | MS.NOEXEC, null);
     // read-only unless --privileged, as docker does
     const sysReadOnly = spec.privileged ? 0 : MS.RDONLY;
     mountFsAt(m, "sysfs", "sysfs", "/sys", MS.NOSUID | MS.NODEV | MS.NOEXEC | sysReadOnly, null);
@@ -417,6 +439,7 @@ export function setupRootfs(spec: InitSpec): void {
     for (const name of ["hostname", "hosts", "resolv.conf"]) {
       bindAt(m, `${spec.containerDir}/${name}`, `/etc/${name}`, "file", "no");
     }
+    if (spec.devices?.length) makeDevices(m, spec.devices);
 
     if (!spec.privileged) {
       for (const path of spec.maskedPaths) maskPath(m, path);

@@ -96,6 +96,22 @@ export interface InitSpec {
   seccompFlags?: number;
   /** --security-opt no-new-privileges. */
   noNewPrivileges?: boolean;
+  /** --ulimit (process_limits.ts rlimitSettings): set just before execve. */
+  rlimits?: { name: string; resource: number; soft: string; hard: string }[];
+  /** --sysctl: written through the stage's own fresh /proc/sys, after runc's namespace check. */
+  sysctls?: Record<string, string>;
+  /** --oom-score-adj: written first thing (children and execve inherit it). */
+  oomScoreAdj?: number;
+  /** --device: nodes made in the container's root (the host's facts, gathered by the parent). */
+  devices?: {
+    path: string;
+    type: "c" | "b";
+    major: number;
+    minor: number;
+    perm: number;
+    uid: number;
+    gid: number;
+  }[];
 }
 
 /** An overlay root: read-only without an upper dir. */

@@ -177,6 +177,14 @@ export interface HostConfig {
   OomKillDisable?: boolean;
   /** --device-cgroup-rule values, e.g. "c 10:200 rwm". */
   DeviceCgroupRules?: string[] | null;
+  /** --device: host node (or directory of nodes), its path in the container, "rwm" or a subset. */
+  Devices?: { PathOnHost: string; PathInContainer: string; CgroupPermissions: string }[] | null;
+  /** --ulimit, in the order given (-1: unlimited); null when none. */
+  Ulimits?: { Name: string; Hard: number; Soft: number }[] | null;
+  /** --sysctl KEY=VALUE; absent when none, as docker leaves it. */
+  Sysctls?: Record<string, string>;
+  /** --oom-score-adj (-1000..1000). */
+  OomScoreAdj?: number;
   /** --group-add: extra groups (names or gids) of the container's process. */
   GroupAdd?: string[] | null;
   /** --add-host entries as "host:ip". */
@@ -308,6 +316,7 @@ export type ResourceSettings = Pick<
   | "MemorySwappiness"
   | "OomKillDisable"
   | "DeviceCgroupRules"
+  | "Devices"
 >;
 
 /** A container without limits (what docker records when no limit flag is given). */

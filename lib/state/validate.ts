@@ -184,6 +184,12 @@ const hostConfig = object({
   MemorySwappiness: optional(nullable(num)),
   OomKillDisable: optional(bool),
   DeviceCgroupRules: optional(nullable(strings)),
+  Devices: optional(
+    nullable(array(object({ PathOnHost: str, PathInContainer: str, CgroupPermissions: str }))),
+  ),
+  Ulimits: optional(nullable(array(object({ Name: str, Hard: num, Soft: num })))),
+  Sysctls: optional(labels),
+  OomScoreAdj: optional(int),
   GroupAdd: optional(nullable(strings)),
   ExtraHosts: optional(nullable(strings)),
   Dns: optional(strings),
