@@ -116,7 +116,8 @@ const run: Verb = async (args, ctx) => {
   // gets pipes that skiff copies, never the caller's own stdio (docker's attach); with -t the pty
   // replaces all three before the container's command runs
   const tty = bool(parsed, "tty"), interactive = bool(parsed, "interactive");
-  const stage = detach
+  // --pid host / container:NAME: the engine spawns it in that PID namespace once NAME is checked
+  const stage = detach || str(parsed, "pid")
     ? undefined
     : startInitStage(ctx.root, interactive && !tty ? "piped" : "null", tty ? "inherit" : "piped");
   try {

@@ -26,6 +26,7 @@ import { securityOptFlags } from "./security_opt.ts";
 import { MAX_ID } from "../runtime/spec.ts";
 import { checkPortsForMode, portSettings } from "../network/ports.ts";
 import { aliasProblem, parseNetworkMode, requestedIp } from "../network/mode.ts";
+import { parseNamespaceFlags } from "../runtime/nsmodes.ts";
 
 export { RUN_OPTIONS } from "./run_options.ts";
 
@@ -235,6 +236,13 @@ export function runRequest(parsed: Parsed, attach = true): RunRequest {
       stopSignal,
       stopTimeout: intFlag("run", str(parsed, "stop-timeout"), "--stop-timeout"),
       ports: portSettings(list(parsed, "publish"), bool(parsed, "publish-all"), list(parsed, "expose")),
+      namespaceModes: parseNamespaceFlags({
+        ipc: str(parsed, "ipc"),
+        pid: str(parsed, "pid"),
+        uts: str(parsed, "uts"),
+        userns: str(parsed, "userns"),
+        cgroupns: str(parsed, "cgroupns"),
+      }),
     },
   };
 }

@@ -51,4 +51,10 @@ export const RUN_OPTIONS: OptionSpec[] = [
   { name: "publish", short: "p", kind: "list" },
   { name: "publish-all", short: "P", kind: "bool" },
   { name: "expose", kind: "list" },
+  // namespace modes (lib/runtime/nsmodes.ts)
+  { name: "ipc", kind: "string" },
+  { name: "pid", kind: "string" },
+  { name: "uts", kind: "string" },
+  { name: "userns", kind: "string" },
+  { name: "cgroupns", kind: "string" },
 ];
