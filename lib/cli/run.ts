@@ -20,6 +20,7 @@ Options:
       --blkio-weight uint16     Block IO (relative weight), between 10 and 1000, or 0 to disable
       --cap-add list            Add Linux capabilities
       --cap-drop list           Drop Linux capabilities
+      --cgroupns string         Cgroup namespace to use (host|private)
   -c, --cpu-shares int          CPU shares (relative weight)
       --cpu-period int          Limit CPU CFS (Completely Fair Scheduler) period
       --cpu-quota int           Limit CPU CFS (Completely Fair Scheduler) quota
@@ -38,6 +39,7 @@ Options:
       --group-add list          Add additional groups to join
   -h, --hostname string         Container host name
   -i, --interactive             Keep STDIN open even if not attached
+      --ipc string              IPC mode to use
   -l, --label list              Set meta data on a container
       --label-file list         Read in a line delimited file of labels
       --log-driver string       Logging driver for the container (json-file, none)
@@ -49,6 +51,7 @@ Options:
       --name string             Assign a name to the container
       --network network         Connect a container to a network (bridge, none, host, container:NAME)
       --oom-kill-disable        Disable OOM Killer
+      --pid string              PID namespace to use
       --pids-limit int          Tune container pids limit (set -1 for unlimited)
       --privileged              Give extended privileges to this container
   -p, --publish list            Publish a container's port(s) to the host
@@ -65,6 +68,8 @@ Options:
       --tmpfs list              Mount a tmpfs directory (PATH[:OPTIONS])
   -t, --tty                     Allocate a pseudo-TTY
   -u, --user string             Username or UID (format: <name|uid>[:<group|gid>])
+      --userns string           User namespace to use
+      --uts string              UTS namespace to use
   -v, --volume list             Bind mount a volume ([SOURCE:]DESTINATION[:MODE])
       --mount mount             Attach a filesystem mount to the container
   -w, --workdir string          Working directory inside the container
