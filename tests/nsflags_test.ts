@@ -314,3 +314,36 @@ Deno.test("--uts host, --userns host, --cgroupns: what docker shows inside", asy
     else assert.equal(dflt, hostNs("cgroup"));
   });
 });
+
+Deno.test("--ipc container:NAME of a joiner or of an --ipc host container (docker)", async () => {
+  await withDetached(async (root) => {
+    await runDetached(root, ["--name", "sy", "--ipc", "shareable", "busybox", "sleep", "300"]);
+    await runDetached(root, ["--name", "jx", "--ipc", "container:sy", "busybox", "sleep", "300"]);
+    await root.ok(["exec", "sy", "sh", "-c", "echo chain > /dev/shm/c"]);
+    const syNs = (await root.ok(["exec", "sy", "readlink", "/proc/self/ns/ipc"])).trim();
+    // docker 20.10: "chain" and sy's ipc:[…] (a joiner's donor is shared on)
+    const chained = await root.ok([
+      "run",
+      "--rm",
+      "--ipc",
+      "container:jx",
+      "busybox",
+      "sh",
+      "-c",
+      "cat /dev/shm/c; readlink /proc/self/ns/ipc",
+    ]);
+    assert.equal(chained, `chain\n${syNs}\n`);
+    // docker 20.10: the host's ipc:[…] and its /dev/shm ("tmpfs on /dev/shm type tmpfs (rw,relatime,…)")
+    await runDetached(root, ["--name", "ih", "--ipc", "host", "busybox", "sleep", "300"]);
+    const viaHost = await root.ok([
+      "run",
+      "--rm",
+      "--ipc",
+      "container:ih",
+      "busybox",
+      "readlink",
+      "/proc/self/ns/ipc",
+    ]);
+    assert.equal(viaHost.trim(), hostNs("ipc"));
+  });
+});

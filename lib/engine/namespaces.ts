@@ -53,7 +53,12 @@ const notRunning = (kind: Kind, id: string) =>
  * command (its init stage starts out in the host's namespaces). A namespace that is ours (the
  * host's) is refused unless the other container's own mode says host.
  */
-async function donorNamespace(root: StateRoot, ref: string, kind: Kind, self?: string): Promise<number> {
+async function donorNamespace(
+  root: StateRoot,
+  ref: string,
+  kind: Kind,
+  self?: string,
+): Promise<{ fd: number; donor: ContainerRecord }> {
   let other = lookupContainer(root, ref);
   if (other.Id === self) throw new SkiffError(`cannot join own ${kind} namespace`);
   for (let waited = 0;; waited += 10) {
@@ -66,7 +71,9 @@ async function donorNamespace(root: StateRoot, ref: string, kind: Kind, self?: s
     await sleep(10);
     other = lookupContainer(root, other.Id);
   }
-  if (kind === "ipc" && other.HostConfig.IpcMode !== "shareable" && other.HostConfig.IpcMode !== "host") {
+  // dockerd's test: the donor has a /dev/shm to share (shareable, the host's, or its own donor's)
+  const ipcMode = other.HostConfig.IpcMode ?? "private";
+  if (kind === "ipc" && ipcMode !== "shareable" && ipcMode !== "host" && !containerOfMode(ipcMode)) {
     throw new SkiffError(
       `can't join IPC of container ${other.Id}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)`,
     );
@@ -92,7 +99,7 @@ async function donorNamespace(root: StateRoot, ref: string, kind: Kind, self?: s
       if (hostMode !== "host" && nsIdentity(`/proc/self/fd/${fd}`) === nsIdentity(`/proc/self/ns/${kind}`)) {
         throw new SkiffError(`cannot join ${kind} namespace of container ${other.Id}: it is the host's`);
       }
-      return fd;
+      return { fd, donor: other };
     } catch (e) {
       close(fd);
       throw e instanceof SkiffError ? e : notRunning(kind, other.Id);
@@ -113,7 +120,15 @@ export async function stagePidNamespace(
 ): Promise<"host" | number | undefined> {
   if (pidMode === "host") return "host";
   const ref = containerOfMode(pidMode);
-  return ref === undefined ? undefined : await donorNamespace(root, ref, "pid", self);
+  return ref === undefined ? undefined : (await donorNamespace(root, ref, "pid", self)).fd;
+}
+
+/** Where a container's /dev/shm lives on the host, for its --ipc container: joiners (docker's ShmPath). */
+function shmSource(root: StateRoot, donor: ContainerRecord): string {
+  const mode = donor.HostConfig.IpcMode;
+  if (mode === "host") return "/dev/shm";
+  const further = containerOfMode(mode);
+  return shmDir(root, further ?? donor.Id); // a joiner's own donor: the one tmpfs they all share
 }
 
 /** The init stage's namespaces and /dev/shm for the record's modes, on top of the network's. */
@@ -124,19 +139,20 @@ export async function prepareNamespaces(
 ): Promise<{ namespaces: NamespaceSpec[]; shm: NonNullable<InitSpec["shm"]> }> {
   const host = record.HostConfig;
   const donor = containerOfMode(host.IpcMode);
-  let ipcPath: string | undefined;
+  let ipcPath: string | undefined, donorShm: string | undefined;
   if (donor !== undefined) {
-    const fd = await donorNamespace(root, donor, "ipc", record.Id);
+    const joined = await donorNamespace(root, donor, "ipc", record.Id);
+    const fd = joined.fd;
+    donorShm = shmSource(root, joined.donor);
     const old = heldIpc.get(record.Id);
     if (old !== undefined) close(old);
     heldIpc.set(record.Id, fd);
     ipcPath = `/proc/${Deno.pid}/fd/${fd}`;
   }
   if (host.IpcMode === "shareable") mountShm(root, record);
-  const donorId = donor === undefined ? undefined : lookupContainer(root, donor).Id;
   return {
     namespaces: applyNamespaceModes(network, host, ipcPath),
-    shm: shmPlan(host.IpcMode, shmDir(root, record.Id), donorId && shmDir(root, donorId)),
+    shm: shmPlan(host.IpcMode, shmDir(root, record.Id), donorShm),
   };
 }
 
