@@ -1,5 +1,5 @@
-// Attacks on --ipc container:NAME and --pid container:NAME (lib/engine/namespaces.ts), each written
-// as what must fail.
+// Attacks on --ipc, --pid and --network container:NAME (lib/engine/namespaces.ts, network.ts), each
+// written as what must fail.
 //
 // A container is recorded "running" with its init stage's pid before the stage has made its
 // namespaces: until then that process is in the host's IPC namespace and holds the host's root in
@@ -8,8 +8,9 @@
 // can make its own starts frequent (a restart policy on a command that exits); the tests make the
 // window certain by stopping the stage (SIGSTOP) while it waits for its go, the way a loaded host
 // deschedules it. On a join without the checks (the namespace of the record's process, start time
-// checked, as `--network container:` joins) both attacks hit 5 of 5 runs; with them 0 of 5 (the
-// join waits for the command to run, then refuses: "is not running").
+// checked, as `--network container:` joined) both attacks hit 5 of 5 runs; with them 0 of 5 (the
+// join waits for the command to run, then refuses: "is not running"). `--network container:` had
+// the same hole: its joiner landed in the host's network namespace 5 of 5 runs before its check.
 
 import assert from "node:assert/strict";
 import { type TestRoot, withBusybox } from "./helpers.ts";
@@ -105,6 +106,32 @@ Deno.test("attack: --pid container:NAME with CAP_SYS_PTRACE next to NAME's init 
       assert.ok(!r.stdout.includes("host"), "the joiner read the host's file");
       assert.equal(r.code, 125);
       assert.match(r.stderr, /^skiff: container [0-9a-f]{64} is not running\n$/);
+    } finally {
+      await endVictim(run, stage);
+    }
+  });
+});
+
+Deno.test("attack: --network container:NAME while NAME's init stage is still in the host's network namespace", async () => {
+  await withBusybox(async (root) => {
+    const { run, stage } = await victimInItsWindow(root, []);
+    try {
+      assert.equal(Deno.readLinkSync(`/proc/${stage}/ns/net`), hostNs("net"), "the window is real");
+      const r = await root.skiff([
+        "run",
+        "--rm",
+        "--network",
+        "container:victim",
+        "busybox",
+        "readlink",
+        "/proc/self/ns/net",
+      ]);
+      assert.notEqual(r.stdout.trim(), hostNs("net"), "the joiner landed in the host's network namespace");
+      assert.equal(r.code, 125);
+      assert.equal(
+        r.stderr,
+        "skiff: cannot join network namespace of container victim: it is still starting\n",
+      );
     } finally {
       await endVictim(run, stage);
     }

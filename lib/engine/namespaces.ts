@@ -27,7 +27,7 @@ const shmDir = (root: StateRoot, id: string) => `${root.container(id)}/shm`;
 const nsIdentity = (path: string) => Deno.readLinkSync(path);
 
 /** True once the process is the container's command, no longer skiff's init stage (its exe is not ours). */
-function execed(pid: number): boolean {
+export function runsItsCommand(pid: number): boolean {
   try {
     const exe = Deno.statSync(`/proc/${pid}/exe`), self = Deno.statSync("/proc/self/exe");
     return exe.dev !== self.dev || exe.ino !== self.ino;
@@ -66,7 +66,7 @@ async function donorNamespace(
     if (!Running || !Pid || processStartTime(Pid) !== other.State.PidStartTime) {
       throw notRunning(kind, other.Id);
     }
-    if (execed(Pid)) break;
+    if (runsItsCommand(Pid)) break;
     if (waited >= STARTING_WAIT_MS) throw notRunning(kind, other.Id);
     await sleep(10);
     other = lookupContainer(root, other.Id);
