@@ -6,6 +6,7 @@
 
 import { close, MNT_DETACH, MS, O, open, pidfdOpen, pidfdSignal, umount2 } from "../../ffi/libc.ts";
 import { mount } from "../../ffi/libc.ts";
+import { SysError } from "../../ffi/errors.ts";
 import { SkiffError } from "../errors.ts";
 import { lookupContainer } from "../state/reconcile.ts";
 import { processStartTime } from "../state/fsutil.ts";
@@ -79,11 +80,12 @@ async function donorNamespace(
     );
   }
   const { Pid, PidStartTime } = other.State;
-  let pidfd: number;
+  let pidfd = -1;
   try {
     pidfd = pidfdOpen(Pid);
-  } catch {
-    throw notRunning(kind, other.Id);
+  } catch (e) {
+    // before Linux 5.3 the start time read again after the open proves the same (see below)
+    if (!(e instanceof SysError) || e.code !== "ENOSYS") throw notRunning(kind, other.Id);
   }
   try {
     if (processStartTime(Pid) !== PidStartTime) throw notRunning(kind, other.Id);
@@ -94,7 +96,9 @@ async function donorNamespace(
       throw notRunning(kind, other.Id);
     }
     try {
-      pidfdSignal(pidfd, 0); // still the pinned process: the namespace was its own
+      // still the pinned process (born before the open, alive after it): the namespace was its own
+      if (pidfd >= 0) pidfdSignal(pidfd, 0);
+      else if (processStartTime(Pid) !== PidStartTime) throw notRunning(kind, other.Id);
       const hostMode = kind === "ipc" ? other.HostConfig.IpcMode : other.HostConfig.PidMode;
       if (hostMode !== "host" && nsIdentity(`/proc/self/fd/${fd}`) === nsIdentity(`/proc/self/ns/${kind}`)) {
         throw new SkiffError(`cannot join ${kind} namespace of container ${other.Id}: it is the host's`);
@@ -105,7 +109,7 @@ async function donorNamespace(
       throw e instanceof SkiffError ? e : notRunning(kind, other.Id);
     }
   } finally {
-    close(pidfd);
+    if (pidfd >= 0) close(pidfd);
   }
 }
 
