@@ -347,3 +347,49 @@ Deno.test("--ipc container:NAME of a joiner or of an --ipc host container (docke
     assert.equal(viaHost.trim(), hostNs("ipc"));
   });
 });
+
+Deno.test("--pid/--ipc container:NAME of a container in its restart back-off: docker's refusal", async () => {
+  await withDetached(async (root) => {
+    const id = await runDetached(root, [
+      "--name",
+      "rr",
+      "--restart",
+      "always",
+      "--ipc",
+      "shareable",
+      "busybox",
+      "sh",
+      "-c",
+      "exit 1",
+    ]);
+    // the back-off doubles from 100 ms: after a few restarts it spends most of its time waiting
+    await eventually(
+      "rr restarted a few times",
+      async () => Number(await inspect(root, "rr", "{{.RestartCount}}")) >= 4,
+      20_000,
+    );
+    // docker 20.10 (the donor "restarting"):
+    //   docker: Error response from daemon: Container <id> is restarting, wait until the container is running.
+    //   docker: Error response from daemon: can't join IPC of container <id>: Container <id> is restarting, …
+    const restarting = `Container ${id} is restarting, wait until the container is running`;
+    for (
+      const [flag, line] of [["--pid", restarting], [
+        "--ipc",
+        `can't join IPC of container ${id}: ${restarting}`,
+      ]]
+    ) {
+      let seen = "";
+      for (let i = 0; i < 10 && seen !== `skiff: ${line}\n`; i++) {
+        await eventually(
+          "rr is in its back-off",
+          async () => await inspect(root, "rr", "{{.State.Status}}") === "restarting",
+        );
+        const r = await root.skiff(["run", "--rm", flag, "container:rr", "busybox", "true"]);
+        // a join in the few ms the donor runs may succeed: only a refusal is checked
+        if (r.code !== 0) assert.equal(r.code, 125, r.stderr);
+        seen = r.stderr;
+      }
+      assert.equal(seen, `skiff: ${line}\n`);
+    }
+  });
+});

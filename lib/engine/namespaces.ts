@@ -47,6 +47,14 @@ const notRunning = (kind: Kind, id: string) =>
     })
     : new SkiffError(`container ${id} is not running`, 125, { kind: "conflict" });
 
+const restarting = (kind: Kind, id: string) =>
+  new SkiffError(
+    `${kind === "ipc" ? `can't join IPC of container ${id}: ` : ""}` +
+      `Container ${id} is restarting, wait until the container is running`,
+    125,
+    { kind: "conflict" },
+  );
+
 /**
  * An fd of the `kind` namespace of container `ref`'s process. The process is pinned by a pidfd whose
  * pid's start time is the record's (so a reused pid is refused), the namespace opened while it is
@@ -64,6 +72,7 @@ async function donorNamespace(
   if (other.Id === self) throw new SkiffError(`cannot join own ${kind} namespace`);
   for (let waited = 0;; waited += 10) {
     const { Pid, Running } = other.State;
+    if (other.State.Restarting || other.State.Status === "restarting") throw restarting(kind, other.Id);
     if (!Running || !Pid || processStartTime(Pid) !== other.State.PidStartTime) {
       throw notRunning(kind, other.Id);
     }
