@@ -125,6 +125,8 @@ Deno.test("run limits: --pids-limit stops a fork bomb", async () => {
       "--rm",
       "--pids-limit",
       "10",
+      "--cgroupns", // the host's cgroup paths (a v2 host's default is a namespace of its own: "0::/")
+      "host",
       "busybox",
       "sh",
       "-c",
@@ -295,6 +297,8 @@ Deno.test("run limits: containers with limits started in parallel all run and le
           "20",
           "--cpus",
           "0.5",
+          "--cgroupns",
+          "host",
           "busybox",
           "sh",
           "-c",

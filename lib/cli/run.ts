@@ -20,6 +20,7 @@ Options:
       --blkio-weight uint16     Block IO (relative weight), between 10 and 1000, or 0 to disable
       --cap-add list            Add Linux capabilities
       --cap-drop list           Drop Linux capabilities
+      --cgroupns string         Cgroup namespace to use (host|private)
   -c, --cpu-shares int          CPU shares (relative weight)
       --cpu-period int          Limit CPU CFS (Completely Fair Scheduler) period
       --cpu-quota int           Limit CPU CFS (Completely Fair Scheduler) quota
@@ -39,6 +40,7 @@ Options:
       --group-add list          Add additional groups to join
   -h, --hostname string         Container host name
   -i, --interactive             Keep STDIN open even if not attached
+      --ipc string              IPC mode to use
   -l, --label list              Set meta data on a container
       --label-file list         Read in a line delimited file of labels
       --log-driver string       Logging driver for the container (json-file, none)
@@ -51,6 +53,7 @@ Options:
       --network network         Connect a container to a network (bridge, none, host, container:NAME)
       --oom-kill-disable        Disable OOM Killer
       --oom-score-adj int       Tune host's OOM preferences (-1000 to 1000)
+      --pid string              PID namespace to use
       --pids-limit int          Tune container pids limit (set -1 for unlimited)
       --privileged              Give extended privileges to this container
   -p, --publish list            Publish a container's port(s) to the host
@@ -69,6 +72,8 @@ Options:
   -t, --tty                     Allocate a pseudo-TTY
   -u, --user string             Username or UID (format: <name|uid>[:<group|gid>])
       --ulimit ulimit           Ulimit options (default [])
+      --userns string           User namespace to use
+      --uts string              UTS namespace to use
   -v, --volume list             Bind mount a volume ([SOURCE:]DESTINATION[:MODE])
       --mount mount             Attach a filesystem mount to the container
   -w, --workdir string          Working directory inside the container
@@ -120,7 +125,8 @@ const run: Verb = async (args, ctx) => {
   // gets pipes that skiff copies, never the caller's own stdio (docker's attach); with -t the pty
   // replaces all three before the container's command runs
   const tty = bool(parsed, "tty"), interactive = bool(parsed, "interactive");
-  const stage = detach
+  // --pid host / container:NAME: the engine spawns it in that PID namespace once NAME is checked
+  const stage = detach || str(parsed, "pid")
     ? undefined
     : startInitStage(ctx.root, interactive && !tty ? "piped" : "null", tty ? "inherit" : "piped");
   try {

@@ -33,6 +33,7 @@ import {
   type Ulimit,
 } from "../runtime/process_limits.ts";
 import { type DeviceMapping, parseDeviceFlag } from "../cgroups/devices.ts";
+import { parseNamespaceFlags } from "../runtime/nsmodes.ts";
 
 export { RUN_OPTIONS } from "./run_options.ts";
 
@@ -293,6 +294,13 @@ export function runRequest(parsed: Parsed, attach = true): RunRequest {
       ulimits: ulimits(list(parsed, "ulimit")),
       sysctls: sysctls(list(parsed, "sysctl")),
       oomScoreAdj: oomScoreAdj(str(parsed, "oom-score-adj")),
+      namespaceModes: parseNamespaceFlags({
+        ipc: str(parsed, "ipc"),
+        pid: str(parsed, "pid"),
+        uts: str(parsed, "uts"),
+        userns: str(parsed, "userns"),
+        cgroupns: str(parsed, "cgroupns"),
+      }),
     },
   };
 }

@@ -55,4 +55,10 @@ export const RUN_OPTIONS: OptionSpec[] = [
   { name: "sysctl", kind: "list" },
   { name: "oom-score-adj", kind: "string" },
   { name: "device", kind: "list" },
+  // namespace modes (lib/runtime/nsmodes.ts)
+  { name: "ipc", kind: "string" },
+  { name: "pid", kind: "string" },
+  { name: "uts", kind: "string" },
+  { name: "userns", kind: "string" },
+  { name: "cgroupns", kind: "string" },
 ];

@@ -16,6 +16,7 @@
 
 // static: the foreground run starts its init stage first thing, without another module round trip
 import { abortInitStage, type InitStage, startInitStage } from "../runtime/stage.ts";
+import { close as closeFd } from "../../ffi/libc.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord, ImageRecord } from "../state/types.ts";
 import type { ImageStore } from "../image/store.ts";
@@ -219,8 +220,18 @@ export class Engine {
     const { tty, interactive } = request.container;
     // the container gets pipes that skiff copies, never the caller's own stdio (docker's attach);
     // with -t the pty replaces all three before the container's command runs
-    const stage = run.stage ??
-      startInitStage(root, interactive && !tty ? "piped" : "null", tty ? "inherit" : "piped");
+    // --pid host or container:NAME: the stage is spawned in that PID namespace (run.ts left it to us)
+    const pidMode = request.container.namespaceModes?.PidMode;
+    const pidNs = !run.stage && pidMode
+      ? await (await import("./namespaces.ts")).stagePidNamespace(root, pidMode)
+      : undefined;
+    let stage: InitStage;
+    try {
+      stage = run.stage ??
+        startInitStage(root, interactive && !tty ? "piped" : "null", tty ? "inherit" : "piped", pidNs);
+    } finally {
+      if (typeof pidNs === "number") closeFd(pidNs);
+    }
     stage.taken = true;
     let cgroup: CgroupHandle | undefined, record;
     let joined: Promise<void> | undefined;

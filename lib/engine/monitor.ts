@@ -45,6 +45,7 @@ import { Backoff, NO_RESTART, shouldRestart } from "../runtime/restart.ts";
 import { abortInitStage, type InitStage, removeQuietly, startInitStage } from "../runtime/stage.ts";
 import { ContainerOutput, SPOOL_DRAIN_MS } from "./output.ts";
 import { adoptOrphans } from "./adopt.ts";
+import { stagePidNamespace } from "./namespaces.ts";
 import { fdTarget, Holder, writeEndOf } from "./holder.ts";
 import { close, kill } from "../../ffi/libc.ts";
 import {
@@ -152,8 +153,15 @@ async function runOnce(
   const keepStdin = record.Config.OpenStdin && !record.Config.Tty;
   let stage;
   try {
-    stage = (keepStdin ? undefined : takeSpare()) ??
-      startInitStage(root, keepStdin ? "piped" : "null", "null");
+    // --pid host / container:NAME: a stage of its own, spawned in that PID namespace (a spare has its own)
+    const pidMode = record.HostConfig.PidMode;
+    const pidNs = pidMode ? await stagePidNamespace(root, pidMode, id) : undefined;
+    try {
+      stage = (keepStdin || pidMode ? undefined : takeSpare()) ??
+        startInitStage(root, keepStdin ? "piped" : "null", "null", pidNs);
+    } finally {
+      if (typeof pidNs === "number") close(pidNs);
+    }
     setTimeout(() => refillSpare(root), 0);
   } catch (e) {
     cgroup.destroy();

@@ -15,6 +15,7 @@ import { isProcessAlive, processStartTime } from "../state/containers.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
 import { DEFAULT_NAMESPACES, type NamespaceSpec } from "../runtime/spec.ts";
+import { runsItsCommand } from "./namespaces.ts";
 import { connectTarget } from "../network/connect.ts";
 import { createEndpoint, type Endpoint, holdNamespace, noteJoiner, userTarget } from "../network/bridge.ts";
 import { userNetworkState } from "../network/networks.ts";
@@ -47,6 +48,15 @@ function joinContainerNamespace(root: StateRoot, record: ContainerRecord, ref: s
       `cannot join network namespace of a non running container: container ${other.Name.slice(1)} is ${
         other.State.Status === "running" ? "exited" : other.State.Status
       }`,
+      125,
+      { kind: "conflict" },
+    );
+  }
+  // a container is recorded running while its init stage, still in the host's network namespace,
+  // waits for its go: only a process that runs the container's command has its namespace for good
+  if (!runsItsCommand(Pid)) {
+    throw new SkiffError(
+      `cannot join network namespace of container ${other.Name.slice(1)}: it is still starting`,
       125,
       { kind: "conflict" },
     );

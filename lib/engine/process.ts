@@ -25,6 +25,7 @@ import { DEFAULT_NAMESPACES, DEFAULT_PATH, DEFAULT_SHM_SIZE, type InitSpec } fro
 import { type ByteSink, type ContainerIO, copyOutput, feedInput } from "../runtime/stdio.ts";
 import { type CgroupHandle, releaseAndRemove, releaseNetwork } from "./resources.ts";
 import { type ContainerNetwork, publishPorts, setupNetwork } from "./network.ts";
+import { prepareNamespaces } from "./namespaces.ts";
 
 export interface RunOutcome {
   /** The container's exit code (128+N when killed by signal N), or the init stage's failure code. */
@@ -178,7 +179,10 @@ export async function launchContainer(
     // the network before the go: the stage joins the namespace made (or named) here
     if (options.network instanceof Error) throw options.network;
     const network = options.network ?? setupNetwork(root, record, dir);
-    spec.namespaces = network.namespaces;
+    // --ipc, --uts, --cgroupns on top of the network's (engine/namespaces.ts)
+    const modes = await prepareNamespaces(root, record, network.namespaces);
+    spec.namespaces = modes.namespaces;
+    spec.shm = modes.shm;
     const published = publishPorts(root, record, network.endpoint);
     updateRecord(root, id, "start", (r) => {
       if (network.endpoint) r.NetworkEndpoint = network.endpoint;

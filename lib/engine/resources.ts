@@ -17,6 +17,7 @@ import { withLockSync } from "../state/fsutil.ts";
 import { releaseEndpoint } from "../network/bridge.ts";
 import { unpublishPorts } from "../network/nat.ts";
 import type { StateRoot } from "../state/root.ts";
+import { releaseNamespaces } from "./namespaces.ts";
 import type { ContainerRecord } from "../state/types.ts";
 
 /**
@@ -95,6 +96,12 @@ export const CONTAINER_RESOURCES: readonly ContainerResource[] = [
       const { removeAnonymousVolumes } = await import("../volume/store.ts");
       await removeAnonymousVolumes(root, record);
     },
+  },
+  {
+    // --ipc container:NAME's namespace fd held for the stage, a shareable container's /dev/shm tmpfs
+    name: "namespaces",
+    releasedAt: "exit",
+    release: ({ root, id }) => releaseNamespaces(root, id),
   },
 ];
 

@@ -140,6 +140,10 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
     Labels: {},
   }, record.Config);
   if (config.StopSignal === undefined) delete config.StopSignal;
+  // docker's omitempty fields: not in the JSON, but a template reads "" and <nil> (docker 20.10)
+  for (const [key, empty] of [["StopSignal", ""], ["StopTimeout", null]] as const) {
+    if (config[key] === undefined) Object.defineProperty(config, key, { value: empty, enumerable: false });
+  }
 
   const networkMode = String(hostConfig.NetworkMode || "none");
   const running = record.State.Running && record.State.Pid > 0;

@@ -22,6 +22,7 @@ import {
 } from "../state/types.ts";
 import { canonicalCapabilityList } from "./caps.ts";
 import type { PortSettings } from "../network/ports.ts";
+import { containerOfMode, defaultCgroupnsMode, type NamespaceModes } from "./nsmodes.ts";
 import { DEFAULT_MASKED_PATHS, DEFAULT_PATH, DEFAULT_READONLY_PATHS, DEFAULT_SHM_SIZE } from "./spec.ts";
 
 export interface CreateRequest {
@@ -86,6 +87,8 @@ export interface CreateRequest {
   ulimits?: HostConfig["Ulimits"];
   sysctls?: HostConfig["Sysctls"];
   oomScoreAdj?: number;
+  /** --ipc, --pid, --uts, --userns, --cgroupns, checked (lib/runtime/nsmodes.ts) */
+  namespaceModes?: NamespaceModes;
 }
 
 /** Applies KEY=VALUE entries over a list: same key replaces in place, new keys are appended. */
@@ -234,6 +237,7 @@ export async function createContainerFromImage(
   }
   checkEndpointOptions(networkMode, req.ip, req.networkAliases ?? []);
   const files = networkFiles(root, req, networkMode);
+  const namespaceModes = resolveNamespaceModes(root, req);
 
   return await createContainer(root, req.name, (id, name, dir) => {
     const hostname = files.hostname ?? (req.hostname || id.slice(0, 12));
@@ -278,6 +282,7 @@ export async function createContainerFromImage(
         Ulimits: req.ulimits?.length ? req.ulimits : null,
         ...(req.sysctls && Object.keys(req.sysctls).length ? { Sysctls: req.sysctls } : {}),
         OomScoreAdj: req.oomScoreAdj ?? 0,
+        ...namespaceModes,
       },
       Config: {
         Hostname: hostname,
@@ -305,4 +310,35 @@ export async function createContainerFromImage(
     if (req.mounts?.length) record.Mounts = req.mounts;
     return record;
   }, req.id);
+}
+
+/**
+ * HostConfig's namespace modes as docker's daemon keeps them: container:NAME by the container's full
+ * id (it must exist; running is checked at start), the cgroup namespace mode from the host when
+ * not given, --uts host refused with a hostname.
+ */
+function resolveNamespaceModes(root: StateRoot, req: CreateRequest): NamespaceModes {
+  const modes: NamespaceModes = {
+    IpcMode: "private",
+    PidMode: "",
+    UTSMode: "",
+    UsernsMode: "",
+    CgroupnsMode: "",
+    ...req.namespaceModes,
+  };
+  if (modes.UTSMode === "host" && req.hostname) {
+    throw new SkiffError("conflicting options: hostname and the UTS mode");
+  }
+  for (const key of ["IpcMode", "PidMode"] as const) {
+    const ref = containerOfMode(modes[key]);
+    if (ref !== undefined) modes[key] = `container:${findContainer(root, ref).Id}`;
+  }
+  if (!modes.CgroupnsMode) {
+    let controllers = "";
+    try {
+      controllers = Deno.readTextFileSync("/sys/fs/cgroup/cgroup.controllers");
+    } catch { /* cgroup v1 or hybrid: no unified hierarchy at /sys/fs/cgroup */ }
+    modes.CgroupnsMode = defaultCgroupnsMode(controllers.trim() !== "");
+  }
+  return modes;
 }

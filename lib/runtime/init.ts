@@ -191,6 +191,7 @@ const NAMESPACE_FLAGS: Record<NamespaceSpec["type"], number> = {
 function enterNamespaces(namespaces: NamespaceSpec[]): void {
   let fresh = 0;
   for (const ns of namespaces) {
+    if (ns.type === "cgroup" && ns.path === undefined) continue; // made once in the cgroups (run)
     if (ns.path === undefined) {
       fresh |= NAMESPACE_FLAGS[ns.type];
       continue;
@@ -223,12 +224,15 @@ function run(spec: InitSpec, fifo: FifoReader): never {
     throw new InitFailure("unexpected go signal", EXIT_SETUP_FAILED);
   }
   close(fifo.fd);
+  // --cgroupns private: its root is the cgroup the stage is in now, the container's own
+  if (spec.namespaces.some((ns) => ns.type === "cgroup" && ns.path === undefined)) unshare(CLONE.NEWCGROUP);
   if (spec.nullStdin) {
     const devNull = open("/dev/null", O.RDWR | O.CLOEXEC); // made by setupRootfs: the container's own
     dup2(devNull, 0);
     close(devNull);
   }
-  sethostname(spec.hostname);
+  // --uts host: the host's namespace, whose name is not the container's to set
+  if (spec.namespaces.some((ns) => ns.type === "uts")) sethostname(spec.hostname);
   // a namespace of its own (--network none) has lo down; a joined one is set up already
   if (spec.namespaces.some((ns) => ns.type === "network" && ns.path === undefined)) interfaceUp("lo");
 

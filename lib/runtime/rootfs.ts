@@ -91,7 +91,13 @@ function mountFsAt(
   }
 }
 
-function mountDev(m: RootMounts, ttySlave: string | undefined, privileged: boolean, shmSize: number): void {
+function mountDev(
+  m: RootMounts,
+  ttySlave: string | undefined,
+  privileged: boolean,
+  shmSize: number,
+  shm?: InitSpec["shm"],
+): void {
   const covered = m.target("/dev", "dir");
   let devFd: number;
   try {
@@ -113,9 +119,15 @@ function mountDev(m: RootMounts, ttySlave: string | undefined, privileged: boole
         ["mqueue", "mqueue", MS.NOSUID | MS.NODEV | MS.NOEXEC, null],
       ] as const
     ) {
+      if (name === "shm" && shm?.kind === "none") continue; // --ipc none: no /dev/shm at all (docker)
       made("mkdirat", mkdirAt(devFd, name, 0o755), `/dev/${name}`);
       const target = openDirPath(devFd, name);
       try {
+        // --ipc host, shareable and container:NAME: a host-side tmpfs (or the host's) shared by bind
+        if (name === "shm" && shm?.kind === "bind") {
+          m.bind(shm.source, target, "/dev/shm", { recursive: false, inFreshMount: true });
+          continue;
+        }
         m.mountFs(fstype, fstype === "tmpfs" ? "shm" : fstype, target, flags, data, `/dev/${name}`, true);
       } catch (e) {
         if (name !== "mqueue") throw e; // optional: kernels without POSIX message queues
@@ -433,7 +445,7 @@ export function setupRootfs(spec: InitSpec, onProc?: (procFd: number) => void): 
     const sysReadOnly = spec.privileged ? 0 : MS.RDONLY;
     mountFsAt(m, "sysfs", "sysfs", "/sys", MS.NOSUID | MS.NODEV | MS.NOEXEC | sysReadOnly, null);
     if (spec.cgroupView) mountCgroupView(m, spec.cgroupView, spec.privileged);
-    mountDev(m, spec.ttySlave, spec.privileged, spec.shmSize);
+    mountDev(m, spec.ttySlave, spec.privileged, spec.shmSize, spec.shm);
     mountVolumes(m, spec.mounts, spec.tmpfs);
 
     for (const name of ["hostname", "hosts", "resolv.conf"]) {

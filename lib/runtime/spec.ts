@@ -112,6 +112,11 @@ export interface InitSpec {
     uid: number;
     gid: number;
   }[];
+  /**
+   * /dev/shm by --ipc (lib/runtime/nsmodes.ts shmPlan): absent, a tmpfs of its own; "none", none;
+   * "bind", a bind of a host directory (the host's /dev/shm, or a shareable container's tmpfs).
+   */
+  shm?: { kind: "own" } | { kind: "none" } | { kind: "bind"; source: string };
 }
 
 /** An overlay root: read-only without an upper dir. */

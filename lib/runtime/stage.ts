@@ -33,6 +33,8 @@ export function startInitStage(
   root: StateRoot,
   stdin: "inherit" | "null" | "piped",
   output: "inherit" | "piped" | "null" = "inherit",
+  /** --pid: "host" spawns it in our own PID namespace, an fd joins that one (container:NAME) */
+  pidNamespace?: "host" | number,
 ): InitStage {
   const rand = crypto.getRandomValues(new Uint32Array(1))[0].toString(16);
   // <kind>-<pid>-<start time>-<hex>: the image store's tmp sweeper removes it once we are gone
@@ -44,7 +46,9 @@ export function startInitStage(
     const self = initCommand(fifoPath, Deno.pid);
     const ownPidNs = open("/proc/self/ns/pid", O.RDONLY | O.CLOEXEC);
     try {
-      unshare(CLONE.NEWPID); // affects only children spawned from this (the main) thread
+      // affects only children spawned from this (the main) thread
+      if (pidNamespace === undefined) unshare(CLONE.NEWPID);
+      else if (pidNamespace !== "host") setns(pidNamespace, CLONE.NEWPID);
       try {
         const child = new Deno.Command(self.cmd, {
           args: self.args,

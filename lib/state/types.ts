@@ -206,6 +206,12 @@ export interface HostConfig {
   PortBindings?: Record<string, { HostIp: string; HostPort: string }[] | null>;
   /** -P: every exposed port on a free host port. */
   PublishAllPorts?: boolean;
+  /** --ipc, --pid, --uts, --userns, --cgroupns (lib/runtime/nsmodes.ts); absent on older records. */
+  IpcMode?: string;
+  PidMode?: string;
+  UTSMode?: string;
+  UsernsMode?: string;
+  CgroupnsMode?: string;
 }
 
 /** One entry of docker's inspect Mounts (volumes, binds, tmpfs). */

@@ -206,6 +206,11 @@ const hostConfig = object({
   LogConfig: optional(object({ Type: oneOf("json-file", "none"), Config: labels })),
   PortBindings: optional(nullable(record(nullable(array(object({ HostIp: str, HostPort: str })))))),
   PublishAllPorts: optional(bool),
+  IpcMode: optional(str),
+  PidMode: optional(str),
+  UTSMode: optional(str),
+  UsernsMode: optional(str),
+  CgroupnsMode: optional(str),
 });
 
 const containerConfig = object({
