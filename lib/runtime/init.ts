@@ -34,6 +34,7 @@ import {
   write,
 } from "../../ffi/mod.ts";
 import { close } from "../../ffi/mod.ts";
+import { releaseReopen } from "../fs/at.ts";
 import { confineBeforeCredentials, confineLast } from "./confine.ts";
 import { enterWorkingDir, makeRootReadOnly, setupRootfs } from "./rootfs.ts";
 import {
@@ -229,10 +230,14 @@ function run(spec: InitSpec, fifo: FifoReader): never {
   if (spec.namespaces.some((ns) => ns.type === "network" && ns.path === undefined)) interfaceUp("lo");
 
   let user: ExecUser;
+  const rootFd = open("/", O.PATH | O.DIRECTORY | O.CLOEXEC); // the container's, since pivot_root
   try {
-    user = resolveUser(spec.user, spec.groupAdd);
+    user = resolveUser(spec.user, spec.groupAdd, rootFd);
   } catch (e) {
     throw new InitFailure((e as Error).message, EXIT_SETUP_FAILED);
+  } finally {
+    close(rootFd);
+    releaseReopen();
   }
   const env = [...spec.env];
   if (envValue(env, "HOME") === undefined) env.push(`HOME=${user.home}`);
