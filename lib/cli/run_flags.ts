@@ -235,6 +235,7 @@ export function runRequest(parsed: Parsed, attach = true): RunRequest {
       stopSignal,
       stopTimeout: intFlag("run", str(parsed, "stop-timeout"), "--stop-timeout"),
       ports: portSettings(list(parsed, "publish"), bool(parsed, "publish-all"), list(parsed, "expose")),
+      init: parsed.options["init"] as boolean | undefined, // unset: HostConfig.Init stays out (null)
     },
   };
 }

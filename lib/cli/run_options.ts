@@ -51,4 +51,5 @@ export const RUN_OPTIONS: OptionSpec[] = [
   { name: "publish", short: "p", kind: "list" },
   { name: "publish-all", short: "P", kind: "bool" },
   { name: "expose", kind: "list" },
+  { name: "init", kind: "bool" },
 ];

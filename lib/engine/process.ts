@@ -63,6 +63,7 @@ function initSpec(root: StateRoot, record: ContainerRecord, ttySlave: string | u
     capabilities: capabilityMask(host.CapAdd ?? [], host.CapDrop ?? [], host.Privileged).toString(),
     maskedPaths: host.MaskedPaths,
     readonlyPaths: host.ReadonlyPaths,
+    init: host.Init === true,
   };
 }
 

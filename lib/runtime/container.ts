@@ -57,6 +57,8 @@ export interface CreateRequest {
   resources: ResourceSettings;
   /** --group-add */
   groupAdd?: string[];
+  /** --init / --init=false (HostConfig.Init); undefined when not given. */
+  init?: boolean;
   /** --network: "bridge" (docker's default), "none", "host", "container:NAME" (lib/network/mode.ts) */
   networkMode?: string;
   /** --network-alias, --ip: a user-defined network's endpoint (lib/network/names.ts) */
@@ -271,6 +273,7 @@ export async function createContainerFromImage(
         LogConfig: req.logConfig ?? { Type: "json-file", Config: {} },
         PortBindings: req.ports?.portBindings ?? {},
         PublishAllPorts: req.ports?.publishAll ?? false,
+        ...(req.init !== undefined ? { Init: req.init } : {}),
       },
       Config: {
         Hostname: hostname,

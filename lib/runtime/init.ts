@@ -35,6 +35,7 @@ import {
 } from "../../ffi/mod.ts";
 import { close } from "../../ffi/mod.ts";
 import { releaseReopen } from "../fs/at.ts";
+import { execInit, INIT_PATH, initProgramFd } from "./init_program.ts";
 import { confineBeforeCredentials, confineLast } from "./confine.ts";
 import { enterWorkingDir, makeRootReadOnly, setupRootfs } from "./rootfs.ts";
 import {
@@ -206,6 +207,8 @@ function enterNamespaces(namespaces: NamespaceSpec[]): void {
 }
 
 function run(spec: InitSpec, fifo: FifoReader): never {
+  // --init: its sealed copy, made while /proc is still the host's (the reopen goes through it)
+  const initFd = spec.init ? initProgramFd() : -1;
   umask(0); // device nodes and files we create get exactly the modes we ask for
   if (spec.outputPipes) attachOutput(spec.outputPipes); // the host's /proc, before any unshare
   enterNamespaces(spec.namespaces);
@@ -243,7 +246,8 @@ function run(spec: InitSpec, fifo: FifoReader): never {
   if (envValue(env, "HOME") === undefined) env.push(`HOME=${user.home}`);
   enterWorkingDir(spec.workingDir);
   if (spec.readOnlyRootfs) makeRootReadOnly();
-  const path = findExecutable(spec.args[0], envValue(env, "PATH") ?? "");
+  // with --init the init looks the command up, as docker-init does (and reports it as tini)
+  const path = spec.init ? "" : findExecutable(spec.args[0], envValue(env, "PATH") ?? "");
 
   confineBeforeCredentials(spec);
   becomeUser(spec, user);
@@ -252,10 +256,12 @@ function run(spec: InitSpec, fifo: FifoReader): never {
   closeRange(3, CLOSE_RANGE_CLOEXEC); // fds inherited from skiff's caller must not reach the container
   confineLast(spec);
   try {
+    if (spec.init) execInit(initFd, spec.args, env);
     execve(path, spec.args, env);
   } catch (e) {
     if (e instanceof SysError) {
-      throw new InitFailure(`exec: "${spec.args[0]}": ${e.detail.toLowerCase()}`, execErrorCode(e));
+      const shown = spec.init ? INIT_PATH : spec.args[0];
+      throw new InitFailure(`exec: "${shown}": ${e.detail.toLowerCase()}`, execErrorCode(e));
     }
     throw e;
   }

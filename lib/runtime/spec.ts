@@ -96,6 +96,8 @@ export interface InitSpec {
   seccompFlags?: number;
   /** --security-opt no-new-privileges. */
   noNewPrivileges?: boolean;
+  /** --init: the command runs as the child of skiff's init (init_program/), executed from a sealed memfd. */
+  init?: boolean;
 }
 
 /** An overlay root: read-only without an upper dir. */

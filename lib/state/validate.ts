@@ -200,6 +200,7 @@ const hostConfig = object({
   LogConfig: optional(object({ Type: oneOf("json-file", "none"), Config: labels })),
   PortBindings: optional(nullable(record(nullable(array(object({ HostIp: str, HostPort: str })))))),
   PublishAllPorts: optional(bool),
+  Init: optional(bool),
 });
 
 const containerConfig = object({
