@@ -117,7 +117,8 @@ static i64 exec_path(char **argv, char **envp) {
     const char *end = path;
     while (*end && *end != ':') end++;
     u64 dir = (u64)(end - path);
-    if (dir + n + 2 <= sizeof candidate) {
+    // "dir/name\0", an empty dir meaning "."; a candidate that does not fit is skipped
+    if ((dir ? dir : 1) + 1 + n + 1 <= sizeof candidate) {
       u64 i = 0;
       if (dir == 0) candidate[i++] = '.';
       for (const char *c = path; c < end; c++) candidate[i++] = *c;
