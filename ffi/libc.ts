@@ -280,6 +280,7 @@ const SYS_X86_64 = {
   pidfd_send_signal: 424,
   ppoll: 271,
   prlimit64: 302,
+  execveat: 322,
 } as const;
 const SYS_AARCH64: Record<keyof typeof SYS_X86_64, number> = {
   read: 63,
@@ -329,6 +330,7 @@ const SYS_AARCH64: Record<keyof typeof SYS_X86_64, number> = {
   pidfd_send_signal: 424,
   ppoll: 73,
   prlimit64: 261,
+  execveat: 281,
 };
 /** Both tables, for the test that checks them against the kernel headers' numbers. */
 export const SYSCALL_NUMBERS = { x86_64: SYS_X86_64, aarch64: SYS_AARCH64 } as const;
@@ -1235,3 +1237,37 @@ export function udpPortBind(ip: string, port: number): number | undefined {
 }
 /** lseek(fd, 0, SEEK_END): the file's size, where the next write at the file position goes. */
 export const seekToEnd = (fd: number) => Number(check("lseek", libc().lseek(fd, 0n, 2 /* SEEK_END */)));
+
+// ---- --init (lib/runtime/init_program.ts) ----
+
+/**
+ * An executable memfd holding `bytes`, sealed (no write, grow, shrink, further seals) and reopened
+ * read-only: a process executing it, or anyone reaching it through /proc/PID/exe, cannot change it.
+ */
+export function sealedMemfd(name: string, bytes: Uint8Array<ArrayBuffer>): number {
+  const MFD_CLOEXEC = 1, MFD_ALLOW_SEALING = 2, MFD_EXEC = 0x10, F_ADD_SEALS = 1033;
+  const SEALS = 0x1 /* SEAL */ | 0x2 /* SHRINK */ | 0x4 /* GROW */ | 0x8 /* WRITE */;
+  let fd = sys(SYS.memfd_create, cstr(name), MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+  if (fd === -1 && errno() === 22) fd = sys(SYS.memfd_create, cstr(name), MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  check("memfd_create", fd);
+  try {
+    for (let done = 0; done < bytes.length;) {
+      done += check("write", sys(SYS.write, fd, bytes.subarray(done), bytes.length - done));
+    }
+    check("fcntl", sys(SYS.fcntl, fd, F_ADD_SEALS, SEALS));
+    return open(`/proc/self/fd/${fd}`, O.RDONLY | O.CLOEXEC); // a writable fd would make exec fail (ETXTBSY)
+  } finally {
+    close(fd);
+  }
+}
+
+/** execveat(fd, "", argv, env, AT_EMPTY_PATH): runs the file open at `fd`. Returns only by throwing. */
+export function execveatFd(fd: number, argv: string[], env: string[]): never {
+  const AT_EMPTY_PATH = 0x1000;
+  const a = cstrArray(argv);
+  const e = cstrArray(env);
+  const result = sys(SYS.execveat, fd, cstr(""), a.array, e.array, AT_EMPTY_PATH);
+  void a.keep, e.keep; // referenced until after the call
+  check("execveat", result, argv[0]);
+  throw new Error("execveat returned");
+}

@@ -55,9 +55,9 @@ Deno.test("exec: the container's env with -e and --env-file on top, -w, -u", asy
           assert.equal(await root.ok(["exec", "-w", "/tmp", "ex2", "pwd"]), "/tmp\n");
           assert.equal(
             await root.ok(["exec", "-u", "user", "ex2", "sh", "-c", "id; echo $HOME"]),
-            "uid=1000(user) gid=1000(user) groups=2000(extra)\n/home/user\n",
+            "uid=1000(user) gid=1000(user) groups=1000(user),2000(extra)\n/home/user\n",
           );
-          assert.equal(await root.ok(["exec", "-u", "1234:55", "ex2", "id"]), "uid=1234 gid=55\n");
+          assert.equal(await root.ok(["exec", "-u", "1234:55", "ex2", "id"]), "uid=1234 gid=55 groups=55\n");
         },
         ["sleep", "100"],
         ["-e", "RUNENV=run", "-e", "ONLYRUN=keep"],

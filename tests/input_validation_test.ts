@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { withBusybox } from "./helpers.ts";
 import { type TarEntry, TarReader } from "../lib/image/tar.ts";
-import { resolveUser } from "../lib/runtime/user.ts";
+import { execUserOf } from "../lib/runtime/user.ts";
 
 const refusals: [string, string[], string][] = [
   [
@@ -95,20 +95,12 @@ Deno.test("input: accepted values are written as docker writes them", async () =
 });
 
 Deno.test("input: --group-add numbers out of range are refused by the user lookup too", () => {
-  const dir = Deno.makeTempDirSync();
-  try {
-    Deno.writeTextFileSync(`${dir}/passwd`, "root:x:0:0:root:/root:/bin/sh\n");
-    Deno.writeTextFileSync(`${dir}/group`, "root:x:0:\n");
-    assert.throws(
-      () => resolveUser("0", ["99999999999"], `${dir}/passwd`, `${dir}/group`),
-      /uids and gids must be in range 0-2147483647/,
-    );
-    assert.deepEqual(resolveUser("0", ["2147483647"], `${dir}/passwd`, `${dir}/group`).additionalGids, [
-      2147483647,
-    ]);
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
+  const files = {
+    passwd: new TextEncoder().encode("root:x:0:0:root:/root:/bin/sh\n"),
+    group: new TextEncoder().encode("root:x:0:\n"),
+  };
+  assert.throws(() => execUserOf("0", ["99999999999"], files), /uids and gids must be in range 0-2147483647/);
+  assert.deepEqual(execUserOf("0", ["2147483647"], files).additionalGids, [0, 2147483647]);
 });
 
 Deno.test("input: --env-file is read as docker's scanner reads it", async () => {

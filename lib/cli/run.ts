@@ -39,6 +39,7 @@ Options:
       --env-file list           Read in a file of environment variables
       --group-add list          Add additional groups to join
   -h, --hostname string         Container host name
+      --init                    Run an init inside the container that forwards signals and reaps processes
   -i, --interactive             Keep STDIN open even if not attached
       --ipc string              IPC mode to use
   -l, --label list              Set meta data on a container

@@ -301,6 +301,7 @@ export function runRequest(parsed: Parsed, attach = true): RunRequest {
         userns: str(parsed, "userns"),
         cgroupns: str(parsed, "cgroupns"),
       }),
+      init: parsed.options["init"] as boolean | undefined, // unset: HostConfig.Init stays out (null)
     },
   };
 }

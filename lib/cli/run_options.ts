@@ -61,4 +61,5 @@ export const RUN_OPTIONS: OptionSpec[] = [
   { name: "uts", kind: "string" },
   { name: "userns", kind: "string" },
   { name: "cgroupns", kind: "string" },
+  { name: "init", kind: "bool" },
 ];

@@ -67,6 +67,7 @@ function initSpec(root: StateRoot, record: ContainerRecord, ttySlave: string | u
     maskedPaths: host.MaskedPaths,
     readonlyPaths: host.ReadonlyPaths,
     ...processLimits(host),
+    init: host.Init === true,
   };
 }
 

@@ -119,6 +119,8 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
       goStruct("*units.Ulimit", { Name: u.Name, Hard: u.Hard, Soft: u.Soft })
     );
   }
+  // docker's *bool with omitempty: absent from the JSON when unset, yet `{{.HostConfig.Init}}` reads <nil>
+  if (!("Init" in hostConfig)) Object.defineProperty(hostConfig, "Init", { value: null, enumerable: false });
 
   const config: Json = overlay({
     Hostname: "",

@@ -58,6 +58,8 @@ export interface CreateRequest {
   resources: ResourceSettings;
   /** --group-add */
   groupAdd?: string[];
+  /** --init / --init=false (HostConfig.Init); undefined when not given. */
+  init?: boolean;
   /** --network: "bridge" (docker's default), "none", "host", "container:NAME" (lib/network/mode.ts) */
   networkMode?: string;
   /** --network-alias, --ip: a user-defined network's endpoint (lib/network/names.ts) */
@@ -283,6 +285,7 @@ export async function createContainerFromImage(
         ...(req.sysctls && Object.keys(req.sysctls).length ? { Sysctls: req.sysctls } : {}),
         OomScoreAdj: req.oomScoreAdj ?? 0,
         ...namespaceModes,
+        ...(req.init !== undefined ? { Init: req.init } : {}),
       },
       Config: {
         Hostname: hostname,

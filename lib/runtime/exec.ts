@@ -35,7 +35,7 @@ import {
 import { forkProgram, mapProgram, rseqRegistration, unmapProgram } from "../../ffi/exec_program.ts";
 import { CLONE } from "../../ffi/libc.ts";
 import { SysError } from "../../ffi/errors.ts";
-import { fstat, tryOpenInRoot } from "../fs/at.ts";
+import { fstat, releaseReopen, tryOpenInRoot } from "../fs/at.ts";
 import { resolveUser } from "./user.ts";
 import { RLIMIT_NUMBERS } from "./process_limits.ts";
 import {
@@ -329,15 +329,12 @@ export async function execInContainer(
     const rootFd = own(open(`/proc/${pid}/root`, O.PATH | O.DIRECTORY | O.CLOEXEC));
     let user;
     try {
-      user = resolveUser(
-        request.user ?? record.Config.User ?? "",
-        host.GroupAdd ?? [],
-        undefined,
-        undefined,
-        rootFd,
-      );
+      user = resolveUser(request.user ?? record.Config.User ?? "", host.GroupAdd ?? [], rootFd);
     } catch (e) {
-      throw new ExecFailed((e as Error).message, EXIT_NOT_EXECUTABLE);
+      // dockerd's own lookup: its message as is, no runtime wording around it
+      throw new SkiffError((e as Error).message, EXIT_NOT_EXECUTABLE);
+    } finally {
+      releaseReopen(); // the host's /proc/self/fd, opened to read the files
     }
     const baseEnv = execEnvironment(record, request.env, undefined, request.tty);
     const env = baseEnv.some((e) => e.startsWith("HOME=")) ? baseEnv : [...baseEnv, `HOME=${user.home}`];

@@ -34,6 +34,8 @@ import {
   write,
 } from "../../ffi/mod.ts";
 import { close } from "../../ffi/mod.ts";
+import { releaseReopen } from "../fs/at.ts";
+import { execInit, INIT_PATH, initProgramFd } from "./init_program.ts";
 import { confineBeforeCredentials, confineLast } from "./confine.ts";
 import { enterWorkingDir, makeRootReadOnly, setupRootfs } from "./rootfs.ts";
 import {
@@ -207,6 +209,8 @@ function enterNamespaces(namespaces: NamespaceSpec[]): void {
 }
 
 function run(spec: InitSpec, fifo: FifoReader): never {
+  // --init: its sealed copy, made while /proc is still the host's (the reopen goes through it)
+  const initFd = spec.init ? initProgramFd() : -1;
   umask(0); // device nodes and files we create get exactly the modes we ask for
   if (spec.outputPipes) attachOutput(spec.outputPipes); // the host's /proc, before any unshare
   if (spec.oomScoreAdj !== undefined) setOomScoreAdj(spec.oomScoreAdj);
@@ -237,16 +241,21 @@ function run(spec: InitSpec, fifo: FifoReader): never {
   if (spec.namespaces.some((ns) => ns.type === "network" && ns.path === undefined)) interfaceUp("lo");
 
   let user: ExecUser;
+  const rootFd = open("/", O.PATH | O.DIRECTORY | O.CLOEXEC); // the container's, since pivot_root
   try {
-    user = resolveUser(spec.user, spec.groupAdd);
+    user = resolveUser(spec.user, spec.groupAdd, rootFd);
   } catch (e) {
     throw new InitFailure((e as Error).message, EXIT_SETUP_FAILED);
+  } finally {
+    close(rootFd);
+    releaseReopen();
   }
   const env = [...spec.env];
   if (envValue(env, "HOME") === undefined) env.push(`HOME=${user.home}`);
   enterWorkingDir(spec.workingDir);
   if (spec.readOnlyRootfs) makeRootReadOnly();
-  const path = findExecutable(spec.args[0], envValue(env, "PATH") ?? "");
+  // with --init the init looks the command up, as docker-init does (and reports it as tini)
+  const path = spec.init ? "" : findExecutable(spec.args[0], envValue(env, "PATH") ?? "");
 
   confineBeforeCredentials(spec);
   // as runc does: while the capabilities last (raising a hard limit takes CAP_SYS_RESOURCE)
@@ -258,10 +267,12 @@ function run(spec: InitSpec, fifo: FifoReader): never {
   if (spec.rlimits) applyRlimits(spec.rlimits, "final");
   confineLast(spec);
   try {
+    if (spec.init) execInit(initFd, spec.args, env);
     execve(path, spec.args, env);
   } catch (e) {
     if (e instanceof SysError) {
-      throw new InitFailure(`exec: "${spec.args[0]}": ${e.detail.toLowerCase()}`, execErrorCode(e));
+      const shown = spec.init ? INIT_PATH : spec.args[0];
+      throw new InitFailure(`exec: "${shown}": ${e.detail.toLowerCase()}`, execErrorCode(e));
     }
     throw e;
   }

@@ -117,6 +117,8 @@ export interface InitSpec {
    * "bind", a bind of a host directory (the host's /dev/shm, or a shareable container's tmpfs).
    */
   shm?: { kind: "own" } | { kind: "none" } | { kind: "bind"; source: string };
+  /** --init: the command runs as the child of skiff's init (init_program/), executed from a sealed memfd. */
+  init?: boolean;
 }
 
 /** An overlay root: read-only without an upper dir. */

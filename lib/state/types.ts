@@ -187,6 +187,8 @@ export interface HostConfig {
   OomScoreAdj?: number;
   /** --group-add: extra groups (names or gids) of the container's process. */
   GroupAdd?: string[] | null;
+  /** --init: skiff's init runs as PID 1 with the command as its child; absent when not given. */
+  Init?: boolean;
   /** --add-host entries as "host:ip". */
   ExtraHosts?: string[] | null;
   Dns?: string[];

@@ -211,6 +211,7 @@ const hostConfig = object({
   UTSMode: optional(str),
   UsernsMode: optional(str),
   CgroupnsMode: optional(str),
+  Init: optional(bool),
 });
 
 const containerConfig = object({
