@@ -9,6 +9,7 @@ import {
 } from "node:assert/strict";
 import { join } from "node:path";
 import { withBusybox, withRoot } from "./helpers.ts";
+import { withDetached } from "./detach_helpers.ts";
 import { hostSupport } from "../lib/cgroups/support.ts";
 
 Deno.test("run: the command is PID 1 and ps sees only the container's processes", async () => {
@@ -252,6 +253,31 @@ Deno.test("run: a failed start leaves the container 'created' with docker's exit
     assertEquals(record.State.Status, "created");
     assertEquals(record.State.ExitCode, 127);
     assertMatch(record.State.Error, /executable file not found/);
+  });
+});
+
+// docker 20.10 on this machine: `run -d` prints the id of the container it made, then the start's error, and its
+// CLI's code from the error's words (127 for a missing file); a user lookup is the daemon's own line:
+//   $ docker run -d -u nosuch localhost/bb true   -> <id>, "docker: Error response from daemon: unable to find
+//     user nosuch: no matching entries in passwd file.", exit 125
+//   $ docker run -d localhost/bb nonexist_cmd     -> <id>, "... unable to start container process: exec:
+//     \"nonexist_cmd\": executable file not found in $PATH: unknown.", exit 127
+Deno.test("run -d: a failed start prints the container's id, then the error; docker's codes and wording", async () => {
+  await withDetached(async (root) => {
+    const user = await root.skiff(["run", "-d", "-u", "nosuch", "busybox", "true"]);
+    assertEquals(user.code, 125);
+    assertEquals(user.stderr, "skiff: unable to find user nosuch: no matching entries in passwd file\n");
+    assertEquals(root.containerIds(), [user.stdout.trim()]);
+    const cmd = await root.skiff(["run", "-d", "busybox", "nonexist_cmd"]);
+    assertEquals(cmd.code, 127);
+    assertEquals(
+      cmd.stderr,
+      'skiff: unable to start container process: exec: "nonexist_cmd": executable file not found in $PATH\n',
+    );
+    assertEquals(root.containerIds().includes(cmd.stdout.trim()), true);
+    // the foreground run says the user lookup in the same words
+    const fg = await root.skiff(["run", "--rm", "-u", "nosuch", "busybox", "true"]);
+    assertEquals([fg.code, fg.stdout, fg.stderr], [125, "", user.stderr]);
   });
 });
 

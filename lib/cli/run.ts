@@ -86,15 +86,30 @@ async function runDetached(ctx: Parameters<Verb>[1], id: string): Promise<number
   return reportDetached(await startDetached(ctx.root, id), id);
 }
 
+/**
+ * docker's CLI picks the code of a failed start from the error's words (cli/command/container/run.go
+ * runStartContainerErr): 127 for a missing file, 126 for permission denied or a directory, else 125.
+ */
+export function startErrorCode(error: string): number {
+  if (
+    /executable file not found|no such file or directory|system cannot find the file specified/.test(error)
+  ) {
+    return 127;
+  }
+  return /permission denied|is a directory/.test(error) ? 126 : 125;
+}
+
 /** Prints the id as `run -d` does (the supervisor's, or the one this process created), or fails. */
 function reportDetached(reply: StartReply, createdId?: string): number {
   if (!reply.ok) {
     // the supervisor could not create it: the same line and code as when the CLI fails to
-    if (reply.phase === "create" || reply.phase === "setup") {
-      throw new SkiffError(reply.error, reply.exitCode);
-    }
-    console.error(`skiff: unable to start container process: ${reply.error}`);
-    return reply.exitCode;
+    if (reply.phase === "create") throw new SkiffError(reply.error, reply.exitCode);
+    // made, not started: docker prints the id first, then the error with its CLI's exit code
+    const id = reply.id ?? createdId;
+    if (id) console.log(id);
+    const line = reply.phase === "setup" ? reply.error : `unable to start container process: ${reply.error}`;
+    console.error(`skiff: ${line}`);
+    return startErrorCode(line);
   }
   console.log(reply.id ?? createdId);
   return 0;
@@ -180,7 +195,11 @@ async function runWithStage(
     // removed, and skipping it keeps `run --rm` as fast as before
     keepLog: !request.container.autoRemove && request.container.logConfig?.Type !== "none",
   });
-  if (outcome.error) console.error(`skiff: unable to start container process: ${outcome.error}`);
+  if (outcome.error) {
+    console.error(
+      `skiff: ${outcome.daemonError ? "" : "unable to start container process: "}${outcome.error}`,
+    );
+  }
   return outcome.exitCode;
 }
 

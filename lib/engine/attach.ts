@@ -39,7 +39,7 @@ export interface AttachRequest {
 /** The reply line of an attach or start -a. */
 export type AttachReply =
   | { ok: true; tty: boolean; pid: number }
-  | { ok: false; error: string; exitCode: number; phase?: "start" };
+  | { ok: false; error: string; exitCode: number; phase?: "start" | "setup" };
 
 /** The container's side of one run, as the attached clients see it. */
 interface RunPorts {
@@ -283,7 +283,8 @@ export async function serveAttach(
     if (hub.run) client.bound = true; // already running under this supervisor
     const started = await start();
     if (!started.ok) {
-      reply = { ok: false, error: started.error, exitCode: started.exitCode, phase: "start" };
+      const phase = started.phase === "setup" ? "setup" : "start"; // setup: the daemon's own words
+      reply = { ok: false, error: started.error, exitCode: started.exitCode, phase };
     } else if (!client.bound && (started.pid !== 0 || !isRunning())) {
       reply = notAttachable(isRunning());
     } else reply = { ok: true, tty: hub.run?.tty ?? false, pid: hub.run?.pid ?? started.pid };

@@ -33,9 +33,9 @@ export interface AttachSession {
   resize(rows: number, cols: number): Promise<void>;
 }
 
-/** A refusal of the supervisor; `phase` "start": the container could not be started. */
+/** A refusal of the supervisor; `phase` "start": the container could not be started ("setup": refused in the daemon's own words). */
 export class AttachRefusedError extends SkiffError {
-  constructor(message: string, exitCode: number, readonly phase?: "start") {
+  constructor(message: string, exitCode: number, readonly phase?: "start" | "setup") {
     super(message, exitCode);
   }
 }

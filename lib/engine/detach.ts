@@ -11,12 +11,20 @@ import type { RunRequest } from "./create_run.ts";
 /**
  * What the supervisor answers to a start or run request (one JSON line). `phase` "create": the
  * container could not be made (bad input, name conflict: nothing was made); "setup": it was made
- * but refused to start before its process ran (a taken host port); `imageMissing`: the image must
- * be pulled first.
+ * but refused to start before its process ran (a taken host port, a user not in the image): the
+ * error is docker's daemon's own words, no runtime wrapper; `imageMissing`: the image must be pulled
+ * first. `id`: the container made by a run request, also when its start failed (docker prints it).
  */
 export type StartReply =
   | { ok: true; pid: number; id?: string }
-  | { ok: false; error: string; exitCode: number; phase?: "create" | "setup"; imageMissing?: boolean };
+  | {
+    ok: false;
+    error: string;
+    exitCode: number;
+    phase?: "create" | "setup";
+    imageMissing?: boolean;
+    id?: string;
+  };
 
 /** Held (flock) by the state root's supervisor for its whole life. */
 export const supervisorLock = (root: StateRoot) => `${root.path}/supervisor.lock`;

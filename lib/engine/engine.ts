@@ -141,10 +141,12 @@ export class Engine {
     try {
       return await openAttach(this.root, record.Id, io, options, notOwned);
     } catch (e) {
+      // docker's start -a exits 1 when the start fails (its plain error), whatever the reason
+      if (e instanceof AttachRefusedError && e.phase === "setup") throw new SkiffError(e.message, 1);
       if (e instanceof AttachRefusedError && e.phase === "start") {
         throw new SkiffError(
           `failed to create task for container: failed to create shim task: OCI runtime create failed: ${e.message}: unknown`,
-          e.exitCode,
+          1,
         );
       }
       throw e;

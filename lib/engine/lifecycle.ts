@@ -199,6 +199,7 @@ export async function startContainer(root: StateRoot, record: ContainerRecord): 
   if (isUp(now)) return;
   const reply = await startDetached(root, record.Id);
   if (!reply.ok) {
+    if (reply.phase === "setup") throw new SkiffError(reply.error, reply.exitCode); // the daemon's words
     throw new SkiffError(
       `failed to create task for container: failed to create shim task: OCI runtime create failed: ${reply.error}: unknown`,
       reply.exitCode,

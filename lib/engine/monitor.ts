@@ -302,9 +302,13 @@ async function supervise(
       // refused before its process ran (a taken host port, no NAT tool): the engine's own words,
       // as docker's daemon answers them, not the runtime's "unable to start container process"
       const phase = e instanceof SkiffError ? "setup" as const : undefined;
-      return answer({ ok: false, error: (e as Error).message, exitCode: 125, phase });
+      const exitCode = e instanceof SkiffError ? e.exitCode : 125;
+      return answer({ ok: false, error: (e as Error).message, exitCode, phase });
     }
-    if (outcome.error) return answer({ ok: false, error: outcome.error, exitCode: outcome.exitCode });
+    if (outcome.error) {
+      const phase = outcome.daemonError ? "setup" as const : undefined;
+      return answer({ ok: false, error: outcome.error, exitCode: outcome.exitCode, phase });
+    }
     if (!exists(root.container(id))) return;
     let current: ContainerRecord;
     try {
@@ -421,7 +425,7 @@ async function createAndStart(
     return { ok: false, error, exitCode: e instanceof SkiffError ? e.exitCode : 125, phase: "create" };
   }
   const started = await start(root, id, owned, onDone);
-  return started.ok ? { ...started, id } : started;
+  return { ...started, id };
 }
 
 /** Serves one connection: a single JSON request line, a single JSON reply line. */

@@ -32,6 +32,8 @@ export interface RunOutcome {
   exitCode: number;
   /** Set when the container's process never started: one line, docker's wording. */
   error?: string;
+  /** The error is in docker's daemon's own words (a user lookup), not its runtime's. */
+  daemonError?: boolean;
 }
 
 const join = (dir: string, name: string) => `${dir}/${name}`;
@@ -103,15 +105,15 @@ async function removeContainer(root: StateRoot, record: ContainerRecord): Promis
   });
 }
 
-function readInitError(path: string): { code: number; message: string } | undefined {
+function readInitError(path: string): { code: number; message: string; daemon: boolean } | undefined {
   let text: string;
   try {
     text = Deno.readTextFileSync(path).trim();
   } catch {
     return undefined;
   }
-  const m = /^(\d+) (.*)$/s.exec(text);
-  return m ? { code: Number(m[1]), message: m[2] } : undefined;
+  const m = /^(\d+)(!?) (.*)$/s.exec(text);
+  return m ? { code: Number(m[1]), message: m[3], daemon: m[2] === "!" } : undefined;
 }
 
 function exitCodeOf(status: Deno.CommandStatus): number {
@@ -282,7 +284,7 @@ export async function finishContainer(
       delete r.PublishedPorts;
     }, () => ({ exitCode: String(exitCode) }));
   }
-  return { exitCode, error: initError?.message };
+  return { exitCode, error: initError?.message, daemonError: initError?.daemon || undefined };
 }
 
 /** Waits (bounded) for a pump of the container's output to deliver what is left. */

@@ -50,7 +50,8 @@ import { applyRlimits, checkSysctls, LimitFailure, setOomScoreAdj, writeSysctls 
 
 /** A failure before execve, with the exit code docker gives it. */
 class InitFailure extends Error {
-  constructor(message: string, readonly exitCode: number) {
+  /** `daemon`: docker's daemon says this itself (a user lookup), not its runtime: no runc wording */
+  constructor(message: string, readonly exitCode: number, readonly daemon = false) {
     super(message);
   }
 }
@@ -245,7 +246,7 @@ function run(spec: InitSpec, fifo: FifoReader): never {
   try {
     user = resolveUser(spec.user, spec.groupAdd, rootFd);
   } catch (e) {
-    throw new InitFailure((e as Error).message, EXIT_SETUP_FAILED);
+    throw new InitFailure((e as Error).message, EXIT_SETUP_FAILED, true);
   } finally {
     close(rootFd);
     releaseReopen();
@@ -310,7 +311,9 @@ export function initMain(args: string[]): never {
     const message = e instanceof InitFailure || e instanceof LimitFailure
       ? e.message
       : `failed to set up the container: ${(e as Error).message ?? String(e)}`;
-    const line = new TextEncoder().encode(`${code} ${message}\n`);
+    // "<code>[!] <message>": "!" marks the daemon's own words (process.ts readInitError)
+    const daemon = e instanceof InitFailure && e.daemon ? "!" : "";
+    const line = new TextEncoder().encode(`${code}${daemon} ${message}\n`);
     try {
       if (errorFd >= 0) write(errorFd, line);
       else Deno.stderr.writeSync(line);
