@@ -279,11 +279,12 @@ Deno.test("dist: the x86-64 file runs skiff in a root with glibc and a shell but
     ]);
     assert.equal(which.stdout, "");
 
-    // the first start unpacks into $HOME/.cache/skiff/<key>; its Deno cache sits beside the runtime
+    // the first start unpacks into /var/cache/skiff/<key> (root's; never the $HOME of `sudo -E`); its
+    // Deno cache sits beside the runtime
     const version = await root.ok(["version"]);
     assert.match(version, /Version:\s+\d+\.\d+\.\d+/);
     assert.match(version, /deno 2\.9\.6/);
-    const cache = root.host("root/.cache/skiff");
+    const cache = root.host("var/cache/skiff");
     assert.deepEqual(entries(cache), [key, `${key}.lock`]);
     assert.deepEqual(entries(join(cache, key)), ["deno", "deno-dir", "ok", "skiff"]);
     assert.equal(Deno.statSync(join(cache, key, "deno")).size, t.runtimeSize);
@@ -404,6 +405,34 @@ Deno.test("dist: concurrent first runs unpack once; a killed unpack, a truncated
     assert.equal(cut.code, 125);
     assert.match(cut.stderr, /^skiff: this file is damaged \(no payload at its end\)/);
     assert.deepEqual(entries(root.host("cache-bad")), [`${key}.lock`]);
+
+    // the runtime in the cache is run as root: a cache another user can change is refused, nothing run
+    for (const [dirMode, uid] of [[0o777, 0], [0o755, 1000]]) {
+      const open = root.host("cache-open");
+      Deno.mkdirSync(open, { recursive: true });
+      Deno.chmodSync(open, dirMode);
+      Deno.chownSync(open, uid, uid);
+      const refused = await root.run(["/usr/local/bin/skiff", "version"], { SKIFF_CACHE_DIR: "/cache-open" });
+      assert.equal(refused.code, 125);
+      assert.equal(refused.stdout, "");
+      assert.match(
+        refused.stderr,
+        /^skiff: the cache directory can be changed by another user: .*: \/cache-open\n$/,
+      );
+      assert.deepEqual(entries(open), []);
+      // ... also when it was unpacked before someone else got it
+      Deno.chmodSync(open, 0o755);
+      Deno.chownSync(open, 0, 0);
+      await root.ok(["version"], { SKIFF_CACHE_DIR: "/cache-open" });
+      Deno.chmodSync(join(open, key), dirMode === 0o777 ? 0o777 : 0o755);
+      Deno.chownSync(join(open, key, "deno"), uid, uid);
+      const later = await root.run(["/usr/local/bin/skiff", "version"], { SKIFF_CACHE_DIR: "/cache-open" });
+      assert.equal(later.code, 125, later.stdout);
+      assert.match(later.stderr, /^skiff: the cache directory can be changed by another user/);
+      Deno.removeSync(open, { recursive: true });
+    }
+    // a sticky, world-writable directory above the cache (as /tmp) is fine: others cannot rename in it
+    assert.match(await root.ok(["version"], { SKIFF_CACHE_DIR: "/tmp/skiff-cache" }), /deno 2\.9\.6/);
   });
 });
 

@@ -9,11 +9,12 @@
 // "skiff-dist-v1" padded to 16 bytes, the payload's offset, its size and the size of its first entry
 // (the Deno runtime, `deno`) as little-endian u64s, 8 bytes of zeros, the payload's SHA-256.
 //
-// <cache> is $SKIFF_CACHE_DIR, else $XDG_CACHE_HOME/skiff, else $HOME/.cache/skiff, else
-// /var/cache/skiff; <key> is the first 24 hex digits of the SHA-256.
+// <cache> is $SKIFF_CACHE_DIR, else for root /var/cache/skiff, else $XDG_CACHE_HOME/skiff, else
+// $HOME/.cache/skiff, else /var/cache/skiff; <key> is the first 24 hex digits of the SHA-256. It must be
+// in the hands of this user (or root) alone, all the way from /: the runtime there is run as this user.
 //
-// At every start (a few system calls): the directory's `ok` marker exists and its runtime has the
-// size the trailer says. Once, when that fails (first run, or a damaged cache), under an exclusive
+// At every start (a few system calls): the path to the directory is trusted, the directory's `ok`
+// marker exists and its runtime has the size the trailer says. Once, when that fails (first run, or a damaged cache), under an exclusive
 // flock on <cache>/<key>.lock: the old directory is moved aside and removed, the payload is unpacked
 // into <cache>/.tmp-<key>-<pid> while its SHA-256 is computed (a mismatch: the file itself is damaged,
 // nothing is installed), every file is checked to have its full size, the marker is written, the file
@@ -49,8 +50,10 @@ enum {
   SYS_read = 0, SYS_write = 1, SYS_close = 3, SYS_fstat = 5, SYS_lseek = 8, SYS_pread64 = 17,
   SYS_getpid = 39, SYS_execve = 59, SYS_flock = 73, SYS_getdents64 = 217, SYS_exit_group = 231,
   SYS_openat = 257, SYS_mkdirat = 258, SYS_newfstatat = 262, SYS_unlinkat = 263, SYS_symlinkat = 266,
-  SYS_syncfs = 306, SYS_renameat2 = 316,
+  SYS_syncfs = 306, SYS_renameat2 = 316, SYS_geteuid = 107,
 };
+#define ST_MODE 24 // offsets in struct stat
+#define ST_UID 28
 static i64 sys6(i64 n, i64 a, i64 b, i64 c, i64 d, i64 e, i64 f) {
   register i64 r10 __asm__("r10") = d;
   register i64 r8 __asm__("r8") = e;
@@ -67,8 +70,10 @@ enum {
   SYS_read = 63, SYS_write = 64, SYS_close = 57, SYS_fstat = 80, SYS_lseek = 62, SYS_pread64 = 67,
   SYS_getpid = 172, SYS_execve = 221, SYS_flock = 32, SYS_getdents64 = 61, SYS_exit_group = 94,
   SYS_openat = 56, SYS_mkdirat = 34, SYS_newfstatat = 79, SYS_unlinkat = 35, SYS_symlinkat = 36,
-  SYS_syncfs = 267, SYS_renameat2 = 276,
+  SYS_syncfs = 267, SYS_renameat2 = 276, SYS_geteuid = 175,
 };
+#define ST_MODE 16 // offsets in struct stat
+#define ST_UID 24
 static i64 sys6(i64 n, i64 a, i64 b, i64 c, i64 d, i64 e, i64 f) {
   register i64 x8 __asm__("x8") = n;
   register i64 x0 __asm__("x0") = a;
@@ -235,14 +240,48 @@ static const char *env_value(char **envp, const char *name) {
   return 0;
 }
 
+static u32 euid;
+
+/**
+ * As root the cache is /var/cache/skiff (never a $HOME that `sudo -E` kept: a user could put a
+ * runtime there that root would then run), else $SKIFF_CACHE_DIR, $XDG_CACHE_HOME/skiff or
+ * $HOME/.cache/skiff; trusted() checks whichever it is at every start.
+ */
 static void choose_base(char **envp) {
   const char *v;
   base[0] = 0;
   if ((v = env_value(envp, "SKIFF_CACHE_DIR")) && v[0] == '/') cat(base, sizeof base, v);
+  else if (euid == 0) cat(base, sizeof base, "/var/cache/skiff");
   else if ((v = env_value(envp, "XDG_CACHE_HOME")) && v[0] == '/') cat(base, sizeof base, v), cat(base, sizeof base, "/skiff");
   else if ((v = env_value(envp, "HOME")) && v[0] == '/' && v[1]) cat(base, sizeof base, v), cat(base, sizeof base, "/.cache/skiff");
   else cat(base, sizeof base, "/var/cache/skiff");
   if (slen(base) > 3000) die("the cache directory's path is too long", base);
+  for (u64 n = slen(base); n > 1 && base[n - 1] == '/';) base[--n] = 0;
+}
+
+/**
+ * Whether nobody but this user (or root) can change what `path` names: every directory on the way
+ * is owned by one of them and writable by no one else (or sticky, as /tmp, for the ones above the
+ * cache), and so are the cache's own directories and the runtime. Missing components (not made yet)
+ * pass when `may_miss`. A few stats at every start: the runtime found there is run as this user.
+ */
+static void trusted(const char *path, u64 cache_from, int may_miss) {
+  char prefix[4300];
+  u64 n = slen(path);
+  for (u64 i = 1; i <= n; i++) {
+    if (i < n && path[i] != '/') continue;
+    memcpy(prefix, path, i), prefix[i] = 0;
+    u64 st[32];
+    if (sys6(SYS_newfstatat, AT_FDCWD, (i64)prefix, (i64)st, 0, 0, 0) < 0) {
+      if (may_miss) return;
+      die("the cache directory is gone", prefix);
+    }
+    u32 mode = *(u32 *)((u8 *)st + ST_MODE), uid = *(u32 *)((u8 *)st + ST_UID);
+    int others_write = (mode & 022) != 0, sticky = (mode & 01000) != 0;
+    if ((uid != 0 && uid != euid) || (others_write && (i >= cache_from || !sticky)))
+      die("the cache directory can be changed by another user: set SKIFF_CACHE_DIR to one only root can write",
+          prefix);
+  }
 }
 
 static void mkdir_p(char *path) {
@@ -403,6 +442,7 @@ static void unpack(int self, const struct trailer *t, int into) {
 
 static void install(int self, const struct trailer *t) {
   mkdir_p(base);
+  trusted(base, slen(base), 0); // made by this run, or already there: in the hands of no one else
   char lock[4300] = "";
   cat(lock, sizeof lock, base), cat(lock, sizeof lock, "/"), cat(lock, sizeof lock, key), cat(lock, sizeof lock, ".lock");
   int lockfd = (int)sys6(SYS_openat, AT_FDCWD, (i64)lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600, 0, 0);
@@ -455,13 +495,16 @@ void __attribute__((noreturn, used)) launcher_main(i64 *sp) {
     die("this file is damaged (no payload at its end): download it again", 0);
   static const char hex[] = "0123456789abcdef";
   for (int i = 0; i < 12; i++) key[2 * i] = hex[t.sha[i] >> 4], key[2 * i + 1] = hex[t.sha[i] & 15];
+  euid = (u32)sys3(SYS_geteuid, 0, 0, 0);
   choose_base(envp);
   cat(dir, sizeof dir, base), cat(dir, sizeof dir, "/"), cat(dir, sizeof dir, key);
+  trusted(dir, slen(base), 1);
   if (!cache_ready(&t)) install(self, &t);
   sys3(SYS_close, self, 0, 0);
 
   static char deno[4300], main_ts[4300], config[4300], deno_dir[4300];
   cat(deno, sizeof deno, dir), cat(deno, sizeof deno, "/deno");
+  trusted(deno, slen(base), 0);
   cat(main_ts, sizeof main_ts, dir), cat(main_ts, sizeof main_ts, "/skiff/main.ts");
   cat(config, sizeof config, dir), cat(config, sizeof config, "/skiff/deno.json");
   cat(deno_dir, sizeof deno_dir, "DENO_DIR="), cat(deno_dir, sizeof deno_dir, dir), cat(deno_dir, sizeof deno_dir, "/deno-dir");
