@@ -161,20 +161,24 @@ Deno.test("compiled-style start: init stage, supervisor, exec, logs, cp helpers 
       await exe.ok(["rm", "-f", "d", "s"]);
 
       // a run on the default bridge: its release starts the bridge collector, `EXE __netgc BRIDGE SUBNET`
-      await noCollectorPending();
-      const bridged = await exe.run(["run", "--rm", "busybox", "true"]);
-      if (bridged.code === 0) {
-        for (let i = 0; i < 100 && !stagesIn(exe.lines()).has("__netgc"); i++) {
+      // (a collector already pending, e.g. for another root on this host, is reused instead: tried again)
+      let noBridge = false;
+      for (let attempt = 0; attempt < 5 && !stagesIn(exe.lines()).has("__netgc"); attempt++) {
+        await noCollectorPending();
+        const bridged = await exe.run(["run", "--rm", "busybox", "true"]);
+        if (bridged.code !== 0) {
+          // no nft and no iptables: the bridge cannot be made, one line says so
+          assert.match(bridged.stderr, /nft|iptables/);
+          noBridge = true;
+          break;
+        }
+        for (let i = 0; i < 40 && !stagesIn(exe.lines()).has("__netgc"); i++) {
           await new Promise((r) => setTimeout(r, 50));
         }
-        assert.ok(stagesIn(exe.lines()).has("__netgc"), exe.lines().join("\n"));
-      } else {
-        // no nft and no iptables: docker's behaviour is a bridge that cannot be made, one line
-        assert.match(bridged.stderr, /nft|iptables/);
       }
 
       const stages = stagesIn(exe.lines());
-      for (const s of ["__init", "__supervisor", "__cp", "__cp-stopped"]) {
+      for (const s of ["__init", "__supervisor", "__cp", "__cp-stopped", ...(noBridge ? [] : ["__netgc"])]) {
         assert.ok(stages.has(s), `${s} not started`);
       }
     });
