@@ -334,6 +334,28 @@ Deno.test("dist: the x86-64 file runs skiff in a root with glibc and a shell but
       assert.equal((await root.ok(["rm", "-f", "web"])).trim(), "web");
       assert.equal(await root.ok(["ps", "-aq"]), "");
     });
+
+    // the unpack workers: lib/image/file_worker.ts, found through import.meta.url in the unpacked tree
+    const files = root.host("tmp/small");
+    Deno.mkdirSync(join(files, "etc"), { recursive: true });
+    for (let i = 0; i < 64; i++) Deno.writeTextFileSync(join(files, "etc", `f${i}`), `${i}\n`);
+    Deno.copyFileSync("/bin/busybox", join(files, "busybox"));
+    const tar = await new Deno.Command("tar", { args: ["-C", files, "-cf", root.host("tmp/small.tar"), "."] })
+      .output();
+    assert.ok(tar.success);
+    await root.ok(["import", "/tmp/small.tar", "small:latest"], { SKIFF_UNPACK_THREADS: "2" });
+    assert.equal(
+      await root.ok(["run", "--rm", "--network", "none", "small", "/busybox", "cat", "/etc/f42"]),
+      "42\n",
+    );
+    const gen = join(
+      cache,
+      key,
+      "deno-dir/gen/file/var/cache/skiff",
+      key,
+      "skiff/lib/image/file_worker.ts.js",
+    );
+    assert.ok(Deno.statSync(gen).isFile, "a file worker ran from the unpacked tree");
   });
 });
 
