@@ -65,12 +65,19 @@ export function initCommand(fifo: string, parentPid: number): { cmd: string; arg
  * the container's command yet): the Deno runtime, or SKIFF_EXE before it execs the runtime.
  */
 export function isOwnExecutable(exe: string): boolean {
-  if (exe === Deno.execPath()) return true;
+  ownExecutables ??= ownExecutablesNow();
+  return ownExecutables.includes(exe);
+}
+
+let ownExecutables: string[] | undefined;
+
+function ownExecutablesNow(): string[] {
+  const own = [Deno.execPath()];
   const self = howToStartMyself();
-  if (self.kind !== "exe") return false;
-  try {
-    return exe === Deno.realPathSync(self.exe);
-  } catch {
-    return false;
+  if (self.kind === "exe") {
+    try {
+      own.push(Deno.realPathSync(self.exe));
+    } catch { /* gone: nothing of ours can run it */ }
   }
+  return own;
 }
