@@ -57,6 +57,7 @@ runtime() { # arch -> path of its deno binary
 
 # skiff's code and a Deno cache that holds only its npm dependencies (the same for both architectures)
 stage=$build/stage
+trap 'rm -rf "$stage"' EXIT # a failed build leaves no copy of the sources for deno lint/fmt to find
 rm -rf "$stage" && mkdir -p "$stage/skiff"
 cp -r main.ts deno.json deno.lock lib ffi "$stage/skiff/"
 (cd "$stage/skiff" && DENO_DIR="$SKIFF_REPO/$stage/deno-dir" deno install --quiet --frozen >/dev/null) ||
@@ -98,4 +99,3 @@ for arch in "${arches[@]}"; do
   rm -f "$payload" "$launcher"
   say "wrote $out ($(stat -c %s "$out") bytes, key ${sha:0:24})"
 done
-rm -rf "$stage"
