@@ -7,8 +7,9 @@
 #   bash scripts/dist.sh x86_64     one of them (x86_64 | aarch64)
 #
 # Each file is [launcher][payload][trailer] (scripts/dist/launcher.c says what the launcher does): the
-# payload is an uncompressed ustar archive of `deno` (first), `skiff/` and `deno-dir/`, built the same
-# way every time (sorted, mtime 0, owner 0), so the same sources give the same file and cache key.
+# payload is an uncompressed ustar archive of `deno` (first), `start` (the command line), `skiff/` and
+# `deno-dir/`, built the same way every time (sorted, mtime 0, owner 0), so the same sources give the
+# same file and cache key.
 # Needs deno (scripts/install.sh), npm (only for an architecture whose Deno is not installed here, and
 # for the npm dependencies when Deno's cache lacks them), GNU tar, sha256sum and base64.
 set -euo pipefail
@@ -64,6 +65,10 @@ cp -r main.ts deno.json deno.lock lib ffi "$stage/skiff/"
   die "deno install of skiff's npm dependencies failed"
 find "$stage/deno-dir" -mindepth 1 -maxdepth 1 ! -name npm -exec rm -rf {} +
 [ -d "$stage/deno-dir/npm/registry.npmjs.org/zod" ] || die "the staged Deno cache has no zod"
+# How the launcher starts skiff (the one place that says it): one argument a line, "./x" is the
+# unpacked directory's x; the caller's arguments follow, DENO_DIR is the directory's deno-dir.
+# --cached-only: the server is offline, the npm dependencies are in deno-dir already.
+printf '%s\n' ./deno run -A --cached-only --config ./skiff/deno.json ./skiff/main.ts >"$stage/start"
 
 u64le() { # value -> 8 bytes, little-endian
   local v=$1 i out=""
@@ -80,7 +85,7 @@ for arch in "${arches[@]}"; do
   chmod 755 "$stage/deno"
   payload=$build/payload-$arch.tar
   tar --format=ustar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner \
-    -C "$stage" -cf "$payload" deno skiff deno-dir
+    -C "$stage" -cf "$payload" deno start skiff deno-dir
   launcher=$build/launcher-$arch
   base64 -d "scripts/dist/launcher-$arch.b64" >"$launcher"
   sha=$(sha256sum "$payload" | cut -d' ' -f1)

@@ -286,7 +286,7 @@ Deno.test("dist: the x86-64 file runs skiff in a root with glibc and a shell but
     assert.match(version, /deno 2\.9\.6/);
     const cache = root.host("var/cache/skiff");
     assert.deepEqual(entries(cache), [key, `${key}.lock`]);
-    assert.deepEqual(entries(join(cache, key)), ["deno", "deno-dir", "ok", "skiff"]);
+    assert.deepEqual(entries(join(cache, key)), ["deno", "deno-dir", "ok", "skiff", "start"]);
     assert.equal(Deno.statSync(join(cache, key, "deno")).size, t.runtimeSize);
     assert.equal(Deno.readTextFileSync(join(cache, key, "ok")), `${t.sha}\n`);
     assert.ok(
@@ -447,7 +447,7 @@ Deno.test("dist: concurrent first runs unpack once; a killed unpack, a truncated
       Deno.chownSync(open, 0, 0);
       await root.ok(["version"], { SKIFF_CACHE_DIR: "/cache-open" });
       Deno.chmodSync(join(open, key), dirMode === 0o777 ? 0o777 : 0o755);
-      Deno.chownSync(join(open, key, "deno"), uid, uid);
+      Deno.chownSync(join(open, key, dirMode === 0o777 ? "deno" : "start"), uid, uid);
       const later = await root.run(["/usr/local/bin/skiff", "version"], { SKIFF_CACHE_DIR: "/cache-open" });
       assert.equal(later.code, 125, later.stdout);
       assert.match(later.stderr, /^skiff: the cache directory can be changed by another user/);
@@ -507,17 +507,11 @@ Deno.test("dist: the aarch64 file carries an arm64 launcher and Deno, and its pa
     let out = dec.decode(r.stdout);
     if (r.code !== 0) {
       assert.match(dec.decode(r.stderr), /cannot start the Deno runtime of the cache/);
+      // the launcher's command line, from the start file it would have run
+      const argv = Deno.readTextFileSync(join(dir, "start")).split("\n").filter(Boolean)
+        .map((a) => a.startsWith("./") ? join(dir, a.slice(2)) : a);
       const direct = await new Deno.Command(qemu, {
-        args: [
-          join(dir, "deno"),
-          "run",
-          "-A",
-          "--cached-only",
-          "--config",
-          join(dir, "skiff/deno.json"),
-          join(dir, "skiff/main.ts"),
-          "version",
-        ],
+        args: [...argv, "version"],
         env: { ...env, DENO_DIR: join(dir, "deno-dir") },
         stdout: "piped",
         stderr: "piped",

@@ -1,9 +1,11 @@
 // The start of dist/skiff-linux-*: a freestanding static program (no libc, only system calls) that
 // finds the payload appended to its own file, unpacks it once into a cache directory named after the
-// payload's hash, and from then on only checks that directory and execs the Deno inside it:
+// payload's hash, and from then on only checks that directory and execs the Deno inside it, with the
+// command line that scripts/dist.sh wrote into <cache>/<key>/start ("./x" is <cache>/<key>/x), then
+// the caller's arguments, and DENO_DIR=<cache>/<key>/deno-dir:
 //
 //   <cache>/<key>/deno run -A --cached-only --config <cache>/<key>/skiff/deno.json
-//     <cache>/<key>/skiff/main.ts ARGS...        with DENO_DIR=<cache>/<key>/deno-dir
+//     <cache>/<key>/skiff/main.ts ARGS...
 //
 // File layout: [this program][payload: an uncompressed ustar archive][80-byte trailer]. The trailer:
 // "skiff-dist-v1" padded to 16 bytes, the payload's offset, its size and the size of its first entry
@@ -502,16 +504,45 @@ void __attribute__((noreturn, used)) launcher_main(i64 *sp) {
   if (!cache_ready(&t)) install(self, &t);
   sys3(SYS_close, self, 0, 0);
 
-  static char deno[4300], main_ts[4300], config[4300], deno_dir[4300];
+  static char deno[4300], deno_dir[4300];
   cat(deno, sizeof deno, dir), cat(deno, sizeof deno, "/deno");
   trusted(deno, slen(base), 0);
-  cat(main_ts, sizeof main_ts, dir), cat(main_ts, sizeof main_ts, "/skiff/main.ts");
-  cat(config, sizeof config, dir), cat(config, sizeof config, "/skiff/deno.json");
   cat(deno_dir, sizeof deno_dir, "DENO_DIR="), cat(deno_dir, sizeof deno_dir, dir), cat(deno_dir, sizeof deno_dir, "/deno-dir");
-  char *args[argc + 8];
+  // the command line: <dir>/start, one argument a line, "./x" meaning <dir>/x (written by dist.sh)
+  static char start[8192], paths[16384];
+  char path[4300] = "";
+  cat(path, sizeof path, dir), cat(path, sizeof path, "/start");
+  int fd = (int)sys6(SYS_openat, AT_FDCWD, (i64)path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0, 0, 0);
+  u64 fst[32];
+  if (fd < 0 || sys3(SYS_fstat, fd, fst, 0) < 0) die("the cache has no start file", path);
+  u32 fmode = *(u32 *)((u8 *)fst + ST_MODE), fuid = *(u32 *)((u8 *)fst + ST_UID);
+  if ((fuid != 0 && fuid != euid) || (fmode & 022))
+    die("the cache directory can be changed by another user: set SKIFF_CACHE_DIR to one only root can write", path);
+  i64 len = sys3(SYS_read, fd, start, sizeof start - 1);
+  sys3(SYS_close, fd, 0, 0);
+  if (len <= 0 || len >= (i64)sizeof start - 1) die("the cache's start file is damaged", path);
+  start[len] = 0;
+  char *args[argc + 64];
   int n = 0;
-  args[n++] = deno, args[n++] = "run", args[n++] = "-A", args[n++] = "--cached-only";
-  args[n++] = "--config", args[n++] = config, args[n++] = main_ts;
+  u64 used = 0;
+  for (char *line = start; *line && n < 60;) {
+    char *end = line;
+    while (*end && *end != '\n') end++;
+    char next = *end;
+    *end = 0;
+    if (line[0] == '.' && line[1] == '/') {
+      u64 need = slen(dir) + slen(line);
+      if (used + need + 1 > sizeof paths) die("the cache's start file is damaged", path);
+      char *p = paths + used;
+      p[0] = 0;
+      cat(p, need + 1, dir), cat(p, need + 1, line + 1);
+      args[n++] = p, used += need + 1;
+    } else if (line[0]) {
+      args[n++] = line;
+    }
+    line = next ? end + 1 : end;
+  }
+  if (!n) die("the cache's start file is damaged", path);
   for (int i = 1; i < argc; i++) args[n++] = argv[i];
   args[n] = 0;
   int envc = 0;
@@ -523,7 +554,6 @@ void __attribute__((noreturn, used)) launcher_main(i64 *sp) {
       env[m++] = envp[i];
   env[m++] = deno_dir, env[m++] = "DENO_NO_UPDATE_CHECK=1", env[m++] = "DENO_NO_PROMPT=1";
   env[m] = 0;
-  i64 e = sys3(SYS_execve, deno, args, env);
-  (void)e;
-  die("cannot start the Deno runtime of the cache", deno);
+  sys3(SYS_execve, args[0], args, env);
+  die("cannot start the Deno runtime of the cache", args[0]);
 }
