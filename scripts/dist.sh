@@ -10,8 +10,8 @@
 # payload is an uncompressed ustar archive of `deno` (first), `start` (the command line), `skiff/` and
 # `deno-dir/`, built the same way every time (sorted, mtime 0, owner 0), so the same sources give the
 # same file and cache key.
-# Needs deno (scripts/install.sh), npm (only for an architecture whose Deno is not installed here, and
-# for the npm dependencies when Deno's cache lacks them), GNU tar, sha256sum and base64.
+# Needs deno (scripts/install.sh), npm (only for an architecture whose Deno is not installed here; the npm
+# registry only when Deno's cache lacks skiff's npm dependencies), GNU tar, sha256sum and base64.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$SKIFF_REPO"
@@ -61,6 +61,14 @@ stage=$build/stage
 trap 'rm -rf "$stage"' EXIT # a failed build leaves no copy of the sources for deno lint/fmt to find
 rm -rf "$stage" && mkdir -p "$stage/skiff"
 cp -r main.ts deno.json deno.lock lib ffi "$stage/skiff/"
+# seeded from this machine's Deno cache (install.sh filled it), so that deno install needs no network
+npm_cache=$(deno info --json 2>/dev/null | sed -n 's/^ *"npmCache": "\(.*\)",$/\1/p')
+for pkg in zod @balena/dockerignore; do
+  if [ -n "$npm_cache" ] && [ -f "$npm_cache/registry.npmjs.org/$pkg/registry.json" ]; then
+    mkdir -p "$(dirname "$stage/deno-dir/npm/registry.npmjs.org/$pkg")"
+    cp -r "$npm_cache/registry.npmjs.org/$pkg" "$stage/deno-dir/npm/registry.npmjs.org/$pkg"
+  fi
+done
 (cd "$stage/skiff" && DENO_DIR="$SKIFF_REPO/$stage/deno-dir" deno install --quiet --frozen >/dev/null) ||
   die "deno install of skiff's npm dependencies failed"
 find "$stage/deno-dir" -mindepth 1 -maxdepth 1 ! -name npm -exec rm -rf {} +
