@@ -28,6 +28,9 @@ command -v deno >/dev/null || die "deno is needed to build (bash scripts/install
 
 build=dist/.build
 mkdir -p "$build"
+# this build's own files: builds running at once (two test runs) do not meet
+work=$(mktemp -d "$build/work.XXXXXX")
+trap 'rm -rf "$work"' EXIT # a failed build leaves no copy of the sources for deno lint/fmt to find
 
 npm_package() { # arch -> the npm package that carries Deno for it
   case "$1" in x86_64) echo "@deno/linux-x64-glibc" ;; aarch64) echo "@deno/linux-arm64-glibc" ;; esac
@@ -44,22 +47,23 @@ runtime() { # arch -> path of its deno binary
     echo "$local_bin"
     return
   fi
-  dir=$build/runtime-$arch-$SKIFF_DENO_VERSION
+  dir=$build/runtime-$arch-$SKIFF_DENO_VERSION # kept for the next build
   if [ ! -f "$dir/package/deno" ]; then
     command -v npm >/dev/null || die "npm is needed to fetch $pkg@$SKIFF_DENO_VERSION"
     say "fetching $pkg@$SKIFF_DENO_VERSION (npm pack)"
-    rm -rf "$dir" && mkdir -p "$dir"
-    tgz=$(cd "$dir" && npm pack --silent --loglevel=error "$pkg@$SKIFF_DENO_VERSION" | tail -1)
-    tar -C "$dir" -xzf "$dir/$tgz" package/deno
-    rm -f "$dir/$tgz"
+    local fetch=$work/runtime-$arch
+    mkdir -p "$fetch"
+    tgz=$(cd "$fetch" && npm pack --silent --loglevel=error "$pkg@$SKIFF_DENO_VERSION" | tail -1)
+    tar -C "$fetch" -xzf "$fetch/$tgz" package/deno
+    rm -f "$fetch/$tgz"
+    mv -T "$fetch" "$dir" 2>/dev/null || { echo "$fetch/package/deno"; return; } # another build's won
   fi
   echo "$dir/package/deno"
 }
 
 # skiff's code and a Deno cache that holds only its npm dependencies (the same for both architectures)
-stage=$build/stage
-trap 'rm -rf "$stage"' EXIT # a failed build leaves no copy of the sources for deno lint/fmt to find
-rm -rf "$stage" && mkdir -p "$stage/skiff"
+stage=$work/stage
+mkdir -p "$stage/skiff"
 cp -r main.ts deno.json deno.lock lib ffi "$stage/skiff/"
 # seeded from this machine's Deno cache (install.sh filled it), so that deno install needs no network
 npm_cache=$(deno info --json 2>/dev/null | sed -n 's/^ *"npmCache": "\(.*\)",$/\1/p')
@@ -91,10 +95,10 @@ for arch in "${arches[@]}"; do
   rm -f "$stage/deno"
   cp "$deno_bin" "$stage/deno"
   chmod 755 "$stage/deno"
-  payload=$build/payload-$arch.tar
+  payload=$work/payload-$arch.tar
   tar --format=ustar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner \
     -C "$stage" -cf "$payload" deno start skiff deno-dir
-  launcher=$build/launcher-$arch
+  launcher=$work/launcher-$arch
   base64 -d "scripts/dist/launcher-$arch.b64" >"$launcher"
   sha=$(sha256sum "$payload" | cut -d' ' -f1)
   out=dist/skiff-linux-$arch
@@ -106,9 +110,9 @@ for arch in "${arches[@]}"; do
     u64le "$(stat -c %s "$stage/deno")"
     u64le 0
     printf "$(echo "$sha" | sed 's/../\\x&/g')"
-  } >"$out.tmp"
-  chmod 755 "$out.tmp"
-  mv -f "$out.tmp" "$out"
+  } >"$work/out"
+  chmod 755 "$work/out"
+  mv -f "$work/out" "$out"
   rm -f "$payload" "$launcher"
   say "wrote $out ($(stat -c %s "$out") bytes, key ${sha:0:24})"
 done
