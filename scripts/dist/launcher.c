@@ -554,6 +554,7 @@ void __attribute__((noreturn, used)) launcher_main(i64 *sp) {
       env[m++] = envp[i];
   env[m++] = deno_dir, env[m++] = "DENO_NO_UPDATE_CHECK=1", env[m++] = "DENO_NO_PROMPT=1";
   env[m] = 0;
-  sys3(SYS_execve, args[0], args, env);
+  if (sys3(SYS_execve, args[0], args, env) == -13 /* EACCES */)
+    die("cannot start the Deno runtime of the cache (a noexec mount? set SKIFF_CACHE_DIR)", args[0]);
   die("cannot start the Deno runtime of the cache", args[0]);
 }
