@@ -43,6 +43,7 @@ import { JsonLogWriter, logPath, logSettings, type LogStream } from "../runtime/
 import { drain, finishContainer, launchContainer, type RunOutcome } from "./process.ts";
 import { Backoff, NO_RESTART, shouldRestart } from "../runtime/restart.ts";
 import { abortInitStage, type InitStage, removeQuietly, startInitStage } from "../runtime/stage.ts";
+import { isOwnExecutable } from "../runtime/self.ts";
 import { ContainerOutput, SPOOL_DRAIN_MS } from "./output.ts";
 import { adoptOrphans } from "./adopt.ts";
 import { stagePidNamespace } from "./namespaces.ts";
@@ -111,11 +112,10 @@ function refillSpare(root: StateRoot): void {
 
 /** Resolves true once the init stage has execve()d the container's command, false if it exited first. */
 async function waitForExec(pid: number, exited: () => boolean): Promise<boolean> {
-  const self = Deno.execPath();
   // the exec usually comes within ~30 ms of the go: poll tightly first (the answer waits on it)
   for (let polls = 0; !exited(); polls++) {
     try {
-      if (Deno.readLinkSync(`/proc/${pid}/exe`) !== self) return true;
+      if (!isOwnExecutable(Deno.readLinkSync(`/proc/${pid}/exe`))) return true;
     } catch {
       return false; // gone (or a zombie)
     }

@@ -1,7 +1,14 @@
-// How skiff re-executes itself for its container-side stage: the compiled binary runs `skiff __init`,
-// a source checkout runs `deno run -A --no-config lib/runtime/init_main.ts` (no config: the init stage
-// imports nothing from npm, and skipping the config saves ~30 ms of startup; its own entry skips
-// main.ts's imports, whose node: built-ins alone cost ~10 ms of CPU at every start).
+// How skiff starts itself again: for the container-side init stage (`__init`), the supervisor of
+// detached containers (`__supervisor`), cp's helpers (`__cp`, `__cp-stopped`) and the bridge collector
+// (`__netgc`). howToStartMyself() decides, once, and every re-execution goes through it:
+//
+// - "exe": one executable that takes skiff's arguments, `EXE __init FIFO PID`: the binary of
+//   `deno task compile` (Deno.build.standalone), or SKIFF_EXE when set (a wrapper that starts skiff the
+//   way a compiled binary would; tests/self_exe_test.ts runs every stage through one).
+// - "source": a checkout, also the unpacked cache of a dist file (scripts/dist.sh): `deno run -A
+//   --no-config lib/runtime/init_main.ts FIFO PID` (no config: the init stage imports nothing from npm,
+//   and skipping the config saves ~30 ms of startup; its own entry skips main.ts's imports, whose node:
+//   built-ins alone cost ~10 ms of CPU at every start), and `deno run -A --no-config main.ts ARGS`.
 
 /** A source file of this checkout as a path (no node:url: it would load Node compatibility). */
 function sourcePath(relative: string): string {
@@ -14,10 +21,27 @@ function sourcePath(relative: string): string {
  */
 const LAZY_IMPORTS = "--unstable-lazy-dynamic-imports";
 
+export type SelfStart = { kind: "exe"; exe: string } | { kind: "source"; deno: string };
+
+let chosen: SelfStart | undefined;
+
+/** How this skiff starts itself (see the top of this file). */
+export function howToStartMyself(): SelfStart {
+  if (!chosen) {
+    const exe = Deno.env.get("SKIFF_EXE");
+    if (Deno.build.standalone) chosen = { kind: "exe", exe: Deno.execPath() };
+    else if (exe) chosen = { kind: "exe", exe };
+    else chosen = { kind: "source", deno: Deno.execPath() };
+  }
+  return chosen;
+}
+
+/** The command line of `skiff ARGS` (the helpers: `__supervisor`, `__cp`, `__netgc`, ...). */
 export function selfCommand(args: string[]): { cmd: string; args: string[] } {
-  if (Deno.build.standalone) return { cmd: Deno.execPath(), args };
+  const self = howToStartMyself();
+  if (self.kind === "exe") return { cmd: self.exe, args };
   return {
-    cmd: Deno.execPath(),
+    cmd: self.deno,
     args: ["run", "-A", "--no-config", LAZY_IMPORTS, sourcePath("../../main.ts"), ...args],
   };
 }
@@ -31,6 +55,29 @@ export const SELF_ENV: Record<string, string> = { DENO_NO_UPDATE_CHECK: "1" };
 /** The command line of the init stage: it reads its spec from `fifo`, written by `parentPid`. */
 export function initCommand(fifo: string, parentPid: number): { cmd: string; args: string[] } {
   const args = [fifo, String(parentPid)];
-  if (Deno.build.standalone) return { cmd: Deno.execPath(), args: ["__init", ...args] };
-  return { cmd: Deno.execPath(), args: ["run", "-A", "--no-config", sourcePath("init_main.ts"), ...args] };
+  const self = howToStartMyself();
+  if (self.kind === "exe") return { cmd: self.exe, args: ["__init", ...args] };
+  return { cmd: self.deno, args: ["run", "-A", "--no-config", sourcePath("init_main.ts"), ...args] };
+}
+
+/**
+ * Whether `/proc/PID/exe` of a stage started by initCommand still shows skiff (it has not execve()d
+ * the container's command yet): the Deno runtime, or SKIFF_EXE before it execs the runtime.
+ */
+export function isOwnExecutable(exe: string): boolean {
+  ownExecutables ??= ownExecutablesNow();
+  return ownExecutables.includes(exe);
+}
+
+let ownExecutables: string[] | undefined;
+
+function ownExecutablesNow(): string[] {
+  const own = [Deno.execPath()];
+  const self = howToStartMyself();
+  if (self.kind === "exe") {
+    try {
+      own.push(Deno.realPathSync(self.exe));
+    } catch { /* gone: nothing of ours can run it */ }
+  }
+  return own;
 }
