@@ -7,8 +7,8 @@
 // stdio through pipes (docker's attach: the container never gets the caller's own files or terminal)
 // or a pty, and returns its exit code.
 
-import { isRunning, lookupContainer } from "../state/reconcile.ts";
-import { processStartTime } from "../state/containers.ts";
+import { isRunning, monitorAlive } from "../state/liveness.ts";
+import { findContainer, processStartTime } from "../state/containers.ts";
 import { type ErrorKind, SkiffError } from "../errors.ts";
 import { exists } from "../state/fsutil.ts";
 import type { StateRoot } from "../state/root.ts";
@@ -18,6 +18,7 @@ import { capabilityMask } from "./caps.ts";
 import { readMountInfo } from "../mountinfo.ts";
 import { DEFAULT_PATH, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED } from "./spec.ts";
 import {
+  bindLibc,
   capget,
   close,
   dupAbove,
@@ -45,7 +46,7 @@ import {
   planExecProgram,
 } from "./exec_program.ts";
 import { type ByteSink, type ByteSource, drainAfterExit, type OutputCopy, sleep } from "./stdio.ts";
-import { PtyMaster, rawStdin } from "./pty.ts";
+import type { PtyMaster } from "./pty.ts";
 
 /** How the command's stdio is made: pipes to skiff (docker's attach), a pty, or nothing (-d). */
 export type ExecStdio = "pipes" | "tty" | "detached";
@@ -71,9 +72,14 @@ export class ExecRefused extends SkiffError {
   }
 }
 
-/** The container to exec into: running and not paused, else docker's errors. */
-export function execTarget(root: StateRoot, ref: string): ContainerRecord {
-  const record = lookupContainer(root, ref);
+/**
+ * The container to exec into: running and not paused, else docker's errors. Its record as it truly
+ * is (reconcile.ts), which only loads when the record's monitor is gone: reconcile leaves a record
+ * with a live monitor as it is.
+ */
+export async function execTarget(root: StateRoot, ref: string): Promise<ContainerRecord> {
+  let record = findContainer(root, ref);
+  if (!monitorAlive(record)) record = (await import("../state/reconcile.ts")).reconcile(root, record);
   if (!isRunning(record)) throw new ExecRefused(`Container ${record.Id} is not running`);
   if (record.State.Paused) {
     throw new ExecRefused(`Container ${record.Id} is paused, unpause the container before exec`);
@@ -314,6 +320,16 @@ export async function execInContainer(
     childFds.push(high);
     return high;
   };
+  // the pty code only loads for -t
+  const ptys = stdio === "tty" ? await import("./pty.ts") : undefined;
+  // every libc symbol of the way in, bound in one dlopen instead of one each on first use
+  bindLibc([
+    "syscall6",
+    "statx",
+    "read_async",
+    "waitpid_async",
+    ...(interactive ? ["write_async" as const] : []),
+  ]);
   let errorRead = -1, pty: PtyMaster | undefined;
   const parentEnds: { stdin?: number; stdout?: number; stderr?: number } = {};
   let middle: number, program: ExecProgram;
@@ -363,7 +379,7 @@ export async function execInContainer(
 
     let stdioFds: [number, number, number];
     if (stdio === "tty") {
-      pty = PtyMaster.open();
+      pty = ptys!.PtyMaster.open();
       pty.syncWindowSize();
       const slave = own(open(pty.slavePath, O.RDWR | O.NOCTTY | O.CLOEXEC));
       stdioFds = [slave, slave, slave];
@@ -493,7 +509,7 @@ export async function execInContainer(
     await drainAfterExit(outputs);
     return code;
   }
-  return await pumpTerminal(pty!, exited, interactive, io);
+  return await pumpTerminal(pty!, exited, interactive, io, ptys!.rawStdin);
 }
 
 let clone3Refused = false;
@@ -530,7 +546,13 @@ function programFailure(label: string, errno: number, command: string, workingDi
 }
 
 /** exec -t: our side of the pty until the command exits (raw mode with -i, window size). */
-async function pumpTerminal(pty: PtyMaster, exited: Promise<number>, interactive: boolean, io: ExecIO) {
+async function pumpTerminal(
+  pty: PtyMaster,
+  exited: Promise<number>,
+  interactive: boolean,
+  io: ExecIO,
+  rawStdin: () => () => void,
+) {
   let restoreStdin = () => {};
   const onWinch = () => pty.syncWindowSize();
   try {
