@@ -3,10 +3,24 @@
 // imports nothing from npm, and skipping the config saves ~30 ms of startup; its own entry skips
 // main.ts's imports, whose node: built-ins alone cost ~10 ms of CPU at every start).
 
-/** A source file of this checkout as a path (no node:url: it would load Node compatibility). */
-function sourcePath(relative: string): string {
-  return decodeURIComponent(new URL(relative, import.meta.url).pathname);
+/**
+ * skiff runs from a bundle (scripts/bundle.sh): this module's code then sits in one of the bundle's
+ * .js chunks, at the bundle's top next to main.js, and the bundle's entries keep their paths.
+ */
+const BUNDLED = import.meta.url.endsWith(".js");
+
+/**
+ * One of skiff's entry files, named by its path in the checkout (`lib/runtime/init_main.ts`): the
+ * source, or the bundle's .js of it.
+ */
+export function ownEntryUrl(path: string): URL {
+  return BUNDLED
+    ? new URL(path.replace(/\.ts$/, ".js"), new URL("./", import.meta.url))
+    : new URL(`../../${path}`, import.meta.url);
 }
+
+/** ownEntryUrl as a path (no node:url: it would load Node compatibility). */
+const ownEntry = (path: string) => decodeURIComponent(ownEntryUrl(path).pathname);
 
 /**
  * Without this, `deno run` reads and analyses every module main.ts could import (its verb table:
@@ -18,7 +32,7 @@ export function selfCommand(args: string[]): { cmd: string; args: string[] } {
   if (Deno.build.standalone) return { cmd: Deno.execPath(), args };
   return {
     cmd: Deno.execPath(),
-    args: ["run", "-A", "--no-config", LAZY_IMPORTS, sourcePath("../../main.ts"), ...args],
+    args: ["run", "-A", "--no-config", LAZY_IMPORTS, ownEntry("main.ts"), ...args],
   };
 }
 
@@ -32,5 +46,8 @@ export const SELF_ENV: Record<string, string> = { DENO_NO_UPDATE_CHECK: "1" };
 export function initCommand(fifo: string, parentPid: number): { cmd: string; args: string[] } {
   const args = [fifo, String(parentPid)];
   if (Deno.build.standalone) return { cmd: Deno.execPath(), args: ["__init", ...args] };
-  return { cmd: Deno.execPath(), args: ["run", "-A", "--no-config", sourcePath("init_main.ts"), ...args] };
+  return {
+    cmd: Deno.execPath(),
+    args: ["run", "-A", "--no-config", ownEntry("lib/runtime/init_main.ts"), ...args],
+  };
 }
