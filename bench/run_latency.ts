@@ -11,6 +11,7 @@
 
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { START_V8_FLAGS } from "../lib/runtime/self.ts";
 import {
   commandLine,
   type Contender,
@@ -53,8 +54,8 @@ export function skiffArgv(): { argv: string[]; how: string } {
   const compiled = join(REPO, "skiff");
   if (which(compiled)) return { argv: [compiled], how: "compiled ./skiff" };
   return {
-    argv: [Deno.execPath(), "run", "-A", join(REPO, "main.ts")],
-    how: "from source (deno run -A main.ts)",
+    argv: [Deno.execPath(), "run", "-A", START_V8_FLAGS, join(REPO, "main.ts")],
+    how: `from source (deno run -A ${START_V8_FLAGS} main.ts, as scripts/skiff)`,
   };
 }
 

@@ -5,13 +5,11 @@
 #   deno run -A --no-config --unstable-lazy-dynamic-imports --v8-flags=--no-lazy OUTDIR/main.js COMMAND ...
 #
 # Deno loads a module for ~0.1 ms plus its size; `exec` loads ~35 of skiff's modules, which the bundle
-# makes a few files (exec ~9% less CPU than from source). --no-lazy makes V8 compile every function
-# of a chunk when it loads it, so that Deno's code cache holds them all and a later start compiles
-# none (exec another ~9%); every process that loads the bundle's files must use the same flags
-# (lib/runtime/self.ts BUNDLE_V8_FLAGS: V8 rejects a cache made under other flags and Deno makes it
-# again). skiff's re-executions (self.ts) and its file workers run the bundle's own entries, with
-# those flags, when skiff runs from one. A source checkout keeps running main.ts: a bundle is not
-# rebuilt when a source changes.
+# makes a few files (exec ~9% less CPU than from source). --v8-flags=--no-lazy as scripts/skiff
+# (lib/runtime/self.ts START_V8_FLAGS: Deno's code cache then holds every function). skiff's
+# re-executions (self.ts) and its file workers run the bundle's own entries, with the V8 flags skiff
+# was started with, when skiff runs from one. A source checkout keeps running main.ts: a bundle is
+# not rebuilt when a source changes.
 #
 # Two things made the lead's first try (52 ms for `version`, 22 from source) slower than the sources:
 # - esbuild's CommonJS shim (for the one CommonJS package, @balena/dockerignore) imports node:module

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { withBusybox } from "./helpers.ts";
-import { BUNDLE_V8_FLAGS } from "../lib/runtime/self.ts";
+import { START_V8_FLAGS } from "../lib/runtime/self.ts";
 
 const REPO = new URL("..", import.meta.url).pathname;
 
@@ -24,7 +24,7 @@ async function runBundled(bundle: string, args: string[]) {
       "-A",
       "--no-config",
       "--unstable-lazy-dynamic-imports",
-      BUNDLE_V8_FLAGS,
+      START_V8_FLAGS,
       join(bundle, "main.js"),
       ...args,
     ],
@@ -89,7 +89,7 @@ Deno.test("bundle: run, run -d (its supervisor), exec, logs, rm and a file worke
       }).filter((argv) => argv.includes("__supervisor") && argv.includes(root.path));
       assert.deepEqual(supervisors.length, 1, JSON.stringify(supervisors));
       assert(supervisors[0].includes(join(bundle, "main.js")), supervisors[0].join(" "));
-      assert(supervisors[0].includes(BUNDLE_V8_FLAGS), supervisors[0].join(" "));
+      assert(supervisors[0].includes(START_V8_FLAGS), supervisors[0].join(" "));
       const exec = await skiff("exec", "b1", "sh", "-c", "echo in-b1; exit 3");
       assert.deepEqual([exec.code, exec.stdout], [3, "in-b1\n"]);
       let logs = "";
