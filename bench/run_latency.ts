@@ -8,6 +8,7 @@
 // --before DIR: also time the skiff of another checkout (e.g. `git worktree add --detach DIR <commit>`)
 //   as "skiff-before", with its own state root: a before/after figure from the same run as the peers
 // --interleave: built-in loop, one run of each per round (fairer on a machine shared with other work)
+// SKIFF_BUNDLE=DIR (every bench): time skiff from the bundle that `scripts/bundle.sh DIR` wrote
 
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -49,8 +50,26 @@ export interface LatencyResult {
   markdown: string;
 }
 
-/** How to start skiff: the compiled binary when built, else from source with the running Deno. */
+/**
+ * How to start skiff: the bundle in $SKIFF_BUNDLE (scripts/bundle.sh DIR) when set, else the compiled
+ * binary when built, else from source with the running Deno (as scripts/skiff).
+ */
 export function skiffArgv(): { argv: string[]; how: string } {
+  const bundle = Deno.env.get("SKIFF_BUNDLE");
+  if (bundle) {
+    return {
+      argv: [
+        Deno.execPath(),
+        "run",
+        "-A",
+        "--no-config",
+        "--unstable-lazy-dynamic-imports",
+        START_V8_FLAGS,
+        join(bundle, "main.js"),
+      ],
+      how: `the bundle in ${bundle} (scripts/bundle.sh)`,
+    };
+  }
   const compiled = join(REPO, "skiff");
   if (which(compiled)) return { argv: [compiled], how: "compiled ./skiff" };
   return {
