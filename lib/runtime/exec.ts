@@ -341,7 +341,11 @@ export async function execInContainer(
     const namespaces: { fd: number; type: number; name: string }[] = [];
     for (const [name, type] of NAMESPACES) {
       const path = `/proc/${pid}/ns/${name}`;
-      if (sameFile(path, `/proc/self/ns/${name}`)) continue; // nsfs: one inode per namespace
+      const ours = statPath(`/proc/self/ns/${name}`);
+      if (!ours) continue; // a kind of namespace this kernel does not have
+      const theirs = statPath(path);
+      if (!theirs) throw new SkiffError("the container stopped meanwhile", EXIT_SETUP_FAILED);
+      if (theirs.key === ours.key) continue; // shared with us (nsfs: one inode per namespace)
       namespaces.push({ fd: own(open(path, O.RDONLY | O.CLOEXEC)), type, name });
     }
     // the fds pin the namespaces: make sure they are still the container's
