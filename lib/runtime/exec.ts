@@ -7,8 +7,7 @@
 // stdio through pipes (docker's attach: the container never gets the caller's own files or terminal)
 // or a pty, and returns its exit code.
 
-import { isRunning, monitorAlive } from "../state/liveness.ts";
-import { findContainer, processStartTime } from "../state/containers.ts";
+import { findContainer, isRunning, monitorAlive, processStartTime } from "../state/containers.ts";
 import { type ErrorKind, SkiffError } from "../errors.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";

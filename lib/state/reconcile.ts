@@ -16,12 +16,18 @@
 import { openCgroup } from "../cgroups/mod.ts";
 import { exists } from "./fsutil.ts";
 import { wakeSupervisorFor } from "./orphans.ts";
-import { findContainer, isProcessAlive, listContainers, transition } from "./containers.ts";
-import { claimsLive, monitorAlive } from "./liveness.ts";
+import {
+  claimsLive,
+  findContainer,
+  isProcessAlive,
+  listContainers,
+  monitorAlive,
+  transition,
+} from "./containers.ts";
 import type { StateRoot } from "./root.ts";
 import type { ContainerRecord } from "./types.ts";
 
-export { isRunning, monitorAlive } from "./liveness.ts";
+export { isRunning, monitorAlive } from "./containers.ts";
 
 /** Exit code recorded for a container whose monitor died without recording one (see header). */
 export const LOST_EXIT_CODE = 137;
