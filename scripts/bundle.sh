@@ -9,7 +9,8 @@
 # (lib/runtime/self.ts START_V8_FLAGS: Deno's code cache then holds every function). skiff's
 # re-executions (self.ts) and its file workers run the bundle's own entries, with the V8 flags skiff
 # was started with, when skiff runs from one. A source checkout keeps running main.ts: a bundle is
-# not rebuilt when a source changes.
+# not rebuilt when a source changes. The bundle holds its npm packages (zod, @balena/dockerignore): it
+# runs with an empty DENO_DIR, on a server that has no npm cache.
 #
 # Two things made the lead's first try (52 ms for `version`, 22 from source) slower than the sources:
 # - esbuild's CommonJS shim (for the one CommonJS package, @balena/dockerignore) imports node:module

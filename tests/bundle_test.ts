@@ -17,8 +17,13 @@ async function buildBundle(): Promise<string> {
   return out;
 }
 
+/**
+ * Runs the bundle with a Deno cache of its own next to it (empty at first): the bundle needs nothing
+ * from npm at run time (zod and @balena/dockerignore are inside), as on a server with no npm cache.
+ */
 async function runBundled(bundle: string, args: string[]) {
   const out = await new Deno.Command(Deno.execPath(), {
+    env: { DENO_DIR: join(bundle, "..", "deno-dir") },
     args: [
       "run",
       "-A",
@@ -100,6 +105,14 @@ Deno.test("bundle: run, run -d (its supervisor), exec, logs, rm and a file worke
       assert.deepEqual(logs, "up\n");
       assert.deepEqual((await skiff("rm", "-f", "b1")).code, 0);
     });
+    // all of it ran on the bundle's own (at first empty) Deno cache, without an npm package in it
+    const denoDir = join(bundle, "..", "deno-dir");
+    assert.ok(Deno.statSync(join(denoDir, "v8_code_cache_v2")).isFile);
+    let npmEntries: string[] = [];
+    try {
+      npmEntries = [...Deno.readDirSync(join(denoDir, "npm"))].map((e) => e.name);
+    } catch { /* not even made */ }
+    assert.deepEqual(npmEntries, []);
     // the file workers' entry, as the bundled file pool names it, loads and reports ready
     const probe = `
       const dir = ${JSON.stringify(bundle)};
