@@ -8,9 +8,11 @@
 // --before DIR: also time the skiff of another checkout (e.g. `git worktree add --detach DIR <commit>`)
 //   as "skiff-before", with its own state root: a before/after figure from the same run as the peers
 // --interleave: built-in loop, one run of each per round (fairer on a machine shared with other work)
+// SKIFF_BUNDLE=DIR (every bench): time skiff from the bundle that `scripts/bundle.sh DIR` wrote
 
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { START_V8_FLAGS } from "../lib/runtime/self.ts";
 import {
   commandLine,
   type Contender,
@@ -49,13 +51,31 @@ export interface LatencyResult {
   markdown: string;
 }
 
-/** How to start skiff: the compiled binary when built, else from source with the running Deno. */
+/**
+ * How to start skiff: the bundle in $SKIFF_BUNDLE (scripts/bundle.sh DIR) when set, else the compiled
+ * binary when built, else from source with the running Deno (as scripts/skiff).
+ */
 export function skiffArgv(): { argv: string[]; how: string } {
+  const bundle = Deno.env.get("SKIFF_BUNDLE");
+  if (bundle) {
+    return {
+      argv: [
+        Deno.execPath(),
+        "run",
+        "-A",
+        "--no-config",
+        "--unstable-lazy-dynamic-imports",
+        START_V8_FLAGS,
+        join(bundle, "main.js"),
+      ],
+      how: `the bundle in ${bundle} (scripts/bundle.sh)`,
+    };
+  }
   const compiled = join(REPO, "skiff");
   if (which(compiled)) return { argv: [compiled], how: "compiled ./skiff" };
   return {
-    argv: [Deno.execPath(), "run", "-A", join(REPO, "main.ts")],
-    how: "from source (deno run -A main.ts)",
+    argv: [Deno.execPath(), "run", "-A", START_V8_FLAGS, join(REPO, "main.ts")],
+    how: `from source (deno run -A ${START_V8_FLAGS} main.ts, as scripts/skiff)`,
   };
 }
 

@@ -11,7 +11,8 @@ let code: Uint8Array<ArrayBuffer> | undefined;
 
 /** The interpreter's machine code for this architecture. */
 export function interpreterCode(): Uint8Array<ArrayBuffer> {
-  code ??= Uint8Array.from(atob(EXEC_PROGRAM_CODE[arch]), (c) => c.charCodeAt(0));
+  // V8's own decoder: atob and a copy by character cost exec ~1.3 ms (and loading atob's script)
+  code ??= Uint8Array.fromBase64(EXEC_PROGRAM_CODE[arch]);
   return code;
 }
 

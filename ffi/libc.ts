@@ -141,8 +141,8 @@ export function libc(): Symbols {
  * while it would otherwise wait (the init stage, before it blocks on its go signal).
  */
 export function bindLibc(names: readonly SymbolName[]): void {
+  bindNow(["__errno_location", "strerror", ...names]); // one dlopen, libc()'s own two included
   libc();
-  bindNow(names);
 }
 
 const encoder = new TextEncoder();

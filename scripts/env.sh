@@ -13,6 +13,6 @@ skiff_cmd() {
   if [ -x "$SKIFF_REPO/skiff" ] && [ -z "$(find "$SKIFF_REPO/main.ts" "$SKIFF_REPO/lib" -newer "$SKIFF_REPO/skiff" -name '*.ts' -print -quit)" ]; then
     "$SKIFF_REPO/skiff" "$@"
   else
-    deno run -A "$SKIFF_REPO/main.ts" "$@"
+    deno run -A --v8-flags=--no-lazy "$SKIFF_REPO/main.ts" "$@"
   fi
 }

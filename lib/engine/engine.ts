@@ -192,7 +192,7 @@ export class Engine {
       import("../seccomp/mod.ts"),
       import("../state/events.ts"),
     ]);
-    const record = execTarget(this.root, typeof ref === "string" ? ref : ref.Id);
+    const record = await execTarget(this.root, typeof ref === "string" ? ref : ref.Id);
     // the container's own filter and no-new-privileges (docker: exec --privileged keeps them)
     const confinement = await containerConfinement(record.HostConfig, this.root.path);
     const events = execEvents(this.root, record, spec.request.command);

@@ -108,6 +108,14 @@ export function statAt(dirFd: number, name: string): Stat | null {
   return parseStatx();
 }
 
+/** stat of a host path, following symlinks (and /proc's magic links); null when it is missing. */
+export function statPath(path: string): Stat | null {
+  const r = statxAt(AT_FDCWD, path, 0, statBuf);
+  if (r === -ENOENT || r === -ENOTDIR) return null;
+  checkAt("statx", r, path);
+  return parseStatx();
+}
+
 /** fstat of an open fd (whatever it was opened as, O_PATH included). */
 export function fstat(fd: number): Stat {
   checkAt("statx", statxAt(fd, EMPTY, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH, statBuf));

@@ -8,6 +8,7 @@
 // whose order matters and waits for the workers synchronously (Atomics.wait) before such a step,
 // so the unpacker itself stays synchronous.
 
+import { ownEntryUrl } from "../runtime/self.ts";
 import { SkiffError } from "../errors.ts";
 import {
   type FileJob,
@@ -54,7 +55,7 @@ class FilePool {
   idleTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(count: number) {
-    const url = new URL("./file_worker.ts", import.meta.url).href;
+    const url = ownEntryUrl("lib/image/file_worker.ts").href; // the bundle's, when skiff runs from one
     for (let i = 0; i < count; i++) {
       const worker = new Worker(url, { type: "module" });
       // a worker that cannot load never reports ready, so nothing is handed to it; one that dies

@@ -7,10 +7,8 @@
 // stdio through pipes (docker's attach: the container never gets the caller's own files or terminal)
 // or a pty, and returns its exit code.
 
-import { isRunning, lookupContainer } from "../state/reconcile.ts";
-import { processStartTime } from "../state/containers.ts";
+import { findContainer, isRunning, monitorAlive, processStartTime } from "../state/containers.ts";
 import { type ErrorKind, SkiffError } from "../errors.ts";
-import { exists } from "../state/fsutil.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
 import type { StageConfinement } from "./confine.ts";
@@ -18,6 +16,8 @@ import { capabilityMask } from "./caps.ts";
 import { readMountInfo } from "../mountinfo.ts";
 import { DEFAULT_PATH, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED } from "./spec.ts";
 import {
+  AT_FDCWD,
+  bindLibc,
   capget,
   close,
   dupAbove,
@@ -35,7 +35,7 @@ import {
 import { forkProgram, mapProgram, rseqRegistration, unmapProgram } from "../../ffi/exec_program.ts";
 import { CLONE } from "../../ffi/libc.ts";
 import { SysError } from "../../ffi/errors.ts";
-import { fstat, releaseReopen, tryOpenInRoot } from "../fs/at.ts";
+import { fstat, releaseReopen, statAt, statPath, tryOpenInRoot } from "../fs/at.ts";
 import { resolveUser } from "./user.ts";
 import { RLIMIT_NUMBERS } from "./process_limits.ts";
 import {
@@ -45,8 +45,8 @@ import {
   type ExecProgram,
   planExecProgram,
 } from "./exec_program.ts";
-import { type ByteSink, type ByteSource, copyOutput, drainAfterExit, feedInput, sleep } from "./stdio.ts";
-import { PtyMaster, rawStdin } from "./pty.ts";
+import { type ByteSink, type ByteSource, drainAfterExit, type OutputCopy, sleep } from "./stdio.ts";
+import type { PtyMaster } from "./pty.ts";
 
 /** How the command's stdio is made: pipes to skiff (docker's attach), a pty, or nothing (-d). */
 export type ExecStdio = "pipes" | "tty" | "detached";
@@ -72,9 +72,14 @@ export class ExecRefused extends SkiffError {
   }
 }
 
-/** The container to exec into: running and not paused, else docker's errors. */
-export function execTarget(root: StateRoot, ref: string): ContainerRecord {
-  const record = lookupContainer(root, ref);
+/**
+ * The container to exec into: running and not paused, else docker's errors. Its record as it truly
+ * is (reconcile.ts), which only loads when the record's monitor is gone: reconcile leaves a record
+ * with a live monitor as it is.
+ */
+export async function execTarget(root: StateRoot, ref: string): Promise<ContainerRecord> {
+  let record = findContainer(root, ref);
+  if (!monitorAlive(record)) record = (await import("../state/reconcile.ts")).reconcile(root, record);
   if (!isRunning(record)) throw new ExecRefused(`Container ${record.Id} is not running`);
   if (record.State.Paused) {
     throw new ExecRefused(`Container ${record.Id} is paused, unpause the container before exec`);
@@ -141,7 +146,8 @@ export function containerCgroupFiles(root: StateRoot, id: string): string[] {
   const files: string[] = [];
   for (const [controllers, mount] of cgroupMounts()) {
     const containerDir = `${mount}/${root.cgroupParent}/${id}`;
-    if (!own.has(controllers) || !exists(containerDir)) continue;
+    // statx through FFI: Deno.lstatSync builds a FileInfo with dates (~0.1 ms each, 9 hierarchies here)
+    if (!own.has(controllers) || statAt(AT_FDCWD, containerDir) === null) continue;
     files.push(`${containerDir}/${controllers === "" ? "cgroup.procs" : "tasks"}`);
   }
   return files;
@@ -166,9 +172,11 @@ const NAMESPACES: [string, number][] = [
   ["mnt", CLONE.NEWNS], // last: it changes the root, and /proc with it
 ];
 
+/** statx through FFI: Deno.statSync builds a FileInfo with dates, ~0.1 ms each at exec's start. */
 function sameFile(a: string, b: string): boolean {
-  const x = Deno.statSync(a), y = Deno.statSync(b);
-  return x.dev === y.dev && x.ino === y.ino;
+  const x = statPath(a), y = statPath(b);
+  if (!x || !y) throw new SkiffError("the container stopped meanwhile", EXIT_SETUP_FAILED);
+  return x.key === y.key;
 }
 
 /** Go's exec.LookPath as runc uses it, in the container's root and -w; docker's errors. */
@@ -233,46 +241,56 @@ const callerIO = (): ExecIO => ({
   terminal: Deno.stdin.isTerminal(),
 });
 
-/** A raw fd read on Deno's blocking pool, as a stream; closed at its end. */
-function fdReadable(fd: number): ReadableStream<Uint8Array> {
-  let closed = false;
-  const closeOnce = () => {
-    if (!closed) close(fd);
-    closed = true;
-  };
-  return new ReadableStream({
-    async pull(controller) {
-      const buf = new Uint8Array(64 * 1024);
-      const n = await readAsync(fd, buf);
-      if (closed) return;
-      if (n <= 0) {
-        closeOnce();
-        controller.close();
-      } else controller.enqueue(buf.subarray(0, n));
-    },
-    cancel: closeOnce,
-  });
+/**
+ * Copies one of the command's output pipes (a raw fd, read on Deno's blocking pool) to the caller's
+ * stream, as stdio.ts copyOutput does for a web stream: without web streams, whose first use loads
+ * their implementation (~1.5 ms of exec's start). The fd is closed at its end, and when the caller's
+ * end is closed (`| head`): the command's next write fails with EPIPE, as with docker.
+ */
+function copyFd(fd: number, caller: ByteSink): OutputCopy {
+  const copy: OutputCopy = { done: Promise.resolve(), writing: false, lastActivity: Date.now() };
+  copy.done = (async () => {
+    const buf = new Uint8Array(64 * 1024);
+    try {
+      while (true) {
+        const n = await readAsync(fd, buf);
+        if (n <= 0) return;
+        copy.lastActivity = Date.now();
+        copy.writing = true;
+        try {
+          for (let written = 0; written < n;) written += await caller.write(buf.subarray(written, n));
+        } catch {
+          return;
+        } finally {
+          copy.writing = false;
+          copy.lastActivity = Date.now();
+        }
+      }
+    } finally {
+      close(fd);
+    }
+  })();
+  return copy;
 }
 
-/** A raw fd written on Deno's blocking pool; closed when the stream closes. */
-function fdWritable(fd: number): WritableStream<Uint8Array> {
-  let closed = false;
-  const closeOnce = () => {
-    if (!closed) close(fd);
-    closed = true;
-  };
-  return new WritableStream({
-    async write(chunk) {
-      const bytes = new Uint8Array(chunk);
-      for (let done = 0; done < bytes.length;) {
-        const n = await writeAsync(fd, bytes.subarray(done));
-        if (n < 0) throw new Error("the command's stdin is closed");
-        done += n;
+/** Copies the caller's stdin into the command's pipe (a raw fd) until it ends, then closes the fd. */
+async function feedFd(fd: number, input: ByteSource): Promise<void> {
+  const buf = new Uint8Array(64 * 1024);
+  try {
+    while (true) {
+      const n = await input.read(buf);
+      if (n === null) break;
+      for (let done = 0; done < n;) {
+        const wrote = await writeAsync(fd, buf.subarray(done, n));
+        if (wrote < 0) return; // the command's stdin is closed
+        done += wrote;
       }
-    },
-    close: closeOnce,
-    abort: closeOnce,
-  });
+    }
+  } catch {
+    /* stdin closed */
+  } finally {
+    close(fd);
+  }
 }
 
 /** An fd of ours at 3 or above: the program puts the command's stdio on 0-2 from these. */
@@ -305,6 +323,16 @@ export async function execInContainer(
     childFds.push(high);
     return high;
   };
+  // the pty code only loads for -t
+  const ptys = stdio === "tty" ? await import("./pty.ts") : undefined;
+  // every libc symbol of the way in, bound in one dlopen instead of one each on first use
+  bindLibc([
+    "syscall6",
+    "statx",
+    "read_async",
+    "waitpid_async",
+    ...(interactive ? ["write_async" as const] : []),
+  ]);
   let errorRead = -1, pty: PtyMaster | undefined;
   const parentEnds: { stdin?: number; stdout?: number; stderr?: number } = {};
   let middle: number, program: ExecProgram;
@@ -314,7 +342,11 @@ export async function execInContainer(
     const namespaces: { fd: number; type: number; name: string }[] = [];
     for (const [name, type] of NAMESPACES) {
       const path = `/proc/${pid}/ns/${name}`;
-      if (Deno.readLinkSync(path) === Deno.readLinkSync(`/proc/self/ns/${name}`)) continue;
+      const ours = statPath(`/proc/self/ns/${name}`);
+      if (!ours) continue; // a kind of namespace this kernel does not have
+      const theirs = statPath(path);
+      if (!theirs) throw new SkiffError("the container stopped meanwhile", EXIT_SETUP_FAILED);
+      if (theirs.key === ours.key) continue; // shared with us (nsfs: one inode per namespace)
       namespaces.push({ fd: own(open(path, O.RDONLY | O.CLOEXEC)), type, name });
     }
     // the fds pin the namespaces: make sure they are still the container's
@@ -352,7 +384,7 @@ export async function execInContainer(
 
     let stdioFds: [number, number, number];
     if (stdio === "tty") {
-      pty = PtyMaster.open();
+      pty = ptys!.PtyMaster.open();
       pty.syncWindowSize();
       const slave = own(open(pty.slavePath, O.RDWR | O.NOCTTY | O.CLOEXEC));
       stdioFds = [slave, slave, slave];
@@ -396,7 +428,7 @@ export async function execInContainer(
       held: capget().permitted,
       seccomp: confinement.seccompFilter
         ? {
-          filter: Uint8Array.from(atob(confinement.seccompFilter), (c) => c.charCodeAt(0)),
+          filter: Uint8Array.fromBase64(confinement.seccompFilter),
           flags: confinement.seccompFlags ?? 0,
         }
         : undefined,
@@ -441,8 +473,8 @@ export async function execInContainer(
   // what the program says: the command's pid, or the step that failed (EOF: execve went through)
   const outputs = stdio === "pipes"
     ? [
-      copyOutput(fdReadable(parentEnds.stdout!), io.stdout),
-      copyOutput(fdReadable(parentEnds.stderr!), io.stderr),
+      copyFd(parentEnds.stdout!, io.stdout),
+      copyFd(parentEnds.stderr!, io.stderr),
     ]
     : [];
   let commandPid = 0, failure: { failed: number; errno: number } | undefined;
@@ -485,12 +517,12 @@ export async function execInContainer(
   }
   if (stdio === "detached") return 0; // the container's PID 1 reaps it once we are gone
   if (stdio === "pipes") {
-    if (interactive) feedInput(fdWritable(parentEnds.stdin!).getWriter(), io.stdin);
+    if (interactive) feedFd(parentEnds.stdin!, io.stdin);
     const code = await exited;
     await drainAfterExit(outputs);
     return code;
   }
-  return await pumpTerminal(pty!, exited, interactive, io);
+  return await pumpTerminal(pty!, exited, interactive, io, ptys!.rawStdin);
 }
 
 /**
@@ -546,7 +578,13 @@ function programFailure(label: string, errno: number, command: string, workingDi
 }
 
 /** exec -t: our side of the pty until the command exits (raw mode with -i, window size). */
-async function pumpTerminal(pty: PtyMaster, exited: Promise<number>, interactive: boolean, io: ExecIO) {
+async function pumpTerminal(
+  pty: PtyMaster,
+  exited: Promise<number>,
+  interactive: boolean,
+  io: ExecIO,
+  rawStdin: () => () => void,
+) {
   let restoreStdin = () => {};
   const onWinch = () => pty.syncWindowSize();
   try {

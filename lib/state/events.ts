@@ -89,15 +89,16 @@ export function encodeEvent(message: EventMessage): string {
 const encoder = new TextEncoder();
 
 /**
- * Appends one event. Never throws: an event that cannot be written must not fail the operation it
+ * Appends events. Never throws: an event that cannot be written must not fail the operation it
  * describes (docker's events are best effort too).
  */
-export function appendEvent(root: StateRoot, message: EventMessage): void {
+export function appendEvent(root: StateRoot, message: EventMessage | EventMessage[]): void {
   try {
     const file = Deno.openSync(eventsPath(root), { append: true, create: true, mode: 0o600 });
     let size = 0;
     try {
-      file.writeSync(encoder.encode(encodeEvent(message)));
+      // several events in one write: one open instead of one each (exec's two, at its start)
+      file.writeSync(encoder.encode([message].flat().map(encodeEvent).join("")));
       size = file.statSync().size;
     } finally {
       file.close();
@@ -140,8 +141,10 @@ export function execEvents(
   )
     .join("");
   const line = command.join(" ");
-  containerEvent(root, record, `exec_create: ${line}`, { execID });
-  containerEvent(root, record, `exec_start: ${line}`, { execID });
+  appendEvent(root, [
+    eventMessage("container", `exec_create: ${line}`, record.Id, containerAttributes(record, { execID })),
+    eventMessage("container", `exec_start: ${line}`, record.Id, containerAttributes(record, { execID })),
+  ]);
   return {
     died: (exitCode) => containerEvent(root, record, "exec_die", { execID, exitCode: String(exitCode) }),
   };

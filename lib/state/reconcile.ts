@@ -16,9 +16,18 @@
 import { openCgroup } from "../cgroups/mod.ts";
 import { exists } from "./fsutil.ts";
 import { wakeSupervisorFor } from "./orphans.ts";
-import { findContainer, isProcessAlive, listContainers, processStartTime, transition } from "./containers.ts";
+import {
+  claimsLive,
+  findContainer,
+  isProcessAlive,
+  listContainers,
+  monitorAlive,
+  transition,
+} from "./containers.ts";
 import type { StateRoot } from "./root.ts";
 import type { ContainerRecord } from "./types.ts";
+
+export { isRunning, monitorAlive } from "./containers.ts";
 
 /** Exit code recorded for a container whose monitor died without recording one (see header). */
 export const LOST_EXIT_CODE = 137;
@@ -26,25 +35,10 @@ export const LOST_EXIT_CODE = 137;
 /** In a container's directory while the supervisor keeps it (written by engine/output.ts). */
 export const SUPERVISED_MARKER = "output.state";
 
-const claimsLive = (s: ContainerRecord["State"]) =>
-  s.Running || s.Status === "running" || s.Status === "paused" || s.Status === "restarting";
-
 /** A detached container that claims to be up while its supervisor is gone (see the header). */
 export function isOrphan(root: StateRoot, record: ContainerRecord): boolean {
   return claimsLive(record.State) && !monitorAlive(record) &&
     exists(`${root.container(record.Id)}/${SUPERVISED_MARKER}`);
-}
-
-/** True while the skiff process that waits on the container is alive (and is not a reused pid). */
-export function monitorAlive(record: ContainerRecord): boolean {
-  const pid = record.State.MonitorPid;
-  if (!pid) return false;
-  const started = processStartTime(pid);
-  if (started === undefined) return false;
-  if (record.State.MonitorStartTime !== undefined) return started === record.State.MonitorStartTime;
-  // the monitor starts the container, so a "monitor" younger than the container is a reused pid
-  const containerStarted = record.State.PidStartTime;
-  return containerStarted === undefined || started <= containerStarted;
 }
 
 /** True when the record claims a live container whose process and monitor are both gone. */
@@ -111,12 +105,6 @@ export function reconcile(root: StateRoot, record: ContainerRecord, now = new Da
 /** Finds a container (id, prefix or name) and returns its record as it truly is. */
 export function lookupContainer(root: StateRoot, ref: string): ContainerRecord {
   return reconcile(root, findContainer(root, ref));
-}
-
-/** True while the container's process runs (paused counts as running, as in docker). */
-export function isRunning(record: ContainerRecord): boolean {
-  return record.State.Running && record.State.Pid > 0 &&
-    isProcessAlive(record.State.Pid, record.State.PidStartTime);
 }
 
 /** Every container, reconciled. */
