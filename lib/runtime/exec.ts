@@ -47,6 +47,7 @@ import {
 } from "./exec_program.ts";
 import { type ByteSink, type ByteSource, copyOutput, drainAfterExit, feedInput, sleep } from "./stdio.ts";
 import { PtyMaster, rawStdin } from "./pty.ts";
+import { giveConsoleTo, openContainerPty } from "./console.ts";
 
 /** How the command's stdio is made: pipes to skiff (docker's attach), a pty, or nothing (-d). */
 export type ExecStdio = "pipes" | "tty" | "detached";
@@ -352,9 +353,11 @@ export async function execInContainer(
 
     let stdioFds: [number, number, number];
     if (stdio === "tty") {
-      pty = PtyMaster.open();
+      const made = openContainerPty(rootFd);
+      const slave = own(made.slave);
+      pty = PtyMaster.adopt(made.master);
       pty.syncWindowSize();
-      const slave = own(open(pty.slavePath, O.RDWR | O.NOCTTY | O.CLOEXEC));
+      giveConsoleTo(slave, user.uid);
       stdioFds = [slave, slave, slave];
     } else if (stdio === "detached") {
       const nullFd = own(containerNull(rootFd));
