@@ -69,9 +69,6 @@ const symbols = {
     result: "i32",
     nonblocking: true,
   },
-  unlockpt: { parameters: ["i32"], result: "i32" },
-  grantpt: { parameters: ["i32"], result: "i32" },
-  ptsname_r: { parameters: ["i32", "buffer", "usize"], result: "i32" },
   isatty: { parameters: ["i32"], result: "i32" },
   umask: { parameters: ["u32"], result: "u32" },
   // lib/fs walks: the calls made per file, typed (Deno's fast path: no BigInt, no pointer boxing)
@@ -806,23 +803,6 @@ export function isNullDevice(fd: number): boolean {
   return (mode & S_IFMT) === S_IFCHR && view.getUint32(0x80, true) === 1 && view.getUint32(0x84, true) === 3;
 }
 
-/** Opens /dev/ptmx and returns the master fd and the slave's path. */
-export function openPty(): { master: number; slavePath: string } {
-  const master = open("/dev/ptmx", O.RDWR | O.NOCTTY | O.CLOEXEC);
-  return { master, slavePath: unlockPty(master) };
-}
-
-/** grantpt + unlockpt + ptsname on an open /dev/ptmx fd: returns the slave's path. */
-export function unlockPty(master: number): string {
-  check("grantpt", libc().grantpt(master));
-  check("unlockpt", libc().unlockpt(master));
-  const buf = new Uint8Array(128);
-  const rc = libc().ptsname_r(master, buf, BigInt(buf.length));
-  if (rc !== 0) throw new SysError("ptsname_r", rc, errnoName(rc), strerror(rc));
-  const end = buf.indexOf(0);
-  return new TextDecoder().decode(buf.subarray(0, end));
-}
-
 /** The tty ioctls skiff makes (asm-generic numbers: the same on x86-64 and arm64). */
 export const TIOC = {
   GWINSZ: 0x5413,
@@ -834,8 +814,8 @@ export const TIOC = {
 } as const;
 export const DEVPTS_SUPER_MAGIC = 0x1cd1;
 
-/** Unlocks the slave of a master opened from a devpts' ptmx (unlockpt without glibc's checks). */
-export const unlockPtyRaw = (master: number) => ioctlBuf(master, TIOC.SPTLCK, new Uint8Array(4));
+/** Unlocks the slave of a master opened from a devpts' ptmx (unlockpt(3)). */
+export const unlockPty = (master: number) => ioctlBuf(master, TIOC.SPTLCK, new Uint8Array(4));
 
 /** The pty's number in its devpts instance (TIOCGPTN). */
 export function ptyNumber(master: number): number {

@@ -428,7 +428,6 @@ export async function runForeground(
   for (const [s, fn] of listeners) Deno.removeSignalListener(s, fn);
   if (pty) {
     if (io.terminal) Deno.removeSignalListener("SIGWINCH", onWinch);
-    pty.releaseSlave();
     // what the container wrote last is still in the pty: drain it, but never hang on it
     await drain(output);
     restoreStdin();

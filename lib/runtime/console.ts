@@ -23,7 +23,7 @@ import {
   read,
   sendFd,
   TIOC,
-  unlockPtyRaw,
+  unlockPty,
 } from "../../ffi/mod.ts";
 import { checkAt, tryOpenInRoot } from "../fs/at.ts";
 
@@ -44,7 +44,7 @@ export function openPtyIn(ptsFd: number): PtyPair {
   const master = checkAt("openat", openAt(ptsFd, "ptmx", flags | O.NOFOLLOW), "/dev/pts/ptmx");
   try {
     if (fstatfsType(master) !== DEVPTS_SUPER_MAGIC) throw new Error("/dev/pts/ptmx is not devpts' ptmx");
-    unlockPtyRaw(master);
+    unlockPty(master);
     let slave = openPtyPeer(master, flags);
     if (slave === -25 /* ENOTTY */ || slave === -22 /* EINVAL */) {
       const name = String(ptyNumber(master));

@@ -560,7 +560,6 @@ async function pumpTerminal(pty: PtyMaster, exited: Promise<number>, interactive
       pty.pumpInput(io.stdin);
     }
     const code = await exited;
-    pty.releaseSlave();
     // what the command wrote last is still in the pty: drain it, but never hang on it
     await Promise.race([output, sleep(500)]);
     return code;
