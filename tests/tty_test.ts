@@ -160,6 +160,28 @@ Deno.test("attack: no fd of the host's devpts and no pty master reaches the cont
   });
 });
 
+Deno.test("start -a of a -t container: a fresh /dev/pts/0 each start, with the caller's size", async () => {
+  await withDetached(async (root) => {
+    await root.ok([
+      "create",
+      "-t",
+      "--name",
+      "c",
+      "--network",
+      "none",
+      "busybox",
+      "sh",
+      "-c",
+      "tty; ls /dev/pts; stty size",
+    ]);
+    for (const size of ["rows 22 cols 66", "rows 23 cols 67"]) {
+      const r = await onTerminal(skiffLine(root, "start -a c") + "; echo rc=$?", size);
+      // docker 20.10 printed the same two lines (its `stty size` failed: its CLI sizes the pty late)
+      assertEquals(r.text.trimEnd(), `/dev/pts/0\n0     ptmx\n${size.replace(/[a-z]+ /g, "")}\nrc=0`);
+    }
+  });
+});
+
 Deno.test("run -t: a stage that fails before it made the pty reports it and ends", async () => {
   await withBusybox(async (root: TestRoot) => {
     // the sysctl check fails before the rootfs (and /dev/pts) is made

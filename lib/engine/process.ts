@@ -16,7 +16,7 @@ import { containerConfinement } from "../seccomp/mod.ts";
 import { mergeEnv } from "../runtime/container.ts";
 import type { JsonLogWriter } from "../runtime/logs.ts";
 import type { PtyMaster } from "../runtime/pty.ts";
-import { ConsoleSocket } from "./console_socket.ts";
+import type { ConsoleSocket } from "./console_socket.ts";
 import { abortInitStage, type InitStage, removeQuietly, writeAll } from "../runtime/stage.ts";
 import { PROXIED_SIGNALS, SIGNAL_NUMBERS } from "../runtime/signals.ts";
 import { mountsFor } from "../runtime/mountplan.ts";
@@ -167,7 +167,7 @@ export async function launchContainer(
     spec.outputPipes = options.outputPipes;
     if (record.Config.Tty) {
       // the stage makes the pty in the container's devpts and sends the master (console_socket.ts)
-      console = ConsoleSocket.listen(root);
+      console = (await import("./console_socket.ts")).ConsoleSocket.listen(root); // -t only
       spec.consoleSocket = console.path;
     }
     // the first cgroup.procs write waits ~10-20 ms for an RCU grace period; the stage sets up the
