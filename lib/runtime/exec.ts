@@ -354,8 +354,8 @@ export async function execInContainer(
     let stdioFds: [number, number, number];
     if (stdio === "tty") {
       const made = openContainerPty(rootFd);
-      const slave = own(made.slave);
       pty = PtyMaster.adopt(made.master);
+      const slave = own(made.slave);
       pty.syncWindowSize();
       giveConsoleTo(slave, user.uid);
       stdioFds = [slave, slave, slave];
