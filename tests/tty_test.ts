@@ -160,6 +160,37 @@ Deno.test("attack: no fd of the host's devpts and no pty master reaches the cont
   });
 });
 
+// exec -t resolves the container's /dev/pts from the host: a container with CAP_SYS_ADMIN can put
+// anything there. A link through /proc/self/root would lead a host-side lookup to the host's devpts
+// (without RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS: skiff exec's own root), a tmpfs with a ptmx node
+// (c 5:2) of its own would have skiff open a device the container chose. Both are refused. (With a
+// plain openat of "dev/pts" from the root fd instead, the first gave the exec'd shell a pty of the
+// host's devpts: 3 of 3 runs, no race.)
+Deno.test("attack: exec -t into a container that replaced its /dev/pts", async () => {
+  await withDetached(async (root) => {
+    const id = await runDetached(root, [
+      "--cap-add",
+      "SYS_ADMIN",
+      "--network",
+      "none",
+      "busybox",
+      "sleep",
+      "600",
+    ]);
+    const replacements = {
+      "a link to the resolver's root":
+        "umount /dev/pts && rmdir /dev/pts && ln -s /proc/self/root/dev/pts /dev/pts",
+      "a tmpfs with a ptmx node": "rm /dev/pts && mkdir /dev/pts && mount -t tmpfs fake /dev/pts && " +
+        "mknod /dev/pts/ptmx c 5 2",
+    };
+    for (const [what, replace] of Object.entries(replacements)) {
+      await root.ok(["exec", id, "sh", "-c", replace]);
+      const r = await onTerminal(skiffLine(root, `exec -t ${id} ${sh(fdProbe("1 $$"))}`) + "; echo rc=$?");
+      assertMatch(r.text, /^skiff: .*\nrc=125\n$/, `${what}: ${r.text}`);
+    }
+  });
+});
+
 Deno.test("start -a of a -t container: a fresh /dev/pts/0 each start, with the caller's size", async () => {
   await withDetached(async (root) => {
     await root.ok([
