@@ -35,17 +35,17 @@ export interface PtyPair {
 
 /**
  * Opens a new pty in the devpts whose root `ptsFd` is (a directory fd): its `ptmx`, opened
- * O_NOFOLLOW and checked to be devpts', and the slave by TIOCGPTPEER. Before Linux 4.13 the slave
- * is opened by its number in that same directory fd.
+ * O_NOFOLLOW and checked to be devpts', and the slave by TIOCGPTPEER. Before Linux 4.13 (or with
+ * `peer` false, for the tests) the slave is opened by its number in that same directory fd.
  */
-export function openPtyIn(ptsFd: number): PtyPair {
+export function openPtyIn(ptsFd: number, peer = true): PtyPair {
   if (fstatfsType(ptsFd) !== DEVPTS_SUPER_MAGIC) throw new Error("/dev/pts is not a devpts");
   const flags = O.RDWR | O.NOCTTY | O.CLOEXEC;
   const master = checkAt("openat", openAt(ptsFd, "ptmx", flags | O.NOFOLLOW), "/dev/pts/ptmx");
   try {
     if (fstatfsType(master) !== DEVPTS_SUPER_MAGIC) throw new Error("/dev/pts/ptmx is not devpts' ptmx");
     unlockPty(master);
-    let slave = openPtyPeer(master, flags);
+    let slave = peer ? openPtyPeer(master, flags) : -25;
     if (slave === -25 /* ENOTTY */ || slave === -22 /* EINVAL */) {
       const name = String(ptyNumber(master));
       slave = openAt(ptsFd, name, flags | O.NOFOLLOW);
