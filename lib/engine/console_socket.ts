@@ -29,7 +29,7 @@ export class ConsoleSocket {
   /** A new socket under `root`'s tmp/ (named as the tmp sweeper expects: removed once we are gone). */
   static listen(root: StateRoot): ConsoleSocket {
     const rand = crypto.getRandomValues(new Uint32Array(1))[0].toString(16);
-    const path = `${root.tmp}/console-${Deno.pid}-${processStartTime(Deno.pid) ?? 0}-${rand}`;
+    const path = `${root.tmp}/tty-${Deno.pid}-${processStartTime(Deno.pid) ?? 0}-${rand}`;
     return new ConsoleSocket(path, listenUnix(path, 4));
   }
 
