@@ -69,9 +69,6 @@ const symbols = {
     result: "i32",
     nonblocking: true,
   },
-  unlockpt: { parameters: ["i32"], result: "i32" },
-  grantpt: { parameters: ["i32"], result: "i32" },
-  ptsname_r: { parameters: ["i32", "buffer", "usize"], result: "i32" },
   isatty: { parameters: ["i32"], result: "i32" },
   umask: { parameters: ["u32"], result: "u32" },
   // lib/fs walks: the calls made per file, typed (Deno's fast path: no BigInt, no pointer boxing)
@@ -281,6 +278,9 @@ const SYS_X86_64 = {
   ppoll: 271,
   prlimit64: 302,
   execveat: 322,
+  connect: 42,
+  sendmsg: 46,
+  recvmsg: 47,
 } as const;
 const SYS_AARCH64: Record<keyof typeof SYS_X86_64, number> = {
   read: 63,
@@ -331,6 +331,9 @@ const SYS_AARCH64: Record<keyof typeof SYS_X86_64, number> = {
   ppoll: 73,
   prlimit64: 261,
   execveat: 281,
+  connect: 203,
+  sendmsg: 211,
+  recvmsg: 212,
 };
 /** Both tables, for the test that checks them against the kernel headers' numbers. */
 export const SYSCALL_NUMBERS = { x86_64: SYS_X86_64, aarch64: SYS_AARCH64 } as const;
@@ -800,24 +803,32 @@ export function isNullDevice(fd: number): boolean {
   return (mode & S_IFMT) === S_IFCHR && view.getUint32(0x80, true) === 1 && view.getUint32(0x84, true) === 3;
 }
 
-/** Opens /dev/ptmx and returns the master fd and the slave's path. */
-export function openPty(): { master: number; slavePath: string } {
-  const master = open("/dev/ptmx", O.RDWR | O.NOCTTY | O.CLOEXEC);
-  return { master, slavePath: unlockPty(master) };
+/** The tty ioctls skiff makes (asm-generic numbers: the same on x86-64 and arm64). */
+export const TIOC = {
+  GWINSZ: 0x5413,
+  SWINSZ: 0x5414,
+  SCTTY: 0x540e,
+  GPTN: 0x80045430, // _IOR('T', 0x30, unsigned int): the pty's number in its devpts
+  SPTLCK: 0x40045431, // _IOW('T', 0x31, int): lock/unlock the slave
+  GPTPEER: 0x5441, // _IO('T', 0x41): open the slave from the master, no path lookup (Linux 4.13+)
+} as const;
+export const DEVPTS_SUPER_MAGIC = 0x1cd1;
+
+/** Unlocks the slave of a master opened from a devpts' ptmx (unlockpt(3)). */
+export const unlockPty = (master: number) => ioctlBuf(master, TIOC.SPTLCK, new Uint8Array(4));
+
+/** The pty's number in its devpts instance (TIOCGPTN). */
+export function ptyNumber(master: number): number {
+  const n = new Uint32Array(1);
+  ioctlBuf(master, TIOC.GPTN, new Uint8Array(n.buffer));
+  return n[0];
 }
 
-/** grantpt + unlockpt + ptsname on an open /dev/ptmx fd: returns the slave's path. */
-export function unlockPty(master: number): string {
-  check("grantpt", libc().grantpt(master));
-  check("unlockpt", libc().unlockpt(master));
-  const buf = new Uint8Array(128);
-  const rc = libc().ptsname_r(master, buf, BigInt(buf.length));
-  if (rc !== 0) throw new SysError("ptsname_r", rc, errnoName(rc), strerror(rc));
-  const end = buf.indexOf(0);
-  return new TextDecoder().decode(buf.subarray(0, end));
+/** TIOCGPTPEER: the slave of `master` opened with `flags`; -errno on failure (ENOTTY/EINVAL before 4.13). */
+export function openPtyPeer(master: number, flags: number): number {
+  const r = sys(SYS.ioctl, master, TIOC.GPTPEER, flags);
+  return r === -1 ? -errno() : r;
 }
-
-export const TIOC = { GWINSZ: 0x5413, SWINSZ: 0x5414, SCTTY: 0x540e } as const;
 export function getWinsize(fd: number): { rows: number; cols: number } | null {
   const ws = new Uint16Array(4);
   if (libc().ioctl_buf(fd, BigInt(TIOC.GWINSZ), new Uint8Array(ws.buffer)) !== 0) return null;
@@ -937,6 +948,85 @@ export function listenUnix(path: string, backlog = 128): number {
 /** accept4(CLOEXEC) without blocking the JS thread: the new fd, or -1 (errno is not available). */
 export async function acceptAsync(listenFd: number): Promise<number> {
   return await libc().accept4_async(listenFd, null, null, O.CLOEXEC);
+}
+
+/** A unix stream socket (close-on-exec) connected to `path` (raw system calls: no libc symbols to bind). */
+export function connectUnix(path: string): number {
+  const name = encoder.encode(path);
+  if (name.length > 107) throw new SysError("connect", 36, "ENAMETOOLONG", "File name too long", path);
+  const addr = new Uint8Array(110);
+  new DataView(addr.buffer).setUint16(0, AF_UNIX, true);
+  addr.set(name, 2);
+  const fd = check("socket", sys(SYS.socket, AF_UNIX, SOCK_STREAM | O.CLOEXEC, 0));
+  try {
+    check("connect", sys(SYS.connect, fd, addr, addr.length), path);
+    return fd;
+  } catch (e) {
+    close(fd);
+    throw e;
+  }
+}
+
+const SCM_RIGHTS = 1, MSG_DONTWAIT = 0x40, MSG_CTRUNC = 0x8, MSG_CMSG_CLOEXEC = 0x40000000;
+const CMSG_HEADER = 16, CMSG_SPACE_ONE_FD = 24; // struct cmsghdr (64-bit) and one int, aligned to 8
+/** The address of a buffer that stays referenced (and so unmoved) for the system call it is passed to. */
+function pinnedAddress(buf: Uint8Array): bigint {
+  void buf.buffer; // off the V8 heap, where GC cannot move it
+  return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
+}
+/** struct msghdr (64-bit) with one iovec over `data` and a control buffer. */
+function messageHeader(iov: Uint8Array, data: Uint8Array, control: Uint8Array): Uint8Array<ArrayBuffer> {
+  const iovView = new DataView(iov.buffer);
+  iovView.setBigUint64(0, pinnedAddress(data), true);
+  iovView.setBigUint64(8, BigInt(data.length), true);
+  const msg = new Uint8Array(56);
+  const view = new DataView(msg.buffer);
+  view.setBigUint64(16, pinnedAddress(iov), true); // msg_iov (no msg_name)
+  view.setBigUint64(24, 1n, true); // msg_iovlen
+  view.setBigUint64(32, pinnedAddress(control), true);
+  view.setBigUint64(40, BigInt(control.length), true);
+  return msg;
+}
+
+/** Sends one byte with `fd` attached (SCM_RIGHTS) on a connected unix socket. */
+export function sendFd(socket: number, fd: number): void {
+  const data = new Uint8Array([1]), iov = new Uint8Array(16), control = new Uint8Array(CMSG_SPACE_ONE_FD);
+  const cmsg = new DataView(control.buffer);
+  cmsg.setBigUint64(0, BigInt(CMSG_HEADER + 4), true); // cmsg_len = CMSG_LEN(sizeof(int))
+  cmsg.setInt32(8, SOL_SOCKET, true);
+  cmsg.setInt32(12, SCM_RIGHTS, true);
+  cmsg.setInt32(16, fd, true);
+  const msg = messageHeader(iov, data, control);
+  const sent = check("sendmsg", sys(SYS.sendmsg, socket, msg, 0));
+  if (sent !== 1) throw new SysError("sendmsg", 5, "EIO", "short send");
+}
+
+/**
+ * Receives one byte and the single fd attached to it (close-on-exec), without blocking: the fd, or
+ * undefined when the peer closed without sending one. Throws EAGAIN when nothing is there yet; any
+ * other shape of message (no fd, several, a truncated control part) is refused, its fds closed.
+ */
+export function receiveFd(socket: number): number | undefined {
+  const data = new Uint8Array(1), iov = new Uint8Array(16), control = new Uint8Array(64);
+  const msg = messageHeader(iov, data, control);
+  const n = check("recvmsg", sys(SYS.recvmsg, socket, msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC));
+  const view = new DataView(msg.buffer), cmsg = new DataView(control.buffer);
+  const controlLength = Number(view.getBigUint64(40, true));
+  const fds: number[] = [];
+  for (let at = 0; at + CMSG_HEADER <= controlLength;) {
+    const length = Number(cmsg.getBigUint64(at, true));
+    if (length < CMSG_HEADER) break;
+    if (cmsg.getInt32(at + 8, true) === SOL_SOCKET && cmsg.getInt32(at + 12, true) === SCM_RIGHTS) {
+      for (let i = at + CMSG_HEADER; i + 4 <= at + length; i += 4) fds.push(cmsg.getInt32(i, true));
+    }
+    at += (length + 7) & ~7;
+  }
+  if (n === 0 && fds.length === 0) return undefined;
+  if (fds.length !== 1 || (view.getInt32(48, true) & MSG_CTRUNC)) {
+    for (const fd of fds) close(fd);
+    throw new SysError("recvmsg", 71, "EPROTO", "expected exactly one file descriptor");
+  }
+  return fds[0];
 }
 
 /** Wakes a thread blocked in accept on `fd` (close alone does not). */

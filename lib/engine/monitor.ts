@@ -235,7 +235,6 @@ async function runOnce(
     }
   }
   const final = await status;
-  pty?.releaseSlave();
   // the pipes end with the container's last process (PID 1's exit takes the others down)
   await drain(Promise.all(pumps).then(() => {}), SPOOL_DRAIN_MS);
   await attached.end();

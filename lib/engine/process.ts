@@ -16,6 +16,7 @@ import { containerConfinement } from "../seccomp/mod.ts";
 import { mergeEnv } from "../runtime/container.ts";
 import type { JsonLogWriter } from "../runtime/logs.ts";
 import type { PtyMaster } from "../runtime/pty.ts";
+import type { ConsoleSocket } from "./console_socket.ts";
 import { abortInitStage, type InitStage, removeQuietly, writeAll } from "../runtime/stage.ts";
 import { PROXIED_SIGNALS, SIGNAL_NUMBERS } from "../runtime/signals.ts";
 import { mountsFor } from "../runtime/mountplan.ts";
@@ -38,7 +39,7 @@ export interface RunOutcome {
 
 const join = (dir: string, name: string) => `${dir}/${name}`;
 
-function initSpec(root: StateRoot, record: ContainerRecord, ttySlave: string | undefined): InitSpec {
+function initSpec(root: StateRoot, record: ContainerRecord): InitSpec {
   const dir = root.container(record.Id);
   const base = [`PATH=${DEFAULT_PATH}`, `HOSTNAME=${record.Config.Hostname}`];
   if (record.Config.Tty) base.push("TERM=xterm");
@@ -58,7 +59,6 @@ function initSpec(root: StateRoot, record: ContainerRecord, ttySlave: string | u
     workingDir: record.Config.WorkingDir || "/",
     user: record.Config.User,
     groupAdd: host.GroupAdd ?? [],
-    ttySlave,
     nullStdin: !record.Config.OpenStdin && !record.Config.Tty,
     privileged: host.Privileged,
     readOnlyRootfs: host.ReadonlyRootfs,
@@ -158,19 +158,19 @@ export async function launchContainer(
   const dir = root.container(id);
   const child = stage.child;
   let pty: PtyMaster | undefined;
+  let console: ConsoleSocket | undefined;
   try {
     const spec = {
-      ...initSpec(root, record, undefined),
+      ...initSpec(root, record),
       ...await containerConfinement(record.HostConfig, root.path),
     };
     spec.cgroupView = options.cgroupView;
     spec.detached = options.detached;
     spec.outputPipes = options.outputPipes;
     if (record.Config.Tty) {
-      // loaded for -t only: a run without a terminal never needs it
-      pty = (await import("../runtime/pty.ts")).PtyMaster.open();
-      spec.ttySlave = pty.slavePath;
-      if (!options.detached && options.terminal !== false) pty.syncWindowSize();
+      // the stage makes the pty in the container's devpts and sends the master (console_socket.ts)
+      console = (await import("./console_socket.ts")).ConsoleSocket.listen(root); // -t only
+      spec.consoleSocket = console.path;
     }
     // the first cgroup.procs write waits ~10-20 ms for an RCU grace period; the stage sets up the
     // rootfs meanwhile and waits for the "cgroup" line before it takes the container's user,
@@ -213,6 +213,8 @@ export async function launchContainer(
     const specPath = join(dir, "init.json");
     Deno.writeTextFileSync(specPath, JSON.stringify(spec));
     writeAll(stage.fifoFd, new TextEncoder().encode(specPath + "\n"));
+    const master = console?.receiveMaster(child);
+    master?.catch(() => {}); // awaited below; a failure before that is the one reported
     if (overlap) {
       try {
         await (options.cgroupJoin ?? cgroup!.addProcessAsync!(child.pid));
@@ -223,14 +225,44 @@ export async function launchContainer(
       }
       writeAll(stage.fifoFd, new TextEncoder().encode("cgroup\n"));
     }
+    if (console) {
+      pty = await takeConsole(console, await master, !options.detached && options.terminal !== false);
+    }
     return pty;
   } catch (e) {
     await abortInitStage(stage);
+    console?.close();
     pty?.close();
     cgroup?.destroy();
     if (!cgroup) releaseNetwork(root, id);
     if (record.HostConfig.AutoRemove) await removeContainer(root, record);
     else for (const file of ["init-error", "init.json"]) removeQuietly(join(dir, file));
+    throw e;
+  }
+}
+
+/**
+ * -t: the master the stage sent, with the caller's window size when it follows the container
+ * (`sizeToCaller`); then the stage may start the command. Undefined when the stage failed before
+ * it sent one (its init error says why).
+ */
+async function takeConsole(
+  console: ConsoleSocket,
+  master: number | undefined,
+  sizeToCaller: boolean,
+): Promise<PtyMaster | undefined> {
+  if (master === undefined) {
+    console.close();
+    return undefined;
+  }
+  // loaded for -t only: a run without a terminal never needs it
+  const pty = (await import("../runtime/pty.ts")).PtyMaster.adopt(master);
+  try {
+    if (sizeToCaller) pty.syncWindowSize();
+    console.ready();
+    return pty;
+  } catch (e) {
+    pty.close();
     throw e;
   }
 }
@@ -398,7 +430,6 @@ export async function runForeground(
   for (const [s, fn] of listeners) Deno.removeSignalListener(s, fn);
   if (pty) {
     if (io.terminal) Deno.removeSignalListener("SIGWINCH", onWinch);
-    pty.releaseSlave();
     // what the container wrote last is still in the pty: drain it, but never hang on it
     await drain(output);
     restoreStdin();

@@ -325,6 +325,7 @@ export async function execInContainer(
   };
   // the pty code only loads for -t
   const ptys = stdio === "tty" ? await import("./pty.ts") : undefined;
+  const consoles = stdio === "tty" ? await import("./console.ts") : undefined;
   // every libc symbol of the way in, bound in one dlopen instead of one each on first use
   bindLibc([
     "syscall6",
@@ -384,9 +385,11 @@ export async function execInContainer(
 
     let stdioFds: [number, number, number];
     if (stdio === "tty") {
-      pty = ptys!.PtyMaster.open();
+      const made = consoles!.openContainerPty(rootFd);
+      pty = ptys!.PtyMaster.adopt(made.master);
+      const slave = own(made.slave);
       pty.syncWindowSize();
-      const slave = own(open(pty.slavePath, O.RDWR | O.NOCTTY | O.CLOEXEC));
+      consoles!.giveConsoleTo(slave, user.uid);
       stdioFds = [slave, slave, slave];
     } else if (stdio === "detached") {
       const nullFd = own(containerNull(rootFd));
@@ -595,7 +598,6 @@ async function pumpTerminal(
       pty.pumpInput(io.stdin);
     }
     const code = await exited;
-    pty.releaseSlave();
     // what the command wrote last is still in the pty: drain it, but never hang on it
     await Promise.race([output, sleep(500)]);
     return code;

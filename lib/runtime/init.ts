@@ -14,7 +14,6 @@ import {
   dup2,
   execve,
   interfaceUp,
-  ioctlInt,
   O,
   open,
   PR,
@@ -28,7 +27,6 @@ import {
   setresuidThread,
   setsid,
   SysError,
-  TIOC,
   umask,
   unshare,
   write,
@@ -36,6 +34,13 @@ import {
 import { close } from "../../ffi/mod.ts";
 import { releaseReopen } from "../fs/at.ts";
 import { execInit, INIT_PATH, initProgramFd } from "./init_program.ts";
+import {
+  attachConsole,
+  awaitConsoleReady,
+  connectConsoleSocket,
+  giveConsoleTo,
+  sendMaster,
+} from "./console.ts";
 import { confineBeforeCredentials, confineLast } from "./confine.ts";
 import { enterWorkingDir, makeRootReadOnly, setupRootfs } from "./rootfs.ts";
 import {
@@ -91,14 +96,6 @@ class FifoReader {
     this.length -= end + 1;
     return text;
   }
-}
-
-/** Makes the pty slave our controlling terminal and stdio (before pivot_root: it is a host path). */
-function attachTerminal(slavePath: string): void {
-  const fd = open(slavePath, O.RDWR);
-  ioctlInt(fd, TIOC.SCTTY, 0);
-  for (const target of [0, 1, 2]) dup2(fd, target);
-  if (fd > 2) close(fd);
 }
 
 /**
@@ -212,6 +209,8 @@ function enterNamespaces(namespaces: NamespaceSpec[]): void {
 function run(spec: InitSpec, fifo: FifoReader): never {
   // --init: its sealed copy, made while /proc is still the host's (the reopen goes through it)
   const initFd = spec.init ? initProgramFd() : -1;
+  // -t: the parent's socket, by its host path while the stage still sees the host's (console.ts)
+  const consoleSocket = spec.consoleSocket !== undefined ? connectConsoleSocket(spec.consoleSocket) : -1;
   umask(0); // device nodes and files we create get exactly the modes we ask for
   if (spec.outputPipes) attachOutput(spec.outputPipes); // the host's /proc, before any unshare
   if (spec.oomScoreAdj !== undefined) setOomScoreAdj(spec.oomScoreAdj);
@@ -219,8 +218,15 @@ function run(spec: InitSpec, fifo: FifoReader): never {
   enterNamespaces(spec.namespaces);
   if (spec.sysctls) checkSysctls(spec.sysctls, ownNamespaces(spec.namespaces, hostNet!));
   setsid(); // a session of its own: the caller's terminal signals reach it only through skiff
-  if (spec.ttySlave) attachTerminal(spec.ttySlave);
-  setupRootfs(spec, spec.sysctls ? (procFd) => writeSysctls(procFd, spec.sysctls!) : undefined);
+  const { console } = setupRootfs(
+    spec,
+    spec.sysctls ? (procFd) => writeSysctls(procFd, spec.sysctls!) : undefined,
+  );
+  if (console) {
+    attachConsole(console.slave);
+    close(console.slave);
+    sendMaster(consoleSocket, console.master);
+  }
   // the mounts above open nothing the container controls but by O_PATH (lib/fs: a device node is
   // never opened); what follows reads its files by path (/etc/passwd and /etc/group, which an image
   // or an earlier run may have made device nodes): from here on only as a member of its cgroups,
@@ -229,6 +235,8 @@ function run(spec: InitSpec, fifo: FifoReader): never {
     throw new InitFailure("unexpected go signal", EXIT_SETUP_FAILED);
   }
   close(fifo.fd);
+  // the parent holds the master and set the window size before anything of the command runs
+  if (consoleSocket >= 0 && !awaitConsoleReady(consoleSocket)) Deno.exit(EXIT_SETUP_FAILED);
   // --cgroupns private: its root is the cgroup the stage is in now, the container's own
   if (spec.namespaces.some((ns) => ns.type === "cgroup" && ns.path === undefined)) unshare(CLONE.NEWCGROUP);
   if (spec.nullStdin) {
@@ -251,6 +259,7 @@ function run(spec: InitSpec, fifo: FifoReader): never {
     close(rootFd);
     releaseReopen();
   }
+  if (consoleSocket >= 0) giveConsoleTo(0, user.uid);
   const env = [...spec.env];
   if (envValue(env, "HOME") === undefined) env.push(`HOME=${user.home}`);
   enterWorkingDir(spec.workingDir);

@@ -1,52 +1,28 @@
-// The parent's side of `run -t`: a pty master, pumps between it and skiff's own stdio, raw mode and
-// window-size forwarding.
+// The parent's side of `run -t`: the pty master (made in the container's devpts: console.ts), pumps
+// between it and skiff's own stdio, raw mode and window-size forwarding.
 
-import {
-  close,
-  getWinsize,
-  ioctlBuf,
-  isatty,
-  O,
-  open,
-  openPty,
-  readAsync,
-  setWinsize,
-  writeAsync,
-} from "../../ffi/libc.ts";
+import { close, getWinsize, ioctlBuf, isatty, readAsync, setWinsize, writeAsync } from "../../ffi/libc.ts";
 import type { ByteSink, ByteSource } from "./stdio.ts";
 
 export class PtyMaster {
-  private slaveHold = -1;
-  private constructor(readonly fd: number, readonly slavePath: string) {}
+  private constructor(readonly fd: number) {}
 
   /**
-   * Opens a new pty pair. The parent keeps the slave open until releaseSlave(), so reads of the
-   * master never see a hang-up before the container attached to it. The master is a raw fd read
+   * A master made in the container's devpts (runtime/console.ts: sent by the init stage, or opened
+   * by exec), or taken back from the container's holder by a new supervisor. It is a raw fd read
    * and written on Deno's blocking pool: one Deno file cannot be read and written at the same time
    * (a pending read holds it), and the input must reach the container while its output is awaited.
+   * Reads end (EIO) once every slave fd is closed: the container made its slave before the master
+   * reached us, so no hang-up is seen before it attached.
    */
-  static open(): PtyMaster {
-    const { master, slavePath } = openPty();
-    const pty = new PtyMaster(master, slavePath);
-    pty.slaveHold = open(slavePath, O.RDWR | O.NOCTTY | O.CLOEXEC);
-    return pty;
-  }
-
-  /** A master taken back from the container's holder (a new supervisor's: no slave of its own). */
   static adopt(master: number): PtyMaster {
-    return new PtyMaster(master, "");
+    return new PtyMaster(master);
   }
 
   /** Copies the caller's terminal size (stdout's, else stdin's) to the pty. */
   syncWindowSize(): void {
     const size = getWinsize(1) ?? getWinsize(0);
     if (size && size.rows > 0) setWinsize(this.fd, size.rows, size.cols);
-  }
-
-  /** Drops the parent's slave fd: once the container's processes are gone the master reads EOF. */
-  releaseSlave(): void {
-    if (this.slaveHold >= 0) close(this.slaveHold);
-    this.slaveHold = -1;
   }
 
   /** Copies everything the container writes to `out` (or `sink`) until the pty hangs up. */
@@ -84,7 +60,6 @@ export class PtyMaster {
   }
 
   close(): void {
-    this.releaseSlave();
     close(this.fd);
   }
 }

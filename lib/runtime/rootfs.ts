@@ -30,6 +30,7 @@ import { type ReadOnly, RootMounts, type TargetKind } from "../fs/mount_at.ts";
 import { copyDirContents } from "../fs/tree.ts";
 import { type InitSpec, overlayMountData, type OverlayPlan } from "./spec.ts";
 import { makeDevices } from "./limits_stage.ts";
+import { openPtyIn, type PtyPair } from "./console.ts";
 
 const DEVICES: [name: string, major: number, minor: number][] = [
   ["null", 1, 3],
@@ -91,13 +92,14 @@ function mountFsAt(
   }
 }
 
+/** Mounts /dev; with `console` (-t) also makes the container's pty (returned) and /dev/console. */
 function mountDev(
   m: RootMounts,
-  ttySlave: string | undefined,
+  console: boolean,
   privileged: boolean,
   shmSize: number,
   shm?: InitSpec["shm"],
-): void {
+): PtyPair | undefined {
   const covered = m.target("/dev", "dir");
   let devFd: number;
   try {
@@ -145,25 +147,52 @@ function mountDev(
     // runc links /dev/core only where the kernel has a /proc/kcore (CONFIG_PROC_KCORE)
     if (statOrNull("/proc/kcore")) links.push(["core", "/proc/kcore"]);
     for (const [name, target] of links) made("symlinkat", symlinkAt(target, devFd, name), `/dev/${name}`);
-    if (ttySlave) {
-      const console = openAt(
-        devFd,
-        "console",
-        OAT.WRONLY | OAT.CREAT | OAT.EXCL | OAT.NOFOLLOW | OAT.CLOEXEC,
-        0o644,
-      );
-      made("openat", console, "/dev/console");
-      closeFd(console);
-      const target = openDirPath(devFd, "console");
-      try {
-        m.bind(ttySlave, target, "/dev/console", { recursive: false, inFreshMount: true });
-      } finally {
-        closeFd(target);
-      }
-    }
+    const pty = console ? makeConsole(m, devFd) : undefined;
     if (privileged) copyHostDevices(devFd);
+    return pty;
   } finally {
     closeFd(devFd);
+  }
+}
+
+/**
+ * -t: a pty of the devpts just mounted at /dev/pts (console.ts), its slave bound on /dev/console as
+ * runc binds it. Everything by fd: "pts" and "console" are names in the fresh /dev tmpfs.
+ */
+function makeConsole(m: RootMounts, devFd: number): PtyPair {
+  const ptsFd = checkAt(
+    "openat",
+    openAt(devFd, "pts", OAT.RDONLY | OAT.DIRECTORY | OAT.NOFOLLOW | OAT.CLOEXEC),
+  );
+  let pty: PtyPair;
+  try {
+    pty = openPtyIn(ptsFd);
+  } finally {
+    closeFd(ptsFd);
+  }
+  try {
+    const console = openAt(
+      devFd,
+      "console",
+      OAT.WRONLY | OAT.CREAT | OAT.EXCL | OAT.NOFOLLOW | OAT.CLOEXEC,
+      0o644,
+    );
+    made("openat", console, "/dev/console");
+    closeFd(console);
+    const target = openDirPath(devFd, "console");
+    try {
+      m.bind({ dirFd: pty.slave, name: "" }, target, "/dev/console", {
+        recursive: false,
+        inFreshMount: true,
+      });
+    } finally {
+      closeFd(target);
+    }
+    return pty;
+  } catch (e) {
+    closeFd(pty.master);
+    closeFd(pty.slave);
+    throw e;
   }
 }
 
@@ -431,8 +460,9 @@ function mountProcAnd(m: RootMounts, use: (procFd: number) => void): void {
  * Mounts everything below `spec.mergedDir`, then makes it the root and changes into it. The
  * overlay's own paths are skiff's; every mount target inside it is resolved and mounted by fd.
  */
-export function setupRootfs(spec: InitSpec, onProc?: (procFd: number) => void): void {
+export function setupRootfs(spec: InitSpec, onProc?: (procFd: number) => void): { console?: PtyPair } {
   const root = spec.mergedDir;
+  let console: PtyPair | undefined;
   // nothing we mount may propagate back to the host
   mount(null, "/", null, MS.REC | MS.PRIVATE);
   mountRootOverlay(spec);
@@ -445,7 +475,7 @@ export function setupRootfs(spec: InitSpec, onProc?: (procFd: number) => void): 
     const sysReadOnly = spec.privileged ? 0 : MS.RDONLY;
     mountFsAt(m, "sysfs", "sysfs", "/sys", MS.NOSUID | MS.NODEV | MS.NOEXEC | sysReadOnly, null);
     if (spec.cgroupView) mountCgroupView(m, spec.cgroupView, spec.privileged);
-    mountDev(m, spec.ttySlave, spec.privileged, spec.shmSize, spec.shm);
+    console = mountDev(m, spec.consoleSocket !== undefined, spec.privileged, spec.shmSize, spec.shm);
     mountVolumes(m, spec.mounts, spec.tmpfs);
 
     for (const name of ["hostname", "hosts", "resolv.conf"]) {
@@ -457,6 +487,9 @@ export function setupRootfs(spec: InitSpec, onProc?: (procFd: number) => void): 
       for (const path of spec.maskedPaths) maskPath(m, path);
       for (const path of spec.readonlyPaths) readOnlyPath(m, path);
     }
+  } catch (e) {
+    if (console) { for (const fd of [console.master, console.slave]) closeFd(fd); }
+    throw e;
   } finally {
     m.close();
   }
@@ -466,6 +499,7 @@ export function setupRootfs(spec: InitSpec, onProc?: (procFd: number) => void): 
   pivotRoot(".", ".");
   umount2(".", MNT_DETACH);
   chdir("/");
+  return { console };
 }
 
 /** --read-only: the overlay root becomes read-only; /dev, /proc and the /etc binds stay as they are. */

@@ -45,8 +45,11 @@ export interface InitSpec {
   /** --group-add: group names (looked up in the image) or gids. */
   groupAdd: string[];
 
-  /** Host path of the pty slave when -t was given. */
-  ttySlave?: string;
+  /**
+   * -t: the parent's unix socket (a host path, connected before any unshare). The stage makes the pty
+   * in the container's devpts and sends the master there (runtime/console.ts).
+   */
+  consoleSocket?: string;
   /**
    * Neither -i nor -t: stdin becomes the container's own /dev/null (the stage got the host's, whose
    * inode the container's root could chmod through /proc/self/fd/0).
