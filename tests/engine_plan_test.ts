@@ -216,5 +216,6 @@ Deno.test("resources: one list; the cgroup, published ports and the network endp
     ["network", "exit"],
     ["mounts", "remove"],
     ["volumes", "removed"],
+    ["namespaces", "exit"], // --ipc container:NAME's fd, a shareable container's /dev/shm
   ]);
 });
