@@ -42,6 +42,7 @@ import {
   EXIT_SETUP_FAILED,
   type InitSpec,
   type NamespaceSpec,
+  parseLateLine,
 } from "./spec.ts";
 import { type ExecUser, resolveUser } from "./user.ts";
 
@@ -78,6 +79,11 @@ class FifoReader {
   line(): string {
     let end: number;
     while ((end = this.buf.subarray(0, this.length).indexOf(0x0a)) === -1) {
+      if (this.length === this.buf.length) { // a long line (the late spec): room for more
+        const bigger = new Uint8Array(this.buf.length * 4);
+        bigger.set(this.buf);
+        this.buf = bigger;
+      }
       const n = read(this.fd, this.buf.subarray(this.length));
       if (n === 0) Deno.exit(EXIT_SETUP_FAILED);
       this.length += n;
@@ -215,8 +221,10 @@ function run(spec: InitSpec, fifo: FifoReader): never {
   // never opened); what follows reads its files by path (/etc/passwd and /etc/group, which an image
   // or an earlier run may have made device nodes): from here on only as a member of its cgroups,
   // whose device rules then apply, as they do to the container
-  if (spec.awaitCgroup && fifo.line() !== "cgroup") {
-    throw new InitFailure("unexpected go signal", EXIT_SETUP_FAILED);
+  if (spec.awaitCgroup) {
+    const late = parseLateLine(fifo.line());
+    if (!late) throw new InitFailure("unexpected go signal", EXIT_SETUP_FAILED);
+    Object.assign(spec, late);
   }
   close(fifo.fd);
   if (spec.nullStdin) {
