@@ -40,6 +40,34 @@ export function writeValue(path: string, value: string | number): void {
   }
 }
 
+/**
+ * Writes each value to a cgroup file with its own write(2) on one open file (the devices files take
+ * one rule per write): an open and a close per value cost more than the writes (13 rules a start).
+ */
+export function writeValues(path: string, values: readonly (string | number)[]): void {
+  let file: Deno.FsFile;
+  try {
+    file = Deno.openSync(path, { write: true });
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new SkiffError(`cgroup file ${path} does not exist: the kernel does not support this limit`);
+    }
+    throw new SkiffError(`failed to open ${path}: ${osMessage(e)}`);
+  }
+  try {
+    for (const value of values) {
+      const bytes = new TextEncoder().encode(String(value));
+      try {
+        if (file.writeSync(bytes) !== bytes.length) throw new Error("short write");
+      } catch (e) {
+        throw new SkiffError(`failed to write "${value}" to ${path}: ${osMessage(e)}`);
+      }
+    }
+  } finally {
+    file.close();
+  }
+}
+
 /** writeValue on Deno's blocking pool (this process's own namespaces: never after setns). */
 export async function writeValueAsync(path: string, value: string | number): Promise<void> {
   try {
