@@ -204,6 +204,13 @@ Deno.test("mountsFor: read-only (cp of a stopped container) reads the upper dir 
 Deno.test("overlayMountData: full paths within a page; beyond it the layers are named by index", () => {
   const plan = { lowerDirs: ["/l/b", "/l/a"], upperDir: "/u", workDir: "/w", target: "/m" };
   assert.deepEqual(overlayMountData(plan), { data: "lowerdir=/l/b:/l/a,upperdir=/u,workdir=/w" });
+  // --rm: no sync of the upper layer (only with an upper layer: a read-only mount has nothing to sync)
+  assert.deepEqual(overlayMountData({ ...plan, volatile: true }), {
+    data: "lowerdir=/l/b:/l/a,upperdir=/u,workdir=/w,volatile",
+  });
+  assert.deepEqual(overlayMountData({ lowerDirs: ["/u", "/l/a"], target: "/m", volatile: true }), {
+    data: "lowerdir=/u:/l/a",
+  });
   const many = Array.from({ length: 200 }, (_, i) => `/var/lib/skiff/layers/${"f".repeat(40)}${i}/fs`);
   const long = overlayMountData({ ...plan, lowerDirs: many });
   assert.ok(long.data.length <= MAX_MOUNT_DATA);

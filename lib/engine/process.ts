@@ -65,6 +65,7 @@ function initSpec(root: StateRoot, record: ContainerRecord, ttySlave: string | u
     privileged: host.Privileged,
     readOnlyRootfs: host.ReadonlyRootfs,
     shmSize: host.ShmSize || DEFAULT_SHM_SIZE,
+    volatileRootfs: host.AutoRemove || undefined,
     tmpfs: mounts.tmpfs,
     mounts: mounts.binds,
     capabilities: capabilityMask(host.CapAdd ?? [], host.CapDrop ?? [], host.Privileged).toString(),

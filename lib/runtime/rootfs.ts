@@ -363,6 +363,26 @@ function copyUpIfEmpty(volume: string, targetFd: number): void {
  * (made here; the working directory is restored after).
  */
 export function mountOverlay(plan: OverlayPlan, linkDir: string, flags = 0): void {
+  // a volatile mount leaves work/incompat/volatile behind, and overlayfs refuses the next mount of
+  // that upper dir while it is there (its crash check): a --rm container that did not go after its
+  // run, mounted again (start, cp), is mounted anew
+  if (plan.workDir) removeVolatileMark(plan.workDir);
+  try {
+    mountOverlayData(plan, linkDir, flags);
+  } catch (e) {
+    // a kernel before 5.10 has no volatile option: mounted as any other
+    if (!plan.volatile || !(e instanceof SysError) || e.code !== "EINVAL") throw e;
+    mountOverlayData({ ...plan, volatile: false }, linkDir, flags);
+  }
+}
+
+function removeVolatileMark(workDir: string): void {
+  try {
+    Deno.removeSync(`${workDir}/work/incompat`, { recursive: true }); // skiff's own dir: no container path
+  } catch { /* none: the common case */ }
+}
+
+function mountOverlayData(plan: OverlayPlan, linkDir: string, flags: number): void {
   const { data, links } = overlayMountData(plan);
   if (!links) {
     mount("overlay", plan.target, "overlay", flags, data);
@@ -390,6 +410,7 @@ function mountRootOverlay(spec: InitSpec): void {
     upperDir: spec.upperDir,
     workDir: spec.workDir,
     target: spec.mergedDir,
+    volatile: spec.volatileRootfs,
   };
   mountOverlay(plan, `${spec.containerDir}/lower`);
 }

@@ -58,6 +58,8 @@ export interface InitSpec {
   readOnlyRootfs: boolean;
   /** Bytes of /dev/shm. */
   shmSize: number;
+  /** --rm: the overlay root is mounted `volatile` (OverlayPlan.volatile). */
+  volatileRootfs?: boolean;
   /** --tmpfs mounts: container path and tmpfs options. */
   tmpfs: { path: string; options: string }[];
   /** -v binds and volumes: host source, container destination. */
@@ -155,6 +157,14 @@ export interface OverlayPlan {
   lowerDirs: string[];
   upperDir?: string;
   workDir?: string;
+  /**
+   * overlayfs' `volatile` (Linux 5.10+): no sync of the upper layer, not even when it is unmounted.
+   * Without it, the last process of a container (its mount namespace going away) unmounts the
+   * overlay and that syncs the whole filesystem of the upper dir and flushes the disk's cache
+   * before the exit reaches skiff: 0.4-12 ms here (strace of umount2: 0.1-0.2 ms with volatile).
+   * For --rm containers only, as podman does: nothing of them outlives the run, a crash included.
+   */
+  volatile?: boolean;
   /** Where it is mounted. */
   target: string;
 }
@@ -172,7 +182,9 @@ export function overlayMountData(plan: OverlayPlan): { data: string; links?: str
   const options = (lower: string) =>
     plan.upperDir === undefined
       ? `lowerdir=${lower}`
-      : `lowerdir=${lower},upperdir=${plan.upperDir},workdir=${plan.workDir}`;
+      : `lowerdir=${lower},upperdir=${plan.upperDir},workdir=${plan.workDir}${
+        plan.volatile ? ",volatile" : ""
+      }`;
   const full = options(plan.lowerDirs.join(":"));
   if (full.length <= MAX_MOUNT_DATA) return { data: full };
   return { data: options(plan.lowerDirs.map((_, i) => String(i)).join(":")), links: plan.lowerDirs };
