@@ -26,6 +26,7 @@ import {
   MAX_MOUNT_DATA,
   overlayMountData,
   parseLateLine,
+  plainNetworkNamespaces,
 } from "../lib/runtime/spec.ts";
 import { removeTree } from "../lib/state/fsutil.ts";
 import { NO_RESOURCE_LIMITS } from "../lib/state/types.ts";
@@ -221,6 +222,17 @@ Deno.test("overlayMountData: full paths within a page; beyond it the layers are 
 Deno.test("namespaces: docker's default set, each made anew (no path), pid made by the stage", () => {
   assert.deepEqual(DEFAULT_NAMESPACES.map((n) => n.type), ["mount", "uts", "ipc", "network"]);
   assert.ok(DEFAULT_NAMESPACES.every((n) => n.path === undefined));
+});
+
+Deno.test("namespaces: none and host need nothing set up (no network code loads); the others do", () => {
+  assert.deepEqual(plainNetworkNamespaces("none"), DEFAULT_NAMESPACES);
+  assert.deepEqual(plainNetworkNamespaces("host")?.map((n) => n.type), ["mount", "uts", "ipc"]);
+  for (const mode of ["bridge", "mynet", "container:web", ""]) {
+    assert.equal(plainNetworkNamespaces(mode), undefined);
+  }
+  // copies: the caller may add paths without changing the defaults
+  plainNetworkNamespaces("none")![3].path = "/proc/1/ns/net";
+  assert.equal(DEFAULT_NAMESPACES[3].path, undefined);
 });
 
 Deno.test("resources: one list; the cgroup, published ports and the network endpoint go when the run ends, mounts and volumes with the container", () => {

@@ -28,8 +28,10 @@ import {
   type LateSpec,
 } from "../runtime/spec.ts";
 import { type ByteSink, type ContainerIO, copyOutput, feedInput } from "../runtime/stdio.ts";
-import { type CgroupHandle, releaseAndRemove, releaseNetwork } from "./resources.ts";
-import { type ContainerNetwork, publishPorts, setupNetwork } from "./network.ts";
+// resources.ts and network.ts (the bridge, netlink and NAT code: ~130 KB) load when needed: a run
+// with --network none or host needs network.ts never, resources.ts only once its container runs
+import type { CgroupHandle } from "./resources.ts";
+import type { ContainerNetwork } from "./network.ts";
 
 export interface RunOutcome {
   /** The container's exit code (128+N when killed by signal N), or the init stage's failure code. */
@@ -89,6 +91,7 @@ function updateRecord(
 
 /** --rm: the container's directory goes, with the lock file of its record and its anonymous volumes. */
 async function removeContainer(root: StateRoot, record: ContainerRecord): Promise<void> {
+  const { releaseAndRemove } = await import("./resources.ts");
   await releaseAndRemove({ root, id: record.Id, record, removeVolumes: true }, {
     exitReleased: true,
     onRemoved: () => containerEvent(root, record, "destroy"),
@@ -169,7 +172,7 @@ export async function launchContainer(
     if (!overlap) cgroup?.addProcess(child.pid);
     // the network before the go: the stage joins the namespace made (or named) here
     if (options.network instanceof Error) throw options.network;
-    const network = options.network ?? setupNetwork(root, record, dir);
+    const network = options.network ?? (await import("./network.ts")).setupNetwork(root, record, dir);
     spec.namespaces = network.namespaces;
     // the spec goes into a file (no size limit), its path through the FIFO is the go signal. With
     // the overlap the stage starts on the mounts right away, while this process compiles (or
@@ -181,7 +184,10 @@ export async function launchContainer(
     Deno.writeTextFileSync(specPath, JSON.stringify({ ...spec, ...confinement }));
     writeAll(stage.fifoFd, new TextEncoder().encode(specPath + "\n"));
     const late: LateSpec = overlap ? await containerConfinement(record.HostConfig, root.path) : {};
-    const published = publishPorts(root, record, network.endpoint);
+    // nothing to publish without an endpoint of its own (none, host, container:NAME)
+    const published = network.endpoint
+      ? (await import("./network.ts")).publishPorts(root, record, network.endpoint)
+      : undefined;
     updateRecord(root, id, "start", (r) => {
       if (network.endpoint) r.NetworkEndpoint = network.endpoint;
       else delete r.NetworkEndpoint;
@@ -218,8 +224,8 @@ export async function launchContainer(
   } catch (e) {
     await abortInitStage(stage);
     pty?.close();
-    cgroup?.destroy();
-    if (!cgroup) releaseNetwork(root, id);
+    await cgroup?.destroy();
+    if (!cgroup) (await import("./resources.ts")).releaseNetwork(root, id);
     if (record.HostConfig.AutoRemove) await removeContainer(root, record);
     else for (const file of ["init-error", "init.json"]) removeQuietly(join(dir, file));
     throw e;
@@ -249,7 +255,7 @@ export async function finishContainer(
   try {
     oomKilled = cgroup?.oomKilled() ?? false;
   } finally {
-    cgroup?.destroy();
+    await cgroup?.destroy();
   }
   if (oomKilled) containerEvent(root, record, "oom");
   if (record.HostConfig.AutoRemove) {
@@ -345,6 +351,8 @@ export async function runForeground(
     throw e;
   }
   const running = stage.child;
+  // what the run's end releases with (resources.ts), loaded while the container runs
+  import("./resources.ts").catch(() => {});
   const forward = (signal: Deno.Signal) => () => {
     try {
       kill(running.pid, SIGNAL_NUMBERS[signal]!);

@@ -184,7 +184,8 @@ export interface CgroupHandle {
   /** addProcess on Deno's blocking pool (see lib/cgroups): lets the caller go on meanwhile. */
   addProcessAsync?(pid: number): Promise<void>;
   oomKilled(): boolean;
-  destroy(): void;
+  /** May load what it releases with (the foreground run loads resources.ts only after its go). */
+  destroy(): void | Promise<void>;
 }
 
 /**

@@ -23,6 +23,18 @@ export const DEFAULT_NAMESPACES: readonly NamespaceSpec[] = [
   { type: "network" },
 ];
 
+/**
+ * The namespaces of a network mode that needs nothing made on the host: none (a fresh namespace
+ * with lo only) and host (no namespace of its own); undefined for the others (engine/network.ts).
+ */
+export function plainNetworkNamespaces(mode: string): NamespaceSpec[] | undefined {
+  if (mode === "none") return DEFAULT_NAMESPACES.map((ns) => ({ ...ns }));
+  if (mode === "host") {
+    return DEFAULT_NAMESPACES.filter((ns) => ns.type !== "network").map((ns) => ({ ...ns }));
+  }
+  return undefined;
+}
+
 export interface InitSpec {
   /** Host paths; valid until pivot_root. */
   containerDir: string;
