@@ -6,6 +6,7 @@
 // in the host's namespaces. No npm imports (this runs with --no-config).
 
 import {
+  AT_FDCWD,
   capget,
   capset,
   CLONE,
@@ -27,6 +28,7 @@ import {
   setresgidThread,
   setresuidThread,
   setsid,
+  statxAt,
   SysError,
   TIOC,
   umask,
@@ -122,15 +124,17 @@ function envValue(env: string[], key: string): string | undefined {
   return entry?.slice(key.length + 1);
 }
 
+const statBuf = new Uint8Array(256);
+/**
+ * stat(2) of a PATH candidate (after pivot_root: inside the container's root), its symlinks followed
+ * as exec.LookPath does. A raw statx, not Deno.statSync: each missing candidate (five of six for
+ * `true` with docker's PATH) was an exception, ~0.1 ms each on the stage's critical path.
+ */
 function isExecutableFile(path: string): "ok" | "missing" | "directory" | "denied" {
-  let info: Deno.FileInfo;
-  try {
-    info = Deno.statSync(path);
-  } catch {
-    return "missing";
-  }
-  if (info.isDirectory) return "directory";
-  return (info.mode ?? 0) & 0o111 ? "ok" : "denied";
+  if (statxAt(AT_FDCWD, path, 0, statBuf) !== 0) return "missing";
+  const mode = new DataView(statBuf.buffer).getUint16(28, true); // stx_mode
+  if ((mode & 0o170000) === 0o040000) return "directory";
+  return mode & 0o111 ? "ok" : "denied";
 }
 
 /** Go's exec.LookPath as runc uses it, with docker's wording and exit codes. */
