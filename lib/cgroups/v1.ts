@@ -12,6 +12,7 @@ import { DEFAULT_ALLOWED_DEVICES, v1RuleLines } from "./devices.ts";
 import {
   exists,
   killUntilEmpty,
+  makeDir,
   makeInParent,
   mkdirIfAbsent,
   readKeyed,
@@ -285,13 +286,9 @@ function inheritCpuset(dir: string): void {
  */
 function makeGroup(mount: string, parent: string, id: string): string {
   const dir = join(mount, parent, id);
-  try {
-    Deno.mkdirSync(dir);
-    return dir;
-  } catch (e) {
-    if (e instanceof Deno.errors.AlreadyExists) throw new SkiffError(`cgroup ${dir} already exists`);
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
+  const made = makeDir(dir);
+  if (made === "made") return dir;
+  if (made === "exists") throw new SkiffError(`cgroup ${dir} already exists`);
   return makeInParent(join(mount, parent), () => {
     mkdirIfAbsent(join(mount, parent));
     inheritCpuset(join(mount, parent));
