@@ -145,7 +145,7 @@ export async function runLatency(opts: LatencyOptions): Promise<LatencyResult> {
       } else {
         contenders.push({
           name: "skiff-before",
-          argv: [...before, "--root", beforeRoot, "run", "--rm", SKIFF_IMAGE, "true"],
+          argv: [...before, "--root", beforeRoot, "run", "--rm", "--network", "none", SKIFF_IMAGE, "true"],
         });
       }
     }

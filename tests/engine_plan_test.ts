@@ -20,7 +20,15 @@ import { ContainerOpError } from "../lib/container/ops.ts";
 import { RemoveError } from "../lib/engine/remove.ts";
 import { CONTAINER_RESOURCES } from "../lib/engine/resources.ts";
 import { mountsFor } from "../lib/runtime/mountplan.ts";
-import { DEFAULT_NAMESPACES, MAX_MOUNT_DATA, overlayMountData } from "../lib/runtime/spec.ts";
+import {
+  DEFAULT_NAMESPACES,
+  lateLine,
+  MAX_MOUNT_DATA,
+  overlayMountData,
+  parseLateLine,
+  plainNetworkNamespaces,
+} from "../lib/runtime/spec.ts";
+import { removeTree } from "../lib/state/fsutil.ts";
 import { NO_RESOURCE_LIMITS } from "../lib/state/types.ts";
 
 Deno.test("errors: a kind per class, overridable, with a cause; kinds map to HTTP statuses", () => {
@@ -197,6 +205,13 @@ Deno.test("mountsFor: read-only (cp of a stopped container) reads the upper dir 
 Deno.test("overlayMountData: full paths within a page; beyond it the layers are named by index", () => {
   const plan = { lowerDirs: ["/l/b", "/l/a"], upperDir: "/u", workDir: "/w", target: "/m" };
   assert.deepEqual(overlayMountData(plan), { data: "lowerdir=/l/b:/l/a,upperdir=/u,workdir=/w" });
+  // --rm: no sync of the upper layer (only with an upper layer: a read-only mount has nothing to sync)
+  assert.deepEqual(overlayMountData({ ...plan, volatile: true }), {
+    data: "lowerdir=/l/b:/l/a,upperdir=/u,workdir=/w,volatile",
+  });
+  assert.deepEqual(overlayMountData({ lowerDirs: ["/u", "/l/a"], target: "/m", volatile: true }), {
+    data: "lowerdir=/u:/l/a",
+  });
   const many = Array.from({ length: 200 }, (_, i) => `/var/lib/skiff/layers/${"f".repeat(40)}${i}/fs`);
   const long = overlayMountData({ ...plan, lowerDirs: many });
   assert.ok(long.data.length <= MAX_MOUNT_DATA);
@@ -209,6 +224,17 @@ Deno.test("namespaces: docker's default set, each made anew (no path), pid made 
   assert.ok(DEFAULT_NAMESPACES.every((n) => n.path === undefined));
 });
 
+Deno.test("namespaces: none and host need nothing set up (no network code loads); the others do", () => {
+  assert.deepEqual(plainNetworkNamespaces("none"), DEFAULT_NAMESPACES);
+  assert.deepEqual(plainNetworkNamespaces("host")?.map((n) => n.type), ["mount", "uts", "ipc"]);
+  for (const mode of ["bridge", "mynet", "container:web", ""]) {
+    assert.equal(plainNetworkNamespaces(mode), undefined);
+  }
+  // copies: the caller may add paths without changing the defaults
+  plainNetworkNamespaces("none")![3].path = "/proc/1/ns/net";
+  assert.equal(DEFAULT_NAMESPACES[3].path, undefined);
+});
+
 Deno.test("resources: one list; the cgroup, published ports and the network endpoint go when the run ends, mounts and volumes with the container", () => {
   assert.deepEqual(CONTAINER_RESOURCES.map((r) => [r.name, r.releasedAt]), [
     ["cgroup", "exit"],
@@ -219,3 +245,52 @@ Deno.test("resources: one list; the cgroup, published ports and the network endp
     ["namespaces", "exit"], // --ipc container:NAME's fd, a shareable container's /dev/shm
   ]);
 });
+
+Deno.test("late spec: the seccomp fields round-trip as one line; anything else is no late spec", () => {
+  const late = { seccompFilter: "IAAAAAQAAAA=", seccompFlags: 2, noNewPrivileges: true };
+  const line = new TextDecoder().decode(lateLine(late));
+  assert.ok(line.endsWith("\n") && line.indexOf("\n") === line.length - 1);
+  assert.deepEqual(parseLateLine(line.trimEnd()), late);
+  assert.deepEqual(parseLateLine("{}"), {
+    seccompFilter: undefined,
+    seccompFlags: undefined,
+    noNewPrivileges: undefined,
+  });
+  for (const bad of ["cgroup", "", "[]", "null", '{"seccompFilter":1}', '{"noNewPrivileges":"yes"}']) {
+    assert.equal(parseLateLine(bad), undefined, bad);
+  }
+  // a BPF filter holds at most 4096 instructions (44 KiB in base64): that fits; far more does not
+  assert.ok(lateLine({ seccompFilter: "A".repeat(44 * 1024) }).length < 60 * 1024);
+  assert.throws(() => lateLine({ seccompFilter: "A".repeat(64 * 1024) }), /too big/);
+});
+
+Deno.test("removeTree: deletes the tree, follows no symlink out of it, tolerates a missing path", async () => {
+  const base = Deno.makeTempDirSync({ prefix: "skiff-rmtree-" });
+  try {
+    const outside = `${base}/outside`;
+    Deno.mkdirSync(outside);
+    Deno.writeTextFileSync(`${outside}/keep`, "x");
+    const tree = `${base}/tree`;
+    Deno.mkdirSync(`${tree}/upper/etc`, { recursive: true });
+    Deno.mkdirSync(`${tree}/work/work`, { recursive: true, mode: 0 });
+    Deno.writeTextFileSync(`${tree}/upper/etc/hosts`, "127.0.0.1 localhost\n");
+    Deno.writeTextFileSync(`${tree}/container.json`, "{}");
+    Deno.symlinkSync(outside, `${tree}/link`);
+    Deno.symlinkSync(outside, `${tree}/upper/link`);
+    await removeTree(tree);
+    assert.equal(existsPath(tree), false);
+    assert.equal(Deno.readTextFileSync(`${outside}/keep`), "x");
+    await removeTree(tree); // gone already: nothing to do
+  } finally {
+    Deno.removeSync(base, { recursive: true });
+  }
+});
+
+function existsPath(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

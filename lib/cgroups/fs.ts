@@ -2,6 +2,9 @@
 // calls the cgroup module right after setns, where async Deno APIs would run in other namespaces.
 
 import { SkiffError } from "../errors.ts";
+import { checkAt, mkdirPath, pathExists, rmdirPath } from "../../ffi/libc.ts";
+
+const ENOENT = 2, EEXIST = 17;
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 /** Blocks the calling thread for ms milliseconds (no async: see the header). */
@@ -9,13 +12,9 @@ export function sleepSync(ms: number): void {
   Atomics.wait(sleeper, 0, 0, ms);
 }
 
+/** Whether a cgroupfs path exists (no exception when it does not: the common answer for some). */
 export function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
+  return pathExists(path);
 }
 
 /** The trimmed content of a cgroup file, or null when it does not exist. */
@@ -37,6 +36,34 @@ export function writeValue(path: string, value: string | number): void {
       throw new SkiffError(`cgroup file ${path} does not exist: the kernel does not support this limit`);
     }
     throw new SkiffError(`failed to write "${value}" to ${path}: ${osMessage(e)}`);
+  }
+}
+
+/**
+ * Writes each value to a cgroup file with its own write(2) on one open file (the devices files take
+ * one rule per write): an open and a close per value cost more than the writes (13 rules a start).
+ */
+export function writeValues(path: string, values: readonly (string | number)[]): void {
+  let file: Deno.FsFile;
+  try {
+    file = Deno.openSync(path, { write: true });
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new SkiffError(`cgroup file ${path} does not exist: the kernel does not support this limit`);
+    }
+    throw new SkiffError(`failed to open ${path}: ${osMessage(e)}`);
+  }
+  try {
+    for (const value of values) {
+      const bytes = new TextEncoder().encode(String(value));
+      try {
+        if (file.writeSync(bytes) !== bytes.length) throw new Error("short write");
+      } catch (e) {
+        throw new SkiffError(`failed to write "${value}" to ${path}: ${osMessage(e)}`);
+      }
+    }
+  } finally {
+    file.close();
   }
 }
 
@@ -78,13 +105,19 @@ export function readPids(procsFile: string): number[] {
 
 /** mkdir that tolerates an existing directory; returns whether it created it. */
 export function mkdirIfAbsent(path: string): boolean {
-  try {
-    Deno.mkdirSync(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.AlreadyExists) return false;
-    throw e;
-  }
+  const r = mkdirPath(path, 0o777);
+  if (r === -EEXIST) return false;
+  checkAt("mkdir", r, path);
+  return true;
+}
+
+/** mkdir of a cgroup: "made", "exists", "no-parent" (ENOENT), and a SysError for anything else. */
+export function makeDir(path: string): "made" | "exists" | "no-parent" {
+  const r = mkdirPath(path, 0o777);
+  if (r === -EEXIST) return "exists";
+  if (r === -ENOENT) return "no-parent";
+  checkAt("mkdir", r, path);
+  return "made";
 }
 
 /**
@@ -94,16 +127,16 @@ export function mkdirIfAbsent(path: string): boolean {
 export function removeCgroupDir(path: string, timeoutMs = 2000): void {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
-    try {
-      Deno.removeSync(path); // rmdir(2): cgroupfs dirs hold only virtual files
-      return;
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return;
-      if (performance.now() > deadline) {
+    const r = rmdirPath(path); // cgroupfs dirs hold only virtual files
+    if (r === 0 || r === -ENOENT) return;
+    if (performance.now() > deadline) {
+      try {
+        checkAt("rmdir", r, path);
+      } catch (e) {
         throw new SkiffError(`cannot remove cgroup ${path}: ${osMessage(e)}`);
       }
-      sleepSync(10);
     }
+    sleepSync(10);
   }
 }
 
@@ -112,9 +145,7 @@ export function removeCgroupDir(path: string, timeoutMs = 2000): void {
  * container keeps no skiff cgroup. EBUSY (other groups in it) and ENOENT are fine.
  */
 export function removeParentIfEmpty(groupDir: string): void {
-  try {
-    Deno.removeSync(groupDir.slice(0, groupDir.lastIndexOf("/")));
-  } catch { /* still in use, or gone */ }
+  rmdirPath(groupDir.slice(0, groupDir.lastIndexOf("/"))); // EBUSY (still in use) or ENOENT: fine
 }
 
 /**

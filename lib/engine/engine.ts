@@ -17,6 +17,7 @@
 // static: the foreground run starts its init stage first thing, without another module round trip
 import { abortInitStage, type InitStage, startInitStage } from "../runtime/stage.ts";
 import { close as closeFd } from "../../ffi/libc.ts";
+import { plainNetworkNamespaces } from "../runtime/spec.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord, ImageRecord } from "../state/types.ts";
 import type { ImageStore } from "../image/store.ts";
@@ -257,20 +258,16 @@ export class Engine {
       };
       joined = made.addProcessAsync(stage.child.pid);
       joined.catch(() => {}); // awaited by launchContainer, or below on failure
-      const [
-        { ImageStore },
-        foreground,
-        { createForRun },
-        { releaseExitResources },
-        { setupNetwork },
-      ] = await Promise.all([
+      // the network code (bridge, netlink, NAT: ~130 KB of modules) only for a network it sets up;
+      // what the run's end releases with (resources.ts) loads once the container runs (process.ts)
+      const plainMode = plainNetworkNamespaces(request.container.networkMode ?? "bridge") !== undefined;
+      const [{ ImageStore }, foreground, { createForRun }, networkCode] = await Promise.all([
         import("../image/store.ts"),
         import("./process.ts"),
         import("./create_run.ts"),
-        import("./resources.ts"),
-        import("./network.ts"),
+        plainMode ? undefined : import("./network.ts"),
       ]);
-      cgroup.destroy = () => releaseExitResources({ root, id });
+      cgroup.destroy = async () => (await import("./resources.ts")).releaseExitResources({ root, id });
       const cgroupView = cgroups.containerCgroupView(root, id);
       const store = new ImageStore(root);
       const image = await run.image(store);
@@ -278,14 +275,19 @@ export class Engine {
       // the network while the cgroup join waits for the kernel (~10 ms); a failure is launch's to report
       let network;
       try {
-        network = setupNetwork(root, record, root.container(record.Id));
+        const plain = plainNetworkNamespaces(record.HostConfig.NetworkMode);
+        network = plain ? { namespaces: plain } : (networkCode ?? await import("./network.ts")).setupNetwork(
+          root,
+          record,
+          root.container(record.Id),
+        );
       } catch (e) {
         network = e instanceof Error ? e : new Error(String(e));
       }
       ready = { foreground, record, cgroup, cgroupView, joined, network };
     } catch (e) {
       await joined?.catch(() => {});
-      cgroup?.destroy();
+      await cgroup?.destroy();
       await abortInitStage(stage);
       throw e;
     }

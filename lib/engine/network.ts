@@ -14,7 +14,7 @@ import { lookupContainer } from "../state/reconcile.ts";
 import { isProcessAlive, processStartTime } from "../state/containers.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
-import { DEFAULT_NAMESPACES, type NamespaceSpec } from "../runtime/spec.ts";
+import { DEFAULT_NAMESPACES, type NamespaceSpec, plainNetworkNamespaces } from "../runtime/spec.ts";
 import { runsItsCommand } from "./namespaces.ts";
 import { connectTarget } from "../network/connect.ts";
 import { createEndpoint, type Endpoint, holdNamespace, noteJoiner, userTarget } from "../network/bridge.ts";
@@ -79,10 +79,10 @@ function joinContainerNamespace(root: StateRoot, record: ContainerRecord, ref: s
  */
 export function setupNetwork(root: StateRoot, record: ContainerRecord, dir: string): ContainerNetwork {
   const mode = record.HostConfig.NetworkMode;
-  if (mode === "host") return { namespaces: DEFAULT_NAMESPACES.filter((ns) => ns.type !== "network") };
+  const plain = plainNetworkNamespaces(mode);
+  if (plain) return { namespaces: plain };
   const joined = joinedContainer(mode);
   if (joined !== undefined) return { namespaces: joinContainerNamespace(root, record, joined) };
-  if (mode === "none") return { namespaces: [...DEFAULT_NAMESPACES] };
   let target;
   if (mode !== "bridge") {
     const state = userNetworkState(root, mode);

@@ -22,10 +22,19 @@ import { PROXIED_SIGNALS, SIGNAL_NUMBERS } from "../runtime/signals.ts";
 import { mountsFor } from "../runtime/mountplan.ts";
 import { rlimitSettings } from "../runtime/process_limits.ts";
 import { hostDevices } from "../cgroups/devices.ts";
-import { DEFAULT_NAMESPACES, DEFAULT_PATH, DEFAULT_SHM_SIZE, type InitSpec } from "../runtime/spec.ts";
+import {
+  DEFAULT_NAMESPACES,
+  DEFAULT_PATH,
+  DEFAULT_SHM_SIZE,
+  type InitSpec,
+  lateLine,
+  type LateSpec,
+} from "../runtime/spec.ts";
 import { type ByteSink, type ContainerIO, copyOutput, feedInput } from "../runtime/stdio.ts";
-import { type CgroupHandle, releaseAndRemove, releaseNetwork } from "./resources.ts";
-import { type ContainerNetwork, publishPorts, setupNetwork } from "./network.ts";
+// resources.ts and network.ts (the bridge, netlink and NAT code: ~130 KB) load when needed: a run
+// with --network none or host needs network.ts never, resources.ts only once its container runs
+import type { CgroupHandle } from "./resources.ts";
+import type { ContainerNetwork } from "./network.ts";
 import { prepareNamespaces } from "./namespaces.ts";
 
 export interface RunOutcome {
@@ -63,6 +72,7 @@ function initSpec(root: StateRoot, record: ContainerRecord): InitSpec {
     privileged: host.Privileged,
     readOnlyRootfs: host.ReadonlyRootfs,
     shmSize: host.ShmSize || DEFAULT_SHM_SIZE,
+    volatileRootfs: host.AutoRemove || undefined,
     tmpfs: mounts.tmpfs,
     mounts: mounts.binds,
     capabilities: capabilityMask(host.CapAdd ?? [], host.CapDrop ?? [], host.Privileged).toString(),
@@ -99,6 +109,7 @@ function updateRecord(
 
 /** --rm: the container's directory goes, with the lock file of its record and its anonymous volumes. */
 async function removeContainer(root: StateRoot, record: ContainerRecord): Promise<void> {
+  const { releaseAndRemove } = await import("./resources.ts");
   await releaseAndRemove({ root, id: record.Id, record, removeVolumes: true }, {
     exitReleased: true,
     onRemoved: () => containerEvent(root, record, "destroy"),
@@ -160,10 +171,7 @@ export async function launchContainer(
   let pty: PtyMaster | undefined;
   let console: ConsoleSocket | undefined;
   try {
-    const spec = {
-      ...initSpec(root, record),
-      ...await containerConfinement(record.HostConfig, root.path),
-    };
+    const spec: InitSpec = initSpec(root, record);
     spec.cgroupView = options.cgroupView;
     spec.detached = options.detached;
     spec.outputPipes = options.outputPipes;
@@ -173,20 +181,37 @@ export async function launchContainer(
       spec.consoleSocket = console.path;
     }
     // the first cgroup.procs write waits ~10-20 ms for an RCU grace period; the stage sets up the
-    // rootfs meanwhile and waits for the "cgroup" line before it takes the container's user,
-    // capabilities and filter and execs its command: nothing of the container runs before the join
+    // rootfs meanwhile and waits for the second line before it reads anything of the container by
+    // path, takes the container's user, capabilities and filter and execs its command: nothing of
+    // the container runs before the join
     const overlap = options.cgroupJoin !== undefined ||
       (options.detached === true && cgroup?.addProcessAsync !== undefined);
     spec.awaitCgroup = overlap;
     if (!overlap) cgroup?.addProcess(child.pid);
     // the network before the go: the stage joins the namespace made (or named) here
     if (options.network instanceof Error) throw options.network;
-    const network = options.network ?? setupNetwork(root, record, dir);
+    const network = options.network ?? (await import("./network.ts")).setupNetwork(root, record, dir);
     // --ipc, --uts, --cgroupns on top of the network's (engine/namespaces.ts)
     const modes = await prepareNamespaces(root, record, network.namespaces);
     spec.namespaces = modes.namespaces;
     spec.shm = modes.shm;
-    const published = publishPorts(root, record, network.endpoint);
+    // the spec goes into a file (no size limit), its path through the FIFO is the go signal. With
+    // the overlap the stage starts on the mounts right away, while this process compiles (or
+    // reads) the seccomp filter, publishes ports and records "running": the stage needs none of
+    // that before the second line, which carries the filter (the rootfs took ~6 ms after the go
+    // and the filter, the ports and the record ~3 ms before it, one after the other)
+    const confinement = overlap ? undefined : await containerConfinement(record.HostConfig, root.path);
+    const specPath = join(dir, "init.json");
+    Deno.writeTextFileSync(specPath, JSON.stringify({ ...spec, ...confinement }));
+    writeAll(stage.fifoFd, new TextEncoder().encode(specPath + "\n"));
+    // -t: the stage sends the master before it reads the second line (console_socket.ts)
+    const master = console?.receiveMaster(child);
+    master?.catch(() => {}); // awaited below; a failure before that is the one reported
+    const late: LateSpec = overlap ? await containerConfinement(record.HostConfig, root.path) : {};
+    // nothing to publish without an endpoint of its own (none, host, container:NAME)
+    const published = network.endpoint
+      ? (await import("./network.ts")).publishPorts(root, record, network.endpoint)
+      : undefined;
     updateRecord(root, id, "start", (r) => {
       if (network.endpoint) r.NetworkEndpoint = network.endpoint;
       else delete r.NetworkEndpoint;
@@ -209,12 +234,6 @@ export async function launchContainer(
         Error: "",
       };
     });
-    // the spec goes into a file (no size limit), its path through the FIFO is the go signal
-    const specPath = join(dir, "init.json");
-    Deno.writeTextFileSync(specPath, JSON.stringify(spec));
-    writeAll(stage.fifoFd, new TextEncoder().encode(specPath + "\n"));
-    const master = console?.receiveMaster(child);
-    master?.catch(() => {}); // awaited below; a failure before that is the one reported
     if (overlap) {
       try {
         await (options.cgroupJoin ?? cgroup!.addProcessAsync!(child.pid));
@@ -223,7 +242,7 @@ export async function launchContainer(
         // error says why, not this
         if (isProcessAlive(child.pid, undefined)) throw e;
       }
-      writeAll(stage.fifoFd, new TextEncoder().encode("cgroup\n"));
+      writeAll(stage.fifoFd, lateLine(late));
     }
     if (console) {
       pty = await takeConsole(console, await master, !options.detached && options.terminal !== false);
@@ -233,8 +252,8 @@ export async function launchContainer(
     await abortInitStage(stage);
     console?.close();
     pty?.close();
-    cgroup?.destroy();
-    if (!cgroup) releaseNetwork(root, id);
+    await cgroup?.destroy();
+    if (!cgroup) (await import("./resources.ts")).releaseNetwork(root, id);
     if (record.HostConfig.AutoRemove) await removeContainer(root, record);
     else for (const file of ["init-error", "init.json"]) removeQuietly(join(dir, file));
     throw e;
@@ -290,7 +309,7 @@ export async function finishContainer(
   try {
     oomKilled = cgroup?.oomKilled() ?? false;
   } finally {
-    cgroup?.destroy();
+    await cgroup?.destroy();
   }
   if (oomKilled) containerEvent(root, record, "oom");
   if (record.HostConfig.AutoRemove) {
@@ -386,6 +405,8 @@ export async function runForeground(
     throw e;
   }
   const running = stage.child;
+  // what the run's end releases with (resources.ts), loaded while the container runs
+  import("./resources.ts").catch(() => {});
   const forward = (signal: Deno.Signal) => () => {
     try {
       kill(running.pid, SIGNAL_NUMBERS[signal]!);

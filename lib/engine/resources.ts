@@ -12,8 +12,8 @@
 import { MNT_DETACH, umount2 } from "../../ffi/libc.ts";
 import { type CgroupLimits, createCgroup, openCgroup } from "../cgroups/mod.ts";
 import { readMountInfo } from "../mountinfo.ts";
-import { containerLockPath, removeContainerDir } from "../state/containers.ts";
-import { withLockSync } from "../state/fsutil.ts";
+import { containerLockPath, entombContainerDir } from "../state/containers.ts";
+import { removeTree, withLockSync } from "../state/fsutil.ts";
 import { releaseEndpoint } from "../network/bridge.ts";
 import { unpublishPorts } from "../network/nat.ts";
 import type { StateRoot } from "../state/root.ts";
@@ -166,16 +166,19 @@ export async function releaseAndRemove(ctx: ReleaseContext, opts: RemovalOptions
   const { root, id } = ctx;
   const removeDir = () => {
     releaseSync(ctx, "remove");
-    removeContainerDir(root, id);
+    return entombContainerDir(root, id);
   };
-  if (opts.containerLock === false) removeDir();
+  let tomb;
+  if (opts.containerLock === false) tomb = removeDir();
   else {
     const lock = containerLockPath(root, id);
-    withLockSync(lock, removeDir);
+    tomb = withLockSync(lock, removeDir);
     try {
       Deno.removeSync(lock);
     } catch { /* another skiff removed it */ }
   }
+  // out of every listing already; its files go after the lock is released
+  if (tomb) await removeTree(tomb);
   opts.onRemoved?.();
   for (const resource of CONTAINER_RESOURCES.filter((r) => r.releasedAt === "removed")) {
     await resource.release(ctx);
@@ -188,7 +191,8 @@ export interface CgroupHandle {
   /** addProcess on Deno's blocking pool (see lib/cgroups): lets the caller go on meanwhile. */
   addProcessAsync?(pid: number): Promise<void>;
   oomKilled(): boolean;
-  destroy(): void;
+  /** May load what it releases with (the foreground run loads resources.ts only after its go). */
+  destroy(): void | Promise<void>;
 }
 
 /**

@@ -154,6 +154,18 @@ export function stateFiles(root: StateRoot): string[] {
   return files.sort((a, b) => Number(!a.endsWith("/bridge.json")) - Number(!b.endsWith("/bridge.json")));
 }
 
+/** Every user-defined network's state. */
+export function userNetworks(root: StateRoot): BridgeState[] {
+  return stateFiles(root).map(readStateFile).filter((s): s is BridgeState => !!s?.Network);
+}
+
+/** A user network's state by name, id or unique id prefix; undefined if none. */
+export function userNetworkState(root: StateRoot, ref: string): BridgeState | undefined {
+  const all = userNetworks(root);
+  const byId = all.filter((s) => s.Id.startsWith(ref));
+  return all.find((s) => s.Network!.Name === ref) ?? (ref && byId.length === 1 ? byId[0] : undefined);
+}
+
 function writeState(root: StateRoot, file: string, state: BridgeState): void {
   Deno.mkdirSync(networkDir(root), { recursive: true });
   // not synced: after a crash every lease is stale anyway (its holder is gone); a user network's

@@ -17,9 +17,13 @@ import {
   parseBip,
   randomHex,
   readStateFile,
-  stateFiles,
   userNetworkPath,
+  userNetworks,
+  userNetworkState,
 } from "./ipam.ts";
+// here for their callers: they read state files only (ipam.ts), and what only reads them (a create)
+// must not load the bridge, netlink and NAT code this module does
+export { userNetworks, userNetworkState };
 import { bridgeConfig, cidrsOverlap, DEFAULT_BRIDGE, sweepDeadEndpoints, userBridgeName } from "./bridge.ts";
 import { withRtnl } from "./rtnl.ts";
 import { removeInternalForward, removeNetworkNat } from "./nat.ts";
@@ -40,11 +44,6 @@ export interface NetworkView {
   Labels: Record<string, string>;
   Options: Record<string, string>;
   builtin: boolean;
-}
-
-/** Every user-defined network's state. */
-export function userNetworks(root: StateRoot): BridgeState[] {
-  return stateFiles(root).map(readStateFile).filter((s): s is BridgeState => !!s?.Network);
 }
 
 /** A built-in network's id: the default bridge's own, host's and none's derived from it (stable). */
@@ -115,13 +114,6 @@ export async function findNetwork(root: StateRoot, ref: string): Promise<Network
   const byId = all.filter((n) => n.Id.startsWith(ref));
   if (ref && byId.length === 1) return byId[0];
   throw new NotFoundError(`network ${ref} not found`);
-}
-
-/** A user network's state by name, id or unique id prefix; undefined if none. */
-export function userNetworkState(root: StateRoot, ref: string): BridgeState | undefined {
-  const all = userNetworks(root);
-  const byId = all.filter((s) => s.Id.startsWith(ref));
-  return all.find((s) => s.Network!.Name === ref) ?? (ref && byId.length === 1 ? byId[0] : undefined);
 }
 
 export interface CreateNetworkOptions {

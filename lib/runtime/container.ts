@@ -10,7 +10,7 @@ import {
   isUserNetwork,
   joinedContainer,
 } from "../network/mode.ts";
-import { userNetworkState } from "../network/networks.ts";
+import { userNetworkState } from "../network/ipam.ts";
 import type { StateRoot } from "../state/root.ts";
 import {
   type ContainerRecord,

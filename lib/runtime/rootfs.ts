@@ -14,6 +14,7 @@ import {
   umount2,
 } from "../../ffi/mod.ts";
 import {
+  AT_FDCWD,
   AT_SYMLINK_NOFOLLOW,
   fchmodFd,
   fchownAt,
@@ -23,6 +24,7 @@ import {
   mknodAt,
   openAt,
   setRawAtCalls,
+  statxAt,
   symlinkAt,
 } from "../../ffi/libc.ts";
 import { checkAt, closeFd, fstat, OAT, openHostDir, readDirNames, releaseReopen, statAt } from "../fs/at.ts";
@@ -405,6 +407,29 @@ function copyUpIfEmpty(volume: string, targetFd: number): void {
  * (made here; the working directory is restored after).
  */
 export function mountOverlay(plan: OverlayPlan, linkDir: string, flags = 0): void {
+  // a volatile mount leaves work/incompat/volatile behind, and overlayfs refuses the next mount of
+  // that upper dir while it is there (its crash check): a --rm container that did not go after its
+  // run, mounted again (start, cp), is mounted anew
+  if (plan.workDir) removeVolatileMark(plan.workDir);
+  try {
+    mountOverlayData(plan, linkDir, flags);
+  } catch (e) {
+    // a kernel before 5.10 has no volatile option: mounted as any other
+    if (!plan.volatile || !(e instanceof SysError) || e.code !== "EINVAL") throw e;
+    mountOverlayData({ ...plan, volatile: false }, linkDir, flags);
+  }
+}
+
+function removeVolatileMark(workDir: string): void {
+  const mark = `${workDir}/work/incompat`; // skiff's own dir: no container path
+  // looked for first: the common case has none, and a failed removeSync (an exception) costs ~0.5 ms
+  if (statxAt(AT_FDCWD, mark, AT_SYMLINK_NOFOLLOW, markStat) === 0) {
+    Deno.removeSync(mark, { recursive: true });
+  }
+}
+const markStat = new Uint8Array(256);
+
+function mountOverlayData(plan: OverlayPlan, linkDir: string, flags: number): void {
   const { data, links } = overlayMountData(plan);
   if (!links) {
     mount("overlay", plan.target, "overlay", flags, data);
@@ -432,6 +457,7 @@ function mountRootOverlay(spec: InitSpec): void {
     upperDir: spec.upperDir,
     workDir: spec.workDir,
     target: spec.mergedDir,
+    volatile: spec.volatileRootfs,
   };
   mountOverlay(plan, `${spec.containerDir}/lower`);
 }

@@ -423,12 +423,19 @@ export function findContainer(root: StateRoot, ref: string): ContainerRecord {
   throw new NoSuchContainerError(ref);
 }
 
-/**
- * Removes a container's directory: first one atomic rename into tmp/ under a tombstone name owned by
- * this process, then the delete. Killed half-way, what is left is a tmp/ entry of a dead process,
- * which the next sweep removes; never a container directory with half its files, listed nowhere.
- */
+/** Removes a container's directory at once (entombContainerDir, then the delete). */
 export function removeContainerDir(root: StateRoot, id: string): void {
+  const tomb = entombContainerDir(root, id);
+  if (tomb) removeIfExists(tomb);
+}
+
+/**
+ * Takes a container's directory out of the state: one atomic rename into tmp/ under a tombstone name
+ * owned by this process. Returns the tombstone, which the caller deletes (removeTree) once it holds
+ * no lock; killed before that, a tmp/ entry of a dead process is left, which the next sweep
+ * removes: never a container directory with half its files, listed nowhere.
+ */
+export function entombContainerDir(root: StateRoot, id: string): string | undefined {
   const tomb = tmpPath(root, "rm");
   try {
     Deno.renameSync(root.container(id), tomb);
@@ -436,15 +443,15 @@ export function removeContainerDir(root: StateRoot, id: string): void {
     if (e instanceof Deno.errors.NotFound) {
       if (!exists(root.tmp)) { // a state root from before tmp/ existed: make it and try again
         Deno.mkdirSync(root.tmp, { recursive: true, mode: 0o700 });
-        return removeContainerDir(root, id);
+        return entombContainerDir(root, id);
       }
-      return; // removed already
+      return undefined; // removed already
     }
     // a directory the kernel will not move (EBUSY: something still mounted on it): delete in place
     removeIfExists(root.container(id));
-    return;
+    return undefined;
   }
-  removeIfExists(tomb);
+  return tomb;
 }
 
 /**

@@ -102,6 +102,31 @@ export function removeIfExists(path: string): void {
 }
 
 /**
+ * Deletes a directory tree, its top-level entries at once on Deno's blocking pool (none is followed
+ * if it is a symlink). On ext4 mounted with `discard` and no journal (these machines) every freed
+ * block is discarded before unlink or rmdir returns, 1-10 ms each on a busy disk: a container's
+ * directory frees a dozen (its dirs, hosts, resolv.conf, the record...), one after the other ~10 ms
+ * of a `run --rm`; side by side the longest chain (upper/etc, then upper/) is what is left.
+ */
+export async function removeTree(path: string): Promise<void> {
+  let names: string[];
+  try {
+    names = [...Deno.readDirSync(path)].map((e) => e.name);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    if (!(e instanceof Deno.errors.NotADirectory)) throw e;
+    names = [];
+  }
+  const results = await Promise.allSettled(
+    names.map((name) => Deno.remove(join(path, name), { recursive: true })),
+  );
+  for (const r of results) {
+    if (r.status === "rejected" && !(r.reason instanceof Deno.errors.NotFound)) throw r.reason;
+  }
+  removeIfExists(path);
+}
+
+/**
  * Holds an exclusive flock on `path` while `fn` runs. Waits by polling with LOCK_NB so the event
  * loop keeps running (other async work of this process is not frozen while another skiff holds it).
  */
