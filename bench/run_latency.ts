@@ -8,7 +8,8 @@
 // --before DIR: also time the skiff of another checkout (e.g. `git worktree add --detach DIR <commit>`)
 //   as "skiff-before", with its own state root: a before/after figure from the same run as the peers
 // --interleave: built-in loop, one run of each per round (fairer on a machine shared with other work)
-// SKIFF_BUNDLE=DIR (every bench): time skiff from the bundle that `scripts/bundle.sh DIR` wrote
+// SKIFF_BUNDLE=DIR (every bench): time skiff from the bundle that `scripts/bundle.sh DIR` wrote;
+// SKIFF_DIST=FILE: from a release file (scripts/dist.sh), as a server runs it
 
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -52,10 +53,13 @@ export interface LatencyResult {
 }
 
 /**
- * How to start skiff: the bundle in $SKIFF_BUNDLE (scripts/bundle.sh DIR) when set, else the compiled
+ * How to start skiff: the release file $SKIFF_DIST, the bundle in $SKIFF_BUNDLE (scripts/bundle.sh DIR) when set, else the compiled
  * binary when built, else from source with the running Deno (as scripts/skiff).
  */
 export function skiffArgv(): { argv: string[]; how: string } {
+  // a release file (scripts/dist.sh): what a server runs
+  const dist = Deno.env.get("SKIFF_DIST");
+  if (dist) return { argv: [dist], how: `the release file ${dist} (scripts/dist.sh)` };
   const bundle = Deno.env.get("SKIFF_BUNDLE");
   if (bundle) {
     return {
