@@ -96,3 +96,24 @@ Deno.test("create: bad input exits 125 with docker's line and creates nothing", 
     assert.equal(root.containerIds().length, 1);
   });
 });
+
+// docker 20.10 on this machine, `docker start nosuch okc nosuch2` (okc created): okc on stdout; on stderr
+//   Error response from daemon: No such container: nosuch
+//   Error response from daemon: No such container: nosuch2
+//   Error: failed to start containers: nosuch, nosuch2
+// exit 1; a start that fails for its user is the daemon's line too
+Deno.test("start: each failure's line, then docker's line naming the containers that did not start", async () => {
+  await withDetached(async (root) => {
+    await root.ok(["create", "--name", "okc", "busybox", "true"]);
+    await root.ok(["create", "--name", "nouser", "-u", "nosuch", "busybox", "true"]);
+    const r = await root.skiff(["start", "nosuch", "okc", "nouser"]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, "okc\n");
+    assert.equal(
+      r.stderr,
+      "skiff: No such container: nosuch\n" +
+        "skiff: unable to find user nosuch: no matching entries in passwd file\n" +
+        "Error: failed to start containers: nosuch, nouser\n",
+    );
+  });
+});

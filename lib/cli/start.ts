@@ -26,7 +26,14 @@ const start: Verb = async (args, ctx) => {
   requireArgs(p, "start", 1);
   const engine = new Engine({ root: ctx.root });
   if (!bool(p, "attach") && !bool(p, "interactive")) {
-    return await eachContainer(p.positionals, ctx, (r) => engine.start(r));
+    // docker's start: a line for each failure, then one that names every container that did not start
+    const failed: string[] = [];
+    for (const ref of p.positionals) {
+      if (await eachContainer([ref], ctx, (r) => engine.start(r)) !== 0) failed.push(ref);
+    }
+    if (!failed.length) return 0;
+    console.error(`Error: failed to start containers: ${failed.join(", ")}`);
+    return 1;
   }
   if (p.positionals.length > 1) {
     throw new SkiffError("you cannot start and attach multiple containers at once");
