@@ -363,6 +363,11 @@ Deno.test("run --sysctl: written in the container's namespaces, refused where do
     await root.ok(["create", "--name", "plain", "busybox", "true"]);
     // docker leaves Sysctls out of inspect when none is set
     assert.ok(!(await root.ok(["inspect", "plain"])).includes("Sysctls"));
+    // ... and a template reads Go's nil map and nil slice (docker 20.10 on this machine:
+    // `map[]|null|[]|null|0`)
+    const nils = "{{.HostConfig.Sysctls}}|{{json .HostConfig.Sysctls}}|{{.HostConfig.Ulimits}}|" +
+      "{{json .HostConfig.Ulimits}}|{{len .HostConfig.Ulimits}}";
+    assert.equal(await root.ok(["inspect", "-f", nils, "plain"]), "map[]|null|[]|null|0\n");
   });
 });
 

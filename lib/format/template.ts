@@ -28,6 +28,17 @@ export function goStruct<T extends object>(typeName: string, obj: T): T {
   return obj;
 }
 
+/**
+ * Go's nil map and nil slice: empty in a template (`map[]`, `[]`, len 0) but `null` in JSON, as
+ * docker prints an unset `HostConfig.Sysctls` or `Ulimits`.
+ */
+export function goNilMap(): Record<string, never> {
+  return Object.defineProperty({}, "toJSON", { value: () => null, enumerable: false });
+}
+export function goNilSlice<T>(): T[] {
+  return Object.defineProperty([] as T[], "toJSON", { value: () => null, enumerable: false });
+}
+
 function structName(v: unknown): string | undefined {
   return v !== null && typeof v === "object" ? (v as Record<symbol, string>)[STRUCT] : undefined;
 }

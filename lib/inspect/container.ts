@@ -3,7 +3,7 @@
 // runtime adds to the record under a docker field name shows through.
 
 import { join } from "../path.ts";
-import { goStruct } from "../format/template.ts";
+import { goNilMap, goNilSlice, goStruct } from "../format/template.ts";
 import type { StateRoot } from "../state/root.ts";
 import { type ContainerRecord, initialState } from "../state/types.ts";
 import { type PortMap, runningPorts } from "../network/ports.ts";
@@ -105,7 +105,8 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
   if (!host.Sysctls || Object.keys(host.Sysctls).length === 0) {
     // absent from the JSON (docker's omitempty), yet a template still reads it as Go's nil map
     delete hostConfig.Sysctls;
-    Object.defineProperty(hostConfig, "Sysctls", { value: null, enumerable: false });
+    // docker 20.10: `{{.HostConfig.Sysctls}}` -> map[], `{{json .HostConfig.Sysctls}}` -> null
+    Object.defineProperty(hostConfig, "Sysctls", { value: goNilMap(), enumerable: false });
   }
   hostConfig.Devices = (host.Devices ?? []).map((d) =>
     goStruct("container.DeviceMapping", {
@@ -118,7 +119,7 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
     hostConfig.Ulimits = host.Ulimits.map((u) =>
       goStruct("*units.Ulimit", { Name: u.Name, Hard: u.Hard, Soft: u.Soft })
     );
-  }
+  } else hostConfig.Ulimits = goNilSlice(); // null in JSON, `[]` in a template (docker 20.10)
   // docker's *bool with omitempty: absent from the JSON when unset, yet `{{.HostConfig.Init}}` reads <nil>
   if (!("Init" in hostConfig)) Object.defineProperty(hostConfig, "Init", { value: null, enumerable: false });
 
