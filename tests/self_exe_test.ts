@@ -17,7 +17,7 @@ const LAUNCHER_C = `
 #include <stdlib.h>
 #include <unistd.h>
 int main(int argc, char **argv) {
-  const char *log = getenv("SELF_EXE_TEST_LOG");
+  const char *log = getenv("SKIFF_SELF_EXE_TEST_LOG");
   FILE *f = log ? fopen(log, "a") : NULL;
   if (f) {
     for (int i = 1; i < argc; i++) fprintf(f, "%s%s", i > 1 ? " " : "", argv[i]);
@@ -52,7 +52,7 @@ async function selfExe(root: TestRoot, dir: string): Promise<Exe> {
     `-DMAIN="${MAIN}"`,
   ]);
   const log = join(dir, "launcher.log");
-  const env = { SKIFF_EXE: path, SELF_EXE_TEST_LOG: log };
+  const env = { SKIFF_EXE: path, SKIFF_SELF_EXE_TEST_LOG: log };
   const run = async (args: string[]) => {
     const out = await new Deno.Command(path, {
       args: ["--root", root.path, ...args],

@@ -94,6 +94,31 @@ export function selfCommand(args: string[]): { cmd: string; args: string[] } {
  */
 export const SELF_ENV: Record<string, string> = { DENO_NO_UPDATE_CHECK: "1" };
 
+/**
+ * What of skiff's own environment the init stage keeps: only what Deno needs to find its caches
+ * (the code cache's hits depend on the same DENO_DIR) and libraries, and skiff's own switches
+ * (SKIFF_*: SKIFF_MOUNT_API, SKIFF_EXE and the launcher's own, as a compiled binary's would). The
+ * caller's other variables (tokens, passwords) never reach the process that becomes the container:
+ * a `--cap-add SYS_PTRACE` container whose PID namespace a new container joins (--pid container:)
+ * could otherwise read them from that container's stage.
+ */
+const STAGE_ENV_KEPT = [
+  "DENO_DIR",
+  "HOME",
+  "XDG_CACHE_HOME",
+  "DENO_NO_PROMPT",
+  "LD_LIBRARY_PATH",
+];
+
+/** The init stage's whole environment (spawned with clearEnv). */
+export function stageEnv(): Record<string, string> {
+  const env: Record<string, string> = { ...SELF_ENV };
+  for (const [name, value] of Object.entries(Deno.env.toObject())) {
+    if (STAGE_ENV_KEPT.includes(name) || name.startsWith("SKIFF_")) env[name] = value;
+  }
+  return env;
+}
+
 /** The command line of the init stage: it reads its spec from `fifo`, written by `parentPid`. */
 export function initCommand(fifo: string, parentPid: number): { cmd: string; args: string[] } {
   const args = [fifo, String(parentPid)];

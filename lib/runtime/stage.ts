@@ -6,7 +6,7 @@
 import { CLONE, close, kill, mkfifo, O, open, setns, unshare, write } from "../../ffi/libc.ts";
 import { processStartTime } from "../state/fsutil.ts";
 import type { StateRoot } from "../state/root.ts";
-import { initCommand, SELF_ENV } from "./self.ts";
+import { initCommand, stageEnv } from "./self.ts";
 
 /** A started init stage waiting for its spec on the sync FIFO. */
 export interface InitStage {
@@ -52,7 +52,8 @@ export function startInitStage(
       try {
         const child = new Deno.Command(self.cmd, {
           args: self.args,
-          env: SELF_ENV,
+          clearEnv: true,
+          env: stageEnv(),
           stdin,
           stdout: output,
           stderr: output,
