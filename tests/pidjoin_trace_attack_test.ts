@@ -9,8 +9,7 @@
 import assert from "node:assert/strict";
 import { dirname } from "node:path";
 import { compileStatic } from "./cprog.ts";
-import { withBusybox } from "./helpers.ts";
-import { eventually } from "./detach_helpers.ts";
+import { eventually, withDetached } from "./detach_helpers.ts";
 
 const WATCHER_C = `
 #include <dirent.h>
@@ -47,7 +46,7 @@ int main(int argc, char **argv) {
 
 Deno.test("attack: a --pid donor with CAP_SYS_PTRACE reads the host through a joiner's init stage", async () => {
   const watcher = await compileStatic("pidjoin-watcher", WATCHER_C);
-  await withBusybox(async (root) => {
+  await withDetached(async (root) => {
     const marker = `${root.path}/host-marker`;
     Deno.writeTextFileSync(marker, "host-secret\n");
     const loot = await Deno.makeTempDir({ prefix: "skiff-loot-" });
@@ -97,8 +96,20 @@ Deno.test("attack: a --pid donor with CAP_SYS_PTRACE reads the host through a jo
         } of ${joins} joiners' stages`,
       );
       assert.equal(refused, joins);
+      // a privileged donor holds all of skiff's capabilities already, and the host's processes (an
+      // --pid host donor) see every stage anyway: both are joined, as docker joins them, while the
+      // tracing donor still runs
+      for (const flags of [["--privileged"], ["--pid", "host"]]) {
+        const name = flags[0].slice(2);
+        const d = await root.skiff(["run", "-d", "--name", name, ...flags, "busybox", "sleep", "300"]);
+        assert.equal(d.code, 0, d.stderr);
+        await eventually(`${name} runs its command`, async () => {
+          const j = await root.skiff(["run", "--rm", "--pid", `container:${name}`, "busybox", "true"]);
+          return j.code === 0;
+        });
+      }
     } finally {
-      await root.skiff(["rm", "-f", "donor"]);
+      await root.skiff(["rm", "-f", "donor"]); // before its loot dir goes
       await Deno.remove(loot, { recursive: true });
     }
   });
