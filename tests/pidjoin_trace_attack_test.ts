@@ -114,3 +114,91 @@ Deno.test("attack: a --pid donor with CAP_SYS_PTRACE reads the host through a jo
     }
   });
 });
+
+/**
+ * `PROG WATCHER ARGS...` as a donor's PID 1: unshares a PID namespace, starts the watcher as PID 1 of
+ * it (it keeps CAP_SYS_PTRACE and the donor's /proc mount), then drops CAP_SYS_PTRACE from its own
+ * bounding set: no process of the donor's namespace itself holds it any more. The watcher still
+ * reads the donor's /proc, which lists the joiner's stage: with a check of the namespace's own members
+ * only it read the host's file through 5 of 5 joiners' stages (2 runs), on the old code 5 of 5.
+ */
+const NESTED_C = `
+#define _GNU_SOURCE
+#include <sched.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  if (argc < 2 || unshare(CLONE_NEWPID)) return 1;
+  if (fork() == 0) {
+    execv(argv[1], argv + 1);
+    return 1;
+  }
+  if (prctl(PR_CAPBSET_DROP, 19 /* CAP_SYS_PTRACE */, 0, 0, 0)) return 1;
+  for (;;) pause();
+}
+`;
+
+Deno.test("attack: a tracer in a PID namespace below the donor's reads the host through a joiner's stage", async () => {
+  const watcher = await compileStatic("pidjoin-watcher", WATCHER_C);
+  const nested = await compileStatic("pidjoin-nested", NESTED_C);
+  await withDetached(async (root) => {
+    const marker = `${root.path}/host-marker`;
+    Deno.writeTextFileSync(marker, "host-secret\n");
+    const loot = await Deno.makeTempDir({ prefix: "skiff-loot-" });
+    try {
+      const r = await root.skiff([
+        "run",
+        "-d",
+        "--name",
+        "donor",
+        "--cap-add",
+        "SYS_ADMIN",
+        "--cap-add",
+        "SYS_PTRACE",
+        "-v",
+        `${dirname(watcher)}:/w:ro`,
+        "-v",
+        `${loot}:/loot`,
+        "busybox",
+        `/w/${nested.split("/").pop()}`,
+        `/w/${watcher.split("/").pop()}`,
+        marker,
+        "/loot/found",
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      // its PID 1 no longer holds CAP_SYS_PTRACE; the watcher below it does
+      await eventually("the donor dropped CAP_SYS_PTRACE", async () => {
+        const pid = (await root.skiff(["inspect", "-f", "{{.State.Pid}}", "donor"])).stdout.trim();
+        try {
+          const bnd = /^CapBnd:\s*([0-9a-f]+)$/m.exec(Deno.readTextFileSync(`/proc/${pid}/status`))![1];
+          return (BigInt(`0x${bnd}`) & (1n << 19n)) === 0n;
+        } catch {
+          return false;
+        }
+      });
+      const joins = 5;
+      let refused = 0;
+      for (let i = 0; i < joins; i++) {
+        const j = await root.skiff(["run", "--rm", "--pid", "container:donor", "busybox", "true"]);
+        if (j.code === 125) {
+          assert.match(j.stderr, /a process there holds CAP_SYS_PTRACE/);
+          refused++;
+        } else assert.equal(j.code, 0, j.stderr);
+      }
+      let found = "";
+      try {
+        found = Deno.readTextFileSync(`${loot}/found`);
+      } catch { /* nothing read */ }
+      const stages = new Set(found.trim().split("\n").filter(Boolean).map((l) => l.split(" ")[0])).size;
+      assert.equal(
+        found,
+        "",
+        `the nested watcher read the host's file through ${stages} of ${joins} joiners' stages`,
+      );
+      assert.equal(refused, joins);
+    } finally {
+      await root.skiff(["rm", "-f", "donor"]);
+      await Deno.remove(loot, { recursive: true });
+    }
+  });
+});
