@@ -453,6 +453,77 @@ Deno.test("dist: concurrent first runs unpack once; a killed unpack, a truncated
   });
 });
 
+/** `PROG DIR A B MICROS`: exchanges DIR/A and DIR/B (renameat2 RENAME_EXCHANGE) every MICROS µs. */
+const SLOW_EXCHANGE_C = `
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  if (argc != 5) return 2;
+  int dir = open(argv[1], O_RDONLY | O_DIRECTORY);
+  if (dir < 0) return 2;
+  for (;;) {
+    syscall(SYS_renameat2, dir, argv[2], dir, argv[3], 2 /* RENAME_EXCHANGE */);
+    usleep(atoi(argv[4]));
+  }
+}
+`;
+
+// Attack: another user's symlink on the way to the cache. SKIFF_CACHE_DIR=/tmp/c0 (a cache below a
+// sticky directory is allowed) where user 1000 made /tmp/c0 a link to root's ready cache and swaps it
+// with a link to a tree of its own whose skiff/main.js is its code: the launcher checked what the
+// links led to at that moment (stat follows them) and then started Deno by the same path strings, so
+// root ran user 1000's main.js whenever the swap fell between the checks and Deno's read (a host
+// without fs.protected_symlinks, as this one: 0). Before the fix 18, 15 and 16 of 40 starts ran it
+// (3 runs); now the link itself is refused, every time.
+Deno.test("attack: dist launcher started through another user's symlink swapped under SKIFF_CACHE_DIR", async () => {
+  await withBareRoot(async (root, dist) => {
+    const key = readTrailer(dist).sha.slice(0, 24);
+    await root.ok(["version"], { SKIFF_CACHE_DIR: "/cache" });
+    const tmp = root.host("tmp");
+    // user 1000's tree: root's runtime (a hard link: root's own bytes) and its own main.js
+    const evil = join(tmp, "evil", key);
+    Deno.mkdirSync(join(evil, "skiff"), { recursive: true });
+    Deno.linkSync(root.host(`cache/${key}/deno`), join(evil, "deno"));
+    for (const f of ["start", "ok"]) Deno.copyFileSync(root.host(`cache/${key}/${f}`), join(evil, f));
+    Deno.symlinkSync(root.host(`cache/${key}/deno-dir`).replace(root.path, ""), join(evil, "deno-dir"));
+    Deno.writeTextFileSync(join(evil, "skiff/main.js"), 'Deno.writeTextFileSync("/pwned", "pwned\\n");\n');
+    for (const d of [join(tmp, "evil"), evil, join(evil, "skiff")]) Deno.chownSync(d, 1000, 1000);
+    Deno.symlinkSync("/cache", join(tmp, "c0"));
+    Deno.symlinkSync("/tmp/evil", join(tmp, "e0"));
+    for (const l of ["c0", "e0"]) {
+      const r = new Deno.Command("chown", { args: ["-h", "1000:1000", join(tmp, l)] }).outputSync();
+      assert.ok(r.success);
+    }
+    // swapped every 3 ms: the launcher's checks (~0.1 ms) mostly see one state, Deno's read of
+    // main.js ~20 ms later often the other (a swap as fast as it goes hit 1 of 40)
+    const flipper = new Deno.Command(await compileStatic("slow-exchange", SLOW_EXCHANGE_C), {
+      args: [tmp, "c0", "e0", "3000"],
+    }).spawn();
+    let hits = 0;
+    const starts = 40, results = [];
+    try {
+      for (let i = 0; i < starts; i++) {
+        results.push(await root.run(["/usr/local/bin/skiff", "version"], { SKIFF_CACHE_DIR: "/tmp/c0" }));
+        try {
+          Deno.removeSync(root.host("pwned"));
+          hits++;
+        } catch { /* not run */ }
+      }
+    } finally {
+      flipper.kill("SIGKILL");
+      await flipper.status;
+    }
+    assert.equal(hits, 0, `root ran user 1000's main.js in ${hits} of ${starts} starts`);
+    for (const r of results) {
+      assert.equal(r.code, 125, r.stdout);
+      assert.match(r.stderr, /^skiff: the cache directory can be changed by another user: .*: \/tmp\/c0\n$/);
+    }
+  });
+});
+
 Deno.test("dist: the aarch64 file carries an arm64 launcher and Deno, and its payload matches its hash", async () => {
   const dist = await distFile("aarch64");
   const t = readTrailer(dist);

@@ -94,7 +94,7 @@ Deno.test("--sysctl: docker's allow-list, runc's namespace check, paths that nev
   ) {
     assert.equal(sysctlFlagProblem(bad), `sysctl '${bad}' is not whitelisted`);
   }
-  const own = { ipc: true, network: true, networkIsHost: false, uts: true };
+  const own = { ipc: true, ipcIsHost: false, network: true, networkIsHost: false, uts: true };
   assert.equal(sysctlNamespaceProblem("net.core.somaxconn", own), undefined);
   // docker: sysctl "net.core.somaxconn" not allowed in host network namespace
   assert.equal(
@@ -108,6 +108,11 @@ Deno.test("--sysctl: docker's allow-list, runc's namespace check, paths that nev
   // docker (--ipc host): sysctl "kernel.msgmax" is not allowed in the hosts ipc namespace
   assert.equal(
     sysctlNamespaceProblem("kernel.msgmax", { ...own, ipc: false }),
+    'sysctl "kernel.msgmax" is not allowed in the hosts ipc namespace',
+  );
+  // an --ipc container:NAME whose NAME runs with --ipc host: the joined namespace is the host's
+  assert.equal(
+    sysctlNamespaceProblem("kernel.msgmax", { ...own, ipcIsHost: true }),
     'sysctl "kernel.msgmax" is not allowed in the hosts ipc namespace',
   );
   // keys spelt to climb out are judged by the path they are written to

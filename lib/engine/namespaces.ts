@@ -4,7 +4,7 @@
 // path a container could redirect; a shareable container's /dev/shm is a tmpfs this process
 // mounts on the host (docker's ShmPath), which its joiners bind.
 
-import { close, MNT_DETACH, MS, O, open, pidfdOpen, pidfdSignal, umount2 } from "../../ffi/libc.ts";
+import { close, ioctlInt, MNT_DETACH, MS, O, open, pidfdOpen, pidfdSignal, umount2 } from "../../ffi/libc.ts";
 import { mount } from "../../ffi/libc.ts";
 import { SysError } from "../../ffi/errors.ts";
 import { SkiffError } from "../errors.ts";
@@ -133,7 +133,79 @@ export async function stagePidNamespace(
 ): Promise<"host" | number | undefined> {
   if (pidMode === "host") return "host";
   const ref = containerOfMode(pidMode);
-  return ref === undefined ? undefined : (await donorNamespace(root, ref, "pid", self)).fd;
+  if (ref === undefined) return undefined;
+  const { fd, donor } = await donorNamespace(root, ref, "pid", self);
+  try {
+    if (tracerSeeing(fd, donor.State.Pid!)) {
+      throw new SkiffError(
+        `cannot join pid namespace of container ${donor.Id}: a process there holds CAP_SYS_PTRACE ` +
+          `and could trace the joining container's setup`,
+      );
+    }
+  } catch (e) {
+    close(fd);
+    throw e;
+  }
+  return fd;
+}
+
+const CAP_SYS_PTRACE = 1n << 19n;
+const NS_GET_PARENT = 0xb702;
+
+/** A process's bounding set and the depth of its PID namespace (NSpid's entries), or undefined when gone. */
+function capsAndDepth(pid: string): { bounding: bigint; depth: number } | undefined {
+  try {
+    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+    const bounding = /^CapBnd:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+    const nspid = /^NSpid:\s*(.*)$/m.exec(status)?.[1];
+    if (bounding === undefined || nspid === undefined) return undefined;
+    return { bounding: BigInt(`0x${bounding}`), depth: nspid.trim().split(/\s+/).length };
+  } catch {
+    return undefined;
+  }
+}
+
+/** True when process `pid`'s PID namespace is the one `identity` names or lies below it (`up` levels). */
+function inOrBelow(pid: string, identity: string, up: number): boolean {
+  let fd = -1;
+  try {
+    fd = open(`/proc/${pid}/ns/pid`, O.RDONLY | O.CLOEXEC);
+    for (let i = 0; i < up; i++) {
+      const parent = ioctlInt(fd, NS_GET_PARENT, 0);
+      close(fd);
+      fd = parent;
+    }
+    return nsIdentity(`/proc/self/fd/${fd}`) === identity;
+  } catch {
+    return false; // gone meanwhile
+  } finally {
+    if (fd >= 0) close(fd);
+  }
+}
+
+/**
+ * True when a process that can reach the PID namespace `nsFd` (of `donorPid`), a member of it or of
+ * one below it, holds CAP_SYS_PTRACE in its bounding set, unless it may hold every capability we
+ * hold anyway. A joiner's init stage is spawned into that namespace with the host's root, cwd, mount
+ * namespace and capabilities until its pivot_root: non-dumpable does not keep out a tracer with
+ * CAP_SYS_PTRACE (docker's LSM profile does, which skiff has none of), and /proc/<stage>/root would
+ * hand it the host's root.
+ */
+function tracerSeeing(nsFd: number, donorPid: number): boolean {
+  const identity = nsIdentity(`/proc/self/fd/${nsFd}`);
+  // the host's (NAME runs with --pid host): its processes see every container's stage anyway
+  if (identity === nsIdentity("/proc/self/ns/pid")) return false;
+  const donor = capsAndDepth(String(donorPid));
+  const ours = capsAndDepth("self");
+  if (!donor || !ours) return true; // cannot tell: refuse
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    const p = capsAndDepth(e.name);
+    if (!p || p.depth < donor.depth || !(p.bounding & CAP_SYS_PTRACE)) continue;
+    if ((p.bounding & ours.bounding) === ours.bounding) continue; // as strong as the host's root already
+    if (inOrBelow(e.name, identity, p.depth - donor.depth)) return true;
+  }
+  return false;
 }
 
 /** Where a container's /dev/shm lives on the host, for its --ipc container: joiners (docker's ShmPath). */

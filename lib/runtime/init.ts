@@ -224,9 +224,9 @@ function run(spec: InitSpec, fifo: FifoReader): never {
   umask(0); // device nodes and files we create get exactly the modes we ask for
   if (spec.outputPipes) attachOutput(spec.outputPipes); // the host's /proc, before any unshare
   if (spec.oomScoreAdj !== undefined) setOomScoreAdj(spec.oomScoreAdj);
-  const hostNet = spec.sysctls ? namespaceInode("net") : undefined;
+  const host = spec.sysctls ? { net: namespaceInode("net"), ipc: namespaceInode("ipc") } : undefined;
   enterNamespaces(spec.namespaces);
-  if (spec.sysctls) checkSysctls(spec.sysctls, ownNamespaces(spec.namespaces, hostNet!));
+  if (spec.sysctls) checkSysctls(spec.sysctls, ownNamespaces(spec.namespaces, host!));
   setsid(); // a session of its own: the caller's terminal signals reach it only through skiff
   const { console } = setupRootfs(
     spec,
@@ -306,13 +306,15 @@ function namespaceInode(type: string): number {
 }
 
 /** What runc's sysctl check asks: which namespaces are the container's own. */
-function ownNamespaces(namespaces: NamespaceSpec[], hostNet: number) {
+function ownNamespaces(namespaces: NamespaceSpec[], host: { net: number; ipc: number }) {
   const has = (type: NamespaceSpec["type"]) => namespaces.some((ns) => ns.type === type);
   return {
     ipc: has("ipc"),
+    // a joined namespace may be skiff's own (a container:X whose X runs with --ipc host or --network
+    // host): a write there would change the host's value
+    ipcIsHost: namespaceInode("ipc") === host.ipc,
     network: has("network"),
-    // a joined namespace may be skiff's own (a container:X whose X runs with --network host)
-    networkIsHost: namespaceInode("net") === hostNet,
+    networkIsHost: namespaceInode("net") === host.net,
     uts: has("uts"),
   };
 }

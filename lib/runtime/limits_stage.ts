@@ -65,6 +65,8 @@ export function applyRlimits(rlimits: NonNullable<InitSpec["rlimits"]>, phase: "
 /** The namespaces of its own the container has, for runc's sysctl check. */
 export interface OwnNamespaces {
   ipc: boolean;
+  /** The IPC namespace joined is the one skiff runs in (--ipc container:NAME of an --ipc host NAME). */
+  ipcIsHost: boolean;
   network: boolean;
   /** The network namespace joined is the one skiff runs in (--network host, or one that led there). */
   networkIsHost: boolean;

@@ -116,13 +116,15 @@ export function sysctlComponents(key: string): string[] {
  */
 export function sysctlNamespaceProblem(
   key: string,
-  own: { ipc: boolean; network: boolean; networkIsHost: boolean; uts: boolean },
+  own: { ipc: boolean; ipcIsHost: boolean; network: boolean; networkIsHost: boolean; uts: boolean },
 ): string | undefined {
   const path = sysctlComponents(key);
   const normal = path.join(".");
   if (path.length === 0) return `sysctl "${key}" is not in a separate kernel namespace`;
   if (IPC_SYSCTLS.has(normal) || (path[0] === "fs" && path[1] === "mqueue" && path.length > 2)) {
-    return own.ipc ? undefined : `sysctl "${key}" is not allowed in the hosts ipc namespace`;
+    return own.ipc && !own.ipcIsHost
+      ? undefined
+      : `sysctl "${key}" is not allowed in the hosts ipc namespace`;
   }
   if (path[0] === "net" && path.length > 1) {
     return own.network && !own.networkIsHost

@@ -264,7 +264,8 @@ static void choose_base(char **envp) {
 /**
  * Whether nobody but this user (or root) can change what `path` names: every directory on the way
  * is owned by one of them and writable by no one else (or sticky, as /tmp, for the ones above the
- * cache), and so are the cache's own directories and the runtime. Missing components (not made yet)
+ * cache), and so are the cache's own directories and the runtime; a symlink on the way is one of
+ * theirs too (its target is then checked as well). Missing components (not made yet)
  * pass when `may_miss`. A few stats at every start: the runtime found there is run as this user.
  */
 static void trusted(const char *path, u64 cache_from, int may_miss) {
@@ -274,6 +275,14 @@ static void trusted(const char *path, u64 cache_from, int may_miss) {
     if (i < n && path[i] != '/') continue;
     memcpy(prefix, path, i), prefix[i] = 0;
     u64 st[32];
+    // a link itself first: one of another user's (in a sticky /tmp, say) may lead elsewhere at any
+    // moment after the check, and every later use of the path goes through it again
+    if (sys6(SYS_newfstatat, AT_FDCWD, (i64)prefix, (i64)st, 0x100 /* AT_SYMLINK_NOFOLLOW */, 0, 0) == 0) {
+      u32 lmode = *(u32 *)((u8 *)st + ST_MODE), luid = *(u32 *)((u8 *)st + ST_UID);
+      if ((lmode & 0170000) == 0120000 && luid != 0 && luid != euid)
+        die("the cache directory can be changed by another user: set SKIFF_CACHE_DIR to one only root can write",
+            prefix);
+    }
     if (sys6(SYS_newfstatat, AT_FDCWD, (i64)prefix, (i64)st, 0, 0, 0) < 0) {
       if (may_miss) return;
       die("the cache directory is gone", prefix);
