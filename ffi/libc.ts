@@ -682,22 +682,7 @@ export const SYSCALLS = SYS;
  * memfd_create(2), executable, sealed empty (no write, grow, shrink, further seals), reopened
  * read-only. Fails (EACCES) where vm.memfd_noexec=2 forbids executable memfds.
  */
-export function sealedEmptyMemfd(name: string): number {
-  const MFD_CLOEXEC = 1, MFD_ALLOW_SEALING = 2, MFD_EXEC = 0x10, F_ADD_SEALS = 1033;
-  const SEALS = 0x1 /* SEAL */ | 0x2 /* SHRINK */ | 0x4 /* GROW */ | 0x8 /* WRITE */;
-  // executable (a process's exe must be): asked for explicitly where vm.memfd_noexec=1 would make it
-  // noexec; kernels before 6.3 do not know the flag (EINVAL) and make it executable anyway
-  let fd = sys(SYS.memfd_create, cstr(name), MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
-  if (fd === -1 && errno() === 22) fd = sys(SYS.memfd_create, cstr(name), MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  check("memfd_create", fd);
-  try {
-    check("fcntl", sys(SYS.fcntl, fd, F_ADD_SEALS, SEALS));
-    // an fd open for writing would keep the kernel from taking it as a process's exe (ETXTBSY)
-    return open(`/proc/self/fd/${fd}`, O.RDONLY | O.CLOEXEC);
-  } finally {
-    close(fd);
-  }
-}
+export const sealedEmptyMemfd = (name: string): number => sealedMemfd(name, new Uint8Array(0));
 
 /** fcntl(F_DUPFD_CLOEXEC): a copy of `fd` numbered `lowest` or above. */
 export const dupAbove = (fd: number, lowest: number) =>
@@ -1351,6 +1336,8 @@ export const seekToEnd = (fd: number) => Number(check("lseek", libc().lseek(fd, 
 export function sealedMemfd(name: string, bytes: Uint8Array<ArrayBuffer>): number {
   const MFD_CLOEXEC = 1, MFD_ALLOW_SEALING = 2, MFD_EXEC = 0x10, F_ADD_SEALS = 1033;
   const SEALS = 0x1 /* SEAL */ | 0x2 /* SHRINK */ | 0x4 /* GROW */ | 0x8 /* WRITE */;
+  // executable (a process's exe must be): asked for explicitly where vm.memfd_noexec=1 would make it
+  // noexec; kernels before 6.3 do not know the flag (EINVAL) and make it executable anyway
   let fd = sys(SYS.memfd_create, cstr(name), MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
   if (fd === -1 && errno() === 22) fd = sys(SYS.memfd_create, cstr(name), MFD_CLOEXEC | MFD_ALLOW_SEALING);
   check("memfd_create", fd);

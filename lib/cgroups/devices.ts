@@ -3,6 +3,7 @@
 // allows exactly the same accesses.
 
 import { SkiffError } from "../errors.ts";
+import { normalize } from "../path.ts";
 
 export interface DeviceRule {
   type: "a" | "c" | "b";
@@ -144,19 +145,10 @@ function isDeviceMode(mode: string): boolean {
   return mode !== "" && /^[rwm]+$/.test(mode) && new Set(mode).size === mode.length;
 }
 
-/** Go's path.Clean for an absolute or relative path. */
+/** Go's path.Clean: node's normalize() without the trailing slash it keeps. */
 function cleanPath(path: string): string {
-  const absolute = path.startsWith("/");
-  const out: string[] = [];
-  for (const part of path.split("/")) {
-    if (part === "" || part === ".") continue;
-    if (part === "..") {
-      if (out.length && out[out.length - 1] !== "..") out.pop();
-      else if (!absolute) out.push("..");
-    } else out.push(part);
-  }
-  const joined = out.join("/");
-  return absolute ? `/${joined}` : joined || ".";
+  const normal = normalize(path);
+  return normal.length > 1 && normal.endsWith("/") ? normal.slice(0, -1) : normal;
 }
 
 /**

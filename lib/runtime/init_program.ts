@@ -14,7 +14,7 @@ export const INIT_PATH = "/sbin/docker-init";
 /** The init's executable, sealed, open read-only (close-on-exec: execveat of an ELF file takes that). */
 export function initProgramFd(): number {
   const arch = Deno.build.arch === "aarch64" ? "aarch64" : "x86_64";
-  return sealedMemfd("docker-init", Uint8Array.from(atob(INIT_PROGRAM[arch]), (c) => c.charCodeAt(0)));
+  return sealedMemfd("docker-init", Uint8Array.fromBase64(INIT_PROGRAM[arch]));
 }
 
 /** Runs the init from `fd` with the container's command; returns only by throwing (SysError). */

@@ -4,7 +4,9 @@
 // into the FIFO: that line is the go signal. With `awaitCgroup` (every run but the rare one joined
 // synchronously) the stage sets up the rootfs and then waits for a second line (LateSpec), which
 // the parent sends once the stage is in the container's cgroups and the state says "running".
-// Kept free of imports so the init stage loads nothing it does not need.
+// Kept free of imports so the init stage loads nothing it does not need (type imports are erased).
+
+import type { DeviceNode } from "../cgroups/devices.ts";
 
 /** An OCI runtime spec namespace: joined when `path` names one (setns), else made anew (unshare). */
 export interface NamespaceSpec {
@@ -123,15 +125,7 @@ export interface InitSpec {
   /** --oom-score-adj: written first thing (children and execve inherit it). */
   oomScoreAdj?: number;
   /** --device: nodes made in the container's root (the host's facts, gathered by the parent). */
-  devices?: {
-    path: string;
-    type: "c" | "b";
-    major: number;
-    minor: number;
-    perm: number;
-    uid: number;
-    gid: number;
-  }[];
+  devices?: DeviceNode[];
   /**
    * /dev/shm by --ipc (lib/runtime/nsmodes.ts shmPlan): absent, a tmpfs of its own; "none", none;
    * "bind", a bind of a host directory (the host's /dev/shm, or a shareable container's tmpfs).
