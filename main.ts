@@ -216,11 +216,6 @@ export function reportError(e: unknown, debug: boolean): number {
 }
 
 if (import.meta.main) {
-  // The container-side stage re-executes this binary; it must not pay for CLI parsing.
-  if (Deno.args[0] === "__init") {
-    const { runInitStage } = await import("./lib/runtime/init_main.ts");
-    runInitStage(Deno.args.slice(1));
-  }
   // the default bridge's collector (lib/network/gc.ts): no state root, no CLI
   if (Deno.args[0] === "__netgc") {
     Deno.exit(await (await import("./lib/network/gc.ts")).netgcMain(Deno.args.slice(1)));
@@ -232,5 +227,6 @@ if (import.meta.main) {
   } catch (e) {
     code = reportError(e, debug);
   }
+  if (Deno.env.get("SKIFF_DEBUG_STAGE")) console.error(`${performance.now().toFixed(1)} exit`);
   Deno.exit(code);
 }

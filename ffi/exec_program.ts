@@ -25,11 +25,11 @@ export interface ProgramMapping {
 }
 
 /** Maps `dataSize` bytes of program and `stackSize` of stack after a page-rounded code part. */
-export function mapProgram(dataSize: number, stackSize: number): ProgramMapping {
+export function mapProgram(dataSize: number, stackSize: number, shared = false): ProgramMapping {
   const round = (n: number) => Math.ceil(n / PAGE_GRANULE) * PAGE_GRANULE;
   const codeSize = round(interpreterCode().length);
   const size = codeSize + round(dataSize) + round(stackSize);
-  const pointer = mapAnonymous(size);
+  const pointer = mapAnonymous(size, shared);
   return { pointer, base: BigInt(Deno.UnsafePointer.value(pointer)), size, codeSize };
 }
 
@@ -53,6 +53,17 @@ export function forkProgram(mapping: ProgramMapping, program: Uint8Array): numbe
 }
 
 export const unmapProgram = (mapping: ProgramMapping) => unmap(mapping.pointer, mapping.size);
+
+/**
+ * Writes `bytes` at `offset` of a shared program mapping named by its address (run's stage: a
+ * later program for the forked child, written from whichever thread plans it).
+ */
+export function writeIntoMapping(base: bigint, size: number, offset: number, bytes: Uint8Array): void {
+  if (offset < 0 || offset + bytes.length > size) throw new RangeError("program larger than its mapping");
+  const pointer = Deno.UnsafePointer.create(base);
+  if (pointer === null) throw new RangeError("no mapping");
+  new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(pointer, size)).set(bytes, offset);
+}
 
 export interface RseqRegistration {
   /** From the thread pointer (glibc's __rseq_offset). */

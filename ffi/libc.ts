@@ -244,6 +244,7 @@ const SYS_X86_64 = {
   kill: 62,
   flock: 73,
   chdir: 80,
+  fchdir: 81,
   umask: 95,
   setsid: 112,
   mknodat: 259,
@@ -297,6 +298,7 @@ const SYS_AARCH64: Record<keyof typeof SYS_X86_64, number> = {
   kill: 129,
   flock: 32,
   chdir: 49,
+  fchdir: 50,
   umask: 166,
   setsid: 157,
   mknodat: 33,
@@ -379,6 +381,7 @@ export const umount2 = (target: string, flags = 0) =>
 export const pivotRoot = (newRoot: string, putOld: string) =>
   void check("pivot_root", sys(SYS.pivot_root, cstr(newRoot), cstr(putOld)), newRoot);
 export const chdir = (path: string) => void check("chdir", sys(SYS.chdir, cstr(path)), path);
+export const fchdir = (fd: number) => void check("fchdir", sys(SYS.fchdir, fd));
 export const chroot = (path: string) => void check("chroot", sys(SYS.chroot, cstr(path)), path);
 export function sethostname(name: string): void {
   const bytes = encoder.encode(name);
@@ -647,17 +650,20 @@ export function execve(path: string, argv: string[], env: string[]): never {
 
 // ---- exec's syscall program (ffi/exec_program.ts) ----
 
-const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4, MAP_PRIVATE = 0x02, MAP_ANONYMOUS = 0x20;
+const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4, MAP_SHARED = 0x01, MAP_PRIVATE = 0x02, MAP_ANONYMOUS = 0x20;
 
-/** An anonymous private read-write mapping of `length` bytes. */
+/**
+ * An anonymous read-write mapping of `length` bytes; `shared`: a fork keeps seeing what this process
+ * writes into it afterwards (run's stage gets its later programs that way).
+ */
 // (raw system calls through the syscall6 binding: each libc symbol bound costs ~0.2 ms on exec's path)
-export function mapAnonymous(length: number): Deno.PointerObject {
+export function mapAnonymous(length: number, shared = false): Deno.PointerObject {
   const address = libc().syscall6(
     BigInt(SYS.mmap),
     0n,
     BigInt(length),
     BigInt(PROT_READ | PROT_WRITE),
-    BigInt(MAP_PRIVATE | MAP_ANONYMOUS),
+    BigInt((shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS),
     -1n,
     0n,
   );

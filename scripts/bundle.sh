@@ -25,10 +25,10 @@ mkdir -p "$(dirname "$out")"
 tmp=$(mktemp -d "$(dirname "$out")/.bundle-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 cd "$SKIFF_REPO"
-# the entries keep their paths below the checkout: main.js, lib/runtime/init_main.js (the init
-# stage), lib/image/file_worker.js; the chunks they share sit next to main.js
+# the entries keep their paths below the checkout: main.js and lib/image/file_worker.js; the chunks
+# they share sit next to main.js
 deno bundle --quiet --platform deno --code-splitting --outdir "$tmp" \
-  main.ts lib/runtime/init_main.ts lib/image/file_worker.ts
+  main.ts lib/image/file_worker.ts
 sed -i \
   -e '/^import { createRequire as __deno_internal_createRequire } from "node:module";$/d' \
   -e 's/^var __require = __deno_internal_createRequire(import.meta.url);$/var __require = (m) => process.getBuiltinModule(m);/' \

@@ -22,10 +22,8 @@ import { CONTAINER_RESOURCES } from "../lib/engine/resources.ts";
 import { mountsFor } from "../lib/runtime/mountplan.ts";
 import {
   DEFAULT_NAMESPACES,
-  lateLine,
   MAX_MOUNT_DATA,
   overlayMountData,
-  parseLateLine,
   plainNetworkNamespaces,
 } from "../lib/runtime/spec.ts";
 import { removeTree } from "../lib/state/fsutil.ts";
@@ -244,24 +242,6 @@ Deno.test("resources: one list; the cgroup, published ports and the network endp
     ["volumes", "removed"],
     ["namespaces", "exit"], // --ipc container:NAME's fd, a shareable container's /dev/shm
   ]);
-});
-
-Deno.test("late spec: the seccomp fields round-trip as one line; anything else is no late spec", () => {
-  const late = { seccompFilter: "IAAAAAQAAAA=", seccompFlags: 2, noNewPrivileges: true };
-  const line = new TextDecoder().decode(lateLine(late));
-  assert.ok(line.endsWith("\n") && line.indexOf("\n") === line.length - 1);
-  assert.deepEqual(parseLateLine(line.trimEnd()), late);
-  assert.deepEqual(parseLateLine("{}"), {
-    seccompFilter: undefined,
-    seccompFlags: undefined,
-    noNewPrivileges: undefined,
-  });
-  for (const bad of ["cgroup", "", "[]", "null", '{"seccompFilter":1}', '{"noNewPrivileges":"yes"}']) {
-    assert.equal(parseLateLine(bad), undefined, bad);
-  }
-  // a BPF filter holds at most 4096 instructions (44 KiB in base64): that fits; far more does not
-  assert.ok(lateLine({ seccompFilter: "A".repeat(44 * 1024) }).length < 60 * 1024);
-  assert.throws(() => lateLine({ seccompFilter: "A".repeat(64 * 1024) }), /too big/);
 });
 
 Deno.test("removeTree: deletes the tree, follows no symlink out of it, tolerates a missing path", async () => {

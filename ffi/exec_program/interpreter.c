@@ -15,8 +15,12 @@ typedef unsigned long u64;
 typedef long i64;
 typedef unsigned int u32;
 
-enum { OP_SYSCALL = 0, OP_FORK = 1, OP_UNMAP_OTHERS = 2, OP_RESET_SIGNALS = 3, OP_RSEQ_UNREGISTER = 4 };
-enum { F_IGNORE_ERROR = 1 };
+enum { OP_SYSCALL = 0, OP_FORK = 1, OP_UNMAP_OTHERS = 2, OP_RESET_SIGNALS = 3, OP_RSEQ_UNREGISTER = 4, OP_CHAIN = 5 };
+// F_ZERO_FAILS: a result of 0 fails too (a read that met EOF: the parent is gone), as EPIPE
+// F_RESULT_ARG(k): arg[k] names an earlier entry of this program whose result is passed instead
+// (an fd a pidfd_getfd gave, for the calls that use it)
+enum { F_IGNORE_ERROR = 1, F_ZERO_FAILS = 2 };
+#define F_RESULT_ARG(k) (0x100u << (k))
 
 struct entry { // 80 bytes
   u32 op;
@@ -120,13 +124,23 @@ __attribute__((noreturn, used)) void skiff_run(struct program *p) {
   for (u32 i = 0; i < p->count;) {
     struct entry *e = &p->entries[i];
     i64 r;
+    if (e->op == OP_CHAIN) { // the next program (run's stage: written into shared pages after the fork)
+      p = (struct program *)e->arg[0];
+      i = 0;
+      continue;
+    }
     if (e->op == OP_UNMAP_OTHERS) r = unmap_others(p);
     else if (e->op == OP_RSEQ_UNREGISTER) r = rseq_unregister(e);
     else if (e->op == OP_RESET_SIGNALS) {
       reset_signals();
       r = 0;
-    } else r = sys6(e->nr, e->arg[0], e->arg[1], e->arg[2], e->arg[3], e->arg[4], e->arg[5]);
+    } else {
+      u64 a[6];
+      for (int k = 0; k < 6; k++) a[k] = (e->flags & F_RESULT_ARG(k)) ? (u64)p->entries[e->arg[k]].result : e->arg[k];
+      r = sys6(e->nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+    }
     if (failed(r) && !(e->flags & F_IGNORE_ERROR)) fail(p, i, -r, e->exit_code);
+    if (r == 0 && (e->flags & F_ZERO_FAILS)) fail(p, i, 32 /* EPIPE */, e->exit_code);
     if (e->op == OP_FORK && r > 0) {
       e->result = (i64)((u64)r << 32);
       i = e->jump;

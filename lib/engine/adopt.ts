@@ -135,6 +135,6 @@ function adoptRun(root: StateRoot, record: ContainerRecord, pump: Pump): () => P
     } catch { /* no cgroup left */ }
     // not our child: its status went to whoever reaped it. An OOM kill still shows in its cgroup
     const code = oomKilled ? 137 : UNKNOWN_EXIT_CODE;
-    return await finishContainer(root, record, cgroup, undefined, { success: false, code, signal: null });
+    return await finishContainer(root, record, cgroup, { success: false, code, signal: null });
   };
 }

@@ -42,13 +42,13 @@ import { type ContainerRecord, ZERO_TIME } from "../state/types.ts";
 import { JsonLogWriter, logPath, logSettings, type LogStream } from "../runtime/logs.ts";
 import { drain, finishContainer, launchContainer, type RunOutcome } from "./process.ts";
 import { Backoff, NO_RESTART, shouldRestart } from "../runtime/restart.ts";
-import { abortInitStage, type InitStage, removeQuietly, startInitStage } from "../runtime/stage.ts";
+import { abortInitStage, type InitStage, startInitStage } from "../runtime/stage.ts";
 import { isOwnExecutable } from "../runtime/self.ts";
 import { ContainerOutput, SPOOL_DRAIN_MS } from "./output.ts";
 import { adoptOrphans } from "./adopt.ts";
 import { stagePidNamespace } from "./namespaces.ts";
 import { fdTarget, Holder, writeEndOf } from "./holder.ts";
-import { close, kill } from "../../ffi/libc.ts";
+import { close } from "../../ffi/libc.ts";
 import {
   type AttachableRun,
   attachableRun,
@@ -66,8 +66,8 @@ export function stopRequested(root: StateRoot, id: string): boolean {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * A spare init stage, spawned after each start while starts keep coming: the next start skips the
- * init stage's Deno startup (~40 ms). Dropped after SPARE_IDLE_MS without a start, so an idle
+ * A spare init stage, made after each start while starts keep coming: the next start finds its PID 1
+ * forked and its worker loaded. Dropped after SPARE_IDLE_MS without a start, so an idle
  * supervisor keeps no spare.
  */
 const SPARE_IDLE_MS = 1000;
@@ -79,12 +79,7 @@ function dropSpare(): Promise<unknown> {
   clearTimeout(spare.timer);
   const { stage } = spare;
   spare = undefined;
-  try {
-    kill(stage.child.pid, 9);
-  } catch { /* gone */ }
-  close(stage.fifoFd);
-  removeQuietly(stage.fifoPath);
-  return stage.child.status;
+  return abortInitStage(stage);
 }
 
 function takeSpare(): InitStage | undefined {
@@ -241,7 +236,7 @@ async function runOnce(
   pty?.close();
   log.close();
   output.close();
-  const outcome = await finishContainer(root, record, cgroup, stage, final);
+  const outcome = await finishContainer(root, record, cgroup, final);
   if (!outcome.error) onRunning(child.pid); // it ran and ended before we saw the exec
   return outcome;
 }

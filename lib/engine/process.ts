@@ -1,9 +1,10 @@
 // Running a created container in the foreground: the parent's half of the process model.
 //
-//   stage.ts: unshare(CLONE_NEWPID) → spawn `skiff __init FIFO` (PID 1 of the new namespace) → setns
-//   back; meanwhile the CLI creates the container and its cgroups; then here: join the cgroups →
-//   record "running" → send the spec through the FIFO (the go signal) → forward signals (and pump
-//   the pty with -t) → wait → record "exited" (or remove with --rm).
+//   stage.ts: fork PID 1 of a new PID namespace (a syscall program that waits) and start the stage
+//   worker; meanwhile the CLI creates the container and its cgroups; then here: the worker sets up
+//   the rootfs while the cgroups are joined and "running" is recorded → the go (PID 1's last
+//   program) → forward signals (and pump the pty with -t) → wait → record "exited" (or remove
+//   with --rm).
 
 import { close, kill } from "../../ffi/libc.ts";
 import { isProcessAlive, processStartTime, transition } from "../state/containers.ts";
@@ -16,20 +17,19 @@ import { containerConfinement } from "../seccomp/mod.ts";
 import { mergeEnv } from "../runtime/container.ts";
 import type { JsonLogWriter } from "../runtime/logs.ts";
 import type { PtyMaster } from "../runtime/pty.ts";
-import type { ConsoleSocket } from "./console_socket.ts";
-import { abortInitStage, type InitStage, removeQuietly, writeAll } from "../runtime/stage.ts";
+import {
+  abortInitStage,
+  type InitStage,
+  removeQuietly,
+  mark,
+  setUpStage,
+  startContainer,
+} from "../runtime/stage.ts";
 import { PROXIED_SIGNALS, SIGNAL_NUMBERS } from "../runtime/signals.ts";
 import { mountsFor } from "../runtime/mountplan.ts";
 import { rlimitSettings } from "../runtime/process_limits.ts";
 import { hostDevices } from "../cgroups/devices.ts";
-import {
-  DEFAULT_NAMESPACES,
-  DEFAULT_PATH,
-  DEFAULT_SHM_SIZE,
-  type InitSpec,
-  lateLine,
-  type LateSpec,
-} from "../runtime/spec.ts";
+import { DEFAULT_NAMESPACES, DEFAULT_PATH, DEFAULT_SHM_SIZE, type InitSpec } from "../runtime/spec.ts";
 import { type ByteSink, type ContainerIO, copyOutput, feedInput } from "../runtime/stdio.ts";
 // resources.ts and network.ts (the bridge, netlink and NAT code: ~130 KB) load when needed: a run
 // with --network none or host needs network.ts never, resources.ts only once its container runs
@@ -136,8 +136,8 @@ export interface LaunchOptions {
   /** lib/cgroups containerCgroupView: mounted at /sys/fs/cgroup in the container. */
   cgroupView?: InitSpec["cgroupView"];
   /**
-   * The stage's cgroup join, started by the caller (the foreground run starts it right after the
-   * spawn): the stage sets up the rootfs while it completes and becomes the container only after.
+   * PID 1's cgroup join, started by the caller (the foreground run starts it right after the fork):
+   * the worker sets up the rootfs while it completes; PID 1 becomes the container only after.
    */
   cgroupJoin?: Promise<void>;
   /** The caller's terminal follows the container's pty (window size). */
@@ -149,12 +149,12 @@ export interface LaunchOptions {
    * waits for the kernel), or why that failed: launch fails then as if it had tried itself.
    */
   network?: ContainerNetwork | Error;
-  /** Detached, without -t: the output pipes the stage takes for fds 1 and 2 (engine/output.ts). */
+  /** Detached, without -t: the output pipes PID 1 takes for fds 1 and 2 (engine/output.ts). */
   outputPipes?: InitSpec["outputPipes"];
 }
 
 /**
- * Sends a waiting init stage its spec: joins the cgroup, records "running" with this process as the
+ * Sets a waiting init stage up: joins the cgroup, records "running" with this process as the
  * monitor, and gives the go. With -t, returns the pty master whose slave the container gets. On
  * failure everything is undone (the stage killed, the cgroup destroyed, --rm honoured) and it throws.
  */
@@ -169,45 +169,30 @@ export async function launchContainer(
   const dir = root.container(id);
   const child = stage.child;
   let pty: PtyMaster | undefined;
-  let console: ConsoleSocket | undefined;
+  let master: number | undefined;
   try {
     const spec: InitSpec = initSpec(root, record);
     spec.cgroupView = options.cgroupView;
     spec.detached = options.detached;
-    spec.outputPipes = options.outputPipes;
-    if (record.Config.Tty) {
-      // the stage makes the pty in the container's devpts and sends the master (console_socket.ts)
-      console = (await import("./console_socket.ts")).ConsoleSocket.listen(root); // -t only
-      spec.consoleSocket = console.path;
-    }
-    // the first cgroup.procs write waits ~10-20 ms for an RCU grace period; the stage sets up the
-    // rootfs meanwhile and waits for the second line before it reads anything of the container by
-    // path, takes the container's user, capabilities and filter and execs its command: nothing of
-    // the container runs before the join
+    if (record.Config.Tty) spec.console = true; // the worker makes the pty in the container's devpts
+    // the first cgroup.procs write waits ~10-20 ms for an RCU grace period: PID 1 waits for its
+    // last program until the join is done, while the worker sets up the rootfs; nothing of the
+    // container runs before the join
     const overlap = options.cgroupJoin !== undefined ||
       (options.detached === true && cgroup?.addProcessAsync !== undefined);
-    spec.awaitCgroup = overlap;
     if (!overlap) cgroup?.addProcess(child.pid);
-    // the network before the go: the stage joins the namespace made (or named) here
+    // the network before the setup: the worker joins the namespace made (or named) here
     if (options.network instanceof Error) throw options.network;
     const network = options.network ?? (await import("./network.ts")).setupNetwork(root, record, dir);
     // --ipc, --uts, --cgroupns on top of the network's (engine/namespaces.ts)
+    mark("launch");
     const modes = await prepareNamespaces(root, record, network.namespaces);
+    mark("namespaces");
     spec.namespaces = modes.namespaces;
     spec.shm = modes.shm;
-    // the spec goes into a file (no size limit), its path through the FIFO is the go signal. With
-    // the overlap the stage starts on the mounts right away, while this process compiles (or
-    // reads) the seccomp filter, publishes ports and records "running": the stage needs none of
-    // that before the second line, which carries the filter (the rootfs took ~6 ms after the go
-    // and the filter, the ports and the record ~3 ms before it, one after the other)
-    const confinement = overlap ? undefined : await containerConfinement(record.HostConfig, root.path);
-    const specPath = join(dir, "init.json");
-    Deno.writeTextFileSync(specPath, JSON.stringify({ ...spec, ...confinement }));
-    writeAll(stage.fifoFd, new TextEncoder().encode(specPath + "\n"));
-    // -t: the stage sends the master before it reads the second line (console_socket.ts)
-    const master = console?.receiveMaster(child);
-    master?.catch(() => {}); // awaited below; a failure before that is the one reported
-    const late: LateSpec = overlap ? await containerConfinement(record.HostConfig, root.path) : {};
+    // the rootfs (a few ms on this thread) while the cgroup join waits for the kernel
+    const ready = setUpStage(stage, spec);
+    const confinement = await containerConfinement(record.HostConfig, root.path);
     // nothing to publish without an endpoint of its own (none, host, container:NAME)
     const published = network.endpoint
       ? (await import("./network.ts")).publishPorts(root, record, network.endpoint)
@@ -240,48 +225,27 @@ export async function launchContainer(
       } catch (e) {
         // a stage that failed its setup is gone already (a zombie cannot join: ESRCH): its init
         // error says why, not this
-        if (isProcessAlive(child.pid, undefined)) throw e;
+        if (ready.ok && isProcessAlive(child.pid, undefined)) throw e;
       }
-      writeAll(stage.fifoFd, lateLine(late));
     }
-    if (console) {
-      pty = await takeConsole(console, await master, !options.detached && options.terminal !== false);
+    if (!ready.ok) return undefined; // PID 1 was killed: its init error says why
+    master = ready.console?.master;
+    if (master !== undefined) {
+      // loaded for -t only: a run without a terminal never needs it
+      pty = (await import("../runtime/pty.ts")).PtyMaster.adopt(master);
+      // the caller's window size before anything of the command runs
+      if (!options.detached && options.terminal !== false) pty.syncWindowSize();
     }
+    startContainer(stage, spec, ready, { confinement, outputPipes: options.outputPipes });
     return pty;
   } catch (e) {
     await abortInitStage(stage);
-    console?.close();
-    pty?.close();
+    if (pty) pty.close();
+    else if (master !== undefined) close(master);
     await cgroup?.destroy();
     if (!cgroup) (await import("./resources.ts")).releaseNetwork(root, id);
     if (record.HostConfig.AutoRemove) await removeContainer(root, record);
     else for (const file of ["init-error", "init.json"]) removeQuietly(join(dir, file));
-    throw e;
-  }
-}
-
-/**
- * -t: the master the stage sent, with the caller's window size when it follows the container
- * (`sizeToCaller`); then the stage may start the command. Undefined when the stage failed before
- * it sent one (its init error says why).
- */
-async function takeConsole(
-  console: ConsoleSocket,
-  master: number | undefined,
-  sizeToCaller: boolean,
-): Promise<PtyMaster | undefined> {
-  if (master === undefined) {
-    console.close();
-    return undefined;
-  }
-  // loaded for -t only: a run without a terminal never needs it
-  const pty = (await import("../runtime/pty.ts")).PtyMaster.adopt(master);
-  try {
-    if (sizeToCaller) pty.syncWindowSize();
-    console.ready();
-    return pty;
-  } catch (e) {
-    pty.close();
     throw e;
   }
 }
@@ -294,15 +258,10 @@ export async function finishContainer(
   root: StateRoot,
   record: ContainerRecord,
   cgroup: CgroupHandle | undefined,
-  stage: InitStage | undefined,
   status: Deno.CommandStatus,
 ): Promise<RunOutcome> {
   const id = record.Id;
   const dir = root.container(id);
-  if (stage) { // undefined: a container adopted by a new supervisor (adopt.ts)
-    close(stage.fifoFd);
-    removeQuietly(stage.fifoPath);
-  }
   const initError = readInitError(join(dir, "init-error"));
   const exitCode = initError?.code ?? exitCodeOf(status);
   let oomKilled = false;
@@ -448,6 +407,7 @@ export async function runForeground(
   }
 
   const status = await running.status;
+  mark("status");
   for (const [s, fn] of listeners) Deno.removeSignalListener(s, fn);
   if (pty) {
     if (io.terminal) Deno.removeSignalListener("SIGWINCH", onWinch);
@@ -458,6 +418,9 @@ export async function runForeground(
   }
   // every byte the container wrote reaches the caller and the log before the exit is recorded
   await Promise.all(pipes.map((p) => p.done));
+  mark("pipes done");
   log?.close();
-  return await finishContainer(root, record, cgroup, stage, status);
+  const fin = await finishContainer(root, record, cgroup, status);
+  mark("finished");
+  return fin;
 }

@@ -1,28 +1,20 @@
 // A -t container's terminal, made as runc makes it: in the container's own devpts instance (mounted
 // newinstance at /dev/pts by rootfs.ts), so the command sees /dev/pts/0 as docker's does, and no fd
-// of the host's devpts ever reaches the container. The init stage opens that devpts' ptmx by fd,
-// gets the slave with TIOCGPTPEER (no path lookup), makes it its controlling terminal and stdio and
-// binds it on /dev/console; the master goes to the parent over a unix socket (SCM_RIGHTS), and the
-// stage waits for the parent's ready (window size set) before it goes on to the command.
-//
-// Imported by the init stage: no npm, no node: built-ins.
+// of the host's devpts ever reaches the container. run's stage setup (init.ts) opens that devpts'
+// ptmx by fd and gets the slave with TIOCGPTPEER (no path lookup), binds it on /dev/console and
+// keeps the master; the container's PID 1 takes the slave as its stdio and controlling terminal in
+// its last program (stage_program.ts), after skiff has set the window size.
 
 import {
   AT_EMPTY_PATH,
   closeFd,
-  connectUnix,
   DEVPTS_SUPER_MAGIC,
-  dup2,
   fchownAt,
   fstatfsType,
-  ioctlInt,
   O,
   openAt,
   openPtyPeer,
   ptyNumber,
-  read,
-  sendFd,
-  TIOC,
   unlockPty,
 } from "../../ffi/mod.ts";
 import { checkAt, tryOpenInRoot } from "../fs/at.ts";
@@ -58,12 +50,6 @@ export function openPtyIn(ptsFd: number, peer = true): PtyPair {
   }
 }
 
-/** Makes the slave this process's controlling terminal (it leads a session already) and fds 0-2. */
-export function attachConsole(slave: number): void {
-  ioctlInt(slave, TIOC.SCTTY, 0);
-  for (const target of [0, 1, 2]) dup2(slave, target); // the copies are not close-on-exec
-}
-
 /** The user the command runs as owns its terminal (runc's fixStdioPermissions; the group stays tty's). */
 export function giveConsoleTo(slave: number, uid: number): void {
   checkAt("fchown", fchownAt(slave, "", uid, -1, AT_EMPTY_PATH), "the container's terminal");
@@ -81,29 +67,5 @@ export function openContainerPty(rootFd: number): PtyPair {
     return openPtyIn(ptsFd);
   } finally {
     closeFd(ptsFd);
-  }
-}
-
-/** The stage's end of the parent's console socket, connected while the stage still sees the host's paths. */
-export const connectConsoleSocket = (path: string) => connectUnix(path);
-
-/** Hands the master to the parent and keeps no copy of it. */
-export function sendMaster(socket: number, master: number): void {
-  try {
-    sendFd(socket, master);
-  } finally {
-    closeFd(master);
-  }
-}
-
-/**
- * Blocks until the parent has the master and set the window size (one byte), then closes the
- * socket. False when the parent is gone instead (EOF): the container must not start then.
- */
-export function awaitConsoleReady(socket: number): boolean {
-  try {
-    return read(socket, new Uint8Array(1)) === 1;
-  } finally {
-    closeFd(socket);
   }
 }

@@ -21,7 +21,6 @@ import {
   capget,
   close,
   dupAbove,
-  isNullDevice,
   O,
   open,
   pipe,
@@ -35,8 +34,9 @@ import {
 import { forkProgram, mapProgram, rseqRegistration, unmapProgram } from "../../ffi/exec_program.ts";
 import { CLONE } from "../../ffi/libc.ts";
 import { SysError } from "../../ffi/errors.ts";
-import { fstat, releaseReopen, statAt, statPath, tryOpenInRoot } from "../fs/at.ts";
+import { releaseReopen, statAt, statPath } from "../fs/at.ts";
 import { resolveUser } from "./user.ts";
+import { containerNull, lookPath } from "./lookpath.ts";
 import { RLIMIT_NUMBERS } from "./process_limits.ts";
 import {
   decodeRecord,
@@ -179,51 +179,7 @@ function sameFile(a: string, b: string): boolean {
   return x.key === y.key;
 }
 
-/** Go's exec.LookPath as runc uses it, in the container's root and -w; docker's errors. */
-function lookPath(rootFd: number, workingDir: string, name: string, searchPath: string): string {
-  const executable = (path: string) => {
-    const fd = tryOpenInRoot(rootFd, path.startsWith("/") ? path : `${workingDir}/${path}`, O.PATH);
-    if (fd < 0) return fd === -2 || fd === -20 ? "missing" : "denied";
-    try {
-      const st = fstat(fd);
-      return st.type !== "dir" && (st.perm & 0o111) ? "ok" : "denied";
-    } finally {
-      close(fd);
-    }
-  };
-  if (name.includes("/")) {
-    const found = executable(name);
-    if (found === "missing") {
-      throw new ExecFailed(`exec: "${name}": stat ${name}: no such file or directory`, EXIT_NOT_FOUND);
-    }
-    if (found === "denied") throw new ExecFailed(`exec: "${name}": permission denied`, EXIT_NOT_EXECUTABLE);
-    return name;
-  }
-  for (const dir of searchPath.split(":")) {
-    const candidate = `${dir || "."}/${name}`;
-    if (executable(candidate) === "ok") return candidate;
-  }
-  throw new ExecFailed(`exec: "${name}": executable file not found in $PATH`, EXIT_NOT_FOUND);
-}
 
-/**
- * What docker gives a command without -i: /dev/null. The container's own (skiff made it in the
- * container's /dev), never the host's: root in the container could chmod or chown that inode through
- * /proc/self/fd/0. Checked to be the null device (the container may have replaced it); otherwise an
- * empty pipe, which reads as EOF too.
- */
-function containerNull(rootFd: number): number {
-  const fd = tryOpenInRoot(rootFd, "/dev/null", O.RDWR | O.NOFOLLOW | O.NONBLOCK | O.NOCTTY);
-  if (fd >= 0) {
-    try {
-      if (isNullDevice(fd)) return fd;
-    } catch { /* not a device */ }
-    close(fd);
-  }
-  const [readEnd, writeEnd] = pipe();
-  close(writeEnd);
-  return readEnd;
-}
 
 /** The caller's side of the command's stdio. */
 export interface ExecIO {
@@ -372,7 +328,7 @@ export async function execInContainer(
     const baseEnv = execEnvironment(record, request.env, undefined, request.tty);
     const env = baseEnv.some((e) => e.startsWith("HOME=")) ? baseEnv : [...baseEnv, `HOME=${user.home}`];
     const searchPath = env.find((e) => e.startsWith("PATH="))?.slice(5) ?? "";
-    const path = lookPath(rootFd, workingDir, request.command[0], searchPath);
+    const path = lookPath(rootFd, workingDir, request.command[0], searchPath, (m, code) => new ExecFailed(m, code));
     // v2: the middle is forked into the group (clone3 CLONE_INTO_CGROUP) where the kernel can: a
     // write to cgroup.procs waits for an RCU grace period (~5 ms here)
     const cgroupFiles = containerCgroupFiles(root, record.Id);

@@ -25,9 +25,10 @@ export type Arg =
   | { strings: string[] } // a NULL-terminated char *[]
   | { fprog: Uint8Array } // struct sock_fprog for this BPF
   | { mmMap: number } // struct prctl_mm_map: this program's pages, the exe from this fd
-  | { resultOf: string }; // the result field of the step with that label
+  | { resultOf: string } // the result field of the step with that label (its address)
+  | { resultValue: string }; // the result of the step with that label itself (an fd it got)
 
-export type StepOp = "syscall" | "fork" | "unmapOthers" | "resetSignals" | "rseqUnregister";
+export type StepOp = "syscall" | "fork" | "unmapOthers" | "resetSignals" | "rseqUnregister" | "chain";
 
 export interface Step {
   /** Names the step in errors and tests: "chdir", "setns mnt", "execve" ... */
@@ -36,6 +37,8 @@ export interface Step {
   nr?: number;
   args?: Arg[];
   ignoreError?: boolean;
+  /** A result of 0 fails too, as EPIPE (a read of a sync byte that met EOF: the parent is gone). */
+  zeroFails?: boolean;
   /** The process's exit code when this step fails. */
   exitCode: number;
   /** fork: the step the parent continues with. */
@@ -48,6 +51,8 @@ export interface ExecProgram {
   intoCgroupFd?: number;
   /** Where a failing step writes {index + 1, errno}; the middle writes {0, pid} there too. */
   errorFd: number;
+  /** clone flags of the fork besides SIGCHLD (run's stage: CLONE_NEWPID). */
+  cloneFlags?: number;
 }
 
 export interface ExecPlan {
@@ -157,6 +162,54 @@ export function planExecProgram(p: ExecPlan): ExecProgram {
     call("close", s.close, [p.pidNamespaceFd]);
   }
   // while the capabilities last (raising a hard limit takes CAP_SYS_RESOURCE); the clone inherits them
+  confineSteps(p, call);
+  // the command: skiff exec's child, in the container's PID namespace, already confined
+  steps.push({
+    label: "clone",
+    op: "fork",
+    nr: s.clone,
+    args: [CLONE_PARENT | SIGCHLD, 0, 0, 0, 0],
+    exitCode: p.setupFailed,
+    jumpTo: "report pid",
+  });
+  if (p.tty) {
+    call("setsid", s.setsid, []);
+    call("ioctl TIOCSCTTY", s.ioctl, [0, TIOCSCTTY, 0]);
+  }
+  call("rt_sigprocmask", s.rt_sigprocmask, [SIG_SETMASK, { bytes: new Uint8Array(8) }, 0, 8]);
+  call("execve", s.execve, [{ bytes: cString(p.path) }, { strings: p.argv }, { strings: p.env }], p.notFound);
+  call("exit_group", s.exit_group, [p.notFound]);
+  call("report pid", s.write, [p.errorFd, { resultOf: "clone" }, 8]);
+  call("exit_group", s.exit_group, [0]);
+  return { steps, errorFd: p.errorFd, intoCgroupFd: p.intoCgroupFd };
+}
+
+/** What the credential and confinement steps need (exec's plan, and run's stage's last program). */
+export type ConfinePlan = Pick<
+  ExecPlan,
+  | "sys"
+  | "rlimits"
+  | "seccomp"
+  | "noNewPrivileges"
+  | "privileged"
+  | "lastCap"
+  | "capabilities"
+  | "additionalGids"
+  | "gid"
+  | "uid"
+  | "held"
+>;
+
+/**
+ * rlimits, the seccomp filter, the bounding set, the ids, the capabilities and no_new_privs, in
+ * runc's order (the filter first when it needs CAP_SYS_ADMIN, last under no_new_privs).
+ */
+export function confineSteps(
+  p: ConfinePlan,
+  call: (label: string, nr: number, args: Arg[]) => void,
+): void {
+  const s = p.sys;
+  // while the capabilities last (raising a hard limit takes CAP_SYS_RESOURCE)
   for (const r of p.rlimits ?? []) {
     const limits = new BigUint64Array([BigInt.asUintN(64, r.soft), BigInt.asUintN(64, r.hard)]);
     call(`rlimit ${r.resource}`, s.prlimit64, [0, r.resource, { bytes: new Uint8Array(limits.buffer) }, 0]);
@@ -185,28 +238,9 @@ export function planExecProgram(p: ExecPlan): ExecProgram {
   call("prctl PR_CAP_AMBIENT", s.prctl, [PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0]);
   if (p.noNewPrivileges) call("prctl PR_SET_NO_NEW_PRIVS", s.prctl, [PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0]);
   if (p.seccomp && p.noNewPrivileges) filter();
-  // the command: skiff exec's child, in the container's PID namespace, already confined
-  steps.push({
-    label: "clone",
-    op: "fork",
-    nr: s.clone,
-    args: [CLONE_PARENT | SIGCHLD, 0, 0, 0, 0],
-    exitCode: p.setupFailed,
-    jumpTo: "report pid",
-  });
-  if (p.tty) {
-    call("setsid", s.setsid, []);
-    call("ioctl TIOCSCTTY", s.ioctl, [0, TIOCSCTTY, 0]);
-  }
-  call("rt_sigprocmask", s.rt_sigprocmask, [SIG_SETMASK, { bytes: new Uint8Array(8) }, 0, 8]);
-  call("execve", s.execve, [{ bytes: cString(p.path) }, { strings: p.argv }, { strings: p.env }], p.notFound);
-  call("exit_group", s.exit_group, [p.notFound]);
-  call("report pid", s.write, [p.errorFd, { resultOf: "clone" }, 8]);
-  call("exit_group", s.exit_group, [0]);
-  return { steps, errorFd: p.errorFd, intoCgroupFd: p.intoCgroupFd };
 }
 
-function cString(s: string): Uint8Array {
+export function cString(s: string): Uint8Array {
   const bytes = new TextEncoder().encode(s);
   if (bytes.includes(0)) throw new Error("a string with a NUL byte");
   const out = new Uint8Array(bytes.length + 1);
@@ -225,6 +259,7 @@ const OPS: Record<StepOp, number> = {
   unmapOthers: 2,
   resetSignals: 3,
   rseqUnregister: 4,
+  chain: 5,
 };
 const HEADER = 80, ENTRY = 80;
 
@@ -236,6 +271,8 @@ export interface ProgramLayout {
   cloneNr: number;
   clone3Nr: number;
   stackSize: number;
+  /** Where in the mapping this program goes (default: right after the code). */
+  dataOffset?: number;
 }
 
 /**
@@ -243,7 +280,7 @@ export interface ProgramLayout {
  * for a mapping at `layout` (the data part starts at base + codeSize). With base 0: its size.
  */
 export function encodeProgram(program: ExecProgram, layout: ProgramLayout): Uint8Array<ArrayBuffer> {
-  const dataBase = layout.base + BigInt(layout.codeSize);
+  const dataBase = layout.base + BigInt(layout.dataOffset ?? layout.codeSize);
   const chunks: Uint8Array[] = [];
   let offset = HEADER + ENTRY * program.steps.length;
   const place = (bytes: Uint8Array): bigint => {
@@ -261,6 +298,7 @@ export function encodeProgram(program: ExecProgram, layout: ProgramLayout): Uint
   };
   const value = (arg: Arg): bigint => {
     if (typeof arg === "number" || typeof arg === "bigint") return BigInt.asUintN(64, BigInt(arg));
+    if ("resultValue" in arg) return BigInt(indexOf(arg.resultValue));
     if ("bytes" in arg) return place(arg.bytes);
     if ("strings" in arg) {
       const pointers = new BigUint64Array(arg.strings.length + 1);
@@ -288,12 +326,12 @@ export function encodeProgram(program: ExecProgram, layout: ProgramLayout): Uint
   const top = layout.base + BigInt(layout.size);
   if (program.intoCgroupFd === undefined) {
     u64(0, BigInt(layout.cloneNr)); // skiff_fork: clone(SIGCHLD, the stack's top)
-    u64(8, BigInt(SIGCHLD));
+    u64(8, BigInt(SIGCHLD | (program.cloneFlags ?? 0)));
     u64(16, top);
   } else {
     // clone3: struct clone_args (v2, 88 bytes) with CLONE_INTO_CGROUP and the stack at the end
     const args = new BigUint64Array(11);
-    args[0] = CLONE_INTO_CGROUP;
+    args[0] = CLONE_INTO_CGROUP | BigInt(program.cloneFlags ?? 0);
     args[4] = BigInt(SIGCHLD);
     args[5] = top - BigInt(layout.stackSize);
     args[6] = BigInt(layout.stackSize);
@@ -309,7 +347,11 @@ export function encodeProgram(program: ExecProgram, layout: ProgramLayout): Uint
   program.steps.forEach((step, i) => {
     const at = HEADER + ENTRY * i;
     table.setUint32(at, OPS[step.op], true);
-    table.setUint32(at + 4, step.ignoreError ? 1 : 0, true);
+    let flags = (step.ignoreError ? 1 : 0) | (step.zeroFails ? 2 : 0);
+    (step.args ?? []).forEach((arg, k) => {
+      if (typeof arg === "object" && "resultValue" in arg) flags |= 0x100 << k;
+    });
+    table.setUint32(at + 4, flags, true);
     table.setUint32(at + 8, step.exitCode, true);
     table.setUint32(at + 12, step.jumpTo === undefined ? 0 : indexOf(step.jumpTo), true);
     u64(at + 16, BigInt(step.nr ?? 0));

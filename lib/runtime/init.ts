@@ -1,193 +1,82 @@
-// The container-side init stage: `skiff __init SPEC`, started by `skiff run` as PID 1 of a fresh PID
-// namespace. It waits for the parent's go, unshares the other namespaces, builds the root filesystem,
-// becomes the container's user with docker's capabilities and execve()s the container's command.
+// The container's init stage, skiff's half: while the container's future PID 1, a fork of skiff
+// that runs only syscall programs, waits (stage_program.ts), skiff's own thread takes namespaces of
+// its own (a thread may: its fs, mount, uts, ipc and net namespaces change, skiff's other threads
+// keep the host's), mounts the root filesystem, has PID 1 join it and mount its proc, finishes the
+// mounts and resolves what PID 1 becomes (the user, the command's path, its stdio). Then it goes
+// back to the host's namespaces, working directory and umask before it returns: one synchronous
+// call, so no other request of this process ever runs in the container's namespaces. (A Deno
+// worker would keep the calling thread out of them, but starting one blocks it ~11 ms, more than
+// the whole setup takes.)
 //
-// Only *Sync Deno APIs and FFI here: after unshare, async APIs would run on threads that still live
-// in the host's namespaces. No npm imports (this runs with --no-config).
+// Only *Sync Deno APIs and FFI here: async APIs run on other threads, in the host's namespaces.
 
 import {
-  AT_FDCWD,
-  capget,
-  capset,
   CLONE,
-  CLOSE_RANGE_CLOEXEC,
-  closeRange,
-  dup2,
-  execve,
+  close,
+  fchdir,
   interfaceUp,
   O,
   open,
-  PR,
-  prctl,
   read,
-  resetSignals,
-  setgroupsThread,
   sethostname,
   setns,
-  setresgidThread,
-  setresuidThread,
-  setsid,
   statxAt,
-  SysError,
   umask,
   unshare,
   write,
 } from "../../ffi/mod.ts";
-import { close } from "../../ffi/mod.ts";
 import { releaseReopen } from "../fs/at.ts";
-import { execInit, INIT_PATH, initProgramFd } from "./init_program.ts";
-import {
-  attachConsole,
-  awaitConsoleReady,
-  connectConsoleSocket,
-  giveConsoleTo,
-  sendMaster,
-} from "./console.ts";
-import { confineBeforeCredentials, confineLast } from "./confine.ts";
-import { enterWorkingDir, makeRootReadOnly, setupRootfs } from "./rootfs.ts";
-import {
-  EXIT_NOT_EXECUTABLE,
-  EXIT_NOT_FOUND,
-  EXIT_SETUP_FAILED,
-  type InitSpec,
-  type NamespaceSpec,
-  parseLateLine,
-} from "./spec.ts";
+import { writeIntoMapping } from "../../ffi/exec_program.ts";
+import { giveConsoleTo } from "./console.ts";
+import { completeRootfs, openRootfs } from "./rootfs.ts";
+import { EXIT_SETUP_FAILED, type InitSpec, type NamespaceSpec } from "./spec.ts";
 import { type ExecUser, resolveUser } from "./user.ts";
-import { applyRlimits, checkSysctls, LimitFailure, setOomScoreAdj, writeSysctls } from "./limits_stage.ts";
+import { checkSysctls, LimitFailure, writeSysctls } from "./limits_stage.ts";
+import { containerNull, lookPath } from "./lookpath.ts";
+import { encodeProgram, type ProgramLayout } from "./exec_program.ts";
+import { planNamespacesProgram, type StageSys } from "./stage_program.ts";
 
 /** A failure before execve, with the exit code docker gives it. */
-class InitFailure extends Error {
+export class InitFailure extends Error {
   /** `daemon`: docker's daemon says this itself (a user lookup), not its runtime: no runc wording */
   constructor(message: string, readonly exitCode: number, readonly daemon = false) {
     super(message);
   }
 }
 
-const SIGKILL = 9n;
-
-/**
- * Blocks until the parent sends the spec's path (one line) through the FIFO, then reads the spec.
- * Exits quietly when the parent is gone instead: it died before PDEATHSIG was armed, or it aborted.
- */
-function receiveSpec(fifo: string, parentPid: number): { spec: InitSpec; fifo: FifoReader } {
-  // reparented: the parent died before PDEATHSIG was armed. getppid() says 0 in a new PID
-  // namespace and /proc/<parent> outlives the parent as a zombie: ask the host's /proc for our ppid
-  const stat = Deno.readTextFileSync("/proc/self/stat");
-  if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) !== parentPid) Deno.exit(EXIT_SETUP_FAILED);
-  const reader = new FifoReader(open(fifo, O.RDONLY | O.CLOEXEC));
-  const specPath = reader.line();
-  return { spec: JSON.parse(Deno.readTextFileSync(specPath)) as InitSpec, fifo: reader };
+/** What the setup needs: the spec, and how to reach the waiting child. */
+export interface StageRequest {
+  spec: InitSpec;
+  sys: StageSys;
+  /** skiff's pidfd of itself (the child pulls skiff's fds with pidfd_getfd). */
+  pidfd: number;
+  /** Read end of the child's "proc mounted" pipe; write end of its go pipe (skiff's fds). */
+  readyFd: number;
+  goFd: number;
+  /** The child's own ends of those pipes and its error pipe (fd numbers in the child). */
+  childReadyFd: number;
+  childGoFd: number;
+  childErrorFd: number;
+  /** The shared program mapping: where the namespaces program goes and what follows it. */
+  layout: Omit<ProgramLayout, "base" | "dataOffset"> & { base: string; namespacesAt: number; containerAt: number };
 }
 
-/** Lines from the parent through the FIFO; a read may split a line or hold two. */
-class FifoReader {
-  private buf = new Uint8Array(4096);
-  private length = 0;
-  constructor(readonly fd: number) {}
-
-  /** The next line; exits quietly when every writer closed (the parent is gone). */
-  line(): string {
-    let end: number;
-    while ((end = this.buf.subarray(0, this.length).indexOf(0x0a)) === -1) {
-      if (this.length === this.buf.length) { // a long line (the late spec): room for more
-        const bigger = new Uint8Array(this.buf.length * 4);
-        bigger.set(this.buf);
-        this.buf = bigger;
-      }
-      const n = read(this.fd, this.buf.subarray(this.length));
-      if (n === 0) Deno.exit(EXIT_SETUP_FAILED);
-      this.length += n;
-    }
-    const text = new TextDecoder().decode(this.buf.subarray(0, end));
-    this.buf.copyWithin(0, end + 1, this.length);
-    this.length -= end + 1;
-    return text;
+/** What the setup hands back (skiff's fds). */
+export type StageResult =
+  | {
+    ok: true;
+    /** O_PATH fd of the overlay root, everything mounted below it. */
+    rootFd: number;
+    /** -t: the pty made in the container's devpts. */
+    console?: { master: number; slave: number };
+    /** The container's /dev/null for stdin (neither -i nor -t). */
+    nullFd?: number;
+    user: ExecUser;
+    /** The command's path as runc's LookPath finds it ("" with --init: the init looks it up). */
+    path: string;
+    env: string[];
   }
-}
-
-/**
- * Detached: fds 1 and 2 become the supervisor's output pipes, opened read-write (see
- * InitSpec.outputPipes). Anonymous pipes, not files: the container can reopen or chmod them through
- * /proc/self/fd, which reaches nothing of the host's filesystem.
- */
-function attachOutput(pipes: { stdout: string; stderr: string }): void {
-  const targets = [[pipes.stdout, 1], [pipes.stderr, 2]] as const;
-  for (const [path, target] of targets) {
-    const fd = open(path, O.RDWR | O.CLOEXEC);
-    dup2(fd, target); // dup2 clears close-on-exec on the copy
-    close(fd);
-  }
-}
-
-function envValue(env: string[], key: string): string | undefined {
-  const entry = env.find((e) => e.startsWith(`${key}=`));
-  return entry?.slice(key.length + 1);
-}
-
-const statBuf = new Uint8Array(256);
-/**
- * stat(2) of a PATH candidate (after pivot_root: inside the container's root), its symlinks followed
- * as exec.LookPath does. A raw statx, not Deno.statSync: each missing candidate (five of six for
- * `true` with docker's PATH) was an exception, ~0.1 ms each on the stage's critical path.
- */
-function isExecutableFile(path: string): "ok" | "missing" | "directory" | "denied" {
-  if (statxAt(AT_FDCWD, path, 0, statBuf) !== 0) return "missing";
-  const mode = new DataView(statBuf.buffer).getUint16(28, true); // stx_mode
-  if ((mode & 0o170000) === 0o040000) return "directory";
-  return mode & 0o111 ? "ok" : "denied";
-}
-
-/** Go's exec.LookPath as runc uses it, with docker's wording and exit codes. */
-function findExecutable(name: string, searchPath: string): string {
-  if (name.includes("/")) {
-    const state = isExecutableFile(name);
-    if (state === "ok") return name;
-    if (state === "missing") {
-      throw new InitFailure(`exec: "${name}": stat ${name}: no such file or directory`, EXIT_NOT_FOUND);
-    }
-    throw new InitFailure(`exec: "${name}": permission denied`, EXIT_NOT_EXECUTABLE);
-  }
-  for (const dir of searchPath.split(":")) {
-    const candidate = `${dir || "."}/${name}`;
-    if (isExecutableFile(candidate) === "ok") return candidate;
-  }
-  throw new InitFailure(`exec: "${name}": executable file not found in $PATH`, EXIT_NOT_FOUND);
-}
-
-/** Bounding set first (needs CAP_SETPCAP), then the ids, then the remaining capability sets. */
-function becomeUser(spec: InitSpec, user: ExecUser): void {
-  const mask = BigInt(spec.capabilities);
-  if (!spec.privileged) {
-    const lastCap = Number(Deno.readTextFileSync("/proc/sys/kernel/cap_last_cap").trim());
-    for (let cap = 0; cap <= lastCap; cap++) {
-      if (!(mask & (1n << BigInt(cap)))) prctl(PR.CAPBSET_DROP, BigInt(cap));
-    }
-  }
-  if (user.uid !== 0) prctl(PR.SET_KEEPCAPS, 1n); // keep permitted caps across the uid change
-  // this thread only: glibc's wrappers signal every Deno thread and wait for each (~1 ms, more on a
-  // busy machine); execve leaves only this thread anyway
-  setgroupsThread(user.additionalGids);
-  setresgidThread(user.gid);
-  setresuidThread(user.uid);
-  if (!spec.privileged) {
-    // the host may lack some capability (these machines have no CAP_SYS_RESOURCE): grant what we hold
-    const held = capget().permitted & mask;
-    capset({ effective: held, permitted: held, inheritable: 0n });
-  }
-  prctl(PR.CAP_AMBIENT, BigInt(PR.CAP_AMBIENT_CLEAR_ALL));
-  // a credential change clears the parent-death signal: arm it again (a detached container must
-  // survive its monitor: it has none from here on)
-  prctl(PR.SET_PDEATHSIG, spec.detached ? 0n : SIGKILL);
-}
-
-function execErrorCode(e: SysError): number {
-  if (e.code === "ENOENT" || e.code === "ENOTDIR") return EXIT_NOT_FOUND;
-  if (e.code === "EACCES" || e.code === "EPERM" || e.code === "ENOEXEC" || e.code === "EISDIR") {
-    return EXIT_NOT_EXECUTABLE;
-  }
-  return EXIT_SETUP_FAILED;
-}
+  | { ok: false; exitCode: number; message: string; daemon: boolean; childFailed?: boolean };
 
 const NAMESPACE_FLAGS: Record<NamespaceSpec["type"], number> = {
   mount: CLONE.NEWNS,
@@ -201,7 +90,7 @@ const NAMESPACE_FLAGS: Record<NamespaceSpec["type"], number> = {
 function enterNamespaces(namespaces: NamespaceSpec[]): void {
   let fresh = 0;
   for (const ns of namespaces) {
-    if (ns.type === "cgroup" && ns.path === undefined) continue; // made once in the cgroups (run)
+    if (ns.type === "cgroup") continue; // made by PID 1 once it is in the container's cgroups
     if (ns.path === undefined) {
       fresh |= NAMESPACE_FLAGS[ns.type];
       continue;
@@ -216,131 +105,163 @@ function enterNamespaces(namespaces: NamespaceSpec[]): void {
   if (fresh) unshare(fresh);
 }
 
-function run(spec: InitSpec, fifo: FifoReader): never {
-  // --init: its sealed copy, made while /proc is still the host's (the reopen goes through it)
-  const initFd = spec.init ? initProgramFd() : -1;
-  // -t: the parent's socket, by its host path while the stage still sees the host's (console.ts)
-  const consoleSocket = spec.consoleSocket !== undefined ? connectConsoleSocket(spec.consoleSocket) : -1;
-  umask(0); // device nodes and files we create get exactly the modes we ask for
-  if (spec.outputPipes) attachOutput(spec.outputPipes); // the host's /proc, before any unshare
-  if (spec.oomScoreAdj !== undefined) setOomScoreAdj(spec.oomScoreAdj);
-  const host = spec.sysctls ? { net: namespaceInode("net"), ipc: namespaceInode("ipc") } : undefined;
-  enterNamespaces(spec.namespaces);
-  if (spec.sysctls) checkSysctls(spec.sysctls, ownNamespaces(spec.namespaces, host!));
-  setsid(); // a session of its own: the caller's terminal signals reach it only through skiff
-  const { console } = setupRootfs(
-    spec,
-    spec.sysctls ? (procFd) => writeSysctls(procFd, spec.sysctls!) : undefined,
-  );
-  if (console) {
-    attachConsole(console.slave);
-    close(console.slave);
-    sendMaster(consoleSocket, console.master);
-  }
-  // the mounts above open nothing the container controls but by O_PATH (lib/fs: a device node is
-  // never opened); what follows reads its files by path (/etc/passwd and /etc/group, which an image
-  // or an earlier run may have made device nodes): from here on only as a member of its cgroups,
-  // whose device rules then apply, as they do to the container
-  if (spec.awaitCgroup) {
-    const late = parseLateLine(fifo.line());
-    if (!late) throw new InitFailure("unexpected go signal", EXIT_SETUP_FAILED);
-    Object.assign(spec, late);
-  }
-  close(fifo.fd);
-  // the parent holds the master and set the window size before anything of the command runs
-  if (consoleSocket >= 0 && !awaitConsoleReady(consoleSocket)) Deno.exit(EXIT_SETUP_FAILED);
-  // --cgroupns private: its root is the cgroup the stage is in now, the container's own
-  if (spec.namespaces.some((ns) => ns.type === "cgroup" && ns.path === undefined)) unshare(CLONE.NEWCGROUP);
-  if (spec.nullStdin) {
-    const devNull = open("/dev/null", O.RDWR | O.CLOEXEC); // made by setupRootfs: the container's own
-    dup2(devNull, 0);
-    close(devNull);
-  }
-  // --uts host: the host's namespace, whose name is not the container's to set
-  if (spec.namespaces.some((ns) => ns.type === "uts")) sethostname(spec.hostname);
-  // a namespace of its own (--network none) has lo down; a joined one is set up already
-  if (spec.namespaces.some((ns) => ns.type === "network" && ns.path === undefined)) interfaceUp("lo");
+const statBuf = new Uint8Array(256);
+/** The inode of a namespace: this thread's by name, or an open namespace fd's. */
+function namespaceInode(of: string | number): bigint {
+  const found = typeof of === "string"
+    ? statxAt(-100, `/proc/thread-self/ns/${of}`, 0, statBuf)
+    : statxAt(of, "", AT_EMPTY_PATH, statBuf);
+  if (found !== 0) return -1n;
+  return new DataView(statBuf.buffer).getBigUint64(32, true); // stx_ino (nsfs: one inode per namespace)
+}
+const AT_EMPTY_PATH = 0x1000;
 
-  let user: ExecUser;
-  const rootFd = open("/", O.PATH | O.DIRECTORY | O.CLOEXEC); // the container's, since pivot_root
-  try {
-    user = resolveUser(spec.user, spec.groupAdd, rootFd);
-  } catch (e) {
-    throw new InitFailure((e as Error).message, EXIT_SETUP_FAILED, true);
-  } finally {
-    close(rootFd);
-    releaseReopen();
-  }
-  if (consoleSocket >= 0) giveConsoleTo(0, user.uid);
-  const env = [...spec.env];
-  if (envValue(env, "HOME") === undefined) env.push(`HOME=${user.home}`);
-  enterWorkingDir(spec.workingDir);
-  if (spec.readOnlyRootfs) makeRootReadOnly();
-  // with --init the init looks the command up, as docker-init does (and reports it as tini)
-  const path = spec.init ? "" : findExecutable(spec.args[0], envValue(env, "PATH") ?? "");
+/** PID 1's namespaces: this thread's that differ from the host's, mnt last (setns order). */
+const CHILD_NAMESPACES = [["ipc", CLONE.NEWIPC], ["uts", CLONE.NEWUTS], ["net", CLONE.NEWNET], [
+  "mnt",
+  CLONE.NEWNS,
+]] as const;
 
-  confineBeforeCredentials(spec);
-  // as runc does: while the capabilities last (raising a hard limit takes CAP_SYS_RESOURCE)
-  if (spec.rlimits) applyRlimits(spec.rlimits, "privileged");
-  becomeUser(spec, user);
-  umask(0o022);
-  resetSignals();
-  closeRange(3, CLOSE_RANGE_CLOEXEC); // fds inherited from skiff's caller must not reach the container
-  if (spec.rlimits) applyRlimits(spec.rlimits, "final");
-  confineLast(spec);
+function envValue(env: string[], key: string): string | undefined {
+  return env.find((e) => e.startsWith(`${key}=`))?.slice(key.length + 1);
+}
+
+/**
+ * The stage's whole setup for one container (never throws: a failure comes back as a result).
+ * Leaves this thread in the host's namespaces, working directory and umask again, whatever
+ * happened; if it cannot, the process exits at once rather than go on in the container's.
+ */
+export function setUpContainerRoot(req: StageRequest): StageResult {
+  const spec = req.spec;
+  // to come back to: this thread's namespaces are the host's now
+  const back = CHILD_NAMESPACES.map(([name, type]) => ({
+    name,
+    fd: open(`/proc/thread-self/ns/${name}`, O.RDONLY | O.CLOEXEC),
+    type,
+  }));
+  const cwd = open(".", O.PATH | O.DIRECTORY | O.CLOEXEC);
+  const made: number[] = [];
+  // root, cwd and umask of this thread alone (Deno's other threads keep the process's)
+  unshare(CLONE.FS);
+  const umaskBefore = umask(0); // device nodes and files we create get exactly the modes we ask for
   try {
-    if (spec.init) execInit(initFd, spec.args, env);
-    execve(path, spec.args, env);
-  } catch (e) {
-    if (e instanceof SysError) {
-      const shown = spec.init ? INIT_PATH : spec.args[0];
-      throw new InitFailure(`exec: "${shown}": ${e.detail.toLowerCase()}`, execErrorCode(e));
+    enterNamespaces(spec.namespaces);
+    const hostIs = (name: string) => namespaceInode(name) === namespaceInode(back.find((b) => b.name === name)!.fd);
+    if (spec.sysctls) {
+      const has = (type: NamespaceSpec["type"]) => spec.namespaces.some((ns) => ns.type === type);
+      // a joined namespace may be the host's (a container:X whose X runs with --ipc or --network host)
+      checkSysctls(spec.sysctls, {
+        ipc: has("ipc"),
+        ipcIsHost: hostIs("ipc"),
+        network: has("network"),
+        networkIsHost: hostIs("net"),
+        uts: has("uts"),
+      });
     }
-    throw e;
-  }
-}
-
-/** The inode of one of this process's namespaces (which one it is in now). */
-function namespaceInode(type: string): number {
-  return Deno.statSync(`/proc/self/ns/${type}`).ino ?? -1;
-}
-
-/** What runc's sysctl check asks: which namespaces are the container's own. */
-function ownNamespaces(namespaces: NamespaceSpec[], host: { net: number; ipc: number }) {
-  const has = (type: NamespaceSpec["type"]) => namespaces.some((ns) => ns.type === type);
-  return {
-    ipc: has("ipc"),
-    // a joined namespace may be skiff's own (a container:X whose X runs with --ipc host or --network
-    // host): a write there would change the host's value
-    ipcIsHost: namespaceInode("ipc") === host.ipc,
-    network: has("network"),
-    networkIsHost: namespaceInode("net") === host.net,
-    uts: has("uts"),
-  };
-}
-
-/** Entry point of `skiff __init FIFO PARENT_PID`: never returns (execve or exit). */
-export function initMain(args: string[]): never {
-  let errorFd = -1;
-  try {
-    prctl(PR.SET_PDEATHSIG, SIGKILL); // the container dies with its skiff
-    // until execve nothing in the container may read this process's host fds or root through /proc
-    prctl(PR.SET_DUMPABLE, 0n);
-    const { spec, fifo } = receiveSpec(args[0], Number(args[1]));
-    errorFd = open(spec.errorFile, O.WRONLY | O.CREAT | O.TRUNC | O.CLOEXEC, 0o600);
-    run(spec, fifo);
-  } catch (e) {
-    const code = e instanceof InitFailure || e instanceof LimitFailure ? e.exitCode : EXIT_SETUP_FAILED;
-    const message = e instanceof InitFailure || e instanceof LimitFailure
-      ? e.message
-      : `failed to set up the container: ${(e as Error).message ?? String(e)}`;
-    // "<code>[!] <message>": "!" marks the daemon's own words (process.ts readInitError)
-    const daemon = e instanceof InitFailure && e.daemon ? "!" : "";
-    const line = new TextEncoder().encode(`${code}${daemon} ${message}\n`);
+    const opened = openRootfs(spec);
+    // PID 1 joins what this thread has now and mounts its proc on the target
+    const namespaces = CHILD_NAMESPACES.filter(([name]) => !hostIs(name)).map(([name, type]) => {
+      const fd = open(`/proc/thread-self/ns/${name}`, O.RDONLY | O.CLOEXEC);
+      made.push(fd);
+      return { fd, type, name };
+    });
+    const layout = { ...req.layout, base: BigInt(req.layout.base) };
+    const program = planNamespacesProgram({
+      sys: req.sys,
+      pidfd: req.pidfd,
+      namespaces,
+      procTarget: opened.procTarget,
+      oomScoreAdj: spec.oomScoreAdj,
+      readyFd: req.childReadyFd,
+      goFd: req.childGoFd,
+      errorFd: req.childErrorFd,
+      next: layout.base + BigInt(layout.containerAt),
+      setupFailed: EXIT_SETUP_FAILED,
+    });
+    writeIntoMapping(
+      layout.base,
+      layout.size,
+      layout.namespacesAt,
+      encodeProgram(program, { ...layout, dataOffset: layout.namespacesAt }),
+    );
+    write(req.goFd, new Uint8Array([1]));
+    if (read(req.readyFd, new Uint8Array(1)) !== 1) {
+      opened.mounts.close();
+      // PID 1 failed a step (its error record says which) or was killed
+      return { ok: false, exitCode: EXIT_SETUP_FAILED, message: "", daemon: false, childFailed: true };
+    }
+    for (const fd of made.splice(0)) close(fd);
+    let console: { master: number; slave: number } | undefined;
     try {
-      if (errorFd >= 0) write(errorFd, line);
-      else Deno.stderr.writeSync(line);
-    } catch { /* nowhere left to report */ }
-    Deno.exit(code);
+      ({ console } = completeRootfs(
+        spec,
+        opened,
+        spec.sysctls ? (procFd) => writeSysctls(procFd, spec.sysctls!) : undefined,
+      ));
+      // docker makes a missing working directory (PID 1's chdir then says what else is wrong)
+      close(opened.mounts.target(spec.workingDir, "dir"));
+    } finally {
+      opened.mounts.close();
+    }
+    if (console) made.push(console.master, console.slave);
+    // --uts host: the host's namespace, whose name is not the container's to set
+    if (spec.namespaces.some((ns) => ns.type === "uts")) sethostname(spec.hostname);
+    // a namespace of its own (--network none) has lo down; a joined one is set up already
+    if (spec.namespaces.some((ns) => ns.type === "network" && ns.path === undefined)) interfaceUp("lo");
+
+    const rootFd = open(spec.mergedDir, O.PATH | O.DIRECTORY | O.CLOEXEC); // the overlay, in our namespace
+    made.push(rootFd);
+    let user: ExecUser;
+    try {
+      user = resolveUser(spec.user, spec.groupAdd, rootFd);
+    } catch (e) {
+      throw new InitFailure((e as Error).message, EXIT_SETUP_FAILED, true);
+    } finally {
+      releaseReopen();
+    }
+    if (console) giveConsoleTo(console.slave, user.uid);
+    const env = [...spec.env];
+    if (envValue(env, "HOME") === undefined) env.push(`HOME=${user.home}`);
+    // with --init the init looks the command up, as docker-init does (and reports it as tini)
+    const path = spec.init ? "" : lookPath(
+      rootFd,
+      spec.workingDir,
+      spec.args[0],
+      envValue(env, "PATH") ?? "",
+      (message, code) => new InitFailure(message, code),
+    );
+    const nullFd = spec.nullStdin ? containerNull(rootFd) : undefined;
+    if (nullFd !== undefined) made.push(nullFd);
+    made.length = 0; // handed over
+    return { ok: true, rootFd, console, nullFd, user, path, env };
+  } catch (e) {
+    for (const fd of made) close(fd);
+    const known = e instanceof InitFailure || e instanceof LimitFailure;
+    return {
+      ok: false,
+      exitCode: known ? e.exitCode : EXIT_SETUP_FAILED,
+      message: known ? e.message : `failed to set up the container: ${(e as Error).message ?? String(e)}`,
+      daemon: e instanceof InitFailure && e.daemon,
+    };
+  } finally {
+    comeBack(back, cwd, umaskBefore);
   }
+}
+
+/** The host's namespaces (mnt last: it needs this thread's own fs, which it has), cwd and umask. */
+function comeBack(back: { name: string; fd: number; type: number }[], cwd: number, umaskBefore: number): void {
+  try {
+    for (const ns of back) {
+      setns(ns.fd, ns.type);
+      if (namespaceInode(ns.name) !== namespaceInode(ns.fd)) throw new Error(`still in another ${ns.name} namespace`);
+    }
+    fchdir(cwd);
+    umask(umaskBefore);
+  } catch (e) {
+    // nothing of this process may go on in a container's namespaces
+    Deno.stderr.writeSync(new TextEncoder().encode(`skiff: cannot return to the host's namespaces: ${(e as Error).message}\n`));
+    Deno.exit(125);
+  }
+  for (const ns of back) close(ns.fd);
+  close(cwd);
 }

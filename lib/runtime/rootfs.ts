@@ -2,17 +2,7 @@
 // /proc, /sys, a minimal /dev, the per-container /etc files, docker's masked and read-only paths,
 // then pivot_root. Sync APIs and FFI only (this runs after unshare).
 
-import {
-  chdir,
-  makedev,
-  MNT_DETACH,
-  mount,
-  MS,
-  pivotRoot,
-  S_IFCHR,
-  SysError,
-  umount2,
-} from "../../ffi/mod.ts";
+import { chdir, makedev, mount, MS, S_IFCHR, SysError } from "../../ffi/mod.ts";
 import {
   AT_FDCWD,
   AT_SYMLINK_NOFOLLOW,
@@ -464,44 +454,61 @@ function mountRootOverlay(spec: InitSpec): void {
 
 const PROC_SUPER_MAGIC = 0x9fa0;
 
-/** /proc, then `use` gets the fresh mount's root (checked to be a proc of its own) before the rest. */
-function mountProcAnd(m: RootMounts, use: (procFd: number) => void): void {
-  const covered = m.target("/proc", "dir");
-  let procFd: number;
+/** The root filesystem half made: the overlay mounted, the /proc target opened (made when missing). */
+export interface OpenedRootfs {
+  mounts: RootMounts;
+  /** O_PATH fd of /proc in the root: the container's PID 1 mounts its proc there (stage_program.ts). */
+  procTarget: number;
+}
+
+/**
+ * In the stage worker's own mount namespace: makes every mount private (nothing propagates back to
+ * the host), mounts the overlay root and opens the /proc target. The overlay's own paths are skiff's;
+ * every mount target inside it is resolved and mounted by fd.
+ */
+export function openRootfs(spec: InitSpec): OpenedRootfs {
+  mount(null, "/", null, MS.REC | MS.PRIVATE);
+  mountRootOverlay(spec);
+  const m = new RootMounts(spec.mergedDir);
   try {
-    m.mountFs("proc", "proc", covered, MS.NOSUID | MS.NODEV | MS.NOEXEC, null, "/proc");
-    procFd = m.reopenMounted("/proc", covered);
-  } finally {
-    closeFd(covered);
-  }
-  try {
-    if (fstatfsType(procFd) !== PROC_SUPER_MAGIC) throw new Error("/proc is not the proc just mounted");
-    use(procFd);
-  } finally {
-    closeFd(procFd);
+    return { mounts: m, procTarget: m.target("/proc", "dir") };
+  } catch (e) {
+    m.close();
+    throw e;
   }
 }
 
 /**
- * Mounts everything below `spec.mergedDir`, then makes it the root and changes into it. The
- * overlay's own paths are skiff's; every mount target inside it is resolved and mounted by fd.
+ * Once the container's PID 1 has mounted its proc on the target: checks it (a new proc mount there),
+ * hands its root to `onProc` (--sysctl), then mounts /sys, /sys/fs/cgroup, /dev, the volumes, the
+ * /etc files, --device nodes and docker's masked and read-only paths, in runc's order. Closes the
+ * mounts' fds; the pivot_root is the container's own (stage_program.ts).
  */
-export function setupRootfs(spec: InitSpec, onProc?: (procFd: number) => void): { console?: PtyPair } {
-  const root = spec.mergedDir;
+export function completeRootfs(
+  spec: InitSpec,
+  opened: OpenedRootfs,
+  onProc?: (procFd: number) => void,
+): { console?: PtyPair } {
+  const m = opened.mounts;
   let console: PtyPair | undefined;
-  // nothing we mount may propagate back to the host
-  mount(null, "/", null, MS.REC | MS.PRIVATE);
-  mountRootOverlay(spec);
-
-  const m = new RootMounts(root);
   try {
-    if (onProc) mountProcAnd(m, onProc);
-    else mountFsAt(m, "proc", "proc", "/proc", MS.NOSUID | MS.NODEV | MS.NOEXEC, null);
+    let procFd: number;
+    try {
+      procFd = m.reopenMounted("/proc", opened.procTarget);
+    } finally {
+      closeFd(opened.procTarget);
+    }
+    try {
+      if (fstatfsType(procFd) !== PROC_SUPER_MAGIC) throw new Error("/proc is not the proc just mounted");
+      onProc?.(procFd);
+    } finally {
+      closeFd(procFd);
+    }
     // read-only unless --privileged, as docker does
     const sysReadOnly = spec.privileged ? 0 : MS.RDONLY;
     mountFsAt(m, "sysfs", "sysfs", "/sys", MS.NOSUID | MS.NODEV | MS.NOEXEC | sysReadOnly, null);
     if (spec.cgroupView) mountCgroupView(m, spec.cgroupView, spec.privileged);
-    console = mountDev(m, spec.consoleSocket !== undefined, spec.privileged, spec.shmSize, spec.shm);
+    console = mountDev(m, spec.console === true, spec.privileged, spec.shmSize, spec.shm);
     mountVolumes(m, spec.mounts, spec.tmpfs);
 
     for (const name of ["hostname", "hosts", "resolv.conf"]) {
@@ -513,33 +520,9 @@ export function setupRootfs(spec: InitSpec, onProc?: (procFd: number) => void): 
       for (const path of spec.maskedPaths) maskPath(m, path);
       for (const path of spec.readonlyPaths) readOnlyPath(m, path);
     }
+    return { console };
   } catch (e) {
     if (console) { for (const fd of [console.master, console.slave]) closeFd(fd); }
     throw e;
-  } finally {
-    m.close();
-  }
-
-  // pivot_root(".", ".") stacks the old root on top of the new one; detaching it leaves only ours
-  chdir(root);
-  pivotRoot(".", ".");
-  umount2(".", MNT_DETACH);
-  chdir("/");
-  return { console };
-}
-
-/** --read-only: the overlay root becomes read-only; /dev, /proc and the /etc binds stay as they are. */
-export function makeRootReadOnly(): void {
-  mount(null, "/", null, MS.BIND | MS.REMOUNT | MS.RDONLY);
-}
-
-/** Creates the working directory when the image lacks it (docker does), then changes into it. */
-export function enterWorkingDir(path: string): void {
-  try {
-    chdir(path);
-  } catch (e) {
-    if (!(e instanceof SysError) || e.code !== "ENOENT") throw e;
-    Deno.mkdirSync(path, { recursive: true }); // after pivot_root: inside the container's own root
-    chdir(path);
   }
 }

@@ -1,14 +1,13 @@
-// How skiff starts itself again: for the container-side init stage (`__init`), the supervisor of
-// detached containers (`__supervisor`), cp's helpers (`__cp`, `__cp-stopped`) and the bridge collector
-// (`__netgc`). howToStartMyself() decides, once, and every re-execution goes through it:
+// How skiff starts itself again: for the supervisor of detached containers (`__supervisor`), cp's
+// helpers (`__cp`, `__cp-stopped`) and the bridge collector (`__netgc`); its worker threads load
+// their entries through ownEntryUrl. howToStartMyself() decides, once, and every re-execution goes
+// through it:
 //
-// - "exe": one executable that takes skiff's arguments, `EXE __init FIFO PID`: the binary of
+// - "exe": one executable that takes skiff's arguments, `EXE __supervisor ...`: the binary of
 //   `deno task compile` (Deno.build.standalone), or SKIFF_EXE when set (a wrapper that starts skiff the
 //   way a compiled binary would; tests/self_exe_test.ts runs every stage through one).
 // - "source": a checkout, also the unpacked cache of a dist file (scripts/dist.sh): `deno run -A
-//   --no-config lib/runtime/init_main.ts FIFO PID` (no config: the init stage imports nothing from npm,
-//   and skipping the config saves ~30 ms of startup; its own entry skips main.ts's imports, whose node:
-//   built-ins alone cost ~10 ms of CPU at every start), and `deno run -A --no-config main.ts ARGS`.
+//   --no-config main.ts ARGS` (skipping the config saves ~30 ms of startup).
 
 /**
  * skiff runs from a bundle (scripts/bundle.sh): this module's code then sits in one of the bundle's
@@ -17,7 +16,7 @@
 const BUNDLED = import.meta.url.endsWith(".js");
 
 /**
- * One of skiff's entry files, named by its path in the checkout (`lib/runtime/init_main.ts`): the
+ * One of skiff's entry files, named by its path in the checkout (`lib/image/file_worker.ts`): the
  * source, or the bundle's .js of it.
  */
 export function ownEntryUrl(path: string): URL {
@@ -95,44 +94,8 @@ export function selfCommand(args: string[]): { cmd: string; args: string[] } {
 export const SELF_ENV: Record<string, string> = { DENO_NO_UPDATE_CHECK: "1" };
 
 /**
- * What of skiff's own environment the init stage keeps: only what Deno needs to find its caches
- * (the code cache's hits depend on the same DENO_DIR) and libraries, and skiff's own switches
- * (SKIFF_*: SKIFF_MOUNT_API, SKIFF_EXE and the launcher's own, as a compiled binary's would). The
- * caller's other variables (tokens, passwords) never reach the process that becomes the container:
- * a `--cap-add SYS_PTRACE` container whose PID namespace a new container joins (--pid container:)
- * could otherwise read them from that container's stage.
- */
-const STAGE_ENV_KEPT = [
-  "DENO_DIR",
-  "HOME",
-  "XDG_CACHE_HOME",
-  "DENO_NO_PROMPT",
-  "LD_LIBRARY_PATH",
-];
-
-/** The init stage's whole environment (spawned with clearEnv). */
-export function stageEnv(): Record<string, string> {
-  const env: Record<string, string> = { ...SELF_ENV };
-  for (const [name, value] of Object.entries(Deno.env.toObject())) {
-    if (STAGE_ENV_KEPT.includes(name) || name.startsWith("SKIFF_")) env[name] = value;
-  }
-  return env;
-}
-
-/** The command line of the init stage: it reads its spec from `fifo`, written by `parentPid`. */
-export function initCommand(fifo: string, parentPid: number): { cmd: string; args: string[] } {
-  const args = [fifo, String(parentPid)];
-  const self = howToStartMyself();
-  if (self.kind === "exe") return { cmd: self.exe, args: ["__init", ...args] };
-  return {
-    cmd: self.deno,
-    args: ["run", "-A", "--no-config", ...v8Flags(), ownEntry("lib/runtime/init_main.ts"), ...args],
-  };
-}
-
-/**
- * Whether `/proc/PID/exe` of a stage started by initCommand still shows skiff (it has not execve()d
- * the container's command yet): the Deno runtime, or SKIFF_EXE before it execs the runtime.
+ * Whether `/proc/PID/exe` of a container's PID 1 still shows skiff (a fork of skiff that has not
+ * execve()d the container's command yet): the Deno runtime, or SKIFF_EXE before it execs the runtime.
  */
 export function isOwnExecutable(exe: string): boolean {
   ownExecutables ??= ownExecutablesNow();

@@ -1,10 +1,7 @@
-// The contract between `skiff run` (the parent) and the container-side init stage. The init stage is
-// started as `__init FIFO PARENT_PID` before the container exists; once the container and its
-// network exist, the parent writes this spec to <container>/init.json and that path as one line
-// into the FIFO: that line is the go signal. With `awaitCgroup` (every run but the rare one joined
-// synchronously) the stage sets up the rootfs and then waits for a second line (LateSpec), which
-// the parent sends once the stage is in the container's cgroups and the state says "running".
-// Kept free of imports so the init stage loads nothing it does not need (type imports are erased).
+// What run's init stage is told about a container (lib/runtime/stage.ts): skiff's stage worker
+// (stage_worker.ts, a thread of skiff) builds the root filesystem from it in namespaces of its own,
+// and the container's forked PID 1 runs the programs planned from it (stage_program.ts). Kept
+// free of imports so the worker loads nothing it does not need (type imports are erased).
 
 import type { DeviceNode } from "../cgroups/devices.ts";
 
@@ -47,7 +44,7 @@ export interface InitSpec {
   upperDir: string;
   workDir: string;
   mergedDir: string;
-  /** The init stage writes "<exit code> <message>" here when it fails before execve. */
+  /** skiff writes "<exit code>[!] <message>" here when the stage fails before execve. */
   errorFile: string;
   hostname: string;
   /** argv of the container's process (entrypoint + cmd), not yet resolved against PATH. */
@@ -61,11 +58,8 @@ export interface InitSpec {
   /** --group-add: group names (looked up in the image) or gids. */
   groupAdd: string[];
 
-  /**
-   * -t: the parent's unix socket (a host path, connected before any unshare). The stage makes the pty
-   * in the container's devpts and sends the master there (runtime/console.ts).
-   */
-  consoleSocket?: string;
+  /** -t: the worker makes the pty in the container's devpts (runtime/console.ts) and hands skiff the master. */
+  console?: boolean;
   /**
    * Neither -i nor -t: stdin becomes the container's own /dev/null (the stage got the host's, whose
    * inode the container's root could chmod through /proc/self/fd/0).
@@ -98,26 +92,14 @@ export interface InitSpec {
     symlinks: { link: string; target: string }[];
   };
   /**
-   * run -d / start without -t: the supervisor's output pipes as `/proc/<supervisor>/fd/<n>`. The
-   * stage reopens each read-write for its fd 1 and 2 (before pivot_root), so the pipe always has a
+   * run -d / start without -t: the supervisor's output pipes as `/proc/<supervisor>/fd/<n>`. skiff
+   * reopens each read-write for the container's fd 1 and 2, so the pipe always has a
    * reader in the container itself: with the supervisor gone, a write blocks once the pipe is full
    * instead of failing with EPIPE, and the next supervisor reads on from there (engine/output.ts).
    */
   outputPipes?: { stdout: string; stderr: string };
   /** run -d / start: the container outlives its monitor (no parent-death signal once set up). */
   detached?: boolean;
-  /**
-   * The parent joins the stage to the container's cgroups while it sets up the rootfs: a second
-   * line on the FIFO (LateSpec) says it is done, and the stage waits for it once its mounts are
-   * made, before it reads anything of the container by path or becomes the container. The seccomp
-   * fields below then come with that line, not in the spec file.
-   */
-  awaitCgroup?: boolean;
-  /** The container's seccomp filter (BPF, base64; compiled by the parent) and flags. */
-  seccompFilter?: string;
-  seccompFlags?: number;
-  /** --security-opt no-new-privileges. */
-  noNewPrivileges?: boolean;
   /** --ulimit (process_limits.ts rlimitSettings): set just before execve. */
   rlimits?: { name: string; resource: number; soft: string; hard: string }[];
   /** --sysctl: written through the stage's own fresh /proc/sys, after runc's namespace check. */
@@ -133,54 +115,6 @@ export interface InitSpec {
   shm?: { kind: "own" } | { kind: "none" } | { kind: "bind"; source: string };
   /** --init: the command runs as the child of skiff's init (init_program/), executed from a sealed memfd. */
   init?: boolean;
-}
-
-/**
- * The second FIFO line when `awaitCgroup`: the parent sends it once the stage is in the container's
- * cgroups, with what the stage needs only from then on (the seccomp filter, compiled or read from
- * its cache while the stage mounted the rootfs). One line of JSON, read before the stage takes the
- * container's credentials.
- */
-export interface LateSpec {
-  seccompFilter?: string;
-  seccompFlags?: number;
-  noNewPrivileges?: boolean;
-}
-
-/**
- * The late line must fit in the FIFO's buffer (64 KiB) beside the first one, so that writing it
- * never waits on a stage that died meanwhile: a filter has at most 4096 BPF instructions (32 KiB,
- * 44 KiB in base64).
- */
-const MAX_LATE_LINE = 60 * 1024;
-
-export function lateLine(late: LateSpec): Uint8Array<ArrayBuffer> {
-  const bytes = new TextEncoder().encode(`${JSON.stringify(late)}\n`);
-  if (bytes.length > MAX_LATE_LINE) {
-    throw new Error(`the init stage's late spec is too big (${bytes.length} bytes)`);
-  }
-  return bytes;
-}
-
-/** The late line as the stage reads it; undefined when it is not one (never from our parent). */
-export function parseLateLine(line: string): LateSpec | undefined {
-  let value: unknown;
-  try {
-    value = JSON.parse(line);
-  } catch {
-    return undefined;
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
-  const late = value as Record<string, unknown>;
-  const ok = (key: string, type: string) => late[key] === undefined || typeof late[key] === type;
-  if (!ok("seccompFilter", "string") || !ok("seccompFlags", "number") || !ok("noNewPrivileges", "boolean")) {
-    return undefined;
-  }
-  return {
-    seccompFilter: late.seccompFilter,
-    seccompFlags: late.seccompFlags,
-    noNewPrivileges: late.noNewPrivileges,
-  } as LateSpec;
 }
 
 /** An overlay root: read-only without an upper dir. */

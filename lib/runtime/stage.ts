@@ -1,95 +1,418 @@
-// The init stage's process, started as early as `skiff run` can: PID 1 of a new PID namespace,
-// waiting on a FIFO for its spec. Its Deno startup (~15-20 ms) then overlaps with loading the rest
-// of the runtime, creating the container and its cgroups. Kept small: run.ts imports it up front
-// and starts the stage right after parsing its command line.
+// run's init stage: the container's PID 1, forked from skiff as early as `skiff run` can, and a
+// worker thread of skiff that builds its root filesystem. No second Deno starts: the fork runs
+// only syscall programs (stage_program.ts, in the interpreter of ffi/exec_program) and waits on a
+// pipe between them; the worker (stage_worker.ts → init.ts) loads while the CLI creates the
+// container and its cgroups.
+//
+//   startInitStage   fork (CLONE_NEWPID), start the worker          the fork's program
+//   setUpStage       the worker: namespaces, mounts, user, command  the namespaces program
+//   startContainer   once the cgroups are joined: the go            the container program
+//
+// Every program lives in one shared mapping: the child keeps only those pages (and forgets skiff's
+// memory at once), and the later programs are written there after the fork.
 
-import { CLONE, close, kill, mkfifo, O, open, setns, unshare, write } from "../../ffi/libc.ts";
-import { processStartTime } from "../state/fsutil.ts";
+import {
+  CLONE,
+  capget,
+  close,
+  kill,
+  O,
+  open,
+  pidfdOpen,
+  pipe,
+  readAsync,
+  setns,
+  strerror,
+  SYSCALLS,
+  waitForExitAsync,
+  write,
+} from "../../ffi/libc.ts";
+import {
+  forkProgram,
+  mapProgram,
+  type ProgramMapping,
+  rseqRegistration,
+  unmapProgram,
+  writeIntoMapping,
+} from "../../ffi/exec_program.ts";
 import type { StateRoot } from "../state/root.ts";
-import { initCommand, stageEnv } from "./self.ts";
+import { decodeRecord, encodeProgram, type ExecProgram } from "./exec_program.ts";
+import { setUpContainerRoot, type StageRequest, type StageResult } from "./init.ts";
+import { planContainerProgram, planForkProgram } from "./stage_program.ts";
+import { EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED, type InitSpec } from "./spec.ts";
+import type { StageConfinement } from "./confine.ts";
+import { fdReadable, fdWritable } from "./stdio.ts";
+import { INIT_PATH, initProgramFd } from "./init_program.ts";
 
-/** A started init stage waiting for its spec on the sync FIFO. */
+/** The container's PID 1, as skiff's callers see it (the shape of a Deno.ChildProcess they use). */
+export interface StageChild {
+  pid: number;
+  /** Once it exited, and its error record (if any) is in the container's init-error. */
+  status: Promise<Deno.CommandStatus>;
+  /** Only with the matching pipes (InitStage.inputPiped / outputPiped). */
+  stdin: WritableStream<Uint8Array>;
+  stdout: ReadableStream<Uint8Array>;
+  stderr: ReadableStream<Uint8Array>;
+}
+
+/** A started init stage: PID 1 waiting for its next program, the worker loading. */
 export interface InitStage {
-  child: Deno.ChildProcess;
-  fifoPath: string;
-  /** Our end of the FIFO, O_RDWR: the child's open() never blocks and never sees EOF while we live. */
-  fifoFd: number;
-  /** The child's stdout/stderr are pipes (Deno's child.stdout throws when they are not). */
+  child: StageChild;
+  /** The child's stdout/stderr are pipes skiff reads. */
   outputPiped: boolean;
   /** The child's stdin is a pipe that skiff feeds (run -i). */
   inputPiped: boolean;
   /** Set by whoever took the stage over (Engine.runForeground): it aborts the stage on failure. */
   taken?: boolean;
+  /** internal */
+  inner: StageInternals;
 }
 
+interface StageInternals {
+  mapping: ProgramMapping;
+  layout: StageRequest["layout"];
+  pidfd: number;
+  goFd: number;
+  readyFd: number;
+  /** The child's fd numbers of its pipes' ends. */
+  childGo: number;
+  childReady: number;
+  childError: number;
+  /** Resolves when the child execve()d or exited: its failure record, if it wrote one. */
+  failure: Promise<{ failed: number; errno: number } | undefined>;
+  /** skiff's fds the child pulls (pidfd_getfd) in its last program: closed once it exec'd or exited. */
+  lend: number[];
+  /** Set with the go for the container program: what a failure there means. */
+  container?: { program: ExecProgram; command: string; workingDir: string };
+  errorFile?: string;
+  closed: boolean;
+}
+
+const STACK_SIZE = 16 * 1024;
+/** Where the later programs go in the shared mapping's data part, and how much the last may take. */
+const NAMESPACES_AT = 64 * 1024, CONTAINER_AT = 128 * 1024, CONTAINER_MAX = 4 * 1024 * 1024;
+
+const sys = { ...SYSCALLS };
+const DEBUG = Deno.env.get("SKIFF_DEBUG_STAGE") !== undefined;
+export const mark = (what: string) => DEBUG && console.error(`${performance.now().toFixed(1)} ${what}`);
+
 /**
- * Spawns the init stage as PID 1 of a new PID namespace (this process stays in its own). It starts
- * before the container exists and waits on the FIFO until launchContainer() sends the spec; a caller
- * that cannot create the container must abortInitStage(). `output` "piped": the caller reads the
- * container's stdout/stderr; "null": the supervisor, which gives the stage pipes of its own
- * through the spec (engine/output.ts).
+ * Forks the container's PID 1 (of a new PID namespace; `pidNamespace` "host": skiff's own, an fd:
+ * that one) and starts the worker. `stdin`/`output`: what PID 1's fds 0 and 1-2 are until its last
+ * program: the caller's ("inherit"), pipes skiff copies ("piped") or the host's /dev/null ("null").
  */
 export function startInitStage(
-  root: StateRoot,
+  _root: StateRoot,
   stdin: "inherit" | "null" | "piped",
   output: "inherit" | "piped" | "null" = "inherit",
-  /** --pid: "host" spawns it in our own PID namespace, an fd joins that one (container:NAME) */
   pidNamespace?: "host" | number,
 ): InitStage {
-  const rand = crypto.getRandomValues(new Uint32Array(1))[0].toString(16);
-  // <kind>-<pid>-<start time>-<hex>: the image store's tmp sweeper removes it once we are gone
-  const fifoPath = `${root.tmp}/initfifo-${Deno.pid}-${processStartTime(Deno.pid) ?? 0}-${rand}`;
-  mkfifo(fifoPath, 0o600);
-  let fifoFd = -1;
+  const ours: number[] = [], theirs: number[] = [];
+  const both = (flags = O.CLOEXEC) => {
+    const [r, w] = pipe(flags);
+    return [r, w];
+  };
+  let mapping: ProgramMapping | undefined;
   try {
-    fifoFd = open(fifoPath, O.RDWR | O.CLOEXEC);
-    const self = initCommand(fifoPath, Deno.pid);
-    const ownPidNs = open("/proc/self/ns/pid", O.RDONLY | O.CLOEXEC);
+    const [goR, goW] = both(), [readyR, readyW] = both(), [errorR, errorW] = both();
+    ours.push(goW, readyR, errorR);
+    theirs.push(goR, readyW, errorW);
+    const stdio: [number | undefined, number | undefined, number | undefined] = [undefined, undefined, undefined];
+    const parentEnds: { stdin?: number; stdout?: number; stderr?: number } = {};
+    if (stdin === "piped") {
+      const [r, w] = both();
+      theirs.push(r), ours.push(w);
+      stdio[0] = r;
+      parentEnds.stdin = w;
+    }
+    if (output === "piped") {
+      for (const [i, name] of [[1, "stdout"], [2, "stderr"]] as const) {
+        const [r, w] = both();
+        ours.push(r), theirs.push(w);
+        stdio[i] = w;
+        parentEnds[name] = r;
+      }
+    }
+    if (stdin === "null" || output === "null") {
+      const devNull = open("/dev/null", O.RDWR | O.CLOEXEC);
+      theirs.push(devNull);
+      if (stdin === "null") stdio[0] = devNull;
+      if (output === "null") stdio[1] = stdio[2] = devNull;
+    }
+    mark("stage start");
+    const pidfd = pidfdOpen(Deno.pid);
+    ours.push(pidfd);
+    mapping = mapProgram(CONTAINER_AT + CONTAINER_MAX, STACK_SIZE, true);
+    const layout = {
+      base: String(mapping.base),
+      size: mapping.size,
+      codeSize: mapping.codeSize,
+      cloneNr: sys.clone,
+      clone3Nr: sys.clone3,
+      stackSize: STACK_SIZE,
+      namespacesAt: mapping.codeSize + NAMESPACES_AT,
+      containerAt: mapping.codeSize + CONTAINER_AT,
+    };
+    const program = planForkProgram({
+      sys,
+      rseq: rseqRegistration(),
+      stdio,
+      closeInChild: [goW, readyR, errorR, parentEnds.stdin, parentEnds.stdout, parentEnds.stderr]
+        .filter((fd): fd is number => fd !== undefined),
+      goFd: goR,
+      errorFd: errorW,
+      next: mapping.base + BigInt(layout.namespacesAt),
+      newPidNamespace: pidNamespace === undefined,
+      setupFailed: EXIT_SETUP_FAILED,
+    });
+    const bytes = encodeProgram(program, { ...layout, base: mapping.base });
+    let pid: number;
+    const ownPidNs = typeof pidNamespace === "number" ? open("/proc/self/ns/pid", O.RDONLY | O.CLOEXEC) : -1;
     try {
-      // affects only children spawned from this (the main) thread
-      if (pidNamespace === undefined) unshare(CLONE.NEWPID);
-      else if (pidNamespace !== "host") setns(pidNamespace, CLONE.NEWPID);
+      // container:NAME: this thread's children go there for the one fork
+      if (typeof pidNamespace === "number") setns(pidNamespace, CLONE.NEWPID);
       try {
-        const child = new Deno.Command(self.cmd, {
-          args: self.args,
-          clearEnv: true,
-          env: stageEnv(),
-          stdin,
-          stdout: output,
-          stderr: output,
-        })
-          .spawn();
-        return { child, fifoPath, fifoFd, outputPiped: output === "piped", inputPiped: stdin === "piped" };
+        pid = forkProgram(mapping, bytes);
       } finally {
-        setns(ownPidNs, CLONE.NEWPID);
+        if (ownPidNs >= 0) setns(ownPidNs, CLONE.NEWPID);
       }
     } finally {
-      close(ownPidNs);
+      if (ownPidNs >= 0) close(ownPidNs);
     }
+    mark("forked");
+    for (const fd of theirs.splice(0)) close(fd);
+    const inner: StageInternals = {
+      mapping,
+      layout,
+      pidfd,
+      goFd: goW,
+      readyFd: readyR,
+      childGo: goR,
+      childReady: readyW,
+      childError: errorW,
+      failure: readFailure(errorR),
+      lend: [],
+      closed: false,
+    };
+    const child: StageChild = {
+      pid,
+      status: Promise.resolve({ success: false, code: 0, signal: null }),
+      stdin: parentEnds.stdin !== undefined ? fdWritable(parentEnds.stdin) : undefined!,
+      stdout: parentEnds.stdout !== undefined ? fdReadable(parentEnds.stdout) : undefined!,
+      stderr: parentEnds.stderr !== undefined ? fdReadable(parentEnds.stderr) : undefined!,
+    };
+    const stage: InitStage = { child, outputPiped: output === "piped", inputPiped: stdin === "piped", inner };
+    child.status = waitForChild(stage);
+    return stage;
   } catch (e) {
-    if (fifoFd >= 0) close(fifoFd);
-    removeQuietly(fifoPath);
+    for (const fd of [...ours, ...theirs]) close(fd);
+    if (mapping) unmapProgram(mapping);
     throw e;
   }
 }
 
-/** Kills an init stage that will never get a spec (the container could not be created). */
-export async function abortInitStage(stage: InitStage): Promise<void> {
+/** The first failure record on the error pipe, read until its EOF (PID 1 exec'd or exited). */
+async function readFailure(errorFd: number): Promise<{ failed: number; errno: number } | undefined> {
+  const record = new Uint8Array(8);
+  let failure: { failed: number; errno: number } | undefined;
   try {
-    kill(stage.child.pid, 9);
-  } catch { /* already gone */ }
+    while (await readAsync(errorFd, record) === 8) {
+      const got = decodeRecord(record);
+      if (!("pid" in got)) failure ??= got;
+    }
+  } finally {
+    close(errorFd);
+  }
+  return failure;
+}
+
+async function waitForChild(stage: InitStage): Promise<Deno.CommandStatus> {
+  const code = await waitForExitAsync(stage.child.pid);
+  mark("exited");
+  const failure = await stage.inner.failure;
+  if (failure && stage.inner.errorFile) writeInitError(stage.inner.errorFile, failureLine(stage, failure));
+  release(stage);
+  return { success: code === 0, code, signal: null };
+}
+
+/** "<code>[!] <message>": what finishContainer reads ("!": docker's daemon's own words). */
+function writeInitError(path: string, line: { code: number; message: string; daemon?: boolean }): void {
+  try {
+    Deno.writeTextFileSync(path, `${line.code}${line.daemon ? "!" : ""} ${line.message}\n`, { mode: 0o600 });
+  } catch { /* the container's directory is gone (rm -f) */ }
+}
+
+/** A failed step of PID 1's programs in docker's words (runc's for a chdir or an execve). */
+function failureLine(stage: InitStage, failure: { failed: number; errno: number }) {
+  const why = strerror(failure.errno).toLowerCase();
+  const container = stage.inner.container;
+  const label = container?.program.steps[failure.failed]?.label;
+  if (!container || label === undefined) {
+    return { code: EXIT_SETUP_FAILED, message: `failed to set up the container: step ${failure.failed}: ${why}` };
+  }
+  if (label === "execve") {
+    const e = failure.errno;
+    const code = e === 2 || e === 20 ? EXIT_NOT_FOUND : [1, 8, 13, 21].includes(e) ? EXIT_NOT_EXECUTABLE : EXIT_SETUP_FAILED;
+    return { code, message: `exec: "${container.command}": ${why}` };
+  }
+  if (label === "chdir") {
+    return {
+      code: EXIT_NOT_EXECUTABLE,
+      message: `chdir to cwd ("${container.workingDir}") set in config.json failed: ${why}`,
+    };
+  }
+  const rlimit = /^rlimit (\d+)$/.exec(label);
+  if (rlimit) return { code: EXIT_SETUP_FAILED, message: `error setting rlimit type ${rlimit[1]}: ${why}` };
+  return { code: EXIT_SETUP_FAILED, message: `failed to set up the container: ${label}: ${why}` };
+}
+
+/**
+ * Hands the worker the spec: it sets up the namespaces and the root filesystem (PID 1 joins them
+ * and mounts its proc meanwhile). A failure there is written to the spec's init-error and PID 1 is
+ * killed: the caller sees it exit as if it had failed itself.
+ */
+export function setUpStage(stage: InitStage, spec: InitSpec): StageResult {
+  const inner = stage.inner;
+  inner.errorFile = spec.errorFile;
+  const request: StageRequest = {
+    spec,
+    sys,
+    pidfd: inner.pidfd,
+    readyFd: inner.readyFd,
+    goFd: inner.goFd,
+    childReadyFd: inner.childReady,
+    childGoFd: inner.childGo,
+    childErrorFd: inner.childError,
+    layout: inner.layout,
+  };
+  mark("setup");
+  const result = setUpContainerRoot(request);
+  mark("setup done");
+  if (!result.ok) {
+    if (!result.childFailed) {
+      writeInitError(spec.errorFile, { code: result.exitCode, message: result.message, daemon: result.daemon });
+    }
+    killQuietly(stage.child.pid);
+  }
+  return result;
+}
+
+/** What the container program needs besides the spec and the worker's result. */
+export interface ContainerStart {
+  confinement: StageConfinement;
+  /** Detached, without -t: the supervisor's output pipes become fds 1 and 2. */
+  outputPipes?: InitSpec["outputPipes"];
+}
+
+/**
+ * The go: writes the container program (into the root, the container's stdio, credentials,
+ * seccomp, execve) and lets PID 1 run it. Call once PID 1 is in the container's cgroups.
+ */
+export function startContainer(
+  stage: InitStage,
+  spec: InitSpec,
+  setup: Extract<StageResult, { ok: true }>,
+  start: ContainerStart,
+): void {
+  const inner = stage.inner;
+  inner.lend.push(setup.rootFd);
+  if (setup.console) inner.lend.push(setup.console.slave);
+  if (setup.nullFd !== undefined) inner.lend.push(setup.nullFd);
+  const stdio: { fd: number; targets: number[] }[] = [];
+  if (setup.console) stdio.push({ fd: setup.console.slave, targets: [0, 1, 2] });
+  else {
+    if (setup.nullFd !== undefined) stdio.push({ fd: setup.nullFd, targets: [0] });
+    if (start.outputPipes) {
+      // read-write: the pipe keeps a reader in the container itself (engine/output.ts)
+      for (const [path, target] of [[start.outputPipes.stdout, 1], [start.outputPipes.stderr, 2]] as const) {
+        const fd = open(path, O.RDWR | O.CLOEXEC);
+        inner.lend.push(fd);
+        stdio.push({ fd, targets: [target] });
+      }
+    }
+  }
+  const initFd = spec.init ? initProgramFd() : undefined;
+  if (initFd !== undefined) inner.lend.push(initFd);
+  const c = start.confinement;
+  const program = planContainerProgram({
+    sys,
+    pidfd: inner.pidfd,
+    rootFd: setup.rootFd,
+    newCgroupNamespace: spec.namespaces.some((ns) => ns.type === "cgroup" && ns.path === undefined),
+    stdio,
+    tty: setup.console !== undefined,
+    workingDir: spec.workingDir,
+    readOnlyRoot: spec.readOnlyRootfs,
+    detached: spec.detached === true,
+    initFd,
+    path: setup.path,
+    argv: spec.init ? [INIT_PATH, "--", ...spec.args] : spec.args,
+    env: setup.env,
+    errorFd: inner.childError,
+    setupFailed: EXIT_SETUP_FAILED,
+    notFound: EXIT_NOT_FOUND,
+    notExecutable: EXIT_NOT_EXECUTABLE,
+    uid: setup.user.uid,
+    gid: setup.user.gid,
+    additionalGids: setup.user.additionalGids,
+    capabilities: BigInt(spec.capabilities),
+    privileged: spec.privileged,
+    lastCap: Number(Deno.readTextFileSync("/proc/sys/kernel/cap_last_cap").trim()),
+    held: capget().permitted,
+    seccomp: c.seccompFilter
+      ? { filter: Uint8Array.fromBase64(c.seccompFilter), flags: c.seccompFlags ?? 0 }
+      : undefined,
+    noNewPrivileges: c.noNewPrivileges ?? false,
+    rlimits: spec.rlimits?.map((r) => ({
+      resource: r.resource,
+      soft: BigInt(r.soft),
+      hard: BigInt(r.hard),
+    })),
+  });
+  const layout = { ...inner.layout, base: inner.mapping.base, dataOffset: inner.layout.containerAt };
+  const bytes = encodeProgram(program, layout);
+  if (bytes.length > CONTAINER_MAX) {
+    killQuietly(stage.child.pid);
+    writeInitError(spec.errorFile, {
+      code: EXIT_SETUP_FAILED,
+      message: "failed to set up the container: its command line and environment are too large",
+    });
+    return;
+  }
+  writeIntoMapping(inner.mapping.base, inner.mapping.size, inner.layout.containerAt, bytes);
+  inner.container = { program, command: spec.init ? INIT_PATH : spec.args[0], workingDir: spec.workingDir };
+  // the lent fds go once PID 1 has taken them and exec'd (the error pipe's EOF) or exited
+  inner.failure.then(() => release(stage));
+  try {
+    write(inner.goFd, new Uint8Array([1]));
+    mark("go");
+  } catch { /* PID 1 is gone: its exit says why */ }
+}
+
+function killQuietly(pid: number): void {
+  try {
+    kill(pid, 9);
+  } catch { /* gone already */ }
+}
+
+/** Closes what skiff still holds for the stage (idempotent). */
+function release(stage: InitStage): void {
+  const inner = stage.inner;
+  for (const fd of inner.lend.splice(0)) close(fd);
+  if (inner.closed) return;
+  inner.closed = true;
+  for (const fd of [inner.goFd, inner.readyFd, inner.pidfd]) close(fd);
+  unmapProgram(inner.mapping);
+}
+
+/** Kills an init stage that will never start a container (it could not be created). */
+export async function abortInitStage(stage: InitStage): Promise<void> {
+  killQuietly(stage.child.pid);
   await stage.child.status;
-  close(stage.fifoFd);
-  removeQuietly(stage.fifoPath);
 }
 
 export function removeQuietly(path: string): void {
   try {
     Deno.removeSync(path);
   } catch { /* not there */ }
-}
-
-/** Writes all of `data` to a blocking fd. */
-export function writeAll(fd: number, data: Uint8Array<ArrayBuffer>): void {
-  for (let done = 0; done < data.length;) done += write(fd, data.subarray(done));
 }

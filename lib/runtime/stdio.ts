@@ -1,6 +1,7 @@
 // Copying a container's stdio through skiff, as docker's attach does: the container gets pipes of
 // its own, never the caller's files or terminal. Bytes pass unchanged.
 
+import { close, readAsync, writeAsync } from "../../ffi/libc.ts";
 import type { JsonLogWriter, LogStream } from "./logs.ts";
 
 /** A byte sink: the caller's stdout/stderr, or any stream (a later API frames it docker's way). */
@@ -112,4 +113,45 @@ export async function drainAfterExit(copies: OutputCopy[], idleMs = 500): Promis
  */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => AbortSignal.timeout(ms).addEventListener("abort", () => resolve()));
+}
+
+/** A pipe's read end as a stream (closed at its end or when cancelled). */
+export function fdReadable(fd: number): ReadableStream<Uint8Array> {
+  let open = true;
+  const done = () => {
+    if (open) close(fd);
+    open = false;
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const buf = new Uint8Array(64 * 1024);
+      const n = open ? await readAsync(fd, buf) : 0;
+      if (n > 0) controller.enqueue(buf.subarray(0, n));
+      else {
+        done();
+        controller.close();
+      }
+    },
+    cancel: done,
+  });
+}
+
+/** A pipe's write end as a stream (closed when the stream is closed or aborted). */
+export function fdWritable(fd: number): WritableStream<Uint8Array> {
+  let open = true;
+  const done = () => {
+    if (open) close(fd);
+    open = false;
+  };
+  return new WritableStream<Uint8Array>({
+    async write(chunk) {
+      for (let at = 0; at < chunk.length;) {
+        const n = await writeAsync(fd, chunk.slice(at) as Uint8Array<ArrayBuffer>);
+        if (n < 0) throw new Error("the container's stdin is closed");
+        at += n;
+      }
+    },
+    close: done,
+    abort: done,
+  });
 }
