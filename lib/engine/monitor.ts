@@ -42,9 +42,10 @@ import { type ContainerRecord, ZERO_TIME } from "../state/types.ts";
 import { JsonLogWriter, logPath, logSettings, type LogStream } from "../runtime/logs.ts";
 import { drain, finishContainer, launchContainer, type RunOutcome } from "./process.ts";
 import { Backoff, NO_RESTART, shouldRestart } from "../runtime/restart.ts";
-import { abortInitStage, type InitStage, startInitStage } from "../runtime/stage.ts";
+import { abortInitStage, type InitStage, mark, startInitStage } from "../runtime/stage.ts";
 import { isOwnExecutable } from "../runtime/self.ts";
 import { ContainerOutput, SPOOL_DRAIN_MS } from "./output.ts";
+import type { PtyMaster } from "../runtime/pty.ts";
 import { adoptOrphans } from "./adopt.ts";
 import { stagePidNamespace } from "./namespaces.ts";
 import { fdTarget, Holder, writeEndOf } from "./holder.ts";
@@ -174,43 +175,57 @@ async function runOnce(
     cgroup.destroy();
     throw e;
   }
-  let pty;
+  let pty: PtyMaster | undefined;
+  let stdinPipe: ReturnType<typeof fdTarget> | undefined;
+  let holder: Holder | undefined;
+  // a StdinOnce attach that ends the stdin ends the holder's copy too (or keeps it from taking one)
+  let stdinClosed = false;
+  let attached: ReturnType<typeof attachableRun> | undefined;
+  const pumps: Promise<void>[] = [];
   try {
     pty = await launchContainer(root, record, cgroup, stage, {
       cgroupView: containerCgroupView(root, id),
       detached: true,
       outputPipes: output.spec(),
+      // before the go: a start -a client sees the first byte, and the stdin pipe is named while
+      // PID 1 is still skiff's (nothing of the container's chose it)
+      beforeGo: (p) => {
+        stdinPipe = stage.inputPiped ? fdTarget(child.pid, 0) : undefined;
+        const run = attachableRun(record, {
+          ...stageHandles(stage, p),
+          onStdinClosed: () => {
+            stdinClosed = true;
+            holder?.kill();
+          },
+        });
+        attached = run;
+        pumps.push(...output.sources().map(([name, source]) => pumpStream(source, name, log, run)));
+        if (p) {
+          pumps.push(p.pumpOutput((chunk) => {
+            log.write("stdout", chunk);
+            run.output("stdout", chunk);
+          }));
+        }
+      },
     });
   } catch (e) {
+    await attached?.end();
     output.close();
     log.close();
     throw e;
   }
-  // the stdin pipe, named while the stage is still skiff's (nothing of the container's chose it)
-  const stdinPipe = stage.inputPiped ? fdTarget(child.pid, 0) : undefined;
-  let holder: Holder | undefined;
-  // a StdinOnce attach that ends the stdin ends the holder's copy too (or keeps it from taking one)
-  let stdinClosed = false;
-  const attached = attachableRun(record, {
-    ...stageHandles(stage, pty),
-    onStdinClosed: () => {
-      stdinClosed = true;
-      holder?.kill();
-    },
-  });
-  const pumps = output.sources().map(([name, source]) => pumpStream(source, name, log, attached));
-  if (pty) {
-    pumps.push(pty.pumpOutput((chunk) => {
-      log.write("stdout", chunk);
-      attached.output("stdout", chunk);
-    }));
+  if (!attached) {
+    // PID 1 failed its setup (its init error says why): nothing ran, nothing to attach
+    attached = attachableRun(record, stageHandles(stage, pty));
   }
   let exited = false;
   const status = child.status.then((s) => {
     exited = true;
     return s;
   });
+  mark("waitForExec");
   const ran = await waitForExec(child.pid, () => exited);
+  mark("ran " + ran);
   if (ran) onRunning(child.pid);
   output.releaseWriters(); // the container holds its own ends now (or is gone)
   if (ran && (pty || stdinPipe)) {

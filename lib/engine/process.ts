@@ -151,6 +151,11 @@ export interface LaunchOptions {
   network?: ContainerNetwork | Error;
   /** Detached, without -t: the output pipes PID 1 takes for fds 1 and 2 (engine/output.ts). */
   outputPipes?: InitSpec["outputPipes"];
+  /**
+   * Called right before the go, with the pty (-t): whatever must see the container's first byte
+   * or name its fds while they are still skiff's (the supervisor's attach hub and output pumps).
+   */
+  beforeGo?: (pty: PtyMaster | undefined) => void;
 }
 
 /**
@@ -236,6 +241,7 @@ export async function launchContainer(
       // the caller's window size before anything of the command runs
       if (!options.detached && options.terminal !== false) pty.syncWindowSize();
     }
+    options.beforeGo?.(pty);
     startContainer(stage, spec, ready, { confinement, outputPipes: options.outputPipes });
     return pty;
   } catch (e) {

@@ -157,8 +157,7 @@ export function startInitStage(
       sys,
       rseq: rseqRegistration(),
       stdio,
-      closeInChild: [goW, readyR, errorR, parentEnds.stdin, parentEnds.stdout, parentEnds.stderr]
-        .filter((fd): fd is number => fd !== undefined),
+      keep: [goR, readyW, errorW, pidfd],
       goFd: goR,
       errorFd: errorW,
       next: mapping.base + BigInt(layout.namespacesAt),

@@ -57,8 +57,8 @@ export interface ForkPlan {
   rseq: RseqRegistration | null;
   /** run's stdio pipes (child ends), dup'ed onto 0, 1, 2; undefined: the inherited fd stays. */
   stdio: [number | undefined, number | undefined, number | undefined];
-  /** skiff's ends of the pipes (and the write end of `goFd`): closed in the child, so EOFs mean what they should. */
-  closeInChild: number[];
+  /** What the child keeps of skiff's fds (besides 0-2): its pipe ends and skiff's pidfd. Every other fd goes. */
+  keep: number[];
   /** The child's end of the go pipe: one byte per next program. */
   goFd: number;
   errorFd: number;
@@ -97,7 +97,14 @@ export function planForkProgram(p: ForkPlan): ExecProgram {
   p.stdio.forEach((fd, target) => {
     if (fd !== undefined) call("dup3", s.dup3, [fd, target, 0]);
   });
-  for (const fd of p.closeInChild) call("close", s.close, [fd], { ignoreError: true });
+  // every fd of skiff's but those (a client's socket, skiff's own pipe ends): the fork has a copy
+  // of all, and one held here would keep a caller waiting or reach the container's setup
+  const keep = [...new Set(p.keep)].sort((a, b) => a - b);
+  let first = 3;
+  for (const fd of [...keep, 0xffffffff + 1]) {
+    if (fd > first) call("close_range", s.close_range, [first, fd - 1, 0]);
+    first = fd + 1;
+  }
   waitAndChain(call, steps, s, p.goFd, p.next, p.setupFailed);
   return { steps, errorFd: p.errorFd, cloneFlags: p.newPidNamespace ? CLONE_NEWPID : 0 };
 }
