@@ -650,7 +650,12 @@ export function execve(path: string, argv: string[], env: string[]): never {
 
 // ---- exec's syscall program (ffi/exec_program.ts) ----
 
-const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4, MAP_SHARED = 0x01, MAP_PRIVATE = 0x02, MAP_ANONYMOUS = 0x20;
+const PROT_READ = 1,
+  PROT_WRITE = 2,
+  PROT_EXEC = 4,
+  MAP_SHARED = 0x01,
+  MAP_PRIVATE = 0x02,
+  MAP_ANONYMOUS = 0x20;
 
 /**
  * An anonymous read-write mapping of `length` bytes; `shared`: a fork keeps seeing what this process

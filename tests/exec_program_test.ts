@@ -189,7 +189,16 @@ Deno.test("exec program interpreter (x86-64, native): fork, ignored and fatal fa
   assert.doesNotMatch(failing, /^exec-ok$/m);
   // every page but the program's unmapped (with glibc's rseq undone first) and the exe swapped
   checkBasic(await runHarness("x86_64", "gcc", [], ["full"]));
+  checkChain(await runHarness("x86_64", "gcc", [], ["chain"]));
 });
+
+/** "chain": the second program ran, wrote through the fd its first step got, and failed on EOF. */
+function checkChain(out: string) {
+  assert.match(out, /^child$/m);
+  assert.match(out, /^chained$/m);
+  assert.match(out, /^failed entry 3 errno 32$/m); // the read's index in the second program, EPIPE
+  assert.doesNotMatch(out, /^exec-ok$/m);
+}
 
 Deno.test("exec program interpreter (arm64, under qemu-aarch64-static): fork, failures, execve", async () => {
   const cc = "aarch64-linux-gnu-gcc";
@@ -205,6 +214,7 @@ Deno.test("exec program interpreter (arm64, under qemu-aarch64-static): fork, fa
   checkBasic(await runHarness("aarch64", cc, ["qemu-aarch64-static"], []));
   const failing = await runHarness("aarch64", cc, ["qemu-aarch64-static"], ["basic", "fail"]);
   assert.match(failing, /^failed entry \d+ errno 9$/m);
+  checkChain(await runHarness("aarch64", cc, ["qemu-aarch64-static"], ["chain"]));
 });
 
 // Runs as PID 1 of a container with CAP_SYS_PTRACE: for every other process that appears, reads its

@@ -18,14 +18,23 @@ import { eventually, Proc, runDetached, withDetached } from "./detach_helpers.ts
 
 const hostNs = (kind: string) => Deno.readLinkSync(`/proc/self/ns/${kind}`);
 
-/** Pids of this root's init stages (their command line names a FIFO in its tmp/). */
+/**
+ * Pids of this root's init stages: the forks of a skiff of this root that wait, before their execve,
+ * as PID 1 of a PID namespace of their own (still skiff's executable).
+ */
 function stagePids(root: TestRoot): number[] {
   const out: number[] = [];
+  const deno = Deno.execPath();
   for (const e of Deno.readDirSync("/proc")) {
     if (!/^\d+$/.test(e.name)) continue;
     try {
-      const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`);
-      if (cmd.includes(`${root.path}/tmp/initfifo-`)) out.push(Number(e.name));
+      if (Deno.readLinkSync(`/proc/${e.name}/exe`) !== deno) continue;
+      const status = Deno.readTextFileSync(`/proc/${e.name}/status`);
+      const nspid = status.match(/^NSpid:\s+(.*)$/m)?.[1].trim().split(/\s+/) ?? [];
+      if (nspid.length < 2 || nspid[nspid.length - 1] !== "1") continue;
+      const ppid = status.match(/^PPid:\s+(\d+)$/m)?.[1];
+      const parent = Deno.readTextFileSync(`/proc/${ppid}/cmdline`).split("\0");
+      if (parent.includes(root.path)) out.push(Number(e.name));
     } catch { /* exited */ }
   }
   return out;

@@ -20,8 +20,8 @@ import type { PtyMaster } from "../runtime/pty.ts";
 import {
   abortInitStage,
   type InitStage,
-  removeQuietly,
   mark,
+  removeQuietly,
   setUpStage,
   startContainer,
 } from "../runtime/stage.ts";
@@ -195,8 +195,10 @@ export async function launchContainer(
     mark("namespaces");
     spec.namespaces = modes.namespaces;
     spec.shm = modes.shm;
-    // the rootfs (a few ms on this thread) while the cgroup join waits for the kernel
-    const ready = setUpStage(stage, spec);
+    // the rootfs while the cgroup join waits for the kernel, and the seccomp filter, the ports and
+    // the "running" record while PID 1 joins the namespaces and mounts its proc
+    const setup = setUpStage(stage, spec);
+    setup.catch(() => {}); // awaited below; a failure before that is the one reported
     const confinement = await containerConfinement(record.HostConfig, root.path);
     // nothing to publish without an endpoint of its own (none, host, container:NAME)
     const published = network.endpoint
@@ -224,6 +226,7 @@ export async function launchContainer(
         Error: "",
       };
     });
+    const ready = await setup;
     if (overlap) {
       try {
         await (options.cgroupJoin ?? cgroup!.addProcessAsync!(child.pid));

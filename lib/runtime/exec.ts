@@ -179,8 +179,6 @@ function sameFile(a: string, b: string): boolean {
   return x.key === y.key;
 }
 
-
-
 /** The caller's side of the command's stdio. */
 export interface ExecIO {
   stdin: ByteSource;
@@ -328,7 +326,13 @@ export async function execInContainer(
     const baseEnv = execEnvironment(record, request.env, undefined, request.tty);
     const env = baseEnv.some((e) => e.startsWith("HOME=")) ? baseEnv : [...baseEnv, `HOME=${user.home}`];
     const searchPath = env.find((e) => e.startsWith("PATH="))?.slice(5) ?? "";
-    const path = lookPath(rootFd, workingDir, request.command[0], searchPath, (m, code) => new ExecFailed(m, code));
+    const path = lookPath(
+      rootFd,
+      workingDir,
+      request.command[0],
+      searchPath,
+      (m, code) => new ExecFailed(m, code),
+    );
     // v2: the middle is forked into the group (clone3 CLONE_INTO_CGROUP) where the kernel can: a
     // write to cgroup.procs waits for an RCU grace period (~5 ms here)
     const cgroupFiles = containerCgroupFiles(root, record.Id);

@@ -17,7 +17,6 @@ import {
   interfaceUp,
   O,
   open,
-  read,
   sethostname,
   setns,
   statxAt,
@@ -28,7 +27,7 @@ import {
 import { releaseReopen } from "../fs/at.ts";
 import { writeIntoMapping } from "../../ffi/exec_program.ts";
 import { giveConsoleTo } from "./console.ts";
-import { completeRootfs, openRootfs } from "./rootfs.ts";
+import { completeRootfs, type OpenedRootfs, openRootfs } from "./rootfs.ts";
 import { EXIT_SETUP_FAILED, type InitSpec, type NamespaceSpec } from "./spec.ts";
 import { type ExecUser, resolveUser } from "./user.ts";
 import { checkSysctls, LimitFailure, writeSysctls } from "./limits_stage.ts";
@@ -50,15 +49,18 @@ export interface StageRequest {
   sys: StageSys;
   /** skiff's pidfd of itself (the child pulls skiff's fds with pidfd_getfd). */
   pidfd: number;
-  /** Read end of the child's "proc mounted" pipe; write end of its go pipe (skiff's fds). */
-  readyFd: number;
+  /** Write end of the child's go pipe (skiff's fd). */
   goFd: number;
   /** The child's own ends of those pipes and its error pipe (fd numbers in the child). */
   childReadyFd: number;
   childGoFd: number;
   childErrorFd: number;
   /** The shared program mapping: where the namespaces program goes and what follows it. */
-  layout: Omit<ProgramLayout, "base" | "dataOffset"> & { base: string; namespacesAt: number; containerAt: number };
+  layout: Omit<ProgramLayout, "base" | "dataOffset"> & {
+    base: string;
+    namespacesAt: number;
+    containerAt: number;
+  };
 }
 
 /** What the setup hands back (skiff's fds). */
@@ -126,140 +128,200 @@ function envValue(env: string[], key: string): string | undefined {
   return env.find((e) => e.startsWith(`${key}=`))?.slice(key.length + 1);
 }
 
+/** The setup's state between its halves: the container's namespaces and half-made root, by fd. */
+export interface StageHalfway {
+  spec: InitSpec;
+  namespaces: { name: string; fd: number; type: number }[];
+  opened: OpenedRootfs;
+}
+
+type Failure = Extract<StageResult, { ok: false }>;
+
+function failureOf(e: unknown): Failure {
+  const known = e instanceof InitFailure || e instanceof LimitFailure;
+  return {
+    ok: false,
+    exitCode: known ? e.exitCode : EXIT_SETUP_FAILED,
+    message: known ? e.message : `failed to set up the container: ${(e as Error).message ?? String(e)}`,
+    daemon: e instanceof InitFailure && e.daemon,
+  };
+}
+
 /**
- * The stage's whole setup for one container (never throws: a failure comes back as a result).
- * Leaves this thread in the host's namespaces, working directory and umask again, whatever
- * happened; if it cannot, the process exits at once rather than go on in the container's.
+ * Runs `fn` in the container's namespaces: made (`enter`) or re-entered (`namespaces`), with this
+ * thread's own fs and umask 0; always back in the host's namespaces, cwd and umask afterwards (if
+ * that fails, the process exits at once rather than go on in the container's). Synchronous: no
+ * other request of this process runs meanwhile.
  */
-export function setUpContainerRoot(req: StageRequest): StageResult {
-  const spec = req.spec;
-  // to come back to: this thread's namespaces are the host's now
+function inContainer<T>(enter: () => void, fn: (hostIs: (name: string) => boolean) => T): T {
   const back = CHILD_NAMESPACES.map(([name, type]) => ({
     name,
     fd: open(`/proc/thread-self/ns/${name}`, O.RDONLY | O.CLOEXEC),
     type,
   }));
   const cwd = open(".", O.PATH | O.DIRECTORY | O.CLOEXEC);
-  const made: number[] = [];
   // root, cwd and umask of this thread alone (Deno's other threads keep the process's)
   unshare(CLONE.FS);
   const umaskBefore = umask(0); // device nodes and files we create get exactly the modes we ask for
   try {
-    enterNamespaces(spec.namespaces);
-    const hostIs = (name: string) => namespaceInode(name) === namespaceInode(back.find((b) => b.name === name)!.fd);
-    if (spec.sysctls) {
-      const has = (type: NamespaceSpec["type"]) => spec.namespaces.some((ns) => ns.type === type);
-      // a joined namespace may be the host's (a container:X whose X runs with --ipc or --network host)
-      checkSysctls(spec.sysctls, {
-        ipc: has("ipc"),
-        ipcIsHost: hostIs("ipc"),
-        network: has("network"),
-        networkIsHost: hostIs("net"),
-        uts: has("uts"),
-      });
-    }
-    const opened = openRootfs(spec);
-    // PID 1 joins what this thread has now and mounts its proc on the target
-    const namespaces = CHILD_NAMESPACES.filter(([name]) => !hostIs(name)).map(([name, type]) => {
-      const fd = open(`/proc/thread-self/ns/${name}`, O.RDONLY | O.CLOEXEC);
-      made.push(fd);
-      return { fd, type, name };
-    });
-    const layout = { ...req.layout, base: BigInt(req.layout.base) };
-    const program = planNamespacesProgram({
-      sys: req.sys,
-      pidfd: req.pidfd,
-      namespaces,
-      procTarget: opened.procTarget,
-      oomScoreAdj: spec.oomScoreAdj,
-      readyFd: req.childReadyFd,
-      goFd: req.childGoFd,
-      errorFd: req.childErrorFd,
-      next: layout.base + BigInt(layout.containerAt),
-      setupFailed: EXIT_SETUP_FAILED,
-    });
-    writeIntoMapping(
-      layout.base,
-      layout.size,
-      layout.namespacesAt,
-      encodeProgram(program, { ...layout, dataOffset: layout.namespacesAt }),
-    );
-    write(req.goFd, new Uint8Array([1]));
-    if (read(req.readyFd, new Uint8Array(1)) !== 1) {
-      opened.mounts.close();
-      // PID 1 failed a step (its error record says which) or was killed
-      return { ok: false, exitCode: EXIT_SETUP_FAILED, message: "", daemon: false, childFailed: true };
-    }
-    for (const fd of made.splice(0)) close(fd);
-    let console: { master: number; slave: number } | undefined;
-    try {
-      ({ console } = completeRootfs(
-        spec,
-        opened,
-        spec.sysctls ? (procFd) => writeSysctls(procFd, spec.sysctls!) : undefined,
-      ));
-      // docker makes a missing working directory (PID 1's chdir then says what else is wrong)
-      close(opened.mounts.target(spec.workingDir, "dir"));
-    } finally {
-      opened.mounts.close();
-    }
-    if (console) made.push(console.master, console.slave);
-    // --uts host: the host's namespace, whose name is not the container's to set
-    if (spec.namespaces.some((ns) => ns.type === "uts")) sethostname(spec.hostname);
-    // a namespace of its own (--network none) has lo down; a joined one is set up already
-    if (spec.namespaces.some((ns) => ns.type === "network" && ns.path === undefined)) interfaceUp("lo");
-
-    const rootFd = open(spec.mergedDir, O.PATH | O.DIRECTORY | O.CLOEXEC); // the overlay, in our namespace
-    made.push(rootFd);
-    let user: ExecUser;
-    try {
-      user = resolveUser(spec.user, spec.groupAdd, rootFd);
-    } catch (e) {
-      throw new InitFailure((e as Error).message, EXIT_SETUP_FAILED, true);
-    } finally {
-      releaseReopen();
-    }
-    if (console) giveConsoleTo(console.slave, user.uid);
-    const env = [...spec.env];
-    if (envValue(env, "HOME") === undefined) env.push(`HOME=${user.home}`);
-    // with --init the init looks the command up, as docker-init does (and reports it as tini)
-    const path = spec.init ? "" : lookPath(
-      rootFd,
-      spec.workingDir,
-      spec.args[0],
-      envValue(env, "PATH") ?? "",
-      (message, code) => new InitFailure(message, code),
-    );
-    const nullFd = spec.nullStdin ? containerNull(rootFd) : undefined;
-    if (nullFd !== undefined) made.push(nullFd);
-    made.length = 0; // handed over
-    return { ok: true, rootFd, console, nullFd, user, path, env };
-  } catch (e) {
-    for (const fd of made) close(fd);
-    const known = e instanceof InitFailure || e instanceof LimitFailure;
-    return {
-      ok: false,
-      exitCode: known ? e.exitCode : EXIT_SETUP_FAILED,
-      message: known ? e.message : `failed to set up the container: ${(e as Error).message ?? String(e)}`,
-      daemon: e instanceof InitFailure && e.daemon,
-    };
+    enter();
+    return fn((name) => namespaceInode(name) === namespaceInode(back.find((b) => b.name === name)!.fd));
   } finally {
     comeBack(back, cwd, umaskBefore);
   }
 }
 
+/**
+ * The first half: the container's namespaces, its overlay root and the /proc target; then PID 1
+ * gets its namespaces program (join them, mount its proc) and the go. Never throws.
+ */
+export function beginContainerRoot(req: StageRequest): { ok: true; halfway: StageHalfway } | Failure {
+  const spec = req.spec;
+  const made: number[] = [];
+  let opened: OpenedRootfs | undefined;
+  try {
+    return inContainer(() => enterNamespaces(spec.namespaces), (hostIs) => {
+      if (spec.sysctls) {
+        const has = (type: NamespaceSpec["type"]) => spec.namespaces.some((ns) => ns.type === type);
+        // a joined namespace may be the host's (a container:X whose X runs with --ipc or --network host)
+        checkSysctls(spec.sysctls, {
+          ipc: has("ipc"),
+          ipcIsHost: hostIs("ipc"),
+          network: has("network"),
+          networkIsHost: hostIs("net"),
+          uts: has("uts"),
+        });
+      }
+      // what PID 1 joins, and this thread re-enters for the second half
+      const namespaces = CHILD_NAMESPACES.filter(([name]) => !hostIs(name)).map(([name, type]) => {
+        const fd = open(`/proc/thread-self/ns/${name}`, O.RDONLY | O.CLOEXEC);
+        made.push(fd);
+        return { fd, type, name };
+      });
+      opened = openRootfs(spec);
+      const layout = { ...req.layout, base: BigInt(req.layout.base) };
+      const program = planNamespacesProgram({
+        sys: req.sys,
+        pidfd: req.pidfd,
+        namespaces,
+        procTarget: opened.procTarget,
+        oomScoreAdj: spec.oomScoreAdj,
+        readyFd: req.childReadyFd,
+        goFd: req.childGoFd,
+        errorFd: req.childErrorFd,
+        next: layout.base + BigInt(layout.containerAt),
+        setupFailed: EXIT_SETUP_FAILED,
+      });
+      writeIntoMapping(
+        layout.base,
+        layout.size,
+        layout.namespacesAt,
+        encodeProgram(program, { ...layout, dataOffset: layout.namespacesAt }),
+      );
+      write(req.goFd, new Uint8Array([1]));
+      return { ok: true as const, halfway: { spec, namespaces, opened } };
+    });
+  } catch (e) {
+    for (const fd of made) close(fd);
+    if (opened) {
+      close(opened.procTarget);
+      opened.mounts.close();
+    }
+    return failureOf(e);
+  }
+}
+
+/** Drops what the first half holds (PID 1 failed or the setup was abandoned). */
+export function abandonContainerRoot(halfway: StageHalfway): void {
+  for (const ns of halfway.namespaces) close(ns.fd);
+  close(halfway.opened.procTarget);
+  halfway.opened.mounts.close();
+}
+
+/**
+ * The second half, once PID 1 has mounted its proc: back in the container's namespaces, the rest
+ * of the mounts, then what PID 1 becomes (user, command, stdio). Never throws.
+ */
+export function finishContainerRoot(halfway: StageHalfway): StageResult {
+  const { spec, opened } = halfway;
+  const made: number[] = [];
+  try {
+    return inContainer(() => {
+      // the mount namespace last: setns to it needs this thread's own fs, which it has
+      for (const ns of halfway.namespaces) setns(ns.fd, ns.type);
+    }, () => {
+      let console: { master: number; slave: number } | undefined;
+      try {
+        ({ console } = completeRootfs(
+          spec,
+          opened,
+          spec.sysctls ? (procFd) => writeSysctls(procFd, spec.sysctls!) : undefined,
+        ));
+        // docker makes a missing working directory (PID 1's chdir then says what else is wrong)
+        close(opened.mounts.target(spec.workingDir, "dir"));
+      } finally {
+        opened.mounts.close();
+      }
+      if (console) made.push(console.master, console.slave);
+      // --uts host: the host's namespace, whose name is not the container's to set
+      if (spec.namespaces.some((ns) => ns.type === "uts")) sethostname(spec.hostname);
+      // a namespace of its own (--network none) has lo down; a joined one is set up already
+      if (spec.namespaces.some((ns) => ns.type === "network" && ns.path === undefined)) interfaceUp("lo");
+
+      const rootFd = open(spec.mergedDir, O.PATH | O.DIRECTORY | O.CLOEXEC); // the overlay, in our namespace
+      made.push(rootFd);
+      let user: ExecUser;
+      try {
+        user = resolveUser(spec.user, spec.groupAdd, rootFd);
+      } catch (e) {
+        throw new InitFailure((e as Error).message, EXIT_SETUP_FAILED, true);
+      } finally {
+        releaseReopen();
+      }
+      if (console) giveConsoleTo(console.slave, user.uid);
+      const env = [...spec.env];
+      if (envValue(env, "HOME") === undefined) env.push(`HOME=${user.home}`);
+      // with --init the init looks the command up, as docker-init does (and reports it as tini)
+      const path = spec.init ? "" : lookPath(
+        rootFd,
+        spec.workingDir,
+        spec.args[0],
+        envValue(env, "PATH") ?? "",
+        (message, code) => new InitFailure(message, code),
+      );
+      const nullFd = spec.nullStdin ? containerNull(rootFd) : undefined;
+      if (nullFd !== undefined) made.push(nullFd);
+      made.length = 0; // handed over
+      return { ok: true as const, rootFd, console, nullFd, user, path, env };
+    });
+  } catch (e) {
+    for (const fd of made) close(fd);
+    return failureOf(e);
+  } finally {
+    for (const ns of halfway.namespaces) close(ns.fd);
+  }
+}
+
 /** The host's namespaces (mnt last: it needs this thread's own fs, which it has), cwd and umask. */
-function comeBack(back: { name: string; fd: number; type: number }[], cwd: number, umaskBefore: number): void {
+function comeBack(
+  back: { name: string; fd: number; type: number }[],
+  cwd: number,
+  umaskBefore: number,
+): void {
   try {
     for (const ns of back) {
       setns(ns.fd, ns.type);
-      if (namespaceInode(ns.name) !== namespaceInode(ns.fd)) throw new Error(`still in another ${ns.name} namespace`);
+      if (namespaceInode(ns.name) !== namespaceInode(ns.fd)) {
+        throw new Error(`still in another ${ns.name} namespace`);
+      }
     }
     fchdir(cwd);
     umask(umaskBefore);
   } catch (e) {
     // nothing of this process may go on in a container's namespaces
-    Deno.stderr.writeSync(new TextEncoder().encode(`skiff: cannot return to the host's namespaces: ${(e as Error).message}\n`));
+    Deno.stderr.writeSync(
+      new TextEncoder().encode(`skiff: cannot return to the host's namespaces: ${(e as Error).message}\n`),
+    );
     Deno.exit(125);
   }
   for (const ns of back) close(ns.fd);

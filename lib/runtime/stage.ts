@@ -12,8 +12,8 @@
 // memory at once), and the later programs are written there after the fork.
 
 import {
-  CLONE,
   capget,
+  CLONE,
   close,
   kill,
   O,
@@ -37,7 +37,13 @@ import {
 } from "../../ffi/exec_program.ts";
 import type { StateRoot } from "../state/root.ts";
 import { decodeRecord, encodeProgram, type ExecProgram } from "./exec_program.ts";
-import { setUpContainerRoot, type StageRequest, type StageResult } from "./init.ts";
+import {
+  abandonContainerRoot,
+  beginContainerRoot,
+  finishContainerRoot,
+  type StageRequest,
+  type StageResult,
+} from "./init.ts";
 import { planContainerProgram, planForkProgram } from "./stage_program.ts";
 import { EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED, type InitSpec } from "./spec.ts";
 import type { StageConfinement } from "./confine.ts";
@@ -117,7 +123,11 @@ export function startInitStage(
     const [goR, goW] = both(), [readyR, readyW] = both(), [errorR, errorW] = both();
     ours.push(goW, readyR, errorR);
     theirs.push(goR, readyW, errorW);
-    const stdio: [number | undefined, number | undefined, number | undefined] = [undefined, undefined, undefined];
+    const stdio: [number | undefined, number | undefined, number | undefined] = [
+      undefined,
+      undefined,
+      undefined,
+    ];
     const parentEnds: { stdin?: number; stdout?: number; stderr?: number } = {};
     if (stdin === "piped") {
       const [r, w] = both();
@@ -247,11 +257,18 @@ function failureLine(stage: InitStage, failure: { failed: number; errno: number 
   const container = stage.inner.container;
   const label = container?.program.steps[failure.failed]?.label;
   if (!container || label === undefined) {
-    return { code: EXIT_SETUP_FAILED, message: `failed to set up the container: step ${failure.failed}: ${why}` };
+    return {
+      code: EXIT_SETUP_FAILED,
+      message: `failed to set up the container: step ${failure.failed}: ${why}`,
+    };
   }
   if (label === "execve") {
     const e = failure.errno;
-    const code = e === 2 || e === 20 ? EXIT_NOT_FOUND : [1, 8, 13, 21].includes(e) ? EXIT_NOT_EXECUTABLE : EXIT_SETUP_FAILED;
+    const code = e === 2 || e === 20
+      ? EXIT_NOT_FOUND
+      : [1, 8, 13, 21].includes(e)
+      ? EXIT_NOT_EXECUTABLE
+      : EXIT_SETUP_FAILED;
     return { code, message: `exec: "${container.command}": ${why}` };
   }
   if (label === "chdir") {
@@ -270,14 +287,13 @@ function failureLine(stage: InitStage, failure: { failed: number; errno: number 
  * and mounts its proc meanwhile). A failure there is written to the spec's init-error and PID 1 is
  * killed: the caller sees it exit as if it had failed itself.
  */
-export function setUpStage(stage: InitStage, spec: InitSpec): StageResult {
+export async function setUpStage(stage: InitStage, spec: InitSpec): Promise<StageResult> {
   const inner = stage.inner;
   inner.errorFile = spec.errorFile;
   const request: StageRequest = {
     spec,
     sys,
     pidfd: inner.pidfd,
-    readyFd: inner.readyFd,
     goFd: inner.goFd,
     childReadyFd: inner.childReady,
     childGoFd: inner.childGo,
@@ -285,11 +301,28 @@ export function setUpStage(stage: InitStage, spec: InitSpec): StageResult {
     layout: inner.layout,
   };
   mark("setup");
-  const result = setUpContainerRoot(request);
+  const begun = beginContainerRoot(request);
+  let result: StageResult;
+  if (!begun.ok) result = begun;
+  else {
+    // PID 1 joins the namespaces and mounts its proc: waited for off this thread (a stopped or
+    // slow PID 1 must not hold up the rest of the process)
+    const ready = await readAsync(inner.readyFd, new Uint8Array(1));
+    mark("ready");
+    if (ready !== 1) {
+      abandonContainerRoot(begun.halfway);
+      // PID 1 failed a step (its error record says which) or was killed
+      result = { ok: false, exitCode: EXIT_SETUP_FAILED, message: "", daemon: false, childFailed: true };
+    } else result = finishContainerRoot(begun.halfway);
+  }
   mark("setup done");
   if (!result.ok) {
     if (!result.childFailed) {
-      writeInitError(spec.errorFile, { code: result.exitCode, message: result.message, daemon: result.daemon });
+      writeInitError(spec.errorFile, {
+        code: result.exitCode,
+        message: result.message,
+        daemon: result.daemon,
+      });
     }
     killQuietly(stage.child.pid);
   }

@@ -16,7 +16,14 @@
 // A failing step writes {index + 1, errno} to the error pipe (stage.ts turns it into docker's words).
 
 import type { RseqRegistration } from "../../ffi/exec_program.ts";
-import { type Arg, cString, type ConfinePlan, confineSteps, type ExecProgram, type Step } from "./exec_program.ts";
+import {
+  type Arg,
+  type ConfinePlan,
+  confineSteps,
+  cString,
+  type ExecProgram,
+  type Step,
+} from "./exec_program.ts";
 
 export type StageSys = Record<
   | "read"
@@ -154,9 +161,17 @@ export function planNamespacesProgram(p: NamespacesPlan): ExecProgram {
   const { steps, call } = builder(p.setupFailed);
   // --oom-score-adj: through the host's /proc, which the new mount namespace still shows
   if (p.oomScoreAdj !== undefined) {
-    call("open oom_score_adj", s.openat, [-100, { bytes: cString("/proc/self/oom_score_adj") }, O_WRONLY | O_CLOEXEC]);
+    call("open oom_score_adj", s.openat, [
+      -100,
+      { bytes: cString("/proc/self/oom_score_adj") },
+      O_WRONLY | O_CLOEXEC,
+    ]);
     const text = new TextEncoder().encode(String(p.oomScoreAdj));
-    call("write oom_score_adj", s.write, [{ resultValue: "open oom_score_adj" }, { bytes: text }, text.length]);
+    call("write oom_score_adj", s.write, [
+      { resultValue: "open oom_score_adj" },
+      { bytes: text },
+      text.length,
+    ]);
     call("close oom_score_adj", s.close, [{ resultValue: "open oom_score_adj" }]);
   }
   for (const ns of p.namespaces) {
@@ -228,7 +243,13 @@ export function planContainerProgram(p: ContainerPlan): ExecProgram {
   if (p.initFd !== undefined) pull(call, s, p.pidfd, p.initFd, "getfd init");
   call("chdir", s.chdir, [{ bytes: cString(p.workingDir) }], { exitCode: p.notExecutable });
   if (p.readOnlyRoot) {
-    call("remount / read-only", s.mount, [0, { bytes: cString("/") }, 0, MS_BIND | MS_REMOUNT | MS_RDONLY, 0]);
+    call("remount / read-only", s.mount, [
+      0,
+      { bytes: cString("/") },
+      0,
+      MS_BIND | MS_REMOUNT | MS_RDONLY,
+      0,
+    ]);
   }
   // fds inherited from skiff's caller must not reach the container (the error pipe and the init
   // go at execve: they are close-on-exec like everything else now)
