@@ -68,7 +68,7 @@ runtime() { # arch -> path of its deno binary
 stage=$work/stage
 mkdir -p "$stage/deno-dir"
 bash scripts/bundle.sh "$stage/skiff" || die "scripts/bundle.sh failed"
-[ -f "$stage/skiff/main.js" ] && [ -f "$stage/skiff/lib/runtime/init_main.js" ] || die "the bundle has no entries"
+[ -f "$stage/skiff/main.js" ] && [ -f "$stage/skiff/lib/image/file_worker.js" ] || die "the bundle has no entries"
 # How the launcher starts skiff (the one place that says it): one argument a line, "./x" is the
 # unpacked directory's x; the caller's arguments follow, DENO_DIR is the directory's deno-dir. The
 # bundle's own options (scripts/bundle.sh): no config, lazy dynamic imports, V8's --no-lazy (skiff's

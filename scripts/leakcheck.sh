@@ -27,7 +27,13 @@ for proc in /proc/[0-9]*; do
   [ "$pid" = "$$" ] && continue
   cmd=$( { tr '\0' ' ' <"$proc/cmdline"; } 2>/dev/null) || continue
   case "$cmd" in
-    *skiff-test-* | *"skiff __init"* | *"main.ts __init"* | *runtime/init_main.ts*) echo "process $pid: ${cmd:0:160}" ;;
+    *skiff-test-*) echo "process $pid: ${cmd:0:160}" ;;
+    "")
+      # a container's PID 1 before its execve: a fork of skiff's Deno that dropped all its memory
+      # (lib/runtime/stage.ts), so it has no command line to show
+      exe=$(readlink "$proc/exe" 2>/dev/null) || continue
+      case "$exe" in */deno) echo "process $pid: a container's PID 1 left before its execve ($exe)" ;; esac
+      ;;
   esac
 done
 

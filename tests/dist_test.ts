@@ -552,7 +552,6 @@ Deno.test("dist: the aarch64 file carries an arm64 launcher and Deno, and its pa
       "deno",
       "start",
       "skiff/main.js",
-      "skiff/lib/runtime/init_main.js",
       "skiff/lib/image/file_worker.js",
     ]
   ) {

@@ -32,7 +32,7 @@ import { EXIT_SETUP_FAILED, type InitSpec, type NamespaceSpec } from "./spec.ts"
 import { type ExecUser, resolveUser } from "./user.ts";
 import { checkSysctls, LimitFailure, writeSysctls } from "./limits_stage.ts";
 import { containerNull, lookPath } from "./lookpath.ts";
-import { encodeProgram, type ProgramLayout } from "./exec_program.ts";
+import { encodeProgram, type ExecProgram, type ProgramLayout } from "./exec_program.ts";
 import { planNamespacesProgram, type StageSys } from "./stage_program.ts";
 
 /** A failure before execve, with the exit code docker gives it. */
@@ -131,6 +131,8 @@ function envValue(env: string[], key: string): string | undefined {
 /** The setup's state between its halves: the container's namespaces and half-made root, by fd. */
 export interface StageHalfway {
   spec: InitSpec;
+  /** The namespaces program PID 1 runs now (its steps name a failure). */
+  program: ExecProgram;
   namespaces: { name: string; fd: number; type: number }[];
   opened: OpenedRootfs;
 }
@@ -219,7 +221,7 @@ export function beginContainerRoot(req: StageRequest): { ok: true; halfway: Stag
         encodeProgram(program, { ...layout, dataOffset: layout.namespacesAt }),
       );
       write(req.goFd, new Uint8Array([1]));
-      return { ok: true as const, halfway: { spec, namespaces, opened } };
+      return { ok: true as const, halfway: { spec, program, namespaces, opened } };
     });
   } catch (e) {
     for (const fd of made) close(fd);

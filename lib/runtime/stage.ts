@@ -88,6 +88,8 @@ interface StageInternals {
   failure: Promise<{ failed: number; errno: number } | undefined>;
   /** skiff's fds the child pulls (pidfd_getfd) in its last program: closed once it exec'd or exited. */
   lend: number[];
+  /** Set with the go for the namespaces program: what a failure there means. */
+  namespaces?: ExecProgram;
   /** Set with the go for the container program: what a failure there means. */
   container?: { program: ExecProgram; command: string; workingDir: string };
   errorFile?: string;
@@ -254,13 +256,15 @@ function writeInitError(path: string, line: { code: number; message: string; dae
 /** A failed step of PID 1's programs in docker's words (runc's for a chdir or an execve). */
 function failureLine(stage: InitStage, failure: { failed: number; errno: number }) {
   const why = strerror(failure.errno).toLowerCase();
-  const container = stage.inner.container;
-  const label = container?.program.steps[failure.failed]?.label;
-  if (!container || label === undefined) {
-    return {
-      code: EXIT_SETUP_FAILED,
-      message: `failed to set up the container: step ${failure.failed}: ${why}`,
-    };
+  const { container, namespaces } = stage.inner;
+  // the container program's go is written only once the namespaces program is through, and the
+  // fork's program fails (if ever) right after the fork
+  const label = (container?.program ?? namespaces)?.steps[failure.failed]?.label ?? `step ${failure.failed}`;
+  if (label.endsWith("oom_score_adj")) {
+    return { code: EXIT_SETUP_FAILED, message: `write /proc/self/oom_score_adj: ${why}` };
+  }
+  if (!container) {
+    return { code: EXIT_SETUP_FAILED, message: `failed to set up the container: ${label}: ${why}` };
   }
   if (label === "execve") {
     const e = failure.errno;
@@ -272,10 +276,13 @@ function failureLine(stage: InitStage, failure: { failed: number; errno: number 
     return { code, message: `exec: "${container.command}": ${why}` };
   }
   if (label === "chdir") {
-    return {
-      code: EXIT_NOT_EXECUTABLE,
-      message: `chdir to cwd ("${container.workingDir}") set in config.json failed: ${why}`,
-    };
+    // runc's words; the exit code docker's CLI reads from them
+    const code = failure.errno === 2
+      ? EXIT_NOT_FOUND
+      : failure.errno === 13
+      ? EXIT_NOT_EXECUTABLE
+      : EXIT_SETUP_FAILED;
+    return { code, message: `chdir to cwd ("${container.workingDir}") set in config.json failed: ${why}` };
   }
   const rlimit = /^rlimit (\d+)$/.exec(label);
   if (rlimit) return { code: EXIT_SETUP_FAILED, message: `error setting rlimit type ${rlimit[1]}: ${why}` };
@@ -305,6 +312,7 @@ export async function setUpStage(stage: InitStage, spec: InitSpec): Promise<Stag
   let result: StageResult;
   if (!begun.ok) result = begun;
   else {
+    inner.namespaces = begun.halfway.program;
     // PID 1 joins the namespaces and mounts its proc: waited for off this thread (a stopped or
     // slow PID 1 must not hold up the rest of the process)
     const ready = await readAsync(inner.readyFd, new Uint8Array(1));
