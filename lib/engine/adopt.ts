@@ -11,7 +11,7 @@ import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
 import { JsonLogWriter, logPath, logSettings, type LogStream } from "../runtime/logs.ts";
 import { ContainerOutput, SPOOL_DRAIN_MS } from "./output.ts";
-import { poller } from "./poller.ts";
+import { poller } from "../runtime/poller.ts";
 import { drain, finishContainer, type RunOutcome } from "./process.ts";
 import { type CgroupHandle, releaseExitResources } from "./resources.ts";
 import { type AttachableRun, attachableRun } from "./attach.ts";

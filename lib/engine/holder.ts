@@ -20,7 +20,7 @@ import { forkProgram, mapProgram, rseqRegistration, unmapProgram } from "../../f
 import { decodeRecord, encodeProgram } from "../runtime/exec_program.ts";
 import { planHolderProgram } from "../runtime/holder_program.ts";
 import { isProcessAlive, processStartTime } from "../state/containers.ts";
-import { poller } from "./poller.ts";
+import { poller } from "../runtime/poller.ts";
 
 /** What output.state records of a holder: the process and the numbers of the fds it holds. */
 export interface HolderInfo {

@@ -15,7 +15,7 @@ import { close, O, open, pidfdGetfd, pipe, punchHole, seekToEnd, spliceNow } fro
 import type { StateRoot } from "../state/root.ts";
 import { type JsonLogWriter, loggedSince, type LogStream } from "../runtime/logs.ts";
 import { SUPERVISED_MARKER } from "../state/reconcile.ts";
-import { poller } from "./poller.ts";
+import { poller } from "../runtime/poller.ts";
 import type { HolderInfo } from "./holder.ts";
 
 const STREAMS: readonly LogStream[] = ["stdout", "stderr"];

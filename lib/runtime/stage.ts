@@ -20,11 +20,11 @@ import {
   open,
   pidfdOpen,
   pipe,
-  readAsync,
+  read,
   setns,
   strerror,
   SYSCALLS,
-  waitForExitAsync,
+  waitForExit,
   write,
 } from "../../ffi/libc.ts";
 import {
@@ -48,6 +48,7 @@ import { planContainerProgram, planForkProgram } from "./stage_program.ts";
 import { EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED, type InitSpec } from "./spec.ts";
 import type { StageConfinement } from "./confine.ts";
 import { fdReadable, fdWritable } from "./stdio.ts";
+import { poller } from "./poller.ts";
 import { INIT_PATH, initProgramFd } from "./init_program.ts";
 
 /** The container's PID 1, as skiff's callers see it (the shape of a Deno.ChildProcess they use). */
@@ -192,6 +193,7 @@ export function startInitStage(
     }
     mark("forked");
     for (const fd of theirs.splice(0)) close(fd);
+    const childPidfd = pidfdOpen(pid);
     const inner: StageInternals = {
       mapping,
       layout,
@@ -213,7 +215,7 @@ export function startInitStage(
       stderr: parentEnds.stderr !== undefined ? fdReadable(parentEnds.stderr) : undefined!,
     };
     const stage: InitStage = { child, outputPiped: output === "piped", inputPiped: stdin === "piped", inner };
-    child.status = waitForChild(stage);
+    child.status = waitForChild(stage, childPidfd);
     return stage;
   } catch (e) {
     for (const fd of [...ours, ...theirs]) close(fd);
@@ -222,23 +224,33 @@ export function startInitStage(
   }
 }
 
-/** The first failure record on the error pipe, read until its EOF (PID 1 exec'd or exited). */
+/**
+ * The first failure record on the error pipe, read until its EOF (PID 1 exec'd or exited). Waits
+ * through the one poller: a supervisor runs many containers, and a blocking read each would use up
+ * Deno's blocking pool (32 threads).
+ */
 async function readFailure(errorFd: number): Promise<{ failed: number; errno: number } | undefined> {
   const record = new Uint8Array(8);
   let failure: { failed: number; errno: number } | undefined;
   try {
-    while (await readAsync(errorFd, record) === 8) {
+    while (true) {
+      await poller.readable(errorFd);
+      if (read(errorFd, record) !== 8) break; // PID 1 writes its record in one write
       const got = decodeRecord(record);
       if (!("pid" in got)) failure ??= got;
     }
+  } catch {
+    /* the pipe broke: as its end */
   } finally {
     close(errorFd);
   }
   return failure;
 }
 
-async function waitForChild(stage: InitStage): Promise<Deno.CommandStatus> {
-  const code = await waitForExitAsync(stage.child.pid);
+async function waitForChild(stage: InitStage, pidfd: number): Promise<Deno.CommandStatus> {
+  await poller.readable(pidfd); // readable once it has exited: the wait below does not block
+  close(pidfd);
+  const code = waitForExit(stage.child.pid);
   mark("exited");
   const failure = await stage.inner.failure;
   if (failure && stage.inner.errorFile) writeInitError(stage.inner.errorFile, failureLine(stage, failure));
@@ -315,7 +327,11 @@ export async function setUpStage(stage: InitStage, spec: InitSpec): Promise<Stag
     inner.namespaces = begun.halfway.program;
     // PID 1 joins the namespaces and mounts its proc: waited for off this thread (a stopped or
     // slow PID 1 must not hold up the rest of the process)
-    const ready = await readAsync(inner.readyFd, new Uint8Array(1));
+    await poller.readable(inner.readyFd);
+    let ready = 0;
+    try {
+      ready = read(inner.readyFd, new Uint8Array(1));
+    } catch { /* broken: as its EOF */ }
     mark("ready");
     if (ready !== 1) {
       abandonContainerRoot(begun.halfway);

@@ -1,5 +1,5 @@
-// One poll(2) for every fd the supervisor waits on (container output pipes, pidfds of adopted
-// containers), on a single thread of Deno's blocking pool. A blocking call per fd would take a
+// One poll(2) for every fd skiff waits on (container output pipes, pidfds of adopted containers and of
+// run's PID 1, its error and ready pipes), on a single thread of Deno's blocking pool. A blocking call per fd would take a
 // thread each, and the pool has 32: a supervisor with 16 containers would stall (measured: 20
 // detached containers left every new start waiting for a thread).
 
