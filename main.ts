@@ -227,6 +227,5 @@ if (import.meta.main) {
   } catch (e) {
     code = reportError(e, debug);
   }
-  if (Deno.env.get("SKIFF_DEBUG_STAGE")) console.error(`${performance.now().toFixed(1)} exit`);
   Deno.exit(code);
 }

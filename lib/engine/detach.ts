@@ -42,7 +42,7 @@ export function spawnSupervisor(root: StateRoot): { exited: () => boolean } {
     args: self.args,
     stdin: "null",
     stdout: "null",
-    stderr: Deno.env.get("SKIFF_DEBUG_STAGE") ? "inherit" : "null",
+    stderr: "null",
     detached: true, // its own session: it outlives this command and the caller's terminal
   }).spawn();
   let exited = false;

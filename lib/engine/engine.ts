@@ -15,7 +15,7 @@
 // its call needs.
 
 // static: the foreground run starts its init stage first thing, without another module round trip
-import { abortInitStage, type InitStage, mark, startInitStage } from "../runtime/stage.ts";
+import { abortInitStage, type InitStage, startInitStage } from "../runtime/stage.ts";
 import { close as closeFd } from "../../ffi/libc.ts";
 import { plainNetworkNamespaces } from "../runtime/spec.ts";
 import type { StateRoot } from "../state/root.ts";
@@ -248,7 +248,6 @@ export class Engine {
         import("./request_limits.ts"),
         import("../state/ids.ts"),
       ]);
-      mark("cgroup modules");
       const id = run.id ?? newContainerId();
       const made = cgroups.createCgroup(root, id, limitsOfRequest(request)); // checks them first
       cgroup = {
@@ -257,7 +256,6 @@ export class Engine {
         // what a run's end releases (resources.ts), loaded with the rest below
         destroy: () => made.destroy(),
       };
-      mark("cgroup made");
       joined = made.addProcessAsync(stage.child.pid);
       joined.catch(() => {}); // awaited by launchContainer, or below on failure
       // the network code (bridge, netlink, NAT: ~130 KB of modules) only for a network it sets up;
@@ -269,14 +267,11 @@ export class Engine {
         import("./create_run.ts"),
         plainMode ? undefined : import("./network.ts"),
       ]);
-      mark("engine modules");
       cgroup.destroy = async () => (await import("./resources.ts")).releaseExitResources({ root, id });
       const cgroupView = cgroups.containerCgroupView(root, id);
       const store = new ImageStore(root);
       const image = await run.image(store);
-      mark("image");
       ({ record } = await createForRun(root, request, image, store.layerDirs(image), id));
-      mark("created");
       // the network while the cgroup join waits for the kernel (~10 ms); a failure is launch's to report
       let network;
       try {

@@ -42,7 +42,7 @@ import { type ContainerRecord, ZERO_TIME } from "../state/types.ts";
 import { JsonLogWriter, logPath, logSettings, type LogStream } from "../runtime/logs.ts";
 import { drain, finishContainer, launchContainer, type RunOutcome } from "./process.ts";
 import { Backoff, NO_RESTART, shouldRestart } from "../runtime/restart.ts";
-import { abortInitStage, type InitStage, mark, startInitStage } from "../runtime/stage.ts";
+import { abortInitStage, type InitStage, startInitStage } from "../runtime/stage.ts";
 import { isOwnExecutable } from "../runtime/self.ts";
 import { ContainerOutput, SPOOL_DRAIN_MS } from "./output.ts";
 import type { PtyMaster } from "../runtime/pty.ts";
@@ -223,9 +223,7 @@ async function runOnce(
     exited = true;
     return s;
   });
-  mark("waitForExec");
   const ran = await waitForExec(child.pid, () => exited);
-  mark("ran " + ran);
   if (ran) onRunning(child.pid);
   output.releaseWriters(); // the container holds its own ends now (or is gone)
   if (ran && (pty || stdinPipe)) {

@@ -20,7 +20,6 @@ import type { PtyMaster } from "../runtime/pty.ts";
 import {
   abortInitStage,
   type InitStage,
-  mark,
   removeQuietly,
   setUpStage,
   startContainer,
@@ -190,9 +189,7 @@ export async function launchContainer(
     if (options.network instanceof Error) throw options.network;
     const network = options.network ?? (await import("./network.ts")).setupNetwork(root, record, dir);
     // --ipc, --uts, --cgroupns on top of the network's (engine/namespaces.ts)
-    mark("launch");
     const modes = await prepareNamespaces(root, record, network.namespaces);
-    mark("namespaces");
     spec.namespaces = modes.namespaces;
     spec.shm = modes.shm;
     // the rootfs while the cgroup join waits for the kernel, and the seccomp filter, the ports and
@@ -416,7 +413,6 @@ export async function runForeground(
   }
 
   const status = await running.status;
-  mark("status");
   for (const [s, fn] of listeners) Deno.removeSignalListener(s, fn);
   if (pty) {
     if (io.terminal) Deno.removeSignalListener("SIGWINCH", onWinch);
@@ -427,9 +423,6 @@ export async function runForeground(
   }
   // every byte the container wrote reaches the caller and the log before the exit is recorded
   await Promise.all(pipes.map((p) => p.done));
-  mark("pipes done");
   log?.close();
-  const fin = await finishContainer(root, record, cgroup, status);
-  mark("finished");
-  return fin;
+  return await finishContainer(root, record, cgroup, status);
 }

@@ -102,8 +102,6 @@ const STACK_SIZE = 16 * 1024;
 const NAMESPACES_AT = 64 * 1024, CONTAINER_AT = 128 * 1024, CONTAINER_MAX = 4 * 1024 * 1024;
 
 const sys = { ...SYSCALLS };
-const DEBUG = Deno.env.get("SKIFF_DEBUG_STAGE") !== undefined;
-export const mark = (what: string) => DEBUG && console.error(`${performance.now().toFixed(1)} ${what}`);
 
 /**
  * Forks the container's PID 1 (of a new PID namespace; `pidNamespace` "host": skiff's own, an fd:
@@ -152,7 +150,6 @@ export function startInitStage(
       if (stdin === "null") stdio[0] = devNull;
       if (output === "null") stdio[1] = stdio[2] = devNull;
     }
-    mark("stage start");
     const pidfd = pidfdOpen(Deno.pid);
     ours.push(pidfd);
     mapping = mapProgram(CONTAINER_AT + CONTAINER_MAX, STACK_SIZE, true);
@@ -191,7 +188,6 @@ export function startInitStage(
     } finally {
       if (ownPidNs >= 0) close(ownPidNs);
     }
-    mark("forked");
     for (const fd of theirs.splice(0)) close(fd);
     const childPidfd = pidfdOpen(pid);
     const inner: StageInternals = {
@@ -251,7 +247,6 @@ async function waitForChild(stage: InitStage, pidfd: number): Promise<Deno.Comma
   await poller.readable(pidfd); // readable once it has exited: the wait below does not block
   close(pidfd);
   const code = waitForExit(stage.child.pid);
-  mark("exited");
   const failure = await stage.inner.failure;
   if (failure && stage.inner.errorFile) writeInitError(stage.inner.errorFile, failureLine(stage, failure));
   release(stage);
@@ -319,7 +314,6 @@ export async function setUpStage(stage: InitStage, spec: InitSpec): Promise<Stag
     childErrorFd: inner.childError,
     layout: inner.layout,
   };
-  mark("setup");
   const begun = beginContainerRoot(request);
   let result: StageResult;
   if (!begun.ok) result = begun;
@@ -332,14 +326,12 @@ export async function setUpStage(stage: InitStage, spec: InitSpec): Promise<Stag
     try {
       ready = read(inner.readyFd, new Uint8Array(1));
     } catch { /* broken: as its EOF */ }
-    mark("ready");
     if (ready !== 1) {
       abandonContainerRoot(begun.halfway);
       // PID 1 failed a step (its error record says which) or was killed
       result = { ok: false, exitCode: EXIT_SETUP_FAILED, message: "", daemon: false, childFailed: true };
     } else result = finishContainerRoot(begun.halfway);
   }
-  mark("setup done");
   if (!result.ok) {
     if (!result.childFailed) {
       writeInitError(spec.errorFile, {
@@ -441,7 +433,6 @@ export function startContainer(
   inner.failure.then(() => release(stage));
   try {
     write(inner.goFd, new Uint8Array([1]));
-    mark("go");
   } catch { /* PID 1 is gone: its exit says why */ }
 }
 
