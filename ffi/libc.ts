@@ -401,6 +401,18 @@ export function read(fd: number, buf: Uint8Array<ArrayBuffer>): number {
 export function write(fd: number, buf: Uint8Array<ArrayBuffer>): number {
   return check("write", sys(SYS.write, fd, buf, buf.length));
 }
+/** write() to a non-blocking fd: the bytes written, or -1 when it would block (EAGAIN). */
+export function writeSome(fd: number, buf: Uint8Array<ArrayBuffer>): number {
+  const n = sys(SYS.write, fd, buf, buf.length);
+  if (n === -1 && errno() === 11) return -1;
+  return check("write", n);
+}
+/** O_NONBLOCK on an open fd (fcntl F_SETFL; its other status flags kept). */
+export function setNonBlocking(fd: number): void {
+  const F_GETFL = 3, F_SETFL = 4;
+  const flags = check("fcntl", sys(SYS.fcntl, fd, F_GETFL));
+  check("fcntl", sys(SYS.fcntl, fd, F_SETFL, flags | O.NONBLOCK));
+}
 /**
  * read() without blocking the JS thread. Returns -1 on failure: errno is not available, the call ran
  * on another thread. Keep `buf` untouched until the promise settles.
@@ -772,13 +784,13 @@ export function spliceNow(from: number, to: number, length: number): number {
  * poll(2) for readability of `fds` on Deno's blocking pool, no timeout: resolves with the revents
  * of each (non-zero: readable, hung up or in error).
  */
-export async function pollReadable(fds: readonly number[]): Promise<number[]> {
+export async function pollReadable(fds: readonly number[], events?: readonly number[]): Promise<number[]> {
   const POLLIN = 1;
   const pollfds = new Uint8Array(8 * fds.length); // struct pollfd { int fd; short events; short revents; }
   const view = new DataView(pollfds.buffer);
   fds.forEach((fd, i) => {
     view.setInt32(8 * i, fd, true);
-    view.setInt16(8 * i + 4, POLLIN, true);
+    view.setInt16(8 * i + 4, events?.[i] ?? POLLIN, true);
   });
   while (Number(await libc().poll_async(pollfds, BigInt(fds.length), -1)) < 1) { /* EINTR: again */ }
   return fds.map((_, i) => view.getInt16(8 * i + 6, true));

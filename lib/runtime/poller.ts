@@ -5,18 +5,31 @@
 
 import { O, pipe, pollReadable, read, write } from "../../ffi/libc.ts";
 
+const POLLIN = 1, POLLOUT = 4;
+
 class Poller {
-  private readonly waiting = new Map<number, (() => void)[]>();
+  /** Waiters by fd and event (POLLIN or POLLOUT). */
+  private readonly waiting = new Map<string, { fd: number; events: number; resolve: (() => void)[] }>();
   private wakeRead = -1;
   private wakeWrite = -1;
   private polling = false;
 
   /** Resolves once `fd` is readable, hung up or in error (closed: as well). */
   readable(fd: number): Promise<void> {
+    return this.wait(fd, POLLIN);
+  }
+
+  /** Resolves once `fd` can take a write (or its reader is gone: the write then says so). */
+  writable(fd: number): Promise<void> {
+    return this.wait(fd, POLLOUT);
+  }
+
+  private wait(fd: number, events: number): Promise<void> {
     return new Promise((resolve) => {
-      const waiters = this.waiting.get(fd);
-      if (waiters) waiters.push(resolve);
-      else this.waiting.set(fd, [resolve]);
+      const key = `${fd}:${events}`;
+      const waiters = this.waiting.get(key);
+      if (waiters) waiters.resolve.push(resolve);
+      else this.waiting.set(key, { fd, events, resolve: [resolve] });
       if (this.polling) this.interrupt();
       else this.loop();
     });
@@ -34,15 +47,19 @@ class Poller {
     this.polling = true;
     try {
       while (this.waiting.size > 0) {
-        const fds = [this.wakeRead, ...this.waiting.keys()];
-        const revents = await pollReadable(fds);
+        const keys = [...this.waiting.keys()];
+        const entries = keys.map((k) => this.waiting.get(k)!);
+        const revents = await pollReadable(
+          [this.wakeRead, ...entries.map((e) => e.fd)],
+          [POLLIN, ...entries.map((e) => e.events)],
+        );
         if (revents[0]) this.drainWakeups();
-        for (let i = 1; i < fds.length; i++) {
-          if (!revents[i]) continue;
-          const waiters = this.waiting.get(fds[i]);
-          this.waiting.delete(fds[i]);
-          for (const resolve of waiters ?? []) resolve();
-        }
+        keys.forEach((key, i) => {
+          if (!revents[i + 1]) return;
+          const waiters = this.waiting.get(key);
+          this.waiting.delete(key);
+          for (const resolve of waiters?.resolve ?? []) resolve();
+        });
       }
     } finally {
       this.polling = false;

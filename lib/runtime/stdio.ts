@@ -1,7 +1,8 @@
 // Copying a container's stdio through skiff, as docker's attach does: the container gets pipes of
 // its own, never the caller's files or terminal. Bytes pass unchanged.
 
-import { close, readAsync, writeAsync } from "../../ffi/libc.ts";
+import { close, readAsync, setNonBlocking, writeSome } from "../../ffi/libc.ts";
+import { poller } from "./poller.ts";
 import type { JsonLogWriter, LogStream } from "./logs.ts";
 
 /** A byte sink: the caller's stdout/stderr, or any stream (a later API frames it docker's way). */
@@ -136,19 +137,30 @@ export function fdReadable(fd: number): ReadableStream<Uint8Array> {
   });
 }
 
-/** A pipe's write end as a stream (closed when the stream is closed or aborted). */
+/**
+ * A pipe's write end as a stream (closed when the stream is closed or aborted). Non-blocking, waited
+ * on through the one poller: a container that does not read its stdin holds no thread of Deno's
+ * blocking pool (a supervisor has many).
+ */
 export function fdWritable(fd: number): WritableStream<Uint8Array> {
   let open = true;
   const done = () => {
     if (open) close(fd);
     open = false;
   };
+  setNonBlocking(fd);
   return new WritableStream<Uint8Array>({
     async write(chunk) {
-      for (let at = 0; at < chunk.length;) {
-        const n = await writeAsync(fd, chunk.slice(at) as Uint8Array<ArrayBuffer>);
-        if (n < 0) throw new Error("the container's stdin is closed");
-        at += n;
+      const bytes = chunk.slice() as Uint8Array<ArrayBuffer>;
+      for (let at = 0; at < bytes.length;) {
+        let n: number;
+        try {
+          n = writeSome(fd, bytes.subarray(at));
+        } catch {
+          throw new Error("the container's stdin is closed"); // EPIPE: its reader is gone
+        }
+        if (n < 0) await poller.writable(fd);
+        else at += n;
       }
     },
     close: done,
