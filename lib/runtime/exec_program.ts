@@ -130,15 +130,7 @@ export function planExecProgram(p: ExecPlan): ExecProgram {
   const call = (label: string, nr: number, args: Arg[], exitCode = p.setupFailed, ignoreError = false) =>
     steps.push({ label, op: "syscall", nr, args, exitCode, ignoreError });
   // out of skiff's memory and binary before anything else
-  if (p.rseq) {
-    steps.push({
-      label: "rseq unregister",
-      op: "rseqUnregister",
-      args: [p.rseq.offset, p.rseq.size, p.rseq.signature],
-      exitCode: p.setupFailed,
-    });
-  }
-  steps.push({ label: "unmap", op: "unmapOthers", exitCode: p.setupFailed });
+  leaveSkiffMemory(steps, p.rseq, p.setupFailed);
   call("prctl PR_SET_MM_MAP", s.prctl, [PR_SET_MM, PR_SET_MM_MAP, { mmMap: p.exeFd }, PRCTL_MM_MAP_SIZE]);
   call("prctl PR_SET_DUMPABLE", s.prctl, [PR_SET_DUMPABLE, 0]);
   steps.push({ label: "signals", op: "resetSignals", exitCode: p.setupFailed });
@@ -149,14 +141,10 @@ export function planExecProgram(p: ExecPlan): ExecProgram {
   for (const ns of p.namespaces) call(`setns ${ns.name}`, s.setns, [ns.fd, ns.type]);
   call("chdir", s.chdir, [{ bytes: cString(p.workingDir) }], p.notExecutable);
   p.stdio.forEach((fd, target) => call("dup3", s.dup3, [fd, target, 0]));
-  const keep = [p.errorFd, ...(p.pidNamespaceFd === undefined ? [] : [p.pidNamespaceFd])].sort((a, b) =>
-    a - b
-  );
-  let first = 3;
-  for (const fd of [...keep, 0xffffffff + 1]) {
-    if (fd > first) call("close_range", s.close_range, [first, fd - 1, 0]);
-    first = fd + 1;
-  }
+  closeAllBut(call, s.close_range, [
+    p.errorFd,
+    ...(p.pidNamespaceFd === undefined ? [] : [p.pidNamespaceFd]),
+  ]);
   if (p.pidNamespaceFd !== undefined) {
     call("setns pid", s.setns, [p.pidNamespaceFd, CLONE_NEWPID]);
     call("close", s.close, [p.pidNamespaceFd]);
@@ -238,6 +226,33 @@ export function confineSteps(
   call("prctl PR_CAP_AMBIENT", s.prctl, [PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0]);
   if (p.noNewPrivileges) call("prctl PR_SET_NO_NEW_PRIVS", s.prctl, [PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0]);
   if (p.seccomp && p.noNewPrivileges) filter();
+}
+
+/** The first steps of every fork of skiff: glibc's rseq undone, then every page but the program's gone. */
+export function leaveSkiffMemory(steps: Step[], rseq: RseqRegistration | null, exitCode: number): void {
+  if (rseq) {
+    steps.push({
+      label: "rseq unregister",
+      op: "rseqUnregister",
+      args: [rseq.offset, rseq.size, rseq.signature],
+      exitCode,
+    });
+  }
+  steps.push({ label: "unmap", op: "unmapOthers", exitCode });
+}
+
+/** close_range over every fd from `from` up but those in `keep`. */
+export function closeAllBut(
+  call: (label: string, nr: number, args: Arg[]) => void,
+  closeRangeNr: number,
+  keep: number[],
+  from = 3,
+): void {
+  let first = from;
+  for (const fd of [...[...new Set(keep)].sort((a, b) => a - b), 0xffffffff + 1]) {
+    if (fd > first) call("close_range", closeRangeNr, [first, fd - 1, 0]);
+    first = Math.max(first, fd + 1);
+  }
 }
 
 export function cString(s: string): Uint8Array {

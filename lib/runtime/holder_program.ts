@@ -15,7 +15,13 @@
 // A new supervisor takes the held fds back with pidfd_getfd (engine/holder.ts).
 
 import type { RseqRegistration } from "../../ffi/exec_program.ts";
-import { type ExecProgram, PRCTL_MM_MAP_SIZE, type Step } from "./exec_program.ts";
+import {
+  closeAllBut,
+  type ExecProgram,
+  leaveSkiffMemory,
+  PRCTL_MM_MAP_SIZE,
+  type Step,
+} from "./exec_program.ts";
 
 export interface HolderPlan {
   sys: Record<"prctl" | "setsid" | "close_range" | "ppoll" | "exit_group", number>;
@@ -38,15 +44,7 @@ export function planHolderProgram(p: HolderPlan): ExecProgram {
   const steps: Step[] = [];
   const call = (label: string, nr: number, args: Step["args"]) =>
     steps.push({ label, op: "syscall", nr, args, exitCode: p.setupFailed });
-  if (p.rseq) {
-    steps.push({
-      label: "rseq unregister",
-      op: "rseqUnregister",
-      args: [p.rseq.offset, p.rseq.size, p.rseq.signature],
-      exitCode: p.setupFailed,
-    });
-  }
-  steps.push({ label: "unmap", op: "unmapOthers", exitCode: p.setupFailed });
+  leaveSkiffMemory(steps, p.rseq, p.setupFailed);
   call("prctl PR_SET_MM_MAP", s.prctl, [PR_SET_MM, PR_SET_MM_MAP, { mmMap: p.exeFd }, PRCTL_MM_MAP_SIZE]);
   call("prctl PR_SET_DUMPABLE", s.prctl, [PR_SET_DUMPABLE, 0]);
   steps.push({ label: "signals", op: "resetSignals", exitCode: p.setupFailed });
@@ -54,12 +52,7 @@ export function planHolderProgram(p: HolderPlan): ExecProgram {
   // its name in ps (the fork's was the supervisor's; its cmdline is empty)
   call("prctl PR_SET_NAME", s.prctl, [PR_SET_NAME, { bytes: new TextEncoder().encode("skiff-holder\0") }]);
   // every fd but the held ones and the pidfd; the error pipe last of all (its EOF: ready)
-  const keep = [...new Set([...p.held, p.pidfd, p.errorFd])].sort((a, b) => a - b);
-  let first = 0;
-  for (const fd of [...keep, 0xffffffff + 1]) {
-    if (fd > first) call("close_range", s.close_range, [first, fd - 1, 0]);
-    first = fd + 1;
-  }
+  closeAllBut(call, s.close_range, [...p.held, p.pidfd, p.errorFd], 0);
   call("close error pipe", s.close_range, [p.errorFd, p.errorFd, 0]);
   // struct pollfd { int fd; short events; short revents; }: no timeout, no signal mask change
   const pollfd = new DataView(new ArrayBuffer(8));

@@ -18,10 +18,12 @@
 import type { RseqRegistration } from "../../ffi/exec_program.ts";
 import {
   type Arg,
+  closeAllBut,
   type ConfinePlan,
   confineSteps,
   cString,
   type ExecProgram,
+  leaveSkiffMemory,
   type Step,
 } from "./exec_program.ts";
 
@@ -86,16 +88,8 @@ function builder(setupFailed: number) {
 export function planForkProgram(p: ForkPlan): ExecProgram {
   const s = p.sys;
   const { steps, call } = builder(p.setupFailed);
-  if (p.rseq) {
-    steps.push({
-      label: "rseq unregister",
-      op: "rseqUnregister",
-      args: [p.rseq.offset, p.rseq.size, p.rseq.signature],
-      exitCode: p.setupFailed,
-    });
-  }
   // a container with CAP_SYS_PTRACE could otherwise read a copy of skiff's heap in its PID 1
-  steps.push({ label: "unmap", op: "unmapOthers", exitCode: p.setupFailed });
+  leaveSkiffMemory(steps, p.rseq, p.setupFailed);
   call("prctl PR_SET_PDEATHSIG", s.prctl, [PR_SET_PDEATHSIG, SIGKILL]); // the container dies with skiff
   call("prctl PR_SET_DUMPABLE", s.prctl, [PR_SET_DUMPABLE, 0]);
   steps.push({ label: "signals", op: "resetSignals", exitCode: p.setupFailed });
@@ -106,12 +100,7 @@ export function planForkProgram(p: ForkPlan): ExecProgram {
   });
   // every fd of skiff's but those (a client's socket, skiff's own pipe ends): the fork has a copy
   // of all, and one held here would keep a caller waiting or reach the container's setup
-  const keep = [...new Set(p.keep)].sort((a, b) => a - b);
-  let first = 3;
-  for (const fd of [...keep, 0xffffffff + 1]) {
-    if (fd > first) call("close_range", s.close_range, [first, fd - 1, 0]);
-    first = fd + 1;
-  }
+  closeAllBut(call, s.close_range, p.keep);
   waitAndChain(call, steps, s, p.goFd, p.next, p.setupFailed);
   return { steps, errorFd: p.errorFd, cloneFlags: p.newPidNamespace ? CLONE_NEWPID : 0 };
 }
