@@ -184,7 +184,7 @@ export function startInitStage(
       // container:NAME: this thread's children go there for the one fork
       if (typeof pidNamespace === "number") setns(pidNamespace, CLONE.NEWPID);
       try {
-        pid = forkProgram(mapping, bytes);
+        pid = forkProgram(mapping, bytes, typeof pidNamespace === "number");
       } finally {
         if (ownPidNs >= 0) setns(ownPidNs, CLONE.NEWPID);
       }
