@@ -33,11 +33,30 @@ export function mapProgram(dataSize: number, stackSize: number, shared = false):
   return { pointer, base: BigInt(Deno.UnsafePointer.value(pointer)), size, codeSize };
 }
 
+/** skiff's argv strings in its memory (arg_start to arg_end: fields 48 and 49 of /proc/self/stat). */
+let commandLine: Uint8Array | undefined;
+function commandLineBytes(): Uint8Array {
+  if (!commandLine) {
+    const stat = Deno.readTextFileSync("/proc/self/stat");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // field 3 first
+    const start = BigInt(fields[48 - 3]), end = BigInt(fields[49 - 3]);
+    const pointer = Deno.UnsafePointer.create(start);
+    commandLine = pointer && end > start
+      ? new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(pointer, Number(end - start)))
+      : new Uint8Array(0);
+  }
+  return commandLine;
+}
+
 /**
  * Writes the code and the encoded program (placed right after the code), makes the code
  * executable, and forks: the child runs the program, the caller gets its pid.
+ * `blankCommandLine`: the child's copy of skiff's argv is all zeros (skiff's own is put back at
+ * once). A child forked into another container's PID namespace is seen there from its first
+ * instant, and /proc/<pid>/cmdline needs no ptrace right: until the child runs (a busy host:
+ * milliseconds) it showed skiff's command line, the values of -e with it.
  */
-export function forkProgram(mapping: ProgramMapping, program: Uint8Array): number {
+export function forkProgram(mapping: ProgramMapping, program: Uint8Array, blankCommandLine = false): number {
   const view = new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(mapping.pointer, mapping.size));
   view.set(interpreterCode());
   view.set(program, mapping.codeSize);
@@ -47,7 +66,15 @@ export function forkProgram(mapping: ProgramMapping, program: Uint8Array): numbe
     mapping.pointer as Deno.PointerObject<typeof definition>,
     definition,
   );
-  const pid = Number(fork.call(Deno.UnsafePointer.offset(mapping.pointer, mapping.codeSize)));
+  const line = blankCommandLine ? commandLineBytes() : new Uint8Array(0);
+  const saved = line.slice();
+  line.fill(0);
+  let pid: number;
+  try {
+    pid = Number(fork.call(Deno.UnsafePointer.offset(mapping.pointer, mapping.codeSize)));
+  } finally {
+    line.set(saved);
+  }
   if (pid < 0) throw new SysError("clone", -pid, errnoName(-pid), `errno ${-pid}`);
   return pid;
 }

@@ -202,3 +202,66 @@ Deno.test("attack: a tracer in a PID namespace below the donor's reads the host 
     }
   });
 });
+
+// Attack: two containers join the same PID namespace at once, one of them (the tracer) with
+// --cap-add SYS_PTRACE and a hostile image, the other (the victim) a plain container. The victim's
+// check looked at the namespace while the tracer was still its stage (all of skiff's capabilities:
+// skipped), then the tracer exec'd its watcher while the victim's stage still held the host's root.
+// Before joins were serialised (one joiner of a namespace from its check to its execve), 2 of the
+// 16 victims of a run got past the check, and the watcher read the host's file through both: 3 of 3
+// runs of this test failed. Since, every victim either waits for the tracer's execve and is refused,
+// or runs before the tracer execs; 0 of 3 runs read anything.
+Deno.test("attack: a joiner with CAP_SYS_PTRACE starts together with another joiner and reads the host through its stage", async () => {
+  const watcher = await compileStatic("pidjoin-watcher", WATCHER_C);
+  await withDetached(async (root) => {
+    const marker = `${root.path}/host-marker`;
+    Deno.writeTextFileSync(marker, "host-secret\n");
+    const loot = await Deno.makeTempDir({ prefix: "skiff-loot-" });
+    try {
+      await root.ok(["run", "-d", "--name", "donor", "busybox", "sleep", "300"]);
+      for (let i = 0; i < 16; i++) {
+        const tracer = root.skiff([
+          "run",
+          "-d",
+          "--name",
+          `tracer${i}`,
+          "--cap-add",
+          "SYS_PTRACE",
+          "--pid",
+          "container:donor",
+          "-v",
+          `${dirname(watcher)}:/w:ro`,
+          "-v",
+          `${loot}:/loot`,
+          "busybox",
+          `/w/${watcher.split("/").pop()}`,
+          marker,
+          "/loot/found",
+        ]);
+        // the victim's start at different points of the tracer's
+        await new Promise((r) => setTimeout(r, (i % 8) * 25));
+        const victim = await root.skiff(["run", "--rm", "--pid", "container:donor", "busybox", "true"]);
+        if (victim.code === 125) assert.match(victim.stderr, /a process there holds CAP_SYS_PTRACE/);
+        else assert.equal(victim.code, 0, victim.stderr);
+        const t = await tracer;
+        assert.equal(t.code, 0, t.stderr);
+        await root.ok(["rm", "-f", `tracer${i}`]);
+      }
+      let found = "";
+      try {
+        found = Deno.readTextFileSync(`${loot}/found`);
+      } catch { /* nothing read */ }
+      assert.equal(
+        found,
+        "",
+        `a tracer read the host's file through ${
+          new Set(found.trim().split("\n").map((l) => l.split(" ")[0])).size
+        } victims' stages`,
+      );
+    } finally {
+      const ids = root.containerIds();
+      if (ids.length) await root.skiff(["rm", "-f", ...ids]); // before the loot dir goes
+      await Deno.remove(loot, { recursive: true });
+    }
+  });
+});

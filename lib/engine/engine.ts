@@ -233,7 +233,7 @@ export class Engine {
       stage = run.stage ??
         startInitStage(root, interactive && !tty ? "piped" : "null", tty ? "inherit" : "piped", pidNs);
     } finally {
-      if (typeof pidNs === "number") closeFd(pidNs);
+      if (typeof pidNs === "object") closeFd(pidNs.fd);
     }
     stage.taken = true;
     let cgroup: CgroupHandle | undefined, record;

@@ -156,7 +156,7 @@ async function runOnce(
       stage = (keepStdin || pidMode ? undefined : takeSpare()) ??
         startInitStage(root, keepStdin ? "piped" : "null", "null", pidNs);
     } finally {
-      if (typeof pidNs === "number") close(pidNs);
+      if (typeof pidNs === "object") close(pidNs.fd);
     }
     setTimeout(() => refillSpare(root), 0);
   } catch (e) {

@@ -4,7 +4,20 @@
 // path a container could redirect; a shareable container's /dev/shm is a tmpfs this process
 // mounts on the host (docker's ShmPath), which its joiners bind.
 
-import { close, ioctlInt, MNT_DETACH, MS, O, open, pidfdOpen, pidfdSignal, umount2 } from "../../ffi/libc.ts";
+import {
+  close,
+  flock,
+  ioctlInt,
+  LOCK,
+  MNT_DETACH,
+  MS,
+  O,
+  open,
+  pidfdOpen,
+  pidfdSignal,
+  umount2,
+} from "../../ffi/libc.ts";
+import { dirname } from "../path.ts";
 import { mount } from "../../ffi/libc.ts";
 import { SysError } from "../../ffi/errors.ts";
 import { SkiffError } from "../errors.ts";
@@ -130,12 +143,14 @@ export async function stagePidNamespace(
   root: StateRoot,
   pidMode: string | undefined,
   self?: string,
-): Promise<"host" | number | undefined> {
+): Promise<"host" | PidJoin | undefined> {
   if (pidMode === "host") return "host";
   const ref = containerOfMode(pidMode);
   if (ref === undefined) return undefined;
   const { fd, donor } = await donorNamespace(root, ref, "pid", self);
+  let lock = -1;
   try {
+    lock = await lockPidJoin(root, nsIdentity(`/proc/self/fd/${fd}`));
     if (tracerSeeing(fd, donor.State.Pid!)) {
       throw new SkiffError(
         `cannot join pid namespace of container ${donor.Id}: a process there holds CAP_SYS_PTRACE ` +
@@ -144,9 +159,40 @@ export async function stagePidNamespace(
     }
   } catch (e) {
     close(fd);
+    if (lock >= 0) close(lock);
     throw e;
   }
-  return fd;
+  return { fd, lock };
+}
+
+/**
+ * A PID namespace to spawn a stage in, and the flock that keeps every other joiner of it out until
+ * that stage has exec'd or exited (startInitStage closes it then).
+ */
+export interface PidJoin {
+  fd: number;
+  lock: number;
+}
+
+/**
+ * One joiner of a PID namespace at a time, from its tracer check to its execve: the check above
+ * skips another joiner's stage (it holds all our capabilities), which may exec a moment later into
+ * a command with CAP_SYS_PTRACE (--cap-add SYS_PTRACE --pid container:NAME) while ours is still in
+ * its window. Polled (LOCK_NB): a supervisor's other containers go on meanwhile.
+ */
+async function lockPidJoin(root: StateRoot, identity: string): Promise<number> {
+  const path = root.lock(`pidjoin-${identity.replace(/\D/g, "")}`);
+  Deno.mkdirSync(dirname(path), { recursive: true });
+  const fd = open(path, O.RDWR | O.CREAT | O.CLOEXEC, 0o600);
+  try {
+    for (let delay = 1; !flock(fd, LOCK.EX | LOCK.NB, path); delay = Math.min(delay * 2, 20)) {
+      await new Promise((r) => setTimeout(r, delay));
+    }
+    return fd;
+  } catch (e) {
+    close(fd);
+    throw e;
+  }
 }
 
 const CAP_SYS_PTRACE = 1n << 19n;

@@ -296,10 +296,14 @@ export interface CopyOptions {
   /** Keep the source's uid/gid (cp -a, volume copy-up); otherwise new entries belong to `owner`. */
   preserveOwner: boolean;
   owner?: { uid: number; gid: number };
+  /** Leave out directories on another filesystem than the source directory (mounts below it). */
+  oneFileSystem?: boolean;
 }
 
 interface CopyState {
   opts: CopyOptions;
+  /** with oneFileSystem: "major:minor" of the source directory's filesystem */
+  device?: string;
   /** the directory the copy's relative paths start from */
   top: number;
   /** inode key of a multiply linked source file -> its copy's path relative to `top` */
@@ -319,7 +323,8 @@ export function copyTreeAt(src: At, dest: At, opts: CopyOptions): void {
 
 /** Copies what is inside the directory `srcDir` into the directory `destDir` (volume copy-up). */
 export function copyDirContents(srcDir: number, destDir: number, opts: CopyOptions): void {
-  const state = { opts, top: destDir, links: new Map(), buf: new Uint8Array(1 << 18) };
+  const device = opts.oneFileSystem ? deviceOf(fstat(srcDir)) : undefined;
+  const state = { opts, device, top: destDir, links: new Map(), buf: new Uint8Array(1 << 18) };
   for (const name of readDirNames(srcDir)) {
     const node = readNode({ dir: srcDir, name }, true);
     if (node) copyNode(node, { dir: destDir, name }, "", state);
@@ -331,8 +336,14 @@ function metaOf(stat: Stat, opts: CopyOptions): Meta {
   return { uid, gid, perm: stat.perm, atime: stat.atime, mtime: stat.mtime };
 }
 
+const deviceOf = (stat: Stat) => stat.key.split(":", 2).join(":");
+
 function copyNode(node: ReadNode, dest: At, rel: string, state: CopyState): void {
   try {
+    // directories only: overlayfs may show a file's own layer device (a file of the same tree)
+    if (state.device !== undefined && node.dirFd !== undefined && deviceOf(node.stat) !== state.device) {
+      return;
+    }
     copyOpenNode(node, dest, rel ? `${rel}/${dest.name}` : dest.name, state);
   } finally {
     if (node.fileFd !== undefined) closeFd(node.fileFd);

@@ -373,12 +373,19 @@ function mountVolumes(m: RootMounts, mounts: InitSpec["mounts"], tmpfs: InitSpec
 function copyUpIfEmpty(volume: string, targetFd: number): void {
   const image = openAt(targetFd, ".", OAT.RDONLY | OAT.DIRECTORY | OAT.CLOEXEC);
   if (image < 0) return; // not a directory in the image
+  // docker copies the image's files; proc, sysfs and /dev are mounted here before the volumes: an
+  // image's VOLUME /proc had skiff read /proc/kcore (kernel memory, endless) and /proc/kmsg (blocks)
+  // into the volume, on the thread every container of a supervisor waits for
+  if (fstatfsType(image) !== OVERLAYFS_SUPER_MAGIC) {
+    closeFd(image);
+    return;
+  }
   const volumeFd = openHostDir(volume);
   // thousands of calls: the typed symbols (bound now) beat the raw syscalls the init stage uses
   const raw = setRawAtCalls(false);
   try {
     if (readDirNames(volumeFd).length > 0) return;
-    copyDirContents(image, volumeFd, { preserveOwner: true });
+    copyDirContents(image, volumeFd, { preserveOwner: true, oneFileSystem: true });
     // the volume's root takes the directory's owner and mode, as docker does
     const dir = fstat(image);
     checkAt("fchown", fchownFd(volumeFd, dir.uid, dir.gid));
@@ -452,7 +459,7 @@ function mountRootOverlay(spec: InitSpec): void {
   mountOverlay(plan, `${spec.containerDir}/lower`);
 }
 
-const PROC_SUPER_MAGIC = 0x9fa0;
+const PROC_SUPER_MAGIC = 0x9fa0, OVERLAYFS_SUPER_MAGIC = 0x794c7630;
 
 /** The root filesystem half made: the overlay mounted, the /proc target opened (made when missing). */
 export interface OpenedRootfs {

@@ -104,16 +104,17 @@ const NAMESPACES_AT = 64 * 1024, CONTAINER_AT = 128 * 1024, CONTAINER_MAX = 4 * 
 const sys = { ...SYSCALLS };
 
 /**
- * Forks the container's PID 1 (of a new PID namespace; `pidNamespace` "host": skiff's own, an fd:
- * that one) and starts the worker. `stdin`/`output`: what PID 1's fds 0 and 1-2 are until its last
+ * Forks the container's PID 1 (of a new PID namespace; `pidNamespace` "host": skiff's own, a join:
+ * that one, whose lock this stage holds until PID 1 has exec'd or exited) and starts the worker. `stdin`/`output`: what PID 1's fds 0 and 1-2 are until its last
  * program: the caller's ("inherit"), pipes skiff copies ("piped") or the host's /dev/null ("null").
  */
 export function startInitStage(
   _root: StateRoot,
   stdin: "inherit" | "null" | "piped",
   output: "inherit" | "piped" | "null" = "inherit",
-  pidNamespace?: "host" | number,
+  pidNamespace?: "host" | { fd: number; lock: number },
 ): InitStage {
+  const join = typeof pidNamespace === "object" ? pidNamespace : undefined;
   const ours: number[] = [], theirs: number[] = [];
   const both = (flags = O.CLOEXEC) => {
     const [r, w] = pipe(flags);
@@ -176,12 +177,12 @@ export function startInitStage(
     });
     const bytes = encodeProgram(program, { ...layout, base: mapping.base });
     let pid: number;
-    const ownPidNs = typeof pidNamespace === "number" ? open("/proc/self/ns/pid", O.RDONLY | O.CLOEXEC) : -1;
+    const ownPidNs = join ? open("/proc/self/ns/pid", O.RDONLY | O.CLOEXEC) : -1;
     try {
       // container:NAME: this thread's children go there for the one fork
-      if (typeof pidNamespace === "number") setns(pidNamespace, CLONE.NEWPID);
+      if (join) setns(join.fd, CLONE.NEWPID);
       try {
-        pid = forkProgram(mapping, bytes);
+        pid = forkProgram(mapping, bytes, join !== undefined);
       } finally {
         if (ownPidNs >= 0) setns(ownPidNs, CLONE.NEWPID);
       }
@@ -212,9 +213,11 @@ export function startInitStage(
     };
     const stage: InitStage = { child, outputPiped: output === "piped", inputPiped: stdin === "piped", inner };
     child.status = waitForChild(stage, childPidfd);
+    if (join) inner.failure.finally(() => close(join.lock));
     return stage;
   } catch (e) {
     for (const fd of [...ours, ...theirs]) close(fd);
+    if (join) close(join.lock);
     if (mapping) unmapProgram(mapping);
     throw e;
   }
