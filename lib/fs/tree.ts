@@ -318,16 +318,42 @@ interface CopyState {
 export function copyTreeAt(src: At, dest: At, opts: CopyOptions): void {
   const node = readNode(src, true);
   if (!node) throw Object.assign(new Error(`${src.name}: no such file or directory`), { errno: ENOENT });
-  copyNode(node, dest, "", { opts, top: dest.dir, links: new Map(), buf: new Uint8Array(1 << 18) });
+  drain(copyNode(node, dest, "", { opts, top: dest.dir, links: new Map(), buf: new Uint8Array(1 << 18) }));
+}
+
+/** Runs a copy to its end. */
+function drain(steps: Generator<void>): void {
+  for (const _ of steps) { /* one entry copied */ }
 }
 
 /** Copies what is inside the directory `srcDir` into the directory `destDir` (volume copy-up). */
 export function copyDirContents(srcDir: number, destDir: number, opts: CopyOptions): void {
+  drain(copyDirSteps(srcDir, destDir, opts));
+}
+
+/**
+ * copyDirContents that gives the event loop a turn every `every` entries: a hostile image's 50,000
+ * files under a VOLUME took an unrelated `run -d` of the same supervisor from 131 ms to 3.2 s when
+ * copied in one go.
+ */
+export async function copyDirContentsAsync(
+  srcDir: number,
+  destDir: number,
+  opts: CopyOptions,
+  every = 512,
+): Promise<void> {
+  let done = 0;
+  for (const _ of copyDirSteps(srcDir, destDir, opts)) {
+    if (++done % every === 0) await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+}
+
+function* copyDirSteps(srcDir: number, destDir: number, opts: CopyOptions): Generator<void> {
   const device = opts.oneFileSystem ? deviceOf(fstat(srcDir)) : undefined;
   const state = { opts, device, top: destDir, links: new Map(), buf: new Uint8Array(1 << 18) };
   for (const name of readDirNames(srcDir)) {
     const node = readNode({ dir: srcDir, name }, true);
-    if (node) copyNode(node, { dir: destDir, name }, "", state);
+    if (node) yield* copyNode(node, { dir: destDir, name }, "", state);
   }
 }
 
@@ -338,20 +364,22 @@ function metaOf(stat: Stat, opts: CopyOptions): Meta {
 
 const deviceOf = (stat: Stat) => stat.key.split(":", 2).join(":");
 
-function copyNode(node: ReadNode, dest: At, rel: string, state: CopyState): void {
+/** Copies one node (a directory with all below it), yielding after each entry. */
+function* copyNode(node: ReadNode, dest: At, rel: string, state: CopyState): Generator<void> {
   try {
     // directories only: overlayfs may show a file's own layer device (a file of the same tree)
     if (state.device !== undefined && node.dirFd !== undefined && deviceOf(node.stat) !== state.device) {
       return;
     }
-    copyOpenNode(node, dest, rel ? `${rel}/${dest.name}` : dest.name, state);
+    yield* copyOpenNode(node, dest, rel ? `${rel}/${dest.name}` : dest.name, state);
+    yield;
   } finally {
     if (node.fileFd !== undefined) closeFd(node.fileFd);
     if (node.dirFd !== undefined) closeFd(node.dirFd);
   }
 }
 
-function copyOpenNode(node: ReadNode, dest: At, path: string, state: CopyState): void {
+function* copyOpenNode(node: ReadNode, dest: At, path: string, state: CopyState): Generator<void> {
   const { stat } = node;
   const meta = metaOf(stat, state.opts);
   if (node.dirFd !== undefined) {
@@ -359,7 +387,7 @@ function copyOpenNode(node: ReadNode, dest: At, path: string, state: CopyState):
     try {
       for (const child of readDirNames(node.dirFd)) {
         const childNode = readNode({ dir: node.dirFd, name: child }, true);
-        if (childNode) copyNode(childNode, { dir: dirFd, name: child }, path, state);
+        if (childNode) yield* copyNode(childNode, { dir: dirFd, name: child }, path, state);
       }
       setFdMeta(dirFd, meta);
     } finally {

@@ -27,7 +27,7 @@ import {
 import { releaseReopen } from "../fs/at.ts";
 import { writeIntoMapping } from "../../ffi/exec_program.ts";
 import { giveConsoleTo } from "./console.ts";
-import { completeRootfs, type OpenedRootfs, openRootfs } from "./rootfs.ts";
+import { closeCopyUps, completeRootfs, type CopyUp, type OpenedRootfs, openRootfs } from "./rootfs.ts";
 import { EXIT_SETUP_FAILED, type InitSpec, type NamespaceSpec } from "./spec.ts";
 import { type ExecUser, resolveUser } from "./user.ts";
 import { checkSysctls, LimitFailure, writeSysctls } from "./limits_stage.ts";
@@ -240,13 +240,23 @@ export function abandonContainerRoot(halfway: StageHalfway): void {
   halfway.opened.mounts.close();
 }
 
+/** The root filesystem mounted: what the last step resolves the container's process in. */
+export interface StageMounted {
+  ok: true;
+  rootFd: number;
+  console?: { master: number; slave: number };
+  /** Volumes that still get the image's files (rootfs.ts copyUps), before anything reads the root. */
+  copyUps: CopyUp[];
+}
+
 /**
  * The second half, once PID 1 has mounted its proc: back in the container's namespaces, the rest
- * of the mounts, then what PID 1 becomes (user, command, stdio). Never throws.
+ * of the mounts, the hostname and lo. Never throws.
  */
-export function finishContainerRoot(halfway: StageHalfway): StageResult {
+export function finishContainerRoot(halfway: StageHalfway): StageMounted | Failure {
   const { spec, opened } = halfway;
   const made: number[] = [];
+  let copyUps: CopyUp[] = [];
   try {
     return inContainer(() => {
       // the mount namespace last: setns to it needs this thread's own fs, which it has
@@ -254,7 +264,7 @@ export function finishContainerRoot(halfway: StageHalfway): StageResult {
     }, () => {
       let console: { master: number; slave: number } | undefined;
       try {
-        ({ console } = completeRootfs(
+        ({ console, copyUps } = completeRootfs(
           spec,
           opened,
           spec.sysctls ? (procFd) => writeSysctls(procFd, spec.sysctls!) : undefined,
@@ -269,38 +279,53 @@ export function finishContainerRoot(halfway: StageHalfway): StageResult {
       if (spec.namespaces.some((ns) => ns.type === "uts")) sethostname(spec.hostname);
       // a namespace of its own (--network none) has lo down; a joined one is set up already
       if (spec.namespaces.some((ns) => ns.type === "network" && ns.path === undefined)) interfaceUp("lo");
-
-      const rootFd = open(spec.mergedDir, O.PATH | O.DIRECTORY | O.CLOEXEC); // the overlay, in our namespace
-      made.push(rootFd);
-      let user: ExecUser;
-      try {
-        user = resolveUser(spec.user, spec.groupAdd, rootFd);
-      } catch (e) {
-        throw new InitFailure((e as Error).message, EXIT_SETUP_FAILED, true);
-      } finally {
-        releaseReopen();
-      }
-      if (console) giveConsoleTo(console.slave, user.uid);
-      const env = [...spec.env];
-      if (envValue(env, "HOME") === undefined) env.push(`HOME=${user.home}`);
-      // with --init the init looks the command up, as docker-init does (and reports it as tini)
-      const path = spec.init ? "" : lookPath(
-        rootFd,
-        spec.workingDir,
-        spec.args[0],
-        envValue(env, "PATH") ?? "",
-        (message, code) => new InitFailure(message, code),
-      );
-      const nullFd = spec.nullStdin ? containerNull(rootFd) : undefined;
-      if (nullFd !== undefined) made.push(nullFd);
+      // the overlay with all below it: read by fd from here on, from the host's namespaces
+      const rootFd = open(spec.mergedDir, O.PATH | O.DIRECTORY | O.CLOEXEC);
       made.length = 0; // handed over
-      return { ok: true as const, rootFd, console, nullFd, user, path, env };
+      return { ok: true as const, rootFd, console, copyUps };
     });
   } catch (e) {
     for (const fd of made) close(fd);
+    closeCopyUps(copyUps);
     return failureOf(e);
   } finally {
     for (const ns of halfway.namespaces) close(ns.fd);
+  }
+}
+
+/**
+ * What PID 1 becomes, once the volumes have their files: -u from the container's /etc/passwd and
+ * /etc/group, the command by runc's LookPath, its /dev/null; all through the root's fd (the mounts
+ * below it are seen from any namespace). Never throws; takes over the mounted fds.
+ */
+export function resolveContainerProcess(spec: InitSpec, mounted: StageMounted): StageResult {
+  const { rootFd, console } = mounted;
+  const made = [rootFd, ...(console ? [console.master, console.slave] : [])];
+  try {
+    let user: ExecUser;
+    try {
+      user = resolveUser(spec.user, spec.groupAdd, rootFd);
+    } catch (e) {
+      throw new InitFailure((e as Error).message, EXIT_SETUP_FAILED, true);
+    } finally {
+      releaseReopen();
+    }
+    if (console) giveConsoleTo(console.slave, user.uid);
+    const env = [...spec.env];
+    if (envValue(env, "HOME") === undefined) env.push(`HOME=${user.home}`);
+    // with --init the init looks the command up, as docker-init does (and reports it as tini)
+    const path = spec.init ? "" : lookPath(
+      rootFd,
+      spec.workingDir,
+      spec.args[0],
+      envValue(env, "PATH") ?? "",
+      (message, code) => new InitFailure(message, code),
+    );
+    const nullFd = spec.nullStdin ? containerNull(rootFd) : undefined;
+    return { ok: true, rootFd, console, nullFd, user, path, env };
+  } catch (e) {
+    for (const fd of made) close(fd);
+    return failureOf(e);
   }
 }
 

@@ -19,7 +19,7 @@ import {
 } from "../../ffi/libc.ts";
 import { checkAt, closeFd, fstat, OAT, openHostDir, readDirNames, releaseReopen, statAt } from "../fs/at.ts";
 import { type ReadOnly, RootMounts, type TargetKind } from "../fs/mount_at.ts";
-import { copyDirContents } from "../fs/tree.ts";
+import { copyDirContentsAsync } from "../fs/tree.ts";
 import { type InitSpec, overlayMountData, type OverlayPlan } from "./spec.ts";
 import { makeDevices } from "./limits_stage.ts";
 import { openPtyIn, type PtyPair } from "./console.ts";
@@ -331,7 +331,12 @@ function bindAt(
  * tmpfs at /a/b goes on top of a volume at /a). A volume that is still empty first gets the image's
  * files at its destination (docker's copy-up; the volume store's copyUpIfEmpty does the same).
  */
-function mountVolumes(m: RootMounts, mounts: InitSpec["mounts"], tmpfs: InitSpec["tmpfs"]): void {
+function mountVolumes(
+  m: RootMounts,
+  mounts: InitSpec["mounts"],
+  tmpfs: InitSpec["tmpfs"],
+  jobs: CopyUp[],
+): void {
   const depth = (path: string) => path.split("/").filter(Boolean).length;
   const all = [
     ...mounts.map((v) => ({ destination: v.destination, volume: v, tmpfs: undefined })),
@@ -348,7 +353,8 @@ function mountVolumes(m: RootMounts, mounts: InitSpec["mounts"], tmpfs: InitSpec
     const isDir = Deno.statSync(v.source).isDirectory; // a host path skiff or the user chose
     const target = m.target(destination, isDir ? "dir" : "file");
     try {
-      if (v.copyUp && isDir) copyUpIfEmpty(v.source, target);
+      const job = v.copyUp && isDir ? copyUpIfEmpty(v.source, target) : undefined;
+      if (job) jobs.push(job);
       const recursive = v.recursive ?? "enabled";
       const readOnly: ReadOnly = !v.readOnly
         ? "no"
@@ -370,31 +376,67 @@ function mountVolumes(m: RootMounts, mounts: InitSpec["mounts"], tmpfs: InitSpec
  * every file created relative to a directory fd (lib/fs). Another container that shares the volume
  * may swap any name in it for a symlink meanwhile: nothing is followed, nothing leaves the volume.
  */
-function copyUpIfEmpty(volume: string, targetFd: number): void {
+function copyUpIfEmpty(volume: string, targetFd: number): CopyUp | undefined {
   const image = openAt(targetFd, ".", OAT.RDONLY | OAT.DIRECTORY | OAT.CLOEXEC);
-  if (image < 0) return; // not a directory in the image
+  if (image < 0) return undefined; // not a directory in the image
   // docker copies the image's files; proc, sysfs and /dev are mounted here before the volumes: an
   // image's VOLUME /proc had skiff read /proc/kcore (kernel memory, endless) and /proc/kmsg (blocks)
   // into the volume, on the thread every container of a supervisor waits for
   if (fstatfsType(image) !== OVERLAYFS_SUPER_MAGIC) {
     closeFd(image);
-    return;
+    return undefined;
   }
-  const volumeFd = openHostDir(volume);
-  // thousands of calls: the typed symbols (bound now) beat the raw syscalls the init stage uses
+  let volumeFd = -1;
+  try {
+    volumeFd = openHostDir(volume);
+    if (readDirNames(volumeFd).length > 0) {
+      closeFd(volumeFd);
+      closeFd(image);
+      return undefined;
+    }
+  } catch (e) {
+    if (volumeFd >= 0) closeFd(volumeFd);
+    closeFd(image);
+    throw e;
+  }
+  // copied once skiff is back in the host's namespaces, in turns (copyUps): the fds reach the
+  // image's directory under the volume's bind and the volume as they are now
+  return { image, volume: volumeFd };
+}
+
+/** A volume's copy-up, still to do: the image's directory it covers and the volume, by fd. */
+export interface CopyUp {
+  image: number;
+  volume: number;
+}
+
+/**
+ * docker's copy-up of the volumes that need it, every file created relative to a directory fd
+ * (lib/fs), the event loop given a turn every few hundred entries (a supervisor's other containers
+ * must not wait for a hostile image's million files). Closes the fds.
+ */
+export async function copyUps(jobs: CopyUp[]): Promise<void> {
+  // thousands of calls: the typed symbols beat the raw syscalls the setup uses
   const raw = setRawAtCalls(false);
   try {
-    if (readDirNames(volumeFd).length > 0) return;
-    copyDirContents(image, volumeFd, { preserveOwner: true, oneFileSystem: true });
-    // the volume's root takes the directory's owner and mode, as docker does
-    const dir = fstat(image);
-    checkAt("fchown", fchownFd(volumeFd, dir.uid, dir.gid));
-    checkAt("fchmod", fchmodFd(volumeFd, dir.perm));
+    for (const job of jobs) {
+      await copyDirContentsAsync(job.image, job.volume, { preserveOwner: true, oneFileSystem: true });
+      // the volume's root takes the directory's owner and mode, as docker does
+      const dir = fstat(job.image);
+      checkAt("fchown", fchownFd(job.volume, dir.uid, dir.gid));
+      checkAt("fchmod", fchmodFd(job.volume, dir.perm));
+    }
   } finally {
     setRawAtCalls(raw);
-    closeFd(volumeFd);
-    closeFd(image);
+    closeCopyUps(jobs);
     releaseReopen(); // the host's /proc/self/fd, opened to read the image's files
+  }
+}
+
+export function closeCopyUps(jobs: CopyUp[]): void {
+  for (const job of jobs.splice(0)) {
+    closeFd(job.image);
+    closeFd(job.volume);
   }
 }
 
@@ -495,9 +537,10 @@ export function completeRootfs(
   spec: InitSpec,
   opened: OpenedRootfs,
   onProc?: (procFd: number) => void,
-): { console?: PtyPair } {
+): { console?: PtyPair; copyUps: CopyUp[] } {
   const m = opened.mounts;
   let console: PtyPair | undefined;
+  const jobs: CopyUp[] = [];
   try {
     let procFd: number;
     try {
@@ -516,7 +559,7 @@ export function completeRootfs(
     mountFsAt(m, "sysfs", "sysfs", "/sys", MS.NOSUID | MS.NODEV | MS.NOEXEC | sysReadOnly, null);
     if (spec.cgroupView) mountCgroupView(m, spec.cgroupView, spec.privileged);
     console = mountDev(m, spec.console === true, spec.privileged, spec.shmSize, spec.shm);
-    mountVolumes(m, spec.mounts, spec.tmpfs);
+    mountVolumes(m, spec.mounts, spec.tmpfs, jobs);
 
     for (const name of ["hostname", "hosts", "resolv.conf"]) {
       bindAt(m, `${spec.containerDir}/${name}`, `/etc/${name}`, "file", "no");
@@ -527,9 +570,10 @@ export function completeRootfs(
       for (const path of spec.maskedPaths) maskPath(m, path);
       for (const path of spec.readonlyPaths) readOnlyPath(m, path);
     }
-    return { console };
+    return { console, copyUps: jobs };
   } catch (e) {
     if (console) { for (const fd of [console.master, console.slave]) closeFd(fd); }
+    closeCopyUps(jobs);
     throw e;
   }
 }

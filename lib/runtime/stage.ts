@@ -37,10 +37,12 @@ import {
 } from "../../ffi/exec_program.ts";
 import type { StateRoot } from "../state/root.ts";
 import { decodeRecord, encodeProgram, type ExecProgram } from "./exec_program.ts";
+import { copyUps } from "./rootfs.ts";
 import {
   abandonContainerRoot,
   beginContainerRoot,
   finishContainerRoot,
+  resolveContainerProcess,
   type StageRequest,
   type StageResult,
 } from "./init.ts";
@@ -333,7 +335,26 @@ export async function setUpStage(stage: InitStage, spec: InitSpec): Promise<Stag
       abandonContainerRoot(begun.halfway);
       // PID 1 failed a step (its error record says which) or was killed
       result = { ok: false, exitCode: EXIT_SETUP_FAILED, message: "", daemon: false, childFailed: true };
-    } else result = finishContainerRoot(begun.halfway);
+    } else {
+      const mounted = finishContainerRoot(begun.halfway);
+      if (!mounted.ok) result = mounted;
+      else {
+        try {
+          await copyUps(mounted.copyUps);
+          result = resolveContainerProcess(spec, mounted);
+        } catch (e) {
+          for (const fd of [mounted.rootFd, mounted.console?.master, mounted.console?.slave]) {
+            if (fd !== undefined) close(fd);
+          }
+          result = {
+            ok: false,
+            exitCode: EXIT_SETUP_FAILED,
+            message: `failed to set up the container: ${(e as Error).message}`,
+            daemon: false,
+          };
+        }
+      }
+    }
   }
   if (!result.ok) {
     if (!result.childFailed) {
