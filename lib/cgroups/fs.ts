@@ -4,7 +4,7 @@
 import { SkiffError } from "../errors.ts";
 import { checkAt, mkdirPath, pathExists, rmdirPath } from "../../ffi/libc.ts";
 
-const ENOENT = 2, EEXIST = 17;
+const ENOENT = 2, EAGAIN = 11, EEXIST = 17;
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 /** Blocks the calling thread for ms milliseconds (no async: see the header). */
@@ -105,15 +105,28 @@ export function readPids(procsFile: string): number[] {
 
 /** mkdir that tolerates an existing directory; returns whether it created it. */
 export function mkdirIfAbsent(path: string): boolean {
-  const r = mkdirPath(path, 0o777);
+  const r = mkdirCgroup(path);
   if (r === -EEXIST) return false;
   checkAt("mkdir", r, path);
   return true;
 }
 
+/**
+ * mkdir in cgroupfs, tried again on EAGAIN for up to ~1 s: the kernel refused v1 cgroups so now and
+ * then during the whole suite's fast create/remove cycles (4 of ~4000 runs on this 6.18 host, in the
+ * cpu hierarchy, one try later fine); -errno on failure.
+ */
+function mkdirCgroup(path: string): number {
+  for (let attempt = 0;; attempt++) {
+    const r = mkdirPath(path, 0o777);
+    if (r !== -EAGAIN || attempt >= 100) return r;
+    sleepSync(10);
+  }
+}
+
 /** mkdir of a cgroup: "made", "exists", "no-parent" (ENOENT), and a SysError for anything else. */
 export function makeDir(path: string): "made" | "exists" | "no-parent" {
-  const r = mkdirPath(path, 0o777);
+  const r = mkdirCgroup(path);
   if (r === -EEXIST) return "exists";
   if (r === -ENOENT) return "no-parent";
   checkAt("mkdir", r, path);
