@@ -127,6 +127,11 @@ class Hub {
   run?: RunPorts;
   /** The size a start -a client asked for, applied when the run begins. */
   size?: { rows: number; cols: number };
+  /**
+   * Whether its last run had a terminal, kept after the run: a start -a reply formed once a quick
+   * container is already gone must still say -t, or the client reads the raw bytes as frames.
+   */
+  tty?: boolean;
 
   output(stream: LogStream, chunk: Uint8Array): void {
     if (this.clients.size === 0 || !this.run) return;
@@ -201,6 +206,7 @@ export function attachableRun(record: ContainerRecord, run: RunHandles): Attacha
     };
   }
   hub.run = ports;
+  hub.tty = ports.tty;
   for (const c of hub.clients) c.bound = true;
   if (hub.size) ports.resize?.(hub.size.rows, hub.size.cols);
   return {
@@ -287,7 +293,7 @@ export async function serveAttach(
       reply = { ok: false, error: started.error, exitCode: started.exitCode, phase };
     } else if (!client.bound && (started.pid !== 0 || !isRunning())) {
       reply = notAttachable(isRunning());
-    } else reply = { ok: true, tty: hub.run?.tty ?? false, pid: hub.run?.pid ?? started.pid };
+    } else reply = { ok: true, tty: hub.run?.tty ?? hub.tty ?? false, pid: hub.run?.pid ?? started.pid };
   } else if (!hub.run) {
     reply = notAttachable(isRunning());
   } else {
