@@ -24,7 +24,7 @@ Deno.test("init stage: the waiting PID 1 holds none of skiff's memory, environme
     Deno.mkdirSync(root.tmp, { recursive: true });
     Deno.env.set("AWS_SECRET_ACCESS_KEY_FOR_TEST", "s3cr3t-token");
     const secretFile = Deno.openSync(`${testRoot.path}/a-host-file`, { create: true, write: true });
-    const stage = startInitStage(root, "null", "piped");
+    const stage = startInitStage("null", "piped");
     try {
       const pid = stage.child.pid;
       let maps = "";

@@ -144,7 +144,7 @@ const run: Verb = async (args, ctx) => {
   // --pid host / container:NAME: the engine spawns it in that PID namespace once NAME is checked
   const stage = detach || str(parsed, "pid")
     ? undefined
-    : startInitStage(ctx.root, interactive && !tty ? "piped" : "null", tty ? "inherit" : "piped");
+    : startInitStage(interactive && !tty ? "piped" : "null", tty ? "inherit" : "piped");
   try {
     return await runWithStage(parsed, ctx, detach, stage);
   } catch (e) {

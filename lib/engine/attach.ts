@@ -15,11 +15,12 @@
 //   {"op":"start","id","attach":{"stdin","rows"?,"cols"?}} start -a: attached before the start
 //   {"op":"resize","id","rows","cols"}                     the caller's terminal changed size
 
-import { close, readAsync, setWinsize, shutdownSocket, writeAsync } from "../../ffi/libc.ts";
+import { readAsync, setWinsize, shutdownSocket, writeAsync } from "../../ffi/libc.ts";
 import type { ContainerRecord } from "../state/types.ts";
 import type { LogStream } from "../runtime/logs.ts";
 import type { PtyMaster } from "../runtime/pty.ts";
 import type { InitStage } from "../runtime/stage.ts";
+import { fdWritable } from "../runtime/stdio.ts";
 import type { StartReply } from "./detach.ts";
 import { encodeFrame, STREAM_STDERR, STREAM_STDOUT } from "./attach_stream.ts";
 
@@ -223,22 +224,6 @@ export function attachableRun(record: ContainerRecord, run: RunHandles): Attacha
       await Promise.race([inFlight, new Promise((r) => setTimeout(r, 1000))]);
     },
   };
-}
-
-/** A raw fd written on Deno's blocking pool; closed with the stream. */
-function fdWritable(fd: number): WritableStream<Uint8Array> {
-  let closed = false;
-  const closeOnce = () => {
-    if (!closed) close(fd);
-    closed = true;
-  };
-  return new WritableStream({
-    async write(chunk) {
-      if (!await writeAllAsync(fd, new Uint8Array(chunk))) throw new Error("the container's stdin is closed");
-    },
-    close: closeOnce,
-    abort: closeOnce,
-  });
 }
 
 /** Reads the client's input into the container until the client ends it or goes. */

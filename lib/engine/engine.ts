@@ -231,7 +231,7 @@ export class Engine {
     let stage: InitStage;
     try {
       stage = run.stage ??
-        startInitStage(root, interactive && !tty ? "piped" : "null", tty ? "inherit" : "piped", pidNs);
+        startInitStage(interactive && !tty ? "piped" : "null", tty ? "inherit" : "piped", pidNs);
     } finally {
       if (typeof pidNs === "object") closeFd(pidNs.fd);
     }

@@ -68,7 +68,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * A spare init stage, made after each start while starts keep coming: the next start finds its PID 1
- * forked and its worker loaded. Dropped after SPARE_IDLE_MS without a start, so an idle
+ * forked. Dropped after SPARE_IDLE_MS without a start, so an idle
  * supervisor keeps no spare.
  */
 const SPARE_IDLE_MS = 1000;
@@ -91,14 +91,14 @@ function takeSpare(): InitStage | undefined {
   return stage;
 }
 
-function refillSpare(root: StateRoot): void {
+function refillSpare(): void {
   if (spare) {
     clearTimeout(spare.timer);
     spare.timer = setTimeout(dropSpare, SPARE_IDLE_MS);
     return;
   }
   try {
-    const stage = startInitStage(root, "null", "null");
+    const stage = startInitStage("null", "null");
     stage.child.status.then(() => {
       if (spare?.stage === stage) dropSpare(); // died waiting: not usable
     });
@@ -154,11 +154,11 @@ async function runOnce(
     const pidNs = pidMode ? await stagePidNamespace(root, pidMode, id) : undefined;
     try {
       stage = (keepStdin || pidMode ? undefined : takeSpare()) ??
-        startInitStage(root, keepStdin ? "piped" : "null", "null", pidNs);
+        startInitStage(keepStdin ? "piped" : "null", "null", pidNs);
     } finally {
       if (typeof pidNs === "object") close(pidNs.fd);
     }
-    setTimeout(() => refillSpare(root), 0);
+    setTimeout(refillSpare, 0);
   } catch (e) {
     cgroup.destroy();
     throw e;

@@ -1,8 +1,8 @@
 // Running a created container in the foreground: the parent's half of the process model.
 //
-//   stage.ts: fork PID 1 of a new PID namespace (a syscall program that waits) and start the stage
-//   worker; meanwhile the CLI creates the container and its cgroups; then here: the worker sets up
-//   the rootfs while the cgroups are joined and "running" is recorded → the go (PID 1's last
+//   stage.ts: fork PID 1 of a new PID namespace (a syscall program that waits); meanwhile the CLI
+//   creates the container and its cgroups; then here: skiff sets up the rootfs while the cgroups
+//   are joined and "running" is recorded → the go (PID 1's last
 //   program) → forward signals (and pump the pty with -t) → wait → record "exited" (or remove
 //   with --rm).
 
@@ -136,7 +136,7 @@ export interface LaunchOptions {
   cgroupView?: InitSpec["cgroupView"];
   /**
    * PID 1's cgroup join, started by the caller (the foreground run starts it right after the fork):
-   * the worker sets up the rootfs while it completes; PID 1 becomes the container only after.
+   * skiff sets up the rootfs while it completes; PID 1 becomes the container only after.
    */
   cgroupJoin?: Promise<void>;
   /** The caller's terminal follows the container's pty (window size). */
@@ -178,14 +178,14 @@ export async function launchContainer(
     const spec: InitSpec = initSpec(root, record);
     spec.cgroupView = options.cgroupView;
     spec.detached = options.detached;
-    if (record.Config.Tty) spec.console = true; // the worker makes the pty in the container's devpts
+    if (record.Config.Tty) spec.console = true; // the setup makes the pty in the container's devpts
     // the first cgroup.procs write waits ~10-20 ms for an RCU grace period: PID 1 waits for its
-    // last program until the join is done, while the worker sets up the rootfs; nothing of the
+    // last program until the join is done, while skiff sets up the rootfs; nothing of the
     // container runs before the join
     const overlap = options.cgroupJoin !== undefined ||
       (options.detached === true && cgroup?.addProcessAsync !== undefined);
     if (!overlap) cgroup?.addProcess(child.pid);
-    // the network before the setup: the worker joins the namespace made (or named) here
+    // the network before the setup: it joins the namespace made (or named) here
     if (options.network instanceof Error) throw options.network;
     const network = options.network ?? (await import("./network.ts")).setupNetwork(root, record, dir);
     // --ipc, --uts, --cgroupns on top of the network's (engine/namespaces.ts)

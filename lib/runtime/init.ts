@@ -2,9 +2,10 @@
 // that runs only syscall programs, waits (stage_program.ts), skiff's own thread takes namespaces of
 // its own (a thread may: its fs, mount, uts, ipc and net namespaces change, skiff's other threads
 // keep the host's), mounts the root filesystem, has PID 1 join it and mount its proc, finishes the
-// mounts and resolves what PID 1 becomes (the user, the command's path, its stdio). Then it goes
-// back to the host's namespaces, working directory and umask before it returns: one synchronous
-// call, so no other request of this process ever runs in the container's namespaces. (A Deno
+// mounts and resolves what PID 1 becomes (the user, the command's path, its stdio). Each half in
+// the container's namespaces is synchronous and goes back to the host's namespaces, working
+// directory and umask before it returns, so no other request of this process ever runs in the
+// container's namespaces. (A Deno
 // worker would keep the calling thread out of them, but starting one blocks it ~11 ms, more than
 // the whole setup takes.)
 //
@@ -19,12 +20,11 @@ import {
   open,
   sethostname,
   setns,
-  statxAt,
   umask,
   unshare,
   write,
 } from "../../ffi/mod.ts";
-import { releaseReopen } from "../fs/at.ts";
+import { fstat, releaseReopen, statPath } from "../fs/at.ts";
 import { writeIntoMapping } from "../../ffi/exec_program.ts";
 import { giveConsoleTo } from "./console.ts";
 import { closeCopyUps, completeRootfs, type CopyUp, type OpenedRootfs, openRootfs } from "./rootfs.ts";
@@ -56,8 +56,7 @@ export interface StageRequest {
   childGoFd: number;
   childErrorFd: number;
   /** The shared program mapping: where the namespaces program goes and what follows it. */
-  layout: Omit<ProgramLayout, "base" | "dataOffset"> & {
-    base: string;
+  layout: Omit<ProgramLayout, "dataOffset"> & {
     namespacesAt: number;
     containerAt: number;
   };
@@ -107,16 +106,9 @@ function enterNamespaces(namespaces: NamespaceSpec[]): void {
   if (fresh) unshare(fresh);
 }
 
-const statBuf = new Uint8Array(256);
-/** The inode of a namespace: this thread's by name, or an open namespace fd's. */
-function namespaceInode(of: string | number): bigint {
-  const found = typeof of === "string"
-    ? statxAt(-100, `/proc/thread-self/ns/${of}`, 0, statBuf)
-    : statxAt(of, "", AT_EMPTY_PATH, statBuf);
-  if (found !== 0) return -1n;
-  return new DataView(statBuf.buffer).getBigUint64(32, true); // stx_ino (nsfs: one inode per namespace)
-}
-const AT_EMPTY_PATH = 0x1000;
+/** Whether this thread's namespace `name` is the one the fd names (nsfs: one inode per namespace). */
+const sameNamespace = (name: string, fd: number) =>
+  statPath(`/proc/thread-self/ns/${name}`)?.key === fstat(fd).key;
 
 /** PID 1's namespaces: this thread's that differ from the host's, mnt last (setns order). */
 const CHILD_NAMESPACES = [["ipc", CLONE.NEWIPC], ["uts", CLONE.NEWUTS], ["net", CLONE.NEWNET], [
@@ -167,7 +159,7 @@ function inContainer<T>(enter: () => void, fn: (hostIs: (name: string) => boolea
   const umaskBefore = umask(0); // device nodes and files we create get exactly the modes we ask for
   try {
     enter();
-    return fn((name) => namespaceInode(name) === namespaceInode(back.find((b) => b.name === name)!.fd));
+    return fn((name) => sameNamespace(name, back.find((b) => b.name === name)!.fd));
   } finally {
     comeBack(back, cwd, umaskBefore);
   }
@@ -201,7 +193,7 @@ export function beginContainerRoot(req: StageRequest): { ok: true; halfway: Stag
         return { fd, type, name };
       });
       opened = openRootfs(spec);
-      const layout = { ...req.layout, base: BigInt(req.layout.base) };
+      const layout = req.layout;
       const program = planNamespacesProgram({
         sys: req.sys,
         pidfd: req.pidfd,
@@ -338,7 +330,7 @@ function comeBack(
   try {
     for (const ns of back) {
       setns(ns.fd, ns.type);
-      if (namespaceInode(ns.name) !== namespaceInode(ns.fd)) {
+      if (!sameNamespace(ns.name, ns.fd)) {
         throw new Error(`still in another ${ns.name} namespace`);
       }
     }

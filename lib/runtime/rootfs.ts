@@ -416,6 +416,7 @@ export interface CopyUp {
  * must not wait for a hostile image's million files). Closes the fds.
  */
 export async function copyUps(jobs: CopyUp[]): Promise<void> {
+  if (jobs.length === 0) return;
   // thousands of calls: the typed symbols beat the raw syscalls the setup uses
   const raw = setRawAtCalls(false);
   try {
@@ -511,7 +512,7 @@ export interface OpenedRootfs {
 }
 
 /**
- * In the stage worker's own mount namespace: makes every mount private (nothing propagates back to
+ * In the new mount namespace of skiff's thread: makes every mount private (nothing propagates back to
  * the host), mounts the overlay root and opens the /proc target. The overlay's own paths are skiff's;
  * every mount target inside it is resolved and mounted by fd.
  */

@@ -1,7 +1,7 @@
-// What run's init stage is told about a container (lib/runtime/stage.ts): skiff's stage worker
-// (stage_worker.ts, a thread of skiff) builds the root filesystem from it in namespaces of its own,
+// What run's init stage is told about a container (lib/runtime/stage.ts): skiff's own thread
+// (init.ts) builds the root filesystem from it in namespaces of its own,
 // and the container's forked PID 1 runs the programs planned from it (stage_program.ts). Kept
-// free of imports so the worker loads nothing it does not need (type imports are erased).
+// free of imports (type imports are erased).
 
 import type { DeviceNode } from "../cgroups/devices.ts";
 
@@ -58,7 +58,7 @@ export interface InitSpec {
   /** --group-add: group names (looked up in the image) or gids. */
   groupAdd: string[];
 
-  /** -t: the worker makes the pty in the container's devpts (runtime/console.ts) and hands skiff the master. */
+  /** -t: the setup makes the pty in the container's devpts (runtime/console.ts); skiff keeps the master. */
   console?: boolean;
   /**
    * Neither -i nor -t: stdin becomes the container's own /dev/null (the stage got the host's, whose

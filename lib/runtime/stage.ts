@@ -1,12 +1,11 @@
-// run's init stage: the container's PID 1, forked from skiff as early as `skiff run` can, and a
-// worker thread of skiff that builds its root filesystem. No second Deno starts: the fork runs
-// only syscall programs (stage_program.ts, in the interpreter of ffi/exec_program) and waits on a
-// pipe between them; the worker (stage_worker.ts → init.ts) loads while the CLI creates the
-// container and its cgroups.
+// run's init stage: the container's PID 1, forked from skiff as early as `skiff run` can. No second
+// Deno starts: the fork runs only syscall programs (stage_program.ts, in the interpreter of
+// ffi/exec_program) and waits on a pipe between them, while skiff's own thread builds its root
+// filesystem (init.ts).
 //
-//   startInitStage   fork (CLONE_NEWPID), start the worker          the fork's program
-//   setUpStage       the worker: namespaces, mounts, user, command  the namespaces program
-//   startContainer   once the cgroups are joined: the go            the container program
+//   startInitStage   fork (CLONE_NEWPID)                              the fork's program
+//   setUpStage       skiff: namespaces, mounts, copy-up, user, command  the namespaces program
+//   startContainer   once the cgroups are joined: the go              the container program
 //
 // Every program lives in one shared mapping: the child keeps only those pages (and forgets skiff's
 // memory at once), and the later programs are written there after the fork.
@@ -35,7 +34,6 @@ import {
   unmapProgram,
   writeIntoMapping,
 } from "../../ffi/exec_program.ts";
-import type { StateRoot } from "../state/root.ts";
 import { decodeRecord, encodeProgram, type ExecProgram } from "./exec_program.ts";
 import { copyUps } from "./rootfs.ts";
 import {
@@ -64,7 +62,7 @@ export interface StageChild {
   stderr: ReadableStream<Uint8Array>;
 }
 
-/** A started init stage: PID 1 waiting for its next program, the worker loading. */
+/** A started init stage: PID 1 waiting for its next program. */
 export interface InitStage {
   child: StageChild;
   /** The child's stdout/stderr are pipes skiff reads. */
@@ -107,24 +105,20 @@ const sys = { ...SYSCALLS };
 
 /**
  * Forks the container's PID 1 (of a new PID namespace; `pidNamespace` "host": skiff's own, a join:
- * that one, whose lock this stage holds until PID 1 has exec'd or exited) and starts the worker. `stdin`/`output`: what PID 1's fds 0 and 1-2 are until its last
- * program: the caller's ("inherit"), pipes skiff copies ("piped") or the host's /dev/null ("null").
+ * that one, whose lock this stage holds until PID 1 has exec'd or exited). `stdin`/`output`: what
+ * PID 1's fds 0 and 1-2 are until its last program: the caller's ("inherit"), pipes skiff copies
+ * ("piped") or the host's /dev/null ("null").
  */
 export function startInitStage(
-  _root: StateRoot,
   stdin: "inherit" | "null" | "piped",
   output: "inherit" | "piped" | "null" = "inherit",
   pidNamespace?: "host" | { fd: number; lock: number },
 ): InitStage {
   const join = typeof pidNamespace === "object" ? pidNamespace : undefined;
   const ours: number[] = [], theirs: number[] = [];
-  const both = (flags = O.CLOEXEC) => {
-    const [r, w] = pipe(flags);
-    return [r, w];
-  };
   let mapping: ProgramMapping | undefined;
   try {
-    const [goR, goW] = both(), [readyR, readyW] = both(), [errorR, errorW] = both();
+    const [goR, goW] = pipe(), [readyR, readyW] = pipe(), [errorR, errorW] = pipe();
     ours.push(goW, readyR, errorR);
     theirs.push(goR, readyW, errorW);
     const stdio: [number | undefined, number | undefined, number | undefined] = [
@@ -134,14 +128,14 @@ export function startInitStage(
     ];
     const parentEnds: { stdin?: number; stdout?: number; stderr?: number } = {};
     if (stdin === "piped") {
-      const [r, w] = both();
+      const [r, w] = pipe();
       theirs.push(r), ours.push(w);
       stdio[0] = r;
       parentEnds.stdin = w;
     }
     if (output === "piped") {
       for (const [i, name] of [[1, "stdout"], [2, "stderr"]] as const) {
-        const [r, w] = both();
+        const [r, w] = pipe();
         ours.push(r), theirs.push(w);
         stdio[i] = w;
         parentEnds[name] = r;
@@ -157,7 +151,7 @@ export function startInitStage(
     ours.push(pidfd);
     mapping = mapProgram(CONTAINER_AT + CONTAINER_MAX, STACK_SIZE, true);
     const layout = {
-      base: String(mapping.base),
+      base: mapping.base,
       size: mapping.size,
       codeSize: mapping.codeSize,
       cloneNr: sys.clone,
@@ -177,7 +171,7 @@ export function startInitStage(
       newPidNamespace: pidNamespace === undefined,
       setupFailed: EXIT_SETUP_FAILED,
     });
-    const bytes = encodeProgram(program, { ...layout, base: mapping.base });
+    const bytes = encodeProgram(program, layout);
     let pid: number;
     const ownPidNs = join ? open("/proc/self/ns/pid", O.RDONLY | O.CLOEXEC) : -1;
     try {
@@ -302,9 +296,10 @@ function failureLine(stage: InitStage, failure: { failed: number; errno: number 
 }
 
 /**
- * Hands the worker the spec: it sets up the namespaces and the root filesystem (PID 1 joins them
- * and mounts its proc meanwhile). A failure there is written to the spec's init-error and PID 1 is
- * killed: the caller sees it exit as if it had failed itself.
+ * Sets the container up from the spec on this thread (init.ts): namespaces and root filesystem (PID
+ * 1 joins them and mounts its proc in between), the volumes' copy-up, the user and the command. A
+ * failure is written to the spec's init-error and PID 1 is killed: the caller sees it exit as if it
+ * had failed itself.
  */
 export async function setUpStage(stage: InitStage, spec: InitSpec): Promise<StageResult> {
   const inner = stage.inner;
@@ -369,7 +364,7 @@ export async function setUpStage(stage: InitStage, spec: InitSpec): Promise<Stag
   return result;
 }
 
-/** What the container program needs besides the spec and the worker's result. */
+/** What the container program needs besides the spec and the setup's result. */
 export interface ContainerStart {
   confinement: StageConfinement;
   /** Detached, without -t: the supervisor's output pipes become fds 1 and 2. */
@@ -441,7 +436,7 @@ export function startContainer(
       hard: BigInt(r.hard),
     })),
   });
-  const layout = { ...inner.layout, base: inner.mapping.base, dataOffset: inner.layout.containerAt };
+  const layout = { ...inner.layout, dataOffset: inner.layout.containerAt };
   const bytes = encodeProgram(program, layout);
   if (bytes.length > CONTAINER_MAX) {
     killQuietly(stage.child.pid);
