@@ -67,10 +67,19 @@ export function writeValues(path: string, values: readonly (string | number)[]):
   }
 }
 
-/** writeValue on Deno's blocking pool (this process's own namespaces: never after setns). */
+/**
+ * writeValue on Deno's blocking pool (this process's own namespaces: never after setns). Not
+ * Deno.writeTextFile: its check for a stream argument sets up Deno's streams (~2-4 ms, once).
+ */
 export async function writeValueAsync(path: string, value: string | number): Promise<void> {
   try {
-    await Deno.writeTextFile(path, String(value), { create: false });
+    const file = Deno.openSync(path, { write: true });
+    try {
+      const bytes = new TextEncoder().encode(String(value));
+      if (await file.write(bytes) !== bytes.length) throw new Error("short write");
+    } finally {
+      file.close();
+    }
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
       throw new SkiffError(`cgroup file ${path} does not exist: the kernel does not support this limit`);

@@ -236,7 +236,7 @@ export class Engine {
       if (typeof pidNs === "object") closeFd(pidNs.fd);
     }
     stage.taken = true;
-    let cgroup: CgroupHandle | undefined, record;
+    let cgroup: CgroupHandle | undefined, record: ContainerRecord | undefined;
     let joined: Promise<void> | undefined;
     let ready;
     try {
@@ -267,7 +267,7 @@ export class Engine {
         import("./create_run.ts"),
         plainMode ? undefined : import("./network.ts"),
       ]);
-      cgroup.destroy = async () => (await import("./resources.ts")).releaseExitResources({ root, id });
+      cgroup.destroy = async () => (await foreground.releaseCodeFor(record)).releaseExitResources({ root, id, record });
       const cgroupView = cgroups.containerCgroupView(root, id);
       const store = new ImageStore(root);
       const image = await run.image(store);

@@ -28,11 +28,18 @@ import { PROXIED_SIGNALS, SIGNAL_NUMBERS } from "../runtime/signals.ts";
 import { mountsFor } from "../runtime/mountplan.ts";
 import { rlimitSettings } from "../runtime/process_limits.ts";
 import { hostDevices } from "../cgroups/devices.ts";
-import { DEFAULT_NAMESPACES, DEFAULT_PATH, DEFAULT_SHM_SIZE, type InitSpec } from "../runtime/spec.ts";
+import {
+  DEFAULT_NAMESPACES,
+  DEFAULT_PATH,
+  DEFAULT_SHM_SIZE,
+  type InitSpec,
+  plainNetworkNamespaces,
+} from "../runtime/spec.ts";
 import { type ByteSink, type ContainerIO, copyOutput, feedInput } from "../runtime/stdio.ts";
 // resources.ts and network.ts (the bridge, netlink and NAT code: ~130 KB) load when needed: a run
-// with --network none or host needs network.ts never, resources.ts only once its container runs
-import type { CgroupHandle } from "./resources.ts";
+// with --network none or host needs neither (releaseCodeFor), the resource list only once its
+// container runs
+import type { CgroupHandle } from "./resources_core.ts";
 import type { ContainerNetwork } from "./network.ts";
 import { prepareNamespaces } from "./namespaces.ts";
 
@@ -106,9 +113,19 @@ function updateRecord(
   } catch { /* the record is gone or unreadable: the exit code still reaches the caller */ }
 }
 
+/**
+ * What a run's end releases with: the resource list without the network's code (~130 KB of modules)
+ * for a container without an endpoint of its own (--network none or host), else all of it.
+ */
+export function releaseCodeFor(record: ContainerRecord | undefined) {
+  return record && plainNetworkNamespaces(record.HostConfig.NetworkMode)
+    ? import("./resources_core.ts")
+    : import("./resources.ts");
+}
+
 /** --rm: the container's directory goes, with the lock file of its record and its anonymous volumes. */
 async function removeContainer(root: StateRoot, record: ContainerRecord): Promise<void> {
-  const { releaseAndRemove } = await import("./resources.ts");
+  const { releaseAndRemove } = await releaseCodeFor(record);
   await releaseAndRemove({ root, id: record.Id, record, removeVolumes: true }, {
     exitReleased: true,
     onRemoved: () => containerEvent(root, record, "destroy"),
@@ -371,7 +388,7 @@ export async function runForeground(
   }
   const running = stage.child;
   // what the run's end releases with (resources.ts), loaded while the container runs
-  import("./resources.ts").catch(() => {});
+  releaseCodeFor(record).catch(() => {});
   const forward = (signal: Deno.Signal) => () => {
     try {
       kill(running.pid, SIGNAL_NUMBERS[signal]!);

@@ -47,7 +47,7 @@ import {
 import { planContainerProgram, planForkProgram } from "./stage_program.ts";
 import { EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED, type InitSpec } from "./spec.ts";
 import type { StageConfinement } from "./confine.ts";
-import { fdReadable, fdWritable } from "./stdio.ts";
+import { fdSource, fdWritable, type PipeSource } from "./stdio.ts";
 import { poller } from "./poller.ts";
 import { INIT_PATH, initProgramFd } from "./init_program.ts";
 
@@ -56,10 +56,10 @@ export interface StageChild {
   pid: number;
   /** Once it exited, and its error record (if any) is in the container's init-error. */
   status: Promise<Deno.CommandStatus>;
-  /** Only with the matching pipes (InitStage.inputPiped / outputPiped). */
-  stdin: WritableStream<Uint8Array>;
-  stdout: ReadableStream<Uint8Array>;
-  stderr: ReadableStream<Uint8Array>;
+  /** Only with the matching pipes (InitStage.inputPiped / outputPiped); stdin is made when first used. */
+  readonly stdin: WritableStream<Uint8Array>;
+  stdout: PipeSource;
+  stderr: PipeSource;
 }
 
 /** A started init stage: PID 1 waiting for its next program. */
@@ -200,12 +200,15 @@ export function startInitStage(
       lend: [],
       closed: false,
     };
+    let stdinStream: WritableStream<Uint8Array> | undefined;
     const child: StageChild = {
       pid,
       status: Promise.resolve({ success: false, code: 0, signal: null }),
-      stdin: parentEnds.stdin !== undefined ? fdWritable(parentEnds.stdin) : undefined!,
-      stdout: parentEnds.stdout !== undefined ? fdReadable(parentEnds.stdout) : undefined!,
-      stderr: parentEnds.stderr !== undefined ? fdReadable(parentEnds.stderr) : undefined!,
+      get stdin() {
+        return stdinStream ??= parentEnds.stdin !== undefined ? fdWritable(parentEnds.stdin) : undefined!;
+      },
+      stdout: parentEnds.stdout !== undefined ? fdSource(parentEnds.stdout) : undefined!,
+      stderr: parentEnds.stderr !== undefined ? fdSource(parentEnds.stderr) : undefined!,
     };
     const stage: InitStage = { child, outputPiped: output === "piped", inputPiped: stdin === "piped", inner };
     child.status = waitForChild(stage, childPidfd);
