@@ -267,7 +267,8 @@ export class Engine {
         import("./create_run.ts"),
         plainMode ? undefined : import("./network.ts"),
       ]);
-      cgroup.destroy = async () => (await foreground.releaseCodeFor(record)).releaseExitResources({ root, id, record });
+      cgroup.destroy = async () =>
+        (await foreground.releaseCodeFor(record)).releaseExitResources({ root, id, record });
       const cgroupView = cgroups.containerCgroupView(root, id);
       const store = new ImageStore(root);
       const image = await run.image(store);

@@ -76,7 +76,9 @@ export function registerNetworkRelease(release: NetworkRelease): void {
 function networkFor(ctx: ReleaseContext): NetworkRelease | undefined {
   const mode = ctx.record?.HostConfig?.NetworkMode;
   if (mode !== undefined && plainNetworkNamespaces(mode)) return undefined;
-  if (!networkRelease) throw new Error("internal: the network's release code is not loaded (import engine/resources.ts)");
+  if (!networkRelease) {
+    throw new Error("internal: the network's release code is not loaded (import engine/resources.ts)");
+  }
   return networkRelease;
 }
 
