@@ -27,7 +27,14 @@ import {
 import { fstat, releaseReopen, statPath } from "../fs/at.ts";
 import { writeIntoMapping } from "../../ffi/exec_program.ts";
 import { giveConsoleTo } from "./console.ts";
-import { closeCopyUps, completeRootfs, type CopyUp, type OpenedRootfs, openRootfs } from "./rootfs.ts";
+import {
+  closeCopyUps,
+  completeRootfs,
+  type CopyUp,
+  MountRefused,
+  type OpenedRootfs,
+  openRootfs,
+} from "./rootfs.ts";
 import { EXIT_SETUP_FAILED, type InitSpec, type NamespaceSpec } from "./spec.ts";
 import { type ExecUser, resolveUser } from "./user.ts";
 import { checkSysctls, LimitFailure, writeSysctls } from "./limits_stage.ts";
@@ -136,7 +143,9 @@ function failureOf(e: unknown): Failure {
   return {
     ok: false,
     exitCode: known ? e.exitCode : EXIT_SETUP_FAILED,
-    message: known ? e.message : `failed to set up the container: ${(e as Error).message ?? String(e)}`,
+    message: known ? e.message : e instanceof MountRefused
+      ? `error during container init: ${e.message}` // runc's words
+      : `failed to set up the container: ${(e as Error).message ?? String(e)}`,
     daemon: e instanceof InitFailure && e.daemon,
   };
 }

@@ -350,9 +350,11 @@ function mountVolumes(
       continue;
     }
     const v = volume!;
+    refuseProcDestination(v.source, destination); // before anything is made there
     const isDir = Deno.statSync(v.source).isDirectory; // a host path skiff or the user chose
     const target = m.target(destination, isDir ? "dir" : "file");
     try {
+      refuseProcDestination(v.source, destination, target); // where the path led, symlinks and all
       const job = v.copyUp && isDir ? copyUpIfEmpty(v.source, target) : undefined;
       if (job) jobs.push(job);
       const recursive = v.recursive ?? "enabled";
@@ -367,6 +369,62 @@ function mountVolumes(
     } finally {
       closeFd(target);
     }
+  }
+}
+
+/** A mount runc refuses (checkProcMount): docker's daemon reports it as its runtime's, exit 125. */
+export class MountRefused extends Error {}
+
+/** The files lxcfs stands in for: the only places below /proc that runc lets a bind go. */
+const LXCFS_PROC_FILES = new Set([
+  "/proc/cpuinfo",
+  "/proc/diskstats",
+  "/proc/meminfo",
+  "/proc/stat",
+  "/proc/swaps",
+  "/proc/uptime",
+  "/proc/loadavg",
+  "/proc/slabinfo",
+  "/proc/net/dev",
+  "/proc/sys/kernel/ns_last_pid",
+]);
+const PROC_ROOT_INO = 1;
+
+/**
+ * runc's checkProcMount, for a volume or bind: on /proc only a proc itself (`-v /proc:/proc`), below
+ * it nothing but the files lxcfs stands in for. Checked on the destination's name first (nothing is
+ * made in the container's proc), then, given the target's fd, on where the path led: a symlink of
+ * the image's that leads into /proc is inside it whatever its name. The container's proc is mounted
+ * by then.
+ */
+function refuseProcDestination(source: string, destination: string, target?: number): void {
+  const path = "/" + destination.split("/").filter((p) => p && p !== ".").join("/");
+  let onProcRoot: boolean, inside: boolean;
+  if (target === undefined) {
+    onProcRoot = path === "/proc";
+    inside = path.startsWith("/proc/");
+  } else {
+    const onProc = fstatfsType(target) === PROC_SUPER_MAGIC;
+    onProcRoot = onProc && fstat(target).key.endsWith(`:${PROC_ROOT_INO}`);
+    inside = onProc && !onProcRoot;
+  }
+  // the destination as docker's daemon cleans it
+  const where = `error mounting "${source}" to rootfs at "${path}"`;
+  if (onProcRoot && !sourceIsProc(source)) {
+    throw new MountRefused(`${where}: "${path}" cannot be mounted because it is not of type proc`);
+  }
+  if (inside && !LXCFS_PROC_FILES.has(path)) {
+    throw new MountRefused(`${where}: "${path}" cannot be mounted because it is inside /proc`);
+  }
+}
+
+function sourceIsProc(source: string): boolean {
+  const fd = openAt(AT_FDCWD, source, OAT.PATH | OAT.CLOEXEC);
+  if (fd < 0) return false;
+  try {
+    return fstatfsType(fd) === PROC_SUPER_MAGIC;
+  } finally {
+    closeFd(fd);
   }
 }
 
