@@ -586,23 +586,6 @@ export function defaultSignal(sig: number): void {
   check("rt_sigaction", sys(SYS.rt_sigaction, sig, dfl, null, 8));
 }
 
-// ---- seccomp ----
-const SECCOMP_SET_MODE_FILTER = 1;
-
-/**
- * Installs a seccomp filter (struct sock_filter[] bytes) on the calling thread: it stays for this
- * thread and whatever it execs. Needs no_new_privs or CAP_SYS_ADMIN in the effective set.
- */
-export function seccompSetFilter(program: Uint8Array<ArrayBuffer>, flags = 0): void {
-  void program.buffer; // off the V8 heap before its address is taken
-  const fprog = new BigUint64Array(2); // struct sock_fprog: unsigned short len; struct sock_filter *filter
-  fprog[0] = BigInt(program.length / 8);
-  fprog[1] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(program)));
-  const result = sys(SYS.seccomp, SECCOMP_SET_MODE_FILTER, flags, new Uint8Array(fprog.buffer));
-  void program; // referenced until after the call
-  check("seccomp", result);
-}
-
 // ---- capabilities (v3: two 32-bit words per set) ----
 const CAP_V3 = 0x20080522;
 export interface CapSets {

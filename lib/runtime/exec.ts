@@ -11,14 +11,13 @@ import { findContainer, isRunning, monitorAlive, processStartTime } from "../sta
 import { type ErrorKind, SkiffError } from "../errors.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
-import type { StageConfinement } from "./confine.ts";
+import { hostConfinement, type StageConfinement } from "./confine.ts";
 import { capabilityMask } from "./caps.ts";
 import { readMountInfo } from "../mountinfo.ts";
 import { DEFAULT_PATH, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED } from "./spec.ts";
 import {
   AT_FDCWD,
   bindLibc,
-  capget,
   close,
   dupAbove,
   O,
@@ -387,15 +386,7 @@ export async function execInContainer(
       additionalGids: user.additionalGids,
       capabilities: capabilityMask(host.CapAdd ?? [], host.CapDrop ?? [], privileged),
       privileged,
-      lastCap: Number(Deno.readTextFileSync("/proc/sys/kernel/cap_last_cap").trim()),
-      held: capget().permitted,
-      seccomp: confinement.seccompFilter
-        ? {
-          filter: Uint8Array.fromBase64(confinement.seccompFilter),
-          flags: confinement.seccompFlags ?? 0,
-        }
-        : undefined,
-      noNewPrivileges: confinement.noNewPrivileges ?? false,
+      ...hostConfinement(confinement),
       path,
       argv: request.command,
       env,

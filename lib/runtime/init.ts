@@ -5,9 +5,8 @@
 // mounts and resolves what PID 1 becomes (the user, the command's path, its stdio). Each half in
 // the container's namespaces is synchronous and goes back to the host's namespaces, working
 // directory and umask before it returns, so no other request of this process ever runs in the
-// container's namespaces. (A Deno
-// worker would keep the calling thread out of them, but starting one blocks it ~11 ms, more than
-// the whole setup takes.)
+// container's namespaces. (A Deno worker would keep the calling thread out of them, but starting one
+// blocks it ~11 ms, more than the whole setup takes.)
 //
 // Only *Sync Deno APIs and FFI here: async APIs run on other threads, in the host's namespaces.
 

@@ -1,5 +1,5 @@
 // Go's exec.LookPath as runc runs it, and the container's /dev/null, both resolved in the
-// container's root through its directory fd (exec, and run's stage worker before the pivot_root).
+// container's root through its directory fd (exec, and run's setup before PID 1's pivot_root).
 
 import { close, isNullDevice, O, pipe } from "../../ffi/libc.ts";
 import { fstat, tryOpenInRoot } from "../fs/at.ts";

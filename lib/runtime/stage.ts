@@ -11,7 +11,6 @@
 // memory at once), and the later programs are written there after the fork.
 
 import {
-  capget,
   CLONE,
   close,
   kill,
@@ -46,7 +45,7 @@ import {
 } from "./init.ts";
 import { planContainerProgram, planForkProgram } from "./stage_program.ts";
 import { EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED, type InitSpec } from "./spec.ts";
-import type { StageConfinement } from "./confine.ts";
+import { hostConfinement, type StageConfinement } from "./confine.ts";
 import { fdSource, fdWritable, type PipeSource } from "./stdio.ts";
 import { poller } from "./poller.ts";
 import { INIT_PATH, initProgramFd } from "./init_program.ts";
@@ -403,7 +402,6 @@ export function startContainer(
   }
   const initFd = spec.init ? initProgramFd() : undefined;
   if (initFd !== undefined) inner.lend.push(initFd);
-  const c = start.confinement;
   const program = planContainerProgram({
     sys,
     pidfd: inner.pidfd,
@@ -427,12 +425,7 @@ export function startContainer(
     additionalGids: setup.user.additionalGids,
     capabilities: BigInt(spec.capabilities),
     privileged: spec.privileged,
-    lastCap: Number(Deno.readTextFileSync("/proc/sys/kernel/cap_last_cap").trim()),
-    held: capget().permitted,
-    seccomp: c.seccompFilter
-      ? { filter: Uint8Array.fromBase64(c.seccompFilter), flags: c.seccompFlags ?? 0 }
-      : undefined,
-    noNewPrivileges: c.noNewPrivileges ?? false,
+    ...hostConfinement(start.confinement),
     rlimits: spec.rlimits?.map((r) => ({
       resource: r.resource,
       soft: BigInt(r.soft),

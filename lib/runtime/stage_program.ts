@@ -1,16 +1,16 @@
 // run's init stage as three syscall programs (pure: planned and encoded here; run by the interpreter
 // of ffi/exec_program, as exec's way in). No second Deno starts for a container: skiff forks its
-// future PID 1 at once, and a worker thread of skiff (stage_worker.ts) builds the root filesystem
-// in namespaces of its own while the child waits. The child runs only the interpreter's code:
+// future PID 1 at once, and skiff's own thread builds the root filesystem in namespaces of its own
+// (init.ts) while the child waits. The child runs only the interpreter's code:
 //
 //   at the fork (CLONE_NEWPID: PID 1 of a new PID namespace)
 //     out of skiff's memory; parent-death signal; non-dumpable; signals to default; setsid; stdio
 //     pipes onto 0-2; wait for the next program (EOF: skiff is gone, exit)
-//   namespaces (written by the worker once it has them and the overlay root)
-//     join the worker's namespaces (mnt last) by pidfd_getfd of its fds; oom_score_adj; mount a
-//     proc of its PID namespace on the /proc the worker made; tell the worker; wait
+//   namespaces (written by skiff once its thread has them and the overlay root)
+//     join that thread's namespaces (mnt last) by pidfd_getfd of skiff's fds; oom_score_adj; mount
+//     a proc of its PID namespace on the /proc target skiff made; tell skiff; wait
 //   the container (written by skiff once the cgroups are joined)
-//     pivot_root into the overlay root the worker holds; cgroupns; the container's stdio;
+//     pivot_root into the overlay root skiff holds; cgroupns; the container's stdio;
 //     working directory; --read-only; credentials and seccomp in runc's order; execve
 //
 // A failing step writes {index + 1, errno} to the error pipe (stage.ts turns it into docker's words).
@@ -128,14 +128,14 @@ function pull(
   call(name, s.pidfd_getfd, [pidfd, fd, 0]);
 }
 
-/** The namespaces program: written by the stage worker when it has set them up. */
+/** The namespaces program: written by skiff's setup (init.ts) once its thread has them. */
 export interface NamespacesPlan {
   sys: StageSys;
   /** A pidfd of skiff itself (open in the child since the fork). */
   pidfd: number;
-  /** skiff's fds of the worker's namespaces, in joining order (mnt last). */
+  /** skiff's fds of its thread's namespaces, in joining order (mnt last). */
   namespaces: { fd: number; type: number; name: string }[];
-  /** skiff's O_PATH fd of the /proc mount target in the container's root (in the worker's mount namespace). */
+  /** skiff's O_PATH fd of the /proc mount target in the container's root (in that thread's mount namespace). */
   procTarget: number;
   oomScoreAdj?: number;
   readyFd: number;

@@ -2,7 +2,7 @@
 // container can change): `--security-opt` as moby's parseSecurityOpt reads it, docker's default
 // profile unless `seccomp=unconfined` or a custom profile, none with --privileged (as docker, unless
 // a custom profile is given), compiled to BPF in the parent (compile.ts, cached in the state root);
-// the init stage and exec's program only install the bytes (lib/runtime/confine.ts).
+// the init stage and exec's program only install the bytes (lib/runtime/exec_program.ts confineSteps).
 
 import { SkiffError } from "../errors.ts";
 import { capabilityMask } from "../runtime/caps.ts";
