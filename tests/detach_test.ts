@@ -32,12 +32,12 @@ Deno.test("run -d: stdin is closed without -i, kept open with -i", async () => {
 
 Deno.test("run -d: exec failures are reported like foreground run (127, 126, 125)", async () => {
   await withDetached(async (root) => {
-    const missing = await root.skiff(["run", "-d", "--name", "m", "busybox", "nosuchcmd"]);
+    const missing = await root.skiff(["run", "-d", "--name", "mm", "busybox", "nosuchcmd"]);
     assert.equal(missing.code, 127);
     // docker 20.10 prints the id of the container it made before the start's error
     assert.match(missing.stdout, /^[0-9a-f]{64}\n$/);
     assert.match(missing.stderr, /exec: "nosuchcmd": executable file not found in \$PATH/);
-    assert.equal(await status(root, "m"), "created");
+    assert.equal(await status(root, "mm"), "created");
     const notExec = await root.skiff(["run", "-d", "busybox", "/etc/passwd"]);
     assert.equal(notExec.code, 126, notExec.stderr);
     const noImage = await root.skiff(["run", "-d", "nosuchimage"]);

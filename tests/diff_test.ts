@@ -16,8 +16,8 @@ const SCRIPT = [
 
 Deno.test("diff: added, changed and deleted paths in docker's order; placeholders hidden", async () => {
   await withBusybox(async (root) => {
-    await root.ok(["run", "--name", "d", "busybox", "sh", "-c", SCRIPT]);
-    const out = await root.ok(["diff", "d"]);
+    await root.ok(["run", "--name", "dd", "busybox", "sh", "-c", SCRIPT]);
+    const out = await root.ok(["diff", "dd"]);
     assert.equal(
       out,
       [
@@ -46,11 +46,11 @@ Deno.test("diff: added, changed and deleted paths in docker's order; placeholder
 
 Deno.test("diff: a running container", async () => {
   await withBusybox(async (root) => {
-    await withBackground(root, "r", async () => {
+    await withBackground(root, "rr", async () => {
       const host = await Deno.makeTempFile();
       try {
-        await root.ok(["cp", host, "r:/tmp/put"]);
-        assert.equal(await root.ok(["diff", "r"]), "C /tmp\nA /tmp/put\n");
+        await root.ok(["cp", host, "rr:/tmp/put"]);
+        assert.equal(await root.ok(["diff", "rr"]), "C /tmp\nA /tmp/put\n");
       } finally {
         await Deno.remove(host);
       }
@@ -60,11 +60,11 @@ Deno.test("diff: a running container", async () => {
 
 Deno.test("export: the merged filesystem as a tar, to a file and to stdout", async () => {
   await withBusybox(async (root) => {
-    await root.ok(["run", "--name", "e", "busybox", "sh", "-c", SCRIPT]);
+    await root.ok(["run", "--name", "ee", "busybox", "sh", "-c", SCRIPT]);
     const dir = await Deno.makeTempDir({ prefix: "skiff-export-" });
     try {
       const file = join(dir, "fs.tar");
-      await root.ok(["export", "-o", file, "e"]);
+      await root.ok(["export", "-o", file, "ee"]);
       const list = new TextDecoder().decode(
         (await new Deno.Command("tar", { args: ["-tf", file] }).output()).stdout,
       ).split("\n");
@@ -81,7 +81,7 @@ Deno.test("export: the merged filesystem as a tar, to a file and to stdout", asy
 
       // stdout gives the same archive
       const out = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", join(import.meta.dirname!, "../main.ts"), "--root", root.path, "export", "e"],
+        args: ["run", "-A", join(import.meta.dirname!, "../main.ts"), "--root", root.path, "export", "ee"],
         stdout: "piped",
         stderr: "piped",
       }).output();

@@ -156,7 +156,7 @@ Deno.test("input: --env-file is read as docker's scanner reads it", async () => 
 
 Deno.test("input: --format fields a row lacks are template errors (exit 1), as in docker", async () => {
   await withBusybox(async (root) => {
-    await root.ok(["run", "--name", "c", "busybox", "true"]);
+    await root.ok(["run", "--name", "cc", "busybox", "true"]);
     await root.ok(["volume", "create", "vol"]);
     const cases: [string[], string][] = [
       [["ps", "-a", "--format", "{{.Bogus}}"], "*formatter.ContainerContext"],
@@ -176,7 +176,7 @@ Deno.test("input: --format fields a row lacks are template errors (exit 1), as i
     }
     // inspect runs the template on the raw JSON after the typed value: missingkey=error
     for (
-      const args of [["inspect", "-f", "{{.Bogus}}", "c"], ["volume", "inspect", "-f", "{{.Bogus}}", "vol"]]
+      const args of [["inspect", "-f", "{{.Bogus}}", "cc"], ["volume", "inspect", "-f", "{{.Bogus}}", "vol"]]
     ) {
       const r = await root.skiff(args);
       assert.equal(r.code, 1, `${args.join(" ")}: ${r.stderr}`);

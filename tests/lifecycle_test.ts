@@ -95,11 +95,11 @@ Deno.test("start -a prints the output and exits with the container's code", asyn
 
 Deno.test("wait prints the exit code, also from several waiters and for a stopped container", async () => {
   await withDetached(async (root) => {
-    await runDetached(root, ["--name", "w", "busybox", "sh", "-c", "sleep 0.7; exit 7"]);
-    const [a, b] = await Promise.all([root.skiff(["wait", "w"]), root.skiff(["wait", "w"])]);
+    await runDetached(root, ["--name", "ww", "busybox", "sh", "-c", "sleep 0.7; exit 7"]);
+    const [a, b] = await Promise.all([root.skiff(["wait", "ww"]), root.skiff(["wait", "ww"])]);
     assert.equal(a.stdout, "7\n");
     assert.equal(b.stdout, "7\n");
-    assert.equal((await root.skiff(["wait", "w"])).stdout, "7\n");
+    assert.equal((await root.skiff(["wait", "ww"])).stdout, "7\n");
     const missing = await root.skiff(["wait", "nosuch"]);
     assert.equal(missing.code, 1);
   });
@@ -109,20 +109,20 @@ Deno.test("kill: -s delivers the signal; refuses containers that do not run and 
   await withDetached(async (root) => {
     await runDetached(root, [
       "--name",
-      "k",
+      "kk",
       "busybox",
       "sh",
       "-c",
       `trap "echo got; exit 5" USR1; ${READY}; ${LOOP}`,
     ]);
-    await trapsSet(root, "k");
-    assert.equal(await root.ok(["kill", "-s", "SIGUSR1", "k"]), "k\n");
-    assert.equal((await root.ok(["wait", "k"])).trim(), "5");
-    assert.equal(await root.ok(["logs", "k"]), "ready\ngot\n");
-    const notRunning = await root.skiff(["kill", "k"]);
+    await trapsSet(root, "kk");
+    assert.equal(await root.ok(["kill", "-s", "SIGUSR1", "kk"]), "kk\n");
+    assert.equal((await root.ok(["wait", "kk"])).trim(), "5");
+    assert.equal(await root.ok(["logs", "kk"]), "ready\ngot\n");
+    const notRunning = await root.skiff(["kill", "kk"]);
     assert.equal(notRunning.code, 1);
     assert.match(notRunning.stderr, /is not running/);
-    const bad = await root.skiff(["kill", "-s", "NOPE", "k"]);
+    const bad = await root.skiff(["kill", "-s", "NOPE", "kk"]);
     assert.equal(bad.code, 125);
     assert.match(bad.stderr, /Invalid signal: NOPE/);
     await runDetached(root, ["--name", "k9", "busybox", "sleep", "100"]);
@@ -134,12 +134,12 @@ Deno.test("kill: -s delivers the signal; refuses containers that do not run and 
 
 Deno.test("restart: stops and starts again (new pid, same container)", async () => {
   await withDetached(async (root) => {
-    await runDetached(root, ["--name", "r", "busybox", "sh", "-c", `trap "exit 0" TERM; echo up; ${LOOP}`]);
-    await eventually("r set its trap", async () => (await root.ok(["logs", "r"])) === "up\n");
-    const pid = await inspect(root, "r", "{{.State.Pid}}");
-    assert.equal(await root.ok(["restart", "-t", "1", "r"]), "r\n");
-    assert.equal(await status(root, "r"), "running");
-    assert.notEqual(await inspect(root, "r", "{{.State.Pid}}"), pid);
-    await eventually("two runs logged", async () => (await root.ok(["logs", "r"])) === "up\nup\n");
+    await runDetached(root, ["--name", "rr", "busybox", "sh", "-c", `trap "exit 0" TERM; echo up; ${LOOP}`]);
+    await eventually("r set its trap", async () => (await root.ok(["logs", "rr"])) === "up\n");
+    const pid = await inspect(root, "rr", "{{.State.Pid}}");
+    assert.equal(await root.ok(["restart", "-t", "1", "rr"]), "rr\n");
+    assert.equal(await status(root, "rr"), "running");
+    assert.notEqual(await inspect(root, "rr", "{{.State.Pid}}"), pid);
+    await eventually("two runs logged", async () => (await root.ok(["logs", "rr"])) === "up\nup\n");
   });
 });

@@ -32,9 +32,9 @@ Deno.test("logs: stdout and stderr are kept apart, in order, each on its own str
 
 Deno.test("logs -f follows until the container exits", async () => {
   await withDetached(async (root) => {
-    await runDetached(root, ["--name", "f", "busybox", "sh", "-c", "echo a; sleep 1; echo b; sleep 0.5"]);
+    await runDetached(root, ["--name", "ff", "busybox", "sh", "-c", "echo a; sleep 1; echo b; sleep 0.5"]);
     const start = Date.now();
-    const r = await root.skiff(["logs", "-f", "f"], { timeoutMs: 15_000 });
+    const r = await root.skiff(["logs", "-f", "ff"], { timeoutMs: 15_000 });
     const took = Date.now() - start;
     assert.equal(r.code, 0);
     assert.equal(r.stdout, "a\nb\n");
@@ -44,24 +44,24 @@ Deno.test("logs -f follows until the container exits", async () => {
 
 Deno.test("logs --tail, -t, --since, --until", async () => {
   await withDetached(async (root) => {
-    await runDetached(root, ["--name", "t", "busybox", "sh", "-c", "for i in 1 2 3 4 5; do echo $i; done"]);
-    await exited(root, "t");
-    assert.equal(await root.ok(["logs", "--tail", "2", "t"]), "4\n5\n");
-    assert.equal(await root.ok(["logs", "-n", "0", "t"]), "");
-    assert.equal(await root.ok(["logs", "--tail", "all", "t"]), "1\n2\n3\n4\n5\n");
-    const stamped = (await root.ok(["logs", "-t", "--tail", "1", "t"])).trimEnd();
+    await runDetached(root, ["--name", "tt", "busybox", "sh", "-c", "for i in 1 2 3 4 5; do echo $i; done"]);
+    await exited(root, "tt");
+    assert.equal(await root.ok(["logs", "--tail", "2", "tt"]), "4\n5\n");
+    assert.equal(await root.ok(["logs", "-n", "0", "tt"]), "");
+    assert.equal(await root.ok(["logs", "--tail", "all", "tt"]), "1\n2\n3\n4\n5\n");
+    const stamped = (await root.ok(["logs", "-t", "--tail", "1", "tt"])).trimEnd();
     assert.match(stamped, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z 5$/);
-    assert.equal(await root.ok(["logs", "--since", "1m", "t"]), "1\n2\n3\n4\n5\n");
+    assert.equal(await root.ok(["logs", "--since", "1m", "tt"]), "1\n2\n3\n4\n5\n");
     const future = new Date(Date.now() + 60_000).toISOString();
-    assert.equal(await root.ok(["logs", "--since", future, "t"]), "");
-    assert.equal(await root.ok(["logs", "--until", "2000-01-01T00:00:00Z", "t"]), "");
+    assert.equal(await root.ok(["logs", "--since", future, "tt"]), "");
+    assert.equal(await root.ok(["logs", "--until", "2000-01-01T00:00:00Z", "tt"]), "");
     assert.equal(
-      await root.ok(["logs", "--since", String(Math.floor(Date.now() / 1000) - 60), "t"]).then((s) =>
+      await root.ok(["logs", "--since", String(Math.floor(Date.now() / 1000) - 60), "tt"]).then((s) =>
         s.length
       ),
       10,
     );
-    const bad = await root.skiff(["logs", "--tail", "x", "t"]);
+    const bad = await root.skiff(["logs", "--tail", "x", "tt"]);
     assert.equal(bad.code, 125);
     const missing = await root.skiff(["logs", "nosuch"]);
     assert.equal(missing.code, 125);
@@ -116,16 +116,16 @@ Deno.test("logs survive stop and start", async () => {
   await withDetached(async (root) => {
     await runDetached(root, [
       "--name",
-      "s",
+      "ss",
       "busybox",
       "sh",
       "-c",
       "echo run; trap 'exit 0' TERM; while :; do sleep 0.1; done",
     ]);
-    await eventually("first output", async () => (await root.ok(["logs", "s"])) === "run\n");
-    await root.ok(["stop", "s"]);
-    await root.ok(["start", "s"]);
-    await eventually("second output", async () => (await root.ok(["logs", "s"])) === "run\nrun\n");
+    await eventually("first output", async () => (await root.ok(["logs", "ss"])) === "run\n");
+    await root.ok(["stop", "ss"]);
+    await root.ok(["start", "ss"]);
+    await eventually("second output", async () => (await root.ok(["logs", "ss"])) === "run\nrun\n");
   });
 });
 
@@ -218,7 +218,7 @@ Deno.test("foreground run: the caller's stdout closed, the container's writes fa
     const out = await new Deno.Command("sh", {
       args: [
         "-c",
-        `deno run -A ${MAIN} --root ${root.path} run --name p busybox sh -c 'yes; echo "yes=$?" >&2' | head -c 4`,
+        `deno run -A ${MAIN} --root ${root.path} run --name pp busybox sh -c 'yes; echo "yes=$?" >&2' | head -c 4`,
       ],
       stdin: "null",
       stdout: "piped",
@@ -226,6 +226,6 @@ Deno.test("foreground run: the caller's stdout closed, the container's writes fa
     }).output();
     assert.equal(new TextDecoder().decode(out.stdout), "y\ny\n");
     assert.equal(new TextDecoder().decode(out.stderr), "yes=141\n");
-    assert.equal((await root.skiff(["logs", "p"])).stderr, "yes=141\n");
+    assert.equal((await root.skiff(["logs", "pp"])).stderr, "yes=141\n");
   });
 });

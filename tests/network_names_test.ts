@@ -46,7 +46,7 @@ Deno.test("user network: containers resolve each other by name, alias and short 
       "run",
       "-d",
       "--name",
-      "a",
+      "aa",
       "--network",
       "names",
       "--network-alias",
@@ -57,45 +57,45 @@ Deno.test("user network: containers resolve each other by name, alias and short 
       "sleep",
       "120",
     ])).trim();
-    await root.ok(["run", "-d", "--name", "b", "--network", "names", "busybox", "sleep", "120"]);
-    assert.ok(await resolves(root, "b", "a"));
-    assert.ok(await resolves(root, "b", "web"));
-    assert.ok(await resolves(root, "b", "www"));
-    assert.ok(await resolves(root, "b", a.slice(0, 12)));
+    await root.ok(["run", "-d", "--name", "bb", "--network", "names", "busybox", "sleep", "120"]);
+    assert.ok(await resolves(root, "bb", "aa"));
+    assert.ok(await resolves(root, "bb", "web"));
+    assert.ok(await resolves(root, "bb", "www"));
+    assert.ok(await resolves(root, "bb", a.slice(0, 12)));
     // a late joiner: the members that started before it find it too
-    await root.ok(["run", "-d", "--name", "c", "--network", "names", "busybox", "sleep", "120"]);
-    assert.ok(await resolves(root, "a", "c"));
-    assert.ok(await resolves(root, "c", "b"));
+    await root.ok(["run", "-d", "--name", "cc", "--network", "names", "busybox", "sleep", "120"]);
+    assert.ok(await resolves(root, "aa", "cc"));
+    assert.ok(await resolves(root, "cc", "bb"));
 
-    const ep = (await inspect(root, "a")).NetworkSettings.Networks.names;
+    const ep = (await inspect(root, "aa")).NetworkSettings.Networks.names;
     assert.deepEqual(ep.Aliases, ["web", "www"]);
-    assert.deepEqual(ep.DNSNames, ["a", "web", "www", a.slice(0, 12)]);
+    assert.deepEqual(ep.DNSNames, ["aa", "web", "www", a.slice(0, 12)]);
     assert.equal(ep.IPAMConfig, null);
 
     // rename: the new name resolves, the old one no more
-    await root.ok(["rename", "c", "c2"]);
-    assert.ok(await resolves(root, "a", "c2"));
-    assert.ok(!(await resolves(root, "a", "c")));
+    await root.ok(["rename", "cc", "c2"]);
+    assert.ok(await resolves(root, "aa", "c2"));
+    assert.ok(!(await resolves(root, "aa", "cc")));
 
     // stop and start
-    await root.ok(["stop", "-t", "0", "b"]);
-    assert.ok(!(await resolves(root, "a", "b")));
-    await root.ok(["start", "b"]);
-    assert.ok(await resolves(root, "a", "b"));
-    assert.ok(await resolves(root, "b", "web"));
+    await root.ok(["stop", "-t", "0", "bb"]);
+    assert.ok(!(await resolves(root, "aa", "bb")));
+    await root.ok(["start", "bb"]);
+    assert.ok(await resolves(root, "aa", "bb"));
+    assert.ok(await resolves(root, "bb", "web"));
 
     // rm -f: its names go from the others' files
-    await root.ok(["rm", "-f", "a"]);
-    assert.ok(!(await resolves(root, "b", "web")));
-    assert.ok(!(await resolves(root, "c2", "a")));
+    await root.ok(["rm", "-f", "aa"]);
+    assert.ok(!(await resolves(root, "bb", "web")));
+    assert.ok(!(await resolves(root, "c2", "aa")));
     // the host's resolvers stay the container's resolvers (names outside the network go there)
-    const resolv = await root.ok(["exec", "b", "cat", "/etc/resolv.conf"]);
+    const resolv = await root.ok(["exec", "bb", "cat", "/etc/resolv.conf"]);
     assert.equal(
       resolv,
-      Deno.readTextFileSync(join(root.path, "containers", (await inspect(root, "b")).Id, "resolv.conf")),
+      Deno.readTextFileSync(join(root.path, "containers", (await inspect(root, "bb")).Id, "resolv.conf")),
     );
     assert.ok(!/127\.0\.0\.11/.test(resolv));
-    await root.ok(["rm", "-f", "b", "c2"]);
+    await root.ok(["rm", "-f", "bb", "c2"]);
 
     // the default bridge has no name resolution (docker's): nothing is sent, the name is unknown
     await root.ok(["run", "-d", "--name", "d1", "busybox", "sleep", "60"]);
@@ -131,7 +131,7 @@ Deno.test("--ip and --network-alias: docker's errors off user networks; the addr
       "run",
       "-d",
       "--name",
-      "f",
+      "ff",
       "--network",
       "fixed",
       "--ip",
@@ -140,10 +140,10 @@ Deno.test("--ip and --network-alias: docker's errors off user networks; the addr
       "sleep",
       "60",
     ]);
-    const ep = (await inspect(root, "f")).NetworkSettings.Networks.fixed;
+    const ep = (await inspect(root, "ff")).NetworkSettings.Networks.fixed;
     assert.equal(ep.IPAddress, `${prefix}.77`);
     assert.deepEqual(ep.IPAMConfig, { IPv4Address: `${prefix}.77` });
-    const addr = await root.ok(["exec", "f", "ip", "-4", "-o", "addr", "show", "eth0"]);
+    const addr = await root.ok(["exec", "ff", "ip", "-4", "-o", "addr", "show", "eth0"]);
     assert.match(addr, new RegExp(`inet ${prefix.replaceAll(".", "\\.")}\\.77/24`));
     // the same address again: docker's IPAM error, the container not started
     const taken = await root.skiff([
@@ -173,7 +173,7 @@ Deno.test("--ip and --network-alias: docker's errors off user networks; the addr
       outside.stderr,
       /Invalid address 10\.9\.9\.9: It does not belong to any of this network's subnets/,
     );
-    await root.ok(["rm", "-f", "f"]);
+    await root.ok(["rm", "-f", "ff"]);
     await root.ok(["network", "rm", "fixed"]);
   });
 });
@@ -396,7 +396,7 @@ Deno.test("user network: names outside it go to the host's resolvers (here a res
           "run",
           "-d",
           "--name",
-          "q",
+          "qq",
           "--network",
           "ext",
           "busybox",
@@ -407,12 +407,12 @@ Deno.test("user network: names outside it go to the host's resolvers (here a res
         stderr: "piped",
       }).output();
       assert.equal(run.code, 0, new TextDecoder().decode(run.stderr));
-      await root.ok(["run", "-d", "--name", "r", "--network", "ext", "busybox", "sleep", "60"]);
-      const looked = await root.skiff(["exec", "q", "nslookup", "outside.skiff.test"]);
+      await root.ok(["run", "-d", "--name", "rr", "--network", "ext", "busybox", "sleep", "60"]);
+      const looked = await root.skiff(["exec", "qq", "nslookup", "outside.skiff.test"]);
       assert.match(looked.stdout, /10\.9\.8\.7/, looked.stdout + looked.stderr);
       // a member's name still comes from the network, not from that resolver
-      assert.ok(await resolves(root, "q", "r"));
-      await root.ok(["rm", "-f", "q", "r"]);
+      assert.ok(await resolves(root, "qq", "rr"));
+      await root.ok(["rm", "-f", "qq", "rr"]);
       await root.ok(["network", "rm", "ext"]);
     });
   } finally {

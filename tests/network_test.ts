@@ -79,9 +79,9 @@ async function vethsGone(ids: string[], ms = 5000): Promise<string[]> {
 
 Deno.test("bridge: two containers reach each other by address; inspect shows their endpoints as docker", async () => {
   await withOwnBridge(async (root, bridge) => {
-    const a = (await root.ok(["run", "-d", "--name", "a", "busybox", "sleep", "60"])).trim();
-    const b = (await root.ok(["run", "-d", "--name", "b", "busybox", "sleep", "60"])).trim();
-    const ia = await inspect(root, "a"), ib = await inspect(root, "b");
+    const a = (await root.ok(["run", "-d", "--name", "aa", "busybox", "sleep", "60"])).trim();
+    const b = (await root.ok(["run", "-d", "--name", "bb", "busybox", "sleep", "60"])).trim();
+    const ia = await inspect(root, "aa"), ib = await inspect(root, "bb");
     const ipA = ia.NetworkSettings.IPAddress, ipB = ib.NetworkSettings.IPAddress;
     assert.equal(ipA, `${bridge.prefix}.2`);
     assert.equal(ipB, `${bridge.prefix}.3`);
@@ -123,7 +123,7 @@ Deno.test("bridge: two containers reach each other by address; inspect shows the
     // inside: eth0 with the address and docker's MAC, the default route via the gateway, lo up
     const inside = await root.ok([
       "exec",
-      "a",
+      "aa",
       "sh",
       "-c",
       "ip -o addr show; ip route; cat /sys/class/net/eth0/address /etc/hosts",
@@ -146,18 +146,18 @@ Deno.test("bridge: two containers reach each other by address; inspect shows the
       bridge.name,
     );
     // traffic between the two namespaces only: ping and a TCP exchange
-    const ping = await root.skiff(["exec", "a", "ping", "-c", "1", "-W", "2", ipB]);
+    const ping = await root.skiff(["exec", "aa", "ping", "-c", "1", "-W", "2", ipB]);
     assert.equal(ping.code, 0, ping.stdout + ping.stderr);
-    await root.ok(["exec", "-d", "b", "sh", "-c", "echo hello-from-b | nc -l -p 7000"]);
+    await root.ok(["exec", "-d", "bb", "sh", "-c", "echo hello-from-b | nc -l -p 7000"]);
     let got = "";
     for (let i = 0; i < 20 && !got.includes("hello-from-b"); i++) {
-      got = (await root.skiff(["exec", "a", "sh", "-c", `nc ${ipB} 7000 </dev/null`])).stdout;
+      got = (await root.skiff(["exec", "aa", "sh", "-c", `nc ${ipB} 7000 </dev/null`])).stdout;
       if (!got) await new Promise((r) => setTimeout(r, 100));
     }
     assert.equal(got.trim(), "hello-from-b");
     // stopped: docker's empty values, the network's id kept; the lease is released
-    await root.ok(["stop", "-t", "0", "a"]);
-    const stopped = (await inspect(root, "a")).NetworkSettings;
+    await root.ok(["stop", "-t", "0", "aa"]);
+    const stopped = (await inspect(root, "aa")).NetworkSettings;
     assert.equal(stopped.IPAddress, "");
     assert.equal(stopped.SandboxKey, "");
     assert.equal(stopped.Networks.bridge.IPAddress, "");
@@ -165,9 +165,9 @@ Deno.test("bridge: two containers reach each other by address; inspect shows the
     assert.deepEqual(Object.values(leases(root)).map((l) => l.Container), [b]);
     assert.deepEqual(await vethsGone([a]), []);
     // started again: a new address (sequential: not the one just released)
-    await root.ok(["start", "a"]);
-    assert.equal((await inspect(root, "a")).NetworkSettings.IPAddress, `${bridge.prefix}.4`);
-    await root.ok(["rm", "-f", "a", "b"]);
+    await root.ok(["start", "aa"]);
+    assert.equal((await inspect(root, "aa")).NetworkSettings.IPAddress, `${bridge.prefix}.4`);
+    await root.ok(["rm", "-f", "aa", "bb"]);
     assert.deepEqual(leases(root), {});
     assert.deepEqual(await vethsGone([a, b]), []);
   });

@@ -111,8 +111,8 @@ Deno.test("namespace flags: inspect's HostConfig modes as docker keeps them", as
       await root.ok(["rm", id]);
     }
     // container:NAME is kept as container:<full id>
-    const x = (await root.ok(["create", "--name", "x", "busybox", "true"])).trim();
-    const j = (await root.ok(["create", "--ipc", "container:x", "--pid", "container:x", "busybox", "true"]))
+    const x = (await root.ok(["create", "--name", "xx", "busybox", "true"])).trim();
+    const j = (await root.ok(["create", "--ipc", "container:xx", "--pid", "container:xx", "busybox", "true"]))
       .trim();
     assert.equal(await inspect(root, j, MODES), `"container:${x}" "container:${x}" "" "" "${cgroupns}"`);
   });
@@ -248,30 +248,30 @@ Deno.test("--pid host and container:NAME: the processes docker shows; a stopped 
     );
     const ownPid = Number(host.trim().split("\n").at(-1));
     assert.ok(ownPid > 1, host); // not PID 1: the host's numbering
-    const x = await runDetached(root, ["--name", "x", "busybox", "sleep", "300"]);
+    const x = await runDetached(root, ["--name", "xx", "busybox", "sleep", "300"]);
     // docker 20.10, `docker run --rm --pid container:x busybox ps`:
     //   PID   USER     COMMAND
     //       1 root     sleep 300
     //       7 root     ps
-    const ps = await root.ok(["run", "--rm", "--pid", "container:x", "busybox", "ps"]);
+    const ps = await root.ok(["run", "--rm", "--pid", "container:xx", "busybox", "ps"]);
     const lines = ps.trim().split("\n");
     assert.equal(lines[0], "PID   USER     COMMAND");
     assert.match(lines[1], /^\s+1 root\s+sleep 300$/);
     assert.match(lines.at(-1)!, /^\s+\d+ root\s+ps$/);
     // detached joiners too; an exec in one sees the same processes
-    await runDetached(root, ["--name", "j", "--pid", "container:x", "busybox", "sleep", "200"]);
-    const seen = await root.ok(["exec", "j", "ps", "-o", "comm,args"]);
+    await runDetached(root, ["--name", "jj", "--pid", "container:xx", "busybox", "sleep", "200"]);
+    const seen = await root.ok(["exec", "jj", "ps", "-o", "comm,args"]);
     assert.match(seen, /sleep\s+sleep 300/);
     assert.match(seen, /sleep\s+sleep 200/);
     // when x's PID 1 exits the kernel ends its namespace: the joiner goes with it (docker: 137)
-    await root.ok(["stop", "-t", "0", "x"]);
+    await root.ok(["stop", "-t", "0", "xx"]);
     await eventually(
       "the joiner's exit is recorded",
-      async () => await inspect(root, "j", "{{.State.Status}}") === "exited",
+      async () => await inspect(root, "jj", "{{.State.Status}}") === "exited",
     );
-    assert.equal(await inspect(root, "j", "{{.State.ExitCode}}"), "137");
+    assert.equal(await inspect(root, "jj", "{{.State.ExitCode}}"), "137");
     // docker: Error response from daemon: container <id> is not running.
-    const r = await root.skiff(["run", "--rm", "--pid", "container:x", "busybox", "true"]);
+    const r = await root.skiff(["run", "--rm", "--pid", "container:xx", "busybox", "true"]);
     assert.equal(r.code, 125);
     assert.equal(r.stderr, `skiff: container ${x} is not running\n`);
   });

@@ -22,33 +22,33 @@ function kernelFrozen(id: string): boolean {
 
 Deno.test("pause/unpause: frozen and shown as paused, then running again", async () => {
   await withBusybox(async (root) => {
-    await withBackground(root, "p", async (c) => {
-      assert.equal(await root.ok(["pause", "p"]), "p\n");
+    await withBackground(root, "pp", async (c) => {
+      assert.equal(await root.ok(["pause", "pp"]), "pp\n");
       assert.ok(kernelFrozen(c.id));
       // the frozen task sleeps in the freezer: D (v1 and v2 both report it uninterruptible) or T
       assert.match(taskState(c.pid), /^[DT]$/);
       assert.match(await root.ok(["ps", "--format", "{{.Status}}"]), /^Up .* \(Paused\)\n$/);
       assert.equal(
-        await root.ok(["inspect", "-f", "{{.State.Status}} {{.State.Paused}} {{.State.Running}}", "p"]),
+        await root.ok(["inspect", "-f", "{{.State.Status}} {{.State.Paused}} {{.State.Running}}", "pp"]),
         "paused true true\n",
       );
-      const again = await root.skiff(["pause", "p"]);
+      const again = await root.skiff(["pause", "pp"]);
       assert.equal(again.code, 1);
       assert.equal(again.stderr, `skiff: Container ${c.id} is already paused\n`);
 
-      assert.equal(await root.ok(["unpause", "p"]), "p\n");
+      assert.equal(await root.ok(["unpause", "pp"]), "pp\n");
       assert.ok(!kernelFrozen(c.id));
       assert.match(taskState(c.pid), /^[SR]$/);
       assert.equal(
-        await root.ok(["inspect", "-f", "{{.State.Status}} {{.State.Paused}}", "p"]),
+        await root.ok(["inspect", "-f", "{{.State.Status}} {{.State.Paused}}", "pp"]),
         "running false\n",
       );
-      const notPaused = await root.skiff(["unpause", "p"]);
+      const notPaused = await root.skiff(["unpause", "pp"]);
       assert.equal(notPaused.code, 1);
       assert.equal(notPaused.stderr, `skiff: Container ${c.id} is not paused\n`);
 
       // a paused container can still be force-removed (stop() does rm -f)
-      await root.ok(["pause", "p"]);
+      await root.ok(["pause", "pp"]);
     });
   });
 });

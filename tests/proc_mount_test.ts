@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { busyboxTar, withBusybox } from "./helpers.ts";
+import { docker, peerDockerReady } from "./peer_docker.ts";
 
 const INSIDE = "cannot be mounted because it is inside /proc";
 const NOT_PROC = "cannot be mounted because it is not of type proc";
@@ -115,35 +116,14 @@ Deno.test("attack: an image's symlink into /proc under another name, or a VOLUME
 });
 
 // docker where the peer runs (/tmp/peers/env.sh): the same exit code and the same words
-const peerDocker = (() => {
-  try {
-    const m = /^export PEER_DOCKER="?([^"\n]*)"?$/m.exec(Deno.readTextFileSync("/tmp/peers/env.sh"));
-    return m ? m[1].split(/\s+/) : undefined;
-  } catch {
-    return undefined;
-  }
-})();
-
 Deno.test("docker refuses the same binds with the same words (where the docker peer runs)", async () => {
-  const exec = async (cmd: string[]) => {
-    try {
-      const out = await new Deno.Command(cmd[0], { args: cmd.slice(1), stdout: "piped", stderr: "piped" })
-        .output();
-      return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
-    } catch {
-      return { code: -1, stderr: "" };
-    }
-  };
-  if (!peerDocker || (await exec([...peerDocker, "image", "inspect", "localhost/bb:latest"])).code !== 0) {
-    console.log("docker peer with localhost/bb is not running (/tmp/peers/env.sh): skipped");
-    return;
-  }
+  if (!await peerDockerReady()) return;
   await withBusybox(async (root) => {
     const dir = join(root.path, "hostdir");
     Deno.mkdirSync(dir);
     for (const [dest, why] of [["/proc", NOT_PROC], ["/proc/sys", INSIDE]]) {
       const args = ["run", "--rm", "--network", "none", "-v", `${dir}:${dest}`];
-      const d = await exec([...peerDocker, ...args, "localhost/bb:latest", "true"]);
+      const d = await docker([...args, "localhost/bb:latest", "true"]);
       const s = await root.skiff([...args, "busybox", "true"]);
       assert.equal(d.code, 125, d.stderr);
       assert.equal(s.code, d.code);

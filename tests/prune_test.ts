@@ -6,9 +6,9 @@ import { withBackground } from "./background.ts";
 
 Deno.test("container prune: stopped containers go, running ones stay; filters; prompt", async () => {
   await withBusybox(async (root) => {
-    await root.ok(["run", "--name", "a", "busybox", "sh", "-c", "echo data > /root/f"]);
-    await root.ok(["run", "--name", "b", "--label", "keep=yes", "busybox", "true"]);
-    const aId = (await root.ok(["inspect", "-f", "{{.Id}}", "a"])).trim();
+    await root.ok(["run", "--name", "aa", "busybox", "sh", "-c", "echo data > /root/f"]);
+    await root.ok(["run", "--name", "bb", "--label", "keep=yes", "busybox", "true"]);
+    const aId = (await root.ok(["inspect", "-f", "{{.Id}}", "aa"])).trim();
     await withBackground(root, "live", async () => {
       // without -f the prompt is answered "no": nothing happens
       const declined = await root.skiff(["container", "prune"], { stdin: "n\n" });

@@ -272,8 +272,8 @@ Deno.test({
   fn: async () => {
     await withBusybox(async (root) => {
       await root.ok(["import", "-c", "EXPOSE 80", await busyboxTar(), "webimg:latest"]);
-      await root.ok(["run", "-d", "--name", "p", "-P", "--expose", "81", "webimg", "sh", "-c", HTTPD]);
-      const lines = (await root.ok(["port", "p"])).trim().split("\n");
+      await root.ok(["run", "-d", "--name", "pp", "-P", "--expose", "81", "webimg", "sh", "-c", HTTPD]);
+      const lines = (await root.ok(["port", "pp"])).trim().split("\n");
       assert.equal(lines.length, 2, lines.join("\n"));
       assert.match(lines[0], /^80\/tcp -> 0\.0\.0\.0:\d+$/);
       assert.match(lines[1], /^81\/tcp -> 0\.0\.0\.0:\d+$/);
@@ -282,9 +282,12 @@ Deno.test({
       const chosen = lines.map((l) => Number(l.split(":").pop()));
       for (const p of chosen) assert.ok(p >= low && p <= high, `${p} in the ephemeral range`);
       assert.notEqual(chosen[0], chosen[1]);
-      assert.equal((await root.ok(["inspect", "-f", "{{.HostConfig.PublishAllPorts}}", "p"])).trim(), "true");
+      assert.equal(
+        (await root.ok(["inspect", "-f", "{{.HostConfig.PublishAllPorts}}", "pp"])).trim(),
+        "true",
+      );
       await until(async () => (await curl(`http://127.0.0.1:${chosen[0]}/`)).startsWith("hello-"), "httpd");
-      await root.ok(["rm", "-f", "p"]);
+      await root.ok(["rm", "-f", "pp"]);
       // foreground: published while it runs, gone once it exited
       const fg = await root.skiff(["run", "--rm", "-p", "127.0.0.1::80", "busybox", "sh", "-c", "echo ran"]);
       assert.equal(fg.stdout, "ran\n", fg.stderr);
@@ -409,19 +412,19 @@ Deno.test({
   ignore: !hasTools || !onPath("nft") && !onPath("iptables-restore"),
   fn: async () => {
     await withBusybox(async (root) => {
-      await root.ok(["create", "--name", "c", "-p", "127.0.0.1::80", "busybox", "sh", "-c", HTTPD]);
-      assert.equal(await root.ok(["port", "c"]), "");
-      await root.ok(["start", "c"]);
-      const port = Number((await root.ok(["port", "c", "80"])).trim().split(":").pop());
+      await root.ok(["create", "--name", "cc", "-p", "127.0.0.1::80", "busybox", "sh", "-c", HTTPD]);
+      assert.equal(await root.ok(["port", "cc"]), "");
+      await root.ok(["start", "cc"]);
+      const port = Number((await root.ok(["port", "cc", "80"])).trim().split(":").pop());
       await until(async () => (await curl(`http://127.0.0.1:${port}/`)).startsWith("hello-"), "httpd");
-      await root.ok(["stop", "-t", "1", "c"]);
+      await root.ok(["stop", "-t", "1", "cc"]);
       assert.deepEqual(rulesOf(root), []);
-      assert.equal(await root.ok(["port", "c"]), "");
-      assert.equal((await root.ok(["inspect", "-f", "{{json .NetworkSettings.Ports}}", "c"])).trim(), "{}");
-      await root.ok(["start", "c"]);
-      const again = Number((await root.ok(["port", "c", "80"])).trim().split(":").pop());
+      assert.equal(await root.ok(["port", "cc"]), "");
+      assert.equal((await root.ok(["inspect", "-f", "{{json .NetworkSettings.Ports}}", "cc"])).trim(), "{}");
+      await root.ok(["start", "cc"]);
+      const again = Number((await root.ok(["port", "cc", "80"])).trim().split(":").pop());
       await until(async () => (await curl(`http://127.0.0.1:${again}/`)).startsWith("hello-"), "httpd again");
-      await root.ok(["rm", "-f", "c"]);
+      await root.ok(["rm", "-f", "cc"]);
       assert.deepEqual(rulesOf(root), []);
     });
   },
@@ -439,7 +442,7 @@ Deno.test({
         "run",
         "-d",
         "--name",
-        "w",
+        "ww",
         "--network",
         "pubnet",
         "-p",
@@ -449,22 +452,34 @@ Deno.test({
         "-c",
         HTTPD,
       ]);
-      const port = Number((await root.ok(["port", "w", "80"])).trim().split(":").pop());
+      const port = Number((await root.ok(["port", "ww", "80"])).trim().split(":").pop());
       await until(
         async () => (await curl(`http://127.0.0.1:${port}/`)).startsWith("hello-"),
         "httpd on pubnet",
       );
       const bridges = async () => (await sh("nft list set ip skiff bridges")).out;
       assert.ok((await bridges()).includes(`"${bridge}"`), "the network's bridge in the NAT set");
-      await root.ok(["rm", "-f", "w"]);
+      await root.ok(["rm", "-f", "ww"]);
       await root.ok(["network", "rm", "pubnet"]);
       assert.ok(!(await bridges()).includes(`"${bridge}"`), "the set entry went with the network");
 
       await root.ok(["network", "create", "--internal", "--subnet", `10.212.${n}.0/24`, "inner"]);
-      await root.ok(["run", "-d", "--name", "i", "--network", "inner", "-p", "80", "busybox", "sleep", "60"]);
-      assert.equal(await root.ok(["port", "i"]), "", "nothing published on an --internal network");
+      await root.ok([
+        "run",
+        "-d",
+        "--name",
+        "ii",
+        "--network",
+        "inner",
+        "-p",
+        "80",
+        "busybox",
+        "sleep",
+        "60",
+      ]);
+      assert.equal(await root.ok(["port", "ii"]), "", "nothing published on an --internal network");
       assert.deepEqual(rulesOf(root), []);
-      await root.ok(["rm", "-f", "i"]);
+      await root.ok(["rm", "-f", "ii"]);
       await root.ok(["network", "rm", "inner"]);
     });
   },

@@ -18,7 +18,7 @@ Deno.test("rename: stopped and running containers; conflicts and bad names refus
       const busyId = (await root.ok(["inspect", "-f", "{{.Id}}", "busy"])).trim();
       assert.equal(
         conflict.stderr,
-        `skiff: Conflict. The container name "/busy" is already in use by container "${busyId}". ` +
+        `skiff: Error when allocating new name: Conflict. The container name "/busy" is already in use by container "${busyId}". ` +
           "You have to remove (or rename) that container to be able to reuse that name.\n",
       );
       await root.ok(["rename", "busy", "busy2"]);
@@ -30,7 +30,7 @@ Deno.test("rename: stopped and running containers; conflicts and bad names refus
     assert.match(same.stderr, /Renaming a container with the same name as its current name/);
     const bad = await root.skiff(["rename", "new", "no/slash"]);
     assert.equal(bad.code, 1);
-    assert.match(bad.stderr, /Invalid container name \(no\/slash\)/);
+    assert.match(bad.stderr, /Error when allocating new name: Invalid container name \(\/no\/slash\)/);
     const ghost = await root.skiff(["rename", "ghost", "x"]);
     assert.notEqual(ghost.code, 0);
     assert.match(ghost.stderr, /No such container: ghost/);

@@ -44,7 +44,7 @@ for (const policy of ["always", "unless-stopped"]) {
     await withDetached(async (root) => {
       await runDetached(root, [
         "--name",
-        "a",
+        "aa",
         "--restart",
         policy,
         "busybox",
@@ -54,38 +54,38 @@ for (const policy of ["always", "unless-stopped"]) {
       ]);
       await eventually(
         "two restarts",
-        async () => Number(await inspect(root, "a", "{{.RestartCount}}")) >= 2,
+        async () => Number(await inspect(root, "aa", "{{.RestartCount}}")) >= 2,
       );
       const seen = new Set<string>();
       await eventually("restarting shows", async () => {
-        const s = await inspect(root, "a", "{{.State.Status}} {{.State.Restarting}}");
+        const s = await inspect(root, "aa", "{{.State.Status}} {{.State.Restarting}}");
         seen.add(s);
         return s === "restarting true";
       });
       const ps = await root.ok(["ps", "-a", "--format", "{{.Status}}"]);
       assert.match(ps, /Restarting|Up/);
-      await root.ok(["stop", "a"]);
-      assert.equal(await status(root, "a"), "exited");
-      const count = await inspect(root, "a", "{{.RestartCount}}");
+      await root.ok(["stop", "aa"]);
+      assert.equal(await status(root, "aa"), "exited");
+      const count = await inspect(root, "aa", "{{.RestartCount}}");
       await sleep(800);
-      assert.equal(await status(root, "a"), "exited");
-      assert.equal(await inspect(root, "a", "{{.RestartCount}}"), count);
+      assert.equal(await status(root, "aa"), "exited");
+      assert.equal(await inspect(root, "aa", "{{.RestartCount}}"), count);
     });
   });
 }
 
 Deno.test("restart: a killed process is restarted by always; rm -f ends it at once", async () => {
   await withDetached(async (root) => {
-    await runDetached(root, ["--name", "k", "--restart", "always", "busybox", "sleep", "100"]);
-    const pid = Number(await inspect(root, "k", "{{.State.Pid}}"));
+    await runDetached(root, ["--name", "kk", "--restart", "always", "busybox", "sleep", "100"]);
+    const pid = Number(await inspect(root, "kk", "{{.State.Pid}}"));
     Deno.kill(pid, "SIGKILL");
     await eventually("restarted", async () => {
-      const [s, p] = (await inspect(root, "k", "{{.State.Status}} {{.State.Pid}}")).split(" ");
+      const [s, p] = (await inspect(root, "kk", "{{.State.Status}} {{.State.Pid}}")).split(" ");
       return s === "running" && Number(p) !== pid && Number(p) !== 0;
     });
-    assert.equal(await inspect(root, "k", "{{.RestartCount}}"), "1");
+    assert.equal(await inspect(root, "kk", "{{.RestartCount}}"), "1");
     const start = Date.now();
-    await root.ok(["rm", "-f", "k"]);
+    await root.ok(["rm", "-f", "kk"]);
     assert.ok(Date.now() - start < 2000);
     assert.deepEqual(root.containerIds(), []);
   });

@@ -23,41 +23,41 @@ const alive = (pid: number) => {
 
 Deno.test("kill -9 of the supervisor: containers keep running, a new one adopts them, rm -f cleans", async () => {
   await withDetached(async (root) => {
-    await runDetached(root, ["--name", "a", "busybox", "sleep", "100"]);
-    await runDetached(root, ["--name", "b", "busybox", "sleep", "100"]);
+    await runDetached(root, ["--name", "aa", "busybox", "sleep", "100"]);
+    await runDetached(root, ["--name", "bb", "busybox", "sleep", "100"]);
     const [supervisor] = supervisorPids(root);
     Deno.kill(supervisor, "SIGKILL");
     await eventually("the supervisor is gone", () => !alive(supervisor));
-    const pidA = Number(await inspect(root, "a", "{{.State.Pid}}"));
+    const pidA = Number(await inspect(root, "aa", "{{.State.Pid}}"));
     assert.ok(alive(pidA), "the container survives its supervisor");
-    assert.equal(await status(root, "a"), "running");
+    assert.equal(await status(root, "aa"), "running");
     // the command above woke a new supervisor, which adopted both; it records the exit, whose
     // status it cannot know (it is not the parent): 255, what docker records for a lost status
     Deno.kill(pidA, "SIGKILL");
     await eventually("a is gone", () => !alive(pidA));
-    await eventually("a recorded exited", async () => (await status(root, "a")) === "exited");
-    assert.equal(await inspect(root, "a", "{{.State.ExitCode}}"), "255");
+    await eventually("a recorded exited", async () => (await status(root, "aa")) === "exited");
+    assert.equal(await inspect(root, "aa", "{{.State.ExitCode}}"), "255");
     assert.equal(supervisorPids(root).length, 1);
     // a new supervisor serves new containers; the orphan can still be stopped and removed
-    await runDetached(root, ["--name", "c", "busybox", "sleep", "100"]);
-    assert.equal(await status(root, "c"), "running");
-    await root.ok(["stop", "-t", "1", "b"]);
-    assert.equal(await status(root, "b"), "exited");
-    await root.ok(["rm", "-f", "a", "b", "c"]);
+    await runDetached(root, ["--name", "cc", "busybox", "sleep", "100"]);
+    assert.equal(await status(root, "cc"), "running");
+    await root.ok(["stop", "-t", "1", "bb"]);
+    assert.equal(await status(root, "bb"), "exited");
+    await root.ok(["rm", "-f", "aa", "bb", "cc"]);
     assert.deepEqual(root.containerIds(), []);
   });
 });
 
 Deno.test("kill -9 of the container's process is recorded as exit 137", async () => {
   await withDetached(async (root) => {
-    await runDetached(root, ["--name", "v", "busybox", "sleep", "100"]);
-    Deno.kill(Number(await inspect(root, "v", "{{.State.Pid}}")), "SIGKILL");
-    await eventually("exited", async () => (await status(root, "v")) === "exited");
+    await runDetached(root, ["--name", "vv", "busybox", "sleep", "100"]);
+    Deno.kill(Number(await inspect(root, "vv", "{{.State.Pid}}")), "SIGKILL");
+    await eventually("exited", async () => (await status(root, "vv")) === "exited");
     assert.equal(
-      await inspect(root, "v", "{{.State.ExitCode}} {{.State.Pid}} {{.State.Running}}"),
+      await inspect(root, "vv", "{{.State.ExitCode}} {{.State.Pid}} {{.State.Running}}"),
       "137 0 false",
     );
-    assert.notEqual(await inspect(root, "v", "{{.State.FinishedAt}}"), "0001-01-01T00:00:00Z");
+    assert.notEqual(await inspect(root, "vv", "{{.State.FinishedAt}}"), "0001-01-01T00:00:00Z");
   });
 });
 

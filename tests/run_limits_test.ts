@@ -191,7 +191,7 @@ Deno.test("run limits: --blkio-weight is applied where the kernel has a weight, 
     const weightFile = V1
       ? ["blkio", "blkio.weight", "blkio.bfq.weight"]
       : ["io", "io.bfq.weight", "io.weight"];
-    const r = await whileRunning(root, ["--name", "w", "--blkio-weight", "300"], (id) => {
+    const r = await whileRunning(root, ["--name", "ww", "--blkio-weight", "300"], (id) => {
       const files = weightFile.slice(1).map((f) => cgroupFile(id, weightFile[0], f)).filter((f) => {
         try {
           return Deno.statSync(f).isFile;
@@ -205,7 +205,7 @@ Deno.test("run limits: --blkio-weight is applied where the kernel has a weight, 
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stderr, HOST.blkioWeight ? "" : `${WEIGHT_DISCARDED}\n`);
     assert.equal(
-      await root.ok(["inspect", "-f", "{{.HostConfig.BlkioWeight}}", "w"]),
+      await root.ok(["inspect", "-f", "{{.HostConfig.BlkioWeight}}", "ww"]),
       HOST.blkioWeight ? "300\n" : "0\n",
     );
 

@@ -619,7 +619,7 @@ Deno.test("run -d: the supervisor's start applies all four, and start again afte
     const flags = ["--ulimit", "nofile=100:200", "--oom-score-adj", "200", "--sysctl", "kernel.msgmax=100"];
     await runDetached(root, [
       "--name",
-      "d",
+      "dd",
       ...flags,
       "--device",
       "/dev/fuse:/dev/fz",
@@ -631,14 +631,14 @@ Deno.test("run -d: the supervisor's start applies all four, and start again afte
     const expected = /^100\n200\n200\n100\ncrw------- .* 10, +229 .* \/dev\/fz\n$/;
     let logs = "";
     await eventually("the container has run", async () => {
-      logs = await root.ok(["logs", "d"]);
+      logs = await root.ok(["logs", "dd"]);
       return logs.includes("/dev/fz");
     });
     assert.match(logs, expected);
-    await root.ok(["start", "d"]);
+    await root.ok(["start", "dd"]);
     await eventually(
       "it has run again",
-      async () => (await root.ok(["logs", "d"])).split("/dev/fz").length === 3,
+      async () => (await root.ok(["logs", "dd"])).split("/dev/fz").length === 3,
     );
   });
 });

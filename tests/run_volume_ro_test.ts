@@ -133,13 +133,13 @@ Deno.test("run --mount bind-recursive: enabled, writable, disabled, readonly as 
       await root.ok([
         "run",
         "--name",
-        "k",
+        "kk",
         "--mount",
         `type=bind,src=${src},dst=/data,readonly,bind-recursive=writable`,
         "busybox",
         "true",
       ]);
-      assert.deepEqual(JSON.parse(await root.ok(["inspect", "-f", "{{json .Mounts}}", "k"])), [
+      assert.deepEqual(JSON.parse(await root.ok(["inspect", "-f", "{{json .Mounts}}", "kk"])), [
         { Type: "bind", Source: src, Destination: "/data", Mode: "", RW: false, Propagation: "rprivate" },
       ]);
     });

@@ -171,12 +171,21 @@ Deno.test("seccomp: seccomp=unconfined and --privileged run without a filter", a
       assertMatch(status, /^Seccomp:\s+0$/m, flags.join(" "));
     }
     assertEquals(
-      (await root.ok(["run", "-d", "--name", "u", "--security-opt", "seccomp=unconfined", "busybox", "true"]))
+      (await root.ok([
+        "run",
+        "-d",
+        "--name",
+        "uc",
+        "--security-opt",
+        "seccomp=unconfined",
+        "busybox",
+        "true",
+      ]))
         .length,
       65,
     );
     assertEquals(
-      (await root.ok(["inspect", "-f", "{{json .HostConfig.SecurityOpt}}", "u"])).trim(),
+      (await root.ok(["inspect", "-f", "{{json .HostConfig.SecurityOpt}}", "uc"])).trim(),
       '["seccomp=unconfined"]',
     );
   });
@@ -243,9 +252,9 @@ Deno.test("seccomp: a custom profile (docker's JSON format) is honoured; bad one
       assertEquals(shell.code, 1);
       assertMatch(shell.stderr, /Permission denied/);
       // inspect shows the profile's compacted JSON, as docker does
-      await root.ok(["run", "-d", "--name", "c", "--security-opt", `seccomp=${profile}`, "busybox", "true"]);
+      await root.ok(["run", "-d", "--name", "cp", "--security-opt", `seccomp=${profile}`, "busybox", "true"]);
       assertEquals(
-        JSON.parse(await root.ok(["inspect", "-f", "{{json .HostConfig.SecurityOpt}}", "c"])),
+        JSON.parse(await root.ok(["inspect", "-f", "{{json .HostConfig.SecurityOpt}}", "cp"])),
         [`seccomp={"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}`],
       );
 
@@ -329,12 +338,12 @@ Deno.test("seccomp: no-new-privileges sets NoNewPrivs; =false does not", async (
 Deno.test("seccomp: exec (plain, -t, --privileged) gets the container's filter", async () => {
   await withBusybox(async (root) => {
     const { dir, name } = await corpus();
-    await root.ok(["run", "-d", "--name", "c", "-v", `${dir}:/probe:ro`, "busybox", "sleep", "600"]);
-    assertEquals(parse(await root.ok(["exec", "c", `/probe/${name}`, ...PROBES])), DOCKER_DEFAULT);
-    assertMatch(await root.ok(["exec", "c", "cat", "/proc/self/status"]), /^Seccomp:\s+2$/m);
+    await root.ok(["run", "-d", "--name", "cc", "-v", `${dir}:/probe:ro`, "busybox", "sleep", "600"]);
+    assertEquals(parse(await root.ok(["exec", "cc", `/probe/${name}`, ...PROBES])), DOCKER_DEFAULT);
+    assertMatch(await root.ok(["exec", "cc", "cat", "/proc/self/status"]), /^Seccomp:\s+2$/m);
     // docker: exec --privileged gets every capability but keeps the container's seccomp profile
     const privileged = parse(
-      await root.ok(["exec", "--privileged", "c", `/probe/${name}`, "keyctl", "mount"]),
+      await root.ok(["exec", "--privileged", "cc", `/probe/${name}`, "keyctl", "mount"]),
     );
     assertEquals(privileged, { keyctl: EPERM, mount: EPERM });
     const tty = await new Deno.Command("script", {
@@ -342,7 +351,7 @@ Deno.test("seccomp: exec (plain, -t, --privileged) gets the container's filter",
         "-qec",
         `${Deno.execPath()} run -A ${
           new URL("../main.ts", import.meta.url).pathname
-        } --root ${root.path} exec -t c cat /proc/self/status`,
+        } --root ${root.path} exec -t cc cat /proc/self/status`,
         "/dev/null",
       ],
       stdout: "piped",
@@ -353,7 +362,7 @@ Deno.test("seccomp: exec (plain, -t, --privileged) gets the container's filter",
     const detached = await root.skiff([
       "exec",
       "-d",
-      "c",
+      "cc",
       "sh",
       "-c",
       "echo out; echo err >&2; grep Seccomp: /proc/self/status >/tmp/d",
@@ -361,10 +370,10 @@ Deno.test("seccomp: exec (plain, -t, --privileged) gets the container's filter",
     assertEquals([detached.code, detached.stdout, detached.stderr], [0, "", ""]);
     let written = "";
     for (let i = 0; i < 50 && !written.includes("Seccomp"); i++) {
-      written = (await root.skiff(["exec", "c", "cat", "/tmp/d"])).stdout;
+      written = (await root.skiff(["exec", "cc", "cat", "/tmp/d"])).stdout;
     }
     assertMatch(written, /^Seccomp:\s+2$/m);
-    const missing = await root.skiff(["exec", "-d", "c", "no-such-command"]);
+    const missing = await root.skiff(["exec", "-d", "cc", "no-such-command"]);
     assertEquals(missing.code, 127);
     assertMatch(missing.stderr, /exec: "no-such-command": executable file not found in \$PATH/);
 
@@ -372,7 +381,7 @@ Deno.test("seccomp: exec (plain, -t, --privileged) gets the container's filter",
       "run",
       "-d",
       "--name",
-      "n",
+      "nn",
       "--security-opt",
       "no-new-privileges",
       "--security-opt",
@@ -381,7 +390,7 @@ Deno.test("seccomp: exec (plain, -t, --privileged) gets the container's filter",
       "sleep",
       "600",
     ]);
-    const status = await root.ok(["exec", "n", "cat", "/proc/self/status"]);
+    const status = await root.ok(["exec", "nn", "cat", "/proc/self/status"]);
     assertMatch(status, /^Seccomp:\s+0$/m);
     assertMatch(status, /^NoNewPrivs:\s+1$/m);
   });

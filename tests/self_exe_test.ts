@@ -128,7 +128,7 @@ Deno.test("compiled-style start: run, supervisor, exec, logs, cp helpers and the
         "run",
         "-d",
         "--name",
-        "d",
+        "dd",
         "--network",
         "none",
         "busybox",
@@ -136,25 +136,25 @@ Deno.test("compiled-style start: run, supervisor, exec, logs, cp helpers and the
         "-c",
         "echo started; sleep 300",
       ]);
-      for (let i = 0; i < 100 && !(await exe.ok(["logs", "d"])).includes("started"); i++) {
+      for (let i = 0; i < 100 && !(await exe.ok(["logs", "dd"])).includes("started"); i++) {
         await new Promise((r) => setTimeout(r, 50));
       }
-      assert.equal(await exe.ok(["logs", "d"]), "started\n");
+      assert.equal(await exe.ok(["logs", "dd"]), "started\n");
       assert.equal(
-        await exe.ok(["exec", "d", "cat", "/etc/hostname"]),
-        await exe.ok(["inspect", "-f", "{{.Config.Hostname}}", "d"]),
+        await exe.ok(["exec", "dd", "cat", "/etc/hostname"]),
+        await exe.ok(["inspect", "-f", "{{.Config.Hostname}}", "dd"]),
       );
       assert.ok(exe.lines().some((l) => l === `--root ${root.path} __supervisor`), exe.lines().join("\n"));
 
       // cp: the helper in a running container's namespaces, and the one for a stopped container
       Deno.writeTextFileSync(join(dir, "in.txt"), "copied in\n");
-      await exe.ok(["cp", join(dir, "in.txt"), "d:/tmp/in.txt"]);
-      await exe.ok(["cp", "d:/tmp/in.txt", join(dir, "back.txt")]);
+      await exe.ok(["cp", join(dir, "in.txt"), "dd:/tmp/in.txt"]);
+      await exe.ok(["cp", "dd:/tmp/in.txt", join(dir, "back.txt")]);
       assert.equal(Deno.readTextFileSync(join(dir, "back.txt")), "copied in\n");
-      await exe.ok(["create", "--name", "s", "--network", "none", "busybox", "true"]);
-      await exe.ok(["cp", "s:/etc/group", join(dir, "group")]);
+      await exe.ok(["create", "--name", "ss", "--network", "none", "busybox", "true"]);
+      await exe.ok(["cp", "ss:/etc/group", join(dir, "group")]);
       assert.match(Deno.readTextFileSync(join(dir, "group")), /^root:x:0:/);
-      await exe.ok(["rm", "-f", "d", "s"]);
+      await exe.ok(["rm", "-f", "dd", "ss"]);
 
       // a run on the default bridge: its release starts the bridge collector, `EXE __netgc BRIDGE SUBNET`
       // (a collector already pending, e.g. for another root on this host, is reused instead: tried again)

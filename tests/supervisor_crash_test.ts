@@ -91,10 +91,10 @@ async function outputOf(child: Deno.ChildProcess): Promise<{ code: number; stdou
 
 Deno.test("supervisor killed while idle: a new one adopts; output, restart policy, kill, wait and stop go on", async () => {
   await withDetached(async (root) => {
-    const a = await runDetached(root, ["--name", "a", "busybox", "sh", "-c", COUNTER]);
+    const a = await runDetached(root, ["--name", "aa", "busybox", "sh", "-c", COUNTER]);
     const r = await runDetached(root, [
       "--name",
-      "r",
+      "rr",
       "--restart",
       "always",
       "busybox",
@@ -107,7 +107,7 @@ Deno.test("supervisor killed while idle: a new one adopts; output, restart polic
     const atKill = loggedStdout(root, a).length;
     const restartsAtKill = recordOnDisk(root, r).RestartCount;
     // any command wakes a new supervisor, which takes both over
-    assert.equal(await status(root, "a"), "running");
+    assert.equal(await status(root, "aa"), "running");
     await eventually(
       "a new supervisor",
       () => supervisorPids(root).length === 1 && supervisorPids(root)[0] !== old,
@@ -118,19 +118,19 @@ Deno.test("supervisor killed while idle: a new one adopts; output, restart polic
     await eventually("r restarted", () => recordOnDisk(root, r).RestartCount > restartsAtKill, 15_000);
     assert.match(loggedStdout(root, r), /^(up\n){2,}$/);
     // wait and kill on the adopted a: the status is lost with the old parent, docker's 255
-    const waiting = spawnSkiff(root, ["wait", "a"]);
+    const waiting = spawnSkiff(root, ["wait", "aa"]);
     await sleep(300);
-    await root.ok(["kill", "a"]);
+    await root.ok(["kill", "aa"]);
     assert.deepEqual(await outputOf(waiting), { code: 0, stdout: "255\n" });
-    assert.equal(await inspect(root, "a", "{{.State.Status}} {{.State.ExitCode}}"), "exited 255");
+    assert.equal(await inspect(root, "aa", "{{.State.Status}} {{.State.ExitCode}}"), "exited 255");
     // r runs as the new supervisor's child: stop and wait know its status (its own 3, or 137 when
     // the SIGKILL after the 1 s timeout comes first)
-    await eventually("r running", async () => (await status(root, "r")) === "running");
-    await root.ok(["stop", "-t", "1", "r"]);
-    const [state, code] = (await inspect(root, "r", "{{.State.Status}} {{.State.ExitCode}}")).split(" ");
+    await eventually("r running", async () => (await status(root, "rr")) === "running");
+    await root.ok(["stop", "-t", "1", "rr"]);
+    const [state, code] = (await inspect(root, "rr", "{{.State.Status}} {{.State.ExitCode}}")).split(" ");
     assert.equal(state, "exited");
     assert.ok(code === "3" || code === "137", code);
-    assert.equal(await root.ok(["wait", "r"]), `${code}\n`);
+    assert.equal(await root.ok(["wait", "rr"]), `${code}\n`);
   });
 });
 
@@ -138,7 +138,7 @@ Deno.test("supervisor killed during a restart back-off: the new one starts the c
   await withDetached(async (root) => {
     const id = await runDetached(root, [
       "--name",
-      "b",
+      "bb",
       "--restart",
       "always",
       "busybox",
@@ -177,10 +177,10 @@ Deno.test("supervisor killed during a restart back-off: the new one starts the c
       throw e;
     }
     assert.match(loggedStdout(root, id), /^(up\n)+$/);
-    await root.ok(["stop", "-t", "1", "b"]);
-    assert.equal(await status(root, "b"), "exited");
+    await root.ok(["stop", "-t", "1", "bb"]);
+    assert.equal(await status(root, "bb"), "exited");
     await sleep(1500);
-    assert.equal(await status(root, "b"), "exited", "no restart after stop");
+    assert.equal(await status(root, "bb"), "exited", "no restart after stop");
   });
 });
 
@@ -243,8 +243,8 @@ Deno.test("supervisor killed while a container writes 10 MB: the log goes on byt
 
 Deno.test("supervisor killed during logs -f: the follower keeps getting lines; always still restarts", async () => {
   await withDetached(async (root) => {
-    await runDetached(root, ["--name", "f", "--restart", "always", "busybox", "sh", "-c", COUNTER]);
-    const follower = spawnSkiff(root, ["logs", "-f", "f"]);
+    await runDetached(root, ["--name", "ff", "--restart", "always", "busybox", "sh", "-c", COUNTER]);
+    const follower = spawnSkiff(root, ["logs", "-f", "ff"]);
     let followed = "";
     const reading = (async () => {
       const decoder = new TextDecoder();
@@ -257,15 +257,15 @@ Deno.test("supervisor killed during logs -f: the follower keeps getting lines; a
       await eventually("lines after the kill", () => followed.length > atKill + 300, 15_000);
       assertCounting(followed.slice(0, followed.lastIndexOf("\n") + 1), 30);
       // the adopted run dies: `always` starts it again under the new supervisor
-      const pid = Number(await inspect(root, "f", "{{.State.Pid}}"));
+      const pid = Number(await inspect(root, "ff", "{{.State.Pid}}"));
       Deno.kill(pid, "SIGKILL");
       await eventually(
         "restarted",
-        async () => (await inspect(root, "f", "{{.RestartCount}} {{.State.Status}}")) === "1 running",
+        async () => (await inspect(root, "ff", "{{.RestartCount}} {{.State.Status}}")) === "1 running",
         15_000,
       );
-      await root.ok(["stop", "-t", "1", "f"]);
-      assert.equal(await status(root, "f"), "exited");
+      await root.ok(["stop", "-t", "1", "ff"]);
+      assert.equal(await status(root, "ff"), "exited");
     } finally {
       try {
         follower.kill("SIGKILL");
@@ -279,7 +279,7 @@ Deno.test("supervisor killed during logs -f: the follower keeps getting lines; a
 
 Deno.test("no supervisor: a container's output blocks instead of being lost", async () => {
   await withDetached(async (root) => {
-    const id = await runDetached(root, ["--name", "q", "busybox", "sh", "-c", "sleep 1; exec seq 1 100000"]);
+    const id = await runDetached(root, ["--name", "qq", "busybox", "sh", "-c", "sleep 1; exec seq 1 100000"]);
     await killSupervisor(root); // before the first byte: nobody reads when seq writes
     const pid = Number(
       JSON.parse(Deno.readTextFileSync(`${root.path}/containers/${id}/container.json`)).State.Pid,
@@ -296,7 +296,7 @@ Deno.test("no supervisor: a container's output blocks instead of being lost", as
     await root.ok(["ps"]);
     await eventually("everything logged", () => loggedStdout(root, id).length >= seq(100_000).length, 20_000);
     assert.ok(loggedStdout(root, id) === seq(100_000), "seq 1 100000, byte for byte");
-    await eventually("recorded", async () => (await status(root, "q")) === "exited");
+    await eventually("recorded", async () => (await status(root, "qq")) === "exited");
   });
 });
 
@@ -309,7 +309,7 @@ Deno.test("attack: /proc/self/fd/1 and /2 of a detached container reach nothing 
     const script = "readlink /proc/self/fd/1; readlink /proc/self/fd/2; " +
       "chmod 666 /proc/self/fd/1 && echo chmod-ok; chown 1234:1234 /proc/self/fd/2 && echo chown-ok; " +
       "echo reopened > /proc/self/fd/1; sleep 100";
-    const id = await runDetached(root, ["--name", "x", "busybox", "sh", "-c", script]);
+    const id = await runDetached(root, ["--name", "xx", "busybox", "sh", "-c", script]);
     await eventually("it ran", () => loggedStdout(root, id).includes("reopened"));
     const lines = loggedStdout(root, id).split("\n");
     assert.match(lines[0], /^pipe:\[\d+\]$/);
@@ -323,10 +323,10 @@ Deno.test("attack: /proc/self/fd/1 and /2 of a detached container reach nothing 
       assert.notEqual((info.mode ?? 0) & 0o777, 0o666, `${entry.name} kept its mode`);
     }
     // the host end: the supervisor's pipe, the same inode the container chmodded
-    const pid = Number(await inspect(root, "x", "{{.State.Pid}}"));
+    const pid = Number(await inspect(root, "xx", "{{.State.Pid}}"));
     const inode = Deno.readLinkSync(`/proc/${pid}/fd/1`);
     assert.equal(inode, lines[0]);
-    await root.ok(["rm", "-f", "x"]);
+    await root.ok(["rm", "-f", "xx"]);
   });
 });
 
@@ -348,7 +348,7 @@ Deno.test("-t container and a supervisor crash: its terminal is held; logs go on
       const t = await runDetached(root, [
         "-t",
         "--name",
-        "t",
+        "tt",
         "--restart",
         "always",
         "busybox",

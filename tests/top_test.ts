@@ -6,8 +6,8 @@ import { withBackground } from "./background.ts";
 
 Deno.test("top: lists the sleep with ps -ef columns; ps options pass through", async () => {
   await withBusybox(async (root) => {
-    await withBackground(root, "t", async (c) => {
-      const out = await root.ok(["top", "t"]);
+    await withBackground(root, "tt", async (c) => {
+      const out = await root.ok(["top", "tt"]);
       const [header, ...rows] = out.trimEnd().split("\n");
       assert.deepEqual(header.trim().split(/\s+/), [
         "UID",
@@ -25,7 +25,7 @@ Deno.test("top: lists the sleep with ps -ef columns; ps options pass through", a
       assert.equal(Number(fields[1]), c.pid);
       assert.match(rows[0], /sleep 100$/);
 
-      const custom = await root.ok(["top", "t", "-o", "pid,comm"]);
+      const custom = await root.ok(["top", "tt", "-o", "pid,comm"]);
       assert.match(custom, new RegExp(`^PID\\s+COMMAND\\n${c.pid}\\s+sleep\\n$`));
     });
     await root.ok(["run", "--name", "gone", "busybox", "true"]);

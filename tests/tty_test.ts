@@ -197,7 +197,7 @@ Deno.test("start -a of a -t container: a fresh /dev/pts/0 each start, with the c
       "create",
       "-t",
       "--name",
-      "c",
+      "cc",
       "--network",
       "none",
       "busybox",
@@ -206,7 +206,7 @@ Deno.test("start -a of a -t container: a fresh /dev/pts/0 each start, with the c
       "tty; ls /dev/pts; stty size",
     ]);
     for (const size of ["rows 22 cols 66", "rows 23 cols 67"]) {
-      const r = await onTerminal(skiffLine(root, "start -a c") + "; echo rc=$?", size);
+      const r = await onTerminal(skiffLine(root, "start -a cc") + "; echo rc=$?", size);
       // docker 20.10 printed the same two lines (its `stty size` failed: its CLI sizes the pty late)
       assertEquals(r.text.trimEnd(), `/dev/pts/0\n0     ptmx\n${size.replace(/[a-z]+ /g, "")}\nrc=0`);
     }

@@ -74,17 +74,23 @@ export async function whilePaused<T>(
  * lock, with docker's checks and wording.
  */
 export async function renameContainer(root: StateRoot, ref: string, newName: string): Promise<void> {
+  if (!ref || !newName) throw new SkiffError("Neither old nor new names may be empty");
   const name = newName.startsWith("/") ? newName.slice(1) : newName;
-  if (!name) throw new SkiffError("Neither old nor new names may be empty");
-  validateName(name);
   await withLock(root.lock("containers"), () => {
+    // docker's daemon's order: the container, the same name, then the new name's reservation
     const record = findContainer(root, ref);
     if (record.Name === `/${name}`) {
       throw new SkiffError("Renaming a container with the same name as its current name");
     }
+    const allocating = (why: string) => new SkiffError(`Error when allocating new name: ${why}`);
+    try {
+      validateName(`/${name}`);
+    } catch (e) {
+      throw allocating((e as Error).message);
+    }
     const other = listContainers(root).find((c) => c.Name === `/${name}`);
     if (other) {
-      throw new SkiffError(
+      throw allocating(
         `Conflict. The container name "/${name}" is already in use by container "${other.Id}". ` +
           `You have to remove (or rename) that container to be able to reuse that name.`,
       );

@@ -51,7 +51,8 @@ export function isRunning(record: ContainerRecord): boolean {
     isProcessAlive(record.State.Pid, record.State.PidStartTime);
 }
 
-const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+// docker's daemon: a leading "/" is allowed, then at least two characters
+const NAME_RE = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
 
 export { newContainerId };
 
@@ -83,10 +84,21 @@ function randomName(): string {
   return `${pick(ADJECTIVES)}_${pick(NAMES)}_${crypto.getRandomValues(new Uint16Array(1))[0] % 1000}`;
 }
 
+/** Throws docker's error for a name it refuses (`--name`, `rename`; with or without its "/"). */
 export function validateName(name: string): void {
   if (!NAME_RE.test(name)) {
     throw new SkiffError(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
   }
+}
+
+/**
+ * A requested name as docker's daemon takes it: empty is none (a generated name), one leading "/"
+ * is dropped ("--name /web" is "web"); anything else it refuses throws.
+ */
+export function requestedContainerName(name: string | undefined): string | undefined {
+  if (name === undefined || name === "") return undefined;
+  validateName(name);
+  return name.startsWith("/") ? name.slice(1) : name;
 }
 
 const recordPath = (root: StateRoot, id: string) => join(root.container(id), "container.json");
@@ -307,7 +319,7 @@ export async function createContainer(
   /** run picks it up front to create the container's cgroups while the record is still being made */
   id: string = newContainerId(),
 ): Promise<ContainerRecord> {
-  if (requestedName !== undefined) validateName(requestedName);
+  requestedName = requestedContainerName(requestedName);
   const dir = root.container(id);
   return await withLock(root.lock("containers"), async () => {
     // a dead container's salvaged name stays taken until it is removed, as in docker
