@@ -258,8 +258,18 @@ Deno.test("--pid host and container:NAME: the processes docker shows; a stopped 
     assert.equal(lines[0], "PID   USER     COMMAND");
     assert.match(lines[1], /^\s+1 root\s+sleep 300$/);
     assert.match(lines.at(-1)!, /^\s+\d+ root\s+ps$/);
+    // joiners one at a time, each under a lock file of the namespace that goes with its join: four
+    // at once all run, and none is left behind (it used to stay for good, one per namespace)
+    const joiners = await Promise.all(
+      [1, 2, 3, 4].map(() => root.skiff(["run", "--rm", "--pid", "container:xx", "busybox", "true"])),
+    );
+    for (const j of joiners) assert.equal(j.code, 0, j.stderr);
+    const pidLocks = () =>
+      [...Deno.readDirSync(`${root.path}/locks`)].filter((e) => e.name.startsWith("pidjoin-"));
+    assert.deepEqual(pidLocks(), []);
     // detached joiners too; an exec in one sees the same processes
     await runDetached(root, ["--name", "jj", "--pid", "container:xx", "busybox", "sleep", "200"]);
+    assert.deepEqual(pidLocks(), []);
     const seen = await root.ok(["exec", "jj", "ps", "-o", "comm,args"]);
     assert.match(seen, /sleep\s+sleep 300/);
     assert.match(seen, /sleep\s+sleep 200/);

@@ -18,6 +18,7 @@ import {
   umount2,
 } from "../../ffi/libc.ts";
 import { dirname } from "../path.ts";
+import { fstat, statPath } from "../fs/at.ts";
 import { mount } from "../../ffi/libc.ts";
 import { SysError } from "../../ffi/errors.ts";
 import { SkiffError } from "../errors.ts";
@@ -148,9 +149,9 @@ export async function stagePidNamespace(
   const ref = containerOfMode(pidMode);
   if (ref === undefined) return undefined;
   const { fd, donor } = await donorNamespace(root, ref, "pid", self);
-  let lock = -1;
+  let unlock: (() => void) | undefined;
   try {
-    lock = await lockPidJoin(root, nsIdentity(`/proc/self/fd/${fd}`));
+    unlock = await lockPidJoin(root, nsIdentity(`/proc/self/fd/${fd}`));
     if (tracerSeeing(fd, donor.State.Pid!)) {
       throw new SkiffError(
         `cannot join pid namespace of container ${donor.Id}: a process there holds CAP_SYS_PTRACE ` +
@@ -159,19 +160,19 @@ export async function stagePidNamespace(
     }
   } catch (e) {
     close(fd);
-    if (lock >= 0) close(lock);
+    unlock?.();
     throw e;
   }
-  return { fd, lock };
+  return { fd, unlock };
 }
 
 /**
- * A PID namespace to spawn a stage in, and the flock that keeps every other joiner of it out until
- * that stage has exec'd or exited (startInitStage closes it then).
+ * A PID namespace to spawn a stage in, and the release of the lock that keeps every other joiner of
+ * it out until that stage has exec'd or exited (startInitStage calls it then).
  */
 export interface PidJoin {
   fd: number;
-  lock: number;
+  unlock: () => void;
 }
 
 /**
@@ -180,18 +181,31 @@ export interface PidJoin {
  * a command with CAP_SYS_PTRACE (--cap-add SYS_PTRACE --pid container:NAME) while ours is still in
  * its window. Polled (LOCK_NB): a supervisor's other containers go on meanwhile.
  */
-async function lockPidJoin(root: StateRoot, identity: string): Promise<number> {
+async function lockPidJoin(root: StateRoot, identity: string): Promise<() => void> {
   const path = root.lock(`pidjoin-${identity.replace(/\D/g, "")}`);
   Deno.mkdirSync(dirname(path), { recursive: true });
-  const fd = open(path, O.RDWR | O.CREAT | O.CLOEXEC, 0o600);
-  try {
-    for (let delay = 1; !flock(fd, LOCK.EX | LOCK.NB, path); delay = Math.min(delay * 2, 20)) {
-      await new Promise((r) => setTimeout(r, delay));
+  for (;;) {
+    const fd = open(path, O.RDWR | O.CREAT | O.CLOEXEC, 0o600);
+    try {
+      for (let delay = 1; !flock(fd, LOCK.EX | LOCK.NB, path); delay = Math.min(delay * 2, 20)) {
+        await new Promise((r) => setTimeout(r, delay));
+      }
+      // the holder before us removes the file before it lets go (no lock file outlives its join):
+      // ours counts only while it is still the file at the path, else the next one is taken
+      const now = statPath(path);
+      if (now && now.key === fstat(fd).key) {
+        return () => {
+          try {
+            Deno.removeSync(path);
+          } catch { /* gone: nothing to clean */ }
+          close(fd);
+        };
+      }
+    } catch (e) {
+      close(fd);
+      throw e;
     }
-    return fd;
-  } catch (e) {
     close(fd);
-    throw e;
   }
 }
 

@@ -111,7 +111,7 @@ const sys = { ...SYSCALLS };
 export function startInitStage(
   stdin: "inherit" | "null" | "piped",
   output: "inherit" | "piped" | "null" = "inherit",
-  pidNamespace?: "host" | { fd: number; lock: number },
+  pidNamespace?: "host" | { fd: number; unlock: () => void },
 ): InitStage {
   const join = typeof pidNamespace === "object" ? pidNamespace : undefined;
   const ours: number[] = [], theirs: number[] = [];
@@ -211,11 +211,11 @@ export function startInitStage(
     };
     const stage: InitStage = { child, outputPiped: output === "piped", inputPiped: stdin === "piped", inner };
     child.status = waitForChild(stage, childPidfd);
-    if (join) inner.failure.finally(() => close(join.lock));
+    if (join) inner.failure.finally(() => join.unlock());
     return stage;
   } catch (e) {
     for (const fd of [...ours, ...theirs]) close(fd);
-    if (join) close(join.lock);
+    if (join) join.unlock();
     if (mapping) unmapProgram(mapping);
     throw e;
   }
