@@ -160,18 +160,18 @@ Deno.test("ps: default shows running only, docker's columns and alignment", asyn
 
 Deno.test("ps: -q, --no-trunc, -l, -n, ordering newest first, Created status", async () => {
   await withRoot(async (root) => {
-    const a = await fakeContainer(root, { name: "a", created: ago(30_000), state: exited(0, 20_000) });
-    const b = await fakeContainer(root, { name: "b", created: ago(20_000), state: exited(1, 10_000) });
-    const c = await fakeContainer(root, { name: "c", created: ago(10_000) });
+    const a = await fakeContainer(root, { name: "aa", created: ago(30_000), state: exited(0, 20_000) });
+    const b = await fakeContainer(root, { name: "bb", created: ago(20_000), state: exited(1, 10_000) });
+    const c = await fakeContainer(root, { name: "cc", created: ago(10_000) });
     assert.equal(await root.ok(["ps", "-q"]), "");
     assert.deepEqual(lines(await root.ok(["ps", "-aq"])), [c, b, a].map((x) => x.Id.slice(0, 12)));
     assert.deepEqual(lines(await root.ok(["ps", "-a", "-q", "--no-trunc"])), [c, b, a].map((x) => x.Id));
     assert.deepEqual(lines(await root.ok(["ps", "-lq"])), [c.Id.slice(0, 12)]);
-    assert.deepEqual(lines(await root.ok(["ps", "-n", "2", "--format", "{{.Names}}"])), ["c", "b"]);
+    assert.deepEqual(lines(await root.ok(["ps", "-n", "2", "--format", "{{.Names}}"])), ["cc", "bb"]);
     assert.deepEqual(lines(await root.ok(["ps", "-a", "--format", "{{.Names}} {{.Status}}"])), [
-      "c Created",
-      "b Exited (1) 10 seconds ago",
-      "a Exited (0) 20 seconds ago",
+      "cc Created",
+      "bb Exited (1) 10 seconds ago",
+      "aa Exited (0) 20 seconds ago",
     ]);
     const full = await root.ok(["ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Command}}"]);
     assert.ok(full.includes(`${a.Id} "sleep 100"`), full);

@@ -100,11 +100,11 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 
 
 Deno.test("rm: unknown container → one line, exit 1; the others are still removed", async () => {
   await withRoot(async (root) => {
-    const a = await fakeContainer(root, "a");
-    const r = await root.skiff(["rm", "ghost", "a"]);
+    const a = await fakeContainer(root, "aa");
+    const r = await root.skiff(["rm", "ghost", "aa"]);
     assert.equal(r.code, 1);
     assert.equal(r.stderr, "skiff: No such container: ghost\n");
-    assert.equal(r.stdout, "a\n");
+    assert.equal(r.stdout, "aa\n");
     assert.equal(exists(join(root.path, "containers", a.Id)), false);
     const none = await root.skiff(["rm"]);
     assert.equal(none.code, 125);

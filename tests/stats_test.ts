@@ -8,7 +8,7 @@ Deno.test("stats --no-stream: memory figure, limit, PIDS; --format; -a shows sto
   await withBusybox(async (root) => {
     await withBackground(
       root,
-      "s",
+      "ss",
       async (c) => {
         const out = await root.ok(["stats", "--no-stream"]);
         const [header, row, ...rest] = out.trimEnd().split("\n");
@@ -22,15 +22,15 @@ Deno.test("stats --no-stream: memory figure, limit, PIDS; --format; -a shows sto
           new RegExp(
             `^${
               c.id.slice(0, 12)
-            }\\s+s\\s+\\d+\\.\\d\\d%\\s+[\\d.]+[KMG]?i?B / 64MiB\\s+\\d+\\.\\d\\d%\\s+0B / 0B\\s+\\S+ / \\S+\\s+1$`,
+            }\\s+ss\\s+\\d+\\.\\d\\d%\\s+[\\d.]+[KMG]?i?B / 64MiB\\s+\\d+\\.\\d\\d%\\s+0B / 0B\\s+\\S+ / \\S+\\s+1$`,
           ),
         );
         const usage = /\s([\d.]+)(B|KiB|MiB)\s\//.exec(row)!;
         assert.ok(Number(usage[1]) > 0, "some memory in use");
 
         assert.equal(
-          await root.ok(["stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "s"]),
-          "s 1\n",
+          await root.ok(["stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "ss"]),
+          "ss 1\n",
         );
         await root.ok(["run", "--name", "stopped", "busybox", "true"]);
         const all = await root.ok([
@@ -40,7 +40,7 @@ Deno.test("stats --no-stream: memory figure, limit, PIDS; --format; -a shows sto
           "--format",
           "{{.Name}} {{.MemUsage}} {{.PIDs}}",
         ]);
-        assert.match(all, /^s \S+ \/ 64MiB 1$/m);
+        assert.match(all, /^ss \S+ \/ 64MiB 1$/m);
         assert.match(all, /^-- 0B \/ 0B 0$/m);
       },
       ["sleep", "100"],

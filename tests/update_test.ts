@@ -29,38 +29,38 @@ Deno.test("update: raises and lowers memory and pids limits of a running contain
   await withBusybox(async (root) => {
     await withBackground(
       root,
-      "u",
+      "uu",
       async (c) => {
         assert.equal(memoryLimit(c.id), String(64 * 1024 * 1024));
         assert.equal(cgroupFile("pids", c.id, "pids.max"), "50");
 
         assert.equal(
-          await root.ok(["update", "--memory", "128m", "--pids-limit", "200", "u"]),
-          `u\n${SWAP_WARNING}`,
+          await root.ok(["update", "--memory", "128m", "--pids-limit", "200", "uu"]),
+          `uu\n${SWAP_WARNING}`,
         );
         assert.equal(memoryLimit(c.id), String(128 * 1024 * 1024));
         assert.equal(cgroupFile("pids", c.id, "pids.max"), "200");
         assert.equal(
-          await root.ok(["inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}", "u"]),
+          await root.ok(["inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}", "uu"]),
           `${128 * 1024 * 1024} 200\n`,
         );
 
-        await root.ok(["update", "-m", "32m", "--pids-limit", "10", "u"]);
+        await root.ok(["update", "-m", "32m", "--pids-limit", "10", "uu"]);
         assert.equal(memoryLimit(c.id), String(32 * 1024 * 1024));
         assert.equal(cgroupFile("pids", c.id, "pids.max"), "10");
 
         // unlimited pids again
-        await root.ok(["update", "--pids-limit", "-1", "u"]);
+        await root.ok(["update", "--pids-limit", "-1", "uu"]);
         assert.equal(cgroupFile("pids", c.id, "pids.max"), "max");
 
         // invalid: below docker's minimum; nothing changes
-        const small = await root.skiff(["update", "--memory", "1m", "u"]);
+        const small = await root.skiff(["update", "--memory", "1m", "uu"]);
         assert.equal(small.code, 1);
         assert.match(small.stderr, /Minimum memory limit allowed is 6MB/);
         assert.equal(memoryLimit(c.id), String(32 * 1024 * 1024));
-        const badFlag = await root.skiff(["update", "--memory", "lots", "u"]);
+        const badFlag = await root.skiff(["update", "--memory", "lots", "uu"]);
         assert.equal(badFlag.code, 125);
-        const noFlags = await root.skiff(["update", "u"]);
+        const noFlags = await root.skiff(["update", "uu"]);
         assert.equal(noFlags.code, 125);
         assert.match(noFlags.stderr, /You must provide one or more flags/);
       },
