@@ -47,8 +47,14 @@ Deno.test("pause/unpause: frozen and shown as paused, then running again", async
       assert.equal(notPaused.code, 1);
       assert.equal(notPaused.stderr, `skiff: Container ${c.id} is not paused\n`);
 
-      // a paused container can still be force-removed (stop() does rm -f)
+      // a paused container can still be force-removed (stop() does rm -f), not removed without it
       await root.ok(["pause", "pp"]);
+      const rm = await root.skiff(["rm", "pp"]);
+      assert.equal(rm.code, 1);
+      assert.equal(
+        rm.stderr,
+        'skiff: cannot remove container "/pp": container is paused and must be unpaused first\n',
+      );
     });
   });
 });

@@ -32,6 +32,10 @@ Deno.test("top: lists the sleep with ps -ef columns; ps options pass through", a
     const stopped = await root.skiff(["top", "gone"]);
     assert.equal(stopped.code, 1);
     assert.match(stopped.stderr, /is not running/);
+    // docker 20.10: "Error response from daemon: No such container: ghost", exit 1
+    const missing = await root.skiff(["top", "ghost"]);
+    assert.equal(missing.code, 1);
+    assert.equal(missing.stderr, "skiff: No such container: ghost\n");
   });
 });
 

@@ -3,7 +3,7 @@
 import { bool, list, type OptionSpec, parseArgs, requireArgs, str } from "./args.ts";
 import type { Verb } from "./context.ts";
 import { environment, readListFile } from "./envflags.ts";
-import { SkiffError } from "../errors.ts";
+import { NoSuchContainerError, SkiffError } from "../errors.ts";
 import type { ExecStdio } from "../runtime/exec.ts";
 
 const OPTIONS: OptionSpec[] = [
@@ -56,7 +56,13 @@ const exec: Verb = async (args, ctx) => {
   };
   const stdio: ExecStdio = detach ? "detached" : tty ? "tty" : "pipes";
   const { Engine } = await import("../engine/engine.ts");
-  return await new Engine({ root: ctx.root }).exec(ref, { request, stdio, interactive });
+  try {
+    return await new Engine({ root: ctx.root }).exec(ref, { request, stdio, interactive });
+  } catch (e) {
+    // docker's CLI looks the container up first and exits 1 when it is not there
+    if (e instanceof NoSuchContainerError) throw new NoSuchContainerError(e.ref, 1);
+    throw e;
+  }
 };
 
 export default exec;

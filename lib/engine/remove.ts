@@ -70,8 +70,13 @@ export async function removeContainer(
   const id = current.Id;
   if (claimsRunning(current)) {
     if (!opts.force) {
+      // docker's words for each state (moby's daemon/delete.go)
       throw new RemoveError(
-        `cannot remove container "${current.Name}": container is running: stop the container before removing or force remove`,
+        current.State.Paused
+          ? `cannot remove container "${current.Name}": container is paused and must be unpaused first`
+          : `cannot remove container "${current.Name}": container is ${
+            current.State.Restarting ? "restarting" : "running"
+          }: stop the container before removing or force remove`,
       );
     }
     // no restart policy may bring it back: the supervisor (engine/monitor.ts) checks this marker
