@@ -149,6 +149,18 @@ Commands:
   system     Manage skiff (system check: verify the image store)
 `;
 
+/** The verb being run (docker's spellings resolved): the exit code of a failure that names none. */
+let runningVerb: string | undefined;
+
+/**
+ * docker's CLI exits 125 for its own usage errors and for whatever `run` fails with; every other
+ * command exits 1 for what its daemon refuses. A failure that names its code keeps it.
+ */
+export function exitCodeOf(e: unknown, verb: string | undefined): number {
+  if (e instanceof SkiffError && e.exitCodeGiven) return e.exitCode;
+  return verb === undefined || verb === "run" || verb.startsWith("__") ? 125 : 1;
+}
+
 export async function main(argv: string[]): Promise<number> {
   let rootFlag: string | undefined;
   let debug = false;
@@ -183,6 +195,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const alias = ALIASES[`${rest[0]} ${rest[1]}`];
   if (alias) rest = [...alias, ...rest.slice(2)];
+  runningVerb = rest[0];
   const loader = VERBS[rest[0]];
   if (!loader) throw new UsageError(`'${rest[0]}' is not a skiff command. See 'skiff --help'`);
   if (Deno.uid() !== 0 && rest[0] !== "version") {
@@ -196,23 +209,18 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 /** One line on stderr, docker's exit code. */
-export function reportError(e: unknown, debug: boolean): number {
+export function reportError(e: unknown, debug: boolean, verb = runningVerb): number {
   if (e instanceof UsageError) {
     console.error(`skiff: ${e.message}${e.verb ? ` (see 'skiff ${e.verb} --help')` : ""}`);
     return e.exitCode;
   }
-  if (e instanceof SkiffError) {
+  if (e instanceof SkiffError || e instanceof SysError || e instanceof Error) {
     console.error(`skiff: ${e.message}`);
     if (debug) console.error(e.stack);
-    return e.exitCode;
-  }
-  if (e instanceof SysError || e instanceof Error) {
-    console.error(`skiff: ${e.message}`);
-    if (debug) console.error(e.stack);
-    return 125;
+    return exitCodeOf(e, verb);
   }
   console.error(`skiff: ${String(e)}`);
-  return 125;
+  return exitCodeOf(e, verb);
 }
 
 if (import.meta.main) {

@@ -17,16 +17,25 @@ export interface ErrorDetail {
   cause?: unknown;
 }
 
-/** skiff's own failure: docker's exit code 125 unless said otherwise. */
+/**
+ * skiff's own failure. Its exit code, unless one is given: docker's CLI's for a failure it does not
+ * name one for, 125 for `run` and 1 for every other verb (main.ts `exitCodeOf`); `exitCode` reads
+ * 125 then, what the engine's callers (the supervisor, `run`) pass on.
+ */
 export class SkiffError extends Error {
   /** The kind of every error of this class that does not name its own. */
   static readonly defaultKind: ErrorKind = "system";
   readonly kind: ErrorKind;
+  readonly exitCode: number;
+  /** Whether the thrower named the exit code (else it is the verb's, see above). */
+  readonly exitCodeGiven: boolean;
 
-  constructor(message: string, readonly exitCode = 125, detail: ErrorDetail = {}) {
+  constructor(message: string, exitCode?: number, detail: ErrorDetail = {}) {
     super(message, detail.cause === undefined ? undefined : { cause: detail.cause });
     this.name = "SkiffError";
     this.kind = detail.kind ?? (new.target as typeof SkiffError).defaultKind;
+    this.exitCode = exitCode ?? 125;
+    this.exitCodeGiven = exitCode !== undefined;
   }
 }
 
@@ -39,21 +48,32 @@ export class UsageError extends SkiffError {
   }
 }
 
+/**
+ * A check docker's CLI makes itself before it asks its daemon (a flag value it parses, a file it
+ * reads): 125 for every verb, `create` included, where the daemon's refusals exit 1.
+ */
+export class ClientCheckError extends SkiffError {
+  static override readonly defaultKind: ErrorKind = "invalid-argument";
+  constructor(message: string) {
+    super(message, 125);
+    this.name = "ClientCheckError";
+  }
+}
+
 export class NotFoundError extends SkiffError {
   static override readonly defaultKind: ErrorKind = "not-found";
-  constructor(message: string, exitCode = 125, detail: ErrorDetail = {}) {
+  constructor(message: string, exitCode?: number, detail: ErrorDetail = {}) {
     super(message, exitCode, detail);
     this.name = "NotFoundError";
   }
 }
 
 /**
- * The one "No such container" error, with docker's wording. Its exit code is 125 where docker's CLI
- * creates (run, create, logs of skiff's tests) and 1 for the verbs that act on a container: the
- * verb says which with `exitCode`.
+ * The one "No such container" error, with docker's wording; its exit code the verb's unless given
+ * (125 for `run`'s, 1 for the verbs that act on a container).
  */
 export class NoSuchContainerError extends NotFoundError {
-  constructor(readonly ref: string, exitCode = 125) {
+  constructor(readonly ref: string, exitCode?: number) {
     super(`No such container: ${ref}`, exitCode);
     this.name = "NoSuchContainerError";
   }

@@ -2,7 +2,7 @@
 // for cgroup v2 (which has no devices files), an eBPF BPF_PROG_TYPE_CGROUP_DEVICE program that
 // allows exactly the same accesses.
 
-import { SkiffError } from "../errors.ts";
+import { ClientCheckError, SkiffError } from "../errors.ts";
 import { normalize } from "../path.ts";
 
 export interface DeviceRule {
@@ -39,7 +39,7 @@ export const DEFAULT_ALLOWED_DEVICES: readonly DeviceRule[] = [
  */
 export function parseDeviceCgroupRule(text: string): DeviceRule {
   const m = /^([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})$/.exec(text);
-  if (!m) throw new SkiffError(`invalid device cgroup format '${text}'`);
+  if (!m) throw new ClientCheckError(`invalid device cgroup format '${text}'`);
   const num = (s: string) => (s === "*" ? null : Number(s));
   return { type: m[1] as DeviceRule["type"], major: num(m[2]), minor: num(m[3]), access: m[4] };
 }

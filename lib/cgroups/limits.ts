@@ -1,6 +1,6 @@
 // The limit values, docker's validation of them, and host facts used by that validation.
 
-import { SkiffError } from "../errors.ts";
+import { ClientCheckError, SkiffError } from "../errors.ts";
 import {
   type DeviceMapping,
   deviceNodeRule,
@@ -314,7 +314,7 @@ export function validateLimits(limits: CgroupLimits): void {
     throw new SkiffError("Minimum memory limit can not be less than memory reservation limit, see usage");
   }
   if (memorySwappiness !== -1 && (memorySwappiness < 0 || memorySwappiness > 100)) {
-    throw new SkiffError(`Invalid value: ${memorySwappiness}, valid memory swappiness range is 0-100`);
+    throw new ClientCheckError(`Invalid value: ${memorySwappiness}, valid memory swappiness range is 0-100`);
   }
   throttleEntries(limits);
   if (limits.cpusetCpus !== undefined && limits.cpusetCpus !== "") {

@@ -1,6 +1,6 @@
 // docker's -e / --env-file / --label-file handling, shared by run and exec.
 
-import { SkiffError } from "../errors.ts";
+import { ClientCheckError } from "../errors.ts";
 
 /** bufio.Scanner's longest line (MaxScanTokenSize): docker reads env and label files with one. */
 const MAX_LINE = 64 * 1024;
@@ -16,7 +16,7 @@ export function readListFile(path: string): string[] {
   try {
     file = Deno.openSync(path);
   } catch (e) {
-    throw new SkiffError(
+    throw new ClientCheckError(
       `open ${path}: ${
         e instanceof Deno.errors.NotFound ? "no such file or directory" : (e as Error).message
       }`,
@@ -29,7 +29,7 @@ export function readListFile(path: string): string[] {
     try {
       text = strictUtf8.decode(raw);
     } catch {
-      throw new SkiffError(
+      throw new ClientCheckError(
         `env file ${path} contains invalid utf8 bytes at line ${lines.length + 1}: [${raw.join(" ")}]`,
       );
     }
@@ -50,7 +50,7 @@ export function readListFile(path: string): string[] {
       }
       buf.copyWithin(0, start, filled + n);
       filled = filled + n - start;
-      if (filled === MAX_LINE) throw new SkiffError("bufio.Scanner: token too long");
+      if (filled === MAX_LINE) throw new ClientCheckError("bufio.Scanner: token too long");
     }
     if (filled > 0) take(buf.subarray(0, filled));
   } finally {
@@ -60,7 +60,7 @@ export function readListFile(path: string): string[] {
   for (const line of kept) {
     const name = line.split("=", 1)[0];
     if (/[ \t]/.test(name)) {
-      throw new SkiffError(`poorly formatted environment: variable '${name}' contains whitespaces`);
+      throw new ClientCheckError(`poorly formatted environment: variable '${name}' contains whitespaces`);
     }
   }
   return kept;
@@ -72,8 +72,8 @@ export function environment(entries: string[]): string[] {
   for (const entry of entries) {
     const eq = entry.indexOf("=");
     const key = eq === -1 ? entry : entry.slice(0, eq);
-    if (key === "") throw new SkiffError(`invalid environment variable: ${entry}`);
-    if (/\s/.test(key)) throw new SkiffError(`variable '${key}' contains whitespaces`);
+    if (key === "") throw new ClientCheckError(`invalid environment variable: ${entry}`);
+    if (/\s/.test(key)) throw new ClientCheckError(`variable '${key}' contains whitespaces`);
     if (eq !== -1) out.push(entry);
     else {
       const value = Deno.env.get(key);

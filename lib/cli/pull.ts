@@ -190,7 +190,10 @@ export async function imageForRun(
     );
     return result.image;
   } catch (e) {
-    if (e instanceof SkiffError && e.exitCode !== 125) throw new SkiffError(e.message, 125);
+    // the verb's code (run 125, create 1), whatever the pull's own would be
+    if (e instanceof SkiffError && e.exitCodeGiven) {
+      throw new SkiffError(e.message, undefined, { kind: e.kind });
+    }
     throw e;
   } finally {
     renderer.flush();

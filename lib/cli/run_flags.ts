@@ -13,7 +13,7 @@ import {
   requireArgs,
   str,
 } from "./args.ts";
-import { SkiffError, UsageError } from "../errors.ts";
+import { ClientCheckError, SkiffError, UsageError } from "../errors.ts";
 import { validateCapabilityFlags } from "../runtime/caps.ts";
 import type { ResourceSettings } from "../state/types.ts";
 import type { RunRequest } from "../engine/create_run.ts";
@@ -242,7 +242,7 @@ export function runRequest(parsed: Parsed, attach = true): RunRequest {
   const mountFlags = list(parsed, "mount").map(parseMountFlag);
   const restartPolicy = parseRestartPolicy(str(parsed, "restart"));
   if (restartPolicy.Name !== "no" && bool(parsed, "rm")) {
-    throw new SkiffError("Conflicting options: --restart and --rm");
+    throw new ClientCheckError("Conflicting options: --restart and --rm");
   }
   const stopSignal = str(parsed, "stop-signal");
   if (stopSignal !== undefined) parseSignal(stopSignal);

@@ -2,7 +2,7 @@
 // compacted JSON, which is what HostConfig.SecurityOpt keeps), then the daemon's checks (known keys,
 // a profile docker can decode), all before anything is created.
 
-import { SkiffError } from "../errors.ts";
+import { ClientCheckError, SkiffError } from "../errors.ts";
 import { securitySettings } from "../seccomp/mod.ts";
 
 /** Go's json.Compact: whitespace outside strings removed, everything else byte for byte. */
@@ -36,12 +36,14 @@ function readProfile(path: string): string {
       : e instanceof Deno.errors.IsADirectory
       ? "is a directory"
       : (e as Error).message;
-    throw new SkiffError(`opening seccomp profile (${path}) failed: open ${path}: ${why}`);
+    throw new ClientCheckError(`opening seccomp profile (${path}) failed: open ${path}: ${why}`);
   }
   try {
     JSON.parse(text);
   } catch (e) {
-    throw new SkiffError(`compacting json for seccomp profile (${path}) failed: ${(e as Error).message}`);
+    throw new ClientCheckError(
+      `compacting json for seccomp profile (${path}) failed: ${(e as Error).message}`,
+    );
   }
   return compactJson(text);
 }
@@ -52,7 +54,7 @@ export function securityOptFlags(values: string[]): string[] {
     let sep = opt.indexOf("=");
     if (sep === -1 && opt !== "no-new-privileges") sep = opt.indexOf(":");
     if (opt !== "no-new-privileges" && (sep === -1 || sep === opt.length - 1)) {
-      throw new SkiffError(`invalid --security-opt: ${JSON.stringify(opt)}`);
+      throw new ClientCheckError(`invalid --security-opt: ${JSON.stringify(opt)}`);
     }
     const key = opt.slice(0, sep), value = opt.slice(sep + 1);
     if (key === "seccomp" && value !== "builtin" && value !== "unconfined") {

@@ -6,7 +6,7 @@
 // The parsing follows docker's go-connections nat.ParsePortSpec and the CLI's --expose handling,
 // with their error wording (the CLI reports them with exit 125 before anything is created).
 
-import { SkiffError } from "../errors.ts";
+import { ClientCheckError, SkiffError } from "../errors.ts";
 
 export type Proto = "tcp" | "udp" | "sctp";
 
@@ -49,7 +49,7 @@ export interface PortMapping {
   containerPort: number;
 }
 
-const bad = (message: string) => new SkiffError(message);
+const bad = (message: string) => new ClientCheckError(message);
 
 /** Go's strconv.ParseUint(s, 10, 16), with its error text; undefined when it fails. */
 function parseUint16(text: string): { value?: number; error?: string } {

@@ -3,7 +3,7 @@
 // parsing, no file system: `run -d` loads this and not the runtime. Unlike -v, a --mount bind source
 // must exist (prepareMounts checks mustExist).
 
-import { SkiffError } from "../errors.ts";
+import { ClientCheckError, SkiffError } from "../errors.ts";
 
 export type MountFlag =
   | { type: "bind" | "volume"; volume: VolumeFlag }
@@ -95,7 +95,8 @@ function csvFields(spec: string): string[] {
 
 /** Parses one --mount value; throws docker's messages (exit 125). */
 export function parseMountFlag(spec: string): MountFlag {
-  const invalid = (why: string) => new SkiffError(`invalid argument "${spec}" for "--mount" flag: ${why}`);
+  const invalid = (why: string) =>
+    new ClientCheckError(`invalid argument "${spec}" for "--mount" flag: ${why}`);
   let type = "volume", source: string | undefined, target = "", readOnly = false, noCopy = false;
   let propagation: string | undefined, tmpfsSize: number | undefined, tmpfsMode: number | undefined;
   let bindRecursive: VolumeFlag["bindRecursive"];

@@ -8,7 +8,7 @@
 //   --userns    "" | host                                               (skiff never remaps users)
 //   --cgroupns  "" | host | private          (default: host on cgroup v1, private on v2, as dockerd)
 
-import { SkiffError } from "../errors.ts";
+import { ClientCheckError, SkiffError } from "../errors.ts";
 import type { NamespaceSpec } from "./spec.ts";
 
 /** HostConfig's fields for the namespace modes, as docker names them. */
@@ -49,14 +49,18 @@ export function parseNamespaceFlags(flags: NamespaceFlags): NamespaceModes {
     !(pid === "" || mode(pid) === "host" ||
       (pidParts[0] === "container" && pidParts.length === 2 && pidParts[1] !== ""))
   ) {
-    throw new SkiffError("--pid: invalid PID mode");
+    throw new ClientCheckError("--pid: invalid PID mode");
   }
   const uts = flags.uts ?? "";
-  if (mode(uts) !== "" && mode(uts) !== "host") throw new SkiffError("--uts: invalid UTS mode");
+  if (mode(uts) !== "" && mode(uts) !== "host") throw new ClientCheckError("--uts: invalid UTS mode");
   const userns = flags.userns ?? "";
-  if (mode(userns) !== "" && mode(userns) !== "host") throw new SkiffError("--userns: invalid USER mode");
+  if (mode(userns) !== "" && mode(userns) !== "host") {
+    throw new ClientCheckError("--userns: invalid USER mode");
+  }
   const cgroupns = flags.cgroupns ?? "";
-  if (!["", "host", "private"].includes(cgroupns)) throw new SkiffError("--cgroupns: invalid CGROUP mode");
+  if (!["", "host", "private"].includes(cgroupns)) {
+    throw new ClientCheckError("--cgroupns: invalid CGROUP mode");
+  }
   const ipc = flags.ipc ?? "";
   if (!["", "private", "shareable", "none", "host"].includes(ipc) && containerOfMode(ipc) === undefined) {
     throw new SkiffError(`Invalid IPC mode: ${ipc}`); // the daemon's, checked at create

@@ -2,7 +2,7 @@
 // first restart waits 100 ms, each further one twice as long (at most 1 min), and the delay starts
 // over once the container has run for 10 s.
 
-import { SkiffError } from "../errors.ts";
+import { ClientCheckError, SkiffError } from "../errors.ts";
 import type { HostConfig } from "../state/types.ts";
 
 export type RestartPolicy = NonNullable<HostConfig["RestartPolicy"]>;
@@ -26,7 +26,7 @@ export function parseRestartPolicy(value: string | undefined): RestartPolicy {
   }
   if (count === undefined) return { Name: name as RestartPolicy["Name"], MaximumRetryCount: 0 };
   if (!/^\d+$/.test(count)) {
-    throw new SkiffError("invalid restart policy format: maximum retry count must be an integer");
+    throw new ClientCheckError("invalid restart policy format: maximum retry count must be an integer");
   }
   if (name !== "on-failure") {
     throw new SkiffError(`invalid restart policy: maximum retry count can only be used with 'on-failure'`);
