@@ -39,11 +39,14 @@ export class SkiffError extends Error {
   }
 }
 
-/** Bad command line: unknown flag, malformed value, missing argument. */
+/**
+ * Bad command line: unknown flag, malformed value (docker's CLI: 125), or the wrong number of
+ * arguments (`argumentCount`: its CLI exits 1 for those).
+ */
 export class UsageError extends SkiffError {
   static override readonly defaultKind: ErrorKind = "invalid-argument";
-  constructor(message: string, readonly verb?: string) {
-    super(message, 125);
+  constructor(message: string, readonly verb?: string, argumentCount = false) {
+    super(message, argumentCount ? 1 : 125);
     this.name = "UsageError";
   }
 }

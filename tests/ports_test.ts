@@ -68,7 +68,7 @@ Deno.test("ports: --expose ports and ranges; docker's errors", () => {
   assert.deepEqual(parseExpose("80"), ["80/tcp"]);
   assert.deepEqual(parseExpose("53/udp"), ["53/udp"]);
   assert.deepEqual(parseExpose("7000-7002"), ["7000/tcp", "7001/tcp", "7002/tcp"]);
-  assert.throws(() => parseExpose("80:80"), /^SkiffError: invalid port format for --expose: 80:80$/);
+  assert.throws(() => parseExpose("80:80"), /^ClientCheckError: invalid port format for --expose: 80:80$/);
   assert.throws(
     () => parseExpose("x"),
     {

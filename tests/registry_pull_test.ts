@@ -160,7 +160,8 @@ Deno.test("pull: two pulls of the same image at once both succeed and store it o
   });
 });
 
-Deno.test("pull: bad arguments exit 125 and change nothing", async () => {
+// docker 20.10 exits 1 for each (its CLI's argument count, the reference, -a with a tag, the platform)
+Deno.test("pull: bad arguments exit 1 and change nothing", async () => {
   await withRoot(async (root) => {
     for (
       const [args, message] of [
@@ -172,7 +173,7 @@ Deno.test("pull: bad arguments exit 125 and change nothing", async () => {
         [["pull", "busybox:"], "skiff: invalid reference format"],
         [
           ["pull", "-a", "busybox:1"],
-          "skiff: tag can't be used with --all-tags/-a (see 'skiff pull --help')",
+          "skiff: tag can't be used with --all-tags/-a",
         ],
         [
           ["pull", "--platform", "linux//x", "busybox"],
@@ -181,7 +182,7 @@ Deno.test("pull: bad arguments exit 125 and change nothing", async () => {
       ] as [string[], string][]
     ) {
       const r = await root.skiff(args);
-      strictEqual(r.code, 125, args.join(" "));
+      strictEqual(r.code, 1, args.join(" "));
       strictEqual(r.stderr.trim(), message);
     }
     deepStrictEqual(imageRecords(root), []);

@@ -107,7 +107,7 @@ Deno.test("rm: unknown container → one line, exit 1; the others are still remo
     assert.equal(r.stdout, "aa\n");
     assert.equal(exists(join(root.path, "containers", a.Id)), false);
     const none = await root.skiff(["rm"]);
-    assert.equal(none.code, 125);
+    assert.equal(none.code, 1); // docker's CLI: 1 for a wrong number of arguments
     assert.match(none.stderr, /"skiff rm" requires at least 1 argument/);
   });
 });

@@ -103,13 +103,13 @@ Deno.test("save of a missing image: exit 1, one line, no file", async () => {
       [],
     );
     const nodir = await root.skiff(["save", "-o", "/nonexistent-dir/x.tar", "busybox"]);
-    assert.equal(nodir.code, 125);
+    assert.equal(nodir.code, 1); // docker 20.10: "failed to save image: invalid output path: …", exit 1
     assert.equal(
       nodir.stderr.trim(),
       'skiff: failed to save image: invalid output path: directory "/nonexistent-dir" does not exist',
     );
     const none = await root.skiff(["save", "-o", out]);
-    assert.equal(none.code, 125);
+    assert.equal(none.code, 1); // docker's CLI: 1 for a wrong number of arguments
   });
 });
 

@@ -131,7 +131,7 @@ export function requireArgs(p: Parsed, verb: string, min: number, max = Infinity
       : max === Infinity
       ? `at least ${min} argument${min === 1 ? "" : "s"}`
       : `at least ${min} and at most ${max} arguments`;
-    throw new UsageError(`"skiff ${verb}" requires ${what}.`, verb);
+    throw new UsageError(`"skiff ${verb}" requires ${what}.`, verb, true);
   }
 }
 

@@ -83,7 +83,7 @@ const build: Verb = async (args, ctx) => {
     return 0;
   }
   if (p.positionals.length !== 1) {
-    throw new UsageError(`"build" requires exactly 1 argument.`, "build");
+    throw new UsageError(`"build" requires exactly 1 argument.`, "build", true);
   }
   const quiet = bool(p, "quiet");
   const contextArg = p.positionals[0];

@@ -22,7 +22,7 @@ const containerPrune: Verb = async (args, ctx) => {
     return 0;
   }
   if (p.positionals.length) {
-    throw new UsageError(`"skiff container prune" accepts no arguments.`, "container prune");
+    throw new UsageError(`"skiff container prune" accepts no arguments.`, "container prune", true);
   }
   const keep = pruneFilter(list(p, "filter"));
   if (!bool(p, "force")) {

@@ -34,7 +34,7 @@ const create: Verb = async (args, ctx) => {
     return 0;
   }
   if (parsed.positionals.length === 0) {
-    throw new UsageError(`"skiff create" requires at least 1 argument.`, "create");
+    throw new UsageError(`"skiff create" requires at least 1 argument.`, "create", true);
   }
   const request = asCreate(() => runRequest(parsed, false));
   warnAboutPorts(request);

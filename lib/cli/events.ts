@@ -158,7 +158,7 @@ const events: Verb = async (args, ctx) => {
     console.log(USAGE);
     return 0;
   }
-  if (p.positionals.length) throw new UsageError(`"skiff events" accepts no arguments.`, "events");
+  if (p.positionals.length) throw new UsageError(`"skiff events" accepts no arguments.`, "events", true);
   const template = makeTemplate(str(p, "format"));
   const filters = parseEventFilters(list(p, "filter"));
   const nowMs = Date.now();

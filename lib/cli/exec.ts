@@ -61,7 +61,9 @@ const exec: Verb = async (args, ctx) => {
   } catch (e) {
     // docker's CLI looks the container up first and exits 1 when it is not there
     if (e instanceof NoSuchContainerError) throw new NoSuchContainerError(e.ref, 1);
-    throw e;
+    if (e instanceof SkiffError && e.exitCodeGiven) throw e;
+    // anything else failed the exec itself: docker 20.10's "OCI runtime exec failed: …" exits 126
+    throw new SkiffError((e as Error).message, 126, { cause: e });
   }
 };
 

@@ -31,7 +31,9 @@ const imagePrune: Verb = async (args, ctx) => {
     console.log(HELP);
     return 0;
   }
-  if (p.positionals.length) throw new UsageError(`"skiff image prune" accepts no arguments.`, "image prune");
+  if (p.positionals.length) {
+    throw new UsageError(`"skiff image prune" accepts no arguments.`, "image prune", true);
+  }
   const filters = list(p, "filter");
   imagePruneFilter(filters); // a bad filter fails before the question
   const all = bool(p, "all");

@@ -204,7 +204,9 @@ async function ls(args: string[], ctx: CliContext): Promise<number> {
     console.log("Usage:  skiff network ls [OPTIONS]\n\nList networks");
     return 0;
   }
-  if (p.positionals.length) throw new UsageError(`"skiff network ls" accepts no arguments.`, "network ls");
+  if (p.positionals.length) {
+    throw new UsageError(`"skiff network ls" accepts no arguments.`, "network ls", true);
+  }
   const keep = networkFilter(list(p, "filter"));
   const networks = (await listNetworks(ctx.root)).filter(keep)
     .sort((a, b) => a.Name.localeCompare(b.Name));
@@ -313,7 +315,7 @@ async function prune(args: string[], ctx: CliContext): Promise<number> {
     return 0;
   }
   if (p.positionals.length) {
-    throw new UsageError(`"skiff network prune" accepts no arguments.`, "network prune");
+    throw new UsageError(`"skiff network prune" accepts no arguments.`, "network prune", true);
   }
   if (list(p, "filter").length) throw new SkiffError("network prune --filter is not supported by skiff yet");
   if (

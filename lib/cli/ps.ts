@@ -34,7 +34,7 @@ const ps: Verb = async (args, ctx) => {
     console.log(USAGE);
     return 0;
   }
-  if (p.positionals.length) throw new UsageError(`"skiff ps" accepts no arguments.`, "ps");
+  if (p.positionals.length) throw new UsageError(`"skiff ps" accepts no arguments.`, "ps", true);
   let last: number | undefined;
   const lastFlag = str(p, "last");
   if (lastFlag !== undefined) {

@@ -61,7 +61,7 @@ const pull: Verb = async (args, ctx) => {
   }
   const { ref, defaulted } = parsePullReference(p.positionals[0]);
   if (allTags && (ref.digest || !defaulted)) {
-    throw new UsageError("tag can't be used with --all-tags/-a", "pull");
+    throw new SkiffError("tag can't be used with --all-tags/-a");
   }
 
   // the second pull of a tag: one HEAD decides, before the registry modules are even loaded

@@ -43,7 +43,7 @@ const system: Verb = async (args, ctx) => {
     return 0;
   }
   if (p.positionals.length) {
-    throw new UsageError(`"skiff system check" accepts no arguments.`, "system check");
+    throw new UsageError(`"skiff system check" accepts no arguments.`, "system check", true);
   }
   const { checkStore } = await import("../image/fsck.ts");
   const { checkState } = await import("../engine/check.ts");

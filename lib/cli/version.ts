@@ -56,7 +56,7 @@ function formatFlag(args: string[]): string | undefined {
     else if (a.startsWith("-f") && a.length > 2) format = a.slice(2);
     else if (a === "-h" || a === "--help") format = "\0help";
     else if (a.startsWith("-")) throw new UsageError(`unknown flag: ${a}`, "version");
-    else throw new UsageError(`"skiff version" accepts no arguments.`, "version");
+    else throw new UsageError(`"skiff version" accepts no arguments.`, "version", true);
   }
   return format;
 }

@@ -146,7 +146,9 @@ function ls(args: string[], ctx: CliContext): number {
     console.log("Usage:  skiff volume ls [OPTIONS]\n\nList volumes");
     return 0;
   }
-  if (p.positionals.length) throw new UsageError(`"skiff volume ls" accepts no arguments.`, "volume ls");
+  if (p.positionals.length) {
+    throw new UsageError(`"skiff volume ls" accepts no arguments.`, "volume ls", true);
+  }
   const format = bool(p, "quiet")
     ? undefined
     : compileListFormat(str(p, "format") ?? "", "table {{.Driver}}\t{{.Name}}");
@@ -268,7 +270,7 @@ async function prune(args: string[], ctx: CliContext): Promise<number> {
     return 0;
   }
   if (p.positionals.length) {
-    throw new UsageError(`"skiff volume prune" accepts no arguments.`, "volume prune");
+    throw new UsageError(`"skiff volume prune" accepts no arguments.`, "volume prune", true);
   }
   let all = bool(p, "all");
   const labels: ((v: VolumeRecord) => boolean)[] = [];

@@ -1,7 +1,7 @@
 // Values of docker's --filter / --since / --until flags, shared by every verb that takes them
 // (ps, volume ls/prune, container prune, image prune, logs).
 
-import { SkiffError } from "../errors.ts";
+import { ClientCheckError, SkiffError } from "../errors.ts";
 
 /** Docker's label filter: "key" (present) or "key=value" (equal). */
 export function labelMatches(labels: Record<string, string> | null | undefined, filter: string): boolean {
@@ -46,7 +46,7 @@ export function pruneFilter<T>(
   const checks: ((item: T) => boolean)[] = [];
   for (const f of filters) {
     const m = /^([a-z]+)(!?=)(.*)$/s.exec(f);
-    if (!m) throw new SkiffError(`bad format of filter (expected name=value)`);
+    if (!m) throw new ClientCheckError(`bad format of filter (expected name=value)`);
     const [, key, op, value] = m;
     if (key === "until" && op === "=") {
       const cutoff = parseTimeOrDuration(value, now);

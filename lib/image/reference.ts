@@ -42,7 +42,8 @@ export interface Reference {
 export class InvalidReferenceError extends SkiffError {
   static override readonly defaultKind: ErrorKind = "invalid-argument";
   constructor(detail?: string) {
-    super(detail ? `invalid reference format: ${detail}` : "invalid reference format", 125);
+    // the verb's code: run 125, pull/tag/import 1 (docker's CLI)
+    super(detail ? `invalid reference format: ${detail}` : "invalid reference format");
     this.name = "InvalidReferenceError";
   }
 }

@@ -3,7 +3,7 @@
 // .State .Status .Size .Names .Labels .Label "k" .Mounts .Networks .LocalVolumes).
 
 import { join } from "../path.ts";
-import { type ErrorKind, SkiffError } from "../errors.ts";
+import { ClientCheckError, type ErrorKind, SkiffError } from "../errors.ts";
 import { goStruct } from "../format/template.ts";
 import { labelMatches } from "../format/filters.ts";
 import { containerStatus, ellipsis, goTimeString, humanSize, shortId, timeAgo } from "../format/human.ts";
@@ -79,7 +79,7 @@ export function parseFilters(flags: string[]): Map<string, string[]> {
   const filters = new Map<string, string[]>();
   for (const f of flags) {
     const eq = f.indexOf("=");
-    if (eq <= 0) throw new SkiffError(`bad format of filter (expected name=value)`);
+    if (eq <= 0) throw new ClientCheckError(`bad format of filter (expected name=value)`);
     const key = f.slice(0, eq).trim().toLowerCase();
     const value = f.slice(eq + 1);
     if (!FILTER_KEYS.has(key)) throw new PsError(`invalid filter '${key}'`);
