@@ -4,8 +4,9 @@
 // that were found are printed even when others were not; each miss is one line on stderr, exit 1.
 
 import { NoSuchContainerError, NotFoundError, UsageError } from "../errors.ts";
-import { goJson, parseTemplate, type Template, TemplateExecError } from "../format/template.ts";
+import { goJson, type Template, TemplateExecError } from "../format/template.ts";
 import { ImageStore } from "../image/store.ts";
+import { inspectTemplate } from "../format/inspect_output.ts";
 import { inspectContainer } from "../inspect/container.ts";
 import { inspectImage } from "../inspect/image.ts";
 import { containerRwSize } from "../inspect/ps.ts";
@@ -37,7 +38,7 @@ const inspect: Verb = (args, ctx) => {
   }
   const format = str(p, "format") ?? "";
   // a bad template is reported before anything is looked up
-  const template = format === "" || format === "json" ? undefined : parseTemplate(format);
+  const template = format === "" || format === "json" ? undefined : inspectTemplate(format);
 
   const images = new ImageStore(ctx.root);
   const found: Record<string, unknown>[] = [];

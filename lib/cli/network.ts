@@ -4,8 +4,8 @@
 import { SkiffError, UsageError } from "../errors.ts";
 import { compileListFormat } from "../format/list.ts";
 import { labelMatches } from "../format/filters.ts";
-import { goStruct, parseTemplate } from "../format/template.ts";
-import { renderInspect } from "../format/inspect_output.ts";
+import { goStruct } from "../format/template.ts";
+import { inspectTemplate, renderInspect } from "../format/inspect_output.ts";
 import {
   createNetwork,
   findNetwork,
@@ -262,7 +262,7 @@ async function inspect(args: string[], ctx: CliContext): Promise<number> {
   }
   requireArgs(p, "network inspect", 1);
   const format = str(p, "format") ?? "";
-  const template = format === "" || format === "json" ? undefined : parseTemplate(format);
+  const template = format === "" || format === "json" ? undefined : inspectTemplate(format);
   const found: Record<string, unknown>[] = [];
   const errors: string[] = [];
   for (const ref of p.positionals) {

@@ -4,8 +4,8 @@ import { SkiffError, UsageError } from "../errors.ts";
 import { compileListFormat } from "../format/list.ts";
 import { labelMatches } from "../format/filters.ts";
 import { humanSize } from "../format/human.ts";
-import { goStruct, parseTemplate } from "../format/template.ts";
-import { renderInspect } from "../format/inspect_output.ts";
+import { goStruct } from "../format/template.ts";
+import { inspectTemplate, renderInspect } from "../format/inspect_output.ts";
 import {
   createVolume,
   getVolume,
@@ -207,7 +207,7 @@ function inspect(args: string[], ctx: CliContext): number {
   }
   requireArgs(p, "volume inspect", 1);
   const format = str(p, "format") ?? "";
-  const template = format === "" || format === "json" ? undefined : parseTemplate(format);
+  const template = format === "" || format === "json" ? undefined : inspectTemplate(format);
   const found: VolumeRecord[] = [];
   const errors: string[] = [];
   for (const name of p.positionals) {

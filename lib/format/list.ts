@@ -20,7 +20,7 @@ export interface ListFormat {
 }
 
 /**
- * Parses a list --format up front, so a bad template fails (TemplateParseError, exit 125) before the
+ * Parses a list --format up front, so a bad template fails (TemplateParseError, exit 1) before the
  * command reads or changes anything.
  */
 export function compileListFormat(format: string, defaultTable: string): ListFormat {

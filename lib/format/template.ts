@@ -119,11 +119,14 @@ export function goJson(v: unknown): string {
 // ---------------------------------------------------------------------------------------------
 // Errors
 
-/** A template that does not parse: docker prints `template parsing error: ...`, exit 125. */
+/**
+ * A template that does not parse: docker prints `template parsing error: ...`; its CLI exits 1 for a
+ * list's --format and 64 for inspect's and version's (`exitCode`, given by those verbs).
+ */
 export class TemplateParseError extends SkiffError {
   static override readonly defaultKind: ErrorKind = "invalid-argument";
-  constructor(message: string) {
-    super(`template parsing error: ${message}`, 125);
+  constructor(message: string, exitCode?: number) {
+    super(`template parsing error: ${message}`, exitCode);
     this.name = "TemplateParseError";
   }
 }
