@@ -230,13 +230,15 @@ Deno.test("tls: a registry that wants a client certificate: X.cert + X.key in ce
         deepStrictEqual(dirEntries(join(root.path, "layers")), []);
         deepStrictEqual(dirEntries(join(root.path, "tmp")), []);
       };
-      // the CA alone: the registry refuses the handshake; one line, nothing stored
+      // the CA alone: the registry refuses the handshake; one line, nothing stored. With TLS 1.3 the
+      // client counts the handshake done before the server has checked its (empty) certificate: the
+      // server's alert or the closed connection arrives first, by timing (the latter once in five suite runs)
       const bare = await root.skiff(["pull", ref], { env });
       strictEqual(bare.code, 1, bare.stderr);
       strictEqual(bare.stderr.trim().split("\n").length, 1, bare.stderr);
       match(
         bare.stderr,
-        /^skiff: cannot reach registry .*: remote error: tls: (bad certificate|certificate required)\n$/,
+        /^skiff: cannot reach registry .*: (remote error: tls: (bad certificate|certificate required)|connection closed)\n$/,
       );
       await assertNothingStored();
 
