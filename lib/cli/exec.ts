@@ -59,9 +59,8 @@ const exec: Verb = async (args, ctx) => {
   try {
     return await new Engine({ root: ctx.root }).exec(ref, { request, stdio, interactive });
   } catch (e) {
-    // docker's CLI looks the container up first and exits 1 when it is not there
-    if (e instanceof NoSuchContainerError) throw new NoSuchContainerError(e.ref, 1);
-    if (e instanceof SkiffError && e.exitCodeGiven) throw e;
+    // a missing container is docker's CLI's own lookup (the verb's 1); a code given stays
+    if (e instanceof NoSuchContainerError || (e instanceof SkiffError && e.exitCodeGiven)) throw e;
     // anything else failed the exec itself: docker 20.10's "OCI runtime exec failed: …" exits 126
     throw new SkiffError((e as Error).message, 126, { cause: e });
   }

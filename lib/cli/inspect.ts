@@ -4,9 +4,8 @@
 // that were found are printed even when others were not; each miss is one line on stderr, exit 1.
 
 import { NoSuchContainerError, NotFoundError, UsageError } from "../errors.ts";
-import { goJson, type Template, TemplateExecError } from "../format/template.ts";
+import { goJson, inspectTemplate, type Template, TemplateExecError } from "../format/template.ts";
 import { ImageStore } from "../image/store.ts";
-import { inspectTemplate } from "../format/inspect_output.ts";
 import { inspectContainer } from "../inspect/container.ts";
 import { inspectImage } from "../inspect/image.ts";
 import { containerRwSize } from "../inspect/ps.ts";

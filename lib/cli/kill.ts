@@ -1,7 +1,6 @@
 // skiff kill [-s SIG] CONTAINER...: a signal (default KILL) to each container's main process.
 
 import { Engine } from "../engine/engine.ts";
-import { SkiffError } from "../errors.ts";
 import { parseSignal } from "../runtime/signals.ts";
 import { bool, parseArgs, requireArgs, str } from "./args.ts";
 import type { Verb } from "./context.ts";
@@ -15,12 +14,7 @@ const kill: Verb = async (args, ctx) => {
   }
   requireArgs(p, "kill", 1);
   const signal = str(p, "signal") ?? "KILL";
-  try {
-    parseSignal(signal); // a bad signal is refused before any container is touched
-  } catch (e) {
-    // docker's daemon refuses it: its CLI exits 1
-    throw e instanceof SkiffError ? new SkiffError(e.message, 1) : e;
-  }
+  parseSignal(signal); // a bad signal is refused before any container is touched
   const engine = new Engine({ root: ctx.root });
   return await eachContainer(p.positionals, ctx, (r) => engine.kill(r, signal));
 };

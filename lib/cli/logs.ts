@@ -1,7 +1,7 @@
 // skiff logs [-f] [--tail N|all] [-t] [--since T] [--until T] [--details] CONTAINER: the container's
 // json log, each entry to the stream it came from (stdout or stderr).
 
-import { NoSuchContainerError, SkiffError, UsageError } from "../errors.ts";
+import { SkiffError, UsageError } from "../errors.ts";
 import { current, isUp } from "../engine/lifecycle.ts";
 import {
   entryTime,
@@ -76,13 +76,7 @@ const logs: Verb = async (args, ctx) => {
   const now = Date.now();
   const since = str(p, "since") ? parseLogTime(str(p, "since")!, now) : undefined;
   const until = str(p, "until") ? parseLogTime(str(p, "until")!, now, "until") : undefined;
-  let record: ContainerRecord;
-  try {
-    record = findContainer(ctx.root, p.positionals[0]);
-  } catch (e) {
-    // docker's CLI inspects the container first and exits 1 when it is not there
-    throw e instanceof NoSuchContainerError ? new NoSuchContainerError(e.ref, 1) : e;
-  }
+  const record = findContainer(ctx.root, p.positionals[0]);
   const settings = logSettings(record);
   if (settings.driver === "none") {
     throw new SkiffError("configured logging driver does not support reading", 1);

@@ -192,7 +192,7 @@ export async function imageForRun(
   } catch (e) {
     // the verb's code (run 125, create 1), whatever the pull's own would be
     if (e instanceof SkiffError && e.exitCodeGiven) {
-      throw new SkiffError(e.message, undefined, { kind: e.kind });
+      throw new SkiffError(e.message, undefined, { kind: e.kind, cause: e });
     }
     throw e;
   } finally {

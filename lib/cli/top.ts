@@ -4,7 +4,6 @@ import { topContainer } from "../container/top.ts";
 import { alignTabs } from "../format/table.ts";
 import { bool, parseArgs, requireArgs } from "./args.ts";
 import type { Verb } from "./context.ts";
-import { NoSuchContainerError } from "../errors.ts";
 
 const top: Verb = async (args, ctx) => {
   // everything after CONTAINER belongs to ps
@@ -15,10 +14,7 @@ const top: Verb = async (args, ctx) => {
   }
   requireArgs(p, "top", 1);
   const [ref, ...psArgs] = p.positionals;
-  const result = await topContainer(ctx.root, ref, psArgs).catch((e) => {
-    // the daemon's refusal: docker's CLI exits 1
-    throw e instanceof NoSuchContainerError ? new NoSuchContainerError(e.ref, 1) : e;
-  });
+  const result = await topContainer(ctx.root, ref, psArgs);
   const text = [result.titles, ...result.processes].map((row) => row.join("\t")).join("\n") + "\n";
   // docker's top table: tabwriter minwidth 20, padding 3
   Deno.stdout.writeSync(new TextEncoder().encode(alignTabs(text, { minWidth: 20, padding: 3 })));

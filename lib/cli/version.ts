@@ -76,9 +76,7 @@ Options:
   }
   const info = versionInfo();
   if (format !== undefined && format !== "") {
-    const { goJson, goStruct, parseTemplate, TemplateParseError, unescapeFormat } = await import(
-      "../format/template.ts"
-    );
+    const { goJson, goStruct, inspectTemplate, unescapeFormat } = await import("../format/template.ts");
     // typed as docker's: a field that is not there is an error, not "<no value>"
     goStruct("types.Version", info.Server);
     goStruct("client.Version", info.Client);
@@ -87,17 +85,7 @@ Options:
       console.log(goJson(info));
       return 0;
     }
-    let template;
-    try {
-      template = parseTemplate(unescapeFormat(format));
-    } catch (e) {
-      // docker's version exits 64 for a template that does not parse, as its inspect
-      if (e instanceof TemplateParseError) {
-        throw new TemplateParseError(e.message.replace(/^template parsing error: /, ""), 64);
-      }
-      throw e;
-    }
-    console.log(template.execute(info));
+    console.log(inspectTemplate(unescapeFormat(format)).execute(info));
     return 0;
   }
   const c = info.Client, s = info.Server;

@@ -4,8 +4,8 @@ import { SkiffError, UsageError } from "../errors.ts";
 import { compileListFormat } from "../format/list.ts";
 import { labelMatches } from "../format/filters.ts";
 import { humanSize } from "../format/human.ts";
-import { goStruct } from "../format/template.ts";
-import { inspectTemplate, renderInspect } from "../format/inspect_output.ts";
+import { goStruct, inspectTemplate } from "../format/template.ts";
+import { renderInspect } from "../format/inspect_output.ts";
 import {
   createVolume,
   getVolume,

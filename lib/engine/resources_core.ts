@@ -1,7 +1,7 @@
 // What a container holds on the host, as one list: every path that ends a container's run (the
 // foreground run's finish, the supervisor's, a failed start) or removes it (rm, rm -f, --rm, the
 // removal of a broken or half-created container, system check --repair) releases through
-// `releaseResources`, so a resource added here (networking: a veth, an address, NAT rules, DNS
+// `releaseExitResources` and `releaseAndRemove`, so a resource added here (networking: a veth, an address, NAT rules, DNS
 // entries) is released on every one of those paths by construction.
 //
 // Setup happens where each resource is born: the volumes when the container is created

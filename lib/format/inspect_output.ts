@@ -2,7 +2,7 @@
 // line, or a Go template run on each object's JSON with missingkey=error (a field the object lacks is
 // an error of its own line and makes the exit code 1, the other objects still print).
 
-import { goJson, parseTemplate, type Template, TemplateExecError, TemplateParseError } from "./template.ts";
+import { goJson, type Template, TemplateExecError } from "./template.ts";
 
 /**
  * The text to print for `found`; template errors are appended to `errors`. `emptyLine`: with a
@@ -29,16 +29,4 @@ export function renderInspect(
   }
   if (format === "json") return `[${found.map(goJson).join(",")}]\n`;
   return JSON.stringify(found, null, 4) + "\n";
-}
-
-/** docker's inspect exits 64 for a template that does not parse (its CLI's StatusError). */
-export function inspectTemplate(format: string): Template {
-  try {
-    return parseTemplate(format);
-  } catch (e) {
-    if (e instanceof TemplateParseError) {
-      throw new TemplateParseError(e.message.replace(/^template parsing error: /, ""), 64);
-    }
-    throw e;
-  }
 }

@@ -1324,6 +1324,21 @@ export function parseTemplate(source: string): Template {
 }
 
 /** One-shot parse and execute. */
+/**
+ * parseTemplate for `inspect` (container, image, volume, network) and `version`: docker's CLI exits
+ * 64 for a template of theirs that does not parse, 1 for a list's.
+ */
+export function inspectTemplate(source: string): Template {
+  try {
+    return parseTemplate(source);
+  } catch (e) {
+    if (e instanceof TemplateParseError) {
+      throw new TemplateParseError(e.message.replace(/^template parsing error: /, ""), 64);
+    }
+    throw e;
+  }
+}
+
 export function renderTemplate(source: string, data: unknown): string {
   return parseTemplate(source).execute(data);
 }
