@@ -158,22 +158,36 @@ Deno.test("input: --format fields a row lacks are template errors (exit 1), as i
   await withBusybox(async (root) => {
     await root.ok(["run", "--name", "cc", "busybox", "true"]);
     await root.ok(["volume", "create", "vol"]);
-    const cases: [string[], string][] = [
-      [["ps", "-a", "--format", "{{.Bogus}}"], "*formatter.ContainerContext"],
-      [["images", "--format", "{{.Bogus}}"], "*formatter.ImageContext"],
-      [["volume", "ls", "--format", "{{.Bogus}}"], "*formatter.volumeContext"],
-      [["history", "--format", "{{.Bogus}}", "busybox"], "*formatter.historyContext"],
-      [["stats", "--no-stream", "-a", "--format", "{{.Bogus}}"], "*container.statsContext"],
+    // docker 20.10's words and type names (checked against its CLI): ps checks its template on an
+    // empty row before it lists anything, so a filter that matches nothing fails the same way
+    const parsing = "template parsing error: template: :1:2";
+    const ps = "failed to execute template: template: :1:2";
+    const cases: [string[], string, string][] = [
+      [["ps", "-a", "--format", "{{.Bogus}}"], ps, "*formatter.ContainerContext"],
+      [["ps", "-f", "name=nomatch", "--format", "{{.Bogus}}"], ps, "*formatter.ContainerContext"],
+      [
+        ["ps", "--format", "table {{.Bogus}}"],
+        "failed to execute template: template: :1:8",
+        "*formatter.ContainerContext",
+      ],
+      [["images", "--format", "{{.Bogus}}"], parsing, "*formatter.imageContext"],
+      [["volume", "ls", "--format", "{{.Bogus}}"], parsing, "*formatter.volumeContext"],
+      [["network", "ls", "--format", "{{.Bogus}}"], parsing, "*network.networkContext"],
+      [["history", "--format", "{{.Bogus}}", "busybox"], parsing, "*image.historyContext"],
+      [["stats", "--no-stream", "-a", "--format", "{{.Bogus}}"], parsing, "*container.statsContext"],
     ];
-    for (const [args, type] of cases) {
+    for (const [args, at, type] of cases) {
       const r = await root.skiff(args);
       assert.equal(r.code, 1, `${args.join(" ")}: ${r.stderr}`);
       assert.equal(r.stdout, "");
       assert.equal(
         r.stderr,
-        `skiff: template: :1:2: executing "" at <.Bogus>: can't evaluate field Bogus in type ${type}\n`,
+        `skiff: ${at}: executing "" at <.Bogus>: can't evaluate field Bogus in type ${type}\n`,
       );
     }
+    const unparsed = await root.skiff(["ps", "--format", "{{.ID"]);
+    assert.equal(unparsed.code, 1);
+    assert.equal(unparsed.stderr, "skiff: failed to parse template: template: :1: unclosed action\n");
     // inspect runs the template on the raw JSON after the typed value: missingkey=error
     for (
       const args of [["inspect", "-f", "{{.Bogus}}", "cc"], ["volume", "inspect", "-f", "{{.Bogus}}", "vol"]]

@@ -125,6 +125,10 @@ Deno.test("kill: -s delivers the signal; refuses containers that do not run and 
     const bad = await root.skiff(["kill", "-s", "NOPE", "kk"]);
     assert.equal(bad.code, 1); // docker 20.10: "Error response from daemon: Invalid signal: NOPE", exit 1
     assert.match(bad.stderr, /Invalid signal: NOPE/);
+    // one line per container named, a missing one too (docker checks the signal first)
+    const several = await root.skiff(["kill", "-s", "NOPE", "kk", "nosuch"]);
+    assert.equal(several.code, 1);
+    assert.equal(several.stderr, "skiff: Invalid signal: NOPE\nskiff: Invalid signal: NOPE\n");
     await runDetached(root, ["--name", "k9", "busybox", "sleep", "100"]);
     await root.ok(["kill", "k9"]);
     assert.equal(await status(root, "k9"), "exited");

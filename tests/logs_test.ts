@@ -61,8 +61,12 @@ Deno.test("logs --tail, -t, --since, --until", async () => {
       ),
       10,
     );
-    const bad = await root.skiff(["logs", "--tail", "x", "tt"]);
-    assert.equal(bad.code, 125);
+    // docker 20.10's daemon reads --tail with strconv.Atoi: anything else is every line, "+2" is 2
+    for (const all of ["x", " 2", "2x", "1e1", "-3"]) {
+      assert.equal(await root.ok(["logs", "--tail", all, "tt"]), "1\n2\n3\n4\n5\n", `--tail '${all}'`);
+    }
+    assert.equal(await root.ok(["logs", "--tail", "+2", "tt"]), "4\n5\n");
+    assert.equal(await root.ok(["logs", "--tail", "99", "tt"]), "1\n2\n3\n4\n5\n");
     const missing = await root.skiff(["logs", "nosuch"]);
     assert.equal(missing.code, 1); // docker 20.10: "Error: No such container: nosuch", exit 1
     assert.match(missing.stderr, /No such container: nosuch/);

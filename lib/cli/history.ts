@@ -81,10 +81,10 @@ const history: Verb = (args, ctx) => {
       Size: human ? humanSize(h.size) : String(h.size),
       Comment: h.comment,
     };
-    return goStruct("*formatter.historyContext", { ...fields, toJSON: () => fields });
+    return goStruct("*image.historyContext", { ...fields, toJSON: () => fields });
   });
   Deno.stdout.writeSync(
-    new TextEncoder().encode(format.render(rows, goStruct("*formatter.historyContext", { ...HEADERS }))),
+    new TextEncoder().encode(format.render(rows, goStruct("*image.historyContext", { ...HEADERS }))),
   );
   return Promise.resolve(0);
 };

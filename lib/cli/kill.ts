@@ -1,6 +1,7 @@
 // skiff kill [-s SIG] CONTAINER...: a signal (default KILL) to each container's main process.
 
 import { Engine } from "../engine/engine.ts";
+import { SkiffError } from "../errors.ts";
 import { parseSignal } from "../runtime/signals.ts";
 import { bool, parseArgs, requireArgs, str } from "./args.ts";
 import type { Verb } from "./context.ts";
@@ -14,7 +15,14 @@ const kill: Verb = async (args, ctx) => {
   }
   requireArgs(p, "kill", 1);
   const signal = str(p, "signal") ?? "KILL";
-  parseSignal(signal); // a bad signal is refused before any container is touched
+  try {
+    parseSignal(signal); // a bad signal is refused before any container is touched
+  } catch (e) {
+    if (!(e instanceof SkiffError)) throw e;
+    // docker's daemon refuses it for each container named, before looking the container up
+    console.error(p.positionals.map(() => `skiff: ${e.message}`).join("\n"));
+    return 1;
+  }
   const engine = new Engine({ root: ctx.root });
   return await eachContainer(p.positionals, ctx, (r) => engine.kill(r, signal));
 };

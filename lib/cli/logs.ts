@@ -66,13 +66,10 @@ const logs: Verb = async (args, ctx) => {
     return 0;
   }
   requireArgs(p, "logs", 1, 1);
-  const tail = str(p, "tail") ?? "all";
-  if (tail !== "all" && !/^-?\d+$/.test(tail)) {
-    throw new UsageError(
-      `invalid argument "${tail}" for "-n, --tail" flag: expected "all" or a number`,
-      "logs",
-    );
-  }
+  // docker 20.10's daemon reads --tail with Go's strconv.Atoi and shows every line for anything
+  // else ("all", "x", " 2"); a negative number is every line too
+  const tailFlag = str(p, "tail") ?? "all";
+  const tail = /^[+-]?\d{1,18}$/.test(tailFlag) ? Number(tailFlag) : -1;
   const now = Date.now();
   const since = str(p, "since") ? parseLogTime(str(p, "since")!, now) : undefined;
   const until = str(p, "until") ? parseLogTime(str(p, "until")!, now, "until") : undefined;
@@ -82,7 +79,7 @@ const logs: Verb = async (args, ctx) => {
     throw new SkiffError("configured logging driver does not support reading", 1);
   }
   const { entries, offset } = readLogEntries(logPath(ctx.root, record.Id), settings.maxFile);
-  const count = tail === "all" || Number(tail) < 0 ? entries.length : Number(tail);
+  const count = tail < 0 ? entries.length : Math.min(tail, entries.length);
   const print = printer({ timestamps: bool(p, "timestamps"), since, until });
   for (const e of entries.slice(entries.length - count)) print(e);
   // --until in the past: nothing more can come

@@ -220,7 +220,7 @@ async function ls(args: string[], ctx: CliContext): Promise<number> {
     "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
   );
   const rows = networks.map((n) =>
-    goStruct("*formatter.networkContext", {
+    goStruct("*network.networkContext", {
       ID: id(n),
       Name: n.Name,
       Driver: n.Driver,

@@ -1,7 +1,7 @@
 // skiff ps [-a] [-q] [-l] [-n N] [--no-trunc] [-s] [-f KEY=VALUE]... [--format TEMPLATE]
 
 import { UsageError } from "../errors.ts";
-import { compileListFormat } from "../format/list.ts";
+import { checkPsFormat, compileListFormat } from "../format/list.ts";
 import {
   containerRwSize,
   DEFAULT_PS_FORMAT,
@@ -52,7 +52,9 @@ const ps: Verb = async (args, ctx) => {
 
   // parse the template before touching state: a bad template changes nothing
   const defaultTable = DEFAULT_PS_FORMAT + (bool(p, "size") ? "\t{{.Size}}" : "");
-  const format = bool(p, "quiet") ? undefined : compileListFormat(str(p, "format") ?? "", defaultTable);
+  const formatFlag = str(p, "format") ?? "";
+  if (formatFlag) checkPsFormat(formatFlag, psHeaderRow());
+  const format = bool(p, "quiet") ? undefined : compileListFormat(formatFlag, defaultTable);
 
   // a killed build's RUN container: docker's daemon removes it when the build is cancelled. The
   // sweep loads only when a build is running or was killed (a listed container of a builder).

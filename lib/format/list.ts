@@ -3,7 +3,14 @@
 // one JSON object per line, and anything else is a Go template printed once per item.
 
 import { alignTabs } from "./table.ts";
-import { parseTemplate, splitTableDirective, type Template, unescapeFormat } from "./template.ts";
+import {
+  parseTemplate,
+  splitTableDirective,
+  type Template,
+  TemplateExecError,
+  TemplateParseError,
+  unescapeFormat,
+} from "./template.ts";
 
 export interface ListFormat {
   /** True when rows go through the table header and alignment. */
@@ -36,9 +43,44 @@ export function compileListFormat(format: string, defaultTable: string): ListFor
     body,
     uses: (field) => new RegExp(`\\.${field}\\b`).test(body),
     render(rows, header) {
-      const lines = rows.map((r) => template.execute(r) + "\n");
-      if (!table) return lines.join("");
-      return alignTabs(template.execute(header) + "\n" + lines.join(""));
+      try {
+        const lines = rows.map((r) => template.execute(r) + "\n");
+        if (!table) return lines.join("");
+        return alignTabs(template.execute(header) + "\n" + lines.join(""));
+      } catch (e) {
+        // docker's formatter: `template parsing error: ` before an execution error too
+        if (e instanceof TemplateExecError) {
+          throw new TemplateExecError(`template parsing error: ${e.message}`);
+        }
+        throw e;
+      }
     },
   };
+}
+
+/**
+ * docker ps's own check of a --format before it asks for any container: the text as typed (`table`
+ * and escapes included, so the columns match docker's) parsed and run once on an empty row, so a
+ * field the row lacks fails even when no container is listed.
+ */
+export function checkPsFormat(format: string, emptyRow: unknown): void {
+  let template: Template;
+  try {
+    template = parseTemplate(format);
+  } catch (e) {
+    if (!(e instanceof TemplateParseError)) throw e;
+    throw new TemplateParseError(
+      e.message.replace(/^template parsing error: /, ""),
+      undefined,
+      "failed to parse template",
+    );
+  }
+  try {
+    template.execute(emptyRow);
+  } catch (e) {
+    if (e instanceof TemplateExecError) {
+      throw new TemplateExecError(`failed to execute template: ${e.message}`);
+    }
+    throw e;
+  }
 }

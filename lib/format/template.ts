@@ -125,8 +125,8 @@ export function goJson(v: unknown): string {
  */
 export class TemplateParseError extends SkiffError {
   static override readonly defaultKind: ErrorKind = "invalid-argument";
-  constructor(message: string, exitCode?: number) {
-    super(`template parsing error: ${message}`, exitCode);
+  constructor(message: string, exitCode?: number, prefix = "template parsing error") {
+    super(`${prefix}: ${message}`, exitCode);
     this.name = "TemplateParseError";
   }
 }

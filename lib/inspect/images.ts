@@ -53,10 +53,10 @@ export function imageRow(input: ImageRowInput): Record<string, unknown> {
     UniqueSize: "N/A",
     Containers: input.containers === undefined ? "N/A" : String(input.containers),
   };
-  return goStruct("*formatter.ImageContext", { ...fields, toJSON: () => fields });
+  return goStruct("*formatter.imageContext", { ...fields, toJSON: () => fields });
 }
 
 /** The data the `table` header row of `images` is rendered from. */
 export function imagesHeaderRow(): Record<string, unknown> {
-  return goStruct("*formatter.ImageContext", { ...IMAGES_HEADERS });
+  return goStruct("*formatter.imageContext", { ...IMAGES_HEADERS });
 }
