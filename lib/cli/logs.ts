@@ -1,7 +1,7 @@
 // skiff logs [-f] [--tail N|all] [-t] [--since T] [--until T] [--details] CONTAINER: the container's
 // json log, each entry to the stream it came from (stdout or stderr).
 
-import { SkiffError, UsageError } from "../errors.ts";
+import { SkiffError } from "../errors.ts";
 import { current, isUp } from "../engine/lifecycle.ts";
 import {
   entryTime,
