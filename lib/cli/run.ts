@@ -76,6 +76,7 @@ Options:
       --userns string           User namespace to use
       --uts string              UTS namespace to use
   -v, --volume list             Bind mount a volume ([SOURCE:]DESTINATION[:MODE])
+      --volumes-from list       Mount volumes from the specified container(s)
       --mount mount             Attach a filesystem mount to the container
   -w, --workdir string          Working directory inside the container
 `;

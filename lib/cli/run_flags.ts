@@ -17,7 +17,7 @@ import { ClientCheckError, SkiffError, UsageError } from "../errors.ts";
 import { validateCapabilityFlags } from "../runtime/caps.ts";
 import type { ResourceSettings } from "../state/types.ts";
 import type { RunRequest } from "../engine/create_run.ts";
-import { parseMountFlag, parseVolumeFlag } from "../runtime/mountflag.ts";
+import { parseMountFlag, parseVolumeFlag, parseVolumesFrom } from "../runtime/mountflag.ts";
 import { environment, readListFile } from "./envflags.ts";
 import { parseRestartPolicy } from "../runtime/restart.ts";
 import { logConfigOf } from "../runtime/logs.ts";
@@ -274,6 +274,7 @@ export function runRequest(parsed: Parsed, attach = true): RunRequest {
       securityOpt: securityOptFlags(list(parsed, "security-opt")),
       resources,
       groupAdd: groupAdd(list(parsed, "group-add")),
+      volumesFrom: volumesFrom(list(parsed, "volumes-from")),
       networkMode: parseNetworkMode(str(parsed, "network")),
       networkAliases: networkAliases(list(parsed, "network-alias")),
       ip: requestedIp(str(parsed, "ip")),
@@ -330,4 +331,10 @@ export async function adaptLimitsToHost(request: RunRequest): Promise<void> {
   if (refusal) throw new SkiffError(refusal);
   // the limits are derived from the resources later (cgroupLimitsOf), so what is discarded here is not applied
   for (const warning of support.discardUnsupported(resources, host)) console.error(`WARNING: ${warning}`);
+}
+
+/** --volumes-from: checked here (docker's daemon words), the sources looked up when the container is made. */
+function volumesFrom(specs: string[]): string[] | undefined {
+  for (const spec of specs) parseVolumesFrom(spec);
+  return specs.length ? specs : undefined;
 }

@@ -42,6 +42,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
   { name: "shm-size", kind: "string" },
   { name: "tmpfs", kind: "list" },
   { name: "volume", short: "v", kind: "list" },
+  { name: "volumes-from", kind: "list" },
   { name: "mount", kind: "list" },
   { name: "restart", kind: "string" },
   { name: "log-driver", kind: "string" },

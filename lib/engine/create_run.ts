@@ -11,7 +11,8 @@ import { newContainerId } from "../state/containers.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord, ImageRecord } from "../state/types.ts";
 import { createContainerFromImage, type CreateRequest } from "../runtime/container.ts";
-import { discardVolumes, prepareMounts } from "../runtime/mounts.ts";
+import { discardVolumes, mountsFrom, prepareMounts } from "../runtime/mounts.ts";
+import { parseVolumesFrom } from "../runtime/mountflag.ts";
 import type { VolumeFlag } from "../runtime/mountflag.ts";
 
 /** `run`'s flags, parsed and checked by the CLI (in its own environment: -e VAR, --env-file). */
@@ -44,11 +45,13 @@ export async function createForRun(
   layerDirs: string[],
   id: string,
 ): Promise<{ record: ContainerRecord; createdVolumes: string[] }> {
+  const inherited = mountsFrom(root, (request.container.volumesFrom ?? []).map(parseVolumesFrom));
   const { mounts, createdVolumes } = await prepareMounts(
     root,
     request.volumes,
     Object.keys(image.config.config?.Volumes ?? {}),
     Object.keys(request.container.tmpfs ?? {}),
+    inherited,
   );
   try {
     const record = await createContainerFromImage(root, {

@@ -211,8 +211,9 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
     out.SizeRw = sizes.rw;
     out.SizeRootFs = sizes.rootFs;
   }
-  // BindRecursive is skiff's own record of --mount's bind-recursive: docker shows it in HostConfig.Mounts only
-  out.Mounts = (record.Mounts ?? []).map(({ BindRecursive: _, ...shown }) => shown);
+  // skiff's own: BindRecursive (docker shows --mount's bind-recursive in HostConfig.Mounts only) and
+  // NoCopy (a --volumes-from mount of a nocopy volume)
+  out.Mounts = (record.Mounts ?? []).map(({ BindRecursive: _, NoCopy: _n, ...shown }) => shown);
   out.Config = goStruct("*container.Config", config);
   out.NetworkSettings = goStruct("*container.NetworkSettings", networkSettingsJson);
   // fields the runtime adds under docker names that are not placed above

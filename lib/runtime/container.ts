@@ -58,6 +58,8 @@ export interface CreateRequest {
   resources: ResourceSettings;
   /** --group-add */
   groupAdd?: string[];
+  /** --volumes-from as given (its mounts are in `mounts`) */
+  volumesFrom?: string[];
   /** --init / --init=false (HostConfig.Init); undefined when not given. */
   init?: boolean;
   /** --network: "bridge" (docker's default), "none", "host", "container:NAME" (lib/network/mode.ts) */
@@ -269,6 +271,7 @@ export async function createContainerFromImage(
         NetworkMode: networkMode,
         ...req.resources,
         GroupAdd: req.groupAdd?.length ? req.groupAdd : null,
+        ...(req.volumesFrom?.length ? { VolumesFrom: req.volumesFrom } : {}),
         ExtraHosts: req.extraHosts?.length ? req.extraHosts : null,
         Dns: req.dns ?? [],
         DnsSearch: req.dnsSearch ?? [],

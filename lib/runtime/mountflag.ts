@@ -218,3 +218,29 @@ export function parseMountFlag(spec: string): MountFlag {
     },
   } as MountFlag;
 }
+
+/** One --volumes-from value: the container, and whether its mounts become read-only. */
+export interface VolumesFrom {
+  container: string;
+  readOnly: boolean;
+}
+
+const CONSISTENCY = ["consistent", "cached", "delegated"];
+
+/**
+ * Parses `--volumes-from CONTAINER[:MODE]` as docker's daemon does: MODE is docker's mount mode list
+ * (at most one of rw/ro, z/Z and a consistency) without propagation or nocopy, which come from the
+ * source's own mounts; `ro` makes every mount read-only, anything else keeps each one's own.
+ */
+export function parseVolumesFrom(spec: string): VolumesFrom {
+  if (spec === "") throw new SkiffError("volumes-from specification cannot be an empty string");
+  const colon = spec.indexOf(":");
+  const container = colon === -1 ? spec : spec.slice(0, colon);
+  const mode = colon === -1 ? "" : spec.slice(colon + 1);
+  const groups = [["rw", "ro"], ["z", "Z"], CONSISTENCY];
+  const options = mode === "" ? [] : mode.split(",");
+  const valid = options.every((o) => groups.some((g) => g.includes(o))) &&
+    groups.every((g) => options.filter((o) => g.includes(o)).length <= 1);
+  if (!valid) throw new SkiffError(`invalid mode: ${mode}`);
+  return { container, readOnly: options.includes("ro") };
+}

@@ -51,7 +51,7 @@ export function mountsFor(
       destination: m.Destination,
       readOnly: !m.RW,
       recursive: m.BindRecursive ?? "enabled",
-      copyUp: m.Type === "volume" && !m.Mode.split(",").includes("nocopy"),
+      copyUp: m.Type === "volume" && !m.NoCopy && !m.Mode.split(",").includes("nocopy"),
     })),
     tmpfs: Object.entries(record.HostConfig.Tmpfs ?? {}).map(([path, options]) => ({ path, options })),
   };

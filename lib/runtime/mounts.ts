@@ -6,7 +6,8 @@ import { SkiffError } from "../errors.ts";
 import { exists } from "../state/fsutil.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { MountPoint } from "../state/types.ts";
-import type { VolumeFlag } from "./mountflag.ts";
+import { findContainer } from "../state/containers.ts";
+import type { VolumeFlag, VolumesFrom } from "./mountflag.ts";
 
 export interface PreparedMounts {
   mounts: MountPoint[];
@@ -15,15 +16,42 @@ export interface PreparedMounts {
 }
 
 /**
- * Turns -v flags and the image's VOLUMEs (those no flag or --tmpfs covers) into Mounts, creating
- * named volumes that do not exist yet, anonymous volumes, and missing bind sources (as docker's -v
- * does).
+ * --volumes-from: the binds and volumes of other containers (any state), at their destinations, as
+ * docker's daemon copies them: each keeps its source, propagation and read-only flag (`:ro` makes
+ * them all read-only) and its nocopy (an empty volume gets the new container's image files, as in
+ * docker); its Mode is empty. Only the sources' records are read, which their containers cannot
+ * change.
+ */
+export function mountsFrom(root: StateRoot, sources: VolumesFrom[]): MountPoint[] {
+  const byDestination = new Map<string, MountPoint>();
+  for (const source of sources) {
+    for (const m of findContainer(root, source.container).Mounts ?? []) {
+      if (m.Type === "tmpfs") continue;
+      const { NoCopy: _, ...kept } = m;
+      const noCopy = m.NoCopy || m.Mode.split(",").includes("nocopy");
+      byDestination.set(m.Destination, {
+        ...kept,
+        Mode: "",
+        RW: m.RW && !source.readOnly,
+        ...(noCopy ? { NoCopy: true as const } : {}),
+      });
+    }
+  }
+  return [...byDestination.values()];
+}
+
+/**
+ * Turns -v flags and the image's VOLUMEs (those no flag, --volumes-from mount or --tmpfs covers)
+ * into Mounts, creating named volumes that do not exist yet, anonymous volumes, and missing bind
+ * sources (as docker's -v does). A flag's mount takes the place of an inherited one at its
+ * destination (docker's order: volumes-from, then binds).
  */
 export async function prepareMounts(
   root: StateRoot,
   flags: VolumeFlag[],
   imageVolumes: string[],
   tmpfsPaths: string[],
+  inherited: MountPoint[] = [],
 ): Promise<PreparedMounts> {
   const seen = new Set<string>();
   for (const f of flags) {
@@ -36,6 +64,8 @@ export async function prepareMounts(
       );
     }
   }
+  const kept = inherited.filter((m) => !seen.has(m.Destination));
+  for (const m of kept) seen.add(m.Destination);
   const implicit = imageVolumes.map((v) => v.replace(/(.)\/+$/, "$1"))
     .filter((dest) => !seen.has(dest) && !tmpfsPaths.includes(dest));
   const wanted: VolumeFlag[] = [
@@ -49,11 +79,11 @@ export async function prepareMounts(
       propagation: "",
     })),
   ];
-  if (wanted.length === 0) return { mounts: [], createdVolumes: [] };
+  if (wanted.length === 0) return { mounts: kept, createdVolumes: [] };
 
   const needsStore = wanted.some((w) => w.type === "volume");
   const store = needsStore ? await import("../volume/store.ts") : undefined;
-  const mounts: MountPoint[] = [];
+  const mounts: MountPoint[] = [...kept];
   const createdVolumes: string[] = [];
   try {
     for (const w of wanted) {

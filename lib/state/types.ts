@@ -185,6 +185,8 @@ export interface HostConfig {
   Sysctls?: Record<string, string>;
   /** --oom-score-adj (-1000..1000). */
   OomScoreAdj?: number;
+  /** --volumes-from as given (CONTAINER[:MODE]); absent when none. */
+  VolumesFrom?: string[];
   /** --group-add: extra groups (names or gids) of the container's process. */
   GroupAdd?: string[] | null;
   /** --init: skiff's init runs as PID 1 with the command as its child; absent when not given. */
@@ -234,6 +236,8 @@ export interface MountPoint {
    * ReadOnlyNonRecursive, ReadOnlyForceRecursive); skiff's own, not shown by inspect.
    */
   BindRecursive?: "disabled" | "writable" | "readonly";
+  /** skiff's own, not shown by inspect: a --volumes-from mount of a nocopy one (its Mode is ""). */
+  NoCopy?: true;
 }
 
 export interface ContainerRecord {

@@ -165,6 +165,7 @@ const containerState = object({
 
 const hostConfig = object({
   AutoRemove: bool,
+  VolumesFrom: optional(strings),
   Privileged: bool,
   ReadonlyRootfs: bool,
   CapAdd: nullable(strings),
@@ -245,6 +246,7 @@ const mountPoint = object({
   Mode: str,
   RW: bool,
   Propagation: str,
+  NoCopy: optional(bool),
 });
 
 const endpoint = object({
