@@ -177,7 +177,7 @@ Deno.test("pull: bad arguments exit 1 and change nothing", async () => {
         ],
         [
           ["pull", "--platform", "linux//x", "busybox"],
-          `skiff: "linux//x": unknown operating system or architecture: invalid argument`,
+          `skiff: "" is an invalid component of "linux//x": platform specifier component must match "^[A-Za-z0-9_-]+$": invalid argument`,
         ],
       ] as [string[], string][]
     ) {

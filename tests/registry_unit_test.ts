@@ -7,7 +7,12 @@ import { isInsecure, RegistryClient } from "../lib/registry/client.ts";
 import { DEFAULT_REGISTRY_SETTINGS } from "../lib/registry/settings.ts";
 import { registrySettingsFromEnvironment } from "../lib/cli/registry_settings.ts";
 import { MANIFEST_SIZE_LIMIT, MEDIA, parseManifest } from "../lib/registry/manifest.ts";
-import { formatPlatform, parsePlatform, selectPlatform } from "../lib/registry/mediatypes.ts";
+import {
+  formatPlatform,
+  parsePlatform,
+  platformMatches,
+  selectPlatform,
+} from "../lib/registry/mediatypes.ts";
 import { humanSize } from "../lib/format/human.ts";
 import { serverDomain } from "../lib/registry/reference.ts";
 
@@ -155,7 +160,27 @@ Deno.test("platforms: parsing and selection follow docker/containerd", () => {
   deepStrictEqual(parsePlatform("linux/arm/v6"), { os: "linux", architecture: "arm", variant: "v6" });
   deepStrictEqual(parsePlatform("arm64"), { os: "linux", architecture: "arm64", variant: "v8" });
   deepStrictEqual(parsePlatform("linux/x86_64"), { os: "linux", architecture: "amd64" });
-  throws(() => parsePlatform("linux//"), /unknown operating system or architecture/);
+  // containerd's words (docker 20.10's daemon): a bad component, one unknown word, too many parts
+  throws(() => parsePlatform("linux//"), /"" is an invalid component of "linux\/\/": platform specifier/);
+  throws(
+    () => parsePlatform("bogus"),
+    /"bogus": unknown operating system or architecture: invalid argument$/,
+  );
+  throws(
+    () => parsePlatform("linux/a/b/c"),
+    /"linux\/a\/b\/c": cannot parse platform specifier: invalid argument$/,
+  );
+  deepStrictEqual(parsePlatform("wasm"), { os: "linux", architecture: "wasm" });
+  strictEqual(parsePlatform("windows").os, "windows");
+  // run/create --platform: an image of another platform does not count as here
+  strictEqual(platformMatches(parsePlatform("linux/amd64"), { os: "linux", architecture: "amd64" }), true);
+  strictEqual(platformMatches(parsePlatform("linux/arm64"), { os: "linux", architecture: "amd64" }), false);
+  strictEqual(platformMatches(parsePlatform("linux/arm64/v8"), { os: "linux", architecture: "arm64" }), true);
+  strictEqual(
+    platformMatches(parsePlatform("linux/arm/v6"), { os: "linux", architecture: "arm", variant: "v7" }),
+    false,
+  );
+  strictEqual(platformMatches(parsePlatform("windows/amd64"), { os: "linux", architecture: "amd64" }), false);
   strictEqual(formatPlatform({ os: "linux", architecture: "arm", variant: "v7" }), "linux/arm/v7");
   const entry = (architecture: string, variant?: string, os = "linux") => ({
     mediaType: MEDIA.ociManifest,

@@ -49,8 +49,9 @@ const create: Verb = async (args, ctx) => {
   (await import("../engine/create_run.ts")).checkLimits(request);
   const store = new ImageStore(ctx.root);
   const pullFlag = str(parsed, "pull");
-  const image = (pullFlag === undefined || pullFlag === "missing") && store.find(request.imageRef) ||
-    await (await import("./pull.ts")).imageForRun(ctx, store, request.imageRef, pullFlag);
+  const image = (pullFlag === undefined || pullFlag === "missing") &&
+      (await import("../engine/create_run.ts")).findForRun(store, request.imageRef, request.platform) ||
+    await (await import("./pull.ts")).imageForRun(ctx, store, request.imageRef, pullFlag, request.platform);
   const id = await engine.create(request, image);
   console.log(id);
   return 0;

@@ -6,7 +6,7 @@ import type { ImageRecord } from "../state/types.ts";
 import { bool, parseArgs, requireArgs, str } from "./args.ts";
 import { oneLine, SkiffError, UsageError } from "../errors.ts";
 import { isatty } from "../../ffi/libc.ts";
-import { parsePlatform } from "../registry/mediatypes.ts";
+import { formatPlatform, parsePlatform, type Platform, platformMatches } from "../registry/mediatypes.ts";
 import { ProgressRenderer } from "../registry/progress.ts";
 import { registrySettingsFromEnvironment } from "./registry_settings.ts";
 import {
@@ -166,11 +166,23 @@ export async function imageForRun(
   store: ImageStore,
   name: string,
   pullFlag: string | undefined,
+  platform?: Platform,
 ): Promise<ImageRecord> {
   const policy = parsePullPolicy(pullFlag);
-  const present = policy === "always" ? undefined : store.find(name);
+  const here = policy === "always" ? undefined : store.find(name);
+  // --platform: an image of another platform counts as missing (docker 20.10 pulls that platform's)
+  const present = here && (!platform || platformMatches(platform, here.config)) ? here : undefined;
   if (present) return present;
-  if (policy === "never") return store.resolve(name); // throws docker's "Unable to find image"
+  if (policy === "never") {
+    const found = store.resolve(name); // throws docker's "Unable to find image"
+    throw new SkiffError(
+      `image with reference ${name} was found but does not match the specified platform: wanted ${
+        formatPlatform(platform!)
+      }, actual: ${
+        formatPlatform({ os: found.config.os ?? "linux", architecture: found.config.architecture ?? "" })
+      }`,
+    );
+  }
   const { ref } = parsePullReference(name);
   if (policy === "missing") console.error(`Unable to find image '${familiarString(ref)}' locally`);
   const { pullImage } = await import("../registry/pull.ts");
@@ -180,7 +192,7 @@ export async function imageForRun(
   let client: InstanceType<typeof RegistryClient> | undefined;
   try {
     client = new RegistryClient(ref.domain, registrySettingsFromEnvironment(ctx.insecureRegistries));
-    const result = await pullImage(ctx.root, ref, { onEvent: renderer.sink, client });
+    const result = await pullImage(ctx.root, ref, { onEvent: renderer.sink, client, platform });
     renderer.flush();
     say(`Digest: ${result.digest}`);
     say(

@@ -75,6 +75,7 @@ Options:
       --ulimit ulimit           Ulimit options (default [])
       --userns string           User namespace to use
       --uts string              UTS namespace to use
+      --platform string         Set platform if server is multi-platform capable
   -v, --volume list             Bind mount a volume ([SOURCE:]DESTINATION[:MODE])
       --volumes-from list       Mount volumes from the specified container(s)
       --mount mount             Attach a filesystem mount to the container
@@ -178,8 +179,8 @@ async function runWithStage(
   const engine = new Engine({ root: ctx.root });
   // a missing image is pulled first (docker's --pull=missing); pull.ts loads only then
   const image = async (store: ImageStore) =>
-    (pullFlag === undefined || pullFlag === "missing") && store.find(request.imageRef) ||
-    await (await import("./pull.ts")).imageForRun(ctx, store, request.imageRef, pullFlag);
+    (pullFlag === undefined || pullFlag === "missing") && await presentImage(store, request) ||
+    await (await import("./pull.ts")).imageForRun(ctx, store, request.imageRef, pullFlag, request.platform);
   if (detach) {
     // the image had to be pulled (or --pull always): this process creates, the supervisor starts
     const { ImageStore } = await import("../image/store.ts");
@@ -205,3 +206,9 @@ async function runWithStage(
 }
 
 export default run;
+
+/** The image named, when it is here (of the --platform given: create_run.ts loads only then). */
+export async function presentImage(store: ImageStore, request: RunRequest) {
+  if (!request.platform) return store.find(request.imageRef);
+  return (await import("../engine/create_run.ts")).findForRun(store, request.imageRef, request.platform);
+}

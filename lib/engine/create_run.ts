@@ -14,6 +14,7 @@ import { createContainerFromImage, type CreateRequest } from "../runtime/contain
 import { discardVolumes, mountsFrom, prepareMounts } from "../runtime/mounts.ts";
 import { parseVolumesFrom } from "../runtime/mountflag.ts";
 import type { VolumeFlag } from "../runtime/mountflag.ts";
+import { type Platform, platformMatches } from "../registry/mediatypes.ts";
 
 /** `run`'s flags, parsed and checked by the CLI (in its own environment: -e VAR, --env-file). */
 export interface RunRequest {
@@ -21,6 +22,8 @@ export interface RunRequest {
   container: Omit<CreateRequest, "image" | "imageRef" | "lowerDirs">;
   volumes: VolumeFlag[];
   signalProxy: boolean;
+  /** --platform: an image here of another platform counts as missing (docker 20.10 pulls it). */
+  platform?: Platform;
 }
 
 /** The image is not in the store: the CLI pulls it (with its progress on the user's terminal). */
@@ -77,7 +80,13 @@ export async function createDetached(
 ): Promise<ContainerRecord> {
   checkLimits(request);
   const store = new ImageStore(root);
-  const image = given ?? store.find(request.imageRef);
+  const image = given ?? findForRun(store, request.imageRef, request.platform);
   if (!image) throw new ImageNotPresentError(`Unable to find image '${request.imageRef}' locally`);
   return (await createForRun(root, request, image, store.layerDirs(image), newContainerId())).record;
+}
+
+/** The image `run`/`create` names, when it is here (and of the --platform given). */
+export function findForRun(store: ImageStore, ref: string, platform?: Platform): ImageRecord | undefined {
+  const image = store.find(ref);
+  return image && (!platform || platformMatches(platform, image.config)) ? image : undefined;
 }

@@ -51,30 +51,55 @@ export function hostPlatform(): Platform {
   return { os: "linux", architecture, ...(architecture === "arm64" ? { variant: "v8" } : {}) };
 }
 
+const KNOWN_OS =
+  "aix android darwin dragonfly freebsd hurd illumos ios js linux nacl netbsd openbsd plan9 solaris windows zos"
+    .split(" ");
+const KNOWN_ARCH =
+  "386 amd64 amd64p32 arm armbe arm64 arm64be ppc64 ppc64le loong64 mips mipsle mips64 mips64le mips64p32 mips64p32le ppc riscv riscv64 s390 s390x sparc sparc64 wasm"
+    .split(" ");
+const ARCH_ALIAS: Record<string, string> = {
+  x86_64: "amd64",
+  "x86-64": "amd64",
+  aarch64: "arm64",
+  armhf: "arm",
+};
+
 /** Parses OS/ARCH[/VARIANT] like docker's --platform (also accepts just ARCH or OS). */
 export function parsePlatform(value: string): Platform {
   const parts = value.toLowerCase().split("/");
-  if (parts.some((p) => p === "") || parts.length > 3) {
-    throw new SkiffError(`"${value}": unknown operating system or architecture: invalid argument`);
+  const bad = value.split("/").find((p) => !/^[A-Za-z0-9_-]+$/.test(p));
+  if (bad !== undefined) {
+    throw new SkiffError(
+      `"${bad}" is an invalid component of "${value}": platform specifier component must match "^[A-Za-z0-9_-]+$": invalid argument`,
+    );
   }
+  if (parts.length > 3) throw new SkiffError(`"${value}": cannot parse platform specifier: invalid argument`);
   let [os, architecture, variant] = parts;
   if (parts.length === 1) {
-    if (os === "linux" || os === "windows" || os === "darwin") architecture = hostPlatform().architecture;
-    else {
+    // containerd's rule: one word is an OS it knows, else an architecture it knows
+    if (KNOWN_OS.includes(os)) architecture = hostPlatform().architecture;
+    else if (KNOWN_ARCH.includes(ARCH_ALIAS[os] ?? os)) {
       architecture = os;
       os = "linux";
-    }
+    } else throw new SkiffError(`"${value}": unknown operating system or architecture: invalid argument`);
   }
-  const archAlias: Record<string, string> = {
-    x86_64: "amd64",
-    "x86-64": "amd64",
-    aarch64: "arm64",
-    armhf: "arm",
-  };
-  architecture = archAlias[architecture] ?? architecture;
+  architecture = ARCH_ALIAS[architecture] ?? architecture;
   if (architecture === "arm64" && !variant) variant = "v8";
   if (architecture === "arm" && !variant) variant = "v7";
   return { os, architecture, ...(variant ? { variant } : {}) };
+}
+
+/**
+ * Whether an image's config is of the platform asked for (run/create --platform): the same OS and
+ * architecture, and the variant when both name one (arm64's default v8 counts as named).
+ */
+export function platformMatches(
+  wanted: Platform,
+  image: { os?: string; architecture?: string; variant?: string },
+): boolean {
+  const variant = image.variant ?? (image.architecture === "arm64" ? "v8" : undefined);
+  return (image.os ?? "linux") === wanted.os && image.architecture === wanted.architecture &&
+    (!wanted.variant || !variant || wanted.variant === variant);
 }
 
 export function formatPlatform(p: Platform): string {
