@@ -276,7 +276,7 @@ Deno.test("ps: --format placeholders, table directive, json, template errors", a
 
     const parse = await root.skiff(["ps", "--format", "{{.Names"]);
     assert.equal(parse.code, 1); // docker 20.10's ps: "failed to parse template: …", exit 1
-    assert.match(parse.stderr, /template parsing error: template: :1: unclosed action/);
+    assert.match(parse.stderr, /failed to parse template: template: :1: unclosed action/); // docker 20.10's ps
     assert.equal(parse.stdout, "");
     const exec = await root.skiff(["ps", "-a", "--format", "{{.Nope}}"]);
     assert.equal(exec.code, 1);

@@ -4,6 +4,7 @@
 // The executor (build.ts) supplies what only the store knows: the base image's config and the
 // content hash of COPY sources.
 
+import { parseGoDuration } from "../format/duration.ts";
 import { SkiffError } from "../errors.ts";
 import type { ImageRunConfig } from "../state/types.ts";
 import {
@@ -241,21 +242,6 @@ export interface ConfigStep {
 
 const HEALTH_DURATIONS = ["interval", "timeout", "start-period", "start-interval"];
 
-/** Go duration → nanoseconds ("30s", "1m30s", "500ms"). */
-export function parseDuration(text: string): number {
-  const units: Record<string, number> = { ns: 1, us: 1e3, "µs": 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
-  if (text === "0") return 0;
-  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
-  let total = 0;
-  let pos = 0;
-  for (let m; (m = re.exec(text));) {
-    total += Number(m[1]) * units[m[2]];
-    pos = re.lastIndex;
-  }
-  if (pos !== text.length || pos === 0) throw new SkiffError(`time: invalid duration "${text}"`);
-  return Math.round(total);
-}
-
 /**
  * A config-only instruction applied to the stage (ENV, LABEL, CMD, ENTRYPOINT, EXPOSE, VOLUME,
  * USER, WORKDIR, STOPSIGNAL, SHELL, HEALTHCHECK, ONBUILD, MAINTAINER, ARG). ARG changes `state.args`.
@@ -368,7 +354,7 @@ export function configStep(state: StageState, instr: Instruction): ConfigStep & 
         for (const f of instr.flags) {
           const key = f.name;
           if (HEALTH_DURATIONS.includes(key)) {
-            const ns = parseDuration(f.value ?? "");
+            const ns = parseGoDuration(f.value ?? "");
             const field = {
               interval: "Interval",
               timeout: "Timeout",

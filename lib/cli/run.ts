@@ -38,8 +38,18 @@ Options:
   -e, --env list                Set environment variables
       --env-file list           Read in a file of environment variables
       --group-add list          Add additional groups to join
+      --health-cmd string       Command to run to check health
+      --health-interval duration
+                                Time between running the check (ms|s|m|h) (default 0s)
+      --health-retries int      Consecutive failures needed to report unhealthy
+      --health-start-period duration
+                                Start period for the container to initialize before starting
+                                health-retries countdown (ms|s|m|h) (default 0s)
+      --health-timeout duration
+                                Maximum time to allow one check to run (ms|s|m|h) (default 0s)
   -h, --hostname string         Container host name
       --init                    Run an init inside the container that forwards signals and reaps processes
+      --no-healthcheck          Disable any container-specified HEALTHCHECK
   -i, --interactive             Keep STDIN open even if not attached
       --ipc string              IPC mode to use
   -l, --label list              Set meta data on a container

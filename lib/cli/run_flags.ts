@@ -19,6 +19,8 @@ import type { ResourceSettings } from "../state/types.ts";
 import type { RunRequest } from "../engine/create_run.ts";
 import { parseMountFlag, parseVolumeFlag, parseVolumesFrom } from "../runtime/mountflag.ts";
 import { parsePlatform, type Platform } from "../registry/mediatypes.ts";
+import { parseGoDuration } from "../format/duration.ts";
+import type { HealthConfig } from "../state/types.ts";
 import { environment, readListFile } from "./envflags.ts";
 import { parseRestartPolicy } from "../runtime/restart.ts";
 import { logConfigOf } from "../runtime/logs.ts";
@@ -277,6 +279,7 @@ export function runRequest(parsed: Parsed, attach = true): RunRequest {
       resources,
       groupAdd: groupAdd(list(parsed, "group-add")),
       volumesFrom: volumesFrom(list(parsed, "volumes-from")),
+      healthcheck: healthcheck(parsed),
       networkMode: parseNetworkMode(str(parsed, "network")),
       networkAliases: networkAliases(list(parsed, "network-alias")),
       ip: requestedIp(str(parsed, "ip")),
@@ -350,4 +353,54 @@ function platformFlag(value: string | undefined): { platform?: Platform } {
     if (!(e instanceof SkiffError)) throw e;
     throw new SkiffError(`error parsing specified platform: ${e.message}`);
   }
+}
+
+/**
+ * --health-cmd/-interval/-timeout/-start-period/-retries and --no-healthcheck as docker's CLI reads
+ * them (its refusals exit 125), then its daemon's check of the durations (under 1ms refused); what
+ * is not given comes from the image's HEALTHCHECK when the container is made.
+ */
+function healthcheck(parsed: Parsed): HealthConfig | undefined {
+  const duration = (name: string) => {
+    const value = str(parsed, name);
+    if (value === undefined) return 0;
+    try {
+      return parseGoDuration(value);
+    } catch (e) {
+      throw invalidValue("run", value, `--${name}`, (e as Error).message);
+    }
+  };
+  const cmd = str(parsed, "health-cmd") ?? "";
+  const interval = duration("health-interval"), timeout = duration("health-timeout");
+  const startPeriod = duration("health-start-period");
+  const retries = intFlag("run", str(parsed, "health-retries"), "--health-retries") ?? 0;
+  const any = cmd !== "" || interval !== 0 || timeout !== 0 || startPeriod !== 0 || retries !== 0;
+  if (bool(parsed, "no-healthcheck")) {
+    if (any) throw new ClientCheckError("--no-healthcheck conflicts with --health-* options");
+    return { Test: ["NONE"] };
+  }
+  if (!any) return undefined;
+  for (
+    const [value, name] of [[interval, "interval"], [timeout, "timeout"], [retries, "retries"], [
+      startPeriod,
+      "start-period",
+    ]] as const
+  ) {
+    if (value < 0) throw new ClientCheckError(`--health-${name} cannot be negative`);
+  }
+  for (
+    const [value, name] of [[interval, "Interval"], [timeout, "Timeout"], [
+      startPeriod,
+      "StartPeriod",
+    ]] as const
+  ) {
+    if (value !== 0 && value < 1e6) throw new SkiffError(`${name} in Healthcheck cannot be less than 1ms`);
+  }
+  return {
+    ...(cmd ? { Test: ["CMD-SHELL", cmd] } : {}),
+    ...(interval ? { Interval: interval } : {}),
+    ...(timeout ? { Timeout: timeout } : {}),
+    ...(startPeriod ? { StartPeriod: startPeriod } : {}),
+    ...(retries ? { Retries: retries } : {}),
+  };
 }

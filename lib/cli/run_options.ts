@@ -64,4 +64,10 @@ export const RUN_OPTIONS: OptionSpec[] = [
   { name: "userns", kind: "string" },
   { name: "cgroupns", kind: "string" },
   { name: "init", kind: "bool" },
+  { name: "health-cmd", kind: "string" },
+  { name: "health-interval", kind: "string" },
+  { name: "health-timeout", kind: "string" },
+  { name: "health-start-period", kind: "string" },
+  { name: "health-retries", kind: "string" },
+  { name: "no-healthcheck", kind: "bool" },
 ];

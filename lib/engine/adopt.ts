@@ -16,6 +16,8 @@ import { drain, finishContainer, type RunOutcome } from "./process.ts";
 import { type CgroupHandle, releaseExitResources } from "./resources.ts";
 import { type AttachableRun, attachableRun } from "./attach.ts";
 import { Holder } from "./holder.ts";
+import { HealthMonitor } from "./health.ts";
+import { probeCommand } from "./health_state.ts";
 import { PtyMaster } from "../runtime/pty.ts";
 
 /**
@@ -119,7 +121,10 @@ function adoptRun(root: StateRoot, record: ContainerRecord, pump: Pump): () => P
   }
   return async () => {
     if (pidfd >= 0) {
+      // its health check goes on from the next interval (the dead supervisor's probe is lost)
+      const health = probeCommand(record.Config) ? HealthMonitor.start(root, id) : undefined;
       await poller.readable(pidfd); // readable once PID 1 has exited; its namespace goes with it
+      health?.stop();
       close(pidfd);
     }
     await drain(Promise.all(pumps).then(() => {}), SPOOL_DRAIN_MS);

@@ -41,6 +41,8 @@ import type { StateRoot } from "../state/root.ts";
 import { type ContainerRecord, ZERO_TIME } from "../state/types.ts";
 import { JsonLogWriter, logPath, logSettings, type LogStream } from "../runtime/logs.ts";
 import { drain, finishContainer, launchContainer, type RunOutcome } from "./process.ts";
+import { HealthMonitor } from "./health.ts";
+import { probeCommand } from "./health_state.ts";
 import { Backoff, NO_RESTART, shouldRestart } from "../runtime/restart.ts";
 import { abortInitStage, type InitStage, startInitStage } from "../runtime/stage.ts";
 import { isOwnExecutable } from "../runtime/self.ts";
@@ -225,6 +227,7 @@ async function runOnce(
   });
   const ran = await waitForExec(child.pid, () => exited);
   if (ran) onRunning(child.pid);
+  const health = ran && !exited && probeCommand(record.Config) ? HealthMonitor.start(root, id) : undefined;
   output.releaseWriters(); // the container holds its own ends now (or is gone)
   if (ran && (pty || stdinPipe)) {
     // its terminal and stdin outlive a crash of this supervisor (holder.ts); once the answer is on
@@ -243,6 +246,7 @@ async function runOnce(
     }
   }
   const final = await status;
+  health?.stop();
   // the pipes end with the container's last process (PID 1's exit takes the others down)
   await drain(Promise.all(pumps).then(() => {}), SPOOL_DRAIN_MS);
   await attached.end();

@@ -42,6 +42,7 @@ import { type ByteSink, type ContainerIO, copyOutput, feedInput } from "../runti
 import type { CgroupHandle } from "./resources_core.ts";
 import type { ContainerNetwork } from "./network.ts";
 import { prepareNamespaces } from "./namespaces.ts";
+import { probeCommand, startingHealth } from "./health_state.ts";
 
 export interface RunOutcome {
   /** The container's exit code (128+N when killed by signal N), or the init stage's failure code. */
@@ -238,6 +239,8 @@ export async function launchContainer(
         StartedAt: new Date().toISOString(),
         ExitCode: 0,
         Error: "",
+        // docker's initHealthMonitor: a container with a probe starts as "starting"
+        ...(probeCommand(r.Config) ? { Health: startingHealth(r.State.Health) } : {}),
       };
     });
     const ready = await setup;
@@ -311,6 +314,8 @@ export async function finishContainer(
         Error: initError?.message ?? "",
         OOMKilled: oomKilled,
         FinishedAt: new Date().toISOString(),
+        // docker 20.10 marks a health check whose monitor stopped unhealthy ("for compatibility")
+        ...(r.State.Health ? { Health: { ...r.State.Health, Status: "unhealthy" as const } } : {}),
       };
       delete r.NetworkEndpoint; // released with the cgroup ("exit" resources)
       delete r.ExtraEndpoints; // network connect's, released with it
@@ -389,6 +394,10 @@ export async function runForeground(
   const running = stage.child;
   // what the run's end releases with (resources.ts), loaded while the container runs
   releaseCodeFor(record).catch(() => {});
+  // its health check, probed by this process as docker's daemon would (loaded only for one)
+  const health = probeCommand(record.Config)
+    ? (await import("./health.ts")).HealthMonitor.start(root, record.Id)
+    : undefined;
   const forward = (signal: Deno.Signal) => () => {
     try {
       kill(running.pid, SIGNAL_NUMBERS[signal]!);
@@ -430,6 +439,7 @@ export async function runForeground(
   }
 
   const status = await running.status;
+  health?.stop();
   for (const [s, fn] of listeners) Deno.removeSignalListener(s, fn);
   if (pty) {
     if (io.terminal) Deno.removeSignalListener("SIGWINCH", onWinch);

@@ -49,6 +49,7 @@ export interface StatusInput {
   ExitCode: number;
   StartedAt: string;
   FinishedAt: string;
+  Health?: { Status: string };
 }
 
 /** docker's container State.String(): "Up 3 seconds", "Exited (0) 2 minutes ago", "Created". */
@@ -56,6 +57,10 @@ export function containerStatus(state: StatusInput, now = Date.now()): string {
   switch (state.Status) {
     case "running":
       if (state.Paused) return `Up ${humanDuration(now - Date.parse(state.StartedAt))} (Paused)`;
+      if (state.Health) {
+        const health = state.Health.Status === "starting" ? "health: starting" : state.Health.Status;
+        return `Up ${humanDuration(now - Date.parse(state.StartedAt))} (${health})`;
+      }
       return `Up ${humanDuration(now - Date.parse(state.StartedAt))}`;
     case "paused":
       return `Up ${humanDuration(now - Date.parse(state.StartedAt))} (Paused)`;

@@ -33,6 +33,22 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
 
   const state: Json = overlay({ ...initialState() }, record.State);
   for (const k of PRIVATE_STATE) delete state[k];
+  // docker's *Health (omitempty): absent from the JSON when there is none, <nil>/null to a template
+  const health = record.State.Health;
+  if (health) {
+    state.Health = goStruct("*types.Health", {
+      Status: health.Status,
+      FailingStreak: health.FailingStreak,
+      Log: health.Log.map((r) =>
+        goStruct("*types.HealthcheckResult", {
+          Start: r.Start,
+          End: r.End,
+          ExitCode: r.ExitCode,
+          Output: r.Output,
+        })
+      ),
+    });
+  } else Object.defineProperty(state, "Health", { value: null, enumerable: false });
 
   const host = record.HostConfig;
   const hostConfig: Json = overlay({
@@ -143,6 +159,18 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
     Labels: {},
   }, record.Config);
   if (config.StopSignal === undefined) delete config.StopSignal;
+  // docker's HealthConfig, its fields in its order, the zero ones left out (omitempty)
+  const hc = record.Config.Healthcheck;
+  if (hc) {
+    config.Healthcheck = goStruct(
+      "*container.HealthConfig",
+      Object.fromEntries(
+        (["Test", "Interval", "Timeout", "StartPeriod", "Retries"] as const).filter((k) =>
+          k === "Test" ? hc.Test?.length : hc[k]
+        ).map((k) => [k, hc[k]!]),
+      ),
+    );
+  }
   // docker's omitempty fields: not in the JSON, but a template reads "" and <nil> (docker 20.10)
   for (const [key, empty] of [["StopSignal", ""], ["StopTimeout", null]] as const) {
     if (config[key] === undefined) Object.defineProperty(config, key, { value: empty, enumerable: false });

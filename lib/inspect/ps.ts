@@ -88,6 +88,11 @@ export function parseFilters(flags: string[]): Map<string, string[]> {
   for (const v of filters.get("status") ?? []) {
     if (!STATUSES.includes(v as ContainerStatus)) throw new PsError(`invalid filter 'status=${v}'`);
   }
+  for (const v of filters.get("health") ?? []) {
+    if (!["starting", "healthy", "unhealthy", "none"].includes(v)) {
+      throw new PsError(`Unrecognised filter value for health: ${v}`);
+    }
+  }
   for (const v of filters.get("exited") ?? []) {
     if (!/^-?\d+$/.test(v)) throw new PsError(`strconv.Atoi: parsing ${goQuote(v)}: invalid syntax`);
   }
@@ -159,7 +164,7 @@ export function selectContainers(root: StateRoot, opts: SelectOptions): Containe
     if (before && !before.every((t) => createdMs(c) < t)) continue;
     if (since && !since.every((t) => createdMs(c) > t)) continue;
     if (pick("network").length && !pick("network").some((n) => networkNames(c).includes(n))) continue;
-    if (pick("health").length && !pick("health").includes("none")) continue;
+    if (pick("health").length && !pick("health").includes(c.State.Health?.Status ?? "none")) continue;
     if (pick("is-task").length && !pick("is-task").includes("false")) continue;
     if (pick("isolation").length && !pick("isolation").includes("default")) continue;
     if (

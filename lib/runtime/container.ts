@@ -14,6 +14,7 @@ import { userNetworkState } from "../network/ipam.ts";
 import type { StateRoot } from "../state/root.ts";
 import {
   type ContainerRecord,
+  type HealthConfig,
   type HostConfig,
   type ImageRecord,
   initialState,
@@ -60,6 +61,8 @@ export interface CreateRequest {
   groupAdd?: string[];
   /** --volumes-from as given (its mounts are in `mounts`) */
   volumesFrom?: string[];
+  /** --health-* / --no-healthcheck (merged over the image's HEALTHCHECK) */
+  healthcheck?: HealthConfig;
   /** --init / --init=false (HostConfig.Init); undefined when not given. */
   init?: boolean;
   /** --network: "bridge" (docker's default), "none", "host", "container:NAME" (lib/network/mode.ts) */
@@ -139,6 +142,20 @@ function containerResolvConf(
     ? [`options ${options.join(" ")}`]
     : lines.filter((l) => keyword(l) === "options");
   return [...servers.map((ip) => `nameserver ${ip}`), ...searchLines, ...optionLines].join("\n") + "\n";
+}
+
+/**
+ * Config.Healthcheck as docker's daemon merges it: the image's, each field the --health-* flags give
+ * in its place (a Test, a non-zero duration or retry count).
+ */
+export function healthcheckOf(user?: HealthConfig, image?: HealthConfig): { Healthcheck?: HealthConfig } {
+  if (!user || !image) return user ?? image ? { Healthcheck: user ?? image } : {};
+  const merged: HealthConfig = { ...image };
+  if (user.Test?.length) merged.Test = user.Test;
+  for (const key of ["Interval", "Timeout", "StartPeriod", "Retries"] as const) {
+    if (user[key]) merged[key] = user[key];
+  }
+  return { Healthcheck: merged };
 }
 
 /** Config.ExposedPorts: the image's EXPOSE and the request's, as docker merges them (absent: none). */
@@ -310,6 +327,8 @@ export async function createContainerFromImage(
         StopSignal: req.stopSignal ?? imageConfig.StopSignal,
         ...(req.stopTimeout !== undefined ? { StopTimeout: req.stopTimeout } : {}),
         ...exposedPorts(imageConfig.ExposedPorts, req.ports?.exposedPorts),
+        ...healthcheckOf(req.healthcheck, imageConfig.Healthcheck),
+        ...(imageConfig.Shell?.length ? { Shell: imageConfig.Shell } : {}),
       },
       LowerDirs: req.lowerDirs,
     };

@@ -185,6 +185,8 @@ export interface ExecIO {
   stderr: ByteSink;
   /** The caller's stdin is a terminal to put in raw mode (exec -it). */
   terminal: boolean;
+  /** Told the command's pid (our child, not yet reaped) once it is forked: a health probe's timeout kills it. */
+  started?(pid: number): void;
 }
 
 const callerIO = (): ExecIO => ({
@@ -439,6 +441,7 @@ export async function execInContainer(
     while (await readAsync(errorRead, record) === 8) {
       const got = decodeRecord(record);
       if ("pid" in got) {
+        if (!commandPid) io.started?.(got.pid);
         commandPid ||= got.pid;
         pidKnown();
       } else failure ??= got;

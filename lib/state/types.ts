@@ -94,6 +94,8 @@ export interface ContainerState {
   MonitorPid?: number;
   /** Its start time (as PidStartTime): a supervisor that adopted the container is younger than it. */
   MonitorStartTime?: number;
+  /** docker's State.Health (lib/engine/health.ts). */
+  Health?: HealthState;
 }
 
 /** Go's zero time, which docker prints for a time that has not happened yet. */
@@ -138,6 +140,34 @@ export interface ContainerConfig {
   StopTimeout?: number;
   /** -p, --expose and the image's EXPOSE: "80/tcp" → {}. */
   ExposedPorts?: Record<string, Record<string, never>>;
+  /** --health-* over the image's HEALTHCHECK (docker's merge); absent when neither has one. */
+  Healthcheck?: HealthConfig;
+  /** The image's SHELL (build): CMD-SHELL health probes run through it. */
+  Shell?: string[];
+}
+
+/** docker's HealthConfig: Test ["CMD", …], ["CMD-SHELL", cmd] or ["NONE"]; durations in ns (0: default). */
+export interface HealthConfig {
+  Test?: string[];
+  Interval?: number;
+  Timeout?: number;
+  StartPeriod?: number;
+  Retries?: number;
+}
+
+/** One probe's result, as docker keeps the last five in State.Health.Log. */
+export interface HealthResult {
+  Start: string;
+  End: string;
+  ExitCode: number;
+  Output: string;
+}
+
+/** State.Health: present once a container with a health check has started. */
+export interface HealthState {
+  Status: "starting" | "healthy" | "unhealthy";
+  FailingStreak: number;
+  Log: HealthResult[];
 }
 
 export interface DeviceRule {

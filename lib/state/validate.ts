@@ -146,6 +146,16 @@ const DIGEST = matching(/^sha256:[0-9a-f]{64}$/, "a sha256 digest");
 const strings = array(str);
 const labels = record(str);
 
+const healthResult = object({ Start: str, End: str, ExitCode: int, Output: str });
+
+const healthConfig = object({
+  Test: optional(strings),
+  Interval: optional(int),
+  Timeout: optional(int),
+  StartPeriod: optional(int),
+  Retries: optional(int),
+});
+
 const containerState = object({
   Status: oneOf("created", "running", "paused", "restarting", "removing", "exited", "dead"),
   Running: bool,
@@ -161,6 +171,11 @@ const containerState = object({
   PidStartTime: optional(num),
   MonitorPid: optional(int),
   MonitorStartTime: optional(num),
+  Health: optional(object({
+    Status: oneOf("starting", "healthy", "unhealthy"),
+    FailingStreak: int,
+    Log: array(healthResult),
+  })),
 });
 
 const hostConfig = object({
@@ -235,6 +250,8 @@ const containerConfig = object({
   StopSignal: optional(str),
   StopTimeout: optional(int),
   ExposedPorts: optional(nullable(record(unknownValue))),
+  Healthcheck: optional(healthConfig),
+  Shell: optional(strings),
 });
 
 const mountPoint = object({
