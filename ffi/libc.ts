@@ -401,6 +401,12 @@ export function read(fd: number, buf: Uint8Array<ArrayBuffer>): number {
 export function write(fd: number, buf: Uint8Array<ArrayBuffer>): number {
   return check("write", sys(SYS.write, fd, buf, buf.length));
 }
+/** read() of a non-blocking fd: the bytes read (0 at its end), or -1 when it would block (EAGAIN). */
+export function readSome(fd: number, buf: Uint8Array<ArrayBuffer>): number {
+  const n = sys(SYS.read, fd, buf, buf.length);
+  if (n === -1 && errno() === 11) return -1;
+  return check("read", n);
+}
 /** write() to a non-blocking fd: the bytes written, or -1 when it would block (EAGAIN). */
 export function writeSome(fd: number, buf: Uint8Array<ArrayBuffer>): number {
   const n = sys(SYS.write, fd, buf, buf.length);
@@ -745,6 +751,14 @@ export const pidfdGetfd = (pidfd: number, targetFd: number) =>
 /** pidfd_send_signal(2) (Linux 5.1): a signal to the process the pidfd names (never a reused pid). */
 export const pidfdSignal = (pidfd: number, sig: number) =>
   void check("pidfd_send_signal", sys(SYS.pidfd_send_signal, pidfd, sig, 0, 0));
+
+/** waitpid(pid, WNOHANG): the exit code (128 + signal) if the child has exited (reaped then), else undefined. */
+export function exitStatusNow(pid: number): number | undefined {
+  const status = new Int32Array(1);
+  if (libc().waitpid(pid, new Uint8Array(status.buffer), 1 /* WNOHANG */) !== pid) return undefined;
+  const s = status[0];
+  return (s & 0x7f) === 0 ? (s >> 8) & 0xff : 128 + (s & 0x7f);
+}
 
 /** waitpid(pid, WNOHANG): reaps the child if it has exited; true then. */
 export function reapIfExited(pid: number): boolean {

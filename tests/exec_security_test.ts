@@ -528,3 +528,32 @@ Deno.test("exec without -i: stdin is the container's own null device, an empty p
     });
   });
 });
+
+// The pid the exec program reports is checked before skiff waits on it, reaps it, or a health
+// probe's timeout kills it: a container holding the error pipe (CAP_SYS_PTRACE) could name another
+// process there, such as another container's PID 1 in the supervisor.
+Deno.test("exec: only a child of ours, started after the middle and in the container's PID namespace, is taken as the command", async () => {
+  const { commandCheck } = await import("../lib/runtime/exec.ts");
+  const spawn = () => new Deno.Command("sleep", { args: ["30"], stdout: "null", stderr: "null" }).spawn();
+  const before = spawn();
+  await new Promise((r) => setTimeout(r, 60)); // start times count in clock ticks (10 ms)
+  const middle = spawn();
+  const container = spawn(); // stands for the container's PID 1 (same PID namespace as ours here)
+  await new Promise((r) => setTimeout(r, 60));
+  const command = spawn();
+  try {
+    const isCommand = commandCheck(middle.pid, container.pid);
+    assert.equal(isCommand(command.pid), true);
+    assert.equal(isCommand(before.pid), false, "started before the middle");
+    assert.equal(isCommand(container.pid), false, "the container's PID 1");
+    assert.equal(isCommand(middle.pid), false);
+    assert.equal(isCommand(1), false, "not our child");
+    assert.equal(isCommand(Deno.pid), false);
+    assert.equal(isCommand(0), false);
+  } finally {
+    for (const p of [before, middle, container, command]) {
+      p.kill("SIGKILL");
+      await p.status;
+    }
+  }
+});

@@ -7,7 +7,7 @@
 import * as assert from "node:assert/strict";
 import { join } from "node:path";
 import { type TestRoot, withBusybox } from "./helpers.ts";
-import { eventually, inspect, runDetached } from "./detach_helpers.ts";
+import { eventually, inspect, runDetached, supervisorPids } from "./detach_helpers.ts";
 import { docker, peerDockerReady } from "./peer_docker.ts";
 
 interface Health {
@@ -66,6 +66,18 @@ Deno.test("health: probes of a detached container, ps status, events, stop, rest
       "60",
     ]);
     await runDetached(root, ["--name", "plain", "busybox", "sleep", "60"]);
+    // an interval past setTimeout's 2^31-1 ms waits as long, not 1 ms (docker takes 600h)
+    await runDetached(root, [
+      "--name",
+      "rare",
+      "--health-interval",
+      "600h",
+      "--health-cmd",
+      "true",
+      "busybox",
+      "sleep",
+      "60",
+    ]);
     assert.match(await psStatus(root, "ok"), /^Up .* \((health: starting|healthy)\)$/);
     await eventually("ok healthy", async () => await healthStatus(root, "ok") === "healthy");
     await eventually("bad unhealthy", async () => await healthStatus(root, "bad") === "unhealthy");
@@ -91,6 +103,7 @@ Deno.test("health: probes of a detached container, ps status, events, stop, rest
     assert.ok(procs.split("\n").filter((l) => l.includes("sleep 5")).length <= 1, procs);
     await eventually("five results kept", async () => (await health(root, "ok"))!.Log.length === 5);
     assert.equal(await inspect(root, "plain", "{{json .State.Health}}"), "null");
+    assert.deepEqual(await health(root, "rare"), { Status: "starting", FailingStreak: 0, Log: [] });
 
     // ps -f health=
     const names = async (value: string) =>
@@ -99,6 +112,7 @@ Deno.test("health: probes of a detached container, ps status, events, stop, rest
     assert.deepEqual(await names("healthy"), ["ok"]);
     assert.deepEqual(await names("unhealthy"), ["bad", "slow"]);
     assert.deepEqual(await names("none"), ["plain"]);
+    assert.deepEqual(await names("starting"), ["rare"]);
     const bogus = await root.skiff(["ps", "--filter", "health=bogus"]);
     assert.equal(bogus.code, 1);
     assert.equal(bogus.stderr, "skiff: Unrecognised filter value for health: bogus\n");
@@ -116,13 +130,15 @@ Deno.test("health: probes of a detached container, ps status, events, stop, rest
     });
     assert.doesNotMatch(await events(), /exec_/);
 
-    // paused: no probes; unpaused: they go on
+    // paused: unhealthy and no probes (docker 20.10 closes its monitor); unpaused: they go on
     await root.ok(["pause", "ok"]);
     const frozen = (await health(root, "ok"))!.Log.at(-1)!.Start;
+    assert.equal(await healthStatus(root, "ok"), "unhealthy");
     await new Promise((r) => setTimeout(r, 700));
     assert.equal((await health(root, "ok"))!.Log.at(-1)!.Start, frozen);
     await root.ok(["unpause", "ok"]);
     await eventually("probes again", async () => (await health(root, "ok"))!.Log.at(-1)!.Start !== frozen);
+    await eventually("healthy again", async () => await healthStatus(root, "ok") === "healthy");
 
     // stop: docker 20.10 marks the stopped monitor's container unhealthy; restart starts over
     await root.ok(["stop", "-t", "0", "ok"]);
@@ -250,13 +266,14 @@ Deno.test("attack: a hostile image's probe floods its output, keeps it open, or 
       "sleep",
       "60",
     ]);
-    // a probe whose child keeps its output open after it exits
+    // a probe whose child keeps its output open after it exits, ten times a second
     await runDetached(root, [
       "--name",
       "linger",
-      ...fast,
+      "--health-interval",
+      "100ms",
       "--health-cmd",
-      "sleep 30 & echo left",
+      "sleep 1000 & echo left",
       "busybox",
       "sleep",
       "60",
@@ -282,13 +299,33 @@ Deno.test("attack: a hostile image's probe floods its output, keeps it open, or 
     const linger = (await health(root, "linger"))!;
     assert.equal(linger.Log[0].Output, "left\n");
     assert.equal(linger.Status, "healthy");
+    // each probe's pipes are let go once it exits: 40 lingering children hold no thread of the
+    // supervisor's (Deno's blocking pool has 32; a read per pipe would stall every container)
+    await eventually("40 lingering probes", async () => {
+      const top = await root.ok(["top", "linger"]);
+      return top.split("\n").filter((l) => l.includes("sleep 1000")).length >= 40;
+    }, 20_000);
+    const [supervisor] = supervisorPids(root);
+    const threads = [...Deno.readDirSync(`/proc/${supervisor}/task`)].length;
+    assert.ok(threads < 30, `the supervisor has ${threads} threads`);
+    const before = (await health(root, "linger"))!.Log.at(-1)!.Start;
+    await eventually(
+      "probes go on",
+      async () => (await health(root, "linger"))!.Log.at(-1)!.Start !== before,
+    );
+    const started = Date.now();
+    await runDetached(root, ["--name", "after", "busybox", "sleep", "60"]);
+    assert.ok(Date.now() - started < 5000, "a new container still starts at once");
     await eventually("priv probed", async () => ((await health(root, "priv"))?.Log.length ?? 0) >= 1);
     const out = (await health(root, "priv"))!.Log[0].Output;
     assert.match(out, /^CapEff:\s+0000000000000000$/m);
     const id = (await inspect(root, "priv", "{{.Id}}")).trim();
     const memory = out.split("\n").find((l) => l.includes("memory"));
     if (memory) assert.ok(memory.includes(id), memory); // v1: the container's own memory cgroup
-    assert.ok(out.endsWith("sleep\u000060\u0000") || out.endsWith("sleep\u000060"), "its /proc is the container's");
+    assert.ok(
+      out.endsWith("sleep\u000060\u0000") || out.endsWith("sleep\u000060"),
+      "its /proc is the container's",
+    );
     // a flood that ends before its timeout: cut at 4096 bytes, with docker's "..."
     await runDetached(root, [
       "--name",

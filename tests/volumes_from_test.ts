@@ -107,15 +107,17 @@ Deno.test("--volumes-from: binds and volumes of another container, :ro, and a -v
   });
 });
 
-Deno.test("--volumes-from: an empty inherited volume gets the new container's image files, as in docker", async () => {
+Deno.test("--volumes-from: the new container's image files are never copied into an inherited volume", async () => {
   await withBusybox(async (root) => {
+    // docker 20.10 (checked with its peer: an image with files at /data, a source with an empty
+    // volume there): CopyData is false for volumes-from, so a `:ro` user cannot fill it either
     await root.ok(["create", "--name", "src", "-v", "/etc", "busybox", "true"]);
-    const listing = await root.ok(["run", "--rm", "--volumes-from", "src", "busybox", "ls", "/etc"]);
-    assert.match(listing, /^passwd$/m);
-    // a nocopy source stays empty
-    await root.ok(["create", "--name", "src2", "-v", "bare:/etc:nocopy", "busybox", "true"]);
-    const bare = await root.ok(["run", "--rm", "--volumes-from", "src2", "busybox", "ls", "/etc"]);
-    assert.doesNotMatch(bare, /passwd/);
+    for (const spec of ["src", "src:ro"]) {
+      const listing = await root.ok(["run", "--rm", "--volumes-from", spec, "busybox", "ls", "-A", "/etc"]);
+      assert.doesNotMatch(listing, /passwd/, spec);
+    }
+    const [volume] = (await mounts(root, "src")).map((m) => m.Source);
+    assert.deepEqual([...Deno.readDirSync(volume)].map((e) => e.name).filter((n) => n === "passwd"), []);
   });
 });
 

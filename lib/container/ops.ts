@@ -30,6 +30,8 @@ export function pauseContainer(root: StateRoot, ref: string): ContainerRecord {
     openCgroup(root, record.Id).freeze();
     record.State.Paused = true;
     record.State.Status = "paused";
+    // docker 20.10 closes a paused container's health monitor, which marks it unhealthy
+    if (record.State.Health) record.State.Health.Status = "unhealthy";
     result = record;
   });
   if (!result) throw new NoSuchContainerError(ref, 1);

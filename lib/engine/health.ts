@@ -25,6 +25,10 @@ import {
 
 /** How long a killed probe's exec may take to wind up before the monitor goes on without it. */
 const KILLED_PROBE_GRACE_MS = 1000;
+/** The longest delay setTimeout takes as given (a longer one fires after 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** docker's MinimumDuration: an image's interval or timeout below it (its flags refuse them) is 1ms. */
+const MIN_DURATION_MS = 1;
 
 /** The probe's stdout and stderr together, the first 4096 bytes kept ("..." when there was more). */
 class ProbeOutput implements ByteSink {
@@ -63,7 +67,12 @@ export class HealthMonitor {
    * record (process.ts launchContainer).
    */
   static start(root: StateRoot, id: string): HealthMonitor | undefined {
-    const record = loadContainer(root, id);
+    let record: ContainerRecord;
+    try {
+      record = loadContainer(root, id);
+    } catch {
+      return undefined; // removed (or broken) meanwhile: its run's end is the caller's to finish
+    }
     if (!probeCommand(record.Config) || !record.State.Running || !record.State.Health) return undefined;
     const monitor = new HealthMonitor(root, record);
     monitor.loop().catch(() => {}); // a record that went away ends it
@@ -77,15 +86,19 @@ export class HealthMonitor {
     this.killProbe?.();
   }
 
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = done;
-    });
+  /** Sleeps `ms` (a stop wakes it), in steps a timer can take: setTimeout fires at once past 2^31-1 ms. */
+  private async sleep(ms: number): Promise<void> {
+    const until = Date.now() + ms;
+    while (!this.stopped && Date.now() < until) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, Math.min(until - Date.now(), MAX_TIMER_MS));
+        function done() {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.wake = done;
+      });
+    }
   }
 
   /** This run of the container, still running: a record of another run (a restart) is not ours. */
@@ -96,8 +109,8 @@ export class HealthMonitor {
 
   private async loop(): Promise<void> {
     const hc = this.record.Config.Healthcheck ?? {};
-    const intervalMs = (hc.Interval || DEFAULT_INTERVAL_NS) / 1e6;
-    const timeoutNs = hc.Timeout || DEFAULT_TIMEOUT_NS;
+    const intervalMs = Math.max(MIN_DURATION_MS, (hc.Interval || DEFAULT_INTERVAL_NS) / 1e6);
+    const timeoutNs = Math.max(MIN_DURATION_MS * 1e6, hc.Timeout || DEFAULT_TIMEOUT_NS);
     const rules = probeRules(this.record.Config, this.record.State.StartedAt);
     const id = this.record.Id;
     while (!this.stopped) {
@@ -141,6 +154,7 @@ export class HealthMonitor {
       stdout: output,
       stderr: output,
       terminal: false,
+      letGoAfterExit: true,
       started: (pid) => {
         try {
           pidfd = pidfdOpen(pid); // our child, not reaped yet: the pidfd names this very process
@@ -159,9 +173,15 @@ export class HealthMonitor {
       interactive: false,
     }, io);
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<"timeout">((resolve) =>
-      timer = setTimeout(() => resolve("timeout"), timeoutNs / 1e6)
-    );
+    const deadline = Date.now() + timeoutNs / 1e6;
+    const timeout = new Promise<"timeout">((resolve) => {
+      const arm = () => {
+        const left = deadline - Date.now();
+        if (left <= 0) resolve("timeout");
+        else timer = setTimeout(arm, Math.min(left, MAX_TIMER_MS));
+      };
+      arm();
+    });
     try {
       const outcome = await Promise.race([exec, timeout]);
       if (outcome !== "timeout") {

@@ -240,7 +240,7 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
     out.SizeRootFs = sizes.rootFs;
   }
   // skiff's own: BindRecursive (docker shows --mount's bind-recursive in HostConfig.Mounts only) and
-  // NoCopy (a --volumes-from mount of a nocopy volume)
+  // NoCopy (a --volumes-from mount)
   out.Mounts = (record.Mounts ?? []).map(({ BindRecursive: _, NoCopy: _n, ...shown }) => shown);
   out.Config = goStruct("*container.Config", config);
   out.NetworkSettings = goStruct("*container.NetworkSettings", networkSettingsJson);

@@ -148,7 +148,8 @@ function containerResolvConf(
  * Config.Healthcheck as docker's daemon merges it: the image's, each field the --health-* flags give
  * in its place (a Test, a non-zero duration or retry count).
  */
-export function healthcheckOf(user?: HealthConfig, image?: HealthConfig): { Healthcheck?: HealthConfig } {
+export function healthcheckOf(user?: HealthConfig, fromImage?: HealthConfig): { Healthcheck?: HealthConfig } {
+  const image = fromImage && checkedHealthcheck(fromImage);
   if (!user || !image) return user ?? image ? { Healthcheck: user ?? image } : {};
   const merged: HealthConfig = { ...image };
   if (user.Test?.length) merged.Test = user.Test;
@@ -156,6 +157,21 @@ export function healthcheckOf(user?: HealthConfig, image?: HealthConfig): { Heal
     if (user[key]) merged[key] = user[key];
   }
   return { Healthcheck: merged };
+}
+
+/**
+ * An image's HEALTHCHECK as the record's shape allows it (image configs are anybody's JSON): a test
+ * of strings, durations and retries as non-negative safe integers; anything else is left out.
+ */
+function checkedHealthcheck(hc: HealthConfig): HealthConfig | undefined {
+  if (typeof hc !== "object" || hc === null) return undefined;
+  const out: HealthConfig = {};
+  if (Array.isArray(hc.Test) && hc.Test.every((t) => typeof t === "string")) out.Test = hc.Test;
+  for (const key of ["Interval", "Timeout", "StartPeriod", "Retries"] as const) {
+    const v = hc[key];
+    if (Number.isSafeInteger(v) && v! >= 0) out[key] = v;
+  }
+  return out;
 }
 
 /** Config.ExposedPorts: the image's EXPOSE and the request's, as docker merges them (absent: none). */
@@ -328,7 +344,10 @@ export async function createContainerFromImage(
         ...(req.stopTimeout !== undefined ? { StopTimeout: req.stopTimeout } : {}),
         ...exposedPorts(imageConfig.ExposedPorts, req.ports?.exposedPorts),
         ...healthcheckOf(req.healthcheck, imageConfig.Healthcheck),
-        ...(imageConfig.Shell?.length ? { Shell: imageConfig.Shell } : {}),
+        ...(Array.isArray(imageConfig.Shell) && imageConfig.Shell.length &&
+            imageConfig.Shell.every((a) => typeof a === "string")
+          ? { Shell: imageConfig.Shell }
+          : {}),
       },
       LowerDirs: req.lowerDirs,
     };

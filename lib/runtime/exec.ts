@@ -20,11 +20,15 @@ import {
   bindLibc,
   close,
   dupAbove,
+  exitStatusNow,
   O,
   open,
+  pidfdOpen,
   pipe,
   readAsync,
+  readSome,
   sealedEmptyMemfd,
+  setNonBlocking,
   strerror,
   SYSCALLS,
   waitForExitAsync,
@@ -46,6 +50,7 @@ import {
 } from "./exec_program.ts";
 import { type ByteSink, type ByteSource, drainAfterExit, type OutputCopy, sleep } from "./stdio.ts";
 import type { PtyMaster } from "./pty.ts";
+import { poller } from "./poller.ts";
 
 /** How the command's stdio is made: pipes to skiff (docker's attach), a pty, or nothing (-d). */
 export type ExecStdio = "pipes" | "tty" | "detached";
@@ -187,6 +192,13 @@ export interface ExecIO {
   terminal: boolean;
   /** Told the command's pid (our child, not yet reaped) once it is forked: a health probe's timeout kills it. */
   started?(pid: number): void;
+  /**
+   * For a long-lived caller (the supervisor's health probes): the output is read through the one
+   * poller instead of a thread of Deno's pool per pipe, and let go a moment after the command has
+   * exited, even if something it left behind still holds the pipe (a `sleep 1000 &` in a probe
+   * would otherwise keep two of the pool's 32 threads for as long).
+   */
+  letGoAfterExit?: boolean;
 }
 
 const callerIO = (): ExecIO => ({
@@ -226,6 +238,97 @@ function copyFd(fd: number, caller: ByteSink): OutputCopy {
     }
   })();
   return copy;
+}
+
+/**
+ * copyFd through the poller (non-blocking reads, no pool thread held while the pipe is quiet), for
+ * letGoAfterExit: `letGo()` stops it and closes the fd.
+ */
+function pollFd(fd: number, caller: ByteSink): OutputCopy & { letGo(): void } {
+  let stopped = false;
+  setNonBlocking(fd);
+  const copy = {
+    done: Promise.resolve(),
+    writing: false,
+    lastActivity: Date.now(),
+    letGo() {
+      if (stopped) return;
+      stopped = true;
+      poller.forget(fd);
+    },
+  };
+  copy.done = (async () => {
+    const buf = new Uint8Array(64 * 1024);
+    try {
+      while (!stopped) {
+        const n = readSome(fd, buf);
+        if (n === 0) return;
+        if (n < 0) {
+          await poller.readable(fd);
+          continue;
+        }
+        copy.lastActivity = Date.now();
+        copy.writing = true;
+        try {
+          for (let written = 0; written < n;) written += await caller.write(buf.subarray(written, n));
+        } catch {
+          return;
+        } finally {
+          copy.writing = false;
+          copy.lastActivity = Date.now();
+        }
+      }
+    } finally {
+      stopped = true;
+      close(fd);
+    }
+  })();
+  return copy;
+}
+
+/**
+ * Which pid the program may report as the command: our child (CLONE_PARENT), started after the
+ * middle, not the container's PID 1, in the container's PID namespace (or a zombie already, whose
+ * namespace can no longer be read). A container that holds the error pipe's write end (it needs
+ * CAP_SYS_PTRACE) could write any pid there: it must not make skiff wait on, reap or (a health
+ * probe's timeout) kill another process, such as another container's PID 1 in the supervisor.
+ */
+export function commandCheck(middle: number, containerPid: number): (pid: number) => boolean {
+  const middleStart = processStat(middle)?.start ?? Infinity;
+  const pidNamespace = statPath(`/proc/${containerPid}/ns/pid`)?.key;
+  return (pid) => {
+    if (pid <= 0 || pid === containerPid || pid === middle) return false;
+    const stat = processStat(pid);
+    if (!stat || stat.ppid !== Deno.pid || stat.start < middleStart) return false;
+    const namespace = statPath(`/proc/${pid}/ns/pid`)?.key;
+    return namespace !== undefined ? namespace === pidNamespace : stat.state === "Z";
+  };
+}
+
+/** /proc/PID/stat's state, parent and start time (clock ticks), or undefined when it is gone. */
+function processStat(pid: number): { state: string; ppid: number; start: number } | undefined {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  } catch {
+    return undefined;
+  }
+  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  return { state: fields[0], ppid: Number(fields[1]), start: Number(fields[19]) };
+}
+
+/** waitForExitAsync through the poller (a pidfd): no thread of Deno's pool for as long as it runs. */
+async function waitForExitPolled(pid: number): Promise<number> {
+  const pidfd = pidfdOpen(pid); // our child, not reaped yet: this very process
+  try {
+    while (true) {
+      const code = exitStatusNow(pid);
+      if (code !== undefined) return code;
+      await poller.readable(pidfd);
+    }
+  } finally {
+    close(pidfd);
+  }
 }
 
 /** Copies the caller's stdin into the command's pipe (a raw fd) until it ends, then closes the fd. */
@@ -427,32 +530,55 @@ export async function execInContainer(
   }
 
   // what the program says: the command's pid, or the step that failed (EOF: execve went through)
+  const copy = io.letGoAfterExit ? pollFd : copyFd;
   const outputs = stdio === "pipes"
     ? [
-      copyFd(parentEnds.stdout!, io.stdout),
-      copyFd(parentEnds.stderr!, io.stderr),
+      copy(parentEnds.stdout!, io.stdout),
+      copy(parentEnds.stderr!, io.stderr),
     ]
     : [];
   let commandPid = 0, failure: { failed: number; errno: number } | undefined;
   let pidKnown = () => {};
   const known = new Promise<void>((resolve) => pidKnown = resolve);
+  // a long-lived caller waits on the poller, never on a thread of Deno's pool (see letGoAfterExit)
+  const polled = io.letGoAfterExit === true;
+  const waitExit = polled ? waitForExitPolled : waitForExitAsync;
+  let recordsStopped = false;
+  if (polled) setNonBlocking(errorRead);
+  const readRecord = async (buf: Uint8Array<ArrayBuffer>): Promise<number> => {
+    if (!polled) return await readAsync(errorRead, buf);
+    while (!recordsStopped) {
+      const n = readSome(errorRead, buf);
+      if (n >= 0) return n;
+      await poller.readable(errorRead);
+    }
+    return 0;
+  };
+  const isCommand = commandCheck(middle, pid);
   const records = (async () => {
     const record = new Uint8Array(8);
-    while (await readAsync(errorRead, record) === 8) {
+    while (await readRecord(record) === 8) {
       const got = decodeRecord(record);
       if ("pid" in got) {
-        if (!commandPid) io.started?.(got.pid);
-        commandPid ||= got.pid;
+        if (commandPid || !isCommand(got.pid)) continue;
+        io.started?.(got.pid);
+        commandPid = got.pid;
         pidKnown();
       } else failure ??= got;
     }
     close(errorRead);
   })();
+  const stopRecords = () => {
+    if (!polled || recordsStopped) return;
+    recordsStopped = true;
+    poller.forget(errorRead);
+  };
   await Promise.race([records, known]);
-  await waitForExitAsync(middle);
+  await waitExit(middle);
   // a container with CAP_SYS_PTRACE can open the command's end of the pipe before its execve and
   // hold it: once the command is known, its exit ends the wait as the pipe's EOF does
-  const exited = commandPid ? waitForExitAsync(commandPid) : undefined;
+  const exited = commandPid ? waitExit(commandPid) : undefined;
+  exited?.finally(stopRecords).catch(() => {});
   if (exited && !(await Promise.race([records.then(() => true), exited.then(() => false)]))) {
     await Promise.race([records, sleep(20)]); // its execve's failure, written before it exited
   }
@@ -476,7 +602,8 @@ export async function execInContainer(
   if (stdio === "pipes") {
     if (interactive) feedFd(parentEnds.stdin!, io.stdin);
     const code = await exited;
-    await drainAfterExit(outputs);
+    await drainAfterExit(outputs, io.letGoAfterExit ? 200 : undefined);
+    for (const o of outputs) (o as Partial<ReturnType<typeof pollFd>>).letGo?.();
     return code;
   }
   return await pumpTerminal(pty!, exited, interactive, io, ptys!.rawStdin);

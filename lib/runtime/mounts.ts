@@ -18,23 +18,16 @@ export interface PreparedMounts {
 /**
  * --volumes-from: the binds and volumes of other containers (any state), at their destinations, as
  * docker's daemon copies them: each keeps its source, propagation and read-only flag (`:ro` makes
- * them all read-only) and its nocopy (an empty volume gets the new container's image files, as in
- * docker); its Mode is empty. Only the sources' records are read, which their containers cannot
- * change.
+ * them all read-only), its Mode is empty and the new container's image files are never copied into
+ * it (docker's CopyData false: a `:ro` user must not fill another container's empty volume). Only the
+ * sources' records are read, which their containers cannot change.
  */
 export function mountsFrom(root: StateRoot, sources: VolumesFrom[]): MountPoint[] {
   const byDestination = new Map<string, MountPoint>();
   for (const source of sources) {
     for (const m of findContainer(root, source.container).Mounts ?? []) {
       if (m.Type === "tmpfs") continue;
-      const { NoCopy: _, ...kept } = m;
-      const noCopy = m.NoCopy || m.Mode.split(",").includes("nocopy");
-      byDestination.set(m.Destination, {
-        ...kept,
-        Mode: "",
-        RW: m.RW && !source.readOnly,
-        ...(noCopy ? { NoCopy: true as const } : {}),
-      });
+      byDestination.set(m.Destination, { ...m, Mode: "", RW: m.RW && !source.readOnly, NoCopy: true });
     }
   }
   return [...byDestination.values()];

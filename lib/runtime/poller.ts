@@ -35,6 +35,19 @@ class Poller {
     });
   }
 
+  /**
+   * No more waiting on `fd` (its waiters resolve, as for a hang-up): the poll in progress starts
+   * again without it, so the caller may close it (a read end it gives up on).
+   */
+  forget(fd: number): void {
+    for (const [key, entry] of this.waiting) {
+      if (entry.fd !== fd) continue;
+      this.waiting.delete(key);
+      for (const resolve of entry.resolve) resolve();
+    }
+    if (this.polling) this.interrupt();
+  }
+
   /** The poll in progress returns and starts again with the new set. */
   private interrupt(): void {
     try {

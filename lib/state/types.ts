@@ -266,7 +266,7 @@ export interface MountPoint {
    * ReadOnlyNonRecursive, ReadOnlyForceRecursive); skiff's own, not shown by inspect.
    */
   BindRecursive?: "disabled" | "writable" | "readonly";
-  /** skiff's own, not shown by inspect: a --volumes-from mount of a nocopy one (its Mode is ""). */
+  /** skiff's own, not shown by inspect: a --volumes-from mount, which never gets the image's files. */
   NoCopy?: true;
 }
 
