@@ -20,6 +20,7 @@ const VERBS: Record<string, VerbLoader> = {
   history: () => import("./lib/cli/history.ts"),
   "image-prune": () => import("./lib/cli/image_prune.ts"),
   system: () => import("./lib/cli/system.ts"),
+  info: () => import("./lib/cli/info.ts"),
   import: () => import("./lib/cli/import.ts"),
   ps: () => import("./lib/cli/ps.ts"),
   rm: () => import("./lib/cli/rm.ts"),
@@ -91,6 +92,7 @@ const ALIASES: Record<string, string[]> = {
   "image history": ["history"],
   "image prune": ["image-prune"],
   "system fsck": ["system", "check"],
+  "system info": ["info"],
   "image import": ["import"],
   "image inspect": ["inspect", "--type", "image"],
 };
@@ -134,6 +136,7 @@ Commands:
   events     Get real time events from the server
   port       List port mappings or a specific mapping for the container
   version    Show the skiff version
+  info       Display system-wide information
   cp         Copy files/folders between a container and the local filesystem
   export     Export a container's filesystem as a tar archive
   diff       Inspect changes to files or directories on a container's filesystem
@@ -146,7 +149,7 @@ Commands:
   update     Update configuration of one or more containers
   volume     Manage volumes (create, ls, inspect, rm, prune)
   network    Manage networks (create, ls, inspect, rm, prune)
-  system     Manage skiff (system check: verify the image store)
+  system     Manage skiff (df, prune, info; check: verify the state)
 `;
 
 /** The verb being run (docker's spellings resolved): the exit code of a failure that names none. */

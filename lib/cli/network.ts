@@ -11,6 +11,7 @@ import {
   findNetwork,
   inspectNetwork,
   listNetworks,
+  networkPruneFilter,
   type NetworkView,
   pruneNetworks,
   removeNetwork,
@@ -317,7 +318,7 @@ async function prune(args: string[], ctx: CliContext): Promise<number> {
   if (p.positionals.length) {
     throw new UsageError(`"skiff network prune" accepts no arguments.`, "network prune", true);
   }
-  if (list(p, "filter").length) throw new SkiffError("network prune --filter is not supported by skiff yet");
+  const keep = networkPruneFilter(list(p, "filter"));
   if (
     !bool(p, "force") &&
     !confirm(
@@ -326,7 +327,7 @@ async function prune(args: string[], ctx: CliContext): Promise<number> {
   ) {
     return 0;
   }
-  const removed = await pruneNetworks(ctx.root);
+  const removed = await pruneNetworks(ctx.root, keep);
   if (removed.length) console.log(`Deleted Networks:\n${removed.join("\n")}\n`);
   return 0;
 }

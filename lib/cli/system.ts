@@ -1,8 +1,11 @@
-// skiff system check|fsck [--repair]: verify the image store (blobs re-hashed, layers, images, tags).
+// skiff system check|fsck [--repair]: verify the image store (blobs re-hashed, layers, images, tags);
+// skiff system df [-v] [--format]: docker's disk usage summary; skiff system prune [-a] [-f]
+// [--volumes] [--filter]: docker's prunes in its order (containers, networks, volumes, images);
+// `system info` is `info` (main.ts).
 
 import type { Verb } from "./context.ts";
-import { bool, parseArgs } from "./args.ts";
-import { UsageError } from "../errors.ts";
+import { bool, list, parseArgs, str } from "./args.ts";
+import { SkiffError, UsageError } from "../errors.ts";
 import { ImageStore } from "../image/store.ts";
 
 const HELP = `Usage:  skiff system COMMAND
@@ -11,6 +14,9 @@ Manage skiff
 
 Commands:
   check       Verify the state: re-hash every blob, check layers, images, tags, containers and volumes (alias: fsck)
+  df          Show skiff disk usage
+  info        Display system-wide information
+  prune       Remove unused data
 `;
 
 const CHECK_HELP = `Usage:  skiff system check [OPTIONS]
@@ -34,6 +40,8 @@ const system: Verb = async (args, ctx) => {
     console.log(HELP);
     return 0;
   }
+  if (sub === "df") return await df(args.slice(1), ctx);
+  if (sub === "prune") return await prune(args.slice(1), ctx);
   if (sub !== "check" && sub !== "fsck") {
     throw new UsageError(`unknown command "${sub}" for "skiff system"`, "system");
   }
@@ -65,3 +73,150 @@ const system: Verb = async (args, ctx) => {
   return n && !repair ? 1 : 0;
 };
 export default system;
+
+const DF_HELP = `Usage:  skiff system df [OPTIONS]
+
+Show skiff disk usage
+
+Options:
+      --format string   Pretty-print images using a Go template
+  -v, --verbose         Show detailed information on space usage`;
+
+const DF_TABLE = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}";
+/** docker's formatter type of each row (its template errors name them). */
+const DF_TYPES: Record<string, string> = {
+  Images: "*formatter.diskUsageImagesContext",
+  Containers: "*formatter.diskUsageContainersContext",
+  "Local Volumes": "*formatter.diskUsageVolumesContext",
+  "Build Cache": "*formatter.diskUsageBuilderContext",
+};
+
+const DF_HEADERS = {
+  Type: "TYPE",
+  TotalCount: "TOTAL",
+  Active: "ACTIVE",
+  Size: "SIZE",
+  Reclaimable: "RECLAIMABLE",
+};
+
+async function df(args: string[], ctx: Parameters<Verb>[1]): Promise<number> {
+  const p = parseArgs(args, {
+    verb: "system df",
+    options: [{ name: "format", kind: "string" }, { name: "verbose", short: "v", kind: "bool" }],
+  });
+  if (bool(p, "help")) {
+    console.log(DF_HELP);
+    return 0;
+  }
+  if (p.positionals.length) {
+    throw new UsageError(`"skiff system df" accepts no arguments.`, "system df", true);
+  }
+  if (bool(p, "verbose")) throw new SkiffError("system df --verbose is not supported by skiff yet");
+  const [{ compileListFormat }, { goStruct }, { humanSize }, { diskUsage }] = await Promise.all([
+    import("../format/list.ts"),
+    import("../format/template.ts"),
+    import("../format/human.ts"),
+    import("../inspect/disk_usage.ts"),
+  ]);
+  const format = compileListFormat(str(p, "format") ?? "", DF_TABLE);
+  const rows = diskUsage(ctx.root).map((u) => {
+    // docker's arithmetic: the share in whole percent, rounded down, when there is a size
+    const reclaimable = humanSize(u.Reclaimable) +
+      (u.showPercent ? ` (${Math.floor((u.Reclaimable * 100) / u.Size)}%)` : "");
+    // `{{json .}}` as docker's: the fields in name order (its contexts marshal through a map)
+    const fields = {
+      Active: String(u.Active),
+      Reclaimable: reclaimable,
+      Size: humanSize(u.Size),
+      TotalCount: String(u.TotalCount),
+      Type: u.Type,
+    };
+    return goStruct(DF_TYPES[u.Type], { ...fields, toJSON: () => fields });
+  });
+  Deno.stdout.writeSync(
+    new TextEncoder().encode(format.render(rows, goStruct(DF_TYPES.Images, { ...DF_HEADERS }))),
+  );
+  return 0;
+}
+
+const PRUNE_HELP = `Usage:  skiff system prune [OPTIONS]
+
+Remove unused data
+
+Options:
+  -a, --all             Remove all unused images not just dangling ones
+      --filter filter   Provide filter values (e.g. 'label=<key>=<value>')
+  -f, --force           Do not prompt for confirmation
+      --volumes         Prune volumes`;
+
+async function prune(args: string[], ctx: Parameters<Verb>[1]): Promise<number> {
+  const p = parseArgs(args, {
+    verb: "system prune",
+    options: [
+      { name: "all", short: "a", kind: "bool" },
+      { name: "force", short: "f", kind: "bool" },
+      { name: "volumes", kind: "bool" },
+      { name: "filter", kind: "list" },
+    ],
+  });
+  if (bool(p, "help")) {
+    console.log(PRUNE_HELP);
+    return 0;
+  }
+  if (p.positionals.length) {
+    throw new UsageError(`"skiff system prune" accepts no arguments.`, "system prune", true);
+  }
+  const all = bool(p, "all"), volumes = bool(p, "volumes"), filters = list(p, "filter");
+  if (volumes && filters.some((f) => f.startsWith("until="))) {
+    throw new SkiffError(`ERROR: The "until" filter is not supported with "--volumes"`);
+  }
+  const [{ pruneContainers, pruneFilter }, { imagePruneFilter, pruneImages }, { humanSize }, { confirm }] =
+    await Promise.all([
+      import("../container/prune.ts"),
+      import("../image/prune.ts"),
+      import("../format/human.ts"),
+      import("./volume.ts"),
+    ]);
+  // every filter is checked before the question and before anything goes
+  const { networkPruneFilter, pruneNetworks } = await import("../network/networks.ts");
+  const keepContainer = pruneFilter(filters);
+  const keepNetwork = networkPruneFilter(filters);
+  imagePruneFilter(filters);
+  if (!bool(p, "force")) {
+    const warnings = [
+      "all stopped containers",
+      "all networks not used by at least one container",
+      ...(volumes ? ["all anonymous volumes not used by at least one container"] : []),
+      all ? "all images without at least one container associated to them" : "all dangling images",
+      all ? "all build cache" : "all dangling build cache",
+    ];
+    const question = `WARNING! This will remove:\n${warnings.map((w) => `  - ${w}`).join("\n")}\n\n` +
+      "Are you sure you want to continue?";
+    if (!confirm(question)) return 0;
+  }
+  const { sweepDeadBuilders } = await import("../build/containers.ts");
+  await sweepDeadBuilders(ctx.root); // a killed build's RUN container is not the user's to prune
+  let out = "", reclaimed = 0;
+  const containers = await pruneContainers(ctx.root, keepContainer);
+  reclaimed += containers.reclaimed;
+  if (containers.deleted.length) out += `Deleted Containers:\n${containers.deleted.join("\n")}\n\n`;
+  const networks = await pruneNetworks(ctx.root, keepNetwork);
+  if (networks.length) out += `Deleted Networks:\n${networks.join("\n")}\n\n`;
+  if (volumes) {
+    const { pruneVolumes } = await import("../volume/store.ts");
+    const removed = await pruneVolumes(ctx.root, { all: false });
+    reclaimed += removed.reclaimed;
+    if (removed.deleted.length) out += `Deleted Volumes:\n${removed.deleted.join("\n")}\n\n`;
+  }
+  const images = await pruneImages(new ImageStore(ctx.root), { all, filters });
+  reclaimed += images.reclaimed;
+  if (images.records.length) {
+    out += "Deleted Images:\n" +
+      images.records.map((r) => "untagged" in r ? `untagged: ${r.untagged}\n` : `deleted: ${r.deleted}\n`)
+        .join("") +
+      "\n";
+  }
+  out += `Total reclaimed space: ${humanSize(reclaimed)}\n`;
+  Deno.stdout.writeSync(new TextEncoder().encode(out));
+  return 0;
+}

@@ -3,6 +3,7 @@
 // `<root>/network/<id>.json` beside its address leases. Their containers resolve each other by name
 // (names.ts); the built-in networks are bridge, host and none.
 
+import { pruneFilter as pruneFilterOf } from "../format/filters.ts";
 import { NotFoundError, SkiffError } from "../errors.ts";
 import { withLockSync, writeFileAtomic } from "../state/fsutil.ts";
 import { listContainers } from "../state/containers.ts";
@@ -257,11 +258,14 @@ export async function removeNetwork(root: StateRoot, ref: string): Promise<void>
   });
 }
 
-/** `network prune`: every user network no container uses; returns their names. */
-export async function pruneNetworks(root: StateRoot): Promise<string[]> {
+/** `network prune`: every user network no container uses (and `keep` takes); returns their names. */
+export async function pruneNetworks(
+  root: StateRoot,
+  keep: (n: NetworkView) => boolean = () => true,
+): Promise<string[]> {
   const removed: string[] = [];
   for (const view of (await listNetworks(root)).filter((n) => !n.builtin)) {
-    if (containersOn(root, view).length) continue;
+    if (containersOn(root, view).length || !keep(view)) continue;
     try {
       await removeNetwork(root, view.Id);
       removed.push(view.Name);
@@ -317,4 +321,12 @@ export function inspectNetwork(root: StateRoot, view: NetworkView): Record<strin
 export function networkIdOfMode(root: StateRoot, mode: string): string {
   if (mode === "bridge") return readStateFile(bridgeStatePath(root))?.Id ?? "";
   return userNetworkState(root, mode)?.Id ?? "";
+}
+
+/** network prune's --filter (until=, label=, label!=) with docker's words for a bad one. */
+export function networkPruneFilter(filters: string[], now = Date.now()): (n: NetworkView) => boolean {
+  return pruneFilterOf<NetworkView>(filters, {
+    created: (n) => Date.parse(n.Created),
+    labels: (n) => n.Labels,
+  }, now);
 }

@@ -335,7 +335,7 @@ export async function removeAnonymousVolumes(root: StateRoot, record: ContainerR
 }
 
 /** Bytes in a volume's data (containers write there: walked through fds); 0 when it is gone. */
-function volumeDataSize(mountpoint: string): number {
+export function volumeDataSize(mountpoint: string): number {
   let fd: number;
   try {
     fd = openHostDir(mountpoint);
