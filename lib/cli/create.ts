@@ -49,10 +49,19 @@ const create: Verb = async (args, ctx) => {
   (await import("../engine/create_run.ts")).checkLimits(request);
   const store = new ImageStore(ctx.root);
   const pullFlag = str(parsed, "pull");
-  const image = (pullFlag === undefined || pullFlag === "missing") &&
-      (await import("../engine/create_run.ts")).findForRun(store, request.imageRef, request.platform) ||
-    await (await import("./pull.ts")).imageForRun(ctx, store, request.imageRef, pullFlag, request.platform);
-  const id = await engine.create(request, image);
+  // --cidfile: made before the pull and the container, written once the container exists
+  const cid = (await import("./cidfile.ts")).CidFile.open(request.container.cidFile);
+  let id;
+  try {
+    const image = (pullFlag === undefined || pullFlag === "missing") &&
+        (await import("../engine/create_run.ts")).findForRun(store, request.imageRef, request.platform) ||
+      await (await import("./pull.ts")).imageForRun(ctx, store, request.imageRef, pullFlag, request.platform);
+    id = await engine.create(request, image);
+  } catch (e) {
+    cid.remove();
+    throw e;
+  }
+  cid.write(id);
   console.log(id);
   return 0;
 };

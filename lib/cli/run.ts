@@ -37,6 +37,7 @@ Options:
       --expose list             Expose a port or a range of ports
   -e, --env list                Set environment variables
       --env-file list           Read in a file of environment variables
+      --cidfile string          Write the container ID to the file
       --group-add list          Add additional groups to join
       --health-cmd string       Command to run to check health
       --health-interval duration
@@ -179,6 +180,29 @@ async function runWithStage(
   warnAboutPorts(request);
   await checkSeccompProfiles(request.container.securityOpt ?? []);
   await adaptLimitsToHost(request);
+  if (!request.container.cidFile) return await runRequested(request, parsed, ctx, detach, stage);
+  // --cidfile: made now, the id chosen here and written before the container is made; it goes
+  // again if the container never came to be
+  const { CidFile } = await import("./cidfile.ts");
+  const { newContainerId } = await import("../state/containers.ts");
+  const cid = CidFile.open(request.container.cidFile);
+  request.id = newContainerId();
+  cid.write(request.id);
+  try {
+    return await runRequested(request, parsed, ctx, detach, stage);
+  } catch (e) {
+    if (!(await import("../state/fsutil.ts")).exists(ctx.root.container(request.id))) cid.remove();
+    throw e;
+  }
+}
+
+async function runRequested(
+  request: RunRequest,
+  parsed: Parsed,
+  ctx: Parameters<Verb>[1],
+  detach: boolean,
+  stage: InitStage | undefined,
+): Promise<number> {
   const pullFlag = str(parsed, "pull");
   if (detach && (pullFlag === undefined || pullFlag === "missing")) {
     const code = await runDetachedBySupervisor(ctx, request);

@@ -89,7 +89,10 @@ function extraHosts(entries: string[]): string[] {
     if (!host || !ip || LINE_BREAKING.test(host)) {
       throw invalid(goQuote(entry).slice(1, -1), "--add-host", `bad format for add-host: ${goQuote(entry)}`);
     }
-    if (!isIpAddress(ip)) throw invalid(entry, "--add-host", `invalid IP address in add-host: "${ip}"`);
+    // "host-gateway": the daemon's host-gateway-ip, resolved when /etc/hosts is written (ipam.ts)
+    if (ip !== "host-gateway" && !isIpAddress(ip)) {
+      throw invalid(entry, "--add-host", `invalid IP address in add-host: "${ip}"`);
+    }
     return `${host}:${ip}`;
   });
 }
@@ -280,6 +283,7 @@ export function runRequest(parsed: Parsed, attach = true): RunRequest {
       groupAdd: groupAdd(list(parsed, "group-add")),
       volumesFrom: volumesFrom(list(parsed, "volumes-from")),
       healthcheck: healthcheck(parsed),
+      cidFile: str(parsed, "cidfile") || undefined,
       networkMode: parseNetworkMode(str(parsed, "network")),
       networkAliases: networkAliases(list(parsed, "network-alias")),
       ip: requestedIp(str(parsed, "ip")),

@@ -44,6 +44,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
   { name: "volume", short: "v", kind: "list" },
   { name: "volumes-from", kind: "list" },
   { name: "platform", kind: "string" },
+  { name: "cidfile", kind: "string" },
   { name: "mount", kind: "list" },
   { name: "restart", kind: "string" },
   { name: "log-driver", kind: "string" },

@@ -24,6 +24,8 @@ export interface RunRequest {
   signalProxy: boolean;
   /** --platform: an image here of another platform counts as missing (docker 20.10 pulls it). */
   platform?: Platform;
+  /** The id the container gets, when the CLI chose it first (--cidfile); else a new one. */
+  id?: string;
 }
 
 /** The image is not in the store: the CLI pulls it (with its progress on the user's terminal). */
@@ -82,7 +84,11 @@ export async function createDetached(
   const store = new ImageStore(root);
   const image = given ?? findForRun(store, request.imageRef, request.platform);
   if (!image) throw new ImageNotPresentError(`Unable to find image '${request.imageRef}' locally`);
-  return (await createForRun(root, request, image, store.layerDirs(image), newContainerId())).record;
+  if (request.id !== undefined && !/^[0-9a-f]{64}$/.test(request.id)) {
+    throw new SkiffError("invalid container id");
+  }
+  return (await createForRun(root, request, image, store.layerDirs(image), request.id ?? newContainerId()))
+    .record;
 }
 
 /** The image `run`/`create` names, when it is here (and of the --platform given). */

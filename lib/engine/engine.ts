@@ -248,7 +248,7 @@ export class Engine {
         import("./request_limits.ts"),
         import("../state/ids.ts"),
       ]);
-      const id = run.id ?? newContainerId();
+      const id = run.id ?? request.id ?? newContainerId();
       const made = cgroups.createCgroup(root, id, limitsOfRequest(request)); // checks them first
       cgroup = {
         addProcess: (pid) => made.addProcess(pid),

@@ -20,6 +20,7 @@ import { connectTarget } from "../network/connect.ts";
 import { createEndpoint, type Endpoint, holdNamespace, noteJoiner, userTarget } from "../network/bridge.ts";
 import { userNetworkState } from "../network/networks.ts";
 import { hostsFile, joinedContainer } from "../network/mode.ts";
+import { resolveHostGateway } from "../network/ipam.ts";
 import { refreshNames } from "../network/names.ts";
 import { ensureInternalForward, ensureNetworkNat, publishPorts as natPublish } from "../network/nat.ts";
 import { checkPublishable, type PortMapping, publishRequests } from "../network/ports.ts";
@@ -100,7 +101,7 @@ export function setupNetwork(root: StateRoot, record: ContainerRecord, dir: stri
     // docker writes the container's own address into its /etc/hosts when it starts
     Deno.writeTextFileSync(
       `${dir}/hosts`,
-      hostsFile(record.HostConfig.ExtraHosts ?? [], {
+      hostsFile(resolveHostGateway(root, record.HostConfig.ExtraHosts ?? []), {
         ip: endpoint.ipAddress,
         hostname: record.Config.Hostname,
       }),

@@ -11,6 +11,7 @@
 // Settings: `<root>/daemon.json`, dockerd's keys: "bip" (the bridge's address and prefix, default
 // 10.89.0.1/16) and "bridge" (its name, default skiff0).
 
+import { bridgeSubnet, daemonSettings } from "./ipam.ts";
 import { close, inNetns, SysError, withNewNetns } from "../../ffi/mod.ts";
 import { SkiffError } from "../errors.ts";
 import { join } from "../path.ts";
@@ -65,18 +66,12 @@ export interface BridgeConfig {
 
 /** The bridge's settings from `<root>/daemon.json` ("bip", "bridge"), else skiff's defaults. */
 export function bridgeConfig(root: StateRoot): BridgeConfig {
-  let settings: { bip?: unknown; bridge?: unknown } = {};
-  const path = join(root.path, "daemon.json");
-  try {
-    settings = JSON.parse(Deno.readTextFileSync(path)) ?? {};
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw new SkiffError(`${path}: ${(e as Error).message}`);
-  }
+  const { settings, path } = daemonSettings(root);
   const name = typeof settings.bridge === "string" && settings.bridge ? settings.bridge : DEFAULT_BRIDGE;
   if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(name)) {
     throw new SkiffError(`${path}: invalid bridge name ${JSON.stringify(name)}`);
   }
-  return { name, subnet: parseBip(typeof settings.bip === "string" ? settings.bip : DEFAULT_BIP) };
+  return { name, subnet: bridgeSubnet(settings) };
 }
 
 /** Turns IPv4 forwarding on (docker does too: the bridge's traffic must be routed). */

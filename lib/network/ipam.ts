@@ -54,6 +54,36 @@ export function parseBip(bip: string): Subnet {
 /** skiff's default bridge subnet: not docker's 172.17.0.0/16, nor podman's 10.88.0.0/16. */
 export const DEFAULT_BIP = "10.89.0.1/16";
 
+/** `<root>/daemon.json` (dockerd's settings file: "bip", "bridge"), {} when there is none. */
+export function daemonSettings(
+  root: StateRoot,
+): { settings: { bip?: unknown; bridge?: unknown }; path: string } {
+  const path = join(root.path, "daemon.json");
+  try {
+    return { settings: JSON.parse(Deno.readTextFileSync(path)) ?? {}, path };
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw new SkiffError(`${path}: ${(e as Error).message}`);
+    return { settings: {}, path };
+  }
+}
+
+/** The default bridge's subnet: daemon.json's "bip", else skiff's. */
+export function bridgeSubnet(settings: { bip?: unknown }): Subnet {
+  return parseBip(typeof settings.bip === "string" ? settings.bip : DEFAULT_BIP);
+}
+
+/**
+ * --add-host NAME:host-gateway, as docker's daemon resolves it when it writes /etc/hosts: the
+ * default bridge's own address (docker's default host-gateway-ip); other entries as they are.
+ */
+export function resolveHostGateway(root: StateRoot, extraHosts: string[]): string[] {
+  if (!extraHosts.some((e) => e.endsWith(":host-gateway"))) return extraHosts;
+  const gateway = bridgeSubnet(daemonSettings(root).settings).gateway;
+  return extraHosts.map((e) =>
+    e.endsWith(":host-gateway") ? `${e.slice(0, -"host-gateway".length)}${gateway}` : e
+  );
+}
+
 /**
  * The first address from `after` on (wrapping around) that is neither the network, the gateway, the
  * broadcast nor used. Sequential, as docker's allocator: an address released a moment ago is not

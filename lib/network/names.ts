@@ -15,7 +15,7 @@
 import { join } from "../path.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
-import { readStateFile, stateFiles } from "./ipam.ts";
+import { readStateFile, resolveHostGateway, stateFiles } from "./ipam.ts";
 import { hostsFile } from "./mode.ts";
 import { withLockSync } from "../state/fsutil.ts";
 
@@ -159,13 +159,16 @@ function writeHostsOf(
   if (ownIp === undefined && peers.length === 0) {
     // no endpoint any more (stopped): its file keeps docker's head and --add-host lines only
     if (mode === "host" || mode.startsWith("container:")) return;
-    rewriteInPlace(join(root.container(id), "hosts"), hostsFile(self.HostConfig.ExtraHosts ?? []));
+    rewriteInPlace(
+      join(root.container(id), "hosts"),
+      hostsFile(resolveHostGateway(root, self.HostConfig.ExtraHosts ?? [])),
+    );
     return;
   }
   rewriteInPlace(
     join(root.container(id), "hosts"),
     memberHostsFile(
-      self.HostConfig.ExtraHosts ?? [],
+      resolveHostGateway(root, self.HostConfig.ExtraHosts ?? []),
       ownIp === undefined ? undefined : { ip: ownIp, hostname: self.Config.Hostname },
       peers,
     ),

@@ -10,7 +10,7 @@ import {
   isUserNetwork,
   joinedContainer,
 } from "../network/mode.ts";
-import { userNetworkState } from "../network/ipam.ts";
+import { resolveHostGateway, userNetworkState } from "../network/ipam.ts";
 import type { StateRoot } from "../state/root.ts";
 import {
   type ContainerRecord,
@@ -61,6 +61,8 @@ export interface CreateRequest {
   groupAdd?: string[];
   /** --volumes-from as given (its mounts are in `mounts`) */
   volumesFrom?: string[];
+  /** --cidfile (HostConfig.ContainerIDFile) */
+  cidFile?: string;
   /** --health-* / --no-healthcheck (merged over the image's HEALTHCHECK) */
   healthcheck?: HealthConfig;
   /** --init / --init=false (HostConfig.Init); undefined when not given. */
@@ -225,7 +227,7 @@ function networkFiles(
     } catch { /* none on the host */ }
     if (hosts && !hosts.endsWith("\n")) hosts += "\n";
     return {
-      hosts: hosts + hostsFile(req.extraHosts ?? []).slice(DEFAULT_HOSTS.length),
+      hosts: hosts + hostsFile(resolveHostGateway(root, req.extraHosts ?? [])).slice(DEFAULT_HOSTS.length),
       resolvConf,
       hostname: req.hostname || Deno.hostname(),
     };
@@ -234,7 +236,7 @@ function networkFiles(
     throw new NotFoundError(`network ${mode} not found`);
   }
   // the container's own address line is added when it starts (engine/network.ts)
-  return { hosts: hostsFile(req.extraHosts ?? []), resolvConf };
+  return { hosts: hostsFile(resolveHostGateway(root, req.extraHosts ?? [])), resolvConf };
 }
 
 /** Creates the container's record and directory. Throws SkiffError for name conflicts and empty commands. */
@@ -305,6 +307,7 @@ export async function createContainerFromImage(
         ...req.resources,
         GroupAdd: req.groupAdd?.length ? req.groupAdd : null,
         ...(req.volumesFrom?.length ? { VolumesFrom: req.volumesFrom } : {}),
+        ...(req.cidFile ? { ContainerIDFile: req.cidFile } : {}),
         ExtraHosts: req.extraHosts?.length ? req.extraHosts : null,
         Dns: req.dns ?? [],
         DnsSearch: req.dnsSearch ?? [],

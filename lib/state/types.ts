@@ -215,6 +215,8 @@ export interface HostConfig {
   Sysctls?: Record<string, string>;
   /** --oom-score-adj (-1000..1000). */
   OomScoreAdj?: number;
+  /** --cidfile's path; absent when none. */
+  ContainerIDFile?: string;
   /** --volumes-from as given (CONTAINER[:MODE]); absent when none. */
   VolumesFrom?: string[];
   /** --group-add: extra groups (names or gids) of the container's process. */

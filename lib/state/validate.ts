@@ -181,6 +181,7 @@ const containerState = object({
 const hostConfig = object({
   AutoRemove: bool,
   VolumesFrom: optional(strings),
+  ContainerIDFile: optional(str),
   Privileged: bool,
   ReadonlyRootfs: bool,
   CapAdd: nullable(strings),
