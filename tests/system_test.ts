@@ -179,3 +179,99 @@ Deno.test("network prune --filter: label and until, as docker's", async () => {
     assert.equal(await root.ok(["network", "prune", "-f"]), "Deleted Networks:\nplain\n\n");
   });
 });
+
+Deno.test("system prune --volumes --filter label: only the volumes it names; an unreadable record stops a volume prune", async () => {
+  await withBusybox(async (root) => {
+    await root.ok(["volume", "create", "--label", "tier=test", "labelled"]);
+    await root.ok(["run", "--rm", "--label", "tier=test", "-v", "/anon", "busybox", "true"]); // its volume goes with --rm
+    await root.ok(["create", "--name", "holder", "-v", "/held", "busybox", "true"]);
+    await root.ok(["rm", "holder"]); // its anonymous volume stays, unused
+    const before = (await root.ok(["volume", "ls", "-q"])).trim().split("\n").sort();
+    assert.equal(before.length, 2);
+    // the anonymous one has no such label: it stays; the named one is not anonymous: it stays too
+    const out = await root.ok(["system", "prune", "-f", "--volumes", "--filter", "label=tier=test"]);
+    assert.equal(out, "Total reclaimed space: 0B\n");
+    assert.deepEqual((await root.ok(["volume", "ls", "-q"])).trim().split("\n").sort(), before);
+    // a container whose record cannot be read may still mount a volume: none is pruned then
+    await root.ok(["create", "--name", "broken", "-v", "/mine", "busybox", "true"]);
+    const id = (await root.ok(["inspect", "-f", "{{.Id}}", "broken"])).trim();
+    Deno.writeTextFileSync(join(root.path, "containers", id, "container.json"), "{not json");
+    const refused = await root.skiff(["volume", "prune", "-f"]);
+    assert.equal(refused.code, 1);
+    assert.match(
+      refused.stderr,
+      new RegExp(`cannot tell which volumes are in use: the record of container ${id}`),
+    );
+    assert.equal((await root.ok(["volume", "ls", "-q"])).trim().split("\n").length, 3);
+    await root.ok(["rm", "-f", id]);
+  });
+});
+
+Deno.test("info: insecure registries as docker splits them; host-gateway with a broken daemon.json", async () => {
+  await withBusybox(async (root) => {
+    const env = { SKIFF_INSECURE_REGISTRIES: "myreg:5000,10.1.0.0/16" };
+    const text = await root.ok(["info"], { env });
+    assert.match(
+      text,
+      / Insecure Registries:\n  myreg:5000\n  127\.0\.0\.0\/8\n  10\.1\.0\.0\/16\n Live Restore Enabled: true\n\n$/,
+    );
+    const json = JSON.parse(await root.ok(["info", "-f", "{{json .RegistryConfig}}"], { env }));
+    assert.deepEqual(json.InsecureRegistryCIDRs, ["127.0.0.0/8", "10.1.0.0/16"]);
+    assert.deepEqual(json.IndexConfigs["myreg:5000"], {
+      Name: "myreg:5000",
+      Mirrors: [],
+      Secure: false,
+      Official: false,
+    });
+    // an unreadable daemon.json fails the bridge, not the /etc/hosts of a run that names host-gateway
+    Deno.writeTextFileSync(join(root.path, "daemon.json"), "{broken");
+    const hosts = await root.ok([
+      "run",
+      "--rm",
+      "--network",
+      "none",
+      "--add-host",
+      "h:host-gateway",
+      "busybox",
+      "cat",
+      "/etc/hosts",
+    ]);
+    assert.match(hosts, /^10\.89\.0\.1\th$/m);
+  });
+});
+
+Deno.test("attack: system df and ps -s walk a container's files by fd, never through a symlink it swaps in", async () => {
+  await withBusybox(async (root) => {
+    // a hundred directories of the container's that keep turning into symlinks to the host's / and
+    // back: a walk that lists them and then opens each by path follows some out to the host's tree
+    const swap = "for i in $(seq 1 100); do mkdir -p /w/d$i; done; while true; do " +
+      "for i in $(seq 1 100); do rmdir /w/d$i; ln -s / /w/d$i; done; " +
+      "for i in $(seq 1 100); do rm /w/d$i; mkdir /w/d$i; done; done";
+    await runDetached(root, ["--name", "swapper", "busybox", "sh", "-c", swap]);
+    for (let i = 0; i < 10; i++) {
+      const df = await root.skiff(["system", "df", "--format", "{{.Type}} {{.Size}}"], { timeoutMs: 20_000 });
+      assert.equal(df.code, 0, df.stderr);
+      const size = df.stdout.split("\n").find((r) => r.startsWith("Containers"))!.split(" ")[1];
+      assert.match(size, /^(\d+(\.\d+)?(B|kB))$/, `the container's few bytes, not the host's tree: ${size}`);
+      const ps = await root.skiff(["ps", "-s", "--format", "{{.Size}}"], { timeoutMs: 20_000 });
+      assert.equal(ps.code, 0, ps.stderr);
+    }
+  });
+});
+
+Deno.test("a container's id already taken is refused, and the existing container stays whole", async () => {
+  await withBusybox(async (root) => {
+    await runDetached(root, ["--name", "first", "busybox", "sleep", "60"]);
+    const id = (await root.ok(["inspect", "-f", "{{.Id}}", "first"])).trim();
+    const { createContainer } = await import("../lib/state/containers.ts");
+    const { StateRoot } = await import("../lib/state/root.ts");
+    await assert.rejects(
+      createContainer(new StateRoot(root.path), undefined, () => {
+        throw new Error("must not be built");
+      }, id),
+      new RegExp(`container ${id} already exists`),
+    );
+    assert.equal((await root.ok(["inspect", "-f", "{{.State.Running}}", "first"])).trim(), "true");
+    assert.ok(Deno.statSync(join(root.path, "containers", id, "container.json")).isFile);
+  });
+});

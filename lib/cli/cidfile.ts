@@ -5,13 +5,15 @@
 import { SkiffError } from "../errors.ts";
 
 export class CidFile {
-  private constructor(readonly path: string | undefined) {}
+  private constructor(readonly path: string | undefined, private file?: Deno.FsFile) {}
 
   /** Makes the file now (O_EXCL: never over another run's), or nothing without --cidfile. */
   static open(path: string | undefined): CidFile {
     if (!path) return new CidFile(undefined);
+    let file: Deno.FsFile;
     try {
-      Deno.openSync(path, { write: true, createNew: true, mode: 0o644 }).close();
+      // kept open: the id goes through this fd, never through the path (which may be swapped)
+      file = Deno.openSync(path, { write: true, createNew: true, mode: 0o644 });
     } catch (e) {
       if (e instanceof Deno.errors.AlreadyExists) {
         throw new SkiffError(
@@ -28,16 +30,27 @@ export class CidFile {
         : (e as Error).message;
       throw new SkiffError(`failed to create the container ID file: open ${path}: ${why}`);
     }
-    return new CidFile(path);
+    return new CidFile(path, file);
   }
 
+  /** The id, in place of what was written before. */
   write(id: string): void {
-    if (!this.path) return;
-    Deno.writeTextFileSync(this.path, id);
+    if (!this.file) return;
+    this.file.truncateSync(0);
+    this.file.seekSync(0, Deno.SeekMode.Start);
+    const bytes = new TextEncoder().encode(id);
+    for (let n = 0; n < bytes.length;) n += this.file.writeSync(bytes.subarray(n));
+  }
+
+  /** Done with it (the process's exit closes it too). */
+  close(): void {
+    this.file?.close();
+    this.file = undefined;
   }
 
   /** The command failed and its container does not exist: the file goes (docker's Close). */
   remove(): void {
+    this.close();
     if (!this.path) return;
     try {
       Deno.removeSync(this.path);

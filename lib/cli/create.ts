@@ -62,6 +62,7 @@ const create: Verb = async (args, ctx) => {
     throw e;
   }
   cid.write(id);
+  cid.close();
   console.log(id);
   return 0;
 };

@@ -43,8 +43,10 @@ const info: Verb = async (args, ctx) => {
     : undefined;
   const self = howToStartMyself();
   const { systemInfo } = await import("../inspect/info.ts");
+  const { registrySettingsFromEnvironment } = await import("./registry_settings.ts");
   const i = await systemInfo(ctx.root, {
-    insecureRegistries: ctx.insecureRegistries,
+    // every source skiff reads them from: daemon.json, SKIFF_INSECURE_REGISTRIES, --insecure-registry
+    insecureRegistries: [...registrySettingsFromEnvironment(ctx.insecureRegistries).insecure],
     executable: self.kind === "exe" ? self.exe : self.deno,
   });
   const clientInfo = { Debug: false, Context: "default", Plugins: [], Warnings: null };
@@ -101,8 +103,11 @@ const info: Verb = async (args, ctx) => {
     " Labels:",
     " Experimental: false",
     " Insecure Registries:",
+    // docker's order: the registries named by host first, then the CIDRs
+    ...Object.values(i.RegistryConfig.IndexConfigs).filter((c) => !c.Secure).map((c) => `  ${c.Name}`),
     ...i.RegistryConfig.InsecureRegistryCIDRs.map((r) => `  ${r}`),
     ` Live Restore Enabled: ${i.LiveRestoreEnabled}`,
+    "",
     "",
   ];
   Deno.stdout.writeSync(new TextEncoder().encode(lines.join("\n")));

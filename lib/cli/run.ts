@@ -135,10 +135,12 @@ function reportDetached(reply: StartReply, createdId?: string): number {
 async function runDetachedBySupervisor(
   ctx: Parameters<Verb>[1],
   request: RunRequest,
+  made?: (id: string) => void,
 ): Promise<number | undefined> {
   const { runDetachedRequest } = await import("../engine/detach.ts");
   const reply = await runDetachedRequest(ctx.root, request);
   if (!reply.ok && reply.imageMissing) return undefined;
+  if (reply.id) made?.(reply.id);
   return reportDetached(reply);
 }
 
@@ -189,10 +191,21 @@ async function runWithStage(
   request.id = newContainerId();
   cid.write(request.id);
   try {
-    return await runRequested(request, parsed, ctx, detach, stage);
+    // a supervisor of an older skiff (one outlives an upgrade while it owns containers) makes its
+    // own id: the file then names the container it made
+    return await runRequested(
+      request,
+      parsed,
+      ctx,
+      detach,
+      stage,
+      (id) => id !== request.id && cid.write(id),
+    );
   } catch (e) {
     if (!(await import("../state/fsutil.ts")).exists(ctx.root.container(request.id))) cid.remove();
     throw e;
+  } finally {
+    cid.close();
   }
 }
 
@@ -202,10 +215,11 @@ async function runRequested(
   ctx: Parameters<Verb>[1],
   detach: boolean,
   stage: InitStage | undefined,
+  made?: (id: string) => void,
 ): Promise<number> {
   const pullFlag = str(parsed, "pull");
   if (detach && (pullFlag === undefined || pullFlag === "missing")) {
-    const code = await runDetachedBySupervisor(ctx, request);
+    const code = await runDetachedBySupervisor(ctx, request, made);
     if (code !== undefined) return code;
   }
 

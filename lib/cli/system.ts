@@ -170,18 +170,24 @@ async function prune(args: string[], ctx: Parameters<Verb>[1]): Promise<number> 
   if (volumes && filters.some((f) => f.startsWith("until="))) {
     throw new SkiffError(`ERROR: The "until" filter is not supported with "--volumes"`);
   }
-  const [{ pruneContainers, pruneFilter }, { imagePruneFilter, pruneImages }, { humanSize }, { confirm }] =
-    await Promise.all([
-      import("../container/prune.ts"),
-      import("../image/prune.ts"),
-      import("../format/human.ts"),
-      import("./volume.ts"),
-    ]);
+  const [
+    { pruneContainers, pruneFilter },
+    { imagePruneFilter, pruneImages },
+    { humanSize },
+    { confirm, volumePruneFilters },
+  ] = await Promise.all([
+    import("../container/prune.ts"),
+    import("../image/prune.ts"),
+    import("../format/human.ts"),
+    import("./volume.ts"),
+  ]);
   // every filter is checked before the question and before anything goes
   const { networkPruneFilter, pruneNetworks } = await import("../network/networks.ts");
   const keepContainer = pruneFilter(filters);
   const keepNetwork = networkPruneFilter(filters);
   imagePruneFilter(filters);
+  // the volumes get the label filters (until is refused with --volumes above), as docker's daemon
+  const volumeLabels = volumes ? volumePruneFilters(filters.filter((f) => f.startsWith("label"))).labels : [];
   if (!bool(p, "force")) {
     const warnings = [
       "all stopped containers",
@@ -190,7 +196,12 @@ async function prune(args: string[], ctx: Parameters<Verb>[1]): Promise<number> 
       all ? "all images without at least one container associated to them" : "all dangling images",
       all ? "all build cache" : "all dangling build cache",
     ];
-    const question = `WARNING! This will remove:\n${warnings.map((w) => `  - ${w}`).join("\n")}\n\n` +
+    const filtered = filters.length
+      ? `\n  Items to be pruned will be filtered with:\n${filters.map((f) => `  - ${f}`).join("\n")}\n`
+      : "";
+    const question = `WARNING! This will remove:\n${
+      warnings.map((w) => `  - ${w}`).join("\n")
+    }\n${filtered}\n` +
       "Are you sure you want to continue?";
     if (!confirm(question)) return 0;
   }
@@ -204,7 +215,7 @@ async function prune(args: string[], ctx: Parameters<Verb>[1]): Promise<number> 
   if (networks.length) out += `Deleted Networks:\n${networks.join("\n")}\n\n`;
   if (volumes) {
     const { pruneVolumes } = await import("../volume/store.ts");
-    const removed = await pruneVolumes(ctx.root, { all: false });
+    const removed = await pruneVolumes(ctx.root, { all: false, labels: volumeLabels });
     reclaimed += removed.reclaimed;
     if (removed.deleted.length) out += `Deleted Volumes:\n${removed.deleted.join("\n")}\n\n`;
   }

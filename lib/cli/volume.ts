@@ -245,6 +245,24 @@ async function rm(args: string[], ctx: CliContext): Promise<number> {
 }
 
 /** docker's y/N prompt; anything but y/Y (or no terminal input at all) is a no. */
+/** volume prune's --filter: label=, label!= and all= (docker's words for another key). */
+export function volumePruneFilters(
+  filters: string[],
+): { all: boolean; labels: ((v: VolumeRecord) => boolean)[] } {
+  let all = false;
+  const labels: ((v: VolumeRecord) => boolean)[] = [];
+  for (const f of filters) {
+    if (f === "all=true" || f === "all=1") all = true;
+    else if (f.startsWith("label=") || f.startsWith("label!=")) {
+      const negate = f.startsWith("label!=");
+      const value = f.slice(negate ? 7 : 6);
+      const has = (v: VolumeRecord) => labelMatches(v.Labels, value);
+      labels.push(negate ? (v) => !has(v) : has);
+    } else throw new SkiffError(`invalid filter '${f.split("=")[0]}'`);
+  }
+  return { all, labels };
+}
+
 export function confirm(question: string): boolean {
   Deno.stdout.writeSync(new TextEncoder().encode(`${question} [y/N] `));
   const buf = new Uint8Array(64);
@@ -272,17 +290,8 @@ async function prune(args: string[], ctx: CliContext): Promise<number> {
   if (p.positionals.length) {
     throw new UsageError(`"skiff volume prune" accepts no arguments.`, "volume prune", true);
   }
-  let all = bool(p, "all");
-  const labels: ((v: VolumeRecord) => boolean)[] = [];
-  for (const f of list(p, "filter")) {
-    if (f === "all=true" || f === "all=1") all = true;
-    else if (f.startsWith("label=") || f.startsWith("label!=")) {
-      const negate = f.startsWith("label!=");
-      const value = f.slice(negate ? 7 : 6);
-      const has = (v: VolumeRecord) => labelMatches(v.Labels, value);
-      labels.push(negate ? (v) => !has(v) : has);
-    } else throw new SkiffError(`invalid filter '${f.split("=")[0]}'`);
-  }
+  const filters = volumePruneFilters(list(p, "filter"));
+  const all = bool(p, "all") || filters.all, labels = filters.labels;
   if (!bool(p, "force")) {
     const what = all ? "all local volumes" : "anonymous local volumes";
     if (

@@ -7,6 +7,7 @@
 // Sync FFI only: callers run after unshare/setns (platform notes), and the init stage imports this
 // for volume copy-up (no npm, no node: built-ins here).
 
+import { SysError } from "../../ffi/errors.ts";
 import {
   AT_EMPTY_PATH,
   AT_FDCWD,
@@ -298,7 +299,14 @@ export function reopenPinned(pathFd: number, shown: string): number {
  */
 export function treeSizeAt(dirFd: number): number {
   let total = 0;
-  for (const name of readDirNames(dirFd)) {
+  let names: string[];
+  try {
+    names = readDirNames(dirFd);
+  } catch (e) {
+    if (e instanceof SysError && e.errno === 2) return 0; // removed while it was read (ENOENT)
+    throw e;
+  }
+  for (const name of names) {
     const st = statAt(dirFd, name);
     if (st?.type === "file") total += st.size;
     if (st?.type !== "dir") continue;

@@ -2,7 +2,7 @@
 // CLI's arithmetic for ACTIVE and RECLAIMABLE (cli/command/formatter/disk_usage.go).
 
 import { ImageStore } from "../image/store.ts";
-import { listContainers } from "../state/containers.ts";
+import { listReconciled } from "../state/reconcile.ts";
 import type { StateRoot } from "../state/root.ts";
 import { listVolumes, volumeDataSize, volumeUsers } from "../volume/store.ts";
 import { containerRwSize } from "./ps.ts";
@@ -21,7 +21,8 @@ export interface UsageRow {
 export function diskUsage(root: StateRoot): UsageRow[] {
   const store = new ImageStore(root);
   const images = store.list();
-  const containers = listContainers(root);
+  // as ps sees them: reconciled with reality
+  const containers = listReconciled(root);
   const usedImages = new Set(containers.map((c) => c.Image));
   // every layer once (images share them): docker's LayersSize
   const layerSizes = new Map<string, number>();
@@ -41,7 +42,11 @@ export function diskUsage(root: StateRoot): UsageRow[] {
     if (!usedImages.has(image.id)) continue;
     for (const l of image.layers) if (users.get(l.chainId) === 1) used += layerSizes.get(l.chainId) ?? 0;
   }
-  const rw = containers.map((c) => ({ running: c.State.Running, size: containerRwSize(root, c) }));
+  // docker's isActive: running, paused or restarting
+  const rw = containers.map((c) => ({
+    running: c.State.Running || c.State.Paused || c.State.Restarting,
+    size: containerRwSize(root, c),
+  }));
   const rwTotal = rw.reduce((a, c) => a + c.size, 0);
   const volumes = listVolumes(root).map((v) => ({
     inUse: volumeUsers(root, v.Name, containers).length > 0,

@@ -7,7 +7,8 @@
 import { hostSupport } from "../cgroups/support.ts";
 import { cgroupDriver } from "../cgroups/mod.ts";
 import { ImageStore } from "../image/store.ts";
-import { listContainers } from "../state/containers.ts";
+import { deadPlaceholder, scanContainers } from "../state/containers.ts";
+import { reconcile } from "../state/reconcile.ts";
 import type { StateRoot } from "../state/root.ts";
 import { VERSION } from "../version.ts";
 import { nanoTimestamp } from "../runtime/logs.ts";
@@ -74,6 +75,22 @@ async function engineId(rootPath: string): Promise<string> {
 
 const bool01 = (path: string) => readOr(path).trim() === "1";
 
+interface IndexConfig {
+  Name: string;
+  Mirrors: string[];
+  Secure: boolean;
+  Official: boolean;
+}
+
+/** docker.io, then each registry named by host (and port) as insecure (docker's IndexConfigs). */
+function indexConfigs(insecure: string[]): Record<string, IndexConfig> {
+  const configs: Record<string, IndexConfig> = {
+    "docker.io": { Name: "docker.io", Mirrors: [], Secure: true, Official: true },
+  };
+  for (const r of insecure) configs[r] = { Name: r, Mirrors: [], Secure: false, Official: false };
+  return configs;
+}
+
 export interface InfoOptions {
   /** The insecure registries skiff was given (SKIFF_INSECURE_REGISTRIES), besides 127.0.0.0/8. */
   insecureRegistries: string[];
@@ -83,7 +100,9 @@ export interface InfoOptions {
 
 /** types.Info, field by field in docker's order; warnings as docker's daemon would give them. */
 export async function systemInfo(root: StateRoot, opts: InfoOptions) {
-  const containers = listContainers(root);
+  // as ps sees them: reconciled with reality, an unreadable record as a dead container
+  const { records, broken } = scanContainers(root);
+  const containers = [...records.map((r) => reconcile(root, r)), ...broken.map(deadPlaceholder)];
   const running = containers.filter((c) => c.State.Running && !c.State.Paused).length;
   const paused = containers.filter((c) => c.State.Paused).length;
   const images = new ImageStore(root).list().length;
@@ -164,8 +183,9 @@ export async function systemInfo(root: StateRoot, opts: InfoOptions) {
     RegistryConfig: {
       AllowNondistributableArtifactsCIDRs: [],
       AllowNondistributableArtifactsHostnames: [],
-      InsecureRegistryCIDRs: ["127.0.0.0/8", ...opts.insecureRegistries],
-      IndexConfigs: { "docker.io": { Name: "docker.io", Mirrors: [], Secure: true, Official: true } },
+      // docker's split: CIDRs here, a registry named by host (and port) an insecure IndexConfig
+      InsecureRegistryCIDRs: ["127.0.0.0/8", ...opts.insecureRegistries.filter((r) => r.includes("/"))],
+      IndexConfigs: indexConfigs(opts.insecureRegistries.filter((r) => !r.includes("/"))),
       Mirrors: [],
     },
     NCPU: navigator.hardwareConcurrency,

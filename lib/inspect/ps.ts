@@ -3,6 +3,8 @@
 // .State .Status .Size .Names .Labels .Label "k" .Mounts .Networks .LocalVolumes).
 
 import { join } from "../path.ts";
+import { openHostDir, treeSizeAt } from "../fs/at.ts";
+import { close } from "../../ffi/libc.ts";
 import { ClientCheckError, type ErrorKind, SkiffError } from "../errors.ts";
 import { goStruct } from "../format/template.ts";
 import { labelMatches } from "../format/filters.ts";
@@ -238,27 +240,22 @@ export function commandLine(c: ContainerRecord): string {
   return args.length ? `${c.Path} ${args.join(" ")}` : c.Path;
 }
 
-/** Bytes of the files a container wrote (its overlay upper dir): docker's SizeRw. */
+/**
+ * Bytes of the files a container wrote (its overlay upper dir): docker's SizeRw. Walked through
+ * directory fds: a running container can swap a directory there for a symlink (to the host's /).
+ */
 export function containerRwSize(root: StateRoot, c: ContainerRecord): number {
-  return dirSize(join(root.container(c.Id), "upper"));
-}
-
-function dirSize(path: string): number {
-  let total = 0;
-  let entries: Deno.DirEntry[];
+  let fd: number;
   try {
-    entries = [...Deno.readDirSync(path)];
+    fd = openHostDir(join(root.container(c.Id), "upper"));
   } catch {
     return 0;
   }
-  for (const e of entries) {
-    const p = join(path, e.name);
-    try {
-      if (e.isDirectory) total += dirSize(p);
-      else if (e.isFile) total += Deno.lstatSync(p).size;
-    } catch { /* removed meanwhile */ }
+  try {
+    return treeSizeAt(fd);
+  } finally {
+    close(fd);
   }
-  return total;
 }
 
 export interface RowOptions {

@@ -78,7 +78,13 @@ export function bridgeSubnet(settings: { bip?: unknown }): Subnet {
  */
 export function resolveHostGateway(root: StateRoot, extraHosts: string[]): string[] {
   if (!extraHosts.some((e) => e.endsWith(":host-gateway"))) return extraHosts;
-  const gateway = bridgeSubnet(daemonSettings(root).settings).gateway;
+  let gateway: string;
+  try {
+    gateway = bridgeSubnet(daemonSettings(root).settings).gateway;
+  } catch {
+    // a broken daemon.json: the bridge refuses to start, but no /etc/hosts write fails for it
+    gateway = parseBip(DEFAULT_BIP).gateway;
+  }
   return extraHosts.map((e) =>
     e.endsWith(":host-gateway") ? `${e.slice(0, -"host-gateway".length)}${gateway}` : e
   );

@@ -1,7 +1,7 @@
 // The container store: one directory per container holding container.json (a ContainerRecord).
 // Creation takes the containers lock so names stay unique when many skiff processes run at once.
 
-import { join } from "../path.ts";
+import { dirname, join } from "../path.ts";
 import { newContainerId } from "./ids.ts";
 import { NoSuchContainerError, SkiffError } from "../errors.ts";
 import {
@@ -334,7 +334,15 @@ export async function createContainer(
     }
     while (name === undefined || taken.has(name)) name = randomName();
     spreadSubdirs(root.containers);
-    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    Deno.mkdirSync(dirname(dir), { recursive: true, mode: 0o700 });
+    try {
+      // never recursive here: an id already taken (a repeated request) must not reach the catch
+      // below, which would remove the existing container's directory
+      Deno.mkdirSync(dir, { mode: 0o700 });
+    } catch (e) {
+      if (e instanceof Deno.errors.AlreadyExists) throw new SkiffError(`container ${id} already exists`);
+      throw e;
+    }
     try {
       const record = await build(id, name, dir);
       saveContainer(root, record);

@@ -6,7 +6,7 @@
 import { volumeEvent } from "../state/events.ts";
 import { join } from "../path.ts";
 import { type ErrorKind, NotFoundError, SkiffError } from "../errors.ts";
-import { listContainers, processStartTime } from "../state/containers.ts";
+import { listContainers, processStartTime, scanContainers } from "../state/containers.ts";
 import { exists, removeIfExists, tmpPath, withLock, writeJsonAtomic } from "../state/fsutil.ts";
 import { InvalidState, nullable, object, parseState, record, str } from "../state/validate.ts";
 import type { StateRoot } from "../state/root.ts";
@@ -300,7 +300,16 @@ export async function pruneVolumes(
 ): Promise<PruneResult> {
   return await withLock(lockPath(root), () => {
     sweepLeftovers(root);
-    const containers = listContainers(root);
+    const scan = scanContainers(root);
+    // an unreadable record may name volumes its container still mounts: none is taken for unused
+    if (scan.broken.length) {
+      throw new SkiffError(
+        `cannot tell which volumes are in use: the record of container ${
+          scan.broken[0].id
+        } is unreadable (skiff system check --repair)`,
+      );
+    }
+    const containers = scan.records;
     const result: PruneResult = { deleted: [], reclaimed: 0 };
     for (const v of listVolumes(root)) {
       if (!opts.all && !isAnonymous(v)) continue;
