@@ -252,6 +252,7 @@ const SYS_X86_64 = {
   mount: 165,
   umount2: 166,
   sethostname: 170,
+  setdomainname: 171,
   prctl: 157,
   unshare: 272,
   setns: 308,
@@ -306,6 +307,7 @@ const SYS_AARCH64: Record<keyof typeof SYS_X86_64, number> = {
   mount: 40,
   umount2: 39,
   sethostname: 161,
+  setdomainname: 162,
   prctl: 167,
   unshare: 97,
   setns: 268,
@@ -386,6 +388,10 @@ export const chroot = (path: string) => void check("chroot", sys(SYS.chroot, cst
 export function sethostname(name: string): void {
   const bytes = encoder.encode(name);
   check("sethostname", sys(SYS.sethostname, bytes, bytes.length), name);
+}
+export function setdomainname(name: string): void {
+  const bytes = encoder.encode(name);
+  check("setdomainname", sys(SYS.setdomainname, bytes, bytes.length), name);
 }
 export const getpid = () => libc().getpid();
 export const gettid = () => libc().gettid();

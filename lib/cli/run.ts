@@ -37,7 +37,10 @@ Options:
       --expose list             Expose a port or a range of ports
   -e, --env list                Set environment variables
       --env-file list           Read in a file of environment variables
+  -a, --attach list             Attach to STDIN, STDOUT or STDERR
       --cidfile string          Write the container ID to the file
+      --disable-content-trust   Skip image verification (default true)
+      --domainname string       Container NIS domain name
       --group-add list          Add additional groups to join
       --health-cmd string       Command to run to check health
       --health-interval duration
@@ -50,6 +53,8 @@ Options:
                                 Maximum time to allow one check to run (ms|s|m|h) (default 0s)
   -h, --hostname string         Container host name
       --init                    Run an init inside the container that forwards signals and reaps processes
+      --isolation string        Container isolation technology (Linux: default only)
+      --kernel-memory bytes     Kernel memory limit (deprecated: taken with a warning, not applied)
       --no-healthcheck          Disable any container-specified HEALTHCHECK
   -i, --interactive             Keep STDIN open even if not attached
       --ipc string              IPC mode to use
@@ -240,7 +245,13 @@ async function runRequested(
     image,
     stage,
     // skiff's own stdio, its terminal following the container's pty (runtime/stdio.ts ContainerIO)
-    io: { stdin: Deno.stdin, stdout: Deno.stdout, stderr: Deno.stderr, terminal: true },
+    // -a: a stream not attached is not shown (the container still writes it: its log keeps it)
+    io: {
+      stdin: Deno.stdin,
+      stdout: request.container.attach?.stdout === false ? DISCARD : Deno.stdout,
+      stderr: request.container.attach?.stderr === false ? DISCARD : Deno.stderr,
+      terminal: true,
+    },
     // a --rm container is not logged: docker logs it, but nobody can read that log once it is
     // removed, and skipping it keeps `run --rm` as fast as before
     keepLog: !request.container.autoRemove && request.container.logConfig?.Type !== "none",
@@ -254,6 +265,9 @@ async function runRequested(
 }
 
 export default run;
+
+/** Where a stream that -a leaves out goes. */
+const DISCARD = { write: (chunk: Uint8Array) => Promise.resolve(chunk.length) };
 
 /** The image named, when it is here (of the --platform given: create_run.ts loads only then). */
 export async function presentImage(store: ImageStore, request: RunRequest) {

@@ -211,6 +211,7 @@ function devices(entries: string[]): DeviceMapping[] | null {
  */
 export function runRequest(parsed: Parsed, attach = true): RunRequest {
   requireArgs(parsed, "run", 1);
+  checkIgnoredFlags(parsed);
   const [imageRef, ...command] = parsed.positionals;
   for (const ip of list(parsed, "dns")) {
     if (!isIpAddress(ip)) throw invalid(ip, "--dns", `${ip} is not an ip address`);
@@ -284,6 +285,8 @@ export function runRequest(parsed: Parsed, attach = true): RunRequest {
       volumesFrom: volumesFrom(list(parsed, "volumes-from")),
       healthcheck: healthcheck(parsed),
       cidFile: str(parsed, "cidfile") || undefined,
+      attach: attachStreams(parsed),
+      domainname: str(parsed, "domainname") || undefined,
       networkMode: parseNetworkMode(str(parsed, "network")),
       networkAliases: networkAliases(list(parsed, "network-alias")),
       ip: requestedIp(str(parsed, "ip")),
@@ -356,6 +359,64 @@ function platformFlag(value: string | undefined): { platform?: Platform } {
   } catch (e) {
     if (!(e instanceof SkiffError)) throw e;
     throw new SkiffError(`error parsing specified platform: ${e.message}`);
+  }
+}
+
+/**
+ * -a/--attach STDIN|STDOUT|STDERR (any case), as docker's CLI reads it: without -a both output
+ * streams; -i attaches stdin whatever -a says; with -d it is refused (exit 1, as docker's).
+ */
+function attachStreams(parsed: Parsed): { stdin: boolean; stdout: boolean; stderr: boolean } | undefined {
+  const given = list(parsed, "attach").map((a) => {
+    const stream = a.toLowerCase();
+    if (!["stdin", "stdout", "stderr"].includes(stream)) {
+      throw invalidValue("run", a, "-a, --attach", "valid streams are STDIN, STDOUT and STDERR");
+    }
+    return stream;
+  });
+  if (!given.length) return undefined;
+  if (bool(parsed, "detach")) throw new SkiffError("Conflicting options: -a and -d", 1);
+  return {
+    stdin: given.includes("stdin") || bool(parsed, "interactive"),
+    stdout: given.includes("stdout"),
+    stderr: given.includes("stderr"),
+  };
+}
+
+/**
+ * Flags docker takes that change nothing here, and its refusals of their other values: --isolation
+ * (Linux has "default" only), --runtime (skiff is the runtime; "runc", docker's default name, is
+ * taken too), --volume-driver (local), --storage-opt (overlay over xfs with pquota only: never
+ * here), --kernel-memory (deprecated: a warning), --disable-content-trust (no notary is asked).
+ */
+export function checkIgnoredFlags(parsed: Parsed): void {
+  const isolation = str(parsed, "isolation");
+  if (isolation && isolation.toLowerCase() !== "default") {
+    throw new SkiffError(`Invalid isolation: "${isolation}" - linux only supports 'default'`);
+  }
+  const runtime = str(parsed, "runtime");
+  if (runtime && runtime !== "runc" && runtime !== "skiff") {
+    throw new SkiffError(`Unknown runtime specified ${runtime}`);
+  }
+  const driver = str(parsed, "volume-driver");
+  if (driver && driver !== "local") {
+    throw new SkiffError(`error looking up volume plugin ${driver}: plugin "${driver}" not found`);
+  }
+  const storage = list(parsed, "storage-opt");
+  for (const opt of storage) {
+    if (!opt.includes("=")) throw new ClientCheckError("invalid storage option");
+  }
+  if (storage.length) {
+    throw new SkiffError("--storage-opt is supported only for overlay over xfs with 'pquota' mount option");
+  }
+  if (str(parsed, "kernel-memory") !== undefined) {
+    bytesFlag("run", str(parsed, "kernel-memory"), "--kernel-memory");
+    console.error(
+      "WARNING: Specifying a kernel memory limit is deprecated and will be removed in a future release.",
+    );
+  }
+  if (parsed.options["disable-content-trust"] === false) {
+    throw new SkiffError("error contacting notary server: content trust is not supported by skiff");
   }
 }
 

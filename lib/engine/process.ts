@@ -70,6 +70,7 @@ function initSpec(root: StateRoot, record: ContainerRecord): InitSpec {
     mergedDir: mounts.rootfs.target,
     errorFile: join(dir, "init-error"),
     hostname: record.Config.Hostname,
+    domainname: record.Config.Domainname,
     args: [record.Path, ...record.Args],
     env: mergeEnv(base, record.Config.Env),
     workingDir: record.Config.WorkingDir || "/",

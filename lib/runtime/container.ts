@@ -63,6 +63,10 @@ export interface CreateRequest {
   volumesFrom?: string[];
   /** --cidfile (HostConfig.ContainerIDFile) */
   cidFile?: string;
+  /** -a/--attach (Config.AttachStdin/Stdout/Stderr); absent: stdout and stderr, stdin with -i */
+  attach?: { stdin: boolean; stdout: boolean; stderr: boolean };
+  /** --domainname (Config.Domainname) */
+  domainname?: string;
   /** --health-* / --no-healthcheck (merged over the image's HEALTHCHECK) */
   healthcheck?: HealthConfig;
   /** --init / --init=false (HostConfig.Init); undefined when not given. */
@@ -328,11 +332,11 @@ export async function createContainerFromImage(
       },
       Config: {
         Hostname: hostname,
-        Domainname: "",
+        Domainname: req.domainname ?? "",
         User: req.user ?? imageConfig.User ?? "",
-        AttachStdin: req.interactive,
-        AttachStdout: true,
-        AttachStderr: true,
+        AttachStdin: req.attach?.stdin ?? req.interactive,
+        AttachStdout: req.attach?.stdout ?? true,
+        AttachStderr: req.attach?.stderr ?? true,
         Tty: req.tty,
         OpenStdin: req.interactive,
         StdinOnce: req.stdinOnce ?? req.interactive,

@@ -17,6 +17,7 @@ import {
   interfaceUp,
   O,
   open,
+  setdomainname,
   sethostname,
   setns,
   umask,
@@ -276,7 +277,10 @@ export function finishContainerRoot(halfway: StageHalfway): StageMounted | Failu
       }
       if (console) made.push(console.master, console.slave);
       // --uts host: the host's namespace, whose name is not the container's to set
-      if (spec.namespaces.some((ns) => ns.type === "uts")) sethostname(spec.hostname);
+      if (spec.namespaces.some((ns) => ns.type === "uts")) {
+        sethostname(spec.hostname);
+        if (spec.domainname) setdomainname(spec.domainname);
+      }
       // a namespace of its own (--network none) has lo down; a joined one is set up already
       if (spec.namespaces.some((ns) => ns.type === "network" && ns.path === undefined)) interfaceUp("lo");
       // the overlay with all below it: read by fd from here on, from the host's namespaces

@@ -47,6 +47,8 @@ export interface InitSpec {
   /** skiff writes "<exit code>[!] <message>" here when the stage fails before execve. */
   errorFile: string;
   hostname: string;
+  /** --domainname (the UTS namespace's NIS domain name); "" leaves it as the new namespace has it. */
+  domainname?: string;
   /** argv of the container's process (entrypoint + cmd), not yet resolved against PATH. */
   args: string[];
   /** KEY=VALUE, without HOME (added from the user's passwd entry when absent). */
