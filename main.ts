@@ -21,6 +21,7 @@ const VERBS: Record<string, VerbLoader> = {
   "image-prune": () => import("./lib/cli/image_prune.ts"),
   system: () => import("./lib/cli/system.ts"),
   info: () => import("./lib/cli/info.ts"),
+  builder: () => import("./lib/cli/builder.ts"),
   import: () => import("./lib/cli/import.ts"),
   ps: () => import("./lib/cli/ps.ts"),
   rm: () => import("./lib/cli/rm.ts"),
@@ -137,6 +138,7 @@ Commands:
   port       List port mappings or a specific mapping for the container
   version    Show the skiff version
   info       Display system-wide information
+  builder    Manage builds (prune: remove build cache)
   cp         Copy files/folders between a container and the local filesystem
   export     Export a container's filesystem as a tar archive
   diff       Inspect changes to files or directories on a container's filesystem

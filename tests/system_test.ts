@@ -275,3 +275,29 @@ Deno.test("a container's id already taken is refused, and the existing container
     assert.ok(Deno.statSync(join(root.path, "containers", id, "container.json")).isFile);
   });
 });
+
+Deno.test("builder prune: dangling step entries, or with -a every one (the next build runs its steps again)", async () => {
+  await withBusybox(async (root) => {
+    const dir = await Deno.makeTempDir({ prefix: "skiff-builder-ctx-" });
+    try {
+      Deno.writeTextFileSync(join(dir, "Dockerfile"), "FROM busybox\nRUN echo hi > /f\n");
+      await root.ok(["build", "-t", "cached:1", dir]);
+      assert.match(await root.ok(["build", "-t", "cached:1", dir]), /Using cache/);
+      const asked = await root.skiff(["builder", "prune"], { stdin: "" });
+      assert.equal(
+        asked.stdout,
+        "WARNING! This will remove all dangling build cache. Are you sure you want to continue? [y/N] ",
+      );
+      // its image is there: not dangling
+      assert.equal(await root.ok(["builder", "prune", "-f"]), "Total reclaimed space: 0B\n");
+      assert.match(await root.ok(["build", "-t", "cached:1", dir]), /Using cache/);
+      const all = await root.ok(["builder", "prune", "-af"]);
+      assert.match(all, /^Deleted build cache objects:\n([0-9a-f]{64}\n)+\nTotal reclaimed space: \d+B\n$/);
+      assert.doesNotMatch(await root.ok(["build", "-t", "cached:1", dir]), /Using cache/);
+      const bad = await root.skiff(["builder", "prune", "-f", "--filter", "bogus=1"]);
+      assert.deepEqual([bad.code, bad.stderr], [1, "skiff: invalid filter 'bogus'\n"]);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+});

@@ -227,6 +227,10 @@ async function prune(args: string[], ctx: Parameters<Verb>[1]): Promise<number> 
         .join("") +
       "\n";
   }
+  const { pruneBuildCache } = await import("../build/cache_prune.ts");
+  const cache = pruneBuildCache(new ImageStore(ctx.root), { all });
+  reclaimed += cache.reclaimed;
+  if (cache.deleted.length) out += `Deleted build cache objects:\n${cache.deleted.join("\n")}\n\n`;
   out += `Total reclaimed space: ${humanSize(reclaimed)}\n`;
   Deno.stdout.writeSync(new TextEncoder().encode(out));
   return 0;
