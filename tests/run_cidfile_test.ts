@@ -112,3 +112,39 @@ Deno.test("docker keeps host-gateway as given too (where the docker peer runs)",
     await docker(["rm", "-f", d.stdout.trim()]);
   }
 });
+
+Deno.test("run -d with --cidfile asked twice (no answer came the first time): one container, started", async () => {
+  const { withDetached } = await import("./detach_helpers.ts");
+  await withDetached(async (root) => {
+    const [
+      { runRequest },
+      { parseArgs },
+      { RUN_OPTIONS },
+      { runDetachedRequest },
+      { StateRoot },
+      { newContainerId },
+    ] = await Promise.all([
+      import("../lib/cli/run_flags.ts"),
+      import("../lib/cli/args.ts"),
+      import("../lib/cli/run_options.ts"),
+      import("../lib/engine/detach.ts"),
+      import("../lib/state/root.ts"),
+      import("../lib/state/containers.ts"),
+    ]);
+    const parsed = parseArgs(["-d", "busybox", "sleep", "60"], {
+      verb: "run",
+      options: RUN_OPTIONS,
+      stopAtPositional: 1,
+    });
+    const request = runRequest(parsed, false);
+    request.id = newContainerId();
+    const state = new StateRoot(root.path);
+    const first = await runDetachedRequest(state, request);
+    const again = await runDetachedRequest(state, request);
+    assert.ok(first.ok && again.ok, JSON.stringify([first, again]));
+    assert.equal(first.id, request.id);
+    assert.equal(again.id, request.id);
+    assert.deepEqual(root.containerIds(), [request.id]);
+    assert.equal((await root.ok(["inspect", "-f", "{{.State.Running}}", request.id])).trim(), "true");
+  });
+});

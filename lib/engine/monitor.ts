@@ -34,7 +34,7 @@ import { releaseExitResources, startCgroup } from "./resources.ts";
 import { type StartReply, STOP_MARKER, supervisorLock, supervisorSocket } from "./detach.ts";
 import { createDetached, ImageNotPresentError, type RunRequest } from "./create_run.ts";
 import { NoSuchContainerError, SkiffError } from "../errors.ts";
-import { loadContainer, processStartTime, transition } from "../state/containers.ts";
+import { ContainerIdTakenError, loadContainer, processStartTime, transition } from "../state/containers.ts";
 import { exists, removeIfExists } from "../state/fsutil.ts";
 import { reconcile } from "../state/reconcile.ts";
 import type { StateRoot } from "../state/root.ts";
@@ -420,7 +420,11 @@ function adoptAll(root: StateRoot, owned: Set<string>, onDone: () => void): void
   }
 }
 
-/** run -d: made here, then started like any other (its id is new: nobody else can start it). */
+/**
+ * run -d: made here, then started like any other (its id is new: nobody else can start it). A
+ * request that names its id (--cidfile) and finds it made already is the same request asked again
+ * (the CLI asks again when no answer came): that container is started, not a second one made.
+ */
 async function createAndStart(
   root: StateRoot,
   run: RunRequest,
@@ -431,6 +435,9 @@ async function createAndStart(
   try {
     id = (await createDetached(root, run)).Id;
   } catch (e) {
+    if (e instanceof ContainerIdTakenError && run.id) {
+      return { ...await start(root, run.id, owned, onDone), id: run.id };
+    }
     const error = e instanceof Error ? e.message : String(e);
     if (e instanceof ImageNotPresentError) return { ok: false, error, exitCode: 125, imageMissing: true };
     return { ok: false, error, exitCode: e instanceof SkiffError ? e.exitCode : 125, phase: "create" };

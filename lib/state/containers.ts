@@ -3,7 +3,7 @@
 
 import { dirname, join } from "../path.ts";
 import { newContainerId } from "./ids.ts";
-import { NoSuchContainerError, SkiffError } from "../errors.ts";
+import { type ErrorKind, NoSuchContainerError, SkiffError } from "../errors.ts";
 import {
   exists,
   isProcessAlive,
@@ -312,6 +312,11 @@ export const isPlaceholder = (r: ContainerRecord) =>
  * Creates the container's directory and record under the containers lock. `build` fills in the
  * record given the final id and name; the directory is removed again if it throws.
  */
+/** createContainer with an id that names a container already (a repeated request). */
+export class ContainerIdTakenError extends SkiffError {
+  static override readonly defaultKind: ErrorKind = "conflict";
+}
+
 export async function createContainer(
   root: StateRoot,
   requestedName: string | undefined,
@@ -340,7 +345,9 @@ export async function createContainer(
       // below, which would remove the existing container's directory
       Deno.mkdirSync(dir, { mode: 0o700 });
     } catch (e) {
-      if (e instanceof Deno.errors.AlreadyExists) throw new SkiffError(`container ${id} already exists`);
+      if (e instanceof Deno.errors.AlreadyExists) {
+        throw new ContainerIdTakenError(`container ${id} already exists`);
+      }
       throw e;
     }
     try {
