@@ -301,3 +301,37 @@ Deno.test("builder prune: dangling step entries, or with -a every one (the next 
     }
   });
 });
+
+Deno.test("system df -v: docker's four sections, a row per image tag, container and volume", async () => {
+  await withBusybox(async (root) => {
+    await root.ok(["tag", "busybox", "other:two"]);
+    await root.ok([
+      "run",
+      "--name",
+      "wrote",
+      "-v",
+      "/v",
+      "busybox",
+      "sh",
+      "-c",
+      "head -c 5000 /dev/zero > /f; head -c 3000 /dev/zero > /v/x",
+    ]);
+    const text = await root.ok(["system", "df", "-v"]);
+    const sections = text.split(/\n(?=[A-Z][a-z]+ [a-z ]*usage)/);
+    assert.match(
+      sections[0],
+      /^Images space usage:\n\nREPOSITORY +TAG +IMAGE ID +CREATED +SIZE +SHARED SIZE +UNIQUE SIZE +CONTAINERS\n/,
+    );
+    assert.match(sections[0], /^busybox +latest +[0-9a-f]{12} .+ +1$/m);
+    assert.match(sections[0], /^other +two +[0-9a-f]{12} .+ +1$/m);
+    assert.match(
+      text,
+      /Containers space usage:\n\nCONTAINER ID +IMAGE +COMMAND +LOCAL VOLUMES +SIZE +CREATED +STATUS +NAMES\n[0-9a-f]{12} +busybox +"sh -c 'head -c 5000…" +1 +5kB +.* +Exited \(0\) .* +wrote\n/,
+    );
+    assert.match(text, /Local Volumes space usage:\n\nVOLUME NAME +LINKS +SIZE\n[0-9a-f]{64} +1 +3kB\n/);
+    assert.match(
+      text,
+      /\nBuild cache usage: 0B\n\nCACHE ID +CACHE TYPE +SIZE +CREATED +LAST USED +USAGE +SHARED\n$/,
+    );
+  });
+});

@@ -67,7 +67,7 @@ const builder: Verb = async (args, ctx) => {
   const result = pruneBuildCache(new ImageStore(ctx.root), { all, olderThanMs });
   let out = "";
   if (result.deleted.length) out += `Deleted build cache objects:\n${result.deleted.join("\n")}\n\n`;
-  out += `Total reclaimed space: ${humanSize(result.reclaimed)}\n`;
+  out += `Total reclaimed space: ${humanSize(result.reclaimed, 4)}\n`;
   Deno.stdout.writeSync(new TextEncoder().encode(out));
   return 0;
 };

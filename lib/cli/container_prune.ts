@@ -34,7 +34,7 @@ const containerPrune: Verb = async (args, ctx) => {
   const result = await pruneContainers(ctx.root, keep);
   let out = "";
   if (result.deleted.length) out += `Deleted Containers:\n${result.deleted.join("\n")}\n\n`;
-  out += `Total reclaimed space: ${humanSize(result.reclaimed)}\n`;
+  out += `Total reclaimed space: ${humanSize(result.reclaimed, 4)}\n`;
   Deno.stdout.writeSync(new TextEncoder().encode(out));
   return 0;
 };

@@ -52,7 +52,7 @@ const imagePrune: Verb = async (args, ctx) => {
     }
     out += "\n";
   }
-  out += `Total reclaimed space: ${humanSize(result.reclaimed)}\n`;
+  out += `Total reclaimed space: ${humanSize(result.reclaimed, 4)}\n`;
   Deno.stdout.writeSync(new TextEncoder().encode(out));
   return 0;
 };

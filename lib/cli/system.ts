@@ -111,7 +111,10 @@ async function df(args: string[], ctx: Parameters<Verb>[1]): Promise<number> {
   if (p.positionals.length) {
     throw new UsageError(`"skiff system df" accepts no arguments.`, "system df", true);
   }
-  if (bool(p, "verbose")) throw new SkiffError("system df --verbose is not supported by skiff yet");
+  if (bool(p, "verbose")) {
+    if (str(p, "format")) throw new SkiffError("system df --verbose takes no --format in skiff yet");
+    return await verboseDf(ctx);
+  }
   const [{ compileListFormat }, { goStruct }, { humanSize }, { diskUsage }] = await Promise.all([
     import("../format/list.ts"),
     import("../format/template.ts"),
@@ -120,14 +123,15 @@ async function df(args: string[], ctx: Parameters<Verb>[1]): Promise<number> {
   ]);
   const format = compileListFormat(str(p, "format") ?? "", DF_TABLE);
   const rows = diskUsage(ctx.root).map((u) => {
-    // docker's arithmetic: the share in whole percent, rounded down, when there is a size
-    const reclaimable = humanSize(u.Reclaimable) +
+    // docker's arithmetic: the share in whole percent, rounded down, when there is a size; its
+    // units.HumanSize (four significant digits: "9.081MB")
+    const reclaimable = humanSize(u.Reclaimable, 4) +
       (u.showPercent ? ` (${Math.floor((u.Reclaimable * 100) / u.Size)}%)` : "");
     // `{{json .}}` as docker's: the fields in name order (its contexts marshal through a map)
     const fields = {
       Active: String(u.Active),
       Reclaimable: reclaimable,
-      Size: humanSize(u.Size),
+      Size: humanSize(u.Size, 4),
       TotalCount: String(u.TotalCount),
       Type: u.Type,
     };
@@ -231,7 +235,91 @@ async function prune(args: string[], ctx: Parameters<Verb>[1]): Promise<number> 
   const cache = pruneBuildCache(new ImageStore(ctx.root), { all });
   reclaimed += cache.reclaimed;
   if (cache.deleted.length) out += `Deleted build cache objects:\n${cache.deleted.join("\n")}\n\n`;
-  out += `Total reclaimed space: ${humanSize(reclaimed)}\n`;
+  out += `Total reclaimed space: ${humanSize(reclaimed, 4)}\n`;
+  Deno.stdout.writeSync(new TextEncoder().encode(out));
+  return 0;
+}
+
+/** `system df -v`: docker's four sections (images, containers, local volumes, build cache). */
+async function verboseDf(ctx: Parameters<Verb>[1]): Promise<number> {
+  const [
+    { alignTabs },
+    { humanSize, createdSince },
+    { diskUsageDetails },
+    { psRow },
+    { splitTagged },
+    { shortId },
+  ] = await Promise.all([
+    import("../format/table.ts"),
+    import("../format/human.ts"),
+    import("../inspect/disk_usage.ts"),
+    import("../inspect/ps.ts"),
+    import("../image/reference.ts"),
+    import("../image/store.ts"),
+  ]);
+  const usage = diskUsageDetails(ctx.root);
+  const now = Date.now();
+  const table = (rows: string[][]) => alignTabs(rows.map((r) => r.join("\t")).join("\n") + "\n");
+  const imageRows = [[
+    "REPOSITORY",
+    "TAG",
+    "IMAGE ID",
+    "CREATED",
+    "SIZE",
+    "SHARED SIZE",
+    "UNIQUE SIZE",
+    "CONTAINERS",
+  ]];
+  for (const u of usage.images) {
+    const tags = u.image.repoTags.length
+      ? u.image.repoTags.map(splitTagged)
+      : [{ repository: "<none>", tag: "<none>" }];
+    for (const { repository, tag } of tags) {
+      imageRows.push([
+        repository,
+        tag,
+        shortId(u.image.id),
+        createdSince(u.image.created, now),
+        humanSize(u.image.size, 4),
+        humanSize(u.shared, 4),
+        humanSize(Math.max(0, u.image.size - u.shared), 4),
+        String(u.containers),
+      ]);
+    }
+  }
+  const containerRows = [[
+    "CONTAINER ID",
+    "IMAGE",
+    "COMMAND",
+    "LOCAL VOLUMES",
+    "SIZE",
+    "CREATED",
+    "STATUS",
+    "NAMES",
+  ]];
+  for (const c of usage.containers) {
+    const row = psRow(c.record, { noTrunc: false, size: { rw: c.size, rootFs: 0 }, now }) as Record<
+      string,
+      string
+    >;
+    containerRows.push([
+      row.ID,
+      row.Image,
+      row.Command,
+      row.LocalVolumes,
+      humanSize(c.size, 4),
+      row.RunningFor,
+      row.Status,
+      row.Names,
+    ]);
+  }
+  const volumeRows = [["VOLUME NAME", "LINKS", "SIZE"]];
+  for (const v of usage.volumes) volumeRows.push([v.name, String(v.links), humanSize(v.size, 4)]);
+  const out = "Images space usage:\n\n" + table(imageRows) +
+    "\nContainers space usage:\n\n" + table(containerRows) +
+    "\nLocal Volumes space usage:\n\n" + table(volumeRows) +
+    "\nBuild cache usage: 0B\n\n" +
+    table([["CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED", "USAGE", "SHARED"]]);
   Deno.stdout.writeSync(new TextEncoder().encode(out));
   return 0;
 }

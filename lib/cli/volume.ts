@@ -305,7 +305,7 @@ async function prune(args: string[], ctx: CliContext): Promise<number> {
   const result = await pruneVolumes(ctx.root, { all, labels });
   let out = "";
   if (result.deleted.length) out += `Deleted Volumes:\n${result.deleted.join("\n")}\n\n`;
-  out += `Total reclaimed space: ${humanSize(result.reclaimed)}\n`;
+  out += `Total reclaimed space: ${humanSize(result.reclaimed, 4)}\n`;
   Deno.stdout.writeSync(new TextEncoder().encode(out));
   return 0;
 }

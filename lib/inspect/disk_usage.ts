@@ -6,6 +6,7 @@ import { listReconciled } from "../state/reconcile.ts";
 import type { StateRoot } from "../state/root.ts";
 import { listVolumes, volumeDataSize, volumeUsers } from "../volume/store.ts";
 import { containerRwSize } from "./ps.ts";
+import type { ContainerRecord, ImageRecord } from "../state/types.ts";
 
 export interface UsageRow {
   Type: string;
@@ -81,4 +82,42 @@ export function diskUsage(root: StateRoot): UsageRow[] {
     // skiff's build cache is its step images, counted above
     { Type: "Build Cache", TotalCount: 0, Active: 0, Size: 0, Reclaimable: 0, showPercent: false },
   ];
+}
+
+export interface ImageUsage {
+  image: ImageRecord;
+  /** Bytes of its layers that other images have too (docker's SharedSize). */
+  shared: number;
+  containers: number;
+}
+
+export interface UsageDetails {
+  images: ImageUsage[];
+  containers: { record: ContainerRecord; size: number }[];
+  volumes: { name: string; links: number; size: number }[];
+}
+
+/** `system df -v`: each image, container and volume with the figures docker shows for it. */
+export function diskUsageDetails(root: StateRoot): UsageDetails {
+  const store = new ImageStore(root);
+  const images = store.list();
+  const containers = listReconciled(root);
+  const users = new Map<string, number>();
+  for (const image of images) {
+    for (const l of image.layers) users.set(l.chainId, (users.get(l.chainId) ?? 0) + 1);
+  }
+  return {
+    images: images.map((image) => ({
+      image,
+      shared: image.layers.filter((l) => (users.get(l.chainId) ?? 0) > 1)
+        .reduce((a, l) => a + store.layerSize(l.chainId), 0),
+      containers: containers.filter((c) => c.Image === image.id).length,
+    })),
+    containers: containers.map((record) => ({ record, size: containerRwSize(root, record) })),
+    volumes: listVolumes(root).map((v) => ({
+      name: v.Name,
+      links: volumeUsers(root, v.Name, containers).length,
+      size: volumeDataSize(v.Mountpoint),
+    })),
+  };
 }
