@@ -36,6 +36,11 @@ class ProbeOutput implements ByteSink {
   private size = 0;
   private truncated = false;
 
+  /** Nothing more is kept: the exec may throw the rest away without handing it over. */
+  get full(): boolean {
+    return this.truncated;
+  }
+
   write(chunk: Uint8Array): Promise<number> {
     const keep = Math.min(MAX_OUTPUT_BYTES - this.size, chunk.length);
     if (keep > 0) {
