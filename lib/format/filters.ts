@@ -1,6 +1,7 @@
 // Values of docker's --filter / --since / --until flags, shared by every verb that takes them
 // (ps, volume ls/prune, container prune, image prune, logs).
 
+import { parseGoDuration } from "./duration.ts";
 import { ClientCheckError, SkiffError } from "../errors.ts";
 
 /** Docker's label filter: "key" (present) or "key=value" (equal). */
@@ -61,17 +62,14 @@ export function pruneFilter<T>(
   return (item) => checks.every((check) => check(item));
 }
 
-const GO_DURATION = /^[-+]?((\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h))+$/;
-const GO_UNITS_NS: Record<string, number> = {
-  ns: 1,
-  us: 1e3,
-  "µs": 1e3,
-  "μs": 1e3,
-  ms: 1e6,
-  s: 1e9,
-  m: 60e9,
-  h: 3600e9,
-};
+/** A Go duration's nanoseconds, or undefined when the text is not one (a timestamp, a date). */
+function goDurationOrUndefined(value: string): number | undefined {
+  try {
+    return parseGoDuration(value);
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * docker's --since/--until for events (the CLI's GetTimestamp): nanoseconds since the epoch from a
@@ -80,14 +78,8 @@ const GO_UNITS_NS: Record<string, number> = {
  * local time without a zone). Throws docker's wording.
  */
 export function parseEventTime(value: string, nowMs = Date.now()): bigint {
-  if (value !== "0" && GO_DURATION.test(value)) {
-    const sign = value.startsWith("-") ? -1 : 1;
-    let ns = 0;
-    for (const m of value.matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/g)) {
-      ns += Number(m[1]) * GO_UNITS_NS[m[2]];
-    }
-    return BigInt(Math.floor((nowMs - sign * ns / 1e6) / 1000)) * 1_000_000_000n;
-  }
+  const ns = value === "0" ? undefined : goDurationOrUndefined(value);
+  if (ns !== undefined) return BigInt(Math.floor((nowMs - ns / 1e6) / 1000)) * 1_000_000_000n;
   const unix = /^(\d+)(?:\.(\d{1,9}))?$/.exec(value);
   if (unix) return BigInt(unix[1]) * 1_000_000_000n + BigInt((unix[2] ?? "").padEnd(9, "0") || "0");
   const date =
