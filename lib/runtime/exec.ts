@@ -555,7 +555,9 @@ export async function execInContainer(
   // a long-lived caller waits on the poller, never on a thread of Deno's pool (see letGoAfterExit)
   const polled = io.letGoAfterExit === true;
   const waitExit = polled ? waitForExitPolled : waitForExitAsync;
-  let recordsStopped = false;
+  // recordsOpen: errorRead is still ours (the loop closes it at its end, and its number may be taken
+  // by another file right after: the poller must not be told to forget that one's waiters)
+  let recordsStopped = false, recordsOpen = true;
   if (polled) setNonBlocking(errorRead);
   const readRecord = async (buf: Uint8Array<ArrayBuffer>): Promise<number> => {
     if (!polled) return await readAsync(errorRead, buf);
@@ -578,10 +580,11 @@ export async function execInContainer(
         pidKnown();
       } else failure ??= got;
     }
+    recordsOpen = false;
     close(errorRead);
   })();
   const stopRecords = () => {
-    if (!polled || recordsStopped) return;
+    if (!polled || recordsStopped || !recordsOpen) return;
     recordsStopped = true;
     poller.forget(errorRead);
   };

@@ -19,6 +19,8 @@ import {
   pidfdOpen,
   pipe,
   read,
+  readSome,
+  setNonBlocking,
   setns,
   strerror,
   SYSCALLS,
@@ -118,6 +120,7 @@ export function startInitStage(
   let mapping: ProgramMapping | undefined;
   try {
     const [goR, goW] = pipe(), [readyR, readyW] = pipe(), [errorR, errorW] = pipe();
+    setNonBlocking(readyR); // ours only: PID 1's end stays blocking
     ours.push(goW, readyR, errorR);
     theirs.push(goR, readyW, errorW);
     const stdio: [number | undefined, number | undefined, number | undefined] = [
@@ -323,11 +326,18 @@ export async function setUpStage(stage: InitStage, spec: InitSpec): Promise<Stag
     inner.namespaces = begun.halfway.program;
     // PID 1 joins the namespaces and mounts its proc: waited for off this thread (a stopped or
     // slow PID 1 must not hold up the rest of the process)
-    await poller.readable(inner.readyFd);
+    // the fd is non-blocking: a wake-up that finds nothing (the poller may be woken for another
+    // reason) waits again, and never blocks this thread, which PID 1 needs for its go
     let ready = 0;
-    try {
-      ready = read(inner.readyFd, new Uint8Array(1));
-    } catch { /* broken: as its EOF */ }
+    while (true) {
+      await poller.readable(inner.readyFd);
+      try {
+        ready = readSome(inner.readyFd, new Uint8Array(1));
+      } catch {
+        ready = 0; // broken: as its EOF
+      }
+      if (ready !== -1) break;
+    }
     if (ready !== 1) {
       abandonContainerRoot(begun.halfway);
       // PID 1 failed a step (its error record says which) or was killed
