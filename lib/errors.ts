@@ -115,3 +115,11 @@ export function kindOf(e: unknown): ErrorKind {
 export function oneLine(e: unknown): string {
   return (e instanceof Error ? e.message : String(e)).replace(/\s*\n\s*/g, " ").trim();
 }
+
+/** What Go's os package says of a failed open ("no such file or directory", …): docker's wording. */
+export function goOpenErrorText(e: unknown): string {
+  if (e instanceof Deno.errors.NotFound) return "no such file or directory";
+  if (e instanceof Deno.errors.PermissionDenied) return "permission denied";
+  if (e instanceof Deno.errors.IsADirectory) return "is a directory";
+  return (e as Error).message;
+}

@@ -2,7 +2,7 @@
 // run that wrote it), it is made before the container, holds the id (no newline) once the container
 // exists, and goes again when the command fails before that.
 
-import { SkiffError } from "../errors.ts";
+import { goOpenErrorText, SkiffError } from "../errors.ts";
 
 export class CidFile {
   private constructor(readonly path: string | undefined, private file?: Deno.FsFile) {}
@@ -20,14 +20,7 @@ export class CidFile {
           `container ID file found, make sure the other container isn't running or delete ${path}`,
         );
       }
-      // Go's words for the open that failed
-      const why = e instanceof Deno.errors.NotFound
-        ? "no such file or directory"
-        : e instanceof Deno.errors.PermissionDenied
-        ? "permission denied"
-        : e instanceof Deno.errors.IsADirectory
-        ? "is a directory"
-        : (e as Error).message;
+      const why = goOpenErrorText(e);
       throw new SkiffError(`failed to create the container ID file: open ${path}: ${why}`);
     }
     return new CidFile(path, file);

@@ -2,7 +2,7 @@
 // compacted JSON, which is what HostConfig.SecurityOpt keeps), then the daemon's checks (known keys,
 // a profile docker can decode), all before anything is created.
 
-import { ClientCheckError, SkiffError } from "../errors.ts";
+import { ClientCheckError, goOpenErrorText, SkiffError } from "../errors.ts";
 import { securitySettings } from "../seccomp/mod.ts";
 
 /** Go's json.Compact: whitespace outside strings removed, everything else byte for byte. */
@@ -29,13 +29,7 @@ function readProfile(path: string): string {
   try {
     text = Deno.readTextFileSync(path);
   } catch (e) {
-    const why = e instanceof Deno.errors.NotFound
-      ? "no such file or directory"
-      : e instanceof Deno.errors.PermissionDenied
-      ? "permission denied"
-      : e instanceof Deno.errors.IsADirectory
-      ? "is a directory"
-      : (e as Error).message;
+    const why = goOpenErrorText(e);
     throw new ClientCheckError(`opening seccomp profile (${path}) failed: open ${path}: ${why}`);
   }
   try {
