@@ -62,12 +62,12 @@ async function withCgroup(
     const id = newId();
     let failure: unknown;
     try {
-      await fn(createCgroup(root, id, limits), { id, root, tmp: testRoot.path });
+      await fn(createCgroup(root, id, limits, {}), { id, root, tmp: testRoot.path });
     } catch (e) {
       failure = e;
     }
     try {
-      openCgroup(root, id).destroy();
+      openCgroup(root, id, {}).destroy();
       const leaks = findLeaks(testRoot.path, [id]);
       assert.deepEqual(cgroupDirsOf(id), [], "cgroup directories left");
       assert.deepEqual(leaks.pids, [], "processes left");
@@ -238,6 +238,11 @@ Deno.test("cgroups: limits the host lacks are discarded with docker's warnings",
     cpuCfs: false,
     cpuset: false,
     blkioWeight: false,
+    blkioWeightDevice: false,
+    blkioReadBpsDevice: false,
+    blkioWriteBpsDevice: false,
+    blkioReadIOpsDevice: false,
+    blkioWriteIOpsDevice: false,
   };
   const all: HostSupport = Object.fromEntries(
     Object.keys(none).map((k) => [k, true]),
@@ -343,7 +348,7 @@ Deno.test("cgroups: addProcess puts a process in every hierarchy; destroy kills 
       assert.equal(cg.oomKilled(), false);
 
       const start = performance.now();
-      openCgroup(root, id).destroy(); // as rm -f would: from a fresh handle
+      openCgroup(root, id, {}).destroy(); // as rm -f would: from a fresh handle
       const ms = performance.now() - start;
       const status = await child.status;
       assert.equal(status.signal, "SIGKILL");
@@ -375,7 +380,7 @@ Deno.test(
         },
       );
     try {
-      const cg = createV1(parent, id, { privileged: false });
+      const cg = createV1(parent, id, { privileged: false }, false);
       const child = new Deno.Command("sleep", { args: ["60"] }).spawn();
       try {
         cg.addProcess(child.pid); // an uninitialised cpuset parent would make this fail (ENOSPC)
@@ -384,7 +389,7 @@ Deno.test(
         assert.equal(read(join(cpuset, parent, "cpuset.mems")), read(join(cpuset, "cpuset.mems")));
         assert.ok(parentDirs().length >= 8);
       } finally {
-        openV1(parent, id).destroy();
+        openV1(parent, id, false).destroy();
         assert.equal((await child.status).signal, "SIGKILL");
       }
     } finally {
@@ -395,7 +400,7 @@ Deno.test(
 );
 
 Deno.test("cgroups: destroy of a never-created cgroup is a no-op", () => {
-  openCgroup(new StateRoot("/nonexistent"), newId()).destroy();
+  openCgroup(new StateRoot("/nonexistent"), newId(), {}).destroy();
 });
 
 Deno.test({ name: "cgroups: destroy kills a frozen (paused) process", ignore: !V1 }, async () => {
@@ -404,7 +409,7 @@ Deno.test({ name: "cgroups: destroy kills a frozen (paused) process", ignore: !V
     cg.addProcess(child.pid);
     const state = join(dirOf(cg, "freezer"), "freezer.state");
     Deno.writeTextFileSync(state, "FROZEN");
-    openCgroup(root, id).destroy();
+    openCgroup(root, id, {}).destroy();
     assert.equal((await child.status).signal, "SIGKILL");
   });
 });
@@ -556,7 +561,7 @@ async function checkFreeze(cg: ContainerCgroup, tmp: string, destroy: () => void
 
 Deno.test("cgroups: freeze and thaw (pause/unpause)", async () => {
   await withCgroup({ privileged: false }, async (cg, { tmp, root, id }) => {
-    await checkFreeze(cg, tmp, () => openCgroup(root, id).destroy());
+    await checkFreeze(cg, tmp, () => openCgroup(root, id, {}).destroy());
   });
 });
 
@@ -598,7 +603,7 @@ Deno.test({
   ignore: !V1,
 }, async () => {
   await withCgroup({ memory: 48 * MiB, nanoCpus: 5e8, privileged: false }, async (_cg, { root, id, tmp }) => {
-    const view = containerCgroupView(root, id);
+    const view = containerCgroupView(root, id, {});
     assert.ok(view.binds.some((b) => b.target === "/sys/fs/cgroup/memory"));
     // build the view below a stand-in container root, in a private mount namespace (util-linux
     // unshare makes the mounts private, and they vanish with it)
@@ -669,21 +674,16 @@ const refusals: [string, Partial<CgroupLimits>, RegExp][] = [
     /^Invalid value: 101, valid memory swappiness range is 0-100$/,
   ],
   [
-    "a throttle on a missing device",
-    { blkioThrottle: { readBps: [{ path: "/dev/skiff-nope", rate: 1024 }] } },
-    /^invalid device \/dev\/skiff-nope for --device-read-bps: no such file or directory$/,
-  ],
-  [
-    "a throttle on a character device",
-    { blkioThrottle: { writeIops: [{ path: "/dev/null", rate: 10 }] } },
-    /^invalid device \/dev\/null for --device-write-iops: not a block device$/,
+    "a negative throttle rate",
+    { blkioThrottle: { readBps: [{ device: "254:0", rate: -1 }] } },
+    /^invalid readBps rate -1 for device 254:0: must be a positive integer$/,
   ],
 ];
 for (const [what, limits, message] of refusals) {
   Deno.test(`cgroups: refuses ${what} and creates nothing`, () => {
     const id = newId();
     assert.throws(
-      () => createCgroup(new StateRoot("/nonexistent"), id, { privileged: false, ...limits }),
+      () => createCgroup(new StateRoot("/nonexistent"), id, { privileged: false, ...limits }, {}),
       (e) => e instanceof SkiffError && e.exitCode === 125 && message.test(e.message),
     );
     assert.deepEqual(cgroupDirsOf(id), []);
@@ -700,7 +700,7 @@ Deno.test("cgroups: a limit the kernel rejects removes what was already created"
         privileged: false,
         memory: 32 * MiB,
         pidsLimit: 5e6,
-      }),
+      }, {}),
     (e) => e instanceof SkiffError && /pids\.max/.test(e.message),
   );
   assert.deepEqual(cgroupDirsOf(id), []);
@@ -735,7 +735,7 @@ Deno.test(
 
 Deno.test({
   name: "cgroups: v1 block I/O throttles per device",
-  // the throttle files exist only with CONFIG_BLK_DEV_THROTTLING (run offers no throttle flags)
+  // the throttle files exist only with CONFIG_BLK_DEV_THROTTLING
   ignore: !V1 || (() => {
     try {
       return !Deno.statSync("/sys/fs/cgroup/blkio/blkio.throttle.read_bps_device").isFile;
@@ -757,10 +757,10 @@ Deno.test({
   await withCgroup({
     privileged: false,
     blkioThrottle: {
-      readBps: [{ path: disk, rate: MiB }],
-      writeBps: [{ path: disk, rate: 2 * MiB }],
-      readIops: [{ path: disk, rate: 100 }],
-      writeIops: [{ path: disk, rate: 50 }],
+      readBps: [{ device, rate: MiB }],
+      writeBps: [{ device, rate: 2 * MiB }],
+      readIops: [{ device, rate: 100 }],
+      writeIops: [{ device, rate: 50 }],
     },
   }, async (cg) => {
     const blkio = dirOf(cg, "blkio");
@@ -810,7 +810,7 @@ Deno.test(
     await withRoot(async (testRoot) => {
       const id = newId();
       const { block, char } = deniedNodes(testRoot.path);
-      const cg = createV2(UNIFIED, "skiff", id, { privileged: false, deviceRules: extraRules(block) });
+      const cg = createV2(UNIFIED, "skiff", id, { privileged: false, deviceRules: extraRules(block) }, false);
       try {
         const out = await runIn(cg, `${openScript([block, char])}; (echo x > ${char}) && echo wrote`);
         assert.deepEqual(out.stdout.trim().split("\n"), [`opened ${block}`, `opened ${char}`], out.stderr);
@@ -831,7 +831,7 @@ Deno.test({
 }, async () => {
   await withRoot(async (testRoot) => {
     const id = newId();
-    const cg = createV2(UNIFIED, "skiff", id, { privileged: false });
+    const cg = createV2(UNIFIED, "skiff", id, { privileged: false }, false);
     try {
       assert.equal(cg.driver, "v2");
       assert.deepEqual(cg.paths, [join(UNIFIED, "skiff", id)]);
@@ -847,7 +847,7 @@ Deno.test({
       const sleeper = new Deno.Command("sleep", { args: ["60"] }).spawn();
       cg.addProcess(sleeper.pid);
       assert.deepEqual(cg.pids(), [sleeper.pid]);
-      openV2(UNIFIED, "skiff", id).destroy(); // cgroup.kill
+      openV2(UNIFIED, "skiff", id, false).destroy(); // cgroup.kill
       assert.equal((await sleeper.status).signal, "SIGKILL");
       assert.deepEqual(cgroupDirsOf(id), []);
     } finally {
@@ -861,9 +861,9 @@ Deno.test(
   async () => {
     await withRoot(async (testRoot) => {
       const id = newId();
-      const cg = createV2(UNIFIED, "skiff", id, { privileged: false });
+      const cg = createV2(UNIFIED, "skiff", id, { privileged: false }, false);
       try {
-        await checkFreeze(cg, testRoot.path, () => openV2(UNIFIED, "skiff", id).destroy());
+        await checkFreeze(cg, testRoot.path, () => openV2(UNIFIED, "skiff", id, false).destroy());
         assert.deepEqual(cgroupDirsOf(id), []);
       } finally {
         cg.destroy();
@@ -878,7 +878,7 @@ Deno.test({
 }, () => {
   const id = newId();
   assert.throws(
-    () => createV2(UNIFIED, "skiff", id, { privileged: false, memory: 32 * MiB }),
+    () => createV2(UNIFIED, "skiff", id, { privileged: false, memory: 32 * MiB }, false),
     (e) => e instanceof SkiffError && /controller "memory" is not available/.test(e.message),
   );
   assert.deepEqual(cgroupDirsOf(id), []);
@@ -916,7 +916,7 @@ Deno.test("cgroups: a --device node's permissions, on v1 and in the v2 filter", 
   });
   if (!hybrid) return;
   const id = newId();
-  const cg = createV2(UNIFIED, "skiff", id, limits);
+  const cg = createV2(UNIFIED, "skiff", id, limits, false);
   try {
     const out = await runIn(cg, script);
     assert.equal(out.stdout, "read\n", out.stderr);

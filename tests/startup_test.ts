@@ -109,7 +109,7 @@ Deno.test({
   fn: () => {
     const parent = `skiff-startup-${crypto.randomUUID().slice(0, 8)}`;
     const child = new Deno.Command(BUSYBOX, { args: ["sleep", "30"] }).spawn();
-    const cg = createV1(parent, "c1", NO_LIMITS);
+    const cg = createV1(parent, "c1", NO_LIMITS, false);
     try {
       cg.addProcess(child.pid);
       const groups = Deno.readTextFileSync(`/proc/${child.pid}/cgroup`);
@@ -118,7 +118,7 @@ Deno.test({
       assert.equal(cpus(`/sys/fs/cgroup/cpuset/${parent}`), cpus("/sys/fs/cgroup/cpuset"));
       assert.equal(cpus(`/sys/fs/cgroup/cpuset/${parent}/c1`), cpus("/sys/fs/cgroup/cpuset"));
       // a second group finds the parent in place
-      createV1(parent, "c2", NO_LIMITS).destroy();
+      createV1(parent, "c2", NO_LIMITS, false).destroy();
     } finally {
       // destroy with a live process: no shortcut, the process is killed
       cg.destroy();

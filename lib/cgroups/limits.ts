@@ -4,11 +4,13 @@ import { ClientCheckError, SkiffError } from "../errors.ts";
 import {
   type DeviceMapping,
   deviceNodeRule,
+  deviceNumbers,
   type DeviceRule,
   hostDevices,
   parseDeviceCgroupRule,
 } from "./devices.ts";
-import { readOptional } from "./fs.ts";
+import { osMessage, readOptional } from "./fs.ts";
+import { THROTTLE_FLAGS, type ThrottleDevice, type ThrottleKind, type WeightDevice } from "./blkio.ts";
 
 /**
  * The resource fields of docker's HostConfig (the container record's, `run`'s flags, an API's
@@ -32,6 +34,69 @@ export interface HostResources {
   Privileged: boolean;
   /** --device: the nodes' rules are gathered from the host (docker's error when one is missing) */
   Devices?: DeviceMapping[] | null;
+  /** --cgroup-parent as given (lib/cgroups/parent.ts); absent or "": skiff's own parent */
+  CgroupParent?: string;
+  /** --blkio-weight-device, --device-read-bps/-write-bps/-read-iops/-write-iops (host paths as given) */
+  BlkioWeightDevice?: WeightDevice[] | null;
+  BlkioDeviceReadBps?: ThrottleDevice[] | null;
+  BlkioDeviceWriteBps?: ThrottleDevice[] | null;
+  BlkioDeviceReadIOps?: ThrottleDevice[] | null;
+  BlkioDeviceWriteIOps?: ThrottleDevice[] | null;
+}
+
+/**
+ * "MAJ:MIN" of a host path as docker's daemon reads it (stat, following symlinks: any file's
+ * st_rdev, so a non-device is 0:0 and the kernel refuses its line with ENODEV, as under docker);
+ * undefined when it cannot be stat'ed (the start reports it: blkioDeviceProblem).
+ */
+function hostDeviceNumber(path: string): string | undefined {
+  try {
+    const { major, minor } = deviceNumbers(Deno.statSync(path).rdev ?? 0);
+    return `${major}:${minor}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * docker's error for a --blkio-weight-device or --device-*-bps/iops path it cannot stat when the
+ * container starts (daemon getBlkioThrottleDevices): "stat /dev/x: no such file or directory",
+ * which its CLI gives exit 127; undefined when all are there.
+ */
+export function blkioDeviceProblem(host: HostResources): SkiffError | undefined {
+  const paths = [
+    ...(host.BlkioWeightDevice ?? []).map((d) => d.Path),
+    ...(Object.keys(THROTTLE_FLAGS) as (keyof typeof THROTTLE_FLAGS)[]).flatMap((field) =>
+      (host[field] ?? []).map((d) => d.Path)
+    ),
+  ];
+  for (const path of paths) {
+    try {
+      Deno.statSync(path);
+    } catch (e) {
+      const missing = e instanceof Deno.errors.NotFound;
+      const why = missing ? "no such file or directory" : osMessage(e);
+      return new SkiffError(`stat ${path}: ${why}`, missing ? 127 : 125);
+    }
+  }
+}
+
+/** The throttles of a HostConfig with their devices' numbers; a path that cannot be stat'ed adds none. */
+function blkioThrottleOf(host: HostResources): CgroupLimits["blkioThrottle"] {
+  const out: NonNullable<CgroupLimits["blkioThrottle"]> = {};
+  for (
+    const [field, { kind }] of Object.entries(THROTTLE_FLAGS) as [
+      keyof typeof THROTTLE_FLAGS,
+      { kind: ThrottleKind },
+    ][]
+  ) {
+    const rates = (host[field] ?? []).flatMap(({ Path, Rate }) => {
+      const device = hostDeviceNumber(Path);
+      return device ? [{ device, rate: Rate }] : [];
+    });
+    if (rates.length) out[kind] = rates;
+  }
+  return Object.keys(out).length ? out : undefined;
 }
 
 /**
@@ -76,6 +141,13 @@ export function cgroupLimitsOf(host: HostResources): CgroupLimits {
     oomKillDisable: host.OomKillDisable,
     deviceRules: deviceRulesOf(host),
     privileged: host.Privileged,
+    blkioThrottle: blkioThrottleOf(host),
+    blkioWeightDevices: host.BlkioWeightDevice?.length
+      ? host.BlkioWeightDevice.flatMap(({ Path, Weight }) => {
+        const device = hostDeviceNumber(Path);
+        return device ? [{ device, weight: Weight }] : [];
+      })
+      : undefined,
   };
 }
 
@@ -109,56 +181,26 @@ export interface CgroupLimits {
   /** extra allowed devices (--device-cgroup-rule, --device), after docker's default list */
   deviceRules?: DeviceRule[];
   /** --device-read-bps, --device-write-bps (bytes/s), --device-read-iops, --device-write-iops */
-  blkioThrottle?: {
-    readBps?: DeviceRate[];
-    writeBps?: DeviceRate[];
-    readIops?: DeviceRate[];
-    writeIops?: DeviceRate[];
-  };
+  blkioThrottle?: Partial<Record<ThrottleKind, DeviceRate[]>>;
+  /** --blkio-weight-device: per-device weights (10..1000; 0 sets nothing, as runc skips it) */
+  blkioWeightDevices?: { device: string; weight: number }[];
 }
 
-/** A per-device rate: `path` is a block device node on the host, e.g. /dev/sda. */
+/** A per-device rate: `device` is a host device's "MAJ:MIN" (hostDeviceNumber). */
 export interface DeviceRate {
-  path: string;
+  device: string;
   rate: number;
 }
 
-/** major:minor of a host block device, for the throttle files; a SkiffError for anything else. */
-export function blockDeviceNumber(path: string, flag: string): string {
-  let info: Deno.FileInfo;
-  try {
-    info = Deno.statSync(path);
-  } catch (e) {
-    const why = e instanceof Deno.errors.NotFound ? "no such file or directory" : (e as Error).message;
-    throw new SkiffError(`invalid device ${path} for ${flag}: ${why}`);
-  }
-  if (!info.isBlockDevice || info.rdev === null) {
-    throw new SkiffError(`invalid device ${path} for ${flag}: not a block device`);
-  }
-  const rdev = info.rdev;
-  // glibc's gnu_dev_major/minor, in numbers small enough for doubles
-  const major = ((rdev >>> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff);
-  const minor = (rdev & 0xff) | ((rdev >>> 12) & ~0xff);
-  return `${major}:${minor}`;
-}
-
-/** The throttle entries by kind, with devices resolved: [kind, "M:m", rate]. */
-export function throttleEntries(
-  limits: CgroupLimits,
-): ["readBps" | "writeBps" | "readIops" | "writeIops", string, number][] {
-  const flags = {
-    readBps: "--device-read-bps",
-    writeBps: "--device-write-bps",
-    readIops: "--device-read-iops",
-    writeIops: "--device-write-iops",
-  } as const;
-  const out: ["readBps" | "writeBps" | "readIops" | "writeIops", string, number][] = [];
-  for (const kind of Object.keys(flags) as (keyof typeof flags)[]) {
-    for (const { path, rate } of limits.blkioThrottle?.[kind] ?? []) {
+/** The throttle entries by kind, checked: [kind, "MAJ:MIN", rate]. */
+export function throttleEntries(limits: CgroupLimits): [ThrottleKind, string, number][] {
+  const out: [ThrottleKind, string, number][] = [];
+  for (const kind of ["readBps", "writeBps", "readIops", "writeIops"] as const) {
+    for (const { device, rate } of limits.blkioThrottle?.[kind] ?? []) {
       if (!Number.isSafeInteger(rate) || rate < 0) {
-        throw new SkiffError(`invalid rate ${rate} for ${flags[kind]} ${path}: must be a positive integer`);
+        throw new SkiffError(`invalid ${kind} rate ${rate} for device ${device}: must be a positive integer`);
       }
-      out.push([kind, blockDeviceNumber(path, flags[kind]), rate]);
+      out.push([kind, device, rate]);
     }
   }
   return out;

@@ -21,6 +21,11 @@ export interface HostSupport {
   cpuCfs: boolean;
   cpuset: boolean;
   blkioWeight: boolean;
+  blkioWeightDevice: boolean;
+  blkioReadBpsDevice: boolean;
+  blkioWriteBpsDevice: boolean;
+  blkioReadIOpsDevice: boolean;
+  blkioWriteIOpsDevice: boolean;
 }
 
 /** The HostConfig fields docker adjusts to the host (docker's names and meanings). */
@@ -39,13 +44,20 @@ export type Resources = Pick<
   | "MemoryReservation"
   | "MemorySwappiness"
   | "OomKillDisable"
+  | "BlkioWeightDevice"
+  | "BlkioDeviceReadBps"
+  | "BlkioDeviceWriteBps"
+  | "BlkioDeviceReadIOps"
+  | "BlkioDeviceWriteIOps"
 >;
 
 /** Whether any of the resources asks for something the host must support (the probe's cost is skipped otherwise). */
 export function asksForLimits(r: Partial<Resources>): boolean {
   return !!(r.Memory || (r.MemorySwap ?? 0) > 0 || r.NanoCpus || r.CpuShares || r.CpuPeriod || r.CpuQuota ||
     r.CpusetCpus || r.CpusetMems || (r.PidsLimit ?? 0) > 0 || r.BlkioWeight || r.MemoryReservation ||
-    (r.MemorySwappiness ?? null) !== null || r.OomKillDisable);
+    (r.MemorySwappiness ?? null) !== null || r.OomKillDisable || !!r.BlkioWeightDevice?.length ||
+    !!r.BlkioDeviceReadBps?.length || !!r.BlkioDeviceWriteBps?.length || !!r.BlkioDeviceReadIOps?.length ||
+    !!r.BlkioDeviceWriteIOps?.length);
 }
 
 /**
@@ -116,6 +128,40 @@ export function discardUnsupported(r: Partial<Resources>, host: HostSupport): st
     );
     r.BlkioWeight = 0;
   }
+  // per-device weights and throttles: discarded to an empty list, as docker keeps them
+  const perDevice = [
+    [
+      "BlkioWeightDevice",
+      host.blkioWeightDevice,
+      "Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded.",
+    ],
+    [
+      "BlkioDeviceReadBps",
+      host.blkioReadBpsDevice,
+      "Your kernel does not support BPS Block I/O read limit or the cgroup is not mounted. Block I/O BPS read limit discarded.",
+    ],
+    [
+      "BlkioDeviceWriteBps",
+      host.blkioWriteBpsDevice,
+      "Your kernel does not support BPS Block I/O write limit or the cgroup is not mounted. Block I/O BPS write limit discarded.",
+    ],
+    [
+      "BlkioDeviceReadIOps",
+      host.blkioReadIOpsDevice,
+      "Your kernel does not support IOPS Block read limit or the cgroup is not mounted. Block I/O IOPS read limit discarded.",
+    ],
+    [
+      "BlkioDeviceWriteIOps",
+      host.blkioWriteIOpsDevice,
+      "Your kernel does not support IOPS Block write limit or the cgroup is not mounted. Block I/O IOPS write limit discarded.",
+    ],
+  ] as const;
+  for (const [field, supported, warning] of perDevice) {
+    if (r[field]?.length && !supported) {
+      warnings.push(warning);
+      r[field] = [];
+    }
+  }
   return warnings;
 }
 
@@ -153,6 +199,12 @@ function probeV1(): HostSupport {
     cpuset: mounts.has("cpuset"),
     // blkio.weight belongs to the removed CFQ scheduler; BFQ's file replaces it on newer kernels
     blkioWeight: has("blkio", "blkio.weight") || has("blkio", "blkio.bfq.weight"),
+    blkioWeightDevice: has("blkio", "blkio.weight_device") || has("blkio", "blkio.bfq.weight_device"),
+    // the throttle files need CONFIG_BLK_DEV_THROTTLING
+    blkioReadBpsDevice: has("blkio", "blkio.throttle.read_bps_device"),
+    blkioWriteBpsDevice: has("blkio", "blkio.throttle.write_bps_device"),
+    blkioReadIOpsDevice: has("blkio", "blkio.throttle.read_iops_device"),
+    blkioWriteIOpsDevice: has("blkio", "blkio.throttle.write_iops_device"),
   };
 }
 
@@ -182,5 +234,12 @@ function probeV2(): HostSupport {
     cpuCfs: controllers.has("cpu"),
     cpuset: controllers.has("cpuset"),
     blkioWeight: offers("io", "io.bfq.weight", "io.weight"),
+    // docker's cgroup v2 sysinfo: all of these with the io controller (runc writes a device's
+    // weight only where BFQ is)
+    blkioWeightDevice: controllers.has("io"),
+    blkioReadBpsDevice: controllers.has("io"),
+    blkioWriteBpsDevice: controllers.has("io"),
+    blkioReadIOpsDevice: controllers.has("io"),
+    blkioWriteIOpsDevice: controllers.has("io"),
   };
 }

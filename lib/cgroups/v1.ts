@@ -9,6 +9,7 @@ import { readMountInfo } from "../mountinfo.ts";
 import type { CgroupLimits, CgroupStats, CgroupUpdate, CgroupView, ContainerCgroup } from "./limits.ts";
 import { CPU_PERIOD_US, effectiveMemorySwap, hostCpusetMems, throttleEntries } from "./limits.ts";
 import { DEFAULT_ALLOWED_DEVICES, v1RuleLines } from "./devices.ts";
+import { THROTTLE_KINDS } from "./blkio.ts";
 import {
   exists,
   killUntilEmpty,
@@ -75,6 +76,7 @@ function requiredControllers(limits: CgroupLimits): Map<Controller, string> {
   if (Object.values(limits.blkioThrottle ?? {}).some((l) => l?.length)) {
     need.set("blkio", "--device-*-bps/iops");
   }
+  if (limits.blkioWeightDevices?.some((d) => d.weight > 0)) need.set("blkio", "--blkio-weight-device");
   // without the devices controller an unprivileged container could open every host device
   if (!limits.privileged) need.set("devices", "the devices allow-list");
   return need;
@@ -86,6 +88,8 @@ class V1Cgroup implements ContainerCgroup {
     /** controller -> this container's directory */
     private readonly dirs: Map<Controller, string>,
     private readonly unifiedDir: string | undefined,
+    /** a parent the user named (--cgroup-parent): left in place, as docker leaves it */
+    private readonly keepParent: boolean,
   ) {}
 
   get paths(): string[] {
@@ -237,7 +241,7 @@ class V1Cgroup implements ContainerCgroup {
       // children of the parent dirs first is not needed: a container dir has no sub-groups of ours
       for (const path of this.paths) removeCgroupDir(path);
     }
-    for (const path of this.paths) removeParentIfEmpty(path);
+    if (!this.keepParent) { for (const path of this.paths) removeParentIfEmpty(path); }
   }
 
   private killAll(): void {
@@ -265,9 +269,9 @@ function layout(parent: string, id: string): { dirs: Map<Controller, string>; un
   return { dirs, unified: h.unified ? join(h.unified, parent, id) : undefined };
 }
 
-export function openV1(parent: string, id: string): ContainerCgroup {
+export function openV1(parent: string, id: string, keepParent: boolean): ContainerCgroup {
   const { dirs, unified } = layout(parent, id);
-  return new V1Cgroup(dirs, unified);
+  return new V1Cgroup(dirs, unified, keepParent);
 }
 
 /** A cpuset group starts with empty cpus and mems and takes no process until they are set. */
@@ -277,6 +281,16 @@ function inheritCpuset(dir: string): void {
     if (exists(join(dir, file)) && !readOptional(join(dir, file))) {
       writeValue(join(dir, file), readOptional(join(dir, "..", file)) ?? "");
     }
+  }
+}
+
+/** Makes each missing level of <mount>/<parent> (--cgroup-parent a/b/c), top down, a cpuset level with its parent's cpus and mems. */
+function makeParent(mount: string, parent: string): void {
+  let dir = mount;
+  for (const part of parent.split("/").filter(Boolean)) {
+    dir = join(dir, part);
+    mkdirIfAbsent(dir);
+    inheritCpuset(dir);
   }
 }
 
@@ -290,14 +304,18 @@ function makeGroup(mount: string, parent: string, id: string): string {
   if (made === "made") return dir;
   if (made === "exists") throw new SkiffError(`cgroup ${dir} already exists`);
   return makeInParent(join(mount, parent), () => {
-    mkdirIfAbsent(join(mount, parent));
-    inheritCpuset(join(mount, parent));
+    makeParent(mount, parent);
     if (!mkdirIfAbsent(dir)) throw new SkiffError(`cgroup ${dir} already exists`);
     return dir;
   });
 }
 
-export function createV1(parent: string, id: string, limits: CgroupLimits): ContainerCgroup {
+export function createV1(
+  parent: string,
+  id: string,
+  limits: CgroupLimits,
+  keepParent: boolean,
+): ContainerCgroup {
   const h = hierarchies();
   for (const [controller, flag] of requiredControllers(limits)) {
     if (!h.byController.has(controller)) {
@@ -306,7 +324,7 @@ export function createV1(parent: string, id: string, limits: CgroupLimits): Cont
   }
   const { dirs, unified } = layout(parent, id);
   const created: string[] = [];
-  const cgroup = new V1Cgroup(dirs, unified);
+  const cgroup = new V1Cgroup(dirs, unified, keepParent);
   try {
     // a Set: co-mounted controllers share one directory
     const mounts = new Set([...h.byController.values(), ...(h.unified ? [h.unified] : [])]);
@@ -317,7 +335,7 @@ export function createV1(parent: string, id: string, limits: CgroupLimits): Cont
     for (const dir of created.reverse()) {
       try {
         removeCgroupDir(dir, 500);
-        removeParentIfEmpty(dir);
+        if (!keepParent) removeParentIfEmpty(dir);
       } catch { /* best effort; the original error matters more */ }
     }
     throw e;
@@ -333,8 +351,9 @@ function applyLimits(dirs: Map<Controller, string>, limits: CgroupLimits): void 
     let parentCpus = readOptional(join(parentDir, "cpuset.cpus"));
     let parentMems = readOptional(join(parentDir, "cpuset.mems"));
     if (!parentCpus || !parentMems) {
-      // a parent made by someone else (or left half-made) may still be empty
-      inheritCpuset(parentDir);
+      // a parent made by someone else (or left half-made) may still be empty, or a level above it
+      const mount = hierarchies().byController.get("cpuset")!;
+      makeParent(mount, parentDir.slice(mount.length));
       parentCpus = readOptional(join(parentDir, "cpuset.cpus"));
       parentMems = readOptional(join(parentDir, "cpuset.mems"));
     }
@@ -383,14 +402,19 @@ function applyLimits(dirs: Map<Controller, string>, limits: CgroupLimits): void 
     writeValue(file, limits.blkioWeight);
   }
 
-  const throttleFiles = {
-    readBps: "blkio.throttle.read_bps_device",
-    writeBps: "blkio.throttle.write_bps_device",
-    readIops: "blkio.throttle.read_iops_device",
-    writeIops: "blkio.throttle.write_iops_device",
-  } as const;
+  // runc's order: the weights, then the throttles, one "MAJ:MIN VALUE" line per write
+  const weighted = limits.blkioWeightDevices?.filter((d) => d.weight > 0) ?? [];
+  if (weighted.length) {
+    const file = ["blkio.bfq.weight_device", "blkio.weight_device"].map((f) => at("blkio", f)).find(exists);
+    if (!file) {
+      throw new SkiffError(
+        "Your kernel does not support Block I/O weight_device (no blkio.weight_device or blkio.bfq.weight_device)",
+      );
+    }
+    writeValues(file, weighted.map((d) => `${d.device} ${d.weight}`));
+  }
   for (const [kind, device, rate] of throttleEntries(limits)) {
-    writeValue(at("blkio", throttleFiles[kind]), `${device} ${rate}`);
+    writeValue(at("blkio", THROTTLE_KINDS[kind].v1File), `${device} ${rate}`);
   }
 
   if (dirs.has("devices")) {

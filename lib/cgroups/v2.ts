@@ -16,6 +16,7 @@ import {
 import type { CgroupLimits, CgroupStats, CgroupUpdate, ContainerCgroup } from "./limits.ts";
 import { CPU_PERIOD_US, effectiveMemorySwap, throttleEntries } from "./limits.ts";
 import { assembleDeviceFilter, DEFAULT_ALLOWED_DEVICES, type DeviceRule } from "./devices.ts";
+import { ioMaxLines } from "./blkio.ts";
 import {
   exists,
   killUntilEmpty,
@@ -39,7 +40,8 @@ const WANTED = ["cpuset", "cpu", "io", "memory", "pids"] as const;
 
 class V2Cgroup implements ContainerCgroup {
   readonly driver = "v2" as const;
-  constructor(readonly dir: string) {}
+  /** keepParent: a parent the user named (--cgroup-parent) is left in place, as docker leaves it */
+  constructor(readonly dir: string, private readonly keepParent: boolean) {}
 
   get paths(): string[] {
     return [this.dir];
@@ -134,12 +136,12 @@ class V2Cgroup implements ContainerCgroup {
     }
     killUntilEmpty(() => this.pids());
     removeCgroupDir(this.dir);
-    removeParentIfEmpty(this.dir);
+    if (!this.keepParent) removeParentIfEmpty(this.dir);
   }
 }
 
-export function openV2(mount: string, parent: string, id: string): ContainerCgroup {
-  return new V2Cgroup(join(mount, parent, id));
+export function openV2(mount: string, parent: string, id: string, keepParent: boolean): ContainerCgroup {
+  return new V2Cgroup(join(mount, parent, id), keepParent);
 }
 
 /** Which controller each limit needs; a missing one is an error, not a silently ignored flag. */
@@ -155,6 +157,7 @@ function requiredControllers(limits: CgroupLimits): Map<string, string> {
   if ((limits.pidsLimit ?? 0) > 0) need.set("pids", "--pids-limit");
   if (limits.blkioWeight) need.set("io", "--blkio-weight");
   if (Object.values(limits.blkioThrottle ?? {}).some((l) => l?.length)) need.set("io", "--device-*-bps/iops");
+  if (limits.blkioWeightDevices?.some((d) => d.weight > 0)) need.set("io", "--blkio-weight-device");
   return need;
 }
 
@@ -164,7 +167,13 @@ const words = (s: string | null) => (s ?? "").split(/\s+/).filter(Boolean);
  * Creates <mount>/<parent>/<id>. `mount` is a parameter so that the v2 code can also be exercised
  * on a hybrid host's /sys/fs/cgroup/unified (which offers no resource controllers).
  */
-export function createV2(mount: string, parent: string, id: string, limits: CgroupLimits): ContainerCgroup {
+export function createV2(
+  mount: string,
+  parent: string,
+  id: string,
+  limits: CgroupLimits,
+  keepParent: boolean,
+): ContainerCgroup {
   const available = new Set(words(readOptional(join(mount, "cgroup.controllers"))));
   const required = requiredControllers(limits);
   for (const [controller, flag] of required) {
@@ -175,11 +184,14 @@ export function createV2(mount: string, parent: string, id: string, limits: Cgro
     }
   }
   const parentDir = join(mount, parent);
+  // every level from the root to the parent (--cgroup-parent a/b/c has three)
+  const levels = [mount];
+  for (const part of parent.split("/").filter(Boolean)) levels.push(join(levels[levels.length - 1], part));
   const dir = makeInParent(parentDir, () => {
-    mkdirIfAbsent(parentDir);
-    // enable down the path: the root's subtree_control gives the parent the controllers, the
-    // parent's gives them to the container
-    for (const dir of [mount, parentDir]) {
+    for (const level of levels.slice(1)) mkdirIfAbsent(level);
+    // enable down the path: the root's subtree_control gives the first level the controllers,
+    // each level's the next, the parent's the container
+    for (const dir of levels) {
       const enabled = new Set(words(readOptional(join(dir, "cgroup.subtree_control"))));
       for (const c of WANTED.filter((c) => available.has(c) && !enabled.has(c))) {
         try {
@@ -204,11 +216,11 @@ export function createV2(mount: string, parent: string, id: string, limits: Cgro
   } catch (e) {
     try {
       removeCgroupDir(dir, 500);
-      removeParentIfEmpty(dir);
+      if (!keepParent) removeParentIfEmpty(dir);
     } catch { /* best effort; the original error matters more */ }
     throw e;
   }
-  return new V2Cgroup(dir);
+  return new V2Cgroup(dir, keepParent);
 }
 
 /** runc's conversion of cpu.shares (2..262144) to cpu.weight (1..10000). */
@@ -267,13 +279,12 @@ function applyLimits(dir: string, limits: CgroupLimits): void {
       );}
   }
 
-  // io.max takes one line per device: "M:m rbps=N wbps=N riops=N wiops=N"
-  const keys = { readBps: "rbps", writeBps: "wbps", readIops: "riops", writeIops: "wiops" } as const;
-  const perDevice = new Map<string, string[]>();
-  for (const [kind, device, rate] of throttleEntries(limits)) {
-    perDevice.set(device, [...perDevice.get(device) ?? [], `${keys[kind]}=${rate}`]);
+  // runc's: only BFQ takes per-device weights (none is written without it), as "MAJ:MIN WEIGHT"
+  const weighted = limits.blkioWeightDevices?.filter((d) => d.weight > 0) ?? [];
+  if (weighted.length && exists(at("io.bfq.weight"))) {
+    for (const d of weighted) writeValue(at("io.bfq.weight"), `${d.device} ${d.weight}`);
   }
-  for (const [device, settings] of perDevice) writeValue(at("io.max"), `${device} ${settings.join(" ")}`);
+  for (const line of ioMaxLines(throttleEntries(limits))) writeValue(at("io.max"), line);
 
   if (!limits.privileged) attachDeviceFilter(dir, [...DEFAULT_ALLOWED_DEVICES, ...limits.deviceRules ?? []]);
 }

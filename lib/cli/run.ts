@@ -18,8 +18,11 @@ Create and run a new container from an image
 Options:
       --add-host list           Add a custom host-to-IP mapping (host:ip)
       --blkio-weight uint16     Block IO (relative weight), between 10 and 1000, or 0 to disable
+      --blkio-weight-device list
+                                Block IO weight (relative device weight) (default [])
       --cap-add list            Add Linux capabilities
       --cap-drop list           Drop Linux capabilities
+      --cgroup-parent string    Optional parent cgroup for the container
       --cgroupns string         Cgroup namespace to use (host|private)
   -c, --cpu-shares int          CPU shares (relative weight)
       --cpu-period int          Limit CPU CFS (Completely Fair Scheduler) period
@@ -30,6 +33,10 @@ Options:
   -d, --detach                  Run container in background and print container ID
       --device list             Add a host device to the container
       --device-cgroup-rule list Add a rule to the cgroup allowed devices list
+      --device-read-bps list    Limit read rate (bytes per second) from a device (default [])
+      --device-read-iops list   Limit read rate (IO per second) from a device (default [])
+      --device-write-bps list   Limit write rate (bytes per second) to a device (default [])
+      --device-write-iops list  Limit write rate (IO per second) to a device (default [])
       --dns list                Set custom DNS servers
       --dns-option list         Set DNS options
       --dns-search list         Set custom DNS search domains

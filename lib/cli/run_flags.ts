@@ -36,6 +36,8 @@ import {
   type Ulimit,
 } from "../runtime/process_limits.ts";
 import { type DeviceMapping, parseDeviceFlag } from "../cgroups/devices.ts";
+import { parseThrottleDevice, parseWeightDevice, THROTTLE_FLAGS } from "../cgroups/blkio.ts";
+import { cgroupParentProblem } from "../cgroups/parent.ts";
 import { parseNamespaceFlags } from "../runtime/nsmodes.ts";
 
 export { RUN_OPTIONS } from "./run_options.ts";
@@ -206,6 +208,43 @@ function devices(entries: string[]): DeviceMapping[] | null {
 }
 
 /**
+ * --blkio-weight-device and --device-read-bps/-write-bps/-read-iops/-write-iops, with docker's CLI
+ * words; a field is present only when its flag was given (an absent one costs `run` no probe of
+ * the host's cgroups). The devices are looked up on the host when the container starts.
+ */
+function blkioDeviceFlags(parsed: Parsed): Partial<ResourceSettings> {
+  const out: Partial<ResourceSettings> = {};
+  const parseEach = <T>(flag: string, parse: (value: string) => T): T[] =>
+    list(parsed, flag).map((value) => {
+      try {
+        return parse(value);
+      } catch (e) {
+        throw invalid(value, `--${flag}`, (e as Error).message);
+      }
+    });
+  const weights = parseEach("blkio-weight-device", parseWeightDevice);
+  if (weights.length) out.BlkioWeightDevice = weights;
+  for (
+    const [field, { flag, iops }] of Object.entries(THROTTLE_FLAGS) as [
+      keyof typeof THROTTLE_FLAGS,
+      (typeof THROTTLE_FLAGS)[keyof typeof THROTTLE_FLAGS],
+    ][]
+  ) {
+    const rates = parseEach(flag, (value) => parseThrottleDevice(value, iops));
+    if (rates.length) out[field] = rates;
+  }
+  return out;
+}
+
+/** --cgroup-parent: kept as given (docker's inspect shows it so), refused only where it would break another container. */
+function cgroupParent(value: string | undefined): Partial<ResourceSettings> {
+  if (!value) return {};
+  const why = cgroupParentProblem(value);
+  if (why) throw new SkiffError(why);
+  return { CgroupParent: value };
+}
+
+/**
  * Everything `run` needs from its flags, validated; nothing is created yet. `attach` false (create):
  * no terminal is needed for -it now.
  */
@@ -239,6 +278,8 @@ export function runRequest(parsed: Parsed, attach = true): RunRequest {
     OomKillDisable: bool(parsed, "oom-kill-disable"),
     DeviceCgroupRules: deviceRules.length ? deviceRules : null,
     Devices: devices(list(parsed, "device")),
+    ...blkioDeviceFlags(parsed),
+    ...cgroupParent(str(parsed, "cgroup-parent")),
   };
 
   const tty = bool(parsed, "tty"), interactive = bool(parsed, "interactive");

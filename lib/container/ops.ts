@@ -27,7 +27,7 @@ export function pauseContainer(root: StateRoot, ref: string): ContainerRecord {
   transition(root, found.Id, "pause", (record) => {
     if (!isRunning(record)) throw new ContainerOpError(`Container ${shortName(record)} is not running`);
     if (record.State.Paused) throw new ContainerOpError(`Container ${shortName(record)} is already paused`);
-    openCgroup(root, record.Id).freeze();
+    openCgroup(root, record.Id, record.HostConfig).freeze();
     record.State.Paused = true;
     record.State.Status = "paused";
     // docker 20.10 closes a paused container's health monitor, which marks it unhealthy
@@ -46,7 +46,7 @@ export function unpauseContainer(root: StateRoot, ref: string): ContainerRecord 
     if (!record.State.Paused || !isRunning(record)) {
       throw new ContainerOpError(`Container ${shortName(record)} is not paused`);
     }
-    openCgroup(root, record.Id).thaw();
+    openCgroup(root, record.Id, record.HostConfig).thaw();
     record.State.Paused = false;
     record.State.Status = "running";
     result = record;
@@ -62,7 +62,7 @@ export async function whilePaused<T>(
   fn: () => Promise<T>,
 ): Promise<T> {
   if (!isRunning(record) || record.State.Paused) return await fn();
-  const cgroup = openCgroup(root, record.Id);
+  const cgroup = openCgroup(root, record.Id, record.HostConfig);
   cgroup.freeze();
   try {
     return await fn();

@@ -68,7 +68,7 @@ export function sampleStats(root: StateRoot, record: ContainerRecord): StatsSamp
   if (!isRunning(record)) return empty;
   let s;
   try {
-    s = openCgroup(root, record.Id).stats();
+    s = openCgroup(root, record.Id, record.HostConfig).stats();
   } catch {
     return empty; // exited meanwhile
   }

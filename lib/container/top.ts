@@ -28,7 +28,7 @@ function splitRow(line: string, columns: number): string[] {
 export async function topContainer(root: StateRoot, ref: string, psArgs: string[]): Promise<TopResult> {
   const record = lookupContainer(root, ref);
   if (!isRunning(record)) throw new SkiffError(`Container ${record.Id} is not running`, 1);
-  const pids = new Set(openCgroup(root, record.Id).pids());
+  const pids = new Set(openCgroup(root, record.Id, record.HostConfig).pids());
   if (pids.size === 0 && record.State.Pid) pids.add(record.State.Pid);
   const args = psArgs.length ? psArgs : ["-ef"];
   let output: Deno.CommandOutput;

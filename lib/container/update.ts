@@ -80,7 +80,7 @@ export function updateContainer(
           ? after.MemorySwap
           : 2 * after.Memory;
       }
-      openCgroup(root, record.Id).update(values);
+      openCgroup(root, record.Id, record.HostConfig).update(values);
     }
     record.HostConfig = after;
   });

@@ -67,12 +67,13 @@ export function adoptOrphans(root: StateRoot, pump: Pump): Adoption[] {
   return adopted;
 }
 
-/** The cgroup of a container that runs already. */
-function existingCgroup(root: StateRoot, id: string): CgroupHandle {
+/** The cgroup of a container that runs already (at its recorded --cgroup-parent). */
+function existingCgroup(root: StateRoot, record: ContainerRecord): CgroupHandle {
+  const id = record.Id;
   return {
     addProcess: () => {},
-    oomKilled: () => openCgroup(root, id).oomKilled(),
-    destroy: () => releaseExitResources({ root, id }),
+    oomKilled: () => openCgroup(root, id, record.HostConfig).oomKilled(),
+    destroy: () => releaseExitResources({ root, id, record }),
   };
 }
 
@@ -133,7 +134,7 @@ function adoptRun(root: StateRoot, record: ContainerRecord, pump: Pump): () => P
     taken?.holder.release();
     log.close();
     output?.close();
-    const cgroup = existingCgroup(root, id);
+    const cgroup = existingCgroup(root, record);
     let oomKilled = false;
     try {
       oomKilled = cgroup.oomKilled();

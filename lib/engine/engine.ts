@@ -249,7 +249,9 @@ export class Engine {
         import("../state/ids.ts"),
       ]);
       const id = run.id ?? request.id ?? newContainerId();
-      const made = cgroups.createCgroup(root, id, limitsOfRequest(request)); // checks them first
+      // checks them first; in the request's --cgroup-parent, which its record keeps
+      const placement = request.container.resources;
+      const made = cgroups.createCgroup(root, id, limitsOfRequest(request), placement);
       cgroup = {
         addProcess: (pid) => made.addProcess(pid),
         oomKilled: () => made.oomKilled(),
@@ -269,7 +271,7 @@ export class Engine {
       ]);
       cgroup.destroy = async () =>
         (await foreground.releaseCodeFor(record)).releaseExitResources({ root, id, record });
-      const cgroupView = cgroups.containerCgroupView(root, id);
+      const cgroupView = cgroups.containerCgroupView(root, id, placement);
       const store = new ImageStore(root);
       const image = await run.image(store);
       ({ record } = await createForRun(root, request, image, store.layerDirs(image), id));

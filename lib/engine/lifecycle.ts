@@ -81,7 +81,7 @@ export async function stopContainer(root: StateRoot, record: ContainerRecord, op
   const timeout = opts.timeout ?? now.Config.StopTimeout ?? DEFAULT_STOP_TIMEOUT;
   if (now.State.Paused || now.State.Status === "paused") {
     try {
-      openCgroup(root, id).thaw(); // a frozen process would never see the signal
+      openCgroup(root, id, now.HostConfig).thaw(); // a frozen process would never see the signal
     } catch { /* not frozen after all */ }
   }
   if (processAlive(now)) {

@@ -29,7 +29,7 @@ import {
   umask,
   writeAsync,
 } from "../../ffi/libc.ts";
-import { cgroupLimitsOf, containerCgroupView } from "../cgroups/mod.ts";
+import { containerCgroupView } from "../cgroups/mod.ts";
 import { releaseExitResources, startCgroup } from "./resources.ts";
 import { type StartReply, STOP_MARKER, supervisorLock, supervisorSocket } from "./detach.ts";
 import { createDetached, ImageNotPresentError, type RunRequest } from "./create_run.ts";
@@ -147,7 +147,7 @@ async function runOnce(
   onRunning: (pid: number) => void,
 ): Promise<RunOutcome> {
   const id = record.Id;
-  const cgroup = startCgroup(root, id, cgroupLimitsOf(record.HostConfig));
+  const cgroup = startCgroup(root, record);
   const keepStdin = record.Config.OpenStdin && !record.Config.Tty;
   let stage;
   try {
@@ -186,7 +186,7 @@ async function runOnce(
   const pumps: Promise<void>[] = [];
   try {
     pty = await launchContainer(root, record, cgroup, stage, {
-      cgroupView: containerCgroupView(root, id),
+      cgroupView: containerCgroupView(root, id, record.HostConfig),
       detached: true,
       outputPipes: output.spec(),
       // before the go: a start -a client sees the first byte, and the stdin pipe is named while
@@ -256,6 +256,15 @@ async function runOnce(
   const outcome = await finishContainer(root, record, cgroup, final);
   if (!outcome.error) onRunning(child.pid); // it ran and ended before we saw the exec
   return outcome;
+}
+
+/** The container's record, or undefined when it is unreadable or gone. */
+function readRecordQuietly(root: StateRoot, id: string): ContainerRecord | undefined {
+  try {
+    return loadContainer(root, id);
+  } catch {
+    return undefined;
+  }
 }
 
 function updateQuietly(root: StateRoot, id: string, change: (r: ContainerRecord) => void): void {
@@ -402,7 +411,8 @@ async function resumeRestart(root: StateRoot, id: string): Promise<void> {
   // killed while it started the next run, the old supervisor may have left that run's cgroup (its
   // init stage died with it): the new run makes its own
   try {
-    releaseExitResources({ root, id });
+    // at the recorded --cgroup-parent (an unreadable record: where the cgroup is found)
+    releaseExitResources({ root, id, record: readRecordQuietly(root, id) });
   } catch (e) {
     diagnose(root, `container ${id}: ${(e as Error).message}`); // the start below says why it fails
   }

@@ -28,6 +28,7 @@ import { PROXIED_SIGNALS, SIGNAL_NUMBERS } from "../runtime/signals.ts";
 import { mountsFor } from "../runtime/mountplan.ts";
 import { rlimitSettings } from "../runtime/process_limits.ts";
 import { hostDevices } from "../cgroups/devices.ts";
+import { blkioDeviceProblem } from "../cgroups/limits.ts";
 import {
   DEFAULT_NAMESPACES,
   DEFAULT_PATH,
@@ -99,6 +100,10 @@ function processLimits(host: ContainerRecord["HostConfig"]): Partial<InitSpec> {
   if (host.OomScoreAdj) out.oomScoreAdj = host.OomScoreAdj;
   // --privileged: docker gives every host device already; the mapped ones are made all the same
   if (host.Devices?.length) out.devices = host.Devices.flatMap(hostDevices);
+  // --blkio-weight-device, --device-*-bps/iops: their cgroup lines left out a path that cannot
+  // be stat'ed; the start fails here with docker's error, once the container exists
+  const blkioProblem = blkioDeviceProblem(host);
+  if (blkioProblem) throw blkioProblem;
   return out;
 }
 

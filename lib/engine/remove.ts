@@ -95,7 +95,7 @@ export async function removeContainer(
     // races with it (a cgroup being removed answers ENODEV). Only a process that SIGKILL does not
     // take down (frozen) needs the cgroup: destroy() thaws and kills.
     if (!await waitUntil(() => !alive(), FROZEN_GRACE_MS)) {
-      releaseExitResources({ root, id });
+      releaseExitResources({ root, id, record: current });
       if (!await waitUntil(() => !alive(), KILL_WAIT_MS)) {
         throw new RemoveError(`cannot remove container "${current.Name}": could not kill process ${Pid}`);
       }
@@ -147,7 +147,7 @@ export async function removeIncompleteContainer(root: StateRoot, id: string): Pr
 export async function removeBrokenContainer(root: StateRoot, id: string, opts: RemoveOptions): Promise<void> {
   let pids: number[] = [];
   try {
-    pids = openCgroup(root, id).pids();
+    pids = openCgroup(root, id, undefined).pids(); // no record: where its cgroup is found
   } catch { /* no cgroup left */ }
   if (pids.length && !opts.force) {
     throw new RemoveError(
@@ -164,7 +164,7 @@ export async function removeBrokenContainer(root: StateRoot, id: string, opts: R
 /** True when processes still run in the container's cgroup. */
 export function cgroupBusy(root: StateRoot, id: string): boolean {
   try {
-    return openCgroup(root, id).pids().length > 0;
+    return openCgroup(root, id, undefined).pids().length > 0; // a broken record: where it is found
   } catch {
     return false;
   }

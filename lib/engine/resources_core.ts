@@ -10,7 +10,7 @@
 // container's directory is detached on removal).
 
 import { MNT_DETACH, umount2 } from "../../ffi/libc.ts";
-import { type CgroupLimits, createCgroup, openCgroup } from "../cgroups/mod.ts";
+import { cgroupLimitsOf, createCgroup, openCgroup } from "../cgroups/mod.ts";
 import { readMountInfo } from "../mountinfo.ts";
 import { containerLockPath, entombContainerDir } from "../state/containers.ts";
 import { removeTree, withLockSync } from "../state/fsutil.ts";
@@ -87,8 +87,9 @@ export const CONTAINER_RESOURCES: readonly ContainerResource[] = [
   {
     name: "cgroup",
     releasedAt: "exit",
-    // kills whatever is left in it (thawed first) and removes it
-    release: ({ root, id }) => openCgroup(root, id).destroy(),
+    // kills whatever is left in it (thawed first) and removes it; at the recorded --cgroup-parent
+    // (without a record: where it is found)
+    release: ({ root, id, record }) => openCgroup(root, id, record?.HostConfig).destroy(),
   },
   {
     // the NAT rules of its published ports and their host ports (network/nat.ts), before the
@@ -223,12 +224,13 @@ export interface CgroupHandle {
  * The cgroup of a starting container, with its limits; its `destroy` releases the container's
  * "exit" resources (the runtime calls it when the run ends or fails to start).
  */
-export function startCgroup(root: StateRoot, id: string, limits: CgroupLimits): CgroupHandle {
-  const cgroup = createCgroup(root, id, limits);
+export function startCgroup(root: StateRoot, record: ContainerRecord): CgroupHandle {
+  const id = record.Id;
+  const cgroup = createCgroup(root, id, cgroupLimitsOf(record.HostConfig), record.HostConfig);
   return {
     addProcess: (pid) => cgroup.addProcess(pid),
     addProcessAsync: (pid) => cgroup.addProcessAsync(pid),
     oomKilled: () => cgroup.oomKilled(),
-    destroy: () => releaseExitResources({ root, id }),
+    destroy: () => releaseExitResources({ root, id, record }),
   };
 }

@@ -28,6 +28,17 @@ export function goStruct<T extends object>(typeName: string, obj: T): T {
   return obj;
 }
 
+const STRINGER = Symbol("goStringer");
+
+/**
+ * Gives a struct Go's String() method: a template prints it with that text (fmt's %v does), its
+ * JSON is unchanged (docker's blkiodev.ThrottleDevice prints as "/dev/vda:1048576").
+ */
+export function goStringer<T extends object>(obj: T, text: string): T {
+  Object.defineProperty(obj, STRINGER, { value: text, enumerable: false });
+  return obj;
+}
+
 /**
  * Go's nil map and nil slice: empty in a template (`map[]`, `[]`, len 0) but `null` in JSON, as
  * docker prints an unset `HostConfig.Sysctls` or `Ulimits`.
@@ -77,6 +88,8 @@ function formatValue(v: unknown): string {
   if (typeof v === "function") return "0x1"; // Go prints a func's address
   if (Array.isArray(v)) return `[${v.map(formatValue).join(" ")}]`;
   const obj = v as Record<string, unknown>;
+  const stringer = (v as Record<symbol, unknown>)[STRINGER];
+  if (typeof stringer === "string") return stringer;
   if (structName(v) !== undefined) {
     return `{${
       Object.keys(obj).filter((k) => typeof obj[k] !== "function").map((k) => formatValue(obj[k])).join(" ")

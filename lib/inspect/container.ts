@@ -3,7 +3,7 @@
 // runtime adds to the record under a docker field name shows through.
 
 import { join } from "../path.ts";
-import { goNilMap, goNilSlice, goStruct } from "../format/template.ts";
+import { goNilMap, goNilSlice, goStringer, goStruct } from "../format/template.ts";
 import type { StateRoot } from "../state/root.ts";
 import { type ContainerRecord, initialState } from "../state/types.ts";
 import { type PortMap, runningPorts } from "../network/ports.ts";
@@ -124,6 +124,22 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
     // docker 20.10: `{{.HostConfig.Sysctls}}` -> map[], `{{json .HostConfig.Sysctls}}` -> null
     Object.defineProperty(hostConfig, "Sysctls", { value: goNilMap(), enumerable: false });
   }
+  // docker's blkiodev types: {Path, Rate} / {Path, Weight} in JSON, "PATH:VALUE" in a template
+  for (
+    const field of [
+      "BlkioDeviceReadBps",
+      "BlkioDeviceWriteBps",
+      "BlkioDeviceReadIOps",
+      "BlkioDeviceWriteIOps",
+    ] as const
+  ) {
+    hostConfig[field] = (host[field] ?? []).map(({ Path, Rate }) =>
+      goStringer(goStruct("*blkiodev.ThrottleDevice", { Path, Rate }), `${Path}:${Rate}`)
+    );
+  }
+  hostConfig.BlkioWeightDevice = (host.BlkioWeightDevice ?? []).map(({ Path, Weight }) =>
+    goStringer(goStruct("*blkiodev.WeightDevice", { Path, Weight }), `${Path}:${Weight}`)
+  );
   hostConfig.Devices = (host.Devices ?? []).map((d) =>
     goStruct("container.DeviceMapping", {
       PathOnHost: d.PathOnHost,

@@ -14,6 +14,7 @@ import type { ContainerRecord } from "../state/types.ts";
 import { hostConfinement, type StageConfinement } from "./confine.ts";
 import { capabilityMask } from "./caps.ts";
 import { readMountInfo } from "../mountinfo.ts";
+import { cgroupParentPath } from "../cgroups/parent.ts";
 import { DEFAULT_PATH, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_SETUP_FAILED } from "./spec.ts";
 import {
   AT_FDCWD,
@@ -146,11 +147,16 @@ function cgroupMounts(): Map<string, string> {
  * costs no RCU grace period), v2 `cgroup.procs`. Never read from /proc/<pid>/cgroup: the container's
  * PID 1 could have moved.
  */
-export function containerCgroupFiles(root: StateRoot, id: string): string[] {
+export function containerCgroupFiles(root: StateRoot, record: ContainerRecord): string[] {
+  const id = record.Id;
+  // the recorded --cgroup-parent, cleaned as when the groups were made (parent.ts)
+  const parent = record.HostConfig.CgroupParent
+    ? cgroupParentPath(record.HostConfig.CgroupParent)
+    : root.cgroupParent;
   const own = new Map([...cgroupPaths("/proc/thread-self/cgroup")].map(([k, v]) => [asSet(k), v]));
   const files: string[] = [];
   for (const [controllers, mount] of cgroupMounts()) {
-    const containerDir = `${mount}/${root.cgroupParent}/${id}`;
+    const containerDir = parent ? `${mount}/${parent}/${id}` : `${mount}/${id}`;
     // statx through FFI: Deno.lstatSync builds a FileInfo with dates (~0.1 ms each, 9 hierarchies here)
     if (!own.has(controllers) || statAt(AT_FDCWD, containerDir) === null) continue;
     files.push(`${containerDir}/${controllers === "" ? "cgroup.procs" : "tasks"}`);
@@ -451,7 +457,7 @@ export async function execInContainer(
     );
     // v2: the middle is forked into the group (clone3 CLONE_INTO_CGROUP) where the kernel can: a
     // write to cgroup.procs waits for an RCU grace period (~5 ms here)
-    const cgroupFiles = containerCgroupFiles(root, record.Id);
+    const cgroupFiles = containerCgroupFiles(root, record);
     const v2File = cgroupFiles.find((f) => f.endsWith("/cgroup.procs"));
     const intoCgroupFd = v2File && !clone3Refused
       ? own(open(v2File.slice(0, -"/cgroup.procs".length), O.RDONLY | O.DIRECTORY | O.CLOEXEC))

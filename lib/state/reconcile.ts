@@ -70,8 +70,8 @@ function markLost(record: ContainerRecord, now: Date): void {
  * and published ports go with the next listing's or allocation's sweep of dead holders
  * (network/sweep.ts), the rest when it is removed.
  */
-function destroyContainerCgroup(root: StateRoot, id: string): void {
-  openCgroup(root, id).destroy();
+function destroyContainerCgroup(root: StateRoot, record: ContainerRecord): void {
+  openCgroup(root, record.Id, record.HostConfig).destroy(); // at its recorded --cgroup-parent
 }
 
 /**
@@ -96,7 +96,7 @@ export function reconcile(root: StateRoot, record: ContainerRecord, now = new Da
   if (!saved) return record;
   if (changed) {
     try {
-      destroyContainerCgroup(root, saved.Id);
+      destroyContainerCgroup(root, saved);
     } catch { /* best effort: rm retries the cleanup */ }
   }
   return saved;

@@ -209,6 +209,15 @@ export interface HostConfig {
   DeviceCgroupRules?: string[] | null;
   /** --device: host node (or directory of nodes), its path in the container, "rwm" or a subset. */
   Devices?: { PathOnHost: string; PathInContainer: string; CgroupPermissions: string }[] | null;
+  /** --cgroup-parent as given (lib/cgroups/parent.ts cleans it); absent or "": skiff's own parent. */
+  CgroupParent?: string;
+  /** --blkio-weight-device: host device path as given, weight 10..1000 (0: none); absent when none. */
+  BlkioWeightDevice?: { Path: string; Weight: number }[] | null;
+  /** --device-read-bps, --device-write-bps (bytes/s), --device-read-iops, --device-write-iops. */
+  BlkioDeviceReadBps?: { Path: string; Rate: number }[] | null;
+  BlkioDeviceWriteBps?: { Path: string; Rate: number }[] | null;
+  BlkioDeviceReadIOps?: { Path: string; Rate: number }[] | null;
+  BlkioDeviceWriteIOps?: { Path: string; Rate: number }[] | null;
   /** --ulimit, in the order given (-1: unlimited); null when none. */
   Ulimits?: { Name: string; Hard: number; Soft: number }[] | null;
   /** --sysctl KEY=VALUE; absent when none, as docker leaves it. */
@@ -361,6 +370,12 @@ export type ResourceSettings = Pick<
   | "OomKillDisable"
   | "DeviceCgroupRules"
   | "Devices"
+  | "CgroupParent"
+  | "BlkioWeightDevice"
+  | "BlkioDeviceReadBps"
+  | "BlkioDeviceWriteBps"
+  | "BlkioDeviceReadIOps"
+  | "BlkioDeviceWriteIOps"
 >;
 
 /** A container without limits (what docker records when no limit flag is given). */

@@ -204,6 +204,12 @@ const hostConfig = object({
   Devices: optional(
     nullable(array(object({ PathOnHost: str, PathInContainer: str, CgroupPermissions: str }))),
   ),
+  CgroupParent: optional(str),
+  BlkioWeightDevice: optional(nullable(array(object({ Path: str, Weight: num })))),
+  BlkioDeviceReadBps: optional(nullable(array(object({ Path: str, Rate: num })))),
+  BlkioDeviceWriteBps: optional(nullable(array(object({ Path: str, Rate: num })))),
+  BlkioDeviceReadIOps: optional(nullable(array(object({ Path: str, Rate: num })))),
+  BlkioDeviceWriteIOps: optional(nullable(array(object({ Path: str, Rate: num })))),
   Ulimits: optional(nullable(array(object({ Name: str, Hard: num, Soft: num })))),
   Sysctls: optional(labels),
   OomScoreAdj: optional(int),
