@@ -3,7 +3,7 @@
 // output from the first byte not logged, their exit through a pidfd: it is not their parent), the
 // ones killed in a restart back-off started again. See MONITOR.md, "A supervisor crash".
 
-import { close, pidfdOpen } from "../../ffi/libc.ts";
+import { close, O, open, pidfdOpen } from "../../ffi/libc.ts";
 import { openCgroup } from "../cgroups/mod.ts";
 import { isProcessAlive, listContainers, processStartTime, transition } from "../state/containers.ts";
 import { isOrphan } from "../state/reconcile.ts";
@@ -12,7 +12,13 @@ import type { ContainerRecord } from "../state/types.ts";
 import { JsonLogWriter, logPath, logSettings, type LogStream } from "../runtime/logs.ts";
 import { ContainerOutput, SPOOL_DRAIN_MS } from "./output.ts";
 import { poller } from "../runtime/poller.ts";
-import { drain, finishContainer, type RunOutcome } from "./process.ts";
+import {
+  drain,
+  finishContainer,
+  holdRootUntilReleased,
+  type RunOutcome,
+  throttlesWrites,
+} from "./process.ts";
 import { type CgroupHandle, releaseExitResources } from "./resources.ts";
 import { type AttachableRun, attachableRun } from "./attach.ts";
 import { Holder } from "./holder.ts";
@@ -95,6 +101,13 @@ function pidfdOf(record: ContainerRecord): number {
 function adoptRun(root: StateRoot, record: ContainerRecord, pump: Pump): () => Promise<RunOutcome> {
   const id = record.Id;
   const pidfd = pidfdOf(record);
+  // a write-throttled container's root, as its first supervisor held it (process.ts)
+  let heldRoot: number | undefined;
+  if (pidfd >= 0 && throttlesWrites(record.HostConfig)) {
+    try {
+      heldRoot = open(`/proc/${record.State.Pid}/root`, O.PATH | O.DIRECTORY | O.CLOEXEC);
+    } catch { /* exited meanwhile */ }
+  }
   const log = new JsonLogWriter(logPath(root, id), logSettings(record));
   let output: ContainerOutput | undefined;
   if (pidfd >= 0) {
@@ -135,6 +148,7 @@ function adoptRun(root: StateRoot, record: ContainerRecord, pump: Pump): () => P
     log.close();
     output?.close();
     const cgroup = existingCgroup(root, record);
+    if (heldRoot !== undefined) holdRootUntilReleased(cgroup, heldRoot);
     let oomKilled = false;
     try {
       oomKilled = cgroup.oomKilled();

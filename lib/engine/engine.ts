@@ -270,7 +270,12 @@ export class Engine {
         plainMode ? undefined : import("./network.ts"),
       ]);
       cgroup.destroy = async () =>
-        (await foreground.releaseCodeFor(record)).releaseExitResources({ root, id, record });
+        (await foreground.releaseCodeFor(record)).releaseExitResources({
+          root,
+          id,
+          record,
+          cgroupPlacement: placement,
+        });
       const cgroupView = cgroups.containerCgroupView(root, id, placement);
       const store = new ImageStore(root);
       const image = await run.image(store);

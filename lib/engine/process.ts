@@ -6,7 +6,7 @@
 //   program) → forward signals (and pump the pty with -t) → wait → record "exited" (or remove
 //   with --rm).
 
-import { close, kill } from "../../ffi/libc.ts";
+import { close, dupAbove, kill } from "../../ffi/libc.ts";
 import { isProcessAlive, processStartTime, transition } from "../state/containers.ts";
 import { containerEvent } from "../state/events.ts";
 import { exists } from "../state/fsutil.ts";
@@ -89,6 +89,33 @@ function initSpec(root: StateRoot, record: ContainerRecord): InitSpec {
     readonlyPaths: host.ReadonlyPaths,
     ...processLimits(host),
     init: host.Init === true,
+  };
+}
+
+/** Whether the container's writes are throttled (--device-write-bps/-iops): see holdRootUntilReleased. */
+export function throttlesWrites(host: ContainerRecord["HostConfig"]): boolean {
+  return !!(host.BlkioDeviceWriteBps?.length || host.BlkioDeviceWriteIOps?.length);
+}
+
+/**
+ * Keeps a reference to the container's overlay mount (an O_PATH fd of its root) until the cgroup's
+ * release, then drops it. The overlay's last unmount syncs the filesystem of its upper layer (the
+ * host's), in whoever drops the last reference: the container's last process when its mount
+ * namespace dies with it, so inside its cgroup, at its own --device-write-bps. At 10k/s here that
+ * held the dying process in D state for over 20 s (rm -f gave up: "still in the container's cgroup
+ * after SIGKILL"); docker's daemon unmounts the root itself, outside the container's cgroup. Held
+ * here, the sync runs when this process closes the fd, after the cgroup is gone.
+ */
+export function holdRootUntilReleased(cgroup: CgroupHandle, rootFd: number): void {
+  const destroy = cgroup.destroy.bind(cgroup);
+  let held = true;
+  cgroup.destroy = async () => {
+    try {
+      await destroy();
+    } finally {
+      if (held) close(rootFd); // once: the number may be another fd's after
+      held = false;
+    }
   };
 }
 
@@ -260,6 +287,9 @@ export async function launchContainer(
       }
     }
     if (!ready.ok) return undefined; // PID 1 was killed: its init error says why
+    if (cgroup && throttlesWrites(record.HostConfig)) {
+      holdRootUntilReleased(cgroup, dupAbove(ready.rootFd, 3));
+    }
     master = ready.console?.master;
     if (master !== undefined) {
       // loaded for -t only: a run without a terminal never needs it

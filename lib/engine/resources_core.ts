@@ -31,6 +31,8 @@ export interface ReleaseContext {
   id: string;
   /** Absent for a container whose record is unreadable or was never written. */
   record?: ContainerRecord;
+  /** Where its cgroup is when there is no record yet (a run's request); neither: it is looked for. */
+  cgroupPlacement?: { CgroupParent?: string };
   /** rm -v and --rm: the container's anonymous volumes go with it. */
   removeVolumes?: boolean;
 }
@@ -89,7 +91,8 @@ export const CONTAINER_RESOURCES: readonly ContainerResource[] = [
     releasedAt: "exit",
     // kills whatever is left in it (thawed first) and removes it; at the recorded --cgroup-parent
     // (without a record: where it is found)
-    release: ({ root, id, record }) => openCgroup(root, id, record?.HostConfig).destroy(),
+    release: ({ root, id, record, cgroupPlacement }) =>
+      openCgroup(root, id, record?.HostConfig ?? cgroupPlacement).destroy(),
   },
   {
     // the NAT rules of its published ports and their host ports (network/nat.ts), before the
