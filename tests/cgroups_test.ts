@@ -926,3 +926,87 @@ Deno.test("cgroups: a --device node's permissions, on v1 and in the v2 filter", 
   }
   assert.deepEqual(cgroupDirsOf(id), []);
 });
+
+Deno.test(
+  {
+    name: "cgroups v2: a --cgroup-parent of three levels is made down the path and kept (unified hierarchy)",
+    ignore: !hybrid,
+  },
+  async () => {
+    const top = `skiff-cgp-v2-${crypto.randomUUID().slice(0, 8)}`;
+    const parent = `${top}/a/b`;
+    const id = newId();
+    try {
+      const cg = createV2(UNIFIED, parent, id, { privileged: false }, true);
+      try {
+        assert.deepEqual(cg.paths, [join(UNIFIED, parent, id)]);
+        const sleeper = new Deno.Command("sleep", { args: ["60"] }).spawn();
+        cg.addProcess(sleeper.pid);
+        assert.match(
+          Deno.readTextFileSync(`/proc/${sleeper.pid}/cgroup`),
+          new RegExp(`^0::/${parent}/${id}$`, "m"),
+        );
+        openV2(UNIFIED, parent, id, true).destroy(); // as rm -f: the recorded parent, kept
+        assert.equal((await sleeper.status).signal, "SIGKILL");
+      } finally {
+        cg.destroy();
+      }
+      assert.ok(Deno.statSync(join(UNIFIED, parent)).isDirectory, "the parent is kept");
+      assert.deepEqual(
+        [...Deno.readDirSync(join(UNIFIED, parent))].filter((e) => e.isDirectory),
+        [],
+        "the container's group is gone",
+      );
+    } finally {
+      for (const level of [parent, `${top}/a`, top]) {
+        try {
+          Deno.removeSync(join(UNIFIED, level));
+        } catch { /* absent */ }
+      }
+    }
+  },
+);
+
+Deno.test({
+  name: "cgroups v1: a --cgroup-parent of three levels gets the host's cpuset at each level and is kept",
+  ignore: !V1,
+}, () => {
+  const top = `skiff-cgp-v1-${crypto.randomUUID().slice(0, 8)}`;
+  const parent = `${top}/a/b`;
+  const id = newId();
+  try {
+    const cg = createV1(parent, id, { privileged: false }, true);
+    try {
+      const cpuset = "/sys/fs/cgroup/cpuset";
+      for (const level of [top, `${top}/a`, parent, `${parent}/${id}`]) {
+        assert.equal(read(join(cpuset, level, "cpuset.cpus")), read(join(cpuset, "cpuset.cpus")), level);
+      }
+    } finally {
+      cg.destroy();
+    }
+    assert.deepEqual(cgroupDirsOfParent(parent, id), [], "the container's groups are gone");
+    assert.ok(Deno.statSync(join("/sys/fs/cgroup/cpuset", parent)).isDirectory, "the parent is kept");
+  } finally {
+    for (const e of Deno.readDirSync("/sys/fs/cgroup")) {
+      for (const level of [parent, `${top}/a`, top]) {
+        try {
+          Deno.removeSync(join("/sys/fs/cgroup", e.name, level));
+        } catch {
+          /* absent */
+        }
+      }
+    }
+  }
+});
+
+/** Every directory <parent>/<id> of any hierarchy. */
+function cgroupDirsOfParent(parent: string, id: string): string[] {
+  return [...Deno.readDirSync("/sys/fs/cgroup")].map((e) => join("/sys/fs/cgroup", e.name, parent, id))
+    .filter((dir) => {
+      try {
+        return Deno.statSync(dir).isDirectory;
+      } catch {
+        return false;
+      }
+    });
+}
