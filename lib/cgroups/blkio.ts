@@ -22,6 +22,8 @@ export const THROTTLE_FLAGS = {
   BlkioDeviceWriteIOps: { flag: "device-write-iops", iops: true, kind: "writeIops" },
 } as const;
 export type ThrottleField = keyof typeof THROTTLE_FLAGS;
+/** The HostConfig fields of the throttle flags, in docker's order. */
+export const THROTTLE_FIELDS = Object.keys(THROTTLE_FLAGS) as ThrottleField[];
 
 /**
  * go-units RAMInBytes (docker 20.10's CLI): a number with an optional fraction, one optional

@@ -10,7 +10,13 @@ import {
   parseDeviceCgroupRule,
 } from "./devices.ts";
 import { osMessage, readOptional } from "./fs.ts";
-import { THROTTLE_FLAGS, type ThrottleDevice, type ThrottleKind, type WeightDevice } from "./blkio.ts";
+import {
+  THROTTLE_FIELDS,
+  THROTTLE_FLAGS,
+  type ThrottleDevice,
+  type ThrottleKind,
+  type WeightDevice,
+} from "./blkio.ts";
 
 /**
  * The resource fields of docker's HostConfig (the container record's, `run`'s flags, an API's
@@ -66,9 +72,7 @@ function hostDeviceNumber(path: string): string | undefined {
 export function blkioDeviceProblem(host: HostResources): SkiffError | undefined {
   const paths = [
     ...(host.BlkioWeightDevice ?? []).map((d) => d.Path),
-    ...(Object.keys(THROTTLE_FLAGS) as (keyof typeof THROTTLE_FLAGS)[]).flatMap((field) =>
-      (host[field] ?? []).map((d) => d.Path)
-    ),
+    ...THROTTLE_FIELDS.flatMap((field) => (host[field] ?? []).map((d) => d.Path)),
   ];
   for (const path of paths) {
     try {
@@ -84,17 +88,12 @@ export function blkioDeviceProblem(host: HostResources): SkiffError | undefined 
 /** The throttles of a HostConfig with their devices' numbers; a path that cannot be stat'ed adds none. */
 function blkioThrottleOf(host: HostResources): CgroupLimits["blkioThrottle"] {
   const out: NonNullable<CgroupLimits["blkioThrottle"]> = {};
-  for (
-    const [field, { kind }] of Object.entries(THROTTLE_FLAGS) as [
-      keyof typeof THROTTLE_FLAGS,
-      { kind: ThrottleKind },
-    ][]
-  ) {
+  for (const field of THROTTLE_FIELDS) {
     const rates = (host[field] ?? []).flatMap(({ Path, Rate }) => {
       const device = hostDeviceNumber(Path);
       return device ? [{ device, rate: Rate }] : [];
     });
-    if (rates.length) out[kind] = rates;
+    if (rates.length) out[THROTTLE_FLAGS[field].kind] = rates;
   }
   return Object.keys(out).length ? out : undefined;
 }

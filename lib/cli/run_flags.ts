@@ -36,7 +36,7 @@ import {
   type Ulimit,
 } from "../runtime/process_limits.ts";
 import { type DeviceMapping, parseDeviceFlag } from "../cgroups/devices.ts";
-import { parseThrottleDevice, parseWeightDevice, THROTTLE_FLAGS } from "../cgroups/blkio.ts";
+import { parseThrottleDevice, parseWeightDevice, THROTTLE_FIELDS, THROTTLE_FLAGS } from "../cgroups/blkio.ts";
 import { cgroupParentProblem } from "../cgroups/parent.ts";
 import { parseNamespaceFlags } from "../runtime/nsmodes.ts";
 
@@ -224,12 +224,8 @@ function blkioDeviceFlags(parsed: Parsed): Partial<ResourceSettings> {
     });
   const weights = parseEach("blkio-weight-device", parseWeightDevice);
   if (weights.length) out.BlkioWeightDevice = weights;
-  for (
-    const [field, { flag, iops }] of Object.entries(THROTTLE_FLAGS) as [
-      keyof typeof THROTTLE_FLAGS,
-      (typeof THROTTLE_FLAGS)[keyof typeof THROTTLE_FLAGS],
-    ][]
-  ) {
+  for (const field of THROTTLE_FIELDS) {
+    const { flag, iops } = THROTTLE_FLAGS[field];
     const rates = parseEach(flag, (value) => parseThrottleDevice(value, iops));
     if (rates.length) out[field] = rates;
   }

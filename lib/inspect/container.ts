@@ -4,6 +4,7 @@
 
 import { join } from "../path.ts";
 import { goNilMap, goNilSlice, goStringer, goStruct } from "../format/template.ts";
+import { THROTTLE_FIELDS } from "../cgroups/blkio.ts";
 import type { StateRoot } from "../state/root.ts";
 import { type ContainerRecord, initialState } from "../state/types.ts";
 import { type PortMap, runningPorts } from "../network/ports.ts";
@@ -125,14 +126,7 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
     Object.defineProperty(hostConfig, "Sysctls", { value: goNilMap(), enumerable: false });
   }
   // docker's blkiodev types: {Path, Rate} / {Path, Weight} in JSON, "PATH:VALUE" in a template
-  for (
-    const field of [
-      "BlkioDeviceReadBps",
-      "BlkioDeviceWriteBps",
-      "BlkioDeviceReadIOps",
-      "BlkioDeviceWriteIOps",
-    ] as const
-  ) {
+  for (const field of THROTTLE_FIELDS) {
     hostConfig[field] = (host[field] ?? []).map(({ Path, Rate }) =>
       goStringer(goStruct("*blkiodev.ThrottleDevice", { Path, Rate }), `${Path}:${Rate}`)
     );
