@@ -247,6 +247,7 @@ export function runRequest(parsed: Parsed, attach = true): RunRequest {
   }
   const entrypoint = str(parsed, "entrypoint");
   const mountFlags = list(parsed, "mount").map(parseMountFlag);
+  const volumeSpecs = list(parsed, "volume");
   const restartPolicy = parseRestartPolicy(str(parsed, "restart"));
   if (restartPolicy.Name !== "no" && bool(parsed, "rm")) {
     throw new ClientCheckError("Conflicting options: --restart and --rm");
@@ -256,7 +257,7 @@ export function runRequest(parsed: Parsed, attach = true): RunRequest {
   return {
     imageRef,
     volumes: [
-      ...list(parsed, "volume").map(parseVolumeFlag),
+      ...volumeSpecs.map(parseVolumeFlag),
       ...mountFlags.flatMap((m) => m.type === "tmpfs" ? [] : [m.volume]),
     ],
     signalProxy: parsed.options["sig-proxy"] !== false,
@@ -283,6 +284,11 @@ export function runRequest(parsed: Parsed, attach = true): RunRequest {
       resources,
       groupAdd: groupAdd(list(parsed, "group-add")),
       volumesFrom: volumesFrom(list(parsed, "volumes-from")),
+      // as docker's CLI splits them: a -v with a colon is a bind (or named volume), one without an
+      // anonymous volume (Config.Volumes); each --mount is kept as sent
+      binds: volumeSpecs.filter((v) => v.includes(":")),
+      anonymousVolumes: volumeSpecs.filter((v) => !v.includes(":")),
+      apiMounts: mountFlags.map((m) => m.api),
       healthcheck: healthcheck(parsed),
       cidFile: str(parsed, "cidfile") || undefined,
       attach: attachStreams(parsed),
@@ -364,7 +370,8 @@ function platformFlag(value: string | undefined): { platform?: Platform } {
 
 /**
  * -a/--attach STDIN|STDOUT|STDERR (any case), as docker's CLI reads it: without -a both output
- * streams; -i attaches stdin whatever -a says; with -d it is refused (exit 1, as docker's).
+ * streams; -i attaches stdin whatever -a says; with -d nothing is attached (Config.Attach* false)
+ * and -a is refused (exit 1, as docker's).
  */
 function attachStreams(parsed: Parsed): { stdin: boolean; stdout: boolean; stderr: boolean } | undefined {
   const given = list(parsed, "attach").map((a) => {
@@ -374,8 +381,11 @@ function attachStreams(parsed: Parsed): { stdin: boolean; stdout: boolean; stder
     }
     return stream;
   });
+  if (bool(parsed, "detach")) {
+    if (given.length) throw new SkiffError("Conflicting options: -a and -d", 1);
+    return { stdin: false, stdout: false, stderr: false }; // docker's run -d attaches nothing
+  }
   if (!given.length) return undefined;
-  if (bool(parsed, "detach")) throw new SkiffError("Conflicting options: -a and -d", 1);
   return {
     stdin: given.includes("stdin") || bool(parsed, "interactive"),
     stdout: given.includes("stdout"),

@@ -78,8 +78,11 @@ function formatValue(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(formatValue).join(" ")}]`;
   const obj = v as Record<string, unknown>;
   if (structName(v) !== undefined) {
+    // every field, the omitempty ones kept out of the JSON (non-enumerable) too, as Go prints a struct
     return `{${
-      Object.keys(obj).filter((k) => typeof obj[k] !== "function").map((k) => formatValue(obj[k])).join(" ")
+      Object.getOwnPropertyNames(obj).filter((k) => k !== "toJSON" && typeof obj[k] !== "function").map((k) =>
+        formatValue(obj[k])
+      ).join(" ")
     }}`;
   }
   return `map[${Object.keys(obj).sort().map((k) => `${k}:${formatValue(obj[k])}`).join(" ")}]`;

@@ -22,7 +22,6 @@ import {
   addJoiner,
   type BridgeState,
   bridgeStatePath,
-  DEFAULT_BIP,
   ipToInt,
   lease,
   macForIp,

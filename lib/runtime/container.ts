@@ -22,6 +22,7 @@ import {
   type ResourceSettings,
 } from "../state/types.ts";
 import { canonicalCapabilityList } from "./caps.ts";
+import type { ApiMount } from "./mountflag.ts";
 import type { PortSettings } from "../network/ports.ts";
 import { containerOfMode, defaultCgroupnsMode, type NamespaceModes } from "./nsmodes.ts";
 import { DEFAULT_MASKED_PATHS, DEFAULT_PATH, DEFAULT_READONLY_PATHS, DEFAULT_SHM_SIZE } from "./spec.ts";
@@ -88,6 +89,14 @@ export interface CreateRequest {
   tmpfs?: Record<string, string>;
   /** -v binds and volumes, prepared by mounts.ts */
   mounts?: MountPoint[];
+  /**
+   * The -v and --mount values as docker keeps them for inspect: HostConfig.Binds (each -v with a
+   * colon, as given), HostConfig.Mounts (each --mount as docker's CLI sends it), Config.Volumes (each
+   * -v without one: an anonymous volume). The mounts themselves are in `mounts` and `tmpfs`.
+   */
+  binds?: string[];
+  apiMounts?: ApiMount[];
+  anonymousVolumes?: string[];
   /** --restart, --log-driver/--log-opt (validated) */
   restartPolicy?: HostConfig["RestartPolicy"];
   logConfig?: HostConfig["LogConfig"];
@@ -311,6 +320,8 @@ export async function createContainerFromImage(
         ...req.resources,
         GroupAdd: req.groupAdd?.length ? req.groupAdd : null,
         ...(req.volumesFrom?.length ? { VolumesFrom: req.volumesFrom } : {}),
+        ...(req.binds?.length ? { Binds: req.binds } : {}),
+        ...(req.apiMounts?.length ? { Mounts: req.apiMounts } : {}),
         ...(req.cidFile ? { ContainerIDFile: req.cidFile } : {}),
         ExtraHosts: req.extraHosts?.length ? req.extraHosts : null,
         Dns: req.dns ?? [],
@@ -343,7 +354,7 @@ export async function createContainerFromImage(
         Env: env,
         Cmd: cmd,
         Image: req.imageRef,
-        Volumes: null,
+        Volumes: configVolumes(req.anonymousVolumes, imageConfig.Volumes),
         WorkingDir: req.workingDir || imageConfig.WorkingDir || "",
         Entrypoint: entrypoint,
         Labels: { ...(imageConfig.Labels ?? {}), ...req.labels },
@@ -361,6 +372,15 @@ export async function createContainerFromImage(
     if (req.mounts?.length) record.Mounts = req.mounts;
     return record;
   }, req.id);
+}
+
+/** docker's Config.Volumes: the anonymous -v paths and the image's VOLUMEs; null when none. */
+function configVolumes(
+  anonymous: string[] | undefined,
+  image: Record<string, unknown> | null | undefined,
+): Record<string, Record<string, never>> | null {
+  const paths = [...(anonymous ?? []), ...Object.keys(image ?? {})];
+  return paths.length ? Object.fromEntries(paths.map((p) => [p, {}])) : null;
 }
 
 /**

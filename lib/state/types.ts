@@ -219,6 +219,10 @@ export interface HostConfig {
   ContainerIDFile?: string;
   /** --volumes-from as given (CONTAINER[:MODE]); absent when none. */
   VolumesFrom?: string[];
+  /** Each -v with a colon, as given (docker's Binds; shown, the mounts are in Mounts); absent when none. */
+  Binds?: string[];
+  /** Each --mount as docker's CLI sends it (shown by inspect; the mounts are in Mounts/Tmpfs). */
+  Mounts?: ApiMount[];
   /** --group-add: extra groups (names or gids) of the container's process. */
   GroupAdd?: string[] | null;
   /** --init: skiff's init runs as PID 1 with the command as its child; absent when not given. */
@@ -248,6 +252,18 @@ export interface HostConfig {
   UTSMode?: string;
   UsernsMode?: string;
   CgroupnsMode?: string;
+}
+
+/** A --mount as docker's CLI sends it (mount.Mount), kept as given in HostConfig.Mounts. */
+export interface ApiMount {
+  Type: "bind" | "volume" | "tmpfs";
+  Source?: string;
+  Target: string;
+  ReadOnly?: true;
+  Consistency?: string;
+  BindOptions?: { Propagation?: string; NonRecursive?: true };
+  VolumeOptions?: { NoCopy?: true; DriverConfig: Record<string, never> };
+  TmpfsOptions?: { SizeBytes?: number; Mode?: number };
 }
 
 /** One entry of docker's inspect Mounts (volumes, binds, tmpfs). */

@@ -181,6 +181,8 @@ const containerState = object({
 const hostConfig = object({
   AutoRemove: bool,
   VolumesFrom: optional(strings),
+  Binds: optional(strings),
+  Mounts: optional(array(object({ Type: oneOf("bind", "volume", "tmpfs"), Target: str }))),
   ContainerIDFile: optional(str),
   Privileged: bool,
   ReadonlyRootfs: bool,
