@@ -90,7 +90,7 @@ function connect(args: string[], ctx: CliContext): number {
   });
   if (bool(p, "help")) {
     console.log(
-      "Usage:  skiff network connect [OPTIONS] NETWORK CONTAINER\n\nConnect a container to a network",
+      "Usage:  skiff network connect [OPTIONS] NETWORK CONTAINER\n\nConnect a container to a network\n\nOptions:\n      --alias strings   Add network-scoped alias for the container\n      --ip string       IPv4 address (e.g., 172.30.100.104)",
     );
     return 0;
   }
@@ -120,7 +120,7 @@ function disconnect(args: string[], ctx: CliContext): number {
   });
   if (bool(p, "help")) {
     console.log(
-      "Usage:  skiff network disconnect [OPTIONS] NETWORK CONTAINER\n\nDisconnect a container from a network",
+      "Usage:  skiff network disconnect [OPTIONS] NETWORK CONTAINER\n\nDisconnect a container from a network\n\nOptions:\n  -f, --force   Force the container to disconnect from a network",
     );
     return 0;
   }
@@ -142,7 +142,9 @@ function create(args: string[], ctx: CliContext): number {
     ],
   });
   if (bool(p, "help")) {
-    console.log("Usage:  skiff network create [OPTIONS] NETWORK\n\nCreate a network");
+    console.log(
+      'Usage:  skiff network create [OPTIONS] NETWORK\n\nCreate a network\n\nOptions:\n  -d, --driver string      Driver to manage the Network (default "bridge")\n      --gateway strings    IPv4 Gateway for the master subnet\n      --internal           Restrict external access to the network\n      --label list         Set metadata on a network\n  -o, --opt map            Set driver specific options (default map[])\n      --subnet strings     Subnet in CIDR format that represents a network segment',
+    );
     return 0;
   }
   requireArgs(p, "network create", 1, 1);
@@ -202,7 +204,9 @@ async function ls(args: string[], ctx: CliContext): Promise<number> {
     ],
   });
   if (bool(p, "help")) {
-    console.log("Usage:  skiff network ls [OPTIONS]\n\nList networks");
+    console.log(
+      "Usage:  skiff network ls [OPTIONS]\n\nList networks\n\nOptions:\n  -f, --filter filter   Provide filter values (e.g. 'driver=bridge')\n      --format string   Pretty-print networks using a Go template\n      --no-trunc        Do not truncate the output\n  -q, --quiet           Only display network IDs",
+    );
     return 0;
   }
   if (p.positionals.length) {
@@ -257,7 +261,7 @@ async function inspect(args: string[], ctx: CliContext): Promise<number> {
   });
   if (bool(p, "help")) {
     console.log(
-      "Usage:  skiff network inspect [OPTIONS] NETWORK [NETWORK...]\n\nDisplay detailed information on one or more networks",
+      "Usage:  skiff network inspect [OPTIONS] NETWORK [NETWORK...]\n\nDisplay detailed information on one or more networks\n\nOptions:\n  -f, --format string   Format the output using the given Go template\n  -v, --verbose         Verbose output for diagnostics",
     );
     return 0;
   }
@@ -312,7 +316,9 @@ async function prune(args: string[], ctx: CliContext): Promise<number> {
     options: [{ name: "force", short: "f", kind: "bool" }, { name: "filter", kind: "list" }],
   });
   if (bool(p, "help")) {
-    console.log("Usage:  skiff network prune [OPTIONS]\n\nRemove all unused networks");
+    console.log(
+      "Usage:  skiff network prune [OPTIONS]\n\nRemove all unused networks\n\nOptions:\n      --filter filter   Provide filter values (e.g. 'until=<timestamp>')\n  -f, --force           Do not prompt for confirmation",
+    );
     return 0;
   }
   if (p.positionals.length) {
