@@ -28,7 +28,8 @@ import { parseSignal } from "../runtime/signals.ts";
 import { securityOptFlags } from "./security_opt.ts";
 import { MAX_ID } from "../runtime/spec.ts";
 import { checkPortsForMode, portSettings } from "../network/ports.ts";
-import { aliasProblem, parseNetworkMode, requestedIp } from "../network/mode.ts";
+import { aliasProblem, macAddressFlag, parseNetworkMode, requestedIp } from "../network/mode.ts";
+import { parseLink } from "../network/links.ts";
 import {
   oomScoreAdjProblem,
   parseUlimit,
@@ -77,6 +78,24 @@ function networkAliases(entries: string[]): string[] {
     if (why) throw invalid(goQuote(entry).slice(1, -1), "--network-alias", why);
   }
   return entries;
+}
+
+/**
+ * --link NAME[:ALIAS] (lib/network/links.ts): docker's CLI's format checks, skiff's alias check, and
+ * its refusal outside the default bridge and user networks; kept as given.
+ */
+function links(entries: string[], mode: string): string[] | undefined {
+  for (const entry of entries) {
+    try {
+      parseLink(entry);
+    } catch (e) {
+      throw invalid(goQuote(entry).slice(1, -1), "--link", (e as Error).message);
+    }
+  }
+  if (entries.length && (mode === "none" || mode === "host" || mode.startsWith("container:"))) {
+    throw new ClientCheckError("links are only supported for user-defined networks");
+  }
+  return entries.length ? entries : undefined;
 }
 
 /** --add-host host:ip (docker also takes host=ip), checked as docker does. */
@@ -294,6 +313,8 @@ export function runRequest(parsed: Parsed, attach = true): RunRequest {
       attach: attachStreams(parsed),
       domainname: str(parsed, "domainname") || undefined,
       networkMode: parseNetworkMode(str(parsed, "network")),
+      macAddress: macAddressFlag(str(parsed, "mac-address")),
+      links: links(list(parsed, "link"), parseNetworkMode(str(parsed, "network"))),
       networkAliases: networkAliases(list(parsed, "network-alias")),
       ip: requestedIp(str(parsed, "ip")),
       extraHosts: extraHosts(list(parsed, "add-host")),

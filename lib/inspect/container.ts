@@ -9,6 +9,7 @@ import { type ApiMount, type ContainerRecord, initialState, type MountPoint } fr
 import { type PortMap, runningPorts } from "../network/ports.ts";
 import { networkSettings, userSettingsOf } from "../network/mode.ts";
 import { networkIdOfMode } from "../network/networks.ts";
+import { hostConfigLinks } from "../network/linked.ts";
 
 type Json = Record<string, unknown>;
 
@@ -77,7 +78,7 @@ function portMap(ports: Record<string, { HostIp: string; HostPort: string }[] | 
 
 /** Fields of our records that are skiff's own bookkeeping, not docker's. */
 const PRIVATE_STATE = ["PidStartTime", "MonitorPid", "MonitorStartTime"];
-const PRIVATE_TOP = ["LowerDirs", "NetworkEndpoint"];
+const PRIVATE_TOP = ["LowerDirs", "NetworkEndpoint", "LinkedContainers", "NetworkLinks"];
 
 export interface ContainerSizes {
   rw: number;
@@ -175,6 +176,8 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
     MaskedPaths: [],
     ReadonlyPaths: [],
   }, host);
+  // --link on the default bridge, by the linked containers' names now
+  hostConfig.Links = hostConfigLinks(root, record);
   // docker leaves out an empty Sysctls and shows no devices as []
   if (!host.Sysctls || Object.keys(host.Sysctls).length === 0) {
     // absent from the JSON (docker's omitempty), yet a template still reads it as Go's nil map

@@ -5,12 +5,15 @@ import { NotFoundError, SkiffError } from "../errors.ts";
 import { createContainer, findContainer } from "../state/containers.ts";
 import {
   checkEndpointOptions,
+  checkMacForMode,
   DEFAULT_HOSTS,
   hostsFile,
   isUserNetwork,
   joinedContainer,
 } from "../network/mode.ts";
 import { resolveHostGateway, userNetworkState } from "../network/ipam.ts";
+import { parseLink } from "../network/links.ts";
+import { resolveLinks } from "../network/linked.ts";
 import type { StateRoot } from "../state/root.ts";
 import {
   type ContainerRecord,
@@ -77,6 +80,10 @@ export interface CreateRequest {
   /** --network-alias, --ip: a user-defined network's endpoint (lib/network/names.ts) */
   networkAliases?: string[];
   ip?: string;
+  /** --mac-address as given, checked (lib/network/mode.ts macAddressFlag) */
+  macAddress?: string;
+  /** --link values as given, checked (lib/network/links.ts parseLink) */
+  links?: string[];
   /** --add-host, validated "host:ip" */
   extraHosts?: string[];
   /** --dns, --dns-search, --dns-option */
@@ -288,7 +295,13 @@ export async function createContainerFromImage(
     networkMode = network.Network!.Name;
   }
   checkEndpointOptions(networkMode, req.ip, req.networkAliases ?? []);
+  checkMacForMode(networkMode, req.macAddress);
   const files = networkFiles(root, req, networkMode);
+  // --link: on the default bridge by the linked containers' ids; on a user network as given
+  const linked = networkMode === "bridge" && req.links?.length
+    ? resolveLinks(root, req.links.flatMap((l) => parseLink(l) ?? []))
+    : undefined;
+  const userLinks = isUserNetwork(networkMode) && req.links?.length ? req.links : undefined;
   const namespaceModes = resolveNamespaceModes(root, req);
 
   return await createContainer(root, req.name, (id, name, dir) => {
@@ -309,6 +322,8 @@ export async function createContainerFromImage(
       Driver: "overlay2",
       ...(req.networkAliases?.length ? { NetworkAliases: { [networkMode]: req.networkAliases } } : {}),
       ...(req.ip ? { NetworkIps: { [networkMode]: req.ip } } : {}),
+      ...(linked ? { LinkedContainers: linked } : {}),
+      ...(userLinks ? { NetworkLinks: { [networkMode]: userLinks } } : {}),
       HostConfig: {
         AutoRemove: req.autoRemove,
         Privileged: req.privileged,
@@ -357,6 +372,7 @@ export async function createContainerFromImage(
         Volumes: configVolumes(req.anonymousVolumes, imageConfig.Volumes),
         WorkingDir: req.workingDir || imageConfig.WorkingDir || "",
         Entrypoint: entrypoint,
+        ...(req.macAddress ? { MacAddress: req.macAddress } : {}),
         Labels: { ...(imageConfig.Labels ?? {}), ...req.labels },
         StopSignal: req.stopSignal ?? imageConfig.StopSignal,
         ...(req.stopTimeout !== undefined ? { StopTimeout: req.stopTimeout } : {}),

@@ -144,6 +144,8 @@ export interface ContainerConfig {
   Healthcheck?: HealthConfig;
   /** The image's SHELL (build): CMD-SHELL health probes run through it. */
   Shell?: string[];
+  /** --mac-address as given (docker 20.10's Config.MacAddress); absent when not given. */
+  MacAddress?: string;
 }
 
 /** docker's HealthConfig: Test ["CMD", …], ["CMD-SHELL", cmd] or ["NONE"]; durations in ns (0: default). */
@@ -325,6 +327,13 @@ export interface ContainerRecord {
    * the container answers to there (lib/network/names.ts).
    */
   NetworkAliases?: Record<string, string[]>;
+  /**
+   * skiff's own: `--link` on the default bridge (lib/network/links.ts), by the linked container's
+   * id; inspect shows them as HostConfig.Links.
+   */
+  LinkedContainers?: { Id: string; Name: string; Alias: string }[];
+  /** skiff's own: `--link` on a user network, as given, per network name (docker's EndpointSettings.Links). */
+  NetworkLinks?: Record<string, string[]>;
   /** skiff's own: `--ip` / `network connect --ip`, per network name: the address asked for. */
   NetworkIps?: Record<string, string>;
   /**

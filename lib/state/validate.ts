@@ -255,6 +255,7 @@ const containerConfig = object({
   ExposedPorts: optional(nullable(record(unknownValue))),
   Healthcheck: optional(healthConfig),
   Shell: optional(strings),
+  MacAddress: optional(str),
 });
 
 const mountPoint = object({
@@ -306,6 +307,13 @@ export const containerRecord: Check<ContainerRecord> = object<ContainerRecord>({
   NetworkAliases: optional(record(strings)),
   ConnectedNetworks: optional(strings),
   NetworkIps: optional(record(str)),
+  // their aliases and names become /etc/hosts fields
+  LinkedContainers: optional(array(object({
+    Id: matching(CONTAINER_ID_RE, "a 64-hex container id"),
+    Name: matching(/^\/[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, "a container name"),
+    Alias: matching(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, "a link alias"),
+  }))),
+  NetworkLinks: optional(record(strings)),
   NetworkEndpoint: optional(endpoint),
   ExtraEndpoints: optional(record(endpoint)),
 });
