@@ -13,10 +13,10 @@ async function deno(args: string[]): Promise<{ code: number; output: string }> {
   return { code: out.code, output: text.decode(out.stdout) + text.decode(out.stderr) };
 }
 
-/** The TypeScript files git tracks. */
-async function sources(): Promise<string[]> {
+/** The files git tracks that match `pattern`. */
+async function tracked(pattern: string): Promise<string[]> {
   const out = await new Deno.Command("git", {
-    args: ["ls-files", "*.ts"],
+    args: ["ls-files", pattern],
     cwd: REPO,
     stdout: "piped",
   }).output();
@@ -24,13 +24,14 @@ async function sources(): Promise<string[]> {
 }
 
 Deno.test("static: every module type-checks, deno lint and deno fmt --check are clean", async () => {
-  const files = await sources();
+  const files = await tracked("*.ts");
   assert.ok(files.includes("main.ts") && files.some((f) => f.startsWith("lib/cli/")), "git ls-files");
   // the tests are checked when they run
   const check = await deno(["check", "--quiet", ...files.filter((f) => !f.startsWith("tests/"))]);
   assert.equal(check.code, 0, check.output);
   const lint = await deno(["lint"]);
   assert.equal(lint.code, 0, lint.output);
-  const fmt = await deno(["fmt", "--check", ...files]);
+  const docs = (await tracked("*.md")).filter((f) => !f.startsWith("tests/fixtures/"));
+  const fmt = await deno(["fmt", "--check", ...files, ...docs]);
   assert.equal(fmt.code, 0, fmt.output);
 });
