@@ -78,7 +78,13 @@ function portMap(ports: Record<string, { HostIp: string; HostPort: string }[] | 
 
 /** Fields of our records that are skiff's own bookkeeping, not docker's. */
 const PRIVATE_STATE = ["PidStartTime", "MonitorPid", "MonitorStartTime"];
-const PRIVATE_TOP = ["LowerDirs", "NetworkEndpoint", "LinkedContainers", "NetworkLinks"];
+const PRIVATE_TOP = [
+  "LowerDirs",
+  "NetworkEndpoint",
+  "LinkedContainers",
+  "NetworkLinks",
+  "VolumesCopiedAtCreate",
+];
 
 export interface ContainerSizes {
   rw: number;
@@ -355,7 +361,7 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
     out.SizeRootFs = sizes.rootFs;
   }
   // skiff's own: BindRecursive (docker shows --mount's bind-recursive in HostConfig.Mounts only) and
-  // NoCopy (a --volumes-from mount)
+  // NoCopy (a --volumes-from mount, --mount's volume-nocopy)
   out.Mounts = [
     ...(record.Mounts ?? []).map(mountPoint),
     ...tmpfsMounts.map((path) =>

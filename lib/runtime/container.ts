@@ -385,7 +385,11 @@ export async function createContainerFromImage(
       },
       LowerDirs: req.lowerDirs,
     };
-    if (req.mounts?.length) record.Mounts = req.mounts;
+    if (req.mounts?.length) {
+      record.Mounts = req.mounts;
+      // the caller copies the image's files into the empty volumes right after (create_run.ts)
+      record.VolumesCopiedAtCreate = true;
+    }
     return record;
   }, req.id);
 }

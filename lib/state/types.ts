@@ -286,7 +286,10 @@ export interface MountPoint {
    * ReadOnlyNonRecursive, ReadOnlyForceRecursive); skiff's own, not shown by inspect.
    */
   BindRecursive?: "disabled" | "writable" | "readonly";
-  /** skiff's own, not shown by inspect: a --volumes-from mount, which never gets the image's files. */
+  /**
+   * skiff's own, not shown by inspect: the volume never gets the image's files: a --volumes-from
+   * mount, or --mount's volume-nocopy (-v's `nocopy` is in Mode).
+   */
   NoCopy?: true;
 }
 
@@ -308,6 +311,13 @@ export interface ContainerRecord {
   LowerDirs: string[];
   /** Volumes, binds and tmpfs mounts (docker's inspect Mounts); absent on records without any. */
   Mounts?: MountPoint[];
+  /**
+   * skiff's own, not shown by inspect: its empty volumes got the image's files when it was made
+   * (engine/create_run.ts), as docker's daemon does at create, so no start copies them. A record
+   * without it, made by an older skiff that copied at start, still has an empty volume filled at
+   * its starts (rootfs.ts copyUps).
+   */
+  VolumesCopiedAtCreate?: true;
   /**
    * skiff's own: the host ports published while the container runs (lib/network/nat.ts), shown by
    * inspect as NetworkSettings.Ports; absent when it does not run.

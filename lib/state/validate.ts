@@ -298,6 +298,7 @@ export const containerRecord: Check<ContainerRecord> = object<ContainerRecord>({
   Config: containerConfig,
   LowerDirs: strings,
   Mounts: optional(array(mountPoint)),
+  VolumesCopiedAtCreate: optional(bool),
   PublishedPorts: optional(array(object({
     proto: oneOf("tcp", "udp", "sctp"),
     hostIp: str,
