@@ -57,6 +57,9 @@ const VERBS: Record<string, VerbLoader> = {
   create: () => import("./lib/cli/create.ts"),
   events: () => import("./lib/cli/events.ts"),
   port: () => import("./lib/cli/port.ts"),
+  // `container`/`image` with no known subcommand: docker's help (the subcommands are ALIASES)
+  container: () => import("./lib/cli/management.ts").then((m) => ({ default: m.containerVerb })),
+  image: () => import("./lib/cli/management.ts").then((m) => ({ default: m.imageVerb })),
   __supervisor: () => import("./lib/engine/monitor.ts"), // owns detached containers (run -d, start)
 };
 // docker's management-command spellings
@@ -70,6 +73,12 @@ const ALIASES: Record<string, string[]> = {
   "container list": ["ps"],
   "container ps": ["ps"],
   "container port": ["port"],
+  "container kill": ["kill"],
+  "container logs": ["logs"],
+  "container restart": ["restart"],
+  "container start": ["start"],
+  "container stop": ["stop"],
+  "container wait": ["wait"],
   "container rm": ["rm"],
   "container inspect": ["inspect", "--type", "container"],
   "container cp": ["cp"],
@@ -95,6 +104,8 @@ const ALIASES: Record<string, string[]> = {
   "system fsck": ["system", "check"],
   "system info": ["info"],
   "image import": ["import"],
+  "image pull": ["pull"],
+  "image push": ["push"],
   "image inspect": ["inspect", "--type", "image"],
 };
 
@@ -118,6 +129,7 @@ Commands:
   rm         Remove one or more containers
   inspect    Return low-level information on containers or images
   images     List images
+  build      Build an image from a Dockerfile
   rmi        Remove one or more images
   tag        Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
   load       Load an image from a tar archive (docker-archive or OCI layout)
@@ -151,7 +163,9 @@ Commands:
   update     Update configuration of one or more containers
   volume     Manage volumes (create, ls, inspect, rm, prune)
   network    Manage networks (create, ls, inspect, rm, prune)
-  system     Manage skiff (df, prune, info; check: verify the state)
+  container  Manage containers (docker's management commands: container ls, container stop, ...)
+  image      Manage images (image ls, image pull, image rm, ...)
+  system     Manage skiff (df, events, prune, info; check: verify the state)
 `;
 
 /** The verb being run (docker's spellings resolved): the exit code of a failure that names none. */

@@ -194,6 +194,31 @@ Deno.test("mountsFor: the container's overlay, binds (volumes copied up unless n
   assert.deepEqual(plan.tmpfs, [{ path: "/run", options: "size=1m" }]);
 });
 
+Deno.test("mountsFor: no copy-up at start for a record whose volumes were filled at create", () => {
+  const volume = {
+    Type: "volume",
+    Source: "/s",
+    Destination: "/d",
+    Mode: "",
+    RW: true,
+    Propagation: "",
+  } as const;
+  const copyUps = (record: object) =>
+    mountsFor({ HostConfig: {}, ...record } as Parameters<typeof mountsFor>[0], [], "/c/1").binds
+      .map((b) => b.copyUp);
+  // an older skiff's record: at start, unless nocopy (-v's mode, --mount's volume-nocopy) or --volumes-from
+  assert.deepEqual(
+    copyUps({ Mounts: [volume, { ...volume, Mode: "ro,nocopy" }, { ...volume, NoCopy: true }] }),
+    [
+      true,
+      false,
+      false,
+    ],
+  );
+  // a record of this skiff: create copied them (create_run.ts)
+  assert.deepEqual(copyUps({ Mounts: [volume], VolumesCopiedAtCreate: true }), [false]);
+});
+
 Deno.test("mountsFor: read-only (cp of a stopped container) reads the upper dir as the top layer", () => {
   const { rootfs } = mountsFor(RECORD, ["/l/b", "/l/a"], "/c/1", true);
   assert.deepEqual(rootfs, { lowerDirs: ["/c/1/upper", "/l/b", "/l/a"], target: "/c/1/merged" });

@@ -9,7 +9,14 @@
 import assert from "node:assert/strict";
 import * as nl from "../lib/network/netlink.ts";
 import { intToIp, ipToInt, macForIp, nextFree, parseBip, vethName } from "../lib/network/ipam.ts";
-import { parseNetworkMode } from "../lib/network/mode.ts";
+import {
+  checkMacForMode,
+  endpointMac,
+  formatMac,
+  macAddressFlag,
+  parseMac,
+  parseNetworkMode,
+} from "../lib/network/mode.ts";
 import { cidrsOverlap } from "../lib/network/bridge.ts";
 
 const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -61,6 +68,92 @@ Deno.test("netlink: ip link add vethab master skt0 up type veth peer name eth0 a
   const attrs = nl.parseAttrs(byFd.subarray(16), 16);
   assert.deepEqual([...attrs.keys()], [nl.IFLA.MASTER, nl.IFLA.IFNAME, nl.IFLA.LINKINFO]);
   assert.ok(hex(byFd).includes("08001c0009000000"), "IFLA_NET_NS_FD 9 in the peer");
+});
+
+Deno.test("netlink: ip link add vethab master skt0 up type veth peer name eth0 address 02:42:ac:11:ff:01 netns PID (--mac-address)", () => {
+  // captured as above; the address is the peer's IFLA_ADDRESS (type 1, 6 bytes, padded to 4)
+  const message = nl.newVethPair(7, {
+    hostName: "vethab",
+    master: 2,
+    peerName: "eth0",
+    peerMac: "02:42:ac:11:ff:01",
+    peerNetns: { pid: 1001 },
+  });
+  assert.equal(
+    normalized(message),
+    captured(
+      "78000000100005062642166b000000000000000000000000010000000100000008000a00020000000b00030076657468" +
+        "616200004400120008000100766574683800020034000100000000000000000000000000000000000a0001000242ac11ff01000008001300e9030000090003006574683000000000",
+    ),
+  );
+  assert.ok(hex(message).includes("0a00010002" + "42ac11ff010000"), "IFLA_ADDRESS 02:42:ac:11:ff:01");
+  // docker's spellings of the flag reach the kernel as the same 6 bytes
+  for (const spelling of ["02-42-AC-11-FF-01", "0242.ac11.ff01", "02:42:AC:11:FF:01"]) {
+    assert.equal(
+      hex(
+        nl.newVethPair(7, {
+          hostName: "vethab",
+          master: 2,
+          peerName: "eth0",
+          peerMac: spelling,
+          peerNetns: { pid: 1001 },
+        }),
+      ),
+      hex(message),
+    );
+  }
+});
+
+Deno.test("--mac-address: Go's net.ParseMAC forms, inspect's spelling, what a veth takes", () => {
+  const ok: [string, string][] = [
+    ["02:42:ac:11:ff:01", "02:42:ac:11:ff:01"],
+    ["02-42-AC-11-FF-01", "02:42:ac:11:ff:01"],
+    ["0242.ac11.ff01", "02:42:ac:11:ff:01"],
+    ["02:42:ac:11:ff:01:00:01", "02:42:ac:11:ff:01:00:01"],
+    ["0242.ac11.ff01.0001", "02:42:ac:11:ff:01:00:01"],
+    [Array(20).fill("0a").join(":"), Array(20).fill("0a").join(":")],
+  ];
+  for (const [text, shown] of ok) {
+    assert.equal(formatMac(parseMac(text)!), shown, text);
+    assert.equal(macAddressFlag(text), text); // kept as given (Config.MacAddress)
+  }
+  for (
+    const bad of [
+      "zz",
+      "2:42:ac:11:ff:1",
+      "02:42:ac:11:ff",
+      "02:42:ac:11:ff:01:02",
+      "02:42-ac:11:ff:01",
+      "0242ac11ff01",
+      "02:42:ac:11:ff:0g",
+      "02:42:ac:11:ff:01\n",
+      " 02:42:ac:11:ff:01",
+    ]
+  ) {
+    assert.equal(parseMac(bad), undefined, bad);
+    assert.throws(() => macAddressFlag(bad), { message: `${bad} is not a valid mac address` });
+  }
+  assert.equal(macAddressFlag(""), undefined);
+  assert.equal(macAddressFlag(undefined), undefined);
+  // an 8-byte address: inspect shows it whole, the veth gets its first 6 bytes (docker's outcome)
+  assert.deepEqual(endpointMac("02-42-AC-11-FF-01-00-01", "02:42:0a:59:00:02"), {
+    shown: "02:42:ac:11:ff:01:00:01",
+    link: "02:42:ac:11:ff:01",
+  });
+  assert.deepEqual(endpointMac(undefined, "02:42:0a:59:00:02"), {
+    shown: "02:42:0a:59:00:02",
+    link: "02:42:0a:59:00:02",
+  });
+  assert.throws(() => nl.macBytes("02:42:ac:11:ff:01:00:01"), /not a MAC/); // never sent whole
+  // where the container has no interface of its own to give it
+  assert.throws(
+    () => checkMacForMode("host", "02:42:ac:11:ff:01"),
+    /conflicting options: mac-address and the network mode/,
+  );
+  assert.throws(() => checkMacForMode("container:web", "02:42:ac:11:ff:01"), /conflicting options/);
+  checkMacForMode("none", "02:42:ac:11:ff:01");
+  checkMacForMode("bridge", "02:42:ac:11:ff:01");
+  checkMacForMode("host", undefined);
 });
 
 Deno.test("netlink: ip link set dev skt0 addrgenmode none", () => {

@@ -214,6 +214,7 @@ Deno.test("network connect/disconnect: a second interface, its lease and names; 
         [["network", "connect", "nonet", "app"], /network nonet not found/],
         [["network", "connect", "back", "nosuch"], /No such container: nosuch/],
         [["network", "disconnect", "front", "db"], /is not connected to network front/],
+        [["network", "disconnect", "-f", "front", "nosuch"], /endpoint nosuch not found/],
         [
           ["network", "connect", "--ip", "10.1.1.1", "bridge", "db"],
           /user specified IP address is supported on user defined networks only/,

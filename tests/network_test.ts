@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runSkiff, type TestRoot, withBusybox } from "./helpers.ts";
+import { runSkiff, type TestRoot, withBusybox, withRoot } from "./helpers.ts";
 import { removeNetworkNat } from "../lib/network/nat.ts";
 
 const suffix = () => crypto.getRandomValues(new Uint32Array(1))[0].toString(16).padStart(8, "0").slice(0, 4);
@@ -615,5 +615,43 @@ Deno.test("network create/ls/inspect/rm/prune: docker's shapes and errors; conta
     const gone = await root.skiff(["run", "--rm", "--network", "appnet", "busybox", "true"]);
     assert.equal(gone.code, 125);
     assert.match(gone.stderr, /network appnet not found/);
+  });
+});
+
+Deno.test("network create: --attachable kept and shown; docker's refusals of swarm and IPAM flags, nothing made", async () => {
+  await withRoot(async (root) => {
+    const before = await root.ok(["network", "ls", "-q"]);
+    await root.ok([
+      "network",
+      "create",
+      "--attachable",
+      "--ipam-driver",
+      "default",
+      "--scope",
+      "local",
+      "att",
+    ]);
+    try {
+      assert.equal(
+        await root.ok(["network", "inspect", "-f", "{{.Attachable}} {{.Scope}} {{.IPAM.Driver}}", "att"]),
+        "true local default\n",
+      );
+    } finally {
+      await root.ok(["network", "rm", "att"]);
+    }
+    for (
+      const [flags, words] of [
+        [["--ipam-driver", "nosuch"], 'plugin "nosuch" not found'],
+        [["--scope", "swarm"], "cannot create a swarm scoped network when swarm is not active"],
+        [["--ingress"], "Ingress network can only be global scope network"],
+        [["--ipv6"], "--ipv6 is not supported by skiff's networks"],
+        [["--ip-range", "10.1.0.0/24"], "--ip-range is not supported by skiff's networks"],
+      ] as const
+    ) {
+      const r = await root.skiff(["network", "create", ...flags, "refused"]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.equal(r.stderr, `skiff: ${words}\n`);
+    }
+    assert.equal(await root.ok(["network", "ls", "-q"]), before);
   });
 });

@@ -19,7 +19,7 @@ Deno.test("info: docker's layout and --format, the counts of this root", async (
     const text = await root.ok(["info"]);
     assert.match(
       text,
-      /^Client:\n Context:    default\n Debug Mode: false\n\nServer:\n Containers: 2\n  Running: 1\n  Paused: 0\n  Stopped: 1\n Images: 1\n/,
+      /^Client:\n Context: {4}default\n Debug Mode: false\n\nServer:\n Containers: 2\n {2}Running: 1\n {2}Paused: 0\n {2}Stopped: 1\n Images: 1\n/,
     );
     assert.match(text, new RegExp(`^ Server Version: ${VERSION.replaceAll(".", "\\.")}$`, "m"));
     assert.match(text, new RegExp(`^ Docker Root Dir: ${root.path}$`, "m"));
@@ -213,7 +213,7 @@ Deno.test("info: insecure registries as docker splits them; host-gateway with a 
     const text = await root.ok(["info"], { env });
     assert.match(
       text,
-      / Insecure Registries:\n  myreg:5000\n  127\.0\.0\.0\/8\n  10\.1\.0\.0\/16\n Live Restore Enabled: true\n\n$/,
+      / Insecure Registries:\n {2}myreg:5000\n {2}127\.0\.0\.0\/8\n {2}10\.1\.0\.0\/16\n Live Restore Enabled: true\n\n$/,
     );
     const json = JSON.parse(await root.ok(["info", "-f", "{{json .RegistryConfig}}"], { env }));
     assert.deepEqual(json.InsecureRegistryCIDRs, ["127.0.0.0/8", "10.1.0.0/16"]);

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { withBusybox } from "./helpers.ts";
 import { withBackground } from "./background.ts";
 import { hostSupport } from "../lib/cgroups/support.ts";
+import { eventually } from "./detach_helpers.ts";
 
 /** What this host's kernel offers: the tests assert docker's behaviour either way. */
 const HOST = hostSupport();
@@ -102,5 +103,98 @@ Deno.test("update: --blkio-weight where the kernel has no weight is discarded wi
       },
       ["sleep", "100"],
     );
+  });
+});
+
+Deno.test("update: --cpu-period, --cpu-quota, --memory-reservation reach the live cgroup; docker's conflicts", async () => {
+  await withBusybox(async (root) => {
+    await withBackground(root, "uc", async (c) => {
+      const out = await root.ok(["update", "--cpu-period", "50000", "--cpu-quota", "25000", "uc"]);
+      assert.equal(out, "uc\n");
+      if (HOST.cpuCfs) {
+        try {
+          assert.equal(cgroupFile("cpu", c.id, "cpu.cfs_period_us"), "50000");
+          assert.equal(cgroupFile("cpu", c.id, "cpu.cfs_quota_us"), "25000");
+        } catch (e) {
+          if (!String(e).includes("no cpu.cfs")) throw e;
+          assert.equal(cgroupFile("", c.id, "cpu.max"), "25000 50000"); // v2
+        }
+      }
+      await root.ok(["update", "--memory-reservation", "10m", "uc"]);
+      if (HOST.memoryReservation) {
+        let soft: string;
+        try {
+          soft = cgroupFile("memory", c.id, "memory.soft_limit_in_bytes");
+        } catch {
+          soft = cgroupFile("", c.id, "memory.low");
+        }
+        assert.equal(soft, String(10 * 1024 * 1024));
+      }
+      assert.equal(
+        await root.ok([
+          "inspect",
+          "-f",
+          "{{.HostConfig.CpuPeriod}} {{.HostConfig.CpuQuota}} {{.HostConfig.MemoryReservation}}",
+          "uc",
+        ]),
+        `50000 25000 ${HOST.memoryReservation ? 10 * 1024 * 1024 : 0}\n`,
+      );
+      // docker's daemon (container.UpdateContainer): --cpus against a period already set, exit 1
+      const cpus = await root.skiff(["update", "--cpus", "1", "uc"]);
+      assert.equal(cpus.code, 1);
+      assert.equal(
+        cpus.stderr,
+        `skiff: Cannot update container ${c.id}: Conflicting options: Nano CPUs cannot be updated as CPU Period has already been set\n`,
+      );
+      const small = await root.skiff(["update", "--cpu-quota", "500", "uc"]);
+      assert.equal(small.code, 1);
+      assert.match(small.stderr, /CPU cfs quota can not be less than 1ms \(i\.e\. 1000\)/);
+      const soft = await root.skiff(["update", "--memory-reservation", "1k", "uc"]);
+      assert.equal(soft.code, 1);
+      assert.match(soft.stderr, /Minimum memory reservation allowed is 6MB/);
+      // nothing of the refused updates was kept
+      assert.equal(
+        await root.ok(["inspect", "-f", "{{.HostConfig.NanoCpus}} {{.HostConfig.CpuQuota}}", "uc"]),
+        "0 25000\n",
+      );
+      // --kernel-memory: taken with the daemon's warning after the name (docker 20.10)
+      assert.equal(
+        await root.ok(["update", "--kernel-memory", "5m", "uc"]),
+        "uc\nSpecifying a kernel memory limit is deprecated and will be removed in a future release.\n",
+      );
+    });
+  });
+});
+
+Deno.test("update --restart: the new policy holds at the container's next exit; refused with --rm", async () => {
+  await withBusybox(async (root) => {
+    try {
+      await root.ok(["run", "-d", "--name", "ur", "busybox", "sh", "-c", "sleep 1; exit 3"]);
+      assert.equal(await root.ok(["update", "--restart", "on-failure:1", "ur"]), "ur\n");
+      assert.equal(
+        await root.ok(["inspect", "-f", "{{.HostConfig.RestartPolicy}}", "ur"]),
+        "{on-failure 1}\n",
+      );
+      await eventually(
+        "one restart, then exited",
+        async () =>
+          (await root.ok(["inspect", "-f", "{{.RestartCount}} {{.State.Status}}", "ur"])) === "1 exited\n",
+      );
+      const bad = await root.skiff(["update", "--restart", "bogus", "ur"]);
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, /invalid restart policy/);
+
+      await root.ok(["run", "-d", "--rm", "--name", "urm", "busybox", "sleep", "100"]);
+      const id = (await root.ok(["inspect", "-f", "{{.Id}}", "urm"])).trim();
+      const autoRemove = await root.skiff(["update", "--restart", "always", "urm"]);
+      assert.equal(autoRemove.code, 1);
+      assert.equal(
+        autoRemove.stderr,
+        `skiff: Cannot update container ${id}: Restart policy cannot be updated because AutoRemove is enabled for the container\n`,
+      );
+      assert.equal(await root.ok(["inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}", "urm"]), "no\n");
+    } finally {
+      await root.skiff(["rm", "-f", "ur", "urm"]);
+    }
   });
 });

@@ -1,12 +1,16 @@
 // skiff volume create/ls/inspect/rm/prune, the in-use check against container Mounts, `rm -v`,
-// and the engine API the runtime uses for -v (ensureVolume, anonymousVolume, copyUpIfEmpty).
+// and the engine API the runtime uses for -v (ensureVolume, anonymousVolume, and copyup.ts's
+// copyUpIfEmpty from an image's layers).
 
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { type TestRoot, withBusybox, withRoot } from "./helpers.ts";
 import { StateRoot } from "../lib/state/root.ts";
 import { findContainer, updateContainerSync } from "../lib/state/containers.ts";
-import { anonymousVolume, copyUpIfEmpty, ensureVolume, removeAnonymousVolumes } from "../lib/volume/store.ts";
+import { anonymousVolume, ensureVolume, removeAnonymousVolumes } from "../lib/volume/store.ts";
+import { copyUpIfEmpty } from "../lib/volume/copyup.ts";
+import { lsetxattr } from "../ffi/libc.ts";
 
 /** Records that container `name` mounts the volumes (what `run -v` will write). */
 function attach(root: TestRoot, name: string, volumes: string[]): void {
@@ -119,7 +123,7 @@ Deno.test("volume rm/prune refuse a volume a container uses; rm -v removes anony
   });
 });
 
-Deno.test("volume engine: ensureVolume, copyUpIfEmpty, removeAnonymousVolumes", async () => {
+Deno.test("volume engine: ensureVolume, copyUpIfEmpty from an image's layers, removeAnonymousVolumes", async () => {
   await withRoot(async (root) => {
     const state = new StateRoot(root.path);
     const first = await ensureVolume(state, "cache");
@@ -127,22 +131,48 @@ Deno.test("volume engine: ensureVolume, copyUpIfEmpty, removeAnonymousVolumes", 
     assert.equal(first.mountpoint, join(root.path, "volumes/cache/_data"));
     assert.equal((await ensureVolume(state, "cache")).created, false);
 
+    // two layers as the image store keeps them (top-most first), merged as overlayfs would
     const image = await Deno.makeTempDir({ prefix: "skiff-vol-image-" });
+    const [upper, lower] = [join(image, "upper"), join(image, "lower")];
     try {
-      Deno.mkdirSync(join(image, "sub"));
-      Deno.writeTextFileSync(join(image, "sub/f"), "from image");
-      Deno.chownSync(join(image, "sub/f"), 1000, 1000);
-      Deno.symlinkSync("sub/f", join(image, "link"));
-      Deno.chmodSync(image, 0o750);
-      assert.equal(copyUpIfEmpty(first.mountpoint, image), true);
+      Deno.mkdirSync(join(lower, "data/sub"), { recursive: true });
+      Deno.writeTextFileSync(join(lower, "data/sub/f"), "from image");
+      Deno.chownSync(join(lower, "data/sub/f"), 1000, 1000);
+      Deno.symlinkSync("sub/f", join(lower, "data/link"));
+      Deno.writeTextFileSync(join(lower, "data/gone"), "deleted above");
+      Deno.mkdirSync(join(lower, "data/opq"));
+      Deno.writeTextFileSync(join(lower, "data/opq/old"), "hidden above");
+      Deno.mkdirSync(join(upper, "data/opq"), { recursive: true });
+      Deno.writeTextFileSync(join(upper, "data/opq/new"), "replaced");
+      lsetxattr(join(upper, "data/opq"), "trusted.overlay.opaque", new TextEncoder().encode("y"));
+      const mknod = await new Deno.Command("mknod", { args: [join(upper, "data/gone"), "c", "0", "0"] })
+        .output();
+      assert.ok(mknod.success);
+      Deno.writeTextFileSync(join(upper, "data/top"), "upper");
+      Deno.chmodSync(join(upper, "data"), 0o750);
+      // the destination through a link that climbs out of the image: resolved inside it
+      Deno.symlinkSync("../../../../../../../../data", join(upper, "alias"));
+      const layers = [upper, lower];
+      assert.equal(await copyUpIfEmpty(first.mountpoint, layers, "/alias"), true);
+      const names = (dir: string) => [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+      assert.deepEqual(names(first.mountpoint), ["link", "opq", "sub", "top"]);
+      assert.deepEqual(names(join(first.mountpoint, "opq")), ["new"]);
       assert.equal(Deno.readTextFileSync(join(first.mountpoint, "sub/f")), "from image");
       assert.equal(Deno.statSync(join(first.mountpoint, "sub/f")).uid, 1000);
       assert.equal(Deno.readLinkSync(join(first.mountpoint, "link")), "sub/f");
+      // the volume's root takes the top-most layer's directory's mode
       assert.equal(Deno.statSync(first.mountpoint).mode! & 0o777, 0o750);
       // not empty any more: a second copy-up does nothing
       Deno.removeSync(join(first.mountpoint, "link"));
-      assert.equal(copyUpIfEmpty(first.mountpoint, image), false);
-      assert.equal(copyUpIfEmpty(first.mountpoint, join(image, "missing")), false);
+      assert.equal(await copyUpIfEmpty(first.mountpoint, layers, "/data"), false);
+      assert.ok(!existsSync(join(first.mountpoint, "link")));
+      // nothing at the destination, a file there, a whiteout there: nothing to copy
+      const empty = await ensureVolume(state, "empty");
+      for (const path of ["/missing", "/data/top", "/data/gone", "/data/opq/old"]) {
+        assert.equal(await copyUpIfEmpty(empty.mountpoint, layers, path), false, path);
+      }
+      assert.deepEqual(names(empty.mountpoint), []);
+      await root.ok(["volume", "rm", "empty"]);
     } finally {
       await Deno.remove(image, { recursive: true });
     }

@@ -61,6 +61,11 @@ export interface BuildOptions {
   /** remove intermediate containers (default true) */
   rm: boolean;
   network?: string;
+  /**
+   * `run` flags every RUN step's container gets (build's --add-host, --ulimit, --shm-size,
+   * --security-opt, the resource limits), checked by the CLI before the build starts.
+   */
+  runFlags?: string[];
   /** progress lines (docker's classic builder output) */
   out(line: string): void;
   /** something wrong that did not stop the build (a damaged cache file) */
@@ -455,6 +460,7 @@ export class Builder {
     if (config.User) flags.push("-u", config.User);
     if (config.WorkingDir) flags.push("-w", config.WorkingDir);
     if (this.opts.network) flags.push("--network", this.opts.network);
+    flags.push(...this.opts.runFlags ?? []);
     const request = this.opts.runRequest([...flags, image.id, ...argv]);
     request.imageRef = image.id;
     const id = newContainerId();

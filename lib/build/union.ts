@@ -5,10 +5,8 @@
 // hostile base image's links only ever name other paths of the same image.
 
 import { closeFd, isOpaqueDir, openHostDir, readLinkAt, type Stat, statAt, tryOpenDirAt } from "../fs/at.ts";
-import { readNode } from "../fs/tree.ts";
+import { isWhiteoutStat as isWhiteout, mergedDirs, readNode } from "../fs/tree.ts";
 import { SkiffError } from "../errors.ts";
-
-const isWhiteout = (s: Stat) => s.type === "char" && s.rdevMajor === 0 && s.rdevMinor === 0;
 
 export interface Found {
   stat: Stat;
@@ -101,6 +99,37 @@ export class UnionView {
       todo.unshift(...target.split("/").filter((p) => p !== "" && p !== "."));
     }
     return out;
+  }
+
+  /**
+   * The directory at `path` (every symlink along it resolved as a path of the image) as overlayfs
+   * merges it: its fd in each layer that contributes, top-most first, for the caller to close
+   * (tree.ts copyDirContentsAsync reads them merged); [] when the image has no directory there, and for
+   * the image's root (never a volume's destination).
+   */
+  openDir(path: string): number[] {
+    const parts = this.resolve(path);
+    if (parts.length === 0) return [];
+    // the same directory in each layer that contributes, one level at a time (the layers' own fds
+    // are the view's; the others are closed once the next level is open)
+    let dirs: number[] = [];
+    for (const fd of this.fds) {
+      dirs.push(fd);
+      if (isOpaqueDir(fd)) break;
+    }
+    let owned = false;
+    try {
+      for (const part of parts) {
+        const next = mergedDirs(dirs, part);
+        if (owned) { for (const fd of dirs) closeFd(fd); }
+        dirs = next;
+        owned = true;
+      }
+      owned = false; // the caller's now
+      return dirs;
+    } finally {
+      if (owned) { for (const fd of dirs) closeFd(fd); }
+    }
   }
 
   /** Opens the directory `parts` in layer `layer` (no symlinks), or -1. */

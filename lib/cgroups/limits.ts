@@ -241,6 +241,10 @@ export interface CgroupUpdate {
   cpusetMems?: string;
   pidsLimit?: number;
   blkioWeight?: number;
+  /** --cpu-period / --cpu-quota in µs (quota -1: none) */
+  cpuPeriod?: number;
+  cpuQuota?: number;
+  memoryReservation?: number;
 }
 
 /**

@@ -204,7 +204,12 @@ class V1Cgroup implements ContainerCgroup {
         values.nanoCpus ? Math.round((values.nanoCpus * CPU_PERIOD_US) / 1e9) : -1,
       );
     }
+    if (values.cpuPeriod) writeValue(at("cpu", "cpu.cfs_period_us"), values.cpuPeriod);
+    if (values.cpuQuota) writeValue(at("cpu", "cpu.cfs_quota_us"), values.cpuQuota);
     if (values.cpuShares) writeValue(at("cpu", "cpu.shares"), values.cpuShares);
+    if (values.memoryReservation) {
+      writeValue(at("memory", "memory.soft_limit_in_bytes"), values.memoryReservation);
+    }
     if (values.pidsLimit !== undefined) {
       writeValue(at("pids", "pids.max"), values.pidsLimit > 0 ? values.pidsLimit : "max");
     }

@@ -111,7 +111,14 @@ class V2Cgroup implements ContainerCgroup {
       const quota = values.nanoCpus ? Math.round((values.nanoCpus * CPU_PERIOD_US) / 1e9) : "max";
       writeValue(at("cpu.max"), `${quota} ${CPU_PERIOD_US}`);
     }
+    if (values.cpuPeriod || values.cpuQuota) {
+      // cpu.max holds both: the one not given stays as it is
+      const [quota, period] = (readOptional(at("cpu.max")) ?? `max ${CPU_PERIOD_US}`).trim().split(/\s+/);
+      const newQuota = values.cpuQuota ? (values.cpuQuota > 0 ? values.cpuQuota : "max") : quota;
+      writeValue(at("cpu.max"), `${newQuota} ${values.cpuPeriod || period}`);
+    }
     if (values.cpuShares) writeValue(at("cpu.weight"), sharesToWeight(values.cpuShares));
+    if (values.memoryReservation) writeValue(at("memory.low"), values.memoryReservation);
     if (values.pidsLimit !== undefined) {
       writeValue(at("pids.max"), values.pidsLimit > 0 ? values.pidsLimit : "max");
     }

@@ -4,7 +4,7 @@
 
 import { join } from "../path.ts";
 import { SkiffError, UsageError } from "../errors.ts";
-import { bool, list, parseArgs, str } from "./args.ts";
+import { bool, list, parseArgs, type Parsed, str } from "./args.ts";
 import type { Verb } from "./context.ts";
 import type { StateRoot } from "../state/root.ts";
 
@@ -13,21 +13,69 @@ const USAGE = `Usage:  skiff build [OPTIONS] PATH | -
 Build an image from a Dockerfile
 
 Options:
+      --add-host list           Add a custom host-to-IP mapping (host:ip)
       --build-arg list          Set build-time variables
-      --force-rm                Always remove intermediate containers
+      --cache-from strings      Images to consider as cache sources (taken; skiff's own step cache is used)
+      --compress                Compress the build context using gzip (taken; the context is not sent)
+      --cpu-period int          Limit the CPU CFS (Completely Fair Scheduler) period
+      --cpu-quota int           Limit the CPU CFS (Completely Fair Scheduler) quota
+  -c, --cpu-shares int          CPU shares (relative weight)
+      --cpuset-cpus string      CPUs in which to allow execution (0-3, 0,1)
+      --cpuset-mems string      MEMs in which to allow execution (0-3, 0,1)
+      --disable-content-trust   Skip image verification (default true)
   -f, --file string             Name of the Dockerfile (Default is 'PATH/Dockerfile')
+      --force-rm                Always remove intermediate containers
       --iidfile string          Write the image ID to the file
+      --isolation string        Container isolation technology
       --label list              Set metadata for an image
+  -m, --memory bytes            Memory limit
+      --memory-swap bytes       Swap limit equal to memory plus swap: '-1' to enable unlimited swap
       --network string          Set the networking mode for the RUN instructions during build (default "default")
       --no-cache                Do not use cache when building the image
       --platform string         Set platform if server is multi-platform capable
       --pull                    Always attempt to pull a newer version of the image
   -q, --quiet                   Suppress the build output and print image ID on success
       --rm                      Remove intermediate containers after a successful build (default true)
+      --security-opt strings    Security options
+      --shm-size bytes          Size of /dev/shm
   -t, --tag list                Name and optionally a tag in the 'name:tag' format
-      --target string           Set the target build stage to build.`;
+      --target string           Set the target build stage to build.
+      --ulimit ulimit           Ulimit options (default [])`;
+
+/**
+ * build's flags for its RUN containers, handed on as `run`'s (docker's classic builder gives them to
+ * each intermediate container; they are not part of the cache key, as in docker).
+ */
+const RUN_CONTAINER_OPTIONS = [
+  { name: "add-host", kind: "list" },
+  { name: "cpu-period", kind: "string" },
+  { name: "cpu-quota", kind: "string" },
+  { name: "cpu-shares", short: "c", kind: "string" },
+  { name: "cpuset-cpus", kind: "string" },
+  { name: "cpuset-mems", kind: "string" },
+  { name: "isolation", kind: "string" },
+  { name: "memory", short: "m", kind: "string" },
+  { name: "memory-swap", kind: "string" },
+  { name: "security-opt", kind: "list" },
+  { name: "shm-size", kind: "string" },
+  { name: "ulimit", kind: "list" },
+] as const;
+
+/** The RUN containers' flags as `run` arguments, in the order given per flag. */
+function runContainerFlags(p: Parsed): string[] {
+  const flags: string[] = [];
+  for (const o of RUN_CONTAINER_OPTIONS) {
+    if (o.kind === "list") { for (const v of list(p, o.name)) flags.push(`--${o.name}`, v); }
+    else if (str(p, o.name) !== undefined) flags.push(`--${o.name}`, str(p, o.name)!);
+  }
+  return flags;
+}
 
 const OPTIONS = [
+  ...RUN_CONTAINER_OPTIONS,
+  { name: "cache-from", kind: "list" },
+  { name: "compress", kind: "bool" },
+  { name: "disable-content-trust", kind: "bool" },
   { name: "build-arg", kind: "list" },
   { name: "force-rm", kind: "bool" },
   { name: "file", short: "f", kind: "string" },
@@ -174,6 +222,27 @@ const build: Verb = async (args, ctx) => {
       import("../build/build.ts"),
       import("./run_flags.ts"),
     ]);
+    if (p.options["disable-content-trust"] === false) {
+      throw new SkiffError("error contacting notary server: content trust is not supported by skiff", 1);
+    }
+    // the RUN containers' flags, checked now as `run` checks them: a bad value fails before any step
+    const runFlags = runContainerFlags(p);
+    if (runFlags.length) {
+      const { checkIgnoredFlags } = await import("./run_flags.ts");
+      const parsed = parseArgs([...runFlags, "scratch"], {
+        verb: "run",
+        options: RUN_OPTIONS,
+        stopAtPositional: 1,
+      });
+      try {
+        checkIgnoredFlags(parsed);
+        runRequest(parsed);
+      } catch (e) {
+        // the words are run's; the help to see is build's
+        if (e instanceof UsageError && e.verb === "run") throw new UsageError(e.message, "build");
+        throw e;
+      }
+    }
     const builder = new Builder(ctx.root, {
       dockerfile,
       file: fileName,
@@ -185,6 +254,7 @@ const build: Verb = async (args, ctx) => {
       labels,
       rm: p.options.rm !== false || bool(p, "force-rm"),
       network,
+      runFlags,
       out,
       warn: (line) => console.error(`WARNING: ${line}`),
       runRequest: (args) =>

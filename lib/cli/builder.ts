@@ -27,6 +27,7 @@ Options:
   -f, --force                Do not prompt for confirmation
       --keep-storage bytes   Amount of disk space to keep for cache`;
 
+// deno-lint-ignore require-await -- a Verb returns a promise; this one has nothing to wait for
 const builder: Verb = async (args, ctx) => {
   const sub = args[0];
   if (sub === undefined || sub === "--help" || sub === "-h") {

@@ -18,7 +18,7 @@ import {
 } from "../network/networks.ts";
 import { connectContainer, disconnectContainer } from "../network/connect.ts";
 import { aliasProblem, requestedIp } from "../network/mode.ts";
-import { bool, invalidValue, list, parseArgs, requireArgs, str } from "./args.ts";
+import { bool, invalidValue, list, parseArgs, type Parsed, requireArgs, str } from "./args.ts";
 import type { CliContext, Verb } from "./context.ts";
 import { confirm } from "./volume.ts";
 
@@ -90,7 +90,7 @@ function connect(args: string[], ctx: CliContext): number {
   });
   if (bool(p, "help")) {
     console.log(
-      "Usage:  skiff network connect [OPTIONS] NETWORK CONTAINER\n\nConnect a container to a network",
+      "Usage:  skiff network connect [OPTIONS] NETWORK CONTAINER\n\nConnect a container to a network\n\nOptions:\n      --alias strings   Add network-scoped alias for the container\n      --ip string       IPv4 address (e.g., 172.30.100.104)",
     );
     return 0;
   }
@@ -120,7 +120,7 @@ function disconnect(args: string[], ctx: CliContext): number {
   });
   if (bool(p, "help")) {
     console.log(
-      "Usage:  skiff network disconnect [OPTIONS] NETWORK CONTAINER\n\nDisconnect a container from a network",
+      "Usage:  skiff network disconnect [OPTIONS] NETWORK CONTAINER\n\nDisconnect a container from a network\n\nOptions:\n  -f, --force   Force the container to disconnect from a network",
     );
     return 0;
   }
@@ -139,15 +139,28 @@ function create(args: string[], ctx: CliContext): number {
       { name: "internal", kind: "bool" },
       { name: "label", kind: "list" },
       { name: "opt", short: "o", kind: "list" },
+      { name: "attachable", kind: "bool" },
+      { name: "ipam-driver", kind: "string" },
+      { name: "scope", kind: "string" },
+      { name: "ingress", kind: "bool" },
+      { name: "config-only", kind: "bool" },
+      { name: "config-from", kind: "string" },
+      { name: "ipv6", kind: "bool" },
+      { name: "ip-range", kind: "list" },
+      { name: "aux-address", kind: "list" },
+      { name: "ipam-opt", kind: "list" },
     ],
   });
   if (bool(p, "help")) {
-    console.log("Usage:  skiff network create [OPTIONS] NETWORK\n\nCreate a network");
+    console.log(
+      'Usage:  skiff network create [OPTIONS] NETWORK\n\nCreate a network\n\nOptions:\n      --attachable         Enable manual container attachment\n  -d, --driver string      Driver to manage the Network (default "bridge")\n      --gateway strings    IPv4 Gateway for the master subnet\n      --internal           Restrict external access to the network\n      --ipam-driver string IP Address Management Driver (default "default")\n      --label list         Set metadata on a network\n  -o, --opt map            Set driver specific options (default map[])\n      --scope string       Control the network scope (local)\n      --subnet strings     Subnet in CIDR format that represents a network segment',
+    );
     return 0;
   }
   requireArgs(p, "network create", 1, 1);
   const driver = str(p, "driver") ?? "bridge";
   if (driver !== "bridge") throw new SkiffError(`plugin "${driver}" not found`, 1, { kind: "not-found" });
+  refuseUnsupportedNetworkFlags(p);
   const subnets = list(p, "subnet"), gateways = list(p, "gateway");
   if (subnets.length > 1 || gateways.length > 1) {
     throw new SkiffError("skiff networks take one --subnet and one --gateway", 1);
@@ -157,11 +170,39 @@ function create(args: string[], ctx: CliContext): number {
     subnet: subnets[0],
     gateway: gateways[0],
     internal: bool(p, "internal"),
+    attachable: bool(p, "attachable"),
     labels: keyValues(list(p, "label"), "label"),
     options: keyValues(list(p, "opt"), "option"),
   });
   console.log(id);
   return 0;
+}
+
+/**
+ * network create's flags for what a local bridge here cannot be: docker's daemon words where it has
+ * them (another IPAM driver, a swarm scope, ingress), else one clear line; exit 1, nothing made.
+ */
+function refuseUnsupportedNetworkFlags(p: Parsed): void {
+  const ipam = str(p, "ipam-driver");
+  if (ipam !== undefined && ipam !== "default") {
+    throw new SkiffError(`plugin "${ipam}" not found`, 1, { kind: "not-found" });
+  }
+  const scope = str(p, "scope");
+  if (scope === "swarm" || scope === "global") {
+    throw new SkiffError("cannot create a swarm scoped network when swarm is not active", 1);
+  }
+  if (scope !== undefined && scope !== "" && scope !== "local") {
+    throw new SkiffError(`invalid scope "${scope}": a skiff network is local`, 1);
+  }
+  if (bool(p, "ingress")) throw new SkiffError("Ingress network can only be global scope network", 1);
+  for (const flag of ["config-only", "ipv6"]) {
+    if (bool(p, flag)) throw new SkiffError(`--${flag} is not supported by skiff's networks`, 1);
+  }
+  for (const flag of ["config-from", "ip-range", "aux-address", "ipam-opt"]) {
+    if (str(p, flag) !== undefined || list(p, flag).length) {
+      throw new SkiffError(`--${flag} is not supported by skiff's networks`, 1);
+    }
+  }
 }
 
 /** docker's network filters: name (substring), id (prefix), driver, label, type (custom|builtin). */
@@ -202,7 +243,9 @@ async function ls(args: string[], ctx: CliContext): Promise<number> {
     ],
   });
   if (bool(p, "help")) {
-    console.log("Usage:  skiff network ls [OPTIONS]\n\nList networks");
+    console.log(
+      "Usage:  skiff network ls [OPTIONS]\n\nList networks\n\nOptions:\n  -f, --filter filter   Provide filter values (e.g. 'driver=bridge')\n      --format string   Pretty-print networks using a Go template\n      --no-trunc        Do not truncate the output\n  -q, --quiet           Only display network IDs",
+    );
     return 0;
   }
   if (p.positionals.length) {
@@ -257,7 +300,7 @@ async function inspect(args: string[], ctx: CliContext): Promise<number> {
   });
   if (bool(p, "help")) {
     console.log(
-      "Usage:  skiff network inspect [OPTIONS] NETWORK [NETWORK...]\n\nDisplay detailed information on one or more networks",
+      "Usage:  skiff network inspect [OPTIONS] NETWORK [NETWORK...]\n\nDisplay detailed information on one or more networks\n\nOptions:\n  -f, --format string   Format the output using the given Go template\n  -v, --verbose         Verbose output for diagnostics",
     );
     return 0;
   }
@@ -312,7 +355,9 @@ async function prune(args: string[], ctx: CliContext): Promise<number> {
     options: [{ name: "force", short: "f", kind: "bool" }, { name: "filter", kind: "list" }],
   });
   if (bool(p, "help")) {
-    console.log("Usage:  skiff network prune [OPTIONS]\n\nRemove all unused networks");
+    console.log(
+      "Usage:  skiff network prune [OPTIONS]\n\nRemove all unused networks\n\nOptions:\n      --filter filter   Provide filter values (e.g. 'until=<timestamp>')\n  -f, --force           Do not prompt for confirmation",
+    );
     return 0;
   }
   if (p.positionals.length) {

@@ -23,6 +23,7 @@ Download an image from a registry
 
 Options:
   -a, --all-tags                      Download all tagged images in the repository
+      --disable-content-trust         Skip image verification (default true)
       --max-concurrent-downloads int  Layers downloaded at once (default 3, or $SKIFF_MAX_CONCURRENT_DOWNLOADS)
       --platform string               Set platform if server is multi-platform capable
   -q, --quiet                         Suppress verbose output

@@ -14,8 +14,9 @@ const HELP = `Usage:  skiff push [OPTIONS] NAME[:TAG]
 Upload an image to a registry
 
 Options:
-  -a, --all-tags   Push all tags of an image to the repository
-  -q, --quiet      Suppress verbose output
+  -a, --all-tags                Push all tags of an image to the repository
+      --disable-content-trust   Skip image signing (default true)
+  -q, --quiet                   Suppress verbose output
 `;
 
 const push: Verb = async (args, ctx) => {

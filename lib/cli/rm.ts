@@ -1,6 +1,6 @@
-// skiff rm [-f] [-v] CONTAINER...
-// Each container is removed on its own: failures are reported one line each and the exit code is 1
-// when any failed, as docker does; the names of removed containers are printed as given.
+// skiff rm [-f] [-v] CONTAINER...   skiff rm -l /PARENT/ALIAS...
+// Each container (or link, with -l) is removed on its own: failures are reported one line each and
+// the exit code is 1 when any failed, as docker does; what was removed is printed as given.
 
 import { BrokenContainerError, findContainer } from "../state/containers.ts";
 import { NotFoundError } from "../errors.ts";
@@ -8,7 +8,7 @@ import { Engine } from "../engine/engine.ts";
 import { removeBrokenContainer, removeIncompleteContainer } from "../engine/remove.ts";
 import { sweepTmp } from "../state/fsutil.ts";
 import { bool, parseArgs, requireArgs } from "./args.ts";
-import type { Verb } from "./context.ts";
+import type { CliContext, Verb } from "./context.ts";
 
 const rm: Verb = async (args, ctx) => {
   const p = parseArgs(args, {
@@ -25,6 +25,7 @@ const rm: Verb = async (args, ctx) => {
     return 0;
   }
   requireArgs(p, "rm", 1);
+  if (bool(p, "link")) return removeLinks(ctx.root, p.positionals);
   const force = bool(p, "force");
   sweepTmp(ctx.root); // what an rm killed half-way left (its tombstone) goes now
   const engine = new Engine({ root: ctx.root });
@@ -59,6 +60,22 @@ const rm: Verb = async (args, ctx) => {
   return failed ? 1 : 0;
 };
 export default rm;
+
+/** `rm -l /PARENT/ALIAS…`: each link on its own (lib/network/unlink.ts), as docker's ContainerRm. */
+async function removeLinks(root: CliContext["root"], refs: string[]): Promise<number> {
+  const { removeLink } = await import("../network/unlink.ts");
+  let failed = false;
+  for (const ref of refs) {
+    try {
+      removeLink(root, ref);
+      console.log(ref);
+    } catch (e) {
+      failed = true;
+      console.error(`skiff: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  return failed ? 1 : 0;
+}
 
 const USAGE = `Usage:  skiff rm [OPTIONS] CONTAINER [CONTAINER...]
 

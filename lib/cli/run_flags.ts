@@ -28,7 +28,8 @@ import { parseSignal } from "../runtime/signals.ts";
 import { securityOptFlags } from "./security_opt.ts";
 import { MAX_ID } from "../runtime/spec.ts";
 import { checkPortsForMode, portSettings } from "../network/ports.ts";
-import { aliasProblem, parseNetworkMode, requestedIp } from "../network/mode.ts";
+import { aliasProblem, macAddressFlag, parseNetworkMode, requestedIp } from "../network/mode.ts";
+import { parseLink } from "../network/links.ts";
 import {
   oomScoreAdjProblem,
   parseUlimit,
@@ -79,6 +80,24 @@ function networkAliases(entries: string[]): string[] {
     if (why) throw invalid(goQuote(entry).slice(1, -1), "--network-alias", why);
   }
   return entries;
+}
+
+/**
+ * --link NAME[:ALIAS] (lib/network/links.ts): docker's CLI's format checks, skiff's alias check, and
+ * its refusal outside the default bridge and user networks; kept as given.
+ */
+function links(entries: string[], mode: string): string[] | undefined {
+  for (const entry of entries) {
+    try {
+      parseLink(entry);
+    } catch (e) {
+      throw invalid(goQuote(entry).slice(1, -1), "--link", (e as Error).message);
+    }
+  }
+  if (entries.length && (mode === "none" || mode === "host" || mode.startsWith("container:"))) {
+    throw new ClientCheckError("links are only supported for user-defined networks");
+  }
+  return entries.length ? entries : undefined;
 }
 
 /** --add-host host:ip (docker also takes host=ip), checked as docker does. */
@@ -284,6 +303,7 @@ export function runRequest(parsed: Parsed, attach = true): RunRequest {
   }
   const entrypoint = str(parsed, "entrypoint");
   const mountFlags = list(parsed, "mount").map(parseMountFlag);
+  const volumeSpecs = list(parsed, "volume");
   const restartPolicy = parseRestartPolicy(str(parsed, "restart"));
   if (restartPolicy.Name !== "no" && bool(parsed, "rm")) {
     throw new ClientCheckError("Conflicting options: --restart and --rm");
@@ -293,7 +313,7 @@ export function runRequest(parsed: Parsed, attach = true): RunRequest {
   return {
     imageRef,
     volumes: [
-      ...list(parsed, "volume").map(parseVolumeFlag),
+      ...volumeSpecs.map(parseVolumeFlag),
       ...mountFlags.flatMap((m) => m.type === "tmpfs" ? [] : [m.volume]),
     ],
     signalProxy: parsed.options["sig-proxy"] !== false,
@@ -320,11 +340,18 @@ export function runRequest(parsed: Parsed, attach = true): RunRequest {
       resources,
       groupAdd: groupAdd(list(parsed, "group-add")),
       volumesFrom: volumesFrom(list(parsed, "volumes-from")),
+      // as docker's CLI splits them: a -v with a colon is a bind (or named volume), one without an
+      // anonymous volume (Config.Volumes); each --mount is kept as sent
+      binds: volumeSpecs.filter((v) => v.includes(":")),
+      anonymousVolumes: volumeSpecs.filter((v) => !v.includes(":")),
+      apiMounts: mountFlags.map((m) => m.api),
       healthcheck: healthcheck(parsed),
       cidFile: str(parsed, "cidfile") || undefined,
       attach: attachStreams(parsed),
       domainname: str(parsed, "domainname") || undefined,
       networkMode: parseNetworkMode(str(parsed, "network")),
+      macAddress: macAddressFlag(str(parsed, "mac-address")),
+      links: links(list(parsed, "link"), parseNetworkMode(str(parsed, "network"))),
       networkAliases: networkAliases(list(parsed, "network-alias")),
       ip: requestedIp(str(parsed, "ip")),
       extraHosts: extraHosts(list(parsed, "add-host")),
@@ -401,7 +428,8 @@ function platformFlag(value: string | undefined): { platform?: Platform } {
 
 /**
  * -a/--attach STDIN|STDOUT|STDERR (any case), as docker's CLI reads it: without -a both output
- * streams; -i attaches stdin whatever -a says; with -d it is refused (exit 1, as docker's).
+ * streams; -i attaches stdin whatever -a says; with -d nothing is attached (Config.Attach* false)
+ * and -a is refused (exit 1, as docker's).
  */
 function attachStreams(parsed: Parsed): { stdin: boolean; stdout: boolean; stderr: boolean } | undefined {
   const given = list(parsed, "attach").map((a) => {
@@ -411,8 +439,11 @@ function attachStreams(parsed: Parsed): { stdin: boolean; stdout: boolean; stder
     }
     return stream;
   });
+  if (bool(parsed, "detach")) {
+    if (given.length) throw new SkiffError("Conflicting options: -a and -d", 1);
+    return { stdin: false, stdout: false, stderr: false }; // docker's run -d attaches nothing
+  }
   if (!given.length) return undefined;
-  if (bool(parsed, "detach")) throw new SkiffError("Conflicting options: -a and -d", 1);
   return {
     stdin: given.includes("stdin") || bool(parsed, "interactive"),
     stdout: given.includes("stdout"),

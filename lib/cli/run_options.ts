@@ -41,6 +41,8 @@ export const RUN_OPTIONS: OptionSpec[] = [
   { name: "network", kind: "string", aliases: ["net"] },
   { name: "network-alias", kind: "list", aliases: ["net-alias"] },
   { name: "ip", kind: "string" },
+  { name: "mac-address", kind: "string" },
+  { name: "link", kind: "list" },
   { name: "dns", kind: "list" },
   { name: "dns-search", kind: "list" },
   { name: "dns-option", kind: "list", aliases: ["dns-opt"] },

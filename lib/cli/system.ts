@@ -15,6 +15,7 @@ Manage skiff
 Commands:
   check       Verify the state: re-hash every blob, check layers, images, tags, containers and volumes (alias: fsck)
   df          Show skiff disk usage
+  events      Get real time events from the server
   info        Display system-wide information
   prune       Remove unused data
 `;

@@ -78,7 +78,9 @@ async function create(args: string[], ctx: CliContext): Promise<number> {
     ],
   });
   if (bool(p, "help")) {
-    console.log("Usage:  skiff volume create [OPTIONS] [VOLUME]\n\nCreate a volume");
+    console.log(
+      'Usage:  skiff volume create [OPTIONS] [VOLUME]\n\nCreate a volume\n\nOptions:\n  -d, --driver string   Specify volume driver name (default "local")\n      --label list      Set metadata for a volume\n  -o, --opt map         Set driver specific options (default map[])',
+    );
     return 0;
   }
   requireArgs(p, "volume create", 0, 1);
@@ -143,7 +145,9 @@ function ls(args: string[], ctx: CliContext): number {
     ],
   });
   if (bool(p, "help")) {
-    console.log("Usage:  skiff volume ls [OPTIONS]\n\nList volumes");
+    console.log(
+      "Usage:  skiff volume ls [OPTIONS]\n\nList volumes\n\nOptions:\n  -f, --filter filter   Provide filter values (e.g. 'dangling=true')\n      --format string   Pretty-print volumes using a Go template\n  -q, --quiet           Only display volume names",
+    );
     return 0;
   }
   if (p.positionals.length) {
@@ -201,7 +205,7 @@ function inspect(args: string[], ctx: CliContext): number {
   });
   if (bool(p, "help")) {
     console.log(
-      "Usage:  skiff volume inspect [OPTIONS] VOLUME [VOLUME...]\n\nDisplay detailed information on one or more volumes",
+      "Usage:  skiff volume inspect [OPTIONS] VOLUME [VOLUME...]\n\nDisplay detailed information on one or more volumes\n\nOptions:\n  -f, --format string   Format the output using the given Go template",
     );
     return 0;
   }
@@ -227,7 +231,9 @@ async function rm(args: string[], ctx: CliContext): Promise<number> {
     options: [{ name: "force", short: "f", kind: "bool" }],
   });
   if (bool(p, "help")) {
-    console.log("Usage:  skiff volume rm [OPTIONS] VOLUME [VOLUME...]\n\nRemove one or more volumes");
+    console.log(
+      "Usage:  skiff volume rm [OPTIONS] VOLUME [VOLUME...]\n\nRemove one or more volumes\n\nOptions:\n  -f, --force   Force the removal of one or more volumes",
+    );
     return 0;
   }
   requireArgs(p, "volume rm", 1);
@@ -284,7 +290,9 @@ async function prune(args: string[], ctx: CliContext): Promise<number> {
     ],
   });
   if (bool(p, "help")) {
-    console.log("Usage:  skiff volume prune [OPTIONS]\n\nRemove unused local volumes");
+    console.log(
+      "Usage:  skiff volume prune [OPTIONS]\n\nRemove unused local volumes\n\nOptions:\n  -a, --all             Remove all unused volumes, not just anonymous ones\n      --filter filter   Provide filter values (e.g. 'label=<label>')\n  -f, --force           Do not prompt for confirmation",
+    );
     return 0;
   }
   if (p.positionals.length) {

@@ -9,18 +9,15 @@ import { join } from "node:path";
 import { lgetxattr } from "../../ffi/libc.ts";
 import {
   closeFd,
-  DT_CHR,
-  DT_UNKNOWN,
   ENOENT,
   isOpaqueDir,
   openHostDir,
-  readDirEntries,
   readDirNames,
   type Stat,
   statAt,
   tryOpenDirAt,
 } from "../fs/at.ts";
-import { readNode, tarBase, tarEntryOf } from "../fs/tree.ts";
+import { dirsBelow, isWhiteoutStat, mergedNames, readNode, tarBase, tarEntryOf } from "../fs/tree.ts";
 import type { TarWriteEntry } from "../image/tar.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
@@ -47,9 +44,6 @@ export function isOpaque(path: string): boolean {
     return false;
   }
 }
-
-/** A whiteout as statx sees it. */
-const isWhiteoutStat = (stat: Stat) => stat.type === "char" && stat.rdevMajor === 0 && stat.rdevMinor === 0;
 
 /** An empty regular file the runtime put there to bind /etc/hosts etc. over: not a user change. */
 function isPlaceholder(rel: string, stat: Stat): boolean {
@@ -193,44 +187,22 @@ export function* unionEntries(layers: string[]): Generator<TarWriteEntry> {
   const links = new Map<string, string>();
   // dirFds: the same directory in each layer that still contributes, top-most first
   function* walk(dirFds: number[], rel: string): Generator<TarWriteEntry> {
-    // name -> index of the layer that provides it (or -1 when whited out)
-    const owner = new Map<string, number>();
-    for (let i = 0; i < dirFds.length; i++) {
-      for (const { name, dtype } of readDirEntries(dirFds[i])) {
-        if (owner.has(name)) continue;
-        // only a character device can be a whiteout: the others need no stat
-        const stat = dtype === DT_CHR || dtype === DT_UNKNOWN ? statAt(dirFds[i], name) : undefined;
-        if (stat !== null) owner.set(name, stat && isWhiteoutStat(stat) ? -1 : i);
-      }
-      if (isOpaqueDir(dirFds[i])) break;
-    }
-    for (const name of [...owner.keys()].sort()) {
-      const i = owner.get(name)!;
-      if (i < 0) continue;
+    const names = mergedNames(dirFds).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const { name, layer } of names) {
       const path = rel ? `${rel}/${name}` : name;
-      const node = readNode({ dir: dirFds[i], name });
+      const node = readNode({ dir: dirFds[layer], name });
       if (!node) continue;
-      const below: number[] = [];
+      let below: number[] = [];
       try {
         const entry = tarEntryOf(node, path, links);
         if (entry) yield entry;
         if (node.dirFd === undefined) continue;
         // the same directory in lower layers contributes until a layer hides it
-        below.push(node.dirFd);
-        if (!isOpaqueDir(node.dirFd)) {
-          for (const dirFd of dirFds.slice(i + 1)) {
-            const other = statAt(dirFd, name);
-            if (!other) continue;
-            const fd = other.type === "dir" ? tryOpenDirAt(dirFd, name) : -1;
-            if (fd < 0) break;
-            below.push(fd);
-            if (isOpaqueDir(fd)) break;
-          }
-        }
-        yield* walk(below, path);
+        below = dirsBelow(dirFds, layer, name, node.dirFd);
+        yield* walk([node.dirFd, ...below], path);
       } finally {
         for (const fd of below) closeFd(fd);
-        if (node.dirFd !== undefined && !below.includes(node.dirFd)) closeFd(node.dirFd);
+        if (node.dirFd !== undefined) closeFd(node.dirFd);
       }
     }
   }

@@ -22,8 +22,35 @@ export type ResourceChanges = Partial<
     | "CpusetMems"
     | "PidsLimit"
     | "BlkioWeight"
+    | "CpuPeriod"
+    | "CpuQuota"
+    | "MemoryReservation"
+    | "RestartPolicy"
   >
 >;
+
+/**
+ * What docker's daemon refuses to change on a container as it is (container.UpdateContainer): CPU
+ * period or quota against --cpus and back, a restart policy on an --rm container.
+ */
+function updateConflict(before: HostConfig, changes: ResourceChanges): string | undefined {
+  const set = (n: number | undefined) => (n ?? 0) > 0;
+  if (set(changes.NanoCpus) && set(before.CpuPeriod)) {
+    return "Conflicting options: Nano CPUs cannot be updated as CPU Period has already been set";
+  }
+  if (set(changes.NanoCpus) && set(before.CpuQuota)) {
+    return "Conflicting options: Nano CPUs cannot be updated as CPU Quota has already been set";
+  }
+  if (set(changes.CpuPeriod) && set(before.NanoCpus)) {
+    return "Conflicting options: CPU Period cannot be updated as NanoCPUs has already been set";
+  }
+  if (set(changes.CpuQuota) && set(before.NanoCpus)) {
+    return "Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set";
+  }
+  if (changes.RestartPolicy && before.AutoRemove) {
+    return "Restart policy cannot be updated because AutoRemove is enabled for the container";
+  }
+}
 
 /**
  * Applies the changes to one container; returns the saved record and docker's warnings for the
@@ -45,6 +72,8 @@ export function updateContainer(
   }
   const saved = transition(root, found.Id, "update", (record) => {
     const before = record.HostConfig;
+    const conflict = updateConflict(before, changes);
+    if (conflict) throw new SkiffError(`Cannot update container ${record.Id}: ${conflict}`, 1);
     const after: HostConfig = { ...before, ...changes };
     if (changes.PidsLimit !== undefined && (changes.PidsLimit ?? 0) <= 0) after.PidsLimit = null;
     // docker: a new memory limit above an explicitly set memory+swap needs a new memory-swap too
@@ -70,6 +99,9 @@ export function updateContainer(
         cpuShares: changes.CpuShares,
         blkioWeight: changes.BlkioWeight,
         pidsLimit: changes.PidsLimit === undefined ? undefined : changes.PidsLimit ?? 0,
+        cpuPeriod: changes.CpuPeriod,
+        cpuQuota: changes.CpuQuota,
+        memoryReservation: changes.MemoryReservation,
       };
       if (changes.Memory !== undefined || changes.MemorySwap !== undefined) {
         values.memory = after.Memory;

@@ -22,6 +22,7 @@ import { userNetworkState } from "../network/networks.ts";
 import { hostsFile, joinedContainer } from "../network/mode.ts";
 import { resolveHostGateway } from "../network/ipam.ts";
 import { refreshNames } from "../network/names.ts";
+import { linksAtStart } from "../network/linked.ts";
 import { ensureInternalForward, ensureNetworkNat, publishPorts as natPublish } from "../network/nat.ts";
 import { checkPublishable, type PortMapping, publishRequests } from "../network/ports.ts";
 
@@ -32,6 +33,8 @@ export interface ContainerNetwork {
   endpoint?: Endpoint;
   /** The endpoints of the networks joined with `network connect` (record.ConnectedNetworks). */
   extraEndpoints?: Record<string, Endpoint>;
+  /** `--link`'s variables (docker's ALIAS_PORT_…, ALIAS_NAME, ALIAS_ENV_…), under Config.Env. */
+  linkEnv?: string[];
 }
 
 const withNetwork = (path: string | undefined): NamespaceSpec[] =>
@@ -91,7 +94,16 @@ export function setupNetwork(root: StateRoot, record: ContainerRecord, dir: stri
     target = userTarget(root, state);
   }
   const wanted = target ? record.NetworkIps?.[target.name] : undefined;
-  const { endpoint, netnsPath, nsFd } = createEndpoint(root, record.Id, target, wanted);
+  // --link (default bridge): the linked containers must run there; checked before anything is made
+  const links = !target && record.LinkedContainers?.length ? linksAtStart(root, record) : undefined;
+  const { endpoint, netnsPath, nsFd } = createEndpoint(
+    root,
+    record.Id,
+    target,
+    wanted,
+    undefined,
+    record.Config.MacAddress,
+  );
   // the networks joined with `network connect` are joined again (released with the rest at exit)
   const extraEndpoints = connectAgain(root, record, nsFd);
   if (target || extraEndpoints) {
@@ -104,10 +116,15 @@ export function setupNetwork(root: StateRoot, record: ContainerRecord, dir: stri
       hostsFile(resolveHostGateway(root, record.HostConfig.ExtraHosts ?? []), {
         ip: endpoint.ipAddress,
         hostname: record.Config.Hostname,
-      }),
+      }, links?.hosts),
     );
   }
-  return { namespaces: withNetwork(netnsPath), endpoint, ...(extraEndpoints ? { extraEndpoints } : {}) };
+  return {
+    namespaces: withNetwork(netnsPath),
+    endpoint,
+    ...(extraEndpoints ? { extraEndpoints } : {}),
+    ...(links?.env.length ? { linkEnv: links.env } : {}),
+  };
 }
 
 /** The endpoints of record.ConnectedNetworks in the namespace `nsFd`, as eth1, eth2, … */

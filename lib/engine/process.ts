@@ -56,10 +56,18 @@ export interface RunOutcome {
 
 const join = (dir: string, name: string) => `${dir}/${name}`;
 
-function initSpec(root: StateRoot, record: ContainerRecord): InitSpec {
-  const dir = root.container(record.Id);
+/**
+ * The command's environment as docker's CreateDaemonEnvironment makes it: PATH, HOSTNAME, TERM (-t),
+ * `--link`'s variables, each replaced or followed by Config.Env's.
+ */
+function containerEnv(record: ContainerRecord, linkEnv: string[] = []): string[] {
   const base = [`PATH=${DEFAULT_PATH}`, `HOSTNAME=${record.Config.Hostname}`];
   if (record.Config.Tty) base.push("TERM=xterm");
+  return mergeEnv([...base, ...linkEnv], record.Config.Env);
+}
+
+function initSpec(root: StateRoot, record: ContainerRecord): InitSpec {
+  const dir = root.container(record.Id);
   const host = record.HostConfig;
   const mounts = mountsFor(record, record.LowerDirs, dir);
   return {
@@ -73,7 +81,7 @@ function initSpec(root: StateRoot, record: ContainerRecord): InitSpec {
     hostname: record.Config.Hostname,
     domainname: record.Config.Domainname,
     args: [record.Path, ...record.Args],
-    env: mergeEnv(base, record.Config.Env),
+    env: containerEnv(record),
     workingDir: record.Config.WorkingDir || "/",
     user: record.Config.User,
     groupAdd: host.GroupAdd ?? [],
@@ -239,6 +247,7 @@ export async function launchContainer(
     // the network before the setup: it joins the namespace made (or named) here
     if (options.network instanceof Error) throw options.network;
     const network = options.network ?? (await import("./network.ts")).setupNetwork(root, record, dir);
+    if (network.linkEnv) spec.env = containerEnv(record, network.linkEnv);
     // --ipc, --uts, --cgroupns on top of the network's (engine/namespaces.ts)
     const modes = await prepareNamespaces(root, record, network.namespaces);
     spec.namespaces = modes.namespaces;

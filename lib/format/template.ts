@@ -91,8 +91,11 @@ function formatValue(v: unknown): string {
   const stringer = (v as Record<symbol, unknown>)[STRINGER];
   if (typeof stringer === "string") return stringer;
   if (structName(v) !== undefined) {
+    // every field, the omitempty ones kept out of the JSON (non-enumerable) too, as Go prints a struct
     return `{${
-      Object.keys(obj).filter((k) => typeof obj[k] !== "function").map((k) => formatValue(obj[k])).join(" ")
+      Object.getOwnPropertyNames(obj).filter((k) => k !== "toJSON" && typeof obj[k] !== "function").map((k) =>
+        formatValue(obj[k])
+      ).join(" ")
     }}`;
   }
   return `map[${Object.keys(obj).sort().map((k) => `${k}:${formatValue(obj[k])}`).join(" ")}]`;

@@ -2,7 +2,9 @@
 // tar entries (export, commit, diff, cp out, save of a commit) and copying a tree into a directory
 // (cp in and out of a stopped container, volume copy-up). A name swapped for a symlink, a device or
 // a fifo meanwhile is never followed or opened: what is read is what the fd that was checked holds.
-// Sync, no node: built-ins (the init stage copies volumes up with copyDirContents).
+// A volume's copy-up reads either one directory (the container's overlay, for a record of an older
+// skiff) or the same directory in each of an image's layers, merged here as overlayfs would.
+// Sync but for the copy-up's turns, no node: built-ins (the init stage imports it).
 
 import type { TarWriteEntry } from "../image/tar.ts";
 import {
@@ -30,6 +32,8 @@ import {
 import {
   checkAt,
   closeFd,
+  DT_CHR,
+  DT_UNKNOWN,
   EEXIST,
   ELOOP,
   ENOENT,
@@ -37,7 +41,9 @@ import {
   ENOTDIR,
   EOPNOTSUPP,
   fstat,
+  isOpaqueDir,
   OAT,
+  readDirEntries,
   readDirNames,
   readFdFully,
   readLinkAt,
@@ -318,7 +324,9 @@ interface CopyState {
 export function copyTreeAt(src: At, dest: At, opts: CopyOptions): void {
   const node = readNode(src, true);
   if (!node) throw Object.assign(new Error(`${src.name}: no such file or directory`), { errno: ENOENT });
-  drain(copyNode(node, dest, "", { opts, top: dest.dir, links: new Map(), buf: new Uint8Array(1 << 18) }));
+  drain(
+    copyNode(node, [], dest, "", { opts, top: dest.dir, links: new Map(), buf: new Uint8Array(1 << 18) }),
+  );
 }
 
 /** Runs a copy to its end. */
@@ -326,34 +334,114 @@ function drain(steps: Generator<void>): void {
   for (const _ of steps) { /* one entry copied */ }
 }
 
-/** Copies what is inside the directory `srcDir` into the directory `destDir` (volume copy-up). */
-export function copyDirContents(srcDir: number, destDir: number, opts: CopyOptions): void {
-  drain(copyDirSteps(srcDir, destDir, opts));
-}
-
 /**
- * copyDirContents that gives the event loop a turn every `every` entries: a hostile image's 50,000
- * files under a VOLUME took an unrelated `run -d` of the same supervisor from 131 ms to 3.2 s when
- * copied in one go.
+ * Copies what is inside a directory into the directory `destDir` (volume copy-up), giving the
+ * event loop a turn every `every` entries: a hostile image's 50,000 files under a VOLUME took an
+ * unrelated `run -d` of the same supervisor from 131 ms to 3.2 s when copied in one go. `srcDirs`:
+ * that directory's fd alone, or the same directory in each of an image's layers, top-most first,
+ * merged as overlayfs merges them (mergedNames).
  */
 export async function copyDirContentsAsync(
-  srcDir: number,
+  srcDirs: number[],
   destDir: number,
   opts: CopyOptions,
   every = 512,
 ): Promise<void> {
   let done = 0;
-  for (const _ of copyDirSteps(srcDir, destDir, opts)) {
+  for (const _ of copyDirSteps(srcDirs, destDir, opts)) {
     if (++done % every === 0) await new Promise((resolve) => setTimeout(resolve, 0));
   }
 }
 
-function* copyDirSteps(srcDir: number, destDir: number, opts: CopyOptions): Generator<void> {
-  const device = opts.oneFileSystem ? deviceOf(fstat(srcDir)) : undefined;
+/**
+ * docker's copy-up into an empty volume (`volume`, a directory fd): what is inside the image's
+ * directory (`srcDirs`, as copyDirContentsAsync takes them) with owners, modes and times, in turns
+ * (copyDirContentsAsync); then the volume's root takes the directory's owner and mode, as docker's
+ * does. Mounts below the directory are left out.
+ */
+export async function copyUpAsync(srcDirs: number[], volume: number): Promise<void> {
+  await copyDirContentsAsync(srcDirs, volume, { preserveOwner: true, oneFileSystem: true });
+  const dir = fstat(srcDirs[0]);
+  checkAt("fchown", fchownFd(volume, dir.uid, dir.gid));
+  checkAt("fchmod", fchmodFd(volume, dir.perm));
+}
+
+function* copyDirSteps(srcDirs: number[], destDir: number, opts: CopyOptions): Generator<void> {
+  const device = opts.oneFileSystem ? deviceOf(fstat(srcDirs[0])) : undefined;
   const state = { opts, device, top: destDir, links: new Map(), buf: new Uint8Array(1 << 18) };
-  for (const name of readDirNames(srcDir)) {
-    const node = readNode({ dir: srcDir, name }, true);
-    if (node) yield* copyNode(node, { dir: destDir, name }, "", state);
+  yield* copyChildren(srcDirs, destDir, "", state);
+}
+
+/** A whiteout as overlayfs keeps it in a layer: a 0/0 character device. */
+export const isWhiteoutStat = (stat: Stat) =>
+  stat.type === "char" && stat.rdevMajor === 0 && stat.rdevMinor === 0;
+
+/**
+ * The names of a directory as overlayfs merges it from the same directory in several layers
+ * (`dirFds`, top-most first): each from the top-most layer that has it (its index), a whiteout
+ * there hiding it, an opaque directory hiding the layers below. Unsorted.
+ */
+export function mergedNames(dirFds: number[]): { name: string; layer: number }[] {
+  const owner = new Map<string, number>();
+  for (let i = 0; i < dirFds.length; i++) {
+    for (const { name, dtype } of readDirEntries(dirFds[i])) {
+      if (owner.has(name)) continue;
+      // only a character device can be a whiteout: the others need no stat
+      const stat = dtype === DT_CHR || dtype === DT_UNKNOWN ? statAt(dirFds[i], name) : undefined;
+      if (stat !== null) owner.set(name, stat && isWhiteoutStat(stat) ? -1 : i);
+    }
+    if (i < dirFds.length - 1 && isOpaqueDir(dirFds[i])) break;
+  }
+  const names: { name: string; layer: number }[] = [];
+  for (const [name, layer] of owner) if (layer >= 0) names.push({ name, layer });
+  return names;
+}
+
+/**
+ * The directory `name` in the layers `dirFds` (the same directory in each, top-most first) as
+ * overlayfs merges it: its fd in each layer that contributes, for the caller to close, from the
+ * top-most that has the name down to one that has something else there (a whiteout, a file) or
+ * whose directory is opaque; none when the top-most is not a directory.
+ */
+export function mergedDirs(dirFds: number[], name: string): number[] {
+  const dirs: number[] = [];
+  try {
+    for (const dirFd of dirFds) {
+      const st = statAt(dirFd, name);
+      if (!st) continue;
+      const fd = st.type === "dir" ? tryOpenDirAt(dirFd, name) : -1;
+      if (fd < 0) break;
+      dirs.push(fd);
+      if (isOpaqueDir(fd)) break;
+    }
+  } catch (e) {
+    for (const fd of dirs) closeFd(fd);
+    throw e;
+  }
+  return dirs;
+}
+
+/**
+ * The directory `name` of the layers below `layer` that overlayfs merges into `top` (its fd in
+ * `layer`), as mergedDirs gives them; none when `top` itself is opaque.
+ */
+export function dirsBelow(dirFds: number[], layer: number, name: string, top: number): number[] {
+  if (layer === dirFds.length - 1 || isOpaqueDir(top)) return [];
+  return mergedDirs(dirFds.slice(layer + 1), name);
+}
+
+/** Copies the merged children of `srcDirs` (one directory, or its layers) into `destDir`. */
+function* copyChildren(srcDirs: number[], destDir: number, path: string, state: CopyState): Generator<void> {
+  for (const { name, layer } of mergedNames(srcDirs)) {
+    const node = readNode({ dir: srcDirs[layer], name }, true);
+    if (!node) continue;
+    let below: number[] = [];
+    try {
+      if (node.dirFd !== undefined) below = dirsBelow(srcDirs, layer, name, node.dirFd);
+      yield* copyNode(node, below, { dir: destDir, name }, path, state);
+    } finally {
+      for (const fd of below) closeFd(fd);
+    }
   }
 }
 
@@ -364,14 +452,23 @@ function metaOf(stat: Stat, opts: CopyOptions): Meta {
 
 const deviceOf = (stat: Stat) => stat.key.split(":", 2).join(":");
 
-/** Copies one node (a directory with all below it), yielding after each entry. */
-function* copyNode(node: ReadNode, dest: At, rel: string, state: CopyState): Generator<void> {
+/**
+ * Copies one node (a directory with all below it, merged with `below`: the same directory in the
+ * layers under its own), yielding after each entry.
+ */
+function* copyNode(
+  node: ReadNode,
+  below: number[],
+  dest: At,
+  rel: string,
+  state: CopyState,
+): Generator<void> {
   try {
     // directories only: overlayfs may show a file's own layer device (a file of the same tree)
     if (state.device !== undefined && node.dirFd !== undefined && deviceOf(node.stat) !== state.device) {
       return;
     }
-    yield* copyOpenNode(node, dest, rel ? `${rel}/${dest.name}` : dest.name, state);
+    yield* copyOpenNode(node, below, dest, rel ? `${rel}/${dest.name}` : dest.name, state);
     yield;
   } finally {
     if (node.fileFd !== undefined) closeFd(node.fileFd);
@@ -379,16 +476,19 @@ function* copyNode(node: ReadNode, dest: At, rel: string, state: CopyState): Gen
   }
 }
 
-function* copyOpenNode(node: ReadNode, dest: At, path: string, state: CopyState): Generator<void> {
+function* copyOpenNode(
+  node: ReadNode,
+  below: number[],
+  dest: At,
+  path: string,
+  state: CopyState,
+): Generator<void> {
   const { stat } = node;
   const meta = metaOf(stat, state.opts);
   if (node.dirFd !== undefined) {
     const dirFd = openOrMakeDirAt(dest);
     try {
-      for (const child of readDirNames(node.dirFd)) {
-        const childNode = readNode({ dir: node.dirFd, name: child }, true);
-        if (childNode) yield* copyNode(childNode, { dir: dirFd, name: child }, path, state);
-      }
+      yield* copyChildren([node.dirFd, ...below], dirFd, path, state);
       setFdMeta(dirFd, meta);
     } finally {
       closeFd(dirFd);

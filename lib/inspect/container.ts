@@ -6,10 +6,11 @@ import { join } from "../path.ts";
 import { goNilMap, goNilSlice, goStringer, goStruct } from "../format/template.ts";
 import { THROTTLE_FIELDS } from "../cgroups/blkio.ts";
 import type { StateRoot } from "../state/root.ts";
-import { type ContainerRecord, initialState } from "../state/types.ts";
+import { type ApiMount, type ContainerRecord, initialState, type MountPoint } from "../state/types.ts";
 import { type PortMap, runningPorts } from "../network/ports.ts";
 import { networkSettings, userSettingsOf } from "../network/mode.ts";
 import { networkIdOfMode } from "../network/networks.ts";
+import { hostConfigLinks } from "../network/linked.ts";
 
 type Json = Record<string, unknown>;
 
@@ -18,9 +19,73 @@ function overlay(defaults: Json, actual: object | undefined): Json {
   return { ...defaults, ...(actual ?? {}) };
 }
 
+/**
+ * Go's typed nils: a null slice or map reads `[]` / `map[]` to a template (docker 20.10), yet stays
+ * null in the JSON.
+ */
+function typedNils(obj: Json, slices: string[], maps: string[] = []): void {
+  for (const k of slices) if (obj[k] === null) obj[k] = goNilSlice();
+  for (const k of maps) if (obj[k] === null) obj[k] = goNilMap();
+}
+
+/**
+ * docker's omitempty fields: absent from the JSON, yet a template reads their zero value (a
+ * field is never missing from a Go struct). `zeros` makes each value when it is needed.
+ */
+function zeroFields(obj: Json, zeros: Record<string, () => unknown>): void {
+  for (const [k, zero] of Object.entries(zeros)) {
+    if (obj[k] === undefined) {
+      Object.defineProperty(obj, k, { value: zero(), enumerable: false, configurable: true });
+    }
+  }
+}
+
+/**
+ * The fields in the Go struct's order (as `{{.Config}}` prints it and the JSON lists it): those
+ * present as they are, the absent ones of `zeros` as hidden zero values; any others after.
+ */
+function inGoOrder(obj: Json, order: readonly string[], zeros: Record<string, () => unknown> = {}): Json {
+  const out: Json = {};
+  for (const k of order) {
+    if (obj[k] !== undefined) out[k] = obj[k];
+    else if (zeros[k]) {
+      Object.defineProperty(out, k, {
+        value: zeros[k](),
+        enumerable: false,
+        configurable: true,
+        writable: true,
+      });
+    }
+  }
+  for (const [k, v] of Object.entries(obj)) if (!order.includes(k)) out[k] = v;
+  return out;
+}
+
+const nil = () => null;
+const empty = () => "";
+const no = () => false;
+
+/** nat.PortMap: each binding a struct, as `{{.HostConfig.PortBindings}}` prints it (`{127.0.0.1 8080}`). */
+function portMap(ports: Record<string, { HostIp: string; HostPort: string }[] | null> | undefined) {
+  return Object.fromEntries(
+    Object.entries(ports ?? {}).map(([port, bindings]) => [
+      port,
+      bindings === null
+        ? null
+        : bindings.map((b) => goStruct("nat.PortBinding", { HostIp: b.HostIp, HostPort: b.HostPort })),
+    ]),
+  );
+}
+
 /** Fields of our records that are skiff's own bookkeeping, not docker's. */
 const PRIVATE_STATE = ["PidStartTime", "MonitorPid", "MonitorStartTime"];
-const PRIVATE_TOP = ["LowerDirs", "NetworkEndpoint"];
+const PRIVATE_TOP = [
+  "LowerDirs",
+  "NetworkEndpoint",
+  "LinkedContainers",
+  "NetworkLinks",
+  "VolumesCopiedAtCreate",
+];
 
 export interface ContainerSizes {
   rw: number;
@@ -118,6 +183,8 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
     MaskedPaths: [],
     ReadonlyPaths: [],
   }, host);
+  // --link on the default bridge, by the linked containers' names now
+  hostConfig.Links = hostConfigLinks(root, record);
   // docker leaves out an empty Sysctls and shows no devices as []
   if (!host.Sysctls || Object.keys(host.Sysctls).length === 0) {
     // absent from the JSON (docker's omitempty), yet a template still reads it as Go's nil map
@@ -148,6 +215,42 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
   } else hostConfig.Ulimits = goNilSlice(); // null in JSON, `[]` in a template (docker 20.10)
   // docker's *bool with omitempty: absent from the JSON when unset, yet `{{.HostConfig.Init}}` reads <nil>
   if (!("Init" in hostConfig)) Object.defineProperty(hostConfig, "Init", { value: null, enumerable: false });
+  typedNils(hostConfig, [
+    "Binds",
+    "VolumesFrom",
+    "CapAdd",
+    "CapDrop",
+    "ExtraHosts",
+    "GroupAdd",
+    "Links",
+    "SecurityOpt",
+    "DeviceCgroupRules",
+    "DeviceRequests",
+  ]);
+  if (host.LogConfig) {
+    hostConfig.LogConfig = goStruct("container.LogConfig", {
+      Type: host.LogConfig.Type,
+      Config: host.LogConfig.Config,
+    });
+  }
+  if (host.RestartPolicy) {
+    hostConfig.RestartPolicy = goStruct("container.RestartPolicy", {
+      Name: host.RestartPolicy.Name,
+      MaximumRetryCount: host.RestartPolicy.MaximumRetryCount,
+    });
+  }
+  hostConfig.PortBindings = portMap(host.PortBindings ?? undefined);
+  // a --mount tmpfs is in HostConfig.Mounts (and the container's Mounts), not in Tmpfs, as in docker
+  const tmpfsMounts = (host.Mounts ?? []).filter((m) => m.Type === "tmpfs").map((m) =>
+    m.Target.replace(/(.)\/+$/, "$1")
+  );
+  const tmpfs = Object.fromEntries(
+    Object.entries(host.Tmpfs ?? {}).filter(([path]) => !tmpfsMounts.includes(path)),
+  );
+  if (Object.keys(tmpfs).length) hostConfig.Tmpfs = tmpfs;
+  else delete hostConfig.Tmpfs;
+  if (host.Mounts?.length) hostConfig.Mounts = host.Mounts.map(apiMount);
+  zeroFields(hostConfig, { Tmpfs: goNilMap, StorageOpt: goNilMap, Mounts: goNilSlice });
 
   const config: Json = overlay({
     Hostname: "",
@@ -181,10 +284,23 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
       ),
     );
   }
-  // docker's omitempty fields: not in the JSON, but a template reads "" and <nil> (docker 20.10)
-  for (const [key, empty] of [["StopSignal", ""], ["StopTimeout", null]] as const) {
-    if (config[key] === undefined) Object.defineProperty(config, key, { value: empty, enumerable: false });
+  // docker's omitempty fields: not in the JSON, but a template reads their zero (docker 20.10)
+  for (const key of Object.keys(config)) if (config[key] === undefined) delete config[key];
+  if (config.ExposedPorts) {
+    const exposed = config.ExposedPorts as Json;
+    config.ExposedPorts = Object.fromEntries(Object.keys(exposed).map((p) => [p, goStruct("struct {}", {})]));
   }
+  typedNils(config, ["Env", "Cmd", "Entrypoint", "OnBuild"], ["Volumes"]);
+  const configInOrder = inGoOrder(config, CONFIG_FIELDS, {
+    ExposedPorts: goNilMap,
+    Healthcheck: nil,
+    ArgsEscaped: no,
+    NetworkDisabled: no,
+    MacAddress: empty,
+    StopSignal: empty,
+    StopTimeout: nil,
+    Shell: goNilSlice,
+  });
 
   const networkMode = String(hostConfig.NetworkMode || "none");
   const running = record.State.Running && record.State.Pid > 0;
@@ -209,11 +325,16 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
   );
   const networkSettingsJson: Json = {
     ...settings,
-    Ports: containerPorts(record),
+    Ports: portMap(containerPorts(record)),
     Networks: Object.fromEntries(
-      Object.entries(networks).map(([name, value]) => [name, goStruct("*network.EndpointSettings", value)]),
+      Object.entries(networks).map(([name, value]) => {
+        const endpoint = { ...value } as Json;
+        typedNils(endpoint, ["Links", "Aliases"], ["DriverOpts"]);
+        return [name, goStruct("*network.EndpointSettings", endpoint)];
+      }),
     ),
   };
+  typedNils(networkSettingsJson, ["SecondaryIPAddresses", "SecondaryIPv6Addresses"]);
 
   const out: Json = {
     Id: record.Id,
@@ -233,7 +354,7 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
     MountLabel: "",
     ProcessLabel: "",
     AppArmorProfile: "",
-    ExecIDs: extra.ExecIDs ?? null,
+    ExecIDs: extra.ExecIDs ?? goNilSlice(),
     HostConfig: goStruct("*container.HostConfig", hostConfig),
     GraphDriver: goStruct("storage.DriverData", {
       Data: {
@@ -250,9 +371,14 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
     out.SizeRootFs = sizes.rootFs;
   }
   // skiff's own: BindRecursive (docker shows --mount's bind-recursive in HostConfig.Mounts only) and
-  // NoCopy (a --volumes-from mount)
-  out.Mounts = (record.Mounts ?? []).map(({ BindRecursive: _, NoCopy: _n, ...shown }) => shown);
-  out.Config = goStruct("*container.Config", config);
+  // NoCopy (a --volumes-from mount, --mount's volume-nocopy)
+  out.Mounts = [
+    ...(record.Mounts ?? []).map(mountPoint),
+    ...tmpfsMounts.map((path) =>
+      mountPoint({ Type: "tmpfs", Source: "", Destination: path, Mode: "", RW: true, Propagation: "" })
+    ),
+  ];
+  out.Config = goStruct("*container.Config", configInOrder);
   out.NetworkSettings = goStruct("*container.NetworkSettings", networkSettingsJson);
   // fields the runtime adds under docker names that are not placed above
   for (const [k, v] of Object.entries(extra)) {
@@ -260,6 +386,73 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
   }
   return goStruct("container.InspectResponse", out);
 }
+
+/** types.MountPoint in docker's field order (Name and Driver omitempty); skiff's own fields left out. */
+function mountPoint(m: MountPoint): Json {
+  const { BindRecursive: _, NoCopy: _n, ...shown } = m;
+  return goStruct("types.MountPoint", inGoOrder(shown, MOUNT_POINT_FIELDS, { Name: empty, Driver: empty }));
+}
+
+const MOUNT_POINT_FIELDS = ["Type", "Name", "Source", "Destination", "Driver", "Mode", "RW", "Propagation"];
+
+/** container.Config's fields in docker's order. */
+const CONFIG_FIELDS = [
+  "Hostname",
+  "Domainname",
+  "User",
+  "AttachStdin",
+  "AttachStdout",
+  "AttachStderr",
+  "ExposedPorts",
+  "Tty",
+  "OpenStdin",
+  "StdinOnce",
+  "Env",
+  "Cmd",
+  "Healthcheck",
+  "ArgsEscaped",
+  "Image",
+  "Volumes",
+  "WorkingDir",
+  "Entrypoint",
+  "NetworkDisabled",
+  "MacAddress",
+  "OnBuild",
+  "Labels",
+  "StopSignal",
+  "StopTimeout",
+  "Shell",
+];
+
+/** mount.Mount as docker's CLI sent it; the options structs are <nil> to a template when not given. */
+function apiMount(m: ApiMount): Json {
+  const shown: Json = { ...m };
+  for (const [key, type] of API_MOUNT_OPTIONS) if (m[key]) shown[key] = goStruct(type, { ...m[key] });
+  return goStruct(
+    "mount.Mount",
+    inGoOrder(shown, [
+      "Type",
+      "Source",
+      "Target",
+      "ReadOnly",
+      "Consistency",
+      ...API_MOUNT_OPTIONS.map(([k]) => k),
+    ], {
+      Source: empty,
+      ReadOnly: no,
+      Consistency: empty,
+      BindOptions: nil,
+      VolumeOptions: nil,
+      TmpfsOptions: nil,
+    }),
+  );
+}
+
+const API_MOUNT_OPTIONS = [
+  ["BindOptions", "*mount.BindOptions"],
+  ["VolumeOptions", "*mount.VolumeOptions"],
+  ["TmpfsOptions", "*mount.TmpfsOptions"],
+] as const;
 
 /** NetworkSettings.Ports: what is published while the container runs on a bridge, {} otherwise. */
 export function containerPorts(record: ContainerRecord): PortMap {

@@ -22,7 +22,6 @@ import {
   addJoiner,
   type BridgeState,
   bridgeStatePath,
-  DEFAULT_BIP,
   ipToInt,
   lease,
   macForIp,
@@ -37,6 +36,7 @@ import {
   withNetworkState,
 } from "./ipam.ts";
 import * as nl from "./netlink.ts";
+import { endpointMac } from "./mode.ts";
 import { refreshNames } from "./names.ts";
 import { Rtnl, withRtnl } from "./rtnl.ts";
 import { scheduleBridgeGc, withBridgeInUse } from "./gc.ts";
@@ -273,9 +273,13 @@ export function createEndpoint(
   wantedIp?: string,
   /** `network connect`: the running container's namespace (the caller's fd) instead of a new one */
   existingNetns?: number,
+  /** `--mac-address` (Config.MacAddress): eth0's address instead of docker's from the IPv4 one */
+  wantedMac?: string,
 ): PreparedEndpoint {
   // the default bridge's collector (gc.ts) waits while a run ensures the bridge and attaches to it
-  return withBridgeInUse(() => createEndpointNow(root, containerId, target, wantedIp, existingNetns));
+  return withBridgeInUse(() =>
+    createEndpointNow(root, containerId, target, wantedIp, existingNetns, wantedMac)
+  );
 }
 
 function createEndpointNow(
@@ -284,6 +288,7 @@ function createEndpointNow(
   target: NetworkTarget,
   wantedIp: string | undefined,
   existingNetns: number | undefined,
+  wantedMac: string | undefined,
 ): PreparedEndpoint {
   const { config } = target;
   const { subnet } = config;
@@ -316,7 +321,7 @@ function createEndpointNow(
     } else {
       inner = inNetns(existingNetns, () => new Rtnl());
     }
-    const mac = macForIp(ip);
+    const mac = endpointMac(wantedMac, macForIp(ip));
     // eth0 in a new namespace; a connected network's is the next free ethN
     let ifName = "eth0";
     for (let n = 1; existingNetns !== undefined && inner.linkIndex(ifName) !== undefined; n++) {
@@ -327,7 +332,7 @@ function createEndpointNow(
         hostName: hostInterface,
         master,
         peerName: ifName,
-        peerMac: mac,
+        peerMac: mac.link,
         peerNetns: { fd: existingNetns ?? nsFd },
       };
       try {
@@ -335,6 +340,15 @@ function createEndpointNow(
       } catch (e) {
         // another link has the name (the odds: 1 in 65536 per start): the catch below must not delete it
         if (e instanceof SysError && e.code === "EEXIST") created = false;
+        // the kernel takes no multicast or all-zero address (docker's start fails the same way)
+        if (wantedMac && e instanceof SysError && e.code === "EADDRNOTAVAIL") {
+          throw new SkiffError(
+            `failed to set up the container's network: error setting interface "${ifName}" MAC to ` +
+              `"${mac.shown}": cannot assign requested address`,
+            undefined,
+            { kind: "invalid-argument", cause: e },
+          );
+        }
         throw e;
       }
       const eth0 = inner.linkIndex(ifName);
@@ -361,7 +375,7 @@ function createEndpointNow(
         gateway: subnet.gateway,
         ipAddress: ip,
         prefixLen: subnet.prefixLen,
-        macAddress: mac,
+        macAddress: mac.shown,
         hostInterface,
         networkId,
         endpointId: randomHex(32),

@@ -170,7 +170,14 @@ export function disconnectContainer(
     // -f: the endpoint of a container that is gone goes anyway (docker's force)
     if (!force) throw e;
   }
-  if (!record) return;
+  if (!record) {
+    // -f of a container that is gone: its endpoint (a lease under its full id) goes; else docker's words
+    if (/^[0-9a-f]{64}$/.test(containerRef) && leaseOf(target.file, containerRef)) {
+      dropEndpoint(root, containerRef, target);
+      return;
+    }
+    throw new NotFoundError(`endpoint ${containerRef} not found`, 1);
+  }
   checkMode(record);
   const connected = !!leaseOf(target.file, record.Id) || !!record.ExtraEndpoints?.[target.name] ||
     !!record.ConnectedNetworks?.includes(target.name);

@@ -138,6 +138,8 @@ export interface UserNetwork {
   Subnet: string;
   Gateway: string;
   Internal: boolean;
+  /** --attachable (docker keeps it for swarm; a local network takes any container either way) */
+  Attachable?: boolean;
   Labels: Record<string, string>;
   Options: Record<string, string>;
 }

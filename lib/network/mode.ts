@@ -1,6 +1,6 @@
 // `--network` / `--net`: docker's modes. Pure: parsing, and the NetworkSettings inspect shows.
 
-import { SkiffError } from "../errors.ts";
+import { ClientCheckError, SkiffError } from "../errors.ts";
 
 /** A built-in mode, another container's namespace, or a user-defined network's name (or id). */
 export type NetworkMode = "bridge" | "none" | "host" | `container:${string}` | string;
@@ -55,6 +55,57 @@ export function checkEndpointOptions(mode: string, ip: string | undefined, alias
   }
 }
 
+/**
+ * A hardware address as Go's net.ParseMAC reads one (docker's --mac-address check): 6, 8 or 20
+ * bytes written as 2-hex groups separated by ":" or "-" (02:42:ac:11:00:02, 02-42-AC-11-00-02) or
+ * as 4-hex groups separated by "." (0242.ac11.0002); undefined for anything else.
+ */
+export function parseMac(text: string): Uint8Array | undefined {
+  const sep = text[2] === ":" || text[2] === "-" ? text[2] : text[4] === "." ? "." : undefined;
+  if (sep === undefined) return undefined;
+  const width = sep === "." ? 4 : 2;
+  const groups = text.split(sep);
+  const bytes = groups.length * width / 2;
+  if (![6, 8, 20].includes(bytes) || !groups.every((g) => new RegExp(`^[0-9a-fA-F]{${width}}$`).test(g))) {
+    return undefined;
+  }
+  return new Uint8Array(groups.join("").match(/../g)!.map((b) => parseInt(b, 16)));
+}
+
+/** Bytes → Go's HardwareAddr.String(): lower-case hex pairs joined by ":". */
+export const formatMac = (bytes: Uint8Array) =>
+  Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(":");
+
+/** `--mac-address` as docker's CLI checks it (net.ParseMAC); kept as given (Config.MacAddress). */
+export function macAddressFlag(value: string | undefined): string | undefined {
+  if (value === undefined || value === "") return undefined;
+  if (!parseMac(value)) throw new ClientCheckError(`${value} is not a valid mac address`);
+  return value;
+}
+
+/**
+ * docker's daemon refuses a MAC where the container has no interface of its own to give it (host,
+ * container:NAME); with `none` it is kept and unused.
+ */
+export function checkMacForMode(mode: string, mac: string | undefined): void {
+  if (mac && (mode === "host" || mode.startsWith("container:"))) {
+    throw new SkiffError("conflicting options: mac-address and the network mode", undefined, {
+      kind: "invalid-argument",
+    });
+  }
+}
+
+/**
+ * The address an endpoint's eth0 gets: the one asked for (Go's spelling, as inspect shows it; a veth
+ * takes 6 bytes, so of an 8- or 20-byte one only the first 6 reach the kernel, as in docker, whose
+ * later RTM_SETLINK copies the device's address length), else docker's from the IPv4 address.
+ */
+export function endpointMac(wanted: string | undefined, derived: string): { shown: string; link: string } {
+  const bytes = wanted ? parseMac(wanted) : undefined;
+  if (!bytes) return { shown: derived, link: derived };
+  return { shown: formatMac(bytes), link: formatMac(bytes.subarray(0, 6)) };
+}
+
 /** True for a mode that names a user-defined network. */
 export const isUserNetwork = (mode: string) =>
   mode !== "bridge" && mode !== "none" && mode !== "host" && !mode.startsWith("container:");
@@ -85,7 +136,7 @@ export function endpointSettings(
 ): Json {
   return {
     IPAMConfig: user.ip ? { IPv4Address: user.ip } : null,
-    Links: null,
+    Links: user.links?.length ? user.links : null,
     Aliases: user.aliases?.length ? user.aliases : null,
     MacAddress: endpoint?.macAddress ?? "",
     DriverOpts: null,
@@ -108,6 +159,8 @@ export interface EndpointUserSettings {
   aliases?: string[];
   /** a user network's: name, aliases, short id (docker's DNSNames) */
   dnsNames?: string[];
+  /** `--link` on a user network, as given (docker's EndpointSettings.Links) */
+  links?: string[];
 }
 
 /** The per-network settings of a record (skiff's NetworkIps/NetworkAliases), for inspect. */
@@ -117,6 +170,7 @@ export function userSettingsOf(
     Name: string;
     NetworkIps?: Record<string, string>;
     NetworkAliases?: Record<string, string[]>;
+    NetworkLinks?: Record<string, string[]>;
   },
   network: string,
 ): EndpointUserSettings {
@@ -124,6 +178,7 @@ export function userSettingsOf(
   return {
     ip: record.NetworkIps?.[network],
     aliases,
+    links: record.NetworkLinks?.[network],
     dnsNames: isUserNetwork(network)
       ? [...new Set([record.Name.replace(/^\//, ""), ...aliases, record.Id.slice(0, 12)])]
       : undefined,
@@ -188,13 +243,21 @@ ff02::1\tip6-allnodes
 ff02::2\tip6-allrouters
 `;
 
-/** /etc/hosts of a container of its own network namespace: docker's lines, --add-host, then its own address. */
-export function hostsFile(extraHosts: string[], own?: { ip: string; hostname: string }): string {
+/**
+ * /etc/hosts of a container of its own network namespace: docker's lines, --add-host, the
+ * containers it links to (`--link`, lib/network/links.ts), then its own address.
+ */
+export function hostsFile(
+  extraHosts: string[],
+  own?: { ip: string; hostname: string },
+  links: { ip: string; names: string[] }[] = [],
+): string {
   const extra = extraHosts.map((entry) => {
     const colon = entry.indexOf(":");
     return `${entry.slice(colon + 1)}\t${entry.slice(0, colon)}\n`;
   });
-  return DEFAULT_HOSTS + extra.join("") + (own ? `${own.ip}\t${own.hostname}\n` : "");
+  const linked = links.map((l) => `${l.ip}\t${l.names.join(" ")}\n`);
+  return DEFAULT_HOSTS + extra.join("") + linked.join("") + (own ? `${own.ip}\t${own.hostname}\n` : "");
 }
 
 /**

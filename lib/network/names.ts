@@ -17,6 +17,8 @@ import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
 import { readStateFile, resolveHostGateway, stateFiles } from "./ipam.ts";
 import { hostsFile } from "./mode.ts";
+import { userLinkAliases } from "./links.ts";
+import { linksAtStart } from "./linked.ts";
 import { withLockSync } from "../state/fsutil.ts";
 
 /** One member of a network as other members resolve it. */
@@ -46,9 +48,10 @@ export function memberHostsFile(
   extraHosts: string[],
   own: { ip: string; hostname: string } | undefined,
   peers: NameEntry[],
+  links: NameEntry[] = [],
 ): string {
   const lines = peers.map((p) => `${p.ip}\t${p.names.join(" ")}\n`);
-  return hostsFile(extraHosts, own) + lines.join("");
+  return hostsFile(extraHosts, own, links) + lines.join("");
 }
 
 function readRecord(root: StateRoot, id: string): ContainerRecord | undefined {
@@ -153,7 +156,11 @@ function writeHostsOf(
       if (other === id || seen.has(`${name}/${other}`)) continue;
       seen.add(`${name}/${other}`);
       const r = record(other);
-      if (r) peers.push({ ip: otherIp, names: memberNames(r, name) });
+      if (!r) continue;
+      // its names there, and the aliases this container's --link on that network gives it
+      const names = memberNames(r, name);
+      const aliases = userLinkAliases(self.NetworkLinks?.[name], names, r.Id);
+      peers.push({ ip: otherIp, names: [...new Set([...names, ...aliases])] });
     }
   }
   if (ownIp === undefined && peers.length === 0) {
@@ -171,6 +178,8 @@ function writeHostsOf(
       resolveHostGateway(root, self.HostConfig.ExtraHosts ?? []),
       ownIp === undefined ? undefined : { ip: ownIp, hostname: self.Config.Hostname },
       peers,
+      // a default-bridge container that also joined a user network keeps its --link lines
+      self.LinkedContainers?.length && ownIp !== undefined ? linksAtStart(root, self, true).hosts : [],
     ),
   );
 }

@@ -3,6 +3,8 @@
 // on every architecture skiff runs on (x86-64, arm64); tests/netlink_unit_test.ts checks them
 // against bytes captured from iproute2 talking to this kernel (attributes in iproute2's order).
 
+import { parseMac } from "./mode.ts";
+
 export const NLMSG = { ERROR: 2, DONE: 3 } as const;
 export const RTM = {
   NEWLINK: 16,
@@ -118,13 +120,14 @@ export function ipv4Bytes(address: string): Uint8Array {
   return new Uint8Array(parts);
 }
 
-/** "02:42:0a:59:00:02" → 6 bytes. */
+/** An Ethernet address's length. */
+export const ETH_ALEN = 6;
+
+/** "02:42:0a:59:00:02" → 6 bytes (an Ethernet address: what a veth takes). */
 export function macBytes(mac: string): Uint8Array {
-  const parts = mac.split(":");
-  if (parts.length !== 6 || parts.some((p) => !/^[0-9a-fA-F]{2}$/.test(p))) {
-    throw new Error(`not a MAC: ${mac}`);
-  }
-  return new Uint8Array(parts.map((p) => parseInt(p, 16)));
+  const bytes = parseMac(mac);
+  if (!bytes || bytes.length !== ETH_ALEN) throw new Error(`not a MAC: ${mac}`);
+  return bytes;
 }
 
 /** RTM_NEWLINK: a bridge, created up (fails EEXIST when the name is taken). */

@@ -42,6 +42,7 @@ export interface NetworkView {
   Subnet?: string;
   Gateway?: string;
   Internal: boolean;
+  Attachable: boolean;
   Labels: Record<string, string>;
   Options: Record<string, string>;
   builtin: boolean;
@@ -77,6 +78,7 @@ export async function listNetworks(root: StateRoot): Promise<NetworkView[]> {
       Subnet: bridge?.subnet.cidr,
       Gateway: bridge?.subnet.gateway,
       Internal: false,
+      Attachable: false,
       Labels: {},
       Options: bridge
         ? {
@@ -99,6 +101,7 @@ export async function listNetworks(root: StateRoot): Promise<NetworkView[]> {
       Subnet: n.Subnet,
       Gateway: n.Gateway,
       Internal: n.Internal,
+      Attachable: n.Attachable ?? false,
       Labels: n.Labels,
       Options: n.Options,
       builtin: false,
@@ -122,6 +125,7 @@ export interface CreateNetworkOptions {
   subnet?: string;
   gateway?: string;
   internal?: boolean;
+  attachable?: boolean;
   labels?: Record<string, string>;
   options?: Record<string, string>;
 }
@@ -213,6 +217,7 @@ export function createNetwork(root: StateRoot, opts: CreateNetworkOptions): stri
         Subnet: subnet,
         Gateway: gateway,
         Internal: opts.internal ?? false,
+        ...(opts.attachable ? { Attachable: true } : {}),
         Labels: opts.labels ?? {},
         Options: opts.options ?? {},
       },
@@ -307,7 +312,7 @@ export function inspectNetwork(root: StateRoot, view: NetworkView): Record<strin
       Config: view.Subnet ? [{ Subnet: view.Subnet, Gateway: view.Gateway }] : [],
     },
     Internal: view.Internal,
-    Attachable: false,
+    Attachable: view.Attachable,
     Ingress: false,
     ConfigFrom: { Network: "" },
     ConfigOnly: false,

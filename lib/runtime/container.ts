@@ -5,12 +5,15 @@ import { NotFoundError, SkiffError } from "../errors.ts";
 import { createContainer, findContainer } from "../state/containers.ts";
 import {
   checkEndpointOptions,
+  checkMacForMode,
   DEFAULT_HOSTS,
   hostsFile,
   isUserNetwork,
   joinedContainer,
 } from "../network/mode.ts";
 import { resolveHostGateway, userNetworkState } from "../network/ipam.ts";
+import { parseLink } from "../network/links.ts";
+import { resolveLinks } from "../network/linked.ts";
 import type { StateRoot } from "../state/root.ts";
 import {
   type ContainerRecord,
@@ -22,6 +25,7 @@ import {
   type ResourceSettings,
 } from "../state/types.ts";
 import { canonicalCapabilityList } from "./caps.ts";
+import type { ApiMount } from "./mountflag.ts";
 import type { PortSettings } from "../network/ports.ts";
 import { containerOfMode, defaultCgroupnsMode, type NamespaceModes } from "./nsmodes.ts";
 import { DEFAULT_MASKED_PATHS, DEFAULT_PATH, DEFAULT_READONLY_PATHS, DEFAULT_SHM_SIZE } from "./spec.ts";
@@ -76,6 +80,10 @@ export interface CreateRequest {
   /** --network-alias, --ip: a user-defined network's endpoint (lib/network/names.ts) */
   networkAliases?: string[];
   ip?: string;
+  /** --mac-address as given, checked (lib/network/mode.ts macAddressFlag) */
+  macAddress?: string;
+  /** --link values as given, checked (lib/network/links.ts parseLink) */
+  links?: string[];
   /** --add-host, validated "host:ip" */
   extraHosts?: string[];
   /** --dns, --dns-search, --dns-option */
@@ -88,6 +96,14 @@ export interface CreateRequest {
   tmpfs?: Record<string, string>;
   /** -v binds and volumes, prepared by mounts.ts */
   mounts?: MountPoint[];
+  /**
+   * The -v and --mount values as docker keeps them for inspect: HostConfig.Binds (each -v with a
+   * colon, as given), HostConfig.Mounts (each --mount as docker's CLI sends it), Config.Volumes (each
+   * -v without one: an anonymous volume). The mounts themselves are in `mounts` and `tmpfs`.
+   */
+  binds?: string[];
+  apiMounts?: ApiMount[];
+  anonymousVolumes?: string[];
   /** --restart, --log-driver/--log-opt (validated) */
   restartPolicy?: HostConfig["RestartPolicy"];
   logConfig?: HostConfig["LogConfig"];
@@ -279,7 +295,13 @@ export async function createContainerFromImage(
     networkMode = network.Network!.Name;
   }
   checkEndpointOptions(networkMode, req.ip, req.networkAliases ?? []);
+  checkMacForMode(networkMode, req.macAddress);
   const files = networkFiles(root, req, networkMode);
+  // --link: on the default bridge by the linked containers' ids; on a user network as given
+  const linked = networkMode === "bridge" && req.links?.length
+    ? resolveLinks(root, req.links.flatMap((l) => parseLink(l) ?? []))
+    : undefined;
+  const userLinks = isUserNetwork(networkMode) && req.links?.length ? req.links : undefined;
   const namespaceModes = resolveNamespaceModes(root, req);
 
   return await createContainer(root, req.name, (id, name, dir) => {
@@ -300,6 +322,8 @@ export async function createContainerFromImage(
       Driver: "overlay2",
       ...(req.networkAliases?.length ? { NetworkAliases: { [networkMode]: req.networkAliases } } : {}),
       ...(req.ip ? { NetworkIps: { [networkMode]: req.ip } } : {}),
+      ...(linked ? { LinkedContainers: linked } : {}),
+      ...(userLinks ? { NetworkLinks: { [networkMode]: userLinks } } : {}),
       HostConfig: {
         AutoRemove: req.autoRemove,
         Privileged: req.privileged,
@@ -311,6 +335,8 @@ export async function createContainerFromImage(
         ...req.resources,
         GroupAdd: req.groupAdd?.length ? req.groupAdd : null,
         ...(req.volumesFrom?.length ? { VolumesFrom: req.volumesFrom } : {}),
+        ...(req.binds?.length ? { Binds: req.binds } : {}),
+        ...(req.apiMounts?.length ? { Mounts: req.apiMounts } : {}),
         ...(req.cidFile ? { ContainerIDFile: req.cidFile } : {}),
         ExtraHosts: req.extraHosts?.length ? req.extraHosts : null,
         Dns: req.dns ?? [],
@@ -343,9 +369,10 @@ export async function createContainerFromImage(
         Env: env,
         Cmd: cmd,
         Image: req.imageRef,
-        Volumes: null,
+        Volumes: configVolumes(req.anonymousVolumes, imageConfig.Volumes),
         WorkingDir: req.workingDir || imageConfig.WorkingDir || "",
         Entrypoint: entrypoint,
+        ...(req.macAddress ? { MacAddress: req.macAddress } : {}),
         Labels: { ...(imageConfig.Labels ?? {}), ...req.labels },
         StopSignal: req.stopSignal ?? imageConfig.StopSignal,
         ...(req.stopTimeout !== undefined ? { StopTimeout: req.stopTimeout } : {}),
@@ -358,9 +385,22 @@ export async function createContainerFromImage(
       },
       LowerDirs: req.lowerDirs,
     };
-    if (req.mounts?.length) record.Mounts = req.mounts;
+    if (req.mounts?.length) {
+      record.Mounts = req.mounts;
+      // the caller copies the image's files into the empty volumes right after (create_run.ts)
+      record.VolumesCopiedAtCreate = true;
+    }
     return record;
   }, req.id);
+}
+
+/** docker's Config.Volumes: the anonymous -v paths and the image's VOLUMEs; null when none. */
+function configVolumes(
+  anonymous: string[] | undefined,
+  image: Record<string, unknown> | null | undefined,
+): Record<string, Record<string, never>> | null {
+  const paths = [...(anonymous ?? []), ...Object.keys(image ?? {})];
+  return paths.length ? Object.fromEntries(paths.map((p) => [p, {}])) : null;
 }
 
 /**

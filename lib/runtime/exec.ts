@@ -8,7 +8,7 @@
 // or a pty, and returns its exit code.
 
 import { findContainer, isRunning, monitorAlive, processStartTime } from "../state/containers.ts";
-import { type ErrorKind, SkiffError } from "../errors.ts";
+import { type ErrorKind, SkiffError, withExitCode } from "../errors.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
 import { hostConfinement, type StageConfinement } from "./confine.ts";
@@ -93,16 +93,20 @@ export async function execTarget(root: StateRoot, ref: string): Promise<Containe
   return record;
 }
 
-/** The container's environment with exec's -e on top (same key: exec wins), HOME from the user. */
+/**
+ * The container's environment with exec's -e on top (same key: exec wins), HOME from the user;
+ * `--link`'s variables first, under Config.Env (docker's CreateDaemonEnvironment).
+ */
 export function execEnvironment(
   record: ContainerRecord,
   extra: string[],
   home: string | undefined,
   tty: boolean,
+  linkEnv: string[] = [],
 ): string[] {
   const byKey = new Map<string, string>();
   const key = (entry: string) => entry.includes("=") ? entry.slice(0, entry.indexOf("=")) : entry;
-  for (const entry of [...(record.Config.Env ?? []), ...extra]) byKey.set(key(entry), entry);
+  for (const entry of [...linkEnv, ...(record.Config.Env ?? []), ...extra]) byKey.set(key(entry), entry);
   if (!byKey.has("PATH")) byKey.set("PATH", `PATH=${DEFAULT_PATH}`);
   if (!byKey.has("HOME") && home !== undefined) byKey.set("HOME", `HOME=${home}`);
   if (tty && !byKey.has("TERM")) byKey.set("TERM", "TERM=xterm");
@@ -399,6 +403,16 @@ export async function execInContainer(
     childFds.push(high);
     return high;
   };
+  // --link's variables, read again as docker's exec does (its daemon refuses, exit 1, once a linked
+  // container stopped)
+  let linkEnv: string[] = [];
+  if (record.LinkedContainers?.length) {
+    try {
+      linkEnv = (await import("../network/linked.ts")).linksAtStart(root, record).env;
+    } catch (e) {
+      throw e instanceof SkiffError ? withExitCode(e, 1) : e;
+    }
+  }
   // the pty code only loads for -t
   const ptys = stdio === "tty" ? await import("./pty.ts") : undefined;
   const consoles = stdio === "tty" ? await import("./console.ts") : undefined;
@@ -445,7 +459,7 @@ export async function execInContainer(
     } finally {
       releaseReopen(); // the host's /proc/self/fd, opened to read the files
     }
-    const baseEnv = execEnvironment(record, request.env, undefined, request.tty);
+    const baseEnv = execEnvironment(record, request.env, undefined, request.tty, linkEnv);
     const env = baseEnv.some((e) => e.startsWith("HOME=")) ? baseEnv : [...baseEnv, `HOME=${user.home}`];
     const searchPath = env.find((e) => e.startsWith("PATH="))?.slice(5) ?? "";
     const path = lookPath(

@@ -4,10 +4,13 @@
 // must exist (prepareMounts checks mustExist).
 
 import { ClientCheckError, SkiffError } from "../errors.ts";
+import type { ApiMount } from "../state/types.ts";
+
+export type { ApiMount };
 
 export type MountFlag =
-  | { type: "bind" | "volume"; volume: VolumeFlag }
-  | { type: "tmpfs"; path: string; options: string };
+  | { type: "bind" | "volume"; volume: VolumeFlag; api: ApiMount }
+  | { type: "tmpfs"; path: string; options: string; api: ApiMount };
 
 const PROPAGATIONS = ["private", "rprivate", "shared", "rshared", "slave", "rslave"];
 
@@ -64,7 +67,8 @@ export function parseVolumeFlag(spec: string): VolumeFlag {
     source,
     destination: destination.replace(/(.)\/+$/, "$1"),
     readOnly: modes.includes("ro"),
-    mode,
+    // docker's Mode: as given, "z" for a named volume given none (an anonymous one keeps "")
+    mode: mode || (type === "volume" && source !== undefined ? "z" : ""),
     noCopy: modes.includes("nocopy"),
     propagation: modes.find((m) => PROPAGATIONS.includes(m)) ?? (type === "bind" ? "rprivate" : ""),
   };
@@ -99,7 +103,7 @@ export function parseMountFlag(spec: string): MountFlag {
     new ClientCheckError(`invalid argument "${spec}" for "--mount" flag: ${why}`);
   let type = "volume", source: string | undefined, target = "", readOnly = false, noCopy = false;
   let propagation: string | undefined, tmpfsSize: number | undefined, tmpfsMode: number | undefined;
-  let bindRecursive: VolumeFlag["bindRecursive"];
+  let bindRecursive: VolumeFlag["bindRecursive"], consistency: string | undefined;
   const bool = (key: string, value: string) => {
     if (TRUE.has(value)) return true;
     if (FALSE.has(value)) return false;
@@ -172,7 +176,8 @@ export function parseMountFlag(spec: string): MountFlag {
         used.add("tmpfs");
         break;
       case "consistency":
-        break; // docker accepts and ignores it on Linux
+        consistency = value; // docker keeps it and ignores it on Linux
+        break;
       default:
         throw invalid(`unexpected key '${key}' in '${field}'`);
     }
@@ -186,6 +191,33 @@ export function parseMountFlag(spec: string): MountFlag {
   if (!target.startsWith("/")) throw config(`invalid mount path: '${target}' mount path must be absolute`);
   const destination = target.replace(/(.)\/+$/, "$1");
   if (destination === "/") throw config("invalid specification: destination can't be '/'");
+  // what docker's CLI would send: each options struct only when one of its keys was given
+  const api: ApiMount = {
+    Type: type as ApiMount["Type"],
+    ...(source ? { Source: source } : {}),
+    Target: target,
+    ...(readOnly ? { ReadOnly: true as const } : {}),
+    ...(consistency ? { Consistency: consistency } : {}),
+    ...(used.has("bind")
+      ? {
+        BindOptions: {
+          ...(propagation ? { Propagation: propagation } : {}),
+          ...(bindRecursive === "disabled" ? { NonRecursive: true as const } : {}),
+        },
+      }
+      : {}),
+    ...(used.has("volume")
+      ? { VolumeOptions: { ...(noCopy ? { NoCopy: true as const } : {}), DriverConfig: {} } }
+      : {}),
+    ...(used.has("tmpfs")
+      ? {
+        TmpfsOptions: {
+          ...(tmpfsSize !== undefined ? { SizeBytes: tmpfsSize } : {}),
+          ...(tmpfsMode !== undefined ? { Mode: tmpfsMode } : {}),
+        },
+      }
+      : {}),
+  };
 
   if (type === "tmpfs") {
     if (source) throw config("field Source must not be specified");
@@ -194,7 +226,7 @@ export function parseMountFlag(spec: string): MountFlag {
       ...(tmpfsSize !== undefined ? [`size=${tmpfsSize}`] : []),
       ...(tmpfsMode !== undefined ? [`mode=${tmpfsMode.toString(8).padStart(4, "0")}`] : []),
     ];
-    return { type: "tmpfs", path: destination, options: options.join(",") };
+    return { type: "tmpfs", path: destination, options: options.join(","), api };
   }
   if (type === "bind") {
     if (!source) throw config("field Source must not be empty");
@@ -210,12 +242,13 @@ export function parseMountFlag(spec: string): MountFlag {
       source: source || undefined,
       destination,
       readOnly,
-      mode: "",
+      mode: type === "volume" ? "z" : "", // docker's Mode for every --mount volume
       noCopy,
       propagation: type === "bind" ? propagation ?? "rprivate" : "",
       mustExist: type === "bind",
       ...(bindRecursive ? { bindRecursive } : {}),
     },
+    api,
   } as MountFlag;
 }
 

@@ -4,7 +4,7 @@
 // stopped container (container/cp.ts) execute it; nothing here touches the system, so it is
 // unit-tested without root.
 
-import type { ContainerRecord } from "../state/types.ts";
+import type { ContainerRecord, MountPoint } from "../state/types.ts";
 import type { OverlayPlan } from "./spec.ts";
 
 export interface BindPlan {
@@ -23,6 +23,14 @@ export interface MountPlan {
   tmpfs: { path: string; options: string }[];
 }
 
+/**
+ * Whether docker gives the volume of this mount the image's files at its destination while the
+ * volume is empty: a volume's, unless `nocopy` (-v's mode, --mount's volume-nocopy) or inherited
+ * with --volumes-from; never a bind's or a tmpfs's.
+ */
+export const getsImageFiles = (m: MountPoint) =>
+  m.Type === "volume" && !m.NoCopy && !m.Mode.split(",").includes("nocopy");
+
 /** A container's directories under its state directory `containerDir`. */
 export const containerPaths = (containerDir: string) => ({
   upperDir: `${containerDir}/upper`,
@@ -33,10 +41,11 @@ export const containerPaths = (containerDir: string) => ({
 /**
  * The mounts of a container: its overlay over `layers` (the image's layer dirs, top-most first) with
  * its own upper dir, its binds and volumes, its tmpfs mounts. `readOnly`: the overlay for reading
- * a stopped container (cp): the upper dir becomes the top lower layer, so nothing is written.
+ * a stopped container (cp): the upper dir becomes the top lower layer, so nothing is written. A
+ * volume is copied up at start only for a record made before skiff did that at create.
  */
 export function mountsFor(
-  record: Pick<ContainerRecord, "Mounts" | "HostConfig">,
+  record: Pick<ContainerRecord, "Mounts" | "HostConfig" | "VolumesCopiedAtCreate">,
   layers: string[],
   containerDir: string,
   readOnly = false,
@@ -51,7 +60,7 @@ export function mountsFor(
       destination: m.Destination,
       readOnly: !m.RW,
       recursive: m.BindRecursive ?? "enabled",
-      copyUp: m.Type === "volume" && !m.NoCopy && !m.Mode.split(",").includes("nocopy"),
+      copyUp: !record.VolumesCopiedAtCreate && getsImageFiles(m),
     })),
     tmpfs: Object.entries(record.HostConfig.Tmpfs ?? {}).map(([path, options]) => ({ path, options })),
   };

@@ -110,6 +110,8 @@ export async function prepareMounts(
         Mode: w.mode,
         RW: !w.readOnly,
         Propagation: w.propagation,
+        // --mount's volume-nocopy (-v's nocopy is in the mode, as docker shows it)
+        ...(w.noCopy ? { NoCopy: true as const } : {}),
       });
     }
   } catch (e) {

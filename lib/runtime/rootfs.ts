@@ -6,9 +6,7 @@ import { chdir, makedev, mount, MS, S_IFCHR, SysError } from "../../ffi/mod.ts";
 import {
   AT_FDCWD,
   AT_SYMLINK_NOFOLLOW,
-  fchmodFd,
   fchownAt,
-  fchownFd,
   fstatfsType,
   mkdirAt,
   mknodAt,
@@ -19,7 +17,7 @@ import {
 } from "../../ffi/libc.ts";
 import { checkAt, closeFd, fstat, OAT, openHostDir, readDirNames, releaseReopen, statAt } from "../fs/at.ts";
 import { type ReadOnly, RootMounts, type TargetKind } from "../fs/mount_at.ts";
-import { copyDirContentsAsync } from "../fs/tree.ts";
+import { copyUpAsync } from "../fs/tree.ts";
 import { type InitSpec, overlayMountData, type OverlayPlan } from "./spec.ts";
 import { makeDevices } from "./limits_stage.ts";
 import { openPtyIn, type PtyPair } from "./console.ts";
@@ -328,8 +326,9 @@ function bindAt(
 
 /**
  * -v binds and volumes and --tmpfs mounts, parents before children (docker sorts them together: a
- * tmpfs at /a/b goes on top of a volume at /a). A volume that is still empty first gets the image's
- * files at its destination (docker's copy-up; the volume store's copyUpIfEmpty does the same).
+ * tmpfs at /a/b goes on top of a volume at /a). On a record of an older skiff (spec.ts copyUp), a
+ * volume that is still empty first gets the image's files at its destination (docker's copy-up,
+ * which skiff now does at create: volume/copyup.ts).
  */
 function mountVolumes(
   m: RootMounts,
@@ -429,7 +428,8 @@ function sourceIsProc(source: string): boolean {
 }
 
 /**
- * docker's copy-up into an empty volume, done on directory fds: from the image's directory that the
+ * docker's copy-up into an empty volume at start, for a record of an older skiff (skiff now copies at
+ * create, as docker does: volume/copyup.ts), done on directory fds: from the image's directory that the
  * volume is about to cover (the target fd we hold), into the volume by its host path (skiff's own),
  * every file created relative to a directory fd (lib/fs). Another container that shares the volume
  * may swap any name in it for a symlink meanwhile: nothing is followed, nothing leaves the volume.
@@ -478,13 +478,7 @@ export async function copyUps(jobs: CopyUp[]): Promise<void> {
   // thousands of calls: the typed symbols beat the raw syscalls the setup uses
   const raw = setRawAtCalls(false);
   try {
-    for (const job of jobs) {
-      await copyDirContentsAsync(job.image, job.volume, { preserveOwner: true, oneFileSystem: true });
-      // the volume's root takes the directory's owner and mode, as docker does
-      const dir = fstat(job.image);
-      checkAt("fchown", fchownFd(job.volume, dir.uid, dir.gid));
-      checkAt("fchmod", fchmodFd(job.volume, dir.perm));
-    }
+    for (const job of jobs) await copyUpAsync([job.image], job.volume);
   } finally {
     setRawAtCalls(raw);
     closeCopyUps(jobs);

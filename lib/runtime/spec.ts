@@ -82,6 +82,10 @@ export interface InitSpec {
     readOnly: boolean;
     /** docker 25's bind-recursive: "enabled" makes read-only mounts recursively so where the kernel can */
     recursive?: "enabled" | "disabled" | "writable" | "readonly";
+    /**
+     * The volume gets the image's files here when it is still empty: only for a record made before
+     * skiff copied them at create (create_run.ts), which has no VolumesCopiedAtCreate.
+     */
     copyUp: boolean;
   }[];
   /** Bounding/effective/permitted set as a decimal string (JSON has no bigint). Ignored when privileged. */

@@ -144,6 +144,8 @@ export interface ContainerConfig {
   Healthcheck?: HealthConfig;
   /** The image's SHELL (build): CMD-SHELL health probes run through it. */
   Shell?: string[];
+  /** --mac-address as given (docker 20.10's Config.MacAddress); absent when not given. */
+  MacAddress?: string;
 }
 
 /** docker's HealthConfig: Test ["CMD", …], ["CMD-SHELL", cmd] or ["NONE"]; durations in ns (0: default). */
@@ -228,6 +230,10 @@ export interface HostConfig {
   ContainerIDFile?: string;
   /** --volumes-from as given (CONTAINER[:MODE]); absent when none. */
   VolumesFrom?: string[];
+  /** Each -v with a colon, as given (docker's Binds; shown, the mounts are in Mounts); absent when none. */
+  Binds?: string[];
+  /** Each --mount as docker's CLI sends it (shown by inspect; the mounts are in Mounts/Tmpfs). */
+  Mounts?: ApiMount[];
   /** --group-add: extra groups (names or gids) of the container's process. */
   GroupAdd?: string[] | null;
   /** --init: skiff's init runs as PID 1 with the command as its child; absent when not given. */
@@ -259,6 +265,18 @@ export interface HostConfig {
   CgroupnsMode?: string;
 }
 
+/** A --mount as docker's CLI sends it (mount.Mount), kept as given in HostConfig.Mounts. */
+export interface ApiMount {
+  Type: "bind" | "volume" | "tmpfs";
+  Source?: string;
+  Target: string;
+  ReadOnly?: true;
+  Consistency?: string;
+  BindOptions?: { Propagation?: string; NonRecursive?: true };
+  VolumeOptions?: { NoCopy?: true; DriverConfig: Record<string, never> };
+  TmpfsOptions?: { SizeBytes?: number; Mode?: number };
+}
+
 /** One entry of docker's inspect Mounts (volumes, binds, tmpfs). */
 export interface MountPoint {
   Type: "volume" | "bind" | "tmpfs";
@@ -277,7 +295,10 @@ export interface MountPoint {
    * ReadOnlyNonRecursive, ReadOnlyForceRecursive); skiff's own, not shown by inspect.
    */
   BindRecursive?: "disabled" | "writable" | "readonly";
-  /** skiff's own, not shown by inspect: a --volumes-from mount, which never gets the image's files. */
+  /**
+   * skiff's own, not shown by inspect: the volume never gets the image's files: a --volumes-from
+   * mount, or --mount's volume-nocopy (-v's `nocopy` is in Mode).
+   */
   NoCopy?: true;
 }
 
@@ -300,6 +321,13 @@ export interface ContainerRecord {
   /** Volumes, binds and tmpfs mounts (docker's inspect Mounts); absent on records without any. */
   Mounts?: MountPoint[];
   /**
+   * skiff's own, not shown by inspect: its empty volumes got the image's files when it was made
+   * (engine/create_run.ts), as docker's daemon does at create, so no start copies them. A record
+   * without it, made by an older skiff that copied at start, still has an empty volume filled at
+   * its starts (rootfs.ts copyUps).
+   */
+  VolumesCopiedAtCreate?: true;
+  /**
    * skiff's own: the host ports published while the container runs (lib/network/nat.ts), shown by
    * inspect as NetworkSettings.Ports; absent when it does not run.
    */
@@ -318,6 +346,13 @@ export interface ContainerRecord {
    * the container answers to there (lib/network/names.ts).
    */
   NetworkAliases?: Record<string, string[]>;
+  /**
+   * skiff's own: `--link` on the default bridge (lib/network/links.ts), by the linked container's
+   * id; inspect shows them as HostConfig.Links.
+   */
+  LinkedContainers?: { Id: string; Name: string; Alias: string }[];
+  /** skiff's own: `--link` on a user network, as given, per network name (docker's EndpointSettings.Links). */
+  NetworkLinks?: Record<string, string[]>;
   /** skiff's own: `--ip` / `network connect --ip`, per network name: the address asked for. */
   NetworkIps?: Record<string, string>;
   /**

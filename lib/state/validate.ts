@@ -181,6 +181,8 @@ const containerState = object({
 const hostConfig = object({
   AutoRemove: bool,
   VolumesFrom: optional(strings),
+  Binds: optional(strings),
+  Mounts: optional(array(object({ Type: oneOf("bind", "volume", "tmpfs"), Target: str }))),
   ContainerIDFile: optional(str),
   Privileged: bool,
   ReadonlyRootfs: bool,
@@ -259,6 +261,7 @@ const containerConfig = object({
   ExposedPorts: optional(nullable(record(unknownValue))),
   Healthcheck: optional(healthConfig),
   Shell: optional(strings),
+  MacAddress: optional(str),
 });
 
 const mountPoint = object({
@@ -301,6 +304,7 @@ export const containerRecord: Check<ContainerRecord> = object<ContainerRecord>({
   Config: containerConfig,
   LowerDirs: strings,
   Mounts: optional(array(mountPoint)),
+  VolumesCopiedAtCreate: optional(bool),
   PublishedPorts: optional(array(object({
     proto: oneOf("tcp", "udp", "sctp"),
     hostIp: str,
@@ -310,6 +314,13 @@ export const containerRecord: Check<ContainerRecord> = object<ContainerRecord>({
   NetworkAliases: optional(record(strings)),
   ConnectedNetworks: optional(strings),
   NetworkIps: optional(record(str)),
+  // their aliases and names become /etc/hosts fields
+  LinkedContainers: optional(array(object({
+    Id: matching(CONTAINER_ID_RE, "a 64-hex container id"),
+    Name: matching(/^\/[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, "a container name"),
+    Alias: matching(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, "a link alias"),
+  }))),
+  NetworkLinks: optional(record(strings)),
   NetworkEndpoint: optional(endpoint),
   ExtraEndpoints: optional(record(endpoint)),
 });

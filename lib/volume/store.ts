@@ -11,9 +11,7 @@ import { exists, removeIfExists, tmpPath, withLock, writeJsonAtomic } from "../s
 import { InvalidState, nullable, object, parseState, record, str } from "../state/validate.ts";
 import type { StateRoot } from "../state/root.ts";
 import type { ContainerRecord } from "../state/types.ts";
-import { AT_FDCWD, fchmodFd, fchownFd, openAt } from "../../ffi/libc.ts";
-import { checkAt, closeFd, fstat, OAT, openHostDir, readDirNames, treeSizeAt } from "../fs/at.ts";
-import { copyDirContents } from "../fs/tree.ts";
+import { closeFd, openHostDir, treeSizeAt } from "../fs/at.ts";
 
 /** docker sets this label on the volumes it makes for `VOLUME`/`-v /path` (anonymous volumes). */
 export const ANONYMOUS_LABEL = "com.docker.volume.anonymous";
@@ -199,32 +197,6 @@ export async function ensureVolume(root: StateRoot, name: string): Promise<Ensur
 export async function anonymousVolume(root: StateRoot): Promise<EnsuredVolume> {
   const v = await createVolume(root, undefined, { [ANONYMOUS_LABEL]: "" });
   return { name: v.Name, mountpoint: v.Mountpoint, created: true };
-}
-
-/**
- * docker's copy-up: when a volume is mounted over a path that holds files in the image and the
- * volume is empty, the image's files (owners, modes, times) are copied into it first. `imageDirView`
- * is the host path of that directory in the container's root (e.g. the merged overlay); nothing
- * happens when it is missing or not a directory. Sync: the runtime may call it after unshare.
- */
-export function copyUpIfEmpty(volumePath: string, imageDirView: string): boolean {
-  const image = openAt(AT_FDCWD, imageDirView, OAT.RDONLY | OAT.DIRECTORY | OAT.NOFOLLOW | OAT.CLOEXEC);
-  if (image < 0) return false;
-  const volume = openHostDir(volumePath);
-  try {
-    const names = readDirNames(image);
-    if (readDirNames(volume).length > 0) return false;
-    // on directory fds: another container sharing the volume may swap names in it meanwhile
-    copyDirContents(image, volume, { preserveOwner: true });
-    // the volume's root takes the directory's owner and mode, as docker does
-    const dir = fstat(image);
-    checkAt("fchown", fchownFd(volume, dir.uid, dir.gid));
-    checkAt("fchmod", fchmodFd(volume, dir.perm));
-    return names.length > 0;
-  } finally {
-    closeFd(volume);
-    closeFd(image);
-  }
 }
 
 /** Ids of the containers (any state) whose Mounts name the volume. */
