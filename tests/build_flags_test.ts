@@ -119,3 +119,35 @@ Deno.test("build: the RUN step sees what docker's classic builder's does (where 
     }
   });
 });
+
+Deno.test("build --cgroup-parent: each RUN container's cgroup is under it", async () => {
+  const parent = `skiff-test-bp-${Deno.pid}`;
+  try {
+    await withBusybox(async (root) => {
+      const dir = await Deno.makeTempDir({ prefix: "skiff-buildflags-" });
+      try {
+        Deno.writeTextFileSync(join(dir, "Dockerfile"), "FROM busybox\nRUN cat /proc/self/cgroup\n");
+        const out = await root.ok(["build", "--cgroup-parent", parent, "-t", "bp", dir]);
+        // every hierarchy the step sees (v1 controllers or the v2 one) names the parent
+        const lines = stepOutput(out).split("\n").filter((l) =>
+          /^\d+:[^:]*:\//.test(l) && !l.includes("systemd")
+        );
+        assert.ok(lines.length > 0, out);
+        for (const line of lines) assert.match(line, new RegExp(`:/${parent}/[0-9a-f]{64}$`), out);
+      } finally {
+        Deno.removeSync(dir, { recursive: true });
+      }
+    });
+  } finally {
+    // docker leaves a parent in place; the test removes what it made
+    for (const base of ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]) {
+      for (const e of [...Deno.readDirSync(base)]) {
+        for (const path of [`${base}/${e.name}/${parent}`, `${base}/${parent}`]) {
+          try {
+            Deno.removeSync(path);
+          } catch { /* absent */ }
+        }
+      }
+    }
+  }
+});

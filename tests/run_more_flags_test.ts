@@ -146,3 +146,19 @@ Deno.test("docker takes and refuses the same flags (where the docker peer runs)"
   ]);
   assert.deepEqual([a.stdout, a.stderr], ["out\n", ""]);
 });
+
+Deno.test("run: --gpus refused in docker's words (no GPU driver), its keys checked first; --ip6 taken", async () => {
+  await withBusybox(async (root) => {
+    const gpus = await root.skiff(["run", "--rm", "--gpus", "all", "busybox", "true"]);
+    assert.equal(gpus.code, 125);
+    assert.equal(gpus.stderr, `skiff: could not select device driver "" with capabilities: [[gpu]]\n`);
+    const badKey = await root.skiff(["run", "--rm", "--gpus", "bogus=1", "busybox", "true"]);
+    assert.equal(badKey.code, 125);
+    assert.match(
+      badKey.stderr,
+      /invalid argument "bogus=1" for "--gpus" flag: unexpected key 'bogus' in 'bogus=1'/,
+    );
+    assert.equal(await root.ok(["ps", "-a", "-q"]), "");
+    assert.equal(await root.ok(["run", "--rm", "--ip6", "fd00::5", "busybox", "echo", "ok"]), "ok\n");
+  });
+});

@@ -16,6 +16,7 @@ Options:
       --add-host list           Add a custom host-to-IP mapping (host:ip)
       --build-arg list          Set build-time variables
       --cache-from strings      Images to consider as cache sources (taken; skiff's own step cache is used)
+      --cgroup-parent string    Optional parent cgroup for the container
       --compress                Compress the build context using gzip (taken; the context is not sent)
       --cpu-period int          Limit the CPU CFS (Completely Fair Scheduler) period
       --cpu-quota int           Limit the CPU CFS (Completely Fair Scheduler) quota
@@ -48,6 +49,7 @@ Options:
  */
 const RUN_CONTAINER_OPTIONS = [
   { name: "add-host", kind: "list" },
+  { name: "cgroup-parent", kind: "string" },
   { name: "cpu-period", kind: "string" },
   { name: "cpu-quota", kind: "string" },
   { name: "cpu-shares", short: "c", kind: "string" },

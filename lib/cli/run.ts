@@ -60,10 +60,13 @@ Options:
                                 Maximum time to allow one check to run (ms|s|m|h) (default 0s)
   -h, --hostname string         Container host name
       --init                    Run an init inside the container that forwards signals and reaps processes
+      --gpus gpu-request        GPU devices to add to the container (refused: no GPU driver here)
       --isolation string        Container isolation technology (Linux: default only)
       --kernel-memory bytes     Kernel memory limit (deprecated: taken with a warning, not applied)
       --no-healthcheck          Disable any container-specified HEALTHCHECK
   -i, --interactive             Keep STDIN open even if not attached
+      --ip string               IPv4 address (e.g., 172.30.100.104), on a user-defined network
+      --ip6 string              IPv6 address (taken; skiff's networks are IPv4)
       --ipc string              IPC mode to use
   -l, --label list              Set meta data on a container
       --label-file list         Read in a line delimited file of labels
@@ -77,6 +80,7 @@ Options:
       --memory-swappiness int   Tune container memory swappiness (0 to 100) (default -1)
       --name string             Assign a name to the container
       --network network         Connect a container to a network (bridge, none, host, container:NAME)
+      --network-alias list      Add network-scoped alias for the container
       --oom-kill-disable        Disable OOM Killer
       --oom-score-adj int       Tune host's OOM preferences (-1000 to 1000)
       --pid string              PID namespace to use

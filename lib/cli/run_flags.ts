@@ -455,7 +455,8 @@ function attachStreams(parsed: Parsed): { stdin: boolean; stdout: boolean; stder
  * Flags docker takes that change nothing here, and its refusals of their other values: --isolation
  * (Linux has "default" only), --runtime (skiff is the runtime; "runc", docker's default name, is
  * taken too), --volume-driver (local), --storage-opt (overlay over xfs with pquota only: never
- * here), --kernel-memory (deprecated: a warning), --disable-content-trust (no notary is asked).
+ * here), --kernel-memory (deprecated: a warning), --disable-content-trust (no notary is asked),
+ * --ip6 (no network here has IPv6; docker ignores it there too), --gpus (refused: no GPU driver).
  */
 export function checkIgnoredFlags(parsed: Parsed): void {
   const isolation = str(parsed, "isolation");
@@ -486,6 +487,20 @@ export function checkIgnoredFlags(parsed: Parsed): void {
   if (parsed.options["disable-content-trust"] === false) {
     throw new SkiffError("error contacting notary server: content trust is not supported by skiff");
   }
+  const gpus = str(parsed, "gpus");
+  if (gpus !== undefined) {
+    // docker's CLI checks the keys; its daemon then finds no driver for GPUs (no nvidia runtime here)
+    for (const field of gpus.split(",")) {
+      const key = field.includes("=") ? field.slice(0, field.indexOf("=")) : undefined;
+      if (key !== undefined && !["count", "device", "driver", "capabilities", "options"].includes(key)) {
+        throw new ClientCheckError(
+          `invalid argument "${gpus}" for "--gpus" flag: unexpected key '${key}' in '${field}'`,
+        );
+      }
+    }
+    throw new SkiffError(`could not select device driver "" with capabilities: [[gpu]]`);
+  }
+  // --ip6: taken and unused, as docker does on a network without IPv6 (skiff's networks are IPv4)
 }
 
 /**

@@ -57,6 +57,8 @@ export const RUN_OPTIONS: OptionSpec[] = [
   { name: "domainname", kind: "string" },
   { name: "disable-content-trust", kind: "bool" },
   { name: "isolation", kind: "string" },
+  { name: "gpus", kind: "string" },
+  { name: "ip6", kind: "string" },
   { name: "runtime", kind: "string" },
   { name: "volume-driver", kind: "string" },
   { name: "kernel-memory", kind: "string" },
