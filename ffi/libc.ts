@@ -33,6 +33,8 @@ const symbols = {
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   // the same calls on a thread of Deno's blocking pool: for fds that may block for long (a pty master)
   read_async: { name: "read", parameters: ["i32", "buffer", "usize"], result: "isize", nonblocking: true },
+  // a close that may run a filesystem's last unmount (its sync): on Deno's pool, not the JS thread
+  close_async: { name: "close", parameters: ["i32"], result: "i32", nonblocking: true },
   write_async: { name: "write", parameters: ["i32", "buffer", "usize"], result: "isize", nonblocking: true },
   mknod: { parameters: ["buffer", "u32", "u64"], result: "i32" },
   mkfifo: { parameters: ["buffer", "u32"], result: "i32" },
@@ -431,6 +433,13 @@ export function setNonBlocking(fd: number): void {
  */
 export async function readAsync(fd: number, buf: Uint8Array<ArrayBuffer>): Promise<number> {
   return Number(await libc().read_async(fd, buf, BigInt(buf.length)));
+}
+/**
+ * close() on Deno's blocking pool: the last reference to a mount (an overlay root held open) makes
+ * the close run its unmount and the filesystem's sync, which must not stall the event loop.
+ */
+export async function closeAsync(fd: number): Promise<void> {
+  await libc().close_async(fd);
 }
 /** write() without blocking the JS thread; -1 on failure (see readAsync). */
 export async function writeAsync(fd: number, buf: Uint8Array<ArrayBuffer>): Promise<number> {

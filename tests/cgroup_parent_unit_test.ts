@@ -11,6 +11,7 @@ import {
 import { ioMaxLines, parseThrottleDevice, parseWeightDevice, ramInBytes } from "../lib/cgroups/blkio.ts";
 import { discardUnsupported, type HostSupport, type Resources } from "../lib/cgroups/support.ts";
 import { cgroupLimitsOf, throttleEntries } from "../lib/cgroups/limits.ts";
+import { type CgroupOwner, createCgroup } from "../lib/cgroups/mod.ts";
 import { NO_RESOURCE_LIMITS } from "../lib/state/types.ts";
 import { goStringer, goStruct, renderTemplate } from "../lib/format/template.ts";
 
@@ -226,4 +227,13 @@ Deno.test("template: a struct with Go's String() prints as it, its JSON keeps th
   );
   assert.equal(renderTemplate("{{(index .List 0).Rate}}", data), "1048576");
   assert.equal(JSON.stringify(data.List[0]), '{"Path":"/dev/vda","Rate":1048576}');
+});
+
+Deno.test("createCgroup: a parent inside a container's cgroup is refused from a record too (changed on disk)", () => {
+  const owner = { cgroupParent: "skiff" } as CgroupOwner;
+  assert.throws(
+    () =>
+      createCgroup(owner, "a".repeat(64), { privileged: false }, { CgroupParent: `skiff/${"b".repeat(64)}` }),
+    /a container cannot be made inside another's/,
+  );
 });

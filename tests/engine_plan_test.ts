@@ -81,6 +81,12 @@ Deno.test("cgroupLimitsOf: every HostConfig resource field reaches the limits", 
     OomKillDisable: true,
     DeviceCgroupRules: ["c 1:3 rwm"],
     Privileged: true,
+    // /dev/null is 1:3 on every Linux: the device's numbers come from a stat of the host's node
+    BlkioWeightDevice: [{ Path: "/dev/null", Weight: 200 }],
+    BlkioDeviceReadBps: [{ Path: "/dev/null", Rate: 1048576 }],
+    BlkioDeviceWriteBps: [{ Path: "/dev/null", Rate: 2097152 }],
+    BlkioDeviceReadIOps: [{ Path: "/dev/null", Rate: 100 }],
+    BlkioDeviceWriteIOps: [{ Path: "/dev/null", Rate: 200 }],
   });
   assert.deepEqual(limits, {
     memory: 64 << 20,
@@ -98,6 +104,13 @@ Deno.test("cgroupLimitsOf: every HostConfig resource field reaches the limits", 
     oomKillDisable: true,
     deviceRules: [{ type: "c", major: 1, minor: 3, access: "rwm" }],
     privileged: true,
+    blkioThrottle: {
+      readBps: [{ device: "1:3", rate: 1048576 }],
+      writeBps: [{ device: "1:3", rate: 2097152 }],
+      readIops: [{ device: "1:3", rate: 100 }],
+      writeIops: [{ device: "1:3", rate: 200 }],
+    },
+    blkioWeightDevices: [{ device: "1:3", weight: 200 }],
   });
 });
 

@@ -139,6 +139,18 @@ Deno.test("update: --cpu-period, --cpu-quota, --memory-reservation reach the liv
         ]),
         `50000 25000 ${HOST.memoryReservation ? 10 * 1024 * 1024 : 0}\n`,
       );
+      // zero values change nothing, in the record as in the cgroup (docker skips them)
+      assert.equal(
+        await root.ok(["update", "--cpu-period", "0", "--cpu-quota", "0", "--memory-reservation", "0", "uc"]),
+        "uc\n",
+      );
+      if (HOST.cpuCfs) {
+        try {
+          assert.equal(cgroupFile("cpu", c.id, "cpu.cfs_quota_us"), "25000");
+        } catch (e) {
+          if (!String(e).includes("no cpu.cfs")) throw e;
+        }
+      }
       // docker's daemon (container.UpdateContainer): --cpus against a period already set, exit 1
       const cpus = await root.skiff(["update", "--cpus", "1", "uc"]);
       assert.equal(cpus.code, 1);
@@ -183,6 +195,16 @@ Deno.test("update --restart: the new policy holds at the container's next exit; 
       const bad = await root.skiff(["update", "--restart", "bogus", "ur"]);
       assert.equal(bad.code, 1);
       assert.match(bad.stderr, /invalid restart policy/);
+      for (
+        const [policy, words] of [["on-failure:-1", /maximum retry count cannot be negative/], [
+          "on-failure:x",
+          /maximum retry count must be an integer/,
+        ]] as const
+      ) {
+        const r = await root.skiff(["update", "--restart", policy, "ur"]);
+        assert.equal(r.code, 1, r.stderr); // the daemon's refusal, as docker update
+        assert.match(r.stderr, words);
+      }
 
       await root.ok(["run", "-d", "--rm", "--name", "urm", "busybox", "sleep", "100"]);
       const id = (await root.ok(["inspect", "-f", "{{.Id}}", "urm"])).trim();

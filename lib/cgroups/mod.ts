@@ -14,7 +14,8 @@ import { exists, readOptional } from "./fs.ts";
 import { type CgroupLimits, type CgroupView, type ContainerCgroup, validateLimits } from "./limits.ts";
 import { createV1, hierarchies, openV1, v1ContainerView } from "./v1.ts";
 import { createV2, openV2, V2_MOUNT } from "./v2.ts";
-import { cgroupParentPath } from "./parent.ts";
+import { cgroupParentPath, cgroupParentProblem } from "./parent.ts";
+import { SkiffError } from "../errors.ts";
 import { join } from "../path.ts";
 
 export * from "./limits.ts";
@@ -61,6 +62,10 @@ export function createCgroup(
   host: { CgroupParent?: string },
 ): ContainerCgroup {
   validateLimits(limits);
+  // checked again here, not only by the CLI: a record changed on disk must not nest a container
+  // inside another's cgroup (whose removal would kill it)
+  const problem = host.CgroupParent ? cgroupParentProblem(host.CgroupParent) : undefined;
+  if (problem) throw new SkiffError(problem);
   const { parent, keepParent } = placeOf(root, host);
   return cgroupDriver() === "v2"
     ? createV2(V2_MOUNT, parent, id, limits, keepParent)

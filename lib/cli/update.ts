@@ -1,6 +1,6 @@
 // skiff update [OPTIONS] CONTAINER...: change a container's resource limits.
 
-import { UsageError } from "../errors.ts";
+import { SkiffError, UsageError } from "../errors.ts";
 import { type ResourceChanges, updateContainer } from "../container/update.ts";
 import {
   bool,
@@ -85,7 +85,13 @@ export function parseChanges(
     warnings.push(KERNEL_MEMORY_WARNING);
   }
   // docker's update: an empty --restart changes nothing; a value is checked by the daemon (exit 1)
-  if (v("restart")) changes.RestartPolicy = parseRestartPolicy(v("restart"));
+  if (v("restart")) {
+    try {
+      changes.RestartPolicy = parseRestartPolicy(v("restart"));
+    } catch (e) {
+      throw new SkiffError((e as Error).message, 1); // the daemon's refusal: exit 1, as docker update
+    }
+  }
   return { changes, refs: p.positionals, help: false, warnings };
 }
 

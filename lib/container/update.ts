@@ -66,9 +66,11 @@ export function updateContainer(
   const refusal = unsupportedError(changes, hostSupport());
   if (refusal) throw new SkiffError(refusal, 1);
   const warnings = discardUnsupported(changes, hostSupport());
-  // a discarded value changes nothing (docker's update skips zero values)
+  // docker's update changes only what is given non-zero (container.UpdateContainer): 0 and "" leave
+  // the value as it is, in the record as in the cgroup (so does a value discarded above);
+  // --pids-limit is the one whose 0 means something (no limit)
   for (const key of Object.keys(changes) as (keyof ResourceChanges)[]) {
-    if (changes[key] !== requested[key] && (changes[key] === 0 || changes[key] === "")) delete changes[key];
+    if (key !== "PidsLimit" && (changes[key] === 0 || changes[key] === "")) delete changes[key];
   }
   const saved = transition(root, found.Id, "update", (record) => {
     const before = record.HostConfig;

@@ -101,11 +101,13 @@ function pidfdOf(record: ContainerRecord): number {
 function adoptRun(root: StateRoot, record: ContainerRecord, pump: Pump): () => Promise<RunOutcome> {
   const id = record.Id;
   const pidfd = pidfdOf(record);
-  // a write-throttled container's root, as its first supervisor held it (process.ts)
+  // a write-throttled container's overlay kept mounted, as its first supervisor kept it (process.ts):
+  // through its mount namespace, which PID 1 cannot change (its root it can: a chroot would have
+  // made /proc/PID/root another mount, and the overlay's sync run in its cgroup again)
   let heldRoot: number | undefined;
   if (pidfd >= 0 && throttlesWrites(record.HostConfig)) {
     try {
-      heldRoot = open(`/proc/${record.State.Pid}/root`, O.PATH | O.DIRECTORY | O.CLOEXEC);
+      heldRoot = open(`/proc/${record.State.Pid}/ns/mnt`, O.RDONLY | O.CLOEXEC);
     } catch { /* exited meanwhile */ }
   }
   const log = new JsonLogWriter(logPath(root, id), logSettings(record));

@@ -6,7 +6,7 @@
 //   program) → forward signals (and pump the pty with -t) → wait → record "exited" (or remove
 //   with --rm).
 
-import { close, dupAbove, kill } from "../../ffi/libc.ts";
+import { close, closeAsync, dupAbove, kill } from "../../ffi/libc.ts";
 import { isProcessAlive, processStartTime, transition } from "../state/containers.ts";
 import { containerEvent } from "../state/events.ts";
 import { exists } from "../state/fsutil.ts";
@@ -112,17 +112,21 @@ export function throttlesWrites(host: ContainerRecord["HostConfig"]): boolean {
  * namespace dies with it, so inside its cgroup, at its own --device-write-bps. At 10k/s here that
  * held the dying process in D state for over 20 s (rm -f gave up: "still in the container's cgroup
  * after SIGKILL"); docker's daemon unmounts the root itself, outside the container's cgroup. Held
- * here, the sync runs when this process closes the fd, after the cgroup is gone.
+ * here, the sync runs when this process closes the fd, after the cgroup is gone, on a thread of
+ * Deno's pool: on the JS thread it froze the supervisor (every container's logs, every request) for
+ * as long as the host's dirty data took to write, 38 s behind another throttled writer. `held` is a
+ * root fd or, after a supervisor's restart, the container's mount namespace (adopt.ts).
  */
-export function holdRootUntilReleased(cgroup: CgroupHandle, rootFd: number): void {
+export function holdRootUntilReleased(cgroup: CgroupHandle, held: number): void {
   const destroy = cgroup.destroy.bind(cgroup);
-  let held = true;
+  let holding = true;
   cgroup.destroy = async () => {
     try {
       await destroy();
     } finally {
-      if (held) close(rootFd); // once: the number may be another fd's after
-      held = false;
+      // once: the number may be another fd's after
+      if (holding) closeAsync(held).catch(() => {});
+      holding = false;
     }
   };
 }

@@ -25,6 +25,7 @@ export function parseRestartPolicy(value: string | undefined): RestartPolicy {
     );
   }
   if (count === undefined) return { Name: name as RestartPolicy["Name"], MaximumRetryCount: 0 };
+  if (/^-\d+$/.test(count)) throw new SkiffError("maximum retry count cannot be negative");
   if (!/^\d+$/.test(count)) {
     throw new ClientCheckError("invalid restart policy format: maximum retry count must be an integer");
   }
