@@ -213,6 +213,67 @@ Deno.test("attack: an image whose volume destination, or a file below it, is a s
   }
 });
 
+Deno.test("attack: a symlink loop at the end of a deep chain at a volume's destination holds no one", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "skiff-copyup-loop-" });
+  try {
+    await withDetached(async (root) => {
+      // 300 directories, a link at the bottom to itself by its absolute path, the destination a link
+      // to that: every step of the image's resolution walked the chain again, 255 times over
+      const chain = Array(300).fill("d").join("/");
+      const tar = await imageTar(join(dir, "image"), {
+        [`${chain}/x`]: { link: `/${chain}/x` },
+        "l0": { link: `/${chain}/x` },
+      });
+      await root.ok(["import", tar, "loop:latest"]);
+      const started = Date.now();
+      // through the supervisor (run -d): a stall there would hold every other container's work
+      const made = await root.skiff(["run", "-d", "--name", "lp", "-v", "/l0", "loop", "true"]);
+      const took = Date.now() - started;
+      assert.ok(took < 10_000, `run -d took ${took} ms (90 s before the bound)`);
+      // the loop is the kernel's to refuse at the mount (ELOOP), as docker refuses it: no container runs
+      assert.notEqual(made.code, 0, made.stdout);
+      assert.equal(await root.ok(["ps", "-q"]), "");
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("create: the container appears only once its volumes are filled; a tree too deep fails it, nothing left", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "skiff-copyup-order-" });
+  try {
+    await withBusybox(async (root) => {
+      const files: Record<string, string> = {};
+      for (let i = 0; i < 3000; i++) files[`big/f${i}`] = `${i}\n`;
+      files[`deep/${Array(600).fill("d").join("/")}/bottom`] = "deep\n";
+      const tar = await imageTar(join(dir, "image"), files);
+      await root.ok(["import", tar, "slow:latest"]);
+      // while the copy runs, `ps -a` must not show the container (a start then would race the copy)
+      const create = root.skiff(["create", "--name", "sc", "-v", "/big", "slow", "true"]);
+      let seenEarly = false, done = false;
+      create.finally(() => done = true);
+      while (!done) {
+        const listed = await root.skiff(["ps", "-a", "-q"]);
+        if (!done && listed.stdout.trim() !== "") seenEarly = true;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      assert.equal((await create).code, 0);
+      assert.ok(!seenEarly, "the container was listed before its volume was filled");
+      assert.equal(names(await volumeDir(root, "sc", "/big")).length, 3000);
+      // deeper than the copy goes: one line, the create fails, no container and no volume is left
+      const volumesBefore = await root.ok(["volume", "ls", "-q"]);
+      const deep = await root.skiff(["create", "--name", "dp", "-v", "/deep", "slow", "true"]);
+      assert.equal(deep.code, 1, deep.stderr);
+      assert.match(deep.stderr, /a tree deeper than 512 directories/);
+      assert.equal((await root.skiff(["inspect", "dp"])).code, 1);
+      assert.equal(await root.ok(["volume", "ls", "-q"]), volumesBefore);
+      await root.ok(["rm", "-v", "sc"]);
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 // docker where the peer runs (/tmp/peers/env.sh): the same files at create, from the peer's own
 // busybox image (imported here under its name) and from an image of three layers with a whiteout,
 // an opaque directory and a hard link, built from one Dockerfile by both

@@ -7,10 +7,9 @@ import { type ErrorKind, SkiffError } from "../errors.ts";
 import { type CgroupLimits, validateLimits } from "../cgroups/mod.ts";
 import { limitsOfRequest } from "./request_limits.ts";
 import { ImageStore } from "../image/store.ts";
-import { newContainerId, removeContainerDir } from "../state/containers.ts";
-import { containerEvent } from "../state/events.ts";
+import { newContainerId } from "../state/containers.ts";
 import type { StateRoot } from "../state/root.ts";
-import type { ContainerRecord, ImageRecord, MountPoint } from "../state/types.ts";
+import type { ContainerRecord, ImageRecord } from "../state/types.ts";
 import { createContainerFromImage, type CreateRequest } from "../runtime/container.ts";
 import { discardVolumes, mountsFrom, prepareMounts } from "../runtime/mounts.ts";
 import { parseVolumesFrom } from "../runtime/mountflag.ts";
@@ -45,9 +44,11 @@ export function checkLimits(request: RunRequest): CgroupLimits {
 }
 
 /**
- * Volumes, then the record, then the image's files copied into its empty volumes (docker does that
- * at create, not at start); the volumes this made are removed again when the record cannot be made,
- * and the record too when the copy fails.
+ * Volumes, the image's files copied into the empty ones (docker does that at create, not at
+ * start), then the record: a container appears (ps, start) only once its volumes are filled, as
+ * docker registers it only then. The volumes this made are removed again when the copy or the
+ * record fails. (Made first, the record could be started while the copy ran, and a failed copy
+ * then removed a running container's directory: its process, cgroups and veth were left to no one.)
  */
 export async function createForRun(
   root: StateRoot,
@@ -65,6 +66,8 @@ export async function createForRun(
     inherited,
   );
   try {
+    const filled = mounts.filter(getsImageFiles);
+    if (filled.length) await (await import("../volume/copyup.ts")).copyUpVolumes(filled, layerDirs);
     const record = await createContainerFromImage(root, {
       ...request.container,
       id,
@@ -73,22 +76,9 @@ export async function createForRun(
       lowerDirs: layerDirs,
       mounts,
     });
-    const filled = mounts.filter(getsImageFiles);
-    if (filled.length) await copyUpOrRemove(root, record, filled);
     return { record, createdVolumes };
   } catch (e) {
     await discardVolumes(root, createdVolumes);
-    throw e;
-  }
-}
-
-/** The copy-up of a container just made (volume/copyup.ts); a failure removes the container again. */
-async function copyUpOrRemove(root: StateRoot, record: ContainerRecord, mounts: MountPoint[]): Promise<void> {
-  try {
-    await (await import("../volume/copyup.ts")).copyUpVolumes(mounts, record.LowerDirs);
-  } catch (e) {
-    removeContainerDir(root, record.Id); // never started: nothing else of it to release
-    containerEvent(root, record, "destroy");
     throw e;
   }
 }

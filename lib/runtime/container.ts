@@ -387,7 +387,7 @@ export async function createContainerFromImage(
     };
     if (req.mounts?.length) {
       record.Mounts = req.mounts;
-      // the caller copies the image's files into the empty volumes right after (create_run.ts)
+      // the caller copied the image's files into the empty volumes before (create_run.ts)
       record.VolumesCopiedAtCreate = true;
     }
     return record;
