@@ -14,7 +14,7 @@ type Json = Record<string, any>;
 function mountFlags(host: string, vol: string): string[] {
   return [
     ...["-v", `${vol}:/named`, "-v", `${vol}:/named-ro:ro`, "-v", `${vol}:/named-nocopy:nocopy`],
-    ...["-v", "/anon", "-v", `${host}:/bind:ro`],
+    ...["-v", "/anon", "-v", `${host}/:/bind:ro`], // a trailing slash: kept in Binds, not in Mounts
     ...["--mount", `type=volume,src=${vol},dst=/m-named,readonly,volume-nocopy`],
     ...["--mount", "type=volume,dst=/m-anon"],
     ...["--mount", `type=bind,src=${host},dst=/m-bind,bind-propagation=rslave`],
@@ -45,7 +45,7 @@ function mountShape(c: Json, host: string, vol: string) {
 }
 
 const expectedShape = (host: string, vol: string) => ({
-  binds: [`${host}:/bind:ro`, `${vol}:/named`, `${vol}:/named-nocopy:nocopy`, `${vol}:/named-ro:ro`].sort(),
+  binds: [`${host}/:/bind:ro`, `${vol}:/named`, `${vol}:/named-nocopy:nocopy`, `${vol}:/named-ro:ro`].sort(),
   apiMounts: [
     { Type: "volume", Target: "/m-anon" },
     { Type: "bind", Source: host, Target: "/m-bind", BindOptions: { Propagation: "rslave" } },
@@ -174,6 +174,7 @@ Deno.test("inspect: -v and --mount as docker keeps them (Binds, HostConfig.Mount
     await root.ok(["create", "--name", "mnt", ...mountFlags(host, "vol1"), "busybox", "true"]);
     const [c] = JSON.parse(await root.ok(["inspect", "mnt"]));
     assert.deepEqual(mountShape(c, host, "vol1"), expectedShape(host, "vol1"));
+    assert.equal(c.Mounts.find((m: Json) => m.Destination === "/bind").Source, host);
     // the mounts are what the container gets: the --mount tmpfs is a tmpfs of its size
     const df = await root.ok([
       "run",
@@ -249,6 +250,7 @@ Deno.test("inspect: mounts and unset fields equal docker's (peer)", async () => 
       assert.equal(created.code, 0, created.stderr);
       const [d] = JSON.parse((await docker(["inspect", name])).stdout);
       assert.deepEqual(mountShape(d, host, vol), expectedShape(host, vol), "docker's own shape");
+      assert.equal(d.Mounts.find((m: Json) => m.Destination === "/bind").Source, host);
 
       const plain = await docker([
         "create",

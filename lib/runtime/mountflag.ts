@@ -64,7 +64,8 @@ export function parseVolumeFlag(spec: string): VolumeFlag {
   if (type === "bind" && modes.includes("nocopy")) throw new SkiffError(`invalid mode: ${mode}`);
   return {
     type,
-    source,
+    // a bind's source as docker shows it in Mounts: no trailing slash (Binds keeps the flag as given)
+    source: type === "bind" ? source!.replace(/(.)\/+$/, "$1") : source,
     destination: destination.replace(/(.)\/+$/, "$1"),
     readOnly: modes.includes("ro"),
     // docker's Mode: as given, "z" for a named volume given none (an anonymous one keeps "")
