@@ -17,7 +17,6 @@ import {
 } from "../../ffi/libc.ts";
 import { checkAt, closeFd, fstat, OAT, openHostDir, readDirNames, releaseReopen, statAt } from "../fs/at.ts";
 import { type ReadOnly, RootMounts, type TargetKind } from "../fs/mount_at.ts";
-import { copyUpAsync } from "../fs/tree.ts";
 import { type InitSpec, overlayMountData, type OverlayPlan } from "./spec.ts";
 import { makeDevices } from "./limits_stage.ts";
 import { openPtyIn, type PtyPair } from "./console.ts";
@@ -475,6 +474,9 @@ export interface CopyUp {
  */
 export async function copyUps(jobs: CopyUp[]): Promise<void> {
   if (jobs.length === 0) return;
+  // loaded only here: the copy at start is for records of an older skiff (the copy is at create
+  // now, create_run.ts), and a run without volumes loads no tree walker
+  const { copyUpAsync } = await import("../fs/tree.ts");
   // thousands of calls: the typed symbols beat the raw syscalls the setup uses
   const raw = setRawAtCalls(false);
   try {
