@@ -79,6 +79,7 @@ const symbols = {
   getdents64: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   readlinkat: { parameters: ["i32", "buffer", "buffer", "usize"], result: "isize" },
   fgetxattr: { parameters: ["i32", "buffer", "buffer", "usize"], result: "isize" },
+  fsetxattr: { parameters: ["i32", "buffer", "buffer", "usize", "i32"], result: "i32" },
   mkdirat: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   unlinkat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
   lseek: { parameters: ["i32", "i64", "i32"], result: "i64" },
@@ -1286,6 +1287,9 @@ export const getdents64 = (fd: number, buf: Uint8Array<ArrayBuffer>) =>
 /** fgetxattr(2): the value's length, or -errno (-ENODATA when absent). */
 export const fgetxattrFd = (fd: number, name: CName, buf: Uint8Array<ArrayBuffer>) =>
   typed(libc().fgetxattr(fd, cname(name), buf, BigInt(buf.length)));
+/** fsetxattr(2): 0, or -errno. */
+export const fsetxattrFd = (fd: number, name: CName, value: Uint8Array<ArrayBuffer>) =>
+  typed(libc().fsetxattr(fd, cname(name), value, BigInt(value.length), 0));
 /** fstatfs(2): f_type (the filesystem's magic number), or -errno. */
 export function fstatfsType(fd: number): number {
   const buf = new BigInt64Array(15); // struct statfs: f_type is the first word on both architectures

@@ -159,6 +159,27 @@ Deno.test("build: file capabilities (security.capability) are kept in COPY and R
   });
 });
 
+Deno.test("create: a file's capabilities reach a new volume with the image's files, as docker copies them", async () => {
+  await withBusybox(async (root) => {
+    await withDir(async (dir) => {
+      const { compileStatic } = await import("./cprog.ts");
+      Deno.copyFileSync(await compileStatic("setcap", SETCAP_C), join(dir, "setcap"));
+      Deno.chmodSync(join(dir, "setcap"), 0o755);
+      Deno.writeTextFileSync(
+        join(dir, "Dockerfile"),
+        "FROM busybox\nCOPY setcap /\nRUN mkdir /capdir && cp /bin/busybox /capdir/capped && /setcap /capdir/capped\n",
+      );
+      await root.ok(["build", "-q", "-t", "capvol-image", dir]);
+      await root.ok(["create", "--name", "cv", "-v", "capvol:/capdir", "capvol-image", "true"]);
+      const copied = join(root.path, "volumes", "capvol", "_data", "capped");
+      const r = await new Deno.Command("getcap", { args: [copied], stdout: "piped" }).output();
+      assertEqual(new TextDecoder().decode(r.stdout).replace(copied, "").trim(), "cap_net_raw=ep");
+      await root.ok(["rm", "cv"]);
+      await root.ok(["volume", "rm", "capvol"]);
+    });
+  });
+});
+
 Deno.test("build - < a context tar (plain, gzip, xz; -f inside it); its Dockerfile never names a host file", async () => {
   await withBusybox(async (root) => {
     await withDir(async (dir) => {

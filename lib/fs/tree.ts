@@ -16,6 +16,7 @@ import {
   fchownAt,
   fchownFd,
   fgetxattrFd,
+  fsetxattrFd,
   futimes,
   linkAt,
   makedev,
@@ -535,6 +536,11 @@ function* copyOpenNode(
       try {
         yield* copyData(node.fileFd!, fd, state.buf);
         setFdMeta(fd, meta);
+        // the one xattr docker keeps (file capabilities); after the owner, whose change clears it
+        for (const [name, value] of Object.entries(node.xattrs ?? {})) {
+          const r = fsetxattrFd(fd, name, value as Uint8Array<ArrayBuffer>);
+          if (r !== -EOPNOTSUPP) checkAt("fsetxattr", r, path);
+        }
       } finally {
         closeFd(fd);
       }
