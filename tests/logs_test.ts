@@ -116,6 +116,60 @@ Deno.test("logs: --log-driver none and bad --log-opt", async () => {
   });
 });
 
+Deno.test("logs: --log-driver local (docker's defaults, its options, its refusals); logs reads it", async () => {
+  await withDetached(async (root) => {
+    const id = await runDetached(root, [
+      ...["--name", "loc", "--log-driver", "local", "--log-opt", "max-size=1k", "--log-opt", "max-file=3"],
+      ...[
+        "busybox",
+        "sh",
+        "-c",
+        "echo err >&2; i=0; while [ $i -lt 300 ]; do echo line-$i; i=$((i+1)); done",
+      ],
+    ]);
+    await exited(root, "loc");
+    const out = (await root.ok(["logs", "loc"])).trim().split("\n");
+    assert.equal(out.at(-1), "line-299");
+    const dir = `${root.path}/containers/${id}`;
+    const files = [...Deno.readDirSync(dir)].filter((e) => e.name.includes("-json.log"));
+    assert.equal(files.length, 3); // max-file
+    assert.equal(
+      await inspect(root, "loc", "{{json .HostConfig.LogConfig}} [{{.LogPath}}]"),
+      '{"Type":"local","Config":{"max-file":"3","max-size":"1k"}} []', // a map: sorted, as Go's json,
+    );
+    for (
+      const [opt, words] of [
+        [
+          "max-size=abc",
+          "failed to initialize logging driver: invalid value for max-size: abc: invalid size: 'abc'",
+        ],
+        ["labels=x", "unknown log opt 'labels' for log driver local"],
+        [
+          "max-file=0",
+          "failed to initialize logging driver: compression cannot be enabled when max file count is 1",
+        ],
+        [
+          "compress=maybe",
+          'error reading compress log option: strconv.ParseBool: parsing "maybe": invalid syntax',
+        ],
+      ]
+    ) {
+      const bad = await root.skiff([
+        "run",
+        "--rm",
+        "--log-driver",
+        "local",
+        "--log-opt",
+        opt,
+        "busybox",
+        "true",
+      ]);
+      assert.equal(bad.code, 125, opt);
+      assert.ok(bad.stderr.includes(words), bad.stderr);
+    }
+  });
+});
+
 Deno.test("logs survive stop and start", async () => {
   await withDetached(async (root) => {
     await runDetached(root, [

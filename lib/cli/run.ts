@@ -71,7 +71,7 @@ Options:
   -l, --label list              Set meta data on a container
       --label-file list         Read in a line delimited file of labels
       --link list               Add link to another container
-      --log-driver string       Logging driver for the container (json-file, none)
+      --log-driver string       Logging driver for the container (json-file, local, none)
       --log-opt list            Log driver options (max-size, max-file)
       --mac-address string      Container MAC address (e.g., 92:d0:c6:0a:29:33)
   -m, --memory bytes            Memory limit

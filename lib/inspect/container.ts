@@ -346,7 +346,8 @@ export function inspectContainer(root: StateRoot, record: ContainerRecord, sizes
     ResolvConfPath: join(dir, "resolv.conf"),
     HostnamePath: join(dir, "hostname"),
     HostsPath: join(dir, "hosts"),
-    LogPath: extra.LogPath ?? "",
+    // docker shows no path for its local driver's files (their format is its own)
+    LogPath: record.HostConfig.LogConfig?.Type === "local" ? "" : extra.LogPath ?? "",
     Name: record.Name,
     RestartCount: record.RestartCount ?? 0,
     Driver: record.Driver ?? "overlay2",

@@ -151,7 +151,7 @@ export async function systemInfo(root: StateRoot, opts: InfoOptions) {
       Volume: ["local"],
       Network: ["bridge", "host", "null"],
       Authorization: null,
-      Log: ["json-file"],
+      Log: ["json-file", "local"],
     },
     MemoryLimit: support.memoryLimit,
     SwapLimit: support.swapLimit,

@@ -19,7 +19,8 @@ export interface LogEntry {
 }
 
 export interface LogSettings {
-  driver: "json-file" | "none";
+  /** "local" is written as json-file is (only `logs` reads it), with docker's local defaults */
+  driver: "json-file" | "local" | "none";
   /** bytes; 0 = no rotation */
   maxSize: number;
   maxFile: number;
@@ -34,7 +35,7 @@ export function logConfigOf(driver: string | undefined, opts: string[]): NonNull
   ContainerRecord["HostConfig"]["LogConfig"]
 > {
   const type = driver ?? "json-file";
-  if (type !== "json-file" && type !== "none") {
+  if (type !== "json-file" && type !== "local" && type !== "none") {
     throw new SkiffError(
       `failed to create task for container: logger: no log driver named '${type}' is registered`,
     );
@@ -44,6 +45,9 @@ export function logConfigOf(driver: string | undefined, opts: string[]): NonNull
     const eq = opt.indexOf("=");
     if (eq <= 0) throw new SkiffError(`invalid key value pair format in log opts: ${opt}`);
     const key = opt.slice(0, eq), value = opt.slice(eq + 1);
+    if (type === "local" && !["max-size", "max-file", "compress"].includes(key)) {
+      throw new SkiffError(`unknown log opt '${key}' for log driver local`);
+    }
     if (type === "none" || !["max-size", "max-file", "compress", "labels", "env", "tag"].includes(key)) {
       throw new SkiffError(`unknown log opt '${key}' for ${type} log driver`);
     }
@@ -53,7 +57,8 @@ export function logConfigOf(driver: string | undefined, opts: string[]): NonNull
   return { Type: type, Config: config };
 }
 
-function settingsOf(type: "json-file" | "none", config: Record<string, string>): LogSettings {
+function settingsOf(type: LogSettings["driver"], config: Record<string, string>): LogSettings {
+  if (type === "local") return localSettings(config);
   let maxSize = 0, maxFile = 1;
   if (config["max-size"] !== undefined && config["max-size"] !== "-1") {
     try {
@@ -73,6 +78,61 @@ function settingsOf(type: "json-file" | "none", config: Record<string, string>):
   }
   return { driver: type, maxSize, maxFile };
 }
+
+/**
+ * docker's local driver: 20 MB files, 5 of them, compressed (skiff keeps the rotated files as they
+ * are: only `logs` reads them); its options and refusals as its daemon words them.
+ */
+function localSettings(config: Record<string, string>): LogSettings {
+  let maxSize = 20 * 1024 * 1024, maxFile = 5;
+  if (config["max-size"] !== undefined) {
+    try {
+      maxSize = parseBytes(config["max-size"], "max-size");
+    } catch {
+      throw new SkiffError(
+        `failed to initialize logging driver: invalid value for max-size: ${
+          config["max-size"]
+        }: invalid size: '${config["max-size"]}'`,
+      );
+    }
+  }
+  let compress = true;
+  if (config.compress !== undefined) {
+    const value = GO_BOOLS[config.compress];
+    if (value === undefined) {
+      throw new SkiffError(
+        `failed to initialize logging driver: error reading compress log option: strconv.ParseBool: parsing "${config.compress}": invalid syntax`,
+      );
+    }
+    compress = value;
+  }
+  if (config["max-file"] !== undefined) {
+    maxFile = Number(config["max-file"]);
+    if (!Number.isInteger(maxFile)) throw new SkiffError(`invalid value for max-file: ${config["max-file"]}`);
+    if (maxFile < 1) maxFile = 1; // docker's local driver counts below one as one
+  }
+  if (compress && maxFile === 1) {
+    throw new SkiffError(
+      "failed to initialize logging driver: compression cannot be enabled when max file count is 1",
+    );
+  }
+  return { driver: "local", maxSize, maxFile };
+}
+
+const GO_BOOLS: Record<string, boolean> = {
+  "1": true,
+  t: true,
+  T: true,
+  true: true,
+  TRUE: true,
+  True: true,
+  "0": false,
+  f: false,
+  F: false,
+  false: false,
+  FALSE: false,
+  False: false,
+};
 
 export function logSettings(record: ContainerRecord): LogSettings {
   const config = record.HostConfig.LogConfig;

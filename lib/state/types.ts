@@ -252,7 +252,7 @@ export interface HostConfig {
   /** --restart (absent on records made before restart policies: "no"). */
   RestartPolicy?: { Name: "no" | "always" | "on-failure" | "unless-stopped"; MaximumRetryCount: number };
   /** --log-driver / --log-opt (absent: json-file without rotation). */
-  LogConfig?: { Type: "json-file" | "none"; Config: Record<string, string> };
+  LogConfig?: { Type: "json-file" | "local" | "none"; Config: Record<string, string> };
   /** -p as docker keeps it: "80/tcp" → [{HostIp, HostPort}] ("" where not given). */
   PortBindings?: Record<string, { HostIp: string; HostPort: string }[] | null>;
   /** -P: every exposed port on a free host port. */

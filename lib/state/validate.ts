@@ -228,7 +228,7 @@ const hostConfig = object({
     Name: oneOf("no", "always", "on-failure", "unless-stopped"),
     MaximumRetryCount: int,
   })),
-  LogConfig: optional(object({ Type: oneOf("json-file", "none"), Config: labels })),
+  LogConfig: optional(object({ Type: oneOf("json-file", "local", "none"), Config: labels })),
   PortBindings: optional(nullable(record(nullable(array(object({ HostIp: str, HostPort: str })))))),
   PublishAllPorts: optional(bool),
   IpcMode: optional(str),
