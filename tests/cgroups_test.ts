@@ -1010,3 +1010,42 @@ function cgroupDirsOfParent(parent: string, id: string): string[] {
       }
     });
 }
+
+Deno.test("openCgroup of an unreadable record: a group named by its id inside another container's group is not taken for it", () => {
+  const top = `skiff-test-fp-${Deno.pid}`;
+  const owner = { cgroupParent: "skiff" };
+  const hex = () =>
+    Array.from(crypto.getRandomValues(new Uint8Array(32)), (b) => b.toString(16).padStart(2, "0")).join("");
+  const a = hex(), b = hex();
+  const made: ContainerCgroup[] = [];
+  try {
+    // A's group, with a group named by B's id made inside it (a privileged container may make
+    // groups in its own), shallower than B's real one
+    const groupA = createCgroup(owner, a, { privileged: false }, { CgroupParent: top });
+    made.push(groupA);
+    for (const dir of groupA.paths) Deno.mkdirSync(join(dir, b));
+    const groupB = createCgroup(owner, b, { privileged: false }, { CgroupParent: `${top}/x/y` });
+    made.push(groupB);
+    // B's record unreadable: its group is looked for by its id
+    const found = openCgroup(owner, b, undefined);
+    assert.deepEqual(found.paths, groupB.paths);
+  } finally {
+    for (const dir of made[0]?.paths ?? []) {
+      try {
+        Deno.removeSync(join(dir, b));
+      } catch { /* not made */ }
+    }
+    for (const group of made.reverse()) group.destroy();
+    // the kept parents, deepest first, in every hierarchy
+    for (const base of ["/sys/fs/cgroup", UNIFIED]) {
+      const bases = base === UNIFIED ? [UNIFIED] : [...Deno.readDirSync(base)].map((e) => join(base, e.name));
+      for (const hier of bases) {
+        for (const rel of [`${top}/x/y`, `${top}/x`, top]) {
+          try {
+            Deno.removeSync(join(hier, rel));
+          } catch { /* absent */ }
+        }
+      }
+    }
+  }
+});

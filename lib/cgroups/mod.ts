@@ -92,6 +92,8 @@ export function openCgroup(root: CgroupOwner, id: string, host: CgroupPlacement)
   return cgroupDriver() === "v2" ? openV2(V2_MOUNT, parent, id, keepParent) : openV1(parent, id, keepParent);
 }
 
+const CONTAINER_ID = /^[0-9a-f]{64}$/;
+
 /** How deep and how wide findPlace looks: far beyond any --cgroup-parent in use, bounded all the same. */
 const SEARCH_DEPTH = 16, SEARCH_GROUPS = 100_000;
 
@@ -121,6 +123,10 @@ function findPlace(root: CgroupOwner, id: string): Place {
         if (!entry.isDirectory) continue;
         if (entry.name === id) return { parent: rel, keepParent: rel !== root.cgroupParent };
         if (++seen > SEARCH_GROUPS) break;
+        // never into a container's own group: a container may make groups in it (privileged, or
+        // with CAP_SYS_ADMIN), and one named by another's id must not be taken for that one's; no
+        // parent of a container's group is one (cgroupParentProblem)
+        if (CONTAINER_ID.test(entry.name)) continue;
         next.push(rel ? `${rel}/${entry.name}` : entry.name);
       }
     }
