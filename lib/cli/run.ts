@@ -92,11 +92,13 @@ Options:
       --restart string          Restart policy to apply when a container exits (default "no")
       --pull string             Pull image before running ("always", "missing", "never") (default "missing")
       --rm                      Automatically remove the container when it exits
+      --runtime string          Runtime to use for this container (skiff; "runc" is taken as it)
       --security-opt list       Security Options
       --shm-size bytes          Size of /dev/shm
       --sig-proxy               Proxy received signals to the process (default true)
       --stop-signal string      Signal to stop the container
       --stop-timeout int        Timeout (in seconds) to stop a container
+      --storage-opt list        Storage driver options for the container (refused: overlay over xfs only)
       --sysctl map              Sysctl options (default map[])
       --tmpfs list              Mount a tmpfs directory (PATH[:OPTIONS])
   -t, --tty                     Allocate a pseudo-TTY
@@ -106,6 +108,7 @@ Options:
       --uts string              UTS namespace to use
       --platform string         Set platform if server is multi-platform capable
   -v, --volume list             Bind mount a volume ([SOURCE:]DESTINATION[:MODE])
+      --volume-driver string    Optional volume driver for the container (local)
       --volumes-from list       Mount volumes from the specified container(s)
       --mount mount             Attach a filesystem mount to the container
   -w, --workdir string          Working directory inside the container
