@@ -198,11 +198,11 @@ function refuseUnsupportedNetworkFlags(p: Parsed): void {
   for (const flag of ["config-only", "ipv6"]) {
     if (bool(p, flag)) throw new SkiffError(`--${flag} is not supported by skiff's networks`, 1);
   }
-  for (const flag of ["config-from", "ip-range", "aux-address", "ipam-opt"]) {
-    if (str(p, flag) !== undefined || list(p, flag).length) {
-      throw new SkiffError(`--${flag} is not supported by skiff's networks`, 1);
-    }
-  }
+  const given = [
+    ...(str(p, "config-from") !== undefined ? ["config-from"] : []),
+    ...["ip-range", "aux-address", "ipam-opt"].filter((flag) => list(p, flag).length),
+  ];
+  if (given.length) throw new SkiffError(`--${given[0]} is not supported by skiff's networks`, 1);
 }
 
 /** docker's network filters: name (substring), id (prefix), driver, label, type (custom|builtin). */

@@ -287,7 +287,6 @@ export class Engine {
         network = plain ? { namespaces: plain } : (networkCode ?? await import("./network.ts")).setupNetwork(
           root,
           record,
-          root.container(record.Id),
         );
       } catch (e) {
         network = e instanceof Error ? e : new Error(String(e));

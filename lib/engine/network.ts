@@ -19,9 +19,8 @@ import { runsItsCommand } from "./namespaces.ts";
 import { connectTarget } from "../network/connect.ts";
 import { createEndpoint, type Endpoint, holdNamespace, noteJoiner, userTarget } from "../network/bridge.ts";
 import { userNetworkState } from "../network/networks.ts";
-import { hostsFile, joinedContainer } from "../network/mode.ts";
-import { resolveHostGateway } from "../network/ipam.ts";
-import { refreshNames } from "../network/names.ts";
+import { joinedContainer } from "../network/mode.ts";
+import { refreshNames, writeBridgeHosts } from "../network/names.ts";
 import { linksAtStart } from "../network/linked.ts";
 import { ensureInternalForward, ensureNetworkNat, publishPorts as natPublish } from "../network/nat.ts";
 import { checkPublishable, type PortMapping, publishRequests } from "../network/ports.ts";
@@ -81,7 +80,7 @@ function joinContainerNamespace(root: StateRoot, record: ContainerRecord, ref: s
  * Sets up the network of a container about to start. Released (idempotently) with the container's
  * "exit" resources (engine/resources.ts), which also runs when the start fails after this.
  */
-export function setupNetwork(root: StateRoot, record: ContainerRecord, dir: string): ContainerNetwork {
+export function setupNetwork(root: StateRoot, record: ContainerRecord): ContainerNetwork {
   const mode = record.HostConfig.NetworkMode;
   const plain = plainNetworkNamespaces(mode);
   if (plain) return { namespaces: plain };
@@ -111,13 +110,7 @@ export function setupNetwork(root: StateRoot, record: ContainerRecord, dir: stri
     refreshNames(root, record.Id);
   } else {
     // docker writes the container's own address into its /etc/hosts when it starts
-    Deno.writeTextFileSync(
-      `${dir}/hosts`,
-      hostsFile(resolveHostGateway(root, record.HostConfig.ExtraHosts ?? []), {
-        ip: endpoint.ipAddress,
-        hostname: record.Config.Hostname,
-      }, links?.hosts),
-    );
+    writeBridgeHosts(root, record, endpoint.ipAddress, links?.hosts);
   }
   return {
     namespaces: withNetwork(netnsPath),

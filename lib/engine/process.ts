@@ -250,7 +250,7 @@ export async function launchContainer(
     if (!overlap) cgroup?.addProcess(child.pid);
     // the network before the setup: it joins the namespace made (or named) here
     if (options.network instanceof Error) throw options.network;
-    const network = options.network ?? (await import("./network.ts")).setupNetwork(root, record, dir);
+    const network = options.network ?? (await import("./network.ts")).setupNetwork(root, record);
     if (network.linkEnv) spec.env = containerEnv(record, network.linkEnv);
     // --ipc, --uts, --cgroupns on top of the network's (engine/namespaces.ts)
     const modes = await prepareNamespaces(root, record, network.namespaces);

@@ -79,6 +79,25 @@ function rewriteInPlace(path: string, text: string): void {
   }
 }
 
+/**
+ * A default-bridge container's /etc/hosts: docker's head, its --add-host lines, its --link lines
+ * and its own address (written at its start, and again after `rm -l` while it runs), in place.
+ */
+export function writeBridgeHosts(
+  root: StateRoot,
+  record: ContainerRecord,
+  ip: string,
+  links: { ip: string; names: string[] }[] | undefined,
+): void {
+  rewriteInPlace(
+    join(root.container(record.Id), "hosts"),
+    hostsFile(resolveHostGateway(root, record.HostConfig.ExtraHosts ?? []), {
+      ip,
+      hostname: record.Config.Hostname,
+    }, links),
+  );
+}
+
 interface Membership {
   /** network name (as the record names it) → its members: container id → ip */
   networks: Map<string, Map<string, string>>;

@@ -5,10 +5,8 @@
 import { NoSuchContainerError, SkiffError } from "../errors.ts";
 import { findContainer, isRunning, updateContainerSync } from "../state/containers.ts";
 import type { StateRoot } from "../state/root.ts";
-import { resolveHostGateway } from "./ipam.ts";
 import { linksAtStart } from "./linked.ts";
-import { hostsFile } from "./mode.ts";
-import { refreshNames } from "./names.ts";
+import { refreshNames, writeBridgeHosts } from "./names.ts";
 
 /** Removes the link `ref` names ("/PARENT/ALIAS"); docker's refusals otherwise. */
 export function removeLink(root: StateRoot, ref: string): void {
@@ -42,13 +40,5 @@ export function removeLink(root: StateRoot, ref: string): void {
     refreshNames(root, parent.Id); // its user networks' lines with the links left (names.ts)
     return;
   }
-  // in place: the file itself is bound over the container's /etc/hosts
-  Deno.writeTextFileSync(
-    `${root.container(parent.Id)}/hosts`,
-    hostsFile(
-      resolveHostGateway(root, parent.HostConfig.ExtraHosts ?? []),
-      { ip: parent.NetworkEndpoint.ipAddress, hostname: parent.Config.Hostname },
-      linksAtStart(root, parent, true).hosts,
-    ),
-  );
+  writeBridgeHosts(root, parent, parent.NetworkEndpoint.ipAddress, linksAtStart(root, parent, true).hosts);
 }

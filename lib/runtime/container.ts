@@ -12,8 +12,6 @@ import {
   joinedContainer,
 } from "../network/mode.ts";
 import { resolveHostGateway, userNetworkState } from "../network/ipam.ts";
-import { parseLink } from "../network/links.ts";
-import { resolveLinks } from "../network/linked.ts";
 import type { StateRoot } from "../state/root.ts";
 import {
   type ContainerRecord,
@@ -298,9 +296,15 @@ export async function createContainerFromImage(
   checkMacForMode(networkMode, req.macAddress);
   const files = networkFiles(root, req, networkMode);
   // --link: on the default bridge by the linked containers' ids; on a user network as given
-  const linked = networkMode === "bridge" && req.links?.length
-    ? resolveLinks(root, req.links.flatMap((l) => parseLink(l) ?? []))
-    : undefined;
+  // (loaded only then: a run without links does not load them)
+  let linked: ContainerRecord["LinkedContainers"];
+  if (networkMode === "bridge" && req.links?.length) {
+    const [{ parseLink }, { resolveLinks }] = await Promise.all([
+      import("../network/links.ts"),
+      import("../network/linked.ts"),
+    ]);
+    linked = resolveLinks(root, req.links.flatMap((l) => parseLink(l) ?? []));
+  }
   const userLinks = isUserNetwork(networkMode) && req.links?.length ? req.links : undefined;
   const namespaceModes = resolveNamespaceModes(root, req);
 

@@ -6,6 +6,7 @@
 import { SkiffError } from "../errors.ts";
 import { parseTimeOrDuration } from "../format/filters.ts";
 import { parseBytes } from "../format/bytes.ts";
+import { parseGoBool } from "../format/gobool.ts";
 import type { StateRoot } from "../state/root.ts";
 import { object, oneOf, parseState, str } from "../state/validate.ts";
 import type { ContainerRecord } from "../state/types.ts";
@@ -98,7 +99,7 @@ function localSettings(config: Record<string, string>): LogSettings {
   }
   let compress = true;
   if (config.compress !== undefined) {
-    const value = GO_BOOLS[config.compress];
+    const value = parseGoBool(config.compress);
     if (value === undefined) {
       throw new SkiffError(
         `failed to initialize logging driver: error reading compress log option: strconv.ParseBool: parsing "${config.compress}": invalid syntax`,
@@ -118,21 +119,6 @@ function localSettings(config: Record<string, string>): LogSettings {
   }
   return { driver: "local", maxSize, maxFile };
 }
-
-const GO_BOOLS: Record<string, boolean> = {
-  "1": true,
-  t: true,
-  T: true,
-  true: true,
-  TRUE: true,
-  True: true,
-  "0": false,
-  f: false,
-  F: false,
-  false: false,
-  FALSE: false,
-  False: false,
-};
 
 export function logSettings(record: ContainerRecord): LogSettings {
   const config = record.HostConfig.LogConfig;

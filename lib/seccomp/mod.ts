@@ -5,6 +5,7 @@
 // the init stage and exec's program only install the bytes (lib/runtime/exec_program.ts confineSteps).
 
 import { SkiffError } from "../errors.ts";
+import { parseGoBool } from "../format/gobool.ts";
 import { capabilityMask } from "../runtime/caps.ts";
 import type { SeccompProfile } from "./profile_types.ts";
 
@@ -50,13 +51,6 @@ export function securitySettings(securityOpt: readonly string[] | null | undefin
     }
   }
   return settings;
-}
-
-/** Go's strconv.ParseBool. */
-export function parseGoBool(text: string): boolean | undefined {
-  if (["1", "t", "T", "TRUE", "true", "True"].includes(text)) return true;
-  if (["0", "f", "F", "FALSE", "false", "False"].includes(text)) return false;
-  return undefined;
 }
 
 function kernelVersion(): [number, number] {
