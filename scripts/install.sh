@@ -89,6 +89,8 @@ if [ "$with_test" = 1 ]; then
   apt_install skopeo docker-registry nftables iptables iproute2 util-linux procps tar gzip curl apache2-utils openssl
   # gcc + libc6-dev: the security tests compile their attack programs statically
   apt_install gcc libc6-dev
+  # libcap2-bin: setcap/getcap, the file-capability tests (build layers, volumes)
+  apt_install libcap2-bin
   # exec's program interpreter on arm64, run under qemu-user (tests/exec_program_test.ts; ~15 s here)
   apt_install gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static
   # hyperfine only makes the benchmark nicer; the bench has a built-in loop without it
