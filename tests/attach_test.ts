@@ -111,9 +111,25 @@ Deno.test("attach: sees new output of a running container, exits with its code; 
       const running = await runDetached(root, ["busybox", "sleep", "30"]);
       const keys = await root.skiff(["attach", "--detach-keys", "ctrl-P", running]);
       assertEquals([keys.code, keys.stderr], [1, "skiff: Invalid detach keys (ctrl-P) provided\n"]);
-      // a foreground run's container: its output is that process's, nothing to attach to
+      // a foreground run that the supervisor serves (no -i, -t: engine/foreground.ts): attachable,
+      // as docker's are
+      const served = track(
+        Proc.skiff(root, [
+          "run",
+          "--name",
+          "fg1",
+          "busybox",
+          "sh",
+          "-c",
+          "echo fg-up; sleep 1; echo fg-late",
+        ]),
+      );
+      await served.waitFor("fg-up");
+      const attached = await root.skiff(["attach", "fg1"]);
+      assertEquals([attached.code, attached.stdout], [0, "fg-late\n"]);
+      // one whose process skiff runs itself (-i): its output is that process's, nothing to attach to
       const fg = track(
-        Proc.skiff(root, ["run", "--name", "fg", "busybox", "sh", "-c", "echo fg-up; sleep 30"]),
+        Proc.skiff(root, ["run", "-i", "--name", "fg", "busybox", "sh", "-c", "echo fg-up; sleep 30"]),
       );
       await fg.waitFor("fg-up");
       const foreground = await root.skiff(["attach", "fg"]);

@@ -14,17 +14,22 @@ export async function eventually(what: string, check: () => boolean | Promise<bo
   }
 }
 
-/** Pids of processes whose command line names this root's supervisor. */
+/**
+ * Pids of processes whose command line names this root's supervisor; not its forks (a spare PID 1
+ * shows its parent's command line until it has dropped skiff's memory, a ms or so).
+ */
 export function supervisorPids(root: TestRoot): number[] {
-  const out: number[] = [];
+  const found = new Map<number, number>();
   for (const e of Deno.readDirSync("/proc")) {
     if (!/^\d+$/.test(e.name)) continue;
     try {
       const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).split("\0");
-      if (cmd.includes("__supervisor") && cmd.includes(root.path)) out.push(Number(e.name));
+      if (!cmd.includes("__supervisor") || !cmd.includes(root.path)) continue;
+      const ppid = Number(/PPid:\s+(\d+)/.exec(Deno.readTextFileSync(`/proc/${e.name}/status`))?.[1]);
+      found.set(Number(e.name), ppid);
     } catch { /* exited */ }
   }
-  return out;
+  return [...found].filter(([, ppid]) => !found.has(ppid)).map(([pid]) => pid);
 }
 
 /** withBusybox, plus: every container removed and the supervisor gone before the leak check. */

@@ -64,6 +64,12 @@ export class TestRoot {
   async cleanup(): Promise<void> {
     const ids = this.containerIds();
     if (ids.length) await this.skiff(["rm", "-f", ...ids]);
+    // a supervisor stays a while after a foreground run (lib/engine/monitor.ts LINGER_MS): SIGTERM
+    // ends that wait, and it exits with its spare PID 1 and groups removed
+    await stopSupervisor(this.path);
+    // a supervisor a test killed outright leaves its spare's groups to the next supervisor of the
+    // root (monitor.ts sweepSpares): the test's is the last
+    await sweepSpareGroups(this.path);
     // user-defined networks the test left: their bridges go with them
     const networks = userNetworkIds(this.path);
     if (networks.length) await this.skiff(["network", "rm", ...networks]);
@@ -116,6 +122,41 @@ export class TestRoot {
       ...leaks.rules.map((r) => `NAT rule ${r}`),
     ];
     if (problems.length) throw new Error(`leaked after test:\n  ${problems.join("\n  ")}`);
+  }
+}
+
+/** What a new supervisor of `root` would remove first: the groups of its killed predecessor's spare. */
+async function sweepSpareGroups(root: string): Promise<void> {
+  try {
+    Deno.lstatSync(join(root, "supervisor", "spares"));
+  } catch {
+    return;
+  }
+  const { sweepSpares } = await import("../lib/engine/monitor.ts");
+  const { StateRoot } = await import("../lib/state/root.ts");
+  sweepSpares(new StateRoot(root));
+}
+
+/** SIGTERMs the supervisor of `root`, if one runs, and waits (bounded) until it is gone. */
+export async function stopSupervisor(root: string): Promise<void> {
+  const pids = () => {
+    const out: number[] = [];
+    for (const e of Deno.readDirSync("/proc")) {
+      if (!/^\d+$/.test(e.name)) continue;
+      try {
+        const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).split("\0");
+        if (cmd.includes("__supervisor") && cmd.includes(root)) out.push(Number(e.name));
+      } catch { /* exited */ }
+    }
+    return out;
+  };
+  for (const pid of pids()) {
+    try {
+      Deno.kill(pid, "SIGTERM");
+    } catch { /* gone */ }
+  }
+  for (let waited = 0; waited < 5000 && pids().length; waited += 25) {
+    await new Promise((r) => setTimeout(r, 25));
   }
 }
 

@@ -225,6 +225,11 @@ export interface ContainerCgroup {
   stats(): CgroupStats;
   /** `docker update`: writes the given values to the live cgroup; absent fields stay as they are. */
   update(values: CgroupUpdate): void;
+  /**
+   * The limits of the container that takes over a group made ahead without any (a warm
+   * supervisor's spare PID 1 waits in it: lib/engine/monitor.ts); docker's words when one cannot be.
+   */
+  applyLimits(limits: CgroupLimits): void;
 }
 
 /**

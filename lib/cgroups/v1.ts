@@ -92,6 +92,11 @@ class V1Cgroup implements ContainerCgroup {
     private readonly keepParent: boolean,
   ) {}
 
+  applyLimits(limits: CgroupLimits): void {
+    checkControllers(limits);
+    applyLimits(this.dirs, limits);
+  }
+
   get paths(): string[] {
     const all = [...new Set(this.dirs.values())];
     if (this.unifiedDir) all.push(this.unifiedDir);
@@ -322,11 +327,7 @@ export function createV1(
   keepParent: boolean,
 ): ContainerCgroup {
   const h = hierarchies();
-  for (const [controller, flag] of requiredControllers(limits)) {
-    if (!h.byController.has(controller)) {
-      throw new SkiffError(`cgroup v1 controller "${controller}" is not mounted: cannot apply ${flag}`);
-    }
-  }
+  checkControllers(limits);
   const { dirs, unified } = layout(parent, id);
   const created: string[] = [];
   const cgroup = new V1Cgroup(dirs, unified, keepParent);
@@ -344,6 +345,15 @@ export function createV1(
       } catch { /* best effort; the original error matters more */ }
     }
     throw e;
+  }
+}
+
+function checkControllers(limits: CgroupLimits): void {
+  const h = hierarchies();
+  for (const [controller, flag] of requiredControllers(limits)) {
+    if (!h.byController.has(controller)) {
+      throw new SkiffError(`cgroup v1 controller "${controller}" is not mounted: cannot apply ${flag}`);
+    }
   }
 }
 

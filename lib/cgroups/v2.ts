@@ -43,6 +43,18 @@ class V2Cgroup implements ContainerCgroup {
   /** keepParent: a parent the user named (--cgroup-parent) is left in place, as docker leaves it */
   constructor(readonly dir: string, private readonly keepParent: boolean) {}
 
+  applyLimits(limits: CgroupLimits): void {
+    const enabled = new Set(words(readOptional(join(this.dir, "cgroup.controllers"))));
+    for (const [controller, flag] of requiredControllers(limits)) {
+      if (!enabled.has(controller)) {
+        throw new SkiffError(
+          `cgroup v2 controller "${controller}" is not available on this host: cannot apply ${flag}`,
+        );
+      }
+    }
+    applyLimits(this.dir, limits);
+  }
+
   get paths(): string[] {
     return [this.dir];
   }

@@ -177,23 +177,54 @@ const run: Verb = async (args, ctx) => {
   // gets pipes that skiff copies, never the caller's own stdio (docker's attach); with -t the pty
   // replaces all three before the container's command runs
   const tty = bool(parsed, "tty"), interactive = bool(parsed, "interactive");
+  // a warm supervisor runs it, when one is up and the run is of the kind it serves (foreground.ts)
+  const warm = !detach && servedBySupervisor(parsed) ? await connectSupervisor(ctx) : undefined;
   // --pid host / container:NAME: the engine spawns it in that PID namespace once NAME is checked
-  const stage = detach || str(parsed, "pid")
+  const stage = detach || warm || str(parsed, "pid")
     ? undefined
     : startInitStage(interactive && !tty ? "piped" : "null", tty ? "inherit" : "piped");
   try {
-    return await runWithStage(parsed, ctx, detach, stage);
+    return await runWithStage(parsed, ctx, detach, stage, warm);
   } catch (e) {
     if (stage && !stage.taken) await abortInitStage(stage);
     throw e;
+  } finally {
+    try {
+      warm?.close();
+    } catch { /* closed by the run */ }
   }
 };
+
+/**
+ * The state root's supervisor, when one listens now (nothing is started when none does). Inline,
+ * not engine/foreground.ts's: a run that finds none must not wait for a module before its fork.
+ */
+async function connectSupervisor(ctx: Parameters<Verb>[1]): Promise<Deno.UnixConn | undefined> {
+  try {
+    // engine/detach.ts supervisorSocket
+    return await Deno.connect({ transport: "unix", path: `${ctx.root.path}/supervisor/sock` });
+  } catch {
+    return undefined; // none (or one on its way out): the run is this process's own
+  }
+}
+
+/**
+ * Whether a warm supervisor may run this foreground run for the CLI (engine/foreground.ts): one
+ * without a terminal or stdin to relay, --cidfile, a pull or a restart policy (the supervisor
+ * would restart it, where a run of its own ends).
+ */
+function servedBySupervisor(parsed: Parsed): boolean {
+  const pull = str(parsed, "pull"), restart = str(parsed, "restart");
+  return !bool(parsed, "tty") && !bool(parsed, "interactive") && !str(parsed, "cidfile") &&
+    (pull === undefined || pull === "missing") && (restart === undefined || restart === "no");
+}
 
 async function runWithStage(
   parsed: Parsed,
   ctx: Parameters<Verb>[1],
   detach: boolean,
   stage: InitStage | undefined,
+  warm: Deno.UnixConn | undefined,
 ): Promise<number> {
   const [{ adaptLimitsToHost, runRequest, warnAboutPorts }, { checkSeccompProfiles }] = await Promise.all([
     import("./run_flags.ts"),
@@ -203,7 +234,7 @@ async function runWithStage(
   warnAboutPorts(request);
   await checkSeccompProfiles(request.container.securityOpt ?? []);
   await adaptLimitsToHost(request);
-  if (!request.container.cidFile) return await runRequested(request, parsed, ctx, detach, stage);
+  if (!request.container.cidFile) return await runRequested(request, parsed, ctx, detach, stage, warm);
   // --cidfile: made now, the id chosen here and written before the container is made; it goes
   // again if the container never came to be
   const { CidFile } = await import("./cidfile.ts");
@@ -220,6 +251,7 @@ async function runWithStage(
       ctx,
       detach,
       stage,
+      undefined,
       (id) => id !== request.id && cid.write(id),
     );
   } catch (e) {
@@ -236,9 +268,24 @@ async function runRequested(
   ctx: Parameters<Verb>[1],
   detach: boolean,
   stage: InitStage | undefined,
+  warm?: Deno.UnixConn,
   made?: (id: string) => void,
 ): Promise<number> {
   const pullFlag = str(parsed, "pull");
+  const io = {
+    stdout: request.container.attach?.stdout === false ? DISCARD : Deno.stdout,
+    stderr: request.container.attach?.stderr === false ? DISCARD : Deno.stderr,
+  };
+  if (warm) {
+    const { runThroughSupervisor } = await import("../engine/foreground.ts");
+    const outcome = await runThroughSupervisor(warm, request, {
+      ...io,
+      signalProxy: request.signalProxy !== false,
+    });
+    // undefined: nothing was made (the supervisor was on its way out, or the image must be pulled
+    // first): this process runs it itself
+    if (outcome) return reportForeground(outcome);
+  }
   if (detach && (pullFlag === undefined || pullFlag === "missing")) {
     const code = await runDetachedBySupervisor(ctx, request, made);
     if (code !== undefined) return code;
@@ -262,16 +309,21 @@ async function runRequested(
     stage,
     // skiff's own stdio, its terminal following the container's pty (runtime/stdio.ts ContainerIO)
     // -a: a stream not attached is not shown (the container still writes it: its log keeps it)
-    io: {
-      stdin: Deno.stdin,
-      stdout: request.container.attach?.stdout === false ? DISCARD : Deno.stdout,
-      stderr: request.container.attach?.stderr === false ? DISCARD : Deno.stderr,
-      terminal: true,
-    },
+    io: { stdin: Deno.stdin, ...io, terminal: true },
     // a --rm container is not logged: docker logs it, but nobody can read that log once it is
     // removed, and skipping it keeps `run --rm` as fast as before
     keepLog: !request.container.autoRemove && request.container.logConfig?.Type !== "none",
   });
+  // no supervisor was up: one is started to stay a while (monitor.ts LINGER_MS), so that the next
+  // run of a script finds it warm; it costs this run the spawn (~1 ms), after its container ended
+  if (!warm && servedBySupervisor(parsed)) {
+    (await import("../engine/detach.ts")).spawnSupervisor(ctx.root, true);
+  }
+  return reportForeground(outcome);
+}
+
+/** The start's error in docker's words, if any; the code to exit with. */
+function reportForeground(outcome: { exitCode: number; error?: string; daemonError?: boolean }): number {
   if (outcome.error) {
     console.error(
       `skiff: ${outcome.daemonError ? "" : "unable to start container process: "}${outcome.error}`,

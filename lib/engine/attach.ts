@@ -15,14 +15,23 @@
 //   {"op":"start","id","attach":{"stdin","rows"?,"cols"?}} start -a: attached before the start
 //   {"op":"resize","id","rows","cols"}                     the caller's terminal changed size
 
-import { readAsync, setWinsize, shutdownSocket, writeAsync } from "../../ffi/libc.ts";
+import {
+  kill,
+  readSome,
+  setNonBlocking,
+  setWinsize,
+  shutdownSocket,
+  writeAsync,
+  writeSome,
+} from "../../ffi/libc.ts";
+import { poller } from "../runtime/poller.ts";
 import type { ContainerRecord } from "../state/types.ts";
 import type { LogStream } from "../runtime/logs.ts";
 import type { PtyMaster } from "../runtime/pty.ts";
 import type { InitStage } from "../runtime/stage.ts";
 import { fdWritable } from "../runtime/stdio.ts";
 import type { StartReply } from "./detach.ts";
-import { encodeFrame, STREAM_STDERR, STREAM_STDOUT } from "./attach_stream.ts";
+import { encodeFrame, STREAM_OUTCOME, STREAM_STDERR, STREAM_STDOUT } from "./attach_stream.ts";
 
 /** Output queued for one client before it counts as gone (docker's attach buffers are similar). */
 export const CLIENT_QUEUE_LIMIT = 1 << 20;
@@ -53,6 +62,8 @@ interface RunPorts {
   input?: (chunk: Uint8Array<ArrayBuffer>) => Promise<boolean>;
   closeInput?: () => void;
   resize?: (rows: number, cols: number) => void;
+  /** Sends signal `signo` to PID 1 while the run lasts (a foreground client's signal proxy). */
+  signal: (signo: number) => void;
 }
 
 class Client {
@@ -65,15 +76,28 @@ class Client {
   gone = false;
   /** A run fed it (false: nothing of this supervisor ever will, e.g. a foreground run's container). */
   bound = false;
+  /** Resolves the output pumps that wait for this client's queue to shrink (a foreground client). */
+  private drained?: () => void;
 
-  constructor(readonly fd: number, readonly stdin: boolean) {}
+  /**
+   * `foreground`: a foreground run's caller (serveForeground), which must get every byte as its
+   * own skiff run would: never dropped for being slow, the run's output waits for it instead; and
+   * its socket stays open at the end for the outcome frame.
+   */
+  constructor(readonly fd: number, readonly stdin: boolean, readonly foreground = false) {}
 
   push(frame: Uint8Array<ArrayBuffer>): void {
     if (this.gone || this.ending) return;
-    if (this.queued + frame.length > CLIENT_QUEUE_LIMIT) return this.drop();
+    if (!this.foreground && this.queued + frame.length > CLIENT_QUEUE_LIMIT) return this.drop();
     this.queue.push(frame);
     this.queued += frame.length;
     this.wake?.();
+  }
+
+  /** For a foreground client over its limit: resolves once its queue is below it (or it is gone). */
+  room(): Promise<void> | undefined {
+    if (!this.foreground || this.gone || this.queued <= CLIENT_QUEUE_LIMIT) return undefined;
+    return new Promise((r) => (this.drained = r));
   }
 
   /** Shuts the socket down now: the pending read and write on the blocking pool return. */
@@ -84,6 +108,7 @@ class Client {
     this.queued = 0;
     shutdownSocket(this.fd);
     this.wake?.();
+    this.drained?.();
   }
 
   /** The run ended: what is queued still goes, then the socket is shut down. */
@@ -107,9 +132,47 @@ class Client {
       }
       const frame = this.queue.shift()!;
       this.queued -= frame.length;
-      if (!await writeAllAsync(this.fd, frame)) return this.drop();
+      if (this.queued <= CLIENT_QUEUE_LIMIT && this.drained) {
+        this.drained();
+        this.drained = undefined;
+      }
+      if (!await sendAll(this.fd, frame)) return this.drop();
     }
-    this.drop();
+    // a foreground client's socket carries the outcome after the output (serveForeground)
+    if (!this.foreground || this.gone) this.drop();
+  }
+}
+
+/**
+ * A client's socket (non-blocking) is read and written through the supervisor's one poller: a
+ * blocking call waiting on a client would hold one of Deno's 32 pool threads, and 32 foreground
+ * runs (or attaches) at once would stall every other request and cgroup write of the supervisor.
+ */
+async function sendAll(fd: number, data: Uint8Array<ArrayBuffer>): Promise<boolean> {
+  for (let at = 0; at < data.length;) {
+    let n: number;
+    try {
+      n = writeSome(fd, data.subarray(at));
+    } catch {
+      return false; // EPIPE: the client is gone
+    }
+    if (n < 0) await poller.writable(fd);
+    else at += n;
+  }
+  return true;
+}
+
+/** The bytes a client sent (0: its end, or an error). */
+async function receive(fd: number, buf: Uint8Array<ArrayBuffer>): Promise<number> {
+  while (true) {
+    let n: number;
+    try {
+      n = readSome(fd, buf);
+    } catch {
+      return 0;
+    }
+    if (n >= 0) return n;
+    await poller.readable(fd);
   }
 }
 
@@ -134,13 +197,20 @@ class Hub {
    */
   tty?: boolean;
 
-  output(stream: LogStream, chunk: Uint8Array): void {
+  /** Queues the chunk for every client; a promise when a foreground client must catch up first. */
+  output(stream: LogStream, chunk: Uint8Array): Promise<unknown> | undefined {
     if (this.clients.size === 0 || !this.run) return;
     const frame = this.run.tty ? new Uint8Array(chunk) : encodeFrame(
       stream === "stderr" ? STREAM_STDERR : STREAM_STDOUT,
       chunk,
     );
-    for (const c of this.clients) c.push(frame);
+    let waits: Promise<void>[] | undefined;
+    for (const c of this.clients) {
+      c.push(frame);
+      const room = c.room();
+      if (room) (waits ??= []).push(room);
+    }
+    return waits && Promise.all(waits);
   }
 }
 
@@ -149,7 +219,8 @@ const hubOf = (id: string) => hubs.get(id) ?? hubs.set(id, new Hub()).get(id)!;
 
 /** What monitor.ts keeps of a run: where output chunks go, and the end of the run. */
 export interface AttachableRun {
-  output(stream: LogStream, chunk: Uint8Array): void;
+  /** A promise: the pump waits for it before its next chunk (a foreground client is behind). */
+  output(stream: LogStream, chunk: Uint8Array): Promise<unknown> | undefined;
   /** The run is over and its output drained: clients get the rest and are let go. */
   end(): Promise<void>;
 }
@@ -185,6 +256,13 @@ export function attachableRun(record: ContainerRecord, run: RunHandles): Attacha
     pid: run.pid,
     tty: record.Config.Tty,
     closeStdinAtEnd: record.Config.StdinOnce && !record.Config.Tty,
+    // until the end of the run: its PID 1 is this supervisor's child, not reaped before the end
+    signal: (signo) => {
+      if (ended) return;
+      try {
+        kill(run.pid, signo);
+      } catch { /* exiting */ }
+    },
   };
   if (pty) {
     if (record.Config.OpenStdin) {
@@ -231,7 +309,7 @@ async function readLoop(hub: Hub, client: Client): Promise<void> {
   const buf = new Uint8Array(INPUT_CHUNK);
   let run: RunPorts | undefined;
   while (!client.gone) {
-    const n = await readAsync(client.fd, buf);
+    const n = await receive(client.fd, buf);
     if (n <= 0) break;
     run = hub.run;
     if (!client.stdin || !run?.input) continue; // not attached to stdin: only watch for the end
@@ -246,7 +324,7 @@ async function readLoop(hub: Hub, client: Client): Promise<void> {
 }
 
 async function writeLine(fd: number, value: unknown): Promise<boolean> {
-  return await writeAllAsync(fd, new TextEncoder().encode(JSON.stringify(value) + "\n"));
+  return await sendAll(fd, new TextEncoder().encode(JSON.stringify(value) + "\n"));
 }
 
 /**
@@ -259,6 +337,7 @@ export async function serveAttach(
   start: () => Promise<StartReply>,
   isRunning: () => boolean,
 ): Promise<void> {
+  setNonBlocking(fd); // see sendAll
   if (request.op === "resize") {
     hubs.get(request.id)?.run?.resize?.(request.rows ?? 0, request.cols ?? 0);
     await writeLine(fd, { ok: true });
@@ -296,6 +375,63 @@ export async function serveAttach(
   if (!await writeLine(fd, reply)) client.drop();
   client.startStreaming();
   await Promise.all([client.writeLoop(), readLoop(hub, client)]);
+}
+
+/** What the last frame of a foreground run says (STREAM_OUTCOME). */
+export interface ForegroundOutcome {
+  exitCode: number;
+  /** The supervisor failed the run after its start (the CLI's "skiff: ..." line). */
+  error?: string;
+}
+
+/**
+ * A foreground `skiff run` that a warm supervisor runs for its CLI (foreground.ts is the client;
+ * the protocol is in attach_stream.ts): attached before the start as start -a, without stdin; each
+ * byte from the client is a signal for PID 1 (its --sig-proxy), and the client going away before
+ * the end kills the run, as the death of a foreground skiff run kills its container. The reply line
+ * is the start's; the last frame, once the run is over and recorded (or removed with --rm), its
+ * outcome.
+ */
+export async function serveForeground(
+  fd: number,
+  id: string,
+  start: () => Promise<StartReply>,
+  outcome: Promise<ForegroundOutcome>,
+): Promise<void> {
+  setNonBlocking(fd); // see sendAll
+  const hub = hubOf(id);
+  const client = new Client(fd, false, true);
+  hub.clients.add(client);
+  const started = await start();
+  if (!started.ok) {
+    hub.clients.delete(client);
+    if (hub.clients.size === 0 && !hub.run && hubs.get(id) === hub) hubs.delete(id);
+    const phase = started.phase === "setup" ? "setup" : "start";
+    await writeLine(fd, { ok: false, error: started.error, exitCode: started.exitCode, phase });
+    return;
+  }
+  if (!await writeLine(fd, { ok: true, tty: false, pid: started.pid })) client.drop();
+  client.startStreaming();
+  let over = false;
+  const signals = (async () => {
+    const buf = new Uint8Array(64);
+    while (true) {
+      const n = await receive(fd, buf);
+      if (over) return;
+      // the caller is gone (killed, or its terminal closed): the run goes with it
+      if (n <= 0) return void hub.run?.signal(9);
+      for (const signo of buf.subarray(0, n)) if (signo > 0 && signo < 65) hub.run?.signal(signo);
+    }
+  })();
+  await client.writeLoop();
+  const result = await outcome;
+  over = true;
+  if (!client.gone) {
+    const payload = new TextEncoder().encode(JSON.stringify(result));
+    await sendAll(fd, encodeFrame(STREAM_OUTCOME, payload));
+  }
+  shutdownSocket(fd); // wakes the pending read above (a closed fd would not, and its number is reused)
+  await signals;
 }
 
 /** A running container that no supervisor serves: a foreground `skiff run`'s, or a dead supervisor's. */

@@ -5,9 +5,12 @@
 //   1 = stdout, 2 = stderr, three zero bytes, the payload's length as a big-endian uint32), then the
 //   payload. With -t the pty's bytes go raw (the container has one output stream).
 // - client to supervisor: the caller's stdin, raw; its end is a half-close of the socket.
+// - a foreground run served by the supervisor (foreground.ts): no stdin; stream 3 is skiff's own,
+//   one last frame with the run's outcome as JSON (the container's bytes are only ever payload of
+//   frames 1 and 2, so it cannot forge one); the client's bytes are signal numbers to pass on.
 // - detach keys: docker's format (moby/term ToBytes) and an escape detector for the caller's input.
 
-export const STREAM_STDOUT = 1, STREAM_STDERR = 2;
+export const STREAM_STDOUT = 1, STREAM_STDERR = 2, STREAM_OUTCOME = 3;
 const HEADER = 8;
 
 /** One stdcopy frame holding `payload`. */
@@ -23,6 +26,9 @@ export function encodeFrame(stream: number, payload: Uint8Array): Uint8Array<Arr
 export class FrameDecoder {
   private pending = new Uint8Array(0);
 
+  /** `outcome`: stream 3 (STREAM_OUTCOME) is expected too. */
+  constructor(private readonly outcome = false) {}
+
   /** Feeds `chunk`; returns the frames it completed. Throws on a header that is not stdcopy's. */
   push(chunk: Uint8Array): { stream: number; payload: Uint8Array }[] {
     let data = chunk;
@@ -35,7 +41,9 @@ export class FrameDecoder {
     let at = 0;
     while (data.length - at >= HEADER) {
       const stream = data[at];
-      if (stream !== STREAM_STDOUT && stream !== STREAM_STDERR) {
+      if (
+        stream !== STREAM_STDOUT && stream !== STREAM_STDERR && !(this.outcome && stream === STREAM_OUTCOME)
+      ) {
         throw new Error(`attach stream: unknown stream ${stream}`);
       }
       const size = new DataView(data.buffer, data.byteOffset + at + 4, 4).getUint32(0);

@@ -36,8 +36,9 @@ export const STOP_MARKER = "stop-requested";
 const CONNECT_DEADLINE_MS = 20_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export function spawnSupervisor(root: StateRoot): { exited: () => boolean } {
-  const self = selfCommand(["--root", root.path, "__supervisor"]);
+/** `warm`: for the foreground runs to come, it stays up a while idle (monitor.ts LINGER_MS). */
+export function spawnSupervisor(root: StateRoot, warm = false): { exited: () => boolean } {
+  const self = selfCommand(["--root", root.path, "__supervisor", ...(warm ? ["--warm"] : [])]);
   const child = new Deno.Command(self.cmd, {
     args: self.args,
     stdin: "null",

@@ -29,8 +29,16 @@ import {
   umask,
   writeAsync,
 } from "../../ffi/libc.ts";
-import { containerCgroupView } from "../cgroups/mod.ts";
+import {
+  type CgroupLimits,
+  cgroupLimitsOf,
+  type ContainerCgroup,
+  containerCgroupView,
+  createCgroup,
+  openCgroup,
+} from "../cgroups/mod.ts";
 import { releaseExitResources, startCgroup } from "./resources.ts";
+import type { CgroupHandle } from "./resources_core.ts";
 import { type StartReply, STOP_MARKER, supervisorLock, supervisorSocket } from "./detach.ts";
 import { createDetached, ImageNotPresentError, type RunRequest } from "./create_run.ts";
 import { NoSuchContainerError, SkiffError } from "../errors.ts";
@@ -56,9 +64,12 @@ import {
   type AttachableRun,
   attachableRun,
   type AttachRequest,
+  type ForegroundOutcome,
   serveAttach,
+  serveForeground,
   stageHandles,
 } from "./attach.ts";
+import { newContainerId } from "../state/ids.ts";
 
 export { supervisorLock };
 
@@ -69,43 +80,162 @@ export function stopRequested(root: StateRoot, id: string): boolean {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * A spare init stage, made after each start while starts keep coming: the next start finds its PID 1
- * forked. Dropped after SPARE_IDLE_MS without a start, so an idle
- * supervisor keeps no spare.
+ * How long a supervisor stays up, idle, after a foreground run it served, or after its start for
+ * one (`__supervisor --warm`: spawned by a foreground run that found none): the next `skiff run`
+ * of a script finds it warm (foreground.ts), its modules compiled. A supervisor that served no
+ * foreground run exits as soon as it owns nothing, as before; one whose state root is removed
+ * exits within ROOT_CHECK_MS, and SIGTERM ends the wait.
+ */
+export const LINGER_MS = 5_000;
+const ROOT_CHECK_MS = 500;
+let lingerUntil = 0;
+
+function lingerAfterForeground(): void {
+  lingerUntil = Date.now() + LINGER_MS;
+}
+
+/**
+ * A spare init stage, made after each start while starts keep coming: the next start finds its
+ * PID 1 forked and already in cgroups of its own, made for the id the next container created here
+ * gets (`nextId`). The first cgroup.procs write of a join waits for an RCU grace period (8-14 ms
+ * on the project's machines), which was the longest step of a warm start; made ahead it is off
+ * that path, and the container's limits are written to the groups at the claim (applyLimits).
+ * Dropped after SPARE_IDLE_MS without a start, so an idle supervisor keeps no spare. The groups'
+ * ids are noted in <root>/supervisor/spares first: a supervisor killed with a spare leaves empty
+ * groups, which the next one removes (sweepSpares).
  */
 const SPARE_IDLE_MS = 1000;
-let spare: { stage: InitStage; timer: ReturnType<typeof setTimeout> } | undefined;
+interface Spare {
+  stage: InitStage;
+  timer: ReturnType<typeof setTimeout>;
+  /** The id of the container that takes it (a container of a start request keeps its own id). */
+  id: string;
+  /** `id` was handed to a request (nextContainerId): no other may have it. */
+  promised?: boolean;
+  cgroup?: ContainerCgroup;
+  /** The spare PID 1's join of `cgroup`, under way or done. */
+  joined?: Promise<void>;
+}
+let spare: Spare | undefined;
 
-/** Kills the spare; resolves once it is gone. */
+const sparesFile = (root: StateRoot) => `${root.path}/supervisor/spares`;
+
+/** Kills the spare and removes its groups; resolves once it is gone. */
 function dropSpare(): Promise<unknown> {
   if (!spare) return Promise.resolve();
   clearTimeout(spare.timer);
-  const { stage } = spare;
+  const { stage, cgroup, joined } = spare;
   spare = undefined;
-  return abortInitStage(stage);
+  return abortInitStage(stage).finally(async () => {
+    await joined?.catch(() => {});
+    try {
+      cgroup?.destroy();
+    } catch { /* swept by the next supervisor */ }
+  });
 }
 
-function takeSpare(): InitStage | undefined {
+/** The id the next container made here takes: its spare's groups are made for it. */
+function nextContainerId(run: RunRequest): string {
+  // the spare's groups are in the default parent, its PID 1 in a PID namespace of its own, without
+  // a stdin pipe (runOnce)
+  const c = run.container;
+  const spareFits = !c.resources?.CgroupParent && !c.namespaceModes?.PidMode && !(c.interactive && !c.tty);
+  if (!spare?.cgroup || spare.promised || !spareFits) return newContainerId();
+  spare.promised = true;
+  return spare.id;
+}
+
+/** A request that took the spare's id made nothing: the next may have it. */
+function releaseContainerId(id: string | undefined): void {
+  if (spare?.id === id) spare!.promised = false;
+}
+
+/**
+ * The spare for a start of `record`, if it fits: its groups, made for this id in the default
+ * parent, take the record's limits now (a failure there is the start's, as createCgroup's would
+ * be). A spare whose groups are another id's, or none, gives just its PID 1 (the caller makes the
+ * groups and joins them).
+ */
+function takeSpare(
+  root: StateRoot,
+  record: ContainerRecord,
+): { stage: InitStage; cgroup?: CgroupHandle; joined?: Promise<void> } | undefined {
   if (!spare) return undefined;
+  const fits = spare.cgroup && spare.id === record.Id && !record.HostConfig.CgroupParent;
+  // another id's groups stay with their PID 1 for the container they were made for
+  if (spare.cgroup && !fits) return undefined;
   clearTimeout(spare.timer);
-  const { stage } = spare;
+  const { stage, cgroup, joined } = spare;
   spare = undefined;
-  return stage;
+  if (!cgroup) return { stage };
+  try {
+    cgroup.applyLimits(cgroupLimitsOf(record.HostConfig));
+  } catch (e) {
+    abortInitStage(stage).finally(() => cgroup.destroy());
+    throw e;
+  }
+  const id = record.Id;
+  return {
+    stage,
+    joined,
+    cgroup: {
+      addProcess: (pid) => cgroup.addProcess(pid),
+      addProcessAsync: (pid) => cgroup.addProcessAsync(pid),
+      oomKilled: () => cgroup.oomKilled(),
+      destroy: () => releaseExitResources({ root, id, record }),
+    },
+  };
 }
 
-function refillSpare(): void {
+function refillSpare(root: StateRoot): void {
   if (spare) {
     clearTimeout(spare.timer);
     spare.timer = setTimeout(dropSpare, SPARE_IDLE_MS);
     return;
   }
+  let stage: InitStage;
   try {
-    const stage = startInitStage("null", "null");
-    stage.child.status.then(() => {
-      if (spare?.stage === stage) dropSpare(); // died waiting: not usable
+    stage = startInitStage("null", "null");
+  } catch {
+    return; // no spare this time
+  }
+  const made: Spare = { stage, id: newContainerId(), timer: setTimeout(dropSpare, SPARE_IDLE_MS) };
+  spare = made;
+  stage.child.status.then(() => {
+    if (spare === made) dropSpare(); // died waiting: not usable
+  });
+  try {
+    // the current spare's only: a claimed one's groups are its container's
+    Deno.writeTextFileSync(sparesFile(root), `${made.id}\n`, { mode: 0o600 });
+    made.cgroup = createCgroup(root, made.id, SPARE_LIMITS, {});
+    made.joined = made.cgroup.addProcessAsync(stage.child.pid);
+    made.joined.catch(() => {
+      if (spare === made) dropSpare(); // no groups for it: not usable
     });
-    spare = { stage, timer: setTimeout(dropSpare, SPARE_IDLE_MS) };
-  } catch { /* no spare this time */ }
+  } catch { /* a spare PID 1 without groups: the start makes them */ }
+}
+
+/**
+ * No device rule: on v2 a later filter is ANDed with an earlier one (BPF_F_ALLOW_MULTI), so the
+ * claim's must be the first; the spare PID 1 is skiff's own fork, running no container code.
+ */
+const SPARE_LIMITS: CgroupLimits = { privileged: true };
+
+/** At a supervisor's start: the groups of spares a killed supervisor left (empty: their PID 1 died with it). */
+export function sweepSpares(root: StateRoot): void {
+  let ids: string[];
+  try {
+    ids = Deno.readTextFileSync(sparesFile(root)).split("\n").filter((l) => /^[0-9a-f]{64}$/.test(l));
+  } catch {
+    return;
+  }
+  for (const id of ids) {
+    if (exists(root.container(id))) continue; // a container took it: its groups are its own
+    try {
+      openCgroup(root, id, {}).destroy();
+    } catch { /* gone */ }
+  }
+  removeIfExists(sparesFile(root));
 }
 
 /** Resolves true once the init stage has execve()d the container's command, false if it exited first. */
@@ -132,7 +262,8 @@ async function pumpStream(
   try {
     for await (const chunk of source) {
       log.write(name, chunk);
-      attached.output(name, chunk);
+      const behind = attached.output(name, chunk);
+      if (behind) await behind; // a foreground run's caller reads slowly: its output waits
     }
   } catch { /* the pipe broke: nothing more to log */ }
 }
@@ -147,20 +278,21 @@ async function runOnce(
   onRunning: (pid: number) => void,
 ): Promise<RunOutcome> {
   const id = record.Id;
-  const cgroup = startCgroup(root, record);
   const keepStdin = record.Config.OpenStdin && !record.Config.Tty;
+  // --pid host / container:NAME: a stage of its own, spawned in that PID namespace (a spare has its own)
+  const pidMode = record.HostConfig.PidMode;
+  const taken = keepStdin || pidMode ? undefined : takeSpare(root, record);
+  // groups made for this id that its spare cannot give it (a record changed since): they go first
+  if (!taken && spare?.id === id) await dropSpare();
+  const cgroup = taken?.cgroup ?? startCgroup(root, record);
   let stage;
   try {
-    // --pid host / container:NAME: a stage of its own, spawned in that PID namespace (a spare has its own)
-    const pidMode = record.HostConfig.PidMode;
     const pidNs = pidMode ? await stagePidNamespace(root, pidMode, id) : undefined;
     try {
-      stage = (keepStdin || pidMode ? undefined : takeSpare()) ??
-        startInitStage(keepStdin ? "piped" : "null", "null", pidNs);
+      stage = taken?.stage ?? startInitStage(keepStdin ? "piped" : "null", "null", pidNs);
     } finally {
       if (typeof pidNs === "object") close(pidNs.fd);
     }
-    setTimeout(refillSpare, 0);
   } catch (e) {
     cgroup.destroy();
     throw e;
@@ -188,6 +320,7 @@ async function runOnce(
     pty = await launchContainer(root, record, cgroup, stage, {
       cgroupView: containerCgroupView(root, id, record.HostConfig),
       detached: true,
+      cgroupJoin: taken?.joined, // a spare's PID 1 is in its groups already (or on its way)
       outputPipes: output.spec(),
       // before the go: a start -a client sees the first byte, and the stdin pipe is named while
       // PID 1 is still skiff's (nothing of the container's chose it)
@@ -227,6 +360,9 @@ async function runOnce(
   });
   const ran = await waitForExec(child.pid, () => exited);
   if (ran) onRunning(child.pid);
+  // the next start's PID 1, forked once this one's answer is on its way (forked before the setup,
+  // it was ~2 ms on every run -d's path); a foreground run's, once its caller has the outcome
+  if (!foregroundRuns.has(id)) setTimeout(() => refillSpare(root), 0);
   const health = ran && !exited && probeCommand(record.Config) ? HealthMonitor.start(root, id) : undefined;
   output.releaseWriters(); // the container holds its own ends now (or is gone)
   if (ran && (pty || stdinPipe)) {
@@ -312,7 +448,10 @@ async function supervise(
       const run = adopted ?? (() => runOnce(root, record, (pid) => answer({ ok: true, pid })));
       adopted = undefined;
       outcome = await run();
+      outcomeWaiters.get(id)?.({ exitCode: outcome.exitCode });
     } catch (e) {
+      // a foreground caller waits for the run's end: this is it (answered below if it never ran)
+      outcomeWaiters.get(id)?.({ exitCode: 125, error: (e as Error).message });
       updateQuietly(root, id, (r) => {
         // one that never ran stays "created", as docker leaves it when its start fails
         const status = r.State.StartedAt === ZERO_TIME ? "created" : "exited";
@@ -442,18 +581,81 @@ async function createAndStart(
   onDone: () => void,
 ): Promise<StartReply> {
   let id: string;
+  // the spare's groups are made for this id (a --cidfile request brings its own)
+  const wanted = run.id ?? nextContainerId(run);
   try {
-    id = (await createDetached(root, run)).Id;
+    id = (await createDetached(root, { ...run, id: wanted })).Id;
   } catch (e) {
     if (e instanceof ContainerIdTakenError && run.id) {
       return { ...await start(root, run.id, owned, onDone), id: run.id };
     }
-    const error = e instanceof Error ? e.message : String(e);
-    if (e instanceof ImageNotPresentError) return { ok: false, error, exitCode: 125, imageMissing: true };
-    return { ok: false, error, exitCode: e instanceof SkiffError ? e.exitCode : 125, phase: "create" };
+    releaseContainerId(wanted);
+    return createRefusal(e);
   }
   const started = await start(root, id, owned, onDone);
   return { ...started, id };
+}
+
+/** Makes the container of `run` (its id given): undefined, or the refusal to answer. */
+async function create(root: StateRoot, run: RunRequest): Promise<StartReply | undefined> {
+  try {
+    await createDetached(root, run);
+  } catch (e) {
+    return createRefusal(e);
+  }
+}
+
+function createRefusal(e: unknown): StartReply {
+  const error = e instanceof Error ? e.message : String(e);
+  if (e instanceof ImageNotPresentError) return { ok: false, error, exitCode: 125, imageMissing: true };
+  return { ok: false, error, exitCode: e instanceof SkiffError ? e.exitCode : 125, phase: "create" };
+}
+
+/** Foreground runs served here, by container id: told the outcome of the run (serveForeground). */
+const outcomeWaiters = new Map<string, (outcome: ForegroundOutcome) => void>();
+/** The ids of the foreground runs under way. */
+const foregroundRuns = new Set<string>();
+
+/**
+ * A foreground `skiff run` whose CLI found this supervisor up (foreground.ts): made and started as
+ * run -d is, the caller attached before the start. Its id is chosen here first, so that the
+ * outcome of the run is waited for before anything of it can end.
+ */
+async function serveForegroundRun(
+  root: StateRoot,
+  fd: number,
+  run: RunRequest,
+  owned: Set<string>,
+  onDone: () => void,
+): Promise<void> {
+  // first: the caller learns its request is taken (its end before this line means nothing was
+  // made, and it runs the container itself: a supervisor on its way out never reads it)
+  await writeReply(fd, { accepted: true });
+  const id = run.id ??= nextContainerId(run);
+  const outcome = new Promise<ForegroundOutcome>((resolve) => outcomeWaiters.set(id, resolve));
+  foregroundRuns.add(id);
+  try {
+    const made = await create(root, run);
+    if (made !== undefined) {
+      releaseContainerId(id);
+      return void await writeReply(fd, made);
+    }
+    await serveForeground(fd, id, () => start(root, id, owned, onDone), outcome);
+  } finally {
+    outcomeWaiters.delete(id);
+    foregroundRuns.delete(id);
+    lingerAfterForeground();
+    refillSpare(root); // for the next run of the caller's script
+  }
+}
+
+async function writeReply(fd: number, answer: unknown): Promise<void> {
+  let reply = new TextEncoder().encode(JSON.stringify(answer) + "\n");
+  while (reply.length > 0) {
+    const n = await writeAsync(fd, reply);
+    if (n <= 0) return; // the requester went away
+    reply = reply.subarray(n);
+  }
 }
 
 /** Serves one connection: a single JSON request line, a single JSON reply line. */
@@ -476,7 +678,11 @@ async function serve(
     id: string;
     run?: RunRequest;
     attach?: AttachRequest["attach"];
+    foreground?: boolean;
   };
+  if (request.op === "run" && request.foreground && request.run) {
+    return await serveForegroundRun(root, fd, request.run, owned, onDone);
+  }
   if (request.op === "attach" || request.op === "resize" || (request.op === "start" && request.attach)) {
     const running = () => {
       try {
@@ -496,12 +702,7 @@ async function serve(
   } else {
     answer = { ok: false, error: `unknown request ${request.op}`, exitCode: 125 };
   }
-  let reply = new TextEncoder().encode(JSON.stringify(answer) + "\n");
-  while (reply.length > 0) {
-    const n = await writeAsync(fd, reply);
-    if (n <= 0) return; // the requester went away
-    reply = reply.subarray(n);
-  }
+  await writeReply(fd, answer);
 }
 
 /** Only root and the owner of the state root may ask for containers (who else could read its state). */
@@ -548,8 +749,9 @@ export function listenPrivately(path: string): number {
 }
 
 /** `skiff __supervisor`: see the header. */
-const supervisor = async (_args: string[], ctx: { root: StateRoot }): Promise<number> => {
+const supervisor = async (args: string[], ctx: { root: StateRoot }): Promise<number> => {
   const root = ctx.root;
+  if (args.includes("--warm")) lingerAfterForeground();
   const lockFd = open(supervisorLock(root), O.RDWR | O.CREAT | O.CLOEXEC, 0o600);
   if (!flock(lockFd, LOCK.EX | LOCK.NB)) return 0; // another supervisor serves this root
   globalThis.addEventListener("unhandledrejection", (e) => {
@@ -557,6 +759,7 @@ const supervisor = async (_args: string[], ctx: { root: StateRoot }): Promise<nu
     e.preventDefault();
   });
   const listenFd = listenPrivately(supervisorSocket(root));
+  sweepSpares(root);
   const rootOwner = Deno.statSync(root.path).uid ?? 0;
   const owned = new Set<string>();
   let busy = 0, exiting = false;
@@ -565,8 +768,23 @@ const supervisor = async (_args: string[], ctx: { root: StateRoot }): Promise<nu
   } catch (e) {
     diagnose(root, `adoption: ${(e as Error).stack ?? e}`);
   }
+  const rootInode = Deno.statSync(root.path).ino;
+  const rootStillThere = () => {
+    try {
+      return Deno.statSync(root.path).ino === rootInode;
+    } catch {
+      return false;
+    }
+  };
+  let lingering: ReturnType<typeof setTimeout> | undefined;
   const exitWhenIdle = () => {
     if (owned.size === 0 && busy === 0 && !exiting) {
+      const left = lingerUntil - Date.now();
+      if (left > 0 && rootStillThere()) {
+        clearTimeout(lingering);
+        lingering = setTimeout(exitWhenIdle, Math.min(left, ROOT_CHECK_MS));
+        return;
+      }
       exiting = true;
       shutdownSocket(listenFd); // wakes the pending accept
       // the lock goes with the process; the next supervisor rebinds the socket
@@ -575,6 +793,13 @@ const supervisor = async (_args: string[], ctx: { root: StateRoot }): Promise<nu
   };
   // started for a request that never came (its sender died): do not linger
   setTimeout(exitWhenIdle, 3_000);
+  // SIGTERM: no more lingering; an idle supervisor exits now (its spare and groups removed), one
+  // that owns containers as before (they run on, adopted by the next supervisor)
+  Deno.addSignalListener("SIGTERM", () => {
+    lingerUntil = 0;
+    if (owned.size === 0 && busy === 0) return exitWhenIdle();
+    dropSpare().finally(() => Deno.exit(143));
+  });
   while (!exiting) {
     const fd = await acceptAsync(listenFd);
     if (fd < 0) {
@@ -582,7 +807,8 @@ const supervisor = async (_args: string[], ctx: { root: StateRoot }): Promise<nu
       if (!exiting) await sleep(5);
       continue;
     }
-    if (!peerAllowed(fd, rootOwner)) {
+    // on its way out: unread, the caller asks again (a foreground run runs its container itself)
+    if (exiting || !peerAllowed(fd, rootOwner)) {
       closeFd(fd);
       continue;
     }

@@ -245,9 +245,12 @@ export async function launchContainer(
     // the first cgroup.procs write waits ~10-20 ms for an RCU grace period: PID 1 waits for its
     // last program until the join is done, while skiff sets up the rootfs; nothing of the
     // container runs before the join
-    const overlap = options.cgroupJoin !== undefined ||
-      (options.detached === true && cgroup?.addProcessAsync !== undefined);
-    if (!overlap) cgroup?.addProcess(child.pid);
+    // (the supervisor starts it here, before the setup: started after, its grace period was on
+    // the critical path of every run -d)
+    const joining = options.cgroupJoin ??
+      (options.detached === true ? cgroup?.addProcessAsync?.(child.pid) : undefined);
+    joining?.catch(() => {}); // awaited below; a failure before that is the one reported
+    if (!joining) cgroup?.addProcess(child.pid);
     // the network before the setup: it joins the namespace made (or named) here
     if (options.network instanceof Error) throw options.network;
     const network = options.network ?? (await import("./network.ts")).setupNetwork(root, record);
@@ -290,9 +293,9 @@ export async function launchContainer(
       };
     });
     const ready = await setup;
-    if (overlap) {
+    if (joining) {
       try {
-        await (options.cgroupJoin ?? cgroup!.addProcessAsync!(child.pid));
+        await joining;
       } catch (e) {
         // a stage that failed its setup is gone already (a zombie cannot join: ESRCH): its init
         // error says why, not this
