@@ -15,6 +15,9 @@ import { FrameDecoder, STREAM_OUTCOME, STREAM_STDERR } from "./attach_stream.ts"
 import type { RunRequest } from "./create_run.ts";
 import type { RunOutcome } from "./process.ts";
 
+/** The supervisor's first line: the request is taken (monitor.ts serveForegroundRun). */
+const ACCEPTED = JSON.stringify({ accepted: true });
+
 export interface ForegroundIO {
   stdout: ByteSink;
   stderr: ByteSink;
@@ -41,7 +44,7 @@ export async function runThroughSupervisor(
   try {
     await writeAll(
       conn,
-      new TextEncoder().encode(JSON.stringify({ op: "run", foreground: true, run: request }) + "\n"),
+      new TextEncoder().encode(JSON.stringify({ op: "foreground", run: request }) + "\n"),
     );
     const buf = new Uint8Array(64 * 1024);
     let pending: Uint8Array = new Uint8Array(0);
@@ -56,8 +59,9 @@ export async function runThroughSupervisor(
       pending = pending.slice(end + 1);
       return text;
     };
-    // no "accepted": the supervisor never read the request (it was exiting), nothing was made
-    if (await line() === undefined) return undefined;
+    // no "accepted": the supervisor never read the request (it was exiting), or refused the op (an
+    // older skiff's): nothing was made
+    if (await line() !== ACCEPTED) return undefined;
     const replyLine = await line();
     if (replyLine === undefined) {
       throw new SkiffError(

@@ -120,18 +120,29 @@ let spare: Spare | undefined;
 
 const sparesFile = (root: StateRoot) => `${root.path}/supervisor/spares`;
 
+/** Groups of dropped spares being removed, by id: a container given that id waits for them to go. */
+const dropping = new Map<string, Promise<unknown>>();
+
 /** Kills the spare and removes its groups; resolves once it is gone. */
 function dropSpare(): Promise<unknown> {
   if (!spare) return Promise.resolve();
   clearTimeout(spare.timer);
-  const { stage, cgroup, joined } = spare;
+  const { stage, cgroup, joined, id } = spare;
   spare = undefined;
-  return abortInitStage(stage).finally(async () => {
+  const gone = abortInitStage(stage).finally(async () => {
     await joined?.catch(() => {});
     try {
       cgroup?.destroy();
     } catch { /* swept by the next supervisor */ }
-  });
+  }).finally(() => dropping.delete(id));
+  dropping.set(id, gone);
+  return gone;
+}
+
+/** The idle spare goes, unless a request has its id (its start takes it in a moment). */
+function dropIdleSpare(): void {
+  if (spare?.promised) spare.timer = setTimeout(dropIdleSpare, SPARE_IDLE_MS);
+  else dropSpare();
 }
 
 /** The id the next container made here takes: its spare's groups are made for it. */
@@ -190,7 +201,7 @@ function takeSpare(
 function refillSpare(root: StateRoot): void {
   if (spare) {
     clearTimeout(spare.timer);
-    spare.timer = setTimeout(dropSpare, SPARE_IDLE_MS);
+    spare.timer = setTimeout(dropIdleSpare, SPARE_IDLE_MS);
     return;
   }
   let stage: InitStage;
@@ -199,7 +210,7 @@ function refillSpare(root: StateRoot): void {
   } catch {
     return; // no spare this time
   }
-  const made: Spare = { stage, id: newContainerId(), timer: setTimeout(dropSpare, SPARE_IDLE_MS) };
+  const made: Spare = { stage, id: newContainerId(), timer: setTimeout(dropIdleSpare, SPARE_IDLE_MS) };
   spare = made;
   stage.child.status.then(() => {
     if (spare === made) dropSpare(); // died waiting: not usable
@@ -284,6 +295,7 @@ async function runOnce(
   const taken = keepStdin || pidMode ? undefined : takeSpare(root, record);
   // groups made for this id that its spare cannot give it (a record changed since): they go first
   if (!taken && spare?.id === id) await dropSpare();
+  await dropping.get(id); // a spare dropped with this id: its groups go before ours are made
   const cgroup = taken?.cgroup ?? startCgroup(root, record);
   let stage;
   try {
@@ -678,9 +690,9 @@ async function serve(
     id: string;
     run?: RunRequest;
     attach?: AttachRequest["attach"];
-    foreground?: boolean;
   };
-  if (request.op === "run" && request.foreground && request.run) {
+  // an op of its own: a supervisor of an older skiff refuses it (unknown request) and makes nothing
+  if (request.op === "foreground" && request.run) {
     return await serveForegroundRun(root, fd, request.run, owned, onDone);
   }
   if (request.op === "attach" || request.op === "resize" || (request.op === "start" && request.attach)) {
