@@ -321,3 +321,35 @@ Deno.test("warm supervisor: stays a while after a foreground run, then exits; a 
     await eventually("the supervisor exits", () => supervisorPids(root).length === 0, 3_000);
   });
 });
+
+Deno.test("foreground run with a restart policy: the first exit's code, then the supervisor restarts it (docker 20.10)", async () => {
+  await withBusybox(async (root) => {
+    // no supervisor up: the run starts one, or the policy could not be honoured
+    assertEquals(supervisorPids(root), []);
+    // docker 20.10: `docker run --restart on-failure:2 IMG sh -c 'echo hi; sleep 0.3; exit 3'` prints
+    // hi, exits 3; the daemon restarts it twice (RestartCount 2, exited 3, three lines in its log)
+    const r = await root.skiff([
+      "run",
+      "--restart",
+      "on-failure:2",
+      "--name",
+      "rr",
+      "--network",
+      "none",
+      "busybox",
+      "sh",
+      "-c",
+      "echo hi; sleep 0.3; exit 3",
+    ]);
+    assertEquals([r.code, r.stdout], [3, "hi\n"]);
+    await eventually(
+      "two restarts",
+      async () =>
+        (await root.ok(["inspect", "-f", "{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}}", "rr"]))
+          .trim() ===
+          "2 exited 3",
+      15_000,
+    );
+    assertEquals(await root.ok(["logs", "rr"]), "hi\nhi\nhi\n");
+  });
+});

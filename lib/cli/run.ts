@@ -178,7 +178,12 @@ const run: Verb = async (args, ctx) => {
   // replaces all three before the container's command runs
   const tty = bool(parsed, "tty"), interactive = bool(parsed, "interactive");
   // a warm supervisor runs it, when one is up and the run is of the kind it serves (foreground.ts)
-  const warm = !detach && servedBySupervisor(parsed) ? await connectSupervisor(ctx) : undefined;
+  // one with a restart policy always: the supervisor restarts it after the exit this run reports, as
+  // docker's daemon does (a run of its own could not)
+  const warm = detach || !servedBySupervisor(parsed) ? undefined : await connectSupervisor(ctx) ??
+    (restarts(parsed)
+      ? await (await import("../engine/foreground.ts")).startSupervisor(ctx.root)
+      : undefined);
   // --pid host / container:NAME: the engine spawns it in that PID namespace once NAME is checked
   const stage = detach || warm || str(parsed, "pid")
     ? undefined
@@ -210,13 +215,18 @@ async function connectSupervisor(ctx: Parameters<Verb>[1]): Promise<Deno.UnixCon
 
 /**
  * Whether a warm supervisor may run this foreground run for the CLI (engine/foreground.ts): one
- * without a terminal or stdin to relay, --cidfile, a pull or a restart policy (the supervisor
- * would restart it, where a run of its own ends).
+ * without a terminal or stdin to relay, --cidfile or a pull.
  */
 function servedBySupervisor(parsed: Parsed): boolean {
-  const pull = str(parsed, "pull"), restart = str(parsed, "restart");
+  const pull = str(parsed, "pull");
   return !bool(parsed, "tty") && !bool(parsed, "interactive") && !str(parsed, "cidfile") &&
-    (pull === undefined || pull === "missing") && (restart === undefined || restart === "no");
+    (pull === undefined || pull === "missing");
+}
+
+/** A restart policy (its value is checked with the other flags). */
+function restarts(parsed: Parsed): boolean {
+  const restart = str(parsed, "restart");
+  return restart !== undefined && restart !== "no";
 }
 
 async function runWithStage(

@@ -397,6 +397,7 @@ export async function serveForeground(
   id: string,
   start: () => Promise<StartReply>,
   outcome: Promise<ForegroundOutcome>,
+  killOnHangup: boolean,
 ): Promise<void> {
   setNonBlocking(fd); // see sendAll
   const hub = hubOf(id);
@@ -419,7 +420,7 @@ export async function serveForeground(
       const n = await receive(fd, buf);
       if (over) return;
       // the caller is gone (killed, or its terminal closed): the run goes with it
-      if (n <= 0) return void hub.run?.signal(9);
+      if (n <= 0) return void (killOnHangup && hub.run?.signal(9));
       for (const signo of buf.subarray(0, n)) if (signo > 0 && signo < 65) hub.run?.signal(signo);
     }
   })();

@@ -4,8 +4,10 @@
 // ~40 here) or forking PID 1 itself. The caller gets what its own run would give it: the
 // container's stdout and stderr as they come, SIGINT/SIGTERM/... passed on (--sig-proxy), the exit
 // code once the run is recorded (or removed with --rm), and the container killed when this process
-// dies before it ends (as PID 1's parent-death signal does for a run of its own). Only runs without
-// a terminal or stdin, --cidfile or a restart policy come here (run.ts servedBySupervisor).
+// dies before it ends (as PID 1's parent-death signal does for a run of its own), unless it has a
+// restart policy (then it is the supervisor's, as docker's daemon keeps it). Only runs without a
+// terminal or stdin, --cidfile or a pull come here (run.ts servedBySupervisor); one with a restart
+// policy starts a supervisor when none is up, so that the policy is honoured.
 
 import { SkiffError } from "../errors.ts";
 import type { ByteSink } from "../runtime/stdio.ts";
@@ -14,6 +16,25 @@ import type { ForegroundOutcome } from "./attach.ts";
 import { FrameDecoder, STREAM_OUTCOME, STREAM_STDERR } from "./attach_stream.ts";
 import type { RunRequest } from "./create_run.ts";
 import type { RunOutcome } from "./process.ts";
+import type { StateRoot } from "../state/root.ts";
+import { spawnSupervisor, supervisorSocket } from "./detach.ts";
+
+/**
+ * The state root's supervisor, started when none listens (run -d's way: racing starters converge on
+ * one); undefined when none could be reached (the caller runs the container itself).
+ */
+export async function startSupervisor(root: StateRoot): Promise<Deno.UnixConn | undefined> {
+  const deadline = Date.now() + 20_000;
+  let supervisor: { exited: () => boolean } | undefined;
+  for (let delay = 2; Date.now() < deadline; delay = Math.min(delay * 2, 50)) {
+    try {
+      return await Deno.connect({ transport: "unix", path: supervisorSocket(root) });
+    } catch { /* not (yet) listening */ }
+    if (!supervisor || supervisor.exited()) supervisor = spawnSupervisor(root);
+    await new Promise((r) => setTimeout(r, delay));
+  }
+  return undefined;
+}
 
 /** The supervisor's first line: the request is taken (monitor.ts serveForegroundRun). */
 const ACCEPTED = JSON.stringify({ accepted: true });

@@ -652,7 +652,10 @@ async function serveForegroundRun(
       releaseContainerId(id);
       return void await writeReply(fd, made);
     }
-    await serveForeground(fd, id, () => start(root, id, owned, onDone), outcome);
+    // a container with a restart policy is this supervisor's, as docker's daemon's: its caller's
+    // end does not end it (without one, it does, as a run of its own dies with its caller)
+    const policy = run.container.restartPolicy?.Name ?? "no";
+    await serveForeground(fd, id, () => start(root, id, owned, onDone), outcome, policy === "no");
   } finally {
     outcomeWaiters.delete(id);
     foregroundRuns.delete(id);
