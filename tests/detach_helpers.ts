@@ -1,7 +1,7 @@
 // Shared by the detached-container tests (detach, logs, lifecycle, restart, robust): a busybox root
 // whose containers are all removed, and whose supervisor has exited, before the leak check runs.
 
-import { MAIN, type TestRoot, withBusybox } from "./helpers.ts";
+import { MAIN, supervisorPidsOf, type TestRoot, withBusybox } from "./helpers.ts";
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -14,22 +14,9 @@ export async function eventually(what: string, check: () => boolean | Promise<bo
   }
 }
 
-/**
- * Pids of processes whose command line names this root's supervisor; not its forks (a spare PID 1
- * shows its parent's command line until it has dropped skiff's memory, a ms or so).
- */
+/** Pids of this root's supervisor (helpers.ts supervisorPidsOf). */
 export function supervisorPids(root: TestRoot): number[] {
-  const found = new Map<number, number>();
-  for (const e of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).split("\0");
-      if (!cmd.includes("__supervisor") || !cmd.includes(root.path)) continue;
-      const ppid = Number(/PPid:\s+(\d+)/.exec(Deno.readTextFileSync(`/proc/${e.name}/status`))?.[1]);
-      found.set(Number(e.name), ppid);
-    } catch { /* exited */ }
-  }
-  return [...found].filter(([, ppid]) => !found.has(ppid)).map(([pid]) => pid);
+  return supervisorPidsOf(root.path);
 }
 
 /** withBusybox, plus: every container removed and the supervisor gone before the leak check. */

@@ -137,25 +137,32 @@ async function sweepSpareGroups(root: string): Promise<void> {
   sweepSpares(new StateRoot(root));
 }
 
+/**
+ * Pids of processes whose command line names the supervisor of the root at `root`; not its forks
+ * (a spare PID 1 shows its parent's command line until it has dropped skiff's memory, a ms or so).
+ */
+export function supervisorPidsOf(root: string): number[] {
+  const found = new Map<number, number>();
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).split("\0");
+      if (!cmd.includes("__supervisor") || !cmd.includes(root)) continue;
+      const ppid = Number(/PPid:\s+(\d+)/.exec(Deno.readTextFileSync(`/proc/${e.name}/status`))?.[1]);
+      found.set(Number(e.name), ppid);
+    } catch { /* exited */ }
+  }
+  return [...found].filter(([, ppid]) => !found.has(ppid)).map(([pid]) => pid);
+}
+
 /** SIGTERMs the supervisor of `root`, if one runs, and waits (bounded) until it is gone. */
 export async function stopSupervisor(root: string): Promise<void> {
-  const pids = () => {
-    const out: number[] = [];
-    for (const e of Deno.readDirSync("/proc")) {
-      if (!/^\d+$/.test(e.name)) continue;
-      try {
-        const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).split("\0");
-        if (cmd.includes("__supervisor") && cmd.includes(root)) out.push(Number(e.name));
-      } catch { /* exited */ }
-    }
-    return out;
-  };
-  for (const pid of pids()) {
+  for (const pid of supervisorPidsOf(root)) {
     try {
       Deno.kill(pid, "SIGTERM");
     } catch { /* gone */ }
   }
-  for (let waited = 0; waited < 5000 && pids().length; waited += 25) {
+  for (let waited = 0; waited < 5000 && supervisorPidsOf(root).length; waited += 25) {
     await new Promise((r) => setTimeout(r, 25));
   }
 }
