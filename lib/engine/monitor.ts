@@ -97,12 +97,12 @@ function lingerAfterForeground(): void {
 /**
  * A spare init stage, made after each start while starts keep coming: the next start finds its
  * PID 1 forked and already in cgroups of its own, made for the id the next container created here
- * gets (`nextId`). The first cgroup.procs write of a join waits for an RCU grace period (8-14 ms
+ * gets (`nextContainerId`). The first cgroup.procs write of a join waits for an RCU grace period (8-14 ms
  * on the project's machines), which was the longest step of a warm start; made ahead it is off
  * that path, and the container's limits are written to the groups at the claim (applyLimits).
- * Dropped after SPARE_IDLE_MS without a start, so an idle supervisor keeps no spare. The groups'
- * ids are noted in <root>/supervisor/spares first: a supervisor killed with a spare leaves empty
- * groups, which the next one removes (sweepSpares).
+ * Dropped after SPARE_IDLE_MS without a start, so an idle supervisor keeps no spare. The current
+ * spare's id is noted in <root>/supervisor/spares before its groups are made: a supervisor killed
+ * with a spare leaves empty groups, which the next one removes (sweepSpares).
  */
 const SPARE_IDLE_MS = 1000;
 interface Spare {
@@ -127,8 +127,13 @@ const dropping = new Map<string, Promise<unknown>>();
 function dropSpare(): Promise<unknown> {
   if (!spare) return Promise.resolve();
   clearTimeout(spare.timer);
-  const { stage, cgroup, joined, id } = spare;
+  const gone = discard(spare);
   spare = undefined;
+  return gone;
+}
+
+/** Kills a spare's PID 1, then removes its groups (noted in `dropping` until they are gone). */
+function discard({ stage, cgroup, joined, id }: Spare): Promise<unknown> {
   const gone = abortInitStage(stage).finally(async () => {
     await joined?.catch(() => {});
     try {
@@ -176,13 +181,14 @@ function takeSpare(
   // another id's groups stay with their PID 1 for the container they were made for
   if (spare.cgroup && !fits) return undefined;
   clearTimeout(spare.timer);
-  const { stage, cgroup, joined } = spare;
+  const taken = spare;
+  const { stage, cgroup, joined } = taken;
   spare = undefined;
   if (!cgroup) return { stage };
   try {
     cgroup.applyLimits(cgroupLimitsOf(record.HostConfig));
   } catch (e) {
-    abortInitStage(stage).finally(() => cgroup.destroy());
+    discard(taken); // the start fails as createCgroup's would; runOnce waits for its groups to go
     throw e;
   }
   const id = record.Id;
@@ -642,7 +648,7 @@ async function serveForegroundRun(
 ): Promise<void> {
   // first: the caller learns its request is taken (its end before this line means nothing was
   // made, and it runs the container itself: a supervisor on its way out never reads it)
-  await writeReply(fd, { accepted: true });
+  if (!await writeReply(fd, { accepted: true })) return; // the caller is gone: nothing to run for it
   const id = run.id ??= nextContainerId(run);
   const outcome = new Promise<ForegroundOutcome>((resolve) => outcomeWaiters.set(id, resolve));
   foregroundRuns.add(id);
@@ -650,7 +656,8 @@ async function serveForegroundRun(
     const made = await create(root, run);
     if (made !== undefined) {
       releaseContainerId(id);
-      return void await writeReply(fd, made);
+      await writeReply(fd, made);
+      return;
     }
     // a container with a restart policy is this supervisor's, as docker's daemon's: its caller's
     // end does not end it (without one, it does, as a run of its own dies with its caller)
@@ -664,13 +671,15 @@ async function serveForegroundRun(
   }
 }
 
-async function writeReply(fd: number, answer: unknown): Promise<void> {
+/** false: the requester went away. */
+async function writeReply(fd: number, answer: unknown): Promise<boolean> {
   let reply = new TextEncoder().encode(JSON.stringify(answer) + "\n");
   while (reply.length > 0) {
     const n = await writeAsync(fd, reply);
-    if (n <= 0) return; // the requester went away
+    if (n <= 0) return false;
     reply = reply.subarray(n);
   }
+  return true;
 }
 
 /** Serves one connection: a single JSON request line, a single JSON reply line. */
