@@ -76,8 +76,8 @@ class Client {
   gone = false;
   /** A run fed it (false: nothing of this supervisor ever will, e.g. a foreground run's container). */
   bound = false;
-  /** Resolves the output pumps that wait for this client's queue to shrink (a foreground client). */
-  private drained?: () => void;
+  /** The output pumps (stdout's, stderr's) waiting for this client's queue to shrink (a foreground client). */
+  private drained: (() => void)[] = [];
 
   /**
    * `foreground`: a foreground run's caller (serveForeground), which must get every byte as its
@@ -97,7 +97,11 @@ class Client {
   /** For a foreground client over its limit: resolves once its queue is below it (or it is gone). */
   room(): Promise<void> | undefined {
     if (!this.foreground || this.gone || this.queued <= CLIENT_QUEUE_LIMIT) return undefined;
-    return new Promise((r) => (this.drained = r));
+    return new Promise((r) => this.drained.push(r));
+  }
+
+  private wakePumps(): void {
+    for (const resume of this.drained.splice(0)) resume();
   }
 
   /** Shuts the socket down now: the pending read and write on the blocking pool return. */
@@ -108,7 +112,7 @@ class Client {
     this.queued = 0;
     shutdownSocket(this.fd);
     this.wake?.();
-    this.drained?.();
+    this.wakePumps();
   }
 
   /** The run ended: what is queued still goes, then the socket is shut down. */
@@ -132,10 +136,7 @@ class Client {
       }
       const frame = this.queue.shift()!;
       this.queued -= frame.length;
-      if (this.queued <= CLIENT_QUEUE_LIMIT && this.drained) {
-        this.drained();
-        this.drained = undefined;
-      }
+      if (this.queued <= CLIENT_QUEUE_LIMIT) this.wakePumps();
       if (!await sendAll(this.fd, frame)) return this.drop();
     }
     // a foreground client's socket carries the outcome after the output (serveForeground)
