@@ -19,6 +19,16 @@ export function supervisorPids(root: TestRoot): number[] {
   return supervisorPidsOf(root.path);
 }
 
+/** Whether the root's supervisor takes connections now (its socket file may be a killed one's). */
+export async function supervisorListening(root: TestRoot): Promise<boolean> {
+  try {
+    (await Deno.connect({ transport: "unix", path: `${root.path}/supervisor/sock` })).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** withBusybox, plus: every container removed and the supervisor gone before the leak check. */
 export async function withDetached(fn: (root: TestRoot) => Promise<void>): Promise<void> {
   await withBusybox(async (root) => {

@@ -7,7 +7,7 @@
 
 import { deepStrictEqual as assertEquals, match as assertMatch, ok as assert } from "node:assert/strict";
 import { MAIN, type TestRoot, withBusybox } from "./helpers.ts";
-import { eventually, Proc, sleep, supervisorPids, withProcs } from "./detach_helpers.ts";
+import { eventually, Proc, sleep, supervisorListening, supervisorPids, withProcs } from "./detach_helpers.ts";
 
 /** The cgroup v1 hierarchy `controller`'s directory of container `id`, or v2's, and the file's name there. */
 function hostCgroupFile(id: string, v1: [string, string], v2: string): string {
@@ -25,13 +25,7 @@ function hostCgroupFile(id: string, v1: [string, string], v2: string): string {
 async function warmUp(root: TestRoot): Promise<number> {
   await root.ok(["run", "--rm", "--network", "none", "busybox", "true"]);
   await eventually("a warm supervisor", () => supervisorPids(root).length === 1);
-  await eventually("its socket", () => {
-    try {
-      return Deno.lstatSync(`${root.path}/supervisor/sock`).isSocket === true;
-    } catch {
-      return false;
-    }
-  });
+  await eventually("it listens", () => supervisorListening(root));
   return supervisorPids(root)[0];
 }
 
@@ -351,5 +345,71 @@ Deno.test("foreground run with a restart policy: the first exit's code, then the
       15_000,
     );
     assertEquals(await root.ok(["logs", "rr"]), "hi\nhi\nhi\n");
+  });
+});
+
+Deno.test("foreground run: a supervisor that dies mid-run takes the container with it; an older supervisor's refusal leaves the run to the CLI", async () => {
+  await withBusybox(async (root) => {
+    const supervisor = await warmUp(root);
+    await withProcs(async (track) => {
+      const p = track(
+        Proc.skiff(root, [
+          "run",
+          "--name",
+          "dd",
+          "--network",
+          "none",
+          "busybox",
+          "sh",
+          "-c",
+          "echo up; sleep 30",
+        ]),
+      );
+      await p.waitFor("up");
+      const pid = Number((await root.ok(["inspect", "-f", "{{.State.Pid}}", "dd"])).trim());
+      Deno.kill(supervisor, "SIGKILL");
+      assertEquals(await p.finish(), 125);
+      assertMatch(
+        p.stderr,
+        /the skiff supervisor went away while the container ran; its container was killed/,
+      );
+      // not left to run unattended (a script that tries again would run it twice)
+      await eventually("the container is gone", () => {
+        try {
+          return !Deno.readTextFileSync(`/proc/${pid}/cmdline`).includes("sleep");
+        } catch {
+          return true;
+        }
+      });
+      await root.ok(["rm", "-f", "dd"]);
+    });
+    await eventually("no supervisor", () => supervisorPids(root).length === 0);
+    // a supervisor of an older skiff (one outlives an upgrade while it owns containers) does not
+    // know the request: it answers as its serve() does, and makes nothing
+    Deno.removeSync(`${root.path}/supervisor/sock`);
+    const listener = Deno.listen({ transport: "unix", path: `${root.path}/supervisor/sock` });
+    const seen: string[] = [];
+    const old = (async () => {
+      for await (const conn of listener) {
+        const buf = new Uint8Array(65536);
+        const n = await conn.read(buf);
+        seen.push(new TextDecoder().decode(buf.subarray(0, n ?? 0)).split("\n")[0]);
+        await conn.write(
+          new TextEncoder().encode('{"ok":false,"error":"unknown request foreground","exitCode":125}\n'),
+        );
+        conn.close();
+      }
+    })();
+    try {
+      const r = await root.skiff(["run", "--rm", "--network", "none", "busybox", "echo", "own"]);
+      assertEquals([r.code, r.stdout, r.stderr], [0, "own\n", ""]);
+      assertEquals(JSON.parse(seen[0]).op, "foreground");
+    } finally {
+      listener.close();
+      await old.catch(() => {});
+      try {
+        Deno.removeSync(`${root.path}/supervisor/sock`);
+      } catch { /* gone */ }
+    }
   });
 });

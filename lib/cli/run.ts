@@ -288,7 +288,7 @@ async function runRequested(
   };
   if (warm) {
     const { runThroughSupervisor } = await import("../engine/foreground.ts");
-    const outcome = await runThroughSupervisor(warm, request, {
+    const outcome = await runThroughSupervisor(ctx.root, warm, request, {
       ...io,
       signalProxy: request.signalProxy !== false,
     });

@@ -15,15 +15,7 @@
 //   {"op":"start","id","attach":{"stdin","rows"?,"cols"?}} start -a: attached before the start
 //   {"op":"resize","id","rows","cols"}                     the caller's terminal changed size
 
-import {
-  kill,
-  readSome,
-  setNonBlocking,
-  setWinsize,
-  shutdownSocket,
-  writeAsync,
-  writeSome,
-} from "../../ffi/libc.ts";
+import { kill, readSome, setWinsize, shutdownSocket, writeAsync, writeSome } from "../../ffi/libc.ts";
 import { poller } from "../runtime/poller.ts";
 import type { ContainerRecord } from "../state/types.ts";
 import type { LogStream } from "../runtime/logs.ts";
@@ -145,11 +137,12 @@ class Client {
 }
 
 /**
- * A client's socket (non-blocking) is read and written through the supervisor's one poller: a
- * blocking call waiting on a client would hold one of Deno's 32 pool threads, and 32 foreground
- * runs (or attaches) at once would stall every other request and cgroup write of the supervisor.
+ * A client's socket (made non-blocking by monitor.ts serve) is read and written through the
+ * supervisor's one poller: a blocking call waiting on a client would hold one of Deno's 32 pool
+ * threads, and 32 foreground runs, attaches or idle connections at once would stall every other
+ * request and cgroup write of the supervisor.
  */
-async function sendAll(fd: number, data: Uint8Array<ArrayBuffer>): Promise<boolean> {
+export async function sendAll(fd: number, data: Uint8Array<ArrayBuffer>): Promise<boolean> {
   for (let at = 0; at < data.length;) {
     let n: number;
     try {
@@ -164,7 +157,7 @@ async function sendAll(fd: number, data: Uint8Array<ArrayBuffer>): Promise<boole
 }
 
 /** The bytes a client sent (0: its end, or an error). */
-async function receive(fd: number, buf: Uint8Array<ArrayBuffer>): Promise<number> {
+export async function receive(fd: number, buf: Uint8Array<ArrayBuffer>): Promise<number> {
   while (true) {
     let n: number;
     try {
@@ -338,7 +331,6 @@ export async function serveAttach(
   start: () => Promise<StartReply>,
   isRunning: () => boolean,
 ): Promise<void> {
-  setNonBlocking(fd); // see sendAll
   if (request.op === "resize") {
     hubs.get(request.id)?.run?.resize?.(request.rows ?? 0, request.cols ?? 0);
     await writeLine(fd, { ok: true });
@@ -400,7 +392,6 @@ export async function serveForeground(
   outcome: Promise<ForegroundOutcome>,
   killOnHangup: boolean,
 ): Promise<void> {
-  setNonBlocking(fd); // see sendAll
   const hub = hubOf(id);
   const client = new Client(fd, false, true);
   hub.clients.add(client);
@@ -412,7 +403,7 @@ export async function serveForeground(
     await writeLine(fd, { ok: false, error: started.error, exitCode: started.exitCode, phase });
     return;
   }
-  if (!await writeLine(fd, { ok: true, tty: false, pid: started.pid })) client.drop();
+  if (!await writeLine(fd, { ok: true, tty: false, pid: started.pid, id })) client.drop();
   client.startStreaming();
   let over = false;
   const signals = (async () => {

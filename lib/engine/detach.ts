@@ -45,6 +45,7 @@ export function spawnSupervisor(root: StateRoot, warm = false): { exited: () => 
     stdout: "null",
     stderr: "null",
     detached: true, // its own session: it outlives this command and the caller's terminal
+    cwd: "/", // nor does it keep the caller's directory busy (an unmount of it would fail)
   }).spawn();
   let exited = false;
   child.status.then(() => (exited = true));

@@ -54,6 +54,7 @@ export interface ForegroundIO {
  * back as a RunOutcome with its error, as the run's own.
  */
 export async function runThroughSupervisor(
+  root: StateRoot,
   conn: Deno.UnixConn,
   request: RunRequest,
   io: ForegroundIO,
@@ -90,7 +91,7 @@ export async function runThroughSupervisor(
       );
     }
     const reply = JSON.parse(replyLine) as
-      | { ok: true; pid: number }
+      | { ok: true; pid: number; id?: string }
       | { ok: false; error: string; exitCode: number; phase?: string; imageMissing?: boolean };
     if (!reply.ok) {
       if (reply.imageMissing) return undefined;
@@ -119,8 +120,18 @@ export async function runThroughSupervisor(
       data = buf.subarray(0, n);
     }
     if (!outcome || !Number.isInteger(outcome.exitCode)) {
+      // its supervisor died (killed): a run of its own would have taken the container down with it,
+      // and one left running unattended would run twice if the caller's script tried again
+      let killed = "";
+      if ((request.container.restartPolicy?.Name ?? "no") === "no" && reply.id) {
+        try {
+          const { Engine } = await import("./engine.ts");
+          await new Engine({ root }).kill(reply.id, "KILL");
+          killed = "; its container was killed";
+        } catch { /* it ended meanwhile */ }
+      }
       throw new SkiffError(
-        "the skiff supervisor went away while the container ran (see <root>/supervisor.log)",
+        `the skiff supervisor went away while the container ran${killed} (see <root>/supervisor.log)`,
       );
     }
     if (outcome.error) throw new SkiffError(outcome.error, outcome.exitCode);

@@ -24,10 +24,9 @@ import {
   O,
   open,
   peerCredentials,
-  readAsync,
+  setNonBlocking,
   shutdownSocket,
   umask,
-  writeAsync,
 } from "../../ffi/libc.ts";
 import {
   type CgroupLimits,
@@ -36,6 +35,7 @@ import {
   containerCgroupView,
   createCgroup,
   openCgroup,
+  validateLimits,
 } from "../cgroups/mod.ts";
 import { releaseExitResources, startCgroup } from "./resources.ts";
 import type { CgroupHandle } from "./resources_core.ts";
@@ -65,6 +65,8 @@ import {
   attachableRun,
   type AttachRequest,
   type ForegroundOutcome,
+  receive,
+  sendAll,
   serveAttach,
   serveForeground,
   stageHandles,
@@ -186,7 +188,9 @@ function takeSpare(
   spare = undefined;
   if (!cgroup) return { stage };
   try {
-    cgroup.applyLimits(cgroupLimitsOf(record.HostConfig));
+    const limits = cgroupLimitsOf(record.HostConfig);
+    validateLimits(limits); // as createCgroup
+    cgroup.applyLimits(limits);
   } catch (e) {
     discard(taken); // the start fails as createCgroup's would; runOnce waits for its groups to go
     throw e;
@@ -247,9 +251,12 @@ export function sweepSpares(root: StateRoot): void {
     return;
   }
   for (const id of ids) {
-    if (exists(root.container(id))) continue; // a container took it: its groups are its own
     try {
-      openCgroup(root, id, {}).destroy();
+      const groups = openCgroup(root, id, {});
+      // a container that took it and runs (adopted by this supervisor) keeps them; one made but
+      // never started (its supervisor killed in between) gets its own at its start
+      if (exists(root.container(id)) && groups.pids().length) continue;
+      groups.destroy();
     } catch { /* gone */ }
   }
   removeIfExists(sparesFile(root));
@@ -672,14 +679,8 @@ async function serveForegroundRun(
 }
 
 /** false: the requester went away. */
-async function writeReply(fd: number, answer: unknown): Promise<boolean> {
-  let reply = new TextEncoder().encode(JSON.stringify(answer) + "\n");
-  while (reply.length > 0) {
-    const n = await writeAsync(fd, reply);
-    if (n <= 0) return false;
-    reply = reply.subarray(n);
-  }
-  return true;
+function writeReply(fd: number, answer: unknown): Promise<boolean> {
+  return sendAll(fd, new TextEncoder().encode(JSON.stringify(answer) + "\n"));
 }
 
 /** Serves one connection: a single JSON request line, a single JSON reply line. */
@@ -689,11 +690,12 @@ async function serve(
   owned: Set<string>,
   onDone: () => void,
 ): Promise<void> {
+  setNonBlocking(fd); // through the poller from here on (attach.ts sendAll)
   const decoder = new TextDecoder();
   let text = "";
   const buf = new Uint8Array(4096);
   while (!text.includes("\n")) {
-    const n = await readAsync(fd, buf);
+    const n = await receive(fd, buf);
     if (n <= 0) return;
     text += decoder.decode(buf.subarray(0, n));
   }
@@ -812,7 +814,10 @@ const supervisor = async (args: string[], ctx: { root: StateRoot }): Promise<num
       exiting = true;
       shutdownSocket(listenFd); // wakes the pending accept
       // the lock goes with the process; the next supervisor rebinds the socket
-      dropSpare().finally(() => Deno.exit(0));
+      dropSpare().finally(() => {
+        removeIfExists(sparesFile(root)); // its groups are gone with it
+        Deno.exit(0);
+      });
     }
   };
   // started for a request that never came (its sender died): do not linger

@@ -71,7 +71,8 @@ export function howToStartMyself(): SelfStart {
   if (!chosen) {
     const exe = Deno.env.get("SKIFF_EXE");
     if (Deno.build.standalone) chosen = { kind: "exe", exe: Deno.execPath() };
-    else if (exe) chosen = { kind: "exe", exe };
+    // absolute: helpers start in / (detach.ts spawnSupervisor), not in the caller's directory
+    else if (exe) chosen = { kind: "exe", exe: exe.startsWith("/") ? exe : `${Deno.cwd()}/${exe}` };
     else chosen = { kind: "source", deno: Deno.execPath() };
   }
   return chosen;
