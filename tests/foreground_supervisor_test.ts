@@ -299,7 +299,9 @@ Deno.test("warm supervisor: the spare's cgroups are made ahead, take the contain
 
 Deno.test("warm supervisor: stays a while after a foreground run, then exits; a supervisor for run -d alone does not linger", async () => {
   await withBusybox(async (root) => {
-    await warmUp(root);
+    const supervisor = await warmUp(root);
+    // started by the caller's run, it does not keep the caller's directory (an unmount of it would fail)
+    assertEquals(Deno.readLinkSync(`/proc/${supervisor}/cwd`), "/");
     await root.ok(["run", "--rm", "--network", "none", "busybox", "true"]);
     const served = Date.now();
     await eventually("the supervisor exits", () => supervisorPids(root).length === 0, 15_000);
