@@ -19,6 +19,11 @@ export function supervisorPids(root: TestRoot): number[] {
   return supervisorPidsOf(root.path);
 }
 
+/** The id of the spare its supervisor made last (<root>/supervisor/spares lists them in order). */
+export function lastSpare(root: TestRoot): string {
+  return Deno.readTextFileSync(`${root.path}/supervisor/spares`).trim().split("\n").at(-1) ?? "";
+}
+
 /** Whether the root's supervisor takes connections now (its socket file may be a killed one's). */
 export async function supervisorListening(root: TestRoot): Promise<boolean> {
   try {

@@ -7,7 +7,15 @@
 
 import { deepStrictEqual as assertEquals, match as assertMatch, ok as assert } from "node:assert/strict";
 import { MAIN, type TestRoot, withBusybox } from "./helpers.ts";
-import { eventually, Proc, sleep, supervisorListening, supervisorPids, withProcs } from "./detach_helpers.ts";
+import {
+  eventually,
+  lastSpare,
+  Proc,
+  sleep,
+  supervisorListening,
+  supervisorPids,
+  withProcs,
+} from "./detach_helpers.ts";
 
 /** The cgroup v1 hierarchy `controller`'s directory of container `id`, or v2's, and the file's name there. */
 function hostCgroupFile(id: string, v1: [string, string], v2: string): string {
@@ -34,7 +42,7 @@ async function spareWaiting(root: TestRoot): Promise<string> {
   let id = "";
   await eventually("a spare PID 1 in its groups", () => {
     try {
-      id = Deno.readTextFileSync(`${root.path}/supervisor/spares`).trim();
+      id = lastSpare(root);
       if (!/^[0-9a-f]{64}$/.test(id) || root.containerIds().includes(id)) return false;
       return Deno.readTextFileSync(hostCgroupFile(id, ["pids", "cgroup.procs"], "cgroup.procs")).trim() !==
         "";

@@ -7,7 +7,13 @@
 
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { MAIN, type TestRoot } from "./helpers.ts";
-import { eventually, supervisorListening, supervisorPids, withDetached } from "./detach_helpers.ts";
+import {
+  eventually,
+  lastSpare,
+  supervisorListening,
+  supervisorPids,
+  withDetached,
+} from "./detach_helpers.ts";
 
 async function warmUp(root: TestRoot): Promise<number> {
   // the first run is its own and leaves a supervisor; the second is served and leaves a spare
@@ -17,7 +23,7 @@ async function warmUp(root: TestRoot): Promise<number> {
   await root.ok(["run", "--rm", "--network", "none", "busybox", "true"]);
   await eventually("its spare", () => {
     try {
-      return /^[0-9a-f]{64}$/.test(Deno.readTextFileSync(`${root.path}/supervisor/spares`).trim());
+      return /^[0-9a-f]{64}$/.test(lastSpare(root));
     } catch {
       return false;
     }
@@ -31,7 +37,7 @@ Deno.test("review-warm: a container whose supervisor was killed between its crea
     // the kill must land between the record and the start: a few tries
     for (let attempt = 0; attempt < 8 && !created; attempt++) {
       const supervisor = await warmUp(root);
-      const spare = Deno.readTextFileSync(`${root.path}/supervisor/spares`).trim();
+      const spare = lastSpare(root);
       const child = new Deno.Command(Deno.execPath(), {
         args: ["run", "-A", MAIN, "--root", root.path, "run", "--network", "none", "busybox", "echo", "hi"],
         stdin: "null",

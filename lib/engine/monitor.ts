@@ -140,7 +140,8 @@ function discard({ stage, cgroup, joined, id }: Spare): Promise<unknown> {
     await joined?.catch(() => {});
     try {
       cgroup?.destroy();
-    } catch { /* swept by the next supervisor */ }
+      spareGroups.delete(id);
+    } catch { /* swept at this supervisor's exit, or by the next one */ }
   }).finally(() => dropping.delete(id));
   dropping.set(id, gone);
   return gone;
@@ -187,6 +188,7 @@ function takeSpare(
   const { stage, cgroup, joined } = taken;
   spare = undefined;
   if (!cgroup) return { stage };
+  spareGroups.delete(taken.id); // the container's from now on
   try {
     const limits = cgroupLimitsOf(record.HostConfig);
     validateLimits(limits); // as createCgroup
@@ -226,8 +228,7 @@ function refillSpare(root: StateRoot): void {
     if (spare === made) dropSpare(); // died waiting: not usable
   });
   try {
-    // the current spare's only: a claimed one's groups are its container's
-    Deno.writeTextFileSync(sparesFile(root), `${made.id}\n`, { mode: 0o600 });
+    noteSpareGroups(root, made.id);
     made.cgroup = createCgroup(root, made.id, SPARE_LIMITS, {});
     made.joined = made.cgroup.addProcessAsync(stage.child.pid);
     made.joined.catch(() => {
@@ -242,13 +243,33 @@ function refillSpare(root: StateRoot): void {
  */
 const SPARE_LIMITS: CgroupLimits = { privileged: true };
 
-/** At a supervisor's start: the groups of spares a killed supervisor left (empty: their PID 1 died with it). */
-export function sweepSpares(root: StateRoot): void {
-  let ids: string[];
-  try {
-    ids = Deno.readTextFileSync(sparesFile(root)).split("\n").filter((l) => /^[0-9a-f]{64}$/.test(l));
-  } catch {
-    return;
+/**
+ * The ids of the spare groups this supervisor made that are neither removed nor a container's:
+ * swept at its exit (sweepSpares). The file lists them too, for the next supervisor after a kill;
+ * appended to, and written anew from this set when it grows long.
+ */
+const spareGroups = new Set<string>();
+let spareLines = 0;
+
+function noteSpareGroups(root: StateRoot, id: string): void {
+  spareGroups.add(id);
+  if (++spareLines > 1000) {
+    spareLines = spareGroups.size;
+    Deno.writeTextFileSync(sparesFile(root), [...spareGroups].map((i) => `${i}\n`).join(""), { mode: 0o600 });
+  } else Deno.writeTextFileSync(sparesFile(root), `${id}\n`, { append: true, mode: 0o600 });
+}
+
+/**
+ * Removes spare groups that no running container holds: at a supervisor's start those its killed
+ * predecessor listed (empty: their PID 1 died with it), at its exit its own (`ids`).
+ */
+export function sweepSpares(root: StateRoot, ids?: string[]): void {
+  if (!ids) {
+    try {
+      ids = Deno.readTextFileSync(sparesFile(root)).split("\n").filter((l) => /^[0-9a-f]{64}$/.test(l));
+    } catch {
+      return;
+    }
   }
   for (const id of ids) {
     try {
@@ -815,7 +836,7 @@ const supervisor = async (args: string[], ctx: { root: StateRoot }): Promise<num
       shutdownSocket(listenFd); // wakes the pending accept
       // the lock goes with the process; the next supervisor rebinds the socket
       dropSpare().finally(() => {
-        removeIfExists(sparesFile(root)); // its groups are gone with it
+        sweepSpares(root, [...spareGroups]); // what a drop could not remove
         Deno.exit(0);
       });
     }
@@ -827,7 +848,10 @@ const supervisor = async (args: string[], ctx: { root: StateRoot }): Promise<num
   Deno.addSignalListener("SIGTERM", () => {
     lingerUntil = 0;
     if (owned.size === 0 && busy === 0) return exitWhenIdle();
-    dropSpare().finally(() => Deno.exit(143));
+    dropSpare().finally(() => {
+      sweepSpares(root, [...spareGroups]);
+      Deno.exit(143);
+    });
   });
   while (!exiting) {
     const fd = await acceptAsync(listenFd);
