@@ -7,6 +7,7 @@
 
 import { deepStrictEqual as assertEquals, match as assertMatch, ok as assert } from "node:assert/strict";
 import { MAIN, type TestRoot, withBusybox } from "./helpers.ts";
+import { existsSync } from "node:fs";
 import {
   eventually,
   lastSpare,
@@ -328,8 +329,11 @@ Deno.test("warm supervisor: stays a while after a foreground run, then exits; a 
 
 Deno.test("foreground run with a restart policy: the first exit's code, then the supervisor restarts it (docker 20.10)", async () => {
   await withBusybox(async (root) => {
-    // no supervisor up: the run starts one, or the policy could not be honoured
+    // a bad policy is refused before anything is started (docker's exit code)
+    assertEquals((await root.skiff(["run", "--restart", "bogus", "busybox", "true"])).code, 125);
+    assert(!existsSync(`${root.path}/supervisor.lock`), "a supervisor was started"); // every one takes it
     assertEquals(supervisorPids(root), []);
+    // no supervisor up: the run starts one, or the policy could not be honoured
     // docker 20.10: `docker run --restart on-failure:2 IMG sh -c 'echo hi; sleep 0.3; exit 3'` prints
     // hi, exits 3; the daemon restarts it twice (RestartCount 2, exited 3, three lines in its log)
     const r = await root.skiff([

@@ -177,13 +177,11 @@ const run: Verb = async (args, ctx) => {
   // gets pipes that skiff copies, never the caller's own stdio (docker's attach); with -t the pty
   // replaces all three before the container's command runs
   const tty = bool(parsed, "tty"), interactive = bool(parsed, "interactive");
-  // a warm supervisor runs it, when one is up and the run is of the kind it serves (foreground.ts)
-  // one with a restart policy always: the supervisor restarts it after the exit this run reports, as
-  // docker's daemon does (a run of its own could not)
-  const warm = detach || !servedBySupervisor(parsed) ? undefined : await connectSupervisor(ctx) ??
-    (restarts(parsed)
-      ? await (await import("../engine/foreground.ts")).startSupervisor(ctx.root)
-      : undefined);
+  // a warm supervisor runs it, when one is up and the run is of the kind it serves (foreground.ts);
+  // one with a restart policy always ("start": once its flags are checked, a supervisor is started
+  // if none is up), as docker's daemon restarts it after the exit this run reports
+  const served = !detach && servedBySupervisor(parsed);
+  const warm = served ? await connectSupervisor(ctx) ?? (restarts(parsed) ? "start" : undefined) : undefined;
   // --pid host / container:NAME: the engine spawns it in that PID namespace once NAME is checked
   const stage = detach || warm || str(parsed, "pid")
     ? undefined
@@ -195,7 +193,7 @@ const run: Verb = async (args, ctx) => {
     throw e;
   } finally {
     try {
-      warm?.close();
+      if (typeof warm === "object") warm.close();
     } catch { /* closed by the run */ }
   }
 };
@@ -234,7 +232,7 @@ async function runWithStage(
   ctx: Parameters<Verb>[1],
   detach: boolean,
   stage: InitStage | undefined,
-  warm: Deno.UnixConn | undefined,
+  warm: Deno.UnixConn | "start" | undefined,
 ): Promise<number> {
   const [{ adaptLimitsToHost, runRequest, warnAboutPorts }, { checkSeccompProfiles }] = await Promise.all([
     import("./run_flags.ts"),
@@ -278,7 +276,7 @@ async function runRequested(
   ctx: Parameters<Verb>[1],
   detach: boolean,
   stage: InitStage | undefined,
-  warm?: Deno.UnixConn,
+  warm?: Deno.UnixConn | "start",
   made?: (id: string) => void,
 ): Promise<number> {
   const pullFlag = str(parsed, "pull");
@@ -287,13 +285,15 @@ async function runRequested(
     stderr: request.container.attach?.stderr === false ? DISCARD : Deno.stderr,
   };
   if (warm) {
-    const { runThroughSupervisor } = await import("../engine/foreground.ts");
-    const outcome = await runThroughSupervisor(ctx.root, warm, request, {
-      ...io,
-      signalProxy: request.signalProxy !== false,
-    });
-    // undefined: nothing was made (the supervisor was on its way out, or the image must be pulled
-    // first): this process runs it itself
+    const { runThroughSupervisor, startSupervisor } = await import("../engine/foreground.ts");
+    const conn = warm === "start" ? await startSupervisor(ctx.root) : warm;
+    // undefined: nothing was made (no supervisor could be started, it was on its way out, or the
+    // image must be pulled first): this process runs it itself
+    const outcome = conn &&
+      await runThroughSupervisor(ctx.root, conn, request, {
+        ...io,
+        signalProxy: request.signalProxy !== false,
+      });
     if (outcome) return reportForeground(outcome);
   }
   if (detach && (pullFlag === undefined || pullFlag === "missing")) {

@@ -408,7 +408,7 @@ async function runOnce(
   if (ran) onRunning(child.pid);
   // the next start's PID 1, forked once this one's answer is on its way (forked before the setup,
   // it was ~2 ms on every run -d's path); a foreground run's, once its caller has the outcome
-  if (!foregroundRuns.has(id)) setTimeout(() => refillSpare(root), 0);
+  if (!outcomeWaiters.has(id)) setTimeout(() => refillSpare(root), 0);
   const health = ran && !exited && probeCommand(record.Config) ? HealthMonitor.start(root, id) : undefined;
   output.releaseWriters(); // the container holds its own ends now (or is gone)
   if (ran && (pty || stdinPipe)) {
@@ -659,8 +659,6 @@ function createRefusal(e: unknown): StartReply {
 
 /** Foreground runs served here, by container id: told the outcome of the run (serveForeground). */
 const outcomeWaiters = new Map<string, (outcome: ForegroundOutcome) => void>();
-/** The ids of the foreground runs under way. */
-const foregroundRuns = new Set<string>();
 
 /**
  * A foreground `skiff run` whose CLI found this supervisor up (foreground.ts): made and started as
@@ -679,7 +677,6 @@ async function serveForegroundRun(
   if (!await writeReply(fd, { accepted: true })) return; // the caller is gone: nothing to run for it
   const id = run.id ??= nextContainerId(run);
   const outcome = new Promise<ForegroundOutcome>((resolve) => outcomeWaiters.set(id, resolve));
-  foregroundRuns.add(id);
   try {
     const made = await create(root, run);
     if (made !== undefined) {
@@ -693,7 +690,6 @@ async function serveForegroundRun(
     await serveForeground(fd, id, () => start(root, id, owned, onDone), outcome, policy === "no");
   } finally {
     outcomeWaiters.delete(id);
-    foregroundRuns.delete(id);
     lingerAfterForeground();
     refillSpare(root); // for the next run of the caller's script
   }
